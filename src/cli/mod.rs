@@ -1,0 +1,232 @@
+//! Command-line types only: the doc comments below are the help text.
+//!
+//! Flags follow Docker's names and meanings wherever Docker has the feature, so what a
+//! student learns here transfers; dockling's own switches (`--trace`, `--step`, `--layers`,
+//! `--rootfs`, `--no-cgroups`) turn parts of the engine off or show them working.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A small but real container engine, built to be looked into.
+#[derive(Debug, Parser)]
+#[command(name = "dockling", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Where images and containers are stored
+    #[arg(long, global = true, env = "DOCKLING_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Config file with defaults (YAML)
+    #[arg(long, global = true, env = "DOCKLING_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an image from a root filesystem tarball (like `docker import`)
+    Import(ImportArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Run a command in a new container
+    Run(RunArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Show low-level information on images or containers as JSON
+    Inspect(InspectArgs),
+    /// Show the plan of an operation, step by step, with the syscalls it would make
+    Explain(ExplainArgs),
+}
+
+/// `dockling import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Tarball of a root filesystem (plain, gzip), or - for standard input
+    pub file: String,
+    /// Name for the image, like busybox:latest
+    pub reference: Option<String>,
+    /// Apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL)
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// Set the commit message for the imported image
+    #[arg(short = 'm', long = "message")]
+    pub message: Option<String>,
+}
+
+/// `dockling images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Only images of this repository (optionally :tag)
+    pub repository: Option<String>,
+}
+
+/// `dockling ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+/// `dockling rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Containers, by name or ID (prefix)
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `dockling rmi`.
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Force removal of the image, even if a stopped container uses it
+    #[arg(short, long)]
+    pub force: bool,
+    /// Images, by name or ID (prefix)
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `dockling inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Only look at this kind of object
+    #[arg(long = "type", value_parser = ["image", "container"])]
+    pub kind: Option<String>,
+    /// Images or containers, by name or ID
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `dockling explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The operation to explain
+    #[command(subcommand)]
+    pub what: ExplainWhat,
+}
+
+/// What `explain` can explain.
+#[derive(Debug, Subcommand)]
+pub enum ExplainWhat {
+    /// The plan of `dockling run` with these flags
+    Run(RunArgs),
+}
+
+/// `dockling run`: Docker's flags, plus the switches that show the engine's parts.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep STDIN open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables (NAME=value, or NAME to take it from here)
+    #[arg(short, long = "env", value_name = "LIST")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Bind mount a volume (HOST-DIR:CONTAINER-DIR[:ro|rw])
+    #[arg(short, long = "volume", value_name = "LIST")]
+    pub volume: Vec<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// PID namespace to use: "host" shares the host's process ids
+    #[arg(long, value_name = "string")]
+    pub pid: Option<String>,
+    /// UTS namespace to use: "host" shares the host's hostname
+    #[arg(long, value_name = "string")]
+    pub uts: Option<String>,
+    /// IPC mode to use: "private" (default) or "host"
+    #[arg(long, value_name = "string")]
+    pub ipc: Option<String>,
+    /// Connect a container to a network: "none" (only loopback, default) or "host"
+    #[arg(long, alias = "net", value_name = "network")]
+    pub network: Option<String>,
+    /// Cgroup namespace to use: "private" (default) or "host"
+    #[arg(long, value_name = "string")]
+    pub cgroupns: Option<String>,
+    /// Give extended privileges to this container (all capabilities, nothing masked)
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add", value_name = "list")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop", value_name = "list")]
+    pub cap_drop: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Memory limit (like 64m, 1g)
+    #[arg(short, long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Number of CPUs (like 0.5)
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<f64>,
+    /// Tune container pids limit (-1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Trace every syscall with its reason on stderr: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
+    pub trace: Option<crate::trace::Format>,
+    /// Pause before each step of the start: Enter goes on, q aborts and undoes
+    #[arg(long)]
+    pub step: bool,
+    /// How the image layers become the root filesystem: overlay or copy
+    #[arg(long, value_name = "MODE")]
+    pub layers: Option<crate::spec::LayersMode>,
+    /// How the root is switched: pivot_root or chroot (to see why chroot leaks)
+    #[arg(long, value_name = "MODE")]
+    pub rootfs: Option<crate::spec::RootfsMode>,
+    /// Do not create a cgroup (no resource limits)
+    #[arg(long)]
+    pub no_cgroups: bool,
+    /// Image to run
+    pub image: String,
+    /// Command and arguments (default: the image's ENTRYPOINT and CMD)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}

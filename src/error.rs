@@ -1,0 +1,68 @@
+//! The library's error type and Docker's exit codes.
+//!
+//! Docker's convention, which dockling keeps: 125 when the engine itself fails (bad flag,
+//! unknown image, a mount that failed), 126 when the container's command exists but cannot be
+//! invoked, 127 when it does not exist, and otherwise the container's own exit code.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::sys::SysError;
+
+/// Everything that can go wrong inside the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A kernel call failed; the message names the call and its object.
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    /// A file operation failed on a named path.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`read`, `create`...).
+        what: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The user asked for something that cannot work; the message says what to do instead.
+    #[error("{0}")]
+    Usage(String),
+    /// An image, container or file that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The container's command does not exist (exit 127).
+    #[error("{0}")]
+    CommandNotFound(String),
+    /// The container's command exists but cannot be run (exit 126).
+    #[error("{0}")]
+    CannotInvoke(String),
+    /// The user aborted a `--step` run.
+    #[error(transparent)]
+    Aborted(#[from] crate::trace::Aborted),
+    /// Stored data that is not what it should be.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    /// The exit code Docker would use.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::CommandNotFound(_) => 127,
+            Error::CannotInvoke(_) => 126,
+            Error::Aborted(_) => 130,
+            _ => 125,
+        }
+    }
+
+    /// Wrap an I/O error with what was done to which path.
+    pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { what, path, source }
+    }
+}
+
+/// Results of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

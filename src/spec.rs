@@ -1,0 +1,161 @@
+//! The one validated description of a container, built once from flags + config + image.
+//!
+//! Like runc's `specconv` → `configs`: the command line is an input format, this is the plan's
+//! input. Every step of [`crate::runtime`] receives a `&RunSpec`; nothing re-reads flags.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How image layers become the container's root filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LayersMode {
+    /// overlayfs: layers stay shared and read-only, writes go to the container's upper dir.
+    #[default]
+    Overlay,
+    /// A flattened private copy of every layer: slow and big, which is the point of the demo.
+    Copy,
+}
+
+/// How the process is put into its root filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+pub enum RootfsMode {
+    /// `pivot_root(2)` and detach the old root: the host filesystem is gone.
+    #[default]
+    #[value(name = "pivot_root")]
+    #[serde(rename = "pivot_root")]
+    PivotRoot,
+    /// `chroot(2)`: the host root stays mounted underneath (escapable by root).
+    #[value(name = "chroot")]
+    #[serde(rename = "chroot")]
+    Chroot,
+}
+
+/// Network mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A new network namespace with only loopback.
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// Which namespaces the container gets (true = its own, false = the host's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespaces {
+    /// Own process ids (`--pid host` turns off).
+    pub pid: bool,
+    /// Own hostname (`--uts host`).
+    pub uts: bool,
+    /// Own SysV IPC and POSIX queues (`--ipc host`).
+    pub ipc: bool,
+    /// Own network stack (`--network host`).
+    pub net: bool,
+    /// Own view of the cgroup tree (`--cgroupns host`).
+    pub cgroup: bool,
+}
+
+/// A bind mount from the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Absolute host path.
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub target: PathBuf,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// Resource limits; `None` leaves the kernel default.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Limits {
+    /// Bytes of memory.
+    pub memory: Option<u64>,
+    /// CPUs as a fraction (0.5 = half a CPU), enforced as a CFS quota per 100 ms period.
+    pub cpus: Option<f64>,
+    /// Maximum number of processes; `Some(-1)` or `None` for unlimited.
+    pub pids: Option<i64>,
+}
+
+/// The user the container's process runs as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+}
+
+/// Everything needed to start one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// 64 hex digits.
+    pub id: String,
+    /// `--name` or a generated name.
+    pub name: String,
+    /// The image as the user named it.
+    pub image_ref: String,
+    /// The image id (config digest).
+    pub image_id: String,
+    /// Unpacked layer directories, bottom first.
+    pub layers: Vec<PathBuf>,
+    /// Full argv of the process.
+    pub args: Vec<String>,
+    /// `NAME=value` pairs.
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    pub cwd: PathBuf,
+    /// Credentials of the process.
+    pub user: User,
+    /// Hostname inside the container.
+    pub hostname: String,
+    /// Allocate a pseudo-terminal.
+    pub tty: bool,
+    /// Keep stdin open.
+    pub interactive: bool,
+    /// Remove the container when it exits.
+    pub remove: bool,
+    /// Namespace switches.
+    pub namespaces: Namespaces,
+    /// Network mode.
+    pub network: NetworkMode,
+    /// Layer mode.
+    pub layers_mode: LayersMode,
+    /// Root switching mode.
+    pub rootfs_mode: RootfsMode,
+    /// Limits, or `None` with `--no-cgroups`.
+    pub cgroup: Option<Limits>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// Capability numbers the process keeps.
+    pub capabilities: Vec<u32>,
+    /// Bind mounts from the host.
+    pub volumes: Vec<Volume>,
+    /// Root filesystem read-only.
+    pub read_only: bool,
+    /// The container's directory: `upper/`, `work/`, `rootfs/`, `hostname`, `hosts`...
+    pub bundle: PathBuf,
+}
+
+impl RunSpec {
+    /// Where the merged (or copied) root filesystem is mounted.
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle.join("rootfs")
+    }
+    /// The container's writable layer.
+    pub fn upper(&self) -> PathBuf {
+        self.bundle.join("upper")
+    }
+    /// overlayfs's scratch directory (same filesystem as upper).
+    pub fn work(&self) -> PathBuf {
+        self.bundle.join("work")
+    }
+    /// The first 12 hex digits, as Docker shows ids.
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}

@@ -1,0 +1,158 @@
+//! Path resolution that cannot escape a root directory.
+//!
+//! Image content is untrusted: a layer may contain `etc -> /` or `../../..`, and a mount
+//! target like `/data` inside the image may be a symlink to a host directory. Joining strings
+//! and trusting the result would let a hostile image make dockling write to, or mount over,
+//! the host. Instead every lookup inside a rootfs goes through `openat2(2)` with
+//! `RESOLVE_IN_ROOT`, which makes the kernel treat the directory fd as `/` for `..` and for
+//! absolute symlinks, so resolution stays inside it whatever the image contains.
+//! Mounts then target `/proc/self/fd/N` of the resolved fd (as runc does), so there is no
+//! window in which the path could be swapped.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// `openat2(2)` with `how.resolve = resolve`.
+pub fn openat2(dir: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: open_how is plain data; zeroed is valid and we set every field we use.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 { mode as u64 } else { 0 };
+    how.resolve = resolve;
+    loop {
+        // SAFETY: dir is a live fd, c a valid C string, how a live open_how of the given size.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if rc >= 0 {
+            // SAFETY: the kernel returned a new descriptor that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) });
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EAGAIN) && e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Resolution flags for lookups inside an untrusted tree.
+pub const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+
+/// Open a directory as the root of later lookups.
+pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid C string; the result is checked before use.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: new descriptor, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Open `path` inside `root` (symlinks and `..` resolved as if `root` were `/`).
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result<OwnedFd> {
+    openat2(root, &relative(path), flags, 0, IN_ROOT)
+}
+
+/// Create every missing directory of `path` inside `root` and return an `O_PATH` fd of the
+/// last one. Each component is created with `mkdirat` on the fd of its resolved parent.
+pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    let rel = relative(path);
+    let mut dir = openat2(root, Path::new("."), libc::O_PATH | libc::O_DIRECTORY, 0, IN_ROOT)?;
+    let mut walked = PathBuf::new();
+    for comp in rel.components() {
+        let Component::Normal(name) = comp else { continue };
+        walked.push(name);
+        let c = CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: dir is a live directory fd, c a valid C string.
+        let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
+        }
+        // Resolve from the root again so a component that is a symlink stays inside it.
+        dir = openat2(root, &walked, libc::O_PATH | libc::O_DIRECTORY, 0, IN_ROOT)?;
+    }
+    Ok(dir)
+}
+
+/// Make sure a mount target exists inside `root`: a directory, or (when `file` is true) an
+/// empty file, creating parents as needed. Returns an `O_PATH` fd of the target.
+pub fn ensure_target_in_root(root: BorrowedFd<'_>, path: &Path, file: bool) -> io::Result<OwnedFd> {
+    let rel = relative(path);
+    if !file {
+        return mkdir_all_in_root(root, &rel, 0o755);
+    }
+    if let Some(parent) = rel.parent() {
+        mkdir_all_in_root(root, parent, 0o755)?;
+    }
+    match openat2(root, &rel, libc::O_PATH, 0, IN_ROOT) {
+        Ok(fd) => Ok(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            drop(openat2(root, &rel, libc::O_CREAT | libc::O_WRONLY, 0o644, IN_ROOT)?);
+            openat2(root, &rel, libc::O_PATH, 0, IN_ROOT)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The `/proc/self/fd/N` path naming an open descriptor: mounting onto it mounts onto exactly
+/// the object that was resolved, not whatever the path names later.
+pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// `path` with its root and any `.`/`..` prefix removed: what `RESOLVE_IN_ROOT` expects.
+pub fn relative(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn symlink_to_host_root_stays_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/", dir.path().join("escape")).unwrap();
+        let root = open_root(dir.path()).unwrap();
+        let fd = mkdir_all_in_root(root.as_fd(), Path::new("/escape/etc/dockling-test"), 0o755).unwrap();
+        // The directory was created inside the root, not on the host.
+        assert!(dir.path().join("etc/dockling-test").is_dir());
+        assert!(!Path::new("/etc/dockling-test").exists());
+        drop(fd);
+    }
+
+    #[test]
+    fn dotdot_is_clamped_to_root() {
+        assert_eq!(relative(Path::new("/../../etc/passwd")), PathBuf::from("etc/passwd"));
+        assert_eq!(relative(Path::new("/")), PathBuf::from("."));
+    }
+}

@@ -1,0 +1,157 @@
+//! The one seam between dockling and the kernel.
+//!
+//! Every operation that changes what a container is (namespaces, mounts, credentials,
+//! capabilities, cgroup knobs, the final `execve`) is a [`Call`] value performed through
+//! [`Sys::perform`]. `Sys` owns a [`Backend`] (the real [`linux::Linux`], or the
+//! [`record::Recorder`] double used by unit tests and `dockling explain`) and the [`Tracer`]
+//! that turns each call into an event with its arguments, result, duration and a plain-words
+//! explanation. Nothing outside `sys` calls `nix` or `libc` to change kernel state; the other
+//! `unsafe` blocks of the crate live in [`linux`] and [`fs`], each with its reason.
+
+pub mod call;
+pub mod fs;
+pub mod linux;
+pub mod record;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+
+pub use call::{Call, Prctl, Ret};
+
+use crate::trace::{StepId, Tracer};
+
+/// Performs calls: the real kernel, or a double.
+pub trait Backend {
+    /// Make the call. Implementations must not trace; [`Sys`] does that around them.
+    fn perform(&self, call: &Call) -> Result<Ret, Errno>;
+    /// True when nothing really happens (the recorder): callers skip work that would need a
+    /// real result, such as waiting for a child that was never started.
+    fn is_dry_run(&self) -> bool {
+        false
+    }
+}
+
+/// A failed call: which operation, on what, and the errno.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} {object}: {errno} ({desc})", desc = errno.desc())]
+pub struct SysError {
+    /// Syscall name, as strace prints it.
+    pub name: &'static str,
+    /// What it acted on.
+    pub object: String,
+    /// The error number the kernel returned.
+    pub errno: Errno,
+}
+
+/// The handle every engine function receives: backend + tracer.
+pub struct Sys {
+    backend: Box<dyn Backend>,
+    /// The trace sink and `--step` pauses.
+    pub tracer: Tracer,
+}
+
+impl Sys {
+    /// A seam over `backend` that reports to `tracer`.
+    pub fn new(backend: Box<dyn Backend>, tracer: Tracer) -> Self {
+        Sys { backend, tracer }
+    }
+
+    /// The real kernel, not traced.
+    pub fn quiet() -> Self {
+        Sys::new(Box::new(linux::Linux), Tracer::off())
+    }
+
+    /// True when running against the recorder (`explain`, unit tests).
+    pub fn is_dry_run(&self) -> bool {
+        self.backend.is_dry_run()
+    }
+
+    /// Enter a step of the plan: traced, and with `--step` the place where the user can pause
+    /// or abort. Returns `Err(Aborted)` when the user pressed `q`.
+    pub fn step(&self, id: StepId) -> Result<(), crate::trace::Aborted> {
+        self.tracer.step(id)
+    }
+
+    /// Perform one call through the backend, recording it when tracing.
+    pub fn perform(&self, call: Call) -> Result<Ret, SysError> {
+        let start = self.tracer.enabled().then(Instant::now);
+        let res = self.backend.perform(&call);
+        if let Some(start) = start {
+            self.tracer.syscall(&call, &res, start.elapsed());
+        }
+        res.map_err(|errno| SysError { name: call.name(), object: call.object(), errno })
+    }
+
+    /// Perform a call whose result only matters as success or failure.
+    pub fn run(&self, call: Call) -> Result<(), SysError> {
+        self.perform(call).map(|_| ())
+    }
+
+    // Typed helpers: one line each, so the engine code reads like the recipe it is.
+
+    /// `mount(2)`.
+    pub fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), SysError> {
+        self.run(Call::Mount {
+            source: source.map(Path::to_path_buf),
+            target: target.to_path_buf(),
+            fstype: fstype.map(String::from),
+            flags,
+            data: data.map(String::from),
+        })
+    }
+
+    /// `umount2(2)`.
+    pub fn umount2(&self, target: &Path, flags: MntFlags) -> Result<(), SysError> {
+        self.run(Call::Umount2 { target: target.to_path_buf(), flags })
+    }
+
+    /// `mkdir(2)`, where an existing directory counts as success.
+    pub fn mkdir(&self, path: &Path, mode: u32) -> Result<(), SysError> {
+        match self.run(Call::Mkdir { path: path.to_path_buf(), mode }) {
+            Err(e) if e.errno == Errno::EEXIST => Ok(()),
+            other => other,
+        }
+    }
+
+    /// `write` of a small control file.
+    pub fn write_file(&self, path: &Path, data: &str) -> Result<(), SysError> {
+        self.run(Call::WriteFile { path: path.to_path_buf(), data: data.to_string() })
+    }
+
+    /// `unshare(2)`.
+    pub fn unshare(&self, flags: CloneFlags) -> Result<(), SysError> {
+        self.run(Call::Unshare { flags })
+    }
+
+    /// `clone(2)` like fork: `Ok(0)` in the child, the child's pid in the parent.
+    pub fn clone_process(&self, flags: CloneFlags) -> Result<i32, SysError> {
+        match self.perform(Call::Clone { flags })? {
+            Ret::Pid(p) => Ok(p),
+            other => Ok(other.value() as i32),
+        }
+    }
+
+    /// `wait4(2)` for `pid`: the raw wait status.
+    pub fn wait4(&self, pid: i32) -> Result<i32, SysError> {
+        match self.perform(Call::Wait4 { pid })? {
+            Ret::Waited { status, .. } => Ok(status),
+            _ => Ok(0),
+        }
+    }
+
+    /// Convenience for paths built from parts.
+    pub fn path(parts: &[&str]) -> PathBuf {
+        parts.iter().collect()
+    }
+}

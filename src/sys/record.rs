@@ -1,0 +1,61 @@
+//! The recording double: performs nothing, remembers every call.
+//!
+//! Unit tests run an operation against it and snapshot the call list (the recipe a learner can
+//! read); `dockling explain` runs the real plan against it to show what would happen.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use nix::errno::Errno;
+
+use super::call::{Call, Ret};
+use super::Backend;
+
+/// Remembers calls; answers every one with success (`clone` answers like a parent would).
+#[derive(Default, Clone)]
+pub struct Recorder {
+    calls: Rc<RefCell<Vec<Call>>>,
+    fail: Rc<RefCell<Vec<(&'static str, Errno)>>>,
+}
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The calls made so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.borrow().clone()
+    }
+
+    /// Make the next call named `name` fail with `errno` (to test error paths and undo).
+    pub fn fail_next(&self, name: &'static str, errno: Errno) {
+        self.fail.borrow_mut().push((name, errno));
+    }
+
+    /// The calls as one line each, for snapshots.
+    pub fn script(&self) -> String {
+        self.calls.borrow().iter().map(|c| format!("{c}\n")).collect()
+    }
+}
+
+impl Backend for Recorder {
+    fn perform(&self, call: &Call) -> Result<Ret, Errno> {
+        self.calls.borrow_mut().push(call.clone());
+        let mut fail = self.fail.borrow_mut();
+        if let Some(i) = fail.iter().position(|(n, _)| *n == call.name()) {
+            return Err(fail.remove(i).1);
+        }
+        Ok(match call {
+            Call::Clone { .. } => Ret::Pid(4242),
+            Call::Wait4 { pid } => Ret::Waited { pid: *pid, status: 0 },
+            Call::WriteFile { data, .. } => Ret::Bytes(data.len()),
+            _ => Ret::Zero,
+        })
+    }
+
+    fn is_dry_run(&self) -> bool {
+        true
+    }
+}

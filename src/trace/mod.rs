@@ -1,0 +1,273 @@
+//! Trace events, their renderers, and `--step` pauses.
+//!
+//! The tracer is the only process-wide sink. It receives step and syscall events from
+//! [`crate::sys::Sys`] and writes each as one `write(2)` to stderr: for people (grouped by step,
+//! coloured unless `NO_COLOR` or not a terminal) or as JSON lines with the schema below, which
+//! is stable (new keys may be added; existing ones keep their meaning):
+//!
+//! ```text
+//! {"v":1,"type":"step","process":"engine","subsystem":"rootfs","step":"rootfs.pivot_root","title":"..."}
+//! {"v":1,"type":"syscall","process":"container","subsystem":"rootfs","step":"rootfs.pivot_root",
+//!  "syscall":"pivot_root","args":"\".\", \".\"","result":0,"errno":null,"duration_us":14,
+//!  "explain":"...","man":"pivot_root(2)"}
+//! {"v":1,"type":"note","process":"engine","step":"image.resolve","message":"..."}
+//! ```
+//! `process` is `engine` for the dockling process and `container` for the child between
+//! `clone` and `execve`. `result` is the value strace prints after `=`, or -1 with `errno` set.
+
+pub mod catalog;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+pub use crate::plan::StepId;
+use crate::sys::{Call, Ret};
+use catalog::Catalog;
+
+/// How the trace is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Grouped by step, for people.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The user pressed `q` at a `--step` pause.
+#[derive(Debug, thiserror::Error)]
+#[error("aborted by the user before step {0}")]
+pub struct Aborted(pub &'static str);
+
+struct State {
+    process: &'static str,
+    current: Option<StepId>,
+    vars: BTreeMap<&'static str, String>,
+    /// Buffered output (explain renders into a string instead of stderr).
+    capture: Option<String>,
+}
+
+/// The trace sink and pause controller.
+pub struct Tracer {
+    format: Option<Format>,
+    color: bool,
+    pause: bool,
+    dry_run: bool,
+    state: RefCell<State>,
+}
+
+impl Tracer {
+    /// A tracer that records nothing and never pauses.
+    pub fn off() -> Self {
+        Self::new(None, false)
+    }
+
+    /// A tracer writing `format` to stderr (if any), pausing before each step if `pause`.
+    pub fn new(format: Option<Format>, pause: bool) -> Self {
+        let color = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+        Tracer {
+            format,
+            color,
+            pause,
+            dry_run: false,
+            state: RefCell::new(State { process: "engine", current: None, vars: BTreeMap::new(), capture: None }),
+        }
+    }
+
+    /// A tracer that renders into a string (for `explain` and snapshot tests), never coloured.
+    pub fn capture(format: Format) -> Self {
+        let t = Tracer { color: false, dry_run: true, ..Self::new(Some(format), false) };
+        t.state.borrow_mut().capture = Some(String::new());
+        t
+    }
+
+    /// What was captured so far.
+    pub fn captured(&self) -> String {
+        self.state.borrow().capture.clone().unwrap_or_default()
+    }
+
+    /// True when syscalls are recorded.
+    pub fn enabled(&self) -> bool {
+        self.format.is_some()
+    }
+
+    /// True with `--step`.
+    pub fn pausing(&self) -> bool {
+        self.pause
+    }
+
+    /// Name the process events come from (`container` in the child after clone).
+    pub fn set_process(&self, name: &'static str) {
+        self.state.borrow_mut().process = name;
+    }
+
+    /// Set a value used in "look at" hints (`pid`, `root`, `rootfs`, `cgroup`...).
+    pub fn set_var(&self, key: &'static str, value: impl Into<String>) {
+        self.state.borrow_mut().vars.insert(key, value.into());
+    }
+
+    fn fill(&self, template: &str) -> String {
+        let st = self.state.borrow();
+        let mut out = template.to_string();
+        for (k, v) in &st.vars {
+            out = out.replace(&format!("{{{k}}}"), v);
+        }
+        out
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn emit(&self, text: &str) {
+        let mut st = self.state.borrow_mut();
+        if let Some(buf) = st.capture.as_mut() {
+            buf.push_str(text);
+            return;
+        }
+        drop(st);
+        // One write per event, so lines from the engine and the container child never mix.
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+
+    /// Enter a step: print its header, and with `--step` wait for Enter (or `q`).
+    pub fn step(&self, id: StepId) -> Result<(), Aborted> {
+        self.state.borrow_mut().current = Some(id);
+        let cat = Catalog::get();
+        let text = cat.step(id.key());
+        let title = text.map(|t| t.title.as_str()).unwrap_or(id.key());
+        match self.format {
+            Some(Format::Json) => {
+                let process = self.state.borrow().process;
+                let line = serde_json::json!({
+                    "v": 1, "type": "step", "process": process,
+                    "subsystem": id.subsystem().as_str(), "step": id.key(), "title": title,
+                });
+                self.emit(&format!("{line}\n"));
+            }
+            Some(Format::Pretty) => {
+                let head = format!("── {} · {} ", id.subsystem(), id.name());
+                self.emit(&format!("{}{}\n", self.paint("1;36", &head), self.paint("36", title)));
+            }
+            None => {}
+        }
+        if self.pause {
+            let look = text.map(|t| self.fill(&t.look)).unwrap_or_default();
+            return self.wait_for_user(id, title, &look);
+        }
+        Ok(())
+    }
+
+    fn wait_for_user(&self, id: StepId, title: &str, look: &str) -> Result<(), Aborted> {
+        let prompt = format!(
+            "{} [{}] {}\n   look: {}\n   Enter: go on · q: abort and undo > ",
+            self.paint("1;33", "⏸ next:"),
+            id.key(),
+            title,
+            look
+        );
+        // Prompts go to the terminal itself when there is one, so they never mix with output.
+        let mut tty = File::options().read(true).write(true).open("/dev/tty").ok();
+        match tty.as_mut() {
+            Some(t) => {
+                let _ = t.write_all(prompt.as_bytes());
+            }
+            None => {
+                let _ = std::io::stderr().write_all(prompt.as_bytes());
+            }
+        }
+        // Read one line byte by byte so nothing meant for the container is consumed.
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            let n = match tty.as_mut() {
+                Some(t) => t.read(&mut byte),
+                None => std::io::stdin().read(&mut byte),
+            };
+            match n {
+                Ok(0) => break,
+                Ok(_) if byte[0] == b'\n' => break,
+                Ok(_) => line.push(byte[0]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if String::from_utf8_lossy(&line).trim().eq_ignore_ascii_case("q") {
+            return Err(Aborted(id.key()));
+        }
+        Ok(())
+    }
+
+    /// A free-form line under the current step (image chosen, limits applied...).
+    pub fn note(&self, message: &str) {
+        let (process, step) = {
+            let st = self.state.borrow();
+            (st.process, st.current.map(|s| s.key()))
+        };
+        match self.format {
+            Some(Format::Json) => {
+                let line = serde_json::json!({"v": 1, "type": "note", "process": process, "step": step, "message": message});
+                self.emit(&format!("{line}\n"));
+            }
+            Some(Format::Pretty) => self.emit(&format!("   {}\n", self.paint("2", &format!("· {message}")))),
+            None => {}
+        }
+    }
+
+    /// Record one syscall.
+    pub fn syscall(&self, call: &Call, res: &Result<Ret, Errno>, took: Duration) {
+        let Some(format) = self.format else { return };
+        let (process, step) = {
+            let st = self.state.borrow();
+            (st.process, st.current)
+        };
+        let exp = Catalog::get().explain(call.explain_key());
+        let (result, errno) = match res {
+            Ok(r) => (r.value(), None),
+            Err(e) => (-1, Some(*e)),
+        };
+        match format {
+            Format::Json => {
+                let line = serde_json::json!({
+                    "v": 1, "type": "syscall", "process": process,
+                    "subsystem": step.map(|s| s.subsystem().as_str()),
+                    "step": step.map(|s| s.key()),
+                    "syscall": call.name(), "args": call.args(),
+                    "result": result, "errno": errno.map(|e| format!("{e:?}")),
+                    "duration_us": took.as_micros() as u64,
+                    "explain": exp.map(|e| e.text.as_str()), "man": exp.map(|e| e.man.as_str()),
+                });
+                self.emit(&format!("{line}\n"));
+            }
+            Format::Pretty => {
+                let outcome = match errno {
+                    None => self.paint("32", &format!("= {result}")),
+                    Some(e) => self.paint("1;31", &format!("= -1 {e:?} ({})", e.desc())),
+                };
+                let timing = if self.dry_run { String::new() } else { format!("  <{:.3} ms>", took.as_secs_f64() * 1000.0) };
+                let who = if process == "engine" { "" } else { "[container] " };
+                let mut out = format!(
+                    "   {}{}({}) {}{}\n",
+                    who,
+                    self.paint("1;33", call.name()),
+                    call.args(),
+                    if self.dry_run { String::new() } else { outcome },
+                    self.paint("2", &timing)
+                );
+                if let Some(e) = exp {
+                    out.push_str(&format!("      {}\n", self.paint("2", &format!("↳ {} — {}", e.text, e.man))));
+                }
+                self.emit(&out);
+            }
+        }
+    }
+}
