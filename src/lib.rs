@@ -18,5 +18,6 @@ pub mod network;
 pub mod plan;
 pub mod runtime;
 pub mod spec;
+pub mod specconv;
 pub mod sys;
 pub mod trace;

@@ -89,8 +89,8 @@ steps! {
     RootfsPivot => Rootfs, "rootfs.pivot_root";
     NamespacesHostname => Namespaces, "namespaces.hostname";
     ProcessTerminal => Process, "process.terminal";
-    SecurityUser => Security, "security.user";
     SecurityCapabilities => Security, "security.capabilities";
+    SecurityUser => Security, "security.user";
     ProcessExec => Process, "process.exec";
     ProcessWait => Process, "process.wait";
     Cleanup => Process, "process.cleanup";

@@ -138,8 +138,14 @@ pub enum ExplainWhat {
 }
 
 /// `dockling run`: Docker's flags, plus the switches that show the engine's parts.
+///
+/// Like Docker, `-h` is `--hostname` here, so help is `--help` only.
 #[derive(Debug, Args, Clone)]
+#[command(disable_help_flag = true)]
 pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -229,4 +235,27 @@ pub struct RunArgs {
     /// Command and arguments (default: the image's ENTRYPOINT and CMD)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_docker_flags_and_the_command_after_the_image() {
+        let cli = Cli::try_parse_from(["dockling", "run", "--rm", "-h", "box", "-e", "A=1", "busybox", "sh", "-c", "echo -n hi"]).unwrap();
+        let Command::Run(r) = cli.command else { panic!("not run") };
+        assert_eq!(r.hostname.as_deref(), Some("box"));
+        assert_eq!(r.command, vec!["sh", "-c", "echo -n hi"]);
+        let cli = Cli::try_parse_from(["dockling", "run", "--trace", "busybox", "true"]).unwrap();
+        let Command::Run(r) = cli.command else { panic!("not run") };
+        assert_eq!(r.trace, Some(crate::trace::Format::Pretty));
+        assert_eq!(r.image, "busybox");
+    }
 }

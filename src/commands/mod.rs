@@ -29,3 +29,79 @@ impl Context {
         Ok(Context { root, run_root, config })
     }
 }
+
+pub mod explain;
+pub mod images;
+pub mod import;
+pub mod inspect;
+pub mod ps;
+pub mod rm;
+pub mod rmi;
+pub mod run;
+
+/// Refuse to go on without root: namespaces, mounts and cgroups need it.
+pub fn require_root(what: &str) -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "dockling {what} needs root (it creates namespaces, mounts and cgroups): run it with sudo"
+        )))
+    }
+}
+
+/// A table laid out like Docker's (Go's tabwriter with minwidth 10, padding 3).
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let n = headers.len();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate().take(n) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == n {
+                s.push_str(cell);
+            } else {
+                let w = (widths[i] + 3).max(10);
+                s.push_str(cell);
+                s.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// Run one parsed command line.
+pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
+    use crate::cli::Command;
+    let ctx = Context::new(cli.root, cli.config)?;
+    match &cli.command {
+        Command::Import(a) => import::run(&ctx, a),
+        Command::Images(a) => images::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Ps(a) => ps::run(&ctx, a),
+        Command::Rm(a) => rm::run(&ctx, a),
+        Command::Rmi(a) => rmi::run(&ctx, a),
+        Command::Inspect(a) => inspect::run(&ctx, a),
+        Command::Explain(a) => explain::run(&ctx, a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_matches_docker_ps_header() {
+        let t = table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &[]);
+        assert_eq!(t, "CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n");
+    }
+}

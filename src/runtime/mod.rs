@@ -1,1 +1,301 @@
-//! Placeholder: being written.
+//! Process creation: the parent side of a container start, step by step.
+//!
+//! `start` walks the plan in [`crate::plan`] order. Steps on the engine's side (prepare the
+//! writable layer, cgroup, clone, join the cgroup, wait) are here; steps inside the new
+//! namespaces are in [`child`]. Every step goes through the [`Sys`] seam, so the same code is
+//! traced for real, or replayed against the recorder by `dockling explain`.
+//!
+//! Never fork from a multi-threaded process: `start` is only called from the single-threaded
+//! CLI, and the clone below relies on that.
+
+pub mod caps;
+pub mod channel;
+pub mod child;
+pub mod exe;
+pub mod io;
+pub mod rootfs;
+
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+
+use crate::container::{Containers, Status};
+use crate::error::{Error, Result};
+use crate::plan::StepId;
+use crate::spec::{LayersMode, RunSpec};
+use crate::sys::{Call, Ret, Sys};
+use channel::Message;
+
+/// How a container run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Docker's exit code: the process's, or 128 + signal.
+    pub exit_code: i32,
+    /// The kernel's OOM killer ended it.
+    pub oom_killed: bool,
+}
+
+/// The namespaces `clone` creates for `spec` (the cgroup namespace comes later, see child).
+pub fn clone_flags(spec: &RunSpec) -> CloneFlags {
+    let ns = &spec.namespaces;
+    let mut f = CloneFlags::CLONE_NEWNS;
+    if ns.pid {
+        f |= CloneFlags::CLONE_NEWPID;
+    }
+    if ns.uts {
+        f |= CloneFlags::CLONE_NEWUTS;
+    }
+    if ns.ipc {
+        f |= CloneFlags::CLONE_NEWIPC;
+    }
+    if ns.net {
+        f |= CloneFlags::CLONE_NEWNET;
+    }
+    f
+}
+
+/// Undo what the engine did on the host for a container that will not run (or has ended).
+struct Cleanup<'a> {
+    sys: &'a Sys,
+    cgroup: Option<&'a crate::cgroups::Cgroup>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Some(cg) = self.cgroup {
+                if let Err(e) = cg.destroy(self.sys) {
+                    eprintln!("dockling: warning: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Write the files the container gets bind-mounted into /etc.
+fn write_etc_files(spec: &RunSpec) -> Result<()> {
+    let b = &spec.bundle;
+    let write = |name: &str, text: String| -> Result<()> {
+        let p = b.join(name);
+        std::fs::write(&p, text).map_err(Error::io("write", &p))
+    };
+    write("hostname", format!("{}\n", spec.hostname))?;
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    if spec.namespaces.uts {
+        hosts.push_str(&format!("127.0.1.1\t{}\n", spec.hostname));
+    }
+    write("hosts", hosts)?;
+    // Like Docker: the host's resolver config, minus loopback servers that would not be
+    // reachable from a network namespace of its own.
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let own_netns = spec.namespaces.net;
+    let mut resolv: String = host
+        .lines()
+        .filter(|l| !(own_netns && l.trim_start().starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if resolv.trim().is_empty() {
+        resolv = "# no nameservers: dockling copied the host's /etc/resolv.conf and it had none usable\n".into();
+    }
+    write("resolv.conf", resolv)
+}
+
+/// The engine-side steps that create the writable layer.
+fn prepare_layers(sys: &Sys, spec: &RunSpec) -> Result<String> {
+    sys.step(StepId::LayersPrepare)?;
+    match spec.layers_mode {
+        LayersMode::Overlay => {
+            sys.mkdir(&spec.upper(), 0o755)?;
+            sys.mkdir(&spec.work(), 0o700)?;
+            sys.mkdir(&spec.rootfs(), 0o755)?;
+            let data = crate::layers::overlay::mount_data(&spec.layers, &spec.upper(), &spec.work())?;
+            sys.tracer.note(&format!(
+                "{} read-only layer(s) below, {} on top for writes",
+                spec.layers.len(),
+                spec.upper().display()
+            ));
+            Ok(data)
+        }
+        LayersMode::Copy => {
+            sys.mkdir(&spec.rootfs(), 0o755)?;
+            if !sys.is_dry_run() {
+                let stats = crate::layers::copy::flatten(&spec.layers, &spec.rootfs())?;
+                sys.tracer.note(&format!(
+                    "copied {} files, {} bytes in {:.1} ms instead of mounting the layers",
+                    stats.files,
+                    stats.bytes,
+                    stats.elapsed.as_secs_f64() * 1000.0
+                ));
+            }
+            Ok(String::new())
+        }
+    }
+}
+
+/// Start the container described by `spec` in the foreground and wait for it.
+///
+/// `containers` records its state; `cgroup` is `None` with `--no-cgroups`.
+pub fn start(
+    sys: &Sys,
+    spec: &RunSpec,
+    containers: &Containers,
+    cgroup: Option<&crate::cgroups::Cgroup>,
+) -> Result<Outcome> {
+    let dry = sys.is_dry_run();
+    sys.tracer.set_var("root", spec.bundle.parent().and_then(Path::parent).unwrap_or(Path::new("/")).display().to_string());
+    sys.tracer.set_var("bundle", spec.bundle.display().to_string());
+    sys.tracer.set_var("rootfs", spec.rootfs().display().to_string());
+    sys.tracer.set_var("engine_pid", std::process::id().to_string());
+
+    sys.step(StepId::ImageResolve)?;
+    if let Some(root) = spec.bundle.parent().and_then(Path::parent) {
+        sys.tracer.abbreviate("ROOT", root);
+    }
+    sys.tracer.abbreviate("CONTAINER", &spec.bundle);
+    sys.tracer.note(&format!("{} is {} ({} layer(s))", spec.image_ref, &spec.image_id, spec.layers.len()));
+
+    let overlay_data = prepare_layers(sys, spec)?;
+    if !dry {
+        write_etc_files(spec)?;
+    }
+
+    let mut cleanup = Cleanup { sys, cgroup: None, armed: true };
+    let mut extra_mounts = Vec::new();
+    if let (Some(cg), Some(limits)) = (cgroup, spec.cgroup.as_ref()) {
+        sys.step(StepId::CgroupsCreate)?;
+        cleanup.cgroup = Some(cg);
+        cg.create(sys, limits)?;
+        if let Some(p) = cg.paths().first() {
+            sys.tracer.set_var("cgroup", p.display().to_string());
+        }
+        extra_mounts = cg
+            .container_mounts()
+            .into_iter()
+            .map(|m| rootfs::MountEntry {
+                fstype: m.fstype,
+                source: m.source,
+                target: m.target,
+                flags: m.flags,
+                data: m.data,
+            })
+            .collect();
+    }
+    let setup = child::Setup {
+        spec,
+        overlay_data,
+        extra_mounts,
+        cgroup_ns: spec.namespaces.cgroup && cleanup.cgroup.is_some(),
+    };
+
+    let (parent_end, child_end) = channel::pair().map_err(Error::io("socketpair", "container channel"))?;
+    let old_mask = io::block_signals();
+    sys.step(StepId::NamespacesClone)?;
+    let pid = match sys.clone_process(clone_flags(spec)) {
+        Ok(p) => p,
+        Err(e) => {
+            io::restore_signals(&old_mask);
+            return Err(e.into());
+        }
+    };
+    if pid == 0 && !dry {
+        drop(parent_end);
+        child::main(sys, &setup, child_end);
+    }
+    drop(child_end);
+    sys.tracer.set_var("pid", pid.to_string());
+
+    let result = supervise(sys, spec, &setup, &parent_end, pid, cleanup.cgroup, containers);
+    io::restore_signals(&old_mask);
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            // Reap the child if it is still there (it exits right after reporting).
+            if !dry {
+                let _ = sys.run(Call::Kill { pid, signal: libc::SIGKILL });
+                let _ = sys.wait4(pid);
+            }
+            return Err(e);
+        }
+    };
+    sys.step(StepId::Cleanup)?;
+    drop(cleanup);
+    Ok(outcome)
+}
+
+fn supervise(
+    sys: &Sys,
+    spec: &RunSpec,
+    setup: &child::Setup<'_>,
+    chan: &channel::Channel,
+    pid: i32,
+    cgroup: Option<&crate::cgroups::Cgroup>,
+    containers: &Containers,
+) -> Result<Outcome> {
+    if let Some(cg) = cgroup {
+        sys.step(StepId::CgroupsJoin)?;
+        cg.join(sys, pid)?;
+    }
+    if sys.is_dry_run() {
+        let exec = child::prepare(sys, setup, None)?;
+        let _ = exec;
+        sys.tracer.set_process("container");
+        sys.tracer.syscall(
+            &Call::Execve { path: spec.args[0].clone().into(), argv: spec.args.clone(), envp: spec.env.clone() },
+            &Ok(Ret::Zero),
+            std::time::Duration::ZERO,
+        );
+        sys.tracer.set_process("engine");
+        sys.step(StepId::ProcessWait)?;
+        sys.wait4(pid)?;
+        return Ok(Outcome { exit_code: 0, oom_killed: false });
+    }
+    let start = std::time::Instant::now();
+    chan.send(&Message::Go).map_err(Error::io("send", "container channel"))?;
+    let mut master = None;
+    let mut program = spec.args[0].clone();
+    loop {
+        match chan.recv().map_err(Error::io("receive", "container channel"))? {
+            Message::Terminal(fd) => master = Some(fd),
+            Message::Failed(code, text) => {
+                return Err(match code {
+                    127 => Error::CommandNotFound(text),
+                    126 => Error::CannotInvoke(text),
+                    _ => Error::Usage(text),
+                })
+            }
+            Message::Aborted(step) => {
+                let id = crate::plan::StepId::ALL.iter().find(|s| s.key() == step).map(|s| s.key()).unwrap_or("?");
+                return Err(Error::Aborted(crate::trace::Aborted(id)));
+            }
+            Message::Exec(path) => program = path,
+            Message::Go => {}
+            Message::Closed => break,
+        }
+    }
+    // The child's end closed without an error: execve succeeded. It cannot trace that itself
+    // (its code is gone), so the engine records it on its behalf.
+    if sys.tracer.enabled() {
+        sys.tracer.set_process("container");
+        sys.tracer.syscall(
+            &Call::Execve { path: program.into(), argv: spec.args.clone(), envp: spec.env.clone() },
+            &Ok(Ret::Zero),
+            start.elapsed(),
+        );
+        sys.tracer.set_process("engine");
+    }
+    let mut c = containers.find(&spec.id)?;
+    c.status = Status::Running {
+        pid,
+        pid_start: crate::container::process_start_time(pid).unwrap_or(0),
+    };
+    containers.save(&c)?;
+
+    sys.step(StepId::ProcessWait)?;
+    let status = io::relay(sys, pid, master, spec.interactive)?;
+    let exit_code = io::exit_code(status);
+    let oom_killed = exit_code == 128 + libc::SIGKILL && cgroup.is_some_and(|cg| cg.oom_killed());
+    Ok(Outcome { exit_code, oom_killed })
+}

@@ -258,9 +258,20 @@ impl Call {
             Call::WriteFile { path, data } => {
                 let _ = write!(s, "{}, {}, {}", quote(&path.to_string_lossy()), quote(data), data.len());
             }
-            Call::Prctl { option, arg } => {
-                let _ = write!(s, "{}, {}", option.name(), arg);
-            }
+            Call::Prctl { option, arg } => match option {
+                Prctl::CapBsetDrop => {
+                    let cap = crate::runtime::caps::NAMES.get(*arg as usize).map(|n| format!("CAP_{n}"));
+                    let _ = write!(s, "PR_CAPBSET_DROP, {}", cap.unwrap_or_else(|| arg.to_string()));
+                }
+                Prctl::CapAmbientClearAll => s.push_str("PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0"),
+                Prctl::SetPdeathsig => {
+                    let sig = nix::sys::signal::Signal::try_from(*arg as i32).map(|s| s.as_str().to_string());
+                    let _ = write!(s, "PR_SET_PDEATHSIG, {}", sig.unwrap_or_else(|_| arg.to_string()));
+                }
+                _ => {
+                    let _ = write!(s, "{}, {}", option.name(), arg);
+                }
+            },
             Call::Capset { effective, permitted, inheritable } => {
                 let _ = write!(
                     s,

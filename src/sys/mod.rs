@@ -80,7 +80,9 @@ impl Sys {
     pub fn perform(&self, call: Call) -> Result<Ret, SysError> {
         let start = self.tracer.enabled().then(Instant::now);
         let res = self.backend.perform(&call);
-        if let Some(start) = start {
+        // The child's copy of a clone returns 0: the parent's event already tells the story.
+        let in_child_after_clone = matches!((&call, &res), (Call::Clone { .. }, Ok(Ret::Pid(0))));
+        if let (Some(start), false) = (start, in_child_after_clone) {
             self.tracer.syscall(&call, &res, start.elapsed());
         }
         res.map_err(|errno| SysError { name: call.name(), object: call.object(), errno })

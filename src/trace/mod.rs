@@ -50,6 +50,10 @@ struct State {
     vars: BTreeMap<&'static str, String>,
     /// Buffered output (explain renders into a string instead of stderr).
     capture: Option<String>,
+    /// Explanations already shown (pretty output explains each kind of call once).
+    explained: std::collections::BTreeSet<&'static str>,
+    /// Long paths shown as `$NAME` in pretty output: (name, path), longest first.
+    abbrev: Vec<(String, String)>,
 }
 
 /// The trace sink and pause controller.
@@ -75,7 +79,14 @@ impl Tracer {
             color,
             pause,
             dry_run: false,
-            state: RefCell::new(State { process: "engine", current: None, vars: BTreeMap::new(), capture: None }),
+            state: RefCell::new(State {
+                process: "engine",
+                current: None,
+                vars: BTreeMap::new(),
+                capture: None,
+                explained: Default::default(),
+                abbrev: Vec::new(),
+            }),
         }
     }
 
@@ -109,6 +120,22 @@ impl Tracer {
     /// Set a value used in "look at" hints (`pid`, `root`, `rootfs`, `cgroup`...).
     pub fn set_var(&self, key: &'static str, value: impl Into<String>) {
         self.state.borrow_mut().vars.insert(key, value.into());
+    }
+
+    /// Show `path` as `$name` in pretty output from now on (the JSON trace keeps full paths).
+    pub fn abbreviate(&self, name: &str, path: &std::path::Path) {
+        let path = path.display().to_string();
+        if self.format == Some(Format::Pretty) {
+            self.emit(&format!("   {}\n", self.paint("2", &format!("${name} = {path}"))));
+        }
+        let mut st = self.state.borrow_mut();
+        st.abbrev.push((format!("${name}"), path));
+        st.abbrev.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
+    }
+
+    fn shorten(&self, text: String) -> String {
+        let st = self.state.borrow();
+        st.abbrev.iter().fold(text, |t, (name, path)| t.replace(path.as_str(), name))
     }
 
     fn fill(&self, template: &str) -> String {
@@ -218,7 +245,10 @@ impl Tracer {
                 let line = serde_json::json!({"v": 1, "type": "note", "process": process, "step": step, "message": message});
                 self.emit(&format!("{line}\n"));
             }
-            Some(Format::Pretty) => self.emit(&format!("   {}\n", self.paint("2", &format!("· {message}")))),
+            Some(Format::Pretty) => {
+                let message = self.shorten(message.to_string());
+                self.emit(&format!("   {}\n", self.paint("2", &format!("· {message}"))))
+            }
             None => {}
         }
     }
@@ -259,11 +289,12 @@ impl Tracer {
                     "   {}{}({}) {}{}\n",
                     who,
                     self.paint("1;33", call.name()),
-                    call.args(),
+                    self.shorten(call.args()),
                     if self.dry_run { String::new() } else { outcome },
                     self.paint("2", &timing)
                 );
-                if let Some(e) = exp {
+                let first_time = self.state.borrow_mut().explained.insert(call.explain_key());
+                if let (Some(e), true) = (exp, first_time) {
                     out.push_str(&format!("      {}\n", self.paint("2", &format!("↳ {} — {}", e.text, e.man))));
                 }
                 self.emit(&out);

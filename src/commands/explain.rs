@@ -1,0 +1,84 @@
+//! `dockling explain run …`: the plan and every syscall it would make, without doing anything.
+//!
+//! The real engine code runs against the recording double ([`crate::sys::record`]), so what
+//! is shown is exactly what `run` would do with the same flags, not a description of it.
+
+use std::fmt::Write as _;
+
+use crate::cli::{ExplainArgs, ExplainWhat};
+use crate::commands::{run, Context};
+use crate::container::Containers;
+use crate::error::Result;
+use crate::plan::StepId;
+use crate::spec::{LayersMode, RootfsMode, RunSpec};
+use crate::sys::{record::Recorder, Sys};
+use crate::trace::{catalog::Catalog, Format, Tracer};
+
+/// Why a step is off (or how it is changed) for this spec.
+pub fn switched(spec: &RunSpec, step: StepId) -> Option<String> {
+    let ns = &spec.namespaces;
+    match step {
+        StepId::CgroupsCreate | StepId::CgroupsJoin if spec.cgroup.is_none() => Some("off: --no-cgroups".into()),
+        StepId::NamespacesCgroup if spec.cgroup.is_none() => Some("off: --no-cgroups".into()),
+        StepId::NamespacesCgroup if !ns.cgroup => Some("off: --cgroupns host".into()),
+        StepId::NetworkLoopback if !ns.net => Some("off: --network host".into()),
+        StepId::NamespacesHostname if !ns.uts => Some("off: --uts host".into()),
+        StepId::RootfsVolumes if spec.volumes.is_empty() => Some("off: no -v given".into()),
+        StepId::SecurityMask if spec.privileged => Some("off: --privileged".into()),
+        StepId::ProcessTerminal if !spec.tty => Some("off: no -t given".into()),
+        StepId::LayersMount if spec.layers_mode == LayersMode::Copy => Some("changed: --layers copy binds a private copy".into()),
+        StepId::RootfsPivot if spec.rootfs_mode == RootfsMode::Chroot => Some("changed: --rootfs chroot".into()),
+        StepId::NamespacesClone => {
+            let mut off = vec![];
+            if !ns.pid {
+                off.push("--pid host");
+            }
+            if !ns.ipc {
+                off.push("--ipc host");
+            }
+            (!off.is_empty()).then(|| format!("changed: {}", off.join(" ")))
+        }
+        _ => None,
+    }
+}
+
+/// Render the plan of `spec` and its dry-run syscalls.
+pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
+    let cat = Catalog::get();
+    let mut out = String::new();
+    let _ = writeln!(out, "Plan for `dockling run {}`, step by step:", spec.image_ref);
+    for (i, step) in StepId::ALL.iter().enumerate() {
+        let title = cat.step(step.key()).map(|t| t.title.as_str()).unwrap_or("");
+        match switched(spec, *step) {
+            Some(note) if note.starts_with("off") => {
+                let _ = writeln!(out, "  --  {:<22} {title}  [{note}]", step.key());
+            }
+            Some(note) => {
+                let _ = writeln!(out, "  {:>2}. {:<22} {title}  [{note}]", i + 1, step.key());
+            }
+            None => {
+                let _ = writeln!(out, "  {:>2}. {:<22} {title}", i + 1, step.key());
+            }
+        }
+    }
+    let _ = writeln!(out, "\nThe syscalls each step would make (a dry run: nothing was changed):\n");
+    let recorder = Recorder::new();
+    let sys = Sys::new(Box::new(recorder.clone()), Tracer::capture(Format::Pretty));
+    let containers = Containers::open(&ctx.root)?;
+    let cg = run::cgroup_for(ctx, spec)?;
+    crate::runtime::start(&sys, spec, &containers, cg.as_ref())?;
+    out.push_str(&sys.tracer.captured());
+    Ok(out)
+}
+
+/// `dockling explain`.
+pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<i32> {
+    match &args.what {
+        ExplainWhat::Run(run_args) => {
+            let containers = Containers::open(&ctx.root)?;
+            let spec = run::create(ctx, run_args, &containers, true)?;
+            print!("{}", render(&spec, ctx)?);
+            Ok(0)
+        }
+    }
+}

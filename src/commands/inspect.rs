@@ -1,0 +1,91 @@
+//! `dockling inspect`: JSON for containers and images, with Docker's field names.
+
+use serde_json::{json, Value};
+
+use crate::cli::InspectArgs;
+use crate::commands::Context;
+use crate::container::{Container, Containers, Status};
+use crate::error::Result;
+use crate::image::store::Store;
+
+/// Docker's inspect document for a container.
+pub fn container_json(c: &Container) -> Value {
+    let s = &c.spec;
+    let (status, running, pid, code, oom, finished) = match &c.status {
+        Status::Created => ("created", false, 0, 0, false, "0001-01-01T00:00:00Z".to_string()),
+        Status::Running { pid, .. } if c.is_alive() => ("running", true, *pid, 0, false, "0001-01-01T00:00:00Z".into()),
+        Status::Running { .. } => ("exited", false, 0, -1, false, "0001-01-01T00:00:00Z".into()),
+        Status::Exited { code, finished, oom_killed } => ("exited", false, 0, *code, *oom_killed, finished.clone()),
+    };
+    let lowers: Vec<String> = s.layers.iter().rev().map(|p| p.display().to_string()).collect();
+    json!({
+        "Id": s.id,
+        "Created": c.created,
+        "Path": s.args.first(),
+        "Args": s.args.get(1..).unwrap_or(&[]),
+        "State": {"Status": status, "Running": running, "Pid": pid, "ExitCode": code, "OOMKilled": oom, "FinishedAt": finished},
+        "Image": s.image_id,
+        "Name": format!("/{}", s.name),
+        "HostnamePath": s.bundle.join("hostname"),
+        "HostsPath": s.bundle.join("hosts"),
+        "ResolvConfPath": s.bundle.join("resolv.conf"),
+        "HostConfig": {
+            "AutoRemove": s.remove,
+            "Privileged": s.privileged,
+            "ReadonlyRootfs": s.read_only,
+            "NetworkMode": match s.network { crate::spec::NetworkMode::None => "none", crate::spec::NetworkMode::Host => "host" },
+            "PidMode": if s.namespaces.pid { "" } else { "host" },
+            "UTSMode": if s.namespaces.uts { "" } else { "host" },
+            "IpcMode": if s.namespaces.ipc { "private" } else { "host" },
+            "CgroupnsMode": if s.namespaces.cgroup { "private" } else { "host" },
+            "Binds": s.volumes.iter().map(|v| format!("{}:{}{}", v.source.display(), v.target.display(), if v.readonly { ":ro" } else { "" })).collect::<Vec<_>>(),
+            "Memory": s.cgroup.and_then(|l| l.memory).unwrap_or(0),
+            "NanoCpus": s.cgroup.and_then(|l| l.cpus).map(|c| (c * 1e9) as i64).unwrap_or(0),
+            "PidsLimit": s.cgroup.and_then(|l| l.pids),
+            "CapAdd": Value::Null,
+        },
+        "GraphDriver": {
+            "Name": match s.layers_mode { crate::spec::LayersMode::Overlay => "overlay", crate::spec::LayersMode::Copy => "copy" },
+            "Data": {"LowerDir": lowers.join(":"), "UpperDir": s.upper(), "WorkDir": s.work(), "MergedDir": s.rootfs()},
+        },
+        "Config": {
+            "Hostname": s.hostname,
+            "User": format!("{}:{}", s.user.uid, s.user.gid),
+            "Tty": s.tty,
+            "OpenStdin": s.interactive,
+            "Env": s.env,
+            "Cmd": s.args,
+            "Image": s.image_ref,
+            "WorkingDir": s.cwd,
+        },
+        "Dockling": {"Layers": s.layers_mode, "Rootfs": s.rootfs_mode, "Capabilities": s.capabilities},
+    })
+}
+
+/// `dockling inspect`.
+pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
+    let containers = Containers::open(&ctx.root)?;
+    let store = Store::open(&ctx.root)?;
+    let mut out = vec![];
+    let mut code = 0;
+    for name in &args.names {
+        let kind = args.kind.as_deref();
+        let found = if kind != Some("image") { containers.find(name).ok().map(|c| container_json(&c)) } else { None };
+        let found = found.or_else(|| {
+            if kind != Some("container") {
+                store.find(name).ok().map(|i| store.inspect(&i))
+            } else {
+                None
+            }
+        });
+        match found {
+            Some(v) => out.push(v),
+            None => {
+                eprintln!("Error: No such object: {name}");
+                code = 1;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    Ok(code)
+}

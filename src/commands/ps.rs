@@ -1,0 +1,66 @@
+//! `dockling ps`: Docker's table of containers.
+
+use std::time::SystemTime;
+
+use crate::cli::PsArgs;
+use crate::commands::{table, Context};
+use crate::container::{human_duration, Containers};
+use crate::error::Result;
+
+/// Docker's COMMAND cell: the command line quoted, cut to 20 characters with an ellipsis.
+pub fn command_cell(args: &[String], no_trunc: bool) -> String {
+    let cmd = args.join(" ");
+    let short: String = if !no_trunc && cmd.chars().count() > 20 {
+        cmd.chars().take(19).chain(std::iter::once('…')).collect()
+    } else {
+        cmd
+    };
+    format!("\"{short}\"")
+}
+
+/// `dockling ps`.
+pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
+    let containers = Containers::open(&ctx.root)?;
+    let now = SystemTime::now();
+    let mut rows = vec![];
+    for c in containers.list()? {
+        if !args.all && !c.is_alive() {
+            continue;
+        }
+        let id = if args.no_trunc { c.spec.id.clone() } else { c.spec.id[..12].to_string() };
+        if args.quiet {
+            println!("{id}");
+            continue;
+        }
+        let created = humantime::parse_rfc3339(&c.created)
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .map(|d| format!("{} ago", human_duration(d)))
+            .unwrap_or_default();
+        rows.push(vec![
+            id,
+            c.spec.image_ref.clone(),
+            command_cell(&c.spec.args, args.no_trunc),
+            created,
+            c.status_line(now),
+            String::new(),
+            c.spec.name.clone(),
+        ]);
+    }
+    if !args.quiet {
+        print!("{}", table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows));
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_commands_are_cut_like_docker() {
+        let args: Vec<String> = ["sh", "-c", "while true; do sleep 1; done"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(command_cell(&args, false), "\"sh -c while true; d…\"");
+        assert_eq!(command_cell(&args[..1], false), "\"sh\"");
+    }
+}

@@ -1,0 +1,118 @@
+//! `dockling run`: resolve the image, build the spec, start the container, report its exit.
+
+use crate::cli::RunArgs;
+use crate::commands::{require_root, Context};
+use crate::container::{self, Container, Containers, Status};
+use crate::error::{Error, Result};
+use crate::image::store::Store;
+use crate::spec::RunSpec;
+use crate::specconv::{self, ImageInput};
+use crate::sys::{linux::Linux, Sys};
+use crate::trace::Tracer;
+
+/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// Create the container's record and directory and build its spec (under the name lock).
+pub fn create(ctx: &Context, args: &RunArgs, containers: &Containers, dry_run: bool) -> Result<RunSpec> {
+    let store = Store::open(&ctx.root)?;
+    let image = store.find(&args.image)?;
+    let layers = store.layer_dirs(&image)?;
+    let id = container::new_id();
+    let _lock = containers.lock()?;
+    let name = match &args.name {
+        Some(n) => {
+            let n = n.trim_start_matches('/');
+            if !valid_name(n) {
+                return Err(Error::Usage(format!(
+                    "invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+            if let Some(other) = containers.name_taken(n)? {
+                return Err(Error::Usage(format!(
+                    "conflict: the container name \"/{n}\" is already in use by container {other}: remove (dockling rm {n}) or rename that container to reuse the name"
+                )));
+            }
+            n.to_string()
+        }
+        None => (0..100)
+            .map(|i| container::names::generate(&id, i))
+            .find(|n| containers.name_taken(n).ok().flatten().is_none())
+            .unwrap_or_else(|| id[..12].to_string()),
+    };
+    let bundle = containers.bundle(&id);
+    let input = ImageInput {
+        reference: args.image.clone(),
+        id: image.id.clone(),
+        config: image.config.config().as_ref(),
+        layers,
+    };
+    let spec = specconv::build(ctx, args, input, &id, &name, &bundle)?;
+    if !dry_run {
+        std::fs::create_dir_all(&bundle).map_err(Error::io("create", &bundle))?;
+        containers.save(&Container { spec: spec.clone(), created: container::now_rfc3339(), status: Status::Created })?;
+    }
+    Ok(spec)
+}
+
+/// The cgroup a container gets, unless `--no-cgroups`.
+pub fn cgroup_for(ctx: &Context, spec: &RunSpec) -> Result<Option<crate::cgroups::Cgroup>> {
+    match spec.cgroup {
+        None => Ok(None),
+        Some(_) => {
+            let parent = ctx.config.cgroup_parent.clone().unwrap_or_else(|| "dockling".into());
+            Ok(Some(crate::cgroups::Cgroup::new(&parent, &spec.id)?))
+        }
+    }
+}
+
+/// `dockling run`.
+pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
+    require_root("run")?;
+    if let Err(e) = crate::runtime::exe::reexec_sealed() {
+        eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected");
+    }
+    let containers = Containers::open(&ctx.root)?;
+    let spec = create(ctx, args, &containers, false)?;
+    let sys = Sys::new(
+        Box::new(Linux),
+        Tracer::new(args.trace.or(ctx.config.trace.filter(|_| args.trace.is_some())), args.step),
+    );
+    let result = cgroup_for(ctx, &spec).and_then(|cg| crate::runtime::start(&sys, &spec, &containers, cg.as_ref()));
+    match result {
+        Ok(outcome) => {
+            if outcome.oom_killed {
+                let limit = spec.cgroup.and_then(|l| l.memory).map(|m| format!(" (limit {} MiB)", m / (1 << 20))).unwrap_or_default();
+                eprintln!("dockling: container {} was killed by the kernel: out of memory{limit}", spec.name);
+            }
+            if spec.remove {
+                containers.remove_dir(&spec.id)?;
+            } else {
+                let mut c = containers.find(&spec.id)?;
+                c.status = Status::Exited {
+                    code: outcome.exit_code,
+                    finished: container::now_rfc3339(),
+                    oom_killed: outcome.oom_killed,
+                };
+                containers.save(&c)?;
+            }
+            Ok(outcome.exit_code)
+        }
+        Err(Error::Aborted(a)) => {
+            containers.remove_dir(&spec.id)?;
+            eprintln!("dockling: {a}: everything done so far was undone");
+            Ok(130)
+        }
+        Err(e) => {
+            if spec.remove {
+                let _ = containers.remove_dir(&spec.id);
+            }
+            Err(e)
+        }
+    }
+}

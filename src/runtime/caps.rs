@@ -1,0 +1,97 @@
+//! Linux capabilities: names, numbers, and Docker's default set.
+//!
+//! Root in a container is not all of root: Docker keeps 14 of the ~41 capabilities. The rest
+//! are dropped from the bounding set, so no program in the container (not even a setuid one)
+//! can ever get them back. Inheritable and ambient stay empty, as Docker leaves them.
+
+use crate::error::{Error, Result};
+
+/// Every capability the kernel knows, by number (capabilities(7)).
+pub const NAMES: &[&str] = &[
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+];
+
+/// Docker's default capabilities (moby `oci/caps/defaults.go`).
+pub const DOCKER_DEFAULT: &[&str] = &[
+    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
+    "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+];
+
+/// The highest capability number this kernel supports (`/proc/sys/kernel/cap_last_cap`).
+pub fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(NAMES.len() as u32 - 1)
+}
+
+/// The number of a capability named like Docker accepts: `NET_ADMIN`, `CAP_NET_ADMIN`, any case.
+pub fn number(name: &str) -> Result<u32> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    NAMES
+        .iter()
+        .position(|n| *n == bare)
+        .map(|i| i as u32)
+        .ok_or_else(|| Error::Usage(format!("unknown capability: {name:?} (see capabilities(7) for names, e.g. NET_ADMIN)")))
+}
+
+/// The set a container keeps: Docker's defaults (or all with `--privileged`), then `--cap-add`
+/// and `--cap-drop` applied in Docker's order (drop ALL first, then add).
+pub fn resolve(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<u32>> {
+    let last = last_cap();
+    let all: Vec<u32> = (0..=last).collect();
+    let mut set: Vec<u32> = if privileged {
+        all.clone()
+    } else {
+        DOCKER_DEFAULT.iter().map(|n| number(n)).collect::<Result<_>>()?
+    };
+    for d in drop {
+        if d.eq_ignore_ascii_case("all") {
+            set.clear();
+        } else {
+            let n = number(d)?;
+            set.retain(|c| *c != n);
+        }
+    }
+    for a in add {
+        if a.eq_ignore_ascii_case("all") {
+            set = all.clone();
+        } else {
+            let n = number(a)?;
+            if n <= last && !set.contains(&n) {
+                set.push(n);
+            }
+        }
+    }
+    set.sort_unstable();
+    Ok(set)
+}
+
+/// The set as the 64-bit mask `capset(2)` and `/proc/pid/status` use.
+pub fn mask(caps: &[u32]) -> u64 {
+    caps.iter().fold(0u64, |m, c| m | (1u64 << c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_default_mask_matches_docker() {
+        // What `grep CapBnd /proc/self/status` prints in a default Docker container.
+        assert_eq!(mask(&resolve(false, &[], &[]).unwrap()), 0x00000000a80425fb);
+    }
+
+    #[test]
+    fn add_and_drop_follow_docker() {
+        let set = resolve(false, &["net_admin".into()], &["ALL".into()]).unwrap();
+        assert_eq!(set, vec![number("NET_ADMIN").unwrap()]);
+        assert!(resolve(false, &["BOGUS".into()], &[]).unwrap_err().to_string().contains("BOGUS"));
+    }
+}

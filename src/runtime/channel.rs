@@ -1,0 +1,107 @@
+//! The socket between dockling and the container's child until `execve`.
+//!
+//! A `SOCK_SEQPACKET` pair (message boundaries kept) with close-on-exec on both ends:
+//! - parent → child `G`: "you are in your cgroup, go on";
+//! - child → parent `T` + an fd: the pseudo-terminal master (`-t`);
+//! - child → parent `E` + exit code + message: setup or `execve` failed;
+//! - child → parent `A` + step key: the user pressed `q` at a `--step` pause;
+//! - child → parent `X` + path: the program about to be executed;
+//! - end of file with no `E`: `execve` succeeded (the child's end closed on exec).
+//!
+//! This is the same trick runc and crun use to learn that exec worked without a race.
+
+use std::io::IoSlice;
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
+
+/// A message from the child.
+#[derive(Debug)]
+pub enum Message {
+    /// Go on (parent → child).
+    Go,
+    /// The terminal master.
+    Terminal(OwnedFd),
+    /// Setup failed: exit code and message.
+    Failed(i32, String),
+    /// The user aborted before this step.
+    Aborted(String),
+    /// The program about to be executed, as resolved in the container's `PATH`.
+    Exec(String),
+    /// The other end closed: `execve` succeeded (or the child died).
+    Closed,
+}
+
+/// One end of the channel.
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (parent's end, child's end).
+pub fn pair() -> std::io::Result<(Channel, Channel)> {
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    /// Send a message (with an fd for `Terminal`).
+    pub fn send(&self, msg: &Message) -> std::io::Result<()> {
+        let (bytes, fd): (Vec<u8>, Option<RawFd>) = match msg {
+            Message::Go => (b"G".to_vec(), None),
+            Message::Terminal(fd) => (b"T".to_vec(), Some(fd.as_raw_fd())),
+            Message::Failed(code, text) => (format!("E{code}\t{text}").into_bytes(), None),
+            Message::Aborted(step) => (format!("A{step}").into_bytes(), None),
+            Message::Exec(path) => (format!("X{path}").into_bytes(), None),
+            Message::Closed => return Ok(()),
+        };
+        let iov = [IoSlice::new(&bytes)];
+        let fds: Vec<RawFd> = fd.into_iter().collect();
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+        sendmsg::<()>(self.fd.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None)?;
+        Ok(())
+    }
+
+    /// Wait for the next message.
+    pub fn recv(&self) -> std::io::Result<Message> {
+        let mut buf = vec![0u8; 8192];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+                Ok(r) => {
+                    let mut fd = None;
+                    for c in r.cmsgs()? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            // SAFETY: the kernel just installed these descriptors for us.
+                            fd = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
+                        }
+                    }
+                    break (r.bytes, fd);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let msg = &buf[..n];
+        Ok(match msg.first() {
+            None => Message::Closed,
+            Some(b'G') => Message::Go,
+            Some(b'T') => match fd {
+                Some(fd) => Message::Terminal(fd),
+                None => Message::Failed(125, "terminal message without a descriptor".into()),
+            },
+            Some(b'X') => Message::Exec(String::from_utf8_lossy(&msg[1..]).into_owned()),
+            Some(b'A') => Message::Aborted(String::from_utf8_lossy(&msg[1..]).into_owned()),
+            Some(b'E') => {
+                let text = String::from_utf8_lossy(&msg[1..]);
+                let (code, text) = text.split_once('\t').unwrap_or(("125", &text));
+                Message::Failed(code.parse().unwrap_or(125), text.to_string())
+            }
+            Some(_) => Message::Failed(125, "unexpected message from the container's child".into()),
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! The container's side, from `clone` to `execve`: everything here runs in the new
+//! namespaces, as root, before the container's own program exists.
+//!
+//! The order matters and is the plan's: cgroup namespace after joining the cgroup (so its root
+//! is the container's group), mounts before `pivot_root` (host paths are still reachable for
+//! volumes and /etc files), capabilities dropped from the bounding set while we still hold
+//! `CAP_SETPCAP`, then the user switch (which clears a non-root user's capabilities), then
+//! `execve`.
+
+use std::convert::Infallible;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow};
+
+use super::caps;
+use super::channel::{Channel, Message};
+use super::rootfs::{MountEntry, Rootfs};
+use crate::error::{Error, Result};
+use crate::plan::StepId;
+use crate::spec::RunSpec;
+use crate::sys::{Call, Prctl, Sys};
+
+/// What the child needs besides the spec.
+pub struct Setup<'a> {
+    /// The container.
+    pub spec: &'a RunSpec,
+    /// overlayfs options (`lowerdir=…,upperdir=…,workdir=…`).
+    pub overlay_data: String,
+    /// Extra mounts (the cgroup file systems).
+    pub extra_mounts: Vec<MountEntry>,
+    /// A cgroup namespace is wanted and the process is in its own cgroup.
+    pub cgroup_ns: bool,
+}
+
+/// Entry point of the cloned child: never returns. Reports failure on the channel and exits.
+pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
+    sys.tracer.set_process("container");
+    let err = match run(sys, setup, &chan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let msg = match &err {
+        Error::Aborted(a) => Message::Aborted(a.0.to_string()),
+        e => Message::Failed(e.exit_code(), e.to_string()),
+    };
+    let _ = chan.send(&msg);
+    // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent's copy
+    // of this process image; it is the correct way to end a forked child.
+    unsafe { libc::_exit(err.exit_code()) }
+}
+
+fn run(sys: &Sys, setup: &Setup<'_>, chan: &Channel) -> Result<Infallible> {
+    match chan.recv().map_err(|e| Error::Usage(format!("waiting for the engine: {e}")))? {
+        Message::Go => {}
+        other => return Err(Error::Usage(format!("unexpected message from the engine: {other:?}"))),
+    }
+    // If dockling dies, so does the container (a foreground run has no other keeper).
+    sys.run(Call::Prctl { option: Prctl::SetPdeathsig, arg: libc::SIGKILL as u64 })?;
+    // Until execve this process is the dockling binary: keep other processes in the container
+    // from opening its /proc files (/proc/<pid>/exe, CVE-2019-5736).
+    sys.run(Call::Prctl { option: Prctl::SetDumpable, arg: 0 })?;
+    let exec = prepare(sys, setup, Some(chan))?;
+    if let Call::Execve { path, .. } = &exec.call {
+        let _ = chan.send(&Message::Exec(path.display().to_string()));
+    }
+    exec_container(sys, exec)
+}
+
+/// The `execve` call the container's program is started with.
+pub struct Exec {
+    call: Call,
+    cwd: PathBuf,
+}
+
+/// Every step between clone and exec. Used for real by the child and, against the recorder,
+/// by `dockling explain` (then `chan` is `None`).
+pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<Exec> {
+    let spec = setup.spec;
+    if setup.cgroup_ns {
+        sys.step(StepId::NamespacesCgroup)?;
+        sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
+    }
+    if spec.namespaces.net {
+        sys.step(StepId::NetworkLoopback)?;
+        sys.run(Call::IfUp { name: "lo".into() })?;
+    }
+    let mut rootfs = Rootfs::new(sys, spec);
+    rootfs.make_private()?;
+    rootfs.mount_layers(&setup.overlay_data)?;
+    rootfs.mount_kernel_filesystems(&setup.extra_mounts)?;
+    rootfs.create_devices()?;
+    rootfs.bind_etc_files()?;
+    rootfs.bind_volumes()?;
+    rootfs.mask_paths()?;
+    rootfs.switch_root()?;
+
+    if spec.namespaces.uts {
+        sys.step(StepId::NamespacesHostname)?;
+        sys.run(Call::Sethostname { name: spec.hostname.clone() })?;
+    }
+    if !sys.is_dry_run() {
+        // Docker creates a missing working directory (as root, before the user switch).
+        std::fs::create_dir_all(&spec.cwd).map_err(Error::io("create working directory", &spec.cwd))?;
+    }
+    terminal(sys, spec, chan)?;
+
+    sys.step(StepId::SecurityCapabilities)?;
+    let keep = caps::mask(&spec.capabilities);
+    for cap in 0..=caps::last_cap() {
+        if keep & (1 << cap) == 0 {
+            sys.run(Call::Prctl { option: Prctl::CapBsetDrop, arg: cap as u64 })?;
+        }
+    }
+    sys.run(Call::Prctl { option: Prctl::CapAmbientClearAll, arg: 0 })?;
+    sys.run(Call::Capset { effective: keep, permitted: keep, inheritable: 0 })?;
+
+    sys.step(StepId::SecurityUser)?;
+    sys.run(Call::Setgroups { gids: spec.user.additional_gids.clone() })?;
+    sys.run(Call::Setresgid { gid: spec.user.gid })?;
+    // For a user other than root this also empties permitted and effective capabilities, as
+    // in Docker: the bounding set still limits what setuid programs could regain.
+    sys.run(Call::Setresuid { uid: spec.user.uid })?;
+
+    sys.step(StepId::ProcessExec)?;
+    let path = if sys.is_dry_run() { PathBuf::from(&spec.args[0]) } else { lookup(&spec.args[0], &spec.env)? };
+    sys.run(Call::CloseRange { first: 3 })?;
+    Ok(Exec {
+        call: Call::Execve { path, argv: spec.args.clone(), envp: spec.env.clone() },
+        cwd: spec.cwd.clone(),
+    })
+}
+
+/// The terminal (`-t`), or /dev/null as stdin when the container gets no input (no `-i`).
+fn terminal(sys: &Sys, spec: &RunSpec, chan: Option<&Channel>) -> Result<()> {
+    if spec.tty {
+        sys.step(StepId::ProcessTerminal)?;
+        let slave = if sys.is_dry_run() { None } else { Some(open_pty(chan)?) };
+        let fd = slave.as_ref().map(|s| s.as_raw_fd()).unwrap_or(3);
+        sys.run(Call::Setsid)?;
+        sys.run(Call::IoctlSetCtty { fd })?;
+        for target in 0..3 {
+            sys.run(Call::Dup2 { old: fd, new: target })?;
+        }
+    } else if !spec.interactive && !sys.is_dry_run() {
+        let null = std::fs::File::open("/dev/null").map_err(Error::io("open", "/dev/null"))?;
+        sys.run(Call::Dup2 { old: null.as_raw_fd(), new: 0 })?;
+    }
+    Ok(())
+}
+
+/// Open a pseudo-terminal in the container's own devpts and hand the master to dockling,
+/// which relays it to the user's terminal. Returns the slave side.
+fn open_pty(chan: Option<&Channel>) -> Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Usage(format!("open /dev/ptmx in the container: {e}")))?;
+    nix::pty::grantpt(&master).map_err(|e| Error::Usage(format!("grantpt: {e}")))?;
+    nix::pty::unlockpt(&master).map_err(|e| Error::Usage(format!("unlockpt: {e}")))?;
+    let name = nix::pty::ptsname_r(&master).map_err(|e| Error::Usage(format!("ptsname: {e}")))?;
+    let slave: OwnedFd = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&name)
+        .map_err(Error::io("open", &name))?
+        .into();
+    // SAFETY: the PtyMaster owns a valid open descriptor; we duplicate it into an OwnedFd.
+    let dup = unsafe { libc::fcntl(master.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        return Err(Error::io("dup", "/dev/ptmx")(std::io::Error::last_os_error()));
+    }
+    // SAFETY: fcntl returned a new descriptor that nobody else owns.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+    if let Some(chan) = chan {
+        chan.send(&Message::Terminal(fd)).map_err(|e| Error::Usage(format!("send terminal to the engine: {e}")))?;
+    }
+    Ok(slave)
+}
+
+/// Find the program like a shell would, with the container's own `PATH` (Docker does the same
+/// lookup and reports 127/126 the same way).
+fn lookup(cmd: &str, env: &[String]) -> Result<PathBuf> {
+    let check = |p: &Path| -> Result<PathBuf> {
+        match nix::unistd::access(p, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) if p.is_dir() => Err(Error::CannotInvoke(format!("exec: {:?}: is a directory", p.display().to_string()))),
+            Ok(()) => Ok(p.to_path_buf()),
+            Err(Errno::EACCES) => {
+                Err(Error::CannotInvoke(format!("exec: {:?}: permission denied", p.display().to_string())))
+            }
+            Err(_) => Err(Error::CommandNotFound(format!(
+                "exec: {:?}: no such file or directory",
+                p.display().to_string()
+            ))),
+        }
+    };
+    if cmd.contains('/') {
+        return check(Path::new(cmd));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let mut denied = None;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(cmd);
+        if candidate.exists() {
+            match check(&candidate) {
+                Ok(p) => return Ok(p),
+                Err(e) => denied = Some(e),
+            }
+        }
+    }
+    Err(denied.unwrap_or_else(|| {
+        Error::CommandNotFound(format!("exec: {cmd:?}: executable file not found in $PATH"))
+    }))
+}
+
+fn exec_container(sys: &Sys, exec: Exec) -> Result<Infallible> {
+    sys.run(Call::Chdir { path: exec.cwd.clone() }).map_err(|e| {
+        Error::CannotInvoke(format!("chdir to the working directory {}: {}", exec.cwd.display(), e.errno.desc()))
+    })?;
+    // The engine blocked these signals to forward them; the container starts with none blocked.
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let name = match &exec.call {
+        Call::Execve { path, .. } => path.display().to_string(),
+        _ => String::new(),
+    };
+    let err = sys.run(exec.call).expect_err("execve returns only on failure");
+    Err(match err.errno {
+        Errno::ENOENT => Error::CommandNotFound(format!("exec: {name:?}: no such file or directory")),
+        e => Error::CannotInvoke(format!("exec: {name:?}: {}", e.desc().to_lowercase())),
+    })
+}

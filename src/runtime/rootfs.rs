@@ -1,0 +1,310 @@
+//! The container's `/`: layers mounted, the kernel file systems on top, devices, the files
+//! that make it a host of its own, volumes, masked paths, then `pivot_root`.
+//!
+//! Everything here runs in the child, inside the new mount namespace, before `execve`. Mount
+//! targets inside the image are resolved with `openat2(RESOLVE_IN_ROOT)` (see
+//! [`crate::sys::fs`]): an image whose `/proc` or volume target is a symlink to a host path
+//! cannot make us mount over the host.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags};
+
+use crate::error::{Error, Result};
+use crate::plan::StepId;
+use crate::spec::{LayersMode, RootfsMode, RunSpec};
+use crate::sys::{fs as safefs, Call, Sys};
+
+/// One mount to make inside the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// File system type (`proc`, `tmpfs`, `cgroup`...).
+    pub fstype: String,
+    /// Source as `mount(8)` shows it.
+    pub source: String,
+    /// Absolute path inside the container.
+    pub target: PathBuf,
+    /// Mount flags.
+    pub flags: MsFlags,
+    /// File-system specific options.
+    pub data: Option<String>,
+}
+
+const NOSUID_NOEXEC_NODEV: MsFlags =
+    MsFlags::from_bits_truncate(MsFlags::MS_NOSUID.bits() | MsFlags::MS_NOEXEC.bits() | MsFlags::MS_NODEV.bits());
+
+fn entry(fstype: &str, source: &str, target: &str, flags: MsFlags, data: Option<&str>) -> MountEntry {
+    MountEntry {
+        fstype: fstype.into(),
+        source: source.into(),
+        target: target.into(),
+        flags,
+        data: data.map(String::from),
+    }
+}
+
+/// The kernel file systems every container gets (Docker's defaults).
+pub fn default_mounts(spec: &RunSpec) -> Vec<MountEntry> {
+    let mut sys_flags = NOSUID_NOEXEC_NODEV;
+    if !spec.privileged {
+        sys_flags |= MsFlags::MS_RDONLY;
+    }
+    vec![
+        entry("proc", "proc", "/proc", NOSUID_NOEXEC_NODEV, None),
+        entry("tmpfs", "tmpfs", "/dev", MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k")),
+        entry(
+            "devpts",
+            "devpts",
+            "/dev/pts",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        ),
+        entry("sysfs", "sysfs", "/sys", sys_flags, None),
+        entry("mqueue", "mqueue", "/dev/mqueue", NOSUID_NOEXEC_NODEV, None),
+        entry("tmpfs", "shm", "/dev/shm", NOSUID_NOEXEC_NODEV, Some("mode=1777,size=65536k")),
+    ]
+}
+
+/// Paths Docker hides: files get `/dev/null` bound over them, directories an empty read-only tmpfs.
+pub const MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths Docker makes read-only.
+pub const READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// The character devices of a default container: (name, major, minor).
+pub const DEVICES: &[(&str, u64, u64)] =
+    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+
+/// Links in `/dev` every Linux program expects.
+pub const DEV_LINKS: &[(&str, &str)] = &[
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+    ("pts/ptmx", "ptmx"),
+    ("/proc/kcore", "core"),
+];
+
+/// A resolved mount target: a readable path when nothing in the image redirected it, otherwise
+/// the `/proc/self/fd/N` of the resolved object (kept open until the mount is done).
+struct Target {
+    path: PathBuf,
+    _fd: Option<OwnedFd>,
+}
+
+fn resolve_target(root: &OwnedFd, rootfs: &Path, inside: &Path, file: bool) -> Result<Target> {
+    let fd = safefs::ensure_target_in_root(root.as_fd(), inside, file)
+        .map_err(Error::io("create mount point", rootfs.join(safefs::relative(inside))))?;
+    let fd_path = safefs::fd_path(&fd);
+    let real = std::fs::read_link(&fd_path).map_err(Error::io("resolve", &fd_path))?;
+    let plain = rootfs.join(safefs::relative(inside));
+    if real == plain {
+        // Nothing in the image redirected the path: use it as is, so the trace reads well.
+        Ok(Target { path: plain, _fd: None })
+    } else {
+        Ok(Target { path: fd_path, _fd: Some(fd) })
+    }
+}
+
+/// The child's view of everything it mounts: rootfs path, its fd for safe lookups.
+pub struct Rootfs<'a> {
+    sys: &'a Sys,
+    spec: &'a RunSpec,
+    path: PathBuf,
+    root: Option<OwnedFd>,
+}
+
+impl<'a> Rootfs<'a> {
+    /// Prepare to build the rootfs of `spec`.
+    pub fn new(sys: &'a Sys, spec: &'a RunSpec) -> Self {
+        Rootfs { sys, spec, path: spec.rootfs(), root: None }
+    }
+
+    fn target(&self, inside: &Path, file: bool) -> Result<Target> {
+        match &self.root {
+            Some(root) => resolve_target(root, &self.path, inside, file),
+            // Dry run: nothing is mounted, so there is nothing to resolve.
+            None => Ok(Target { path: self.path.join(safefs::relative(inside)), _fd: None }),
+        }
+    }
+
+    /// Make every mount private, so nothing we do reaches the host.
+    pub fn make_private(&self) -> Result<()> {
+        self.sys.step(StepId::RootfsPropagation)?;
+        self.sys.mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+        Ok(())
+    }
+
+    /// Mount the layers (overlay) or make the copied tree a mount point (copy).
+    pub fn mount_layers(&mut self, overlay_data: &str) -> Result<()> {
+        self.sys.step(StepId::LayersMount)?;
+        match self.spec.layers_mode {
+            LayersMode::Overlay => {
+                self.sys.mount(Some(Path::new("overlay")), &self.path, Some("overlay"), MsFlags::empty(), Some(overlay_data))?
+            }
+            // pivot_root needs the new root to be a mount point: bind the copy onto itself.
+            LayersMode::Copy => self.sys.mount(
+                Some(&self.path),
+                &self.path,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?,
+        }
+        if !self.sys.is_dry_run() {
+            self.root = Some(safefs::open_root(&self.path).map_err(Error::io("open", &self.path))?);
+        }
+        Ok(())
+    }
+
+    /// /proc, /dev, /sys, cgroups and friends.
+    pub fn mount_kernel_filesystems(&self, extra: &[MountEntry]) -> Result<()> {
+        self.sys.step(StepId::RootfsMounts)?;
+        for m in default_mounts(self.spec).iter().chain(extra) {
+            let t = self.target(&m.target, false)?;
+            self.sys.mount(Some(Path::new(&m.source)), &t.path, Some(&m.fstype), m.flags, m.data.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// Device nodes and the standard links in /dev.
+    pub fn create_devices(&self) -> Result<()> {
+        self.sys.step(StepId::RootfsDevices)?;
+        let dev = self.path.join("dev");
+        for (name, major, minor) in DEVICES {
+            self.sys.run(Call::Mknod { path: dev.join(name), mode: 0o666, major: *major, minor: *minor })?;
+        }
+        for (target, link) in DEV_LINKS {
+            self.sys.run(Call::Symlink { target: target.into(), link: dev.join(link) })?;
+        }
+        Ok(())
+    }
+
+    /// Bind-mount a host file or directory (read-only if asked).
+    fn bind(&self, source: &Path, inside: &Path, readonly: bool) -> Result<()> {
+        let is_file = !source.is_dir();
+        let t = self.target(inside, is_file)?;
+        self.sys.mount(Some(source), &t.path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        if readonly {
+            self.sys.mount(
+                None,
+                &t.path,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// /etc/hostname, /etc/hosts and /etc/resolv.conf from the container's directory.
+    pub fn bind_etc_files(&self) -> Result<()> {
+        self.sys.step(StepId::RootfsFiles)?;
+        for name in ["hostname", "hosts", "resolv.conf"] {
+            self.bind(&self.spec.bundle.join(name), &Path::new("/etc").join(name), false)?;
+        }
+        Ok(())
+    }
+
+    /// The `-v` volumes.
+    pub fn bind_volumes(&self) -> Result<()> {
+        if self.spec.volumes.is_empty() {
+            return Ok(());
+        }
+        self.sys.step(StepId::RootfsVolumes)?;
+        for v in &self.spec.volumes {
+            self.bind(&v.source, &v.target, v.readonly)?;
+        }
+        Ok(())
+    }
+
+    /// Docker's masked and read-only paths (skipped with `--privileged`).
+    pub fn mask_paths(&self) -> Result<()> {
+        if self.spec.privileged {
+            return Ok(());
+        }
+        self.sys.step(StepId::SecurityMask)?;
+        let dry = self.sys.is_dry_run();
+        for p in MASKED {
+            let host_view = self.path.join(safefs::relative(Path::new(p)));
+            // Only what exists on this kernel is masked (runc does the same).
+            let meta = if dry { Some(Path::new(p).is_dir()) } else { std::fs::metadata(&host_view).ok().map(|m| m.is_dir()) };
+            match meta {
+                Some(true) => self.sys.mount(
+                    Some(Path::new("tmpfs")),
+                    &host_view,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    None,
+                )?,
+                Some(false) => self.sys.mount(
+                    Some(&self.path.join("dev/null")),
+                    &host_view,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                )?,
+                None => {}
+            }
+        }
+        for p in READONLY {
+            let host_view = self.path.join(safefs::relative(Path::new(p)));
+            if !dry && !host_view.exists() {
+                continue;
+            }
+            self.sys.mount(Some(&host_view), &host_view, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            self.sys.mount(
+                None,
+                &host_view,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Switch to the new root: `pivot_root` and detach the host's, or just `chroot`.
+    pub fn switch_root(&mut self) -> Result<()> {
+        self.sys.step(StepId::RootfsPivot)?;
+        self.sys.run(Call::Chdir { path: self.path.clone() })?;
+        match self.spec.rootfs_mode {
+            RootfsMode::PivotRoot => {
+                // pivot_root(".", ".") stacks the old root on top of the new one at "/"; the
+                // lazy unmount then takes the old root (the whole host tree) away. No
+                // put_old directory is needed in the image (pivot_root(2), NOTES).
+                self.sys.run(Call::PivotRoot { new_root: ".".into(), put_old: ".".into() })?;
+                self.sys.umount2(Path::new("."), MntFlags::MNT_DETACH)?;
+            }
+            RootfsMode::Chroot => {
+                self.sys.run(Call::Chroot { path: ".".into() })?;
+            }
+        }
+        self.sys.run(Call::Chdir { path: "/".into() })?;
+        self.root = None;
+        if self.spec.read_only {
+            self.sys.mount(
+                None,
+                Path::new("/"),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,303 @@
+//! Flags + config file + image config → one validated [`RunSpec`] (runc's `specconv` idea).
+//!
+//! Every check of the user's input happens here, before anything is created, so a bad flag
+//! costs nothing and leaves nothing behind. Each error says what to do instead.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use crate::cli::RunArgs;
+use crate::commands::Context;
+use crate::error::{Error, Result};
+use crate::spec::{Limits, Namespaces, NetworkMode, RunSpec, User, Volume};
+
+/// What `specconv` needs to know about the image.
+pub struct ImageInput<'a> {
+    /// The image as the user typed it.
+    pub reference: String,
+    /// `sha256:…` config digest.
+    pub id: String,
+    /// The image's runtime config (entrypoint, cmd, env...), if it has one.
+    pub config: Option<&'a oci_spec::image::Config>,
+    /// Unpacked layer directories, bottom first.
+    pub layers: Vec<PathBuf>,
+}
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn own_or_host(flag: &str, value: Option<&str>, private_word: &str) -> Result<bool> {
+    match value {
+        None | Some("") => Ok(true),
+        Some("host") => Ok(false),
+        Some(v) if v == private_word => Ok(true),
+        Some(v) => Err(Error::Usage(format!("--{flag} {v:?}: use \"host\" to share the host's, or \"{private_word}\" (the default)"))),
+    }
+}
+
+/// Parse `-v HOST:CONTAINER[:ro|rw]`.
+pub fn parse_volume(s: &str) -> Result<Volume> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, "rw"),
+        [src, dst, mode] => (*src, *dst, *mode),
+        _ => return Err(Error::Usage(format!("invalid volume {s:?}: use HOST-DIR:CONTAINER-DIR[:ro]"))),
+    };
+    if !src.starts_with('/') {
+        return Err(Error::Usage(format!(
+            "invalid volume {s:?}: named volumes are not supported yet, give an absolute host path like /srv/data:{dst}"
+        )));
+    }
+    if !dst.starts_with('/') {
+        return Err(Error::Usage(format!("invalid volume {s:?}: the container path {dst:?} must be absolute")));
+    }
+    let readonly = match mode {
+        "ro" => true,
+        "rw" | "" => false,
+        m => return Err(Error::Usage(format!("invalid volume {s:?}: mode {m:?} is not ro or rw"))),
+    };
+    Ok(Volume { source: PathBuf::from(src), target: PathBuf::from(dst), readonly })
+}
+
+/// A file of the image as the container will see it: the topmost layer that has it.
+fn image_file(layers: &[PathBuf], path: &str) -> Option<String> {
+    layers.iter().rev().find_map(|l| std::fs::read_to_string(l.join(path)).ok())
+}
+
+/// Resolve `-u name|uid[:group|gid]` against the image's /etc/passwd and /etc/group.
+pub fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<(User, Option<String>)> {
+    let passwd = image_file(layers, "etc/passwd").unwrap_or_default();
+    let group = image_file(layers, "etc/group").unwrap_or_default();
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let entry = |s: &str| -> Option<(String, u32, u32, String)> {
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 7 {
+                return None;
+            }
+            let uid: u32 = f[2].parse().ok()?;
+            (f[0] == s || f[2] == s).then(|| (f[0].to_string(), uid, f[3].parse().unwrap_or(0), f[5].to_string()))
+        })
+    };
+    let (name, uid, mut gid, home) = match (u.parse::<u32>(), entry(u)) {
+        (_, Some(e)) => (Some(e.0), e.1, e.2, Some(e.3)),
+        (Ok(uid), None) => (None, uid, 0, None),
+        (Err(_), None) => {
+            return Err(Error::Usage(format!(
+                "unable to find user {u}: no matching entries in the image's /etc/passwd (use a numeric uid like 1000:1000)"
+            )))
+        }
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok()).flatten()
+                })
+                .ok_or_else(|| Error::Usage(format!("unable to find group {g}: no matching entries in the image's /etc/group")))?,
+        };
+    }
+    let mut additional = Vec::new();
+    if let Some(n) = &name {
+        for l in group.lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() >= 4 && f[3].split(',').any(|m| m == n) {
+                if let Ok(id) = f[2].parse::<u32>() {
+                    if id != gid && !additional.contains(&id) {
+                        additional.push(id);
+                    }
+                }
+            }
+        }
+    }
+    Ok((User { uid, gid, additional_gids: additional }, home))
+}
+
+fn env_set(env: &mut Vec<String>, kv: String) {
+    let key = kv.split('=').next().unwrap_or("").to_string();
+    env.retain(|e| e.split('=').next() != Some(&key));
+    env.push(kv);
+}
+
+/// Build the spec of a new container.
+pub fn build(ctx: &Context, args: &RunArgs, image: ImageInput<'_>, id: &str, name: &str, bundle: &Path) -> Result<RunSpec> {
+    let cfg = image.config;
+    let cfg_list = |f: fn(&oci_spec::image::Config) -> &Option<Vec<String>>| cfg.and_then(|c| f(c).clone()).unwrap_or_default();
+
+    // Command: --entrypoint replaces ENTRYPOINT (and drops CMD), arguments replace CMD.
+    let entrypoint = match &args.entrypoint {
+        Some(e) if e.is_empty() => vec![],
+        Some(e) => vec![e.clone()],
+        None => cfg_list(|c| c.entrypoint()),
+    };
+    let cmd = if !args.command.is_empty() {
+        args.command.clone()
+    } else if args.entrypoint.is_some() {
+        vec![]
+    } else {
+        cfg_list(|c| c.cmd())
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        return Err(Error::Usage(format!(
+            "no command specified: image {} has no CMD or ENTRYPOINT, give one after the image name",
+            image.reference
+        )));
+    }
+
+    let pid = own_or_host("pid", args.pid.as_deref(), "private")?;
+    let uts = own_or_host("uts", args.uts.as_deref(), "private")?;
+    let ipc = own_or_host("ipc", args.ipc.as_deref(), "private")?;
+    let cgroupns = own_or_host("cgroupns", args.cgroupns.as_deref(), "private")?;
+    let network = match args.network.as_deref().or(ctx.config.network.as_deref()).unwrap_or("none") {
+        "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        "bridge" | "default" => {
+            return Err(Error::Usage(
+                "--network bridge is not available yet in dockling: use --network none (loopback only) or --network host".into(),
+            ))
+        }
+        other => return Err(Error::Usage(format!("network {other} not found: use none or host"))),
+    };
+    if !uts && args.hostname.is_some() {
+        return Err(Error::Usage("conflicting options: --hostname and --uts host (the host's name is shared)".into()));
+    }
+    let hostname = match (&args.hostname, uts) {
+        (Some(h), _) => h.clone(),
+        (None, true) => id[..12].to_string(),
+        (None, false) => nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
+    if args.tty && args.interactive && !std::io::stdin().is_terminal() {
+        return Err(Error::Usage("the input device is not a TTY: drop -t, or run from a terminal".into()));
+    }
+
+    let (user, home) = match args.user.as_deref().or(cfg.and_then(|c| c.user().as_deref())).filter(|u| !u.is_empty()) {
+        Some(u) => resolve_user(u, &image.layers)?,
+        None => resolve_user("0", &image.layers)?,
+    };
+
+    let mut env = cfg_list(|c| c.env());
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    env_set(&mut env, format!("HOSTNAME={hostname}"));
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file).map_err(Error::io("read env file", file))?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            env_set(&mut env, expand_env(line));
+        }
+    }
+    for e in &args.env {
+        env_set(&mut env, expand_env(e));
+    }
+    if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home.filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into())));
+    }
+
+    let cwd = args
+        .workdir
+        .clone()
+        .or_else(|| cfg.and_then(|c| c.working_dir().clone()))
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    if !cwd.starts_with('/') {
+        return Err(Error::Usage(format!("the working directory {cwd:?} is invalid: it needs to be an absolute path")));
+    }
+
+    let volumes = args.volume.iter().map(|v| parse_volume(v)).collect::<Result<Vec<_>>>()?;
+    for v in &volumes {
+        if !v.source.exists() {
+            std::fs::create_dir_all(&v.source).map_err(Error::io("create volume directory", &v.source))?;
+        }
+    }
+
+    let cgroups_on = !args.no_cgroups && ctx.config.cgroups != Some(false);
+    let limits = Limits {
+        memory: args.memory.as_deref().map(crate::cgroups::parse_memory).transpose()?,
+        cpus: args.cpus,
+        pids: args.pids_limit,
+    };
+    if let Some(c) = args.cpus {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        if c <= 0.0 || c > n {
+            return Err(Error::Usage(format!("range of CPUs is from 0.01 to {n:.2}, as there are only {n} CPUs available")));
+        }
+    }
+    if !cgroups_on && (limits.memory.is_some() || limits.cpus.is_some() || limits.pids.is_some()) {
+        return Err(Error::Usage("--memory, --cpus and --pids-limit need cgroups: drop --no-cgroups".into()));
+    }
+
+    Ok(RunSpec {
+        id: id.to_string(),
+        name: name.to_string(),
+        image_ref: image.reference,
+        image_id: image.id,
+        layers: image.layers,
+        args: argv,
+        env,
+        cwd: PathBuf::from(cwd),
+        user,
+        hostname,
+        tty: args.tty,
+        interactive: args.interactive,
+        remove: args.rm,
+        namespaces: Namespaces { pid, uts, ipc, net: network == NetworkMode::None, cgroup: cgroupns },
+        network,
+        layers_mode: args.layers.or(ctx.config.layers).unwrap_or_default(),
+        rootfs_mode: args.rootfs.or(ctx.config.rootfs).unwrap_or_default(),
+        cgroup: cgroups_on.then_some(limits),
+        privileged: args.privileged,
+        capabilities: crate::runtime::caps::resolve(args.privileged, &args.cap_add, &args.cap_drop)?,
+        volumes,
+        read_only: args.read_only,
+        bundle: bundle.to_path_buf(),
+    })
+}
+
+/// `-e NAME` takes the value from dockling's own environment, as Docker does.
+fn expand_env(e: &str) -> String {
+    if e.contains('=') {
+        e.to_string()
+    } else {
+        format!("{e}={}", std::env::var(e).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_parse_like_docker() {
+        let v = parse_volume("/srv:/data:ro").unwrap();
+        assert!(v.readonly);
+        assert_eq!(v.target, PathBuf::from("/data"));
+        assert!(parse_volume("data:/data").unwrap_err().to_string().contains("absolute host path"));
+        assert!(parse_volume("/srv:/data:rx").unwrap_err().to_string().contains("rx"));
+    }
+
+    #[test]
+    fn users_resolve_from_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nstudent:x:1000:1000::/home/student:/bin/sh\n").unwrap();
+        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nstudent:x:1000:\nwheel:x:10:student\n").unwrap();
+        let layers = vec![dir.path().to_path_buf()];
+        let (u, home) = resolve_user("student", &layers).unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (1000, 1000, vec![10]));
+        assert_eq!(home.as_deref(), Some("/home/student"));
+        let (u, _) = resolve_user("1000:10", &layers).unwrap();
+        assert_eq!((u.uid, u.gid), (1000, 10));
+        let (u, _) = resolve_user("4242", &layers).unwrap();
+        assert_eq!((u.uid, u.gid), (4242, 0));
+        assert!(resolve_user("nobody-here", &layers).is_err());
+    }
+}
