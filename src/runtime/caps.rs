@@ -30,6 +30,20 @@ pub fn last_cap() -> u32 {
         .unwrap_or(NAMES.len() as u32 - 1)
 }
 
+/// The capabilities dockling itself holds (`CapPrm` of /proc/self/status): a container can
+/// never get more. On machines without some capability (no `CAP_SYS_RESOURCE` here, say),
+/// `--privileged` gives all that remain, as Docker does.
+pub fn available() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapPrm:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
 /// The number of a capability named like Docker accepts: `NET_ADMIN`, `CAP_NET_ADMIN`, any case.
 pub fn number(name: &str) -> Result<u32> {
     let upper = name.to_ascii_uppercase();
@@ -69,6 +83,17 @@ pub fn resolve(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<
             }
         }
     }
+    let have = available();
+    for a in add.iter().filter(|a| !a.eq_ignore_ascii_case("all")) {
+        let n = number(a)?;
+        if have & (1 << n) == 0 {
+            return Err(Error::Usage(format!(
+                "--cap-add {a}: dockling itself does not hold CAP_{}, so it cannot give it to a container",
+                NAMES[n as usize]
+            )));
+        }
+    }
+    set.retain(|c| have & (1 << c) != 0);
     set.sort_unstable();
     Ok(set)
 }

@@ -1,7 +1,7 @@
 //! The socket between dockling and the container's child until `execve`.
 //!
 //! A `SOCK_SEQPACKET` pair (message boundaries kept) with close-on-exec on both ends:
-//! - parent → child `G`: "you are in your cgroup, go on";
+//! - parent → child `G` + pid: "you are in your cgroup, go on" (and your pid on the host);
 //! - child → parent `T` + an fd: the pseudo-terminal master (`-t`);
 //! - child → parent `E` + exit code + message: setup or `execve` failed;
 //! - child → parent `A` + step key: the user pressed `q` at a `--step` pause;
@@ -21,8 +21,8 @@ use nix::sys::socket::{
 /// A message from the child.
 #[derive(Debug)]
 pub enum Message {
-    /// Go on (parent → child).
-    Go,
+    /// Go on (parent → child), with the child's pid as the host sees it.
+    Go(i32),
     /// The terminal master.
     Terminal(OwnedFd),
     /// Setup failed: exit code and message.
@@ -50,7 +50,7 @@ impl Channel {
     /// Send a message (with an fd for `Terminal`).
     pub fn send(&self, msg: &Message) -> std::io::Result<()> {
         let (bytes, fd): (Vec<u8>, Option<RawFd>) = match msg {
-            Message::Go => (b"G".to_vec(), None),
+            Message::Go(pid) => (format!("G{pid}").into_bytes(), None),
             Message::Terminal(fd) => (b"T".to_vec(), Some(fd.as_raw_fd())),
             Message::Failed(code, text) => (format!("E{code}\t{text}").into_bytes(), None),
             Message::Aborted(step) => (format!("A{step}").into_bytes(), None),
@@ -89,7 +89,7 @@ impl Channel {
         let msg = &buf[..n];
         Ok(match msg.first() {
             None => Message::Closed,
-            Some(b'G') => Message::Go,
+            Some(b'G') => Message::Go(String::from_utf8_lossy(&msg[1..]).parse().unwrap_or(0)),
             Some(b'T') => match fd {
                 Some(fd) => Message::Terminal(fd),
                 None => Message::Failed(125, "terminal message without a descriptor".into()),

@@ -54,7 +54,8 @@ pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
 
 fn run(sys: &Sys, setup: &Setup<'_>, chan: &Channel) -> Result<Infallible> {
     match chan.recv().map_err(|e| Error::Usage(format!("waiting for the engine: {e}")))? {
-        Message::Go => {}
+        // Inside a new pid namespace getpid() says 1; --step hints need the host's number.
+        Message::Go(pid) => sys.tracer.set_var("pid", pid.to_string()),
         other => return Err(Error::Usage(format!("unexpected message from the engine: {other:?}"))),
     }
     // If dockling dies, so does the container (a foreground run has no other keeper).

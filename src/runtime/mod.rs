@@ -253,7 +253,7 @@ fn supervise(
         return Ok(Outcome { exit_code: 0, oom_killed: false });
     }
     let start = std::time::Instant::now();
-    chan.send(&Message::Go).map_err(Error::io("send", "container channel"))?;
+    chan.send(&Message::Go(pid)).map_err(Error::io("send", "container channel"))?;
     let mut master = None;
     let mut program = spec.args[0].clone();
     loop {
@@ -271,7 +271,7 @@ fn supervise(
                 return Err(Error::Aborted(crate::trace::Aborted(id)));
             }
             Message::Exec(path) => program = path,
-            Message::Go => {}
+            Message::Go(_) => {}
             Message::Closed => break,
         }
     }

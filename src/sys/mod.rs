@@ -37,7 +37,7 @@ pub trait Backend {
 
 /// A failed call: which operation, on what, and the errno.
 #[derive(Debug, thiserror::Error)]
-#[error("{name} {object}: {errno} ({desc})", desc = errno.desc())]
+#[error("{name}{}{object}: {errno}", if object.is_empty() { "" } else { " " })]
 pub struct SysError {
     /// Syscall name, as strace prints it.
     pub name: &'static str,
