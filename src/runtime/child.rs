@@ -58,11 +58,6 @@ fn run(sys: &Sys, setup: &Setup<'_>, chan: &Channel) -> Result<Infallible> {
         Message::Go(pid) => sys.tracer.set_var("pid", pid.to_string()),
         other => return Err(Error::Usage(format!("unexpected message from the engine: {other:?}"))),
     }
-    // If dockling dies, so does the container (a foreground run has no other keeper).
-    sys.run(Call::Prctl { option: Prctl::SetPdeathsig, arg: libc::SIGKILL as u64 })?;
-    // Until execve this process is the dockling binary: keep other processes in the container
-    // from opening its /proc files (/proc/<pid>/exe, CVE-2019-5736).
-    sys.run(Call::Prctl { option: Prctl::SetDumpable, arg: 0 })?;
     let exec = prepare(sys, setup, Some(chan))?;
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));
@@ -80,6 +75,11 @@ pub struct Exec {
 /// by `dockling explain` (then `chan` is `None`).
 pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<Exec> {
     let spec = setup.spec;
+    // If dockling dies, so does the container (a foreground run has no other keeper).
+    sys.run(Call::Prctl { option: Prctl::SetPdeathsig, arg: libc::SIGKILL as u64 })?;
+    // Until execve this process is the dockling binary: keep other processes in the container
+    // from opening its /proc files (/proc/<pid>/exe, CVE-2019-5736).
+    sys.run(Call::Prctl { option: Prctl::SetDumpable, arg: 0 })?;
     if setup.cgroup_ns {
         sys.step(StepId::NamespacesCgroup)?;
         sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;

@@ -299,3 +299,104 @@ fn supervise(
     let oom_killed = exit_code == 128 + libc::SIGKILL && cgroup.is_some_and(|cg| cg.oom_killed());
     Ok(Outcome { exit_code, oom_killed })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The syscall script of a container start, recorded against the double: the recipe a
+    //! learner can read, and a guard against changing it by accident.
+
+    use super::*;
+    use crate::spec::{Namespaces, NetworkMode, RootfsMode, User, Volume};
+    use crate::sys::record::Recorder;
+    use crate::trace::{Format, Tracer};
+
+    fn spec() -> RunSpec {
+        RunSpec {
+            id: "0123456789ab".repeat(5) + "cdef",
+            name: "web".into(),
+            image_ref: "busybox".into(),
+            image_id: "sha256:".to_string() + &"ab".repeat(32),
+            layers: vec!["/var/lib/dockling/layers/sha256/l1".into(), "/var/lib/dockling/layers/sha256/l2".into()],
+            args: vec!["sh".into(), "-c".into(), "echo hello".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            user: User { uid: 0, gid: 0, additional_gids: vec![] },
+            hostname: "box".into(),
+            tty: false,
+            interactive: false,
+            remove: true,
+            namespaces: Namespaces { pid: true, uts: true, ipc: true, net: true, cgroup: true },
+            network: NetworkMode::None,
+            layers_mode: LayersMode::Overlay,
+            rootfs_mode: RootfsMode::PivotRoot,
+            cgroup: None,
+            privileged: false,
+            capabilities: caps::resolve(false, &[], &[]).unwrap(),
+            volumes: vec![],
+            read_only: false,
+            bundle: "/var/lib/dockling/containers/c1".into(),
+        }
+    }
+
+    fn script(spec: &RunSpec) -> String {
+        let root = tempfile::tempdir().unwrap();
+        let containers = Containers::open(root.path()).unwrap();
+        let rec = Recorder::new();
+        let sys = Sys::new(Box::new(rec.clone()), Tracer::capture(Format::Pretty));
+        start(&sys, spec, &containers, None).unwrap();
+        rec.script()
+    }
+
+    #[test]
+    fn default_run_script() {
+        insta::assert_snapshot!(script(&spec()));
+    }
+
+    #[test]
+    fn pid_host_leaves_out_clone_newpid() {
+        let mut s = spec();
+        s.namespaces.pid = false;
+        let out = script(&s);
+        assert!(out.starts_with("mkdir"), "{out}");
+        let clone = out.lines().find(|l| l.starts_with("clone(")).unwrap();
+        assert!(!clone.contains("CLONE_NEWPID"), "{clone}");
+        assert!(script(&spec()).lines().any(|l| l.starts_with("clone(") && l.contains("CLONE_NEWPID")));
+    }
+
+    #[test]
+    fn chroot_replaces_pivot_root() {
+        let mut s = spec();
+        s.rootfs_mode = RootfsMode::Chroot;
+        let out = script(&s);
+        assert!(out.contains("chroot(\".\")"));
+        assert!(!out.contains("pivot_root"));
+    }
+
+    #[test]
+    fn tty_user_and_volumes_script() {
+        let mut s = spec();
+        s.tty = true;
+        s.user = User { uid: 1000, gid: 1000, additional_gids: vec![10] };
+        s.volumes = vec![Volume { source: "/srv".into(), target: "/data".into(), readonly: true }];
+        s.namespaces.net = false;
+        s.network = NetworkMode::Host;
+        s.privileged = true;
+        let out = script(&s);
+        let tail: String = out.lines().skip_while(|l| !l.contains("\"/srv\"")).map(|l| format!("{l}\n")).collect();
+        insta::assert_snapshot!(tail.lines().filter(|l| !l.starts_with("prctl(PR_CAPBSET_DROP")).collect::<Vec<_>>().join("\n"));
+        assert!(!out.contains("SIOCSIFFLAGS"), "no loopback step with --network host");
+        assert!(!out.contains("rootfs/proc/kcore"), "--privileged masks nothing");
+    }
+
+    #[test]
+    fn a_failed_mount_stops_the_start_with_the_call_named() {
+        let root = tempfile::tempdir().unwrap();
+        let containers = Containers::open(root.path()).unwrap();
+        let rec = Recorder::new();
+        rec.fail_next("pivot_root", nix::errno::Errno::EINVAL);
+        let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
+        let err = start(&sys, &spec(), &containers, None).unwrap_err().to_string();
+        assert_eq!(err, "pivot_root .: EINVAL: Invalid argument");
+        assert!(!rec.script().contains("execve"), "nothing runs after the failure");
+    }
+}

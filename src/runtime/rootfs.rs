@@ -66,20 +66,21 @@ pub fn default_mounts(spec: &RunSpec) -> Vec<MountEntry> {
     ]
 }
 
-/// Paths Docker hides: files get `/dev/null` bound over them, directories an empty read-only tmpfs.
-pub const MASKED: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
+/// Paths Docker hides, and whether each is a directory: files get `/dev/null` bound over
+/// them, directories an empty read-only tmpfs. Paths this kernel does not have are skipped.
+pub const MASKED: &[(&str, bool)] = &[
+    ("/proc/asound", true),
+    ("/proc/acpi", true),
+    ("/proc/interrupts", false),
+    ("/proc/kcore", false),
+    ("/proc/keys", false),
+    ("/proc/latency_stats", false),
+    ("/proc/timer_list", false),
+    ("/proc/timer_stats", false),
+    ("/proc/sched_debug", false),
+    ("/proc/scsi", true),
+    ("/sys/firmware", true),
+    ("/sys/devices/virtual/powercap", true),
 ];
 
 /// Paths Docker makes read-only.
@@ -239,26 +240,16 @@ impl<'a> Rootfs<'a> {
         }
         self.sys.step(StepId::SecurityMask)?;
         let dry = self.sys.is_dry_run();
-        for p in MASKED {
+        for (p, is_dir) in MASKED {
             let host_view = self.path.join(safefs::relative(Path::new(p)));
-            // Only what exists on this kernel is masked (runc does the same).
-            let meta = if dry { Some(Path::new(p).is_dir()) } else { std::fs::metadata(&host_view).ok().map(|m| m.is_dir()) };
-            match meta {
-                Some(true) => self.sys.mount(
-                    Some(Path::new("tmpfs")),
-                    &host_view,
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY,
-                    None,
-                )?,
-                Some(false) => self.sys.mount(
-                    Some(&self.path.join("dev/null")),
-                    &host_view,
-                    None,
-                    MsFlags::MS_BIND,
-                    None,
-                )?,
-                None => {}
+            // Only what exists on this kernel is masked (runc does the same); a dry run shows all.
+            if !dry && std::fs::symlink_metadata(&host_view).is_err() {
+                continue;
+            }
+            if *is_dir {
+                self.sys.mount(Some(Path::new("tmpfs")), &host_view, Some("tmpfs"), MsFlags::MS_RDONLY, None)?;
+            } else {
+                self.sys.mount(Some(&self.path.join("dev/null")), &host_view, None, MsFlags::MS_BIND, None)?;
             }
         }
         for p in READONLY {
