@@ -89,6 +89,7 @@ steps! {
     RootfsPivot => Rootfs, "rootfs.pivot_root";
     NamespacesHostname => Namespaces, "namespaces.hostname";
     ProcessTerminal => Process, "process.terminal";
+    SecuritySeccomp => Security, "security.seccomp";
     SecurityCapabilities => Security, "security.capabilities";
     SecurityUser => Security, "security.user";
     ProcessExec => Process, "process.exec";

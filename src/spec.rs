@@ -133,6 +133,12 @@ pub struct RunSpec {
     pub privileged: bool,
     /// Capability numbers the process keeps.
     pub capabilities: Vec<u32>,
+    /// Install the default seccomp filter (off with `--privileged` or `seccomp=unconfined`).
+    #[serde(default)]
+    pub seccomp: bool,
+    /// `no-new-privileges`: setuid binaries and file capabilities give nothing.
+    #[serde(default)]
+    pub no_new_privileges: bool,
     /// Bind mounts from the host.
     pub volumes: Vec<Volume>,
     /// Root filesystem read-only.

@@ -235,7 +235,24 @@ pub fn build(ctx: &Context, args: &RunArgs, image: ImageInput<'_>, id: &str, nam
         return Err(Error::Usage("--memory, --cpus and --pids-limit need cgroups: drop --no-cgroups".into()));
     }
 
+    let mut seccomp = !args.privileged;
+    let mut no_new_privileges = false;
+    for opt in &args.security_opt {
+        match opt.as_str() {
+            "seccomp=unconfined" | "seccomp:unconfined" => seccomp = false,
+            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => no_new_privileges = true,
+            "no-new-privileges=false" | "no-new-privileges:false" => no_new_privileges = false,
+            other => {
+                return Err(Error::Usage(format!(
+                    "--security-opt {other:?} is not supported: use seccomp=unconfined or no-new-privileges"
+                )))
+            }
+        }
+    }
+
     Ok(RunSpec {
+        seccomp,
+        no_new_privileges,
         id: id.to_string(),
         name: name.to_string(),
         image_ref: image.reference,

@@ -203,6 +203,9 @@ pub struct RunArgs {
     /// Drop Linux capabilities
     #[arg(long = "cap-drop", value_name = "list")]
     pub cap_drop: Vec<String>,
+    /// Security options: seccomp=unconfined, no-new-privileges
+    #[arg(long = "security-opt", value_name = "list")]
+    pub security_opt: Vec<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,

@@ -25,6 +25,9 @@ pub fn switched(spec: &RunSpec, step: StepId) -> Option<String> {
         StepId::NamespacesHostname if !ns.uts => Some("off: --uts host".into()),
         StepId::RootfsVolumes if spec.volumes.is_empty() => Some("off: no -v given".into()),
         StepId::SecurityMask if spec.privileged => Some("off: --privileged".into()),
+        StepId::SecuritySeccomp if !spec.seccomp && !spec.no_new_privileges => {
+            Some(if spec.privileged { "off: --privileged" } else { "off: --security-opt seccomp=unconfined" }.into())
+        }
         StepId::ProcessTerminal if !spec.tty => Some("off: no -t given".into()),
         StepId::LayersMount if spec.layers_mode == LayersMode::Copy => Some("changed: --layers copy binds a private copy".into()),
         StepId::RootfsPivot if spec.rootfs_mode == RootfsMode::Chroot => Some("changed: --rootfs chroot".into()),

@@ -108,6 +108,19 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     }
     terminal(sys, spec, chan)?;
 
+    if spec.seccomp || spec.no_new_privileges {
+        sys.step(StepId::SecuritySeccomp)?;
+        if spec.no_new_privileges {
+            sys.run(Call::Prctl { option: Prctl::SetNoNewPrivs, arg: 1 })?;
+        }
+        if spec.seccomp {
+            // Installed while we still hold CAP_SYS_ADMIN (needed without no_new_privs); the
+            // calls left before execve (prctl, capset, setres*id, execve) are all allowed.
+            let denied = super::seccomp::DENIED.iter().map(|(n, _)| *n).collect();
+            sys.run(Call::Seccomp { denied })?;
+        }
+    }
+
     sys.step(StepId::SecurityCapabilities)?;
     let keep = caps::mask(&spec.capabilities);
     for cap in 0..=caps::last_cap() {

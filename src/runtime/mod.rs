@@ -14,6 +14,7 @@ pub mod child;
 pub mod exe;
 pub mod io;
 pub mod rootfs;
+pub mod seccomp;
 
 use std::path::Path;
 
@@ -332,6 +333,8 @@ mod tests {
             cgroup: None,
             privileged: false,
             capabilities: caps::resolve(false, &[], &[]).unwrap(),
+            seccomp: true,
+            no_new_privileges: false,
             volumes: vec![],
             read_only: false,
             bundle: "/var/lib/dockling/containers/c1".into(),
@@ -369,7 +372,7 @@ mod tests {
         s.rootfs_mode = RootfsMode::Chroot;
         let out = script(&s);
         assert!(out.contains("chroot(\".\")"));
-        assert!(!out.contains("pivot_root"));
+        assert!(!out.contains("pivot_root("));
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub enum Call {
     CloseRange { first: u32 },
     /// `ioctl(sock, SIOCSIFFLAGS, IFF_UP)` on a network interface (socket + two ioctls).
     IfUp { name: String },
+    /// `seccomp(2)` `SECCOMP_SET_MODE_FILTER`: install a filter of `rules` denied syscalls.
+    Seccomp { denied: Vec<&'static str> },
     /// `execve(2)`; on success it never returns.
     Execve { path: PathBuf, argv: Vec<String>, envp: Vec<String> },
     /// `kill(2)`.
@@ -161,6 +163,7 @@ impl Call {
             Call::Dup2 { .. } => "dup2",
             Call::CloseRange { .. } => "close_range",
             Call::IfUp { .. } => "ioctl",
+            Call::Seccomp { .. } => "seccomp",
             Call::Execve { .. } => "execve",
             Call::Kill { .. } => "kill",
             Call::Wait4 { .. } => "wait4",
@@ -301,6 +304,14 @@ impl Call {
             Call::IfUp { name } => {
                 let _ = write!(s, "{{ifr_name={}, ifr_flags=IFF_UP}}, SIOCSIFFLAGS", quote(name));
             }
+            Call::Seccomp { denied } => {
+                let _ = write!(
+                    s,
+                    "SECCOMP_SET_MODE_FILTER, 0, {{len={}, filter=…}} /* EPERM for {} */",
+                    crate::runtime::seccomp::program().len(),
+                    denied.join(",")
+                );
+            }
             Call::Execve { path, argv, envp } => {
                 let a: Vec<String> = argv.iter().map(|x| quote(x)).collect();
                 let _ = write!(
@@ -348,7 +359,7 @@ impl Call {
             Call::Dup2 { old, new } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
             Call::CloseRange { first } => format!("fds from {first}"),
-            Call::Capset { .. } | Call::Setsid => String::new(),
+            Call::Capset { .. } | Call::Setsid | Call::Seccomp { .. } => String::new(),
         }
     }
 
@@ -381,6 +392,7 @@ impl Call {
                 | Call::Dup2 { .. }
                 | Call::CloseRange { .. }
                 | Call::IfUp { .. }
+                | Call::Seccomp { .. }
                 | Call::Execve { .. }
                 | Call::Kill { .. }
                 | Call::Wait4 { .. } => {}
@@ -422,6 +434,7 @@ impl Call {
             Call::Dup2 { old: 3, new: 0 },
             Call::CloseRange { first: 3 },
             Call::IfUp { name: "lo".into() },
+            Call::Seccomp { denied: vec!["mount"] },
             Call::Execve { path: p("/bin/sh"), argv: vec![], envp: vec![] },
             Call::Kill { pid: 1, signal: 15 },
             Call::Wait4 { pid: 1 },

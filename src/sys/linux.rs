@@ -224,6 +224,14 @@ impl Backend for Linux {
                 check(unsafe { libc::syscall(libc::SYS_close_range, *first, u32::MAX, 4u32) })
             }
             Call::IfUp { name } => if_up(name),
+            Call::Seccomp { .. } => {
+                let filter = crate::runtime::seccomp::program();
+                let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut _ };
+                // SAFETY: prog points at `filter`, which outlives the call; the kernel copies it.
+                check(unsafe {
+                    libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0u32, &prog as *const libc::sock_fprog)
+                })
+            }
             Call::Execve { path, argv, envp } => {
                 let p = cpath(path)?;
                 let a: Vec<CString> = argv.iter().map(|s| cstr(s)).collect::<Result<_, _>>()?;
