@@ -108,6 +108,11 @@ struct Target {
 }
 
 fn resolve_target(root: &OwnedFd, rootfs: &Path, inside: &Path, file: bool) -> Result<Target> {
+    // Where the path leads once the image's symlinks are followed inside the rootfs; then
+    // create it there with openat2, which refuses to leave the rootfs even if raced.
+    let joined = safefs::secure_join(rootfs, inside).map_err(Error::io("resolve", rootfs.join(safefs::relative(inside))))?;
+    let inside = joined.strip_prefix(rootfs).unwrap_or(inside).to_path_buf();
+    let inside = inside.as_path();
     let fd = safefs::ensure_target_in_root(root.as_fd(), inside, file)
         .map_err(Error::io("create mount point", rootfs.join(safefs::relative(inside))))?;
     let fd_path = safefs::fd_path(&fd);

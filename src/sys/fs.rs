@@ -89,6 +89,53 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Re
     Ok(dir)
 }
 
+/// Resolve `path` as if `root` were `/`, following symlinks (at most 40, like the kernel) and
+/// clamping `..` at the root, the way runc's securejoin does. Components that do not exist
+/// yet are kept as they are. The result is always inside `root`.
+///
+/// Used to find where a mount target *would* be, so that a dangling symlink in the image
+/// (`/data -> /srv/data`) gets its target created inside the rootfs, as Docker does.
+pub fn secure_join(root: &Path, path: &Path) -> io::Result<PathBuf> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    fn parts(p: &Path) -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    }
+    let mut resolved = PathBuf::new();
+    let mut queue = parts(path);
+    let mut links = 0;
+    while let Some(c) = queue.pop_front() {
+        if c == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = root.join(&resolved).join(&c);
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = std::fs::read_link(&candidate)?;
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                let mut next = parts(&target);
+                next.extend(queue);
+                queue = next;
+            }
+            _ => resolved.push(&c),
+        }
+    }
+    Ok(root.join(resolved))
+}
+
 /// Make sure a mount target exists inside `root`: a directory, or (when `file` is true) an
 /// empty file, creating parents as needed. Returns an `O_PATH` fd of the target.
 pub fn ensure_target_in_root(root: BorrowedFd<'_>, path: &Path, file: bool) -> io::Result<OwnedFd> {
@@ -148,6 +195,17 @@ mod tests {
         assert!(dir.path().join("etc/dockling-test").is_dir());
         assert!(!Path::new("/etc/dockling-test").exists());
         drop(fd);
+    }
+
+    #[test]
+    fn secure_join_follows_image_symlinks_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/srv/data", dir.path().join("data")).unwrap();
+        std::os::unix::fs::symlink("../../..", dir.path().join("up")).unwrap();
+        assert_eq!(secure_join(dir.path(), Path::new("/data/x")).unwrap(), dir.path().join("srv/data/x"));
+        assert_eq!(secure_join(dir.path(), Path::new("/up/etc")).unwrap(), dir.path().join("etc"));
+        std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
+        assert!(secure_join(dir.path(), Path::new("/loop")).is_err());
     }
 
     #[test]
