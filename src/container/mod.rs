@@ -167,8 +167,15 @@ impl Containers {
 
     /// Find by exact name, full id, or unique id prefix (like Docker).
     pub fn find(&self, name: &str) -> Result<Container> {
-        let all = self.list()?;
         let name = name.trim_start_matches('/');
+        if name.len() == 64 {
+            // A full id names the directory: no need to read every container's state.
+            if let Ok(text) = fs::read(self.bundle(name).join("state.json")) {
+                return serde_json::from_slice(&text)
+                    .map_err(|e| Error::Corrupt(format!("container {name}: state.json: {e}")));
+            }
+        }
+        let all = self.list()?;
         if let Some(c) = all.iter().find(|c| c.spec.name == name || c.spec.id == name) {
             return Ok(c.clone());
         }

@@ -169,6 +169,10 @@ impl Tracer {
     /// Enter a step: print its header, and with `--step` wait for Enter (or `q`).
     pub fn step(&self, id: StepId) -> Result<(), Aborted> {
         self.state.borrow_mut().current = Some(id);
+        if self.format.is_none() && !self.pause {
+            // Nobody is watching: skip the catalog (parsing it costs more than a step).
+            return Ok(());
+        }
         let cat = Catalog::get();
         let text = cat.step(id.key());
         let title = text.map(|t| t.title.as_str()).unwrap_or(id.key());
