@@ -1,1 +1,297 @@
-//! Placeholder: filled in by the cgroups work.
+//! cgroups: resource limits, on cgroup v1 and v2 behind one type.
+//!
+//! A cgroup is a directory in a special file system: `mkdir` creates a group (the kernel fills
+//! it with control files), writing a pid to its `cgroup.procs` moves that process in, writing a
+//! control file (`memory.max`, `pids.max`...) sets a limit, `rmdir` deletes an empty group.
+//! cgroup v1 has one tree per controller (`/sys/fs/cgroup/memory/…`, `/sys/fs/cgroup/pids/…`);
+//! v2 has one tree for all (`/sys/fs/cgroup/…`). dockling puts each container at
+//! `dockling/<id>` in every tree it uses, like Docker's cgroupfs driver does with `docker/<id>`.
+//! Every write and mkdir goes through the traced seam.
+
+mod v1;
+mod v2;
+
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::MsFlags;
+
+use crate::error::{Error, Result};
+use crate::spec::Limits;
+use crate::sys::{Call, Sys};
+
+/// Which cgroup version the host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// One hierarchy per controller.
+    V1,
+    /// The unified hierarchy.
+    V2,
+}
+
+/// A mounted cgroup hierarchy of the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Where the host has it mounted (`/sys/fs/cgroup/memory`).
+    pub mount_point: PathBuf,
+    /// Its mount options naming the controllers (`memory`, `cpu,cpuacct`, `name=systemd`);
+    /// empty for v2.
+    pub options: String,
+}
+
+impl Hierarchy {
+    /// True when this v1 hierarchy carries `controller`.
+    pub fn has(&self, controller: &str) -> bool {
+        self.options.split(',').any(|o| o == controller)
+    }
+}
+
+/// A file system to mount inside the container so it can see its own cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMount {
+    /// `tmpfs`, `cgroup` or `cgroup2`.
+    pub fstype: String,
+    /// The source name `mount` shows.
+    pub source: String,
+    /// Absolute path inside the container.
+    pub target: PathBuf,
+    /// Mount flags (read-only for the cgroup trees).
+    pub flags: MsFlags,
+    /// Options: the controllers of a v1 tree.
+    pub data: Option<String>,
+}
+
+/// One container's cgroup, in every hierarchy it uses.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    version: Version,
+    /// The host's hierarchies (v2: exactly one).
+    hierarchies: Vec<Hierarchy>,
+    /// `dockling` (or the configured parent), relative to each hierarchy's root.
+    parent: PathBuf,
+    /// The container id.
+    id: String,
+}
+
+/// The controllers dockling creates a group in on v1 (a missing one is skipped; a limit that
+/// needs it then says so).
+pub const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer"];
+
+/// Read the host's cgroup mounts from `/proc/self/mountinfo`.
+pub fn discover() -> Result<(Version, Vec<Hierarchy>)> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("read", "/proc/self/mountinfo"))?;
+    Ok(parse_mountinfo(&text))
+}
+
+/// Which version and hierarchies a mountinfo text describes.
+pub fn parse_mountinfo(text: &str) -> (Version, Vec<Hierarchy>) {
+    let mut v1 = Vec::new();
+    let mut v2_root = None;
+    for line in text.lines() {
+        // Fields: id parent major:minor root mount_point options [optional...] - fstype source super_options
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 5 || r.len() < 3 {
+            continue;
+        }
+        let mount_point = PathBuf::from(l[4]);
+        match r[0] {
+            "cgroup" => {
+                let options: Vec<&str> =
+                    r[2].split(',').filter(|o| !matches!(*o, "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec")).collect();
+                v1.push(Hierarchy { mount_point, options: options.join(",") });
+            }
+            "cgroup2" if mount_point == Path::new("/sys/fs/cgroup") => v2_root = Some(mount_point),
+            _ => {}
+        }
+    }
+    match v2_root {
+        Some(mount_point) => (Version::V2, vec![Hierarchy { mount_point, options: String::new() }]),
+        None => (Version::V1, v1),
+    }
+}
+
+impl Cgroup {
+    /// The cgroup of container `id` under `parent`, on the host's real hierarchies.
+    pub fn new(parent: &str, id: &str) -> Result<Cgroup> {
+        let (version, hierarchies) = discover()?;
+        if hierarchies.is_empty() {
+            return Err(Error::Usage(
+                "no cgroup file system is mounted at /sys/fs/cgroup: mount one, or run with --no-cgroups".into(),
+            ));
+        }
+        Ok(Cgroup::with_layout(version, hierarchies, parent, id))
+    }
+
+    /// A cgroup on given hierarchies (tests use a fake tree in a temporary directory).
+    pub fn with_layout(version: Version, hierarchies: Vec<Hierarchy>, parent: &str, id: &str) -> Cgroup {
+        let parent = PathBuf::from(parent.trim_matches('/'));
+        Cgroup { version, hierarchies, parent, id: id.to_string() }
+    }
+
+    /// The host's cgroup version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The directories of this container's group, one per hierarchy used.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.used().into_iter().map(|h| h.mount_point.join(&self.parent).join(&self.id)).collect()
+    }
+
+    fn used(&self) -> Vec<&Hierarchy> {
+        match self.version {
+            Version::V2 => self.hierarchies.iter().collect(),
+            Version::V1 => self.hierarchies.iter().filter(|h| V1_CONTROLLERS.iter().any(|c| h.has(c))).collect(),
+        }
+    }
+
+    /// The group directory in the hierarchy that carries `controller` (v2: the one tree).
+    fn dir_for(&self, controller: &str) -> Option<PathBuf> {
+        let h = match self.version {
+            Version::V2 => self.hierarchies.first(),
+            Version::V1 => self.hierarchies.iter().find(|h| h.has(controller)),
+        }?;
+        Some(h.mount_point.join(&self.parent).join(&self.id))
+    }
+
+    /// Create the group in every hierarchy and write the limits.
+    pub fn create(&self, sys: &Sys, limits: &Limits) -> Result<()> {
+        match self.version {
+            Version::V1 => v1::create(self, sys, limits),
+            Version::V2 => v2::create(self, sys, limits),
+        }
+    }
+
+    /// Move `pid` into the group (in every hierarchy).
+    pub fn join(&self, sys: &Sys, pid: i32) -> Result<()> {
+        for dir in self.paths() {
+            sys.write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// True when the kernel's OOM killer killed a process of this group.
+    pub fn oom_killed(&self) -> bool {
+        let (dir, file) = match self.version {
+            Version::V1 => (self.dir_for("memory"), "memory.oom_control"),
+            Version::V2 => (self.dir_for("memory"), "memory.events"),
+        };
+        let Some(text) = dir.and_then(|d| std::fs::read_to_string(d.join(file)).ok()) else { return false };
+        oom_kills(&text) > 0
+    }
+
+    /// Remove the group from every hierarchy. The processes are gone by now, but the kernel
+    /// may take a moment to notice: retry `EBUSY` a few times (bounded: 20 × 5 ms).
+    pub fn destroy(&self, sys: &Sys) -> Result<()> {
+        for dir in self.paths() {
+            let mut tries = 0;
+            loop {
+                match sys.run(Call::Rmdir { path: dir.clone() }) {
+                    Ok(()) => break,
+                    Err(e) if e.errno == Errno::ENOENT => break,
+                    Err(e) if e.errno == Errno::EBUSY && tries < 20 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(e) => {
+                        return Err(Error::Usage(format!(
+                            "{e}: the cgroup still has processes; remove it by hand once they exit (rmdir {})",
+                            dir.display()
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What to mount at /sys/fs/cgroup inside the container (read-only).
+    pub fn container_mounts(&self) -> Vec<CgroupMount> {
+        let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        match self.version {
+            Version::V2 => vec![CgroupMount {
+                fstype: "cgroup2".into(),
+                source: "cgroup".into(),
+                target: "/sys/fs/cgroup".into(),
+                flags: ro,
+                data: None,
+            }],
+            Version::V1 => {
+                let mut v = vec![CgroupMount {
+                    fstype: "tmpfs".into(),
+                    source: "tmpfs".into(),
+                    target: "/sys/fs/cgroup".into(),
+                    flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    data: Some("mode=755".into()),
+                }];
+                for h in &self.hierarchies {
+                    let Some(name) = h.mount_point.file_name() else { continue };
+                    v.push(CgroupMount {
+                        fstype: "cgroup".into(),
+                        source: "cgroup".into(),
+                        target: Path::new("/sys/fs/cgroup").join(name),
+                        flags: ro,
+                        data: Some(h.options.clone()),
+                    });
+                }
+                v
+            }
+        }
+    }
+
+    /// The file inside the container's /sys/fs/cgroup that shows its memory limit.
+    pub fn memory_limit_file(&self) -> PathBuf {
+        match self.version {
+            Version::V1 => PathBuf::from("memory/memory.limit_in_bytes"),
+            Version::V2 => PathBuf::from("memory.max"),
+        }
+    }
+}
+
+/// The `oom_kill N` counter of `memory.oom_control` (v1) or `memory.events` (v2).
+fn oom_kills(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Docker's minimum memory limit.
+pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
+
+/// Parse a size like Docker's `RAMInBytes`: `1024`, `512k`, `64m`, `1.5g`, `2GB` (binary units).
+pub fn parse_memory(s: &str) -> Result<u64> {
+    let bad = || Error::Usage(format!("invalid size {s:?}: use a number with an optional unit b, k, m, g (like 64m)"));
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').filter(|r| r.ends_with(['k', 'm', 'g', 't', 'p'])).unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        Some('p') => (&t[..t.len() - 1], 1 << 50),
+        Some('b') => (&t[..t.len() - 1], 1),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(bad());
+    }
+    let bytes = (n * mult as f64) as u64;
+    if bytes < MIN_MEMORY {
+        return Err(Error::Usage(format!("minimum memory limit allowed is 6MB (got {s})")));
+    }
+    Ok(bytes)
+}
+
+/// A limit that needs a controller the host does not have.
+fn missing(flag: &str, controller: &str) -> Error {
+    Error::Usage(format!(
+        "{flag} needs the {controller} cgroup controller, which is not available here: drop {flag}, or run with --no-cgroups"
+    ))
+}
+
+#[cfg(test)]
+mod tests;
