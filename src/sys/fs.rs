@@ -11,7 +11,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -180,10 +180,132 @@ pub fn relative(path: &Path) -> PathBuf {
     out
 }
 
+/// A C string from a file name (no NUL inside, checked).
+fn cname(name: &std::ffi::OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn cvt(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `unlinkat(dir, name)`, removing a directory tree if that is what is there; a missing name is fine.
+pub fn remove_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    let c = cname(name)?;
+    // SAFETY: dir is a live fd, c a valid C string.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ENOENT) => Ok(()),
+        Some(libc::EISDIR) | Some(libc::EPERM) => {
+            // A directory: empty it through an fd that cannot be redirected, then remove it.
+            let sub = openat2(dir, Path::new(name), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS)?;
+            let entries: Vec<std::ffi::OsString> = std::fs::read_dir(fd_path(&sub))?
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect();
+            for e in entries {
+                remove_at(sub.as_fd(), &e)?;
+            }
+            drop(sub);
+            // SAFETY: as above, AT_REMOVEDIR for the now empty directory.
+            cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) })
+        }
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// `mkdirat(2)`.
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, mode: u32) -> io::Result<()> {
+    let c = cname(name)?;
+    // SAFETY: live fd, valid C string.
+    cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t) })
+}
+
+/// Create a new regular file `name` in `dir` (never following a symlink), open for writing.
+pub fn create_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std::fs::File> {
+    let c = cname(name)?;
+    // SAFETY: live fd, valid C string; O_EXCL|O_NOFOLLOW refuse anything already there.
+    let fd = unsafe {
+        libc::openat(dir.as_raw_fd(), c.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0o600)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// `symlinkat(2)`.
+pub fn symlink_at(target: &Path, dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    let t = cname(target.as_os_str())?;
+    let c = cname(name)?;
+    // SAFETY: live fd, two valid C strings.
+    cvt(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), c.as_ptr()) })
+}
+
+/// `linkat(2)` without following a final symlink.
+pub fn link_at(old_dir: BorrowedFd<'_>, old: &std::ffi::OsStr, dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    let o = cname(old)?;
+    let c = cname(name)?;
+    // SAFETY: live fds, valid C strings; flags 0 = do not follow symlinks.
+    cvt(unsafe { libc::linkat(old_dir.as_raw_fd(), o.as_ptr(), dir.as_raw_fd(), c.as_ptr(), 0) })
+}
+
+/// `mknodat(2)` with a full mode (file type bits included).
+pub fn mknod_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, mode: u32, major: u32, minor: u32) -> io::Result<()> {
+    let c = cname(name)?;
+    // SAFETY: live fd, valid C string.
+    cvt(unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t, libc::makedev(major, minor)) })
+}
+
+/// Owner, mode and times of `name` in `dir`, without following a symlink. `mode` is skipped
+/// for symlinks (they have none on Linux).
+pub fn set_meta_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, uid: u32, gid: u32, mode: Option<u32>, mtime: i64) -> io::Result<()> {
+    let c = cname(name)?;
+    // SAFETY: live fd, valid C string; AT_SYMLINK_NOFOLLOW acts on a symlink itself.
+    cvt(unsafe { libc::fchownat(dir.as_raw_fd(), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })?;
+    if let Some(mode) = mode {
+        // Set after chown, which clears setuid/setgid bits.
+        // SAFETY: as above (fchmodat does not follow a final symlink for non-links).
+        cvt(unsafe { libc::fchmodat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t, 0) })?;
+    }
+    let t = libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 };
+    let times = [t, t];
+    // SAFETY: times is a live two-element array.
+    cvt(unsafe { libc::utimensat(dir.as_raw_fd(), c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+}
+
+/// Set an extended attribute on `name` in `dir`, through its `/proc/self/fd` path.
+pub fn set_xattr_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, key: &str, value: &[u8]) -> io::Result<()> {
+    let fd = openat2(dir, Path::new(name), libc::O_PATH | libc::O_NOFOLLOW, 0, libc::RESOLVE_BENEATH)?;
+    let p = cname(fd_path(&fd).as_os_str())?;
+    let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid C strings and a live value buffer. setxattr follows the magic link to
+    // exactly the object the O_PATH fd refers to.
+    cvt(unsafe { libc::setxattr(p.as_ptr(), k.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
+}
+
+/// Read an extended attribute of `path` itself (not following a final symlink).
+pub fn get_xattr(path: &Path, key: &str) -> Option<Vec<u8>> {
+    let p = cname(path.as_os_str()).ok()?;
+    let k = CString::new(key).ok()?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a live buffer of the given length.
+    let n = unsafe { libc::lgetxattr(p.as_ptr(), k.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (n >= 0).then(|| {
+        buf.truncate(n as usize);
+        buf
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     #[test]
     fn symlink_to_host_root_stays_inside() {
