@@ -48,7 +48,9 @@ impl Config {
         };
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(Config::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Config::default())
+            }
             Err(e) => return Err(Error::io("read config", &path)(e)),
         };
         Config::parse(&text).map_err(|e| Error::Usage(format!("config {}: {e}", path.display())))
@@ -69,14 +71,17 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error_that_names_it() {
-        let err = Config::parse("layers: copy\nnetwrok: none\n").unwrap_err().to_string();
+        let err = Config::parse("layers: copy\nnetwrok: none\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("netwrok"), "{err}");
         assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]
     fn known_keys_parse() {
-        let c = Config::parse("layers: copy\nrootfs: chroot\ncgroups: false\nnetwork: host\n").unwrap();
+        let c =
+            Config::parse("layers: copy\nrootfs: chroot\ncgroups: false\nnetwork: host\n").unwrap();
         assert_eq!(c.layers, Some(crate::spec::LayersMode::Copy));
         assert_eq!(c.cgroups, Some(false));
     }

@@ -100,7 +100,10 @@ steps! {
 impl StepId {
     /// The step's short name without the subsystem.
     pub fn name(self) -> &'static str {
-        self.key().split_once('.').map(|(_, n)| n).unwrap_or(self.key())
+        self.key()
+            .split_once('.')
+            .map(|(_, n)| n)
+            .unwrap_or(self.key())
     }
 }
 

@@ -30,7 +30,9 @@ fn own_or_host(flag: &str, value: Option<&str>, private_word: &str) -> Result<bo
         None | Some("") => Ok(true),
         Some("host") => Ok(false),
         Some(v) if v == private_word => Ok(true),
-        Some(v) => Err(Error::Usage(format!("--{flag} {v:?}: use \"host\" to share the host's, or \"{private_word}\" (the default)"))),
+        Some(v) => Err(Error::Usage(format!(
+            "--{flag} {v:?}: use \"host\" to share the host's, or \"{private_word}\" (the default)"
+        ))),
     }
 }
 
@@ -40,7 +42,11 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
     let (src, dst, mode) = match parts.as_slice() {
         [src, dst] => (*src, *dst, "rw"),
         [src, dst, mode] => (*src, *dst, *mode),
-        _ => return Err(Error::Usage(format!("invalid volume {s:?}: use HOST-DIR:CONTAINER-DIR[:ro]"))),
+        _ => {
+            return Err(Error::Usage(format!(
+                "invalid volume {s:?}: use HOST-DIR:CONTAINER-DIR[:ro]"
+            )))
+        }
     };
     if !src.starts_with('/') {
         return Err(Error::Usage(format!(
@@ -48,19 +54,32 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
         )));
     }
     if !dst.starts_with('/') {
-        return Err(Error::Usage(format!("invalid volume {s:?}: the container path {dst:?} must be absolute")));
+        return Err(Error::Usage(format!(
+            "invalid volume {s:?}: the container path {dst:?} must be absolute"
+        )));
     }
     let readonly = match mode {
         "ro" => true,
         "rw" | "" => false,
-        m => return Err(Error::Usage(format!("invalid volume {s:?}: mode {m:?} is not ro or rw"))),
+        m => {
+            return Err(Error::Usage(format!(
+                "invalid volume {s:?}: mode {m:?} is not ro or rw"
+            )))
+        }
     };
-    Ok(Volume { source: PathBuf::from(src), target: PathBuf::from(dst), readonly })
+    Ok(Volume {
+        source: PathBuf::from(src),
+        target: PathBuf::from(dst),
+        readonly,
+    })
 }
 
 /// A file of the image as the container will see it: the topmost layer that has it.
 fn image_file(layers: &[PathBuf], path: &str) -> Option<String> {
-    layers.iter().rev().find_map(|l| std::fs::read_to_string(l.join(path)).ok())
+    layers
+        .iter()
+        .rev()
+        .find_map(|l| std::fs::read_to_string(l.join(path)).ok())
 }
 
 /// Resolve `-u name|uid[:group|gid]` against the image's /etc/passwd and /etc/group.
@@ -78,7 +97,14 @@ pub fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<(User, Option<Stri
                 return None;
             }
             let uid: u32 = f[2].parse().ok()?;
-            (f[0] == s || f[2] == s).then(|| (f[0].to_string(), uid, f[3].parse().unwrap_or(0), f[5].to_string()))
+            (f[0] == s || f[2] == s).then(|| {
+                (
+                    f[0].to_string(),
+                    uid,
+                    f[3].parse().unwrap_or(0),
+                    f[5].to_string(),
+                )
+            })
         })
     };
     let (name, uid, mut gid, home) = match (u.parse::<u32>(), entry(u)) {
@@ -97,9 +123,15 @@ pub fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<(User, Option<Stri
                 .lines()
                 .find_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok()).flatten()
+                    (f.len() >= 3 && f[0] == g)
+                        .then(|| f[2].parse().ok())
+                        .flatten()
                 })
-                .ok_or_else(|| Error::Usage(format!("unable to find group {g}: no matching entries in the image's /etc/group")))?,
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "unable to find group {g}: no matching entries in the image's /etc/group"
+                    ))
+                })?,
         };
     }
     let mut additional = Vec::new();
@@ -115,7 +147,14 @@ pub fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<(User, Option<Stri
             }
         }
     }
-    Ok((User { uid, gid, additional_gids: additional }, home))
+    Ok((
+        User {
+            uid,
+            gid,
+            additional_gids: additional,
+        },
+        home,
+    ))
 }
 
 fn env_set(env: &mut Vec<String>, kv: String) {
@@ -125,9 +164,18 @@ fn env_set(env: &mut Vec<String>, kv: String) {
 }
 
 /// Build the spec of a new container.
-pub fn build(ctx: &Context, args: &RunArgs, image: ImageInput<'_>, id: &str, name: &str, bundle: &Path) -> Result<RunSpec> {
+pub fn build(
+    ctx: &Context,
+    args: &RunArgs,
+    image: ImageInput<'_>,
+    id: &str,
+    name: &str,
+    bundle: &Path,
+) -> Result<RunSpec> {
     let cfg = image.config;
-    let cfg_list = |f: fn(&oci_spec::image::Config) -> &Option<Vec<String>>| cfg.and_then(|c| f(c).clone()).unwrap_or_default();
+    let cfg_list = |f: fn(&oci_spec::image::Config) -> &Option<Vec<String>>| {
+        cfg.and_then(|c| f(c).clone()).unwrap_or_default()
+    };
 
     // Command: --entrypoint replaces ENTRYPOINT (and drops CMD), arguments replace CMD.
     let entrypoint = match &args.entrypoint {
@@ -165,18 +213,29 @@ pub fn build(ctx: &Context, args: &RunArgs, image: ImageInput<'_>, id: &str, nam
         other => return Err(Error::Usage(format!("network {other} not found: use none or host"))),
     };
     if !uts && args.hostname.is_some() {
-        return Err(Error::Usage("conflicting options: --hostname and --uts host (the host's name is shared)".into()));
+        return Err(Error::Usage(
+            "conflicting options: --hostname and --uts host (the host's name is shared)".into(),
+        ));
     }
     let hostname = match (&args.hostname, uts) {
         (Some(h), _) => h.clone(),
         (None, true) => id[..12].to_string(),
-        (None, false) => nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        (None, false) => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
     if args.tty && args.interactive && !std::io::stdin().is_terminal() {
-        return Err(Error::Usage("the input device is not a TTY: drop -t, or run from a terminal".into()));
+        return Err(Error::Usage(
+            "the input device is not a TTY: drop -t, or run from a terminal".into(),
+        ));
     }
 
-    let (user, home) = match args.user.as_deref().or(cfg.and_then(|c| c.user().as_deref())).filter(|u| !u.is_empty()) {
+    let (user, home) = match args
+        .user
+        .as_deref()
+        .or(cfg.and_then(|c| c.user().as_deref()))
+        .filter(|u| !u.is_empty())
+    {
         Some(u) => resolve_user(u, &image.layers)?,
         None => resolve_user("0", &image.layers)?,
     };
@@ -188,7 +247,11 @@ pub fn build(ctx: &Context, args: &RunArgs, image: ImageInput<'_>, id: &str, nam
     env_set(&mut env, format!("HOSTNAME={hostname}"));
     for file in &args.env_file {
         let text = std::fs::read_to_string(file).map_err(Error::io("read env file", file))?;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             env_set(&mut env, expand_env(line));
         }
     }
@@ -199,7 +262,10 @@ pub fn build(ctx: &Context, args: &RunArgs, image: ImageInput<'_>, id: &str, nam
         env.push("TERM=xterm".into());
     }
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home.filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into())));
+        env.push(format!(
+            "HOME={}",
+            home.filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into())
+        ));
     }
 
     let cwd = args
@@ -209,30 +275,47 @@ pub fn build(ctx: &Context, args: &RunArgs, image: ImageInput<'_>, id: &str, nam
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
     if !cwd.starts_with('/') {
-        return Err(Error::Usage(format!("the working directory {cwd:?} is invalid: it needs to be an absolute path")));
+        return Err(Error::Usage(format!(
+            "the working directory {cwd:?} is invalid: it needs to be an absolute path"
+        )));
     }
 
-    let volumes = args.volume.iter().map(|v| parse_volume(v)).collect::<Result<Vec<_>>>()?;
+    let volumes = args
+        .volume
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
     for v in &volumes {
         if !v.source.exists() {
-            std::fs::create_dir_all(&v.source).map_err(Error::io("create volume directory", &v.source))?;
+            std::fs::create_dir_all(&v.source)
+                .map_err(Error::io("create volume directory", &v.source))?;
         }
     }
 
     let cgroups_on = !args.no_cgroups && ctx.config.cgroups != Some(false);
     let limits = Limits {
-        memory: args.memory.as_deref().map(crate::cgroups::parse_memory).transpose()?,
+        memory: args
+            .memory
+            .as_deref()
+            .map(crate::cgroups::parse_memory)
+            .transpose()?,
         cpus: args.cpus,
         pids: args.pids_limit,
     };
     if let Some(c) = args.cpus {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as f64;
         if c <= 0.0 || c > n {
-            return Err(Error::Usage(format!("range of CPUs is from 0.01 to {n:.2}, as there are only {n} CPUs available")));
+            return Err(Error::Usage(format!(
+                "range of CPUs is from 0.01 to {n:.2}, as there are only {n} CPUs available"
+            )));
         }
     }
     if !cgroups_on && (limits.memory.is_some() || limits.cpus.is_some() || limits.pids.is_some()) {
-        return Err(Error::Usage("--memory, --cpus and --pids-limit need cgroups: drop --no-cgroups".into()));
+        return Err(Error::Usage(
+            "--memory, --cpus and --pids-limit need cgroups: drop --no-cgroups".into(),
+        ));
     }
 
     let mut seccomp = !args.privileged;
@@ -266,13 +349,23 @@ pub fn build(ctx: &Context, args: &RunArgs, image: ImageInput<'_>, id: &str, nam
         tty: args.tty,
         interactive: args.interactive,
         remove: args.rm,
-        namespaces: Namespaces { pid, uts, ipc, net: network == NetworkMode::None, cgroup: cgroupns },
+        namespaces: Namespaces {
+            pid,
+            uts,
+            ipc,
+            net: network == NetworkMode::None,
+            cgroup: cgroupns,
+        },
         network,
         layers_mode: args.layers.or(ctx.config.layers).unwrap_or_default(),
         rootfs_mode: args.rootfs.or(ctx.config.rootfs).unwrap_or_default(),
         cgroup: cgroups_on.then_some(limits),
         privileged: args.privileged,
-        capabilities: crate::runtime::caps::resolve(args.privileged, &args.cap_add, &args.cap_drop)?,
+        capabilities: crate::runtime::caps::resolve(
+            args.privileged,
+            &args.cap_add,
+            &args.cap_drop,
+        )?,
         volumes,
         read_only: args.read_only,
         bundle: bundle.to_path_buf(),
@@ -297,19 +390,36 @@ mod tests {
         let v = parse_volume("/srv:/data:ro").unwrap();
         assert!(v.readonly);
         assert_eq!(v.target, PathBuf::from("/data"));
-        assert!(parse_volume("data:/data").unwrap_err().to_string().contains("absolute host path"));
-        assert!(parse_volume("/srv:/data:rx").unwrap_err().to_string().contains("rx"));
+        assert!(parse_volume("data:/data")
+            .unwrap_err()
+            .to_string()
+            .contains("absolute host path"));
+        assert!(parse_volume("/srv:/data:rx")
+            .unwrap_err()
+            .to_string()
+            .contains("rx"));
     }
 
     #[test]
     fn users_resolve_from_the_image() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nstudent:x:1000:1000::/home/student:/bin/sh\n").unwrap();
-        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nstudent:x:1000:\nwheel:x:10:student\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nstudent:x:1000:1000::/home/student:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nstudent:x:1000:\nwheel:x:10:student\n",
+        )
+        .unwrap();
         let layers = vec![dir.path().to_path_buf()];
         let (u, home) = resolve_user("student", &layers).unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (1000, 1000, vec![10]));
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids.clone()),
+            (1000, 1000, vec![10])
+        );
         assert_eq!(home.as_deref(), Some("/home/student"));
         let (u, _) = resolve_user("1000:10", &layers).unwrap();
         assert_eq!((u.uid, u.gid), (1000, 10));

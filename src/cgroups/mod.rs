@@ -79,7 +79,8 @@ pub const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freez
 
 /// Read the host's cgroup mounts from `/proc/self/mountinfo`.
 pub fn discover() -> Result<(Version, Vec<Hierarchy>)> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("read", "/proc/self/mountinfo"))?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(Error::io("read", "/proc/self/mountinfo"))?;
     Ok(parse_mountinfo(&text))
 }
 
@@ -89,7 +90,9 @@ pub fn parse_mountinfo(text: &str) -> (Version, Vec<Hierarchy>) {
     let mut v2_root = None;
     for line in text.lines() {
         // Fields: id parent major:minor root mount_point options [optional...] - fstype source super_options
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let l: Vec<&str> = left.split(' ').collect();
         let r: Vec<&str> = right.split(' ').collect();
         if l.len() < 5 || r.len() < 3 {
@@ -98,16 +101,32 @@ pub fn parse_mountinfo(text: &str) -> (Version, Vec<Hierarchy>) {
         let mount_point = PathBuf::from(l[4]);
         match r[0] {
             "cgroup" => {
-                let options: Vec<&str> =
-                    r[2].split(',').filter(|o| !matches!(*o, "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec")).collect();
-                v1.push(Hierarchy { mount_point, options: options.join(",") });
+                let options: Vec<&str> = r[2]
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(
+                            *o,
+                            "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec"
+                        )
+                    })
+                    .collect();
+                v1.push(Hierarchy {
+                    mount_point,
+                    options: options.join(","),
+                });
             }
             "cgroup2" if mount_point == Path::new("/sys/fs/cgroup") => v2_root = Some(mount_point),
             _ => {}
         }
     }
     match v2_root {
-        Some(mount_point) => (Version::V2, vec![Hierarchy { mount_point, options: String::new() }]),
+        Some(mount_point) => (
+            Version::V2,
+            vec![Hierarchy {
+                mount_point,
+                options: String::new(),
+            }],
+        ),
         None => (Version::V1, v1),
     }
 }
@@ -125,9 +144,19 @@ impl Cgroup {
     }
 
     /// A cgroup on given hierarchies (tests use a fake tree in a temporary directory).
-    pub fn with_layout(version: Version, hierarchies: Vec<Hierarchy>, parent: &str, id: &str) -> Cgroup {
+    pub fn with_layout(
+        version: Version,
+        hierarchies: Vec<Hierarchy>,
+        parent: &str,
+        id: &str,
+    ) -> Cgroup {
         let parent = PathBuf::from(parent.trim_matches('/'));
-        Cgroup { version, hierarchies, parent, id: id.to_string() }
+        Cgroup {
+            version,
+            hierarchies,
+            parent,
+            id: id.to_string(),
+        }
     }
 
     /// The host's cgroup version.
@@ -137,13 +166,20 @@ impl Cgroup {
 
     /// The directories of this container's group, one per hierarchy used.
     pub fn paths(&self) -> Vec<PathBuf> {
-        self.used().into_iter().map(|h| h.mount_point.join(&self.parent).join(&self.id)).collect()
+        self.used()
+            .into_iter()
+            .map(|h| h.mount_point.join(&self.parent).join(&self.id))
+            .collect()
     }
 
     fn used(&self) -> Vec<&Hierarchy> {
         match self.version {
             Version::V2 => self.hierarchies.iter().collect(),
-            Version::V1 => self.hierarchies.iter().filter(|h| V1_CONTROLLERS.iter().any(|c| h.has(c))).collect(),
+            Version::V1 => self
+                .hierarchies
+                .iter()
+                .filter(|h| V1_CONTROLLERS.iter().any(|c| h.has(c)))
+                .collect(),
         }
     }
 
@@ -178,7 +214,9 @@ impl Cgroup {
             Version::V1 => (self.dir_for("memory"), "memory.oom_control"),
             Version::V2 => (self.dir_for("memory"), "memory.events"),
         };
-        let Some(text) = dir.and_then(|d| std::fs::read_to_string(d.join(file)).ok()) else { return false };
+        let Some(text) = dir.and_then(|d| std::fs::read_to_string(d.join(file)).ok()) else {
+            return false;
+        };
         oom_kills(&text) > 0
     }
 
@@ -227,7 +265,9 @@ impl Cgroup {
                     data: Some("mode=755".into()),
                 }];
                 for h in &self.hierarchies {
-                    let Some(name) = h.mount_point.file_name() else { continue };
+                    let Some(name) = h.mount_point.file_name() else {
+                        continue;
+                    };
                     v.push(CgroupMount {
                         fstype: "cgroup".into(),
                         source: "cgroup".into(),
@@ -263,9 +303,16 @@ pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 
 /// Parse a size like Docker's `RAMInBytes`: `1024`, `512k`, `64m`, `1.5g`, `2GB` (binary units).
 pub fn parse_memory(s: &str) -> Result<u64> {
-    let bad = || Error::Usage(format!("invalid size {s:?}: use a number with an optional unit b, k, m, g (like 64m)"));
+    let bad = || {
+        Error::Usage(format!(
+            "invalid size {s:?}: use a number with an optional unit b, k, m, g (like 64m)"
+        ))
+    };
     let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').filter(|r| r.ends_with(['k', 'm', 'g', 't', 'p'])).unwrap_or(&t);
+    let t = t
+        .strip_suffix('b')
+        .filter(|r| r.ends_with(['k', 'm', 'g', 't', 'p']))
+        .unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
         Some('k') => (&t[..t.len() - 1], 1u64 << 10),
         Some('m') => (&t[..t.len() - 1], 1 << 20),
@@ -281,7 +328,9 @@ pub fn parse_memory(s: &str) -> Result<u64> {
     }
     let bytes = (n * mult as f64) as u64;
     if bytes < MIN_MEMORY {
-        return Err(Error::Usage(format!("minimum memory limit allowed is 6MB (got {s})")));
+        return Err(Error::Usage(format!(
+            "minimum memory limit allowed is 6MB (got {s})"
+        )));
     }
     Ok(bytes)
 }

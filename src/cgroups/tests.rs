@@ -6,13 +6,20 @@ use crate::trace::Tracer;
 const ID: &str = "c0ffee";
 
 fn limits() -> Limits {
-    Limits { memory: Some(64 << 20), cpus: Some(0.5), pids: Some(50) }
+    Limits {
+        memory: Some(64 << 20),
+        cpus: Some(0.5),
+        pids: Some(50),
+    }
 }
 
 fn v1_layout(root: &Path) -> Vec<Hierarchy> {
     ["memory", "cpu", "cpuacct", "pids", "freezer", "devices"]
         .iter()
-        .map(|c| Hierarchy { mount_point: root.join(c), options: c.to_string() })
+        .map(|c| Hierarchy {
+            mount_point: root.join(c),
+            options: c.to_string(),
+        })
         .collect()
 }
 
@@ -27,13 +34,21 @@ fn recorded(cg: &Cgroup) -> String {
 
 #[test]
 fn v1_script() {
-    let cg = Cgroup::with_layout(Version::V1, v1_layout(Path::new("/sys/fs/cgroup")), "dockling", ID);
+    let cg = Cgroup::with_layout(
+        Version::V1,
+        v1_layout(Path::new("/sys/fs/cgroup")),
+        "dockling",
+        ID,
+    );
     insta::assert_snapshot!(recorded(&cg));
 }
 
 #[test]
 fn v2_script() {
-    let h = vec![Hierarchy { mount_point: "/sys/fs/cgroup".into(), options: String::new() }];
+    let h = vec![Hierarchy {
+        mount_point: "/sys/fs/cgroup".into(),
+        options: String::new(),
+    }];
     let cg = Cgroup::with_layout(Version::V2, h, "dockling", ID);
     insta::assert_snapshot!(recorded(&cg));
 }
@@ -42,16 +57,30 @@ fn v2_script() {
 fn v2_against_a_fake_tree_writes_the_files() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    std::fs::write(root.join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+    std::fs::write(
+        root.join("cgroup.controllers"),
+        "cpuset cpu io memory pids\n",
+    )
+    .unwrap();
     std::fs::write(root.join("cgroup.subtree_control"), "").unwrap();
     // A real cgroupfs creates the control files on mkdir; the fake tree has them ready.
     let group = root.join("dockling").join(ID);
     std::fs::create_dir_all(&group).unwrap();
     std::fs::write(root.join("dockling/cgroup.subtree_control"), "").unwrap();
-    for f in ["memory.max", "memory.swap.max", "cpu.max", "pids.max", "cgroup.procs", "memory.events"] {
+    for f in [
+        "memory.max",
+        "memory.swap.max",
+        "cpu.max",
+        "pids.max",
+        "cgroup.procs",
+        "memory.events",
+    ] {
         std::fs::write(group.join(f), "").unwrap();
     }
-    let h = vec![Hierarchy { mount_point: root.to_path_buf(), options: String::new() }];
+    let h = vec![Hierarchy {
+        mount_point: root.to_path_buf(),
+        options: String::new(),
+    }];
     let cg = Cgroup::with_layout(Version::V2, h, "dockling", ID);
     let sys = Sys::new(Box::new(Linux), Tracer::off());
     cg.create(&sys, &limits()).unwrap();
@@ -62,20 +91,42 @@ fn v2_against_a_fake_tree_writes_the_files() {
     assert_eq!(read("cpu.max"), "50000 100000");
     assert_eq!(read("pids.max"), "50");
     assert_eq!(read("cgroup.procs"), "1234");
-    assert_eq!(std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(), "+memory +cpu +pids");
+    assert_eq!(
+        std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
+        "+memory +cpu +pids"
+    );
     assert!(!cg.oom_killed());
-    std::fs::write(group.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+    std::fs::write(
+        group.join("memory.events"),
+        "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+    )
+    .unwrap();
     assert!(cg.oom_killed());
 }
 
 #[test]
 fn a_limit_without_its_controller_names_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let h: Vec<Hierarchy> = v1_layout(dir.path()).into_iter().filter(|h| h.options != "cpu").collect();
+    let h: Vec<Hierarchy> = v1_layout(dir.path())
+        .into_iter()
+        .filter(|h| h.options != "cpu")
+        .collect();
     let cg = Cgroup::with_layout(Version::V1, h, "dockling", ID);
     let sys = Sys::new(Box::new(Recorder::new()), Tracer::off());
-    let err = cg.create(&sys, &Limits { cpus: Some(1.0), ..Default::default() }).unwrap_err().to_string();
-    assert!(err.contains("--cpus needs the cpu cgroup controller"), "{err}");
+    let err = cg
+        .create(
+            &sys,
+            &Limits {
+                cpus: Some(1.0),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--cpus needs the cpu cgroup controller"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -103,8 +154,14 @@ fn memory_sizes_parse_like_docker() {
     assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
     assert_eq!(parse_memory("1.5g").unwrap(), 3 << 29);
     assert_eq!(parse_memory("8388608").unwrap(), 8 << 20);
-    assert!(parse_memory("4m").unwrap_err().to_string().contains("minimum memory limit"));
-    assert!(parse_memory("lots").unwrap_err().to_string().contains("invalid size"));
+    assert!(parse_memory("4m")
+        .unwrap_err()
+        .to_string()
+        .contains("minimum memory limit"));
+    assert!(parse_memory("lots")
+        .unwrap_err()
+        .to_string()
+        .contains("invalid size"));
 }
 
 /// Removes a test cgroup even when an assertion fails.
@@ -138,8 +195,13 @@ fn real_v1_or_v2_limits_and_join() {
     require_root();
     let parent = format!("dockling-test-{}", std::process::id());
     let cg = Cgroup::new(&parent, "limits").unwrap();
-    let child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+    let child = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
     let pid = child.id() as i32;
+    // The guard kills and reaps it by pid.
+    std::mem::forget(child);
     let guard = Guard(cg.clone(), vec![pid]);
     let sys = Sys::quiet();
     cg.create(&sys, &limits()).unwrap();
@@ -147,15 +209,35 @@ fn real_v1_or_v2_limits_and_join() {
     let mem = cg.dir_for("memory").unwrap();
     match cg.version() {
         Version::V1 => {
-            assert_eq!(std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap().trim(), "67108864");
+            assert_eq!(
+                std::fs::read_to_string(mem.join("memory.limit_in_bytes"))
+                    .unwrap()
+                    .trim(),
+                "67108864"
+            );
             let cpu = cg.dir_for("cpu").unwrap();
-            assert_eq!(std::fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap().trim(), "50000");
+            assert_eq!(
+                std::fs::read_to_string(cpu.join("cpu.cfs_quota_us"))
+                    .unwrap()
+                    .trim(),
+                "50000"
+            );
         }
         Version::V2 => {
-            assert_eq!(std::fs::read_to_string(mem.join("memory.max")).unwrap().trim(), "67108864");
+            assert_eq!(
+                std::fs::read_to_string(mem.join("memory.max"))
+                    .unwrap()
+                    .trim(),
+                "67108864"
+            );
         }
     }
-    assert_eq!(std::fs::read_to_string(cg.dir_for("pids").unwrap().join("pids.max")).unwrap().trim(), "50");
+    assert_eq!(
+        std::fs::read_to_string(cg.dir_for("pids").unwrap().join("pids.max"))
+            .unwrap()
+            .trim(),
+        "50"
+    );
     let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert!(own.contains(&format!("/{parent}/limits")), "{own}");
     drop(guard);
@@ -171,10 +253,20 @@ fn real_oom_kill_is_detected() {
     let cg = Cgroup::new(&parent, "oom").unwrap();
     let sys = Sys::quiet();
     let mut guard = Guard(cg.clone(), vec![]);
-    cg.create(&sys, &Limits { memory: Some(8 << 20), ..Default::default() }).unwrap();
+    cg.create(
+        &sys,
+        &Limits {
+            memory: Some(8 << 20),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     // The child waits for a byte on stdin so it can be moved into the group before allocating.
     let mut child = std::process::Command::new("python3")
-        .args(["-c", "import sys; sys.stdin.read(1); x = b'a' * (256 * 1024 * 1024); print(len(x))"])
+        .args([
+            "-c",
+            "import sys; sys.stdin.read(1); x = b'a' * (256 * 1024 * 1024); print(len(x))",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -188,7 +280,10 @@ fn real_oom_kill_is_detected() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "the child was not OOM-killed within 20 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child was not OOM-killed within 20 s"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     guard.1.clear();

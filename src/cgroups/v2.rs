@@ -12,7 +12,11 @@ pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits) -> Result<()> {
         .into_iter()
         .filter(|c| sys.is_dry_run() || available.split_whitespace().any(|a| a == *c))
         .collect();
-    let enable = wanted.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
+    let enable = wanted
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let parent = root.join(&cg.parent);
     sys.mkdir(&parent, 0o755)?;
     if !enable.is_empty() {
@@ -38,13 +42,23 @@ pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits) -> Result<()> {
         if !has("cpu") {
             return Err(missing("--cpus", "cpu"));
         }
-        sys.write_file(&dir.join("cpu.max"), &format!("{} 100000", (cpus * 100_000.0).round() as u64))?;
+        sys.write_file(
+            &dir.join("cpu.max"),
+            &format!("{} 100000", (cpus * 100_000.0).round() as u64),
+        )?;
     }
     if let Some(pids) = limits.pids {
         if !has("pids") {
             return Err(missing("--pids-limit", "pids"));
         }
-        sys.write_file(&dir.join("pids.max"), &if pids > 0 { pids.to_string() } else { "max".into() })?;
+        sys.write_file(
+            &dir.join("pids.max"),
+            &if pids > 0 {
+                pids.to_string()
+            } else {
+                "max".into()
+            },
+        )?;
     }
     Ok(())
 }

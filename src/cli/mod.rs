@@ -252,12 +252,29 @@ mod tests {
 
     #[test]
     fn run_takes_docker_flags_and_the_command_after_the_image() {
-        let cli = Cli::try_parse_from(["dockling", "run", "--rm", "-h", "box", "-e", "A=1", "busybox", "sh", "-c", "echo -n hi"]).unwrap();
-        let Command::Run(r) = cli.command else { panic!("not run") };
+        let cli = Cli::try_parse_from([
+            "dockling",
+            "run",
+            "--rm",
+            "-h",
+            "box",
+            "-e",
+            "A=1",
+            "busybox",
+            "sh",
+            "-c",
+            "echo -n hi",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(r.hostname.as_deref(), Some("box"));
         assert_eq!(r.command, vec!["sh", "-c", "echo -n hi"]);
         let cli = Cli::try_parse_from(["dockling", "run", "--trace", "busybox", "true"]).unwrap();
-        let Command::Run(r) = cli.command else { panic!("not run") };
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(r.trace, Some(crate::trace::Format::Pretty));
         assert_eq!(r.image, "busybox");
     }

@@ -18,19 +18,30 @@ use crate::trace::{catalog::Catalog, Format, Tracer};
 pub fn switched(spec: &RunSpec, step: StepId) -> Option<String> {
     let ns = &spec.namespaces;
     match step {
-        StepId::CgroupsCreate | StepId::CgroupsJoin if spec.cgroup.is_none() => Some("off: --no-cgroups".into()),
+        StepId::CgroupsCreate | StepId::CgroupsJoin if spec.cgroup.is_none() => {
+            Some("off: --no-cgroups".into())
+        }
         StepId::NamespacesCgroup if spec.cgroup.is_none() => Some("off: --no-cgroups".into()),
         StepId::NamespacesCgroup if !ns.cgroup => Some("off: --cgroupns host".into()),
         StepId::NetworkLoopback if !ns.net => Some("off: --network host".into()),
         StepId::NamespacesHostname if !ns.uts => Some("off: --uts host".into()),
         StepId::RootfsVolumes if spec.volumes.is_empty() => Some("off: no -v given".into()),
         StepId::SecurityMask if spec.privileged => Some("off: --privileged".into()),
-        StepId::SecuritySeccomp if !spec.seccomp && !spec.no_new_privileges => {
-            Some(if spec.privileged { "off: --privileged" } else { "off: --security-opt seccomp=unconfined" }.into())
-        }
+        StepId::SecuritySeccomp if !spec.seccomp && !spec.no_new_privileges => Some(
+            if spec.privileged {
+                "off: --privileged"
+            } else {
+                "off: --security-opt seccomp=unconfined"
+            }
+            .into(),
+        ),
         StepId::ProcessTerminal if !spec.tty => Some("off: no -t given".into()),
-        StepId::LayersMount if spec.layers_mode == LayersMode::Copy => Some("changed: --layers copy binds a private copy".into()),
-        StepId::RootfsPivot if spec.rootfs_mode == RootfsMode::Chroot => Some("changed: --rootfs chroot".into()),
+        StepId::LayersMount if spec.layers_mode == LayersMode::Copy => {
+            Some("changed: --layers copy binds a private copy".into())
+        }
+        StepId::RootfsPivot if spec.rootfs_mode == RootfsMode::Chroot => {
+            Some("changed: --rootfs chroot".into())
+        }
         StepId::NamespacesClone => {
             let mut off = vec![];
             if !ns.pid {
@@ -49,7 +60,11 @@ pub fn switched(spec: &RunSpec, step: StepId) -> Option<String> {
 pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
     let cat = Catalog::get();
     let mut out = String::new();
-    let _ = writeln!(out, "Plan for `dockling run {}`, step by step:", spec.image_ref);
+    let _ = writeln!(
+        out,
+        "Plan for `dockling run {}`, step by step:",
+        spec.image_ref
+    );
     for (i, step) in StepId::ALL.iter().enumerate() {
         let title = cat.step(step.key()).map(|t| t.title.as_str()).unwrap_or("");
         match switched(spec, *step) {
@@ -64,7 +79,10 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
             }
         }
     }
-    let _ = writeln!(out, "\nThe syscalls each step would make (a dry run: nothing was changed):\n");
+    let _ = writeln!(
+        out,
+        "\nThe syscalls each step would make (a dry run: nothing was changed):\n"
+    );
     let recorder = Recorder::new();
     let sys = Sys::new(Box::new(recorder.clone()), Tracer::capture(Format::Pretty));
     let containers = Containers::open(&ctx.root)?;

@@ -12,12 +12,35 @@ use crate::image::store::Store;
 pub fn container_json(c: &Container) -> Value {
     let s = &c.spec;
     let (status, running, pid, code, oom, finished) = match &c.status {
-        Status::Created => ("created", false, 0, 0, false, "0001-01-01T00:00:00Z".to_string()),
-        Status::Running { pid, .. } if c.is_alive() => ("running", true, *pid, 0, false, "0001-01-01T00:00:00Z".into()),
+        Status::Created => (
+            "created",
+            false,
+            0,
+            0,
+            false,
+            "0001-01-01T00:00:00Z".to_string(),
+        ),
+        Status::Running { pid, .. } if c.is_alive() => (
+            "running",
+            true,
+            *pid,
+            0,
+            false,
+            "0001-01-01T00:00:00Z".into(),
+        ),
         Status::Running { .. } => ("exited", false, 0, -1, false, "0001-01-01T00:00:00Z".into()),
-        Status::Exited { code, finished, oom_killed } => ("exited", false, 0, *code, *oom_killed, finished.clone()),
+        Status::Exited {
+            code,
+            finished,
+            oom_killed,
+        } => ("exited", false, 0, *code, *oom_killed, finished.clone()),
     };
-    let lowers: Vec<String> = s.layers.iter().rev().map(|p| p.display().to_string()).collect();
+    let lowers: Vec<String> = s
+        .layers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
     json!({
         "Id": s.id,
         "Created": c.created,
@@ -70,7 +93,11 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
     let mut code = 0;
     for name in &args.names {
         let kind = args.kind.as_deref();
-        let found = if kind != Some("image") { containers.find(name).ok().map(|c| container_json(&c)) } else { None };
+        let found = if kind != Some("image") {
+            containers.find(name).ok().map(|c| container_json(&c))
+        } else {
+            None
+        };
         let found = found.or_else(|| {
             if kind != Some("container") {
                 store.find(name).ok().map(|i| store.inspect(&i))

@@ -21,12 +21,24 @@ impl Context {
     /// Resolve the roots from flags and config.
     pub fn new(root: Option<PathBuf>, config_path: Option<PathBuf>) -> Result<Context> {
         let config = Config::load(config_path.as_deref())?;
-        let root = root.or_else(|| config.root.clone()).unwrap_or_else(|| PathBuf::from("/var/lib/dockling"));
+        let root = root
+            .or_else(|| config.root.clone())
+            .unwrap_or_else(|| PathBuf::from("/var/lib/dockling"));
         if !root.is_absolute() {
-            return Err(Error::Usage(format!("--root {}: must be an absolute path", root.display())));
+            return Err(Error::Usage(format!(
+                "--root {}: must be an absolute path",
+                root.display()
+            )));
         }
-        let run_root = config.run_root.clone().unwrap_or_else(|| PathBuf::from("/run/dockling"));
-        Ok(Context { root, run_root, config })
+        let run_root = config
+            .run_root
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/run/dockling"));
+        Ok(Context {
+            root,
+            run_root,
+            config,
+        })
     }
 }
 
@@ -101,7 +113,21 @@ mod tests {
 
     #[test]
     fn table_matches_docker_ps_header() {
-        let t = table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &[]);
-        assert_eq!(t, "CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n");
+        let t = table(
+            &[
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "CREATED",
+                "STATUS",
+                "PORTS",
+                "NAMES",
+            ],
+            &[],
+        );
+        assert_eq!(
+            t,
+            "CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n"
+        );
     }
 }

@@ -27,7 +27,11 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
         if !args.all && !c.is_alive() {
             continue;
         }
-        let id = if args.no_trunc { c.spec.id.clone() } else { c.spec.id[..12].to_string() };
+        let id = if args.no_trunc {
+            c.spec.id.clone()
+        } else {
+            c.spec.id[..12].to_string()
+        };
         if args.quiet {
             println!("{id}");
             continue;
@@ -48,7 +52,21 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
         ]);
     }
     if !args.quiet {
-        print!("{}", table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows));
+        print!(
+            "{}",
+            table(
+                &[
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                    "PORTS",
+                    "NAMES"
+                ],
+                &rows
+            )
+        );
     }
     Ok(0)
 }
@@ -59,7 +77,10 @@ mod tests {
 
     #[test]
     fn long_commands_are_cut_like_docker() {
-        let args: Vec<String> = ["sh", "-c", "while true; do sleep 1; done"].iter().map(|s| s.to_string()).collect();
+        let args: Vec<String> = ["sh", "-c", "while true; do sleep 1; done"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(command_cell(&args, false), "\"sh -c while true; d…\"");
         assert_eq!(command_cell(&args[..1], false), "\"sh\"");
     }

@@ -19,14 +19,19 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
         }
         if let Status::Running { pid, .. } = c.status {
             let sys = Sys::quiet();
-            sys.run(Call::Kill { pid, signal: libc::SIGKILL })?;
+            sys.run(Call::Kill {
+                pid,
+                signal: libc::SIGKILL,
+            })?;
             // The container's own dockling process reaps it; wait (bounded) until it is gone.
             let deadline = Instant::now() + Duration::from_secs(10);
             while c.is_alive() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
             if c.is_alive() {
-                return Err(Error::Usage(format!("container {name} did not die within 10 s of SIGKILL")));
+                return Err(Error::Usage(format!(
+                    "container {name} did not die within 10 s of SIGKILL"
+                )));
             }
         }
     }

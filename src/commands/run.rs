@@ -19,7 +19,12 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// Create the container's record and directory and build its spec (under the name lock).
-pub fn create(ctx: &Context, args: &RunArgs, containers: &Containers, dry_run: bool) -> Result<RunSpec> {
+pub fn create(
+    ctx: &Context,
+    args: &RunArgs,
+    containers: &Containers,
+    dry_run: bool,
+) -> Result<RunSpec> {
     let store = Store::open(&ctx.root)?;
     let image = store.find(&args.image)?;
     let layers = store.layer_dirs(&image)?;
@@ -55,7 +60,11 @@ pub fn create(ctx: &Context, args: &RunArgs, containers: &Containers, dry_run: b
     let spec = specconv::build(ctx, args, input, &id, &name, &bundle)?;
     if !dry_run {
         std::fs::create_dir_all(&bundle).map_err(Error::io("create", &bundle))?;
-        containers.save(&Container { spec: spec.clone(), created: container::now_rfc3339(), status: Status::Created })?;
+        containers.save(&Container {
+            spec: spec.clone(),
+            created: container::now_rfc3339(),
+            status: Status::Created,
+        })?;
     }
     Ok(spec)
 }
@@ -65,7 +74,11 @@ pub fn cgroup_for(ctx: &Context, spec: &RunSpec) -> Result<Option<crate::cgroups
     match spec.cgroup {
         None => Ok(None),
         Some(_) => {
-            let parent = ctx.config.cgroup_parent.clone().unwrap_or_else(|| "dockling".into());
+            let parent = ctx
+                .config
+                .cgroup_parent
+                .clone()
+                .unwrap_or_else(|| "dockling".into());
             Ok(Some(crate::cgroups::Cgroup::new(&parent, &spec.id)?))
         }
     }
@@ -81,14 +94,26 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
     let spec = create(ctx, args, &containers, false)?;
     let sys = Sys::new(
         Box::new(Linux),
-        Tracer::new(args.trace.or(ctx.config.trace.filter(|_| args.trace.is_some())), args.step),
+        Tracer::new(
+            args.trace
+                .or(ctx.config.trace.filter(|_| args.trace.is_some())),
+            args.step,
+        ),
     );
-    let result = cgroup_for(ctx, &spec).and_then(|cg| crate::runtime::start(&sys, &spec, &containers, cg.as_ref()));
+    let result = cgroup_for(ctx, &spec)
+        .and_then(|cg| crate::runtime::start(&sys, &spec, &containers, cg.as_ref()));
     match result {
         Ok(outcome) => {
             if outcome.oom_killed {
-                let limit = spec.cgroup.and_then(|l| l.memory).map(|m| format!(" (limit {} MiB)", m / (1 << 20))).unwrap_or_default();
-                eprintln!("dockling: container {} was killed by the kernel: out of memory{limit}", spec.name);
+                let limit = spec
+                    .cgroup
+                    .and_then(|l| l.memory)
+                    .map(|m| format!(" (limit {} MiB)", m / (1 << 20)))
+                    .unwrap_or_default();
+                eprintln!(
+                    "dockling: container {} was killed by the kernel: out of memory{limit}",
+                    spec.name
+                );
             }
             if spec.remove {
                 containers.remove_dir(&spec.id)?;

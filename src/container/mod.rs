@@ -80,7 +80,10 @@ impl Container {
 }
 
 fn since(rfc3339: &str, now: std::time::SystemTime) -> std::time::Duration {
-    humantime::parse_rfc3339(rfc3339).ok().and_then(|t| now.duration_since(t).ok()).unwrap_or_default()
+    humantime::parse_rfc3339(rfc3339)
+        .ok()
+        .and_then(|t| now.duration_since(t).ok())
+        .unwrap_or_default()
 }
 
 /// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
@@ -113,7 +116,12 @@ impl Drop for Lock {
 
 /// Take an exclusive lock on `path` (created if missing).
 pub fn lock(path: &Path) -> Result<Lock> {
-    let f = File::options().create(true).truncate(false).write(true).open(path).map_err(Error::io("open lock", path))?;
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("open lock", path))?;
     // SAFETY: flock on an fd we own; blocks until the lock is ours.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(Error::io("lock", path)(std::io::Error::last_os_error()));
@@ -176,14 +184,22 @@ impl Containers {
             }
         }
         let all = self.list()?;
-        if let Some(c) = all.iter().find(|c| c.spec.name == name || c.spec.id == name) {
+        if let Some(c) = all
+            .iter()
+            .find(|c| c.spec.name == name || c.spec.id == name)
+        {
             return Ok(c.clone());
         }
-        let matches: Vec<&Container> = all.iter().filter(|c| !name.is_empty() && c.spec.id.starts_with(name)).collect();
+        let matches: Vec<&Container> = all
+            .iter()
+            .filter(|c| !name.is_empty() && c.spec.id.starts_with(name))
+            .collect();
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(Error::NotFound(format!("no such container: {name}"))),
-            _ => Err(Error::Usage(format!("multiple containers match id prefix {name}: give more digits or the name"))),
+            _ => Err(Error::Usage(format!(
+                "multiple containers match id prefix {name}: give more digits or the name"
+            ))),
         }
     }
 
@@ -195,7 +211,11 @@ impl Containers {
 
     /// True if a container already has this name.
     pub fn name_taken(&self, name: &str) -> Result<Option<String>> {
-        Ok(self.list()?.into_iter().find(|c| c.spec.name == name).map(|c| c.spec.id))
+        Ok(self
+            .list()?
+            .into_iter()
+            .find(|c| c.spec.name == name)
+            .map(|c| c.spec.id))
     }
 
     /// Delete a container's directory. Its mounts lived in its own mount namespace, so they
@@ -219,6 +239,31 @@ pub fn new_id() -> String {
     hex::encode(buf)
 }
 
+/// Docker's `HumanDuration`: "Less than a second", "3 seconds", "About a minute", "5 minutes",
+/// "About an hour", "3 hours", "2 days", "3 weeks", "4 months", "2 years".
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let plural = |n: u64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    match s {
+        0 => "Less than a second".into(),
+        1..=59 => plural(s, "second"),
+        60..=119 => "About a minute".into(),
+        120..=2699 => plural(s / 60, "minute"),
+        2700..=5399 => "About an hour".into(),
+        5400..=172_799 => plural((s + 1800) / 3600, "hour"),
+        172_800..=1_209_599 => plural(s / 86_400, "day"),
+        1_209_600..=5_183_999 => plural(s / 604_800, "week"),
+        5_184_000..=63_071_999 => plural(s / 2_592_000, "month"),
+        _ => plural(s / 31_536_000, "year"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,24 +279,5 @@ mod tests {
         assert_eq!(id.len(), 64);
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(id, new_id());
-    }
-}
-
-/// Docker's `HumanDuration`: "Less than a second", "3 seconds", "About a minute", "5 minutes",
-/// "About an hour", "3 hours", "2 days", "3 weeks", "4 months", "2 years".
-pub fn human_duration(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    let plural = |n: u64, unit: &str| if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") };
-    match s {
-        0 => "Less than a second".into(),
-        1..=59 => plural(s, "second"),
-        60..=119 => "About a minute".into(),
-        120..=2699 => plural(s / 60, "minute"),
-        2700..=5399 => "About an hour".into(),
-        5400..=172_799 => plural((s + 1800) / 3600, "hour"),
-        172_800..=1_209_599 => plural(s / 86_400, "day"),
-        1_209_600..=5_183_999 => plural(s / 604_800, "week"),
-        5_184_000..=63_071_999 => plural(s / 2_592_000, "month"),
-        _ => plural(s / 31_536_000, "year"),
     }
 }

@@ -1,1 +1,11 @@
-//! Placeholder: filled in by the image work.
+//! Images: references, the content-addressed store, and display helpers.
+//!
+//! The store is an OCI image layout (`<root>/oci/`: `oci-layout`, `index.json`,
+//! `blobs/sha256/…`), so `skopeo inspect oci:<root>/oci:<name>` and `umoci` read it as is.
+//! Each tag is one manifest entry of `index.json` named by the annotation
+//! `org.opencontainers.image.ref.name`. Layers are also kept unpacked, once each, by their
+//! uncompressed digest (`<root>/layers/sha256/<diff_id>/`), ready to be overlay lowerdirs.
+
+pub mod format;
+pub mod reference;
+pub mod store;

@@ -22,8 +22,17 @@ pub fn mount_data(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Strin
     if lowers.is_empty() {
         return Err(Error::Usage("the image has no layers to mount".into()));
     }
-    let lower: Vec<String> = lowers.iter().rev().map(|p| check(p)).collect::<Result<_>>()?;
-    let data = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), check(upper)?, check(work)?);
+    let lower: Vec<String> = lowers
+        .iter()
+        .rev()
+        .map(|p| check(p))
+        .collect::<Result<_>>()?;
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        check(upper)?,
+        check(work)?
+    );
     if data.len() > MAX_DATA {
         return Err(Error::Usage(format!(
             "overlay options for {} layers are {} bytes, over the kernel's {MAX_DATA}: use a shorter --root or --layers copy",
@@ -40,14 +49,27 @@ mod tests {
 
     #[test]
     fn lowerdir_lists_the_top_layer_first() {
-        let d = mount_data(&["/l/bottom".into(), "/l/top".into()], Path::new("/c/upper"), Path::new("/c/work")).unwrap();
-        assert_eq!(d, "lowerdir=/l/top:/l/bottom,upperdir=/c/upper,workdir=/c/work");
+        let d = mount_data(
+            &["/l/bottom".into(), "/l/top".into()],
+            Path::new("/c/upper"),
+            Path::new("/c/work"),
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            "lowerdir=/l/top:/l/bottom,upperdir=/c/upper,workdir=/c/work"
+        );
     }
 
     #[test]
     fn bad_paths_and_long_stacks_are_refused() {
         assert!(mount_data(&["/l/a:b".into()], Path::new("/u"), Path::new("/w")).is_err());
-        let many: Vec<PathBuf> = (0..100).map(|i| PathBuf::from(format!("/var/lib/dockling/layers/sha256/{i:064}"))).collect();
-        assert!(mount_data(&many, Path::new("/u"), Path::new("/w")).unwrap_err().to_string().contains("4095"));
+        let many: Vec<PathBuf> = (0..100)
+            .map(|i| PathBuf::from(format!("/var/lib/dockling/layers/sha256/{i:064}")))
+            .collect();
+        assert!(mount_data(&many, Path::new("/u"), Path::new("/w"))
+            .unwrap_err()
+            .to_string()
+            .contains("4095"));
     }
 }

@@ -59,15 +59,24 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
     let entries = archive.entries().map_err(Error::io("read layer", dest))?;
     for entry in entries {
         let mut entry = entry.map_err(Error::io("read layer", dest))?;
-        let raw = entry.path().map_err(Error::io("read layer entry name", dest))?.into_owned();
+        let raw = entry
+            .path()
+            .map_err(Error::io("read layer entry name", dest))?
+            .into_owned();
         let path = clean(&raw);
-        let Some(name) = path.file_name().map(OsStr::to_os_string) else { continue };
+        let Some(name) = path.file_name().map(OsStr::to_os_string) else {
+            continue;
+        };
         // Follow the layer's own symlinks the way the container will see them (inside dest),
         // so `lib -> usr/lib` then `lib/x` lands in usr/lib; openat2 then refuses to leave dest.
         let parent_rel = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let joined = safefs::secure_join(dest, &parent_rel).map_err(|e| bad(&raw, e))?;
-        let parent_rel = joined.strip_prefix(dest).map(Path::to_path_buf).unwrap_or_default();
-        let parent = safefs::mkdir_all_in_root(root, &parent_rel, 0o755).map_err(|e| bad(&raw, e))?;
+        let parent_rel = joined
+            .strip_prefix(dest)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let parent =
+            safefs::mkdir_all_in_root(root, &parent_rel, 0o755).map_err(|e| bad(&raw, e))?;
         let header = entry.header();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let uid = header.uid().unwrap_or(0) as u32;
@@ -79,8 +88,13 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
         if let Some(hidden) = name_str.strip_prefix(".wh.") {
             stats.whiteouts += 1;
             if hidden == ".wh..opq" {
-                safefs::set_xattr_at(parent.as_fd(), OsStr::new("."), "trusted.overlay.opaque", b"y")
-                    .map_err(|e| bad(&raw, format!("opaque directory: {e}")))?;
+                safefs::set_xattr_at(
+                    parent.as_fd(),
+                    OsStr::new("."),
+                    "trusted.overlay.opaque",
+                    b"y",
+                )
+                .map_err(|e| bad(&raw, format!("opaque directory: {e}")))?;
             } else {
                 let hidden = OsStr::new(hidden);
                 safefs::remove_at(parent.as_fd(), hidden).map_err(|e| bad(&raw, e))?;
@@ -96,7 +110,14 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                 match safefs::mkdir_at(p, &name, 0o755) {
                     Ok(()) => stats.dirs += 1,
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                        let is_dir = safefs::openat2(p, Path::new(&name), libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, libc::RESOLVE_BENEATH).is_ok();
+                        let is_dir = safefs::openat2(
+                            p,
+                            Path::new(&name),
+                            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                            0,
+                            libc::RESOLVE_BENEATH,
+                        )
+                        .is_ok();
                         if !is_dir {
                             safefs::remove_at(p, &name).map_err(|e| bad(&raw, e))?;
                             safefs::mkdir_at(p, &name, 0o755).map_err(|e| bad(&raw, e))?;
@@ -112,7 +133,9 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                 stats.bytes += std::io::copy(&mut entry, &mut f).map_err(|e| bad(&raw, e))?;
                 if let Ok(Some(exts)) = entry.pax_extensions() {
                     for ext in exts.flatten() {
-                        if let Some(key) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
+                        if let Some(key) =
+                            ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr."))
+                        {
                             // Only attributes the kernel would let an image set (file capabilities, user.*).
                             if key.starts_with("security.") || key.starts_with("user.") {
                                 let _ = safefs::set_xattr_at(p, &name, key, ext.value_bytes());
@@ -121,11 +144,15 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                     }
                 }
                 drop(f);
-                safefs::set_meta_at(p, &name, uid, gid, Some(mode), mtime).map_err(|e| bad(&raw, e))?;
+                safefs::set_meta_at(p, &name, uid, gid, Some(mode), mtime)
+                    .map_err(|e| bad(&raw, e))?;
                 stats.files += 1;
             }
             EntryType::Symlink => {
-                let target = entry.link_name().map_err(|e| bad(&raw, e))?.ok_or_else(|| bad(&raw, "symlink without a target"))?;
+                let target = entry
+                    .link_name()
+                    .map_err(|e| bad(&raw, e))?
+                    .ok_or_else(|| bad(&raw, "symlink without a target"))?;
                 safefs::remove_at(p, &name).map_err(|e| bad(&raw, e))?;
                 // The target is only text here; it is never followed while unpacking.
                 safefs::symlink_at(&target, p, &name).map_err(|e| bad(&raw, e))?;
@@ -133,13 +160,24 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                 stats.files += 1;
             }
             EntryType::Link => {
-                let target = entry.link_name().map_err(|e| bad(&raw, e))?.ok_or_else(|| bad(&raw, "hard link without a target"))?;
+                let target = entry
+                    .link_name()
+                    .map_err(|e| bad(&raw, e))?
+                    .ok_or_else(|| bad(&raw, "hard link without a target"))?;
                 let target = clean(&target);
-                let (Some(tname), tparent) = (target.file_name(), target.parent().unwrap_or(Path::new(""))) else {
+                let (Some(tname), tparent) =
+                    (target.file_name(), target.parent().unwrap_or(Path::new("")))
+                else {
                     return Err(bad(&raw, "hard link to the layer's root"));
                 };
-                let tdir = safefs::openat2(root, &safefs::relative(tparent), libc::O_PATH | libc::O_DIRECTORY, 0, safefs::IN_ROOT)
-                    .map_err(|e| bad(&raw, format!("hard link target {}: {e}", target.display())))?;
+                let tdir = safefs::openat2(
+                    root,
+                    &safefs::relative(tparent),
+                    libc::O_PATH | libc::O_DIRECTORY,
+                    0,
+                    safefs::IN_ROOT,
+                )
+                .map_err(|e| bad(&raw, format!("hard link target {}: {e}", target.display())))?;
                 safefs::remove_at(p, &name).map_err(|e| bad(&raw, e))?;
                 safefs::link_at(tdir.as_fd(), tname, p, &name)
                     .map_err(|e| bad(&raw, format!("hard link to {}: {e}", target.display())))?;
@@ -155,7 +193,8 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
                 safefs::remove_at(p, &name).map_err(|e| bad(&raw, e))?;
                 safefs::mknod_at(p, &name, ty | mode, major, minor).map_err(|e| bad(&raw, e))?;
-                safefs::set_meta_at(p, &name, uid, gid, Some(mode), mtime).map_err(|e| bad(&raw, e))?;
+                safefs::set_meta_at(p, &name, uid, gid, Some(mode), mtime)
+                    .map_err(|e| bad(&raw, e))?;
                 stats.files += 1;
             }
             // PAX and GNU headers are consumed by the tar crate; anything else is not a file.
@@ -166,10 +205,20 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
     // and a read-only directory would have refused its contents.
     dir_meta.sort_by_key(|(p, ..)| std::cmp::Reverse(p.components().count()));
     for (path, uid, gid, mode, mtime) in dir_meta {
-        let (Some(name), parent_rel) = (path.file_name(), path.parent().unwrap_or(Path::new(""))) else { continue };
-        let parent = safefs::openat2(root, &safefs::relative(parent_rel), libc::O_PATH | libc::O_DIRECTORY, 0, safefs::IN_ROOT)
+        let (Some(name), parent_rel) = (path.file_name(), path.parent().unwrap_or(Path::new("")))
+        else {
+            continue;
+        };
+        let parent = safefs::openat2(
+            root,
+            &safefs::relative(parent_rel),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            safefs::IN_ROOT,
+        )
+        .map_err(|e| bad(&path, e))?;
+        safefs::set_meta_at(parent.as_fd(), name, uid, gid, Some(mode), mtime)
             .map_err(|e| bad(&path, e))?;
-        safefs::set_meta_at(parent.as_fd(), name, uid, gid, Some(mode), mtime).map_err(|e| bad(&path, e))?;
     }
     Ok(stats)
 }

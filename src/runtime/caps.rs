@@ -8,18 +8,65 @@ use crate::error::{Error, Result};
 
 /// Every capability the kernel knows, by number (capabilities(7)).
 pub const NAMES: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 ];
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).
 pub const DOCKER_DEFAULT: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
-    "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
 ];
 
 /// The highest capability number this kernel supports (`/proc/sys/kernel/cap_last_cap`).
@@ -52,7 +99,11 @@ pub fn number(name: &str) -> Result<u32> {
         .iter()
         .position(|n| *n == bare)
         .map(|i| i as u32)
-        .ok_or_else(|| Error::Usage(format!("unknown capability: {name:?} (see capabilities(7) for names, e.g. NET_ADMIN)")))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "unknown capability: {name:?} (see capabilities(7) for names, e.g. NET_ADMIN)"
+            ))
+        })
 }
 
 /// The set a container keeps: Docker's defaults (or all with `--privileged`), then `--cap-add`
@@ -63,7 +114,10 @@ pub fn resolve(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<
     let mut set: Vec<u32> = if privileged {
         all.clone()
     } else {
-        DOCKER_DEFAULT.iter().map(|n| number(n)).collect::<Result<_>>()?
+        DOCKER_DEFAULT
+            .iter()
+            .map(|n| number(n))
+            .collect::<Result<_>>()?
     };
     for d in drop {
         if d.eq_ignore_ascii_case("all") {
@@ -117,6 +171,9 @@ mod tests {
     fn add_and_drop_follow_docker() {
         let set = resolve(false, &["net_admin".into()], &["ALL".into()]).unwrap();
         assert_eq!(set, vec![number("NET_ADMIN").unwrap()]);
-        assert!(resolve(false, &["BOGUS".into()], &[]).unwrap_err().to_string().contains("BOGUS"));
+        assert!(resolve(false, &["BOGUS".into()], &[])
+            .unwrap_err()
+            .to_string()
+            .contains("BOGUS"));
     }
 }

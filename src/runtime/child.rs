@@ -53,10 +53,17 @@ pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
 }
 
 fn run(sys: &Sys, setup: &Setup<'_>, chan: &Channel) -> Result<Infallible> {
-    match chan.recv().map_err(|e| Error::Usage(format!("waiting for the engine: {e}")))? {
+    match chan
+        .recv()
+        .map_err(|e| Error::Usage(format!("waiting for the engine: {e}")))?
+    {
         // Inside a new pid namespace getpid() says 1; --step hints need the host's number.
         Message::Go(pid) => sys.tracer.set_var("pid", pid.to_string()),
-        other => return Err(Error::Usage(format!("unexpected message from the engine: {other:?}"))),
+        other => {
+            return Err(Error::Usage(format!(
+                "unexpected message from the engine: {other:?}"
+            )))
+        }
     }
     let exec = prepare(sys, setup, Some(chan))?;
     if let Call::Execve { path, .. } = &exec.call {
@@ -76,10 +83,16 @@ pub struct Exec {
 pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<Exec> {
     let spec = setup.spec;
     // If dockling dies, so does the container (a foreground run has no other keeper).
-    sys.run(Call::Prctl { option: Prctl::SetPdeathsig, arg: libc::SIGKILL as u64 })?;
+    sys.run(Call::Prctl {
+        option: Prctl::SetPdeathsig,
+        arg: libc::SIGKILL as u64,
+    })?;
     // Until execve this process is the dockling binary: keep other processes in the container
     // from opening its /proc files (/proc/<pid>/exe, CVE-2019-5736).
-    sys.run(Call::Prctl { option: Prctl::SetDumpable, arg: 0 })?;
+    sys.run(Call::Prctl {
+        option: Prctl::SetDumpable,
+        arg: 0,
+    })?;
     if setup.cgroup_ns {
         sys.step(StepId::NamespacesCgroup)?;
         sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
@@ -100,18 +113,24 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
 
     if spec.namespaces.uts {
         sys.step(StepId::NamespacesHostname)?;
-        sys.run(Call::Sethostname { name: spec.hostname.clone() })?;
+        sys.run(Call::Sethostname {
+            name: spec.hostname.clone(),
+        })?;
     }
     if !sys.is_dry_run() {
         // Docker creates a missing working directory (as root, before the user switch).
-        std::fs::create_dir_all(&spec.cwd).map_err(Error::io("create working directory", &spec.cwd))?;
+        std::fs::create_dir_all(&spec.cwd)
+            .map_err(Error::io("create working directory", &spec.cwd))?;
     }
     terminal(sys, spec, chan)?;
 
     if spec.seccomp || spec.no_new_privileges {
         sys.step(StepId::SecuritySeccomp)?;
         if spec.no_new_privileges {
-            sys.run(Call::Prctl { option: Prctl::SetNoNewPrivs, arg: 1 })?;
+            sys.run(Call::Prctl {
+                option: Prctl::SetNoNewPrivs,
+                arg: 1,
+            })?;
         }
         if spec.seccomp {
             // Installed while we still hold CAP_SYS_ADMIN (needed without no_new_privs); the
@@ -125,24 +144,44 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     let keep = caps::mask(&spec.capabilities);
     for cap in 0..=caps::last_cap() {
         if keep & (1 << cap) == 0 {
-            sys.run(Call::Prctl { option: Prctl::CapBsetDrop, arg: cap as u64 })?;
+            sys.run(Call::Prctl {
+                option: Prctl::CapBsetDrop,
+                arg: cap as u64,
+            })?;
         }
     }
-    sys.run(Call::Prctl { option: Prctl::CapAmbientClearAll, arg: 0 })?;
-    sys.run(Call::Capset { effective: keep, permitted: keep, inheritable: 0 })?;
+    sys.run(Call::Prctl {
+        option: Prctl::CapAmbientClearAll,
+        arg: 0,
+    })?;
+    sys.run(Call::Capset {
+        effective: keep,
+        permitted: keep,
+        inheritable: 0,
+    })?;
 
     sys.step(StepId::SecurityUser)?;
-    sys.run(Call::Setgroups { gids: spec.user.additional_gids.clone() })?;
+    sys.run(Call::Setgroups {
+        gids: spec.user.additional_gids.clone(),
+    })?;
     sys.run(Call::Setresgid { gid: spec.user.gid })?;
     // For a user other than root this also empties permitted and effective capabilities, as
     // in Docker: the bounding set still limits what setuid programs could regain.
     sys.run(Call::Setresuid { uid: spec.user.uid })?;
 
     sys.step(StepId::ProcessExec)?;
-    let path = if sys.is_dry_run() { PathBuf::from(&spec.args[0]) } else { lookup(&spec.args[0], &spec.env)? };
+    let path = if sys.is_dry_run() {
+        PathBuf::from(&spec.args[0])
+    } else {
+        lookup(&spec.args[0], &spec.env)?
+    };
     sys.run(Call::CloseRange { first: 3 })?;
     Ok(Exec {
-        call: Call::Execve { path, argv: spec.args.clone(), envp: spec.env.clone() },
+        call: Call::Execve {
+            path,
+            argv: spec.args.clone(),
+            envp: spec.env.clone(),
+        },
         cwd: spec.cwd.clone(),
     })
 }
@@ -151,16 +190,26 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
 fn terminal(sys: &Sys, spec: &RunSpec, chan: Option<&Channel>) -> Result<()> {
     if spec.tty {
         sys.step(StepId::ProcessTerminal)?;
-        let slave = if sys.is_dry_run() { None } else { Some(open_pty(chan)?) };
+        let slave = if sys.is_dry_run() {
+            None
+        } else {
+            Some(open_pty(chan)?)
+        };
         let fd = slave.as_ref().map(|s| s.as_raw_fd()).unwrap_or(3);
         sys.run(Call::Setsid)?;
         sys.run(Call::IoctlSetCtty { fd })?;
         for target in 0..3 {
-            sys.run(Call::Dup2 { old: fd, new: target })?;
+            sys.run(Call::Dup2 {
+                old: fd,
+                new: target,
+            })?;
         }
     } else if !spec.interactive && !sys.is_dry_run() {
         let null = std::fs::File::open("/dev/null").map_err(Error::io("open", "/dev/null"))?;
-        sys.run(Call::Dup2 { old: null.as_raw_fd(), new: 0 })?;
+        sys.run(Call::Dup2 {
+            old: null.as_raw_fd(),
+            new: 0,
+        })?;
     }
     Ok(())
 }
@@ -183,12 +232,15 @@ fn open_pty(chan: Option<&Channel>) -> Result<OwnedFd> {
     // SAFETY: the PtyMaster owns a valid open descriptor; we duplicate it into an OwnedFd.
     let dup = unsafe { libc::fcntl(master.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
     if dup < 0 {
-        return Err(Error::io("dup", "/dev/ptmx")(std::io::Error::last_os_error()));
+        return Err(Error::io("dup", "/dev/ptmx")(
+            std::io::Error::last_os_error(),
+        ));
     }
     // SAFETY: fcntl returned a new descriptor that nobody else owns.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) };
     if let Some(chan) = chan {
-        chan.send(&Message::Terminal(fd)).map_err(|e| Error::Usage(format!("send terminal to the engine: {e}")))?;
+        chan.send(&Message::Terminal(fd))
+            .map_err(|e| Error::Usage(format!("send terminal to the engine: {e}")))?;
     }
     Ok(slave)
 }
@@ -198,11 +250,15 @@ fn open_pty(chan: Option<&Channel>) -> Result<OwnedFd> {
 fn lookup(cmd: &str, env: &[String]) -> Result<PathBuf> {
     let check = |p: &Path| -> Result<PathBuf> {
         match nix::unistd::access(p, nix::unistd::AccessFlags::X_OK) {
-            Ok(()) if p.is_dir() => Err(Error::CannotInvoke(format!("exec: {:?}: is a directory", p.display().to_string()))),
+            Ok(()) if p.is_dir() => Err(Error::CannotInvoke(format!(
+                "exec: {:?}: is a directory",
+                p.display().to_string()
+            ))),
             Ok(()) => Ok(p.to_path_buf()),
-            Err(Errno::EACCES) => {
-                Err(Error::CannotInvoke(format!("exec: {:?}: permission denied", p.display().to_string())))
-            }
+            Err(Errno::EACCES) => Err(Error::CannotInvoke(format!(
+                "exec: {:?}: permission denied",
+                p.display().to_string()
+            ))),
             Err(_) => Err(Error::CommandNotFound(format!(
                 "exec: {:?}: no such file or directory",
                 p.display().to_string()
@@ -232,8 +288,15 @@ fn lookup(cmd: &str, env: &[String]) -> Result<PathBuf> {
 }
 
 fn exec_container(sys: &Sys, exec: Exec) -> Result<Infallible> {
-    sys.run(Call::Chdir { path: exec.cwd.clone() }).map_err(|e| {
-        Error::CannotInvoke(format!("chdir to the working directory {}: {}", exec.cwd.display(), e.errno.desc()))
+    sys.run(Call::Chdir {
+        path: exec.cwd.clone(),
+    })
+    .map_err(|e| {
+        Error::CannotInvoke(format!(
+            "chdir to the working directory {}: {}",
+            exec.cwd.display(),
+            e.errno.desc()
+        ))
     })?;
     // The engine blocked these signals to forward them; the container starts with none blocked.
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
@@ -241,9 +304,13 @@ fn exec_container(sys: &Sys, exec: Exec) -> Result<Infallible> {
         Call::Execve { path, .. } => path.display().to_string(),
         _ => String::new(),
     };
-    let err = sys.run(exec.call).expect_err("execve returns only on failure");
+    let err = sys
+        .run(exec.call)
+        .expect_err("execve returns only on failure");
     Err(match err.errno {
-        Errno::ENOENT => Error::CommandNotFound(format!("exec: {name:?}: no such file or directory")),
+        Errno::ENOENT => {
+            Error::CommandNotFound(format!("exec: {name:?}: no such file or directory"))
+        }
         e => Error::CannotInvoke(format!("exec: {name:?}: {}", e.desc().to_lowercase())),
     })
 }

@@ -12,11 +12,14 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-const SEALS: libc::c_int = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+const SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
 /// True when this process already runs from a sealed copy.
 pub fn is_sealed() -> bool {
-    let Ok(f) = File::open("/proc/self/exe") else { return false };
+    let Ok(f) = File::open("/proc/self/exe") else {
+        return false;
+    };
     // SAFETY: F_GET_SEALS on a descriptor we own.
     let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
     seals >= 0 && seals & SEALS == SEALS
@@ -31,7 +34,8 @@ pub fn reexec_sealed() -> io::Result<()> {
     let mut src = File::open("/proc/self/exe")?;
     let name = CString::new("dockling").expect("no NUL");
     // SAFETY: valid C string; the returned fd is checked and then owned.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -43,7 +47,10 @@ pub fn reexec_sealed() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     let args: Vec<CString> = std::env::args_os()
-        .map(|a| CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).expect("argv has no NUL"))
+        .map(|a| {
+            CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str()))
+                .expect("argv has no NUL")
+        })
         .collect();
     let env: Vec<CString> = std::env::vars_os()
         .map(|(k, v)| {

@@ -42,7 +42,11 @@ pub fn relay_signals() -> SigSet {
 /// Block the relayed signals; returns the previous mask to restore.
 pub fn block_signals() -> SigSet {
     let mut old = SigSet::empty();
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&relay_signals()), Some(&mut old));
+    let _ = nix::sys::signal::sigprocmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&relay_signals()),
+        Some(&mut old),
+    );
     old
 }
 
@@ -63,7 +67,9 @@ impl RawMode {
         if !active || !stdin.is_terminal() {
             return RawMode { saved: None };
         }
-        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else { return RawMode { saved: None } };
+        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else {
+            return RawMode { saved: None };
+        };
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
         let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, &raw);
@@ -94,12 +100,18 @@ fn copy_winsize(master: &OwnedFd) {
 
 /// Relay until the container exits; returns its raw wait status.
 pub fn relay(sys: &Sys, pid: i32, master: Option<OwnedFd>, forward_stdin: bool) -> Result<i32> {
-    let mut sfd = SignalFd::with_flags(&relay_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| crate::error::Error::Usage(format!("signalfd: {e}")))?;
+    let mut sfd = SignalFd::with_flags(
+        &relay_signals(),
+        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+    )
+    .map_err(|e| crate::error::Error::Usage(format!("signalfd: {e}")))?;
     let _raw = RawMode::enter(master.is_some());
     let mut master_file = master.map(File::from);
     if let Some(m) = &master_file {
-        let fd: OwnedFd = m.try_clone().map(OwnedFd::from).expect("dup of the terminal");
+        let fd: OwnedFd = m
+            .try_clone()
+            .map(OwnedFd::from)
+            .expect("dup of the terminal");
         copy_winsize(&fd);
     }
     let mut stdin_open = forward_stdin && master_file.is_some();
@@ -156,7 +168,12 @@ pub fn relay(sys: &Sys, pid: i32, master: Option<OwnedFd>, forward_stdin: bool) 
                     // SAFETY: waitid with WNOHANG|WNOWAIT only peeks at the child's state.
                     let exited = unsafe {
                         let mut si: libc::siginfo_t = std::mem::zeroed();
-                        libc::waitid(libc::P_PID, pid as libc::id_t, &mut si, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) == 0
+                        libc::waitid(
+                            libc::P_PID,
+                            pid as libc::id_t,
+                            &mut si,
+                            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                        ) == 0
                             && si.si_pid() == pid
                     };
                     if exited {

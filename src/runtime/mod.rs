@@ -95,7 +95,11 @@ fn write_etc_files(spec: &RunSpec) -> Result<()> {
     let own_netns = spec.namespaces.net;
     let mut resolv: String = host
         .lines()
-        .filter(|l| !(own_netns && l.trim_start().starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
+        .filter(|l| {
+            !(own_netns
+                && l.trim_start().starts_with("nameserver")
+                && (l.contains(" 127.") || l.contains(" ::1")))
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     if resolv.trim().is_empty() {
@@ -112,7 +116,8 @@ fn prepare_layers(sys: &Sys, spec: &RunSpec) -> Result<String> {
             sys.mkdir(&spec.upper(), 0o755)?;
             sys.mkdir(&spec.work(), 0o700)?;
             sys.mkdir(&spec.rootfs(), 0o755)?;
-            let data = crate::layers::overlay::mount_data(&spec.layers, &spec.upper(), &spec.work())?;
+            let data =
+                crate::layers::overlay::mount_data(&spec.layers, &spec.upper(), &spec.work())?;
             sys.tracer.note(&format!(
                 "{} read-only layer(s) below, {} on top for writes",
                 spec.layers.len(),
@@ -146,24 +151,44 @@ pub fn start(
     cgroup: Option<&crate::cgroups::Cgroup>,
 ) -> Result<Outcome> {
     let dry = sys.is_dry_run();
-    sys.tracer.set_var("root", spec.bundle.parent().and_then(Path::parent).unwrap_or(Path::new("/")).display().to_string());
-    sys.tracer.set_var("bundle", spec.bundle.display().to_string());
-    sys.tracer.set_var("rootfs", spec.rootfs().display().to_string());
-    sys.tracer.set_var("engine_pid", std::process::id().to_string());
+    sys.tracer.set_var(
+        "root",
+        spec.bundle
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"))
+            .display()
+            .to_string(),
+    );
+    sys.tracer
+        .set_var("bundle", spec.bundle.display().to_string());
+    sys.tracer
+        .set_var("rootfs", spec.rootfs().display().to_string());
+    sys.tracer
+        .set_var("engine_pid", std::process::id().to_string());
 
     sys.step(StepId::ImageResolve)?;
     if let Some(root) = spec.bundle.parent().and_then(Path::parent) {
         sys.tracer.abbreviate("ROOT", root);
     }
     sys.tracer.abbreviate("CONTAINER", &spec.bundle);
-    sys.tracer.note(&format!("{} is {} ({} layer(s))", spec.image_ref, &spec.image_id, spec.layers.len()));
+    sys.tracer.note(&format!(
+        "{} is {} ({} layer(s))",
+        spec.image_ref,
+        &spec.image_id,
+        spec.layers.len()
+    ));
 
     let overlay_data = prepare_layers(sys, spec)?;
     if !dry {
         write_etc_files(spec)?;
     }
 
-    let mut cleanup = Cleanup { sys, cgroup: None, armed: true };
+    let mut cleanup = Cleanup {
+        sys,
+        cgroup: None,
+        armed: true,
+    };
     let mut extra_mounts = Vec::new();
     if let (Some(cg), Some(limits)) = (cgroup, spec.cgroup.as_ref()) {
         sys.step(StepId::CgroupsCreate)?;
@@ -191,7 +216,8 @@ pub fn start(
         cgroup_ns: spec.namespaces.cgroup && cleanup.cgroup.is_some(),
     };
 
-    let (parent_end, child_end) = channel::pair().map_err(Error::io("socketpair", "container channel"))?;
+    let (parent_end, child_end) =
+        channel::pair().map_err(Error::io("socketpair", "container channel"))?;
     let old_mask = io::block_signals();
     sys.step(StepId::NamespacesClone)?;
     let pid = match sys.clone_process(clone_flags(spec)) {
@@ -208,14 +234,25 @@ pub fn start(
     drop(child_end);
     sys.tracer.set_var("pid", pid.to_string());
 
-    let result = supervise(sys, spec, &setup, &parent_end, pid, cleanup.cgroup, containers);
+    let result = supervise(
+        sys,
+        spec,
+        &setup,
+        &parent_end,
+        pid,
+        cleanup.cgroup,
+        containers,
+    );
     io::restore_signals(&old_mask);
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
             // Reap the child if it is still there (it exits right after reporting).
             if !dry {
-                let _ = sys.run(Call::Kill { pid, signal: libc::SIGKILL });
+                let _ = sys.run(Call::Kill {
+                    pid,
+                    signal: libc::SIGKILL,
+                });
                 let _ = sys.wait4(pid);
             }
             return Err(e);
@@ -244,21 +281,32 @@ fn supervise(
         let _ = exec;
         sys.tracer.set_process("container");
         sys.tracer.syscall(
-            &Call::Execve { path: spec.args[0].clone().into(), argv: spec.args.clone(), envp: spec.env.clone() },
+            &Call::Execve {
+                path: spec.args[0].clone().into(),
+                argv: spec.args.clone(),
+                envp: spec.env.clone(),
+            },
             &Ok(Ret::Zero),
             std::time::Duration::ZERO,
         );
         sys.tracer.set_process("engine");
         sys.step(StepId::ProcessWait)?;
         sys.wait4(pid)?;
-        return Ok(Outcome { exit_code: 0, oom_killed: false });
+        return Ok(Outcome {
+            exit_code: 0,
+            oom_killed: false,
+        });
     }
     let start = std::time::Instant::now();
-    chan.send(&Message::Go(pid)).map_err(Error::io("send", "container channel"))?;
+    chan.send(&Message::Go(pid))
+        .map_err(Error::io("send", "container channel"))?;
     let mut master = None;
     let mut program = spec.args[0].clone();
     loop {
-        match chan.recv().map_err(Error::io("receive", "container channel"))? {
+        match chan
+            .recv()
+            .map_err(Error::io("receive", "container channel"))?
+        {
             Message::Terminal(fd) => master = Some(fd),
             Message::Failed(code, text) => {
                 return Err(match code {
@@ -268,7 +316,11 @@ fn supervise(
                 })
             }
             Message::Aborted(step) => {
-                let id = crate::plan::StepId::ALL.iter().find(|s| s.key() == step).map(|s| s.key()).unwrap_or("?");
+                let id = crate::plan::StepId::ALL
+                    .iter()
+                    .find(|s| s.key() == step)
+                    .map(|s| s.key())
+                    .unwrap_or("?");
                 return Err(Error::Aborted(crate::trace::Aborted(id)));
             }
             Message::Exec(path) => program = path,
@@ -281,7 +333,11 @@ fn supervise(
     if sys.tracer.enabled() {
         sys.tracer.set_process("container");
         sys.tracer.syscall(
-            &Call::Execve { path: program.into(), argv: spec.args.clone(), envp: spec.env.clone() },
+            &Call::Execve {
+                path: program.into(),
+                argv: spec.args.clone(),
+                envp: spec.env.clone(),
+            },
             &Ok(Ret::Zero),
             start.elapsed(),
         );
@@ -298,7 +354,10 @@ fn supervise(
     let status = io::relay(sys, pid, master, spec.interactive)?;
     let exit_code = io::exit_code(status);
     let oom_killed = exit_code == 128 + libc::SIGKILL && cgroup.is_some_and(|cg| cg.oom_killed());
-    Ok(Outcome { exit_code, oom_killed })
+    Ok(Outcome {
+        exit_code,
+        oom_killed,
+    })
 }
 
 #[cfg(test)]
@@ -317,16 +376,29 @@ mod tests {
             name: "web".into(),
             image_ref: "busybox".into(),
             image_id: "sha256:".to_string() + &"ab".repeat(32),
-            layers: vec!["/var/lib/dockling/layers/sha256/l1".into(), "/var/lib/dockling/layers/sha256/l2".into()],
+            layers: vec![
+                "/var/lib/dockling/layers/sha256/l1".into(),
+                "/var/lib/dockling/layers/sha256/l2".into(),
+            ],
             args: vec!["sh".into(), "-c".into(), "echo hello".into()],
             env: vec!["PATH=/bin".into()],
             cwd: "/".into(),
-            user: User { uid: 0, gid: 0, additional_gids: vec![] },
+            user: User {
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![],
+            },
             hostname: "box".into(),
             tty: false,
             interactive: false,
             remove: true,
-            namespaces: Namespaces { pid: true, uts: true, ipc: true, net: true, cgroup: true },
+            namespaces: Namespaces {
+                pid: true,
+                uts: true,
+                ipc: true,
+                net: true,
+                cgroup: true,
+            },
             network: NetworkMode::None,
             layers_mode: LayersMode::Overlay,
             rootfs_mode: RootfsMode::PivotRoot,
@@ -363,7 +435,9 @@ mod tests {
         assert!(out.starts_with("mkdir"), "{out}");
         let clone = out.lines().find(|l| l.starts_with("clone(")).unwrap();
         assert!(!clone.contains("CLONE_NEWPID"), "{clone}");
-        assert!(script(&spec()).lines().any(|l| l.starts_with("clone(") && l.contains("CLONE_NEWPID")));
+        assert!(script(&spec())
+            .lines()
+            .any(|l| l.starts_with("clone(") && l.contains("CLONE_NEWPID")));
     }
 
     #[test]
@@ -379,16 +453,38 @@ mod tests {
     fn tty_user_and_volumes_script() {
         let mut s = spec();
         s.tty = true;
-        s.user = User { uid: 1000, gid: 1000, additional_gids: vec![10] };
-        s.volumes = vec![Volume { source: "/srv".into(), target: "/data".into(), readonly: true }];
+        s.user = User {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![10],
+        };
+        s.volumes = vec![Volume {
+            source: "/srv".into(),
+            target: "/data".into(),
+            readonly: true,
+        }];
         s.namespaces.net = false;
         s.network = NetworkMode::Host;
         s.privileged = true;
         let out = script(&s);
-        let tail: String = out.lines().skip_while(|l| !l.contains("\"/srv\"")).map(|l| format!("{l}\n")).collect();
-        insta::assert_snapshot!(tail.lines().filter(|l| !l.starts_with("prctl(PR_CAPBSET_DROP")).collect::<Vec<_>>().join("\n"));
-        assert!(!out.contains("SIOCSIFFLAGS"), "no loopback step with --network host");
-        assert!(!out.contains("rootfs/proc/kcore"), "--privileged masks nothing");
+        let tail: String = out
+            .lines()
+            .skip_while(|l| !l.contains("\"/srv\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        insta::assert_snapshot!(tail
+            .lines()
+            .filter(|l| !l.starts_with("prctl(PR_CAPBSET_DROP"))
+            .collect::<Vec<_>>()
+            .join("\n"));
+        assert!(
+            !out.contains("SIOCSIFFLAGS"),
+            "no loopback step with --network host"
+        );
+        assert!(
+            !out.contains("rootfs/proc/kcore"),
+            "--privileged masks nothing"
+        );
     }
 
     #[test]
@@ -398,8 +494,13 @@ mod tests {
         let rec = Recorder::new();
         rec.fail_next("pivot_root", nix::errno::Errno::EINVAL);
         let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
-        let err = start(&sys, &spec(), &containers, None).unwrap_err().to_string();
+        let err = start(&sys, &spec(), &containers, None)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "pivot_root .: EINVAL: Invalid argument");
-        assert!(!rec.script().contains("execve"), "nothing runs after the failure");
+        assert!(
+            !rec.script().contains("execve"),
+            "nothing runs after the failure"
+        );
     }
 }

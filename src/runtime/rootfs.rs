@@ -31,10 +31,17 @@ pub struct MountEntry {
     pub data: Option<String>,
 }
 
-const NOSUID_NOEXEC_NODEV: MsFlags =
-    MsFlags::from_bits_truncate(MsFlags::MS_NOSUID.bits() | MsFlags::MS_NOEXEC.bits() | MsFlags::MS_NODEV.bits());
+const NOSUID_NOEXEC_NODEV: MsFlags = MsFlags::from_bits_truncate(
+    MsFlags::MS_NOSUID.bits() | MsFlags::MS_NOEXEC.bits() | MsFlags::MS_NODEV.bits(),
+);
 
-fn entry(fstype: &str, source: &str, target: &str, flags: MsFlags, data: Option<&str>) -> MountEntry {
+fn entry(
+    fstype: &str,
+    source: &str,
+    target: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> MountEntry {
     MountEntry {
         fstype: fstype.into(),
         source: source.into(),
@@ -52,7 +59,13 @@ pub fn default_mounts(spec: &RunSpec) -> Vec<MountEntry> {
     }
     vec![
         entry("proc", "proc", "/proc", NOSUID_NOEXEC_NODEV, None),
-        entry("tmpfs", "tmpfs", "/dev", MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k")),
+        entry(
+            "tmpfs",
+            "tmpfs",
+            "/dev",
+            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+        ),
         entry(
             "devpts",
             "devpts",
@@ -62,7 +75,13 @@ pub fn default_mounts(spec: &RunSpec) -> Vec<MountEntry> {
         ),
         entry("sysfs", "sysfs", "/sys", sys_flags, None),
         entry("mqueue", "mqueue", "/dev/mqueue", NOSUID_NOEXEC_NODEV, None),
-        entry("tmpfs", "shm", "/dev/shm", NOSUID_NOEXEC_NODEV, Some("mode=1777,size=65536k")),
+        entry(
+            "tmpfs",
+            "shm",
+            "/dev/shm",
+            NOSUID_NOEXEC_NODEV,
+            Some("mode=1777,size=65536k"),
+        ),
     ]
 }
 
@@ -84,11 +103,23 @@ pub const MASKED: &[(&str, bool)] = &[
 ];
 
 /// Paths Docker makes read-only.
-pub const READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// The character devices of a default container: (name, major, minor).
-pub const DEVICES: &[(&str, u64, u64)] =
-    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+pub const DEVICES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 /// Links in `/dev` every Linux program expects.
 pub const DEV_LINKS: &[(&str, &str)] = &[
@@ -110,19 +141,28 @@ struct Target {
 fn resolve_target(root: &OwnedFd, rootfs: &Path, inside: &Path, file: bool) -> Result<Target> {
     // Where the path leads once the image's symlinks are followed inside the rootfs; then
     // create it there with openat2, which refuses to leave the rootfs even if raced.
-    let joined = safefs::secure_join(rootfs, inside).map_err(Error::io("resolve", rootfs.join(safefs::relative(inside))))?;
+    let joined = safefs::secure_join(rootfs, inside)
+        .map_err(Error::io("resolve", rootfs.join(safefs::relative(inside))))?;
     let inside = joined.strip_prefix(rootfs).unwrap_or(inside).to_path_buf();
     let inside = inside.as_path();
-    let fd = safefs::ensure_target_in_root(root.as_fd(), inside, file)
-        .map_err(Error::io("create mount point", rootfs.join(safefs::relative(inside))))?;
+    let fd = safefs::ensure_target_in_root(root.as_fd(), inside, file).map_err(Error::io(
+        "create mount point",
+        rootfs.join(safefs::relative(inside)),
+    ))?;
     let fd_path = safefs::fd_path(&fd);
     let real = std::fs::read_link(&fd_path).map_err(Error::io("resolve", &fd_path))?;
     let plain = rootfs.join(safefs::relative(inside));
     if real == plain {
         // Nothing in the image redirected the path: use it as is, so the trace reads well.
-        Ok(Target { path: plain, _fd: None })
+        Ok(Target {
+            path: plain,
+            _fd: None,
+        })
     } else {
-        Ok(Target { path: fd_path, _fd: Some(fd) })
+        Ok(Target {
+            path: fd_path,
+            _fd: Some(fd),
+        })
     }
 }
 
@@ -137,21 +177,35 @@ pub struct Rootfs<'a> {
 impl<'a> Rootfs<'a> {
     /// Prepare to build the rootfs of `spec`.
     pub fn new(sys: &'a Sys, spec: &'a RunSpec) -> Self {
-        Rootfs { sys, spec, path: spec.rootfs(), root: None }
+        Rootfs {
+            sys,
+            spec,
+            path: spec.rootfs(),
+            root: None,
+        }
     }
 
     fn target(&self, inside: &Path, file: bool) -> Result<Target> {
         match &self.root {
             Some(root) => resolve_target(root, &self.path, inside, file),
             // Dry run: nothing is mounted, so there is nothing to resolve.
-            None => Ok(Target { path: self.path.join(safefs::relative(inside)), _fd: None }),
+            None => Ok(Target {
+                path: self.path.join(safefs::relative(inside)),
+                _fd: None,
+            }),
         }
     }
 
     /// Make every mount private, so nothing we do reaches the host.
     pub fn make_private(&self) -> Result<()> {
         self.sys.step(StepId::RootfsPropagation)?;
-        self.sys.mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+        self.sys.mount(
+            None,
+            Path::new("/"),
+            None,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None,
+        )?;
         Ok(())
     }
 
@@ -159,9 +213,13 @@ impl<'a> Rootfs<'a> {
     pub fn mount_layers(&mut self, overlay_data: &str) -> Result<()> {
         self.sys.step(StepId::LayersMount)?;
         match self.spec.layers_mode {
-            LayersMode::Overlay => {
-                self.sys.mount(Some(Path::new("overlay")), &self.path, Some("overlay"), MsFlags::empty(), Some(overlay_data))?
-            }
+            LayersMode::Overlay => self.sys.mount(
+                Some(Path::new("overlay")),
+                &self.path,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(overlay_data),
+            )?,
             // pivot_root needs the new root to be a mount point: bind the copy onto itself.
             LayersMode::Copy => self.sys.mount(
                 Some(&self.path),
@@ -182,7 +240,13 @@ impl<'a> Rootfs<'a> {
         self.sys.step(StepId::RootfsMounts)?;
         for m in default_mounts(self.spec).iter().chain(extra) {
             let t = self.target(&m.target, false)?;
-            self.sys.mount(Some(Path::new(&m.source)), &t.path, Some(&m.fstype), m.flags, m.data.as_deref())?;
+            self.sys.mount(
+                Some(Path::new(&m.source)),
+                &t.path,
+                Some(&m.fstype),
+                m.flags,
+                m.data.as_deref(),
+            )?;
         }
         Ok(())
     }
@@ -192,10 +256,18 @@ impl<'a> Rootfs<'a> {
         self.sys.step(StepId::RootfsDevices)?;
         let dev = self.path.join("dev");
         for (name, major, minor) in DEVICES {
-            self.sys.run(Call::Mknod { path: dev.join(name), mode: 0o666, major: *major, minor: *minor })?;
+            self.sys.run(Call::Mknod {
+                path: dev.join(name),
+                mode: 0o666,
+                major: *major,
+                minor: *minor,
+            })?;
         }
         for (target, link) in DEV_LINKS {
-            self.sys.run(Call::Symlink { target: target.into(), link: dev.join(link) })?;
+            self.sys.run(Call::Symlink {
+                target: target.into(),
+                link: dev.join(link),
+            })?;
         }
         Ok(())
     }
@@ -204,7 +276,13 @@ impl<'a> Rootfs<'a> {
     fn bind(&self, source: &Path, inside: &Path, readonly: bool) -> Result<()> {
         let is_file = !source.is_dir();
         let t = self.target(inside, is_file)?;
-        self.sys.mount(Some(source), &t.path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        self.sys.mount(
+            Some(source),
+            &t.path,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
         if readonly {
             self.sys.mount(
                 None,
@@ -221,7 +299,11 @@ impl<'a> Rootfs<'a> {
     pub fn bind_etc_files(&self) -> Result<()> {
         self.sys.step(StepId::RootfsFiles)?;
         for name in ["hostname", "hosts", "resolv.conf"] {
-            self.bind(&self.spec.bundle.join(name), &Path::new("/etc").join(name), false)?;
+            self.bind(
+                &self.spec.bundle.join(name),
+                &Path::new("/etc").join(name),
+                false,
+            )?;
         }
         Ok(())
     }
@@ -252,9 +334,21 @@ impl<'a> Rootfs<'a> {
                 continue;
             }
             if *is_dir {
-                self.sys.mount(Some(Path::new("tmpfs")), &host_view, Some("tmpfs"), MsFlags::MS_RDONLY, None)?;
+                self.sys.mount(
+                    Some(Path::new("tmpfs")),
+                    &host_view,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    None,
+                )?;
             } else {
-                self.sys.mount(Some(&self.path.join("dev/null")), &host_view, None, MsFlags::MS_BIND, None)?;
+                self.sys.mount(
+                    Some(&self.path.join("dev/null")),
+                    &host_view,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                )?;
             }
         }
         for p in READONLY {
@@ -262,12 +356,23 @@ impl<'a> Rootfs<'a> {
             if !dry && !host_view.exists() {
                 continue;
             }
-            self.sys.mount(Some(&host_view), &host_view, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            self.sys.mount(
+                Some(&host_view),
+                &host_view,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
             self.sys.mount(
                 None,
                 &host_view,
                 None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC,
                 None,
             )?;
         }
@@ -277,13 +382,18 @@ impl<'a> Rootfs<'a> {
     /// Switch to the new root: `pivot_root` and detach the host's, or just `chroot`.
     pub fn switch_root(&mut self) -> Result<()> {
         self.sys.step(StepId::RootfsPivot)?;
-        self.sys.run(Call::Chdir { path: self.path.clone() })?;
+        self.sys.run(Call::Chdir {
+            path: self.path.clone(),
+        })?;
         match self.spec.rootfs_mode {
             RootfsMode::PivotRoot => {
                 // pivot_root(".", ".") stacks the old root on top of the new one at "/"; the
                 // lazy unmount then takes the old root (the whole host tree) away. No
                 // put_old directory is needed in the image (pivot_root(2), NOTES).
-                self.sys.run(Call::PivotRoot { new_root: ".".into(), put_old: ".".into() })?;
+                self.sys.run(Call::PivotRoot {
+                    new_root: ".".into(),
+                    put_old: ".".into(),
+                })?;
                 self.sys.umount2(Path::new("."), MntFlags::MNT_DETACH)?;
             }
             RootfsMode::Chroot => {

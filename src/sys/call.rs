@@ -41,7 +41,12 @@ pub enum Call {
     /// `mkdir(2)`; an existing directory is not an error for the engine's callers.
     Mkdir { path: PathBuf, mode: u32 },
     /// `mknodat(2)` of a character device.
-    Mknod { path: PathBuf, mode: u32, major: u64, minor: u64 },
+    Mknod {
+        path: PathBuf,
+        mode: u32,
+        major: u64,
+        minor: u64,
+    },
     /// `symlink(2)`.
     Symlink { target: PathBuf, link: PathBuf },
     /// `rmdir(2)`.
@@ -51,7 +56,11 @@ pub enum Call {
     /// `prctl(2)` with one option and one argument.
     Prctl { option: Prctl, arg: u64 },
     /// `capset(2)` for the calling thread.
-    Capset { effective: u64, permitted: u64, inheritable: u64 },
+    Capset {
+        effective: u64,
+        permitted: u64,
+        inheritable: u64,
+    },
     /// `setgroups(2)`.
     Setgroups { gids: Vec<u32> },
     /// `setresgid(2)` with all three ids equal.
@@ -72,7 +81,11 @@ pub enum Call {
     /// `seccomp(2)` `SECCOMP_SET_MODE_FILTER`: install a filter of `rules` denied syscalls.
     Seccomp { denied: Vec<&'static str> },
     /// `execve(2)`; on success it never returns.
-    Execve { path: PathBuf, argv: Vec<String>, envp: Vec<String> },
+    Execve {
+        path: PathBuf,
+        argv: Vec<String>,
+        envp: Vec<String>,
+    },
     /// `kill(2)`.
     Kill { pid: i32, signal: i32 },
     /// `wait4(2)` for one child.
@@ -177,7 +190,9 @@ impl Call {
             Call::Mount { fstype, flags, .. } => {
                 if flags.contains(MsFlags::MS_REMOUNT) {
                     "mount.remount"
-                } else if flags.intersects(MsFlags::MS_PRIVATE | MsFlags::MS_SLAVE | MsFlags::MS_SHARED) {
+                } else if flags
+                    .intersects(MsFlags::MS_PRIVATE | MsFlags::MS_SLAVE | MsFlags::MS_SHARED)
+                {
                     "mount.propagation"
                 } else if flags.contains(MsFlags::MS_BIND) {
                     "mount.bind"
@@ -218,23 +233,44 @@ impl Call {
                 let _ = write!(s, "child_stack=NULL, flags={}", clone_flags(*flags, true));
             }
             Call::Unshare { flags } => s.push_str(&clone_flags(*flags, false)),
-            Call::Mount { source, target, fstype, flags, data } => {
+            Call::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
                 let _ = write!(
                     s,
                     "{}, {}, {}, {}, {}",
-                    source.as_ref().map(|p| quote(&p.to_string_lossy())).unwrap_or_else(|| "NULL".into()),
+                    source
+                        .as_ref()
+                        .map(|p| quote(&p.to_string_lossy()))
+                        .unwrap_or_else(|| "NULL".into()),
                     quote(&target.to_string_lossy()),
-                    fstype.as_deref().map(quote).unwrap_or_else(|| "NULL".into()),
+                    fstype
+                        .as_deref()
+                        .map(quote)
+                        .unwrap_or_else(|| "NULL".into()),
                     ms_flags(*flags),
                     data.as_deref().map(quote).unwrap_or_else(|| "NULL".into()),
                 );
             }
             Call::Umount2 { target, flags } => {
-                let f = if flags.contains(MntFlags::MNT_DETACH) { "MNT_DETACH" } else { "0" };
+                let f = if flags.contains(MntFlags::MNT_DETACH) {
+                    "MNT_DETACH"
+                } else {
+                    "0"
+                };
                 let _ = write!(s, "{}, {f}", quote(&target.to_string_lossy()));
             }
             Call::PivotRoot { new_root, put_old } => {
-                let _ = write!(s, "{}, {}", quote(&new_root.to_string_lossy()), quote(&put_old.to_string_lossy()));
+                let _ = write!(
+                    s,
+                    "{}, {}",
+                    quote(&new_root.to_string_lossy()),
+                    quote(&put_old.to_string_lossy())
+                );
             }
             Call::Chroot { path } | Call::Chdir { path } | Call::Rmdir { path } => {
                 s.push_str(&quote(&path.to_string_lossy()))
@@ -245,7 +281,12 @@ impl Call {
             Call::Mkdir { path, mode } => {
                 let _ = write!(s, "{}, {:#o}", quote(&path.to_string_lossy()), mode);
             }
-            Call::Mknod { path, mode, major, minor } => {
+            Call::Mknod {
+                path,
+                mode,
+                major,
+                minor,
+            } => {
                 let _ = write!(
                     s,
                     "AT_FDCWD, {}, S_IFCHR|{:#o}, makedev({:#x}, {:#x})",
@@ -256,26 +297,54 @@ impl Call {
                 );
             }
             Call::Symlink { target, link } => {
-                let _ = write!(s, "{}, {}", quote(&target.to_string_lossy()), quote(&link.to_string_lossy()));
+                let _ = write!(
+                    s,
+                    "{}, {}",
+                    quote(&target.to_string_lossy()),
+                    quote(&link.to_string_lossy())
+                );
             }
             Call::WriteFile { path, data } => {
-                let _ = write!(s, "{}, {}, {}", quote(&path.to_string_lossy()), quote(data), data.len());
+                let _ = write!(
+                    s,
+                    "{}, {}, {}",
+                    quote(&path.to_string_lossy()),
+                    quote(data),
+                    data.len()
+                );
             }
             Call::Prctl { option, arg } => match option {
                 Prctl::CapBsetDrop => {
-                    let cap = crate::runtime::caps::NAMES.get(*arg as usize).map(|n| format!("CAP_{n}"));
-                    let _ = write!(s, "PR_CAPBSET_DROP, {}", cap.unwrap_or_else(|| arg.to_string()));
+                    let cap = crate::runtime::caps::NAMES
+                        .get(*arg as usize)
+                        .map(|n| format!("CAP_{n}"));
+                    let _ = write!(
+                        s,
+                        "PR_CAPBSET_DROP, {}",
+                        cap.unwrap_or_else(|| arg.to_string())
+                    );
                 }
-                Prctl::CapAmbientClearAll => s.push_str("PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0"),
+                Prctl::CapAmbientClearAll => {
+                    s.push_str("PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0")
+                }
                 Prctl::SetPdeathsig => {
-                    let sig = nix::sys::signal::Signal::try_from(*arg as i32).map(|s| s.as_str().to_string());
-                    let _ = write!(s, "PR_SET_PDEATHSIG, {}", sig.unwrap_or_else(|_| arg.to_string()));
+                    let sig = nix::sys::signal::Signal::try_from(*arg as i32)
+                        .map(|s| s.as_str().to_string());
+                    let _ = write!(
+                        s,
+                        "PR_SET_PDEATHSIG, {}",
+                        sig.unwrap_or_else(|_| arg.to_string())
+                    );
                 }
                 _ => {
                     let _ = write!(s, "{}, {}", option.name(), arg);
                 }
             },
-            Call::Capset { effective, permitted, inheritable } => {
+            Call::Capset {
+                effective,
+                permitted,
+                inheritable,
+            } => {
                 let _ = write!(
                     s,
                     "{{version=_LINUX_CAPABILITY_VERSION_3, pid=0}}, {{effective={effective:#x}, permitted={permitted:#x}, inheritable={inheritable:#x}}}"
@@ -302,7 +371,11 @@ impl Call {
                 let _ = write!(s, "{first}, 4294967295, CLOSE_RANGE_CLOEXEC");
             }
             Call::IfUp { name } => {
-                let _ = write!(s, "{{ifr_name={}, ifr_flags=IFF_UP}}, SIOCSIFFLAGS", quote(name));
+                let _ = write!(
+                    s,
+                    "{{ifr_name={}, ifr_flags=IFF_UP}}, SIOCSIFFLAGS",
+                    quote(name)
+                );
             }
             Call::Seccomp { denied } => {
                 let _ = write!(
@@ -316,10 +389,9 @@ impl Call {
                 let a: Vec<String> = argv.iter().map(|x| quote(x)).collect();
                 let _ = write!(
                     s,
-                    "{}, [{}], {} /* {} vars */",
+                    "{}, [{}], 0x… /* {} vars */",
                     quote(&path.to_string_lossy()),
                     a.join(", "),
-                    "0x…",
                     envp.len()
                 );
             }
@@ -339,7 +411,9 @@ impl Call {
     /// A short name of what the call acts on, for error messages: `mount /x/merged`.
     pub fn object(&self) -> String {
         match self {
-            Call::Mount { target, .. } | Call::Umount2 { target, .. } => target.display().to_string(),
+            Call::Mount { target, .. } | Call::Umount2 { target, .. } => {
+                target.display().to_string()
+            }
             Call::PivotRoot { new_root, .. } => new_root.display().to_string(),
             Call::Chroot { path }
             | Call::Chdir { path }
@@ -407,25 +481,58 @@ impl Call {
             data: None,
         };
         let mut v = vec![
-            Call::Clone { flags: CloneFlags::CLONE_NEWPID },
-            Call::Unshare { flags: CloneFlags::CLONE_NEWNS },
-            Call::Unshare { flags: CloneFlags::CLONE_NEWCGROUP },
+            Call::Clone {
+                flags: CloneFlags::CLONE_NEWPID,
+            },
+            Call::Unshare {
+                flags: CloneFlags::CLONE_NEWNS,
+            },
+            Call::Unshare {
+                flags: CloneFlags::CLONE_NEWCGROUP,
+            },
             mount(None, MsFlags::MS_REMOUNT),
             mount(None, MsFlags::MS_PRIVATE | MsFlags::MS_REC),
             mount(None, MsFlags::MS_BIND),
             mount(None, MsFlags::empty()),
-            Call::Umount2 { target: p("/x"), flags: MntFlags::MNT_DETACH },
-            Call::PivotRoot { new_root: p("."), put_old: p(".") },
+            Call::Umount2 {
+                target: p("/x"),
+                flags: MntFlags::MNT_DETACH,
+            },
+            Call::PivotRoot {
+                new_root: p("."),
+                put_old: p("."),
+            },
             Call::Chroot { path: p(".") },
             Call::Chdir { path: p("/") },
             Call::Sethostname { name: "box".into() },
-            Call::Mkdir { path: p("/x"), mode: 0o755 },
-            Call::Mknod { path: p("/dev/null"), mode: 0o666, major: 1, minor: 3 },
-            Call::Symlink { target: p("/proc/self/fd"), link: p("/dev/fd") },
+            Call::Mkdir {
+                path: p("/x"),
+                mode: 0o755,
+            },
+            Call::Mknod {
+                path: p("/dev/null"),
+                mode: 0o666,
+                major: 1,
+                minor: 3,
+            },
+            Call::Symlink {
+                target: p("/proc/self/fd"),
+                link: p("/dev/fd"),
+            },
             Call::Rmdir { path: p("/x") },
-            Call::WriteFile { path: p("/proc/x"), data: "1".into() },
-            Call::WriteFile { path: p("/sys/fs/cgroup/pids/x/pids.max"), data: "1".into() },
-            Call::Capset { effective: 0, permitted: 0, inheritable: 0 },
+            Call::WriteFile {
+                path: p("/proc/x"),
+                data: "1".into(),
+            },
+            Call::WriteFile {
+                path: p("/sys/fs/cgroup/pids/x/pids.max"),
+                data: "1".into(),
+            },
+            Call::Capset {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            },
             Call::Setgroups { gids: vec![] },
             Call::Setresgid { gid: 0 },
             Call::Setresuid { uid: 0 },
@@ -434,12 +541,20 @@ impl Call {
             Call::Dup2 { old: 3, new: 0 },
             Call::CloseRange { first: 3 },
             Call::IfUp { name: "lo".into() },
-            Call::Seccomp { denied: vec!["mount"] },
-            Call::Execve { path: p("/bin/sh"), argv: vec![], envp: vec![] },
+            Call::Seccomp {
+                denied: vec!["mount"],
+            },
+            Call::Execve {
+                path: p("/bin/sh"),
+                argv: vec![],
+                envp: vec![],
+            },
             Call::Kill { pid: 1, signal: 15 },
             Call::Wait4 { pid: 1 },
         ];
-        for fs in ["overlay", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup"] {
+        for fs in [
+            "overlay", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup",
+        ] {
             v.push(mount(Some(fs), MsFlags::empty()));
         }
         for option in [
@@ -497,7 +612,11 @@ pub fn clone_flags(flags: CloneFlags, with_sigchld: bool) -> String {
         (CloneFlags::CLONE_NEWPID, "CLONE_NEWPID"),
         (CloneFlags::CLONE_NEWNET, "CLONE_NEWNET"),
     ];
-    let mut parts: Vec<&str> = NAMES.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
+    let mut parts: Vec<&str> = NAMES
+        .iter()
+        .filter(|(f, _)| flags.contains(*f))
+        .map(|(_, n)| *n)
+        .collect();
     if with_sigchld {
         parts.push("SIGCHLD");
     }
@@ -524,7 +643,11 @@ pub fn ms_flags(flags: MsFlags) -> String {
         (MsFlags::MS_STRICTATIME, "MS_STRICTATIME"),
         (MsFlags::MS_RELATIME, "MS_RELATIME"),
     ];
-    let parts: Vec<&str> = NAMES.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
+    let parts: Vec<&str> = NAMES
+        .iter()
+        .filter(|(f, _)| flags.contains(*f))
+        .map(|(_, n)| *n)
+        .collect();
     if parts.is_empty() {
         "0".into()
     } else {

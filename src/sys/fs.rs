@@ -16,12 +16,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// `openat2(2)` with `how.resolve = resolve`.
-pub fn openat2(dir: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: open_how is plain data; zeroed is valid and we set every field we use.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 { mode as u64 } else { 0 };
+    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        mode as u64
+    } else {
+        0
+    };
     how.resolve = resolve;
     loop {
         // SAFETY: dir is a live fd, c a valid C string, how a live open_how of the given size.
@@ -50,9 +61,15 @@ pub const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
 
 /// Open a directory as the root of later lookups.
 pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: valid C string; the result is checked before use.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -69,12 +86,21 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result
 /// last one. Each component is created with `mkdirat` on the fd of its resolved parent.
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
     let rel = relative(path);
-    let mut dir = openat2(root, Path::new("."), libc::O_PATH | libc::O_DIRECTORY, 0, IN_ROOT)?;
+    let mut dir = openat2(
+        root,
+        Path::new("."),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        IN_ROOT,
+    )?;
     let mut walked = PathBuf::new();
     for comp in rel.components() {
-        let Component::Normal(name) = comp else { continue };
+        let Component::Normal(name) = comp else {
+            continue;
+        };
         walked.push(name);
-        let c = CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let c = CString::new(name.as_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         // SAFETY: dir is a live directory fd, c a valid C string.
         let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t) };
         if rc < 0 {
@@ -149,7 +175,13 @@ pub fn ensure_target_in_root(root: BorrowedFd<'_>, path: &Path, file: bool) -> i
     match openat2(root, &rel, libc::O_PATH, 0, IN_ROOT) {
         Ok(fd) => Ok(fd),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            drop(openat2(root, &rel, libc::O_CREAT | libc::O_WRONLY, 0o644, IN_ROOT)?);
+            drop(openat2(
+                root,
+                &rel,
+                libc::O_CREAT | libc::O_WRONLY,
+                0o644,
+                IN_ROOT,
+            )?);
             openat2(root, &rel, libc::O_PATH, 0, IN_ROOT)
         }
         Err(e) => Err(e),
@@ -204,7 +236,13 @@ pub fn remove_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> 
         Some(libc::ENOENT) => Ok(()),
         Some(libc::EISDIR) | Some(libc::EPERM) => {
             // A directory: empty it through an fd that cannot be redirected, then remove it.
-            let sub = openat2(dir, Path::new(name), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS)?;
+            let sub = openat2(
+                dir,
+                Path::new(name),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+            )?;
             let entries: Vec<std::ffi::OsString> = std::fs::read_dir(fd_path(&sub))?
                 .filter_map(|e| e.ok().map(|e| e.file_name()))
                 .collect();
@@ -231,7 +269,12 @@ pub fn create_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std:
     let c = cname(name)?;
     // SAFETY: live fd, valid C string; O_EXCL|O_NOFOLLOW refuse anything already there.
     let fd = unsafe {
-        libc::openat(dir.as_raw_fd(), c.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0o600)
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600,
+        )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -249,45 +292,115 @@ pub fn symlink_at(target: &Path, dir: BorrowedFd<'_>, name: &std::ffi::OsStr) ->
 }
 
 /// `linkat(2)` without following a final symlink.
-pub fn link_at(old_dir: BorrowedFd<'_>, old: &std::ffi::OsStr, dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+pub fn link_at(
+    old_dir: BorrowedFd<'_>,
+    old: &std::ffi::OsStr,
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+) -> io::Result<()> {
     let o = cname(old)?;
     let c = cname(name)?;
     // SAFETY: live fds, valid C strings; flags 0 = do not follow symlinks.
-    cvt(unsafe { libc::linkat(old_dir.as_raw_fd(), o.as_ptr(), dir.as_raw_fd(), c.as_ptr(), 0) })
+    cvt(unsafe {
+        libc::linkat(
+            old_dir.as_raw_fd(),
+            o.as_ptr(),
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            0,
+        )
+    })
 }
 
 /// `mknodat(2)` with a full mode (file type bits included).
-pub fn mknod_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, mode: u32, major: u32, minor: u32) -> io::Result<()> {
+pub fn mknod_at(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    mode: u32,
+    major: u32,
+    minor: u32,
+) -> io::Result<()> {
     let c = cname(name)?;
     // SAFETY: live fd, valid C string.
-    cvt(unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t, libc::makedev(major, minor)) })
+    cvt(unsafe {
+        libc::mknodat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            mode as libc::mode_t,
+            libc::makedev(major, minor),
+        )
+    })
 }
 
 /// Owner, mode and times of `name` in `dir`, without following a symlink. `mode` is skipped
 /// for symlinks (they have none on Linux).
-pub fn set_meta_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, uid: u32, gid: u32, mode: Option<u32>, mtime: i64) -> io::Result<()> {
+pub fn set_meta_at(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    uid: u32,
+    gid: u32,
+    mode: Option<u32>,
+    mtime: i64,
+) -> io::Result<()> {
     let c = cname(name)?;
     // SAFETY: live fd, valid C string; AT_SYMLINK_NOFOLLOW acts on a symlink itself.
-    cvt(unsafe { libc::fchownat(dir.as_raw_fd(), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })?;
+    cvt(unsafe {
+        libc::fchownat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
     if let Some(mode) = mode {
         // Set after chown, which clears setuid/setgid bits.
         // SAFETY: as above (fchmodat does not follow a final symlink for non-links).
         cvt(unsafe { libc::fchmodat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t, 0) })?;
     }
-    let t = libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 };
+    let t = libc::timespec {
+        tv_sec: mtime as libc::time_t,
+        tv_nsec: 0,
+    };
     let times = [t, t];
     // SAFETY: times is a live two-element array.
-    cvt(unsafe { libc::utimensat(dir.as_raw_fd(), c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+    cvt(unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
 }
 
 /// Set an extended attribute on `name` in `dir`, through its `/proc/self/fd` path.
-pub fn set_xattr_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, key: &str, value: &[u8]) -> io::Result<()> {
-    let fd = openat2(dir, Path::new(name), libc::O_PATH | libc::O_NOFOLLOW, 0, libc::RESOLVE_BENEATH)?;
+pub fn set_xattr_at(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    key: &str,
+    value: &[u8],
+) -> io::Result<()> {
+    let fd = openat2(
+        dir,
+        Path::new(name),
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        libc::RESOLVE_BENEATH,
+    )?;
     let p = cname(fd_path(&fd).as_os_str())?;
     let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: valid C strings and a live value buffer. setxattr follows the magic link to
     // exactly the object the O_PATH fd refers to.
-    cvt(unsafe { libc::setxattr(p.as_ptr(), k.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
+    cvt(unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            k.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
 }
 
 /// Read an extended attribute of `path` itself (not following a final symlink).
@@ -312,7 +425,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/", dir.path().join("escape")).unwrap();
         let root = open_root(dir.path()).unwrap();
-        let fd = mkdir_all_in_root(root.as_fd(), Path::new("/escape/etc/dockling-test"), 0o755).unwrap();
+        let fd =
+            mkdir_all_in_root(root.as_fd(), Path::new("/escape/etc/dockling-test"), 0o755).unwrap();
         // The directory was created inside the root, not on the host.
         assert!(dir.path().join("etc/dockling-test").is_dir());
         assert!(!Path::new("/etc/dockling-test").exists());
@@ -324,15 +438,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/srv/data", dir.path().join("data")).unwrap();
         std::os::unix::fs::symlink("../../..", dir.path().join("up")).unwrap();
-        assert_eq!(secure_join(dir.path(), Path::new("/data/x")).unwrap(), dir.path().join("srv/data/x"));
-        assert_eq!(secure_join(dir.path(), Path::new("/up/etc")).unwrap(), dir.path().join("etc"));
+        assert_eq!(
+            secure_join(dir.path(), Path::new("/data/x")).unwrap(),
+            dir.path().join("srv/data/x")
+        );
+        assert_eq!(
+            secure_join(dir.path(), Path::new("/up/etc")).unwrap(),
+            dir.path().join("etc")
+        );
         std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
         assert!(secure_join(dir.path(), Path::new("/loop")).is_err());
     }
 
     #[test]
     fn dotdot_is_clamped_to_root() {
-        assert_eq!(relative(Path::new("/../../etc/passwd")), PathBuf::from("etc/passwd"));
+        assert_eq!(
+            relative(Path::new("/../../etc/passwd")),
+            PathBuf::from("etc/passwd")
+        );
         assert_eq!(relative(Path::new("/")), PathBuf::from("."));
     }
 }

@@ -80,7 +80,13 @@ impl Backend for Linux {
                 // SAFETY: plain syscall with an integer argument.
                 check_int(unsafe { libc::unshare(flags.bits()) })
             }
-            Call::Mount { source, target, fstype, flags, data } => {
+            Call::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
                 let src = source.as_deref().map(cpath).transpose()?;
                 let tgt = cpath(target)?;
                 let fs = fstype.as_deref().map(cstr).transpose()?;
@@ -127,12 +133,22 @@ impl Backend for Linux {
                 // SAFETY: valid C string.
                 check_int(unsafe { libc::mkdir(p.as_ptr(), *mode as libc::mode_t) })
             }
-            Call::Mknod { path, mode, major, minor } => {
+            Call::Mknod {
+                path,
+                mode,
+                major,
+                minor,
+            } => {
                 let p = cpath(path)?;
                 let dev = libc::makedev(*major as u32, *minor as u32);
                 // SAFETY: valid C string; AT_FDCWD resolves relative to the working directory.
                 check_int(unsafe {
-                    libc::mknodat(libc::AT_FDCWD, p.as_ptr(), libc::S_IFCHR | *mode as libc::mode_t, dev)
+                    libc::mknodat(
+                        libc::AT_FDCWD,
+                        p.as_ptr(),
+                        libc::S_IFCHR | *mode as libc::mode_t,
+                        dev,
+                    )
                 })
             }
             Call::Symlink { target, link } => {
@@ -167,29 +183,52 @@ impl Backend for Linux {
             Call::Prctl { option, arg } => {
                 let (opt, a2, a3): (libc::c_int, libc::c_ulong, libc::c_ulong) = match option {
                     Prctl::CapBsetDrop => (libc::PR_CAPBSET_DROP, *arg, 0),
-                    Prctl::CapAmbientClearAll => {
-                        (libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0)
-                    }
+                    Prctl::CapAmbientClearAll => (
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                        0,
+                    ),
                     Prctl::SetKeepCaps => (libc::PR_SET_KEEPCAPS, *arg, 0),
                     Prctl::SetNoNewPrivs => (libc::PR_SET_NO_NEW_PRIVS, *arg, 0),
                     Prctl::SetPdeathsig => (libc::PR_SET_PDEATHSIG, *arg, 0),
                     Prctl::SetDumpable => (libc::PR_SET_DUMPABLE, *arg, 0),
                 };
                 // SAFETY: prctl with integer arguments only.
-                check_int(unsafe { libc::prctl(opt, a2, a3, 0 as libc::c_ulong, 0 as libc::c_ulong) })
+                check_int(unsafe {
+                    libc::prctl(opt, a2, a3, 0 as libc::c_ulong, 0 as libc::c_ulong)
+                })
             }
-            Call::Capset { effective, permitted, inheritable } => {
-                let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+            Call::Capset {
+                effective,
+                permitted,
+                inheritable,
+            } => {
+                let mut header = CapHeader {
+                    version: LINUX_CAPABILITY_VERSION_3,
+                    pid: 0,
+                };
                 let lo = |v: u64| v as u32;
                 let hi = |v: u64| (v >> 32) as u32;
                 let data = [
-                    CapData { effective: lo(*effective), permitted: lo(*permitted), inheritable: lo(*inheritable) },
-                    CapData { effective: hi(*effective), permitted: hi(*permitted), inheritable: hi(*inheritable) },
+                    CapData {
+                        effective: lo(*effective),
+                        permitted: lo(*permitted),
+                        inheritable: lo(*inheritable),
+                    },
+                    CapData {
+                        effective: hi(*effective),
+                        permitted: hi(*permitted),
+                        inheritable: hi(*inheritable),
+                    },
                 ];
                 // SAFETY: header and the two-element data array match the kernel's v3 layout
                 // and outlive the call.
                 check(unsafe {
-                    libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr())
+                    libc::syscall(
+                        libc::SYS_capset,
+                        &mut header as *mut CapHeader,
+                        data.as_ptr(),
+                    )
                 })
             }
             Call::Setgroups { gids } => {
@@ -226,10 +265,18 @@ impl Backend for Linux {
             Call::IfUp { name } => if_up(name),
             Call::Seccomp { .. } => {
                 let filter = crate::runtime::seccomp::program();
-                let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut _ };
+                let prog = libc::sock_fprog {
+                    len: filter.len() as u16,
+                    filter: filter.as_ptr() as *mut _,
+                };
                 // SAFETY: prog points at `filter`, which outlives the call; the kernel copies it.
                 check(unsafe {
-                    libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0u32, &prog as *const libc::sock_fprog)
+                    libc::syscall(
+                        libc::SYS_seccomp,
+                        libc::SECCOMP_SET_MODE_FILTER,
+                        0u32,
+                        &prog as *const libc::sock_fprog,
+                    )
                 })
             }
             Call::Execve { path, argv, envp } => {
@@ -248,7 +295,8 @@ impl Backend for Linux {
             Call::Wait4 { pid } => loop {
                 let mut status = 0;
                 // SAFETY: status is a live int; rusage may be NULL.
-                let rc = unsafe { libc::wait4(*pid, &mut status, libc::__WALL, std::ptr::null_mut()) };
+                let rc =
+                    unsafe { libc::wait4(*pid, &mut status, libc::__WALL, std::ptr::null_mut()) };
                 if rc < 0 {
                     let e = Errno::last();
                     if e == Errno::EINTR {

@@ -85,7 +85,11 @@ impl Sys {
         if let (Some(start), false) = (start, in_child_after_clone) {
             self.tracer.syscall(&call, &res, start.elapsed());
         }
-        res.map_err(|errno| SysError { name: call.name(), object: call.object(), errno })
+        res.map_err(|errno| SysError {
+            name: call.name(),
+            object: call.object(),
+            errno,
+        })
     }
 
     /// Perform a call whose result only matters as success or failure.
@@ -115,12 +119,18 @@ impl Sys {
 
     /// `umount2(2)`.
     pub fn umount2(&self, target: &Path, flags: MntFlags) -> Result<(), SysError> {
-        self.run(Call::Umount2 { target: target.to_path_buf(), flags })
+        self.run(Call::Umount2 {
+            target: target.to_path_buf(),
+            flags,
+        })
     }
 
     /// `mkdir(2)`, where an existing directory counts as success.
     pub fn mkdir(&self, path: &Path, mode: u32) -> Result<(), SysError> {
-        match self.run(Call::Mkdir { path: path.to_path_buf(), mode }) {
+        match self.run(Call::Mkdir {
+            path: path.to_path_buf(),
+            mode,
+        }) {
             Err(e) if e.errno == Errno::EEXIST => Ok(()),
             other => other,
         }
@@ -128,7 +138,10 @@ impl Sys {
 
     /// `write` of a small control file.
     pub fn write_file(&self, path: &Path, data: &str) -> Result<(), SysError> {
-        self.run(Call::WriteFile { path: path.to_path_buf(), data: data.to_string() })
+        self.run(Call::WriteFile {
+            path: path.to_path_buf(),
+            data: data.to_string(),
+        })
     }
 
     /// `unshare(2)`.

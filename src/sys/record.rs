@@ -36,7 +36,11 @@ impl Recorder {
 
     /// The calls as one line each, for snapshots.
     pub fn script(&self) -> String {
-        self.calls.borrow().iter().map(|c| format!("{c}\n")).collect()
+        self.calls
+            .borrow()
+            .iter()
+            .map(|c| format!("{c}\n"))
+            .collect()
     }
 }
 
@@ -49,7 +53,10 @@ impl Backend for Recorder {
         }
         Ok(match call {
             Call::Clone { .. } => Ret::Pid(4242),
-            Call::Wait4 { pid } => Ret::Waited { pid: *pid, status: 0 },
+            Call::Wait4 { pid } => Ret::Waited {
+                pid: *pid,
+                status: 0,
+            },
             Call::WriteFile { data, .. } => Ret::Bytes(data.len()),
             _ => Ret::Zero,
         })

@@ -48,7 +48,9 @@ impl Catalog {
     pub fn get() -> &'static Catalog {
         static CATALOG: OnceLock<Catalog> = OnceLock::new();
         CATALOG.get_or_init(|| {
-            let want = std::env::var("DOCKLING_LANG").or_else(|_| std::env::var("LANG")).unwrap_or_default();
+            let want = std::env::var("DOCKLING_LANG")
+                .or_else(|_| std::env::var("LANG"))
+                .unwrap_or_default();
             let src = LANGUAGES
                 .iter()
                 .find(|(code, _)| want.starts_with(code))
@@ -60,9 +62,10 @@ impl Catalog {
 
     /// The explanation of a syscall key, falling back to the bare syscall name.
     pub fn explain(&self, key: &str) -> Option<&Explanation> {
-        self.syscalls
-            .get(key)
-            .or_else(|| key.split_once('.').and_then(|(name, _)| self.syscalls.get(name)))
+        self.syscalls.get(key).or_else(|| {
+            key.split_once('.')
+                .and_then(|(name, _)| self.syscalls.get(name))
+        })
     }
 
     /// The title of a step.
@@ -83,7 +86,10 @@ mod tests {
             let cat = Catalog::parse(src).unwrap_or_else(|e| panic!("catalog {lang}: {e}"));
             for call in Call::examples() {
                 let key = call.explain_key();
-                assert!(cat.syscalls.contains_key(key), "catalog {lang} has no explanation for {key} ({call})");
+                assert!(
+                    cat.syscalls.contains_key(key),
+                    "catalog {lang} has no explanation for {key} ({call})"
+                );
             }
         }
     }
@@ -93,7 +99,11 @@ mod tests {
         for (lang, src) in LANGUAGES {
             let cat = Catalog::parse(src).unwrap();
             for step in StepId::ALL {
-                assert!(cat.steps.contains_key(step.key()), "catalog {lang} has no text for step {}", step.key());
+                assert!(
+                    cat.steps.contains_key(step.key()),
+                    "catalog {lang} has no text for step {}",
+                    step.key()
+                );
             }
         }
     }

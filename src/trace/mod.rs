@@ -92,7 +92,11 @@ impl Tracer {
 
     /// A tracer that renders into a string (for `explain` and snapshot tests), never coloured.
     pub fn capture(format: Format) -> Self {
-        let t = Tracer { color: false, dry_run: true, ..Self::new(Some(format), false) };
+        let t = Tracer {
+            color: false,
+            dry_run: true,
+            ..Self::new(Some(format), false)
+        };
         t.state.borrow_mut().capture = Some(String::new());
         t
     }
@@ -126,7 +130,10 @@ impl Tracer {
     pub fn abbreviate(&self, name: &str, path: &std::path::Path) {
         let path = path.display().to_string();
         if self.format == Some(Format::Pretty) {
-            self.emit(&format!("   {}\n", self.paint("2", &format!("${name} = {path}"))));
+            self.emit(&format!(
+                "   {}\n",
+                self.paint("2", &format!("${name} = {path}"))
+            ));
         }
         let mut st = self.state.borrow_mut();
         st.abbrev.push((format!("${name}"), path));
@@ -135,7 +142,9 @@ impl Tracer {
 
     fn shorten(&self, text: String) -> String {
         let st = self.state.borrow();
-        st.abbrev.iter().fold(text, |t, (name, path)| t.replace(path.as_str(), name))
+        st.abbrev
+            .iter()
+            .fold(text, |t, (name, path)| t.replace(path.as_str(), name))
     }
 
     fn fill(&self, template: &str) -> String {
@@ -187,7 +196,11 @@ impl Tracer {
             }
             Some(Format::Pretty) => {
                 let head = format!("── {} · {} ", id.subsystem(), id.name());
-                self.emit(&format!("{}{}\n", self.paint("1;36", &head), self.paint("36", title)));
+                self.emit(&format!(
+                    "{}{}\n",
+                    self.paint("1;36", &head),
+                    self.paint("36", title)
+                ));
             }
             None => {}
         }
@@ -232,7 +245,10 @@ impl Tracer {
                 Err(_) => break,
             }
         }
-        if String::from_utf8_lossy(&line).trim().eq_ignore_ascii_case("q") {
+        if String::from_utf8_lossy(&line)
+            .trim()
+            .eq_ignore_ascii_case("q")
+        {
             return Err(Aborted(id.key()));
         }
         Ok(())
@@ -251,7 +267,10 @@ impl Tracer {
             }
             Some(Format::Pretty) => {
                 let message = self.shorten(message.to_string());
-                self.emit(&format!("   {}\n", self.paint("2", &format!("· {message}"))))
+                self.emit(&format!(
+                    "   {}\n",
+                    self.paint("2", &format!("· {message}"))
+                ))
             }
             None => {}
         }
@@ -287,8 +306,16 @@ impl Tracer {
                     None => self.paint("32", &format!("= {result}")),
                     Some(e) => self.paint("1;31", &format!("= -1 {e:?} ({})", e.desc())),
                 };
-                let timing = if self.dry_run { String::new() } else { format!("  <{:.3} ms>", took.as_secs_f64() * 1000.0) };
-                let who = if process == "engine" { "" } else { "[container] " };
+                let timing = if self.dry_run {
+                    String::new()
+                } else {
+                    format!("  <{:.3} ms>", took.as_secs_f64() * 1000.0)
+                };
+                let who = if process == "engine" {
+                    ""
+                } else {
+                    "[container] "
+                };
                 let mut out = format!(
                     "   {}{}({}) {}{}\n",
                     who,
@@ -299,7 +326,10 @@ impl Tracer {
                 );
                 let first_time = self.state.borrow_mut().explained.insert(call.explain_key());
                 if let (Some(e), true) = (exp, first_time) {
-                    out.push_str(&format!("      {}\n", self.paint("2", &format!("↳ {} — {}", e.text, e.man))));
+                    out.push_str(&format!(
+                        "      {}\n",
+                        self.paint("2", &format!("↳ {} — {}", e.text, e.man))
+                    ));
                 }
                 self.emit(&out);
             }

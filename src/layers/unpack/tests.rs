@@ -30,7 +30,11 @@ fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
             }
         }
         h.set_entry_type(kind);
-        h.set_mode(if matches!(kind, tar::EntryType::Directory) { 0o755 } else { 0o644 });
+        h.set_mode(if matches!(kind, tar::EntryType::Directory) {
+            0o755
+        } else {
+            0o644
+        });
         h.set_size(data.len() as u64);
         h.set_mtime(1_700_000_000);
         h.set_cksum();
@@ -52,7 +56,11 @@ fn case() -> Case {
     std::fs::create_dir_all(&dest).unwrap();
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("passwd"), "root:x:0:0\n").unwrap();
-    Case { _tmp: tmp, dest, host }
+    Case {
+        _tmp: tmp,
+        dest,
+        host,
+    }
 }
 
 impl Case {
@@ -62,9 +70,19 @@ impl Case {
     }
 
     fn host_untouched(&self) {
-        let names: Vec<_> = std::fs::read_dir(&self.host).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("passwd")], "host dir changed");
-        assert_eq!(std::fs::read_to_string(self.host.join("passwd")).unwrap(), "root:x:0:0\n");
+        let names: Vec<_> = std::fs::read_dir(&self.host)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("passwd")],
+            "host dir changed"
+        );
+        assert_eq!(
+            std::fs::read_to_string(self.host.join("passwd")).unwrap(),
+            "root:x:0:0\n"
+        );
     }
 }
 
@@ -72,11 +90,22 @@ impl Case {
 fn plain_layer_unpacks_with_modes_and_links() {
     let c = case();
     let s = c
-        .run(&[E::Dir("bin/"), E::File("bin/busybox", "ELF"), E::Sym("bin/sh", "busybox"), E::Hard("bin/ash", "bin/busybox")])
+        .run(&[
+            E::Dir("bin/"),
+            E::File("bin/busybox", "ELF"),
+            E::Sym("bin/sh", "busybox"),
+            E::Hard("bin/ash", "bin/busybox"),
+        ])
         .unwrap();
     assert_eq!((s.dirs, s.files, s.bytes), (1, 3, 3));
-    assert_eq!(std::fs::read_link(c.dest.join("bin/sh")).unwrap(), PathBuf::from("busybox"));
-    assert_eq!(std::fs::read_to_string(c.dest.join("bin/ash")).unwrap(), "ELF");
+    assert_eq!(
+        std::fs::read_link(c.dest.join("bin/sh")).unwrap(),
+        PathBuf::from("busybox")
+    );
+    assert_eq!(
+        std::fs::read_to_string(c.dest.join("bin/ash")).unwrap(),
+        "ELF"
+    );
 }
 
 #[test]
@@ -90,31 +119,48 @@ fn absolute_names_land_inside() {
 #[test]
 fn dotdot_names_are_clamped_inside() {
     let c = case();
-    c.run(&[E::File("../host/passwd", "pwned"), E::File("a/../../../host/x", "pwned")]).unwrap();
+    c.run(&[
+        E::File("../host/passwd", "pwned"),
+        E::File("a/../../../host/x", "pwned"),
+    ])
+    .unwrap();
     c.host_untouched();
-    assert_eq!(std::fs::read_to_string(c.dest.join("host/passwd")).unwrap(), "pwned");
+    assert_eq!(
+        std::fs::read_to_string(c.dest.join("host/passwd")).unwrap(),
+        "pwned"
+    );
 }
 
 #[test]
 fn file_through_a_symlink_to_the_host_stays_inside() {
     let c = case();
     let host = c.host.display().to_string();
-    c.run(&[E::Sym("escape", &host), E::File("escape/passwd", "pwned")]).unwrap();
+    c.run(&[E::Sym("escape", &host), E::File("escape/passwd", "pwned")])
+        .unwrap();
     c.host_untouched();
 }
 
 #[test]
 fn directory_through_a_symlink_to_root_stays_inside() {
     let c = case();
-    c.run(&[E::Sym("root", "/"), E::Dir("root/etc/dockling-breakout/"), E::File("root/etc/dockling-breakout/x", "x")]).unwrap();
-    assert!(!Path::new("/etc/dockling-breakout").exists(), "created on the host");
+    c.run(&[
+        E::Sym("root", "/"),
+        E::Dir("root/etc/dockling-breakout/"),
+        E::File("root/etc/dockling-breakout/x", "x"),
+    ])
+    .unwrap();
+    assert!(
+        !Path::new("/etc/dockling-breakout").exists(),
+        "created on the host"
+    );
     assert!(c.dest.join("etc/dockling-breakout/x").exists());
 }
 
 #[test]
 fn relative_symlink_climbing_out_stays_inside() {
     let c = case();
-    c.run(&[E::Sym("up", "../host"), E::File("up/passwd", "pwned")]).unwrap();
+    c.run(&[E::Sym("up", "../host"), E::File("up/passwd", "pwned")])
+        .unwrap();
     c.host_untouched();
 }
 
@@ -125,7 +171,10 @@ fn hardlink_to_a_host_file_is_refused_or_inside() {
     // An absolute target resolves inside the layer, where there is no such file.
     let err = c.run(&[E::Hard("pw", &outside)]).unwrap_err().to_string();
     assert!(err.contains("hard link"), "{err}");
-    let err = c.run(&[E::Hard("pw2", "../host/passwd")]).unwrap_err().to_string();
+    let err = c
+        .run(&[E::Hard("pw2", "../host/passwd")])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("hard link"), "{err}");
     c.host_untouched();
 }
@@ -142,7 +191,13 @@ fn hardlink_through_a_symlink_dir_is_refused_or_inside() {
 #[test]
 fn whiteouts_become_overlay_whiteouts_and_never_reach_outside() {
     let c = case();
-    c.run(&[E::Dir("etc/"), E::File("etc/.wh.motd", ""), E::File("../host/.wh.passwd", ""), E::File("opq/.wh..wh..opq", "")]).unwrap();
+    c.run(&[
+        E::Dir("etc/"),
+        E::File("etc/.wh.motd", ""),
+        E::File("../host/.wh.passwd", ""),
+        E::File("opq/.wh..wh..opq", ""),
+    ])
+    .unwrap();
     c.host_untouched();
     use std::os::unix::fs::FileTypeExt;
     let m = std::fs::symlink_metadata(c.dest.join("etc/motd")).unwrap();
@@ -155,8 +210,18 @@ fn whiteouts_become_overlay_whiteouts_and_never_reach_outside() {
 #[test]
 fn later_entries_replace_earlier_ones() {
     let c = case();
-    c.run(&[E::File("x", "one"), E::Dir("x/"), E::File("x/y", "two"), E::Sym("z", "x"), E::File("z", "three")]).unwrap();
+    c.run(&[
+        E::File("x", "one"),
+        E::Dir("x/"),
+        E::File("x/y", "two"),
+        E::Sym("z", "x"),
+        E::File("z", "three"),
+    ])
+    .unwrap();
     assert_eq!(std::fs::read_to_string(c.dest.join("x/y")).unwrap(), "two");
     assert_eq!(std::fs::read_to_string(c.dest.join("z")).unwrap(), "three");
-    assert!(!std::fs::symlink_metadata(c.dest.join("z")).unwrap().file_type().is_symlink());
+    assert!(!std::fs::symlink_metadata(c.dest.join("z"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }

@@ -1,0 +1,71 @@
+//! `dockling images`: Docker's table of images.
+
+use std::time::SystemTime;
+
+use crate::cli::ImagesArgs;
+use crate::commands::{table, Context};
+use crate::container::human_duration;
+use crate::error::Result;
+use crate::image::{format::human_size, reference::Reference, store::Store};
+
+/// `dockling images`.
+pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
+    let store = Store::open(&ctx.root)?;
+    let filter = args
+        .repository
+        .as_deref()
+        .map(Reference::parse)
+        .transpose()?;
+    let now = SystemTime::now();
+    let mut rows = Vec::new();
+    for img in store.list()? {
+        if let Some(f) = &filter {
+            let Some(r) = &img.reference else { continue };
+            let tag_given = args
+                .repository
+                .as_deref()
+                .is_some_and(|s| s.rsplit('/').next().is_some_and(|l| l.contains(':')));
+            if r.registry != f.registry
+                || r.repository != f.repository
+                || (tag_given && r.tag != f.tag)
+            {
+                continue;
+            }
+        }
+        let id = if args.no_trunc {
+            img.id.clone()
+        } else {
+            img.id[7..19].to_string()
+        };
+        if args.quiet {
+            println!("{id}");
+            continue;
+        }
+        let created = img
+            .created
+            .as_deref()
+            .and_then(|c| humantime::parse_rfc3339_weak(c.split('.').next().unwrap_or(c)).ok())
+            .and_then(|t| now.duration_since(t).ok())
+            .map(|d| format!("{} ago", human_duration(d)))
+            .unwrap_or_else(|| "N/A".into());
+        let (repo, tag) = match &img.reference {
+            Some(r) => (r.familiar(), r.tag_or_none().to_string()),
+            None => ("<none>".into(), "<none>".into()),
+        };
+        let mut row = vec![repo, tag];
+        if args.digests {
+            row.push(img.manifest_digest.clone());
+        }
+        row.extend([id, created, human_size(img.size)]);
+        rows.push(row);
+    }
+    if !args.quiet {
+        let headers: &[&str] = if args.digests {
+            &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
+        } else {
+            &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+        };
+        print!("{}", table(headers, &rows));
+    }
+    Ok(0)
+}

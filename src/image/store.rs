@@ -1,0 +1,715 @@
+//! The image store: an OCI image layout plus unpacked layers.
+//!
+//! Every blob is written to a temporary name in the same directory, its digest checked, then
+//! renamed into place; `index.json` is rewritten the same way under an exclusive `flock`, so
+//! concurrent commands never lose each other's tags and a crash leaves either the old or the
+//! new index. Temporary names start with `.tmp-` and are ignored (and cleaned) later.
+
+use std::fs::{self, File};
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use super::reference::Reference;
+use crate::container::{lock, write_atomic};
+use crate::error::{Error, Result};
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// One image (for one of its references, if any).
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// `sha256:<hex>` of the config: Docker's image id.
+    pub id: String,
+    /// The tag this entry is listed under, `None` for an untagged image.
+    pub reference: Option<Reference>,
+    /// `sha256:<hex>` of the manifest.
+    pub manifest_digest: String,
+    /// The image config.
+    pub config: oci_spec::image::ImageConfiguration,
+    /// Creation time (RFC 3339) from the config.
+    pub created: Option<String>,
+    /// Sum of the uncompressed layer sizes, as `docker images` shows.
+    pub size: u64,
+    /// Layer blob digests, bottom first.
+    pub layers: Vec<String>,
+}
+
+/// The store under one root.
+pub struct Store {
+    oci: PathBuf,
+    layers: PathBuf,
+}
+
+fn hex_of(digest: &str) -> Result<&str> {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Corrupt(format!("invalid digest {digest:?}")));
+    }
+    Ok(hex)
+}
+
+/// Hashes everything that passes through.
+struct HashingWriter<W> {
+    inner: W,
+    hash: Sha256,
+    n: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Store {
+    /// Open (creating if needed) the store under `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        let oci = root.join("oci");
+        let layers = root.join("layers/sha256");
+        for d in [oci.join("blobs/sha256"), layers.clone()] {
+            fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+        }
+        let layout = oci.join("oci-layout");
+        if !layout.exists() {
+            write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index = oci.join("index.json");
+        if !index.exists() {
+            write_atomic(&index, br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#)?;
+        }
+        Ok(Store { oci, layers })
+    }
+
+    fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        Ok(self.oci.join("blobs/sha256").join(hex_of(digest)?))
+    }
+
+    /// Read a blob and check it still has its digest.
+    fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let p = self.blob_path(digest)?;
+        let data = fs::read(&p).map_err(Error::io("read blob", &p))?;
+        let got = hex::encode(Sha256::digest(&data));
+        if got != hex_of(digest)? {
+            return Err(Error::Corrupt(format!("blob {digest} is corrupt (its content hashes to sha256:{got}): remove the image and import or pull it again")));
+        }
+        Ok(data)
+    }
+
+    /// Store bytes as a blob; returns (digest, size).
+    fn write_blob(&self, data: &[u8]) -> Result<(String, u64)> {
+        let hex = hex::encode(Sha256::digest(data));
+        let p = self.oci.join("blobs/sha256").join(&hex);
+        if !p.exists() {
+            write_atomic(&p, data)?;
+        }
+        Ok((format!("sha256:{hex}"), data.len() as u64))
+    }
+
+    fn read_index(&self) -> Result<Value> {
+        let p = self.oci.join("index.json");
+        let text = fs::read(&p).map_err(Error::io("read", &p))?;
+        serde_json::from_slice(&text).map_err(|e| Error::Corrupt(format!("{}: {e}", p.display())))
+    }
+
+    fn write_index(&self, index: &Value) -> Result<()> {
+        write_atomic(
+            &self.oci.join("index.json"),
+            &serde_json::to_vec_pretty(index).expect("json"),
+        )
+    }
+
+    /// Import a root filesystem tarball (plain or gzip; `-` for stdin) as a one-layer image.
+    pub fn import(
+        &self,
+        src: &str,
+        reference: Option<&Reference>,
+        changes: &[String],
+        message: Option<&str>,
+    ) -> Result<Image> {
+        let input: Box<dyn Read> = if src == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(File::open(src).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound(format!(
+                    "open {src}: no such file: give the path of a root filesystem tarball"
+                )),
+                _ => Error::io("open", src)(e),
+            })?)
+        };
+        let mut input = BufReader::with_capacity(1 << 16, input);
+        let gz = {
+            use std::io::BufRead;
+            let head = input.fill_buf().map_err(Error::io("read", src))?;
+            head.starts_with(&[0x1f, 0x8b])
+        };
+        let mut reader: Box<dyn Read> = if gz {
+            Box::new(flate2::read::GzDecoder::new(input))
+        } else {
+            Box::new(input)
+        };
+
+        // Stream the uncompressed layer into a temporary blob, hashing as we go: its digest is
+        // both the blob's name and the diff_id.
+        let blobs = self.oci.join("blobs/sha256");
+        let tmp = blobs.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            crate::container::new_id()
+        ));
+        let file = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        let mut w = HashingWriter {
+            inner: std::io::BufWriter::new(file),
+            hash: Sha256::new(),
+            n: 0,
+        };
+        let copied = std::io::copy(&mut reader, &mut w).and_then(|_| w.flush());
+        if let Err(e) = copied {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Usage(format!(
+                "read {src}: {e}: is it a tar file (plain or gzip)?"
+            )));
+        }
+        let hex = hex::encode(w.hash.finalize());
+        let size = w.n;
+        drop(w.inner);
+        let layer_digest = format!("sha256:{hex}");
+        let blob = blobs.join(&hex);
+        fs::rename(&tmp, &blob).map_err(Error::io("rename", &blob))?;
+        self.ensure_unpacked(&layer_digest)?;
+
+        let now = crate::container::now_rfc3339();
+        let mut cfg = json!({"Env": [DEFAULT_PATH]});
+        for c in changes {
+            apply_change(&mut cfg, c)?;
+        }
+        let created_by = match message {
+            Some(m) => {
+                json!({"created": now, "created_by": format!("dockling import {src}"), "comment": m})
+            }
+            None => json!({"created": now, "created_by": format!("dockling import {src}")}),
+        };
+        let config = json!({
+            "created": now,
+            "architecture": go_arch(),
+            "os": "linux",
+            "config": cfg,
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+            "history": [created_by],
+        });
+        let (config_digest, config_size) =
+            self.write_blob(&serde_json::to_vec(&config).expect("json"))?;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config_size},
+            "layers": [{"mediaType": LAYER_TYPE, "digest": layer_digest, "size": size}],
+        });
+        let (manifest_digest, manifest_size) =
+            self.write_blob(&serde_json::to_vec(&manifest).expect("json"))?;
+        self.add_to_index(&manifest_digest, manifest_size, reference)?;
+        self.load(&manifest_digest, reference.cloned())
+    }
+
+    /// Record a manifest in index.json under `reference` (which moves off any older image).
+    fn add_to_index(
+        &self,
+        manifest_digest: &str,
+        size: u64,
+        reference: Option<&Reference>,
+    ) -> Result<()> {
+        let _l = lock(&self.oci.join(".lock"))?;
+        let mut index = self.read_index()?;
+        let list = index["manifests"]
+            .as_array_mut()
+            .ok_or_else(|| Error::Corrupt("index.json has no manifests list".into()))?;
+        let name = reference.map(|r| r.to_string());
+        if let Some(name) = &name {
+            for m in list.iter_mut() {
+                if m["annotations"][REF_NAME].as_str() == Some(name) {
+                    // The old image keeps existing, untagged (<none>), as in Docker.
+                    m.as_object_mut().expect("object").remove("annotations");
+                }
+            }
+        }
+        // Drop untagged duplicates of this same manifest.
+        list.retain(|m| {
+            !(m["digest"].as_str() == Some(manifest_digest) && m.get("annotations").is_none())
+        });
+        let mut entry =
+            json!({"mediaType": MANIFEST_TYPE, "digest": manifest_digest, "size": size});
+        if let Some(name) = name {
+            entry["annotations"] = json!({ REF_NAME: name });
+        }
+        let dangling_duplicate = reference.is_none()
+            && list
+                .iter()
+                .any(|m| m["digest"].as_str() == Some(manifest_digest));
+        if !dangling_duplicate {
+            list.push(entry);
+        }
+        self.write_index(&index)
+    }
+
+    /// Unpack a layer blob into `layers/sha256/<hex>` unless already there.
+    fn ensure_unpacked(&self, layer_digest: &str) -> Result<PathBuf> {
+        let hex = hex_of(layer_digest)?;
+        let dir = self.layers.join(hex);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let tmp = self
+            .layers
+            .join(format!(".tmp-{hex}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
+        let blob = self.blob_path(layer_digest)?;
+        let f = File::open(&blob).map_err(Error::io("open", &blob))?;
+        let mut head = [0u8; 2];
+        let gz = File::open(&blob)
+            .and_then(|mut g| g.read_exact(&mut head))
+            .is_ok()
+            && head == [0x1f, 0x8b];
+        let reader: Box<dyn Read> = if gz {
+            Box::new(flate2::read::GzDecoder::new(BufReader::new(f)))
+        } else {
+            Box::new(BufReader::new(f))
+        };
+        if let Err(e) = crate::layers::unpack::unpack(reader, &tmp) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        match fs::rename(&tmp, &dir) {
+            Ok(()) => Ok(dir),
+            // Another command unpacked it meanwhile: theirs is as good as ours.
+            Err(_) if dir.is_dir() => {
+                let _ = fs::remove_dir_all(&tmp);
+                Ok(dir)
+            }
+            Err(e) => Err(Error::io("rename", &dir)(e)),
+        }
+    }
+
+    fn load(&self, manifest_digest: &str, reference: Option<Reference>) -> Result<Image> {
+        let manifest: Value = serde_json::from_slice(&self.read_blob(manifest_digest)?)
+            .map_err(|e| Error::Corrupt(format!("manifest {manifest_digest}: {e}")))?;
+        let config_digest = manifest["config"]["digest"]
+            .as_str()
+            .ok_or_else(|| Error::Corrupt(format!("manifest {manifest_digest} has no config")))?;
+        let config_bytes = self.read_blob(config_digest)?;
+        let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config_bytes)
+            .map_err(|e| Error::Corrupt(format!("config {config_digest}: {e}")))?;
+        let layers: Vec<String> = manifest["layers"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|d| d["digest"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let size = manifest["layers"]
+            .as_array()
+            .map(|l| l.iter().filter_map(|d| d["size"].as_u64()).sum())
+            .unwrap_or(0);
+        Ok(Image {
+            id: config_digest.to_string(),
+            reference,
+            manifest_digest: manifest_digest.to_string(),
+            created: config.created().clone(),
+            config,
+            size,
+            layers,
+        })
+    }
+
+    /// Every (image, tag) pair; untagged images once each.
+    pub fn list(&self) -> Result<Vec<Image>> {
+        let index = self.read_index()?;
+        let mut out = Vec::new();
+        for m in index["manifests"].as_array().into_iter().flatten() {
+            let Some(digest) = m["digest"].as_str() else {
+                continue;
+            };
+            let reference = m["annotations"][REF_NAME]
+                .as_str()
+                .and_then(|r| Reference::parse(r).ok());
+            out.push(self.load(digest, reference)?);
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// Find by reference, full id, or id prefix (at least 4 hex digits).
+    pub fn find(&self, name: &str) -> Result<Image> {
+        let all = self.list()?;
+        if let Ok(r) = Reference::parse(name) {
+            if let Some(i) = all.iter().find(|i| i.reference.as_ref() == Some(&r)) {
+                return Ok(i.clone());
+            }
+        }
+        let prefix = name.strip_prefix("sha256:").unwrap_or(name);
+        if prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let ids: std::collections::BTreeSet<String> = all
+                .iter()
+                .filter(|i| i.id["sha256:".len()..].starts_with(prefix))
+                .map(|i| i.id.clone())
+                .collect();
+            match ids.len() {
+                1 => {
+                    return Ok(all
+                        .into_iter()
+                        .find(|i| ids.contains(&i.id))
+                        .expect("found above"))
+                }
+                0 => {}
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "image id prefix {name} is ambiguous: give more digits"
+                    )))
+                }
+            }
+        }
+        Err(Error::NotFound(format!(
+            "unable to find image '{name}' locally: import it with `dockling import FILE {name}` (pulling from a registry comes with the registry client)"
+        )))
+    }
+
+    /// The unpacked layer directories of `image`, bottom first (unpacking any that are missing).
+    pub fn layer_dirs(&self, image: &Image) -> Result<Vec<PathBuf>> {
+        image
+            .layers
+            .iter()
+            .map(|d| self.ensure_unpacked(d))
+            .collect()
+    }
+
+    /// Remove a tag, or an image by id, like `docker rmi`; returns Docker's lines.
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        used_by: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<String>> {
+        let image = self.find(name)?;
+        if let Some(container) = used_by(&image.id) {
+            if !force {
+                return Err(Error::Usage(format!(
+                    "conflict: unable to remove image {name} (must force) - container {container} is using its referenced image {}: remove the container first (dockling rm {container}) or use rmi -f",
+                    &image.id[7..19]
+                )));
+            }
+        }
+        let by_tag = Reference::parse(name)
+            .ok()
+            .filter(|r| image.reference.as_ref() == Some(r));
+        let mut lines = Vec::new();
+        let _l = lock(&self.oci.join(".lock"))?;
+        let mut index = self.read_index()?;
+        let list = index["manifests"]
+            .as_array_mut()
+            .ok_or_else(|| Error::Corrupt("index.json has no manifests list".into()))?;
+        let same_image: Vec<usize> = (0..list.len())
+            .filter(|i| list[*i]["digest"].as_str() == Some(&image.manifest_digest))
+            .collect();
+        let tag_of = |m: &Value| {
+            m["annotations"][REF_NAME]
+                .as_str()
+                .and_then(|r| Reference::parse(r).ok())
+        };
+        let remove_all = match &by_tag {
+            Some(r) => {
+                same_image
+                    .iter()
+                    .filter(|i| tag_of(&list[**i]).is_some())
+                    .count()
+                    <= 1
+                    && tag_of_is(list, &same_image, r)
+            }
+            None => true,
+        };
+        if !remove_all {
+            // Other tags still name this image: only untag.
+            let r = by_tag.expect("by tag");
+            list.retain(|m| tag_of(m).as_ref() != Some(&r));
+            lines.push(format!("Untagged: {}", r.familiar_tagged()));
+            self.write_index(&index)?;
+            return Ok(lines);
+        }
+        for i in &same_image {
+            if let Some(r) = tag_of(&list[*i]) {
+                lines.push(format!("Untagged: {}", r.familiar_tagged()));
+            }
+        }
+        list.retain(|m| m["digest"].as_str() != Some(&image.manifest_digest));
+        self.write_index(&index)?;
+        lines.push(format!("Deleted: {}", image.id));
+        lines.extend(self.collect_garbage(&index)?);
+        Ok(lines)
+    }
+
+    /// Delete blobs and unpacked layers no manifest of the index refers to.
+    fn collect_garbage(&self, index: &Value) -> Result<Vec<String>> {
+        let mut keep = std::collections::HashSet::new();
+        for m in index["manifests"].as_array().into_iter().flatten() {
+            let Some(d) = m["digest"].as_str() else {
+                continue;
+            };
+            keep.insert(d.to_string());
+            if let Ok(bytes) = self.read_blob(d) {
+                let man: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                if let Some(c) = man["config"]["digest"].as_str() {
+                    keep.insert(c.to_string());
+                }
+                for l in man["layers"].as_array().into_iter().flatten() {
+                    if let Some(ld) = l["digest"].as_str() {
+                        keep.insert(ld.to_string());
+                    }
+                }
+            }
+        }
+        let mut lines = Vec::new();
+        let blobs = self.oci.join("blobs/sha256");
+        for e in fs::read_dir(&blobs)
+            .map_err(Error::io("read", &blobs))?
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let digest = format!("sha256:{name}");
+            if name.starts_with(".tmp-") || !keep.contains(&digest) {
+                let _ = fs::remove_file(e.path());
+                let layer = self.layers.join(&name);
+                if layer.is_dir() {
+                    fs::remove_dir_all(&layer).map_err(Error::io("remove", &layer))?;
+                    lines.push(format!("Deleted: {digest}"));
+                }
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Docker-like `inspect` document.
+    pub fn inspect(&self, image: &Image) -> Value {
+        let cfg = serde_json::to_value(&image.config).unwrap_or(Value::Null);
+        json!({
+            "Id": image.id,
+            "RepoTags": image.reference.iter().map(|r| r.familiar_tagged()).collect::<Vec<_>>(),
+            "RepoDigests": [],
+            "Created": image.created,
+            "Architecture": cfg["architecture"],
+            "Os": cfg["os"],
+            "Size": image.size,
+            "Config": cfg["config"],
+            "RootFS": {"Type": "layers", "Layers": cfg["rootfs"]["diff_ids"]},
+            "Manifest": image.manifest_digest,
+            "History": cfg["history"],
+        })
+    }
+}
+
+fn tag_of_is(list: &[Value], idx: &[usize], r: &Reference) -> bool {
+    idx.iter().any(|i| {
+        list[*i]["annotations"][REF_NAME]
+            .as_str()
+            .and_then(|s| Reference::parse(s).ok())
+            .as_ref()
+            == Some(r)
+    })
+}
+
+/// The architecture name OCI uses (Go's GOARCH).
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+/// Apply one `--change` instruction (a Dockerfile line) to the image config.
+fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
+    let (word, rest) = change
+        .trim()
+        .split_once(char::is_whitespace)
+        .unwrap_or((change.trim(), ""));
+    let rest = rest.trim();
+    let list = |s: &str| -> Value {
+        match serde_json::from_str::<Vec<String>>(s) {
+            Ok(v) => json!(v),
+            Err(_) => json!(["/bin/sh", "-c", s]),
+        }
+    };
+    match word.to_ascii_uppercase().as_str() {
+        "CMD" => cfg["Cmd"] = list(rest),
+        "ENTRYPOINT" => cfg["Entrypoint"] = list(rest),
+        "WORKDIR" => cfg["WorkingDir"] = json!(rest),
+        "USER" => cfg["User"] = json!(rest),
+        "ENV" => {
+            let kv = match rest.split_once('=') {
+                Some((k, v)) => format!("{}={}", k.trim(), v.trim().trim_matches('"')),
+                None => match rest.split_once(char::is_whitespace) {
+                    Some((k, v)) => format!("{k}={}", v.trim()),
+                    None => return Err(Error::Usage(format!("--change {change:?}: ENV needs NAME=value"))),
+                },
+            };
+            let key = kv.split('=').next().unwrap_or("").to_string();
+            let env = cfg["Env"].as_array_mut().expect("Env is a list");
+            env.retain(|e| e.as_str().and_then(|s| s.split('=').next()) != Some(&key));
+            env.push(json!(kv));
+        }
+        "EXPOSE" => {
+            for port in rest.split_whitespace() {
+                let p = if port.contains('/') { port.to_string() } else { format!("{port}/tcp") };
+                cfg["ExposedPorts"][p] = json!({});
+            }
+        }
+        "LABEL" => {
+            let (k, v) = rest.split_once('=').ok_or_else(|| Error::Usage(format!("--change {change:?}: LABEL needs key=value")))?;
+            cfg["Labels"][k.trim()] = json!(v.trim().trim_matches('"'));
+        }
+        other => {
+            return Err(Error::Usage(format!(
+                "--change {other}: only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER and WORKDIR can be changed on import"
+            )))
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rootfs_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, "etc/", &[][..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(5);
+        b.append_data(&mut h, "etc/hostname", &b"hello"[..])
+            .unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn import(store: &Store, dir: &Path, name: &str, changes: &[String]) -> Image {
+        let tar = dir.join(format!("{}.tar", name.replace([':', '/'], "_")));
+        fs::write(&tar, rootfs_tar()).unwrap();
+        store
+            .import(
+                tar.to_str().unwrap(),
+                Some(&Reference::parse(name).unwrap()),
+                changes,
+                None,
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn import_list_find_and_remove() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let img = import(
+            &store,
+            tmp.path(),
+            "busybox",
+            &["CMD [\"sh\"]".into(), "ENV A=1".into()],
+        );
+        assert!(img.id.starts_with("sha256:"));
+        let dirs = store.layer_dirs(&img).unwrap();
+        assert_eq!(
+            fs::read_to_string(dirs[0].join("etc/hostname")).unwrap(),
+            "hello"
+        );
+        assert_eq!(store.find("busybox:latest").unwrap().id, img.id);
+        assert_eq!(store.find(&img.id[7..13]).unwrap().id, img.id);
+        let cfg = img.config.config().clone().unwrap();
+        assert_eq!(cfg.cmd().clone().unwrap(), vec!["sh"]);
+        assert!(cfg.env().clone().unwrap().contains(&"A=1".to_string()));
+        // A second image sharing the layer: removing it keeps the shared layer.
+        import(
+            &store,
+            tmp.path(),
+            "busybox:2",
+            &["CMD [\"sh\"]".into(), "ENV A=1".into()],
+        );
+        assert_eq!(store.list().unwrap().len(), 2);
+        let lines = store.remove("busybox:2", false, &|_| None).unwrap();
+        assert_eq!(lines[0], "Untagged: busybox:2");
+        assert!(lines[1].starts_with("Deleted: sha256:"), "{lines:?}");
+        assert!(
+            dirs[0].exists(),
+            "the layer busybox:latest still uses is kept"
+        );
+        let err = store
+            .remove("busybox", false, &|_| Some("abc".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must force"), "{err}");
+        let lines = store.remove("busybox", false, &|_| None).unwrap();
+        assert_eq!(lines[0], "Untagged: busybox:latest");
+        assert!(lines.iter().any(|l| l == &format!("Deleted: {}", img.id)));
+        assert!(store.list().unwrap().is_empty());
+        assert!(!dirs[0].exists(), "the unpacked layer is gone");
+        let left: Vec<_> = fs::read_dir(tmp.path().join("root/oci/blobs/sha256"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "no blob left: {left:?}");
+        assert!(store
+            .find("busybox")
+            .unwrap_err()
+            .to_string()
+            .contains("unable to find image"));
+    }
+
+    #[test]
+    fn retagging_leaves_the_old_image_untagged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let a = import(&store, tmp.path(), "web", &["CMD a".into()]);
+        let b = import(&store, tmp.path(), "web", &["CMD b".into()]);
+        assert_ne!(a.id, b.id);
+        let list = store.list().unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().any(|i| i.id == a.id && i.reference.is_none()));
+    }
+
+    #[test]
+    fn a_corrupt_blob_is_detected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let img = import(&store, tmp.path(), "busybox", &[]);
+        fs::write(store.blob_path(&img.id).unwrap(), b"{}").unwrap();
+        assert!(store
+            .find("busybox")
+            .unwrap_err()
+            .to_string()
+            .contains("corrupt"));
+    }
+
+    #[test]
+    fn unknown_changes_are_refused() {
+        let mut cfg = json!({"Env": []});
+        assert!(apply_change(&mut cfg, "RUN echo")
+            .unwrap_err()
+            .to_string()
+            .contains("only CMD"));
+        apply_change(&mut cfg, "EXPOSE 80").unwrap();
+        assert_eq!(cfg["ExposedPorts"]["80/tcp"], json!({}));
+    }
+}
