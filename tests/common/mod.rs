@@ -1,0 +1,182 @@
+//! The one harness for CLI tests: a scratch store per test, the real binary, filtered output.
+//!
+//! Every test that starts containers needs root; `Lab::new` fails loudly (never skips) when
+//! it is missing. Run the suite with `sudo scripts/test`, which also puts it in a private mount
+//! and network namespace.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// What a dockling command printed and returned.
+#[derive(Debug)]
+pub struct Out {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Exit code.
+    pub code: i32,
+}
+
+impl From<Output> for Out {
+    fn from(o: Output) -> Out {
+        Out {
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            code: o.status.code().unwrap_or(-1),
+        }
+    }
+}
+
+impl Out {
+    /// Panic with everything printed unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Fail loudly when not root.
+pub fn require_root() {
+    assert!(
+        nix_is_root(),
+        "these tests start real containers and need root: run them with `sudo scripts/test`"
+    );
+}
+
+fn nix_is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The busybox rootfs tarball, built once per machine from busybox-static (under a lock, so
+/// parallel tests don't race).
+pub fn busybox_tar() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tar = dir.join("busybox-rootfs.tar");
+    let lock = File::create(dir.join(".lock")).unwrap();
+    // SAFETY: flock on a file we hold open; released when `lock` is dropped.
+    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    if !tar.exists() {
+        let tmp = dir.join("busybox-rootfs.tar.tmp");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/busybox-rootfs");
+        let st = Command::new(&script)
+            .arg(&tmp)
+            .status()
+            .expect("run scripts/busybox-rootfs");
+        assert!(st.success(), "scripts/busybox-rootfs failed: is busybox-static installed? (scripts/test installs it)");
+        std::fs::rename(&tmp, &tar).unwrap();
+    }
+    tar
+}
+
+/// A scratch store root with its own (empty) config file.
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// An empty store.
+    pub fn new() -> Lab {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("dockling-test-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("config.yaml"), "").unwrap();
+        Lab { dir }
+    }
+
+    /// A store holding `busybox:latest`.
+    pub fn with_busybox() -> Lab {
+        let lab = Lab::new();
+        let tar = busybox_tar();
+        lab.cmd(&["import", tar.to_str().unwrap(), "busybox:latest"])
+            .expect_code(0);
+        lab
+    }
+
+    /// The store root.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// A `dockling` command against this store (stdin closed).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dockling"));
+        c.env("DOCKLING_ROOT", self.root())
+            .env("DOCKLING_CONFIG", self.dir.path().join("config.yaml"))
+            .env("NO_COLOR", "1")
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Run `dockling args…`.
+    pub fn cmd(&self, args: &[&str]) -> Out {
+        self.command(args).output().expect("run dockling").into()
+    }
+
+    /// Run `dockling run --rm args…`.
+    pub fn run(&self, args: &[&str]) -> Out {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        self.cmd(&all)
+    }
+
+    /// Replace what changes from run to run, for snapshots.
+    pub fn filter(&self, s: &str) -> String {
+        let mut out = s.replace(&self.root().display().to_string(), "[ROOT]");
+        for (re, with) in [
+            (r"sha256:[0-9a-f]{64}", "sha256:[DIGEST]"),
+            (r"\b[0-9a-f]{64}\b", "[ID]"),
+            (r"\b[0-9a-f]{12}\b", "[ID]"),
+            (r"<\d+\.\d+ ms>", "<[TIME]>"),
+            (
+                r"(Less than a second|About a minute|About an hour|\d+ (seconds?|minutes?|hours?)) ago",
+                "[AGO]",
+            ),
+            (r"\b\d+(\.\d+)?(B|kB|MB|GB)\b", "[SIZE]"),
+        ] {
+            out = regex_replace(&out, re, with);
+        }
+        out
+    }
+
+    /// Every container directory left in the store.
+    pub fn containers_left(&self) -> Vec<String> {
+        std::fs::read_dir(self.root().join("containers"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Remove what the test left: containers (and their cgroups) through dockling itself.
+        let ids = self.cmd(&["ps", "-aq", "--no-trunc"]).stdout;
+        for id in ids.split_whitespace() {
+            let _ = self.cmd(&["rm", "-f", id]);
+        }
+    }
+}
+
+/// Replace every match of `re` (regex is a dev-dependency only).
+fn regex_replace(s: &str, re: &str, with: &str) -> String {
+    regex::Regex::new(re)
+        .unwrap()
+        .replace_all(s, with)
+        .into_owned()
+}

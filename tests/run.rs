@@ -1,0 +1,247 @@
+//! End-to-end: `dockling run` and friends, each behaviour checked from inside the container.
+
+mod common;
+use common::Lab;
+
+#[test]
+fn echo_hello_and_exit_codes_pass_through() {
+    let lab = Lab::with_busybox();
+    let o = lab.run(&["busybox", "echo", "hello"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "hello\n");
+    lab.run(&["busybox", "sh", "-c", "exit 3"]).expect_code(3);
+    let o = lab.run(&["busybox", "no-such-command"]);
+    o.expect_code(127);
+    assert!(
+        o.stderr.contains("executable file not found in $PATH"),
+        "{}",
+        o.stderr
+    );
+    let o = lab.run(&["busybox", "/etc/passwd"]);
+    o.expect_code(126);
+    assert!(o.stderr.contains("permission denied"), "{}", o.stderr);
+    let o = lab.run(&["nosuchimage", "true"]);
+    o.expect_code(125);
+    assert!(
+        o.stderr.contains("unable to find image 'nosuchimage'"),
+        "{}",
+        o.stderr
+    );
+    lab.cmd(&["run", "--no-such-flag", "busybox"])
+        .expect_code(125);
+    assert!(
+        lab.containers_left().is_empty(),
+        "--rm left {:?}",
+        lab.containers_left()
+    );
+}
+
+#[test]
+fn name_env_workdir_user_hostname_and_readonly_volume() {
+    let lab = Lab::with_busybox();
+    let vol = tempfile::tempdir().unwrap();
+    std::fs::write(vol.path().join("f"), "from the host\n").unwrap();
+    let v = format!("{}:/data:ro", vol.path().display());
+    let o = lab.cmd(&[
+        "run", "--name", "web", "-e", "A=1", "-w", "/tmp", "-u", "1000:1000", "--hostname", "box", "-v", &v, "busybox", "sh",
+        "-c", "echo A=$A; pwd; id -u; id -g; hostname; cat /etc/hostname; cat /data/f; touch /data/x 2>/dev/null || echo read-only",
+    ]);
+    o.expect_code(0);
+    assert_eq!(
+        o.stdout,
+        "A=1\n/tmp\n1000\n1000\nbox\nbox\nfrom the host\nread-only\n"
+    );
+    let ps = lab.cmd(&["ps", "-a"]);
+    let header = ps.stdout.lines().next().unwrap();
+    assert_eq!(header, "CONTAINER ID   IMAGE     COMMAND                  CREATED                  STATUS                              PORTS     NAMES");
+    assert!(ps.stdout.contains("Exited (0)"), "{}", ps.stdout);
+    assert!(
+        ps.stdout.lines().nth(1).unwrap().ends_with("web"),
+        "{}",
+        ps.stdout
+    );
+    let again = lab.cmd(&["run", "--name", "web", "busybox", "true"]);
+    again.expect_code(125);
+    assert!(again.stderr.contains("already in use"), "{}", again.stderr);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&lab.cmd(&["inspect", "web"]).stdout).unwrap();
+    assert_eq!(inspect[0]["Name"], "/web");
+    assert_eq!(inspect[0]["State"]["ExitCode"], 0);
+    let rmi = lab.cmd(&["rmi", "busybox"]);
+    assert_ne!(rmi.code, 0);
+    assert!(rmi.stderr.contains("must force"), "{}", rmi.stderr);
+    lab.cmd(&["rm", "web"]).expect_code(0);
+    assert!(lab.cmd(&["ps", "-aq"]).stdout.is_empty());
+    assert!(!vol.path().join("x").exists());
+}
+
+#[test]
+fn images_table_has_dockers_columns() {
+    let lab = Lab::with_busybox();
+    let out = lab.cmd(&["images"]);
+    insta::assert_snapshot!(lab.filter(&out.stdout), @r"
+    REPOSITORY   TAG       IMAGE ID       CREATED                  SIZE
+    busybox      latest    [ID]   [AGO]   [SIZE]
+    ");
+}
+
+#[test]
+fn pid_namespace_on_and_off() {
+    let lab = Lab::with_busybox();
+    assert_eq!(lab.run(&["busybox", "sh", "-c", "echo $$"]).stdout, "1\n");
+    let host = lab.run(&[
+        "--pid",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$; ls /proc | grep -c '^[0-9]'",
+    ]);
+    let lines: Vec<&str> = host.stdout.lines().collect();
+    assert_ne!(lines[0], "1", "with --pid host the shell is not pid 1");
+    assert!(
+        lines[1].parse::<u32>().unwrap() > 3,
+        "the host's processes are visible"
+    );
+}
+
+#[test]
+fn uts_ipc_network_and_cgroup_namespaces_switch_off() {
+    let lab = Lab::with_busybox();
+    let host_name = nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(
+        lab.run(&["--uts", "host", "busybox", "hostname"])
+            .stdout
+            .trim(),
+        host_name
+    );
+    assert_ne!(lab.run(&["busybox", "hostname"]).stdout.trim(), host_name);
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc")
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(
+        lab.run(&["--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"])
+            .stdout
+            .trim(),
+        host_ipc
+    );
+    assert_ne!(
+        lab.run(&["busybox", "readlink", "/proc/self/ns/ipc"])
+            .stdout
+            .trim(),
+        host_ipc
+    );
+    let none = lab.run(&[
+        "busybox",
+        "sh",
+        "-c",
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+    ]);
+    assert_eq!(none.stdout, "lo\n");
+    let host_net = std::fs::read_link("/proc/self/ns/net")
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(
+        lab.run(&[
+            "--network",
+            "host",
+            "busybox",
+            "readlink",
+            "/proc/self/ns/net"
+        ])
+        .stdout
+        .trim(),
+        host_net
+    );
+    let private = lab.run(&["busybox", "sh", "-c", "grep memory /proc/self/cgroup"]);
+    assert!(private.stdout.trim().ends_with(":/"), "{}", private.stdout);
+    let shared = lab.run(&[
+        "--cgroupns",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "grep memory /proc/self/cgroup",
+    ]);
+    assert!(shared.stdout.contains("/dockling/"), "{}", shared.stdout);
+}
+
+#[test]
+fn layers_overlay_or_copy_and_rootfs_pivot_or_chroot() {
+    let lab = Lab::with_busybox();
+    let o = lab.run(&[
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' / ' /proc/mounts | cut -d' ' -f3",
+    ]);
+    assert_eq!(o.stdout.trim(), "overlay");
+    let c = lab.run(&[
+        "--layers",
+        "copy",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' / ' /proc/mounts | cut -d' ' -f3; echo hi > /new; cat /new",
+    ]);
+    c.expect_code(0);
+    assert!(!c.stdout.contains("overlay"), "{}", c.stdout);
+    assert!(c.stdout.ends_with("hi\n"));
+    // pivot_root detached the host's mounts from the container's mount namespace; chroot
+    // leaves all of them there, only out of sight. Count them from the host with nsenter.
+    let count = |mode: &str| -> usize {
+        let mut child = lab
+            .command(&["run", "--rm", "--rootfs", mode, "busybox", "sleep", "2"])
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let pid = loop {
+            let inspect = lab.cmd(&["ps", "-q", "--no-trunc"]).stdout;
+            if let Some(id) = inspect.split_whitespace().next() {
+                let v: serde_json::Value =
+                    serde_json::from_str(&lab.cmd(&["inspect", id]).stdout).unwrap();
+                if let Some(pid) = v[0]["State"]["Pid"].as_i64().filter(|p| *p > 0) {
+                    break pid;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the container did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let out = std::process::Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-m", "cat", "/proc/self/mountinfo"])
+            .output()
+            .unwrap();
+        child.wait().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let (pivot, chroot) = (count("pivot_root"), count("chroot"));
+    assert!(
+        chroot > pivot,
+        "chroot keeps the host's mounts in the namespace ({chroot} vs {pivot})"
+    );
+}
+
+#[test]
+fn config_file_sets_defaults_and_rejects_unknown_keys() {
+    let lab = Lab::with_busybox();
+    std::fs::write(lab.dir.path().join("config.yaml"), "layers: copy\n").unwrap();
+    let o = lab.run(&[
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' / ' /proc/mounts | cut -d' ' -f3",
+    ]);
+    assert_ne!(o.stdout.trim(), "overlay");
+    std::fs::write(lab.dir.path().join("config.yaml"), "layres: copy\n").unwrap();
+    let o = lab.run(&["busybox", "true"]);
+    o.expect_code(125);
+    assert!(o.stderr.contains("layres"), "{}", o.stderr);
+}

@@ -1,0 +1,131 @@
+//! Docker's default security, checked from inside the container.
+
+mod common;
+use common::Lab;
+use std::os::unix::process::CommandExt;
+
+fn status_field(out: &str, key: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn default_capabilities_are_dockers_14() {
+    let lab = Lab::with_busybox();
+    let o = lab.run(&["busybox", "cat", "/proc/self/status"]);
+    assert_eq!(status_field(&o.stdout, "CapEff:"), "00000000a80425fb");
+    assert_eq!(status_field(&o.stdout, "CapBnd:"), "00000000a80425fb");
+    assert_eq!(status_field(&o.stdout, "CapInh:"), "0000000000000000");
+    assert_eq!(status_field(&o.stdout, "CapAmb:"), "0000000000000000");
+    assert_eq!(status_field(&o.stdout, "Seccomp:"), "2");
+    let user = lab.run(&["-u", "1000", "busybox", "cat", "/proc/self/status"]);
+    assert_eq!(
+        status_field(&user.stdout, "CapEff:"),
+        "0000000000000000",
+        "a non-root user has none"
+    );
+    let p = lab.run(&["--privileged", "busybox", "cat", "/proc/self/status"]);
+    assert_ne!(status_field(&p.stdout, "CapEff:"), "00000000a80425fb");
+    assert_eq!(status_field(&p.stdout, "Seccomp:"), "0");
+}
+
+#[test]
+fn masked_and_readonly_paths() {
+    let lab = Lab::with_busybox();
+    let o = lab.run(&["busybox", "sh", "-c", "cat /proc/keys | wc -c; cat /proc/timer_list | wc -c; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo writable || echo read-only; ls /sys/firmware | wc -l"]);
+    assert_eq!(o.stdout, "0\n0\nread-only\n0\n");
+    let p = lab.run(&[
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/timer_list | wc -c",
+    ]);
+    assert_ne!(p.stdout.trim(), "0", "--privileged masks nothing");
+}
+
+#[test]
+fn only_stdio_reaches_the_container() {
+    let lab = Lab::with_busybox();
+    // $$ is the shell, pid 1; its descriptors are what the engine handed over.
+    let o = lab.run(&["busybox", "sh", "-c", "ls /proc/$$/fd; echo"]);
+    assert_eq!(
+        o.stdout.split_whitespace().collect::<Vec<_>>(),
+        vec!["0", "1", "2"]
+    );
+}
+
+#[test]
+fn seccomp_refuses_mount_and_unconfined_allows_what_caps_allow() {
+    let lab = Lab::with_busybox();
+    let o = lab.run(&["busybox", "sh", "-c", "unshare -u true; echo $?"]);
+    assert_ne!(o.stdout.trim(), "0");
+    let o = lab.run(&[
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert!(o.stdout.contains('0'), "{}", o.stdout);
+}
+
+#[test]
+fn the_engine_binary_runs_from_a_sealed_copy() {
+    // CVE-2019-5736: what a container could reach as /proc/<engine>/exe must not be the host's
+    // binary. The engine re-executes from a sealed memfd; the container cannot write it either.
+    let lab = Lab::with_busybox();
+    let mut child = lab
+        .command(&[
+            "run",
+            "--rm",
+            "--pid",
+            "host",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 1; echo x >> /proc/$PPID/exe && echo WROTE || echo refused",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The re-exec happens first thing; give it a moment (bounded).
+    let mut exe = String::new();
+    for _ in 0..100 {
+        exe = std::fs::read_link(format!("/proc/{}/exe", child.id()))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        if exe.contains("memfd:") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(exe.contains("memfd:dockling"), "the engine runs from {exe}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "refused\n");
+    let bin = std::fs::read(env!("CARGO_BIN_EXE_dockling")).unwrap();
+    assert!(!bin.ends_with(b"x\n"), "the host binary was changed");
+}
+
+#[test]
+fn not_root_is_a_clear_125() {
+    let lab = Lab::with_busybox();
+    let o: common::Out = lab
+        .command(&["run", "--rm", "busybox", "true"])
+        .env("DOCKLING_NO_REEXEC", "1")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap()
+        .into();
+    o.expect_code(125);
+    assert!(
+        o.stderr.contains("needs root") && o.stderr.contains("sudo"),
+        "{}",
+        o.stderr
+    );
+}
