@@ -18,23 +18,45 @@ fn json_trace_has_every_step_and_explained_syscalls() {
     let o = lab.run(&["--trace=json", "busybox", "true"]);
     o.expect_code(0);
     let ev = events(&o.stderr);
-    let names: Vec<&str> = ev.iter().filter(|e| e["type"] == "syscall").map(|e| e["syscall"].as_str().unwrap()).collect();
-    for want in ["clone", "mount", "pivot_root", "sethostname", "capset", "execve", "wait4"] {
+    let names: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["type"] == "syscall")
+        .map(|e| e["syscall"].as_str().unwrap())
+        .collect();
+    for want in [
+        "clone",
+        "mount",
+        "pivot_root",
+        "sethostname",
+        "capset",
+        "execve",
+        "wait4",
+    ] {
         assert!(names.contains(&want), "no {want} in {names:?}");
     }
     for e in ev.iter().filter(|e| e["type"] == "syscall") {
         assert_eq!(e["v"], 1);
-        assert!(e["explain"].as_str().is_some_and(|s| !s.is_empty()), "unexplained: {e}");
+        assert!(
+            e["explain"].as_str().is_some_and(|s| !s.is_empty()),
+            "unexplained: {e}"
+        );
         assert!(e["man"].as_str().is_some_and(|s| s.contains('(')), "{e}");
         assert!(e["step"].as_str().is_some_and(|s| s.contains('.')), "{e}");
         assert!(e["duration_us"].is_u64());
     }
-    let steps: Vec<&str> = ev.iter().filter(|e| e["type"] == "step").map(|e| e["step"].as_str().unwrap()).collect();
+    let steps: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["type"] == "step")
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
     assert_eq!(steps.first(), Some(&"image.resolve"));
     assert!(steps.contains(&"rootfs.pivot_root") && steps.contains(&"process.exec"));
     let exec = ev.iter().find(|e| e["syscall"] == "execve").unwrap();
     assert_eq!(exec["process"], "container");
-    assert!(exec["args"].as_str().unwrap().starts_with("\"/bin/true\""), "{exec}");
+    assert!(
+        exec["args"].as_str().unwrap().starts_with("\"/bin/true\""),
+        "{exec}"
+    );
 }
 
 #[test]
@@ -43,8 +65,17 @@ fn pretty_trace_groups_by_step_and_explains() {
     let o = lab.run(&["--trace", "busybox", "true"]);
     o.expect_code(0);
     assert!(o.stderr.contains("── rootfs · pivot_root"), "{}", o.stderr);
-    assert!(o.stderr.contains("pivot_root(\".\", \".\") = 0"), "{}", o.stderr);
-    assert!(o.stderr.contains("↳ make the container's filesystem the root"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("pivot_root(\".\", \".\") = 0"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("↳ make the container's filesystem the root"),
+        "{}",
+        o.stderr
+    );
     assert!(!o.stderr.contains('\x1b'), "no colour when NO_COLOR is set");
 }
 
@@ -59,16 +90,30 @@ fn step_pauses_and_q_undoes_everything() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"\n\n\n\n\n\n\n\nq\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\n\n\n\n\n\n\n\nq\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("⏸ next: [image.resolve]"), "{err}");
     assert!(err.contains("everything done so far was undone"), "{err}");
-    assert!(lab.containers_left().is_empty(), "container dir left: {:?}", lab.containers_left());
-    let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/dockling").map(|d| d.flatten().filter(|e| e.path().is_dir()).count()).unwrap_or(0);
+    assert!(
+        lab.containers_left().is_empty(),
+        "container dir left: {:?}",
+        lab.containers_left()
+    );
+    let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/dockling")
+        .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+        .unwrap_or(0);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(&lab.root().display().to_string()), "a mount was left");
+    assert!(
+        !mounts.contains(&lab.root().display().to_string()),
+        "a mount was left"
+    );
     let _ = cgroups;
 }
 
@@ -79,12 +124,26 @@ fn explain_shows_the_plan_and_follows_the_switches() {
     o.expect_code(0);
     assert!(o.stdout.contains("rootfs.pivot_root"), "{}", o.stdout);
     assert!(o.stdout.contains("CLONE_NEWPID"), "{}", o.stdout);
-    let host = lab.cmd(&["explain", "run", "--rm", "--pid", "host", "--rootfs", "chroot", "busybox", "true"]);
+    let host = lab.cmd(&[
+        "explain", "run", "--rm", "--pid", "host", "--rootfs", "chroot", "busybox", "true",
+    ]);
     assert!(!host.stdout.contains("CLONE_NEWPID"), "{}", host.stdout);
     assert!(host.stdout.contains("chroot(\".\")"), "{}", host.stdout);
-    assert!(host.stdout.contains("[changed: --pid host]"), "{}", host.stdout);
-    assert!(lab.containers_left().is_empty(), "explain must not create anything");
-    let plan: String = o.stdout.lines().take_while(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
+    assert!(
+        host.stdout.contains("[changed: --pid host]"),
+        "{}",
+        host.stdout
+    );
+    assert!(
+        lab.containers_left().is_empty(),
+        "explain must not create anything"
+    );
+    let plan: String = o
+        .stdout
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
     insta::assert_snapshot!(lab.filter(&plan));
 }
 
@@ -102,7 +161,9 @@ fn parse_strace(text: &str) -> Vec<(String, String, Option<String>)> {
         let name;
         let tail;
         if let Some(r) = rest.strip_prefix("<... ") {
-            let Some((n, t)) = r.split_once(" resumed>") else { continue };
+            let Some((n, t)) = r.split_once(" resumed>") else {
+                continue;
+            };
             name = n.to_string();
             tail = t.to_string();
             pending.remove(pid);
@@ -112,16 +173,23 @@ fn parse_strace(text: &str) -> Vec<(String, String, Option<String>)> {
             }
             continue;
         } else {
-            let Some((n, _)) = rest.split_once('(') else { continue };
+            let Some((n, _)) = rest.split_once('(') else {
+                continue;
+            };
             name = n.to_string();
             tail = rest.to_string();
         }
         // The result is after the last " = ".
-        let Some(idx) = tail.rfind(" = ") else { continue };
+        let Some(idx) = tail.rfind(" = ") else {
+            continue;
+        };
         let res = &tail[idx + 3..];
         let mut parts = res.split_whitespace();
         let value = parts.next().unwrap_or("").to_string();
-        let errno = parts.next().filter(|e| e.starts_with('E')).map(String::from);
+        let errno = parts
+            .next()
+            .filter(|e| e.starts_with('E'))
+            .map(String::from);
         out.push((name, value, errno));
     }
     out
@@ -132,7 +200,20 @@ fn the_trace_is_what_strace_sees() {
     let lab = Lab::with_busybox();
     let strace_out = lab.dir.path().join("strace.txt");
     let o: common::Out = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-o", strace_out.to_str().unwrap(), env!("CARGO_BIN_EXE_dockling"), "run", "--rm", "--trace=json", "-m", "64m", "busybox", "true"])
+        .args([
+            "-f",
+            "-qq",
+            "-o",
+            strace_out.to_str().unwrap(),
+            env!("CARGO_BIN_EXE_dockling"),
+            "run",
+            "--rm",
+            "--trace=json",
+            "-m",
+            "64m",
+            "busybox",
+            "true",
+        ])
         .env("DOCKLING_ROOT", lab.root())
         .env("DOCKLING_CONFIG", lab.dir.path().join("config.yaml"))
         .stdin(std::process::Stdio::null())
@@ -140,7 +221,10 @@ fn the_trace_is_what_strace_sees() {
         .expect("strace is installed (scripts/test installs it)")
         .into();
     o.expect_code(0);
-    let traced: Vec<Value> = events(&o.stderr).into_iter().filter(|e| e["type"] == "syscall").collect();
+    let traced: Vec<Value> = events(&o.stderr)
+        .into_iter()
+        .filter(|e| e["type"] == "syscall")
+        .collect();
     assert!(traced.len() > 40, "only {} events", traced.len());
     let seen = parse_strace(&std::fs::read_to_string(&strace_out).unwrap());
     let mut cursor = 0;

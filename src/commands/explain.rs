@@ -65,17 +65,20 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
         "Plan for `dockling run {}`, step by step:",
         spec.image_ref
     );
-    for (i, step) in StepId::ALL.iter().enumerate() {
+    let mut i = 0;
+    for step in StepId::ALL {
         let title = cat.step(step.key()).map(|t| t.title.as_str()).unwrap_or("");
         match switched(spec, *step) {
             Some(note) if note.starts_with("off") => {
                 let _ = writeln!(out, "  --  {:<22} {title}  [{note}]", step.key());
             }
             Some(note) => {
-                let _ = writeln!(out, "  {:>2}. {:<22} {title}  [{note}]", i + 1, step.key());
+                i += 1;
+                let _ = writeln!(out, "  {i:>2}. {:<22} {title}  [{note}]", step.key());
             }
             None => {
-                let _ = writeln!(out, "  {:>2}. {:<22} {title}", i + 1, step.key());
+                i += 1;
+                let _ = writeln!(out, "  {i:>2}. {:<22} {title}", step.key());
             }
         }
     }

@@ -47,6 +47,7 @@ pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
         e => Message::Failed(e.exit_code(), e.to_string()),
     };
     let _ = chan.send(&msg);
+    sys.tracer.flush();
     // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent's copy
     // of this process image; it is the correct way to end a forked child.
     unsafe { libc::_exit(err.exit_code()) }

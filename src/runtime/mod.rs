@@ -343,6 +343,7 @@ fn supervise(
         );
         sys.tracer.set_process("engine");
     }
+    sys.tracer.flush();
     let mut c = containers.find(&spec.id)?;
     c.status = Status::Running {
         pid,

@@ -78,6 +78,14 @@ impl Sys {
 
     /// Perform one call through the backend, recording it when tracing.
     pub fn perform(&self, call: Call) -> Result<Ret, SysError> {
+        if matches!(
+            call,
+            Call::Clone { .. } | Call::Execve { .. } | Call::Wait4 { .. }
+        ) {
+            // The child must not inherit unwritten events (they would be written twice), and
+            // nothing should sit in a buffer while the container runs.
+            self.tracer.flush();
+        }
         let start = self.tracer.enabled().then(Instant::now);
         let res = self.backend.perform(&call);
         // The child's copy of a clone returns 0: the parent's event already tells the story.

@@ -54,6 +54,9 @@ struct State {
     explained: std::collections::BTreeSet<&'static str>,
     /// Long paths shown as `$NAME` in pretty output: (name, path), longest first.
     abbrev: Vec<(String, String)>,
+    /// Events not yet written: flushed in one write before anything that could duplicate or
+    /// delay them (clone, execve, wait4, a pause) and at the end.
+    pending: String,
 }
 
 /// The trace sink and pause controller.
@@ -86,17 +89,16 @@ impl Tracer {
                 capture: None,
                 explained: Default::default(),
                 abbrev: Vec::new(),
+                pending: String::new(),
             }),
         }
     }
 
     /// A tracer that renders into a string (for `explain` and snapshot tests), never coloured.
     pub fn capture(format: Format) -> Self {
-        let t = Tracer {
-            color: false,
-            dry_run: true,
-            ..Self::new(Some(format), false)
-        };
+        let mut t = Self::new(Some(format), false);
+        t.color = false;
+        t.dry_run = true;
         t.state.borrow_mut().capture = Some(String::new());
         t
     }
@@ -170,9 +172,20 @@ impl Tracer {
             buf.push_str(text);
             return;
         }
+        st.pending.push_str(text);
+        let big = st.pending.len() > 1 << 16;
         drop(st);
-        // One write per event, so lines from the engine and the container child never mix.
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        if big {
+            self.flush();
+        }
+    }
+
+    /// Write out buffered events (one write, so the engine's and the child's never mix).
+    pub fn flush(&self) {
+        let text = std::mem::take(&mut self.state.borrow_mut().pending);
+        if !text.is_empty() {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        }
     }
 
     /// Enter a step: print its header, and with `--step` wait for Enter (or `q`).
@@ -212,6 +225,7 @@ impl Tracer {
     }
 
     fn wait_for_user(&self, id: StepId, title: &str, look: &str) -> Result<(), Aborted> {
+        self.flush();
         let prompt = format!(
             "{} [{}] {}\n   look: {}\n   Enter: go on · q: abort and undo > ",
             self.paint("1;33", "⏸ next:"),
@@ -334,5 +348,11 @@ impl Tracer {
                 self.emit(&out);
             }
         }
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
