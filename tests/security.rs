@@ -79,7 +79,7 @@ fn the_engine_binary_runs_from_a_sealed_copy() {
     // CVE-2019-5736: what a container could reach as /proc/<engine>/exe must not be the host's
     // binary. The engine re-executes from a sealed memfd; the container cannot write it either.
     let lab = Lab::with_busybox();
-    let mut child = lab
+    let child = lab
         .command(&[
             "run",
             "--rm",
