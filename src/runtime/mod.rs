@@ -298,6 +298,8 @@ fn supervise(
         });
     }
     let start = std::time::Instant::now();
+    // The child writes its own events from here on: ours must be out first, to keep order.
+    sys.tracer.flush();
     chan.send(&Message::Go(pid))
         .map_err(Error::io("send", "container channel"))?;
     let mut master = None;
