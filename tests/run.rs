@@ -168,7 +168,13 @@ fn uts_ipc_network_and_cgroup_namespaces_switch_off() {
         "-c",
         "grep memory /proc/self/cgroup",
     ]);
-    assert!(shared.stdout.contains("/dockling/"), "{}", shared.stdout);
+    assert!(
+        shared
+            .stdout
+            .contains(&format!("/{}/", lab.cgroup_parent())),
+        "{}",
+        shared.stdout
+    );
 }
 
 #[test]
@@ -232,7 +238,11 @@ fn layers_overlay_or_copy_and_rootfs_pivot_or_chroot() {
 #[test]
 fn config_file_sets_defaults_and_rejects_unknown_keys() {
     let lab = Lab::with_busybox();
-    std::fs::write(lab.dir.path().join("config.yaml"), "layers: copy\n").unwrap();
+    std::fs::write(
+        lab.dir.path().join("config.yaml"),
+        lab.base_config() + "layers: copy\n",
+    )
+    .unwrap();
     let o = lab.run(&[
         "busybox",
         "sh",

@@ -90,8 +90,9 @@ impl Lab {
             .prefix("dockling-test-")
             .tempdir()
             .unwrap();
-        std::fs::write(dir.path().join("config.yaml"), "").unwrap();
-        Lab { dir }
+        let lab = Lab { dir };
+        std::fs::write(lab.dir.path().join("config.yaml"), lab.base_config()).unwrap();
+        lab
     }
 
     /// A store holding `busybox:latest`.
@@ -101,6 +102,24 @@ impl Lab {
         lab.cmd(&["import", tar.to_str().unwrap(), "busybox:latest"])
             .expect_code(0);
         lab
+    }
+
+    /// The config every test starts from: its own cgroup parent, removed when the lab drops.
+    pub fn base_config(&self) -> String {
+        format!("cgroup-parent: {}\n", self.cgroup_parent())
+    }
+
+    /// `dockling-test-<this lab's directory name>`.
+    pub fn cgroup_parent(&self) -> String {
+        format!(
+            "dockling-test-{}",
+            self.dir
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("dockling-test-")
+        )
     }
 
     /// The store root.
@@ -170,6 +189,15 @@ impl Drop for Lab {
         for id in ids.split_whitespace() {
             let _ = self.cmd(&["rm", "-f", id]);
         }
+        // The lab's cgroup parent, in every hierarchy (empty once its containers are gone).
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir(h.path().join(self.cgroup_parent()));
+        }
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(self.cgroup_parent()));
     }
 }
 
