@@ -65,6 +65,8 @@ pub fn create(
             created: container::now_rfc3339(),
             status: Status::Created,
         })?;
+        // The same container as an OCI bundle, for inspection and for runc/crun.
+        crate::runtime::bundle::write(&spec, &format!("/dockling-oci/{}", spec.id))?;
     }
     Ok(spec)
 }

@@ -8,6 +8,7 @@
 //! Never fork from a multi-threaded process: `start` is only called from the single-threaded
 //! CLI, and the clone below relies on that.
 
+pub mod bundle;
 pub mod caps;
 pub mod channel;
 pub mod child;

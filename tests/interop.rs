@@ -1,0 +1,136 @@
+//! Interoperability: what dockling writes is read by the standard tools.
+//! - the image store is an OCI image layout that skopeo reads;
+//! - a container's directory is an OCI runtime bundle that runc and crun run.
+
+mod common;
+use common::Lab;
+use std::process::Command;
+
+#[test]
+fn skopeo_reads_the_image_store() {
+    let lab = Lab::with_busybox();
+    let target = format!(
+        "oci:{}:docker.io/library/busybox:latest",
+        lab.root().join("oci").display()
+    );
+    let out = Command::new("skopeo")
+        .args(["inspect", &target])
+        .output()
+        .expect("skopeo (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Os"], "linux");
+    let id = lab.cmd(&["images", "-q", "--no-trunc"]).stdout;
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 1, "{v}");
+    assert!(id.starts_with("sha256:"), "{id}");
+}
+
+/// crun on a cgroup v1 host wants the hugetlb hierarchy; mount it for the test if missing.
+struct Hugetlb(bool);
+
+impl Hugetlb {
+    fn ensure() -> Hugetlb {
+        let path = std::path::Path::new("/sys/fs/cgroup/hugetlb");
+        let v1 = std::path::Path::new("/sys/fs/cgroup/memory").is_dir();
+        let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(" /sys/fs/cgroup/hugetlb ");
+        if !v1 || mounted {
+            return Hugetlb(false);
+        }
+        std::fs::create_dir_all(path).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "cgroup",
+                "-o",
+                "hugetlb",
+                "cgroup",
+                "/sys/fs/cgroup/hugetlb",
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(
+            ok,
+            "could not mount the hugetlb cgroup hierarchy crun needs"
+        );
+        Hugetlb(true)
+    }
+}
+
+impl Drop for Hugetlb {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = Command::new("umount")
+                .arg("/sys/fs/cgroup/hugetlb")
+                .status();
+        }
+    }
+}
+
+#[test]
+fn runc_and_crun_run_the_bundle_dockling_wrote() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&[
+        "run",
+        "--name",
+        "bundle",
+        "--layers",
+        "copy",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello from $(hostname)",
+    ])
+    .expect_code(0);
+    let v: serde_json::Value =
+        serde_json::from_str(&lab.cmd(&["inspect", "bundle"]).stdout).unwrap();
+    let dir = std::path::Path::new(v[0]["GraphDriver"]["Data"]["MergedDir"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        cfg["process"]["capabilities"]["inheritable"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        cfg["process"]["capabilities"]["ambient"],
+        serde_json::json!([])
+    );
+    let hostname = v[0]["Config"]["Hostname"].as_str().unwrap().to_string();
+    let _hugetlb = Hugetlb::ensure();
+    for runtime in ["runc", "crun"] {
+        let name = format!("dockling-interop-{runtime}-{}", std::process::id());
+        let out = Command::new(runtime)
+            .args(["run", "--bundle", dir.to_str().unwrap(), &name])
+            .output()
+            .expect("runc and crun (scripts/test installs them)");
+        let _ = Command::new(runtime).args(["delete", "-f", &name]).output();
+        assert!(
+            out.status.success(),
+            "{runtime}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("hello from {hostname}\n"),
+            "{runtime}"
+        );
+    }
+    // The runtimes leave the (now empty) parent cgroup named in config.json.
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(h.path().join("dockling-oci"));
+    }
+    let _ = std::fs::remove_dir("/sys/fs/cgroup/dockling-oci");
+}
