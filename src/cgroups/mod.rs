@@ -298,6 +298,15 @@ fn oom_kills(text: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The `pids.max` value of `--pids-limit` (0 or less means unlimited, as in Docker).
+fn pids_max(pids: i64) -> String {
+    if pids > 0 {
+        pids.to_string()
+    } else {
+        "max".into()
+    }
+}
+
 /// Docker's minimum memory limit.
 pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 

@@ -33,14 +33,7 @@ pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits) -> Result<()> {
         let dir = cg
             .dir_for("pids")
             .ok_or_else(|| missing("--pids-limit", "pids"))?;
-        sys.write_file(
-            &dir.join("pids.max"),
-            &if pids > 0 {
-                pids.to_string()
-            } else {
-                "max".into()
-            },
-        )?;
+        sys.write_file(&dir.join("pids.max"), &super::pids_max(pids))?;
     }
     Ok(())
 }

@@ -51,14 +51,7 @@ pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits) -> Result<()> {
         if !has("pids") {
             return Err(missing("--pids-limit", "pids"));
         }
-        sys.write_file(
-            &dir.join("pids.max"),
-            &if pids > 0 {
-                pids.to_string()
-            } else {
-                "max".into()
-            },
-        )?;
+        sys.write_file(&dir.join("pids.max"), &super::pids_max(pids))?;
     }
     Ok(())
 }

@@ -113,18 +113,7 @@ mod tests {
 
     #[test]
     fn table_matches_docker_ps_header() {
-        let t = table(
-            &[
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "PORTS",
-                "NAMES",
-            ],
-            &[],
-        );
+        let t = table(ps::HEADERS, &[]);
         assert_eq!(
             t,
             "CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n"

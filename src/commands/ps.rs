@@ -7,6 +7,17 @@ use crate::commands::{table, Context};
 use crate::container::{human_duration, Containers};
 use crate::error::Result;
 
+/// Docker's columns for `ps`.
+pub const HEADERS: &[&str] = &[
+    "CONTAINER ID",
+    "IMAGE",
+    "COMMAND",
+    "CREATED",
+    "STATUS",
+    "PORTS",
+    "NAMES",
+];
+
 /// Docker's COMMAND cell: the command line quoted, cut to 20 characters with an ellipsis.
 pub fn command_cell(args: &[String], no_trunc: bool) -> String {
     let cmd = args.join(" ");
@@ -52,21 +63,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
         ]);
     }
     if !args.quiet {
-        print!(
-            "{}",
-            table(
-                &[
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "PORTS",
-                    "NAMES"
-                ],
-                &rows
-            )
-        );
+        print!("{}", table(HEADERS, &rows));
     }
     Ok(0)
 }
