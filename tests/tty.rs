@@ -25,14 +25,19 @@ fn in_a_terminal(lab: &Lab, setup: &str, args: &str, input: &[u8]) -> (String, i
     let mut stdin = child.stdin.take().unwrap();
     std::thread::sleep(Duration::from_millis(1000));
     stdin.write_all(input).unwrap();
-    // Keep stdin open until the container ends, as a terminal would.
+    // Keep stdin open until the container ends, as a terminal would; with --step, keep
+    // pressing Enter for the pauses that come after the container exits.
     let deadline = start + Duration::from_secs(15);
+    let enter = args.contains("--step");
     while child.try_wait().unwrap().is_none() {
         assert!(
             Instant::now() < deadline,
             "the container did not end within 15 s"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(200));
+        if enter {
+            let _ = stdin.write_all(b"\n");
+        }
     }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
@@ -72,4 +77,17 @@ fn ctrl_c_reaches_the_container() {
     );
     assert_eq!(code, 130, "{out}");
     assert!(!out.contains("not interrupted"), "{out}");
+}
+
+#[test]
+fn step_with_a_terminal_pauses_on_the_users_terminal_not_the_containers() {
+    // Regression: pauses after the container's terminal was attached read from the
+    // container's own pty, which nobody relayed yet, and hung.
+    let lab = Lab::with_busybox();
+    let mut input = b"\n".repeat(30);
+    input.extend_from_slice(b"echo inside; exit 3\n\n\n");
+    let (out, code, _) = in_a_terminal(&lab, "", "run --rm --step -it busybox sh", &input);
+    assert!(out.contains("[process.exec]"), "{out}");
+    assert!(out.contains("inside"), "{out}");
+    assert_eq!(code, 3, "{out}");
 }

@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -57,6 +58,9 @@ struct State {
     /// Events not yet written: flushed in one write before anything that could duplicate or
     /// delay them (clone, execve, wait4, a pause) and at the end.
     pending: String,
+    /// Where `--step` reads answers: the user's terminal, or a copy of the original stdin,
+    /// opened before clone so the container's own terminal setup cannot take it away.
+    input: Option<(File, bool)>,
 }
 
 /// The trace sink and pause controller.
@@ -90,6 +94,7 @@ impl Tracer {
                 explained: Default::default(),
                 abbrev: Vec::new(),
                 pending: String::new(),
+                input: if pause { pause_input() } else { None },
             }),
         }
     }
@@ -233,25 +238,21 @@ impl Tracer {
             title,
             look
         );
+        let mut st = self.state.borrow_mut();
+        let Some((input, is_tty)) = st.input.as_mut() else {
+            return Ok(());
+        };
         // Prompts go to the terminal itself when there is one, so they never mix with output.
-        let mut tty = File::options().read(true).write(true).open("/dev/tty").ok();
-        match tty.as_mut() {
-            Some(t) => {
-                let _ = t.write_all(prompt.as_bytes());
-            }
-            None => {
-                let _ = std::io::stderr().write_all(prompt.as_bytes());
-            }
+        if *is_tty {
+            let _ = input.write_all(prompt.as_bytes());
+        } else {
+            let _ = std::io::stderr().write_all(prompt.as_bytes());
         }
         // Read one line byte by byte so nothing meant for the container is consumed.
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
         loop {
-            let n = match tty.as_mut() {
-                Some(t) => t.read(&mut byte),
-                None => std::io::stdin().read(&mut byte),
-            };
-            match n {
+            match input.read(&mut byte) {
                 Ok(0) => break,
                 Ok(_) if byte[0] == b'\n' => break,
                 Ok(_) => line.push(byte[0]),
@@ -259,6 +260,7 @@ impl Tracer {
                 Err(_) => break,
             }
         }
+        drop(st);
         if String::from_utf8_lossy(&line)
             .trim()
             .eq_ignore_ascii_case("q")
@@ -355,4 +357,13 @@ impl Drop for Tracer {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// The user's terminal (`/dev/tty`), or else a close-on-exec copy of stdin.
+fn pause_input() -> Option<(File, bool)> {
+    if let Ok(t) = File::options().read(true).write(true).open("/dev/tty") {
+        return Some((t, true));
+    }
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    Some((File::from(fd), false))
 }
