@@ -236,6 +236,41 @@ fn layers_overlay_or_copy_and_rootfs_pivot_or_chroot() {
 }
 
 #[test]
+fn rm_f_kills_a_running_container_and_its_run_reports_137() {
+    let lab = Lab::with_busybox();
+    let child = lab
+        .command(&["run", "--name", "victim", "busybox", "sleep", "30"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !lab.cmd(&["ps"]).stdout.contains("victim") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container did not show up in ps"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        lab.cmd(&["ps"]).stdout.contains("Up "),
+        "running containers say Up"
+    );
+    let rm = lab.cmd(&["rm", "victim"]);
+    assert_ne!(rm.code, 0, "a running container is not removed without -f");
+    assert!(rm.stderr.contains("rm -f"), "{}", rm.stderr);
+    lab.cmd(&["rm", "-f", "victim"]).expect_code(0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lab.cmd(&["ps", "-aq"]).stdout.is_empty());
+}
+
+#[test]
 fn config_file_sets_defaults_and_rejects_unknown_keys() {
     let lab = Lab::with_busybox();
     std::fs::write(

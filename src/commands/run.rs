@@ -119,8 +119,8 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
             }
             if spec.remove {
                 containers.remove_dir(&spec.id)?;
-            } else {
-                let mut c = containers.find(&spec.id)?;
+            } else if let Ok(mut c) = containers.find(&spec.id) {
+                // (Gone already when `rm -f` from another terminal killed and removed it.)
                 c.status = Status::Exited {
                     code: outcome.exit_code,
                     finished: container::now_rfc3339(),
