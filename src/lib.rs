@@ -16,6 +16,7 @@ pub mod image;
 pub mod layers;
 pub mod network;
 pub mod plan;
+pub mod registry;
 pub mod runtime;
 pub mod spec;
 pub mod specconv;

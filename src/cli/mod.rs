@@ -42,6 +42,29 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Show the plan of an operation, step by step, with the syscalls it would make
     Explain(ExplainArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+}
+
+/// `dockling pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Image to pull: NAME[:TAG|@DIGEST]
+    pub name: String,
+}
+
+/// `dockling tag`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// SOURCE_IMAGE[:TAG]
+    pub source: String,
+    /// TARGET_IMAGE[:TAG]
+    pub target: String,
 }
 
 /// `dockling import`.

@@ -47,9 +47,11 @@ pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod ps;
+pub mod pull;
 pub mod rm;
 pub mod rmi;
 pub mod run;
+pub mod tag;
 
 /// Refuse to go on without root: namespaces, mounts and cgroups need it.
 pub fn require_root(what: &str) -> Result<()> {
@@ -104,6 +106,8 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Rmi(a) => rmi::run(&ctx, a),
         Command::Inspect(a) => inspect::run(&ctx, a),
         Command::Explain(a) => explain::run(&ctx, a),
+        Command::Pull(a) => pull::run(&ctx, a),
+        Command::Tag(a) => tag::run(&ctx, a),
     }
 }
 

@@ -39,6 +39,22 @@ pub struct Image {
     pub size: u64,
     /// Layer blob digests, bottom first.
     pub layers: Vec<String>,
+    /// Digests of the uncompressed layers (the config's `rootfs.diff_ids`), bottom first.
+    pub diff_ids: Vec<String>,
+}
+
+/// Hashes everything read through it.
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// The store under one root.
@@ -93,12 +109,14 @@ impl Store {
         Ok(Store { oci, layers })
     }
 
-    fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+    /// Where a blob is (or would be) stored.
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
         Ok(self.oci.join("blobs/sha256").join(hex_of(digest)?))
     }
 
     /// Read a blob and check it still has its digest.
-    fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+    /// Read a blob, checking its digest.
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
         let p = self.blob_path(digest)?;
         let data = fs::read(&p).map_err(Error::io("read blob", &p))?;
         let got = hex::encode(Sha256::digest(&data));
@@ -109,7 +127,7 @@ impl Store {
     }
 
     /// Store bytes as a blob; returns (digest, size).
-    fn write_blob(&self, data: &[u8]) -> Result<(String, u64)> {
+    pub fn write_blob(&self, data: &[u8]) -> Result<(String, u64)> {
         let hex = hex::encode(Sha256::digest(data));
         let p = self.oci.join("blobs/sha256").join(&hex);
         if !p.exists() {
@@ -188,7 +206,7 @@ impl Store {
         let layer_digest = format!("sha256:{hex}");
         let blob = blobs.join(&hex);
         fs::rename(&tmp, &blob).map_err(Error::io("rename", &blob))?;
-        self.ensure_unpacked(&layer_digest)?;
+        self.ensure_unpacked(&layer_digest, &layer_digest)?;
 
         let now = crate::container::now_rfc3339();
         let mut cfg = json!({"Env": [DEFAULT_PATH]});
@@ -224,7 +242,7 @@ impl Store {
     }
 
     /// Record a manifest in index.json under `reference` (which moves off any older image).
-    fn add_to_index(
+    pub fn add_to_index(
         &self,
         manifest_digest: &str,
         size: u64,
@@ -248,8 +266,13 @@ impl Store {
         list.retain(|m| {
             !(m["digest"].as_str() == Some(manifest_digest) && m.get("annotations").is_none())
         });
-        let mut entry =
-            json!({"mediaType": MANIFEST_TYPE, "digest": manifest_digest, "size": size});
+        let media_type = self
+            .read_blob(manifest_digest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|m| m["mediaType"].as_str().map(String::from))
+            .unwrap_or_else(|| MANIFEST_TYPE.to_string());
+        let mut entry = json!({"mediaType": media_type, "digest": manifest_digest, "size": size});
         if let Some(name) = name {
             entry["annotations"] = json!({ REF_NAME: name });
         }
@@ -263,9 +286,10 @@ impl Store {
         self.write_index(&index)
     }
 
-    /// Unpack a layer blob into `layers/sha256/<hex>` unless already there.
-    fn ensure_unpacked(&self, layer_digest: &str) -> Result<PathBuf> {
-        let hex = hex_of(layer_digest)?;
+    /// Unpack layer blob `blob` into `layers/sha256/<diff_id>` unless already there, checking
+    /// that its uncompressed content has the digest the image config promised.
+    pub fn ensure_unpacked(&self, blob: &str, diff_id: &str) -> Result<PathBuf> {
+        let hex = hex_of(diff_id)?;
         let dir = self.layers.join(hex);
         if dir.is_dir() {
             return Ok(dir);
@@ -275,19 +299,38 @@ impl Store {
             .join(format!(".tmp-{hex}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
-        let blob = self.blob_path(layer_digest)?;
-        let f = File::open(&blob).map_err(Error::io("open", &blob))?;
-        let mut head = [0u8; 2];
-        let gz = File::open(&blob)
-            .and_then(|mut g| g.read_exact(&mut head))
-            .is_ok()
-            && head == [0x1f, 0x8b];
-        let reader: Box<dyn Read> = if gz {
+        let path = self.blob_path(blob)?;
+        let f = File::open(&path).map_err(Error::io("open", &path))?;
+        let mut head = [0u8; 4];
+        let n = File::open(&path)
+            .and_then(|mut g| g.read(&mut head))
+            .unwrap_or(0);
+        let compressed: Box<dyn Read> = if n >= 2 && head[..2] == [0x1f, 0x8b] {
             Box::new(flate2::read::GzDecoder::new(BufReader::new(f)))
+        } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(Error::Usage(format!(
+                "layer {blob} is zstd-compressed, which dockling cannot unpack yet"
+            )));
         } else {
             Box::new(BufReader::new(f))
         };
-        if let Err(e) = crate::layers::unpack::unpack(reader, &tmp) {
+        let mut reader = HashingReader {
+            inner: compressed,
+            hash: Sha256::new(),
+        };
+        let result = crate::layers::unpack::unpack(&mut reader, &tmp).and_then(|_| {
+            // Hash what the tar reader left unread (end-of-archive padding) too.
+            std::io::copy(&mut reader, &mut std::io::sink()).map_err(Error::io("read", &path))?;
+            let got = hex::encode(reader.hash.finalize_reset());
+            if got != hex {
+                return Err(Error::Corrupt(format!(
+                    "layer {blob} unpacks to sha256:{got}, but the image config says {diff_id}: the image is corrupt or was tampered with"
+                )));
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
@@ -323,6 +366,14 @@ impl Store {
             .as_array()
             .map(|l| l.iter().filter_map(|d| d["size"].as_u64()).sum())
             .unwrap_or(0);
+        let diff_ids: Vec<String> = config.rootfs().diff_ids().clone();
+        if diff_ids.len() != layers.len() {
+            return Err(Error::Corrupt(format!(
+                "image {config_digest}: {} layers but {} diff_ids in its config",
+                layers.len(),
+                diff_ids.len()
+            )));
+        }
         Ok(Image {
             id: config_digest.to_string(),
             reference,
@@ -331,6 +382,7 @@ impl Store {
             config,
             size,
             layers,
+            diff_ids,
         })
     }
 
@@ -382,7 +434,7 @@ impl Store {
             }
         }
         Err(Error::NotFound(format!(
-            "unable to find image '{name}' locally: import it with `dockling import FILE {name}` (pulling from a registry comes with the registry client)"
+            "unable to find image '{name}' locally: pull it (`dockling pull {name}`) or import it (`dockling import FILE {name}`)"
         )))
     }
 
@@ -391,7 +443,8 @@ impl Store {
         image
             .layers
             .iter()
-            .map(|d| self.ensure_unpacked(d))
+            .zip(&image.diff_ids)
+            .map(|(b, d)| self.ensure_unpacked(b, d))
             .collect()
     }
 
@@ -471,6 +524,14 @@ impl Store {
                 let man: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 if let Some(c) = man["config"]["digest"].as_str() {
                     keep.insert(c.to_string());
+                    if let Ok(cfg) = self.read_blob(c) {
+                        let cfg: Value = serde_json::from_slice(&cfg).unwrap_or(Value::Null);
+                        for d in cfg["rootfs"]["diff_ids"].as_array().into_iter().flatten() {
+                            if let Some(d) = d.as_str() {
+                                keep.insert(d.to_string());
+                            }
+                        }
+                    }
                 }
                 for l in man["layers"].as_array().into_iter().flatten() {
                     if let Some(ld) = l["digest"].as_str() {
@@ -489,9 +550,18 @@ impl Store {
             let digest = format!("sha256:{name}");
             if name.starts_with(".tmp-") || !keep.contains(&digest) {
                 let _ = fs::remove_file(e.path());
-                let layer = self.layers.join(&name);
-                if layer.is_dir() {
-                    fs::remove_dir_all(&layer).map_err(Error::io("remove", &layer))?;
+            }
+        }
+        // Unpacked layers are named by diff_id.
+        for e in fs::read_dir(&self.layers)
+            .map_err(Error::io("read", &self.layers))?
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let digest = format!("sha256:{name}");
+            if name.starts_with(".tmp-") || !keep.contains(&digest) {
+                fs::remove_dir_all(e.path()).map_err(Error::io("remove", e.path()))?;
+                if !name.starts_with(".tmp-") {
                     lines.push(format!("Deleted: {digest}"));
                 }
             }

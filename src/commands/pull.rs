@@ -1,0 +1,30 @@
+//! `dockling pull NAME[:TAG|@DIGEST]`.
+
+use crate::cli::PullArgs;
+use crate::commands::{require_root, Context};
+use crate::error::Result;
+use crate::image::{reference::Reference, store::Store};
+
+/// `dockling pull`.
+pub fn run(ctx: &Context, args: &PullArgs) -> Result<i32> {
+    require_root("pull")?;
+    let reference = Reference::parse(&args.name)?;
+    let store = Store::open(&ctx.root)?;
+    let mut out: Box<dyn std::io::Write> = if args.quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    if !args.name.contains([':', '@'])
+        || args
+            .name
+            .rsplit('/')
+            .next()
+            .is_some_and(|l| !l.contains([':', '@']))
+    {
+        let _ = writeln!(out, "Using default tag: latest");
+    }
+    crate::registry::pull::pull(&store, &reference, &ctx.config, &mut *out)?;
+    println!("{reference}");
+    Ok(0)
+}

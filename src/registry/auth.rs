@@ -1,0 +1,155 @@
+//! Registry authentication: `Basic` and `Bearer` token challenges (distribution's token spec).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use reqwest::blocking::{Client, RequestBuilder};
+
+use crate::error::{Error, Result};
+
+/// The largest token response accepted.
+const MAX_TOKEN: usize = 1 << 20;
+
+/// What the registry asked for and what we answered.
+pub struct Auth {
+    credentials: Option<(String, String)>,
+    basic: Mutex<bool>,
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+/// Parse `Bearer realm="…",service="…",scope="…"` into (scheme, parameters).
+pub fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            match q.find('"') {
+                Some(end) => (&q[..end], &q[end + 1..]),
+                None => (q, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        params.insert(key, value.to_string());
+        rest = next.trim_start_matches(',').trim();
+    }
+    (scheme.to_ascii_lowercase(), params)
+}
+
+impl Auth {
+    /// No answers yet; `credentials` are used when a challenge asks.
+    pub fn new(credentials: Option<(String, String)>) -> Auth {
+        Auth {
+            credentials,
+            basic: Mutex::new(false),
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Add what we know to a request.
+    pub fn apply(&self, req: RequestBuilder, scope: &str) -> RequestBuilder {
+        if let Some(token) = self.tokens.lock().expect("token cache").get(scope) {
+            return req.bearer_auth(token);
+        }
+        match (&self.credentials, *self.basic.lock().expect("auth state")) {
+            (Some((u, p)), true) => req.basic_auth(u, Some(p)),
+            _ => req,
+        }
+    }
+
+    /// Answer a 401's challenge so the next try carries what it asked for.
+    pub fn answer(&self, http: &Client, challenge: &str, scope: &str) -> Result<()> {
+        let (scheme, params) = parse_challenge(challenge);
+        match scheme.as_str() {
+            "basic" => {
+                if self.credentials.is_none() {
+                    return Err(Error::Usage("the registry wants a user name and password: run `dockling login <registry>` first".into()));
+                }
+                *self.basic.lock().expect("auth state") = true;
+                Ok(())
+            }
+            "bearer" => {
+                let realm = params.get("realm").ok_or_else(|| {
+                    Error::Usage(format!("bad Bearer challenge (no realm): {challenge}"))
+                })?;
+                let mut req = http.get(realm);
+                let mut query: Vec<(&str, &str)> = Vec::new();
+                if let Some(service) = params.get("service") {
+                    query.push(("service", service));
+                }
+                let scope = params.get("scope").map(String::as_str).unwrap_or(scope);
+                if !scope.is_empty() {
+                    query.push(("scope", scope));
+                }
+                req = req.query(&query);
+                if let Some((u, p)) = &self.credentials {
+                    req = req.basic_auth(u, Some(p));
+                }
+                let resp = req
+                    .send()
+                    .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
+                if !resp.status().is_success() {
+                    return Err(Error::Usage(format!(
+                        "the token server {realm} refused ({}): check `dockling login`",
+                        resp.status()
+                    )));
+                }
+                let bytes = resp
+                    .bytes()
+                    .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
+                if bytes.len() > MAX_TOKEN {
+                    return Err(Error::Usage(format!(
+                        "token server {realm}: the answer is larger than 1 MiB"
+                    )));
+                }
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
+                let token = v["token"]
+                    .as_str()
+                    .or(v["access_token"].as_str())
+                    .ok_or_else(|| {
+                        Error::Usage(format!("token server {realm}: no token in its answer"))
+                    })?;
+                self.tokens
+                    .lock()
+                    .expect("token cache")
+                    .insert(scope.to_string(), token.to_string());
+                Ok(())
+            }
+            _ => Err(Error::Usage(format!(
+                "the registry asks for an unsupported authentication: {challenge:?}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse() {
+        let (s, p) = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/httpd:pull""#,
+        );
+        assert_eq!(s, "bearer");
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/httpd:pull");
+        let (s, p) = parse_challenge(r#"Basic realm="basic-realm""#);
+        assert_eq!((s.as_str(), p["realm"].as_str()), ("basic", "basic-realm"));
+    }
+}

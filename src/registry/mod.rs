@@ -1,0 +1,157 @@
+//! The distribution API client: talk to a registry (Docker Hub, a mirror, the lab's
+//! `docker-registry` on loopback) the way `docker pull` does.
+//!
+//! Blocking `reqwest` on the CLI's own thread (plus a few scoped threads for parallel layer
+//! downloads): pulling never forks, so the single-threaded rule of the container start does
+//! not apply here. Authentication follows the registry's `WWW-Authenticate` challenge:
+//! `Basic` (credentials sent as asked) or `Bearer` (a token fetched from the named realm for
+//! the service and scope, cached per scope). Every byte received is checked against its
+//! digest before it is stored.
+
+pub mod auth;
+pub mod auth_store;
+pub mod pull;
+
+use std::time::Duration;
+
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use reqwest::StatusCode;
+
+use crate::error::{Error, Result};
+use crate::image::reference::{Reference, DEFAULT_REGISTRY};
+use auth::Auth;
+
+/// The media types a manifest request accepts, most preferred first.
+pub const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// The largest manifest or config accepted (Docker's limit is 4 MiB).
+pub const MAX_DOCUMENT: u64 = 4 << 20;
+
+/// A connection to one registry.
+pub struct Registry {
+    http: Http,
+    base: String,
+    /// The registry as named in references (`docker.io`, `localhost:5000`).
+    pub name: String,
+    auth: Auth,
+}
+
+/// Where a registry name is reached: Docker Hub's API host, plain HTTP for loopback and the
+/// configured insecure registries, HTTPS otherwise.
+pub fn endpoint(registry: &str, insecure: &[String]) -> String {
+    let host = if registry == DEFAULT_REGISTRY {
+        "registry-1.docker.io"
+    } else {
+        registry
+    };
+    let plain = host.starts_with("localhost")
+        || host.starts_with("127.")
+        || host.starts_with("[::1]")
+        || insecure.iter().any(|i| i == registry);
+    format!("{}://{host}", if plain { "http" } else { "https" })
+}
+
+impl Registry {
+    /// A client for the registry of `reference` (or `base` to override where it is reached).
+    pub fn connect(
+        name: &str,
+        base: String,
+        credentials: Option<(String, String)>,
+    ) -> Result<Registry> {
+        let http = Http::builder()
+            .user_agent(concat!("dockling/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            // reqwest drops Authorization when a redirect leaves the host (blob storage).
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| Error::Usage(format!("http client: {e}")))?;
+        Ok(Registry {
+            http,
+            base,
+            name: name.to_string(),
+            auth: Auth::new(credentials),
+        })
+    }
+
+    /// Send a GET/HEAD built by `req`, answering an authentication challenge once.
+    pub fn send(&self, scope: &str, req: impl Fn(&Http) -> RequestBuilder) -> Result<Response> {
+        let mut tries = 0;
+        loop {
+            let builder = self.auth.apply(req(&self.http), scope);
+            let resp = builder.send().map_err(|e| self.net_error(e))?;
+            match resp.status() {
+                StatusCode::UNAUTHORIZED if tries == 0 => {
+                    let challenge = resp
+                        .headers()
+                        .get(reqwest::header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    self.auth.answer(&self.http, &challenge, scope)?;
+                    tries += 1;
+                }
+                StatusCode::TOO_MANY_REQUESTS if tries < 3 => {
+                    let wait = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .unwrap_or(2)
+                        .min(30);
+                    std::thread::sleep(Duration::from_secs(wait));
+                    tries += 1;
+                }
+                _ => return Ok(resp),
+            }
+        }
+    }
+
+    fn net_error(&self, e: reqwest::Error) -> Error {
+        Error::Usage(format!(
+            "cannot reach the registry {} at {}: {e}: check the name, that it runs, and the network",
+            self.name, self.base
+        ))
+    }
+
+    /// `GET /v2/<repo>/<kind>/<reference>` URL.
+    pub fn url(&self, repo: &str, kind: &str, reference: &str) -> String {
+        format!("{}/v2/{repo}/{kind}/{reference}", self.base)
+    }
+}
+
+/// The error for an unexpected HTTP status, with what the user can do.
+pub fn status_error(what: &str, reference: &Reference, resp: Response) -> Error {
+    let status = resp.status();
+    let body: String = resp.text().unwrap_or_default().chars().take(300).collect();
+    match status {
+        StatusCode::NOT_FOUND => Error::NotFound(format!("{what} of {reference} not found: check the name and tag ({body})")),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Usage(format!(
+            "pull access denied for {}: the repository does not exist or needs `dockling login` ({status})",
+            reference.familiar()
+        )),
+        _ => Error::Usage(format!("{what} of {reference}: the registry answered {status}: {body}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_follow_docker() {
+        assert_eq!(endpoint("docker.io", &[]), "https://registry-1.docker.io");
+        assert_eq!(endpoint("localhost:5000", &[]), "http://localhost:5000");
+        assert_eq!(endpoint("127.0.0.1:5000", &[]), "http://127.0.0.1:5000");
+        assert_eq!(
+            endpoint("lab.example:5000", &["lab.example:5000".into()]),
+            "http://lab.example:5000"
+        );
+        assert_eq!(endpoint("quay.io", &[]), "https://quay.io");
+    }
+}

@@ -1,0 +1,335 @@
+//! `pull`: manifest (choosing this platform from an index), config, layers in parallel, each
+//! verified against its digest while it streams, then unpacked once and checked against the
+//! config's `diff_ids`. Nothing half-written is ever visible in the store: blobs land under a
+//! temporary name and are renamed only once their digest matches.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use super::{endpoint, status_error, Registry, MANIFEST_TYPES, MAX_DOCUMENT};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::image::reference::{Reference, DEFAULT_REGISTRY};
+use crate::image::store::{go_arch, Image, Store};
+
+const INDEX_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+fn read_limited(resp: reqwest::blocking::Response, what: &str) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    resp.take(MAX_DOCUMENT + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::Usage(format!("reading the {what}: {e}")))?;
+    if buf.len() as u64 > MAX_DOCUMENT {
+        return Err(Error::Usage(format!(
+            "the {what} is larger than {MAX_DOCUMENT} bytes: refusing it"
+        )));
+    }
+    Ok(buf)
+}
+
+fn sha(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+fn valid_digest(d: &str) -> Result<&str> {
+    match d.strip_prefix("sha256:") {
+        Some(h)
+            if h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
+        {
+            Ok(d)
+        }
+        _ => Err(Error::Corrupt(format!(
+            "the registry sent an invalid digest {d:?}"
+        ))),
+    }
+}
+
+struct Puller<'a> {
+    reg: Registry,
+    reference: &'a Reference,
+    scope: String,
+}
+
+impl Puller<'_> {
+    /// Fetch a manifest by tag or digest: (bytes, media type, digest).
+    fn manifest(&self, tag_or_digest: &str) -> Result<(Vec<u8>, String, String)> {
+        let url = self
+            .reg
+            .url(&self.reference.repository, "manifests", tag_or_digest);
+        let resp = self.reg.send(&self.scope, |h| {
+            h.get(&url)
+                .header(reqwest::header::ACCEPT, MANIFEST_TYPES.join(", "))
+        })?;
+        if !resp.status().is_success() {
+            return Err(status_error("manifest", self.reference, resp));
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let bytes = read_limited(resp, "manifest")?;
+        let digest = sha(&bytes);
+        if tag_or_digest.starts_with("sha256:") && digest != tag_or_digest {
+            return Err(Error::Corrupt(format!(
+                "the registry's manifest for {tag_or_digest} hashes to {digest}: refusing it"
+            )));
+        }
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("manifest of {}: {e}", self.reference)))?;
+        if doc["schemaVersion"] == 1
+            || content_type.starts_with("application/vnd.docker.distribution.manifest.v1")
+        {
+            return Err(Error::Usage(format!(
+                "{} is a Docker schema 1 image, which is deprecated and not supported: push it again with a current tool",
+                self.reference
+            )));
+        }
+        let media_type = doc["mediaType"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or(content_type.clone());
+        if !content_type.is_empty()
+            && content_type != media_type
+            && MANIFEST_TYPES.contains(&content_type.as_str())
+        {
+            return Err(Error::Corrupt(format!(
+                "the registry says the manifest is {content_type} but it declares {media_type}"
+            )));
+        }
+        if doc.get("manifests").is_some() && doc.get("layers").is_some() {
+            return Err(Error::Corrupt(
+                "the manifest is both an index and an image manifest: refusing it".into(),
+            ));
+        }
+        Ok((bytes, media_type, digest))
+    }
+
+    /// Download one blob into the store, verifying its digest as it streams.
+    fn blob(&self, store: &Store, digest: &str) -> Result<()> {
+        let dest = store.blob_path(digest)?;
+        if dest.exists() {
+            return Ok(());
+        }
+        let url = self.reg.url(&self.reference.repository, "blobs", digest);
+        let mut last = None;
+        // A broken transfer is retried (bounded), from the start.
+        for _ in 0..3 {
+            let resp = self.reg.send(&self.scope, |h| h.get(&url))?;
+            if !resp.status().is_success() {
+                return Err(status_error(
+                    &format!("blob {digest}"),
+                    self.reference,
+                    resp,
+                ));
+            }
+            let tmp =
+                dest.with_file_name(format!(".tmp-{}-{}", std::process::id(), &digest[7..19]));
+            let result = (|| -> std::io::Result<String> {
+                let mut f = File::create(&tmp)?;
+                let mut hash = Sha256::new();
+                let mut resp = resp;
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = resp.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    hash.update(&buf[..n]);
+                    f.write_all(&buf[..n])?;
+                }
+                f.sync_all()?;
+                Ok(format!("sha256:{}", hex::encode(hash.finalize())))
+            })();
+            match result {
+                Ok(got) if got == digest => {
+                    fs::rename(&tmp, &dest).map_err(Error::io("rename", &dest))?;
+                    return Ok(());
+                }
+                Ok(got) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(Error::Corrupt(format!(
+                        "blob {digest} from the registry hashes to {got}: refusing it"
+                    )));
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(Error::Usage(format!(
+            "downloading blob {digest} failed three times: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+}
+
+/// Pull `reference` into `store`, printing Docker-like progress lines to `out`.
+pub fn pull(
+    store: &Store,
+    reference: &Reference,
+    config: &Config,
+    out: &mut dyn Write,
+) -> Result<Image> {
+    let insecure = config.insecure_registries.clone().unwrap_or_default();
+    let mut bases = Vec::new();
+    if reference.registry == DEFAULT_REGISTRY {
+        // Docker Hub mirrors are tried first, as Docker does.
+        for m in config.registry_mirrors.iter().flatten() {
+            bases.push(m.trim_end_matches('/').to_string());
+        }
+    }
+    bases.push(endpoint(&reference.registry, &insecure));
+    let mut errors = Vec::new();
+    for base in bases {
+        let creds = crate::registry::auth_store::lookup(&reference.registry);
+        let reg = Registry::connect(&reference.registry, base.clone(), creds)?;
+        let p = Puller {
+            reg,
+            reference,
+            scope: format!("repository:{}:pull", reference.repository),
+        };
+        match pull_from(&p, store, out) {
+            Ok(img) => return Ok(img),
+            // A mirror that fails is skipped; the last source's error is the one that counts.
+            Err(e) => errors.push((base, e)),
+        }
+    }
+    let (_, last) = errors.pop().expect("at least one source");
+    Err(last)
+}
+
+fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write) -> Result<Image> {
+    let reference = p.reference;
+    let wanted = reference
+        .digest
+        .clone()
+        .or(reference.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    let _ = writeln!(
+        out,
+        "{}: Pulling from {}",
+        reference.tag_or_none(),
+        reference.repository
+    );
+    let (mut bytes, mut media_type, mut digest) = p.manifest(&wanted)?;
+    let top_digest = digest.clone();
+    if INDEX_TYPES.contains(&media_type.as_str()) {
+        let index: Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("index: {e}")))?;
+        let arch = go_arch();
+        let pick = index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| {
+                m["platform"]["os"] == "linux"
+                    && m["platform"]["architecture"] == arch
+                    && m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest"
+            })
+            .and_then(|m| m["digest"].as_str())
+            .ok_or_else(|| {
+                Error::NotFound(format!("{} has no image for linux/{arch}", reference))
+            })?;
+        let pick = valid_digest(pick)?.to_string();
+        (bytes, media_type, digest) = p.manifest(&pick)?;
+        if INDEX_TYPES.contains(&media_type.as_str()) {
+            return Err(Error::Corrupt(
+                "an index inside an index: refusing it".into(),
+            ));
+        }
+    }
+    // Already here with the same manifest: nothing to download.
+    if let Ok(have) = store.find(&reference.to_string()) {
+        if have.manifest_digest == digest {
+            let _ = writeln!(out, "Digest: {top_digest}");
+            let _ = writeln!(
+                out,
+                "Status: Image is up to date for {}",
+                reference.familiar_tagged()
+            );
+            return Ok(have);
+        }
+    }
+    let manifest: Value =
+        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("manifest: {e}")))?;
+    let config_digest =
+        valid_digest(manifest["config"]["digest"].as_str().unwrap_or(""))?.to_string();
+    let layers: Vec<String> = manifest["layers"]
+        .as_array()
+        .ok_or_else(|| Error::Corrupt(format!("manifest {digest} ({media_type}) has no layers")))?
+        .iter()
+        .map(|l| valid_digest(l["digest"].as_str().unwrap_or("")).map(String::from))
+        .collect::<Result<_>>()?;
+
+    p.blob(store, &config_digest)?;
+    let config_bytes = store.read_blob(&config_digest)?;
+    if config_bytes.len() as u64 > MAX_DOCUMENT {
+        return Err(Error::Usage(
+            "the image config is larger than 4 MiB: refusing it".into(),
+        ));
+    }
+    let config: Value = serde_json::from_slice(&config_bytes)
+        .map_err(|e| Error::Corrupt(format!("config: {e}")))?;
+    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| valid_digest(d.as_str().unwrap_or("")).map(String::from))
+        .collect::<Result<_>>()?;
+    if diff_ids.len() != layers.len() {
+        return Err(Error::Corrupt(format!(
+            "{} layers but {} diff_ids in the config",
+            layers.len(),
+            diff_ids.len()
+        )));
+    }
+
+    // Layers in parallel (at most 4 at once), each verified as it streams.
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let mut out_results = Vec::new();
+        for chunk in layers.chunks(4) {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|l| s.spawn(move || p.blob(store, l)))
+                .collect();
+            out_results.extend(handles.into_iter().map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Usage("a download thread panicked".into())))
+            }));
+        }
+        out_results
+    });
+    for (l, r) in layers.iter().zip(results) {
+        r?;
+        let _ = writeln!(out, "{}: Download complete", &l[7..19]);
+    }
+    for (l, d) in layers.iter().zip(&diff_ids) {
+        store.ensure_unpacked(l, d)?;
+        let _ = writeln!(out, "{}: Pull complete", &l[7..19]);
+    }
+    let (stored, size) = store.write_blob(&bytes)?;
+    debug_assert_eq!(stored, digest);
+    store.add_to_index(&digest, size, Some(reference))?;
+    let _ = writeln!(out, "Digest: {top_digest}");
+    let _ = writeln!(
+        out,
+        "Status: Downloaded newer image for {}",
+        reference.familiar_tagged()
+    );
+    store.find(&reference.to_string())
+}
