@@ -46,6 +46,45 @@ pub enum Command {
     Pull(PullArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+}
+
+/// `dockling push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Image to push: NAME[:TAG]
+    pub name: String,
+}
+
+/// `dockling login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password (prefer --password-stdin)
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Registry (default: Docker Hub)
+    pub server: Option<String>,
+}
+
+/// `dockling logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry (default: Docker Hub)
+    pub server: Option<String>,
 }
 
 /// `dockling pull`.

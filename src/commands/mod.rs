@@ -46,8 +46,10 @@ pub mod explain;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod login;
 pub mod ps;
 pub mod pull;
+pub mod push;
 pub mod rm;
 pub mod rmi;
 pub mod run;
@@ -108,6 +110,9 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Explain(a) => explain::run(&ctx, a),
         Command::Pull(a) => pull::run(&ctx, a),
         Command::Tag(a) => tag::run(&ctx, a),
+        Command::Push(a) => push::run(&ctx, a),
+        Command::Login(a) => login::login(&ctx, a),
+        Command::Logout(a) => login::logout(&ctx, a),
     }
 }
 

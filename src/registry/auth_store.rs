@@ -75,3 +75,90 @@ mod tests {
         );
     }
 }
+
+fn encode_b64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The key Docker uses for a registry in `auths`.
+fn key(registry: &str) -> String {
+    if registry == crate::image::reference::DEFAULT_REGISTRY {
+        "https://index.docker.io/v1/".into()
+    } else {
+        registry.to_string()
+    }
+}
+
+/// dockling's own credentials file.
+pub fn own_file() -> PathBuf {
+    files().remove(0)
+}
+
+/// Store credentials for `registry` (mode 0600), returning the file written.
+pub fn save(registry: &str, user: &str, password: &str) -> crate::error::Result<PathBuf> {
+    use crate::error::Error;
+    let path = own_file();
+    let mut v: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    v["auths"][key(registry)] =
+        serde_json::json!({ "auth": encode_b64(format!("{user}:{password}").as_bytes()) });
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    }
+    crate::container::write_atomic(&path, &serde_json::to_vec_pretty(&v).expect("json"))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(Error::io("chmod", &path))?;
+    Ok(path)
+}
+
+/// Forget credentials for `registry` in dockling's own file; true if there were any.
+pub fn remove(registry: &str) -> crate::error::Result<bool> {
+    let path = own_file();
+    let Ok(text) = std::fs::read(&path) else {
+        return Ok(false);
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&text).unwrap_or_else(|_| serde_json::json!({}));
+    let had = v["auths"]
+        .as_object_mut()
+        .and_then(|a| a.remove(&key(registry)))
+        .is_some();
+    if had {
+        crate::container::write_atomic(&path, &serde_json::to_vec_pretty(&v).expect("json"))?;
+    }
+    Ok(had)
+}
+
+#[cfg(test)]
+mod roundtrip {
+    #[test]
+    fn encode_then_decode() {
+        for s in ["a", "ab", "abc", "student:secret"] {
+            assert_eq!(
+                super::decode_b64(&super::encode_b64(s.as_bytes())).unwrap(),
+                s.as_bytes()
+            );
+        }
+        assert_eq!(super::encode_b64(b"student:secret"), "c3R1ZGVudDpzZWNyZXQ=");
+    }
+}

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod auth_store;
 pub mod pull;
+pub mod push;
 
 use std::time::Duration;
 
@@ -35,7 +36,8 @@ pub const MAX_DOCUMENT: u64 = 4 << 20;
 /// A connection to one registry.
 pub struct Registry {
     http: Http,
-    base: String,
+    /// Where it is reached (`https://registry-1.docker.io`, `http://127.0.0.1:5000`).
+    pub base: String,
     /// The registry as named in references (`docker.io`, `localhost:5000`).
     pub name: String,
     auth: Auth,
