@@ -160,8 +160,4 @@ impl RunSpec {
     pub fn work(&self) -> PathBuf {
         self.bundle.join("work")
     }
-    /// The first 12 hex digits, as Docker shows ids.
-    pub fn short_id(&self) -> &str {
-        &self.id[..12]
-    }
 }

@@ -280,14 +280,6 @@ impl Cgroup {
             }
         }
     }
-
-    /// The file inside the container's /sys/fs/cgroup that shows its memory limit.
-    pub fn memory_limit_file(&self) -> PathBuf {
-        match self.version {
-            Version::V1 => PathBuf::from("memory/memory.limit_in_bytes"),
-            Version::V2 => PathBuf::from("memory.max"),
-        }
-    }
 }
 
 /// The `oom_kill N` counter of `memory.oom_control` (v1) or `memory.events` (v2).

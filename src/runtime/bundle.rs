@@ -8,8 +8,6 @@
 //! Capabilities are listed explicitly, with inheritable and ambient empty as in Docker
 //! (oci-spec's defaults would fill them).
 
-use std::path::Path;
-
 use serde_json::{json, Value};
 
 use super::{caps, rootfs};
@@ -122,6 +120,5 @@ pub fn write(spec: &RunSpec, cgroups_path: &str) -> Result<()> {
     let text = serde_json::to_vec_pretty(&cfg)
         .map_err(|e| Error::Corrupt(format!("runtime spec: {e}")))?;
     crate::container::write_atomic(&path, &text)?;
-    let _ = Path::new(&path);
     Ok(())
 }

@@ -77,11 +77,6 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Open `path` inside `root` (symlinks and `..` resolved as if `root` were `/`).
-pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result<OwnedFd> {
-    openat2(root, &relative(path), flags, 0, IN_ROOT)
-}
-
 /// Create every missing directory of `path` inside `root` and return an `O_PATH` fd of the
 /// last one. Each component is created with `mkdirat` on the fd of its resolved parent.
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {

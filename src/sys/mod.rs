@@ -13,7 +13,7 @@ pub mod fs;
 pub mod linux;
 pub mod record;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -171,10 +171,5 @@ impl Sys {
             Ret::Waited { status, .. } => Ok(status),
             _ => Ok(0),
         }
-    }
-
-    /// Convenience for paths built from parts.
-    pub fn path(parts: &[&str]) -> PathBuf {
-        parts.iter().collect()
     }
 }
