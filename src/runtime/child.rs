@@ -119,9 +119,13 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         })?;
     }
     if !sys.is_dry_run() {
-        // Docker creates a missing working directory (as root, before the user switch).
-        std::fs::create_dir_all(&spec.cwd)
-            .map_err(Error::io("create working directory", &spec.cwd))?;
+        // Docker creates a missing working directory (as root, before the user switch); each
+        // missing level is a traced mkdir. We are inside the new root, so nothing escapes it.
+        let mut missing: Vec<&Path> = spec.cwd.ancestors().take_while(|p| !p.exists()).collect();
+        missing.reverse();
+        for dir in missing {
+            sys.mkdir(dir, 0o755)?;
+        }
     }
     terminal(sys, spec, chan)?;
 
