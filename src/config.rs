@@ -51,6 +51,12 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 return Ok(Config::default())
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(format!(
+                    "config file {} does not exist: create it (an empty file means all defaults) or leave out --config / DOCKLING_CONFIG",
+                    path.display()
+                )))
+            }
             Err(e) => return Err(Error::io("read config", &path)(e)),
         };
         Config::parse(&text).map_err(|e| Error::Usage(format!("config {}: {e}", path.display())))
@@ -63,6 +69,122 @@ impl Config {
         }
         serde_yaml::from_str(text)
     }
+}
+
+/// The comment `lab up` writes above the mirror it adds.
+const MIRROR_COMMENT: &str =
+    "# The lab registry stands in for Docker Hub (added by `dockling lab up`, removed by `lab down`).";
+
+/// The line range of the `registry-mirrors` key and its block-list items, if present.
+fn mirrors_lines(lines: &[&str]) -> Option<(usize, usize)> {
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("registry-mirrors:"))?;
+    let mut end = start + 1;
+    while end < lines.len() {
+        let l = lines[end];
+        if l.starts_with(' ') || l.starts_with('-') || l.starts_with('\t') {
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    Some((start, end))
+}
+
+/// Rewrite the config file at `path` so its `registry-mirrors` are `mirrors` (removing the key
+/// when empty), keeping every other line as it was. The new text is parsed back and compared
+/// with what was meant before it replaces the file; if the file is laid out in a way this
+/// cannot edit safely, nothing is written and the error says what to add by hand.
+fn rewrite_mirrors(path: &Path, mirrors: &[String], hand_edit: &str) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io("read config", path)(e)),
+    };
+    let old = Config::parse(&text)
+        .map_err(|e| Error::Usage(format!("config {}: {e}", path.display())))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut block = Vec::new();
+    if !mirrors.is_empty() {
+        block.push("registry-mirrors:".to_string());
+        block.extend(mirrors.iter().map(|m| format!("  - {m}")));
+    }
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    match mirrors_lines(&lines) {
+        Some((start, end)) => {
+            let mut start = start;
+            if block.is_empty() && start > 0 && lines[start - 1] == MIRROR_COMMENT {
+                start -= 1;
+            }
+            out.splice(start..end, block);
+        }
+        None if !block.is_empty() => {
+            out.push(MIRROR_COMMENT.to_string());
+            out.extend(block);
+        }
+        None => {}
+    }
+    let mut new_text = out.join("\n");
+    if !new_text.is_empty() {
+        new_text.push('\n');
+    }
+    let mut want = old.clone();
+    want.registry_mirrors = (!mirrors.is_empty()).then(|| mirrors.to_vec());
+    match Config::parse(&new_text) {
+        Ok(got) if got == want => {}
+        _ => {
+            return Err(Error::Usage(format!(
+                "cannot edit {} safely (registry-mirrors is laid out in a way dockling does not rewrite): {hand_edit}",
+                path.display()
+            )))
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    }
+    crate::container::write_atomic(path, new_text.as_bytes())
+}
+
+/// Add `url` as the first Docker Hub mirror in the config file at `path` (created if
+/// missing). Returns false when it was already there.
+pub fn add_mirror(path: &Path, url: &str) -> Result<bool> {
+    let current = Config::load(Some(path)).or_else(|e| match path.exists() {
+        false => Ok(Config::default()),
+        true => Err(e),
+    })?;
+    let mut mirrors = current.registry_mirrors.unwrap_or_default();
+    if mirrors.iter().any(|m| m.trim_end_matches('/') == url) {
+        return Ok(false);
+    }
+    mirrors.insert(0, url.to_string());
+    rewrite_mirrors(
+        path,
+        &mirrors,
+        &format!("add `registry-mirrors: [\"{url}\"]` yourself"),
+    )?;
+    Ok(true)
+}
+
+/// Remove `url` from the Docker Hub mirrors in the config file at `path`. Returns false when
+/// it was not there.
+pub fn remove_mirror(path: &Path, url: &str) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let current = Config::load(Some(path))?;
+    let mut mirrors = current.registry_mirrors.unwrap_or_default();
+    let before = mirrors.len();
+    mirrors.retain(|m| m.trim_end_matches('/') != url);
+    if mirrors.len() == before {
+        return Ok(false);
+    }
+    rewrite_mirrors(
+        path,
+        &mirrors,
+        &format!("remove {url} from registry-mirrors yourself"),
+    )?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -89,5 +211,46 @@ mod tests {
     #[test]
     fn empty_file_is_all_defaults() {
         assert_eq!(Config::parse("\n").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn mirrors_are_added_and_removed_keeping_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("etc/config.yaml");
+        let url = "http://127.0.0.1:5000";
+        // A missing file is created, and removing the mirror leaves it empty again.
+        assert!(add_mirror(&p, url).unwrap());
+        assert!(!add_mirror(&p, url).unwrap(), "added once");
+        assert_eq!(
+            Config::load(Some(&p)).unwrap().registry_mirrors,
+            Some(vec![url.to_string()])
+        );
+        assert!(remove_mirror(&p, url).unwrap());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "");
+        // The user's own lines and mirrors survive, in flow style too.
+        let mine =
+            "# mine\nlayers: copy\nregistry-mirrors: [\"https://m.example\"]\nnetwork: none\n";
+        std::fs::write(&p, mine).unwrap();
+        assert!(add_mirror(&p, url).unwrap());
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(
+            c.registry_mirrors,
+            Some(vec![url.to_string(), "https://m.example".to_string()])
+        );
+        assert_eq!(c.network.as_deref(), Some("none"));
+        assert!(remove_mirror(&p, url).unwrap());
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(
+            c.registry_mirrors,
+            Some(vec!["https://m.example".to_string()])
+        );
+        assert!(std::fs::read_to_string(&p)
+            .unwrap()
+            .starts_with("# mine\nlayers: copy\n"));
+        assert!(!remove_mirror(&p, url).unwrap());
+        // A broken file is never overwritten.
+        std::fs::write(&p, "netwrok: none\n").unwrap();
+        assert!(add_mirror(&p, url).is_err());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "netwrok: none\n");
     }
 }

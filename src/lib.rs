@@ -13,6 +13,7 @@ pub mod config;
 pub mod container;
 pub mod error;
 pub mod image;
+pub mod lab;
 pub mod layers;
 pub mod network;
 pub mod plan;

@@ -52,6 +52,31 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out from a registry
     Logout(LogoutArgs),
+    /// The lab registry on loopback that stands in for Docker Hub
+    Lab(LabArgs),
+}
+
+/// `dockling lab`.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// What to do with the lab
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
+
+/// `dockling lab` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start the lab registry, push the lesson images, make it the Docker Hub mirror
+    Up {
+        /// Where the registry listens (loopback only)
+        #[arg(long, default_value = crate::lab::DEFAULT_ADDR, value_name = "IP:PORT")]
+        addr: String,
+    },
+    /// Say what runs where (exit 1 when the lab is down)
+    Status,
+    /// Stop the lab registry and remove the mirror (its images are kept)
+    Down,
 }
 
 /// `dockling push`.

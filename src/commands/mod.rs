@@ -15,12 +15,15 @@ pub struct Context {
     pub run_root: PathBuf,
     /// The config file.
     pub config: Config,
+    /// Where the config file is (or would be).
+    pub config_path: PathBuf,
 }
 
 impl Context {
     /// Resolve the roots from flags and config.
     pub fn new(root: Option<PathBuf>, config_path: Option<PathBuf>) -> Result<Context> {
         let config = Config::load(config_path.as_deref())?;
+        let config_path = config_path.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH));
         let root = root
             .or_else(|| config.root.clone())
             .unwrap_or_else(|| PathBuf::from("/var/lib/dockling"));
@@ -38,6 +41,7 @@ impl Context {
             root,
             run_root,
             config,
+            config_path,
         })
     }
 }
@@ -46,6 +50,7 @@ pub mod explain;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod lab;
 pub mod login;
 pub mod ps;
 pub mod pull;
@@ -113,6 +118,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Push(a) => push::run(&ctx, a),
         Command::Login(a) => login::login(&ctx, a),
         Command::Logout(a) => login::logout(&ctx, a),
+        Command::Lab(a) => lab::run(&ctx, a),
     }
 }
 

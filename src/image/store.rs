@@ -20,6 +20,7 @@ const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+const LAYER_GZIP_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// One image (for one of its references, if any).
@@ -55,6 +56,14 @@ impl<R: Read> Read for HashingReader<R> {
         self.hash.update(&buf[..n]);
         Ok(n)
     }
+}
+
+/// A layer blob already in the store, about to be added to an image.
+struct NewLayer {
+    digest: String,
+    size: u64,
+    diff_id: String,
+    media_type: &'static str,
 }
 
 /// The store under one root.
@@ -209,31 +218,123 @@ impl Store {
         self.ensure_unpacked(&layer_digest, &layer_digest)?;
 
         let now = crate::container::now_rfc3339();
-        let mut cfg = json!({"Env": [DEFAULT_PATH]});
-        for c in changes {
-            apply_change(&mut cfg, c)?;
+        let mut history = json!({"created": now, "created_by": format!("dockling import {src}")});
+        if let Some(m) = message {
+            history["comment"] = json!(m);
         }
-        let created_by = match message {
-            Some(m) => {
-                json!({"created": now, "created_by": format!("dockling import {src}"), "comment": m})
+        self.write_image(
+            None,
+            NewLayer {
+                digest: layer_digest.clone(),
+                size,
+                diff_id: layer_digest,
+                media_type: LAYER_TYPE,
+            },
+            changes,
+            &now,
+            history,
+            reference,
+        )
+    }
+
+    /// Build an image from `base` (or from nothing) plus one layer given as an uncompressed
+    /// tar: the layer is stored gzip-compressed, as registries expect, and the result is the
+    /// same bytes (and so the same digests) every time for the same input and `created` time.
+    pub fn build(
+        &self,
+        base: Option<&Image>,
+        layer_tar: &[u8],
+        changes: &[String],
+        created: &str,
+        created_by: &str,
+        reference: Option<&Reference>,
+    ) -> Result<Image> {
+        let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(layer_tar)));
+        // A fixed gzip header (no name, mtime 0) keeps the blob reproducible.
+        let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::default());
+        gz.write_all(layer_tar)
+            .and_then(|_| gz.try_finish())
+            .map_err(|e| Error::Usage(format!("compressing a layer: {e}")))?;
+        let compressed = gz
+            .finish()
+            .map_err(|e| Error::Usage(format!("compressing a layer: {e}")))?;
+        let (digest, size) = self.write_blob(&compressed)?;
+        self.write_image(
+            base,
+            NewLayer {
+                digest,
+                size,
+                diff_id,
+                media_type: LAYER_GZIP_TYPE,
+            },
+            changes,
+            created,
+            json!({"created": created, "created_by": created_by}),
+            reference,
+        )
+    }
+
+    /// Write the config and manifest of `base` + `layer` (whose blob is already stored) and
+    /// tag the result.
+    fn write_image(
+        &self,
+        base: Option<&Image>,
+        layer: NewLayer,
+        changes: &[String],
+        created: &str,
+        history: Value,
+        reference: Option<&Reference>,
+    ) -> Result<Image> {
+        let (mut config, mut layers) = match base {
+            Some(b) => {
+                let manifest: Value = serde_json::from_slice(&self.read_blob(&b.manifest_digest)?)
+                    .map_err(|e| Error::Corrupt(format!("manifest {}: {e}", b.manifest_digest)))?;
+                let config: Value = serde_json::from_slice(&self.read_blob(&b.id)?)
+                    .map_err(|e| Error::Corrupt(format!("config {}: {e}", b.id)))?;
+                (
+                    config,
+                    manifest["layers"].as_array().cloned().unwrap_or_default(),
+                )
             }
-            None => json!({"created": now, "created_by": format!("dockling import {src}")}),
+            None => (
+                json!({
+                    "architecture": go_arch(),
+                    "os": "linux",
+                    "config": {"Env": [DEFAULT_PATH]},
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                    "history": [],
+                }),
+                Vec::new(),
+            ),
         };
-        let config = json!({
-            "created": now,
-            "architecture": go_arch(),
-            "os": "linux",
-            "config": cfg,
-            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-            "history": [created_by],
-        });
+        if !config["config"].is_object() {
+            config["config"] = json!({});
+        }
+        if !config["config"]["Env"].is_array() {
+            config["config"]["Env"] = json!([DEFAULT_PATH]);
+        }
+        for c in changes {
+            apply_change(&mut config["config"], c)?;
+        }
+        config["created"] = json!(created);
+        match config["rootfs"]["diff_ids"].as_array_mut() {
+            Some(d) => d.push(json!(layer.diff_id)),
+            None => config["rootfs"] = json!({"type": "layers", "diff_ids": [layer.diff_id]}),
+        }
+        match config["history"].as_array_mut() {
+            Some(h) => h.push(history),
+            None => config["history"] = json!([history]),
+        }
+        layers.push(
+            json!({"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}),
+        );
         let (config_digest, config_size) =
             self.write_blob(&serde_json::to_vec(&config).expect("json"))?;
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": MANIFEST_TYPE,
             "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config_size},
-            "layers": [{"mediaType": LAYER_TYPE, "digest": layer_digest, "size": size}],
+            "layers": layers,
         });
         let (manifest_digest, manifest_size) =
             self.write_blob(&serde_json::to_vec(&manifest).expect("json"))?;
@@ -626,6 +727,7 @@ fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
         "ENTRYPOINT" => cfg["Entrypoint"] = list(rest),
         "WORKDIR" => cfg["WorkingDir"] = json!(rest),
         "USER" => cfg["User"] = json!(rest),
+        "STOPSIGNAL" => cfg["StopSignal"] = json!(rest),
         "ENV" => {
             let kv = match rest.split_once('=') {
                 Some((k, v)) => format!("{}={}", k.trim(), v.trim().trim_matches('"')),
@@ -651,7 +753,7 @@ fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
         }
         other => {
             return Err(Error::Usage(format!(
-                "--change {other}: only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER and WORKDIR can be changed on import"
+                "--change {other}: only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER and WORKDIR can be changed"
             )))
         }
     }
