@@ -20,7 +20,8 @@ fn echo_hello_and_exit_codes_pass_through() {
     let o = lab.run(&["busybox", "/etc/passwd"]);
     o.expect_code(126);
     assert!(o.stderr.contains("permission denied"), "{}", o.stderr);
-    let o = lab.run(&["nosuchimage", "true"]);
+    // --pull never: no registry is asked (the default would try to pull it first).
+    let o = lab.run(&["--pull", "never", "nosuchimage", "true"]);
     o.expect_code(125);
     assert!(
         o.stderr.contains("unable to find image 'nosuchimage'"),

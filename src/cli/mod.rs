@@ -56,6 +56,17 @@ pub enum Command {
     Lab(LabArgs),
 }
 
+/// When `run` pulls its image, as Docker's `--pull`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Every time
+    Always,
+    /// When the image is not in the store
+    Missing,
+    /// Never: a missing image is an error
+    Never,
+}
+
 /// `dockling lab`.
 #[derive(Debug, Args)]
 pub struct LabArgs {
@@ -233,6 +244,9 @@ pub struct RunArgs {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
+    pub pull: PullPolicy,
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,

@@ -18,6 +18,37 @@ pub fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
+/// The image to run, pulled first as `--pull` says (progress on stderr, as Docker does).
+fn find_or_pull(
+    ctx: &Context,
+    store: &Store,
+    args: &RunArgs,
+    dry_run: bool,
+) -> Result<crate::image::store::Image> {
+    use crate::cli::PullPolicy;
+    let found = store.find(&args.image);
+    let pull = |say_missing: bool| -> Result<crate::image::store::Image> {
+        let reference = crate::image::reference::Reference::parse(&args.image)?;
+        if say_missing {
+            eprintln!(
+                "Unable to find image '{}' locally",
+                reference.familiar_tagged()
+            );
+        }
+        crate::registry::pull::pull(store, &reference, &ctx.config, &mut std::io::stderr())
+    };
+    match (args.pull, found) {
+        (PullPolicy::Always, _) if !dry_run => pull(false),
+        (_, Ok(image)) => Ok(image),
+        (PullPolicy::Missing, Err(Error::NotFound(_)))
+            if !dry_run && crate::image::reference::Reference::parse(&args.image).is_ok() =>
+        {
+            pull(true)
+        }
+        (_, Err(e)) => Err(e),
+    }
+}
+
 /// Create the container's record and directory and build its spec (under the name lock).
 pub fn create(
     ctx: &Context,
@@ -26,7 +57,7 @@ pub fn create(
     dry_run: bool,
 ) -> Result<RunSpec> {
     let store = Store::open(&ctx.root)?;
-    let image = store.find(&args.image)?;
+    let image = find_or_pull(ctx, &store, args, dry_run)?;
     let layers = store.layer_dirs(&image)?;
     let id = container::new_id();
     let _lock = containers.lock()?;

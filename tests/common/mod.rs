@@ -184,6 +184,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // A lab registry this test started is stopped (by the pid dockling recorded).
+        if self.root().join("lab/state.json").exists() {
+            let _ = self.cmd(&["lab", "down"]);
+        }
         // Remove what the test left: containers (and their cgroups) through dockling itself.
         let ids = self.cmd(&["ps", "-aq", "--no-trunc"]).stdout;
         for id in ids.split_whitespace() {
@@ -207,4 +211,13 @@ fn regex_replace(s: &str, re: &str, with: &str) -> String {
         .unwrap()
         .replace_all(s, with)
         .into_owned()
+}
+
+/// A free TCP port on loopback (for a registry a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

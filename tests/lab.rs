@@ -1,0 +1,104 @@
+//! `dockling lab`: the registry on loopback standing in for Docker Hub, with the lesson images
+//! dockling builds itself. Each test's lab listens on its own free port and is stopped by the
+//! harness (`lab down`) even when the test fails.
+
+mod common;
+use common::{free_port, Lab};
+
+#[test]
+fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
+    let lab = Lab::new();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let up = lab.cmd(&["lab", "up", "--addr", &addr]);
+    up.expect_code(0);
+    assert!(
+        up.stdout.contains("started docker-registry"),
+        "{}",
+        up.stdout
+    );
+    for name in ["busybox", "httpd", "hello-world"] {
+        assert!(
+            up.stdout.contains(&format!("image:    {name:<12} sha256:")),
+            "{}",
+            up.stdout
+        );
+    }
+    // Idempotent: the same images (reproducible digests), nothing pushed again.
+    let again = lab.cmd(&["lab", "up", "--addr", &addr]);
+    again.expect_code(0);
+    assert!(again.stdout.contains("already running"), "{}", again.stdout);
+    assert_eq!(
+        again.stdout.matches("(already there)").count(),
+        3,
+        "{}",
+        again.stdout
+    );
+    let status = lab.cmd(&["lab", "status"]);
+    status.expect_code(0);
+    assert!(
+        status
+            .stdout
+            .contains("images:   busybox:latest hello-world:latest httpd:latest"),
+        "{}",
+        status.stdout
+    );
+    // Docker Hub names now resolve through the mirror.
+    let pull = lab.cmd(&["pull", "httpd"]);
+    pull.expect_code(0);
+    assert!(
+        pull.stdout.contains("Pulling from library/httpd"),
+        "{}",
+        pull.stdout
+    );
+    let page = lab.run(&["httpd", "cat", "/usr/local/apache2/htdocs/index.html"]);
+    page.expect_code(0);
+    assert_eq!(
+        page.stdout,
+        "<html><body><h1>It works!</h1></body></html>\n"
+    );
+    let hello = lab.run(&["hello-world"]);
+    hello.expect_code(0);
+    assert!(
+        hello.stdout.contains("Hello from dockling!"),
+        "{}",
+        hello.stdout
+    );
+    assert!(
+        hello
+            .stderr
+            .contains("Unable to find image 'hello-world:latest' locally"),
+        "run pulls a missing image as docker does: {}",
+        hello.stderr
+    );
+
+    let config = lab.dir.path().join("config.yaml");
+    assert!(std::fs::read_to_string(&config).unwrap().contains(&addr));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.root().join("lab/state.json")).unwrap()).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let down = lab.cmd(&["lab", "down"]);
+    down.expect_code(0);
+    assert!(down.stdout.contains("registry: stopped"), "{}", down.stdout);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z"),
+        "the registry (pid {pid}) still runs"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        lab.base_config(),
+        "lab down leaves the config as it was"
+    );
+    lab.cmd(&["lab", "status"]).expect_code(1);
+}
+
+#[test]
+fn lab_up_refuses_addresses_off_this_machine() {
+    let lab = Lab::new();
+    let out = lab.cmd(&["lab", "up", "--addr", "0.0.0.0:5000"]);
+    out.expect_code(125);
+    assert!(out.stderr.contains("loopback only"), "{}", out.stderr);
+    assert!(!lab.root().join("lab/state.json").exists());
+}
