@@ -15,6 +15,15 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// A registry that wants `user`/`password` (htpasswd, bcrypt) for everything.
+    fn start_with_login(user: &str, password: &str) -> Registry {
+        Registry::start_with(Some((user, password)))
+    }
+
+    fn start_with(login: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -25,6 +34,22 @@ impl Registry {
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
+        let config = match login {
+            None => config,
+            Some((user, password)) => {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, password])
+                    .output()
+                    .expect("htpasswd (scripts/test installs apache2-utils)");
+                assert!(out.status.success());
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, out.stdout).unwrap();
+                format!(
+                    "{config}auth:\n  htpasswd:\n    realm: dockling-test\n    path: {}\n",
+                    file.display()
+                )
+            }
+        };
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let child = Command::new("docker-registry")
             .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
@@ -162,4 +187,116 @@ fn unknown_images_and_tampered_blobs_are_clear_errors_and_leave_nothing() {
         .collect();
     assert!(partial.is_empty(), "temporary files left: {partial:?}");
     assert!(lab.cmd(&["images", "-q"]).stdout.is_empty());
+}
+
+#[test]
+fn login_push_pull_back_podman_pull_and_logout() {
+    let lab = Lab::with_busybox();
+    let reg = Registry::start_with_login("student", "s3cret");
+    let home = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| -> common::Out {
+        lab.command(args)
+            .env("HOME", home.path())
+            .output()
+            .expect("dockling")
+            .into()
+    };
+    let name = reg.name("me/web:v1");
+    cmd(&["tag", "busybox", &name]).expect_code(0);
+    let denied = cmd(&["push", &name]);
+    denied.expect_code(125);
+    assert!(
+        denied.stderr.contains("dockling login"),
+        "{}",
+        denied.stderr
+    );
+
+    let server = format!("127.0.0.1:{}", reg.port);
+    let wrong = cmd(&["login", "-u", "student", "-p", "nope", &server]);
+    assert_ne!(wrong.code, 0);
+    assert!(
+        wrong.stderr.contains("incorrect username or password"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(
+        !home.path().join(".dockling/config.json").exists(),
+        "a failed login stores nothing"
+    );
+    let login = cmd(&["login", "-u", "student", "-p", "s3cret", &server]);
+    login.expect_code(0);
+    assert!(login.stdout.contains("Login Succeeded"), "{}", login.stdout);
+    assert!(
+        login.stderr.contains("stored unencrypted"),
+        "{}",
+        login.stderr
+    );
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join(".dockling/config.json")).unwrap())
+            .unwrap();
+    assert!(stored["auths"][&server]["auth"].is_string(), "{stored}");
+
+    let push = cmd(&["push", &name]);
+    push.expect_code(0);
+    assert!(push.stdout.contains(": Pushed"), "{}", push.stdout);
+    assert!(
+        push.stdout.contains("v1: digest: sha256:"),
+        "{}",
+        push.stdout
+    );
+    let again = cmd(&["push", &name]);
+    again.expect_code(0);
+    assert!(!again.stdout.contains(": Pushed"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("Layer already exists"),
+        "{}",
+        again.stdout
+    );
+
+    cmd(&["rmi", &name]).expect_code(0);
+    cmd(&["rmi", "busybox"]).expect_code(0);
+    cmd(&["pull", &name]).expect_code(0);
+    let ran = cmd(&["run", "--rm", &name, "echo", "round trip"]);
+    ran.expect_code(0);
+    assert_eq!(ran.stdout, "round trip\n");
+
+    // podman reads what dockling pushed (its own storage, in a temporary directory).
+    let podman = tempfile::tempdir().unwrap();
+    let out = Command::new("podman")
+        .args([
+            "--root",
+            podman.path().join("root").to_str().unwrap(),
+            "--runroot",
+            podman.path().join("run").to_str().unwrap(),
+            "--storage-driver",
+            "vfs",
+            "pull",
+            "--tls-verify=false",
+            "--creds",
+            "student:s3cret",
+            &name,
+        ])
+        .env("HOME", home.path())
+        .output()
+        .expect("podman (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "podman pull of dockling's push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let logout = cmd(&["logout", &server]);
+    logout.expect_code(0);
+    assert_eq!(
+        logout.stdout,
+        format!("Removing login credentials for {server}\n")
+    );
+    cmd(&["rmi", &name]).expect_code(0);
+    let refused = cmd(&["pull", &name]);
+    refused.expect_code(125);
+    assert!(
+        refused.stderr.contains("dockling login"),
+        "{}",
+        refused.stderr
+    );
 }
