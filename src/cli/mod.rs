@@ -54,6 +54,74 @@ pub enum Command {
     Logout(LogoutArgs),
     /// The lab registry on loopback that stands in for Docker Hub
     Lab(LabArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Manage images
+    Image(ImageArgs),
+}
+
+/// `dockling image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// What to do with images
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+/// `dockling image` subcommands (Docker's management commands).
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Show low-level information on one or more images as JSON
+    Inspect {
+        /// Images, by name or ID
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Remove unused images
+    Prune(PruneArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Create an image from a root filesystem tarball
+    Import(ImportArgs),
+}
+
+/// `dockling history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in full, not as "3 weeks ago"
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub human: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The image
+    pub image: String,
+}
+
+/// `dockling image prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all images no container uses, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// When `run` pulls its image, as Docker's `--pull`.

@@ -47,6 +47,7 @@ impl Context {
 }
 
 pub mod explain;
+pub mod image;
 pub mod images;
 pub mod import;
 pub mod inspect;
@@ -119,6 +120,8 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Login(a) => login::login(&ctx, a),
         Command::Logout(a) => login::logout(&ctx, a),
         Command::Lab(a) => lab::run(&ctx, a),
+        Command::History(a) => image::history(&ctx, a),
+        Command::Image(a) => image::run(&ctx, a),
     }
 }
 

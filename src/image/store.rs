@@ -48,12 +48,14 @@ pub struct Image {
 struct HashingReader<R> {
     inner: R,
     hash: Sha256,
+    n: u64,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hash.update(&buf[..n]);
+        self.n += n as u64;
         Ok(n)
     }
 }
@@ -104,7 +106,11 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store> {
         let oci = root.join("oci");
         let layers = root.join("layers/sha256");
-        for d in [oci.join("blobs/sha256"), layers.clone()] {
+        for d in [
+            oci.join("blobs/sha256"),
+            layers.clone(),
+            root.join("layers/size"),
+        ] {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
         let layout = oci.join("oci-layout");
@@ -116,6 +122,21 @@ impl Store {
             write_atomic(&index, br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#)?;
         }
         Ok(Store { oci, layers })
+    }
+
+    /// Where the uncompressed size of the layer with diff_id `hex` is recorded.
+    fn size_path(&self, hex: &str) -> PathBuf {
+        self.layers.with_file_name("size").join(hex)
+    }
+
+    /// The uncompressed size of a layer, once it has been unpacked.
+    pub fn layer_size(&self, diff_id: &str) -> Option<u64> {
+        let hex = hex_of(diff_id).ok()?;
+        fs::read_to_string(self.size_path(hex))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Where a blob is (or would be) stored.
@@ -356,12 +377,27 @@ impl Store {
             .ok_or_else(|| Error::Corrupt("index.json has no manifests list".into()))?;
         let name = reference.map(|r| r.to_string());
         if let Some(name) = &name {
-            for m in list.iter_mut() {
-                if m["annotations"][REF_NAME].as_str() == Some(name) {
-                    // The old image keeps existing, untagged (<none>), as in Docker.
-                    m.as_object_mut().expect("object").remove("annotations");
+            let tagged: Vec<String> = list
+                .iter()
+                .filter(|m| {
+                    m["annotations"][REF_NAME]
+                        .as_str()
+                        .is_some_and(|n| n != name)
+                })
+                .filter_map(|m| m["digest"].as_str().map(String::from))
+                .collect();
+            list.retain_mut(|m| {
+                if m["annotations"][REF_NAME].as_str() != Some(name) {
+                    return true;
                 }
-            }
+                // The old image keeps existing, untagged (<none>), as in Docker, unless
+                // another tag still names it.
+                let still_tagged = m["digest"]
+                    .as_str()
+                    .is_some_and(|d| tagged.iter().any(|t| t == d));
+                m.as_object_mut().expect("object").remove("annotations");
+                !still_tagged
+            });
         }
         // Drop untagged duplicates of this same manifest.
         list.retain(|m| {
@@ -419,6 +455,7 @@ impl Store {
         let mut reader = HashingReader {
             inner: compressed,
             hash: Sha256::new(),
+            n: 0,
         };
         let result = crate::layers::unpack::unpack(&mut reader, &tmp).and_then(|_| {
             // Hash what the tar reader left unread (end-of-archive padding) too.
@@ -435,6 +472,8 @@ impl Store {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
+        // The uncompressed size, which `images` shows (as Docker does).
+        write_atomic(&self.size_path(hex), reader.n.to_string().as_bytes())?;
         match fs::rename(&tmp, &dir) {
             Ok(()) => Ok(dir),
             // Another command unpacked it meanwhile: theirs is as good as ours.
@@ -463,11 +502,20 @@ impl Store {
                     .collect()
             })
             .unwrap_or_default();
+        let diff_ids: Vec<String> = config.rootfs().diff_ids().clone();
+        // Uncompressed once unpacked; the blob's size for a layer not unpacked yet.
         let size = manifest["layers"]
             .as_array()
-            .map(|l| l.iter().filter_map(|d| d["size"].as_u64()).sum())
+            .map(|l| {
+                l.iter()
+                    .zip(&diff_ids)
+                    .map(|(d, id)| {
+                        self.layer_size(id)
+                            .unwrap_or_else(|| d["size"].as_u64().unwrap_or(0))
+                    })
+                    .sum()
+            })
             .unwrap_or(0);
-        let diff_ids: Vec<String> = config.rootfs().diff_ids().clone();
         if diff_ids.len() != layers.len() {
             return Err(Error::Corrupt(format!(
                 "image {config_digest}: {} layers but {} diff_ids in its config",
@@ -665,6 +713,13 @@ impl Store {
                 if !name.starts_with(".tmp-") {
                     lines.push(format!("Deleted: {digest}"));
                 }
+            }
+        }
+        let sizes = self.layers.with_file_name("size");
+        for e in fs::read_dir(&sizes).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&format!("sha256:{name}")) {
+                let _ = fs::remove_file(e.path());
             }
         }
         Ok(lines)

@@ -1,0 +1,204 @@
+//! `dockling image …` (Docker's management command) plus `history` and `image prune`.
+
+use std::io::BufRead;
+use std::time::SystemTime;
+
+use crate::cli::{HistoryArgs, ImageArgs, ImageCommand, InspectArgs, PruneArgs};
+use crate::commands::{require_root, table, Context};
+use crate::container::{human_duration, Containers};
+use crate::error::Result;
+use crate::image::format::human_size;
+use crate::image::store::Store;
+
+/// `dockling image SUBCOMMAND`.
+pub fn run(ctx: &Context, args: &ImageArgs) -> Result<i32> {
+    match &args.command {
+        ImageCommand::Ls(a) => super::images::run(ctx, a),
+        ImageCommand::Inspect { images } => super::inspect::run(
+            ctx,
+            &InspectArgs {
+                kind: Some("image".into()),
+                names: images.clone(),
+            },
+        ),
+        ImageCommand::History(a) => history(ctx, a),
+        ImageCommand::Prune(a) => prune(ctx, a),
+        ImageCommand::Rm(a) => super::rmi::run(ctx, a),
+        ImageCommand::Pull(a) => super::pull::run(ctx, a),
+        ImageCommand::Push(a) => super::push::run(ctx, a),
+        ImageCommand::Tag(a) => super::tag::run(ctx, a),
+        ImageCommand::Import(a) => super::import::run(ctx, a),
+    }
+}
+
+/// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max - 1).collect::<String>() + "…"
+    }
+}
+
+/// `dockling history IMAGE`: one row per step that built the image, newest first, with the
+/// size of the layer it added (0B for a step that only changed the config).
+pub fn history(ctx: &Context, args: &HistoryArgs) -> Result<i32> {
+    let store = Store::open(&ctx.root)?;
+    let image = store.find(&args.image)?;
+    let history = image.config.history().clone();
+    let mut layers = image.diff_ids.iter().zip(&image.layers);
+    let now = SystemTime::now();
+    let mut rows = Vec::new();
+    for h in &history {
+        let size = if h.empty_layer().unwrap_or(false) {
+            0
+        } else {
+            match layers.next() {
+                Some((diff_id, blob)) => store.layer_size(diff_id).unwrap_or_else(|| {
+                    store
+                        .blob_path(blob)
+                        .ok()
+                        .and_then(|p| std::fs::metadata(p).ok())
+                        .map(|m| m.len())
+                        .unwrap_or(0)
+                }),
+                None => 0,
+            }
+        };
+        let created = h.created().clone().unwrap_or_default();
+        let created = if args.human {
+            humantime::parse_rfc3339_weak(created.split('.').next().unwrap_or(&created))
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .map(|d| format!("{} ago", human_duration(d)))
+                .unwrap_or_else(|| "N/A".into())
+        } else {
+            created
+        };
+        let by = h.created_by().clone().unwrap_or_default();
+        let by = if args.no_trunc { by } else { ellipsis(&by, 45) };
+        let size = if args.human {
+            human_size(size)
+        } else {
+            size.to_string()
+        };
+        rows.push(vec![
+            "<missing>".to_string(),
+            created,
+            by,
+            size,
+            h.comment().clone().unwrap_or_default(),
+        ]);
+    }
+    rows.reverse();
+    let id = if args.no_trunc {
+        image.id.clone()
+    } else {
+        image.id[7..19].to_string()
+    };
+    match rows.first_mut() {
+        Some(top) => top[0] = id,
+        None => rows.push(vec![
+            id,
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]),
+    }
+    if args.quiet {
+        for r in &rows {
+            println!("{}", r[0]);
+        }
+    } else {
+        print!(
+            "{}",
+            table(
+                &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+                &rows
+            )
+        );
+    }
+    Ok(0)
+}
+
+/// `dockling image prune [-a] [-f]`: remove dangling images (or, with `-a`, every image no
+/// container uses), as Docker does, asking first unless `-f`.
+pub fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32> {
+    require_root("image prune")?;
+    if !args.force {
+        eprint!(
+            "WARNING! This will remove all {}.\nAre you sure you want to continue? [y/N] ",
+            if args.all {
+                "images without at least one container associated to them"
+            } else {
+                "dangling images"
+            }
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let store = Store::open(&ctx.root)?;
+    let containers = Containers::open(&ctx.root)?.list()?;
+    let used = |id: &str| containers.iter().any(|c| c.spec.image_id == id);
+    let mut lines = Vec::new();
+    let mut reclaimed = 0u64;
+    let mut done = std::collections::HashSet::new();
+    let all = store.list()?;
+    let tagged: std::collections::HashSet<&str> = all
+        .iter()
+        .filter(|i| i.reference.is_some())
+        .map(|i| i.id.as_str())
+        .collect();
+    for image in &all {
+        let dangling = !tagged.contains(image.id.as_str());
+        if (!dangling && !args.all) || used(&image.id) || !done.insert(image.id.clone()) {
+            continue;
+        }
+        let sizes: Vec<(String, u64)> = image
+            .diff_ids
+            .iter()
+            .map(|d| (d.clone(), store.layer_size(d).unwrap_or(0)))
+            .collect();
+        for line in store.remove(&image.id, false, &|_| None)? {
+            if let Some(d) = line.strip_prefix("Deleted: ") {
+                reclaimed += sizes
+                    .iter()
+                    .find(|(id, _)| id == d)
+                    .map(|(_, s)| *s)
+                    .unwrap_or(0);
+            }
+            lines.push(line.replacen("Untagged: ", "untagged: ", 1).replacen(
+                "Deleted: ",
+                "deleted: ",
+                1,
+            ));
+        }
+    }
+    if !lines.is_empty() {
+        println!("Deleted Images:");
+        for l in &lines {
+            println!("{l}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(reclaimed));
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ellipsis_cuts_like_docker() {
+        assert_eq!(ellipsis("short", 45), "short");
+        let long = "x".repeat(50);
+        let cut = ellipsis(&long, 45);
+        assert_eq!(cut.chars().count(), 45);
+        assert!(cut.ends_with('…'));
+    }
+}
