@@ -51,9 +51,10 @@ impl Registry {
             }
         };
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("access.log")).unwrap();
         let child = Command::new("docker-registry")
             .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
-            .stdout(Stdio::null())
+            .stdout(log)
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry (scripts/test installs the docker-registry package)");
@@ -299,4 +300,40 @@ fn login_push_pull_back_podman_pull_and_logout() {
         "{}",
         refused.stderr
     );
+}
+
+#[test]
+fn chunked_push_and_cross_repository_mount() {
+    let lab = Lab::with_busybox();
+    let reg = Registry::start();
+    let first = reg.name("me/one:v1");
+    lab.cmd(&["tag", "busybox", &first]).expect_code(0);
+    let push = lab
+        .command(&["push", &first])
+        .env("DOCKLING_PUSH_CHUNK_SIZE", "500000")
+        .output()
+        .unwrap();
+    let push: common::Out = push.into();
+    push.expect_code(0);
+    let log = std::fs::read_to_string(reg.dir.path().join("access.log")).unwrap();
+    assert!(
+        log.matches("\"PATCH /v2/me/one/blobs/uploads/").count() >= 2,
+        "the busybox layer went up in several chunks:\n{log}"
+    );
+    // A second repository of the same registry: the blobs are mounted, not sent again.
+    let second = reg.name("me/two:v1");
+    lab.cmd(&["tag", "busybox", &second]).expect_code(0);
+    let mount = lab.cmd(&["push", &second]);
+    mount.expect_code(0);
+    assert!(
+        mount.stdout.contains(": Mounted from me/one"),
+        "{}",
+        mount.stdout
+    );
+    assert!(!mount.stdout.contains(": Pushed"), "{}", mount.stdout);
+    let fresh = Lab::new();
+    fresh.cmd(&["pull", &second]).expect_code(0);
+    let run = fresh.run(&[&second, "echo", "mounted"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "mounted\n");
 }

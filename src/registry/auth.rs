@@ -90,9 +90,17 @@ impl Auth {
                 if let Some(service) = params.get("service") {
                     query.push(("service", service));
                 }
-                let scope = params.get("scope").map(String::as_str).unwrap_or(scope);
-                if !scope.is_empty() {
-                    query.push(("scope", scope));
+                // Ask for what this request needs (several scopes are separated by spaces,
+                // e.g. push to one repository and pull from another for a cross-repo mount);
+                // the challenge's own scope when we have none. The token is cached under our
+                // scope, which is what `apply` looks up.
+                let wanted = if scope.is_empty() {
+                    params.get("scope").map(String::as_str).unwrap_or("")
+                } else {
+                    scope
+                };
+                for s in wanted.split(' ').filter(|s| !s.is_empty()) {
+                    query.push(("scope", s));
                 }
                 req = req.query(&query);
                 if let Some((u, p)) = &self.credentials {
