@@ -445,10 +445,15 @@ impl Store {
         let compressed: Box<dyn Read> = if n >= 2 && head[..2] == [0x1f, 0x8b] {
             Box::new(flate2::read::GzDecoder::new(BufReader::new(f)))
         } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(Error::Usage(format!(
-                "layer {blob} is zstd-compressed, which dockling cannot unpack yet"
-            )));
+            match ruzstd::decoding::StreamingDecoder::new(BufReader::new(f)) {
+                Ok(d) => Box::new(d),
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&tmp);
+                    return Err(Error::Corrupt(format!(
+                        "layer {blob} is not valid zstd: {e}"
+                    )));
+                }
+            }
         } else {
             Box::new(BufReader::new(f))
         };
@@ -927,6 +932,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("corrupt"));
+    }
+
+    #[test]
+    fn zstd_layers_unpack_and_are_checked_against_their_diff_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let tar = rootfs_tar();
+        let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&tar)));
+        let zst = ruzstd::encoding::compress_to_vec(
+            &tar[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert_eq!(&zst[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        let (blob, _) = store.write_blob(&zst).unwrap();
+        let dir = store.ensure_unpacked(&blob, &diff_id).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("etc/hostname")).unwrap(), "hello");
+        assert_eq!(store.layer_size(&diff_id), Some(tar.len() as u64));
+        // The same blob claimed to be another layer is refused, and leaves nothing.
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        let err = store.ensure_unpacked(&blob, &wrong).unwrap_err().to_string();
+        assert!(err.contains("tampered"), "{err}");
+        assert!(!tmp.path().join("root/layers/sha256").join("0".repeat(64)).exists());
     }
 
     #[test]
