@@ -337,3 +337,69 @@ fn chunked_push_and_cross_repository_mount() {
     run.expect_code(0);
     assert_eq!(run.stdout, "mounted\n");
 }
+
+#[test]
+fn a_credential_helper_keeps_the_password_out_of_the_config_file() {
+    let lab = Lab::with_busybox();
+    let reg = Registry::start_with_login("student", "s3cret");
+    let home = tempfile::tempdir().unwrap();
+    // A helper speaking Docker's protocol, keeping what it is given in a file next to itself.
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-labtest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nd=\"$(dirname \"$0\")/kept\"\necho \"$1\" >> \"$(dirname \"$0\")/calls\"\ncase \"$1\" in\n  store) cat > \"$d\" ;;\n  get) read server; [ -f \"$d\" ] || { echo 'credentials not found in native keychain'; exit 1; }; cat \"$d\" ;;\n  erase) rm -f \"$d\" ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(home.path().join(".dockling")).unwrap();
+    std::fs::write(
+        home.path().join(".dockling/config.json"),
+        r#"{"credsStore": "labtest"}"#,
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let cmd = |args: &[&str]| -> common::Out {
+        lab.command(args)
+            .env("HOME", home.path())
+            .env("PATH", &path)
+            .output()
+            .expect("dockling")
+            .into()
+    };
+    let server = format!("127.0.0.1:{}", reg.port);
+    let login = cmd(&["login", "-u", "student", "-p", "s3cret", &server]);
+    login.expect_code(0);
+    assert!(
+        !login.stderr.contains("stored unencrypted"),
+        "{}",
+        login.stderr
+    );
+    let file = std::fs::read_to_string(home.path().join(".dockling/config.json")).unwrap();
+    assert!(
+        !file.contains("auths"),
+        "the password went to the file: {file}"
+    );
+    assert!(std::fs::read_to_string(bin.join("kept"))
+        .unwrap()
+        .contains("s3cret"));
+    let name = reg.name("me/helped:v1");
+    cmd(&["tag", "busybox", &name]).expect_code(0);
+    cmd(&["push", &name]).expect_code(0);
+    assert!(std::fs::read_to_string(bin.join("calls"))
+        .unwrap()
+        .contains("get"));
+    let logout = cmd(&["logout", &server]);
+    assert_eq!(
+        logout.stdout,
+        format!("Removing login credentials for {server}\n")
+    );
+    assert!(!bin.join("kept").exists(), "erase was not called");
+    let denied = cmd(&["push", &name]);
+    denied.expect_code(125);
+}

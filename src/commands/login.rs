@@ -83,11 +83,12 @@ pub fn login(ctx: &Context, args: &LoginArgs) -> Result<i32> {
             resp.status()
         )));
     }
-    let path = auth_store::save(&registry, &user, &password)?;
-    eprintln!(
-        "WARNING! Your password will be stored unencrypted in {}.\nConfigure a credential helper to remove this warning.",
-        path.display()
-    );
+    if let auth_store::Stored::File(path) = auth_store::save(&registry, &user, &password)? {
+        eprintln!(
+            "WARNING! Your password will be stored unencrypted in {}.\nConfigure a credential helper to remove this warning.",
+            path.display()
+        );
+    }
     let _ = writeln!(std::io::stdout(), "Login Succeeded");
     Ok(0)
 }

@@ -947,13 +947,23 @@ mod tests {
         assert_eq!(&zst[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
         let (blob, _) = store.write_blob(&zst).unwrap();
         let dir = store.ensure_unpacked(&blob, &diff_id).unwrap();
-        assert_eq!(fs::read_to_string(dir.join("etc/hostname")).unwrap(), "hello");
+        assert_eq!(
+            fs::read_to_string(dir.join("etc/hostname")).unwrap(),
+            "hello"
+        );
         assert_eq!(store.layer_size(&diff_id), Some(tar.len() as u64));
         // The same blob claimed to be another layer is refused, and leaves nothing.
         let wrong = format!("sha256:{}", "0".repeat(64));
-        let err = store.ensure_unpacked(&blob, &wrong).unwrap_err().to_string();
+        let err = store
+            .ensure_unpacked(&blob, &wrong)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tampered"), "{err}");
-        assert!(!tmp.path().join("root/layers/sha256").join("0".repeat(64)).exists());
+        assert!(!tmp
+            .path()
+            .join("root/layers/sha256")
+            .join("0".repeat(64))
+            .exists());
     }
 
     #[test]

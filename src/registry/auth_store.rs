@@ -1,7 +1,10 @@
 //! Stored registry credentials, Docker-compatible: `auths` entries with base64 `user:password`.
 //!
 //! Read from dockling's own file (`~/.dockling/config.json`) and then Docker's
-//! (`~/.docker/config.json`), so a `docker login` works for dockling too.
+//! (`~/.docker/config.json`), so a `docker login` works for dockling too. A credential helper
+//! named there (`credHelpers` per registry, or `credsStore` for all) is asked first, with
+//! Docker's protocol: `docker-credential-<name> get|store|erase`, the server on stdin, JSON
+//! `{ServerURL, Username, Secret}` back.
 
 use std::path::PathBuf;
 
@@ -32,8 +35,71 @@ fn decode_b64(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// (user, password) for `registry`, if a config file has them.
+fn read_json(path: &std::path::Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// The credential helper a config file names for `registry`, if any.
+fn helper_in(v: &serde_json::Value, registry: &str) -> Option<String> {
+    v["credHelpers"][key(registry)]
+        .as_str()
+        .or(v["credHelpers"][registry].as_str())
+        .or(v["credsStore"].as_str())
+        .filter(|h| !h.is_empty())
+        .map(String::from)
+}
+
+/// Run `docker-credential-<helper> <action>` with `input` on stdin.
+fn run_helper(helper: &str, action: &str, input: &str) -> crate::error::Result<String> {
+    use crate::error::Error;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Error::Usage(format!(
+                "credential helper {program}: {e}: install it or remove \"{helper}\" from credsStore/credHelpers"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Usage(format!("credential helper {program}: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(Error::Usage(format!(
+            "credential helper {program} {action} failed: {}{}",
+            text.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(text)
+}
+
+/// (user, password) for `registry`, if a config file or its credential helper has them.
 pub fn lookup(registry: &str) -> Option<(String, String)> {
+    for f in files() {
+        let Some(v) = read_json(&f) else { continue };
+        if let Some(helper) = helper_in(&v, registry) {
+            if let Ok(text) = run_helper(&helper, "get", &key(registry)) {
+                let got: serde_json::Value = serde_json::from_str(&text).ok()?;
+                let user = got["Username"].as_str()?.to_string();
+                let secret = got["Secret"].as_str()?.to_string();
+                return Some((user, secret));
+            }
+        }
+    }
+    lookup_auths(registry)
+}
+
+fn lookup_auths(registry: &str) -> Option<(String, String)> {
     let keys = if registry == crate::image::reference::DEFAULT_REGISTRY {
         vec![
             "https://index.docker.io/v1/".to_string(),
@@ -111,10 +177,25 @@ pub fn own_file() -> PathBuf {
     files().remove(0)
 }
 
-/// Store credentials for `registry` (mode 0600), returning the file written.
-pub fn save(registry: &str, user: &str, password: &str) -> crate::error::Result<PathBuf> {
+/// Where `save` put the credentials.
+pub enum Stored {
+    /// In this file, base64 (which is not encryption).
+    File(PathBuf),
+    /// With this credential helper.
+    Helper(String),
+}
+
+/// Store credentials for `registry`: with the credential helper dockling's own file names, or
+/// else in that file (mode 0600).
+pub fn save(registry: &str, user: &str, password: &str) -> crate::error::Result<Stored> {
     use crate::error::Error;
     let path = own_file();
+    if let Some(helper) = read_json(&path).and_then(|v| helper_in(&v, registry)) {
+        let input =
+            serde_json::json!({"ServerURL": key(registry), "Username": user, "Secret": password});
+        run_helper(&helper, "store", &input.to_string())?;
+        return Ok(Stored::Helper(helper));
+    }
     let mut v: serde_json::Value = std::fs::read(&path)
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok())
@@ -128,12 +209,16 @@ pub fn save(registry: &str, user: &str, password: &str) -> crate::error::Result<
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(Error::io("chmod", &path))?;
-    Ok(path)
+    Ok(Stored::File(path))
 }
 
-/// Forget credentials for `registry` in dockling's own file; true if there were any.
+/// Forget credentials for `registry` (in its helper or dockling's own file); true if there
+/// were any.
 pub fn remove(registry: &str) -> crate::error::Result<bool> {
     let path = own_file();
+    if let Some(helper) = read_json(&path).and_then(|v| helper_in(&v, registry)) {
+        return Ok(run_helper(&helper, "erase", &key(registry)).is_ok());
+    }
     let Ok(text) = std::fs::read(&path) else {
         return Ok(false);
     };
