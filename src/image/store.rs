@@ -497,8 +497,7 @@ impl Store {
             .as_str()
             .ok_or_else(|| Error::Corrupt(format!("manifest {manifest_digest} has no config")))?;
         let config_bytes = self.read_blob(config_digest)?;
-        let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config_bytes)
-            .map_err(|e| Error::Corrupt(format!("config {config_digest}: {e}")))?;
+        let config = parse_config(&config_bytes, config_digest)?;
         let layers: Vec<String> = manifest["layers"]
             .as_array()
             .map(|l| {
@@ -666,8 +665,24 @@ impl Store {
         Ok(lines)
     }
 
-    /// Delete blobs and unpacked layers no manifest of the index refers to.
-    fn collect_garbage(&self, index: &Value) -> Result<Vec<String>> {
+    /// Remove these blobs and unpacked layers (by digest and diff_id) unless an image of the
+    /// index uses them: what a failed pull fetched is not left behind.
+    pub fn discard_unused(&self, blobs: &[String], diff_ids: &[String]) -> Result<()> {
+        let _l = lock(&self.oci.join(".lock"))?;
+        let keep = self.referenced(&self.read_index()?);
+        for b in blobs.iter().filter(|b| !keep.contains(*b)) {
+            let _ = fs::remove_file(self.blob_path(b)?);
+        }
+        for d in diff_ids.iter().filter(|d| !keep.contains(*d)) {
+            let hex = hex_of(d)?;
+            let _ = fs::remove_dir_all(self.layers.join(hex));
+            let _ = fs::remove_file(self.size_path(hex));
+        }
+        Ok(())
+    }
+
+    /// Every manifest, config, layer blob and diff_id the images of `index` refer to.
+    fn referenced(&self, index: &Value) -> std::collections::HashSet<String> {
         let mut keep = std::collections::HashSet::new();
         for m in index["manifests"].as_array().into_iter().flatten() {
             let Some(d) = m["digest"].as_str() else {
@@ -694,6 +709,12 @@ impl Store {
                 }
             }
         }
+        keep
+    }
+
+    /// Delete blobs and unpacked layers no manifest of the index refers to.
+    fn collect_garbage(&self, index: &Value) -> Result<Vec<String>> {
+        let keep = self.referenced(index);
         let mut lines = Vec::new();
         let blobs = self.oci.join("blobs/sha256");
         for e in fs::read_dir(&blobs)
@@ -757,6 +778,23 @@ fn tag_of_is(list: &[Value], idx: &[usize], r: &Reference) -> bool {
             .as_ref()
             == Some(r)
     })
+}
+
+/// Parse an image config. The OCI spec makes `history` (and the runtime `config`) optional,
+/// and images built by some tools leave them out; oci-spec's type wants `history`, so an
+/// empty one is filled in before parsing.
+pub fn parse_config(bytes: &[u8], digest: &str) -> Result<oci_spec::image::ImageConfiguration> {
+    let mut v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::Corrupt(format!("config {digest}: {e}")))?;
+    if !v.is_object() {
+        return Err(Error::Corrupt(format!(
+            "config {digest} is not a JSON object"
+        )));
+    }
+    if v["history"].is_null() {
+        v["history"] = json!([]);
+    }
+    serde_json::from_value(v).map_err(|e| Error::Corrupt(format!("config {digest}: {e}")))
 }
 
 /// The architecture name OCI uses (Go's GOARCH).

@@ -56,6 +56,8 @@ struct Puller<'a> {
     reg: Registry,
     reference: &'a Reference,
     scope: String,
+    /// Blobs and layers this pull added, removed again if it fails.
+    fetched: std::sync::Mutex<(Vec<String>, Vec<String>)>,
 }
 
 impl Puller<'_> {
@@ -157,6 +159,11 @@ impl Puller<'_> {
             match result {
                 Ok(got) if got == digest => {
                     fs::rename(&tmp, &dest).map_err(Error::io("rename", &dest))?;
+                    self.fetched
+                        .lock()
+                        .expect("fetched")
+                        .0
+                        .push(digest.to_string());
                     return Ok(());
                 }
                 Ok(got) => {
@@ -202,8 +209,14 @@ pub fn pull(
             reg,
             reference,
             scope: format!("repository:{}:pull", reference.repository),
+            fetched: Default::default(),
         };
-        match pull_from(&p, store, out) {
+        let result = pull_from(&p, store, out);
+        if result.is_err() {
+            let (blobs, layers) = &*p.fetched.lock().expect("fetched");
+            let _ = store.discard_unused(blobs, layers);
+        }
+        match result {
             Ok(img) => return Ok(img),
             // A mirror that fails is skipped; the last source's error is the one that counts.
             Err(e) => errors.push((base, e)),
@@ -283,6 +296,10 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write) -> Result<Image
             "the image config is larger than 4 MiB: refusing it".into(),
         ));
     }
+    // Checked now, before any layer is fetched, so an unusable config leaves nothing behind.
+    crate::image::store::parse_config(&config_bytes, &config_digest).inspect_err(|_| {
+        let _ = store.blob_path(&config_digest).map(std::fs::remove_file);
+    })?;
     let config: Value = serde_json::from_slice(&config_bytes)
         .map_err(|e| Error::Corrupt(format!("config: {e}")))?;
     let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
@@ -319,6 +336,9 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write) -> Result<Image
         let _ = writeln!(out, "{}: Download complete", &l[7..19]);
     }
     for (l, d) in layers.iter().zip(&diff_ids) {
+        if store.layer_size(d).is_none() {
+            p.fetched.lock().expect("fetched").1.push(d.clone());
+        }
         store.ensure_unpacked(l, d)?;
         let _ = writeln!(out, "{}: Pull complete", &l[7..19]);
     }

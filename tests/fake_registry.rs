@@ -1,0 +1,482 @@
+//! Registries that misbehave on purpose: a tiny HTTP server on a loopback port answers each
+//! request from a table the test fills, so every broken answer a real registry (or someone in
+//! the middle) could give is tried, and the store is checked to be clean afterwards.
+
+mod common;
+use common::Lab;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One canned answer: status, headers, body; `cut` closes the connection after that many
+/// body bytes (a truncated download).
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    cut: Option<usize>,
+}
+
+fn ok(content_type: &str, body: Vec<u8>) -> Answer {
+    Answer {
+        status: 200,
+        headers: vec![("Content-Type".into(), content_type.into())],
+        body,
+        cut: None,
+    }
+}
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    authorization: Option<String>,
+}
+
+/// Answers by path; a list is used in order (the last one repeats).
+struct Fake {
+    port: u16,
+    routes: Arc<Mutex<HashMap<String, Vec<Answer>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<Mutex<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Fake {
+    fn start() -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let routes: Arc<Mutex<HashMap<String, Vec<Answer>>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let stop = Arc::new(Mutex::new(false));
+        let (r, s, st) = (routes.clone(), seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            // Bounded: at most 60 s and 500 connections, whatever the test does.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut served = 0;
+            while Instant::now() < deadline && served < 500 && !*st.lock().unwrap() {
+                let Ok((conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                served += 1;
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut authorization = None;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("authorization") {
+                            authorization = Some(v.trim().to_string());
+                        }
+                    }
+                }
+                s.lock().unwrap().push(Seen {
+                    path: path.clone(),
+                    authorization,
+                });
+                let answer = {
+                    let mut routes = r.lock().unwrap();
+                    let key = path.split('?').next().unwrap_or("").to_string();
+                    match routes.get_mut(&key) {
+                        Some(list) if list.len() > 1 => Some(list.remove(0)),
+                        Some(list) => list.first().cloned(),
+                        None => None,
+                    }
+                };
+                let a = answer.unwrap_or(Answer {
+                    status: 404,
+                    headers: vec![("Content-Type".into(), "application/json".into())],
+                    body: br#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_vec(),
+                    cut: None,
+                });
+                let mut conn = conn;
+                let mut head = format!(
+                    "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\nDocker-Distribution-Api-Version: registry/2.0\r\n",
+                    a.status,
+                    a.body.len()
+                );
+                for (k, v) in &a.headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = conn.write_all(head.as_bytes());
+                let n = a.cut.unwrap_or(a.body.len()).min(a.body.len());
+                if !line.starts_with("HEAD") {
+                    let _ = conn.write_all(&a.body[..n]);
+                }
+                let _ = conn.flush();
+                let _ = conn.shutdown(std::net::Shutdown::Both);
+                let _ = reader.read(&mut [0u8; 1]);
+            }
+        });
+        Fake {
+            port,
+            routes,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn route(&self, path: &str, answers: Vec<Answer>) {
+        self.routes
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), answers);
+    }
+
+    fn name(&self, repo: &str) -> String {
+        format!("127.0.0.1:{}/{repo}", self.port)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        *self.stop.lock().unwrap() = true;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// A one-layer image: (manifest bytes, config bytes, layer bytes).
+fn image() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_size(6);
+    b.append_data(&mut h, "greeting", &b"hello\n"[..]).unwrap();
+    let layer = b.into_inner().unwrap();
+    let config = serde_json::to_vec(&json!({
+        "architecture": if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" },
+        "os": "linux",
+        "config": {"Cmd": ["/greeting"]},
+        "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
+    }))
+    .unwrap();
+    (manifest, config, layer)
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// Serve `image()` as `repo:v1` on `fake`, with `layer_answers` for the layer blob.
+fn serve(fake: &Fake, repo: &str, layer_answers: Vec<Answer>) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (m, c, l) = image();
+    fake.route(
+        &format!("/v2/{repo}/manifests/v1"),
+        vec![ok(OCI_MANIFEST, m.clone())],
+    );
+    fake.route(
+        &format!("/v2/{repo}/blobs/{}", digest(&c)),
+        vec![ok("application/octet-stream", c.clone())],
+    );
+    fake.route(&format!("/v2/{repo}/blobs/{}", digest(&l)), layer_answers);
+    (m, c, l)
+}
+
+fn assert_clean(lab: &Lab) {
+    for dir in ["oci/blobs/sha256", "layers/sha256"] {
+        let left: Vec<_> = std::fs::read_dir(lab.root().join(dir))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{dir} holds {left:?} after a failed pull");
+    }
+}
+
+#[test]
+fn a_truncated_download_is_retried_and_then_succeeds() {
+    let lab = Lab::new();
+    let fake = Fake::start();
+    let (_, _, layer) = image();
+    let mut cut = ok("application/octet-stream", layer.clone());
+    cut.cut = Some(layer.len() / 2);
+    serve(
+        &fake,
+        "t/img",
+        vec![cut, ok("application/octet-stream", layer)],
+    );
+    let pull = lab.cmd(&["pull", &fake.name("t/img:v1")]);
+    pull.expect_code(0);
+    let run = lab.run(&[&fake.name("t/img:v1"), "x"]);
+    // The image has no shell; what counts is that the layer is there, whole.
+    assert_ne!(run.code, 125, "{}", run.stderr);
+}
+
+#[test]
+fn broken_answers_are_clear_errors_that_leave_the_store_clean() {
+    let fake = Fake::start();
+    let (m, c, l) = image();
+    let layer_path = |repo: &str| format!("/v2/{repo}/blobs/{}", digest(&l));
+
+    // Always truncated: three tries, then a clear error.
+    let lab = Lab::new();
+    let mut cut = ok("application/octet-stream", l.clone());
+    cut.cut = Some(10);
+    serve(&fake, "b/cut", vec![cut]);
+    let out = lab.cmd(&["pull", &fake.name("b/cut:v1")]);
+    out.expect_code(125);
+    assert!(out.stderr.contains("failed three times"), "{}", out.stderr);
+    assert_clean(&lab);
+    let tries = fake
+        .seen()
+        .iter()
+        .filter(|s| s.path == layer_path("b/cut"))
+        .count();
+    assert_eq!(tries, 3);
+
+    // A manifest that is an index and an image at once.
+    let lab = Lab::new();
+    let mut both: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    both["manifests"] = json!([]);
+    fake.route(
+        "/v2/b/both/manifests/v1",
+        vec![ok(OCI_MANIFEST, serde_json::to_vec(&both).unwrap())],
+    );
+    let out = lab.cmd(&["pull", &fake.name("b/both:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr.contains("both an index and an image manifest"),
+        "{}",
+        out.stderr
+    );
+    assert_clean(&lab);
+
+    // Content-Type says one thing, the document another.
+    let lab = Lab::new();
+    fake.route(
+        "/v2/b/type/manifests/v1",
+        vec![ok("application/vnd.oci.image.index.v1+json", m.clone())],
+    );
+    let out = lab.cmd(&["pull", &fake.name("b/type:v1")]);
+    out.expect_code(125);
+    assert!(out.stderr.contains("but it declares"), "{}", out.stderr);
+
+    // A digest that is not one (it would end up in a path).
+    let lab = Lab::new();
+    let mut evil: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    evil["layers"][0]["digest"] = json!("sha256:../../../../etc/passwd");
+    fake.route(
+        "/v2/b/evil/manifests/v1",
+        vec![ok(OCI_MANIFEST, serde_json::to_vec(&evil).unwrap())],
+    );
+    fake.route(
+        &format!("/v2/b/evil/blobs/{}", digest(&c)),
+        vec![ok("application/octet-stream", c.clone())],
+    );
+    let out = lab.cmd(&["pull", &fake.name("b/evil:v1")]);
+    out.expect_code(125);
+    assert!(out.stderr.contains("invalid digest"), "{}", out.stderr);
+    assert_clean(&lab);
+
+    // A manifest far too large.
+    let lab = Lab::new();
+    fake.route(
+        "/v2/b/huge/manifests/v1",
+        vec![ok(OCI_MANIFEST, vec![b' '; 5 << 20])],
+    );
+    let out = lab.cmd(&["pull", &fake.name("b/huge:v1")]);
+    out.expect_code(125);
+    assert!(out.stderr.contains("larger than"), "{}", out.stderr);
+
+    // Docker schema 1.
+    let lab = Lab::new();
+    fake.route(
+        "/v2/b/old/manifests/v1",
+        vec![ok(
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            br#"{"schemaVersion":1,"name":"b/old","tag":"v1","fsLayers":[]}"#.to_vec(),
+        )],
+    );
+    let out = lab.cmd(&["pull", &fake.name("b/old:v1")]);
+    out.expect_code(125);
+    assert!(out.stderr.contains("schema 1"), "{}", out.stderr);
+
+    // A layer whose bytes do not match the config's diff_id (digest of the blob is right).
+    let lab = Lab::new();
+    let other = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(4);
+        b.append_data(&mut h, "evil", &b"evil"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let mut swapped: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    swapped["layers"][0]["digest"] = json!(digest(&other));
+    swapped["layers"][0]["size"] = json!(other.len());
+    fake.route(
+        "/v2/b/swap/manifests/v1",
+        vec![ok(OCI_MANIFEST, serde_json::to_vec(&swapped).unwrap())],
+    );
+    fake.route(
+        &format!("/v2/b/swap/blobs/{}", digest(&c)),
+        vec![ok("application/octet-stream", c.clone())],
+    );
+    fake.route(
+        &format!("/v2/b/swap/blobs/{}", digest(&other)),
+        vec![ok("application/octet-stream", other)],
+    );
+    let out = lab.cmd(&["pull", &fake.name("b/swap:v1")]);
+    out.expect_code(125);
+    assert!(out.stderr.contains("tampered"), "{}", out.stderr);
+    assert!(lab.cmd(&["images", "-q"]).stdout.is_empty());
+}
+
+#[test]
+fn an_index_picks_this_platform_and_skips_attestations() {
+    let lab = Lab::new();
+    let fake = Fake::start();
+    let (m, _, l) = image();
+    serve(&fake, "i/img", vec![ok("application/octet-stream", l)]);
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": format!("sha256:{}", "1".repeat(64)), "size": 1,
+             "platform": {"os": "linux", "architecture": "s390x"}},
+            {"mediaType": OCI_MANIFEST, "digest": format!("sha256:{}", "2".repeat(64)), "size": 1,
+             "platform": {"os": "unknown", "architecture": "unknown"},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+            {"mediaType": OCI_MANIFEST, "digest": digest(&m), "size": m.len(),
+             "platform": {"os": "linux", "architecture": arch}},
+        ],
+    }))
+    .unwrap();
+    fake.route(
+        "/v2/i/img/manifests/multi",
+        vec![ok("application/vnd.oci.image.index.v1+json", index)],
+    );
+    fake.route(
+        &format!("/v2/i/img/manifests/{}", digest(&m)),
+        vec![ok(OCI_MANIFEST, m.clone())],
+    );
+    lab.cmd(&["pull", &fake.name("i/img:multi")]).expect_code(0);
+    let asked: Vec<String> = fake.seen().into_iter().map(|s| s.path).collect();
+    assert!(
+        !asked
+            .iter()
+            .any(|p| p.contains(&"1".repeat(64)) || p.contains(&"2".repeat(64))),
+        "{asked:?}"
+    );
+    // By digest: the manifest must hash to what was asked.
+    let lab = Lab::new();
+    lab.cmd(&["pull", &format!("{}@{}", fake.name("i/img"), digest(&m))])
+        .expect_code(0);
+    fake.route(
+        &format!("/v2/i/img/manifests/sha256:{}", "3".repeat(64)),
+        vec![ok(OCI_MANIFEST, m)],
+    );
+    let out = lab.cmd(&[
+        "pull",
+        &format!("{}@sha256:{}", fake.name("i/img"), "3".repeat(64)),
+    ]);
+    out.expect_code(125);
+    assert!(out.stderr.contains("hashes to"), "{}", out.stderr);
+}
+
+#[test]
+fn credentials_do_not_follow_a_redirect_to_another_host() {
+    let lab = Lab::with_busybox();
+    let home = tempfile::tempdir().unwrap();
+    let registry = Fake::start();
+    let storage = Fake::start();
+    let (_, _, l) = image();
+    let blob_path = format!("/v2/r/img/blobs/{}", digest(&l));
+    serve(
+        &registry,
+        "r/img",
+        vec![Answer {
+            status: 307,
+            headers: vec![(
+                "Location".into(),
+                format!("http://127.0.0.1:{}/storage/layer", storage.port),
+            )],
+            body: Vec::new(),
+            cut: None,
+        }],
+    );
+    storage.route("/storage/layer", vec![ok("application/octet-stream", l)]);
+    // The registry wants Basic credentials for everything but the blob redirect.
+    std::fs::create_dir_all(home.path().join(".dockling")).unwrap();
+    std::fs::write(
+        home.path().join(".dockling/config.json"),
+        format!(
+            r#"{{"auths":{{"127.0.0.1:{}":{{"auth":"c3R1ZGVudDpzZWNyZXQ="}}}}}}"#,
+            registry.port
+        ),
+    )
+    .unwrap();
+    let mut challenge = registry.routes.lock().unwrap();
+    let manifest = challenge.remove("/v2/r/img/manifests/v1").unwrap();
+    challenge.insert(
+        "/v2/r/img/manifests/v1".into(),
+        vec![Answer {
+            status: 401,
+            headers: vec![("WWW-Authenticate".into(), r#"Basic realm="fake""#.into())],
+            body: Vec::new(),
+            cut: None,
+        }]
+        .into_iter()
+        .chain(manifest)
+        .collect(),
+    );
+    drop(challenge);
+    let out: common::Out = lab
+        .command(&["pull", &registry.name("r/img:v1")])
+        .env("HOME", home.path())
+        .output()
+        .unwrap()
+        .into();
+    out.expect_code(0);
+    let sent = registry.seen();
+    assert!(
+        sent.iter().any(|s| s.path == blob_path
+            && s.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Basic "))),
+        "the registry itself gets the credentials: {sent:?}"
+    );
+    let at_storage = storage.seen();
+    assert_eq!(at_storage.len(), 1, "{at_storage:?}");
+    assert_eq!(
+        at_storage[0].authorization, None,
+        "Authorization leaked to another host"
+    );
+}
