@@ -403,3 +403,38 @@ fn a_credential_helper_keeps_the_password_out_of_the_config_file() {
     let denied = cmd(&["push", &name]);
     denied.expect_code(125);
 }
+
+#[test]
+fn on_a_terminal_pull_draws_a_progress_bar_per_layer() {
+    let source = Lab::with_busybox();
+    let reg = Registry::start();
+    reg.push_busybox(&source, "lab/busybox:v1");
+    let lab = Lab::new();
+    // script(1) gives dockling a pseudo-terminal as stdout.
+    let line = format!(
+        "{} pull {}",
+        env!("CARGO_BIN_EXE_dockling"),
+        reg.name("lab/busybox:v1")
+    );
+    let out = lab
+        .command(&[])
+        .get_envs()
+        .fold(Command::new("script"), |mut c, (k, v)| {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+            c
+        })
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (scripts/test installs bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Pull complete     [===================="),
+        "{text}"
+    );
+    assert!(text.contains("\x1b["), "no terminal drawing: {text}");
+    assert!(text.contains("Status: Downloaded newer image"), "{text}");
+}

@@ -24,7 +24,8 @@ pub fn run(ctx: &Context, args: &PullArgs) -> Result<i32> {
     {
         let _ = writeln!(out, "Using default tag: latest");
     }
-    crate::registry::pull::pull(&store, &reference, &ctx.config, &mut *out)?;
+    let bars = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    crate::registry::pull::pull(&store, &reference, &ctx.config, &mut *out, bars)?;
     println!("{reference}");
     Ok(0)
 }

@@ -35,7 +35,13 @@ fn find_or_pull(
                 reference.familiar_tagged()
             );
         }
-        crate::registry::pull::pull(store, &reference, &ctx.config, &mut std::io::stderr())
+        crate::registry::pull::pull(
+            store,
+            &reference,
+            &ctx.config,
+            &mut std::io::stderr(),
+            false,
+        )
     };
     match (args.pull, found) {
         (PullPolicy::Always, _) if !dry_run => pull(false),

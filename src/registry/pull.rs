@@ -6,6 +6,7 @@
 use std::fs::{self, File};
 use std::io::{Read, Write};
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
@@ -121,7 +122,7 @@ impl Puller<'_> {
     }
 
     /// Download one blob into the store, verifying its digest as it streams.
-    fn blob(&self, store: &Store, digest: &str) -> Result<()> {
+    fn blob(&self, store: &Store, digest: &str, bar: Option<&ProgressBar>) -> Result<()> {
         let dest = store.blob_path(digest)?;
         if dest.exists() {
             return Ok(());
@@ -130,6 +131,10 @@ impl Puller<'_> {
         let mut last = None;
         // A broken transfer is retried (bounded), from the start.
         for _ in 0..3 {
+            if let Some(b) = bar {
+                b.set_position(0);
+                b.set_message("Downloading");
+            }
             let resp = self.reg.send(&self.scope, |h| h.get(&url))?;
             if !resp.status().is_success() {
                 return Err(status_error(
@@ -151,6 +156,9 @@ impl Puller<'_> {
                         break;
                     }
                     hash.update(&buf[..n]);
+                    if let Some(b) = bar {
+                        b.inc(n as u64);
+                    }
                     f.write_all(&buf[..n])?;
                 }
                 f.sync_all()?;
@@ -185,12 +193,14 @@ impl Puller<'_> {
     }
 }
 
-/// Pull `reference` into `store`, printing Docker-like progress lines to `out`.
+/// Pull `reference` into `store`, printing Docker-like progress lines to `out`, or drawing a
+/// progress bar per layer on the terminal (stdout) when `bars`.
 pub fn pull(
     store: &Store,
     reference: &Reference,
     config: &Config,
     out: &mut dyn Write,
+    bars: bool,
 ) -> Result<Image> {
     let insecure = config.insecure_registries.clone().unwrap_or_default();
     let mut bases = Vec::new();
@@ -211,7 +221,7 @@ pub fn pull(
             scope: format!("repository:{}:pull", reference.repository),
             fetched: Default::default(),
         };
-        let result = pull_from(&p, store, out);
+        let result = pull_from(&p, store, out, bars);
         if result.is_err() {
             let (blobs, layers) = &*p.fetched.lock().expect("fetched");
             let _ = store.discard_unused(blobs, layers);
@@ -226,7 +236,7 @@ pub fn pull(
     Err(last)
 }
 
-fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write) -> Result<Image> {
+fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> Result<Image> {
     let reference = p.reference;
     let wanted = reference
         .digest
@@ -282,6 +292,12 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write) -> Result<Image
         serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("manifest: {e}")))?;
     let config_digest =
         valid_digest(manifest["config"]["digest"].as_str().unwrap_or(""))?.to_string();
+    let sizes: Vec<u64> = manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| l["size"].as_u64().unwrap_or(0))
+        .collect();
     let layers: Vec<String> = manifest["layers"]
         .as_array()
         .ok_or_else(|| Error::Corrupt(format!("manifest {digest} ({media_type}) has no layers")))?
@@ -289,7 +305,7 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write) -> Result<Image
         .map(|l| valid_digest(l["digest"].as_str().unwrap_or("")).map(String::from))
         .collect::<Result<_>>()?;
 
-    p.blob(store, &config_digest)?;
+    p.blob(store, &config_digest, None)?;
     let config_bytes = store.read_blob(&config_digest)?;
     if config_bytes.len() as u64 > MAX_DOCUMENT {
         return Err(Error::Usage(
@@ -316,13 +332,37 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write) -> Result<Image
         )));
     }
 
-    // Layers in parallel (at most 4 at once), each verified as it streams.
+    // Layers in parallel (at most 4 at once), each verified as it streams; on a terminal,
+    // one progress bar per layer (as Docker draws them), else Docker's plain lines.
+    let multi = bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+    let style =
+        ProgressStyle::with_template("{prefix}: {msg:<17} [{bar:20}] {bytes}/{total_bytes}")
+            .expect("template")
+            .progress_chars("=> ");
+    let layer_bars: Vec<Option<ProgressBar>> = layers
+        .iter()
+        .zip(&sizes)
+        .map(|(l, size)| {
+            multi.as_ref().map(|m| {
+                let b = m.add(ProgressBar::new(*size));
+                b.set_style(style.clone());
+                b.set_prefix(l[7..19].to_string());
+                b.set_message(if store.blob_path(l).is_ok_and(|p| p.exists()) {
+                    "Already exists"
+                } else {
+                    "Waiting"
+                });
+                b
+            })
+        })
+        .collect();
     let results: Vec<Result<()>> = std::thread::scope(|s| {
         let mut out_results = Vec::new();
-        for chunk in layers.chunks(4) {
+        for (chunk, chunk_bars) in layers.chunks(4).zip(layer_bars.chunks(4)) {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|l| s.spawn(move || p.blob(store, l)))
+                .zip(chunk_bars)
+                .map(|(l, b)| s.spawn(move || p.blob(store, l, b.as_ref())))
                 .collect();
             out_results.extend(handles.into_iter().map(|h| {
                 h.join()
@@ -331,16 +371,42 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write) -> Result<Image
         }
         out_results
     });
-    for (l, r) in layers.iter().zip(results) {
-        r?;
-        let _ = writeln!(out, "{}: Download complete", &l[7..19]);
+    for ((l, r), bar) in layers.iter().zip(results).zip(&layer_bars) {
+        if let Err(e) = r {
+            if let Some(b) = bar {
+                b.abandon_with_message("Failed");
+            }
+            return Err(e);
+        }
+        match bar {
+            Some(b) => b.set_message("Download complete"),
+            None => {
+                let _ = writeln!(out, "{}: Download complete", &l[7..19]);
+            }
+        }
     }
-    for (l, d) in layers.iter().zip(&diff_ids) {
+    for ((l, d), bar) in layers.iter().zip(&diff_ids).zip(&layer_bars) {
         if store.layer_size(d).is_none() {
             p.fetched.lock().expect("fetched").1.push(d.clone());
         }
+        if let Some(b) = bar {
+            b.set_message("Extracting");
+        }
         store.ensure_unpacked(l, d)?;
-        let _ = writeln!(out, "{}: Pull complete", &l[7..19]);
+        match bar {
+            Some(b) => {
+                b.set_position(b.length().unwrap_or(0));
+                b.finish_with_message("Pull complete");
+            }
+            None => {
+                let _ = writeln!(out, "{}: Pull complete", &l[7..19]);
+            }
+        }
+    }
+    if let Some(m) = multi {
+        // The finished bars stay on screen, as Docker leaves them; what follows goes below.
+        drop(m);
+        let _ = writeln!(out);
     }
     let (stored, size) = store.write_blob(&bytes)?;
     debug_assert_eq!(stored, digest);
