@@ -438,3 +438,67 @@ fn on_a_terminal_pull_draws_a_progress_bar_per_layer() {
     assert!(text.contains("\x1b["), "no terminal drawing: {text}");
     assert!(text.contains("Status: Downloaded newer image"), "{text}");
 }
+
+#[test]
+fn pull_trace_explains_each_http_exchange_and_never_shows_credentials() {
+    let source = Lab::with_busybox();
+    let reg = Registry::start_with_login("student", "s3cret");
+    let home = tempfile::tempdir().unwrap();
+    let with_home = |lab: &Lab, args: &[&str]| -> common::Out {
+        lab.command(args)
+            .env("HOME", home.path())
+            .output()
+            .unwrap()
+            .into()
+    };
+    let server = format!("127.0.0.1:{}", reg.port);
+    with_home(
+        &source,
+        &["login", "-u", "student", "-p", "s3cret", &server],
+    )
+    .expect_code(0);
+    let name = reg.name("me/traced:v1");
+    with_home(&source, &["tag", "busybox", &name]).expect_code(0);
+    let push = with_home(&source, &["push", "--trace=json", &name]);
+    push.expect_code(0);
+    let lab = Lab::new();
+    let pull = with_home(&lab, &["pull", "--trace=json", &name]);
+    pull.expect_code(0);
+    for (what, out, want) in [
+        (
+            "push",
+            &push,
+            &[
+                "challenge",
+                "blob.exists",
+                "upload.start",
+                "upload.commit",
+                "manifest.put",
+            ][..],
+        ),
+        ("pull", &pull, &["challenge", "manifest", "blob"][..]),
+    ] {
+        assert!(
+            !out.stderr.contains("s3cret"),
+            "{what} trace shows the password"
+        );
+        // base64("student:s3cret"), as an Authorization header would carry it.
+        assert!(
+            !out.stderr.contains("c3R1ZGVudDpzM2NyZXQ"),
+            "{what} trace shows credentials"
+        );
+        let events: Vec<serde_json::Value> = out
+            .stderr
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{what}: {l}: {e}")))
+            .collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        for k in want {
+            assert!(kinds.contains(k), "{what} trace has no {k}: {kinds:?}");
+        }
+        for e in &events {
+            assert_eq!(e["type"], "http");
+            assert!(e["explain"].is_string() && e["spec"].is_string(), "{e}");
+        }
+    }
+}

@@ -164,6 +164,9 @@ pub struct PushArgs {
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Show every HTTP exchange with the registry and why: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
+    pub trace: Option<crate::trace::Format>,
     /// Image to push: NAME[:TAG]
     pub name: String,
 }
@@ -197,6 +200,9 @@ pub struct PullArgs {
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Show every HTTP exchange with the registry and why: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
+    pub trace: Option<crate::trace::Format>,
     /// Image to pull: NAME[:TAG|@DIGEST]
     pub name: String,
 }

@@ -106,9 +106,17 @@ impl Auth {
                 if let Some((u, p)) = &self.credentials {
                     req = req.basic_auth(u, Some(p));
                 }
+                let started = std::time::Instant::now();
                 let resp = req
                     .send()
                     .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
+                super::trace::exchange(
+                    "token",
+                    "GET",
+                    resp.url().as_str(),
+                    resp.status().as_u16(),
+                    started.elapsed(),
+                );
                 if !resp.status().is_success() {
                     return Err(Error::Usage(format!(
                         "the token server {realm} refused ({}): check `dockling login`",

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod auth_store;
 pub mod pull;
 pub mod push;
+pub mod trace;
 
 use std::time::Duration;
 
@@ -70,7 +71,22 @@ impl Registry {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
             // reqwest drops Authorization when a redirect leaves the host (blob storage).
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                if let Some(from) = attempt.previous().last() {
+                    trace::exchange(
+                        "blob.redirect",
+                        "GET",
+                        from.as_str(),
+                        attempt.status().as_u16(),
+                        Duration::ZERO,
+                    );
+                }
+                if attempt.previous().len() > 5 {
+                    attempt.error("more than 5 redirects")
+                } else {
+                    attempt.follow()
+                }
+            }))
             .build()
             .map_err(|e| Error::Usage(format!("http client: {e}")))?;
         Ok(Registry {
@@ -85,8 +101,28 @@ impl Registry {
     pub fn send(&self, scope: &str, req: impl Fn(&Http) -> RequestBuilder) -> Result<Response> {
         let mut tries = 0;
         loop {
-            let builder = self.auth.apply(req(&self.http), scope);
-            let resp = builder.send().map_err(|e| self.net_error(e))?;
+            let request = self
+                .auth
+                .apply(req(&self.http), scope)
+                .build()
+                .map_err(|e| self.net_error(e))?;
+            let method = request.method().to_string();
+            let path = request.url().path().to_string();
+            let started = std::time::Instant::now();
+            let resp = self.http.execute(request).map_err(|e| self.net_error(e))?;
+            let content_type = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let status = resp.status().as_u16();
+            trace::exchange(
+                trace::kind(&method, &path, status, content_type),
+                &method,
+                resp.url().as_str(),
+                status,
+                started.elapsed(),
+            );
             match resp.status() {
                 StatusCode::UNAUTHORIZED if tries == 0 => {
                     let challenge = resp

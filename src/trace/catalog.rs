@@ -33,6 +33,18 @@ pub struct Catalog {
     pub syscalls: BTreeMap<String, Explanation>,
     /// By `StepId::key`.
     pub steps: BTreeMap<String, StepText>,
+    /// Registry exchanges, by `registry::trace::kind`.
+    pub http: BTreeMap<String, HttpText>,
+}
+
+/// Why an HTTP exchange with a registry happens, and where the protocol describes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpText {
+    /// Where to read more (the distribution spec's section).
+    pub spec: String,
+    /// One sentence, lowercase, no trailing period.
+    pub text: String,
 }
 
 /// The languages that ship, as (code, YAML source).
