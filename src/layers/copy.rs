@@ -115,20 +115,32 @@ impl Flattener<'_> {
                 let mut to = safefs::create_at(p, &name).map_err(|e| err(&rel_path, e))?;
                 self.stats.bytes +=
                     std::io::copy(&mut from, &mut to).map_err(|e| err(&rel_path, e))?;
-                safefs::set_meta_at(p, &name, meta.uid(), meta.gid(), Some(mode), meta.mtime())
-                    .map_err(|e| err(&rel_path, e))?;
+                safefs::set_meta_at(
+                    p,
+                    &name,
+                    Some((meta.uid(), meta.gid())),
+                    Some(mode),
+                    meta.mtime(),
+                )
+                .map_err(|e| err(&rel_path, e))?;
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&src).map_err(|e| err(&src, e))?;
                 safefs::symlink_at(&target, p, &name).map_err(|e| err(&rel_path, e))?;
-                safefs::set_meta_at(p, &name, meta.uid(), meta.gid(), None, meta.mtime())
+                safefs::set_meta_at(p, &name, Some((meta.uid(), meta.gid())), None, meta.mtime())
                     .map_err(|e| err(&rel_path, e))?;
             } else {
                 let ty = meta.mode() & libc::S_IFMT;
                 let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
                 safefs::mknod_at(p, &name, ty | mode, major, minor)
                     .map_err(|e| err(&rel_path, e))?;
-                safefs::set_meta_at(p, &name, meta.uid(), meta.gid(), Some(mode), meta.mtime())
-                    .map_err(|e| err(&rel_path, e))?;
+                safefs::set_meta_at(
+                    p,
+                    &name,
+                    Some((meta.uid(), meta.gid())),
+                    Some(mode),
+                    meta.mtime(),
+                )
+                .map_err(|e| err(&rel_path, e))?;
             }
             self.stats.files += 1;
         }
@@ -164,7 +176,13 @@ pub fn flatten(lowers: &[PathBuf], dest: &Path) -> Result<CopyStats> {
             0,
             safefs::IN_ROOT,
         ) {
-            let _ = safefs::set_meta_at(dir.as_fd(), OsStr::new(name), uid, gid, Some(mode), mtime);
+            let _ = safefs::set_meta_at(
+                dir.as_fd(),
+                OsStr::new(name),
+                Some((uid, gid)),
+                Some(mode),
+                mtime,
+            );
         }
     }
     f.stats.elapsed = start.elapsed();

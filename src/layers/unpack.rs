@@ -49,12 +49,35 @@ fn bad(entry: &Path, what: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("layer entry {}: {what}", entry.display()))
 }
 
+/// Create `name` with `make`; if something is already there (an earlier layer entry of the
+/// same name), remove it and try once more. Trying first saves a syscall per entry.
+fn replacing<T>(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &OsStr,
+    make: impl Fn() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    match make() {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            safefs::remove_at(dir, name)?;
+            make()
+        }
+        other => other,
+    }
+}
+
 /// Unpack the tar stream `reader` into `dest` (an existing, empty directory).
 pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
     let root = safefs::open_root(dest).map_err(Error::io("open", dest))?;
     let root = root.as_fd();
     let mut stats = UnpackStats::default();
     let mut dir_meta: Vec<(PathBuf, u32, u32, u32, i64)> = Vec::new();
+    let mut cache: Option<(PathBuf, std::os::fd::OwnedFd)> = None;
+    // A file this unpack creates already belongs to us: chown only when the layer says otherwise.
+    let me = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let owner = |uid: u32, gid: u32| (me != (uid, gid)).then_some((uid, gid));
     let mut archive = tar::Archive::new(reader);
     let entries = archive.entries().map_err(Error::io("read layer", dest))?;
     for entry in entries {
@@ -69,14 +92,21 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
         };
         // Follow the layer's own symlinks the way the container will see them (inside dest),
         // so `lib -> usr/lib` then `lib/x` lands in usr/lib; openat2 then refuses to leave dest.
-        let parent_rel = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let joined = safefs::secure_join(dest, &parent_rel).map_err(|e| bad(&raw, e))?;
-        let parent_rel = joined
-            .strip_prefix(dest)
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let parent =
-            safefs::mkdir_all_in_root(root, &parent_rel, 0o755).map_err(|e| bad(&raw, e))?;
+        // Entries come grouped by directory, so the last parent's fd is kept and reused while
+        // entries share it (the fd stays on that directory inside dest whatever its path
+        // becomes; it is dropped as soon as an entry touches the path or one of its ancestors).
+        let parent_key = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if cache.as_ref().is_none_or(|(k, _)| *k != parent_key) {
+            let joined = safefs::secure_join(dest, &parent_key).map_err(|e| bad(&raw, e))?;
+            let parent_rel = joined
+                .strip_prefix(dest)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let fd =
+                safefs::mkdir_all_in_root(root, &parent_rel, 0o755).map_err(|e| bad(&raw, e))?;
+            cache = Some((parent_key, fd));
+        }
+        let parent = &cache.as_ref().expect("just filled").1;
         let header = entry.header();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let uid = header.uid().unwrap_or(0) as u32;
@@ -128,8 +158,8 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                 dir_meta.push((path.clone(), uid, gid, mode, mtime));
             }
             EntryType::Regular | EntryType::Continuous => {
-                safefs::remove_at(p, &name).map_err(|e| bad(&raw, e))?;
-                let mut f = safefs::create_at(p, &name).map_err(|e| bad(&raw, e))?;
+                let mut f = replacing(p, &name, || safefs::create_at(p, &name))
+                    .map_err(|e| bad(&raw, e))?;
                 stats.bytes += std::io::copy(&mut entry, &mut f).map_err(|e| bad(&raw, e))?;
                 if let Ok(Some(exts)) = entry.pax_extensions() {
                     for ext in exts.flatten() {
@@ -144,7 +174,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                     }
                 }
                 drop(f);
-                safefs::set_meta_at(p, &name, uid, gid, Some(mode), mtime)
+                safefs::set_meta_at(p, &name, owner(uid, gid), Some(mode), mtime)
                     .map_err(|e| bad(&raw, e))?;
                 stats.files += 1;
             }
@@ -153,10 +183,11 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                     .link_name()
                     .map_err(|e| bad(&raw, e))?
                     .ok_or_else(|| bad(&raw, "symlink without a target"))?;
-                safefs::remove_at(p, &name).map_err(|e| bad(&raw, e))?;
                 // The target is only text here; it is never followed while unpacking.
-                safefs::symlink_at(&target, p, &name).map_err(|e| bad(&raw, e))?;
-                safefs::set_meta_at(p, &name, uid, gid, None, mtime).map_err(|e| bad(&raw, e))?;
+                replacing(p, &name, || safefs::symlink_at(&target, p, &name))
+                    .map_err(|e| bad(&raw, e))?;
+                safefs::set_meta_at(p, &name, owner(uid, gid), None, mtime)
+                    .map_err(|e| bad(&raw, e))?;
                 stats.files += 1;
             }
             EntryType::Link => {
@@ -191,14 +222,19 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                 };
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                safefs::remove_at(p, &name).map_err(|e| bad(&raw, e))?;
-                safefs::mknod_at(p, &name, ty | mode, major, minor).map_err(|e| bad(&raw, e))?;
-                safefs::set_meta_at(p, &name, uid, gid, Some(mode), mtime)
+                replacing(p, &name, || {
+                    safefs::mknod_at(p, &name, ty | mode, major, minor)
+                })
+                .map_err(|e| bad(&raw, e))?;
+                safefs::set_meta_at(p, &name, owner(uid, gid), Some(mode), mtime)
                     .map_err(|e| bad(&raw, e))?;
                 stats.files += 1;
             }
             // PAX and GNU headers are consumed by the tar crate; anything else is not a file.
             _ => {}
+        }
+        if cache.as_ref().is_some_and(|(k, _)| k.starts_with(&path)) {
+            cache = None;
         }
     }
     // Directory modes and times last (deepest first): adding entries changed their mtimes,
@@ -217,7 +253,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
             safefs::IN_ROOT,
         )
         .map_err(|e| bad(&path, e))?;
-        safefs::set_meta_at(parent.as_fd(), name, uid, gid, Some(mode), mtime)
+        safefs::set_meta_at(parent.as_fd(), name, Some((uid, gid)), Some(mode), mtime)
             .map_err(|e| bad(&path, e))?;
     }
     Ok(stats)

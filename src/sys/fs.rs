@@ -327,27 +327,29 @@ pub fn mknod_at(
     })
 }
 
-/// Owner, mode and times of `name` in `dir`, without following a symlink. `mode` is skipped
-/// for symlinks (they have none on Linux).
+/// Owner, mode and times of `name` in `dir`, without following a symlink. `owner` is skipped
+/// when `None` (a file just created already belongs to us); `mode` is skipped for symlinks
+/// (they have none on Linux).
 pub fn set_meta_at(
     dir: BorrowedFd<'_>,
     name: &std::ffi::OsStr,
-    uid: u32,
-    gid: u32,
+    owner: Option<(u32, u32)>,
     mode: Option<u32>,
     mtime: i64,
 ) -> io::Result<()> {
     let c = cname(name)?;
-    // SAFETY: live fd, valid C string; AT_SYMLINK_NOFOLLOW acts on a symlink itself.
-    cvt(unsafe {
-        libc::fchownat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            uid,
-            gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
+    if let Some((uid, gid)) = owner {
+        // SAFETY: live fd, valid C string; AT_SYMLINK_NOFOLLOW acts on a symlink itself.
+        cvt(unsafe {
+            libc::fchownat(
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                uid,
+                gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })?;
+    }
     if let Some(mode) = mode {
         // Set after chown, which clears setuid/setgid bits.
         // SAFETY: as above (fchmodat does not follow a final symlink for non-links).
