@@ -225,3 +225,31 @@ fn later_entries_replace_earlier_ones() {
         .file_type()
         .is_symlink());
 }
+
+#[test]
+fn a_directory_swapped_for_a_symlink_between_entries_is_not_followed_out() {
+    // The unpacker keeps the last parent directory open while entries share it; a later entry
+    // that replaces that directory with a symlink to the host must not let the next entries
+    // of the "same" parent land through it.
+    let c = case();
+    let host = c.host.display().to_string();
+    c.run(&[
+        E::Dir("d/"),
+        E::File("d/one", "1"),
+        E::Sym("d", &host),
+        E::File("d/passwd", "pwned"),
+        E::File("d/two", "2"),
+    ])
+    .unwrap();
+    c.host_untouched();
+    assert_eq!(
+        std::fs::read_link(c.dest.join("d")).unwrap(),
+        PathBuf::from(&host)
+    );
+    let inside = c.dest.join(host.trim_start_matches('/'));
+    assert_eq!(
+        std::fs::read_to_string(inside.join("passwd")).unwrap(),
+        "pwned"
+    );
+    assert!(inside.join("two").exists());
+}
