@@ -97,4 +97,20 @@ fn history_sizes_and_prune_follow_docker() {
     let refused = lab.cmd(&["rmi", "busybox"]);
     assert_eq!(refused.code, 1);
     assert!(refused.stderr.contains("container"), "{}", refused.stderr);
+    // Removing one of two tags only untags, even while a container uses the image.
+    lab.cmd(&["tag", "busybox", "other:1"]).expect_code(0);
+    let untag = lab.cmd(&["rmi", "busybox"]);
+    untag.expect_code(0);
+    assert_eq!(untag.stdout, "Untagged: busybox:latest\n");
+    // Forced, the last tag goes but the image stays (as <none>) for the container.
+    let forced = lab.cmd(&["rmi", "-f", "other:1"]);
+    forced.expect_code(0);
+    assert_eq!(forced.stdout, "Untagged: other:1\n");
+    let images = lab.cmd(&["images"]).stdout;
+    assert!(images.contains("<none>"), "{images}");
+    assert_eq!(lab.cmd(&["ps", "-aq"]).stdout.lines().count(), 1);
+    // Once the container is gone, prune removes it.
+    lab.cmd(&["rm", "keep"]).expect_code(0);
+    lab.cmd(&["image", "prune", "-f"]).expect_code(0);
+    assert_eq!(count(&lab), 0);
 }

@@ -609,14 +609,6 @@ impl Store {
         used_by: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Vec<String>> {
         let image = self.find(name)?;
-        if let Some(container) = used_by(&image.id) {
-            if !force {
-                return Err(Error::Usage(format!(
-                    "conflict: unable to remove image {name} (must force) - container {container} is using its referenced image {}: remove the container first (dockling rm {container}) or use rmi -f",
-                    &image.id[7..19]
-                )));
-            }
-        }
         let by_tag = Reference::parse(name)
             .ok()
             .filter(|r| image.reference.as_ref() == Some(r));
@@ -645,6 +637,16 @@ impl Store {
             }
             None => true,
         };
+        // Untagging is always allowed (as in Docker); deleting an image a container uses is not.
+        let used = used_by(&image.id);
+        if let (true, Some(container)) = (remove_all, &used) {
+            if !force {
+                return Err(Error::Usage(format!(
+                    "conflict: unable to remove image {name} (must force) - container {container} is using its referenced image {}: remove the container first (dockling rm {container}) or use rmi -f",
+                    &image.id[7..19]
+                )));
+            }
+        }
         if !remove_all {
             // Other tags still name this image: only untag.
             let r = by_tag.expect("by tag");
@@ -659,6 +661,17 @@ impl Store {
             }
         }
         list.retain(|m| m["digest"].as_str() != Some(&image.manifest_digest));
+        if used.is_some() {
+            // Forced, but a container still uses it: untagged, kept as <none> (as Docker does).
+            list.push(json!({
+                "mediaType": MANIFEST_TYPE,
+                "digest": image.manifest_digest,
+                "size": self.blob_path(&image.manifest_digest).ok()
+                    .and_then(|p| fs::metadata(p).ok()).map(|m| m.len()).unwrap_or(0),
+            }));
+            self.write_index(&index)?;
+            return Ok(lines);
+        }
         self.write_index(&index)?;
         lines.push(format!("Deleted: {}", image.id));
         lines.extend(self.collect_garbage(&index)?);
