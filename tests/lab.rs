@@ -38,7 +38,7 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
     assert!(
         status
             .stdout
-            .contains("images:   busybox:latest hello-world:latest httpd:latest"),
+            .contains("images:   busybox:latest hello-world:latest httpd:latest\n"),
         "{}",
         status.stdout
     );
@@ -49,6 +49,18 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
         pull.stdout.contains("Pulling from library/httpd"),
         "{}",
         pull.stdout
+    );
+    // Pushing it to the lab under another name sends nothing new: the lab is the mirror the
+    // layers came from, so they are mounted from library/httpd.
+    let mine = format!("{addr}/me/web:v1");
+    lab.cmd(&["tag", "httpd", &mine]).expect_code(0);
+    let push = lab.cmd(&["push", &mine]);
+    push.expect_code(0);
+    assert_eq!(
+        push.stdout.matches(": Mounted from library/").count(),
+        3,
+        "{}",
+        push.stdout
     );
     let page = lab.run(&["httpd", "cat", "/usr/local/apache2/htdocs/index.html"]);
     page.expect_code(0);

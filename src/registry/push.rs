@@ -35,6 +35,9 @@ struct Pusher<'a> {
     reg: Registry,
     reference: &'a Reference,
     store: &'a Store,
+    /// This registry is a Docker Hub mirror of the config: images pulled as `docker.io/…`
+    /// came from it, so their blobs can be mounted here too.
+    mirrors_hub: bool,
 }
 
 impl Pusher<'_> {
@@ -64,7 +67,9 @@ impl Pusher<'_> {
     fn mount_source(&self, digest: &str) -> Option<String> {
         self.store.list().ok()?.into_iter().find_map(|i| {
             let r = i.reference?;
-            (r.registry == self.reference.registry
+            let same_registry = r.registry == self.reference.registry
+                || (self.mirrors_hub && r.registry == crate::image::reference::DEFAULT_REGISTRY);
+            (same_registry
                 && r.repository != self.reference.repository
                 && (i.id == digest || i.layers.iter().any(|l| l == digest)))
             .then_some(r.repository)
@@ -179,10 +184,16 @@ pub fn push(
         endpoint(&reference.registry, &insecure),
         creds,
     )?;
+    let mirrors_hub = config.registry_mirrors.iter().flatten().any(|m| {
+        let host = m.trim_end_matches('/');
+        let host = host.split_once("://").map(|(_, h)| h).unwrap_or(host);
+        host == reference.registry
+    });
     let p = Pusher {
         reg,
         reference,
         store,
+        mirrors_hub,
     };
     let scope = p.scope();
     let _ = writeln!(
