@@ -130,6 +130,20 @@ fn pull_run_warm_pull_tag_and_rmi() {
         "a warm pull downloads nothing: {}",
         warm.stdout
     );
+    // Docker's RepoDigests: the digest the registry named the image by.
+    let digest = pull
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap()
+        .to_string();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&lab.cmd(&["image", "inspect", &name]).stdout).unwrap();
+    assert_eq!(
+        inspect[0]["RepoDigests"][0],
+        format!("{}@{digest}", reg.name("lab/busybox"))
+    );
+    assert!(lab.cmd(&["images", "--digests"]).stdout.contains(&digest));
     lab.cmd(&["tag", &name, "mybox:1"]).expect_code(0);
     let images = lab.cmd(&["images"]).stdout;
     assert!(

@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
         };
         let mut row = vec![repo, tag];
         if args.digests {
-            row.push(img.manifest_digest.clone());
+            row.push(img.repo_digest.clone().unwrap_or_else(|| "<none>".into()));
         }
         row.extend([id, created, human_size(img.size)]);
         rows.push(row);

@@ -12,6 +12,6 @@ pub fn run(ctx: &Context, args: &TagArgs) -> Result<i32> {
     let image = store.find(&args.source)?;
     let target = Reference::parse(&args.target)?;
     let size = store.read_blob(&image.manifest_digest)?.len() as u64;
-    store.add_to_index(&image.manifest_digest, size, Some(&target))?;
+    store.add_to_index(&image.manifest_digest, size, Some(&target), None)?;
     Ok(0)
 }

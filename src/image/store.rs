@@ -17,6 +17,9 @@ use crate::container::{lock, write_atomic};
 use crate::error::{Error, Result};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The digest the registry named this image by when it was pulled (Docker's RepoDigest: the
+/// index's digest for a multi-platform image).
+const REPO_DIGEST: &str = "dev.dockling.repo-digest";
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -32,6 +35,8 @@ pub struct Image {
     pub reference: Option<Reference>,
     /// `sha256:<hex>` of the manifest.
     pub manifest_digest: String,
+    /// The digest it was pulled by, for this reference (Docker's RepoDigests).
+    pub repo_digest: Option<String>,
     /// The image config.
     pub config: oci_spec::image::ImageConfiguration,
     /// Creation time (RFC 3339) from the config.
@@ -359,16 +364,18 @@ impl Store {
         });
         let (manifest_digest, manifest_size) =
             self.write_blob(&serde_json::to_vec(&manifest).expect("json"))?;
-        self.add_to_index(&manifest_digest, manifest_size, reference)?;
+        self.add_to_index(&manifest_digest, manifest_size, reference, None)?;
         self.load(&manifest_digest, reference.cloned())
     }
 
-    /// Record a manifest in index.json under `reference` (which moves off any older image).
+    /// Record a manifest in index.json under `reference` (which moves off any older image),
+    /// with the digest it was pulled by, if any.
     pub fn add_to_index(
         &self,
         manifest_digest: &str,
         size: u64,
         reference: Option<&Reference>,
+        repo_digest: Option<&str>,
     ) -> Result<()> {
         let _l = lock(&self.oci.join(".lock"))?;
         let mut index = self.read_index()?;
@@ -412,6 +419,9 @@ impl Store {
         let mut entry = json!({"mediaType": media_type, "digest": manifest_digest, "size": size});
         if let Some(name) = name {
             entry["annotations"] = json!({ REF_NAME: name });
+            if let Some(d) = repo_digest {
+                entry["annotations"][REPO_DIGEST] = json!(d);
+            }
         }
         let dangling_duplicate = reference.is_none()
             && list
@@ -531,6 +541,7 @@ impl Store {
             id: config_digest.to_string(),
             reference,
             manifest_digest: manifest_digest.to_string(),
+            repo_digest: None,
             created: config.created().clone(),
             config,
             size,
@@ -550,7 +561,9 @@ impl Store {
             let reference = m["annotations"][REF_NAME]
                 .as_str()
                 .and_then(|r| Reference::parse(r).ok());
-            out.push(self.load(digest, reference)?);
+            let mut image = self.load(digest, reference)?;
+            image.repo_digest = m["annotations"][REPO_DIGEST].as_str().map(String::from);
+            out.push(image);
         }
         out.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(out)
@@ -770,7 +783,8 @@ impl Store {
         json!({
             "Id": image.id,
             "RepoTags": image.reference.iter().map(|r| r.familiar_tagged()).collect::<Vec<_>>(),
-            "RepoDigests": [],
+            "RepoDigests": image.reference.iter().zip(&image.repo_digest)
+                .map(|(r, d)| format!("{}@{d}", r.familiar())).collect::<Vec<_>>(),
             "Created": image.created,
             "Architecture": cfg["architecture"],
             "Os": cfg["os"],

@@ -410,7 +410,7 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
     }
     let (stored, size) = store.write_blob(&bytes)?;
     debug_assert_eq!(stored, digest);
-    store.add_to_index(&digest, size, Some(reference))?;
+    store.add_to_index(&digest, size, Some(reference), Some(&top_digest))?;
     let _ = writeln!(out, "Digest: {top_digest}");
     let _ = writeln!(
         out,
