@@ -480,3 +480,101 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
         "Authorization leaked to another host"
     );
 }
+
+#[test]
+fn a_bearer_challenge_gets_one_token_per_scope_which_is_then_used() {
+    let lab = Lab::new();
+    let fake = Fake::start();
+    let (_, _, l) = image();
+    serve(&fake, "b/img", vec![ok("application/octet-stream", l)]);
+    let realm = format!("http://127.0.0.1:{}/token", fake.port);
+    let challenge = Answer {
+        status: 401,
+        headers: vec![(
+            "WWW-Authenticate".into(),
+            format!(
+                r#"Bearer realm="{realm}",service="fake-registry",scope="repository:b/img:pull""#
+            ),
+        )],
+        body: Vec::new(),
+        cut: None,
+    };
+    {
+        let mut routes = fake.routes.lock().unwrap();
+        let manifest = routes.remove("/v2/b/img/manifests/v1").unwrap();
+        routes.insert(
+            "/v2/b/img/manifests/v1".into(),
+            std::iter::once(challenge).chain(manifest).collect(),
+        );
+        routes.insert(
+            "/token".into(),
+            vec![ok(
+                "application/json",
+                br#"{"token":"t0ken","expires_in":300}"#.to_vec(),
+            )],
+        );
+    }
+    lab.cmd(&["pull", &fake.name("b/img:v1")]).expect_code(0);
+    let seen = fake.seen();
+    let tokens: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.path.starts_with("/token"))
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        1,
+        "one token for the scope, then cached: {seen:?}"
+    );
+    assert!(
+        tokens[0].path.contains("service=fake-registry"),
+        "{}",
+        tokens[0].path
+    );
+    assert!(
+        tokens[0].path.contains("scope=repository%3Ab%2Fimg%3Apull"),
+        "{}",
+        tokens[0].path
+    );
+    assert_eq!(tokens[0].authorization, None, "anonymous without a login");
+    let after: Vec<&Seen> = seen
+        .iter()
+        .skip_while(|s| !s.path.starts_with("/token"))
+        .skip(1)
+        .collect();
+    assert!(
+        after.len() >= 3,
+        "manifest, config and layer after the token: {seen:?}"
+    );
+    for s in after {
+        assert_eq!(
+            s.authorization.as_deref(),
+            Some("Bearer t0ken"),
+            "{}",
+            s.path
+        );
+    }
+}
+
+#[test]
+fn too_many_requests_waits_as_retry_after_says_then_goes_on() {
+    let lab = Lab::new();
+    let fake = Fake::start();
+    let (_, _, l) = image();
+    let slow_down = Answer {
+        status: 429,
+        headers: vec![("Retry-After".into(), "1".into())],
+        body: Vec::new(),
+        cut: None,
+    };
+    serve(
+        &fake,
+        "r/img",
+        vec![slow_down, ok("application/octet-stream", l)],
+    );
+    let started = Instant::now();
+    lab.cmd(&["pull", &fake.name("r/img:v1")]).expect_code(0);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+}
