@@ -11,6 +11,24 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
     let addr = format!("127.0.0.1:{}", free_port());
     let up = lab.cmd(&["lab", "up", "--addr", &addr]);
     up.expect_code(0);
+    let show = |text: &str| {
+        let text = lab
+            .filter(text)
+            .replace(&addr, "[ADDR]")
+            .replace(&lab.dir.path().display().to_string(), "[DIR]");
+        let text = regex::Regex::new(r"pid \d+")
+            .unwrap()
+            .replace_all(&text, "pid [PID]");
+        let text = regex::Regex::new(r"size: \d+")
+            .unwrap()
+            .replace_all(&text, "size: [N]");
+        // Table columns are as wide as their (filtered) contents were: compare them loosely.
+        regex::Regex::new(r" {2,}")
+            .unwrap()
+            .replace_all(&text, "  ")
+            .into_owned()
+    };
+    insta::assert_snapshot!("lab_up", show(&up.stdout));
     assert!(
         up.stdout.contains("started docker-registry"),
         "{}",
@@ -35,6 +53,7 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
     );
     let status = lab.cmd(&["lab", "status"]);
     status.expect_code(0);
+    insta::assert_snapshot!("lab_status", show(&status.stdout));
     assert!(
         status
             .stdout
@@ -45,6 +64,11 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
     // Docker Hub names now resolve through the mirror.
     let pull = lab.cmd(&["pull", "httpd"]);
     pull.expect_code(0);
+    insta::assert_snapshot!("pull_httpd", show(&pull.stdout));
+    insta::assert_snapshot!(
+        "history_httpd",
+        show(&lab.cmd(&["history", "httpd"]).stdout)
+    );
     assert!(
         pull.stdout.contains("Pulling from library/httpd"),
         "{}",
@@ -56,6 +80,7 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
     lab.cmd(&["tag", "httpd", &mine]).expect_code(0);
     let push = lab.cmd(&["push", &mine]);
     push.expect_code(0);
+    insta::assert_snapshot!("push_mounted", show(&push.stdout));
     assert_eq!(
         push.stdout.matches(": Mounted from library/").count(),
         3,

@@ -159,7 +159,7 @@ impl Lab {
             (r"\b[0-9a-f]{12}\b", "[ID]"),
             (r"<\d+\.\d+ ms>", "<[TIME]>"),
             (
-                r"(Less than a second|About a minute|About an hour|\d+ (seconds?|minutes?|hours?)) ago",
+                r"(Less than a second|About a minute|About an hour|An? (day|week|month|year)|\d+ (seconds?|minutes?|hours?|days?|weeks?|months?|years?)) ago",
                 "[AGO]",
             ),
             (r"\b\d+(\.\d+)?(B|kB|MB|GB)\b", "[SIZE]"),
