@@ -65,6 +65,17 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Why `Store::ingest` failed.
+#[derive(Debug)]
+pub enum Ingest {
+    /// Reading the source failed (a broken download can be tried again).
+    Read(std::io::Error),
+    /// The content hashes to this digest, not the one expected.
+    Mismatch(String),
+    /// The store could not be written.
+    Store(Error),
+}
+
 /// A layer blob already in the store, about to be added to an image.
 struct NewLayer {
     digest: String,
@@ -85,25 +96,6 @@ fn hex_of(digest: &str) -> Result<&str> {
         return Err(Error::Corrupt(format!("invalid digest {digest:?}")));
     }
     Ok(hex)
-}
-
-/// Hashes everything that passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hash: Sha256,
-    n: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 impl Store {
@@ -161,6 +153,56 @@ impl Store {
         Ok(data)
     }
 
+    /// Stream `reader` into a blob: written under a temporary name, hashed on the way, synced,
+    /// and renamed into place only if it has the `expected` digest (when one is given).
+    /// `progress` hears of every chunk. Nothing is left behind on any error.
+    pub fn ingest(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<&str>,
+        progress: &mut dyn FnMut(u64),
+    ) -> std::result::Result<(String, u64), Ingest> {
+        let blobs = self.oci.join("blobs/sha256");
+        let tmp = blobs.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            crate::container::new_id()
+        ));
+        let mut file =
+            File::create(&tmp).map_err(|e| Ingest::Store(Error::io("create", &tmp)(e)))?;
+        let mut hash = Sha256::new();
+        let mut n = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        let copied = (|| -> std::io::Result<()> {
+            loop {
+                let got = match reader.read(&mut buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(got) => got,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                hash.update(&buf[..got]);
+                file.write_all(&buf[..got])?;
+                n += got as u64;
+                progress(got as u64);
+            }
+        })();
+        let digest = format!("sha256:{}", hex::encode(hash.finalize()));
+        let fail = |e| {
+            let _ = fs::remove_file(&tmp);
+            e
+        };
+        copied.map_err(|e| fail(Ingest::Read(e)))?;
+        if expected.is_some_and(|d| d != digest) {
+            return Err(fail(Ingest::Mismatch(digest)));
+        }
+        file.sync_all()
+            .map_err(|e| fail(Ingest::Store(Error::io("sync", &tmp)(e))))?;
+        let dest = blobs.join(&digest[7..]);
+        fs::rename(&tmp, &dest).map_err(|e| fail(Ingest::Store(Error::io("rename", &dest)(e))))?;
+        Ok((digest, n))
+    }
+
     /// Store bytes as a blob; returns (digest, size).
     pub fn write_blob(&self, data: &[u8]) -> Result<(String, u64)> {
         let hex = hex::encode(Sha256::digest(data));
@@ -214,33 +256,17 @@ impl Store {
             Box::new(input)
         };
 
-        // Stream the uncompressed layer into a temporary blob, hashing as we go: its digest is
-        // both the blob's name and the diff_id.
-        let blobs = self.oci.join("blobs/sha256");
-        let tmp = blobs.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            crate::container::new_id()
-        ));
-        let file = File::create(&tmp).map_err(Error::io("create", &tmp))?;
-        let mut w = HashingWriter {
-            inner: std::io::BufWriter::new(file),
-            hash: Sha256::new(),
-            n: 0,
-        };
-        let copied = std::io::copy(&mut reader, &mut w).and_then(|_| w.flush());
-        if let Err(e) = copied {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::Usage(format!(
-                "read {src}: {e}: is it a tar file (plain or gzip)?"
-            )));
-        }
-        let hex = hex::encode(w.hash.finalize());
-        let size = w.n;
-        drop(w.inner);
-        let layer_digest = format!("sha256:{hex}");
-        let blob = blobs.join(&hex);
-        fs::rename(&tmp, &blob).map_err(Error::io("rename", &blob))?;
+        // Stream the uncompressed layer into a blob, hashing as we go: its digest is both the
+        // blob's name and the diff_id.
+        let (layer_digest, size) =
+            self.ingest(&mut reader, None, &mut |_| {})
+                .map_err(|e| match e {
+                    Ingest::Read(e) => Error::Usage(format!(
+                        "read {src}: {e}: is it a tar file (plain or gzip)?"
+                    )),
+                    Ingest::Store(e) => e,
+                    Ingest::Mismatch(_) => unreachable!("no digest was expected"),
+                })?;
         self.ensure_unpacked(&layer_digest, &layer_digest)?;
 
         let now = crate::container::now_rfc3339();
@@ -646,7 +672,9 @@ impl Store {
                     .filter(|i| tag_of(&list[**i]).is_some())
                     .count()
                     <= 1
-                    && tag_of_is(list, &same_image, r)
+                    && same_image
+                        .iter()
+                        .any(|i| tag_of(&list[*i]).as_ref() == Some(r))
             }
             None => true,
         };
@@ -795,16 +823,6 @@ impl Store {
             "History": cfg["history"],
         })
     }
-}
-
-fn tag_of_is(list: &[Value], idx: &[usize], r: &Reference) -> bool {
-    idx.iter().any(|i| {
-        list[*i]["annotations"][REF_NAME]
-            .as_str()
-            .and_then(|s| Reference::parse(s).ok())
-            .as_ref()
-            == Some(r)
-    })
 }
 
 /// Parse an image config. The OCI spec makes `history` (and the runtime `config`) optional,

@@ -3,7 +3,6 @@
 //! config's `diff_ids`. Nothing half-written is ever visible in the store: blobs land under a
 //! temporary name and are renamed only once their digest matches.
 
-use std::fs::{self, File};
 use std::io::{Read, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -14,7 +13,7 @@ use super::{endpoint, status_error, Registry, MANIFEST_TYPES, MAX_DOCUMENT};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::image::reference::{Reference, DEFAULT_REGISTRY};
-use crate::image::store::{go_arch, Image, Store};
+use crate::image::store::{go_arch, Image, Ingest, Store};
 
 const INDEX_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
@@ -143,30 +142,14 @@ impl Puller<'_> {
                     resp,
                 ));
             }
-            let tmp =
-                dest.with_file_name(format!(".tmp-{}-{}", std::process::id(), &digest[7..19]));
-            let result = (|| -> std::io::Result<String> {
-                let mut f = File::create(&tmp)?;
-                let mut hash = Sha256::new();
-                let mut resp = resp;
-                let mut buf = vec![0u8; 1 << 16];
-                loop {
-                    let n = resp.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    hash.update(&buf[..n]);
-                    if let Some(b) = bar {
-                        b.inc(n as u64);
-                    }
-                    f.write_all(&buf[..n])?;
+            let mut resp = resp;
+            let mut progress = |n: u64| {
+                if let Some(b) = bar {
+                    b.inc(n);
                 }
-                f.sync_all()?;
-                Ok(format!("sha256:{}", hex::encode(hash.finalize())))
-            })();
-            match result {
-                Ok(got) if got == digest => {
-                    fs::rename(&tmp, &dest).map_err(Error::io("rename", &dest))?;
+            };
+            match store.ingest(&mut resp, Some(digest), &mut progress) {
+                Ok(_) => {
                     self.fetched
                         .lock()
                         .expect("fetched")
@@ -174,16 +157,13 @@ impl Puller<'_> {
                         .push(digest.to_string());
                     return Ok(());
                 }
-                Ok(got) => {
-                    let _ = fs::remove_file(&tmp);
+                Err(Ingest::Mismatch(got)) => {
                     return Err(Error::Corrupt(format!(
                         "blob {digest} from the registry hashes to {got}: refusing it"
                     )));
                 }
-                Err(e) => {
-                    let _ = fs::remove_file(&tmp);
-                    last = Some(e);
-                }
+                Err(Ingest::Store(e)) => return Err(e),
+                Err(Ingest::Read(e)) => last = Some(e),
             }
         }
         Err(Error::Usage(format!(
