@@ -151,8 +151,21 @@ impl Registry {
     }
 
     fn net_error(&self, e: reqwest::Error) -> Error {
+        // reqwest's Display stops at "error sending request"; the reason is in its causes.
+        let mut causes = vec![e.to_string()];
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            causes.push(s.to_string());
+            source = s.source();
+        }
+        let cause = causes[causes.len().saturating_sub(2)..].join(": ");
+        let hint = if self.name == DEFAULT_REGISTRY && self.base.contains("docker.io") {
+            " (without internet, `dockling lab up` serves busybox, httpd and hello-world from this machine)"
+        } else {
+            ""
+        };
         Error::Usage(format!(
-            "cannot reach the registry {} at {}: {e}: check the name, that it runs, and the network",
+            "cannot reach the registry {} at {}: {cause}: check the name, that it runs, and the network{hint}",
             self.name, self.base
         ))
     }

@@ -191,6 +191,12 @@ pub fn pull(
         }
     }
     bases.push(endpoint(&reference.registry, &insecure));
+    let _ = writeln!(
+        out,
+        "{}: Pulling from {}",
+        reference.tag_or_none(),
+        reference.repository
+    );
     let mut errors = Vec::new();
     for base in bases {
         let creds = crate::registry::auth_store::lookup(&reference.registry);
@@ -213,7 +219,18 @@ pub fn pull(
         }
     }
     let (_, last) = errors.pop().expect("at least one source");
-    Err(last)
+    if errors.is_empty() {
+        return Err(last);
+    }
+    // Say why each mirror was passed over too.
+    let mirrors: Vec<String> = errors
+        .iter()
+        .map(|(base, e)| format!("mirror {base}: {e}"))
+        .collect();
+    Err(Error::Usage(format!(
+        "{last} (after {})",
+        mirrors.join("; ")
+    )))
 }
 
 fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> Result<Image> {
@@ -223,12 +240,6 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         .clone()
         .or(reference.tag.clone())
         .unwrap_or_else(|| "latest".into());
-    let _ = writeln!(
-        out,
-        "{}: Pulling from {}",
-        reference.tag_or_none(),
-        reference.repository
-    );
     let (mut bytes, mut media_type, mut digest) = p.manifest(&wanted)?;
     let top_digest = digest.clone();
     if INDEX_TYPES.contains(&media_type.as_str()) {
