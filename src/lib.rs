@@ -15,6 +15,7 @@ pub mod error;
 pub mod image;
 pub mod lab;
 pub mod layers;
+pub mod lessons;
 pub mod network;
 pub mod plan;
 pub mod registry;

@@ -58,6 +58,49 @@ pub enum Command {
     History(HistoryArgs),
     /// Manage images
     Image(ImageArgs),
+    /// The lessons: list, run, check your own work
+    Lesson(LessonArgs),
+    /// Run every lesson in order against the lab registry (starting it if needed)
+    Tour(TourArgs),
+}
+
+/// `dockling lesson`.
+#[derive(Debug, Args)]
+pub struct LessonArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: LessonCommand,
+}
+
+/// `dockling lesson` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LessonCommand {
+    /// The lessons, numbered, each with its goal
+    List,
+    /// Run a lesson: its prose, each real command, its real output, a check
+    Run {
+        /// The lesson's number
+        number: usize,
+        /// Wait for Enter before each step (q stops)
+        #[arg(long)]
+        step: bool,
+        /// How to show it: text, markdown (a book chapter) or progress
+        #[arg(long, value_enum, default_value_t = crate::lessons::runner::Format::Text)]
+        format: crate::lessons::runner::Format,
+    },
+    /// Check your own work for a lesson ("container web is running: ok")
+    Check {
+        /// The lesson's number
+        number: usize,
+    },
+}
+
+/// `dockling tour`.
+#[derive(Debug, Args)]
+pub struct TourArgs {
+    /// Where the lab registry listens if the tour starts it
+    #[arg(long, default_value = crate::lab::DEFAULT_ADDR, value_name = "IP:PORT")]
+    pub addr: String,
 }
 
 /// `dockling image`.

@@ -52,6 +52,7 @@ pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod lab;
+pub mod lesson;
 pub mod login;
 pub mod ps;
 pub mod pull;
@@ -122,6 +123,8 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Lab(a) => lab::run(&ctx, a),
         Command::History(a) => image::history(&ctx, a),
         Command::Image(a) => image::run(&ctx, a),
+        Command::Lesson(a) => lesson::run(&ctx, a),
+        Command::Tour(a) => lesson::tour(&ctx, a),
     }
 }
 

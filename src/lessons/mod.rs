@@ -1,0 +1,221 @@
+//! Lessons as data: `lessons/NN-topic.yaml`, embedded in the binary, run by [`runner`].
+//!
+//! A lesson is a title, a goal, prose, and steps. Each step says something, runs one real
+//! command (`run:`, a shell line in which `dockling` is this very binary), and states what must
+//! come out (`expect:`). A step may ask for trace highlights (`trace: [clone, pivot_root]`):
+//! its `dockling run` is then traced and the named syscalls are shown with their reasons.
+//! `cleanup:` lines run at the end whatever happened; `check:` lines judge a student's own
+//! work (`dockling lesson check N`). Unknown keys are errors naming the file and line.
+
+pub mod runner;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The lessons that ship, in order: (file name, YAML).
+pub const LESSONS: &[(&str, &str)] = &[
+    (
+        "01-hello-world.yaml",
+        include_str!("../../lessons/01-hello-world.yaml"),
+    ),
+    (
+        "02-images.yaml",
+        include_str!("../../lessons/02-images.yaml"),
+    ),
+    (
+        "03-containers.yaml",
+        include_str!("../../lessons/03-containers.yaml"),
+    ),
+    (
+        "04-namespaces.yaml",
+        include_str!("../../lessons/04-namespaces.yaml"),
+    ),
+    (
+        "05-layers.yaml",
+        include_str!("../../lessons/05-layers.yaml"),
+    ),
+    (
+        "06-registries.yaml",
+        include_str!("../../lessons/06-registries.yaml"),
+    ),
+];
+
+/// One lesson.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lesson {
+    /// The chapter title.
+    pub title: String,
+    /// One line: what the student will be able to do.
+    pub goal: String,
+    /// Prose before the first step (Markdown).
+    #[serde(default)]
+    pub intro: String,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// Shell lines run at the end, whatever happened (errors ignored).
+    #[serde(default)]
+    pub cleanup: Vec<String>,
+    /// Checks of a student's own work, for `lesson check`.
+    #[serde(default)]
+    pub check: Vec<Check>,
+    /// Prose after the last step (Markdown).
+    #[serde(default)]
+    pub outro: String,
+}
+
+/// One step: prose, a command, what must come out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// What to say before the command (Markdown).
+    #[serde(default)]
+    pub say: String,
+    /// The command, a shell line; `dockling` is the binary running the lesson.
+    pub run: String,
+    /// What must come out.
+    #[serde(default)]
+    pub expect: Expect,
+    /// Syscalls (or `explain` keys like `mount.overlay`) to show from a trace of the step's
+    /// `dockling run`.
+    #[serde(default)]
+    pub trace: Vec<String>,
+    /// Show at most this many lines of output (the check still sees all of it).
+    #[serde(default)]
+    pub lines: Option<usize>,
+}
+
+/// Expectations on a command's exit code and output (stdout and stderr together).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The exit code (default 0).
+    #[serde(default)]
+    pub code: Option<i32>,
+    /// Texts that must appear.
+    #[serde(default)]
+    pub contains: Vec<String>,
+    /// Texts that must not appear.
+    #[serde(default)]
+    pub lacks: Vec<String>,
+    /// Regular expressions that must match somewhere.
+    #[serde(default)]
+    pub matches: Vec<String>,
+}
+
+/// A check of the student's own work.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// What is checked, as the student reads it ("container web is running").
+    pub name: String,
+    /// The command that finds out.
+    pub run: String,
+    /// What its output must be.
+    #[serde(default)]
+    pub expect: Expect,
+    /// What to do when it fails.
+    #[serde(default)]
+    pub hint: String,
+}
+
+impl Lesson {
+    /// Parse one lesson file; the error names the file (and serde_yaml's line).
+    pub fn parse(file: &str, text: &str) -> Result<Lesson> {
+        let lesson: Lesson =
+            serde_yaml::from_str(text).map_err(|e| Error::Usage(format!("lesson {file}: {e}")))?;
+        for (i, s) in lesson.steps.iter().enumerate() {
+            for re in &s.expect.matches {
+                regex::Regex::new(re).map_err(|e| {
+                    Error::Usage(format!(
+                        "lesson {file}, step {}: bad regex {re:?}: {e}",
+                        i + 1
+                    ))
+                })?;
+            }
+            if !s.trace.is_empty() && !s.run.trim_start().starts_with("dockling run ") {
+                return Err(Error::Usage(format!(
+                    "lesson {file}, step {}: `trace:` needs a step whose command starts with `dockling run`",
+                    i + 1
+                )));
+            }
+        }
+        if lesson.steps.is_empty() {
+            return Err(Error::Usage(format!("lesson {file}: no steps")));
+        }
+        Ok(lesson)
+    }
+}
+
+/// Every lesson, numbered from 1.
+pub fn all() -> Result<Vec<(usize, &'static str, Lesson)>> {
+    LESSONS
+        .iter()
+        .enumerate()
+        .map(|(i, (file, text))| Ok((i + 1, *file, Lesson::parse(file, text)?)))
+        .collect()
+}
+
+/// Lesson `n` (1-based), or a clear error listing what exists.
+pub fn get(n: usize) -> Result<(&'static str, Lesson)> {
+    let all = all()?;
+    let count = all.len();
+    all.into_iter()
+        .find(|(i, ..)| *i == n)
+        .map(|(_, f, l)| (f, l))
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "there is no lesson {n}: lessons are numbered 1 to {count} (`dockling lesson list`)"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_lesson_parses_and_every_file_ships() {
+        let all = all().unwrap();
+        assert_eq!(all.len(), LESSONS.len());
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lessons");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml"))
+            .collect();
+        files.sort();
+        let shipped: Vec<&str> = LESSONS.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            files, shipped,
+            "every lessons/*.yaml must be listed in LESSONS"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_lessons_are_clear_errors() {
+        let e = Lesson::parse(
+            "x.yaml",
+            "title: t\ngoal: g\nsteps:\n  - run: ls\n    expct: {}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("x.yaml") && e.contains("expct") && e.contains("line"),
+            "{e}"
+        );
+        let e = Lesson::parse("y.yaml", "title: t\ngoal: g\nsteps: []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no steps"), "{e}");
+        let e = Lesson::parse(
+            "z.yaml",
+            "title: t\ngoal: g\nsteps:\n  - run: ls\n    trace: [clone]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("dockling run"), "{e}");
+        assert!(get(99).unwrap_err().to_string().contains("numbered 1 to"));
+    }
+}

@@ -1,0 +1,98 @@
+//! Every lesson, end to end, against a lab registry on a free loopback port: each step's
+//! expectation must hold, and the chapter it renders (`--format markdown`) is a snapshot.
+//! The book places these snapshots in its lesson chapters, so when the engine's output
+//! changes this test fails until the snapshot, and with it the book, is updated.
+
+mod common;
+use common::{free_port, Lab};
+
+/// What changes from run to run, beyond the harness's own filters.
+fn filter(lab: &Lab, addr: &str, text: &str) -> String {
+    let text = lab.filter(text).replace(addr, "[LAB]");
+    let mut text = text;
+    for (re, with) in [
+        (r"my pid is [0-9]{2,}", "my pid is [PID]"),
+        (r"(clone\(.*\)) = \d+", "$1 = [PID]"),
+        (r"\d+(\.\d+)? ms\b", "[TIME]"),
+        (r"size: \d+", "size: [N]"),
+        (r"containers/[0-9a-f]{6,}", "containers/[ID]"),
+        (r"\b\d+ files\b", "[N] files"),
+        (r"\b\d+ bytes\b", "[N] bytes"),
+        (r#""size": ?\d+"#, r#""size": [N]"#),
+    ] {
+        text = regex::Regex::new(re)
+            .unwrap()
+            .replace_all(&text, with)
+            .into_owned();
+    }
+    // Table columns are as wide as their (filtered) contents were: compare them loosely.
+    regex::Regex::new(r"([^ \n]) {2,}")
+        .unwrap()
+        .replace_all(&text, "$1   ")
+        .into_owned()
+}
+
+#[test]
+fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
+    let lab = Lab::new();
+    let scratch_dirs = || -> std::collections::BTreeSet<std::ffi::OsString> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().starts_with("dockling-lesson-"))
+            .collect()
+    };
+    let before = scratch_dirs();
+    let addr = format!("127.0.0.1:{}", free_port());
+    lab.cmd(&["lab", "up", "--addr", &addr]).expect_code(0);
+    let list = lab.cmd(&["lesson", "list"]);
+    list.expect_code(0);
+    let count = list.stdout.lines().count();
+    assert!(count >= 6, "{}", list.stdout);
+    for n in 1..=count {
+        let out = lab.cmd(&["lesson", "run", &n.to_string(), "--format", "markdown"]);
+        assert_eq!(
+            out.code, 0,
+            "lesson {n} failed:\n{}\n{}",
+            out.stderr, out.stdout
+        );
+        insta::assert_snapshot!(format!("lesson_{n:02}"), filter(&lab, &addr, &out.stdout));
+    }
+    // A lesson leaves nothing in the student's own store.
+    assert!(lab.cmd(&["images", "-q"]).stdout.is_empty());
+    assert!(lab.containers_left().is_empty());
+    let left: Vec<_> = scratch_dirs().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "scratch directories left: {left:?}");
+}
+
+#[test]
+fn lesson_check_judges_the_students_own_work_and_bad_numbers_are_clear() {
+    let lab = Lab::with_busybox();
+    let not_yet = lab.cmd(&["lesson", "check", "3"]);
+    not_yet.expect_code(1);
+    assert!(
+        not_yet
+            .stdout
+            .contains("a container named web exists: not yet"),
+        "{}",
+        not_yet.stdout
+    );
+    assert!(not_yet.stdout.contains("hint:"), "{}", not_yet.stdout);
+    lab.cmd(&["run", "--name", "web", "busybox", "true"])
+        .expect_code(0);
+    let ok = lab.cmd(&["lesson", "check", "3"]);
+    ok.expect_code(0);
+    assert_eq!(ok.stdout, "a container named web exists: ok\n");
+    let bad = lab.cmd(&["lesson", "run", "42"]);
+    bad.expect_code(125);
+    assert!(bad.stderr.contains("numbered 1 to"), "{}", bad.stderr);
+    // Without the lab, lessons say what to do.
+    let no_lab = lab.cmd(&["lesson", "run", "1"]);
+    no_lab.expect_code(125);
+    assert!(
+        no_lab.stderr.contains("dockling lab up"),
+        "{}",
+        no_lab.stderr
+    );
+}
