@@ -1,0 +1,265 @@
+//! `mdbook-dockling`: the book's preprocessor and builder.
+//!
+//! As an mdBook preprocessor (how mdBook runs it: no arguments, the book as JSON on stdin), it
+//! replaces every `{{#dockling-lesson N}}` with lesson N's transcript as the test suite last
+//! recorded it (`tests/snapshots/lessons__lesson_NN.snap`, without insta's header). A marker
+//! whose snapshot is missing is an error, so the book never shows an untested lesson.
+//!
+//! `mdbook-dockling build BOOK_DIR` builds the book (mdBook 0.5 as a library, this binary as
+//! its preprocessor), then checks every link between its pages and to their anchors.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use mdbook_preprocessor::book::{Book, BookItem};
+use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
+
+/// The preprocessor.
+struct Lessons;
+
+/// The transcript in an insta snapshot file: everything after its front matter.
+fn snapshot_body(text: &str) -> &str {
+    // "---\n<header>\n---\n<body>"
+    text.strip_prefix("---\n")
+        .and_then(|rest| rest.split_once("\n---\n"))
+        .map(|(_, body)| body)
+        .unwrap_or(text)
+}
+
+/// Replace each `{{#dockling-lesson N}}` in `content` using `load(N)`.
+fn expand(content: &str, load: &dyn Fn(u32) -> Result<String>) -> Result<String> {
+    const OPEN: &str = "{{#dockling-lesson ";
+    let mut out = String::with_capacity(content.len());
+    let mut rest = content;
+    while let Some(start) = rest.find(OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len()..];
+        let Some(end) = after.find("}}") else {
+            bail!("unclosed {OPEN}…: write {{{{#dockling-lesson N}}}}");
+        };
+        let n: u32 = after[..end]
+            .trim()
+            .parse()
+            .with_context(|| format!("{OPEN}{}}}}}: N must be a lesson number", &after[..end]))?;
+        out.push_str(&load(n)?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl Preprocessor for Lessons {
+    fn name(&self) -> &str {
+        "dockling"
+    }
+
+    fn run(
+        &self,
+        ctx: &PreprocessorContext,
+        mut book: Book,
+    ) -> mdbook_preprocessor::errors::Result<Book> {
+        let dir: String = ctx
+            .config
+            .get("preprocessor.dockling.snapshots")?
+            .unwrap_or_else(|| "../../tests/snapshots".to_string());
+        let dir = ctx.root.join(dir);
+        let load = |n: u32| -> Result<String> {
+            let path = dir.join(format!("lessons__lesson_{n:02}.snap"));
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "lesson {n}: no tested transcript at {} (run the lesson tests: `cargo test --test lessons`)",
+                    path.display()
+                )
+            })?;
+            Ok(snapshot_body(&text).to_string())
+        };
+        let mut failure = None;
+        book.for_each_mut(|item| {
+            if let BookItem::Chapter(ch) = item {
+                match expand(&ch.content, &load) {
+                    Ok(c) => ch.content = c,
+                    Err(e) => {
+                        failure.get_or_insert(e.context(format!("chapter {}", ch.name)));
+                    }
+                }
+            }
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(book),
+        }
+    }
+}
+
+/// Every `href="…"` in an HTML page.
+fn hrefs(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find("href=\"") {
+        let after = &rest[i + 6..];
+        let Some(end) = after.find('"') else { break };
+        out.push(after[..end].to_string());
+        rest = &after[end..];
+    }
+    out
+}
+
+/// Every `id="…"` in an HTML page.
+fn ids(html: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let mut rest = html;
+    while let Some(i) = rest.find(" id=\"") {
+        let after = &rest[i + 5..];
+        let Some(end) = after.find('"') else { break };
+        out.insert(after[..end].to_string());
+        rest = &after[end..];
+    }
+    out
+}
+
+/// Check that every relative link of every page of the built book leads to a file (and to an
+/// anchor on it when it names one). Returns the broken ones.
+fn check_links(html_dir: &Path) -> Result<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut stack = vec![html_dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("read {}", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "html") {
+                pages.push(p);
+            }
+        }
+    }
+    let mut broken = Vec::new();
+    for page in &pages {
+        let html = std::fs::read_to_string(page)?;
+        for link in hrefs(&html) {
+            // External and site-absolute links (the 404 page's "/") depend on where it is served.
+            if link.contains("://")
+                || link.starts_with('/')
+                || link.starts_with("mailto:")
+                || link.starts_with("javascript:")
+            {
+                continue;
+            }
+            let (file, anchor) = link.split_once('#').unwrap_or((&link, ""));
+            let target: PathBuf = if file.is_empty() {
+                page.clone()
+            } else {
+                page.parent().unwrap_or(html_dir).join(file)
+            };
+            let target = if target.is_dir() {
+                target.join("index.html")
+            } else {
+                target
+            };
+            if !target.exists() {
+                broken.push(format!("{}: {link} (no such file)", page.display()));
+                continue;
+            }
+            if !anchor.is_empty() && target.extension().is_some_and(|x| x == "html") {
+                let there = std::fs::read_to_string(&target)?;
+                if !ids(&there).contains(anchor) {
+                    broken.push(format!("{}: {link} (no such anchor)", page.display()));
+                }
+            }
+        }
+    }
+    Ok(broken)
+}
+
+fn build(book_dir: &Path) -> Result<()> {
+    // mdBook runs the preprocessor named in book.toml by command: this very binary.
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().context("the binary's directory")?;
+    let path = std::env::var("PATH").unwrap_or_default();
+    // SAFETY: single-threaded at this point; nothing else reads the environment concurrently.
+    unsafe { std::env::set_var("PATH", format!("{}:{path}", bin.display())) };
+    // mdBook runs preprocessors from the book's directory: give it an absolute root.
+    let book_dir = &std::fs::canonicalize(book_dir)
+        .with_context(|| format!("no book at {}", book_dir.display()))?;
+    let book = mdbook_driver::MDBook::load(book_dir)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .with_context(|| format!("load the book at {}", book_dir.display()))?;
+    book.build().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let html = book.build_dir_for("html");
+    let broken = check_links(&html)?;
+    if !broken.is_empty() {
+        bail!("broken links in the book:\n{}", broken.join("\n"));
+    }
+    println!("built {} and checked its links", html.display());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["supports", _renderer] => Ok(()),
+        ["build", dir] => build(Path::new(dir)),
+        [] => {
+            let (ctx, book) = mdbook_preprocessor::parse_input(std::io::stdin())
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            let book = Lessons
+                .run(&ctx, book)
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            serde_json::to_writer(std::io::stdout(), &book)?;
+            Ok(())
+        }
+        _ => bail!("usage: mdbook-dockling build BOOK_DIR (or run by mdBook as a preprocessor)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_become_transcripts_and_bad_markers_are_errors() {
+        let load = |n: u32| -> Result<String> {
+            if n == 1 {
+                Ok("TRANSCRIPT".into())
+            } else {
+                bail!("no lesson {n}")
+            }
+        };
+        assert_eq!(
+            expand("# L\n\n{{#dockling-lesson 1}}\nafter", &load).unwrap(),
+            "# L\n\nTRANSCRIPT\nafter"
+        );
+        assert!(expand("{{#dockling-lesson 2}}", &load).is_err());
+        assert!(expand("{{#dockling-lesson x}}", &load).is_err());
+        assert!(expand("{{#dockling-lesson 1", &load).is_err());
+        assert_eq!(expand("no markers", &load).unwrap(), "no markers");
+    }
+
+    #[test]
+    fn insta_front_matter_is_dropped() {
+        let snap = "---\nsource: tests/lessons.rs\nexpression: x\n---\n*Goal: g*\n\nbody\n";
+        assert_eq!(snapshot_body(snap), "*Goal: g*\n\nbody\n");
+    }
+
+    #[test]
+    fn broken_links_and_anchors_are_found() {
+        let tmp = std::env::temp_dir().join(format!("mdbook-dockling-test-{}", std::process::id()));
+        std::fs::create_dir_all(tmp.join("sub")).unwrap();
+        std::fs::write(
+            tmp.join("index.html"),
+            r##"<a href="sub/a.html#here">ok</a> <a href="sub/a.html#gone">x</a> <a href="nope.html">y</a> <a href="https://example.org">z</a>"##,
+        )
+        .unwrap();
+        std::fs::write(tmp.join("sub/a.html"), r#"<h2 id="here">H</h2>"#).unwrap();
+        let broken = check_links(&tmp).unwrap();
+        std::fs::remove_dir_all(&tmp).unwrap();
+        assert_eq!(broken.len(), 2, "{broken:?}");
+        assert!(broken.iter().any(|b| b.contains("#gone")));
+        assert!(broken.iter().any(|b| b.contains("nope.html")));
+    }
+}
