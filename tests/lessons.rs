@@ -35,15 +35,9 @@ fn filter(lab: &Lab, addr: &str, text: &str) -> String {
 #[test]
 fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
     let lab = Lab::new();
-    let scratch_dirs = || -> std::collections::BTreeSet<std::ffi::OsString> {
-        std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .filter(|n| n.to_string_lossy().starts_with("dockling-lesson-"))
-            .collect()
-    };
-    let before = scratch_dirs();
+    // The lessons' scratch directories go here (TMPDIR), so what they leave can be seen.
+    let tmp = lab.dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
     lab.cmd(&["lab", "up", "--addr", &addr]).expect_code(0);
     let list = lab.cmd(&["lesson", "list"]);
@@ -51,7 +45,12 @@ fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
     let count = list.stdout.lines().count();
     assert!(count >= 6, "{}", list.stdout);
     for n in 1..=count {
-        let out = lab.cmd(&["lesson", "run", &n.to_string(), "--format", "markdown"]);
+        let out: common::Out = lab
+            .command(&["lesson", "run", &n.to_string(), "--format", "markdown"])
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap()
+            .into();
         assert_eq!(
             out.code, 0,
             "lesson {n} failed:\n{}\n{}",
@@ -62,7 +61,11 @@ fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
     // A lesson leaves nothing in the student's own store.
     assert!(lab.cmd(&["images", "-q"]).stdout.is_empty());
     assert!(lab.containers_left().is_empty());
-    let left: Vec<_> = scratch_dirs().difference(&before).cloned().collect();
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert!(left.is_empty(), "scratch directories left: {left:?}");
 }
 
@@ -94,5 +97,54 @@ fn lesson_check_judges_the_students_own_work_and_bad_numbers_are_clear() {
         no_lab.stderr.contains("dockling lab up"),
         "{}",
         no_lab.stderr
+    );
+}
+
+#[test]
+fn tour_starts_the_lab_and_runs_every_lesson_and_step_mode_waits_for_enter() {
+    let lab = Lab::new();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let tour = lab.cmd(&["tour", "--addr", &addr]);
+    assert_eq!(tour.code, 0, "{}\n{}", tour.stdout, tour.stderr);
+    assert!(
+        tour.stdout
+            .contains("The lab registry is not up: starting it."),
+        "{}",
+        tour.stdout
+    );
+    assert!(
+        tour.stdout.contains("  ok   lesson 6 step 1/"),
+        "{}",
+        tour.stdout
+    );
+    assert!(
+        regex::Regex::new(r"\n\d+ lessons, \d+ steps in [\d.]+ s: all passed\n")
+            .unwrap()
+            .is_match(&tour.stdout),
+        "{}",
+        tour.stdout
+    );
+    // --step: Enter runs the first step, q stops before the second.
+    let mut stepped = lab.command(&["lesson", "run", "1", "--step"]);
+    stepped
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = stepped.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"\nq\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("⏸ lesson 1, step 1"), "{stderr}");
+    assert!(stderr.contains("⏸ lesson 1, step 2"), "{stderr}");
+    assert!(stdout.contains("Hello from dockling!"), "{stdout}");
+    assert_eq!(
+        stdout.matches("\n$ dockling").count(),
+        1,
+        "only the first step ran: {stdout}"
     );
 }

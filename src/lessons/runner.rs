@@ -335,9 +335,16 @@ pub fn run(
         // The scratch paths change every run; show them as the variables that hold them.
         result.text = scratch.abbreviate(&result.text);
         let wrong = judge(&step.expect, &result);
+        // Long strings come cut (after 200 bytes) in the trace; once the scratch paths are
+        // abbreviated, cut them again at a fixed length so the text does not depend on where
+        // the scratch directory was.
+        let cut = regex::Regex::new(r#""([^"]{111})[^"]*"\.\.\."#).expect("regex");
         let hl: Vec<String> = highlights(step, &result.trace)
             .iter()
-            .map(|h| scratch.abbreviate(h))
+            .map(|h| {
+                cut.replace_all(&scratch.abbreviate(h), "\"$1\"...")
+                    .into_owned()
+            })
             .collect();
         if !step.trace.is_empty() && hl.is_empty() {
             outcome.failed.push((
