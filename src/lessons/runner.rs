@@ -322,6 +322,10 @@ pub fn run(
         Format::Progress => {}
     }
     let total = lesson.steps.len();
+    // Long strings come cut (after 200 bytes) in the trace; once the scratch paths are
+    // abbreviated, they are cut again at a fixed length so the text does not depend on where
+    // the scratch directory was.
+    let cut = regex::Regex::new(r#""([^"]{111})[^"]*"\.\.\."#).expect("regex");
     for (i, step) in lesson.steps.iter().enumerate() {
         if pause && !wait_for_enter(n, i + 1, step)? {
             break;
@@ -335,10 +339,6 @@ pub fn run(
         // The scratch paths change every run; show them as the variables that hold them.
         result.text = scratch.abbreviate(&result.text);
         let wrong = judge(&step.expect, &result);
-        // Long strings come cut (after 200 bytes) in the trace; once the scratch paths are
-        // abbreviated, cut them again at a fixed length so the text does not depend on where
-        // the scratch directory was.
-        let cut = regex::Regex::new(r#""([^"]{111})[^"]*"\.\.\."#).expect("regex");
         let hl: Vec<String> = highlights(step, &result.trace)
             .iter()
             .map(|h| {
