@@ -87,6 +87,7 @@ impl Flattener<'_> {
             }
             safefs::remove_at(p, &name).map_err(|e| err(&rel_path, e))?;
             let mode = meta.mode() & 0o7777;
+            let owner = Some((meta.uid(), meta.gid()));
             if ft.is_file() {
                 if meta.nlink() > 1 {
                     if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
@@ -115,32 +116,20 @@ impl Flattener<'_> {
                 let mut to = safefs::create_at(p, &name).map_err(|e| err(&rel_path, e))?;
                 self.stats.bytes +=
                     std::io::copy(&mut from, &mut to).map_err(|e| err(&rel_path, e))?;
-                safefs::set_meta_at(
-                    p,
-                    &name,
-                    Some((meta.uid(), meta.gid())),
-                    Some(mode),
-                    meta.mtime(),
-                )
-                .map_err(|e| err(&rel_path, e))?;
+                safefs::set_meta_at(p, &name, owner, Some(mode), meta.mtime())
+                    .map_err(|e| err(&rel_path, e))?;
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&src).map_err(|e| err(&src, e))?;
                 safefs::symlink_at(&target, p, &name).map_err(|e| err(&rel_path, e))?;
-                safefs::set_meta_at(p, &name, Some((meta.uid(), meta.gid())), None, meta.mtime())
+                safefs::set_meta_at(p, &name, owner, None, meta.mtime())
                     .map_err(|e| err(&rel_path, e))?;
             } else {
                 let ty = meta.mode() & libc::S_IFMT;
                 let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
                 safefs::mknod_at(p, &name, ty | mode, major, minor)
                     .map_err(|e| err(&rel_path, e))?;
-                safefs::set_meta_at(
-                    p,
-                    &name,
-                    Some((meta.uid(), meta.gid())),
-                    Some(mode),
-                    meta.mtime(),
-                )
-                .map_err(|e| err(&rel_path, e))?;
+                safefs::set_meta_at(p, &name, owner, Some(mode), meta.mtime())
+                    .map_err(|e| err(&rel_path, e))?;
             }
             self.stats.files += 1;
         }

@@ -174,45 +174,61 @@ mod tests {
 
     #[test]
     fn exchanges_are_classified() {
-        assert_eq!(kind("GET", "/v2/", 200, ""), "ping");
-        assert_eq!(
-            kind("GET", "/v2/library/httpd/manifests/latest", 401, ""),
-            "challenge"
-        );
-        assert_eq!(
-            kind(
+        let index = "application/vnd.oci.image.index.v1+json";
+        for (method, path, status, content_type, want) in [
+            ("GET", "/v2/", 200, "", "ping"),
+            (
+                "GET",
+                "/v2/library/httpd/manifests/latest",
+                401,
+                "",
+                "challenge",
+            ),
+            (
                 "GET",
                 "/v2/library/httpd/manifests/latest",
                 200,
-                "application/vnd.oci.image.index.v1+json"
+                index,
+                "manifest.index",
             ),
-            "manifest.index"
-        );
-        assert_eq!(
-            kind("PUT", "/v2/me/web/manifests/v1", 201, ""),
-            "manifest.put"
-        );
-        assert_eq!(
-            kind("HEAD", "/v2/me/web/blobs/sha256:ab", 404, ""),
-            "blob.exists"
-        );
-        assert_eq!(
-            kind("GET", "/v2/me/web/blobs/sha256:ab", 307, ""),
-            "blob.redirect"
-        );
-        assert_eq!(
-            kind("POST", "/v2/me/web/blobs/uploads/?mount=x&from=y", 201, ""),
-            "upload.mount"
-        );
-        assert_eq!(
-            kind("PATCH", "/v2/me/web/blobs/uploads/uuid", 202, ""),
-            "upload.chunk"
-        );
-        assert_eq!(
-            kind("PUT", "/v2/me/web/blobs/uploads/uuid?digest=x", 201, ""),
-            "upload.commit"
-        );
-        assert_eq!(kind("GET", "/token", 200, ""), "token");
+            ("PUT", "/v2/me/web/manifests/v1", 201, "", "manifest.put"),
+            ("HEAD", "/v2/me/web/blobs/sha256:ab", 404, "", "blob.exists"),
+            (
+                "GET",
+                "/v2/me/web/blobs/sha256:ab",
+                307,
+                "",
+                "blob.redirect",
+            ),
+            (
+                "POST",
+                "/v2/me/web/blobs/uploads/?mount=x&from=y",
+                201,
+                "",
+                "upload.mount",
+            ),
+            (
+                "PATCH",
+                "/v2/me/web/blobs/uploads/uuid",
+                202,
+                "",
+                "upload.chunk",
+            ),
+            (
+                "PUT",
+                "/v2/me/web/blobs/uploads/uuid?digest=x",
+                201,
+                "",
+                "upload.commit",
+            ),
+            ("GET", "/token", 200, "", "token"),
+        ] {
+            assert_eq!(
+                kind(method, path, status, content_type),
+                want,
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]
