@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, SigmaskHow};
 
 use super::caps;
 use super::channel::{Channel, Message};
@@ -21,6 +20,8 @@ use super::rootfs::{MountEntry, Rootfs};
 use crate::error::{Error, Result};
 use crate::plan::StepId;
 use crate::spec::RunSpec;
+use crate::sys::call::PtyOp;
+use crate::sys::Ret;
 use crate::sys::{Call, Prctl, Sys};
 
 /// What the child needs besides the spec.
@@ -198,7 +199,7 @@ fn terminal(sys: &Sys, spec: &RunSpec, chan: Option<&Channel>) -> Result<()> {
         let slave = if sys.is_dry_run() {
             None
         } else {
-            Some(open_pty(chan)?)
+            Some(open_pty(sys, chan)?)
         };
         let fd = slave.as_ref().map(|s| s.as_raw_fd()).unwrap_or(3);
         sys.run(Call::Setsid)?;
@@ -210,7 +211,7 @@ fn terminal(sys: &Sys, spec: &RunSpec, chan: Option<&Channel>) -> Result<()> {
             })?;
         }
     } else if !spec.interactive && !sys.is_dry_run() {
-        let null = std::fs::File::open("/dev/null").map_err(Error::io("open", "/dev/null"))?;
+        let null = sys.open(Path::new("/dev/null"), libc::O_RDONLY)?;
         sys.run(Call::Dup2 {
             old: null.as_raw_fd(),
             new: 0,
@@ -221,28 +222,20 @@ fn terminal(sys: &Sys, spec: &RunSpec, chan: Option<&Channel>) -> Result<()> {
 
 /// Open a pseudo-terminal in the container's own devpts and hand the master to dockling,
 /// which relays it to the user's terminal. Returns the slave side.
-fn open_pty(chan: Option<&Channel>) -> Result<OwnedFd> {
-    use nix::fcntl::OFlag;
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .map_err(|e| Error::Usage(format!("open /dev/ptmx in the container: {e}")))?;
-    nix::pty::grantpt(&master).map_err(|e| Error::Usage(format!("grantpt: {e}")))?;
-    nix::pty::unlockpt(&master).map_err(|e| Error::Usage(format!("unlockpt: {e}")))?;
-    let name = nix::pty::ptsname_r(&master).map_err(|e| Error::Usage(format!("ptsname: {e}")))?;
-    let slave: OwnedFd = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(&name)
-        .map_err(Error::io("open", &name))?
-        .into();
-    // SAFETY: the PtyMaster owns a valid open descriptor; we duplicate it into an OwnedFd.
-    let dup = unsafe { libc::fcntl(master.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if dup < 0 {
-        return Err(Error::io("dup", "/dev/ptmx")(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: fcntl returned a new descriptor that nobody else owns.
-    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+fn open_pty(sys: &Sys, chan: Option<&Channel>) -> Result<OwnedFd> {
+    let fd = sys.open(Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY)?;
+    sys.run(Call::IoctlPty {
+        fd: fd.as_raw_fd(),
+        op: PtyOp::Unlock,
+    })?;
+    let n = match sys.perform(Call::IoctlPty {
+        fd: fd.as_raw_fd(),
+        op: PtyOp::Number,
+    })? {
+        Ret::PtyNumber(n) => n,
+        _ => 0,
+    };
+    let slave = sys.open(&PathBuf::from(format!("/dev/pts/{n}")), libc::O_RDWR)?;
     if let Some(chan) = chan {
         chan.send(&Message::Terminal(fd))
             .map_err(|e| Error::Usage(format!("send terminal to the engine: {e}")))?;
@@ -304,7 +297,7 @@ fn exec_container(sys: &Sys, exec: Exec) -> Result<Infallible> {
         ))
     })?;
     // The engine blocked these signals to forward them; the container starts with none blocked.
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    sys.run(Call::UnblockSignals)?;
     let name = match &exec.call {
         Call::Execve { path, .. } => path.display().to_string(),
         _ => String::new(),

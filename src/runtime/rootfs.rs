@@ -138,17 +138,65 @@ struct Target {
     _fd: Option<OwnedFd>,
 }
 
-fn resolve_target(root: &OwnedFd, rootfs: &Path, inside: &Path, file: bool) -> Result<Target> {
+/// Open (creating if needed) a mount target inside the rootfs: a directory, or an empty file
+/// when `file`. Every lookup is an `openat2(RESOLVE_IN_ROOT)` from the rootfs, so nothing the
+/// image contains can lead it outside; missing directories are made one `mkdirat` at a time
+/// on the descriptor of their parent. Returns an `O_PATH` descriptor of the target.
+fn ensure_target(
+    sys: &Sys,
+    root: &OwnedFd,
+    rel: &Path,
+    file: bool,
+) -> std::result::Result<OwnedFd, crate::sys::SysError> {
+    let dir_flags = libc::O_PATH | libc::O_DIRECTORY;
+    let want = if file { libc::O_PATH } else { dir_flags };
+    match sys.openat2(root.as_fd(), rel, want, 0, safefs::IN_ROOT) {
+        Err(e) if e.errno == nix::errno::Errno::ENOENT => {}
+        other => return other,
+    }
+    let dirs = if file {
+        rel.parent().unwrap_or(Path::new(""))
+    } else {
+        rel
+    };
+    let mut dir = sys.openat2(root.as_fd(), Path::new("."), dir_flags, 0, safefs::IN_ROOT)?;
+    let mut walked = PathBuf::new();
+    for comp in dirs.components() {
+        let std::path::Component::Normal(name) = comp else {
+            continue;
+        };
+        walked.push(name);
+        sys.mkdirat(dir.as_fd(), Path::new(name), 0o755)?;
+        // From the root again, so a component that is a symlink stays inside it.
+        dir = sys.openat2(root.as_fd(), &walked, dir_flags, 0, safefs::IN_ROOT)?;
+    }
+    if !file {
+        return Ok(dir);
+    }
+    drop(sys.openat2(
+        root.as_fd(),
+        rel,
+        libc::O_CREAT | libc::O_WRONLY,
+        0o644,
+        safefs::IN_ROOT,
+    )?);
+    sys.openat2(root.as_fd(), rel, libc::O_PATH, 0, safefs::IN_ROOT)
+}
+
+fn resolve_target(
+    sys: &Sys,
+    root: &OwnedFd,
+    rootfs: &Path,
+    inside: &Path,
+    file: bool,
+) -> Result<Target> {
     // Where the path leads once the image's symlinks are followed inside the rootfs; then
-    // create it there with openat2, which refuses to leave the rootfs even if raced.
+    // open or create it there with openat2, which refuses to leave the rootfs even if raced.
     let joined = safefs::secure_join(rootfs, inside)
         .map_err(Error::io("resolve", rootfs.join(safefs::relative(inside))))?;
     let inside = joined.strip_prefix(rootfs).unwrap_or(inside).to_path_buf();
+    let fd = ensure_target(sys, root, &safefs::relative(&inside), file)?;
     let inside = inside.as_path();
-    let fd = safefs::ensure_target_in_root(root.as_fd(), inside, file).map_err(Error::io(
-        "create mount point",
-        rootfs.join(safefs::relative(inside)),
-    ))?;
     let fd_path = safefs::fd_path(&fd);
     let real = std::fs::read_link(&fd_path).map_err(Error::io("resolve", &fd_path))?;
     let plain = rootfs.join(safefs::relative(inside));
@@ -187,7 +235,7 @@ impl<'a> Rootfs<'a> {
 
     fn target(&self, inside: &Path, file: bool) -> Result<Target> {
         match &self.root {
-            Some(root) => resolve_target(root, &self.path, inside, file),
+            Some(root) => resolve_target(self.sys, root, &self.path, inside, file),
             // Dry run: nothing is mounted, so there is nothing to resolve.
             None => Ok(Target {
                 path: self.path.join(safefs::relative(inside)),

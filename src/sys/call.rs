@@ -86,10 +86,40 @@ pub enum Call {
         argv: Vec<String>,
         envp: Vec<String>,
     },
+    /// `openat2(2)`: open `path` relative to `dirfd` with `resolve` rules (inside the
+    /// container's root, never leaving it); with `O_CREAT` it creates an empty file.
+    Openat2 {
+        dirfd: i32,
+        path: PathBuf,
+        flags: i32,
+        mode: u32,
+        resolve: u64,
+    },
+    /// `mkdirat(2)` of one name in the directory `dirfd`.
+    Mkdirat {
+        dirfd: i32,
+        path: PathBuf,
+        mode: u32,
+    },
+    /// `openat(AT_FDCWD, path, flags)`: a device the container's own stdio will use.
+    Open { path: PathBuf, flags: i32 },
+    /// `ioctl` on a pseudo-terminal master: unlock its slave, or ask the slave's number.
+    IoctlPty { fd: i32, op: PtyOp },
+    /// `rt_sigprocmask(SIG_SETMASK, {})`: no signal blocked.
+    UnblockSignals,
     /// `kill(2)`.
     Kill { pid: i32, signal: i32 },
     /// `wait4(2)` for one child.
     Wait4 { pid: i32 },
+}
+
+/// The pseudo-terminal `ioctl`s the engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PtyOp {
+    /// `TIOCSPTLCK` with 0: let the slave be opened.
+    Unlock,
+    /// `TIOCGPTN`: the slave's number, `/dev/pts/<n>`.
+    Number,
 }
 
 /// The `prctl(2)` options the engine uses.
@@ -135,6 +165,10 @@ pub enum Ret {
     Waited { pid: i32, status: i32 },
     /// `write`: bytes written.
     Bytes(usize),
+    /// `openat2`/`openat`: a new descriptor (owned by the caller from here on).
+    Fd(i32),
+    /// `ioctl(TIOCGPTN)`: returns 0, and the pseudo-terminal's number through its argument.
+    PtyNumber(u32),
 }
 
 impl Ret {
@@ -145,6 +179,8 @@ impl Ret {
             Ret::Pid(p) => p as i64,
             Ret::Waited { pid, .. } => pid as i64,
             Ret::Bytes(n) => n as i64,
+            Ret::Fd(fd) => fd as i64,
+            Ret::PtyNumber(_) => 0,
         }
     }
 }
@@ -178,6 +214,11 @@ impl Call {
             Call::IfUp { .. } => "ioctl",
             Call::Seccomp { .. } => "seccomp",
             Call::Execve { .. } => "execve",
+            Call::Openat2 { .. } => "openat2",
+            Call::Mkdirat { .. } => "mkdirat",
+            Call::Open { .. } => "openat",
+            Call::IoctlPty { .. } => "ioctl",
+            Call::UnblockSignals => "rt_sigprocmask",
             Call::Kill { .. } => "kill",
             Call::Wait4 { .. } => "wait4",
         }
@@ -219,6 +260,15 @@ impl Call {
             },
             Call::Unshare { flags } if *flags == CloneFlags::CLONE_NEWCGROUP => "unshare.cgroup",
             Call::IoctlSetCtty { .. } => "ioctl.tiocsctty",
+            Call::IoctlPty {
+                op: PtyOp::Unlock, ..
+            } => "ioctl.tiocsptlck",
+            Call::IoctlPty {
+                op: PtyOp::Number, ..
+            } => "ioctl.tiocgptn",
+            Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
+            Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
+            Call::Open { path, .. } if path == std::path::Path::new("/dev/ptmx") => "openat.ptmx",
             Call::IfUp { .. } => "ioctl.siocsifflags",
             Call::WriteFile { path, .. } if path.starts_with("/sys/fs/cgroup") => "write.cgroup",
             other => other.name(),
@@ -395,6 +445,44 @@ impl Call {
                     envp.len()
                 );
             }
+            Call::Openat2 {
+                dirfd,
+                path,
+                flags,
+                mode,
+                resolve,
+            } => {
+                let _ = write!(
+                    s,
+                    "{dirfd}, {}, {{flags={}{}, resolve={}}}, 24",
+                    quote(&path.to_string_lossy()),
+                    o_flags(*flags | libc::O_CLOEXEC),
+                    if flags & libc::O_CREAT != 0 {
+                        format!(", mode={mode:#o}")
+                    } else {
+                        String::new()
+                    },
+                    resolve_flags(*resolve)
+                );
+            }
+            Call::Mkdirat { dirfd, path, mode } => {
+                let _ = write!(s, "{dirfd}, {}, {mode:#o}", quote(&path.to_string_lossy()));
+            }
+            Call::Open { path, flags } => {
+                let _ = write!(
+                    s,
+                    "AT_FDCWD, {}, {}",
+                    quote(&path.to_string_lossy()),
+                    o_flags(*flags | libc::O_CLOEXEC)
+                );
+            }
+            Call::IoctlPty { fd, op } => {
+                let _ = match op {
+                    PtyOp::Unlock => write!(s, "{fd}, TIOCSPTLCK, [0]"),
+                    PtyOp::Number => write!(s, "{fd}, TIOCGPTN, […]"),
+                };
+            }
+            Call::UnblockSignals => s.push_str("SIG_SETMASK, [], NULL, 8"),
             Call::Kill { pid, signal } => {
                 let name = nix::sys::signal::Signal::try_from(*signal)
                     .map(|s| s.as_str().to_string())
@@ -421,7 +509,11 @@ impl Call {
             | Call::Mknod { path, .. }
             | Call::Rmdir { path }
             | Call::WriteFile { path, .. }
+            | Call::Openat2 { path, .. }
+            | Call::Mkdirat { path, .. }
+            | Call::Open { path, .. }
             | Call::Execve { path, .. } => path.display().to_string(),
+            Call::IoctlPty { fd, .. } => format!("fd {fd}"),
             Call::Symlink { link, .. } => link.display().to_string(),
             Call::Sethostname { name } | Call::IfUp { name } => name.clone(),
             Call::Prctl { option, .. } => option.name().to_string(),
@@ -433,7 +525,9 @@ impl Call {
             Call::Dup2 { old, new } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
             Call::CloseRange { first } => format!("fds from {first}"),
-            Call::Capset { .. } | Call::Setsid | Call::Seccomp { .. } => String::new(),
+            Call::Capset { .. } | Call::Setsid | Call::Seccomp { .. } | Call::UnblockSignals => {
+                String::new()
+            }
         }
     }
 
@@ -467,6 +561,11 @@ impl Call {
                 | Call::CloseRange { .. }
                 | Call::IfUp { .. }
                 | Call::Seccomp { .. }
+                | Call::Openat2 { .. }
+                | Call::Mkdirat { .. }
+                | Call::Open { .. }
+                | Call::IoctlPty { .. }
+                | Call::UnblockSignals
                 | Call::Execve { .. }
                 | Call::Kill { .. }
                 | Call::Wait4 { .. } => {}
@@ -549,6 +648,46 @@ impl Call {
                 argv: vec![],
                 envp: vec![],
             },
+            Call::Openat2 {
+                dirfd: 5,
+                path: p("etc"),
+                flags: libc::O_PATH | libc::O_DIRECTORY,
+                mode: 0,
+                resolve: libc::RESOLVE_IN_ROOT,
+            },
+            Call::Openat2 {
+                dirfd: 5,
+                path: p("etc/hostname"),
+                flags: libc::O_CREAT | libc::O_WRONLY,
+                mode: 0o644,
+                resolve: libc::RESOLVE_IN_ROOT,
+            },
+            Call::Mkdirat {
+                dirfd: 5,
+                path: p("data"),
+                mode: 0o755,
+            },
+            Call::Open {
+                path: p("/dev/null"),
+                flags: libc::O_RDONLY,
+            },
+            Call::Open {
+                path: p("/dev/ptmx"),
+                flags: libc::O_RDWR | libc::O_NOCTTY,
+            },
+            Call::Open {
+                path: p("/dev/pts/0"),
+                flags: libc::O_RDWR,
+            },
+            Call::IoctlPty {
+                fd: 3,
+                op: PtyOp::Unlock,
+            },
+            Call::IoctlPty {
+                fd: 3,
+                op: PtyOp::Number,
+            },
+            Call::UnblockSignals,
             Call::Kill { pid: 1, signal: 15 },
             Call::Wait4 { pid: 1 },
         ];
@@ -620,6 +759,48 @@ pub fn clone_flags(flags: CloneFlags, with_sigchld: bool) -> String {
     if with_sigchld {
         parts.push("SIGCHLD");
     }
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join("|")
+    }
+}
+
+/// Render `open` flags by name, as strace does.
+pub fn o_flags(flags: i32) -> String {
+    let mut parts = vec![match flags & libc::O_ACCMODE {
+        libc::O_WRONLY => "O_WRONLY",
+        libc::O_RDWR => "O_RDWR",
+        _ => "O_RDONLY",
+    }];
+    for (f, n) in [
+        (libc::O_CREAT, "O_CREAT"),
+        (libc::O_NOCTTY, "O_NOCTTY"),
+        (libc::O_DIRECTORY, "O_DIRECTORY"),
+        (libc::O_NOFOLLOW, "O_NOFOLLOW"),
+        (libc::O_CLOEXEC, "O_CLOEXEC"),
+        (libc::O_PATH, "O_PATH"),
+    ] {
+        if flags & f == f {
+            parts.push(n);
+        }
+    }
+    parts.join("|")
+}
+
+/// Render `openat2` resolve flags by name, as strace does.
+pub fn resolve_flags(resolve: u64) -> String {
+    let parts: Vec<&str> = [
+        (libc::RESOLVE_NO_XDEV, "RESOLVE_NO_XDEV"),
+        (libc::RESOLVE_NO_MAGICLINKS, "RESOLVE_NO_MAGICLINKS"),
+        (libc::RESOLVE_NO_SYMLINKS, "RESOLVE_NO_SYMLINKS"),
+        (libc::RESOLVE_BENEATH, "RESOLVE_BENEATH"),
+        (libc::RESOLVE_IN_ROOT, "RESOLVE_IN_ROOT"),
+    ]
+    .iter()
+    .filter(|(f, _)| resolve & f == *f)
+    .map(|(_, n)| *n)
+    .collect();
     if parts.is_empty() {
         "0".into()
     } else {

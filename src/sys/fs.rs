@@ -157,32 +157,6 @@ pub fn secure_join(root: &Path, path: &Path) -> io::Result<PathBuf> {
     Ok(root.join(resolved))
 }
 
-/// Make sure a mount target exists inside `root`: a directory, or (when `file` is true) an
-/// empty file, creating parents as needed. Returns an `O_PATH` fd of the target.
-pub fn ensure_target_in_root(root: BorrowedFd<'_>, path: &Path, file: bool) -> io::Result<OwnedFd> {
-    let rel = relative(path);
-    if !file {
-        return mkdir_all_in_root(root, &rel, 0o755);
-    }
-    if let Some(parent) = rel.parent() {
-        mkdir_all_in_root(root, parent, 0o755)?;
-    }
-    match openat2(root, &rel, libc::O_PATH, 0, IN_ROOT) {
-        Ok(fd) => Ok(fd),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            drop(openat2(
-                root,
-                &rel,
-                libc::O_CREAT | libc::O_WRONLY,
-                0o644,
-                IN_ROOT,
-            )?);
-            openat2(root, &rel, libc::O_PATH, 0, IN_ROOT)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// The `/proc/self/fd/N` path naming an open descriptor: mounting onto it mounts onto exactly
 /// the object that was resolved, not whatever the path names later.
 pub fn fd_path(fd: &OwnedFd) -> PathBuf {

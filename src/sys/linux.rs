@@ -10,7 +10,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use super::call::{Call, Prctl, Ret};
+use super::call::{Call, Prctl, PtyOp, Ret};
 use super::Backend;
 
 /// The real kernel.
@@ -286,6 +286,91 @@ impl Backend for Linux {
                 match nix::unistd::execve(&p, &a, &e) {
                     Err(e) => Err(e),
                     Ok(never) => match never {},
+                }
+            }
+            Call::Openat2 {
+                dirfd,
+                path,
+                flags,
+                mode,
+                resolve,
+            } => {
+                let c = cpath(path)?;
+                // SAFETY: open_how is plain data; zeroed is valid and every used field is set.
+                let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+                how.flags = (flags | libc::O_CLOEXEC) as u64;
+                how.mode = if flags & libc::O_CREAT != 0 {
+                    *mode as u64
+                } else {
+                    0
+                };
+                how.resolve = *resolve;
+                // SAFETY: dirfd is the caller's live descriptor, c a valid C string, how a live
+                // open_how of the size passed. The caller owns the returned descriptor.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_openat2,
+                        *dirfd,
+                        c.as_ptr(),
+                        &how as *const libc::open_how,
+                        std::mem::size_of::<libc::open_how>(),
+                    )
+                };
+                if rc < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Fd(rc as i32))
+                }
+            }
+            Call::Mkdirat { dirfd, path, mode } => {
+                let c = cpath(path)?;
+                // SAFETY: live descriptor, valid C string.
+                check_int(unsafe { libc::mkdirat(*dirfd, c.as_ptr(), *mode as libc::mode_t) })
+            }
+            Call::Open { path, flags } => {
+                let c = cpath(path)?;
+                // SAFETY: valid C string; the caller owns the returned descriptor.
+                let rc =
+                    unsafe { libc::openat(libc::AT_FDCWD, c.as_ptr(), flags | libc::O_CLOEXEC) };
+                if rc < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Fd(rc))
+                }
+            }
+            Call::IoctlPty { fd, op } => match op {
+                PtyOp::Unlock => {
+                    let unlock: libc::c_int = 0;
+                    // SAFETY: fd is a live pty master; the argument points at a live int.
+                    check_int(unsafe { libc::ioctl(*fd, libc::TIOCSPTLCK, &unlock) })
+                }
+                PtyOp::Number => {
+                    let mut n: libc::c_uint = 0;
+                    // SAFETY: fd is a live pty master; the kernel writes one uint through n.
+                    let rc = unsafe { libc::ioctl(*fd, libc::TIOCGPTN, &mut n) };
+                    if rc < 0 {
+                        Err(Errno::last())
+                    } else {
+                        Ok(Ret::PtyNumber(n))
+                    }
+                }
+            },
+            Call::UnblockSignals => {
+                let empty = [0u64; 1];
+                // SAFETY: an empty set, a NULL old set, the kernel's sigset size.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_rt_sigprocmask,
+                        libc::SIG_SETMASK,
+                        empty.as_ptr(),
+                        std::ptr::null_mut::<u64>(),
+                        8usize,
+                    )
+                };
+                if rc < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Zero)
                 }
             }
             Call::Kill { pid, signal } => {

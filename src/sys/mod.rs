@@ -13,6 +13,7 @@ pub mod fs;
 pub mod linux;
 pub mod record;
 
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Instant;
 
@@ -162,6 +163,58 @@ impl Sys {
         match self.perform(Call::Clone { flags })? {
             Ret::Pid(p) => Ok(p),
             other => Ok(other.value() as i32),
+        }
+    }
+
+    /// Take ownership of the descriptor a call returned. The recording double returns a
+    /// made-up number, which must never be closed: a descriptor of /dev/null stands in for it.
+    fn owned(&self, ret: Ret) -> OwnedFd {
+        match ret {
+            // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+            Ret::Fd(fd) if !self.is_dry_run() => unsafe { OwnedFd::from_raw_fd(fd) },
+            _ => std::fs::File::open("/dev/null")
+                .map(OwnedFd::from)
+                .expect("/dev/null opens"),
+        }
+    }
+
+    /// `openat2(2)` relative to `dir`: a new descriptor, owned by the caller.
+    pub fn openat2(
+        &self,
+        dir: BorrowedFd<'_>,
+        path: &Path,
+        flags: i32,
+        mode: u32,
+        resolve: u64,
+    ) -> Result<OwnedFd, SysError> {
+        let ret = self.perform(Call::Openat2 {
+            dirfd: dir.as_raw_fd(),
+            path: path.to_path_buf(),
+            flags,
+            mode,
+            resolve,
+        })?;
+        Ok(self.owned(ret))
+    }
+
+    /// `openat(AT_FDCWD, path, flags)`: a new descriptor, owned by the caller.
+    pub fn open(&self, path: &Path, flags: i32) -> Result<OwnedFd, SysError> {
+        let ret = self.perform(Call::Open {
+            path: path.to_path_buf(),
+            flags,
+        })?;
+        Ok(self.owned(ret))
+    }
+
+    /// `mkdirat(2)` of one name in `dir`, where an existing directory counts as success.
+    pub fn mkdirat(&self, dir: BorrowedFd<'_>, name: &Path, mode: u32) -> Result<(), SysError> {
+        match self.run(Call::Mkdirat {
+            dirfd: dir.as_raw_fd(),
+            path: name.to_path_buf(),
+            mode,
+        }) {
+            Err(e) if e.errno == Errno::EEXIST => Ok(()),
+            other => other,
         }
     }
 
