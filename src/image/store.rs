@@ -467,9 +467,11 @@ impl Store {
         if dir.is_dir() {
             return Ok(dir);
         }
-        let tmp = self
-            .layers
-            .join(format!(".tmp-{hex}-{}", std::process::id()));
+        let tmp = self.layers.join(format!(
+            ".tmp-{hex}-{}-{}",
+            std::process::id(),
+            &crate::container::new_id()[..8]
+        ));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
         let path = self.blob_path(blob)?;

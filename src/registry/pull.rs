@@ -296,33 +296,6 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         .map(|l| valid_digest(l["digest"].as_str().unwrap_or("")).map(String::from))
         .collect::<Result<_>>()?;
 
-    p.blob(store, &config_digest, None)?;
-    let config_bytes = store.read_blob(&config_digest)?;
-    if config_bytes.len() as u64 > MAX_DOCUMENT {
-        return Err(Error::Usage(
-            "the image config is larger than 4 MiB: refusing it".into(),
-        ));
-    }
-    // Checked now, before any layer is fetched, so an unusable config leaves nothing behind.
-    crate::image::store::parse_config(&config_bytes, &config_digest).inspect_err(|_| {
-        let _ = store.blob_path(&config_digest).map(std::fs::remove_file);
-    })?;
-    let config: Value = serde_json::from_slice(&config_bytes)
-        .map_err(|e| Error::Corrupt(format!("config: {e}")))?;
-    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| valid_digest(d.as_str().unwrap_or("")).map(String::from))
-        .collect::<Result<_>>()?;
-    if diff_ids.len() != layers.len() {
-        return Err(Error::Corrupt(format!(
-            "{} layers but {} diff_ids in the config",
-            layers.len(),
-            diff_ids.len()
-        )));
-    }
-
     // Layers in parallel (at most 4 at once), each verified as it streams; on a terminal,
     // one progress bar per layer (as Docker draws them), else Docker's plain lines.
     let multi = bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
@@ -347,7 +320,9 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
             })
         })
         .collect();
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
+    // The config comes in parallel with the layers: one round trip less before they start.
+    let (config_fetched, results): (Result<()>, Vec<Result<()>>) = std::thread::scope(|s| {
+        let config = s.spawn(|| p.blob(store, &config_digest, None));
         let mut out_results = Vec::new();
         for (chunk, chunk_bars) in layers.chunks(4).zip(layer_bars.chunks(4)) {
             let handles: Vec<_> = chunk
@@ -360,8 +335,38 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
                     .unwrap_or_else(|_| Err(Error::Usage("a download thread panicked".into())))
             }));
         }
-        out_results
+        let config = config
+            .join()
+            .unwrap_or_else(|_| Err(Error::Usage("a download thread panicked".into())));
+        (config, out_results)
     });
+    config_fetched?;
+    let config_bytes = store.read_blob(&config_digest)?;
+    if config_bytes.len() as u64 > MAX_DOCUMENT {
+        return Err(Error::Usage(
+            "the image config is larger than 4 MiB: refusing it".into(),
+        ));
+    }
+    // An unusable config fails the pull; what was fetched with it is removed (see `pull`).
+    crate::image::store::parse_config(&config_bytes, &config_digest).inspect_err(|_| {
+        let _ = store.blob_path(&config_digest).map(std::fs::remove_file);
+    })?;
+    let config: Value = serde_json::from_slice(&config_bytes)
+        .map_err(|e| Error::Corrupt(format!("config: {e}")))?;
+    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| valid_digest(d.as_str().unwrap_or("")).map(String::from))
+        .collect::<Result<_>>()?;
+    if diff_ids.len() != layers.len() {
+        return Err(Error::Corrupt(format!(
+            "{} layers but {} diff_ids in the config",
+            layers.len(),
+            diff_ids.len()
+        )));
+    }
+
     for ((l, r), bar) in layers.iter().zip(results).zip(&layer_bars) {
         if let Err(e) = r {
             if let Some(b) = bar {
@@ -376,14 +381,40 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
             }
         }
     }
-    for ((l, d), bar) in layers.iter().zip(&diff_ids).zip(&layer_bars) {
+    // Unpack the layers in parallel too (each into its own directory), reporting in order.
+    for (d, bar) in diff_ids.iter().zip(&layer_bars) {
         if store.layer_size(d).is_none() {
             p.fetched.lock().expect("fetched").1.push(d.clone());
         }
         if let Some(b) = bar {
             b.set_message("Extracting");
         }
-        store.ensure_unpacked(l, d)?;
+    }
+    // A layer that appears twice in an image (an empty layer, say) is unpacked once.
+    let mut seen = std::collections::HashSet::new();
+    let jobs: Vec<(&String, &String)> = layers
+        .iter()
+        .zip(&diff_ids)
+        .filter(|(_, d)| seen.insert(d.as_str()))
+        .collect();
+    let unpacked: Vec<Result<std::path::PathBuf>> = std::thread::scope(|s| {
+        let mut done = Vec::new();
+        for chunk in jobs.chunks(4) {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|(l, d)| s.spawn(move || store.ensure_unpacked(l, d)))
+                .collect();
+            done.extend(handles.into_iter().map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Usage("an unpack thread panicked".into())))
+            }));
+        }
+        done
+    });
+    for r in unpacked {
+        r?;
+    }
+    for (l, bar) in layers.iter().zip(&layer_bars) {
         match bar {
             Some(b) => {
                 b.set_position(b.length().unwrap_or(0));
