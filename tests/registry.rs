@@ -506,6 +506,14 @@ fn pull_trace_explains_each_http_exchange_and_never_shows_credentials() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{what}: {l}: {e}")))
             .collect();
+        if what == "pull" {
+            assert!(
+                events.iter().any(|e| e["type"] == "note"),
+                "{what}: no note saying which registry is asked"
+            );
+        }
+        let events: Vec<serde_json::Value> =
+            events.into_iter().filter(|e| e["type"] != "note").collect();
         let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
         for k in want {
             assert!(kinds.contains(k), "{what} trace has no {k}: {kinds:?}");

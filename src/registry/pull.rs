@@ -198,7 +198,16 @@ pub fn pull(
         reference.repository
     );
     let mut errors = Vec::new();
-    for base in bases {
+    let mirrors = bases.len() - 1;
+    for (i, base) in bases.into_iter().enumerate() {
+        super::trace::note(&if i < mirrors {
+            format!(
+                "{} is on Docker Hub: trying the mirror {base} first (registry-mirrors in the config)",
+                reference
+            )
+        } else {
+            format!("{reference}: asking {base}")
+        });
         let creds = crate::registry::auth_store::lookup(&reference.registry);
         let reg = Registry::connect(&reference.registry, base.clone(), creds)?;
         let p = Puller {

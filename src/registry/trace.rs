@@ -110,6 +110,22 @@ fn clean(url: &str) -> String {
     }
 }
 
+/// A line of context between exchanges (which registry is asked, and why).
+pub fn note(message: &str) {
+    let Some(sink) = SINK.get() else { return };
+    let sink = sink.lock().expect("trace sink");
+    let line = match sink.format {
+        Format::Json => {
+            serde_json::json!({"v": 1, "type": "note", "process": "engine", "message": message})
+                .to_string()
+                + "\n"
+        }
+        Format::Pretty if sink.color => format!("   \x1b[2m· {message}\x1b[0m\n"),
+        Format::Pretty => format!("   · {message}\n"),
+    };
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// Record one exchange (nothing when tracing is off).
 pub fn exchange(kind: &'static str, method: &str, url: &str, status: u16, took: Duration) {
     let Some(sink) = SINK.get() else { return };
