@@ -458,12 +458,10 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
         .collect(),
     );
     drop(challenge);
-    let out: common::Out = lab
-        .command(&["pull", &registry.name("r/img:v1")])
-        .env("HOME", home.path())
-        .output()
-        .unwrap()
-        .into();
+    let out = lab.cmd_env(
+        &["pull", &registry.name("r/img:v1")],
+        &[("HOME", home.path().as_os_str())],
+    );
     out.expect_code(0);
     let sent = registry.seen();
     assert!(

@@ -45,12 +45,10 @@ fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
     let count = list.stdout.lines().count();
     assert!(count >= 6, "{}", list.stdout);
     for n in 1..=count {
-        let out: common::Out = lab
-            .command(&["lesson", "run", &n.to_string(), "--format", "markdown"])
-            .env("TMPDIR", &tmp)
-            .output()
-            .unwrap()
-            .into();
+        let out = lab.cmd_env(
+            &["lesson", "run", &n.to_string(), "--format", "markdown"],
+            &[("TMPDIR", tmp.as_os_str())],
+        );
         assert_eq!(
             out.code, 0,
             "lesson {n} failed:\n{}\n{}",

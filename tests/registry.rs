@@ -209,13 +209,7 @@ fn login_push_pull_back_podman_pull_and_logout() {
     let lab = Lab::with_busybox();
     let reg = Registry::start_with_login("student", "s3cret");
     let home = tempfile::tempdir().unwrap();
-    let cmd = |args: &[&str]| -> common::Out {
-        lab.command(args)
-            .env("HOME", home.path())
-            .output()
-            .expect("dockling")
-            .into()
-    };
+    let cmd = |args: &[&str]| lab.cmd_env(args, &[("HOME", home.path().as_os_str())]);
     let name = reg.name("me/web:v1");
     cmd(&["tag", "busybox", &name]).expect_code(0);
     let denied = cmd(&["push", &name]);
@@ -322,12 +316,10 @@ fn chunked_push_and_cross_repository_mount() {
     let reg = Registry::start();
     let first = reg.name("me/one:v1");
     lab.cmd(&["tag", "busybox", &first]).expect_code(0);
-    let push = lab
-        .command(&["push", &first])
-        .env("DOCKLING_PUSH_CHUNK_SIZE", "500000")
-        .output()
-        .unwrap();
-    let push: common::Out = push.into();
+    let push = lab.cmd_env(
+        &["push", &first],
+        &[("DOCKLING_PUSH_CHUNK_SIZE", "500000".as_ref())],
+    );
     push.expect_code(0);
     let log = std::fs::read_to_string(reg.dir.path().join("access.log")).unwrap();
     assert!(
@@ -378,13 +370,11 @@ fn a_credential_helper_keeps_the_password_out_of_the_config_file() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let cmd = |args: &[&str]| -> common::Out {
-        lab.command(args)
-            .env("HOME", home.path())
-            .env("PATH", &path)
-            .output()
-            .expect("dockling")
-            .into()
+    let cmd = |args: &[&str]| {
+        lab.cmd_env(
+            args,
+            &[("HOME", home.path().as_os_str()), ("PATH", path.as_ref())],
+        )
     };
     let server = format!("127.0.0.1:{}", reg.port);
     let login = cmd(&["login", "-u", "student", "-p", "s3cret", &server]);
@@ -458,13 +448,8 @@ fn pull_trace_explains_each_http_exchange_and_never_shows_credentials() {
     let source = Lab::with_busybox();
     let reg = Registry::start_with_login("student", "s3cret");
     let home = tempfile::tempdir().unwrap();
-    let with_home = |lab: &Lab, args: &[&str]| -> common::Out {
-        lab.command(args)
-            .env("HOME", home.path())
-            .output()
-            .unwrap()
-            .into()
-    };
+    let with_home =
+        |lab: &Lab, args: &[&str]| lab.cmd_env(args, &[("HOME", home.path().as_os_str())]);
     let server = format!("127.0.0.1:{}", reg.port);
     with_home(
         &source,

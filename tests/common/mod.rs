@@ -143,6 +143,15 @@ impl Lab {
         self.command(args).output().expect("run dockling").into()
     }
 
+    /// Run `dockling args…` with extra environment variables.
+    pub fn cmd_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Out {
+        let mut c = self.command(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run dockling").into()
+    }
+
     /// Run `dockling run --rm args…`.
     pub fn run(&self, args: &[&str]) -> Out {
         let mut all = vec!["run", "--rm"];
