@@ -8,7 +8,6 @@
 //! `mdbook-dockling build BOOK_DIR` builds the book (mdBook 0.5 as a library, this binary as
 //! its preprocessor), then checks every link between its pages and to their anchors.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -92,27 +91,14 @@ impl Preprocessor for Lessons {
     }
 }
 
-/// Every `href="…"` in an HTML page.
-fn hrefs(html: &str) -> Vec<String> {
+/// Every value of the attribute that `open` (like `href="`) starts, in an HTML page.
+fn attr_values(html: &str, open: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = html;
-    while let Some(i) = rest.find("href=\"") {
-        let after = &rest[i + 6..];
+    while let Some(i) = rest.find(open) {
+        let after = &rest[i + open.len()..];
         let Some(end) = after.find('"') else { break };
         out.push(after[..end].to_string());
-        rest = &after[end..];
-    }
-    out
-}
-
-/// Every `id="…"` in an HTML page.
-fn ids(html: &str) -> HashSet<String> {
-    let mut out = HashSet::new();
-    let mut rest = html;
-    while let Some(i) = rest.find(" id=\"") {
-        let after = &rest[i + 5..];
-        let Some(end) = after.find('"') else { break };
-        out.insert(after[..end].to_string());
         rest = &after[end..];
     }
     out
@@ -136,7 +122,7 @@ fn check_links(html_dir: &Path) -> Result<Vec<String>> {
     let mut broken = Vec::new();
     for page in &pages {
         let html = std::fs::read_to_string(page)?;
-        for link in hrefs(&html) {
+        for link in attr_values(&html, "href=\"") {
             // External and site-absolute links (the 404 page's "/") depend on where it is served.
             if link.contains("://")
                 || link.starts_with('/')
@@ -162,7 +148,7 @@ fn check_links(html_dir: &Path) -> Result<Vec<String>> {
             }
             if !anchor.is_empty() && target.extension().is_some_and(|x| x == "html") {
                 let there = std::fs::read_to_string(&target)?;
-                if !ids(&there).contains(anchor) {
+                if !attr_values(&there, " id=\"").iter().any(|id| id == anchor) {
                     broken.push(format!("{}: {link} (no such anchor)", page.display()));
                 }
             }
