@@ -583,43 +583,60 @@ impl Store {
         let index = self.read_index()?;
         let mut out = Vec::new();
         for m in index["manifests"].as_array().into_iter().flatten() {
-            let Some(digest) = m["digest"].as_str() else {
-                continue;
-            };
-            let reference = m["annotations"][REF_NAME]
-                .as_str()
-                .and_then(|r| Reference::parse(r).ok());
-            let mut image = self.load(digest, reference)?;
-            image.repo_digest = m["annotations"][REPO_DIGEST].as_str().map(String::from);
-            out.push(image);
+            if let Some(image) = self.entry(m)? {
+                out.push(image);
+            }
         }
         out.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(out)
     }
 
-    /// Find by reference, full id, or id prefix (at least 4 hex digits).
+    /// The image one `index.json` entry names (with its tag and repo digest), if it names one.
+    fn entry(&self, m: &Value) -> Result<Option<Image>> {
+        let Some(digest) = m["digest"].as_str() else {
+            return Ok(None);
+        };
+        let mut image = self.load(digest, tag_of(m))?;
+        image.repo_digest = m["annotations"][REPO_DIGEST].as_str().map(String::from);
+        Ok(Some(image))
+    }
+
+    /// Find by reference, full id, or id prefix (at least 4 hex digits). Only the image found
+    /// is loaded (`run` asks this on every start): a tag is looked up in `index.json`, an id
+    /// among the manifests' config digests.
     pub fn find(&self, name: &str) -> Result<Image> {
-        let all = self.list()?;
+        let index = self.read_index()?;
+        let entries: &[Value] = index["manifests"].as_array().map_or(&[], |v| v.as_slice());
         if let Ok(r) = Reference::parse(name) {
-            if let Some(i) = all.iter().find(|i| i.reference.as_ref() == Some(&r)) {
-                return Ok(i.clone());
+            if let Some(m) = entries.iter().find(|m| tag_of(m).as_ref() == Some(&r)) {
+                if let Some(image) = self.entry(m)? {
+                    return Ok(image);
+                }
             }
         }
         let prefix = name.strip_prefix("sha256:").unwrap_or(name);
         if prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let ids: std::collections::BTreeSet<String> = all
-                .iter()
-                .filter(|i| i.id["sha256:".len()..].starts_with(prefix))
-                .map(|i| i.id.clone())
-                .collect();
-            match ids.len() {
-                1 => {
-                    return Ok(all
-                        .into_iter()
-                        .find(|i| ids.contains(&i.id))
-                        .expect("found above"))
+            let mut ids = std::collections::BTreeSet::new();
+            let mut first = None;
+            for m in entries {
+                let Some(digest) = m["digest"].as_str() else {
+                    continue;
+                };
+                let manifest: Value = serde_json::from_slice(&self.read_blob(digest)?)
+                    .map_err(|e| Error::Corrupt(format!("manifest {digest}: {e}")))?;
+                let id = manifest["config"]["digest"].as_str().unwrap_or("");
+                if id.strip_prefix("sha256:").unwrap_or(id).starts_with(prefix) {
+                    ids.insert(id.to_string());
+                    first.get_or_insert(m);
                 }
-                0 => {}
+            }
+            match (ids.len(), first) {
+                (1, Some(m)) => {
+                    if let Some(image) = self.entry(m)? {
+                        return Ok(image);
+                    }
+                }
+                (0, _) | (1, None) => {}
                 _ => {
                     return Err(Error::Usage(format!(
                         "image id prefix {name} is ambiguous: give more digits"
@@ -662,11 +679,6 @@ impl Store {
         let same_image: Vec<usize> = (0..list.len())
             .filter(|i| list[*i]["digest"].as_str() == Some(&image.manifest_digest))
             .collect();
-        let tag_of = |m: &Value| {
-            m["annotations"][REF_NAME]
-                .as_str()
-                .and_then(|r| Reference::parse(r).ok())
-        };
         let remove_all = match &by_tag {
             Some(r) => {
                 same_image
@@ -825,6 +837,13 @@ impl Store {
             "History": cfg["history"],
         })
     }
+}
+
+/// The tag an `index.json` entry carries, if any.
+fn tag_of(m: &Value) -> Option<Reference> {
+    m["annotations"][REF_NAME]
+        .as_str()
+        .and_then(|r| Reference::parse(r).ok())
 }
 
 /// Parse an image config. The OCI spec makes `history` (and the runtime `config`) optional,
