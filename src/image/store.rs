@@ -90,12 +90,24 @@ pub struct Store {
     layers: PathBuf,
 }
 
-fn hex_of(digest: &str) -> Result<&str> {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Corrupt(format!("invalid digest {digest:?}")));
+/// The hex part of a `sha256:<64 lowercase hex>` digest, checked before it names a file.
+pub fn hex_of(digest: &str) -> Result<&str> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex)
+            if hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Ok(hex)
+        }
+        _ => Err(Error::Corrupt(format!("invalid digest {digest:?}"))),
     }
-    Ok(hex)
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn digest_of(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
 impl Store {
@@ -146,9 +158,9 @@ impl Store {
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
         let p = self.blob_path(digest)?;
         let data = fs::read(&p).map_err(Error::io("read blob", &p))?;
-        let got = hex::encode(Sha256::digest(&data));
-        if got != hex_of(digest)? {
-            return Err(Error::Corrupt(format!("blob {digest} is corrupt (its content hashes to sha256:{got}): remove the image and import or pull it again")));
+        let got = digest_of(&data);
+        if got != digest {
+            return Err(Error::Corrupt(format!("blob {digest} is corrupt (its content hashes to {got}): remove the image and import or pull it again")));
         }
         Ok(data)
     }
@@ -205,12 +217,12 @@ impl Store {
 
     /// Store bytes as a blob; returns (digest, size).
     pub fn write_blob(&self, data: &[u8]) -> Result<(String, u64)> {
-        let hex = hex::encode(Sha256::digest(data));
-        let p = self.oci.join("blobs/sha256").join(&hex);
+        let digest = digest_of(data);
+        let p = self.blob_path(&digest)?;
         if !p.exists() {
             write_atomic(&p, data)?;
         }
-        Ok((format!("sha256:{hex}"), data.len() as u64))
+        Ok((digest, data.len() as u64))
     }
 
     fn read_index(&self) -> Result<Value> {
@@ -301,7 +313,7 @@ impl Store {
         created_by: &str,
         reference: Option<&Reference>,
     ) -> Result<Image> {
-        let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(layer_tar)));
+        let diff_id = digest_of(layer_tar);
         // A fixed gzip header (no name, mtime 0) keeps the blob reproducible.
         let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::default());
         gz.write_all(layer_tar)
@@ -1043,7 +1055,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("root")).unwrap();
         let tar = rootfs_tar();
-        let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&tar)));
+        let diff_id = digest_of(&tar);
         let zst = ruzstd::encoding::compress_to_vec(
             &tar[..],
             ruzstd::encoding::CompressionLevel::Fastest,

@@ -7,7 +7,6 @@ use std::io::{Read, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 use super::{endpoint, status_error, Registry, MANIFEST_TYPES, MAX_DOCUMENT};
 use crate::config::Config;
@@ -33,23 +32,11 @@ fn read_limited(resp: reqwest::blocking::Response, what: &str) -> Result<Vec<u8>
     Ok(buf)
 }
 
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
-
+/// `d` if it is a well-formed digest (it becomes a file name and a URL path).
 fn valid_digest(d: &str) -> Result<&str> {
-    match d.strip_prefix("sha256:") {
-        Some(h)
-            if h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
-        {
-            Ok(d)
-        }
-        _ => Err(Error::Corrupt(format!(
-            "the registry sent an invalid digest {d:?}"
-        ))),
-    }
+    crate::image::store::hex_of(d)
+        .map(|_| d)
+        .map_err(|_| Error::Corrupt(format!("the registry sent an invalid digest {d:?}")))
 }
 
 struct Puller<'a> {
@@ -84,7 +71,7 @@ impl Puller<'_> {
             .trim()
             .to_string();
         let bytes = read_limited(resp, "manifest")?;
-        let digest = sha(&bytes);
+        let digest = crate::image::store::digest_of(&bytes);
         if tag_or_digest.starts_with("sha256:") && digest != tag_or_digest {
             return Err(Error::Corrupt(format!(
                 "the registry's manifest for {tag_or_digest} hashes to {digest}: refusing it"
