@@ -17,6 +17,7 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 
 use crate::error::{Error, Result};
+use crate::runtime::rootfs::MountEntry;
 use crate::spec::Limits;
 use crate::sys::{Call, Sys};
 
@@ -44,21 +45,6 @@ impl Hierarchy {
     pub fn has(&self, controller: &str) -> bool {
         self.options.split(',').any(|o| o == controller)
     }
-}
-
-/// A file system to mount inside the container so it can see its own cgroup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupMount {
-    /// `tmpfs`, `cgroup` or `cgroup2`.
-    pub fstype: String,
-    /// The source name `mount` shows.
-    pub source: String,
-    /// Absolute path inside the container.
-    pub target: PathBuf,
-    /// Mount flags (read-only for the cgroup trees).
-    pub flags: MsFlags,
-    /// Options: the controllers of a v1 tree.
-    pub data: Option<String>,
 }
 
 /// One container's cgroup, in every hierarchy it uses.
@@ -245,11 +231,12 @@ impl Cgroup {
         Ok(())
     }
 
-    /// What to mount at /sys/fs/cgroup inside the container (read-only).
-    pub fn container_mounts(&self) -> Vec<CgroupMount> {
+    /// What to mount at /sys/fs/cgroup inside the container (read-only), as the rootfs's own
+    /// mount entries.
+    pub fn container_mounts(&self) -> Vec<MountEntry> {
         let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         match self.version {
-            Version::V2 => vec![CgroupMount {
+            Version::V2 => vec![MountEntry {
                 fstype: "cgroup2".into(),
                 source: "cgroup".into(),
                 target: "/sys/fs/cgroup".into(),
@@ -257,7 +244,7 @@ impl Cgroup {
                 data: None,
             }],
             Version::V1 => {
-                let mut v = vec![CgroupMount {
+                let mut v = vec![MountEntry {
                     fstype: "tmpfs".into(),
                     source: "tmpfs".into(),
                     target: "/sys/fs/cgroup".into(),
@@ -268,7 +255,7 @@ impl Cgroup {
                     let Some(name) = h.mount_point.file_name() else {
                         continue;
                     };
-                    v.push(CgroupMount {
+                    v.push(MountEntry {
                         fstype: "cgroup".into(),
                         source: "cgroup".into(),
                         target: Path::new("/sys/fs/cgroup").join(name),

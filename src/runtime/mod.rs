@@ -198,17 +198,7 @@ pub fn start(
         if let Some(p) = cg.paths().first() {
             sys.tracer.set_var("cgroup", p.display().to_string());
         }
-        extra_mounts = cg
-            .container_mounts()
-            .into_iter()
-            .map(|m| rootfs::MountEntry {
-                fstype: m.fstype,
-                source: m.source,
-                target: m.target,
-                flags: m.flags,
-                data: m.data,
-            })
-            .collect();
+        extra_mounts = cg.container_mounts();
     }
     let setup = child::Setup {
         spec,
