@@ -254,6 +254,22 @@ pub fn start(
     Ok(outcome)
 }
 
+/// Record the container's successful `execve` on its behalf: once it succeeded, the child's
+/// code is gone and cannot trace it.
+fn record_exec(sys: &Sys, spec: &RunSpec, program: String, took: std::time::Duration) {
+    sys.tracer.set_process("container");
+    sys.tracer.syscall(
+        &Call::Execve {
+            path: program.into(),
+            argv: spec.args.clone(),
+            envp: spec.env.clone(),
+        },
+        &Ok(Ret::Zero),
+        took,
+    );
+    sys.tracer.set_process("engine");
+}
+
 fn supervise(
     sys: &Sys,
     spec: &RunSpec,
@@ -268,19 +284,8 @@ fn supervise(
         cg.join(sys, pid)?;
     }
     if sys.is_dry_run() {
-        let exec = child::prepare(sys, setup, None)?;
-        let _ = exec;
-        sys.tracer.set_process("container");
-        sys.tracer.syscall(
-            &Call::Execve {
-                path: spec.args[0].clone().into(),
-                argv: spec.args.clone(),
-                envp: spec.env.clone(),
-            },
-            &Ok(Ret::Zero),
-            std::time::Duration::ZERO,
-        );
-        sys.tracer.set_process("engine");
+        child::prepare(sys, setup, None)?;
+        record_exec(sys, spec, spec.args[0].clone(), std::time::Duration::ZERO);
         sys.step(StepId::ProcessWait)?;
         sys.wait4(pid)?;
         return Ok(Outcome {
@@ -321,20 +326,9 @@ fn supervise(
             Message::Closed => break,
         }
     }
-    // The child's end closed without an error: execve succeeded. It cannot trace that itself
-    // (its code is gone), so the engine records it on its behalf.
+    // The child's end closed without an error: execve succeeded.
     if sys.tracer.enabled() {
-        sys.tracer.set_process("container");
-        sys.tracer.syscall(
-            &Call::Execve {
-                path: program.into(),
-                argv: spec.args.clone(),
-                envp: spec.env.clone(),
-            },
-            &Ok(Ret::Zero),
-            start.elapsed(),
-        );
-        sys.tracer.set_process("engine");
+        record_exec(sys, spec, program, start.elapsed());
     }
     sys.tracer.flush();
     let mut c = containers.find(&spec.id)?;
