@@ -76,11 +76,9 @@ impl Drop for Cleanup<'_> {
 }
 
 /// Write the files the container gets bind-mounted into /etc.
-fn write_etc_files(spec: &RunSpec) -> Result<()> {
-    let b = &spec.bundle;
+fn write_etc_files(sys: &Sys, spec: &RunSpec) -> Result<()> {
     let write = |name: &str, text: String| -> Result<()> {
-        let p = b.join(name);
-        std::fs::write(&p, text).map_err(Error::io("write", &p))
+        Ok(sys.create_file(&spec.bundle.join(name), &text)?)
     };
     write("hostname", format!("{}\n", spec.hostname))?;
     let mut hosts = String::from(
@@ -182,7 +180,7 @@ pub fn start(
 
     let overlay_data = prepare_layers(sys, spec)?;
     if !dry {
-        write_etc_files(spec)?;
+        write_etc_files(sys, spec)?;
     }
 
     let mut cleanup = Cleanup {

@@ -278,7 +278,10 @@ impl<'a> Rootfs<'a> {
             )?,
         }
         if !self.sys.is_dry_run() {
-            self.root = Some(safefs::open_root(&self.path).map_err(Error::io("open", &self.path))?);
+            self.root = Some(
+                self.sys
+                    .open(&self.path, libc::O_PATH | libc::O_DIRECTORY)?,
+            );
         }
         Ok(())
     }

@@ -51,8 +51,13 @@ pub enum Call {
     Symlink { target: PathBuf, link: PathBuf },
     /// `rmdir(2)`.
     Rmdir { path: PathBuf },
-    /// `openat(2)` + `write(2)` of a small control file (cgroup knobs, /proc files).
-    WriteFile { path: PathBuf, data: String },
+    /// `openat(2)` + `write(2)` of a small file: a control file (cgroup knobs, /proc files),
+    /// or with `create` a new file of the container's own (created or truncated).
+    WriteFile {
+        path: PathBuf,
+        data: String,
+        create: bool,
+    },
     /// `prctl(2)` with one option and one argument.
     Prctl { option: Prctl, arg: u64 },
     /// `capset(2)` for the calling thread.
@@ -268,8 +273,10 @@ impl Call {
             } => "ioctl.tiocgptn",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
+            Call::Open { flags, .. } if flags & libc::O_PATH != 0 => "openat.root",
             Call::Open { path, .. } if path == std::path::Path::new("/dev/ptmx") => "openat.ptmx",
             Call::IfUp { .. } => "ioctl.siocsifflags",
+            Call::WriteFile { create: true, .. } => "write.file",
             Call::WriteFile { path, .. } if path.starts_with("/sys/fs/cgroup") => "write.cgroup",
             other => other.name(),
         }
@@ -354,7 +361,7 @@ impl Call {
                     quote(&link.to_string_lossy())
                 );
             }
-            Call::WriteFile { path, data } => {
+            Call::WriteFile { path, data, .. } => {
                 let _ = write!(
                     s,
                     "{}, {}, {}",
@@ -622,10 +629,17 @@ impl Call {
             Call::WriteFile {
                 path: p("/proc/x"),
                 data: "1".into(),
+                create: false,
             },
             Call::WriteFile {
                 path: p("/sys/fs/cgroup/pids/x/pids.max"),
                 data: "1".into(),
+                create: false,
+            },
+            Call::WriteFile {
+                path: p("/var/lib/dockling/containers/x/hostname"),
+                data: "x\n".into(),
+                create: true,
             },
             Call::Capset {
                 effective: 0,
@@ -678,6 +692,10 @@ impl Call {
             Call::Open {
                 path: p("/dev/pts/0"),
                 flags: libc::O_RDWR,
+            },
+            Call::Open {
+                path: p("/var/lib/dockling/containers/x/rootfs"),
+                flags: libc::O_PATH | libc::O_DIRECTORY,
             },
             Call::IoctlPty {
                 fd: 3,

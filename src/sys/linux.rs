@@ -162,10 +162,14 @@ impl Backend for Linux {
                 // SAFETY: valid C string.
                 check_int(unsafe { libc::rmdir(p.as_ptr()) })
             }
-            Call::WriteFile { path, data } => {
+            Call::WriteFile { path, data, create } => {
                 let p = cpath(path)?;
+                let flags = match create {
+                    true => libc::O_WRONLY | libc::O_CLOEXEC | libc::O_CREAT | libc::O_TRUNC,
+                    false => libc::O_WRONLY | libc::O_CLOEXEC,
+                };
                 // SAFETY: valid C string; the descriptor is closed below on every path.
-                let fd = unsafe { libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+                let fd = unsafe { libc::open(p.as_ptr(), flags, 0o644 as libc::c_uint) };
                 if fd < 0 {
                     return Err(Errno::last());
                 }

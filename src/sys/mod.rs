@@ -150,6 +150,16 @@ impl Sys {
         self.run(Call::WriteFile {
             path: path.to_path_buf(),
             data: data.to_string(),
+            create: false,
+        })
+    }
+
+    /// Create (or truncate) a small file and write `data` into it.
+    pub fn create_file(&self, path: &Path, data: &str) -> Result<(), SysError> {
+        self.run(Call::WriteFile {
+            path: path.to_path_buf(),
+            data: data.to_string(),
+            create: true,
         })
     }
 
