@@ -87,25 +87,35 @@ impl Scratch {
 
     /// Run one shell line with the lesson's environment.
     pub fn sh(&self, line: &str, trace: bool) -> Result<Output> {
-        let path = format!(
-            "{}:{}",
-            self.dir.join("bin").display(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        let mut cmd = shell(
+            line,
+            &self.dir.join("bin"),
+            &self.root(),
+            &self.dir.join("config.yaml"),
         );
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(line)
-            .current_dir(&self.dir)
-            .env("PATH", path)
-            .env("DOCKLING_ROOT", self.root())
-            .env("DOCKLING_CONFIG", self.dir.join("config.yaml"))
+        cmd.current_dir(&self.dir)
             .env("HOME", self.dir.join("home"))
-            .env("LAB", &self.lab)
-            .env("NO_COLOR", "1")
-            .env_remove("DOCKLING_TRACE")
-            .stdin(Stdio::null());
+            .env("LAB", &self.lab);
         run_bounded(cmd, trace)
     }
+}
+
+/// `sh -c line` with `bin` (where `dockling` is) first on PATH and the store and config given.
+fn shell(line: &str, bin: &Path, root: &Path, config: &Path) -> Command {
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+    );
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(line)
+        .env("PATH", path)
+        .env("DOCKLING_ROOT", root)
+        .env("DOCKLING_CONFIG", config)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    cmd
 }
 
 impl Drop for Scratch {
@@ -463,24 +473,10 @@ fn wait_for_enter(n: usize, i: usize, step: &Step) -> Result<bool> {
 /// Run a lesson's checks against the student's own store; returns whether all passed.
 pub fn check(checks: &[Check], root: &Path, config: &Path, out: &mut dyn Write) -> Result<bool> {
     let mut all = true;
+    let exe = std::env::current_exe().map_err(Error::io("find", "/proc/self/exe"))?;
+    let bin = exe.parent().unwrap_or(Path::new("/"));
     for c in checks {
-        let mut cmd = Command::new("/bin/sh");
-        let exe = std::env::current_exe().map_err(Error::io("find", "/proc/self/exe"))?;
-        let bin = exe.parent().unwrap_or(Path::new("/")).to_path_buf();
-        cmd.arg("-c")
-            .arg(&c.run)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("DOCKLING_ROOT", root)
-            .env("DOCKLING_CONFIG", config)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
+        let cmd = shell(&c.run, bin, root, config);
         let result = run_bounded(cmd, false)?;
         let wrong = judge(&c.expect, &result);
         if wrong.is_empty() {
