@@ -201,15 +201,23 @@ pub enum LabCommand {
     Down,
 }
 
-/// `dockling push`.
+/// What `pull` and `push` show.
 #[derive(Debug, Args)]
-pub struct PushArgs {
+pub struct TransferArgs {
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
     /// Show every HTTP exchange with the registry and why: pretty (default) or json
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
     pub trace: Option<crate::trace::Format>,
+}
+
+/// `dockling push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Output and tracing
+    #[command(flatten)]
+    pub transfer: TransferArgs,
     /// Image to push: NAME[:TAG]
     pub name: String,
 }
@@ -240,12 +248,9 @@ pub struct LogoutArgs {
 /// `dockling pull`.
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// Suppress verbose output
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Show every HTTP exchange with the registry and why: pretty (default) or json
-    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
-    pub trace: Option<crate::trace::Format>,
+    /// Output and tracing
+    #[command(flatten)]
+    pub transfer: TransferArgs,
     /// Image to pull: NAME[:TAG|@DIGEST]
     pub name: String,
 }

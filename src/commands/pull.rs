@@ -9,11 +9,9 @@ use crate::image::{reference::Reference, store::Store};
 pub fn run(ctx: &Context, args: &PullArgs) -> Result<i32> {
     require_root("pull")?;
     let reference = Reference::parse(&args.name)?;
-    if let Some(format) = args.trace {
-        crate::registry::trace::enable(format);
-    }
+    crate::registry::trace::enable(args.transfer.trace);
     let store = Store::open(&ctx.root)?;
-    let mut out: Box<dyn std::io::Write> = if args.quiet {
+    let mut out: Box<dyn std::io::Write> = if args.transfer.quiet {
         Box::new(std::io::sink())
     } else {
         Box::new(std::io::stdout())
@@ -27,7 +25,7 @@ pub fn run(ctx: &Context, args: &PullArgs) -> Result<i32> {
     {
         let _ = writeln!(out, "Using default tag: latest");
     }
-    let bars = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let bars = !args.transfer.quiet && std::io::IsTerminal::is_terminal(&std::io::stdout());
     crate::registry::pull::pull(&store, &reference, &ctx.config, &mut *out, bars)?;
     println!("{reference}");
     Ok(0)

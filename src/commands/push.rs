@@ -9,12 +9,10 @@ use crate::image::{reference::Reference, store::Store};
 pub fn run(ctx: &Context, args: &PushArgs) -> Result<i32> {
     require_root("push")?;
     let reference = Reference::parse(&args.name)?;
-    if let Some(format) = args.trace {
-        crate::registry::trace::enable(format);
-    }
+    crate::registry::trace::enable(args.transfer.trace);
     let store = Store::open(&ctx.root)?;
     let image = store.find(&args.name)?;
-    let mut out: Box<dyn std::io::Write> = if args.quiet {
+    let mut out: Box<dyn std::io::Write> = if args.transfer.quiet {
         Box::new(std::io::sink())
     } else {
         Box::new(std::io::stdout())

@@ -29,9 +29,7 @@ fn find_or_pull(
     let found = store.find(&args.image);
     let pull = |say_missing: bool| -> Result<crate::image::store::Image> {
         let reference = crate::image::reference::Reference::parse(&args.image)?;
-        if let Some(format) = args.trace {
-            crate::registry::trace::enable(format);
-        }
+        crate::registry::trace::enable(args.trace);
         if say_missing {
             eprintln!(
                 "Unable to find image '{}' locally",

@@ -25,8 +25,9 @@ struct Sink {
 
 static SINK: OnceLock<Mutex<Sink>> = OnceLock::new();
 
-/// Turn tracing of registry exchanges on for this process.
-pub fn enable(format: Format) {
+/// Turn tracing of registry exchanges on for this process (when a format is asked for).
+pub fn enable(format: Option<Format>) {
+    let Some(format) = format else { return };
     let color = std::env::var_os("NO_COLOR").is_none()
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = SINK.set(Mutex::new(Sink {
