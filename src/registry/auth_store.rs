@@ -18,13 +18,15 @@ fn files() -> Vec<PathBuf> {
     ]
 }
 
+/// The base64 alphabet Docker's `auth` fields use.
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 fn decode_b64(s: &str) -> Option<Vec<u8>> {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = Vec::new();
     let mut acc = 0u32;
     let mut bits = 0;
     for c in s.bytes().filter(|c| *c != b'=') {
-        let v = T.iter().position(|t| *t == c)? as u32;
+        let v = B64.iter().position(|t| *t == c)? as u32;
         acc = (acc << 6) | v;
         bits += 6;
         if bits >= 8 {
@@ -83,23 +85,9 @@ fn run_helper(helper: &str, action: &str, input: &str) -> crate::error::Result<S
     Ok(text)
 }
 
-/// (user, password) for `registry`, if a config file or its credential helper has them.
+/// (user, password) for `registry`, if a config file or its credential helper has them. A
+/// helper a file names is asked first; then that file's `auths`.
 pub fn lookup(registry: &str) -> Option<(String, String)> {
-    for f in files() {
-        let Some(v) = read_json(&f) else { continue };
-        if let Some(helper) = helper_in(&v, registry) {
-            if let Ok(text) = run_helper(&helper, "get", &key(registry)) {
-                let got: serde_json::Value = serde_json::from_str(&text).ok()?;
-                let user = got["Username"].as_str()?.to_string();
-                let secret = got["Secret"].as_str()?.to_string();
-                return Some((user, secret));
-            }
-        }
-    }
-    lookup_auths(registry)
-}
-
-fn lookup_auths(registry: &str) -> Option<(String, String)> {
     let keys = if registry == crate::image::reference::DEFAULT_REGISTRY {
         vec![
             "https://index.docker.io/v1/".to_string(),
@@ -112,13 +100,18 @@ fn lookup_auths(registry: &str) -> Option<(String, String)> {
             format!("http://{registry}"),
         ]
     };
-    for f in files() {
-        let Ok(text) = std::fs::read(&f) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
-            continue;
-        };
+    let files: Vec<serde_json::Value> = files().iter().filter_map(|f| read_json(f)).collect();
+    for v in &files {
+        if let Some(helper) = helper_in(v, registry) {
+            if let Ok(text) = run_helper(&helper, "get", &key(registry)) {
+                let got: serde_json::Value = serde_json::from_str(&text).ok()?;
+                let user = got["Username"].as_str()?.to_string();
+                let secret = got["Secret"].as_str()?.to_string();
+                return Some((user, secret));
+            }
+        }
+    }
+    for v in &files {
         for k in &keys {
             if let Some(auth) = v["auths"][k]["auth"].as_str() {
                 let raw = decode_b64(auth)?;
@@ -131,19 +124,7 @@ fn lookup_auths(registry: &str) -> Option<(String, String)> {
     None
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_decodes() {
-        assert_eq!(
-            super::decode_b64("c3R1ZGVudDpzZWNyZXQ=").unwrap(),
-            b"student:secret"
-        );
-    }
-}
-
 fn encode_b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
         let b = [
@@ -154,7 +135,7 @@ fn encode_b64(data: &[u8]) -> String {
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
             } else {
                 out.push('=');
             }
@@ -190,16 +171,13 @@ pub enum Stored {
 pub fn save(registry: &str, user: &str, password: &str) -> crate::error::Result<Stored> {
     use crate::error::Error;
     let path = own_file();
-    if let Some(helper) = read_json(&path).and_then(|v| helper_in(&v, registry)) {
+    let mut v = read_json(&path).unwrap_or_else(|| serde_json::json!({}));
+    if let Some(helper) = helper_in(&v, registry) {
         let input =
             serde_json::json!({"ServerURL": key(registry), "Username": user, "Secret": password});
         run_helper(&helper, "store", &input.to_string())?;
         return Ok(Stored::Helper(helper));
     }
-    let mut v: serde_json::Value = std::fs::read(&path)
-        .ok()
-        .and_then(|t| serde_json::from_slice(&t).ok())
-        .unwrap_or_else(|| serde_json::json!({}));
     v["auths"][key(registry)] =
         serde_json::json!({ "auth": encode_b64(format!("{user}:{password}").as_bytes()) });
     if let Some(dir) = path.parent() {
@@ -216,14 +194,12 @@ pub fn save(registry: &str, user: &str, password: &str) -> crate::error::Result<
 /// were any.
 pub fn remove(registry: &str) -> crate::error::Result<bool> {
     let path = own_file();
-    if let Some(helper) = read_json(&path).and_then(|v| helper_in(&v, registry)) {
-        return Ok(run_helper(&helper, "erase", &key(registry)).is_ok());
-    }
-    let Ok(text) = std::fs::read(&path) else {
+    let Some(mut v) = read_json(&path) else {
         return Ok(false);
     };
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&text).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(helper) = helper_in(&v, registry) {
+        return Ok(run_helper(&helper, "erase", &key(registry)).is_ok());
+    }
     let had = v["auths"]
         .as_object_mut()
         .and_then(|a| a.remove(&key(registry)))
@@ -235,7 +211,15 @@ pub fn remove(registry: &str) -> crate::error::Result<bool> {
 }
 
 #[cfg(test)]
-mod roundtrip {
+mod tests {
+    #[test]
+    fn base64_decodes() {
+        assert_eq!(
+            super::decode_b64("c3R1ZGVudDpzZWNyZXQ=").unwrap(),
+            b"student:secret"
+        );
+    }
+
     #[test]
     fn encode_then_decode() {
         for s in ["a", "ab", "abc", "student:secret"] {
