@@ -92,11 +92,16 @@ fn mirrors_lines(lines: &[&str]) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// Rewrite the config file at `path` so its `registry-mirrors` are `mirrors` (removing the key
-/// when empty), keeping every other line as it was. The new text is parsed back and compared
-/// with what was meant before it replaces the file; if the file is laid out in a way this
-/// cannot edit safely, nothing is written and the error says what to add by hand.
-fn rewrite_mirrors(path: &Path, mirrors: &[String], hand_edit: &str) -> Result<()> {
+/// Change the `registry-mirrors` of the config file at `path` (a missing file is empty) with
+/// `edit`, which returns false when there is nothing to change. Every other line stays as it
+/// was; an emptied list removes the key. The new text is parsed back and compared with what was
+/// meant before it replaces the file; if the file is laid out in a way this cannot edit safely,
+/// nothing is written and the error says `hand_edit`.
+fn edit_mirrors(
+    path: &Path,
+    hand_edit: &str,
+    edit: impl FnOnce(&mut Vec<String>) -> bool,
+) -> Result<bool> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -104,6 +109,10 @@ fn rewrite_mirrors(path: &Path, mirrors: &[String], hand_edit: &str) -> Result<(
     };
     let old = Config::parse(&text)
         .map_err(|e| Error::Usage(format!("config {}: {e}", path.display())))?;
+    let mut mirrors = old.registry_mirrors.clone().unwrap_or_default();
+    if !edit(&mut mirrors) {
+        return Ok(false);
+    }
     let lines: Vec<&str> = text.lines().collect();
     let mut block = Vec::new();
     if !mirrors.is_empty() {
@@ -129,8 +138,10 @@ fn rewrite_mirrors(path: &Path, mirrors: &[String], hand_edit: &str) -> Result<(
     if !new_text.is_empty() {
         new_text.push('\n');
     }
-    let mut want = old.clone();
-    want.registry_mirrors = (!mirrors.is_empty()).then(|| mirrors.to_vec());
+    let want = Config {
+        registry_mirrors: (!mirrors.is_empty()).then_some(mirrors),
+        ..old
+    };
     match Config::parse(&new_text) {
         Ok(got) if got == want => {}
         _ => {
@@ -143,48 +154,38 @@ fn rewrite_mirrors(path: &Path, mirrors: &[String], hand_edit: &str) -> Result<(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
     }
-    crate::container::write_atomic(path, new_text.as_bytes())
+    crate::container::write_atomic(path, new_text.as_bytes())?;
+    Ok(true)
 }
 
 /// Add `url` as the first Docker Hub mirror in the config file at `path` (created if
 /// missing). Returns false when it was already there.
 pub fn add_mirror(path: &Path, url: &str) -> Result<bool> {
-    let current = Config::load(Some(path)).or_else(|e| match path.exists() {
-        false => Ok(Config::default()),
-        true => Err(e),
-    })?;
-    let mut mirrors = current.registry_mirrors.unwrap_or_default();
-    if mirrors.iter().any(|m| m.trim_end_matches('/') == url) {
-        return Ok(false);
-    }
-    mirrors.insert(0, url.to_string());
-    rewrite_mirrors(
+    edit_mirrors(
         path,
-        &mirrors,
         &format!("add `registry-mirrors: [\"{url}\"]` yourself"),
-    )?;
-    Ok(true)
+        |mirrors| {
+            if mirrors.iter().any(|m| m.trim_end_matches('/') == url) {
+                return false;
+            }
+            mirrors.insert(0, url.to_string());
+            true
+        },
+    )
 }
 
 /// Remove `url` from the Docker Hub mirrors in the config file at `path`. Returns false when
 /// it was not there.
 pub fn remove_mirror(path: &Path, url: &str) -> Result<bool> {
-    if !path.exists() {
-        return Ok(false);
-    }
-    let current = Config::load(Some(path))?;
-    let mut mirrors = current.registry_mirrors.unwrap_or_default();
-    let before = mirrors.len();
-    mirrors.retain(|m| m.trim_end_matches('/') != url);
-    if mirrors.len() == before {
-        return Ok(false);
-    }
-    rewrite_mirrors(
+    edit_mirrors(
         path,
-        &mirrors,
         &format!("remove {url} from registry-mirrors yourself"),
-    )?;
-    Ok(true)
+        |mirrors| {
+            let before = mirrors.len();
+            mirrors.retain(|m| m.trim_end_matches('/') != url);
+            mirrors.len() != before
+        },
+    )
 }
 
 #[cfg(test)]

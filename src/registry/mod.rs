@@ -97,7 +97,8 @@ impl Registry {
         })
     }
 
-    /// Send a GET/HEAD built by `req`, answering an authentication challenge once.
+    /// Send the request `req` builds (again after answering an authentication challenge once,
+    /// or after waiting as a 429 asks), tracing each exchange.
     pub fn send(&self, scope: &str, req: impl Fn(&Http) -> RequestBuilder) -> Result<Response> {
         let mut tries = 0;
         loop {
