@@ -35,9 +35,10 @@ struct Pusher<'a> {
     reg: Registry,
     reference: &'a Reference,
     store: &'a Store,
-    /// This registry is a Docker Hub mirror of the config: images pulled as `docker.io/…`
-    /// came from it, so their blobs can be mounted here too.
-    mirrors_hub: bool,
+    /// Other repositories of this registry, with the blobs (config and layers) of the image
+    /// each names: where a blob can be mounted from. Images pulled as `docker.io/…` count when
+    /// this registry is a Docker Hub mirror of the config (that is where they came from).
+    mount_sources: Vec<(String, Vec<String>)>,
 }
 
 impl Pusher<'_> {
@@ -65,15 +66,10 @@ impl Pusher<'_> {
 
     /// Another repository of this registry that (this store knows) holds `digest`.
     fn mount_source(&self, digest: &str) -> Option<String> {
-        self.store.list().ok()?.into_iter().find_map(|i| {
-            let r = i.reference?;
-            let same_registry = r.registry == self.reference.registry
-                || (self.mirrors_hub && r.registry == crate::image::reference::DEFAULT_REGISTRY);
-            (same_registry
-                && r.repository != self.reference.repository
-                && (i.id == digest || i.layers.iter().any(|l| l == digest)))
-            .then_some(r.repository)
-        })
+        self.mount_sources
+            .iter()
+            .find(|(_, blobs)| blobs.iter().any(|b| b == digest))
+            .map(|(repo, _)| repo.clone())
     }
 
     /// Put one blob in the registry; returns Docker's word for what happened.
@@ -189,11 +185,23 @@ pub fn push(
         let host = host.split_once("://").map(|(_, h)| h).unwrap_or(host);
         host == reference.registry
     });
+    let mount_sources = store
+        .list()?
+        .into_iter()
+        .filter_map(|i| {
+            let r = i.reference?;
+            let same_registry = r.registry == reference.registry
+                || (mirrors_hub && r.registry == crate::image::reference::DEFAULT_REGISTRY);
+            let mut blobs = i.layers;
+            blobs.push(i.id);
+            (same_registry && r.repository != reference.repository).then_some((r.repository, blobs))
+        })
+        .collect();
     let p = Pusher {
         reg,
         reference,
         store,
-        mirrors_hub,
+        mount_sources,
     };
     let scope = p.scope();
     let _ = writeln!(
