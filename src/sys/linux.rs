@@ -299,32 +299,12 @@ impl Backend for Linux {
                 mode,
                 resolve,
             } => {
-                let c = cpath(path)?;
-                // SAFETY: open_how is plain data; zeroed is valid and every used field is set.
-                let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-                how.flags = (flags | libc::O_CLOEXEC) as u64;
-                how.mode = if flags & libc::O_CREAT != 0 {
-                    *mode as u64
-                } else {
-                    0
-                };
-                how.resolve = *resolve;
-                // SAFETY: dirfd is the caller's live descriptor, c a valid C string, how a live
-                // open_how of the size passed. The caller owns the returned descriptor.
-                let rc = unsafe {
-                    libc::syscall(
-                        libc::SYS_openat2,
-                        *dirfd,
-                        c.as_ptr(),
-                        &how as *const libc::open_how,
-                        std::mem::size_of::<libc::open_how>(),
-                    )
-                };
-                if rc < 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(Ret::Fd(rc as i32))
-                }
+                // SAFETY: dirfd is the caller's descriptor, live for the call. The caller owns
+                // the returned descriptor.
+                let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(*dirfd) };
+                super::fs::openat2(dir, path, *flags, *mode, *resolve)
+                    .map(|fd| Ret::Fd(std::os::fd::IntoRawFd::into_raw_fd(fd)))
+                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
             }
             Call::Mkdirat { dirfd, path, mode } => {
                 let c = cpath(path)?;
