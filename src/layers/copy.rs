@@ -46,14 +46,15 @@ impl Flattener<'_> {
             .flatten()
             .collect();
         entries.sort_by_key(|e| e.file_name());
+        // Every entry of this directory lands in the same place: resolve it once (entries
+        // replace names inside it, never the directory itself).
+        let parent = safefs::mkdir_all_in_root(self.root, rel, 0o755).map_err(|e| err(rel, e))?;
+        let p = parent.as_fd();
         for entry in entries {
             let name = entry.file_name();
             let src = entry.path();
             let rel_path = rel.join(&name);
             let meta = std::fs::symlink_metadata(&src).map_err(|e| err(&src, e))?;
-            let parent =
-                safefs::mkdir_all_in_root(self.root, rel, 0o755).map_err(|e| err(&rel_path, e))?;
-            let p = parent.as_fd();
             let ft = meta.file_type();
             if ft.is_char_device() && meta.rdev() == 0 {
                 // A whiteout: what the layers below had here is deleted.
