@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use crate::cli::{HistoryArgs, ImageArgs, ImageCommand, InspectArgs, PruneArgs};
 use crate::commands::{require_root, table, Context};
-use crate::container::{human_duration, Containers};
+use crate::container::Containers;
 use crate::error::Result;
-use crate::image::format::human_size;
+use crate::image::format::{ago, human_size};
 use crate::image::store::Store;
 
 /// `dockling image SUBCOMMAND`.
@@ -65,15 +65,10 @@ pub fn history(ctx: &Context, args: &HistoryArgs) -> Result<i32> {
                 None => 0,
             }
         };
-        let created = h.created().clone().unwrap_or_default();
         let created = if args.human {
-            humantime::parse_rfc3339_weak(created.split('.').next().unwrap_or(&created))
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .map(|d| format!("{} ago", human_duration(d)))
-                .unwrap_or_else(|| "N/A".into())
+            ago(h.created().as_deref(), now)
         } else {
-            created
+            h.created().clone().unwrap_or_default()
         };
         let by = h.created_by().clone().unwrap_or_default();
         let by = if args.no_trunc { by } else { ellipsis(&by, 45) };

@@ -4,9 +4,12 @@ use std::time::SystemTime;
 
 use crate::cli::ImagesArgs;
 use crate::commands::{table, Context};
-use crate::container::human_duration;
 use crate::error::Result;
-use crate::image::{format::human_size, reference::Reference, store::Store};
+use crate::image::{
+    format::{ago, human_size},
+    reference::Reference,
+    store::Store,
+};
 
 /// `dockling images`.
 pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
@@ -41,13 +44,7 @@ pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
             println!("{id}");
             continue;
         }
-        let created = img
-            .created
-            .as_deref()
-            .and_then(|c| humantime::parse_rfc3339_weak(c.split('.').next().unwrap_or(c)).ok())
-            .and_then(|t| now.duration_since(t).ok())
-            .map(|d| format!("{} ago", human_duration(d)))
-            .unwrap_or_else(|| "N/A".into());
+        let created = ago(img.created.as_deref(), now);
         let (repo, tag) = match &img.reference {
             Some(r) => (r.familiar(), r.tag_or_none().to_string()),
             None => ("<none>".into(), "<none>".into()),

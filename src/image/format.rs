@@ -26,6 +26,15 @@ pub fn human_size(bytes: u64) -> String {
     format!("{s}{}", UNITS[i])
 }
 
+/// An RFC 3339 time as Docker's CREATED column shows it ("6 months ago"), `N/A` if unreadable.
+pub fn ago(created: Option<&str>, now: std::time::SystemTime) -> String {
+    created
+        .and_then(|c| humantime::parse_rfc3339_weak(c.split('.').next().unwrap_or(c)).ok())
+        .and_then(|t| now.duration_since(t).ok())
+        .map(|d| format!("{} ago", crate::container::human_duration(d)))
+        .unwrap_or_else(|| "N/A".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
