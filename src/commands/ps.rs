@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use crate::cli::PsArgs;
 use crate::commands::{table, Context};
-use crate::container::{human_duration, Containers};
+use crate::container::Containers;
 use crate::error::Result;
 
 /// Docker's columns for `ps`.
@@ -47,11 +47,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
             println!("{id}");
             continue;
         }
-        let created = humantime::parse_rfc3339(&c.created)
-            .ok()
-            .and_then(|t| now.duration_since(t).ok())
-            .map(|d| format!("{} ago", human_duration(d)))
-            .unwrap_or_default();
+        let created = crate::image::format::ago(Some(&c.created), now);
         rows.push(vec![
             id,
             c.spec.image_ref.clone(),
