@@ -28,11 +28,9 @@ static SINK: OnceLock<Mutex<Sink>> = OnceLock::new();
 /// Turn tracing of registry exchanges on for this process (when a format is asked for).
 pub fn enable(format: Option<Format>) {
     let Some(format) = format else { return };
-    let color = std::env::var_os("NO_COLOR").is_none()
-        && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = SINK.set(Mutex::new(Sink {
         format,
-        color,
+        color: crate::trace::stderr_color(),
         explained: Default::default(),
     }));
 }
@@ -121,8 +119,10 @@ pub fn note(message: &str) {
                 .to_string()
                 + "\n"
         }
-        Format::Pretty if sink.color => format!("   \x1b[2m· {message}\x1b[0m\n"),
-        Format::Pretty => format!("   · {message}\n"),
+        Format::Pretty => format!(
+            "   {}\n",
+            crate::trace::paint(sink.color, "2", &format!("· {message}"))
+        ),
     };
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
@@ -146,13 +146,7 @@ pub fn exchange(kind: &'static str, method: &str, url: &str, status: u16, took: 
         }
         Format::Pretty => {
             let color = sink.color;
-            let paint = |code: &str, s: &str| {
-                if color {
-                    format!("\x1b[{code}m{s}\x1b[0m")
-                } else {
-                    s.to_string()
-                }
-            };
+            let paint = |code: &str, s: &str| crate::trace::paint(color, code, s);
             let reason = reqwest::StatusCode::from_u16(status)
                 .ok()
                 .and_then(|s| s.canonical_reason())

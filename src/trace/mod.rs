@@ -80,7 +80,7 @@ impl Tracer {
 
     /// A tracer writing `format` to stderr (if any), pausing before each step if `pause`.
     pub fn new(format: Option<Format>, pause: bool) -> Self {
-        let color = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+        let color = stderr_color();
         Tracer {
             format,
             color,
@@ -164,11 +164,7 @@ impl Tracer {
     }
 
     fn paint(&self, code: &str, s: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
+        paint(self.color, code, s)
     }
 
     fn emit(&self, text: &str) {
@@ -356,6 +352,20 @@ impl Tracer {
 impl Drop for Tracer {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+/// Whether traces on stderr are coloured: a terminal, and `NO_COLOR` not set.
+pub fn stderr_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+/// `s` in the ANSI colour `code` when `color`, else as it is.
+pub fn paint(color: bool, code: &str, s: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
     }
 }
 
