@@ -10,7 +10,7 @@
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use tar::EntryType;
 
@@ -28,21 +28,6 @@ pub struct UnpackStats {
     pub bytes: u64,
     /// Whiteouts recorded.
     pub whiteouts: u64,
-}
-
-/// The entry's path inside the layer: root and `.` removed, `..` clamped at the top.
-fn clean(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 fn bad(entry: &Path, what: impl std::fmt::Display) -> Error {
@@ -86,7 +71,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
             .path()
             .map_err(Error::io("read layer entry name", dest))?
             .into_owned();
-        let path = clean(&raw);
+        let path = safefs::relative(&raw);
         let Some(name) = path.file_name().map(OsStr::to_os_string) else {
             continue;
         };
@@ -195,7 +180,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                     .link_name()
                     .map_err(|e| bad(&raw, e))?
                     .ok_or_else(|| bad(&raw, "hard link without a target"))?;
-                let target = clean(&target);
+                let target = safefs::relative(&target);
                 let (Some(tname), tparent) =
                     (target.file_name(), target.parent().unwrap_or(Path::new("")))
                 else {
