@@ -194,8 +194,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                     safefs::IN_ROOT,
                 )
                 .map_err(|e| bad(&raw, format!("hard link target {}: {e}", target.display())))?;
-                safefs::remove_at(p, &name).map_err(|e| bad(&raw, e))?;
-                safefs::link_at(tdir.as_fd(), tname, p, &name)
+                replacing(p, &name, || safefs::link_at(tdir.as_fd(), tname, p, &name))
                     .map_err(|e| bad(&raw, format!("hard link to {}: {e}", target.display())))?;
                 stats.files += 1;
             }
