@@ -186,6 +186,7 @@ pub fn pull(
     );
     let mut errors = Vec::new();
     let mirrors = bases.len() - 1;
+    let creds = crate::registry::auth_store::lookup(&reference.registry);
     for (i, base) in bases.into_iter().enumerate() {
         super::trace::note(&if i < mirrors {
             format!(
@@ -195,8 +196,7 @@ pub fn pull(
         } else {
             format!("{reference}: asking {base}")
         });
-        let creds = crate::registry::auth_store::lookup(&reference.registry);
-        let reg = Registry::connect(&reference.registry, base.clone(), creds)?;
+        let reg = Registry::connect(&reference.registry, base.clone(), creds.clone())?;
         let p = Puller {
             reg,
             reference,
