@@ -230,3 +230,81 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Everything about a host tree that a hostile image could change: per path (relative to the
+/// root), the file type and mode, owner, mtime, size and content (or link target). Compare two
+/// of them with `assert_eq!` to prove "untouched" — names and contents alone miss a chmod.
+pub fn tree_state(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let what = if md.file_type().is_symlink() {
+            format!("-> {}", std::fs::read_link(&p).unwrap().display())
+        } else if md.is_file() {
+            // Reading a FIFO or device would hang or change it: only regular files are read.
+            format!("{:?}", std::fs::read(&p).unwrap_or_default())
+        } else {
+            String::new()
+        };
+        if md.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap().flatten() {
+                todo.push(e.path());
+            }
+        }
+        out.insert(
+            p.strip_prefix(root).unwrap().to_path_buf(),
+            format!(
+                "mode {:o} owner {}:{} mtime {}.{} size {} rdev {} {what}",
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.mtime(),
+                md.mtime_nsec(),
+                md.size(),
+                md.rdev()
+            ),
+        );
+    }
+    out
+}
+
+/// A host directory standing in for "the host" in escape tests: a few files and directories
+/// with unusual modes, owners and times, so a chmod, chown, utimes, write or new file through
+/// a hostile symlink shows in [`tree_state`].
+pub fn bait_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("dockling-bait-")
+        .tempdir()
+        .unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("file"), "host secret\n").unwrap();
+    std::fs::set_permissions(p.join("file"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::create_dir(p.join("sub")).unwrap();
+    std::fs::write(p.join("sub/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    std::os::unix::fs::chown(p.join("sub/passwd"), Some(1234), Some(4321)).unwrap();
+    std::fs::set_permissions(p.join("sub"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    for f in ["file", "sub/passwd", "sub", ""] {
+        let c = std::ffi::CString::new(p.join(f).as_os_str().as_encoded_bytes()).unwrap();
+        let times = [
+            libc::timespec {
+                tv_sec: 1_000_000_000,
+                tv_nsec: 0,
+            },
+            libc::timespec {
+                tv_sec: 1_000_000_000,
+                tv_nsec: 0,
+            },
+        ];
+        // SAFETY: a valid C string and two timespecs.
+        assert_eq!(
+            unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) },
+            0
+        );
+    }
+    dir
+}
