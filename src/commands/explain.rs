@@ -90,6 +90,14 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
     let sys = Sys::new(Box::new(recorder.clone()), Tracer::capture(Format::Pretty));
     let containers = Containers::open(&ctx.root)?;
     let cg = run::cgroup_for(ctx, spec)?;
+    // `run` first re-executes itself from a read-only copy: the same command line, minus
+    // `explain`.
+    let argv: Vec<String> = std::env::args()
+        .enumerate()
+        .filter(|(i, a)| !(*i == 1 && a == "explain"))
+        .map(|(_, a)| a)
+        .collect();
+    crate::runtime::exe::reexec_sealed(&sys, argv)?;
     crate::runtime::start(&sys, spec, &containers, cg.as_ref())?;
     out.push_str(&sys.tracer.captured());
     Ok(out)

@@ -259,7 +259,9 @@ impl<'a> Rootfs<'a> {
 
     /// Mount the layers (overlay) or make the copied tree a mount point (copy).
     pub fn mount_layers(&mut self, overlay_data: &str) -> Result<()> {
-        self.sys.step(StepId::LayersMount)?;
+        let copy = self.spec.layers_mode == LayersMode::Copy;
+        self.sys
+            .step_variant(StepId::LayersMount, copy.then_some("copy"))?;
         match self.spec.layers_mode {
             LayersMode::Overlay => self.sys.mount(
                 Some(Path::new("overlay")),
@@ -432,7 +434,9 @@ impl<'a> Rootfs<'a> {
 
     /// Switch to the new root: `pivot_root` and detach the host's, or just `chroot`.
     pub fn switch_root(&mut self) -> Result<()> {
-        self.sys.step(StepId::RootfsPivot)?;
+        let chroot = self.spec.rootfs_mode == RootfsMode::Chroot;
+        self.sys
+            .step_variant(StepId::RootfsPivot, chroot.then_some("chroot"))?;
         self.sys.run(Call::Chdir {
             path: self.path.clone(),
         })?;

@@ -51,13 +51,6 @@ pub enum Call {
     Symlink { target: PathBuf, link: PathBuf },
     /// `rmdir(2)`.
     Rmdir { path: PathBuf },
-    /// `openat(2)` + `write(2)` of a small file: a control file (cgroup knobs, /proc files),
-    /// or with `create` a new file of the container's own (created or truncated).
-    WriteFile {
-        path: PathBuf,
-        data: String,
-        create: bool,
-    },
     /// `prctl(2)` with one option and one argument.
     Prctl { option: Prctl, arg: u64 },
     /// `capset(2)` for the calling thread.
@@ -76,13 +69,11 @@ pub enum Call {
     Setsid,
     /// `ioctl(fd, TIOCSCTTY, 0)`: make the terminal on `fd` the controlling terminal.
     IoctlSetCtty { fd: i32 },
-    /// `dup2(2)`.
-    Dup2 { old: i32, new: i32 },
+    /// `dup2(2)`: `what` says what `old` is (the explanation depends on it).
+    Dup2 { old: i32, new: i32, what: Stdio },
     /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC`: mark every descriptor from `first` up
     /// close-on-exec so nothing of the engine leaks into the container.
     CloseRange { first: u32 },
-    /// `ioctl(sock, SIOCSIFFLAGS, IFF_UP)` on a network interface (socket + two ioctls).
-    IfUp { name: String },
     /// `seccomp(2)` `SECCOMP_SET_MODE_FILTER`: install a filter of `rules` denied syscalls.
     Seccomp { denied: Vec<&'static str> },
     /// `execve(2)`; on success it never returns.
@@ -106,16 +97,68 @@ pub enum Call {
         path: PathBuf,
         mode: u32,
     },
-    /// `openat(AT_FDCWD, path, flags)`: a device the container's own stdio will use.
-    Open { path: PathBuf, flags: i32 },
+    /// `openat(AT_FDCWD, path, flags, mode)`: a device the container's own stdio will use, the
+    /// new root, a cgroup knob to write, or (with `O_CREAT`) a file of the container's own.
+    Open {
+        path: PathBuf,
+        flags: i32,
+        mode: u32,
+    },
     /// `ioctl` on a pseudo-terminal master: unlock its slave, or ask the slave's number.
     IoctlPty { fd: i32, op: PtyOp },
     /// `rt_sigprocmask(SIG_SETMASK, {})`: no signal blocked.
     UnblockSignals,
     /// `kill(2)`.
     Kill { pid: i32, signal: i32 },
-    /// `wait4(2)` for one child.
+    /// `wait4(2)` for one child, with `__WALL`.
     Wait4 { pid: i32 },
+    /// `write(2)` of `data` to `fd`, an open control file or file of the container (`path` is
+    /// what `fd` is, for the explanation and error messages; it is not an argument).
+    Write {
+        fd: i32,
+        path: PathBuf,
+        data: String,
+    },
+    /// `close(2)` of a descriptor the engine opened for one job (`object` is what it was).
+    Close { fd: i32, object: String },
+    /// `socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, 0)`: a handle for interface `ioctl`s.
+    SocketInet,
+    /// `ioctl(fd, SIOCGIFFLAGS)` (`set: None`) or `ioctl(fd, SIOCSIFFLAGS)` with `set` flags.
+    IoctlIfFlags {
+        fd: i32,
+        name: String,
+        set: Option<i32>,
+    },
+    /// `socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`: the engine/child channel.
+    Socketpair,
+    /// `rt_sigprocmask(SIG_BLOCK, signals)`: hold these signals for the engine's signalfd.
+    BlockSignals { signals: Vec<i32> },
+    /// `rt_sigprocmask(SIG_SETMASK, mask)`: put back the mask from before the container.
+    RestoreSignals { mask: u64 },
+    /// `open_tree(AT_FDCWD, path, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC)`: a detached bind mount.
+    OpenTree { path: PathBuf },
+    /// `mount_setattr(fd, "", AT_EMPTY_PATH, {attr_set=MOUNT_ATTR_RDONLY})`.
+    MountSetattrRdonly { fd: i32 },
+    /// `memfd_create(name, MFD_CLOEXEC|MFD_ALLOW_SEALING)`.
+    MemfdCreate { name: String },
+    /// `fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE)`.
+    AddSeals { fd: i32 },
+    /// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: run the file `fd` names; on success it
+    /// never returns.
+    Execveat {
+        fd: i32,
+        argv: Vec<String>,
+        envp: Vec<String>,
+    },
+}
+
+/// What a `dup2` puts on a standard descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio {
+    /// The pseudo-terminal's slave (`-t`).
+    Terminal,
+    /// `/dev/null` as stdin (no `-i`).
+    Null,
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -174,6 +217,12 @@ pub enum Ret {
     Fd(i32),
     /// `ioctl(TIOCGPTN)`: returns 0, and the pseudo-terminal's number through its argument.
     PtyNumber(u32),
+    /// `socketpair`: returns 0, and the two new descriptors through its argument.
+    FdPair(i32, i32),
+    /// `ioctl(SIOCGIFFLAGS)`: returns 0, and the interface's flags through its argument.
+    IfFlags(i32),
+    /// `rt_sigprocmask`: returns 0, and the mask before the call through its argument.
+    OldMask(u64),
 }
 
 impl Ret {
@@ -185,7 +234,7 @@ impl Ret {
             Ret::Waited { pid, .. } => pid as i64,
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
-            Ret::PtyNumber(_) => 0,
+            Ret::PtyNumber(_) | Ret::FdPair(..) | Ret::IfFlags(_) | Ret::OldMask(_) => 0,
         }
     }
 }
@@ -206,7 +255,6 @@ impl Call {
             Call::Mknod { .. } => "mknodat",
             Call::Symlink { .. } => "symlink",
             Call::Rmdir { .. } => "rmdir",
-            Call::WriteFile { .. } => "write",
             Call::Prctl { .. } => "prctl",
             Call::Capset { .. } => "capset",
             Call::Setgroups { .. } => "setgroups",
@@ -216,7 +264,6 @@ impl Call {
             Call::IoctlSetCtty { .. } => "ioctl",
             Call::Dup2 { .. } => "dup2",
             Call::CloseRange { .. } => "close_range",
-            Call::IfUp { .. } => "ioctl",
             Call::Seccomp { .. } => "seccomp",
             Call::Execve { .. } => "execve",
             Call::Openat2 { .. } => "openat2",
@@ -226,6 +273,17 @@ impl Call {
             Call::UnblockSignals => "rt_sigprocmask",
             Call::Kill { .. } => "kill",
             Call::Wait4 { .. } => "wait4",
+            Call::Write { .. } => "write",
+            Call::Close { .. } => "close",
+            Call::SocketInet => "socket",
+            Call::IoctlIfFlags { .. } => "ioctl",
+            Call::Socketpair => "socketpair",
+            Call::BlockSignals { .. } | Call::RestoreSignals { .. } => "rt_sigprocmask",
+            Call::OpenTree { .. } => "open_tree",
+            Call::MountSetattrRdonly { .. } => "mount_setattr",
+            Call::MemfdCreate { .. } => "memfd_create",
+            Call::AddSeals { .. } => "fcntl",
+            Call::Execveat { .. } => "execveat",
         }
     }
 
@@ -275,15 +333,38 @@ impl Call {
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
             Call::Open { flags, .. } if flags & libc::O_PATH != 0 => "openat.root",
             Call::Open { path, .. } if path == std::path::Path::new("/dev/ptmx") => "openat.ptmx",
-            Call::IfUp { .. } => "ioctl.siocsifflags",
-            Call::WriteFile { create: true, .. } => "write.file",
-            Call::WriteFile { path, .. } if path.starts_with("/sys/fs/cgroup") => "write.cgroup",
+            Call::Open { flags, .. } if flags & libc::O_CREAT != 0 => "openat.file",
+            Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
+            Call::Open { flags, .. } if flags & libc::O_ACCMODE == libc::O_WRONLY => {
+                "openat.control"
+            }
+            Call::Write { path, .. } if path.starts_with("/sys/fs/cgroup") => "write.cgroup",
+            Call::Write { path, .. } if path.starts_with("/proc") => "write",
+            Call::Write { .. } => "write.file",
+            Call::IoctlIfFlags { set: None, .. } => "ioctl.siocgifflags",
+            Call::IoctlIfFlags { .. } => "ioctl.siocsifflags",
+            Call::Dup2 {
+                what: Stdio::Terminal,
+                ..
+            } => "dup2.terminal",
+            Call::Dup2 {
+                what: Stdio::Null, ..
+            } => "dup2.null",
+            Call::BlockSignals { .. } => "rt_sigprocmask.block",
+            Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
             other => other.name(),
         }
     }
 
-    /// The arguments rendered like `strace` renders them (without the surrounding parens).
+    /// The arguments rendered like `strace` renders them (without the surrounding parens),
+    /// before the call: what the kernel fills in (a wait status, a pty number) shows as `…`.
     pub fn args(&self) -> String {
+        self.args_with(None)
+    }
+
+    /// The arguments as `strace` prints them once the call returned `ret`: values the kernel
+    /// wrote through pointer arguments are filled in from it.
+    pub fn args_with(&self, ret: Option<&Ret>) -> String {
         let mut s = String::new();
         match self {
             Call::Clone { flags } => {
@@ -336,7 +417,7 @@ impl Call {
                 let _ = write!(s, "{}, {}", quote(name), name.len());
             }
             Call::Mkdir { path, mode } => {
-                let _ = write!(s, "{}, {:#o}", quote(&path.to_string_lossy()), mode);
+                let _ = write!(s, "{}, {}", quote(&path.to_string_lossy()), octal(*mode));
             }
             Call::Mknod {
                 path,
@@ -346,11 +427,11 @@ impl Call {
             } => {
                 let _ = write!(
                     s,
-                    "AT_FDCWD, {}, S_IFCHR|{:#o}, makedev({:#x}, {:#x})",
+                    "AT_FDCWD, {}, S_IFCHR|{}, makedev({}, {})",
                     quote(&path.to_string_lossy()),
-                    mode,
-                    major,
-                    minor
+                    octal(*mode),
+                    hex(*major),
+                    hex(*minor)
                 );
             }
             Call::Symlink { target, link } => {
@@ -359,15 +440,6 @@ impl Call {
                     "{}, {}",
                     quote(&target.to_string_lossy()),
                     quote(&link.to_string_lossy())
-                );
-            }
-            Call::WriteFile { path, data, .. } => {
-                let _ = write!(
-                    s,
-                    "{}, {}, {}",
-                    quote(&path.to_string_lossy()),
-                    quote(data),
-                    data.len()
                 );
             }
             Call::Prctl { option, arg } => match option {
@@ -393,8 +465,21 @@ impl Call {
                         sig.unwrap_or_else(|_| arg.to_string())
                     );
                 }
-                _ => {
-                    let _ = write!(s, "{}, {}", option.name(), arg);
+                Prctl::SetDumpable => {
+                    let v = match arg {
+                        0 => "SUID_DUMP_DISABLE".to_string(),
+                        1 => "SUID_DUMP_USER".to_string(),
+                        n => n.to_string(),
+                    };
+                    let _ = write!(s, "PR_SET_DUMPABLE, {v}");
+                }
+                // The kernel checks that the unused arguments are 0, so they are passed, and
+                // strace shows them.
+                Prctl::SetNoNewPrivs => {
+                    let _ = write!(s, "PR_SET_NO_NEW_PRIVS, {arg}, 0, 0, 0");
+                }
+                Prctl::SetKeepCaps => {
+                    let _ = write!(s, "PR_SET_KEEPCAPS, {arg}");
                 }
             },
             Call::Capset {
@@ -404,7 +489,10 @@ impl Call {
             } => {
                 let _ = write!(
                     s,
-                    "{{version=_LINUX_CAPABILITY_VERSION_3, pid=0}}, {{effective={effective:#x}, permitted={permitted:#x}, inheritable={inheritable:#x}}}"
+                    "{{version=_LINUX_CAPABILITY_VERSION_3, pid=0}}, {{effective={}, permitted={}, inheritable={}}}",
+                    cap_set(*effective),
+                    cap_set(*permitted),
+                    cap_set(*inheritable)
                 );
             }
             Call::Setgroups { gids } => {
@@ -421,18 +509,11 @@ impl Call {
             Call::IoctlSetCtty { fd } => {
                 let _ = write!(s, "{fd}, TIOCSCTTY, 0");
             }
-            Call::Dup2 { old, new } => {
+            Call::Dup2 { old, new, .. } => {
                 let _ = write!(s, "{old}, {new}");
             }
             Call::CloseRange { first } => {
                 let _ = write!(s, "{first}, 4294967295, CLOSE_RANGE_CLOEXEC");
-            }
-            Call::IfUp { name } => {
-                let _ = write!(
-                    s,
-                    "{{ifr_name={}, ifr_flags=IFF_UP}}, SIOCSIFFLAGS",
-                    quote(name)
-                );
             }
             Call::Seccomp { denied } => {
                 let _ = write!(
@@ -465,7 +546,7 @@ impl Call {
                     quote(&path.to_string_lossy()),
                     o_flags(*flags | libc::O_CLOEXEC),
                     if flags & libc::O_CREAT != 0 {
-                        format!(", mode={mode:#o}")
+                        format!(", mode={}", octal(*mode))
                     } else {
                         String::new()
                     },
@@ -473,20 +554,31 @@ impl Call {
                 );
             }
             Call::Mkdirat { dirfd, path, mode } => {
-                let _ = write!(s, "{dirfd}, {}, {mode:#o}", quote(&path.to_string_lossy()));
+                let _ = write!(
+                    s,
+                    "{dirfd}, {}, {}",
+                    quote(&path.to_string_lossy()),
+                    octal(*mode)
+                );
             }
-            Call::Open { path, flags } => {
+            Call::Open { path, flags, mode } => {
                 let _ = write!(
                     s,
                     "AT_FDCWD, {}, {}",
                     quote(&path.to_string_lossy()),
                     o_flags(*flags | libc::O_CLOEXEC)
                 );
+                if flags & libc::O_CREAT != 0 {
+                    let _ = write!(s, ", {}", octal(*mode));
+                }
             }
             Call::IoctlPty { fd, op } => {
                 let _ = match op {
                     PtyOp::Unlock => write!(s, "{fd}, TIOCSPTLCK, [0]"),
-                    PtyOp::Number => write!(s, "{fd}, TIOCGPTN, […]"),
+                    PtyOp::Number => match ret {
+                        Some(Ret::PtyNumber(n)) => write!(s, "{fd}, TIOCGPTN, [{n}]"),
+                        _ => write!(s, "{fd}, TIOCGPTN, […]"),
+                    },
                 };
             }
             Call::UnblockSignals => s.push_str("SIG_SETMASK, [], NULL, 8"),
@@ -497,7 +589,82 @@ impl Call {
                 let _ = write!(s, "{pid}, {name}");
             }
             Call::Wait4 { pid } => {
-                let _ = write!(s, "{pid}, …, 0, NULL");
+                let status = match ret {
+                    Some(Ret::Waited { status, .. }) => wait_status(*status),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "{pid}, {status}, __WALL, NULL");
+            }
+            Call::Write { fd, data, .. } => {
+                let _ = write!(s, "{fd}, {}, {}", quote(data), data.len());
+            }
+            Call::Close { fd, .. } => {
+                let _ = write!(s, "{fd}");
+            }
+            Call::SocketInet => s.push_str("AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, IPPROTO_IP"),
+            Call::IoctlIfFlags { fd, name, set } => {
+                let (op, flags) = match (set, ret) {
+                    (Some(f), _) => ("SIOCSIFFLAGS", if_flags(*f)),
+                    (None, Some(Ret::IfFlags(f))) => ("SIOCGIFFLAGS", if_flags(*f)),
+                    (None, _) => ("SIOCGIFFLAGS", "…".into()),
+                };
+                let _ = write!(
+                    s,
+                    "{fd}, {op}, {{ifr_name={}, ifr_flags={flags}}}",
+                    quote(name)
+                );
+            }
+            Call::Socketpair => {
+                let fds = match ret {
+                    Some(Ret::FdPair(a, b)) => format!("[{a}, {b}]"),
+                    _ => "[…]".into(),
+                };
+                let _ = write!(s, "AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, {fds}");
+            }
+            Call::BlockSignals { signals } => {
+                let mask = signals
+                    .iter()
+                    .fold(0u64, |m, sig| m | 1u64 << (*sig as u64 - 1));
+                let old = match ret {
+                    Some(Ret::OldMask(m)) => sig_set(*m),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "SIG_BLOCK, {}, {old}, 8", sig_set(mask));
+            }
+            Call::RestoreSignals { mask } => {
+                let _ = write!(s, "SIG_SETMASK, {}, NULL, 8", sig_set(*mask));
+            }
+            Call::OpenTree { path } => {
+                let _ = write!(
+                    s,
+                    "AT_FDCWD, {}, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC",
+                    quote(&path.to_string_lossy())
+                );
+            }
+            Call::MountSetattrRdonly { fd } => {
+                let _ = write!(
+                    s,
+                    "{fd}, \"\", AT_EMPTY_PATH, {{attr_set=MOUNT_ATTR_RDONLY, attr_clr=0, propagation=0, userns_fd=0}}, {}",
+                    std::mem::size_of::<libc::mount_attr>()
+                );
+            }
+            Call::MemfdCreate { name } => {
+                let _ = write!(s, "{}, MFD_CLOEXEC|MFD_ALLOW_SEALING", quote(name));
+            }
+            Call::AddSeals { fd } => {
+                let _ = write!(
+                    s,
+                    "{fd}, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE"
+                );
+            }
+            Call::Execveat { fd, argv, envp } => {
+                let a: Vec<String> = argv.iter().map(|x| quote(x)).collect();
+                let _ = write!(
+                    s,
+                    "{fd}, \"\", [{}], 0x… /* {} vars */, AT_EMPTY_PATH",
+                    a.join(", "),
+                    envp.len()
+                );
             }
         }
         s
@@ -515,26 +682,38 @@ impl Call {
             | Call::Mkdir { path, .. }
             | Call::Mknod { path, .. }
             | Call::Rmdir { path }
-            | Call::WriteFile { path, .. }
+            | Call::Write { path, .. }
+            | Call::OpenTree { path }
             | Call::Openat2 { path, .. }
             | Call::Mkdirat { path, .. }
             | Call::Open { path, .. }
             | Call::Execve { path, .. } => path.display().to_string(),
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
             Call::Symlink { link, .. } => link.display().to_string(),
-            Call::Sethostname { name } | Call::IfUp { name } => name.clone(),
+            Call::Sethostname { name }
+            | Call::IoctlIfFlags { name, .. }
+            | Call::MemfdCreate { name } => name.clone(),
+            Call::Close { object, .. } => object.clone(),
+            Call::MountSetattrRdonly { fd } | Call::AddSeals { fd } | Call::Execveat { fd, .. } => {
+                format!("fd {fd}")
+            }
             Call::Prctl { option, .. } => option.name().to_string(),
             Call::Kill { pid, .. } | Call::Wait4 { pid } => format!("pid {pid}"),
             Call::Clone { flags } | Call::Unshare { flags } => clone_flags(*flags, false),
             Call::Setresuid { uid } => format!("uid {uid}"),
             Call::Setresgid { gid } => format!("gid {gid}"),
             Call::Setgroups { gids } => format!("{gids:?}"),
-            Call::Dup2 { old, new } => format!("{old} -> {new}"),
+            Call::Dup2 { old, new, .. } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
             Call::CloseRange { first } => format!("fds from {first}"),
-            Call::Capset { .. } | Call::Setsid | Call::Seccomp { .. } | Call::UnblockSignals => {
-                String::new()
-            }
+            Call::Capset { .. }
+            | Call::Setsid
+            | Call::Seccomp { .. }
+            | Call::UnblockSignals
+            | Call::SocketInet
+            | Call::Socketpair
+            | Call::BlockSignals { .. }
+            | Call::RestoreSignals { .. } => String::new(),
         }
     }
 
@@ -556,7 +735,6 @@ impl Call {
                 | Call::Mknod { .. }
                 | Call::Symlink { .. }
                 | Call::Rmdir { .. }
-                | Call::WriteFile { .. }
                 | Call::Prctl { .. }
                 | Call::Capset { .. }
                 | Call::Setgroups { .. }
@@ -566,7 +744,6 @@ impl Call {
                 | Call::IoctlSetCtty { .. }
                 | Call::Dup2 { .. }
                 | Call::CloseRange { .. }
-                | Call::IfUp { .. }
                 | Call::Seccomp { .. }
                 | Call::Openat2 { .. }
                 | Call::Mkdirat { .. }
@@ -575,7 +752,19 @@ impl Call {
                 | Call::UnblockSignals
                 | Call::Execve { .. }
                 | Call::Kill { .. }
-                | Call::Wait4 { .. } => {}
+                | Call::Wait4 { .. }
+                | Call::Write { .. }
+                | Call::Close { .. }
+                | Call::SocketInet
+                | Call::IoctlIfFlags { .. }
+                | Call::Socketpair
+                | Call::BlockSignals { .. }
+                | Call::RestoreSignals { .. }
+                | Call::OpenTree { .. }
+                | Call::MountSetattrRdonly { .. }
+                | Call::MemfdCreate { .. }
+                | Call::AddSeals { .. }
+                | Call::Execveat { .. } => {}
             }
         }
         let p = PathBuf::from;
@@ -626,21 +815,6 @@ impl Call {
                 link: p("/dev/fd"),
             },
             Call::Rmdir { path: p("/x") },
-            Call::WriteFile {
-                path: p("/proc/x"),
-                data: "1".into(),
-                create: false,
-            },
-            Call::WriteFile {
-                path: p("/sys/fs/cgroup/pids/x/pids.max"),
-                data: "1".into(),
-                create: false,
-            },
-            Call::WriteFile {
-                path: p("/var/lib/dockling/containers/x/hostname"),
-                data: "x\n".into(),
-                create: true,
-            },
             Call::Capset {
                 effective: 0,
                 permitted: 0,
@@ -651,9 +825,17 @@ impl Call {
             Call::Setresuid { uid: 0 },
             Call::Setsid,
             Call::IoctlSetCtty { fd: 0 },
-            Call::Dup2 { old: 3, new: 0 },
+            Call::Dup2 {
+                old: 3,
+                new: 0,
+                what: Stdio::Terminal,
+            },
+            Call::Dup2 {
+                old: 3,
+                new: 0,
+                what: Stdio::Null,
+            },
             Call::CloseRange { first: 3 },
-            Call::IfUp { name: "lo".into() },
             Call::Seccomp {
                 denied: vec!["mount"],
             },
@@ -684,18 +866,22 @@ impl Call {
             Call::Open {
                 path: p("/dev/null"),
                 flags: libc::O_RDONLY,
+                mode: 0,
             },
             Call::Open {
                 path: p("/dev/ptmx"),
                 flags: libc::O_RDWR | libc::O_NOCTTY,
+                mode: 0,
             },
             Call::Open {
                 path: p("/dev/pts/0"),
                 flags: libc::O_RDWR,
+                mode: 0,
             },
             Call::Open {
                 path: p("/var/lib/dockling/containers/x/rootfs"),
                 flags: libc::O_PATH | libc::O_DIRECTORY,
+                mode: 0,
             },
             Call::IoctlPty {
                 fd: 3,
@@ -708,6 +894,69 @@ impl Call {
             Call::UnblockSignals,
             Call::Kill { pid: 1, signal: 15 },
             Call::Wait4 { pid: 1 },
+            Call::Open {
+                path: p("/sys/fs/cgroup/pids/x/pids.max"),
+                flags: libc::O_WRONLY,
+                mode: 0,
+            },
+            Call::Open {
+                path: p("/proc/self/x"),
+                flags: libc::O_WRONLY,
+                mode: 0,
+            },
+            Call::Open {
+                path: p("/var/lib/dockling/containers/x/hostname"),
+                flags: libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                mode: 0o644,
+            },
+            Call::Write {
+                fd: 3,
+                path: p("/proc/self/x"),
+                data: "1".into(),
+            },
+            Call::Write {
+                fd: 3,
+                path: p("/sys/fs/cgroup/pids/x/pids.max"),
+                data: "1".into(),
+            },
+            Call::Write {
+                fd: 3,
+                path: p("/var/lib/dockling/containers/x/hostname"),
+                data: "x\n".into(),
+            },
+            Call::Close {
+                fd: 3,
+                object: "x".into(),
+            },
+            Call::SocketInet,
+            Call::IoctlIfFlags {
+                fd: 3,
+                name: "lo".into(),
+                set: None,
+            },
+            Call::IoctlIfFlags {
+                fd: 3,
+                name: "lo".into(),
+                set: Some(libc::IFF_UP),
+            },
+            Call::Socketpair,
+            Call::BlockSignals {
+                signals: vec![libc::SIGCHLD],
+            },
+            Call::RestoreSignals { mask: 0 },
+            Call::OpenTree {
+                path: p("/proc/self/exe"),
+            },
+            Call::MountSetattrRdonly { fd: 3 },
+            Call::MemfdCreate {
+                name: "dockling".into(),
+            },
+            Call::AddSeals { fd: 3 },
+            Call::Execveat {
+                fd: 3,
+                argv: vec![],
+                envp: vec![],
+            },
         ];
         for fs in [
             "overlay", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup",
@@ -731,6 +980,107 @@ impl Call {
 impl fmt::Display for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}({})", self.name(), self.args())
+    }
+}
+
+/// A mode the way strace prints it: `0755`, `000`.
+pub fn octal(mode: u32) -> String {
+    if mode == 0 {
+        "000".into()
+    } else {
+        format!("0{mode:o}")
+    }
+}
+
+/// A number the way strace's `%#x` prints it: `0x1`, but `0`.
+pub fn hex(n: u64) -> String {
+    if n == 0 {
+        "0".into()
+    } else {
+        format!("{n:#x}")
+    }
+}
+
+/// A capability set the way strace prints it: `1<<CAP_CHOWN|1<<CAP_KILL`, or `0`.
+pub fn cap_set(set: u64) -> String {
+    let names = crate::runtime::caps::NAMES;
+    let parts: Vec<String> = (0..64)
+        .filter(|b| set & (1u64 << b) != 0)
+        .map(|b| match names.get(b) {
+            Some(n) => format!("1<<CAP_{n}"),
+            None => format!("1<<{b}"),
+        })
+        .collect();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join("|")
+    }
+}
+
+/// A signal set the way strace prints it: `[HUP INT CHLD]`, `[]`.
+pub fn sig_set(mask: u64) -> String {
+    let names: Vec<String> = (1..=64i32)
+        .filter(|n| mask & (1u64 << (n - 1) as u64) != 0)
+        .map(|n| match nix::sys::signal::Signal::try_from(n) {
+            Ok(sig) => sig.as_str().trim_start_matches("SIG").to_string(),
+            Err(_) => n.to_string(),
+        })
+        .collect();
+    format!("[{}]", names.join(" "))
+}
+
+/// A wait status the way strace prints it: `[{WIFEXITED(s) && WEXITSTATUS(s) == 0}]`.
+pub fn wait_status(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!(
+            "[{{WIFEXITED(s) && WEXITSTATUS(s) == {}}}]",
+            libc::WEXITSTATUS(status)
+        )
+    } else if libc::WIFSIGNALED(status) {
+        let sig = nix::sys::signal::Signal::try_from(libc::WTERMSIG(status))
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| libc::WTERMSIG(status).to_string());
+        let core = if libc::WCOREDUMP(status) {
+            " && WCOREDUMP(s)"
+        } else {
+            ""
+        };
+        format!("[{{WIFSIGNALED(s) && WTERMSIG(s) == {sig}{core}}}]")
+    } else {
+        format!("[{status:#x}]")
+    }
+}
+
+/// Interface flags the way strace prints them: `IFF_UP|IFF_LOOPBACK`.
+pub fn if_flags(flags: i32) -> String {
+    const NAMES: &[(i32, &str)] = &[
+        (libc::IFF_UP, "IFF_UP"),
+        (libc::IFF_BROADCAST, "IFF_BROADCAST"),
+        (libc::IFF_DEBUG, "IFF_DEBUG"),
+        (libc::IFF_LOOPBACK, "IFF_LOOPBACK"),
+        (libc::IFF_POINTOPOINT, "IFF_POINTOPOINT"),
+        (libc::IFF_NOTRAILERS, "IFF_NOTRAILERS"),
+        (libc::IFF_RUNNING, "IFF_RUNNING"),
+        (libc::IFF_NOARP, "IFF_NOARP"),
+        (libc::IFF_PROMISC, "IFF_PROMISC"),
+        (libc::IFF_ALLMULTI, "IFF_ALLMULTI"),
+        (libc::IFF_MASTER, "IFF_MASTER"),
+        (libc::IFF_SLAVE, "IFF_SLAVE"),
+        (libc::IFF_MULTICAST, "IFF_MULTICAST"),
+        (libc::IFF_PORTSEL, "IFF_PORTSEL"),
+        (libc::IFF_AUTOMEDIA, "IFF_AUTOMEDIA"),
+        (libc::IFF_DYNAMIC, "IFF_DYNAMIC"),
+    ];
+    let parts: Vec<&str> = NAMES
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join("|")
     }
 }
 
@@ -791,13 +1141,18 @@ pub fn o_flags(flags: i32) -> String {
         libc::O_RDWR => "O_RDWR",
         _ => "O_RDONLY",
     }];
+    // strace's order (its open_mode_flags table), which puts O_DIRECTORY last.
     for (f, n) in [
         (libc::O_CREAT, "O_CREAT"),
+        (libc::O_EXCL, "O_EXCL"),
         (libc::O_NOCTTY, "O_NOCTTY"),
-        (libc::O_DIRECTORY, "O_DIRECTORY"),
+        (libc::O_TRUNC, "O_TRUNC"),
+        (libc::O_APPEND, "O_APPEND"),
+        (libc::O_NONBLOCK, "O_NONBLOCK"),
         (libc::O_NOFOLLOW, "O_NOFOLLOW"),
         (libc::O_CLOEXEC, "O_CLOEXEC"),
         (libc::O_PATH, "O_PATH"),
+        (libc::O_DIRECTORY, "O_DIRECTORY"),
     ] {
         if flags & f == f {
             parts.push(n);
@@ -839,8 +1194,8 @@ pub fn ms_flags(flags: MsFlags) -> String {
         (MsFlags::MS_PRIVATE, "MS_PRIVATE"),
         (MsFlags::MS_SLAVE, "MS_SLAVE"),
         (MsFlags::MS_SHARED, "MS_SHARED"),
-        (MsFlags::MS_STRICTATIME, "MS_STRICTATIME"),
         (MsFlags::MS_RELATIME, "MS_RELATIME"),
+        (MsFlags::MS_STRICTATIME, "MS_STRICTATIME"),
     ];
     let parts: Vec<&str> = NAMES
         .iter()
