@@ -232,10 +232,14 @@ fn layers_overlay_or_copy_and_rootfs_pivot_or_chroot() {
     assert!(!c.stdout.contains("overlay"), "{}", c.stdout);
     assert!(c.stdout.ends_with("hi\n"));
     // pivot_root detached the host's mounts from the container's mount namespace; chroot
-    // leaves all of them there, only out of sight. Count them from the host with nsenter.
+    // leaves all of them there, only out of sight. Count them from the host with nsenter
+    // (into the pid namespace too: the container's /proc has no `self` for outsiders).
     let count = |mode: &str| -> usize {
+        // The container waits for stdin to close, so it is still there when nsenter looks.
         let mut child = lab
-            .command(&["run", "--rm", "--rootfs", mode, "busybox", "sleep", "2"])
+            .command(&["run", "--rm", "-i", "--rootfs", mode, "busybox", "cat"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -255,13 +259,30 @@ fn layers_overlay_or_copy_and_rootfs_pivot_or_chroot() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         };
         let out = std::process::Command::new("nsenter")
-            .args(["-t", &pid.to_string(), "-m", "cat", "/proc/self/mountinfo"])
+            .args([
+                "-t",
+                &pid.to_string(),
+                "-m",
+                "-p",
+                "cat",
+                "/proc/self/mountinfo",
+            ])
             .output()
             .unwrap();
-        child.wait().unwrap();
+        assert!(
+            out.status.success(),
+            "nsenter into the container failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success());
         String::from_utf8_lossy(&out.stdout).lines().count()
     };
     let (pivot, chroot) = (count("pivot_root"), count("chroot"));
+    assert!(
+        pivot >= 5,
+        "the container's own mounts (/, /proc, /dev, /sys...) are counted: {pivot}"
+    );
     assert!(
         chroot > pivot,
         "chroot keeps the host's mounts in the namespace ({chroot} vs {pivot})"

@@ -81,24 +81,29 @@ fn the_engine_binary_cannot_be_written_from_the_container() {
     // The engine re-executes from a detached read-only bind mount of itself (or a sealed memfd
     // on older kernels); a write through /proc/<engine>/exe is refused.
     let lab = Lab::with_busybox();
-    let child = lab
+    // The container waits for a line on stdin (-i) before it tries the write, so the test
+    // looks at the engine first and then lets it go: no race with a sleep.
+    let mut child = lab
         .command(&[
             "run",
             "--rm",
+            "-i",
             "--pid",
             "host",
             "busybox",
             "sh",
             "-c",
-            "sleep 1; echo x >> /proc/$PPID/exe && echo WROTE || echo refused",
+            "read go; echo x >> /proc/$PPID/exe && echo WROTE || echo refused",
         ])
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The re-exec happens first thing; give it a moment (bounded), then look at what the
-    // engine's /proc/<pid>/exe is.
+    // The re-exec happens first thing: wait (bounded) until the engine's /proc/<pid>/exe is
+    // the protected copy.
     let mut protected = false;
-    for _ in 0..100 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         if let Ok(f) = std::fs::File::open(format!("/proc/{}/exe", child.id())) {
             let sealed = nix::fcntl::fcntl(
                 std::os::fd::AsRawFd::as_raw_fd(&f),
@@ -114,6 +119,11 @@ fn the_engine_binary_cannot_be_written_from_the_container() {
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
     }
     let out = child.wait_with_output().unwrap();
     assert!(
