@@ -1,11 +1,13 @@
 //! cgroup v2: one tree; controllers are enabled for children through `cgroup.subtree_control`.
 
+use super::devices::Rule;
 use super::{missing, Cgroup};
 use crate::error::Result;
 use crate::spec::Limits;
 use crate::sys::Sys;
 
-pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits) -> Result<()> {
+pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits, devices: &[Rule]) -> Result<()> {
+    let _ = devices;
     let root = &cg.hierarchies[0].mount_point;
     let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
     let wanted: Vec<&str> = ["memory", "cpu", "pids"]
