@@ -10,6 +10,7 @@
 //! at the host's settings. The devices controller ([`devices`]) is what keeps a container from
 //! opening host devices. Every write and mkdir goes through the traced seam.
 
+pub mod bpf;
 pub mod devices;
 mod v1;
 mod v2;
