@@ -221,3 +221,65 @@ fn the_container_is_in_every_v1_hierarchy_and_leaves_none_behind() {
         );
     }
 }
+
+#[test]
+fn the_bundle_carries_the_device_rules_and_runc_enforces_them() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&[
+        "run", "--name", "devs", "--layers", "copy", "busybox", "true",
+    ])
+    .expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&lab.cmd(&["inspect", "devs"]).stdout).unwrap();
+    let dir = std::path::Path::new(v[0]["GraphDriver"]["Data"]["MergedDir"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let rules = cfg["linux"]["resources"]["devices"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rules.len(), 14, "{rules:?}");
+    assert_eq!(
+        rules[0],
+        serde_json::json!({"allow": false, "access": "rwm"})
+    );
+    assert!(rules
+        .contains(&serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"})));
+    assert!(cfg["linux"]["devices"].as_array().unwrap().contains(&serde_json::json!(
+        {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666, "uid": 0, "gid": 0}
+    )));
+
+    // runc, given the bundle with the probe as its process, refuses the host device too.
+    let (path, major, minor) = host_device();
+    cfg["process"]["args"] = serde_json::json!(["sh", "-c", device_probe(major, minor)]);
+    std::fs::write(dir.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let name = format!("dockling-devices-{}", std::process::id());
+    let out = std::process::Command::new("runc")
+        .args(["run", "--bundle", dir.to_str().unwrap(), &name])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runc (scripts/test installs it)");
+    let _ = std::process::Command::new("runc")
+        .args(["delete", "-f", &name])
+        .output();
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(h.path().join("dockling-oci"));
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ran\nnull-ok\nmade\nrefused\n",
+        "{path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
