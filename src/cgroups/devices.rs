@@ -70,16 +70,6 @@ pub struct Rule {
 }
 
 impl Rule {
-    const fn char(major: u32, minor: Option<u32>, access: u8) -> Rule {
-        Rule {
-            allow: true,
-            kind: Kind::Char,
-            major: Some(major),
-            minor,
-            access,
-        }
-    }
-
     /// True when the rule names every device (`a`, both numbers wild).
     pub fn is_all(&self) -> bool {
         self.kind == Kind::All
@@ -135,47 +125,34 @@ impl fmt::Display for Rule {
 /// `mknod` stays allowed for any node because images unpack and create nodes (a `mknod` alone
 /// reaches nothing); opening one is what the rules guard.
 pub const DEFAULT: &[Rule] = &[
-    Rule {
-        allow: false,
-        kind: Kind::All,
-        major: None,
-        minor: None,
-        access: RWM,
-    },
-    Rule::char(1, Some(5), RWM), // /dev/zero
-    Rule::char(1, Some(3), RWM), // /dev/null
-    Rule::char(1, Some(9), RWM), // /dev/urandom
-    Rule::char(1, Some(8), RWM), // /dev/random
-    Rule::char(5, Some(0), RWM), // /dev/tty
-    Rule::char(5, Some(1), RWM), // /dev/console
-    Rule {
-        allow: false,
-        ..Rule::char(10, Some(229), RWM) // /dev/fuse
-    },
-    Rule {
-        kind: Kind::Char,
-        major: None,
-        ..Rule::char(0, None, MKNOD) // mknod of any character device
-    },
-    Rule {
-        kind: Kind::Block,
-        major: None,
-        ..Rule::char(0, None, MKNOD) // mknod of any block device
-    },
-    Rule::char(1, Some(7), RWM),    // /dev/full
-    Rule::char(136, None, RWM),     // /dev/pts/*
-    Rule::char(5, Some(2), RWM),    // /dev/ptmx
-    Rule::char(10, Some(200), RWM), // /dev/net/tun
+    rule(false, Kind::All, None, None, RWM),
+    rule(true, Kind::Char, Some(1), Some(5), RWM), // /dev/zero
+    rule(true, Kind::Char, Some(1), Some(3), RWM), // /dev/null
+    rule(true, Kind::Char, Some(1), Some(9), RWM), // /dev/urandom
+    rule(true, Kind::Char, Some(1), Some(8), RWM), // /dev/random
+    rule(true, Kind::Char, Some(5), Some(0), RWM), // /dev/tty
+    rule(true, Kind::Char, Some(5), Some(1), RWM), // /dev/console
+    rule(false, Kind::Char, Some(10), Some(229), RWM), // /dev/fuse
+    rule(true, Kind::Char, None, None, MKNOD),     // mknod of any character device
+    rule(true, Kind::Block, None, None, MKNOD),    // mknod of any block device
+    rule(true, Kind::Char, Some(1), Some(7), RWM), // /dev/full
+    rule(true, Kind::Char, Some(136), None, RWM),  // /dev/pts/*
+    rule(true, Kind::Char, Some(5), Some(2), RWM), // /dev/ptmx
+    rule(true, Kind::Char, Some(10), Some(200), RWM), // /dev/net/tun
 ];
 
 /// `--privileged`: every device.
-pub const ALLOW_ALL: &[Rule] = &[Rule {
-    allow: true,
-    kind: Kind::All,
-    major: None,
-    minor: None,
-    access: RWM,
-}];
+pub const ALLOW_ALL: &[Rule] = &[rule(true, Kind::All, None, None, RWM)];
+
+const fn rule(allow: bool, kind: Kind, major: Option<u32>, minor: Option<u32>, access: u8) -> Rule {
+    Rule {
+        allow,
+        kind,
+        major,
+        minor,
+        access,
+    }
+}
 
 /// The rules of a container: Docker's defaults, or everything with `--privileged`.
 pub fn rules(privileged: bool) -> &'static [Rule] {
