@@ -519,7 +519,7 @@ impl Call {
             Call::BpfProgLoad { insns } => {
                 let _ = write!(
                     s,
-                    "BPF_PROG_LOAD, {{prog_type=BPF_PROG_TYPE_CGROUP_DEVICE, insn_cnt={}, insns=…, license=\"Apache-2.0\"}}, 72",
+                    "BPF_PROG_LOAD, {{prog_type=BPF_PROG_TYPE_CGROUP_DEVICE, insn_cnt={}, insns=…, license=\"Apache-2.0\", prog_name=\"dockling_dev\", expected_attach_type=BPF_CGROUP_DEVICE}}, 72",
                     insns.len()
                 );
             }
@@ -528,7 +528,7 @@ impl Call {
             } => {
                 let _ = write!(
                     s,
-                    "BPF_PROG_ATTACH, {{target_fd={target_fd}, attach_bpf_fd={prog_fd}, attach_type=BPF_CGROUP_DEVICE, attach_flags=BPF_F_ALLOW_MULTI}}, 20"
+                    "BPF_PROG_ATTACH, {{target_fd={target_fd}, attach_bpf_fd={prog_fd}, attach_type=BPF_CGROUP_DEVICE, attach_flags=BPF_F_ALLOW_MULTI, replace_bpf_fd=0}}, 20"
                 );
             }
         }
