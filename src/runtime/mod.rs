@@ -192,7 +192,7 @@ pub fn start(
     if let (Some(cg), Some(limits)) = (cgroup, spec.cgroup.as_ref()) {
         sys.step(StepId::CgroupsCreate)?;
         cleanup.cgroup = Some(cg);
-        cg.create(sys, limits)?;
+        cg.create(sys, limits, crate::cgroups::devices::rules(spec.privileged))?;
         if let Some(p) = cg.paths().first() {
             sys.tracer.set_var("cgroup", p.display().to_string());
         }

@@ -116,6 +116,19 @@ pub enum Call {
     Kill { pid: i32, signal: i32 },
     /// `wait4(2)` for one child.
     Wait4 { pid: i32 },
+    /// `bpf(BPF_PROG_LOAD)` of a cgroup device program (`BPF_PROG_TYPE_CGROUP_DEVICE`): the
+    /// kernel verifies `insns` and returns a descriptor of the loaded program.
+    BpfProgLoad {
+        insns: Vec<crate::cgroups::bpf::Insn>,
+    },
+    /// `bpf(BPF_PROG_ATTACH)` of the program `prog_fd` to the cgroup directory `target_fd` as
+    /// its device filter (`BPF_CGROUP_DEVICE`, `BPF_F_ALLOW_MULTI`); `cgroup` is that
+    /// directory, for the explanation and error messages.
+    BpfProgAttach {
+        target_fd: i32,
+        prog_fd: i32,
+        cgroup: PathBuf,
+    },
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -226,6 +239,7 @@ impl Call {
             Call::UnblockSignals => "rt_sigprocmask",
             Call::Kill { .. } => "kill",
             Call::Wait4 { .. } => "wait4",
+            Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
         }
     }
 
@@ -278,6 +292,9 @@ impl Call {
             Call::IfUp { .. } => "ioctl.siocsifflags",
             Call::WriteFile { create: true, .. } => "write.file",
             Call::WriteFile { path, .. } if path.starts_with("/sys/fs/cgroup") => "write.cgroup",
+            Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
+            Call::BpfProgLoad { .. } => "bpf.prog_load",
+            Call::BpfProgAttach { .. } => "bpf.prog_attach",
             other => other.name(),
         }
     }
@@ -499,6 +516,21 @@ impl Call {
             Call::Wait4 { pid } => {
                 let _ = write!(s, "{pid}, …, 0, NULL");
             }
+            Call::BpfProgLoad { insns } => {
+                let _ = write!(
+                    s,
+                    "BPF_PROG_LOAD, {{prog_type=BPF_PROG_TYPE_CGROUP_DEVICE, insn_cnt={}, insns=…, license=\"Apache-2.0\", prog_name=\"dockling_dev\", expected_attach_type=BPF_CGROUP_DEVICE}}, 72",
+                    insns.len()
+                );
+            }
+            Call::BpfProgAttach {
+                target_fd, prog_fd, ..
+            } => {
+                let _ = write!(
+                    s,
+                    "BPF_PROG_ATTACH, {{target_fd={target_fd}, attach_bpf_fd={prog_fd}, attach_type=BPF_CGROUP_DEVICE, attach_flags=BPF_F_ALLOW_MULTI, replace_bpf_fd=0}}, 20"
+                );
+            }
         }
         s
     }
@@ -520,6 +552,8 @@ impl Call {
             | Call::Mkdirat { path, .. }
             | Call::Open { path, .. }
             | Call::Execve { path, .. } => path.display().to_string(),
+            Call::BpfProgLoad { .. } => "cgroup device program".into(),
+            Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
             Call::Symlink { link, .. } => link.display().to_string(),
             Call::Sethostname { name } | Call::IfUp { name } => name.clone(),
@@ -575,7 +609,9 @@ impl Call {
                 | Call::UnblockSignals
                 | Call::Execve { .. }
                 | Call::Kill { .. }
-                | Call::Wait4 { .. } => {}
+                | Call::Wait4 { .. }
+                | Call::BpfProgLoad { .. }
+                | Call::BpfProgAttach { .. } => {}
             }
         }
         let p = PathBuf::from;
@@ -708,6 +744,16 @@ impl Call {
             Call::UnblockSignals,
             Call::Kill { pid: 1, signal: 15 },
             Call::Wait4 { pid: 1 },
+            Call::Open {
+                path: p("/sys/fs/cgroup/dockling/x"),
+                flags: libc::O_RDONLY | libc::O_DIRECTORY,
+            },
+            Call::BpfProgLoad { insns: vec![] },
+            Call::BpfProgAttach {
+                target_fd: 5,
+                prog_fd: 6,
+                cgroup: p("/sys/fs/cgroup/dockling/x"),
+            },
         ];
         for fs in [
             "overlay", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup",

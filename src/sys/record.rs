@@ -58,7 +58,7 @@ impl Backend for Recorder {
                 status: 0,
             },
             Call::WriteFile { data, .. } => Ret::Bytes(data.len()),
-            Call::Openat2 { .. } | Call::Open { .. } => Ret::Fd(100),
+            Call::Openat2 { .. } | Call::Open { .. } | Call::BpfProgLoad { .. } => Ret::Fd(100),
             Call::IoctlPty {
                 op: super::call::PtyOp::Number,
                 ..
