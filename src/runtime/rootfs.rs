@@ -282,7 +282,7 @@ impl<'a> Rootfs<'a> {
             return self.target(inside, false);
         };
         let rel = safefs::relative(inside);
-        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        let flags = libc::O_PATH | libc::O_DIRECTORY;
         let resolve = safefs::IN_ROOT | libc::RESOLVE_NO_SYMLINKS;
         let open = || self.sys.openat2(root.as_fd(), &rel, flags, 0, resolve);
         let fd = match open() {
@@ -393,7 +393,7 @@ impl<'a> Rootfs<'a> {
                 let fd = self.sys.openat2(
                     root.as_fd(),
                     Path::new("dev"),
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    libc::O_PATH | libc::O_DIRECTORY,
                     0,
                     safefs::IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
                 )?;
