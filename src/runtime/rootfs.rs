@@ -197,7 +197,9 @@ fn ensure_target(
 
 /// The target for the descriptor `fd` of `inside`: the plain path when the kernel says the
 /// descriptor is exactly there (nothing redirected it: the trace reads well), else its
-/// `/proc/self/fd/N`, kept open until the mount is done.
+/// `/proc/self/fd/N`, kept open until the mount is done. The kernel's name of a descriptor
+/// contains no symlink, so a plain path equal to it leads to the same object again; nothing
+/// in the container runs yet that could change it in between.
 fn fd_target(fd: OwnedFd, rootfs: &Path, inside: &Path) -> Result<Target> {
     let fd_path = safefs::fd_path(&fd);
     let real = std::fs::read_link(&fd_path).map_err(Error::io("resolve", &fd_path))?;
