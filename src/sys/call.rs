@@ -182,7 +182,7 @@ pub enum Ret {
     /// `ioctl(TIOCGPTN)`: returns 0, and the pseudo-terminal's number through its argument.
     PtyNumber(u32),
     /// `umask`: the mask it replaced (strace prints it in octal).
-    OldMask(u32),
+    Umask(u32),
 }
 
 impl Ret {
@@ -195,7 +195,7 @@ impl Ret {
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
             Ret::PtyNumber(_) => 0,
-            Ret::OldMask(m) => m as i64,
+            Ret::Umask(m) => m as i64,
         }
     }
 }
@@ -356,11 +356,18 @@ impl Call {
                 major,
                 minor,
             } => {
+                // strace prints the numbers with %#x: 0x1, but 0.
+                let hex = |n: u64| match n {
+                    0 => "0".to_string(),
+                    n => format!("{n:#x}"),
+                };
                 let _ = write!(
                     s,
-                    "{dirfd}, {}, S_IFCHR|{}, makedev({major:#x}, {minor:#x})",
+                    "{dirfd}, {}, S_IFCHR|{}, makedev({}, {})",
                     quote(&path.to_string_lossy()),
-                    octal(*mode),
+                    mode_octal(*mode),
+                    hex(*major),
+                    hex(*minor),
                 );
             }
             Call::Symlinkat {
@@ -375,7 +382,7 @@ impl Call {
                     quote(&linkpath.to_string_lossy())
                 );
             }
-            Call::Umask { mask } => s.push_str(&octal(*mask)),
+            Call::Umask { mask } => s.push_str(&mode_octal(*mask)),
             Call::WriteFile { path, data, .. } => {
                 let _ = write!(
                     s,
@@ -537,7 +544,7 @@ impl Call {
             | Call::Execve { path, .. } => path.display().to_string(),
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
             Call::Symlinkat { linkpath, .. } => linkpath.display().to_string(),
-            Call::Umask { mask } => octal(*mask),
+            Call::Umask { mask } => mode_octal(*mask),
             Call::Sethostname { name } | Call::IfUp { name } => name.clone(),
             Call::Prctl { option, .. } => option.name().to_string(),
             Call::Kill { pid, .. } | Call::Wait4 { pid } => format!("pid {pid}"),
@@ -778,9 +785,9 @@ pub fn quote(s: &str) -> String {
     out
 }
 
-/// A mode or umask as strace prints it: octal with a leading zero, at least three digits
-/// (`0666`, `022`, `000`).
-pub fn octal(mode: u32) -> String {
+/// A mode or umask as strace prints them (`%#03o`): octal with a leading zero, at least three
+/// digits (`0666`, `022`, `000`).
+fn mode_octal(mode: u32) -> String {
     format!("{:0>3}", format!("0{mode:o}"))
 }
 

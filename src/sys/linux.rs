@@ -162,7 +162,7 @@ impl Backend for Linux {
                 let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
                     *mask as libc::mode_t,
                 ));
-                Ok(Ret::OldMask(old.bits() as u32))
+                Ok(Ret::Umask(old.bits() as u32))
             }
             Call::Rmdir { path } => {
                 let p = cpath(path)?;
