@@ -8,3 +8,5 @@
 mod common;
 #[path = "hostile/devices.rs"]
 mod devices;
+#[path = "hostile/rootfs.rs"]
+mod rootfs;

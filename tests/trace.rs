@@ -185,7 +185,13 @@ fn parse_strace(text: &str) -> Vec<(String, String, Option<String>)> {
         };
         let res = &tail[idx + 3..];
         let mut parts = res.split_whitespace();
-        let value = parts.next().unwrap_or("").to_string();
+        let mut value = parts.next().unwrap_or("").to_string();
+        // umask's result is printed in octal (`= 022`).
+        if value.len() > 1 && value.starts_with('0') {
+            if let Ok(n) = i64::from_str_radix(&value, 8) {
+                value = n.to_string();
+            }
+        }
         let errno = parts
             .next()
             .filter(|e| e.starts_with('E'))

@@ -110,6 +110,11 @@ fn write_etc_files(sys: &Sys, spec: &RunSpec) -> Result<()> {
 /// The engine-side steps that create the writable layer.
 fn prepare_layers(sys: &Sys, spec: &RunSpec) -> Result<String> {
     sys.step(StepId::LayersPrepare)?;
+    // The container's directories and files get the modes asked for here, not what the
+    // user's umask leaves of them: under `umask 077` the upper directory (the container's
+    // `/`) would be 0700 and its /etc/hosts 0600, unreadable to any other user inside.
+    // 022 is what Docker's daemon and runc use; the child inherits it.
+    sys.run(Call::Umask { mask: 0o022 })?;
     match spec.layers_mode {
         LayersMode::Overlay => {
             sys.mkdir(&spec.upper(), 0o755)?;
@@ -418,7 +423,7 @@ mod tests {
         let mut s = spec();
         s.namespaces.pid = false;
         let out = script(&s);
-        assert!(out.starts_with("mkdir"), "{out}");
+        assert!(out.starts_with("umask(022)"), "{out}");
         let clone = out.lines().find(|l| l.starts_with("clone(")).unwrap();
         assert!(!clone.contains("CLONE_NEWPID"), "{clone}");
         assert!(script(&spec())

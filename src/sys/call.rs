@@ -40,15 +40,22 @@ pub enum Call {
     Sethostname { name: String },
     /// `mkdir(2)`; an existing directory is not an error for the engine's callers.
     Mkdir { path: PathBuf, mode: u32 },
-    /// `mknodat(2)` of a character device.
-    Mknod {
+    /// `mknodat(2)` of a character device named `path` in the directory `dirfd`.
+    Mknodat {
+        dirfd: i32,
         path: PathBuf,
         mode: u32,
         major: u64,
         minor: u64,
     },
-    /// `symlink(2)`.
-    Symlink { target: PathBuf, link: PathBuf },
+    /// `symlinkat(2)`: a link named `linkpath` in the directory `dirfd`, pointing at `target`.
+    Symlinkat {
+        target: PathBuf,
+        dirfd: i32,
+        linkpath: PathBuf,
+    },
+    /// `umask(2)`: the mode bits removed from every file and directory created from now on.
+    Umask { mask: u32 },
     /// `rmdir(2)`.
     Rmdir { path: PathBuf },
     /// `openat(2)` + `write(2)` of a small file: a control file (cgroup knobs, /proc files),
@@ -187,6 +194,8 @@ pub enum Ret {
     Fd(i32),
     /// `ioctl(TIOCGPTN)`: returns 0, and the pseudo-terminal's number through its argument.
     PtyNumber(u32),
+    /// `umask`: the mask it replaced (strace prints it in octal).
+    Umask(u32),
 }
 
 impl Ret {
@@ -199,6 +208,7 @@ impl Ret {
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
             Ret::PtyNumber(_) => 0,
+            Ret::Umask(m) => m as i64,
         }
     }
 }
@@ -216,8 +226,9 @@ impl Call {
             Call::Chdir { .. } => "chdir",
             Call::Sethostname { .. } => "sethostname",
             Call::Mkdir { .. } => "mkdir",
-            Call::Mknod { .. } => "mknodat",
-            Call::Symlink { .. } => "symlink",
+            Call::Mknodat { .. } => "mknodat",
+            Call::Symlinkat { .. } => "symlinkat",
+            Call::Umask { .. } => "umask",
             Call::Rmdir { .. } => "rmdir",
             Call::WriteFile { .. } => "write",
             Call::Prctl { .. } => "prctl",
@@ -355,29 +366,40 @@ impl Call {
             Call::Mkdir { path, mode } => {
                 let _ = write!(s, "{}, {:#o}", quote(&path.to_string_lossy()), mode);
             }
-            Call::Mknod {
+            Call::Mknodat {
+                dirfd,
                 path,
                 mode,
                 major,
                 minor,
             } => {
+                // strace prints the numbers with %#x: 0x1, but 0.
+                let hex = |n: u64| match n {
+                    0 => "0".to_string(),
+                    n => format!("{n:#x}"),
+                };
                 let _ = write!(
                     s,
-                    "AT_FDCWD, {}, S_IFCHR|{:#o}, makedev({:#x}, {:#x})",
+                    "{dirfd}, {}, S_IFCHR|{}, makedev({}, {})",
                     quote(&path.to_string_lossy()),
-                    mode,
-                    major,
-                    minor
+                    mode_octal(*mode),
+                    hex(*major),
+                    hex(*minor),
                 );
             }
-            Call::Symlink { target, link } => {
+            Call::Symlinkat {
+                target,
+                dirfd,
+                linkpath,
+            } => {
                 let _ = write!(
                     s,
-                    "{}, {}",
+                    "{}, {dirfd}, {}",
                     quote(&target.to_string_lossy()),
-                    quote(&link.to_string_lossy())
+                    quote(&linkpath.to_string_lossy())
                 );
             }
+            Call::Umask { mask } => s.push_str(&mode_octal(*mask)),
             Call::WriteFile { path, data, .. } => {
                 let _ = write!(
                     s,
@@ -545,7 +567,7 @@ impl Call {
             Call::Chroot { path }
             | Call::Chdir { path }
             | Call::Mkdir { path, .. }
-            | Call::Mknod { path, .. }
+            | Call::Mknodat { path, .. }
             | Call::Rmdir { path }
             | Call::WriteFile { path, .. }
             | Call::Openat2 { path, .. }
@@ -555,7 +577,8 @@ impl Call {
             Call::BpfProgLoad { .. } => "cgroup device program".into(),
             Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
-            Call::Symlink { link, .. } => link.display().to_string(),
+            Call::Symlinkat { linkpath, .. } => linkpath.display().to_string(),
+            Call::Umask { mask } => mode_octal(*mask),
             Call::Sethostname { name } | Call::IfUp { name } => name.clone(),
             Call::Prctl { option, .. } => option.name().to_string(),
             Call::Kill { pid, .. } | Call::Wait4 { pid } => format!("pid {pid}"),
@@ -587,8 +610,9 @@ impl Call {
                 | Call::Chdir { .. }
                 | Call::Sethostname { .. }
                 | Call::Mkdir { .. }
-                | Call::Mknod { .. }
-                | Call::Symlink { .. }
+                | Call::Mknodat { .. }
+                | Call::Symlinkat { .. }
+                | Call::Umask { .. }
                 | Call::Rmdir { .. }
                 | Call::WriteFile { .. }
                 | Call::Prctl { .. }
@@ -651,16 +675,19 @@ impl Call {
                 path: p("/x"),
                 mode: 0o755,
             },
-            Call::Mknod {
-                path: p("/dev/null"),
+            Call::Mknodat {
+                dirfd: 5,
+                path: p("null"),
                 mode: 0o666,
                 major: 1,
                 minor: 3,
             },
-            Call::Symlink {
+            Call::Symlinkat {
                 target: p("/proc/self/fd"),
-                link: p("/dev/fd"),
+                dirfd: 5,
+                linkpath: p("fd"),
             },
+            Call::Umask { mask: 0o022 },
             Call::Rmdir { path: p("/x") },
             Call::WriteFile {
                 path: p("/proc/x"),
@@ -802,6 +829,12 @@ pub fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// A mode or umask as strace prints them (`%#03o`): octal with a leading zero, at least three
+/// digits (`0666`, `022`, `000`).
+fn mode_octal(mode: u32) -> String {
+    format!("{:0>3}", format!("0{mode:o}"))
 }
 
 /// Render clone/unshare flags by name, as strace does.

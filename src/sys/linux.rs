@@ -133,29 +133,36 @@ impl Backend for Linux {
                 // SAFETY: valid C string.
                 check_int(unsafe { libc::mkdir(p.as_ptr(), *mode as libc::mode_t) })
             }
-            Call::Mknod {
+            Call::Mknodat {
+                dirfd,
                 path,
                 mode,
                 major,
                 minor,
             } => {
-                let p = cpath(path)?;
+                // The caller passes the descriptor of a directory it resolved and checked
+                // (the container's own /dev tmpfs), so the name cannot lead anywhere else.
                 let dev = libc::makedev(*major as u32, *minor as u32);
-                // SAFETY: valid C string; AT_FDCWD resolves relative to the working directory.
-                check_int(unsafe {
-                    libc::mknodat(
-                        libc::AT_FDCWD,
-                        p.as_ptr(),
-                        libc::S_IFCHR | *mode as libc::mode_t,
-                        dev,
-                    )
-                })
+                nix::sys::stat::mknodat(
+                    Some(*dirfd),
+                    path.as_path(),
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    nix::sys::stat::Mode::from_bits_truncate(*mode as libc::mode_t),
+                    dev,
+                )
+                .map(|()| Ret::Zero)
             }
-            Call::Symlink { target, link } => {
-                let t = cpath(target)?;
-                let l = cpath(link)?;
-                // SAFETY: two valid C strings.
-                check_int(unsafe { libc::symlink(t.as_ptr(), l.as_ptr()) })
+            Call::Symlinkat {
+                target,
+                dirfd,
+                linkpath,
+            } => nix::unistd::symlinkat(target.as_path(), Some(*dirfd), linkpath.as_path())
+                .map(|()| Ret::Zero),
+            Call::Umask { mask } => {
+                let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+                    *mask as libc::mode_t,
+                ));
+                Ok(Ret::Umask(old.bits() as u32))
             }
             Call::Rmdir { path } => {
                 let p = cpath(path)?;
