@@ -269,7 +269,13 @@ fn parse_strace(text: &str) -> Vec<Seen> {
         };
         let (name, args, res) = (&c[1], &c[2], c[3].trim());
         let mut parts = res.split_whitespace();
-        let value = parts.next().unwrap_or("").to_string();
+        let mut value = parts.next().unwrap_or("").to_string();
+        // umask's result is printed in octal (`= 022`).
+        if value.len() > 1 && value.starts_with('0') {
+            if let Ok(n) = i64::from_str_radix(&value, 8) {
+                value = n.to_string();
+            }
+        }
         let result = match parts.next().filter(|e| e.starts_with('E')) {
             Some(errno) => format!("{value} {errno}"),
             None => value,
@@ -415,9 +421,11 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
         .iter()
         .enumerate()
         .filter(|(k, s)| {
-            // Reading kernel information (/proc/sys/kernel/cap_last_cap) shapes nothing.
+            // Reading kernel information (/proc/sys/kernel/cap_last_cap, a parent cgroup's
+            // cpuset.cpus to copy) shapes nothing.
             let reads_proc = s.name == "openat"
-                && s.args.starts_with("AT_FDCWD, \"/proc/")
+                && (s.args.starts_with("AT_FDCWD, \"/proc/")
+                    || s.args.starts_with("AT_FDCWD, \"/sys/fs/cgroup/"))
                 && s.args.ends_with(", O_RDONLY|O_CLOEXEC");
             let shapes_child =
                 s.pid == child && *k <= child_exec && CHILD.contains(&s.name.as_str());

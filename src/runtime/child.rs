@@ -4,8 +4,9 @@
 //! The order matters and is the plan's: cgroup namespace after joining the cgroup (so its root
 //! is the container's group), mounts before `pivot_root` (host paths are still reachable for
 //! volumes and /etc files), capabilities dropped from the bounding set while we still hold
-//! `CAP_SETPCAP`, then the user switch (which clears a non-root user's capabilities), then
-//! `execve`.
+//! `CAP_SETPCAP`, then the user switch while every other capability is still held (so
+//! `--cap-drop SETGID` cannot make `setgroups` fail), then the final capability sets (as runc
+//! does: `PR_SET_KEEPCAPS` across the uid change, `capset` after it), then `execve`.
 
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -169,10 +170,14 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         option: Prctl::CapAmbientClearAll,
         arg: 0,
     })?;
-    sys.run(Call::Capset {
-        effective: keep,
-        permitted: keep,
-        inheritable: 0,
+    // The effective and permitted sets are only narrowed after the user switch: setgroups
+    // and setresgid need CAP_SETGID, setresuid CAP_SETUID, and `--cap-drop ALL` may have
+    // taken both away from the container. Without KEEPCAPS, leaving uid 0 would empty the
+    // permitted set and the capset below could not give anything back (capabilities(7),
+    // "Effect of user ID changes on capabilities"); execve resets the flag.
+    sys.run(Call::Prctl {
+        option: Prctl::SetKeepCaps,
+        arg: 1,
     })?;
 
     sys.step(StepId::SecurityUser)?;
@@ -180,9 +185,15 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         gids: spec.user.additional_gids.clone(),
     })?;
     sys.run(Call::Setresgid { gid: spec.user.gid })?;
-    // For a user other than root this also empties permitted and effective capabilities, as
-    // in Docker: the bounding set still limits what setuid programs could regain.
     sys.run(Call::Setresuid { uid: spec.user.uid })?;
+    // Now the container's sets, inheritable empty as in Docker. For a user other than root,
+    // execve still leaves permitted and effective empty (no file capabilities, no ambient
+    // ones): the bounding set limits what setuid programs could regain.
+    sys.run(Call::Capset {
+        effective: keep,
+        permitted: keep,
+        inheritable: 0,
+    })?;
 
     sys.step(StepId::ProcessExec)?;
     let path = if sys.is_dry_run() {

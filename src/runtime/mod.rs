@@ -120,6 +120,11 @@ fn prepare_layers(sys: &Sys, spec: &RunSpec) -> Result<String> {
         StepId::LayersPrepare,
         (spec.layers_mode == LayersMode::Copy).then_some("copy"),
     )?;
+    // The container's directories and files get the modes asked for here, not what the
+    // user's umask leaves of them: under `umask 077` the upper directory (the container's
+    // `/`) would be 0700 and its /etc/hosts 0600, unreadable to any other user inside.
+    // 022 is what Docker's daemon and runc use; the child inherits it.
+    sys.run(Call::Umask { mask: 0o022 })?;
     match spec.layers_mode {
         LayersMode::Overlay => {
             sys.mkdir(&spec.upper(), 0o755)?;
@@ -200,7 +205,7 @@ pub fn start(
     if let (Some(cg), Some(limits)) = (cgroup, spec.cgroup.as_ref()) {
         sys.step(StepId::CgroupsCreate)?;
         cleanup.cgroup = Some(cg);
-        cg.create(sys, limits)?;
+        cg.create(sys, limits, crate::cgroups::devices::rules(spec.privileged))?;
         if let Some(p) = cg.paths().first() {
             sys.tracer.set_var("cgroup", p.display().to_string());
         }
@@ -437,7 +442,7 @@ mod tests {
         let mut s = spec();
         s.namespaces.pid = false;
         let out = script(&s);
-        assert!(out.starts_with("mkdir"), "{out}");
+        assert!(out.starts_with("umask(022)"), "{out}");
         let clone = out.lines().find(|l| l.starts_with("clone(")).unwrap();
         assert!(!clone.contains("CLONE_NEWPID"), "{clone}");
         assert!(script(&spec())

@@ -40,15 +40,22 @@ pub enum Call {
     Sethostname { name: String },
     /// `mkdir(2)`; an existing directory is not an error for the engine's callers.
     Mkdir { path: PathBuf, mode: u32 },
-    /// `mknodat(2)` of a character device.
-    Mknod {
+    /// `mknodat(2)` of a character device named `path` in the directory `dirfd`.
+    Mknodat {
+        dirfd: i32,
         path: PathBuf,
         mode: u32,
         major: u64,
         minor: u64,
     },
-    /// `symlink(2)`.
-    Symlink { target: PathBuf, link: PathBuf },
+    /// `symlinkat(2)`: a link named `linkpath` in the directory `dirfd`, pointing at `target`.
+    Symlinkat {
+        target: PathBuf,
+        dirfd: i32,
+        linkpath: PathBuf,
+    },
+    /// `umask(2)`: the mode bits removed from every file and directory created from now on.
+    Umask { mask: u32 },
     /// `rmdir(2)`.
     Rmdir { path: PathBuf },
     /// `prctl(2)` with one option and one argument.
@@ -150,6 +157,19 @@ pub enum Call {
         argv: Vec<String>,
         envp: Vec<String>,
     },
+    /// `bpf(BPF_PROG_LOAD)` of a cgroup device program (`BPF_PROG_TYPE_CGROUP_DEVICE`): the
+    /// kernel verifies `insns` and returns a descriptor of the loaded program.
+    BpfProgLoad {
+        insns: Vec<crate::cgroups::bpf::Insn>,
+    },
+    /// `bpf(BPF_PROG_ATTACH)` of the program `prog_fd` to the cgroup directory `target_fd` as
+    /// its device filter (`BPF_CGROUP_DEVICE`, `BPF_F_ALLOW_MULTI`); `cgroup` is that
+    /// directory, for the explanation and error messages.
+    BpfProgAttach {
+        target_fd: i32,
+        prog_fd: i32,
+        cgroup: PathBuf,
+    },
 }
 
 /// What a `dup2` puts on a standard descriptor.
@@ -223,6 +243,8 @@ pub enum Ret {
     IfFlags(i32),
     /// `rt_sigprocmask`: returns 0, and the mask before the call through its argument.
     OldMask(u64),
+    /// `umask`: the mask it replaced (strace prints it in octal).
+    Umask(u32),
 }
 
 impl Ret {
@@ -235,6 +257,7 @@ impl Ret {
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
             Ret::PtyNumber(_) | Ret::FdPair(..) | Ret::IfFlags(_) | Ret::OldMask(_) => 0,
+            Ret::Umask(m) => m as i64,
         }
     }
 }
@@ -252,8 +275,9 @@ impl Call {
             Call::Chdir { .. } => "chdir",
             Call::Sethostname { .. } => "sethostname",
             Call::Mkdir { .. } => "mkdir",
-            Call::Mknod { .. } => "mknodat",
-            Call::Symlink { .. } => "symlink",
+            Call::Mknodat { .. } => "mknodat",
+            Call::Symlinkat { .. } => "symlinkat",
+            Call::Umask { .. } => "umask",
             Call::Rmdir { .. } => "rmdir",
             Call::Prctl { .. } => "prctl",
             Call::Capset { .. } => "capset",
@@ -284,6 +308,7 @@ impl Call {
             Call::MemfdCreate { .. } => "memfd_create",
             Call::AddSeals { .. } => "fcntl",
             Call::Execveat { .. } => "execveat",
+            Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
         }
     }
 
@@ -334,7 +359,12 @@ impl Call {
             Call::Open { flags, .. } if flags & libc::O_PATH != 0 => "openat.root",
             Call::Open { path, .. } if path == std::path::Path::new("/dev/ptmx") => "openat.ptmx",
             Call::Open { flags, .. } if flags & libc::O_CREAT != 0 => "openat.file",
-            Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
+            Call::Open { path, flags, .. }
+                if path.starts_with("/sys/fs/cgroup")
+                    && flags & libc::O_ACCMODE == libc::O_WRONLY =>
+            {
+                "openat.cgroup_knob"
+            }
             Call::Open { flags, .. } if flags & libc::O_ACCMODE == libc::O_WRONLY => {
                 "openat.control"
             }
@@ -352,6 +382,9 @@ impl Call {
             } => "dup2.null",
             Call::BlockSignals { .. } => "rt_sigprocmask.block",
             Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
+            Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
+            Call::BpfProgLoad { .. } => "bpf.prog_load",
+            Call::BpfProgAttach { .. } => "bpf.prog_attach",
             other => other.name(),
         }
     }
@@ -417,31 +450,47 @@ impl Call {
                 let _ = write!(s, "{}, {}", quote(name), name.len());
             }
             Call::Mkdir { path, mode } => {
-                let _ = write!(s, "{}, {}", quote(&path.to_string_lossy()), octal(*mode));
+                let _ = write!(
+                    s,
+                    "{}, {}",
+                    quote(&path.to_string_lossy()),
+                    mode_octal(*mode)
+                );
             }
-            Call::Mknod {
+            Call::Mknodat {
+                dirfd,
                 path,
                 mode,
                 major,
                 minor,
             } => {
+                // strace prints the numbers with %#x: 0x1, but 0.
+                let hex = |n: u64| match n {
+                    0 => "0".to_string(),
+                    n => format!("{n:#x}"),
+                };
                 let _ = write!(
                     s,
-                    "AT_FDCWD, {}, S_IFCHR|{}, makedev({}, {})",
+                    "{dirfd}, {}, S_IFCHR|{}, makedev({}, {})",
                     quote(&path.to_string_lossy()),
-                    octal(*mode),
+                    mode_octal(*mode),
                     hex(*major),
-                    hex(*minor)
+                    hex(*minor),
                 );
             }
-            Call::Symlink { target, link } => {
+            Call::Symlinkat {
+                target,
+                dirfd,
+                linkpath,
+            } => {
                 let _ = write!(
                     s,
-                    "{}, {}",
+                    "{}, {dirfd}, {}",
                     quote(&target.to_string_lossy()),
-                    quote(&link.to_string_lossy())
+                    quote(&linkpath.to_string_lossy())
                 );
             }
+            Call::Umask { mask } => s.push_str(&mode_octal(*mask)),
             Call::Prctl { option, arg } => match option {
                 Prctl::CapBsetDrop => {
                     let cap = crate::runtime::caps::NAMES
@@ -546,7 +595,7 @@ impl Call {
                     quote(&path.to_string_lossy()),
                     o_flags(*flags | libc::O_CLOEXEC),
                     if flags & libc::O_CREAT != 0 {
-                        format!(", mode={}", octal(*mode))
+                        format!(", mode={}", mode_octal(*mode))
                     } else {
                         String::new()
                     },
@@ -558,7 +607,7 @@ impl Call {
                     s,
                     "{dirfd}, {}, {}",
                     quote(&path.to_string_lossy()),
-                    octal(*mode)
+                    mode_octal(*mode)
                 );
             }
             Call::Open { path, flags, mode } => {
@@ -569,7 +618,7 @@ impl Call {
                     o_flags(*flags | libc::O_CLOEXEC)
                 );
                 if flags & libc::O_CREAT != 0 {
-                    let _ = write!(s, ", {}", octal(*mode));
+                    let _ = write!(s, ", {}", mode_octal(*mode));
                 }
             }
             Call::IoctlPty { fd, op } => {
@@ -666,6 +715,21 @@ impl Call {
                     envp.len()
                 );
             }
+            Call::BpfProgLoad { insns } => {
+                let _ = write!(
+                    s,
+                    "BPF_PROG_LOAD, {{prog_type=BPF_PROG_TYPE_CGROUP_DEVICE, insn_cnt={}, insns=…, license=\"Apache-2.0\", prog_name=\"dockling_dev\", expected_attach_type=BPF_CGROUP_DEVICE}}, 72",
+                    insns.len()
+                );
+            }
+            Call::BpfProgAttach {
+                target_fd, prog_fd, ..
+            } => {
+                let _ = write!(
+                    s,
+                    "BPF_PROG_ATTACH, {{target_fd={target_fd}, attach_bpf_fd={prog_fd}, attach_type=BPF_CGROUP_DEVICE, attach_flags=BPF_F_ALLOW_MULTI, replace_bpf_fd=0}}, 20"
+                );
+            }
         }
         s
     }
@@ -680,7 +744,7 @@ impl Call {
             Call::Chroot { path }
             | Call::Chdir { path }
             | Call::Mkdir { path, .. }
-            | Call::Mknod { path, .. }
+            | Call::Mknodat { path, .. }
             | Call::Rmdir { path }
             | Call::Write { path, .. }
             | Call::OpenTree { path }
@@ -688,8 +752,11 @@ impl Call {
             | Call::Mkdirat { path, .. }
             | Call::Open { path, .. }
             | Call::Execve { path, .. } => path.display().to_string(),
+            Call::BpfProgLoad { .. } => "cgroup device program".into(),
+            Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
-            Call::Symlink { link, .. } => link.display().to_string(),
+            Call::Symlinkat { linkpath, .. } => linkpath.display().to_string(),
+            Call::Umask { mask } => mode_octal(*mask),
             Call::Sethostname { name }
             | Call::IoctlIfFlags { name, .. }
             | Call::MemfdCreate { name } => name.clone(),
@@ -732,8 +799,9 @@ impl Call {
                 | Call::Chdir { .. }
                 | Call::Sethostname { .. }
                 | Call::Mkdir { .. }
-                | Call::Mknod { .. }
-                | Call::Symlink { .. }
+                | Call::Mknodat { .. }
+                | Call::Symlinkat { .. }
+                | Call::Umask { .. }
                 | Call::Rmdir { .. }
                 | Call::Prctl { .. }
                 | Call::Capset { .. }
@@ -764,7 +832,9 @@ impl Call {
                 | Call::MountSetattrRdonly { .. }
                 | Call::MemfdCreate { .. }
                 | Call::AddSeals { .. }
-                | Call::Execveat { .. } => {}
+                | Call::Execveat { .. }
+                | Call::BpfProgLoad { .. }
+                | Call::BpfProgAttach { .. } => {}
             }
         }
         let p = PathBuf::from;
@@ -804,16 +874,19 @@ impl Call {
                 path: p("/x"),
                 mode: 0o755,
             },
-            Call::Mknod {
-                path: p("/dev/null"),
+            Call::Mknodat {
+                dirfd: 5,
+                path: p("null"),
                 mode: 0o666,
                 major: 1,
                 minor: 3,
             },
-            Call::Symlink {
+            Call::Symlinkat {
                 target: p("/proc/self/fd"),
-                link: p("/dev/fd"),
+                dirfd: 5,
+                linkpath: p("fd"),
             },
+            Call::Umask { mask: 0o022 },
             Call::Rmdir { path: p("/x") },
             Call::Capset {
                 effective: 0,
@@ -957,6 +1030,17 @@ impl Call {
                 argv: vec![],
                 envp: vec![],
             },
+            Call::Open {
+                path: p("/sys/fs/cgroup/dockling/x"),
+                flags: libc::O_RDONLY | libc::O_DIRECTORY,
+                mode: 0,
+            },
+            Call::BpfProgLoad { insns: vec![] },
+            Call::BpfProgAttach {
+                target_fd: 5,
+                prog_fd: 6,
+                cgroup: p("/sys/fs/cgroup/dockling/x"),
+            },
         ];
         for fs in [
             "overlay", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup",
@@ -980,15 +1064,6 @@ impl Call {
 impl fmt::Display for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}({})", self.name(), self.args())
-    }
-}
-
-/// A mode the way strace prints it: `0755`, `000`.
-pub fn octal(mode: u32) -> String {
-    if mode == 0 {
-        "000".into()
-    } else {
-        format!("0{mode:o}")
     }
 }
 
@@ -1106,6 +1181,12 @@ pub fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// A mode or umask as strace prints them (`%#03o`): octal with a leading zero, at least three
+/// digits (`0666`, `022`, `000`).
+fn mode_octal(mode: u32) -> String {
+    format!("{:0>3}", format!("0{mode:o}"))
 }
 
 /// Render clone/unshare flags by name, as strace does.

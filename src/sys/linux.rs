@@ -133,29 +133,36 @@ impl Backend for Linux {
                 // SAFETY: valid C string.
                 check_int(unsafe { libc::mkdir(p.as_ptr(), *mode as libc::mode_t) })
             }
-            Call::Mknod {
+            Call::Mknodat {
+                dirfd,
                 path,
                 mode,
                 major,
                 minor,
             } => {
-                let p = cpath(path)?;
+                // The caller passes the descriptor of a directory it resolved and checked
+                // (the container's own /dev tmpfs), so the name cannot lead anywhere else.
                 let dev = libc::makedev(*major as u32, *minor as u32);
-                // SAFETY: valid C string; AT_FDCWD resolves relative to the working directory.
-                check_int(unsafe {
-                    libc::mknodat(
-                        libc::AT_FDCWD,
-                        p.as_ptr(),
-                        libc::S_IFCHR | *mode as libc::mode_t,
-                        dev,
-                    )
-                })
+                nix::sys::stat::mknodat(
+                    Some(*dirfd),
+                    path.as_path(),
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    nix::sys::stat::Mode::from_bits_truncate(*mode as libc::mode_t),
+                    dev,
+                )
+                .map(|()| Ret::Zero)
             }
-            Call::Symlink { target, link } => {
-                let t = cpath(target)?;
-                let l = cpath(link)?;
-                // SAFETY: two valid C strings.
-                check_int(unsafe { libc::symlink(t.as_ptr(), l.as_ptr()) })
+            Call::Symlinkat {
+                target,
+                dirfd,
+                linkpath,
+            } => nix::unistd::symlinkat(target.as_path(), Some(*dirfd), linkpath.as_path())
+                .map(|()| Ret::Zero),
+            Call::Umask { mask } => {
+                let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+                    *mask as libc::mode_t,
+                ));
+                Ok(Ret::Umask(old.bits() as u32))
             }
             Call::Rmdir { path } => {
                 let p = cpath(path)?;
@@ -310,6 +317,28 @@ impl Backend for Linux {
                 } else {
                     Ok(Ret::Fd(rc))
                 }
+            }
+            Call::BpfProgLoad { insns } => bpf_prog_load(insns),
+            Call::BpfProgAttach {
+                target_fd, prog_fd, ..
+            } => {
+                let attr = BpfProgAttachAttr {
+                    target_fd: *target_fd as u32,
+                    attach_bpf_fd: *prog_fd as u32,
+                    attach_type: BPF_CGROUP_DEVICE,
+                    attach_flags: BPF_F_ALLOW_MULTI,
+                    replace_bpf_fd: 0,
+                };
+                // SAFETY: attr is a live, fully initialised bpf_attr prefix of the size passed;
+                // both descriptors are the caller's and live for the call.
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_bpf,
+                        BPF_PROG_ATTACH,
+                        &attr as *const BpfProgAttachAttr,
+                        std::mem::size_of::<BpfProgAttachAttr>(),
+                    )
+                })
             }
             Call::IoctlPty { fd, op } => match op {
                 PtyOp::Unlock => {
@@ -542,5 +571,78 @@ fn if_flags(fd: i32, name: &str, set: Option<i32>) -> Result<Ret, Errno> {
             // SAFETY: as above, with the flags member set.
             check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) })
         }
+    }
+}
+
+// bpf(2) commands, program type, attach type and flag (include/uapi/linux/bpf.h); libc has
+// no bpf_attr, and nix no bpf wrapper.
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// The `BPF_PROG_LOAD` part of `union bpf_attr`, up to `expected_attach_type` (the kernel
+/// accepts a shorter attr and treats the rest as zero).
+#[repr(C)]
+struct BpfProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// The `BPF_PROG_ATTACH` part of `union bpf_attr`.
+#[repr(C)]
+struct BpfProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+fn bpf_prog_load(insns: &[crate::cgroups::bpf::Insn]) -> Result<Ret, Errno> {
+    // The program uses no GPL-only helper, so the project's own license will do.
+    let license = c"Apache-2.0";
+    let mut prog_name = [0u8; 16];
+    prog_name[..12].copy_from_slice(b"dockling_dev");
+    let attr = BpfProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name,
+        prog_ifindex: 0,
+        expected_attach_type: BPF_CGROUP_DEVICE,
+    };
+    // SAFETY: attr is fully initialised and its pointers (instructions laid out as struct
+    // bpf_insn, a NUL-terminated license) live for the call; the caller owns the returned
+    // descriptor.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const BpfProgLoadAttr,
+            std::mem::size_of::<BpfProgLoadAttr>(),
+        )
+    };
+    if rc < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(Ret::Fd(rc as i32))
     }
 }

@@ -294,6 +294,30 @@ impl Sys {
         Ok(self.owned(ret))
     }
 
+    /// `bpf(BPF_PROG_LOAD)` of a cgroup device program: its descriptor, owned by the caller.
+    pub fn bpf_prog_load(
+        &self,
+        insns: Vec<crate::cgroups::bpf::Insn>,
+    ) -> Result<OwnedFd, SysError> {
+        let ret = self.perform(Call::BpfProgLoad { insns })?;
+        Ok(self.owned(ret))
+    }
+
+    /// `bpf(BPF_PROG_ATTACH)` of device program `prog` to the cgroup directory `cgroup`
+    /// (opened as `dir`).
+    pub fn bpf_prog_attach(
+        &self,
+        dir: BorrowedFd<'_>,
+        prog: BorrowedFd<'_>,
+        cgroup: &Path,
+    ) -> Result<(), SysError> {
+        self.run(Call::BpfProgAttach {
+            target_fd: dir.as_raw_fd(),
+            prog_fd: prog.as_raw_fd(),
+            cgroup: cgroup.to_path_buf(),
+        })
+    }
+
     /// `mkdirat(2)` of one name in `dir`, where an existing directory counts as success.
     pub fn mkdirat(&self, dir: BorrowedFd<'_>, name: &Path, mode: u32) -> Result<(), SysError> {
         match self.run(Call::Mkdirat {

@@ -62,7 +62,8 @@ impl Backend for Recorder {
             | Call::Open { .. }
             | Call::SocketInet
             | Call::OpenTree { .. }
-            | Call::MemfdCreate { .. } => Ret::Fd(100),
+            | Call::MemfdCreate { .. }
+            | Call::BpfProgLoad { .. } => Ret::Fd(100),
             Call::Dup2 { new, .. } => Ret::Fd(*new),
             Call::Socketpair => Ret::FdPair(100, 101),
             // A new network namespace's loopback: down, nothing else set.
