@@ -167,3 +167,54 @@ pub fn record_reexec(sys: &Sys) {
         took,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    //! The re-exec's calls, recorded: what `--trace` and `explain` show of it.
+
+    use super::*;
+    use crate::sys::record::Recorder;
+    use crate::trace::Tracer;
+
+    fn recorded(fail_open_tree: bool) -> Vec<Call> {
+        let rec = Recorder::new();
+        if fail_open_tree {
+            rec.fail_next("open_tree", nix::errno::Errno::ENOSYS);
+        }
+        let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
+        reexec_sealed(
+            &sys,
+            vec!["dockling".into(), "run".into(), "busybox".into()],
+        )
+        .unwrap();
+        rec.calls()
+    }
+
+    #[test]
+    fn reexec_runs_from_a_detached_read_only_mount_of_itself() {
+        let calls = recorded(false);
+        let script: Vec<String> = calls.iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            script[..2],
+            [
+                "open_tree(AT_FDCWD, \"/proc/self/exe\", OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC)",
+                "mount_setattr(100, \"\", AT_EMPTY_PATH, {attr_set=MOUNT_ATTR_RDONLY, attr_clr=0, propagation=0, userns_fd=0}, 32)",
+            ]
+        );
+        let Call::Execveat { fd, argv, envp } = &calls[2] else {
+            panic!("{script:?}");
+        };
+        assert_eq!(*fd, 100);
+        assert_eq!(argv, &["dockling", "run", "busybox"]);
+        // The successor learns which descriptor and when, to trace the execveat itself.
+        assert!(envp
+            .iter()
+            .any(|e| e.starts_with("DOCKLING_REEXEC_FROM=100,")));
+    }
+
+    #[test]
+    fn without_the_new_mount_api_it_runs_from_a_sealed_memfd() {
+        let names: Vec<&str> = recorded(true).iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["open_tree", "memfd_create", "fcntl", "execveat"]);
+    }
+}
