@@ -248,6 +248,14 @@ pub enum Ret {
 }
 
 impl Ret {
+    /// The result as strace prints it after `=`: the number, but a umask in octal (`022`).
+    pub fn shown(self) -> String {
+        match self {
+            Ret::Umask(m) => mode_octal(m),
+            other => other.value().to_string(),
+        }
+    }
+
     /// The number strace would print after `=`.
     pub fn value(self) -> i64 {
         match self {

@@ -358,9 +358,10 @@ impl Tracer {
                 self.emit(&format!("{line}\n"));
             }
             Format::Pretty => {
-                let outcome = match errno {
-                    None => self.paint("32", &format!("= {result}")),
-                    Some(e) => self.paint("1;31", &format!("= -1 {e:?} ({})", e.desc())),
+                let outcome = match (errno, res) {
+                    (None, Ok(r)) => self.paint("32", &format!("= {}", r.shown())),
+                    (None, Err(_)) => self.paint("32", &format!("= {result}")),
+                    (Some(e), _) => self.paint("1;31", &format!("= -1 {e:?} ({})", e.desc())),
                 };
                 let timing = if self.dry_run {
                     String::new()
