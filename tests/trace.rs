@@ -469,12 +469,24 @@ fn the_trace_is_what_strace_sees() {
 }
 
 #[test]
-fn the_trace_is_what_strace_sees_with_chroot_copy_and_a_workdir() {
+fn the_trace_is_what_strace_sees_with_chroot_copy_a_workdir_and_a_user() {
     let lab = Lab::with_busybox();
     let (traced, seen) = traced_and_seen(
         &lab,
         &[
-            "--rootfs", "chroot", "--layers", "copy", "-w", "/new/dir", "-i", "busybox", "true",
+            "--rootfs",
+            "chroot",
+            "--layers",
+            "copy",
+            "-w",
+            "/new/dir",
+            "-i",
+            "-u",
+            "1000",
+            "--network",
+            "host",
+            "busybox",
+            "true",
         ],
     );
     assert_trace_is_what_strace_sees(&traced, &seen);
@@ -531,4 +543,63 @@ fn steps_are_titled_by_what_they_do() {
         "{}",
         pretty.stderr
     );
+}
+
+#[test]
+fn the_trace_is_what_strace_sees_with_a_terminal() {
+    // -t: the pty's opens and ioctls, setsid, TIOCSCTTY and the dup2s onto the terminal.
+    // script(1) gives dockling a terminal; the JSON events arrive on it with the output.
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let lab = Lab::with_busybox();
+    let strace_out = lab.dir.path().join("strace.txt");
+    let cmd = format!(
+        "NO_COLOR=1 DOCKLING_ROOT={} DOCKLING_CONFIG={} strace -f -qq -s 200 -o {} {} run --rm -t --trace=json busybox true",
+        lab.root().display(),
+        lab.dir.path().join("config.yaml").display(),
+        strace_out.display(),
+        env!("CARGO_BIN_EXE_dockling")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux (scripts/test installs bsdutils)");
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut out);
+        out
+    });
+    // A failure guard, not a timing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run -t under strace did not end within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let out = String::from_utf8_lossy(&reader.join().unwrap()).replace('\r', "");
+    assert_eq!(status.code(), Some(0), "{out}");
+    let traced: Vec<Value> = events(&out)
+        .into_iter()
+        .filter(|e| e["type"] == "syscall")
+        .collect();
+    let seen = parse_strace(&std::fs::read_to_string(&strace_out).unwrap());
+    assert_trace_is_what_strace_sees(&traced, &seen);
+    for want in ["setsid", "dup2", "ioctl"] {
+        assert!(
+            traced
+                .iter()
+                .any(|e| e["process"] == "container" && e["syscall"] == want),
+            "no {want} in the trace"
+        );
+    }
 }

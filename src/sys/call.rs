@@ -227,6 +227,7 @@ pub enum Ret {
     /// Most calls: `0`.
     Zero,
     /// `clone`: the child's pid in the parent, `0` in the child. `wait4`: the pid reaped.
+    /// `setsid`: the new session's id.
     Pid(i32),
     /// `wait4`: the pid reaped and its raw wait status.
     #[allow(missing_docs)]

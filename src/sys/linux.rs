@@ -235,8 +235,13 @@ impl Backend for Linux {
                 check(unsafe { libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid) })
             }
             Call::Setsid => {
-                // SAFETY: no arguments.
-                check_int(unsafe { libc::setsid() })
+                // SAFETY: no arguments. It returns the new session's id (this pid).
+                let rc = unsafe { libc::setsid() };
+                if rc < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Pid(rc))
+                }
             }
             Call::IoctlSetCtty { fd } => {
                 // SAFETY: TIOCSCTTY takes an integer argument.
