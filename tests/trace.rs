@@ -257,7 +257,7 @@ fn parse_strace(text: &str) -> Vec<Seen> {
                 Some(head) => format!("{head}{tail}"),
                 None => continue,
             }
-        } else if let Some(head) = rest.strip_suffix("<unfinished ...>") {
+        } else if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
             pending.insert(pid.to_string(), head.to_string());
             continue;
         } else {
@@ -292,7 +292,7 @@ fn parse_strace(text: &str) -> Vec<Seen> {
 
 /// `dockling run --rm --trace=json <args>` under `strace -f`: (the trace's syscall events,
 /// strace's calls).
-fn traced_and_seen(lab: &Lab, args: &[&str]) -> (Vec<Value>, Vec<Seen>) {
+fn traced_and_seen(lab: &Lab, args: &[&str], code: i32) -> (Vec<Value>, Vec<Seen>) {
     let strace_out = lab.dir.path().join("strace.txt");
     let o: common::Out = std::process::Command::new("strace")
         .args(["-f", "-qq", "-s", "200", "-o", strace_out.to_str().unwrap()])
@@ -306,7 +306,7 @@ fn traced_and_seen(lab: &Lab, args: &[&str]) -> (Vec<Value>, Vec<Seen>) {
         .output()
         .expect("strace is installed (scripts/test installs it)")
         .into();
-    o.expect_code(0);
+    o.expect_code(code);
     let traced: Vec<Value> = events(&o.stderr)
         .into_iter()
         .filter(|e| e["type"] == "syscall")
@@ -447,7 +447,7 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
 #[test]
 fn the_trace_is_what_strace_sees() {
     let lab = Lab::with_busybox();
-    let (traced, seen) = traced_and_seen(&lab, &["-m", "64m", "busybox", "true"]);
+    let (traced, seen) = traced_and_seen(&lab, &["-m", "64m", "busybox", "true"], 0);
     assert_trace_is_what_strace_sees(&traced, &seen);
     // The engine side is in it: the re-exec, the channel, the signal mask, the cgroup knobs.
     for want in [
@@ -488,8 +488,51 @@ fn the_trace_is_what_strace_sees_with_chroot_copy_a_workdir_and_a_user() {
             "busybox",
             "true",
         ],
+        0,
     );
     assert_trace_is_what_strace_sees(&traced, &seen);
+}
+
+#[test]
+fn the_trace_is_what_strace_sees_when_the_program_is_missing() {
+    // The failure path: the child reports 127 and exits, the engine kills and reaps it.
+    let lab = Lab::with_busybox();
+    let (traced, seen) = traced_and_seen(&lab, &["busybox", "no-such-program"], 127);
+    let engine = seen.first().unwrap().pid.clone();
+    assert!(
+        !seen.iter().any(|s| s.pid != engine && s.name == "execve"),
+        "nothing was executed in the container"
+    );
+    // No execve of the container's program to anchor the completeness check on: compare
+    // the calls the trace reports.
+    let mut cursor = 0;
+    for e in traced.iter().filter(|e| e["process"] == "engine") {
+        let name = e["syscall"].as_str().unwrap();
+        let args = normalise(e["args"].as_str().unwrap());
+        let result = match e["errno"].as_str() {
+            Some(errno) => format!("-1 {errno}"),
+            None => e["result"].as_i64().unwrap().to_string(),
+        };
+        let k = seen[cursor..]
+            .iter()
+            .position(|s| s.pid == engine && s.name == name && s.args == args && s.result == result)
+            .unwrap_or_else(|| panic!("not what strace saw: {name}({args}) = {result}"));
+        cursor += k + 1;
+    }
+    assert!(
+        traced.iter().any(|e| e["syscall"] == "kill")
+            && traced.iter().any(|e| e["syscall"] == "wait4"),
+        "the engine kills and reaps the failed child, traced"
+    );
+    for e in traced
+        .iter()
+        .filter(|e| e["syscall"] == "kill" || e["syscall"] == "wait4")
+    {
+        assert_eq!(
+            e["step"], "process.cleanup",
+            "undoing is the cleanup step: {e}"
+        );
+    }
 }
 
 #[test]

@@ -253,6 +253,8 @@ pub fn start(
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
+            // Undoing is the cleanup step's work, whatever step failed.
+            sys.tracer.step_without_pause(StepId::Cleanup);
             io::restore_signals(sys, old_mask);
             // Reap the child if it is still there (it exits right after reporting).
             if !dry {

@@ -227,8 +227,18 @@ impl Tracer {
     /// Enter a step done another way because of a flag (see [`crate::plan::VARIANTS`]): its
     /// title is the variant's, and the JSON event says `"variant"`.
     pub fn step_variant(&self, id: StepId, variant: Option<&'static str>) -> Result<(), Aborted> {
+        self.enter(id, variant, self.pause)
+    }
+
+    /// Enter a step without pausing, even with `--step`: the undo after a failure or an abort
+    /// (the user already answered, or there is nothing left to decide).
+    pub fn step_without_pause(&self, id: StepId) {
+        let _ = self.enter(id, None, false);
+    }
+
+    fn enter(&self, id: StepId, variant: Option<&'static str>, pause: bool) -> Result<(), Aborted> {
         self.state.borrow_mut().current = Some(id);
-        if self.format.is_none() && !self.pause {
+        if self.format.is_none() && !pause {
             // Nobody is watching: skip the catalog (parsing it costs more than a step).
             return Ok(());
         }
@@ -259,7 +269,7 @@ impl Tracer {
             }
             None => {}
         }
-        if self.pause {
+        if pause {
             let look = text.map(|t| self.fill(&t.look)).unwrap_or_default();
             return self.wait_for_user(id, title, &look);
         }
