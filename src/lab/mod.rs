@@ -379,12 +379,10 @@ fn catalog(addr: &str) -> Vec<String> {
         return Vec::new();
     };
     let get = |path: String| -> Option<serde_json::Value> {
-        let body = client
-            .get(format!("http://{addr}{path}"))
-            .send()
-            .ok()?
-            .bytes()
-            .ok()?;
+        let resp = client.get(format!("http://{addr}{path}")).send().ok()?;
+        // A catalog page of 100 names is far below 4 MiB; never read more.
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(resp, 4 << 20), &mut body).ok()?;
         serde_json::from_slice(&body).ok()
     };
     let mut out = Vec::new();

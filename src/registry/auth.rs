@@ -141,9 +141,14 @@ impl Auth {
                         resp.status()
                     )));
                 }
-                let bytes = resp
-                    .bytes()
-                    .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
+                // Read no more than the limit (plus one byte to notice more): a token server
+                // sending without end must not fill memory.
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(resp, MAX_TOKEN as u64 + 1),
+                    &mut bytes,
+                )
+                .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
                 if bytes.len() > MAX_TOKEN {
                     return Err(Error::Usage(format!(
                         "token server {realm}: the answer is larger than 1 MiB"

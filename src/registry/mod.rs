@@ -236,7 +236,11 @@ impl Registry {
 /// The error for an unexpected HTTP status, with what the user can do.
 pub fn status_error(what: &str, reference: &Reference, resp: Response) -> Error {
     let status = resp.status();
-    let body: String = resp.text().unwrap_or_default().chars().take(300).collect();
+    // The first bytes of the body say why; no more are read (a hostile registry could send
+    // an error page without end).
+    let mut head = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(resp, 1024), &mut head);
+    let body: String = String::from_utf8_lossy(&head).chars().take(300).collect();
     match status {
         StatusCode::NOT_FOUND => Error::NotFound(format!("{what} of {reference} not found: check the name and tag ({body})")),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Usage(format!(
