@@ -3,7 +3,8 @@
 //! Every blob is written to a temporary name in the same directory, its digest checked, then
 //! renamed into place; `index.json` is rewritten the same way under an exclusive `flock`, so
 //! concurrent commands never lose each other's tags and a crash leaves either the old or the
-//! new index. Temporary names start with `.tmp-` and are ignored (and cleaned) later.
+//! new index. Temporary names start with `.tmp-` and are ignored (and cleaned) later. Only
+//! root may enter the store's directories (`secure_root`): they hold images' setuid files.
 
 use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};

@@ -6,7 +6,8 @@
 //! not apply here. Authentication follows the registry's `WWW-Authenticate` challenge:
 //! `Basic` (credentials sent as asked) or `Bearer` (a token fetched from the named realm for
 //! the service and scope, cached per scope). Every byte received is checked against its
-//! digest before it is stored.
+//! digest before it is stored, and every read is bounded (a registry is untrusted input too).
+//! Credentials and tokens go to the registry's own origin only (`same_origin`).
 
 pub mod auth;
 pub mod auth_store;
