@@ -841,3 +841,51 @@ fn a_mirror_that_challenges_gets_its_own_credentials_never_docker_hubs() {
         );
     }
 }
+
+#[test]
+fn a_foreign_layer_comes_from_the_registry_never_from_its_urls() {
+    let fake = Fake::start();
+    let elsewhere = Fake::start();
+    let (m, _, l) = image();
+    let mut foreign: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    foreign["layers"][0]["mediaType"] =
+        json!("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip");
+    foreign["layers"][0]["urls"] =
+        json!([format!("http://127.0.0.1:{}/foreign/layer", elsewhere.port)]);
+    elsewhere.route(
+        "/foreign/layer",
+        vec![ok("application/octet-stream", l.clone())],
+    );
+    // The registry holds it: pulled from there like any layer.
+    let lab = Lab::new();
+    serve_manifest(
+        &fake,
+        "f/held",
+        &foreign,
+        vec![ok("application/octet-stream", l.clone())],
+    );
+    lab.cmd(&["pull", &fake.name("f/held:v1")]).expect_code(0);
+    // The registry does not hold it: a clear error, and the URL is not tried.
+    let lab = Lab::new();
+    serve_manifest(
+        &fake,
+        "f/missing",
+        &foreign,
+        vec![Answer {
+            status: 404,
+            ..Default::default()
+        }],
+    );
+    let out = lab.cmd(&["pull", &fake.name("f/missing:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr.contains(&format!(
+            "layer {} is a non-distributable (application/vnd.docker.image.rootfs.foreign.diff.tar.gzip) layer the registry does not hold, and dockling never downloads layers from the URLs an image names",
+            digest(&l)
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_clean(&lab);
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+}

@@ -248,9 +248,7 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> crate::error::Result<()
 /// were any.
 pub fn remove(registry: &str) -> crate::error::Result<bool> {
     let path = own_file();
-    let Some(mut v) = read_json(&path) else {
-        return Ok(false);
-    };
+    let mut v = read_own(&path)?;
     if let Some(helper) = helper_in(&v, registry) {
         return Ok(run_helper(&helper, "erase", &key(registry)).is_ok());
     }

@@ -76,6 +76,11 @@ pub fn same_origin(base: &str, url: &reqwest::Url) -> bool {
         && base.port_or_known_default() == url.port_or_known_default()
 }
 
+/// True if a redirect from `from` to `to` leaves https for plain text.
+pub fn is_downgrade(from: &reqwest::Url, to: &reqwest::Url) -> bool {
+    from.scheme() == "https" && to.scheme() != "https"
+}
+
 /// The registry name a mirror URL is known by in stored credentials (`host[:port]`), so a
 /// mirror gets its own credentials, never Docker Hub's.
 pub fn mirror_name(base: &str) -> String {
@@ -104,9 +109,10 @@ impl Registry {
             // storage); a redirect from https down to plain http is refused outright, since
             // on the same host and port it would carry the credentials in clear text.
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                let downgrade = attempt.previous().last().is_some_and(|from| {
-                    from.scheme() == "https" && attempt.url().scheme() != "https"
-                });
+                let downgrade = attempt
+                    .previous()
+                    .last()
+                    .is_some_and(|from| is_downgrade(from, attempt.url()));
                 if downgrade {
                     let to = attempt.url().to_string();
                     return attempt.error(format!(
@@ -298,6 +304,23 @@ mod tests {
         assert!(!same_origin(
             "http://127.0.0.1:5000",
             &url("http://127.0.0.1:5001/v2/")
+        ));
+    }
+
+    #[test]
+    fn a_redirect_from_https_to_http_is_a_downgrade() {
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert!(is_downgrade(
+            &url("https://r.example:5000/v2/"),
+            &url("http://r.example:5000/b")
+        ));
+        assert!(!is_downgrade(
+            &url("https://r.example/v2/"),
+            &url("https://cdn.example/b")
+        ));
+        assert!(!is_downgrade(
+            &url("http://127.0.0.1:5000/v2/"),
+            &url("http://127.0.0.1:5001/b")
         ));
     }
 
