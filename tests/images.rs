@@ -208,7 +208,16 @@ fn a_setuid_file_in_a_layer_is_out_of_reach_of_other_users_cve_2021_41091() {
     // The test's own directory is 0700; open it up so only the store's modes protect it.
     std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let tar = setuid_tar(lab.dir.path());
-    let imported = lab.cmd(&["import", tar.to_str().unwrap(), "suid"]);
+    // Under umask 000: the modes come from mkdir itself, which the umask can only narrow.
+    let mut import = lab.command(&["import", tar.to_str().unwrap(), "suid"]);
+    // SAFETY: umask(2) is async-signal-safe and only changes the child's own mask.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut import, || {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let imported: common::Out = import.output().unwrap().into();
     imported.expect_code(0);
     assert_eq!(imported.stderr, "", "a new store needs no repair");
     let root = lab.root();
@@ -231,6 +240,30 @@ fn a_setuid_file_in_a_layer_is_out_of_reach_of_other_users_cve_2021_41091() {
     // The root itself stays traversable (0711): the refusal comes from layers/.
     let (code, stderr) = stat_as_nobody(&root);
     assert_eq!(code, 0, "{stderr}");
+    // Another user running dockling gets told why it cannot, not a bare EACCES.
+    let mut images = lab.command(&["images"]);
+    images.env("HOME", "/nonexistent");
+    // SAFETY: setgid/setuid are async-signal-safe; they drop the child to nobody before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut images, || {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let images: common::Out = images.output().unwrap().into();
+    images.expect_code(125);
+    assert!(
+        images
+            .stderr
+            .contains("permission denied: the store is root's alone"),
+        "{}",
+        images.stderr
+    );
 }
 
 #[test]

@@ -128,13 +128,24 @@ pub const PRIVATE_DIRS: [&str; 3] = ["oci", "layers", "containers"];
 /// with wider permissions, even for a moment; the umask can only narrow them further.
 pub fn secure_root(root: &Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    // Another user than root meets a store only root may enter: say so, not just EACCES.
+    let fail = |what: &'static str, path: &Path, e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::Usage(format!(
+                "{what} {}: permission denied: the store is root's alone (it holds images' setuid files and device nodes): run dockling as root (sudo)",
+                path.display()
+            ))
+        } else {
+            Error::io(what, path)(e)
+        }
+    };
     if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+        fs::create_dir_all(parent).map_err(|e| fail("create", parent, e))?;
     }
     let create = |path: &Path, mode: u32| match fs::DirBuilder::new().mode(mode).create(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io("create", path)(e)),
+        Err(e) => Err(fail("create", path, e)),
     };
     create(root, 0o711)?;
     let mut tightened = Vec::new();
@@ -159,7 +170,7 @@ pub fn secure_root(root: &Path) -> Result<()> {
                     "{} is not a directory (a symlink?): the store's directories must be real ones; move it away and run again",
                     path.display()
                 )),
-                _ => Error::io("open", &path)(e),
+                _ => fail("open", &path, e),
             })?;
         let mode = dir.metadata().map_err(Error::io("stat", &path))?.mode() & 0o7777;
         if mode & forbidden != 0 {
