@@ -11,6 +11,15 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
     let addr = format!("127.0.0.1:{}", free_port());
     let up = lab.cmd(&["lab", "up", "--addr", &addr]);
     up.expect_code(0);
+    // A store made by `lab up` has the store's modes from the start (nothing to repair).
+    assert_eq!(up.stderr, "", "lab up said on stderr");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(lab.root()), 0o711);
+        assert_eq!(mode(lab.root().join("oci")), 0o700);
+    }
     let show = |text: &str| {
         let text = lab
             .filter(text)

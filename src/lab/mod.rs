@@ -133,6 +133,10 @@ impl Lab {
             )));
         }
         loopback(addr)?;
+        // The store root gets its modes before the lab's directory is made inside it.
+        if let Some(root) = self.dir.parent() {
+            crate::image::store::secure_root(root)?;
+        }
         fs::create_dir_all(self.dir.join("registry")).map_err(Error::io("create", &self.dir))?;
         let state = self.state();
         let running = state
