@@ -1,7 +1,9 @@
 //! `pull`: manifest (choosing this platform from an index), config, layers in parallel, each
 //! verified against its digest while it streams, then unpacked once and checked against the
 //! config's `diff_ids`. Nothing half-written is ever visible in the store: blobs land under a
-//! temporary name and are renamed only once their digest matches.
+//! temporary name and are renamed only once their digest matches. The registry is untrusted:
+//! a manifest is read up to 4 MiB, a config up to 8 MiB, a blob up to its descriptor's size
+//! and not a byte further, and a layer type not known here is refused by name.
 
 use std::io::{Read, Write};
 
