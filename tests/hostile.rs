@@ -10,3 +10,5 @@ mod common;
 mod devices;
 #[path = "hostile/rootfs.rs"]
 mod rootfs;
+#[path = "hostile/registry.rs"]
+mod registry;

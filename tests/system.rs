@@ -51,4 +51,9 @@ fn system_check_reports_a_world_traversable_store() {
         "{}",
         o.stderr
     );
+    // As the line says: the next command that opens the store tightens it.
+    let images = lab.cmd(&["images"]);
+    images.expect_code(0);
+    assert!(images.stderr.contains("tightened"), "{}", images.stderr);
+    lab.cmd(&["system", "check"]).expect_code(0);
 }
