@@ -88,6 +88,29 @@ struct NewLayer {
 pub struct Store {
     oci: PathBuf,
     layers: PathBuf,
+    limits: crate::layers::unpack::Limits,
+}
+
+/// Reads at most `max` bytes of `inner`; one more is an error, and `over` says so.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    over: bool,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            self.over = true;
+            return Err(std::io::Error::other("larger than max-layer-size"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// The hex part of a `sha256:<64 lowercase hex>` digest, checked before it names a file.
@@ -130,7 +153,17 @@ impl Store {
         if !index.exists() {
             write_atomic(&index, br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#)?;
         }
-        Ok(Store { oci, layers })
+        Ok(Store {
+            oci,
+            layers,
+            limits: Default::default(),
+        })
+    }
+
+    /// The same store, refusing layers beyond `limits` (from the config file) when it unpacks
+    /// or imports them.
+    pub fn with_limits(self, limits: crate::layers::unpack::Limits) -> Store {
+        Store { limits, ..self }
     }
 
     /// Where the uncompressed size of the layer with diff_id `hex` is recorded.
@@ -262,10 +295,17 @@ impl Store {
             let head = input.fill_buf().map_err(Error::io("read", src))?;
             head.starts_with(&[0x1f, 0x8b])
         };
-        let mut reader: Box<dyn Read> = if gz {
+        let reader: Box<dyn Read> = if gz {
             Box::new(flate2::read::GzDecoder::new(input))
         } else {
             Box::new(input)
+        };
+        // The uncompressed tar is stored as a blob: a decompression bomb is cut off here,
+        // before it fills the disk (the blob's temporary file is removed).
+        let mut reader = Capped {
+            inner: reader,
+            left: self.limits.max_size,
+            over: false,
         };
 
         // Stream the uncompressed layer into a blob, hashing as we go: its digest is both the
@@ -273,6 +313,7 @@ impl Store {
         let (layer_digest, size) =
             self.ingest(&mut reader, None, &mut |_| {})
                 .map_err(|e| match e {
+                    Ingest::Read(_) if reader.over => self.limits.too_big(src),
                     Ingest::Read(e) => Error::Usage(format!(
                         "read {src}: {e}: is it a tar file (plain or gzip)?"
                     )),
@@ -512,9 +553,15 @@ impl Store {
             hash: Sha256::new(),
             n: 0,
         };
-        let result = crate::layers::unpack::unpack(&mut reader, &tmp).and_then(|_| {
-            // Hash what the tar reader left unread (end-of-archive padding) too.
-            std::io::copy(&mut reader, &mut std::io::sink()).map_err(Error::io("read", &path))?;
+        let result = crate::layers::unpack::unpack(&mut reader, &tmp, blob, &self.limits)
+            .and_then(|_| {
+            // Hash what the tar reader left unread (end-of-archive padding) too, within the
+            // same limit: a small tar followed by terabytes of compressed zeros is a bomb too.
+            let left = self.limits.max_size.saturating_sub(reader.n);
+            let mut rest = Capped { inner: &mut reader, left, over: false };
+            if let Err(e) = std::io::copy(&mut rest, &mut std::io::sink()) {
+                return Err(if rest.over { self.limits.too_big(blob) } else { Error::io("read", &path)(e) });
+            }
             let got = hex::encode(reader.hash.finalize_reset());
             if got != hex {
                 return Err(Error::Corrupt(format!(
