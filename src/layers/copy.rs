@@ -6,7 +6,6 @@
 //! inside `dest`, so a symlink from a lower layer can never redirect a copy out of it.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -26,10 +25,13 @@ pub struct CopyStats {
     pub elapsed: Duration,
 }
 
+/// A directory copied: path, its (dev, inode) in `dest`, uid, gid, mode, mtime.
+type DirMeta = (PathBuf, (u64, u64), u32, u32, u32, i64);
+
 struct Flattener<'a> {
     root: BorrowedFd<'a>,
     stats: CopyStats,
-    dirs: Vec<(PathBuf, u32, u32, u32, i64)>,
+    dirs: Vec<DirMeta>,
     /// (dev, inode) of a source file already copied in this layer → where it went.
     links: HashMap<(u64, u64), PathBuf>,
 }
@@ -64,20 +66,21 @@ impl Flattener<'_> {
             if ft.is_dir() {
                 let opaque =
                     safefs::get_xattr(&src, "trusted.overlay.opaque").as_deref() == Some(b"y");
-                let exists_as_dir = safefs::openat2(
-                    p,
-                    Path::new(&name),
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                    0,
-                    libc::RESOLVE_BENEATH,
-                )
-                .is_ok();
+                // Only "nothing there" or "something else there" decide; any other error
+                // (EMFILE, ENOMEM...) stops the copy instead of deleting a tree.
+                let exists_as_dir = match safefs::stat_at(p, &name) {
+                    Ok(st) => st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+                    Err(e) => return Err(err(&rel_path, e)),
+                };
                 if opaque || !exists_as_dir {
                     safefs::remove_at(p, &name).map_err(|e| err(&rel_path, e))?;
                     safefs::mkdir_at(p, &name, 0o755).map_err(|e| err(&rel_path, e))?;
                 }
+                let st = safefs::stat_at(p, &name).map_err(|e| err(&rel_path, e))?;
                 self.dirs.push((
                     rel_path.clone(),
+                    safefs::identity(&st),
                     meta.uid(),
                     meta.gid(),
                     meta.mode() & 0o7777,
@@ -117,8 +120,15 @@ impl Flattener<'_> {
                 let mut to = safefs::create_at(p, &name).map_err(|e| err(&rel_path, e))?;
                 self.stats.bytes +=
                     std::io::copy(&mut from, &mut to).map_err(|e| err(&rel_path, e))?;
-                safefs::set_meta_at(p, &name, owner, Some(mode), meta.mtime())
-                    .map_err(|e| err(&rel_path, e))?;
+                // Through the fd just written: owner, then file capabilities (chown clears
+                // them), then the mode (chown clears setuid too), then times.
+                let fd = to.as_fd();
+                safefs::chown_fd(fd, (meta.uid(), meta.gid())).map_err(|e| err(&rel_path, e))?;
+                if let Some(cap) = safefs::get_xattr(&src, "security.capability") {
+                    safefs::set_xattr_fd(fd, "security.capability", &cap)
+                        .map_err(|e| err(&rel_path, e))?;
+                }
+                safefs::set_meta_fd(fd, None, mode, meta.mtime()).map_err(|e| err(&rel_path, e))?;
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&src).map_err(|e| err(&src, e))?;
                 safefs::symlink_at(&target, p, &name).map_err(|e| err(&rel_path, e))?;
@@ -154,25 +164,13 @@ pub fn flatten(lowers: &[PathBuf], dest: &Path) -> Result<CopyStats> {
     }
     f.dirs
         .sort_by_key(|(p, ..)| std::cmp::Reverse(p.components().count()));
-    for (path, uid, gid, mode, mtime) in std::mem::take(&mut f.dirs) {
-        let (Some(name), parent) = (path.file_name(), path.parent().unwrap_or(Path::new("")))
-        else {
-            continue;
-        };
-        if let Ok(dir) = safefs::openat2(
-            f.root,
-            &safefs::relative(parent),
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            safefs::IN_ROOT,
-        ) {
-            let _ = safefs::set_meta_at(
-                dir.as_fd(),
-                OsStr::new(name),
-                Some((uid, gid)),
-                Some(mode),
-                mtime,
-            );
+    // Directory owners, modes and times last (deepest first), each through an fd of the
+    // directory itself: a directory of a lower layer that an upper layer replaced with a
+    // symlink (to the host, say) is left alone, never followed.
+    for (path, id, uid, gid, mode, mtime) in std::mem::take(&mut f.dirs) {
+        if let Some(dir) = safefs::open_dir_if(f.root, &path, id).map_err(|e| err(&path, e))? {
+            safefs::set_meta_fd(dir.as_fd(), Some((uid, gid)), mode, mtime)
+                .map_err(|e| err(&path, e))?;
         }
     }
     f.stats.elapsed = start.elapsed();
@@ -182,6 +180,48 @@ pub fn flatten(lowers: &[PathBuf], dest: &Path) -> Result<CopyStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Mode, owner, mtime and content of a host file.
+    fn host_state(p: &Path) -> (u32, u32, u32, i64, i64, Vec<u8>) {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.mtime(),
+            m.mtime_nsec(),
+            std::fs::read(p).unwrap(),
+        )
+    }
+
+    /// Issue 8, escape 1 for `--layers copy`: a lower layer's directory `d` (04777) and an
+    /// upper layer's symlink `d -> <host file>`; the deferred directory pass chmodded the host
+    /// file through the symlink.
+    #[test]
+    fn copy_chmods_a_host_file_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (l1, l2, dest, host) = (
+            tmp.path().join("l1"),
+            tmp.path().join("l2"),
+            tmp.path().join("dest"),
+            tmp.path().join("host"),
+        );
+        for d in [&l1, &l2, &dest] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(&host, "host secret").unwrap();
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&host, Some(1234), Some(4321)).unwrap();
+        let before = host_state(&host);
+        std::fs::create_dir(l1.join("d")).unwrap();
+        std::fs::set_permissions(l1.join("d"), std::fs::Permissions::from_mode(0o4777)).unwrap();
+        std::os::unix::fs::symlink(&host, l2.join("d")).unwrap();
+        flatten(&[l1, l2], &dest).unwrap();
+        assert_eq!(host_state(&host), before, "host file changed");
+        assert_eq!(std::fs::read_link(dest.join("d")).unwrap(), host);
+    }
 
     #[test]
     fn whiteouts_and_opaque_dirs_hide_lower_layers() {
