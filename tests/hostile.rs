@@ -6,3 +6,5 @@
 //! One module per area (`tests/hostile/<area>.rs`), named after what each case attacks.
 
 mod common;
+#[path = "hostile/unpack.rs"]
+mod unpack;

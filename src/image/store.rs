@@ -320,7 +320,11 @@ impl Store {
                     Ingest::Store(e) => e,
                     Ingest::Mismatch(_) => unreachable!("no digest was expected"),
                 })?;
-        self.ensure_unpacked(&layer_digest, &layer_digest)?;
+        if let Err(e) = self.ensure_unpacked(&layer_digest, &layer_digest) {
+            // A layer refused while unpacking leaves no blob behind (unless an image has it).
+            let _ = self.discard_unused(std::slice::from_ref(&layer_digest), &[]);
+            return Err(e);
+        }
 
         let now = crate::container::now_rfc3339();
         let mut history = json!({"created": now, "created_by": format!("dockling import {src}")});
