@@ -213,8 +213,8 @@ pub fn remove_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> 
                 libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
             )?;
             let entries: Vec<std::ffi::OsString> = std::fs::read_dir(fd_path(&sub))?
-                .filter_map(|e| e.ok().map(|e| e.file_name()))
-                .collect();
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<io::Result<_>>()?;
             for e in entries {
                 remove_at(sub.as_fd(), &e)?;
             }
