@@ -87,6 +87,8 @@ struct Count {
     real: Cell<u64>,
     /// Zero bytes made up after the layer ended inside a 512-byte block.
     made_up: Cell<u64>,
+    /// Bytes of sparse files' holes (not in the stream).
+    holes: Cell<u64>,
     /// The layer went over `max_size`.
     over: Cell<bool>,
 }
@@ -111,7 +113,7 @@ impl<R: Read> Read for Stream<R> {
             let n = self.inner.read(buf)?;
             if n > 0 {
                 c.real.set(c.real.get() + n as u64);
-                if c.real.get() > self.max {
+                if c.real.get().saturating_add(c.holes.get()) > self.max {
                     c.over.set(true);
                     return Err(std::io::Error::other("layer larger than max-layer-size"));
                 }
@@ -456,6 +458,20 @@ fn unpack_entry<R: Read>(
         }
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
             let sparse = kind == EntryType::GNUSparse;
+            if sparse {
+                // Its holes cost no bytes of the stream, but a copy of the file (`--layers
+                // copy`, `commit`) writes them out: they count against the size limit too.
+                let holes = entry
+                    .size()
+                    .saturating_sub(entry.header().entry_size().unwrap_or(0));
+                ctx.count
+                    .holes
+                    .set(ctx.count.holes.get().saturating_add(holes));
+                if ctx.count.real.get().saturating_add(ctx.count.holes.get()) > ctx.limits.max_size
+                {
+                    return Err(ctx.limits.too_big(ctx.layer));
+                }
+            }
             let mut f = replacing(p, &name, replaced, || safefs::create_at(p, &name))
                 .map_err(|e| bad(&e))?;
             let n = copy_data(entry, &mut f, sparse, buf).map_err(|e| ctx.read(Some(raw), e))?;

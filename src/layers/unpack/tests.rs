@@ -524,6 +524,16 @@ fn gnu_sparse_files_unpack_with_their_holes() {
     tar.extend_from_slice(b"hello");
     tar.resize(1024 + 1024, 0);
     let c = case();
+    let small = Limits {
+        max_size: 1 << 20,
+        ..Limits::default()
+    };
+    let err = unpack(&tar[..], &c.dest, "test-layer", &small).unwrap_err();
+    assert!(
+        err.to_string().contains("max-layer-size"),
+        "holes count: {err}"
+    );
+    let c = case();
     let s = c.run_tar(&tar).unwrap();
     assert_eq!((s.files, s.bytes), (1, real));
     let p = c.dest.join("sparse");
