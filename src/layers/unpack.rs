@@ -152,7 +152,7 @@ impl Ctx<'_> {
         }
         match entry {
             Some(p) => self.bad(p, e),
-            None => Error::Corrupt(format!("layer {}: not a valid tar stream: {e}", self.layer)),
+            None => Error::Corrupt(format!("layer {}: not a valid tar stream ({e}): the layer is corrupt, or the file imported is not a tar (plain or gzip)", self.layer)),
         }
     }
 }
@@ -256,7 +256,7 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str, limits: &Limits) -> R
         }
         let raw = entry.path().map_err(|e| ctx.read(None, e))?.into_owned();
         let mut replaced = false;
-        let outcome = unpack_entry(
+        unpack_entry(
             &ctx,
             &mut entry,
             &raw,
@@ -267,8 +267,7 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str, limits: &Limits) -> R
             &mut replaced,
             &mut buf,
             &owner,
-        );
-        outcome?;
+        )?;
         // Skip what is left of the entry's data now (the tar reader would), so that a
         // truncated entry is refused whatever its type: its data must come from the layer,
         // not from made-up padding.
@@ -451,7 +450,7 @@ fn unpack_entry<R: Read>(
             dir_meta.push(DirMeta {
                 path: path.clone(),
                 id: safefs::identity(&st),
-                owner: Some((uid, gid)),
+                owner: owner(uid, gid),
                 mode,
                 mtime,
             });
