@@ -1102,6 +1102,41 @@ mod tests {
     }
 
     #[test]
+    fn a_small_layer_trailed_by_a_flood_of_zeros_is_refused_as_a_bomb() {
+        let tmp = tempfile::tempdir().unwrap();
+        let limits = crate::layers::unpack::Limits {
+            max_size: 1 << 20,
+            ..Default::default()
+        };
+        let store = Store::open(&tmp.path().join("root"))
+            .unwrap()
+            .with_limits(limits);
+        // A valid tar, then megabytes after its end: compressed, a few kilobytes.
+        let mut tar = rootfs_tar();
+        tar.resize(tar.len() + (4 << 20), 0);
+        let diff_id = digest_of(&tar);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&tar).unwrap();
+        let (blob, size) = store.write_blob(&gz.finish().unwrap()).unwrap();
+        assert!(size < 64 << 10);
+        let err = store
+            .ensure_unpacked(&blob, &diff_id)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("layer {blob}: refused")) && err.contains("max-layer-size"),
+            "{err}"
+        );
+        let left: Vec<_> = fs::read_dir(tmp.path().join("root/layers/sha256"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        // The same layer within the limit unpacks.
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        store.ensure_unpacked(&blob, &diff_id).unwrap();
+    }
+
+    #[test]
     fn zstd_layers_unpack_and_are_checked_against_their_diff_id() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("root")).unwrap();

@@ -571,3 +571,48 @@ fn decompression_bombs_are_refused_by_the_configured_limits() {
     // Within the limits, the same store imports.
     c.import(&tar_of(&many[..50]), "fine").expect_code(0);
 }
+
+/// Issue 8, item 9: a whiteout and a file of the same name in the same layer: the file stays
+/// (whiteouts hide only lower layers), whichever comes first, with overlayfs and with
+/// `--layers copy`; a whiteout of a lower layer's file still hides it.
+#[test]
+fn a_whiteout_hides_only_lower_layers() {
+    let c = Case::new();
+    image_on_busybox(
+        &c.lab,
+        "whiteouts",
+        &[
+            tar_of(&[
+                E::File("etc/a", "lower", 0o644),
+                E::File("etc/b", "lower", 0o644),
+                E::File("etc/gone", "lower", 0o644),
+            ]),
+            tar_of(&[
+                E::File("etc/a", "upper a", 0o644),
+                E::File("etc/.wh.a", "", 0o644),
+                E::File("etc/.wh.b", "", 0o644),
+                E::File("etc/b", "upper b", 0o644),
+                E::File("etc/.wh.gone", "", 0o644),
+            ]),
+        ],
+    );
+    for layers in ["overlay", "copy"] {
+        let out = c.lab.run(&[
+            "--network",
+            "none",
+            "--layers",
+            layers,
+            "whiteouts",
+            "sh",
+            "-c",
+            "cat /etc/a /etc/b; test -e /etc/gone && echo gone-is-there || echo gone-is-hidden",
+        ]);
+        out.expect_code(0);
+        assert_eq!(
+            out.stdout, "upper aupper bgone-is-hidden\n",
+            "--layers {layers}"
+        );
+    }
+    c.bait_untouched();
+    c.store_still_works();
+}
