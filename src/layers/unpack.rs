@@ -384,19 +384,22 @@ fn unpack_entry<R: Read>(
     } else {
         (0, 0)
     };
-    let name_str = name.to_string_lossy().into_owned();
+    // Bytes, not text: a name need not be UTF-8.
+    let hidden = std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str())
+        .strip_prefix(b".wh.")
+        .map(<OsStr as std::os::unix::ffi::OsStrExt>::from_bytes);
 
     let parent = parent_of(ctx, root, raw, &path, cache)?;
     let p = parent.as_fd();
 
-    if let Some(hidden) = name_str.strip_prefix(".wh.") {
+    if let Some(hidden) = hidden {
         stats.whiteouts += 1;
         if hidden == ".wh..opq" {
             // The directory hides what lower layers put in it (what this layer puts in it stays).
             return safefs::set_xattr_at(p, OsStr::new("."), "trusted.overlay.opaque", b"y")
                 .map_err(|e| bad(&format!("opaque directory: {e}")));
         }
-        if hidden.starts_with(".wh.") {
+        if hidden.as_encoded_bytes().starts_with(b".wh.") {
             // Other `.wh..wh.` names are AUFS's own bookkeeping (`.wh..wh.plnk`), skipped as
             // Docker skips them.
             return Ok(());
@@ -409,7 +412,7 @@ fn unpack_entry<R: Read>(
         // Whiteouts hide only lower layers (OCI image spec, "Whiteouts"): a file this layer
         // has of the same name stays, whichever comes first in the tar (an entry after the
         // whiteout replaces it; a whiteout after the entry finds it there and leaves it).
-        return match safefs::mknod_at(p, OsStr::new(hidden), libc::S_IFCHR, 0, 0) {
+        return match safefs::mknod_at(p, hidden, libc::S_IFCHR, 0, 0) {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             Err(e) => Err(bad(&format!("whiteout: {e}"))),
