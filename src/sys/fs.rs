@@ -541,6 +541,37 @@ pub fn set_xattr_at(
     })
 }
 
+/// Read an extended attribute of `name` in `dir` (never following a symlink): `None` when it
+/// has none of that name (or the file system keeps no xattrs).
+pub fn get_xattr_at(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    key: &str,
+) -> io::Result<Option<Vec<u8>>> {
+    let fd = openat2(
+        dir,
+        Path::new(name),
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+    )?;
+    let p = cname(fd_path(&fd).as_os_str())?;
+    let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid C strings and a live buffer of the given length; getxattr follows the
+    // magic link to exactly the object the O_PATH fd refers to (lgetxattr would read the link).
+    let n = unsafe { libc::getxattr(p.as_ptr(), k.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA | libc::ENOTSUP) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    buf.truncate(n as usize);
+    Ok(Some(buf))
+}
+
 /// Read an extended attribute of `path` itself (not following a final symlink).
 pub fn get_xattr(path: &Path, key: &str) -> Option<Vec<u8>> {
     let p = cname(path.as_os_str()).ok()?;
