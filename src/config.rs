@@ -36,6 +36,11 @@ pub struct Config {
     pub registry_mirrors: Option<Vec<String>>,
     /// Registries reached over plain HTTP.
     pub insecure_registries: Option<Vec<String>>,
+    /// Largest layer accepted, uncompressed (`64g`, `500m`, or bytes; default 64g): a bigger
+    /// one is refused as a decompression bomb.
+    pub max_layer_size: Option<serde_yaml::Value>,
+    /// Most entries (files, directories, links) a layer may have (default 4194304).
+    pub max_layer_entries: Option<u64>,
 }
 
 impl Config {
@@ -69,6 +74,43 @@ impl Config {
         }
         serde_yaml::from_str(text)
     }
+}
+
+impl Config {
+    /// The layer limits, defaults filled in.
+    pub fn layer_limits(&self) -> Result<crate::layers::unpack::Limits> {
+        let mut limits = crate::layers::unpack::Limits::default();
+        if let Some(v) = &self.max_layer_size {
+            let text = match v {
+                serde_yaml::Value::Number(n) => n.to_string(),
+                serde_yaml::Value::String(s) => s.clone(),
+                _ => String::new(),
+            };
+            limits.max_size = parse_size(&text).ok_or_else(|| {
+                Error::Usage(format!(
+                    "config: max-layer-size {text:?} is not a size: use a number of bytes with an optional unit k, m, g, t (like 64g)"
+                ))
+            })?;
+        }
+        if let Some(n) = self.max_layer_entries {
+            limits.max_entries = n;
+        }
+        Ok(limits)
+    }
+}
+
+/// `1024`, `512k`, `64m`, `64g`, `1t` (binary units, an optional `b`/`ib` after the unit).
+fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.trim_end_matches("ib").trim_end_matches('b');
+    let (num, shift) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 10),
+        'm' => (&t[..t.len() - 1], 20),
+        'g' => (&t[..t.len() - 1], 30),
+        't' => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 /// The comment `lab up` writes above the mirror it adds.
@@ -207,6 +249,25 @@ mod tests {
             Config::parse("layers: copy\nrootfs: chroot\ncgroups: false\nnetwork: host\n").unwrap();
         assert_eq!(c.layers, Some(crate::spec::LayersMode::Copy));
         assert_eq!(c.cgroups, Some(false));
+    }
+
+    #[test]
+    fn layer_limits_parse_with_units_and_refuse_nonsense() {
+        let c = Config::parse("max-layer-size: 2g\nmax-layer-entries: 10\n").unwrap();
+        let l = c.layer_limits().unwrap();
+        assert_eq!((l.max_size, l.max_entries), (2 << 30, 10));
+        let c = Config::parse("max-layer-size: 1048576\n").unwrap();
+        assert_eq!(c.layer_limits().unwrap().max_size, 1 << 20);
+        assert_eq!(
+            Config::default().layer_limits().unwrap(),
+            crate::layers::unpack::Limits::default()
+        );
+        let err = Config::parse("max-layer-size: lots\n")
+            .unwrap()
+            .layer_limits()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max-layer-size \"lots\""), "{err}");
     }
 
     #[test]

@@ -12,3 +12,5 @@ mod devices;
 mod rootfs;
 #[path = "hostile/registry.rs"]
 mod registry;
+#[path = "hostile/unpack.rs"]
+mod unpack;

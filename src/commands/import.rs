@@ -13,7 +13,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
         .as_deref()
         .map(Reference::parse)
         .transpose()?;
-    let store = Store::open(&ctx.root)?;
+    let store = Store::open(&ctx.root)?.with_limits(ctx.config.layer_limits()?);
     let image = store.import(
         &args.file,
         reference.as_ref(),

@@ -10,7 +10,7 @@ pub fn run(ctx: &Context, args: &PullArgs) -> Result<i32> {
     require_root("pull")?;
     let reference = Reference::parse(&args.name)?;
     crate::registry::trace::enable(args.transfer.trace);
-    let store = Store::open(&ctx.root)?;
+    let store = Store::open(&ctx.root)?.with_limits(ctx.config.layer_limits()?);
     let mut out: Box<dyn std::io::Write> = if args.transfer.quiet {
         Box::new(std::io::sink())
     } else {

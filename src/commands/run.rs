@@ -63,7 +63,7 @@ pub fn create(
     containers: &Containers,
     dry_run: bool,
 ) -> Result<RunSpec> {
-    let store = Store::open(&ctx.root)?;
+    let store = Store::open(&ctx.root)?.with_limits(ctx.config.layer_limits()?);
     let image = find_or_pull(ctx, &store, args, dry_run)?;
     let layers = store.layer_dirs(&image)?;
     let id = container::new_id();

@@ -90,6 +90,29 @@ struct NewLayer {
 pub struct Store {
     oci: PathBuf,
     layers: PathBuf,
+    limits: crate::layers::unpack::Limits,
+}
+
+/// Reads at most `max` bytes of `inner`; one more is an error, and `over` says so.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    over: bool,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            self.over = true;
+            return Err(std::io::Error::other("larger than max-layer-size"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// The hex part of a `sha256:<64 lowercase hex>` digest, checked before it names a file.
@@ -210,7 +233,17 @@ impl Store {
         if !index.exists() {
             write_atomic(&index, br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#)?;
         }
-        Ok(Store { oci, layers })
+        Ok(Store {
+            oci,
+            layers,
+            limits: Default::default(),
+        })
+    }
+
+    /// The same store, refusing layers beyond `limits` (from the config file) when it unpacks
+    /// or imports them.
+    pub fn with_limits(self, limits: crate::layers::unpack::Limits) -> Store {
+        Store { limits, ..self }
     }
 
     /// Where the uncompressed size of the layer with diff_id `hex` is recorded.
@@ -342,10 +375,17 @@ impl Store {
             let head = input.fill_buf().map_err(Error::io("read", src))?;
             head.starts_with(&[0x1f, 0x8b])
         };
-        let mut reader: Box<dyn Read> = if gz {
+        let reader: Box<dyn Read> = if gz {
             Box::new(flate2::read::GzDecoder::new(input))
         } else {
             Box::new(input)
+        };
+        // The uncompressed tar is stored as a blob: a decompression bomb is cut off here,
+        // before it fills the disk (the blob's temporary file is removed).
+        let mut reader = Capped {
+            inner: reader,
+            left: self.limits.max_size,
+            over: false,
         };
 
         // Stream the uncompressed layer into a blob, hashing as we go: its digest is both the
@@ -353,13 +393,18 @@ impl Store {
         let (layer_digest, size) =
             self.ingest(&mut reader, None, &mut |_| {})
                 .map_err(|e| match e {
+                    Ingest::Read(_) if reader.over => self.limits.too_big(src),
                     Ingest::Read(e) => Error::Usage(format!(
                         "read {src}: {e}: is it a tar file (plain or gzip)?"
                     )),
                     Ingest::Store(e) => e,
                     Ingest::Mismatch(_) => unreachable!("no digest was expected"),
                 })?;
-        self.ensure_unpacked(&layer_digest, &layer_digest)?;
+        if let Err(e) = self.ensure_unpacked(&layer_digest, &layer_digest) {
+            // A layer refused while unpacking leaves no blob behind (unless an image has it).
+            let _ = self.discard_unused(std::slice::from_ref(&layer_digest), &[]);
+            return Err(e);
+        }
 
         let now = crate::container::now_rfc3339();
         let mut history = json!({"created": now, "created_by": format!("dockling import {src}")});
@@ -592,9 +637,15 @@ impl Store {
             hash: Sha256::new(),
             n: 0,
         };
-        let result = crate::layers::unpack::unpack(&mut reader, &tmp).and_then(|_| {
-            // Hash what the tar reader left unread (end-of-archive padding) too.
-            std::io::copy(&mut reader, &mut std::io::sink()).map_err(Error::io("read", &path))?;
+        let result = crate::layers::unpack::unpack(&mut reader, &tmp, blob, &self.limits)
+            .and_then(|_| {
+            // Hash what the tar reader left unread (end-of-archive padding) too, within the
+            // same limit: a small tar followed by terabytes of compressed zeros is a bomb too.
+            let left = self.limits.max_size.saturating_sub(reader.n);
+            let mut rest = Capped { inner: &mut reader, left, over: false };
+            if let Err(e) = std::io::copy(&mut rest, &mut std::io::sink()) {
+                return Err(if rest.over { self.limits.too_big(blob) } else { Error::io("read", &path)(e) });
+            }
             let got = hex::encode(reader.hash.finalize_reset());
             if got != hex {
                 return Err(Error::Corrupt(format!(
@@ -1140,6 +1191,41 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("corrupt"));
+    }
+
+    #[test]
+    fn a_small_layer_trailed_by_a_flood_of_zeros_is_refused_as_a_bomb() {
+        let tmp = tempfile::tempdir().unwrap();
+        let limits = crate::layers::unpack::Limits {
+            max_size: 1 << 20,
+            ..Default::default()
+        };
+        let store = Store::open(&tmp.path().join("root"))
+            .unwrap()
+            .with_limits(limits);
+        // A valid tar, then megabytes after its end: compressed, a few kilobytes.
+        let mut tar = rootfs_tar();
+        tar.resize(tar.len() + (4 << 20), 0);
+        let diff_id = digest_of(&tar);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&tar).unwrap();
+        let (blob, size) = store.write_blob(&gz.finish().unwrap()).unwrap();
+        assert!(size < 64 << 10);
+        let err = store
+            .ensure_unpacked(&blob, &diff_id)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("layer {blob}: refused")) && err.contains("max-layer-size"),
+            "{err}"
+        );
+        let left: Vec<_> = fs::read_dir(tmp.path().join("root/layers/sha256"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        // The same layer within the limit unpacks.
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        store.ensure_unpacked(&blob, &diff_id).unwrap();
     }
 
     #[test]

@@ -6,9 +6,8 @@
 //! inside `dest`, so a symlink from a lower layer can never redirect a copy out of it.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::os::fd::AsRawFd;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,10 +25,58 @@ pub struct CopyStats {
     pub elapsed: Duration,
 }
 
+/// A directory copied: path, its (dev, inode) in `dest`, uid, gid, mode, mtime.
+type DirMeta = (PathBuf, (u64, u64), u32, u32, u32, i64);
+
+/// A source entry's `stat`, with the accessors the walk needs.
+struct Meta(libc::stat);
+
+impl Meta {
+    fn file_type(&self) -> u32 {
+        self.0.st_mode & libc::S_IFMT
+    }
+    fn is_dir(&self) -> bool {
+        self.file_type() == libc::S_IFDIR
+    }
+    fn is_file(&self) -> bool {
+        self.file_type() == libc::S_IFREG
+    }
+    fn is_symlink(&self) -> bool {
+        self.file_type() == libc::S_IFLNK
+    }
+    fn is_whiteout(&self) -> bool {
+        self.file_type() == libc::S_IFCHR && self.0.st_rdev == 0
+    }
+    fn mode(&self) -> u32 {
+        self.0.st_mode
+    }
+    fn uid(&self) -> u32 {
+        self.0.st_uid
+    }
+    fn gid(&self) -> u32 {
+        self.0.st_gid
+    }
+    fn mtime(&self) -> i64 {
+        self.0.st_mtime
+    }
+    fn nlink(&self) -> u64 {
+        self.0.st_nlink
+    }
+    fn dev(&self) -> u64 {
+        self.0.st_dev
+    }
+    fn ino(&self) -> u64 {
+        self.0.st_ino
+    }
+    fn rdev(&self) -> u64 {
+        self.0.st_rdev
+    }
+}
+
 struct Flattener<'a> {
     root: BorrowedFd<'a>,
     stats: CopyStats,
-    dirs: Vec<(PathBuf, u32, u32, u32, i64)>,
+    dirs: Vec<DirMeta>,
     /// (dev, inode) of a source file already copied in this layer → where it went.
     links: HashMap<(u64, u64), PathBuf>,
 }
@@ -39,45 +86,55 @@ fn err(p: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl Flattener<'_> {
-    fn walk(&mut self, layer: &Path, rel: &Path) -> Result<()> {
-        let src_dir = layer.join(rel);
-        let mut entries: Vec<_> = std::fs::read_dir(&src_dir)
-            .map_err(|e| err(&src_dir, e))?
-            .flatten()
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
+    fn walk(&mut self, layer: BorrowedFd<'_>, rel: &Path) -> Result<()> {
+        // The layer is read through fds too: its directory opened beneath the layer's root
+        // without following any symlink, each entry looked at with fstatat/openat/readlinkat
+        // on that fd.
+        let src_dir = safefs::openat2(
+            layer,
+            &safefs::relative(rel),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| err(rel, e))?;
+        let s = src_dir.as_fd();
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(safefs::fd_path(&src_dir))
+            .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
+            .map_err(|e| err(rel, e))?;
+        names.sort();
         // Every entry of this directory lands in the same place: resolve it once (entries
         // replace names inside it, never the directory itself).
         let parent = safefs::mkdir_all_in_root(self.root, rel, 0o755).map_err(|e| err(rel, e))?;
         let p = parent.as_fd();
-        for entry in entries {
-            let name = entry.file_name();
-            let src = entry.path();
+        for name in names {
             let rel_path = rel.join(&name);
-            let meta = std::fs::symlink_metadata(&src).map_err(|e| err(&src, e))?;
-            let ft = meta.file_type();
-            if ft.is_char_device() && meta.rdev() == 0 {
+            let meta = Meta(safefs::stat_at(s, &name).map_err(|e| err(&rel_path, e))?);
+            if meta.is_whiteout() {
                 // A whiteout: what the layers below had here is deleted.
                 safefs::remove_at(p, &name).map_err(|e| err(&rel_path, e))?;
                 continue;
             }
-            if ft.is_dir() {
-                let opaque =
-                    safefs::get_xattr(&src, "trusted.overlay.opaque").as_deref() == Some(b"y");
-                let exists_as_dir = safefs::openat2(
-                    p,
-                    Path::new(&name),
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                    0,
-                    libc::RESOLVE_BENEATH,
-                )
-                .is_ok();
+            if meta.is_dir() {
+                let opaque = safefs::get_xattr_at(s, &name, "trusted.overlay.opaque")
+                    .map_err(|e| err(&rel_path, e))?
+                    .as_deref()
+                    == Some(b"y");
+                // Only "nothing there" or "something else there" decide; any other error
+                // (EMFILE, ENOMEM...) stops the copy instead of deleting a tree.
+                let exists_as_dir = match safefs::stat_at(p, &name) {
+                    Ok(st) => st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+                    Err(e) => return Err(err(&rel_path, e)),
+                };
                 if opaque || !exists_as_dir {
                     safefs::remove_at(p, &name).map_err(|e| err(&rel_path, e))?;
                     safefs::mkdir_at(p, &name, 0o755).map_err(|e| err(&rel_path, e))?;
                 }
+                let st = safefs::stat_at(p, &name).map_err(|e| err(&rel_path, e))?;
                 self.dirs.push((
                     rel_path.clone(),
+                    safefs::identity(&st),
                     meta.uid(),
                     meta.gid(),
                     meta.mode() & 0o7777,
@@ -89,7 +146,7 @@ impl Flattener<'_> {
             safefs::remove_at(p, &name).map_err(|e| err(&rel_path, e))?;
             let mode = meta.mode() & 0o7777;
             let owner = Some((meta.uid(), meta.gid()));
-            if ft.is_file() {
+            if meta.is_file() {
                 if meta.nlink() > 1 {
                     if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
                         let (Some(fname), fparent) =
@@ -113,14 +170,35 @@ impl Flattener<'_> {
                     self.links
                         .insert((meta.dev(), meta.ino()), rel_path.clone());
                 }
-                let mut from = std::fs::File::open(&src).map_err(|e| err(&src, e))?;
+                let mut from = std::fs::File::from(
+                    safefs::openat2(
+                        s,
+                        Path::new(&name),
+                        libc::O_RDONLY | libc::O_NOFOLLOW,
+                        0,
+                        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+                    )
+                    .map_err(|e| err(&rel_path, e))?,
+                );
                 let mut to = safefs::create_at(p, &name).map_err(|e| err(&rel_path, e))?;
                 self.stats.bytes +=
                     std::io::copy(&mut from, &mut to).map_err(|e| err(&rel_path, e))?;
-                safefs::set_meta_at(p, &name, owner, Some(mode), meta.mtime())
-                    .map_err(|e| err(&rel_path, e))?;
-            } else if ft.is_symlink() {
-                let target = std::fs::read_link(&src).map_err(|e| err(&src, e))?;
+                // Through the fd just written: owner, then file capabilities (chown clears
+                // them), then the mode (chown clears setuid too), then times.
+                let fd = to.as_fd();
+                safefs::chown_fd(fd, (meta.uid(), meta.gid())).map_err(|e| err(&rel_path, e))?;
+                if let Some(cap) = safefs::get_xattr_at(s, &name, "security.capability")
+                    .map_err(|e| err(&rel_path, e))?
+                {
+                    safefs::set_xattr_fd(fd, "security.capability", &cap)
+                        .map_err(|e| err(&rel_path, e))?;
+                }
+                safefs::set_meta_fd(fd, None, mode, meta.mtime()).map_err(|e| err(&rel_path, e))?;
+            } else if meta.is_symlink() {
+                let target = PathBuf::from(
+                    nix::fcntl::readlinkat(Some(s.as_raw_fd()), name.as_os_str())
+                        .map_err(|e| err(&rel_path, e))?,
+                );
                 safefs::symlink_at(&target, p, &name).map_err(|e| err(&rel_path, e))?;
                 safefs::set_meta_at(p, &name, owner, None, meta.mtime())
                     .map_err(|e| err(&rel_path, e))?;
@@ -150,29 +228,18 @@ pub fn flatten(lowers: &[PathBuf], dest: &Path) -> Result<CopyStats> {
     };
     for layer in lowers {
         f.links.clear();
-        f.walk(layer, Path::new(""))?;
+        let src = safefs::open_root(layer).map_err(Error::io("open", layer))?;
+        f.walk(src.as_fd(), Path::new(""))?;
     }
     f.dirs
         .sort_by_key(|(p, ..)| std::cmp::Reverse(p.components().count()));
-    for (path, uid, gid, mode, mtime) in std::mem::take(&mut f.dirs) {
-        let (Some(name), parent) = (path.file_name(), path.parent().unwrap_or(Path::new("")))
-        else {
-            continue;
-        };
-        if let Ok(dir) = safefs::openat2(
-            f.root,
-            &safefs::relative(parent),
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            safefs::IN_ROOT,
-        ) {
-            let _ = safefs::set_meta_at(
-                dir.as_fd(),
-                OsStr::new(name),
-                Some((uid, gid)),
-                Some(mode),
-                mtime,
-            );
+    // Directory owners, modes and times last (deepest first), each through an fd of the
+    // directory itself: a directory of a lower layer that an upper layer replaced with a
+    // symlink (to the host, say) is left alone, never followed.
+    for (path, id, uid, gid, mode, mtime) in std::mem::take(&mut f.dirs) {
+        if let Some(dir) = safefs::open_dir_if(f.root, &path, id).map_err(|e| err(&path, e))? {
+            safefs::set_meta_fd(dir.as_fd(), Some((uid, gid)), mode, mtime)
+                .map_err(|e| err(&path, e))?;
         }
     }
     f.stats.elapsed = start.elapsed();
@@ -182,6 +249,88 @@ pub fn flatten(lowers: &[PathBuf], dest: &Path) -> Result<CopyStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Mode, owner, mtime and content of a host file.
+    fn host_state(p: &Path) -> (u32, u32, u32, i64, i64, Vec<u8>) {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.mtime(),
+            m.mtime_nsec(),
+            std::fs::read(p).unwrap(),
+        )
+    }
+
+    /// A file's capabilities survive the copy (set after its chown, which would clear them).
+    #[test]
+    fn copy_keeps_file_capabilities_and_setuid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (l1, dest) = (tmp.path().join("l1"), tmp.path().join("dest"));
+        for d in [&l1, &dest] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let f = l1.join("ping");
+        std::fs::write(&f, "ELF").unwrap();
+        std::os::unix::fs::chown(&f, Some(1000), Some(1000)).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        // struct vfs_cap_data, revision 2, effective, permitted = CAP_NET_RAW (13).
+        let mut cap = Vec::new();
+        for w in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+            cap.extend_from_slice(&w.to_le_bytes());
+        }
+        let c = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+        // SAFETY: test-only xattr on a file the test owns.
+        let rc = unsafe {
+            libc::setxattr(
+                c.as_ptr(),
+                c"security.capability".as_ptr(),
+                cap.as_ptr().cast(),
+                cap.len(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "setting security.capability needs root");
+        flatten(&[l1], &dest).unwrap();
+        let got = dest.join("ping");
+        let m = std::fs::symlink_metadata(&got).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o7777), (1000, 0o4755));
+        assert_eq!(
+            safefs::get_xattr(&got, "security.capability").as_deref(),
+            Some(&cap[..])
+        );
+    }
+
+    /// Issue 8, escape 1 for `--layers copy`: a lower layer's directory `d` (04777) and an
+    /// upper layer's symlink `d -> <host file>`; the deferred directory pass chmodded the host
+    /// file through the symlink.
+    #[test]
+    fn copy_chmods_a_host_file_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (l1, l2, dest, host) = (
+            tmp.path().join("l1"),
+            tmp.path().join("l2"),
+            tmp.path().join("dest"),
+            tmp.path().join("host"),
+        );
+        for d in [&l1, &l2, &dest] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(&host, "host secret").unwrap();
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&host, Some(1234), Some(4321)).unwrap();
+        let before = host_state(&host);
+        std::fs::create_dir(l1.join("d")).unwrap();
+        std::fs::set_permissions(l1.join("d"), std::fs::Permissions::from_mode(0o4777)).unwrap();
+        std::os::unix::fs::symlink(&host, l2.join("d")).unwrap();
+        flatten(&[l1, l2], &dest).unwrap();
+        assert_eq!(host_state(&host), before, "host file changed");
+        assert_eq!(std::fs::read_link(dest.join("d")).unwrap(), host);
+    }
 
     #[test]
     fn whiteouts_and_opaque_dirs_hide_lower_layers() {

@@ -6,11 +6,23 @@
 //! to `/` followed by files "inside" it, a hard link to `/etc/passwd`, a whiteout of `../x`),
 //! nothing is created, changed or removed outside `dest`. Whiteouts become overlayfs's own:
 //! `.wh.name` → a 0/0 character device `name`; `.wh..wh..opq` → `trusted.overlay.opaque=y`.
+//!
+//! Metadata is applied through fds, never by name: a file's owner, xattrs, mode and times on
+//! the fd it was written through (in that order: chown clears setuid bits and
+//! `security.capability`), a directory's at the end (its mode could forbid its own entries)
+//! through an fd of that very directory, opened again with `O_NOFOLLOW` and recognised by its
+//! inode, so a later entry that replaced it with a symlink cannot send the chmod elsewhere.
+//!
+//! The layer is hostile input in other ways too: every header field must parse, entry types
+//! dockling does not understand are refused (as Docker does), and [`Limits`] stop a
+//! decompression bomb. Every error names the layer and the entry.
 
+use std::cell::Cell;
 use std::ffi::OsStr;
-use std::io::Read;
-use std::os::fd::AsFd;
+use std::io::{Read, Seek, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use tar::EntryType;
 
@@ -30,217 +42,538 @@ pub struct UnpackStats {
     pub whiteouts: u64,
 }
 
-fn bad(entry: &Path, what: impl std::fmt::Display) -> Error {
-    Error::Corrupt(format!("layer entry {}: {what}", entry.display()))
+/// How much one layer may hold before it is refused as a decompression bomb (a few kilobytes
+/// of gzip or zstd can expand to terabytes of zeros or millions of empty files). Docker has no
+/// such limit; dockling refuses clearly instead of filling the disk or its inodes. Set with
+/// `max-layer-size` and `max-layer-entries` in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of the uncompressed tar stream.
+    pub max_size: u64,
+    /// Tar entries (files, directories, links, whiteouts...).
+    pub max_entries: u64,
 }
 
-/// Create `name` with `make`; if something is already there (an earlier layer entry of the
-/// same name), remove it and try once more. Trying first saves a syscall per entry.
+/// 64 GiB: several times the largest layers of real images (CUDA and ML framework layers are
+/// a few GiB to a few tens of GiB uncompressed).
+pub const DEFAULT_MAX_SIZE: u64 = 64 << 30;
+/// 4 Mi entries: ten times a huge layer (a full TeX Live or node_modules tree has a few
+/// hundred thousand files), far below the inodes of a usual file system.
+pub const DEFAULT_MAX_ENTRIES: u64 = 4 << 20;
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_size: DEFAULT_MAX_SIZE,
+            max_entries: DEFAULT_MAX_ENTRIES,
+        }
+    }
+}
+
+impl Limits {
+    /// The error for a layer bigger than `max_size` once uncompressed.
+    pub fn too_big(&self, layer: &str) -> Error {
+        Error::Corrupt(format!(
+            "layer {layer}: refused: it is larger than max-layer-size ({} bytes) once uncompressed, which looks like a decompression bomb: raise max-layer-size in the config file if you trust this image",
+            self.max_size
+        ))
+    }
+}
+
+/// What the tar reader has read of the layer, shared with the unpack loop.
+#[derive(Default)]
+struct Count {
+    /// Bytes that came from the layer.
+    real: Cell<u64>,
+    /// Zero bytes made up after the layer ended inside a 512-byte block.
+    made_up: Cell<u64>,
+    /// Bytes of sparse files' holes (not in the stream).
+    holes: Cell<u64>,
+    /// The layer went over `max_size`.
+    over: Cell<bool>,
+}
+
+/// The layer stream as the tar reader sees it. Counts its bytes against the size limit, and
+/// when the stream ends in the middle of a 512-byte block — a layer written without the
+/// padding after the last file's data and without end-of-archive blocks (`umoci insert` makes
+/// such layers; Docker, podman and umoci accept them) — makes up the zeros to the block's end,
+/// so the tar reader finds a clean end. Made-up bytes are counted, so an entry whose *data*
+/// they would complete is refused as truncated.
+struct Stream<R> {
+    inner: R,
+    count: Rc<Count>,
+    max: u64,
+    ended: bool,
+}
+
+impl<R: Read> Read for Stream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let c = &self.count;
+        if !self.ended {
+            let n = self.inner.read(buf)?;
+            if n > 0 {
+                c.real.set(c.real.get() + n as u64);
+                if c.real.get().saturating_add(c.holes.get()) > self.max {
+                    c.over.set(true);
+                    return Err(std::io::Error::other("layer larger than max-layer-size"));
+                }
+                return Ok(n);
+            }
+            self.ended = !buf.is_empty();
+        }
+        let total = c.real.get() + c.made_up.get();
+        let pad = ((512 - total % 512) % 512).min(buf.len() as u64) as usize;
+        buf[..pad].fill(0);
+        c.made_up.set(c.made_up.get() + pad as u64);
+        Ok(pad)
+    }
+}
+
+/// Errors that name the layer (a digest or a file) and the entry.
+struct Ctx<'a> {
+    layer: &'a str,
+    limits: Limits,
+    count: Rc<Count>,
+}
+
+impl Ctx<'_> {
+    fn bad(&self, entry: &Path, what: impl std::fmt::Display) -> Error {
+        Error::Corrupt(format!(
+            "layer {}: entry {}: {what}",
+            self.layer,
+            entry.display()
+        ))
+    }
+
+    /// A read of the stream failed: the limit, or a broken tar.
+    fn read(&self, entry: Option<&Path>, e: std::io::Error) -> Error {
+        if self.count.over.get() {
+            return self.limits.too_big(self.layer);
+        }
+        match entry {
+            Some(p) => self.bad(p, e),
+            None => Error::Corrupt(format!("layer {}: not a valid tar stream ({e}): the layer is corrupt, or the file imported is not a tar (plain or gzip)", self.layer)),
+        }
+    }
+}
+
+/// Create `name` with `make`; if something is already there (an earlier entry of the same name
+/// in this layer), remove it and try once more, noting in `replaced` that a name changed what
+/// it refers to. Trying first saves a syscall per entry.
 fn replacing<T>(
-    dir: std::os::fd::BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
     name: &OsStr,
+    replaced: &mut bool,
     make: impl Fn() -> std::io::Result<T>,
 ) -> std::io::Result<T> {
     match make() {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             safefs::remove_at(dir, name)?;
+            *replaced = true;
             make()
         }
         other => other,
     }
 }
 
-/// Unpack the tar stream `reader` into `dest` (an existing, empty directory).
-pub fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
+/// Copy an entry's data into `f` through one reused buffer. For a sparse entry, runs of zeros
+/// (its holes, which the tar reader fills in) are skipped with a seek instead of written, so a
+/// file of huge holes stays small on disk, as GNU tar and Go's archive/tar leave it.
+fn copy_data(
+    from: &mut impl Read,
+    f: &mut std::fs::File,
+    sparse: bool,
+    buf: &mut [u8],
+) -> std::io::Result<u64> {
+    let mut n = 0u64;
+    loop {
+        let got = match from.read(buf) {
+            Ok(0) => break,
+            Ok(got) => got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if sparse && buf[..got].iter().all(|b| *b == 0) {
+            f.seek(std::io::SeekFrom::Current(got as i64))?;
+        } else {
+            f.write_all(&buf[..got])?;
+        }
+        n += got as u64;
+    }
+    if sparse {
+        // A file that ends in a hole: the seek alone does not extend it.
+        f.set_len(n)?;
+    }
+    Ok(n)
+}
+
+/// One directory entry's metadata, applied after every entry is in place.
+struct DirMeta {
+    path: PathBuf,
+    id: (u64, u64),
+    owner: Option<(u32, u32)>,
+    mode: u32,
+    mtime: i64,
+}
+
+/// Unpack the tar stream `reader` into `dest` (an existing, empty directory). `layer` names it
+/// in errors (its digest, or the file it came from).
+pub fn unpack(reader: impl Read, dest: &Path, layer: &str, limits: &Limits) -> Result<UnpackStats> {
     let root = safefs::open_root(dest).map_err(Error::io("open", dest))?;
     let root = root.as_fd();
+    let count = Rc::new(Count::default());
+    let ctx = Ctx {
+        layer,
+        limits: *limits,
+        count: count.clone(),
+    };
     let mut stats = UnpackStats::default();
-    let mut dir_meta: Vec<(PathBuf, u32, u32, u32, i64)> = Vec::new();
-    let mut cache: Option<(PathBuf, std::os::fd::OwnedFd)> = None;
+    let mut dir_meta: Vec<DirMeta> = Vec::new();
+    let mut cache: Option<(PathBuf, OwnedFd)> = None;
+    let mut buf = vec![0u8; 1 << 17];
+    let mut entries_seen = 0u64;
     // A file this unpack creates already belongs to us: chown only when the layer says otherwise.
     let me = (
         nix::unistd::geteuid().as_raw(),
         nix::unistd::getegid().as_raw(),
     );
     let owner = |uid: u32, gid: u32| (me != (uid, gid)).then_some((uid, gid));
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(Error::io("read layer", dest))?;
+    let mut archive = tar::Archive::new(Stream {
+        inner: reader,
+        count: count.clone(),
+        max: limits.max_size,
+        ended: false,
+    });
+    let entries = archive.entries().map_err(|e| ctx.read(None, e))?;
     for entry in entries {
-        let mut entry = entry.map_err(Error::io("read layer", dest))?;
-        let raw = entry
-            .path()
-            .map_err(Error::io("read layer entry name", dest))?
-            .into_owned();
-        let path = safefs::relative(&raw);
-        let Some(name) = path.file_name().map(OsStr::to_os_string) else {
-            continue;
-        };
-        // Follow the layer's own symlinks the way the container will see them (inside dest),
-        // so `lib -> usr/lib` then `lib/x` lands in usr/lib; openat2 then refuses to leave dest.
-        // Entries come grouped by directory, so the last parent's fd is kept and reused while
-        // entries share it (the fd stays on that directory inside dest whatever its path
-        // becomes; it is dropped as soon as an entry touches the path or one of its ancestors).
-        let parent_key = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        if cache.as_ref().is_none_or(|(k, _)| *k != parent_key) {
-            let joined = safefs::secure_join(dest, &parent_key).map_err(|e| bad(&raw, e))?;
-            let parent_rel = joined
-                .strip_prefix(dest)
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
-            let fd =
-                safefs::mkdir_all_in_root(root, &parent_rel, 0o755).map_err(|e| bad(&raw, e))?;
-            cache = Some((parent_key, fd));
+        let mut entry = entry.map_err(|e| ctx.read(None, e))?;
+        entries_seen += 1;
+        if entries_seen > limits.max_entries {
+            return Err(Error::Corrupt(format!(
+                "layer {layer}: refused: it has more than max-layer-entries ({}) entries, which looks like a decompression bomb: raise max-layer-entries in the config file if you trust this image",
+                limits.max_entries
+            )));
         }
-        let parent = &cache.as_ref().expect("just filled").1;
-        let header = entry.header();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let uid = header.uid().unwrap_or(0) as u32;
-        let gid = header.gid().unwrap_or(0) as u32;
-        let mtime = header.mtime().unwrap_or(0) as i64;
-        let kind = header.entry_type();
-        let name_str = name.to_string_lossy();
-
-        if let Some(hidden) = name_str.strip_prefix(".wh.") {
-            stats.whiteouts += 1;
-            if hidden == ".wh..opq" {
-                safefs::set_xattr_at(
-                    parent.as_fd(),
-                    OsStr::new("."),
-                    "trusted.overlay.opaque",
-                    b"y",
-                )
-                .map_err(|e| bad(&raw, format!("opaque directory: {e}")))?;
-            } else {
-                let hidden = OsStr::new(hidden);
-                safefs::remove_at(parent.as_fd(), hidden).map_err(|e| bad(&raw, e))?;
-                safefs::mknod_at(parent.as_fd(), hidden, libc::S_IFCHR, 0, 0)
-                    .map_err(|e| bad(&raw, format!("whiteout: {e}")))?;
-            }
-            continue;
+        let raw = entry.path().map_err(|e| ctx.read(None, e))?.into_owned();
+        let mut replaced = false;
+        unpack_entry(
+            &ctx,
+            &mut entry,
+            &raw,
+            root,
+            &mut cache,
+            &mut dir_meta,
+            &mut stats,
+            &mut replaced,
+            &mut buf,
+            &owner,
+        )?;
+        // Skip what is left of the entry's data now (the tar reader would), so that a
+        // truncated entry is refused whatever its type: its data must come from the layer,
+        // not from made-up padding.
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| ctx.read(Some(&raw), e))?;
+        if count.made_up.get() > 0 {
+            return Err(ctx.bad(
+                &raw,
+                "the layer ends inside this entry's data (truncated download or corrupt layer)",
+            ));
         }
-
-        let p = parent.as_fd();
-        match kind {
-            EntryType::Directory => {
-                match safefs::mkdir_at(p, &name, 0o755) {
-                    Ok(()) => stats.dirs += 1,
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                        let is_dir = safefs::openat2(
-                            p,
-                            Path::new(&name),
-                            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                            0,
-                            libc::RESOLVE_BENEATH,
-                        )
-                        .is_ok();
-                        if !is_dir {
-                            safefs::remove_at(p, &name).map_err(|e| bad(&raw, e))?;
-                            safefs::mkdir_at(p, &name, 0o755).map_err(|e| bad(&raw, e))?;
-                        }
-                    }
-                    Err(e) => return Err(bad(&raw, e)),
-                }
-                dir_meta.push((path.clone(), uid, gid, mode, mtime));
-            }
-            EntryType::Regular | EntryType::Continuous => {
-                let mut f = replacing(p, &name, || safefs::create_at(p, &name))
-                    .map_err(|e| bad(&raw, e))?;
-                stats.bytes += std::io::copy(&mut entry, &mut f).map_err(|e| bad(&raw, e))?;
-                if let Ok(Some(exts)) = entry.pax_extensions() {
-                    for ext in exts.flatten() {
-                        if let Some(key) =
-                            ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr."))
-                        {
-                            // Only attributes the kernel would let an image set (file capabilities, user.*).
-                            if key.starts_with("security.") || key.starts_with("user.") {
-                                let _ = safefs::set_xattr_at(p, &name, key, ext.value_bytes());
-                            }
-                        }
-                    }
-                }
-                drop(f);
-                safefs::set_meta_at(p, &name, owner(uid, gid), Some(mode), mtime)
-                    .map_err(|e| bad(&raw, e))?;
-                stats.files += 1;
-            }
-            EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| bad(&raw, e))?
-                    .ok_or_else(|| bad(&raw, "symlink without a target"))?;
-                // The target is only text here; it is never followed while unpacking.
-                replacing(p, &name, || safefs::symlink_at(&target, p, &name))
-                    .map_err(|e| bad(&raw, e))?;
-                safefs::set_meta_at(p, &name, owner(uid, gid), None, mtime)
-                    .map_err(|e| bad(&raw, e))?;
-                stats.files += 1;
-            }
-            EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| bad(&raw, e))?
-                    .ok_or_else(|| bad(&raw, "hard link without a target"))?;
-                let target = safefs::relative(&target);
-                let (Some(tname), tparent) =
-                    (target.file_name(), target.parent().unwrap_or(Path::new("")))
-                else {
-                    return Err(bad(&raw, "hard link to the layer's root"));
-                };
-                let tdir = safefs::openat2(
-                    root,
-                    &safefs::relative(tparent),
-                    libc::O_PATH | libc::O_DIRECTORY,
-                    0,
-                    safefs::IN_ROOT,
-                )
-                .map_err(|e| bad(&raw, format!("hard link target {}: {e}", target.display())))?;
-                replacing(p, &name, || safefs::link_at(tdir.as_fd(), tname, p, &name))
-                    .map_err(|e| bad(&raw, format!("hard link to {}: {e}", target.display())))?;
-                stats.files += 1;
-            }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let ty = match kind {
-                    EntryType::Char => libc::S_IFCHR,
-                    EntryType::Block => libc::S_IFBLK,
-                    _ => libc::S_IFIFO,
-                };
-                let major = header.device_major().ok().flatten().unwrap_or(0);
-                let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                replacing(p, &name, || {
-                    safefs::mknod_at(p, &name, ty | mode, major, minor)
-                })
-                .map_err(|e| bad(&raw, e))?;
-                safefs::set_meta_at(p, &name, owner(uid, gid), Some(mode), mtime)
-                    .map_err(|e| bad(&raw, e))?;
-                stats.files += 1;
-            }
-            // PAX and GNU headers are consumed by the tar crate; anything else is not a file.
-            _ => {}
-        }
-        if cache.as_ref().is_some_and(|(k, _)| k.starts_with(&path)) {
+        // A name that now refers to something else (an entry replaced or removed what was
+        // there) may be a component of the cached parent's path: resolve it again next time.
+        if replaced {
             cache = None;
         }
     }
     // Directory modes and times last (deepest first): adding entries changed their mtimes,
-    // and a read-only directory would have refused its contents.
-    dir_meta.sort_by_key(|(p, ..)| std::cmp::Reverse(p.components().count()));
-    for (path, uid, gid, mode, mtime) in dir_meta {
-        let (Some(name), parent_rel) = (path.file_name(), path.parent().unwrap_or(Path::new("")))
-        else {
-            continue;
-        };
-        let parent = safefs::openat2(
+    // and a read-only directory would have refused its contents. Each through an fd of the
+    // directory itself; a path that no longer names that directory is left alone.
+    dir_meta.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
+    for d in dir_meta {
+        let fd = safefs::open_dir_if(root, &d.path, d.id).map_err(|e| ctx.bad(&d.path, e))?;
+        if let Some(fd) = fd {
+            safefs::set_meta_fd(fd.as_fd(), d.owner, d.mode, d.mtime)
+                .map_err(|e| ctx.bad(&d.path, e))?;
+        }
+    }
+    Ok(stats)
+}
+
+/// The parent directory of `path` inside `root`, from `cache` when the previous entry had the
+/// same parent. Follows the layer's own symlinks the way the container will see them (inside
+/// root), so `lib -> usr/lib` then `lib/x` lands in usr/lib; missing directories are created.
+fn parent_of<'c>(
+    ctx: &Ctx<'_>,
+    root: BorrowedFd<'_>,
+    raw: &Path,
+    path: &Path,
+    cache: &'c mut Option<(PathBuf, OwnedFd)>,
+) -> Result<&'c OwnedFd> {
+    let key = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if cache.as_ref().is_none_or(|(k, _)| *k != key) {
+        let rel = safefs::relative(&key);
+        let fd = match safefs::openat2(
             root,
-            &safefs::relative(parent_rel),
+            &rel,
             libc::O_PATH | libc::O_DIRECTORY,
             0,
             safefs::IN_ROOT,
-        )
-        .map_err(|e| bad(&path, e))?;
-        safefs::set_meta_at(parent.as_fd(), name, Some((uid, gid)), Some(mode), mtime)
-            .map_err(|e| bad(&path, e))?;
+        ) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let target = safefs::resolve_in_root(root, &rel).map_err(|e| ctx.bad(raw, e))?;
+                safefs::mkdir_all_in_root(root, &target, 0o755).map_err(|e| ctx.bad(raw, e))?
+            }
+            Err(e) => return Err(ctx.bad(raw, format!("parent directory: {e}"))),
+        };
+        *cache = Some((key, fd));
     }
-    Ok(stats)
+    Ok(&cache.as_ref().expect("just filled").1)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn unpack_entry<R: Read>(
+    ctx: &Ctx<'_>,
+    entry: &mut tar::Entry<'_, R>,
+    raw: &Path,
+    root: BorrowedFd<'_>,
+    cache: &mut Option<(PathBuf, OwnedFd)>,
+    dir_meta: &mut Vec<DirMeta>,
+    stats: &mut UnpackStats,
+    replaced: &mut bool,
+    buf: &mut [u8],
+    owner: &dyn Fn(u32, u32) -> Option<(u32, u32)>,
+) -> Result<()> {
+    let path = safefs::relative(raw);
+    let kind = entry.header().entry_type();
+    if kind == EntryType::XGlobalHeader {
+        // PAX global headers (`git archive` writes one) describe the archive, not a file.
+        return Ok(());
+    }
+    let Some(name) = path.file_name().map(OsStr::to_os_string) else {
+        // The layer's root itself (`./`): its directory already exists, as Docker keeps it.
+        return Ok(());
+    };
+    let bad = |what: &dyn std::fmt::Display| ctx.bad(raw, what);
+    let header = entry.header();
+    // Every field must parse: a corrupt one is a corrupt layer, never a default.
+    // An empty field (all NULs or spaces) is 0, as Go's archive/tar (Docker's reader) reads it.
+    let field = |what: &str, raw: &[u8], parsed: std::io::Result<u64>| match parsed {
+        Ok(v) => Ok(v),
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        Err(e) => Err(bad(&format!("bad {what} field: {e}"))),
+    };
+    let old = header.as_old();
+    let mode = field("mode", &old.mode, header.mode().map(u64::from))? as u32 & 0o7777;
+    let uid = field("uid", &old.uid, header.uid())?;
+    let uid = u32::try_from(uid).map_err(|_| bad(&format!("uid {uid} is out of range")))?;
+    let gid = field("gid", &old.gid, header.gid())?;
+    let gid = u32::try_from(gid).map_err(|_| bad(&format!("gid {gid} is out of range")))?;
+    let mtime = field("mtime", &old.mtime, header.mtime())?;
+    let mtime = i64::try_from(mtime).map_err(|_| bad(&format!("mtime {mtime} is out of range")))?;
+    let devnums = if matches!(kind, EntryType::Char | EntryType::Block) {
+        let major = header
+            .device_major()
+            .map_err(|e| bad(&format!("bad device major field: {e}")))?;
+        let minor = header
+            .device_minor()
+            .map_err(|e| bad(&format!("bad device minor field: {e}")))?;
+        match (major, minor) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return Err(bad(&"device without major and minor numbers")),
+        }
+    } else {
+        (0, 0)
+    };
+    // Bytes, not text: a name need not be UTF-8.
+    let hidden = std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str())
+        .strip_prefix(b".wh.")
+        .map(<OsStr as std::os::unix::ffi::OsStrExt>::from_bytes);
+
+    let parent = parent_of(ctx, root, raw, &path, cache)?;
+    let p = parent.as_fd();
+
+    if let Some(hidden) = hidden {
+        stats.whiteouts += 1;
+        if hidden == ".wh..opq" {
+            // The directory hides what lower layers put in it (what this layer puts in it stays).
+            return safefs::set_xattr_at(p, OsStr::new("."), "trusted.overlay.opaque", b"y")
+                .map_err(|e| bad(&format!("opaque directory: {e}")));
+        }
+        if hidden.as_encoded_bytes().starts_with(b".wh.") {
+            // Other `.wh..wh.` names are AUFS's own bookkeeping (`.wh..wh.plnk`), skipped as
+            // Docker skips them.
+            return Ok(());
+        }
+        if hidden.is_empty() || hidden == "." || hidden == ".." {
+            return Err(bad(&format!(
+                "a whiteout of {hidden:?} names no file (it would hide its own directory): the layer is corrupt or hostile"
+            )));
+        }
+        // Whiteouts hide only lower layers (OCI image spec, "Whiteouts"): a file this layer
+        // has of the same name stays, whichever comes first in the tar (an entry after the
+        // whiteout replaces it; a whiteout after the entry finds it there and leaves it).
+        return match safefs::mknod_at(p, hidden, libc::S_IFCHR, 0, 0) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(bad(&format!("whiteout: {e}"))),
+        };
+    }
+    if let Ok(Some(exts)) = entry.pax_extensions() {
+        for ext in exts {
+            let ext = ext.map_err(|e| bad(&format!("bad PAX header: {e}")))?;
+            if ext.key().is_ok_and(|k| k.starts_with("GNU.sparse.")) {
+                return Err(bad(&"PAX sparse files (GNU.sparse.* records, GNU tar --sparse --format=posix) are not supported: repack the layer without --sparse"));
+            }
+        }
+    }
+
+    match kind {
+        EntryType::Directory => {
+            let st = match safefs::mkdir_at(p, &name, 0o755) {
+                Ok(()) => {
+                    stats.dirs += 1;
+                    safefs::stat_at(p, &name).map_err(|e| bad(&e))?
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    // Only an error that says what is there decides; any other (EMFILE,
+                    // ENOMEM, EACCES) stops the unpack instead of deleting a tree.
+                    let st = safefs::stat_at(p, &name).map_err(|e| bad(&e))?;
+                    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                        st
+                    } else {
+                        safefs::remove_at(p, &name).map_err(|e| bad(&e))?;
+                        *replaced = true;
+                        safefs::mkdir_at(p, &name, 0o755).map_err(|e| bad(&e))?;
+                        stats.dirs += 1;
+                        safefs::stat_at(p, &name).map_err(|e| bad(&e))?
+                    }
+                }
+                Err(e) => return Err(bad(&e)),
+            };
+            dir_meta.push(DirMeta {
+                path: path.clone(),
+                id: safefs::identity(&st),
+                owner: owner(uid, gid),
+                mode,
+                mtime,
+            });
+        }
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            let sparse = kind == EntryType::GNUSparse;
+            if sparse {
+                // Its holes cost no bytes of the stream, but a copy of the file (`--layers
+                // copy`, `commit`) writes them out: they count against the size limit too.
+                let holes = entry
+                    .size()
+                    .saturating_sub(entry.header().entry_size().unwrap_or(0));
+                ctx.count
+                    .holes
+                    .set(ctx.count.holes.get().saturating_add(holes));
+                if ctx.count.real.get().saturating_add(ctx.count.holes.get()) > ctx.limits.max_size
+                {
+                    return Err(ctx.limits.too_big(ctx.layer));
+                }
+            }
+            let mut f = replacing(p, &name, replaced, || safefs::create_at(p, &name))
+                .map_err(|e| bad(&e))?;
+            let n = copy_data(entry, &mut f, sparse, buf).map_err(|e| ctx.read(Some(raw), e))?;
+            if n != entry.size() || ctx.count.made_up.get() > 0 {
+                return Err(bad(&"the layer ends inside this entry's data (truncated download or corrupt layer)"));
+            }
+            stats.bytes += n;
+            let fd = f.as_fd();
+            if let Some(o) = owner(uid, gid) {
+                safefs::chown_fd(fd, o).map_err(|e| bad(&e))?;
+            }
+            // xattrs after chown, which would clear security.capability (file capabilities,
+            // how ping works without setuid), and before the mode.
+            if let Ok(Some(exts)) = entry.pax_extensions() {
+                for ext in exts.flatten() {
+                    let Some(key) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr."))
+                    else {
+                        continue;
+                    };
+                    // Only attributes an image may carry (file capabilities, user.*): never
+                    // trusted.overlay.*, which would steer overlayfs.
+                    if !(key.starts_with("security.") || key.starts_with("user.")) {
+                        continue;
+                    }
+                    match safefs::set_xattr_fd(fd, key, ext.value_bytes()) {
+                        Ok(()) => {}
+                        // A file system without xattrs, or an attribute the kernel keeps for
+                        // itself: skipped, as Docker skips it.
+                        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTSUP | libc::EPERM)) => {
+                        }
+                        Err(e) => return Err(bad(&format!("xattr {key}: {e}"))),
+                    }
+                }
+            }
+            safefs::set_meta_fd(fd, None, mode, mtime).map_err(|e| bad(&e))?;
+            stats.files += 1;
+        }
+        EntryType::Symlink => {
+            let target = entry
+                .link_name()
+                .map_err(|e| bad(&e))?
+                .ok_or_else(|| bad(&"symlink without a target"))?;
+            // The target is only text here; it is never followed while unpacking.
+            replacing(p, &name, replaced, || safefs::symlink_at(&target, p, &name))
+                .map_err(|e| bad(&e))?;
+            safefs::set_meta_at(p, &name, owner(uid, gid), None, mtime).map_err(|e| bad(&e))?;
+            stats.files += 1;
+        }
+        EntryType::Link => {
+            let target = entry
+                .link_name()
+                .map_err(|e| bad(&e))?
+                .ok_or_else(|| bad(&"hard link without a target"))?;
+            let target = safefs::relative(&target);
+            let (Some(tname), tparent) =
+                (target.file_name(), target.parent().unwrap_or(Path::new("")))
+            else {
+                return Err(bad(&"hard link to the layer's root"));
+            };
+            let tdir = safefs::openat2(
+                root,
+                &safefs::relative(tparent),
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                safefs::IN_ROOT,
+            )
+            .map_err(|e| bad(&format!("hard link target {}: {e}", target.display())))?;
+            // linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself, never what it points to.
+            replacing(p, &name, replaced, || {
+                safefs::link_at(tdir.as_fd(), tname, p, &name)
+            })
+            .map_err(|e| bad(&format!("hard link to {}: {e}", target.display())))?;
+            stats.files += 1;
+        }
+        EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            let ty = match kind {
+                EntryType::Char => libc::S_IFCHR,
+                EntryType::Block => libc::S_IFBLK,
+                _ => libc::S_IFIFO,
+            };
+            let (major, minor) = devnums;
+            replacing(p, &name, replaced, || {
+                safefs::mknod_at(p, &name, ty | mode, major, minor)
+            })
+            .map_err(|e| bad(&e))?;
+            safefs::set_meta_at(p, &name, owner(uid, gid), Some(mode), mtime)
+                .map_err(|e| bad(&e))?;
+            stats.files += 1;
+        }
+        other => {
+            // What Docker refuses too ("unhandled tar header type"): silently dropping it would
+            // make the container differ from the image.
+            return Err(bad(&format!(
+                "unsupported entry type {:?} ({:?}): the layer was made by a tar dockling cannot read",
+                other,
+                char::from(other.as_byte())
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -213,8 +213,8 @@ pub fn remove_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> 
                 libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
             )?;
             let entries: Vec<std::ffi::OsString> = std::fs::read_dir(fd_path(&sub))?
-                .filter_map(|e| e.ok().map(|e| e.file_name()))
-                .collect();
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<io::Result<_>>()?;
             for e in entries {
                 remove_at(sub.as_fd(), &e)?;
             }
@@ -325,9 +325,16 @@ pub fn set_meta_at(
         })?;
     }
     if let Some(mode) = mode {
-        // Set after chown, which clears setuid/setgid bits.
-        // SAFETY: as above (fchmodat does not follow a final symlink for non-links).
-        cvt(unsafe { libc::fchmodat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t, 0) })?;
+        // Set after chown, which clears setuid/setgid bits. fchmodat(2) follows a final
+        // symlink unless AT_SYMLINK_NOFOLLOW is given (glibc then changes the object it opened
+        // with O_PATH|O_NOFOLLOW, and refuses a symlink with EOPNOTSUPP): never the host file
+        // a hostile symlink points to.
+        nix::sys::stat::fchmodat(
+            Some(dir.as_raw_fd()),
+            c.as_c_str(),
+            nix::sys::stat::Mode::from_bits_truncate(mode as libc::mode_t),
+            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+        )?;
     }
     let t = libc::timespec {
         tv_sec: mtime as libc::time_t,
@@ -343,6 +350,166 @@ pub fn set_meta_at(
             libc::AT_SYMLINK_NOFOLLOW,
         )
     })
+}
+
+/// `fstatat(2)` of `name` in `dir` itself (a final symlink is not followed).
+pub fn stat_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<libc::stat> {
+    Ok(nix::sys::stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?)
+}
+
+/// Which directory an fd is: (device, inode), to recognise it again later.
+pub fn identity(st: &libc::stat) -> (u64, u64) {
+    (st.st_dev, st.st_ino)
+}
+
+/// Open the directory `path` inside `root` for changing its metadata, but only if it is still
+/// the directory `id` (see [`identity`]): `None` when the path no longer names it (removed,
+/// replaced by a file, by a symlink, or by another directory). Resolution stays inside `root`
+/// (`RESOLVE_IN_ROOT`) and a final symlink is refused (`O_NOFOLLOW`), so the fd can only be a
+/// directory of the tree. Errors that do not mean "not that directory" (EMFILE, ENOMEM,
+/// EACCES...) are returned.
+pub fn open_dir_if(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    id: (u64, u64),
+) -> io::Result<Option<OwnedFd>> {
+    let fd = match openat2(
+        root,
+        &relative(path),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+        IN_ROOT,
+    ) {
+        Ok(fd) => fd,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+    Ok((identity(&st) == id).then_some(fd))
+}
+
+/// Owner (unless `None`), mode and times of the object `fd` is open on: fchown(2), fchmod(2),
+/// futimens(2). Nothing is looked up by name, so nothing can be redirected.
+pub fn set_meta_fd(
+    fd: BorrowedFd<'_>,
+    owner: Option<(u32, u32)>,
+    mode: u32,
+    mtime: i64,
+) -> io::Result<()> {
+    use nix::unistd::{Gid, Uid};
+    if let Some((uid, gid)) = owner {
+        nix::unistd::fchown(
+            fd.as_raw_fd(),
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+        )?;
+    }
+    // After chown, which clears setuid/setgid (and file capabilities).
+    nix::sys::stat::fchmod(
+        fd.as_raw_fd(),
+        nix::sys::stat::Mode::from_bits_truncate(mode as libc::mode_t),
+    )?;
+    let t = nix::sys::time::TimeSpec::new(mtime as libc::time_t, 0);
+    nix::sys::stat::futimens(fd.as_raw_fd(), &t, &t)?;
+    Ok(())
+}
+
+/// `fchown(2)`: the owner of the object `fd` is open on.
+pub fn chown_fd(fd: BorrowedFd<'_>, (uid, gid): (u32, u32)) -> io::Result<()> {
+    Ok(nix::unistd::fchown(
+        fd.as_raw_fd(),
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )?)
+}
+
+/// `fsetxattr(2)` on an open file.
+pub fn set_xattr_fd(fd: BorrowedFd<'_>, key: &str, value: &[u8]) -> io::Result<()> {
+    let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a live fd, a valid C string and a live value buffer of the given length.
+    cvt(unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            k.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+}
+
+/// Like [`secure_join`], but relative to an open `root` and looking only through fds
+/// (`openat2(RESOLVE_IN_ROOT)` then `readlinkat(fd, "")`), never through a host path: where
+/// `path` would be inside `root` once the tree's own symlinks are followed (at most 40, `..`
+/// clamped at the root), with components that do not exist yet kept as they are. The result is
+/// relative to `root`.
+pub fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<PathBuf> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    fn parts(p: &Path) -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    }
+    let mut resolved = PathBuf::new();
+    let mut queue = parts(path);
+    let mut links = 0;
+    while let Some(c) = queue.pop_front() {
+        if c == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&c);
+        // Every component of `resolved` is known not to be a symlink, so this names exactly
+        // `candidate` itself (O_NOFOLLOW: a symlink is opened, not followed).
+        let fd = match openat2(
+            root,
+            &candidate,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            IN_ROOT,
+        ) {
+            Ok(fd) => fd,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                resolved = candidate;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            resolved = candidate;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        let target = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")?;
+        let target = PathBuf::from(target);
+        if target.is_absolute() {
+            resolved = PathBuf::new();
+        }
+        let mut next = parts(&target);
+        next.extend(queue);
+        queue = next;
+    }
+    Ok(resolved)
 }
 
 /// Set an extended attribute on `name` in `dir`, through its `/proc/self/fd` path.
@@ -372,6 +539,37 @@ pub fn set_xattr_at(
             0,
         )
     })
+}
+
+/// Read an extended attribute of `name` in `dir` (never following a symlink): `None` when it
+/// has none of that name (or the file system keeps no xattrs).
+pub fn get_xattr_at(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    key: &str,
+) -> io::Result<Option<Vec<u8>>> {
+    let fd = openat2(
+        dir,
+        Path::new(name),
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+    )?;
+    let p = cname(fd_path(&fd).as_os_str())?;
+    let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid C strings and a live buffer of the given length; getxattr follows the
+    // magic link to exactly the object the O_PATH fd refers to (lgetxattr would read the link).
+    let n = unsafe { libc::getxattr(p.as_ptr(), k.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA | libc::ENOTSUP) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    buf.truncate(n as usize);
+    Ok(Some(buf))
 }
 
 /// Read an extended attribute of `path` itself (not following a final symlink).

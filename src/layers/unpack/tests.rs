@@ -6,6 +6,7 @@ use super::*;
 
 enum E<'a> {
     Dir(&'a str),
+    DirMode(&'a str, u32),
     File(&'a str, &'a str),
     Sym(&'a str, &'a str),
     Hard(&'a str, &'a str),
@@ -17,7 +18,7 @@ fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
     for e in entries {
         let mut h = tar::Header::new_ustar();
         let (name, kind, data, link): (&str, tar::EntryType, &[u8], Option<&str>) = match e {
-            E::Dir(n) => (n, tar::EntryType::Directory, b"", None),
+            E::Dir(n) | E::DirMode(n, _) => (n, tar::EntryType::Directory, b"", None),
             E::File(n, d) => (n, tar::EntryType::Regular, d.as_bytes(), None),
             E::Sym(n, t) => (n, tar::EntryType::Symlink, b"", Some(t)),
             E::Hard(n, t) => (n, tar::EntryType::Link, b"", Some(t)),
@@ -30,11 +31,13 @@ fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
             }
         }
         h.set_entry_type(kind);
-        h.set_mode(if matches!(kind, tar::EntryType::Directory) {
-            0o755
-        } else {
-            0o644
+        h.set_mode(match e {
+            E::DirMode(_, m) => *m,
+            E::Dir(_) => 0o755,
+            _ => 0o644,
         });
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_size(data.len() as u64);
         h.set_mtime(1_700_000_000);
         h.set_cksum();
@@ -47,6 +50,57 @@ struct Case {
     _tmp: tempfile::TempDir,
     dest: PathBuf,
     host: PathBuf,
+    before: std::collections::BTreeMap<PathBuf, String>,
+}
+
+/// Everything a hostile layer could change in a host tree: type and mode, owner, mtime,
+/// content or link target of every path under `root` (and `root` itself). Names and contents
+/// alone miss a chmod, a chown or a utimes.
+fn state(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let what = if md.file_type().is_symlink() {
+            format!("-> {}", std::fs::read_link(&p).unwrap().display())
+        } else if md.is_file() {
+            format!("{:?}", std::fs::read(&p).unwrap())
+        } else {
+            String::new()
+        };
+        if md.is_dir() {
+            todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+        out.insert(
+            p.strip_prefix(root).unwrap().to_path_buf(),
+            format!(
+                "mode {:o} owner {}:{} mtime {}.{} {what}",
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.mtime(),
+                md.mtime_nsec()
+            ),
+        );
+    }
+    out
+}
+
+/// Set a path's mode and times for the bait.
+fn bait(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let t = libc::timespec {
+        tv_sec: 1_000_000_000,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid C string and two timespecs.
+    assert_eq!(
+        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) },
+        0
+    );
 }
 
 fn case() -> Case {
@@ -56,33 +110,32 @@ fn case() -> Case {
     std::fs::create_dir_all(&dest).unwrap();
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("passwd"), "root:x:0:0\n").unwrap();
+    // Unusual modes, owner and times, so that a chmod, chown or utimes through a hostile
+    // symlink shows.
+    std::os::unix::fs::chown(host.join("passwd"), Some(1234), Some(4321)).unwrap();
+    bait(&host.join("passwd"), 0o600);
+    bait(&host, 0o750);
+    let before = state(&host);
     Case {
         _tmp: tmp,
         dest,
         host,
+        before,
     }
 }
 
 impl Case {
     fn run(&self, entries: &[E<'_>]) -> Result<UnpackStats> {
+        self.run_tar(&tar_of(entries))
+    }
+
+    fn run_tar(&self, tar: &[u8]) -> Result<UnpackStats> {
         // Names like "../host/passwd" are relative to dest's parent, where `host` is.
-        unpack(&tar_of(entries)[..], &self.dest)
+        unpack(tar, &self.dest, "test-layer", &Limits::default())
     }
 
     fn host_untouched(&self) {
-        let names: Vec<_> = std::fs::read_dir(&self.host)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            names,
-            vec![std::ffi::OsString::from("passwd")],
-            "host dir changed"
-        );
-        assert_eq!(
-            std::fs::read_to_string(self.host.join("passwd")).unwrap(),
-            "root:x:0:0\n"
-        );
+        assert_eq!(state(&self.host), self.before, "host dir changed");
     }
 }
 
@@ -252,4 +305,327 @@ fn a_directory_swapped_for_a_symlink_between_entries_is_not_followed_out() {
         "pwned"
     );
     assert!(inside.join("two").exists());
+}
+
+/// Issue 8, escape 1: a directory entry `d/` (mode 04777) then a symlink `d -> <host file>`;
+/// the deferred directory pass chmodded (and utimed, chowned) the host file through it.
+#[test]
+fn unpack_chmods_a_host_file_through_a_symlink() {
+    let c = case();
+    let target = c.host.join("passwd").display().to_string();
+    c.run(&[E::DirMode("d/", 0o4777), E::Sym("d", &target)])
+        .unwrap();
+    c.host_untouched();
+    assert_eq!(
+        std::fs::read_link(c.dest.join("d")).unwrap(),
+        PathBuf::from(&target)
+    );
+    // The same through a directory the symlink replaces further up.
+    let c = case();
+    let host = c.host.display().to_string();
+    c.run(&[
+        E::DirMode("a/", 0o700),
+        E::DirMode("a/passwd/", 0o4777),
+        E::Sym("a", &host),
+    ])
+    .unwrap();
+    c.host_untouched();
+}
+
+#[test]
+fn directory_metadata_is_applied_to_the_directory_itself() {
+    use std::os::unix::fs::MetadataExt;
+    let c = case();
+    c.run(&[
+        E::DirMode("d/", 0o1750),
+        E::File("d/x", "x"),
+        E::Sym("l", "d"),
+        E::DirMode("l/sub/", 0o700),
+    ])
+    .unwrap();
+    let d = std::fs::symlink_metadata(c.dest.join("d")).unwrap();
+    assert_eq!((d.mode() & 0o7777, d.mtime()), (0o1750, 1_700_000_000));
+    let sub = std::fs::symlink_metadata(c.dest.join("d/sub")).unwrap();
+    assert_eq!((sub.mode() & 0o7777, sub.mtime()), (0o700, 1_700_000_000));
+}
+
+fn pax_file(name: &str, pax: &[(&str, &[u8])], uid: u64, data: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions(pax.iter().copied()).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name).unwrap();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o4755);
+    h.set_uid(uid);
+    h.set_gid(uid);
+    h.set_mtime(1_700_000_000);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// Issue 8, item 9: xattrs were set before chown, which clears `security.capability`.
+#[test]
+fn file_capabilities_survive_the_chown() {
+    use std::os::unix::fs::MetadataExt;
+    let c = case();
+    // struct vfs_cap_data, revision 2, effective, permitted = CAP_NET_RAW (13).
+    let mut cap = Vec::new();
+    for w in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+        cap.extend_from_slice(&w.to_le_bytes());
+    }
+    let tar = pax_file(
+        "bin/ping",
+        &[("SCHILY.xattr.security.capability", &cap)],
+        1000,
+        b"ELF",
+    );
+    c.run_tar(&tar).unwrap();
+    let p = c.dest.join("bin/ping");
+    let md = std::fs::symlink_metadata(&p).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1000, 1000));
+    assert_eq!(md.mode() & 0o7777, 0o4755, "setuid kept: mode after chown");
+    assert_eq!(
+        safefs::get_xattr(&p, "security.capability").as_deref(),
+        Some(&cap[..]),
+        "file capability lost"
+    );
+}
+
+/// Issue 8, item 9: whiteouts hide only lower layers; a file of the same layer stays,
+/// whichever comes first.
+#[test]
+fn a_whiteout_does_not_hide_a_file_of_its_own_layer() {
+    for entries in [
+        [E::File("etc/motd", "hi"), E::File("etc/.wh.motd", "")],
+        [E::File("etc/.wh.motd", ""), E::File("etc/motd", "hi")],
+    ] {
+        let c = case();
+        c.run(&entries).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(c.dest.join("etc/motd")).unwrap(),
+            "hi"
+        );
+    }
+    let c = case();
+    c.run(&[E::File("d/x", "x"), E::File(".wh.d", "")]).unwrap();
+    assert!(
+        c.dest.join("d/x").exists(),
+        "a directory of this layer stays"
+    );
+}
+
+/// Issue 8, item 10: `.wh..` emptied its own directory.
+#[test]
+fn a_whiteout_of_dot_or_dotdot_is_refused_and_removes_nothing() {
+    for bad in ["d/.wh..", "d/.wh...", "d/.wh."] {
+        let c = case();
+        let err = c
+            .run(&[E::File("d/keep", "k"), E::File(bad, "")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("layer test-layer: entry d/.wh."), "{err}");
+        assert!(err.contains("names no file"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(c.dest.join("d/keep")).unwrap(),
+            "k",
+            "{bad} emptied its directory"
+        );
+    }
+}
+
+/// Issue 8, item 10: the parent-directory cache was never dropped. `lib -> .` makes `lib/`
+/// the root; `lib/lib/` then replaces the symlink with a real directory, so `lib/file` must
+/// land in that directory, not in the root the cache still held.
+#[test]
+fn the_parent_cache_is_dropped_when_an_entry_replaces_what_it_resolved_through() {
+    let c = case();
+    c.run(&[
+        E::Sym("lib", "."),
+        E::Dir("lib/lib/"),
+        E::File("lib/file", "f"),
+    ])
+    .unwrap();
+    assert!(c.dest.join("lib").is_dir());
+    assert_eq!(
+        std::fs::read_to_string(c.dest.join("lib/file")).unwrap(),
+        "f"
+    );
+    assert!(
+        !c.dest.join("file").exists(),
+        "written through a stale cache"
+    );
+}
+
+/// A raw header: `edit` changes its bytes, then the checksum is set.
+fn raw_entry(name: &str, data: &[u8], edit: impl FnOnce(&mut tar::Header)) -> Vec<u8> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name).unwrap();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_size(data.len() as u64);
+    edit(&mut h);
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+/// Issue 8, item 10: corrupt numeric fields became 0644 / 0 / 0.
+#[test]
+fn corrupt_header_fields_are_refused() {
+    for field in ["mode", "uid", "gid", "mtime"] {
+        let c = case();
+        let tar = raw_entry("x", b"data", |h| {
+            let old = h.as_old_mut();
+            let f: &mut [u8] = match field {
+                "mode" => &mut old.mode,
+                "uid" => &mut old.uid,
+                "gid" => &mut old.gid,
+                _ => &mut old.mtime,
+            };
+            f.fill(b'z');
+        });
+        let err = c.run_tar(&tar).unwrap_err().to_string();
+        assert!(
+            err.contains("layer test-layer: entry x: bad ") && err.contains(field),
+            "{field}: {err}"
+        );
+    }
+}
+
+/// Issue 8, item 10: GNU sparse entries were dropped without a word. They unpack with their
+/// holes (as Go's archive/tar and GNU tar do), and stay sparse on disk.
+#[test]
+fn gnu_sparse_files_unpack_with_their_holes() {
+    use std::os::unix::fs::MetadataExt;
+    let real = (4u64 << 20) + 5;
+    let mut h = tar::Header::new_gnu();
+    h.set_path("sparse").unwrap();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_size(5);
+    {
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].set_offset(4 << 20);
+        gnu.sparse[0].set_length(5);
+        gnu.set_real_size(real);
+    }
+    h.set_cksum();
+    let mut tar = h.as_bytes().to_vec();
+    tar.extend_from_slice(b"hello");
+    tar.resize(1024 + 1024, 0);
+    let c = case();
+    let small = Limits {
+        max_size: 1 << 20,
+        ..Limits::default()
+    };
+    let err = unpack(&tar[..], &c.dest, "test-layer", &small).unwrap_err();
+    assert!(
+        err.to_string().contains("max-layer-size"),
+        "holes count: {err}"
+    );
+    let c = case();
+    let s = c.run_tar(&tar).unwrap();
+    assert_eq!((s.files, s.bytes), (1, real));
+    let p = c.dest.join("sparse");
+    let data = std::fs::read(&p).unwrap();
+    assert_eq!(data.len() as u64, real);
+    assert_eq!(&data[4 << 20..], b"hello");
+    assert!(data[..4 << 20].iter().all(|b| *b == 0));
+    assert!(
+        std::fs::metadata(&p).unwrap().blocks() * 512 < 1 << 20,
+        "the holes were written out"
+    );
+}
+
+#[test]
+fn pax_sparse_files_and_unknown_entry_types_are_refused_with_their_name() {
+    let c = case();
+    let tar = pax_file(
+        "GNUSparseFile.0/big",
+        &[("GNU.sparse.major", b"1"), ("GNU.sparse.minor", b"0")],
+        0,
+        b"x",
+    );
+    let err = c.run_tar(&tar).unwrap_err().to_string();
+    assert!(
+        err.contains("layer test-layer: entry GNUSparseFile.0/big: PAX sparse"),
+        "{err}"
+    );
+    let tar = raw_entry("vol", b"", |h| h.set_entry_type(tar::EntryType::new(b'V')));
+    let err = c.run_tar(&tar).unwrap_err().to_string();
+    assert!(
+        err.contains("layer test-layer: entry vol: unsupported entry type"),
+        "{err}"
+    );
+}
+
+/// Issue 8: a layer ending right after the last file's data (no padding, no end-of-archive
+/// blocks, as `umoci insert` writes) was refused with "unexpected EOF during skip".
+#[test]
+fn a_layer_without_padding_or_end_blocks_is_accepted() {
+    let data = vec![b'a'; 700];
+    let mut tar = raw_entry("first", b"one", |_| {});
+    tar.extend(raw_entry("last", &data, |_| {}));
+    tar.truncate(1024 + 512 + 700);
+    let c = case();
+    c.run_tar(&tar).unwrap();
+    assert_eq!(std::fs::read(c.dest.join("last")).unwrap(), data);
+    assert_eq!(std::fs::read(c.dest.join("first")).unwrap(), b"one");
+}
+
+#[test]
+fn a_layer_truncated_inside_an_entrys_data_is_refused() {
+    let data = vec![b'a'; 1500];
+    // Inside a block, at a block boundary, and inside the header.
+    for cut in [512 + 700, 512 + 1024, 300] {
+        let mut tar = raw_entry("last", &data, |_| {});
+        tar.truncate(cut);
+        let c = case();
+        let err = c.run_tar(&tar).unwrap_err().to_string();
+        assert!(err.starts_with("layer test-layer: "), "{cut}: {err}");
+        if cut > 512 {
+            assert!(
+                err.contains("entry last: the layer ends inside"),
+                "{cut}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn limits_refuse_a_decompression_bomb() {
+    let c = case();
+    let tiny = Limits {
+        max_size: 64 << 10,
+        max_entries: 3,
+    };
+    let big = tar_of(&[E::File("big", &"x".repeat(100 << 10))]);
+    let err = unpack(&big[..], &c.dest, "sha256:bomb", &tiny)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("layer sha256:bomb: refused") && err.contains("max-layer-size (65536 bytes)"),
+        "{err}"
+    );
+    let c = case();
+    let many = tar_of(&[
+        E::File("a", ""),
+        E::File("b", ""),
+        E::File("c", ""),
+        E::File("d", ""),
+    ]);
+    let err = unpack(&many[..], &c.dest, "sha256:bomb", &tiny)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max-layer-entries (3)"), "{err}");
 }
