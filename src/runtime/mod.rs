@@ -391,7 +391,11 @@ mod tests {
             cgroup: None,
             privileged: false,
             capabilities: caps::resolve(false, &[], &[]).unwrap(),
-            seccomp: true,
+            // A fixed kernel version: the script must not depend on the machine's kernel.
+            seccomp: Some(seccomp::default_policy(
+                &caps::resolve(false, &[], &[]).unwrap(),
+                (6, 1),
+            )),
             no_new_privileges: false,
             volumes: vec![],
             read_only: false,

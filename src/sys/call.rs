@@ -83,8 +83,12 @@ pub enum Call {
     CloseRange { first: u32 },
     /// `ioctl(sock, SIOCSIFFLAGS, IFF_UP)` on a network interface (socket + two ioctls).
     IfUp { name: String },
-    /// `seccomp(2)` `SECCOMP_SET_MODE_FILTER`: install a filter of `rules` denied syscalls.
-    Seccomp { denied: Vec<&'static str> },
+    /// `seccomp(2)` `SECCOMP_SET_MODE_FILTER`: install `filter`, the BPF program compiled from
+    /// the container's policy; `about` says in words what it does (shown in the trace).
+    Seccomp {
+        filter: Vec<crate::runtime::seccomp::bpf::Insn>,
+        about: String,
+    },
     /// `execve(2)`; on success it never returns.
     Execve {
         path: PathBuf,
@@ -434,12 +438,11 @@ impl Call {
                     quote(name)
                 );
             }
-            Call::Seccomp { denied } => {
+            Call::Seccomp { filter, about } => {
                 let _ = write!(
                     s,
-                    "SECCOMP_SET_MODE_FILTER, 0, {{len={}, filter=…}} /* EPERM for {} */",
-                    crate::runtime::seccomp::program().len(),
-                    denied.join(",")
+                    "SECCOMP_SET_MODE_FILTER, 0, {{len={}, filter=…}} /* {about} */",
+                    filter.len()
                 );
             }
             Call::Execve { path, argv, envp } => {
@@ -654,8 +657,15 @@ impl Call {
             Call::Dup2 { old: 3, new: 0 },
             Call::CloseRange { first: 3 },
             Call::IfUp { name: "lo".into() },
-            Call::Seccomp {
-                denied: vec!["mount"],
+            {
+                let p = crate::runtime::seccomp::bpf::compile(
+                    &crate::runtime::seccomp::default_policy(&[], (6, 1)),
+                )
+                .expect("the default profile compiles");
+                Call::Seccomp {
+                    filter: p.filter,
+                    about: p.about,
+                }
             },
             Call::Execve {
                 path: p("/bin/sh"),
