@@ -109,27 +109,45 @@ impl Table {
 fn table(arch: Arch) -> Option<&'static Table> {
     use std::sync::OnceLock;
     macro_rules! t {
-        ($name:literal, $audit:expr, $m:ident) => {{
+        ($name:literal, $audit:expr, $m:ident, $extra:expr) => {{
             static TABLE: OnceLock<Table> = OnceLock::new();
-            TABLE.get_or_init(|| Table {
-                name: $name,
-                audit: $audit,
-                numbers: syscalls::$m::Sysno::iter()
+            TABLE.get_or_init(|| {
+                let numbers: HashMap<&'static str, u32> = syscalls::$m::Sysno::iter()
                     .map(|s| (s.name(), s.id() as u32))
-                    .collect(),
-                max: syscalls::$m::Sysno::last().id() as u32,
+                    .chain($extra.iter().copied())
+                    .collect();
+                let max = numbers.values().copied().max().unwrap_or(0);
+                Table {
+                    name: $name,
+                    audit: $audit,
+                    numbers,
+                    max,
+                }
             })
         }};
     }
+    const NONE: &[(&str, u32)] = &[];
     // AUDIT_ARCH_* values (linux/audit.h).
     Some(match arch {
-        Arch::ScmpArchX86_64 => t!("x86_64", 0xc000_003e, x86_64),
-        Arch::ScmpArchX86 => t!("i386", 0x4000_0003, x86),
-        Arch::ScmpArchAarch64 => t!("aarch64", 0xc000_00b7, aarch64),
-        Arch::ScmpArchArm => t!("arm", 0x4000_0028, arm),
+        Arch::ScmpArchX86_64 => t!("x86_64", 0xc000_003e, x86_64, NONE),
+        Arch::ScmpArchX86 => t!("i386", 0x4000_0003, x86, NONE),
+        Arch::ScmpArchAarch64 => t!("aarch64", 0xc000_00b7, aarch64, NONE),
+        Arch::ScmpArchArm => t!("arm", 0x4000_0028, arm, ARM_PRIVATE),
         _ => return None,
     })
 }
+
+/// 32-bit ARM's private calls (arch/arm/include/uapi/asm/unistd.h, `__ARM_NR_BASE` 0x0f0000),
+/// which the syscalls crate does not list: Docker allows `breakpoint`, `cacheflush` and
+/// `set_tls` (the C library sets up thread-local storage with it).
+const ARM_PRIVATE: &[(&str, u32)] = &[
+    ("breakpoint", 0x0f_0001),
+    ("cacheflush", 0x0f_0002),
+    ("usr26", 0x0f_0003),
+    ("usr32", 0x0f_0004),
+    ("set_tls", 0x0f_0005),
+    ("get_tls", 0x0f_0006),
+];
 
 /// The policy's architecture for this build.
 pub fn native() -> Arch {
@@ -346,15 +364,20 @@ fn section(t: &Table, policy: &LinuxSeccomp, default: u32) -> Result<(Vec<Insn>,
     // share a body (the default's return for numbers without rules).
     let fallback = vec![ins(RET_K, 0, 0, default)];
     let mut runs: Vec<(u32, Vec<Insn>)> = vec![];
-    for nr in 0..=t.max {
-        let code = match by_number.get(&nr) {
-            Some(rules) => body(rules, default)?,
-            None => fallback.clone(),
-        };
-        match runs.last() {
-            Some((_, last)) if *last == code => {}
-            _ => runs.push((nr, code)),
+    let mut add = |start: u32, code: Vec<Insn>| match runs.last() {
+        Some((_, last)) if *last == code => {}
+        _ => runs.push((start, code)),
+    };
+    let mut next = 0;
+    for (nr, rules) in &by_number {
+        if *nr > next {
+            add(next, fallback.clone());
         }
+        add(*nr, body(rules, default)?);
+        next = nr + 1;
+    }
+    if next <= t.max {
+        add(next, fallback.clone());
     }
     let mut out = vec![ins(LD_W_ABS, 0, 0, OFF_NR)];
     if t.audit == 0xc000_003e {

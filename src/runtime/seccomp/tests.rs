@@ -288,6 +288,52 @@ fn numbers_differ_per_arch_and_the_program_uses_the_right_table() {
 }
 
 #[test]
+fn arm_compat_gets_its_private_calls_on_an_aarch64_policy() {
+    // Docker's archMap gives aarch64 the 32-bit arm table too; a 32-bit C library needs
+    // set_tls (ARM private call 0x0f0005), which the syscalls crate does not list.
+    // Resolved as on an arm64 machine (whatever machine runs the test).
+    let caps = cap_names(&docker_default());
+    let target = Target {
+        arch: "arm64",
+        caps: &caps,
+        kernel: (6, 1),
+    };
+    let policy = profile::resolve(&default::profile(), &target)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        policy.architectures().as_deref(),
+        Some(&[Arch::ScmpArchAarch64, Arch::ScmpArchArm][..]),
+        "Docker's archMap entry for aarch64"
+    );
+    let p = bpf::compile(&policy).unwrap().filter;
+    let arm = audit_arch(Arch::ScmpArchArm).unwrap();
+    assert_eq!(run(&p, 0x0f_0005, arm, [0; 6]), ALLOW, "set_tls");
+    assert_eq!(run(&p, 0x0f_0002, arm, [0; 6]), ALLOW, "cacheflush");
+    assert_eq!(
+        run(&p, 0x0f_0006, arm, [0; 6]),
+        EPERM,
+        "get_tls is not on Docker's list"
+    );
+    assert_eq!(
+        run(&p, 0x0f_0100, arm, [0; 6]),
+        ENOSYS,
+        "above every known number"
+    );
+    assert_eq!(decide(&p, Arch::ScmpArchArm, "mkdir", [0; 6]), ALLOW);
+    assert_eq!(decide(&p, Arch::ScmpArchArm, "mount", [0; 6]), EPERM);
+    assert_eq!(
+        decide(
+            &p,
+            Arch::ScmpArchArm,
+            "clone",
+            [SIGCHLD | CLONE_NEWUSER, 0, 0, 0, 0, 0]
+        ),
+        EPERM
+    );
+}
+
+#[test]
 fn syscalls_newer_than_this_build_knows_answer_enosys() {
     let p = program(&docker_default());
     let arch = arches()[0];
