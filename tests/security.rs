@@ -296,6 +296,13 @@ fn a_bad_seccomp_profile_is_a_clear_125_naming_the_field() {
         "{}",
         o.stderr
     );
+    // A FIFO is refused at once (opened O_NONBLOCK), not waited on.
+    let fifo = lab.dir.path().join("fifo.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let opt = format!("seccomp={}", fifo.display());
+    let o = lab.run(&["--security-opt", &opt, "busybox", "true"]);
+    o.expect_code(125);
+    assert!(o.stderr.contains("not a regular file"), "{}", o.stderr);
     assert!(
         lab.containers_left().is_empty(),
         "{:?}",

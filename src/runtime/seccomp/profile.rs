@@ -140,8 +140,15 @@ const MAX_PROFILE_BYTES: u64 = 4 << 20;
 
 /// Read a profile file given with `--security-opt seccomp=<path>`.
 pub fn load(path: &Path) -> Result<Profile> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|e| {
+    // O_NONBLOCK: a FIFO given by mistake is refused below instead of hanging the open.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
         Error::Usage(format!(
             "open seccomp profile {shown}: {e}: give the path of a JSON profile in Docker's format, or seccomp=unconfined"
         ))
@@ -154,7 +161,10 @@ pub fn load(path: &Path) -> Result<Profile> {
             "read seccomp profile {shown}: not a regular file of at most {MAX_PROFILE_BYTES} bytes: give the path of a JSON profile in Docker's format"
         )));
     }
-    let text = std::fs::read(path).map_err(Error::io("read seccomp profile", path))?;
+    let mut text = vec![];
+    file.take(MAX_PROFILE_BYTES)
+        .read_to_end(&mut text)
+        .map_err(Error::io("read seccomp profile", path))?;
     let mut profile =
         parse(&text).map_err(|e| Error::Usage(format!("seccomp profile {shown}: {e}")))?;
     profile.source = Some(path.to_path_buf());
