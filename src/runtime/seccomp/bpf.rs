@@ -96,6 +96,11 @@ struct Table {
     /// made compiling ~400 names take milliseconds).
     numbers: HashMap<&'static str, u32>,
     max: u32,
+    /// Arguments are 64 bits wide (false for i386 and arm, whose calls use only the low 32
+    /// bits of each `seccomp_data.args[i]`: comparing the high word too could let an
+    /// `int $0x80` caller with junk in the upper half of a register pass a "greater than"
+    /// rule the kernel then reads as a small value, so as libseccomp only the low word counts).
+    wide: bool,
 }
 
 impl Table {
@@ -109,7 +114,7 @@ impl Table {
 fn table(arch: Arch) -> Option<&'static Table> {
     use std::sync::OnceLock;
     macro_rules! t {
-        ($name:literal, $audit:expr, $m:ident, $extra:expr) => {{
+        ($name:literal, $audit:expr, $wide:expr, $m:ident, $extra:expr) => {{
             static TABLE: OnceLock<Table> = OnceLock::new();
             TABLE.get_or_init(|| {
                 let numbers: HashMap<&'static str, u32> = syscalls::$m::Sysno::iter()
@@ -122,6 +127,7 @@ fn table(arch: Arch) -> Option<&'static Table> {
                     audit: $audit,
                     numbers,
                     max,
+                    wide: $wide,
                 }
             })
         }};
@@ -129,10 +135,10 @@ fn table(arch: Arch) -> Option<&'static Table> {
     const NONE: &[(&str, u32)] = &[];
     // AUDIT_ARCH_* values (linux/audit.h).
     Some(match arch {
-        Arch::ScmpArchX86_64 => t!("x86_64", 0xc000_003e, x86_64, NONE),
-        Arch::ScmpArchX86 => t!("i386", 0x4000_0003, x86, NONE),
-        Arch::ScmpArchAarch64 => t!("aarch64", 0xc000_00b7, aarch64, NONE),
-        Arch::ScmpArchArm => t!("arm", 0x4000_0028, arm, ARM_PRIVATE),
+        Arch::ScmpArchX86_64 => t!("x86_64", 0xc000_003e, true, x86_64, NONE),
+        Arch::ScmpArchX86 => t!("i386", 0x4000_0003, false, x86, NONE),
+        Arch::ScmpArchAarch64 => t!("aarch64", 0xc000_00b7, true, aarch64, NONE),
+        Arch::ScmpArchArm => t!("arm", 0x4000_0028, false, arm, ARM_PRIVATE),
         _ => return None,
     })
 }
@@ -219,12 +225,35 @@ fn condition(
     op: LinuxSeccompOperator,
     value: u64,
     two: u64,
+    wide: bool,
 ) -> Vec<Result<Insn, Cond>> {
     let (hi, lo) = ((value >> 32) as u32, value as u32);
     let ld = |off| Ok(ins(LD_W_ABS, 0, 0, off));
     let j = |code, k, t, f| Err(Cond { code, k, t, f });
     use LinuxSeccompOperator as Op;
     use To::{Fail, Next};
+    if !wide {
+        // 32-bit arguments: one load of the low word. A value that does not fit in 32 bits
+        // is never equal to (nor below) an argument: the condition is always or never true.
+        let never = || vec![j(JEQ_K, 0, Fail, Fail)];
+        let fits = value <= u32::MAX as u64;
+        return match op {
+            Op::ScmpCmpEq | Op::ScmpCmpGt | Op::ScmpCmpGe if !fits => never(),
+            Op::ScmpCmpNe | Op::ScmpCmpLt | Op::ScmpCmpLe if !fits => vec![],
+            Op::ScmpCmpMaskedEq if two > u32::MAX as u64 => never(),
+            Op::ScmpCmpEq => vec![ld(off_arg_lo(index)), j(JEQ_K, lo, Next(0), Fail)],
+            Op::ScmpCmpNe => vec![ld(off_arg_lo(index)), j(JEQ_K, lo, Fail, Next(0))],
+            Op::ScmpCmpGt => vec![ld(off_arg_lo(index)), j(JGT_K, lo, Next(0), Fail)],
+            Op::ScmpCmpGe => vec![ld(off_arg_lo(index)), j(JGE_K, lo, Next(0), Fail)],
+            Op::ScmpCmpLt => vec![ld(off_arg_lo(index)), j(JGE_K, lo, Fail, Next(0))],
+            Op::ScmpCmpLe => vec![ld(off_arg_lo(index)), j(JGT_K, lo, Fail, Next(0))],
+            Op::ScmpCmpMaskedEq => vec![
+                ld(off_arg_lo(index)),
+                Ok(ins(ALU_AND_K, 0, 0, lo)),
+                j(JEQ_K, two as u32, Next(0), Fail),
+            ],
+        };
+    }
     match op {
         Op::ScmpCmpEq => vec![
             ld(off_arg_hi(index)),
@@ -281,7 +310,7 @@ fn condition(
 
 /// The instructions for one syscall: its conditional rules, then its unconditional one or the
 /// default. Always ends in a return.
-fn body(rules: &[&LinuxSyscall], default: u32) -> Result<Vec<Insn>, String> {
+fn body(rules: &[&LinuxSyscall], default: u32, wide: bool) -> Result<Vec<Insn>, String> {
     let mut out = vec![];
     let mut last = None;
     for r in rules {
@@ -298,6 +327,7 @@ fn body(rules: &[&LinuxSyscall], default: u32) -> Result<Vec<Insn>, String> {
                 a.op(),
                 a.value(),
                 a.value_two().unwrap_or(0),
+                wide,
             ));
         }
         // The rule's block is parts + one return; Fail lands just after that return.
@@ -373,7 +403,7 @@ fn section(t: &Table, policy: &LinuxSeccomp, default: u32) -> Result<(Vec<Insn>,
         if *nr > next {
             add(next, fallback.clone());
         }
-        add(*nr, body(rules, default)?);
+        add(*nr, body(rules, default, t.wide)?);
         next = nr + 1;
     }
     if next <= t.max {
