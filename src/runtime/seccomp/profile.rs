@@ -11,6 +11,9 @@
 //!
 //! Unknown fields are refused (a misspelt `"excludes"` would otherwise silently widen what a
 //! container may do), and every error names the field, e.g. `syscalls[3].args[0].op`.
+//! Syscall names an architecture does not have are skipped when compiling, as runc does:
+//! Docker's own list names calls of every architecture (`socketcall` exists only on 32-bit
+//! ones, `arch_prctl` only on x86).
 
 use std::path::Path;
 
