@@ -418,6 +418,26 @@ mod tests {
     }
 
     #[test]
+    fn containers_stored_with_the_old_seccomp_flag_still_load() {
+        let mut v = serde_json::to_value(spec()).unwrap();
+        v["seccomp"] = serde_json::json!(true);
+        let on: RunSpec = serde_json::from_value(v.clone()).unwrap();
+        assert!(on
+            .seccomp
+            .is_some_and(|p| p.syscalls().as_ref().is_some_and(|s| !s.is_empty())));
+        v["seccomp"] = serde_json::json!(false);
+        let off: RunSpec = serde_json::from_value(v.clone()).unwrap();
+        assert!(off.seccomp.is_none());
+        let stored = serde_json::to_value(spec()).unwrap();
+        let back: RunSpec = serde_json::from_value(stored).unwrap();
+        assert_eq!(
+            back.seccomp,
+            spec().seccomp,
+            "a stored policy reads back as it was"
+        );
+    }
+
+    #[test]
     fn pid_host_leaves_out_clone_newpid() {
         let mut s = spec();
         s.namespaces.pid = false;
