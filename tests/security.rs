@@ -211,6 +211,40 @@ fn seccomp_i386_calls_meet_the_same_rules_and_x32_is_killed() {
     assert_eq!(o.stdout, "", "killed before it could print");
 }
 
+/// `no-new-privileges` works alone and next to `seccomp=unconfined` (each switch only its own).
+#[test]
+fn no_new_privileges_and_seccomp_switch_independently() {
+    let lab = Lab::with_busybox();
+    let status = |flags: &[&str]| {
+        let mut args = flags.to_vec();
+        args.extend(["busybox", "cat", "/proc/self/status"]);
+        let o = lab.run(&args);
+        o.expect_code(0);
+        (
+            status_field(&o.stdout, "NoNewPrivs:"),
+            status_field(&o.stdout, "Seccomp:"),
+        )
+    };
+    assert_eq!(status(&[]), ("0".into(), "2".into()));
+    assert_eq!(
+        status(&["--security-opt", "no-new-privileges"]),
+        ("1".into(), "2".into())
+    );
+    assert_eq!(
+        status(&[
+            "--security-opt",
+            "no-new-privileges",
+            "--security-opt",
+            "seccomp=unconfined"
+        ]),
+        ("1".into(), "0".into())
+    );
+    assert_eq!(
+        status(&["--security-opt", "seccomp=unconfined"]),
+        ("0".into(), "0".into())
+    );
+}
+
 /// `--security-opt seccomp=<file>` in Docker's JSON format: a profile that refuses mkdir.
 #[test]
 fn a_custom_seccomp_profile_refuses_mkdir() {
@@ -236,6 +270,16 @@ fn a_custom_seccomp_profile_refuses_mkdir() {
         "{}",
         refused.stderr
     );
+    // As in Docker, a profile named explicitly applies even with --privileged.
+    let privileged = lab.run(&[
+        "--privileged",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "mkdir",
+        "/tmp/d",
+    ]);
+    privileged.expect_code(1);
     // The bundle holds the same policy, so runc and crun would refuse mkdir too.
     lab.cmd(&[
         "run",
