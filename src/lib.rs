@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod container;
 pub mod error;
+pub mod host;
 pub mod image;
 pub mod lab;
 pub mod layers;

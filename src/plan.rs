@@ -72,8 +72,10 @@ macro_rules! steps {
 }
 
 steps! {
+    SecurityReexec => Security, "security.reexec";
     ImageResolve => Image, "image.resolve";
     LayersPrepare => Layers, "layers.prepare";
+    RootfsEtcFiles => Rootfs, "rootfs.etc_files";
     CgroupsCreate => Cgroups, "cgroups.create";
     NamespacesClone => Namespaces, "namespaces.clone";
     CgroupsJoin => Cgroups, "cgroups.join";
@@ -87,6 +89,7 @@ steps! {
     RootfsVolumes => Rootfs, "rootfs.volumes";
     SecurityMask => Security, "security.mask";
     RootfsPivot => Rootfs, "rootfs.pivot_root";
+    RootfsWorkdir => Rootfs, "rootfs.workdir";
     NamespacesHostname => Namespaces, "namespaces.hostname";
     ProcessTerminal => Process, "process.terminal";
     SecuritySeccomp => Security, "security.seccomp";
@@ -96,6 +99,16 @@ steps! {
     ProcessWait => Process, "process.wait";
     Cleanup => Process, "process.cleanup";
 }
+
+/// Steps done another way because of a flag, as (step, variant): each has its own title in
+/// the catalog under `<key>:<variant>`, and the trace names the variant, so a `--rootfs chroot`
+/// run is never titled `pivot_root`.
+pub const VARIANTS: &[(StepId, &str)] = &[
+    (StepId::LayersPrepare, "copy"),
+    (StepId::LayersMount, "copy"),
+    (StepId::RootfsPivot, "chroot"),
+    (StepId::ProcessTerminal, "null_stdin"),
+];
 
 impl StepId {
     /// The step's short name without the subsystem.

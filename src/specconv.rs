@@ -10,6 +10,7 @@ use crate::cli::RunArgs;
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::spec::{Limits, Namespaces, NetworkMode, RunSpec, User, Volume};
+use crate::sys::fs as safefs;
 
 /// What `specconv` needs to know about the image.
 pub struct ImageInput<'a> {
@@ -74,18 +75,134 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
     })
 }
 
-/// A file of the image as the container will see it: the topmost layer that has it.
-fn image_file(layers: &[PathBuf], path: &str) -> Option<String> {
-    layers
-        .iter()
-        .rev()
-        .find_map(|l| std::fs::read_to_string(l.join(path)).ok())
+/// The most of an image's /etc/passwd or /etc/group that is read: an account database is a
+/// few kilobytes, and a file that never ends must not fill dockling's memory.
+pub const MAX_ETC_FILE: u64 = 4 << 20;
+
+/// Why an account file of the image cannot be read: the one error of every bad case.
+fn bad_etc_file(path: &str, why: &str) -> Error {
+    Error::Usage(format!(
+        "read the image's /{path}: it is {why}; the account files are read only as regular files inside the image (never through a link, at most {} MiB), so fix the image",
+        MAX_ETC_FILE >> 20
+    ))
 }
 
-/// Resolve `-u name|uid[:group|gid]` against the image's /etc/passwd and /etc/group.
+/// A file of the image as the container will see it, read from the layers (top first) the
+/// way overlayfs merges them: a whiteout or a non-directory in place of a parent hides it,
+/// an opaque parent directory hides the layers below. Every lookup is an `openat2` inside
+/// one layer with `RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS`: a symlink is refused rather than
+/// followed (it could name a host file, or `/dev/zero`), and only a regular file is opened
+/// for reading (a FIFO would hang, a device node could do anything). `None`: not there.
+pub fn image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>> {
+    use nix::errno::Errno;
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    let resolve = safefs::IN_ROOT | libc::RESOLVE_NO_SYMLINKS;
+    let errno = |e: &std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let rel = Path::new(path);
+    let parents: Vec<&Path> = rel.ancestors().skip(1).collect::<Vec<_>>();
+    'layers: for layer in layers.iter().rev() {
+        let root = safefs::open_root(layer).map_err(Error::io("open layer", layer))?;
+        let mut opaque = false;
+        for dir in parents.iter().rev().filter(|d| !d.as_os_str().is_empty()) {
+            let fd = match safefs::openat2(
+                root.as_fd(),
+                dir,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+                resolve,
+            ) {
+                Ok(fd) => fd,
+                Err(e) => match errno(&e) {
+                    Errno::ENOENT => continue 'layers,
+                    // A whiteout (a 0/0 character device) or a file in place of the
+                    // directory: the layers below are hidden. O_DIRECTORY is checked before
+                    // any device would be opened.
+                    Errno::ENOTDIR => return Ok(None),
+                    Errno::ELOOP => {
+                        return Err(bad_etc_file(
+                            path,
+                            &format!("under a symlink (/{} is a link)", dir.display()),
+                        ))
+                    }
+                    _ => return Err(Error::io("open", layer.join(dir))(e)),
+                },
+            };
+            // "/." makes the lookup go through the descriptor's magic link to the directory
+            // itself: the l-variant of getxattr would read the link's own attributes.
+            let named = safefs::fd_path(&fd).join(".");
+            opaque |= safefs::get_xattr(&named, "trusted.overlay.opaque").as_deref() == Some(b"y");
+        }
+        let found = safefs::openat2(
+            root.as_fd(),
+            rel,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            resolve,
+        );
+        let md = match found {
+            Ok(fd) => std::fs::File::from(fd)
+                .metadata()
+                .map_err(Error::io("stat", layer.join(rel)))?,
+            Err(e) => match errno(&e) {
+                Errno::ENOENT if opaque => return Ok(None),
+                Errno::ENOENT => continue 'layers,
+                Errno::ELOOP => return Err(bad_etc_file(path, "a symlink")),
+                _ => return Err(Error::io("open", layer.join(rel))(e)),
+            },
+        };
+        let kind = md.mode() & libc::S_IFMT;
+        if kind == libc::S_IFCHR && md.rdev() == 0 {
+            return Ok(None); // whited out in this layer
+        }
+        if kind != libc::S_IFREG {
+            let what = match kind {
+                // O_PATH|O_NOFOLLOW opens a final symlink itself (openat2(2)).
+                libc::S_IFLNK => "a symlink",
+                libc::S_IFIFO => "a FIFO",
+                libc::S_IFCHR | libc::S_IFBLK => "a device node",
+                libc::S_IFDIR => "a directory",
+                libc::S_IFSOCK => "a socket",
+                _ => "not a regular file",
+            };
+            return Err(bad_etc_file(path, what));
+        }
+        // Only now opened for reading, still without following anything; O_NONBLOCK in case
+        // the file was swapped for a FIFO since the check (it is checked again).
+        let fd = safefs::openat2(
+            root.as_fd(),
+            rel,
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            0,
+            resolve,
+        )
+        .map_err(Error::io("open", layer.join(rel)))?;
+        let file = std::fs::File::from(fd);
+        let again = file
+            .metadata()
+            .map_err(Error::io("stat", layer.join(rel)))?;
+        if !again.is_file() || again.ino() != md.ino() || again.dev() != md.dev() {
+            return Err(bad_etc_file(path, "changing while it is read"));
+        }
+        let mut text = Vec::new();
+        file.take(MAX_ETC_FILE + 1)
+            .read_to_end(&mut text)
+            .map_err(Error::io("read", layer.join(rel)))?;
+        if text.len() as u64 > MAX_ETC_FILE {
+            return Err(bad_etc_file(path, "too big"));
+        }
+        return Ok(Some(String::from_utf8_lossy(&text).into_owned()));
+    }
+    Ok(None)
+}
+
+/// Resolve `-u name|uid[:group|gid]` against the image's /etc/passwd and /etc/group, read as
+/// the container will see them ([`image_file`]). /etc/group is read only when a group name
+/// or the user's supplementary groups need it.
 pub fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<(User, Option<String>)> {
-    let passwd = image_file(layers, "etc/passwd").unwrap_or_default();
-    let group = image_file(layers, "etc/group").unwrap_or_default();
+    let passwd = image_file(layers, "etc/passwd")?.unwrap_or_default();
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -111,10 +228,17 @@ pub fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<(User, Option<Stri
         (_, Some(e)) => (Some(e.0), e.1, e.2, Some(e.3)),
         (Ok(uid), None) => (None, uid, 0, None),
         (Err(_), None) => {
+            // Docker's words, so scripts matching them keep working.
             return Err(Error::Usage(format!(
-                "unable to find user {u}: no matching entries in the image's /etc/passwd (use a numeric uid like 1000:1000)"
-            )))
+                "unable to find user {u}: no matching entries in passwd file"
+            )));
         }
+    };
+    let needs_group = name.is_some() || g.is_some_and(|g| g.parse::<u32>().is_err());
+    let group = if needs_group {
+        image_file(layers, "etc/group")?.unwrap_or_default()
+    } else {
+        String::new()
     };
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
@@ -129,7 +253,7 @@ pub fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<(User, Option<Stri
                 })
                 .ok_or_else(|| {
                     Error::Usage(format!(
-                        "unable to find group {g}: no matching entries in the image's /etc/group"
+                        "unable to find group {g}: no matching entries in group file"
                     ))
                 })?,
         };
@@ -440,6 +564,126 @@ mod tests {
         assert_eq!((u.uid, u.gid), (1000, 10));
         let (u, _) = resolve_user("4242", &layers).unwrap();
         assert_eq!((u.uid, u.gid), (4242, 0));
-        assert!(resolve_user("nobody-here", &layers).is_err());
+        assert_eq!(
+            resolve_user("nobody-here", &layers)
+                .unwrap_err()
+                .to_string(),
+            "unable to find user nobody-here: no matching entries in passwd file"
+        );
+    }
+
+    fn layer_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn passwd_whited_out_in_an_upper_layer_is_gone() {
+        let lower = layer_with(&[("etc/passwd", "student:x:1000:1000::/home/s:/bin/sh\n")]);
+        let upper = layer_with(&[]);
+        std::fs::create_dir(upper.path().join("etc")).unwrap();
+        // What unpack makes of `.wh.passwd`: a 0/0 character device (needs root).
+        nix::sys::stat::mknod(
+            &upper.path().join("etc/passwd"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .expect("mknod a whiteout (run the unit tests as root)");
+        let layers = vec![lower.path().to_path_buf(), upper.path().to_path_buf()];
+        assert_eq!(
+            image_file(&layers[..1], "etc/passwd")
+                .unwrap()
+                .unwrap()
+                .len(),
+            37
+        );
+        assert_eq!(image_file(&layers, "etc/passwd").unwrap(), None);
+        assert!(resolve_user("student", &layers).is_err());
+        assert_eq!(resolve_user("1000", &layers).unwrap().0.uid, 1000);
+    }
+
+    #[test]
+    fn an_opaque_etc_hides_the_lower_passwd() {
+        let lower = layer_with(&[("etc/passwd", "student:x:1000:1000::/home/s:/bin/sh\n")]);
+        let upper = layer_with(&[("etc/hostname", "x\n")]);
+        xattr_opaque(&upper.path().join("etc"));
+        let layers = vec![lower.path().to_path_buf(), upper.path().to_path_buf()];
+        assert_eq!(image_file(&layers, "etc/passwd").unwrap(), None);
+    }
+
+    fn xattr_opaque(dir: &Path) {
+        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid C strings and a live one-byte value.
+        let rc = unsafe {
+            libc::setxattr(
+                c.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(
+            rc, 0,
+            "set trusted.overlay.opaque (run the unit tests as root)"
+        );
+    }
+
+    #[test]
+    fn passwd_as_a_symlink_fifo_or_device_is_refused_not_followed() {
+        let host = layer_with(&[("secret", "root:x:4242:4242::/:/bin/sh\n")]);
+        let link = layer_with(&[]);
+        std::fs::create_dir(link.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink(host.path().join("secret"), link.path().join("etc/passwd"))
+            .unwrap();
+        let err = image_file(&[link.path().to_path_buf()], "etc/passwd")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it is a symlink"), "{err}");
+
+        let fifo = layer_with(&[]);
+        std::fs::create_dir(fifo.path().join("etc")).unwrap();
+        nix::unistd::mkfifo(
+            &fifo.path().join("etc/passwd"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        // Must return at once: a FIFO opened for reading would wait for a writer forever.
+        let err = resolve_user("0", &[fifo.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it is a FIFO"), "{err}");
+
+        let zero = layer_with(&[]);
+        std::fs::create_dir(zero.path().join("etc")).unwrap();
+        nix::sys::stat::mknod(
+            &zero.path().join("etc/passwd"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::S_IRUSR,
+            libc::makedev(1, 5),
+        )
+        .unwrap();
+        let err = image_file(&[zero.path().to_path_buf()], "etc/passwd")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it is a device node"), "{err}");
+    }
+
+    #[test]
+    fn a_passwd_bigger_than_the_cap_is_refused() {
+        let big = layer_with(&[]);
+        std::fs::create_dir(big.path().join("etc")).unwrap();
+        let f = std::fs::File::create(big.path().join("etc/passwd")).unwrap();
+        f.set_len(MAX_ETC_FILE + 1).unwrap();
+        let err = image_file(&[big.path().to_path_buf()], "etc/passwd")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("too big"), "{err}");
     }
 }

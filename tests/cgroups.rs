@@ -42,3 +42,244 @@ fn no_cgroups_means_no_group_and_limits_are_refused() {
     o.expect_code(125);
     assert!(o.stderr.contains("--no-cgroups"), "{}", o.stderr);
 }
+
+/// A device of this host a default container must not open: the first of these that exists,
+/// as (path, major, minor). Opening each works for root on the host (checked here), so an
+/// `EPERM` inside can only come from the devices cgroup.
+fn host_device() -> (&'static str, u64, u64) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    for path in ["/dev/kvm", "/dev/hwrng", "/dev/loop-control", "/dev/fuse"] {
+        let Ok(md) = std::fs::metadata(path) else {
+            continue;
+        };
+        if md.file_type().is_char_device() && std::fs::File::open(path).is_ok() {
+            let rdev = md.rdev();
+            return (path, libc::major(rdev) as u64, libc::minor(rdev) as u64);
+        }
+    }
+    panic!("this test needs one of /dev/kvm, /dev/hwrng, /dev/loop-control, /dev/fuse on the host, openable by root");
+}
+
+/// The probe: `ran`, `/dev/null` works, `mknod` of the host device works, then whether
+/// opening it works.
+fn device_probe(major: u64, minor: u64) -> String {
+    format!(
+        "echo ran; cat /dev/null && echo null-ok; mknod /tmp/dev c {major} {minor} && echo made; \
+         (exec 3</tmp/dev) && echo opened || echo refused"
+    )
+}
+
+#[test]
+fn mknod_and_open_of_a_host_device_is_refused_by_the_devices_cgroup() {
+    let lab = Lab::with_busybox();
+    let (path, major, minor) = host_device();
+    let o = lab.run(&["busybox", "sh", "-c", &device_probe(major, minor)]);
+    o.expect_code(0);
+    assert_eq!(
+        o.stdout, "ran\nnull-ok\nmade\nrefused\n",
+        "{path}: {}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("Operation not permitted"),
+        "{path}: {}",
+        o.stderr
+    );
+    // The standard devices stay usable for reading and writing.
+    let o = lab.run(&[
+        "busybox",
+        "sh",
+        "-c",
+        "echo x >/dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c",
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "4\n4\n", "{}", o.stderr);
+}
+
+#[test]
+fn privileged_opens_a_host_device() {
+    let lab = Lab::with_busybox();
+    let (path, major, minor) = host_device();
+    let o = lab.run(&[
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        &device_probe(major, minor),
+    ]);
+    o.expect_code(0);
+    assert_eq!(
+        o.stdout, "ran\nnull-ok\nmade\nopened\n",
+        "{path}: {}",
+        o.stderr
+    );
+}
+
+/// The v1 hierarchies of this host, as (controllers, mount point).
+fn v1_hierarchies() -> Vec<(String, std::path::PathBuf)> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let r: Vec<&str> = right.split(' ').collect();
+            if r[0] != "cgroup" {
+                return None;
+            }
+            let options = r[2]
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec"))
+                .collect::<Vec<_>>()
+                .join(",");
+            Some((options, left.split(' ').nth(4)?.into()))
+        })
+        .collect()
+}
+
+#[test]
+fn devices_list_inside_is_the_allow_list_not_everything() {
+    let lab = Lab::with_busybox();
+    if v1_hierarchies().is_empty() {
+        // cgroup v2 has no devices.list: the probe tests above check the BPF program instead.
+        let (_, major, minor) = host_device();
+        let o = lab.run(&["busybox", "sh", "-c", &device_probe(major, minor)]);
+        o.expect_code(0);
+        assert!(o.stdout.ends_with("made\nrefused\n"), "{}", o.stdout);
+        return;
+    }
+    let o = lab.run(&["busybox", "cat", "/sys/fs/cgroup/devices/devices.list"]);
+    o.expect_code(0);
+    let mut got: Vec<&str> = o.stdout.lines().collect();
+    got.sort();
+    let mut want = vec![
+        "c 1:5 rwm",
+        "c 1:3 rwm",
+        "c 1:9 rwm",
+        "c 1:8 rwm",
+        "c 5:0 rwm",
+        "c 5:1 rwm",
+        "c *:* m",
+        "b *:* m",
+        "c 1:7 rwm",
+        "c 136:* rwm",
+        "c 5:2 rwm",
+        "c 10:200 rwm",
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    let o = lab.run(&[
+        "--privileged",
+        "busybox",
+        "cat",
+        "/sys/fs/cgroup/devices/devices.list",
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "a *:* rwm\n");
+}
+
+#[test]
+fn the_container_is_in_every_v1_hierarchy_and_leaves_none_behind() {
+    let lab = Lab::with_busybox();
+    let hierarchies = v1_hierarchies();
+    assert!(
+        !hierarchies.is_empty()
+            || std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+        "no cgroup hierarchy mounted"
+    );
+    let parent = lab.cgroup_parent();
+    let o = lab.run(&["--cgroupns", "host", "busybox", "cat", "/proc/self/cgroup"]);
+    o.expect_code(0);
+    for (options, mount) in &hierarchies {
+        let line = o
+            .stdout
+            .lines()
+            .find(|l| l.split(':').nth(1) == Some(options.as_str()))
+            .unwrap_or_else(|| panic!("no {options} line in\n{}", o.stdout));
+        assert!(
+            line.contains(&format!(":/{parent}/")),
+            "{} ({options}) not joined: {line}",
+            mount.display()
+        );
+        // Removed from each hierarchy once the container is gone (only the lab's parent is left).
+        let left: Vec<_> = std::fs::read_dir(mount.join(&parent))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().unwrap().is_dir())
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{} left in {}",
+            left.len(),
+            mount.display()
+        );
+    }
+    if !hierarchies.is_empty() {
+        assert!(
+            hierarchies.iter().any(|(o, _)| o == "devices"),
+            "a v1 host without the devices hierarchy: {hierarchies:?}"
+        );
+    }
+}
+
+#[test]
+fn the_bundle_carries_the_device_rules_and_runc_enforces_them() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&[
+        "run", "--name", "devs", "--layers", "copy", "busybox", "true",
+    ])
+    .expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&lab.cmd(&["inspect", "devs"]).stdout).unwrap();
+    let dir = std::path::Path::new(v[0]["GraphDriver"]["Data"]["MergedDir"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let rules = cfg["linux"]["resources"]["devices"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rules.len(), 14, "{rules:?}");
+    assert_eq!(
+        rules[0],
+        serde_json::json!({"allow": false, "access": "rwm"})
+    );
+    assert!(rules
+        .contains(&serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"})));
+    assert!(cfg["linux"]["devices"].as_array().unwrap().contains(&serde_json::json!(
+        {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666, "uid": 0, "gid": 0}
+    )));
+
+    // runc, given the bundle with the probe as its process, refuses the host device too.
+    let (path, major, minor) = host_device();
+    cfg["process"]["args"] = serde_json::json!(["sh", "-c", device_probe(major, minor)]);
+    std::fs::write(dir.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let name = format!("dockling-devices-{}", std::process::id());
+    let out = std::process::Command::new("runc")
+        .args(["run", "--bundle", dir.to_str().unwrap(), &name])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runc (scripts/test installs it)");
+    let _ = std::process::Command::new("runc")
+        .args(["delete", "-f", &name])
+        .output();
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(h.path().join("dockling-oci"));
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ran\nnull-ok\nmade\nrefused\n",
+        "{path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

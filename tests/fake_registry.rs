@@ -5,164 +5,12 @@
 mod common;
 use common::Lab;
 
+#[path = "fake_server/mod.rs"]
+mod fake_server;
+use fake_server::{digest, ok, Answer, Fake, Seen};
+
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// One canned answer: status, headers, body; `cut` closes the connection after that many
-/// body bytes (a truncated download).
-#[derive(Clone)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    cut: Option<usize>,
-}
-
-fn ok(content_type: &str, body: Vec<u8>) -> Answer {
-    Answer {
-        status: 200,
-        headers: vec![("Content-Type".into(), content_type.into())],
-        body,
-        cut: None,
-    }
-}
-
-/// A request as the server saw it.
-#[derive(Clone, Debug)]
-struct Seen {
-    path: String,
-    authorization: Option<String>,
-}
-
-/// Answers by path; a list is used in order (the last one repeats).
-struct Fake {
-    port: u16,
-    routes: Arc<Mutex<HashMap<String, Vec<Answer>>>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Arc<Mutex<bool>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Fake {
-    fn start() -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let routes: Arc<Mutex<HashMap<String, Vec<Answer>>>> = Arc::default();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let stop = Arc::new(Mutex::new(false));
-        let (r, s, st) = (routes.clone(), seen.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            // Bounded: at most 60 s and 500 connections, whatever the test does.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            let mut served = 0;
-            while Instant::now() < deadline && served < 500 && !*st.lock().unwrap() {
-                let Ok((conn, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                served += 1;
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                let mut authorization = None;
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        if k.eq_ignore_ascii_case("authorization") {
-                            authorization = Some(v.trim().to_string());
-                        }
-                    }
-                }
-                s.lock().unwrap().push(Seen {
-                    path: path.clone(),
-                    authorization,
-                });
-                let answer = {
-                    let mut routes = r.lock().unwrap();
-                    let key = path.split('?').next().unwrap_or("").to_string();
-                    match routes.get_mut(&key) {
-                        Some(list) if list.len() > 1 => Some(list.remove(0)),
-                        Some(list) => list.first().cloned(),
-                        None => None,
-                    }
-                };
-                let a = answer.unwrap_or(Answer {
-                    status: 404,
-                    headers: vec![("Content-Type".into(), "application/json".into())],
-                    body: br#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_vec(),
-                    cut: None,
-                });
-                let mut conn = conn;
-                let mut head = format!(
-                    "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\nDocker-Distribution-Api-Version: registry/2.0\r\n",
-                    a.status,
-                    a.body.len()
-                );
-                for (k, v) in &a.headers {
-                    head.push_str(&format!("{k}: {v}\r\n"));
-                }
-                head.push_str("\r\n");
-                let _ = conn.write_all(head.as_bytes());
-                let n = a.cut.unwrap_or(a.body.len()).min(a.body.len());
-                if !line.starts_with("HEAD") {
-                    let _ = conn.write_all(&a.body[..n]);
-                }
-                let _ = conn.flush();
-                let _ = conn.shutdown(std::net::Shutdown::Both);
-                let _ = reader.read(&mut [0u8; 1]);
-            }
-        });
-        Fake {
-            port,
-            routes,
-            seen,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn route(&self, path: &str, answers: Vec<Answer>) {
-        self.routes
-            .lock()
-            .unwrap()
-            .insert(path.to_string(), answers);
-    }
-
-    fn name(&self, repo: &str) -> String {
-        format!("127.0.0.1:{}/{repo}", self.port)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        *self.stop.lock().unwrap() = true;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
 
 /// A one-layer image: (manifest bytes, config bytes, layer bytes).
 fn image() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
@@ -225,13 +73,27 @@ fn a_truncated_download_is_retried_and_then_succeeds() {
     serve(
         &fake,
         "t/img",
-        vec![cut, ok("application/octet-stream", layer)],
+        vec![cut, ok("application/octet-stream", layer.clone())],
     );
     let pull = lab.cmd(&["pull", &fake.name("t/img:v1")]);
     pull.expect_code(0);
+    // Two tries of the layer: the cut one, then the whole one.
+    let layer_path = format!("/v2/t/img/blobs/{}", digest(&layer));
+    let tries = fake.seen().iter().filter(|s| s.path == layer_path).count();
+    assert_eq!(tries, 2);
+    // The layer is there, whole: its one file with its content and mode.
+    let unpacked = lab.root().join("layers/sha256").join(&digest(&layer)[7..]);
+    let greeting = unpacked.join("greeting");
+    assert_eq!(std::fs::read(&greeting).unwrap(), b"hello\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&greeting).unwrap().permissions().mode() & 0o7777,
+        0o644
+    );
+    // And it runs: the image has nothing to execute, so a missing command is 127 (not an
+    // engine error, 125, which a missing or broken layer would give).
     let run = lab.run(&[&fake.name("t/img:v1"), "x"]);
-    // The image has no shell; what counts is that the layer is there, whole.
-    assert_ne!(run.code, 125, "{}", run.stderr);
+    run.expect_code(127);
 }
 
 #[test]
@@ -429,7 +291,7 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
                 format!("http://127.0.0.1:{}/storage/layer", storage.port),
             )],
             body: Vec::new(),
-            cut: None,
+            ..Default::default()
         }],
     );
     storage.route("/storage/layer", vec![ok("application/octet-stream", l)]);
@@ -451,7 +313,7 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
             status: 401,
             headers: vec![("WWW-Authenticate".into(), r#"Basic realm="fake""#.into())],
             body: Vec::new(),
-            cut: None,
+            ..Default::default()
         }]
         .into_iter()
         .chain(manifest)
@@ -495,7 +357,7 @@ fn a_bearer_challenge_gets_one_token_per_scope_which_is_then_used() {
             ),
         )],
         body: Vec::new(),
-        cut: None,
+        ..Default::default()
     };
     {
         let mut routes = fake.routes.lock().unwrap();
@@ -562,7 +424,7 @@ fn too_many_requests_waits_as_retry_after_says_then_goes_on() {
         status: 429,
         headers: vec![("Retry-After".into(), "1".into())],
         body: Vec::new(),
-        cut: None,
+        ..Default::default()
     };
     serve(
         &fake,
@@ -575,4 +437,455 @@ fn too_many_requests_waits_as_retry_after_says_then_goes_on() {
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was not honoured"
     );
+}
+
+/// Serve `manifest` (with the config and layer of `image()`) as `repo:v1`.
+fn serve_manifest(fake: &Fake, repo: &str, manifest: &serde_json::Value, layer: Vec<Answer>) {
+    let (_, c, l) = image();
+    fake.route(
+        &format!("/v2/{repo}/manifests/v1"),
+        vec![ok(OCI_MANIFEST, serde_json::to_vec(manifest).unwrap())],
+    );
+    fake.route(
+        &format!("/v2/{repo}/blobs/{}", digest(&c)),
+        vec![ok("application/octet-stream", c)],
+    );
+    fake.route(&format!("/v2/{repo}/blobs/{}", digest(&l)), layer);
+}
+
+#[test]
+fn an_endless_blob_is_cut_off_at_its_size_and_refused() {
+    let lab = Lab::new();
+    let fake = Fake::start();
+    let (_, _, l) = image();
+    let endless = Answer {
+        endless: true,
+        ..ok("application/octet-stream", l.clone())
+    };
+    serve(&fake, "e/img", vec![endless]);
+    let started = Instant::now();
+    let out = lab.cmd(&["pull", &fake.name("e/img:v1")]);
+    out.expect_code(125);
+    let took = started.elapsed();
+    assert!(
+        out.stderr.contains(&format!(
+            "the registry sent more than the {} bytes the manifest gives: refusing it",
+            l.len()
+        )),
+        "{}",
+        out.stderr
+    );
+    // Refused at once (no retries of a blob that lies), long before 1 GiB went by.
+    let layer_path = format!("/v2/e/img/blobs/{}", digest(&l));
+    let tries = fake.seen().iter().filter(|s| s.path == layer_path).count();
+    assert_eq!(tries, 1);
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    // Nothing is left, not even a temporary file.
+    assert_clean(&lab);
+}
+
+#[test]
+fn a_blob_whose_size_disagrees_with_the_manifest_is_refused() {
+    let fake = Fake::start();
+    let (m, c, l) = image();
+    // The manifest says one byte less than the registry serves (Content-Length).
+    let lab = Lab::new();
+    let mut short: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    short["layers"][0]["size"] = json!(l.len() - 1);
+    serve_manifest(
+        &fake,
+        "s/short",
+        &short,
+        vec![ok("application/octet-stream", l.clone())],
+    );
+    let out = lab.cmd(&["pull", &fake.name("s/short:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr.contains(&format!(
+            "the registry sends {} bytes (Content-Length) but the manifest gives {}: refusing it",
+            l.len(),
+            l.len() - 1
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_clean(&lab);
+    // One more than served: refused the same way, before a byte is stored.
+    let lab = Lab::new();
+    let mut long: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    long["layers"][0]["size"] = json!(l.len() + 1);
+    serve_manifest(
+        &fake,
+        "s/long",
+        &long,
+        vec![ok("application/octet-stream", l.clone())],
+    );
+    let out = lab.cmd(&["pull", &fake.name("s/long:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains("(Content-Length) but the manifest gives"),
+        "{}",
+        out.stderr
+    );
+    assert_clean(&lab);
+    // No size at all: nothing bounds the download, so it is not started.
+    let lab = Lab::new();
+    let mut none: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    none["layers"][0].as_object_mut().unwrap().remove("size");
+    serve_manifest(
+        &fake,
+        "s/none",
+        &none,
+        vec![ok("application/octet-stream", l.clone())],
+    );
+    let out = lab.cmd(&["pull", &fake.name("s/none:v1")]);
+    out.expect_code(125);
+    assert!(out.stderr.contains("no size"), "{}", out.stderr);
+    // A config larger than dockling reads is refused before it is fetched.
+    let lab = Lab::new();
+    let mut big: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    big["config"]["size"] = json!(9 << 20);
+    serve_manifest(
+        &fake,
+        "s/config",
+        &big,
+        vec![ok("application/octet-stream", l)],
+    );
+    let out = lab.cmd(&["pull", &fake.name("s/config:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains("more than the 8388608 (8 MiB) dockling reads"),
+        "{}",
+        out.stderr
+    );
+    let config_path = format!("/v2/s/config/blobs/{}", digest(&c));
+    assert!(
+        !fake.seen().iter().any(|s| s.path == config_path),
+        "the config was fetched"
+    );
+    assert_clean(&lab);
+}
+
+#[test]
+fn a_huge_manifest_is_refused_by_its_length_before_it_is_read() {
+    let lab = Lab::new();
+    let fake = Fake::start();
+    // Content-Length says 5 MiB, and the connection closes before a byte of it: reading would
+    // fail with a broken transfer, so the error below shows the length was checked first.
+    fake.route(
+        "/v2/h/img/manifests/v1",
+        vec![Answer {
+            cut: Some(0),
+            ..ok(OCI_MANIFEST, vec![b' '; 5 << 20])
+        }],
+    );
+    let out = lab.cmd(&["pull", &fake.name("h/img:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains("the manifest is larger than 4194304 bytes (4 MiB, the most a registry stores): refusing it"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_layer_of_an_unknown_media_type_is_refused_by_name() {
+    let lab = Lab::new();
+    let fake = Fake::start();
+    let (m, _, l) = image();
+    let mut odd: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    odd["layers"][0]["mediaType"] = json!("application/vnd.example.squashfs");
+    serve_manifest(
+        &fake,
+        "u/img",
+        &odd,
+        vec![ok("application/octet-stream", l.clone())],
+    );
+    let out = lab.cmd(&["pull", &fake.name("u/img:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr.contains(&format!(
+            "layer {} of {} has the media type \"application/vnd.example.squashfs\", which dockling does not know how to unpack",
+            digest(&l),
+            fake.name("u/img:v1")
+        )),
+        "{}",
+        out.stderr
+    );
+    let layer_path = format!("/v2/u/img/blobs/{}", digest(&l));
+    assert!(
+        !fake.seen().iter().any(|s| s.path == layer_path),
+        "the layer was downloaded"
+    );
+    assert_clean(&lab);
+    // Not an image at all (an artifact's config type): refused too, by name.
+    let lab = Lab::new();
+    let mut artifact: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    artifact["config"]["mediaType"] = json!("application/vnd.cncf.helm.config.v1+json");
+    serve_manifest(
+        &fake,
+        "u/chart",
+        &artifact,
+        vec![ok("application/octet-stream", l)],
+    );
+    let out = lab.cmd(&["pull", &fake.name("u/chart:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr.contains("is not a container image") && out.stderr.contains("helm"),
+        "{}",
+        out.stderr
+    );
+    assert_clean(&lab);
+}
+
+/// `{"auths": {key: user:password, …}}` as Docker stores it, in `home/.dockling/config.json`.
+fn store_credentials(home: &std::path::Path, auths: &[(&str, &str)]) {
+    use base64_like::encode;
+    let mut v = json!({"auths": {}});
+    for (k, up) in auths {
+        v["auths"][*k] = json!({ "auth": encode(up.as_bytes()) });
+    }
+    std::fs::create_dir_all(home.join(".dockling")).unwrap();
+    std::fs::write(home.join(".dockling/config.json"), v.to_string()).unwrap();
+}
+
+/// Base64 (standard alphabet, padded), enough for `user:password`.
+mod base64_like {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    pub fn encode(data: &[u8]) -> String {
+        let mut out = String::new();
+        for chunk in data.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
+
+fn basic_challenge() -> Answer {
+    Answer {
+        status: 401,
+        headers: vec![("WWW-Authenticate".into(), r#"Basic realm="fake""#.into())],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_push_upload_location_on_another_host_gets_no_credentials() {
+    let lab = Lab::new();
+    let home = tempfile::tempdir().unwrap();
+    let registry = Fake::start();
+    let elsewhere = Fake::start();
+    // A small image of our own (the fake server keeps every upload in memory).
+    let (_, _, l) = image();
+    let tar = lab.dir.path().join("layer.tar");
+    std::fs::write(&tar, &l).unwrap();
+    let target = registry.name("p/img:v1");
+    lab.cmd(&["import", tar.to_str().unwrap(), &target])
+        .expect_code(0);
+    let layer_head = format!("/v2/p/img/blobs/{}", digest(&l));
+    // The first request is challenged (Basic), so every later one to the registry carries
+    // the credentials; the upload is sent to another port on the same host.
+    registry.route(
+        &layer_head,
+        vec![
+            basic_challenge(),
+            Answer {
+                status: 404,
+                ..Default::default()
+            },
+        ],
+    );
+    registry.route(
+        "/v2/p/img/blobs/uploads/",
+        vec![Answer {
+            status: 202,
+            headers: vec![(
+                "Location".into(),
+                format!("http://127.0.0.1:{}/upload/1?state=x", elsewhere.port),
+            )],
+            ..Default::default()
+        }],
+    );
+    registry.route(
+        "/v2/p/img/manifests/v1",
+        vec![Answer {
+            status: 201,
+            ..Default::default()
+        }],
+    );
+    elsewhere.route(
+        "/upload/1",
+        vec![Answer {
+            status: 201,
+            ..Default::default()
+        }],
+    );
+    store_credentials(
+        home.path(),
+        &[(&format!("127.0.0.1:{}", registry.port), "student:secret")],
+    );
+    let out = lab.cmd_env(&["push", &target], &[("HOME", home.path().as_os_str())]);
+    out.expect_code(0);
+    let at_registry = registry.seen();
+    let manifest_put = at_registry
+        .iter()
+        .find(|s| s.method == "PUT" && s.path == "/v2/p/img/manifests/v1")
+        .unwrap_or_else(|| panic!("no manifest PUT: {at_registry:?}"));
+    assert_eq!(
+        manifest_put.authorization.as_deref(),
+        Some("Basic c3R1ZGVudDpzZWNyZXQ="),
+        "the registry itself gets the credentials"
+    );
+    let uploads = elsewhere.seen();
+    // Two blobs (layer and config) were uploaded there, neither with credentials.
+    assert_eq!(uploads.len(), 2, "{uploads:?}");
+    for u in &uploads {
+        assert_eq!(u.method, "PUT");
+        assert!(
+            u.path.starts_with("/upload/1?state=x&digest=sha256:"),
+            "{}",
+            u.path
+        );
+        assert_eq!(u.authorization, None, "credentials leaked to {}", u.path);
+    }
+}
+
+#[test]
+fn a_mirror_that_challenges_gets_its_own_credentials_never_docker_hubs() {
+    let lab = Lab::new();
+    let home = tempfile::tempdir().unwrap();
+    let mirror = Fake::start();
+    std::fs::write(
+        lab.dir.path().join("config.yaml"),
+        format!(
+            "{}registry-mirrors:\n  - http://127.0.0.1:{}\n",
+            lab.base_config(),
+            mirror.port
+        ),
+    )
+    .unwrap();
+    let (m, _, l) = image();
+    serve(
+        &mirror,
+        "library/img",
+        vec![ok("application/octet-stream", l)],
+    );
+    {
+        let mut routes = mirror.routes.lock().unwrap();
+        let manifest = routes.remove("/v2/library/img/manifests/v1").unwrap();
+        routes.insert(
+            "/v2/library/img/manifests/v1".into(),
+            std::iter::once(basic_challenge()).chain(manifest).collect(),
+        );
+    }
+    let env = [("HOME", home.path().as_os_str())];
+    // Only Docker Hub credentials stored: the mirror's challenge is not answered with them.
+    store_credentials(
+        home.path(),
+        &[("https://index.docker.io/v1/", "hub:hubsecret")],
+    );
+    let out = lab.cmd_env(&["pull", "img:v1"], &env);
+    // The mirror failed (it wants credentials), then Docker Hub is out of reach here.
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains("the registry wants a user name and password"),
+        "{}",
+        out.stderr
+    );
+    let seen = mirror.seen();
+    assert!(!seen.is_empty(), "the mirror was not asked");
+    assert!(
+        seen.iter().all(|s| s.authorization.is_none()),
+        "Docker Hub credentials went to the mirror: {seen:?}"
+    );
+    // With credentials for the mirror's own host, those (and only those) are sent.
+    let lab2 = &lab;
+    mirror.routes.lock().unwrap().insert(
+        "/v2/library/img/manifests/v1".into(),
+        vec![basic_challenge(), ok(OCI_MANIFEST, m)],
+    );
+    let before = mirror.seen().len();
+    store_credentials(
+        home.path(),
+        &[
+            ("https://index.docker.io/v1/", "hub:hubsecret"),
+            (&format!("127.0.0.1:{}", mirror.port), "mirror:mirrorsecret"),
+        ],
+    );
+    lab2.cmd_env(&["pull", "img:v1"], &env).expect_code(0);
+    let mirror_auth = format!("Basic {}", base64_like::encode(b"mirror:mirrorsecret"));
+    let after: Vec<Seen> = mirror.seen().into_iter().skip(before).collect();
+    assert!(after.len() >= 4, "{after:?}");
+    for s in &after[1..] {
+        assert_eq!(
+            s.authorization.as_deref(),
+            Some(mirror_auth.as_str()),
+            "{}",
+            s.path
+        );
+    }
+}
+
+#[test]
+fn a_foreign_layer_comes_from_the_registry_never_from_its_urls() {
+    let fake = Fake::start();
+    let elsewhere = Fake::start();
+    let (m, _, l) = image();
+    let mut foreign: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    foreign["layers"][0]["mediaType"] =
+        json!("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip");
+    foreign["layers"][0]["urls"] =
+        json!([format!("http://127.0.0.1:{}/foreign/layer", elsewhere.port)]);
+    elsewhere.route(
+        "/foreign/layer",
+        vec![ok("application/octet-stream", l.clone())],
+    );
+    // The registry holds it: pulled from there like any layer.
+    let lab = Lab::new();
+    serve_manifest(
+        &fake,
+        "f/held",
+        &foreign,
+        vec![ok("application/octet-stream", l.clone())],
+    );
+    lab.cmd(&["pull", &fake.name("f/held:v1")]).expect_code(0);
+    // The registry does not hold it: a clear error, and the URL is not tried.
+    let lab = Lab::new();
+    serve_manifest(
+        &fake,
+        "f/missing",
+        &foreign,
+        vec![Answer {
+            status: 404,
+            ..Default::default()
+        }],
+    );
+    let out = lab.cmd(&["pull", &fake.name("f/missing:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr.contains(&format!(
+            "layer {} is a non-distributable (application/vnd.docker.image.rootfs.foreign.diff.tar.gzip) layer the registry does not hold, and dockling never downloads layers from the URLs an image names",
+            digest(&l)
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_clean(&lab);
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
 }

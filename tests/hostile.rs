@@ -6,3 +6,9 @@
 //! One module per area (`tests/hostile/<area>.rs`), named after what each case attacks.
 
 mod common;
+#[path = "hostile/devices.rs"]
+mod devices;
+#[path = "hostile/registry.rs"]
+mod registry;
+#[path = "hostile/rootfs.rs"]
+mod rootfs;

@@ -29,9 +29,15 @@ fn history_sizes_and_prune_follow_docker() {
     assert!(imported.status.success(), "{imported:?}");
     let history = lab.cmd(&["history", "busybox"]);
     history.expect_code(0);
-    insta::assert_snapshot!(lab.filter(&history.stdout), @r"
-    IMAGE          CREATED                  CREATED BY          SIZE      COMMENT
-    [ID]   [AGO]   dockling import -   [SIZE]    from busybox-static
+    // Columns are as wide as their contents ("Less than a second ago" or "2 seconds ago",
+    // depending on how busy the machine is): compare them with the padding collapsed.
+    let collapsed = regex::Regex::new(r" {2,}")
+        .unwrap()
+        .replace_all(&lab.filter(&history.stdout), "  ")
+        .into_owned();
+    insta::assert_snapshot!(collapsed, @r"
+    IMAGE  CREATED  CREATED BY  SIZE  COMMENT
+    [ID]  [AGO]  dockling import -  [SIZE]  from busybox-static
     ");
     // SIZE is the uncompressed size, as Docker shows it.
     let images = lab.cmd(&["images"]).stdout;
@@ -113,4 +119,181 @@ fn history_sizes_and_prune_follow_docker() {
     lab.cmd(&["rm", "keep"]).expect_code(0);
     lab.cmd(&["image", "prune", "-f"]).expect_code(0);
     assert_eq!(count(&lab), 0);
+}
+
+#[test]
+fn rmi_by_id_of_an_image_with_several_tags_needs_force() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["tag", "busybox", "other:1"]).expect_code(0);
+    lab.cmd(&["tag", "busybox", "busybox:2"]).expect_code(0);
+    let id = lab.cmd(&["images", "-q", "busybox:latest"]).stdout;
+    let id = id.trim();
+    assert_eq!(id.len(), 12, "{id:?}");
+    let refused = lab.cmd(&["rmi", id]);
+    // rmi's per-image errors exit 1, as Docker's do.
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert_eq!(
+        refused.stderr,
+        format!("Error response from dockling: conflict: unable to delete {id} (must be forced) - image is referenced in multiple repositories: remove its tags one by one (dockling rmi NAME:TAG) or use rmi -f\n")
+    );
+    assert_eq!(count(&lab), 3, "nothing untagged when refused");
+    let forced = lab.cmd(&["rmi", "-f", id]);
+    forced.expect_code(0);
+    let mut untagged: Vec<&str> = forced
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Untagged: "))
+        .collect();
+    untagged.sort();
+    assert_eq!(
+        untagged,
+        [
+            "Untagged: busybox:2",
+            "Untagged: busybox:latest",
+            "Untagged: other:1"
+        ],
+        "{}",
+        forced.stdout
+    );
+    assert!(
+        forced.stdout.contains(&format!("Deleted: sha256:{id}")),
+        "{}",
+        forced.stdout
+    );
+    assert_eq!(count(&lab), 0);
+}
+
+/// Build a one-file layer tar holding `bin/su`, setuid root.
+fn setuid_tar(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    b.append_data(&mut h, "bin/", &[][..]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o4755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_size(3);
+    b.append_data(&mut h, "bin/su", &b"su\n"[..]).unwrap();
+    let path = dir.join("setuid.tar");
+    std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+    path
+}
+
+/// `setpriv` as nobody: `stat PATH`, with its exit status and stderr.
+fn stat_as_nobody(path: &std::path::Path) -> (i32, String) {
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "stat",
+        ])
+        .arg(path)
+        .output()
+        .expect("setpriv (util-linux) is needed for this test");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn a_setuid_file_in_a_layer_is_out_of_reach_of_other_users_cve_2021_41091() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new();
+    // The test's own directory is 0700; open it up so only the store's modes protect it.
+    std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tar = setuid_tar(lab.dir.path());
+    // Under umask 000: the modes come from mkdir itself, which the umask can only narrow.
+    let mut import = lab.command(&["import", tar.to_str().unwrap(), "suid"]);
+    // SAFETY: umask(2) is async-signal-safe and only changes the child's own mask.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut import, || {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let imported: common::Out = import.output().unwrap().into();
+    imported.expect_code(0);
+    assert_eq!(imported.stderr, "", "a new store needs no repair");
+    let root = lab.root();
+    assert_eq!(mode(&root), 0o711);
+    for d in ["oci", "layers", "containers"] {
+        assert_eq!(mode(&root.join(d)), 0o700, "{d}");
+    }
+    let layers: Vec<_> = std::fs::read_dir(root.join("layers/sha256"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    let su = layers[0].path().join("bin/su");
+    // It is there, setuid (root sees it)...
+    assert_eq!(mode(&su), 0o4755);
+    // ...and nobody else can even reach it.
+    let (code, stderr) = stat_as_nobody(&su);
+    assert_ne!(code, 0, "nobody reached {}", su.display());
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    // The root itself stays traversable (0711): the refusal comes from layers/.
+    let (code, stderr) = stat_as_nobody(&root);
+    assert_eq!(code, 0, "{stderr}");
+    // Another user running dockling gets told why it cannot, not a bare EACCES.
+    let mut images = lab.command(&["images"]);
+    images.env("HOME", "/nonexistent");
+    // SAFETY: setgid/setuid are async-signal-safe; they drop the child to nobody before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut images, || {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let images: common::Out = images.output().unwrap().into();
+    images.expect_code(125);
+    assert!(
+        images
+            .stderr
+            .contains("permission denied: the store is root's alone"),
+        "{}",
+        images.stderr
+    );
+}
+
+#[test]
+fn an_older_world_readable_store_is_tightened_with_a_message() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::with_busybox();
+    let root = lab.root();
+    for d in ["", "oci", "layers", "containers"] {
+        std::fs::set_permissions(root.join(d), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let images = lab.cmd(&["images", "-q"]);
+    images.expect_code(0);
+    assert_eq!(images.stdout.lines().count(), 1, "the store still works");
+    let r = root.display();
+    assert_eq!(
+        images.stderr,
+        format!("dockling: the store was open to every user (a setuid file or device node in an image could be used by anyone): tightened {r} 0755 -> 0711, {r}/oci 0755 -> 0700, {r}/layers 0755 -> 0700, {r}/containers 0755 -> 0700\n")
+    );
+    assert_eq!(mode(&root), 0o711);
+    for d in ["oci", "layers", "containers"] {
+        assert_eq!(mode(&root.join(d)), 0o700, "{d}");
+    }
+    // Said once: the next command finds nothing to repair.
+    let again = lab.cmd(&["images", "-q"]);
+    again.expect_code(0);
+    assert_eq!(again.stderr, "");
 }

@@ -11,6 +11,15 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
     let addr = format!("127.0.0.1:{}", free_port());
     let up = lab.cmd(&["lab", "up", "--addr", &addr]);
     up.expect_code(0);
+    // A store made by `lab up` has the store's modes from the start (nothing to repair).
+    assert_eq!(up.stderr, "", "lab up said on stderr");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(lab.root()), 0o711);
+        assert_eq!(mode(lab.root().join("oci")), 0o700);
+    }
     let show = |text: &str| {
         let text = lab
             .filter(text)
@@ -138,4 +147,54 @@ fn lab_up_refuses_addresses_off_this_machine() {
     out.expect_code(125);
     assert!(out.stderr.contains("loopback only"), "{}", out.stderr);
     assert!(!lab.root().join("lab/state.json").exists());
+}
+
+#[test]
+fn lab_up_refuses_a_registry_it_did_not_start() {
+    use std::io::{BufRead, BufReader, Write};
+    let lab = Lab::new();
+    // A stranger's registry: answers /v2/ as distribution does, and records every request.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    listener.set_nonblocking(true).unwrap();
+    let (s, st) = (seen.clone(), stop.clone());
+    let server = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline && !st.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            };
+            conn.set_nonblocking(false).unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            s.lock().unwrap().push(line.trim().to_string());
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\nDocker-Distribution-Api-Version: registry/2.0\r\n\r\n{}",
+            );
+        }
+    });
+    let addr = format!("127.0.0.1:{port}");
+    let out = lab.cmd(&["lab", "up", "--addr", &addr]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    server.join().unwrap();
+    out.expect_code(125);
+    assert_eq!(
+        out.stderr,
+        format!("dockling: a registry already answers on {addr}, and it is not this lab's (dockling did not start it for this store): the lab will not push into it; give the lab a free port with `dockling lab up --addr 127.0.0.1:<port>`, or stop what runs on {addr}\n")
+    );
+    // Asked whether it is a registry, and nothing more: no image pushed into it.
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the address was not even asked");
+    assert!(seen.iter().all(|l| l.starts_with("GET /v2/ ")), "{seen:?}");
+    assert!(!lab.root().join("lab/state.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(lab.dir.path().join("config.yaml")).unwrap(),
+        lab.base_config(),
+        "no mirror added"
+    );
 }

@@ -244,6 +244,37 @@ fn login_push_pull_back_podman_pull_and_logout() {
         serde_json::from_slice(&std::fs::read(home.path().join(".dockling/config.json")).unwrap())
             .unwrap();
     assert!(stored["auths"][&server]["auth"].is_string(), "{stored}");
+    {
+        // Readable by its owner only (it holds the password), and nothing else left there.
+        use std::os::unix::fs::PermissionsExt;
+        let file = home.path().join(".dockling/config.json");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+        let names: Vec<_> = std::fs::read_dir(home.path().join(".dockling"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["config.json"]);
+    }
+    // A credentials file that is not JSON is refused, never overwritten.
+    let broken = home.path().join("broken");
+    std::fs::create_dir_all(broken.join(".dockling")).unwrap();
+    std::fs::write(broken.join(".dockling/config.json"), "{ half").unwrap();
+    let refused = lab.cmd_env(
+        &["login", "-u", "student", "-p", "s3cret", &server],
+        &[("HOME", broken.as_os_str())],
+    );
+    refused.expect_code(125);
+    assert!(
+        refused.stderr.contains("is not valid JSON"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(broken.join(".dockling/config.json")).unwrap(),
+        "{ half"
+    );
 
     let push = cmd(&["push", &name]);
     push.expect_code(0);

@@ -16,6 +16,7 @@ fn status_field(out: &str, key: &str) -> String {
 fn default_capabilities_are_dockers_14() {
     let lab = Lab::with_busybox();
     let o = lab.run(&["busybox", "cat", "/proc/self/status"]);
+    o.expect_code(0);
     assert_eq!(status_field(&o.stdout, "CapEff:"), "00000000a80425fb");
     assert_eq!(status_field(&o.stdout, "CapBnd:"), "00000000a80425fb");
     assert_eq!(status_field(&o.stdout, "CapInh:"), "0000000000000000");
@@ -27,9 +28,9 @@ fn default_capabilities_are_dockers_14() {
         "0000000000000000",
         "a non-root user has none"
     );
-    let p = lab.run(&["--privileged", "busybox", "cat", "/proc/self/status"]);
-    assert_ne!(status_field(&p.stdout, "CapEff:"), "00000000a80425fb");
-    assert_eq!(status_field(&p.stdout, "Seccomp:"), "0");
+    let p = lab.ok(&["--privileged", "busybox", "cat", "/proc/self/status"]);
+    assert_ne!(status_field(&p, "CapEff:"), "00000000a80425fb");
+    assert_eq!(status_field(&p, "Seccomp:"), "0");
 }
 
 #[test]
@@ -37,14 +38,14 @@ fn masked_and_readonly_paths() {
     let lab = Lab::with_busybox();
     let o = lab.run(&["busybox", "sh", "-c", "cat /proc/keys | wc -c; cat /proc/timer_list | wc -c; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo writable || echo read-only; ls /sys/firmware | wc -l"]);
     assert_eq!(o.stdout, "0\n0\nread-only\n0\n");
-    let p = lab.run(&[
+    let p = lab.ok(&[
         "--privileged",
         "busybox",
         "sh",
         "-c",
         "cat /proc/timer_list | wc -c",
     ]);
-    assert_ne!(p.stdout.trim(), "0", "--privileged masks nothing");
+    assert_ne!(p.trim(), "0", "--privileged masks nothing");
 }
 
 #[test]
@@ -360,24 +361,29 @@ fn the_engine_binary_cannot_be_written_from_the_container() {
     // The engine re-executes from a detached read-only bind mount of itself (or a sealed memfd
     // on older kernels); a write through /proc/<engine>/exe is refused.
     let lab = Lab::with_busybox();
-    let child = lab
+    // The container waits for a line on stdin (-i) before it tries the write, so the test
+    // looks at the engine first and then lets it go: no race with a sleep.
+    let mut child = lab
         .command(&[
             "run",
             "--rm",
+            "-i",
             "--pid",
             "host",
             "busybox",
             "sh",
             "-c",
-            "sleep 1; echo x >> /proc/$PPID/exe && echo WROTE || echo refused",
+            "read go; echo x >> /proc/$PPID/exe && echo WROTE || echo refused",
         ])
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The re-exec happens first thing; give it a moment (bounded), then look at what the
-    // engine's /proc/<pid>/exe is.
+    // The re-exec happens first thing: wait (bounded) until the engine's /proc/<pid>/exe is
+    // the protected copy.
     let mut protected = false;
-    for _ in 0..100 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         if let Ok(f) = std::fs::File::open(format!("/proc/{}/exe", child.id())) {
             let sealed = nix::fcntl::fcntl(
                 std::os::fd::AsRawFd::as_raw_fd(&f),
@@ -393,6 +399,11 @@ fn the_engine_binary_cannot_be_written_from_the_container() {
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
     }
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -421,4 +432,97 @@ fn not_root_is_a_clear_125() {
         "{}",
         o.stderr
     );
+}
+
+/// `--cap-drop ALL`, `--cap-drop SETGID` and `--cap-drop SETUID -u 1000` failed with
+/// `setgroups: EPERM`: the capabilities were dropped before the user switch that needs them.
+/// Docker runs all three; the sets inside are what was asked for.
+#[test]
+fn cap_drop_setgid_setuid_or_all_still_switches_user() {
+    let lab = Lab::with_busybox();
+    let status = "grep -E '^Cap(Eff|Bnd)' /proc/self/status; id -u; id -G";
+    let all = lab.run(&["--cap-drop", "ALL", "busybox", "sh", "-c", status]);
+    all.expect_code(0);
+    assert_eq!(status_field(&all.stdout, "CapEff:"), "0000000000000000");
+    assert_eq!(status_field(&all.stdout, "CapBnd:"), "0000000000000000");
+
+    let setgid = lab.run(&["--cap-drop", "SETGID", "busybox", "sh", "-c", status]);
+    setgid.expect_code(0);
+    // Docker's 0xa80425fb without CAP_SETGID (bit 6).
+    assert_eq!(status_field(&setgid.stdout, "CapEff:"), "00000000a80425bb");
+    assert_eq!(status_field(&setgid.stdout, "CapBnd:"), "00000000a80425bb");
+
+    let setuid = lab.run(&[
+        "--cap-drop",
+        "SETUID",
+        "-u",
+        "1000",
+        "busybox",
+        "sh",
+        "-c",
+        status,
+    ]);
+    setuid.expect_code(0);
+    assert_eq!(status_field(&setuid.stdout, "CapEff:"), "0000000000000000");
+    // Without CAP_SETUID (bit 7).
+    assert_eq!(status_field(&setuid.stdout, "CapBnd:"), "00000000a804257b");
+    let ids: Vec<&str> = setuid.stdout.lines().skip(2).collect();
+    assert_eq!(ids, vec!["1000", "1000"], "{}", setuid.stdout);
+
+    // no-new-privileges still applies with the new order.
+    let nnp = lab.run(&[
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "-u",
+        "1000",
+        "busybox",
+        "grep",
+        "NoNewPrivs",
+        "/proc/self/status",
+    ]);
+    nnp.expect_code(0);
+    assert_eq!(status_field(&nnp.stdout, "NoNewPrivs:"), "1");
+}
+
+/// With `umask 077` in the user's shell, `/` inside became 0700 and the device nodes 0600
+/// (before that they were `0666 & ~umask` anyway, so a non-root user could not write
+/// /dev/null). Docker's devices are 0666, `/` is 0755 and the container's umask is 0022.
+#[test]
+fn host_umask_077_leaves_devices_0666_root_0755_and_umask_0022() {
+    let lab = Lab::with_busybox();
+    let run_under_077 = |args: &[&str]| -> common::Out {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        let mut c = lab.command(&all);
+        // SAFETY: umask(2) is async-signal-safe and touches only the child's own state.
+        unsafe {
+            c.pre_exec(|| {
+                libc::umask(0o077);
+                Ok(())
+            });
+        }
+        c.output().expect("run dockling").into()
+    };
+    let o = run_under_077(&[
+        "busybox",
+        "sh",
+        "-c",
+        "stat -c '%a %n' /dev/null /dev/zero /dev/tty / /etc/hosts; umask",
+    ]);
+    o.expect_code(0);
+    assert_eq!(
+        o.stdout,
+        "666 /dev/null\n666 /dev/zero\n666 /dev/tty\n755 /\n644 /etc/hosts\n0022\n"
+    );
+    let user = run_under_077(&[
+        "-u",
+        "1000",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi >/dev/null && cat /etc/hosts >/dev/null && ls / >/dev/null",
+    ]);
+    user.expect_code(0);
 }

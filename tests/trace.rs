@@ -49,7 +49,10 @@ fn json_trace_has_every_step_and_explained_syscalls() {
         .filter(|e| e["type"] == "step")
         .map(|e| e["step"].as_str().unwrap())
         .collect();
-    assert_eq!(steps.first(), Some(&"image.resolve"));
+    // The engine re-executes itself from a read-only copy first (the tests never set
+    // DOCKLING_NO_REEXEC), then finds the image.
+    assert_eq!(steps.first(), Some(&"security.reexec"));
+    assert_eq!(steps.get(1), Some(&"image.resolve"));
     assert!(steps.contains(&"rootfs.pivot_root") && steps.contains(&"process.exec"));
     let exec = ev.iter().find(|e| e["syscall"] == "execve").unwrap();
     assert_eq!(exec["process"], "container");
@@ -79,42 +82,109 @@ fn pretty_trace_groups_by_step_and_explains() {
     assert!(!o.stderr.contains('\x1b'), "no colour when NO_COLOR is set");
 }
 
+/// The container's group directories under the lab's cgroup parent, in every hierarchy.
+fn cgroups_of(lab: &Lab) -> Vec<std::path::PathBuf> {
+    let mut roots: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path())
+        .collect();
+    roots.push("/sys/fs/cgroup".into());
+    roots
+        .iter()
+        .flat_map(|h| {
+            std::fs::read_dir(h.join(lab.cgroup_parent()))
+                .into_iter()
+                .flatten()
+        })
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
 #[test]
 fn step_pauses_and_q_undoes_everything() {
+    use std::io::{BufRead, Write};
     let lab = Lab::with_busybox();
-    // Enter for the first steps, then q just before the container's rootfs is mounted.
     let mut child = lab
         .command(&["run", "-m", "64m", "--step", "busybox", "true"])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"\n\n\n\n\n\n\n\nq\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
+    // A failure guard, not a timing: a run that never ends is killed after 60 s.
+    let pid = child.id() as i32;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let guard = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while std::time::Instant::now() < deadline {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            // SAFETY: kill(2) of the process this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            true
+        })
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut err = String::new();
+    let mut before_q = None;
+    // Enter at every pause, then q just before the container's layers are mounted: by then
+    // the container directory, its cgroups and its first process exist.
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        err.push_str(&line);
+        err.push('\n');
+        if !line.contains("⏸ next: [") {
+            continue;
+        }
+        if line.contains("[layers.mount]") {
+            before_q = Some((lab.containers_left(), cgroups_of(&lab)));
+            let _ = stdin.write_all(b"q\n");
+        } else {
+            let _ = stdin.write_all(b"\n");
+        }
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        !guard.join().unwrap(),
+        "the run did not end within 60 s:\n{err}"
+    );
+    assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("⏸ next: [image.resolve]"), "{err}");
     assert!(err.contains("everything done so far was undone"), "{err}");
+    let (dirs, groups) = before_q.expect("a pause before layers.mount");
+    assert_eq!(
+        dirs.len(),
+        1,
+        "the container directory existed before q: {dirs:?}"
+    );
+    assert!(
+        !groups.is_empty(),
+        "the container's cgroups existed before q (under {})",
+        lab.cgroup_parent()
+    );
+    // What could outlive the run on the host: the container's directory and its cgroups.
+    // (Its mounts lived only in its own mount namespace, which died with its process.)
     assert!(
         lab.containers_left().is_empty(),
         "container dir left: {:?}",
         lab.containers_left()
     );
-    let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/dockling")
-        .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
-        .unwrap_or(0);
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !mounts.contains(&lab.root().display().to_string()),
-        "a mount was left"
+    assert_eq!(
+        cgroups_of(&lab),
+        Vec::<std::path::PathBuf>::new(),
+        "cgroups left"
     );
-    let _ = cgroups;
 }
 
 #[test]
@@ -147,110 +217,432 @@ fn explain_shows_the_plan_and_follows_the_switches() {
     insta::assert_snapshot!(lab.filter(&plan));
 }
 
-/// One syscall line of `strace -f` output: (pid, name, result as printed, errno).
-fn parse_strace(text: &str) -> Vec<(String, String, Option<String>)> {
+/// One syscall of `strace -f` output, as strace printed it.
+#[derive(Debug, Clone)]
+struct Seen {
+    pid: String,
+    name: String,
+    /// The arguments, normalised (see `normalise`).
+    args: String,
+    /// What strace printed after `=`: `0`, `3`, or `-1 EEXIST`.
+    result: String,
+}
+
+/// Make a rendering comparable: comments (`/* 3 vars */`) and user-space addresses (which
+/// change from run to run, and which the trace shows as `0x…` or `…`) are dropped.
+fn normalise(args: &str) -> String {
+    let re_comment = regex::Regex::new(r"\s*/\*.*?\*/").unwrap();
+    let re_ptr = regex::Regex::new(r"0x[0-9a-f]{6,}|0x…").unwrap();
+    let s = re_comment.replace_all(args, "");
+    re_ptr.replace_all(&s, "…").trim().to_string()
+}
+
+/// Every syscall line of `strace -f -o` output, with `<unfinished ...>` and `<... resumed>`
+/// halves joined.
+fn parse_strace(text: &str) -> Vec<Seen> {
     let mut out = Vec::new();
     let mut pending: std::collections::HashMap<String, String> = Default::default();
+    let call_line = regex::Regex::new(r"^(\w+)\((.*)\)\s+= (.*)$").unwrap();
     for line in text.lines() {
-        let line = line.trim_start();
         let (pid, rest) = line.split_once(char::is_whitespace).unwrap_or(("", line));
         let rest = rest.trim_start();
         if rest.starts_with("+++") || rest.starts_with("---") {
             continue;
         }
-        let name;
-        let tail;
-        if let Some(r) = rest.strip_prefix("<... ") {
-            let Some((n, t)) = r.split_once(" resumed>") else {
+        let full = if let Some(r) = rest.strip_prefix("<... ") {
+            let Some((_, tail)) = r.split_once(" resumed>") else {
                 continue;
             };
-            name = n.to_string();
-            tail = t.to_string();
-            pending.remove(pid);
-        } else if rest.ends_with("<unfinished ...>") {
-            if let Some((n, _)) = rest.split_once('(') {
-                pending.insert(pid.to_string(), n.to_string());
+            match pending.remove(pid) {
+                Some(head) => format!("{head}{tail}"),
+                None => continue,
             }
+        } else if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
+            pending.insert(pid.to_string(), head.to_string());
             continue;
         } else {
-            let Some((n, _)) = rest.split_once('(') else {
-                continue;
-            };
-            name = n.to_string();
-            tail = rest.to_string();
-        }
-        // The result is after the last " = ".
-        let Some(idx) = tail.rfind(" = ") else {
+            rest.to_string()
+        };
+        // name(args) = result, with the result column padded by spaces.
+        let Some(c) = call_line.captures(&full) else {
             continue;
         };
-        let res = &tail[idx + 3..];
+        let (name, args, res) = (&c[1], &c[2], c[3].trim());
         let mut parts = res.split_whitespace();
-        let value = parts.next().unwrap_or("").to_string();
-        let errno = parts
-            .next()
-            .filter(|e| e.starts_with('E'))
-            .map(String::from);
-        out.push((name, value, errno));
+        let mut value = parts.next().unwrap_or("").to_string();
+        // umask's result is printed in octal (`= 022`).
+        if value.len() > 1 && value.starts_with('0') {
+            if let Ok(n) = i64::from_str_radix(&value, 8) {
+                value = n.to_string();
+            }
+        }
+        let result = match parts.next().filter(|e| e.starts_with('E')) {
+            Some(errno) => format!("{value} {errno}"),
+            None => value,
+        };
+        out.push(Seen {
+            pid: pid.to_string(),
+            name: name.to_string(),
+            args: normalise(args),
+            result,
+        });
     }
     out
+}
+
+/// `dockling run --rm --trace=json <args>` under `strace -f`: (the trace's syscall events,
+/// strace's calls).
+fn traced_and_seen(lab: &Lab, args: &[&str], code: i32) -> (Vec<Value>, Vec<Seen>) {
+    let strace_out = lab.dir.path().join("strace.txt");
+    let o: common::Out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-s", "200", "-o", strace_out.to_str().unwrap()])
+        .arg(env!("CARGO_BIN_EXE_dockling"))
+        .args(["run", "--rm", "--trace=json"])
+        .args(args)
+        .env("DOCKLING_ROOT", lab.root())
+        .env("DOCKLING_CONFIG", lab.dir.path().join("config.yaml"))
+        .env_remove("DOCKLING_NO_REEXEC")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("strace is installed (scripts/test installs it)")
+        .into();
+    o.expect_code(code);
+    let traced: Vec<Value> = events(&o.stderr)
+        .into_iter()
+        .filter(|e| e["type"] == "syscall")
+        .collect();
+    let seen = parse_strace(&std::fs::read_to_string(&strace_out).unwrap());
+    (traced, seen)
+}
+
+/// Hold every traced call against what strace saw the same process do, in order, with its
+/// arguments and result; then check that strace saw no container-shaping call the trace left
+/// out. Each process is compared with its own strace lines, so how the engine's and the
+/// child's calls interleave in time does not matter.
+fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
+    assert!(traced.len() > 40, "only {} events", traced.len());
+    let engine = seen.first().expect("strace saw something").pid.clone();
+    let clone = traced
+        .iter()
+        .find(|e| e["syscall"] == "clone")
+        .expect("a clone event");
+    let child = clone["result"].to_string();
+    let mut cursor: std::collections::HashMap<String, usize> = Default::default();
+    let mut matched = std::collections::HashSet::new();
+    for (i, e) in traced.iter().enumerate() {
+        let pid = match e["process"].as_str() {
+            Some("engine") => &engine,
+            Some("container") => &child,
+            other => panic!("event #{i} from an unknown process {other:?}: {e}"),
+        };
+        let name = e["syscall"].as_str().unwrap();
+        let args = normalise(e["args"].as_str().unwrap());
+        let result = match e["errno"].as_str() {
+            Some(errno) => format!("-1 {errno}"),
+            None => e["result"].as_i64().unwrap().to_string(),
+        };
+        let start = *cursor.get(pid).unwrap_or(&0);
+        let found = seen[start..]
+            .iter()
+            .position(|s| &s.pid == pid && s.name == name && s.args == args && s.result == result);
+        match found {
+            Some(k) => {
+                matched.insert(start + k);
+                cursor.insert(pid.clone(), start + k + 1);
+            }
+            None => {
+                let near: Vec<String> = seen[start..]
+                    .iter()
+                    .filter(|s| &s.pid == pid && s.name == name)
+                    .take(3)
+                    .map(|s| format!("  {}({}) = {}", s.name, s.args, s.result))
+                    .collect();
+                panic!(
+                    "event #{i} of pid {pid} is not what strace saw next:\n  traced: {name}({args}) = {result}\nstrace's next {name} calls of that process:\n{}",
+                    near.join("\n")
+                );
+            }
+        }
+    }
+    // Completeness: what shapes a container, seen by strace but missing from the trace.
+    const CHILD: &[&str] = &[
+        "mount",
+        "umount2",
+        "pivot_root",
+        "chroot",
+        "chdir",
+        "unshare",
+        "setns",
+        "sethostname",
+        "mkdir",
+        "mkdirat",
+        "mknod",
+        "mknodat",
+        "symlink",
+        "symlinkat",
+        "openat",
+        "openat2",
+        "prctl",
+        "capset",
+        "setgroups",
+        "setresgid",
+        "setresuid",
+        "setsid",
+        "ioctl",
+        "dup2",
+        "dup3",
+        "close_range",
+        "seccomp",
+        "socket",
+        "rt_sigprocmask",
+        "execve",
+        "umask",
+    ];
+    const ENGINE: &[&str] = &[
+        "open_tree",
+        "mount_setattr",
+        "execveat",
+        "memfd_create",
+        "socketpair",
+        "clone",
+        "clone3",
+        "wait4",
+        "kill",
+        "rt_sigprocmask",
+        "mount",
+        "unshare",
+        "setns",
+    ];
+    let child_exec = seen
+        .iter()
+        .position(|s| s.pid == child && s.name == "execve")
+        .expect("strace saw the container's execve");
+    let missing: Vec<String> = seen
+        .iter()
+        .enumerate()
+        .filter(|(k, s)| {
+            // Reading kernel information (/proc/sys/kernel/cap_last_cap, a parent cgroup's
+            // cpuset.cpus to copy) shapes nothing.
+            let reads_proc = s.name == "openat"
+                && (s.args.starts_with("AT_FDCWD, \"/proc/")
+                    || s.args.starts_with("AT_FDCWD, \"/sys/fs/cgroup/"))
+                && s.args.ends_with(", O_RDONLY|O_CLOEXEC");
+            let shapes_child =
+                s.pid == child && *k <= child_exec && CHILD.contains(&s.name.as_str());
+            let shapes_engine = s.pid == engine
+                && (ENGINE.contains(&s.name.as_str())
+                    || (["mkdir", "rmdir", "openat"].contains(&s.name.as_str())
+                        && s.args.contains("\"/sys/fs/cgroup")));
+            !matched.contains(k) && !reads_proc && (shapes_child || shapes_engine)
+        })
+        .map(|(_, s)| format!("  [{}] {}({}) = {}", s.pid, s.name, s.args, s.result))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "strace saw calls the trace does not show:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
 fn the_trace_is_what_strace_sees() {
     let lab = Lab::with_busybox();
-    let strace_out = lab.dir.path().join("strace.txt");
-    let o: common::Out = std::process::Command::new("strace")
-        .args([
-            "-f",
-            "-qq",
-            "-o",
-            strace_out.to_str().unwrap(),
-            env!("CARGO_BIN_EXE_dockling"),
-            "run",
-            "--rm",
-            "--trace=json",
-            "-m",
-            "64m",
+    let (traced, seen) = traced_and_seen(&lab, &["-m", "64m", "busybox", "true"], 0);
+    assert_trace_is_what_strace_sees(&traced, &seen);
+    // The engine side is in it: the re-exec, the channel, the signal mask, the cgroup knobs.
+    for want in [
+        "open_tree",
+        "mount_setattr",
+        "execveat",
+        "socketpair",
+        "rt_sigprocmask",
+        "write",
+        "wait4",
+    ] {
+        assert!(
+            traced
+                .iter()
+                .any(|e| e["process"] == "engine" && e["syscall"] == want),
+            "no engine {want} in the trace"
+        );
+    }
+}
+
+#[test]
+fn the_trace_is_what_strace_sees_with_chroot_copy_a_workdir_and_a_user() {
+    let lab = Lab::with_busybox();
+    let (traced, seen) = traced_and_seen(
+        &lab,
+        &[
+            "--rootfs",
+            "chroot",
+            "--layers",
+            "copy",
+            "-w",
+            "/new/dir",
+            "-i",
+            "-u",
+            "1000",
+            "--network",
+            "host",
             "busybox",
             "true",
-        ])
-        .env("DOCKLING_ROOT", lab.root())
-        .env("DOCKLING_CONFIG", lab.dir.path().join("config.yaml"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("strace is installed (scripts/test installs it)")
-        .into();
+        ],
+        0,
+    );
+    assert_trace_is_what_strace_sees(&traced, &seen);
+}
+
+#[test]
+fn the_trace_is_what_strace_sees_when_the_program_is_missing() {
+    // The failure path: the child reports 127 and exits, the engine kills and reaps it.
+    let lab = Lab::with_busybox();
+    let (traced, seen) = traced_and_seen(&lab, &["busybox", "no-such-program"], 127);
+    let engine = seen.first().unwrap().pid.clone();
+    assert!(
+        !seen.iter().any(|s| s.pid != engine && s.name == "execve"),
+        "nothing was executed in the container"
+    );
+    // No execve of the container's program to anchor the completeness check on: compare
+    // the calls the trace reports.
+    let mut cursor = 0;
+    for e in traced.iter().filter(|e| e["process"] == "engine") {
+        let name = e["syscall"].as_str().unwrap();
+        let args = normalise(e["args"].as_str().unwrap());
+        let result = match e["errno"].as_str() {
+            Some(errno) => format!("-1 {errno}"),
+            None => e["result"].as_i64().unwrap().to_string(),
+        };
+        let k = seen[cursor..]
+            .iter()
+            .position(|s| s.pid == engine && s.name == name && s.args == args && s.result == result)
+            .unwrap_or_else(|| panic!("not what strace saw: {name}({args}) = {result}"));
+        cursor += k + 1;
+    }
+    assert!(
+        traced.iter().any(|e| e["syscall"] == "kill")
+            && traced.iter().any(|e| e["syscall"] == "wait4"),
+        "the engine kills and reaps the failed child, traced"
+    );
+    for e in traced
+        .iter()
+        .filter(|e| e["syscall"] == "kill" || e["syscall"] == "wait4")
+    {
+        assert_eq!(
+            e["step"], "process.cleanup",
+            "undoing is the cleanup step: {e}"
+        );
+    }
+}
+
+#[test]
+fn steps_are_titled_by_what_they_do() {
+    let lab = Lab::with_busybox();
+    let o = lab.run(&["--trace=json", "--rootfs", "chroot", "busybox", "true"]);
     o.expect_code(0);
-    let traced: Vec<Value> = events(&o.stderr)
+    let ev = events(&o.stderr);
+    let pivot = ev
+        .iter()
+        .find(|e| e["type"] == "step" && e["step"] == "rootfs.pivot_root")
+        .expect("the root switch step");
+    assert_eq!(pivot["variant"], "chroot", "{pivot}");
+    assert!(
+        pivot["title"].as_str().unwrap().contains("chroot")
+            && !pivot["title"].as_str().unwrap().contains("pivot_root"),
+        "{pivot}"
+    );
+    // Each call under the step that does it.
+    let step_of = |name: &str| -> Vec<String> {
+        ev.iter()
+            .filter(|e| e["type"] == "syscall" && e["syscall"] == name)
+            .map(|e| e["step"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(step_of("execve"), ["process.exec"]);
+    assert_eq!(step_of("chroot"), ["rootfs.pivot_root"]);
+    assert_eq!(step_of("dup2"), ["process.terminal"]);
+    assert_eq!(step_of("socketpair"), ["namespaces.clone"]);
+    assert!(
+        ev.iter()
+            .filter(|e| e["syscall"] == "write" && e["process"] == "engine")
+            .all(|e| e["step"] != "layers.prepare"),
+        "the /etc files are not the writable layer"
+    );
+    let dup = ev.iter().find(|e| e["syscall"] == "dup2").unwrap();
+    assert!(
+        dup["explain"].as_str().unwrap().contains("/dev/null")
+            && !dup["explain"].as_str().unwrap().contains("terminal"),
+        "{dup}"
+    );
+    let pretty = lab.run(&["--trace", "--rootfs", "chroot", "busybox", "true"]);
+    pretty.expect_code(0);
+    assert!(
+        pretty.stderr.contains("── rootfs · chroot"),
+        "{}",
+        pretty.stderr
+    );
+    assert!(
+        !pretty.stderr.contains("rootfs · pivot_root"),
+        "{}",
+        pretty.stderr
+    );
+}
+
+#[test]
+fn the_trace_is_what_strace_sees_with_a_terminal() {
+    // -t: the pty's opens and ioctls, setsid, TIOCSCTTY and the dup2s onto the terminal.
+    // script(1) gives dockling a terminal; the JSON events arrive on it with the output.
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let lab = Lab::with_busybox();
+    let strace_out = lab.dir.path().join("strace.txt");
+    let cmd = format!(
+        "NO_COLOR=1 DOCKLING_ROOT={} DOCKLING_CONFIG={} strace -f -qq -s 200 -o {} {} run --rm -t --trace=json busybox true",
+        lab.root().display(),
+        lab.dir.path().join("config.yaml").display(),
+        strace_out.display(),
+        env!("CARGO_BIN_EXE_dockling")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux (scripts/test installs bsdutils)");
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut out);
+        out
+    });
+    // A failure guard, not a timing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run -t under strace did not end within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let out = String::from_utf8_lossy(&reader.join().unwrap()).replace('\r', "");
+    assert_eq!(status.code(), Some(0), "{out}");
+    let traced: Vec<Value> = events(&out)
         .into_iter()
         .filter(|e| e["type"] == "syscall")
         .collect();
-    assert!(traced.len() > 40, "only {} events", traced.len());
     let seen = parse_strace(&std::fs::read_to_string(&strace_out).unwrap());
-    let mut cursor = 0;
-    for (i, e) in traced.iter().enumerate() {
-        let name = e["syscall"].as_str().unwrap();
-        let result = e["result"].as_i64().unwrap();
-        let errno = e["errno"].as_str();
-        let found = seen[cursor..].iter().position(|(n, v, en)| {
-            n == name
-                && match errno {
-                    Some(want) => en.as_deref() == Some(want),
-                    None => v.parse::<i64>().ok() == Some(result),
-                }
-        });
-        match found {
-            Some(k) => cursor += k + 1,
-            None => {
-                let context: Vec<String> = traced[i.saturating_sub(3)..(i + 1).min(traced.len())]
-                    .iter()
-                    .map(|e| format!("{}({}) = {}", e["syscall"], e["args"], e["result"]))
-                    .collect();
-                panic!(
-                    "event #{i} {name} = {result} {errno:?} does not appear in strace after position {cursor}\nlast events:\n{}",
-                    context.join("\n")
-                );
-            }
-        }
+    assert_trace_is_what_strace_sees(&traced, &seen);
+    for want in ["setsid", "dup2", "ioctl"] {
+        assert!(
+            traced
+                .iter()
+                .any(|e| e["process"] == "container" && e["syscall"] == want),
+            "no {want} in the trace"
+        );
     }
 }

@@ -91,3 +91,88 @@ fn step_with_a_terminal_pauses_on_the_users_terminal_not_the_containers() {
     assert!(out.contains("inside"), "{out}");
     assert_eq!(code, 3, "{out}");
 }
+
+#[test]
+fn trace_with_a_terminal_does_not_hang_and_leaves_nothing() {
+    // Regression: with -t the child's stderr became the container's pty before anyone
+    // relayed it, the child's trace events filled it, and the run hung (leaving a Created
+    // container). The events now go to the engine's own stderr.
+    let lab = Lab::with_busybox();
+    let cmd = format!(
+        "NO_COLOR=1 DOCKLING_ROOT={} DOCKLING_CONFIG={} {} run --rm -t --trace busybox true",
+        lab.root().display(),
+        lab.dir.path().join("config.yaml").display(),
+        env!("CARGO_BIN_EXE_dockling")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux (scripts/test installs bsdutils)");
+    // stdin stays open, as a terminal's would; the output is read on its own thread so a
+    // full pipe cannot stall the run.
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut out);
+        out
+    });
+    // A failure guard, not a timing: the run ends in well under a second.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            kill_tree(child.id() as i32);
+            let _ = child.wait();
+            panic!("run -t --trace did not end within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let out = String::from_utf8_lossy(&reader.join().unwrap()).replace('\r', "");
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("── process · exec"), "no trace lines: {out}");
+    assert!(out.contains("[container] execve(\"/bin/true\""), "{out}");
+    assert!(
+        out.contains("dup2(") && out.contains("pseudo-terminal on stdin"),
+        "{out}"
+    );
+    assert!(
+        lab.containers_left().is_empty(),
+        "container left: {:?}",
+        lab.containers_left()
+    );
+}
+
+/// SIGKILL `pid` and every process below it (script(1), the dockling it runs, the container),
+/// so a test that failed leaves nothing running.
+fn kill_tree(pid: i32) {
+    let mut todo = vec![pid];
+    let mut all = Vec::new();
+    while let Some(p) = todo.pop() {
+        all.push(p);
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: the comm may hold spaces, so split after its ")".
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(p) {
+                if let Ok(child) = e.file_name().to_string_lossy().parse() {
+                    todo.push(child);
+                }
+            }
+        }
+    }
+    for p in all {
+        // SAFETY: kill(2) of a process this test started (or one started under it).
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+}

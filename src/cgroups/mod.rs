@@ -5,9 +5,13 @@
 //! control file (`memory.max`, `pids.max`...) sets a limit, `rmdir` deletes an empty group.
 //! cgroup v1 has one tree per controller (`/sys/fs/cgroup/memory/…`, `/sys/fs/cgroup/pids/…`);
 //! v2 has one tree for all (`/sys/fs/cgroup/…`). dockling puts each container at
-//! `dockling/<id>` in every tree it uses, like Docker's cgroupfs driver does with `docker/<id>`.
-//! Every write and mkdir goes through the traced seam.
+//! `dockling/<id>` in every tree it uses, like Docker's cgroupfs driver does with `docker/<id>`:
+//! on v1 that is every mounted hierarchy, so no controller (devices, cpuset, blkio...) is left
+//! at the host's settings. The devices controller ([`devices`]) is what keeps a container from
+//! opening host devices. Every write and mkdir goes through the traced seam.
 
+pub mod bpf;
+pub mod devices;
 mod v1;
 mod v2;
 
@@ -58,10 +62,6 @@ pub struct Cgroup {
     /// The container id.
     id: String,
 }
-
-/// The controllers dockling creates a group in on v1 (a missing one is skipped; a limit that
-/// needs it then says so).
-pub const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer"];
 
 /// Read the host's cgroup mounts from `/proc/self/mountinfo`.
 pub fn discover() -> Result<(Version, Vec<Hierarchy>)> {
@@ -158,15 +158,18 @@ impl Cgroup {
             .collect()
     }
 
+    /// Every hierarchy the group lives in: on v1 all that are mounted (devices, cpuset, blkio,
+    /// freezer, name=systemd...), as runc's cgroupfs driver joins them all; a controller the
+    /// host has not mounted is simply not there (a limit that needs it then says so). A
+    /// hierarchy mounted twice is used once.
     fn used(&self) -> Vec<&Hierarchy> {
-        match self.version {
-            Version::V2 => self.hierarchies.iter().collect(),
-            Version::V1 => self
-                .hierarchies
-                .iter()
-                .filter(|h| V1_CONTROLLERS.iter().any(|c| h.has(c)))
-                .collect(),
+        let mut seen: Vec<&Hierarchy> = Vec::new();
+        for h in &self.hierarchies {
+            if !seen.iter().any(|s| s.mount_point == h.mount_point) {
+                seen.push(h);
+            }
         }
+        seen
     }
 
     /// The group directory in the hierarchy that carries `controller` (v2: the one tree).
@@ -178,11 +181,12 @@ impl Cgroup {
         Some(h.mount_point.join(&self.parent).join(&self.id))
     }
 
-    /// Create the group in every hierarchy and write the limits.
-    pub fn create(&self, sys: &Sys, limits: &Limits) -> Result<()> {
+    /// Create the group in every hierarchy, write the limits and the device rules
+    /// ([`devices::rules`]).
+    pub fn create(&self, sys: &Sys, limits: &Limits, devices: &[devices::Rule]) -> Result<()> {
         match self.version {
-            Version::V1 => v1::create(self, sys, limits),
-            Version::V2 => v2::create(self, sys, limits),
+            Version::V1 => v1::create(self, sys, limits, devices),
+            Version::V2 => v2::create(self, sys, limits, devices),
         }
     }
 

@@ -1,14 +1,45 @@
 //! cgroup v1: one directory per controller tree.
+//!
+//! The group is made in every mounted hierarchy. Two controllers need more than a `mkdir`:
+//! a new cpuset group has no CPUs and no memory nodes, and the kernel refuses to move a task
+//! into it (`ENOSPC`) until both are written (cgroups(7), the kernel's `cpusets.rst`), so they
+//! are copied from the parent; and the devices group starts as a copy of its parent's list
+//! ("everything"), which `devices.deny a` and the allow lines replace.
 
+use std::path::Path;
+
+use super::devices::{Effective, Rule};
 use super::{missing, Cgroup};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::spec::Limits;
 use crate::sys::Sys;
 
-pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits) -> Result<()> {
+pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits, devices: &[Rule]) -> Result<()> {
+    let devices_dir = cg.dir_for("devices");
+    let allows_everything = Effective::of(devices) == Effective::of(super::devices::ALLOW_ALL);
+    if devices_dir.is_none() && !allows_everything {
+        // Without it the container could open every device of the host: refuse rather than
+        // run unconfined.
+        return Err(Error::Usage(
+            "the devices cgroup controller is not mounted, so a container could open any host device: mount it (mount -t cgroup -o devices cgroup /sys/fs/cgroup/devices), or run with --privileged".into(),
+        ));
+    }
     for h in cg.used() {
-        sys.mkdir(&h.mount_point.join(&cg.parent), 0o755)?;
-        sys.mkdir(&h.mount_point.join(&cg.parent).join(&cg.id), 0o755)?;
+        let parent = h.mount_point.join(&cg.parent);
+        let dir = parent.join(&cg.id);
+        sys.mkdir(&parent, 0o755)?;
+        if h.has("cpuset") {
+            copy_cpuset(sys, &h.mount_point, &parent)?;
+        }
+        sys.mkdir(&dir, 0o755)?;
+        if h.has("cpuset") {
+            copy_cpuset(sys, &h.mount_point, &dir)?;
+        }
+    }
+    if let Some(dir) = devices_dir {
+        for rule in devices {
+            sys.write_file(&dir.join(rule.v1_file()), &rule.v1_line())?;
+        }
     }
     if let Some(bytes) = limits.memory {
         let dir = cg
@@ -34,6 +65,40 @@ pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits) -> Result<()> {
             .dir_for("pids")
             .ok_or_else(|| missing("--pids-limit", "pids"))?;
         sys.write_file(&dir.join("pids.max"), &super::pids_max(pids))?;
+    }
+    Ok(())
+}
+
+/// Give the cpuset group `dir` the CPUs and memory nodes of its nearest ancestor (up to the
+/// hierarchy's root `mount`) that has them, unless it has its own already (an existing parent
+/// group keeps what the administrator set).
+fn copy_cpuset(sys: &Sys, mount: &Path, dir: &Path) -> Result<()> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        if !read(&dir.join(file)).is_empty() {
+            continue;
+        }
+        let inherited = dir
+            .ancestors()
+            .skip(1)
+            .take_while(|a| a.starts_with(mount))
+            .map(|a| read(&a.join(file)))
+            .find(|v| !v.is_empty());
+        match inherited {
+            Some(value) => sys.write_file(&dir.join(file), &value)?,
+            None if sys.is_dry_run() => sys.write_file(&dir.join(file), "<the parent's>")?,
+            None => {
+                return Err(Error::Usage(format!(
+                "cannot join the cpuset cgroup: no group above {} has {file} set; write it in {}",
+                dir.display(),
+                mount.join(file).display()
+            )))
+            }
+        }
     }
     Ok(())
 }

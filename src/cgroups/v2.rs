@@ -1,11 +1,37 @@
 //! cgroup v2: one tree; controllers are enabled for children through `cgroup.subtree_control`.
+//!
+//! Device rules are not a controller here: they are a BPF program attached to the group
+//! ([`super::bpf`]), which the kernel runs for the group's processes on every `mknod` and every
+//! open of a device node.
 
-use super::{missing, Cgroup};
-use crate::error::Result;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use super::devices::{Effective, Rule, ALLOW_ALL};
+use super::{bpf, missing, Cgroup};
+use crate::error::{Error, Result};
 use crate::spec::Limits;
 use crate::sys::Sys;
 
-pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits) -> Result<()> {
+/// Attach the program enforcing `devices` to the group `dir` (nothing to attach when they
+/// allow everything, as with `--privileged`).
+pub(super) fn attach_device_program(sys: &Sys, dir: &Path, devices: &[Rule]) -> Result<()> {
+    let effective = Effective::of(devices);
+    if effective == Effective::of(ALLOW_ALL) {
+        return Ok(());
+    }
+    let group = sys.open(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+    let prog = sys.bpf_prog_load(bpf::program(&effective)).map_err(|e| {
+        Error::Usage(format!(
+            "{e}: the kernel refused the container's device program, so it cannot enforce device rules on cgroup v2 (it needs CONFIG_CGROUP_BPF); run with --privileged to go without them"
+        ))
+    })?;
+    sys.bpf_prog_attach(group.as_fd(), prog.as_fd(), dir)?;
+    // Both descriptors close here: the attachment keeps the program for the group's lifetime.
+    Ok(())
+}
+
+pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits, devices: &[Rule]) -> Result<()> {
     let root = &cg.hierarchies[0].mount_point;
     let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
     let wanted: Vec<&str> = ["memory", "cpu", "pids"]
@@ -26,6 +52,7 @@ pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits) -> Result<()> {
     }
     let dir = parent.join(&cg.id);
     sys.mkdir(&dir, 0o755)?;
+    attach_device_program(sys, &dir, devices)?;
     let has = |c: &str| wanted.contains(&c);
     if let Some(bytes) = limits.memory {
         if !has("memory") {

@@ -62,6 +62,24 @@ pub enum Command {
     Lesson(LessonArgs),
     /// Run every lesson in order against the lab registry (starting it if needed)
     Tour(TourArgs),
+    /// Manage dockling itself: check what this host offers
+    System(SystemArgs),
+}
+
+/// `dockling system`.
+#[derive(Debug, Args)]
+pub struct SystemArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: SystemCommand,
+}
+
+/// `dockling system` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Check the kernel features, cgroup mode, overlayfs, seccomp and store permissions
+    /// dockling relies on (exit 1 when something required is missing)
+    Check,
 }
 
 /// `dockling lesson`.
@@ -453,7 +471,7 @@ pub struct RunArgs {
     /// How the root is switched: pivot_root or chroot (to see why chroot leaks)
     #[arg(long, value_name = "MODE")]
     pub rootfs: Option<crate::spec::RootfsMode>,
-    /// Do not create a cgroup (no resource limits)
+    /// Do not create a cgroup (no resource limits, no device rules)
     #[arg(long)]
     pub no_cgroups: bool,
     /// Image to run

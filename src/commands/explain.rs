@@ -35,7 +35,11 @@ pub fn switched(spec: &RunSpec, step: StepId) -> Option<String> {
             }
             .into(),
         ),
-        StepId::ProcessTerminal if !spec.tty => Some("off: no -t given".into()),
+        StepId::ProcessTerminal if !spec.tty && spec.interactive => {
+            Some("off: -i without -t keeps dockling's own stdin".into())
+        }
+        StepId::ProcessTerminal if !spec.tty => Some("changed: no -t, no -i".into()),
+        StepId::RootfsWorkdir => Some(format!("only if the image has no {}", spec.cwd.display())),
         StepId::LayersMount if spec.layers_mode == LayersMode::Copy => {
             Some("changed: --layers copy binds a private copy".into())
         }
@@ -67,7 +71,20 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
     );
     let mut i = 0;
     for step in StepId::ALL {
-        let title = cat.step(step.key()).map(|t| t.title.as_str()).unwrap_or("");
+        // A step done another way is shown with its own title (chroot, not pivot_root).
+        let variant = match step {
+            StepId::LayersPrepare | StepId::LayersMount if spec.layers_mode == LayersMode::Copy => {
+                Some("copy")
+            }
+            StepId::RootfsPivot if spec.rootfs_mode == RootfsMode::Chroot => Some("chroot"),
+            StepId::ProcessTerminal if !spec.tty && !spec.interactive => Some("null_stdin"),
+            _ => None,
+        };
+        let title = variant
+            .and_then(|v| cat.step(&format!("{}:{v}", step.key())))
+            .or_else(|| cat.step(step.key()))
+            .map(|t| t.title.as_str())
+            .unwrap_or("");
         match switched(spec, *step) {
             Some(note) if note.starts_with("off") => {
                 let _ = writeln!(out, "  --  {:<22} {title}  [{note}]", step.key());
@@ -90,6 +107,14 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
     let sys = Sys::new(Box::new(recorder.clone()), Tracer::capture(Format::Pretty));
     let containers = Containers::open(&ctx.root)?;
     let cg = run::cgroup_for(ctx, spec)?;
+    // `run` first re-executes itself from a read-only copy: the same command line, minus
+    // `explain`.
+    let argv: Vec<String> = std::env::args()
+        .enumerate()
+        .filter(|(i, a)| !(*i == 1 && a == "explain"))
+        .map(|(_, a)| a)
+        .collect();
+    crate::runtime::exe::reexec_sealed(&sys, argv)?;
     crate::runtime::start(&sys, spec, &containers, cg.as_ref())?;
     out.push_str(&sys.tracer.captured());
     Ok(out)

@@ -26,6 +26,9 @@ fn server(s: Option<&str>) -> String {
 /// `dockling login`.
 pub fn login(ctx: &Context, args: &LoginArgs) -> Result<i32> {
     let registry = server(args.server.as_deref());
+    // An unparsable credentials file is refused before anything is asked: rewriting it
+    // would lose what it holds.
+    auth_store::check_own_file()?;
     let stdin = std::io::stdin();
     let user = match &args.username {
         Some(u) => u.clone(),

@@ -60,6 +60,7 @@ pub mod push;
 pub mod rm;
 pub mod rmi;
 pub mod run;
+pub mod system;
 pub mod tag;
 
 /// Refuse to go on without root: namespaces, mounts and cgroups need it.
@@ -125,6 +126,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Image(a) => image::run(&ctx, a),
         Command::Lesson(a) => lesson::run(&ctx, a),
         Command::Tour(a) => lesson::tour(&ctx, a),
+        Command::System(a) => system::run(&ctx, a),
     }
 }
 

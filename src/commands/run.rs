@@ -127,11 +127,7 @@ pub fn cgroup_for(ctx: &Context, spec: &RunSpec) -> Result<Option<crate::cgroups
 /// `dockling run`.
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
     require_root("run")?;
-    if let Err(e) = crate::runtime::exe::reexec_sealed() {
-        eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected");
-    }
-    let containers = Containers::open(&ctx.root)?;
-    let spec = create(ctx, args, &containers, false)?;
+    // The tracer exists before the re-exec, so its calls are in the trace too.
     let sys = Sys::new(
         Box::new(Linux),
         Tracer::new(
@@ -140,6 +136,17 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
             args.step,
         ),
     );
+    crate::runtime::exe::record_reexec(&sys);
+    match crate::runtime::exe::reexec_sealed(&sys, std::env::args().collect()) {
+        Ok(()) => {}
+        Err(Error::Aborted(a)) => {
+            eprintln!("dockling: {a}: nothing was done yet");
+            return Ok(130);
+        }
+        Err(e) => eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected"),
+    }
+    let containers = Containers::open(&ctx.root)?;
+    let spec = create(ctx, args, &containers, false)?;
     let result = cgroup_for(ctx, &spec)
         .and_then(|cg| crate::runtime::start(&sys, &spec, &containers, cg.as_ref()));
     match result {

@@ -141,8 +141,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 impl Containers {
     /// The containers under `root`.
     pub fn open(root: &Path) -> Result<Containers> {
+        // 0700 inside a 0711 root: a container's upper directory holds the image's setuid
+        // files too (see `secure_root`).
+        crate::image::store::secure_root(root)?;
         let dir = root.join("containers");
-        fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         Ok(Containers { dir })
     }
 

@@ -3,10 +3,12 @@
 //! Every blob is written to a temporary name in the same directory, its digest checked, then
 //! renamed into place; `index.json` is rewritten the same way under an exclusive `flock`, so
 //! concurrent commands never lose each other's tags and a crash leaves either the old or the
-//! new index. Temporary names start with `.tmp-` and are ignored (and cleaned) later.
+//! new index. Temporary names start with `.tmp-` and are ignored (and cleaned) later. Only
+//! root may enter the store's directories (`secure_root`): they hold images' setuid files.
 
 use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -110,9 +112,87 @@ pub fn digest_of(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
+/// The store's directories that only root may enter, under `<root>`.
+pub const PRIVATE_DIRS: [&str; 3] = ["oci", "layers", "containers"];
+
+/// Create the store root (0711) and its private directories (0700), or check an existing
+/// store and tighten what an older dockling left open (0755), saying so on stderr.
+///
+/// Why: unpacked layers and containers' upper directories hold the image's files with the
+/// image's modes, setuid-root binaries and device nodes included. Were they reachable by every
+/// user, any local user could run a setuid binary from an image or open a device node shipped
+/// in a layer (moby's CVE-2021-41091). The root keeps `--x` for others (as Docker's
+/// `/var/lib/docker` is 0710/0711) so a path handed to another program (the lab registry's
+/// storage) can still be reached; everything with image content below is 0700.
+/// The modes are given to mkdir(2) itself (`DirBuilder::mode`), so the directory never exists
+/// with wider permissions, even for a moment; the umask can only narrow them further.
+pub fn secure_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    // Another user than root meets a store only root may enter: say so, not just EACCES.
+    let fail = |what: &'static str, path: &Path, e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::Usage(format!(
+                "{what} {}: permission denied: the store is root's alone (it holds images' setuid files and device nodes): run dockling as root (sudo)",
+                path.display()
+            ))
+        } else {
+            Error::io(what, path)(e)
+        }
+    };
+    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| fail("create", parent, e))?;
+    }
+    let create = |path: &Path, mode: u32| match fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(fail("create", path, e)),
+    };
+    create(root, 0o711)?;
+    let mut tightened = Vec::new();
+    // (directory, what group and others may never have); the root itself may be a symlink
+    // the administrator made, the directories inside it may not.
+    let dirs = std::iter::once((root.to_path_buf(), 0o066, 0)).chain(
+        PRIVATE_DIRS
+            .iter()
+            .map(|d| (root.join(d), 0o077, libc::O_NOFOLLOW)),
+    );
+    for (path, forbidden, nofollow) in dirs {
+        if path != root {
+            create(&path, 0o700)?;
+        }
+        // Checked and changed through one fd: fstat(2) and fchmod(2) act on what was opened.
+        let dir = File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | nofollow)
+            .open(&path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) | Some(libc::ENOTDIR) => Error::Corrupt(format!(
+                    "{} is not a directory (a symlink?): the store's directories must be real ones; move it away and run again",
+                    path.display()
+                )),
+                _ => fail("open", &path, e),
+            })?;
+        let mode = dir.metadata().map_err(Error::io("stat", &path))?.mode() & 0o7777;
+        if mode & forbidden != 0 {
+            let new = mode & !forbidden;
+            dir.set_permissions(fs::Permissions::from_mode(new))
+                .map_err(Error::io("chmod", &path))?;
+            tightened.push(format!("{} {mode:04o} -> {new:04o}", path.display()));
+        }
+    }
+    if !tightened.is_empty() {
+        eprintln!(
+            "dockling: the store was open to every user (a setuid file or device node in an image could be used by anyone): tightened {}",
+            tightened.join(", ")
+        );
+    }
+    Ok(())
+}
+
 impl Store {
     /// Open (creating if needed) the store under `root`.
     pub fn open(root: &Path) -> Result<Store> {
+        secure_root(root)?;
         let oci = root.join("oci");
         let layers = root.join("layers/sha256");
         for d in [
@@ -704,6 +784,18 @@ impl Store {
             }
             None => true,
         };
+        // By id, an image several tags name is deleted only when forced: a bare id does not
+        // say which of its names the user meant to lose (Docker's conflict, same words).
+        let tags = same_image
+            .iter()
+            .filter(|i| tag_of(&list[**i]).is_some())
+            .count();
+        if by_tag.is_none() && tags > 1 && !force {
+            return Err(Error::Usage(format!(
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories: remove its tags one by one (dockling rmi NAME:TAG) or use rmi -f",
+                &image.id[7..19]
+            )));
+        }
         // Untagging is always allowed (as in Docker); deleting an image a container uses is not.
         let used = used_by(&image.id);
         if let (true, Some(container)) = (remove_all, &used) {

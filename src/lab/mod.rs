@@ -6,7 +6,8 @@
 //! with the store's own image machinery, pushes them with dockling's own push, and makes the
 //! registry the first Docker Hub mirror in the config file, so `dockling pull httpd` is served
 //! from it. Run again, it starts what is not running and pushes only what is missing (the
-//! images are reproducible). `lab down` stops the registry and removes the mirror entry; the
+//! images are reproducible). A registry it did not start answering on its address is never
+//! used: `lab up` refuses and asks for another port. `lab down` stops the registry and removes the mirror entry; the
 //! registry's storage stays for the next `lab up`.
 
 pub mod images;
@@ -132,6 +133,10 @@ impl Lab {
             )));
         }
         loopback(addr)?;
+        // The store root gets its modes before the lab's directory is made inside it.
+        if let Some(root) = self.dir.parent() {
+            crate::image::store::secure_root(root)?;
+        }
         fs::create_dir_all(self.dir.join("registry")).map_err(Error::io("create", &self.dir))?;
         let state = self.state();
         let running = state
@@ -146,15 +151,15 @@ impl Lab {
                     "the lab registry already runs on {at} (pid {pid}): run `dockling lab down` first to move it to {addr}"
                 )))
             }
+            // Something else answers there (a developer's own registry, another store's lab):
+            // pushing the lesson images into it and making it the Docker Hub mirror would
+            // fill a registry that is not ours and pull from one we do not control. Only the
+            // registry this lab started (its pid in state.json, still our docker-registry
+            // with our storage, checked above) is used again.
             None if answers(addr) => {
-                let _ = writeln!(
-                    out,
-                    "registry: using the registry that already answers on {addr} (not started by dockling: `lab down` leaves it running)"
-                );
-                self.save(&State {
-                    addr: addr.into(),
-                    pid: None,
-                })?;
+                return Err(Error::Usage(format!(
+                    "a registry already answers on {addr}, and it is not this lab's (dockling did not start it for this store): the lab will not push into it; give the lab a free port with `dockling lab up --addr 127.0.0.1:<port>`, or stop what runs on {addr}"
+                )))
             }
             None => {
                 let pid = self.start(addr)?;
@@ -378,12 +383,10 @@ fn catalog(addr: &str) -> Vec<String> {
         return Vec::new();
     };
     let get = |path: String| -> Option<serde_json::Value> {
-        let body = client
-            .get(format!("http://{addr}{path}"))
-            .send()
-            .ok()?
-            .bytes()
-            .ok()?;
+        let resp = client.get(format!("http://{addr}{path}")).send().ok()?;
+        // A catalog page of 100 names is far below 4 MiB; never read more.
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(resp, 4 << 20), &mut body).ok()?;
         serde_json::from_slice(&body).ok()
     };
     let mut out = Vec::new();

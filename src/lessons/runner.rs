@@ -54,9 +54,11 @@ impl Scratch {
             "dockling-lesson-{}",
             &crate::container::new_id()[..12]
         ));
-        for d in ["root", "home", "bin"] {
+        for d in ["home", "bin"] {
             std::fs::create_dir_all(dir.join(d)).map_err(Error::io("create", dir.join(d)))?;
         }
+        // The store with the modes dockling gives it (0711 and 0700 inside).
+        crate::image::store::secure_root(&dir.join("root"))?;
         let exe = std::env::current_exe().map_err(Error::io("find", "/proc/self/exe"))?;
         std::os::unix::fs::symlink(&exe, dir.join("bin/dockling"))
             .map_err(Error::io("link", dir.join("bin/dockling")))?;

@@ -49,6 +49,18 @@ pub fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
     (scheme.to_ascii_lowercase(), params)
 }
 
+/// May the token server at `realm` get the credentials of the registry at `base`? Only over
+/// https (a token realm is usually another host, `auth.docker.io` for Docker Hub, so the host
+/// cannot be required to match), or over plain http when the registry itself is plain http
+/// (loopback, or a registry the config lists as insecure): never plain text for an https one.
+pub fn realm_may_get_credentials(base: &str, realm: &str) -> bool {
+    let scheme = |u: &str| reqwest::Url::parse(u).map(|u| u.scheme().to_string());
+    matches!(
+        (scheme(base).as_deref(), scheme(realm).as_deref()),
+        (_, Ok("https")) | (Ok("http"), Ok("http"))
+    )
+}
+
 impl Auth {
     /// No answers yet; `credentials` are used when a challenge asks.
     pub fn new(credentials: Option<(String, String)>) -> Auth {
@@ -70,8 +82,9 @@ impl Auth {
         }
     }
 
-    /// Answer a 401's challenge so the next try carries what it asked for.
-    pub fn answer(&self, http: &Client, challenge: &str, scope: &str) -> Result<()> {
+    /// Answer a 401's challenge (from the registry at `base`) so the next try carries what
+    /// it asked for.
+    pub fn answer(&self, http: &Client, base: &str, challenge: &str, scope: &str) -> Result<()> {
         let (scheme, params) = parse_challenge(challenge);
         match scheme.as_str() {
             "basic" => {
@@ -85,6 +98,11 @@ impl Auth {
                 let realm = params.get("realm").ok_or_else(|| {
                     Error::Usage(format!("bad Bearer challenge (no realm): {challenge}"))
                 })?;
+                if self.credentials.is_some() && !realm_may_get_credentials(base, realm) {
+                    return Err(Error::Usage(format!(
+                        "the registry {base} asks for your credentials to be sent to {realm}, which is not https: refusing to send them in plain text (use the registry over https, or `dockling logout` to pull anonymously)"
+                    )));
+                }
                 let mut req = http.get(realm);
                 let mut query: Vec<(&str, &str)> = Vec::new();
                 if let Some(service) = params.get("service") {
@@ -123,9 +141,14 @@ impl Auth {
                         resp.status()
                     )));
                 }
-                let bytes = resp
-                    .bytes()
-                    .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
+                // Read no more than the limit (plus one byte to notice more): a token server
+                // sending without end must not fill memory.
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(resp, MAX_TOKEN as u64 + 1),
+                    &mut bytes,
+                )
+                .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
                 if bytes.len() > MAX_TOKEN {
                     return Err(Error::Usage(format!(
                         "token server {realm}: the answer is larger than 1 MiB"
@@ -155,6 +178,27 @@ impl Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_http_realm_gets_no_credentials_of_an_https_registry() {
+        let hub = "https://registry-1.docker.io";
+        assert!(realm_may_get_credentials(
+            hub,
+            "https://auth.docker.io/token"
+        ));
+        assert!(!realm_may_get_credentials(
+            hub,
+            "http://auth.docker.io/token"
+        ));
+        assert!(!realm_may_get_credentials(hub, "ftp://auth.example/token"));
+        assert!(!realm_may_get_credentials(hub, "not a url"));
+        let lab = "http://127.0.0.1:5000";
+        assert!(realm_may_get_credentials(
+            lab,
+            "http://127.0.0.1:5000/token"
+        ));
+        assert!(realm_may_get_credentials(lab, "https://auth.example/token"));
+    }
 
     #[test]
     fn challenges_parse() {

@@ -169,9 +169,8 @@ pub enum Stored {
 /// Store credentials for `registry`: with the credential helper dockling's own file names, or
 /// else in that file (mode 0600).
 pub fn save(registry: &str, user: &str, password: &str) -> crate::error::Result<Stored> {
-    use crate::error::Error;
     let path = own_file();
-    let mut v = read_json(&path).unwrap_or_else(|| serde_json::json!({}));
+    let mut v = read_own(&path)?;
     if let Some(helper) = helper_in(&v, registry) {
         let input =
             serde_json::json!({"ServerURL": key(registry), "Username": user, "Secret": password});
@@ -180,23 +179,76 @@ pub fn save(registry: &str, user: &str, password: &str) -> crate::error::Result<
     }
     v["auths"][key(registry)] =
         serde_json::json!({ "auth": encode_b64(format!("{user}:{password}").as_bytes()) });
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-    }
-    crate::container::write_atomic(&path, &serde_json::to_vec_pretty(&v).expect("json"))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(Error::io("chmod", &path))?;
+    write_private(&path, &serde_json::to_vec_pretty(&v).expect("json"))?;
     Ok(Stored::File(path))
+}
+
+/// Fail early (before asking for a password) when dockling's own file cannot be updated.
+pub fn check_own_file() -> crate::error::Result<()> {
+    read_own(&own_file()).map(|_| ())
+}
+
+/// dockling's own file as JSON: `{}` when there is none yet, an error when it cannot be read
+/// or parsed (rewriting it would lose whatever it holds).
+fn read_own(path: &std::path::Path) -> crate::error::Result<serde_json::Value> {
+    use crate::error::Error;
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(serde_json::json!({})),
+        Err(e) => return Err(Error::io("read", path)(e)),
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(Error::Usage(format!(
+            "{} is not a JSON object: fix it or move it away; it is left as it is",
+            path.display()
+        ))),
+        Err(e) => Err(Error::Usage(format!(
+            "{} is not valid JSON ({e}): fix it or move it away; it is left as it is",
+            path.display()
+        ))),
+    }
+}
+
+/// Replace `path` with `data`, readable by its owner only from the first byte: the temporary
+/// file is created 0600 (open(2) with O_CREAT|O_EXCL and the mode, so no other user can open
+/// it in between and an existing file or symlink at that name is never written through),
+/// synced, then renamed over the old one. On any failure it is removed again.
+fn write_private(path: &std::path::Path, data: &[u8]) -> crate::error::Result<()> {
+    use crate::error::Error;
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(Error::io("create", dir))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(Error::io("create", &tmp))?;
+        f.write_all(data).map_err(Error::io("write", &tmp))?;
+        f.sync_all().map_err(Error::io("sync", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(Error::io("rename", path))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Forget credentials for `registry` (in its helper or dockling's own file); true if there
 /// were any.
 pub fn remove(registry: &str) -> crate::error::Result<bool> {
     let path = own_file();
-    let Some(mut v) = read_json(&path) else {
-        return Ok(false);
-    };
+    let mut v = read_own(&path)?;
     if let Some(helper) = helper_in(&v, registry) {
         return Ok(run_helper(&helper, "erase", &key(registry)).is_ok());
     }
@@ -205,13 +257,40 @@ pub fn remove(registry: &str) -> crate::error::Result<bool> {
         .and_then(|a| a.remove(&key(registry)))
         .is_some();
     if had {
-        crate::container::write_atomic(&path, &serde_json::to_vec_pretty(&v).expect("json"))?;
+        write_private(&path, &serde_json::to_vec_pretty(&v).expect("json"))?;
     }
     Ok(had)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_credentials_file_is_0600_and_an_unparsable_one_is_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d/config.json");
+        super::write_private(&path, b"{}").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        // An older world-readable file is replaced by a 0600 one.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::write_private(&path, b"{\"auths\":{}}").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"auths\":{}}");
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+        std::fs::write(&path, b"{ not json").unwrap();
+        let err = super::read_own(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("is not valid JSON") && err.contains("move it away"),
+            "{err}"
+        );
+        assert!(super::read_own(&dir.path().join("none.json"))
+            .unwrap()
+            .is_object());
+    }
+
     #[test]
     fn base64_decodes() {
         assert_eq!(

@@ -6,7 +6,8 @@
 //! not apply here. Authentication follows the registry's `WWW-Authenticate` challenge:
 //! `Basic` (credentials sent as asked) or `Bearer` (a token fetched from the named realm for
 //! the service and scope, cached per scope). Every byte received is checked against its
-//! digest before it is stored.
+//! digest before it is stored, and every read is bounded (a registry is untrusted input too).
+//! Credentials and tokens go to the registry's own origin only (`same_origin`).
 
 pub mod auth;
 pub mod auth_store;
@@ -31,8 +32,13 @@ pub const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
-/// The largest manifest or config accepted (Docker's limit is 4 MiB).
-pub const MAX_DOCUMENT: u64 = 4 << 20;
+/// The largest manifest accepted: distribution refuses to store a larger one (its manifest
+/// PUT handler reads at most 4 MiB) and containers/image (podman, skopeo) reads no more.
+pub const MAX_MANIFEST: u64 = 4 << 20;
+
+/// The largest image config accepted. containers/image stops at 4 MiB; a config grows with
+/// its history and labels, so twice that leaves room without letting a registry fill memory.
+pub const MAX_CONFIG: u64 = 8 << 20;
 
 /// A connection to one registry.
 pub struct Registry {
@@ -59,6 +65,35 @@ pub fn endpoint(registry: &str, insecure: &[String]) -> String {
     format!("{}://{host}", if plain { "http" } else { "https" })
 }
 
+/// True if `url` is on the registry at `base`: same scheme, host and port (a URL's origin,
+/// as browsers scope credentials). Anything else never sees the registry's credentials.
+pub fn same_origin(base: &str, url: &reqwest::Url) -> bool {
+    let Ok(base) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    base.scheme() == url.scheme()
+        && base.host_str() == url.host_str()
+        && base.port_or_known_default() == url.port_or_known_default()
+}
+
+/// True if a redirect from `from` to `to` leaves https for plain text.
+pub fn is_downgrade(from: &reqwest::Url, to: &reqwest::Url) -> bool {
+    from.scheme() == "https" && to.scheme() != "https"
+}
+
+/// The registry name a mirror URL is known by in stored credentials (`host[:port]`), so a
+/// mirror gets its own credentials, never Docker Hub's.
+pub fn mirror_name(base: &str) -> String {
+    match reqwest::Url::parse(base) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => base.to_string(),
+        },
+        Err(_) => base.to_string(),
+    }
+}
+
 impl Registry {
     /// A client for the registry of `reference` (or `base` to override where it is reached).
     pub fn connect(
@@ -70,8 +105,20 @@ impl Registry {
             .user_agent(concat!("dockling/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
-            // reqwest drops Authorization when a redirect leaves the host (blob storage).
+            // reqwest drops Authorization when a redirect leaves the host or port (blob
+            // storage); a redirect from https down to plain http is refused outright, since
+            // on the same host and port it would carry the credentials in clear text.
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let downgrade = attempt
+                    .previous()
+                    .last()
+                    .is_some_and(|from| is_downgrade(from, attempt.url()));
+                if downgrade {
+                    let to = attempt.url().to_string();
+                    return attempt.error(format!(
+                        "the registry redirects from https to {to}: refusing to go on in plain text"
+                    ));
+                }
                 if let Some(from) = attempt.previous().last() {
                     trace::exchange(
                         "blob.redirect",
@@ -98,15 +145,30 @@ impl Registry {
     }
 
     /// Send the request `req` builds (again after answering an authentication challenge once,
-    /// or after waiting as a 429 asks), tracing each exchange.
+    /// or after waiting as a 429 asks), tracing each exchange. Credentials and tokens go only
+    /// to this registry's own origin: a request elsewhere (an upload `Location` on another
+    /// host) goes without them, and a challenge from there is not answered.
     pub fn send(&self, scope: &str, req: impl Fn(&Http) -> RequestBuilder) -> Result<Response> {
         let mut tries = 0;
         loop {
-            let request = self
-                .auth
-                .apply(req(&self.http), scope)
-                .build()
-                .map_err(|e| self.net_error(e))?;
+            let request = req(&self.http).build().map_err(|e| self.net_error(e))?;
+            let own = same_origin(&self.base, request.url());
+            let request = if own {
+                self.auth
+                    .apply(
+                        RequestBuilder::from_parts(self.http.clone(), request),
+                        scope,
+                    )
+                    .build()
+                    .map_err(|e| self.net_error(e))?
+            } else {
+                trace::note(&format!(
+                    "{} is not {}: sent without credentials",
+                    request.url(),
+                    self.base
+                ));
+                request
+            };
             let method = request.method().to_string();
             let path = request.url().path().to_string();
             let started = std::time::Instant::now();
@@ -125,14 +187,15 @@ impl Registry {
                 started.elapsed(),
             );
             match resp.status() {
-                StatusCode::UNAUTHORIZED if tries == 0 => {
+                StatusCode::UNAUTHORIZED if tries == 0 && own => {
                     let challenge = resp
                         .headers()
                         .get(reqwest::header::WWW_AUTHENTICATE)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string();
-                    self.auth.answer(&self.http, &challenge, scope)?;
+                    self.auth
+                        .answer(&self.http, &self.base, &challenge, scope)?;
                     tries += 1;
                 }
                 StatusCode::TOO_MANY_REQUESTS if tries < 3 => {
@@ -180,7 +243,11 @@ impl Registry {
 /// The error for an unexpected HTTP status, with what the user can do.
 pub fn status_error(what: &str, reference: &Reference, resp: Response) -> Error {
     let status = resp.status();
-    let body: String = resp.text().unwrap_or_default().chars().take(300).collect();
+    // The first bytes of the body say why; no more are read (a hostile registry could send
+    // an error page without end).
+    let mut head = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(resp, 1024), &mut head);
+    let body: String = String::from_utf8_lossy(&head).chars().take(300).collect();
     match status {
         StatusCode::NOT_FOUND => Error::NotFound(format!("{what} of {reference} not found: check the name and tag ({body})")),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Usage(format!(
@@ -205,5 +272,61 @@ mod tests {
             "http://lab.example:5000"
         );
         assert_eq!(endpoint("quay.io", &[]), "https://quay.io");
+    }
+
+    #[test]
+    fn credentials_stay_on_their_origin() {
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        let base = "https://registry.example";
+        assert!(same_origin(
+            base,
+            &url("https://registry.example/v2/a/blobs/uploads/1")
+        ));
+        assert!(same_origin(base, &url("https://registry.example:443/v2/")));
+        // Another host, another port, plain http: none of them gets the credentials.
+        assert!(!same_origin(
+            base,
+            &url("https://uploads.example/v2/a/blobs/uploads/1")
+        ));
+        assert!(!same_origin(
+            base,
+            &url("https://registry.example:8443/v2/")
+        ));
+        assert!(!same_origin(base, &url("http://registry.example/v2/")));
+        assert!(!same_origin(
+            base,
+            &url("https://registry.example.evil/v2/")
+        ));
+        assert!(same_origin(
+            "http://127.0.0.1:5000",
+            &url("http://127.0.0.1:5000/v2/")
+        ));
+        assert!(!same_origin(
+            "http://127.0.0.1:5000",
+            &url("http://127.0.0.1:5001/v2/")
+        ));
+    }
+
+    #[test]
+    fn a_redirect_from_https_to_http_is_a_downgrade() {
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert!(is_downgrade(
+            &url("https://r.example:5000/v2/"),
+            &url("http://r.example:5000/b")
+        ));
+        assert!(!is_downgrade(
+            &url("https://r.example/v2/"),
+            &url("https://cdn.example/b")
+        ));
+        assert!(!is_downgrade(
+            &url("http://127.0.0.1:5000/v2/"),
+            &url("http://127.0.0.1:5001/b")
+        ));
+    }
+
+    #[test]
+    fn mirrors_are_named_by_their_host() {
+        assert_eq!(mirror_name("http://127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(mirror_name("https://mirror.gcr.io"), "mirror.gcr.io");
     }
 }

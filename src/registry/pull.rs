@@ -1,14 +1,16 @@
 //! `pull`: manifest (choosing this platform from an index), config, layers in parallel, each
 //! verified against its digest while it streams, then unpacked once and checked against the
 //! config's `diff_ids`. Nothing half-written is ever visible in the store: blobs land under a
-//! temporary name and are renamed only once their digest matches.
+//! temporary name and are renamed only once their digest matches. The registry is untrusted:
+//! a manifest is read up to 4 MiB, a config up to 8 MiB, a blob up to its descriptor's size
+//! and not a byte further, and a layer type not known here is refused by name.
 
 use std::io::{Read, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
-use super::{endpoint, status_error, Registry, MANIFEST_TYPES, MAX_DOCUMENT};
+use super::{endpoint, status_error, Registry, MANIFEST_TYPES, MAX_CONFIG, MAX_MANIFEST};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::image::reference::{Reference, DEFAULT_REGISTRY};
@@ -19,17 +21,129 @@ const INDEX_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
 
+/// Read a manifest, refusing one larger than `MAX_MANIFEST`: by its Content-Length before
+/// reading a byte, then by counting (a registry may send no length, or lie).
 fn read_limited(resp: reqwest::blocking::Response, what: &str) -> Result<Vec<u8>> {
+    let too_large = || {
+        Error::Corrupt(format!(
+            "the {what} is larger than {MAX_MANIFEST} bytes (4 MiB, the most a registry stores): refusing it"
+        ))
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_MANIFEST) {
+        return Err(too_large());
+    }
     let mut buf = Vec::new();
-    resp.take(MAX_DOCUMENT + 1)
+    resp.take(MAX_MANIFEST + 1)
         .read_to_end(&mut buf)
         .map_err(|e| Error::Usage(format!("reading the {what}: {e}")))?;
-    if buf.len() as u64 > MAX_DOCUMENT {
-        return Err(Error::Usage(format!(
-            "the {what} is larger than {MAX_DOCUMENT} bytes: refusing it"
-        )));
+    if buf.len() as u64 > MAX_MANIFEST {
+        return Err(too_large());
     }
     Ok(buf)
+}
+
+/// The layer media types dockling unpacks. The compression is still read from the blob's
+/// first bytes (gzip or zstd magic, else plain tar), so a mislabelled blob cannot make the
+/// wrong decoder run; a type not in this list is refused, never guessed at.
+const LAYER_TYPES: &[&str] = &[
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+];
+
+/// Layers an image may name "non-distributable" (Windows base images, deprecated in OCI 1.1):
+/// their descriptor lists `urls` elsewhere. dockling fetches them from the registry like any
+/// layer and never from those URLs (an image must not make the engine contact hosts it names).
+const FOREIGN_LAYER_TYPES: &[&str] = &[
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+];
+
+/// The image config media types (OCI's and Docker's); anything else is an artifact (a Helm
+/// chart, a signature), not something `run` can start.
+const CONFIG_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// What a descriptor in a manifest says about one blob.
+#[derive(Clone)]
+struct Descriptor {
+    digest: String,
+    size: u64,
+    media_type: String,
+}
+
+/// A descriptor of the manifest, checked: a well-formed digest, a size, a media type.
+fn descriptor(v: &Value, what: &str) -> Result<Descriptor> {
+    let digest = valid_digest(v["digest"].as_str().unwrap_or(""))?.to_string();
+    let size = v["size"].as_u64().ok_or_else(|| {
+        Error::Corrupt(format!(
+            "the manifest gives {what} {digest} no size: refusing it (the size bounds the download)"
+        ))
+    })?;
+    Ok(Descriptor {
+        digest,
+        size,
+        media_type: v["mediaType"].as_str().unwrap_or("").to_string(),
+    })
+}
+
+/// A blob body cut off at its descriptor's size: one byte more is an error at once (an
+/// endless or oversized blob never fills the disk), one byte less too (a transfer that ended
+/// early, which is tried again).
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    size: u64,
+}
+
+/// The error `Bounded` gives for a body longer than its descriptor says.
+#[derive(Debug)]
+struct Oversized(u64);
+
+impl std::fmt::Display for Oversized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the registry sent more than the {} bytes the manifest gives",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Oversized {}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            // Everything promised arrived: anything more is refused, not stored.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(Oversized(self.size))),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 && want > 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the transfer ended after {} of {} bytes",
+                    self.size - self.left,
+                    self.size
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// `d` if it is a well-formed digest (it becomes a file name and a URL path).
@@ -107,8 +221,10 @@ impl Puller<'_> {
         Ok((bytes, media_type, digest))
     }
 
-    /// Download one blob into the store, verifying its digest as it streams.
-    fn blob(&self, store: &Store, digest: &str, bar: Option<&ProgressBar>) -> Result<()> {
+    /// Download one blob into the store, no more than its descriptor's size, verifying its
+    /// digest as it streams.
+    fn blob(&self, store: &Store, blob: &Descriptor, bar: Option<&ProgressBar>) -> Result<()> {
+        let digest = blob.digest.as_str();
         let dest = store.blob_path(digest)?;
         if dest.exists() {
             return Ok(());
@@ -129,13 +245,24 @@ impl Puller<'_> {
                     resp,
                 ));
             }
-            let mut resp = resp;
+            // A length that disagrees with the manifest is refused before a byte is stored.
+            if let Some(n) = resp.content_length().filter(|n| *n != blob.size) {
+                return Err(Error::Corrupt(format!(
+                    "blob {digest}: the registry sends {n} bytes (Content-Length) but the manifest gives {}: refusing it",
+                    blob.size
+                )));
+            }
+            let mut body = Bounded {
+                inner: resp,
+                left: blob.size,
+                size: blob.size,
+            };
             let mut progress = |n: u64| {
                 if let Some(b) = bar {
                     b.inc(n);
                 }
             };
-            match store.ingest(&mut resp, Some(digest), &mut progress) {
+            match store.ingest(&mut body, Some(digest), &mut progress) {
                 Ok(_) => {
                     self.fetched
                         .lock()
@@ -150,7 +277,12 @@ impl Puller<'_> {
                     )));
                 }
                 Err(Ingest::Store(e)) => return Err(e),
-                Err(Ingest::Read(e)) => last = Some(e),
+                Err(Ingest::Read(e)) => {
+                    if let Some(o) = e.get_ref().and_then(|e| e.downcast_ref::<Oversized>()) {
+                        return Err(Error::Corrupt(format!("blob {digest}: {o}: refusing it")));
+                    }
+                    last = Some(e)
+                }
             }
         }
         Err(Error::Usage(format!(
@@ -186,8 +318,16 @@ pub fn pull(
     );
     let mut errors = Vec::new();
     let mirrors = bases.len() - 1;
+    // Each source gets its own credentials: a mirror the ones stored for the mirror's host,
+    // never Docker Hub's (a mirror that challenges for them must not get them). Looked up
+    // once per source (a credential helper is a process to run).
     let creds = crate::registry::auth_store::lookup(&reference.registry);
     for (i, base) in bases.into_iter().enumerate() {
+        let creds = if i < mirrors {
+            crate::registry::auth_store::lookup(&super::mirror_name(&base))
+        } else {
+            creds.clone()
+        };
         super::trace::note(&if i < mirrors {
             format!(
                 "{} is on Docker Hub: trying the mirror {base} first (registry-mirrors in the config)",
@@ -196,7 +336,7 @@ pub fn pull(
         } else {
             format!("{reference}: asking {base}")
         });
-        let reg = Registry::connect(&reference.registry, base.clone(), creds.clone())?;
+        let reg = Registry::connect(&reference.registry, base.clone(), creds)?;
         let p = Puller {
             reg,
             reference,
@@ -277,20 +417,41 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
     }
     let manifest: Value =
         serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("manifest: {e}")))?;
-    let config_digest =
-        valid_digest(manifest["config"]["digest"].as_str().unwrap_or(""))?.to_string();
-    let sizes: Vec<u64> = manifest["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| l["size"].as_u64().unwrap_or(0))
-        .collect();
-    let layers: Vec<String> = manifest["layers"]
+    let config_desc = descriptor(&manifest["config"], "the config")?;
+    if !CONFIG_TYPES.contains(&config_desc.media_type.as_str()) {
+        return Err(Error::Usage(format!(
+            "{reference} is not a container image: its config is {:?}, not an image config ({}): it cannot be pulled or run",
+            config_desc.media_type,
+            CONFIG_TYPES.join(" or ")
+        )));
+    }
+    if config_desc.size > MAX_CONFIG {
+        return Err(Error::Corrupt(format!(
+            "the image config of {reference} is {} bytes, more than the {MAX_CONFIG} (8 MiB) dockling reads: refusing it",
+            config_desc.size
+        )));
+    }
+    let config_digest = config_desc.digest.clone();
+    let descriptors: Vec<Descriptor> = manifest["layers"]
         .as_array()
         .ok_or_else(|| Error::Corrupt(format!("manifest {digest} ({media_type}) has no layers")))?
         .iter()
-        .map(|l| valid_digest(l["digest"].as_str().unwrap_or("")).map(String::from))
+        .map(|l| descriptor(l, "a layer"))
         .collect::<Result<_>>()?;
+    for d in &descriptors {
+        let known = LAYER_TYPES.contains(&d.media_type.as_str())
+            || FOREIGN_LAYER_TYPES.contains(&d.media_type.as_str());
+        if !known {
+            return Err(Error::Usage(format!(
+                "layer {} of {reference} has the media type {:?}, which dockling does not know how to unpack (it knows {}): refusing the image",
+                d.digest,
+                d.media_type,
+                LAYER_TYPES.join(", ")
+            )));
+        }
+    }
+    let sizes: Vec<u64> = descriptors.iter().map(|d| d.size).collect();
+    let layers: Vec<String> = descriptors.iter().map(|d| d.digest.clone()).collect();
 
     // Layers in parallel (at most 4 at once), each verified as it streams; on a terminal,
     // one progress bar per layer (as Docker draws them), else Docker's plain lines.
@@ -318,13 +479,15 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         .collect();
     // The config comes in parallel with the layers: one round trip less before they start.
     let (config_fetched, results): (Result<()>, Vec<Result<()>>) = std::thread::scope(|s| {
-        let config = s.spawn(|| p.blob(store, &config_digest, None));
+        let config = s.spawn(|| p.blob(store, &config_desc, None));
         let mut out_results = Vec::new();
-        for (chunk, chunk_bars) in layers.chunks(4).zip(layer_bars.chunks(4)) {
+        for (chunk, chunk_bars) in descriptors.chunks(4).zip(layer_bars.chunks(4)) {
             let handles: Vec<_> = chunk
                 .iter()
                 .zip(chunk_bars)
-                .map(|(l, b)| s.spawn(move || p.blob(store, l, b.as_ref())))
+                .map(|(l, b)| {
+                    s.spawn(move || p.blob(store, l, b.as_ref()).map_err(|e| foreign_hint(l, e)))
+                })
                 .collect();
             out_results.extend(handles.into_iter().map(|h| {
                 h.join()
@@ -337,12 +500,8 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         (config, out_results)
     });
     config_fetched?;
+    // At most MAX_CONFIG bytes: the download stopped at the descriptor's size.
     let config_bytes = store.read_blob(&config_digest)?;
-    if config_bytes.len() as u64 > MAX_DOCUMENT {
-        return Err(Error::Usage(
-            "the image config is larger than 4 MiB: refusing it".into(),
-        ));
-    }
     // An unusable config fails the pull; what was fetched with it is removed (see `pull`).
     crate::image::store::parse_config(&config_bytes, &config_digest).inspect_err(|_| {
         let _ = store.blob_path(&config_digest).map(std::fs::remove_file);
@@ -436,4 +595,17 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         reference.familiar_tagged()
     );
     store.find(&reference.to_string())
+}
+
+/// A foreign layer the registry does not hold: say why dockling does not look elsewhere.
+fn foreign_hint(layer: &Descriptor, e: Error) -> Error {
+    match e {
+        Error::NotFound(msg) if FOREIGN_LAYER_TYPES.contains(&layer.media_type.as_str()) => {
+            Error::NotFound(format!(
+                "{msg}: layer {} is a non-distributable ({}) layer the registry does not hold, and dockling never downloads layers from the URLs an image names",
+                layer.digest, layer.media_type
+            ))
+        }
+        e => e,
+    }
 }

@@ -6,7 +6,8 @@
 //! the tests do. The document is built as JSON and read back through `oci-spec`'s types, so a
 //! field that does not fit the runtime spec is an error here, not in runc.
 //! Capabilities are listed explicitly, with inheritable and ambient empty as in Docker
-//! (oci-spec's defaults would fill them).
+//! (oci-spec's defaults would fill them). The device rules (`linux.resources.devices`) are
+//! the ones dockling's own devices cgroup applies ([`crate::cgroups::devices`]).
 
 use serde_json::{json, Value};
 
@@ -80,11 +81,16 @@ pub fn config(spec: &RunSpec, cgroups_path: &str) -> Result<oci_spec::runtime::S
         if let Some(p) = l.pids {
             resources["pids"] = json!({"limit": p});
         }
+        // The device rules dockling's own cgroup enforces, so runc and crun enforce the same.
+        let devices = crate::cgroups::devices::rules(spec.privileged);
+        resources["devices"] = serde_json::to_value(crate::cgroups::devices::to_oci(devices))
+            .map_err(|e| Error::Corrupt(format!("device rules of {}: {e}", spec.name)))?;
     }
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
         "cgroupsPath": cgroups_path,
+        "devices": default_devices(),
         "rootfsPropagation": "rprivate",
     });
     if let Some(policy) = &spec.seccomp {
@@ -116,6 +122,17 @@ pub fn config(spec: &RunSpec, cgroups_path: &str) -> Result<oci_spec::runtime::S
     }
     serde_json::from_value(doc)
         .map_err(|e| Error::Corrupt(format!("runtime spec of {}: {e}", spec.name)))
+}
+
+/// The device nodes dockling makes in the container's `/dev` (`linux.devices`), 0666 and owned
+/// by root as in Docker.
+fn default_devices() -> Value {
+    rootfs::DEVICES
+        .iter()
+        .map(|(name, major, minor)| {
+            json!({"path": format!("/dev/{name}"), "type": "c", "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0})
+        })
+        .collect()
 }
 
 /// Write `<bundle>/config.json`.

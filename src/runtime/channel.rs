@@ -14,6 +14,7 @@ use std::io::IoSlice;
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use crate::sys::{Call, Ret, Sys};
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
@@ -41,15 +42,36 @@ pub struct Channel {
     fd: OwnedFd,
 }
 
-/// A connected pair: (parent's end, child's end).
-pub fn pair() -> std::io::Result<(Channel, Channel)> {
-    let (a, b) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+/// A connected pair: (parent's end, child's end), made by a traced `socketpair(2)`. Against
+/// the recorder (a dry run) the ends are a real, unused pair nobody traces.
+pub fn pair(sys: &Sys) -> Result<(Channel, Channel), crate::sys::SysError> {
+    match sys.perform(Call::Socketpair)? {
+        // SAFETY: the kernel just created both descriptors and nothing else owns them.
+        Ret::FdPair(a, b) if !sys.is_dry_run() => unsafe {
+            Ok((
+                Channel {
+                    fd: OwnedFd::from_raw_fd(a),
+                },
+                Channel {
+                    fd: OwnedFd::from_raw_fd(b),
+                },
+            ))
+        },
+        _ => {
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|errno| crate::sys::SysError {
+                name: "socketpair",
+                object: "container channel".into(),
+                errno,
+            })?;
+            Ok((Channel { fd: a }, Channel { fd: b }))
+        }
+    }
 }
 
 impl Channel {

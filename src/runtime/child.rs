@@ -4,8 +4,9 @@
 //! The order matters and is the plan's: cgroup namespace after joining the cgroup (so its root
 //! is the container's group), mounts before `pivot_root` (host paths are still reachable for
 //! volumes and /etc files), capabilities dropped from the bounding set while we still hold
-//! `CAP_SETPCAP`, then the user switch (which clears a non-root user's capabilities), then
-//! `execve`.
+//! `CAP_SETPCAP`, then the user switch while every other capability is still held (so
+//! `--cap-drop SETGID` cannot make `setgroups` fail), then the final capability sets (as runc
+//! does: `PR_SET_KEEPCAPS` across the uid change, `capset` after it), then `execve`.
 
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -20,7 +21,7 @@ use super::rootfs::{MountEntry, Rootfs};
 use crate::error::{Error, Result};
 use crate::plan::StepId;
 use crate::spec::RunSpec;
-use crate::sys::call::PtyOp;
+use crate::sys::call::{PtyOp, Stdio};
 use crate::sys::Ret;
 use crate::sys::{Call, Prctl, Sys};
 
@@ -39,7 +40,7 @@ pub struct Setup<'a> {
 /// Entry point of the cloned child: never returns. Reports failure on the channel and exits.
 pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
     sys.tracer.set_process("container");
-    let err = match run(sys, setup, &chan) {
+    let err = match first_acts(sys).and_then(|()| run(sys, setup, &chan)) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -80,10 +81,9 @@ pub struct Exec {
     cwd: PathBuf,
 }
 
-/// Every step between clone and exec. Used for real by the child and, against the recorder,
-/// by `dockling explain` (then `chan` is `None`).
-pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<Exec> {
-    let spec = setup.spec;
+/// What the new process does first, right after `clone` (still in the step that started
+/// it), before it waits for the engine's go-ahead.
+pub fn first_acts(sys: &Sys) -> Result<()> {
     // If dockling dies, so does the container (a foreground run has no other keeper).
     sys.run(Call::Prctl {
         option: Prctl::SetPdeathsig,
@@ -95,13 +95,20 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         option: Prctl::SetDumpable,
         arg: 0,
     })?;
+    Ok(())
+}
+
+/// Every step between the engine's go-ahead and exec. Used for real by the child and, against
+/// the recorder, by `dockling explain` (then `chan` is `None`).
+pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<Exec> {
+    let spec = setup.spec;
     if setup.cgroup_ns {
         sys.step(StepId::NamespacesCgroup)?;
         sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
     }
     if spec.namespaces.net {
         sys.step(StepId::NetworkLoopback)?;
-        sys.run(Call::IfUp { name: "lo".into() })?;
+        sys.if_up("lo")?;
     }
     let mut rootfs = Rootfs::new(sys, spec);
     rootfs.make_private()?;
@@ -113,20 +120,23 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     rootfs.mask_paths()?;
     rootfs.switch_root()?;
 
-    if spec.namespaces.uts {
-        sys.step(StepId::NamespacesHostname)?;
-        sys.run(Call::Sethostname {
-            name: spec.hostname.clone(),
-        })?;
-    }
     if !sys.is_dry_run() {
         // Docker creates a missing working directory (as root, before the user switch); each
         // missing level is a traced mkdir. We are inside the new root, so nothing escapes it.
         let mut missing: Vec<&Path> = spec.cwd.ancestors().take_while(|p| !p.exists()).collect();
         missing.reverse();
+        if !missing.is_empty() {
+            sys.step(StepId::RootfsWorkdir)?;
+        }
         for dir in missing {
             sys.mkdir(dir, 0o755)?;
         }
+    }
+    if spec.namespaces.uts {
+        sys.step(StepId::NamespacesHostname)?;
+        sys.run(Call::Sethostname {
+            name: spec.hostname.clone(),
+        })?;
     }
     terminal(sys, spec, chan)?;
 
@@ -154,7 +164,7 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
 
     sys.step(StepId::SecurityCapabilities)?;
     let keep = caps::mask(&spec.capabilities);
-    for cap in 0..=caps::last_cap() {
+    for cap in 0..=sys.last_cap() {
         if keep & (1 << cap) == 0 {
             sys.run(Call::Prctl {
                 option: Prctl::CapBsetDrop,
@@ -166,10 +176,14 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         option: Prctl::CapAmbientClearAll,
         arg: 0,
     })?;
-    sys.run(Call::Capset {
-        effective: keep,
-        permitted: keep,
-        inheritable: 0,
+    // The effective and permitted sets are only narrowed after the user switch: setgroups
+    // and setresgid need CAP_SETGID, setresuid CAP_SETUID, and `--cap-drop ALL` may have
+    // taken both away from the container. Without KEEPCAPS, leaving uid 0 would empty the
+    // permitted set and the capset below could not give anything back (capabilities(7),
+    // "Effect of user ID changes on capabilities"); execve resets the flag.
+    sys.run(Call::Prctl {
+        option: Prctl::SetKeepCaps,
+        arg: 1,
     })?;
 
     sys.step(StepId::SecurityUser)?;
@@ -177,9 +191,15 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         gids: spec.user.additional_gids.clone(),
     })?;
     sys.run(Call::Setresgid { gid: spec.user.gid })?;
-    // For a user other than root this also empties permitted and effective capabilities, as
-    // in Docker: the bounding set still limits what setuid programs could regain.
     sys.run(Call::Setresuid { uid: spec.user.uid })?;
+    // Now the container's sets, inheritable empty as in Docker. For a user other than root,
+    // execve still leaves permitted and effective empty (no file capabilities, no ambient
+    // ones): the bounding set limits what setuid programs could regain.
+    sys.run(Call::Capset {
+        effective: keep,
+        permitted: keep,
+        inheritable: 0,
+    })?;
 
     sys.step(StepId::ProcessExec)?;
     let path = if sys.is_dry_run() {
@@ -214,13 +234,22 @@ fn terminal(sys: &Sys, spec: &RunSpec, chan: Option<&Channel>) -> Result<()> {
             sys.run(Call::Dup2 {
                 old: fd,
                 new: target,
+                what: Stdio::Terminal,
             })?;
         }
-    } else if !spec.interactive && !sys.is_dry_run() {
+    } else if !spec.interactive {
+        // No -t and no -i: stdin is /dev/null; stdout and stderr stay the engine's.
+        sys.step_variant(StepId::ProcessTerminal, Some("null_stdin"))?;
         let null = sys.open(Path::new("/dev/null"), libc::O_RDONLY)?;
+        let fd = if sys.is_dry_run() {
+            100
+        } else {
+            null.as_raw_fd()
+        };
         sys.run(Call::Dup2 {
-            old: null.as_raw_fd(),
+            old: fd,
             new: 0,
+            what: Stdio::Null,
         })?;
     }
     Ok(())

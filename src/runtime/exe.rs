@@ -8,12 +8,17 @@
 //! its own file (`open_tree(2)` + `mount_setattr(2)` + `execveat(2)`, as runc 1.2 does: no
 //! copy, attached nowhere, so nothing else sees it), or, on kernels without the new mount API,
 //! from a sealed copy in memory (`memfd_create(2)` + `F_SEAL_*`, as crun does). A binary that
-//! already sits on a read-only mount needs neither.
+//! already sits on a read-only mount needs neither. Every one of these calls goes through the
+//! traced seam: the tracer is set up before the re-exec, and the new process records the
+//! `execveat` that started it (as the engine records the container's `execve`).
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::error::Error;
+use crate::plan::StepId;
+use crate::sys::{Call, Ret, Sys, SysError};
 
 const SEALS: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
@@ -33,100 +38,183 @@ pub fn is_sealed() -> bool {
         .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
-/// This binary, opened through a detached read-only bind mount of itself.
-fn read_only_self() -> io::Result<OwnedFd> {
-    let path = CString::new("/proc/self/exe").expect("no NUL");
-    // SAFETY: open_tree with a valid C string; the result is checked and then owned.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+/// The environment variable a re-executing dockling passes to its successor: the descriptor
+/// and the `CLOCK_MONOTONIC` time (ns) of its `execveat`, so the successor can put the call it
+/// was started by into the trace (the predecessor's code is gone once it succeeded).
+const REEXEC_VAR: &str = "DOCKLING_REEXEC_FROM";
+
+fn fd_of(ret: Ret) -> RawFd {
+    match ret {
+        Ret::Fd(fd) => fd,
+        other => other.value() as RawFd,
     }
-    // SAFETY: a new descriptor that nothing else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let empty = CString::new("").expect("no NUL");
-    // SAFETY: mount_setattr on our detached mount, with a live struct of the size passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+}
+
+/// This binary, opened through a detached read-only bind mount of itself.
+fn read_only_self(sys: &Sys) -> Result<OwnedFd, SysError> {
+    let fd = fd_of(sys.perform(Call::OpenTree {
+        path: "/proc/self/exe".into(),
+    })?);
+    // SAFETY: a new descriptor that nothing else owns (a made-up one is never closed: see
+    // `sys.is_dry_run()` in reexec_sealed).
+    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    if let Err(e) = sys.run(Call::MountSetattrRdonly { fd }) {
+        forget_if_dry(sys, tree);
+        return Err(e);
     }
     Ok(tree)
 }
 
 /// A sealed in-memory copy of this binary.
-fn sealed_copy() -> io::Result<OwnedFd> {
-    let mut src = File::open("/proc/self/exe")?;
-    let name = CString::new("dockling").expect("no NUL");
-    // SAFETY: valid C string; the returned fd is checked and then owned.
-    let fd =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+fn sealed_copy(sys: &Sys) -> Result<OwnedFd, Error> {
+    let fd = fd_of(sys.perform(Call::MemfdCreate {
+        name: "dockling".into(),
+    })?);
     // SAFETY: memfd_create returned a new descriptor nobody else owns.
-    let mut copy = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    io::copy(&mut src, &mut copy)?;
-    // SAFETY: fcntl on our own descriptor.
-    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } < 0 {
-        return Err(io::Error::last_os_error());
+    let copy = unsafe { OwnedFd::from_raw_fd(fd) };
+    if !sys.is_dry_run() {
+        let mut src = File::open("/proc/self/exe").map_err(Error::io("open", "/proc/self/exe"))?;
+        let mut dst = File::from(copy.try_clone().map_err(Error::io("dup", "memfd"))?);
+        let n = io::copy(&mut src, &mut dst).map_err(Error::io("copy", "/proc/self/exe"))?;
+        sys.tracer
+            .note(&format!("copied the binary ({n} bytes) into the memfd"));
     }
-    Ok(OwnedFd::from(copy))
+    sys.run(Call::AddSeals { fd })?;
+    Ok(copy)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds (the same clock in both processes of a re-exec).
+fn monotonic_ns() -> i128 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: t is a live timespec for the kernel to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) } != 0 {
+        return 0;
+    }
+    t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128
+}
+
+/// The recorder's descriptors are made up: never close them.
+fn forget_if_dry(sys: &Sys, fd: OwnedFd) {
+    if sys.is_dry_run() {
+        std::mem::forget(fd);
+    }
 }
 
 /// Re-execute this same command from a binary nothing can write (a read-only bind mount of
-/// itself, else a sealed in-memory copy), unless already doing so. Returns only on failure (then the caller goes on, warning, from the real binary).
-pub fn reexec_sealed() -> io::Result<()> {
-    if is_sealed() || std::env::var_os("DOCKLING_NO_REEXEC").is_some() {
+/// itself, else a sealed in-memory copy), unless already doing so: every call traced, in the
+/// step `security.reexec`. Returns only on failure (then the caller goes on, warning, from the
+/// real binary) or in a dry run. `argv` is the command line to run again.
+pub fn reexec_sealed(sys: &Sys, argv: Vec<String>) -> Result<(), Error> {
+    if !sys.is_dry_run() && (is_sealed() || std::env::var_os("DOCKLING_NO_REEXEC").is_some()) {
         return Ok(());
     }
-    let exe = match read_only_self() {
+    sys.step(StepId::SecurityReexec)?;
+    let exe = match read_only_self(sys) {
         Ok(fd) => fd,
-        Err(_) => sealed_copy()?,
+        Err(e) => {
+            sys.tracer.note(&format!(
+                "{e}: no new mount API here, so a sealed copy in memory instead"
+            ));
+            sealed_copy(sys)?
+        }
     };
-    let args: Vec<CString> = std::env::args_os()
-        .map(|a| {
-            CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str()))
-                .expect("argv has no NUL")
-        })
+    let fd = exe.as_raw_fd();
+    let mut envp: Vec<String> = std::env::vars_os()
+        .filter(|(k, _)| k != REEXEC_VAR)
+        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
         .collect();
-    let env: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut s = std::os::unix::ffi::OsStrExt::as_bytes(k.as_os_str()).to_vec();
-            s.push(b'=');
-            s.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()));
-            CString::new(s).expect("env has no NUL")
-        })
-        .collect();
+    let now = monotonic_ns();
+    envp.push(format!("{REEXEC_VAR}={fd},{now}"));
     // execveat(fd, "", AT_EMPTY_PATH) runs the file the descriptor names; an ELF binary needs
     // no path, so the close-on-exec descriptor is fine.
-    let e = nix::unistd::execveat(
-        Some(exe.as_raw_fd()),
-        c"",
-        &args,
-        &env,
-        nix::fcntl::AtFlags::AT_EMPTY_PATH,
-    )
-    .unwrap_err();
-    Err(io::Error::from_raw_os_error(e as i32))
+    let result = sys.run(Call::Execveat { fd, argv, envp });
+    forget_if_dry(sys, exe);
+    result.map_err(Error::from)
+}
+
+/// In a process started by [`reexec_sealed`]: put the `execveat` that started it into the
+/// trace, in the step its predecessor announced, and forget the variable. Call it once, first.
+pub fn record_reexec(sys: &Sys) {
+    let Some(value) = std::env::var_os(REEXEC_VAR) else {
+        return;
+    };
+    let value = value.to_string_lossy().into_owned();
+    let envp: Vec<String> = std::env::vars_os()
+        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+        .collect();
+    // Single-threaded still (nothing was started yet), so changing the environment is safe;
+    // the variable must not reach a nested dockling.
+    std::env::remove_var(REEXEC_VAR);
+    let (fd, then) = value.split_once(',').unwrap_or((&value, "0"));
+    let now = monotonic_ns();
+    let took = then
+        .parse::<i128>()
+        .ok()
+        .filter(|t| *t > 0 && now > *t)
+        .map(|t| std::time::Duration::from_nanos((now - t) as u64))
+        .unwrap_or_default();
+    sys.tracer.resume(StepId::SecurityReexec);
+    sys.tracer.syscall(
+        &Call::Execveat {
+            fd: fd.parse().unwrap_or(-1),
+            argv: std::env::args().collect(),
+            envp,
+        },
+        &Ok(Ret::Zero),
+        took,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    //! The re-exec's calls, recorded: what `--trace` and `explain` show of it.
+
+    use super::*;
+    use crate::sys::record::Recorder;
+    use crate::trace::Tracer;
+
+    fn recorded(fail_open_tree: bool) -> Vec<Call> {
+        let rec = Recorder::new();
+        if fail_open_tree {
+            rec.fail_next("open_tree", nix::errno::Errno::ENOSYS);
+        }
+        let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
+        reexec_sealed(
+            &sys,
+            vec!["dockling".into(), "run".into(), "busybox".into()],
+        )
+        .unwrap();
+        rec.calls()
+    }
+
+    #[test]
+    fn reexec_runs_from_a_detached_read_only_mount_of_itself() {
+        let calls = recorded(false);
+        let script: Vec<String> = calls.iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            script[..2],
+            [
+                "open_tree(AT_FDCWD, \"/proc/self/exe\", OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC)",
+                "mount_setattr(100, \"\", AT_EMPTY_PATH, {attr_set=MOUNT_ATTR_RDONLY, attr_clr=0, propagation=0, userns_fd=0}, 32)",
+            ]
+        );
+        let Call::Execveat { fd, argv, envp } = &calls[2] else {
+            panic!("{script:?}");
+        };
+        assert_eq!(*fd, 100);
+        assert_eq!(argv, &["dockling", "run", "busybox"]);
+        // The successor learns which descriptor and when, to trace the execveat itself.
+        assert!(envp
+            .iter()
+            .any(|e| e.starts_with("DOCKLING_REEXEC_FROM=100,")));
+    }
+
+    #[test]
+    fn without_the_new_mount_api_it_runs_from_a_sealed_memfd() {
+        let names: Vec<&str> = recorded(true).iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["open_tree", "memfd_create", "fcntl", "execveat"]);
+    }
 }

@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios;
 
@@ -39,20 +39,21 @@ pub fn relay_signals() -> SigSet {
     set
 }
 
-/// Block the relayed signals; returns the previous mask to restore.
-pub fn block_signals() -> SigSet {
-    let mut old = SigSet::empty();
-    let _ = nix::sys::signal::sigprocmask(
-        SigmaskHow::SIG_BLOCK,
-        Some(&relay_signals()),
-        Some(&mut old),
-    );
-    old
+/// Block the relayed signals (a traced `rt_sigprocmask`); returns the previous mask.
+pub fn block_signals(sys: &Sys) -> std::result::Result<u64, crate::sys::SysError> {
+    let mut signals: Vec<i32> = FORWARDED.iter().map(|s| *s as i32).collect();
+    signals.extend([libc::SIGCHLD, libc::SIGWINCH]);
+    match sys.perform(Call::BlockSignals { signals })? {
+        crate::sys::Ret::OldMask(m) => Ok(m),
+        _ => Ok(0),
+    }
 }
 
-/// Restore a signal mask.
-pub fn restore_signals(old: &SigSet) {
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None);
+/// Put back the mask `block_signals` returned (a traced `rt_sigprocmask`).
+pub fn restore_signals(sys: &Sys, old: u64) {
+    if let Err(e) = sys.run(Call::RestoreSignals { mask: old }) {
+        eprintln!("dockling: warning: {e}");
+    }
 }
 
 /// Puts the user's terminal in raw mode while alive, so every key (Ctrl-C too) goes to the

@@ -77,6 +77,7 @@ impl Drop for Cleanup<'_> {
 
 /// Write the files the container gets bind-mounted into /etc.
 fn write_etc_files(sys: &Sys, spec: &RunSpec) -> Result<()> {
+    sys.step(StepId::RootfsEtcFiles)?;
     let write = |name: &str, text: String| -> Result<()> {
         Ok(sys.create_file(&spec.bundle.join(name), &text)?)
     };
@@ -89,7 +90,13 @@ fn write_etc_files(sys: &Sys, spec: &RunSpec) -> Result<()> {
     }
     write("hosts", hosts)?;
     // Like Docker: the host's resolver config, minus loopback servers that would not be
-    // reachable from a network namespace of its own.
+    // reachable from a network namespace of its own. A dry run reads nothing of the host.
+    if sys.is_dry_run() {
+        return write(
+            "resolv.conf",
+            "(the host's /etc/resolv.conf without loopback nameservers)\n".into(),
+        );
+    }
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let own_netns = spec.namespaces.net;
     let mut resolv: String = host
@@ -109,7 +116,15 @@ fn write_etc_files(sys: &Sys, spec: &RunSpec) -> Result<()> {
 
 /// The engine-side steps that create the writable layer.
 fn prepare_layers(sys: &Sys, spec: &RunSpec) -> Result<String> {
-    sys.step(StepId::LayersPrepare)?;
+    sys.step_variant(
+        StepId::LayersPrepare,
+        (spec.layers_mode == LayersMode::Copy).then_some("copy"),
+    )?;
+    // The container's directories and files get the modes asked for here, not what the
+    // user's umask leaves of them: under `umask 077` the upper directory (the container's
+    // `/`) would be 0700 and its /etc/hosts 0600, unreadable to any other user inside.
+    // 022 is what Docker's daemon and runc use; the child inherits it.
+    sys.run(Call::Umask { mask: 0o022 })?;
     match spec.layers_mode {
         LayersMode::Overlay => {
             sys.mkdir(&spec.upper(), 0o755)?;
@@ -179,9 +194,7 @@ pub fn start(
     ));
 
     let overlay_data = prepare_layers(sys, spec)?;
-    if !dry {
-        write_etc_files(sys, spec)?;
-    }
+    write_etc_files(sys, spec)?;
 
     let mut cleanup = Cleanup {
         sys,
@@ -192,7 +205,7 @@ pub fn start(
     if let (Some(cg), Some(limits)) = (cgroup, spec.cgroup.as_ref()) {
         sys.step(StepId::CgroupsCreate)?;
         cleanup.cgroup = Some(cg);
-        cg.create(sys, limits)?;
+        cg.create(sys, limits, crate::cgroups::devices::rules(spec.privileged))?;
         if let Some(p) = cg.paths().first() {
             sys.tracer.set_var("cgroup", p.display().to_string());
         }
@@ -205,14 +218,13 @@ pub fn start(
         cgroup_ns: spec.namespaces.cgroup && cleanup.cgroup.is_some(),
     };
 
-    let (parent_end, child_end) =
-        channel::pair().map_err(Error::io("socketpair", "container channel"))?;
-    let old_mask = io::block_signals();
     sys.step(StepId::NamespacesClone)?;
+    let (parent_end, child_end) = channel::pair(sys)?;
+    let old_mask = io::block_signals(sys)?;
     let pid = match sys.clone_process(clone_flags(spec)) {
         Ok(p) => p,
         Err(e) => {
-            io::restore_signals(&old_mask);
+            io::restore_signals(sys, old_mask);
             return Err(e.into());
         }
     };
@@ -221,6 +233,12 @@ pub fn start(
         child::main(sys, &setup, child_end);
     }
     drop(child_end);
+    if dry {
+        // What the child does first, in the order the real one does it.
+        sys.tracer.set_process("container");
+        child::first_acts(sys)?;
+        sys.tracer.set_process("engine");
+    }
     sys.tracer.set_var("pid", pid.to_string());
 
     let result = supervise(
@@ -232,10 +250,12 @@ pub fn start(
         cleanup.cgroup,
         containers,
     );
-    io::restore_signals(&old_mask);
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
+            // Undoing is the cleanup step's work, whatever step failed.
+            sys.tracer.step_without_pause(StepId::Cleanup);
+            io::restore_signals(sys, old_mask);
             // Reap the child if it is still there (it exits right after reporting).
             if !dry {
                 let _ = sys.run(Call::Kill {
@@ -248,6 +268,7 @@ pub fn start(
         }
     };
     sys.step(StepId::Cleanup)?;
+    io::restore_signals(sys, old_mask);
     drop(cleanup);
     Ok(outcome)
 }
@@ -255,6 +276,8 @@ pub fn start(
 /// Record the container's successful `execve` on its behalf: once it succeeded, the child's
 /// code is gone and cannot trace it.
 fn record_exec(sys: &Sys, spec: &RunSpec, program: String, took: std::time::Duration) {
+    // The child announced the exec step; the engine is in it too, waiting for the exec.
+    sys.tracer.resume(StepId::ProcessExec);
     sys.tracer.set_process("container");
     sys.tracer.syscall(
         &Call::Execve {
@@ -282,7 +305,10 @@ fn supervise(
         cg.join(sys, pid)?;
     }
     if sys.is_dry_run() {
-        child::prepare(sys, setup, None)?;
+        sys.tracer.set_process("container");
+        let prepared = child::prepare(sys, setup, None);
+        sys.tracer.set_process("engine");
+        prepared?;
         record_exec(sys, spec, spec.args[0].clone(), std::time::Duration::ZERO);
         sys.step(StepId::ProcessWait)?;
         sys.wait4(pid)?;
@@ -390,10 +416,18 @@ mod tests {
             rootfs_mode: RootfsMode::PivotRoot,
             cgroup: None,
             privileged: false,
-            capabilities: caps::resolve(false, &[], &[]).unwrap(),
+            // Docker's 14 by name, not caps::resolve: that keeps only what the process running
+            // the test holds, which would make the recorded script depend on who runs it.
+            capabilities: caps::DOCKER_DEFAULT
+                .iter()
+                .map(|n| caps::number(n).unwrap())
+                .collect(),
             // A fixed kernel version: the script must not depend on the machine's kernel.
             seccomp: Some(seccomp::default_policy(
-                &caps::resolve(false, &[], &[]).unwrap(),
+                &caps::DOCKER_DEFAULT
+                    .iter()
+                    .map(|n| caps::number(n).unwrap())
+                    .collect::<Vec<_>>(),
                 (6, 1),
             )),
             no_new_privileges: false,
@@ -442,7 +476,7 @@ mod tests {
         let mut s = spec();
         s.namespaces.pid = false;
         let out = script(&s);
-        assert!(out.starts_with("mkdir"), "{out}");
+        assert!(out.starts_with("umask(022)"), "{out}");
         let clone = out.lines().find(|l| l.starts_with("clone(")).unwrap();
         assert!(!clone.contains("CLONE_NEWPID"), "{clone}");
         assert!(script(&spec())

@@ -3,10 +3,14 @@
 //!
 //! Everything here runs in the child, inside the new mount namespace, before `execve`. Mount
 //! targets inside the image are resolved with `openat2(RESOLVE_IN_ROOT)` (see
-//! [`crate::sys::fs`]): an image whose `/proc` or volume target is a symlink to a host path
-//! cannot make us mount over the host.
+//! [`crate::sys::fs`]): an image whose volume target is a symlink to a host path cannot make us
+//! mount over the host. `/proc`, `/sys` and `/dev` must be real directories of the image (runc
+//! refuses the same): a symlink there would carry the kernel file systems, and with them the
+//! masked paths and the device nodes, somewhere else. Masks, read-only binds and device nodes
+//! are then applied through descriptors resolved inside the container, never through a path
+//! string an image could redirect.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
@@ -131,6 +135,14 @@ pub const DEV_LINKS: &[(&str, &str)] = &[
     ("/proc/kcore", "core"),
 ];
 
+/// Mount points that must be real directories of the image, not symlinks: the kernel file
+/// systems mounted there are what the masked paths and the device nodes are made in.
+pub const REAL_DIRS: &[&str] = &["/proc", "/sys", "/dev"];
+
+/// The descriptor number the recorder answers every open with: what a dry run shows for the
+/// descriptor of the container's `/dev`.
+const DRY_RUN_FD: i32 = 100;
+
 /// A resolved mount target: a readable path when nothing in the image redirected it, otherwise
 /// the `/proc/self/fd/N` of the resolved object (kept open until the mount is done).
 struct Target {
@@ -183,6 +195,41 @@ fn ensure_target(
     sys.openat2(root.as_fd(), rel, libc::O_PATH, 0, safefs::IN_ROOT)
 }
 
+/// The target for the descriptor `fd` of `inside`: the plain path when the kernel says the
+/// descriptor is exactly there (nothing redirected it: the trace reads well), else its
+/// `/proc/self/fd/N`, kept open until the mount is done. The kernel's name of a descriptor
+/// contains no symlink, so a plain path equal to it leads to the same object again; nothing
+/// in the container runs yet that could change it in between.
+fn fd_target(fd: OwnedFd, rootfs: &Path, inside: &Path) -> Result<Target> {
+    let fd_path = safefs::fd_path(&fd);
+    let real = std::fs::read_link(&fd_path).map_err(Error::io("resolve", &fd_path))?;
+    let plain = rootfs.join(safefs::relative(inside));
+    if real == plain {
+        Ok(Target {
+            path: plain,
+            _fd: None,
+        })
+    } else {
+        Ok(Target {
+            path: fd_path,
+            _fd: Some(fd),
+        })
+    }
+}
+
+/// Why a `/proc`, `/sys` or `/dev` of the image is refused.
+fn not_a_real_dir(inside: &Path, errno: nix::errno::Errno) -> Error {
+    let what = match errno {
+        nix::errno::Errno::ELOOP => "a symlink",
+        _ => "not a directory",
+    };
+    Error::Usage(format!(
+        "refusing to mount {} of the container: in this image it is {what}, and a kernel file system must be mounted on a real directory (the image is unsafe: it could move the masked paths or the device nodes out of the container); use an image whose {} is a plain directory",
+        inside.display(),
+        inside.display()
+    ))
+}
+
 fn resolve_target(
     sys: &Sys,
     root: &OwnedFd,
@@ -196,22 +243,7 @@ fn resolve_target(
         .map_err(Error::io("resolve", rootfs.join(safefs::relative(inside))))?;
     let inside = joined.strip_prefix(rootfs).unwrap_or(inside).to_path_buf();
     let fd = ensure_target(sys, root, &safefs::relative(&inside), file)?;
-    let inside = inside.as_path();
-    let fd_path = safefs::fd_path(&fd);
-    let real = std::fs::read_link(&fd_path).map_err(Error::io("resolve", &fd_path))?;
-    let plain = rootfs.join(safefs::relative(inside));
-    if real == plain {
-        // Nothing in the image redirected the path: use it as is, so the trace reads well.
-        Ok(Target {
-            path: plain,
-            _fd: None,
-        })
-    } else {
-        Ok(Target {
-            path: fd_path,
-            _fd: Some(fd),
-        })
-    }
+    fd_target(fd, rootfs, &inside)
 }
 
 /// The child's view of everything it mounts: rootfs path, its fd for safe lookups.
@@ -244,6 +276,53 @@ impl<'a> Rootfs<'a> {
         }
     }
 
+    /// The directory `inside` (one of [`REAL_DIRS`]) as a mount target: created if the image
+    /// lacks it, refused if it is a symlink or not a directory. `RESOLVE_NO_SYMLINKS` makes the
+    /// kernel refuse a symlink anywhere in the lookup (`ELOOP`), so nothing is followed.
+    fn real_dir(&self, inside: &Path) -> Result<Target> {
+        let Some(root) = &self.root else {
+            return self.target(inside, false);
+        };
+        let rel = safefs::relative(inside);
+        let flags = libc::O_PATH | libc::O_DIRECTORY;
+        let resolve = safefs::IN_ROOT | libc::RESOLVE_NO_SYMLINKS;
+        let open = || self.sys.openat2(root.as_fd(), &rel, flags, 0, resolve);
+        let fd = match open() {
+            Err(e) if e.errno == nix::errno::Errno::ENOENT => {
+                self.sys.mkdirat(root.as_fd(), &rel, 0o755)?;
+                open()
+            }
+            other => other,
+        }
+        .map_err(|e| match e.errno {
+            nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => {
+                not_a_real_dir(inside, e.errno)
+            }
+            _ => e.into(),
+        })?;
+        fd_target(fd, &self.path, inside)
+    }
+
+    /// A path that already exists inside the container (a masked or read-only path), looked
+    /// up from the rootfs descriptor without following a final symlink. `None` when this
+    /// kernel does not have it (runc skips those too); a dry run assumes every one exists.
+    fn existing(&self, inside: &Path) -> Result<Option<Target>> {
+        let Some(root) = &self.root else {
+            return self.target(inside, false).map(Some);
+        };
+        match self.sys.openat2(
+            root.as_fd(),
+            &safefs::relative(inside),
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            safefs::IN_ROOT,
+        ) {
+            Err(e) if e.errno == nix::errno::Errno::ENOENT => Ok(None),
+            Err(e) => Err(e.into()),
+            Ok(fd) => fd_target(fd, &self.path, inside).map(Some),
+        }
+    }
+
     /// Make every mount private, so nothing we do reaches the host.
     pub fn make_private(&self) -> Result<()> {
         self.sys.step(StepId::RootfsPropagation)?;
@@ -259,7 +338,9 @@ impl<'a> Rootfs<'a> {
 
     /// Mount the layers (overlay) or make the copied tree a mount point (copy).
     pub fn mount_layers(&mut self, overlay_data: &str) -> Result<()> {
-        self.sys.step(StepId::LayersMount)?;
+        let copy = self.spec.layers_mode == LayersMode::Copy;
+        self.sys
+            .step_variant(StepId::LayersMount, copy.then_some("copy"))?;
         match self.spec.layers_mode {
             LayersMode::Overlay => self.sys.mount(
                 Some(Path::new("overlay")),
@@ -290,7 +371,11 @@ impl<'a> Rootfs<'a> {
     pub fn mount_kernel_filesystems(&self, extra: &[MountEntry]) -> Result<()> {
         self.sys.step(StepId::RootfsMounts)?;
         for m in default_mounts(self.spec).iter().chain(extra) {
-            let t = self.target(&m.target, false)?;
+            let t = if REAL_DIRS.iter().any(|d| m.target == Path::new(d)) {
+                self.real_dir(&m.target)?
+            } else {
+                self.target(&m.target, false)?
+            };
             self.sys.mount(
                 Some(Path::new(&m.source)),
                 &t.path,
@@ -302,22 +387,52 @@ impl<'a> Rootfs<'a> {
         Ok(())
     }
 
-    /// Device nodes and the standard links in /dev.
+    /// Device nodes and the standard links in /dev, made by name in the descriptor of the
+    /// container's /dev, which must be the tmpfs mounted there a moment ago (a symlink or
+    /// anything else in its place could lead the nodes onto the host).
     pub fn create_devices(&self) -> Result<()> {
         self.sys.step(StepId::RootfsDevices)?;
-        let dev = self.path.join("dev");
+        let dev = match &self.root {
+            Some(root) => {
+                let fd = self.sys.openat2(
+                    root.as_fd(),
+                    Path::new("dev"),
+                    libc::O_PATH | libc::O_DIRECTORY,
+                    0,
+                    safefs::IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+                )?;
+                let fs = nix::sys::statfs::fstatfs(&fd)
+                    .map_err(|e| Error::io("statfs", self.path.join("dev"))(e.into()))?;
+                if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
+                    return Err(Error::Usage(format!(
+                        "refusing to create device nodes in {}: it is not the tmpfs dockling mounted there",
+                        self.path.join("dev").display()
+                    )));
+                }
+                Some(fd)
+            }
+            None => None,
+        };
+        let dirfd = dev.as_ref().map_or(DRY_RUN_FD, |fd| fd.as_raw_fd());
+        // Docker's devices are exactly 0666 (anyone may write /dev/null); mknod's mode is
+        // masked by the umask (mknod(2)), so it is 0 while they are made, then 022, the
+        // container's own umask whatever the user's shell had (runc does the same).
+        self.sys.run(Call::Umask { mask: 0 })?;
         for (name, major, minor) in DEVICES {
-            self.sys.run(Call::Mknod {
-                path: dev.join(name),
+            self.sys.run(Call::Mknodat {
+                dirfd,
+                path: name.into(),
                 mode: 0o666,
                 major: *major,
                 minor: *minor,
             })?;
         }
+        self.sys.run(Call::Umask { mask: 0o022 })?;
         for (target, link) in DEV_LINKS {
-            self.sys.run(Call::Symlink {
+            self.sys.run(Call::Symlinkat {
                 target: target.into(),
-                link: dev.join(link),
+                dirfd,
+                linkpath: link.into(),
             })?;
         }
         Ok(())
@@ -335,6 +450,9 @@ impl<'a> Rootfs<'a> {
             None,
         )?;
         if readonly {
+            // Resolved again so a `/proc/self/fd/N` target names the new mount, not the
+            // directory under it (the remount would fail with EINVAL).
+            let t = self.target(inside, is_file)?;
             self.sys.mount(
                 None,
                 &t.path,
@@ -377,46 +495,51 @@ impl<'a> Rootfs<'a> {
             return Ok(());
         }
         self.sys.step(StepId::SecurityMask)?;
-        let dry = self.sys.is_dry_run();
-        for (p, is_dir) in MASKED {
-            let host_view = self.path.join(safefs::relative(Path::new(p)));
-            // Only what exists on this kernel is masked (runc does the same); a dry run shows all.
-            if !dry && std::fs::symlink_metadata(&host_view).is_err() {
-                continue;
+        // Everything is looked up from the rootfs descriptor: /proc and /sys are the real
+        // directories checked when they were mounted, so each path below is the kernel's.
+        let null = match self.existing(Path::new("/dev/null"))? {
+            Some(t) => t,
+            None => {
+                return Err(Error::Usage(
+                    "mask paths: the container's /dev/null is missing after it was created".into(),
+                ))
             }
+        };
+        for (p, is_dir) in MASKED {
+            // Only what exists on this kernel is masked (runc does the same).
+            let Some(t) = self.existing(Path::new(p))? else {
+                continue;
+            };
             if *is_dir {
                 self.sys.mount(
                     Some(Path::new("tmpfs")),
-                    &host_view,
+                    &t.path,
                     Some("tmpfs"),
                     MsFlags::MS_RDONLY,
                     None,
                 )?;
             } else {
-                self.sys.mount(
-                    Some(&self.path.join("dev/null")),
-                    &host_view,
-                    None,
-                    MsFlags::MS_BIND,
-                    None,
-                )?;
+                self.sys
+                    .mount(Some(&null.path), &t.path, None, MsFlags::MS_BIND, None)?;
             }
         }
         for p in READONLY {
-            let host_view = self.path.join(safefs::relative(Path::new(p)));
-            if !dry && !host_view.exists() {
+            let Some(t) = self.existing(Path::new(p))? else {
                 continue;
-            }
+            };
             self.sys.mount(
-                Some(&host_view),
-                &host_view,
+                Some(&t.path),
+                &t.path,
                 None,
                 MsFlags::MS_BIND | MsFlags::MS_REC,
                 None,
             )?;
+            // Looked up again: a descriptor opened before the bind names the mount below it,
+            // and a remount must name the new one (mount(2): EINVAL otherwise).
+            let t = self.existing(Path::new(p))?.unwrap_or(t);
             self.sys.mount(
                 None,
-                &host_view,
+                &t.path,
                 None,
                 MsFlags::MS_BIND
                     | MsFlags::MS_REMOUNT
@@ -432,7 +555,9 @@ impl<'a> Rootfs<'a> {
 
     /// Switch to the new root: `pivot_root` and detach the host's, or just `chroot`.
     pub fn switch_root(&mut self) -> Result<()> {
-        self.sys.step(StepId::RootfsPivot)?;
+        let chroot = self.spec.rootfs_mode == RootfsMode::Chroot;
+        self.sys
+            .step_variant(StepId::RootfsPivot, chroot.then_some("chroot"))?;
         self.sys.run(Call::Chdir {
             path: self.path.clone(),
         })?;

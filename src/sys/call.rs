@@ -40,24 +40,24 @@ pub enum Call {
     Sethostname { name: String },
     /// `mkdir(2)`; an existing directory is not an error for the engine's callers.
     Mkdir { path: PathBuf, mode: u32 },
-    /// `mknodat(2)` of a character device.
-    Mknod {
+    /// `mknodat(2)` of a character device named `path` in the directory `dirfd`.
+    Mknodat {
+        dirfd: i32,
         path: PathBuf,
         mode: u32,
         major: u64,
         minor: u64,
     },
-    /// `symlink(2)`.
-    Symlink { target: PathBuf, link: PathBuf },
+    /// `symlinkat(2)`: a link named `linkpath` in the directory `dirfd`, pointing at `target`.
+    Symlinkat {
+        target: PathBuf,
+        dirfd: i32,
+        linkpath: PathBuf,
+    },
+    /// `umask(2)`: the mode bits removed from every file and directory created from now on.
+    Umask { mask: u32 },
     /// `rmdir(2)`.
     Rmdir { path: PathBuf },
-    /// `openat(2)` + `write(2)` of a small file: a control file (cgroup knobs, /proc files),
-    /// or with `create` a new file of the container's own (created or truncated).
-    WriteFile {
-        path: PathBuf,
-        data: String,
-        create: bool,
-    },
     /// `prctl(2)` with one option and one argument.
     Prctl { option: Prctl, arg: u64 },
     /// `capset(2)` for the calling thread.
@@ -76,13 +76,11 @@ pub enum Call {
     Setsid,
     /// `ioctl(fd, TIOCSCTTY, 0)`: make the terminal on `fd` the controlling terminal.
     IoctlSetCtty { fd: i32 },
-    /// `dup2(2)`.
-    Dup2 { old: i32, new: i32 },
+    /// `dup2(2)`: `what` says what `old` is (the explanation depends on it).
+    Dup2 { old: i32, new: i32, what: Stdio },
     /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC`: mark every descriptor from `first` up
     /// close-on-exec so nothing of the engine leaks into the container.
     CloseRange { first: u32 },
-    /// `ioctl(sock, SIOCSIFFLAGS, IFF_UP)` on a network interface (socket + two ioctls).
-    IfUp { name: String },
     /// `seccomp(2)` `SECCOMP_SET_MODE_FILTER`: install `filter`, the BPF program compiled from
     /// the container's policy; `about` says in words what it does (shown in the trace).
     Seccomp {
@@ -110,16 +108,81 @@ pub enum Call {
         path: PathBuf,
         mode: u32,
     },
-    /// `openat(AT_FDCWD, path, flags)`: a device the container's own stdio will use.
-    Open { path: PathBuf, flags: i32 },
+    /// `openat(AT_FDCWD, path, flags, mode)`: a device the container's own stdio will use, the
+    /// new root, a cgroup knob to write, or (with `O_CREAT`) a file of the container's own.
+    Open {
+        path: PathBuf,
+        flags: i32,
+        mode: u32,
+    },
     /// `ioctl` on a pseudo-terminal master: unlock its slave, or ask the slave's number.
     IoctlPty { fd: i32, op: PtyOp },
     /// `rt_sigprocmask(SIG_SETMASK, {})`: no signal blocked.
     UnblockSignals,
     /// `kill(2)`.
     Kill { pid: i32, signal: i32 },
-    /// `wait4(2)` for one child.
+    /// `wait4(2)` for one child, with `__WALL`.
     Wait4 { pid: i32 },
+    /// `write(2)` of `data` to `fd`, an open control file or file of the container (`path` is
+    /// what `fd` is, for the explanation and error messages; it is not an argument).
+    Write {
+        fd: i32,
+        path: PathBuf,
+        data: String,
+    },
+    /// `close(2)` of a descriptor the engine opened for one job (`object` is what it was).
+    Close { fd: i32, object: String },
+    /// `socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, 0)`: a handle for interface `ioctl`s.
+    SocketInet,
+    /// `ioctl(fd, SIOCGIFFLAGS)` (`set: None`) or `ioctl(fd, SIOCSIFFLAGS)` with `set` flags.
+    IoctlIfFlags {
+        fd: i32,
+        name: String,
+        set: Option<i32>,
+    },
+    /// `socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`: the engine/child channel.
+    Socketpair,
+    /// `rt_sigprocmask(SIG_BLOCK, signals)`: hold these signals for the engine's signalfd.
+    BlockSignals { signals: Vec<i32> },
+    /// `rt_sigprocmask(SIG_SETMASK, mask)`: put back the mask from before the container.
+    RestoreSignals { mask: u64 },
+    /// `open_tree(AT_FDCWD, path, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC)`: a detached bind mount.
+    OpenTree { path: PathBuf },
+    /// `mount_setattr(fd, "", AT_EMPTY_PATH, {attr_set=MOUNT_ATTR_RDONLY})`.
+    MountSetattrRdonly { fd: i32 },
+    /// `memfd_create(name, MFD_CLOEXEC|MFD_ALLOW_SEALING)`.
+    MemfdCreate { name: String },
+    /// `fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE)`.
+    AddSeals { fd: i32 },
+    /// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: run the file `fd` names; on success it
+    /// never returns.
+    Execveat {
+        fd: i32,
+        argv: Vec<String>,
+        envp: Vec<String>,
+    },
+    /// `bpf(BPF_PROG_LOAD)` of a cgroup device program (`BPF_PROG_TYPE_CGROUP_DEVICE`): the
+    /// kernel verifies `insns` and returns a descriptor of the loaded program.
+    BpfProgLoad {
+        insns: Vec<crate::cgroups::bpf::Insn>,
+    },
+    /// `bpf(BPF_PROG_ATTACH)` of the program `prog_fd` to the cgroup directory `target_fd` as
+    /// its device filter (`BPF_CGROUP_DEVICE`, `BPF_F_ALLOW_MULTI`); `cgroup` is that
+    /// directory, for the explanation and error messages.
+    BpfProgAttach {
+        target_fd: i32,
+        prog_fd: i32,
+        cgroup: PathBuf,
+    },
+}
+
+/// What a `dup2` puts on a standard descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio {
+    /// The pseudo-terminal's slave (`-t`).
+    Terminal,
+    /// `/dev/null` as stdin (no `-i`).
+    Null,
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -168,6 +231,7 @@ pub enum Ret {
     /// Most calls: `0`.
     Zero,
     /// `clone`: the child's pid in the parent, `0` in the child. `wait4`: the pid reaped.
+    /// `setsid`: the new session's id.
     Pid(i32),
     /// `wait4`: the pid reaped and its raw wait status.
     #[allow(missing_docs)]
@@ -178,9 +242,25 @@ pub enum Ret {
     Fd(i32),
     /// `ioctl(TIOCGPTN)`: returns 0, and the pseudo-terminal's number through its argument.
     PtyNumber(u32),
+    /// `socketpair`: returns 0, and the two new descriptors through its argument.
+    FdPair(i32, i32),
+    /// `ioctl(SIOCGIFFLAGS)`: returns 0, and the interface's flags through its argument.
+    IfFlags(i32),
+    /// `rt_sigprocmask`: returns 0, and the mask before the call through its argument.
+    OldMask(u64),
+    /// `umask`: the mask it replaced (strace prints it in octal).
+    Umask(u32),
 }
 
 impl Ret {
+    /// The result as strace prints it after `=`: the number, but a umask in octal (`022`).
+    pub fn shown(self) -> String {
+        match self {
+            Ret::Umask(m) => mode_octal(m),
+            other => other.value().to_string(),
+        }
+    }
+
     /// The number strace would print after `=`.
     pub fn value(self) -> i64 {
         match self {
@@ -189,7 +269,8 @@ impl Ret {
             Ret::Waited { pid, .. } => pid as i64,
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
-            Ret::PtyNumber(_) => 0,
+            Ret::PtyNumber(_) | Ret::FdPair(..) | Ret::IfFlags(_) | Ret::OldMask(_) => 0,
+            Ret::Umask(m) => m as i64,
         }
     }
 }
@@ -207,10 +288,10 @@ impl Call {
             Call::Chdir { .. } => "chdir",
             Call::Sethostname { .. } => "sethostname",
             Call::Mkdir { .. } => "mkdir",
-            Call::Mknod { .. } => "mknodat",
-            Call::Symlink { .. } => "symlink",
+            Call::Mknodat { .. } => "mknodat",
+            Call::Symlinkat { .. } => "symlinkat",
+            Call::Umask { .. } => "umask",
             Call::Rmdir { .. } => "rmdir",
-            Call::WriteFile { .. } => "write",
             Call::Prctl { .. } => "prctl",
             Call::Capset { .. } => "capset",
             Call::Setgroups { .. } => "setgroups",
@@ -220,7 +301,6 @@ impl Call {
             Call::IoctlSetCtty { .. } => "ioctl",
             Call::Dup2 { .. } => "dup2",
             Call::CloseRange { .. } => "close_range",
-            Call::IfUp { .. } => "ioctl",
             Call::Seccomp { .. } => "seccomp",
             Call::Execve { .. } => "execve",
             Call::Openat2 { .. } => "openat2",
@@ -230,6 +310,18 @@ impl Call {
             Call::UnblockSignals => "rt_sigprocmask",
             Call::Kill { .. } => "kill",
             Call::Wait4 { .. } => "wait4",
+            Call::Write { .. } => "write",
+            Call::Close { .. } => "close",
+            Call::SocketInet => "socket",
+            Call::IoctlIfFlags { .. } => "ioctl",
+            Call::Socketpair => "socketpair",
+            Call::BlockSignals { .. } | Call::RestoreSignals { .. } => "rt_sigprocmask",
+            Call::OpenTree { .. } => "open_tree",
+            Call::MountSetattrRdonly { .. } => "mount_setattr",
+            Call::MemfdCreate { .. } => "memfd_create",
+            Call::AddSeals { .. } => "fcntl",
+            Call::Execveat { .. } => "execveat",
+            Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
         }
     }
 
@@ -279,15 +371,46 @@ impl Call {
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
             Call::Open { flags, .. } if flags & libc::O_PATH != 0 => "openat.root",
             Call::Open { path, .. } if path == std::path::Path::new("/dev/ptmx") => "openat.ptmx",
-            Call::IfUp { .. } => "ioctl.siocsifflags",
-            Call::WriteFile { create: true, .. } => "write.file",
-            Call::WriteFile { path, .. } if path.starts_with("/sys/fs/cgroup") => "write.cgroup",
+            Call::Open { flags, .. } if flags & libc::O_CREAT != 0 => "openat.file",
+            Call::Open { path, flags, .. }
+                if path.starts_with("/sys/fs/cgroup")
+                    && flags & libc::O_ACCMODE == libc::O_WRONLY =>
+            {
+                "openat.cgroup_knob"
+            }
+            Call::Open { flags, .. } if flags & libc::O_ACCMODE == libc::O_WRONLY => {
+                "openat.control"
+            }
+            Call::Write { path, .. } if path.starts_with("/sys/fs/cgroup") => "write.cgroup",
+            Call::Write { path, .. } if path.starts_with("/proc") => "write",
+            Call::Write { .. } => "write.file",
+            Call::IoctlIfFlags { set: None, .. } => "ioctl.siocgifflags",
+            Call::IoctlIfFlags { .. } => "ioctl.siocsifflags",
+            Call::Dup2 {
+                what: Stdio::Terminal,
+                ..
+            } => "dup2.terminal",
+            Call::Dup2 {
+                what: Stdio::Null, ..
+            } => "dup2.null",
+            Call::BlockSignals { .. } => "rt_sigprocmask.block",
+            Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
+            Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
+            Call::BpfProgLoad { .. } => "bpf.prog_load",
+            Call::BpfProgAttach { .. } => "bpf.prog_attach",
             other => other.name(),
         }
     }
 
-    /// The arguments rendered like `strace` renders them (without the surrounding parens).
+    /// The arguments rendered like `strace` renders them (without the surrounding parens),
+    /// before the call: what the kernel fills in (a wait status, a pty number) shows as `…`.
     pub fn args(&self) -> String {
+        self.args_with(None)
+    }
+
+    /// The arguments as `strace` prints them once the call returned `ret`: values the kernel
+    /// wrote through pointer arguments are filled in from it.
+    pub fn args_with(&self, ret: Option<&Ret>) -> String {
         let mut s = String::new();
         match self {
             Call::Clone { flags } => {
@@ -340,40 +463,47 @@ impl Call {
                 let _ = write!(s, "{}, {}", quote(name), name.len());
             }
             Call::Mkdir { path, mode } => {
-                let _ = write!(s, "{}, {:#o}", quote(&path.to_string_lossy()), mode);
+                let _ = write!(
+                    s,
+                    "{}, {}",
+                    quote(&path.to_string_lossy()),
+                    mode_octal(*mode)
+                );
             }
-            Call::Mknod {
+            Call::Mknodat {
+                dirfd,
                 path,
                 mode,
                 major,
                 minor,
             } => {
+                // strace prints the numbers with %#x: 0x1, but 0.
+                let hex = |n: u64| match n {
+                    0 => "0".to_string(),
+                    n => format!("{n:#x}"),
+                };
                 let _ = write!(
                     s,
-                    "AT_FDCWD, {}, S_IFCHR|{:#o}, makedev({:#x}, {:#x})",
+                    "{dirfd}, {}, S_IFCHR|{}, makedev({}, {})",
                     quote(&path.to_string_lossy()),
-                    mode,
-                    major,
-                    minor
+                    mode_octal(*mode),
+                    hex(*major),
+                    hex(*minor),
                 );
             }
-            Call::Symlink { target, link } => {
+            Call::Symlinkat {
+                target,
+                dirfd,
+                linkpath,
+            } => {
                 let _ = write!(
                     s,
-                    "{}, {}",
+                    "{}, {dirfd}, {}",
                     quote(&target.to_string_lossy()),
-                    quote(&link.to_string_lossy())
+                    quote(&linkpath.to_string_lossy())
                 );
             }
-            Call::WriteFile { path, data, .. } => {
-                let _ = write!(
-                    s,
-                    "{}, {}, {}",
-                    quote(&path.to_string_lossy()),
-                    quote(data),
-                    data.len()
-                );
-            }
+            Call::Umask { mask } => s.push_str(&mode_octal(*mask)),
             Call::Prctl { option, arg } => match option {
                 Prctl::CapBsetDrop => {
                     let cap = crate::runtime::caps::NAMES
@@ -397,8 +527,21 @@ impl Call {
                         sig.unwrap_or_else(|_| arg.to_string())
                     );
                 }
-                _ => {
-                    let _ = write!(s, "{}, {}", option.name(), arg);
+                Prctl::SetDumpable => {
+                    let v = match arg {
+                        0 => "SUID_DUMP_DISABLE".to_string(),
+                        1 => "SUID_DUMP_USER".to_string(),
+                        n => n.to_string(),
+                    };
+                    let _ = write!(s, "PR_SET_DUMPABLE, {v}");
+                }
+                // The kernel checks that the unused arguments are 0, so they are passed, and
+                // strace shows them.
+                Prctl::SetNoNewPrivs => {
+                    let _ = write!(s, "PR_SET_NO_NEW_PRIVS, {arg}, 0, 0, 0");
+                }
+                Prctl::SetKeepCaps => {
+                    let _ = write!(s, "PR_SET_KEEPCAPS, {arg}");
                 }
             },
             Call::Capset {
@@ -408,7 +551,10 @@ impl Call {
             } => {
                 let _ = write!(
                     s,
-                    "{{version=_LINUX_CAPABILITY_VERSION_3, pid=0}}, {{effective={effective:#x}, permitted={permitted:#x}, inheritable={inheritable:#x}}}"
+                    "{{version=_LINUX_CAPABILITY_VERSION_3, pid=0}}, {{effective={}, permitted={}, inheritable={}}}",
+                    cap_set(*effective),
+                    cap_set(*permitted),
+                    cap_set(*inheritable)
                 );
             }
             Call::Setgroups { gids } => {
@@ -425,18 +571,11 @@ impl Call {
             Call::IoctlSetCtty { fd } => {
                 let _ = write!(s, "{fd}, TIOCSCTTY, 0");
             }
-            Call::Dup2 { old, new } => {
+            Call::Dup2 { old, new, .. } => {
                 let _ = write!(s, "{old}, {new}");
             }
             Call::CloseRange { first } => {
                 let _ = write!(s, "{first}, 4294967295, CLOSE_RANGE_CLOEXEC");
-            }
-            Call::IfUp { name } => {
-                let _ = write!(
-                    s,
-                    "{{ifr_name={}, ifr_flags=IFF_UP}}, SIOCSIFFLAGS",
-                    quote(name)
-                );
             }
             Call::Seccomp { filter, about } => {
                 let _ = write!(
@@ -468,7 +607,7 @@ impl Call {
                     quote(&path.to_string_lossy()),
                     o_flags(*flags | libc::O_CLOEXEC),
                     if flags & libc::O_CREAT != 0 {
-                        format!(", mode={mode:#o}")
+                        format!(", mode={}", mode_octal(*mode))
                     } else {
                         String::new()
                     },
@@ -476,20 +615,31 @@ impl Call {
                 );
             }
             Call::Mkdirat { dirfd, path, mode } => {
-                let _ = write!(s, "{dirfd}, {}, {mode:#o}", quote(&path.to_string_lossy()));
+                let _ = write!(
+                    s,
+                    "{dirfd}, {}, {}",
+                    quote(&path.to_string_lossy()),
+                    mode_octal(*mode)
+                );
             }
-            Call::Open { path, flags } => {
+            Call::Open { path, flags, mode } => {
                 let _ = write!(
                     s,
                     "AT_FDCWD, {}, {}",
                     quote(&path.to_string_lossy()),
                     o_flags(*flags | libc::O_CLOEXEC)
                 );
+                if flags & libc::O_CREAT != 0 {
+                    let _ = write!(s, ", {}", mode_octal(*mode));
+                }
             }
             Call::IoctlPty { fd, op } => {
                 let _ = match op {
                     PtyOp::Unlock => write!(s, "{fd}, TIOCSPTLCK, [0]"),
-                    PtyOp::Number => write!(s, "{fd}, TIOCGPTN, […]"),
+                    PtyOp::Number => match ret {
+                        Some(Ret::PtyNumber(n)) => write!(s, "{fd}, TIOCGPTN, [{n}]"),
+                        _ => write!(s, "{fd}, TIOCGPTN, […]"),
+                    },
                 };
             }
             Call::UnblockSignals => s.push_str("SIG_SETMASK, [], NULL, 8"),
@@ -500,7 +650,97 @@ impl Call {
                 let _ = write!(s, "{pid}, {name}");
             }
             Call::Wait4 { pid } => {
-                let _ = write!(s, "{pid}, …, 0, NULL");
+                let status = match ret {
+                    Some(Ret::Waited { status, .. }) => wait_status(*status),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "{pid}, {status}, __WALL, NULL");
+            }
+            Call::Write { fd, data, .. } => {
+                let _ = write!(s, "{fd}, {}, {}", quote(data), data.len());
+            }
+            Call::Close { fd, .. } => {
+                let _ = write!(s, "{fd}");
+            }
+            Call::SocketInet => s.push_str("AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, IPPROTO_IP"),
+            Call::IoctlIfFlags { fd, name, set } => {
+                let (op, flags) = match (set, ret) {
+                    (Some(f), _) => ("SIOCSIFFLAGS", if_flags(*f)),
+                    (None, Some(Ret::IfFlags(f))) => ("SIOCGIFFLAGS", if_flags(*f)),
+                    (None, _) => ("SIOCGIFFLAGS", "…".into()),
+                };
+                let _ = write!(
+                    s,
+                    "{fd}, {op}, {{ifr_name={}, ifr_flags={flags}}}",
+                    quote(name)
+                );
+            }
+            Call::Socketpair => {
+                let fds = match ret {
+                    Some(Ret::FdPair(a, b)) => format!("[{a}, {b}]"),
+                    _ => "[…]".into(),
+                };
+                let _ = write!(s, "AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, {fds}");
+            }
+            Call::BlockSignals { signals } => {
+                let mask = signals
+                    .iter()
+                    .fold(0u64, |m, sig| m | 1u64 << (*sig as u64 - 1));
+                let old = match ret {
+                    Some(Ret::OldMask(m)) => sig_set(*m),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "SIG_BLOCK, {}, {old}, 8", sig_set(mask));
+            }
+            Call::RestoreSignals { mask } => {
+                let _ = write!(s, "SIG_SETMASK, {}, NULL, 8", sig_set(*mask));
+            }
+            Call::OpenTree { path } => {
+                let _ = write!(
+                    s,
+                    "AT_FDCWD, {}, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC",
+                    quote(&path.to_string_lossy())
+                );
+            }
+            Call::MountSetattrRdonly { fd } => {
+                let _ = write!(
+                    s,
+                    "{fd}, \"\", AT_EMPTY_PATH, {{attr_set=MOUNT_ATTR_RDONLY, attr_clr=0, propagation=0, userns_fd=0}}, {}",
+                    std::mem::size_of::<libc::mount_attr>()
+                );
+            }
+            Call::MemfdCreate { name } => {
+                let _ = write!(s, "{}, MFD_CLOEXEC|MFD_ALLOW_SEALING", quote(name));
+            }
+            Call::AddSeals { fd } => {
+                let _ = write!(
+                    s,
+                    "{fd}, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE"
+                );
+            }
+            Call::Execveat { fd, argv, envp } => {
+                let a: Vec<String> = argv.iter().map(|x| quote(x)).collect();
+                let _ = write!(
+                    s,
+                    "{fd}, \"\", [{}], 0x… /* {} vars */, AT_EMPTY_PATH",
+                    a.join(", "),
+                    envp.len()
+                );
+            }
+            Call::BpfProgLoad { insns } => {
+                let _ = write!(
+                    s,
+                    "BPF_PROG_LOAD, {{prog_type=BPF_PROG_TYPE_CGROUP_DEVICE, insn_cnt={}, insns=…, license=\"Apache-2.0\", prog_name=\"dockling_dev\", expected_attach_type=BPF_CGROUP_DEVICE}}, 72",
+                    insns.len()
+                );
+            }
+            Call::BpfProgAttach {
+                target_fd, prog_fd, ..
+            } => {
+                let _ = write!(
+                    s,
+                    "BPF_PROG_ATTACH, {{target_fd={target_fd}, attach_bpf_fd={prog_fd}, attach_type=BPF_CGROUP_DEVICE, attach_flags=BPF_F_ALLOW_MULTI, replace_bpf_fd=0}}, 20"
+                );
             }
         }
         s
@@ -516,28 +756,43 @@ impl Call {
             Call::Chroot { path }
             | Call::Chdir { path }
             | Call::Mkdir { path, .. }
-            | Call::Mknod { path, .. }
+            | Call::Mknodat { path, .. }
             | Call::Rmdir { path }
-            | Call::WriteFile { path, .. }
+            | Call::Write { path, .. }
+            | Call::OpenTree { path }
             | Call::Openat2 { path, .. }
             | Call::Mkdirat { path, .. }
             | Call::Open { path, .. }
             | Call::Execve { path, .. } => path.display().to_string(),
+            Call::BpfProgLoad { .. } => "cgroup device program".into(),
+            Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
-            Call::Symlink { link, .. } => link.display().to_string(),
-            Call::Sethostname { name } | Call::IfUp { name } => name.clone(),
+            Call::Symlinkat { linkpath, .. } => linkpath.display().to_string(),
+            Call::Umask { mask } => mode_octal(*mask),
+            Call::Sethostname { name }
+            | Call::IoctlIfFlags { name, .. }
+            | Call::MemfdCreate { name } => name.clone(),
+            Call::Close { object, .. } => object.clone(),
+            Call::MountSetattrRdonly { fd } | Call::AddSeals { fd } | Call::Execveat { fd, .. } => {
+                format!("fd {fd}")
+            }
             Call::Prctl { option, .. } => option.name().to_string(),
             Call::Kill { pid, .. } | Call::Wait4 { pid } => format!("pid {pid}"),
             Call::Clone { flags } | Call::Unshare { flags } => clone_flags(*flags, false),
             Call::Setresuid { uid } => format!("uid {uid}"),
             Call::Setresgid { gid } => format!("gid {gid}"),
             Call::Setgroups { gids } => format!("{gids:?}"),
-            Call::Dup2 { old, new } => format!("{old} -> {new}"),
+            Call::Dup2 { old, new, .. } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
             Call::CloseRange { first } => format!("fds from {first}"),
-            Call::Capset { .. } | Call::Setsid | Call::Seccomp { .. } | Call::UnblockSignals => {
-                String::new()
-            }
+            Call::Capset { .. }
+            | Call::Setsid
+            | Call::Seccomp { .. }
+            | Call::UnblockSignals
+            | Call::SocketInet
+            | Call::Socketpair
+            | Call::BlockSignals { .. }
+            | Call::RestoreSignals { .. } => String::new(),
         }
     }
 
@@ -556,10 +811,10 @@ impl Call {
                 | Call::Chdir { .. }
                 | Call::Sethostname { .. }
                 | Call::Mkdir { .. }
-                | Call::Mknod { .. }
-                | Call::Symlink { .. }
+                | Call::Mknodat { .. }
+                | Call::Symlinkat { .. }
+                | Call::Umask { .. }
                 | Call::Rmdir { .. }
-                | Call::WriteFile { .. }
                 | Call::Prctl { .. }
                 | Call::Capset { .. }
                 | Call::Setgroups { .. }
@@ -569,7 +824,6 @@ impl Call {
                 | Call::IoctlSetCtty { .. }
                 | Call::Dup2 { .. }
                 | Call::CloseRange { .. }
-                | Call::IfUp { .. }
                 | Call::Seccomp { .. }
                 | Call::Openat2 { .. }
                 | Call::Mkdirat { .. }
@@ -578,7 +832,21 @@ impl Call {
                 | Call::UnblockSignals
                 | Call::Execve { .. }
                 | Call::Kill { .. }
-                | Call::Wait4 { .. } => {}
+                | Call::Wait4 { .. }
+                | Call::Write { .. }
+                | Call::Close { .. }
+                | Call::SocketInet
+                | Call::IoctlIfFlags { .. }
+                | Call::Socketpair
+                | Call::BlockSignals { .. }
+                | Call::RestoreSignals { .. }
+                | Call::OpenTree { .. }
+                | Call::MountSetattrRdonly { .. }
+                | Call::MemfdCreate { .. }
+                | Call::AddSeals { .. }
+                | Call::Execveat { .. }
+                | Call::BpfProgLoad { .. }
+                | Call::BpfProgAttach { .. } => {}
             }
         }
         let p = PathBuf::from;
@@ -618,32 +886,20 @@ impl Call {
                 path: p("/x"),
                 mode: 0o755,
             },
-            Call::Mknod {
-                path: p("/dev/null"),
+            Call::Mknodat {
+                dirfd: 5,
+                path: p("null"),
                 mode: 0o666,
                 major: 1,
                 minor: 3,
             },
-            Call::Symlink {
+            Call::Symlinkat {
                 target: p("/proc/self/fd"),
-                link: p("/dev/fd"),
+                dirfd: 5,
+                linkpath: p("fd"),
             },
+            Call::Umask { mask: 0o022 },
             Call::Rmdir { path: p("/x") },
-            Call::WriteFile {
-                path: p("/proc/x"),
-                data: "1".into(),
-                create: false,
-            },
-            Call::WriteFile {
-                path: p("/sys/fs/cgroup/pids/x/pids.max"),
-                data: "1".into(),
-                create: false,
-            },
-            Call::WriteFile {
-                path: p("/var/lib/dockling/containers/x/hostname"),
-                data: "x\n".into(),
-                create: true,
-            },
             Call::Capset {
                 effective: 0,
                 permitted: 0,
@@ -654,9 +910,17 @@ impl Call {
             Call::Setresuid { uid: 0 },
             Call::Setsid,
             Call::IoctlSetCtty { fd: 0 },
-            Call::Dup2 { old: 3, new: 0 },
+            Call::Dup2 {
+                old: 3,
+                new: 0,
+                what: Stdio::Terminal,
+            },
+            Call::Dup2 {
+                old: 3,
+                new: 0,
+                what: Stdio::Null,
+            },
             Call::CloseRange { first: 3 },
-            Call::IfUp { name: "lo".into() },
             {
                 let p = crate::runtime::seccomp::bpf::compile(
                     &crate::runtime::seccomp::default_policy(&[], (6, 1)),
@@ -694,18 +958,22 @@ impl Call {
             Call::Open {
                 path: p("/dev/null"),
                 flags: libc::O_RDONLY,
+                mode: 0,
             },
             Call::Open {
                 path: p("/dev/ptmx"),
                 flags: libc::O_RDWR | libc::O_NOCTTY,
+                mode: 0,
             },
             Call::Open {
                 path: p("/dev/pts/0"),
                 flags: libc::O_RDWR,
+                mode: 0,
             },
             Call::Open {
                 path: p("/var/lib/dockling/containers/x/rootfs"),
                 flags: libc::O_PATH | libc::O_DIRECTORY,
+                mode: 0,
             },
             Call::IoctlPty {
                 fd: 3,
@@ -718,6 +986,80 @@ impl Call {
             Call::UnblockSignals,
             Call::Kill { pid: 1, signal: 15 },
             Call::Wait4 { pid: 1 },
+            Call::Open {
+                path: p("/sys/fs/cgroup/pids/x/pids.max"),
+                flags: libc::O_WRONLY,
+                mode: 0,
+            },
+            Call::Open {
+                path: p("/proc/self/x"),
+                flags: libc::O_WRONLY,
+                mode: 0,
+            },
+            Call::Open {
+                path: p("/var/lib/dockling/containers/x/hostname"),
+                flags: libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                mode: 0o644,
+            },
+            Call::Write {
+                fd: 3,
+                path: p("/proc/self/x"),
+                data: "1".into(),
+            },
+            Call::Write {
+                fd: 3,
+                path: p("/sys/fs/cgroup/pids/x/pids.max"),
+                data: "1".into(),
+            },
+            Call::Write {
+                fd: 3,
+                path: p("/var/lib/dockling/containers/x/hostname"),
+                data: "x\n".into(),
+            },
+            Call::Close {
+                fd: 3,
+                object: "x".into(),
+            },
+            Call::SocketInet,
+            Call::IoctlIfFlags {
+                fd: 3,
+                name: "lo".into(),
+                set: None,
+            },
+            Call::IoctlIfFlags {
+                fd: 3,
+                name: "lo".into(),
+                set: Some(libc::IFF_UP),
+            },
+            Call::Socketpair,
+            Call::BlockSignals {
+                signals: vec![libc::SIGCHLD],
+            },
+            Call::RestoreSignals { mask: 0 },
+            Call::OpenTree {
+                path: p("/proc/self/exe"),
+            },
+            Call::MountSetattrRdonly { fd: 3 },
+            Call::MemfdCreate {
+                name: "dockling".into(),
+            },
+            Call::AddSeals { fd: 3 },
+            Call::Execveat {
+                fd: 3,
+                argv: vec![],
+                envp: vec![],
+            },
+            Call::Open {
+                path: p("/sys/fs/cgroup/dockling/x"),
+                flags: libc::O_RDONLY | libc::O_DIRECTORY,
+                mode: 0,
+            },
+            Call::BpfProgLoad { insns: vec![] },
+            Call::BpfProgAttach {
+                target_fd: 5,
+                prog_fd: 6,
+                cgroup: p("/sys/fs/cgroup/dockling/x"),
+            },
         ];
         for fs in [
             "overlay", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup",
@@ -744,6 +1086,98 @@ impl fmt::Display for Call {
     }
 }
 
+/// A number the way strace's `%#x` prints it: `0x1`, but `0`.
+pub fn hex(n: u64) -> String {
+    if n == 0 {
+        "0".into()
+    } else {
+        format!("{n:#x}")
+    }
+}
+
+/// A capability set the way strace prints it: `1<<CAP_CHOWN|1<<CAP_KILL`, or `0`.
+pub fn cap_set(set: u64) -> String {
+    let names = crate::runtime::caps::NAMES;
+    let parts: Vec<String> = (0..64)
+        .filter(|b| set & (1u64 << b) != 0)
+        .map(|b| match names.get(b) {
+            Some(n) => format!("1<<CAP_{n}"),
+            None => format!("1<<{b}"),
+        })
+        .collect();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join("|")
+    }
+}
+
+/// A signal set the way strace prints it: `[HUP INT CHLD]`, `[]`.
+pub fn sig_set(mask: u64) -> String {
+    let names: Vec<String> = (1..=64i32)
+        .filter(|n| mask & (1u64 << (n - 1) as u64) != 0)
+        .map(|n| match nix::sys::signal::Signal::try_from(n) {
+            Ok(sig) => sig.as_str().trim_start_matches("SIG").to_string(),
+            Err(_) => n.to_string(),
+        })
+        .collect();
+    format!("[{}]", names.join(" "))
+}
+
+/// A wait status the way strace prints it: `[{WIFEXITED(s) && WEXITSTATUS(s) == 0}]`.
+pub fn wait_status(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!(
+            "[{{WIFEXITED(s) && WEXITSTATUS(s) == {}}}]",
+            libc::WEXITSTATUS(status)
+        )
+    } else if libc::WIFSIGNALED(status) {
+        let sig = nix::sys::signal::Signal::try_from(libc::WTERMSIG(status))
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| libc::WTERMSIG(status).to_string());
+        let core = if libc::WCOREDUMP(status) {
+            " && WCOREDUMP(s)"
+        } else {
+            ""
+        };
+        format!("[{{WIFSIGNALED(s) && WTERMSIG(s) == {sig}{core}}}]")
+    } else {
+        format!("[{status:#x}]")
+    }
+}
+
+/// Interface flags the way strace prints them: `IFF_UP|IFF_LOOPBACK`.
+pub fn if_flags(flags: i32) -> String {
+    const NAMES: &[(i32, &str)] = &[
+        (libc::IFF_UP, "IFF_UP"),
+        (libc::IFF_BROADCAST, "IFF_BROADCAST"),
+        (libc::IFF_DEBUG, "IFF_DEBUG"),
+        (libc::IFF_LOOPBACK, "IFF_LOOPBACK"),
+        (libc::IFF_POINTOPOINT, "IFF_POINTOPOINT"),
+        (libc::IFF_NOTRAILERS, "IFF_NOTRAILERS"),
+        (libc::IFF_RUNNING, "IFF_RUNNING"),
+        (libc::IFF_NOARP, "IFF_NOARP"),
+        (libc::IFF_PROMISC, "IFF_PROMISC"),
+        (libc::IFF_ALLMULTI, "IFF_ALLMULTI"),
+        (libc::IFF_MASTER, "IFF_MASTER"),
+        (libc::IFF_SLAVE, "IFF_SLAVE"),
+        (libc::IFF_MULTICAST, "IFF_MULTICAST"),
+        (libc::IFF_PORTSEL, "IFF_PORTSEL"),
+        (libc::IFF_AUTOMEDIA, "IFF_AUTOMEDIA"),
+        (libc::IFF_DYNAMIC, "IFF_DYNAMIC"),
+    ];
+    let parts: Vec<&str> = NAMES
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join("|")
+    }
+}
+
 /// Quote a string the way strace does: C escapes, long strings cut with `...`.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -766,6 +1200,12 @@ pub fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// A mode or umask as strace prints them (`%#03o`): octal with a leading zero, at least three
+/// digits (`0666`, `022`, `000`).
+fn mode_octal(mode: u32) -> String {
+    format!("{:0>3}", format!("0{mode:o}"))
 }
 
 /// Render clone/unshare flags by name, as strace does.
@@ -801,13 +1241,18 @@ pub fn o_flags(flags: i32) -> String {
         libc::O_RDWR => "O_RDWR",
         _ => "O_RDONLY",
     }];
+    // strace's order (its open_mode_flags table), which puts O_DIRECTORY last.
     for (f, n) in [
         (libc::O_CREAT, "O_CREAT"),
+        (libc::O_EXCL, "O_EXCL"),
         (libc::O_NOCTTY, "O_NOCTTY"),
-        (libc::O_DIRECTORY, "O_DIRECTORY"),
+        (libc::O_TRUNC, "O_TRUNC"),
+        (libc::O_APPEND, "O_APPEND"),
+        (libc::O_NONBLOCK, "O_NONBLOCK"),
         (libc::O_NOFOLLOW, "O_NOFOLLOW"),
         (libc::O_CLOEXEC, "O_CLOEXEC"),
         (libc::O_PATH, "O_PATH"),
+        (libc::O_DIRECTORY, "O_DIRECTORY"),
     ] {
         if flags & f == f {
             parts.push(n);
@@ -849,8 +1294,8 @@ pub fn ms_flags(flags: MsFlags) -> String {
         (MsFlags::MS_PRIVATE, "MS_PRIVATE"),
         (MsFlags::MS_SLAVE, "MS_SLAVE"),
         (MsFlags::MS_SHARED, "MS_SHARED"),
-        (MsFlags::MS_STRICTATIME, "MS_STRICTATIME"),
         (MsFlags::MS_RELATIME, "MS_RELATIME"),
+        (MsFlags::MS_STRICTATIME, "MS_STRICTATIME"),
     ];
     let parts: Vec<&str> = NAMES
         .iter()

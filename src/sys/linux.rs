@@ -133,56 +133,41 @@ impl Backend for Linux {
                 // SAFETY: valid C string.
                 check_int(unsafe { libc::mkdir(p.as_ptr(), *mode as libc::mode_t) })
             }
-            Call::Mknod {
+            Call::Mknodat {
+                dirfd,
                 path,
                 mode,
                 major,
                 minor,
             } => {
-                let p = cpath(path)?;
+                // The caller passes the descriptor of a directory it resolved and checked
+                // (the container's own /dev tmpfs), so the name cannot lead anywhere else.
                 let dev = libc::makedev(*major as u32, *minor as u32);
-                // SAFETY: valid C string; AT_FDCWD resolves relative to the working directory.
-                check_int(unsafe {
-                    libc::mknodat(
-                        libc::AT_FDCWD,
-                        p.as_ptr(),
-                        libc::S_IFCHR | *mode as libc::mode_t,
-                        dev,
-                    )
-                })
+                nix::sys::stat::mknodat(
+                    Some(*dirfd),
+                    path.as_path(),
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    nix::sys::stat::Mode::from_bits_truncate(*mode as libc::mode_t),
+                    dev,
+                )
+                .map(|()| Ret::Zero)
             }
-            Call::Symlink { target, link } => {
-                let t = cpath(target)?;
-                let l = cpath(link)?;
-                // SAFETY: two valid C strings.
-                check_int(unsafe { libc::symlink(t.as_ptr(), l.as_ptr()) })
+            Call::Symlinkat {
+                target,
+                dirfd,
+                linkpath,
+            } => nix::unistd::symlinkat(target.as_path(), Some(*dirfd), linkpath.as_path())
+                .map(|()| Ret::Zero),
+            Call::Umask { mask } => {
+                let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+                    *mask as libc::mode_t,
+                ));
+                Ok(Ret::Umask(old.bits() as u32))
             }
             Call::Rmdir { path } => {
                 let p = cpath(path)?;
                 // SAFETY: valid C string.
                 check_int(unsafe { libc::rmdir(p.as_ptr()) })
-            }
-            Call::WriteFile { path, data, create } => {
-                let p = cpath(path)?;
-                let flags = match create {
-                    true => libc::O_WRONLY | libc::O_CLOEXEC | libc::O_CREAT | libc::O_TRUNC,
-                    false => libc::O_WRONLY | libc::O_CLOEXEC,
-                };
-                // SAFETY: valid C string; the descriptor is closed below on every path.
-                let fd = unsafe { libc::open(p.as_ptr(), flags, 0o644 as libc::c_uint) };
-                if fd < 0 {
-                    return Err(Errno::last());
-                }
-                // SAFETY: fd is ours and open; the buffer lives for the call.
-                let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-                let err = Errno::last();
-                // SAFETY: closing the descriptor opened above, exactly once.
-                unsafe { libc::close(fd) };
-                if n < 0 {
-                    Err(err)
-                } else {
-                    Ok(Ret::Bytes(n as usize))
-                }
             }
             Call::Prctl { option, arg } => {
                 let (opt, a2, a3): (libc::c_int, libc::c_ulong, libc::c_ulong) = match option {
@@ -250,23 +235,32 @@ impl Backend for Linux {
                 check(unsafe { libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid) })
             }
             Call::Setsid => {
-                // SAFETY: no arguments.
-                check_int(unsafe { libc::setsid() })
+                // SAFETY: no arguments. It returns the new session's id (this pid).
+                let rc = unsafe { libc::setsid() };
+                if rc < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Pid(rc))
+                }
             }
             Call::IoctlSetCtty { fd } => {
                 // SAFETY: TIOCSCTTY takes an integer argument.
                 check_int(unsafe { libc::ioctl(*fd, libc::TIOCSCTTY, 0) })
             }
-            Call::Dup2 { old, new } => {
+            Call::Dup2 { old, new, .. } => {
                 // SAFETY: integer arguments only.
-                check_int(unsafe { libc::dup2(*old, *new) }).map(|_| Ret::Zero)
+                let rc = unsafe { libc::dup2(*old, *new) };
+                if rc < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Fd(rc))
+                }
             }
             Call::CloseRange { first } => {
                 // SAFETY: integer arguments only; CLOSE_RANGE_CLOEXEC (4) marks, not closes,
                 // so descriptors still in use until execve (the sync pipe) keep working.
                 check(unsafe { libc::syscall(libc::SYS_close_range, *first, u32::MAX, 4u32) })
             }
-            Call::IfUp { name } => if_up(name),
             Call::Seccomp { filter, .. } => {
                 let filter: Vec<libc::sock_filter> = filter
                     .iter()
@@ -319,16 +313,45 @@ impl Backend for Linux {
                 // SAFETY: live descriptor, valid C string.
                 check_int(unsafe { libc::mkdirat(*dirfd, c.as_ptr(), *mode as libc::mode_t) })
             }
-            Call::Open { path, flags } => {
+            Call::Open { path, flags, mode } => {
                 let c = cpath(path)?;
-                // SAFETY: valid C string; the caller owns the returned descriptor.
-                let rc =
-                    unsafe { libc::openat(libc::AT_FDCWD, c.as_ptr(), flags | libc::O_CLOEXEC) };
+                // SAFETY: valid C string; the caller owns the returned descriptor. The mode is
+                // read by the kernel only with O_CREAT.
+                let rc = unsafe {
+                    libc::openat(
+                        libc::AT_FDCWD,
+                        c.as_ptr(),
+                        flags | libc::O_CLOEXEC,
+                        *mode as libc::c_uint,
+                    )
+                };
                 if rc < 0 {
                     Err(Errno::last())
                 } else {
                     Ok(Ret::Fd(rc))
                 }
+            }
+            Call::BpfProgLoad { insns } => bpf_prog_load(insns),
+            Call::BpfProgAttach {
+                target_fd, prog_fd, ..
+            } => {
+                let attr = BpfProgAttachAttr {
+                    target_fd: *target_fd as u32,
+                    attach_bpf_fd: *prog_fd as u32,
+                    attach_type: BPF_CGROUP_DEVICE,
+                    attach_flags: BPF_F_ALLOW_MULTI,
+                    replace_bpf_fd: 0,
+                };
+                // SAFETY: attr is a live, fully initialised bpf_attr prefix of the size passed;
+                // both descriptors are the caller's and live for the call.
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_bpf,
+                        BPF_PROG_ATTACH,
+                        &attr as *const BpfProgAttachAttr,
+                        std::mem::size_of::<BpfProgAttachAttr>(),
+                    )
+                })
             }
             Call::IoctlPty { fd, op } => match op {
                 PtyOp::Unlock => {
@@ -383,39 +406,256 @@ impl Backend for Linux {
                 }
                 return Ok(Ret::Waited { pid: rc, status });
             },
+            Call::Write { fd, data, .. } => {
+                // SAFETY: fd is the caller's open descriptor; the buffer lives for the call.
+                let n = unsafe { libc::write(*fd, data.as_ptr().cast(), data.len()) };
+                if n < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Bytes(n as usize))
+                }
+            }
+            Call::Close { fd, .. } => {
+                // SAFETY: the caller gives up this descriptor, which it opened, exactly once.
+                check_int(unsafe { libc::close(*fd) })
+            }
+            Call::SocketInet => {
+                // SAFETY: socket(2) with constant arguments; the caller owns the result.
+                let fd = unsafe {
+                    libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+                };
+                if fd < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Fd(fd))
+                }
+            }
+            Call::IoctlIfFlags { fd, name, set } => if_flags(*fd, name, *set),
+            Call::Socketpair => {
+                let mut fds = [0; 2];
+                // SAFETY: fds is a live array of two ints for the kernel to fill.
+                let rc = unsafe {
+                    libc::socketpair(
+                        libc::AF_UNIX,
+                        libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                        0,
+                        fds.as_mut_ptr(),
+                    )
+                };
+                if rc < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::FdPair(fds[0], fds[1]))
+                }
+            }
+            Call::BlockSignals { signals } => {
+                let set = signals
+                    .iter()
+                    .fold(0u64, |m, sig| m | 1u64 << (*sig as u64 - 1));
+                sigprocmask(libc::SIG_BLOCK, set, true)
+            }
+            Call::RestoreSignals { mask } => sigprocmask(libc::SIG_SETMASK, *mask, false),
+            Call::OpenTree { path } => {
+                let c = cpath(path)?;
+                // SAFETY: open_tree with a valid C string; the caller owns the result.
+                let fd = unsafe {
+                    libc::syscall(
+                        libc::SYS_open_tree,
+                        libc::AT_FDCWD,
+                        c.as_ptr(),
+                        (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
+                    )
+                };
+                if fd < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Fd(fd as i32))
+                }
+            }
+            Call::MountSetattrRdonly { fd } => {
+                let attr = libc::mount_attr {
+                    attr_set: libc::MOUNT_ATTR_RDONLY,
+                    attr_clr: 0,
+                    propagation: 0,
+                    userns_fd: 0,
+                };
+                // SAFETY: a live struct of the size passed, an empty C string, the caller's fd.
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_mount_setattr,
+                        *fd,
+                        c"".as_ptr(),
+                        libc::AT_EMPTY_PATH as libc::c_uint,
+                        &attr as *const libc::mount_attr,
+                        std::mem::size_of::<libc::mount_attr>(),
+                    )
+                })
+            }
+            Call::MemfdCreate { name } => {
+                let c = cstr(name)?;
+                // SAFETY: valid C string; the caller owns the result.
+                let fd = unsafe {
+                    libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+                };
+                if fd < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Fd(fd))
+                }
+            }
+            Call::AddSeals { fd } => {
+                let seals = libc::F_SEAL_SEAL
+                    | libc::F_SEAL_SHRINK
+                    | libc::F_SEAL_GROW
+                    | libc::F_SEAL_WRITE;
+                // SAFETY: fcntl with integer arguments on the caller's descriptor.
+                check_int(unsafe { libc::fcntl(*fd, libc::F_ADD_SEALS, seals) })
+            }
+            Call::Execveat { fd, argv, envp } => {
+                let a: Vec<CString> = argv.iter().map(|s| cstr(s)).collect::<Result<_, _>>()?;
+                let e: Vec<CString> = envp.iter().map(|s| cstr(s)).collect::<Result<_, _>>()?;
+                // The caller's descriptor stays open for the call (close-on-exec only closes it
+                // once the new program runs).
+                match nix::unistd::execveat(
+                    Some(*fd),
+                    c"",
+                    &a,
+                    &e,
+                    nix::fcntl::AtFlags::AT_EMPTY_PATH,
+                ) {
+                    Err(e) => Err(e),
+                    Ok(never) => match never {},
+                }
+            }
         }
     }
 }
 
-/// Bring an interface up: read its flags, add `IFF_UP`, write them back.
-fn if_up(name: &str) -> Result<Ret, Errno> {
+/// `rt_sigprocmask(how, set, old)` on the kernel's 64-bit sets (raw: glibc's wrapper would
+/// hide its own internal signals and change what strace shows).
+fn sigprocmask(how: libc::c_int, set: u64, want_old: bool) -> Result<Ret, Errno> {
+    let mut old = 0u64;
+    let old_ptr = if want_old {
+        &mut old as *mut u64
+    } else {
+        std::ptr::null_mut()
+    };
+    // SAFETY: set and old are live u64s (the kernel's sigset size is 8 bytes here).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            &set as *const u64,
+            old_ptr,
+            8usize,
+        )
+    };
+    if rc < 0 {
+        Err(Errno::last())
+    } else if want_old {
+        Ok(Ret::OldMask(old))
+    } else {
+        Ok(Ret::Zero)
+    }
+}
+
+/// `ioctl(fd, SIOCGIFFLAGS)` (read the flags of interface `name`) or, with `set`,
+/// `ioctl(fd, SIOCSIFFLAGS)` (write them).
+fn if_flags(fd: i32, name: &str, set: Option<i32>) -> Result<Ret, Errno> {
     if name.len() >= libc::IFNAMSIZ {
         return Err(Errno::EINVAL);
-    }
-    // SAFETY: socket(2) with constant arguments; the fd is closed below.
-    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if sock < 0 {
-        return Err(Errno::last());
     }
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
-    // SAFETY: req is a live ifreq with a NUL-terminated name (zeroed above).
-    let mut rc = unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) };
-    if rc == 0 {
-        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-        // SAFETY: as above.
-        rc = unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) };
+    match set {
+        None => {
+            // SAFETY: req is a live ifreq with a NUL-terminated name (zeroed above).
+            check_int(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) })?;
+            // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+            Ok(Ret::IfFlags(
+                unsafe { req.ifr_ifru.ifru_flags } as u16 as i32
+            ))
+        }
+        Some(flags) => {
+            req.ifr_ifru.ifru_flags = flags as libc::c_short;
+            // SAFETY: as above, with the flags member set.
+            check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) })
+        }
     }
-    let err = Errno::last();
-    // SAFETY: closing our own socket once.
-    unsafe { libc::close(sock) };
+}
+
+// bpf(2) commands, program type, attach type and flag (include/uapi/linux/bpf.h); libc has
+// no bpf_attr, and nix no bpf wrapper.
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// The `BPF_PROG_LOAD` part of `union bpf_attr`, up to `expected_attach_type` (the kernel
+/// accepts a shorter attr and treats the rest as zero).
+#[repr(C)]
+struct BpfProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// The `BPF_PROG_ATTACH` part of `union bpf_attr`.
+#[repr(C)]
+struct BpfProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+fn bpf_prog_load(insns: &[crate::cgroups::bpf::Insn]) -> Result<Ret, Errno> {
+    // The program uses no GPL-only helper, so the project's own license will do.
+    let license = c"Apache-2.0";
+    let mut prog_name = [0u8; 16];
+    prog_name[..12].copy_from_slice(b"dockling_dev");
+    let attr = BpfProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name,
+        prog_ifindex: 0,
+        expected_attach_type: BPF_CGROUP_DEVICE,
+    };
+    // SAFETY: attr is fully initialised and its pointers (instructions laid out as struct
+    // bpf_insn, a NUL-terminated license) live for the call; the caller owns the returned
+    // descriptor.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const BpfProgLoadAttr,
+            std::mem::size_of::<BpfProgLoadAttr>(),
+        )
+    };
     if rc < 0 {
-        Err(err)
+        Err(Errno::last())
     } else {
-        Ok(Ret::Zero)
+        Ok(Ret::Fd(rc as i32))
     }
 }

@@ -34,6 +34,11 @@ pub trait Backend {
     fn is_dry_run(&self) -> bool {
         false
     }
+    /// The highest capability number of the kernel (`/proc/sys/kernel/cap_last_cap`). The
+    /// recorder answers a fixed number instead, so a dry run never depends on the host.
+    fn last_cap(&self) -> u32 {
+        crate::runtime::caps::last_cap()
+    }
 }
 
 /// A failed call: which operation, on what, and the errno.
@@ -66,6 +71,11 @@ impl Sys {
         Sys::new(Box::new(linux::Linux), Tracer::off())
     }
 
+    /// The highest capability number the backend's kernel knows (see [`Backend::last_cap`]).
+    pub fn last_cap(&self) -> u32 {
+        self.backend.last_cap()
+    }
+
     /// True when running against the recorder (`explain`, unit tests).
     pub fn is_dry_run(&self) -> bool {
         self.backend.is_dry_run()
@@ -77,11 +87,21 @@ impl Sys {
         self.tracer.step(id)
     }
 
+    /// Enter a step done another way because of a flag (`chroot` instead of `pivot_root`):
+    /// the trace titles it as the variant.
+    pub fn step_variant(
+        &self,
+        id: StepId,
+        variant: Option<&'static str>,
+    ) -> Result<(), crate::trace::Aborted> {
+        self.tracer.step_variant(id, variant)
+    }
+
     /// Perform one call through the backend, recording it when tracing.
     pub fn perform(&self, call: Call) -> Result<Ret, SysError> {
         if matches!(
             call,
-            Call::Clone { .. } | Call::Execve { .. } | Call::Wait4 { .. }
+            Call::Clone { .. } | Call::Execve { .. } | Call::Execveat { .. } | Call::Wait4 { .. }
         ) {
             // The child must not inherit unwritten events (they would be written twice), and
             // nothing should sit in a buffer while the container runs.
@@ -145,22 +165,79 @@ impl Sys {
         }
     }
 
-    /// `write` of a small control file.
+    /// Write a small control file (a cgroup knob): `openat`, `write`, `close`, each traced.
     pub fn write_file(&self, path: &Path, data: &str) -> Result<(), SysError> {
-        self.run(Call::WriteFile {
-            path: path.to_path_buf(),
-            data: data.to_string(),
-            create: false,
-        })
+        self.open_write_close(path, libc::O_WRONLY, 0, data)
     }
 
-    /// Create (or truncate) a small file and write `data` into it.
+    /// Create (or truncate) a small file and write `data` into it: `openat(O_CREAT|O_TRUNC,
+    /// 0644)`, `write`, `close`.
     pub fn create_file(&self, path: &Path, data: &str) -> Result<(), SysError> {
-        self.run(Call::WriteFile {
+        self.open_write_close(
+            path,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            0o644,
+            data,
+        )
+    }
+
+    fn open_write_close(
+        &self,
+        path: &Path,
+        flags: i32,
+        mode: u32,
+        data: &str,
+    ) -> Result<(), SysError> {
+        let fd = match self.perform(Call::Open {
+            path: path.to_path_buf(),
+            flags,
+            mode,
+        })? {
+            Ret::Fd(fd) => fd,
+            other => other.value() as i32,
+        };
+        let written = self.run(Call::Write {
+            fd,
             path: path.to_path_buf(),
             data: data.to_string(),
-            create: true,
-        })
+        });
+        // Closed whatever the write gave: the descriptor is ours alone.
+        let closed = self.run(Call::Close {
+            fd,
+            object: path.display().to_string(),
+        });
+        written.and(closed)
+    }
+
+    /// Bring a network interface up, as `ip link set <name> up` does: a socket to ask
+    /// through, read the interface's flags, write them back with `IFF_UP`, close the socket.
+    pub fn if_up(&self, name: &str) -> Result<(), SysError> {
+        let sock = match self.perform(Call::SocketInet)? {
+            Ret::Fd(fd) => fd,
+            other => other.value() as i32,
+        };
+        let result = self
+            .perform(Call::IoctlIfFlags {
+                fd: sock,
+                name: name.to_string(),
+                set: None,
+            })
+            .and_then(|flags| {
+                let flags = match flags {
+                    Ret::IfFlags(f) => f,
+                    _ => 0,
+                };
+                self.run(Call::IoctlIfFlags {
+                    fd: sock,
+                    name: name.to_string(),
+                    set: Some(flags | libc::IFF_UP),
+                })
+            });
+        let closed = self.run(Call::Close {
+            fd: sock,
+            object: format!("socket for {name}"),
+        });
+        result.and(closed)
     }
 
     /// `unshare(2)`.
@@ -212,8 +289,33 @@ impl Sys {
         let ret = self.perform(Call::Open {
             path: path.to_path_buf(),
             flags,
+            mode: 0,
         })?;
         Ok(self.owned(ret))
+    }
+
+    /// `bpf(BPF_PROG_LOAD)` of a cgroup device program: its descriptor, owned by the caller.
+    pub fn bpf_prog_load(
+        &self,
+        insns: Vec<crate::cgroups::bpf::Insn>,
+    ) -> Result<OwnedFd, SysError> {
+        let ret = self.perform(Call::BpfProgLoad { insns })?;
+        Ok(self.owned(ret))
+    }
+
+    /// `bpf(BPF_PROG_ATTACH)` of device program `prog` to the cgroup directory `cgroup`
+    /// (opened as `dir`).
+    pub fn bpf_prog_attach(
+        &self,
+        dir: BorrowedFd<'_>,
+        prog: BorrowedFd<'_>,
+        cgroup: &Path,
+    ) -> Result<(), SysError> {
+        self.run(Call::BpfProgAttach {
+            target_fd: dir.as_raw_fd(),
+            prog_fd: prog.as_raw_fd(),
+            cgroup: cgroup.to_path_buf(),
+        })
     }
 
     /// `mkdirat(2)` of one name in `dir`, where an existing directory counts as success.

@@ -57,8 +57,18 @@ impl Backend for Recorder {
                 pid: *pid,
                 status: 0,
             },
-            Call::WriteFile { data, .. } => Ret::Bytes(data.len()),
-            Call::Openat2 { .. } | Call::Open { .. } => Ret::Fd(100),
+            Call::Write { data, .. } => Ret::Bytes(data.len()),
+            Call::Openat2 { .. }
+            | Call::Open { .. }
+            | Call::SocketInet
+            | Call::OpenTree { .. }
+            | Call::MemfdCreate { .. }
+            | Call::BpfProgLoad { .. } => Ret::Fd(100),
+            Call::Dup2 { new, .. } => Ret::Fd(*new),
+            Call::Socketpair => Ret::FdPair(100, 101),
+            // A new network namespace's loopback: down, nothing else set.
+            Call::IoctlIfFlags { set: None, .. } => Ret::IfFlags(libc::IFF_LOOPBACK),
+            Call::BlockSignals { .. } => Ret::OldMask(0),
             Call::IoctlPty {
                 op: super::call::PtyOp::Number,
                 ..
@@ -69,5 +79,11 @@ impl Backend for Recorder {
 
     fn is_dry_run(&self) -> bool {
         true
+    }
+
+    /// Every capability dockling knows by name (CAP_CHECKPOINT_RESTORE, 40, on Linux 5.9+),
+    /// whatever the host's kernel: a recorded script is the same on every machine.
+    fn last_cap(&self) -> u32 {
+        crate::runtime::caps::NAMES.len() as u32 - 1
     }
 }

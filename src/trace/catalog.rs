@@ -121,6 +121,20 @@ mod tests {
     }
 
     #[test]
+    fn every_step_variant_has_a_title_in_every_language() {
+        for (lang, src) in LANGUAGES {
+            let cat = Catalog::parse(src).unwrap();
+            for (step, variant) in crate::plan::VARIANTS {
+                let key = format!("{}:{variant}", step.key());
+                assert!(
+                    cat.steps.contains_key(&key),
+                    "catalog {lang} has no text for step variant {key}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn explanations_are_plain_sentences() {
         for (_, src) in LANGUAGES {
             for (key, e) in Catalog::parse(src).unwrap().syscalls {

@@ -12,6 +12,8 @@
 //!  "explain":"...","man":"pivot_root(2)"}
 //! {"v":1,"type":"note","process":"engine","step":"image.resolve","message":"..."}
 //! ```
+//! A step done another way because of a flag carries `"variant"` (`"chroot"` for
+//! `rootfs.pivot_root` with `--rootfs chroot`) and that variant's title.
 //! `process` is `engine` for the dockling process and `container` for the child between
 //! `clone` and `execve`. `result` is the value strace prints after `=`, or -1 with `errno` set.
 
@@ -61,6 +63,10 @@ struct State {
     /// Where `--step` reads answers: the user's terminal, or a copy of the original stdin,
     /// opened before clone so the container's own terminal setup cannot take it away.
     input: Option<(File, bool)>,
+    /// Where events go: a close-on-exec copy of stderr made when the tracer was, so the
+    /// container's child, whose stderr becomes its pseudo-terminal (`-t`) before anyone relays
+    /// that, still writes its events to the user's stderr (and cannot block on a full pty).
+    out: Option<File>,
 }
 
 /// The trace sink and pause controller.
@@ -95,6 +101,15 @@ impl Tracer {
                 abbrev: Vec::new(),
                 pending: String::new(),
                 input: if pause { pause_input() } else { None },
+                out: if format.is_some() || pause {
+                    std::io::stderr()
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .ok()
+                        .map(File::from)
+                } else {
+                    None
+                },
             }),
         }
     }
@@ -183,33 +198,69 @@ impl Tracer {
 
     /// Write out buffered events (one write, so the engine's and the child's never mix).
     pub fn flush(&self) {
-        let text = std::mem::take(&mut self.state.borrow_mut().pending);
-        if !text.is_empty() {
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        let mut st = self.state.borrow_mut();
+        let text = std::mem::take(&mut st.pending);
+        if text.is_empty() {
+            return;
+        }
+        match st.out.as_mut() {
+            Some(out) => {
+                let _ = out.write_all(text.as_bytes());
+            }
+            None => {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
         }
     }
 
     /// Enter a step: print its header, and with `--step` wait for Enter (or `q`).
     pub fn step(&self, id: StepId) -> Result<(), Aborted> {
+        self.step_variant(id, None)
+    }
+
+    /// Go on with a step another process of this run already entered and announced (the
+    /// re-executed engine after `execveat`): later events belong to it, nothing is printed.
+    pub fn resume(&self, id: StepId) {
         self.state.borrow_mut().current = Some(id);
-        if self.format.is_none() && !self.pause {
+    }
+
+    /// Enter a step done another way because of a flag (see [`crate::plan::VARIANTS`]): its
+    /// title is the variant's, and the JSON event says `"variant"`.
+    pub fn step_variant(&self, id: StepId, variant: Option<&'static str>) -> Result<(), Aborted> {
+        self.enter(id, variant, self.pause)
+    }
+
+    /// Enter a step without pausing, even with `--step`: the undo after a failure or an abort
+    /// (the user already answered, or there is nothing left to decide).
+    pub fn step_without_pause(&self, id: StepId) {
+        let _ = self.enter(id, None, false);
+    }
+
+    fn enter(&self, id: StepId, variant: Option<&'static str>, pause: bool) -> Result<(), Aborted> {
+        self.state.borrow_mut().current = Some(id);
+        if self.format.is_none() && !pause {
             // Nobody is watching: skip the catalog (parsing it costs more than a step).
             return Ok(());
         }
         let cat = Catalog::get();
-        let text = cat.step(id.key());
+        let text = variant
+            .and_then(|v| cat.step(&format!("{}:{v}", id.key())))
+            .or_else(|| cat.step(id.key()));
         let title = text.map(|t| t.title.as_str()).unwrap_or(id.key());
         match self.format {
             Some(Format::Json) => {
                 let process = self.state.borrow().process;
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "v": 1, "type": "step", "process": process,
                     "subsystem": id.subsystem().as_str(), "step": id.key(), "title": title,
                 });
+                if let Some(v) = variant {
+                    line["variant"] = v.into();
+                }
                 self.emit(&format!("{line}\n"));
             }
             Some(Format::Pretty) => {
-                let head = format!("── {} · {} ", id.subsystem(), id.name());
+                let head = format!("── {} · {} ", id.subsystem(), variant.unwrap_or(id.name()));
                 self.emit(&format!(
                     "{}{}\n",
                     self.paint("1;36", &head),
@@ -218,7 +269,7 @@ impl Tracer {
             }
             None => {}
         }
-        if self.pause {
+        if pause {
             let look = text.map(|t| self.fill(&t.look)).unwrap_or_default();
             return self.wait_for_user(id, title, &look);
         }
@@ -234,13 +285,16 @@ impl Tracer {
             title,
             look
         );
-        let mut st = self.state.borrow_mut();
+        let mut guard = self.state.borrow_mut();
+        let st = &mut *guard;
         let Some((input, is_tty)) = st.input.as_mut() else {
             return Ok(());
         };
         // Prompts go to the terminal itself when there is one, so they never mix with output.
         if *is_tty {
             let _ = input.write_all(prompt.as_bytes());
+        } else if let Some(out) = st.out.as_mut() {
+            let _ = out.write_all(prompt.as_bytes());
         } else {
             let _ = std::io::stderr().write_all(prompt.as_bytes());
         }
@@ -256,7 +310,7 @@ impl Tracer {
                 Err(_) => break,
             }
         }
-        drop(st);
+        drop(guard);
         if String::from_utf8_lossy(&line)
             .trim()
             .eq_ignore_ascii_case("q")
@@ -306,7 +360,7 @@ impl Tracer {
                     "v": 1, "type": "syscall", "process": process,
                     "subsystem": step.map(|s| s.subsystem().as_str()),
                     "step": step.map(|s| s.key()),
-                    "syscall": call.name(), "args": call.args(),
+                    "syscall": call.name(), "args": call.args_with(res.as_ref().ok()),
                     "result": result, "errno": errno.map(|e| format!("{e:?}")),
                     "duration_us": took.as_micros() as u64,
                     "explain": exp.map(|e| e.text.as_str()), "man": exp.map(|e| e.man.as_str()),
@@ -314,9 +368,10 @@ impl Tracer {
                 self.emit(&format!("{line}\n"));
             }
             Format::Pretty => {
-                let outcome = match errno {
-                    None => self.paint("32", &format!("= {result}")),
-                    Some(e) => self.paint("1;31", &format!("= -1 {e:?} ({})", e.desc())),
+                let outcome = match (errno, res) {
+                    (None, Ok(r)) => self.paint("32", &format!("= {}", r.shown())),
+                    (None, Err(_)) => self.paint("32", &format!("= {result}")),
+                    (Some(e), _) => self.paint("1;31", &format!("= -1 {e:?} ({})", e.desc())),
                 };
                 let timing = if self.dry_run {
                     String::new()
@@ -332,7 +387,7 @@ impl Tracer {
                     "   {}{}({}) {}{}\n",
                     who,
                     self.paint("1;33", call.name()),
-                    self.shorten(call.args()),
+                    self.shorten(call.args_with(res.as_ref().ok())),
                     if self.dry_run { String::new() } else { outcome },
                     self.paint("2", &timing)
                 );

@@ -159,6 +159,14 @@ impl Lab {
         self.cmd(&all)
     }
 
+    /// Run `dockling run --rm args…`, which must exit 0: its stdout. Use it before a negative
+    /// check (`assert_ne!`), which would otherwise pass when the container never ran.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        o.expect_code(0);
+        o.stdout
+    }
+
     /// Replace what changes from run to run, for snapshots.
     pub fn filter(&self, s: &str) -> String {
         let mut out = s.replace(&self.root().display().to_string(), "[ROOT]");
