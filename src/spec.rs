@@ -133,9 +133,10 @@ pub struct RunSpec {
     pub privileged: bool,
     /// Capability numbers the process keeps.
     pub capabilities: Vec<u32>,
-    /// Install the default seccomp filter (off with `--privileged` or `seccomp=unconfined`).
-    #[serde(default)]
-    pub seccomp: bool,
+    /// The seccomp policy to install, resolved for this container (the runtime spec's
+    /// `linux.seccomp`); `None` with `--privileged` or `seccomp=unconfined`.
+    #[serde(default, deserialize_with = "seccomp_or_old_flag")]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     /// `no-new-privileges`: setuid binaries and file capabilities give nothing.
     #[serde(default)]
     pub no_new_privileges: bool,
@@ -160,4 +161,26 @@ impl RunSpec {
     pub fn work(&self) -> PathBuf {
         self.bundle.join("work")
     }
+}
+
+/// Containers created before seccomp policies were stored say `"seccomp": true|false`: `true`
+/// becomes Docker's default profile for Docker's default capabilities.
+fn seccomp_or_old_flag<'de, D>(d: D) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Flag(bool),
+        Policy(Option<oci_spec::runtime::LinuxSeccomp>),
+    }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Flag(false) => None,
+        Stored::Flag(true) => Some(crate::runtime::seccomp::default_policy(
+            &crate::runtime::caps::resolve(false, &[], &[]).map_err(serde::de::Error::custom)?,
+            crate::runtime::seccomp::profile::running_kernel(),
+        )),
+        Stored::Policy(p) => p,
+    })
 }

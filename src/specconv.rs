@@ -442,20 +442,39 @@ pub fn build(
         ));
     }
 
-    let mut seccomp = !args.privileged;
+    let capabilities =
+        crate::runtime::caps::resolve(args.privileged, &args.cap_add, &args.cap_drop)?;
+    // As Docker: the default profile unless --privileged; an explicit profile applies even
+    // with --privileged; `unconfined` switches it off.
+    let mut seccomp_profile = (!args.privileged).then(crate::runtime::seccomp::default::profile);
     let mut no_new_privileges = false;
     for opt in &args.security_opt {
-        match opt.as_str() {
-            "seccomp=unconfined" | "seccomp:unconfined" => seccomp = false,
-            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => no_new_privileges = true,
-            "no-new-privileges=false" | "no-new-privileges:false" => no_new_privileges = false,
-            other => {
+        let seccomp_arg = opt
+            .strip_prefix("seccomp=")
+            .or_else(|| opt.strip_prefix("seccomp:"));
+        match (opt.as_str(), seccomp_arg) {
+            (_, Some("unconfined")) => seccomp_profile = None,
+            (_, Some("builtin")) => seccomp_profile = Some(crate::runtime::seccomp::default::profile()),
+            (_, Some(path)) => {
+                seccomp_profile = Some(crate::runtime::seccomp::profile::load(Path::new(path))?)
+            }
+            ("no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true", _) => no_new_privileges = true,
+            ("no-new-privileges=false" | "no-new-privileges:false", _) => no_new_privileges = false,
+            (other, None) => {
                 return Err(Error::Usage(format!(
-                    "--security-opt {other:?} is not supported: use seccomp=unconfined or no-new-privileges"
+                    "--security-opt {other:?} is not supported: use seccomp=unconfined, seccomp=<profile.json> or no-new-privileges"
                 )))
             }
         }
     }
+    let seccomp = match &seccomp_profile {
+        Some(p) => crate::runtime::seccomp::policy(
+            p,
+            &capabilities,
+            crate::runtime::seccomp::profile::running_kernel(),
+        )?,
+        None => None,
+    };
 
     Ok(RunSpec {
         seccomp,
@@ -485,11 +504,7 @@ pub fn build(
         rootfs_mode: args.rootfs.or(ctx.config.rootfs).unwrap_or_default(),
         cgroup: cgroups_on.then_some(limits),
         privileged: args.privileged,
-        capabilities: crate::runtime::caps::resolve(
-            args.privileged,
-            &args.cap_add,
-            &args.cap_drop,
-        )?,
+        capabilities,
         volumes,
         read_only: args.read_only,
         bundle: bundle.to_path_buf(),

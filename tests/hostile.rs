@@ -8,9 +8,9 @@
 mod common;
 #[path = "hostile/devices.rs"]
 mod devices;
-#[path = "hostile/rootfs.rs"]
-mod rootfs;
 #[path = "hostile/registry.rs"]
 mod registry;
 #[path = "hostile/unpack.rs"]
 mod unpack;
+#[path = "hostile/rootfs.rs"]
+mod rootfs;

@@ -85,7 +85,9 @@ fn runc_and_crun_run_the_bundle_dockling_wrote() {
         "busybox",
         "sh",
         "-c",
-        "echo hello from $(hostname)",
+        // unshare(CLONE_NEWUSER) needs no capability: only the seccomp policy in the bundle
+        // refuses it, so "refused" shows runc and crun installed it too.
+        "echo hello from $(hostname); unshare -U true 2>/dev/null && echo unshared || echo refused",
     ])
     .expect_code(0);
     let v: serde_json::Value =
@@ -104,26 +106,44 @@ fn runc_and_crun_run_the_bundle_dockling_wrote() {
         cfg["process"]["capabilities"]["ambient"],
         serde_json::json!([])
     );
+    assert_eq!(
+        cfg["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO",
+        "Docker's default seccomp profile is in the bundle"
+    );
     let hostname = v[0]["Config"]["Hostname"].as_str().unwrap().to_string();
     let _hugetlb = Hugetlb::ensure();
-    for runtime in ["runc", "crun"] {
-        let name = format!("dockling-interop-{runtime}-{}", std::process::id());
-        let out = Command::new(runtime)
-            .args(["run", "--bundle", dir.to_str().unwrap(), &name])
-            .output()
-            .expect("runc and crun (scripts/test installs them)");
-        let _ = Command::new(runtime).args(["delete", "-f", &name]).output();
-        assert!(
-            out.status.success(),
-            "{runtime}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            format!("hello from {hostname}\n"),
-            "{runtime}"
-        );
+    // The same bundle with its seccomp policy taken out: the call then succeeds, so the
+    // "refused" above came from the policy, not from something else in the bundle.
+    let mut unconfined = cfg.clone();
+    unconfined["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("seccomp");
+    let original = std::fs::read(dir.join("config.json")).unwrap();
+    for (config, last) in [(None, "refused"), (Some(&unconfined), "unshared")] {
+        if let Some(c) = config {
+            std::fs::write(dir.join("config.json"), serde_json::to_vec(c).unwrap()).unwrap();
+        }
+        for runtime in ["runc", "crun"] {
+            let name = format!("dockling-interop-{runtime}-{}", std::process::id());
+            let out = Command::new(runtime)
+                .args(["run", "--bundle", dir.to_str().unwrap(), &name])
+                .output()
+                .expect("runc and crun (scripts/test installs them)");
+            let _ = Command::new(runtime).args(["delete", "-f", &name]).output();
+            assert!(
+                out.status.success(),
+                "{runtime}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                format!("hello from {hostname}\n{last}\n"),
+                "{runtime}"
+            );
+        }
     }
+    std::fs::write(dir.join("config.json"), original).unwrap();
     // The runtimes leave the (now empty) parent cgroup named in config.json.
     for h in std::fs::read_dir("/sys/fs/cgroup")
         .into_iter()

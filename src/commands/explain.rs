@@ -27,7 +27,7 @@ pub fn switched(spec: &RunSpec, step: StepId) -> Option<String> {
         StepId::NamespacesHostname if !ns.uts => Some("off: --uts host".into()),
         StepId::RootfsVolumes if spec.volumes.is_empty() => Some("off: no -v given".into()),
         StepId::SecurityMask if spec.privileged => Some("off: --privileged".into()),
-        StepId::SecuritySeccomp if !spec.seccomp && !spec.no_new_privileges => Some(
+        StepId::SecuritySeccomp if spec.seccomp.is_none() && !spec.no_new_privileges => Some(
             if spec.privileged {
                 "off: --privileged"
             } else {

@@ -93,6 +93,11 @@ pub fn config(spec: &RunSpec, cgroups_path: &str) -> Result<oci_spec::runtime::S
         "devices": default_devices(),
         "rootfsPropagation": "rprivate",
     });
+    if let Some(policy) = &spec.seccomp {
+        // The policy dockling compiles and installs, so runc and crun run the same one.
+        linux["seccomp"] = serde_json::to_value(policy)
+            .map_err(|e| Error::Corrupt(format!("seccomp policy of {}: {e}", spec.name)))?;
+    }
     if !spec.privileged {
         linux["maskedPaths"] = json!(rootfs::MASKED.iter().map(|(p, _)| *p).collect::<Vec<_>>());
         linux["readonlyPaths"] = json!(rootfs::READONLY);

@@ -140,7 +140,7 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     }
     terminal(sys, spec, chan)?;
 
-    if spec.seccomp || spec.no_new_privileges {
+    if spec.seccomp.is_some() || spec.no_new_privileges {
         sys.step(StepId::SecuritySeccomp)?;
         if spec.no_new_privileges {
             sys.run(Call::Prctl {
@@ -148,11 +148,17 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
                 arg: 1,
             })?;
         }
-        if spec.seccomp {
+        if let Some(policy) = &spec.seccomp {
             // Installed while we still hold CAP_SYS_ADMIN (needed without no_new_privs); the
-            // calls left before execve (prctl, capset, setres*id, execve) are all allowed.
-            let denied = super::seccomp::DENIED.iter().map(|(n, _)| *n).collect();
-            sys.run(Call::Seccomp { denied })?;
+            // calls left before execve (prctl, capset, setgroups, setres*id, execve) are all
+            // on Docker's allow-list. The program is compiled from the same policy the bundle
+            // holds (checked when the spec was built, so this cannot fail in practice).
+            let program = super::seccomp::bpf::compile(policy)
+                .map_err(|e| Error::Usage(format!("seccomp profile: {e}")))?;
+            sys.run(Call::Seccomp {
+                filter: program.filter,
+                about: program.about,
+            })?;
         }
     }
 

@@ -422,7 +422,14 @@ mod tests {
                 .iter()
                 .map(|n| caps::number(n).unwrap())
                 .collect(),
-            seccomp: true,
+            // A fixed kernel version: the script must not depend on the machine's kernel.
+            seccomp: Some(seccomp::default_policy(
+                &caps::DOCKER_DEFAULT
+                    .iter()
+                    .map(|n| caps::number(n).unwrap())
+                    .collect::<Vec<_>>(),
+                (6, 1),
+            )),
             no_new_privileges: false,
             volumes: vec![],
             read_only: false,
@@ -442,6 +449,26 @@ mod tests {
     #[test]
     fn default_run_script() {
         insta::assert_snapshot!(script(&spec()));
+    }
+
+    #[test]
+    fn containers_stored_with_the_old_seccomp_flag_still_load() {
+        let mut v = serde_json::to_value(spec()).unwrap();
+        v["seccomp"] = serde_json::json!(true);
+        let on: RunSpec = serde_json::from_value(v.clone()).unwrap();
+        assert!(on
+            .seccomp
+            .is_some_and(|p| p.syscalls().as_ref().is_some_and(|s| !s.is_empty())));
+        v["seccomp"] = serde_json::json!(false);
+        let off: RunSpec = serde_json::from_value(v.clone()).unwrap();
+        assert!(off.seccomp.is_none());
+        let stored = serde_json::to_value(spec()).unwrap();
+        let back: RunSpec = serde_json::from_value(stored).unwrap();
+        assert_eq!(
+            back.seccomp,
+            spec().seccomp,
+            "a stored policy reads back as it was"
+        );
     }
 
     #[test]

@@ -81,8 +81,12 @@ pub enum Call {
     /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC`: mark every descriptor from `first` up
     /// close-on-exec so nothing of the engine leaks into the container.
     CloseRange { first: u32 },
-    /// `seccomp(2)` `SECCOMP_SET_MODE_FILTER`: install a filter of `rules` denied syscalls.
-    Seccomp { denied: Vec<&'static str> },
+    /// `seccomp(2)` `SECCOMP_SET_MODE_FILTER`: install `filter`, the BPF program compiled from
+    /// the container's policy; `about` says in words what it does (shown in the trace).
+    Seccomp {
+        filter: Vec<crate::runtime::seccomp::bpf::Insn>,
+        about: String,
+    },
     /// `execve(2)`; on success it never returns.
     Execve {
         path: PathBuf,
@@ -573,12 +577,11 @@ impl Call {
             Call::CloseRange { first } => {
                 let _ = write!(s, "{first}, 4294967295, CLOSE_RANGE_CLOEXEC");
             }
-            Call::Seccomp { denied } => {
+            Call::Seccomp { filter, about } => {
                 let _ = write!(
                     s,
-                    "SECCOMP_SET_MODE_FILTER, 0, {{len={}, filter=…}} /* EPERM for {} */",
-                    crate::runtime::seccomp::program().len(),
-                    denied.join(",")
+                    "SECCOMP_SET_MODE_FILTER, 0, {{len={}, filter=…}} /* {about} */",
+                    filter.len()
                 );
             }
             Call::Execve { path, argv, envp } => {
@@ -918,8 +921,15 @@ impl Call {
                 what: Stdio::Null,
             },
             Call::CloseRange { first: 3 },
-            Call::Seccomp {
-                denied: vec!["mount"],
+            {
+                let p = crate::runtime::seccomp::bpf::compile(
+                    &crate::runtime::seccomp::default_policy(&[], (6, 1)),
+                )
+                .expect("the default profile compiles");
+                Call::Seccomp {
+                    filter: p.filter,
+                    about: p.about,
+                }
             },
             Call::Execve {
                 path: p("/bin/sh"),

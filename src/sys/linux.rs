@@ -261,8 +261,16 @@ impl Backend for Linux {
                 // so descriptors still in use until execve (the sync pipe) keep working.
                 check(unsafe { libc::syscall(libc::SYS_close_range, *first, u32::MAX, 4u32) })
             }
-            Call::Seccomp { .. } => {
-                let filter = crate::runtime::seccomp::program();
+            Call::Seccomp { filter, .. } => {
+                let filter: Vec<libc::sock_filter> = filter
+                    .iter()
+                    .map(|i| libc::sock_filter {
+                        code: i.code,
+                        jt: i.jt,
+                        jf: i.jf,
+                        k: i.k,
+                    })
+                    .collect();
                 let prog = libc::sock_fprog {
                     len: filter.len() as u16,
                     filter: filter.as_ptr() as *mut _,
