@@ -10,7 +10,7 @@ mod common;
 mod devices;
 #[path = "hostile/registry.rs"]
 mod registry;
-#[path = "hostile/unpack.rs"]
-mod unpack;
 #[path = "hostile/rootfs.rs"]
 mod rootfs;
+#[path = "hostile/unpack.rs"]
+mod unpack;

@@ -19,6 +19,7 @@ fn filter(lab: &Lab, addr: &str, text: &str) -> String {
         (r"\b\d+ files\b", "[N] files"),
         (r"\b\d+ bytes\b", "[N] bytes"),
         (r#""size": ?\d+"#, r#""size": [N]"#),
+        (r"Linux \d+\.\d+\S*", "Linux [KERNEL]"),
     ] {
         text = regex::Regex::new(re)
             .unwrap()

@@ -39,6 +39,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         "06-registries.yaml",
         include_str!("../../lessons/06-registries.yaml"),
     ),
+    (
+        "07-security.yaml",
+        include_str!("../../lessons/07-security.yaml"),
+    ),
 ];
 
 /// One lesson.
