@@ -377,22 +377,41 @@ impl<'a> Rootfs<'a> {
         let copy = self.spec.layers_mode == LayersMode::Copy;
         self.sys
             .step_variant(StepId::LayersMount, copy.then_some("copy"))?;
+        // With no devices cgroup (--no-cgroups, not --privileged) the image's own device
+        // nodes must not open: the root is mounted nodev (the container's /dev is a tmpfs of
+        // its own, with only dockling's devices).
+        let nodev = self.spec.cgroup.is_none() && !self.spec.privileged;
         match self.spec.layers_mode {
             LayersMode::Overlay => self.sys.mount(
                 Some(Path::new("overlay")),
                 &self.path,
                 Some("overlay"),
-                MsFlags::empty(),
+                if nodev {
+                    MsFlags::MS_NODEV
+                } else {
+                    MsFlags::empty()
+                },
                 Some(overlay_data),
             )?,
             // pivot_root needs the new root to be a mount point: bind the copy onto itself.
-            LayersMode::Copy => self.sys.mount(
-                Some(&self.path),
-                &self.path,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?,
+            LayersMode::Copy => {
+                self.sys.mount(
+                    Some(&self.path),
+                    &self.path,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )?;
+                if nodev {
+                    self.sys.mount(
+                        None,
+                        &self.path,
+                        None,
+                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV,
+                        None,
+                    )?;
+                }
+            }
         }
         if !self.sys.is_dry_run() {
             self.root = Some(
