@@ -293,7 +293,12 @@ pub fn bait_dir() -> tempfile::TempDir {
     std::fs::write(p.join("file"), "host secret\n").unwrap();
     std::fs::set_permissions(p.join("file"), std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::create_dir(p.join("sub")).unwrap();
-    std::fs::write(p.join("sub/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    // A user no image has: a uid of 4242 in a container shows that this file was read.
+    std::fs::write(
+        p.join("sub/passwd"),
+        "root:x:0:0::/root:/bin/sh\nbait:x:4242:4242::/:/bin/sh\n",
+    )
+    .unwrap();
     std::os::unix::fs::chown(p.join("sub/passwd"), Some(1234), Some(4321)).unwrap();
     std::fs::set_permissions(p.join("sub"), std::fs::Permissions::from_mode(0o750)).unwrap();
     for f in ["file", "sub/passwd", "sub", ""] {

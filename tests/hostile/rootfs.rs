@@ -21,6 +21,7 @@ enum E<'a> {
     File(&'a str, &'a str),
     Link(&'a str, &'a Path),
     Fifo(&'a str),
+    CharDev(&'a str, u32, u32),
 }
 
 /// An uncompressed layer tar of `entries`, in order.
@@ -52,6 +53,13 @@ fn layer(entries: &[E<'_>]) -> Vec<u8> {
             E::Fifo(p) => {
                 h.set_entry_type(tar::EntryType::Fifo);
                 h.set_mode(0o644);
+                b.append_data(&mut h, p, &[][..]).unwrap();
+            }
+            E::CharDev(p, major, minor) => {
+                h.set_entry_type(tar::EntryType::Char);
+                h.set_mode(0o666);
+                h.set_device_major(*major).unwrap();
+                h.set_device_minor(*minor).unwrap();
                 b.append_data(&mut h, p, &[][..]).unwrap();
             }
         }
@@ -143,10 +151,11 @@ fn proc_as_a_file_is_refused() {
     store_still_works(&lab);
 }
 
-/// `etc/passwd -> <host file>`: the uid came from the host's file. Now the link is refused
-/// (125, clear words), with or without `-u`.
+/// `etc/passwd -> <host file>`: the uid came from the host's file. The link is now followed
+/// inside the image, as the container itself would: the image's own file at that path is
+/// read, or nothing, never the host's (the bait's `bait` user has uid 4242).
 #[test]
-fn passwd_symlink_to_a_host_file_is_refused_not_read() {
+fn passwd_symlink_to_a_host_file_reads_the_image_not_the_host() {
     let bait = bait_dir();
     let before = tree_state(bait.path());
     let target = bait.path().join("sub/passwd");
@@ -154,32 +163,140 @@ fn passwd_symlink_to_a_host_file_is_refused_not_read() {
         "hostile-passwd-link:1",
         &[E::Dir("etc"), E::Link("etc/passwd", &target)],
     );
-    for args in [
-        &["-u", "root", "hostile-passwd-link:1", "id", "-u"][..],
-        &["hostile-passwd-link:1", "id", "-u"][..],
-    ] {
-        let o = lab.run(args);
-        o.expect_code(125);
-        assert!(
-            o.stderr.contains("/etc/passwd: it is a symlink"),
-            "{}",
-            o.stderr
-        );
+    // Nothing at that path in the image: no users at all, so `-u bait` is unknown...
+    let named = lab.run(&["-u", "bait", "hostile-passwd-link:1", "id", "-u"]);
+    named.expect_code(125);
+    assert!(
+        named.stderr.contains("unable to find user bait"),
+        "{}",
+        named.stderr
+    );
+    // ...and a run without `-u` works (it failed with 125 while links were refused).
+    assert_eq!(lab.ok(&["hostile-passwd-link:1", "id", "-u"]), "0\n");
+
+    // The same link in an image that has its own file at the host's path: that one is read.
+    let inside = target
+        .strip_prefix("/")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut entries = Vec::new();
+    let mut dir = std::path::PathBuf::new();
+    let parents: Vec<String> = Path::new(&inside)
+        .parent()
+        .unwrap()
+        .components()
+        .map(|c| {
+            dir.push(c);
+            dir.to_str().unwrap().to_owned()
+        })
+        .collect();
+    for d in &parents {
+        entries.push(E::Dir(d));
     }
+    entries.push(E::File(&inside, "bait:x:777:777::/:/bin/sh\n"));
+    entries.push(E::Dir("etc"));
+    entries.push(E::Link("etc/passwd", &target));
+    let lab = image_on_busybox("hostile-passwd-link:2", &entries);
+    assert_eq!(
+        lab.ok(&["-u", "bait", "hostile-passwd-link:2", "id", "-u"]),
+        "777\n"
+    );
     assert_eq!(tree_state(bait.path()), before);
     store_still_works(&lab);
 }
 
-/// `etc/passwd -> /dev/zero` would have been read until memory ran out.
+/// `etc/passwd -> /dev/zero` would have been read until memory ran out. The image's own
+/// /dev/zero (a device node in a layer) is what the link reaches now: refused.
 #[test]
 fn passwd_symlink_to_dev_zero_is_refused() {
     let lab = image_on_busybox(
         "hostile-passwd-zero:1",
-        &[E::Dir("etc"), E::Link("etc/passwd", Path::new("/dev/zero"))],
+        &[
+            E::Dir("dev"),
+            E::CharDev("dev/zero", 1, 5),
+            E::Dir("etc"),
+            E::Link("etc/passwd", Path::new("/dev/zero")),
+        ],
     );
     let o = lab.run(&["-u", "1000", "hostile-passwd-zero:1", "true"]);
     o.expect_code(125);
-    assert!(o.stderr.contains("it is a symlink"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("/etc/passwd: it is a device node"),
+        "{}",
+        o.stderr
+    );
+    store_still_works(&lab);
+}
+
+/// Debian's base-passwd layout, `etc/passwd -> ../usr/share/base-passwd/passwd`: a symlink
+/// inside the image made every run of it fail with 125 while any link was refused.
+#[test]
+fn passwd_symlink_inside_the_image_no_longer_fails_every_run() {
+    let lab = image_on_busybox(
+        "passwd-relative-link:1",
+        &[
+            E::Dir("usr"),
+            E::Dir("usr/share"),
+            E::Dir("usr/share/base-passwd"),
+            E::File(
+                "usr/share/base-passwd/passwd",
+                "root:x:0:0::/root:/bin/sh\nlinked:x:1234:1234::/:/bin/sh\n",
+            ),
+            E::Dir("etc"),
+            E::Link("etc/passwd", Path::new("../usr/share/base-passwd/passwd")),
+        ],
+    );
+    assert_eq!(lab.ok(&["passwd-relative-link:1", "id", "-u"]), "0\n");
+    assert_eq!(
+        lab.ok(&["-u", "linked", "passwd-relative-link:1", "id", "-u"]),
+        "1234\n"
+    );
+}
+
+/// Merged-/usr images: `/etc -> usr/etc`, the link is a parent of the account files.
+#[test]
+fn etc_symlink_to_usr_etc_no_longer_fails_every_run() {
+    let lab = image_on_busybox(
+        "etc-usr-link:1",
+        &[
+            E::Dir("usr"),
+            E::Dir("usr/etc"),
+            E::File(
+                "usr/etc/passwd",
+                "root:x:0:0::/root:/bin/sh\nmerged:x:1235:1235::/:/bin/sh\n",
+            ),
+            E::File("usr/etc/group", "root:x:0:\nmerged:x:1235:\n"),
+            E::Link("etc", Path::new("usr/etc")),
+        ],
+    );
+    assert_eq!(lab.ok(&["etc-usr-link:1", "id", "-u"]), "0\n");
+    assert_eq!(
+        lab.ok(&["-u", "merged", "etc-usr-link:1", "id", "-u"]),
+        "1235\n"
+    );
+}
+
+/// A link loop is a clear error at once, not a hang and not a silent "no users".
+#[test]
+fn passwd_symlink_loop_is_a_clear_error() {
+    let lab = image_on_busybox(
+        "hostile-passwd-loop:1",
+        &[
+            E::Dir("etc"),
+            E::Link("etc/passwd", Path::new("passwd.again")),
+            E::Link("etc/passwd.again", Path::new("/etc/passwd")),
+        ],
+    );
+    let o = lab.run(&["hostile-passwd-loop:1", "true"]);
+    o.expect_code(125);
+    assert!(
+        o.stderr
+            .contains("/etc/passwd: it is behind more than 40 symlinks"),
+        "{}",
+        o.stderr
+    );
     store_still_works(&lab);
 }
 
