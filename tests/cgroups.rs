@@ -1,7 +1,8 @@
 //! Resource limits, seen from inside, and the out-of-memory report.
 
 mod common;
-use common::Lab;
+use common::{wait_until, Lab};
+use std::time::Duration;
 
 #[test]
 fn limits_are_visible_inside() {
@@ -30,17 +31,53 @@ fn out_of_memory_is_reported_with_137() {
 #[test]
 fn no_cgroups_means_no_group_and_limits_are_refused() {
     let lab = Lab::with_busybox();
-    let o = lab.run(&[
-        "--no-cgroups",
-        "busybox",
-        "sh",
-        "-c",
-        "grep memory /proc/self/cgroup",
-    ]);
-    assert!(!o.stdout.contains("dockling"), "{}", o.stdout);
+    // Seen from the host (inside, the cgroup namespace shows "/" either way): by default the
+    // container's memory group is under the lab's cgroup parent; with --no-cgroups it stays
+    // in the engine's, which is this test's own.
+    let own = memory_cgroup_from_host(&lab, &[]);
+    assert!(own.contains(&lab.cgroup_parent()), "{own}");
+    let none = memory_cgroup_from_host(&lab, &["--no-cgroups"]);
+    let engine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    assert_eq!(none, memory_line(&engine), "{engine}");
     let o = lab.run(&["--no-cgroups", "-m", "64m", "busybox", "true"]);
     o.expect_code(125);
     assert!(o.stderr.contains("--no-cgroups"), "{}", o.stderr);
+}
+
+/// The memory line of a cgroup file (`N:memory:/path`, or cgroup2's `0::/path`).
+fn memory_line(cgroup: &str) -> String {
+    cgroup
+        .lines()
+        .find(|l| l.contains(":memory:"))
+        .or_else(|| cgroup.lines().find(|l| l.starts_with("0::")))
+        .unwrap_or_else(|| panic!("no memory cgroup in {cgroup:?}"))
+        .to_string()
+}
+
+/// The memory cgroup of a running `busybox cat` started with `flags`, read from the host
+/// (the container waits for its stdin to close, so it is still there when the test looks).
+fn memory_cgroup_from_host(lab: &Lab, flags: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", "-i"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "cat"]);
+    let mut child = lab
+        .command(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cgroup = wait_until(Duration::from_secs(10), "the container to start", || {
+        let ids = lab.cmd(&["ps", "-q", "--no-trunc"]).stdout;
+        let id = ids.split_whitespace().next()?;
+        let v: serde_json::Value = serde_json::from_str(&lab.cmd(&["inspect", id]).stdout).ok()?;
+        let pid = v[0]["State"]["Pid"].as_i64().filter(|p| *p > 0)?;
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()
+    });
+    drop(child.stdin.take());
+    let o: common::Out = child.wait_with_output().unwrap().into();
+    o.expect_code(0);
+    memory_line(&cgroup)
 }
 
 /// A device of this host a default container must not open: the first of these that exists,

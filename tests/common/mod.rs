@@ -230,6 +230,26 @@ fn regex_replace(s: &str, re: &str, with: &str) -> String {
         .into_owned()
 }
 
+/// Poll `f` (every 20 ms) until it gives a value, and return it; panic, naming `what` was
+/// awaited, when `timeout` passes first. Tests wait on conditions, never on sleeps.
+pub fn wait_until<T>(
+    timeout: std::time::Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A free TCP port on loopback (for a registry a test starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
