@@ -149,9 +149,8 @@ fn lookup(parent: &Merged, name: &std::ffi::OsStr) -> std::io::Result<Entry> {
             0,
             beneath,
         )?;
-        let opaque = safefs::get_xattr(&safefs::fd_path(&d).join("."), "trusted.overlay.opaque")
-            .as_deref()
-            == Some(b"y");
+        let opaque =
+            safefs::get_xattr_fd(d.as_fd(), "trusted.overlay.opaque")?.as_deref() == Some(b"y");
         dirs.push((*layer, d));
         if opaque {
             break; // the layers below are hidden under this directory

@@ -300,7 +300,12 @@ mod tests {
         let m = std::fs::symlink_metadata(&got).unwrap();
         assert_eq!((m.uid(), m.mode() & 0o7777), (1000, 0o4755));
         assert_eq!(
-            safefs::get_xattr(&got, "security.capability").as_deref(),
+            safefs::get_xattr_fd(
+                std::fs::File::open(&got).unwrap().as_fd(),
+                "security.capability"
+            )
+            .unwrap()
+            .as_deref(),
             Some(&cap[..])
         );
     }

@@ -387,7 +387,12 @@ fn file_capabilities_survive_the_chown() {
     assert_eq!((md.uid(), md.gid()), (1000, 1000));
     assert_eq!(md.mode() & 0o7777, 0o4755, "setuid kept: mode after chown");
     assert_eq!(
-        safefs::get_xattr(&p, "security.capability").as_deref(),
+        safefs::get_xattr_fd(
+            std::fs::File::open(&p).unwrap().as_fd(),
+            "security.capability"
+        )
+        .unwrap()
+        .as_deref(),
         Some(&cap[..]),
         "file capability lost"
     );
