@@ -80,26 +80,9 @@ fn memory_cgroup_from_host(lab: &Lab, flags: &[&str]) -> String {
     memory_line(&cgroup)
 }
 
-/// A device of this host a default container must not open: the first of these that exists,
-/// as (path, major, minor). Opening each works for root on the host (checked here), so an
-/// `EPERM` inside can only come from the devices cgroup.
-fn host_device() -> (&'static str, u64, u64) {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    for path in ["/dev/kvm", "/dev/hwrng", "/dev/loop-control", "/dev/fuse"] {
-        let Ok(md) = std::fs::metadata(path) else {
-            continue;
-        };
-        if md.file_type().is_char_device() && std::fs::File::open(path).is_ok() {
-            let rdev = md.rdev();
-            return (path, libc::major(rdev) as u64, libc::minor(rdev) as u64);
-        }
-    }
-    panic!("this test needs one of /dev/kvm, /dev/hwrng, /dev/loop-control, /dev/fuse on the host, openable by root");
-}
-
 /// The probe: `ran`, `/dev/null` works, `mknod` of the host device works, then whether
 /// opening it works.
-fn device_probe(major: u64, minor: u64) -> String {
+fn device_probe(major: u32, minor: u32) -> String {
     format!(
         "echo ran; cat /dev/null && echo null-ok; mknod /tmp/dev c {major} {minor} && echo made; \
          (exec 3</tmp/dev) && echo opened || echo refused"
@@ -109,7 +92,7 @@ fn device_probe(major: u64, minor: u64) -> String {
 #[test]
 fn mknod_and_open_of_a_host_device_is_refused_by_the_devices_cgroup() {
     let lab = Lab::with_busybox();
-    let (path, major, minor) = host_device();
+    let (path, major, minor) = common::host_char_device();
     let o = lab.run(&["busybox", "sh", "-c", &device_probe(major, minor)]);
     o.expect_code(0);
     assert_eq!(
@@ -136,7 +119,7 @@ fn mknod_and_open_of_a_host_device_is_refused_by_the_devices_cgroup() {
 #[test]
 fn privileged_opens_a_host_device() {
     let lab = Lab::with_busybox();
-    let (path, major, minor) = host_device();
+    let (path, major, minor) = common::host_char_device();
     let o = lab.run(&[
         "--privileged",
         "busybox",
@@ -178,7 +161,7 @@ fn devices_list_inside_is_the_allow_list_not_everything() {
     let lab = Lab::with_busybox();
     if v1_hierarchies().is_empty() {
         // cgroup v2 has no devices.list: the probe tests above check the BPF program instead.
-        let (_, major, minor) = host_device();
+        let (_, major, minor) = common::host_char_device();
         let o = lab.run(&["busybox", "sh", "-c", &device_probe(major, minor)]);
         o.expect_code(0);
         assert!(o.stdout.ends_with("made\nrefused\n"), "{}", o.stdout);
@@ -289,7 +272,7 @@ fn the_bundle_carries_the_device_rules_and_runc_enforces_them() {
     )));
 
     // runc, given the bundle with the probe as its process, refuses the host device too.
-    let (path, major, minor) = host_device();
+    let (path, major, minor) = common::host_char_device();
     cfg["process"]["args"] = serde_json::json!(["sh", "-c", device_probe(major, minor)]);
     std::fs::write(dir.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
     let name = format!("dockling-devices-{}", std::process::id());

@@ -9,80 +9,13 @@
 //! runs a container.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
-use dockling::image::reference::Reference;
-use dockling::image::store::Store;
 
-/// One entry of a hand-made layer.
-enum E<'a> {
-    Dir(&'a str),
-    File(&'a str, &'a str),
-    Link(&'a str, &'a Path),
-    Fifo(&'a str),
-    CharDev(&'a str, u32, u32),
-}
-
-/// An uncompressed layer tar of `entries`, in order.
-fn layer(entries: &[E<'_>]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        let mut h = tar::Header::new_ustar();
-        h.set_mtime(1_000_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_size(0);
-        match e {
-            E::Dir(p) => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                b.append_data(&mut h, format!("{p}/"), &[][..]).unwrap();
-            }
-            E::File(p, text) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(0o644);
-                h.set_size(text.len() as u64);
-                b.append_data(&mut h, p, text.as_bytes()).unwrap();
-            }
-            E::Link(p, target) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                b.append_link(&mut h, p, target).unwrap();
-            }
-            E::Fifo(p) => {
-                h.set_entry_type(tar::EntryType::Fifo);
-                h.set_mode(0o644);
-                b.append_data(&mut h, p, &[][..]).unwrap();
-            }
-            E::CharDev(p, major, minor) => {
-                h.set_entry_type(tar::EntryType::Char);
-                h.set_mode(0o666);
-                h.set_device_major(*major).unwrap();
-                h.set_device_minor(*minor).unwrap();
-                b.append_data(&mut h, p, &[][..]).unwrap();
-            }
-        }
-    }
-    b.into_inner().unwrap()
-}
-
-/// A store with busybox and `name` = busybox + `entries` as a second layer.
-fn image_on_busybox(name: &str, entries: &[E<'_>]) -> Lab {
-    let lab = Lab::with_busybox();
-    let store = Store::open(&lab.root()).unwrap();
-    let base = store.find("busybox:latest").unwrap();
-    store
-        .build(
-            Some(&base),
-            &layer(entries),
-            &[],
-            "2001-09-09T01:46:40Z",
-            "hostile layer",
-            Some(&Reference::parse(name).unwrap()),
-        )
-        .unwrap();
-    lab
+/// `tar_of` for the layer of this module's cases.
+fn image(name: &str, entries: &[E<'_>]) -> Lab {
+    image_on_busybox(name, &tar_of(entries))
 }
 
 /// The store still starts a plain container after the hostile one.
@@ -98,7 +31,10 @@ fn store_still_works(lab: &Lab) {
 fn proc_symlink_to_the_host_is_refused_not_left_unmasked() {
     let bait = bait_dir();
     let before = tree_state(bait.path());
-    let lab = image_on_busybox("hostile-proc:1", &[E::Link("proc", bait.path())]);
+    let lab = image(
+        "hostile-proc:1",
+        &[E::Sym("proc", bait.path().to_str().unwrap())],
+    );
     let o = lab.run(&["hostile-proc:1", "true"]);
     o.expect_code(125);
     assert!(
@@ -114,7 +50,10 @@ fn proc_symlink_to_the_host_is_refused_not_left_unmasked() {
 fn sys_symlink_to_the_host_is_refused() {
     let bait = bait_dir();
     let before = tree_state(bait.path());
-    let lab = image_on_busybox("hostile-sys:1", &[E::Link("sys", bait.path())]);
+    let lab = image(
+        "hostile-sys:1",
+        &[E::Sym("sys", bait.path().to_str().unwrap())],
+    );
     let o = lab.run(&["hostile-sys:1", "true"]);
     o.expect_code(125);
     assert!(
@@ -132,7 +71,10 @@ fn sys_symlink_to_the_host_is_refused() {
 fn dev_symlink_to_the_host_gets_no_device_nodes_on_the_host() {
     let bait = bait_dir();
     let before = tree_state(bait.path());
-    let lab = image_on_busybox("hostile-dev:1", &[E::Link("dev", bait.path())]);
+    let lab = image(
+        "hostile-dev:1",
+        &[E::Sym("dev", bait.path().to_str().unwrap())],
+    );
     let o = lab.run(&["hostile-dev:1", "true"]);
     o.expect_code(125);
     assert!(o.stderr.contains("refusing to mount /dev"), "{}", o.stderr);
@@ -144,7 +86,10 @@ fn dev_symlink_to_the_host_gets_no_device_nodes_on_the_host() {
 /// only on a real directory).
 #[test]
 fn proc_as_a_file_is_refused() {
-    let lab = image_on_busybox("hostile-procfile:1", &[E::File("proc", "not a dir\n")]);
+    let lab = image(
+        "hostile-procfile:1",
+        &[E::File("proc", "not a dir\n", 0o644)],
+    );
     let o = lab.run(&["hostile-procfile:1", "true"]);
     o.expect_code(125);
     assert!(o.stderr.contains("not a directory"), "{}", o.stderr);
@@ -159,9 +104,12 @@ fn passwd_symlink_to_a_host_file_reads_the_image_not_the_host() {
     let bait = bait_dir();
     let before = tree_state(bait.path());
     let target = bait.path().join("sub/passwd");
-    let lab = image_on_busybox(
+    let lab = image(
         "hostile-passwd-link:1",
-        &[E::Dir("etc"), E::Link("etc/passwd", &target)],
+        &[
+            E::Dir("etc", 0o755),
+            E::Sym("etc/passwd", target.to_str().unwrap()),
+        ],
     );
     // Nothing at that path in the image: no users at all, so `-u bait` is unknown...
     let named = lab.run(&["-u", "bait", "hostile-passwd-link:1", "id", "-u"]);
@@ -193,12 +141,12 @@ fn passwd_symlink_to_a_host_file_reads_the_image_not_the_host() {
         })
         .collect();
     for d in &parents {
-        entries.push(E::Dir(d));
+        entries.push(E::Dir(d, 0o755));
     }
-    entries.push(E::File(&inside, "bait:x:777:777::/:/bin/sh\n"));
-    entries.push(E::Dir("etc"));
-    entries.push(E::Link("etc/passwd", &target));
-    let lab = image_on_busybox("hostile-passwd-link:2", &entries);
+    entries.push(E::File(&inside, "bait:x:777:777::/:/bin/sh\n", 0o644));
+    entries.push(E::Dir("etc", 0o755));
+    entries.push(E::Sym("etc/passwd", target.to_str().unwrap()));
+    let lab = image("hostile-passwd-link:2", &entries);
     assert_eq!(
         lab.ok(&["-u", "bait", "hostile-passwd-link:2", "id", "-u"]),
         "777\n"
@@ -211,13 +159,13 @@ fn passwd_symlink_to_a_host_file_reads_the_image_not_the_host() {
 /// /dev/zero (a device node in a layer) is what the link reaches now: refused.
 #[test]
 fn passwd_symlink_to_dev_zero_is_refused() {
-    let lab = image_on_busybox(
+    let lab = image(
         "hostile-passwd-zero:1",
         &[
-            E::Dir("dev"),
-            E::CharDev("dev/zero", 1, 5),
-            E::Dir("etc"),
-            E::Link("etc/passwd", Path::new("/dev/zero")),
+            E::Dir("dev", 0o755),
+            E::Dev("dev/zero", tar::EntryType::Char, 1, 5),
+            E::Dir("etc", 0o755),
+            E::Sym("etc/passwd", "/dev/zero"),
         ],
     );
     let o = lab.run(&["-u", "1000", "hostile-passwd-zero:1", "true"]);
@@ -234,18 +182,19 @@ fn passwd_symlink_to_dev_zero_is_refused() {
 /// inside the image made every run of it fail with 125 while any link was refused.
 #[test]
 fn passwd_symlink_inside_the_image_no_longer_fails_every_run() {
-    let lab = image_on_busybox(
+    let lab = image(
         "passwd-relative-link:1",
         &[
-            E::Dir("usr"),
-            E::Dir("usr/share"),
-            E::Dir("usr/share/base-passwd"),
+            E::Dir("usr", 0o755),
+            E::Dir("usr/share", 0o755),
+            E::Dir("usr/share/base-passwd", 0o755),
             E::File(
                 "usr/share/base-passwd/passwd",
                 "root:x:0:0::/root:/bin/sh\nlinked:x:1234:1234::/:/bin/sh\n",
+                0o644,
             ),
-            E::Dir("etc"),
-            E::Link("etc/passwd", Path::new("../usr/share/base-passwd/passwd")),
+            E::Dir("etc", 0o755),
+            E::Sym("etc/passwd", "../usr/share/base-passwd/passwd"),
         ],
     );
     assert_eq!(lab.ok(&["passwd-relative-link:1", "id", "-u"]), "0\n");
@@ -258,17 +207,18 @@ fn passwd_symlink_inside_the_image_no_longer_fails_every_run() {
 /// Merged-/usr images: `/etc -> usr/etc`, the link is a parent of the account files.
 #[test]
 fn etc_symlink_to_usr_etc_no_longer_fails_every_run() {
-    let lab = image_on_busybox(
+    let lab = image(
         "etc-usr-link:1",
         &[
-            E::Dir("usr"),
-            E::Dir("usr/etc"),
+            E::Dir("usr", 0o755),
+            E::Dir("usr/etc", 0o755),
             E::File(
                 "usr/etc/passwd",
                 "root:x:0:0::/root:/bin/sh\nmerged:x:1235:1235::/:/bin/sh\n",
+                0o644,
             ),
-            E::File("usr/etc/group", "root:x:0:\nmerged:x:1235:\n"),
-            E::Link("etc", Path::new("usr/etc")),
+            E::File("usr/etc/group", "root:x:0:\nmerged:x:1235:\n", 0o644),
+            E::Sym("etc", "usr/etc"),
         ],
     );
     assert_eq!(lab.ok(&["etc-usr-link:1", "id", "-u"]), "0\n");
@@ -281,12 +231,12 @@ fn etc_symlink_to_usr_etc_no_longer_fails_every_run() {
 /// A link loop is a clear error at once, not a hang and not a silent "no users".
 #[test]
 fn passwd_symlink_loop_is_a_clear_error() {
-    let lab = image_on_busybox(
+    let lab = image(
         "hostile-passwd-loop:1",
         &[
-            E::Dir("etc"),
-            E::Link("etc/passwd", Path::new("passwd.again")),
-            E::Link("etc/passwd.again", Path::new("/etc/passwd")),
+            E::Dir("etc", 0o755),
+            E::Sym("etc/passwd", "passwd.again"),
+            E::Sym("etc/passwd.again", "/etc/passwd"),
         ],
     );
     let o = lab.run(&["hostile-passwd-loop:1", "true"]);
@@ -304,9 +254,9 @@ fn passwd_symlink_loop_is_a_clear_error() {
 /// error at once; the test waits for the exit (a condition), and fails if it never comes.
 #[test]
 fn passwd_fifo_is_an_error_not_a_hang() {
-    let lab = image_on_busybox(
+    let lab = image(
         "hostile-passwd-fifo:1",
-        &[E::Dir("etc"), E::Fifo("etc/passwd")],
+        &[E::Dir("etc", 0o755), E::Fifo("etc/passwd")],
     );
     let mut child = lab
         .command(&["run", "--rm", "hostile-passwd-fifo:1", "true"])
@@ -314,15 +264,11 @@ fn passwd_fifo_is_an_error_not_a_hang() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("dockling run hung on an image whose /etc/passwd is a FIFO");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_exit(
+        &mut child,
+        Duration::from_secs(60),
+        "dockling run to end on an image whose /etc/passwd is a FIFO",
+    );
     let o: Out = child.wait_with_output().unwrap().into();
     o.expect_code(125);
     assert!(
@@ -337,9 +283,9 @@ fn passwd_fifo_is_an_error_not_a_hang() {
 /// lower layer's file anyway: `-u student` worked although the container has no such user.
 #[test]
 fn passwd_whited_out_in_an_upper_layer_has_no_users() {
-    let lab = image_on_busybox(
+    let lab = image(
         "hostile-passwd-whiteout:1",
-        &[E::Dir("etc"), E::File("etc/.wh.passwd", "")],
+        &[E::Dir("etc", 0o755), E::File("etc/.wh.passwd", "", 0o644)],
     );
     let named = lab.run(&["-u", "student", "hostile-passwd-whiteout:1", "id", "-u"]);
     named.expect_code(125);
@@ -383,7 +329,10 @@ fn volume_target_symlink_to_the_host_stays_inside() {
     let before = tree_state(bait.path());
     let vol = tempfile::tempdir().unwrap();
     std::fs::write(vol.path().join("f"), "volume\n").unwrap();
-    let lab = image_on_busybox("hostile-volume:1", &[E::Link("data", bait.path())]);
+    let lab = image(
+        "hostile-volume:1",
+        &[E::Sym("data", bait.path().to_str().unwrap())],
+    );
     let ro = format!("{}:/data:ro", vol.path().display());
     let o = lab.run(&[
         "-v",
