@@ -560,8 +560,16 @@ pub fn build(
         ));
     }
 
-    let capabilities =
+    let mut capabilities =
         crate::runtime::caps::resolve(args.privileged, &args.cap_add, &args.cap_drop)?;
+    if !cgroups_on && !args.privileged {
+        // Without a cgroup there is no devices controller either: nothing would stop the
+        // container from opening a device node it makes or an image brings. So it may make
+        // none (no CAP_MKNOD) and the image is mounted nodev (see rootfs::mount_layers): only
+        // the devices dockling puts in /dev can be opened.
+        let mknod = crate::runtime::caps::number("MKNOD")?;
+        capabilities.retain(|c| *c != mknod);
+    }
     // As Docker: the default profile unless --privileged; an explicit profile applies even
     // with --privileged; `unconfined` switches it off.
     let mut seccomp_profile = (!args.privileged).then(crate::runtime::seccomp::default::profile);

@@ -303,3 +303,38 @@ fn the_bundle_carries_the_device_rules_and_runc_enforces_them() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Without a cgroup there is no devices controller: `--no-cgroups` must not become a way to
+/// open host devices. The container gets no CAP_MKNOD (so it makes no node), while a normal
+/// run still may make one (the cgroup then refuses the open).
+#[test]
+fn no_cgroups_takes_cap_mknod_away() {
+    let lab = Lab::with_busybox();
+    let (path, major, minor) = common::host_char_device();
+    let o = lab.run(&[
+        "--no-cgroups",
+        "busybox",
+        "sh",
+        "-c",
+        &device_probe(major, minor),
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "ran\nnull-ok\nrefused\n", "{path}: {}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("mknod: /tmp/dev: Operation not permitted"),
+        "{}",
+        o.stderr
+    );
+    // --privileged keeps every capability and every device, with or without cgroups.
+    let p = lab.run(&[
+        "--no-cgroups",
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        &device_probe(major, minor),
+    ]);
+    p.expect_code(0);
+    assert_eq!(p.stdout, "ran\nnull-ok\nmade\nopened\n", "{}", p.stderr);
+}

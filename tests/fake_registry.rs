@@ -833,3 +833,39 @@ fn a_foreign_layer_comes_from_the_registry_never_from_its_urls() {
     assert_clean(&lab);
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
 }
+
+/// A manifest may claim a layer of any size; the download of one larger than max-layer-size
+/// (the bound on what it may unpack to) is refused before it starts, not after the disk filled.
+#[test]
+fn a_layer_larger_than_max_layer_size_is_refused_before_its_download() {
+    let fake = Fake::start();
+    let (m, _, l) = image();
+    let lab = Lab::new();
+    std::fs::write(
+        lab.dir.path().join("config.yaml"),
+        lab.base_config() + "max-layer-size: 1m\n",
+    )
+    .unwrap();
+    let mut huge: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    huge["layers"][0]["size"] = json!(10_u64 << 40);
+    serve_manifest(
+        &fake,
+        "h/huge",
+        &huge,
+        vec![ok("application/octet-stream", l.clone())],
+    );
+    let out = lab.cmd(&["pull", &fake.name("h/huge:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains("larger than max-layer-size (1048576 bytes)"),
+        "{}",
+        out.stderr
+    );
+    let layer_path = format!("/v2/h/huge/blobs/{}", digest(&l));
+    assert!(
+        !fake.seen().iter().any(|s| s.path == layer_path),
+        "the layer was requested"
+    );
+    assert_clean(&lab);
+}

@@ -471,7 +471,8 @@ pub struct RunArgs {
     /// How the root is switched: pivot_root or chroot (to see why chroot leaks)
     #[arg(long, value_name = "MODE")]
     pub rootfs: Option<crate::spec::RootfsMode>,
-    /// Do not create a cgroup (no resource limits, no device rules)
+    /// Do not create a cgroup (no resource limits, no device rules: without --privileged the
+    /// container then gets no CAP_MKNOD and its image is mounted nodev)
     #[arg(long)]
     pub no_cgroups: bool,
     /// Image to run

@@ -246,6 +246,11 @@ impl Store {
         Store { limits, ..self }
     }
 
+    /// The limits layers are held to (`max-layer-size`, `max-layer-entries`).
+    pub fn limits(&self) -> &crate::layers::unpack::Limits {
+        &self.limits
+    }
+
     /// Where the uncompressed size of the layer with diff_id `hex` is recorded.
     fn size_path(&self, hex: &str) -> PathBuf {
         self.layers.with_file_name("size").join(hex)

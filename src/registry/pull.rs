@@ -439,6 +439,11 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         .map(|l| descriptor(l, "a layer"))
         .collect::<Result<_>>()?;
     for d in &descriptors {
+        // A layer bigger than max-layer-size compressed is bigger still unpacked: refused
+        // before a byte of it is downloaded, not after it filled the disk.
+        if d.size > store.limits().max_size {
+            return Err(store.limits().too_big(&d.digest));
+        }
         let known = LAYER_TYPES.contains(&d.media_type.as_str())
             || FOREIGN_LAYER_TYPES.contains(&d.media_type.as_str());
         if !known {

@@ -90,53 +90,6 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Re
     Ok(dir)
 }
 
-/// Resolve `path` as if `root` were `/`, following symlinks (at most 40, like the kernel) and
-/// clamping `..` at the root, the way runc's securejoin does. Components that do not exist
-/// yet are kept as they are. The result is always inside `root`.
-///
-/// Used to find where a mount target *would* be, so that a dangling symlink in the image
-/// (`/data -> /srv/data`) gets its target created inside the rootfs, as Docker does.
-pub fn secure_join(root: &Path, path: &Path) -> io::Result<PathBuf> {
-    use std::collections::VecDeque;
-    use std::ffi::OsString;
-    fn parts(p: &Path) -> VecDeque<OsString> {
-        p.components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n.to_os_string()),
-                Component::ParentDir => Some(OsString::from("..")),
-                _ => None,
-            })
-            .collect()
-    }
-    let mut resolved = PathBuf::new();
-    let mut queue = parts(path);
-    let mut links = 0;
-    while let Some(c) = queue.pop_front() {
-        if c == ".." {
-            resolved.pop();
-            continue;
-        }
-        let candidate = root.join(&resolved).join(&c);
-        match std::fs::symlink_metadata(&candidate) {
-            Ok(m) if m.file_type().is_symlink() => {
-                links += 1;
-                if links > 40 {
-                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
-                }
-                let target = std::fs::read_link(&candidate)?;
-                if target.is_absolute() {
-                    resolved = PathBuf::new();
-                }
-                let mut next = parts(&target);
-                next.extend(queue);
-                queue = next;
-            }
-            _ => resolved.push(&c),
-        }
-    }
-    Ok(root.join(resolved))
-}
-
 /// The `/proc/self/fd/N` path naming an open descriptor: mounting onto it mounts onto exactly
 /// the object that was resolved, not whatever the path names later.
 pub fn fd_path(fd: &OwnedFd) -> PathBuf {
@@ -409,12 +362,25 @@ pub fn set_xattr_fd(fd: BorrowedFd<'_>, key: &str, value: &[u8]) -> io::Result<(
     })
 }
 
-/// Like [`secure_join`], but relative to an open `root` and looking only through fds
-/// (`openat2(RESOLVE_IN_ROOT)` then `readlinkat(fd, "")`), never through a host path: where
-/// `path` would be inside `root` once the tree's own symlinks are followed (at most 40, `..`
-/// clamped at the root), with components that do not exist yet kept as they are. The result is
-/// relative to `root`.
+/// Resolve `path` as if `root` were `/`, the way runc's securejoin does, but looking only
+/// through fds (`openat2(RESOLVE_IN_ROOT)` then `readlinkat(fd, "")`), never through a host
+/// path: where `path` would be inside `root` once the tree's own symlinks are followed (at most
+/// 40, like the kernel; `..` clamped at the root), with components that do not exist yet kept
+/// as they are, so that a dangling symlink in the image (`/data -> /srv/data`) gets its target
+/// created inside the rootfs, as Docker does. The result is relative to `root`.
 pub fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<PathBuf> {
+    resolve_in_root_with(root, path, |dir, p, flags, resolve| {
+        openat2(dir, p, flags, 0, resolve)
+    })
+}
+
+/// [`resolve_in_root`] with the lookups made by `open` (`dir, path, flags, resolve`), so the
+/// container's side can make them through the traced seam.
+pub fn resolve_in_root_with(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    open: impl Fn(BorrowedFd<'_>, &Path, i32, u64) -> io::Result<OwnedFd>,
+) -> io::Result<PathBuf> {
     use std::collections::VecDeque;
     use std::ffi::OsString;
     fn parts(p: &Path) -> VecDeque<OsString> {
@@ -437,13 +403,7 @@ pub fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<PathBuf>
         let candidate = resolved.join(&c);
         // Every component of `resolved` is known not to be a symlink, so this names exactly
         // `candidate` itself (O_NOFOLLOW: a symlink is opened, not followed).
-        let fd = match openat2(
-            root,
-            &candidate,
-            libc::O_PATH | libc::O_NOFOLLOW,
-            0,
-            IN_ROOT,
-        ) {
+        let fd = match open(root, &candidate, libc::O_PATH | libc::O_NOFOLLOW, IN_ROOT) {
             Ok(fd) => fd,
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
                 resolved = candidate;
@@ -576,20 +536,21 @@ mod tests {
     }
 
     #[test]
-    fn secure_join_follows_image_symlinks_inside_the_root() {
+    fn resolve_in_root_follows_image_symlinks_inside_the_root() {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/srv/data", dir.path().join("data")).unwrap();
         std::os::unix::fs::symlink("../../..", dir.path().join("up")).unwrap();
+        let root = open_root(dir.path()).unwrap();
         assert_eq!(
-            secure_join(dir.path(), Path::new("/data/x")).unwrap(),
-            dir.path().join("srv/data/x")
+            resolve_in_root(root.as_fd(), Path::new("/data/x")).unwrap(),
+            Path::new("srv/data/x")
         );
         assert_eq!(
-            secure_join(dir.path(), Path::new("/up/etc")).unwrap(),
-            dir.path().join("etc")
+            resolve_in_root(root.as_fd(), Path::new("/up/etc")).unwrap(),
+            Path::new("etc")
         );
         std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
-        assert!(secure_join(dir.path(), Path::new("/loop")).is_err());
+        assert!(resolve_in_root(root.as_fd(), Path::new("/loop")).is_err());
     }
 
     #[test]

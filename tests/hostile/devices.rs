@@ -36,3 +36,37 @@ fn a_device_node_shipped_in_an_image_cannot_be_read() {
     // The store still works.
     lab.run(&["hostile:dev", "true"]).expect_code(0);
 }
+
+/// With `--no-cgroups` there is no devices cgroup to refuse the open: the image is mounted
+/// nodev instead, so its node cannot be opened either (EACCES), while /dev/null still works.
+#[test]
+fn a_device_node_shipped_in_an_image_cannot_be_read_without_cgroups() {
+    let (_, major, minor) = host_char_device();
+    let lab = image_on_busybox(
+        "hostile:dev",
+        &tar_of(&[E::Dev("hwrng", tar::EntryType::Char, major, minor)]),
+    );
+    let o = lab.run(&[
+        "--no-cgroups",
+        "hostile:dev",
+        "sh",
+        "-c",
+        "echo x > /dev/null && echo null-ok; head -c 8 /hwrng | wc -c",
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "null-ok\n0\n", "{}", o.stderr);
+    assert!(o.stderr.contains("Permission denied"), "{}", o.stderr);
+    for layers in ["overlay", "copy"] {
+        let o = lab.run(&[
+            "--no-cgroups",
+            "--layers",
+            layers,
+            "hostile:dev",
+            "sh",
+            "-c",
+            "head -c 8 /hwrng | wc -c",
+        ]);
+        o.expect_code(0);
+        assert_eq!(o.stdout, "0\n", "--layers {layers}: {}", o.stderr);
+    }
+}

@@ -362,3 +362,48 @@ fn volume_target_symlink_to_the_host_stays_inside() {
     assert_eq!(tree_state(bait.path()), before);
     store_still_works(&lab);
 }
+
+/// `etc/hosts -> /proc/sys/kernel/core_pattern`: dockling's bind of the container's hosts file
+/// would land on a kernel knob (inside the container's /proc, which is mounted by then), and a
+/// volume target `data -> /proc/sys` likewise. runc refuses mounts that resolve into /proc or
+/// /sys; so does dockling, by the file system the resolved descriptor is on.
+#[test]
+fn binds_that_resolve_into_proc_or_sys_are_refused() {
+    let lab = image(
+        "hostile-hosts:1",
+        &[
+            E::Dir("etc", 0o755),
+            E::Sym("etc/hosts", "/proc/sys/kernel/core_pattern"),
+        ],
+    );
+    let o = lab.run(&["hostile-hosts:1", "true"]);
+    o.expect_code(125);
+    assert!(
+        o.stderr.contains("refusing to mount on /etc/hosts") && o.stderr.contains("/proc or /sys"),
+        "{}",
+        o.stderr
+    );
+    let vol = tempfile::tempdir().unwrap();
+    let lab2 = image("hostile-vol:1", &[E::Sym("data", "/sys/kernel")]);
+    let o = lab2.run(&[
+        "-v",
+        &format!("{}:/data/x", vol.path().display()),
+        "hostile-vol:1",
+        "true",
+    ]);
+    o.expect_code(125);
+    assert!(
+        o.stderr.contains("refusing to mount on /data/x"),
+        "{}",
+        o.stderr
+    );
+    // A volume onto an ordinary directory of the same image still works.
+    let o = lab2.run(&[
+        "-v",
+        &format!("{}:/srv", vol.path().display()),
+        "hostile-vol:1",
+        "true",
+    ]);
+    o.expect_code(0);
+    store_still_works(&lab);
+}
