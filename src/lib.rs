@@ -25,3 +25,6 @@ pub mod spec;
 pub mod specconv;
 pub mod sys;
 pub mod trace;
+
+#[cfg(test)]
+mod testutil;

@@ -7,52 +7,10 @@ use common::Lab;
 
 #[path = "fake_server/mod.rs"]
 mod fake_server;
-use fake_server::{digest, ok, Answer, Fake, Seen};
+use fake_server::{digest, image, ok, serve, serve_manifest, Answer, Fake, Seen, OCI_MANIFEST};
 
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-/// A one-layer image: (manifest bytes, config bytes, layer bytes).
-fn image() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_mode(0o644);
-    h.set_size(6);
-    b.append_data(&mut h, "greeting", &b"hello\n"[..]).unwrap();
-    let layer = b.into_inner().unwrap();
-    let config = serde_json::to_vec(&json!({
-        "architecture": if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" },
-        "os": "linux",
-        "config": {"Cmd": ["/greeting"]},
-        "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]},
-    }))
-    .unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
-    }))
-    .unwrap();
-    (manifest, config, layer)
-}
-
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-/// Serve `image()` as `repo:v1` on `fake`, with `layer_answers` for the layer blob.
-fn serve(fake: &Fake, repo: &str, layer_answers: Vec<Answer>) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let (m, c, l) = image();
-    fake.route(
-        &format!("/v2/{repo}/manifests/v1"),
-        vec![ok(OCI_MANIFEST, m.clone())],
-    );
-    fake.route(
-        &format!("/v2/{repo}/blobs/{}", digest(&c)),
-        vec![ok("application/octet-stream", c.clone())],
-    );
-    fake.route(&format!("/v2/{repo}/blobs/{}", digest(&l)), layer_answers);
-    (m, c, l)
-}
 
 fn assert_clean(lab: &Lab) {
     for dir in ["oci/blobs/sha256", "layers/sha256"] {
@@ -437,20 +395,6 @@ fn too_many_requests_waits_as_retry_after_says_then_goes_on() {
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was not honoured"
     );
-}
-
-/// Serve `manifest` (with the config and layer of `image()`) as `repo:v1`.
-fn serve_manifest(fake: &Fake, repo: &str, manifest: &serde_json::Value, layer: Vec<Answer>) {
-    let (_, c, l) = image();
-    fake.route(
-        &format!("/v2/{repo}/manifests/v1"),
-        vec![ok(OCI_MANIFEST, serde_json::to_vec(manifest).unwrap())],
-    );
-    fake.route(
-        &format!("/v2/{repo}/blobs/{}", digest(&c)),
-        vec![ok("application/octet-stream", c)],
-    );
-    fake.route(&format!("/v2/{repo}/blobs/{}", digest(&l)), layer);
 }
 
 #[test]

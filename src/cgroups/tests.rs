@@ -588,14 +588,6 @@ fn cgroup2_mount() -> PathBuf {
         .expect("no cgroup2 file system mounted: the device program test needs one (mount -t cgroup2 none /sys/fs/cgroup/unified)")
 }
 
-/// A host device root can open, not in Docker's allow list: (path, is it one).
-fn host_device() -> &'static str {
-    ["/dev/kvm", "/dev/hwrng", "/dev/loop-control", "/dev/fuse"]
-        .into_iter()
-        .find(|p| std::fs::File::open(p).is_ok())
-        .expect("this test needs one of /dev/kvm, /dev/hwrng, /dev/loop-control, /dev/fuse, openable by root")
-}
-
 /// Start a shell in a fresh v2 group with `devices`, and report what it could open.
 fn probe_in_v2_group(devices: &[devices::Rule], name: &str) -> String {
     use std::io::{Read, Write};
@@ -610,7 +602,7 @@ fn probe_in_v2_group(devices: &[devices::Rule], name: &str) -> String {
     cg.create(&sys, &Limits::default(), devices).unwrap();
     let script = format!(
         "read x; echo ran; cat /dev/null && echo null-ok; (exec 3<{}) 2>/dev/null && echo opened || echo refused",
-        host_device()
+        crate::testutil::host_char_device().0
     );
     let mut child = std::process::Command::new("sh")
         .args(["-c", &script])
