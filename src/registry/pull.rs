@@ -226,7 +226,15 @@ impl Puller<'_> {
     fn blob(&self, store: &Store, blob: &Descriptor, bar: Option<&ProgressBar>) -> Result<()> {
         let digest = blob.digest.as_str();
         let dest = store.blob_path(digest)?;
-        if dest.exists() {
+        // A blob already here is trusted only when it has its descriptor's size (and, when
+        // small enough to hash in passing, its digest): a damaged one is fetched again and
+        // replaced (the rename of `ingest` takes its place atomically).
+        let hash = blob.size <= MAX_CONFIG;
+        if dest.exists() && crate::image::fsck::blob_intact(&dest, digest, blob.size, hash) {
+            // Touched: `system fsck --repair` never takes a blob newer than a running
+            // command for an orphan, and this pull relies on it before it is indexed.
+            let _ = std::fs::File::open(&dest)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return Ok(());
         }
         let url = self.reg.url(&self.reference.repository, "blobs", digest);
@@ -301,6 +309,8 @@ pub fn pull(
     out: &mut dyn Write,
     bars: bool,
 ) -> Result<Image> {
+    // A broken index is said before anything is downloaded that could not be recorded.
+    store.check_index()?;
     let insecure = config.insecure_registries.clone().unwrap_or_default();
     let mut bases = Vec::new();
     if reference.registry == DEFAULT_REGISTRY {
@@ -403,9 +413,10 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
             ));
         }
     }
-    // Already here with the same manifest: nothing to download.
+    // Already here with the same manifest, and every blob it names intact: nothing to
+    // download. A damaged blob (truncated, say) is fetched again below.
     if let Ok(have) = store.find(&reference.to_string()) {
-        if have.manifest_digest == digest {
+        if have.manifest_digest == digest && blobs_intact(store, &bytes) {
             let _ = writeln!(out, "Digest: {top_digest}");
             let _ = writeln!(
                 out,
@@ -595,6 +606,22 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         reference.familiar_tagged()
     );
     store.find(&reference.to_string())
+}
+
+/// True when every blob `manifest` names is in the store with its descriptor's size (and its
+/// digest, for the small ones: a config).
+fn blobs_intact(store: &Store, manifest: &[u8]) -> bool {
+    let Ok(manifest) = serde_json::from_slice::<Value>(manifest) else {
+        return false;
+    };
+    std::iter::once(&manifest["config"])
+        .chain(manifest["layers"].as_array().into_iter().flatten())
+        .all(|d| match (d["digest"].as_str(), d["size"].as_u64()) {
+            (Some(digest), Some(size)) => store.blob_path(digest).is_ok_and(|p| {
+                crate::image::fsck::blob_intact(&p, digest, size, size <= MAX_CONFIG)
+            }),
+            _ => false,
+        })
 }
 
 /// A foreign layer the registry does not hold: say why dockling does not look elsewhere.
