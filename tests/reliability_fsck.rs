@@ -581,3 +581,61 @@ fn fsck_finds_each_leftover_and_repair_removes_only_proven_garbage() {
     lab.cmd(&["rmi", "-f", "busybox"]).expect_code(0);
     lab.cmd(&["system", "fsck"]).expect_code(0);
 }
+
+#[test]
+fn fsck_reports_a_container_whose_image_is_gone_and_a_mount_under_the_store() {
+    let lab = Lab::with_busybox();
+    let root = lab.root();
+    lab.cmd(&["run", "--name", "orphaned", "busybox", "true"])
+        .expect_code(0);
+    let p = parts(&lab, "busybox");
+    let image = format!("sha256:{}", p.config.file_name().unwrap().to_string_lossy());
+    // The index forgets the image (as a lost index.json rebuilt empty would).
+    std::fs::write(
+        root.join("oci/index.json"),
+        r#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    // A mount under the store, in this test's own mount namespace (scripts/test's).
+    let mnt = root.join("stray-mount");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "none", mnt.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs on {}", mnt.display());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+
+    let fsck = lab.cmd(&["system", "fsck"]);
+    fsck.expect_code(1);
+    let ps = lab.cmd(&["ps", "-aq"]);
+    ps.expect_code(0);
+    let id = ps.stdout.trim();
+    assert_eq!(id.len(), 12, "{}", ps.stdout);
+    for line in [
+        format!(
+            "container orphaned ({id}): its image {image} is no longer in the store (--repair keeps it: it cannot start again: remove it (dockling rm -f orphaned))"
+        ),
+        format!(
+            "mount {}: under the store, on the host (--repair keeps it: a mount is never proven garbage: unmount it by hand (umount -l {}))",
+            mnt.display(),
+            mnt.display()
+        ),
+    ] {
+        assert!(
+            fsck.stdout.lines().any(|l| l == line),
+            "{line}\nnot in:\n{}",
+            fsck.stdout
+        );
+    }
+    let repair = lab.cmd(&["system", "fsck", "--repair"]);
+    repair.expect_code(1);
+    assert!(mnt.exists() && lab.containers_left().len() == 1);
+    lab.cmd(&["rm", "-f", "orphaned"]).expect_code(0);
+}
