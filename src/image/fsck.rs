@@ -564,7 +564,10 @@ pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
             .filter_map(|d| d.as_str().filter(|d| hex_of(d).is_ok()).map(String::from))
             .collect();
         for (blob, diff_id) in layers.iter().zip(&ids) {
-            diff_ids.insert(diff_id.clone());
+            // A layer shared by several images is reported (and unpacked) once.
+            if !diff_ids.insert(diff_id.clone()) {
+                continue;
+            }
             let dir = p.layers.join(&diff_id[7..]);
             if dir.is_dir() {
                 continue;
@@ -642,7 +645,9 @@ pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
         match fs::read(&state) {
             Ok(text) => match serde_json::from_slice::<Container>(&text) {
                 Ok(c) => {
-                    if index.is_some() && !image_ids.contains(&c.spec.image_id) {
+                    // Only when every image's manifest could be read: a damaged one hides
+                    // which image ids the store still has.
+                    if blobs_known && !image_ids.contains(&c.spec.image_id) {
                         findings.push(Finding {
                             what: format!(
                                 "container {} ({}): its image {} is no longer in the store",
