@@ -20,6 +20,35 @@ struct Registry {
 impl Registry {
     /// Started, holding the busybox of a scratch store as `lab/busybox:v1`.
     fn with_busybox() -> Registry {
+        let reg = Registry::start();
+        reg.push(&Lab::with_busybox(), "busybox:latest", "lab/busybox:v1");
+        reg
+    }
+
+    /// Copy `local` (an image of `lab`) to `repo` here, with skopeo.
+    fn push(&self, lab: &Lab, local: &str, repo: &str) {
+        let src = format!(
+            "oci:{}:docker.io/library/{local}",
+            lab.root().join("oci").display()
+        );
+        let out = Command::new("skopeo")
+            .args([
+                "copy",
+                "--dest-tls-verify=false",
+                &src,
+                &format!("docker://127.0.0.1:{}/{repo}", self.port),
+            ])
+            .output()
+            .expect("skopeo (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "skopeo copy: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// An empty registry.
+    fn start() -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = format!(
@@ -46,25 +75,6 @@ impl Registry {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let source = Lab::with_busybox();
-        let src = format!(
-            "oci:{}:docker.io/library/busybox:latest",
-            source.root().join("oci").display()
-        );
-        let out = Command::new("skopeo")
-            .args([
-                "copy",
-                "--dest-tls-verify=false",
-                &src,
-                &format!("docker://{}", reg.name()),
-            ])
-            .output()
-            .expect("skopeo (scripts/test installs it)");
-        assert!(
-            out.status.success(),
-            "skopeo copy: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         reg
     }
 
@@ -638,4 +648,81 @@ fn fsck_reports_a_container_whose_image_is_gone_and_a_mount_under_the_store() {
     repair.expect_code(1);
     assert!(mnt.exists() && lab.containers_left().len() == 1);
     lab.cmd(&["rm", "-f", "orphaned"]).expect_code(0);
+}
+
+#[test]
+fn pull_refetches_a_big_layer_blob_damaged_in_place_when_its_layer_must_be_unpacked() {
+    // One layer larger than the 8 MiB pull hashes in passing: trusted by its size alone
+    // while unpacked, checked by its digest once it must be read to unpack.
+    let source = Lab::new();
+    let tar_path = source.dir.path().join("big.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let data: Vec<u8> = (0..9 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, "big", &data[..]).unwrap();
+        b.into_inner().unwrap();
+    }
+    source
+        .cmd(&["import", tar_path.to_str().unwrap(), "big:latest"])
+        .expect_code(0);
+    let reg = Registry::start();
+    reg.push(&source, "big:latest", "lab/big:v1");
+    let lab = Lab::new();
+    let name = format!("127.0.0.1:{}/lab/big:v1", reg.port);
+    lab.cmd(&["pull", &name]).expect_code(0);
+    let p = parts(&lab, &name);
+    assert!(p.layer_size > 8 << 20, "{}", p.layer_size);
+    let layer = blob_path(&lab, &p.layer_blob);
+    let good = std::fs::read(&layer).unwrap();
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 0xff;
+    std::fs::write(&layer, &bad).unwrap();
+    // While unpacked, the same size is trusted (the unpacked layer is what runs).
+    let pull = lab.cmd(&["pull", &name]);
+    pull.expect_code(0);
+    assert!(pull.stdout.contains("up to date"), "{}", pull.stdout);
+    // Once it must be unpacked again, pull checks it, fetches it again and unpacks it.
+    std::fs::remove_dir_all(lab.root().join("layers/sha256").join(&p.diff_id[7..])).unwrap();
+    let pull = lab.cmd(&["pull", &name]);
+    pull.expect_code(0);
+    assert!(
+        pull.stdout.contains("Downloaded newer image"),
+        "{}",
+        pull.stdout
+    );
+    assert!(
+        std::fs::read(&layer).unwrap() == good,
+        "the blob was not replaced"
+    );
+    lab.cmd(&["system", "fsck"]).expect_code(0);
+    // Damaged again, and a pull that does download (another image) meets it while unpacking:
+    // the unpack fails on it, so it is fetched again rather than failing the pull.
+    std::fs::write(&layer, &bad).unwrap();
+    std::fs::remove_dir_all(lab.root().join("layers/sha256").join(&p.diff_id[7..])).unwrap();
+    lab.cmd(&["tag", &name, "other:1"]).expect_code(0);
+    lab.cmd(&["rmi", &name]).expect_code(0);
+    let pull = lab.cmd(&["pull", &name]);
+    pull.expect_code(0);
+    assert!(
+        std::fs::read(&layer).unwrap() == good,
+        "the blob was not replaced"
+    );
+    let unpacked = lab
+        .root()
+        .join("layers/sha256")
+        .join(&p.diff_id[7..])
+        .join("big");
+    assert_eq!(std::fs::metadata(unpacked).unwrap().len(), 9 << 20);
+    lab.cmd(&["system", "fsck"]).expect_code(0);
 }

@@ -261,6 +261,12 @@ impl Store {
             .ok()
     }
 
+    /// True when the layer with this diff_id is unpacked (`pull` then trusts its blob by
+    /// size; one still to unpack is read whole anyway, so its digest is checked first).
+    pub fn layer_unpacked(&self, diff_id: &str) -> bool {
+        hex_of(diff_id).is_ok_and(|hex| self.layers.join(hex).is_dir())
+    }
+
     /// Where a blob is (or would be) stored.
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
         Ok(self.oci.join("blobs/sha256").join(hex_of(digest)?))
