@@ -150,6 +150,17 @@ fn rmi_removes_an_image_whose_config_blob_is_truncated() {
         "{}",
         run.stderr
     );
+    // `images` still lists it (the name to act on), with a warning...
+    let images = lab.cmd(&["images"]);
+    images.expect_code(0);
+    assert!(images.stdout.contains("busybox "), "{}", images.stdout);
+    assert!(
+        images
+            .stderr
+            .starts_with("dockling: warning: image busybox:latest is damaged (blob sha256:"),
+        "{}",
+        images.stderr
+    );
     // ...and the image can still be removed, by its index entry.
     let rmi = lab.cmd(&["rmi", "busybox"]);
     rmi.expect_code(0);
