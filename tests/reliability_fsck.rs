@@ -632,6 +632,22 @@ fn fsck_reports_a_container_whose_image_is_gone_and_a_mount_under_the_store() {
         }
     }
     let _unmount = Unmount(mnt.clone());
+    // A container directory without state (removable garbage) with a file system mounted
+    // inside: --repair must not descend into the mount and empty it.
+    let stateless = root.join("containers").join("f".repeat(64));
+    let inside = stateless.join("rootfs");
+    std::fs::create_dir_all(&inside).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "none", inside.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs on {}", inside.display());
+    let _unmount_inside = Unmount(inside.clone());
+    std::fs::write(inside.join("precious"), b"keep me").unwrap();
+    std::fs::File::open(&stateless)
+        .unwrap()
+        .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+        .unwrap();
 
     let fsck = lab.cmd(&["system", "fsck"]);
     fsck.expect_code(1);
@@ -657,7 +673,19 @@ fn fsck_reports_a_container_whose_image_is_gone_and_a_mount_under_the_store() {
     }
     let repair = lab.cmd(&["system", "fsck", "--repair"]);
     repair.expect_code(1);
-    assert!(mnt.exists() && lab.containers_left().len() == 1);
+    let kept = format!(
+        "broken container record {}: no state.json (a create or rm was killed): kept: {} is mounted under it: unmount it first (umount -l {})",
+        stateless.display(),
+        inside.display(),
+        inside.display()
+    );
+    assert!(
+        repair.stdout.lines().any(|l| l == kept),
+        "{kept}\nnot in:\n{}",
+        repair.stdout
+    );
+    assert_eq!(std::fs::read(inside.join("precious")).unwrap(), b"keep me");
+    assert!(mnt.exists() && lab.containers_left().len() == 2);
     lab.cmd(&["rm", "-f", "orphaned"]).expect_code(0);
 }
 

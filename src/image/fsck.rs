@@ -856,6 +856,18 @@ fn move_aside(root: &Path, path: &Path, now: u64) -> Result<PathBuf> {
 }
 
 fn remove_all(paths: &[PathBuf]) -> Result<()> {
+    // remove_dir_all would descend into a file system mounted below (a host directory bound
+    // there, say) and empty it: nothing under a mount point is removed.
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for p in paths {
+        if let Some(m) = mount_points_under(&mountinfo, p).first() {
+            return Err(Error::Usage(format!(
+                "kept: {} is mounted under it: unmount it first (umount -l {})",
+                m.display(),
+                m.display()
+            )));
+        }
+    }
     for p in paths {
         let r = match fs::symlink_metadata(p) {
             Ok(m) if m.is_dir() => fs::remove_dir_all(p),
