@@ -437,6 +437,10 @@ pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
             blob_findings.push(f);
             continue;
         }
+        // Other hidden names are the store's own bookkeeping (locks, leases, trash).
+        if name.starts_with('.') {
+            continue;
+        }
         let digest = format!("sha256:{name}");
         if hex_of(&digest).is_err() || !path.is_file() {
             blob_findings.push(Finding {
