@@ -80,6 +80,14 @@ pub enum SystemCommand {
     /// Check the kernel features, cgroup mode, overlayfs, seccomp and store permissions
     /// dockling relies on (exit 1 when something required is missing)
     Check,
+    /// Check the store: every blob's digest, the index, each image's blobs and unpacked
+    /// layers, orphans, temporary files, container records, leftover cgroups and mounts
+    /// (exit 1 when something is wrong)
+    Fsck {
+        /// Repair what can be proven broken or garbage, and say what was done
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// `dockling lesson`.

@@ -266,6 +266,12 @@ impl Store {
             .ok()
     }
 
+    /// True when the layer with this diff_id is unpacked (`pull` then trusts its blob by
+    /// size; one still to unpack is read whole anyway, so its digest is checked first).
+    pub fn layer_unpacked(&self, diff_id: &str) -> bool {
+        hex_of(diff_id).is_ok_and(|hex| self.layers.join(hex).is_dir())
+    }
+
     /// Where a blob is (or would be) stored.
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
         Ok(self.oci.join("blobs/sha256").join(hex_of(digest)?))
@@ -278,7 +284,7 @@ impl Store {
         let data = fs::read(&p).map_err(Error::io("read blob", &p))?;
         let got = digest_of(&data);
         if got != digest {
-            return Err(Error::Corrupt(format!("blob {digest} is corrupt (its content hashes to {got}): remove the image and import or pull it again")));
+            return Err(Error::Corrupt(format!("blob {digest} is corrupt (its content hashes to {got}): pull the image again (it refetches the damaged blob), or remove it (dockling rmi -f); dockling system fsck lists all the damage")));
         }
         Ok(data)
     }
@@ -337,19 +343,30 @@ impl Store {
     pub fn write_blob(&self, data: &[u8]) -> Result<(String, u64)> {
         let digest = digest_of(data);
         let p = self.blob_path(&digest)?;
-        if !p.exists() {
+        // A damaged copy (truncated, overwritten) is replaced, not trusted for its name.
+        if fs::read(&p).ok().as_deref() != Some(data) {
             write_atomic(&p, data)?;
         }
         Ok((digest, data.len() as u64))
     }
 
-    fn read_index(&self) -> Result<Value> {
+    pub(crate) fn read_index(&self) -> Result<Value> {
         let p = self.oci.join("index.json");
         let text = fs::read(&p).map_err(Error::io("read", &p))?;
-        serde_json::from_slice(&text).map_err(|e| Error::Corrupt(format!("{}: {e}", p.display())))
+        // Indexing a JSON value that is not an object (`[]`) with `["manifests"]` for writing
+        // panics: the shape is checked once, here, so every caller can rely on it.
+        let index: Value = serde_json::from_slice(&text)
+            .map_err(|e| crate::image::fsck::broken_index(&p, &e.to_string()))?;
+        if !index["manifests"].is_array() {
+            return Err(crate::image::fsck::broken_index(
+                &p,
+                "not a JSON object with a \"manifests\" list",
+            ));
+        }
+        Ok(index)
     }
 
-    fn write_index(&self, index: &Value) -> Result<()> {
+    pub(crate) fn write_index(&self, index: &Value) -> Result<()> {
         write_atomic(
             &self.oci.join("index.json"),
             &serde_json::to_vec_pretty(index).expect("json"),
@@ -740,7 +757,7 @@ impl Store {
     }
 
     /// The image one `index.json` entry names (with its tag and repo digest), if it names one.
-    fn entry(&self, m: &Value) -> Result<Option<Image>> {
+    pub(crate) fn entry(&self, m: &Value) -> Result<Option<Image>> {
         let Some(digest) = m["digest"].as_str() else {
             return Ok(None);
         };
@@ -814,7 +831,13 @@ impl Store {
         force: bool,
         used_by: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Vec<String>> {
-        let image = self.find(name)?;
+        // A damaged image (a truncated config, a lost manifest) is still removable: it is
+        // found by its index entry alone (`find_damaged`), never a dead end.
+        let image = match self.find(name) {
+            Ok(image) => image,
+            Err(e @ Error::NotFound(_)) => return Err(e),
+            Err(e) => self.find_damaged(name).map_err(|_| e)?,
+        };
         let by_tag = Reference::parse(name)
             .ok()
             .filter(|r| image.reference.as_ref() == Some(r));
@@ -1000,7 +1023,7 @@ impl Store {
 }
 
 /// The tag an `index.json` entry carries, if any.
-fn tag_of(m: &Value) -> Option<Reference> {
+pub(crate) fn tag_of(m: &Value) -> Option<Reference> {
     m["annotations"][REF_NAME]
         .as_str()
         .and_then(|r| Reference::parse(r).ok())

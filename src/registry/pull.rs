@@ -226,7 +226,15 @@ impl Puller<'_> {
     fn blob(&self, store: &Store, blob: &Descriptor, bar: Option<&ProgressBar>) -> Result<()> {
         let digest = blob.digest.as_str();
         let dest = store.blob_path(digest)?;
-        if dest.exists() {
+        // A blob already here is trusted only when it has its descriptor's size (and, when
+        // small enough to hash in passing, its digest): a damaged one is fetched again and
+        // replaced (the rename of `ingest` takes its place atomically).
+        let hash = blob.size <= MAX_CONFIG;
+        if dest.exists() && crate::image::fsck::blob_intact(&dest, digest, blob.size, hash) {
+            // Touched: `system fsck --repair` never takes a blob newer than a running
+            // command for an orphan, and this pull relies on it before it is indexed.
+            let _ = std::fs::File::open(&dest)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return Ok(());
         }
         let url = self.reg.url(&self.reference.repository, "blobs", digest);
@@ -301,6 +309,8 @@ pub fn pull(
     out: &mut dyn Write,
     bars: bool,
 ) -> Result<Image> {
+    // A broken index is said before anything is downloaded that could not be recorded.
+    store.check_index()?;
     let insecure = config.insecure_registries.clone().unwrap_or_default();
     let mut bases = Vec::new();
     if reference.registry == DEFAULT_REGISTRY {
@@ -403,9 +413,10 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
             ));
         }
     }
-    // Already here with the same manifest: nothing to download.
+    // Already here with the same manifest, and every blob it names intact: nothing to
+    // download. A damaged blob (truncated, say) is fetched again below.
     if let Ok(have) = store.find(&reference.to_string()) {
-        if have.manifest_digest == digest {
+        if have.manifest_digest == digest && blobs_intact(store, &bytes, &have.diff_ids) {
             let _ = writeln!(out, "Digest: {top_digest}");
             let _ = writeln!(
                 out,
@@ -562,7 +573,10 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         for chunk in jobs.chunks(4) {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|(l, d)| s.spawn(move || store.ensure_unpacked(l, d)))
+                .map(|(l, d)| {
+                    let desc = descriptors.iter().find(|x| &x.digest == *l);
+                    s.spawn(move || unpack_or_refetch(p, store, l, d, desc))
+                })
                 .collect();
             done.extend(handles.into_iter().map(|h| {
                 h.join()
@@ -600,6 +614,57 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         reference.familiar_tagged()
     );
     store.find(&reference.to_string())
+}
+
+/// Unpack a layer; when that fails because the blob already in the store is damaged (right
+/// size, wrong content: `blob` trusted it by its size), fetch it again and unpack once more.
+/// The blob is hashed only on this failure path: a healthy pull reads it once, to unpack.
+fn unpack_or_refetch(
+    p: &Puller<'_>,
+    store: &Store,
+    layer: &str,
+    diff_id: &str,
+    desc: Option<&Descriptor>,
+) -> Result<std::path::PathBuf> {
+    let first = store.ensure_unpacked(layer, diff_id);
+    let (Err(e), Some(desc)) = (&first, desc) else {
+        return first;
+    };
+    let path = store.blob_path(layer)?;
+    if crate::image::fsck::blob_intact(&path, layer, desc.size, true) {
+        return first;
+    }
+    super::trace::note(&format!(
+        "layer {layer} in the store is damaged ({e}): fetching it again"
+    ));
+    // Its content does not match its name: provably garbage.
+    let _ = std::fs::remove_file(&path);
+    p.blob(store, desc, None)?;
+    store.ensure_unpacked(layer, diff_id)
+}
+
+/// True when every blob `manifest` names is in the store with its descriptor's size, and its
+/// digest too when that is cheap (a small blob: the config) or the blob is about to be read
+/// whole anyway (a layer not unpacked, whose `diff_id` is in `diff_ids`, in order).
+fn blobs_intact(store: &Store, manifest: &[u8], diff_ids: &[String]) -> bool {
+    let Ok(manifest) = serde_json::from_slice::<Value>(manifest) else {
+        return false;
+    };
+    let layers = manifest["layers"]
+        .as_array()
+        .map_or(&[][..], |v| v.as_slice());
+    let unpacked = |i: usize| diff_ids.get(i).is_some_and(|d| store.layer_unpacked(d));
+    std::iter::once((&manifest["config"], true))
+        .chain(layers.iter().enumerate().map(|(i, l)| (l, unpacked(i))))
+        .all(
+            |(d, unpacked)| match (d["digest"].as_str(), d["size"].as_u64()) {
+                (Some(digest), Some(size)) => store.blob_path(digest).is_ok_and(|p| {
+                    let hash = size <= MAX_CONFIG || !unpacked;
+                    crate::image::fsck::blob_intact(&p, digest, size, hash)
+                }),
+                _ => false,
+            },
+        )
 }
 
 /// A foreign layer the registry does not hold: say why dockling does not look elsewhere.
