@@ -1,0 +1,308 @@
+//! Issue 9, item 9: bad input gets a clear error, exit 125, and leaves nothing behind — no
+//! container record, no cgroup, no host directory, no store change. Each test is named after
+//! what broke.
+
+mod common;
+use std::path::PathBuf;
+
+use common::{tree_state, Lab, Out};
+use dockling::image::reference::Reference;
+use dockling::image::store::Store;
+
+/// The CPUs this process may use, as Docker counts them (sched_getaffinity).
+fn cpus() -> usize {
+    dockling::cgroups::available_cpus()
+}
+
+/// Every cgroup directory under the lab's cgroup parent, in every hierarchy.
+fn cgroups_of(lab: &Lab) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+    roots.extend(
+        std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path()),
+    );
+    for r in roots {
+        let parent = r.join(lab.cgroup_parent());
+        out.extend(
+            std::fs::read_dir(&parent)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir()),
+        );
+    }
+    out
+}
+
+/// Run `dockling args…` and check that it failed with exit 125 and exactly `message`, and
+/// that it changed nothing in the store (every file's mode, owner, mtime and content), made
+/// no container record and no cgroup.
+fn refused(lab: &Lab, args: &[&str], message: &str) -> Out {
+    let before = tree_state(&lab.root());
+    let o = lab.cmd(args);
+    o.expect_code(125);
+    assert_eq!(o.stderr, format!("dockling: {message}\n"), "{args:?}");
+    assert_eq!(o.stdout, "");
+    assert_eq!(lab.containers_left(), Vec::<String>::new(), "{args:?}");
+    assert_eq!(cgroups_of(lab), Vec::<PathBuf>::new(), "{args:?}");
+    assert_eq!(
+        tree_state(&lab.root()),
+        before,
+        "{args:?} changed the store"
+    );
+    o
+}
+
+fn range() -> String {
+    let n = cpus();
+    format!("range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available")
+}
+
+#[test]
+fn cpus_nan_passed_validation_and_failed_later_with_einval() {
+    let lab = Lab::with_busybox();
+    for bad in ["nan", "inf", "NaN", "-inf"] {
+        refused(
+            &lab,
+            &["run", "--rm", "--cpus", bad, "busybox", "true"],
+            &format!("invalid argument \"{bad}\" for \"--cpus\" flag: failed to parse {bad} as a rational number: give a number of CPUs like 0.5 or 2"),
+        );
+    }
+}
+
+#[test]
+fn cpus_0_0000001_passed_validation_and_failed_later_with_einval() {
+    let lab = Lab::with_busybox();
+    refused(
+        &lab,
+        &["run", "--rm", "--cpus", "0.0000001", "busybox", "true"],
+        &range(),
+    );
+    refused(
+        &lab,
+        &["run", "--rm", "--cpus", "0.0000000001", "busybox", "true"],
+        "invalid argument \"0.0000000001\" for \"--cpus\" flag: value is too precise: give a number of CPUs like 0.5 or 2",
+    );
+}
+
+#[test]
+fn cpus_minus_1_got_claps_use_dash_dash_tip() {
+    let lab = Lab::with_busybox();
+    let o = refused(
+        &lab,
+        &["run", "--rm", "--cpus", "-1", "busybox", "true"],
+        &range(),
+    );
+    assert!(!o.stderr.contains("'--"), "{}", o.stderr);
+    let too_many = (cpus() + 1).to_string();
+    refused(
+        &lab,
+        &["run", "--rm", "--cpus", &too_many, "busybox", "true"],
+        &range(),
+    );
+    // explain is a dry run of the same flags: the same refusal.
+    refused(
+        &lab,
+        &["explain", "run", "--cpus", "-1", "busybox", "true"],
+        &range(),
+    );
+}
+
+#[test]
+fn cpus_within_range_and_zero_still_run() {
+    let lab = Lab::with_busybox();
+    lab.ok(&["--cpus", "0.01", "busybox", "true"]);
+    lab.ok(&["--cpus", "1/2", "busybox", "true"]);
+    // 0 is "no limit", as in Docker.
+    let o = lab.cmd(&["run", "--name", "c0", "--cpus", "0", "busybox", "true"]);
+    o.expect_code(0);
+    let inspect = lab.cmd(&["inspect", "c0"]);
+    inspect.expect_code(0);
+    assert!(
+        inspect.stdout.contains("\"NanoCpus\": 0"),
+        "{}",
+        inspect.stdout
+    );
+}
+
+#[test]
+fn memory_99999999999g_overflowed() {
+    let lab = Lab::with_busybox();
+    refused(
+        &lab,
+        &["run", "--rm", "-m", "99999999999g", "busybox", "true"],
+        "invalid argument \"99999999999g\" for \"-m, --memory\" flag: invalid size: '99999999999g': more than the largest memory limit (8 EiB, 9223372036854775807 bytes): give a size like 512m or 4g",
+    );
+}
+
+#[test]
+fn memory_1b_abc_and_minus_1_are_refused_with_dockers_words() {
+    let lab = Lab::with_busybox();
+    refused(
+        &lab,
+        &["run", "--rm", "-m", "1b", "busybox", "true"],
+        "invalid argument \"1b\" for \"-m, --memory\" flag: minimum memory limit allowed is 6MB (got 1b): give at least 6m, or 0 for no limit",
+    );
+    for bad in ["abc", "-1"] {
+        refused(
+            &lab,
+            &["run", "--rm", "--memory", bad, "busybox", "true"],
+            &format!("invalid argument \"{bad}\" for \"-m, --memory\" flag: invalid size: '{bad}': use a number with an optional unit b, k, m, g, t, p (like 64m)"),
+        );
+    }
+}
+
+#[test]
+fn memory_0_is_no_limit_as_in_docker() {
+    let lab = Lab::with_busybox();
+    let o = lab.cmd(&["run", "--name", "m0", "-m", "0", "busybox", "true"]);
+    o.expect_code(0);
+    let inspect = lab.cmd(&["inspect", "m0"]);
+    inspect.expect_code(0);
+    assert!(
+        inspect.stdout.contains("\"Memory\": 0"),
+        "{}",
+        inspect.stdout
+    );
+}
+
+/// A host directory that does not exist yet, in a scratch directory the test owns.
+fn missing_source() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("made/by/dockling");
+    (dir, src)
+}
+
+#[test]
+fn volume_onto_root_failed_with_openat_dev_null_enoent() {
+    let lab = Lab::with_busybox();
+    let (dir, src) = missing_source();
+    let spec = format!("{}:/", src.display());
+    refused(
+        &lab,
+        &["run", "--rm", "-v", &spec, "busybox", "true"],
+        &format!("invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"),
+    );
+    let spec2 = format!("{}:/tmp/..", src.display());
+    let o = lab.cmd(&["run", "--rm", "-v", &spec2, "busybox", "true"]);
+    o.expect_code(125);
+    assert!(
+        o.stderr.contains("destination can't be '/'"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn volume_onto_proc_was_accepted() {
+    let lab = Lab::with_busybox();
+    let (dir, src) = missing_source();
+    let allowed = dockling::runtime::rootfs::PROC_BIND_ALLOWED.join(", ");
+    let spec = format!("{}:/proc", src.display());
+    refused(
+        &lab,
+        &["run", "--rm", "-v", &spec, "busybox", "true"],
+        &format!("invalid volume '{spec}': \"/proc\" cannot be mounted because it is not of type proc: the container's /proc is its own procfs; bind a single file runc allows ({allowed}) instead"),
+    );
+    let spec = format!("{}:/proc/sys/kernel:ro", src.display());
+    refused(
+        &lab,
+        &["run", "--rm", "-v", &spec, "busybox", "true"],
+        &format!("invalid volume '{spec}': \"/proc/sys/kernel\" cannot be mounted because it is inside /proc: only {allowed} may be covered"),
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // What runc allows still works: a file over /proc/meminfo.
+    let file = dir.path().join("meminfo");
+    std::fs::write(&file, "MemTotal: 42 kB\n").unwrap();
+    let o = lab.ok(&[
+        "-v",
+        &format!("{}:/proc/meminfo:ro", file.display()),
+        "busybox",
+        "head",
+        "-1",
+        "/proc/meminfo",
+    ]);
+    assert_eq!(o, "MemTotal: 42 kB\n");
+}
+
+#[test]
+fn volume_with_a_relative_destination_is_refused() {
+    let lab = Lab::with_busybox();
+    let (dir, src) = missing_source();
+    let spec = format!("{}:data", src.display());
+    refused(
+        &lab,
+        &["run", "--rm", "-v", &spec, "busybox", "true"],
+        &format!("invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: 'data' mount path must be absolute"),
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn explain_created_the_volume_host_directories() {
+    let lab = Lab::with_busybox();
+    let (dir, src) = missing_source();
+    let spec = format!("{}:/data", src.display());
+    let o = lab.cmd(&["explain", "run", "-v", &spec, "busybox", "true"]);
+    o.expect_code(0);
+    assert!(o.stdout.contains("rootfs.volumes"), "{}", o.stdout);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "explain made {}",
+        src.display()
+    );
+    // A real run makes it (as Docker does) and keeps it.
+    lab.ok(&["-v", &spec, "busybox", "true"]);
+    assert!(src.is_dir());
+}
+
+/// A run that fails after the volume directories were made (the image's /data leads into
+/// /proc, found only once the image's symlinks are followed) takes them back.
+#[test]
+fn failing_run_left_the_volume_host_directories_behind() {
+    let lab = Lab::with_busybox();
+    let store = Store::open(&lab.root()).unwrap();
+    let base = store.find("busybox:latest").unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_mtime(1_000_000_000);
+    h.set_size(0);
+    b.append_link(&mut h, "data", "/proc/sys").unwrap();
+    store
+        .build(
+            Some(&base),
+            &b.into_inner().unwrap(),
+            &[],
+            "2001-09-09T01:46:40Z",
+            "data leads into /proc",
+            Some(&Reference::parse("data-in-proc:1").unwrap()),
+        )
+        .unwrap();
+    let (dir, src) = missing_source();
+    let spec = format!("{}:/data", src.display());
+    let o = lab.run(&["-v", &spec, "data-in-proc:1", "true"]);
+    o.expect_code(125);
+    assert!(
+        o.stderr
+            .contains("\"/proc/sys\" cannot be mounted because it is inside /proc"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the failed run left {}",
+        src.display()
+    );
+    assert_eq!(lab.containers_left(), Vec::<String>::new());
+    assert_eq!(cgroups_of(&lab), Vec::<PathBuf>::new());
+}
