@@ -306,3 +306,89 @@ fn failing_run_left_the_volume_host_directories_behind() {
     assert_eq!(lab.containers_left(), Vec::<String>::new());
     assert_eq!(cgroups_of(&lab), Vec::<PathBuf>::new());
 }
+
+/// Take the lock at `path` as a hung dockling would: `flock` held, our pid written in it.
+fn hold_lock(path: &std::path::Path) -> std::fs::File {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::File::options()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    // SAFETY: flock on a file we hold open; released when it is closed.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    writeln!(f, "{}", std::process::id()).unwrap();
+    f
+}
+
+/// This process's command line as `ps` would show it.
+fn my_cmdline() -> String {
+    let raw = std::fs::read("/proc/self/cmdline").unwrap();
+    raw.split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_hung_lock_holder_blocked_every_command_silently() {
+    let lab = Lab::with_busybox();
+    std::fs::write(
+        lab.dir.path().join("config.yaml"),
+        format!("{}lock-timeout: 1s\n", lab.base_config()),
+    )
+    .unwrap();
+    let held_by = format!("held by pid {}: {}", std::process::id(), my_cmdline());
+    for (lock, args) in [
+        ("containers/.lock", &["run", "--rm", "busybox", "true"][..]),
+        ("oci/.lock", &["tag", "busybox", "other:1"][..]),
+    ] {
+        let path = lab.root().join(lock);
+        let holder = hold_lock(&path);
+        let start = std::time::Instant::now();
+        let o = lab.cmd(args);
+        let took = start.elapsed();
+        o.expect_code(125);
+        let lines: Vec<&str> = o.stderr.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                format!("dockling: waiting for the lock {} ({held_by})", path.display()),
+                format!("dockling: gave up waiting for the lock {} after 1s: it is {held_by}; if that command is hung, stop it, or raise lock-timeout in the config", path.display()),
+            ],
+            "{args:?}"
+        );
+        assert!(
+            took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(10),
+            "{args:?} gave up after {took:?}"
+        );
+        assert_eq!(lab.containers_left(), Vec::<String>::new());
+        assert_eq!(cgroups_of(&lab), Vec::<PathBuf>::new());
+        // Once the holder lets go, the same command works.
+        drop(holder);
+        lab.cmd(args).expect_code(0);
+    }
+    let o = lab.cmd(&["images", "-q", "other:1"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout.lines().count(), 1, "{}", o.stdout);
+}
+
+#[test]
+fn lock_timeout_that_is_not_a_duration_is_refused() {
+    let lab = Lab::with_busybox();
+    std::fs::write(
+        lab.dir.path().join("config.yaml"),
+        format!("{}lock-timeout: soon\n", lab.base_config()),
+    )
+    .unwrap();
+    let o = lab.cmd(&["images"]);
+    o.expect_code(125);
+    assert_eq!(
+        o.stderr,
+        "dockling: config: lock-timeout \"soon\" is not a duration: use a number of seconds or a duration like 60s, 2m or 500ms\n"
+    );
+}
