@@ -392,3 +392,196 @@ fn lock_timeout_that_is_not_a_duration_is_refused() {
         "dockling: config: lock-timeout \"soon\" is not a duration: use a number of seconds or a duration like 60s, 2m or 500ms\n"
     );
 }
+
+/// A docker-registry on 127.0.0.1:<free port> (Debian's package; scripts/test installs it),
+/// stopped by its pid when dropped; its access log says which blobs were fetched how often.
+struct Registry {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::free_port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("access.log")).unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry (scripts/test installs the docker-registry package)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker-registry did not listen on {port} within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Registry { child, dir, port }
+    }
+
+    fn name(&self, repo: &str) -> String {
+        format!("127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// Push `lab`'s busybox there with skopeo.
+    fn push_busybox(&self, lab: &Lab, repo: &str) {
+        let src = format!(
+            "oci:{}:docker.io/library/busybox:latest",
+            lab.root().join("oci").display()
+        );
+        let out = std::process::Command::new("skopeo")
+            .args([
+                "copy",
+                "--dest-tls-verify=false",
+                &src,
+                &format!("docker://{}", self.name(repo)),
+            ])
+            .output()
+            .expect("skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo copy: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// How many times `GET …/blobs/<digest>` was answered.
+    fn blob_gets(&self, digest: &str) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap();
+        log.lines()
+            .filter(|l| l.contains("\"GET ") && l.contains(&format!("/blobs/{digest}")))
+            .count()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tmpfs of `size` mounted at `dir`, unmounted when dropped. The test must run in a
+/// private mount namespace (scripts/test runs every test under `unshare --mount`), so the
+/// mount never reaches the host even if the test dies.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> SmallDisk {
+        // In `unshare --mount --propagation private`, `/` is a private mount: no "shared:"
+        // peer group in its optional fields (proc(5), /proc/self/mountinfo).
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root_shared = mountinfo.lines().any(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f.len() > 6 && f[4] == "/" && l.split(" - ").next().unwrap().contains("shared:")
+        });
+        assert!(
+            !root_shared,
+            "this test mounts a tmpfs: run it in a private mount namespace (scripts/test does: unshare --mount --propagation private)"
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size},mode=0711").as_str()),
+        )
+        .expect("mount a small tmpfs");
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Every path under `root` and the content of every regular file: what a failed command may
+/// not add to or change in the store (directory times change when a temporary file comes and
+/// goes, and are left out; so is the `.lock` file the clean-up takes).
+fn store_content(root: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    tree_state(root)
+        .into_keys()
+        .filter(|p| p.file_name() != Some(std::ffi::OsStr::new(".lock")))
+        .map(|p| {
+            let full = root.join(&p);
+            let data = if full.is_file() {
+                std::fs::read(&full).unwrap()
+            } else {
+                Vec::new()
+            };
+            (p, data)
+        })
+        .collect()
+}
+
+/// The digest in a message.
+fn digest_in(s: &str) -> String {
+    let at = s.find("sha256:").expect("a digest in the message");
+    s[at..at + 71].to_string()
+}
+
+#[test]
+fn a_full_disk_was_reported_as_a_download_failure_and_retried_three_times() {
+    let source = Lab::with_busybox();
+    let reg = Registry::start();
+    reg.push_busybox(&source, "lab/busybox:v1");
+    let lab = Lab::new();
+    let _disk = SmallDisk::mount(&lab.root(), "1m");
+    lab.cmd(&["images"]).expect_code(0);
+    let before = store_content(&lab.root());
+
+    let name = reg.name("lab/busybox:v1");
+    let o = lab.cmd(&["pull", &name]);
+    o.expect_code(125);
+    let blob = digest_in(&o.stderr);
+    assert_eq!(
+        o.stderr,
+        format!(
+            "dockling: no space left on {}/oci/blobs/sha256 (ENOSPC) while downloading blob {blob}: free space on that file system (dockling rmi, dockling image prune) or put the store elsewhere (--root)\n",
+            lab.root().display()
+        )
+    );
+    assert_eq!(
+        reg.blob_gets(&blob),
+        1,
+        "the blob was asked for more than once"
+    );
+    assert_eq!(
+        store_content(&lab.root()),
+        before,
+        "the failed pull left something"
+    );
+
+    // The same full disk under import: the same message, nothing left.
+    let tar = common::busybox_tar();
+    let o = lab.cmd(&["import", tar.to_str().unwrap(), "big:1"]);
+    o.expect_code(125);
+    assert_eq!(
+        o.stderr,
+        format!(
+            "dockling: no space left on {}/oci/blobs/sha256 (ENOSPC) while writing a blob: free space on that file system (dockling rmi, dockling image prune) or put the store elsewhere (--root)\n",
+            lab.root().display()
+        )
+    );
+    assert_eq!(
+        store_content(&lab.root()),
+        before,
+        "the failed import left something"
+    );
+    // The store still works: `images` lists nothing, without a warning.
+    let o = lab.cmd(&["images", "-q"]);
+    o.expect_code(0);
+    assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("", ""));
+}

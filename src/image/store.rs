@@ -293,21 +293,24 @@ impl Store {
             std::process::id(),
             crate::container::new_id()
         ));
-        let mut file =
-            File::create(&tmp).map_err(|e| Ingest::Store(Error::io("create", &tmp)(e)))?;
+        let mut file = File::create(&tmp)
+            .map_err(|e| Ingest::Store(Error::write("creating a blob", &tmp)(e)))?;
         let mut hash = Sha256::new();
         let mut n = 0u64;
         let mut buf = vec![0u8; 1 << 16];
-        let copied = (|| -> std::io::Result<()> {
+        // A failed read (a broken download: worth another try) is kept apart from a failed
+        // write (a full disk: another try cannot help, and must say so once).
+        let copied = (|| -> std::result::Result<(), Ingest> {
             loop {
                 let got = match reader.read(&mut buf) {
                     Ok(0) => return Ok(()),
                     Ok(got) => got,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(Ingest::Read(e)),
                 };
                 hash.update(&buf[..got]);
-                file.write_all(&buf[..got])?;
+                file.write_all(&buf[..got])
+                    .map_err(|e| Ingest::Store(Error::write("writing a blob", &tmp)(e)))?;
                 n += got as u64;
                 progress(got as u64);
             }
@@ -317,12 +320,13 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             e
         };
-        copied.map_err(|e| fail(Ingest::Read(e)))?;
+        copied.map_err(fail)?;
         if expected.is_some_and(|d| d != digest) {
             return Err(fail(Ingest::Mismatch(digest)));
         }
+        // Delayed allocation can report the full disk only here (fsync(2): ENOSPC, EDQUOT).
         file.sync_all()
-            .map_err(|e| fail(Ingest::Store(Error::io("sync", &tmp)(e))))?;
+            .map_err(|e| fail(Ingest::Store(Error::write("writing a blob", &tmp)(e))))?;
         let dest = blobs.join(&digest[7..]);
         fs::rename(&tmp, &dest).map_err(|e| fail(Ingest::Store(Error::io("rename", &dest)(e))))?;
         Ok((digest, n))
