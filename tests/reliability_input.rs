@@ -585,3 +585,46 @@ fn a_full_disk_was_reported_as_a_download_failure_and_retried_three_times() {
     o.expect_code(0);
     assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("", ""));
 }
+
+/// A layer whose compressed blob fits but whose files do not: the unpacker's failed write
+/// read as "layer …: entry …: No space left on device", a corrupt layer.
+#[test]
+fn a_full_disk_while_unpacking_looked_like_a_corrupt_layer() {
+    use std::io::Write;
+    let lab = Lab::new();
+    let _disk = SmallDisk::mount(&lab.root(), "1m");
+    let store = Store::open(&lab.root()).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_mtime(1_000_000_000);
+    let zeros = vec![0u8; 2 << 20];
+    h.set_size(zeros.len() as u64);
+    b.append_data(&mut h, "zeros", &zeros[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let diff_id = format!("sha256:{:x}", <sha2::Sha256 as sha2::Digest>::digest(&tar));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&tar).unwrap();
+    let (blob, size) = store.write_blob(&gz.finish().unwrap()).unwrap();
+    assert!(size < 64 << 10, "the compressed layer fits ({size} bytes)");
+    let err = store.ensure_unpacked(&blob, &diff_id).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no space left on {}/layers/sha256 (ENOSPC) while unpacking layer {blob}: free space on that file system (dockling rmi, dockling image prune) or put the store elsewhere (--root)",
+            lab.root().display()
+        )
+    );
+    assert_eq!(err.exit_code(), 125);
+    let left: Vec<_> = std::fs::read_dir(lab.root().join("layers/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        Vec::<std::ffi::OsString>::new(),
+        "half-unpacked layer left"
+    );
+}

@@ -115,6 +115,15 @@ impl<R: Read> Read for Capped<R> {
     }
 }
 
+/// True when the file system holding `path` has (almost) no room left: less than 128 KiB
+/// for an unprivileged writer, or no free inode (statvfs(3)).
+fn disk_full(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path).is_ok_and(|s| {
+        s.blocks_available().saturating_mul(s.fragment_size()) < 128 << 10
+            || (s.files() > 0 && s.files_available() == 0)
+    })
+}
+
 /// The hex part of a `sha256:<64 lowercase hex>` digest, checked before it names a file.
 pub fn hex_of(digest: &str) -> Result<&str> {
     match digest.strip_prefix("sha256:") {
@@ -659,6 +668,18 @@ impl Store {
             Ok(())
         });
         if let Err(e) = result {
+            // A write that failed because the disk is full surfaces from the unpacker as a bad
+            // entry; asked before the half-unpacked tree is removed (which frees the space),
+            // the file system says which it was.
+            let e = if disk_full(&tmp) {
+                Error::NoSpace {
+                    dir: self.layers.clone(),
+                    doing: format!("unpacking layer {blob}"),
+                    quota: false,
+                }
+            } else {
+                e
+            };
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
