@@ -130,10 +130,29 @@ pub fn remove_volume_sources(created: &[PathBuf]) {
 pub fn check_flags(args: &RunArgs) -> Result<()> {
     memory_flag(args)?;
     cpus_flag(args)?;
-    for v in &args.volume {
-        parse_volume(v)?;
-    }
+    volumes_flag(args)?;
     Ok(())
+}
+
+/// Every `-v`, parsed; two onto the same container path are refused (Docker's "duplicate
+/// mount point": the second would silently hide the first).
+fn volumes_flag(args: &RunArgs) -> Result<Vec<Volume>> {
+    let volumes = args
+        .volume
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    let mut seen = std::collections::HashSet::new();
+    for v in &volumes {
+        let target = crate::runtime::rootfs::lexical_clean(&v.target);
+        if !seen.insert(target.clone()) {
+            return Err(Error::Usage(format!(
+                "duplicate mount point: {}: give each -v its own container path",
+                target.display()
+            )));
+        }
+    }
+    Ok(volumes)
 }
 
 /// `-m`: bytes, `None` for no limit (no flag, or `0` as in Docker).
@@ -487,11 +506,7 @@ pub fn build(
     }
 
     // Missing host directories are made only at the start (`create_volume_sources`).
-    let volumes = args
-        .volume
-        .iter()
-        .map(|v| parse_volume(v))
-        .collect::<Result<Vec<_>>>()?;
+    let volumes = volumes_flag(args)?;
 
     let cgroups_on = !args.no_cgroups && ctx.config.cgroups != Some(false);
     let limits = Limits {

@@ -245,6 +245,20 @@ fn volume_with_a_relative_destination_is_refused() {
 }
 
 #[test]
+fn two_volumes_onto_one_path_hid_the_first() {
+    let lab = Lab::with_busybox();
+    let (dir, src) = missing_source();
+    let a = format!("{}:/data", src.display());
+    let b = format!("{}/other:/data/", dir.path().display());
+    refused(
+        &lab,
+        &["run", "--rm", "-v", &a, "-v", &b, "busybox", "true"],
+        "duplicate mount point: /data: give each -v its own container path",
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn explain_created_the_volume_host_directories() {
     let lab = Lab::with_busybox();
     let (dir, src) = missing_source();
