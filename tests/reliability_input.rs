@@ -136,7 +136,29 @@ fn memory_99999999999g_overflowed() {
     refused(
         &lab,
         &["run", "--rm", "-m", "99999999999g", "busybox", "true"],
-        "invalid argument \"99999999999g\" for \"-m, --memory\" flag: invalid size: '99999999999g': more than the largest memory limit (8 EiB, 9223372036854775807 bytes): give a size like 512m or 4g",
+        "invalid argument \"99999999999g\" for \"-m, --memory\" flag: invalid size: '99999999999g': more than the largest memory limit (4 EiB, 4611686018427387903 bytes): give a size like 512m or 4g",
+    );
+}
+
+/// The largest limit accepted really starts a container (memory + swap, twice it, fits the
+/// runtime spec's signed 64-bit count).
+#[test]
+fn memory_at_the_largest_limit_still_runs() {
+    let lab = Lab::with_busybox();
+    assert_eq!(lab.ok(&["-m", "4095p", "busybox", "echo", "ran"]), "ran\n");
+    let o = lab.cmd(&[
+        "run",
+        "--rm",
+        "-m",
+        "4611686018427387904",
+        "busybox",
+        "true",
+    ]);
+    o.expect_code(125);
+    assert!(
+        o.stderr.contains("more than the largest memory limit"),
+        "{}",
+        o.stderr
     );
 }
 

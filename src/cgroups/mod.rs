@@ -293,9 +293,10 @@ fn pids_max(pids: i64) -> String {
 /// Docker's minimum memory limit.
 pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 
-/// The largest memory limit: Docker keeps limits as a signed 64-bit count of bytes (8 EiB),
-/// and so does the kernel's `memory.max` in practice (anything above is "max").
-pub const MAX_MEMORY: u64 = i64::MAX as u64;
+/// The largest memory limit: Docker and the OCI runtime spec keep limits as a signed 64-bit
+/// count of bytes, and memory + swap (twice the limit, Docker's default) must fit it too:
+/// 4 EiB. (The kernel takes anything above the host's memory as no limit anyway.)
+pub const MAX_MEMORY: u64 = i64::MAX as u64 / 2;
 
 /// Parse a size like Docker's `RAMInBytes`: `1024`, `512k`, `64m`, `1.5g`, `2GB`, `64MiB`
 /// (binary units, an optional space before the unit). `0` is "no limit", as in Docker. The
@@ -327,7 +328,7 @@ pub fn parse_memory(s: &str) -> Result<u64> {
     }
     let too_large = || {
         Error::Usage(format!(
-            "invalid size: '{s}': more than the largest memory limit (8 EiB, {MAX_MEMORY} bytes): give a size like 512m or 4g"
+            "invalid size: '{s}': more than the largest memory limit (4 EiB, {MAX_MEMORY} bytes): give a size like 512m or 4g"
         ))
     };
     // Exact: int × 2^shift + frac × 2^shift / 10^len(frac), truncated like Docker's.
