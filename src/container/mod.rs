@@ -132,7 +132,7 @@ pub fn set_lock_timeout(timeout: std::time::Duration) {
 /// command kept waiting can say who holds it.
 ///
 /// `flock(2)` itself would wait forever, silently, behind a hung holder. So the lock is tried
-/// without blocking (`LOCK_NB`); when it stays busy (1 s, or half the timeout), the holder is
+/// without blocking (`LOCK_NB`); when it stays busy (5 s, or half the timeout), the holder is
 /// named once on stderr ("waiting for the lock … (held by pid N: its command line)"), and
 /// the lock is tried again,
 /// with a growing pause (at most 100 ms), until the `lock-timeout` runs out: then the command
@@ -162,8 +162,8 @@ pub fn lock(path: &Path) -> Result<Lock> {
             _ => return Err(Error::io("lock", path)(e)),
         }
         // A lock busy for a moment is normal (parallel runs take turns): the holder is
-        // named only once the wait is long enough to notice (1 s, or half the timeout).
-        let noticeable = start.elapsed() >= (timeout / 2).min(std::time::Duration::from_secs(1));
+        // named only once the wait is long enough to notice (5 s, or half the timeout).
+        let noticeable = start.elapsed() >= (timeout / 2).min(std::time::Duration::from_secs(5));
         if !noticeable && start.elapsed() < timeout {
             std::thread::sleep(pause);
             pause = (pause * 2).min(std::time::Duration::from_millis(100));
