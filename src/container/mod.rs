@@ -132,10 +132,9 @@ pub fn set_lock_timeout(timeout: std::time::Duration) {
 /// command kept waiting can say who holds it.
 ///
 /// `flock(2)` itself would wait forever, silently, behind a hung holder. So the lock is tried
-/// without blocking (`LOCK_NB`); when it stays busy (5 s, or half the timeout), the holder is
-/// named once on stderr ("waiting for the lock … (held by pid N: its command line)"), and
-/// the lock is tried again,
-/// with a growing pause (at most 100 ms), until the `lock-timeout` runs out: then the command
+/// without blocking (`LOCK_NB`) and again after a growing pause (at most 100 ms); when it
+/// stays busy (5 s, or half the timeout), the holder is named once on stderr ("waiting for the
+/// lock … (held by pid N: its command line)"); when the `lock-timeout` runs out, the command
 /// fails (exit 125) naming the holder and what to do.
 pub fn lock(path: &Path) -> Result<Lock> {
     use std::os::unix::fs::FileExt;
