@@ -37,7 +37,10 @@ fn own_or_host(flag: &str, value: Option<&str>, private_word: &str) -> Result<bo
     }
 }
 
-/// Parse `-v HOST:CONTAINER[:ro|rw]`.
+/// Parse `-v HOST:CONTAINER[:ro|rw]`, refusing (in Docker's and runc's words) a destination
+/// no bind mount may have: `/` (it would hide the whole image), a relative path, `/proc` or a
+/// path inside it ([`crate::runtime::rootfs::check_volume_target`]). A missing host directory is not created here:
+/// that happens only when the container really starts (see [`create_volume_sources`]).
 pub fn parse_volume(s: &str) -> Result<Volume> {
     let parts: Vec<&str> = s.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
@@ -54,10 +57,20 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
             "invalid volume {s:?}: named volumes are not supported yet, give an absolute host path like /srv/data:{dst}"
         )));
     }
+    let spec_error = |why: String| {
+        Error::Usage(format!(
+            "invalid volume specification: '{s}': invalid mount config for type \"bind\": {why}"
+        ))
+    };
     if !dst.starts_with('/') {
-        return Err(Error::Usage(format!(
-            "invalid volume {s:?}: the container path {dst:?} must be absolute"
+        return Err(spec_error(format!(
+            "invalid mount path: '{dst}' mount path must be absolute"
         )));
+    }
+    if crate::runtime::rootfs::lexical_clean(Path::new(dst)) == Path::new("/") {
+        return Err(spec_error(
+            "invalid specification: destination can't be '/'".into(),
+        ));
     }
     let readonly = match mode {
         "ro" => true,
@@ -68,11 +81,99 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
             )))
         }
     };
-    Ok(Volume {
+    let volume = Volume {
         source: PathBuf::from(src),
         target: PathBuf::from(dst),
         readonly,
-    })
+    };
+    crate::runtime::rootfs::check_volume_target(&volume, &volume.target)?;
+    Ok(volume)
+}
+
+/// The host directories of `-v` that do not exist yet, created (as Docker does, 0755, with
+/// missing parents) only when the container is really about to start: `explain` and a run
+/// refused earlier create nothing. Returns what was created, outermost first, for
+/// [`remove_volume_sources`] to take back if the start fails.
+pub fn create_volume_sources(volumes: &[Volume]) -> Result<Vec<PathBuf>> {
+    let mut created = Vec::new();
+    for v in volumes {
+        // The missing ancestors, outermost first.
+        let missing: Vec<&Path> = v
+            .source
+            .ancestors()
+            .take_while(|p| std::fs::symlink_metadata(p).is_err())
+            .collect();
+        for dir in missing.into_iter().rev() {
+            match std::fs::create_dir(dir) {
+                Ok(()) => created.push(dir.to_path_buf()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    remove_volume_sources(&created);
+                    return Err(Error::io("create volume directory", dir)(e));
+                }
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// Remove the directories [`create_volume_sources`] made, innermost first, and only while
+/// still empty (what a container wrote there before it failed is never deleted).
+pub fn remove_volume_sources(created: &[PathBuf]) {
+    for dir in created.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// Every flag of `run` that can be checked without the image, checked before anything is
+/// looked up, pulled or created: a bad flag costs nothing and leaves nothing behind.
+pub fn check_flags(args: &RunArgs) -> Result<()> {
+    memory_flag(args)?;
+    cpus_flag(args)?;
+    volumes_flag(args)?;
+    Ok(())
+}
+
+/// Every `-v`, parsed; two onto the same container path are refused (Docker's "duplicate
+/// mount point": the second would silently hide the first).
+fn volumes_flag(args: &RunArgs) -> Result<Vec<Volume>> {
+    let volumes = args
+        .volume
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    let mut seen = std::collections::HashSet::new();
+    for v in &volumes {
+        let target = crate::runtime::rootfs::lexical_clean(&v.target);
+        if !seen.insert(target.clone()) {
+            return Err(Error::Usage(format!(
+                "duplicate mount point: {}: give each -v its own container path",
+                target.display()
+            )));
+        }
+    }
+    Ok(volumes)
+}
+
+/// `-m`: bytes, `None` for no limit (no flag, or `0` as in Docker).
+fn memory_flag(args: &RunArgs) -> Result<Option<u64>> {
+    let Some(m) = args.memory.as_deref() else {
+        return Ok(None);
+    };
+    let bytes = crate::cgroups::parse_memory(m).map_err(|e| {
+        Error::Usage(format!(
+            "invalid argument \"{m}\" for \"-m, --memory\" flag: {e}"
+        ))
+    })?;
+    Ok((bytes != 0).then_some(bytes))
+}
+
+/// `--cpus`: a fraction of CPUs, `None` for no limit (no flag, or `0` as in Docker).
+fn cpus_flag(args: &RunArgs) -> Result<Option<f64>> {
+    match args.cpus.as_deref() {
+        None => Ok(None),
+        Some(c) => crate::cgroups::parse_cpus(c, crate::cgroups::available_cpus()),
+    }
 }
 
 /// The most of an image's /etc/passwd or /etc/group that is read: an account database is a
@@ -522,38 +623,15 @@ pub fn build(
         )));
     }
 
-    let volumes = args
-        .volume
-        .iter()
-        .map(|v| parse_volume(v))
-        .collect::<Result<Vec<_>>>()?;
-    for v in &volumes {
-        if !v.source.exists() {
-            std::fs::create_dir_all(&v.source)
-                .map_err(Error::io("create volume directory", &v.source))?;
-        }
-    }
+    // Missing host directories are made only at the start (`create_volume_sources`).
+    let volumes = volumes_flag(args)?;
 
     let cgroups_on = !args.no_cgroups && ctx.config.cgroups != Some(false);
     let limits = Limits {
-        memory: args
-            .memory
-            .as_deref()
-            .map(crate::cgroups::parse_memory)
-            .transpose()?,
-        cpus: args.cpus,
+        memory: memory_flag(args)?,
+        cpus: cpus_flag(args)?,
         pids: args.pids_limit,
     };
-    if let Some(c) = args.cpus {
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1) as f64;
-        if c <= 0.0 || c > n {
-            return Err(Error::Usage(format!(
-                "range of CPUs is from 0.01 to {n:.2}, as there are only {n} CPUs available"
-            )));
-        }
-    }
     if !cgroups_on && (limits.memory.is_some() || limits.cpus.is_some() || limits.pids.is_some()) {
         return Err(Error::Usage(
             "--memory, --cpus and --pids-limit need cgroups: drop --no-cgroups".into(),
@@ -663,6 +741,53 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("rx"));
+    }
+
+    #[test]
+    fn volume_destinations_docker_and_runc_refuse_are_refused() {
+        let msg = |v: &str| parse_volume(v).unwrap_err().to_string();
+        assert_eq!(
+            msg("/tmp:/"),
+            "invalid volume specification: '/tmp:/': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
+        );
+        assert!(msg("/tmp:/data/..").contains("destination can't be '/'"));
+        assert_eq!(
+            msg("/tmp:data"),
+            "invalid volume specification: '/tmp:data': invalid mount config for type \"bind\": invalid mount path: 'data' mount path must be absolute"
+        );
+        assert!(msg("/tmp:/proc")
+            .contains("\"/proc\" cannot be mounted because it is not of type proc"));
+        assert!(msg("/tmp:/proc/sys")
+            .contains("\"/proc/sys\" cannot be mounted because it is inside /proc"));
+        assert!(msg("/tmp:/proc/./sysrq-trigger:ro").contains("inside /proc"));
+        assert!(msg("/tmp:/dev").contains("does not support a volume over all of it"));
+        // Allowed: what runc allows, and the host's own procfs over /proc.
+        for ok in [
+            "/tmp:/proc/meminfo",
+            "/proc:/proc",
+            "/tmp:/sys",
+            "/tmp:/dev/snd",
+            "/tmp:/procfs",
+        ] {
+            parse_volume(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn volume_sources_are_created_at_start_and_taken_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = parse_volume(&format!("{}/a/b/c:/data", dir.path().display())).unwrap();
+        assert!(!dir.path().join("a").exists(), "parsing creates nothing");
+        let made = create_volume_sources(std::slice::from_ref(&v)).unwrap();
+        assert!(dir.path().join("a/b/c").is_dir());
+        assert_eq!(made.len(), 3);
+        std::fs::write(dir.path().join("a/kept"), "x").unwrap();
+        remove_volume_sources(&made);
+        assert!(!dir.path().join("a/b").exists());
+        assert!(
+            dir.path().join("a/kept").exists(),
+            "a directory with content stays"
+        );
     }
 
     #[test]

@@ -458,12 +458,16 @@ pub struct RunArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,
-    /// Memory limit (like 64m, 1g)
-    #[arg(short, long, value_name = "bytes")]
+    /// Memory limit (like 64m, 1g; 0 for none)
+    // A value starting with `-` is the flag's value, as Docker takes it: `-m -1` gets the
+    // engine's "invalid size", not clap's "use '-- -1'" tip.
+    #[arg(short, long, value_name = "bytes", allow_hyphen_values = true)]
     pub memory: Option<String>,
-    /// Number of CPUs (like 0.5)
-    #[arg(long, value_name = "decimal")]
-    pub cpus: Option<f64>,
+    /// Number of CPUs (like 0.5; 0 for no limit)
+    // Kept as text and checked by the engine (cgroups::parse_cpus), so `nan`, `inf` and `-1`
+    // get Docker's messages rather than a float that passes or clap's tip.
+    #[arg(long, value_name = "decimal", allow_hyphen_values = true)]
+    pub cpus: Option<String>,
     /// Tune container pids limit (-1 for unlimited)
     #[arg(long = "pids-limit", value_name = "int", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,

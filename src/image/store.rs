@@ -115,6 +115,15 @@ impl<R: Read> Read for Capped<R> {
     }
 }
 
+/// True when the file system holding `path` has (almost) no room left: less than 128 KiB
+/// for an unprivileged writer, or no free inode (statvfs(3)).
+fn disk_full(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path).is_ok_and(|s| {
+        s.blocks_available().saturating_mul(s.fragment_size()) < 128 << 10
+            || (s.files() > 0 && s.files_available() == 0)
+    })
+}
+
 /// The hex part of a `sha256:<64 lowercase hex>` digest, checked before it names a file.
 pub fn hex_of(digest: &str) -> Result<&str> {
     match digest.strip_prefix("sha256:") {
@@ -304,21 +313,24 @@ impl Store {
             std::process::id(),
             crate::container::new_id()
         ));
-        let mut file =
-            File::create(&tmp).map_err(|e| Ingest::Store(Error::io("create", &tmp)(e)))?;
+        let mut file = File::create(&tmp)
+            .map_err(|e| Ingest::Store(Error::write("creating a blob", &tmp)(e)))?;
         let mut hash = Sha256::new();
         let mut n = 0u64;
         let mut buf = vec![0u8; 1 << 16];
-        let copied = (|| -> std::io::Result<()> {
+        // A failed read (a broken download: worth another try) is kept apart from a failed
+        // write (a full disk: another try cannot help, and must say so once).
+        let copied = (|| -> std::result::Result<(), Ingest> {
             loop {
                 let got = match reader.read(&mut buf) {
                     Ok(0) => return Ok(()),
                     Ok(got) => got,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(Ingest::Read(e)),
                 };
                 hash.update(&buf[..got]);
-                file.write_all(&buf[..got])?;
+                file.write_all(&buf[..got])
+                    .map_err(|e| Ingest::Store(Error::write("writing a blob", &tmp)(e)))?;
                 n += got as u64;
                 progress(got as u64);
             }
@@ -328,12 +340,13 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             e
         };
-        copied.map_err(|e| fail(Ingest::Read(e)))?;
+        copied.map_err(fail)?;
         if expected.is_some_and(|d| d != digest) {
             return Err(fail(Ingest::Mismatch(digest)));
         }
+        // Delayed allocation can report the full disk only here (fsync(2): ENOSPC, EDQUOT).
         file.sync_all()
-            .map_err(|e| fail(Ingest::Store(Error::io("sync", &tmp)(e))))?;
+            .map_err(|e| fail(Ingest::Store(Error::write("writing a blob", &tmp)(e))))?;
         let dest = blobs.join(&digest[7..]);
         fs::rename(&tmp, &dest).map_err(|e| fail(Ingest::Store(Error::io("rename", &dest)(e))))?;
         Ok((digest, n))
@@ -677,6 +690,18 @@ impl Store {
             Ok(())
         });
         if let Err(e) = result {
+            // A write that failed because the disk is full surfaces from the unpacker as a bad
+            // entry; asked before the half-unpacked tree is removed (which frees the space),
+            // the file system says which it was.
+            let e = if disk_full(&tmp) {
+                Error::NoSpace {
+                    dir: self.layers.clone(),
+                    doing: format!("unpacking layer {blob}"),
+                    quota: false,
+                }
+            } else {
+                e
+            };
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }

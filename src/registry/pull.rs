@@ -284,6 +284,15 @@ impl Puller<'_> {
                         "blob {digest} from the registry hashes to {got}: refusing it"
                     )));
                 }
+                // The store could not be written (a full disk among others): another
+                // download would fail the same way, so it is not tried again.
+                Err(Ingest::Store(Error::NoSpace { dir, quota, .. })) => {
+                    return Err(Error::NoSpace {
+                        dir,
+                        quota,
+                        doing: format!("downloading blob {digest}"),
+                    })
+                }
                 Err(Ingest::Store(e)) => return Err(e),
                 Err(Ingest::Read(e)) => {
                     if let Some(o) = e.get_ref().and_then(|e| e.downcast_ref::<Oversized>()) {
@@ -360,6 +369,8 @@ pub fn pull(
         }
         match result {
             Ok(img) => return Ok(img),
+            // A full disk is full for every mirror: said once, not tried again elsewhere.
+            Err(e @ Error::NoSpace { .. }) => return Err(e),
             // A mirror that fails is skipped; the last source's error is the one that counts.
             Err(e) => errors.push((base, e)),
         }

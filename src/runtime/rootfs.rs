@@ -273,6 +273,85 @@ fn refuse_kernel_fs(fd: &OwnedFd, inside: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `path` with `.` and `..` taken out by name only (`/a/../b` → `/b`; `..` above `/` stays
+/// at `/`), as Go's `filepath.Clean` does: what the destination names before the image's
+/// symlinks are followed.
+pub fn lexical_clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// Files under `/proc` a bind mount may cover (runc allows the same list: the files LXCFS
+/// emulates, so a container can see its own limits in `free` or `top`).
+pub const PROC_BIND_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+];
+
+/// Refuse a volume whose destination (`inside`, as named or once resolved in the image) is
+/// somewhere no bind mount may go. Over `/proc` only the host's procfs may go (runc's rule:
+/// anything else would hide the kernel's view of the container's processes, and the masked
+/// paths with it); inside `/proc` only [`PROC_BIND_ALLOWED`] (a bind over `/proc/sys/...` or
+/// `/proc/sysrq-trigger` would undo what masking and read-only paths protect). Over `/dev`
+/// dockling would hide the device nodes it just made (Docker then skips making them; dockling
+/// does not do that yet).
+pub fn check_volume_target(v: &crate::spec::Volume, inside: &Path) -> Result<()> {
+    let dst = lexical_clean(inside);
+    let spec = format!(
+        "{}:{}{}",
+        v.source.display(),
+        v.target.display(),
+        if v.readonly { ":ro" } else { "" }
+    );
+    if dst == Path::new("/") {
+        return Err(Error::Usage(format!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
+        )));
+    }
+    if dst == Path::new("/proc") {
+        let is_proc = nix::sys::statfs::statfs(&v.source)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+        if !is_proc {
+            return Err(Error::Usage(format!(
+                "invalid volume '{spec}': \"{}\" cannot be mounted because it is not of type proc: the container's /proc is its own procfs; bind a single file runc allows ({}) instead",
+                dst.display(),
+                PROC_BIND_ALLOWED.join(", ")
+            )));
+        }
+    } else if dst.starts_with("/proc") && !PROC_BIND_ALLOWED.iter().any(|p| dst == Path::new(p)) {
+        return Err(Error::Usage(format!(
+            "invalid volume '{spec}': \"{}\" cannot be mounted because it is inside /proc: only {} may be covered",
+            dst.display(),
+            PROC_BIND_ALLOWED.join(", ")
+        )));
+    }
+    if dst == Path::new("/dev") {
+        return Err(Error::Usage(format!(
+            "invalid volume '{spec}': dockling makes the container's /dev itself (its device nodes, /dev/pts, /dev/shm) and does not support a volume over all of it yet: bind what you need inside it, like /dev/snd:/dev/snd"
+        )));
+    }
+    Ok(())
+}
+
 /// The child's view of everything it mounts: rootfs path, its fd for safe lookups.
 pub struct Rootfs<'a> {
     sys: &'a Sys,
@@ -539,6 +618,17 @@ impl<'a> Rootfs<'a> {
         }
         self.sys.step(StepId::RootfsVolumes)?;
         for v in &self.spec.volumes {
+            // The destination as the image's symlinks lead it: `-v X:/data` where the image
+            // has `/data -> /proc/sys` is a volume inside /proc, refused as if named so.
+            if self.root.is_some() {
+                let joined = safefs::secure_join(&self.path, &v.target).map_err(Error::io(
+                    "resolve",
+                    self.path.join(safefs::relative(&v.target)),
+                ))?;
+                let inside =
+                    Path::new("/").join(joined.strip_prefix(&self.path).unwrap_or(&v.target));
+                check_volume_target(v, &inside)?;
+            }
             self.bind(&v.source, &v.target, v.readonly)?;
         }
         Ok(())
