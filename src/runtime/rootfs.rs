@@ -620,14 +620,15 @@ impl<'a> Rootfs<'a> {
         for v in &self.spec.volumes {
             // The destination as the image's symlinks lead it: `-v X:/data` where the image
             // has `/data -> /proc/sys` is a volume inside /proc, refused as if named so.
-            if self.root.is_some() {
-                let joined = safefs::secure_join(&self.path, &v.target).map_err(Error::io(
-                    "resolve",
-                    self.path.join(safefs::relative(&v.target)),
-                ))?;
-                let inside =
-                    Path::new("/").join(joined.strip_prefix(&self.path).unwrap_or(&v.target));
-                check_volume_target(v, &inside)?;
+            if let Some(root) = &self.root {
+                let resolved =
+                    safefs::resolve_in_root_with(root.as_fd(), &v.target, |d, p, f, r| {
+                        self.sys
+                            .openat2(d, p, f, 0, r)
+                            .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
+                    })
+                    .map_err(Error::io("resolve in the container", &v.target))?;
+                check_volume_target(v, &Path::new("/").join(resolved))?;
             }
             self.bind(&v.source, &v.target, v.readonly)?;
         }
