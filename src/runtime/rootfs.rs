@@ -375,11 +375,6 @@ impl<'a> Rootfs<'a> {
         self.resolve(inside, file, false)
     }
 
-    /// A target for a bind of ours (volumes, /etc files): never inside /proc or /sys.
-    fn bind_target(&self, inside: &Path, file: bool) -> Result<Target> {
-        self.resolve(inside, file, true)
-    }
-
     fn resolve(&self, inside: &Path, file: bool, bind: bool) -> Result<Target> {
         match &self.root {
             Some(root) => resolve_target(self.sys, root, inside, file, bind),
@@ -572,10 +567,13 @@ impl<'a> Rootfs<'a> {
         Ok(())
     }
 
-    /// Bind-mount a host file or directory (read-only if asked).
-    fn bind(&self, source: &Path, inside: &Path, readonly: bool) -> Result<()> {
+    /// Bind-mount a host file or directory (read-only if asked). `ours` marks a bind the
+    /// engine chose the place of (/etc/hosts...): if the image's symlinks lead it into /proc
+    /// or /sys it is refused. A `-v` target was already held to Docker's and runc's rules
+    /// (`check_volume_target`, which allows runc's LXCFS files in /proc, and /sys).
+    fn bind(&self, source: &Path, inside: &Path, readonly: bool, ours: bool) -> Result<()> {
         let is_file = !source.is_dir();
-        let t = self.bind_target(inside, is_file)?;
+        let t = self.resolve(inside, is_file, ours)?;
         self.sys.mount(
             Some(source),
             &t.path,
@@ -586,7 +584,7 @@ impl<'a> Rootfs<'a> {
         if readonly {
             // Resolved again so a `/proc/self/fd/N` target names the new mount, not the
             // directory under it (the remount would fail with EINVAL).
-            let t = self.bind_target(inside, is_file)?;
+            let t = self.resolve(inside, is_file, ours)?;
             self.sys.mount(
                 None,
                 &t.path,
@@ -606,6 +604,7 @@ impl<'a> Rootfs<'a> {
                 &self.spec.bundle.join(name),
                 &Path::new("/etc").join(name),
                 false,
+                true,
             )?;
         }
         Ok(())
@@ -630,7 +629,7 @@ impl<'a> Rootfs<'a> {
                     .map_err(Error::io("resolve in the container", &v.target))?;
                 check_volume_target(v, &Path::new("/").join(resolved))?;
             }
-            self.bind(&v.source, &v.target, v.readonly)?;
+            self.bind(&v.source, &v.target, v.readonly, false)?;
         }
         Ok(())
     }
