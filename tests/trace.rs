@@ -395,6 +395,7 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
         "seccomp",
         "socket",
         "rt_sigprocmask",
+        "rt_sigaction",
         "execve",
         "umask",
     ];

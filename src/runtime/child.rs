@@ -79,6 +79,8 @@ fn run(sys: &Sys, setup: &Setup<'_>, chan: &Channel) -> Result<Infallible> {
 pub struct Exec {
     call: Call,
     cwd: PathBuf,
+    /// The signals this process ignores (inherited from the engine), to be reset.
+    ignored: u64,
 }
 
 /// What the new process does first, right after `clone` (still in the step that started
@@ -102,6 +104,8 @@ pub fn first_acts(sys: &Sys) -> Result<()> {
 /// the recorder, by `dockling explain` (then `chan` is `None`).
 pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<Exec> {
     let spec = setup.spec;
+    // Read while the host's /proc is still the one mounted (the container's may be missing).
+    let ignored = sys.ignored_signals();
     if setup.cgroup_ns {
         sys.step(StepId::NamespacesCgroup)?;
         sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
@@ -215,6 +219,7 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
             envp: spec.env.clone(),
         },
         cwd: spec.cwd.clone(),
+        ignored,
     })
 }
 
@@ -331,6 +336,19 @@ fn exec_container(sys: &Sys, exec: Exec) -> Result<Infallible> {
             e.errno.desc()
         ))
     })?;
+    // execve resets caught signals to their default action but keeps ignored ones ignored
+    // (signal(7), "Signal disposition"; execve(2)): what the engine ignores — SIGPIPE, as
+    // every Rust program does, and whatever its own parent ignored (nohup's SIGHUP, a shell's
+    // SIGINT/SIGQUIT for `&`) — would be ignored by the container's program too. Docker's
+    // containers start with every signal at its default, so each ignored one is reset here.
+    for signal in 1..=64 {
+        if exec.ignored & (1 << (signal - 1)) != 0
+            && signal != libc::SIGKILL
+            && signal != libc::SIGSTOP
+        {
+            sys.run(Call::SigactionDefault { signal })?;
+        }
+    }
     // The engine blocked these signals to forward them; the container starts with none blocked.
     sys.run(Call::UnblockSignals)?;
     let name = match &exec.call {

@@ -121,6 +121,9 @@ pub enum Call {
     UnblockSignals,
     /// `kill(2)`.
     Kill { pid: i32, signal: i32 },
+    /// `rt_sigaction(signal, {SIG_DFL}, NULL)`: give back the default action of a signal the
+    /// engine inherited as ignored (an ignored signal stays ignored across `execve`).
+    SigactionDefault { signal: i32 },
     /// `wait4(2)` for one child, with `__WALL`.
     Wait4 { pid: i32 },
     /// `write(2)` of `data` to `fd`, an open control file or file of the container (`path` is
@@ -309,6 +312,7 @@ impl Call {
             Call::IoctlPty { .. } => "ioctl",
             Call::UnblockSignals => "rt_sigprocmask",
             Call::Kill { .. } => "kill",
+            Call::SigactionDefault { .. } => "rt_sigaction",
             Call::Wait4 { .. } => "wait4",
             Call::Write { .. } => "write",
             Call::Close { .. } => "close",
@@ -643,6 +647,13 @@ impl Call {
                 };
             }
             Call::UnblockSignals => s.push_str("SIG_SETMASK, [], NULL, 8"),
+            Call::SigactionDefault { signal } => {
+                let _ = write!(
+                    s,
+                    "{}, {{sa_handler=SIG_DFL, sa_mask=[], sa_flags=0}}, NULL, 8",
+                    signal_name(*signal)
+                );
+            }
             Call::Kill { pid, signal } => {
                 let name = nix::sys::signal::Signal::try_from(*signal)
                     .map(|s| s.as_str().to_string())
@@ -778,6 +789,7 @@ impl Call {
             }
             Call::Prctl { option, .. } => option.name().to_string(),
             Call::Kill { pid, .. } | Call::Wait4 { pid } => format!("pid {pid}"),
+            Call::SigactionDefault { signal } => signal_name(*signal),
             Call::Clone { flags } | Call::Unshare { flags } => clone_flags(*flags, false),
             Call::Setresuid { uid } => format!("uid {uid}"),
             Call::Setresgid { gid } => format!("gid {gid}"),
@@ -832,6 +844,7 @@ impl Call {
                 | Call::UnblockSignals
                 | Call::Execve { .. }
                 | Call::Kill { .. }
+                | Call::SigactionDefault { .. }
                 | Call::Wait4 { .. }
                 | Call::Write { .. }
                 | Call::Close { .. }
@@ -985,6 +998,9 @@ impl Call {
             },
             Call::UnblockSignals,
             Call::Kill { pid: 1, signal: 15 },
+            Call::SigactionDefault {
+                signal: libc::SIGPIPE,
+            },
             Call::Wait4 { pid: 1 },
             Call::Open {
                 path: p("/sys/fs/cgroup/pids/x/pids.max"),
@@ -1109,6 +1125,17 @@ pub fn cap_set(set: u64) -> String {
         "0".into()
     } else {
         parts.join("|")
+    }
+}
+
+/// A signal's name the way strace prints it: `SIGPIPE`; real-time ones counted from the
+/// kernel's first, `SIGRTMIN` (32), then `SIGRT_1`, `SIGRT_2`...
+pub fn signal_name(signal: i32) -> String {
+    match nix::sys::signal::Signal::try_from(signal) {
+        Ok(sig) => sig.as_str().to_string(),
+        Err(_) if signal == 32 => "SIGRTMIN".into(),
+        Err(_) if signal > 32 => format!("SIGRT_{}", signal - 32),
+        Err(_) => signal.to_string(),
     }
 }
 

@@ -86,4 +86,10 @@ impl Backend for Recorder {
     fn last_cap(&self) -> u32 {
         crate::runtime::caps::NAMES.len() as u32 - 1
     }
+
+    /// SIGPIPE, which the Rust runtime ignores in every dockling process: the same script on
+    /// every machine, whatever the recording process inherited.
+    fn ignored_signals(&self) -> u64 {
+        1 << (libc::SIGPIPE - 1)
+    }
 }
