@@ -33,13 +33,18 @@ fn container_signals_start_at_default_so_yes_dies_of_sigpipe() {
     assert!(!o.stderr.contains("Broken pipe"), "{}", o.stderr);
 }
 
-/// The same with `yes` as the container's own process (`--pid host`: not a namespace's pid 1)
-/// writing straight into the pipe dockling was given: dockling reports 128 + SIGPIPE, silently.
-#[test]
-fn yes_piped_into_head_exits_141_silently_with_pid_host() {
+/// `dockling run --rm busybox yes | head -1`: Docker and the host print "y" and give 141
+/// (128 + SIGPIPE), silently. In its own pid namespace `yes` is pid 1, which the kernel never
+/// kills with a signal it has no handler for, so dockling copies the container's stdout from a
+/// pipe of its own and, on EPIPE, kills the container and exits 141 (as the docker client
+/// does); with `--pid host` the same holds.
+fn yes_into_head(extra: &[&str]) {
     let lab = Lab::with_busybox();
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "yes"]);
     let mut child = lab
-        .command(&["run", "--rm", "--pid", "host", "busybox", "yes"])
+        .command(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -52,6 +57,21 @@ fn yes_piped_into_head_exits_141_silently_with_pid_host() {
     let o: Out = child.wait_with_output().unwrap().into();
     assert_eq!(o.code, 141, "stderr: {}", o.stderr);
     assert!(!o.stderr.contains("Broken pipe"), "{}", o.stderr);
+    assert!(
+        lab.containers_left().is_empty(),
+        "{:?}",
+        lab.containers_left()
+    );
+}
+
+#[test]
+fn yes_piped_into_head_exits_141_silently() {
+    yes_into_head(&[]);
+}
+
+#[test]
+fn yes_piped_into_head_exits_141_silently_with_pid_host() {
+    yes_into_head(&["--pid", "host"]);
 }
 
 /// Started under `nohup` (SIGHUP ignored), in the background of a shell (SIGINT and SIGQUIT
@@ -429,4 +449,41 @@ fn half_removed_and_half_created_directories_are_swept() {
     lab.cmd(&["ps", "-a"]).expect_code(0);
     assert!(!trash.exists(), "the half-removed directory is left");
     assert!(!half.exists(), "the half-created directory is left");
+}
+
+/// `kill -9` of `dockling run` while it starts the container (paused by `--step` after its
+/// record, cgroup and first process exist): the next command removes the `--rm` record and
+/// the cgroup; a container without `--rm` is recorded as ended by SIGKILL.
+#[test]
+fn run_killed_while_starting_is_cleaned_up_by_the_next_command() {
+    let lab = Lab::with_busybox();
+    for (name, rm) in [("starting-rm", true), ("starting", false)] {
+        let mut args = vec!["--name", name, "-m", "64m", "busybox", "sleep", "1000"];
+        if rm {
+            args.insert(0, "--rm");
+        }
+        let mut paused = run_paused_at(&lab, &args, "layers.mount");
+        assert!(ps_line(&lab, &["-a"], name).is_some(), "{name} is listed");
+        paused.child.kill().unwrap(); // SIGKILL, to the run this test started
+        paused.child.wait().unwrap();
+        drop(paused.stdin);
+        let line = ps_line(&lab, &["-a"], name);
+        if rm {
+            assert_eq!(line, None, "the --rm record outlived its killed run");
+        } else {
+            let line = line.expect("the record is kept without --rm");
+            assert!(line.contains("Exited (137)"), "{line}");
+            lab.cmd(&["rm", name]).expect_code(0);
+        }
+        assert_eq!(
+            cgroups_of(&lab),
+            Vec::<std::path::PathBuf>::new(),
+            "cgroups left"
+        );
+        assert!(
+            lab.containers_left().is_empty(),
+            "{:?}",
+            lab.containers_left()
+        );
+    }
 }

@@ -202,7 +202,11 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
                 };
                 containers.save(&c)?;
             }
-            Ok(outcome.exit_code)
+            Ok(if outcome.broken_pipe {
+                128 + libc::SIGPIPE
+            } else {
+                outcome.exit_code
+            })
         }
         Err(Error::Aborted(a)) => {
             containers.remove_dir(&spec.id)?;

@@ -35,6 +35,11 @@ pub struct Setup<'a> {
     pub extra_mounts: Vec<MountEntry>,
     /// A cgroup namespace is wanted and the process is in its own cgroup.
     pub cgroup_ns: bool,
+    /// The write end of the engine's stdout pipe, to become the container's stdout (see
+    /// [`super::io`]); `None` when the container writes straight to dockling's stdout.
+    pub stdout_relay: Option<std::os::fd::RawFd>,
+    /// Stderr goes into that pipe too (dockling's stderr is its stdout: `2>&1`).
+    pub stderr_relay: bool,
 }
 
 /// Entry point of the cloned child: never returns. Reports failure on the channel and exits.
@@ -143,6 +148,16 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         })?;
     }
     terminal(sys, spec, chan)?;
+    if let Some(w) = setup.stdout_relay {
+        let targets: &[i32] = if setup.stderr_relay { &[1, 2] } else { &[1] };
+        for &new in targets {
+            sys.run(Call::Dup2 {
+                old: w,
+                new,
+                what: Stdio::Relay,
+            })?;
+        }
+    }
 
     if spec.seccomp.is_some() || spec.no_new_privileges {
         sys.step(StepId::SecuritySeccomp)?;

@@ -145,6 +145,9 @@ pub enum Call {
     },
     /// `socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`: the engine/child channel.
     Socketpair,
+    /// `pipe2(O_CLOEXEC)`: the pipe the container writes its stdout into, which the engine
+    /// copies to its own stdout when that is a pipe or a socket (see `runtime::io`).
+    Pipe2,
     /// `rt_sigprocmask(SIG_BLOCK, signals)`: hold these signals for the engine's signalfd.
     BlockSignals { signals: Vec<i32> },
     /// `rt_sigprocmask(SIG_SETMASK, mask)`: put back the mask from before the container.
@@ -186,6 +189,8 @@ pub enum Stdio {
     Terminal,
     /// `/dev/null` as stdin (no `-i`).
     Null,
+    /// The write end of the stdout relay pipe as stdout.
+    Relay,
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -319,6 +324,7 @@ impl Call {
             Call::SocketInet => "socket",
             Call::IoctlIfFlags { .. } => "ioctl",
             Call::Socketpair => "socketpair",
+            Call::Pipe2 => "pipe2",
             Call::BlockSignals { .. } | Call::RestoreSignals { .. } => "rt_sigprocmask",
             Call::OpenTree { .. } => "open_tree",
             Call::MountSetattrRdonly { .. } => "mount_setattr",
@@ -397,6 +403,9 @@ impl Call {
             Call::Dup2 {
                 what: Stdio::Null, ..
             } => "dup2.null",
+            Call::Dup2 {
+                what: Stdio::Relay, ..
+            } => "dup2.relay",
             Call::BlockSignals { .. } => "rt_sigprocmask.block",
             Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
@@ -693,6 +702,13 @@ impl Call {
                 };
                 let _ = write!(s, "AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, {fds}");
             }
+            Call::Pipe2 => {
+                let fds = match ret {
+                    Some(Ret::FdPair(a, b)) => format!("[{a}, {b}]"),
+                    _ => "[…]".into(),
+                };
+                let _ = write!(s, "{fds}, O_CLOEXEC");
+            }
             Call::BlockSignals { signals } => {
                 let mask = signals
                     .iter()
@@ -803,6 +819,7 @@ impl Call {
             | Call::UnblockSignals
             | Call::SocketInet
             | Call::Socketpair
+            | Call::Pipe2
             | Call::BlockSignals { .. }
             | Call::RestoreSignals { .. } => String::new(),
         }
@@ -851,6 +868,7 @@ impl Call {
                 | Call::SocketInet
                 | Call::IoctlIfFlags { .. }
                 | Call::Socketpair
+                | Call::Pipe2
                 | Call::BlockSignals { .. }
                 | Call::RestoreSignals { .. }
                 | Call::OpenTree { .. }
@@ -1048,6 +1066,12 @@ impl Call {
                 set: Some(libc::IFF_UP),
             },
             Call::Socketpair,
+            Call::Pipe2,
+            Call::Dup2 {
+                old: 4,
+                new: 1,
+                what: Stdio::Relay,
+            },
             Call::BlockSignals {
                 signals: vec![libc::SIGCHLD],
             },

@@ -464,6 +464,16 @@ impl Backend for Linux {
                 }
             }
             Call::IoctlIfFlags { fd, name, set } => if_flags(*fd, name, *set),
+            Call::Pipe2 => {
+                let mut fds = [0; 2];
+                // SAFETY: fds is a live array of two ints for the kernel to fill.
+                let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+                if rc < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::FdPair(fds[0], fds[1]))
+                }
+            }
             Call::Socketpair => {
                 let mut fds = [0; 2];
                 // SAFETY: fds is a live array of two ints for the kernel to fill.

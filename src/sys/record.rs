@@ -65,7 +65,7 @@ impl Backend for Recorder {
             | Call::MemfdCreate { .. }
             | Call::BpfProgLoad { .. } => Ret::Fd(100),
             Call::Dup2 { new, .. } => Ret::Fd(*new),
-            Call::Socketpair => Ret::FdPair(100, 101),
+            Call::Socketpair | Call::Pipe2 => Ret::FdPair(100, 101),
             // A new network namespace's loopback: down, nothing else set.
             Call::IoctlIfFlags { set: None, .. } => Ret::IfFlags(libc::IFF_LOOPBACK),
             Call::BlockSignals { .. } => Ret::OldMask(0),
