@@ -13,7 +13,7 @@ use crate::cli::RmArgs;
 use crate::commands::{require_root, Context};
 use crate::container::{self, Container, Containers, Status};
 use crate::error::{Error, Result};
-use crate::sys::{Call, Sys};
+use crate::sys::{Call, Ret, Sys};
 
 /// How long `rm -f` waits for a killed container's engine to record the end and let go.
 const STOP_WAIT: Duration = Duration::from_secs(10);
@@ -28,14 +28,38 @@ fn destroy_cgroup(ctx: &Context, c: &Container) -> Result<()> {
     Ok(())
 }
 
-/// SIGKILL, ignoring a process that is already gone.
-fn kill(pid: i32) -> Result<()> {
-    match Sys::quiet().run(Call::Kill {
-        pid,
-        signal: libc::SIGKILL,
-    }) {
-        Err(e) if e.errno != nix::errno::Errno::ESRCH => Err(e.into()),
+/// SIGKILL to `pid` if it is still the process that started at `start` (field 22 of its
+/// stat), ignoring one that is gone. Through a pidfd: the start time is checked after
+/// `pidfd_open`, so a number reused between the check and the signal is never hit (a plain
+/// `kill` on kernels before 5.3, which have no pidfds).
+fn kill(pid: i32, start: u64) -> Result<()> {
+    use nix::errno::Errno;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let sys = Sys::quiet();
+    let same = || container::process_start_time(pid) == Some(start);
+    let gone = |r: std::result::Result<(), crate::sys::SysError>| match r {
+        Err(e) if e.errno != Errno::ESRCH => Err(e.into()),
         _ => Ok(()),
+    };
+    match sys.perform(Call::PidfdOpen { pid }) {
+        Ok(Ret::Fd(fd)) => {
+            // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            if !same() {
+                return Ok(());
+            }
+            gone(sys.run(Call::PidfdSendSignal {
+                fd: fd.as_raw_fd(),
+                pid,
+                signal: libc::SIGKILL,
+            }))
+        }
+        Err(e) if e.errno == Errno::ENOSYS && same() => gone(sys.run(Call::Kill {
+            pid,
+            signal: libc::SIGKILL,
+        })),
+        Err(e) => gone(Err(e)),
+        Ok(_) => Ok(()),
     }
 }
 
@@ -47,7 +71,7 @@ fn stop(ctx: &Context, containers: &Containers, c: &Container) -> Result<()> {
     // Chosen before anything dies: once its process is gone a running container must not
     // be taken for one still starting, whose engine would be killed before it records the end.
     let target = match c.status {
-        Status::Running { pid, .. } => c.is_alive().then_some(pid),
+        Status::Running { pid, pid_start } => c.is_alive().then_some((pid, pid_start)),
         Status::Created => containers.engine_pid(&c.spec.id),
         Status::Exited { .. } => None,
     };
@@ -59,7 +83,7 @@ fn stop(ctx: &Context, containers: &Containers, c: &Container) -> Result<()> {
         cg.kill_all(&Sys::quiet())?;
     }
     match target {
-        Some(pid) => kill(pid),
+        Some((pid, start)) => kill(pid, start),
         None => Ok(()),
     }
 }
@@ -85,8 +109,8 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
             let mut waited = containers.wait_engine(&id, STOP_WAIT);
             if matches!(waited, Ok(None)) {
                 // Its engine did not record the end in time: kill the engine too.
-                if let Some(engine) = containers.engine_pid(&id) {
-                    kill(engine)?;
+                if let Some((engine, start)) = containers.engine_pid(&id) {
+                    kill(engine, start)?;
                 }
                 waited = containers.wait_engine(&id, STOP_WAIT);
             }
@@ -113,8 +137,8 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
                 "cannot remove container {name}: it is running: stop it first or use rm -f"
             )));
         }
-        if let Status::Running { pid, .. } = c.status {
-            kill(pid)?;
+        if let Status::Running { pid, pid_start } = c.status {
+            kill(pid, pid_start)?;
         }
     }
     destroy_cgroup(ctx, &c)?;
@@ -150,9 +174,9 @@ pub fn reap(ctx: &Context, containers: &Containers) {
         };
         // No engine keeps it. Its first process got SIGKILL when the engine died
         // (PR_SET_PDEATHSIG) and may not be gone yet: nothing would ever wait for it now.
-        if let Status::Running { pid, .. } = c.status {
+        if let Status::Running { pid, pid_start } = c.status {
             if c.is_alive() {
-                let _ = kill(pid);
+                let _ = kill(pid, pid_start);
                 let deadline = std::time::Instant::now() + STOP_WAIT;
                 while c.is_alive() && std::time::Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(2));

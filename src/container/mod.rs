@@ -334,13 +334,14 @@ impl Containers {
         matches!(flock(&f, libc::LOCK_SH | libc::LOCK_NB), Ok(false))
     }
 
-    /// The pid of the engine that holds (or held) the container, if it is still that process.
-    pub fn engine_pid(&self, id: &str) -> Option<i32> {
+    /// The pid and start time of the engine that holds (or held) the container, if it is
+    /// still that process.
+    pub fn engine_pid(&self, id: &str) -> Option<(i32, u64)> {
         let text = fs::read_to_string(self.bundle(id).join(ENGINE_LOCK)).ok()?;
         let mut it = text.split_whitespace();
         let pid: i32 = it.next()?.parse().ok()?;
         let start: u64 = it.next()?.parse().ok()?;
-        (pid > 0 && process_start_time(pid) == Some(start)).then_some(pid)
+        (pid > 0 && process_start_time(pid) == Some(start)).then_some((pid, start))
     }
 
     /// Wait (bounded) until nothing holds the container's engine lock, then hold it.

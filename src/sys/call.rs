@@ -145,6 +145,12 @@ pub enum Call {
     },
     /// `socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`: the engine/child channel.
     Socketpair,
+    /// `pidfd_open(pid, 0)`: a descriptor that names this very process, whatever later
+    /// reuses its number.
+    PidfdOpen { pid: i32 },
+    /// `pidfd_send_signal(fd, signal, NULL, 0)`: a signal to the process `fd` names (`pid` is
+    /// its number, for the explanation and error messages; it is not an argument).
+    PidfdSendSignal { fd: i32, pid: i32, signal: i32 },
     /// `pipe2(O_CLOEXEC)`: the pipe the container writes its stdout into, which the engine
     /// copies to its own stdout when that is a pipe or a socket (see `runtime::io`).
     Pipe2,
@@ -325,6 +331,8 @@ impl Call {
             Call::IoctlIfFlags { .. } => "ioctl",
             Call::Socketpair => "socketpair",
             Call::Pipe2 => "pipe2",
+            Call::PidfdOpen { .. } => "pidfd_open",
+            Call::PidfdSendSignal { .. } => "pidfd_send_signal",
             Call::BlockSignals { .. } | Call::RestoreSignals { .. } => "rt_sigprocmask",
             Call::OpenTree { .. } => "open_tree",
             Call::MountSetattrRdonly { .. } => "mount_setattr",
@@ -702,6 +710,12 @@ impl Call {
                 };
                 let _ = write!(s, "AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, {fds}");
             }
+            Call::PidfdOpen { pid } => {
+                let _ = write!(s, "{pid}, 0");
+            }
+            Call::PidfdSendSignal { fd, signal, .. } => {
+                let _ = write!(s, "{fd}, {}, NULL, 0", signal_name(*signal));
+            }
             Call::Pipe2 => {
                 let fds = match ret {
                     Some(Ret::FdPair(a, b)) => format!("[{a}, {b}]"),
@@ -804,7 +818,10 @@ impl Call {
                 format!("fd {fd}")
             }
             Call::Prctl { option, .. } => option.name().to_string(),
-            Call::Kill { pid, .. } | Call::Wait4 { pid } => format!("pid {pid}"),
+            Call::Kill { pid, .. }
+            | Call::Wait4 { pid }
+            | Call::PidfdOpen { pid }
+            | Call::PidfdSendSignal { pid, .. } => format!("pid {pid}"),
             Call::SigactionDefault { signal } => signal_name(*signal),
             Call::Clone { flags } | Call::Unshare { flags } => clone_flags(*flags, false),
             Call::Setresuid { uid } => format!("uid {uid}"),
@@ -869,6 +886,8 @@ impl Call {
                 | Call::IoctlIfFlags { .. }
                 | Call::Socketpair
                 | Call::Pipe2
+                | Call::PidfdOpen { .. }
+                | Call::PidfdSendSignal { .. }
                 | Call::BlockSignals { .. }
                 | Call::RestoreSignals { .. }
                 | Call::OpenTree { .. }
@@ -1067,6 +1086,12 @@ impl Call {
             },
             Call::Socketpair,
             Call::Pipe2,
+            Call::PidfdOpen { pid: 4242 },
+            Call::PidfdSendSignal {
+                fd: 3,
+                pid: 4242,
+                signal: libc::SIGKILL,
+            },
             Call::Dup2 {
                 old: 4,
                 new: 1,

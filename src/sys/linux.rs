@@ -464,6 +464,27 @@ impl Backend for Linux {
                 }
             }
             Call::IoctlIfFlags { fd, name, set } => if_flags(*fd, name, *set),
+            Call::PidfdOpen { pid } => {
+                // SAFETY: pidfd_open(2) with a pid and no flags; the caller owns the result.
+                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, *pid, 0) };
+                if fd < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Fd(fd as i32))
+                }
+            }
+            Call::PidfdSendSignal { fd, signal, .. } => {
+                // SAFETY: an open pidfd, no siginfo (NULL: as kill(2) would send), no flags.
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        *fd,
+                        *signal,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                })
+            }
             Call::Pipe2 => {
                 let mut fds = [0; 2];
                 // SAFETY: fds is a live array of two ints for the kernel to fill.

@@ -63,7 +63,8 @@ impl Backend for Recorder {
             | Call::SocketInet
             | Call::OpenTree { .. }
             | Call::MemfdCreate { .. }
-            | Call::BpfProgLoad { .. } => Ret::Fd(100),
+            | Call::BpfProgLoad { .. }
+            | Call::PidfdOpen { .. } => Ret::Fd(100),
             Call::Dup2 { new, .. } => Ret::Fd(*new),
             Call::Socketpair | Call::Pipe2 => Ret::FdPair(100, 101),
             // A new network namespace's loopback: down, nothing else set.
