@@ -210,16 +210,105 @@ impl Cgroup {
         oom_kills(&text) > 0
     }
 
-    /// Remove the group from every hierarchy. The processes are gone by now, but the kernel
-    /// may take a moment to notice: retry `EBUSY` a few times (bounded: 20 × 5 ms).
+    /// The pids in the group (`cgroup.procs` of its first hierarchy: on v1 it joined all).
+    fn procs(&self) -> Vec<i32> {
+        let Some(dir) = self.paths().into_iter().next() else {
+            return vec![];
+        };
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// Wait (bounded: `limit`) until the group has no process left; true when empty.
+    fn wait_empty(&self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if self.procs().is_empty() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// Kill every process of the group, the container's own and whatever it started: with
+    /// `--pid host` no pid namespace ends them with its pid 1, and their parent may be gone.
+    /// v2 has `cgroup.kill` (Linux 5.14: the kernel kills every task, even one forking at the
+    /// moment). Otherwise the group is frozen (v1 `freezer.state`, v2 `cgroup.freeze`) so no
+    /// task can fork between the read of `cgroup.procs` and the kills, each pid gets SIGKILL,
+    /// the group is thawed (the signals are delivered then), and that is repeated until the
+    /// group is empty: bounded, 50 rounds.
+    pub fn kill_all(&self, sys: &Sys) -> Result<()> {
+        if self.procs().is_empty() {
+            return Ok(());
+        }
+        let first = self.paths().into_iter().next();
+        if let (Version::V2, Some(dir)) = (self.version, &first) {
+            let knob = dir.join("cgroup.kill");
+            if knob.exists() {
+                sys.write_file(&knob, "1")?;
+                if self.wait_empty(std::time::Duration::from_secs(5)) {
+                    return Ok(());
+                }
+            }
+        }
+        let freeze = match self.version {
+            Version::V1 => self
+                .dir_for("freezer")
+                .map(|d| (d.join("freezer.state"), "FROZEN", "THAWED")),
+            Version::V2 => first.as_ref().map(|d| (d.join("cgroup.freeze"), "1", "0")),
+        }
+        .filter(|(knob, ..)| knob.exists());
+        for _ in 0..50 {
+            let pids = self.procs();
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if let Some((knob, frozen, _)) = &freeze {
+                sys.write_file(knob, frozen)?;
+            }
+            for pid in pids {
+                match sys.run(Call::Kill {
+                    pid,
+                    signal: libc::SIGKILL,
+                }) {
+                    Ok(()) => {}
+                    Err(e) if e.errno == Errno::ESRCH => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some((knob, _, thawed)) = &freeze {
+                sys.write_file(knob, thawed)?;
+            }
+            if self.wait_empty(std::time::Duration::from_millis(100)) {
+                return Ok(());
+            }
+        }
+        Err(Error::Usage(format!(
+            "cannot kill every process of the cgroup {}: they keep coming back; kill them by hand (cat cgroup.procs)",
+            first.map(|d| d.display().to_string()).unwrap_or_default()
+        )))
+    }
+
+    /// Kill what is left in the group ([`Cgroup::kill_all`]), then remove it from every
+    /// hierarchy. A killed process may take a moment to leave the group: retry `EBUSY`
+    /// (bounded: 200 × 5 ms).
     pub fn destroy(&self, sys: &Sys) -> Result<()> {
+        if !sys.is_dry_run() {
+            self.kill_all(sys)?;
+        }
         for dir in self.paths() {
             let mut tries = 0;
             loop {
                 match sys.run(Call::Rmdir { path: dir.clone() }) {
                     Ok(()) => break,
                     Err(e) if e.errno == Errno::ENOENT => break,
-                    Err(e) if e.errno == Errno::EBUSY && tries < 20 => {
+                    Err(e) if e.errno == Errno::EBUSY && tries < 200 => {
                         tries += 1;
                         std::thread::sleep(std::time::Duration::from_millis(5));
                     }

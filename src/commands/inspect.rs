@@ -88,6 +88,8 @@ pub fn container_json(c: &Container) -> Value {
 /// `dockling inspect`.
 pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
     let containers = Containers::open(&ctx.root)?;
+    // A container whose dockling was killed is shown as exited, not running.
+    crate::commands::rm::reap(ctx, &containers);
     let store = Store::open(&ctx.root)?;
     let mut out = vec![];
     let mut code = 0;

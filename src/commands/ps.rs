@@ -32,6 +32,8 @@ pub fn command_cell(args: &[String], no_trunc: bool) -> String {
 /// `dockling ps`.
 pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
     let containers = Containers::open(&ctx.root)?;
+    // A container whose dockling was killed is shown as what it is (exited), not "Up".
+    crate::commands::rm::reap(ctx, &containers);
     let now = SystemTime::now();
     let mut rows = vec![];
     for c in containers.list()? {

@@ -1,52 +1,214 @@
-//! `dockling rm`: remove containers (with `-f`, kill running ones first).
+//! `dockling rm`: remove containers (with `-f`, kill running ones first), and [`reap`]: what
+//! every command that lists containers does first about the leftovers of killed ones.
+//!
+//! A container is removed only by whoever holds its engine lock (see [`crate::container`]):
+//! while its `dockling run` keeps it (creating, starting, running it) `rm` refuses, and `rm -f`
+//! kills it and waits until that engine has let go. Removing means killing what is left in its
+//! cgroup (with `--pid host` the container's children outlive its first process), removing
+//! the cgroup, then the directory (renamed away first, so a killed `rm` leaves nothing half).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cli::RmArgs;
 use crate::commands::{require_root, Context};
-use crate::container::{Containers, Status};
+use crate::container::{self, Container, Containers, Status};
 use crate::error::{Error, Result};
-use crate::sys::{Call, Sys};
+use crate::sys::{Call, Ret, Sys};
 
-/// Remove one container; returns what to print.
+/// How long `rm -f` waits for a killed container's engine to record the end and let go.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Kill everything of the container's cgroup, then remove the cgroup.
+fn destroy_cgroup(ctx: &Context, c: &Container) -> Result<()> {
+    if c.spec.cgroup.is_some() {
+        if let Some(cg) = crate::commands::run::cgroup_for(ctx, &c.spec)? {
+            cg.destroy(&Sys::quiet())?;
+        }
+    }
+    Ok(())
+}
+
+/// SIGKILL to `pid` if it is still the process that started at `start` (field 22 of its
+/// stat), ignoring one that is gone. Through a pidfd: the start time is checked after
+/// `pidfd_open`, so a number reused between the check and the signal is never hit (a plain
+/// `kill` on kernels before 5.3, which have no pidfds).
+fn kill(pid: i32, start: u64) -> Result<()> {
+    use nix::errno::Errno;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let sys = Sys::quiet();
+    let same = || container::process_start_time(pid) == Some(start);
+    let gone = |r: std::result::Result<(), crate::sys::SysError>| match r {
+        Err(e) if e.errno != Errno::ESRCH => Err(e.into()),
+        _ => Ok(()),
+    };
+    match sys.perform(Call::PidfdOpen { pid }) {
+        Ok(Ret::Fd(fd)) => {
+            // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            if !same() {
+                return Ok(());
+            }
+            gone(sys.run(Call::PidfdSendSignal {
+                fd: fd.as_raw_fd(),
+                pid,
+                signal: libc::SIGKILL,
+            }))
+        }
+        Err(e) if e.errno == Errno::ENOSYS && same() => gone(sys.run(Call::Kill {
+            pid,
+            signal: libc::SIGKILL,
+        })),
+        Err(e) => gone(Err(e)),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Kill a container its engine still keeps: every process of its cgroup and its first
+/// process, so the engine sees the end and records it; or, while it is still being started
+/// (no process of its own yet), the engine itself (its child follows through
+/// `PR_SET_PDEATHSIG`; what it made is cleaned up by the caller).
+fn stop(ctx: &Context, containers: &Containers, c: &Container) -> Result<()> {
+    // Chosen before anything dies: once its process is gone a running container must not
+    // be taken for one still starting, whose engine would be killed before it records the end.
+    let target = match c.status {
+        Status::Running { pid, pid_start } => c.is_alive().then_some((pid, pid_start)),
+        Status::Created => containers.engine_pid(&c.spec.id),
+        Status::Exited { .. } => None,
+    };
+    if let Some(cg) = crate::commands::run::cgroup_for(ctx, &c.spec)
+        .ok()
+        .flatten()
+        .filter(|_| c.spec.cgroup.is_some())
+    {
+        cg.kill_all(&Sys::quiet())?;
+    }
+    match target {
+        Some((pid, start)) => kill(pid, start),
+        None => Ok(()),
+    }
+}
+
+/// Remove one container.
 pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -> Result<()> {
     let c = containers.find(name)?;
+    let id = c.spec.id.clone();
+    let held = match containers.try_lock_engine(&id)? {
+        Some(lock) => lock,
+        None if !force => {
+            let what = if matches!(c.status, Status::Created) {
+                "it is starting"
+            } else {
+                "it is running"
+            };
+            return Err(Error::Usage(format!(
+                "cannot remove container {name}: {what}: stop it first or use rm -f"
+            )));
+        }
+        None => {
+            stop(ctx, containers, &c)?;
+            let mut waited = containers.wait_engine(&id, STOP_WAIT);
+            if matches!(waited, Ok(None)) {
+                // Its engine did not record the end in time: kill the engine too.
+                if let Some((engine, start)) = containers.engine_pid(&id) {
+                    kill(engine, start)?;
+                }
+                waited = containers.wait_engine(&id, STOP_WAIT);
+            }
+            match waited {
+                Ok(Some(lock)) => lock,
+                // A `--rm` container its engine removed once it ended.
+                Err(Error::NotFound(_)) => return destroy_cgroup(ctx, &c),
+                Ok(None) => {
+                    return Err(Error::Usage(format!(
+                        "container {name} was killed but its dockling process did not let go within {} s: kill it (pid in {})",
+                        2 * STOP_WAIT.as_secs(),
+                        containers.bundle(&id).join("engine.lock").display()
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    // Nothing keeps it now, and no other `rm` can (we hold the lock).
     if c.is_alive() {
+        // Recorded as running by an engine that is gone, and its process is still there.
         if !force {
             return Err(Error::Usage(format!(
                 "cannot remove container {name}: it is running: stop it first or use rm -f"
             )));
         }
-        if let Status::Running { pid, .. } = c.status {
-            let sys = Sys::quiet();
-            sys.run(Call::Kill {
-                pid,
-                signal: libc::SIGKILL,
-            })?;
-            // The container's own dockling process reaps it; wait (bounded) until it is gone.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while c.is_alive() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        if let Status::Running { pid, pid_start } = c.status {
+            kill(pid, pid_start)?;
+        }
+    }
+    destroy_cgroup(ctx, &c)?;
+    containers.remove_dir(&id)?;
+    drop(held);
+    Ok(())
+}
+
+/// Notice what killed commands left: directories half created or half removed, and
+/// containers recorded as created or running whose engine is gone (killed, so the container
+/// went with it). Their cgroups are killed and removed; a `--rm` container is removed, any
+/// other recorded as `Exited (137)`, as SIGKILL ended it. Needs root; best effort (a warning).
+pub fn reap(ctx: &Context, containers: &Containers) {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let Ok(_names) = containers.lock() else {
+        return;
+    };
+    containers.sweep();
+    let Ok(all) = containers.list() else { return };
+    for mut c in all {
+        if !matches!(c.status, Status::Created | Status::Running { .. }) {
+            continue;
+        }
+        let id = c.spec.id.clone();
+        if !containers.has_engine_lock(&id) && c.is_alive() {
+            // Started by a dockling from before engine locks: its pid is all there is.
+            continue;
+        }
+        let Ok(Some(_held)) = containers.try_lock_engine(&id) else {
+            continue;
+        };
+        // No engine keeps it. Its first process got SIGKILL when the engine died
+        // (PR_SET_PDEATHSIG) and may not be gone yet: nothing would ever wait for it now.
+        if let Status::Running { pid, pid_start } = c.status {
             if c.is_alive() {
-                return Err(Error::Usage(format!(
-                    "container {name} did not die within 10 s of SIGKILL"
-                )));
+                let _ = kill(pid, pid_start);
+                let deadline = std::time::Instant::now() + STOP_WAIT;
+                while c.is_alive() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
             }
         }
-    }
-    if c.spec.cgroup.is_some() {
-        if let Ok(Some(cg)) = crate::commands::run::cgroup_for(ctx, &c.spec) {
-            let _ = cg.destroy(&Sys::quiet());
+        let done = destroy_cgroup(ctx, &c).and_then(|()| {
+            if c.spec.remove {
+                containers.remove_dir(&c.spec.id)
+            } else {
+                c.status = Status::Exited {
+                    code: 128 + libc::SIGKILL,
+                    finished: container::now_rfc3339(),
+                    oom_killed: false,
+                };
+                containers.save(&c)
+            }
+        });
+        if let Err(e) = done {
+            eprintln!(
+                "dockling: warning: container {} of a killed dockling: {e}",
+                c.spec.name
+            );
         }
     }
-    containers.remove_dir(&c.spec.id)
 }
 
 /// `dockling rm`.
 pub fn run(ctx: &Context, args: &RmArgs) -> Result<i32> {
     require_root("rm")?;
     let containers = Containers::open(&ctx.root)?;
+    reap(ctx, &containers);
     let mut code = 0;
     for name in &args.containers {
         match remove(ctx, &containers, name, args.force) {

@@ -63,8 +63,24 @@ pub fn create(
     containers: &Containers,
     dry_run: bool,
 ) -> Result<RunSpec> {
+    create_kept(ctx, args, containers, dry_run).map(|(spec, _)| spec)
+}
+
+/// [`create`], also giving the container's engine lock (none in a dry run): whoever holds it
+/// keeps the container, and no other command removes a container that is kept.
+pub fn create_kept(
+    ctx: &Context,
+    args: &RunArgs,
+    containers: &Containers,
+    dry_run: bool,
+) -> Result<(RunSpec, Option<container::EngineLock>)> {
     // Flags first: a bad one must not pull, create or lock anything.
     specconv::check_flags(args)?;
+    if !dry_run {
+        // Containers of killed engines are noticed (and their cgroups killed) before a name
+        // is checked: a dead `--rm` container must not hold its name.
+        crate::commands::rm::reap(ctx, containers);
+    }
     let store = Store::open(&ctx.root)?.with_limits(ctx.config.layer_limits()?);
     let image = find_or_pull(ctx, &store, args, dry_run)?;
     let layers = store.layer_dirs(&image)?;
@@ -98,8 +114,13 @@ pub fn create(
         layers,
     };
     let spec = specconv::build(ctx, args, input, &id, &name, &bundle)?;
-    if !dry_run {
-        std::fs::create_dir_all(&bundle).map_err(Error::io("create", &bundle))?;
+    if dry_run {
+        return Ok((spec, None));
+    }
+    std::fs::create_dir_all(&bundle).map_err(Error::io("create", &bundle))?;
+    // The lock before the record: from the moment `ps` can see the container, it is kept.
+    let kept = containers.engine_lock(&id);
+    let saved = kept.and_then(|kept| {
         containers.save(&Container {
             spec: spec.clone(),
             created: container::now_rfc3339(),
@@ -107,8 +128,15 @@ pub fn create(
         })?;
         // The same container as an OCI bundle, for inspection and for runc/crun.
         crate::runtime::bundle::write(&spec, &format!("/dockling-oci/{}", spec.id))?;
+        Ok(kept)
+    });
+    match saved {
+        Ok(kept) => Ok((spec, Some(kept))),
+        Err(e) => {
+            let _ = containers.remove_dir(&id);
+            Err(e)
+        }
     }
-    Ok(spec)
 }
 
 /// The cgroup a container gets, unless `--no-cgroups`.
@@ -148,7 +176,8 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
         Err(e) => eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected"),
     }
     let containers = Containers::open(&ctx.root)?;
-    let spec = create(ctx, args, &containers, false)?;
+    // Held until the end is recorded (or the container removed): see `container`.
+    let (spec, _kept) = create_kept(ctx, args, &containers, false)?;
     // Missing `-v` host directories are made now, at the start, and taken back if it fails.
     let made = match specconv::create_volume_sources(&spec.volumes) {
         Ok(made) => made,
@@ -186,7 +215,11 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
                 };
                 containers.save(&c)?;
             }
-            Ok(outcome.exit_code)
+            Ok(if outcome.broken_pipe {
+                128 + libc::SIGPIPE
+            } else {
+                outcome.exit_code
+            })
         }
         Err(Error::Aborted(a)) => {
             containers.remove_dir(&spec.id)?;
@@ -196,6 +229,15 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
         Err(e) => {
             if spec.remove {
                 let _ = containers.remove_dir(&spec.id);
+            } else if let Ok(mut c) = containers.find(&spec.id) {
+                // Docker keeps a container that failed to start, with the failure's code; a
+                // record left at "created" would look like the work of a killed engine.
+                c.status = Status::Exited {
+                    code: e.exit_code(),
+                    finished: container::now_rfc3339(),
+                    oom_killed: false,
+                };
+                let _ = containers.save(&c);
             }
             Err(e)
         }

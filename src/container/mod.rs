@@ -3,6 +3,15 @@
 //! mount point `rootfs/`, and the files bind-mounted into it (`hostname`, `hosts`,
 //! `resolv.conf`). State is written to a temporary name and renamed, so a reader never sees
 //! half a file; a lock file serialises name allocation so two `run --name web` cannot both win.
+//!
+//! Who keeps a container: the `dockling run` that created it holds an exclusive `flock` on
+//! the container's `engine.lock` from before its `state.json` exists until it has recorded the
+//! end (the lock file also names that process). The kernel drops the lock when that process
+//! dies, even of SIGKILL, so "its engine holds the lock" is the liveness test no stale record
+//! can fool: a record whose lock is free but whose state still says created or running belongs
+//! to a killed engine, and the next command notices ([`Containers::engine_alive`]). `rm`
+//! renames a directory to `.trash-<id>` before deleting it, so a killed `rm` leaves a name the
+//! next command recognises and finishes removing, never a half-deleted container.
 
 pub mod names;
 
@@ -111,6 +120,33 @@ impl Drop for Lock {
     fn drop(&mut self) {
         // SAFETY: the fd is owned by self.0 and open; LOCK_UN on it cannot violate memory safety.
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// The lock a container's engine holds for as long as it keeps the container (see the module
+/// documentation).
+pub struct EngineLock {
+    // Open for as long as the lock is held: the kernel releases a flock with its file.
+    _file: File,
+}
+
+/// The file name of that lock inside the container's directory.
+const ENGINE_LOCK: &str = "engine.lock";
+
+/// The prefix a container directory is renamed to before it is deleted.
+const TRASH: &str = ".trash-";
+
+/// `flock(fd, op)`; `Ok(false)` when `LOCK_NB` found it taken.
+fn flock(f: &File, op: libc::c_int) -> std::io::Result<bool> {
+    // SAFETY: flock on an fd owned by `f`.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
     }
 }
 
@@ -331,14 +367,127 @@ impl Containers {
     }
 
     /// Delete a container's directory. Its mounts lived in its own mount namespace, so they
-    /// are already gone; `rootfs/` of `--layers copy` is plain files.
+    /// are already gone; `rootfs/` of `--layers copy` is plain files. The directory is first
+    /// renamed to `.trash-<id>` (one atomic step: the container is gone for every other
+    /// command), then deleted; a deletion cut short is finished by [`Containers::sweep`].
     pub fn remove_dir(&self, id: &str) -> Result<()> {
         let dir = self.bundle(id);
-        match fs::remove_dir_all(&dir) {
+        let trash = self.dir.join(format!("{TRASH}{id}"));
+        match fs::rename(&dir, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("rename", &dir)(e)),
+        }
+        match fs::remove_dir_all(&trash) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove", &dir)(e)),
+            Err(e) => Err(Error::io("remove", &trash)(e)),
         }
+    }
+
+    /// Take the engine lock of a new container (its directory exists, its state not yet) and
+    /// write this process's pid and start time into it, for `rm -f`.
+    pub fn engine_lock(&self, id: &str) -> Result<EngineLock> {
+        let path = self.bundle(id).join(ENGINE_LOCK);
+        let mut f = File::options()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("create", &path))?;
+        if !flock(&f, libc::LOCK_EX | libc::LOCK_NB).map_err(Error::io("lock", &path))? {
+            return Err(Error::Usage(format!(
+                "container {id} is kept by another dockling process"
+            )));
+        }
+        let me = std::process::id() as i32;
+        let line = format!("{me} {}\n", process_start_time(me).unwrap_or(0));
+        f.write_all(line.as_bytes())
+            .map_err(Error::io("write", &path))?;
+        Ok(EngineLock { _file: f })
+    }
+
+    /// Take the engine lock of an existing container without waiting: `None` while its engine
+    /// (or another command) holds it. A container without a lock file (made by an older
+    /// dockling) gets one.
+    pub fn try_lock_engine(&self, id: &str) -> Result<Option<EngineLock>> {
+        let path = self.bundle(id).join(ENGINE_LOCK);
+        let f = match File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(format!("no such container: {id}")))
+            }
+            Err(e) => return Err(Error::io("open", &path)(e)),
+        };
+        Ok(flock(&f, libc::LOCK_EX | libc::LOCK_NB)
+            .map_err(Error::io("lock", &path))?
+            .then_some(EngineLock { _file: f }))
+    }
+
+    /// True when the container has an engine lock file (every container made since they exist).
+    pub fn has_engine_lock(&self, id: &str) -> bool {
+        self.bundle(id).join(ENGINE_LOCK).exists()
+    }
+
+    /// True while a live process holds the container's engine lock: its `dockling run` is
+    /// creating, starting or running it (or another command is removing it right now).
+    pub fn engine_alive(&self, id: &str) -> bool {
+        let Ok(f) = File::open(self.bundle(id).join(ENGINE_LOCK)) else {
+            return false;
+        };
+        // A shared lock conflicts only with the engine's exclusive one; given back at once.
+        matches!(flock(&f, libc::LOCK_SH | libc::LOCK_NB), Ok(false))
+    }
+
+    /// The pid and start time of the engine that holds (or held) the container, if it is
+    /// still that process.
+    pub fn engine_pid(&self, id: &str) -> Option<(i32, u64)> {
+        let text = fs::read_to_string(self.bundle(id).join(ENGINE_LOCK)).ok()?;
+        let mut it = text.split_whitespace();
+        let pid: i32 = it.next()?.parse().ok()?;
+        let start: u64 = it.next()?.parse().ok()?;
+        (pid > 0 && process_start_time(pid) == Some(start)).then_some((pid, start))
+    }
+
+    /// Wait (bounded) until nothing holds the container's engine lock, then hold it.
+    pub fn wait_engine(&self, id: &str, limit: std::time::Duration) -> Result<Option<EngineLock>> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(l) = self.try_lock_engine(id)? {
+                return Ok(Some(l));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Directories no record explains: `.trash-*` (a killed `rm`) and container directories
+    /// without `state.json` whose engine is gone (a `run` killed while creating it). Call with
+    /// [`Containers::lock`] held, so a container being created is never taken for either.
+    pub fn sweep(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let leftover = if name.starts_with(TRASH) {
+                true
+            } else if name.starts_with('.') || !path.is_dir() {
+                false
+            } else {
+                !path.join("state.json").exists() && !self.engine_alive(&name)
+            };
+            if leftover && fs::remove_dir_all(&path).is_ok() {
+                removed.push(path);
+            }
+        }
+        removed
     }
 }
 

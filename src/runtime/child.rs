@@ -35,6 +35,11 @@ pub struct Setup<'a> {
     pub extra_mounts: Vec<MountEntry>,
     /// A cgroup namespace is wanted and the process is in its own cgroup.
     pub cgroup_ns: bool,
+    /// The write end of the engine's stdout pipe, to become the container's stdout (see
+    /// [`super::io`]); `None` when the container writes straight to dockling's stdout.
+    pub stdout_relay: Option<std::os::fd::RawFd>,
+    /// Stderr goes into that pipe too (dockling's stderr is its stdout: `2>&1`).
+    pub stderr_relay: bool,
 }
 
 /// Entry point of the cloned child: never returns. Reports failure on the channel and exits.
@@ -79,6 +84,8 @@ fn run(sys: &Sys, setup: &Setup<'_>, chan: &Channel) -> Result<Infallible> {
 pub struct Exec {
     call: Call,
     cwd: PathBuf,
+    /// The signals this process ignores (inherited from the engine), to be reset.
+    ignored: u64,
 }
 
 /// What the new process does first, right after `clone` (still in the step that started
@@ -102,6 +109,8 @@ pub fn first_acts(sys: &Sys) -> Result<()> {
 /// the recorder, by `dockling explain` (then `chan` is `None`).
 pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<Exec> {
     let spec = setup.spec;
+    // Read while the host's /proc is still the one mounted (the container's may be missing).
+    let ignored = sys.ignored_signals();
     if setup.cgroup_ns {
         sys.step(StepId::NamespacesCgroup)?;
         sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
@@ -139,6 +148,16 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         })?;
     }
     terminal(sys, spec, chan)?;
+    if let Some(w) = setup.stdout_relay {
+        let targets: &[i32] = if setup.stderr_relay { &[1, 2] } else { &[1] };
+        for &new in targets {
+            sys.run(Call::Dup2 {
+                old: w,
+                new,
+                what: Stdio::Relay,
+            })?;
+        }
+    }
 
     if spec.seccomp.is_some() || spec.no_new_privileges {
         sys.step(StepId::SecuritySeccomp)?;
@@ -215,6 +234,7 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
             envp: spec.env.clone(),
         },
         cwd: spec.cwd.clone(),
+        ignored,
     })
 }
 
@@ -331,6 +351,19 @@ fn exec_container(sys: &Sys, exec: Exec) -> Result<Infallible> {
             e.errno.desc()
         ))
     })?;
+    // execve resets caught signals to their default action but keeps ignored ones ignored
+    // (signal(7), "Signal disposition"; execve(2)): what the engine ignores — SIGPIPE, as
+    // every Rust program does, and whatever its own parent ignored (nohup's SIGHUP, a shell's
+    // SIGINT/SIGQUIT for `&`) — would be ignored by the container's program too. Docker's
+    // containers start with every signal at its default, so each ignored one is reset here.
+    for signal in 1..=64 {
+        if exec.ignored & (1 << (signal - 1)) != 0
+            && signal != libc::SIGKILL
+            && signal != libc::SIGSTOP
+        {
+            sys.run(Call::SigactionDefault { signal })?;
+        }
+    }
     // The engine blocked these signals to forward them; the container starts with none blocked.
     sys.run(Call::UnblockSignals)?;
     let name = match &exec.call {

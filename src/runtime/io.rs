@@ -1,5 +1,12 @@
 //! The foreground run: relay the terminal, forward signals, wait for the exit.
 //!
+//! When dockling's stdout is a pipe or a socket (`dockling run … | head -1`) the container
+//! writes into a pipe of the engine's, which the loop copies out: the pid 1 of a pid namespace
+//! cannot die of SIGPIPE (the kernel spares a namespace's init every signal it has no handler
+//! for), so a `yes` written straight into the closed pipe would say "Broken pipe" and exit 1.
+//! Instead, as `docker run` (whose client, not the container, writes the user's stdout), the
+//! engine sees EPIPE, kills the container and exits 141 (128 + SIGPIPE), silently.
+//!
 //! dockling stays single-threaded: one `poll(2)` loop over stdin, the pseudo-terminal master
 //! (with `-t`) and a `signalfd(2)` that receives the signals we forward (SIGINT, SIGTERM...),
 //! SIGWINCH (resize) and SIGCHLD (the container ended). The relay's own reads and writes are
@@ -99,8 +106,97 @@ fn copy_winsize(master: &OwnedFd) {
     }
 }
 
-/// Relay until the container exits; returns its raw wait status.
-pub fn relay(sys: &Sys, pid: i32, master: Option<OwnedFd>, forward_stdin: bool) -> Result<i32> {
+/// True when stderr is the very file stdout is (`2>&1`): then the container's stderr goes
+/// into the stdout pipe too, or the relay would reorder what the two interleave.
+pub fn stderr_is_stdout() -> bool {
+    match (nix::sys::stat::fstat(1), nix::sys::stat::fstat(2)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
+}
+
+/// A pipe for the container's stdout when the engine's own stdout is a pipe or a socket
+/// (and there is no terminal): (the engine's read end, the container's write end).
+pub fn stdout_pipe(
+    sys: &Sys,
+    tty: bool,
+) -> std::result::Result<Option<(OwnedFd, OwnedFd)>, crate::sys::SysError> {
+    if tty || sys.is_dry_run() {
+        return Ok(None);
+    }
+    let piped = nix::sys::stat::fstat(1).is_ok_and(|st| {
+        let kind = st.st_mode & libc::S_IFMT;
+        kind == libc::S_IFIFO || kind == libc::S_IFSOCK
+    });
+    if !piped {
+        return Ok(None);
+    }
+    match sys.perform(Call::Pipe2)? {
+        // SAFETY: the kernel just created both descriptors and nothing else owns them.
+        crate::sys::Ret::FdPair(r, w) => unsafe {
+            use std::os::fd::FromRawFd;
+            Ok(Some((OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w))))
+        },
+        _ => Ok(None),
+    }
+}
+
+/// Copy what is waiting in the stdout pipe to stdout (non-blocking); false when stdout is
+/// gone (EPIPE) or the pipe is at its end.
+fn copy_out(out: &mut File, buf: &mut [u8]) -> std::io::Result<bool> {
+    match out.read(buf) {
+        Ok(0) => Ok(false),
+        Ok(n) => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&buf[..n])?;
+            stdout.flush()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Copy what the container wrote last, after it exited; true when stdout is gone. Bounded
+/// (64 MiB): a writer that outlives it (`--pid host`) is killed with its cgroup, not waited for.
+fn drain_out(out: &mut File, buf: &mut [u8]) -> bool {
+    for _ in 0..4096 {
+        match out.read(buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let mut stdout = std::io::stdout().lock();
+                if stdout
+                    .write_all(&buf[..n])
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    false
+}
+
+/// How the relay ended.
+pub struct Relayed {
+    /// The container's raw wait status.
+    pub status: i32,
+    /// Whoever read dockling's stdout went away, and the container was killed for it.
+    pub broken_pipe: bool,
+}
+
+/// Relay until the container exits.
+pub fn relay(
+    sys: &Sys,
+    pid: i32,
+    master: Option<OwnedFd>,
+    forward_stdin: bool,
+    out: Option<OwnedFd>,
+) -> Result<Relayed> {
     let mut sfd = SignalFd::with_flags(
         &relay_signals(),
         SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
@@ -116,10 +212,24 @@ pub fn relay(sys: &Sys, pid: i32, master: Option<OwnedFd>, forward_stdin: bool) 
         copy_winsize(&fd);
     }
     let mut stdin_open = forward_stdin && master_file.is_some();
+    let mut out_file = out.map(File::from);
+    if let Some(o) = &out_file {
+        // Non-blocking, so the last copy after the exit never waits for a writer that lives on.
+        let _ = nix::fcntl::fcntl(
+            o.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+    }
+    let mut broken_pipe = false;
+    let mut _parked: Option<File> = None;
     let mut buf = [0u8; 16384];
     loop {
         let stdin = std::io::stdin();
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let ofd = out_file.as_ref().map(|o| o.as_fd());
+        if let Some(o) = ofd {
+            fds.push(PollFd::new(o, PollFlags::POLLIN));
+        }
         let mfd = master_file.as_ref().map(|m| m.as_fd());
         if let Some(m) = mfd {
             fds.push(PollFd::new(m, PollFlags::POLLIN));
@@ -138,6 +248,28 @@ pub fn relay(sys: &Sys, pid: i32, master: Option<OwnedFd>, forward_stdin: bool) 
             .collect();
         drop(fds);
         let mut idx = 1;
+        if out_file.is_some() {
+            if ready[idx] {
+                let o = out_file.as_mut().expect("checked");
+                match copy_out(o, &mut buf) {
+                    Ok(true) => {}
+                    Ok(false) => out_file = None,
+                    Err(_) => {
+                        // EPIPE (dockling ignores SIGPIPE): nobody reads the output any more.
+                        // End the container, as the docker client's death by SIGPIPE does.
+                        // The pipe stays open until it is gone: closed first, its next write
+                        // would fail with EPIPE, and the container would say so.
+                        broken_pipe = true;
+                        let _ = sys.run(Call::Kill {
+                            pid,
+                            signal: libc::SIGKILL,
+                        });
+                        _parked = out_file.take();
+                    }
+                }
+            }
+            idx += 1;
+        }
         if master_file.is_some() {
             if ready[idx] {
                 let m = master_file.as_mut().expect("checked");
@@ -179,9 +311,15 @@ pub fn relay(sys: &Sys, pid: i32, master: Option<OwnedFd>, forward_stdin: bool) 
                     };
                     if exited {
                         drain(master_file.as_mut(), &mut buf);
+                        if let Some(o) = out_file.as_mut() {
+                            broken_pipe |= drain_out(o, &mut buf);
+                        }
                         let status = sys.wait4(pid)?;
                         let _ = &mut sfd;
-                        return Ok(status);
+                        return Ok(Relayed {
+                            status,
+                            broken_pipe,
+                        });
                     }
                 } else if signo == libc::SIGWINCH {
                     if let Some(m) = &master_file {

@@ -17,6 +17,7 @@ pub mod io;
 pub mod rootfs;
 pub mod seccomp;
 
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -35,6 +36,9 @@ pub struct Outcome {
     pub exit_code: i32,
     /// The kernel's OOM killer ended it.
     pub oom_killed: bool,
+    /// Whoever read dockling's stdout went away and the container was killed for it:
+    /// dockling exits 141 (128 + SIGPIPE), as `docker run` does.
+    pub broken_pipe: bool,
 }
 
 /// The namespaces `clone` creates for `spec` (the cgroup namespace comes later, see child).
@@ -211,14 +215,16 @@ pub fn start(
         }
         extra_mounts = cg.container_mounts();
     }
+    sys.step(StepId::NamespacesClone)?;
+    let stdout_pipe = io::stdout_pipe(sys, spec.tty)?;
     let setup = child::Setup {
         spec,
         overlay_data,
         extra_mounts,
         cgroup_ns: spec.namespaces.cgroup && cleanup.cgroup.is_some(),
+        stdout_relay: stdout_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
+        stderr_relay: stdout_pipe.is_some() && io::stderr_is_stdout(),
     };
-
-    sys.step(StepId::NamespacesClone)?;
     let (parent_end, child_end) = channel::pair(sys)?;
     let old_mask = io::block_signals(sys)?;
     let pid = match sys.clone_process(clone_flags(spec)) {
@@ -233,6 +239,15 @@ pub fn start(
         child::main(sys, &setup, child_end);
     }
     drop(child_end);
+    let stdout_out = stdout_pipe.map(|(r, w)| {
+        // The container's end is the container's alone: while the engine held it too, the
+        // pipe would never reach its end.
+        let _ = sys.run(Call::Close {
+            fd: w.into_raw_fd(),
+            object: "the container's end of the stdout pipe".into(),
+        });
+        r
+    });
     if dry {
         // What the child does first, in the order the real one does it.
         sys.tracer.set_process("container");
@@ -243,12 +258,12 @@ pub fn start(
 
     let result = supervise(
         sys,
-        spec,
         &setup,
         &parent_end,
         pid,
         cleanup.cgroup,
         containers,
+        stdout_out,
     );
     let outcome = match result {
         Ok(o) => o,
@@ -293,13 +308,14 @@ fn record_exec(sys: &Sys, spec: &RunSpec, program: String, took: std::time::Dura
 
 fn supervise(
     sys: &Sys,
-    spec: &RunSpec,
     setup: &child::Setup<'_>,
     chan: &channel::Channel,
     pid: i32,
     cgroup: Option<&crate::cgroups::Cgroup>,
     containers: &Containers,
+    stdout_out: Option<std::os::fd::OwnedFd>,
 ) -> Result<Outcome> {
+    let spec = setup.spec;
     if let Some(cg) = cgroup {
         sys.step(StepId::CgroupsJoin)?;
         cg.join(sys, pid)?;
@@ -315,6 +331,7 @@ fn supervise(
         return Ok(Outcome {
             exit_code: 0,
             oom_killed: false,
+            broken_pipe: false,
         });
     }
     let start = std::time::Instant::now();
@@ -363,12 +380,13 @@ fn supervise(
     containers.save(&c)?;
 
     sys.step(StepId::ProcessWait)?;
-    let status = io::relay(sys, pid, master, spec.interactive)?;
-    let exit_code = io::exit_code(status);
+    let relayed = io::relay(sys, pid, master, spec.interactive, stdout_out)?;
+    let exit_code = io::exit_code(relayed.status);
     let oom_killed = exit_code == 128 + libc::SIGKILL && cgroup.is_some_and(|cg| cg.oom_killed());
     Ok(Outcome {
         exit_code,
         oom_killed,
+        broken_pipe: relayed.broken_pipe,
     })
 }
 

@@ -121,6 +121,9 @@ pub enum Call {
     UnblockSignals,
     /// `kill(2)`.
     Kill { pid: i32, signal: i32 },
+    /// `rt_sigaction(signal, {SIG_DFL}, NULL)`: give back the default action of a signal the
+    /// engine inherited as ignored (an ignored signal stays ignored across `execve`).
+    SigactionDefault { signal: i32 },
     /// `wait4(2)` for one child, with `__WALL`.
     Wait4 { pid: i32 },
     /// `write(2)` of `data` to `fd`, an open control file or file of the container (`path` is
@@ -142,6 +145,15 @@ pub enum Call {
     },
     /// `socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`: the engine/child channel.
     Socketpair,
+    /// `pidfd_open(pid, 0)`: a descriptor that names this very process, whatever later
+    /// reuses its number.
+    PidfdOpen { pid: i32 },
+    /// `pidfd_send_signal(fd, signal, NULL, 0)`: a signal to the process `fd` names (`pid` is
+    /// its number, for the explanation and error messages; it is not an argument).
+    PidfdSendSignal { fd: i32, pid: i32, signal: i32 },
+    /// `pipe2(O_CLOEXEC)`: the pipe the container writes its stdout into, which the engine
+    /// copies to its own stdout when that is a pipe or a socket (see `runtime::io`).
+    Pipe2,
     /// `rt_sigprocmask(SIG_BLOCK, signals)`: hold these signals for the engine's signalfd.
     BlockSignals { signals: Vec<i32> },
     /// `rt_sigprocmask(SIG_SETMASK, mask)`: put back the mask from before the container.
@@ -183,6 +195,8 @@ pub enum Stdio {
     Terminal,
     /// `/dev/null` as stdin (no `-i`).
     Null,
+    /// The write end of the stdout relay pipe as stdout.
+    Relay,
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -309,12 +323,16 @@ impl Call {
             Call::IoctlPty { .. } => "ioctl",
             Call::UnblockSignals => "rt_sigprocmask",
             Call::Kill { .. } => "kill",
+            Call::SigactionDefault { .. } => "rt_sigaction",
             Call::Wait4 { .. } => "wait4",
             Call::Write { .. } => "write",
             Call::Close { .. } => "close",
             Call::SocketInet => "socket",
             Call::IoctlIfFlags { .. } => "ioctl",
             Call::Socketpair => "socketpair",
+            Call::Pipe2 => "pipe2",
+            Call::PidfdOpen { .. } => "pidfd_open",
+            Call::PidfdSendSignal { .. } => "pidfd_send_signal",
             Call::BlockSignals { .. } | Call::RestoreSignals { .. } => "rt_sigprocmask",
             Call::OpenTree { .. } => "open_tree",
             Call::MountSetattrRdonly { .. } => "mount_setattr",
@@ -393,6 +411,9 @@ impl Call {
             Call::Dup2 {
                 what: Stdio::Null, ..
             } => "dup2.null",
+            Call::Dup2 {
+                what: Stdio::Relay, ..
+            } => "dup2.relay",
             Call::BlockSignals { .. } => "rt_sigprocmask.block",
             Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
@@ -643,6 +664,13 @@ impl Call {
                 };
             }
             Call::UnblockSignals => s.push_str("SIG_SETMASK, [], NULL, 8"),
+            Call::SigactionDefault { signal } => {
+                let _ = write!(
+                    s,
+                    "{}, {{sa_handler=SIG_DFL, sa_mask=[], sa_flags=0}}, NULL, 8",
+                    signal_name(*signal)
+                );
+            }
             Call::Kill { pid, signal } => {
                 let name = nix::sys::signal::Signal::try_from(*signal)
                     .map(|s| s.as_str().to_string())
@@ -681,6 +709,19 @@ impl Call {
                     _ => "[…]".into(),
                 };
                 let _ = write!(s, "AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, {fds}");
+            }
+            Call::PidfdOpen { pid } => {
+                let _ = write!(s, "{pid}, 0");
+            }
+            Call::PidfdSendSignal { fd, signal, .. } => {
+                let _ = write!(s, "{fd}, {}, NULL, 0", signal_name(*signal));
+            }
+            Call::Pipe2 => {
+                let fds = match ret {
+                    Some(Ret::FdPair(a, b)) => format!("[{a}, {b}]"),
+                    _ => "[…]".into(),
+                };
+                let _ = write!(s, "{fds}, O_CLOEXEC");
             }
             Call::BlockSignals { signals } => {
                 let mask = signals
@@ -777,7 +818,11 @@ impl Call {
                 format!("fd {fd}")
             }
             Call::Prctl { option, .. } => option.name().to_string(),
-            Call::Kill { pid, .. } | Call::Wait4 { pid } => format!("pid {pid}"),
+            Call::Kill { pid, .. }
+            | Call::Wait4 { pid }
+            | Call::PidfdOpen { pid }
+            | Call::PidfdSendSignal { pid, .. } => format!("pid {pid}"),
+            Call::SigactionDefault { signal } => signal_name(*signal),
             Call::Clone { flags } | Call::Unshare { flags } => clone_flags(*flags, false),
             Call::Setresuid { uid } => format!("uid {uid}"),
             Call::Setresgid { gid } => format!("gid {gid}"),
@@ -791,6 +836,7 @@ impl Call {
             | Call::UnblockSignals
             | Call::SocketInet
             | Call::Socketpair
+            | Call::Pipe2
             | Call::BlockSignals { .. }
             | Call::RestoreSignals { .. } => String::new(),
         }
@@ -832,12 +878,16 @@ impl Call {
                 | Call::UnblockSignals
                 | Call::Execve { .. }
                 | Call::Kill { .. }
+                | Call::SigactionDefault { .. }
                 | Call::Wait4 { .. }
                 | Call::Write { .. }
                 | Call::Close { .. }
                 | Call::SocketInet
                 | Call::IoctlIfFlags { .. }
                 | Call::Socketpair
+                | Call::Pipe2
+                | Call::PidfdOpen { .. }
+                | Call::PidfdSendSignal { .. }
                 | Call::BlockSignals { .. }
                 | Call::RestoreSignals { .. }
                 | Call::OpenTree { .. }
@@ -985,6 +1035,9 @@ impl Call {
             },
             Call::UnblockSignals,
             Call::Kill { pid: 1, signal: 15 },
+            Call::SigactionDefault {
+                signal: libc::SIGPIPE,
+            },
             Call::Wait4 { pid: 1 },
             Call::Open {
                 path: p("/sys/fs/cgroup/pids/x/pids.max"),
@@ -1032,6 +1085,18 @@ impl Call {
                 set: Some(libc::IFF_UP),
             },
             Call::Socketpair,
+            Call::Pipe2,
+            Call::PidfdOpen { pid: 4242 },
+            Call::PidfdSendSignal {
+                fd: 3,
+                pid: 4242,
+                signal: libc::SIGKILL,
+            },
+            Call::Dup2 {
+                old: 4,
+                new: 1,
+                what: Stdio::Relay,
+            },
             Call::BlockSignals {
                 signals: vec![libc::SIGCHLD],
             },
@@ -1109,6 +1174,17 @@ pub fn cap_set(set: u64) -> String {
         "0".into()
     } else {
         parts.join("|")
+    }
+}
+
+/// A signal's name the way strace prints it: `SIGPIPE`; real-time ones counted from the
+/// kernel's first, `SIGRTMIN` (32), then `SIGRT_1`, `SIGRT_2`...
+pub fn signal_name(signal: i32) -> String {
+    match nix::sys::signal::Signal::try_from(signal) {
+        Ok(sig) => sig.as_str().to_string(),
+        Err(_) if signal == 32 => "SIGRTMIN".into(),
+        Err(_) if signal > 32 => format!("SIGRT_{}", signal - 32),
+        Err(_) => signal.to_string(),
     }
 }
 

@@ -54,6 +54,10 @@ struct CapData {
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 impl Backend for Linux {
+    fn ignored_signals(&self) -> u64 {
+        ignored_signals()
+    }
+
     fn perform(&self, call: &Call) -> Result<Ret, Errno> {
         match call {
             Call::Clone { flags } => {
@@ -388,6 +392,35 @@ impl Backend for Linux {
                     Ok(Ret::Zero)
                 }
             }
+            Call::SigactionDefault { signal } => {
+                // The kernel's own layout of struct sigaction (not libc's, which carries a
+                // larger sigset): handler, flags, restorer, mask. SIG_DFL needs no restorer,
+                // and without SA_RESTORER strace shows exactly what the trace does.
+                #[repr(C)]
+                struct KernelSigaction {
+                    handler: usize,
+                    flags: u64,
+                    restorer: usize,
+                    mask: u64,
+                }
+                let act = KernelSigaction {
+                    handler: libc::SIG_DFL,
+                    flags: 0,
+                    restorer: 0,
+                    mask: 0,
+                };
+                // SAFETY: act is a live struct of the kernel's layout, no old action is asked
+                // for, and 8 is the kernel's sigset size.
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        *signal,
+                        &act as *const KernelSigaction,
+                        std::ptr::null_mut::<KernelSigaction>(),
+                        8usize,
+                    )
+                })
+            }
             Call::Kill { pid, signal } => {
                 // SAFETY: integer arguments only.
                 check_int(unsafe { libc::kill(*pid, *signal) })
@@ -431,6 +464,37 @@ impl Backend for Linux {
                 }
             }
             Call::IoctlIfFlags { fd, name, set } => if_flags(*fd, name, *set),
+            Call::PidfdOpen { pid } => {
+                // SAFETY: pidfd_open(2) with a pid and no flags; the caller owns the result.
+                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, *pid, 0) };
+                if fd < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::Fd(fd as i32))
+                }
+            }
+            Call::PidfdSendSignal { fd, signal, .. } => {
+                // SAFETY: an open pidfd, no siginfo (NULL: as kill(2) would send), no flags.
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        *fd,
+                        *signal,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                })
+            }
+            Call::Pipe2 => {
+                let mut fds = [0; 2];
+                // SAFETY: fds is a live array of two ints for the kernel to fill.
+                let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+                if rc < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(Ret::FdPair(fds[0], fds[1]))
+                }
+            }
             Call::Socketpair => {
                 let mut fds = [0; 2];
                 // SAFETY: fds is a live array of two ints for the kernel to fill.
@@ -658,4 +722,17 @@ fn bpf_prog_load(insns: &[crate::cgroups::bpf::Insn]) -> Result<Ret, Errno> {
     } else {
         Ok(Ret::Fd(rc as i32))
     }
+}
+
+/// The signals this thread ignores: `SigIgn` of `/proc/thread-self/status` (proc(5)), a read
+/// of kernel information, not a call that changes anything.
+pub fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0)
 }

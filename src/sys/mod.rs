@@ -39,6 +39,11 @@ pub trait Backend {
     fn last_cap(&self) -> u32 {
         crate::runtime::caps::last_cap()
     }
+    /// The signals the calling thread ignores, as a mask (bit `n - 1` for signal `n`). The
+    /// recorder answers SIGPIPE alone, which every Rust program ignores from its start.
+    fn ignored_signals(&self) -> u64 {
+        0
+    }
 }
 
 /// A failed call: which operation, on what, and the errno.
@@ -74,6 +79,11 @@ impl Sys {
     /// The highest capability number the backend's kernel knows (see [`Backend::last_cap`]).
     pub fn last_cap(&self) -> u32 {
         self.backend.last_cap()
+    }
+
+    /// The signals the calling thread ignores (see [`Backend::ignored_signals`]).
+    pub fn ignored_signals(&self) -> u64 {
+        self.backend.ignored_signals()
     }
 
     /// True when running against the recorder (`explain`, unit tests).

@@ -63,9 +63,10 @@ impl Backend for Recorder {
             | Call::SocketInet
             | Call::OpenTree { .. }
             | Call::MemfdCreate { .. }
-            | Call::BpfProgLoad { .. } => Ret::Fd(100),
+            | Call::BpfProgLoad { .. }
+            | Call::PidfdOpen { .. } => Ret::Fd(100),
             Call::Dup2 { new, .. } => Ret::Fd(*new),
-            Call::Socketpair => Ret::FdPair(100, 101),
+            Call::Socketpair | Call::Pipe2 => Ret::FdPair(100, 101),
             // A new network namespace's loopback: down, nothing else set.
             Call::IoctlIfFlags { set: None, .. } => Ret::IfFlags(libc::IFF_LOOPBACK),
             Call::BlockSignals { .. } => Ret::OldMask(0),
@@ -85,5 +86,11 @@ impl Backend for Recorder {
     /// whatever the host's kernel: a recorded script is the same on every machine.
     fn last_cap(&self) -> u32 {
         crate::runtime::caps::NAMES.len() as u32 - 1
+    }
+
+    /// SIGPIPE, which the Rust runtime ignores in every dockling process: the same script on
+    /// every machine, whatever the recording process inherited.
+    fn ignored_signals(&self) -> u64 {
+        1 << (libc::SIGPIPE - 1)
     }
 }
