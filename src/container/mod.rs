@@ -6,9 +6,7 @@
 
 pub mod names;
 
-use std::fs::{self, File};
-use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -104,39 +102,8 @@ pub struct Containers {
     dir: PathBuf,
 }
 
-/// An exclusive `flock` held until dropped.
-pub struct Lock(File);
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        // SAFETY: the fd is owned by self.0 and open; LOCK_UN on it cannot violate memory safety.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
-}
-
-/// Take an exclusive lock on `path` (created if missing).
-pub fn lock(path: &Path) -> Result<Lock> {
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(Error::io("open lock", path))?;
-    // SAFETY: flock on an fd we own; blocks until the lock is ours.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(Error::io("lock", path)(std::io::Error::last_os_error()));
-    }
-    Ok(Lock(f))
-}
-
-/// Write `data` to `path` atomically: a temporary file in the same directory, then rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
-    f.write_all(data).map_err(Error::io("write", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(Error::io("rename", path))
-}
+// The generic file helpers live in `crate::files`; these names stay for the callers.
+pub use crate::files::{lock, write_atomic, Lock};
 
 impl Containers {
     /// The containers under `root`.
