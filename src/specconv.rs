@@ -104,7 +104,13 @@ pub fn image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>> {
     let rel = Path::new(path);
     let parents: Vec<&Path> = rel.ancestors().skip(1).collect::<Vec<_>>();
     'layers: for layer in layers.iter().rev() {
-        let root = safefs::open_root(layer).map_err(Error::io("open layer", layer))?;
+        let root = match safefs::open_root(layer) {
+            Ok(root) => root,
+            // Only a dry run (`explain`, which unpacks nothing) gets here with a layer not
+            // unpacked yet: it reads what the layers that are there say.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue 'layers,
+            Err(e) => return Err(Error::io("open layer", layer)(e)),
+        };
         let mut opaque = false;
         for dir in parents.iter().rev().filter(|d| !d.as_os_str().is_empty()) {
             let fd = match safefs::openat2(

@@ -115,6 +115,13 @@ impl Containers {
         Ok(Containers { dir })
     }
 
+    /// The containers under `root`, creating nothing (for dry runs, which leave no trace).
+    pub fn at(root: &Path) -> Containers {
+        Containers {
+            dir: root.join("containers"),
+        }
+    }
+
     /// The directory of one container.
     pub fn bundle(&self, id: &str) -> PathBuf {
         self.dir.join(id)
