@@ -175,18 +175,24 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
+/// The temporary file `write_atomic` writes `path` through: `.<file name><temp_name>` beside
+/// it. The whole file name goes in, so `a.json` and `a.yaml` never share one (the old
+/// `with_extension("tmp<pid>")` gave both `a.tmp<pid>`), and it is hidden.
+fn temp_for(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_of(path).join(format!(".{name}{}", temp_name()))
+}
+
 /// Write `data` to `path` atomically and durably: a temporary file of this process in the
 /// same directory, fsynced, renamed over `path`, then the directory fsynced. A crash at any
 /// point leaves the old content or the new, and at worst a temporary file whose owner is
 /// gone, which the store's garbage collection removes.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = parent_of(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // The whole file name goes in (a.json and a.yaml get different temporaries), hidden.
-    let tmp = dir.join(format!(".{name}{}", temp_name()));
+    let tmp = temp_for(path);
     let written = (|| {
         let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
         f.write_all(data).map_err(Error::io("write", &tmp))?;
@@ -218,12 +224,14 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 2, "temporaries left: {names:?}");
-        // The two temporary names themselves differ (the old `with_extension` gave both
-        // `a.tmp<pid>`).
-        assert!(
-            format!(".a.json{}", temp_name()) != format!(".a.yaml{}", temp_name()),
-            "different names"
-        );
+        // Each temporary carries its whole target name (the old `with_extension` gave both
+        // `a.tmp<pid>`, so two writers of a.json and a.yaml swapped contents).
+        let json = temp_for(&dir.path().join("a.json"));
+        let yaml = temp_for(&dir.path().join("a.yaml"));
+        let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name(&json).starts_with(".a.json.tmp-"), "{json:?}");
+        assert!(name(&yaml).starts_with(".a.yaml.tmp-"), "{yaml:?}");
+        assert_eq!(json.parent(), Some(dir.path()));
     }
 
     #[test]
