@@ -490,3 +490,37 @@ fn a_pull_killed_mid_download_leaves_nothing_the_next_pull_or_prune_cannot_handl
     lab.cmd(&["image", "inspect", &fake.name("t/img:v1")])
         .expect_code(0);
 }
+
+#[test]
+fn a_repull_removes_the_temporary_files_of_a_pull_killed_mid_download() {
+    let lab = Lab::new();
+    let fake = Fake::start();
+    serve(&fake);
+    let killed = lab.cmd_env(
+        &["pull", &fake.name("t/img:v1")],
+        &[("DOCKLING_FAULT", "ingest.mid-write".as_ref())],
+    );
+    assert_eq!(
+        killed.code, -1,
+        "the pull must have been killed: {killed:?}"
+    );
+    let blobs = lab.root().join("oci/blobs/sha256");
+    let temps = || -> Vec<String> {
+        names_in(&blobs)
+            .into_iter()
+            .filter(|n| n.contains(".tmp"))
+            .collect()
+    };
+    assert!(
+        !temps().is_empty(),
+        "the killed pull left its download behind"
+    );
+    lab.cmd(&["pull", &fake.name("t/img:v1")]).expect_code(0);
+    assert_eq!(
+        temps(),
+        Vec::<String>::new(),
+        "the re-pull left the dead pull's temporaries"
+    );
+    lab.cmd(&["image", "inspect", &fake.name("t/img:v1")])
+        .expect_code(0);
+}

@@ -519,6 +519,7 @@ impl Store {
                 file.write_all(&buf[..got])?;
                 n += got as u64;
                 progress(got as u64);
+                crate::fault::point("ingest.mid-write");
             }
         })();
         let digest = format!("sha256:{}", hex::encode(hash.finalize()));
