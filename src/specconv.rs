@@ -293,7 +293,13 @@ pub fn image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>> {
     }
     let mut roots = Merged::new();
     for (i, layer) in layers.iter().enumerate().rev() {
-        let root = safefs::open_root(layer).map_err(Error::io("open layer", layer))?;
+        let root = match safefs::open_root(layer) {
+            Ok(root) => root,
+            // Only a dry run (`explain`, which unpacks nothing) gets here with a layer not
+            // unpacked yet: it reads what the layers that are there say.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("open layer", layer)(e)),
+        };
         let dir = safefs::openat2(
             root.as_fd(),
             Path::new("."),

@@ -20,6 +20,7 @@ fn filter(lab: &Lab, addr: &str, text: &str) -> String {
         (r"\b\d+ bytes\b", "[N] bytes"),
         (r#""size": ?\d+"#, r#""size": [N]"#),
         (r"Linux \d+\.\d+\S*", "Linux [KERNEL]"),
+        (r"/proc/self/fd/\d+", "/proc/self/fd/[FD]"),
     ] {
         text = regex::Regex::new(re)
             .unwrap()

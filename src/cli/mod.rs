@@ -62,7 +62,7 @@ pub enum Command {
     Lesson(LessonArgs),
     /// Run every lesson in order against the lab registry (starting it if needed)
     Tour(TourArgs),
-    /// Manage dockling itself: check what this host offers
+    /// Manage dockling itself: check what this host offers, disk usage, prune
     System(SystemArgs),
 }
 
@@ -88,6 +88,22 @@ pub enum SystemCommand {
         #[arg(long)]
         repair: bool,
     },
+    /// Show dockling disk usage
+    Df,
+    /// Remove unused data: stopped containers, dangling (or, with -a, unused) images, and
+    /// what interrupted commands left in the store
+    Prune(SystemPruneArgs),
+}
+
+/// `dockling system prune`.
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// `dockling lesson`.

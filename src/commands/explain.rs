@@ -105,7 +105,7 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
     );
     let recorder = Recorder::new();
     let sys = Sys::new(Box::new(recorder.clone()), Tracer::capture(Format::Pretty));
-    let containers = Containers::open(&ctx.root)?;
+    let containers = Containers::at(&ctx.root);
     let cg = run::cgroup_for(ctx, spec)?;
     // `run` first re-executes itself from a read-only copy: the same command line, minus
     // `explain`.
@@ -124,7 +124,8 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
 pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<i32> {
     match &args.what {
         ExplainWhat::Run(run_args) => {
-            let containers = Containers::open(&ctx.root)?;
+            // A dry run: the store is neither created nor changed (no layer is unpacked).
+            let containers = Containers::at(&ctx.root);
             let spec = run::create(ctx, run_args, &containers, true)?;
             print!("{}", render(&spec, ctx)?);
             Ok(0)

@@ -121,6 +121,12 @@ pub fn history(ctx: &Context, args: &HistoryArgs) -> Result<i32> {
 /// container uses), as Docker does, asking first unless `-f`.
 pub fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32> {
     require_root("image prune")?;
+    prune_images(ctx, args, 0)
+}
+
+/// The work of `image prune` (also `system prune`'s), adding `already` reclaimed bytes to
+/// the total it prints.
+pub fn prune_images(ctx: &Context, args: &PruneArgs, already: u64) -> Result<i32> {
     if !args.force {
         eprint!(
             "WARNING! This will remove all {}.\nAre you sure you want to continue? [y/N] ",
@@ -137,10 +143,20 @@ pub fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32> {
         }
     }
     let store = Store::open(&ctx.root)?;
-    let containers = Containers::open(&ctx.root)?.list()?;
-    let used = |id: &str| containers.iter().any(|c| c.spec.image_id == id);
+    let containers = Containers::open(&ctx.root)?;
+    let listed = containers.list()?;
+    let used = |id: &str| listed.iter().any(|c| c.spec.image_id == id);
+    // Asked again under the store lock as each image is removed (a `run` may start meanwhile).
+    let used_by = |id: &str| {
+        containers
+            .list()
+            .ok()?
+            .into_iter()
+            .find(|c| c.spec.image_id == id)
+            .map(|c| c.spec.id[..12].to_string())
+    };
     let mut lines = Vec::new();
-    let mut reclaimed = 0u64;
+    let mut reclaimed = already;
     let mut done = std::collections::HashSet::new();
     // A damaged image (its config or manifest unreadable) is pruned too, by its index entry:
     // it is what a user most wants gone.
@@ -160,7 +176,13 @@ pub fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32> {
             .iter()
             .map(|d| (d.clone(), store.layer_size(d).unwrap_or(0)))
             .collect();
-        for line in store.remove(&image.id, false, &|_| None)? {
+        let removed = match store.remove(&image.id, false, &used_by) {
+            Ok(lines) => lines,
+            // Taken by a container created since the list was read: kept, as Docker keeps it.
+            Err(crate::error::Error::Usage(m)) if m.starts_with("conflict:") => continue,
+            Err(e) => return Err(e),
+        };
+        for line in removed {
             if let Some(d) = line.strip_prefix("Deleted: ") {
                 reclaimed += sizes
                     .iter()
@@ -174,6 +196,10 @@ pub fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32> {
                 1,
             ));
         }
+    }
+    // With -a, also what no image names: an interrupted pull's blobs, dead temporary files.
+    if args.all {
+        reclaimed += store.reclaim()?.bytes;
     }
     if !lines.is_empty() {
         println!("Deleted Images:");

@@ -10,10 +10,14 @@ use crate::image::store::Store;
 pub fn run(ctx: &Context, args: &RmiArgs) -> Result<i32> {
     require_root("rmi")?;
     let store = Store::open(&ctx.root)?;
-    let containers = Containers::open(&ctx.root)?.list()?;
+    let containers = Containers::open(&ctx.root)?;
+    // Asked under the store lock (see `Store::remove`): a `run` records its container under
+    // the same lock, so one created meanwhile is seen and its image kept.
     let used_by = |id: &str| {
         containers
-            .iter()
+            .list()
+            .ok()?
+            .into_iter()
             .find(|c| c.spec.image_id == id)
             .map(|c| c.spec.id[..12].to_string())
     };

@@ -81,9 +81,28 @@ pub fn create_kept(
         // is checked: a dead `--rm` container must not hold its name.
         crate::commands::rm::reap(ctx, containers);
     }
-    let store = Store::open(&ctx.root)?.with_limits(ctx.config.layer_limits()?);
+    let limits = ctx.config.layer_limits()?;
+    let store = if dry_run {
+        // `explain` creates no store and unpacks nothing: an image not here is not found.
+        Store::open_existing(&ctx.root)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "unable to find image '{}' locally: pull it first (`dockling pull {}`); explain downloads nothing",
+                args.image, args.image
+            ))
+        })?
+    } else {
+        Store::open(&ctx.root)?
+    }
+    .with_limits(limits);
     let image = find_or_pull(ctx, &store, args, dry_run)?;
-    let layers = store.layer_dirs(&image)?;
+    // A dry run only says where the layers are; a run unpacks any missing (the spec reads
+    // the image's /etc/passwd from them). An `rmi` may still delete them before the record
+    // below holds the image: that is checked under the store lock.
+    let layers = if dry_run {
+        store.layer_paths(&image)?
+    } else {
+        store.layer_dirs(&image)?
+    };
     let id = container::new_id();
     let _lock = containers.lock()?;
     let name = match &args.name {
@@ -117,15 +136,30 @@ pub fn create_kept(
     if dry_run {
         return Ok((spec, None));
     }
-    std::fs::create_dir_all(&bundle).map_err(Error::io("create", &bundle))?;
-    // The lock before the record: from the moment `ps` can see the container, it is kept.
-    let kept = containers.engine_lock(&id);
-    let saved = kept.and_then(|kept| {
-        containers.save(&Container {
-            spec: spec.clone(),
-            created: container::now_rfc3339(),
-            status: Status::Created,
-        })?;
+    let saved = {
+        // Under the store lock, as `rmi` and `prune` look for the containers using an image:
+        // either they saw this record (and keep the image), or the image was gone before it
+        // was written (and this run says so, instead of mounting nothing).
+        let _held = store.lock()?;
+        if !store.contains(&image)? {
+            return Err(Error::NotFound(format!(
+                "image {} was removed while the container was being created: pull or import it again",
+                args.image
+            )));
+        }
+        std::fs::create_dir_all(&bundle).map_err(Error::io("create", &bundle))?;
+        // The lock before the record: from the moment `ps` can see the container, it is kept.
+        containers.engine_lock(&id).and_then(|kept| {
+            containers.save(&Container {
+                spec: spec.clone(),
+                created: container::now_rfc3339(),
+                status: Status::Created,
+            })?;
+            Ok(kept)
+        })
+    };
+    let saved = saved.and_then(|kept| {
+        crate::fault::point("run.recorded");
         // The same container as an OCI bundle, for inspection and for runc/crun.
         crate::runtime::bundle::write(&spec, &format!("/dockling-oci/{}", spec.id))?;
         Ok(kept)

@@ -1,17 +1,26 @@
 //! `dockling system check`: what this host offers, one line per feature (see [`crate::host`]);
-//! `dockling system fsck [--repair]`: the store checked, and repaired (see
-//! [`crate::image::fsck`]).
+//! `dockling system check|fsck|df|prune`: what this host offers ([`crate::host`]); the store
+//! checked and repaired ([`crate::image::fsck`]); the disk the store takes, as Docker's table;
+//! stopped containers, unused images and what interrupted commands left (Docker's `system
+//! prune`).
 
-use crate::cli::{SystemArgs, SystemCommand};
+use std::io::BufRead;
+
+use crate::cli::{PruneArgs, SystemArgs, SystemCommand, SystemPruneArgs};
 use crate::commands::{require_root, table, Context};
+use crate::container::Containers;
 use crate::error::Result;
 use crate::host::{self, Status};
+use crate::image::format::human_size;
 use crate::image::fsck;
+use crate::image::store::Store;
 
 /// Run `dockling system …`.
 pub fn run(ctx: &Context, args: &SystemArgs) -> Result<i32> {
-    match args.command {
-        SystemCommand::Fsck { repair } => fsck(ctx, repair),
+    match &args.command {
+        SystemCommand::Fsck { repair } => fsck(ctx, *repair),
+        SystemCommand::Df => df(ctx),
+        SystemCommand::Prune(a) => prune(ctx, a),
         SystemCommand::Check => {
             let checks = host::checks(&ctx.root);
             let rows: Vec<Vec<String>> = checks
@@ -110,4 +119,186 @@ fn fsck(ctx: &Context, repair: bool) -> Result<i32> {
         ctx.root.display()
     );
     Ok(1)
+}
+
+/// Bytes of the files under `dir` (not following symlinks; a directory counts nothing).
+fn du(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.is_dir() {
+            todo.extend(
+                std::fs::read_dir(&p)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else {
+            total += md.len();
+        }
+    }
+    total
+}
+
+/// Docker's RECLAIMABLE cell: `1.2MB (40%)`, just `0B` when there is nothing at all.
+fn reclaimable(part: u64, total: u64) -> String {
+    if total == 0 {
+        return human_size(part);
+    }
+    format!("{} ({}%)", human_size(part), part * 100 / total)
+}
+
+/// `dockling system df`: Docker's four rows. Images: every byte of the store (blobs and
+/// unpacked layers), reclaimable what no container's image needs; containers: their writable
+/// layers; dockling has no volumes and no build cache (zeros, as Docker shows when empty).
+fn df(ctx: &Context) -> Result<i32> {
+    require_root("system df")?;
+    let store = Store::open(&ctx.root)?;
+    let containers = Containers::open(&ctx.root)?.list()?;
+    let images = store.list()?;
+    let mut ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let active: std::collections::HashSet<&str> = containers
+        .iter()
+        .map(|c| c.spec.image_id.as_str())
+        .filter(|id| ids.contains(id))
+        .collect();
+    let (blobs, layers) = store.disk_usage();
+    let size = blobs + layers;
+    // What the images in use need: their layers unpacked and their blobs, each counted once.
+    let mut needed = std::collections::HashSet::new();
+    let mut in_use = 0u64;
+    for image in images.iter().filter(|i| active.contains(i.id.as_str())) {
+        for (blob, diff_id) in image.layers.iter().zip(&image.diff_ids) {
+            if needed.insert(diff_id.clone()) {
+                in_use += store.layer_size(diff_id).unwrap_or(0);
+            }
+            if needed.insert(blob.clone()) {
+                in_use += store
+                    .blob_path(blob)
+                    .ok()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map_or(0, |m| m.len());
+            }
+        }
+        for small in [&image.id, &image.manifest_digest] {
+            if needed.insert(small.clone()) {
+                in_use += store
+                    .blob_path(small)
+                    .ok()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map_or(0, |m| m.len());
+            }
+        }
+    }
+    let running = containers.iter().filter(|c| c.is_alive()).count();
+    let sizes: Vec<(bool, u64)> = containers
+        .iter()
+        .map(|c| {
+            (
+                c.is_alive(),
+                du(&ctx.root.join("containers").join(&c.spec.id).join("upper")),
+            )
+        })
+        .collect();
+    let c_size: u64 = sizes.iter().map(|(_, s)| s).sum();
+    let c_free: u64 = sizes
+        .iter()
+        .filter(|(alive, _)| !alive)
+        .map(|(_, s)| s)
+        .sum();
+    let rows = vec![
+        vec![
+            "Images".to_string(),
+            ids.len().to_string(),
+            active.len().to_string(),
+            human_size(size),
+            reclaimable(size.saturating_sub(in_use), size),
+        ],
+        vec![
+            "Containers".to_string(),
+            containers.len().to_string(),
+            running.to_string(),
+            human_size(c_size),
+            reclaimable(c_free, c_size),
+        ],
+        vec![
+            "Local Volumes".into(),
+            "0".into(),
+            "0".into(),
+            "0B".into(),
+            "0B".into(),
+        ],
+        vec![
+            "Build Cache".into(),
+            "0".into(),
+            "0".into(),
+            "0B".into(),
+            "0B".into(),
+        ],
+    ];
+    print!(
+        "{}",
+        table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows)
+    );
+    Ok(0)
+}
+
+/// `dockling system prune [-a] [-f]`: Docker's warning and question, then stopped containers,
+/// dangling (with -a: unused) images, and the store's leftovers (blobs no image names, the
+/// temporary files of killed commands, trash); Docker's "Total reclaimed space" at the end.
+/// A container still being created (`Created`) is left alone: its `run` may be under way.
+fn prune(ctx: &Context, args: &SystemPruneArgs) -> Result<i32> {
+    require_root("system prune")?;
+    if !args.force {
+        eprint!(
+            "WARNING! This will remove:\n  - all stopped containers\n  - {}\n  - what interrupted commands left in the store\n\nAre you sure you want to continue? [y/N] ",
+            if args.all {
+                "all images without at least one container associated to them"
+            } else {
+                "all dangling images"
+            }
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let containers = Containers::open(&ctx.root)?;
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
+    for c in containers.list()? {
+        if c.is_alive() || c.status == crate::container::Status::Created {
+            continue;
+        }
+        let upper = du(&containers.bundle(&c.spec.id).join("upper"));
+        if super::rm::remove(ctx, &containers, &c.spec.id, false).is_ok() {
+            reclaimed += upper;
+            deleted.push(c.spec.id);
+        }
+    }
+    if !deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    // The images (and, with -a or not, the store's leftovers) as `image prune` removes them.
+    let store = Store::open(&ctx.root)?;
+    reclaimed += store.reclaim()?.bytes;
+    super::image::prune_images(
+        ctx,
+        &PruneArgs {
+            all: args.all,
+            force: true,
+        },
+        reclaimed,
+    )
 }

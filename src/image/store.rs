@@ -3,8 +3,23 @@
 //! Every blob is written to a temporary name in the same directory, its digest checked, then
 //! renamed into place; `index.json` is rewritten the same way under an exclusive `flock`, so
 //! concurrent commands never lose each other's tags and a crash leaves either the old or the
-//! new index. Temporary names start with `.tmp-` and are ignored (and cleaned) later. Only
-//! root may enter the store's directories (`secure_root`): they hold images' setuid files.
+//! new index (`crate::files::write_atomic`: fsync of the file and of its directory).
+//! Temporary names carry their owner's pid and start time and are removed only once that
+//! process is gone. Only root may enter the store's directories (`secure_root`): they hold
+//! images' setuid files.
+//!
+//! Crash safety (ARCHITECTURE.md, "Crash safety", says it for the whole engine):
+//! - an unpacked layer counts only when its marker `layers/unpacked/<diff_id>` exists; the
+//!   marker is written (and synced) after the complete unpack was synced and renamed into
+//!   place, and removed first when the layer is deleted; a layer directory without its marker
+//!   is half made or half deleted, and is unpacked again;
+//! - a layer is deleted by renaming it to `.trash-*` and then removing it: a kill in the
+//!   middle leaves trash, which the next command removes, never a half-deleted layer;
+//! - a command that writes blobs or layers an image of the index does not name yet (pull,
+//!   import, build) holds a lease (`oci/leases/<pid>-…`, flocked for its life) listing them:
+//!   garbage collection keeps what a live lease lists and removes the leases of dead ones;
+//! - one blob or layer is fetched or unpacked by one process at a time (`oci/locks/`): the
+//!   others wait and then find it in place.
 
 use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};
@@ -15,8 +30,8 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::reference::Reference;
-use crate::container::{lock, write_atomic};
 use crate::error::{Error, Result};
+use crate::files::{lock, owner_alive, sync_dir, temp_name, try_lock, write_atomic, PathLock};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The digest the registry named this image by when it was pulled (Docker's RepoDigest: the
@@ -91,6 +106,34 @@ pub struct Store {
     oci: PathBuf,
     layers: PathBuf,
     limits: crate::layers::unpack::Limits,
+    /// This process's lease (made on the first blob or layer it claims): its file, kept
+    /// locked while the process lives, and the digests written to it so far.
+    lease: std::sync::Mutex<Option<Lease>>,
+}
+
+/// A lease file held by this process (see the module's documentation).
+struct Lease {
+    /// The flock that says the lease is live (released by the kernel if the process dies).
+    _file: crate::files::Lock,
+    path: PathBuf,
+    claimed: std::collections::HashSet<String>,
+}
+
+impl Drop for Lease {
+    /// Done: everything claimed is in the index now (or was discarded). Removed while still
+    /// locked, so no collector mistakes it for a dead one half-way.
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// What a garbage collection removed.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Docker's `Deleted: sha256:…` lines, one per unpacked layer removed.
+    pub lines: Vec<String>,
+    /// Bytes freed: blobs, unpacked layers (their recorded size), temporary files.
+    pub bytes: u64,
 }
 
 /// Reads at most `max` bytes of `inner`; one more is an error, and `over` says so.
@@ -222,15 +265,18 @@ pub fn secure_root(root: &Path) -> Result<()> {
 }
 
 impl Store {
-    /// Open (creating if needed) the store under `root`.
+    /// Open (creating if needed) the store under `root`, removing what killed commands left
+    /// (trash, temporary files of processes that are gone).
     pub fn open(root: &Path) -> Result<Store> {
         secure_root(root)?;
         let oci = root.join("oci");
         let layers = root.join("layers/sha256");
         for d in [
             oci.join("blobs/sha256"),
+            oci.join("leases"),
+            oci.join("locks"),
             layers.clone(),
-            root.join("layers/size"),
+            root.join("layers/unpacked"),
         ] {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
@@ -242,11 +288,181 @@ impl Store {
         if !index.exists() {
             write_atomic(&index, br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#)?;
         }
-        Ok(Store {
+        let store = Store {
             oci,
             layers,
             limits: Default::default(),
-        })
+            lease: Default::default(),
+        };
+        store.sweep();
+        Ok(store)
+    }
+
+    /// The store under `root` if there is one, without creating or changing anything (for
+    /// dry runs: `explain` must leave no trace).
+    pub fn open_existing(root: &Path) -> Result<Option<Store>> {
+        let oci = root.join("oci");
+        if !oci.join("index.json").is_file() {
+            return Ok(None);
+        }
+        Ok(Some(Store {
+            oci,
+            layers: root.join("layers/sha256"),
+            limits: Default::default(),
+            lease: Default::default(),
+        }))
+    }
+
+    /// Take the store's lock: `index.json` changes, garbage collection, leases and the
+    /// creation of a container's record (which holds its image) happen under it.
+    pub fn lock(&self) -> Result<crate::files::Lock> {
+        lock(&self.oci.join(".lock"))
+    }
+
+    /// Remove the trash and the temporary files of dead processes (cheap: a few readdirs).
+    fn sweep(&self) {
+        for dir in [
+            self.oci.clone(),
+            self.oci.join("blobs/sha256"),
+            self.layers.clone(),
+            self.unpacked_dir(),
+        ] {
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".trash-") || (name.contains(".tmp") && !owner_alive(&name)) {
+                    remove_any(&e.path());
+                }
+            }
+        }
+    }
+
+    /// Add digests (blobs, diff_ids) to this process's lease before they are written or
+    /// looked for: garbage collection (which holds the store lock, as this does) then keeps
+    /// them while this process lives, although no image of the index names them yet.
+    pub fn claim(&self, digests: &[&str]) -> Result<()> {
+        let mut lease = self.lease.lock().expect("lease");
+        let new: Vec<&str> = digests
+            .iter()
+            .copied()
+            .filter(|d| lease.as_ref().is_none_or(|l| !l.claimed.contains(*d)))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let _l = self.lock()?;
+        if lease.is_none() {
+            let name = temp_name();
+            let path = self.oci.join("leases").join(&name[5..]);
+            let file = try_lock(&path)?
+                .ok_or_else(|| Error::Usage(format!("lease {} is taken", path.display())))?;
+            *lease = Some(Lease {
+                _file: file,
+                path,
+                claimed: Default::default(),
+            });
+        }
+        let l = lease.as_mut().expect("lease");
+        let mut text = String::new();
+        for d in new {
+            text.push_str(d);
+            text.push('\n');
+            l.claimed.insert(d.to_string());
+        }
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&l.path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(Error::io("write", &l.path))?;
+        Ok(())
+    }
+
+    /// The digests every live lease of another process lists; the leases of dead processes
+    /// are removed.
+    /// Called with the store lock held (leases are made under it).
+    fn leased(&self) -> std::collections::HashSet<String> {
+        let mut keep = std::collections::HashSet::new();
+        let mine = self
+            .lease
+            .lock()
+            .expect("lease")
+            .as_ref()
+            .map(|l| l.path.clone());
+        let dir = self.oci.join("leases");
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            // This process's own lease is not in the way: it collects between its writes.
+            if Some(&path) == mine.as_ref() {
+                continue;
+            }
+            match try_lock(&path) {
+                // Nobody holds it: its process is gone.
+                Ok(Some(_stale)) => {
+                    let _ = fs::remove_file(&path);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(_) => continue,
+            }
+            for d in fs::read_to_string(&path).unwrap_or_default().lines() {
+                keep.insert(d.to_string());
+            }
+        }
+        keep
+    }
+
+    /// A per-object lock (`oci/locks/<what>-<hex>`), removed by its holder.
+    pub fn object_lock(&self, what: &str, digest: &str) -> Result<PathLock> {
+        PathLock::acquire(
+            &self
+                .oci
+                .join("locks")
+                .join(format!("{what}-{}", hex_of(digest)?)),
+        )
+    }
+
+    fn unpacked_dir(&self) -> PathBuf {
+        self.layers.with_file_name("unpacked")
+    }
+
+    /// The marker that says the layer `diff_id` is completely unpacked (it holds the
+    /// uncompressed size). `system fsck` checks it too.
+    pub fn layer_marker(&self, diff_id: &str) -> Result<PathBuf> {
+        Ok(self.unpacked_dir().join(hex_of(diff_id)?))
+    }
+
+    /// Where the layer `diff_id` is (or would be) unpacked, without unpacking it.
+    pub fn layer_path(&self, diff_id: &str) -> Result<PathBuf> {
+        Ok(self.layers.join(hex_of(diff_id)?))
+    }
+
+    /// True when the layer `diff_id` is unpacked completely: its marker and its directory.
+    pub fn layer_complete(&self, diff_id: &str) -> bool {
+        self.layer_marker(diff_id).is_ok_and(|m| m.is_file())
+            && self.layer_path(diff_id).is_ok_and(|d| d.is_dir())
+    }
+
+    /// Delete an unpacked layer so that no kill leaves half of it looking whole: the marker
+    /// first (synced), then the directory renamed to `.trash-*` (synced), then removed.
+    fn remove_layer(&self, hex: &str) -> Result<()> {
+        let marker = self.unpacked_dir().join(hex);
+        match fs::remove_file(&marker) {
+            Ok(()) => sync_dir(&self.unpacked_dir())?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &marker)(e)),
+        }
+        self.trash(&self.layers.join(hex))
+    }
+
+    /// Rename `dir` to a `.trash-*` name beside it, then remove it.
+    fn trash(&self, dir: &Path) -> Result<()> {
+        let trash = self.layers.join(format!(".trash{}", &temp_name()[4..]));
+        match fs::rename(dir, &trash) {
+            Ok(()) => sync_dir(&self.layers)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("rename", dir)(e)),
+        }
+        crate::fault::point("rmi.after-rename");
+        fs::remove_dir_all(&trash).map_err(Error::io("remove", &trash))
     }
 
     /// The same store, refusing layers beyond `limits` (from the config file) when it unpacks
@@ -260,15 +476,9 @@ impl Store {
         &self.limits
     }
 
-    /// Where the uncompressed size of the layer with diff_id `hex` is recorded.
-    fn size_path(&self, hex: &str) -> PathBuf {
-        self.layers.with_file_name("size").join(hex)
-    }
-
-    /// The uncompressed size of a layer, once it has been unpacked.
+    /// The uncompressed size of a layer, once it has been unpacked (its marker holds it).
     pub fn layer_size(&self, diff_id: &str) -> Option<u64> {
-        let hex = hex_of(diff_id).ok()?;
-        fs::read_to_string(self.size_path(hex))
+        fs::read_to_string(self.layer_marker(diff_id).ok()?)
             .ok()?
             .trim()
             .parse()
@@ -278,7 +488,7 @@ impl Store {
     /// True when the layer with this diff_id is unpacked (`pull` then trusts its blob by
     /// size; one still to unpack is read whole anyway, so its digest is checked first).
     pub fn layer_unpacked(&self, diff_id: &str) -> bool {
-        hex_of(diff_id).is_ok_and(|hex| self.layers.join(hex).is_dir())
+        self.layer_complete(diff_id)
     }
 
     /// Where a blob is (or would be) stored.
@@ -308,11 +518,10 @@ impl Store {
         progress: &mut dyn FnMut(u64),
     ) -> std::result::Result<(String, u64), Ingest> {
         let blobs = self.oci.join("blobs/sha256");
-        let tmp = blobs.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            crate::container::new_id()
-        ));
+        if let Some(d) = expected {
+            self.claim(&[d]).map_err(Ingest::Store)?;
+        }
+        let tmp = blobs.join(temp_name());
         let mut file = File::create(&tmp)
             .map_err(|e| Ingest::Store(Error::write("creating a blob", &tmp)(e)))?;
         let mut hash = Sha256::new();
@@ -333,6 +542,7 @@ impl Store {
                     .map_err(|e| Ingest::Store(Error::write("writing a blob", &tmp)(e)))?;
                 n += got as u64;
                 progress(got as u64);
+                crate::fault::point("ingest.mid-write");
             }
         })();
         let digest = format!("sha256:{}", hex::encode(hash.finalize()));
@@ -347,8 +557,10 @@ impl Store {
         // Delayed allocation can report the full disk only here (fsync(2): ENOSPC, EDQUOT).
         file.sync_all()
             .map_err(|e| fail(Ingest::Store(Error::write("writing a blob", &tmp)(e))))?;
+        self.claim(&[&digest]).map_err(|e| fail(Ingest::Store(e)))?;
         let dest = blobs.join(&digest[7..]);
         fs::rename(&tmp, &dest).map_err(|e| fail(Ingest::Store(Error::io("rename", &dest)(e))))?;
+        sync_dir(&blobs).map_err(Ingest::Store)?;
         Ok((digest, n))
     }
 
@@ -356,6 +568,7 @@ impl Store {
     pub fn write_blob(&self, data: &[u8]) -> Result<(String, u64)> {
         let digest = digest_of(data);
         let p = self.blob_path(&digest)?;
+        self.claim(&[&digest])?;
         // A damaged copy (truncated, overwritten) is replaced, not trusted for its name.
         if fs::read(&p).ok().as_deref() != Some(data) {
             write_atomic(&p, data)?;
@@ -636,15 +849,22 @@ impl Store {
     pub fn ensure_unpacked(&self, blob: &str, diff_id: &str) -> Result<PathBuf> {
         let hex = hex_of(diff_id)?;
         let dir = self.layers.join(hex);
-        if dir.is_dir() {
+        // Complete: nothing to write, nothing to lease (a `run` of an image it holds).
+        if self.layer_complete(diff_id) {
             return Ok(dir);
         }
-        let tmp = self.layers.join(format!(
-            ".tmp-{hex}-{}-{}",
-            std::process::id(),
-            &crate::container::new_id()[..8]
-        ));
-        let _ = fs::remove_dir_all(&tmp);
+        self.claim(&[blob, diff_id])?;
+        // One unpack per layer at a time: another command unpacking it is waited for.
+        let _unpacking = self.object_lock("layer", diff_id)?;
+        if self.layer_complete(diff_id) {
+            return Ok(dir);
+        }
+        // A directory without its marker is what a killed unpack or delete left: never
+        // trusted, removed and unpacked again.
+        if fs::symlink_metadata(&dir).is_ok() {
+            self.trash(&dir)?;
+        }
+        let tmp = self.layers.join(temp_name());
         fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
         let path = self.blob_path(blob)?;
         let f = File::open(&path).map_err(Error::io("open", &path))?;
@@ -705,17 +925,27 @@ impl Store {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        // The uncompressed size, which `images` shows (as Docker does).
-        write_atomic(&self.size_path(hex), reader.n.to_string().as_bytes())?;
-        match fs::rename(&tmp, &dir) {
-            Ok(()) => Ok(dir),
-            // Another command unpacked it meanwhile: theirs is as good as ours.
-            Err(_) if dir.is_dir() => {
-                let _ = fs::remove_dir_all(&tmp);
-                Ok(dir)
-            }
-            Err(e) => Err(Error::io("rename", &dir)(e)),
+        // Everything unpacked reaches the disk before the marker says it is there:
+        // syncfs(2) flushes the file system once, cheaper than an fsync per file.
+        let synced = File::open(&tmp).and_then(|d| {
+            nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)).map_err(std::io::Error::from)
+        });
+        if let Err(e) = synced {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(Error::io("sync", &tmp)(e));
         }
+        if let Err(e) = fs::rename(&tmp, &dir) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(Error::io("rename", &dir)(e));
+        }
+        sync_dir(&self.layers)?;
+        crate::fault::point("unpack.before-marker");
+        // The marker holds the uncompressed size, which `images` shows (as Docker does).
+        write_atomic(
+            &self.layer_marker(diff_id)?,
+            reader.n.to_string().as_bytes(),
+        )?;
+        Ok(dir)
     }
 
     fn load(&self, manifest_digest: &str, reference: Option<Reference>) -> Result<Image> {
@@ -849,7 +1079,25 @@ impl Store {
             .collect()
     }
 
-    /// Remove a tag, or an image by id, like `docker rmi`; returns Docker's lines.
+    /// Where the layers of `image` are (or will be) unpacked, bottom first, without unpacking
+    /// anything (for dry runs and for building a container's spec before its layers).
+    pub fn layer_paths(&self, image: &Image) -> Result<Vec<PathBuf>> {
+        image.diff_ids.iter().map(|d| self.layer_path(d)).collect()
+    }
+
+    /// True while an entry of `index.json` names the manifest of `image` (checked under the
+    /// store lock by `run` before it records a container that holds the image).
+    pub fn contains(&self, image: &Image) -> Result<bool> {
+        let index = self.read_index()?;
+        Ok(index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["digest"].as_str() == Some(&image.manifest_digest)))
+    }
+
+    /// Remove a tag, or an image by id, like `docker rmi`; returns Docker's lines. `used_by`
+    /// is asked under the store lock, so a container recorded meanwhile is seen.
     pub fn remove(
         &self,
         name: &str,
@@ -937,7 +1185,7 @@ impl Store {
         }
         self.write_index(&index)?;
         lines.push(format!("Deleted: {}", image.id));
-        lines.extend(self.collect_garbage(&index)?);
+        lines.extend(self.collect_garbage(&index)?.lines);
         Ok(lines)
     }
 
@@ -946,13 +1194,14 @@ impl Store {
     pub fn discard_unused(&self, blobs: &[String], diff_ids: &[String]) -> Result<()> {
         let _l = lock(&self.oci.join(".lock"))?;
         let keep = self.referenced(&self.read_index()?);
-        for b in blobs.iter().filter(|b| !keep.contains(*b)) {
+        // Another live command's lease (not this one's: these are ours to drop).
+        let others = self.leased();
+        let keep = |d: &String| keep.contains(d) || others.contains(d);
+        for b in blobs.iter().filter(|b| !keep(b)) {
             let _ = fs::remove_file(self.blob_path(b)?);
         }
-        for d in diff_ids.iter().filter(|d| !keep.contains(*d)) {
-            let hex = hex_of(d)?;
-            let _ = fs::remove_dir_all(self.layers.join(hex));
-            let _ = fs::remove_file(self.size_path(hex));
+        for d in diff_ids.iter().filter(|d| !keep(d)) {
+            self.remove_layer(hex_of(d)?)?;
         }
         Ok(())
     }
@@ -988,19 +1237,29 @@ impl Store {
         keep
     }
 
-    /// Delete blobs and unpacked layers no manifest of the index refers to.
-    fn collect_garbage(&self, index: &Value) -> Result<Vec<String>> {
-        let keep = self.referenced(index);
-        let mut lines = Vec::new();
+    /// Delete, with the store lock held: blobs and unpacked layers no image of `index` and no
+    /// live lease names, the temporary files of dead processes and the trash. The in-flight
+    /// files of live commands are never touched.
+    fn collect_garbage(&self, index: &Value) -> Result<Collected> {
+        let mut keep = self.referenced(index);
+        keep.extend(self.leased());
+        let mut out = Collected::default();
+        let leftover = |name: &str| {
+            name.starts_with(".trash-") || (name.contains(".tmp") && !owner_alive(name))
+        };
         let blobs = self.oci.join("blobs/sha256");
         for e in fs::read_dir(&blobs)
             .map_err(Error::io("read", &blobs))?
             .flatten()
         {
             let name = e.file_name().to_string_lossy().into_owned();
-            let digest = format!("sha256:{name}");
-            if name.starts_with(".tmp-") || !keep.contains(&digest) {
-                let _ = fs::remove_file(e.path());
+            let unreferenced = hex_of(&format!("sha256:{name}")).is_ok()
+                && !keep.contains(&format!("sha256:{name}"));
+            if unreferenced || leftover(&name) {
+                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                if fs::remove_file(e.path()).is_ok() {
+                    out.bytes += size;
+                }
             }
         }
         // Unpacked layers are named by diff_id.
@@ -1010,21 +1269,57 @@ impl Store {
         {
             let name = e.file_name().to_string_lossy().into_owned();
             let digest = format!("sha256:{name}");
-            if name.starts_with(".tmp-") || !keep.contains(&digest) {
-                fs::remove_dir_all(e.path()).map_err(Error::io("remove", e.path()))?;
-                if !name.starts_with(".tmp-") {
-                    lines.push(format!("Deleted: {digest}"));
+            if hex_of(&digest).is_ok() {
+                if !keep.contains(&digest) {
+                    out.bytes += self.layer_size(&digest).unwrap_or(0);
+                    self.remove_layer(&name)?;
+                    out.lines.push(format!("Deleted: {digest}"));
+                }
+            } else if leftover(&name) {
+                remove_any(&e.path());
+            }
+        }
+        // Markers without their layer, and the sizes older versions kept beside them.
+        for dir in [self.unpacked_dir(), self.layers.with_file_name("size")] {
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if leftover(&name) || !keep.contains(&format!("sha256:{name}")) {
+                    let _ = fs::remove_file(e.path());
                 }
             }
         }
-        let sizes = self.layers.with_file_name("size");
-        for e in fs::read_dir(&sizes).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !keep.contains(&format!("sha256:{name}")) {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-        Ok(lines)
+        Ok(out)
+    }
+
+    /// Reclaim what no image needs, as `image prune -a` and `system prune` do after removing
+    /// images: unreferenced blobs and layers (an interrupted pull's, say), temporary files of
+    /// dead processes, trash.
+    pub fn reclaim(&self) -> Result<Collected> {
+        let _l = self.lock()?;
+        let index = self.read_index()?;
+        self.collect_garbage(&index)
+    }
+
+    /// The bytes the store holds: (blobs, unpacked layers by their markers).
+    pub fn disk_usage(&self) -> (u64, u64) {
+        let blobs = fs::read_dir(self.oci.join("blobs/sha256"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        let layers = fs::read_dir(self.unpacked_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                fs::read_to_string(e.path())
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+            })
+            .sum();
+        (blobs, layers)
     }
 
     /// Docker-like `inspect` document.
@@ -1044,6 +1339,19 @@ impl Store {
             "Manifest": image.manifest_digest,
             "History": cfg["history"],
         })
+    }
+}
+
+/// Remove a file or a directory tree, whichever `path` is; errors ignored (leftovers only).
+fn remove_any(path: &Path) {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let _ = fs::remove_dir_all(path);
+        }
+        Ok(_) => {
+            let _ = fs::remove_file(path);
+        }
+        Err(_) => {}
     }
 }
 

@@ -226,6 +226,10 @@ impl Puller<'_> {
     fn blob(&self, store: &Store, blob: &Descriptor, bar: Option<&ProgressBar>) -> Result<()> {
         let digest = blob.digest.as_str();
         let dest = store.blob_path(digest)?;
+        // Claimed first (garbage collection keeps it from now on), then fetched by one
+        // process at a time: a parallel pull of the same blob waits here and finds it present.
+        store.claim(&[digest])?;
+        let _one = store.object_lock("blob", digest)?;
         // A blob already here is trusted only when it has its descriptor's size (and, when
         // small enough to hash in passing, its digest): a damaged one is fetched again and
         // replaced (the rename of `ingest` takes its place atomically).
@@ -237,6 +241,7 @@ impl Puller<'_> {
                 .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return Ok(());
         }
+        crate::fault::point("pull.blob-locked");
         let url = self.reg.url(&self.reference.repository, "blobs", digest);
         let mut last = None;
         // A broken transfer is retried (bounded), from the start.
@@ -477,6 +482,11 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
             )));
         }
     }
+    // Everything this image needs is leased before a byte is fetched: an `rmi` or `prune`
+    // running meanwhile does not collect what is already here or arrives.
+    let mut needed: Vec<&str> = vec![digest.as_str(), config_desc.digest.as_str()];
+    needed.extend(descriptors.iter().map(|d| d.digest.as_str()));
+    store.claim(&needed)?;
     let sizes: Vec<u64> = descriptors.iter().map(|d| d.size).collect();
     let layers: Vec<String> = descriptors.iter().map(|d| d.digest.clone()).collect();
 
@@ -563,6 +573,10 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
             }
         }
     }
+    // Leased before they are looked for (unpacking claims them too, but a layer found
+    // complete is not unpacked): kept until the index names them.
+    let ids: Vec<&str> = diff_ids.iter().map(String::as_str).collect();
+    store.claim(&ids)?;
     // Unpack the layers in parallel too (each into its own directory), reporting in order.
     for (d, bar) in diff_ids.iter().zip(&layer_bars) {
         if store.layer_size(d).is_none() {

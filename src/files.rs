@@ -1,0 +1,377 @@
+//! Files the store and the containers' records are made of, written so that a crash (power
+//! loss, `kill -9`) leaves either the old or the new content, never half of it, and locks
+//! that serialise the commands sharing them.
+//!
+//! - [`write_atomic`]: a temporary file in the same directory, written, `fsync(2)`ed, renamed
+//!   over the target (`rename(2)` is atomic within a file system) and the directory fsynced
+//!   too: without that last step the rename itself may not survive a power loss (see
+//!   `fsync(2)`: "calling fsync() does not necessarily ensure that the entry in the directory
+//!   containing the file has also reached disk").
+//! - Temporary names carry their owner, `.tmp-<pid>-<start time>-<random>`: a garbage
+//!   collector removes one only when that process is gone ([`owner_alive`]), never the
+//!   in-flight file of a live command; the start time tells a reused pid from the owner.
+//! - [`lock`]: an exclusive `flock(2)`, released when dropped (or when the process dies, so a
+//!   killed command never leaves a lock behind); a busy one names its holder once and gives
+//!   up after `lock-timeout`; [`try_lock`] does not wait.
+//! - [`PathLock`]: a lock on a file that is removed by its holder, for per-object locks (one
+//!   blob) that must not pile up; a waiter that got an unlinked file tries again.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// An exclusive `flock` held until dropped.
+pub struct Lock(File);
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // SAFETY: the fd is owned by self.0 and open; LOCK_UN on it cannot violate memory safety.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("open lock", path))
+}
+
+/// How long a command waits for a lock another process holds before it gives up, unless the
+/// config's `lock-timeout` says otherwise.
+pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The config's `lock-timeout`, set once at start ([`set_lock_timeout`]). A process-wide
+/// setting rather than a parameter: locks are taken deep inside the store and the container
+/// list, and the value is fixed for the life of the command, like the trace sink.
+static LOCK_TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+/// Set how long [`lock`] waits (the config's `lock-timeout`); only the first call counts.
+pub fn set_lock_timeout(timeout: std::time::Duration) {
+    let _ = LOCK_TIMEOUT.set(timeout);
+}
+
+/// Take an exclusive lock on `path` (created if missing), and write our pid into it so a
+/// command kept waiting can say who holds it.
+///
+/// `flock(2)` itself would wait forever, silently, behind a hung holder. So the lock is tried
+/// without blocking (`LOCK_NB`) and again after a growing pause (at most 100 ms); when it
+/// stays busy (5 s, or half the timeout), the holder is named once on stderr ("waiting for the
+/// lock … (held by pid N: its command line)"); when the `lock-timeout` runs out, the command
+/// fails (exit 125) naming the holder and what to do.
+pub fn lock(path: &Path) -> Result<Lock> {
+    use std::os::unix::fs::FileExt;
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("open lock", path))?;
+    let timeout = LOCK_TIMEOUT.get().copied().unwrap_or(DEFAULT_LOCK_TIMEOUT);
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    let mut said = false;
+    loop {
+        // SAFETY: flock on an fd we own; LOCK_NB returns at once.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => {}
+            Some(libc::EINTR) => continue,
+            _ => return Err(Error::io("lock", path)(e)),
+        }
+        // A lock busy for a moment is normal (parallel runs take turns): the holder is
+        // named only once the wait is long enough to notice (5 s, or half the timeout).
+        let noticeable = start.elapsed() >= (timeout / 2).min(std::time::Duration::from_secs(5));
+        if !noticeable && start.elapsed() < timeout {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            continue;
+        }
+        let holder = holder_of(&f);
+        if !said {
+            eprintln!(
+                "dockling: waiting for the lock {} ({holder})",
+                path.display()
+            );
+            said = true;
+        }
+        if start.elapsed() >= timeout {
+            return Err(Error::Usage(format!(
+                "gave up waiting for the lock {} after {}: it is {holder}; if that command is hung, stop it, or raise lock-timeout in the config",
+                path.display(),
+                humantime::format_duration(timeout)
+            )));
+        }
+        std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
+    }
+    // Who holds it, for the next one kept waiting (best effort: the kernel's /proc/locks is
+    // asked first anyway).
+    let pid = format!("{}\n", std::process::id());
+    let _ = f.set_len(0).and_then(|_| f.write_all_at(pid.as_bytes(), 0));
+    Ok(Lock(f))
+}
+
+/// "held by pid N: its command line" for the lock on `f`: the kernel's `/proc/locks` names
+/// the process that took a `flock` on this inode (proc(5)); failing that, the pid the holder
+/// wrote into the file.
+fn holder_of(f: &File) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let pid = f.metadata().ok().and_then(|md| {
+        let (major, minor) = (libc::major(md.dev()), libc::minor(md.dev()));
+        let id = format!("{major:02x}:{minor:02x}:{}", md.ino());
+        let locks = fs::read_to_string("/proc/locks").ok()?;
+        locks.lines().find_map(|l| {
+            // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->".
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 6 && f[1] == "FLOCK" && f[5] == id)
+                .then(|| f[4].parse::<i32>().ok())
+                .flatten()
+                .filter(|p| *p > 0)
+        })
+    });
+    let pid = pid.or_else(|| {
+        let mut text = String::new();
+        use std::io::Read;
+        (&*f).take(32).read_to_string(&mut text).ok()?;
+        text.trim().parse::<i32>().ok()
+    });
+    match pid {
+        Some(pid) => {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let words: Vec<String> = c
+                        .split(|b| *b == 0)
+                        .filter(|w| !w.is_empty())
+                        .map(|w| String::from_utf8_lossy(w).into_owned())
+                        .collect();
+                    let line = words.join(" ");
+                    match line.char_indices().nth(200) {
+                        Some((i, _)) => format!("{}…", &line[..i]),
+                        None => line,
+                    }
+                })
+                .unwrap_or_else(|_| "gone".into());
+            format!("held by pid {pid}: {cmdline}")
+        }
+        None => "held by a process dockling cannot name".into(),
+    }
+}
+
+/// Take an exclusive lock on `path` if nobody holds it; `None` if a live process does.
+pub fn try_lock(path: &Path) -> Result<Option<Lock>> {
+    let f = open_lock_file(path)?;
+    // SAFETY: flock on an fd we own; LOCK_NB returns at once.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Ok(None);
+        }
+        return Err(Error::io("lock", path)(e));
+    }
+    Ok(Some(Lock(f)))
+}
+
+/// An exclusive lock on a file its holder removes when done: `<dir>/<name>` exists only while
+/// someone holds or waits for it.
+pub struct PathLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl PathLock {
+    /// Wait for the lock on `path`. A waiter may get the lock on a file the previous holder
+    /// has just unlinked (it opened it before the unlink): it then holds nothing anybody else
+    /// can see, so it checks that the path still names its inode and tries again otherwise.
+    pub fn acquire(path: &Path) -> Result<PathLock> {
+        loop {
+            let file = open_lock_file(path)?;
+            // SAFETY: flock on an fd we own; blocks until the lock is ours.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(Error::io("lock", path)(std::io::Error::last_os_error()));
+            }
+            let ours = file.metadata().map_err(Error::io("stat", path))?.ino();
+            match fs::metadata(path) {
+                Ok(m) if m.ino() == ours => {
+                    return Ok(PathLock {
+                        file,
+                        path: path.to_path_buf(),
+                    })
+                }
+                _ => continue,
+            }
+        }
+    }
+}
+
+impl Drop for PathLock {
+    fn drop(&mut self) {
+        // Unlinked while still locked, so no newcomer can lock this inode and think it won.
+        let _ = fs::remove_file(&self.path);
+        // SAFETY: the fd is owned by self.file and open.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parens: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// `.tmp-<pid>-<start time>-<random>`: a temporary name this process owns.
+pub fn temp_name() -> String {
+    let pid = std::process::id();
+    let mut rand = [0u8; 8];
+    // SAFETY: rand is a live, writable 8-byte buffer.
+    let n = unsafe { libc::getrandom(rand.as_mut_ptr().cast(), rand.len(), 0) };
+    assert_eq!(n, 8, "getrandom returned too few bytes");
+    format!(
+        ".tmp-{pid}-{}-{}",
+        start_time(pid).unwrap_or(0),
+        hex::encode(rand)
+    )
+}
+
+/// Whether the process that made the temporary file `name` (see [`temp_name`]) still runs.
+/// Names of older dockling versions (`.tmp-<pid>-<hex>`, `<file>.tmp<pid>`) carry only a pid:
+/// that pid running counts as alive (erring towards keeping the file).
+pub fn owner_alive(name: &str) -> bool {
+    let fields: Vec<&str> = if let Some(rest) = name.split(".tmp-").nth(1) {
+        rest.split('-').collect()
+    } else if let Some(rest) = name.rsplit(".tmp").next().filter(|_| name.contains(".tmp")) {
+        vec![rest]
+    } else {
+        return false;
+    };
+    let Some(pid) = fields.iter().find_map(|f| {
+        (f.len() <= 10 && !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| f.parse::<u32>().ok())
+            .flatten()
+    }) else {
+        return false;
+    };
+    let Some(now) = start_time(pid) else {
+        return false;
+    };
+    let pos = fields.iter().position(|f| f.parse::<u32>() == Ok(pid));
+    match pos
+        .and_then(|i| fields.get(i + 1))
+        .and_then(|f| f.parse::<u64>().ok())
+    {
+        Some(start) if start > 0 => start == now,
+        _ => true,
+    }
+}
+
+/// `fsync(2)` a directory, so the names created, renamed or removed in it are on disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("sync", dir))
+}
+
+/// The directory `path` is in (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// The temporary file `write_atomic` writes `path` through: `.<file name><temp_name>` beside
+/// it. The whole file name goes in, so `a.json` and `a.yaml` never share one (the old
+/// `with_extension("tmp<pid>")` gave both `a.tmp<pid>`), and it is hidden.
+fn temp_for(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_of(path).join(format!(".{name}{}", temp_name()))
+}
+
+/// Write `data` to `path` atomically and durably: a temporary file of this process in the
+/// same directory, fsynced, renamed over `path`, then the directory fsynced. A crash at any
+/// point leaves the old content or the new, and at worst a temporary file whose owner is
+/// gone, which the store's garbage collection removes.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = parent_of(path);
+    let tmp = temp_for(path);
+    let written = (|| {
+        let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        f.write_all(data).map_err(Error::io("write", &tmp))?;
+        f.sync_all().map_err(Error::io("sync", &tmp))?;
+        drop(f);
+        crate::fault::point("write-atomic.before-rename");
+        fs::rename(&tmp, path).map_err(Error::io("rename", path))
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_temporaries_of_a_json_and_a_yaml_do_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(&dir.path().join("a.json"), b"json").unwrap();
+        write_atomic(&dir.path().join("a.yaml"), b"yaml").unwrap();
+        assert_eq!(fs::read(dir.path().join("a.json")).unwrap(), b"json");
+        assert_eq!(fs::read(dir.path().join("a.yaml")).unwrap(), b"yaml");
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "temporaries left: {names:?}");
+        // Each temporary carries its whole target name (the old `with_extension` gave both
+        // `a.tmp<pid>`, so two writers of a.json and a.yaml swapped contents).
+        let json = temp_for(&dir.path().join("a.json"));
+        let yaml = temp_for(&dir.path().join("a.yaml"));
+        let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name(&json).starts_with(".a.json.tmp-"), "{json:?}");
+        assert!(name(&yaml).starts_with(".a.yaml.tmp-"), "{yaml:?}");
+        assert_eq!(json.parent(), Some(dir.path()));
+    }
+
+    #[test]
+    fn a_temporary_of_this_process_is_alive_and_one_of_a_dead_pid_is_not() {
+        let mine = temp_name();
+        assert!(owner_alive(&mine), "{mine}");
+        assert!(owner_alive(&format!(".index.json{mine}")));
+        // Same pid, another start time: a reused pid, not the owner.
+        let reused = format!(".tmp-{}-1-00", std::process::id());
+        assert!(!owner_alive(&reused));
+        // pid_max is at most 2^22: this pid cannot exist.
+        assert!(!owner_alive(".tmp-4194305-5-00"));
+        assert!(!owner_alive("no-owner"));
+    }
+
+    #[test]
+    fn a_path_lock_is_removed_by_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("blob.lock");
+        let l = PathLock::acquire(&p).unwrap();
+        assert!(p.exists());
+        assert!(try_lock(&p).unwrap().is_none(), "held");
+        drop(l);
+        assert!(!p.exists());
+    }
+}
