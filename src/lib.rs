@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod container;
 pub mod error;
+pub mod fault;
 pub mod host;
 pub mod image;
 pub mod lab;

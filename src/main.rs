@@ -4,6 +4,7 @@
 use clap::Parser;
 
 fn main() {
+    dockling::fault::init();
     let cli = match dockling::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -33,14 +33,18 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
                     "container {name} did not die within 10 s of SIGKILL"
                 )));
             }
+            crate::fault::check("rm.killed")?;
         }
     }
     if c.spec.cgroup.is_some() {
         if let Ok(Some(cg)) = crate::commands::run::cgroup_for(ctx, &c.spec) {
             let _ = cg.destroy(&Sys::quiet());
         }
+        crate::fault::check("rm.cgroup_removed")?;
     }
-    containers.remove_dir(&c.spec.id)
+    crate::fault::check("rm.before_remove_dir")?;
+    containers.remove_dir(&c.spec.id)?;
+    crate::fault::check("rm.dir_removed")
 }
 
 /// `dockling rm`.

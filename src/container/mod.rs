@@ -224,10 +224,20 @@ impl Containers {
     /// are already gone; `rootfs/` of `--layers copy` is plain files.
     pub fn remove_dir(&self, id: &str) -> Result<()> {
         let dir = self.bundle(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove", &dir)(e)),
+        // The container's own `dockling run` may be writing its last state into the directory
+        // at this moment (rm -f just killed its process): that write lands between
+        // remove_dir_all's listing and its final rmdir, which then fails with ENOTEMPTY. The
+        // engine writes once and is done, so removing again finishes the job.
+        let mut tries = 0;
+        loop {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 5 => {
+                    tries += 1
+                }
+                Err(e) => return Err(Error::io("remove", &dir)(e)),
+            }
         }
     }
 }

@@ -324,6 +324,7 @@ impl Store {
         file.sync_all()
             .map_err(|e| fail(Ingest::Store(Error::io("sync", &tmp)(e))))?;
         let dest = blobs.join(&digest[7..]);
+        crate::fault::check("pull.blob.before_rename").map_err(|e| fail(Ingest::Store(e)))?;
         fs::rename(&tmp, &dest).map_err(|e| fail(Ingest::Store(Error::io("rename", &dest)(e))))?;
         Ok((digest, n))
     }
@@ -883,6 +884,7 @@ impl Store {
             return Ok(lines);
         }
         self.write_index(&index)?;
+        crate::fault::check("rmi.untagged")?;
         lines.push(format!("Deleted: {}", image.id));
         lines.extend(self.collect_garbage(&index)?);
         Ok(lines)
@@ -948,6 +950,7 @@ impl Store {
             let digest = format!("sha256:{name}");
             if name.starts_with(".tmp-") || !keep.contains(&digest) {
                 let _ = fs::remove_file(e.path());
+                crate::fault::check("rmi.gc.blob_deleted")?;
             }
         }
         // Unpacked layers are named by diff_id.
@@ -958,7 +961,8 @@ impl Store {
             let name = e.file_name().to_string_lossy().into_owned();
             let digest = format!("sha256:{name}");
             if name.starts_with(".tmp-") || !keep.contains(&digest) {
-                fs::remove_dir_all(e.path()).map_err(Error::io("remove", e.path()))?;
+                crate::fault::remove_dir_all(&e.path(), "rmi.gc.layer_half_deleted")
+                    .map_err(Error::io("remove", e.path()))?;
                 if !name.starts_with(".tmp-") {
                     lines.push(format!("Deleted: {digest}"));
                 }

@@ -264,6 +264,7 @@ impl Puller<'_> {
             };
             match store.ingest(&mut body, Some(digest), &mut progress) {
                 Ok(_) => {
+                    crate::fault::check("pull.blob.renamed")?;
                     self.fetched
                         .lock()
                         .expect("fetched")
@@ -378,6 +379,7 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         .unwrap_or_else(|| "latest".into());
     let (mut bytes, mut media_type, mut digest) = p.manifest(&wanted)?;
     let top_digest = digest.clone();
+    crate::fault::check("pull.manifest")?;
     if INDEX_TYPES.contains(&media_type.as_str()) {
         let index: Value =
             serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("index: {e}")))?;
@@ -585,9 +587,11 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         drop(m);
         let _ = writeln!(out);
     }
+    crate::fault::check("pull.before_index")?;
     let (stored, size) = store.write_blob(&bytes)?;
     debug_assert_eq!(stored, digest);
     store.add_to_index(&digest, size, Some(reference), Some(&top_digest))?;
+    crate::fault::check("pull.index_updated")?;
     let _ = writeln!(out, "Digest: {top_digest}");
     let _ = writeln!(
         out,
