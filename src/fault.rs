@@ -197,3 +197,32 @@ pub fn remove_dir_all(dir: &std::path::Path, name: &str) -> std::io::Result<()> 
     }
     std::fs::remove_dir_all(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_point_is_named_once_and_every_run_step_is_one() {
+        let all = all();
+        let unique: std::collections::BTreeSet<&String> = all.iter().collect();
+        assert_eq!(unique.len(), all.len(), "a point is listed twice: {all:?}");
+        for s in crate::plan::StepId::ALL {
+            assert!(all.contains(&format!("run.{}", s.key())), "{s:?}");
+        }
+        for p in &all {
+            let command = p.split('.').next().unwrap();
+            assert!(
+                ["pull", "run", "rm", "rmi"].contains(&command),
+                "{p}: points are named <command>.<step>"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unarmed_point_passes() {
+        // The unit tests never set DOCKLING_FAULT: every point is a no-op.
+        assert!(check("rm.killed").is_ok());
+        point("rm.killed");
+    }
+}

@@ -421,6 +421,19 @@ fn bin_listing(lab: &Lab, image: &str) -> Result<String, String> {
 }
 
 #[test]
+fn a_fault_naming_no_point_is_refused_not_ignored() {
+    let lab = Lab::new();
+    let o = lab.cmd_env(&["ps"], &[("DOCKLING_FAULT", "run.no_such_step".as_ref())]);
+    o.expect_code(125);
+    assert!(
+        o.stderr
+            .contains("DOCKLING_FAULT names no fault point: run.no_such_step"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
 fn every_run_fault_leaves_a_store_the_next_run_uses_and_nothing_behind() {
     let reference = Lab::with_busybox();
     let listing = bin_listing(&reference, "busybox").unwrap();
