@@ -41,6 +41,9 @@ pub struct Config {
     pub max_layer_size: Option<serde_yaml::Value>,
     /// Most entries (files, directories, links) a layer may have (default 4194304).
     pub max_layer_entries: Option<u64>,
+    /// How long a command waits for a lock another dockling holds before giving up (`60s`,
+    /// `2m`, `500ms`, or a number of seconds; default 60s).
+    pub lock_timeout: Option<serde_yaml::Value>,
 }
 
 impl Config {
@@ -96,6 +99,29 @@ impl Config {
             limits.max_entries = n;
         }
         Ok(limits)
+    }
+}
+
+impl Config {
+    /// The `lock-timeout`, default filled in.
+    pub fn lock_timeout(&self) -> Result<std::time::Duration> {
+        let bad = |text: &str| {
+            Error::Usage(format!(
+                "config: lock-timeout {text:?} is not a duration: use a number of seconds or a duration like 60s, 2m or 500ms"
+            ))
+        };
+        match &self.lock_timeout {
+            None => Ok(crate::container::DEFAULT_LOCK_TIMEOUT),
+            Some(serde_yaml::Value::Number(n)) => n
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
+                .map(std::time::Duration::from_secs_f64)
+                .ok_or_else(|| bad(&n.to_string())),
+            Some(serde_yaml::Value::String(s)) => {
+                humantime::parse_duration(s.trim()).map_err(|_| bad(s))
+            }
+            Some(other) => Err(bad(&format!("{other:?}"))),
+        }
     }
 }
 

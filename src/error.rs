@@ -44,6 +44,17 @@ pub enum Error {
     /// Stored data that is not what it should be.
     #[error("{0}")]
     Corrupt(String),
+    /// The file system under `dir` is full (`ENOSPC`) or the quota used up (`EDQUOT`): said
+    /// once, never retried (trying again cannot help until space is freed).
+    #[error("no space left on {} ({}) while {doing}: free space on that file system (dockling rmi, dockling image prune) or put the store elsewhere (--root)", dir.display(), if *quota { "EDQUOT: the disk quota is used up" } else { "ENOSPC" })]
+    NoSpace {
+        /// The directory being written to.
+        dir: PathBuf,
+        /// What was being written (`writing a blob`).
+        doing: String,
+        /// `EDQUOT` rather than `ENOSPC`.
+        quota: bool,
+    },
 }
 
 impl Error {
@@ -54,6 +65,20 @@ impl Error {
             Error::CannotInvoke(_) => 126,
             Error::Aborted(_) => 130,
             _ => 125,
+        }
+    }
+
+    /// Wrap an I/O error of a write into `path`: a full disk or quota becomes [`Error::NoSpace`]
+    /// naming `path`'s directory, anything else an [`Error::Io`].
+    pub fn write(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| match source.raw_os_error() {
+            Some(e @ (libc::ENOSPC | libc::EDQUOT)) => Error::NoSpace {
+                dir: path.parent().map_or(path.clone(), PathBuf::from),
+                doing: what.to_string(),
+                quota: e == libc::EDQUOT,
+            },
+            _ => Error::Io { what, path, source },
         }
     }
 

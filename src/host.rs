@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::cgroups::{self, Version};
+use crate::image::store::PRIVATE_DIRS;
 use crate::sys::fs as safefs;
 
 /// How a check came out.
@@ -245,14 +246,12 @@ fn seccomp() -> Check {
     }
 }
 
-/// The store's directories and the widest mode each may have: other users must not be able
-/// to reach setuid binaries or device nodes inside unpacked layers and containers.
-pub const STORE_MODES: &[(&str, u32)] = &[
-    ("", 0o711),
-    ("layers", 0o700),
-    ("containers", 0o700),
-    ("oci", 0o700),
-];
+/// The store's directories and the widest mode each may have (what `Store::open` creates and
+/// tightens: the root 0711, [`PRIVATE_DIRS`] 0700): other users must not be able to reach
+/// setuid binaries or device nodes inside unpacked layers and containers.
+fn store_modes() -> impl Iterator<Item = (&'static str, u32)> {
+    std::iter::once(("", 0o711)).chain(PRIVATE_DIRS.iter().map(|d| (*d, 0o700)))
+}
 
 fn store(root: &Path) -> Check {
     if !root.exists() {
@@ -266,7 +265,7 @@ fn store(root: &Path) -> Check {
         );
     }
     let mut loose = Vec::new();
-    for (sub, widest) in STORE_MODES {
+    for (sub, widest) in store_modes() {
         let p = root.join(sub);
         if let Ok(md) = std::fs::symlink_metadata(&p) {
             let mode = md.permissions().mode() & 0o7777;

@@ -26,3 +26,6 @@ pub mod spec;
 pub mod specconv;
 pub mod sys;
 pub mod trace;
+
+#[cfg(test)]
+mod testutil;

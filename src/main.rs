@@ -3,7 +3,37 @@
 
 use clap::Parser;
 
+/// What a user sees when dockling panics: one line saying it is a bug, never a backtrace, and
+/// Docker's engine-error code. Every panic found is a bug to fix (with a test); this hook only
+/// keeps the message readable meanwhile. It runs in whichever thread panicked (a download
+/// thread too), so the whole process ends at once: a half-done command is what a `kill -9`
+/// would leave, and the store is built to survive that (`dockling system fsck`).
+fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "dockling: internal error: {what}{at} (this is a bug: please report it with the command you ran)"
+        );
+        std::process::exit(125);
+    }));
+}
+
 fn main() {
+    report_panics();
+    // For the test that proves the hook (tests/reliability_fsck.rs): no real panic is left
+    // to trigger once each one found is fixed.
+    if std::env::var_os("DOCKLING_TEST_PANIC").is_some() {
+        panic!("DOCKLING_TEST_PANIC is set");
+    }
     dockling::fault::init();
     let cli = match dockling::cli::Cli::try_parse() {
         Ok(cli) => cli,

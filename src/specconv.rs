@@ -37,7 +37,10 @@ fn own_or_host(flag: &str, value: Option<&str>, private_word: &str) -> Result<bo
     }
 }
 
-/// Parse `-v HOST:CONTAINER[:ro|rw]`.
+/// Parse `-v HOST:CONTAINER[:ro|rw]`, refusing (in Docker's and runc's words) a destination
+/// no bind mount may have: `/` (it would hide the whole image), a relative path, `/proc` or a
+/// path inside it ([`crate::runtime::rootfs::check_volume_target`]). A missing host directory is not created here:
+/// that happens only when the container really starts (see [`create_volume_sources`]).
 pub fn parse_volume(s: &str) -> Result<Volume> {
     let parts: Vec<&str> = s.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
@@ -54,10 +57,20 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
             "invalid volume {s:?}: named volumes are not supported yet, give an absolute host path like /srv/data:{dst}"
         )));
     }
+    let spec_error = |why: String| {
+        Error::Usage(format!(
+            "invalid volume specification: '{s}': invalid mount config for type \"bind\": {why}"
+        ))
+    };
     if !dst.starts_with('/') {
-        return Err(Error::Usage(format!(
-            "invalid volume {s:?}: the container path {dst:?} must be absolute"
+        return Err(spec_error(format!(
+            "invalid mount path: '{dst}' mount path must be absolute"
         )));
+    }
+    if crate::runtime::rootfs::lexical_clean(Path::new(dst)) == Path::new("/") {
+        return Err(spec_error(
+            "invalid specification: destination can't be '/'".into(),
+        ));
     }
     let readonly = match mode {
         "ro" => true,
@@ -68,11 +81,99 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
             )))
         }
     };
-    Ok(Volume {
+    let volume = Volume {
         source: PathBuf::from(src),
         target: PathBuf::from(dst),
         readonly,
-    })
+    };
+    crate::runtime::rootfs::check_volume_target(&volume, &volume.target)?;
+    Ok(volume)
+}
+
+/// The host directories of `-v` that do not exist yet, created (as Docker does, 0755, with
+/// missing parents) only when the container is really about to start: `explain` and a run
+/// refused earlier create nothing. Returns what was created, outermost first, for
+/// [`remove_volume_sources`] to take back if the start fails.
+pub fn create_volume_sources(volumes: &[Volume]) -> Result<Vec<PathBuf>> {
+    let mut created = Vec::new();
+    for v in volumes {
+        // The missing ancestors, outermost first.
+        let missing: Vec<&Path> = v
+            .source
+            .ancestors()
+            .take_while(|p| std::fs::symlink_metadata(p).is_err())
+            .collect();
+        for dir in missing.into_iter().rev() {
+            match std::fs::create_dir(dir) {
+                Ok(()) => created.push(dir.to_path_buf()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    remove_volume_sources(&created);
+                    return Err(Error::io("create volume directory", dir)(e));
+                }
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// Remove the directories [`create_volume_sources`] made, innermost first, and only while
+/// still empty (what a container wrote there before it failed is never deleted).
+pub fn remove_volume_sources(created: &[PathBuf]) {
+    for dir in created.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// Every flag of `run` that can be checked without the image, checked before anything is
+/// looked up, pulled or created: a bad flag costs nothing and leaves nothing behind.
+pub fn check_flags(args: &RunArgs) -> Result<()> {
+    memory_flag(args)?;
+    cpus_flag(args)?;
+    volumes_flag(args)?;
+    Ok(())
+}
+
+/// Every `-v`, parsed; two onto the same container path are refused (Docker's "duplicate
+/// mount point": the second would silently hide the first).
+fn volumes_flag(args: &RunArgs) -> Result<Vec<Volume>> {
+    let volumes = args
+        .volume
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    let mut seen = std::collections::HashSet::new();
+    for v in &volumes {
+        let target = crate::runtime::rootfs::lexical_clean(&v.target);
+        if !seen.insert(target.clone()) {
+            return Err(Error::Usage(format!(
+                "duplicate mount point: {}: give each -v its own container path",
+                target.display()
+            )));
+        }
+    }
+    Ok(volumes)
+}
+
+/// `-m`: bytes, `None` for no limit (no flag, or `0` as in Docker).
+fn memory_flag(args: &RunArgs) -> Result<Option<u64>> {
+    let Some(m) = args.memory.as_deref() else {
+        return Ok(None);
+    };
+    let bytes = crate::cgroups::parse_memory(m).map_err(|e| {
+        Error::Usage(format!(
+            "invalid argument \"{m}\" for \"-m, --memory\" flag: {e}"
+        ))
+    })?;
+    Ok((bytes != 0).then_some(bytes))
+}
+
+/// `--cpus`: a fraction of CPUs, `None` for no limit (no flag, or `0` as in Docker).
+fn cpus_flag(args: &RunArgs) -> Result<Option<f64>> {
+    match args.cpus.as_deref() {
+        None => Ok(None),
+        Some(c) => crate::cgroups::parse_cpus(c, crate::cgroups::available_cpus()),
+    }
 }
 
 /// The most of an image's /etc/passwd or /etc/group that is read: an account database is a
@@ -82,120 +183,238 @@ pub const MAX_ETC_FILE: u64 = 4 << 20;
 /// Why an account file of the image cannot be read: the one error of every bad case.
 fn bad_etc_file(path: &str, why: &str) -> Error {
     Error::Usage(format!(
-        "read the image's /{path}: it is {why}; the account files are read only as regular files inside the image (never through a link, at most {} MiB), so fix the image",
+        "read the image's /{path}: it is {why}; the account files are read only as regular files inside the image (symlinks followed within the image, at most 40 of them, at most {} MiB), so fix the image",
         MAX_ETC_FILE >> 20
     ))
 }
 
+/// One directory of the merged tree, as overlayfs builds it: the same directory in every
+/// layer that contributes to it, top first, each open as an fd. The stack stops at a layer
+/// whose directory is opaque, or below a layer that has a non-directory of that name.
+type Merged = Vec<(usize, std::os::fd::OwnedFd)>;
+
+/// What a name is in a merged directory.
+enum Entry {
+    /// Not there: in no layer, or whited out in the topmost layer that has it.
+    Missing,
+    /// A directory (the layers that make it up).
+    Dir(Merged),
+    /// Anything else, from the topmost layer that has it: `at` is its index in the parent's
+    /// stack, `fd` an `O_PATH|O_NOFOLLOW` fd of the object itself.
+    Other {
+        at: usize,
+        fd: std::os::fd::OwnedFd,
+        st: libc::stat,
+    },
+}
+
+/// Look `name` (one component, never `.` or `..`) up in the merged directory `parent`, top
+/// layer first. Each lookup is one component on a directory fd, `RESOLVE_BENEATH|
+/// RESOLVE_NO_SYMLINKS` and `O_NOFOLLOW`: a symlink is returned as itself, for the caller to
+/// follow inside the image, never followed by the kernel (an absolute target would mean the
+/// host).
+fn lookup(parent: &Merged, name: &std::ffi::OsStr) -> std::io::Result<Entry> {
+    use std::os::fd::AsFd;
+    let beneath = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    let mut dirs = Merged::new();
+    for (at, (layer, dir)) in parent.iter().enumerate() {
+        let fd = match safefs::openat2(
+            dir.as_fd(),
+            Path::new(name),
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            beneath,
+        ) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            if !dirs.is_empty() {
+                // A non-directory below a directory: overlayfs stops merging there, and
+                // hides it and every layer under it.
+                break;
+            }
+            if st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0 {
+                return Ok(Entry::Missing); // a whiteout: deleted from the layers below
+            }
+            return Ok(Entry::Other { at, fd, st });
+        }
+        // The directory itself ("." of the O_PATH fd, so nothing is looked up twice), open
+        // for reading: the opaque mark is an xattr, which an O_PATH fd cannot read.
+        let d = safefs::openat2(
+            fd.as_fd(),
+            Path::new("."),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+            beneath,
+        )?;
+        let opaque =
+            safefs::get_xattr_fd(d.as_fd(), "trusted.overlay.opaque")?.as_deref() == Some(b"y");
+        dirs.push((*layer, d));
+        if opaque {
+            break; // the layers below are hidden under this directory
+        }
+    }
+    Ok(if dirs.is_empty() {
+        Entry::Missing
+    } else {
+        Entry::Dir(dirs)
+    })
+}
+
 /// A file of the image as the container will see it, read from the layers (top first) the
-/// way overlayfs merges them: a whiteout or a non-directory in place of a parent hides it,
-/// an opaque parent directory hides the layers below. Every lookup is an `openat2` inside
-/// one layer with `RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS`: a symlink is refused rather than
-/// followed (it could name a host file, or `/dev/zero`), and only a regular file is opened
-/// for reading (a FIFO would hang, a device node could do anything). `None`: not there.
+/// way overlayfs merges them: a whiteout hides the layers below, an opaque directory hides
+/// the layers below it, a non-directory in place of a parent means "not there".
+///
+/// Symlinks are followed, but inside the image, the way the container would see them (as
+/// `RESOLVE_IN_ROOT` would do on the merged tree): a relative target from the link's
+/// directory, an absolute one from the image's root, `..` clamped at the root, at most 40
+/// links (the kernel's limit, `path_resolution(7)`). Each step is a one-component lookup on a
+/// directory fd of one layer, so a link to `/etc/shadow` or `/dev/zero` finds the image's own
+/// file or nothing, never the host's. The final object must be a regular file, opened
+/// `O_NOFOLLOW|O_NONBLOCK` (a FIFO would hang, a device node could do anything) and read up
+/// to [`MAX_ETC_FILE`]. `None`: not there.
 pub fn image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>> {
-    use nix::errno::Errno;
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::os::fd::AsFd;
+    use std::path::Component;
+
+    fn parts(p: &Path) -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    }
+    let mut roots = Merged::new();
+    for (i, layer) in layers.iter().enumerate().rev() {
+        let root = safefs::open_root(layer).map_err(Error::io("open layer", layer))?;
+        let dir = safefs::openat2(
+            root.as_fd(),
+            Path::new("."),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+            safefs::IN_ROOT,
+        )
+        .map_err(Error::io("open layer", layer))?;
+        roots.push((i, dir));
+    }
+    // The merged directories walked so far, root first; `walked` names them, for errors.
+    let mut dirs: Vec<Merged> = vec![roots];
+    let mut walked = PathBuf::from("/");
+    let mut queue = parts(Path::new(path));
+    let mut links = 0;
+    loop {
+        let Some(name) = queue.pop_front() else {
+            // Every component was a directory (or a link led to one).
+            return Err(bad_etc_file(path, "a directory"));
+        };
+        if name == ".." {
+            if dirs.len() > 1 {
+                dirs.pop();
+                walked.pop();
+            }
+            continue;
+        }
+        let parent = dirs.last().expect("the root is never popped");
+        let here = walked.join(&name);
+        let entry = lookup(parent, &name).map_err(|e| {
+            Error::Usage(format!(
+                "read the image's /{path}: look up {}: {e}",
+                here.display()
+            ))
+        })?;
+        match entry {
+            Entry::Missing => return Ok(None),
+            Entry::Dir(merged) => {
+                dirs.push(merged);
+                walked = here;
+            }
+            Entry::Other { fd, st, .. } if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                links += 1;
+                if links > 40 {
+                    return Err(bad_etc_file(
+                        path,
+                        "behind more than 40 symlinks (a symlink loop?)",
+                    ));
+                }
+                let target = nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&fd)), "")
+                    .map_err(|e| {
+                        Error::Usage(format!(
+                            "read the image's /{path}: read the symlink {}: {e}",
+                            here.display()
+                        ))
+                    })?;
+                let target = PathBuf::from(target);
+                if target.is_absolute() {
+                    // The image's root, not the host's.
+                    dirs.truncate(1);
+                    walked = PathBuf::from("/");
+                }
+                let mut next = parts(&target);
+                next.extend(queue);
+                queue = next;
+            }
+            // A file where a directory should be: the path does not exist (ENOTDIR).
+            Entry::Other { .. } if !queue.is_empty() => return Ok(None),
+            Entry::Other { at, st, .. } => {
+                let what = match st.st_mode & libc::S_IFMT {
+                    libc::S_IFREG => {
+                        let (layer, dir) = &parent[at];
+                        let shown = layers[*layer].join(here.strip_prefix("/").unwrap_or(&here));
+                        return read_capped(path, dir, &name, &st, &shown);
+                    }
+                    libc::S_IFIFO => "a FIFO",
+                    libc::S_IFCHR | libc::S_IFBLK => "a device node",
+                    libc::S_IFSOCK => "a socket",
+                    _ => "not a regular file",
+                };
+                return Err(bad_etc_file(path, what));
+            }
+        }
+    }
+}
+
+/// Read the regular file `name` of one layer's directory `dir`, found as `st`: opened again
+/// without following anything, `O_NONBLOCK` in case it was swapped for a FIFO since the
+/// lookup (checked again: same inode), and read up to [`MAX_ETC_FILE`].
+/// `shown` is where it is in the store, for errors.
+fn read_capped(
+    path: &str,
+    dir: &std::os::fd::OwnedFd,
+    name: &std::ffi::OsStr,
+    st: &libc::stat,
+    shown: &Path,
+) -> Result<Option<String>> {
     use std::io::Read;
     use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
-
-    let resolve = safefs::IN_ROOT | libc::RESOLVE_NO_SYMLINKS;
-    let errno = |e: &std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-    let rel = Path::new(path);
-    let parents: Vec<&Path> = rel.ancestors().skip(1).collect::<Vec<_>>();
-    'layers: for layer in layers.iter().rev() {
-        let root = safefs::open_root(layer).map_err(Error::io("open layer", layer))?;
-        let mut opaque = false;
-        for dir in parents.iter().rev().filter(|d| !d.as_os_str().is_empty()) {
-            let fd = match safefs::openat2(
-                root.as_fd(),
-                dir,
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                0,
-                resolve,
-            ) {
-                Ok(fd) => fd,
-                Err(e) => match errno(&e) {
-                    Errno::ENOENT => continue 'layers,
-                    // A whiteout (a 0/0 character device) or a file in place of the
-                    // directory: the layers below are hidden. O_DIRECTORY is checked before
-                    // any device would be opened.
-                    Errno::ENOTDIR => return Ok(None),
-                    Errno::ELOOP => {
-                        return Err(bad_etc_file(
-                            path,
-                            &format!("under a symlink (/{} is a link)", dir.display()),
-                        ))
-                    }
-                    _ => return Err(Error::io("open", layer.join(dir))(e)),
-                },
-            };
-            // "/." makes the lookup go through the descriptor's magic link to the directory
-            // itself: the l-variant of getxattr would read the link's own attributes.
-            let named = safefs::fd_path(&fd).join(".");
-            opaque |= safefs::get_xattr(&named, "trusted.overlay.opaque").as_deref() == Some(b"y");
-        }
-        let found = safefs::openat2(
-            root.as_fd(),
-            rel,
-            libc::O_PATH | libc::O_NOFOLLOW,
-            0,
-            resolve,
-        );
-        let md = match found {
-            Ok(fd) => std::fs::File::from(fd)
-                .metadata()
-                .map_err(Error::io("stat", layer.join(rel)))?,
-            Err(e) => match errno(&e) {
-                Errno::ENOENT if opaque => return Ok(None),
-                Errno::ENOENT => continue 'layers,
-                Errno::ELOOP => return Err(bad_etc_file(path, "a symlink")),
-                _ => return Err(Error::io("open", layer.join(rel))(e)),
-            },
-        };
-        let kind = md.mode() & libc::S_IFMT;
-        if kind == libc::S_IFCHR && md.rdev() == 0 {
-            return Ok(None); // whited out in this layer
-        }
-        if kind != libc::S_IFREG {
-            let what = match kind {
-                // O_PATH|O_NOFOLLOW opens a final symlink itself (openat2(2)).
-                libc::S_IFLNK => "a symlink",
-                libc::S_IFIFO => "a FIFO",
-                libc::S_IFCHR | libc::S_IFBLK => "a device node",
-                libc::S_IFDIR => "a directory",
-                libc::S_IFSOCK => "a socket",
-                _ => "not a regular file",
-            };
-            return Err(bad_etc_file(path, what));
-        }
-        // Only now opened for reading, still without following anything; O_NONBLOCK in case
-        // the file was swapped for a FIFO since the check (it is checked again).
-        let fd = safefs::openat2(
-            root.as_fd(),
-            rel,
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-            0,
-            resolve,
-        )
-        .map_err(Error::io("open", layer.join(rel)))?;
-        let file = std::fs::File::from(fd);
-        let again = file
-            .metadata()
-            .map_err(Error::io("stat", layer.join(rel)))?;
-        if !again.is_file() || again.ino() != md.ino() || again.dev() != md.dev() {
-            return Err(bad_etc_file(path, "changing while it is read"));
-        }
-        let mut text = Vec::new();
-        file.take(MAX_ETC_FILE + 1)
-            .read_to_end(&mut text)
-            .map_err(Error::io("read", layer.join(rel)))?;
-        if text.len() as u64 > MAX_ETC_FILE {
-            return Err(bad_etc_file(path, "too big"));
-        }
-        return Ok(Some(String::from_utf8_lossy(&text).into_owned()));
+    let fd = safefs::openat2(
+        dir.as_fd(),
+        Path::new(name),
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        0,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    )
+    .map_err(Error::io("open", shown))?;
+    let file = std::fs::File::from(fd);
+    let again = file.metadata().map_err(Error::io("stat", shown))?;
+    if !again.is_file() || again.ino() != st.st_ino || again.dev() != st.st_dev {
+        return Err(bad_etc_file(path, "changing while it is read"));
     }
-    Ok(None)
+    let mut text = Vec::new();
+    file.take(MAX_ETC_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(Error::io("read", shown))?;
+    if text.len() as u64 > MAX_ETC_FILE {
+        return Err(bad_etc_file(path, "too big"));
+    }
+    Ok(Some(String::from_utf8_lossy(&text).into_owned()))
 }
 
 /// Resolve `-u name|uid[:group|gid]` against the image's /etc/passwd and /etc/group, read as
@@ -404,46 +623,31 @@ pub fn build(
         )));
     }
 
-    let volumes = args
-        .volume
-        .iter()
-        .map(|v| parse_volume(v))
-        .collect::<Result<Vec<_>>>()?;
-    for v in &volumes {
-        if !v.source.exists() {
-            std::fs::create_dir_all(&v.source)
-                .map_err(Error::io("create volume directory", &v.source))?;
-        }
-    }
+    // Missing host directories are made only at the start (`create_volume_sources`).
+    let volumes = volumes_flag(args)?;
 
     let cgroups_on = !args.no_cgroups && ctx.config.cgroups != Some(false);
     let limits = Limits {
-        memory: args
-            .memory
-            .as_deref()
-            .map(crate::cgroups::parse_memory)
-            .transpose()?,
-        cpus: args.cpus,
+        memory: memory_flag(args)?,
+        cpus: cpus_flag(args)?,
         pids: args.pids_limit,
     };
-    if let Some(c) = args.cpus {
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1) as f64;
-        if c <= 0.0 || c > n {
-            return Err(Error::Usage(format!(
-                "range of CPUs is from 0.01 to {n:.2}, as there are only {n} CPUs available"
-            )));
-        }
-    }
     if !cgroups_on && (limits.memory.is_some() || limits.cpus.is_some() || limits.pids.is_some()) {
         return Err(Error::Usage(
             "--memory, --cpus and --pids-limit need cgroups: drop --no-cgroups".into(),
         ));
     }
 
-    let capabilities =
+    let mut capabilities =
         crate::runtime::caps::resolve(args.privileged, &args.cap_add, &args.cap_drop)?;
+    if !cgroups_on && !args.privileged {
+        // Without a cgroup there is no devices controller either: nothing would stop the
+        // container from opening a device node it makes or an image brings. So it may make
+        // none (no CAP_MKNOD) and the image is mounted nodev (see rootfs::mount_layers): only
+        // the devices dockling puts in /dev can be opened.
+        let mknod = crate::runtime::caps::number("MKNOD")?;
+        capabilities.retain(|c| *c != mknod);
+    }
     // As Docker: the default profile unless --privileged; an explicit profile applies even
     // with --privileged; `unconfined` switches it off.
     let mut seccomp_profile = (!args.privileged).then(crate::runtime::seccomp::default::profile);
@@ -537,6 +741,53 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("rx"));
+    }
+
+    #[test]
+    fn volume_destinations_docker_and_runc_refuse_are_refused() {
+        let msg = |v: &str| parse_volume(v).unwrap_err().to_string();
+        assert_eq!(
+            msg("/tmp:/"),
+            "invalid volume specification: '/tmp:/': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
+        );
+        assert!(msg("/tmp:/data/..").contains("destination can't be '/'"));
+        assert_eq!(
+            msg("/tmp:data"),
+            "invalid volume specification: '/tmp:data': invalid mount config for type \"bind\": invalid mount path: 'data' mount path must be absolute"
+        );
+        assert!(msg("/tmp:/proc")
+            .contains("\"/proc\" cannot be mounted because it is not of type proc"));
+        assert!(msg("/tmp:/proc/sys")
+            .contains("\"/proc/sys\" cannot be mounted because it is inside /proc"));
+        assert!(msg("/tmp:/proc/./sysrq-trigger:ro").contains("inside /proc"));
+        assert!(msg("/tmp:/dev").contains("does not support a volume over all of it"));
+        // Allowed: what runc allows, and the host's own procfs over /proc.
+        for ok in [
+            "/tmp:/proc/meminfo",
+            "/proc:/proc",
+            "/tmp:/sys",
+            "/tmp:/dev/snd",
+            "/tmp:/procfs",
+        ] {
+            parse_volume(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn volume_sources_are_created_at_start_and_taken_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = parse_volume(&format!("{}/a/b/c:/data", dir.path().display())).unwrap();
+        assert!(!dir.path().join("a").exists(), "parsing creates nothing");
+        let made = create_volume_sources(std::slice::from_ref(&v)).unwrap();
+        assert!(dir.path().join("a/b/c").is_dir());
+        assert_eq!(made.len(), 3);
+        std::fs::write(dir.path().join("a/kept"), "x").unwrap();
+        remove_volume_sources(&made);
+        assert!(!dir.path().join("a/b").exists());
+        assert!(
+            dir.path().join("a/kept").exists(),
+            "a directory with content stays"
+        );
     }
 
     #[test]
@@ -635,18 +886,91 @@ mod tests {
         );
     }
 
+    fn link(layer: &tempfile::TempDir, path: &str, target: impl AsRef<Path>) {
+        let p = layer.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, p).unwrap();
+    }
+
+    fn uid_of(layers: &[&tempfile::TempDir], user: &str) -> u32 {
+        let layers: Vec<PathBuf> = layers.iter().map(|l| l.path().to_path_buf()).collect();
+        resolve_user(user, &layers).unwrap().0.uid
+    }
+
+    /// Debian's base-passwd style: `etc/passwd -> ../usr/share/base-passwd/passwd` made every
+    /// run of the image fail (a symlink anywhere on the path was refused).
     #[test]
-    fn passwd_as_a_symlink_fifo_or_device_is_refused_not_followed() {
-        let host = layer_with(&[("secret", "root:x:4242:4242::/:/bin/sh\n")]);
-        let link = layer_with(&[]);
-        std::fs::create_dir(link.path().join("etc")).unwrap();
-        std::os::unix::fs::symlink(host.path().join("secret"), link.path().join("etc/passwd"))
-            .unwrap();
-        let err = image_file(&[link.path().to_path_buf()], "etc/passwd")
+    fn passwd_as_a_relative_link_inside_the_image_is_followed() {
+        let l = layer_with(&[(
+            "usr/share/base-passwd/passwd",
+            "student:x:1000:1000::/:/bin/sh\n",
+        )]);
+        link(&l, "etc/passwd", "../usr/share/base-passwd/passwd");
+        assert_eq!(uid_of(&[&l], "student"), 1000);
+        // `..` past the root stays at the image's root, as in the container.
+        let up = layer_with(&[("usr/passwd", "up:x:1001:1001::/:/bin/sh\n")]);
+        link(&up, "etc/passwd", "../../../../../usr/passwd");
+        assert_eq!(uid_of(&[&up], "up"), 1001);
+    }
+
+    /// `/etc -> usr/etc` (merged-/usr images): the parent directory is the link, and its
+    /// target comes from another layer.
+    #[test]
+    fn etc_as_a_link_to_usr_etc_is_followed_across_layers() {
+        let lower = layer_with(&[("usr/etc/passwd", "merged:x:1002:1002::/:/bin/sh\n")]);
+        let upper = layer_with(&[]);
+        link(&upper, "etc", "usr/etc");
+        assert_eq!(uid_of(&[&lower, &upper], "merged"), 1002);
+        // The link's target whited out above it: the file is gone, as in the container.
+        let wh = layer_with(&[]);
+        std::fs::create_dir_all(wh.path().join("usr/etc")).unwrap();
+        nix::sys::stat::mknod(
+            &wh.path().join("usr/etc/passwd"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .expect("mknod a whiteout (run the unit tests as root)");
+        let layers = [&lower, &upper, &wh].map(|l| l.path().to_path_buf());
+        assert_eq!(image_file(&layers, "etc/passwd").unwrap(), None);
+    }
+
+    /// An absolute target is a path of the image, never of the host: the image's own copy of
+    /// that path is read, or nothing.
+    #[test]
+    fn passwd_link_to_an_absolute_host_path_reads_the_image_not_the_host() {
+        let host = layer_with(&[("secret", "host:x:4242:4242::/:/bin/sh\n")]);
+        let target = host.path().join("secret");
+        let l = layer_with(&[]);
+        link(&l, "etc/passwd", &target);
+        let layers = [l.path().to_path_buf()];
+        assert_eq!(image_file(&layers, "etc/passwd").unwrap(), None);
+        assert!(resolve_user("host", &layers).is_err());
+        let inside = target.strip_prefix("/").unwrap().to_str().unwrap();
+        let copy = layer_with(&[(inside, "image:x:777:777::/:/bin/sh\n")]);
+        assert_eq!(uid_of(&[&copy, &l], "image"), 777);
+        // Same for a link in a parent: /etc -> <host dir>.
+        let parent = layer_with(&[]);
+        link(&parent, "etc", host.path());
+        assert_eq!(
+            image_file(&[parent.path().to_path_buf()], "etc/secret").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_symlink_loop_is_a_clear_error() {
+        let l = layer_with(&[]);
+        link(&l, "etc/passwd", "passwd2");
+        link(&l, "etc/passwd2", "/etc/passwd");
+        let err = image_file(&[l.path().to_path_buf()], "etc/passwd")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("it is a symlink"), "{err}");
+        assert!(err.contains("more than 40 symlinks"), "{err}");
+    }
 
+    #[test]
+    fn passwd_as_a_fifo_or_device_is_refused_not_opened() {
         let fifo = layer_with(&[]);
         std::fs::create_dir(fifo.path().join("etc")).unwrap();
         nix::unistd::mkfifo(
@@ -660,19 +984,27 @@ mod tests {
             .to_string();
         assert!(err.contains("it is a FIFO"), "{err}");
 
+        // The image's own /dev/zero, reached through a link: refused, not read forever.
         let zero = layer_with(&[]);
-        std::fs::create_dir(zero.path().join("etc")).unwrap();
+        std::fs::create_dir(zero.path().join("dev")).unwrap();
         nix::sys::stat::mknod(
-            &zero.path().join("etc/passwd"),
+            &zero.path().join("dev/zero"),
             nix::sys::stat::SFlag::S_IFCHR,
             nix::sys::stat::Mode::S_IRUSR,
             libc::makedev(1, 5),
         )
         .unwrap();
+        link(&zero, "etc/passwd", "/dev/zero");
         let err = image_file(&[zero.path().to_path_buf()], "etc/passwd")
             .unwrap_err()
             .to_string();
         assert!(err.contains("it is a device node"), "{err}");
+
+        let dir = layer_with(&[("etc/passwd/x", "")]);
+        let err = image_file(&[dir.path().to_path_buf()], "etc/passwd")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it is a directory"), "{err}");
     }
 
     #[test]

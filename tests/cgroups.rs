@@ -1,7 +1,8 @@
 //! Resource limits, seen from inside, and the out-of-memory report.
 
 mod common;
-use common::Lab;
+use common::{wait_until, Lab};
+use std::time::Duration;
 
 #[test]
 fn limits_are_visible_inside() {
@@ -30,39 +31,58 @@ fn out_of_memory_is_reported_with_137() {
 #[test]
 fn no_cgroups_means_no_group_and_limits_are_refused() {
     let lab = Lab::with_busybox();
-    let o = lab.run(&[
-        "--no-cgroups",
-        "busybox",
-        "sh",
-        "-c",
-        "grep memory /proc/self/cgroup",
-    ]);
-    assert!(!o.stdout.contains("dockling"), "{}", o.stdout);
+    // Seen from the host (inside, the cgroup namespace shows "/" either way): by default the
+    // container's memory group is under the lab's cgroup parent; with --no-cgroups it stays
+    // in the engine's, which is this test's own.
+    let own = memory_cgroup_from_host(&lab, &[]);
+    assert!(own.contains(&lab.cgroup_parent()), "{own}");
+    let none = memory_cgroup_from_host(&lab, &["--no-cgroups"]);
+    let engine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    assert_eq!(none, memory_line(&engine), "{engine}");
     let o = lab.run(&["--no-cgroups", "-m", "64m", "busybox", "true"]);
     o.expect_code(125);
     assert!(o.stderr.contains("--no-cgroups"), "{}", o.stderr);
 }
 
-/// A device of this host a default container must not open: the first of these that exists,
-/// as (path, major, minor). Opening each works for root on the host (checked here), so an
-/// `EPERM` inside can only come from the devices cgroup.
-fn host_device() -> (&'static str, u64, u64) {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    for path in ["/dev/kvm", "/dev/hwrng", "/dev/loop-control", "/dev/fuse"] {
-        let Ok(md) = std::fs::metadata(path) else {
-            continue;
-        };
-        if md.file_type().is_char_device() && std::fs::File::open(path).is_ok() {
-            let rdev = md.rdev();
-            return (path, libc::major(rdev) as u64, libc::minor(rdev) as u64);
-        }
-    }
-    panic!("this test needs one of /dev/kvm, /dev/hwrng, /dev/loop-control, /dev/fuse on the host, openable by root");
+/// The memory line of a cgroup file (`N:memory:/path`, or cgroup2's `0::/path`).
+fn memory_line(cgroup: &str) -> String {
+    cgroup
+        .lines()
+        .find(|l| l.contains(":memory:"))
+        .or_else(|| cgroup.lines().find(|l| l.starts_with("0::")))
+        .unwrap_or_else(|| panic!("no memory cgroup in {cgroup:?}"))
+        .to_string()
+}
+
+/// The memory cgroup of a running `busybox cat` started with `flags`, read from the host
+/// (the container waits for its stdin to close, so it is still there when the test looks).
+fn memory_cgroup_from_host(lab: &Lab, flags: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", "-i"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "cat"]);
+    let mut child = lab
+        .command(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cgroup = wait_until(Duration::from_secs(10), "the container to start", || {
+        let ids = lab.cmd(&["ps", "-q", "--no-trunc"]).stdout;
+        let id = ids.split_whitespace().next()?;
+        let v: serde_json::Value = serde_json::from_str(&lab.cmd(&["inspect", id]).stdout).ok()?;
+        let pid = v[0]["State"]["Pid"].as_i64().filter(|p| *p > 0)?;
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()
+    });
+    drop(child.stdin.take());
+    let o: common::Out = child.wait_with_output().unwrap().into();
+    o.expect_code(0);
+    memory_line(&cgroup)
 }
 
 /// The probe: `ran`, `/dev/null` works, `mknod` of the host device works, then whether
 /// opening it works.
-fn device_probe(major: u64, minor: u64) -> String {
+fn device_probe(major: u32, minor: u32) -> String {
     format!(
         "echo ran; cat /dev/null && echo null-ok; mknod /tmp/dev c {major} {minor} && echo made; \
          (exec 3</tmp/dev) && echo opened || echo refused"
@@ -72,7 +92,7 @@ fn device_probe(major: u64, minor: u64) -> String {
 #[test]
 fn mknod_and_open_of_a_host_device_is_refused_by_the_devices_cgroup() {
     let lab = Lab::with_busybox();
-    let (path, major, minor) = host_device();
+    let (path, major, minor) = common::host_char_device();
     let o = lab.run(&["busybox", "sh", "-c", &device_probe(major, minor)]);
     o.expect_code(0);
     assert_eq!(
@@ -99,7 +119,7 @@ fn mknod_and_open_of_a_host_device_is_refused_by_the_devices_cgroup() {
 #[test]
 fn privileged_opens_a_host_device() {
     let lab = Lab::with_busybox();
-    let (path, major, minor) = host_device();
+    let (path, major, minor) = common::host_char_device();
     let o = lab.run(&[
         "--privileged",
         "busybox",
@@ -141,7 +161,7 @@ fn devices_list_inside_is_the_allow_list_not_everything() {
     let lab = Lab::with_busybox();
     if v1_hierarchies().is_empty() {
         // cgroup v2 has no devices.list: the probe tests above check the BPF program instead.
-        let (_, major, minor) = host_device();
+        let (_, major, minor) = common::host_char_device();
         let o = lab.run(&["busybox", "sh", "-c", &device_probe(major, minor)]);
         o.expect_code(0);
         assert!(o.stdout.ends_with("made\nrefused\n"), "{}", o.stdout);
@@ -252,7 +272,7 @@ fn the_bundle_carries_the_device_rules_and_runc_enforces_them() {
     )));
 
     // runc, given the bundle with the probe as its process, refuses the host device too.
-    let (path, major, minor) = host_device();
+    let (path, major, minor) = common::host_char_device();
     cfg["process"]["args"] = serde_json::json!(["sh", "-c", device_probe(major, minor)]);
     std::fs::write(dir.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
     let name = format!("dockling-devices-{}", std::process::id());
@@ -282,4 +302,39 @@ fn the_bundle_carries_the_device_rules_and_runc_enforces_them() {
         "{path}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Without a cgroup there is no devices controller: `--no-cgroups` must not become a way to
+/// open host devices. The container gets no CAP_MKNOD (so it makes no node), while a normal
+/// run still may make one (the cgroup then refuses the open).
+#[test]
+fn no_cgroups_takes_cap_mknod_away() {
+    let lab = Lab::with_busybox();
+    let (path, major, minor) = common::host_char_device();
+    let o = lab.run(&[
+        "--no-cgroups",
+        "busybox",
+        "sh",
+        "-c",
+        &device_probe(major, minor),
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "ran\nnull-ok\nrefused\n", "{path}: {}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("mknod: /tmp/dev: Operation not permitted"),
+        "{}",
+        o.stderr
+    );
+    // --privileged keeps every capability and every device, with or without cgroups.
+    let p = lab.run(&[
+        "--no-cgroups",
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        &device_probe(major, minor),
+    ]);
+    p.expect_code(0);
+    assert_eq!(p.stdout, "ran\nnull-ok\nmade\nopened\n", "{}", p.stderr);
 }

@@ -7,52 +7,10 @@ use common::Lab;
 
 #[path = "fake_server/mod.rs"]
 mod fake_server;
-use fake_server::{digest, ok, Answer, Fake, Seen};
+use fake_server::{digest, image, ok, serve, serve_manifest, Answer, Fake, Seen, OCI_MANIFEST};
 
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-/// A one-layer image: (manifest bytes, config bytes, layer bytes).
-fn image() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_mode(0o644);
-    h.set_size(6);
-    b.append_data(&mut h, "greeting", &b"hello\n"[..]).unwrap();
-    let layer = b.into_inner().unwrap();
-    let config = serde_json::to_vec(&json!({
-        "architecture": if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" },
-        "os": "linux",
-        "config": {"Cmd": ["/greeting"]},
-        "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]},
-    }))
-    .unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
-    }))
-    .unwrap();
-    (manifest, config, layer)
-}
-
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-/// Serve `image()` as `repo:v1` on `fake`, with `layer_answers` for the layer blob.
-fn serve(fake: &Fake, repo: &str, layer_answers: Vec<Answer>) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let (m, c, l) = image();
-    fake.route(
-        &format!("/v2/{repo}/manifests/v1"),
-        vec![ok(OCI_MANIFEST, m.clone())],
-    );
-    fake.route(
-        &format!("/v2/{repo}/blobs/{}", digest(&c)),
-        vec![ok("application/octet-stream", c.clone())],
-    );
-    fake.route(&format!("/v2/{repo}/blobs/{}", digest(&l)), layer_answers);
-    (m, c, l)
-}
 
 fn assert_clean(lab: &Lab) {
     for dir in ["oci/blobs/sha256", "layers/sha256"] {
@@ -437,20 +395,6 @@ fn too_many_requests_waits_as_retry_after_says_then_goes_on() {
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was not honoured"
     );
-}
-
-/// Serve `manifest` (with the config and layer of `image()`) as `repo:v1`.
-fn serve_manifest(fake: &Fake, repo: &str, manifest: &serde_json::Value, layer: Vec<Answer>) {
-    let (_, c, l) = image();
-    fake.route(
-        &format!("/v2/{repo}/manifests/v1"),
-        vec![ok(OCI_MANIFEST, serde_json::to_vec(manifest).unwrap())],
-    );
-    fake.route(
-        &format!("/v2/{repo}/blobs/{}", digest(&c)),
-        vec![ok("application/octet-stream", c)],
-    );
-    fake.route(&format!("/v2/{repo}/blobs/{}", digest(&l)), layer);
 }
 
 #[test]
@@ -888,4 +832,40 @@ fn a_foreign_layer_comes_from_the_registry_never_from_its_urls() {
     );
     assert_clean(&lab);
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+}
+
+/// A manifest may claim a layer of any size; the download of one larger than max-layer-size
+/// (the bound on what it may unpack to) is refused before it starts, not after the disk filled.
+#[test]
+fn a_layer_larger_than_max_layer_size_is_refused_before_its_download() {
+    let fake = Fake::start();
+    let (m, _, l) = image();
+    let lab = Lab::new();
+    std::fs::write(
+        lab.dir.path().join("config.yaml"),
+        lab.base_config() + "max-layer-size: 1m\n",
+    )
+    .unwrap();
+    let mut huge: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    huge["layers"][0]["size"] = json!(10_u64 << 40);
+    serve_manifest(
+        &fake,
+        "h/huge",
+        &huge,
+        vec![ok("application/octet-stream", l.clone())],
+    );
+    let out = lab.cmd(&["pull", &fake.name("h/huge:v1")]);
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains("larger than max-layer-size (1048576 bytes)"),
+        "{}",
+        out.stderr
+    );
+    let layer_path = format!("/v2/h/huge/blobs/{}", digest(&l));
+    assert!(
+        !fake.seen().iter().any(|s| s.path == layer_path),
+        "the layer was requested"
+    );
+    assert_clean(&lab);
 }

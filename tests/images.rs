@@ -66,7 +66,10 @@ fn history_sizes_and_prune_follow_docker() {
     // Retagging moves a tag; an image another tag still names does not turn into <none>.
     lab.cmd(&["tag", "busybox", "web:1"]).expect_code(0);
     lab.cmd(&["import", tar, "web:1"]).expect_code(0);
-    assert!(!lab.cmd(&["images"]).stdout.contains("<none>"));
+    let listed = lab.cmd(&["images"]);
+    listed.expect_code(0);
+    assert!(listed.stdout.contains("web"), "{}", listed.stdout);
+    assert!(!listed.stdout.contains("<none>"), "{}", listed.stdout);
     let nothing = lab.cmd(&["image", "prune", "-f"]);
     nothing.expect_code(0);
     assert_eq!(nothing.stdout, "Total reclaimed space: 0B\n");
@@ -165,20 +168,10 @@ fn rmi_by_id_of_an_image_with_several_tags_needs_force() {
 
 /// Build a one-file layer tar holding `bin/su`, setuid root.
 fn setuid_tar(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Directory);
-    h.set_mode(0o755);
-    h.set_size(0);
-    b.append_data(&mut h, "bin/", &[][..]).unwrap();
-    let mut h = tar::Header::new_ustar();
-    h.set_mode(0o4755);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_size(3);
-    b.append_data(&mut h, "bin/su", &b"su\n"[..]).unwrap();
+    use common::E;
+    let tar = common::tar_of(&[E::Dir("bin/", 0o755), E::File("bin/su", "su\n", 0o4755)]);
     let path = dir.join("setuid.tar");
-    std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+    std::fs::write(&path, tar).unwrap();
     path
 }
 

@@ -54,7 +54,21 @@ fn name_env_workdir_user_hostname_and_readonly_volume() {
     );
     let ps = lab.cmd(&["ps", "-a"]);
     let header = ps.stdout.lines().next().unwrap();
-    assert_eq!(header, "CONTAINER ID   IMAGE     COMMAND                  CREATED                  STATUS                              PORTS     NAMES");
+    // Docker's columns; their widths follow the contents ("Less than a second ago" or
+    // "2 seconds ago"), so they are compared as columns, not as one padded line.
+    let columns: Vec<&str> = regex::Regex::new(r" {2,}").unwrap().split(header).collect();
+    assert_eq!(
+        columns,
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ]
+    );
     assert!(ps.stdout.contains("Exited (0)"), "{}", ps.stdout);
     assert!(
         ps.stdout.lines().nth(1).unwrap().ends_with("web"),

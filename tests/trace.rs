@@ -119,17 +119,14 @@ fn step_pauses_and_q_undoes_everything() {
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let guard = {
         let done = done.clone();
+        // Kills the run (and panics, seen at the join) if it has not ended within 60 s.
         std::thread::spawn(move || {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while std::time::Instant::now() < deadline {
-                if done.load(std::sync::atomic::Ordering::SeqCst) {
-                    return false;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            // SAFETY: kill(2) of the process this test started.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            true
+            common::wait_until_else(
+                std::time::Duration::from_secs(60),
+                "the --step run to end",
+                || done.load(std::sync::atomic::Ordering::SeqCst).then_some(()),
+                || common::kill_tree(pid),
+            )
         })
     };
     let mut stdin = child.stdin.take().unwrap();
@@ -156,7 +153,7 @@ fn step_pauses_and_q_undoes_everything() {
     let status = child.wait().unwrap();
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(
-        !guard.join().unwrap(),
+        guard.join().is_ok(),
         "the run did not end within 60 s:\n{err}"
     );
     assert_eq!(status.code(), Some(130), "{err}");
@@ -197,8 +194,9 @@ fn explain_shows_the_plan_and_follows_the_switches() {
     let host = lab.cmd(&[
         "explain", "run", "--rm", "--pid", "host", "--rootfs", "chroot", "busybox", "true",
     ]);
-    assert!(!host.stdout.contains("CLONE_NEWPID"), "{}", host.stdout);
+    host.expect_code(0);
     assert!(host.stdout.contains("chroot(\".\")"), "{}", host.stdout);
+    assert!(!host.stdout.contains("CLONE_NEWPID"), "{}", host.stdout);
     assert!(
         host.stdout.contains("[changed: --pid host]"),
         "{}",
@@ -592,45 +590,17 @@ fn steps_are_titled_by_what_they_do() {
 fn the_trace_is_what_strace_sees_with_a_terminal() {
     // -t: the pty's opens and ioctls, setsid, TIOCSCTTY and the dup2s onto the terminal.
     // script(1) gives dockling a terminal; the JSON events arrive on it with the output.
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
     let lab = Lab::with_busybox();
     let strace_out = lab.dir.path().join("strace.txt");
-    let cmd = format!(
-        "NO_COLOR=1 DOCKLING_ROOT={} DOCKLING_CONFIG={} strace -f -qq -s 200 -o {} {} run --rm -t --trace=json busybox true",
-        lab.root().display(),
-        lab.dir.path().join("config.yaml").display(),
-        strace_out.display(),
-        env!("CARGO_BIN_EXE_dockling")
-    );
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux (scripts/test installs bsdutils)");
-    let stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stdout, &mut out);
-        out
-    });
     // A failure guard, not a timing.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run -t under strace did not end within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    drop(stdin);
-    let out = String::from_utf8_lossy(&reader.join().unwrap()).replace('\r', "");
-    assert_eq!(status.code(), Some(0), "{out}");
+    let (out, code) = lab
+        .in_terminal(
+            "",
+            &format!("strace -f -qq -s 200 -o {} ", strace_out.display()),
+            "run --rm -t --trace=json busybox true",
+        )
+        .wait(std::time::Duration::from_secs(60), |_| {});
+    assert_eq!(code, 0, "{out}");
     let traced: Vec<Value> = events(&out)
         .into_iter()
         .filter(|e| e["type"] == "syscall")

@@ -4,48 +4,25 @@
 mod common;
 use common::Lab;
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Run `dockling <args>` under script(1), feeding `input` after a pause; (output, exit code, time).
 fn in_a_terminal(lab: &Lab, setup: &str, args: &str, input: &[u8]) -> (String, i32, Duration) {
-    let cmd = format!(
-        "{setup}DOCKLING_ROOT={} DOCKLING_CONFIG={} {} {args}",
-        lab.root().display(),
-        lab.dir.path().join("config.yaml").display(),
-        env!("CARGO_BIN_EXE_dockling")
-    );
     let start = Instant::now();
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux (scripts/test installs bsdutils)");
-    let mut stdin = child.stdin.take().unwrap();
+    let mut term = lab.in_terminal(setup, "", args);
     std::thread::sleep(Duration::from_millis(1000));
-    stdin.write_all(input).unwrap();
+    term.stdin.write_all(input).unwrap();
     // Keep stdin open until the container ends, as a terminal would; with --step, keep
-    // pressing Enter for the pauses that come after the container exits.
-    let deadline = start + Duration::from_secs(15);
+    // pressing Enter (every 10th poll, 200 ms) for the pauses after the container exits.
     let enter = args.contains("--step");
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the container did not end within 15 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-        if enter {
+    let mut polls = 0;
+    let (out, code) = term.wait(Duration::from_secs(15), |stdin| {
+        polls += 1;
+        if enter && polls % 10 == 0 {
             let _ = stdin.write_all(b"\n");
         }
-    }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).replace('\r', ""),
-        out.status.code().unwrap_or(-1),
-        start.elapsed(),
-    )
+    });
+    (out, code, start.elapsed())
 }
 
 #[test]
@@ -98,43 +75,12 @@ fn trace_with_a_terminal_does_not_hang_and_leaves_nothing() {
     // relayed it, the child's trace events filled it, and the run hung (leaving a Created
     // container). The events now go to the engine's own stderr.
     let lab = Lab::with_busybox();
-    let cmd = format!(
-        "NO_COLOR=1 DOCKLING_ROOT={} DOCKLING_CONFIG={} {} run --rm -t --trace busybox true",
-        lab.root().display(),
-        lab.dir.path().join("config.yaml").display(),
-        env!("CARGO_BIN_EXE_dockling")
-    );
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux (scripts/test installs bsdutils)");
-    // stdin stays open, as a terminal's would; the output is read on its own thread so a
-    // full pipe cannot stall the run.
-    let stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stdout, &mut out);
-        out
-    });
-    // A failure guard, not a timing: the run ends in well under a second.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            kill_tree(child.id() as i32);
-            let _ = child.wait();
-            panic!("run -t --trace did not end within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    drop(stdin);
-    let out = String::from_utf8_lossy(&reader.join().unwrap()).replace('\r', "");
-    assert_eq!(status.code(), Some(0), "{out}");
+    // stdin stays open, as a terminal's would. A failure guard, not a timing: the run ends in
+    // well under a second.
+    let (out, code) = lab
+        .in_terminal("", "", "run --rm -t --trace busybox true")
+        .wait(Duration::from_secs(60), |_| {});
+    assert_eq!(code, 0, "{out}");
     assert!(out.contains("── process · exec"), "no trace lines: {out}");
     assert!(out.contains("[container] execve(\"/bin/true\""), "{out}");
     assert!(
@@ -146,33 +92,4 @@ fn trace_with_a_terminal_does_not_hang_and_leaves_nothing() {
         "container left: {:?}",
         lab.containers_left()
     );
-}
-
-/// SIGKILL `pid` and every process below it (script(1), the dockling it runs, the container),
-/// so a test that failed leaves nothing running.
-fn kill_tree(pid: i32) {
-    let mut todo = vec![pid];
-    let mut all = Vec::new();
-    while let Some(p) = todo.pop() {
-        all.push(p);
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-                continue;
-            };
-            // pid (comm) state ppid ...: the comm may hold spaces, so split after its ")".
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<i32>().ok());
-            if ppid == Some(p) {
-                if let Ok(child) = e.file_name().to_string_lossy().parse() {
-                    todo.push(child);
-                }
-            }
-        }
-    }
-    for p in all {
-        // SAFETY: kill(2) of a process this test started (or one started under it).
-        unsafe { libc::kill(p, libc::SIGKILL) };
-    }
 }

@@ -293,38 +293,181 @@ fn pids_max(pids: i64) -> String {
 /// Docker's minimum memory limit.
 pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 
-/// Parse a size like Docker's `RAMInBytes`: `1024`, `512k`, `64m`, `1.5g`, `2GB` (binary units).
+/// The largest memory limit: Docker and the OCI runtime spec keep limits as a signed 64-bit
+/// count of bytes, and memory + swap (twice the limit, Docker's default) must fit it too:
+/// 4 EiB. (The kernel takes anything above the host's memory as no limit anyway.)
+pub const MAX_MEMORY: u64 = i64::MAX as u64 / 2;
+
+/// Parse a size like Docker's `RAMInBytes`: `1024`, `512k`, `64m`, `1.5g`, `2GB`, `64MiB`
+/// (binary units, an optional space before the unit). `0` is "no limit", as in Docker. The
+/// arithmetic is exact and checked: `99999999999g` is refused by name, never wrapped around.
 pub fn parse_memory(s: &str) -> Result<u64> {
     let bad = || {
         Error::Usage(format!(
-            "invalid size {s:?}: use a number with an optional unit b, k, m, g (like 64m)"
+            "invalid size: '{s}': use a number with an optional unit b, k, m, g, t, p (like 64m)"
         ))
     };
-    let t = s.trim().to_ascii_lowercase();
-    let t = t
-        .strip_suffix('b')
-        .filter(|r| r.ends_with(['k', 'm', 'g', 't', 'p']))
-        .unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        Some('p') => (&t[..t.len() - 1], 1 << 50),
-        Some('b') => (&t[..t.len() - 1], 1),
-        _ => (t, 1),
+    let t = s.to_ascii_lowercase();
+    // Docker's grammar: digits, an optional fraction, an optional space, then [kmgtp], an
+    // optional `i`, an optional `b`.
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let t = t.strip_suffix('i').unwrap_or(t);
+    let (num, shift) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 10),
+        Some('m') => (&t[..t.len() - 1], 20),
+        Some('g') => (&t[..t.len() - 1], 30),
+        Some('t') => (&t[..t.len() - 1], 40),
+        Some('p') => (&t[..t.len() - 1], 50),
+        _ => (t, 0),
     };
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    if !n.is_finite() || n < 0.0 {
+    let num = num.strip_suffix(' ').unwrap_or(num);
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || (num.contains('.') && !digits(frac)) {
         return Err(bad());
     }
-    let bytes = (n * mult as f64) as u64;
-    if bytes < MIN_MEMORY {
+    let too_large = || {
+        Error::Usage(format!(
+            "invalid size: '{s}': more than the largest memory limit (4 EiB, {MAX_MEMORY} bytes): give a size like 512m or 4g"
+        ))
+    };
+    // Exact: int × 2^shift + frac × 2^shift / 10^len(frac), truncated like Docker's.
+    let frac = &frac[..frac.len().min(20)];
+    let int: u128 = int.parse().map_err(|_| too_large())?;
+    let scaled = int.checked_shl(shift).filter(|v| v >> shift == int);
+    let frac_bytes = if frac.is_empty() {
+        0
+    } else {
+        let f: u128 = frac.parse().map_err(|_| bad())?;
+        (f << shift) / 10u128.pow(frac.len() as u32)
+    };
+    let bytes = scaled
+        .and_then(|v| v.checked_add(frac_bytes))
+        .filter(|v| *v <= MAX_MEMORY as u128)
+        .ok_or_else(too_large)? as u64;
+    if bytes != 0 && bytes < MIN_MEMORY {
         return Err(Error::Usage(format!(
-            "minimum memory limit allowed is 6MB (got {s})"
+            "minimum memory limit allowed is 6MB (got {s}): give at least 6m, or 0 for no limit"
         )));
     }
     Ok(bytes)
+}
+
+/// The CPUs this process may run on (`sched_getaffinity(2)`), which is what Docker counts.
+pub fn available_cpus() -> usize {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    match sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|i| set.is_set(*i).unwrap_or(false))
+            .count()
+            .max(1),
+        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// Parse `--cpus` as Docker does: an exact decimal (or a fraction like `1/2`) counted in
+/// billionths of a CPU; `0` is "no limit". Anything else must be within 0.01 (the kernel's
+/// smallest CFS quota, 1 ms per 100 ms period: below it `cpu.cfs_quota_us` says EINVAL) and
+/// the number of CPUs there are. `nan`, `inf`, `1e400` are not numbers of CPUs.
+pub fn parse_cpus(s: &str, available: usize) -> Result<Option<f64>> {
+    let flag = |why: &str| {
+        Error::Usage(format!(
+            "invalid argument \"{s}\" for \"--cpus\" flag: {why}: give a number of CPUs like 0.5 or 2"
+        ))
+    };
+    let not_rational = || flag(&format!("failed to parse {s} as a rational number"));
+    let nanos = match s.split_once('/') {
+        Some((a, b)) => {
+            let (a, b) = (exact_nanos(a).ok_or_else(not_rational)?, exact_nanos(b));
+            let b = b.filter(|b| *b != 0).ok_or_else(not_rational)?;
+            // a/b in billionths, both given in billionths: a·10⁹/b.
+            let Some(scaled) = a.checked_mul(1_000_000_000) else {
+                return Err(too_many(available));
+            };
+            let (q, r) = (scaled / b, scaled % b);
+            if r != 0 {
+                return Err(flag("value is too precise"));
+            }
+            Some(q)
+        }
+        None => exact_nanos(s),
+    };
+    let nanos = match nanos {
+        Some(n) => n,
+        None if valid_decimal(s) => return Err(flag("value is too precise")),
+        None => return Err(not_rational()),
+    };
+    if nanos == 0 {
+        return Ok(None);
+    }
+    let max = available as i128 * 1_000_000_000;
+    if nanos < 10_000_000 || nanos > max {
+        return Err(too_many(available));
+    }
+    Ok(Some(nanos as f64 / 1e9))
+}
+
+/// Docker's words for a `--cpus` out of range (lowercase here).
+fn too_many(available: usize) -> Error {
+    Error::Usage(format!(
+        "range of CPUs is from 0.01 to {available}.00, as there are only {available} CPUs available"
+    ))
+}
+
+/// `[+-]digits[.digits][e[+-]digits]`, the decimals `--cpus` takes (no `nan`, no `inf`).
+fn valid_decimal(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (mant, exp) = match s.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['+', '-']).unwrap_or(e))),
+        None => (s, None),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    (!int.is_empty() || !frac.is_empty())
+        && digits(int)
+        && digits(frac)
+        && exp.is_none_or(|e| !e.is_empty() && digits(e))
+}
+
+/// A decimal in exact billionths, or `None` when it is not a decimal, has a digit beyond the
+/// ninth after the point, or is too large to matter (more than 10³⁰).
+fn exact_nanos(s: &str) -> Option<i128> {
+    if !valid_decimal(s) {
+        return None;
+    }
+    let (sign, rest) = match s.strip_prefix('-') {
+        Some(r) => (-1, r),
+        None => (1, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (mant, exp) = match rest.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let digits = format!("{int}{frac}");
+    let digits = digits.trim_start_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    // value = digits × 10^(exp − len(frac)); in billionths: × 10^(9 + exp − len(frac)).
+    let mut scale = 9i64 + exp as i64 - frac.len() as i64;
+    let mut digits = digits.to_string();
+    while scale < 0 {
+        // Dropping a zero keeps it exact; any other digit is a fraction of a billionth.
+        digits = digits.strip_suffix('0')?.to_string();
+        if digits.is_empty() {
+            digits = "0".into();
+            break;
+        }
+        scale += 1;
+    }
+    if digits == "0" {
+        return Some(0);
+    }
+    if digits.len() as i64 + scale > 30 {
+        // Far more CPUs than any machine has: the range check refuses it.
+        return Some(sign * 10i128.pow(30));
+    }
+    let v: i128 = digits.parse().ok()?;
+    Some(sign * v * 10i128.pow(scale.max(0) as u32))
 }
 
 /// A limit that needs a controller the host does not have.

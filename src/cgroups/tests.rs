@@ -588,14 +588,6 @@ fn cgroup2_mount() -> PathBuf {
         .expect("no cgroup2 file system mounted: the device program test needs one (mount -t cgroup2 none /sys/fs/cgroup/unified)")
 }
 
-/// A host device root can open, not in Docker's allow list: (path, is it one).
-fn host_device() -> &'static str {
-    ["/dev/kvm", "/dev/hwrng", "/dev/loop-control", "/dev/fuse"]
-        .into_iter()
-        .find(|p| std::fs::File::open(p).is_ok())
-        .expect("this test needs one of /dev/kvm, /dev/hwrng, /dev/loop-control, /dev/fuse, openable by root")
-}
-
 /// Start a shell in a fresh v2 group with `devices`, and report what it could open.
 fn probe_in_v2_group(devices: &[devices::Rule], name: &str) -> String {
     use std::io::{Read, Write};
@@ -610,7 +602,7 @@ fn probe_in_v2_group(devices: &[devices::Rule], name: &str) -> String {
     cg.create(&sys, &Limits::default(), devices).unwrap();
     let script = format!(
         "read x; echo ran; cat /dev/null && echo null-ok; (exec 3<{}) 2>/dev/null && echo opened || echo refused",
-        host_device()
+        crate::testutil::host_char_device().0
     );
     let mut child = std::process::Command::new("sh")
         .args(["-c", &script])
@@ -644,5 +636,64 @@ fn real_v2_device_program_refuses_a_host_device() {
     assert_eq!(
         probe_in_v2_group(devices::rules(true), "priv"),
         "ran\nnull-ok\nopened\n"
+    );
+}
+
+#[test]
+fn memory_sizes_overflowing_u64_are_refused_not_wrapped() {
+    let err = parse_memory("99999999999g").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid size: '99999999999g': more than the largest memory limit (4 EiB, 4611686018427387903 bytes): give a size like 512m or 4g"
+    );
+    assert!(parse_memory("4096p").is_err(), "4 EiB is one byte too many");
+    assert_eq!(parse_memory("4095p").unwrap(), 4095 << 50);
+    assert!(parse_memory("99999999999999999999999999999999999999999").is_err());
+    // Docker's units and spellings.
+    assert_eq!(parse_memory("64MiB").unwrap(), 64 << 20);
+    assert_eq!(parse_memory("64 m").unwrap(), 64 << 20);
+    assert_eq!(parse_memory("0").unwrap(), 0, "0 is no limit, as in Docker");
+    assert_eq!(
+        parse_memory("1b").unwrap_err().to_string(),
+        "minimum memory limit allowed is 6MB (got 1b): give at least 6m, or 0 for no limit"
+    );
+    for bad in ["abc", "", "-1", "1..5m", ".5m", "1.m", "nan", "inf", "1x"] {
+        assert_eq!(
+            parse_memory(bad).unwrap_err().to_string(),
+            format!("invalid size: '{bad}': use a number with an optional unit b, k, m, g, t, p (like 64m)"),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn cpus_parse_exactly_like_docker() {
+    assert_eq!(parse_cpus("0.5", 2).unwrap(), Some(0.5));
+    assert_eq!(parse_cpus("2", 2).unwrap(), Some(2.0));
+    assert_eq!(parse_cpus("1/4", 2).unwrap(), Some(0.25));
+    assert_eq!(parse_cpus("5e-1", 2).unwrap(), Some(0.5));
+    assert_eq!(parse_cpus("0.01", 2).unwrap(), Some(0.01));
+    assert_eq!(
+        parse_cpus("0", 2).unwrap(),
+        None,
+        "0 is no limit, as in Docker"
+    );
+    assert_eq!(parse_cpus("0.000", 2).unwrap(), None);
+    let range = "range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available";
+    for out in ["-1", "2.5", "3", "0.0000001", "0.009", "1e300", "-0.5"] {
+        assert_eq!(parse_cpus(out, 2).unwrap_err().to_string(), range, "{out}");
+    }
+    for bad in [
+        "nan", "inf", "-inf", "NaN", "infinity", "", "abc", "1/0", "0x10", "1.2.3",
+    ] {
+        assert_eq!(
+            parse_cpus(bad, 2).unwrap_err().to_string(),
+            format!("invalid argument \"{bad}\" for \"--cpus\" flag: failed to parse {bad} as a rational number: give a number of CPUs like 0.5 or 2"),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        parse_cpus("0.0000000001", 2).unwrap_err().to_string(),
+        "invalid argument \"0.0000000001\" for \"--cpus\" flag: value is too precise: give a number of CPUs like 0.5 or 2"
     );
 }

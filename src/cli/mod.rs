@@ -80,6 +80,14 @@ pub enum SystemCommand {
     /// Check the kernel features, cgroup mode, overlayfs, seccomp and store permissions
     /// dockling relies on (exit 1 when something required is missing)
     Check,
+    /// Check the store: every blob's digest, the index, each image's blobs and unpacked
+    /// layers, orphans, temporary files, container records, leftover cgroups and mounts
+    /// (exit 1 when something is wrong)
+    Fsck {
+        /// Repair what can be proven broken or garbage, and say what was done
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// `dockling lesson`.
@@ -450,12 +458,16 @@ pub struct RunArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,
-    /// Memory limit (like 64m, 1g)
-    #[arg(short, long, value_name = "bytes")]
+    /// Memory limit (like 64m, 1g; 0 for none)
+    // A value starting with `-` is the flag's value, as Docker takes it: `-m -1` gets the
+    // engine's "invalid size", not clap's "use '-- -1'" tip.
+    #[arg(short, long, value_name = "bytes", allow_hyphen_values = true)]
     pub memory: Option<String>,
-    /// Number of CPUs (like 0.5)
-    #[arg(long, value_name = "decimal")]
-    pub cpus: Option<f64>,
+    /// Number of CPUs (like 0.5; 0 for no limit)
+    // Kept as text and checked by the engine (cgroups::parse_cpus), so `nan`, `inf` and `-1`
+    // get Docker's messages rather than a float that passes or clap's tip.
+    #[arg(long, value_name = "decimal", allow_hyphen_values = true)]
+    pub cpus: Option<String>,
     /// Tune container pids limit (-1 for unlimited)
     #[arg(long = "pids-limit", value_name = "int", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
@@ -471,7 +483,8 @@ pub struct RunArgs {
     /// How the root is switched: pivot_root or chroot (to see why chroot leaks)
     #[arg(long, value_name = "MODE")]
     pub rootfs: Option<crate::spec::RootfsMode>,
-    /// Do not create a cgroup (no resource limits, no device rules)
+    /// Do not create a cgroup (no resource limits, no device rules: without --privileged the
+    /// container then gets no CAP_MKNOD and its image is mounted nodev)
     #[arg(long)]
     pub no_cgroups: bool,
     /// Image to run

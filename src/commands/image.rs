@@ -142,13 +142,15 @@ pub fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32> {
     let mut lines = Vec::new();
     let mut reclaimed = 0u64;
     let mut done = std::collections::HashSet::new();
-    let all = store.list()?;
+    // A damaged image (its config or manifest unreadable) is pruned too, by its index entry:
+    // it is what a user most wants gone.
+    let all = store.list_even_damaged()?;
     let tagged: std::collections::HashSet<&str> = all
         .iter()
-        .filter(|i| i.reference.is_some())
-        .map(|i| i.id.as_str())
+        .filter(|(i, _)| i.reference.is_some())
+        .map(|(i, _)| i.id.as_str())
         .collect();
-    for image in &all {
+    for (image, _) in &all {
         let dangling = !tagged.contains(image.id.as_str());
         if (!dangling && !args.all) || used(&image.id) || !done.insert(image.id.clone()) {
             continue;

@@ -21,7 +21,20 @@ pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
         .transpose()?;
     let now = SystemTime::now();
     let mut rows = Vec::new();
-    for img in store.list()? {
+    // A damaged image is listed too (by what its index entry says), with a warning: the
+    // table is where a user finds the name to pull again or remove.
+    let mut all = store.list_even_damaged()?;
+    all.sort_by(|(a, _), (b, _)| b.created.cmp(&a.created));
+    for (img, damaged) in all {
+        if let Some(why) = damaged {
+            eprintln!(
+                "dockling: warning: image {} is damaged ({why})",
+                img.reference
+                    .as_ref()
+                    .map(|r| r.familiar_tagged())
+                    .unwrap_or_else(|| img.id[7..19].to_string())
+            );
+        }
         if let Some(f) = &filter {
             let Some(r) = &img.reference else { continue };
             let tag_given = args

@@ -23,6 +23,7 @@ impl Context {
     /// Resolve the roots from flags and config.
     pub fn new(root: Option<PathBuf>, config_path: Option<PathBuf>) -> Result<Context> {
         let config = Config::load(config_path.as_deref())?;
+        crate::container::set_lock_timeout(config.lock_timeout()?);
         let config_path = config_path.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH));
         let root = root
             .or_else(|| config.root.clone())

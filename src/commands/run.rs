@@ -63,6 +63,8 @@ pub fn create(
     containers: &Containers,
     dry_run: bool,
 ) -> Result<RunSpec> {
+    // Flags first: a bad one must not pull, create or lock anything.
+    specconv::check_flags(args)?;
     let store = Store::open(&ctx.root)?.with_limits(ctx.config.layer_limits()?);
     let image = find_or_pull(ctx, &store, args, dry_run)?;
     let layers = store.layer_dirs(&image)?;
@@ -147,8 +149,19 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
     }
     let containers = Containers::open(&ctx.root)?;
     let spec = create(ctx, args, &containers, false)?;
+    // Missing `-v` host directories are made now, at the start, and taken back if it fails.
+    let made = match specconv::create_volume_sources(&spec.volumes) {
+        Ok(made) => made,
+        Err(e) => {
+            let _ = containers.remove_dir(&spec.id);
+            return Err(e);
+        }
+    };
     let result = cgroup_for(ctx, &spec)
         .and_then(|cg| crate::runtime::start(&sys, &spec, &containers, cg.as_ref()));
+    if result.is_err() {
+        specconv::remove_volume_sources(&made);
+    }
     match result {
         Ok(outcome) => {
             if outcome.oom_killed {

@@ -114,19 +114,129 @@ impl Drop for Lock {
     }
 }
 
-/// Take an exclusive lock on `path` (created if missing).
+/// How long a command waits for a lock another process holds before it gives up, unless the
+/// config's `lock-timeout` says otherwise.
+pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The config's `lock-timeout`, set once at start ([`set_lock_timeout`]). A process-wide
+/// setting rather than a parameter: locks are taken deep inside the store and the container
+/// list, and the value is fixed for the life of the command, like the trace sink.
+static LOCK_TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+/// Set how long [`lock`] waits (the config's `lock-timeout`); only the first call counts.
+pub fn set_lock_timeout(timeout: std::time::Duration) {
+    let _ = LOCK_TIMEOUT.set(timeout);
+}
+
+/// Take an exclusive lock on `path` (created if missing), and write our pid into it so a
+/// command kept waiting can say who holds it.
+///
+/// `flock(2)` itself would wait forever, silently, behind a hung holder. So the lock is tried
+/// without blocking (`LOCK_NB`) and again after a growing pause (at most 100 ms); when it
+/// stays busy (5 s, or half the timeout), the holder is named once on stderr ("waiting for the
+/// lock … (held by pid N: its command line)"); when the `lock-timeout` runs out, the command
+/// fails (exit 125) naming the holder and what to do.
 pub fn lock(path: &Path) -> Result<Lock> {
+    use std::os::unix::fs::FileExt;
     let f = File::options()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(path)
         .map_err(Error::io("open lock", path))?;
-    // SAFETY: flock on an fd we own; blocks until the lock is ours.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(Error::io("lock", path)(std::io::Error::last_os_error()));
+    let timeout = LOCK_TIMEOUT.get().copied().unwrap_or(DEFAULT_LOCK_TIMEOUT);
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    let mut said = false;
+    loop {
+        // SAFETY: flock on an fd we own; LOCK_NB returns at once.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => {}
+            Some(libc::EINTR) => continue,
+            _ => return Err(Error::io("lock", path)(e)),
+        }
+        // A lock busy for a moment is normal (parallel runs take turns): the holder is
+        // named only once the wait is long enough to notice (5 s, or half the timeout).
+        let noticeable = start.elapsed() >= (timeout / 2).min(std::time::Duration::from_secs(5));
+        if !noticeable && start.elapsed() < timeout {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            continue;
+        }
+        let holder = holder_of(&f);
+        if !said {
+            eprintln!(
+                "dockling: waiting for the lock {} ({holder})",
+                path.display()
+            );
+            said = true;
+        }
+        if start.elapsed() >= timeout {
+            return Err(Error::Usage(format!(
+                "gave up waiting for the lock {} after {}: it is {holder}; if that command is hung, stop it, or raise lock-timeout in the config",
+                path.display(),
+                humantime::format_duration(timeout)
+            )));
+        }
+        std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
     }
+    // Who holds it, for the next one kept waiting (best effort: the kernel's /proc/locks is
+    // asked first anyway).
+    let pid = format!("{}\n", std::process::id());
+    let _ = f.set_len(0).and_then(|_| f.write_all_at(pid.as_bytes(), 0));
     Ok(Lock(f))
+}
+
+/// "held by pid N: its command line" for the lock on `f`: the kernel's `/proc/locks` names
+/// the process that took a `flock` on this inode (proc(5)); failing that, the pid the holder
+/// wrote into the file.
+fn holder_of(f: &File) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let pid = f.metadata().ok().and_then(|md| {
+        let (major, minor) = (libc::major(md.dev()), libc::minor(md.dev()));
+        let id = format!("{major:02x}:{minor:02x}:{}", md.ino());
+        let locks = fs::read_to_string("/proc/locks").ok()?;
+        locks.lines().find_map(|l| {
+            // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->".
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 6 && f[1] == "FLOCK" && f[5] == id)
+                .then(|| f[4].parse::<i32>().ok())
+                .flatten()
+                .filter(|p| *p > 0)
+        })
+    });
+    let pid = pid.or_else(|| {
+        let mut text = String::new();
+        use std::io::Read;
+        (&*f).take(32).read_to_string(&mut text).ok()?;
+        text.trim().parse::<i32>().ok()
+    });
+    match pid {
+        Some(pid) => {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let words: Vec<String> = c
+                        .split(|b| *b == 0)
+                        .filter(|w| !w.is_empty())
+                        .map(|w| String::from_utf8_lossy(w).into_owned())
+                        .collect();
+                    let line = words.join(" ");
+                    match line.char_indices().nth(200) {
+                        Some((i, _)) => format!("{}…", &line[..i]),
+                        None => line,
+                    }
+                })
+                .unwrap_or_else(|_| "gone".into());
+            format!("held by pid {pid}: {cmdline}")
+        }
+        None => "held by a process dockling cannot name".into(),
+    }
 }
 
 /// Write `data` to `path` atomically: a temporary file in the same directory, then rename.

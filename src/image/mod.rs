@@ -7,5 +7,6 @@
 //! uncompressed digest (`<root>/layers/sha256/<diff_id>/`), ready to be overlay lowerdirs.
 
 pub mod format;
+pub mod fsck;
 pub mod reference;
 pub mod store;

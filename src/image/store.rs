@@ -115,6 +115,15 @@ impl<R: Read> Read for Capped<R> {
     }
 }
 
+/// True when the file system holding `path` has (almost) no room left: less than 128 KiB
+/// for an unprivileged writer, or no free inode (statvfs(3)).
+fn disk_full(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path).is_ok_and(|s| {
+        s.blocks_available().saturating_mul(s.fragment_size()) < 128 << 10
+            || (s.files() > 0 && s.files_available() == 0)
+    })
+}
+
 /// The hex part of a `sha256:<64 lowercase hex>` digest, checked before it names a file.
 pub fn hex_of(digest: &str) -> Result<&str> {
     match digest.strip_prefix("sha256:") {
@@ -246,6 +255,11 @@ impl Store {
         Store { limits, ..self }
     }
 
+    /// The limits layers are held to (`max-layer-size`, `max-layer-entries`).
+    pub fn limits(&self) -> &crate::layers::unpack::Limits {
+        &self.limits
+    }
+
     /// Where the uncompressed size of the layer with diff_id `hex` is recorded.
     fn size_path(&self, hex: &str) -> PathBuf {
         self.layers.with_file_name("size").join(hex)
@@ -261,6 +275,12 @@ impl Store {
             .ok()
     }
 
+    /// True when the layer with this diff_id is unpacked (`pull` then trusts its blob by
+    /// size; one still to unpack is read whole anyway, so its digest is checked first).
+    pub fn layer_unpacked(&self, diff_id: &str) -> bool {
+        hex_of(diff_id).is_ok_and(|hex| self.layers.join(hex).is_dir())
+    }
+
     /// Where a blob is (or would be) stored.
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
         Ok(self.oci.join("blobs/sha256").join(hex_of(digest)?))
@@ -273,7 +293,7 @@ impl Store {
         let data = fs::read(&p).map_err(Error::io("read blob", &p))?;
         let got = digest_of(&data);
         if got != digest {
-            return Err(Error::Corrupt(format!("blob {digest} is corrupt (its content hashes to {got}): remove the image and import or pull it again")));
+            return Err(Error::Corrupt(format!("blob {digest} is corrupt (its content hashes to {got}): pull the image again (it refetches the damaged blob), or remove it (dockling rmi -f); dockling system fsck lists all the damage")));
         }
         Ok(data)
     }
@@ -293,21 +313,24 @@ impl Store {
             std::process::id(),
             crate::container::new_id()
         ));
-        let mut file =
-            File::create(&tmp).map_err(|e| Ingest::Store(Error::io("create", &tmp)(e)))?;
+        let mut file = File::create(&tmp)
+            .map_err(|e| Ingest::Store(Error::write("creating a blob", &tmp)(e)))?;
         let mut hash = Sha256::new();
         let mut n = 0u64;
         let mut buf = vec![0u8; 1 << 16];
-        let copied = (|| -> std::io::Result<()> {
+        // A failed read (a broken download: worth another try) is kept apart from a failed
+        // write (a full disk: another try cannot help, and must say so once).
+        let copied = (|| -> std::result::Result<(), Ingest> {
             loop {
                 let got = match reader.read(&mut buf) {
                     Ok(0) => return Ok(()),
                     Ok(got) => got,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(Ingest::Read(e)),
                 };
                 hash.update(&buf[..got]);
-                file.write_all(&buf[..got])?;
+                file.write_all(&buf[..got])
+                    .map_err(|e| Ingest::Store(Error::write("writing a blob", &tmp)(e)))?;
                 n += got as u64;
                 progress(got as u64);
             }
@@ -317,12 +340,13 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             e
         };
-        copied.map_err(|e| fail(Ingest::Read(e)))?;
+        copied.map_err(fail)?;
         if expected.is_some_and(|d| d != digest) {
             return Err(fail(Ingest::Mismatch(digest)));
         }
+        // Delayed allocation can report the full disk only here (fsync(2): ENOSPC, EDQUOT).
         file.sync_all()
-            .map_err(|e| fail(Ingest::Store(Error::io("sync", &tmp)(e))))?;
+            .map_err(|e| fail(Ingest::Store(Error::write("writing a blob", &tmp)(e))))?;
         let dest = blobs.join(&digest[7..]);
         crate::fault::check("pull.blob.before_rename").map_err(|e| fail(Ingest::Store(e)))?;
         fs::rename(&tmp, &dest).map_err(|e| fail(Ingest::Store(Error::io("rename", &dest)(e))))?;
@@ -333,19 +357,30 @@ impl Store {
     pub fn write_blob(&self, data: &[u8]) -> Result<(String, u64)> {
         let digest = digest_of(data);
         let p = self.blob_path(&digest)?;
-        if !p.exists() {
+        // A damaged copy (truncated, overwritten) is replaced, not trusted for its name.
+        if fs::read(&p).ok().as_deref() != Some(data) {
             write_atomic(&p, data)?;
         }
         Ok((digest, data.len() as u64))
     }
 
-    fn read_index(&self) -> Result<Value> {
+    pub(crate) fn read_index(&self) -> Result<Value> {
         let p = self.oci.join("index.json");
         let text = fs::read(&p).map_err(Error::io("read", &p))?;
-        serde_json::from_slice(&text).map_err(|e| Error::Corrupt(format!("{}: {e}", p.display())))
+        // Indexing a JSON value that is not an object (`[]`) with `["manifests"]` for writing
+        // panics: the shape is checked once, here, so every caller can rely on it.
+        let index: Value = serde_json::from_slice(&text)
+            .map_err(|e| crate::image::fsck::broken_index(&p, &e.to_string()))?;
+        if !index["manifests"].is_array() {
+            return Err(crate::image::fsck::broken_index(
+                &p,
+                "not a JSON object with a \"manifests\" list",
+            ));
+        }
+        Ok(index)
     }
 
-    fn write_index(&self, index: &Value) -> Result<()> {
+    pub(crate) fn write_index(&self, index: &Value) -> Result<()> {
         write_atomic(
             &self.oci.join("index.json"),
             &serde_json::to_vec_pretty(index).expect("json"),
@@ -656,6 +691,18 @@ impl Store {
             Ok(())
         });
         if let Err(e) = result {
+            // A write that failed because the disk is full surfaces from the unpacker as a bad
+            // entry; asked before the half-unpacked tree is removed (which frees the space),
+            // the file system says which it was.
+            let e = if disk_full(&tmp) {
+                Error::NoSpace {
+                    dir: self.layers.clone(),
+                    doing: format!("unpacking layer {blob}"),
+                    quota: false,
+                }
+            } else {
+                e
+            };
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
@@ -736,7 +783,7 @@ impl Store {
     }
 
     /// The image one `index.json` entry names (with its tag and repo digest), if it names one.
-    fn entry(&self, m: &Value) -> Result<Option<Image>> {
+    pub(crate) fn entry(&self, m: &Value) -> Result<Option<Image>> {
         let Some(digest) = m["digest"].as_str() else {
             return Ok(None);
         };
@@ -810,7 +857,13 @@ impl Store {
         force: bool,
         used_by: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Vec<String>> {
-        let image = self.find(name)?;
+        // A damaged image (a truncated config, a lost manifest) is still removable: it is
+        // found by its index entry alone (`find_damaged`), never a dead end.
+        let image = match self.find(name) {
+            Ok(image) => image,
+            Err(e @ Error::NotFound(_)) => return Err(e),
+            Err(e) => self.find_damaged(name).map_err(|_| e)?,
+        };
         let by_tag = Reference::parse(name)
             .ok()
             .filter(|r| image.reference.as_ref() == Some(r));
@@ -999,7 +1052,7 @@ impl Store {
 }
 
 /// The tag an `index.json` entry carries, if any.
-fn tag_of(m: &Value) -> Option<Reference> {
+pub(crate) fn tag_of(m: &Value) -> Option<Reference> {
     m["annotations"][REF_NAME]
         .as_str()
         .and_then(|r| Reference::parse(r).ok())

@@ -253,19 +253,6 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::PermissionsExt;
 
-    /// Mode, owner, mtime and content of a host file.
-    fn host_state(p: &Path) -> (u32, u32, u32, i64, i64, Vec<u8>) {
-        let m = std::fs::symlink_metadata(p).unwrap();
-        (
-            m.mode(),
-            m.uid(),
-            m.gid(),
-            m.mtime(),
-            m.mtime_nsec(),
-            std::fs::read(p).unwrap(),
-        )
-    }
-
     /// A file's capabilities survive the copy (set after its chown, which would clear them).
     #[test]
     fn copy_keeps_file_capabilities_and_setuid() {
@@ -300,7 +287,12 @@ mod tests {
         let m = std::fs::symlink_metadata(&got).unwrap();
         assert_eq!((m.uid(), m.mode() & 0o7777), (1000, 0o4755));
         assert_eq!(
-            safefs::get_xattr(&got, "security.capability").as_deref(),
+            safefs::get_xattr_fd(
+                std::fs::File::open(&got).unwrap().as_fd(),
+                "security.capability"
+            )
+            .unwrap()
+            .as_deref(),
             Some(&cap[..])
         );
     }
@@ -311,24 +303,26 @@ mod tests {
     #[test]
     fn copy_chmods_a_host_file_through_a_symlink() {
         let tmp = tempfile::tempdir().unwrap();
-        let (l1, l2, dest, host) = (
+        let (l1, l2, dest) = (
             tmp.path().join("l1"),
             tmp.path().join("l2"),
             tmp.path().join("dest"),
-            tmp.path().join("host"),
         );
         for d in [&l1, &l2, &dest] {
             std::fs::create_dir_all(d).unwrap();
         }
-        std::fs::write(&host, "host secret").unwrap();
-        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::os::unix::fs::chown(&host, Some(1234), Some(4321)).unwrap();
-        let before = host_state(&host);
+        let bait = crate::testutil::bait_dir();
+        let host = bait.path().join("passwd");
+        let before = crate::testutil::tree_state(bait.path());
         std::fs::create_dir(l1.join("d")).unwrap();
         std::fs::set_permissions(l1.join("d"), std::fs::Permissions::from_mode(0o4777)).unwrap();
         std::os::unix::fs::symlink(&host, l2.join("d")).unwrap();
         flatten(&[l1, l2], &dest).unwrap();
-        assert_eq!(host_state(&host), before, "host file changed");
+        assert_eq!(
+            crate::testutil::tree_state(bait.path()),
+            before,
+            "host changed"
+        );
         assert_eq!(std::fs::read_link(dest.join("d")).unwrap(), host);
     }
 

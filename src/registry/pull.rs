@@ -226,7 +226,15 @@ impl Puller<'_> {
     fn blob(&self, store: &Store, blob: &Descriptor, bar: Option<&ProgressBar>) -> Result<()> {
         let digest = blob.digest.as_str();
         let dest = store.blob_path(digest)?;
-        if dest.exists() {
+        // A blob already here is trusted only when it has its descriptor's size (and, when
+        // small enough to hash in passing, its digest): a damaged one is fetched again and
+        // replaced (the rename of `ingest` takes its place atomically).
+        let hash = blob.size <= MAX_CONFIG;
+        if dest.exists() && crate::image::fsck::blob_intact(&dest, digest, blob.size, hash) {
+            // Touched: `system fsck --repair` never takes a blob newer than a running
+            // command for an orphan, and this pull relies on it before it is indexed.
+            let _ = std::fs::File::open(&dest)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return Ok(());
         }
         let url = self.reg.url(&self.reference.repository, "blobs", digest);
@@ -277,6 +285,15 @@ impl Puller<'_> {
                         "blob {digest} from the registry hashes to {got}: refusing it"
                     )));
                 }
+                // The store could not be written (a full disk among others): another
+                // download would fail the same way, so it is not tried again.
+                Err(Ingest::Store(Error::NoSpace { dir, quota, .. })) => {
+                    return Err(Error::NoSpace {
+                        dir,
+                        quota,
+                        doing: format!("downloading blob {digest}"),
+                    })
+                }
                 Err(Ingest::Store(e)) => return Err(e),
                 Err(Ingest::Read(e)) => {
                     if let Some(o) = e.get_ref().and_then(|e| e.downcast_ref::<Oversized>()) {
@@ -302,6 +319,8 @@ pub fn pull(
     out: &mut dyn Write,
     bars: bool,
 ) -> Result<Image> {
+    // A broken index is said before anything is downloaded that could not be recorded.
+    store.check_index()?;
     let insecure = config.insecure_registries.clone().unwrap_or_default();
     let mut bases = Vec::new();
     if reference.registry == DEFAULT_REGISTRY {
@@ -351,6 +370,8 @@ pub fn pull(
         }
         match result {
             Ok(img) => return Ok(img),
+            // A full disk is full for every mirror: said once, not tried again elsewhere.
+            Err(e @ Error::NoSpace { .. }) => return Err(e),
             // A mirror that fails is skipped; the last source's error is the one that counts.
             Err(e) => errors.push((base, e)),
         }
@@ -405,9 +426,10 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
             ));
         }
     }
-    // Already here with the same manifest: nothing to download.
+    // Already here with the same manifest, and every blob it names intact: nothing to
+    // download. A damaged blob (truncated, say) is fetched again below.
     if let Ok(have) = store.find(&reference.to_string()) {
-        if have.manifest_digest == digest {
+        if have.manifest_digest == digest && blobs_intact(store, &bytes, &have.diff_ids) {
             let _ = writeln!(out, "Digest: {top_digest}");
             let _ = writeln!(
                 out,
@@ -441,6 +463,11 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         .map(|l| descriptor(l, "a layer"))
         .collect::<Result<_>>()?;
     for d in &descriptors {
+        // A layer bigger than max-layer-size compressed is bigger still unpacked: refused
+        // before a byte of it is downloaded, not after it filled the disk.
+        if d.size > store.limits().max_size {
+            return Err(store.limits().too_big(&d.digest));
+        }
         let known = LAYER_TYPES.contains(&d.media_type.as_str())
             || FOREIGN_LAYER_TYPES.contains(&d.media_type.as_str());
         if !known {
@@ -559,7 +586,10 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         for chunk in jobs.chunks(4) {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|(l, d)| s.spawn(move || store.ensure_unpacked(l, d)))
+                .map(|(l, d)| {
+                    let desc = descriptors.iter().find(|x| &x.digest == *l);
+                    s.spawn(move || unpack_or_refetch(p, store, l, d, desc))
+                })
                 .collect();
             done.extend(handles.into_iter().map(|h| {
                 h.join()
@@ -599,6 +629,57 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         reference.familiar_tagged()
     );
     store.find(&reference.to_string())
+}
+
+/// Unpack a layer; when that fails because the blob already in the store is damaged (right
+/// size, wrong content: `blob` trusted it by its size), fetch it again and unpack once more.
+/// The blob is hashed only on this failure path: a healthy pull reads it once, to unpack.
+fn unpack_or_refetch(
+    p: &Puller<'_>,
+    store: &Store,
+    layer: &str,
+    diff_id: &str,
+    desc: Option<&Descriptor>,
+) -> Result<std::path::PathBuf> {
+    let first = store.ensure_unpacked(layer, diff_id);
+    let (Err(e), Some(desc)) = (&first, desc) else {
+        return first;
+    };
+    let path = store.blob_path(layer)?;
+    if crate::image::fsck::blob_intact(&path, layer, desc.size, true) {
+        return first;
+    }
+    super::trace::note(&format!(
+        "layer {layer} in the store is damaged ({e}): fetching it again"
+    ));
+    // Its content does not match its name: provably garbage.
+    let _ = std::fs::remove_file(&path);
+    p.blob(store, desc, None)?;
+    store.ensure_unpacked(layer, diff_id)
+}
+
+/// True when every blob `manifest` names is in the store with its descriptor's size, and its
+/// digest too when that is cheap (a small blob: the config) or the blob is about to be read
+/// whole anyway (a layer not unpacked, whose `diff_id` is in `diff_ids`, in order).
+fn blobs_intact(store: &Store, manifest: &[u8], diff_ids: &[String]) -> bool {
+    let Ok(manifest) = serde_json::from_slice::<Value>(manifest) else {
+        return false;
+    };
+    let layers = manifest["layers"]
+        .as_array()
+        .map_or(&[][..], |v| v.as_slice());
+    let unpacked = |i: usize| diff_ids.get(i).is_some_and(|d| store.layer_unpacked(d));
+    std::iter::once((&manifest["config"], true))
+        .chain(layers.iter().enumerate().map(|(i, l)| (l, unpacked(i))))
+        .all(
+            |(d, unpacked)| match (d["digest"].as_str(), d["size"].as_u64()) {
+                (Some(digest), Some(size)) => store.blob_path(digest).is_ok_and(|p| {
+                    let hash = size <= MAX_CONFIG || !unpacked;
+                    crate::image::fsck::blob_intact(&p, digest, size, hash)
+                }),
+                _ => false,
+            },
+        )
 }
 
 /// A foreign layer the registry does not hold: say why dockling does not look elsewhere.

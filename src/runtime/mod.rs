@@ -415,7 +415,9 @@ mod tests {
             network: NetworkMode::None,
             layers_mode: LayersMode::Overlay,
             rootfs_mode: RootfsMode::PivotRoot,
-            cgroup: None,
+            // Cgroups on, as by default (the group itself is not part of these scripts: no
+            // `Cgroup` is passed to `start`).
+            cgroup: Some(Default::default()),
             privileged: false,
             // Docker's 14 by name, not caps::resolve: that keeps only what the process running
             // the test holds, which would make the recorded script depend on who runs it.

@@ -159,12 +159,13 @@ fn ensure_target(
     root: &OwnedFd,
     rel: &Path,
     file: bool,
-) -> std::result::Result<OwnedFd, crate::sys::SysError> {
+    bind: Option<&Path>,
+) -> Result<OwnedFd> {
     let dir_flags = libc::O_PATH | libc::O_DIRECTORY;
     let want = if file { libc::O_PATH } else { dir_flags };
     match sys.openat2(root.as_fd(), rel, want, 0, safefs::IN_ROOT) {
         Err(e) if e.errno == nix::errno::Errno::ENOENT => {}
-        other => return other,
+        other => return Ok(other?),
     }
     let dirs = if file {
         rel.parent().unwrap_or(Path::new(""))
@@ -178,12 +179,19 @@ fn ensure_target(
             continue;
         };
         walked.push(name);
+        // Nothing of ours is created inside /proc or /sys for a bind.
+        if let Some(inside) = bind {
+            refuse_kernel_fs(&dir, inside)?;
+        }
         sys.mkdirat(dir.as_fd(), Path::new(name), 0o755)?;
         // From the root again, so a component that is a symlink stays inside it.
         dir = sys.openat2(root.as_fd(), &walked, dir_flags, 0, safefs::IN_ROOT)?;
     }
     if !file {
         return Ok(dir);
+    }
+    if let Some(inside) = bind {
+        refuse_kernel_fs(&dir, inside)?;
     }
     drop(sys.openat2(
         root.as_fd(),
@@ -192,29 +200,19 @@ fn ensure_target(
         0o644,
         safefs::IN_ROOT,
     )?);
-    sys.openat2(root.as_fd(), rel, libc::O_PATH, 0, safefs::IN_ROOT)
+    Ok(sys.openat2(root.as_fd(), rel, libc::O_PATH, 0, safefs::IN_ROOT)?)
 }
 
-/// The target for the descriptor `fd` of `inside`: the plain path when the kernel says the
-/// descriptor is exactly there (nothing redirected it: the trace reads well), else its
-/// `/proc/self/fd/N`, kept open until the mount is done. The kernel's name of a descriptor
-/// contains no symlink, so a plain path equal to it leads to the same object again; nothing
-/// in the container runs yet that could change it in between.
-fn fd_target(fd: OwnedFd, rootfs: &Path, inside: &Path) -> Result<Target> {
-    let fd_path = safefs::fd_path(&fd);
-    let real = std::fs::read_link(&fd_path).map_err(Error::io("resolve", &fd_path))?;
-    let plain = rootfs.join(safefs::relative(inside));
-    if real == plain {
-        Ok(Target {
-            path: plain,
-            _fd: None,
-        })
-    } else {
-        Ok(Target {
-            path: fd_path,
-            _fd: Some(fd),
-        })
-    }
+/// The target for the descriptor `fd` of `inside`: always its `/proc/self/fd/N`, kept open
+/// until the mount is done. mount(2) given a path string would resolve it again, and between
+/// our lookup and that second walk a symlink could be swapped in (a volume shared with
+/// another container can change at any time: runc's CVE-2021-30465); through the descriptor
+/// the kernel mounts on exactly the object openat2 found inside the rootfs.
+fn fd_target(fd: OwnedFd) -> Result<Target> {
+    Ok(Target {
+        path: safefs::fd_path(&fd),
+        _fd: Some(fd),
+    })
 }
 
 /// Why a `/proc`, `/sys` or `/dev` of the image is refused.
@@ -233,17 +231,125 @@ fn not_a_real_dir(inside: &Path, errno: nix::errno::Errno) -> Error {
 fn resolve_target(
     sys: &Sys,
     root: &OwnedFd,
-    rootfs: &Path,
     inside: &Path,
     file: bool,
+    bind: bool,
 ) -> Result<Target> {
-    // Where the path leads once the image's symlinks are followed inside the rootfs; then
-    // open or create it there with openat2, which refuses to leave the rootfs even if raced.
-    let joined = safefs::secure_join(rootfs, inside)
-        .map_err(Error::io("resolve", rootfs.join(safefs::relative(inside))))?;
-    let inside = joined.strip_prefix(rootfs).unwrap_or(inside).to_path_buf();
-    let fd = ensure_target(sys, root, &safefs::relative(&inside), file)?;
-    fd_target(fd, rootfs, &inside)
+    // openat2(RESOLVE_IN_ROOT) follows the image's symlinks without ever leaving the rootfs;
+    // what is missing is created one mkdirat at a time. Only a symlink that dangles (`/data ->
+    // /srv/data`, `/srv` absent) needs its target worked out first, so that it is created
+    // inside the rootfs, as Docker does: that lookup, too, goes through descriptors only.
+    let check = bind.then_some(inside);
+    let fd = match ensure_target(sys, root, &safefs::relative(inside), file, check) {
+        Err(Error::Sys(e)) if e.errno == nix::errno::Errno::ENOENT => {
+            let resolved = safefs::resolve_in_root_with(root.as_fd(), inside, |dir, p, f, r| {
+                sys.openat2(dir, p, f, 0, r)
+                    .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
+            })
+            .map_err(Error::io("resolve in the container", inside))?;
+            ensure_target(sys, root, &resolved, file, check)?
+        }
+        other => other?,
+    };
+    if bind {
+        refuse_kernel_fs(&fd, inside)?;
+    }
+    fd_target(fd)
+}
+
+/// A bind that lands inside /proc or /sys (an image's `etc/hosts -> /proc/sys/...`) would put
+/// a file of ours over a kernel knob; runc refuses such targets, and so do we. The file system
+/// the descriptor is on says where it landed, whatever path led there.
+fn refuse_kernel_fs(fd: &OwnedFd, inside: &Path) -> Result<()> {
+    let fs = nix::sys::statfs::fstatfs(fd)
+        .map_err(|e| Error::io("statfs", inside)(std::io::Error::from_raw_os_error(e as i32)))?;
+    let kind = fs.filesystem_type();
+    if kind == nix::sys::statfs::PROC_SUPER_MAGIC || kind == nix::sys::statfs::SYSFS_MAGIC {
+        return Err(Error::Usage(format!(
+            "refusing to mount on {}: in this image it leads into /proc or /sys (the image is unsafe: a mount there would cover a kernel file); use another target",
+            inside.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `path` with `.` and `..` taken out by name only (`/a/../b` → `/b`; `..` above `/` stays
+/// at `/`), as Go's `filepath.Clean` does: what the destination names before the image's
+/// symlinks are followed.
+pub fn lexical_clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// Files under `/proc` a bind mount may cover (runc allows the same list: the files LXCFS
+/// emulates, so a container can see its own limits in `free` or `top`).
+pub const PROC_BIND_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+];
+
+/// Refuse a volume whose destination (`inside`, as named or once resolved in the image) is
+/// somewhere no bind mount may go. Over `/proc` only the host's procfs may go (runc's rule:
+/// anything else would hide the kernel's view of the container's processes, and the masked
+/// paths with it); inside `/proc` only [`PROC_BIND_ALLOWED`] (a bind over `/proc/sys/...` or
+/// `/proc/sysrq-trigger` would undo what masking and read-only paths protect). Over `/dev`
+/// dockling would hide the device nodes it just made (Docker then skips making them; dockling
+/// does not do that yet).
+pub fn check_volume_target(v: &crate::spec::Volume, inside: &Path) -> Result<()> {
+    let dst = lexical_clean(inside);
+    let spec = format!(
+        "{}:{}{}",
+        v.source.display(),
+        v.target.display(),
+        if v.readonly { ":ro" } else { "" }
+    );
+    if dst == Path::new("/") {
+        return Err(Error::Usage(format!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
+        )));
+    }
+    if dst == Path::new("/proc") {
+        let is_proc = nix::sys::statfs::statfs(&v.source)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+        if !is_proc {
+            return Err(Error::Usage(format!(
+                "invalid volume '{spec}': \"{}\" cannot be mounted because it is not of type proc: the container's /proc is its own procfs; bind a single file runc allows ({}) instead",
+                dst.display(),
+                PROC_BIND_ALLOWED.join(", ")
+            )));
+        }
+    } else if dst.starts_with("/proc") && !PROC_BIND_ALLOWED.iter().any(|p| dst == Path::new(p)) {
+        return Err(Error::Usage(format!(
+            "invalid volume '{spec}': \"{}\" cannot be mounted because it is inside /proc: only {} may be covered",
+            dst.display(),
+            PROC_BIND_ALLOWED.join(", ")
+        )));
+    }
+    if dst == Path::new("/dev") {
+        return Err(Error::Usage(format!(
+            "invalid volume '{spec}': dockling makes the container's /dev itself (its device nodes, /dev/pts, /dev/shm) and does not support a volume over all of it yet: bind what you need inside it, like /dev/snd:/dev/snd"
+        )));
+    }
+    Ok(())
 }
 
 /// The child's view of everything it mounts: rootfs path, its fd for safe lookups.
@@ -266,8 +372,17 @@ impl<'a> Rootfs<'a> {
     }
 
     fn target(&self, inside: &Path, file: bool) -> Result<Target> {
+        self.resolve(inside, file, false)
+    }
+
+    /// A target for a bind of ours (volumes, /etc files): never inside /proc or /sys.
+    fn bind_target(&self, inside: &Path, file: bool) -> Result<Target> {
+        self.resolve(inside, file, true)
+    }
+
+    fn resolve(&self, inside: &Path, file: bool, bind: bool) -> Result<Target> {
         match &self.root {
-            Some(root) => resolve_target(self.sys, root, &self.path, inside, file),
+            Some(root) => resolve_target(self.sys, root, inside, file, bind),
             // Dry run: nothing is mounted, so there is nothing to resolve.
             None => Ok(Target {
                 path: self.path.join(safefs::relative(inside)),
@@ -300,7 +415,7 @@ impl<'a> Rootfs<'a> {
             }
             _ => e.into(),
         })?;
-        fd_target(fd, &self.path, inside)
+        fd_target(fd)
     }
 
     /// A path that already exists inside the container (a masked or read-only path), looked
@@ -319,7 +434,7 @@ impl<'a> Rootfs<'a> {
         ) {
             Err(e) if e.errno == nix::errno::Errno::ENOENT => Ok(None),
             Err(e) => Err(e.into()),
-            Ok(fd) => fd_target(fd, &self.path, inside).map(Some),
+            Ok(fd) => fd_target(fd).map(Some),
         }
     }
 
@@ -341,22 +456,41 @@ impl<'a> Rootfs<'a> {
         let copy = self.spec.layers_mode == LayersMode::Copy;
         self.sys
             .step_variant(StepId::LayersMount, copy.then_some("copy"))?;
+        // With no devices cgroup (--no-cgroups, not --privileged) the image's own device
+        // nodes must not open: the root is mounted nodev (the container's /dev is a tmpfs of
+        // its own, with only dockling's devices).
+        let nodev = self.spec.cgroup.is_none() && !self.spec.privileged;
         match self.spec.layers_mode {
             LayersMode::Overlay => self.sys.mount(
                 Some(Path::new("overlay")),
                 &self.path,
                 Some("overlay"),
-                MsFlags::empty(),
+                if nodev {
+                    MsFlags::MS_NODEV
+                } else {
+                    MsFlags::empty()
+                },
                 Some(overlay_data),
             )?,
             // pivot_root needs the new root to be a mount point: bind the copy onto itself.
-            LayersMode::Copy => self.sys.mount(
-                Some(&self.path),
-                &self.path,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?,
+            LayersMode::Copy => {
+                self.sys.mount(
+                    Some(&self.path),
+                    &self.path,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )?;
+                if nodev {
+                    self.sys.mount(
+                        None,
+                        &self.path,
+                        None,
+                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV,
+                        None,
+                    )?;
+                }
+            }
         }
         if !self.sys.is_dry_run() {
             self.root = Some(
@@ -441,7 +575,7 @@ impl<'a> Rootfs<'a> {
     /// Bind-mount a host file or directory (read-only if asked).
     fn bind(&self, source: &Path, inside: &Path, readonly: bool) -> Result<()> {
         let is_file = !source.is_dir();
-        let t = self.target(inside, is_file)?;
+        let t = self.bind_target(inside, is_file)?;
         self.sys.mount(
             Some(source),
             &t.path,
@@ -452,7 +586,7 @@ impl<'a> Rootfs<'a> {
         if readonly {
             // Resolved again so a `/proc/self/fd/N` target names the new mount, not the
             // directory under it (the remount would fail with EINVAL).
-            let t = self.target(inside, is_file)?;
+            let t = self.bind_target(inside, is_file)?;
             self.sys.mount(
                 None,
                 &t.path,
@@ -484,6 +618,18 @@ impl<'a> Rootfs<'a> {
         }
         self.sys.step(StepId::RootfsVolumes)?;
         for v in &self.spec.volumes {
+            // The destination as the image's symlinks lead it: `-v X:/data` where the image
+            // has `/data -> /proc/sys` is a volume inside /proc, refused as if named so.
+            if let Some(root) = &self.root {
+                let resolved =
+                    safefs::resolve_in_root_with(root.as_fd(), &v.target, |d, p, f, r| {
+                        self.sys
+                            .openat2(d, p, f, 0, r)
+                            .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
+                    })
+                    .map_err(Error::io("resolve in the container", &v.target))?;
+                check_volume_target(v, &Path::new("/").join(resolved))?;
+            }
             self.bind(&v.source, &v.target, v.readonly)?;
         }
         Ok(())

@@ -429,9 +429,9 @@ impl Call {
                     "{}, {}, {}, {}, {}",
                     source
                         .as_ref()
-                        .map(|p| quote(&p.to_string_lossy()))
+                        .map(|p| path_arg(p))
                         .unwrap_or_else(|| "NULL".into()),
-                    quote(&target.to_string_lossy()),
+                    path_arg(target),
                     fstype
                         .as_deref()
                         .map(quote)
@@ -1175,6 +1175,20 @@ pub fn if_flags(flags: i32) -> String {
         "0".into()
     } else {
         parts.join("|")
+    }
+}
+
+/// A path argument as strace prints it; a `/proc/self/fd/N` (a mount made through the
+/// descriptor the engine resolved inside the rootfs) gets what that descriptor names as a
+/// comment, so a reader sees `"/proc/self/fd/7" /* $CONTAINER/rootfs/proc/keys */`.
+pub fn path_arg(p: &std::path::Path) -> String {
+    let quoted = quote(&p.to_string_lossy());
+    if !p.starts_with("/proc/self/fd") {
+        return quoted;
+    }
+    match std::fs::read_link(p) {
+        Ok(names) => format!("{quoted} /* {} */", names.display()),
+        Err(_) => quoted,
     }
 }
 

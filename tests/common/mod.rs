@@ -230,6 +230,32 @@ fn regex_replace(s: &str, re: &str, with: &str) -> String {
         .into_owned()
 }
 
+/// Poll `f` (every 20 ms) until it gives a value, and return it; panic, naming `what` was
+/// awaited, when `timeout` passes first. Tests wait on conditions, never on sleeps.
+pub fn wait_until<T>(timeout: std::time::Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_until_else(timeout, what, f, || {})
+}
+
+/// [`wait_until`], calling `give_up` (kill what the test started) before it panics.
+pub fn wait_until_else<T>(
+    timeout: std::time::Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+    give_up: impl FnOnce(),
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if std::time::Instant::now() >= deadline {
+            give_up();
+            panic!("gave up after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A free TCP port on loopback (for a registry a test starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -239,80 +265,160 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Everything about a host tree that a hostile image could change: per path (relative to the
-/// root), the file type and mode, owner, mtime, size and content (or link target). Compare two
-/// of them with `assert_eq!` to prove "untouched" — names and contents alone miss a chmod.
-pub fn tree_state(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
-    use std::os::unix::fs::MetadataExt;
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(p) = todo.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        let what = if md.file_type().is_symlink() {
-            format!("-> {}", std::fs::read_link(&p).unwrap().display())
-        } else if md.is_file() {
-            // Reading a FIFO or device would hang or change it: only regular files are read.
-            format!("{:?}", std::fs::read(&p).unwrap_or_default())
-        } else {
-            String::new()
-        };
-        if md.is_dir() {
-            for e in std::fs::read_dir(&p).unwrap().flatten() {
-                todo.push(e.path());
-            }
-        }
-        out.insert(
-            p.strip_prefix(root).unwrap().to_path_buf(),
-            format!(
-                "mode {:o} owner {}:{} mtime {}.{} size {} rdev {} {what}",
-                md.mode(),
-                md.uid(),
-                md.gid(),
-                md.mtime(),
-                md.mtime_nsec(),
-                md.size(),
-                md.rdev()
-            ),
-        );
-    }
-    out
+// tree_state, bait_dir, the raw-header tar builder (`E`, `tar_of`) and host_char_device:
+// one file shared with the crate's unit tests.
+#[path = "../../src/testutil.rs"]
+mod testutil;
+#[allow(unused_imports)]
+pub use testutil::*;
+
+/// A store with busybox and `name` = busybox + one more layer, the uncompressed tar `layer`
+/// (`Store::build` on top of the imported busybox, so the layer really sits above another
+/// one, as in a pulled image).
+pub fn image_on_busybox(name: &str, layer: &[u8]) -> Lab {
+    let lab = Lab::with_busybox();
+    layers_on_busybox(&lab, name, &[layer.to_vec()]);
+    lab
 }
 
-/// A host directory standing in for "the host" in escape tests: a few files and directories
-/// with unusual modes, owners and times, so a chmod, chown, utimes, write or new file through
-/// a hostile symlink shows in [`tree_state`].
-pub fn bait_dir() -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::Builder::new()
-        .prefix("dockling-bait-")
-        .tempdir()
-        .unwrap();
-    let p = dir.path();
-    std::fs::write(p.join("file"), "host secret\n").unwrap();
-    std::fs::set_permissions(p.join("file"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::create_dir(p.join("sub")).unwrap();
-    std::fs::write(p.join("sub/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
-    std::os::unix::fs::chown(p.join("sub/passwd"), Some(1234), Some(4321)).unwrap();
-    std::fs::set_permissions(p.join("sub"), std::fs::Permissions::from_mode(0o750)).unwrap();
-    for f in ["file", "sub/passwd", "sub", ""] {
-        let c = std::ffi::CString::new(p.join(f).as_os_str().as_encoded_bytes()).unwrap();
-        let times = [
-            libc::timespec {
-                tv_sec: 1_000_000_000,
-                tv_nsec: 0,
-            },
-            libc::timespec {
-                tv_sec: 1_000_000_000,
-                tv_nsec: 0,
-            },
-        ];
-        // SAFETY: a valid C string and two timespecs.
-        assert_eq!(
-            unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) },
-            0
+/// In a store that has busybox: `name` = busybox + `layers` (uncompressed tars, bottom
+/// first), each built on the one before (the ones between stay untagged).
+pub fn layers_on_busybox(lab: &Lab, name: &str, layers: &[Vec<u8>]) {
+    use dockling::image::{reference::Reference, store::Store};
+    let store = Store::open(&lab.root()).unwrap();
+    let mut base = store.find("busybox:latest").unwrap();
+    let tag = Reference::parse(name).unwrap();
+    for (i, layer) in layers.iter().enumerate() {
+        let last = i + 1 == layers.len();
+        base = store
+            .build(
+                Some(&base),
+                layer,
+                &[],
+                "2001-09-09T01:46:40Z",
+                "hostile layer",
+                last.then_some(&tag),
+            )
+            .unwrap();
+    }
+}
+
+/// Wait for `child` to exit and return its status; after `timeout` (a failure guard, not a
+/// timing), SIGKILL it and everything under it and panic, naming `what` was awaited.
+pub fn wait_exit(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let pid = child.id() as i32;
+    wait_until_else(
+        timeout,
+        what,
+        || child.try_wait().unwrap(),
+        || kill_tree(pid),
+    )
+}
+
+/// SIGKILL `pid` and every process below it (script(1), the dockling it runs, the container),
+/// so a test that failed leaves nothing running.
+pub fn kill_tree(pid: i32) {
+    let mut todo = vec![pid];
+    let mut all = Vec::new();
+    while let Some(p) = todo.pop() {
+        all.push(p);
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: the comm may hold spaces, so split after its ")".
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(p) {
+                if let Ok(child) = e.file_name().to_string_lossy().parse() {
+                    todo.push(child);
+                }
+            }
+        }
+    }
+    for p in all {
+        // A process this test started, or one started under it.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
         );
     }
-    dir
+}
+
+/// A dockling command running under script(1), which gives it a pseudo-terminal of its own as
+/// a user's terminal would be. Its output is read on a thread of its own, so a full pipe
+/// cannot stall it; stdin stays open (as a terminal's would) until it ends.
+pub struct InTerminal {
+    child: std::process::Child,
+    /// What the test types.
+    pub stdin: std::process::ChildStdin,
+    reader: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Lab {
+    /// `sh -c '<setup>NO_COLOR=1 DOCKLING_ROOT=… DOCKLING_CONFIG=… <wrapper>dockling <args>'`
+    /// under script(1): `setup` runs first in the terminal (`stty rows 33; `), `wrapper`
+    /// wraps dockling (`strace -f -o x `).
+    pub fn in_terminal(&self, setup: &str, wrapper: &str, args: &str) -> InTerminal {
+        let cmd = format!(
+            "{setup}NO_COLOR=1 DOCKLING_ROOT={} DOCKLING_CONFIG={} {wrapper}{} {args}",
+            self.root().display(),
+            self.dir.path().join("config.yaml").display(),
+            env!("CARGO_BIN_EXE_dockling")
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux (scripts/test installs bsdutils)");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stdout, &mut out);
+            out
+        });
+        InTerminal {
+            child,
+            stdin,
+            reader,
+        }
+    }
+}
+
+impl InTerminal {
+    /// Wait for the end (after `timeout`, a failure guard, everything is killed and the test
+    /// panics), calling `tick` with stdin at every poll (a test under `--step` presses Enter
+    /// there). The output without `\r`, and the exit code.
+    pub fn wait(
+        mut self,
+        timeout: std::time::Duration,
+        mut tick: impl FnMut(&mut std::process::ChildStdin),
+    ) -> (String, i32) {
+        let pid = self.child.id() as i32;
+        let child = &mut self.child;
+        let stdin = &mut self.stdin;
+        let status = wait_until_else(
+            timeout,
+            "the command in the terminal to end",
+            || {
+                let done = child.try_wait().unwrap();
+                if done.is_none() {
+                    tick(stdin);
+                }
+                done
+            },
+            || kill_tree(pid),
+        );
+        drop(self.stdin);
+        let out = String::from_utf8_lossy(&self.reader.join().unwrap()).replace('\r', "");
+        (out, status.code().unwrap_or(-1))
+    }
 }

@@ -4,6 +4,7 @@
 //! what it was sent (method, path, Authorization) so a test can check what leaked.
 #![allow(dead_code)]
 
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -196,4 +197,62 @@ impl Drop for Fake {
 /// `sha256:<hex>` of `data`.
 pub fn digest(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// The media type of an OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A good one-layer image, `/greeting` (`hello\n`, 0644) with `Cmd ["/greeting"]`, for this
+/// machine's architecture: (manifest bytes, config bytes, layer bytes).
+pub fn image() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_size(6);
+    b.append_data(&mut h, "greeting", &b"hello\n"[..]).unwrap();
+    let layer = b.into_inner().unwrap();
+    let config = serde_json::to_vec(&json!({
+        "architecture": if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" },
+        "os": "linux",
+        "config": {"Cmd": ["/greeting"]},
+        "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
+    }))
+    .unwrap();
+    (manifest, config, layer)
+}
+
+/// Serve `image()` as `repo:v1` on `fake`, with `layer_answers` for the layer blob.
+pub fn serve(fake: &Fake, repo: &str, layer_answers: Vec<Answer>) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (m, c, l) = image();
+    fake.route(
+        &format!("/v2/{repo}/manifests/v1"),
+        vec![ok(OCI_MANIFEST, m.clone())],
+    );
+    fake.route(
+        &format!("/v2/{repo}/blobs/{}", digest(&c)),
+        vec![ok("application/octet-stream", c.clone())],
+    );
+    fake.route(&format!("/v2/{repo}/blobs/{}", digest(&l)), layer_answers);
+    (m, c, l)
+}
+
+/// Serve `manifest` (with the config and layer of `image()`) as `repo:v1`.
+pub fn serve_manifest(fake: &Fake, repo: &str, manifest: &serde_json::Value, layer: Vec<Answer>) {
+    let (_, c, l) = image();
+    fake.route(
+        &format!("/v2/{repo}/manifests/v1"),
+        vec![ok(OCI_MANIFEST, serde_json::to_vec(manifest).unwrap())],
+    );
+    fake.route(
+        &format!("/v2/{repo}/blobs/{}", digest(&c)),
+        vec![ok("application/octet-stream", c)],
+    );
+    fake.route(&format!("/v2/{repo}/blobs/{}", digest(&l)), layer);
 }

@@ -8,56 +8,26 @@
 mod fake_server;
 
 use crate::common::{bait_dir, tree_state, Lab};
-use fake_server::{digest, ok, Answer, Fake};
+use fake_server::{image, ok, serve_manifest, Answer, Fake, OCI_MANIFEST};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-/// A good one-layer image: (manifest, config, layer).
-fn image() -> (serde_json::Value, Vec<u8>, Vec<u8>) {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_mode(0o644);
-    h.set_size(3);
-    b.append_data(&mut h, "ok", &b"ok\n"[..]).unwrap();
-    let layer = b.into_inner().unwrap();
-    let config = serde_json::to_vec(&json!({
-        "architecture": if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" },
-        "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]},
-    }))
-    .unwrap();
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
-    });
-    (manifest, config, layer)
+/// The manifest of `image()`, to edit.
+fn manifest() -> serde_json::Value {
+    serde_json::from_slice(&image().0).unwrap()
 }
 
 /// Serve `manifest` with the config and layer of `image()` as `repo:v1`.
 fn serve(fake: &Fake, repo: &str, manifest: &serde_json::Value) {
-    let (_, c, l) = image();
-    fake.route(
-        &format!("/v2/{repo}/manifests/v1"),
-        vec![ok(OCI_MANIFEST, serde_json::to_vec(manifest).unwrap())],
-    );
-    fake.route(
-        &format!("/v2/{repo}/blobs/{}", digest(&c)),
-        vec![ok("application/octet-stream", c)],
-    );
-    fake.route(
-        &format!("/v2/{repo}/blobs/{}", digest(&l)),
-        vec![ok("application/octet-stream", l)],
-    );
+    let layer = ok("application/octet-stream", image().2);
+    serve_manifest(fake, repo, manifest, vec![layer]);
 }
 
 /// The store works after a hostile answer: a good image pulls and is listed.
 fn store_still_works(lab: &Lab, fake: &Fake) {
-    serve(fake, "good/img", &image().0);
+    serve(fake, "good/img", &manifest());
     lab.cmd(&["pull", &fake.name("good/img:v1")]).expect_code(0);
     let listed = lab.cmd(&["images", "-q"]);
     listed.expect_code(0);
@@ -82,7 +52,7 @@ fn registry_a_config_digest_that_climbs_out_of_the_store_is_refused() {
     let bait = bait_dir();
     let before = tree_state(bait.path());
     let fake = Fake::start();
-    let (mut manifest, _, _) = image();
+    let mut manifest = manifest();
     manifest["config"]["digest"] = json!(climbing_digest(&lab, &bait.path().join("file")));
     serve(&fake, "evil/config", &manifest);
     let out = lab.cmd(&["pull", &fake.name("evil/config:v1")]);
@@ -171,7 +141,7 @@ fn registry_an_error_page_without_end_is_not_read_to_its_end() {
 fn registry_a_token_answer_without_end_is_refused_at_one_mib() {
     let lab = Lab::new();
     let fake = Fake::start();
-    let (manifest, _, _) = image();
+    let manifest = manifest();
     serve(&fake, "evil/token", &manifest);
     let realm = format!("http://127.0.0.1:{}/token", fake.port);
     let challenge = Answer {

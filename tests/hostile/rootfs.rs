@@ -9,72 +9,13 @@
 //! runs a container.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
-use dockling::image::reference::Reference;
-use dockling::image::store::Store;
 
-/// One entry of a hand-made layer.
-enum E<'a> {
-    Dir(&'a str),
-    File(&'a str, &'a str),
-    Link(&'a str, &'a Path),
-    Fifo(&'a str),
-}
-
-/// An uncompressed layer tar of `entries`, in order.
-fn layer(entries: &[E<'_>]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        let mut h = tar::Header::new_ustar();
-        h.set_mtime(1_000_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_size(0);
-        match e {
-            E::Dir(p) => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                b.append_data(&mut h, format!("{p}/"), &[][..]).unwrap();
-            }
-            E::File(p, text) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(0o644);
-                h.set_size(text.len() as u64);
-                b.append_data(&mut h, p, text.as_bytes()).unwrap();
-            }
-            E::Link(p, target) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                b.append_link(&mut h, p, target).unwrap();
-            }
-            E::Fifo(p) => {
-                h.set_entry_type(tar::EntryType::Fifo);
-                h.set_mode(0o644);
-                b.append_data(&mut h, p, &[][..]).unwrap();
-            }
-        }
-    }
-    b.into_inner().unwrap()
-}
-
-/// A store with busybox and `name` = busybox + `entries` as a second layer.
-fn image_on_busybox(name: &str, entries: &[E<'_>]) -> Lab {
-    let lab = Lab::with_busybox();
-    let store = Store::open(&lab.root()).unwrap();
-    let base = store.find("busybox:latest").unwrap();
-    store
-        .build(
-            Some(&base),
-            &layer(entries),
-            &[],
-            "2001-09-09T01:46:40Z",
-            "hostile layer",
-            Some(&Reference::parse(name).unwrap()),
-        )
-        .unwrap();
-    lab
+/// `tar_of` for the layer of this module's cases.
+fn image(name: &str, entries: &[E<'_>]) -> Lab {
+    image_on_busybox(name, &tar_of(entries))
 }
 
 /// The store still starts a plain container after the hostile one.
@@ -90,7 +31,10 @@ fn store_still_works(lab: &Lab) {
 fn proc_symlink_to_the_host_is_refused_not_left_unmasked() {
     let bait = bait_dir();
     let before = tree_state(bait.path());
-    let lab = image_on_busybox("hostile-proc:1", &[E::Link("proc", bait.path())]);
+    let lab = image(
+        "hostile-proc:1",
+        &[E::Sym("proc", bait.path().to_str().unwrap())],
+    );
     let o = lab.run(&["hostile-proc:1", "true"]);
     o.expect_code(125);
     assert!(
@@ -106,7 +50,10 @@ fn proc_symlink_to_the_host_is_refused_not_left_unmasked() {
 fn sys_symlink_to_the_host_is_refused() {
     let bait = bait_dir();
     let before = tree_state(bait.path());
-    let lab = image_on_busybox("hostile-sys:1", &[E::Link("sys", bait.path())]);
+    let lab = image(
+        "hostile-sys:1",
+        &[E::Sym("sys", bait.path().to_str().unwrap())],
+    );
     let o = lab.run(&["hostile-sys:1", "true"]);
     o.expect_code(125);
     assert!(
@@ -124,7 +71,10 @@ fn sys_symlink_to_the_host_is_refused() {
 fn dev_symlink_to_the_host_gets_no_device_nodes_on_the_host() {
     let bait = bait_dir();
     let before = tree_state(bait.path());
-    let lab = image_on_busybox("hostile-dev:1", &[E::Link("dev", bait.path())]);
+    let lab = image(
+        "hostile-dev:1",
+        &[E::Sym("dev", bait.path().to_str().unwrap())],
+    );
     let o = lab.run(&["hostile-dev:1", "true"]);
     o.expect_code(125);
     assert!(o.stderr.contains("refusing to mount /dev"), "{}", o.stderr);
@@ -136,50 +86,167 @@ fn dev_symlink_to_the_host_gets_no_device_nodes_on_the_host() {
 /// only on a real directory).
 #[test]
 fn proc_as_a_file_is_refused() {
-    let lab = image_on_busybox("hostile-procfile:1", &[E::File("proc", "not a dir\n")]);
+    let lab = image(
+        "hostile-procfile:1",
+        &[E::File("proc", "not a dir\n", 0o644)],
+    );
     let o = lab.run(&["hostile-procfile:1", "true"]);
     o.expect_code(125);
     assert!(o.stderr.contains("not a directory"), "{}", o.stderr);
     store_still_works(&lab);
 }
 
-/// `etc/passwd -> <host file>`: the uid came from the host's file. Now the link is refused
-/// (125, clear words), with or without `-u`.
+/// `etc/passwd -> <host file>`: the uid came from the host's file. The link is now followed
+/// inside the image, as the container itself would: the image's own file at that path is
+/// read, or nothing, never the host's (the bait's `bait` user has uid 4242).
 #[test]
-fn passwd_symlink_to_a_host_file_is_refused_not_read() {
+fn passwd_symlink_to_a_host_file_reads_the_image_not_the_host() {
     let bait = bait_dir();
     let before = tree_state(bait.path());
     let target = bait.path().join("sub/passwd");
-    let lab = image_on_busybox(
+    let lab = image(
         "hostile-passwd-link:1",
-        &[E::Dir("etc"), E::Link("etc/passwd", &target)],
+        &[
+            E::Dir("etc", 0o755),
+            E::Sym("etc/passwd", target.to_str().unwrap()),
+        ],
     );
-    for args in [
-        &["-u", "root", "hostile-passwd-link:1", "id", "-u"][..],
-        &["hostile-passwd-link:1", "id", "-u"][..],
-    ] {
-        let o = lab.run(args);
-        o.expect_code(125);
-        assert!(
-            o.stderr.contains("/etc/passwd: it is a symlink"),
-            "{}",
-            o.stderr
-        );
+    // Nothing at that path in the image: no users at all, so `-u bait` is unknown...
+    let named = lab.run(&["-u", "bait", "hostile-passwd-link:1", "id", "-u"]);
+    named.expect_code(125);
+    assert!(
+        named.stderr.contains("unable to find user bait"),
+        "{}",
+        named.stderr
+    );
+    // ...and a run without `-u` works (it failed with 125 while links were refused).
+    assert_eq!(lab.ok(&["hostile-passwd-link:1", "id", "-u"]), "0\n");
+
+    // The same link in an image that has its own file at the host's path: that one is read.
+    let inside = target
+        .strip_prefix("/")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut entries = Vec::new();
+    let mut dir = std::path::PathBuf::new();
+    let parents: Vec<String> = Path::new(&inside)
+        .parent()
+        .unwrap()
+        .components()
+        .map(|c| {
+            dir.push(c);
+            dir.to_str().unwrap().to_owned()
+        })
+        .collect();
+    for d in &parents {
+        entries.push(E::Dir(d, 0o755));
     }
+    entries.push(E::File(&inside, "bait:x:777:777::/:/bin/sh\n", 0o644));
+    entries.push(E::Dir("etc", 0o755));
+    entries.push(E::Sym("etc/passwd", target.to_str().unwrap()));
+    let lab = image("hostile-passwd-link:2", &entries);
+    assert_eq!(
+        lab.ok(&["-u", "bait", "hostile-passwd-link:2", "id", "-u"]),
+        "777\n"
+    );
     assert_eq!(tree_state(bait.path()), before);
     store_still_works(&lab);
 }
 
-/// `etc/passwd -> /dev/zero` would have been read until memory ran out.
+/// `etc/passwd -> /dev/zero` would have been read until memory ran out. The image's own
+/// /dev/zero (a device node in a layer) is what the link reaches now: refused.
 #[test]
 fn passwd_symlink_to_dev_zero_is_refused() {
-    let lab = image_on_busybox(
+    let lab = image(
         "hostile-passwd-zero:1",
-        &[E::Dir("etc"), E::Link("etc/passwd", Path::new("/dev/zero"))],
+        &[
+            E::Dir("dev", 0o755),
+            E::Dev("dev/zero", tar::EntryType::Char, 1, 5),
+            E::Dir("etc", 0o755),
+            E::Sym("etc/passwd", "/dev/zero"),
+        ],
     );
     let o = lab.run(&["-u", "1000", "hostile-passwd-zero:1", "true"]);
     o.expect_code(125);
-    assert!(o.stderr.contains("it is a symlink"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("/etc/passwd: it is a device node"),
+        "{}",
+        o.stderr
+    );
+    store_still_works(&lab);
+}
+
+/// Debian's base-passwd layout, `etc/passwd -> ../usr/share/base-passwd/passwd`: a symlink
+/// inside the image made every run of it fail with 125 while any link was refused.
+#[test]
+fn passwd_symlink_inside_the_image_no_longer_fails_every_run() {
+    let lab = image(
+        "passwd-relative-link:1",
+        &[
+            E::Dir("usr", 0o755),
+            E::Dir("usr/share", 0o755),
+            E::Dir("usr/share/base-passwd", 0o755),
+            E::File(
+                "usr/share/base-passwd/passwd",
+                "root:x:0:0::/root:/bin/sh\nlinked:x:1234:1234::/:/bin/sh\n",
+                0o644,
+            ),
+            E::Dir("etc", 0o755),
+            E::Sym("etc/passwd", "../usr/share/base-passwd/passwd"),
+        ],
+    );
+    assert_eq!(lab.ok(&["passwd-relative-link:1", "id", "-u"]), "0\n");
+    assert_eq!(
+        lab.ok(&["-u", "linked", "passwd-relative-link:1", "id", "-u"]),
+        "1234\n"
+    );
+}
+
+/// Merged-/usr images: `/etc -> usr/etc`, the link is a parent of the account files.
+#[test]
+fn etc_symlink_to_usr_etc_no_longer_fails_every_run() {
+    let lab = image(
+        "etc-usr-link:1",
+        &[
+            E::Dir("usr", 0o755),
+            E::Dir("usr/etc", 0o755),
+            E::File(
+                "usr/etc/passwd",
+                "root:x:0:0::/root:/bin/sh\nmerged:x:1235:1235::/:/bin/sh\n",
+                0o644,
+            ),
+            E::File("usr/etc/group", "root:x:0:\nmerged:x:1235:\n", 0o644),
+            E::Sym("etc", "usr/etc"),
+        ],
+    );
+    assert_eq!(lab.ok(&["etc-usr-link:1", "id", "-u"]), "0\n");
+    assert_eq!(
+        lab.ok(&["-u", "merged", "etc-usr-link:1", "id", "-u"]),
+        "1235\n"
+    );
+}
+
+/// A link loop is a clear error at once, not a hang and not a silent "no users".
+#[test]
+fn passwd_symlink_loop_is_a_clear_error() {
+    let lab = image(
+        "hostile-passwd-loop:1",
+        &[
+            E::Dir("etc", 0o755),
+            E::Sym("etc/passwd", "passwd.again"),
+            E::Sym("etc/passwd.again", "/etc/passwd"),
+        ],
+    );
+    let o = lab.run(&["hostile-passwd-loop:1", "true"]);
+    o.expect_code(125);
+    assert!(
+        o.stderr
+            .contains("/etc/passwd: it is behind more than 40 symlinks"),
+        "{}",
+        o.stderr
+    );
     store_still_works(&lab);
 }
 
@@ -187,9 +254,9 @@ fn passwd_symlink_to_dev_zero_is_refused() {
 /// error at once; the test waits for the exit (a condition), and fails if it never comes.
 #[test]
 fn passwd_fifo_is_an_error_not_a_hang() {
-    let lab = image_on_busybox(
+    let lab = image(
         "hostile-passwd-fifo:1",
-        &[E::Dir("etc"), E::Fifo("etc/passwd")],
+        &[E::Dir("etc", 0o755), E::Fifo("etc/passwd")],
     );
     let mut child = lab
         .command(&["run", "--rm", "hostile-passwd-fifo:1", "true"])
@@ -197,15 +264,11 @@ fn passwd_fifo_is_an_error_not_a_hang() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("dockling run hung on an image whose /etc/passwd is a FIFO");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_exit(
+        &mut child,
+        Duration::from_secs(60),
+        "dockling run to end on an image whose /etc/passwd is a FIFO",
+    );
     let o: Out = child.wait_with_output().unwrap().into();
     o.expect_code(125);
     assert!(
@@ -220,9 +283,9 @@ fn passwd_fifo_is_an_error_not_a_hang() {
 /// lower layer's file anyway: `-u student` worked although the container has no such user.
 #[test]
 fn passwd_whited_out_in_an_upper_layer_has_no_users() {
-    let lab = image_on_busybox(
+    let lab = image(
         "hostile-passwd-whiteout:1",
-        &[E::Dir("etc"), E::File("etc/.wh.passwd", "")],
+        &[E::Dir("etc", 0o755), E::File("etc/.wh.passwd", "", 0o644)],
     );
     let named = lab.run(&["-u", "student", "hostile-passwd-whiteout:1", "id", "-u"]);
     named.expect_code(125);
@@ -266,7 +329,10 @@ fn volume_target_symlink_to_the_host_stays_inside() {
     let before = tree_state(bait.path());
     let vol = tempfile::tempdir().unwrap();
     std::fs::write(vol.path().join("f"), "volume\n").unwrap();
-    let lab = image_on_busybox("hostile-volume:1", &[E::Link("data", bait.path())]);
+    let lab = image(
+        "hostile-volume:1",
+        &[E::Sym("data", bait.path().to_str().unwrap())],
+    );
     let ro = format!("{}:/data:ro", vol.path().display());
     let o = lab.run(&[
         "-v",
@@ -294,5 +360,50 @@ fn volume_target_symlink_to_the_host_stays_inside() {
     );
     assert!(!vol.path().join("new").exists());
     assert_eq!(tree_state(bait.path()), before);
+    store_still_works(&lab);
+}
+
+/// `etc/hosts -> /proc/sys/kernel/core_pattern`: dockling's bind of the container's hosts file
+/// would land on a kernel knob (inside the container's /proc, which is mounted by then), and a
+/// volume target `data -> /proc/sys` likewise. runc refuses mounts that resolve into /proc or
+/// /sys; so does dockling, by the file system the resolved descriptor is on.
+#[test]
+fn binds_that_resolve_into_proc_or_sys_are_refused() {
+    let lab = image(
+        "hostile-hosts:1",
+        &[
+            E::Dir("etc", 0o755),
+            E::Sym("etc/hosts", "/proc/sys/kernel/core_pattern"),
+        ],
+    );
+    let o = lab.run(&["hostile-hosts:1", "true"]);
+    o.expect_code(125);
+    assert!(
+        o.stderr.contains("refusing to mount on /etc/hosts") && o.stderr.contains("/proc or /sys"),
+        "{}",
+        o.stderr
+    );
+    let vol = tempfile::tempdir().unwrap();
+    let lab2 = image("hostile-vol:1", &[E::Sym("data", "/sys/kernel")]);
+    let o = lab2.run(&[
+        "-v",
+        &format!("{}:/data/x", vol.path().display()),
+        "hostile-vol:1",
+        "true",
+    ]);
+    o.expect_code(125);
+    assert!(
+        o.stderr.contains("refusing to mount on /data/x"),
+        "{}",
+        o.stderr
+    );
+    // A volume onto an ordinary directory of the same image still works.
+    let o = lab2.run(&[
+        "-v",
+        &format!("{}:/srv", vol.path().display()),
+        "hostile-vol:1",
+        "true",
+    ]);
+    o.expect_code(0);
     store_still_works(&lab);
 }

@@ -12,66 +12,6 @@ use std::path::PathBuf;
 
 use super::common::*;
 
-/// One entry of a hand-made layer tar. Names and link targets are written raw into the
-/// header (the tar crate's builder refuses `..`, which is the point).
-enum E<'a> {
-    Dir(&'a str, u32),
-    File(&'a str, &'a str, u32),
-    Sym(&'a str, &'a str),
-    Hard(&'a str, &'a str),
-    Dev(&'a str, tar::EntryType, u32, u32),
-}
-
-fn header(
-    name: &str,
-    kind: tar::EntryType,
-    mode: u32,
-    size: u64,
-    link: Option<&str>,
-) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    {
-        let old = h.as_old_mut();
-        assert!(name.len() <= 100, "name too long for a raw header: {name}");
-        old.name[..name.len()].copy_from_slice(name.as_bytes());
-        if let Some(l) = link {
-            assert!(l.len() <= 100, "link too long for a raw header: {l}");
-            old.linkname[..l.len()].copy_from_slice(l.as_bytes());
-        }
-    }
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_700_000_000);
-    h.set_size(size);
-    h
-}
-
-fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        let (mut h, data): (tar::Header, &[u8]) = match e {
-            E::Dir(n, m) => (header(n, tar::EntryType::Directory, *m, 0, None), b""),
-            E::File(n, d, m) => (
-                header(n, tar::EntryType::Regular, *m, d.len() as u64, None),
-                d.as_bytes(),
-            ),
-            E::Sym(n, t) => (header(n, tar::EntryType::Symlink, 0o777, 0, Some(t)), b""),
-            E::Hard(n, t) => (header(n, tar::EntryType::Link, 0o644, 0, Some(t)), b""),
-            E::Dev(n, kind, major, minor) => {
-                let mut h = header(n, *kind, 0o666, 0, None);
-                h.set_device_major(*major).unwrap();
-                h.set_device_minor(*minor).unwrap();
-                (h, b"")
-            }
-        };
-        h.set_cksum();
-        b.append(&h, data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
 /// A store with busybox, and a bait directory standing in for the host.
 struct Case {
     lab: Lab,
@@ -198,71 +138,6 @@ fn unpack_chmods_a_host_file_through_a_symlink() {
     );
 }
 
-/// Build a multi-layer image `name` by hand in the store: busybox's layer, then `layers`
-/// (uncompressed tars), on busybox's config.
-fn image_on_busybox(lab: &Lab, name: &str, layers: &[Vec<u8>]) {
-    use sha2::Digest;
-    let root = lab.root().join("oci");
-    let blobs = root.join("blobs/sha256");
-    let put = |data: &[u8]| {
-        let hex = hex::encode(sha2::Sha256::digest(data));
-        std::fs::write(blobs.join(&hex), data).unwrap();
-        (format!("sha256:{hex}"), data.len())
-    };
-    let read = |digest: &str| -> serde_json::Value {
-        serde_json::from_slice(
-            &std::fs::read(blobs.join(digest.trim_start_matches("sha256:"))).unwrap(),
-        )
-        .unwrap()
-    };
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join("index.json")).unwrap()).unwrap();
-    let base = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| {
-            m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .is_some_and(|n| n.contains("busybox"))
-        })
-        .expect("busybox in index.json")
-        .clone();
-    let mut manifest = read(base["digest"].as_str().unwrap());
-    let mut config = read(manifest["config"]["digest"].as_str().unwrap());
-    for layer in layers {
-        let (digest, size) = put(layer);
-        manifest["layers"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": digest, "size": size,
-            }));
-        config["rootfs"]["diff_ids"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!(digest));
-        if let Some(h) = config["history"].as_array_mut() {
-            h.push(serde_json::json!({"created_by": "hostile layer"}));
-        }
-    }
-    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
-    manifest["config"]["digest"] = serde_json::json!(cd);
-    manifest["config"]["size"] = serde_json::json!(cs);
-    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
-    let mut entry = base.clone();
-    entry["digest"] = serde_json::json!(md);
-    entry["size"] = serde_json::json!(ms);
-    let tag = base["annotations"]["org.opencontainers.image.ref.name"]
-        .as_str()
-        .unwrap()
-        .replace("busybox", name);
-    entry["annotations"]["org.opencontainers.image.ref.name"] = serde_json::json!(tag);
-    index["manifests"].as_array_mut().unwrap().push(entry);
-    std::fs::write(root.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-}
-
 /// Issue 8, escape 1 across layers (`--layers copy`): a lower layer's directory `d` (04777)
 /// and an upper layer's symlink `d -> <host file>`; the flattener's deferred directory pass
 /// chmodded the host file.
@@ -271,7 +146,7 @@ fn copy_chmods_a_host_file_through_a_symlink() {
     let c = Case::new();
     let file = c.bait("file");
     let sub = c.bait("sub");
-    image_on_busybox(
+    layers_on_busybox(
         &c.lab,
         "copyescape",
         &[
@@ -459,7 +334,7 @@ fn devices_setuid_files_and_fifos_exist_only_in_the_store() {
 
 /// A raw entry (header + data, padded): `edit` changes the header before its checksum.
 fn raw_entry(name: &str, data: &[u8], edit: impl FnOnce(&mut tar::Header)) -> Vec<u8> {
-    let mut h = header(
+    let mut h = raw_header(
         name,
         tar::EntryType::Regular,
         0o644,
@@ -578,7 +453,7 @@ fn decompression_bombs_are_refused_by_the_configured_limits() {
 #[test]
 fn a_whiteout_hides_only_lower_layers() {
     let c = Case::new();
-    image_on_busybox(
+    layers_on_busybox(
         &c.lab,
         "whiteouts",
         &[

@@ -3,48 +3,7 @@
 //! either land harmlessly inside `dest` or fail with a clear error.
 
 use super::*;
-
-enum E<'a> {
-    Dir(&'a str),
-    DirMode(&'a str, u32),
-    File(&'a str, &'a str),
-    Sym(&'a str, &'a str),
-    Hard(&'a str, &'a str),
-}
-
-/// Write a tar with raw names (the tar crate's builder refuses `..`, which is the point).
-fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        let mut h = tar::Header::new_ustar();
-        let (name, kind, data, link): (&str, tar::EntryType, &[u8], Option<&str>) = match e {
-            E::Dir(n) | E::DirMode(n, _) => (n, tar::EntryType::Directory, b"", None),
-            E::File(n, d) => (n, tar::EntryType::Regular, d.as_bytes(), None),
-            E::Sym(n, t) => (n, tar::EntryType::Symlink, b"", Some(t)),
-            E::Hard(n, t) => (n, tar::EntryType::Link, b"", Some(t)),
-        };
-        {
-            let old = h.as_old_mut();
-            old.name[..name.len()].copy_from_slice(name.as_bytes());
-            if let Some(l) = link {
-                old.linkname[..l.len()].copy_from_slice(l.as_bytes());
-            }
-        }
-        h.set_entry_type(kind);
-        h.set_mode(match e {
-            E::DirMode(_, m) => *m,
-            E::Dir(_) => 0o755,
-            _ => 0o644,
-        });
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_size(data.len() as u64);
-        h.set_mtime(1_700_000_000);
-        h.set_cksum();
-        b.append(&h, data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
+use crate::testutil::{bait_in, tar_of, tree_state, E};
 
 struct Case {
     _tmp: tempfile::TempDir,
@@ -53,69 +12,14 @@ struct Case {
     before: std::collections::BTreeMap<PathBuf, String>,
 }
 
-/// Everything a hostile layer could change in a host tree: type and mode, owner, mtime,
-/// content or link target of every path under `root` (and `root` itself). Names and contents
-/// alone miss a chmod, a chown or a utimes.
-fn state(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
-    use std::os::unix::fs::MetadataExt;
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(p) = todo.pop() {
-        let md = std::fs::symlink_metadata(&p).unwrap();
-        let what = if md.file_type().is_symlink() {
-            format!("-> {}", std::fs::read_link(&p).unwrap().display())
-        } else if md.is_file() {
-            format!("{:?}", std::fs::read(&p).unwrap())
-        } else {
-            String::new()
-        };
-        if md.is_dir() {
-            todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
-        }
-        out.insert(
-            p.strip_prefix(root).unwrap().to_path_buf(),
-            format!(
-                "mode {:o} owner {}:{} mtime {}.{} {what}",
-                md.mode(),
-                md.uid(),
-                md.gid(),
-                md.mtime(),
-                md.mtime_nsec()
-            ),
-        );
-    }
-    out
-}
-
-/// Set a path's mode and times for the bait.
-fn bait(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    let t = libc::timespec {
-        tv_sec: 1_000_000_000,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid C string and two timespecs.
-    assert_eq!(
-        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) },
-        0
-    );
-}
-
 fn case() -> Case {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("layer");
     let host = tmp.path().join("host");
     std::fs::create_dir_all(&dest).unwrap();
     std::fs::create_dir_all(&host).unwrap();
-    std::fs::write(host.join("passwd"), "root:x:0:0\n").unwrap();
-    // Unusual modes, owner and times, so that a chmod, chown or utimes through a hostile
-    // symlink shows.
-    std::os::unix::fs::chown(host.join("passwd"), Some(1234), Some(4321)).unwrap();
-    bait(&host.join("passwd"), 0o600);
-    bait(&host, 0o750);
-    let before = state(&host);
+    bait_in(&host);
+    let before = tree_state(&host);
     Case {
         _tmp: tmp,
         dest,
@@ -135,7 +39,7 @@ impl Case {
     }
 
     fn host_untouched(&self) {
-        assert_eq!(state(&self.host), self.before, "host dir changed");
+        assert_eq!(tree_state(&self.host), self.before, "host dir changed");
     }
 }
 
@@ -144,8 +48,8 @@ fn plain_layer_unpacks_with_modes_and_links() {
     let c = case();
     let s = c
         .run(&[
-            E::Dir("bin/"),
-            E::File("bin/busybox", "ELF"),
+            E::Dir("bin/", 0o755),
+            E::File("bin/busybox", "ELF", 0o644),
             E::Sym("bin/sh", "busybox"),
             E::Hard("bin/ash", "bin/busybox"),
         ])
@@ -164,7 +68,7 @@ fn plain_layer_unpacks_with_modes_and_links() {
 #[test]
 fn absolute_names_land_inside() {
     let c = case();
-    c.run(&[E::File("/etc/evil", "x")]).unwrap();
+    c.run(&[E::File("/etc/evil", "x", 0o644)]).unwrap();
     assert!(c.dest.join("etc/evil").exists());
     c.host_untouched();
 }
@@ -173,8 +77,8 @@ fn absolute_names_land_inside() {
 fn dotdot_names_are_clamped_inside() {
     let c = case();
     c.run(&[
-        E::File("../host/passwd", "pwned"),
-        E::File("a/../../../host/x", "pwned"),
+        E::File("../host/passwd", "pwned", 0o644),
+        E::File("a/../../../host/x", "pwned", 0o644),
     ])
     .unwrap();
     c.host_untouched();
@@ -188,8 +92,11 @@ fn dotdot_names_are_clamped_inside() {
 fn file_through_a_symlink_to_the_host_stays_inside() {
     let c = case();
     let host = c.host.display().to_string();
-    c.run(&[E::Sym("escape", &host), E::File("escape/passwd", "pwned")])
-        .unwrap();
+    c.run(&[
+        E::Sym("escape", &host),
+        E::File("escape/passwd", "pwned", 0o644),
+    ])
+    .unwrap();
     c.host_untouched();
 }
 
@@ -198,8 +105,8 @@ fn directory_through_a_symlink_to_root_stays_inside() {
     let c = case();
     c.run(&[
         E::Sym("root", "/"),
-        E::Dir("root/etc/dockling-breakout/"),
-        E::File("root/etc/dockling-breakout/x", "x"),
+        E::Dir("root/etc/dockling-breakout/", 0o755),
+        E::File("root/etc/dockling-breakout/x", "x", 0o644),
     ])
     .unwrap();
     assert!(
@@ -212,8 +119,11 @@ fn directory_through_a_symlink_to_root_stays_inside() {
 #[test]
 fn relative_symlink_climbing_out_stays_inside() {
     let c = case();
-    c.run(&[E::Sym("up", "../host"), E::File("up/passwd", "pwned")])
-        .unwrap();
+    c.run(&[
+        E::Sym("up", "../host"),
+        E::File("up/passwd", "pwned", 0o644),
+    ])
+    .unwrap();
     c.host_untouched();
 }
 
@@ -245,10 +155,10 @@ fn hardlink_through_a_symlink_dir_is_refused_or_inside() {
 fn whiteouts_become_overlay_whiteouts_and_never_reach_outside() {
     let c = case();
     c.run(&[
-        E::Dir("etc/"),
-        E::File("etc/.wh.motd", ""),
-        E::File("../host/.wh.passwd", ""),
-        E::File("opq/.wh..wh..opq", ""),
+        E::Dir("etc/", 0o755),
+        E::File("etc/.wh.motd", "", 0o644),
+        E::File("../host/.wh.passwd", "", 0o644),
+        E::File("opq/.wh..wh..opq", "", 0o644),
     ])
     .unwrap();
     c.host_untouched();
@@ -264,11 +174,11 @@ fn whiteouts_become_overlay_whiteouts_and_never_reach_outside() {
 fn later_entries_replace_earlier_ones() {
     let c = case();
     c.run(&[
-        E::File("x", "one"),
-        E::Dir("x/"),
-        E::File("x/y", "two"),
+        E::File("x", "one", 0o644),
+        E::Dir("x/", 0o755),
+        E::File("x/y", "two", 0o644),
         E::Sym("z", "x"),
-        E::File("z", "three"),
+        E::File("z", "three", 0o644),
     ])
     .unwrap();
     assert_eq!(std::fs::read_to_string(c.dest.join("x/y")).unwrap(), "two");
@@ -287,11 +197,11 @@ fn a_directory_swapped_for_a_symlink_between_entries_is_not_followed_out() {
     let c = case();
     let host = c.host.display().to_string();
     c.run(&[
-        E::Dir("d/"),
-        E::File("d/one", "1"),
+        E::Dir("d/", 0o755),
+        E::File("d/one", "1", 0o644),
         E::Sym("d", &host),
-        E::File("d/passwd", "pwned"),
-        E::File("d/two", "2"),
+        E::File("d/passwd", "pwned", 0o644),
+        E::File("d/two", "2", 0o644),
     ])
     .unwrap();
     c.host_untouched();
@@ -313,7 +223,7 @@ fn a_directory_swapped_for_a_symlink_between_entries_is_not_followed_out() {
 fn unpack_chmods_a_host_file_through_a_symlink() {
     let c = case();
     let target = c.host.join("passwd").display().to_string();
-    c.run(&[E::DirMode("d/", 0o4777), E::Sym("d", &target)])
+    c.run(&[E::Dir("d/", 0o4777), E::Sym("d", &target)])
         .unwrap();
     c.host_untouched();
     assert_eq!(
@@ -324,8 +234,8 @@ fn unpack_chmods_a_host_file_through_a_symlink() {
     let c = case();
     let host = c.host.display().to_string();
     c.run(&[
-        E::DirMode("a/", 0o700),
-        E::DirMode("a/passwd/", 0o4777),
+        E::Dir("a/", 0o700),
+        E::Dir("a/passwd/", 0o4777),
         E::Sym("a", &host),
     ])
     .unwrap();
@@ -337,10 +247,10 @@ fn directory_metadata_is_applied_to_the_directory_itself() {
     use std::os::unix::fs::MetadataExt;
     let c = case();
     c.run(&[
-        E::DirMode("d/", 0o1750),
-        E::File("d/x", "x"),
+        E::Dir("d/", 0o1750),
+        E::File("d/x", "x", 0o644),
         E::Sym("l", "d"),
-        E::DirMode("l/sub/", 0o700),
+        E::Dir("l/sub/", 0o700),
     ])
     .unwrap();
     let d = std::fs::symlink_metadata(c.dest.join("d")).unwrap();
@@ -387,7 +297,12 @@ fn file_capabilities_survive_the_chown() {
     assert_eq!((md.uid(), md.gid()), (1000, 1000));
     assert_eq!(md.mode() & 0o7777, 0o4755, "setuid kept: mode after chown");
     assert_eq!(
-        safefs::get_xattr(&p, "security.capability").as_deref(),
+        safefs::get_xattr_fd(
+            std::fs::File::open(&p).unwrap().as_fd(),
+            "security.capability"
+        )
+        .unwrap()
+        .as_deref(),
         Some(&cap[..]),
         "file capability lost"
     );
@@ -398,8 +313,14 @@ fn file_capabilities_survive_the_chown() {
 #[test]
 fn a_whiteout_does_not_hide_a_file_of_its_own_layer() {
     for entries in [
-        [E::File("etc/motd", "hi"), E::File("etc/.wh.motd", "")],
-        [E::File("etc/.wh.motd", ""), E::File("etc/motd", "hi")],
+        [
+            E::File("etc/motd", "hi", 0o644),
+            E::File("etc/.wh.motd", "", 0o644),
+        ],
+        [
+            E::File("etc/.wh.motd", "", 0o644),
+            E::File("etc/motd", "hi", 0o644),
+        ],
     ] {
         let c = case();
         c.run(&entries).unwrap();
@@ -409,7 +330,8 @@ fn a_whiteout_does_not_hide_a_file_of_its_own_layer() {
         );
     }
     let c = case();
-    c.run(&[E::File("d/x", "x"), E::File(".wh.d", "")]).unwrap();
+    c.run(&[E::File("d/x", "x", 0o644), E::File(".wh.d", "", 0o644)])
+        .unwrap();
     assert!(
         c.dest.join("d/x").exists(),
         "a directory of this layer stays"
@@ -422,7 +344,7 @@ fn a_whiteout_of_dot_or_dotdot_is_refused_and_removes_nothing() {
     for bad in ["d/.wh..", "d/.wh...", "d/.wh."] {
         let c = case();
         let err = c
-            .run(&[E::File("d/keep", "k"), E::File(bad, "")])
+            .run(&[E::File("d/keep", "k", 0o644), E::File(bad, "", 0o644)])
             .unwrap_err()
             .to_string();
         assert!(err.contains("layer test-layer: entry d/.wh."), "{err}");
@@ -443,8 +365,8 @@ fn the_parent_cache_is_dropped_when_an_entry_replaces_what_it_resolved_through()
     let c = case();
     c.run(&[
         E::Sym("lib", "."),
-        E::Dir("lib/lib/"),
-        E::File("lib/file", "f"),
+        E::Dir("lib/lib/", 0o755),
+        E::File("lib/file", "f", 0o644),
     ])
     .unwrap();
     assert!(c.dest.join("lib").is_dir());
@@ -609,7 +531,7 @@ fn limits_refuse_a_decompression_bomb() {
         max_size: 64 << 10,
         max_entries: 3,
     };
-    let big = tar_of(&[E::File("big", &"x".repeat(100 << 10))]);
+    let big = tar_of(&[E::File("big", &"x".repeat(100 << 10), 0o644)]);
     let err = unpack(&big[..], &c.dest, "sha256:bomb", &tiny)
         .unwrap_err()
         .to_string();
@@ -619,10 +541,10 @@ fn limits_refuse_a_decompression_bomb() {
     );
     let c = case();
     let many = tar_of(&[
-        E::File("a", ""),
-        E::File("b", ""),
-        E::File("c", ""),
-        E::File("d", ""),
+        E::File("a", "", 0o644),
+        E::File("b", "", 0o644),
+        E::File("c", "", 0o644),
+        E::File("d", "", 0o644),
     ]);
     let err = unpack(&many[..], &c.dest, "sha256:bomb", &tiny)
         .unwrap_err()

@@ -1,0 +1,983 @@
+//! `dockling system fsck [--repair]`: check the whole store and repair what can be proven
+//! broken or garbage, so a damaged store is never a dead end.
+//!
+//! What is checked, in order: `index.json` parses as an image index; every blob has the
+//! digest it is named by (and the size its descriptors give); every index entry's manifest is
+//! there, and the config and layers that manifest names; every layer of an image is unpacked;
+//! blobs and unpacked layers no image refers to (orphans); temporary files (`.tmp-*`,
+//! `*.tmp<pid>`) a killed command left; container records that cannot be read or whose image
+//! is gone; cgroups of containers that no longer run (under the configured parent, in every
+//! mounted hierarchy); and mounts under the store, which never exist on the host (containers
+//! mount in their own mount namespace).
+//!
+//! `--repair` only deletes what it can prove is garbage. A temporary file whose name carries a
+//! pid is removed only when that pid is gone; an orphan blob or layer only when it is older
+//! than every other running dockling command (a pull in flight writes or touches every blob
+//! it relies on, so a blob older than all of them is none of theirs); a cgroup only when it
+//! holds no process (rmdir(2) refuses one that does). Damaged blobs are moved aside to
+//! `<root>/lost+found/`, never deleted, and the next `pull` fetches them again; a broken
+//! `index.json` is moved aside as `index.json.broken-<time>` and rebuilt from the image
+//! manifests among the blobs (untagged: the tags lived in the broken file).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use super::reference::Reference;
+use super::store::{hex_of, tag_of, Image, Store};
+use crate::container::{lock, write_atomic, Container, Status};
+use crate::error::{Error, Result};
+
+/// The error every command gives when `index.json` cannot be used.
+pub fn broken_index(path: &Path, why: &str) -> Error {
+    Error::Corrupt(format!(
+        "the image index {} is broken ({why}): run `dockling system fsck --repair` to set it aside and rebuild it from the image manifests among the blobs",
+        path.display()
+    ))
+}
+
+/// True when the blob at `path` has `size` bytes and, when `hash`, the content `digest` names.
+/// `pull` asks this before it trusts a blob already in the store.
+pub fn blob_intact(path: &Path, digest: &str, size: u64, hash: bool) -> bool {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() == size => {}
+        _ => return false,
+    }
+    !hash || hash_file(path).is_ok_and(|(got, _)| got == digest)
+}
+
+/// `sha256:<hex>` and length of a file, streamed.
+fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(got) => {
+                hash.update(&buf[..got]);
+                n += got as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((format!("sha256:{:x}", hash.finalize()), n))
+}
+
+impl Store {
+    /// Fail with the clear "broken index" error when `index.json` cannot be used: `pull`
+    /// asks before it downloads anything it could not record.
+    pub fn check_index(&self) -> Result<()> {
+        self.read_index().map(|_| ())
+    }
+
+    /// An image found by its `index.json` entry alone, for `rmi` of a damaged image: its id
+    /// is the config digest its manifest names (the manifest digest when the manifest itself
+    /// is damaged); the config is not read.
+    pub fn find_damaged(&self, name: &str) -> Result<Image> {
+        let index = self.read_index()?;
+        let entries: &[Value] = index["manifests"].as_array().map_or(&[], |v| v.as_slice());
+        if let Ok(r) = Reference::parse(name) {
+            if let Some(image) = entries
+                .iter()
+                .filter(|m| tag_of(m).as_ref() == Some(&r))
+                .find_map(|m| self.skeleton(m))
+            {
+                return Ok(image);
+            }
+        }
+        let prefix = name.strip_prefix("sha256:").unwrap_or(name);
+        if prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let found: Vec<Image> = entries
+                .iter()
+                .filter_map(|m| self.skeleton(m))
+                .filter(|i| {
+                    i.id[7..].starts_with(prefix) || i.manifest_digest[7..].starts_with(prefix)
+                })
+                .collect();
+            let manifests: BTreeSet<&str> =
+                found.iter().map(|i| i.manifest_digest.as_str()).collect();
+            match manifests.len() {
+                0 => {}
+                1 => return Ok(found.into_iter().next().expect("one")),
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "image id prefix {name} is ambiguous: give more digits"
+                    )))
+                }
+            }
+        }
+        Err(Error::NotFound(format!(
+            "unable to find image '{name}' locally"
+        )))
+    }
+
+    /// Every image of the index, a damaged one too (as its skeleton, with why it is damaged),
+    /// for `image prune`, which must be able to remove what it cannot read.
+    pub fn list_even_damaged(&self) -> Result<Vec<(Image, Option<String>)>> {
+        let index = self.read_index()?;
+        let mut out = Vec::new();
+        for m in index["manifests"].as_array().into_iter().flatten() {
+            match self.entry(m) {
+                Ok(Some(image)) => out.push((image, None)),
+                Ok(None) => {}
+                Err(e) => {
+                    if let Some(image) = self.skeleton(m) {
+                        out.push((image, Some(e.to_string())));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// What an index entry says without reading the config (see `find_damaged`).
+    fn skeleton(&self, m: &Value) -> Option<Image> {
+        let digest = m["digest"].as_str().filter(|d| hex_of(d).is_ok())?;
+        let manifest: Option<Value> = self
+            .read_blob(digest)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let id = manifest
+            .as_ref()
+            .and_then(|m| m["config"]["digest"].as_str())
+            .filter(|d| hex_of(d).is_ok())
+            .unwrap_or(digest);
+        let layers = manifest
+            .as_ref()
+            .and_then(|m| m["layers"].as_array())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|d| d["digest"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Image {
+            id: id.to_string(),
+            reference: tag_of(m),
+            manifest_digest: digest.to_string(),
+            repo_digest: None,
+            config: Default::default(),
+            created: None,
+            size: 0,
+            layers,
+            diff_ids: Vec::new(),
+        })
+    }
+}
+
+/// What `--repair` does about one finding.
+#[derive(Debug, Clone)]
+pub enum Fix {
+    /// Move `index.json` aside and rebuild it from the manifests among the blobs.
+    RebuildIndex,
+    /// Move a damaged blob to `lost+found/`.
+    MoveAside(PathBuf),
+    /// Drop the index entries with this digest (or, `None`, without a usable one).
+    DropEntry(Option<String>),
+    /// Unpack a layer again from its (intact) blob.
+    Unpack {
+        /// The layer blob.
+        blob: String,
+        /// Its diff_id, the directory's name.
+        diff_id: String,
+    },
+    /// Delete files or directory trees that are garbage.
+    Remove(Vec<PathBuf>),
+    /// rmdir(2) an empty cgroup.
+    RemoveCgroup(PathBuf),
+    /// Nothing can be proven: leave it, and say why and what the user can do.
+    Keep(String),
+}
+
+impl Fix {
+    /// What `--repair` would do, for the check's output.
+    fn plan(&self, root: &Path) -> String {
+        match self {
+            Fix::RebuildIndex => "--repair moves it aside as index.json.broken-<time> and rebuilds it from the image manifests among the blobs, untagged".into(),
+            Fix::MoveAside(_) => format!(
+                "--repair moves it to {}; the next pull fetches it again",
+                root.join("lost+found").display()
+            ),
+            Fix::DropEntry(_) => "--repair drops the entry: pull the image again".into(),
+            Fix::Unpack { blob, .. } => format!("--repair unpacks it again from blob {blob}"),
+            Fix::Remove(_) => "--repair removes it".into(),
+            Fix::RemoveCgroup(_) => "--repair removes the empty cgroup".into(),
+            Fix::Keep(why) => format!("--repair keeps it: {why}"),
+        }
+    }
+}
+
+/// One thing found wrong.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// What and where: `damaged blob sha256:…: …`.
+    pub what: String,
+    /// What `--repair` does about it.
+    pub fix: Fix,
+}
+
+impl Finding {
+    /// The line `system fsck` prints.
+    pub fn line(&self, root: &Path) -> String {
+        format!("{} ({})", self.what, self.fix.plan(root))
+    }
+}
+
+/// Other dockling processes now running, with their start times: what they write is never
+/// taken for garbage.
+struct Commands {
+    /// The earliest start among them, `None` when there are none.
+    oldest: Option<SystemTime>,
+    /// Their pids.
+    pids: Vec<i32>,
+}
+
+impl Commands {
+    fn scan() -> Commands {
+        let me = std::process::id() as i32;
+        let my_exe = fs::read_link("/proc/self/exe").ok();
+        let boot = boot_time();
+        // Clock ticks per second, for /proc/<pid>/stat's start time (proc(5)).
+        let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .filter(|t| *t > 0)
+            .unwrap_or(100) as u64;
+        let mut pids = Vec::new();
+        let mut oldest: Option<SystemTime> = None;
+        for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let comm = fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            let exe = fs::read_link(e.path().join("exe")).ok();
+            let ours = comm.trim_end() == "dockling" || (exe.is_some() && exe == my_exe);
+            if !ours {
+                continue;
+            }
+            pids.push(pid);
+            // Unknown start: as old as the boot, so nothing recent counts as garbage.
+            let start = crate::container::process_start_time(pid)
+                .zip(boot)
+                .map(|(ticks, boot)| {
+                    boot + Duration::from_millis(ticks.saturating_mul(1000) / tick)
+                })
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            oldest = Some(oldest.map_or(start, |o| o.min(start)));
+        }
+        Commands { oldest, pids }
+    }
+
+    /// `None` when `path` (modified at `mtime`) cannot belong to a command in flight, else
+    /// why it is kept.
+    fn claims(&self, path: &Path) -> Option<String> {
+        let oldest = self.oldest?;
+        let mtime = fs::symlink_metadata(path).and_then(|m| m.modified()).ok();
+        match mtime {
+            Some(t) if t < oldest => None,
+            _ => Some(format!(
+                "it is newer than a dockling command still running (pid {}), which may be writing it: run fsck --repair again once it is done",
+                self.pids
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+/// When the system booted (`btime` in /proc/stat).
+fn boot_time() -> Option<SystemTime> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let secs: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// The pid a temporary name carries: `.tmp-<pid>-<id>` (blobs), `.tmp-<diff_id>-<pid>-<id>`
+/// (layers), `<name>.tmp<pid>` (files written atomically).
+fn temp_pid(name: &str) -> Option<Option<i32>> {
+    if let Some(rest) = name.strip_prefix(".tmp-") {
+        // The first short all-digit field: a 64-hex diff_id is never one.
+        return Some(
+            rest.split('-')
+                .find(|f| !f.is_empty() && f.len() <= 7 && f.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|f| f.parse().ok()),
+        );
+    }
+    let (_, ext) = name.rsplit_once('.')?;
+    let pid = ext.strip_prefix("tmp")?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(pid.parse().ok())
+}
+
+/// A finding for a temporary file, or none when `name` is not one.
+fn temp_finding(path: &Path, name: &str) -> Option<Finding> {
+    let pid = temp_pid(name)?;
+    let fix = match pid {
+        Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => Fix::Keep(format!(
+            "process {pid}, named in it, is still running and may be writing it"
+        )),
+        Some(_) => Fix::Remove(vec![path.to_path_buf()]),
+        None => Fix::Keep(
+            "no pid in its name says who wrote it: remove it by hand once no dockling command runs"
+                .into(),
+        ),
+    };
+    let what = match pid {
+        Some(pid) => format!("temporary file {}: left by process {pid}", path.display()),
+        None => format!("temporary file {}: left by a command", path.display()),
+    };
+    Some(Finding { what, fix })
+}
+
+fn entries(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The store's layout under `root`.
+struct Paths {
+    oci: PathBuf,
+    blobs: PathBuf,
+    layers: PathBuf,
+    sizes: PathBuf,
+    containers: PathBuf,
+}
+
+impl Paths {
+    fn new(root: &Path) -> Paths {
+        Paths {
+            oci: root.join("oci"),
+            blobs: root.join("oci/blobs/sha256"),
+            layers: root.join("layers/sha256"),
+            sizes: root.join("layers/size"),
+            containers: root.join("containers"),
+        }
+    }
+}
+
+/// The name an index entry is shown by: its tag, or its digest.
+fn entry_name(m: &Value) -> String {
+    tag_of(m)
+        .map(|r| r.familiar_tagged())
+        .or_else(|| m["digest"].as_str().map(String::from))
+        .unwrap_or_else(|| "(an entry without a digest)".into())
+}
+
+/// Check the store under `root` (whose containers' cgroups live under `cgroup_parent`).
+pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
+    let store = Store::open(root)?;
+    let p = Paths::new(root);
+    let commands = Commands::scan();
+    let mut findings = Vec::new();
+
+    // 1. The index.
+    let index_path = p.oci.join("index.json");
+    let index: Option<Value> = match fs::read(&index_path) {
+        Ok(text) => match serde_json::from_slice::<Value>(&text) {
+            Ok(v) if v["manifests"].is_array() => Some(v),
+            Ok(_) => {
+                findings.push(Finding {
+                    what: format!(
+                        "broken index {}: not a JSON object with a \"manifests\" list",
+                        index_path.display()
+                    ),
+                    fix: Fix::RebuildIndex,
+                });
+                None
+            }
+            Err(e) => {
+                findings.push(Finding {
+                    what: format!("broken index {}: {e}", index_path.display()),
+                    fix: Fix::RebuildIndex,
+                });
+                None
+            }
+        },
+        Err(e) => {
+            findings.push(Finding {
+                what: format!("broken index {}: {e}", index_path.display()),
+                fix: Fix::RebuildIndex,
+            });
+            None
+        }
+    };
+
+    // 2. Every blob against its name.
+    let mut intact: HashMap<String, u64> = HashMap::new();
+    let mut blob_findings = Vec::new();
+    let mut blob_files = Vec::new();
+    for (name, path) in entries(&p.blobs) {
+        if let Some(f) = temp_finding(&path, &name) {
+            blob_findings.push(f);
+            continue;
+        }
+        // Other hidden names are the store's own bookkeeping (locks, leases, trash).
+        if name.starts_with('.') {
+            continue;
+        }
+        let digest = format!("sha256:{name}");
+        if hex_of(&digest).is_err() || !path.is_file() {
+            blob_findings.push(Finding {
+                what: format!(
+                    "stray file {}: not a blob (its name is not a sha256 digest)",
+                    path.display()
+                ),
+                fix: Fix::Keep(
+                    "dockling did not write it: remove it by hand if nobody else did".into(),
+                ),
+            });
+            continue;
+        }
+        match hash_file(&path) {
+            Ok((got, n)) if got == digest => {
+                intact.insert(digest.clone(), n);
+                blob_files.push((digest, path));
+            }
+            Ok((got, n)) => blob_findings.push(Finding {
+                what: format!("damaged blob {digest}: its {n} bytes hash to {got}"),
+                fix: Fix::MoveAside(path),
+            }),
+            Err(e) => blob_findings.push(Finding {
+                what: format!("damaged blob {digest}: read {}: {e}", path.display()),
+                fix: Fix::MoveAside(path),
+            }),
+        }
+    }
+    findings.extend(blob_findings);
+
+    // 3. Every image: manifest, config, layers, unpacked layers.
+    let mut referenced: HashSet<String> = HashSet::new();
+    let mut diff_ids: HashSet<String> = HashSet::new();
+    let mut image_ids: HashSet<String> = HashSet::new();
+    // False when a damaged manifest or config hides what an image refers to: then nothing
+    // is an orphan for sure.
+    let mut blobs_known = index.is_some();
+    let mut layers_known = index.is_some();
+    let mut dropped = HashSet::new();
+    for m in index
+        .as_ref()
+        .and_then(|i| i["manifests"].as_array())
+        .into_iter()
+        .flatten()
+    {
+        let name = entry_name(m);
+        let Some(digest) = m["digest"].as_str().filter(|d| hex_of(d).is_ok()) else {
+            if dropped.insert(None) {
+                findings.push(Finding {
+                    what: format!("index entry {name}: no valid manifest digest"),
+                    fix: Fix::DropEntry(None),
+                });
+            }
+            continue;
+        };
+        referenced.insert(digest.to_string());
+        let manifest: Option<Value> = intact
+            .contains_key(digest)
+            .then(|| store.read_blob(digest).ok())
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|m: &Value| m["config"].is_object() && m["layers"].is_array());
+        let Some(manifest) = manifest else {
+            let why = if store.blob_path(digest).is_ok_and(|p| p.exists()) {
+                if intact.contains_key(digest) {
+                    "is not an image manifest"
+                } else {
+                    "is damaged"
+                }
+            } else {
+                "is missing"
+            };
+            if dropped.insert(Some(digest.to_string())) {
+                findings.push(Finding {
+                    what: format!("index entry {name}: its manifest {digest} {why}"),
+                    fix: Fix::DropEntry(Some(digest.to_string())),
+                });
+            }
+            blobs_known = false;
+            layers_known = false;
+            continue;
+        };
+        let mut check_blob = |d: &Value, what: &str| -> Option<String> {
+            let digest = d["digest"].as_str().filter(|x| hex_of(x).is_ok())?;
+            referenced.insert(digest.to_string());
+            match (intact.get(digest), d["size"].as_u64()) {
+                (Some(have), Some(want)) if *have != want => findings.push(Finding {
+                    what: format!("image {name}: its {what} {digest} has {have} bytes, the manifest gives {want}"),
+                    fix: Fix::Keep("the manifest is wrong, not the blob: pull the image again".into()),
+                }),
+                (Some(_), _) => {}
+                (None, _) if store.blob_path(digest).is_ok_and(|p| p.exists()) => {}
+                (None, _) => findings.push(Finding {
+                    what: format!("image {name}: its {what} {digest} is missing"),
+                    fix: Fix::Keep(format!("pull the image again to fetch it, or remove it (dockling rmi -f {name})")),
+                }),
+            }
+            Some(digest.to_string())
+        };
+        let config_digest = check_blob(&manifest["config"], "config");
+        let layers: Vec<Option<String>> = manifest["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| check_blob(l, "layer"))
+            .collect();
+        let Some(config_digest) = config_digest else {
+            layers_known = false;
+            continue;
+        };
+        image_ids.insert(config_digest.clone());
+        let config: Option<Value> = intact
+            .contains_key(&config_digest)
+            .then(|| store.read_blob(&config_digest).ok())
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(config) = config else {
+            layers_known = false;
+            continue;
+        };
+        let ids: Vec<String> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str().filter(|d| hex_of(d).is_ok()).map(String::from))
+            .collect();
+        for (blob, diff_id) in layers.iter().zip(&ids) {
+            // A layer shared by several images is reported (and unpacked) once.
+            if !diff_ids.insert(diff_id.clone()) {
+                continue;
+            }
+            let dir = p.layers.join(&diff_id[7..]);
+            if dir.is_dir() {
+                continue;
+            }
+            let fix = match blob {
+                Some(b) if intact.contains_key(b) => Fix::Unpack {
+                    blob: b.clone(),
+                    diff_id: diff_id.clone(),
+                },
+                _ => Fix::Keep("its blob is damaged or missing: pull the image again".into()),
+            };
+            findings.push(Finding {
+                what: format!("image {name}: layer {} is not unpacked", dir.display()),
+                fix,
+            });
+        }
+    }
+
+    // 4. Orphans: blobs and unpacked layers no image refers to.
+    if blobs_known {
+        for (digest, path) in &blob_files {
+            if referenced.contains(digest) {
+                continue;
+            }
+            let fix = match commands.claims(path) {
+                None => Fix::Remove(vec![path.clone()]),
+                Some(why) => Fix::Keep(why),
+            };
+            findings.push(Finding {
+                what: format!("orphan blob {digest}: no image refers to it"),
+                fix,
+            });
+        }
+    }
+    for (name, path) in entries(&p.layers) {
+        if let Some(f) = temp_finding(&path, &name) {
+            findings.push(f);
+            continue;
+        }
+        let digest = format!("sha256:{name}");
+        if !layers_known || diff_ids.contains(&digest) || hex_of(&digest).is_err() {
+            continue;
+        }
+        let fix = match commands.claims(&path) {
+            None => Fix::Remove(vec![path.clone(), p.sizes.join(&name)]),
+            Some(why) => Fix::Keep(why),
+        };
+        findings.push(Finding {
+            what: format!("orphan layer {}: no image refers to it", path.display()),
+            fix,
+        });
+    }
+
+    // 5. Temporary files of atomic writes, in the store's own directories.
+    for dir in [&p.oci, &p.sizes, &p.containers] {
+        for (name, path) in entries(dir) {
+            if let Some(f) = temp_finding(&path, &name) {
+                findings.push(f);
+            }
+        }
+    }
+
+    // 6. Containers.
+    let mut records: HashMap<String, Container> = HashMap::new();
+    for (name, dir) in entries(&p.containers) {
+        if name.starts_with('.') || !dir.is_dir() {
+            continue;
+        }
+        for (file, path) in entries(&dir) {
+            if let Some(f) = temp_finding(&path, &file) {
+                findings.push(f);
+            }
+        }
+        let state = dir.join("state.json");
+        match fs::read(&state) {
+            Ok(text) => match serde_json::from_slice::<Container>(&text) {
+                Ok(c) => {
+                    // Only when every image's manifest could be read: a damaged one hides
+                    // which image ids the store still has.
+                    if blobs_known && !image_ids.contains(&c.spec.image_id) {
+                        findings.push(Finding {
+                            what: format!(
+                                "container {} ({}): its image {} is no longer in the store",
+                                c.spec.name,
+                                &c.spec.id[..12.min(c.spec.id.len())],
+                                c.spec.image_id
+                            ),
+                            fix: Fix::Keep(format!(
+                                "it cannot start again: remove it (dockling rm -f {})",
+                                c.spec.name
+                            )),
+                        });
+                    }
+                    records.insert(name, c);
+                }
+                Err(e) => findings.push(Finding {
+                    what: format!("broken container record {}: {e}", state.display()),
+                    fix: Fix::Keep(format!(
+                        "whether it still runs cannot be read from it: check, then remove {} by hand",
+                        dir.display()
+                    )),
+                }),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let fix = match commands.claims(&dir) {
+                    None => Fix::Remove(vec![dir.clone()]),
+                    Some(why) => Fix::Keep(why),
+                };
+                findings.push(Finding {
+                    what: format!(
+                        "broken container record {}: no state.json (a create or rm was killed)",
+                        dir.display()
+                    ),
+                    fix,
+                });
+            }
+            Err(e) => findings.push(Finding {
+                what: format!("broken container record {}: {e}", state.display()),
+                fix: Fix::Keep("it cannot be read".into()),
+            }),
+        }
+    }
+
+    // 7. cgroups of containers that no longer run, in every mounted hierarchy.
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let parent = cgroup_parent.trim_matches('/');
+    for mount in cgroup_mounts(&mountinfo) {
+        if parent.is_empty() {
+            break;
+        }
+        for (id, dir) in entries(&mount.join(parent)) {
+            if !dir.is_dir() || id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let live = records
+                .get(&id)
+                .is_some_and(|c| c.is_alive() || c.status == Status::Created);
+            if live {
+                continue;
+            }
+            let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            let procs: Vec<&str> = procs.split_whitespace().collect();
+            let whose = if records.contains_key(&id) {
+                "of a container that no longer runs"
+            } else {
+                "of no container"
+            };
+            let fix = if procs.is_empty() {
+                Fix::RemoveCgroup(dir.clone())
+            } else {
+                Fix::Keep(format!(
+                    "processes {} still run in it: kill them, then run fsck --repair again",
+                    procs.join(", ")
+                ))
+            };
+            findings.push(Finding {
+                what: format!("leftover cgroup {}: {whose}", dir.display()),
+                fix,
+            });
+        }
+    }
+
+    // 8. Mounts under the store: containers mount in their own mount namespace only.
+    for point in mount_points_under(&mountinfo, root) {
+        findings.push(Finding {
+            what: format!("mount {}: under the store, on the host", point.display()),
+            fix: Fix::Keep(format!(
+                "a mount is never proven garbage: unmount it by hand (umount -l {})",
+                point.display()
+            )),
+        });
+    }
+    Ok(findings)
+}
+
+/// Where the host has cgroup file systems (v1 and v2) mounted.
+fn cgroup_mounts(mountinfo: &str) -> Vec<PathBuf> {
+    let mut out = BTreeSet::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fstype = right.split(' ').next().unwrap_or("");
+        if matches!(fstype, "cgroup" | "cgroup2") {
+            if let Some(point) = left.split(' ').nth(4) {
+                out.insert(PathBuf::from(unescape(point)));
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Mount points at or under `root`.
+fn mount_points_under(mountinfo: &str, root: &Path) -> Vec<PathBuf> {
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape(p)))
+        .filter(|p| p.starts_with(&root))
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Carry out the fixes of `findings`; one line per finding, saying what was done or why not.
+pub fn repair(root: &Path, findings: &[Finding]) -> Vec<(String, bool)> {
+    let store = match Store::open(root) {
+        Ok(s) => s,
+        Err(e) => return vec![(format!("open the store: {e}"), false)],
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let sys = crate::sys::Sys::quiet();
+    findings
+        .iter()
+        .map(|f| {
+            let done = match &f.fix {
+                Fix::RebuildIndex => rebuild_index(root, now).map(|n| {
+                    format!("moved aside as index.json.broken-{now}; rebuilt with {n} image{} from the blobs, untagged (tag them again: dockling tag)", if n == 1 { "" } else { "s" })
+                }),
+                Fix::MoveAside(path) => move_aside(root, path, now)
+                    .map(|to| format!("moved to {}; the next pull fetches it again", to.display())),
+                Fix::DropEntry(digest) => drop_entry(&store, root, digest.as_deref())
+                    .map(|()| "dropped the entry: pull the image again".into()),
+                Fix::Unpack { blob, diff_id } => store
+                    .ensure_unpacked(blob, diff_id)
+                    .map(|_| "unpacked it again".into()),
+                Fix::Remove(paths) => remove_all(paths).map(|()| "removed".into()),
+                Fix::RemoveCgroup(dir) => sys
+                    .run(crate::sys::Call::Rmdir { path: dir.clone() })
+                    .map(|()| "removed".into())
+                    .map_err(Error::from),
+                Fix::Keep(why) => Err(Error::Usage(format!("kept: {why}"))),
+            };
+            match done {
+                Ok(did) => (format!("{}: {did}", f.what), true),
+                Err(Error::Usage(kept)) if kept.starts_with("kept: ") => {
+                    (format!("{}: {kept}", f.what), false)
+                }
+                Err(e) => (format!("{}: not repaired: {e}", f.what), false),
+            }
+        })
+        .collect()
+}
+
+/// `<root>/lost+found`, root's alone (it holds image content).
+fn lost_and_found(root: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = root.join("lost+found");
+    match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(dir),
+        Err(e) => Err(Error::io("create", &dir)(e)),
+    }
+}
+
+fn move_aside(root: &Path, path: &Path, now: u64) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let to = lost_and_found(root)?.join(format!("blob-sha256-{name}-{now}"));
+    fs::rename(path, &to).map_err(Error::io("rename", path))?;
+    Ok(to)
+}
+
+fn remove_all(paths: &[PathBuf]) -> Result<()> {
+    // remove_dir_all would descend into a file system mounted below (a host directory bound
+    // there, say) and empty it: nothing under a mount point is removed.
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for p in paths {
+        if let Some(m) = mount_points_under(&mountinfo, p).first() {
+            return Err(Error::Usage(format!(
+                "kept: {} is mounted under it: unmount it first (umount -l {})",
+                m.display(),
+                m.display()
+            )));
+        }
+    }
+    for p in paths {
+        let r = match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+            Ok(_) => fs::remove_file(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+        r.map_err(Error::io("remove", p))?;
+    }
+    Ok(())
+}
+
+fn drop_entry(store: &Store, root: &Path, digest: Option<&str>) -> Result<()> {
+    let _l = lock(&root.join("oci/.lock"))?;
+    let mut index = store.read_index()?;
+    if let Some(list) = index["manifests"].as_array_mut() {
+        list.retain(|m| {
+            let d = m["digest"].as_str().filter(|d| hex_of(d).is_ok());
+            d != digest
+        });
+    }
+    store.write_index(&index)
+}
+
+/// Move the broken index aside and write one listing every image manifest among the blobs;
+/// returns how many.
+fn rebuild_index(root: &Path, now: u64) -> Result<usize> {
+    let p = Paths::new(root);
+    let _l = lock(&p.oci.join(".lock"))?;
+    let index = p.oci.join("index.json");
+    let aside = p.oci.join(format!("index.json.broken-{now}"));
+    if index.exists() {
+        fs::rename(&index, &aside).map_err(Error::io("rename", &index))?;
+    }
+    let mut manifests: BTreeMap<String, Value> = BTreeMap::new();
+    for (name, path) in entries(&p.blobs) {
+        let digest = format!("sha256:{name}");
+        if hex_of(&digest).is_err() {
+            continue;
+        }
+        // Manifests are small; a layer is not read past its first bytes to decide.
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        if meta.len() > crate::registry::MAX_MANIFEST {
+            continue;
+        }
+        let Ok(bytes) = fs::read(&path) else { continue };
+        if super::store::digest_of(&bytes) != digest {
+            continue;
+        }
+        let Ok(m) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        if !(m["config"]["digest"].is_string() && m["layers"].is_array()) {
+            continue;
+        }
+        let media_type = m["mediaType"]
+            .as_str()
+            .unwrap_or("application/vnd.oci.image.manifest.v1+json");
+        manifests.insert(
+            digest.clone(),
+            json!({"mediaType": media_type, "digest": digest, "size": bytes.len()}),
+        );
+    }
+    let n = manifests.len();
+    let rebuilt = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests.into_values().collect::<Vec<_>>(),
+    });
+    write_atomic(&index, &serde_json::to_vec_pretty(&rebuilt).expect("json"))?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_give_their_pid() {
+        assert_eq!(temp_pid(".tmp-1234-abcdef"), Some(Some(1234)));
+        let hex = "a".repeat(64);
+        assert_eq!(temp_pid(&format!(".tmp-{hex}-77-0123abcd")), Some(Some(77)));
+        assert_eq!(temp_pid("index.tmp99"), Some(Some(99)));
+        assert_eq!(temp_pid(".tmp-"), Some(None));
+        assert_eq!(temp_pid("index.json"), None);
+        assert_eq!(temp_pid(&hex), None);
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_read() {
+        assert_eq!(unescape(r"/a\040b"), "/a b");
+        let info = "36 25 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                    37 25 0:32 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+                    38 25 0:33 / /var/x rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            cgroup_mounts(info),
+            vec![
+                PathBuf::from("/sys/fs/cgroup/memory"),
+                PathBuf::from("/sys/fs/cgroup/unified")
+            ]
+        );
+        assert_eq!(
+            mount_points_under(info, Path::new("/var")),
+            vec![PathBuf::from("/var/x")]
+        );
+    }
+}
