@@ -1,4 +1,4 @@
-//! Fault injection for the reliability tests: `DOCKLING_FAULT=<point>[:kill|:abort]`.
+//! Fault injection for the reliability tests: `DOCKLING_FAULT=<point>[@N][:kill|:abort]`.
 //!
 //! A fault point is a named place in a command (`pull.manifest`, `run.layers.mount`,
 //! `rm.cgroup_removed`, `rmi.untagged`…). When the variable names the point the process
@@ -10,7 +10,8 @@
 //!
 //! Only debug builds honour the variable (`cfg!(debug_assertions)`; the tests use the debug
 //! binary). A release binary ignores it entirely: no user can trip a fault by accident, and
-//! the check costs one branch on a constant.
+//! the check costs one branch on a constant. `@N` fires at the Nth time the point is reached
+//! (a point in a loop, such as each blob of a pull), the first by default.
 //!
 //! The steps of a container start are points too (`run.<step key>`, one per
 //! [`crate::plan::StepId`], fired from [`crate::sys::Sys::step`]). Some of them run in the
@@ -18,6 +19,7 @@
 //! as it hears of it (see [`engine_reads`]), before the engine undoes anything, which is what a
 //! user killing `dockling run` at that moment does.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
@@ -72,6 +74,10 @@ pub fn all() -> Vec<String> {
 struct Armed {
     point: String,
     mode: Mode,
+    /// Fire the `nth` time the point is reached (`<point>@N`; 1 by default): a point in a loop
+    /// (each blob of a pull) can be hit at any of its rounds.
+    nth: usize,
+    reached: AtomicUsize,
 }
 
 fn armed() -> Option<&'static Armed> {
@@ -87,9 +93,34 @@ fn armed() -> Option<&'static Armed> {
                 Some((p, "abort")) => (p.to_string(), Mode::Abort),
                 _ => (v.clone(), Mode::Kill),
             };
-            Some(Armed { point, mode })
+            // A count that does not parse leaves the name unknown: init refuses it.
+            let (point, nth) = match point.split_once('@') {
+                Some((p, n)) => match n.parse::<usize>() {
+                    Ok(n) if n > 0 => (p.to_string(), n),
+                    _ => (point.clone(), 1),
+                },
+                None => (point, 1),
+            };
+            Some(Armed {
+                point,
+                mode,
+                nth,
+                reached: AtomicUsize::new(0),
+            })
         })
         .as_ref()
+}
+
+/// The point `name` is reached: true when the armed fault is to fire now.
+fn fires(name: &str) -> bool {
+    let Some(a) = armed() else {
+        return false;
+    };
+    debug_assert!(
+        all().iter().any(|p| p == name),
+        "fault point {name} is missing from fault::POINTS"
+    );
+    a.point == name && a.reached.fetch_add(1, Ordering::SeqCst) + 1 == a.nth
 }
 
 /// Called once at the start of `main`: `DOCKLING_FAULT=list` prints the points and exits; an
@@ -135,21 +166,21 @@ pub fn point(name: &str) {
 /// The point `name` is reached: with a `kill` fault armed there, die by `SIGKILL`; with an
 /// `abort` fault, return the engine error the caller passes up.
 pub fn check(name: &str) -> Result<()> {
-    let Some(a) = armed() else {
-        return Ok(());
-    };
-    debug_assert!(
-        all().iter().any(|p| p == name),
-        "fault point {name} is missing from fault::POINTS"
-    );
-    if a.point != name {
-        return Ok(());
+    if fires(name) {
+        die(name)
+    } else {
+        Ok(())
     }
-    match a.mode {
-        Mode::Abort => Err(Error::Usage(format!(
+}
+
+/// Die at `name` as the armed fault says.
+fn die(name: &str) -> Result<()> {
+    match armed().map(|a| a.mode) {
+        Some(Mode::Abort) => Err(Error::Usage(format!(
             "fault injected at {name} (DOCKLING_FAULT): aborting"
         ))),
-        Mode::Kill => kill(name),
+        Some(Mode::Kill) => kill(name),
+        None => Ok(()),
     }
 }
 
@@ -184,7 +215,7 @@ pub fn engine_reads(text: &str) {
 /// `fs::remove_dir_all(dir)`, where the fault point `name` fires half way: one entry of `dir`
 /// is deleted, the rest is not (what a kill during a long delete leaves).
 pub fn remove_dir_all(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
-    if armed().is_some_and(|a| a.point == name) {
+    if fires(name) {
         if let Some(e) = std::fs::read_dir(dir)?.flatten().next() {
             let p = e.path();
             if e.file_type()?.is_dir() {
@@ -193,7 +224,7 @@ pub fn remove_dir_all(dir: &std::path::Path, name: &str) -> std::io::Result<()> 
                 std::fs::remove_file(&p)?;
             }
         }
-        check(name).map_err(std::io::Error::other)?;
+        die(name).map_err(std::io::Error::other)?;
     }
     std::fs::remove_dir_all(dir)
 }
