@@ -34,6 +34,7 @@ fn main() {
     if std::env::var_os("DOCKLING_TEST_PANIC").is_some() {
         panic!("DOCKLING_TEST_PANIC is set");
     }
+    dockling::fault::init();
     let cli = match dockling::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -100,7 +100,7 @@ fn a_killed_rmi_does_not_leave_a_half_deleted_layer_the_next_image_takes_as_comp
     // Killed right after the layer was renamed away, before it was deleted.
     let killed = lab.cmd_env(
         &["rmi", "img"],
-        &[("DOCKLING_FAULT", "rmi.after-rename".as_ref())],
+        &[("DOCKLING_FAULT", "rmi.gc.layer_trashed".as_ref())],
     );
     assert_eq!(killed.code, -1, "rmi must have been killed: {killed:?}");
     assert!(
@@ -150,7 +150,7 @@ fn a_killed_unpack_before_its_marker_is_redone() {
     let tar = layer_tar(lab.dir.path());
     let killed = lab.cmd_env(
         &["import", tar.to_str().unwrap(), "img"],
-        &[("DOCKLING_FAULT", "unpack.before-marker".as_ref())],
+        &[("DOCKLING_FAULT", "unpack.before_marker".as_ref())],
     );
     assert_eq!(killed.code, -1, "{killed:?}");
     let (dir, marker) = the_layer(&lab);
@@ -458,7 +458,7 @@ fn a_pull_killed_mid_download_leaves_nothing_the_next_pull_or_prune_cannot_handl
     let (_, layer, layer_path) = serve(&fake);
     let killed = lab.cmd_env(
         &["pull", &fake.name("t/img:v1")],
-        &[("DOCKLING_FAULT", "pull.blob-locked".as_ref())],
+        &[("DOCKLING_FAULT", "pull.blob.locked".as_ref())],
     );
     assert_eq!(
         killed.code, -1,
@@ -498,7 +498,7 @@ fn a_repull_removes_the_temporary_files_of_a_pull_killed_mid_download() {
     serve(&fake);
     let killed = lab.cmd_env(
         &["pull", &fake.name("t/img:v1")],
-        &[("DOCKLING_FAULT", "ingest.mid-write".as_ref())],
+        &[("DOCKLING_FAULT", "ingest.mid_write".as_ref())],
     );
     assert_eq!(
         killed.code, -1,

@@ -139,10 +139,14 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
         }
         if let Status::Running { pid, pid_start } = c.status {
             kill(pid, pid_start)?;
+            crate::fault::check("rm.killed")?;
         }
     }
     destroy_cgroup(ctx, &c)?;
+    crate::fault::check("rm.cgroup_removed")?;
+    crate::fault::check("rm.before_remove_dir")?;
     containers.remove_dir(&id)?;
+    crate::fault::check("rm.dir_removed")?;
     drop(held);
     Ok(())
 }

@@ -245,10 +245,20 @@ impl Containers {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("rename", &dir)(e)),
         }
-        match fs::remove_dir_all(&trash) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove", &trash)(e)),
+        // The container's own `dockling run` may be writing its last state into the directory
+        // at this moment (rm -f just killed its process): that write lands between
+        // remove_dir_all's listing and its final rmdir, which then fails with ENOTEMPTY. The
+        // engine writes once and is done, so removing again finishes the job.
+        let mut tries = 0;
+        loop {
+            match fs::remove_dir_all(&trash) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 5 => {
+                    tries += 1
+                }
+                Err(e) => return Err(Error::io("remove", &trash)(e)),
+            }
         }
     }
 

@@ -461,8 +461,9 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("rename", dir)(e)),
         }
-        crate::fault::point("rmi.after-rename");
-        fs::remove_dir_all(&trash).map_err(Error::io("remove", &trash))
+        crate::fault::point("rmi.gc.layer_trashed");
+        crate::fault::remove_dir_all(&trash, "rmi.gc.layer_half_deleted")
+            .map_err(Error::io("remove", &trash))
     }
 
     /// The same store, refusing layers beyond `limits` (from the config file) when it unpacks
@@ -542,7 +543,7 @@ impl Store {
                     .map_err(|e| Ingest::Store(Error::write("writing a blob", &tmp)(e)))?;
                 n += got as u64;
                 progress(got as u64);
-                crate::fault::point("ingest.mid-write");
+                crate::fault::point("ingest.mid_write");
             }
         })();
         let digest = format!("sha256:{}", hex::encode(hash.finalize()));
@@ -559,6 +560,7 @@ impl Store {
             .map_err(|e| fail(Ingest::Store(Error::write("writing a blob", &tmp)(e))))?;
         self.claim(&[&digest]).map_err(|e| fail(Ingest::Store(e)))?;
         let dest = blobs.join(&digest[7..]);
+        crate::fault::check("pull.blob.before_rename").map_err(|e| fail(Ingest::Store(e)))?;
         fs::rename(&tmp, &dest).map_err(|e| fail(Ingest::Store(Error::io("rename", &dest)(e))))?;
         sync_dir(&blobs).map_err(Ingest::Store)?;
         Ok((digest, n))
@@ -939,7 +941,7 @@ impl Store {
             return Err(Error::io("rename", &dir)(e));
         }
         sync_dir(&self.layers)?;
-        crate::fault::point("unpack.before-marker");
+        crate::fault::point("unpack.before_marker");
         // The marker holds the uncompressed size, which `images` shows (as Docker does).
         write_atomic(
             &self.layer_marker(diff_id)?,
@@ -1184,6 +1186,7 @@ impl Store {
             return Ok(lines);
         }
         self.write_index(&index)?;
+        crate::fault::check("rmi.untagged")?;
         lines.push(format!("Deleted: {}", image.id));
         lines.extend(self.collect_garbage(&index)?.lines);
         Ok(lines)
@@ -1260,6 +1263,7 @@ impl Store {
                 if fs::remove_file(e.path()).is_ok() {
                     out.bytes += size;
                 }
+                crate::fault::check("rmi.gc.blob_deleted")?;
             }
         }
         // Unpacked layers are named by diff_id.

@@ -241,7 +241,7 @@ impl Puller<'_> {
                 .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return Ok(());
         }
-        crate::fault::point("pull.blob-locked");
+        crate::fault::point("pull.blob.locked");
         let url = self.reg.url(&self.reference.repository, "blobs", digest);
         let mut last = None;
         // A broken transfer is retried (bounded), from the start.
@@ -277,6 +277,7 @@ impl Puller<'_> {
             };
             match store.ingest(&mut body, Some(digest), &mut progress) {
                 Ok(_) => {
+                    crate::fault::check("pull.blob.renamed")?;
                     self.fetched
                         .lock()
                         .expect("fetched")
@@ -404,6 +405,7 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         .unwrap_or_else(|| "latest".into());
     let (mut bytes, mut media_type, mut digest) = p.manifest(&wanted)?;
     let top_digest = digest.clone();
+    crate::fault::check("pull.manifest")?;
     if INDEX_TYPES.contains(&media_type.as_str()) {
         let index: Value =
             serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("index: {e}")))?;
@@ -629,9 +631,11 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         drop(m);
         let _ = writeln!(out);
     }
+    crate::fault::check("pull.before_index")?;
     let (stored, size) = store.write_blob(&bytes)?;
     debug_assert_eq!(stored, digest);
     store.add_to_index(&digest, size, Some(reference), Some(&top_digest))?;
+    crate::fault::check("pull.index_updated")?;
     let _ = writeln!(out, "Digest: {top_digest}");
     let _ = writeln!(
         out,

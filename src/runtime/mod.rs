@@ -348,11 +348,12 @@ fn supervise(
         {
             Message::Terminal(fd) => master = Some(fd),
             Message::Failed(code, text) => {
+                crate::fault::engine_reads(&text);
                 return Err(match code {
                     127 => Error::CommandNotFound(text),
                     126 => Error::CannotInvoke(text),
                     _ => Error::Usage(text),
-                })
+                });
             }
             Message::Aborted(step) => {
                 let id = crate::plan::StepId::ALL

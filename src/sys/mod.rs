@@ -92,9 +92,10 @@ impl Sys {
     }
 
     /// Enter a step of the plan: traced, and with `--step` the place where the user can pause
-    /// or abort. Returns `Err(Aborted)` when the user pressed `q`.
-    pub fn step(&self, id: StepId) -> Result<(), crate::trace::Aborted> {
-        self.tracer.step(id)
+    /// or abort. Returns `Err(Aborted)` when the user pressed `q`. Every step is a fault point
+    /// too (`run.<key>`, see [`crate::fault`]), except in a dry run.
+    pub fn step(&self, id: StepId) -> Result<(), crate::error::Error> {
+        self.step_variant(id, None)
     }
 
     /// Enter a step done another way because of a flag (`chroot` instead of `pivot_root`):
@@ -103,8 +104,12 @@ impl Sys {
         &self,
         id: StepId,
         variant: Option<&'static str>,
-    ) -> Result<(), crate::trace::Aborted> {
-        self.tracer.step_variant(id, variant)
+    ) -> Result<(), crate::error::Error> {
+        self.tracer.step_variant(id, variant)?;
+        if !self.is_dry_run() {
+            crate::fault::check(&format!("run.{}", id.key()))?;
+        }
+        Ok(())
     }
 
     /// Perform one call through the backend, recording it when tracing.
