@@ -64,11 +64,11 @@ pub const POINTS: &[&str] = &[
     // pull: this process holds a blob's download lock and has not fetched it yet.
     "pull.blob.locked",
     // import, pull: a blob is half written under its temporary name.
-    "ingest.mid_write",
+    "store.blob.mid_write",
     // a layer is unpacked and renamed into place; its marker is not written yet.
-    "unpack.before_marker",
+    "store.layer.before_marker",
     // an atomic write: the temporary file is written and synced, not yet renamed.
-    "files.before_rename",
+    "store.write.before_rename",
     // run: the container's record is saved; its bundle is not written yet.
     "run.recorded",
 ];
@@ -256,8 +256,8 @@ mod tests {
         for p in &all {
             let command = p.split('.').next().unwrap();
             assert!(
-                ["pull", "run", "rm", "rmi"].contains(&command),
-                "{p}: points are named <command>.<step>"
+                ["pull", "run", "rm", "rmi", "store"].contains(&command),
+                "{p}: points are named <command>.<step> (or store.<step> for the store under any command)"
             );
         }
     }

@@ -315,7 +315,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         f.write_all(data).map_err(Error::io("write", &tmp))?;
         f.sync_all().map_err(Error::io("sync", &tmp))?;
         drop(f);
-        crate::fault::point("files.before_rename");
+        crate::fault::point("store.write.before_rename");
         fs::rename(&tmp, path).map_err(Error::io("rename", path))
     })();
     if written.is_err() {

@@ -150,7 +150,7 @@ fn a_killed_unpack_before_its_marker_is_redone() {
     let tar = layer_tar(lab.dir.path());
     let killed = lab.cmd_env(
         &["import", tar.to_str().unwrap(), "img"],
-        &[("DOCKLING_FAULT", "unpack.before_marker".as_ref())],
+        &[("DOCKLING_FAULT", "store.layer.before_marker".as_ref())],
     );
     assert_eq!(killed.code, -1, "{killed:?}");
     let (dir, marker) = the_layer(&lab);
@@ -498,7 +498,7 @@ fn a_repull_removes_the_temporary_files_of_a_pull_killed_mid_download() {
     serve(&fake);
     let killed = lab.cmd_env(
         &["pull", &fake.name("t/img:v1")],
-        &[("DOCKLING_FAULT", "ingest.mid_write".as_ref())],
+        &[("DOCKLING_FAULT", "store.blob.mid_write".as_ref())],
     );
     assert_eq!(
         killed.code, -1,

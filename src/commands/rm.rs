@@ -106,6 +106,7 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
         }
         None => {
             stop(ctx, containers, &c)?;
+            crate::fault::check("rm.killed")?;
             let mut waited = containers.wait_engine(&id, STOP_WAIT);
             if matches!(waited, Ok(None)) {
                 // Its engine did not record the end in time: kill the engine too.

@@ -264,6 +264,20 @@ pub fn secure_root(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The journal of a garbage collection under way (`oci/gc-pending`): written before `rmi`
+/// untags, removed when its collection is done; found by [`Store::open`], which finishes it.
+const GC_PENDING: &str = "gc-pending";
+
+/// Remove a journal file, and make the removal durable (its directory synced).
+fn remove_journal(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("remove", path)(e)),
+    }
+    sync_dir(path.parent().unwrap_or(Path::new("/")))
+}
+
 impl Store {
     /// Open (creating if needed) the store under `root`, removing what killed commands left
     /// (trash, temporary files of processes that are gone).
@@ -295,6 +309,12 @@ impl Store {
             lease: Default::default(),
         };
         store.sweep();
+        // An `rmi` killed between its untag and the end of its garbage collection.
+        let pending = store.oci.join(GC_PENDING);
+        if pending.exists() {
+            store.reclaim()?;
+            remove_journal(&pending)?;
+        }
         Ok(store)
     }
 
@@ -543,7 +563,7 @@ impl Store {
                     .map_err(|e| Ingest::Store(Error::write("writing a blob", &tmp)(e)))?;
                 n += got as u64;
                 progress(got as u64);
-                crate::fault::point("ingest.mid_write");
+                crate::fault::point("store.blob.mid_write");
             }
         })();
         let digest = format!("sha256:{}", hex::encode(hash.finalize()));
@@ -941,7 +961,7 @@ impl Store {
             return Err(Error::io("rename", &dir)(e));
         }
         sync_dir(&self.layers)?;
-        crate::fault::point("unpack.before_marker");
+        crate::fault::point("store.layer.before_marker");
         // The marker holds the uncompressed size, which `images` shows (as Docker does).
         write_atomic(
             &self.layer_marker(diff_id)?,
@@ -1185,10 +1205,16 @@ impl Store {
             self.write_index(&index)?;
             return Ok(lines);
         }
+        // Journaled: the image leaves the index and its blobs and layers go in two steps; a
+        // command killed between them leaves `gc-pending`, and the next command that opens
+        // the store finishes the collection (nothing orphaned stays behind).
+        let pending = self.oci.join(GC_PENDING);
+        write_atomic(&pending, b"rmi\n")?;
         self.write_index(&index)?;
         crate::fault::check("rmi.untagged")?;
         lines.push(format!("Deleted: {}", image.id));
         lines.extend(self.collect_garbage(&index)?.lines);
+        remove_journal(&pending)?;
         Ok(lines)
     }
 
