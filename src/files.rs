@@ -232,6 +232,18 @@ fn start_time(pid: u32) -> Option<u64> {
     rest.split(' ').nth(19)?.parse().ok()
 }
 
+/// Lowercase hex digits of `bytes`, two per byte: random names and ids. (A sha256 digest
+/// formats itself: `format!("{:x}", digest)`.)
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 /// `.tmp-<pid>-<start time>-<random>`: a temporary name this process owns.
 pub fn temp_name() -> String {
     let pid = std::process::id();
@@ -239,11 +251,7 @@ pub fn temp_name() -> String {
     // SAFETY: rand is a live, writable 8-byte buffer.
     let n = unsafe { libc::getrandom(rand.as_mut_ptr().cast(), rand.len(), 0) };
     assert_eq!(n, 8, "getrandom returned too few bytes");
-    format!(
-        ".tmp-{pid}-{}-{}",
-        start_time(pid).unwrap_or(0),
-        hex::encode(rand)
-    )
+    format!(".tmp-{pid}-{}-{}", start_time(pid).unwrap_or(0), hex(&rand))
 }
 
 /// Whether the process that made the temporary file `name` (see [`temp_name`]) still runs.
@@ -328,6 +336,20 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte_leading_zeros_kept() {
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        // The same digits sha2's own formatting gives, which digests use.
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(b"abc");
+        assert_eq!(hex(&d), format!("{d:x}"));
+        assert_eq!(
+            hex(&d),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn write_atomic_temporaries_of_a_json_and_a_yaml_do_not_collide() {

@@ -587,37 +587,18 @@ fn a_layer_of_an_unknown_media_type_is_refused_by_name() {
 
 /// `{"auths": {key: user:password, …}}` as Docker stores it, in `home/.dockling/config.json`.
 fn store_credentials(home: &std::path::Path, auths: &[(&str, &str)]) {
-    use base64_like::encode;
     let mut v = json!({"auths": {}});
     for (k, up) in auths {
-        v["auths"][*k] = json!({ "auth": encode(up.as_bytes()) });
+        v["auths"][*k] = json!({ "auth": b64(up.as_bytes()) });
     }
     std::fs::create_dir_all(home.join(".dockling")).unwrap();
     std::fs::write(home.join(".dockling/config.json"), v.to_string()).unwrap();
 }
 
-/// Base64 (standard alphabet, padded), enough for `user:password`.
-mod base64_like {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    pub fn encode(data: &[u8]) -> String {
-        let mut out = String::new();
-        for chunk in data.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
+/// Base64 as Docker writes it (standard alphabet, padded).
+fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 fn basic_challenge() -> Answer {
@@ -773,7 +754,7 @@ fn a_mirror_that_challenges_gets_its_own_credentials_never_docker_hubs() {
         ],
     );
     lab2.cmd_env(&["pull", "img:v1"], &env).expect_code(0);
-    let mirror_auth = format!("Basic {}", base64_like::encode(b"mirror:mirrorsecret"));
+    let mirror_auth = format!("Basic {}", b64(b"mirror:mirrorsecret"));
     let after: Vec<Seen> = mirror.seen().into_iter().skip(before).collect();
     assert!(after.len() >= 4, "{after:?}");
     for s in &after[1..] {

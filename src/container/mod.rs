@@ -374,7 +374,7 @@ pub fn new_id() -> String {
     // SAFETY: buf is a live, writable 32-byte buffer.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
     assert_eq!(n, 32, "getrandom returned too few bytes");
-    hex::encode(buf)
+    crate::files::hex(&buf)
 }
 
 /// Docker's `HumanDuration`: "Less than a second", "3 seconds", "About a minute", "5 minutes",

@@ -184,7 +184,7 @@ pub fn hex_of(digest: &str) -> Result<&str> {
 
 /// `sha256:<hex>` of `data`.
 pub fn digest_of(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+    format!("sha256:{:x}", Sha256::digest(data))
 }
 
 /// The store's directories that only root may enter, under `<root>`.
@@ -566,7 +566,7 @@ impl Store {
                 crate::fault::point("store.blob.mid_write");
             }
         })();
-        let digest = format!("sha256:{}", hex::encode(hash.finalize()));
+        let digest = format!("sha256:{:x}", hash.finalize());
         let fail = |e| {
             let _ = fs::remove_file(&tmp);
             e
@@ -923,7 +923,7 @@ impl Store {
             if let Err(e) = std::io::copy(&mut rest, &mut std::io::sink()) {
                 return Err(if rest.over { self.limits.too_big(blob) } else { Error::io("read", &path)(e) });
             }
-            let got = hex::encode(reader.hash.finalize_reset());
+            let got = format!("{:x}", reader.hash.finalize_reset());
             if got != hex {
                 return Err(Error::Corrupt(format!(
                     "layer {blob} unpacks to sha256:{got}, but the image config says {diff_id}: the image is corrupt or was tampered with"

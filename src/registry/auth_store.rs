@@ -18,23 +18,25 @@ fn files() -> Vec<PathBuf> {
     ]
 }
 
-/// The base64 alphabet Docker's `auth` fields use.
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// Docker's `auth` fields are standard base64 with padding (Go's `base64.StdEncoding`), which
+/// is what `save` writes. Reading is a little more forgiving, as dockling always was: missing
+/// padding and non-zero trailing bits are accepted (Go accepts the latter too), so a file a
+/// person or another tool wrote by hand still works.
+const AUTH_DECODE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 fn decode_b64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = B64.iter().position(|t| *t == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    use base64::Engine;
+    AUTH_DECODE.decode(s).ok()
+}
+
+fn encode_b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 fn read_json(path: &std::path::Path) -> Option<serde_json::Value> {
@@ -122,26 +124,6 @@ pub fn lookup(registry: &str) -> Option<(String, String)> {
         }
     }
     None
-}
-
-fn encode_b64(data: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The key Docker uses for a registry in `auths`.
@@ -308,5 +290,20 @@ mod tests {
             );
         }
         assert_eq!(super::encode_b64(b"student:secret"), "c3R1ZGVudDpzZWNyZXQ=");
+    }
+
+    #[test]
+    fn auth_field_known_vector_both_ways() {
+        assert_eq!(super::encode_b64(b"user:pass"), "dXNlcjpwYXNz");
+        assert_eq!(super::decode_b64("dXNlcjpwYXNz").unwrap(), b"user:pass");
+        // Padding is written as Docker writes it ...
+        assert_eq!(super::encode_b64(b"user:pas"), "dXNlcjpwYXM=");
+        assert_eq!(super::encode_b64(b"user:pa"), "dXNlcjpwYQ==");
+        // ... and read with or without it, as dockling always did.
+        assert_eq!(super::decode_b64("dXNlcjpwYQ==").unwrap(), b"user:pa");
+        assert_eq!(super::decode_b64("dXNlcjpwYQ").unwrap(), b"user:pa");
+        // Not base64: no credentials rather than garbage ones.
+        assert_eq!(super::decode_b64("dXNl*jpw"), None);
+        assert_eq!(super::decode_b64("dXNlc"), None);
     }
 }

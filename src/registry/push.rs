@@ -153,7 +153,7 @@ impl Pusher<'_> {
             location = self.location(&resp)?;
             offset += n as u64;
         }
-        let got = format!("sha256:{}", hex::encode(hash.finalize()));
+        let got = format!("sha256:{:x}", hash.finalize());
         if got != digest {
             // Abandon the upload session; the registry drops what it received.
             let _ = self.reg.send(&self.scope(), |h| h.delete(&location));

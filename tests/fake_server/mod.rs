@@ -196,7 +196,7 @@ impl Drop for Fake {
 
 /// `sha256:<hex>` of `data`.
 pub fn digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+    format!("sha256:{:x}", Sha256::digest(data))
 }
 
 /// The media type of an OCI image manifest.

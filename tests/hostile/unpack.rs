@@ -86,7 +86,7 @@ impl Case {
         self.lab
             .root()
             .join("layers/sha256")
-            .join(hex::encode(sha2::Sha256::digest(tar)))
+            .join(format!("{:x}", sha2::Sha256::digest(tar)))
     }
 
     /// Accepted: exit 0, host untouched, store fine. Returns the unpacked layer.
