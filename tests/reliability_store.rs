@@ -34,6 +34,17 @@ fn blocked_on_a_lock(pid: u32) -> bool {
         .any(|l| l.contains("->") && l.split_whitespace().any(|f| f == pid.to_string()))
 }
 
+/// True while process `pid` has `path` open: with the test holding the flock on it, the
+/// process is at its lock. (The store lock is taken by polling with `LOCK_NB`, so that a busy
+/// lock can name its holder and time out: such a waiter has no `->` line in /proc/locks.)
+fn waits_for(pid: u32, path: &Path) -> bool {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|fd| fs::read_link(fd.path()).is_ok_and(|p| p == path))
+}
+
 /// An exclusive flock the test holds on `path` until dropped.
 fn hold(path: &Path) -> File {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -378,7 +389,7 @@ fn rmi_racing_a_run_never_leaves_the_run_without_its_layers() {
         .spawn()
         .unwrap();
     wait_until("run waits for the store lock", || {
-        blocked_on_a_lock(run.id())
+        waits_for(run.id(), &store_lock)
     });
     let rmi = lab
         .command(&["rmi", "busybox"])
@@ -387,7 +398,7 @@ fn rmi_racing_a_run_never_leaves_the_run_without_its_layers() {
         .spawn()
         .unwrap();
     wait_until("rmi waits for the store lock", || {
-        blocked_on_a_lock(rmi.id())
+        waits_for(rmi.id(), &store_lock)
     });
     drop(held);
     let run = run.wait_with_output().unwrap();

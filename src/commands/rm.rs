@@ -160,7 +160,9 @@ pub fn reap(ctx: &Context, containers: &Containers) {
     if !nix::unistd::geteuid().is_root() {
         return;
     }
-    let Ok(_names) = containers.lock() else {
+    // Opportunistic: when another command holds the containers' lock, the next one reaps
+    // (waiting here would make every command wait, and say so, twice).
+    let Ok(Some(_names)) = containers.try_lock() else {
         return;
     };
     containers.sweep();

@@ -171,6 +171,12 @@ impl Containers {
         lock(&self.dir.join(".lock"))
     }
 
+    /// The same lock if nobody holds it now (`None` if somebody does): for work that can
+    /// wait for the next command, such as reaping what killed ones left.
+    pub fn try_lock(&self) -> Result<Option<Lock>> {
+        crate::files::try_lock(&self.dir.join(".lock"))
+    }
+
     /// Every container, newest first.
     pub fn list(&self) -> Result<Vec<Container>> {
         let mut out = Vec::new();
