@@ -859,3 +859,39 @@ fn pull_refetches_a_big_layer_blob_damaged_in_place_when_its_layer_must_be_unpac
     assert_eq!(std::fs::metadata(unpacked).unwrap().len(), 9 << 20);
     lab.cmd(&["system", "fsck"]).expect_code(0);
 }
+
+#[test]
+fn a_half_deleted_layer_of_an_older_store_is_unpacked_again_not_adopted_by_its_size_file() {
+    // An older dockling recorded `layers/size/<diff_id>` after each unpack but deleted the
+    // directory before the size file: a killed old `rmi` left a size file beside half a
+    // layer. Adopting size files as markers would run that half layer.
+    let lab = Lab::with_busybox();
+    let root = lab.root();
+    let p = parts(&lab, "busybox");
+    let hex = &p.diff_id[7..];
+    let marker = root.join("layers/unpacked").join(hex);
+    let size = std::fs::read(&marker).unwrap();
+    std::fs::remove_file(&marker).unwrap();
+    std::fs::create_dir_all(root.join("layers/size")).unwrap();
+    std::fs::write(root.join("layers/size").join(hex), &size).unwrap();
+    let layer_dir = root.join("layers/sha256").join(hex);
+    std::fs::remove_file(layer_dir.join("bin/busybox")).unwrap();
+
+    let fsck = lab.cmd(&["system", "fsck"]);
+    fsck.expect_code(1);
+    let line = format!(
+        "image busybox:latest: layer {} is half-unpacked or half-deleted (a directory without its marker) (--repair unpacks it again from blob {})",
+        layer_dir.display(),
+        p.layer_blob
+    );
+    assert!(
+        fsck.stdout.lines().any(|l| l == line),
+        "{line}\nnot in:\n{}",
+        fsck.stdout
+    );
+    // A run unpacks it again (the half directory to the trash) and marks it.
+    assert_eq!(lab.ok(&["busybox", "echo", "ran"]), "ran\n");
+    assert!(layer_dir.join("bin/busybox").is_file());
+    assert_eq!(std::fs::read(&marker).unwrap(), size);
+    lab.cmd(&["system", "fsck"]).expect_code(0);
+}
