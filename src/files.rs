@@ -254,35 +254,127 @@ pub fn temp_name() -> String {
     format!(".tmp-{pid}-{}-{}", start_time(pid).unwrap_or(0), hex(&rand))
 }
 
-/// Whether the process that made the temporary file `name` (see [`temp_name`]) still runs.
-/// Names of older dockling versions (`.tmp-<pid>-<hex>`, `<file>.tmp<pid>`) carry only a pid:
-/// that pid running counts as alive (erring towards keeping the file).
+/// The owner a temporary name carries: its pid, and its start time when the name has one.
+/// `None` when `name` is not a temporary name. The one parser of these names: garbage
+/// collection, the store's sweep and `system fsck` all ask it.
+///
+/// - `.tmp-<pid>-<start>-<random>` ([`temp_name`]) and `.<file>.tmp-<pid>-<start>-<random>`
+///   (`write_atomic`): pid and start time;
+/// - names of older dockling versions, pid only: `.tmp-<pid>-<hex>` (blobs),
+///   `.tmp-<diff_id hex>-<pid>-<hex>` (layers), `<file>.tmp<pid>` (atomic writes).
+pub fn temp_owner(name: &str) -> Option<(u32, Option<u64>)> {
+    let digits = |f: &str| !f.is_empty() && f.len() <= 20 && f.bytes().all(|b| b.is_ascii_digit());
+    if let Some((_, rest)) = name.rsplit_once(".tmp-") {
+        let f: Vec<&str> = rest.split('-').collect();
+        let pid = |s: &str| digits(s).then(|| s.parse::<u32>().ok()).flatten();
+        return match f.as_slice() {
+            // An old layer's: the diff_id comes first (64 hex digits, never a pid).
+            [hex, p, _] if hex.len() == 64 => pid(p).map(|p| (p, None)),
+            [p, start, _] if digits(start) => pid(p).map(|p| (p, start.parse().ok())),
+            [p, _] => pid(p).map(|p| (p, None)),
+            _ => None,
+        };
+    }
+    let (_, pid) = name.rsplit_once(".tmp")?;
+    digits(pid)
+        .then(|| pid.parse::<u32>().ok())
+        .flatten()
+        .map(|p| (p, None))
+}
+
+/// Whether the process that made the temporary file `name` (see [`temp_owner`]) still runs:
+/// its pid exists with the start time the name records. Names of older versions carry only a
+/// pid: that pid running counts as alive (erring towards keeping the file). False when `name`
+/// is not a temporary name.
 pub fn owner_alive(name: &str) -> bool {
-    let fields: Vec<&str> = if let Some(rest) = name.split(".tmp-").nth(1) {
-        rest.split('-').collect()
-    } else if let Some(rest) = name.rsplit(".tmp").next().filter(|_| name.contains(".tmp")) {
-        vec![rest]
-    } else {
-        return false;
-    };
-    let Some(pid) = fields.iter().find_map(|f| {
-        (f.len() <= 10 && !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| f.parse::<u32>().ok())
-            .flatten()
-    }) else {
+    let Some((pid, start)) = temp_owner(name) else {
         return false;
     };
     let Some(now) = start_time(pid) else {
         return false;
     };
-    let pos = fields.iter().position(|f| f.parse::<u32>() == Ok(pid));
-    match pos
-        .and_then(|i| fields.get(i + 1))
-        .and_then(|f| f.parse::<u64>().ok())
-    {
+    match start {
         Some(start) if start > 0 => start == now,
         _ => true,
     }
+}
+
+/// A temporary file or trash whose owner is gone: what a killed command left, which the
+/// store's sweep, its garbage collection and `system fsck --repair` remove.
+pub fn leftover(name: &str) -> bool {
+    name.starts_with(".trash-") || (temp_owner(name).is_some() && !owner_alive(name))
+}
+
+/// Whether some process holds a `flock` on the existing file `path` (a lease, a per-object
+/// lock): the lock is tried without waiting and released at once. `None` when it cannot be
+/// opened (gone meanwhile). The file is not created.
+pub fn held(path: &Path) -> Option<bool> {
+    let f = File::options().read(true).open(path).ok()?;
+    // SAFETY: flock on an fd we own; LOCK_NB returns at once.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        // Released when f is closed.
+        return Some(false);
+    }
+    (std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)).then_some(true)
+}
+
+/// Remove the lock or lease file `path` if nobody holds it, unlinking it while holding its
+/// lock ourselves (as [`PathLock`]'s holder does), so a process that opened it meanwhile finds
+/// the path no longer names what it locked and starts over. True when removed.
+pub fn remove_if_unheld(path: &Path) -> std::io::Result<bool> {
+    let f = match File::options().read(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: flock on an fd we own; LOCK_NB returns at once.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Ok(false);
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Mount points at or under `path` (this process's mount namespace). `remove_dir_all` would
+/// descend into a file system mounted there (a host directory bound in, say) and empty it:
+/// a tree with one is never removed.
+pub fn mounts_under(path: &Path) -> Vec<PathBuf> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mount_points_under(&mountinfo, path)
+}
+
+/// The mount points of `mountinfo` (proc(5)) at or under `root`.
+pub fn mount_points_under(mountinfo: &str, root: &Path) -> Vec<PathBuf> {
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mountinfo(p)))
+        .filter(|p| p.starts_with(&root))
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+pub fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `fsync(2)` a directory, so the names created, renamed or removed in it are on disk.
@@ -384,6 +476,32 @@ mod tests {
         // pid_max is at most 2^22: this pid cannot exist.
         assert!(!owner_alive(".tmp-4194305-5-00"));
         assert!(!owner_alive("no-owner"));
+    }
+
+    #[test]
+    fn temporary_names_of_this_and_older_versions_give_their_owner() {
+        let mine = temp_name();
+        let pid = std::process::id();
+        let (p, start) = temp_owner(&mine).unwrap();
+        assert_eq!(p, pid);
+        assert!(start.is_some_and(|s| s > 0), "{mine}");
+        assert_eq!(temp_owner(&format!(".a.json{mine}")), Some((pid, start)));
+        // Older versions: blobs, layers, atomic writes; an all-digit random part of an old
+        // blob's name is not taken for a start time.
+        assert_eq!(temp_owner(".tmp-1234-abcdef01"), Some((1234, None)));
+        assert_eq!(temp_owner(".tmp-1234-01234567"), Some((1234, None)));
+        let hex = "a".repeat(64);
+        assert_eq!(
+            temp_owner(&format!(".tmp-{hex}-77-0123abcd")),
+            Some((77, None))
+        );
+        assert_eq!(temp_owner("index.tmp99"), Some((99, None)));
+        assert_eq!(temp_owner(".tmp-"), None);
+        assert_eq!(temp_owner("index.json"), None);
+        assert_eq!(temp_owner(&hex), None);
+        assert!(leftover(".trash-1-2-3"));
+        assert!(!leftover(&mine));
+        assert!(leftover(".tmp-4194305-5-00"));
     }
 
     #[test]

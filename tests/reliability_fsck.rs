@@ -467,21 +467,59 @@ fn fsck_finds_each_leftover_and_repair_removes_only_proven_garbage() {
         .unwrap()
         .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
         .unwrap();
-    // Temporary files: one of a dead process, one of a live one (this test).
+    // An orphan blob a live command (this test) has leased: not an orphan.
+    let leased_blob = {
+        use sha2::Digest as _;
+        format!("sha256:{:x}", sha2::Sha256::digest(b"leased"))
+    };
+    let leased_path = blobs.join(&leased_blob[7..]);
+    std::fs::write(&leased_path, b"leased").unwrap();
+    let lease = root.join("oci/leases/live-lease");
+    let _held_lease = dockling::files::try_lock(&lease).unwrap().unwrap();
+    std::fs::write(&lease, format!("{leased_blob}\n")).unwrap();
+    // A lease and a per-object lock nobody holds (their commands were killed); a lock held.
+    let stale_lease = root.join("oci/leases/1-2-0123abcd");
+    std::fs::write(&stale_lease, format!("{orphan}\n")).unwrap();
+    let stale_lock = root
+        .join("oci/locks")
+        .join(format!("blob-{}", &orphan[7..]));
+    std::fs::write(&stale_lock, b"").unwrap();
+    let held_lock = root
+        .join("oci/locks")
+        .join(format!("blob-{}", &leased_blob[7..]));
+    let _held = dockling::files::try_lock(&held_lock).unwrap().unwrap();
+    // Temporary files: of a dead process; of a live one (this test), named as now and as
+    // older versions named them; of this pid with another start time (a reused pid).
     let dead = {
         let mut c = Command::new("true").spawn().unwrap();
         let pid = c.id();
         c.wait().unwrap();
         pid
     };
-    let dead_tmp = blobs.join(format!(".tmp-{dead}-0123abcd"));
+    let dead_tmp = blobs.join(format!(".tmp-{dead}-1-0123abcd"));
     std::fs::write(&dead_tmp, b"half").unwrap();
     let live = std::process::id();
-    let live_tmp = blobs.join(format!(".tmp-{live}-0123abcd"));
+    let live_tmp = blobs.join(dockling::files::temp_name());
     std::fs::write(&live_tmp, b"half").unwrap();
-    // A lost unpacked layer.
+    let old_live_tmp = blobs.join(format!(".tmp-{live}-0123abcd"));
+    std::fs::write(&old_live_tmp, b"half").unwrap();
+    let reused_tmp = root
+        .join("oci")
+        .join(format!(".index.json.tmp-{live}-1-0123abcd"));
+    std::fs::write(&reused_tmp, b"half").unwrap();
+    // Trash of a killed rmi and of a killed rm.
+    let layer_trash = root.join("layers/sha256/.trash-1-2-0123abcd");
+    std::fs::create_dir_all(layer_trash.join("bin")).unwrap();
+    let container_trash = root
+        .join("containers")
+        .join(format!(".trash-{}", "b".repeat(64)));
+    std::fs::create_dir_all(&container_trash).unwrap();
+    // The image's layer half deleted (its marker left); another layer half unpacked (its
+    // directory without a marker).
     let layer_dir = root.join("layers/sha256").join(&p.diff_id[7..]);
     std::fs::remove_dir_all(&layer_dir).unwrap();
+    let half = root.join("layers/sha256").join("a".repeat(64));
+    std::fs::create_dir_all(half.join("etc")).unwrap();
     // A container record without state (a killed create), old; one that cannot be read.
     let stateless = root.join("containers").join("c".repeat(64));
     std::fs::create_dir(&stateless).unwrap();
@@ -508,6 +546,19 @@ fn fsck_finds_each_leftover_and_repair_removes_only_proven_garbage() {
         "broken container record {}/state.json: EOF while parsing an object at line 1 column 1",
         unreadable.display()
     );
+    let kept_old_live = format!(
+        "temporary file {}: left by process {live}",
+        old_live_tmp.display()
+    );
+    let running = format!("process {live}, named in it, is still running and may be writing it");
+    let half_line = format!(
+        "half-unpacked or half-deleted (a directory without its marker) layer {}: a killed unpack or delete left it",
+        half.display()
+    );
+    let image_layer = format!(
+        "image busybox:latest: layer {} is half-unpacked or half-deleted (a marker without its directory)",
+        layer_dir.display()
+    );
     let expected = [
         format!(
             "orphan blob {orphan}: no image refers to it (--repair removes it)"
@@ -516,13 +567,34 @@ fn fsck_finds_each_leftover_and_repair_removes_only_proven_garbage() {
             "temporary file {}: left by process {dead} (--repair removes it)",
             dead_tmp.display()
         ),
+        format!("{kept_live} (--repair keeps it: {running})"),
+        format!("{kept_old_live} (--repair keeps it: {running})"),
         format!(
-            "{kept_live} (--repair keeps it: process {live}, named in it, is still running and may be writing it)"
+            "temporary file {}: left by process {live} (--repair removes it)",
+            reused_tmp.display()
         ),
         format!(
-            "image busybox:latest: layer {} is not unpacked (--repair unpacks it again from blob {})",
-            layer_dir.display(),
+            "{image_layer} (--repair unpacks it again from blob {})",
             p.layer_blob
+        ),
+        format!(
+            "trash {}: a killed delete left it (--repair removes it)",
+            layer_trash.display()
+        ),
+        format!(
+            "{half_line} (--repair moves it to the trash; the next pull or run that needs it unpacks it again)"
+        ),
+        format!(
+            "trash {}: a killed delete left it (--repair removes it)",
+            container_trash.display()
+        ),
+        format!(
+            "stale lease {}: nobody holds it (its command is gone) (--repair removes it)",
+            stale_lease.display()
+        ),
+        format!(
+            "stale lock {}: nobody holds it (its command is gone) (--repair removes it)",
+            stale_lock.display()
         ),
         format!(
             "broken container record {}: no state.json (a create or rm was killed) (--repair removes it)",
@@ -536,7 +608,7 @@ fn fsck_finds_each_leftover_and_repair_removes_only_proven_garbage() {
             "leftover cgroup {}: of no container (--repair removes the empty cgroup)",
             cgroup.display()
         ),
-        format!("fsck: 7 findings in {r}: run `dockling system fsck --repair` to repair what can be"),
+        format!("fsck: 14 findings in {r}: run `dockling system fsck --repair` to repair what can be"),
     ];
     let fsck = lab.cmd(&["system", "fsck"]);
     fsck.expect_code(1);
@@ -555,12 +627,29 @@ fn fsck_finds_each_leftover_and_repair_removes_only_proven_garbage() {
             "temporary file {}: left by process {dead}: removed",
             dead_tmp.display()
         ),
+        format!("{kept_live}: kept: {running}"),
+        format!("{kept_old_live}: kept: {running}"),
         format!(
-            "{kept_live}: kept: process {live}, named in it, is still running and may be writing it"
+            "temporary file {}: left by process {live}: removed",
+            reused_tmp.display()
+        ),
+        format!("{image_layer}: unpacked it again"),
+        format!(
+            "trash {}: a killed delete left it: removed",
+            layer_trash.display()
+        ),
+        format!("{half_line}: moved to the trash and removed"),
+        format!(
+            "trash {}: a killed delete left it: removed",
+            container_trash.display()
         ),
         format!(
-            "image busybox:latest: layer {} is not unpacked: unpacked it again",
-            layer_dir.display()
+            "stale lease {}: nobody holds it (its command is gone): removed",
+            stale_lease.display()
+        ),
+        format!(
+            "stale lock {}: nobody holds it (its command is gone): removed",
+            stale_lock.display()
         ),
         format!(
             "broken container record {}: no state.json (a create or rm was killed): removed",
@@ -574,14 +663,13 @@ fn fsck_finds_each_leftover_and_repair_removes_only_proven_garbage() {
             "leftover cgroup {}: of no container: removed",
             cgroup.display()
         ),
-        format!(
-            "left: {kept_live} (--repair keeps it: process {live}, named in it, is still running and may be writing it)"
-        ),
+        format!("left: {kept_live} (--repair keeps it: {running})"),
+        format!("left: {kept_old_live} (--repair keeps it: {running})"),
         format!(
             "left: {unreadable_line} (--repair keeps it: whether it still runs cannot be read from it: check, then remove {} by hand)",
             unreadable.display()
         ),
-        format!("fsck: repaired 5 of 7 findings; 2 left in {r}"),
+        format!("fsck: repaired 11 of 14 findings; 3 left in {r}"),
     ];
     assert_eq!(
         lines(&repair.stdout),
@@ -590,12 +678,18 @@ fn fsck_finds_each_leftover_and_repair_removes_only_proven_garbage() {
         repair.stdout
     );
     assert!(!orphan_path.exists() && !dead_tmp.exists() && !stateless.exists());
+    assert!(!reused_tmp.exists() && !layer_trash.exists() && !container_trash.exists());
+    assert!(!half.exists() && !stale_lease.exists() && !stale_lock.exists());
     assert!(!cgroup.exists());
-    assert!(live_tmp.exists() && unreadable.exists());
+    assert!(live_tmp.exists() && old_live_tmp.exists() && unreadable.exists());
+    assert!(leased_path.exists() && lease.exists() && held_lock.exists());
     assert!(layer_dir.join("bin/busybox").exists());
 
     // What was kept, removed by hand: clean, and the image works.
     std::fs::remove_file(&live_tmp).unwrap();
+    std::fs::remove_file(&old_live_tmp).unwrap();
+    std::fs::remove_file(&held_lock).unwrap();
+    drop(_held);
     std::fs::remove_dir_all(&unreadable).unwrap();
     lab.cmd(&["system", "fsck"]).expect_code(0);
     assert_eq!(lab.ok(&["busybox", "echo", "ran"]), "ran\n");
@@ -763,5 +857,41 @@ fn pull_refetches_a_big_layer_blob_damaged_in_place_when_its_layer_must_be_unpac
         .join(&p.diff_id[7..])
         .join("big");
     assert_eq!(std::fs::metadata(unpacked).unwrap().len(), 9 << 20);
+    lab.cmd(&["system", "fsck"]).expect_code(0);
+}
+
+#[test]
+fn a_half_deleted_layer_of_an_older_store_is_unpacked_again_not_adopted_by_its_size_file() {
+    // An older dockling recorded `layers/size/<diff_id>` after each unpack but deleted the
+    // directory before the size file: a killed old `rmi` left a size file beside half a
+    // layer. Adopting size files as markers would run that half layer.
+    let lab = Lab::with_busybox();
+    let root = lab.root();
+    let p = parts(&lab, "busybox");
+    let hex = &p.diff_id[7..];
+    let marker = root.join("layers/unpacked").join(hex);
+    let size = std::fs::read(&marker).unwrap();
+    std::fs::remove_file(&marker).unwrap();
+    std::fs::create_dir_all(root.join("layers/size")).unwrap();
+    std::fs::write(root.join("layers/size").join(hex), &size).unwrap();
+    let layer_dir = root.join("layers/sha256").join(hex);
+    std::fs::remove_file(layer_dir.join("bin/busybox")).unwrap();
+
+    let fsck = lab.cmd(&["system", "fsck"]);
+    fsck.expect_code(1);
+    let line = format!(
+        "image busybox:latest: layer {} is half-unpacked or half-deleted (a directory without its marker) (--repair unpacks it again from blob {})",
+        layer_dir.display(),
+        p.layer_blob
+    );
+    assert!(
+        fsck.stdout.lines().any(|l| l == line),
+        "{line}\nnot in:\n{}",
+        fsck.stdout
+    );
+    // A run unpacks it again (the half directory to the trash) and marks it.
+    assert_eq!(lab.ok(&["busybox", "echo", "ran"]), "ran\n");
+    assert!(layer_dir.join("bin/busybox").is_file());
+    assert_eq!(std::fs::read(&marker).unwrap(), size);
     lab.cmd(&["system", "fsck"]).expect_code(0);
 }

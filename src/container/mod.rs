@@ -366,7 +366,12 @@ impl Containers {
             } else {
                 !path.join("state.json").exists() && !self.engine_alive(&name)
             };
-            if leftover && fs::remove_dir_all(&path).is_ok() {
+            // remove_dir_all would descend into a file system mounted below and empty it
+            // (a host directory bound there, say): such a tree is left for `system fsck`.
+            if leftover
+                && crate::files::mounts_under(&path).is_empty()
+                && fs::remove_dir_all(&path).is_ok()
+            {
                 removed.push(path);
             }
         }

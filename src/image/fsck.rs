@@ -4,17 +4,21 @@
 //! What is checked, in order: `index.json` parses as an image index; every blob has the
 //! digest it is named by (and the size its descriptors give); every index entry's manifest is
 //! there, and the config and layers that manifest names; every layer of an image is unpacked;
-//! blobs and unpacked layers no image refers to (orphans); temporary files (`.tmp-*`,
-//! `*.tmp<pid>`) a killed command left; container records that cannot be read or whose image
-//! is gone; cgroups of containers that no longer run (under the configured parent, in every
+//! blobs and unpacked layers no image refers to (orphans) or whose unpack or deletion was cut
+//! short (a directory without its marker, a marker without its directory); temporary files,
+//! trash, leases and per-object locks a killed command left; container records that cannot be
+//! read or whose image is gone; cgroups of containers that no longer run (under the configured parent, in every
 //! mounted hierarchy); and mounts under the store, which never exist on the host (containers
 //! mount in their own mount namespace).
 //!
-//! `--repair` only deletes what it can prove is garbage. A temporary file whose name carries a
-//! pid is removed only when that pid is gone; an orphan blob or layer only when it is older
-//! than every other running dockling command (a pull in flight writes or touches every blob
-//! it relies on, so a blob older than all of them is none of theirs); a cgroup only when it
-//! holds no process (rmdir(2) refuses one that does). Damaged blobs are moved aside to
+//! The check changes nothing (the store is read as it is, not opened and swept). `--repair`
+//! only deletes what it can prove is garbage, by the store's own rules (ARCHITECTURE.md,
+//! "Crash safety"): a temporary file only when its owner (pid and start time,
+//! `files::owner_alive`) is gone; an orphan blob or layer only when no live lease names it (a
+//! pull or import in flight leases what it writes); a lease or lock file only when nobody
+//! holds it; a half-unpacked layer goes to the trash as every deleted layer does; a container
+//! directory only when no dockling command that could be creating it runs; a cgroup only when
+//! it holds no process (rmdir(2) refuses one that does). Damaged blobs are moved aside to
 //! `<root>/lost+found/`, never deleted, and the next `pull` fetches them again; a broken
 //! `index.json` is moved aside as `index.json.broken-<time>` and rebuilt from the image
 //! manifests among the blobs (untagged: the tags lived in the broken file).
@@ -193,6 +197,12 @@ pub enum Fix {
     Remove(Vec<PathBuf>),
     /// rmdir(2) an empty cgroup.
     RemoveCgroup(PathBuf),
+    /// Delete an unpacked layer (marker, then directory through the trash), as `rmi` does.
+    DiscardLayer(String),
+    /// Delete a blob no image and no live lease names (checked again under the store lock).
+    DiscardBlob(String),
+    /// Remove a lease or lock file if still nobody holds it.
+    RemoveUnheld(PathBuf),
     /// Nothing can be proven: leave it, and say why and what the user can do.
     Keep(String),
 }
@@ -210,6 +220,8 @@ impl Fix {
             Fix::Unpack { blob, .. } => format!("--repair unpacks it again from blob {blob}"),
             Fix::Remove(_) => "--repair removes it".into(),
             Fix::RemoveCgroup(_) => "--repair removes the empty cgroup".into(),
+            Fix::DiscardLayer(_) => "--repair moves it to the trash; the next pull or run that needs it unpacks it again".into(),
+            Fix::RemoveUnheld(_) | Fix::DiscardBlob(_) => "--repair removes it".into(),
             Fix::Keep(why) => format!("--repair keeps it: {why}"),
         }
     }
@@ -310,43 +322,36 @@ fn boot_time() -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-/// The pid a temporary name carries: `.tmp-<pid>-<id>` (blobs), `.tmp-<diff_id>-<pid>-<id>`
-/// (layers), `<name>.tmp<pid>` (files written atomically).
-fn temp_pid(name: &str) -> Option<Option<i32>> {
-    if let Some(rest) = name.strip_prefix(".tmp-") {
-        // The first short all-digit field: a 64-hex diff_id is never one.
-        return Some(
-            rest.split('-')
-                .find(|f| !f.is_empty() && f.len() <= 7 && f.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|f| f.parse().ok()),
-        );
-    }
-    let (_, ext) = name.rsplit_once('.')?;
-    let pid = ext.strip_prefix("tmp")?;
-    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(pid.parse().ok())
-}
-
-/// A finding for a temporary file, or none when `name` is not one.
+/// A finding for a temporary file (see `files::temp_owner`) or trash, or none when `name` is
+/// neither.
 fn temp_finding(path: &Path, name: &str) -> Option<Finding> {
-    let pid = temp_pid(name)?;
-    let fix = match pid {
-        Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => Fix::Keep(format!(
+    if name.starts_with(".trash-") {
+        return Some(Finding {
+            what: format!("trash {}: a killed delete left it", path.display()),
+            fix: Fix::Remove(vec![path.to_path_buf()]),
+        });
+    }
+    let Some((pid, _)) = crate::files::temp_owner(name) else {
+        // A temporary name no version of dockling writes without its owner.
+        return name.contains(".tmp-").then(|| Finding {
+            what: format!("temporary file {}: left by a command", path.display()),
+            fix: Fix::Keep(
+                "no pid in its name says who wrote it: remove it by hand once no dockling command runs"
+                    .into(),
+            ),
+        });
+    };
+    let fix = if crate::files::owner_alive(name) {
+        Fix::Keep(format!(
             "process {pid}, named in it, is still running and may be writing it"
-        )),
-        Some(_) => Fix::Remove(vec![path.to_path_buf()]),
-        None => Fix::Keep(
-            "no pid in its name says who wrote it: remove it by hand once no dockling command runs"
-                .into(),
-        ),
+        ))
+    } else {
+        Fix::Remove(vec![path.to_path_buf()])
     };
-    let what = match pid {
-        Some(pid) => format!("temporary file {}: left by process {pid}", path.display()),
-        None => format!("temporary file {}: left by a command", path.display()),
-    };
-    Some(Finding { what, fix })
+    Some(Finding {
+        what: format!("temporary file {}: left by process {pid}", path.display()),
+        fix,
+    })
 }
 
 fn entries(dir: &Path) -> Vec<(String, PathBuf)> {
@@ -360,24 +365,45 @@ fn entries(dir: &Path) -> Vec<(String, PathBuf)> {
     out
 }
 
-/// The store's layout under `root`.
+/// The directories of the store under `root`, as the store names them.
 struct Paths {
     oci: PathBuf,
     blobs: PathBuf,
     layers: PathBuf,
-    sizes: PathBuf,
+    unpacked: PathBuf,
     containers: PathBuf,
 }
 
 impl Paths {
     fn new(root: &Path) -> Paths {
+        let store = Store::at(root);
+        let any = format!("sha256:{}", "0".repeat(64));
+        let dir_of = |p: Result<PathBuf>| {
+            p.ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .expect("a valid digest")
+        };
         Paths {
             oci: root.join("oci"),
-            blobs: root.join("oci/blobs/sha256"),
-            layers: root.join("layers/sha256"),
-            sizes: root.join("layers/size"),
+            blobs: dir_of(store.blob_path(&any)),
+            layers: dir_of(store.layer_path(&any)),
+            unpacked: dir_of(store.layer_marker(&any)),
             containers: root.join("containers"),
         }
+    }
+}
+
+/// "half-unpacked or half-deleted (…)" when a layer has its directory or its marker but not
+/// both; `None` when it has both or neither.
+fn half_layer(store: &Store, diff_id: &str) -> Option<&'static str> {
+    let dir = store
+        .layer_path(diff_id)
+        .is_ok_and(|d| d.symlink_metadata().is_ok());
+    let marker = store.layer_marker(diff_id).is_ok_and(|m| m.is_file());
+    match (dir, marker) {
+        (true, false) => Some("half-unpacked or half-deleted (a directory without its marker)"),
+        (false, true) => Some("half-unpacked or half-deleted (a marker without its directory)"),
+        _ => None,
     }
 }
 
@@ -391,10 +417,20 @@ fn entry_name(m: &Value) -> String {
 
 /// Check the store under `root` (whose containers' cgroups live under `cgroup_parent`).
 pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
-    let store = Store::open(root)?;
     let p = Paths::new(root);
-    let commands = Commands::scan();
     let mut findings = Vec::new();
+    // No store yet: nothing to check (and nothing is created by looking).
+    if !p.oci.is_dir() {
+        return Ok(findings);
+    }
+    let store = Store::at(root);
+    let commands = Commands::scan();
+    // What live pulls and imports have leased is theirs, whatever the index says; leases are
+    // made under the store lock, so they are read under it.
+    let (leased, stale_leases) = {
+        let _l = store.lock()?;
+        store.leases()
+    };
 
     // 1. The index.
     let index_path = p.oci.join("index.json");
@@ -572,10 +608,16 @@ pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
             if !diff_ids.insert(diff_id.clone()) {
                 continue;
             }
-            let dir = p.layers.join(&diff_id[7..]);
-            if dir.is_dir() {
+            // Unpacked means the marker and the directory (`Store::layer_complete`); one
+            // leased by a live command may be between the two (its unpack in flight).
+            if store.layer_complete(diff_id) || leased.contains(diff_id) {
                 continue;
             }
+            let dir = store.layer_path(diff_id)?;
+            let state = match half_layer(&store, diff_id) {
+                Some(half) => format!("is {half}"),
+                None => "is not unpacked".into(),
+            };
             let fix = match blob {
                 Some(b) if intact.contains_key(b) => Fix::Unpack {
                     blob: b.clone(),
@@ -584,7 +626,7 @@ pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
                 _ => Fix::Keep("its blob is damaged or missing: pull the image again".into()),
             };
             findings.push(Finding {
-                what: format!("image {name}: layer {} is not unpacked", dir.display()),
+                what: format!("image {name}: layer {} {state}", dir.display()),
                 fix,
             });
         }
@@ -592,46 +634,76 @@ pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
 
     // 4. Orphans: blobs and unpacked layers no image refers to.
     if blobs_known {
-        for (digest, path) in &blob_files {
-            if referenced.contains(digest) {
+        for (digest, _) in &blob_files {
+            if referenced.contains(digest) || leased.contains(digest) {
                 continue;
             }
-            let fix = match commands.claims(path) {
-                None => Fix::Remove(vec![path.clone()]),
-                Some(why) => Fix::Keep(why),
-            };
             findings.push(Finding {
                 what: format!("orphan blob {digest}: no image refers to it"),
-                fix,
+                fix: Fix::DiscardBlob(digest.clone()),
             });
         }
     }
-    for (name, path) in entries(&p.layers) {
-        if let Some(f) = temp_finding(&path, &name) {
-            findings.push(f);
-            continue;
+    // Layer directories and markers: a half-unpacked or half-deleted layer whatever refers to
+    // it (one an image uses is reported above), an orphan when no image refers to it.
+    let mut layer_names: BTreeSet<String> = BTreeSet::new();
+    for (dir, _) in [(&p.layers, ()), (&p.unpacked, ())] {
+        for (name, path) in entries(dir) {
+            if let Some(f) = temp_finding(&path, &name) {
+                findings.push(f);
+            } else if hex_of(&format!("sha256:{name}")).is_ok() {
+                layer_names.insert(name);
+            }
         }
+    }
+    for name in layer_names {
         let digest = format!("sha256:{name}");
-        if !layers_known || diff_ids.contains(&digest) || hex_of(&digest).is_err() {
+        if diff_ids.contains(&digest) || leased.contains(&digest) {
             continue;
         }
-        let fix = match commands.claims(&path) {
-            None => Fix::Remove(vec![path.clone(), p.sizes.join(&name)]),
-            Some(why) => Fix::Keep(why),
+        let dir = store.layer_path(&digest)?;
+        let what = match half_layer(&store, &digest) {
+            Some(half) => format!(
+                "{half} layer {}: a killed unpack or delete left it",
+                dir.display()
+            ),
+            None if layers_known => {
+                format!("orphan layer {}: no image refers to it", dir.display())
+            }
+            None => continue,
         };
         findings.push(Finding {
-            what: format!("orphan layer {}: no image refers to it", path.display()),
-            fix,
+            what,
+            fix: Fix::DiscardLayer(digest),
         });
     }
 
-    // 5. Temporary files of atomic writes, in the store's own directories.
-    for dir in [&p.oci, &p.sizes, &p.containers] {
+    // 5. What killed commands left in the store's own directories: temporary files of atomic
+    // writes, trash, leases and per-object locks nobody holds.
+    for dir in [&p.oci, &p.containers] {
         for (name, path) in entries(dir) {
             if let Some(f) = temp_finding(&path, &name) {
                 findings.push(f);
             }
         }
+    }
+    for path in stale_leases {
+        findings.push(Finding {
+            what: format!(
+                "stale lease {}: nobody holds it (its command is gone)",
+                path.display()
+            ),
+            fix: Fix::RemoveUnheld(path),
+        });
+    }
+    for path in store.stale_object_locks() {
+        findings.push(Finding {
+            what: format!(
+                "stale lock {}: nobody holds it (its command is gone)",
+                path.display()
+            ),
+            fix: Fix::RemoveUnheld(path),
+        });
     }
 
     // 6. Containers.
@@ -735,7 +807,7 @@ pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
     }
 
     // 8. Mounts under the store: containers mount in their own mount namespace only.
-    for point in mount_points_under(&mountinfo, root) {
+    for point in crate::files::mount_points_under(&mountinfo, root) {
         findings.push(Finding {
             what: format!("mount {}: under the store, on the host", point.display()),
             fix: Fix::Keep(format!(
@@ -757,42 +829,11 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<PathBuf> {
         let fstype = right.split(' ').next().unwrap_or("");
         if matches!(fstype, "cgroup" | "cgroup2") {
             if let Some(point) = left.split(' ').nth(4) {
-                out.insert(PathBuf::from(unescape(point)));
+                out.insert(PathBuf::from(crate::files::unescape_mountinfo(point)));
             }
         }
     }
     out.into_iter().collect()
-}
-
-/// Mount points at or under `root`.
-fn mount_points_under(mountinfo: &str, root: &Path) -> Vec<PathBuf> {
-    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape(p)))
-        .filter(|p| p.starts_with(&root))
-        .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Carry out the fixes of `findings`; one line per finding, saying what was done or why not.
@@ -821,6 +862,19 @@ pub fn repair(root: &Path, findings: &[Finding]) -> Vec<(String, bool)> {
                     .ensure_unpacked(blob, diff_id)
                     .map(|_| "unpacked it again".into()),
                 Fix::Remove(paths) => remove_all(paths).map(|()| "removed".into()),
+                // Under the store lock, unless an image of the index or a live lease has come
+                // to name it since the check.
+                Fix::DiscardLayer(diff_id) => store
+                    .discard_unused(&[], std::slice::from_ref(diff_id))
+                    .map(|()| "moved to the trash and removed".into()),
+                Fix::DiscardBlob(digest) => store
+                    .discard_unused(std::slice::from_ref(digest), &[])
+                    .map(|()| "removed".into()),
+                Fix::RemoveUnheld(path) => match crate::files::remove_if_unheld(path) {
+                    Ok(true) => Ok("removed".into()),
+                    Ok(false) => Err(Error::Usage("kept: a command holds it now".into())),
+                    Err(e) => Err(Error::io("remove", path)(e)),
+                },
                 Fix::RemoveCgroup(dir) => sys
                     .run(crate::sys::Call::Rmdir { path: dir.clone() })
                     .map(|()| "removed".into())
@@ -862,9 +916,8 @@ fn move_aside(root: &Path, path: &Path, now: u64) -> Result<PathBuf> {
 fn remove_all(paths: &[PathBuf]) -> Result<()> {
     // remove_dir_all would descend into a file system mounted below (a host directory bound
     // there, say) and empty it: nothing under a mount point is removed.
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for p in paths {
-        if let Some(m) = mount_points_under(&mountinfo, p).first() {
+        if let Some(m) = crate::files::mounts_under(p).first() {
             return Err(Error::Usage(format!(
                 "kept: {} is mounted under it: unmount it first (umount -l {})",
                 m.display(),
@@ -952,19 +1005,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn temporary_names_give_their_pid() {
-        assert_eq!(temp_pid(".tmp-1234-abcdef"), Some(Some(1234)));
-        let hex = "a".repeat(64);
-        assert_eq!(temp_pid(&format!(".tmp-{hex}-77-0123abcd")), Some(Some(77)));
-        assert_eq!(temp_pid("index.tmp99"), Some(Some(99)));
-        assert_eq!(temp_pid(".tmp-"), Some(None));
-        assert_eq!(temp_pid("index.json"), None);
-        assert_eq!(temp_pid(&hex), None);
-    }
-
-    #[test]
     fn mountinfo_escapes_are_read() {
-        assert_eq!(unescape(r"/a\040b"), "/a b");
+        assert_eq!(crate::files::unescape_mountinfo(r"/a\040b"), "/a b");
         let info = "36 25 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
                     37 25 0:32 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
                     38 25 0:33 / /var/x rw - tmpfs tmpfs rw\n";
@@ -976,7 +1018,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            mount_points_under(info, Path::new("/var")),
+            crate::files::mount_points_under(info, Path::new("/var")),
             vec![PathBuf::from("/var/x")]
         );
     }

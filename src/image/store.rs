@@ -31,7 +31,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::reference::Reference;
 use crate::error::{Error, Result};
-use crate::files::{lock, owner_alive, sync_dir, temp_name, try_lock, write_atomic, PathLock};
+use crate::files::{leftover, lock, sync_dir, temp_name, try_lock, write_atomic, PathLock};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The digest the registry named this image by when it was pulled (Docker's RepoDigest: the
@@ -325,12 +325,18 @@ impl Store {
         if !oci.join("index.json").is_file() {
             return Ok(None);
         }
-        Ok(Some(Store {
-            oci,
+        Ok(Some(Store::at(root)))
+    }
+
+    /// The store under `root` as it is: nothing created, swept or changed (`system fsck`
+    /// checks what killed commands left before anything removes it).
+    pub fn at(root: &Path) -> Store {
+        Store {
+            oci: root.join("oci"),
             layers: root.join("layers/sha256"),
             limits: Default::default(),
             lease: Default::default(),
-        }))
+        }
     }
 
     /// Take the store's lock: `index.json` changes, garbage collection, leases and the
@@ -349,7 +355,7 @@ impl Store {
         ] {
             for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(".trash-") || (name.contains(".tmp") && !owner_alive(&name)) {
+                if leftover(&name) {
                     remove_any(&e.path());
                 }
             }
@@ -400,7 +406,18 @@ impl Store {
     /// are removed.
     /// Called with the store lock held (leases are made under it).
     fn leased(&self) -> std::collections::HashSet<String> {
+        let (keep, stale) = self.leases();
+        for path in stale {
+            let _ = fs::remove_file(&path);
+        }
+        keep
+    }
+
+    /// Without changing anything: the digests the live leases of other processes list, and
+    /// the lease files nobody holds (their process is gone). `system fsck` reports those.
+    pub fn leases(&self) -> (std::collections::HashSet<String>, Vec<PathBuf>) {
         let mut keep = std::collections::HashSet::new();
+        let mut stale = Vec::new();
         let mine = self
             .lease
             .lock()
@@ -414,20 +431,31 @@ impl Store {
             if Some(&path) == mine.as_ref() {
                 continue;
             }
-            match try_lock(&path) {
+            match crate::files::held(&path) {
                 // Nobody holds it: its process is gone.
-                Ok(Some(_stale)) => {
-                    let _ = fs::remove_file(&path);
-                    continue;
+                Some(false) => stale.push(path),
+                Some(true) => {
+                    for d in fs::read_to_string(&path).unwrap_or_default().lines() {
+                        keep.insert(d.to_string());
+                    }
                 }
-                Ok(None) => {}
-                Err(_) => continue,
-            }
-            for d in fs::read_to_string(&path).unwrap_or_default().lines() {
-                keep.insert(d.to_string());
+                None => {}
             }
         }
-        keep
+        (keep, stale)
+    }
+
+    /// Per-object lock files (`oci/locks/`) nobody holds: a holder killed before it removed
+    /// its file left them (harmless, as a waiter checks the file is still the one it locked,
+    /// but clutter `system fsck` reports).
+    pub fn stale_object_locks(&self) -> Vec<PathBuf> {
+        fs::read_dir(self.oci.join("locks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| crate::files::held(p) == Some(false))
+            .collect()
     }
 
     /// A per-object lock (`oci/locks/<what>-<hex>`), removed by its holder.
@@ -1273,9 +1301,6 @@ impl Store {
         let mut keep = self.referenced(index);
         keep.extend(self.leased());
         let mut out = Collected::default();
-        let leftover = |name: &str| {
-            name.starts_with(".trash-") || (name.contains(".tmp") && !owner_alive(name))
-        };
         let blobs = self.oci.join("blobs/sha256");
         for e in fs::read_dir(&blobs)
             .map_err(Error::io("read", &blobs))?
