@@ -277,20 +277,9 @@ fn lookup(parent: &Merged, name: &std::ffi::OsStr) -> std::io::Result<Entry> {
 /// `O_NOFOLLOW|O_NONBLOCK` (a FIFO would hang, a device node could do anything) and read up
 /// to [`MAX_ETC_FILE`]. `None`: not there.
 pub fn image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>> {
-    use std::collections::VecDeque;
-    use std::ffi::OsString;
     use std::os::fd::AsFd;
-    use std::path::Component;
 
-    fn parts(p: &Path) -> VecDeque<OsString> {
-        p.components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n.to_os_string()),
-                Component::ParentDir => Some(OsString::from("..")),
-                _ => None,
-            })
-            .collect()
-    }
+    let parts = safefs::path_parts;
     let mut roots = Merged::new();
     for (i, layer) in layers.iter().enumerate().rev() {
         let root = match safefs::open_root(layer) {

@@ -345,7 +345,8 @@ impl Store {
         lock(&self.oci.join(".lock"))
     }
 
-    /// Remove the trash and the temporary files of dead processes (cheap: a few readdirs).
+    /// Remove the trash, the temporary files of dead processes and their leases and
+    /// per-object locks (cheap: a few readdirs and non-blocking flocks).
     fn sweep(&self) {
         for dir in [
             self.oci.clone(),
@@ -359,6 +360,12 @@ impl Store {
                     remove_any(&e.path());
                 }
             }
+        }
+        // Leases and per-object locks of processes that are gone (nobody holds their flock):
+        // what they protected is unprotected anyway, and the files would only pile up.
+        let (_, stale) = self.leases();
+        for p in stale.iter().chain(&self.stale_object_locks()) {
+            let _ = crate::files::remove_if_unheld(p);
         }
     }
 

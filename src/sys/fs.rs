@@ -362,6 +362,18 @@ pub fn set_xattr_fd(fd: BorrowedFd<'_>, key: &str, value: &[u8]) -> io::Result<(
     })
 }
 
+/// The names and `..`s of `path`, in order (`/` and `.` dropped): what a resolver inside an
+/// untrusted tree walks one at a time.
+pub fn path_parts(p: &Path) -> std::collections::VecDeque<std::ffi::OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(std::ffi::OsString::from("..")),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Resolve `path` as if `root` were `/`, the way runc's securejoin does, but looking only
 /// through fds (`openat2(RESOLVE_IN_ROOT)` then `readlinkat(fd, "")`), never through a host
 /// path: where `path` would be inside `root` once the tree's own symlinks are followed (at most
@@ -381,17 +393,7 @@ pub fn resolve_in_root_with(
     path: &Path,
     open: impl Fn(BorrowedFd<'_>, &Path, i32, u64) -> io::Result<OwnedFd>,
 ) -> io::Result<PathBuf> {
-    use std::collections::VecDeque;
-    use std::ffi::OsString;
-    fn parts(p: &Path) -> VecDeque<OsString> {
-        p.components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n.to_os_string()),
-                Component::ParentDir => Some(OsString::from("..")),
-                _ => None,
-            })
-            .collect()
-    }
+    let parts = path_parts;
     let mut resolved = PathBuf::new();
     let mut queue = parts(path);
     let mut links = 0;
