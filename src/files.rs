@@ -408,12 +408,28 @@ fn temp_for(path: &Path) -> PathBuf {
 /// point leaves the old content or the new, and at worst a temporary file whose owner is
 /// gone, which the store's garbage collection removes.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = parent_of(path);
+    replace(path, data, true)?;
+    sync_dir(parent_of(path))
+}
+
+/// Write `data` to `path` atomically but not durably: the same temporary file and rename as
+/// [`write_atomic`], without the two `fsync`s. A killed process cannot tear the file (the page
+/// cache outlives it); only a power loss could lose the change. For container records and
+/// bundles: a power loss ends every container anyway, and the next command reaps what it
+/// finds. They are written several times on every start, where each fsync pair costs about a
+/// millisecond.
+pub fn replace_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    replace(path, data, false)
+}
+
+fn replace(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let tmp = temp_for(path);
     let written = (|| {
         let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
         f.write_all(data).map_err(Error::io("write", &tmp))?;
-        f.sync_all().map_err(Error::io("sync", &tmp))?;
+        if durable {
+            f.sync_all().map_err(Error::io("sync", &tmp))?;
+        }
         drop(f);
         crate::fault::point("store.write.before_rename");
         fs::rename(&tmp, path).map_err(Error::io("rename", path))
@@ -421,8 +437,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    written?;
-    sync_dir(dir)
+    written
 }
 
 #[cfg(test)]

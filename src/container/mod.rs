@@ -227,7 +227,9 @@ impl Containers {
     /// Save a container's state.
     pub fn save(&self, c: &Container) -> Result<()> {
         let data = serde_json::to_vec_pretty(c).expect("state serialises");
-        write_atomic(&self.bundle(&c.spec.id).join("state.json"), &data)
+        // Atomic, not durable: see `files::replace_atomic` (a record a power loss took back
+        // is reaped like any other dead container's).
+        crate::files::replace_atomic(&self.bundle(&c.spec.id).join("state.json"), &data)
     }
 
     /// True if a container already has this name.

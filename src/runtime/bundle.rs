@@ -141,6 +141,6 @@ pub fn write(spec: &RunSpec, cgroups_path: &str) -> Result<()> {
     let path = spec.bundle.join("config.json");
     let text = serde_json::to_vec_pretty(&cfg)
         .map_err(|e| Error::Corrupt(format!("runtime spec: {e}")))?;
-    crate::container::write_atomic(&path, &text)?;
+    crate::files::replace_atomic(&path, &text)?;
     Ok(())
 }
