@@ -125,6 +125,20 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// The container cgroups left under the lab's cgroup parent, in every hierarchy.
+/// No container record and no cgroup of the lab's containers is left.
+fn assert_nothing_left(lab: &Lab) {
+    assert!(
+        lab.containers_left().is_empty(),
+        "{:?}",
+        lab.containers_left()
+    );
+    assert_eq!(
+        cgroups_of(lab),
+        Vec::<std::path::PathBuf>::new(),
+        "cgroups left"
+    );
+}
+
 fn cgroups_of(lab: &Lab) -> Vec<std::path::PathBuf> {
     let mut roots: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
         .into_iter()
@@ -237,16 +251,7 @@ fn rm_of_a_starting_container_leaves_no_ghost() {
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut paused.err, &mut rest);
     assert_eq!(ps_line(&lab, &["-a"], "ghost"), None);
-    assert!(
-        lab.containers_left().is_empty(),
-        "{:?}",
-        lab.containers_left()
-    );
-    assert_eq!(
-        cgroups_of(&lab),
-        Vec::<std::path::PathBuf>::new(),
-        "cgroups left"
-    );
+    assert_nothing_left(&lab);
 }
 
 /// `rm` without `-f` of a running container says so and keeps it; `rm -f` kills it, and the
@@ -269,16 +274,7 @@ fn rm_refuses_a_running_container_and_rm_f_kills_it() {
     lab.cmd(&["rm", "-f", "busy"]).expect_code(0);
     assert_eq!(run.wait().unwrap().code(), Some(137));
     assert_eq!(ps_line(&lab, &["-a"], "busy"), None);
-    assert!(
-        lab.containers_left().is_empty(),
-        "{:?}",
-        lab.containers_left()
-    );
-    assert_eq!(
-        cgroups_of(&lab),
-        Vec::<std::path::PathBuf>::new(),
-        "cgroups left"
-    );
+    assert_nothing_left(&lab);
 }
 
 /// Issue 9 item 7: with `--pid host` no pid namespace ends the container's children with its
@@ -399,16 +395,7 @@ fn killed_run_rm_leaves_no_record_and_no_cgroup() {
     run.kill().unwrap();
     run.wait().unwrap();
     assert_eq!(ps_line(&lab, &["-a"], "gone"), None);
-    assert!(
-        lab.containers_left().is_empty(),
-        "{:?}",
-        lab.containers_left()
-    );
-    assert_eq!(
-        cgroups_of(&lab),
-        Vec::<std::path::PathBuf>::new(),
-        "cgroups left"
-    );
+    assert_nothing_left(&lab);
     // The name is free again.
     lab.ok(&["--name", "gone", "busybox", "true"]);
 }
@@ -421,16 +408,7 @@ fn late_failure_of_a_rm_run_leaves_no_record() {
     let o = lab.run(&["--read-only", "-w", "/nope", "-m", "64m", "busybox", "true"]);
     assert_ne!(o.code, 0, "{o:?}");
     assert!(o.stderr.contains("/nope"), "{}", o.stderr);
-    assert!(
-        lab.containers_left().is_empty(),
-        "{:?}",
-        lab.containers_left()
-    );
-    assert_eq!(
-        cgroups_of(&lab),
-        Vec::<std::path::PathBuf>::new(),
-        "cgroups left"
-    );
+    assert_nothing_left(&lab);
     lab.cmd(&["ps", "-a"]).expect_code(0);
 }
 
