@@ -1160,6 +1160,15 @@ pub fn hex(n: u64) -> String {
     }
 }
 
+/// Flag names joined with `|` as strace prints them, or `0` when there are none.
+fn or_zero<S: AsRef<str>>(parts: &[S]) -> String {
+    if parts.is_empty() {
+        return "0".into();
+    }
+    let names: Vec<&str> = parts.iter().map(AsRef::as_ref).collect();
+    names.join("|")
+}
+
 /// A capability set the way strace prints it: `1<<CAP_CHOWN|1<<CAP_KILL`, or `0`.
 pub fn cap_set(set: u64) -> String {
     let names = crate::runtime::caps::NAMES;
@@ -1170,11 +1179,7 @@ pub fn cap_set(set: u64) -> String {
             None => format!("1<<{b}"),
         })
         .collect();
-    if parts.is_empty() {
-        "0".into()
-    } else {
-        parts.join("|")
-    }
+    or_zero(&parts)
 }
 
 /// A signal's name the way strace prints it: `SIGPIPE`; real-time ones counted from the
@@ -1247,11 +1252,7 @@ pub fn if_flags(flags: i32) -> String {
         .filter(|(f, _)| flags & f != 0)
         .map(|(_, n)| *n)
         .collect();
-    if parts.is_empty() {
-        "0".into()
-    } else {
-        parts.join("|")
-    }
+    or_zero(&parts)
 }
 
 /// A path argument as strace prints it; a `/proc/self/fd/N` (a mount made through the
@@ -1317,11 +1318,7 @@ pub fn clone_flags(flags: CloneFlags, with_sigchld: bool) -> String {
     if with_sigchld {
         parts.push("SIGCHLD");
     }
-    if parts.is_empty() {
-        "0".into()
-    } else {
-        parts.join("|")
-    }
+    or_zero(&parts)
 }
 
 /// Render `open` flags by name, as strace does.
@@ -1364,11 +1361,7 @@ pub fn resolve_flags(resolve: u64) -> String {
     .filter(|(f, _)| resolve & f == *f)
     .map(|(_, n)| *n)
     .collect();
-    if parts.is_empty() {
-        "0".into()
-    } else {
-        parts.join("|")
-    }
+    or_zero(&parts)
 }
 
 /// Render mount flags by name, as strace does.
@@ -1392,9 +1385,5 @@ pub fn ms_flags(flags: MsFlags) -> String {
         .filter(|(f, _)| flags.contains(*f))
         .map(|(_, n)| *n)
         .collect();
-    if parts.is_empty() {
-        "0".into()
-    } else {
-        parts.join("|")
-    }
+    or_zero(&parts)
 }
