@@ -90,24 +90,6 @@ fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Every cgroup directory below the lab's cgroup parent, in every hierarchy.
-fn cgroups_left(lab: &Lab) -> Vec<PathBuf> {
-    let mut out = BTreeSet::new();
-    for h in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let parent = h.path().join(lab.cgroup_parent());
-        for e in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                out.insert(std::fs::canonicalize(e.path()).unwrap_or(e.path()));
-            }
-        }
-    }
-    out.into_iter().collect()
-}
-
 /// Processes this lab's dockling started that still exist: in one of its cgroups, or still
 /// carrying its store in their environment (an engine, or a container before `execve`).
 fn processes_left(lab: &Lab) -> Vec<String> {
@@ -227,7 +209,7 @@ fn store_problems(lab: &Lab) -> Vec<String> {
     for p in processes_left(lab) {
         problems.push(format!("process left: {p}"));
     }
-    for c in cgroups_left(lab) {
+    for c in lab.cgroups_left() {
         problems.push(format!("cgroup left: {}", c.display()));
     }
     for m in mounts_left(lab) {
@@ -564,7 +546,11 @@ fn every_rmi_fault_leaves_a_store_that_imports_and_runs_the_image_whole() {
             found.push(e);
         }
         // The next rmi finishes the job (or the image is already gone from the list).
-        let listed = !lab.cmd(&["images", "-q"]).stdout.trim().is_empty();
+        let images = lab.cmd(&["images", "-q"]);
+        if images.code != 0 {
+            found.push(format!("images failed after the fault: {images:?}"));
+        }
+        let listed = !images.stdout.trim().is_empty();
         let again = lab.cmd(&["rmi", "-f", "busybox"]);
         if listed && again.code != 0 {
             found.push(format!(

@@ -189,6 +189,7 @@ fn rmi_f_removes_an_image_whose_config_blob_is_truncated() {
     rmi.expect_code(0);
     assert_eq!(rmi.stdout, "Untagged: busybox:latest\n");
     let images = lab.cmd(&["images"]);
+    images.expect_code(0);
     assert!(!images.stdout.contains("busybox"), "{}", images.stdout);
     // Without a container, by id: deleted.
     lab.cmd(&["rm", "user"]).expect_code(0);

@@ -14,31 +14,6 @@ fn cpus() -> usize {
     dockling::cgroups::available_cpus()
 }
 
-/// Every cgroup directory under the lab's cgroup parent, in every hierarchy.
-fn cgroups_of(lab: &Lab) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
-    roots.extend(
-        std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path()),
-    );
-    for r in roots {
-        let parent = r.join(lab.cgroup_parent());
-        out.extend(
-            std::fs::read_dir(&parent)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir()),
-        );
-    }
-    out
-}
-
 /// Run `dockling args…` and check that it failed with exit 125 and exactly `message`, and
 /// that it changed nothing in the store (every file's mode, owner, mtime and content), made
 /// no container record and no cgroup.
@@ -49,7 +24,7 @@ fn refused(lab: &Lab, args: &[&str], message: &str) -> Out {
     assert_eq!(o.stderr, format!("dockling: {message}\n"), "{args:?}");
     assert_eq!(o.stdout, "");
     assert_eq!(lab.containers_left(), Vec::<String>::new(), "{args:?}");
-    assert_eq!(cgroups_of(lab), Vec::<PathBuf>::new(), "{args:?}");
+    assert_eq!(lab.cgroups_left(), Vec::<PathBuf>::new(), "{args:?}");
     assert_eq!(
         tree_state(&lab.root()),
         before,
@@ -340,7 +315,7 @@ fn failing_run_left_the_volume_host_directories_behind() {
         src.display()
     );
     assert_eq!(lab.containers_left(), Vec::<String>::new());
-    assert_eq!(cgroups_of(&lab), Vec::<PathBuf>::new());
+    assert_eq!(lab.cgroups_left(), Vec::<PathBuf>::new());
 }
 
 /// Take the lock at `path` as a hung dockling would: `flock` held, our pid written in it.
@@ -403,7 +378,7 @@ fn a_hung_lock_holder_blocked_every_command_silently() {
             "{args:?} gave up after {took:?}"
         );
         assert_eq!(lab.containers_left(), Vec::<String>::new());
-        assert_eq!(cgroups_of(&lab), Vec::<PathBuf>::new());
+        assert_eq!(lab.cgroups_left(), Vec::<PathBuf>::new());
         // Once the holder lets go, the same command works.
         drop(holder);
         lab.cmd(args).expect_code(0);

@@ -133,31 +133,10 @@ fn assert_nothing_left(lab: &Lab) {
         lab.containers_left()
     );
     assert_eq!(
-        cgroups_of(lab),
+        lab.cgroups_left(),
         Vec::<std::path::PathBuf>::new(),
         "cgroups left"
     );
-}
-
-fn cgroups_of(lab: &Lab) -> Vec<std::path::PathBuf> {
-    let mut roots: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|h| h.path())
-        .collect();
-    roots.push("/sys/fs/cgroup".into());
-    roots
-        .iter()
-        .flat_map(|h| {
-            std::fs::read_dir(h.join(lab.cgroup_parent()))
-                .into_iter()
-                .flatten()
-        })
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect()
 }
 
 /// True while `pid` is a process running `sleep 1000` (not another process that got its pid).
@@ -234,7 +213,7 @@ fn rm_of_a_starting_container_leaves_no_ghost() {
         ps_line(&lab, &["-a"], "ghost").is_some(),
         "the starting container is listed"
     );
-    assert!(!cgroups_of(&lab).is_empty(), "its cgroup exists already");
+    assert!(!lab.cgroups_left().is_empty(), "its cgroup exists already");
 
     let o = lab.cmd(&["rm", "ghost"]);
     assert_eq!(o.code, 1, "rm of a starting container must fail: {o:?}");
@@ -294,7 +273,7 @@ fn pid_host_children_die_with_their_container() {
     assert!(pid > 1, "{out}");
     wait_until("the container's child is gone", || !sleeping(pid));
     assert_eq!(
-        cgroups_of(&lab),
+        lab.cgroups_left(),
         Vec::<std::path::PathBuf>::new(),
         "cgroups left"
     );
@@ -333,7 +312,7 @@ fn rm_f_kills_the_children_of_a_pid_host_container() {
     run.wait().unwrap();
     assert!(!sleeping(pid), "the container's child outlived rm -f");
     assert_eq!(
-        cgroups_of(&lab),
+        lab.cgroups_left(),
         Vec::<std::path::PathBuf>::new(),
         "cgroups left"
     );
@@ -369,7 +348,7 @@ fn killed_run_is_noticed_by_the_next_command() {
     let line = ps_line(&lab, &["-a"], "victim").expect("ps -a keeps the record");
     assert!(line.contains("Exited (137)"), "{line}");
     assert_eq!(
-        cgroups_of(&lab),
+        lab.cgroups_left(),
         Vec::<std::path::PathBuf>::new(),
         "cgroups left"
     );
@@ -406,7 +385,7 @@ fn killed_run_rm_leaves_no_record_and_no_cgroup() {
 fn late_failure_of_a_rm_run_leaves_no_record() {
     let lab = Lab::with_busybox();
     let o = lab.run(&["--read-only", "-w", "/nope", "-m", "64m", "busybox", "true"]);
-    assert_ne!(o.code, 0, "{o:?}");
+    o.expect_code(125);
     assert!(o.stderr.contains("/nope"), "{}", o.stderr);
     assert_nothing_left(&lab);
     lab.cmd(&["ps", "-a"]).expect_code(0);
@@ -454,7 +433,7 @@ fn run_killed_while_starting_is_cleaned_up_by_the_next_command() {
             lab.cmd(&["rm", name]).expect_code(0);
         }
         assert_eq!(
-            cgroups_of(&lab),
+            lab.cgroups_left(),
             Vec::<std::path::PathBuf>::new(),
             "cgroups left"
         );

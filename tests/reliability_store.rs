@@ -271,7 +271,12 @@ fn system_prune_and_df_reclaim_what_an_interrupted_pull_left() {
 fn explain_does_not_create_the_store() {
     let lab = Lab::new();
     let out = lab.cmd(&["explain", "run", "busybox", "true"]);
-    assert_ne!(out.code, 0, "no image, nothing to explain: {out:?}");
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains("unable to find image 'busybox' locally"),
+        "no image, nothing to explain: {out:?}"
+    );
     assert!(
         !lab.root().exists(),
         "explain created {}",

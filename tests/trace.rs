@@ -82,28 +82,6 @@ fn pretty_trace_groups_by_step_and_explains() {
     assert!(!o.stderr.contains('\x1b'), "no colour when NO_COLOR is set");
 }
 
-/// The container's group directories under the lab's cgroup parent, in every hierarchy.
-fn cgroups_of(lab: &Lab) -> Vec<std::path::PathBuf> {
-    let mut roots: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|h| h.path())
-        .collect();
-    roots.push("/sys/fs/cgroup".into());
-    roots
-        .iter()
-        .flat_map(|h| {
-            std::fs::read_dir(h.join(lab.cgroup_parent()))
-                .into_iter()
-                .flatten()
-        })
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect()
-}
-
 #[test]
 fn step_pauses_and_q_undoes_everything() {
     use std::io::{BufRead, Write};
@@ -143,7 +121,7 @@ fn step_pauses_and_q_undoes_everything() {
             continue;
         }
         if line.contains("[layers.mount]") {
-            before_q = Some((lab.containers_left(), cgroups_of(&lab)));
+            before_q = Some((lab.containers_left(), lab.cgroups_left()));
             let _ = stdin.write_all(b"q\n");
         } else {
             let _ = stdin.write_all(b"\n");
@@ -178,7 +156,7 @@ fn step_pauses_and_q_undoes_everything() {
         lab.containers_left()
     );
     assert_eq!(
-        cgroups_of(&lab),
+        lab.cgroups_left(),
         Vec::<std::path::PathBuf>::new(),
         "cgroups left"
     );

@@ -186,6 +186,31 @@ impl Lab {
         out
     }
 
+    /// Every cgroup directory below this lab's cgroup parent, in every hierarchy (each v1
+    /// hierarchy under /sys/fs/cgroup, and the v2 tree at its root), sorted.
+    pub fn cgroups_left(&self) -> Vec<PathBuf> {
+        let mut roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|h| h.path())
+            .collect();
+        roots.push("/sys/fs/cgroup".into());
+        let mut out: Vec<PathBuf> = roots
+            .iter()
+            .flat_map(|h| {
+                std::fs::read_dir(h.join(self.cgroup_parent()))
+                    .into_iter()
+                    .flatten()
+            })
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Every container directory left in the store.
     pub fn containers_left(&self) -> Vec<String> {
         std::fs::read_dir(self.root().join("containers"))
