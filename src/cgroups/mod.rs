@@ -272,19 +272,21 @@ impl Cgroup {
             if let Some((knob, frozen, _)) = &freeze {
                 sys.write_file(knob, frozen)?;
             }
-            for pid in pids {
+            // Every task is sent SIGKILL, and the group thawed whatever happened: a frozen
+            // group left behind would hang anything that later joins it.
+            let killed = pids.into_iter().try_for_each(|pid| {
                 match sys.run(Call::Kill {
                     pid,
                     signal: libc::SIGKILL,
                 }) {
-                    Ok(()) => {}
-                    Err(e) if e.errno == Errno::ESRCH => {}
-                    Err(e) => return Err(e.into()),
+                    Err(e) if e.errno != Errno::ESRCH => Err(e),
+                    _ => Ok(()),
                 }
-            }
+            });
             if let Some((knob, _, thawed)) = &freeze {
                 sys.write_file(knob, thawed)?;
             }
+            killed?;
             if self.wait_empty(std::time::Duration::from_millis(100)) {
                 return Ok(());
             }
