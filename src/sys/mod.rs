@@ -106,7 +106,8 @@ impl Sys {
         variant: Option<&'static str>,
     ) -> Result<(), crate::error::Error> {
         self.tracer.step_variant(id, variant)?;
-        if !self.is_dry_run() {
+        // Fault points exist in debug builds only: no string is built for them in release.
+        if cfg!(debug_assertions) && !self.is_dry_run() {
             crate::fault::check(&format!("run.{}", id.key()))?;
         }
         Ok(())
