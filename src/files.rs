@@ -225,7 +225,7 @@ impl Drop for PathLock {
 }
 
 /// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
-fn start_time(pid: u32) -> Option<u64> {
+pub fn start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parens: parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];

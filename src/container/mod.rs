@@ -97,10 +97,7 @@ fn since(rfc3339: &str, now: std::time::SystemTime) -> std::time::Duration {
 
 /// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parens: parse after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    u32::try_from(pid).ok().and_then(crate::files::start_time)
 }
 
 /// Now, RFC 3339 with nanoseconds, like Docker's timestamps.
@@ -274,9 +271,10 @@ impl Containers {
     /// write this process's pid and start time into it, for `rm -f`.
     pub fn engine_lock(&self, id: &str) -> Result<EngineLock> {
         let path = self.bundle(id).join(ENGINE_LOCK);
+        // Not truncated before the lock is ours: the holder's pid in it must stay readable.
         let mut f = File::options()
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .write(true)
             .open(&path)
             .map_err(Error::io("create", &path))?;
@@ -287,7 +285,8 @@ impl Containers {
         }
         let me = std::process::id() as i32;
         let line = format!("{me} {}\n", process_start_time(me).unwrap_or(0));
-        f.write_all(line.as_bytes())
+        f.set_len(0)
+            .and_then(|()| f.write_all(line.as_bytes()))
             .map_err(Error::io("write", &path))?;
         Ok(EngineLock { _file: f })
     }
