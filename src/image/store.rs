@@ -541,12 +541,6 @@ impl Store {
             .ok()
     }
 
-    /// True when the layer with this diff_id is unpacked (`pull` then trusts its blob by
-    /// size; one still to unpack is read whole anyway, so its digest is checked first).
-    pub fn layer_unpacked(&self, diff_id: &str) -> bool {
-        self.layer_complete(diff_id)
-    }
-
     /// Where a blob is (or would be) stored.
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
         Ok(self.oci.join("blobs/sha256").join(hex_of(digest)?))

@@ -682,7 +682,7 @@ fn blobs_intact(store: &Store, manifest: &[u8], diff_ids: &[String]) -> bool {
     let layers = manifest["layers"]
         .as_array()
         .map_or(&[][..], |v| v.as_slice());
-    let unpacked = |i: usize| diff_ids.get(i).is_some_and(|d| store.layer_unpacked(d));
+    let unpacked = |i: usize| diff_ids.get(i).is_some_and(|d| store.layer_complete(d));
     std::iter::once((&manifest["config"], true))
         .chain(layers.iter().enumerate().map(|(i, l)| (l, unpacked(i))))
         .all(

@@ -261,14 +261,10 @@ fn kernel_at_least(
 
 /// The running kernel's (major, minor), from uname(2); (0, 0) if it cannot be read.
 pub fn running_kernel() -> (u32, u32) {
-    let Ok(u) = nix::sys::utsname::uname() else {
-        return (0, 0);
-    };
-    let release = u.release().to_string_lossy().into_owned();
-    let mut it = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    nix::sys::utsname::uname()
+        .ok()
+        .and_then(|u| crate::host::kernel_version(&u.release().to_string_lossy()))
+        .unwrap_or((0, 0))
 }
 
 /// The rules of `profile` that apply to `target`, as the runtime spec's `linux.seccomp`;
