@@ -956,8 +956,10 @@ fn rebuild_index(root: &Path, now: u64) -> Result<usize> {
     let _l = lock(&p.oci.join(".lock"))?;
     let index = p.oci.join("index.json");
     let aside = p.oci.join(format!("index.json.broken-{now}"));
+    // Copied aside, then replaced atomically: a crash in between leaves the broken index,
+    // never none (an absent index would be recreated empty by the next command).
     if index.exists() {
-        fs::rename(&index, &aside).map_err(Error::io("rename", &index))?;
+        fs::copy(&index, &aside).map_err(Error::io("copy", &index))?;
     }
     let mut manifests: BTreeMap<String, Value> = BTreeMap::new();
     for (name, path) in entries(&p.blobs) {
