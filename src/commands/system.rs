@@ -121,27 +121,12 @@ fn fsck(ctx: &Context, repair: bool) -> Result<i32> {
     Ok(1)
 }
 
-/// Bytes of the files under `dir` (not following symlinks; a directory counts nothing).
+/// Bytes of the files under `dir`, a container's upper directory: walked through
+/// descriptors only (`sys::fs::tree_size`), since a running container can change it.
 fn du(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(p) = todo.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if md.is_dir() {
-            todo.extend(
-                std::fs::read_dir(&p)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path()),
-            );
-        } else {
-            total += md.len();
-        }
-    }
-    total
+    crate::sys::fs::open_root(dir)
+        .and_then(|d| crate::sys::fs::tree_size(std::os::fd::AsFd::as_fd(&d)))
+        .unwrap_or(0)
 }
 
 /// Docker's RECLAIMABLE cell: `1.2MB (40%)`, just `0B` when there is nothing at all.

@@ -274,6 +274,34 @@ pub fn stat_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<libc::
     )?)
 }
 
+/// Bytes of the files in the tree of `dir` (what `du --apparent-size` counts), looked at only
+/// through descriptors: each directory opened beneath its parent without following a symlink,
+/// each entry `fstatat`ed without following it. A container can change its upper directory
+/// while this walks it: a directory swapped for a symlink is skipped, never followed.
+pub fn tree_size(dir: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))? {
+        let name = entry?.file_name();
+        let Ok(st) = stat_at(dir, &name) else {
+            continue;
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            total += st.st_size as u64;
+            continue;
+        }
+        if let Ok(sub) = openat2(
+            dir,
+            Path::new(&name),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+        ) {
+            total += tree_size(sub.as_fd())?;
+        }
+    }
+    Ok(total)
+}
+
 /// Which directory an fd is: (device, inode), to recognise it again later.
 pub fn identity(st: &libc::stat) -> (u64, u64) {
     (st.st_dev, st.st_ino)
