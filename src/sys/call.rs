@@ -498,11 +498,6 @@ impl Call {
                 major,
                 minor,
             } => {
-                // strace prints the numbers with %#x: 0x1, but 0.
-                let hex = |n: u64| match n {
-                    0 => "0".to_string(),
-                    n => format!("{n:#x}"),
-                };
                 let _ = write!(
                     s,
                     "{dirfd}, {}, S_IFCHR|{}, makedev({}, {})",
