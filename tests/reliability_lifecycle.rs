@@ -112,16 +112,11 @@ fn ignored_and_blocked_signals_of_the_caller_do_not_reach_the_container() {
     );
 }
 
-/// Wait for `cond`, checking every 20 ms; panic with `what` after 30 s (a failure guard).
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up after 30 s waiting for: {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+/// Wait for `cond` (a failure guard of 30 s).
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    wait_until(std::time::Duration::from_secs(30), what, || {
+        cond().then_some(())
+    })
 }
 
 /// The container cgroups left under the lab's cgroup parent, in every hierarchy.
@@ -243,7 +238,7 @@ fn rm_refuses_a_running_container_and_rm_f_kills_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("ps shows the container Up", || {
+    wait_for("ps shows the container Up", || {
         ps_line(&lab, &[], "busy").is_some_and(|l| l.contains(" Up "))
     });
     let o = lab.cmd(&["rm", "busy"]);
@@ -271,7 +266,7 @@ fn pid_host_children_die_with_their_container() {
     ]);
     let pid: i32 = out.trim().parse().unwrap();
     assert!(pid > 1, "{out}");
-    wait_until("the container's child is gone", || !sleeping(pid));
+    wait_for("the container's child is gone", || !sleeping(pid));
     assert_eq!(
         lab.cgroups_left(),
         Vec::<std::path::PathBuf>::new(),
@@ -304,8 +299,8 @@ fn rm_f_kills_the_children_of_a_pid_host_container() {
         .read_line(&mut line)
         .unwrap();
     let pid: i32 = line.trim().parse().unwrap();
-    wait_until("the container's child runs sleep", || sleeping(pid));
-    wait_until("ps shows the container Up", || {
+    wait_for("the container's child runs sleep", || sleeping(pid));
+    wait_for("ps shows the container Up", || {
         ps_line(&lab, &[], "parent").is_some_and(|l| l.contains(" Up "))
     });
     lab.cmd(&["rm", "-f", "parent"]).expect_code(0);
@@ -335,7 +330,7 @@ fn killed_run_is_noticed_by_the_next_command() {
         ])
         .spawn()
         .unwrap();
-    wait_until("ps shows the container Up", || {
+    wait_for("ps shows the container Up", || {
         ps_line(&lab, &[], "victim").is_some_and(|l| l.contains(" Up "))
     });
     run.kill().unwrap(); // SIGKILL, to the pid of the run this test started
@@ -368,7 +363,7 @@ fn killed_run_rm_leaves_no_record_and_no_cgroup() {
         .command(&["run", "--rm", "--name", "gone", "busybox", "sleep", "1000"])
         .spawn()
         .unwrap();
-    wait_until("ps shows the container Up", || {
+    wait_for("ps shows the container Up", || {
         ps_line(&lab, &[], "gone").is_some_and(|l| l.contains(" Up "))
     });
     run.kill().unwrap();
@@ -421,6 +416,34 @@ fn run_killed_while_starting_is_cleaned_up_by_the_next_command() {
         }
         let mut paused = run_paused_at(&lab, &args, "layers.mount");
         assert!(ps_line(&lab, &["-a"], name).is_some(), "{name} is listed");
+        // Only the engine keeps the container: its first process (sharing the engine's open
+        // files through clone) has closed the engine lock, or a killed engine's container
+        // would look kept until that process died too.
+        let children = wait_until(
+            std::time::Duration::from_secs(10),
+            "the container's process",
+            || {
+                let pid = paused.child.id();
+                let list =
+                    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+                let pids: Vec<u32> = list
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+                (!pids.is_empty()).then_some(pids)
+            },
+        );
+        for pid in children {
+            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+            for fd in fds.flatten() {
+                let target = std::fs::read_link(fd.path()).unwrap_or_default();
+                assert!(
+                    !target.ends_with("engine.lock"),
+                    "the container's process {pid} holds the engine lock ({})",
+                    fd.path().display()
+                );
+            }
+        }
         paused.child.kill().unwrap(); // SIGKILL, to the run this test started
         paused.child.wait().unwrap();
         drop(paused.stdin);

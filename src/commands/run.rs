@@ -211,7 +211,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
     }
     let containers = Containers::open(&ctx.root)?;
     // Held until the end is recorded (or the container removed): see `container`.
-    let (spec, _kept) = create_kept(ctx, args, &containers, false)?;
+    let (spec, kept) = create_kept(ctx, args, &containers, false)?;
     // Missing `-v` host directories are made now, at the start, and taken back if it fails.
     let made = match specconv::create_volume_sources(&spec.volumes) {
         Ok(made) => made,
@@ -220,8 +220,10 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
             return Err(e);
         }
     };
-    let result = cgroup_for(ctx, &spec)
-        .and_then(|cg| crate::runtime::start(&sys, &spec, &containers, cg.as_ref()));
+    let result = cgroup_for(ctx, &spec).and_then(|cg| {
+        let lock = kept.as_ref().map(container::EngineLock::raw_fd);
+        crate::runtime::start(&sys, &spec, &containers, cg.as_ref(), lock)
+    });
     if result.is_err() {
         specconv::remove_volume_sources(&made);
     }

@@ -117,6 +117,15 @@ pub struct EngineLock {
     _file: File,
 }
 
+impl EngineLock {
+    /// The descriptor the lock is held through. A flock belongs to the open file, which a
+    /// forked child shares: the container's first process closes this first thing, or a
+    /// killed engine's container would stay "kept" until that process is gone too.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self._file)
+    }
+}
+
 /// The file name of that lock inside the container's directory.
 const ENGINE_LOCK: &str = "engine.lock";
 

@@ -40,12 +40,14 @@ pub struct Setup<'a> {
     pub stdout_relay: Option<std::os::fd::RawFd>,
     /// Stderr goes into that pipe too (dockling's stderr is its stdout: `2>&1`).
     pub stderr_relay: bool,
+    /// The engine lock's descriptor, shared by `clone`: closed first (see [`first_acts`]).
+    pub engine_lock: Option<std::os::fd::RawFd>,
 }
 
 /// Entry point of the cloned child: never returns. Reports failure on the channel and exits.
 pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
     sys.tracer.set_process("container");
-    let err = match first_acts(sys).and_then(|()| run(sys, setup, &chan)) {
+    let err = match first_acts(sys, setup.engine_lock).and_then(|()| run(sys, setup, &chan)) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -90,7 +92,15 @@ pub struct Exec {
 
 /// What the new process does first, right after `clone` (still in the step that started
 /// it), before it waits for the engine's go-ahead.
-pub fn first_acts(sys: &Sys) -> Result<()> {
+pub fn first_acts(sys: &Sys, engine_lock: Option<std::os::fd::RawFd>) -> Result<()> {
+    // A flock belongs to the open file, and `clone` shared it: while this process held it,
+    // a killed engine's container would look kept (and be left alone) until this died too.
+    if let Some(fd) = engine_lock {
+        sys.run(Call::Close {
+            fd,
+            object: "the engine lock (only the engine keeps the container)".into(),
+        })?;
+    }
     // If dockling dies, so does the container (a foreground run has no other keeper).
     sys.run(Call::Prctl {
         option: Prctl::SetPdeathsig,

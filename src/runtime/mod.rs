@@ -161,12 +161,14 @@ fn prepare_layers(sys: &Sys, spec: &RunSpec) -> Result<String> {
 
 /// Start the container described by `spec` in the foreground and wait for it.
 ///
-/// `containers` records its state; `cgroup` is `None` with `--no-cgroups`.
+/// `containers` records its state; `cgroup` is `None` with `--no-cgroups`; `engine_lock` is
+/// the descriptor of the container's engine lock, which the container's process closes.
 pub fn start(
     sys: &Sys,
     spec: &RunSpec,
     containers: &Containers,
     cgroup: Option<&crate::cgroups::Cgroup>,
+    engine_lock: Option<std::os::fd::RawFd>,
 ) -> Result<Outcome> {
     let dry = sys.is_dry_run();
     sys.tracer.set_var(
@@ -224,6 +226,7 @@ pub fn start(
         cgroup_ns: spec.namespaces.cgroup && cleanup.cgroup.is_some(),
         stdout_relay: stdout_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
         stderr_relay: stdout_pipe.is_some() && io::stderr_is_stdout(),
+        engine_lock,
     };
     let (parent_end, child_end) = channel::pair(sys)?;
     let old_mask = io::block_signals(sys)?;
@@ -251,7 +254,7 @@ pub fn start(
     if dry {
         // What the child does first, in the order the real one does it.
         sys.tracer.set_process("container");
-        child::first_acts(sys)?;
+        child::first_acts(sys, None)?;
         sys.tracer.set_process("engine");
     }
     sys.tracer.set_var("pid", pid.to_string());
