@@ -466,7 +466,7 @@ mod tests {
         let containers = Containers::open(root.path()).unwrap();
         let rec = Recorder::new();
         let sys = Sys::new(Box::new(rec.clone()), Tracer::capture(Format::Pretty));
-        start(&sys, spec, &containers, None).unwrap();
+        start(&sys, spec, &containers, None, None).unwrap();
         rec.script()
     }
 
@@ -562,7 +562,7 @@ mod tests {
         let rec = Recorder::new();
         rec.fail_next("pivot_root", nix::errno::Errno::EINVAL);
         let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
-        let err = start(&sys, &spec(), &containers, None)
+        let err = start(&sys, &spec(), &containers, None, None)
             .unwrap_err()
             .to_string();
         assert_eq!(err, "pivot_root .: EINVAL: Invalid argument");
