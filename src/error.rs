@@ -41,6 +41,9 @@ pub enum Error {
     /// The user aborted a `--step` run.
     #[error(transparent)]
     Aborted(#[from] crate::trace::Aborted),
+    /// A `--format` template that does not parse or fails on what it formats.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
     /// Stored data that is not what it should be.
     #[error("{0}")]
     Corrupt(String),

@@ -26,6 +26,7 @@ pub mod runtime;
 pub mod spec;
 pub mod specconv;
 pub mod sys;
+pub mod template;
 pub mod trace;
 
 #[cfg(test)]

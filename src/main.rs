@@ -49,6 +49,19 @@ fn main() {
             std::process::exit(code);
         }
     };
+    if cli.command.only_prints() {
+        // `dockling ps | head -1`: a reader that goes away ends the command quietly with
+        // SIGPIPE (exit 141), as Docker's CLI and every Unix tool does, instead of a failed
+        // print. Commands that keep containers or the store in hand (run, pull...) keep
+        // SIGPIPE ignored and handle EPIPE themselves, so they always clean up.
+        // SAFETY: no other thread exists yet, and SIG_DFL involves no handler code.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
     let code = match dockling::commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -161,6 +161,9 @@ pub enum ImageCommand {
     Ls(ImagesArgs),
     /// Show low-level information on one or more images as JSON
     Inspect {
+        /// Format output using a Go template ('json' or 'TEMPLATE')
+        #[arg(short, long)]
+        format: Option<String>,
         /// Images, by name or ID
         #[arg(required = true)]
         images: Vec<String>,
@@ -333,6 +336,9 @@ pub struct ImagesArgs {
     /// Show digests
     #[arg(long)]
     pub digests: bool,
+    /// Format output using a Go template ('table', 'table TEMPLATE', 'json' or 'TEMPLATE')
+    #[arg(long)]
+    pub format: Option<String>,
     /// Only images of this repository (optionally :tag)
     pub repository: Option<String>,
 }
@@ -349,6 +355,9 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Format output using a Go template ('table', 'table TEMPLATE', 'json' or 'TEMPLATE')
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// `dockling rm`.
@@ -379,6 +388,9 @@ pub struct InspectArgs {
     /// Only look at this kind of object
     #[arg(long = "type", value_parser = ["image", "container"])]
     pub kind: Option<String>,
+    /// Format output using a Go template ('json' or 'TEMPLATE')
+    #[arg(short, long)]
+    pub format: Option<String>,
     /// Images or containers, by name or ID
     #[arg(required = true)]
     pub names: Vec<String>,
@@ -508,6 +520,25 @@ pub struct RunArgs {
     /// Command and arguments (default: the image's ENTRYPOINT and CMD)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+impl Command {
+    /// True for the commands that only read and print (`ps`, `images`, `inspect`, `history`,
+    /// `explain`): nothing is left half done when a closed pipe ends them.
+    pub fn only_prints(&self) -> bool {
+        match self {
+            Command::Images(_)
+            | Command::Ps(_)
+            | Command::Inspect(_)
+            | Command::History(_)
+            | Command::Explain(_) => true,
+            Command::Image(a) => matches!(
+                a.command,
+                ImageCommand::Ls(_) | ImageCommand::Inspect { .. } | ImageCommand::History(_)
+            ),
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]

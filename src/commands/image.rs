@@ -14,11 +14,12 @@ use crate::image::store::Store;
 pub fn run(ctx: &Context, args: &ImageArgs) -> Result<i32> {
     match &args.command {
         ImageCommand::Ls(a) => super::images::run(ctx, a),
-        ImageCommand::Inspect { images } => super::inspect::run(
+        ImageCommand::Inspect { images, format } => super::inspect::run(
             ctx,
             &InspectArgs {
                 kind: Some("image".into()),
                 names: images.clone(),
+                format: format.clone(),
             },
         ),
         ImageCommand::History(a) => history(ctx, a),

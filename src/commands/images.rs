@@ -3,13 +3,29 @@
 use std::time::SystemTime;
 
 use crate::cli::ImagesArgs;
-use crate::commands::{table, Context};
+use crate::commands::{formatted, table, Context};
 use crate::error::Result;
 use crate::image::{
     format::{ago, human_size},
     reference::Reference,
     store::Store,
 };
+
+/// The fields a `--format` template sees in a row, and their column headers (Docker's).
+pub const FIELDS: &[(&str, &str)] = &[
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("ID", "IMAGE ID"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("Containers", "CONTAINERS"),
+];
+
+/// Docker's default `images` table as a template (what `--format table` means).
+const DEFAULT_TABLE: &str =
+    "table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.CreatedSince}}\\t{{.Size}}";
 
 /// `dockling images`.
 pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
@@ -21,6 +37,7 @@ pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
         .transpose()?;
     let now = SystemTime::now();
     let mut rows = Vec::new();
+    let mut objects = Vec::new();
     // A damaged image is listed too (by what its index entry says), with a warning: the
     // table is where a user finds the name to pull again or remove.
     let mut all = store.list_even_damaged()?;
@@ -62,6 +79,19 @@ pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
             Some(r) => (r.familiar(), r.tag_or_none().to_string()),
             None => ("<none>".into(), "<none>".into()),
         };
+        if args.format.is_some() {
+            objects.push(serde_json::json!({
+                "Repository": repo,
+                "Tag": tag,
+                "Digest": img.repo_digest.as_deref().and_then(|d| d.rsplit_once('@')).map_or("<none>", |(_, d)| d),
+                "ID": id,
+                "CreatedSince": created,
+                "CreatedAt": img.created.clone().unwrap_or_default(),
+                "Size": human_size(img.size),
+                "Containers": "N/A",
+            }));
+            continue;
+        }
         let mut row = vec![repo, tag];
         if args.digests {
             row.push(img.repo_digest.clone().unwrap_or_else(|| "<none>".into()));
@@ -69,7 +99,9 @@ pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
         row.extend([id, created, human_size(img.size)]);
         rows.push(row);
     }
-    if !args.quiet {
+    if let (Some(f), false) = (&args.format, args.quiet) {
+        print!("{}", formatted(f, DEFAULT_TABLE, FIELDS, &objects)?);
+    } else if !args.quiet {
         let headers: &[&str] = if args.digests {
             &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
         } else {

@@ -75,6 +75,31 @@ pub fn require_root(what: &str) -> Result<()> {
     }
 }
 
+/// The output of a listing command given `--format`: Docker's `table` (the default columns),
+/// `table TEMPLATE`, `json` (one JSON object per line) or a template per line. `fields` maps
+/// each template field (`ID`, `Names`...) to its column header; `rows` are the objects.
+pub fn formatted(
+    format: &str,
+    default_table: &str,
+    fields: &[(&str, &str)],
+    rows: &[serde_json::Value],
+) -> Result<String> {
+    use crate::template::{render_rows, Template};
+    let text = match format.trim() {
+        "table" => default_table.to_string(),
+        "json" => "{{json .}}".to_string(),
+        other => other.to_string(),
+    };
+    let t = Template::parse_docker(&text)?;
+    let headers = serde_json::Value::Object(
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect(),
+    );
+    Ok(render_rows(&t, &headers, rows)?)
+}
+
 /// A table laid out like Docker's (Go's tabwriter with minwidth 10, padding 3).
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let n = headers.len();

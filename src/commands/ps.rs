@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use crate::cli::PsArgs;
-use crate::commands::{table, Context};
+use crate::commands::{formatted, table, Context};
 use crate::container::Containers;
 use crate::error::Result;
 
@@ -17,6 +17,27 @@ pub const HEADERS: &[&str] = &[
     "PORTS",
     "NAMES",
 ];
+
+/// The fields a `--format` template sees in a row, and their column headers (Docker's).
+pub const FIELDS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+];
+
+/// Docker's default `ps` table as a template (what `--format table` means).
+const DEFAULT_TABLE: &str =
+    "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}";
 
 /// Docker's COMMAND cell: the command line quoted, cut to 20 characters with an ellipsis.
 pub fn command_cell(args: &[String], no_trunc: bool) -> String {
@@ -36,6 +57,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
     crate::commands::rm::reap(ctx, &containers);
     let now = SystemTime::now();
     let mut rows = vec![];
+    let mut objects = vec![];
     for c in containers.list()? {
         if !args.all && !c.is_alive() {
             continue;
@@ -50,6 +72,24 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
             continue;
         }
         let created = crate::image::format::ago(Some(&c.created), now);
+        if args.format.is_some() {
+            objects.push(serde_json::json!({
+                "ID": id,
+                "Image": c.spec.image_ref,
+                "Command": command_cell(&c.spec.args, args.no_trunc),
+                "CreatedAt": c.created,
+                "RunningFor": created,
+                "Ports": "",
+                "State": c.state_word(),
+                "Status": c.status_line(now),
+                "Size": "0B",
+                "Names": c.spec.name,
+                "Labels": "",
+                "Mounts": c.spec.volumes.iter().map(|v| v.source.display().to_string()).collect::<Vec<_>>().join(","),
+                "Networks": match c.spec.network { crate::spec::NetworkMode::None => "none", crate::spec::NetworkMode::Host => "host" },
+            }));
+            continue;
+        }
         rows.push(vec![
             id,
             c.spec.image_ref.clone(),
@@ -60,8 +100,12 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
             c.spec.name.clone(),
         ]);
     }
-    if !args.quiet {
-        print!("{}", table(HEADERS, &rows));
+    if args.quiet {
+        return Ok(0);
+    }
+    match &args.format {
+        Some(f) => print!("{}", formatted(f, DEFAULT_TABLE, FIELDS, &objects)?),
+        None => print!("{}", table(HEADERS, &rows)),
     }
     Ok(0)
 }

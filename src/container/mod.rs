@@ -79,6 +79,15 @@ impl Container {
         }
     }
 
+    /// Docker's one-word state: `created`, `running` or `exited`.
+    pub fn state_word(&self) -> &'static str {
+        match &self.status {
+            Status::Created => "created",
+            Status::Running { .. } if self.is_alive() => "running",
+            _ => "exited",
+        }
+    }
+
     /// True while the recorded pid is still the container's process.
     pub fn is_alive(&self) -> bool {
         match self.status {
