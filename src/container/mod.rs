@@ -13,6 +13,7 @@
 //! renames a directory to `.trash-<id>` before deleting it, so a killed `rm` leaves a name the
 //! next command recognises and finishes removing, never a half-deleted container.
 
+pub mod logs;
 pub mod names;
 
 use std::fs::{self, File};
