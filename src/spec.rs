@@ -68,6 +68,22 @@ pub struct Volume {
     pub readonly: bool,
 }
 
+/// One mount to make inside the container (the kernel filesystems `runtime::rootfs` mounts,
+/// the cgroup mounts `cgroups` asks for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// File system type (`proc`, `tmpfs`, `cgroup`...).
+    pub fstype: String,
+    /// Source as `mount(8)` shows it.
+    pub source: String,
+    /// Absolute path inside the container.
+    pub target: PathBuf,
+    /// Mount flags.
+    pub flags: nix::mount::MsFlags,
+    /// File-system specific options.
+    pub data: Option<String>,
+}
+
 /// Resource limits; `None` leaves the kernel default.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Limits {
