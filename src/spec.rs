@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// How image layers become the container's root filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LayersMode {
     /// overlayfs: layers stay shared and read-only, writes go to the container's upper dir.
@@ -18,18 +18,92 @@ pub enum LayersMode {
     Copy,
 }
 
+impl LayersMode {
+    /// Every layers mode: its name, as the command line and the config file spell
+    /// it, and what it does, as the command line's help lists it.
+    pub const VARIANTS: &'static [(LayersMode, &'static str, &'static str)] = &[
+        (
+            LayersMode::Overlay,
+            "overlay",
+            "overlayfs: layers stay shared and read-only, writes go to the container's upper dir",
+        ),
+        (
+            LayersMode::Copy,
+            "copy",
+            "A flattened private copy of every layer: slow and big, which is the point of the demo",
+        ),
+    ];
+}
+
+impl std::fmt::Display for LayersMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Self::VARIANTS
+            .iter()
+            .find(|(v, _, _)| v == self)
+            .map(|(_, n, _)| *n);
+        f.write_str(name.unwrap_or_default())
+    }
+}
+
+impl std::str::FromStr for LayersMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::VARIANTS
+            .iter()
+            .find(|(_, n, _)| *n == s)
+            .map(|(v, _, _)| *v)
+            .ok_or_else(|| format!("unknown layers mode {s:?}: use overlay or copy"))
+    }
+}
+
 /// How the process is put into its root filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum RootfsMode {
     /// `pivot_root(2)` and detach the old root: the host filesystem is gone.
     #[default]
-    #[value(name = "pivot_root")]
     #[serde(rename = "pivot_root")]
     PivotRoot,
     /// `chroot(2)`: the host root stays mounted underneath (escapable by root).
-    #[value(name = "chroot")]
     #[serde(rename = "chroot")]
     Chroot,
+}
+
+impl RootfsMode {
+    /// Every rootfs mode: its name, as the command line and the config file spell
+    /// it, and what it does, as the command line's help lists it.
+    pub const VARIANTS: &'static [(RootfsMode, &'static str, &'static str)] = &[
+        (
+            RootfsMode::PivotRoot,
+            "pivot_root",
+            "`pivot_root(2)` and detach the old root: the host filesystem is gone",
+        ),
+        (
+            RootfsMode::Chroot,
+            "chroot",
+            "`chroot(2)`: the host root stays mounted underneath (escapable by root)",
+        ),
+    ];
+}
+
+impl std::fmt::Display for RootfsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Self::VARIANTS
+            .iter()
+            .find(|(v, _, _)| v == self)
+            .map(|(_, n, _)| *n);
+        f.write_str(name.unwrap_or_default())
+    }
+}
+
+impl std::str::FromStr for RootfsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::VARIANTS
+            .iter()
+            .find(|(_, n, _)| *n == s)
+            .map(|(v, _, _)| *v)
+            .ok_or_else(|| format!("unknown rootfs mode {s:?}: use pivot_root or chroot"))
+    }
 }
 
 /// Network mode.
@@ -66,6 +140,22 @@ pub struct Volume {
     pub target: PathBuf,
     /// Mounted read-only.
     pub readonly: bool,
+}
+
+/// One mount to make inside the container (the kernel filesystems `runtime::rootfs` mounts,
+/// the cgroup mounts `cgroups` asks for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// File system type (`proc`, `tmpfs`, `cgroup`...).
+    pub fstype: String,
+    /// Source as `mount(8)` shows it.
+    pub source: String,
+    /// Absolute path inside the container.
+    pub target: PathBuf,
+    /// Mount flags.
+    pub flags: nix::mount::MsFlags,
+    /// File-system specific options.
+    pub data: Option<String>,
 }
 
 /// Resource limits; `None` leaves the kernel default.
@@ -183,4 +273,27 @@ where
         )),
         Stored::Policy(p) => p,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_names_are_the_config_files_and_parse_back() {
+        for (mode, name, _) in LayersMode::VARIANTS {
+            assert_eq!(serde_json::to_value(mode).unwrap(), *name);
+            assert_eq!(mode.to_string(), *name);
+            assert_eq!(name.parse::<LayersMode>(), Ok(*mode));
+        }
+        for (mode, name, _) in RootfsMode::VARIANTS {
+            assert_eq!(serde_json::to_value(mode).unwrap(), *name);
+            assert_eq!(mode.to_string(), *name);
+            assert_eq!(name.parse::<RootfsMode>(), Ok(*mode));
+        }
+        assert_eq!(
+            "overlayfs".parse::<LayersMode>(),
+            Err("unknown layers mode \"overlayfs\": use overlay or copy".to_string())
+        );
+    }
 }

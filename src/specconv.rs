@@ -6,10 +6,9 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::cli::RunArgs;
-use crate::commands::Context;
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::spec::{Limits, Namespaces, NetworkMode, RunSpec, User, Volume};
+use crate::spec::{LayersMode, Limits, Namespaces, NetworkMode, RootfsMode, RunSpec, User, Volume};
 use crate::sys::fs as safefs;
 
 /// What `specconv` needs to know about the image.
@@ -22,6 +21,67 @@ pub struct ImageInput<'a> {
     pub config: Option<&'a oci_spec::image::Config>,
     /// Unpacked layer directories, bottom first.
     pub layers: Vec<PathBuf>,
+}
+
+/// What `specconv` reads of a `run` request: the flags as plain values, so the engine never
+/// knows the command line (`commands::run` builds it from `cli::RunArgs`). The config file's
+/// defaults come separately, as the [`Config`] given to [`build`].
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// `--rm`: remove the container when it exits.
+    pub rm: bool,
+    /// `-i`: keep stdin open.
+    pub interactive: bool,
+    /// `-t`: allocate a pseudo-terminal.
+    pub tty: bool,
+    /// `-e`: `NAME=value`, or `NAME` to take it from dockling's environment.
+    pub env: Vec<String>,
+    /// `--env-file`: files of `-e` lines.
+    pub env_file: Vec<PathBuf>,
+    /// `-w`: working directory inside the container.
+    pub workdir: Option<String>,
+    /// `-u`: `<name|uid>[:<group|gid>]`.
+    pub user: Option<String>,
+    /// `-h`: the container's hostname.
+    pub hostname: Option<String>,
+    /// `-v`: `HOST-DIR:CONTAINER-DIR[:ro|rw]`.
+    pub volume: Vec<String>,
+    /// `--entrypoint`: replaces the image's ENTRYPOINT (empty: none).
+    pub entrypoint: Option<String>,
+    /// `--pid`: `host` shares the host's process ids.
+    pub pid: Option<String>,
+    /// `--uts`: `host` shares the host's hostname.
+    pub uts: Option<String>,
+    /// `--ipc`: `private` or `host`.
+    pub ipc: Option<String>,
+    /// `--network`: `none` or `host` (else the config file's, else `none`).
+    pub network: Option<String>,
+    /// `--cgroupns`: `private` or `host`.
+    pub cgroupns: Option<String>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--cap-add`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    pub cap_drop: Vec<String>,
+    /// `--security-opt`: `seccomp=…`, `no-new-privileges`.
+    pub security_opt: Vec<String>,
+    /// `--read-only`: the root filesystem read-only.
+    pub read_only: bool,
+    /// `-m` as typed (checked by [`check_flags`]).
+    pub memory: Option<String>,
+    /// `--cpus` as typed (checked by [`check_flags`]).
+    pub cpus: Option<String>,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+    /// `--layers` (else the config file's, else overlay).
+    pub layers: Option<LayersMode>,
+    /// `--rootfs` (else the config file's, else pivot_root).
+    pub rootfs: Option<RootfsMode>,
+    /// `--no-cgroups`.
+    pub no_cgroups: bool,
+    /// The command and its arguments after the image (empty: the image's).
+    pub command: Vec<String>,
 }
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -127,7 +187,7 @@ pub fn remove_volume_sources(created: &[PathBuf]) {
 
 /// Every flag of `run` that can be checked without the image, checked before anything is
 /// looked up, pulled or created: a bad flag costs nothing and leaves nothing behind.
-pub fn check_flags(args: &RunArgs) -> Result<()> {
+pub fn check_flags(args: &Request) -> Result<()> {
     memory_flag(args)?;
     cpus_flag(args)?;
     volumes_flag(args)?;
@@ -136,7 +196,7 @@ pub fn check_flags(args: &RunArgs) -> Result<()> {
 
 /// Every `-v`, parsed; two onto the same container path are refused (Docker's "duplicate
 /// mount point": the second would silently hide the first).
-fn volumes_flag(args: &RunArgs) -> Result<Vec<Volume>> {
+fn volumes_flag(args: &Request) -> Result<Vec<Volume>> {
     let volumes = args
         .volume
         .iter()
@@ -156,7 +216,7 @@ fn volumes_flag(args: &RunArgs) -> Result<Vec<Volume>> {
 }
 
 /// `-m`: bytes, `None` for no limit (no flag, or `0` as in Docker).
-fn memory_flag(args: &RunArgs) -> Result<Option<u64>> {
+fn memory_flag(args: &Request) -> Result<Option<u64>> {
     let Some(m) = args.memory.as_deref() else {
         return Ok(None);
     };
@@ -169,7 +229,7 @@ fn memory_flag(args: &RunArgs) -> Result<Option<u64>> {
 }
 
 /// `--cpus`: a fraction of CPUs, `None` for no limit (no flag, or `0` as in Docker).
-fn cpus_flag(args: &RunArgs) -> Result<Option<f64>> {
+fn cpus_flag(args: &Request) -> Result<Option<f64>> {
     match args.cpus.as_deref() {
         None => Ok(None),
         Some(c) => crate::cgroups::parse_cpus(c, crate::cgroups::available_cpus()),
@@ -503,8 +563,8 @@ fn env_set(env: &mut Vec<String>, kv: String) {
 
 /// Build the spec of a new container.
 pub fn build(
-    ctx: &Context,
-    args: &RunArgs,
+    config: &Config,
+    args: &Request,
     image: ImageInput<'_>,
     id: &str,
     name: &str,
@@ -540,7 +600,7 @@ pub fn build(
     let uts = own_or_host("uts", args.uts.as_deref(), "private")?;
     let ipc = own_or_host("ipc", args.ipc.as_deref(), "private")?;
     let cgroupns = own_or_host("cgroupns", args.cgroupns.as_deref(), "private")?;
-    let network = match args.network.as_deref().or(ctx.config.network.as_deref()).unwrap_or("none") {
+    let network = match args.network.as_deref().or(config.network.as_deref()).unwrap_or("none") {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
         "bridge" | "default" => {
@@ -621,7 +681,7 @@ pub fn build(
     // Missing host directories are made only at the start (`create_volume_sources`).
     let volumes = volumes_flag(args)?;
 
-    let cgroups_on = !args.no_cgroups && ctx.config.cgroups != Some(false);
+    let cgroups_on = !args.no_cgroups && config.cgroups != Some(false);
     let limits = Limits {
         memory: memory_flag(args)?,
         cpus: cpus_flag(args)?,
@@ -699,8 +759,8 @@ pub fn build(
             cgroup: cgroupns,
         },
         network,
-        layers_mode: args.layers.or(ctx.config.layers).unwrap_or_default(),
-        rootfs_mode: args.rootfs.or(ctx.config.rootfs).unwrap_or_default(),
+        layers_mode: args.layers.or(config.layers).unwrap_or_default(),
+        rootfs_mode: args.rootfs.or(config.rootfs).unwrap_or_default(),
         cgroup: cgroups_on.then_some(limits),
         privileged: args.privileged,
         capabilities,

@@ -13,19 +13,9 @@
 
 use super::devices::{Effective, Kind, MKNOD, READ, WRITE};
 
-/// One instruction, laid out as the kernel's `struct bpf_insn` (8 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(C)]
-pub struct Insn {
-    /// Opcode: class | operation | source.
-    pub code: u8,
-    /// Destination and source register, four bits each (order as the C bit field).
-    pub regs: u8,
-    /// Jump offset or memory offset.
-    pub off: i16,
-    /// Immediate operand.
-    pub imm: i32,
-}
+/// One instruction (`struct bpf_insn`): the seam's type, since a
+/// [`crate::sys::Call::BpfProgLoad`] carries the program.
+pub use crate::sys::bpf::BpfInsn as Insn;
 
 // Opcodes used (include/uapi/linux/bpf_common.h, bpf.h).
 const LDX_MEM_W: u8 = 0x61; // dst = *(u32 *)(src + off)

@@ -21,8 +21,7 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 
 use crate::error::{Error, Result};
-use crate::runtime::rootfs::MountEntry;
-use crate::spec::Limits;
+use crate::spec::{Limits, MountEntry};
 use crate::sys::{Call, Sys};
 
 /// Which cgroup version the host runs.

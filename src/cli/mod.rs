@@ -8,6 +8,29 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The parser of a flag taking one of an engine type's values (`T::VARIANTS`: value, name,
+/// help). The engine's enums do not derive clap's `ValueEnum` (clap stays in `cli`), so this
+/// lists the names and their help the way `ValueEnum` does, and turns the name `clap` checked
+/// into the value with the type's own `FromStr`.
+fn engine_enum<T>(
+    variants: &'static [(T, &'static str, &'static str)],
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Debug,
+{
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        variants
+            .iter()
+            .map(|(_, name, help)| PossibleValue::new(*name).help(*help)),
+    )
+    .map(|name| {
+        name.parse::<T>()
+            .expect("clap accepts only the names of VARIANTS")
+    })
+}
+
 /// A small but real container engine, built to be looked into.
 #[derive(Debug, Parser)]
 #[command(name = "dockling", version, about, propagate_version = true)]
@@ -127,7 +150,7 @@ pub enum LessonCommand {
         #[arg(long)]
         step: bool,
         /// How to show it: text, markdown (a book chapter) or progress
-        #[arg(long, value_enum, default_value_t = crate::lessons::runner::Format::Text)]
+        #[arg(long, default_value_t = crate::lessons::runner::Format::Text, value_parser = engine_enum(crate::lessons::runner::Format::VARIANTS))]
         format: crate::lessons::runner::Format,
     },
     /// Check your own work for a lesson ("container web is running: ok")
@@ -253,7 +276,7 @@ pub struct TransferArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Show every HTTP exchange with the registry and why: pretty (default) or json
-    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
     pub trace: Option<crate::trace::Format>,
 }
 
@@ -500,16 +523,16 @@ pub struct RunArgs {
     #[arg(long = "pids-limit", value_name = "int", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// Trace every syscall with its reason on stderr: pretty (default) or json
-    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
     pub trace: Option<crate::trace::Format>,
     /// Pause before each step of the start: Enter goes on, q aborts and undoes
     #[arg(long)]
     pub step: bool,
     /// How the image layers become the root filesystem: overlay or copy
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", value_parser = engine_enum(crate::spec::LayersMode::VARIANTS))]
     pub layers: Option<crate::spec::LayersMode>,
     /// How the root is switched: pivot_root or chroot (to see why chroot leaks)
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", value_parser = engine_enum(crate::spec::RootfsMode::VARIANTS))]
     pub rootfs: Option<crate::spec::RootfsMode>,
     /// Do not create a cgroup (no resource limits, no device rules: without --privileged the
     /// container then gets no CAP_MKNOD and its image is mounted nodev)
@@ -545,6 +568,43 @@ impl Command {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn engine_enums_parse_every_name_they_list() {
+        use crate::spec::{LayersMode, RootfsMode};
+        let run = |flags: &[&str]| {
+            let argv = ["dockling", "run"].iter().chain(flags).chain(&["busybox"]);
+            let Command::Run(r) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not run")
+            };
+            r
+        };
+        for (mode, name, _) in LayersMode::VARIANTS {
+            assert_eq!(run(&["--layers", name]).layers, Some(*mode));
+        }
+        for (mode, name, _) in RootfsMode::VARIANTS {
+            assert_eq!(run(&["--rootfs", name]).rootfs, Some(*mode));
+        }
+        for (format, name, _) in crate::trace::Format::VARIANTS {
+            assert_eq!(run(&[&format!("--trace={name}")]).trace, Some(*format));
+        }
+        assert!(
+            Cli::try_parse_from(["dockling", "run", "--layers", "bogus", "busybox"])
+                .unwrap_err()
+                .to_string()
+                .contains("[possible values: overlay, copy]")
+        );
+        for (format, name, _) in crate::lessons::runner::Format::VARIANTS {
+            let cli = Cli::try_parse_from(["dockling", "lesson", "run", "1", "--format", name]);
+            let Command::Lesson(l) = cli.unwrap().command else {
+                panic!("not lesson")
+            };
+            let LessonCommand::Run { format: parsed, .. } = l.command else {
+                panic!("not lesson run")
+            };
+            assert_eq!(parsed, *format);
+        }
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

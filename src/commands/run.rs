@@ -6,9 +6,44 @@ use crate::container::{self, Container, Containers, Status};
 use crate::error::{Error, Result};
 use crate::image::store::Store;
 use crate::spec::RunSpec;
-use crate::specconv::{self, ImageInput};
+use crate::specconv::{self, ImageInput, Request};
 use crate::sys::{linux::Linux, Sys};
 use crate::trace::Tracer;
+
+/// The flags `specconv` reads, as its own plain type: the engine does not know the CLI.
+impl From<&RunArgs> for Request {
+    fn from(a: &RunArgs) -> Request {
+        Request {
+            rm: a.rm,
+            interactive: a.interactive,
+            tty: a.tty,
+            env: a.env.clone(),
+            env_file: a.env_file.clone(),
+            workdir: a.workdir.clone(),
+            user: a.user.clone(),
+            hostname: a.hostname.clone(),
+            volume: a.volume.clone(),
+            entrypoint: a.entrypoint.clone(),
+            pid: a.pid.clone(),
+            uts: a.uts.clone(),
+            ipc: a.ipc.clone(),
+            network: a.network.clone(),
+            cgroupns: a.cgroupns.clone(),
+            privileged: a.privileged,
+            cap_add: a.cap_add.clone(),
+            cap_drop: a.cap_drop.clone(),
+            security_opt: a.security_opt.clone(),
+            read_only: a.read_only,
+            memory: a.memory.clone(),
+            cpus: a.cpus.clone(),
+            pids_limit: a.pids_limit,
+            layers: a.layers,
+            rootfs: a.rootfs,
+            no_cgroups: a.no_cgroups,
+            command: a.command.clone(),
+        }
+    }
+}
 
 /// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn valid_name(name: &str) -> bool {
@@ -75,7 +110,8 @@ pub fn create_kept(
     dry_run: bool,
 ) -> Result<(RunSpec, Option<container::EngineLock>)> {
     // Flags first: a bad one must not pull, create or lock anything.
-    specconv::check_flags(args)?;
+    let request = Request::from(args);
+    specconv::check_flags(&request)?;
     if !dry_run {
         // Containers of killed engines are noticed (and their cgroups killed) before a name
         // is checked: a dead `--rm` container must not hold its name.
@@ -132,7 +168,7 @@ pub fn create_kept(
         config: image.config.config().as_ref(),
         layers,
     };
-    let spec = specconv::build(ctx, args, input, &id, &name, &bundle)?;
+    let spec = specconv::build(&ctx.config, &request, input, &id, &name, &bundle)?;
     if dry_run {
         return Ok((spec, None));
     }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 const STEP_LIMIT: Duration = Duration::from_secs(180);
 
 /// How a lesson is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// For a terminal: prose, `$ command`, output, and a check mark per step.
     Text,
@@ -27,6 +27,49 @@ pub enum Format {
     Markdown,
     /// One progress line per step (the tour).
     Progress,
+}
+
+impl Format {
+    /// Every lesson format: its name, as the command line spells it, and what it
+    /// does, as the command line's help lists it.
+    pub const VARIANTS: &'static [(Format, &'static str, &'static str)] = &[
+        (
+            Format::Text,
+            "text",
+            "For a terminal: prose, `$ command`, output, and a check mark per step",
+        ),
+        (
+            Format::Markdown,
+            "markdown",
+            "A book chapter (Markdown): prose and console blocks with the real output",
+        ),
+        (
+            Format::Progress,
+            "progress",
+            "One progress line per step (the tour)",
+        ),
+    ];
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Self::VARIANTS
+            .iter()
+            .find(|(v, _, _)| v == self)
+            .map(|(_, n, _)| *n);
+        f.write_str(name.unwrap_or_default())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::VARIANTS
+            .iter()
+            .find(|(_, n, _)| *n == s)
+            .map(|(v, _, _)| *v)
+            .ok_or_else(|| format!("unknown lesson format {s:?}: use text or markdown or progress"))
+    }
 }
 
 /// Where a lesson's commands run.

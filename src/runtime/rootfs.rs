@@ -20,20 +20,7 @@ use crate::plan::StepId;
 use crate::spec::{LayersMode, RootfsMode, RunSpec};
 use crate::sys::{fs as safefs, Call, Sys};
 
-/// One mount to make inside the container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountEntry {
-    /// File system type (`proc`, `tmpfs`, `cgroup`...).
-    pub fstype: String,
-    /// Source as `mount(8)` shows it.
-    pub source: String,
-    /// Absolute path inside the container.
-    pub target: PathBuf,
-    /// Mount flags.
-    pub flags: MsFlags,
-    /// File-system specific options.
-    pub data: Option<String>,
-}
+pub use crate::spec::MountEntry;
 
 const NOSUID_NOEXEC_NODEV: MsFlags = MsFlags::from_bits_truncate(
     MsFlags::MS_NOSUID.bits() | MsFlags::MS_NOEXEC.bits() | MsFlags::MS_NODEV.bits(),

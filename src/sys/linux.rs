@@ -687,7 +687,7 @@ struct BpfProgAttachAttr {
     replace_bpf_fd: u32,
 }
 
-fn bpf_prog_load(insns: &[crate::cgroups::bpf::Insn]) -> Result<Ret, Errno> {
+fn bpf_prog_load(insns: &[super::bpf::BpfInsn]) -> Result<Ret, Errno> {
     // The program uses no GPL-only helper, so the project's own license will do.
     let license = c"Apache-2.0";
     let mut prog_name = [0u8; 16];

@@ -8,7 +8,9 @@
 //! explanation. Nothing outside `sys` calls `nix` or `libc` to change kernel state; the other
 //! `unsafe` blocks of the crate live in [`linux`] and [`fs`], each with its reason.
 
+pub mod bpf;
 pub mod call;
+pub mod caps;
 pub mod fs;
 pub mod linux;
 pub mod record;
@@ -37,7 +39,7 @@ pub trait Backend {
     /// The highest capability number of the kernel (`/proc/sys/kernel/cap_last_cap`). The
     /// recorder answers a fixed number instead, so a dry run never depends on the host.
     fn last_cap(&self) -> u32 {
-        crate::runtime::caps::last_cap()
+        caps::last_cap()
     }
     /// The signals the calling thread ignores, as a mask (bit `n - 1` for signal `n`). The
     /// recorder answers SIGPIPE alone, which every Rust program ignores from its start.
@@ -311,10 +313,7 @@ impl Sys {
     }
 
     /// `bpf(BPF_PROG_LOAD)` of a cgroup device program: its descriptor, owned by the caller.
-    pub fn bpf_prog_load(
-        &self,
-        insns: Vec<crate::cgroups::bpf::Insn>,
-    ) -> Result<OwnedFd, SysError> {
+    pub fn bpf_prog_load(&self, insns: Vec<bpf::BpfInsn>) -> Result<OwnedFd, SysError> {
         let ret = self.perform(Call::BpfProgLoad { insns })?;
         Ok(self.owned(ret))
     }

@@ -85,7 +85,7 @@ impl Backend for Recorder {
     /// Every capability dockling knows by name (CAP_CHECKPOINT_RESTORE, 40, on Linux 5.9+),
     /// whatever the host's kernel: a recorded script is the same on every machine.
     fn last_cap(&self) -> u32 {
-        crate::runtime::caps::NAMES.len() as u32 - 1
+        super::caps::NAMES.len() as u32 - 1
     }
 
     /// SIGPIPE, which the Rust runtime ignores in every dockling process: the same script on

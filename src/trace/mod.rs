@@ -33,13 +33,43 @@ use crate::sys::{Call, Ret};
 use catalog::Catalog;
 
 /// How the trace is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Grouped by step, for people.
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+impl Format {
+    /// Every trace format: its name, as the command line spells it, and what it
+    /// does, as the command line's help lists it.
+    pub const VARIANTS: &'static [(Format, &'static str, &'static str)] = &[
+        (Format::Pretty, "pretty", "Grouped by step, for people"),
+        (Format::Json, "json", "One JSON object per line"),
+    ];
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Self::VARIANTS
+            .iter()
+            .find(|(v, _, _)| v == self)
+            .map(|(_, n, _)| *n);
+        f.write_str(name.unwrap_or_default())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::VARIANTS
+            .iter()
+            .find(|(_, n, _)| *n == s)
+            .map(|(v, _, _)| *v)
+            .ok_or_else(|| format!("unknown trace format {s:?}: use pretty or json"))
+    }
 }
 
 /// The user pressed `q` at a `--step` pause.

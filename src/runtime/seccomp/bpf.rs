@@ -32,18 +32,9 @@ use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator, LinuxSyscall,
 };
 
-/// One classic BPF instruction (`struct sock_filter`, linux/filter.h).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Insn {
-    /// Opcode.
-    pub code: u16,
-    /// Jump offset if true.
-    pub jt: u8,
-    /// Jump offset if false.
-    pub jf: u8,
-    /// Constant operand.
-    pub k: u32,
-}
+/// One classic BPF instruction (`struct sock_filter`): the seam's type, since a
+/// [`crate::sys::Call::Seccomp`] carries the program.
+pub use crate::sys::bpf::SockFilter as Insn;
 
 /// A compiled filter and a one-line summary of what it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
