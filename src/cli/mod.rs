@@ -59,6 +59,18 @@ pub enum Command {
     Ps(PsArgs),
     /// Remove one or more containers
     Rm(RmArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(WaitArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Manage containers
+    Container(ContainerArgs),
     /// Remove one or more images
     Rmi(RmiArgs),
     /// Show low-level information on images or containers as JSON
@@ -383,6 +395,118 @@ pub struct PsArgs {
     pub format: Option<String>,
 }
 
+/// `dockling stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(
+        short = 't',
+        long = "time",
+        visible_alias = "timeout",
+        default_value_t = 10
+    )]
+    pub time: i64,
+    /// Signal to send first (default: the image's StopSignal, else SIGTERM)
+    #[arg(short, long)]
+    pub signal: Option<String>,
+    /// Containers, by name or ID (prefix)
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `dockling kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    /// Containers, by name or ID (prefix)
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `dockling wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Containers, by name or ID (prefix)
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `dockling logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" for every line)
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// The container, by name or ID (prefix)
+    pub container: String,
+}
+
+/// `dockling rename`.
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// The container, by name or ID (prefix)
+    pub container: String,
+    /// Its new name
+    pub new_name: String,
+}
+
+/// `dockling container`: Docker's management command for containers.
+#[derive(Debug, Args)]
+pub struct ContainerArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: ContainerCommand,
+}
+
+/// The subcommands of `dockling container`.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(PsArgs),
+    /// Create and run a new container from an image
+    Run(Box<RunArgs>),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Display detailed information on one or more containers
+    Inspect {
+        /// Format output using a Go template ('json' or 'TEMPLATE')
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Containers, by name or ID
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(WaitArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
+}
+
+/// `dockling container prune`.
+#[derive(Debug, Args)]
+pub struct ContainerPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
 /// `dockling rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
@@ -449,6 +573,12 @@ pub struct RunArgs {
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Log driver options of a detached container (json-file: max-size=10m, max-file=3)
+    #[arg(long = "log-opt", value_name = "OPT")]
+    pub log_opts: Vec<String>,
     /// Keep STDIN open
     #[arg(short, long)]
     pub interactive: bool,
@@ -552,12 +682,19 @@ impl Command {
         match self {
             Command::Images(_)
             | Command::Ps(_)
+            | Command::Logs(_)
             | Command::Inspect(_)
             | Command::History(_)
             | Command::Explain(_) => true,
             Command::Image(a) => matches!(
                 a.command,
                 ImageCommand::Ls(_) | ImageCommand::Inspect { .. } | ImageCommand::History(_)
+            ),
+            Command::Container(a) => matches!(
+                a.command,
+                ContainerCommand::Ls(_)
+                    | ContainerCommand::Inspect { .. }
+                    | ContainerCommand::Logs(_)
             ),
             _ => false,
         }

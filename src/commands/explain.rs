@@ -115,7 +115,7 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
         .map(|(_, a)| a)
         .collect();
     crate::runtime::exe::reexec_sealed(&sys, argv)?;
-    crate::runtime::start(&sys, spec, &containers, cg.as_ref(), None)?;
+    crate::runtime::start(&sys, spec, &containers, cg.as_ref(), Default::default())?;
     out.push_str(&sys.tracer.captured());
     Ok(out)
 }

@@ -54,7 +54,9 @@ pub mod import;
 pub mod inspect;
 pub mod lab;
 pub mod lesson;
+pub mod lifecycle;
 pub mod login;
+pub mod logs;
 pub mod ps;
 pub mod pull;
 pub mod push;
@@ -129,6 +131,30 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `dockling container SUBCOMMAND`: the same commands under Docker's management name.
+fn container(ctx: &Context, args: &crate::cli::ContainerArgs) -> Result<i32> {
+    use crate::cli::ContainerCommand as C;
+    match &args.command {
+        C::Ls(a) => ps::run(ctx, a),
+        C::Run(a) => run::run(ctx, a),
+        C::Rm(a) => rm::run(ctx, a),
+        C::Inspect { format, containers } => inspect::run(
+            ctx,
+            &crate::cli::InspectArgs {
+                kind: Some("container".into()),
+                names: containers.clone(),
+                format: format.clone(),
+            },
+        ),
+        C::Stop(a) => lifecycle::stop(ctx, a),
+        C::Kill(a) => lifecycle::kill(ctx, a),
+        C::Wait(a) => lifecycle::wait(ctx, a),
+        C::Logs(a) => logs::run(ctx, a),
+        C::Rename(a) => lifecycle::rename(ctx, a),
+        C::Prune(a) => lifecycle::prune(ctx, a),
+    }
+}
+
 /// Run one parsed command line.
 pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
     use crate::cli::Command;
@@ -139,6 +165,12 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Run(a) => run::run(&ctx, a),
         Command::Ps(a) => ps::run(&ctx, a),
         Command::Rm(a) => rm::run(&ctx, a),
+        Command::Stop(a) => lifecycle::stop(&ctx, a),
+        Command::Kill(a) => lifecycle::kill(&ctx, a),
+        Command::Wait(a) => lifecycle::wait(&ctx, a),
+        Command::Logs(a) => logs::run(&ctx, a),
+        Command::Rename(a) => lifecycle::rename(&ctx, a),
+        Command::Container(a) => container(&ctx, a),
         Command::Rmi(a) => rmi::run(&ctx, a),
         Command::Inspect(a) => inspect::run(&ctx, a),
         Command::Explain(a) => explain::run(&ctx, a),

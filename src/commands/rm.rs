@@ -33,6 +33,12 @@ fn destroy_cgroup(ctx: &Context, c: &Container) -> Result<()> {
 /// `pidfd_open`, so a number reused between the check and the signal is never hit (a plain
 /// `kill` on kernels before 5.3, which have no pidfds).
 fn kill(pid: i32, start: u64) -> Result<()> {
+    signal(pid, start, libc::SIGKILL)
+}
+
+/// [`kill`] with any signal: `signal` to `pid` if it is still the process that started at
+/// `start`; one that is gone is not an error.
+pub fn signal(pid: i32, start: u64, signal: i32) -> Result<()> {
     use nix::errno::Errno;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let sys = Sys::quiet();
@@ -51,13 +57,10 @@ fn kill(pid: i32, start: u64) -> Result<()> {
             gone(sys.run(Call::PidfdSendSignal {
                 fd: fd.as_raw_fd(),
                 pid,
-                signal: libc::SIGKILL,
+                signal,
             }))
         }
-        Err(e) if e.errno == Errno::ENOSYS && same() => gone(sys.run(Call::Kill {
-            pid,
-            signal: libc::SIGKILL,
-        })),
+        Err(e) if e.errno == Errno::ENOSYS && same() => gone(sys.run(Call::Kill { pid, signal })),
         Err(e) => gone(Err(e)),
         Ok(_) => Ok(()),
     }
@@ -67,7 +70,7 @@ fn kill(pid: i32, start: u64) -> Result<()> {
 /// process, so the engine sees the end and records it; or, while it is still being started
 /// (no process of its own yet), the engine itself (its child follows through
 /// `PR_SET_PDEATHSIG`; what it made is cleaned up by the caller).
-fn stop(ctx: &Context, containers: &Containers, c: &Container) -> Result<()> {
+pub fn stop(ctx: &Context, containers: &Containers, c: &Container) -> Result<()> {
     // Chosen before anything dies: once its process is gone a running container must not
     // be taken for one still starting, whose engine would be killed before it records the end.
     let target = match c.status {

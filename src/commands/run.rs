@@ -5,6 +5,7 @@ use crate::commands::{require_root, Context};
 use crate::container::{self, Container, Containers, Status};
 use crate::error::{Error, Result};
 use crate::image::store::Store;
+use crate::runtime::StartOptions;
 use crate::spec::RunSpec;
 use crate::specconv::{self, ImageInput, Request};
 use crate::sys::{linux::Linux, Sys};
@@ -245,6 +246,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
         }
         Err(e) => eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected"),
     }
+    let log_opts = crate::container::logs::LogOptions::parse(&args.log_opts)?;
     let containers = Containers::open(&ctx.root)?;
     // Held until the end is recorded (or the container removed): see `container`.
     let (spec, kept) = create_kept(ctx, args, &containers, false)?;
@@ -256,12 +258,31 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
             return Err(e);
         }
     };
-    let result = cgroup_for(ctx, &spec).and_then(|cg| {
-        let lock = kept.as_ref().map(container::EngineLock::raw_fd);
-        crate::runtime::start(&sys, &spec, &containers, cg.as_ref(), lock)
-    });
+    if args.detach {
+        return detach(ctx, &sys, spec, &containers, kept, made, log_opts);
+    }
+    let opts = StartOptions {
+        engine_lock: kept.as_ref().map(container::EngineLock::raw_fd),
+        ..Default::default()
+    };
+    start_and_record(ctx, &sys, &spec, &containers, &made, opts)
+}
+
+/// Start the container (its record exists), wait for it and record how it ended (or remove
+/// it, with `--rm`): the foreground run's work, and a detached container's monitor's.
+fn start_and_record(
+    ctx: &Context,
+    sys: &Sys,
+    spec: &RunSpec,
+    containers: &Containers,
+    made: &[std::path::PathBuf],
+    opts: StartOptions<'_>,
+) -> Result<i32> {
+    let spec = spec.clone();
+    let result = cgroup_for(ctx, &spec)
+        .and_then(|cg| crate::runtime::start(sys, &spec, containers, cg.as_ref(), opts));
     if result.is_err() {
-        specconv::remove_volume_sources(&made);
+        specconv::remove_volume_sources(made);
     }
     match result {
         Ok(outcome) => {
@@ -313,5 +334,111 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
             }
             Err(e)
         }
+    }
+}
+
+/// `run -d`: a monitor process, detached from this command (two forks and a `setsid`, so
+/// it belongs to no terminal and no shell waits for it), starts the container and stays its
+/// parent: it writes its output to the json-file log, waits for it and records its end. This
+/// command waits only until the container runs (or failed to start), prints its full id and
+/// exits. The monitor keeps this command's stderr (for `--trace`) and stdin (for `--step`)
+/// until then, and /dev/null after.
+fn detach(
+    ctx: &Context,
+    sys: &Sys,
+    spec: RunSpec,
+    containers: &Containers,
+    kept: Option<container::EngineLock>,
+    made: Vec<std::path::PathBuf>,
+    log: crate::container::logs::LogOptions,
+) -> Result<i32> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let (report_r, report_w) = crate::runtime::io::pipe(sys)?;
+    let first = sys.clone_process(nix::sched::CloneFlags::empty())?;
+    if first == 0 {
+        drop(report_r);
+        let _ = sys.run(crate::sys::Call::Setsid);
+        let monitor = sys.clone_process(nix::sched::CloneFlags::empty());
+        if !matches!(monitor, Ok(0)) {
+            // SAFETY: ends this forked intermediate at once, without running the parent's
+            // exit handlers or flushing its copies of buffers.
+            unsafe { libc::_exit(0) }
+        }
+        sys.tracer.set_process("monitor");
+        if let Some(k) = &kept {
+            let _ = k.claim();
+        }
+        let _ = sys.run(crate::sys::Call::Chdir { path: "/".into() });
+        // Written once: "ok" when the container runs, or its exit code and the error. Closed
+        // right after, so the waiting command reads to its end and goes.
+        let report = std::cell::RefCell::new(Some(std::fs::File::from(report_w)));
+        let say = |text: &str| {
+            if let Some(mut r) = report.borrow_mut().take() {
+                let _ = r.write_all(text.as_bytes());
+            }
+        };
+        let null_stdio = || {
+            // From here on nobody reads this command's terminal: the monitor's own output
+            // goes nowhere (the container's goes to the log).
+            if let Ok(null) = sys.open(std::path::Path::new("/dev/null"), libc::O_RDWR) {
+                for fd in 0..3 {
+                    let _ = sys.run(crate::sys::Call::Dup2 {
+                        old: null.as_raw_fd(),
+                        new: fd,
+                        what: crate::sys::call::Stdio::Null,
+                    });
+                }
+            }
+        };
+        let opts = StartOptions {
+            engine_lock: kept.as_ref().map(container::EngineLock::raw_fd),
+            log: Some(log),
+            on_started: Some(Box::new(|| {
+                say("ok\n");
+                sys.tracer.flush();
+                null_stdio();
+            })),
+        };
+        let code = match start_and_record(ctx, sys, &spec, containers, &made, opts) {
+            // Aborted at a `--step` pause (130) before the container ran, or its exit code.
+            Ok(code) => {
+                say(&format!("{code}\n"));
+                code
+            }
+            Err(e) => {
+                say(&format!("{}\n{e}", e.exit_code()));
+                e.exit_code()
+            }
+        };
+        drop(kept);
+        sys.tracer.flush();
+        // SAFETY: the monitor is a forked copy of this command: it ends without running the
+        // parent's exit handlers.
+        unsafe { libc::_exit(code) }
+    }
+    drop(report_w);
+    // The intermediate process exits at once; the monitor is nobody's child of ours.
+    let _ = sys.wait4(first);
+    drop(kept);
+    let mut text = String::new();
+    let _ = std::fs::File::from(report_r).read_to_string(&mut text);
+    match text.split_once('\n') {
+        Some(("ok", _)) => {
+            println!("{}", spec.id);
+            Ok(0)
+        }
+        Some((code, msg)) => {
+            let code: i32 = code.parse().unwrap_or(125);
+            if !msg.is_empty() {
+                eprintln!("dockling: {msg}");
+            }
+            Ok(code)
+        }
+        None => Err(Error::Usage(format!(
+            "the monitor of container {} ended before the container started: see `dockling ps -a` and `dockling logs {}`",
+            &spec.id[..12],
+            spec.name
+        ))),
     }
 }

@@ -123,7 +123,7 @@ fn fsck(ctx: &Context, repair: bool) -> Result<i32> {
 
 /// Bytes of the files under `dir`, a container's upper directory: walked through
 /// descriptors only (`sys::fs::tree_size`), since a running container can change it.
-fn du(dir: &std::path::Path) -> u64 {
+pub fn du(dir: &std::path::Path) -> u64 {
     crate::sys::fs::open_root(dir)
         .and_then(|d| crate::sys::fs::tree_size(std::os::fd::AsFd::as_fd(&d)))
         .unwrap_or(0)

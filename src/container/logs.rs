@@ -228,49 +228,77 @@ impl LogWriter {
     fn rotate(&mut self) -> Result<()> {
         let keep = self.opts.max_file.max(1);
         let dir = Some(std::os::fd::AsRawFd::as_raw_fd(&self.dir));
-        if keep == 1 {
-            // Docker with max-file=1 truncates: one file, never larger than max-size.
-            let _ = nix::unistd::unlinkat(
-                dir,
-                self.name.as_str(),
-                nix::unistd::UnlinkatFlags::NoRemoveDir,
-            );
-        } else {
-            for n in (1..keep).rev() {
-                let from = if n == 1 {
-                    self.name.clone()
-                } else {
-                    format!("{}.{}", self.name, n - 1)
-                };
-                let to = format!("{}.{n}", self.name);
-                match nix::fcntl::renameat(dir, from.as_str(), dir, to.as_str()) {
-                    Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
-                    Err(e) => return Err(Error::io("rotate", &from)(e.into())),
-                }
+        // The log's name always names a file (a reader never finds it missing): the rotated
+        // names shift down, the current file gets the name `.1` too (a hard link), and a new
+        // empty file is renamed over the name.
+        for n in (2..keep).rev() {
+            let from = format!("{}.{}", self.name, n - 1);
+            let to = format!("{}.{n}", self.name);
+            match nix::fcntl::renameat(dir, from.as_str(), dir, to.as_str()) {
+                Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => return Err(Error::io("rotate", &from)(e.into())),
             }
         }
-        self.file = open_in(
+        let first = format!("{}.1", self.name);
+        if keep > 1 {
+            let _ =
+                nix::unistd::unlinkat(dir, first.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            nix::unistd::linkat(
+                dir,
+                self.name.as_str(),
+                dir,
+                first.as_str(),
+                AtFlags::empty(),
+            )
+            .map_err(|e| Error::io("rotate", &self.name)(e.into()))?;
+        }
+        // With max-file=1 the file is simply replaced: one file, never larger than max-size.
+        let fresh = format!(".{}.new", self.name);
+        let _ = nix::unistd::unlinkat(dir, fresh.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+        let file = open_in(
             &self.dir,
-            &self.name,
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND | OFlag::O_TRUNC,
+            &fresh,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_APPEND,
         )
-        .map_err(Error::io("open", &self.name))?;
+        .map_err(Error::io("create", &fresh))?;
+        nix::fcntl::renameat(dir, fresh.as_str(), dir, self.name.as_str())
+            .map_err(|e| Error::io("rotate", &fresh)(e.into()))?;
+        self.file = file;
         self.size = 0;
         Ok(())
     }
 }
 
-/// The log files of a container, oldest first (rotated ones, then the current one), opened
-/// through the container directory's descriptor. Missing files are skipped.
-pub fn open_all(dir: &OwnedFd, id: &str, opts_max_file: u32) -> Vec<File> {
+/// The rotated log files of a container, oldest first, opened through the container
+/// directory's descriptor; missing ones, and the file `current` is (a rotation right after it
+/// was opened makes it `.1`), are skipped.
+pub fn open_rotated(dir: &OwnedFd, id: &str, current: Option<&File>) -> Vec<File> {
     let name = file_name(id);
+    let id_of = |f: &File| {
+        nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(f))
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino))
+    };
+    let skip = current.and_then(id_of);
     let mut files = Vec::new();
-    for n in (1..opts_max_file.max(1).max(10)).rev() {
+    for n in (1..MAX_ROTATED).rev() {
         if let Ok(f) = open_in(dir, &format!("{name}.{n}"), OFlag::O_RDONLY) {
-            files.push(f);
+            if skip.is_none() || id_of(&f) != skip {
+                files.push(f);
+            }
         }
     }
-    if let Ok(f) = open_in(dir, &name, OFlag::O_RDONLY) {
+    files
+}
+
+/// How many rotated files a reader looks for (Docker's max-file has no limit; dockling's
+/// readers stop at this many).
+const MAX_ROTATED: u32 = 100;
+
+/// Every log file of a container, oldest first, the current one last.
+pub fn open_all(dir: &OwnedFd, id: &str) -> Vec<File> {
+    let mut files = open_rotated(dir, id, None);
+    if let Ok(f) = open_in(dir, &file_name(id), OFlag::O_RDONLY) {
         files.push(f);
     }
     files
@@ -302,18 +330,30 @@ pub struct Follower {
 impl Follower {
     /// Follow from the end of the current file as it is now.
     pub fn new(dir: OwnedFd, id: &str) -> Result<Follower> {
-        let name = file_name(id);
-        let mut file = open_in(&dir, &name, OFlag::O_RDONLY).map_err(Error::io("open", &name))?;
-        let pos = file
+        let mut f = Follower::from_start(dir, id)?;
+        f.pos = f
+            .file
             .seek(std::io::SeekFrom::End(0))
-            .map_err(Error::io("read", &name))?;
+            .map_err(Error::io("read", &f.name))?;
+        Ok(f)
+    }
+
+    /// Follow the current file from its start (the first [`Follower::poll`] reads it all).
+    pub fn from_start(dir: OwnedFd, id: &str) -> Result<Follower> {
+        let name = file_name(id);
+        let file = open_in(&dir, &name, OFlag::O_RDONLY).map_err(Error::io("open", &name))?;
         Ok(Follower {
             dir,
             name,
             file,
-            pos,
+            pos: 0,
             partial: Vec::new(),
         })
+    }
+
+    /// The file being followed.
+    pub fn file(&self) -> &File {
+        &self.file
     }
 
     /// The entries written since the last call. After a rotation, the rest of the old file is
@@ -388,7 +428,7 @@ mod tests {
             lines[0].starts_with(r#"{"log":"oops\n","stream":"stderr","time":""#),
             "{text}"
         );
-        let entries = read_entries(open_all(&reopen(&t), "c1", 1));
+        let entries = read_entries(open_all(&reopen(&t), "c1"));
         let logs: Vec<(&str, Stream)> =
             entries.iter().map(|e| (e.log.as_str(), e.stream)).collect();
         assert_eq!(
@@ -409,7 +449,7 @@ mod tests {
         let long = vec![b'x'; MAX_LINE + 10];
         w.write(Stream::Stdout, &long).unwrap();
         w.write(Stream::Stdout, b"\n").unwrap();
-        let e = read_entries(open_all(&reopen(&t), "c1", 1));
+        let e = read_entries(open_all(&reopen(&t), "c1"));
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].log.len(), MAX_LINE);
         assert_eq!(e[1].log, format!("{}\n", "x".repeat(10)));
@@ -438,7 +478,7 @@ mod tests {
                 "{n}"
             );
         }
-        let e = read_entries(open_all(&reopen(&t), "c1", 3));
+        let e = read_entries(open_all(&reopen(&t), "c1"));
         assert_eq!(e.last().unwrap().log, "line 29\n");
         let nums: Vec<u32> = e
             .iter()

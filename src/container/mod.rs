@@ -134,6 +134,19 @@ impl EngineLock {
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         std::os::fd::AsRawFd::as_raw_fd(&self._file)
     }
+
+    /// Name this process as the holder (a detached container's monitor, which inherited the
+    /// lock from the `run -d` that took it): `rm -f` finds the engine to kill by this line.
+    pub fn claim(&self) -> Result<()> {
+        use std::io::Seek;
+        let mut f = &self._file;
+        let me = std::process::id() as i32;
+        let line = format!("{me} {}\n", process_start_time(me).unwrap_or(0));
+        f.set_len(0)
+            .and_then(|()| f.seek(std::io::SeekFrom::Start(0)))
+            .and_then(|_| f.write_all(line.as_bytes()))
+            .map_err(Error::io("write", ENGINE_LOCK))
+    }
 }
 
 /// The file name of that lock inside the container's directory.

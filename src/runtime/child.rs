@@ -40,6 +40,11 @@ pub struct Setup<'a> {
     pub stdout_relay: Option<std::os::fd::RawFd>,
     /// Stderr goes into that pipe too (dockling's stderr is its stdout: `2>&1`).
     pub stderr_relay: bool,
+    /// The write end of a pipe of its own for the container's stderr (a detached container:
+    /// the monitor logs each stream apart).
+    pub stderr_pipe: Option<std::os::fd::RawFd>,
+    /// Stdin is /dev/null whatever `-i` says (a detached container: nobody types into it).
+    pub null_stdin: bool,
     /// The engine lock's descriptor, shared by `clone`: closed first (see [`first_acts`]).
     pub engine_lock: Option<std::os::fd::RawFd>,
 }
@@ -157,7 +162,7 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
             name: spec.hostname.clone(),
         })?;
     }
-    terminal(sys, spec, chan)?;
+    terminal(sys, spec, setup.null_stdin, chan)?;
     if let Some(w) = setup.stdout_relay {
         let targets: &[i32] = if setup.stderr_relay { &[1, 2] } else { &[1] };
         for &new in targets {
@@ -167,6 +172,13 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
                 what: Stdio::Relay,
             })?;
         }
+    }
+    if let Some(w) = setup.stderr_pipe {
+        sys.run(Call::Dup2 {
+            old: w,
+            new: 2,
+            what: Stdio::Relay,
+        })?;
     }
 
     if spec.seccomp.is_some() || spec.no_new_privileges {
@@ -248,8 +260,9 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     })
 }
 
-/// The terminal (`-t`), or /dev/null as stdin when the container gets no input (no `-i`).
-fn terminal(sys: &Sys, spec: &RunSpec, chan: Option<&Channel>) -> Result<()> {
+/// The terminal (`-t`), or /dev/null as stdin when the container gets no input (no `-i`, or
+/// detached).
+fn terminal(sys: &Sys, spec: &RunSpec, null_stdin: bool, chan: Option<&Channel>) -> Result<()> {
     if spec.tty {
         sys.step(StepId::ProcessTerminal)?;
         let slave = if sys.is_dry_run() {
@@ -267,7 +280,7 @@ fn terminal(sys: &Sys, spec: &RunSpec, chan: Option<&Channel>) -> Result<()> {
                 what: Stdio::Terminal,
             })?;
         }
-    } else if !spec.interactive {
+    } else if !spec.interactive || null_stdin {
         // No -t and no -i: stdin is /dev/null; stdout and stderr stay the engine's.
         sys.step_variant(StepId::ProcessTerminal, Some("null_stdin"))?;
         let null = sys.open(Path::new("/dev/null"), libc::O_RDONLY)?;

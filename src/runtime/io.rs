@@ -22,6 +22,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios;
 
+use crate::container::logs::Stream;
 use crate::error::Result;
 use crate::sys::{Call, Sys};
 
@@ -131,27 +132,91 @@ pub fn stdout_pipe(
     if !piped {
         return Ok(None);
     }
+    pipe(sys).map(Some)
+}
+
+/// A pipe (a traced `pipe2`): (the read end, the write end).
+pub fn pipe(sys: &Sys) -> std::result::Result<(OwnedFd, OwnedFd), crate::sys::SysError> {
     match sys.perform(Call::Pipe2)? {
         // SAFETY: the kernel just created both descriptors and nothing else owns them.
         crate::sys::Ret::FdPair(r, w) => unsafe {
             use std::os::fd::FromRawFd;
-            Ok(Some((OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w))))
+            Ok((OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w)))
         },
-        _ => Ok(None),
+        other => unreachable!("pipe2 returns a pair of descriptors, not {other:?}"),
     }
 }
 
-/// Copy what is waiting in the stdout pipe to stdout (non-blocking); false when stdout is
-/// gone (EPIPE) or the pipe is at its end.
-fn copy_out(out: &mut File, buf: &mut [u8]) -> std::io::Result<bool> {
-    match out.read(buf) {
-        Ok(0) => Ok(false),
-        Ok(n) => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&buf[..n])?;
-            stdout.flush()?;
-            Ok(true)
+/// Where the container's output goes: dockling's stdout (a foreground run) or the
+/// container's json-file log (a detached one, written by its monitor).
+pub enum Sink<'a> {
+    /// Dockling's own stdout.
+    Stdout,
+    /// The log.
+    Log(&'a mut crate::container::logs::LogWriter),
+}
+
+impl Sink<'_> {
+    /// Put what the container wrote to `stream`; an error only when dockling's stdout is
+    /// gone (EPIPE). A log that cannot be written (disk full) loses the output, as Docker's
+    /// json-file driver does, but never the container.
+    fn put(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout => {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(data)?;
+                stdout.flush()
+            }
+            Sink::Log(log) => {
+                if let Err(e) = log.write(stream, data) {
+                    warn_once(&e);
+                }
+                Ok(())
+            }
         }
+    }
+
+    fn finish(&mut self) {
+        if let Sink::Log(log) = self {
+            if let Err(e) = log.finish() {
+                warn_once(&e);
+            }
+        }
+    }
+}
+
+fn warn_once(e: &crate::error::Error) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("dockling: warning: the container's output is lost: {e}");
+    }
+}
+
+/// A pipe the container writes one of its outputs into.
+pub struct Source {
+    file: File,
+    stream: Stream,
+}
+
+impl Source {
+    /// The engine's read end of the pipe for `stream`.
+    pub fn new(fd: OwnedFd, stream: Stream) -> Source {
+        let file = File::from(fd);
+        // Non-blocking, so the last copy after the exit never waits for a writer that lives on.
+        let _ = nix::fcntl::fcntl(
+            file.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        Source { file, stream }
+    }
+}
+
+/// Copy what is waiting in an output pipe to the sink (non-blocking); false when the pipe is
+/// at its end, an error when dockling's stdout is gone (EPIPE).
+fn copy_out(src: &mut Source, sink: &mut Sink<'_>, buf: &mut [u8]) -> std::io::Result<bool> {
+    match src.file.read(buf) {
+        Ok(0) => Ok(false),
+        Ok(n) => sink.put(src.stream, &buf[..n]).map(|()| true),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(true),
         Err(e) => Err(e),
@@ -160,17 +225,12 @@ fn copy_out(out: &mut File, buf: &mut [u8]) -> std::io::Result<bool> {
 
 /// Copy what the container wrote last, after it exited; true when stdout is gone. Bounded
 /// (64 MiB): a writer that outlives it (`--pid host`) is killed with its cgroup, not waited for.
-fn drain_out(out: &mut File, buf: &mut [u8]) -> bool {
+fn drain_out(src: &mut Source, sink: &mut Sink<'_>, buf: &mut [u8]) -> bool {
     for _ in 0..4096 {
-        match out.read(buf) {
+        match src.file.read(buf) {
             Ok(0) => break,
             Ok(n) => {
-                let mut stdout = std::io::stdout().lock();
-                if stdout
-                    .write_all(&buf[..n])
-                    .and_then(|()| stdout.flush())
-                    .is_err()
-                {
+                if sink.put(src.stream, &buf[..n]).is_err() {
                     return true;
                 }
             }
@@ -189,20 +249,22 @@ pub struct Relayed {
     pub broken_pipe: bool,
 }
 
-/// Relay until the container exits.
+/// Relay until the container exits: the terminal (`master`), the output pipes (`sources`)
+/// into `sink`, the forwarded signals.
 pub fn relay(
     sys: &Sys,
     pid: i32,
     master: Option<OwnedFd>,
     forward_stdin: bool,
-    out: Option<OwnedFd>,
+    sources: Vec<Source>,
+    mut sink: Sink<'_>,
 ) -> Result<Relayed> {
     let mut sfd = SignalFd::with_flags(
         &relay_signals(),
         SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
     )
     .map_err(|e| crate::error::Error::Usage(format!("signalfd: {e}")))?;
-    let _raw = RawMode::enter(master.is_some());
+    let _raw = RawMode::enter(master.is_some() && matches!(sink, Sink::Stdout));
     let mut master_file = master.map(File::from);
     if let Some(m) = &master_file {
         let fd: OwnedFd = m
@@ -212,23 +274,15 @@ pub fn relay(
         copy_winsize(&fd);
     }
     let mut stdin_open = forward_stdin && master_file.is_some();
-    let mut out_file = out.map(File::from);
-    if let Some(o) = &out_file {
-        // Non-blocking, so the last copy after the exit never waits for a writer that lives on.
-        let _ = nix::fcntl::fcntl(
-            o.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        );
-    }
+    let mut sources: Vec<Option<Source>> = sources.into_iter().map(Some).collect();
     let mut broken_pipe = false;
-    let mut _parked: Option<File> = None;
+    let mut _parked: Vec<Source> = Vec::new();
     let mut buf = [0u8; 16384];
     loop {
         let stdin = std::io::stdin();
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        let ofd = out_file.as_ref().map(|o| o.as_fd());
-        if let Some(o) = ofd {
-            fds.push(PollFd::new(o, PollFlags::POLLIN));
+        for src in sources.iter().flatten() {
+            fds.push(PollFd::new(src.file.as_fd(), PollFlags::POLLIN));
         }
         let mfd = master_file.as_ref().map(|m| m.as_fd());
         if let Some(m) = mfd {
@@ -248,12 +302,12 @@ pub fn relay(
             .collect();
         drop(fds);
         let mut idx = 1;
-        if out_file.is_some() {
+        for slot in sources.iter_mut() {
+            let Some(src) = slot.as_mut() else { continue };
             if ready[idx] {
-                let o = out_file.as_mut().expect("checked");
-                match copy_out(o, &mut buf) {
+                match copy_out(src, &mut sink, &mut buf) {
                     Ok(true) => {}
-                    Ok(false) => out_file = None,
+                    Ok(false) => *slot = None,
                     Err(_) => {
                         // EPIPE (dockling ignores SIGPIPE): nobody reads the output any more.
                         // End the container, as the docker client's death by SIGPIPE does.
@@ -264,7 +318,7 @@ pub fn relay(
                             pid,
                             signal: libc::SIGKILL,
                         });
-                        _parked = out_file.take();
+                        _parked.extend(slot.take());
                     }
                 }
             }
@@ -276,9 +330,7 @@ pub fn relay(
                 match m.read(&mut buf) {
                     Ok(0) | Err(_) => master_file = None,
                     Ok(n) => {
-                        let mut out = std::io::stdout().lock();
-                        let _ = out.write_all(&buf[..n]);
-                        let _ = out.flush();
+                        let _ = sink.put(Stream::Stdout, &buf[..n]);
                     }
                 }
             }
@@ -310,10 +362,11 @@ pub fn relay(
                             && si.si_pid() == pid
                     };
                     if exited {
-                        drain(master_file.as_mut(), &mut buf);
-                        if let Some(o) = out_file.as_mut() {
-                            broken_pipe |= drain_out(o, &mut buf);
+                        drain(master_file.as_mut(), &mut sink, &mut buf);
+                        for src in sources.iter_mut().flatten() {
+                            broken_pipe |= drain_out(src, &mut sink, &mut buf);
                         }
+                        sink.finish();
                         let status = sys.wait4(pid)?;
                         let _ = &mut sfd;
                         return Ok(Relayed {
@@ -336,23 +389,21 @@ pub fn relay(
 }
 
 /// Copy what the container wrote last, after it exited.
-fn drain(master: Option<&mut File>, buf: &mut [u8]) {
+fn drain(master: Option<&mut File>, sink: &mut Sink<'_>, buf: &mut [u8]) {
     let Some(m) = master else { return };
     // SAFETY: fcntl on an fd owned by `m`; makes the final reads non-blocking.
     unsafe {
         let flags = libc::fcntl(m.as_raw_fd(), libc::F_GETFL);
         libc::fcntl(m.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
     }
-    let mut out = std::io::stdout().lock();
     for _ in 0..1024 {
         match m.read(buf) {
             Ok(n) if n > 0 => {
-                let _ = out.write_all(&buf[..n]);
+                let _ = sink.put(Stream::Stdout, &buf[..n]);
             }
             _ => break,
         }
     }
-    let _ = out.flush();
 }
 
 /// The exit code Docker reports for a wait status: the code, or 128 + signal.

@@ -159,16 +159,29 @@ fn prepare_layers(sys: &Sys, spec: &RunSpec) -> Result<String> {
     }
 }
 
-/// Start the container described by `spec` in the foreground and wait for it.
+/// How [`start`] runs a container, besides its spec.
+#[derive(Default)]
+pub struct StartOptions<'a> {
+    /// The descriptor of the container's engine lock, which the container's process closes.
+    pub engine_lock: Option<std::os::fd::RawFd>,
+    /// Detached (`run -d`): the container's stdout and stderr go into its json-file log
+    /// (with these options) instead of dockling's stdout, and its stdin is /dev/null.
+    pub log: Option<crate::container::logs::LogOptions>,
+    /// Called once the container runs (its `execve` succeeded and is recorded): the monitor
+    /// tells the waiting `run -d` it can print the id.
+    pub on_started: Option<Box<dyn FnOnce() + 'a>>,
+}
+
+/// Start the container described by `spec` and wait for it (in the foreground, or as the
+/// monitor of a detached container).
 ///
-/// `containers` records its state; `cgroup` is `None` with `--no-cgroups`; `engine_lock` is
-/// the descriptor of the container's engine lock, which the container's process closes.
+/// `containers` records its state; `cgroup` is `None` with `--no-cgroups`.
 pub fn start(
     sys: &Sys,
     spec: &RunSpec,
     containers: &Containers,
     cgroup: Option<&crate::cgroups::Cgroup>,
-    engine_lock: Option<std::os::fd::RawFd>,
+    opts: StartOptions<'_>,
 ) -> Result<Outcome> {
     let dry = sys.is_dry_run();
     sys.tracer.set_var(
@@ -217,16 +230,37 @@ pub fn start(
         }
         extra_mounts = cg.container_mounts();
     }
+    // A detached container's log is opened before anything starts: a log that cannot be
+    // written is an error now, not output lost later.
+    let mut log = match opts.log {
+        Some(o) if !dry => Some(crate::container::logs::LogWriter::open(
+            crate::container::logs::open_dir(&spec.bundle)?,
+            &spec.id,
+            o,
+        )?),
+        _ => None,
+    };
     sys.step(StepId::NamespacesClone)?;
-    let stdout_pipe = io::stdout_pipe(sys, spec.tty)?;
+    // Output pipes: a detached container's stdout and stderr each into one (the monitor
+    // writes them to the log, each line marked with its stream); a foreground one's stdout
+    // when dockling's is a pipe (see `io`). A terminal (`-t`) needs neither.
+    let (stdout_pipe, stderr_pipe) = if log.is_some() && !spec.tty {
+        (Some(io::pipe(sys)?), Some(io::pipe(sys)?))
+    } else if log.is_some() {
+        (None, None)
+    } else {
+        (io::stdout_pipe(sys, spec.tty)?, None)
+    };
     let setup = child::Setup {
         spec,
         overlay_data,
         extra_mounts,
         cgroup_ns: spec.namespaces.cgroup && cleanup.cgroup.is_some(),
         stdout_relay: stdout_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
-        stderr_relay: stdout_pipe.is_some() && io::stderr_is_stdout(),
-        engine_lock,
+        stderr_relay: stdout_pipe.is_some() && log.is_none() && io::stderr_is_stdout(),
+        stderr_pipe: stderr_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
+        null_stdin: log.is_some(),
+        engine_lock: opts.engine_lock,
     };
     let (parent_end, child_end) = channel::pair(sys)?;
     let old_mask = io::block_signals(sys)?;
@@ -242,15 +276,20 @@ pub fn start(
         child::main(sys, &setup, child_end);
     }
     drop(child_end);
-    let stdout_out = stdout_pipe.map(|(r, w)| {
+    let mut sources = Vec::new();
+    for (pipe, stream) in [
+        (stdout_pipe, crate::container::logs::Stream::Stdout),
+        (stderr_pipe, crate::container::logs::Stream::Stderr),
+    ] {
+        let Some((r, w)) = pipe else { continue };
         // The container's end is the container's alone: while the engine held it too, the
         // pipe would never reach its end.
         let _ = sys.run(Call::Close {
             fd: w.into_raw_fd(),
-            object: "the container's end of the stdout pipe".into(),
+            object: format!("the container's end of the {stream:?} pipe").to_lowercase(),
         });
-        r
-    });
+        sources.push(io::Source::new(r, stream));
+    }
     if dry {
         // What the child does first, in the order the real one does it.
         sys.tracer.set_process("container");
@@ -266,7 +305,11 @@ pub fn start(
         pid,
         cleanup.cgroup,
         containers,
-        stdout_out,
+        Outputs {
+            sources,
+            log: log.as_mut(),
+            on_started: opts.on_started,
+        },
     );
     let outcome = match result {
         Ok(o) => o,
@@ -309,6 +352,13 @@ fn record_exec(sys: &Sys, spec: &RunSpec, program: String, took: std::time::Dura
     sys.tracer.set_process("engine");
 }
 
+/// Where the container's output goes and who hears that it started (see [`StartOptions`]).
+struct Outputs<'a, 'b> {
+    sources: Vec<io::Source>,
+    log: Option<&'a mut crate::container::logs::LogWriter>,
+    on_started: Option<Box<dyn FnOnce() + 'b>>,
+}
+
 fn supervise(
     sys: &Sys,
     setup: &child::Setup<'_>,
@@ -316,8 +366,13 @@ fn supervise(
     pid: i32,
     cgroup: Option<&crate::cgroups::Cgroup>,
     containers: &Containers,
-    stdout_out: Option<std::os::fd::OwnedFd>,
+    out: Outputs<'_, '_>,
 ) -> Result<Outcome> {
+    let Outputs {
+        sources,
+        log,
+        on_started,
+    } = out;
     let spec = setup.spec;
     if let Some(cg) = cgroup {
         sys.step(StepId::CgroupsJoin)?;
@@ -382,9 +437,16 @@ fn supervise(
         pid_start: crate::container::process_start_time(pid).unwrap_or(0),
     };
     containers.save(&c)?;
+    if let Some(started) = on_started {
+        started();
+    }
 
     sys.step(StepId::ProcessWait)?;
-    let relayed = io::relay(sys, pid, master, spec.interactive, stdout_out)?;
+    let sink = match log {
+        Some(l) => io::Sink::Log(l),
+        None => io::Sink::Stdout,
+    };
+    let relayed = io::relay(sys, pid, master, spec.interactive, sources, sink)?;
     let exit_code = io::exit_code(relayed.status);
     let oom_killed = exit_code == 128 + libc::SIGKILL && cgroup.is_some_and(|cg| cg.oom_killed());
     Ok(Outcome {
@@ -466,7 +528,7 @@ mod tests {
         let containers = Containers::open(root.path()).unwrap();
         let rec = Recorder::new();
         let sys = Sys::new(Box::new(rec.clone()), Tracer::capture(Format::Pretty));
-        start(&sys, spec, &containers, None, None).unwrap();
+        start(&sys, spec, &containers, None, StartOptions::default()).unwrap();
         rec.script()
     }
 
@@ -562,7 +624,7 @@ mod tests {
         let rec = Recorder::new();
         rec.fail_next("pivot_root", nix::errno::Errno::EINVAL);
         let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
-        let err = start(&sys, &spec(), &containers, None, None)
+        let err = start(&sys, &spec(), &containers, None, StartOptions::default())
             .unwrap_err()
             .to_string();
         assert_eq!(err, "pivot_root .: EINVAL: Invalid argument");

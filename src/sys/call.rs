@@ -345,6 +345,7 @@ impl Call {
     /// flag or file system that changes what the call means (a bind mount is not a proc mount).
     pub fn explain_key(&self) -> &'static str {
         match self {
+            Call::Clone { flags } if flags.is_empty() => "clone.fork",
             Call::Mount { fstype, flags, .. } => {
                 if flags.contains(MsFlags::MS_REMOUNT) {
                     "mount.remount"

@@ -1,0 +1,276 @@
+//! Detached containers (`run -d`) and what a user does with them: `logs`, `stop`, `kill`,
+//! `wait`, `rename`, `container prune`; and what a killed monitor leaves.
+
+mod common;
+use std::time::Duration;
+
+use common::{wait_until, Lab};
+
+/// `run -d …`: the full id it printed.
+fn detach(lab: &Lab, args: &[&str]) -> String {
+    let mut all = vec!["run", "-d"];
+    all.extend_from_slice(args);
+    let o = lab.cmd(&all);
+    o.expect_code(0);
+    let id = o.stdout.trim().to_string();
+    assert!(
+        id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "run -d prints the full id: {:?} {}",
+        o.stdout,
+        o.stderr
+    );
+    id
+}
+
+fn state(lab: &Lab, name: &str) -> String {
+    let o = lab.cmd(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        name,
+    ]);
+    o.expect_code(0);
+    o.stdout.trim().to_string()
+}
+
+fn wait_state(lab: &Lab, name: &str, want: &str) {
+    wait_until(
+        Duration::from_secs(20),
+        &format!("{name} is {want}"),
+        || (state(lab, name) == want).then_some(()),
+    );
+}
+
+#[test]
+fn run_d_returns_while_the_container_runs_and_its_output_goes_to_the_log() {
+    let lab = Lab::with_busybox();
+    let id = detach(
+        &lab,
+        &[
+            "--name",
+            "talker",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; read x",
+        ],
+    );
+    // It runs on after `run` returned (its stdin is /dev/null: `read` ends it, so wait).
+    wait_state(&lab, "talker", "exited 1");
+    let logs = lab.cmd(&["logs", "talker"]);
+    logs.expect_code(0);
+    assert_eq!(logs.stdout, "out\n");
+    assert_eq!(logs.stderr, "err\n");
+    // Docker's json-file format underneath.
+    let file = lab
+        .root()
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let out = lines.iter().find(|l| l["stream"] == "stdout").unwrap();
+    assert_eq!(out["log"], "out\n");
+    assert!(out["time"].as_str().unwrap().ends_with('Z'), "{text}");
+    // --tail and -t.
+    let t = lab.cmd(&["logs", "-t", "--tail", "1", "talker"]);
+    t.expect_code(0);
+    let (time, rest) = (t.stdout.to_string() + &t.stderr)
+        .split_once(' ')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    assert!(time.starts_with("20") && time.ends_with('Z'), "{time}");
+    assert_eq!(rest, "err\n");
+    lab.cmd(&["rm", "talker"]).expect_code(0);
+    assert!(lab.containers_left().is_empty());
+}
+
+#[test]
+fn stop_sends_the_stop_signal_then_sigkill_to_a_pid_1_that_ignores_it() {
+    let lab = Lab::with_busybox();
+    detach(
+        &lab,
+        &[
+            "--name",
+            "polite",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.05; done",
+        ],
+    );
+    wait_until(Duration::from_secs(10), "the trap is set", || {
+        lab.cmd(&["logs", "polite"])
+            .stdout
+            .contains("ready")
+            .then_some(())
+    });
+    let o = lab.cmd(&["stop", "polite"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "polite\n");
+    assert_eq!(state(&lab, "polite"), "exited 7");
+    assert!(lab.cmd(&["logs", "polite"]).stdout.contains("got TERM"));
+    // Stopping a container that is not running is no error (Docker).
+    lab.cmd(&["stop", "polite"]).expect_code(0);
+
+    // busybox sleep as PID 1 has no handler: SIGTERM does nothing, SIGKILL after -t.
+    detach(&lab, &["--name", "stubborn", "busybox", "sleep", "1000"]);
+    let o = lab.cmd(&["stop", "-t", "1", "stubborn"]);
+    o.expect_code(0);
+    assert_eq!(state(&lab, "stubborn"), "exited 137");
+    let w = lab.cmd(&["wait", "stubborn", "polite"]);
+    w.expect_code(0);
+    assert_eq!(w.stdout, "137\n7\n");
+    lab.cmd(&["rm", "polite", "stubborn"]).expect_code(0);
+    assert_eq!(lab.cgroups_left(), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn kill_sends_the_signal_asked_for_and_wait_prints_the_code() {
+    let lab = Lab::with_busybox();
+    detach(
+        &lab,
+        &[
+            "--name",
+            "hup",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got HUP; exit 3' HUP; echo ready; while true; do sleep 0.05; done",
+        ],
+    );
+    wait_until(Duration::from_secs(10), "the trap is set", || {
+        lab.cmd(&["logs", "hup"])
+            .stdout
+            .contains("ready")
+            .then_some(())
+    });
+    lab.cmd(&["kill", "-s", "HUP", "hup"]).expect_code(0);
+    let w = lab.cmd(&["wait", "hup"]);
+    w.expect_code(0);
+    assert_eq!(w.stdout, "3\n");
+    let again = lab.cmd(&["kill", "hup"]);
+    again.expect_code(125);
+    assert!(again.stderr.contains("is not running"), "{}", again.stderr);
+    let bad = lab.cmd(&["kill", "-s", "NOPE", "hup"]);
+    bad.expect_code(125);
+    assert!(bad.stderr.contains("invalid signal"), "{}", bad.stderr);
+    lab.cmd(&["rm", "hup"]).expect_code(0);
+}
+
+#[test]
+fn a_detached_start_failure_has_runs_exit_code_and_a_kept_record() {
+    let lab = Lab::with_busybox();
+    let o = lab.cmd(&["run", "-d", "--name", "nope", "busybox", "no-such-command"]);
+    o.expect_code(127);
+    assert!(o.stdout.is_empty(), "{}", o.stdout);
+    assert!(o.stderr.contains("no-such-command"), "{}", o.stderr);
+    assert_eq!(state(&lab, "nope"), "exited 127");
+    lab.cmd(&["rm", "nope"]).expect_code(0);
+
+    // With --rm nothing is kept, once it ended.
+    let id = detach(&lab, &["--rm", "busybox", "sh", "-c", "exit 4"]);
+    wait_until(
+        Duration::from_secs(20),
+        "the --rm container is gone",
+        || (!lab.root().join("containers").join(&id).exists()).then_some(()),
+    );
+    assert_eq!(lab.cgroups_left(), Vec::<std::path::PathBuf>::new());
+    let bad = lab.cmd(&["run", "-d", "--log-opt", "max-size=huge", "busybox", "true"]);
+    bad.expect_code(125);
+    assert!(bad.stderr.contains("max-size"), "{}", bad.stderr);
+    assert!(
+        lab.containers_left().is_empty(),
+        "a bad flag creates nothing"
+    );
+}
+
+#[test]
+fn a_killed_monitor_leaves_an_honest_status_and_rm_f_cleans_up() {
+    let lab = Lab::with_busybox();
+    let id = detach(&lab, &["--name", "orphan", "busybox", "sleep", "1000"]);
+    wait_state(&lab, "orphan", "running 0");
+    let lock = lab.root().join("containers").join(&id).join("engine.lock");
+    let text = std::fs::read_to_string(&lock).unwrap();
+    let monitor: i32 = text.split_whitespace().next().unwrap().parse().unwrap();
+    assert_ne!(monitor, std::process::id() as i32);
+    // SIGKILL to the monitor this test started (through dockling run -d).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The container dies with it (PR_SET_PDEATHSIG); the next command records that.
+    wait_state(&lab, "orphan", "exited 137");
+    lab.cmd(&["rm", "-f", "orphan"]).expect_code(0);
+    assert!(lab.containers_left().is_empty());
+    assert_eq!(lab.cgroups_left(), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn logs_follow_until_the_container_ends_and_rotate_by_size() {
+    let lab = Lab::with_busybox();
+    let id = detach(
+        &lab,
+        &[
+            "--name",
+            "chatty",
+            "--log-opt",
+            "max-size=1k",
+            "--log-opt",
+            "max-file=2",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); done; sleep 0.5; echo last",
+        ],
+    );
+    let f = lab.cmd(&["logs", "-f", "--tail", "2", "chatty"]);
+    f.expect_code(0);
+    // Followed to the end: the last line came after `logs -f` started.
+    assert!(f.stdout.ends_with("last\n"), "{}", f.stdout);
+    let dir = lab.root().join("containers").join(&id);
+    for name in [format!("{id}-json.log"), format!("{id}-json.log.1")] {
+        let len = std::fs::metadata(dir.join(&name)).unwrap().len();
+        assert!(len <= 1024, "{name}: {len} bytes");
+    }
+    assert!(!dir.join(format!("{id}-json.log.2")).exists());
+    let all = lab.cmd(&["logs", "chatty"]);
+    all.expect_code(0);
+    assert!(all.stdout.ends_with("line 99\nlast\n"), "{}", all.stdout);
+    assert!(!all.stdout.starts_with("line 0\n"), "rotated away");
+    lab.cmd(&["rm", "chatty"]).expect_code(0);
+}
+
+#[test]
+fn rename_and_container_prune_and_the_container_group() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "--name", "old-name", "busybox", "true"])
+        .expect_code(0);
+    detach(&lab, &["--name", "runner", "busybox", "sleep", "1000"]);
+    lab.cmd(&["rename", "old-name", "new-name"]).expect_code(0);
+    let taken = lab.cmd(&["rename", "new-name", "runner"]);
+    taken.expect_code(125);
+    assert!(taken.stderr.contains("already in use"), "{}", taken.stderr);
+    let ls = lab.cmd(&["container", "ls", "-a", "--format", "{{.Names}} {{.State}}"]);
+    ls.expect_code(0);
+    let mut names: Vec<&str> = ls.stdout.lines().collect();
+    names.sort();
+    assert_eq!(names, ["new-name exited", "runner running"]);
+    let p = lab.cmd(&["container", "prune", "-f"]);
+    p.expect_code(0);
+    assert!(
+        p.stdout.starts_with("Deleted Containers:\n"),
+        "{}",
+        p.stdout
+    );
+    let ls = lab.cmd(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(ls.stdout, "runner\n", "prune keeps what runs");
+    lab.cmd(&["container", "rm", "-f", "runner"]).expect_code(0);
+    assert!(lab.containers_left().is_empty());
+    assert_eq!(lab.cgroups_left(), Vec::<std::path::PathBuf>::new());
+}
