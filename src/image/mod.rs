@@ -6,6 +6,7 @@
 //! `org.opencontainers.image.ref.name`. Layers are also kept unpacked, once each, by their
 //! uncompressed digest (`<root>/layers/sha256/<diff_id>/`), ready to be overlay lowerdirs.
 
+mod build;
 mod change;
 pub mod format;
 pub mod fsck;
