@@ -23,7 +23,6 @@
 
 use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -32,6 +31,10 @@ use sha2::{Digest as _, Sha256};
 use super::reference::Reference;
 use crate::error::{Error, Result};
 use crate::files::{leftover, lock, sync_dir, temp_name, try_lock, write_atomic, PathLock};
+
+mod layout;
+
+pub use layout::{hex_of, secure_root, PRIVATE_DIRS};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The digest the registry named this image by when it was pulled (Docker's RepoDigest: the
@@ -158,101 +161,9 @@ fn disk_full(path: &Path) -> bool {
     })
 }
 
-/// The hex part of a `sha256:<64 lowercase hex>` digest, checked before it names a file.
-pub fn hex_of(digest: &str) -> Result<&str> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex)
-            if hex.len() == 64
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-        {
-            Ok(hex)
-        }
-        _ => Err(Error::Corrupt(format!("invalid digest {digest:?}"))),
-    }
-}
-
 /// `sha256:<hex>` of `data`.
 pub fn digest_of(data: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(data))
-}
-
-/// The store's directories that only root may enter, under `<root>`.
-pub const PRIVATE_DIRS: [&str; 3] = ["oci", "layers", "containers"];
-
-/// Create the store root (0711) and its private directories (0700), or check an existing
-/// store and tighten what an older dockling left open (0755), saying so on stderr.
-///
-/// Why: unpacked layers and containers' upper directories hold the image's files with the
-/// image's modes, setuid-root binaries and device nodes included. Were they reachable by every
-/// user, any local user could run a setuid binary from an image or open a device node shipped
-/// in a layer (moby's CVE-2021-41091). The root keeps `--x` for others (as Docker's
-/// `/var/lib/docker` is 0710/0711) so a path handed to another program (the lab registry's
-/// storage) can still be reached; everything with image content below is 0700.
-/// The modes are given to mkdir(2) itself (`DirBuilder::mode`), so the directory never exists
-/// with wider permissions, even for a moment; the umask can only narrow them further.
-pub fn secure_root(root: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    // Another user than root meets a store only root may enter: say so, not just EACCES.
-    let fail = |what: &'static str, path: &Path, e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            Error::Usage(format!(
-                "{what} {}: permission denied: the store is root's alone (it holds images' setuid files and device nodes): run dockling as root (sudo)",
-                path.display()
-            ))
-        } else {
-            Error::io(what, path)(e)
-        }
-    };
-    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(|e| fail("create", parent, e))?;
-    }
-    let create = |path: &Path, mode: u32| match fs::DirBuilder::new().mode(mode).create(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(fail("create", path, e)),
-    };
-    create(root, 0o711)?;
-    let mut tightened = Vec::new();
-    // (directory, what group and others may never have); the root itself may be a symlink
-    // the administrator made, the directories inside it may not.
-    let dirs = std::iter::once((root.to_path_buf(), 0o066, 0)).chain(
-        PRIVATE_DIRS
-            .iter()
-            .map(|d| (root.join(d), 0o077, libc::O_NOFOLLOW)),
-    );
-    for (path, forbidden, nofollow) in dirs {
-        if path != root {
-            create(&path, 0o700)?;
-        }
-        // Checked and changed through one fd: fstat(2) and fchmod(2) act on what was opened.
-        let dir = File::options()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | nofollow)
-            .open(&path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) | Some(libc::ENOTDIR) => Error::Corrupt(format!(
-                    "{} is not a directory (a symlink?): the store's directories must be real ones; move it away and run again",
-                    path.display()
-                )),
-                _ => fail("open", &path, e),
-            })?;
-        let mode = dir.metadata().map_err(Error::io("stat", &path))?.mode() & 0o7777;
-        if mode & forbidden != 0 {
-            let new = mode & !forbidden;
-            dir.set_permissions(fs::Permissions::from_mode(new))
-                .map_err(Error::io("chmod", &path))?;
-            tightened.push(format!("{} {mode:04o} -> {new:04o}", path.display()));
-        }
-    }
-    if !tightened.is_empty() {
-        eprintln!(
-            "dockling: the store was open to every user (a setuid file or device node in an image could be used by anyone): tightened {}",
-            tightened.join(", ")
-        );
-    }
-    Ok(())
 }
 
 /// The journal of a garbage collection under way (`oci/gc-pending`): written before `rmi`
@@ -466,27 +377,6 @@ impl Store {
         )
     }
 
-    fn unpacked_dir(&self) -> PathBuf {
-        self.layers.with_file_name("unpacked")
-    }
-
-    /// The marker that says the layer `diff_id` is completely unpacked (it holds the
-    /// uncompressed size). `system fsck` checks it too.
-    pub fn layer_marker(&self, diff_id: &str) -> Result<PathBuf> {
-        Ok(self.unpacked_dir().join(hex_of(diff_id)?))
-    }
-
-    /// Where the layer `diff_id` is (or would be) unpacked, without unpacking it.
-    pub fn layer_path(&self, diff_id: &str) -> Result<PathBuf> {
-        Ok(self.layers.join(hex_of(diff_id)?))
-    }
-
-    /// True when the layer `diff_id` is unpacked completely: its marker and its directory.
-    pub fn layer_complete(&self, diff_id: &str) -> bool {
-        self.layer_marker(diff_id).is_ok_and(|m| m.is_file())
-            && self.layer_path(diff_id).is_ok_and(|d| d.is_dir())
-    }
-
     /// Delete an unpacked layer so that no kill leaves half of it looking whole: the marker
     /// first (synced), then the directory renamed to `.trash-*` (synced), then removed.
     fn remove_layer(&self, hex: &str) -> Result<()> {
@@ -521,20 +411,6 @@ impl Store {
     /// The limits layers are held to (`max-layer-size`, `max-layer-entries`).
     pub fn limits(&self) -> &crate::layers::unpack::Limits {
         &self.limits
-    }
-
-    /// The uncompressed size of a layer, once it has been unpacked (its marker holds it).
-    pub fn layer_size(&self, diff_id: &str) -> Option<u64> {
-        fs::read_to_string(self.layer_marker(diff_id).ok()?)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// Where a blob is (or would be) stored.
-    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        Ok(self.oci.join("blobs/sha256").join(hex_of(digest)?))
     }
 
     /// Read a blob and check it still has its digest.
@@ -946,12 +822,6 @@ impl Store {
             .collect()
     }
 
-    /// Where the layers of `image` are (or will be) unpacked, bottom first, without unpacking
-    /// anything (for dry runs and for building a container's spec before its layers).
-    pub fn layer_paths(&self, image: &Image) -> Result<Vec<PathBuf>> {
-        image.diff_ids.iter().map(|d| self.layer_path(d)).collect()
-    }
-
     /// True while an entry of `index.json` names the manifest of `image` (checked under the
     /// store lock by `run` before it records a container that holds the image).
     pub fn contains(&self, image: &Image) -> Result<bool> {
@@ -1170,28 +1040,6 @@ impl Store {
         let _l = self.lock()?;
         let index = self.read_index()?;
         self.collect_garbage(&index)
-    }
-
-    /// The bytes the store holds: (blobs, unpacked layers by their markers).
-    pub fn disk_usage(&self) -> (u64, u64) {
-        let blobs = fs::read_dir(self.oci.join("blobs/sha256"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.metadata().ok())
-            .map(|m| m.len())
-            .sum();
-        let layers = fs::read_dir(self.unpacked_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                fs::read_to_string(e.path())
-                    .ok()
-                    .and_then(|t| t.trim().parse::<u64>().ok())
-            })
-            .sum();
-        (blobs, layers)
     }
 
     /// Docker-like `inspect` document.
