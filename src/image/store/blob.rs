@@ -1,0 +1,135 @@
+//! Blobs: content named by its digest (`oci/blobs/sha256/<hex>`). A blob is written under a
+//! temporary name, hashed on the way, synced, and renamed into place only when it has the
+//! digest expected (`ingest`); read back, it is checked against its name again (`read_blob`).
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+
+use sha2::{Digest as _, Sha256};
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::files::{sync_dir, temp_name, write_atomic};
+
+/// Why `Store::ingest` failed.
+#[derive(Debug)]
+pub enum Ingest {
+    /// Reading the source failed (a broken download can be tried again).
+    Read(std::io::Error),
+    /// The content hashes to this digest, not the one expected.
+    Mismatch(String),
+    /// The store could not be written.
+    Store(Error),
+}
+
+/// Reads at most `max` bytes of `inner`; one more is an error, and `over` says so.
+pub(crate) struct Capped<R> {
+    /// What is read.
+    pub(crate) inner: R,
+    /// How many more bytes may come.
+    pub(crate) left: u64,
+    /// Set when one more came: the error is about the size.
+    pub(crate) over: bool,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            self.over = true;
+            return Err(std::io::Error::other("larger than max-layer-size"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn digest_of(data: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(data))
+}
+
+impl Store {
+    /// Read a blob, checking its digest.
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let p = self.blob_path(digest)?;
+        let data = fs::read(&p).map_err(Error::io("read blob", &p))?;
+        let got = digest_of(&data);
+        if got != digest {
+            return Err(Error::Corrupt(format!("blob {digest} is corrupt (its content hashes to {got}): pull the image again (it refetches the damaged blob), or remove it (dockling rmi -f); dockling system fsck lists all the damage")));
+        }
+        Ok(data)
+    }
+
+    /// Stream `reader` into a blob: written under a temporary name, hashed on the way, synced,
+    /// and renamed into place only if it has the `expected` digest (when one is given).
+    /// `progress` hears of every chunk. Nothing is left behind on any error.
+    pub fn ingest(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<&str>,
+        progress: &mut dyn FnMut(u64),
+    ) -> std::result::Result<(String, u64), Ingest> {
+        let blobs = self.oci.join("blobs/sha256");
+        if let Some(d) = expected {
+            self.claim(&[d]).map_err(Ingest::Store)?;
+        }
+        let tmp = blobs.join(temp_name());
+        let mut file = File::create(&tmp)
+            .map_err(|e| Ingest::Store(Error::write("creating a blob", &tmp)(e)))?;
+        let mut hash = Sha256::new();
+        let mut n = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        // A failed read (a broken download: worth another try) is kept apart from a failed
+        // write (a full disk: another try cannot help, and must say so once).
+        let copied = (|| -> std::result::Result<(), Ingest> {
+            loop {
+                let got = match reader.read(&mut buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(got) => got,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Ingest::Read(e)),
+                };
+                hash.update(&buf[..got]);
+                file.write_all(&buf[..got])
+                    .map_err(|e| Ingest::Store(Error::write("writing a blob", &tmp)(e)))?;
+                n += got as u64;
+                progress(got as u64);
+                crate::fault::point("store.blob.mid_write");
+            }
+        })();
+        let digest = format!("sha256:{:x}", hash.finalize());
+        let fail = |e| {
+            let _ = fs::remove_file(&tmp);
+            e
+        };
+        copied.map_err(fail)?;
+        if expected.is_some_and(|d| d != digest) {
+            return Err(fail(Ingest::Mismatch(digest)));
+        }
+        // Delayed allocation can report the full disk only here (fsync(2): ENOSPC, EDQUOT).
+        file.sync_all()
+            .map_err(|e| fail(Ingest::Store(Error::write("writing a blob", &tmp)(e))))?;
+        self.claim(&[&digest]).map_err(|e| fail(Ingest::Store(e)))?;
+        let dest = blobs.join(&digest[7..]);
+        crate::fault::check("pull.blob.before_rename").map_err(|e| fail(Ingest::Store(e)))?;
+        fs::rename(&tmp, &dest).map_err(|e| fail(Ingest::Store(Error::io("rename", &dest)(e))))?;
+        sync_dir(&blobs).map_err(Ingest::Store)?;
+        Ok((digest, n))
+    }
+
+    /// Store bytes as a blob; returns (digest, size).
+    pub fn write_blob(&self, data: &[u8]) -> Result<(String, u64)> {
+        let digest = digest_of(data);
+        let p = self.blob_path(&digest)?;
+        self.claim(&[&digest])?;
+        // A damaged copy (truncated, overwritten) is replaced, not trusted for its name.
+        if fs::read(&p).ok().as_deref() != Some(data) {
+            write_atomic(&p, data)?;
+        }
+        Ok((digest, data.len() as u64))
+    }
+}
