@@ -33,16 +33,15 @@ use crate::error::{Error, Result};
 use crate::files::{leftover, lock, sync_dir, temp_name, try_lock, write_atomic, PathLock};
 
 mod blob;
+mod index;
 mod layout;
 
 pub(crate) use blob::Capped;
 pub use blob::{digest_of, Ingest};
+pub(crate) use index::tag_of;
+use index::REPO_DIGEST;
 pub use layout::{hex_of, secure_root, PRIVATE_DIRS};
 
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// The digest the registry named this image by when it was pulled (Docker's RepoDigest: the
-/// index's digest for a multi-platform image).
-const REPO_DIGEST: &str = "dev.dockling.repo-digest";
 pub(crate) const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// One image (for one of its references, if any).
@@ -375,94 +374,6 @@ impl Store {
         &self.limits
     }
 
-    pub(crate) fn read_index(&self) -> Result<Value> {
-        let p = self.oci.join("index.json");
-        let text = fs::read(&p).map_err(Error::io("read", &p))?;
-        // Indexing a JSON value that is not an object (`[]`) with `["manifests"]` for writing
-        // panics: the shape is checked once, here, so every caller can rely on it.
-        let index: Value = serde_json::from_slice(&text)
-            .map_err(|e| crate::image::fsck::broken_index(&p, &e.to_string()))?;
-        if !index["manifests"].is_array() {
-            return Err(crate::image::fsck::broken_index(
-                &p,
-                "not a JSON object with a \"manifests\" list",
-            ));
-        }
-        Ok(index)
-    }
-
-    pub(crate) fn write_index(&self, index: &Value) -> Result<()> {
-        write_atomic(
-            &self.oci.join("index.json"),
-            &serde_json::to_vec_pretty(index).expect("json"),
-        )
-    }
-
-    /// Record a manifest in index.json under `reference` (which moves off any older image),
-    /// with the digest it was pulled by, if any.
-    pub fn add_to_index(
-        &self,
-        manifest_digest: &str,
-        size: u64,
-        reference: Option<&Reference>,
-        repo_digest: Option<&str>,
-    ) -> Result<()> {
-        let _l = lock(&self.oci.join(".lock"))?;
-        let mut index = self.read_index()?;
-        let list = index["manifests"]
-            .as_array_mut()
-            .ok_or_else(|| Error::Corrupt("index.json has no manifests list".into()))?;
-        let name = reference.map(|r| r.to_string());
-        if let Some(name) = &name {
-            let tagged: Vec<String> = list
-                .iter()
-                .filter(|m| {
-                    m["annotations"][REF_NAME]
-                        .as_str()
-                        .is_some_and(|n| n != name)
-                })
-                .filter_map(|m| m["digest"].as_str().map(String::from))
-                .collect();
-            list.retain_mut(|m| {
-                if m["annotations"][REF_NAME].as_str() != Some(name) {
-                    return true;
-                }
-                // The old image keeps existing, untagged (<none>), as in Docker, unless
-                // another tag still names it.
-                let still_tagged = m["digest"]
-                    .as_str()
-                    .is_some_and(|d| tagged.iter().any(|t| t == d));
-                m.as_object_mut().expect("object").remove("annotations");
-                !still_tagged
-            });
-        }
-        // Drop untagged duplicates of this same manifest.
-        list.retain(|m| {
-            !(m["digest"].as_str() == Some(manifest_digest) && m.get("annotations").is_none())
-        });
-        let media_type = self
-            .read_blob(manifest_digest)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|m| m["mediaType"].as_str().map(String::from))
-            .unwrap_or_else(|| MANIFEST_TYPE.to_string());
-        let mut entry = json!({"mediaType": media_type, "digest": manifest_digest, "size": size});
-        if let Some(name) = name {
-            entry["annotations"] = json!({ REF_NAME: name });
-            if let Some(d) = repo_digest {
-                entry["annotations"][REPO_DIGEST] = json!(d);
-            }
-        }
-        let dangling_duplicate = reference.is_none()
-            && list
-                .iter()
-                .any(|m| m["digest"].as_str() == Some(manifest_digest));
-        if !dangling_duplicate {
-            list.push(entry);
-        }
-        self.write_index(&index)
-    }
-
     /// Unpack layer blob `blob` into `layers/sha256/<diff_id>` unless already there, checking
     /// that its uncompressed content has the digest the image config promised.
     pub fn ensure_unpacked(&self, blob: &str, diff_id: &str) -> Result<PathBuf> {
@@ -701,17 +612,6 @@ impl Store {
             .zip(&image.diff_ids)
             .map(|(b, d)| self.ensure_unpacked(b, d))
             .collect()
-    }
-
-    /// True while an entry of `index.json` names the manifest of `image` (checked under the
-    /// store lock by `run` before it records a container that holds the image).
-    pub fn contains(&self, image: &Image) -> Result<bool> {
-        let index = self.read_index()?;
-        Ok(index["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["digest"].as_str() == Some(&image.manifest_digest)))
     }
 
     /// Remove a tag, or an image by id, like `docker rmi`; returns Docker's lines. `used_by`
@@ -954,13 +854,6 @@ fn remove_any(path: &Path) {
         }
         Err(_) => {}
     }
-}
-
-/// The tag an `index.json` entry carries, if any.
-pub(crate) fn tag_of(m: &Value) -> Option<Reference> {
-    m["annotations"][REF_NAME]
-        .as_str()
-        .and_then(|r| Reference::parse(r).ok())
 }
 
 /// Parse an image config. The OCI spec makes `history` (and the runtime `config`) optional,
