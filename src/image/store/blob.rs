@@ -133,3 +133,22 @@ impl Store {
         Ok((digest, data.len() as u64))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::import;
+    use super::*;
+
+    #[test]
+    fn a_corrupt_blob_is_detected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let img = import(&store, tmp.path(), "busybox", &[]);
+        fs::write(store.blob_path(&img.id).unwrap(), b"{}").unwrap();
+        assert!(store
+            .find("busybox")
+            .unwrap_err()
+            .to_string()
+            .contains("corrupt"));
+    }
+}

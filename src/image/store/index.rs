@@ -128,3 +128,21 @@ impl Store {
             .any(|m| m["digest"].as_str() == Some(&image.manifest_digest)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::import;
+    use super::*;
+
+    #[test]
+    fn retagging_leaves_the_old_image_untagged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let a = import(&store, tmp.path(), "web", &["CMD a".into()]);
+        let b = import(&store, tmp.path(), "web", &["CMD b".into()]);
+        assert_ne!(a.id, b.id);
+        let list = store.list().unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().any(|i| i.id == a.id && i.reference.is_none()));
+    }
+}
