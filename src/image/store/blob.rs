@@ -4,6 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
@@ -50,6 +51,38 @@ impl<R: Read> Read for Capped<R> {
 /// `sha256:<hex>` of `data`.
 pub fn digest_of(data: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(data))
+}
+
+/// True when the blob at `path` is whole: `size` bytes (its descriptor's) and, when `hash`,
+/// the content `digest` names. `pull` asks this before it trusts a blob already in the store;
+/// hashing can be left out for a large blob about to be checked anyway.
+pub fn blob_intact(path: &Path, digest: &str, size: u64, hash: bool) -> bool {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() == size => {}
+        _ => return false,
+    }
+    !hash || hash_file(path).is_ok_and(|(got, _)| got == digest)
+}
+
+/// `sha256:<hex>` and length of a file, streamed (`system fsck` names both when a blob does
+/// not hash to its name).
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(got) => {
+                hash.update(&buf[..got]);
+                n += got as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((format!("sha256:{:x}", hash.finalize()), n))
 }
 
 impl Store {
@@ -127,7 +160,7 @@ impl Store {
         let p = self.blob_path(&digest)?;
         self.claim(&[&digest])?;
         // A damaged copy (truncated, overwritten) is replaced, not trusted for its name.
-        if fs::read(&p).ok().as_deref() != Some(data) {
+        if !blob_intact(&p, &digest, data.len() as u64, true) {
             write_atomic(&p, data)?;
         }
         Ok((digest, data.len() as u64))

@@ -41,8 +41,9 @@ mod index;
 mod layout;
 mod unpack;
 
+pub(crate) use blob::hash_file;
 pub(crate) use blob::Capped;
-pub use blob::{digest_of, Ingest};
+pub use blob::{blob_intact, digest_of, Ingest};
 pub use gc::Collected;
 use gc::{remove_journal, Lease, GC_PENDING};
 pub(crate) use index::tag_of;
@@ -255,35 +256,57 @@ impl Store {
     /// is loaded (`run` asks this on every start): a tag is looked up in `index.json`, an id
     /// among the manifests' config digests.
     pub fn find(&self, name: &str) -> Result<Image> {
+        self.find_by(name, &|m| self.entry(m), &|m| {
+            let Some(digest) = m["digest"].as_str() else {
+                return Ok(Vec::new());
+            };
+            let manifest: Value = serde_json::from_slice(&self.read_blob(digest)?)
+                .map_err(|e| Error::Corrupt(format!("manifest {digest}: {e}")))?;
+            Ok(vec![manifest["config"]["digest"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()])
+        })
+    }
+
+    /// The one walk of `index.json` behind [`Store::find`] and `Store::find_damaged`: the
+    /// entry tagged `name`, else the entry whose ids start with the hex prefix `name` (at
+    /// least 4 digits; ambiguous when entries of several images do). `image` makes the image
+    /// of an entry (`None` when it names none); `ids` gives the ids an entry may be found by,
+    /// its image id first (which says whether two entries are the same image).
+    pub(crate) fn find_by(
+        &self,
+        name: &str,
+        image: &dyn Fn(&Value) -> Result<Option<Image>>,
+        ids: &dyn Fn(&Value) -> Result<Vec<String>>,
+    ) -> Result<Image> {
         let index = self.read_index()?;
         let entries: &[Value] = index["manifests"].as_array().map_or(&[], |v| v.as_slice());
         if let Ok(r) = Reference::parse(name) {
-            if let Some(m) = entries.iter().find(|m| tag_of(m).as_ref() == Some(&r)) {
-                if let Some(image) = self.entry(m)? {
-                    return Ok(image);
+            for m in entries.iter().filter(|m| tag_of(m).as_ref() == Some(&r)) {
+                if let Some(found) = image(m)? {
+                    return Ok(found);
                 }
             }
         }
         let prefix = name.strip_prefix("sha256:").unwrap_or(name);
         if prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut ids = std::collections::BTreeSet::new();
+            let mut images = std::collections::BTreeSet::new();
             let mut first = None;
             for m in entries {
-                let Some(digest) = m["digest"].as_str() else {
-                    continue;
-                };
-                let manifest: Value = serde_json::from_slice(&self.read_blob(digest)?)
-                    .map_err(|e| Error::Corrupt(format!("manifest {digest}: {e}")))?;
-                let id = manifest["config"]["digest"].as_str().unwrap_or("");
-                if id.strip_prefix("sha256:").unwrap_or(id).starts_with(prefix) {
-                    ids.insert(id.to_string());
+                let ids = ids(m)?;
+                let hit = ids
+                    .iter()
+                    .any(|id| id.strip_prefix("sha256:").unwrap_or(id).starts_with(prefix));
+                if let (true, Some(id)) = (hit, ids.first()) {
+                    images.insert(id.clone());
                     first.get_or_insert(m);
                 }
             }
-            match (ids.len(), first) {
+            match (images.len(), first) {
                 (1, Some(m)) => {
-                    if let Some(image) = self.entry(m)? {
-                        return Ok(image);
+                    if let Some(found) = image(m)? {
+                        return Ok(found);
                     }
                 }
                 (0, _) | (1, None) => {}
