@@ -41,6 +41,9 @@ pub enum Error {
     /// The user aborted a `--step` run.
     #[error(transparent)]
     Aborted(#[from] crate::trace::Aborted),
+    /// An image, reference or store error.
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
     /// Stored data that is not what it should be.
     #[error("{0}")]
     Corrupt(String),

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::reference::Reference;
 use super::store::{digest_of, go_arch, Capped, Image, Ingest, Store, MANIFEST_TYPE};
+use super::ImageError;
 use crate::error::{Error, Result};
 
 const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
@@ -37,11 +38,14 @@ impl Store {
         let input: Box<dyn Read> = if src == "-" {
             Box::new(std::io::stdin().lock())
         } else {
-            Box::new(File::open(src).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::NotFound(format!(
-                    "open {src}: no such file: give the path of a root filesystem tarball"
-                )),
-                _ => Error::io("open", src)(e),
+            Box::new(File::open(src).map_err(|e| {
+                match e.kind() {
+                    std::io::ErrorKind::NotFound => ImageError::NoTarball {
+                        path: src.to_string(),
+                    }
+                    .into(),
+                    _ => Error::io("open", src)(e),
+                }
             })?)
         };
         let mut input = BufReader::with_capacity(1 << 16, input);
@@ -69,9 +73,11 @@ impl Store {
             self.ingest(&mut reader, None, &mut |_| {})
                 .map_err(|e| match e {
                     Ingest::Read(_) if reader.over => self.limits().too_big(src),
-                    Ingest::Read(e) => Error::Usage(format!(
-                        "read {src}: {e}: is it a tar file (plain or gzip)?"
-                    )),
+                    Ingest::Read(source) => ImageError::NotATar {
+                        path: src.to_string(),
+                        source,
+                    }
+                    .into(),
                     Ingest::Store(e) => e,
                     Ingest::Mismatch(_) => unreachable!("no digest was expected"),
                 })?;
@@ -118,10 +124,8 @@ impl Store {
         let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::default());
         gz.write_all(layer_tar)
             .and_then(|_| gz.try_finish())
-            .map_err(|e| Error::Usage(format!("compressing a layer: {e}")))?;
-        let compressed = gz
-            .finish()
-            .map_err(|e| Error::Usage(format!("compressing a layer: {e}")))?;
+            .map_err(ImageError::Compress)?;
+        let compressed = gz.finish().map_err(ImageError::Compress)?;
         let (digest, size) = self.write_blob(&compressed)?;
         self.write_image(
             base,
@@ -152,9 +156,17 @@ impl Store {
         let (mut config, mut layers) = match base {
             Some(b) => {
                 let manifest: Value = serde_json::from_slice(&self.read_blob(&b.manifest_digest)?)
-                    .map_err(|e| Error::Corrupt(format!("manifest {}: {e}", b.manifest_digest)))?;
-                let config: Value = serde_json::from_slice(&self.read_blob(&b.id)?)
-                    .map_err(|e| Error::Corrupt(format!("config {}: {e}", b.id)))?;
+                    .map_err(|e| ImageError::BadManifest {
+                        digest: b.manifest_digest.clone(),
+                        why: e.to_string(),
+                    })?;
+                let config: Value =
+                    serde_json::from_slice(&self.read_blob(&b.id)?).map_err(|e| {
+                        ImageError::BadConfig {
+                            digest: b.id.clone(),
+                            why: e.to_string(),
+                        }
+                    })?;
                 (
                     config,
                     manifest["layers"].as_array().cloned().unwrap_or_default(),

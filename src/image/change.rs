@@ -5,7 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::error::{Error, Result};
+use super::ImageError;
+use crate::error::Result;
 
 /// Apply one `--change` instruction (a Dockerfile line) to the image config.
 pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
@@ -31,7 +32,13 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
                 Some((k, v)) => format!("{}={}", k.trim(), v.trim().trim_matches('"')),
                 None => match rest.split_once(char::is_whitespace) {
                     Some((k, v)) => format!("{k}={}", v.trim()),
-                    None => return Err(Error::Usage(format!("--change {change:?}: ENV needs NAME=value"))),
+                    None => {
+                        return Err(ImageError::BadChange {
+                            change: change.to_string(),
+                            why: "ENV needs NAME=value",
+                        }
+                        .into())
+                    }
                 },
             };
             let key = kv.split('=').next().unwrap_or("").to_string();
@@ -41,18 +48,26 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
         }
         "EXPOSE" => {
             for port in rest.split_whitespace() {
-                let p = if port.contains('/') { port.to_string() } else { format!("{port}/tcp") };
+                let p = if port.contains('/') {
+                    port.to_string()
+                } else {
+                    format!("{port}/tcp")
+                };
                 cfg["ExposedPorts"][p] = json!({});
             }
         }
         "LABEL" => {
-            let (k, v) = rest.split_once('=').ok_or_else(|| Error::Usage(format!("--change {change:?}: LABEL needs key=value")))?;
+            let (k, v) = rest.split_once('=').ok_or_else(|| ImageError::BadChange {
+                change: change.to_string(),
+                why: "LABEL needs key=value",
+            })?;
             cfg["Labels"][k.trim()] = json!(v.trim().trim_matches('"'));
         }
         other => {
-            return Err(Error::Usage(format!(
-                "--change {other}: only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER and WORKDIR can be changed"
-            )))
+            return Err(ImageError::UnknownChange {
+                instruction: other.to_string(),
+            }
+            .into())
         }
     }
     Ok(())

@@ -31,16 +31,9 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use super::store::{hash_file, hex_of, tag_of, Image, Store};
+use super::ImageError;
 use crate::container::{lock, write_atomic, Container, Status};
 use crate::error::{Error, Result};
-
-/// The error every command gives when `index.json` cannot be used.
-pub fn broken_index(path: &Path, why: &str) -> Error {
-    Error::Corrupt(format!(
-        "the image index {} is broken ({why}): run `dockling system fsck --repair` to set it aside and rebuild it from the image manifests among the blobs",
-        path.display()
-    ))
-}
 
 /// `pull` asks this before it trusts a blob already in the store (kept here, where it has
 /// always been found; the check itself is the store's, `store::blob_intact`).
@@ -815,24 +808,29 @@ pub fn repair(root: &Path, findings: &[Finding]) -> Vec<(String, bool)> {
                     .map(|()| "removed".into()),
                 Fix::RemoveUnheld(path) => match crate::files::remove_if_unheld(path) {
                     Ok(true) => Ok("removed".into()),
-                    Ok(false) => Err(Error::Usage("kept: a command holds it now".into())),
+                    Ok(false) => Err(kept("a command holds it now".into())),
                     Err(e) => Err(Error::io("remove", path)(e)),
                 },
                 Fix::RemoveCgroup(dir) => sys
                     .run(crate::sys::Call::Rmdir { path: dir.clone() })
                     .map(|()| "removed".into())
                     .map_err(Error::from),
-                Fix::Keep(why) => Err(Error::Usage(format!("kept: {why}"))),
+                Fix::Keep(why) => Err(kept(why.clone())),
             };
             match done {
                 Ok(did) => (format!("{}: {did}", f.what), true),
-                Err(Error::Usage(kept)) if kept.starts_with("kept: ") => {
-                    (format!("{}: {kept}", f.what), false)
+                Err(e @ Error::Image(ImageError::Kept { .. })) => {
+                    (format!("{}: {e}", f.what), false)
                 }
                 Err(e) => (format!("{}: not repaired: {e}", f.what), false),
             }
         })
         .collect()
+}
+
+/// `--repair` leaves a finding alone, saying why.
+fn kept(why: String) -> Error {
+    ImageError::Kept { why }.into()
 }
 
 /// `<root>/lost+found`, root's alone (it holds image content).
@@ -861,8 +859,8 @@ fn remove_all(paths: &[PathBuf]) -> Result<()> {
     // there, say) and empty it: nothing under a mount point is removed.
     for p in paths {
         if let Some(m) = crate::files::mounts_under(p).first() {
-            return Err(Error::Usage(format!(
-                "kept: {} is mounted under it: unmount it first (umount -l {})",
+            return Err(kept(format!(
+                "{} is mounted under it: unmount it first (umount -l {})",
                 m.display(),
                 m.display()
             )));

@@ -8,7 +8,10 @@
 
 mod build;
 mod change;
+mod error;
 pub mod format;
 pub mod fsck;
 pub mod reference;
 pub mod store;
+
+pub use error::ImageError;

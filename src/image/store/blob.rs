@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 use super::Store;
 use crate::error::{Error, Result};
 use crate::files::{sync_dir, temp_name, write_atomic};
+use crate::image::ImageError;
 
 /// Why `Store::ingest` failed.
 #[derive(Debug)]
@@ -92,7 +93,11 @@ impl Store {
         let data = fs::read(&p).map_err(Error::io("read blob", &p))?;
         let got = digest_of(&data);
         if got != digest {
-            return Err(Error::Corrupt(format!("blob {digest} is corrupt (its content hashes to {got}): pull the image again (it refetches the damaged blob), or remove it (dockling rmi -f); dockling system fsck lists all the damage")));
+            return Err(ImageError::CorruptBlob {
+                digest: digest.to_string(),
+                got,
+            }
+            .into());
         }
         Ok(data)
     }

@@ -14,6 +14,7 @@ use super::{hex_of, tag_of, Store, MANIFEST_TYPE};
 use crate::error::{Error, Result};
 use crate::files::{leftover, lock, sync_dir, temp_name, try_lock, write_atomic};
 use crate::image::reference::Reference;
+use crate::image::ImageError;
 
 /// A lease file held by this process (see the module's documentation).
 pub(super) struct Lease {
@@ -109,8 +110,8 @@ impl Store {
         if lease.is_none() {
             let name = temp_name();
             let path = self.oci.join("leases").join(&name[5..]);
-            let file = try_lock(&path)?
-                .ok_or_else(|| Error::Usage(format!("lease {} is taken", path.display())))?;
+            let file =
+                try_lock(&path)?.ok_or_else(|| ImageError::LeaseTaken { path: path.clone() })?;
             *lease = Some(Lease {
                 _file: file,
                 path,
@@ -236,7 +237,7 @@ impl Store {
         let mut index = self.read_index()?;
         let list = index["manifests"]
             .as_array_mut()
-            .ok_or_else(|| Error::Corrupt("index.json has no manifests list".into()))?;
+            .ok_or_else(|| self.broken_index("not a JSON object with a \"manifests\" list"))?;
         let same_image: Vec<usize> = (0..list.len())
             .filter(|i| list[*i]["digest"].as_str() == Some(&image.manifest_digest))
             .collect();
@@ -260,19 +261,21 @@ impl Store {
             .filter(|i| tag_of(&list[**i]).is_some())
             .count();
         if by_tag.is_none() && tags > 1 && !force {
-            return Err(Error::Usage(format!(
-                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories: remove its tags one by one (dockling rmi NAME:TAG) or use rmi -f",
-                &image.id[7..19]
-            )));
+            return Err(ImageError::ImageTaggedTwice {
+                id: image.id[7..19].to_string(),
+            }
+            .into());
         }
         // Untagging is always allowed (as in Docker); deleting an image a container uses is not.
         let used = used_by(&image.id);
         if let (true, Some(container)) = (remove_all, &used) {
             if !force {
-                return Err(Error::Usage(format!(
-                    "conflict: unable to remove image {name} (must force) - container {container} is using its referenced image {}: remove the container first (dockling rm {container}) or use rmi -f",
-                    &image.id[7..19]
-                )));
+                return Err(ImageError::ImageInUse {
+                    image: name.to_string(),
+                    id: image.id[7..19].to_string(),
+                    container: container.clone(),
+                }
+                .into());
             }
         }
         if !remove_all {

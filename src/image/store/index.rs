@@ -11,6 +11,7 @@ use super::{Image, Store, MANIFEST_TYPE};
 use crate::error::{Error, Result};
 use crate::files::{lock, write_atomic};
 use crate::image::reference::Reference;
+use crate::image::ImageError;
 
 /// The annotation that names an entry's tag (OCI image layout).
 pub(super) const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -33,15 +34,22 @@ impl Store {
         let text = fs::read(&p).map_err(Error::io("read", &p))?;
         // Indexing a JSON value that is not an object (`[]`) with `["manifests"]` for writing
         // panics: the shape is checked once, here, so every caller can rely on it.
-        let index: Value = serde_json::from_slice(&text)
-            .map_err(|e| crate::image::fsck::broken_index(&p, &e.to_string()))?;
+        let index: Value =
+            serde_json::from_slice(&text).map_err(|e| self.broken_index(&e.to_string()))?;
         if !index["manifests"].is_array() {
-            return Err(crate::image::fsck::broken_index(
-                &p,
-                "not a JSON object with a \"manifests\" list",
-            ));
+            return Err(self
+                .broken_index("not a JSON object with a \"manifests\" list")
+                .into());
         }
         Ok(index)
+    }
+
+    /// The error every command gives when `index.json` cannot be used.
+    pub(crate) fn broken_index(&self, why: &str) -> ImageError {
+        ImageError::BrokenIndex {
+            path: self.oci.join("index.json"),
+            why: why.to_string(),
+        }
     }
 
     /// Replace `index.json` atomically (the caller holds the store lock).
@@ -65,7 +73,7 @@ impl Store {
         let mut index = self.read_index()?;
         let list = index["manifests"]
             .as_array_mut()
-            .ok_or_else(|| Error::Corrupt("index.json has no manifests list".into()))?;
+            .ok_or_else(|| self.broken_index("not a JSON object with a \"manifests\" list"))?;
         let name = reference.map(|r| r.to_string());
         if let Some(name) = &name {
             let tagged: Vec<String> = list

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Image, Store};
 use crate::error::{Error, Result};
+use crate::image::ImageError;
 
 /// The hex part of a `sha256:<64 lowercase hex>` digest, checked before it names a file.
 pub fn hex_of(digest: &str) -> Result<&str> {
@@ -21,7 +22,10 @@ pub fn hex_of(digest: &str) -> Result<&str> {
         {
             Ok(hex)
         }
-        _ => Err(Error::Corrupt(format!("invalid digest {digest:?}"))),
+        _ => Err(ImageError::BadDigest {
+            digest: digest.to_string(),
+        }
+        .into()),
     }
 }
 
@@ -44,10 +48,11 @@ pub fn secure_root(root: &Path) -> Result<()> {
     // Another user than root meets a store only root may enter: say so, not just EACCES.
     let fail = |what: &'static str, path: &Path, e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
-            Error::Usage(format!(
-                "{what} {}: permission denied: the store is root's alone (it holds images' setuid files and device nodes): run dockling as root (sudo)",
-                path.display()
-            ))
+            ImageError::StoreNotRoot {
+                op: what,
+                path: path.to_path_buf(),
+            }
+            .into()
         } else {
             Error::io(what, path)(e)
         }
@@ -79,10 +84,9 @@ pub fn secure_root(root: &Path) -> Result<()> {
             .custom_flags(libc::O_DIRECTORY | nofollow)
             .open(&path)
             .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) | Some(libc::ENOTDIR) => Error::Corrupt(format!(
-                    "{} is not a directory (a symlink?): the store's directories must be real ones; move it away and run again",
-                    path.display()
-                )),
+                Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                    ImageError::NotADirectory { path: path.clone() }.into()
+                }
                 _ => fail("open", &path, e),
             })?;
         let mode = dir.metadata().map_err(Error::io("stat", &path))?.mode() & 0o7777;

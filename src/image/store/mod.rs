@@ -34,6 +34,7 @@ use serde_json::{json, Value};
 use super::reference::Reference;
 use crate::error::{Error, Result};
 use crate::files::{lock, write_atomic, PathLock};
+use crate::image::ImageError;
 
 mod blob;
 mod gc;
@@ -180,11 +181,18 @@ impl Store {
         manifest_digest: &str,
         reference: Option<Reference>,
     ) -> Result<Image> {
-        let manifest: Value = serde_json::from_slice(&self.read_blob(manifest_digest)?)
-            .map_err(|e| Error::Corrupt(format!("manifest {manifest_digest}: {e}")))?;
-        let config_digest = manifest["config"]["digest"]
-            .as_str()
-            .ok_or_else(|| Error::Corrupt(format!("manifest {manifest_digest} has no config")))?;
+        let manifest: Value =
+            serde_json::from_slice(&self.read_blob(manifest_digest)?).map_err(|e| {
+                ImageError::BadManifest {
+                    digest: manifest_digest.to_string(),
+                    why: e.to_string(),
+                }
+            })?;
+        let config_digest = manifest["config"]["digest"].as_str().ok_or_else(|| {
+            ImageError::ManifestWithoutConfig {
+                digest: manifest_digest.to_string(),
+            }
+        })?;
         let config_bytes = self.read_blob(config_digest)?;
         let config = parse_config(&config_bytes, config_digest)?;
         let layers: Vec<String> = manifest["layers"]
@@ -210,11 +218,12 @@ impl Store {
             })
             .unwrap_or(0);
         if diff_ids.len() != layers.len() {
-            return Err(Error::Corrupt(format!(
-                "image {config_digest}: {} layers but {} diff_ids in its config",
-                layers.len(),
-                diff_ids.len()
-            )));
+            return Err(ImageError::LayerCount {
+                id: config_digest.to_string(),
+                layers: layers.len(),
+                diff_ids: diff_ids.len(),
+            }
+            .into());
         }
         Ok(Image {
             id: config_digest.to_string(),
@@ -260,8 +269,13 @@ impl Store {
             let Some(digest) = m["digest"].as_str() else {
                 return Ok(Vec::new());
             };
-            let manifest: Value = serde_json::from_slice(&self.read_blob(digest)?)
-                .map_err(|e| Error::Corrupt(format!("manifest {digest}: {e}")))?;
+            let manifest: Value =
+                serde_json::from_slice(&self.read_blob(digest)?).map_err(|e| {
+                    ImageError::BadManifest {
+                        digest: digest.to_string(),
+                        why: e.to_string(),
+                    }
+                })?;
             Ok(vec![manifest["config"]["digest"]
                 .as_str()
                 .unwrap_or("")
@@ -311,9 +325,10 @@ impl Store {
                 }
                 (0, _) | (1, None) => {}
                 _ => {
-                    return Err(Error::Usage(format!(
-                        "image id prefix {name} is ambiguous: give more digits"
-                    )))
+                    return Err(ImageError::AmbiguousId {
+                        prefix: name.to_string(),
+                    }
+                    .into())
                 }
             }
         }
@@ -346,17 +361,26 @@ impl Store {
 /// and images built by some tools leave them out; oci-spec's type wants `history`, so an
 /// empty one is filled in before parsing.
 pub fn parse_config(bytes: &[u8], digest: &str) -> Result<oci_spec::image::ImageConfiguration> {
-    let mut v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::Corrupt(format!("config {digest}: {e}")))?;
+    let mut v: Value = serde_json::from_slice(bytes).map_err(|e| ImageError::BadConfig {
+        digest: digest.to_string(),
+        why: e.to_string(),
+    })?;
     if !v.is_object() {
-        return Err(Error::Corrupt(format!(
-            "config {digest} is not a JSON object"
-        )));
+        return Err(ImageError::ConfigNotAnObject {
+            digest: digest.to_string(),
+        }
+        .into());
     }
     if v["history"].is_null() {
         v["history"] = json!([]);
     }
-    serde_json::from_value(v).map_err(|e| Error::Corrupt(format!("config {digest}: {e}")))
+    serde_json::from_value(v).map_err(|e| {
+        ImageError::BadConfig {
+            digest: digest.to_string(),
+            why: e.to_string(),
+        }
+        .into()
+    })
 }
 
 /// The architecture name OCI uses (Go's GOARCH).

@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use super::{hex_of, Capped, Image, Store};
 use crate::error::{Error, Result};
 use crate::files::{sync_dir, temp_name, write_atomic};
+use crate::image::ImageError;
 
 /// Hashes everything read through it.
 struct HashingReader<R> {
@@ -74,9 +75,11 @@ impl Store {
                 Ok(d) => Box::new(d),
                 Err(e) => {
                     let _ = fs::remove_dir_all(&tmp);
-                    return Err(Error::Corrupt(format!(
-                        "layer {blob} is not valid zstd: {e}"
-                    )));
+                    return Err(ImageError::BadZstd {
+                        blob: blob.to_string(),
+                        why: e.to_string(),
+                    }
+                    .into());
                 }
             }
         } else {
@@ -87,23 +90,34 @@ impl Store {
             hash: Sha256::new(),
             n: 0,
         };
-        let result = crate::layers::unpack::unpack(&mut reader, &tmp, blob, &self.limits)
-            .and_then(|_| {
-            // Hash what the tar reader left unread (end-of-archive padding) too, within the
-            // same limit: a small tar followed by terabytes of compressed zeros is a bomb too.
-            let left = self.limits.max_size.saturating_sub(reader.n);
-            let mut rest = Capped { inner: &mut reader, left, over: false };
-            if let Err(e) = std::io::copy(&mut rest, &mut std::io::sink()) {
-                return Err(if rest.over { self.limits.too_big(blob) } else { Error::io("read", &path)(e) });
-            }
-            let got = format!("{:x}", reader.hash.finalize_reset());
-            if got != hex {
-                return Err(Error::Corrupt(format!(
-                    "layer {blob} unpacks to sha256:{got}, but the image config says {diff_id}: the image is corrupt or was tampered with"
-                )));
-            }
-            Ok(())
-        });
+        let result =
+            crate::layers::unpack::unpack(&mut reader, &tmp, blob, &self.limits).and_then(|_| {
+                // Hash what the tar reader left unread (end-of-archive padding) too, within the
+                // same limit: a small tar followed by terabytes of compressed zeros is a bomb too.
+                let left = self.limits.max_size.saturating_sub(reader.n);
+                let mut rest = Capped {
+                    inner: &mut reader,
+                    left,
+                    over: false,
+                };
+                if let Err(e) = std::io::copy(&mut rest, &mut std::io::sink()) {
+                    return Err(if rest.over {
+                        self.limits.too_big(blob)
+                    } else {
+                        Error::io("read", &path)(e)
+                    });
+                }
+                let got = format!("{:x}", reader.hash.finalize_reset());
+                if got != hex {
+                    return Err(ImageError::DiffIdMismatch {
+                        blob: blob.to_string(),
+                        got,
+                        diff_id: diff_id.to_string(),
+                    }
+                    .into());
+                }
+                Ok(())
+            });
         if let Err(e) = result {
             // A write that failed because the disk is full surfaces from the unpacker as a bad
             // entry; asked before the half-unpacked tree is removed (which frees the space),
