@@ -44,6 +44,9 @@ pub enum Error {
     /// A `--format` template that does not parse or fails on what it formats.
     #[error(transparent)]
     Template(#[from] crate::template::TemplateError),
+    /// An image, reference or store error.
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
     /// Stored data that is not what it should be.
     #[error("{0}")]
     Corrupt(String),

@@ -9,6 +9,7 @@ use crate::container::Containers;
 use crate::error::Result;
 use crate::image::format::{ago, human_size};
 use crate::image::store::Store;
+use crate::image::ImageError;
 
 /// `dockling image SUBCOMMAND`.
 pub fn run(ctx: &Context, args: &ImageArgs) -> Result<i32> {
@@ -180,7 +181,9 @@ pub fn prune_images(ctx: &Context, args: &PruneArgs, already: u64) -> Result<i32
         let removed = match store.remove(&image.id, false, &used_by) {
             Ok(lines) => lines,
             // Taken by a container created since the list was read: kept, as Docker keeps it.
-            Err(crate::error::Error::Usage(m)) if m.starts_with("conflict:") => continue,
+            Err(crate::error::Error::Image(
+                ImageError::ImageInUse { .. } | ImageError::ImageTaggedTwice { .. },
+            )) => continue,
             Err(e) => return Err(e),
         };
         for line in removed {

@@ -24,56 +24,20 @@
 //! manifests among the blobs (untagged: the tags lived in the broken file).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
-use super::reference::Reference;
-use super::store::{hex_of, tag_of, Image, Store};
+use super::store::{hash_file, hex_of, tag_of, Image, Store};
+use super::ImageError;
 use crate::container::{lock, write_atomic, Container, Status};
 use crate::error::{Error, Result};
 
-/// The error every command gives when `index.json` cannot be used.
-pub fn broken_index(path: &Path, why: &str) -> Error {
-    Error::Corrupt(format!(
-        "the image index {} is broken ({why}): run `dockling system fsck --repair` to set it aside and rebuild it from the image manifests among the blobs",
-        path.display()
-    ))
-}
-
-/// True when the blob at `path` has `size` bytes and, when `hash`, the content `digest` names.
-/// `pull` asks this before it trusts a blob already in the store.
-pub fn blob_intact(path: &Path, digest: &str, size: u64, hash: bool) -> bool {
-    match fs::metadata(path) {
-        Ok(m) if m.is_file() && m.len() == size => {}
-        _ => return false,
-    }
-    !hash || hash_file(path).is_ok_and(|(got, _)| got == digest)
-}
-
-/// `sha256:<hex>` and length of a file, streamed.
-fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut n = 0u64;
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(got) => {
-                hash.update(&buf[..got]);
-                n += got as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((format!("sha256:{:x}", hash.finalize()), n))
-}
+/// `pull` asks this before it trusts a blob already in the store (kept here, where it has
+/// always been found; the check itself is the store's, `store::blob_intact`).
+pub use super::store::blob_intact;
 
 impl Store {
     /// Fail with the clear "broken index" error when `index.json` cannot be used: `pull`
@@ -84,43 +48,15 @@ impl Store {
 
     /// An image found by its `index.json` entry alone, for `rmi` of a damaged image: its id
     /// is the config digest its manifest names (the manifest digest when the manifest itself
-    /// is damaged); the config is not read.
+    /// is damaged); the config is not read. The same walk as [`Store::find`], matching the
+    /// manifest digest too (a damaged manifest names no config).
     pub fn find_damaged(&self, name: &str) -> Result<Image> {
-        let index = self.read_index()?;
-        let entries: &[Value] = index["manifests"].as_array().map_or(&[], |v| v.as_slice());
-        if let Ok(r) = Reference::parse(name) {
-            if let Some(image) = entries
-                .iter()
-                .filter(|m| tag_of(m).as_ref() == Some(&r))
-                .find_map(|m| self.skeleton(m))
-            {
-                return Ok(image);
-            }
-        }
-        let prefix = name.strip_prefix("sha256:").unwrap_or(name);
-        if prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let found: Vec<Image> = entries
-                .iter()
-                .filter_map(|m| self.skeleton(m))
-                .filter(|i| {
-                    i.id[7..].starts_with(prefix) || i.manifest_digest[7..].starts_with(prefix)
-                })
-                .collect();
-            let manifests: BTreeSet<&str> =
-                found.iter().map(|i| i.manifest_digest.as_str()).collect();
-            match manifests.len() {
-                0 => {}
-                1 => return Ok(found.into_iter().next().expect("one")),
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "image id prefix {name} is ambiguous: give more digits"
-                    )))
-                }
-            }
-        }
-        Err(Error::NotFound(format!(
-            "unable to find image '{name}' locally"
-        )))
+        self.find_by(name, &|m| Ok(self.skeleton(m)), &|m| {
+            Ok(self
+                .skeleton(m)
+                .map(|i| vec![i.id, i.manifest_digest])
+                .unwrap_or_default())
+        })
     }
 
     /// Every image of the index, a damaged one too (as its skeleton, with why it is damaged),
@@ -872,24 +808,29 @@ pub fn repair(root: &Path, findings: &[Finding]) -> Vec<(String, bool)> {
                     .map(|()| "removed".into()),
                 Fix::RemoveUnheld(path) => match crate::files::remove_if_unheld(path) {
                     Ok(true) => Ok("removed".into()),
-                    Ok(false) => Err(Error::Usage("kept: a command holds it now".into())),
+                    Ok(false) => Err(kept("a command holds it now".into())),
                     Err(e) => Err(Error::io("remove", path)(e)),
                 },
                 Fix::RemoveCgroup(dir) => sys
                     .run(crate::sys::Call::Rmdir { path: dir.clone() })
                     .map(|()| "removed".into())
                     .map_err(Error::from),
-                Fix::Keep(why) => Err(Error::Usage(format!("kept: {why}"))),
+                Fix::Keep(why) => Err(kept(why.clone())),
             };
             match done {
                 Ok(did) => (format!("{}: {did}", f.what), true),
-                Err(Error::Usage(kept)) if kept.starts_with("kept: ") => {
-                    (format!("{}: {kept}", f.what), false)
+                Err(e @ Error::Image(ImageError::Kept { .. })) => {
+                    (format!("{}: {e}", f.what), false)
                 }
                 Err(e) => (format!("{}: not repaired: {e}", f.what), false),
             }
         })
         .collect()
+}
+
+/// `--repair` leaves a finding alone, saying why.
+fn kept(why: String) -> Error {
+    ImageError::Kept { why }.into()
 }
 
 /// `<root>/lost+found`, root's alone (it holds image content).
@@ -918,8 +859,8 @@ fn remove_all(paths: &[PathBuf]) -> Result<()> {
     // there, say) and empty it: nothing under a mount point is removed.
     for p in paths {
         if let Some(m) = crate::files::mounts_under(p).first() {
-            return Err(Error::Usage(format!(
-                "kept: {} is mounted under it: unmount it first (umount -l {})",
+            return Err(kept(format!(
+                "{} is mounted under it: unmount it first (umount -l {})",
                 m.display(),
                 m.display()
             )));
@@ -953,6 +894,7 @@ fn drop_entry(store: &Store, root: &Path, digest: Option<&str>) -> Result<()> {
 /// returns how many.
 fn rebuild_index(root: &Path, now: u64) -> Result<usize> {
     let p = Paths::new(root);
+    let store = Store::at(root);
     let _l = lock(&p.oci.join(".lock"))?;
     let index = p.oci.join("index.json");
     let aside = p.oci.join(format!("index.json.broken-{now}"));
@@ -974,10 +916,10 @@ fn rebuild_index(root: &Path, now: u64) -> Result<usize> {
         if meta.len() > crate::registry::MAX_MANIFEST {
             continue;
         }
-        let Ok(bytes) = fs::read(&path) else { continue };
-        if super::store::digest_of(&bytes) != digest {
+        // Read through the store: only a blob that hashes to its name counts.
+        let Ok(bytes) = store.read_blob(&digest) else {
             continue;
-        }
+        };
         let Ok(m) = serde_json::from_slice::<Value>(&bytes) else {
             continue;
         };

@@ -5,8 +5,17 @@
 //! Each tag is one manifest entry of `index.json` named by the annotation
 //! `org.opencontainers.image.ref.name`. Layers are also kept unpacked, once each, by their
 //! uncompressed digest (`<root>/layers/sha256/<diff_id>/`), ready to be overlay lowerdirs.
+//!
+//! `store` is that store; `build` makes images from tars (`import`, the lab's `build`),
+//! `change` applies `--change` lines to their config, `fsck` checks and repairs the store,
+//! and every failure of these is an [`ImageError`].
 
+mod build;
+mod change;
+mod error;
 pub mod format;
 pub mod fsck;
 pub mod reference;
 pub mod store;
+
+pub use error::ImageError;

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::ImageError;
 use crate::error::{Error, Result};
 
 /// Docker Hub, where names without a registry part live.
@@ -32,7 +33,12 @@ fn valid_component(c: &str) -> bool {
 impl Reference {
     /// Parse and normalise.
     pub fn parse(s: &str) -> Result<Reference> {
-        let bad = |why: &str| Error::Usage(format!("invalid reference format {s:?}: {why}"));
+        let bad = |why: &'static str| {
+            Error::from(ImageError::BadReference {
+                input: s.to_string(),
+                why,
+            })
+        };
         if s.is_empty() {
             return Err(bad("empty name"));
         }

@@ -1,0 +1,220 @@
+//! Making images without a registry: `import` (a root filesystem tarball as a one-layer
+//! image) and `build` (a base image plus one layer, gzip, reproducible: the same input and
+//! `created` time give the same digests), both writing the config and manifest of the result
+//! and tagging it in the store.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+
+use serde_json::{json, Value};
+
+use super::reference::Reference;
+use super::store::{digest_of, go_arch, Capped, Image, Ingest, Store, MANIFEST_TYPE};
+use super::ImageError;
+use crate::error::{Error, Result};
+
+const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+const LAYER_GZIP_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A layer blob already in the store, about to be added to an image.
+struct NewLayer {
+    digest: String,
+    size: u64,
+    diff_id: String,
+    media_type: &'static str,
+}
+
+impl Store {
+    /// Import a root filesystem tarball (plain or gzip; `-` for stdin) as a one-layer image.
+    pub fn import(
+        &self,
+        src: &str,
+        reference: Option<&Reference>,
+        changes: &[String],
+        message: Option<&str>,
+    ) -> Result<Image> {
+        let input: Box<dyn Read> = if src == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(File::open(src).map_err(|e| {
+                match e.kind() {
+                    std::io::ErrorKind::NotFound => ImageError::NoTarball {
+                        path: src.to_string(),
+                    }
+                    .into(),
+                    _ => Error::io("open", src)(e),
+                }
+            })?)
+        };
+        let mut input = BufReader::with_capacity(1 << 16, input);
+        let gz = {
+            use std::io::BufRead;
+            let head = input.fill_buf().map_err(Error::io("read", src))?;
+            head.starts_with(&[0x1f, 0x8b])
+        };
+        let reader: Box<dyn Read> = if gz {
+            Box::new(flate2::read::GzDecoder::new(input))
+        } else {
+            Box::new(input)
+        };
+        // The uncompressed tar is stored as a blob: a decompression bomb is cut off here,
+        // before it fills the disk (the blob's temporary file is removed).
+        let mut reader = Capped {
+            inner: reader,
+            left: self.limits().max_size,
+            over: false,
+        };
+
+        // Stream the uncompressed layer into a blob, hashing as we go: its digest is both the
+        // blob's name and the diff_id.
+        let (layer_digest, size) =
+            self.ingest(&mut reader, None, &mut |_| {})
+                .map_err(|e| match e {
+                    Ingest::Read(_) if reader.over => self.limits().too_big(src),
+                    Ingest::Read(source) => ImageError::NotATar {
+                        path: src.to_string(),
+                        source,
+                    }
+                    .into(),
+                    Ingest::Store(e) => e,
+                    Ingest::Mismatch(_) => unreachable!("no digest was expected"),
+                })?;
+        if let Err(e) = self.ensure_unpacked(&layer_digest, &layer_digest) {
+            // A layer refused while unpacking leaves no blob behind (unless an image has it).
+            let _ = self.discard_unused(std::slice::from_ref(&layer_digest), &[]);
+            return Err(e);
+        }
+
+        let now = crate::container::now_rfc3339();
+        let mut history = json!({"created": now, "created_by": format!("dockling import {src}")});
+        if let Some(m) = message {
+            history["comment"] = json!(m);
+        }
+        self.write_image(
+            None,
+            NewLayer {
+                digest: layer_digest.clone(),
+                size,
+                diff_id: layer_digest,
+                media_type: LAYER_TYPE,
+            },
+            changes,
+            &now,
+            history,
+            reference,
+        )
+    }
+
+    /// Build an image from `base` (or from nothing) plus one layer given as an uncompressed
+    /// tar: the layer is stored gzip-compressed, as registries expect, and the result is the
+    /// same bytes (and so the same digests) every time for the same input and `created` time.
+    pub fn build(
+        &self,
+        base: Option<&Image>,
+        layer_tar: &[u8],
+        changes: &[String],
+        created: &str,
+        created_by: &str,
+        reference: Option<&Reference>,
+    ) -> Result<Image> {
+        let diff_id = digest_of(layer_tar);
+        // A fixed gzip header (no name, mtime 0) keeps the blob reproducible.
+        let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::default());
+        gz.write_all(layer_tar)
+            .and_then(|_| gz.try_finish())
+            .map_err(ImageError::Compress)?;
+        let compressed = gz.finish().map_err(ImageError::Compress)?;
+        let (digest, size) = self.write_blob(&compressed)?;
+        self.write_image(
+            base,
+            NewLayer {
+                digest,
+                size,
+                diff_id,
+                media_type: LAYER_GZIP_TYPE,
+            },
+            changes,
+            created,
+            json!({"created": created, "created_by": created_by}),
+            reference,
+        )
+    }
+
+    /// Write the config and manifest of `base` + `layer` (whose blob is already stored) and
+    /// tag the result.
+    fn write_image(
+        &self,
+        base: Option<&Image>,
+        layer: NewLayer,
+        changes: &[String],
+        created: &str,
+        history: Value,
+        reference: Option<&Reference>,
+    ) -> Result<Image> {
+        let (mut config, mut layers) = match base {
+            Some(b) => {
+                let manifest: Value = serde_json::from_slice(&self.read_blob(&b.manifest_digest)?)
+                    .map_err(|e| ImageError::BadManifest {
+                        digest: b.manifest_digest.clone(),
+                        why: e.to_string(),
+                    })?;
+                let config: Value =
+                    serde_json::from_slice(&self.read_blob(&b.id)?).map_err(|e| {
+                        ImageError::BadConfig {
+                            digest: b.id.clone(),
+                            why: e.to_string(),
+                        }
+                    })?;
+                (
+                    config,
+                    manifest["layers"].as_array().cloned().unwrap_or_default(),
+                )
+            }
+            None => (
+                json!({
+                    "architecture": go_arch(),
+                    "os": "linux",
+                    "config": {"Env": [DEFAULT_PATH]},
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                    "history": [],
+                }),
+                Vec::new(),
+            ),
+        };
+        if !config["config"].is_object() {
+            config["config"] = json!({});
+        }
+        if !config["config"]["Env"].is_array() {
+            config["config"]["Env"] = json!([DEFAULT_PATH]);
+        }
+        for c in changes {
+            crate::image::change::apply_change(&mut config["config"], c)?;
+        }
+        config["created"] = json!(created);
+        match config["rootfs"]["diff_ids"].as_array_mut() {
+            Some(d) => d.push(json!(layer.diff_id)),
+            None => config["rootfs"] = json!({"type": "layers", "diff_ids": [layer.diff_id]}),
+        }
+        match config["history"].as_array_mut() {
+            Some(h) => h.push(history),
+            None => config["history"] = json!([history]),
+        }
+        layers.push(
+            json!({"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}),
+        );
+        let (config_digest, config_size) =
+            self.write_blob(&serde_json::to_vec(&config).expect("json"))?;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config_size},
+            "layers": layers,
+        });
+        let (manifest_digest, manifest_size) =
+            self.write_blob(&serde_json::to_vec(&manifest).expect("json"))?;
+        self.add_to_index(&manifest_digest, manifest_size, reference, None)?;
+        self.load(&manifest_digest, reference.cloned())
+    }
+}

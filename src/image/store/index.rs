@@ -1,0 +1,156 @@
+//! `oci/index.json`: the list of images, each tag one manifest entry named by the annotation
+//! `org.opencontainers.image.ref.name` (an untagged image is an entry without it). It is read
+//! whole, checked for its shape once (`read_index`), and rewritten atomically under the store
+//! lock, so concurrent commands never lose each other's tags.
+
+use std::fs;
+
+use serde_json::{json, Value};
+
+use super::{Image, Store, MANIFEST_TYPE};
+use crate::error::{Error, Result};
+use crate::files::{lock, write_atomic};
+use crate::image::reference::Reference;
+use crate::image::ImageError;
+
+/// The annotation that names an entry's tag (OCI image layout).
+pub(super) const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The digest the registry named this image by when it was pulled (Docker's RepoDigest: the
+/// index's digest for a multi-platform image).
+pub(super) const REPO_DIGEST: &str = "dev.dockling.repo-digest";
+
+/// The tag an `index.json` entry carries, if any.
+pub(crate) fn tag_of(m: &Value) -> Option<Reference> {
+    m["annotations"][REF_NAME]
+        .as_str()
+        .and_then(|r| Reference::parse(r).ok())
+}
+
+impl Store {
+    /// `index.json`, checked to be an object with a `manifests` list (else the error every
+    /// command gives for a broken index).
+    pub(crate) fn read_index(&self) -> Result<Value> {
+        let p = self.oci.join("index.json");
+        let text = fs::read(&p).map_err(Error::io("read", &p))?;
+        // Indexing a JSON value that is not an object (`[]`) with `["manifests"]` for writing
+        // panics: the shape is checked once, here, so every caller can rely on it.
+        let index: Value =
+            serde_json::from_slice(&text).map_err(|e| self.broken_index(&e.to_string()))?;
+        if !index["manifests"].is_array() {
+            return Err(self
+                .broken_index("not a JSON object with a \"manifests\" list")
+                .into());
+        }
+        Ok(index)
+    }
+
+    /// The error every command gives when `index.json` cannot be used.
+    pub(crate) fn broken_index(&self, why: &str) -> ImageError {
+        ImageError::BrokenIndex {
+            path: self.oci.join("index.json"),
+            why: why.to_string(),
+        }
+    }
+
+    /// Replace `index.json` atomically (the caller holds the store lock).
+    pub(crate) fn write_index(&self, index: &Value) -> Result<()> {
+        write_atomic(
+            &self.oci.join("index.json"),
+            &serde_json::to_vec_pretty(index).expect("json"),
+        )
+    }
+
+    /// Record a manifest in index.json under `reference` (which moves off any older image),
+    /// with the digest it was pulled by, if any.
+    pub fn add_to_index(
+        &self,
+        manifest_digest: &str,
+        size: u64,
+        reference: Option<&Reference>,
+        repo_digest: Option<&str>,
+    ) -> Result<()> {
+        let _l = lock(&self.oci.join(".lock"))?;
+        let mut index = self.read_index()?;
+        let list = index["manifests"]
+            .as_array_mut()
+            .ok_or_else(|| self.broken_index("not a JSON object with a \"manifests\" list"))?;
+        let name = reference.map(|r| r.to_string());
+        if let Some(name) = &name {
+            let tagged: Vec<String> = list
+                .iter()
+                .filter(|m| {
+                    m["annotations"][REF_NAME]
+                        .as_str()
+                        .is_some_and(|n| n != name)
+                })
+                .filter_map(|m| m["digest"].as_str().map(String::from))
+                .collect();
+            list.retain_mut(|m| {
+                if m["annotations"][REF_NAME].as_str() != Some(name) {
+                    return true;
+                }
+                // The old image keeps existing, untagged (<none>), as in Docker, unless
+                // another tag still names it.
+                let still_tagged = m["digest"]
+                    .as_str()
+                    .is_some_and(|d| tagged.iter().any(|t| t == d));
+                m.as_object_mut().expect("object").remove("annotations");
+                !still_tagged
+            });
+        }
+        // Drop untagged duplicates of this same manifest.
+        list.retain(|m| {
+            !(m["digest"].as_str() == Some(manifest_digest) && m.get("annotations").is_none())
+        });
+        let media_type = self
+            .read_blob(manifest_digest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|m| m["mediaType"].as_str().map(String::from))
+            .unwrap_or_else(|| MANIFEST_TYPE.to_string());
+        let mut entry = json!({"mediaType": media_type, "digest": manifest_digest, "size": size});
+        if let Some(name) = name {
+            entry["annotations"] = json!({ REF_NAME: name });
+            if let Some(d) = repo_digest {
+                entry["annotations"][REPO_DIGEST] = json!(d);
+            }
+        }
+        let dangling_duplicate = reference.is_none()
+            && list
+                .iter()
+                .any(|m| m["digest"].as_str() == Some(manifest_digest));
+        if !dangling_duplicate {
+            list.push(entry);
+        }
+        self.write_index(&index)
+    }
+
+    /// True while an entry of `index.json` names the manifest of `image` (checked under the
+    /// store lock by `run` before it records a container that holds the image).
+    pub fn contains(&self, image: &Image) -> Result<bool> {
+        let index = self.read_index()?;
+        Ok(index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["digest"].as_str() == Some(&image.manifest_digest)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::import;
+    use super::*;
+
+    #[test]
+    fn retagging_leaves_the_old_image_untagged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let a = import(&store, tmp.path(), "web", &["CMD a".into()]);
+        let b = import(&store, tmp.path(), "web", &["CMD b".into()]);
+        assert_ne!(a.id, b.id);
+        let list = store.list().unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().any(|i| i.id == a.id && i.reference.is_none()));
+    }
+}
