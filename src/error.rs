@@ -41,6 +41,9 @@ pub enum Error {
     /// The user aborted a `--step` run.
     #[error(transparent)]
     Aborted(#[from] crate::trace::Aborted),
+    /// A registry, its credentials or the lab failed; the message says what to do (exit 125).
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// Stored data that is not what it should be.
     #[error("{0}")]
     Corrupt(String),
