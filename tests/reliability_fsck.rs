@@ -152,7 +152,8 @@ fn image_prune_a_removes_an_image_whose_config_blob_is_truncated() {
 fn pull_replaces_a_truncated_config_blob() {
     let reg = registry_with_busybox();
     let lab = Lab::new();
-    lab.cmd(&["pull", &reg.name("lab/busybox:v1")]).expect_code(0);
+    lab.cmd(&["pull", &reg.name("lab/busybox:v1")])
+        .expect_code(0);
     let p = parts(&lab, &reg.name("lab/busybox:v1"));
     let good = std::fs::read(&p.config).unwrap();
     truncate(&p.config, 10);
@@ -164,7 +165,10 @@ fn pull_replaces_a_truncated_config_blob() {
         pull.stdout
     );
     assert_eq!(std::fs::read(&p.config).unwrap(), good);
-    assert_eq!(lab.ok(&[&reg.name("lab/busybox:v1"), "echo", "ran"]), "ran\n");
+    assert_eq!(
+        lab.ok(&[&reg.name("lab/busybox:v1"), "echo", "ran"]),
+        "ran\n"
+    );
     lab.cmd(&["system", "fsck"]).expect_code(0);
 }
 
@@ -172,7 +176,8 @@ fn pull_replaces_a_truncated_config_blob() {
 fn pull_refetches_a_truncated_layer_blob_instead_of_saying_up_to_date() {
     let reg = registry_with_busybox();
     let lab = Lab::new();
-    lab.cmd(&["pull", &reg.name("lab/busybox:v1")]).expect_code(0);
+    lab.cmd(&["pull", &reg.name("lab/busybox:v1")])
+        .expect_code(0);
     let p = parts(&lab, &reg.name("lab/busybox:v1"));
     let layer = blob_path(&lab, &p.layer_blob);
     truncate(&layer, 100);
@@ -196,7 +201,8 @@ fn pull_refetches_a_truncated_layer_blob_instead_of_saying_up_to_date() {
 fn fsck_moves_a_truncated_layer_blob_aside_and_pull_fetches_it_again() {
     let reg = registry_with_busybox();
     let lab = Lab::new();
-    lab.cmd(&["pull", &reg.name("lab/busybox:v1")]).expect_code(0);
+    lab.cmd(&["pull", &reg.name("lab/busybox:v1")])
+        .expect_code(0);
     let p = parts(&lab, &reg.name("lab/busybox:v1"));
     let layer = blob_path(&lab, &p.layer_blob);
     let data = std::fs::read(&layer).unwrap();
@@ -237,7 +243,10 @@ fn fsck_moves_a_truncated_layer_blob_aside_and_pull_fetches_it_again() {
     );
     assert!(!layer.exists());
     // The unpacked layer is intact: the image still runs meanwhile.
-    assert_eq!(lab.ok(&[&reg.name("lab/busybox:v1"), "echo", "ran"]), "ran\n");
+    assert_eq!(
+        lab.ok(&[&reg.name("lab/busybox:v1"), "echo", "ran"]),
+        "ran\n"
+    );
     let pull = lab.cmd(&["pull", &reg.name("lab/busybox:v1")]);
     pull.expect_code(0);
     assert_eq!(std::fs::read(&layer).unwrap(), data);

@@ -470,12 +470,11 @@ pub fn pull(
     // loadable: a damaged one is pulled again) is what "up to date" is checked against.
     let have = {
         let index = store.read_index()?;
-        let name = reference.to_string();
         index["manifests"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|m| crate::image::store::tag_of(m).is_some_and(|r| r.to_string() == name))
+            .find(|m| crate::image::store::tag_of(m).as_ref() == Some(reference))
             .and_then(|m| store.entry(m).ok().flatten())
     };
     let insecure = config.insecure_registries.clone().unwrap_or_default();
