@@ -245,6 +245,41 @@ impl Registry {
     }
 }
 
+/// The body of a distribution API error: `{"errors": [{"code": …, "message": …}]}`.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    errors: Vec<ErrorEntry>,
+}
+
+/// One error of an [`ErrorBody`] (its `detail` is not shown: its shape differs per code).
+#[derive(serde::Deserialize)]
+struct ErrorEntry {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// What the first bytes of an error answer say: the registry's error codes and messages
+/// (`MANIFEST_UNKNOWN: manifest unknown`) when it is the API's JSON, else its first 300
+/// characters as they came (an HTML page, a proxy's text).
+fn error_text(head: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(head) {
+        Ok(b) if !b.errors.is_empty() => b
+            .errors
+            .iter()
+            .map(|e| match e.message.as_str() {
+                "" => e.code.clone(),
+                m => format!("{}: {m}", e.code),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+            .chars()
+            .take(300)
+            .collect(),
+        _ => String::from_utf8_lossy(head).chars().take(300).collect(),
+    }
+}
+
 /// The error for an unexpected HTTP status, with what the user can do.
 pub fn status_error(what: &str, reference: &Reference, resp: Response) -> RegistryError {
     let status = resp.status();
@@ -253,7 +288,7 @@ pub fn status_error(what: &str, reference: &Reference, resp: Response) -> Regist
     // an error page without end).
     let mut head = Vec::new();
     let _ = std::io::Read::read_to_end(&mut std::io::Read::take(resp, 1024), &mut head);
-    let body: String = String::from_utf8_lossy(&head).chars().take(300).collect();
+    let body = error_text(&head);
     let (what, reference) = (what.to_string(), reference.to_string());
     match status {
         StatusCode::NOT_FOUND => RegistryError::NotFound {
@@ -338,6 +373,20 @@ mod tests {
             &url("http://127.0.0.1:5000/v2/"),
             &url("http://127.0.0.1:5001/b")
         ));
+    }
+
+    #[test]
+    fn an_api_error_body_is_shown_by_its_codes_anything_else_as_it_came() {
+        assert_eq!(
+            error_text(br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"v1"}}]}"#),
+            "MANIFEST_UNKNOWN: manifest unknown"
+        );
+        assert_eq!(
+            error_text(br#"{"errors":[{"code":"NAME_UNKNOWN"},{"code":"DENIED","message":"no"}]}"#),
+            "NAME_UNKNOWN; DENIED: no"
+        );
+        assert_eq!(error_text(b"<html>no such thing"), "<html>no such thing");
+        assert_eq!(error_text(br#"{"errors":[]}"#), r#"{"errors":[]}"#);
     }
 
     #[test]
