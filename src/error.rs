@@ -47,6 +47,9 @@ pub enum Error {
     /// An image, reference or store error.
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
+    /// A registry, its credentials or the lab failed; the message says what to do (exit 125).
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// Stored data that is not what it should be.
     #[error("{0}")]
     Corrupt(String),

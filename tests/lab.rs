@@ -3,7 +3,10 @@
 //! harness (`lab down`) even when the test fails.
 
 mod common;
+#[path = "fake_server/mod.rs"]
+mod fake_server;
 use common::{free_port, Lab};
+use fake_server::{ok, Fake};
 
 #[test]
 fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
@@ -151,46 +154,24 @@ fn lab_up_refuses_addresses_off_this_machine() {
 
 #[test]
 fn lab_up_refuses_a_registry_it_did_not_start() {
-    use std::io::{BufRead, BufReader, Write};
     let lab = Lab::new();
     // A stranger's registry: answers /v2/ as distribution does, and records every request.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    listener.set_nonblocking(true).unwrap();
-    let (s, st) = (seen.clone(), stop.clone());
-    let server = std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::time::Instant::now() < deadline && !st.load(std::sync::atomic::Ordering::SeqCst)
-        {
-            let Ok((mut conn, _)) = listener.accept() else {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-                continue;
-            };
-            conn.set_nonblocking(false).unwrap();
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            s.lock().unwrap().push(line.trim().to_string());
-            let _ = conn.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\nDocker-Distribution-Api-Version: registry/2.0\r\n\r\n{}",
-            );
-        }
-    });
-    let addr = format!("127.0.0.1:{port}");
+    let stranger = Fake::start();
+    stranger.route("/v2/", vec![ok("application/json", b"{}".to_vec())]);
+    let addr = format!("127.0.0.1:{}", stranger.port);
     let out = lab.cmd(&["lab", "up", "--addr", &addr]);
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    server.join().unwrap();
     out.expect_code(125);
     assert_eq!(
         out.stderr,
         format!("dockling: a registry already answers on {addr}, and it is not this lab's (dockling did not start it for this store): the lab will not push into it; give the lab a free port with `dockling lab up --addr 127.0.0.1:<port>`, or stop what runs on {addr}\n")
     );
     // Asked whether it is a registry, and nothing more: no image pushed into it.
-    let seen = seen.lock().unwrap().clone();
+    let seen = stranger.seen();
     assert!(!seen.is_empty(), "the address was not even asked");
-    assert!(seen.iter().all(|l| l.starts_with("GET /v2/ ")), "{seen:?}");
+    assert!(
+        seen.iter().all(|s| s.method == "GET" && s.path == "/v2/"),
+        "{seen:?}"
+    );
     assert!(!lab.root().join("lab/state.json").exists());
     assert_eq!(
         std::fs::read_to_string(lab.dir.path().join("config.yaml")).unwrap(),

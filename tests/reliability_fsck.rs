@@ -5,89 +5,17 @@
 //! and repairs what it can prove broken or garbage.
 
 mod common;
-use common::{free_port, Lab};
+use common::registry::DockerRegistry;
+use common::Lab;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
 
-/// A docker-registry on 127.0.0.1:<free port>, stopped (by its pid) when dropped.
-struct Registry {
-    child: Child,
-    _dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Registry {
-    /// Started, holding the busybox of a scratch store as `lab/busybox:v1`.
-    fn with_busybox() -> Registry {
-        let reg = Registry::start();
-        reg.push(&Lab::with_busybox(), "busybox:latest", "lab/busybox:v1");
-        reg
-    }
-
-    /// Copy `local` (an image of `lab`) to `repo` here, with skopeo.
-    fn push(&self, lab: &Lab, local: &str, repo: &str) {
-        let src = format!(
-            "oci:{}:docker.io/library/{local}",
-            lab.root().join("oci").display()
-        );
-        let out = Command::new("skopeo")
-            .args([
-                "copy",
-                "--dest-tls-verify=false",
-                &src,
-                &format!("docker://127.0.0.1:{}/{repo}", self.port),
-            ])
-            .output()
-            .expect("skopeo (scripts/test installs it)");
-        assert!(
-            out.status.success(),
-            "skopeo copy: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// An empty registry.
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
-            .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (scripts/test installs the docker-registry package)");
-        let reg = Registry {
-            child,
-            _dir: dir,
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen on {port} within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        reg
-    }
-
-    fn name(&self) -> String {
-        format!("127.0.0.1:{}/lab/busybox:v1", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A docker-registry holding the busybox of a scratch store as `lab/busybox:v1`.
+fn registry_with_busybox() -> DockerRegistry {
+    let reg = DockerRegistry::start();
+    reg.push_busybox(&Lab::with_busybox(), "lab/busybox:v1");
+    reg
 }
 
 /// What the store holds of one image: its config, manifest, layer blob and layer directory.
@@ -222,13 +150,14 @@ fn image_prune_a_removes_an_image_whose_config_blob_is_truncated() {
 
 #[test]
 fn pull_replaces_a_truncated_config_blob() {
-    let reg = Registry::with_busybox();
+    let reg = registry_with_busybox();
     let lab = Lab::new();
-    lab.cmd(&["pull", &reg.name()]).expect_code(0);
-    let p = parts(&lab, &reg.name());
+    lab.cmd(&["pull", &reg.name("lab/busybox:v1")])
+        .expect_code(0);
+    let p = parts(&lab, &reg.name("lab/busybox:v1"));
     let good = std::fs::read(&p.config).unwrap();
     truncate(&p.config, 10);
-    let pull = lab.cmd(&["pull", &reg.name()]);
+    let pull = lab.cmd(&["pull", &reg.name("lab/busybox:v1")]);
     pull.expect_code(0);
     assert!(
         pull.stdout.contains("Status: Downloaded newer image"),
@@ -236,19 +165,23 @@ fn pull_replaces_a_truncated_config_blob() {
         pull.stdout
     );
     assert_eq!(std::fs::read(&p.config).unwrap(), good);
-    assert_eq!(lab.ok(&[&reg.name(), "echo", "ran"]), "ran\n");
+    assert_eq!(
+        lab.ok(&[&reg.name("lab/busybox:v1"), "echo", "ran"]),
+        "ran\n"
+    );
     lab.cmd(&["system", "fsck"]).expect_code(0);
 }
 
 #[test]
 fn pull_refetches_a_truncated_layer_blob_instead_of_saying_up_to_date() {
-    let reg = Registry::with_busybox();
+    let reg = registry_with_busybox();
     let lab = Lab::new();
-    lab.cmd(&["pull", &reg.name()]).expect_code(0);
-    let p = parts(&lab, &reg.name());
+    lab.cmd(&["pull", &reg.name("lab/busybox:v1")])
+        .expect_code(0);
+    let p = parts(&lab, &reg.name("lab/busybox:v1"));
     let layer = blob_path(&lab, &p.layer_blob);
     truncate(&layer, 100);
-    let pull = lab.cmd(&["pull", &reg.name()]);
+    let pull = lab.cmd(&["pull", &reg.name("lab/busybox:v1")]);
     pull.expect_code(0);
     assert!(
         !pull.stdout.contains("up to date") && pull.stdout.contains("Downloaded newer image"),
@@ -266,10 +199,11 @@ fn pull_refetches_a_truncated_layer_blob_instead_of_saying_up_to_date() {
 
 #[test]
 fn fsck_moves_a_truncated_layer_blob_aside_and_pull_fetches_it_again() {
-    let reg = Registry::with_busybox();
+    let reg = registry_with_busybox();
     let lab = Lab::new();
-    lab.cmd(&["pull", &reg.name()]).expect_code(0);
-    let p = parts(&lab, &reg.name());
+    lab.cmd(&["pull", &reg.name("lab/busybox:v1")])
+        .expect_code(0);
+    let p = parts(&lab, &reg.name("lab/busybox:v1"));
     let layer = blob_path(&lab, &p.layer_blob);
     let data = std::fs::read(&layer).unwrap();
     truncate(&layer, 100);
@@ -290,7 +224,7 @@ fn fsck_moves_a_truncated_layer_blob_aside_and_pull_fetches_it_again() {
     );
     let repair = lab.cmd(&["system", "fsck", "--repair"]);
     repair.expect_code(1);
-    let name = reg.name();
+    let name = reg.name("lab/busybox:v1");
     let missing = format!("image {name}: its layer {} is missing", p.layer_blob);
     assert!(
         repair.stdout.starts_with(&format!(
@@ -309,8 +243,11 @@ fn fsck_moves_a_truncated_layer_blob_aside_and_pull_fetches_it_again() {
     );
     assert!(!layer.exists());
     // The unpacked layer is intact: the image still runs meanwhile.
-    assert_eq!(lab.ok(&[&reg.name(), "echo", "ran"]), "ran\n");
-    let pull = lab.cmd(&["pull", &reg.name()]);
+    assert_eq!(
+        lab.ok(&[&reg.name("lab/busybox:v1"), "echo", "ran"]),
+        "ran\n"
+    );
+    let pull = lab.cmd(&["pull", &reg.name("lab/busybox:v1")]);
     pull.expect_code(0);
     assert_eq!(std::fs::read(&layer).unwrap(), data);
     lab.cmd(&["system", "fsck"]).expect_code(0);
@@ -329,11 +266,11 @@ fn index_json_of_brackets_is_a_clear_error_not_a_panic_and_fsck_rebuilds_it() {
     );
     // Before this fix pull downloaded the image, then panicked recording it (exit 101, a
     // backtrace); now it says what is wrong before downloading anything.
-    let reg = Registry::with_busybox();
+    let reg = registry_with_busybox();
     let blobs_before = std::fs::read_dir(lab.root().join("oci/blobs/sha256"))
         .unwrap()
         .count();
-    let pull = lab.cmd(&["pull", &reg.name()]);
+    let pull = lab.cmd(&["pull", &reg.name("lab/busybox:v1")]);
     pull.expect_code(125);
     assert!(pull.stderr.ends_with(&want), "{}", pull.stderr);
     assert!(!pull.stderr.contains("panicked"), "{}", pull.stderr);
@@ -810,7 +747,7 @@ fn pull_refetches_a_big_layer_blob_damaged_in_place_when_its_layer_must_be_unpac
     source
         .cmd(&["import", tar_path.to_str().unwrap(), "big:latest"])
         .expect_code(0);
-    let reg = Registry::start();
+    let reg = DockerRegistry::start();
     reg.push(&source, "big:latest", "lab/big:v1");
     let lab = Lab::new();
     let name = format!("127.0.0.1:{}/lab/big:v1", reg.port);

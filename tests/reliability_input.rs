@@ -404,83 +404,6 @@ fn lock_timeout_that_is_not_a_duration_is_refused() {
     );
 }
 
-/// A docker-registry on 127.0.0.1:<free port> (Debian's package; scripts/test installs it),
-/// stopped by its pid when dropped; its access log says which blobs were fetched how often.
-struct Registry {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = common::free_port();
-        let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let log = std::fs::File::create(dir.path().join("access.log")).unwrap();
-        let child = std::process::Command::new("docker-registry")
-            .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry (scripts/test installs the docker-registry package)");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "docker-registry did not listen on {port} within 10 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Registry { child, dir, port }
-    }
-
-    fn name(&self, repo: &str) -> String {
-        format!("127.0.0.1:{}/{repo}", self.port)
-    }
-
-    /// Push `lab`'s busybox there with skopeo.
-    fn push_busybox(&self, lab: &Lab, repo: &str) {
-        let src = format!(
-            "oci:{}:docker.io/library/busybox:latest",
-            lab.root().join("oci").display()
-        );
-        let out = std::process::Command::new("skopeo")
-            .args([
-                "copy",
-                "--dest-tls-verify=false",
-                &src,
-                &format!("docker://{}", self.name(repo)),
-            ])
-            .output()
-            .expect("skopeo");
-        assert!(
-            out.status.success(),
-            "skopeo copy: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// How many times `GET …/blobs/<digest>` was answered.
-    fn blob_gets(&self, digest: &str) -> usize {
-        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap();
-        log.lines()
-            .filter(|l| l.contains("\"GET ") && l.contains(&format!("/blobs/{digest}")))
-            .count()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A tmpfs of `size` mounted at `dir`, unmounted when dropped. The test must run in a
 /// private mount namespace (scripts/test runs every test under `unshare --mount`), so the
 /// mount never reaches the host even if the test dies.
@@ -546,7 +469,7 @@ fn digest_in(s: &str) -> String {
 #[test]
 fn a_full_disk_was_reported_as_a_download_failure_and_retried_three_times() {
     let source = Lab::with_busybox();
-    let reg = Registry::start();
+    let reg = common::registry::DockerRegistry::start();
     reg.push_busybox(&source, "lab/busybox:v1");
     let lab = Lab::new();
     let _disk = SmallDisk::mount(&lab.root(), "1m");

@@ -7,7 +7,7 @@ use crate::cli::{LoginArgs, LogoutArgs};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::image::reference::DEFAULT_REGISTRY;
-use crate::registry::{auth_store, endpoint, Registry};
+use crate::registry::{auth_store, endpoint, Registry, RegistryError};
 
 fn server(s: Option<&str>) -> String {
     match s {
@@ -42,16 +42,18 @@ pub fn login(ctx: &Context, args: &LoginArgs) -> Result<i32> {
             line.trim().to_string()
         }
         None => {
-            return Err(Error::Usage(
-                "give a user name with -u (stdin is not a terminal)".into(),
-            ))
+            return Err(RegistryError::LoginInput(
+                "give a user name with -u (stdin is not a terminal)",
+            )
+            .into())
         }
     };
     let password = match (&args.password, args.password_stdin) {
         (Some(_), true) => {
-            return Err(Error::Usage(
-                "--password and --password-stdin are mutually exclusive".into(),
-            ))
+            return Err(RegistryError::LoginInput(
+                "--password and --password-stdin are mutually exclusive",
+            )
+            .into())
         }
         (Some(p), false) => {
             eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
@@ -68,9 +70,7 @@ pub fn login(ctx: &Context, args: &LoginArgs) -> Result<i32> {
         (None, false) => rpassword_prompt()?,
     };
     if user.is_empty() || password.is_empty() {
-        return Err(Error::Usage(
-            "a user name and a password are both needed".into(),
-        ));
+        return Err(RegistryError::LoginInput("a user name and a password are both needed").into());
     }
     let insecure = ctx.config.insecure_registries.clone().unwrap_or_default();
     let reg = Registry::connect(
@@ -81,10 +81,11 @@ pub fn login(ctx: &Context, args: &LoginArgs) -> Result<i32> {
     let url = format!("{}/v2/", reg.base);
     let resp = reg.send("", |h| h.get(&url))?;
     if !resp.status().is_success() {
-        return Err(Error::Usage(format!(
-            "login to {registry} failed ({}): unauthorized: incorrect username or password",
-            resp.status()
-        )));
+        return Err(RegistryError::LoginRefused {
+            registry,
+            status: resp.status(),
+        }
+        .into());
     }
     if let auth_store::Stored::File(path) = auth_store::save(&registry, &user, &password)? {
         eprintln!(
@@ -101,12 +102,13 @@ fn rpassword_prompt() -> Result<String> {
     use nix::sys::termios;
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        return Err(Error::Usage(
-            "give the password with --password-stdin (stdin is not a terminal)".into(),
-        ));
+        return Err(RegistryError::LoginInput(
+            "give the password with --password-stdin (stdin is not a terminal)",
+        )
+        .into());
     }
     eprint!("Password: ");
-    let saved = termios::tcgetattr(&stdin).map_err(|e| Error::Usage(format!("terminal: {e}")))?;
+    let saved = termios::tcgetattr(&stdin).map_err(RegistryError::Terminal)?;
     let mut quiet = saved.clone();
     quiet.local_flags.remove(termios::LocalFlags::ECHO);
     let _ = termios::tcsetattr(&stdin, termios::SetArg::TCSANOW, &quiet);

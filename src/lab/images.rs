@@ -10,6 +10,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
 use crate::image::store::{Image, Store};
+use crate::registry::RegistryError;
 
 /// Where Debian's `busybox-static` puts the binary.
 pub const BUSYBOX: &str = "/bin/busybox";
@@ -83,7 +84,7 @@ impl Layer {
 }
 
 fn tar_error(e: std::io::Error) -> Error {
-    Error::Usage(format!("building a lab image layer: {e}"))
+    RegistryError::LabImage(format!("building a lab image layer: {e}")).into()
 }
 
 /// The busybox binary's bytes, its applets and its modification time.
@@ -114,9 +115,10 @@ fn busybox() -> Result<Busybox> {
     applets.sort();
     applets.dedup();
     if applets.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(RegistryError::LabImage(format!(
             "{BUSYBOX} --list printed no applets: is it Debian's busybox-static?"
-        )));
+        ))
+        .into());
     }
     let mtime = meta
         .modified()
@@ -226,9 +228,10 @@ pub fn hello_elf(msg: &[u8]) -> Result<Vec<u8>> {
             (183, words.iter().flat_map(|w| w.to_le_bytes()).collect())
         }
         other => {
-            return Err(Error::Usage(format!(
+            return Err(RegistryError::LabImage(format!(
                 "the lab's hello-world program is written for x86_64 and aarch64, not {other}"
-            )))
+            ))
+            .into())
         }
     };
     let total = (HEADERS + code.len() + msg.len()) as u64;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::image::store::Store;
+use crate::registry::RegistryError;
 
 /// Debian's registry server.
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -63,15 +64,11 @@ pub fn answers(addr: &str) -> bool {
 
 /// The lab's address, checked: loopback only (the lab serves images to this machine alone).
 fn loopback(addr: &str) -> Result<SocketAddr> {
-    let parsed: SocketAddr = addr.parse().map_err(|_| {
-        Error::Usage(format!(
-            "--addr {addr}: give an IP address and port, like {DEFAULT_ADDR}"
-        ))
-    })?;
+    let parsed: SocketAddr = addr
+        .parse()
+        .map_err(|_| RegistryError::LabAddr(addr.to_string()))?;
     if !parsed.ip().is_loopback() {
-        return Err(Error::Usage(format!(
-            "--addr {addr}: the lab registry listens on loopback only (127.0.0.1:PORT), so nothing outside this machine can reach it"
-        )));
+        return Err(RegistryError::LabNotLoopback(addr.to_string()).into());
     }
     Ok(parsed)
 }
@@ -127,10 +124,7 @@ impl Lab {
     pub fn up(&self, addr: &str, config: &Config, out: &mut dyn Write) -> Result<()> {
         let missing = missing_packages();
         if !missing.is_empty() {
-            return Err(Error::NotFound(format!(
-                "the lab needs Debian packages that are not installed: {0}: install them with `apt-get install {0}`, then run `dockling lab up` again",
-                missing.join(" ")
-            )));
+            return Err(RegistryError::LabPackages(missing.join(" ")).into());
         }
         loopback(addr)?;
         // The store root gets its modes before the lab's directory is made inside it.
@@ -147,9 +141,12 @@ impl Lab {
                 let _ = writeln!(out, "registry: already running (pid {pid}) on {addr}");
             }
             Some((pid, at)) => {
-                return Err(Error::Usage(format!(
-                    "the lab registry already runs on {at} (pid {pid}): run `dockling lab down` first to move it to {addr}"
-                )))
+                return Err(RegistryError::LabElsewhere {
+                    at: at.clone(),
+                    pid,
+                    addr: addr.to_string(),
+                }
+                .into())
             }
             // Something else answers there (a developer's own registry, another store's lab):
             // pushing the lesson images into it and making it the Docker Hub mirror would
@@ -157,9 +154,7 @@ impl Lab {
             // registry this lab started (its pid in state.json, still our docker-registry
             // with our storage, checked above) is used again.
             None if answers(addr) => {
-                return Err(Error::Usage(format!(
-                    "a registry already answers on {addr}, and it is not this lab's (dockling did not start it for this store): the lab will not push into it; give the lab a free port with `dockling lab up --addr 127.0.0.1:<port>`, or stop what runs on {addr}"
-                )))
+                return Err(RegistryError::LabAddrTaken(addr.to_string()).into())
             }
             None => {
                 let pid = self.start(addr)?;
@@ -247,9 +242,10 @@ impl Lab {
                     .map_err(std::io::Error::from)
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::Usage(format!("starting {REGISTRY_BIN}: {e}")))?;
+        let mut child = cmd.spawn().map_err(|source| RegistryError::LabStart {
+            program: REGISTRY_BIN,
+            source,
+        })?;
         let pid = child.id() as i32;
         self.save(&State {
             addr: addr.into(),
@@ -261,11 +257,12 @@ impl Lab {
                 let log = fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
                 let _ = fs::remove_file(self.dir.join("state.json"));
-                return Err(Error::Usage(format!(
-                    "docker-registry exited ({status}) right after starting; its last words ({}):\n{}",
-                    log_path.display(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )));
+                return Err(RegistryError::LabExited {
+                    status,
+                    log: log_path,
+                    tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+                }
+                .into());
             }
             if answers(addr) {
                 // Not waited for: it runs on, owned by init once we exit.
@@ -277,10 +274,11 @@ impl Lab {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         let _ = child.wait();
         let _ = fs::remove_file(self.dir.join("state.json"));
-        Err(Error::Usage(format!(
-            "docker-registry did not answer on {addr} within 15 s: see {}",
-            log_path.display()
-        )))
+        Err(RegistryError::LabTimeout {
+            addr: addr.to_string(),
+            log: log_path,
+        }
+        .into())
     }
 
     /// Stop the registry dockling started and remove the mirror entry.
@@ -374,6 +372,18 @@ impl Lab {
     }
 }
 
+/// `GET /v2/_catalog`: the repositories of a registry.
+#[derive(Deserialize, Default)]
+struct Catalog {
+    repositories: Option<Vec<String>>,
+}
+
+/// `GET /v2/<name>/tags/list`: the tags of a repository (`null` when it has none).
+#[derive(Deserialize, Default)]
+struct TagList {
+    tags: Option<Vec<String>>,
+}
+
 /// `repository:tag` for everything the registry at `addr` holds (bounded).
 fn catalog(addr: &str) -> Vec<String> {
     let Ok(client) = reqwest::blocking::Client::builder()
@@ -382,22 +392,24 @@ fn catalog(addr: &str) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let get = |path: String| -> Option<serde_json::Value> {
-        let resp = client.get(format!("http://{addr}{path}")).send().ok()?;
+    fn get<T: serde::de::DeserializeOwned>(
+        client: &reqwest::blocking::Client,
+        url: String,
+    ) -> Option<T> {
+        let resp = client.get(url).send().ok()?;
         // A catalog page of 100 names is far below 4 MiB; never read more.
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(resp, 4 << 20), &mut body).ok()?;
         serde_json::from_slice(&body).ok()
-    };
+    }
     let mut out = Vec::new();
-    let repos = get("/v2/_catalog?n=100".into()).unwrap_or_default();
-    for r in repos["repositories"].as_array().into_iter().flatten() {
-        let Some(r) = r.as_str() else { continue };
-        let tags = get(format!("/v2/{r}/tags/list")).unwrap_or_default();
-        for t in tags["tags"].as_array().into_iter().flatten() {
-            if let Some(t) = t.as_str() {
-                out.push(format!("{}:{t}", r.trim_start_matches("library/")));
-            }
+    let repos: Catalog =
+        get(&client, format!("http://{addr}/v2/_catalog?n=100")).unwrap_or_default();
+    for r in repos.repositories.iter().flatten() {
+        let tags: TagList =
+            get(&client, format!("http://{addr}/v2/{r}/tags/list")).unwrap_or_default();
+        for t in tags.tags.iter().flatten() {
+            out.push(format!("{}:{t}", r.trim_start_matches("library/")));
         }
     }
     out.sort();
@@ -419,9 +431,7 @@ fn stop(pid: i32) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(Error::Usage(format!(
-        "the lab registry (pid {pid}) did not stop after SIGKILL"
-    )))
+    Err(RegistryError::LabStuck(pid).into())
 }
 
 fn is_zombie(pid: i32) -> bool {

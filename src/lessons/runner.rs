@@ -86,7 +86,26 @@ pub struct Output {
     /// stdout and stderr, interleaved as written.
     pub text: String,
     /// Trace events (JSON lines of `--trace=json`), when asked for.
-    pub trace: Vec<serde_json::Value>,
+    pub trace: Vec<TraceEvent>,
+}
+
+/// One line of `--trace=json` (written by `crate::trace`), the fields a lesson's highlights
+/// read; the others (`v`, `step`, `errno`, `duration_us`, `man`...) are not kept.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TraceEvent {
+    /// `syscall`, `step`, `note`, `registry`...
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `engine` or `container`.
+    pub process: Option<String>,
+    /// The call's name, for a `syscall` event.
+    pub syscall: Option<String>,
+    /// Its arguments as the trace renders them.
+    pub args: Option<String>,
+    /// Its return value (-1 on failure).
+    pub result: Option<i64>,
+    /// The trace catalog's explanation of the call.
+    pub explain: Option<String>,
 }
 
 impl Scratch {
@@ -231,8 +250,8 @@ fn run_bounded(mut cmd: Command, trace: bool) -> Result<Output> {
     let mut text = text;
     let mut events = Vec::new();
     for line in trace_thread.join().unwrap_or_default() {
-        match serde_json::from_str::<serde_json::Value>(&line) {
-            Ok(v) if v.is_object() => events.push(v),
+        match serde_json::from_str::<TraceEvent>(&line) {
+            Ok(event) => events.push(event),
             _ => {
                 text.push_str(&line);
                 text.push('\n');
@@ -293,12 +312,15 @@ fn traced(line: &str) -> String {
 }
 
 /// The trace events a step asked to see: `name` or `name substring-of-args`.
-fn highlights(step: &Step, events: &[serde_json::Value]) -> Vec<String> {
+fn highlights(step: &Step, events: &[TraceEvent]) -> Vec<String> {
     let mut out = Vec::new();
     let mut explained = std::collections::HashSet::new();
-    for e in events.iter().filter(|e| e["type"] == "syscall") {
-        let name = e["syscall"].as_str().unwrap_or("");
-        let args = e["args"].as_str().unwrap_or("");
+    for e in events
+        .iter()
+        .filter(|e| e.kind.as_deref() == Some("syscall"))
+    {
+        let name = e.syscall.as_deref().unwrap_or("");
+        let args = e.args.as_deref().unwrap_or("");
         let wanted = step.trace.iter().any(|w| {
             let (n, sub) = w.split_once(' ').unwrap_or((w.as_str(), ""));
             n == name && args.contains(sub)
@@ -306,17 +328,14 @@ fn highlights(step: &Step, events: &[serde_json::Value]) -> Vec<String> {
         if !wanted {
             continue;
         }
-        let who = if e["process"] == "container" {
+        let who = if e.process.as_deref() == Some("container") {
             "[container] "
         } else {
             ""
         };
-        out.push(format!(
-            "{who}{name}({args}) = {}",
-            e["result"].as_i64().unwrap_or(0)
-        ));
-        if let Some(text) = e["explain"].as_str() {
-            if explained.insert(text.to_string()) {
+        out.push(format!("{who}{name}({args}) = {}", e.result.unwrap_or(0)));
+        if let Some(text) = &e.explain {
+            if explained.insert(text.clone()) {
                 out.push(format!("   ↳ {text}"));
             }
         }

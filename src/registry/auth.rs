@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use reqwest::blocking::{Client, RequestBuilder};
 
-use crate::error::{Error, Result};
+use super::RegistryError;
+use crate::error::Result;
 
 /// The largest token response accepted.
 const MAX_TOKEN: usize = 1 << 20;
@@ -15,6 +16,14 @@ pub struct Auth {
     credentials: Option<(String, String)>,
     basic: Mutex<bool>,
     tokens: Mutex<HashMap<String, String>>,
+}
+
+/// A token server's answer (distribution's token spec): `token`, or OAuth2's `access_token`
+/// (the spec allows either; Docker Hub sends both).
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    token: Option<String>,
+    access_token: Option<String>,
 }
 
 /// Parse `Bearer realm="…",service="…",scope="…"` into (scheme, parameters).
@@ -89,19 +98,21 @@ impl Auth {
         match scheme.as_str() {
             "basic" => {
                 if self.credentials.is_none() {
-                    return Err(Error::Usage("the registry wants a user name and password: run `dockling login <registry>` first".into()));
+                    return Err(RegistryError::LoginNeeded.into());
                 }
                 *self.basic.lock().expect("auth state") = true;
                 Ok(())
             }
             "bearer" => {
-                let realm = params.get("realm").ok_or_else(|| {
-                    Error::Usage(format!("bad Bearer challenge (no realm): {challenge}"))
-                })?;
+                let realm = params
+                    .get("realm")
+                    .ok_or_else(|| RegistryError::BadChallenge(challenge.to_string()))?;
                 if self.credentials.is_some() && !realm_may_get_credentials(base, realm) {
-                    return Err(Error::Usage(format!(
-                        "the registry {base} asks for your credentials to be sent to {realm}, which is not https: refusing to send them in plain text (use the registry over https, or `dockling logout` to pull anonymously)"
-                    )));
+                    return Err(RegistryError::PlainTextRealm {
+                        base: base.to_string(),
+                        realm: realm.clone(),
+                    }
+                    .into());
                 }
                 let mut req = http.get(realm);
                 let mut query: Vec<(&str, &str)> = Vec::new();
@@ -125,9 +136,11 @@ impl Auth {
                     req = req.basic_auth(u, Some(p));
                 }
                 let started = std::time::Instant::now();
-                let resp = req
-                    .send()
-                    .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
+                let token_error = |reason: String| RegistryError::TokenServer {
+                    realm: realm.clone(),
+                    reason,
+                };
+                let resp = req.send().map_err(|e| token_error(e.to_string()))?;
                 super::trace::exchange(
                     "token",
                     "GET",
@@ -136,10 +149,11 @@ impl Auth {
                     started.elapsed(),
                 );
                 if !resp.status().is_success() {
-                    return Err(Error::Usage(format!(
-                        "the token server {realm} refused ({}): check `dockling login`",
-                        resp.status()
-                    )));
+                    return Err(RegistryError::TokenRefused {
+                        realm: realm.clone(),
+                        status: resp.status(),
+                    }
+                    .into());
                 }
                 // Read no more than the limit (plus one byte to notice more): a token server
                 // sending without end must not fill memory.
@@ -148,29 +162,23 @@ impl Auth {
                     &mut std::io::Read::take(resp, MAX_TOKEN as u64 + 1),
                     &mut bytes,
                 )
-                .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
+                .map_err(|e| token_error(e.to_string()))?;
                 if bytes.len() > MAX_TOKEN {
-                    return Err(Error::Usage(format!(
-                        "token server {realm}: the answer is larger than 1 MiB"
-                    )));
+                    return Err(token_error("the answer is larger than 1 MiB".into()).into());
                 }
-                let v: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::Usage(format!("token server {realm}: {e}")))?;
-                let token = v["token"]
-                    .as_str()
-                    .or(v["access_token"].as_str())
-                    .ok_or_else(|| {
-                        Error::Usage(format!("token server {realm}: no token in its answer"))
-                    })?;
+                let answer: TokenAnswer =
+                    serde_json::from_slice(&bytes).map_err(|e| token_error(e.to_string()))?;
+                let token = answer
+                    .token
+                    .or(answer.access_token)
+                    .ok_or_else(|| token_error("no token in its answer".into()))?;
                 self.tokens
                     .lock()
                     .expect("token cache")
-                    .insert(scope.to_string(), token.to_string());
+                    .insert(scope.to_string(), token);
                 Ok(())
             }
-            _ => Err(Error::Usage(format!(
-                "the registry asks for an unsupported authentication: {challenge:?}"
-            ))),
+            _ => Err(RegistryError::UnsupportedChallenge(challenge.to_string()).into()),
         }
     }
 }

@@ -6,7 +6,60 @@
 //! Docker's protocol: `docker-credential-<name> get|store|erase`, the server on stdin, JSON
 //! `{ServerURL, Username, Secret}` back.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::RegistryError;
+
+/// What dockling reads of a Docker config file. The file is Docker's too and holds more
+/// (`proxies`, `psFormat`, ...): `save` and `remove` edit it as a JSON document, so whatever
+/// else it holds, in its order, survives.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct AuthFile {
+    /// Registry (as `key` names it) to `{"auth": base64("user:password")}`.
+    #[serde(default)]
+    auths: HashMap<String, AuthEntry>,
+    /// Registry to the credential helper for it.
+    #[serde(default)]
+    cred_helpers: HashMap<String, String>,
+    /// The credential helper for every registry.
+    creds_store: Option<String>,
+}
+
+/// One `auths` entry.
+#[derive(Deserialize)]
+struct AuthEntry {
+    auth: Option<String>,
+}
+
+/// What `docker-credential-<helper> get` prints.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HelperAnswer {
+    username: String,
+    secret: String,
+}
+
+impl AuthFile {
+    /// The typed view of a config file already read as JSON: empty when its fields are not
+    /// what Docker writes (they are then ignored, as Docker's own parser would refuse them).
+    fn of(doc: &serde_json::Value) -> AuthFile {
+        AuthFile::deserialize(doc).unwrap_or_default()
+    }
+
+    /// The credential helper this file names for `registry`, if any.
+    fn helper(&self, registry: &str) -> Option<String> {
+        self.cred_helpers
+            .get(&key(registry))
+            .or(self.cred_helpers.get(registry))
+            .or(self.creds_store.as_ref())
+            .filter(|h| !h.is_empty())
+            .cloned()
+    }
+}
 
 fn files() -> Vec<PathBuf> {
     let home = std::env::var_os("HOME")
@@ -39,23 +92,12 @@ fn encode_b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-fn read_json(path: &std::path::Path) -> Option<serde_json::Value> {
+fn read_file(path: &std::path::Path) -> Option<AuthFile> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
-/// The credential helper a config file names for `registry`, if any.
-fn helper_in(v: &serde_json::Value, registry: &str) -> Option<String> {
-    v["credHelpers"][key(registry)]
-        .as_str()
-        .or(v["credHelpers"][registry].as_str())
-        .or(v["credsStore"].as_str())
-        .filter(|h| !h.is_empty())
-        .map(String::from)
 }
 
 /// Run `docker-credential-<helper> <action>` with `input` on stdin.
 fn run_helper(helper: &str, action: &str, input: &str) -> crate::error::Result<String> {
-    use crate::error::Error;
     use std::io::Write;
     use std::process::{Command, Stdio};
     let program = format!("docker-credential-{helper}");
@@ -65,24 +107,32 @@ fn run_helper(helper: &str, action: &str, input: &str) -> crate::error::Result<S
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            Error::Usage(format!(
-                "credential helper {program}: {e}: install it or remove \"{helper}\" from credsStore/credHelpers"
-            ))
+        .map_err(|source| RegistryError::HelperMissing {
+            program: program.clone(),
+            helper: helper.to_string(),
+            source,
         })?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| Error::Usage(format!("credential helper {program}: {e}")))?;
+        .map_err(|source| RegistryError::HelperWait {
+            program: program.clone(),
+            source,
+        })?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
-        return Err(Error::Usage(format!(
-            "credential helper {program} {action} failed: {}{}",
-            text.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(RegistryError::HelperFailed {
+            program,
+            action: action.to_string(),
+            output: format!(
+                "{}{}",
+                text.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        }
+        .into());
     }
     Ok(text)
 }
@@ -102,20 +152,18 @@ pub fn lookup(registry: &str) -> Option<(String, String)> {
             format!("http://{registry}"),
         ]
     };
-    let files: Vec<serde_json::Value> = files().iter().filter_map(|f| read_json(f)).collect();
-    for v in &files {
-        if let Some(helper) = helper_in(v, registry) {
+    let files: Vec<AuthFile> = files().iter().filter_map(|f| read_file(f)).collect();
+    for file in &files {
+        if let Some(helper) = file.helper(registry) {
             if let Ok(text) = run_helper(&helper, "get", &key(registry)) {
-                let got: serde_json::Value = serde_json::from_str(&text).ok()?;
-                let user = got["Username"].as_str()?.to_string();
-                let secret = got["Secret"].as_str()?.to_string();
-                return Some((user, secret));
+                let got: HelperAnswer = serde_json::from_str(&text).ok()?;
+                return Some((got.username, got.secret));
             }
         }
     }
-    for v in &files {
+    for file in &files {
         for k in &keys {
-            if let Some(auth) = v["auths"][k]["auth"].as_str() {
+            if let Some(auth) = file.auths.get(k).and_then(|a| a.auth.as_deref()) {
                 let raw = decode_b64(auth)?;
                 let s = String::from_utf8(raw).ok()?;
                 let (u, p) = s.split_once(':')?;
@@ -153,7 +201,7 @@ pub enum Stored {
 pub fn save(registry: &str, user: &str, password: &str) -> crate::error::Result<Stored> {
     let path = own_file();
     let mut v = read_own(&path)?;
-    if let Some(helper) = helper_in(&v, registry) {
+    if let Some(helper) = AuthFile::of(&v).helper(registry) {
         let input =
             serde_json::json!({"ServerURL": key(registry), "Username": user, "Secret": password});
         run_helper(&helper, "store", &input.to_string())?;
@@ -170,8 +218,9 @@ pub fn check_own_file() -> crate::error::Result<()> {
     read_own(&own_file()).map(|_| ())
 }
 
-/// dockling's own file as JSON: `{}` when there is none yet, an error when it cannot be read
-/// or parsed (rewriting it would lose whatever it holds).
+/// dockling's own file as a JSON document (edited as one: see [`AuthFile`]): `{}` when there
+/// is none yet, an error when it cannot be read or parsed (rewriting it would lose whatever
+/// it holds).
 fn read_own(path: &std::path::Path) -> crate::error::Result<serde_json::Value> {
     use crate::error::Error;
     let bytes = match std::fs::read(path) {
@@ -181,14 +230,15 @@ fn read_own(path: &std::path::Path) -> crate::error::Result<serde_json::Value> {
     };
     match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(v) if v.is_object() => Ok(v),
-        Ok(_) => Err(Error::Usage(format!(
-            "{} is not a JSON object: fix it or move it away; it is left as it is",
-            path.display()
-        ))),
-        Err(e) => Err(Error::Usage(format!(
-            "{} is not valid JSON ({e}): fix it or move it away; it is left as it is",
-            path.display()
-        ))),
+        Ok(_) => Err(RegistryError::AuthFileNotObject {
+            path: path.to_path_buf(),
+        }
+        .into()),
+        Err(e) => Err(RegistryError::AuthFileInvalid {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+        .into()),
     }
 }
 
@@ -231,7 +281,7 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> crate::error::Result<()
 pub fn remove(registry: &str) -> crate::error::Result<bool> {
     let path = own_file();
     let mut v = read_own(&path)?;
-    if let Some(helper) = helper_in(&v, registry) {
+    if let Some(helper) = AuthFile::of(&v).helper(registry) {
         return Ok(run_helper(&helper, "erase", &key(registry)).is_ok());
     }
     let had = v["auths"]

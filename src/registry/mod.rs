@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod auth_store;
+pub mod error;
 pub mod pull;
 pub mod push;
 pub mod trace;
@@ -23,6 +24,7 @@ use reqwest::StatusCode;
 use crate::error::{Error, Result};
 use crate::image::reference::{Reference, DEFAULT_REGISTRY};
 use auth::Auth;
+pub use error::RegistryError;
 
 /// The media types a manifest request accepts, most preferred first.
 pub const MANIFEST_TYPES: &[&str] = &[
@@ -135,7 +137,7 @@ impl Registry {
                 }
             }))
             .build()
-            .map_err(|e| Error::Usage(format!("http client: {e}")))?;
+            .map_err(|e| RegistryError::Client(e.to_string()))?;
         Ok(Registry {
             http,
             base,
@@ -228,10 +230,13 @@ impl Registry {
         } else {
             ""
         };
-        Error::Usage(format!(
-            "cannot reach the registry {} at {}: {cause}: check the name, that it runs, and the network{hint}",
-            self.name, self.base
-        ))
+        RegistryError::Unreachable {
+            registry: self.name.clone(),
+            base: self.base.clone(),
+            cause,
+            hint,
+        }
+        .into()
     }
 
     /// `GET /v2/<repo>/<kind>/<reference>` URL.
@@ -240,21 +245,67 @@ impl Registry {
     }
 }
 
+/// The body of a distribution API error: `{"errors": [{"code": …, "message": …}]}`.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    errors: Vec<ErrorEntry>,
+}
+
+/// One error of an [`ErrorBody`] (its `detail` is not shown: its shape differs per code).
+#[derive(serde::Deserialize)]
+struct ErrorEntry {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// What the first bytes of an error answer say: the registry's error codes and messages
+/// (`MANIFEST_UNKNOWN: manifest unknown`) when it is the API's JSON, else its first 300
+/// characters as they came (an HTML page, a proxy's text).
+fn error_text(head: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(head) {
+        Ok(b) if !b.errors.is_empty() => b
+            .errors
+            .iter()
+            .map(|e| match e.message.as_str() {
+                "" => e.code.clone(),
+                m => format!("{}: {m}", e.code),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+            .chars()
+            .take(300)
+            .collect(),
+        _ => String::from_utf8_lossy(head).chars().take(300).collect(),
+    }
+}
+
 /// The error for an unexpected HTTP status, with what the user can do.
-pub fn status_error(what: &str, reference: &Reference, resp: Response) -> Error {
+pub fn status_error(what: &str, reference: &Reference, resp: Response) -> RegistryError {
     let status = resp.status();
+    let familiar = reference.familiar();
     // The first bytes of the body say why; no more are read (a hostile registry could send
     // an error page without end).
     let mut head = Vec::new();
     let _ = std::io::Read::read_to_end(&mut std::io::Read::take(resp, 1024), &mut head);
-    let body: String = String::from_utf8_lossy(&head).chars().take(300).collect();
+    let body = error_text(&head);
+    let (what, reference) = (what.to_string(), reference.to_string());
     match status {
-        StatusCode::NOT_FOUND => Error::NotFound(format!("{what} of {reference} not found: check the name and tag ({body})")),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Usage(format!(
-            "pull access denied for {}: the repository does not exist or needs `dockling login` ({status})",
-            reference.familiar()
-        )),
-        _ => Error::Usage(format!("{what} of {reference}: the registry answered {status}: {body}")),
+        StatusCode::NOT_FOUND => RegistryError::NotFound {
+            what,
+            reference,
+            body,
+        },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::AccessDenied {
+            repository: familiar,
+            status,
+        },
+        _ => RegistryError::Status {
+            what,
+            reference,
+            status,
+            body,
+        },
     }
 }
 
@@ -322,6 +373,20 @@ mod tests {
             &url("http://127.0.0.1:5000/v2/"),
             &url("http://127.0.0.1:5001/b")
         ));
+    }
+
+    #[test]
+    fn an_api_error_body_is_shown_by_its_codes_anything_else_as_it_came() {
+        assert_eq!(
+            error_text(br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"v1"}}]}"#),
+            "MANIFEST_UNKNOWN: manifest unknown"
+        );
+        assert_eq!(
+            error_text(br#"{"errors":[{"code":"NAME_UNKNOWN"},{"code":"DENIED","message":"no"}]}"#),
+            "NAME_UNKNOWN; DENIED: no"
+        );
+        assert_eq!(error_text(b"<html>no such thing"), "<html>no such thing");
+        assert_eq!(error_text(br#"{"errors":[]}"#), r#"{"errors":[]}"#);
     }
 
     #[test]

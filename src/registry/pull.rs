@@ -8,9 +8,12 @@
 use std::io::{Read, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::Value;
+use oci_spec::image::{Arch, Descriptor, ImageIndex, ImageManifest, Os};
+use serde::Deserialize;
 
-use super::{endpoint, status_error, Registry, MANIFEST_TYPES, MAX_CONFIG, MAX_MANIFEST};
+use super::{
+    endpoint, status_error, Registry, RegistryError, MANIFEST_TYPES, MAX_CONFIG, MAX_MANIFEST,
+};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::image::reference::{Reference, DEFAULT_REGISTRY};
@@ -23,21 +26,20 @@ const INDEX_TYPES: &[&str] = &[
 
 /// Read a manifest, refusing one larger than `MAX_MANIFEST`: by its Content-Length before
 /// reading a byte, then by counting (a registry may send no length, or lie).
-fn read_limited(resp: reqwest::blocking::Response, what: &str) -> Result<Vec<u8>> {
-    let too_large = || {
-        Error::Corrupt(format!(
-            "the {what} is larger than {MAX_MANIFEST} bytes (4 MiB, the most a registry stores): refusing it"
-        ))
+fn read_limited(resp: reqwest::blocking::Response, what: &'static str) -> Result<Vec<u8>> {
+    let too_large = || RegistryError::TooLarge {
+        what,
+        limit: MAX_MANIFEST,
     };
     if resp.content_length().is_some_and(|n| n > MAX_MANIFEST) {
-        return Err(too_large());
+        return Err(too_large().into());
     }
     let mut buf = Vec::new();
     resp.take(MAX_MANIFEST + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| Error::Usage(format!("reading the {what}: {e}")))?;
+        .map_err(|source| RegistryError::Read { what, source })?;
     if buf.len() as u64 > MAX_MANIFEST {
-        return Err(too_large());
+        return Err(too_large().into());
     }
     Ok(buf)
 }
@@ -69,27 +71,86 @@ const CONFIG_TYPES: &[&str] = &[
     "application/vnd.docker.container.image.v1+json",
 ];
 
-/// What a descriptor in a manifest says about one blob.
-#[derive(Clone)]
-struct Descriptor {
-    digest: String,
-    size: u64,
-    media_type: String,
+/// The fields of a manifest read before its kind is known: enough to refuse Docker schema 1,
+/// a `mediaType` the `Content-Type` contradicts, or a document that is an index and an image
+/// manifest at once. The document itself is then parsed as oci-spec's [`ImageIndex`] or
+/// [`ImageManifest`], Docker's schema 2 types included (their `mediaType`s are
+/// `MediaType::Other`, and a Docker manifest list has the shape of an OCI index).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    schema_version: Option<u64>,
+    media_type: Option<String>,
+    manifests: Option<serde::de::IgnoredAny>,
+    layers: Option<serde::de::IgnoredAny>,
 }
 
-/// A descriptor of the manifest, checked: a well-formed digest, a size, a media type.
-fn descriptor(v: &Value, what: &str) -> Result<Descriptor> {
-    let digest = valid_digest(v["digest"].as_str().unwrap_or(""))?.to_string();
-    let size = v["size"].as_u64().ok_or_else(|| {
-        Error::Corrupt(format!(
-            "the manifest gives {what} {digest} no size: refusing it (the size bounds the download)"
-        ))
-    })?;
-    Ok(Descriptor {
-        digest,
-        size,
-        media_type: v["mediaType"].as_str().unwrap_or("").to_string(),
-    })
+/// A descriptor as it may come, wrong: read only to say why a manifest was not accepted as
+/// oci-spec's type (a digest that is not one, a missing size), by name rather than in
+/// serde's words.
+#[derive(Deserialize)]
+struct LooseDescriptor {
+    digest: Option<String>,
+    size: Option<u64>,
+}
+
+/// A manifest or index as it may come, wrong (see [`LooseDescriptor`]).
+#[derive(Deserialize)]
+struct LooseManifest {
+    config: Option<LooseDescriptor>,
+    layers: Option<Vec<LooseDescriptor>>,
+    manifests: Option<Vec<LooseDescriptor>>,
+}
+
+/// Parse `bytes` as `T` (an index or an image manifest); when that fails, say which digest is
+/// not one or which descriptor has no size, as a manifest checked field by field would.
+fn parse<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    digest: &str,
+    media_type: &str,
+) -> Result<T> {
+    let err = match serde_json::from_slice(bytes) {
+        Ok(doc) => return Ok(doc),
+        Err(e) => e,
+    };
+    let bad = || RegistryError::BadManifest {
+        what: what.to_string(),
+        reason: err.to_string(),
+    };
+    let Ok(loose) = serde_json::from_slice::<LooseManifest>(bytes) else {
+        return Err(bad().into());
+    };
+    let described = loose
+        .config
+        .iter()
+        .map(|d| (d, "the config"))
+        .chain(loose.layers.iter().flatten().map(|d| (d, "a layer")))
+        .chain(loose.manifests.iter().flatten().map(|d| (d, "a manifest")));
+    for (d, what) in described {
+        let digest = valid_digest(d.digest.as_deref().unwrap_or(""))?;
+        if d.size.is_none() {
+            return Err(RegistryError::NoSize {
+                what,
+                digest: digest.to_string(),
+            }
+            .into());
+        }
+    }
+    if loose.manifests.is_none() && loose.config.is_some() && loose.layers.is_none() {
+        return Err(RegistryError::NoLayers {
+            digest: digest.to_string(),
+            media_type: media_type.to_string(),
+        }
+        .into());
+    }
+    Err(bad().into())
+}
+
+/// The digest of a descriptor, checked to be a well-formed `sha256:` digest (oci-spec accepts
+/// other algorithms; the store names blobs by sha256 alone).
+fn checked(d: &Descriptor) -> Result<&str> {
+    valid_digest(d.digest().as_ref())
 }
 
 /// A blob body cut off at its descriptor's size: one byte more is an error at once (an
@@ -116,6 +177,16 @@ impl std::fmt::Display for Oversized {
 }
 
 impl std::error::Error for Oversized {}
+
+impl<R> Bounded<R> {
+    fn new(inner: R, size: u64) -> Bounded<R> {
+        Bounded {
+            inner,
+            left: size,
+            size,
+        }
+    }
+}
 
 impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -150,7 +221,7 @@ impl<R: Read> Read for Bounded<R> {
 fn valid_digest(d: &str) -> Result<&str> {
     crate::image::store::hex_of(d)
         .map(|_| d)
-        .map_err(|_| Error::Corrupt(format!("the registry sent an invalid digest {d:?}")))
+        .map_err(|_| RegistryError::InvalidDigest(d.to_string()).into())
 }
 
 struct Puller<'a> {
@@ -161,9 +232,38 @@ struct Puller<'a> {
     fetched: std::sync::Mutex<(Vec<String>, Vec<String>)>,
 }
 
+/// A manifest as the registry sent it: its exact bytes (its digest is theirs: never
+/// re-serialized), its media type and its digest.
+struct Fetched {
+    bytes: Vec<u8>,
+    media_type: String,
+    digest: String,
+}
+
+impl Fetched {
+    fn is_index(&self) -> bool {
+        INDEX_TYPES.contains(&self.media_type.as_str())
+    }
+}
+
+/// Reads through `inner`, keeping a copy of every byte in `copy` (the config: stored and
+/// parsed from one download, hashed once on its way into the store).
+struct Tee<'a, R> {
+    inner: R,
+    copy: &'a mut Vec<u8>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
 impl Puller<'_> {
-    /// Fetch a manifest by tag or digest: (bytes, media type, digest).
-    fn manifest(&self, tag_or_digest: &str) -> Result<(Vec<u8>, String, String)> {
+    /// Fetch a manifest by tag or digest.
+    fn manifest(&self, tag_or_digest: &str) -> Result<Fetched> {
         let url = self
             .reg
             .url(&self.reference.repository, "manifests", tag_or_digest);
@@ -172,7 +272,7 @@ impl Puller<'_> {
                 .header(reqwest::header::ACCEPT, MANIFEST_TYPES.join(", "))
         })?;
         if !resp.status().is_success() {
-            return Err(status_error("manifest", self.reference, resp));
+            return Err(status_error("manifest", self.reference, resp).into());
         }
         let content_type = resp
             .headers()
@@ -187,44 +287,56 @@ impl Puller<'_> {
         let bytes = read_limited(resp, "manifest")?;
         let digest = crate::image::store::digest_of(&bytes);
         if tag_or_digest.starts_with("sha256:") && digest != tag_or_digest {
-            return Err(Error::Corrupt(format!(
-                "the registry's manifest for {tag_or_digest} hashes to {digest}: refusing it"
-            )));
+            return Err(RegistryError::ManifestDigest {
+                wanted: tag_or_digest.to_string(),
+                got: digest,
+            }
+            .into());
         }
-        let doc: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Corrupt(format!("manifest of {}: {e}", self.reference)))?;
-        if doc["schemaVersion"] == 1
+        let doc: Envelope =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadManifest {
+                what: format!("manifest of {}", self.reference),
+                reason: e.to_string(),
+            })?;
+        if doc.schema_version == Some(1)
             || content_type.starts_with("application/vnd.docker.distribution.manifest.v1")
         {
-            return Err(Error::Usage(format!(
-                "{} is a Docker schema 1 image, which is deprecated and not supported: push it again with a current tool",
-                self.reference
-            )));
+            return Err(RegistryError::Schema1(self.reference.to_string()).into());
         }
-        let media_type = doc["mediaType"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or(content_type.clone());
+        let media_type = doc.media_type.unwrap_or(content_type.clone());
         if !content_type.is_empty()
             && content_type != media_type
             && MANIFEST_TYPES.contains(&content_type.as_str())
         {
-            return Err(Error::Corrupt(format!(
-                "the registry says the manifest is {content_type} but it declares {media_type}"
-            )));
+            return Err(RegistryError::MediaTypeMismatch {
+                header: content_type,
+                declared: media_type,
+            }
+            .into());
         }
-        if doc.get("manifests").is_some() && doc.get("layers").is_some() {
-            return Err(Error::Corrupt(
-                "the manifest is both an index and an image manifest: refusing it".into(),
-            ));
+        if doc.manifests.is_some() && doc.layers.is_some() {
+            return Err(RegistryError::Ambiguous.into());
         }
-        Ok((bytes, media_type, digest))
+        Ok(Fetched {
+            bytes,
+            media_type,
+            digest,
+        })
     }
 
     /// Download one blob into the store, no more than its descriptor's size, verifying its
-    /// digest as it streams.
-    fn blob(&self, store: &Store, blob: &Descriptor, bar: Option<&ProgressBar>) -> Result<()> {
-        let digest = blob.digest.as_str();
+    /// digest as it streams. With `keep`, its bytes end up there too (the config, which is
+    /// parsed next): read from the store when it is already there, or copied as it streams,
+    /// hashed once either way.
+    fn blob(
+        &self,
+        store: &Store,
+        blob: &Descriptor,
+        bar: Option<&ProgressBar>,
+        mut keep: Option<&mut Vec<u8>>,
+    ) -> Result<()> {
+        let digest = checked(blob)?;
+        let size = blob.size();
         let dest = store.blob_path(digest)?;
         // Claimed first (garbage collection keeps it from now on), then fetched by one
         // process at a time: a parallel pull of the same blob waits here and finds it present.
@@ -233,8 +345,25 @@ impl Puller<'_> {
         // A blob already here is trusted only when it has its descriptor's size (and, when
         // small enough to hash in passing, its digest): a damaged one is fetched again and
         // replaced (the rename of `ingest` takes its place atomically).
-        let hash = blob.size <= MAX_CONFIG;
-        if dest.exists() && crate::image::fsck::blob_intact(&dest, digest, blob.size, hash) {
+        let intact = match keep.as_deref_mut() {
+            // Read whole (it is at most MAX_CONFIG) and hashed here: the bytes are the ones
+            // checked.
+            Some(copy) => match std::fs::read(&dest) {
+                Ok(bytes)
+                    if bytes.len() as u64 == size
+                        && crate::image::store::digest_of(&bytes) == digest =>
+                {
+                    *copy = bytes;
+                    true
+                }
+                _ => false,
+            },
+            None => {
+                dest.exists()
+                    && crate::image::fsck::blob_intact(&dest, digest, size, size <= MAX_CONFIG)
+            }
+        };
+        if intact {
             // Touched: `system fsck --repair` never takes a blob newer than a running
             // command for an orphan, and this pull relies on it before it is indexed.
             let _ = std::fs::File::open(&dest)
@@ -252,30 +381,35 @@ impl Puller<'_> {
             }
             let resp = self.reg.send(&self.scope, |h| h.get(&url))?;
             if !resp.status().is_success() {
-                return Err(status_error(
-                    &format!("blob {digest}"),
-                    self.reference,
-                    resp,
-                ));
+                return Err(status_error(&format!("blob {digest}"), self.reference, resp).into());
             }
             // A length that disagrees with the manifest is refused before a byte is stored.
-            if let Some(n) = resp.content_length().filter(|n| *n != blob.size) {
-                return Err(Error::Corrupt(format!(
-                    "blob {digest}: the registry sends {n} bytes (Content-Length) but the manifest gives {}: refusing it",
-                    blob.size
-                )));
+            if let Some(n) = resp.content_length().filter(|n| *n != size) {
+                return Err(RegistryError::BlobLength {
+                    digest: digest.to_string(),
+                    sent: n,
+                    size,
+                }
+                .into());
             }
-            let mut body = Bounded {
-                inner: resp,
-                left: blob.size,
-                size: blob.size,
-            };
+            let mut body = Bounded::new(resp, size);
             let mut progress = |n: u64| {
                 if let Some(b) = bar {
                     b.inc(n);
                 }
             };
-            match store.ingest(&mut body, Some(digest), &mut progress) {
+            let ingested = match keep.as_deref_mut() {
+                Some(copy) => {
+                    copy.clear();
+                    let mut tee = Tee {
+                        inner: &mut body,
+                        copy,
+                    };
+                    store.ingest(&mut tee, Some(digest), &mut progress)
+                }
+                None => store.ingest(&mut body, Some(digest), &mut progress),
+            };
+            match ingested {
                 Ok(_) => {
                     crate::fault::check("pull.blob.renamed")?;
                     self.fetched
@@ -286,9 +420,11 @@ impl Puller<'_> {
                     return Ok(());
                 }
                 Err(Ingest::Mismatch(got)) => {
-                    return Err(Error::Corrupt(format!(
-                        "blob {digest} from the registry hashes to {got}: refusing it"
-                    )));
+                    return Err(RegistryError::BlobDigest {
+                        digest: digest.to_string(),
+                        got,
+                    }
+                    .into());
                 }
                 // The store could not be written (a full disk among others): another
                 // download would fail the same way, so it is not tried again.
@@ -302,16 +438,21 @@ impl Puller<'_> {
                 Err(Ingest::Store(e)) => return Err(e),
                 Err(Ingest::Read(e)) => {
                     if let Some(o) = e.get_ref().and_then(|e| e.downcast_ref::<Oversized>()) {
-                        return Err(Error::Corrupt(format!("blob {digest}: {o}: refusing it")));
+                        return Err(RegistryError::BlobTooLong {
+                            digest: digest.to_string(),
+                            size: o.0,
+                        }
+                        .into());
                     }
                     last = Some(e)
                 }
             }
         }
-        Err(Error::Usage(format!(
-            "downloading blob {digest} failed three times: {}",
-            last.map(|e| e.to_string()).unwrap_or_default()
-        )))
+        Err(RegistryError::BlobRetries {
+            digest: digest.to_string(),
+            last: last.map(|e| e.to_string()).unwrap_or_default(),
+        }
+        .into())
     }
 }
 
@@ -324,8 +465,18 @@ pub fn pull(
     out: &mut dyn Write,
     bars: bool,
 ) -> Result<Image> {
-    // A broken index is said before anything is downloaded that could not be recorded.
-    store.check_index()?;
+    // `index.json` is read once here: a broken index is said before anything is downloaded
+    // that could not be recorded, and the image the reference names now (if any, and
+    // loadable: a damaged one is pulled again) is what "up to date" is checked against.
+    let have = {
+        let index = store.read_index()?;
+        index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| crate::image::store::tag_of(m).as_ref() == Some(reference))
+            .and_then(|m| store.entry(m).ok().flatten())
+    };
     let insecure = config.insecure_registries.clone().unwrap_or_default();
     let mut bases = Vec::new();
     if reference.registry == DEFAULT_REGISTRY {
@@ -368,7 +519,7 @@ pub fn pull(
             scope: format!("repository:{}:pull", reference.repository),
             fetched: Default::default(),
         };
-        let result = pull_from(&p, store, out, bars);
+        let result = pull_from(&p, store, have.as_ref(), out, bars);
         if result.is_err() {
             let (blobs, layers) = &*p.fetched.lock().expect("fetched");
             let _ = store.discard_unused(blobs, layers);
@@ -390,107 +541,124 @@ pub fn pull(
         .iter()
         .map(|(base, e)| format!("mirror {base}: {e}"))
         .collect();
-    Err(Error::Usage(format!(
-        "{last} (after {})",
-        mirrors.join("; ")
-    )))
+    Err(RegistryError::Mirrors {
+        last: Box::new(last),
+        mirrors: mirrors.join("; "),
+    }
+    .into())
 }
 
-fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> Result<Image> {
+fn pull_from(
+    p: &Puller<'_>,
+    store: &Store,
+    have: Option<&Image>,
+    out: &mut dyn Write,
+    bars: bool,
+) -> Result<Image> {
     let reference = p.reference;
     let wanted = reference
         .digest
         .clone()
         .or(reference.tag.clone())
         .unwrap_or_else(|| "latest".into());
-    let (mut bytes, mut media_type, mut digest) = p.manifest(&wanted)?;
-    let top_digest = digest.clone();
+    let mut fetched = p.manifest(&wanted)?;
+    let top_digest = fetched.digest.clone();
     crate::fault::check("pull.manifest")?;
-    if INDEX_TYPES.contains(&media_type.as_str()) {
-        let index: Value =
-            serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("index: {e}")))?;
+    if fetched.is_index() {
+        let index: ImageIndex = parse(
+            &fetched.bytes,
+            "index",
+            &fetched.digest,
+            &fetched.media_type,
+        )?;
         let arch = go_arch();
-        let pick = index["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let pick = index
+            .manifests()
+            .iter()
             .find(|m| {
-                m["platform"]["os"] == "linux"
-                    && m["platform"]["architecture"] == arch
-                    && m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest"
+                let attestation = m
+                    .annotations()
+                    .as_ref()
+                    .and_then(|a| a.get("vnd.docker.reference.type"))
+                    .is_some_and(|t| t == "attestation-manifest");
+                m.platform().as_ref().is_some_and(|pl| {
+                    *pl.os() == Os::Linux && *pl.architecture() == Arch::from(arch)
+                }) && !attestation
             })
-            .and_then(|m| m["digest"].as_str())
-            .ok_or_else(|| {
-                Error::NotFound(format!("{} has no image for linux/{arch}", reference))
+            .ok_or_else(|| RegistryError::NoPlatform {
+                reference: reference.to_string(),
+                arch,
             })?;
-        let pick = valid_digest(pick)?.to_string();
-        (bytes, media_type, digest) = p.manifest(&pick)?;
-        if INDEX_TYPES.contains(&media_type.as_str()) {
-            return Err(Error::Corrupt(
-                "an index inside an index: refusing it".into(),
-            ));
+        let pick = checked(pick)?.to_string();
+        fetched = p.manifest(&pick)?;
+        if fetched.is_index() {
+            return Err(RegistryError::NestedIndex.into());
         }
     }
+    let Fetched {
+        bytes,
+        media_type,
+        digest,
+    } = fetched;
+    let manifest: ImageManifest = parse(&bytes, "manifest", &digest, &media_type)?;
     // Already here with the same manifest, and every blob it names intact: nothing to
     // download. A damaged blob (truncated, say) is fetched again below.
-    if let Ok(have) = store.find(&reference.to_string()) {
-        if have.manifest_digest == digest && blobs_intact(store, &bytes, &have.diff_ids) {
+    if let Some(have) = have {
+        if have.manifest_digest == digest && blobs_intact(store, &manifest, &have.diff_ids) {
             let _ = writeln!(out, "Digest: {top_digest}");
             let _ = writeln!(
                 out,
                 "Status: Image is up to date for {}",
                 reference.familiar_tagged()
             );
-            return Ok(have);
+            return Ok(have.clone());
         }
     }
-    let manifest: Value =
-        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("manifest: {e}")))?;
-    let config_desc = descriptor(&manifest["config"], "the config")?;
-    if !CONFIG_TYPES.contains(&config_desc.media_type.as_str()) {
-        return Err(Error::Usage(format!(
-            "{reference} is not a container image: its config is {:?}, not an image config ({}): it cannot be pulled or run",
-            config_desc.media_type,
-            CONFIG_TYPES.join(" or ")
-        )));
+    let config_desc = manifest.config();
+    let config_digest = checked(config_desc)?.to_string();
+    let config_type = config_desc.media_type().to_string();
+    if !CONFIG_TYPES.contains(&config_type.as_str()) {
+        return Err(RegistryError::NotAnImage {
+            reference: reference.to_string(),
+            media_type: config_type,
+            expected: CONFIG_TYPES.join(" or "),
+        }
+        .into());
     }
-    if config_desc.size > MAX_CONFIG {
-        return Err(Error::Corrupt(format!(
-            "the image config of {reference} is {} bytes, more than the {MAX_CONFIG} (8 MiB) dockling reads: refusing it",
-            config_desc.size
-        )));
+    if config_desc.size() > MAX_CONFIG {
+        return Err(RegistryError::ConfigTooLarge {
+            reference: reference.to_string(),
+            size: config_desc.size(),
+            limit: MAX_CONFIG,
+        }
+        .into());
     }
-    let config_digest = config_desc.digest.clone();
-    let descriptors: Vec<Descriptor> = manifest["layers"]
-        .as_array()
-        .ok_or_else(|| Error::Corrupt(format!("manifest {digest} ({media_type}) has no layers")))?
-        .iter()
-        .map(|l| descriptor(l, "a layer"))
-        .collect::<Result<_>>()?;
-    for d in &descriptors {
+    let descriptors = manifest.layers();
+    for d in descriptors {
+        let digest = checked(d)?;
         // A layer bigger than max-layer-size compressed is bigger still unpacked: refused
         // before a byte of it is downloaded, not after it filled the disk.
-        if d.size > store.limits().max_size {
-            return Err(store.limits().too_big(&d.digest));
+        if d.size() > store.limits().max_size {
+            return Err(store.limits().too_big(digest));
         }
-        let known = LAYER_TYPES.contains(&d.media_type.as_str())
-            || FOREIGN_LAYER_TYPES.contains(&d.media_type.as_str());
+        let media_type = d.media_type().as_ref();
+        let known = LAYER_TYPES.contains(&media_type) || FOREIGN_LAYER_TYPES.contains(&media_type);
         if !known {
-            return Err(Error::Usage(format!(
-                "layer {} of {reference} has the media type {:?}, which dockling does not know how to unpack (it knows {}): refusing the image",
-                d.digest,
-                d.media_type,
-                LAYER_TYPES.join(", ")
-            )));
+            return Err(RegistryError::UnknownLayerType {
+                digest: digest.to_string(),
+                reference: reference.to_string(),
+                media_type: media_type.to_string(),
+                known: LAYER_TYPES.join(", "),
+            }
+            .into());
         }
     }
+    let layers: Vec<String> = descriptors.iter().map(|d| d.digest().to_string()).collect();
     // Everything this image needs is leased before a byte is fetched: an `rmi` or `prune`
     // running meanwhile does not collect what is already here or arrives.
-    let mut needed: Vec<&str> = vec![digest.as_str(), config_desc.digest.as_str()];
-    needed.extend(descriptors.iter().map(|d| d.digest.as_str()));
+    let mut needed: Vec<&str> = vec![digest.as_str(), config_digest.as_str()];
+    needed.extend(layers.iter().map(String::as_str));
     store.claim(&needed)?;
-    let sizes: Vec<u64> = descriptors.iter().map(|d| d.size).collect();
-    let layers: Vec<String> = descriptors.iter().map(|d| d.digest.clone()).collect();
 
     // Layers in parallel (at most 4 at once), each verified as it streams; on a terminal,
     // one progress bar per layer (as Docker draws them), else Docker's plain lines.
@@ -499,15 +667,15 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         ProgressStyle::with_template("{prefix}: {msg:<17} [{bar:20}] {bytes}/{total_bytes}")
             .expect("template")
             .progress_chars("=> ");
-    let layer_bars: Vec<Option<ProgressBar>> = layers
+    let layer_bars: Vec<Option<ProgressBar>> = descriptors
         .iter()
-        .zip(&sizes)
-        .map(|(l, size)| {
+        .map(|d| {
             multi.as_ref().map(|m| {
-                let b = m.add(ProgressBar::new(*size));
+                let l = d.digest().to_string();
+                let b = m.add(ProgressBar::new(d.size()));
                 b.set_style(style.clone());
                 b.set_prefix(l[7..19].to_string());
-                b.set_message(if store.blob_path(l).is_ok_and(|p| p.exists()) {
+                b.set_message(if store.blob_path(&l).is_ok_and(|p| p.exists()) {
                     "Already exists"
                 } else {
                     "Waiting"
@@ -517,48 +685,51 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         })
         .collect();
     // The config comes in parallel with the layers: one round trip less before they start.
+    // Its bytes are kept from the download (or the one read of the blob already here).
+    let mut config_bytes = Vec::new();
     let (config_fetched, results): (Result<()>, Vec<Result<()>>) = std::thread::scope(|s| {
-        let config = s.spawn(|| p.blob(store, &config_desc, None));
+        let config = s.spawn(|| p.blob(store, config_desc, None, Some(&mut config_bytes)));
         let mut out_results = Vec::new();
         for (chunk, chunk_bars) in descriptors.chunks(4).zip(layer_bars.chunks(4)) {
             let handles: Vec<_> = chunk
                 .iter()
                 .zip(chunk_bars)
                 .map(|(l, b)| {
-                    s.spawn(move || p.blob(store, l, b.as_ref()).map_err(|e| foreign_hint(l, e)))
+                    s.spawn(move || {
+                        p.blob(store, l, b.as_ref(), None)
+                            .map_err(|e| foreign_hint(l, e))
+                    })
                 })
                 .collect();
             out_results.extend(handles.into_iter().map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(Error::Usage("a download thread panicked".into())))
+                    .unwrap_or_else(|_| Err(RegistryError::Panicked("a download").into()))
             }));
         }
         let config = config
             .join()
-            .unwrap_or_else(|_| Err(Error::Usage("a download thread panicked".into())));
+            .unwrap_or_else(|_| Err(RegistryError::Panicked("a download").into()));
         (config, out_results)
     });
     config_fetched?;
-    // At most MAX_CONFIG bytes: the download stopped at the descriptor's size.
-    let config_bytes = store.read_blob(&config_digest)?;
-    // An unusable config fails the pull; what was fetched with it is removed (see `pull`).
-    crate::image::store::parse_config(&config_bytes, &config_digest).inspect_err(|_| {
-        let _ = store.blob_path(&config_digest).map(std::fs::remove_file);
-    })?;
-    let config: Value = serde_json::from_slice(&config_bytes)
-        .map_err(|e| Error::Corrupt(format!("config: {e}")))?;
-    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| valid_digest(d.as_str().unwrap_or("")).map(String::from))
+    // At most MAX_CONFIG bytes: the download stopped at the descriptor's size. An unusable
+    // config fails the pull; what was fetched with it is removed (see `pull`).
+    let config =
+        crate::image::store::parse_config(&config_bytes, &config_digest).inspect_err(|_| {
+            let _ = store.blob_path(&config_digest).map(std::fs::remove_file);
+        })?;
+    let diff_ids: Vec<String> = config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| valid_digest(d).map(String::from))
         .collect::<Result<_>>()?;
     if diff_ids.len() != layers.len() {
-        return Err(Error::Corrupt(format!(
-            "{} layers but {} diff_ids in the config",
-            layers.len(),
-            diff_ids.len()
-        )));
+        return Err(RegistryError::DiffIdCount {
+            layers: layers.len(),
+            diff_ids: diff_ids.len(),
+        }
+        .into());
     }
 
     for ((l, r), bar) in layers.iter().zip(results).zip(&layer_bars) {
@@ -590,7 +761,7 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
     }
     // A layer that appears twice in an image (an empty layer, say) is unpacked once.
     let mut seen = std::collections::HashSet::new();
-    let jobs: Vec<(&String, &String)> = layers
+    let jobs: Vec<(&Descriptor, &String)> = descriptors
         .iter()
         .zip(&diff_ids)
         .filter(|(_, d)| seen.insert(d.as_str()))
@@ -600,14 +771,11 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
         for chunk in jobs.chunks(4) {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|(l, d)| {
-                    let desc = descriptors.iter().find(|x| &x.digest == *l);
-                    s.spawn(move || unpack_or_refetch(p, store, l, d, desc))
-                })
+                .map(|(l, d)| s.spawn(move || unpack_or_refetch(p, store, l, d)))
                 .collect();
             done.extend(handles.into_iter().map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(Error::Usage("an unpack thread panicked".into())))
+                    .unwrap_or_else(|_| Err(RegistryError::Panicked("an unpack").into()))
             }));
         }
         done
@@ -651,16 +819,16 @@ fn pull_from(p: &Puller<'_>, store: &Store, out: &mut dyn Write, bars: bool) -> 
 fn unpack_or_refetch(
     p: &Puller<'_>,
     store: &Store,
-    layer: &str,
+    desc: &Descriptor,
     diff_id: &str,
-    desc: Option<&Descriptor>,
 ) -> Result<std::path::PathBuf> {
+    let layer = checked(desc)?;
     let first = store.ensure_unpacked(layer, diff_id);
-    let (Err(e), Some(desc)) = (&first, desc) else {
+    let Err(e) = &first else {
         return first;
     };
     let path = store.blob_path(layer)?;
-    if crate::image::fsck::blob_intact(&path, layer, desc.size, true) {
+    if crate::image::fsck::blob_intact(&path, layer, desc.size(), true) {
         return first;
     }
     super::trace::note(&format!(
@@ -668,43 +836,135 @@ fn unpack_or_refetch(
     ));
     // Its content does not match its name: provably garbage.
     let _ = std::fs::remove_file(&path);
-    p.blob(store, desc, None)?;
+    p.blob(store, desc, None, None)?;
     store.ensure_unpacked(layer, diff_id)
 }
 
 /// True when every blob `manifest` names is in the store with its descriptor's size, and its
-/// digest too when that is cheap (a small blob: the config) or the blob is about to be read
-/// whole anyway (a layer not unpacked, whose `diff_id` is in `diff_ids`, in order).
-fn blobs_intact(store: &Store, manifest: &[u8], diff_ids: &[String]) -> bool {
-    let Ok(manifest) = serde_json::from_slice::<Value>(manifest) else {
-        return false;
-    };
-    let layers = manifest["layers"]
-        .as_array()
-        .map_or(&[][..], |v| v.as_slice());
+/// digest too when the blob is about to be read whole anyway (a layer not unpacked, whose
+/// `diff_id` is in `diff_ids`, in order) or small (a layer up to MAX_CONFIG). The config is
+/// checked by size alone: the image it belongs to was just loaded, which read it and checked
+/// its digest.
+fn blobs_intact(store: &Store, manifest: &ImageManifest, diff_ids: &[String]) -> bool {
     let unpacked = |i: usize| diff_ids.get(i).is_some_and(|d| store.layer_complete(d));
-    std::iter::once((&manifest["config"], true))
-        .chain(layers.iter().enumerate().map(|(i, l)| (l, unpacked(i))))
-        .all(
-            |(d, unpacked)| match (d["digest"].as_str(), d["size"].as_u64()) {
-                (Some(digest), Some(size)) => store.blob_path(digest).is_ok_and(|p| {
-                    let hash = size <= MAX_CONFIG || !unpacked;
-                    crate::image::fsck::blob_intact(&p, digest, size, hash)
-                }),
-                _ => false,
-            },
-        )
+    let config = (manifest.config(), false);
+    let layers = manifest
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l, l.size() <= MAX_CONFIG || !unpacked(i)));
+    std::iter::once(config).chain(layers).all(|(d, hash)| {
+        let digest = d.digest().as_ref();
+        store
+            .blob_path(digest)
+            .is_ok_and(|p| crate::image::fsck::blob_intact(&p, digest, d.size(), hash))
+    })
 }
 
 /// A foreign layer the registry does not hold: say why dockling does not look elsewhere.
 fn foreign_hint(layer: &Descriptor, e: Error) -> Error {
     match e {
-        Error::NotFound(msg) if FOREIGN_LAYER_TYPES.contains(&layer.media_type.as_str()) => {
-            Error::NotFound(format!(
-                "{msg}: layer {} is a non-distributable ({}) layer the registry does not hold, and dockling never downloads layers from the URLs an image names",
-                layer.digest, layer.media_type
-            ))
+        Error::Registry(source @ RegistryError::NotFound { .. })
+            if FOREIGN_LAYER_TYPES.contains(&layer.media_type().as_ref()) =>
+        {
+            RegistryError::ForeignLayer {
+                source: Box::new(source),
+                digest: layer.digest().to_string(),
+                media_type: layer.media_type().to_string(),
+            }
+            .into()
         }
         e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn docker_manifest() -> serde_json::Value {
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 10, "digest": D1},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 20, "digest": D2}],
+        })
+    }
+
+    #[test]
+    fn a_docker_manifest_list_parses_as_an_index() {
+        let list = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+            "manifests": [
+                {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "size": 5, "digest": D1,
+                 "platform": {"architecture": "amd64", "os": "linux"}},
+                {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "size": 5, "digest": D2,
+                 "platform": {"architecture": "arm", "os": "linux", "variant": "v7"}},
+            ],
+        });
+        let bytes = serde_json::to_vec(&list).unwrap();
+        let index: ImageIndex = parse(&bytes, "index", D1, "").unwrap();
+        assert_eq!(
+            index
+                .media_type()
+                .as_ref()
+                .map(|m| m.to_string())
+                .as_deref(),
+            Some("application/vnd.docker.distribution.manifest.list.v2+json")
+        );
+        let amd64 = index.manifests()[0].platform().as_ref().unwrap();
+        assert_eq!(*amd64.architecture(), Arch::from("amd64"));
+        assert_eq!(*amd64.os(), Os::Linux);
+        assert_eq!(checked(&index.manifests()[1]).unwrap(), D2);
+    }
+
+    #[test]
+    fn a_docker_manifest_parses_with_its_media_types() {
+        let bytes = serde_json::to_vec(&docker_manifest()).unwrap();
+        let m: ImageManifest = parse(&bytes, "manifest", D1, "").unwrap();
+        assert!(CONFIG_TYPES.contains(&m.config().media_type().as_ref()));
+        assert!(LAYER_TYPES.contains(&m.layers()[0].media_type().as_ref()));
+        assert_eq!(m.layers()[0].size(), 20);
+    }
+
+    #[test]
+    fn a_manifest_that_does_not_parse_says_why_by_name() {
+        let err = |doc: serde_json::Value| {
+            parse::<ImageManifest>(&serde_json::to_vec(&doc).unwrap(), "manifest", D1, "x")
+                .unwrap_err()
+                .to_string()
+        };
+        let mut m = docker_manifest();
+        m["layers"][0]["digest"] = "sha256:../../etc/passwd".into();
+        assert!(err(m).contains("the registry sent an invalid digest"));
+        let mut m = docker_manifest();
+        m["layers"][0].as_object_mut().unwrap().remove("size");
+        assert_eq!(
+            err(m),
+            format!("the manifest gives a layer {D2} no size: refusing it (the size bounds the download)")
+        );
+        let mut m = docker_manifest();
+        m.as_object_mut().unwrap().remove("layers");
+        assert_eq!(err(m), format!("manifest {D1} (x) has no layers"));
+        assert!(err(serde_json::json!({"schemaVersion": "two"})).starts_with("manifest: "));
+    }
+
+    #[test]
+    fn a_bounded_body_refuses_a_byte_more_or_less() {
+        let mut out = Vec::new();
+        Bounded::new(&b"abc"[..], 3).read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abc");
+        let e = Bounded::new(&b"abcd"[..], 3)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(e.get_ref().unwrap().downcast_ref::<Oversized>().is_some());
+        let e = Bounded::new(&b"ab"[..], 3)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

@@ -8,11 +8,11 @@
 use std::fs::File;
 use std::io::{Read, Write};
 
+use oci_spec::image::{ImageManifest, MediaType};
 use reqwest::StatusCode;
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::{endpoint, status_error, Registry};
+use super::{endpoint, status_error, Registry, RegistryError};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
@@ -59,9 +59,7 @@ impl Pusher<'_> {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(|l| self.absolute(l))
-            .ok_or_else(|| {
-                Error::Usage("the registry answered an upload without a Location header".into())
-            })
+            .ok_or_else(|| RegistryError::NoUploadLocation.into())
     }
 
     /// Another repository of this registry that (this store knows) holds `digest`.
@@ -89,7 +87,7 @@ impl Pusher<'_> {
         match (resp.status(), &from) {
             (StatusCode::CREATED, Some(from)) => return Ok(format!("Mounted from {from}")),
             (StatusCode::ACCEPTED, _) => {}
-            _ => return Err(fail(resp)),
+            _ => return Err(fail(resp).into()),
         }
         let mut location = self.location(&resp)?;
         let path = self.store.blob_path(digest)?;
@@ -111,7 +109,7 @@ impl Pusher<'_> {
                 .body(body.clone())
         })?;
         if resp.status() != StatusCode::CREATED {
-            return Err(fail(resp));
+            return Err(fail(resp).into());
         }
         Ok("Pushed".into())
     }
@@ -148,7 +146,8 @@ impl Pusher<'_> {
                     &format!("chunk {range} of {digest}"),
                     self.reference,
                     resp,
-                ));
+                )
+                .into());
             }
             location = self.location(&resp)?;
             offset += n as u64;
@@ -210,7 +209,9 @@ pub fn push(
         reference.registry, reference.repository
     );
     let manifest_bytes = store.read_blob(&image.manifest_digest)?;
-    let manifest: Value = serde_json::from_slice(&manifest_bytes)
+    // Parsed only for its media type: the bytes go up as they are (their digest is the
+    // image's manifest digest).
+    let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| Error::Corrupt(format!("manifest: {e}")))?;
     let mut blobs: Vec<String> = image.layers.clone();
     blobs.push(image.id.clone());
@@ -227,9 +228,10 @@ pub fn push(
     }
     let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
     let url = p.reg.url(&reference.repository, "manifests", &tag);
-    let media_type = manifest["mediaType"]
-        .as_str()
-        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+    let media_type = manifest
+        .media_type()
+        .clone()
+        .unwrap_or(MediaType::ImageManifest)
         .to_string();
     let resp = p.reg.send(&scope, |h| {
         h.put(&url)
@@ -237,7 +239,7 @@ pub fn push(
             .body(manifest_bytes.clone())
     })?;
     if resp.status() != StatusCode::CREATED {
-        return Err(status_error("manifest", reference, resp));
+        return Err(status_error("manifest", reference, resp).into());
     }
     let _ = writeln!(
         out,

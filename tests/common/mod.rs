@@ -290,6 +290,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+pub mod registry;
+
 // tree_state, bait_dir, the raw-header tar builder (`E`, `tar_of`) and host_char_device:
 // one file shared with the crate's unit tests.
 #[path = "../../src/testutil.rs"]
