@@ -29,6 +29,9 @@ pub enum Error {
     /// The user asked for something that cannot work; the message says what to do instead.
     #[error("{0}")]
     Usage(String),
+    /// A container could not be started, or its I/O relayed.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
     /// An image, container or file that does not exist.
     #[error("{0}")]
     NotFound(String),
