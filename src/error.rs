@@ -29,6 +29,9 @@ pub enum Error {
     /// The user asked for something that cannot work; the message says what to do instead.
     #[error("{0}")]
     Usage(String),
+    /// A container's cgroup could not be set up or removed.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
     /// A container could not be started, or its I/O relayed.
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
