@@ -29,6 +29,9 @@ pub enum Error {
     /// The user asked for something that cannot work; the message says what to do instead.
     #[error("{0}")]
     Usage(String),
+    /// The config file cannot be used.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The image cannot be run as asked (no command, an unknown user, unreadable account files).
     #[error(transparent)]
     Spec(#[from] crate::specconv::SpecError),
