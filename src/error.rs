@@ -32,6 +32,9 @@ pub enum Error {
     /// The config file cannot be used.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// A container cannot be named, found or removed as asked.
+    #[error(transparent)]
+    Container(#[from] crate::container::ContainerError),
     /// The image cannot be run as asked (no command, an unknown user, unreadable account files).
     #[error(transparent)]
     Spec(#[from] crate::specconv::SpecError),
