@@ -44,6 +44,9 @@ pub enum Error {
     /// A container could not be started, or its I/O relayed.
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
+    /// A lesson could not be read or run.
+    #[error(transparent)]
+    Lesson(#[from] crate::lessons::LessonError),
     /// An image, container or file that does not exist.
     #[error("{0}")]
     NotFound(String),
