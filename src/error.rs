@@ -38,6 +38,9 @@ pub enum Error {
     /// The image cannot be run as asked (no command, an unknown user, unreadable account files).
     #[error(transparent)]
     Spec(#[from] crate::specconv::SpecError),
+    /// The container's root file system could not be built from its layers.
+    #[error(transparent)]
+    Layer(#[from] crate::layers::LayerError),
     /// A container's cgroup could not be set up or removed.
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
