@@ -50,6 +50,12 @@ pub enum Error {
     /// A lesson could not be read or run.
     #[error(transparent)]
     Lesson(#[from] crate::lessons::LessonError),
+    /// Another command held a lock for the whole `lock-timeout`.
+    #[error(transparent)]
+    LockTimeout(#[from] crate::files::LockTimeout),
+    /// A fault point fired (`DOCKLING_FAULT`, debug builds).
+    #[error(transparent)]
+    Fault(#[from] crate::fault::FaultError),
     /// An image, container or file that does not exist.
     #[error("{0}")]
     NotFound(String),
