@@ -26,9 +26,16 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The user asked for something that cannot work; the message says what to do instead.
+    /// A bad flag value or conflicting flags on the command line; the message says what to
+    /// give instead. Failures that are not the command line's are the variants below.
     #[error("{0}")]
     Usage(String),
+    /// A command that needs root was run without it.
+    #[error("dockling {command} needs root (it creates namespaces, mounts and cgroups): run it with sudo")]
+    NeedsRoot {
+        /// The command (`run`).
+        command: String,
+    },
     /// The config file cannot be used.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
