@@ -9,6 +9,40 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+/// A config file that cannot be used: unreadable YAML, a bad value, a layout too unusual to
+/// edit safely. Each message names the file or the key and says what to write instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid YAML, or has an unknown key or a value of the wrong type.
+    #[error("config {}: {source}", path.display())]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// serde_yaml's error, naming the line and the key.
+        source: serde_yaml::Error,
+    },
+    /// `max-layer-size` is not a size.
+    #[error("config: max-layer-size {text:?} is not a size: use a number of bytes with an optional unit k, m, g, t (like 64g)")]
+    LayerSize {
+        /// The value as written.
+        text: String,
+    },
+    /// `lock-timeout` is not a duration.
+    #[error("config: lock-timeout {text:?} is not a duration: use a number of seconds or a duration like 60s, 2m or 500ms")]
+    LockTimeout {
+        /// The value as written.
+        text: String,
+    },
+    /// `registry-mirrors` is laid out in a way dockling does not rewrite.
+    #[error("cannot edit {} safely (registry-mirrors is laid out in a way dockling does not rewrite): {hand_edit}", path.display())]
+    CannotEdit {
+        /// The config file.
+        path: PathBuf,
+        /// What to change by hand instead.
+        hand_edit: String,
+    },
+}
+
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/dockling/config.yaml";
 
@@ -67,7 +101,7 @@ impl Config {
             }
             Err(e) => return Err(Error::io("read config", &path)(e)),
         };
-        Config::parse(&text).map_err(|e| Error::Usage(format!("config {}: {e}", path.display())))
+        Config::parse(&text).map_err(|source| ConfigError::Parse { path, source }.into())
     }
 
     /// Parse YAML text; the error names the line and the bad key.
@@ -89,11 +123,7 @@ impl Config {
                 serde_yaml::Value::String(s) => s.clone(),
                 _ => String::new(),
             };
-            limits.max_size = parse_size(&text).ok_or_else(|| {
-                Error::Usage(format!(
-                    "config: max-layer-size {text:?} is not a size: use a number of bytes with an optional unit k, m, g, t (like 64g)"
-                ))
-            })?;
+            limits.max_size = parse_size(&text).ok_or(ConfigError::LayerSize { text })?;
         }
         if let Some(n) = self.max_layer_entries {
             limits.max_entries = n;
@@ -105,10 +135,11 @@ impl Config {
 impl Config {
     /// The `lock-timeout`, default filled in.
     pub fn lock_timeout(&self) -> Result<std::time::Duration> {
-        let bad = |text: &str| {
-            Error::Usage(format!(
-                "config: lock-timeout {text:?} is not a duration: use a number of seconds or a duration like 60s, 2m or 500ms"
-            ))
+        let bad = |text: &str| -> Error {
+            ConfigError::LockTimeout {
+                text: text.to_string(),
+            }
+            .into()
         };
         match &self.lock_timeout {
             None => Ok(crate::container::DEFAULT_LOCK_TIMEOUT),
@@ -175,8 +206,10 @@ fn edit_mirrors(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(Error::io("read config", path)(e)),
     };
-    let old = Config::parse(&text)
-        .map_err(|e| Error::Usage(format!("config {}: {e}", path.display())))?;
+    let old = Config::parse(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut mirrors = old.registry_mirrors.clone().unwrap_or_default();
     if !edit(&mut mirrors) {
         return Ok(false);
@@ -213,10 +246,11 @@ fn edit_mirrors(
     match Config::parse(&new_text) {
         Ok(got) if got == want => {}
         _ => {
-            return Err(Error::Usage(format!(
-                "cannot edit {} safely (registry-mirrors is laid out in a way dockling does not rewrite): {hand_edit}",
-                path.display()
-            )))
+            return Err(ConfigError::CannotEdit {
+                path: path.to_path_buf(),
+                hand_edit: hand_edit.to_string(),
+            }
+            .into())
         }
     }
     if let Some(dir) = path.parent() {

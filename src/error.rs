@@ -26,9 +26,43 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The user asked for something that cannot work; the message says what to do instead.
+    /// A bad flag value or conflicting flags on the command line; the message says what to
+    /// give instead. Failures that are not the command line's are the variants below.
     #[error("{0}")]
     Usage(String),
+    /// A command that needs root was run without it.
+    #[error("dockling {command} needs root (it creates namespaces, mounts and cgroups): run it with sudo")]
+    NeedsRoot {
+        /// The command (`run`).
+        command: String,
+    },
+    /// The config file cannot be used.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A container cannot be named, found or removed as asked.
+    #[error(transparent)]
+    Container(#[from] crate::container::ContainerError),
+    /// The image cannot be run as asked (no command, an unknown user, unreadable account files).
+    #[error(transparent)]
+    Spec(#[from] crate::specconv::SpecError),
+    /// The container's root file system could not be built from its layers.
+    #[error(transparent)]
+    Layer(#[from] crate::layers::LayerError),
+    /// A container's cgroup could not be set up or removed.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    /// A container could not be started, or its I/O relayed.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    /// A lesson could not be read or run.
+    #[error(transparent)]
+    Lesson(#[from] crate::lessons::LessonError),
+    /// Another command held a lock for the whole `lock-timeout`.
+    #[error(transparent)]
+    LockTimeout(#[from] crate::files::LockTimeout),
+    /// A fault point fired (`DOCKLING_FAULT`, debug builds).
+    #[error(transparent)]
+    Fault(#[from] crate::fault::FaultError),
     /// An image, container or file that does not exist.
     #[error("{0}")]
     NotFound(String),

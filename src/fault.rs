@@ -22,7 +22,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// How dockling dies at the point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,9 +188,10 @@ pub fn check(name: &str) -> Result<()> {
 /// Die at `name` as the armed fault says.
 fn die(name: &str) -> Result<()> {
     match armed().map(|a| a.mode) {
-        Some(Mode::Abort) => Err(Error::Usage(format!(
-            "fault injected at {name} (DOCKLING_FAULT): aborting"
-        ))),
+        Some(Mode::Abort) => Err(FaultError::Abort {
+            point: name.to_string(),
+        }
+        .into()),
         Some(Mode::Kill) => kill(name),
         None => Ok(()),
     }
@@ -204,7 +205,10 @@ fn die(name: &str) -> Result<()> {
 fn kill(name: &str) -> Result<()> {
     let _ = std::io::Write::flush(&mut std::io::stdout());
     if std::process::id() != engine_pid() {
-        return Err(Error::Usage(format!("{CHILD_KILL}{name}")));
+        return Err(FaultError::KillEngine {
+            point: name.to_string(),
+        }
+        .into());
     }
     let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     // Not reached: SIGKILL cannot be blocked or caught.
@@ -213,6 +217,25 @@ fn kill(name: &str) -> Result<()> {
 
 /// How a `kill` fault in the container's process is reported to the engine.
 pub const CHILD_KILL: &str = "fault injected (DOCKLING_FAULT), kill the engine at ";
+
+/// A fault point that fired (debug builds, `DOCKLING_FAULT` set): the engine error it stands
+/// for.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    /// An `abort` fault: the command fails here through its ordinary error path.
+    #[error("fault injected at {point} (DOCKLING_FAULT): aborting")]
+    Abort {
+        /// The fault point.
+        point: String,
+    },
+    /// A `kill` fault in the container's process, which cannot kill the engine itself: its
+    /// text ([`CHILD_KILL`] and the point) tells the engine to ([`engine_reads`]).
+    #[error("{CHILD_KILL}{point}")]
+    KillEngine {
+        /// The fault point.
+        point: String,
+    },
+}
 
 /// The engine read `text` as the container process's failure: a `kill` fault armed in it
 /// kills the engine now, as if it had been killed at that step.

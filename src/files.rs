@@ -107,11 +107,12 @@ pub fn lock(path: &Path) -> Result<Lock> {
             said = true;
         }
         if start.elapsed() >= timeout {
-            return Err(Error::Usage(format!(
-                "gave up waiting for the lock {} after {}: it is {holder}; if that command is hung, stop it, or raise lock-timeout in the config",
-                path.display(),
-                humantime::format_duration(timeout)
-            )));
+            return Err(LockTimeout {
+                path: path.to_path_buf(),
+                waited: timeout,
+                holder,
+            }
+            .into());
         }
         std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
         pause = (pause * 2).min(std::time::Duration::from_millis(100));
@@ -121,6 +122,18 @@ pub fn lock(path: &Path) -> Result<Lock> {
     let pid = format!("{}\n", std::process::id());
     let _ = f.set_len(0).and_then(|_| f.write_all_at(pid.as_bytes(), 0));
     Ok(Lock(f))
+}
+
+/// A lock [`lock`] gave up on: another command held it for the whole `lock-timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("gave up waiting for the lock {} after {}: it is {holder}; if that command is hung, stop it, or raise lock-timeout in the config", path.display(), humantime::format_duration(*waited))]
+pub struct LockTimeout {
+    /// The lock file.
+    pub path: PathBuf,
+    /// How long it was waited for.
+    pub waited: std::time::Duration,
+    /// Who holds it ("held by pid N: its command line").
+    pub holder: String,
 }
 
 /// "held by pid N: its command line" for the lock on `f`: the kernel's `/proc/locks` names

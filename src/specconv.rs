@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::spec::{LayersMode, Limits, Namespaces, NetworkMode, RootfsMode, RunSpec, User, Volume};
 use crate::sys::fs as safefs;
 
+mod error;
+pub use error::SpecError;
+
 /// What `specconv` needs to know about the image.
 pub struct ImageInput<'a> {
     /// The image as the user typed it.
@@ -242,10 +245,12 @@ pub const MAX_ETC_FILE: u64 = 4 << 20;
 
 /// Why an account file of the image cannot be read: the one error of every bad case.
 fn bad_etc_file(path: &str, why: &str) -> Error {
-    Error::Usage(format!(
-        "read the image's /{path}: it is {why}; the account files are read only as regular files inside the image (symlinks followed within the image, at most 40 of them, at most {} MiB), so fix the image",
-        MAX_ETC_FILE >> 20
-    ))
+    SpecError::AccountFile {
+        file: path.to_string(),
+        why: why.to_string(),
+        max_mib: MAX_ETC_FILE >> 20,
+    }
+    .into()
 }
 
 /// One directory of the merged tree, as overlayfs builds it: the same directory in every
@@ -378,11 +383,10 @@ pub fn image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>> {
         }
         let parent = dirs.last().expect("the root is never popped");
         let here = walked.join(&name);
-        let entry = lookup(parent, &name).map_err(|e| {
-            Error::Usage(format!(
-                "read the image's /{path}: look up {}: {e}",
-                here.display()
-            ))
+        let entry = lookup(parent, &name).map_err(|source| SpecError::AccountLookup {
+            file: path.to_string(),
+            at: here.clone(),
+            source,
         })?;
         match entry {
             Entry::Missing => return Ok(None),
@@ -399,11 +403,10 @@ pub fn image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>> {
                     ));
                 }
                 let target = nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&fd)), "")
-                    .map_err(|e| {
-                        Error::Usage(format!(
-                            "read the image's /{path}: read the symlink {}: {e}",
-                            here.display()
-                        ))
+                    .map_err(|source| SpecError::AccountSymlink {
+                        file: path.to_string(),
+                        at: here.clone(),
+                        source,
                     })?;
                 let target = PathBuf::from(target);
                 if target.is_absolute() {
@@ -503,9 +506,10 @@ pub fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<(User, Option<Stri
         (Ok(uid), None) => (None, uid, 0, None),
         (Err(_), None) => {
             // Docker's words, so scripts matching them keep working.
-            return Err(Error::Usage(format!(
-                "unable to find user {u}: no matching entries in passwd file"
-            )));
+            return Err(SpecError::UnknownUser {
+                user: u.to_string(),
+            }
+            .into());
         }
     };
     let needs_group = name.is_some() || g.is_some_and(|g| g.parse::<u32>().is_err());
@@ -525,10 +529,8 @@ pub fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<(User, Option<Stri
                         .then(|| f[2].parse().ok())
                         .flatten()
                 })
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
+                .ok_or_else(|| SpecError::UnknownGroup {
+                    group: g.to_string(),
                 })?,
         };
     }
@@ -590,10 +592,10 @@ pub fn build(
     };
     let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if argv.is_empty() {
-        return Err(Error::Usage(format!(
-            "no command specified: image {} has no CMD or ENTRYPOINT, give one after the image name",
-            image.reference
-        )));
+        return Err(SpecError::NoCommand {
+            image: image.reference,
+        }
+        .into());
     }
 
     let pid = own_or_host("pid", args.pid.as_deref(), "private")?;

@@ -12,8 +12,11 @@
 
 pub mod bpf;
 pub mod devices;
+mod error;
 mod v1;
 mod v2;
+
+pub use error::CgroupError;
 
 use std::path::{Path, PathBuf};
 
@@ -121,9 +124,7 @@ impl Cgroup {
     pub fn new(parent: &str, id: &str) -> Result<Cgroup> {
         let (version, hierarchies) = discover()?;
         if hierarchies.is_empty() {
-            return Err(Error::Usage(
-                "no cgroup file system is mounted at /sys/fs/cgroup: mount one, or run with --no-cgroups".into(),
-            ));
+            return Err(CgroupError::NotMounted.into());
         }
         Ok(Cgroup::with_layout(version, hierarchies, parent, id))
     }
@@ -290,10 +291,10 @@ impl Cgroup {
                 return Ok(());
             }
         }
-        Err(Error::Usage(format!(
-            "cannot kill every process of the cgroup {}: they keep coming back; kill them by hand (cat cgroup.procs)",
-            first.map(|d| d.display().to_string()).unwrap_or_default()
-        )))
+        Err(CgroupError::KillFailed {
+            dir: first.unwrap_or_default(),
+        }
+        .into())
     }
 
     /// Kill what is left in the group ([`Cgroup::kill_all`]), then remove it from every
@@ -313,12 +314,7 @@ impl Cgroup {
                         tries += 1;
                         std::thread::sleep(std::time::Duration::from_millis(5));
                     }
-                    Err(e) => {
-                        return Err(Error::Usage(format!(
-                            "{e}: the cgroup still has processes; remove it by hand once they exit (rmdir {})",
-                            dir.display()
-                        )))
-                    }
+                    Err(source) => return Err(CgroupError::Remove { dir, source }.into()),
                 }
             }
         }
@@ -561,10 +557,8 @@ fn exact_nanos(s: &str) -> Option<i128> {
 }
 
 /// A limit that needs a controller the host does not have.
-fn missing(flag: &str, controller: &str) -> Error {
-    Error::Usage(format!(
-        "{flag} needs the {controller} cgroup controller, which is not available here: drop {flag}, or run with --no-cgroups"
-    ))
+fn missing(flag: &'static str, controller: &'static str) -> Error {
+    CgroupError::MissingController { flag, controller }.into()
 }
 
 #[cfg(test)]

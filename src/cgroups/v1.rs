@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::devices::{Effective, Rule};
 use super::{missing, Cgroup};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::spec::Limits;
 use crate::sys::Sys;
 
@@ -20,9 +20,7 @@ pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits, devices: &[Rule]) 
     if devices_dir.is_none() && !allows_everything {
         // Without it the container could open every device of the host: refuse rather than
         // run unconfined.
-        return Err(Error::Usage(
-            "the devices cgroup controller is not mounted, so a container could open any host device: mount it (mount -t cgroup -o devices cgroup /sys/fs/cgroup/devices), or run with --privileged".into(),
-        ));
+        return Err(super::CgroupError::NoDevicesController.into());
     }
     for h in cg.used() {
         let parent = h.mount_point.join(&cg.parent);
@@ -92,11 +90,12 @@ fn copy_cpuset(sys: &Sys, mount: &Path, dir: &Path) -> Result<()> {
             Some(value) => sys.write_file(&dir.join(file), &value)?,
             None if sys.is_dry_run() => sys.write_file(&dir.join(file), "<the parent's>")?,
             None => {
-                return Err(Error::Usage(format!(
-                "cannot join the cpuset cgroup: no group above {} has {file} set; write it in {}",
-                dir.display(),
-                mount.join(file).display()
-            )))
+                return Err(super::CgroupError::CpusetUnset {
+                    dir: dir.to_path_buf(),
+                    file,
+                    mount: mount.to_path_buf(),
+                }
+                .into())
             }
         }
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::devices::{Effective, Rule, ALLOW_ALL};
 use super::{bpf, missing, Cgroup};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::spec::Limits;
 use crate::sys::Sys;
 
@@ -21,11 +21,9 @@ pub(super) fn attach_device_program(sys: &Sys, dir: &Path, devices: &[Rule]) -> 
         return Ok(());
     }
     let group = sys.open(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
-    let prog = sys.bpf_prog_load(bpf::program(&effective)).map_err(|e| {
-        Error::Usage(format!(
-            "{e}: the kernel refused the container's device program, so it cannot enforce device rules on cgroup v2 (it needs CONFIG_CGROUP_BPF); run with --privileged to go without them"
-        ))
-    })?;
+    let prog = sys
+        .bpf_prog_load(bpf::program(&effective))
+        .map_err(|source| super::CgroupError::DeviceProgram { source })?;
     sys.bpf_prog_attach(group.as_fd(), prog.as_fd(), dir)?;
     // Both descriptors close here: the attachment keeps the program for the group's lifetime.
     Ok(())

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use super::{require_root, Context};
 use crate::cli::{LessonArgs, LessonCommand, TourArgs};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lessons::runner::{self, Format, Scratch};
 
 /// The lab registry's URL from the config's Docker Hub mirrors: a loopback one that answers.
@@ -16,11 +16,7 @@ fn lab_mirror(ctx: &Context) -> Option<String> {
 }
 
 fn need_lab(ctx: &Context) -> Result<String> {
-    lab_mirror(ctx).ok_or_else(|| {
-        Error::Usage(
-            "the lessons pull their images from the lab registry, which is not up: run `dockling lab up` first (`dockling tour` starts it for you)".into(),
-        )
-    })
+    lab_mirror(ctx).ok_or_else(|| crate::lessons::LessonError::LabNotUp.into())
 }
 
 fn cgroup_parent(ctx: &Context) -> String {

@@ -71,9 +71,9 @@ pub fn require_root(what: &str) -> Result<()> {
     if nix::unistd::geteuid().is_root() {
         Ok(())
     } else {
-        Err(Error::Usage(format!(
-            "dockling {what} needs root (it creates namespaces, mounts and cgroups): run it with sudo"
-        )))
+        Err(Error::NeedsRoot {
+            command: what.to_string(),
+        })
     }
 }
 

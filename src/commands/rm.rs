@@ -103,9 +103,11 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
             } else {
                 "it is running"
             };
-            return Err(Error::Usage(format!(
-                "cannot remove container {name}: {what}: stop it first or use rm -f"
-            )));
+            return Err(container::ContainerError::NotStopped {
+                name: name.to_string(),
+                state: what,
+            }
+            .into());
         }
         None => {
             stop(ctx, containers, &c)?;
@@ -123,11 +125,12 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
                 // A `--rm` container its engine removed once it ended.
                 Err(Error::NotFound(_)) => return destroy_cgroup(ctx, &c),
                 Ok(None) => {
-                    return Err(Error::Usage(format!(
-                        "container {name} was killed but its dockling process did not let go within {} s: kill it (pid in {})",
-                        2 * STOP_WAIT.as_secs(),
-                        containers.bundle(&id).join("engine.lock").display()
-                    )))
+                    return Err(container::ContainerError::EngineStuck {
+                        name: name.to_string(),
+                        seconds: 2 * STOP_WAIT.as_secs(),
+                        lock: containers.bundle(&id).join("engine.lock"),
+                    }
+                    .into())
                 }
                 Err(e) => return Err(e),
             }
@@ -137,9 +140,11 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
     if c.is_alive() {
         // Recorded as running by an engine that is gone, and its process is still there.
         if !force {
-            return Err(Error::Usage(format!(
-                "cannot remove container {name}: it is running: stop it first or use rm -f"
-            )));
+            return Err(container::ContainerError::NotStopped {
+                name: name.to_string(),
+                state: "it is running",
+            }
+            .into());
         }
         if let Status::Running { pid, pid_start } = c.status {
             kill(pid, pid_start)?;

@@ -151,9 +151,11 @@ pub fn create_kept(
                 )));
             }
             if let Some(other) = containers.name_taken(n)? {
-                return Err(Error::Usage(format!(
-                    "conflict: the container name \"/{n}\" is already in use by container {other}: remove (dockling rm {n}) or rename that container to reuse the name"
-                )));
+                return Err(container::ContainerError::NameInUse {
+                    name: n.to_string(),
+                    other,
+                }
+                .into());
             }
             n.to_string()
         }

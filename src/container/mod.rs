@@ -13,8 +13,11 @@
 //! renames a directory to `.trash-<id>` before deleting it, so a killed `rm` leaves a name the
 //! next command recognises and finishes removing, never a half-deleted container.
 
+mod error;
 pub mod logs;
 pub mod names;
+
+pub use error::ContainerError;
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -247,9 +250,10 @@ impl Containers {
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(Error::NotFound(format!("no such container: {name}"))),
-            _ => Err(Error::Usage(format!(
-                "multiple containers match id prefix {name}: give more digits or the name"
-            ))),
+            _ => Err(ContainerError::AmbiguousPrefix {
+                prefix: name.to_string(),
+            }
+            .into()),
         }
     }
 
@@ -311,9 +315,7 @@ impl Containers {
             .open(&path)
             .map_err(Error::io("create", &path))?;
         if !flock(&f, libc::LOCK_EX | libc::LOCK_NB).map_err(Error::io("lock", &path))? {
-            return Err(Error::Usage(format!(
-                "container {id} is kept by another dockling process"
-            )));
+            return Err(ContainerError::Kept { id: id.to_string() }.into());
         }
         let me = std::process::id() as i32;
         let line = format!("{me} {}\n", process_start_time(me).unwrap_or(0));

@@ -81,8 +81,12 @@ struct Flattener<'a> {
     links: HashMap<(u64, u64), PathBuf>,
 }
 
-fn err(p: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Usage(format!("--layers copy: {}: {e}", p.display()))
+fn err(p: &Path, source: std::io::Error) -> Error {
+    super::LayerError::Copy {
+        path: p.to_path_buf(),
+        source,
+    }
+    .into()
 }
 
 impl Flattener<'_> {
@@ -197,7 +201,7 @@ impl Flattener<'_> {
             } else if meta.is_symlink() {
                 let target = PathBuf::from(
                     nix::fcntl::readlinkat(Some(s.as_raw_fd()), name.as_os_str())
-                        .map_err(|e| err(&rel_path, e))?,
+                        .map_err(|e| err(&rel_path, e.into()))?,
                 );
                 safefs::symlink_at(&target, p, &name).map_err(|e| err(&rel_path, e))?;
                 safefs::set_meta_at(p, &name, owner, None, meta.mtime())

@@ -11,5 +11,8 @@
 //! Layer tars are untrusted: [`unpack`] never writes outside the layer directory.
 
 pub mod copy;
+mod error;
 pub mod overlay;
 pub mod unpack;
+
+pub use error::LayerError;

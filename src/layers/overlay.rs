@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The largest option string `mount(2)` accepts: one page, with its NUL.
 pub const MAX_DATA: usize = 4095;
@@ -10,9 +10,10 @@ pub const MAX_DATA: usize = 4095;
 fn check(p: &Path) -> Result<String> {
     let s = p.display().to_string();
     if s.contains([',', ':', '\\']) {
-        return Err(Error::Usage(format!(
-            "overlayfs cannot use {s}: the path contains ',', ':' or '\\'; use a --root without them"
-        )));
+        return Err(super::LayerError::OverlayPath {
+            path: p.to_path_buf(),
+        }
+        .into());
     }
     Ok(s)
 }
@@ -20,7 +21,7 @@ fn check(p: &Path) -> Result<String> {
 /// `lowerdir=top:…:bottom,upperdir=…,workdir=…` for layers given bottom first.
 pub fn mount_data(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<String> {
     if lowers.is_empty() {
-        return Err(Error::Usage("the image has no layers to mount".into()));
+        return Err(super::LayerError::NoLayers.into());
     }
     let lower: Vec<String> = lowers
         .iter()
@@ -34,11 +35,12 @@ pub fn mount_data(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Strin
         check(work)?
     );
     if data.len() > MAX_DATA {
-        return Err(Error::Usage(format!(
-            "overlay options for {} layers are {} bytes, over the kernel's {MAX_DATA}: use a shorter --root or --layers copy",
-            lowers.len(),
-            data.len()
-        )));
+        return Err(super::LayerError::OverlayOptionsTooLong {
+            layers: lowers.len(),
+            bytes: data.len(),
+            max: MAX_DATA,
+        }
+        .into());
     }
     Ok(data)
 }

@@ -7,7 +7,10 @@
 //! `cleanup:` lines run at the end whatever happened; `check:` lines judge a student's own
 //! work (`dockling lesson check N`). Unknown keys are errors naming the file and line.
 
+mod error;
 pub mod runner;
+
+pub use error::LessonError;
 
 use serde::Deserialize;
 
@@ -127,26 +130,32 @@ pub struct Check {
 impl Lesson {
     /// Parse one lesson file; the error names the file (and serde_yaml's line).
     pub fn parse(file: &str, text: &str) -> Result<Lesson> {
-        let lesson: Lesson =
-            serde_yaml::from_str(text).map_err(|e| Error::Usage(format!("lesson {file}: {e}")))?;
+        let lesson: Lesson = serde_yaml::from_str(text).map_err(|source| LessonError::Parse {
+            file: file.to_string(),
+            source,
+        })?;
         for (i, s) in lesson.steps.iter().enumerate() {
             for re in &s.expect.matches {
-                regex::Regex::new(re).map_err(|e| {
-                    Error::Usage(format!(
-                        "lesson {file}, step {}: bad regex {re:?}: {e}",
-                        i + 1
-                    ))
+                regex::Regex::new(re).map_err(|source| LessonError::BadRegex {
+                    file: file.to_string(),
+                    step: i + 1,
+                    regex: re.clone(),
+                    source,
                 })?;
             }
             if !s.trace.is_empty() && !s.run.trim_start().starts_with("dockling run ") {
-                return Err(Error::Usage(format!(
-                    "lesson {file}, step {}: `trace:` needs a step whose command starts with `dockling run`",
-                    i + 1
-                )));
+                return Err(LessonError::TraceWithoutRun {
+                    file: file.to_string(),
+                    step: i + 1,
+                }
+                .into());
             }
         }
         if lesson.steps.is_empty() {
-            return Err(Error::Usage(format!("lesson {file}: no steps")));
+            return Err(LessonError::NoSteps {
+                file: file.to_string(),
+            }
+            .into());
         }
         Ok(lesson)
     }

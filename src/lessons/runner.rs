@@ -215,7 +215,7 @@ fn run_bounded(mut cmd: Command, trace: bool) -> Result<Output> {
     cmd.process_group(0);
     let mut child = cmd
         .spawn()
-        .map_err(|e| Error::Usage(format!("cannot start /bin/sh: {e}")))?;
+        .map_err(|source| super::LessonError::StartShell { source })?;
     drop(cmd);
     let out_thread = std::thread::spawn(move || {
         let mut text = Vec::new();
@@ -243,7 +243,7 @@ fn run_bounded(mut cmd: Command, trace: bool) -> Result<Output> {
                 break None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(Error::Usage(format!("waiting for a lesson step: {e}"))),
+            Err(source) => return Err(super::LessonError::WaitStep { source }.into()),
         }
     };
     let text = String::from_utf8_lossy(&out_thread.join().unwrap_or_default()).into_owned();

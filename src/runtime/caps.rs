@@ -90,10 +90,11 @@ pub fn resolve(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<
     for a in add.iter().filter(|a| !a.eq_ignore_ascii_case("all")) {
         let n = number(a)?;
         if have & (1 << n) == 0 {
-            return Err(Error::Usage(format!(
-                "--cap-add {a}: dockling itself does not hold CAP_{}, so it cannot give it to a container",
-                NAMES[n as usize]
-            )));
+            return Err(super::RuntimeError::CapabilityNotHeld {
+                requested: a.clone(),
+                name: NAMES[n as usize],
+            }
+            .into());
         }
     }
     set.retain(|c| have & (1 << c) != 0);

@@ -70,14 +70,15 @@ pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
 fn run(sys: &Sys, setup: &Setup<'_>, chan: &Channel) -> Result<Infallible> {
     match chan
         .recv()
-        .map_err(|e| Error::Usage(format!("waiting for the engine: {e}")))?
+        .map_err(|source| super::RuntimeError::EngineGone { source })?
     {
         // Inside a new pid namespace getpid() says 1; --step hints need the host's number.
         Message::Go(pid) => sys.tracer.set_var("pid", pid.to_string()),
         other => {
-            return Err(Error::Usage(format!(
-                "unexpected message from the engine: {other:?}"
-            )))
+            return Err(super::RuntimeError::UnexpectedMessage {
+                message: format!("{other:?}"),
+            }
+            .into())
         }
     }
     let exec = prepare(sys, setup, Some(chan))?;
@@ -195,7 +196,7 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
             // on Docker's allow-list. The program is compiled from the same policy the bundle
             // holds (checked when the spec was built, so this cannot fail in practice).
             let program = super::seccomp::bpf::compile(policy)
-                .map_err(|e| Error::Usage(format!("seccomp profile: {e}")))?;
+                .map_err(|reason| super::RuntimeError::SeccompCompile { reason })?;
             sys.run(Call::Seccomp {
                 filter: program.filter,
                 about: program.about,
@@ -316,7 +317,7 @@ fn open_pty(sys: &Sys, chan: Option<&Channel>) -> Result<OwnedFd> {
     let slave = sys.open(&PathBuf::from(format!("/dev/pts/{n}")), libc::O_RDWR)?;
     if let Some(chan) = chan {
         chan.send(&Message::Terminal(fd))
-            .map_err(|e| Error::Usage(format!("send terminal to the engine: {e}")))?;
+            .map_err(|source| super::RuntimeError::SendTerminal { source })?;
     }
     Ok(slave)
 }

@@ -263,7 +263,7 @@ pub fn relay(
         &relay_signals(),
         SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
     )
-    .map_err(|e| crate::error::Error::Usage(format!("signalfd: {e}")))?;
+    .map_err(|source| super::RuntimeError::Signalfd { source })?;
     let _raw = RawMode::enter(master.is_some() && matches!(sink, Sink::Stdout));
     let mut master_file = master.map(File::from);
     if let Some(m) = &master_file {
@@ -294,7 +294,7 @@ pub fn relay(
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(crate::error::Error::Usage(format!("poll: {e}"))),
+            Err(source) => return Err(super::RuntimeError::Poll { source }.into()),
         }
         let ready: Vec<bool> = fds
             .iter()

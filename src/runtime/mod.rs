@@ -12,10 +12,13 @@ pub mod bundle;
 pub mod caps;
 pub mod channel;
 pub mod child;
+mod error;
 pub mod exe;
 pub mod io;
 pub mod rootfs;
 pub mod seccomp;
+
+pub use error::RuntimeError;
 
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::Path;
@@ -410,7 +413,7 @@ fn supervise(
                 return Err(match code {
                     127 => Error::CommandNotFound(text),
                     126 => Error::CannotInvoke(text),
-                    _ => Error::Usage(text),
+                    _ => RuntimeError::ContainerFailed { message: text }.into(),
                 });
             }
             Message::Aborted(step) => {

@@ -208,11 +208,11 @@ fn not_a_real_dir(inside: &Path, errno: nix::errno::Errno) -> Error {
         nix::errno::Errno::ELOOP => "a symlink",
         _ => "not a directory",
     };
-    Error::Usage(format!(
-        "refusing to mount {} of the container: in this image it is {what}, and a kernel file system must be mounted on a real directory (the image is unsafe: it could move the masked paths or the device nodes out of the container); use an image whose {} is a plain directory",
-        inside.display(),
-        inside.display()
-    ))
+    super::RuntimeError::NotARealDir {
+        inside: inside.to_path_buf(),
+        what,
+    }
+    .into()
 }
 
 fn resolve_target(
@@ -252,10 +252,10 @@ fn refuse_kernel_fs(fd: &OwnedFd, inside: &Path) -> Result<()> {
         .map_err(|e| Error::io("statfs", inside)(std::io::Error::from_raw_os_error(e as i32)))?;
     let kind = fs.filesystem_type();
     if kind == nix::sys::statfs::PROC_SUPER_MAGIC || kind == nix::sys::statfs::SYSFS_MAGIC {
-        return Err(Error::Usage(format!(
-            "refusing to mount on {}: in this image it leads into /proc or /sys (the image is unsafe: a mount there would cover a kernel file); use another target",
-            inside.display()
-        )));
+        return Err(super::RuntimeError::IntoKernelFs {
+            inside: inside.to_path_buf(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -520,10 +520,10 @@ impl<'a> Rootfs<'a> {
                 let fs = nix::sys::statfs::fstatfs(&fd)
                     .map_err(|e| Error::io("statfs", self.path.join("dev"))(e.into()))?;
                 if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
-                    return Err(Error::Usage(format!(
-                        "refusing to create device nodes in {}: it is not the tmpfs dockling mounted there",
-                        self.path.join("dev").display()
-                    )));
+                    return Err(super::RuntimeError::DevNotTmpfs {
+                        dir: self.path.join("dev"),
+                    }
+                    .into());
                 }
                 Some(fd)
             }
@@ -631,11 +631,7 @@ impl<'a> Rootfs<'a> {
         // directories checked when they were mounted, so each path below is the kernel's.
         let null = match self.existing(Path::new("/dev/null"))? {
             Some(t) => t,
-            None => {
-                return Err(Error::Usage(
-                    "mask paths: the container's /dev/null is missing after it was created".into(),
-                ))
-            }
+            None => return Err(super::RuntimeError::DevNullMissing.into()),
         };
         for (p, is_dir) in MASKED {
             // Only what exists on this kernel is masked (runc does the same).

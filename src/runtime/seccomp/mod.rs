@@ -22,7 +22,7 @@ pub mod profile;
 
 use oci_spec::runtime::LinuxSeccomp;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub use profile::{Profile, Target};
 
@@ -43,7 +43,10 @@ pub fn policy(profile: &Profile, caps: &[u32], kernel: (u32, u32)) -> Result<Opt
         caps: &names,
         kernel,
     };
-    let bad = |e: String| Error::Usage(format!("{}: {e}", profile.label()));
+    let bad = |reason: String| crate::runtime::RuntimeError::SeccompPolicy {
+        profile: profile.label(),
+        reason,
+    };
     let resolved = profile::resolve(profile, &target).map_err(bad)?;
     if let Some(p) = &resolved {
         bpf::compile(p).map_err(bad)?;

@@ -145,31 +145,34 @@ const MAX_PROFILE_BYTES: u64 = 4 << 20;
 pub fn load(path: &Path) -> Result<Profile> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let shown = path.display();
     // O_NONBLOCK: a FIFO given by mistake is refused below instead of hanging the open.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| {
-        Error::Usage(format!(
-            "open seccomp profile {shown}: {e}: give the path of a JSON profile in Docker's format, or seccomp=unconfined"
-        ))
-    })?;
+        .map_err(|source| crate::runtime::RuntimeError::SeccompProfileOpen {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let meta = file
         .metadata()
         .map_err(Error::io("stat seccomp profile", path))?;
     if !meta.is_file() || meta.len() > MAX_PROFILE_BYTES {
-        return Err(Error::Usage(format!(
-            "read seccomp profile {shown}: not a regular file of at most {MAX_PROFILE_BYTES} bytes: give the path of a JSON profile in Docker's format"
-        )));
+        return Err(crate::runtime::RuntimeError::SeccompProfileNotFile {
+            path: path.to_path_buf(),
+            max: MAX_PROFILE_BYTES,
+        }
+        .into());
     }
     let mut text = vec![];
     file.take(MAX_PROFILE_BYTES)
         .read_to_end(&mut text)
         .map_err(Error::io("read seccomp profile", path))?;
     let mut profile =
-        parse(&text).map_err(|e| Error::Usage(format!("seccomp profile {shown}: {e}")))?;
+        parse(&text).map_err(|reason| crate::runtime::RuntimeError::SeccompProfileParse {
+            path: path.to_path_buf(),
+            reason,
+        })?;
     profile.source = Some(path.to_path_buf());
     Ok(profile)
 }

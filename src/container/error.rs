@@ -1,0 +1,47 @@
+//! What can go wrong with a container's record: a name taken, an id prefix that matches
+//! several, a container still running or still held by the `dockling` process that runs it.
+
+use std::path::PathBuf;
+
+/// A container cannot be named, found or removed as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// An id prefix that more than one container's id starts with.
+    #[error("multiple containers match id prefix {prefix}: give more digits or the name")]
+    AmbiguousPrefix {
+        /// The prefix as given.
+        prefix: String,
+    },
+    /// Another `dockling` process holds the container's engine lock.
+    #[error("container {id} is kept by another dockling process")]
+    Kept {
+        /// The container's id.
+        id: String,
+    },
+    /// `--name` of a container that exists (Docker's words, `conflict:` first).
+    #[error("conflict: the container name \"/{name}\" is already in use by container {other}: remove (dockling rm {name}) or rename that container to reuse the name")]
+    NameInUse {
+        /// The name asked for.
+        name: String,
+        /// The id of the container that has it.
+        other: String,
+    },
+    /// `rm` without `-f` of a container that is starting or running.
+    #[error("cannot remove container {name}: {state}: stop it first or use rm -f")]
+    NotStopped {
+        /// The container as the user named it.
+        name: String,
+        /// `it is starting` or `it is running`.
+        state: &'static str,
+    },
+    /// `rm -f` killed the container, but its `dockling` process kept the engine lock.
+    #[error("container {name} was killed but its dockling process did not let go within {seconds} s: kill it (pid in {})", lock.display())]
+    EngineStuck {
+        /// The container as the user named it.
+        name: String,
+        /// How long `rm` waited.
+        seconds: u64,
+        /// The engine lock file, which holds that process's pid.
+        lock: PathBuf,
+    },
+}

@@ -1,0 +1,56 @@
+//! What can go wrong with a lesson: a lesson file that does not parse or check, the lab
+//! registry it needs not up, a step's shell that cannot be started or waited for.
+
+/// A lesson could not be read or run.
+#[derive(Debug, thiserror::Error)]
+pub enum LessonError {
+    /// The lesson's YAML does not parse (or has an unknown key).
+    #[error("lesson {file}: {source}")]
+    Parse {
+        /// The lesson's file name.
+        file: String,
+        /// serde_yaml's error, naming the line.
+        source: serde_yaml::Error,
+    },
+    /// A step's `expect: matches` is not a valid regular expression.
+    #[error("lesson {file}, step {step}: bad regex {regex:?}: {source}")]
+    BadRegex {
+        /// The lesson's file name.
+        file: String,
+        /// The step, counted from 1.
+        step: usize,
+        /// The expression as written.
+        regex: String,
+        /// What is wrong with it.
+        source: regex::Error,
+    },
+    /// A step asks for trace highlights but does not run a container.
+    #[error("lesson {file}, step {step}: `trace:` needs a step whose command starts with `dockling run`")]
+    TraceWithoutRun {
+        /// The lesson's file name.
+        file: String,
+        /// The step, counted from 1.
+        step: usize,
+    },
+    /// A lesson without steps.
+    #[error("lesson {file}: no steps")]
+    NoSteps {
+        /// The lesson's file name.
+        file: String,
+    },
+    /// The lab registry the lessons pull from is not up.
+    #[error("the lessons pull their images from the lab registry, which is not up: run `dockling lab up` first (`dockling tour` starts it for you)")]
+    LabNotUp,
+    /// The shell that runs a step could not be started.
+    #[error("cannot start /bin/sh: {source}")]
+    StartShell {
+        /// Why `spawn` failed.
+        source: std::io::Error,
+    },
+    /// Waiting for a step's shell failed.
+    #[error("waiting for a lesson step: {source}")]
+    WaitStep {
+        /// Why `waitpid` failed.
+        source: std::io::Error,
+    },
+}
