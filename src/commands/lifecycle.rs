@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{ContainerPruneArgs, KillArgs, RenameArgs, StopArgs, WaitArgs};
 use crate::commands::{require_root, Context};
-use crate::container::{Container, Containers, Status};
+use crate::container::{Container, ContainerError, Containers, Status};
 use crate::error::{Error, Result};
 
 /// A signal by name (`TERM`, `SIGTERM`, `sigterm`) or number (`15`), as Docker takes it.
@@ -114,9 +114,11 @@ fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs)
     if wait_ended(containers, &id, Duration::from_secs(10)) {
         Ok(())
     } else {
-        Err(Error::Usage(format!(
-            "container {name} got SIGKILL but its end was not recorded within 10 s: see `dockling ps -a`"
-        )))
+        Err(ContainerError::StopStuck {
+            name: name.to_string(),
+            seconds: 10,
+        }
+        .into())
     }
 }
 
@@ -130,9 +132,7 @@ pub fn kill(ctx: &Context, args: &KillArgs) -> Result<i32> {
     for name in &args.containers {
         let sent = containers.find(name).and_then(|c| match running(&c) {
             Some((pid, start)) => crate::commands::rm::signal(pid, start, sig),
-            None => Err(Error::Usage(format!(
-                "cannot kill container {name}: it is not running (start it first)"
-            ))),
+            None => Err(ContainerError::NotRunning { name: name.clone() }.into()),
         });
         match sent {
             Ok(()) => println!("{name}"),
@@ -192,10 +192,11 @@ pub fn rename(ctx: &Context, args: &RenameArgs) -> Result<i32> {
     let mut c = containers.find(&args.container)?;
     if let Some(other) = containers.name_taken(new)? {
         if other != c.spec.id {
-            return Err(Error::Usage(format!(
-                "conflict: the container name \"/{new}\" is already in use by container {}: choose another name",
-                &other[..12.min(other.len())]
-            )));
+            return Err(ContainerError::NameInUse {
+                name: new.to_string(),
+                other,
+            }
+            .into());
         }
     }
     c.spec.name = new.to_string();

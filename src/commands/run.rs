@@ -437,10 +437,10 @@ fn detach(
             }
             Ok(code)
         }
-        None => Err(Error::Usage(format!(
-            "the monitor of container {} ended before the container started: see `dockling ps -a` and `dockling logs {}`",
-            &spec.id[..12],
-            spec.name
-        ))),
+        None => Err(container::ContainerError::MonitorLost {
+            id: spec.id[..12].to_string(),
+            name: spec.name.clone(),
+        }
+        .into()),
     }
 }

@@ -44,4 +44,26 @@ pub enum ContainerError {
         /// The engine lock file, which holds that process's pid.
         lock: PathBuf,
     },
+    /// `kill` of a container that is not running.
+    #[error("cannot kill container {name}: it is not running (start it first)")]
+    NotRunning {
+        /// The container as the user named it.
+        name: String,
+    },
+    /// `stop` sent SIGKILL, but the container's end was not recorded in time.
+    #[error("container {name} got SIGKILL but its end was not recorded within {seconds} s: see `dockling ps -a`")]
+    StopStuck {
+        /// The container as the user named it.
+        name: String,
+        /// How long `stop` waited after SIGKILL.
+        seconds: u64,
+    },
+    /// A detached container's monitor ended (was killed) before it reported the start.
+    #[error("the monitor of container {id} ended before the container started: see `dockling ps -a` and `dockling logs {name}`")]
+    MonitorLost {
+        /// The container's short id.
+        id: String,
+        /// Its name.
+        name: String,
+    },
 }
