@@ -52,6 +52,7 @@ pub fn container_json(c: &Container) -> Value {
         "HostnamePath": s.bundle.join("hostname"),
         "HostsPath": s.bundle.join("hosts"),
         "ResolvConfPath": s.bundle.join("resolv.conf"),
+        "LogPath": s.bundle.join(crate::container::logs::file_name(&s.id)),
         "HostConfig": {
             "AutoRemove": s.remove,
             "Privileged": s.privileged,

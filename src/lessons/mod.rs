@@ -46,6 +46,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         "07-security.yaml",
         include_str!("../../lessons/07-security.yaml"),
     ),
+    (
+        "08-detached.yaml",
+        include_str!("../../lessons/08-detached.yaml"),
+    ),
 ];
 
 /// One lesson.
