@@ -22,7 +22,10 @@ fn filter(lab: &Lab, addr: &str, text: &str) -> String {
         (r"Linux \d+\.\d+\S*", "Linux [KERNEL]"),
         (r"/proc/self/fd/\d+", "/proc/self/fd/[FD]"),
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
-        (r"Up (Less than a second|About a minute|\d+ \w+)", "Up [AGO]"),
+        (
+            r"Up (Less than a second|About a minute|\d+ \w+)",
+            "Up [AGO]",
+        ),
     ] {
         text = regex::Regex::new(re)
             .unwrap()
