@@ -11,7 +11,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -28,6 +28,20 @@ pub fn openat2(
     mode: u32,
     resolve: u64,
 ) -> io::Result<OwnedFd> {
+    let fd = openat2_raw(dir.as_raw_fd(), path, flags, mode, resolve)?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// [`openat2`] on a raw directory descriptor, returning the raw new one (for the seam, whose
+/// calls carry descriptor numbers; the caller owns the result).
+pub fn openat2_raw(
+    dir: RawFd,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> Result<RawFd, Errno> {
     use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
     let flags = OFlag::from_bits_retain(flags | libc::O_CLOEXEC);
     let mut how = OpenHow::new()
@@ -38,11 +52,9 @@ pub fn openat2(
         how = how.mode(Mode::from_bits_truncate(mode as libc::mode_t));
     }
     loop {
-        match nix::fcntl::openat2(dir.as_raw_fd(), path, how) {
-            // SAFETY: the kernel returned a new descriptor that nothing else owns.
-            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        match nix::fcntl::openat2(dir, path, how) {
             Err(Errno::EAGAIN | Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
+            other => return other,
         }
     }
 }
@@ -52,14 +64,14 @@ pub const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
 
 /// Open a directory as the root of later lookups.
 pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
-    use nix::fcntl::OFlag;
-    let fd = nix::fcntl::open(
-        path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    // SAFETY: a new descriptor, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use std::os::unix::fs::OpenOptionsExt;
+    // std's open adds O_CLOEXEC, and read access is O_RDONLY (0): the same openat as
+    // open(path, O_PATH|O_DIRECTORY|O_CLOEXEC).
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(path)?;
+    Ok(OwnedFd::from(f))
 }
 
 /// Create every missing directory of `path` inside `root` and return an `O_PATH` fd of the
