@@ -12,6 +12,7 @@
 //! traced seam: the tracer is set up before the re-exec, and the new process records the
 //! `execveat` that started it (as the engine records the container's `execve`).
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -106,8 +107,9 @@ fn forget_if_dry(sys: &Sys, fd: OwnedFd) {
 /// Re-execute this same command from a binary nothing can write (a read-only bind mount of
 /// itself, else a sealed in-memory copy), unless already doing so: every call traced, in the
 /// step `security.reexec`. Returns only on failure (then the caller goes on, warning, from the
-/// real binary) or in a dry run. `argv` is the command line to run again.
-pub fn reexec_sealed(sys: &Sys, argv: Vec<String>) -> Result<(), Error> {
+/// real binary) or in a dry run. `argv` is the command line to run again, as the bytes it was
+/// given (`std::env::args_os`).
+pub fn reexec_sealed(sys: &Sys, argv: Vec<OsString>) -> Result<(), Error> {
     if !sys.is_dry_run() && (is_sealed() || std::env::var_os("DOCKLING_NO_REEXEC").is_some()) {
         return Ok(());
     }
@@ -122,17 +124,28 @@ pub fn reexec_sealed(sys: &Sys, argv: Vec<String>) -> Result<(), Error> {
         }
     };
     let fd = exe.as_raw_fd();
-    let mut envp: Vec<String> = std::env::vars_os()
+    // The environment passes byte for byte, as the arguments do: a value that is not UTF-8
+    // (a path, say) must reach the successor unchanged.
+    let mut envp: Vec<OsString> = std::env::vars_os()
         .filter(|(k, _)| k != REEXEC_VAR)
-        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+        .map(|(k, v)| env_entry(&k, &v))
         .collect();
     let now = monotonic_ns();
-    envp.push(format!("{REEXEC_VAR}={fd},{now}"));
+    envp.push(format!("{REEXEC_VAR}={fd},{now}").into());
     // execveat(fd, "", AT_EMPTY_PATH) runs the file the descriptor names; an ELF binary needs
     // no path, so the close-on-exec descriptor is fine.
     let result = sys.run(Call::Execveat { fd, argv, envp });
     forget_if_dry(sys, exe);
     result.map_err(Error::from)
+}
+
+/// `KEY=value` of an environment variable, its bytes unchanged.
+fn env_entry(key: &OsStr, value: &OsStr) -> OsString {
+    let mut entry = OsString::with_capacity(key.len() + 1 + value.len());
+    entry.push(key);
+    entry.push("=");
+    entry.push(value);
+    entry
 }
 
 /// In a process started by [`reexec_sealed`]: put the `execveat` that started it into the
@@ -142,8 +155,8 @@ pub fn record_reexec(sys: &Sys) {
         return;
     };
     let value = value.to_string_lossy().into_owned();
-    let envp: Vec<String> = std::env::vars_os()
-        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+    let envp: Vec<OsString> = std::env::vars_os()
+        .map(|(k, v)| env_entry(&k, &v))
         .collect();
     // Single-threaded still (nothing was started yet), so changing the environment is safe;
     // the variable must not reach a nested dockling.
@@ -160,7 +173,7 @@ pub fn record_reexec(sys: &Sys) {
     sys.tracer.syscall(
         &Call::Execveat {
             fd: fd.parse().unwrap_or(-1),
-            argv: std::env::args().collect(),
+            argv: std::env::args_os().collect(),
             envp,
         },
         &Ok(Ret::Zero),
@@ -207,9 +220,9 @@ mod tests {
         assert_eq!(*fd, 100);
         assert_eq!(argv, &["dockling", "run", "busybox"]);
         // The successor learns which descriptor and when, to trace the execveat itself.
-        assert!(envp
-            .iter()
-            .any(|e| e.starts_with("DOCKLING_REEXEC_FROM=100,")));
+        assert!(envp.iter().any(|e| e
+            .as_encoded_bytes()
+            .starts_with(b"DOCKLING_REEXEC_FROM=100,")));
     }
 
     #[test]

@@ -167,11 +167,12 @@ pub enum Call {
     /// `fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE)`.
     AddSeals { fd: i32 },
     /// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: run the file `fd` names; on success it
-    /// never returns.
+    /// never returns. `argv` and `envp` (`KEY=value`) are the bytes the kernel gets: a
+    /// re-exec passes this process's own, which need not be UTF-8.
     Execveat {
         fd: i32,
-        argv: Vec<String>,
-        envp: Vec<String>,
+        argv: Vec<std::ffi::OsString>,
+        envp: Vec<std::ffi::OsString>,
     },
     /// `bpf(BPF_PROG_LOAD)` of a cgroup device program (`BPF_PROG_TYPE_CGROUP_DEVICE`): the
     /// kernel verifies `insns` and returns a descriptor of the loaded program.
@@ -755,7 +756,8 @@ impl Call {
                 );
             }
             Call::Execveat { fd, argv, envp } => {
-                let a: Vec<String> = argv.iter().map(|x| quote(x)).collect();
+                // Shown lossily (U+FFFD for a byte that is not UTF-8); passed exactly.
+                let a: Vec<String> = argv.iter().map(|x| quote(&x.to_string_lossy())).collect();
                 let _ = write!(
                     s,
                     "{fd}, \"\", [{}], 0x… /* {} vars */, AT_EMPTY_PATH",

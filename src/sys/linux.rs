@@ -488,8 +488,11 @@ impl Backend for Linux {
                 nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_ADD_SEALS(seals)).map(|_| Ret::Zero)
             }
             Call::Execveat { fd, argv, envp } => {
-                let a: Vec<CString> = argv.iter().map(|s| cstr(s)).collect::<Result<_, _>>()?;
-                let e: Vec<CString> = envp.iter().map(|s| cstr(s)).collect::<Result<_, _>>()?;
+                // Byte for byte: these are this process's own arguments and environment.
+                let bytes =
+                    |s: &std::ffi::OsString| CString::new(s.as_bytes()).map_err(|_| Errno::EINVAL);
+                let a: Vec<CString> = argv.iter().map(bytes).collect::<Result<_, _>>()?;
+                let e: Vec<CString> = envp.iter().map(bytes).collect::<Result<_, _>>()?;
                 // The caller's descriptor stays open for the call (close-on-exec only closes it
                 // once the new program runs).
                 match nix::unistd::execveat(
