@@ -166,6 +166,13 @@ pub enum Call {
     MemfdCreate { name: String },
     /// `fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE)`.
     AddSeals { fd: i32 },
+    /// `sendfile(out_fd, in_fd, NULL, count)`: up to `count` bytes from `in_fd`'s offset to
+    /// `out_fd`, without passing through user space; 0 at the end of `in_fd`.
+    Sendfile {
+        out_fd: i32,
+        in_fd: i32,
+        count: usize,
+    },
     /// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: run the file `fd` names; on success it
     /// never returns. `argv` and `envp` (`KEY=value`) are the bytes the kernel gets: a
     /// re-exec passes this process's own, which need not be UTF-8.
@@ -339,6 +346,7 @@ impl Call {
             Call::MountSetattrRdonly { .. } => "mount_setattr",
             Call::MemfdCreate { .. } => "memfd_create",
             Call::AddSeals { .. } => "fcntl",
+            Call::Sendfile { .. } => "sendfile",
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
         }
@@ -388,6 +396,9 @@ impl Call {
             } => "ioctl.tiocgptn",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
+            Call::Open { path, .. } if path == std::path::Path::new("/proc/self/exe") => {
+                "openat.self_exe"
+            }
             Call::Open { flags, .. } if flags & libc::O_PATH != 0 => "openat.root",
             Call::Open { path, .. } if path == std::path::Path::new("/dev/ptmx") => "openat.ptmx",
             Call::Open { flags, .. } if flags & libc::O_CREAT != 0 => "openat.file",
@@ -749,6 +760,13 @@ impl Call {
             Call::MemfdCreate { name } => {
                 let _ = write!(s, "{}, MFD_CLOEXEC|MFD_ALLOW_SEALING", quote(name));
             }
+            Call::Sendfile {
+                out_fd,
+                in_fd,
+                count,
+            } => {
+                let _ = write!(s, "{out_fd}, {in_fd}, NULL, {count}");
+            }
             Call::AddSeals { fd } => {
                 let _ = write!(
                     s,
@@ -814,6 +832,7 @@ impl Call {
             Call::MountSetattrRdonly { fd } | Call::AddSeals { fd } | Call::Execveat { fd, .. } => {
                 format!("fd {fd}")
             }
+            Call::Sendfile { out_fd, in_fd, .. } => format!("fd {in_fd} to fd {out_fd}"),
             Call::Prctl { option, .. } => option.name().to_string(),
             Call::Kill { pid, .. }
             | Call::Wait4 { pid }
@@ -891,6 +910,7 @@ impl Call {
                 | Call::MountSetattrRdonly { .. }
                 | Call::MemfdCreate { .. }
                 | Call::AddSeals { .. }
+                | Call::Sendfile { .. }
                 | Call::Execveat { .. }
                 | Call::BpfProgLoad { .. }
                 | Call::BpfProgAttach { .. } => {}
@@ -1106,6 +1126,16 @@ impl Call {
                 name: "dockling".into(),
             },
             Call::AddSeals { fd: 3 },
+            Call::Open {
+                path: p("/proc/self/exe"),
+                flags: libc::O_RDONLY,
+                mode: 0,
+            },
+            Call::Sendfile {
+                out_fd: 3,
+                in_fd: 4,
+                count: 1 << 30,
+            },
             Call::Execveat {
                 fd: 3,
                 argv: vec![],

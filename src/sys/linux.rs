@@ -487,6 +487,22 @@ impl Backend for Linux {
                 let seals = S::F_SEAL_SEAL | S::F_SEAL_SHRINK | S::F_SEAL_GROW | S::F_SEAL_WRITE;
                 nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_ADD_SEALS(seals)).map(|_| Ret::Zero)
             }
+            Call::Sendfile {
+                out_fd,
+                in_fd,
+                count,
+            } => {
+                // SAFETY: both descriptors are the caller's and stay open for the call (a
+                // BorrowedFd must not outlive them: these live only inside this arm). nix's
+                // sendfile takes AsFd; its copy is exactly one sendfile(2) from in_fd's offset.
+                let (out_fd, in_fd) = unsafe {
+                    (
+                        std::os::fd::BorrowedFd::borrow_raw(*out_fd),
+                        std::os::fd::BorrowedFd::borrow_raw(*in_fd),
+                    )
+                };
+                nix::sys::sendfile::sendfile(out_fd, in_fd, None, *count).map(Ret::Bytes)
+            }
             Call::Execveat { fd, argv, envp } => {
                 // Byte for byte: these are this process's own arguments and environment.
                 let bytes =
