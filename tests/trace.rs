@@ -374,6 +374,7 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
         "rt_sigaction",
         "execve",
         "umask",
+        "fstatfs",
     ];
     const ENGINE: &[&str] = &[
         "open_tree",
@@ -443,6 +444,14 @@ fn the_trace_is_what_strace_sees() {
             "no engine {want} in the trace"
         );
     }
+    // The container side's file system checks too (the bind targets, the /dev tmpfs), held
+    // against strace's rendering of the whole struct statfs above.
+    assert!(
+        traced
+            .iter()
+            .any(|e| e["process"] == "container" && e["syscall"] == "fstatfs"),
+        "no container fstatfs in the trace"
+    );
 }
 
 #[test]

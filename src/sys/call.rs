@@ -166,6 +166,9 @@ pub enum Call {
     MemfdCreate { name: String },
     /// `fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE)`.
     AddSeals { fd: i32 },
+    /// `fstatfs(2)`: which file system the object `fd` is open on lives on; `object` names it
+    /// (a path inside the container), for the explanation and error messages.
+    Fstatfs { fd: i32, object: String },
     /// `sendfile(out_fd, in_fd, NULL, count)`: up to `count` bytes from `in_fd`'s offset to
     /// `out_fd`, without passing through user space; 0 at the end of `in_fd`.
     Sendfile {
@@ -272,6 +275,27 @@ pub enum Ret {
     OldMask(u64),
     /// `umask`: the mask it replaced (strace prints it in octal).
     Umask(u32),
+    /// `fstatfs`: returns 0, and the file system's description through its argument.
+    Statfs(Statfs),
+}
+
+/// What `fstatfs(2)` fills in (`struct statfs`), the fields strace prints.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Statfs {
+    /// The file system's magic number (`TMPFS_MAGIC`, statfs(2)).
+    pub f_type: i64,
+    pub f_bsize: i64,
+    pub f_blocks: u64,
+    pub f_bfree: u64,
+    pub f_bavail: u64,
+    pub f_files: u64,
+    pub f_ffree: u64,
+    pub f_fsid: [i32; 2],
+    pub f_namelen: i64,
+    pub f_frsize: i64,
+    /// `ST_*` mount flags.
+    pub f_flags: i64,
 }
 
 impl Ret {
@@ -291,7 +315,11 @@ impl Ret {
             Ret::Waited { pid, .. } => pid as i64,
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
-            Ret::PtyNumber(_) | Ret::FdPair(..) | Ret::IfFlags(_) | Ret::OldMask(_) => 0,
+            Ret::PtyNumber(_)
+            | Ret::FdPair(..)
+            | Ret::IfFlags(_)
+            | Ret::OldMask(_)
+            | Ret::Statfs(_) => 0,
             Ret::Umask(m) => m as i64,
         }
     }
@@ -347,6 +375,7 @@ impl Call {
             Call::MemfdCreate { .. } => "memfd_create",
             Call::AddSeals { .. } => "fcntl",
             Call::Sendfile { .. } => "sendfile",
+            Call::Fstatfs { .. } => "fstatfs",
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
         }
@@ -767,6 +796,13 @@ impl Call {
             } => {
                 let _ = write!(s, "{out_fd}, {in_fd}, NULL, {count}");
             }
+            Call::Fstatfs { fd, .. } => {
+                let buf = match ret {
+                    Some(Ret::Statfs(st)) => statfs_struct(st),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "{fd}, {buf}");
+            }
             Call::AddSeals { fd } => {
                 let _ = write!(
                     s,
@@ -828,7 +864,7 @@ impl Call {
             Call::Sethostname { name }
             | Call::IoctlIfFlags { name, .. }
             | Call::MemfdCreate { name } => name.clone(),
-            Call::Close { object, .. } => object.clone(),
+            Call::Close { object, .. } | Call::Fstatfs { object, .. } => object.clone(),
             Call::MountSetattrRdonly { fd } | Call::AddSeals { fd } | Call::Execveat { fd, .. } => {
                 format!("fd {fd}")
             }
@@ -911,6 +947,7 @@ impl Call {
                 | Call::MemfdCreate { .. }
                 | Call::AddSeals { .. }
                 | Call::Sendfile { .. }
+                | Call::Fstatfs { .. }
                 | Call::Execveat { .. }
                 | Call::BpfProgLoad { .. }
                 | Call::BpfProgAttach { .. } => {}
@@ -1136,6 +1173,10 @@ impl Call {
                 in_fd: 4,
                 count: 1 << 30,
             },
+            Call::Fstatfs {
+                fd: 3,
+                object: "/etc/hosts".into(),
+            },
             Call::Execveat {
                 fd: 3,
                 argv: vec![],
@@ -1294,6 +1335,81 @@ pub fn path_arg(p: &std::path::Path) -> String {
         Ok(names) => format!("{quoted} /* {} */", names.display()),
         Err(_) => quoted,
     }
+}
+
+/// A `struct statfs` as strace prints it: every field, the magic number by name, the fsid in
+/// hex, the flags as `ST_*` names (`ST_VALID` first, the rest in bit order).
+pub fn statfs_struct(st: &Statfs) -> String {
+    const MAGIC: &[(i64, &str)] = &[
+        (0xef53, "EXT2_SUPER_MAGIC"),
+        (0x0102_1994, "TMPFS_MAGIC"),
+        (0x9fa0, "PROC_SUPER_MAGIC"),
+        (0x6265_6572, "SYSFS_MAGIC"),
+        (0x794c_7630, "OVERLAYFS_SUPER_MAGIC"),
+        (0x1cd1, "DEVPTS_SUPER_MAGIC"),
+        (0x9123_683e, "BTRFS_SUPER_MAGIC"),
+        (0x5846_5342, "XFS_SUPER_MAGIC"),
+        (0x6367_7270, "CGROUP2_SUPER_MAGIC"),
+        (0x0027_e0eb, "CGROUP_SUPER_MAGIC"),
+        (0x1980_0202, "MQUEUE_MAGIC"),
+        (0x8584_58f6, "RAMFS_MAGIC"),
+        (0x6573_5546, "FUSE_SUPER_MAGIC"),
+        (0xf2f5_2010, "F2FS_SUPER_MAGIC"),
+        (0x7371_7368, "SQUASHFS_MAGIC"),
+        (0x6969, "NFS_SUPER_MAGIC"),
+    ];
+    const FLAGS: &[(i64, &str)] = &[
+        (0x1, "ST_RDONLY"),
+        (0x2, "ST_NOSUID"),
+        (0x4, "ST_NODEV"),
+        (0x8, "ST_NOEXEC"),
+        (0x10, "ST_SYNCHRONOUS"),
+        (0x40, "ST_MANDLOCK"),
+        (0x80, "ST_WRITE"),
+        (0x100, "ST_APPEND"),
+        (0x200, "ST_IMMUTABLE"),
+        (0x400, "ST_NOATIME"),
+        (0x800, "ST_NODIRATIME"),
+        (0x1000, "ST_RELATIME"),
+        (0x2000, "ST_NOSYMFOLLOW"),
+    ];
+    let f_type = MAGIC
+        .iter()
+        .find(|(m, _)| *m == st.f_type)
+        .map_or_else(|| format!("{:#x}", st.f_type), |(_, n)| n.to_string());
+    let hex = |v: i32| match v as u32 {
+        0 => "0".to_string(),
+        v => format!("{v:#x}"),
+    };
+    let mut flags = Vec::new();
+    let mut rest = st.f_flags;
+    if rest & 0x20 != 0 {
+        flags.push("ST_VALID".to_string());
+        rest &= !0x20;
+    }
+    for (bit, name) in FLAGS {
+        if rest & bit != 0 {
+            flags.push(name.to_string());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        flags.push(format!("{rest:#x}"));
+    }
+    format!(
+        "{{f_type={f_type}, f_bsize={}, f_blocks={}, f_bfree={}, f_bavail={}, f_files={}, f_ffree={}, f_fsid={{val=[{}, {}]}}, f_namelen={}, f_frsize={}, f_flags={}}}",
+        st.f_bsize,
+        st.f_blocks,
+        st.f_bfree,
+        st.f_bavail,
+        st.f_files,
+        st.f_ffree,
+        hex(st.f_fsid[0]),
+        hex(st.f_fsid[1]),
+        st.f_namelen,
+        st.f_frsize,
+        or_zero(&flags),
+    )
 }
 
 /// Quote a string the way strace does: C escapes, long strings cut with `...`.

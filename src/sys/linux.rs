@@ -487,6 +487,30 @@ impl Backend for Linux {
                 let seals = S::F_SEAL_SEAL | S::F_SEAL_SHRINK | S::F_SEAL_GROW | S::F_SEAL_WRITE;
                 nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_ADD_SEALS(seals)).map(|_| Ret::Zero)
             }
+            Call::Fstatfs { fd, .. } => {
+                // SAFETY: struct statfs64 is plain data, all-zero a valid value.
+                let mut st: libc::statfs64 = unsafe { std::mem::zeroed() };
+                // SAFETY: fd is the caller's open descriptor; st is a live statfs64 for the
+                // kernel to fill (glibc's fstatfs64 is the fstatfs syscall on 64-bit
+                // machines). Not nix's fstatfs: its Statfs hides f_fsid's values and f_flags,
+                // which the trace prints as strace does.
+                check_int(unsafe { libc::fstatfs64(*fd, &mut st) })?;
+                // SAFETY: fsid_t is a repr(C) pair of ints (its fields private in libc).
+                let f_fsid: [i32; 2] = unsafe { std::mem::transmute(st.f_fsid) };
+                Ok(Ret::Statfs(super::call::Statfs {
+                    f_type: st.f_type as i64,
+                    f_bsize: st.f_bsize as i64,
+                    f_blocks: st.f_blocks as u64,
+                    f_bfree: st.f_bfree as u64,
+                    f_bavail: st.f_bavail as u64,
+                    f_files: st.f_files as u64,
+                    f_ffree: st.f_ffree as u64,
+                    f_fsid,
+                    f_namelen: st.f_namelen as i64,
+                    f_frsize: st.f_frsize as i64,
+                    f_flags: st.f_flags as i64,
+                }))
+            }
             Call::Sendfile {
                 out_fd,
                 in_fd,

@@ -21,7 +21,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
-pub use call::{Call, Prctl, Ret};
+pub use call::{Call, Prctl, Ret, Statfs};
 
 use crate::trace::{StepId, Tracer};
 
@@ -298,6 +298,21 @@ impl Sys {
             resolve,
         })?;
         Ok(self.owned(ret))
+    }
+
+    /// `fstatfs(2)` of `fd`, which `object` names: the file system it is on.
+    pub fn fstatfs(&self, fd: BorrowedFd<'_>, object: &Path) -> Result<Statfs, SysError> {
+        match self.perform(Call::Fstatfs {
+            fd: fd.as_raw_fd(),
+            object: object.display().to_string(),
+        })? {
+            Ret::Statfs(st) => Ok(st),
+            other => Err(SysError {
+                name: "fstatfs",
+                object: format!("{}: unexpected result {other:?}", object.display()),
+                errno: Errno::EIO,
+            }),
+        }
     }
 
     /// `openat(AT_FDCWD, path, flags)`: a new descriptor, owned by the caller.
