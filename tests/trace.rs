@@ -477,6 +477,17 @@ fn the_trace_is_what_strace_sees_with_chroot_copy_a_workdir_and_a_user() {
         0,
     );
     assert_trace_is_what_strace_sees(&traced, &seen);
+    // The missing working directory was looked for through the seam: /new/dir and /new are
+    // missing (ENOENT), / is there, each held against strace above.
+    let looked: Vec<String> = traced
+        .iter()
+        .filter(|e| e["syscall"] == "access" || e["syscall"] == "faccessat")
+        .map(|e| e["args"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        looked.len() == 3 && looked[0].contains("\"/new/dir\"") && looked[2].contains("\"/\""),
+        "{looked:?}"
+    );
 }
 
 #[test]

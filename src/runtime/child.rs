@@ -142,7 +142,11 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     if !sys.is_dry_run() {
         // Docker creates a missing working directory (as root, before the user switch); each
         // missing level is a traced mkdir. We are inside the new root, so nothing escapes it.
-        let mut missing: Vec<&Path> = spec.cwd.ancestors().take_while(|p| !p.exists()).collect();
+        let mut missing: Vec<&Path> = spec
+            .cwd
+            .ancestors()
+            .take_while(|p| !sys.exists(p))
+            .collect();
         missing.reverse();
         if !missing.is_empty() {
             sys.step(StepId::RootfsWorkdir)?;

@@ -169,6 +169,9 @@ pub enum Call {
     /// `fstatfs(2)`: which file system the object `fd` is open on lives on; `object` names it
     /// (a path inside the container), for the explanation and error messages.
     Fstatfs { fd: i32, object: String },
+    /// `access(path, F_OK)`: whether `path` exists (following symlinks). Where the machine has
+    /// no `access` syscall (aarch64), glibc makes it `faccessat(AT_FDCWD, path, F_OK)`.
+    Access { path: PathBuf },
     /// `sendfile(out_fd, in_fd, NULL, count)`: up to `count` bytes from `in_fd`'s offset to
     /// `out_fd`, without passing through user space; 0 at the end of `in_fd`.
     Sendfile {
@@ -376,6 +379,7 @@ impl Call {
             Call::AddSeals { .. } => "fcntl",
             Call::Sendfile { .. } => "sendfile",
             Call::Fstatfs { .. } => "fstatfs",
+            Call::Access { .. } => ACCESS,
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
         }
@@ -796,6 +800,12 @@ impl Call {
             } => {
                 let _ = write!(s, "{out_fd}, {in_fd}, NULL, {count}");
             }
+            Call::Access { path } => {
+                if ACCESS == "faccessat" {
+                    s.push_str("AT_FDCWD, ");
+                }
+                let _ = write!(s, "{}, F_OK", path_arg(path));
+            }
             Call::Fstatfs { fd, .. } => {
                 let buf = match ret {
                     Some(Ret::Statfs(st)) => statfs_struct(st),
@@ -855,6 +865,7 @@ impl Call {
             | Call::Openat2 { path, .. }
             | Call::Mkdirat { path, .. }
             | Call::Open { path, .. }
+            | Call::Access { path }
             | Call::Execve { path, .. } => path.display().to_string(),
             Call::BpfProgLoad { .. } => "cgroup device program".into(),
             Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
@@ -948,6 +959,7 @@ impl Call {
                 | Call::AddSeals { .. }
                 | Call::Sendfile { .. }
                 | Call::Fstatfs { .. }
+                | Call::Access { .. }
                 | Call::Execveat { .. }
                 | Call::BpfProgLoad { .. }
                 | Call::BpfProgAttach { .. } => {}
@@ -1177,6 +1189,7 @@ impl Call {
                 fd: 3,
                 object: "/etc/hosts".into(),
             },
+            Call::Access { path: p("/work") },
             Call::Execveat {
                 fd: 3,
                 argv: vec![],
@@ -1336,6 +1349,18 @@ pub fn path_arg(p: &std::path::Path) -> String {
         Err(_) => quoted,
     }
 }
+
+/// The syscall glibc's `access(3)` makes: `access` where the machine has one, else
+/// `faccessat` (the newer architectures have only the `*at` calls).
+const ACCESS: &str = if cfg!(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "loongarch64"
+)) {
+    "faccessat"
+} else {
+    "access"
+};
 
 /// A `struct statfs` as strace prints it: every field, the magic number by name, the fsid in
 /// hex, the flags as `ST_*` names (`ST_VALID` first, the rest in bit order).

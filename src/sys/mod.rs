@@ -300,6 +300,15 @@ impl Sys {
         Ok(self.owned(ret))
     }
 
+    /// `access(path, F_OK)`: true when `path` exists (any error counts as missing, as with
+    /// `Path::exists`).
+    pub fn exists(&self, path: &Path) -> bool {
+        self.run(Call::Access {
+            path: path.to_path_buf(),
+        })
+        .is_ok()
+    }
+
     /// `fstatfs(2)` of `fd`, which `object` names: the file system it is on.
     pub fn fstatfs(&self, fd: BorrowedFd<'_>, object: &Path) -> Result<Statfs, SysError> {
         match self.perform(Call::Fstatfs {
