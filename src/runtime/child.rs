@@ -58,7 +58,8 @@ pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
     let _ = chan.send(&msg);
     sys.tracer.flush();
     // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent's copy
-    // of this process image; it is the correct way to end a forked child.
+    // of this process image; it is the correct way to end a forked child. Not nix: 0.29 has
+    // no _exit (std::process::exit would run them).
     unsafe { libc::_exit(err.exit_code()) }
 }
 

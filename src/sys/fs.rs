@@ -189,7 +189,7 @@ pub fn create_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std:
         OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )?;
-    // SAFETY: a new descriptor that nothing else owns.
+    // SAFETY: a new descriptor that nothing else owns (nix 0.29's openat returns a raw one).
     Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
@@ -390,7 +390,8 @@ pub fn chown_fd(fd: BorrowedFd<'_>, (uid, gid): (u32, u32)) -> io::Result<()> {
 /// `fsetxattr(2)` on an open file.
 pub fn set_xattr_fd(fd: BorrowedFd<'_>, key: &str, value: &[u8]) -> io::Result<()> {
     let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: a live fd, a valid C string and a live value buffer of the given length.
+    // SAFETY: a live fd, a valid C string and a live value buffer of the given length. Not
+    // nix: 0.29 has no xattr calls.
     cvt(unsafe {
         libc::fsetxattr(
             fd.as_raw_fd(),
@@ -491,7 +492,7 @@ pub fn set_xattr_at(
     let p = cname(fd_path(&fd).as_os_str())?;
     let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: valid C strings and a live value buffer. setxattr follows the magic link to
-    // exactly the object the O_PATH fd refers to.
+    // exactly the object the O_PATH fd refers to. Not nix: 0.29 has no xattr calls.
     cvt(unsafe {
         libc::setxattr(
             p.as_ptr(),
@@ -522,6 +523,7 @@ pub fn get_xattr_at(
     let mut buf = vec![0u8; 4096];
     // SAFETY: valid C strings and a live buffer of the given length; getxattr follows the
     // magic link to exactly the object the O_PATH fd refers to (lgetxattr would read the link).
+    // Not nix: 0.29 has no xattr calls.
     let n = unsafe { libc::getxattr(p.as_ptr(), k.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if n < 0 {
         let e = io::Error::last_os_error();
@@ -540,7 +542,8 @@ pub fn get_xattr_at(
 pub fn get_xattr_fd(fd: BorrowedFd<'_>, key: &str) -> io::Result<Option<Vec<u8>>> {
     let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let mut buf = vec![0u8; 4096];
-    // SAFETY: a live fd, a valid C string and a live buffer of the given length.
+    // SAFETY: a live fd, a valid C string and a live buffer of the given length. Not nix: 0.29
+    // has no xattr calls.
     let n = unsafe {
         libc::fgetxattr(
             fd.as_raw_fd(),
