@@ -239,7 +239,7 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     let path = if sys.is_dry_run() {
         PathBuf::from(&spec.args[0])
     } else {
-        lookup(&spec.args[0], &spec.env)?
+        lookup(sys, &spec.args[0], &spec.env)?
     };
     sys.run(Call::CloseRange { first: 3 })?;
     Ok(Exec {
@@ -314,11 +314,15 @@ fn open_pty(sys: &Sys, chan: Option<&Channel>) -> Result<OwnedFd> {
 }
 
 /// Find the program like a shell would, with the container's own `PATH` (Docker does the same
-/// lookup and reports 127/126 the same way).
-fn lookup(cmd: &str, env: &[String]) -> Result<PathBuf> {
+/// lookup and reports 127/126 the same way). Each probe is a traced call.
+fn lookup(sys: &Sys, cmd: &str, env: &[String]) -> Result<PathBuf> {
+    let is_dir = |p: &Path| {
+        sys.stat_mode(p)
+            .is_ok_and(|m| m & libc::S_IFMT == libc::S_IFDIR)
+    };
     let check = |p: &Path| -> Result<PathBuf> {
-        match nix::unistd::access(p, nix::unistd::AccessFlags::X_OK) {
-            Ok(()) if p.is_dir() => Err(Error::CannotInvoke(format!(
+        match sys.access(p, libc::X_OK).map_err(|e| e.errno) {
+            Ok(()) if is_dir(p) => Err(Error::CannotInvoke(format!(
                 "exec: {:?}: is a directory",
                 p.display().to_string()
             ))),
@@ -343,7 +347,7 @@ fn lookup(cmd: &str, env: &[String]) -> Result<PathBuf> {
     let mut denied = None;
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(cmd);
-        if candidate.exists() {
+        if sys.exists(&candidate) {
             match check(&candidate) {
                 Ok(p) => return Ok(p),
                 Err(e) => denied = Some(e),

@@ -169,9 +169,13 @@ pub enum Call {
     /// `fstatfs(2)`: which file system the object `fd` is open on lives on; `object` names it
     /// (a path inside the container), for the explanation and error messages.
     Fstatfs { fd: i32, object: String },
-    /// `access(path, F_OK)`: whether `path` exists (following symlinks). Where the machine has
-    /// no `access` syscall (aarch64), glibc makes it `faccessat(AT_FDCWD, path, F_OK)`.
-    Access { path: PathBuf },
+    /// `access(path, mode)` with `F_OK` (does `path` exist?) or `X_OK` (may it be executed?),
+    /// following symlinks. Where the machine has no `access` syscall (aarch64), glibc makes it
+    /// `faccessat(AT_FDCWD, path, mode)`.
+    Access { path: PathBuf, mode: i32 },
+    /// `stat(path)` (following symlinks): what kind of file `path` is. glibc makes it
+    /// `newfstatat(AT_FDCWD, path, buf, 0)` (`fstatat64` on 32-bit machines).
+    Stat { path: PathBuf },
     /// `sendfile(out_fd, in_fd, NULL, count)`: up to `count` bytes from `in_fd`'s offset to
     /// `out_fd`, without passing through user space; 0 at the end of `in_fd`.
     Sendfile {
@@ -280,6 +284,9 @@ pub enum Ret {
     Umask(u32),
     /// `fstatfs`: returns 0, and the file system's description through its argument.
     Statfs(Statfs),
+    /// `stat`: returns 0, and (the fields strace shows of) the file's `struct stat`.
+    #[allow(missing_docs)]
+    Stat { mode: u32, size: i64, rdev: u64 },
 }
 
 /// What `fstatfs(2)` fills in (`struct statfs`), the fields strace prints.
@@ -322,7 +329,8 @@ impl Ret {
             | Ret::FdPair(..)
             | Ret::IfFlags(_)
             | Ret::OldMask(_)
-            | Ret::Statfs(_) => 0,
+            | Ret::Statfs(_)
+            | Ret::Stat { .. } => 0,
             Ret::Umask(m) => m as i64,
         }
     }
@@ -380,6 +388,7 @@ impl Call {
             Call::Sendfile { .. } => "sendfile",
             Call::Fstatfs { .. } => "fstatfs",
             Call::Access { .. } => ACCESS,
+            Call::Stat { .. } => STAT,
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
         }
@@ -429,6 +438,7 @@ impl Call {
             } => "ioctl.tiocgptn",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
+            Call::Access { mode, .. } if *mode == libc::X_OK => ACCESS_EXEC,
             Call::Open { path, .. } if path == std::path::Path::new("/proc/self/exe") => {
                 "openat.self_exe"
             }
@@ -800,11 +810,23 @@ impl Call {
             } => {
                 let _ = write!(s, "{out_fd}, {in_fd}, NULL, {count}");
             }
-            Call::Access { path } => {
+            Call::Access { path, mode } => {
                 if ACCESS == "faccessat" {
                     s.push_str("AT_FDCWD, ");
                 }
-                let _ = write!(s, "{}, F_OK", path_arg(path));
+                let mode = match *mode {
+                    libc::F_OK => "F_OK".to_string(),
+                    libc::X_OK => "X_OK".to_string(),
+                    other => format!("{other:#o}"),
+                };
+                let _ = write!(s, "{}, {mode}", path_arg(path));
+            }
+            Call::Stat { path } => {
+                let buf = match ret {
+                    Some(Ret::Stat { mode, size, rdev }) => stat_struct(*mode, *size, *rdev),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "AT_FDCWD, {}, {buf}, 0", path_arg(path));
             }
             Call::Fstatfs { fd, .. } => {
                 let buf = match ret {
@@ -865,7 +887,8 @@ impl Call {
             | Call::Openat2 { path, .. }
             | Call::Mkdirat { path, .. }
             | Call::Open { path, .. }
-            | Call::Access { path }
+            | Call::Access { path, .. }
+            | Call::Stat { path }
             | Call::Execve { path, .. } => path.display().to_string(),
             Call::BpfProgLoad { .. } => "cgroup device program".into(),
             Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
@@ -960,6 +983,7 @@ impl Call {
                 | Call::Sendfile { .. }
                 | Call::Fstatfs { .. }
                 | Call::Access { .. }
+                | Call::Stat { .. }
                 | Call::Execveat { .. }
                 | Call::BpfProgLoad { .. }
                 | Call::BpfProgAttach { .. } => {}
@@ -1189,7 +1213,15 @@ impl Call {
                 fd: 3,
                 object: "/etc/hosts".into(),
             },
-            Call::Access { path: p("/work") },
+            Call::Access {
+                path: p("/work"),
+                mode: libc::F_OK,
+            },
+            Call::Access {
+                path: p("/bin/sh"),
+                mode: libc::X_OK,
+            },
+            Call::Stat { path: p("/bin/sh") },
             Call::Execveat {
                 fd: 3,
                 argv: vec![],
@@ -1361,6 +1393,69 @@ const ACCESS: &str = if cfg!(any(
 } else {
     "access"
 };
+
+/// The explanation key of `access(path, X_OK)` under [`ACCESS`]'s name.
+const ACCESS_EXEC: &str = if cfg!(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "loongarch64"
+)) {
+    "faccessat.exec"
+} else {
+    "access.exec"
+};
+
+/// The syscall glibc's `stat(3)` makes: `newfstatat` on 64-bit machines, `fstatat64` on
+/// 32-bit ones.
+const STAT: &str = if cfg!(target_pointer_width = "64") {
+    "newfstatat"
+} else {
+    "fstatat64"
+};
+
+/// A `struct stat` as strace prints it without `-v`: the type and mode, then the size (or a
+/// device's number), then `...`.
+pub fn stat_struct(mode: u32, size: i64, rdev: u64) -> String {
+    let kind = match mode & libc::S_IFMT {
+        libc::S_IFREG => "S_IFREG",
+        libc::S_IFDIR => "S_IFDIR",
+        libc::S_IFLNK => "S_IFLNK",
+        libc::S_IFCHR => "S_IFCHR",
+        libc::S_IFBLK => "S_IFBLK",
+        libc::S_IFIFO => "S_IFIFO",
+        libc::S_IFSOCK => "S_IFSOCK",
+        _ => "",
+    };
+    let mut m = String::from(kind);
+    for (bit, name) in [
+        (libc::S_ISUID, "S_ISUID"),
+        (libc::S_ISGID, "S_ISGID"),
+        (libc::S_ISVTX, "S_ISVTX"),
+    ] {
+        if mode & bit != 0 {
+            if !m.is_empty() {
+                m.push('|');
+            }
+            m.push_str(name);
+        }
+    }
+    if !m.is_empty() {
+        m.push('|');
+    }
+    m.push_str(&mode_octal(mode & 0o777));
+    let hex = |v: u64| match v {
+        0 => "0".to_string(),
+        v => format!("{v:#x}"),
+    };
+    match mode & libc::S_IFMT {
+        libc::S_IFCHR | libc::S_IFBLK => format!(
+            "{{st_mode={m}, st_rdev=makedev({}, {}), ...}}",
+            hex(libc::major(rdev) as u64),
+            hex(libc::minor(rdev) as u64)
+        ),
+        _ => format!("{{st_mode={m}, st_size={size}, ...}}"),
+    }
+}
 
 /// A `struct statfs` as strace prints it: every field, the magic number by name, the fsid in
 /// hex, the flags as `ST_*` names (`ST_VALID` first, the rest in bit order).

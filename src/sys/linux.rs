@@ -488,10 +488,17 @@ impl Backend for Linux {
                 nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_ADD_SEALS(seals)).map(|_| Ret::Zero)
             }
             // glibc's access: the syscall Call::name says for this machine.
-            Call::Access { path } => {
-                nix::unistd::access(path.as_path(), nix::unistd::AccessFlags::F_OK)
-                    .map(|()| Ret::Zero)
-            }
+            Call::Access { path, mode } => nix::unistd::access(
+                path.as_path(),
+                nix::unistd::AccessFlags::from_bits_retain(*mode),
+            )
+            .map(|()| Ret::Zero),
+            // glibc's stat: newfstatat(AT_FDCWD, path, buf, 0).
+            Call::Stat { path } => nix::sys::stat::stat(path.as_path()).map(|st| Ret::Stat {
+                mode: st.st_mode,
+                size: st.st_size,
+                rdev: st.st_rdev,
+            }),
             Call::Fstatfs { fd, .. } => {
                 // SAFETY: struct statfs64 is plain data, all-zero a valid value.
                 let mut st: libc::statfs64 = unsafe { std::mem::zeroed() };

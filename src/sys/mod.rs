@@ -303,10 +303,25 @@ impl Sys {
     /// `access(path, F_OK)`: true when `path` exists (any error counts as missing, as with
     /// `Path::exists`).
     pub fn exists(&self, path: &Path) -> bool {
+        self.access(path, libc::F_OK).is_ok()
+    }
+
+    /// `access(path, mode)`.
+    pub fn access(&self, path: &Path, mode: i32) -> Result<(), SysError> {
         self.run(Call::Access {
             path: path.to_path_buf(),
+            mode,
         })
-        .is_ok()
+    }
+
+    /// `stat(path)`: the file's type and mode bits (`st_mode`).
+    pub fn stat_mode(&self, path: &Path) -> Result<u32, SysError> {
+        match self.perform(Call::Stat {
+            path: path.to_path_buf(),
+        })? {
+            Ret::Stat { mode, .. } => Ok(mode),
+            _ => Ok(0),
+        }
     }
 
     /// `fstatfs(2)` of `fd`, which `object` names: the file system it is on.

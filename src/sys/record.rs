@@ -60,6 +60,12 @@ impl Backend for Recorder {
             Call::Write { data, .. } => Ret::Bytes(data.len()),
             // The end of the file at once: a dry run copies nothing.
             Call::Sendfile { .. } => Ret::Bytes(0),
+            // A regular, executable file.
+            Call::Stat { .. } => Ret::Stat {
+                mode: libc::S_IFREG | 0o755,
+                size: 0,
+                rdev: 0,
+            },
             // A tmpfs: what the engine mounted, and no kernel file system to refuse.
             Call::Fstatfs { .. } => Ret::Statfs(super::call::Statfs {
                 f_type: libc::TMPFS_MAGIC,
