@@ -18,20 +18,22 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// An exclusive `flock` held until dropped.
-pub struct Lock(File);
+/// An exclusive `flock` held until dropped (nix's [`Flock`] unlocks it, then the file closes).
+pub struct Lock {
+    _flock: Flock<File>,
+}
 
-impl Drop for Lock {
-    fn drop(&mut self) {
-        // SAFETY: the fd is owned by self.0 and open; LOCK_UN on it cannot violate memory safety.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
+/// `flock(f, LOCK_EX | LOCK_NB)`: the file back with the errno when it is not ours.
+fn try_flock(f: File) -> std::result::Result<Flock<File>, (File, Errno)> {
+    Flock::lock(f, FlockArg::LockExclusiveNonblock)
 }
 
 fn open_lock_file(path: &Path) -> Result<File> {
@@ -68,7 +70,7 @@ pub fn set_lock_timeout(timeout: std::time::Duration) {
 /// fails (exit 125) naming the holder and what to do.
 pub fn lock(path: &Path) -> Result<Lock> {
     use std::os::unix::fs::FileExt;
-    let f = File::options()
+    let mut f = File::options()
         .create(true)
         .truncate(false)
         .read(true)
@@ -79,16 +81,16 @@ pub fn lock(path: &Path) -> Result<Lock> {
     let start = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(1);
     let mut said = false;
-    loop {
-        // SAFETY: flock on an fd we own; LOCK_NB returns at once.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => {}
-            Some(libc::EINTR) => continue,
-            _ => return Err(Error::io("lock", path)(e)),
+    let f = loop {
+        // LOCK_NB returns at once.
+        match try_flock(f) {
+            Ok(locked) => break locked,
+            Err((back, Errno::EINTR)) => {
+                f = back;
+                continue;
+            }
+            Err((back, Errno::EWOULDBLOCK)) => f = back,
+            Err((_, e)) => return Err(Error::io("lock", path)(e.into())),
         }
         // A lock busy for a moment is normal (parallel runs take turns): the holder is
         // named only once the wait is long enough to notice (5 s, or half the timeout).
@@ -116,12 +118,12 @@ pub fn lock(path: &Path) -> Result<Lock> {
         }
         std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
         pause = (pause * 2).min(std::time::Duration::from_millis(100));
-    }
+    };
     // Who holds it, for the next one kept waiting (best effort: the kernel's /proc/locks is
     // asked first anyway).
     let pid = format!("{}\n", std::process::id());
     let _ = f.set_len(0).and_then(|_| f.write_all_at(pid.as_bytes(), 0));
-    Ok(Lock(f))
+    Ok(Lock { _flock: f })
 }
 
 /// A lock [`lock`] gave up on: another command held it for the whole `lock-timeout`.
@@ -184,22 +186,18 @@ fn holder_of(f: &File) -> String {
 
 /// Take an exclusive lock on `path` if nobody holds it; `None` if a live process does.
 pub fn try_lock(path: &Path) -> Result<Option<Lock>> {
-    let f = open_lock_file(path)?;
-    // SAFETY: flock on an fd we own; LOCK_NB returns at once.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Ok(None);
-        }
-        return Err(Error::io("lock", path)(e));
+    match try_flock(open_lock_file(path)?) {
+        Ok(locked) => Ok(Some(Lock { _flock: locked })),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(Error::io("lock", path)(e.into())),
     }
-    Ok(Some(Lock(f)))
 }
 
 /// An exclusive lock on a file its holder removes when done: `<dir>/<name>` exists only while
 /// someone holds or waits for it.
 pub struct PathLock {
-    file: File,
+    /// Unlocked by nix's [`Flock`] when dropped, after [`PathLock`]'s own drop unlinked it.
+    _file: Flock<File>,
     path: PathBuf,
 }
 
@@ -209,16 +207,14 @@ impl PathLock {
     /// can see, so it checks that the path still names its inode and tries again otherwise.
     pub fn acquire(path: &Path) -> Result<PathLock> {
         loop {
-            let file = open_lock_file(path)?;
-            // SAFETY: flock on an fd we own; blocks until the lock is ours.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(Error::io("lock", path)(std::io::Error::last_os_error()));
-            }
+            // Blocks until the lock is ours.
+            let file = Flock::lock(open_lock_file(path)?, FlockArg::LockExclusive)
+                .map_err(|(_, e)| Error::io("lock", path)(e.into()))?;
             let ours = file.metadata().map_err(Error::io("stat", path))?.ino();
             match fs::metadata(path) {
                 Ok(m) if m.ino() == ours => {
                     return Ok(PathLock {
-                        file,
+                        _file: file,
                         path: path.to_path_buf(),
                     })
                 }
@@ -232,8 +228,7 @@ impl Drop for PathLock {
     fn drop(&mut self) {
         // Unlinked while still locked, so no newcomer can lock this inode and think it won.
         let _ = fs::remove_file(&self.path);
-        // SAFETY: the fd is owned by self.file and open.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        // Then self._file's Flock unlocks it, and the file closes.
     }
 }
 
@@ -261,7 +256,7 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn temp_name() -> String {
     let pid = std::process::id();
     let mut rand = [0u8; 8];
-    // SAFETY: rand is a live, writable 8-byte buffer.
+    // SAFETY: rand is a live, writable 8-byte buffer. Not nix: 0.29 has no getrandom.
     let n = unsafe { libc::getrandom(rand.as_mut_ptr().cast(), rand.len(), 0) };
     assert_eq!(n, 8, "getrandom returned too few bytes");
     format!(".tmp-{pid}-{}-{}", start_time(pid).unwrap_or(0), hex(&rand))
@@ -323,12 +318,11 @@ pub fn leftover(name: &str) -> bool {
 /// opened (gone meanwhile). The file is not created.
 pub fn held(path: &Path) -> Option<bool> {
     let f = File::options().read(true).open(path).ok()?;
-    // SAFETY: flock on an fd we own; LOCK_NB returns at once.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        // Released when f is closed.
-        return Some(false);
+    match try_flock(f) {
+        // Released at once, when the Flock is dropped.
+        Ok(_) => Some(false),
+        Err((_, e)) => (e == Errno::EWOULDBLOCK).then_some(true),
     }
-    (std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)).then_some(true)
 }
 
 /// Remove the lock or lease file `path` if nobody holds it, unlinking it while holding its
@@ -340,10 +334,9 @@ pub fn remove_if_unheld(path: &Path) -> std::io::Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(e),
     };
-    // SAFETY: flock on an fd we own; LOCK_NB returns at once.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let Ok(_locked) = try_flock(f) else {
         return Ok(false);
-    }
+    };
     match fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),

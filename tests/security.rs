@@ -374,6 +374,47 @@ fn a_bad_seccomp_profile_is_a_clear_125_naming_the_field() {
 }
 
 #[test]
+fn reexec_passes_non_utf8_arguments_and_environment_byte_for_byte() {
+    // The engine re-executes itself from a sealed binary before anything else; its argv and
+    // environment once went through to_string_lossy, so a byte that is not UTF-8 came out as
+    // U+FFFD (or the engine panicked reading its arguments): the successor then looked for an
+    // --env-file and a config file that do not exist.
+    use std::os::unix::ffi::OsStrExt;
+    let lab = Lab::with_busybox();
+    let weird = lab
+        .dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"bytes-\xff\xfe"));
+    std::fs::create_dir(&weird).unwrap();
+    let env_file = weird.join("env");
+    std::fs::write(&env_file, "FROM_THE_ENV_FILE=yes\n").unwrap();
+    let config = weird.join("config.yaml");
+    std::fs::copy(lab.dir.path().join("config.yaml"), &config).unwrap();
+    let o: common::Out = lab
+        .command(&["run", "--rm"])
+        .arg("--env-file")
+        .arg(&env_file)
+        .args(["busybox", "env"])
+        .env("DOCKLING_CONFIG", &config)
+        .env_remove("DOCKLING_NO_REEXEC")
+        .output()
+        .unwrap()
+        .into();
+    o.expect_code(0);
+    assert!(
+        o.stdout.lines().any(|l| l == "FROM_THE_ENV_FILE=yes"),
+        "{}",
+        o.stdout
+    );
+    // It did run from the sealed binary (a failed re-exec is only a warning).
+    assert!(
+        !o.stderr.contains("could not run from a sealed copy"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
 fn the_engine_binary_cannot_be_written_from_the_container() {
     // CVE-2019-5736: what a container could reach as /proc/<engine>/exe must not be writable.
     // The engine re-executes from a detached read-only bind mount of itself (or a sealed memfd

@@ -374,6 +374,9 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
         "rt_sigaction",
         "execve",
         "umask",
+        "fstatfs",
+        "access",
+        "faccessat",
     ];
     const ENGINE: &[&str] = &[
         "open_tree",
@@ -443,6 +446,22 @@ fn the_trace_is_what_strace_sees() {
             "no engine {want} in the trace"
         );
     }
+    // The container side's file system checks too (the bind targets, the /dev tmpfs), held
+    // against strace's rendering of the whole struct statfs above, and the program's lookup
+    // in PATH (its directories, then whether it may be run and is no directory).
+    // (Named per machine: aarch64 has faccessat only, 32-bit machines fstatat64.)
+    for want in [
+        &["fstatfs"][..],
+        &["access", "faccessat"],
+        &["newfstatat", "fstatat64"],
+    ] {
+        assert!(
+            traced
+                .iter()
+                .any(|e| e["process"] == "container" && want.iter().any(|w| e["syscall"] == *w)),
+            "no container {want:?} in the trace"
+        );
+    }
 }
 
 #[test]
@@ -468,6 +487,19 @@ fn the_trace_is_what_strace_sees_with_chroot_copy_a_workdir_and_a_user() {
         0,
     );
     assert_trace_is_what_strace_sees(&traced, &seen);
+    // The missing working directory was looked for through the seam: /new/dir and /new are
+    // missing (ENOENT), / is there, each held against strace above (the program's lookup in
+    // PATH comes later).
+    let looked: Vec<String> = traced
+        .iter()
+        .filter(|e| e["syscall"] == "access" || e["syscall"] == "faccessat")
+        .map(|e| e["args"].as_str().unwrap().to_string())
+        .take(3)
+        .collect();
+    assert!(
+        looked.len() == 3 && looked[0].contains("\"/new/dir\"") && looked[2].contains("\"/\""),
+        "{looked:?}"
+    );
 }
 
 #[test]

@@ -109,7 +109,7 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
     let cg = run::cgroup_for(ctx, spec)?;
     // `run` first re-executes itself from a read-only copy: the same command line, minus
     // `explain`.
-    let argv: Vec<String> = std::env::args()
+    let argv: Vec<std::ffi::OsString> = std::env::args_os()
         .enumerate()
         .filter(|(i, a)| !(*i == 1 && a == "explain"))
         .map(|(_, a)| a)

@@ -240,7 +240,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
         ),
     );
     crate::runtime::exe::record_reexec(&sys);
-    match crate::runtime::exe::reexec_sealed(&sys, std::env::args().collect()) {
+    match crate::runtime::exe::reexec_sealed(&sys, std::env::args_os().collect()) {
         Ok(()) => {}
         Err(Error::Aborted(a)) => {
             eprintln!("dockling: {a}: nothing was done yet");

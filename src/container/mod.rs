@@ -160,7 +160,10 @@ const TRASH: &str = ".trash-";
 
 /// `flock(fd, op)`; `Ok(false)` when `LOCK_NB` found it taken.
 fn flock(f: &File, op: libc::c_int) -> std::io::Result<bool> {
-    // SAFETY: flock on an fd owned by `f`.
+    // SAFETY: flock on an fd owned by `f`. Not nix's Flock: it takes the file and unlocks it
+    // explicitly when dropped, which would also release the engine lock for the container's
+    // first process, which shares it through clone; this lock must last until the last
+    // descriptor of it is closed.
     if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
         return Ok(true);
     }
@@ -417,7 +420,7 @@ impl Containers {
 /// A new random container id: 64 hex digits from `getrandom(2)`.
 pub fn new_id() -> String {
     let mut buf = [0u8; 32];
-    // SAFETY: buf is a live, writable 32-byte buffer.
+    // SAFETY: buf is a live, writable 32-byte buffer. Not nix: 0.29 has no getrandom.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
     assert_eq!(n, 32, "getrandom returned too few bytes");
     crate::files::hex(&buf)

@@ -275,7 +275,8 @@ mod tests {
             cap.extend_from_slice(&w.to_le_bytes());
         }
         let c = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
-        // SAFETY: test-only xattr on a file the test owns.
+        // SAFETY: test-only xattr on a file the test owns; valid C strings and a live value
+        // buffer. Not nix: 0.29 has no xattr calls.
         let rc = unsafe {
             libc::setxattr(
                 c.as_ptr(),
@@ -358,7 +359,8 @@ mod tests {
         .unwrap();
         std::fs::create_dir_all(l2.join("cache")).unwrap();
         let c = std::ffi::CString::new(l2.join("cache").to_str().unwrap()).unwrap();
-        // SAFETY: test-only xattr on a directory the test owns.
+        // SAFETY: test-only xattr on a directory the test owns; valid C strings and a live
+        // value. Not nix: 0.29 has no xattr calls.
         let rc = unsafe {
             libc::setxattr(
                 c.as_ptr(),

@@ -237,8 +237,11 @@ fn run_bounded(mut cmd: Command, trace: bool) -> Result<Output> {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() > deadline => {
-                // SAFETY: killpg on the group this child leads.
-                unsafe { libc::killpg(child.id() as i32, libc::SIGKILL) };
+                // The group this child leads.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 let _ = child.wait();
                 break None;
             }

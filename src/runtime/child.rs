@@ -63,7 +63,8 @@ pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
     let _ = chan.send(&msg);
     sys.tracer.flush();
     // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent's copy
-    // of this process image; it is the correct way to end a forked child.
+    // of this process image; it is the correct way to end a forked child. Not nix: 0.29 has
+    // no _exit (std::process::exit would run them).
     unsafe { libc::_exit(err.exit_code()) }
 }
 
@@ -148,7 +149,11 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     if !sys.is_dry_run() {
         // Docker creates a missing working directory (as root, before the user switch); each
         // missing level is a traced mkdir. We are inside the new root, so nothing escapes it.
-        let mut missing: Vec<&Path> = spec.cwd.ancestors().take_while(|p| !p.exists()).collect();
+        let mut missing: Vec<&Path> = spec
+            .cwd
+            .ancestors()
+            .take_while(|p| !sys.exists(p))
+            .collect();
         missing.reverse();
         if !missing.is_empty() {
             sys.step(StepId::RootfsWorkdir)?;
@@ -247,7 +252,7 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     let path = if sys.is_dry_run() {
         PathBuf::from(&spec.args[0])
     } else {
-        lookup(&spec.args[0], &spec.env)?
+        lookup(sys, &spec.args[0], &spec.env)?
     };
     sys.run(Call::CloseRange { first: 3 })?;
     Ok(Exec {
@@ -323,11 +328,15 @@ fn open_pty(sys: &Sys, chan: Option<&Channel>) -> Result<OwnedFd> {
 }
 
 /// Find the program like a shell would, with the container's own `PATH` (Docker does the same
-/// lookup and reports 127/126 the same way).
-fn lookup(cmd: &str, env: &[String]) -> Result<PathBuf> {
+/// lookup and reports 127/126 the same way). Each probe is a traced call.
+fn lookup(sys: &Sys, cmd: &str, env: &[String]) -> Result<PathBuf> {
+    let is_dir = |p: &Path| {
+        sys.stat_mode(p)
+            .is_ok_and(|m| m & libc::S_IFMT == libc::S_IFDIR)
+    };
     let check = |p: &Path| -> Result<PathBuf> {
-        match nix::unistd::access(p, nix::unistd::AccessFlags::X_OK) {
-            Ok(()) if p.is_dir() => Err(Error::CannotInvoke(format!(
+        match sys.access(p, libc::X_OK).map_err(|e| e.errno) {
+            Ok(()) if is_dir(p) => Err(Error::CannotInvoke(format!(
                 "exec: {:?}: is a directory",
                 p.display().to_string()
             ))),
@@ -352,7 +361,7 @@ fn lookup(cmd: &str, env: &[String]) -> Result<PathBuf> {
     let mut denied = None;
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(cmd);
-        if candidate.exists() {
+        if sys.exists(&candidate) {
             match check(&candidate) {
                 Ok(p) => return Ok(p),
                 Err(e) => denied = Some(e),

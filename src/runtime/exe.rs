@@ -12,8 +12,8 @@
 //! traced seam: the tracer is set up before the re-exec, and the new process records the
 //! `execveat` that started it (as the engine records the container's `execve`).
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::Error;
@@ -29,9 +29,8 @@ pub fn is_sealed() -> bool {
     let Ok(f) = File::open("/proc/self/exe") else {
         return false;
     };
-    // SAFETY: F_GET_SEALS on a descriptor we own.
-    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
-    if seals >= 0 && seals & SEALS == SEALS {
+    let seals = nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_GET_SEALS);
+    if seals.is_ok_and(|s| s & SEALS == SEALS) {
         return true;
     }
     nix::sys::statvfs::fstatvfs(&f)
@@ -72,28 +71,54 @@ fn sealed_copy(sys: &Sys) -> Result<OwnedFd, Error> {
     })?);
     // SAFETY: memfd_create returned a new descriptor nobody else owns.
     let copy = unsafe { OwnedFd::from_raw_fd(fd) };
-    if !sys.is_dry_run() {
-        let mut src = File::open("/proc/self/exe").map_err(Error::io("open", "/proc/self/exe"))?;
-        let mut dst = File::from(copy.try_clone().map_err(Error::io("dup", "memfd"))?);
-        let n = io::copy(&mut src, &mut dst).map_err(Error::io("copy", "/proc/self/exe"))?;
-        sys.tracer
-            .note(&format!("copied the binary ({n} bytes) into the memfd"));
+    if let Err(e) = copy_self_into(sys, fd) {
+        forget_if_dry(sys, copy);
+        return Err(e);
     }
-    sys.run(Call::AddSeals { fd })?;
+    if let Err(e) = sys.run(Call::AddSeals { fd }) {
+        forget_if_dry(sys, copy);
+        return Err(e.into());
+    }
     Ok(copy)
+}
+
+/// Copy this process's binary into the descriptor `dst` with traced `sendfile(2)`s (each
+/// moves at most about 2 GiB; 0 means the end). In a dry run the recorder's made-up
+/// descriptors copy nothing.
+fn copy_self_into(sys: &Sys, dst: RawFd) -> Result<(), Error> {
+    let src = fd_of(sys.perform(Call::Open {
+        path: "/proc/self/exe".into(),
+        flags: libc::O_RDONLY,
+        mode: 0,
+    })?);
+    // SAFETY: a new descriptor that nothing else owns (a made-up one is never closed).
+    let src_fd = unsafe { OwnedFd::from_raw_fd(src) };
+    let mut total = 0usize;
+    let copied = loop {
+        match sys.perform(Call::Sendfile {
+            out_fd: dst,
+            in_fd: src,
+            count: 1 << 30,
+        }) {
+            Ok(Ret::Bytes(n)) if n > 0 => total += n,
+            Ok(_) => break Ok(()),
+            Err(e) => break Err(Error::from(e)),
+        }
+    };
+    forget_if_dry(sys, src_fd);
+    if copied.is_ok() && !sys.is_dry_run() {
+        sys.tracer
+            .note(&format!("copied the binary ({total} bytes) into the memfd"));
+    }
+    copied
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds (the same clock in both processes of a re-exec).
 fn monotonic_ns() -> i128 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: t is a live timespec for the kernel to fill.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) } != 0 {
-        return 0;
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(t) => t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128,
+        Err(_) => 0,
     }
-    t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128
 }
 
 /// The recorder's descriptors are made up: never close them.
@@ -106,8 +131,9 @@ fn forget_if_dry(sys: &Sys, fd: OwnedFd) {
 /// Re-execute this same command from a binary nothing can write (a read-only bind mount of
 /// itself, else a sealed in-memory copy), unless already doing so: every call traced, in the
 /// step `security.reexec`. Returns only on failure (then the caller goes on, warning, from the
-/// real binary) or in a dry run. `argv` is the command line to run again.
-pub fn reexec_sealed(sys: &Sys, argv: Vec<String>) -> Result<(), Error> {
+/// real binary) or in a dry run. `argv` is the command line to run again, as the bytes it was
+/// given (`std::env::args_os`).
+pub fn reexec_sealed(sys: &Sys, argv: Vec<OsString>) -> Result<(), Error> {
     if !sys.is_dry_run() && (is_sealed() || std::env::var_os("DOCKLING_NO_REEXEC").is_some()) {
         return Ok(());
     }
@@ -122,17 +148,28 @@ pub fn reexec_sealed(sys: &Sys, argv: Vec<String>) -> Result<(), Error> {
         }
     };
     let fd = exe.as_raw_fd();
-    let mut envp: Vec<String> = std::env::vars_os()
+    // The environment passes byte for byte, as the arguments do: a value that is not UTF-8
+    // (a path, say) must reach the successor unchanged.
+    let mut envp: Vec<OsString> = std::env::vars_os()
         .filter(|(k, _)| k != REEXEC_VAR)
-        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+        .map(|(k, v)| env_entry(&k, &v))
         .collect();
     let now = monotonic_ns();
-    envp.push(format!("{REEXEC_VAR}={fd},{now}"));
+    envp.push(format!("{REEXEC_VAR}={fd},{now}").into());
     // execveat(fd, "", AT_EMPTY_PATH) runs the file the descriptor names; an ELF binary needs
     // no path, so the close-on-exec descriptor is fine.
     let result = sys.run(Call::Execveat { fd, argv, envp });
     forget_if_dry(sys, exe);
     result.map_err(Error::from)
+}
+
+/// `KEY=value` of an environment variable, its bytes unchanged.
+fn env_entry(key: &OsStr, value: &OsStr) -> OsString {
+    let mut entry = OsString::with_capacity(key.len() + 1 + value.len());
+    entry.push(key);
+    entry.push("=");
+    entry.push(value);
+    entry
 }
 
 /// In a process started by [`reexec_sealed`]: put the `execveat` that started it into the
@@ -142,8 +179,8 @@ pub fn record_reexec(sys: &Sys) {
         return;
     };
     let value = value.to_string_lossy().into_owned();
-    let envp: Vec<String> = std::env::vars_os()
-        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+    let envp: Vec<OsString> = std::env::vars_os()
+        .map(|(k, v)| env_entry(&k, &v))
         .collect();
     // Single-threaded still (nothing was started yet), so changing the environment is safe;
     // the variable must not reach a nested dockling.
@@ -160,7 +197,7 @@ pub fn record_reexec(sys: &Sys) {
     sys.tracer.syscall(
         &Call::Execveat {
             fd: fd.parse().unwrap_or(-1),
-            argv: std::env::args().collect(),
+            argv: std::env::args_os().collect(),
             envp,
         },
         &Ok(Ret::Zero),
@@ -207,14 +244,44 @@ mod tests {
         assert_eq!(*fd, 100);
         assert_eq!(argv, &["dockling", "run", "busybox"]);
         // The successor learns which descriptor and when, to trace the execveat itself.
-        assert!(envp
-            .iter()
-            .any(|e| e.starts_with("DOCKLING_REEXEC_FROM=100,")));
+        assert!(envp.iter().any(|e| e
+            .as_encoded_bytes()
+            .starts_with(b"DOCKLING_REEXEC_FROM=100,")));
     }
 
     #[test]
     fn without_the_new_mount_api_it_runs_from_a_sealed_memfd() {
         let names: Vec<&str> = recorded(true).iter().map(|c| c.name()).collect();
-        assert_eq!(names, ["open_tree", "memfd_create", "fcntl", "execveat"]);
+        assert_eq!(
+            names,
+            [
+                "open_tree",
+                "memfd_create",
+                "openat",
+                "sendfile",
+                "fcntl",
+                "execveat"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_sealed_copy_is_this_binary_byte_for_byte_and_sealed() {
+        // The copy is made through the seam's sendfile calls (real ones here).
+        let sys = Sys::new(Box::new(crate::sys::linux::Linux), Tracer::off());
+        let copy = sealed_copy(&sys).unwrap();
+        let mut got = Vec::new();
+        {
+            use std::io::{Read, Seek};
+            let mut f = File::from(copy.try_clone().unwrap());
+            f.rewind().unwrap();
+            f.read_to_end(&mut got).unwrap();
+        }
+        assert!(
+            got == std::fs::read("/proc/self/exe").unwrap(),
+            "copy differs"
+        );
+        let seals = nix::fcntl::fcntl(copy.as_raw_fd(), nix::fcntl::FcntlArg::F_GET_SEALS).unwrap();
+        assert_eq!(seals & SEALS, SEALS);
     }
 }

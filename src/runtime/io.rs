@@ -94,15 +94,32 @@ impl Drop for RawMode {
     }
 }
 
+nix::ioctl_read_bad!(
+    /// `ioctl(fd, TIOCGWINSZ, &ws)`: a terminal's size.
+    tiocgwinsz,
+    libc::TIOCGWINSZ,
+    libc::winsize
+);
+nix::ioctl_write_ptr_bad!(
+    /// `ioctl(fd, TIOCSWINSZ, &ws)`: set a terminal's size.
+    tiocswinsz,
+    libc::TIOCSWINSZ,
+    libc::winsize
+);
+
 fn copy_winsize(master: &OwnedFd) {
-    // SAFETY: winsize is plain data; TIOCGWINSZ fills it, TIOCSWINSZ reads it. Both fds are open.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        for fd in [1, 0] {
-            if libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0 {
-                libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-                return;
-            }
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    for fd in [1, 0] {
+        // SAFETY: ws is a live winsize for TIOCGWINSZ to fill; fd is only asked about.
+        if unsafe { tiocgwinsz(fd, &mut ws) }.is_ok() {
+            // SAFETY: master is an open pty master; TIOCSWINSZ reads the live ws.
+            let _ = unsafe { tiocswinsz(master.as_raw_fd(), &ws) };
+            return;
         }
     }
 }
@@ -350,7 +367,10 @@ pub fn relay(
             while let Ok(Some(info)) = sfd.read_signal() {
                 let signo = info.ssi_signo as i32;
                 if signo == libc::SIGCHLD {
-                    // SAFETY: waitid with WNOHANG|WNOWAIT only peeks at the child's state.
+                    // SAFETY: waitid with WNOHANG|WNOWAIT only peeks at the child's state; si
+                    // is a live siginfo for the kernel to fill. Not nix's waitid: its
+                    // WaitStatus fails on a child killed by a real-time signal, which would
+                    // then never be seen to exit.
                     let exited = unsafe {
                         let mut si: libc::siginfo_t = std::mem::zeroed();
                         libc::waitid(
@@ -391,10 +411,14 @@ pub fn relay(
 /// Copy what the container wrote last, after it exited.
 fn drain(master: Option<&mut File>, sink: &mut Sink<'_>, buf: &mut [u8]) {
     let Some(m) = master else { return };
-    // SAFETY: fcntl on an fd owned by `m`; makes the final reads non-blocking.
-    unsafe {
-        let flags = libc::fcntl(m.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(m.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    // Makes the final reads non-blocking.
+    {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let flags = fcntl(m.as_raw_fd(), FcntlArg::F_GETFL).unwrap_or(-1);
+        let _ = fcntl(
+            m.as_raw_fd(),
+            FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
+        );
     }
     for _ in 0..1024 {
         match m.read(buf) {

@@ -168,7 +168,7 @@ fn ensure_target(
         walked.push(name);
         // Nothing of ours is created inside /proc or /sys for a bind.
         if let Some(inside) = bind {
-            refuse_kernel_fs(&dir, inside)?;
+            refuse_kernel_fs(sys, &dir, inside)?;
         }
         sys.mkdirat(dir.as_fd(), Path::new(name), 0o755)?;
         // From the root again, so a component that is a symlink stays inside it.
@@ -178,7 +178,7 @@ fn ensure_target(
         return Ok(dir);
     }
     if let Some(inside) = bind {
-        refuse_kernel_fs(&dir, inside)?;
+        refuse_kernel_fs(sys, &dir, inside)?;
     }
     drop(sys.openat2(
         root.as_fd(),
@@ -239,7 +239,7 @@ fn resolve_target(
         other => other?,
     };
     if bind {
-        refuse_kernel_fs(&fd, inside)?;
+        refuse_kernel_fs(sys, &fd, inside)?;
     }
     fd_target(fd)
 }
@@ -247,11 +247,14 @@ fn resolve_target(
 /// A bind that lands inside /proc or /sys (an image's `etc/hosts -> /proc/sys/...`) would put
 /// a file of ours over a kernel knob; runc refuses such targets, and so do we. The file system
 /// the descriptor is on says where it landed, whatever path led there.
-fn refuse_kernel_fs(fd: &OwnedFd, inside: &Path) -> Result<()> {
-    let fs = nix::sys::statfs::fstatfs(fd)
-        .map_err(|e| Error::io("statfs", inside)(std::io::Error::from_raw_os_error(e as i32)))?;
-    let kind = fs.filesystem_type();
-    if kind == nix::sys::statfs::PROC_SUPER_MAGIC || kind == nix::sys::statfs::SYSFS_MAGIC {
+fn refuse_kernel_fs(sys: &Sys, fd: &OwnedFd, inside: &Path) -> Result<()> {
+    let kind = sys
+        .fstatfs(fd.as_fd(), inside)
+        .map_err(|e| {
+            Error::io("statfs", inside)(std::io::Error::from_raw_os_error(e.errno as i32))
+        })?
+        .f_type;
+    if kind == libc::PROC_SUPER_MAGIC || kind == libc::SYSFS_MAGIC {
         return Err(super::RuntimeError::IntoKernelFs {
             inside: inside.to_path_buf(),
         }
@@ -517,13 +520,11 @@ impl<'a> Rootfs<'a> {
                     0,
                     safefs::IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
                 )?;
-                let fs = nix::sys::statfs::fstatfs(&fd)
-                    .map_err(|e| Error::io("statfs", self.path.join("dev"))(e.into()))?;
-                if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
-                    return Err(super::RuntimeError::DevNotTmpfs {
-                        dir: self.path.join("dev"),
-                    }
-                    .into());
+                let dev = self.path.join("dev");
+                let fs = (self.sys.fstatfs(fd.as_fd(), &dev))
+                    .map_err(|e| Error::io("statfs", &dev)(e.errno.into()))?;
+                if fs.f_type != libc::TMPFS_MAGIC {
+                    return Err(super::RuntimeError::DevNotTmpfs { dir: dev }.into());
                 }
                 Some(fd)
             }

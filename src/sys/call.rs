@@ -166,12 +166,30 @@ pub enum Call {
     MemfdCreate { name: String },
     /// `fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE)`.
     AddSeals { fd: i32 },
+    /// `fstatfs(2)`: which file system the object `fd` is open on lives on; `object` names it
+    /// (a path inside the container), for the explanation and error messages.
+    Fstatfs { fd: i32, object: String },
+    /// `access(path, mode)` with `F_OK` (does `path` exist?) or `X_OK` (may it be executed?),
+    /// following symlinks. Where the machine has no `access` syscall (aarch64), glibc makes it
+    /// `faccessat(AT_FDCWD, path, mode)`.
+    Access { path: PathBuf, mode: i32 },
+    /// `stat(path)` (following symlinks): what kind of file `path` is. glibc makes it
+    /// `newfstatat(AT_FDCWD, path, buf, 0)` (`fstatat64` on 32-bit machines).
+    Stat { path: PathBuf },
+    /// `sendfile(out_fd, in_fd, NULL, count)`: up to `count` bytes from `in_fd`'s offset to
+    /// `out_fd`, without passing through user space; 0 at the end of `in_fd`.
+    Sendfile {
+        out_fd: i32,
+        in_fd: i32,
+        count: usize,
+    },
     /// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: run the file `fd` names; on success it
-    /// never returns.
+    /// never returns. `argv` and `envp` (`KEY=value`) are the bytes the kernel gets: a
+    /// re-exec passes this process's own, which need not be UTF-8.
     Execveat {
         fd: i32,
-        argv: Vec<String>,
-        envp: Vec<String>,
+        argv: Vec<std::ffi::OsString>,
+        envp: Vec<std::ffi::OsString>,
     },
     /// `bpf(BPF_PROG_LOAD)` of a cgroup device program (`BPF_PROG_TYPE_CGROUP_DEVICE`): the
     /// kernel verifies `insns` and returns a descriptor of the loaded program.
@@ -262,6 +280,30 @@ pub enum Ret {
     OldMask(u64),
     /// `umask`: the mask it replaced (strace prints it in octal).
     Umask(u32),
+    /// `fstatfs`: returns 0, and the file system's description through its argument.
+    Statfs(Statfs),
+    /// `stat`: returns 0, and (the fields strace shows of) the file's `struct stat`.
+    #[allow(missing_docs)]
+    Stat { mode: u32, size: i64, rdev: u64 },
+}
+
+/// What `fstatfs(2)` fills in (`struct statfs`), the fields strace prints.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Statfs {
+    /// The file system's magic number (`TMPFS_MAGIC`, statfs(2)).
+    pub f_type: i64,
+    pub f_bsize: i64,
+    pub f_blocks: u64,
+    pub f_bfree: u64,
+    pub f_bavail: u64,
+    pub f_files: u64,
+    pub f_ffree: u64,
+    pub f_fsid: [i32; 2],
+    pub f_namelen: i64,
+    pub f_frsize: i64,
+    /// `ST_*` mount flags.
+    pub f_flags: i64,
 }
 
 impl Ret {
@@ -281,7 +323,12 @@ impl Ret {
             Ret::Waited { pid, .. } => pid as i64,
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
-            Ret::PtyNumber(_) | Ret::FdPair(..) | Ret::IfFlags(_) | Ret::OldMask(_) => 0,
+            Ret::PtyNumber(_)
+            | Ret::FdPair(..)
+            | Ret::IfFlags(_)
+            | Ret::OldMask(_)
+            | Ret::Statfs(_)
+            | Ret::Stat { .. } => 0,
             Ret::Umask(m) => m as i64,
         }
     }
@@ -336,6 +383,10 @@ impl Call {
             Call::MountSetattrRdonly { .. } => "mount_setattr",
             Call::MemfdCreate { .. } => "memfd_create",
             Call::AddSeals { .. } => "fcntl",
+            Call::Sendfile { .. } => "sendfile",
+            Call::Fstatfs { .. } => "fstatfs",
+            Call::Access { .. } => ACCESS,
+            Call::Stat { .. } => STAT,
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
         }
@@ -386,6 +437,10 @@ impl Call {
             } => "ioctl.tiocgptn",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
+            Call::Access { mode, .. } if *mode == libc::X_OK => ACCESS_EXEC,
+            Call::Open { path, .. } if path == std::path::Path::new("/proc/self/exe") => {
+                "openat.self_exe"
+            }
             Call::Open { flags, .. } if flags & libc::O_PATH != 0 => "openat.root",
             Call::Open { path, .. } if path == std::path::Path::new("/dev/ptmx") => "openat.ptmx",
             Call::Open { flags, .. } if flags & libc::O_CREAT != 0 => "openat.file",
@@ -747,6 +802,38 @@ impl Call {
             Call::MemfdCreate { name } => {
                 let _ = write!(s, "{}, MFD_CLOEXEC|MFD_ALLOW_SEALING", quote(name));
             }
+            Call::Sendfile {
+                out_fd,
+                in_fd,
+                count,
+            } => {
+                let _ = write!(s, "{out_fd}, {in_fd}, NULL, {count}");
+            }
+            Call::Access { path, mode } => {
+                if ACCESS == "faccessat" {
+                    s.push_str("AT_FDCWD, ");
+                }
+                let mode = match *mode {
+                    libc::F_OK => "F_OK".to_string(),
+                    libc::X_OK => "X_OK".to_string(),
+                    other => format!("{other:#o}"),
+                };
+                let _ = write!(s, "{}, {mode}", path_arg(path));
+            }
+            Call::Stat { path } => {
+                let buf = match ret {
+                    Some(Ret::Stat { mode, size, rdev }) => stat_struct(*mode, *size, *rdev),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "AT_FDCWD, {}, {buf}, 0", path_arg(path));
+            }
+            Call::Fstatfs { fd, .. } => {
+                let buf = match ret {
+                    Some(Ret::Statfs(st)) => statfs_struct(st),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "{fd}, {buf}");
+            }
             Call::AddSeals { fd } => {
                 let _ = write!(
                     s,
@@ -754,7 +841,8 @@ impl Call {
                 );
             }
             Call::Execveat { fd, argv, envp } => {
-                let a: Vec<String> = argv.iter().map(|x| quote(x)).collect();
+                // Shown lossily (U+FFFD for a byte that is not UTF-8); passed exactly.
+                let a: Vec<String> = argv.iter().map(|x| quote(&x.to_string_lossy())).collect();
                 let _ = write!(
                     s,
                     "{fd}, \"\", [{}], 0x… /* {} vars */, AT_EMPTY_PATH",
@@ -798,6 +886,8 @@ impl Call {
             | Call::Openat2 { path, .. }
             | Call::Mkdirat { path, .. }
             | Call::Open { path, .. }
+            | Call::Access { path, .. }
+            | Call::Stat { path }
             | Call::Execve { path, .. } => path.display().to_string(),
             Call::BpfProgLoad { .. } => "cgroup device program".into(),
             Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
@@ -807,10 +897,11 @@ impl Call {
             Call::Sethostname { name }
             | Call::IoctlIfFlags { name, .. }
             | Call::MemfdCreate { name } => name.clone(),
-            Call::Close { object, .. } => object.clone(),
+            Call::Close { object, .. } | Call::Fstatfs { object, .. } => object.clone(),
             Call::MountSetattrRdonly { fd } | Call::AddSeals { fd } | Call::Execveat { fd, .. } => {
                 format!("fd {fd}")
             }
+            Call::Sendfile { out_fd, in_fd, .. } => format!("fd {in_fd} to fd {out_fd}"),
             Call::Prctl { option, .. } => option.name().to_string(),
             Call::Kill { pid, .. }
             | Call::Wait4 { pid }
@@ -888,6 +979,10 @@ impl Call {
                 | Call::MountSetattrRdonly { .. }
                 | Call::MemfdCreate { .. }
                 | Call::AddSeals { .. }
+                | Call::Sendfile { .. }
+                | Call::Fstatfs { .. }
+                | Call::Access { .. }
+                | Call::Stat { .. }
                 | Call::Execveat { .. }
                 | Call::BpfProgLoad { .. }
                 | Call::BpfProgAttach { .. } => {}
@@ -1106,6 +1201,29 @@ impl Call {
                 name: "dockling".into(),
             },
             Call::AddSeals { fd: 3 },
+            Call::Open {
+                path: p("/proc/self/exe"),
+                flags: libc::O_RDONLY,
+                mode: 0,
+            },
+            Call::Sendfile {
+                out_fd: 3,
+                in_fd: 4,
+                count: 1 << 30,
+            },
+            Call::Fstatfs {
+                fd: 3,
+                object: "/etc/hosts".into(),
+            },
+            Call::Access {
+                path: p("/work"),
+                mode: libc::F_OK,
+            },
+            Call::Access {
+                path: p("/bin/sh"),
+                mode: libc::X_OK,
+            },
+            Call::Stat { path: p("/bin/sh") },
             Call::Execveat {
                 fd: 3,
                 argv: vec![],
@@ -1264,6 +1382,156 @@ pub fn path_arg(p: &std::path::Path) -> String {
         Ok(names) => format!("{quoted} /* {} */", names.display()),
         Err(_) => quoted,
     }
+}
+
+/// The syscall glibc's `access(3)` makes: `access` where the machine has one, else
+/// `faccessat` (the newer architectures have only the `*at` calls).
+const ACCESS: &str = if cfg!(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "loongarch64"
+)) {
+    "faccessat"
+} else {
+    "access"
+};
+
+/// The explanation key of `access(path, X_OK)` under [`ACCESS`]'s name.
+const ACCESS_EXEC: &str = if cfg!(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "loongarch64"
+)) {
+    "faccessat.exec"
+} else {
+    "access.exec"
+};
+
+/// The syscall glibc's `stat(3)` makes: `newfstatat` on 64-bit machines, `fstatat64` on
+/// 32-bit ones.
+const STAT: &str = if cfg!(target_pointer_width = "64") {
+    "newfstatat"
+} else {
+    "fstatat64"
+};
+
+/// A `struct stat` as strace prints it without `-v`: the type and mode, then the size (or a
+/// device's number), then `...`.
+pub fn stat_struct(mode: u32, size: i64, rdev: u64) -> String {
+    let kind = match mode & libc::S_IFMT {
+        libc::S_IFREG => "S_IFREG",
+        libc::S_IFDIR => "S_IFDIR",
+        libc::S_IFLNK => "S_IFLNK",
+        libc::S_IFCHR => "S_IFCHR",
+        libc::S_IFBLK => "S_IFBLK",
+        libc::S_IFIFO => "S_IFIFO",
+        libc::S_IFSOCK => "S_IFSOCK",
+        _ => "",
+    };
+    let mut m = String::from(kind);
+    for (bit, name) in [
+        (libc::S_ISUID, "S_ISUID"),
+        (libc::S_ISGID, "S_ISGID"),
+        (libc::S_ISVTX, "S_ISVTX"),
+    ] {
+        if mode & bit != 0 {
+            if !m.is_empty() {
+                m.push('|');
+            }
+            m.push_str(name);
+        }
+    }
+    if !m.is_empty() {
+        m.push('|');
+    }
+    m.push_str(&mode_octal(mode & 0o777));
+    let hex = |v: u64| match v {
+        0 => "0".to_string(),
+        v => format!("{v:#x}"),
+    };
+    match mode & libc::S_IFMT {
+        libc::S_IFCHR | libc::S_IFBLK => format!(
+            "{{st_mode={m}, st_rdev=makedev({}, {}), ...}}",
+            hex(libc::major(rdev) as u64),
+            hex(libc::minor(rdev) as u64)
+        ),
+        _ => format!("{{st_mode={m}, st_size={size}, ...}}"),
+    }
+}
+
+/// A `struct statfs` as strace prints it: every field, the magic number by name, the fsid in
+/// hex, the flags as `ST_*` names (`ST_VALID` first, the rest in bit order).
+pub fn statfs_struct(st: &Statfs) -> String {
+    const MAGIC: &[(i64, &str)] = &[
+        (0xef53, "EXT2_SUPER_MAGIC"),
+        (0x0102_1994, "TMPFS_MAGIC"),
+        (0x9fa0, "PROC_SUPER_MAGIC"),
+        (0x6265_6572, "SYSFS_MAGIC"),
+        (0x794c_7630, "OVERLAYFS_SUPER_MAGIC"),
+        (0x1cd1, "DEVPTS_SUPER_MAGIC"),
+        (0x9123_683e, "BTRFS_SUPER_MAGIC"),
+        (0x5846_5342, "XFS_SUPER_MAGIC"),
+        (0x6367_7270, "CGROUP2_SUPER_MAGIC"),
+        (0x0027_e0eb, "CGROUP_SUPER_MAGIC"),
+        (0x1980_0202, "MQUEUE_MAGIC"),
+        (0x8584_58f6, "RAMFS_MAGIC"),
+        (0x6573_5546, "FUSE_SUPER_MAGIC"),
+        (0xf2f5_2010, "F2FS_SUPER_MAGIC"),
+        (0x7371_7368, "SQUASHFS_MAGIC"),
+        (0x6969, "NFS_SUPER_MAGIC"),
+    ];
+    const FLAGS: &[(i64, &str)] = &[
+        (0x1, "ST_RDONLY"),
+        (0x2, "ST_NOSUID"),
+        (0x4, "ST_NODEV"),
+        (0x8, "ST_NOEXEC"),
+        (0x10, "ST_SYNCHRONOUS"),
+        (0x40, "ST_MANDLOCK"),
+        (0x80, "ST_WRITE"),
+        (0x100, "ST_APPEND"),
+        (0x200, "ST_IMMUTABLE"),
+        (0x400, "ST_NOATIME"),
+        (0x800, "ST_NODIRATIME"),
+        (0x1000, "ST_RELATIME"),
+        (0x2000, "ST_NOSYMFOLLOW"),
+    ];
+    let f_type = MAGIC
+        .iter()
+        .find(|(m, _)| *m == st.f_type)
+        .map_or_else(|| format!("{:#x}", st.f_type), |(_, n)| n.to_string());
+    let hex = |v: i32| match v as u32 {
+        0 => "0".to_string(),
+        v => format!("{v:#x}"),
+    };
+    let mut flags = Vec::new();
+    let mut rest = st.f_flags;
+    if rest & 0x20 != 0 {
+        flags.push("ST_VALID".to_string());
+        rest &= !0x20;
+    }
+    for (bit, name) in FLAGS {
+        if rest & bit != 0 {
+            flags.push(name.to_string());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        flags.push(format!("{rest:#x}"));
+    }
+    format!(
+        "{{f_type={f_type}, f_bsize={}, f_blocks={}, f_bfree={}, f_bavail={}, f_files={}, f_ffree={}, f_fsid={{val=[{}, {}]}}, f_namelen={}, f_frsize={}, f_flags={}}}",
+        st.f_bsize,
+        st.f_blocks,
+        st.f_bfree,
+        st.f_bavail,
+        st.f_files,
+        st.f_ffree,
+        hex(st.f_fsid[0]),
+        hex(st.f_fsid[1]),
+        st.f_namelen,
+        st.f_frsize,
+        or_zero(&flags),
+    )
 }
 
 /// Quote a string the way strace does: C escapes, long strings cut with `...`.

@@ -11,7 +11,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -28,6 +28,20 @@ pub fn openat2(
     mode: u32,
     resolve: u64,
 ) -> io::Result<OwnedFd> {
+    let fd = openat2_raw(dir.as_raw_fd(), path, flags, mode, resolve)?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// [`openat2`] on a raw directory descriptor, returning the raw new one (for the seam, whose
+/// calls carry descriptor numbers; the caller owns the result).
+pub fn openat2_raw(
+    dir: RawFd,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> Result<RawFd, Errno> {
     use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
     let flags = OFlag::from_bits_retain(flags | libc::O_CLOEXEC);
     let mut how = OpenHow::new()
@@ -38,11 +52,9 @@ pub fn openat2(
         how = how.mode(Mode::from_bits_truncate(mode as libc::mode_t));
     }
     loop {
-        match nix::fcntl::openat2(dir.as_raw_fd(), path, how) {
-            // SAFETY: the kernel returned a new descriptor that nothing else owns.
-            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        match nix::fcntl::openat2(dir, path, how) {
             Err(Errno::EAGAIN | Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
+            other => return other,
         }
     }
 }
@@ -52,14 +64,14 @@ pub const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
 
 /// Open a directory as the root of later lookups.
 pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
-    use nix::fcntl::OFlag;
-    let fd = nix::fcntl::open(
-        path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    // SAFETY: a new descriptor, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use std::os::unix::fs::OpenOptionsExt;
+    // std's open adds O_CLOEXEC, and read access is O_RDONLY (0): the same openat as
+    // open(path, O_PATH|O_DIRECTORY|O_CLOEXEC).
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(path)?;
+    Ok(OwnedFd::from(f))
 }
 
 /// Create every missing directory of `path` inside `root` and return an `O_PATH` fd of the
@@ -177,7 +189,7 @@ pub fn create_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std:
         OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )?;
-    // SAFETY: a new descriptor that nothing else owns.
+    // SAFETY: a new descriptor that nothing else owns (nix 0.29's openat returns a raw one).
     Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
@@ -378,7 +390,8 @@ pub fn chown_fd(fd: BorrowedFd<'_>, (uid, gid): (u32, u32)) -> io::Result<()> {
 /// `fsetxattr(2)` on an open file.
 pub fn set_xattr_fd(fd: BorrowedFd<'_>, key: &str, value: &[u8]) -> io::Result<()> {
     let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: a live fd, a valid C string and a live value buffer of the given length.
+    // SAFETY: a live fd, a valid C string and a live value buffer of the given length. Not
+    // nix: 0.29 has no xattr calls.
     cvt(unsafe {
         libc::fsetxattr(
             fd.as_raw_fd(),
@@ -479,7 +492,7 @@ pub fn set_xattr_at(
     let p = cname(fd_path(&fd).as_os_str())?;
     let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: valid C strings and a live value buffer. setxattr follows the magic link to
-    // exactly the object the O_PATH fd refers to.
+    // exactly the object the O_PATH fd refers to. Not nix: 0.29 has no xattr calls.
     cvt(unsafe {
         libc::setxattr(
             p.as_ptr(),
@@ -510,6 +523,7 @@ pub fn get_xattr_at(
     let mut buf = vec![0u8; 4096];
     // SAFETY: valid C strings and a live buffer of the given length; getxattr follows the
     // magic link to exactly the object the O_PATH fd refers to (lgetxattr would read the link).
+    // Not nix: 0.29 has no xattr calls.
     let n = unsafe { libc::getxattr(p.as_ptr(), k.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if n < 0 {
         let e = io::Error::last_os_error();
@@ -528,7 +542,8 @@ pub fn get_xattr_at(
 pub fn get_xattr_fd(fd: BorrowedFd<'_>, key: &str) -> io::Result<Option<Vec<u8>>> {
     let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let mut buf = vec![0u8; 4096];
-    // SAFETY: a live fd, a valid C string and a live buffer of the given length.
+    // SAFETY: a live fd, a valid C string and a live buffer of the given length. Not nix: 0.29
+    // has no xattr calls.
     let n = unsafe {
         libc::fgetxattr(
             fd.as_raw_fd(),

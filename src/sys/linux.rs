@@ -1,10 +1,15 @@
 //! The real backend: each [`Call`] becomes exactly the syscall its name says.
 //!
-//! Raw `libc` is used where `nix` would add calls of its own (so the trace stays equal to what
-//! `strace -f` sees). All `unsafe` here is a plain FFI call with arguments that are valid for
-//! the duration of the call; each block says what else it relies on.
+//! `nix`'s safe wrappers are used wherever nix 0.29 has one that makes exactly the syscall the
+//! trace shows. Raw `libc` stays where nix has no wrapper (clone without a callback, capset,
+//! seccomp, bpf, pidfds, the new mount API, close_range, rmdir), where its wrapper would add
+//! or change calls (glibc's set*id broadcast, its sigaction's `SA_RESTORER`), or where its
+//! types cannot carry what the seam does (real-time signals in a wait status or a mask). Each
+//! such block says why. All `unsafe` here is a plain FFI call with arguments that are valid
+//! for the duration of the call; each block says what else it relies on.
 
 use std::ffi::CString;
+use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -64,6 +69,8 @@ impl Backend for Linux {
                 // SAFETY: clone with a NULL stack behaves like fork(2): the child gets a
                 // copy-on-write copy of this (single-threaded) process and returns 0 here.
                 // dockling never calls this from a multi-threaded process (see runtime).
+                // Not nix: its `clone` insists on a new stack and a callback, and `fork`
+                // takes no namespace flags.
                 let rc = unsafe {
                     libc::syscall(
                         libc::SYS_clone,
@@ -80,62 +87,32 @@ impl Backend for Linux {
                     Ok(Ret::Pid(rc as i32))
                 }
             }
-            Call::Unshare { flags } => {
-                // SAFETY: plain syscall with an integer argument.
-                check_int(unsafe { libc::unshare(flags.bits()) })
-            }
+            Call::Unshare { flags } => nix::sched::unshare(*flags).map(|()| Ret::Zero),
             Call::Mount {
                 source,
                 target,
                 fstype,
                 flags,
                 data,
-            } => {
-                let src = source.as_deref().map(cpath).transpose()?;
-                let tgt = cpath(target)?;
-                let fs = fstype.as_deref().map(cstr).transpose()?;
-                let dat = data.as_deref().map(cstr).transpose()?;
-                // SAFETY: every pointer is either NULL or a NUL-terminated string that lives
-                // until the call returns.
-                check_int(unsafe {
-                    libc::mount(
-                        src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-                        tgt.as_ptr(),
-                        fs.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-                        flags.bits(),
-                        dat.as_ref().map_or(std::ptr::null(), |s| s.as_ptr().cast()),
-                    )
-                })
-            }
+            } => nix::mount::mount(
+                source.as_deref(),
+                target.as_path(),
+                fstype.as_deref(),
+                *flags,
+                data.as_deref(),
+            )
+            .map(|()| Ret::Zero),
             Call::Umount2 { target, flags } => {
-                let tgt = cpath(target)?;
-                // SAFETY: valid C string for the duration of the call.
-                check_int(unsafe { libc::umount2(tgt.as_ptr(), flags.bits()) })
+                nix::mount::umount2(target.as_path(), *flags).map(|()| Ret::Zero)
             }
             Call::PivotRoot { new_root, put_old } => {
-                let n = cpath(new_root)?;
-                let o = cpath(put_old)?;
-                // SAFETY: two valid C strings; glibc has no wrapper for pivot_root.
-                check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) })
+                nix::unistd::pivot_root(new_root.as_path(), put_old.as_path()).map(|()| Ret::Zero)
             }
-            Call::Chroot { path } => {
-                let p = cpath(path)?;
-                // SAFETY: valid C string.
-                check_int(unsafe { libc::chroot(p.as_ptr()) })
-            }
-            Call::Chdir { path } => {
-                let p = cpath(path)?;
-                // SAFETY: valid C string.
-                check_int(unsafe { libc::chdir(p.as_ptr()) })
-            }
-            Call::Sethostname { name } => {
-                // SAFETY: pointer and length of a live byte buffer.
-                check_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })
-            }
+            Call::Chroot { path } => nix::unistd::chroot(path.as_path()).map(|()| Ret::Zero),
+            Call::Chdir { path } => nix::unistd::chdir(path.as_path()).map(|()| Ret::Zero),
+            Call::Sethostname { name } => nix::unistd::sethostname(name).map(|()| Ret::Zero),
             Call::Mkdir { path, mode } => {
-                let p = cpath(path)?;
-                // SAFETY: valid C string.
-                check_int(unsafe { libc::mkdir(p.as_ptr(), *mode as libc::mode_t) })
+                nix::unistd::mkdir(path.as_path(), mode_bits(*mode)).map(|()| Ret::Zero)
             }
             Call::Mknodat {
                 dirfd,
@@ -151,7 +128,7 @@ impl Backend for Linux {
                     Some(*dirfd),
                     path.as_path(),
                     nix::sys::stat::SFlag::S_IFCHR,
-                    nix::sys::stat::Mode::from_bits_truncate(*mode as libc::mode_t),
+                    mode_bits(*mode),
                     dev,
                 )
                 .map(|()| Ret::Zero)
@@ -170,27 +147,11 @@ impl Backend for Linux {
             }
             Call::Rmdir { path } => {
                 let p = cpath(path)?;
-                // SAFETY: valid C string.
+                // SAFETY: valid C string. Not nix: it has no rmdir, and its unlinkat with
+                // AT_REMOVEDIR would be another syscall than the trace shows.
                 check_int(unsafe { libc::rmdir(p.as_ptr()) })
             }
-            Call::Prctl { option, arg } => {
-                let (opt, a2, a3): (libc::c_int, libc::c_ulong, libc::c_ulong) = match option {
-                    Prctl::CapBsetDrop => (libc::PR_CAPBSET_DROP, *arg, 0),
-                    Prctl::CapAmbientClearAll => (
-                        libc::PR_CAP_AMBIENT,
-                        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-                        0,
-                    ),
-                    Prctl::SetKeepCaps => (libc::PR_SET_KEEPCAPS, *arg, 0),
-                    Prctl::SetNoNewPrivs => (libc::PR_SET_NO_NEW_PRIVS, *arg, 0),
-                    Prctl::SetPdeathsig => (libc::PR_SET_PDEATHSIG, *arg, 0),
-                    Prctl::SetDumpable => (libc::PR_SET_DUMPABLE, *arg, 0),
-                };
-                // SAFETY: prctl with integer arguments only.
-                check_int(unsafe {
-                    libc::prctl(opt, a2, a3, 0 as libc::c_ulong, 0 as libc::c_ulong)
-                })
-            }
+            Call::Prctl { option, arg } => prctl(*option, *arg),
             Call::Capset {
                 effective,
                 permitted,
@@ -215,7 +176,7 @@ impl Backend for Linux {
                     },
                 ];
                 // SAFETY: header and the two-element data array match the kernel's v3 layout
-                // and outlive the call.
+                // and outlive the call. Not nix: it has no capset (nor glibc a wrapper).
                 check(unsafe {
                     libc::syscall(
                         libc::SYS_capset,
@@ -226,43 +187,34 @@ impl Backend for Linux {
             }
             Call::Setgroups { gids } => {
                 let g: Vec<libc::gid_t> = gids.clone();
-                // SAFETY: pointer and length of a live slice. Raw syscall: glibc's wrapper
-                // would broadcast to other threads, and we have none.
+                // SAFETY: pointer and length of a live slice. Not nix: its setgroups is
+                // glibc's, which broadcasts the change to every thread glibc believes exists
+                // (setxid). After a raw clone the child inherits the parent's thread list
+                // without the threads, so the raw syscall is the only one that acts on
+                // exactly this process.
                 check(unsafe { libc::syscall(libc::SYS_setgroups, g.len(), g.as_ptr()) })
             }
             Call::Setresgid { gid } => {
-                // SAFETY: integer arguments only; raw syscall for the same reason as above.
+                // SAFETY: integer arguments only; raw syscall (not nix's setresgid) for the
+                // same reason as above.
                 check(unsafe { libc::syscall(libc::SYS_setresgid, *gid, *gid, *gid) })
             }
             Call::Setresuid { uid } => {
-                // SAFETY: integer arguments only.
+                // SAFETY: integer arguments only; raw for the same reason as setgroups.
                 check(unsafe { libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid) })
             }
-            Call::Setsid => {
-                // SAFETY: no arguments. It returns the new session's id (this pid).
-                let rc = unsafe { libc::setsid() };
-                if rc < 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(Ret::Pid(rc))
-                }
-            }
+            // setsid returns the new session's id (this pid).
+            Call::Setsid => nix::unistd::setsid().map(|pid| Ret::Pid(pid.as_raw())),
             Call::IoctlSetCtty { fd } => {
-                // SAFETY: TIOCSCTTY takes an integer argument.
-                check_int(unsafe { libc::ioctl(*fd, libc::TIOCSCTTY, 0) })
+                // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal the terminal
+                // from another session); no memory is passed.
+                unsafe { ioctl::tiocsctty(*fd, 0) }.map(|_| Ret::Zero)
             }
-            Call::Dup2 { old, new, .. } => {
-                // SAFETY: integer arguments only.
-                let rc = unsafe { libc::dup2(*old, *new) };
-                if rc < 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(Ret::Fd(rc))
-                }
-            }
+            Call::Dup2 { old, new, .. } => nix::unistd::dup2(*old, *new).map(Ret::Fd),
             Call::CloseRange { first } => {
                 // SAFETY: integer arguments only; CLOSE_RANGE_CLOEXEC (4) marks, not closes,
                 // so descriptors still in use until execve (the sync pipe) keep working.
+                // Not nix: 0.29 has no close_range.
                 check(unsafe { libc::syscall(libc::SYS_close_range, *first, u32::MAX, 4u32) })
             }
             Call::Seccomp { filter, .. } => {
@@ -280,6 +232,7 @@ impl Backend for Linux {
                     filter: filter.as_ptr() as *mut _,
                 };
                 // SAFETY: prog points at `filter`, which outlives the call; the kernel copies it.
+                // Not nix: it has no seccomp (nor glibc a wrapper).
                 check(unsafe {
                     libc::syscall(
                         libc::SYS_seccomp,
@@ -305,36 +258,23 @@ impl Backend for Linux {
                 mode,
                 resolve,
             } => {
-                // SAFETY: dirfd is the caller's descriptor, live for the call. The caller owns
-                // the returned descriptor.
-                let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(*dirfd) };
-                super::fs::openat2(dir, path, *flags, *mode, *resolve)
-                    .map(|fd| Ret::Fd(std::os::fd::IntoRawFd::into_raw_fd(fd)))
-                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+                // dirfd is the caller's descriptor, live for the call; the caller owns the
+                // returned descriptor.
+                super::fs::openat2_raw(*dirfd, path, *flags, *mode, *resolve).map(Ret::Fd)
             }
             Call::Mkdirat { dirfd, path, mode } => {
-                let c = cpath(path)?;
-                // SAFETY: live descriptor, valid C string.
-                check_int(unsafe { libc::mkdirat(*dirfd, c.as_ptr(), *mode as libc::mode_t) })
+                nix::sys::stat::mkdirat(Some(*dirfd), path.as_path(), mode_bits(*mode))
+                    .map(|()| Ret::Zero)
             }
-            Call::Open { path, flags, mode } => {
-                let c = cpath(path)?;
-                // SAFETY: valid C string; the caller owns the returned descriptor. The mode is
-                // read by the kernel only with O_CREAT.
-                let rc = unsafe {
-                    libc::openat(
-                        libc::AT_FDCWD,
-                        c.as_ptr(),
-                        flags | libc::O_CLOEXEC,
-                        *mode as libc::c_uint,
-                    )
-                };
-                if rc < 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(Ret::Fd(rc))
-                }
-            }
+            // The caller owns the returned descriptor. The mode is read by the kernel only with
+            // O_CREAT. openat(AT_FDCWD, ..) is the syscall glibc's open makes.
+            Call::Open { path, flags, mode } => nix::fcntl::openat(
+                Some(libc::AT_FDCWD),
+                path.as_path(),
+                nix::fcntl::OFlag::from_bits_retain(flags | libc::O_CLOEXEC),
+                mode_bits(*mode),
+            )
+            .map(Ret::Fd),
             Call::BpfProgLoad { insns } => bpf_prog_load(insns),
             Call::BpfProgAttach {
                 target_fd, prog_fd, ..
@@ -347,7 +287,8 @@ impl Backend for Linux {
                     replace_bpf_fd: 0,
                 };
                 // SAFETY: attr is a live, fully initialised bpf_attr prefix of the size passed;
-                // both descriptors are the caller's and live for the call.
+                // both descriptors are the caller's and live for the call. Not nix: it has no
+                // bpf.
                 check(unsafe {
                     libc::syscall(
                         libc::SYS_bpf,
@@ -358,40 +299,27 @@ impl Backend for Linux {
                 })
             }
             Call::IoctlPty { fd, op } => match op {
+                // Not nix::pty: its unlockpt and ptsname_r are glibc's, which make calls of
+                // their own around the ioctl.
                 PtyOp::Unlock => {
                     let unlock: libc::c_int = 0;
                     // SAFETY: fd is a live pty master; the argument points at a live int.
-                    check_int(unsafe { libc::ioctl(*fd, libc::TIOCSPTLCK, &unlock) })
+                    unsafe { ioctl::tiocsptlck(*fd, &unlock) }.map(|_| Ret::Zero)
                 }
                 PtyOp::Number => {
                     let mut n: libc::c_uint = 0;
                     // SAFETY: fd is a live pty master; the kernel writes one uint through n.
-                    let rc = unsafe { libc::ioctl(*fd, libc::TIOCGPTN, &mut n) };
-                    if rc < 0 {
-                        Err(Errno::last())
-                    } else {
-                        Ok(Ret::PtyNumber(n))
-                    }
+                    unsafe { ioctl::tiocgptn(*fd, &mut n) }.map(|_| Ret::PtyNumber(n))
                 }
             },
-            Call::UnblockSignals => {
-                let empty = [0u64; 1];
-                // SAFETY: an empty set, a NULL old set, the kernel's sigset size.
-                let rc = unsafe {
-                    libc::syscall(
-                        libc::SYS_rt_sigprocmask,
-                        libc::SIG_SETMASK,
-                        empty.as_ptr(),
-                        std::ptr::null_mut::<u64>(),
-                        8usize,
-                    )
-                };
-                if rc < 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(Ret::Zero)
-                }
-            }
+            // An empty set and no old one: what glibc's sigprocmask passes on unchanged
+            // (it only ever removes its own internal signals, and there are none to remove).
+            Call::UnblockSignals => nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map(|()| Ret::Zero),
             Call::SigactionDefault { signal } => {
                 // The kernel's own layout of struct sigaction (not libc's, which carries a
                 // larger sigset): handler, flags, restorer, mask. SIG_DFL needs no restorer,
@@ -410,7 +338,8 @@ impl Backend for Linux {
                     mask: 0,
                 };
                 // SAFETY: act is a live struct of the kernel's layout, no old action is asked
-                // for, and 8 is the kernel's sigset size.
+                // for, and 8 is the kernel's sigset size. Not nix: its sigaction is glibc's,
+                // which adds SA_RESTORER and a restorer the trace does not show.
                 check(unsafe {
                     libc::syscall(
                         libc::SYS_rt_sigaction,
@@ -422,12 +351,21 @@ impl Backend for Linux {
                 })
             }
             Call::Kill { pid, signal } => {
-                // SAFETY: integer arguments only.
-                check_int(unsafe { libc::kill(*pid, *signal) })
+                // Signal 0 probes. nix's Signal has no real-time signals; the engine sends
+                // none (only SIGKILL and the standard signals it relays), and an unknown
+                // number is EINVAL, as the kernel would say.
+                let sig = match *signal {
+                    0 => None,
+                    n => Some(nix::sys::signal::Signal::try_from(n)?),
+                };
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), sig).map(|()| Ret::Zero)
             }
             Call::Wait4 { pid } => loop {
                 let mut status = 0;
-                // SAFETY: status is a live int; rusage may be NULL.
+                // SAFETY: status is a live int; rusage may be NULL. Not nix's waitpid: it
+                // decodes the status into a WaitStatus, which cannot hold a death by a
+                // real-time signal (it fails after reaping) and drops the raw status the
+                // trace shows.
                 let rc =
                     unsafe { libc::wait4(*pid, &mut status, libc::__WALL, std::ptr::null_mut()) };
                 if rc < 0 {
@@ -441,6 +379,8 @@ impl Backend for Linux {
             },
             Call::Write { fd, data, .. } => {
                 // SAFETY: fd is the caller's open descriptor; the buffer lives for the call.
+                // Not nix: its write takes an AsFd, and borrowing this raw descriptor as one
+                // would be just as unsafe.
                 let n = unsafe { libc::write(*fd, data.as_ptr().cast(), data.len()) };
                 if n < 0 {
                     Err(Errno::last())
@@ -448,24 +388,20 @@ impl Backend for Linux {
                     Ok(Ret::Bytes(n as usize))
                 }
             }
-            Call::Close { fd, .. } => {
-                // SAFETY: the caller gives up this descriptor, which it opened, exactly once.
-                check_int(unsafe { libc::close(*fd) })
-            }
-            Call::SocketInet => {
-                // SAFETY: socket(2) with constant arguments; the caller owns the result.
-                let fd = unsafe {
-                    libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
-                };
-                if fd < 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(Ret::Fd(fd))
-                }
-            }
+            // The caller gives up this descriptor, which it opened, exactly once.
+            Call::Close { fd, .. } => nix::unistd::close(*fd).map(|()| Ret::Zero),
+            // The caller owns the result.
+            Call::SocketInet => nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Inet,
+                nix::sys::socket::SockType::Datagram,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .map(|fd| Ret::Fd(fd.into_raw_fd())),
             Call::IoctlIfFlags { fd, name, set } => if_flags(*fd, name, *set),
             Call::PidfdOpen { pid } => {
                 // SAFETY: pidfd_open(2) with a pid and no flags; the caller owns the result.
+                // Not nix: 0.29 has no pidfd calls.
                 let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, *pid, 0) };
                 if fd < 0 {
                     Err(Errno::last())
@@ -485,33 +421,16 @@ impl Backend for Linux {
                     )
                 })
             }
-            Call::Pipe2 => {
-                let mut fds = [0; 2];
-                // SAFETY: fds is a live array of two ints for the kernel to fill.
-                let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-                if rc < 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(Ret::FdPair(fds[0], fds[1]))
-                }
-            }
-            Call::Socketpair => {
-                let mut fds = [0; 2];
-                // SAFETY: fds is a live array of two ints for the kernel to fill.
-                let rc = unsafe {
-                    libc::socketpair(
-                        libc::AF_UNIX,
-                        libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                        0,
-                        fds.as_mut_ptr(),
-                    )
-                };
-                if rc < 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(Ret::FdPair(fds[0], fds[1]))
-                }
-            }
+            // The caller owns both ends.
+            Call::Pipe2 => nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map(|(r, w)| Ret::FdPair(r.into_raw_fd(), w.into_raw_fd())),
+            Call::Socketpair => nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::SeqPacket,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map(|(a, b)| Ret::FdPair(a.into_raw_fd(), b.into_raw_fd())),
             Call::BlockSignals { signals } => {
                 let set = signals
                     .iter()
@@ -521,7 +440,8 @@ impl Backend for Linux {
             Call::RestoreSignals { mask } => sigprocmask(libc::SIG_SETMASK, *mask, false),
             Call::OpenTree { path } => {
                 let c = cpath(path)?;
-                // SAFETY: open_tree with a valid C string; the caller owns the result.
+                // SAFETY: open_tree with a valid C string; the caller owns the result. Not nix:
+                // 0.29 has none of the new mount API.
                 let fd = unsafe {
                     libc::syscall(
                         libc::SYS_open_tree,
@@ -544,6 +464,7 @@ impl Backend for Linux {
                     userns_fd: 0,
                 };
                 // SAFETY: a live struct of the size passed, an empty C string, the caller's fd.
+                // Not nix, as for open_tree.
                 check(unsafe {
                     libc::syscall(
                         libc::SYS_mount_setattr,
@@ -556,28 +477,74 @@ impl Backend for Linux {
                 })
             }
             Call::MemfdCreate { name } => {
-                let c = cstr(name)?;
-                // SAFETY: valid C string; the caller owns the result.
-                let fd = unsafe {
-                    libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-                };
-                if fd < 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(Ret::Fd(fd))
-                }
+                use nix::sys::memfd::MemFdCreateFlag as M;
+                // The caller owns the result.
+                nix::sys::memfd::memfd_create(&cstr(name)?, M::MFD_CLOEXEC | M::MFD_ALLOW_SEALING)
+                    .map(|fd| Ret::Fd(fd.into_raw_fd()))
             }
             Call::AddSeals { fd } => {
-                let seals = libc::F_SEAL_SEAL
-                    | libc::F_SEAL_SHRINK
-                    | libc::F_SEAL_GROW
-                    | libc::F_SEAL_WRITE;
-                // SAFETY: fcntl with integer arguments on the caller's descriptor.
-                check_int(unsafe { libc::fcntl(*fd, libc::F_ADD_SEALS, seals) })
+                use nix::fcntl::SealFlag as S;
+                let seals = S::F_SEAL_SEAL | S::F_SEAL_SHRINK | S::F_SEAL_GROW | S::F_SEAL_WRITE;
+                nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_ADD_SEALS(seals)).map(|_| Ret::Zero)
+            }
+            // glibc's access: the syscall Call::name says for this machine.
+            Call::Access { path, mode } => nix::unistd::access(
+                path.as_path(),
+                nix::unistd::AccessFlags::from_bits_retain(*mode),
+            )
+            .map(|()| Ret::Zero),
+            // glibc's stat: newfstatat(AT_FDCWD, path, buf, 0).
+            Call::Stat { path } => nix::sys::stat::stat(path.as_path()).map(|st| Ret::Stat {
+                mode: st.st_mode,
+                size: st.st_size,
+                rdev: st.st_rdev,
+            }),
+            Call::Fstatfs { fd, .. } => {
+                // SAFETY: struct statfs64 is plain data, all-zero a valid value.
+                let mut st: libc::statfs64 = unsafe { std::mem::zeroed() };
+                // SAFETY: fd is the caller's open descriptor; st is a live statfs64 for the
+                // kernel to fill (glibc's fstatfs64 is the fstatfs syscall on 64-bit
+                // machines). Not nix's fstatfs: its Statfs hides f_fsid's values and f_flags,
+                // which the trace prints as strace does.
+                check_int(unsafe { libc::fstatfs64(*fd, &mut st) })?;
+                // SAFETY: fsid_t is a repr(C) pair of ints (its fields private in libc).
+                let f_fsid: [i32; 2] = unsafe { std::mem::transmute(st.f_fsid) };
+                Ok(Ret::Statfs(super::call::Statfs {
+                    f_type: st.f_type as i64,
+                    f_bsize: st.f_bsize as i64,
+                    f_blocks: st.f_blocks as u64,
+                    f_bfree: st.f_bfree as u64,
+                    f_bavail: st.f_bavail as u64,
+                    f_files: st.f_files as u64,
+                    f_ffree: st.f_ffree as u64,
+                    f_fsid,
+                    f_namelen: st.f_namelen as i64,
+                    f_frsize: st.f_frsize as i64,
+                    f_flags: st.f_flags as i64,
+                }))
+            }
+            Call::Sendfile {
+                out_fd,
+                in_fd,
+                count,
+            } => {
+                // SAFETY: both descriptors are the caller's and stay open for the call (a
+                // BorrowedFd must not outlive them: these live only inside this arm). nix's
+                // sendfile takes AsFd; its copy is exactly one sendfile(2) from in_fd's offset.
+                let (out_fd, in_fd) = unsafe {
+                    (
+                        std::os::fd::BorrowedFd::borrow_raw(*out_fd),
+                        std::os::fd::BorrowedFd::borrow_raw(*in_fd),
+                    )
+                };
+                nix::sys::sendfile::sendfile(out_fd, in_fd, None, *count).map(Ret::Bytes)
             }
             Call::Execveat { fd, argv, envp } => {
-                let a: Vec<CString> = argv.iter().map(|s| cstr(s)).collect::<Result<_, _>>()?;
-                let e: Vec<CString> = envp.iter().map(|s| cstr(s)).collect::<Result<_, _>>()?;
+                // Byte for byte: these are this process's own arguments and environment.
+                let bytes =
+                    |s: &std::ffi::OsString| CString::new(s.as_bytes()).map_err(|_| Errno::EINVAL);
+                let a: Vec<CString> = argv.iter().map(bytes).collect::<Result<_, _>>()?;
+                let e: Vec<CString> = envp.iter().map(bytes).collect::<Result<_, _>>()?;
                 // The caller's descriptor stays open for the call (close-on-exec only closes it
                 // once the new program runs).
                 match nix::unistd::execveat(
@@ -596,7 +563,8 @@ impl Backend for Linux {
 }
 
 /// `rt_sigprocmask(how, set, old)` on the kernel's 64-bit sets (raw: glibc's wrapper would
-/// hide its own internal signals and change what strace shows).
+/// hide its own internal signals and change what strace shows, and nix's SigSet cannot
+/// report real-time signals of the old mask, which RestoreSignals must put back).
 fn sigprocmask(how: libc::c_int, set: u64, want_old: bool) -> Result<Ret, Errno> {
     let mut old = 0u64;
     let old_ptr = if want_old {
@@ -623,6 +591,94 @@ fn sigprocmask(how: libc::c_int, set: u64, want_old: bool) -> Result<Ret, Errno>
     }
 }
 
+/// `prctl(option, arg, 0, 0, 0)`: nix's wrappers where it has them (each passes exactly
+/// these arguments); the capability options have none.
+fn prctl(option: Prctl, arg: u64) -> Result<Ret, Errno> {
+    use nix::sys::prctl as p;
+    let done = match option {
+        Prctl::SetKeepCaps => p::set_keepcaps(flag(arg)?),
+        Prctl::SetDumpable => p::set_dumpable(flag(arg)?),
+        Prctl::SetNoNewPrivs if arg == 1 => p::set_no_new_privs(),
+        Prctl::SetPdeathsig => p::set_pdeathsig(match arg {
+            0 => None,
+            n => Some(nix::sys::signal::Signal::try_from(
+                i32::try_from(n).map_err(|_| Errno::EINVAL)?,
+            )?),
+        }),
+        // The kernel refuses any other argument; so would nix's wrapper-less form.
+        Prctl::SetNoNewPrivs => Err(Errno::EINVAL),
+        Prctl::CapBsetDrop | Prctl::CapAmbientClearAll => {
+            let (opt, a2) = match option {
+                Prctl::CapBsetDrop => (libc::PR_CAPBSET_DROP, arg as libc::c_ulong),
+                _ => (
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                ),
+            };
+            // SAFETY: prctl with integer arguments only. Not nix: it has no wrapper for the
+            // capability bounding and ambient sets.
+            return check_int(unsafe {
+                libc::prctl(
+                    opt,
+                    a2,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                )
+            });
+        }
+    };
+    done.map(|()| Ret::Zero)
+}
+
+/// The boolean argument of a `prctl` flag: the kernel refuses anything but 0 and 1.
+fn flag(arg: u64) -> Result<bool, Errno> {
+    match arg {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// A mode as nix's `Mode`, every bit kept (the kernel decides what it accepts).
+fn mode_bits(mode: u32) -> nix::sys::stat::Mode {
+    nix::sys::stat::Mode::from_bits_retain(mode as libc::mode_t)
+}
+
+/// The terminal ioctls the seam makes, as nix's typed wrappers (each still `unsafe`: the
+/// kernel reads or writes through the pointer passed).
+mod ioctl {
+    nix::ioctl_write_int_bad!(
+        /// `ioctl(fd, TIOCSCTTY, arg)`: make the terminal the controlling terminal.
+        tiocsctty,
+        libc::TIOCSCTTY
+    );
+    nix::ioctl_write_ptr_bad!(
+        /// `ioctl(fd, TIOCSPTLCK, &lock)`: lock or unlock a pty's slave.
+        tiocsptlck,
+        libc::TIOCSPTLCK,
+        libc::c_int
+    );
+    nix::ioctl_read_bad!(
+        /// `ioctl(fd, TIOCGPTN, &n)`: the number of a pty master's slave.
+        tiocgptn,
+        libc::TIOCGPTN,
+        libc::c_uint
+    );
+    nix::ioctl_read_bad!(
+        /// `ioctl(fd, SIOCGIFFLAGS, &req)`: read an interface's flags.
+        siocgifflags,
+        libc::SIOCGIFFLAGS,
+        libc::ifreq
+    );
+    nix::ioctl_write_ptr_bad!(
+        /// `ioctl(fd, SIOCSIFFLAGS, &req)`: write an interface's flags.
+        siocsifflags,
+        libc::SIOCSIFFLAGS,
+        libc::ifreq
+    );
+}
+
 /// `ioctl(fd, SIOCGIFFLAGS)` (read the flags of interface `name`) or, with `set`,
 /// `ioctl(fd, SIOCSIFFLAGS)` (write them).
 fn if_flags(fd: i32, name: &str, set: Option<i32>) -> Result<Ret, Errno> {
@@ -637,7 +693,7 @@ fn if_flags(fd: i32, name: &str, set: Option<i32>) -> Result<Ret, Errno> {
     match set {
         None => {
             // SAFETY: req is a live ifreq with a NUL-terminated name (zeroed above).
-            check_int(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) })?;
+            unsafe { ioctl::siocgifflags(fd, &mut req) }?;
             // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
             Ok(Ret::IfFlags(
                 unsafe { req.ifr_ifru.ifru_flags } as u16 as i32
@@ -646,7 +702,7 @@ fn if_flags(fd: i32, name: &str, set: Option<i32>) -> Result<Ret, Errno> {
         Some(flags) => {
             req.ifr_ifru.ifru_flags = flags as libc::c_short;
             // SAFETY: as above, with the flags member set.
-            check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) })
+            unsafe { ioctl::siocsifflags(fd, &req) }.map(|_| Ret::Zero)
         }
     }
 }

@@ -23,7 +23,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
-pub use call::{Call, Prctl, Ret};
+pub use call::{Call, Prctl, Ret, Statfs};
 
 use crate::trace::{StepId, Tracer};
 
@@ -300,6 +300,45 @@ impl Sys {
             resolve,
         })?;
         Ok(self.owned(ret))
+    }
+
+    /// `access(path, F_OK)`: true when `path` exists (any error counts as missing, as with
+    /// `Path::exists`).
+    pub fn exists(&self, path: &Path) -> bool {
+        self.access(path, libc::F_OK).is_ok()
+    }
+
+    /// `access(path, mode)`.
+    pub fn access(&self, path: &Path, mode: i32) -> Result<(), SysError> {
+        self.run(Call::Access {
+            path: path.to_path_buf(),
+            mode,
+        })
+    }
+
+    /// `stat(path)`: the file's type and mode bits (`st_mode`).
+    pub fn stat_mode(&self, path: &Path) -> Result<u32, SysError> {
+        match self.perform(Call::Stat {
+            path: path.to_path_buf(),
+        })? {
+            Ret::Stat { mode, .. } => Ok(mode),
+            _ => Ok(0),
+        }
+    }
+
+    /// `fstatfs(2)` of `fd`, which `object` names: the file system it is on.
+    pub fn fstatfs(&self, fd: BorrowedFd<'_>, object: &Path) -> Result<Statfs, SysError> {
+        match self.perform(Call::Fstatfs {
+            fd: fd.as_raw_fd(),
+            object: object.display().to_string(),
+        })? {
+            Ret::Statfs(st) => Ok(st),
+            other => Err(SysError {
+                name: "fstatfs",
+                object: format!("{}: unexpected result {other:?}", object.display()),
+                errno: Errno::EIO,
+            }),
+        }
     }
 
     /// `openat(AT_FDCWD, path, flags)`: a new descriptor, owned by the caller.

@@ -58,6 +58,29 @@ impl Backend for Recorder {
                 status: 0,
             },
             Call::Write { data, .. } => Ret::Bytes(data.len()),
+            // The end of the file at once: a dry run copies nothing.
+            Call::Sendfile { .. } => Ret::Bytes(0),
+            // A regular, executable file.
+            Call::Stat { .. } => Ret::Stat {
+                mode: libc::S_IFREG | 0o755,
+                size: 0,
+                rdev: 0,
+            },
+            // A tmpfs: what the engine mounted, and no kernel file system to refuse.
+            Call::Fstatfs { .. } => Ret::Statfs(super::call::Statfs {
+                f_type: libc::TMPFS_MAGIC,
+                f_bsize: 4096,
+                f_blocks: 0,
+                f_bfree: 0,
+                f_bavail: 0,
+                f_files: 0,
+                f_ffree: 0,
+                f_fsid: [0, 0],
+                f_namelen: 255,
+                f_frsize: 4096,
+                // ST_VALID.
+                f_flags: 0x20,
+            }),
             Call::Openat2 { .. }
             | Call::Open { .. }
             | Call::SocketInet
