@@ -652,11 +652,15 @@ pub fn build(
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
         {
-            env_set(&mut env, expand_env(line));
+            if let Some(kv) = expand_env(line) {
+                env_set(&mut env, kv);
+            }
         }
     }
     for e in &args.env {
-        env_set(&mut env, expand_env(e));
+        if let Some(kv) = expand_env(e) {
+            env_set(&mut env, kv);
+        }
     }
     if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
@@ -772,13 +776,25 @@ pub fn build(
     })
 }
 
-/// `-e NAME` takes the value from dockling's own environment, as Docker does.
-fn expand_env(e: &str) -> String {
+/// `-e NAME` takes the value from dockling's own environment, as Docker does; a name unset
+/// here is left out (Docker's behaviour), not set empty.
+fn expand_env(e: &str) -> Option<String> {
     if e.contains('=') {
-        e.to_string()
+        Some(e.to_string())
     } else {
-        format!("{e}={}", std::env::var(e).unwrap_or_default())
+        std::env::var_os(e).map(|v| format!("{e}={}", v.to_string_lossy()))
     }
+}
+
+/// The environment of a process `exec` starts: the container's, with `-e` on top.
+pub fn exec_env(container: &[String], flags: &[String]) -> Vec<String> {
+    let mut env = container.to_vec();
+    for e in flags {
+        if let Some(kv) = expand_env(e) {
+            env_set(&mut env, kv);
+        }
+    }
+    env
 }
 
 #[cfg(test)]

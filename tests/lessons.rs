@@ -22,6 +22,7 @@ fn filter(lab: &Lab, addr: &str, text: &str) -> String {
         (r"Linux \d+\.\d+\S*", "Linux [KERNEL]"),
         (r"/proc/self/fd/\d+", "/proc/self/fd/[FD]"),
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
+        (r"(pid|mnt|net|uts|ipc|cgroup):\[\d+\]", "$1:[INODE]"),
         (
             r"Up (Less than a second|About a minute|\d+ \w+)",
             "Up [AGO]",

@@ -269,11 +269,21 @@ fn parse_strace(text: &str) -> Vec<Seen> {
 /// `dockling run --rm --trace=json <args>` under `strace -f`: (the trace's syscall events,
 /// strace's calls).
 fn traced_and_seen(lab: &Lab, args: &[&str], code: i32) -> (Vec<Value>, Vec<Seen>) {
+    traced_and_seen_of(lab, &["run", "--rm", "--trace=json"], args, code)
+}
+
+/// [`traced_and_seen`] of any traced dockling command (`command` holds its `--trace=json`).
+fn traced_and_seen_of(
+    lab: &Lab,
+    command: &[&str],
+    args: &[&str],
+    code: i32,
+) -> (Vec<Value>, Vec<Seen>) {
     let strace_out = lab.dir.path().join("strace.txt");
     let o: common::Out = std::process::Command::new("strace")
         .args(["-f", "-qq", "-s", "200", "-o", strace_out.to_str().unwrap()])
         .arg(env!("CARGO_BIN_EXE_dockling"))
-        .args(["run", "--rm", "--trace=json"])
+        .args(command)
         .args(args)
         .env("DOCKLING_ROOT", lab.root())
         .env("DOCKLING_CONFIG", lab.dir.path().join("config.yaml"))
@@ -298,18 +308,37 @@ fn traced_and_seen(lab: &Lab, args: &[&str], code: i32) -> (Vec<Value>, Vec<Seen
 fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
     assert!(traced.len() > 40, "only {} events", traced.len());
     let engine = seen.first().expect("strace saw something").pid.clone();
-    let clone = traced
-        .iter()
-        .find(|e| e["syscall"] == "clone")
-        .expect("a clone event");
-    let child = clone["result"].to_string();
+    // Which pid each process of the trace is: the engine's clone starts the container (for
+    // `run`) or the process that joins the namespaces (for `exec`), whose clone starts the
+    // command's process.
+    let mut pids: std::collections::HashMap<&str, String> = Default::default();
+    pids.insert("engine", engine.clone());
+    for e in traced.iter().filter(|e| e["syscall"] == "clone") {
+        let result = e["result"].to_string();
+        match e["process"].as_str() {
+            Some("engine") => {
+                pids.entry("container").or_insert_with(|| result.clone());
+                pids.entry("join").or_insert(result);
+            }
+            Some("join") => {
+                pids.insert("exec", result);
+            }
+            _ => {}
+        }
+    }
+    assert!(pids.contains_key("container"), "a clone event");
+    let child_name = if pids.contains_key("exec") {
+        "exec"
+    } else {
+        "container"
+    };
+    let child = pids[child_name].clone();
     let mut cursor: std::collections::HashMap<String, usize> = Default::default();
     let mut matched = std::collections::HashSet::new();
     for (i, e) in traced.iter().enumerate() {
-        let pid = match e["process"].as_str() {
-            Some("engine") => &engine,
-            Some("container") => &child,
-            other => panic!("event #{i} from an unknown process {other:?}: {e}"),
+        let pid = match e["process"].as_str().and_then(|p| pids.get(p)) {
+            Some(pid) => pid,
+            None => panic!("event #{i} from an unknown process: {e}"),
         };
         let name = e["syscall"].as_str().unwrap();
         let args = normalise(e["args"].as_str().unwrap());
@@ -397,6 +426,7 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
         .iter()
         .position(|s| s.pid == child && s.name == "execve")
         .expect("strace saw the container's execve");
+    let join = pids.get("join").filter(|_| child_name == "exec");
     let missing: Vec<String> = seen
         .iter()
         .enumerate()
@@ -413,7 +443,11 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
                 && (ENGINE.contains(&s.name.as_str())
                     || (["mkdir", "rmdir", "openat"].contains(&s.name.as_str())
                         && s.args.contains("\"/sys/fs/cgroup")));
-            !matched.contains(k) && !reads_proc && (shapes_child || shapes_engine)
+            // exec's namespace joiner: every namespace it enters and the process it starts.
+            let shapes_join = join.is_some_and(|j| {
+                &s.pid == j && ["setns", "clone", "clone3"].contains(&s.name.as_str())
+            });
+            !matched.contains(k) && !reads_proc && (shapes_child || shapes_engine || shapes_join)
         })
         .map(|(_, s)| format!("  [{}] {}({}) = {}", s.pid, s.name, s.args, s.result))
         .collect();
@@ -462,6 +496,45 @@ fn the_trace_is_what_strace_sees() {
             "no container {want:?} in the trace"
         );
     }
+}
+
+/// `exec`: the namespace files opened, every namespace joined by the forked joiner, the
+/// command's process started inside them, its cgroup, and the same security steps as a
+/// container's first process, each as strace saw it.
+#[test]
+fn the_trace_of_exec_is_what_strace_sees() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"])
+        .expect_code(0);
+    let (traced, seen) = traced_and_seen_of(
+        &lab,
+        &["exec", "--trace=json"],
+        &["-w", "/tmp", "-u", "nobody", "target", "true"],
+        0,
+    );
+    assert_trace_is_what_strace_sees(&traced, &seen);
+    let setns: Vec<String> = traced
+        .iter()
+        .filter(|e| e["process"] == "join" && e["syscall"] == "setns")
+        .map(|e| e["args"].as_str().unwrap().to_string())
+        .collect();
+    for kind in ["IPC", "UTS", "NET", "PID", "NS", "CGROUP"] {
+        assert!(
+            setns
+                .iter()
+                .any(|a| a.ends_with(&format!("CLONE_NEW{kind}"))),
+            "no setns of {kind}: {setns:?}"
+        );
+    }
+    for want in ["setresuid", "seccomp", "execve"] {
+        assert!(
+            traced
+                .iter()
+                .any(|e| e["process"] == "exec" && e["syscall"] == want),
+            "no exec {want} in the trace"
+        );
+    }
+    lab.cmd(&["rm", "-f", "target"]).expect_code(0);
 }
 
 #[test]

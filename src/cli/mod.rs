@@ -69,6 +69,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Manage containers
     Container(ContainerArgs),
     /// Remove one or more images
@@ -433,6 +435,40 @@ pub struct WaitArgs {
     pub containers: Vec<String>,
 }
 
+/// `dockling exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep STDIN open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables (NAME=value, or NAME to take it from here)
+    #[arg(short, long = "env", value_name = "LIST")]
+    pub env: Vec<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    /// Trace every syscall with its reason on stderr: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
+    pub trace: Option<crate::trace::Format>,
+    /// Pause before each step: Enter goes on, q aborts
+    #[arg(long)]
+    pub step: bool,
+    /// The container, by name or ID (prefix)
+    pub container: String,
+    /// The command and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
 /// `dockling logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -495,6 +531,8 @@ pub enum ContainerCommand {
     Logs(LogsArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
 }

@@ -187,6 +187,12 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         })?;
     }
 
+    secure_and_find(sys, spec, ignored)
+}
+
+/// The last steps before `execve`, shared by the container's first process and `exec`: the
+/// seccomp filter, the capability sets, the user, and the program looked up in PATH.
+fn secure_and_find(sys: &Sys, spec: &RunSpec, ignored: u64) -> Result<Exec> {
     if spec.seccomp.is_some() || spec.no_new_privileges {
         sys.step(StepId::SecuritySeccomp)?;
         if spec.no_new_privileges {
@@ -264,6 +270,48 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         cwd: spec.cwd.clone(),
         ignored,
     })
+}
+
+/// The process `dockling exec` starts, once it is inside the container's namespaces (see
+/// `commands::exec`): it waits for the go-ahead (its cgroup joined), sets up its terminal,
+/// then does what the container's first process does last. Never returns.
+pub fn exec_main(sys: &Sys, spec: &RunSpec, chan: Channel) -> ! {
+    sys.tracer.set_process("exec");
+    let err = match first_acts(sys, None).and_then(|()| exec_steps(sys, spec, &chan)) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let msg = match &err {
+        Error::Aborted(a) => Message::Aborted(a.0.to_string()),
+        e => Message::Failed(e.exit_code(), e.to_string()),
+    };
+    let _ = chan.send(&msg);
+    sys.tracer.flush();
+    // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent's copy
+    // of this process image; it is the correct way to end a forked child.
+    unsafe { libc::_exit(err.exit_code()) }
+}
+
+fn exec_steps(sys: &Sys, spec: &RunSpec, chan: &Channel) -> Result<Infallible> {
+    match chan
+        .recv()
+        .map_err(|source| super::RuntimeError::EngineGone { source })?
+    {
+        Message::Go(_) => {}
+        other => {
+            return Err(super::RuntimeError::UnexpectedMessage {
+                message: format!("{other:?}"),
+            }
+            .into())
+        }
+    }
+    let ignored = sys.ignored_signals();
+    terminal(sys, spec, false, Some(chan))?;
+    let exec = secure_and_find(sys, spec, ignored)?;
+    if let Call::Execve { path, .. } = &exec.call {
+        let _ = chan.send(&Message::Exec(path.display().to_string()));
+    }
+    exec_container(sys, exec)
 }
 
 /// The terminal (`-t`), or /dev/null as stdin when the container gets no input (no `-i`, or

@@ -337,12 +337,18 @@ pub fn start(
     Ok(outcome)
 }
 
-/// Record the container's successful `execve` on its behalf: once it succeeded, the child's
-/// code is gone and cannot trace it.
-fn record_exec(sys: &Sys, spec: &RunSpec, program: String, took: std::time::Duration) {
+/// Record the successful `execve` of `process` (the container's first process, or `exec`'s)
+/// on its behalf: once it succeeded, the child's code is gone and cannot trace it.
+pub fn record_exec(
+    sys: &Sys,
+    process: &'static str,
+    spec: &RunSpec,
+    program: String,
+    took: std::time::Duration,
+) {
     // The child announced the exec step; the engine is in it too, waiting for the exec.
     sys.tracer.resume(StepId::ProcessExec);
-    sys.tracer.set_process("container");
+    sys.tracer.set_process(process);
     sys.tracer.syscall(
         &Call::Execve {
             path: program.into(),
@@ -386,7 +392,13 @@ fn supervise(
         let prepared = child::prepare(sys, setup, None);
         sys.tracer.set_process("engine");
         prepared?;
-        record_exec(sys, spec, spec.args[0].clone(), std::time::Duration::ZERO);
+        record_exec(
+            sys,
+            "container",
+            spec,
+            spec.args[0].clone(),
+            std::time::Duration::ZERO,
+        );
         sys.step(StepId::ProcessWait)?;
         sys.wait4(pid)?;
         return Ok(Outcome {
@@ -431,7 +443,7 @@ fn supervise(
     }
     // The child's end closed without an error: execve succeeded.
     if sys.tracer.enabled() {
-        record_exec(sys, spec, program, start.elapsed());
+        record_exec(sys, "container", spec, program, start.elapsed());
     }
     sys.tracer.flush();
     let mut c = containers.find(&spec.id)?;

@@ -38,6 +38,15 @@ pub enum Call {
     Chdir { path: PathBuf },
     /// `sethostname(2)`.
     Sethostname { name: String },
+    /// `setns(2)`: join the namespace `fd` (an open `/proc/<pid>/ns/<kind>`) names.
+    Setns {
+        /// The namespace file's descriptor.
+        fd: i32,
+        /// Which kind (one `CLONE_NEW*` flag).
+        kind: CloneFlags,
+        /// The container's pid whose namespace it is.
+        pid: i32,
+    },
     /// `mkdir(2)`; an existing directory is not an error for the engine's callers.
     Mkdir { path: PathBuf, mode: u32 },
     /// `mknodat(2)` of a character device named `path` in the directory `dirfd`.
@@ -346,6 +355,7 @@ impl Call {
             Call::Chroot { .. } => "chroot",
             Call::Chdir { .. } => "chdir",
             Call::Sethostname { .. } => "sethostname",
+            Call::Setns { .. } => "setns",
             Call::Mkdir { .. } => "mkdir",
             Call::Mknodat { .. } => "mknodat",
             Call::Symlinkat { .. } => "symlinkat",
@@ -397,6 +407,7 @@ impl Call {
     pub fn explain_key(&self) -> &'static str {
         match self {
             Call::Clone { flags } if flags.is_empty() => "clone.fork",
+            Call::Clone { flags } if flags.contains(CloneFlags::CLONE_PARENT) => "clone.parent",
             Call::Mount { fstype, flags, .. } => {
                 if flags.contains(MsFlags::MS_REMOUNT) {
                     "mount.remount"
@@ -437,6 +448,12 @@ impl Call {
             } => "ioctl.tiocgptn",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
+            Call::Open { path, .. }
+                if path.starts_with("/proc")
+                    && path.parent().and_then(|p| p.file_name()) == Some("ns".as_ref()) =>
+            {
+                "openat.ns"
+            }
             Call::Access { mode, .. } if *mode == libc::X_OK => ACCESS_EXEC,
             Call::Open { path, .. } if path == std::path::Path::new("/proc/self/exe") => {
                 "openat.self_exe"
@@ -536,6 +553,9 @@ impl Call {
             }
             Call::Sethostname { name } => {
                 let _ = write!(s, "{}, {}", quote(name), name.len());
+            }
+            Call::Setns { fd, kind, .. } => {
+                let _ = write!(s, "{fd}, {}", clone_flags(*kind, false));
             }
             Call::Mkdir { path, mode } => {
                 let _ = write!(
@@ -894,6 +914,9 @@ impl Call {
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
             Call::Symlinkat { linkpath, .. } => linkpath.display().to_string(),
             Call::Umask { mask } => mode_octal(*mask),
+            Call::Setns { kind, pid, .. } => {
+                format!("{} of pid {pid}", clone_flags(*kind, false))
+            }
             Call::Sethostname { name }
             | Call::IoctlIfFlags { name, .. }
             | Call::MemfdCreate { name } => name.clone(),
@@ -941,6 +964,7 @@ impl Call {
                 | Call::Chroot { .. }
                 | Call::Chdir { .. }
                 | Call::Sethostname { .. }
+                | Call::Setns { .. }
                 | Call::Mkdir { .. }
                 | Call::Mknodat { .. }
                 | Call::Symlinkat { .. }
@@ -1000,6 +1024,12 @@ impl Call {
             Call::Clone {
                 flags: CloneFlags::CLONE_NEWPID,
             },
+            Call::Clone {
+                flags: CloneFlags::empty(),
+            },
+            Call::Clone {
+                flags: CloneFlags::CLONE_PARENT,
+            },
             Call::Unshare {
                 flags: CloneFlags::CLONE_NEWNS,
             },
@@ -1021,6 +1051,11 @@ impl Call {
             Call::Chroot { path: p(".") },
             Call::Chdir { path: p("/") },
             Call::Sethostname { name: "box".into() },
+            Call::Setns {
+                fd: 3,
+                kind: CloneFlags::CLONE_NEWNS,
+                pid: 4242,
+            },
             Call::Mkdir {
                 path: p("/x"),
                 mode: 0o755,
@@ -1110,6 +1145,11 @@ impl Call {
             Call::Open {
                 path: p("/dev/pts/0"),
                 flags: libc::O_RDWR,
+                mode: 0,
+            },
+            Call::Open {
+                path: p("/proc/4242/ns/mnt"),
+                flags: libc::O_RDONLY | libc::O_CLOEXEC,
                 mode: 0,
             },
             Call::Open {
@@ -1574,6 +1614,7 @@ pub fn clone_flags(flags: CloneFlags, with_sigchld: bool) -> String {
         (CloneFlags::CLONE_NEWUSER, "CLONE_NEWUSER"),
         (CloneFlags::CLONE_NEWPID, "CLONE_NEWPID"),
         (CloneFlags::CLONE_NEWNET, "CLONE_NEWNET"),
+        (CloneFlags::CLONE_PARENT, "CLONE_PARENT"),
     ];
     let mut parts: Vec<&str> = NAMES
         .iter()

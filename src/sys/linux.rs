@@ -111,6 +111,11 @@ impl Backend for Linux {
             Call::Chroot { path } => nix::unistd::chroot(path.as_path()).map(|()| Ret::Zero),
             Call::Chdir { path } => nix::unistd::chdir(path.as_path()).map(|()| Ret::Zero),
             Call::Sethostname { name } => nix::unistd::sethostname(name).map(|()| Ret::Zero),
+            Call::Setns { fd, kind, .. } => {
+                // SAFETY: the caller owns `fd` for the duration of the call.
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+                nix::sched::setns(fd, *kind).map(|()| Ret::Zero)
+            }
             Call::Mkdir { path, mode } => {
                 nix::unistd::mkdir(path.as_path(), mode_bits(*mode)).map(|()| Ret::Zero)
             }

@@ -408,10 +408,11 @@ impl Tracer {
                 } else {
                     format!("  <{:.3} ms>", took.as_secs_f64() * 1000.0)
                 };
+                // The container's processes, a detached container's monitor, exec's processes.
                 let who = if process == "engine" {
-                    ""
+                    String::new()
                 } else {
-                    "[container] "
+                    format!("[{process}] ")
                 };
                 let mut out = format!(
                     "   {}{}({}) {}{}\n",
