@@ -225,8 +225,10 @@ pub enum ImageCommand {
 /// `dockling history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// Print sizes and dates in full, not as "3 weeks ago"
-    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    /// Print sizes and dates in human readable format (default true)
+    // Docker's boolean flag: `-H` alone is true, `-H=false` / `--human=false` prints raw
+    // sizes (bytes) and RFC 3339 dates.
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", hide_default_value = true, hide_possible_values = true)]
     pub human: bool,
     /// Don't truncate output
     #[arg(long)]
@@ -813,5 +815,33 @@ mod tests {
         };
         assert_eq!(r.trace, Some(crate::trace::Format::Pretty));
         assert_eq!(r.image, "busybox");
+    }
+
+    #[test]
+    fn history_human_is_a_docker_boolean_flag_whose_help_says_what_it_does() {
+        let human = |flags: &[&str]| {
+            let argv = ["dockling", "history"]
+                .iter()
+                .chain(flags)
+                .chain(&["busybox"]);
+            let Command::History(h) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not history")
+            };
+            h.human
+        };
+        assert!(human(&[]));
+        assert!(human(&["-H"]));
+        assert!(!human(&["-H=false"]));
+        assert!(!human(&["--human=false"]));
+        assert!(human(&["--human=true"]));
+        let help = Cli::command()
+            .find_subcommand_mut("history")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            help.contains("Print sizes and dates in human readable format (default true)"),
+            "{help}"
+        );
     }
 }
