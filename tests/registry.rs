@@ -126,7 +126,18 @@ fn unknown_images_and_tampered_blobs_are_clear_errors_and_leave_nothing() {
     let lab = Lab::new();
     let missing = lab.cmd(&["pull", &reg.name("lab/nothing:v1")]);
     missing.expect_code(125);
-    assert!(missing.stderr.contains("not found"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains(&format!(
+            "manifest for {} not found",
+            reg.name("lab/nothing:v1")
+        )) && missing.stderr.contains(&format!(
+            "the image or tag does not exist in the registry at http://127.0.0.1:{}",
+            reg.port
+        )),
+        "{}",
+        missing.stderr
+    );
+    assert!(!missing.stderr.contains('{'), "{}", missing.stderr);
     // Change one byte of every layer blob the registry stores: the digest check must catch it.
     let blobs = reg.dir.path().join("data/docker/registry/v2/blobs/sha256");
     let mut tampered = 0;

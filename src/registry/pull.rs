@@ -272,7 +272,7 @@ impl Puller<'_> {
                 .header(reqwest::header::ACCEPT, MANIFEST_TYPES.join(", "))
         })?;
         if !resp.status().is_success() {
-            return Err(status_error("manifest", self.reference, resp).into());
+            return Err(super::manifest_error(self.reference, resp).into());
         }
         let content_type = resp
             .headers()
@@ -536,6 +536,37 @@ pub fn pull(
     let (_, last) = errors.pop().expect("at least one source");
     if errors.is_empty() {
         return Err(last);
+    }
+    // A mirror that says the image does not exist answered; a registry out of reach (Docker
+    // Hub without internet) did not: the answer is what the user needs to read first.
+    let unreachable = matches!(last, Error::Registry(RegistryError::Unreachable { .. }));
+    let missing = errors
+        .iter()
+        .position(|(_, e)| matches!(e, Error::Registry(RegistryError::NoSuchImage { .. })));
+    if let (true, Some(i)) = (unreachable, missing) {
+        let (_, Error::Registry(not_found)) = errors.remove(i) else {
+            unreachable!("matched above")
+        };
+        let mut rest: Vec<String> = errors
+            .iter()
+            .map(|(base, e)| format!("mirror {base}: {e}"))
+            .collect();
+        if let Error::Registry(RegistryError::Unreachable {
+            registry,
+            base,
+            cause,
+            ..
+        }) = &last
+        {
+            rest.push(format!(
+                "the registry {registry} itself could not be asked at {base}: {cause}"
+            ));
+        }
+        return Err(RegistryError::NotOnMirror {
+            not_found: Box::new(not_found),
+            rest: rest.join("; "),
+        }
+        .into());
     }
     // Say why each mirror was passed over too.
     let mirrors: Vec<String> = errors
