@@ -330,3 +330,30 @@ fn history_human_false_prints_raw_sizes_and_rfc3339_dates() {
         help.stdout
     );
 }
+
+#[test]
+fn import_of_a_file_that_is_not_a_tar_says_so_without_its_content() {
+    let lab = Lab::new();
+    let file = lab.dir.path().join("notes.txt");
+    std::fs::write(&file, "TOP-SECRET-LINE\n".repeat(200)).unwrap();
+    let out = lab.cmd(&["import", file.to_str().unwrap(), "x:1"]);
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains(&format!("{} is not a tar archive (", file.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("TOP-SECRET"), "{}", out.stderr);
+    let short = lab.dir.path().join("short.txt");
+    std::fs::write(&short, "hello\n").unwrap();
+    let out = lab.cmd(&["import", short.to_str().unwrap(), "x:1"]);
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains("is not a tar archive (shorter than one tar header)"),
+        "{}",
+        out.stderr
+    );
+    assert!(lab.cmd(&["images", "-q"]).stdout.is_empty());
+}
