@@ -461,6 +461,10 @@ pub struct ExecArgs {
     /// Trace every syscall with its reason on stderr: pretty (default) or json
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
     pub trace: Option<crate::trace::Format>,
+    /// Write the trace to this file (created 0600, truncated) instead of stderr, so the
+    /// container's own stderr does not mix into it; json unless --trace says otherwise
+    #[arg(long = "trace-file", value_name = "PATH")]
+    pub trace_file: Option<std::path::PathBuf>,
     /// Pause before each step: Enter goes on, q aborts
     #[arg(long)]
     pub step: bool,
@@ -695,6 +699,10 @@ pub struct RunArgs {
     /// Trace every syscall with its reason on stderr: pretty (default) or json
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
     pub trace: Option<crate::trace::Format>,
+    /// Write the trace to this file (created 0600, truncated) instead of stderr, so the
+    /// container's own stderr does not mix into it; json unless --trace says otherwise
+    #[arg(long = "trace-file", value_name = "PATH")]
+    pub trace_file: Option<std::path::PathBuf>,
     /// Pause before each step of the start: Enter goes on, q aborts and undoes
     #[arg(long)]
     pub step: bool,
@@ -842,6 +850,35 @@ mod tests {
         assert!(
             help.contains("Print sizes and dates in human readable format (default true)"),
             "{help}"
+        );
+    }
+
+    #[test]
+    fn trace_file_is_a_flag_of_run_and_exec() {
+        let cli = Cli::try_parse_from([
+            "dockling",
+            "run",
+            "--trace=json",
+            "--trace-file",
+            "/tmp/t.jsonl",
+            "busybox",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(
+            r.trace_file.as_deref(),
+            Some(std::path::Path::new("/tmp/t.jsonl"))
+        );
+        let cli =
+            Cli::try_parse_from(["dockling", "exec", "--trace-file=/tmp/t", "web", "ps"]).unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(
+            e.trace_file.as_deref(),
+            Some(std::path::Path::new("/tmp/t"))
         );
     }
 }
