@@ -191,3 +191,41 @@ fn exec_it_gets_a_terminal_and_stdin() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "got hello\n");
     lab.cmd(&["rm", "-f", "target"]).expect_code(0);
 }
+
+#[test]
+fn exec_it_that_writes_while_its_input_is_flooded_still_ends() {
+    // As run -it (tests/tty.rs): the exec'd process never reads its terminal and writes a
+    // lot to it while the user's side sends 256 KiB; a relay blocked writing that input
+    // would stop reading the output, and both would wait for ever. A failure guard, not a
+    // timing.
+    let (lab, _) = with_target(&[]);
+    let term = lab.in_terminal(
+        "",
+        "",
+        "exec -it target sh -c 'stty raw -echo; yes 0123456789abcdef | head -c 32000000; echo; echo wrote-all; exit 3'",
+    );
+    {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        use std::os::fd::AsRawFd;
+        let fd = term.stdin.as_raw_fd();
+        let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).unwrap());
+        fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
+    }
+    let chunk = [b'k'; 8192];
+    let mut sent = 0usize;
+    let (out, code) = term.wait(Duration::from_secs(90), |stdin| {
+        if sent < 256 << 10 {
+            if let Ok(n) = std::io::Write::write(stdin, &chunk) {
+                sent += n;
+            }
+        }
+    });
+    let tail: String = out
+        .chars()
+        .skip(out.chars().count().saturating_sub(300))
+        .collect();
+    assert_eq!(code, 3, "…{tail}");
+    assert!(out.contains("wrote-all"), "…{tail}");
+    assert!(sent >= 64 << 10, "only {sent} bytes of input were sent");
+    lab.cmd(&["rm", "-f", "target"]).expect_code(0);
+}

@@ -850,3 +850,59 @@ fn a_layer_larger_than_max_layer_size_is_refused_before_its_download() {
     );
     assert_clean(&lab);
 }
+
+#[test]
+fn an_image_the_mirror_does_not_have_is_said_plainly_not_buried_under_a_dns_error() {
+    let lab = Lab::new();
+    let mirror = Fake::start();
+    std::fs::write(
+        lab.dir.path().join("config.yaml"),
+        format!(
+            "{}registry-mirrors:\n  - http://127.0.0.1:{}\n",
+            lab.base_config(),
+            mirror.port
+        ),
+    )
+    .unwrap();
+    // Docker Hub is out of reach here (no network in the test's namespace): only the mirror
+    // answers, with the API's 404 (the fake server's answer for a path it has no route for).
+    let plain = format!(
+        "dockling: manifest for nosuchimage:latest not found: NOT_FOUND: the image or tag does not exist in the registry at http://127.0.0.1:{}",
+        mirror.port
+    );
+    let pull = lab.cmd(&["pull", "nosuchimage"]);
+    pull.expect_code(125);
+    assert!(
+        pull.stderr.lines().any(|l| l.starts_with(&plain)),
+        "{}",
+        pull.stderr
+    );
+    let run = lab.cmd(&["run", "--rm", "nosuchimage"]);
+    run.expect_code(125);
+    assert!(
+        run.stderr.lines().any(|l| l.starts_with(&plain)),
+        "{}",
+        run.stderr
+    );
+    // A 404 whose body is not the API's JSON: never shown raw.
+    mirror.route(
+        "/v2/library/other/manifests/v1",
+        vec![Answer {
+            status: 404,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: br#"{"detail":"secret-ish internals","trace":[1,2,3]}"#.to_vec(),
+            ..Default::default()
+        }],
+    );
+    let raw = lab.cmd(&["pull", "other:v1"]);
+    raw.expect_code(125);
+    assert!(
+        raw.stderr.starts_with(&format!(
+            "dockling: manifest for other:v1 not found: the image or tag does not exist in the registry at http://127.0.0.1:{}",
+            mirror.port
+        )),
+        "{}",
+        raw.stderr
+    );
+    assert!(!raw.stderr.contains('{'), "raw JSON: {}", raw.stderr);
+}

@@ -290,3 +290,70 @@ fn an_older_world_readable_store_is_tightened_with_a_message() {
     again.expect_code(0);
     assert_eq!(again.stderr, "");
 }
+
+#[test]
+fn history_human_false_prints_raw_sizes_and_rfc3339_dates() {
+    let lab = Lab::with_busybox();
+    let human = lab.cmd(&["history", "busybox"]);
+    human.expect_code(0);
+    let row = |out: &str| -> Vec<String> {
+        let line = out.lines().nth(1).unwrap().to_string();
+        regex::Regex::new(r" {2,}")
+            .unwrap()
+            .split(&line)
+            .map(String::from)
+            .collect()
+    };
+    let h = row(&human.stdout);
+    assert!(h[1].ends_with(" ago"), "{}", human.stdout);
+    assert!(h[3].ends_with('B'), "{}", human.stdout);
+    let rfc3339 =
+        regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+            .unwrap();
+    for flag in ["-H=false", "--human=false"] {
+        let raw = lab.cmd(&["history", flag, "busybox"]);
+        raw.expect_code(0);
+        let r = row(&raw.stdout);
+        assert!(rfc3339.is_match(&r[1]), "{flag}: {}", raw.stdout);
+        assert!(
+            r[3].parse::<u64>().is_ok_and(|n| n > 0),
+            "{flag}: {}",
+            raw.stdout
+        );
+    }
+    let help = lab.cmd(&["history", "--help"]);
+    help.expect_code(0);
+    assert!(
+        help.stdout
+            .contains("Print sizes and dates in human readable format (default true)"),
+        "{}",
+        help.stdout
+    );
+}
+
+#[test]
+fn import_of_a_file_that_is_not_a_tar_says_so_without_its_content() {
+    let lab = Lab::new();
+    let file = lab.dir.path().join("notes.txt");
+    std::fs::write(&file, "TOP-SECRET-LINE\n".repeat(200)).unwrap();
+    let out = lab.cmd(&["import", file.to_str().unwrap(), "x:1"]);
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains(&format!("{} is not a tar archive (", file.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("TOP-SECRET"), "{}", out.stderr);
+    let short = lab.dir.path().join("short.txt");
+    std::fs::write(&short, "hello\n").unwrap();
+    let out = lab.cmd(&["import", short.to_str().unwrap(), "x:1"]);
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains("is not a tar archive (shorter than one tar header)"),
+        "{}",
+        out.stderr
+    );
+    assert!(lab.cmd(&["images", "-q"]).stdout.is_empty());
+}

@@ -70,6 +70,55 @@ fn pull_run_warm_pull_tag_and_rmi() {
 }
 
 #[test]
+fn a_layer_already_present_is_already_exists_and_not_downloaded_again() {
+    let source = Lab::with_busybox();
+    let reg = Registry::start();
+    reg.push_busybox(&source, "lab/busybox:v1");
+    reg.push_busybox(&source, "lab/again:v1");
+    let lab = Lab::new();
+    let first = lab.cmd(&["pull", &reg.name("lab/busybox:v1")]);
+    first.expect_code(0);
+    assert!(
+        first.stdout.contains(": Download complete"),
+        "{}",
+        first.stdout
+    );
+    let layer = first
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_suffix(": Download complete"))
+        .unwrap()
+        .to_string();
+    // The same image under another repository: its layer (and config) are here already.
+    // Docker says "Already exists" for such a layer, and fetches nothing of it again.
+    let second = lab.cmd(&["pull", &reg.name("lab/again:v1")]);
+    second.expect_code(0);
+    assert!(
+        second
+            .stdout
+            .contains(&format!("{layer}: Already exists\n")),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        !second.stdout.contains("Download complete") && !second.stdout.contains("Pull complete"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.stdout.contains("Status: Downloaded newer image for"),
+        "{}",
+        second.stdout
+    );
+    let again = reg
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"GET ") && l.contains("/lab/again/blobs/"))
+        .count();
+    assert_eq!(again, 0, "a blob already present was downloaded again");
+}
+
+#[test]
 fn unknown_images_and_tampered_blobs_are_clear_errors_and_leave_nothing() {
     let source = Lab::with_busybox();
     let reg = Registry::start();
@@ -77,7 +126,18 @@ fn unknown_images_and_tampered_blobs_are_clear_errors_and_leave_nothing() {
     let lab = Lab::new();
     let missing = lab.cmd(&["pull", &reg.name("lab/nothing:v1")]);
     missing.expect_code(125);
-    assert!(missing.stderr.contains("not found"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains(&format!(
+            "manifest for {} not found",
+            reg.name("lab/nothing:v1")
+        )) && missing.stderr.contains(&format!(
+            "the image or tag does not exist in the registry at http://127.0.0.1:{}",
+            reg.port
+        )),
+        "{}",
+        missing.stderr
+    );
+    assert!(!missing.stderr.contains('{'), "{}", missing.stderr);
     // Change one byte of every layer blob the registry stores: the digest check must catch it.
     let blobs = reg.dir.path().join("data/docker/registry/v2/blobs/sha256");
     let mut tampered = 0;

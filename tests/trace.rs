@@ -705,3 +705,74 @@ fn the_trace_is_what_strace_sees_with_a_terminal() {
         );
     }
 }
+
+#[test]
+fn trace_file_keeps_the_containers_stderr_out_of_the_json() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::with_busybox();
+    let file = lab.dir.path().join("trace.jsonl");
+    std::fs::write(&file, "left over from before\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let o = lab.run(&[
+        "--trace=json",
+        "--trace-file",
+        file.to_str().unwrap(),
+        "busybox",
+        "sh",
+        "-c",
+        "echo from-the-container >&2",
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stderr, "from-the-container\n");
+    let text = std::fs::read_to_string(&file).unwrap();
+    // (The command line, in the execve event, names it: the container's line is not there.)
+    assert!(
+        !text.lines().any(|l| l == "from-the-container") && !text.contains("left over"),
+        "{text}"
+    );
+    let ev = events(&text);
+    assert_eq!(ev.len(), text.lines().count(), "a line that is not JSON");
+    let calls: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["type"] == "syscall")
+        .map(|e| e["syscall"].as_str().unwrap())
+        .collect();
+    // Before the re-exec from the sealed binary and after it: one trace, not truncated by
+    // the second engine; the container's own calls too.
+    for want in ["open_tree", "execveat", "clone", "execve", "wait4"] {
+        assert!(calls.contains(&want), "no {want} in {calls:?}");
+    }
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "an existing file keeps its mode");
+    let fresh = lab.dir.path().join("fresh.jsonl");
+    lab.run(&["--trace-file", fresh.to_str().unwrap(), "busybox", "true"])
+        .expect_code(0);
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(!events(&std::fs::read_to_string(&fresh).unwrap()).is_empty());
+}
+
+#[test]
+fn trace_with_a_space_before_its_format_is_a_clear_error() {
+    let lab = Lab::with_busybox();
+    for (args, word) in [
+        (&["run", "--trace", "json", "busybox", "true"][..], "json"),
+        (
+            &["run", "--rm", "--trace", "pretty", "busybox"][..],
+            "pretty",
+        ),
+        (&["exec", "--trace", "json", "web", "true"][..], "json"),
+    ] {
+        let o = lab.cmd(args);
+        o.expect_code(125);
+        assert!(
+            o.stderr.contains(&format!("write `--trace={word}`")),
+            "{args:?}: {}",
+            o.stderr
+        );
+        assert!(!o.stderr.contains("Unable to find image"), "{}", o.stderr);
+    }
+    // An image named after nothing of the kind still runs with a bare --trace.
+    lab.cmd(&["run", "--rm", "--trace", "busybox", "true"])
+        .expect_code(0);
+}

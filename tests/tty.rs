@@ -93,3 +93,41 @@ fn trace_with_a_terminal_does_not_hang_and_leaves_nothing() {
         lab.containers_left()
     );
 }
+
+#[test]
+fn a_container_that_writes_while_its_input_is_flooded_still_ends() {
+    // The container never reads its terminal and writes 32 MB to it, while the user's side
+    // sends 256 KiB. A relay that blocks writing that input into the container's full
+    // terminal stops reading what the container writes: the container blocks too, and both
+    // wait for ever. The wait below is a failure guard, not a timing.
+    let lab = Lab::with_busybox();
+    let term = lab.in_terminal(
+        "",
+        "",
+        "run --rm -it busybox sh -c 'stty raw -echo; yes 0123456789abcdef | head -c 32000000; echo; echo wrote-all; exit 3'",
+    );
+    // Never blocks the test: a flood that cannot go on now goes on at the next poll.
+    {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        use std::os::fd::AsRawFd;
+        let fd = term.stdin.as_raw_fd();
+        let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).unwrap());
+        fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
+    }
+    let chunk = [b'k'; 8192];
+    let mut sent = 0usize;
+    let (out, code) = term.wait(Duration::from_secs(90), |stdin| {
+        if sent < 256 << 10 {
+            if let Ok(n) = stdin.write(&chunk) {
+                sent += n;
+            }
+        }
+    });
+    let tail: String = out
+        .chars()
+        .skip(out.chars().count().saturating_sub(300))
+        .collect();
+    assert_eq!(code, 3, "…{tail}");
+    assert!(out.contains("wrote-all"), "…{tail}");
+    assert!(sent >= 64 << 10, "only {sent} bytes of input were sent");
+}

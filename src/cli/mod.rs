@@ -225,8 +225,10 @@ pub enum ImageCommand {
 /// `dockling history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// Print sizes and dates in full, not as "3 weeks ago"
-    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    /// Print sizes and dates in human readable format (default true)
+    // Docker's boolean flag: `-H` alone is true, `-H=false` / `--human=false` prints raw
+    // sizes (bytes) and RFC 3339 dates.
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", hide_default_value = true, hide_possible_values = true)]
     pub human: bool,
     /// Don't truncate output
     #[arg(long)]
@@ -459,6 +461,10 @@ pub struct ExecArgs {
     /// Trace every syscall with its reason on stderr: pretty (default) or json
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
     pub trace: Option<crate::trace::Format>,
+    /// Write the trace to this file (created 0600, truncated) instead of stderr, so the
+    /// container's own stderr does not mix into it; json unless --trace says otherwise
+    #[arg(long = "trace-file", value_name = "PATH")]
+    pub trace_file: Option<std::path::PathBuf>,
     /// Pause before each step: Enter goes on, q aborts
     #[arg(long)]
     pub step: bool,
@@ -693,6 +699,10 @@ pub struct RunArgs {
     /// Trace every syscall with its reason on stderr: pretty (default) or json
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
     pub trace: Option<crate::trace::Format>,
+    /// Write the trace to this file (created 0600, truncated) instead of stderr, so the
+    /// container's own stderr does not mix into it; json unless --trace says otherwise
+    #[arg(long = "trace-file", value_name = "PATH")]
+    pub trace_file: Option<std::path::PathBuf>,
     /// Pause before each step of the start: Enter goes on, q aborts and undoes
     #[arg(long)]
     pub step: bool,
@@ -813,5 +823,62 @@ mod tests {
         };
         assert_eq!(r.trace, Some(crate::trace::Format::Pretty));
         assert_eq!(r.image, "busybox");
+    }
+
+    #[test]
+    fn history_human_is_a_docker_boolean_flag_whose_help_says_what_it_does() {
+        let human = |flags: &[&str]| {
+            let argv = ["dockling", "history"]
+                .iter()
+                .chain(flags)
+                .chain(&["busybox"]);
+            let Command::History(h) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not history")
+            };
+            h.human
+        };
+        assert!(human(&[]));
+        assert!(human(&["-H"]));
+        assert!(!human(&["-H=false"]));
+        assert!(!human(&["--human=false"]));
+        assert!(human(&["--human=true"]));
+        let help = Cli::command()
+            .find_subcommand_mut("history")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            help.contains("Print sizes and dates in human readable format (default true)"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn trace_file_is_a_flag_of_run_and_exec() {
+        let cli = Cli::try_parse_from([
+            "dockling",
+            "run",
+            "--trace=json",
+            "--trace-file",
+            "/tmp/t.jsonl",
+            "busybox",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(
+            r.trace_file.as_deref(),
+            Some(std::path::Path::new("/tmp/t.jsonl"))
+        );
+        let cli =
+            Cli::try_parse_from(["dockling", "exec", "--trace-file=/tmp/t", "web", "ps"]).unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(
+            e.trace_file.as_deref(),
+            Some(std::path::Path::new("/tmp/t"))
+        );
     }
 }

@@ -48,7 +48,11 @@ fn namespaces(ns: &crate::spec::Namespaces) -> Vec<(&'static str, CloneFlags)> {
 /// `dockling exec`.
 pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
     require_root("exec")?;
-    let sys = Sys::new(Box::new(Linux), Tracer::new(args.trace, args.step));
+    Tracer::check_spaced(args.trace, &args.container, "container")?;
+    let sys = Sys::new(
+        Box::new(Linux),
+        Tracer::for_command(args.trace, args.trace_file.as_deref(), true, args.step)?,
+    );
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
     let c = containers.find(&args.container)?;

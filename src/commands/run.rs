@@ -231,13 +231,16 @@ pub fn cgroup_for(ctx: &Context, spec: &RunSpec) -> Result<Option<crate::cgroups
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
     require_root("run")?;
     // The tracer exists before the re-exec, so its calls are in the trace too.
+    crate::trace::Tracer::check_spaced(args.trace, &args.image, "image")?;
     let sys = Sys::new(
         Box::new(Linux),
-        Tracer::new(
+        Tracer::for_command(
             args.trace
                 .or(ctx.config.trace.filter(|_| args.trace.is_some())),
+            args.trace_file.as_deref(),
+            !crate::runtime::exe::is_reexecuted(),
             args.step,
-        ),
+        )?,
     );
     crate::runtime::exe::record_reexec(&sys);
     match crate::runtime::exe::reexec_sealed(&sys, std::env::args_os().collect()) {

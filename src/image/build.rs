@@ -18,6 +18,42 @@ const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 const LAYER_GZIP_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Whether `head`, the first (up to) 512 bytes of an uncompressed stream, can start a tar
+/// archive: nothing at all (an empty archive), a block of zeros (its end), or a header whose
+/// checksum (POSIX: the sum of its bytes, the checksum field counted as spaces) is right.
+fn tar_header_check(head: &[u8]) -> std::result::Result<(), &'static str> {
+    if head.is_empty() || (head.len() == 512 && head.iter().all(|b| *b == 0)) {
+        return Ok(());
+    }
+    if head.len() < 512 {
+        return Err("shorter than one tar header");
+    }
+    let field = &head[148..156];
+    let text: String = field
+        .iter()
+        .map(|b| *b as char)
+        .filter(|c| *c != '\0' && *c != ' ')
+        .collect();
+    let Ok(stored) = u32::from_str_radix(&text, 8) else {
+        return Err("its first block is no tar header");
+    };
+    let sum: u32 = head
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    if sum != stored {
+        return Err("the checksum of its first header does not match");
+    }
+    Ok(())
+}
+
 /// A layer blob already in the store, about to be added to an image.
 struct NewLayer {
     digest: String,
@@ -54,11 +90,30 @@ impl Store {
             let head = input.fill_buf().map_err(Error::io("read", src))?;
             head.starts_with(&[0x1f, 0x8b])
         };
-        let reader: Box<dyn Read> = if gz {
+        let mut reader: Box<dyn Read> = if gz {
             Box::new(flate2::read::GzDecoder::new(input))
         } else {
             Box::new(input)
         };
+        // The first header is checked before anything is stored: a file that is not a tar
+        // is said to be one, by name, and its bytes are never shown (the tar reader's own
+        // messages quote the header fields it could not parse).
+        let mut head = Vec::with_capacity(512);
+        (&mut reader)
+            .take(512)
+            .read_to_end(&mut head)
+            .map_err(|source| ImageError::NotATar {
+                path: src.to_string(),
+                source,
+            })?;
+        if let Err(why) = tar_header_check(&head) {
+            return Err(ImageError::NotATarArchive {
+                path: src.to_string(),
+                why,
+            }
+            .into());
+        }
+        let reader: Box<dyn Read> = Box::new(std::io::Cursor::new(head).chain(reader));
         // The uncompressed tar is stored as a blob: a decompression bomb is cut off here,
         // before it fills the disk (the blob's temporary file is removed).
         let mut reader = Capped {
@@ -216,5 +271,32 @@ impl Store {
             self.write_blob(&serde_json::to_vec(&manifest).expect("json"))?;
         self.add_to_index(&manifest_digest, manifest_size, reference, None)?;
         self.load(&manifest_digest, reference.cloned())
+    }
+}
+
+#[cfg(test)]
+mod tar_check_tests {
+    use super::tar_header_check;
+
+    #[test]
+    fn only_a_real_tar_header_starts_an_import() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("etc/hostname").unwrap();
+        h.set_size(3);
+        h.set_cksum();
+        tar.append(&h, &b"box"[..]).unwrap();
+        let tar = tar.into_inner().unwrap();
+        assert_eq!(tar_header_check(&tar[..512]), Ok(()));
+        assert_eq!(tar_header_check(&[]), Ok(()));
+        assert_eq!(tar_header_check(&[0; 512]), Ok(()));
+        assert!(tar_header_check(b"hello\n").is_err());
+        assert!(tar_header_check(&[b'x'; 512]).is_err());
+        let mut bad = tar[..512].to_vec();
+        bad[0] ^= 1;
+        assert_eq!(
+            tar_header_check(&bad),
+            Err("the checksum of its first header does not match")
+        );
     }
 }

@@ -145,6 +145,14 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
+    /// `import` of a file whose first block is no tar header (its content is not shown).
+    #[error("{path} is not a tar archive ({why}): import takes a root filesystem as a tar file, plain or gzip")]
+    NotATarArchive {
+        /// The path given (`-` for stdin).
+        path: String,
+        /// What is wrong with its first block.
+        why: &'static str,
+    },
     /// `build` could not gzip a layer.
     #[error("compressing a layer: {0}")]
     Compress(#[source] std::io::Error),

@@ -53,6 +53,28 @@ pub enum RegistryError {
         /// The first bytes of the registry's answer.
         body: String,
     },
+    /// 404 for a manifest: the registry has no such image or tag. Said plainly, as Docker's
+    /// `manifest for nosuch:latest not found: manifest unknown`, with the registry's own
+    /// error codes (never its raw body).
+    #[error("manifest for {reference} not found{}: the image or tag does not exist in the registry at {registry}: check the name and tag", if codes.is_empty() { String::new() } else { format!(": {codes}") })]
+    NoSuchImage {
+        /// The image as the user named it (`nosuch:latest`).
+        reference: String,
+        /// Where it was asked for (`http://127.0.0.1:5000`).
+        registry: String,
+        /// The registry's error codes and messages (`MANIFEST_UNKNOWN: manifest unknown`),
+        /// empty when its answer was not the API's JSON.
+        codes: String,
+    },
+    /// A mirror said the image does not exist, and the registry itself could not be asked:
+    /// the mirror's answer comes first, it is the one that says something.
+    #[error("{not_found} ({rest})")]
+    NotOnMirror {
+        /// The mirror's [`RegistryError::NoSuchImage`].
+        not_found: Box<RegistryError>,
+        /// Why the registry itself (and other mirrors) gave no answer.
+        rest: String,
+    },
     /// 401 or 403 after any challenge was answered: no access with what we have.
     #[error("pull access denied for {repository}: the repository does not exist or needs `dockling login` ({status})")]
     AccessDenied {

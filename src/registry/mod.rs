@@ -259,24 +259,47 @@ struct ErrorEntry {
     message: String,
 }
 
+/// The registry's error codes and messages when `head` is the API's JSON error document
+/// (`MANIFEST_UNKNOWN: manifest unknown`), else nothing.
+fn api_errors(head: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<ErrorBody>(head) {
+        Ok(b) if !b.errors.is_empty() => Some(
+            b.errors
+                .iter()
+                .map(|e| match e.message.as_str() {
+                    "" => e.code.clone(),
+                    m => format!("{}: {m}", e.code),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+                .chars()
+                .take(300)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 /// What the first bytes of an error answer say: the registry's error codes and messages
 /// (`MANIFEST_UNKNOWN: manifest unknown`) when it is the API's JSON, else its first 300
 /// characters as they came (an HTML page, a proxy's text).
 fn error_text(head: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(head) {
-        Ok(b) if !b.errors.is_empty() => b
-            .errors
-            .iter()
-            .map(|e| match e.message.as_str() {
-                "" => e.code.clone(),
-                m => format!("{}: {m}", e.code),
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-            .chars()
-            .take(300)
-            .collect(),
-        _ => String::from_utf8_lossy(head).chars().take(300).collect(),
+    api_errors(head).unwrap_or_else(|| String::from_utf8_lossy(head).chars().take(300).collect())
+}
+
+/// The error for a manifest the registry does not have (404): [`RegistryError::NoSuchImage`],
+/// naming where it was asked; any other status as [`status_error`] says it.
+pub fn manifest_error(reference: &Reference, resp: Response) -> RegistryError {
+    if resp.status() != StatusCode::NOT_FOUND {
+        return status_error("manifest", reference, resp);
+    }
+    let registry = resp.url().origin().ascii_serialization();
+    let mut head = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(resp, 1024), &mut head);
+    RegistryError::NoSuchImage {
+        reference: reference.familiar_tagged(),
+        registry,
+        codes: api_errors(&head).unwrap_or_default(),
     }
 }
 

@@ -272,7 +272,7 @@ impl Puller<'_> {
                 .header(reqwest::header::ACCEPT, MANIFEST_TYPES.join(", "))
         })?;
         if !resp.status().is_success() {
-            return Err(status_error("manifest", self.reference, resp).into());
+            return Err(super::manifest_error(self.reference, resp).into());
         }
         let content_type = resp
             .headers()
@@ -327,14 +327,15 @@ impl Puller<'_> {
     /// Download one blob into the store, no more than its descriptor's size, verifying its
     /// digest as it streams. With `keep`, its bytes end up there too (the config, which is
     /// parsed next): read from the store when it is already there, or copied as it streams,
-    /// hashed once either way.
+    /// hashed once either way. True when the blob was already there, intact (nothing was
+    /// downloaded).
     fn blob(
         &self,
         store: &Store,
         blob: &Descriptor,
         bar: Option<&ProgressBar>,
         mut keep: Option<&mut Vec<u8>>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let digest = checked(blob)?;
         let size = blob.size();
         let dest = store.blob_path(digest)?;
@@ -368,7 +369,7 @@ impl Puller<'_> {
             // command for an orphan, and this pull relies on it before it is indexed.
             let _ = std::fs::File::open(&dest)
                 .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-            return Ok(());
+            return Ok(true);
         }
         crate::fault::point("pull.blob.locked");
         let url = self.reg.url(&self.reference.repository, "blobs", digest);
@@ -417,7 +418,7 @@ impl Puller<'_> {
                         .expect("fetched")
                         .0
                         .push(digest.to_string());
-                    return Ok(());
+                    return Ok(false);
                 }
                 Err(Ingest::Mismatch(got)) => {
                     return Err(RegistryError::BlobDigest {
@@ -535,6 +536,37 @@ pub fn pull(
     let (_, last) = errors.pop().expect("at least one source");
     if errors.is_empty() {
         return Err(last);
+    }
+    // A mirror that says the image does not exist answered; a registry out of reach (Docker
+    // Hub without internet) did not: the answer is what the user needs to read first.
+    let unreachable = matches!(last, Error::Registry(RegistryError::Unreachable { .. }));
+    let missing = errors
+        .iter()
+        .position(|(_, e)| matches!(e, Error::Registry(RegistryError::NoSuchImage { .. })));
+    if let (true, Some(i)) = (unreachable, missing) {
+        let (_, Error::Registry(not_found)) = errors.remove(i) else {
+            unreachable!("matched above")
+        };
+        let mut rest: Vec<String> = errors
+            .iter()
+            .map(|(base, e)| format!("mirror {base}: {e}"))
+            .collect();
+        if let Error::Registry(RegistryError::Unreachable {
+            registry,
+            base,
+            cause,
+            ..
+        }) = &last
+        {
+            rest.push(format!(
+                "the registry {registry} itself could not be asked at {base}: {cause}"
+            ));
+        }
+        return Err(RegistryError::NotOnMirror {
+            not_found: Box::new(not_found),
+            rest: rest.join("; "),
+        }
+        .into());
     }
     // Say why each mirror was passed over too.
     let mirrors: Vec<String> = errors
@@ -687,7 +719,7 @@ fn pull_from(
     // The config comes in parallel with the layers: one round trip less before they start.
     // Its bytes are kept from the download (or the one read of the blob already here).
     let mut config_bytes = Vec::new();
-    let (config_fetched, results): (Result<()>, Vec<Result<()>>) = std::thread::scope(|s| {
+    let (config_fetched, results): (Result<bool>, Vec<Result<bool>>) = std::thread::scope(|s| {
         let config = s.spawn(|| p.blob(store, config_desc, None, Some(&mut config_bytes)));
         let mut out_results = Vec::new();
         for (chunk, chunk_bars) in descriptors.chunks(4).zip(layer_bars.chunks(4)) {
@@ -732,17 +764,30 @@ fn pull_from(
         .into());
     }
 
-    for ((l, r), bar) in layers.iter().zip(results).zip(&layer_bars) {
-        if let Err(e) = r {
-            if let Some(b) = bar {
-                b.abandon_with_message("Failed");
+    // A layer already here (its blob intact, and unpacked: nothing to download or extract)
+    // is "Already exists", as Docker says of a layer its store holds; the others are
+    // "Download complete", then "Pull complete" once unpacked.
+    let mut present = Vec::with_capacity(layers.len());
+    for (((l, r), bar), d) in layers.iter().zip(results).zip(&layer_bars).zip(&diff_ids) {
+        let was_here = match r {
+            Ok(was_here) => was_here && store.layer_complete(d),
+            Err(e) => {
+                if let Some(b) = bar {
+                    b.abandon_with_message("Failed");
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
+        present.push(was_here);
+        let status = if was_here {
+            "Already exists"
+        } else {
+            "Download complete"
+        };
         match bar {
-            Some(b) => b.set_message("Download complete"),
+            Some(b) => b.set_message(status),
             None => {
-                let _ = writeln!(out, "{}: Download complete", &l[7..19]);
+                let _ = writeln!(out, "{}: {status}", &l[7..19]);
             }
         }
     }
@@ -751,11 +796,11 @@ fn pull_from(
     let ids: Vec<&str> = diff_ids.iter().map(String::as_str).collect();
     store.claim(&ids)?;
     // Unpack the layers in parallel too (each into its own directory), reporting in order.
-    for (d, bar) in diff_ids.iter().zip(&layer_bars) {
+    for ((d, bar), was_here) in diff_ids.iter().zip(&layer_bars).zip(&present) {
         if store.layer_size(d).is_none() {
             p.fetched.lock().expect("fetched").1.push(d.clone());
         }
-        if let Some(b) = bar {
+        if let Some(b) = bar.as_ref().filter(|_| !was_here) {
             b.set_message("Extracting");
         }
     }
@@ -783,12 +828,17 @@ fn pull_from(
     for r in unpacked {
         r?;
     }
-    for (l, bar) in layers.iter().zip(&layer_bars) {
+    for ((l, bar), was_here) in layers.iter().zip(&layer_bars).zip(&present) {
         match bar {
             Some(b) => {
                 b.set_position(b.length().unwrap_or(0));
-                b.finish_with_message("Pull complete");
+                b.finish_with_message(if *was_here {
+                    "Already exists"
+                } else {
+                    "Pull complete"
+                });
             }
+            None if *was_here => {}
             None => {
                 let _ = writeln!(out, "{}: Pull complete", &l[7..19]);
             }

@@ -42,6 +42,12 @@ pub fn is_sealed() -> bool {
 /// was started by into the trace (the predecessor's code is gone once it succeeded).
 const REEXEC_VAR: &str = "DOCKLING_REEXEC_FROM";
 
+/// True in the engine re-executed from its sealed binary (before [`record_reexec`] clears
+/// the variable): what its predecessor began (a trace file) is to be continued, not redone.
+pub fn is_reexecuted() -> bool {
+    std::env::var_os(REEXEC_VAR).is_some()
+}
+
 fn fd_of(ret: Ret) -> RawFd {
     match ret {
         Ret::Fd(fd) => fd,

@@ -289,7 +289,13 @@ pub fn relay(
             .map(OwnedFd::from)
             .expect("dup of the terminal");
         copy_winsize(&fd);
+        // Non-blocking: a container that stops reading its terminal while it writes to it
+        // must not stop the relay in a write (then nobody reads what the container writes,
+        // the container blocks too, and both wait for ever). What cannot be written yet
+        // waits in `to_master` until poll says the terminal takes more (POLLOUT).
+        set_nonblocking(&fd);
     }
+    let mut to_master: std::collections::VecDeque<u8> = Default::default();
     let mut stdin_open = forward_stdin && master_file.is_some();
     let mut sources: Vec<Option<Source>> = sources.into_iter().map(Some).collect();
     let mut broken_pipe = false;
@@ -303,9 +309,16 @@ pub fn relay(
         }
         let mfd = master_file.as_ref().map(|m| m.as_fd());
         if let Some(m) = mfd {
-            fds.push(PollFd::new(m, PollFlags::POLLIN));
+            let mut events = PollFlags::POLLIN;
+            if !to_master.is_empty() {
+                events |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(m, events));
         }
-        if stdin_open {
+        // Input is read while the terminal keeps up, up to MAX_PENDING bytes ahead of it:
+        // then the user's side waits (backpressure), never the relay.
+        let stdin_open_now = stdin_open && to_master.len() < MAX_PENDING;
+        if stdin_open_now {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::NONE) {
@@ -313,10 +326,11 @@ pub fn relay(
             Err(nix::errno::Errno::EINTR) => continue,
             Err(source) => return Err(super::RuntimeError::Poll { source }.into()),
         }
-        let ready: Vec<bool> = fds
+        let revents: Vec<PollFlags> = fds
             .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
             .collect();
+        let ready: Vec<bool> = revents.iter().map(|r| !r.is_empty()).collect();
         drop(fds);
         let mut idx = 1;
         for slot in sources.iter_mut() {
@@ -342,23 +356,40 @@ pub fn relay(
             idx += 1;
         }
         if master_file.is_some() {
-            if ready[idx] {
-                let m = master_file.as_mut().expect("checked");
+            let r = revents[idx];
+            let m = master_file.as_mut().expect("checked");
+            let mut gone = false;
+            if r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                 match m.read(&mut buf) {
-                    Ok(0) | Err(_) => master_file = None,
+                    Ok(0) => gone = true,
                     Ok(n) => {
                         let _ = sink.put(Stream::Stdout, &buf[..n]);
                     }
+                    Err(e) if retry(&e) => {}
+                    Err(_) => gone = true,
                 }
+            }
+            if !gone && r.contains(PollFlags::POLLOUT) {
+                gone = write_pending(m, &mut to_master).is_err();
+            }
+            if gone {
+                master_file = None;
+                to_master.clear();
             }
             idx += 1;
         }
-        if stdin_open && ready.get(idx).copied().unwrap_or(false) {
+        if stdin_open_now && ready.get(idx).copied().unwrap_or(false) {
             match std::io::stdin().lock().read(&mut buf) {
                 Ok(0) | Err(_) => stdin_open = false,
                 Ok(n) => {
                     if let Some(m) = master_file.as_mut() {
-                        let _ = m.write_all(&buf[..n]);
+                        to_master.extend(&buf[..n]);
+                        // Written at once when the terminal takes it (the usual case: a
+                        // key), else when poll says it can.
+                        if write_pending(m, &mut to_master).is_err() {
+                            master_file = None;
+                            to_master.clear();
+                        }
                     }
                 }
             }
@@ -406,6 +437,48 @@ pub fn relay(
             }
         }
     }
+}
+
+/// How far the input may run ahead of a container that does not read its terminal.
+const MAX_PENDING: usize = 1 << 20;
+
+/// An error that means "not now" on a non-blocking descriptor.
+fn retry(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// Make `fd` non-blocking (its open file description: every copy of it).
+fn set_nonblocking(fd: &OwnedFd) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).unwrap_or(0);
+    let _ = fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
+    );
+}
+
+/// Write as much of `pending` to the (non-blocking) terminal master as it takes now; an
+/// error when the terminal is gone.
+fn write_pending(
+    m: &mut File,
+    pending: &mut std::collections::VecDeque<u8>,
+) -> std::io::Result<()> {
+    while !pending.is_empty() {
+        let (chunk, _) = pending.as_slices();
+        match m.write(chunk) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Copy what the container wrote last, after it exited.

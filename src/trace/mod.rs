@@ -144,6 +144,58 @@ impl Tracer {
         }
     }
 
+    /// The tracer of a command with `--trace[=FORMAT]`, `--trace-file PATH` and `--step`:
+    /// with a file, the events go there (JSON unless `--trace` names a format), never
+    /// coloured, and the container's own stderr cannot mix into them. The file is created
+    /// 0600 and truncated when `fresh`; not by the engine re-executed from its sealed binary,
+    /// which goes on writing after its predecessor (`--trace-file` is in its arguments too).
+    pub fn for_command(
+        format: Option<Format>,
+        file: Option<&std::path::Path>,
+        fresh: bool,
+        pause: bool,
+    ) -> Result<Self, crate::error::Error> {
+        let Some(path) = file else {
+            return Ok(Self::new(format, pause));
+        };
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut tracer = Self::new(format.or(Some(Format::Json)), pause);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(crate::error::Error::io("open the trace file", path))?;
+        if fresh {
+            out.set_len(0)
+                .map_err(crate::error::Error::io("truncate the trace file", path))?;
+        }
+        tracer.color = false;
+        tracer.state.get_mut().out = Some(out);
+        Ok(tracer)
+    }
+
+    /// `--trace FORMAT` with a space: the parser takes FORMAT for the next argument (`run`'s
+    /// image, `exec`'s container). When that argument is a trace format's name, the user
+    /// meant `--trace=FORMAT`: said so, rather than pulling an image called `json`.
+    pub fn check_spaced(
+        format: Option<Format>,
+        next: &str,
+        what: &str,
+    ) -> Result<(), crate::error::Error> {
+        let Some((_, name, _)) = Format::VARIANTS.iter().find(|(_, n, _)| *n == next) else {
+            return Ok(());
+        };
+        if format.is_none() {
+            return Ok(());
+        }
+        Err(crate::error::Error::Usage(format!(
+            "`--trace {name}` takes {name} for the {what}: write `--trace={name}` (for the {what} {name} itself: `--trace=pretty {name}`)"
+        )))
+    }
+
     /// A tracer that renders into a string (for `explain` and snapshot tests), never coloured.
     pub fn capture(format: Format) -> Self {
         let mut t = Self::new(Some(format), false);
