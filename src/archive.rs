@@ -126,7 +126,15 @@ pub fn write_tree<W: Write>(
             let name = name.unwrap_or(Path::new("."));
             let target = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")?;
             let mut h = header_for(&st, EntryType::Symlink);
-            out.append_link(&mut h, name, target)
+            // The target's bytes as they are: `set_link_name` would normalise them (`/`
+            // became `//`, `a/./b` `a/b`). A target too long for the header goes through
+            // append_link's GNU long-link entry.
+            if target.as_bytes().len() <= 100 {
+                h.set_link_name_literal(target.as_bytes())?;
+                out.append_data(&mut h, name, std::io::empty())
+            } else {
+                out.append_link(&mut h, name, target)
+            }
         }
         t @ (libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO) => {
             let name = name.unwrap_or(Path::new("."));
@@ -400,6 +408,7 @@ mod tests {
         std::fs::write(a.path().join("d/f"), "hi").unwrap();
         std::fs::set_permissions(a.path().join("d/f"), PermissionsExt::from_mode(0o751)).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", a.path().join("d/l")).unwrap();
+        std::os::unix::fs::symlink("/", a.path().join("d/root")).unwrap();
         roundtrip(&a.path().join("d"), b.path(), Some(Path::new("copy")));
         let f = b.path().join("copy/f");
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "hi");
@@ -410,6 +419,10 @@ mod tests {
         assert_eq!(
             std::fs::read_link(b.path().join("copy/l")).unwrap(),
             Path::new("/etc/passwd")
+        );
+        assert_eq!(
+            std::fs::read_link(b.path().join("copy/root")).unwrap(),
+            Path::new("/")
         );
         // The contents form: the directory's entries at the top.
         let c = tempfile::tempdir().unwrap();

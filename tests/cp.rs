@@ -3,7 +3,7 @@
 //! that must never lead to the host's files (CVE-2018-15664).
 
 mod common;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -377,4 +377,35 @@ fn cp_is_traced() {
     o.expect_code(0);
     assert!(o.stderr.contains("openat2"), "{}", o.stderr);
     assert!(o.stderr.contains("/root"), "{}", o.stderr);
+}
+
+/// Out of the container, a symlink is copied as a link (never followed to the host's `/`), and
+/// a device node is not copied at all: a container must not hand the host a `/dev/mem`.
+#[test]
+fn a_directory_copied_out_keeps_links_as_links_and_leaves_device_nodes_behind() {
+    let lab = with_container(&[]);
+    sh(
+        &lab,
+        "mkdir /tmp/d; ln -s / /tmp/d/esc; ln -s /etc/shadow /tmp/d/shadow; mknod /tmp/d/mem c 1 1; mkfifo /tmp/d/fifo; echo f > /tmp/d/f",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = lab.cmd(&["cp", "web:/tmp/d", out.path().to_str().unwrap()]);
+    o.expect_code(0);
+    assert!(o.stderr.contains("device node not copied"), "{}", o.stderr);
+    let d = out.path().join("d");
+    let mut names: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["esc", "f", "fifo", "shadow"]);
+    assert_eq!(std::fs::read_link(d.join("esc")).unwrap(), Path::new("/"));
+    assert_eq!(
+        std::fs::read_link(d.join("shadow")).unwrap(),
+        Path::new("/etc/shadow")
+    );
+    assert!(std::fs::symlink_metadata(d.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
 }
