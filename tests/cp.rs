@@ -118,6 +118,10 @@ fn files_and_directories_go_both_ways_in_a_running_container() {
         std::fs::read_to_string(out.path().join("od/x/y")).unwrap(),
         "y\n"
     );
+    // Into the container's root directory.
+    lab.cmd(&["cp", f.to_str().unwrap(), "web:/"])
+        .expect_code(0);
+    assert_eq!(sh(&lab, "cat /index.html"), "second\n");
     // A relative host path is relative to the working directory.
     let o = lab
         .command(&["cp", "web:/tmp/o", "rel"])
@@ -223,6 +227,15 @@ fn tar_streams_on_stdin_and_stdout() {
         sh(&lab, "cat /tmp/in/streamed; stat -c %a /tmp/in/streamed"),
         "abc600\n"
     );
+    // The root itself is a directory like any other.
+    let mut child = lab
+        .command(&["cp", "-", "web:/"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &data).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(sh(&lab, "cat /in/streamed"), "abc");
     // A stream needs an existing directory.
     let o = lab.command(&["cp", "-", "web:/tmp/none"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));

@@ -90,12 +90,19 @@ impl Tree<'_> {
             .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
     }
 
-    /// Follow every symlink of `rel` inside the root (missing components kept).
+    /// Follow every symlink of `rel` inside the root (missing components kept); the root
+    /// itself is `.`.
     fn resolve(&self, rel: &Path) -> std::io::Result<PathBuf> {
-        safefs::resolve_in_root_with(self.root.as_fd(), rel, |dir, p, flags, resolve| {
-            self.sys
-                .openat2(dir, p, flags, 0, resolve)
-                .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
+        let resolved =
+            safefs::resolve_in_root_with(self.root.as_fd(), rel, |dir, p, flags, resolve| {
+                self.sys
+                    .openat2(dir, p, flags, 0, resolve)
+                    .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
+            })?;
+        Ok(if resolved.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            resolved
         })
     }
 }
