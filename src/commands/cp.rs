@@ -485,12 +485,17 @@ fn transfer(
         let extracted = archive::extract(reader, dest.as_fd(), opts);
         (producer.join(), extracted)
     });
-    extracted.map_err(|e| failed(format!("copying to {shown} {}: {e}", tree.label)))?;
+    // A source that failed to read cuts the stream short: its error is the one that says why
+    // (a broken pipe, on the other hand, only says that the extraction stopped first).
     match written {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(failed(format!("reading the source: {e}"))),
-        Err(_) => Err(failed("the copy's reader panicked".into())),
+        Ok(Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(failed(format!("reading the source: {e}")))
+        }
+        Err(_) => return Err(failed("the copy's reader panicked".into())),
+        _ => {}
     }
+    extracted.map_err(|e| failed(format!("copying to {shown} {}: {e}", tree.label)))?;
+    Ok(())
 }
 
 #[cfg(test)]
