@@ -76,18 +76,33 @@ fn spelling(p: &str) -> Spelling {
 
 /// The tree a path is looked up in: the container's root, or the host's `/`.
 struct Tree<'s> {
-    sys: &'s Sys,
+    /// The seam for the container's lookups (traced); `None` for the host's own paths, which
+    /// are the user's files, not the container's (looked up untraced, like the store's).
+    sys: Option<&'s Sys>,
     root: OwnedFd,
     /// How errors name the tree: `in container web`, `on this host`.
     label: String,
 }
 
 impl Tree<'_> {
-    /// Open `rel` (relative to the tree's root) inside the root, traced.
+    /// Open `rel` (relative to the tree's root) inside the root.
     fn open(&self, rel: &Path, flags: i32) -> std::io::Result<OwnedFd> {
-        self.sys
-            .openat2(self.root.as_fd(), rel, flags, 0, safefs::IN_ROOT)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
+        self.openat2(self.root.as_fd(), rel, flags, safefs::IN_ROOT)
+    }
+
+    fn openat2(
+        &self,
+        dir: BorrowedFd<'_>,
+        p: &Path,
+        flags: i32,
+        resolve: u64,
+    ) -> std::io::Result<OwnedFd> {
+        match self.sys {
+            Some(sys) => sys
+                .openat2(dir, p, flags, 0, resolve)
+                .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32)),
+            None => safefs::openat2(dir, p, flags, 0, resolve),
+        }
     }
 
     /// Follow every symlink of `rel` inside the root (missing components kept); the root
@@ -95,9 +110,7 @@ impl Tree<'_> {
     fn resolve(&self, rel: &Path) -> std::io::Result<PathBuf> {
         let resolved =
             safefs::resolve_in_root_with(self.root.as_fd(), rel, |dir, p, flags, resolve| {
-                self.sys
-                    .openat2(dir, p, flags, 0, resolve)
-                    .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
+                self.openat2(dir, p, flags, resolve)
             })?;
         Ok(if resolved.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -397,16 +410,13 @@ fn copy(ctx: &Context, args: &CpArgs) -> Result<()> {
     }
     let (root, _lock) = container_root(&sys, &containers, &c)?;
     let container = Tree {
-        sys: &sys,
+        sys: Some(&sys),
         root,
         label: format!("in container {name}"),
     };
     let host = Tree {
-        sys: &sys,
-        root: sys.open(
-            Path::new("/"),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )?,
+        sys: None,
+        root: safefs::open_root(Path::new("/")).map_err(Error::io("open", "/"))?,
         label: "on this host".into(),
     };
     let cwd = std::env::current_dir().map_err(Error::io("get", "the working directory"))?;
