@@ -6,6 +6,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod archive;
 pub mod cgroups;
 pub mod cli;
 pub mod commands;

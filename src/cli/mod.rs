@@ -71,6 +71,8 @@ pub enum Command {
     Rename(RenameArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
     /// Manage containers
     Container(ContainerArgs),
     /// Remove one or more images
@@ -475,6 +477,26 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// `dockling cp`.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Trace every syscall with its reason on stderr: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
+    pub trace: Option<crate::trace::Format>,
+    /// CONTAINER:SRC_PATH, or a local SRC_PATH (`-`: a tar stream on stdin)
+    #[arg(allow_hyphen_values = true)]
+    pub src: String,
+    /// CONTAINER:DEST_PATH, or a local DEST_PATH (`-`: a tar stream on stdout)
+    #[arg(allow_hyphen_values = true)]
+    pub dest: String,
+}
+
 /// `dockling logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -539,6 +561,8 @@ pub enum ContainerCommand {
     Rename(RenameArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
 }

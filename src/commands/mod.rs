@@ -47,6 +47,7 @@ impl Context {
     }
 }
 
+pub mod cp;
 pub mod exec;
 pub mod explain;
 pub mod image;
@@ -153,6 +154,7 @@ fn container(ctx: &Context, args: &crate::cli::ContainerArgs) -> Result<i32> {
         C::Logs(a) => logs::run(ctx, a),
         C::Rename(a) => lifecycle::rename(ctx, a),
         C::Exec(a) => exec::run(ctx, a),
+        C::Cp(a) => cp::run(ctx, a),
         C::Prune(a) => lifecycle::prune(ctx, a),
     }
 }
@@ -173,6 +175,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Logs(a) => logs::run(&ctx, a),
         Command::Rename(a) => lifecycle::rename(&ctx, a),
         Command::Exec(a) => exec::run(&ctx, a),
+        Command::Cp(a) => cp::run(&ctx, a),
         Command::Container(a) => container(&ctx, a),
         Command::Rmi(a) => rmi::run(&ctx, a),
         Command::Inspect(a) => inspect::run(&ctx, a),

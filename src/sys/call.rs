@@ -458,6 +458,16 @@ impl Call {
             Call::Open { path, .. } if path == std::path::Path::new("/proc/self/exe") => {
                 "openat.self_exe"
             }
+            Call::Open { path, flags, .. }
+                if flags & libc::O_PATH != 0
+                    && path.starts_with("/proc")
+                    && matches!(
+                        path.file_name().and_then(|n| n.to_str()),
+                        Some("root" | "cwd")
+                    ) =>
+            {
+                "openat.proc_root"
+            }
             Call::Open { flags, .. } if flags & libc::O_PATH != 0 => "openat.root",
             Call::Open { path, .. } if path == std::path::Path::new("/dev/ptmx") => "openat.ptmx",
             Call::Open { flags, .. } if flags & libc::O_CREAT != 0 => "openat.file",
@@ -1244,6 +1254,11 @@ impl Call {
             Call::Open {
                 path: p("/proc/self/exe"),
                 flags: libc::O_RDONLY,
+                mode: 0,
+            },
+            Call::Open {
+                path: p("/proc/1234/root"),
+                flags: libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
                 mode: 0,
             },
             Call::Sendfile {
