@@ -50,10 +50,7 @@ pub const LESSONS: &[(&str, &str)] = &[
         "08-detached.yaml",
         include_str!("../../lessons/08-detached.yaml"),
     ),
-    (
-        "09-exec.yaml",
-        include_str!("../../lessons/09-exec.yaml"),
-    ),
+    ("09-exec.yaml", include_str!("../../lessons/09-exec.yaml")),
 ];
 
 /// One lesson.
