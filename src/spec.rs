@@ -236,6 +236,78 @@ pub struct RunSpec {
     pub read_only: bool,
     /// The container's directory: `upper/`, `work/`, `rootfs/`, `hostname`, `hosts`...
     pub bundle: PathBuf,
+    /// `--restart`: whether its monitor starts it again when it ends.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// `--log-opt` values, for every start of the container (`container::logs::LogOptions`).
+    #[serde(default)]
+    pub log_opts: Vec<String>,
+}
+
+/// Docker's `--restart` policies: what the monitor of a detached container does when it
+/// ends (never after `stop`, `kill` or `rm -f`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never (the default).
+    #[default]
+    No,
+    /// When it exits with a code other than 0, at most this many times (unlimited: `None`).
+    OnFailure(Option<u32>),
+    /// Always, whatever the exit code.
+    Always,
+    /// Always, unless it was stopped (the same as `always` without a daemon to restart).
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Whether to start again after an end with `code`, having restarted `count` times.
+    pub fn restarts(&self, code: i32, count: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::OnFailure(max) => code != 0 && max.is_none_or(|m| count < m),
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        }
+    }
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid restart policy {s:?}: use no, always, unless-stopped or on-failure[:max-retries]"
+            )
+        };
+        Ok(match s.split_once(':') {
+            None if s == "no" => RestartPolicy::No,
+            None if s == "always" => RestartPolicy::Always,
+            None if s == "unless-stopped" => RestartPolicy::UnlessStopped,
+            None if s == "on-failure" => RestartPolicy::OnFailure(None),
+            Some(("on-failure", n)) => {
+                RestartPolicy::OnFailure(Some(n.parse().map_err(|_| bad())?))
+            }
+            Some(("always" | "unless-stopped" | "no", _)) => {
+                return Err(format!(
+                    "invalid restart policy {s:?}: maximum retry count can only be used with 'on-failure'"
+                ))
+            }
+            _ => return Err(bad()),
+        })
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartPolicy::No => f.write_str("no"),
+            RestartPolicy::OnFailure(None) => f.write_str("on-failure"),
+            RestartPolicy::OnFailure(Some(n)) => write!(f, "on-failure:{n}"),
+            RestartPolicy::Always => f.write_str("always"),
+            RestartPolicy::UnlessStopped => f.write_str("unless-stopped"),
+        }
+    }
 }
 
 impl RunSpec {

@@ -71,6 +71,10 @@ pub struct Request {
     pub security_opt: Vec<String>,
     /// `--read-only`: the root filesystem read-only.
     pub read_only: bool,
+    /// `--restart`.
+    pub restart: crate::spec::RestartPolicy,
+    /// `--log-opt`, checked by the caller.
+    pub log_opts: Vec<String>,
     /// `-m` as typed (checked by [`check_flags`]).
     pub memory: Option<String>,
     /// `--cpus` as typed (checked by [`check_flags`]).
@@ -772,6 +776,8 @@ pub fn build(
         capabilities,
         volumes,
         read_only: args.read_only,
+        restart: args.restart,
+        log_opts: args.log_opts.clone(),
         bundle: bundle.to_path_buf(),
     })
 }

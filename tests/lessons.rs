@@ -23,6 +23,8 @@ fn filter(lab: &Lab, addr: &str, text: &str) -> String {
         (r"/proc/self/fd/\d+", "/proc/self/fd/[FD]"),
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
         (r"(pid|mnt|net|uts|ipc|cgroup):\[\d+\]", "$1:[INODE]"),
+        // Which controllers a machine mounts (hugetlb, rdma...) is the machine's business.
+        (r"(?m)^(cgroups +ok +v\d[^:]*:).*$", "$1 [CONTROLLERS]"),
         (
             r"Up (Less than a second|About a minute|\d+ \w+)",
             "Up [AGO]",

@@ -13,6 +13,9 @@ pub enum CgroupError {
         "no cgroup file system is mounted at /sys/fs/cgroup: mount one, or run with --no-cgroups"
     )]
     NotMounted,
+    /// `pause` of a group without the freezer (v1) or `cgroup.freeze` (v2, Linux 5.2).
+    #[error("the freezer cgroup controller is not available here, so containers cannot be paused")]
+    NoFreezer,
     /// A limit was asked for whose controller the host does not have.
     #[error("{flag} needs the {controller} cgroup controller, which is not available here: drop {flag}, or run with --no-cgroups")]
     MissingController {

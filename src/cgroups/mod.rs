@@ -211,7 +211,8 @@ impl Cgroup {
     }
 
     /// The pids in the group (`cgroup.procs` of its first hierarchy: on v1 it joined all).
-    fn procs(&self) -> Vec<i32> {
+    /// The processes in the group (host pids).
+    pub fn procs(&self) -> Vec<i32> {
         let Some(dir) = self.paths().into_iter().next() else {
             return vec![];
         };
@@ -236,6 +237,43 @@ impl Cgroup {
         }
     }
 
+    /// The knob that freezes the group and the values for frozen and thawed: v1's
+    /// `freezer.state` (FROZEN/THAWED), v2's `cgroup.freeze` (1/0).
+    fn freezer(&self) -> Option<(PathBuf, &'static str, &'static str)> {
+        match self.version {
+            Version::V1 => self
+                .dir_for("freezer")
+                .map(|d| (d.join("freezer.state"), "FROZEN", "THAWED")),
+            Version::V2 => self
+                .paths()
+                .into_iter()
+                .next()
+                .map(|d| (d.join("cgroup.freeze"), "1", "0")),
+        }
+        .filter(|(knob, ..)| knob.exists())
+    }
+
+    /// Freeze every process of the group (`pause`: they stop being scheduled, in whatever
+    /// they were doing, without being told) or thaw them (`unpause`).
+    pub fn set_frozen(&self, sys: &Sys, frozen: bool) -> Result<()> {
+        let (knob, on, off) = self.freezer().ok_or(CgroupError::NoFreezer)?;
+        sys.write_file(&knob, if frozen { on } else { off })?;
+        Ok(())
+    }
+
+    /// True while the group is frozen (or freezing).
+    pub fn is_frozen(&self) -> bool {
+        match self.version {
+            Version::V1 => self.freezer().is_some_and(|(knob, ..)| {
+                std::fs::read_to_string(knob).is_ok_and(|s| s.trim() != "THAWED")
+            }),
+            Version::V2 => self.paths().into_iter().next().is_some_and(|d| {
+                std::fs::read_to_string(d.join("cgroup.events"))
+                    .is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
+            }),
+        }
+    }
+
     /// Kill every process of the group, the container's own and whatever it started: with
     /// `--pid host` no pid namespace ends them with its pid 1, and their parent may be gone.
     /// v2 has `cgroup.kill` (Linux 5.14: the kernel kills every task, even one forking at the
@@ -257,13 +295,7 @@ impl Cgroup {
                 }
             }
         }
-        let freeze = match self.version {
-            Version::V1 => self
-                .dir_for("freezer")
-                .map(|d| (d.join("freezer.state"), "FROZEN", "THAWED")),
-            Version::V2 => first.as_ref().map(|d| (d.join("cgroup.freeze"), "1", "0")),
-        }
-        .filter(|(knob, ..)| knob.exists());
+        let freeze = self.freezer();
         for _ in 0..50 {
             let pids = self.procs();
             if pids.is_empty() {

@@ -59,6 +59,16 @@ pub enum Command {
     Ps(PsArgs),
     /// Remove one or more containers
     Rm(RmArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Pause all processes within one or more containers
+    Pause(WaitArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(WaitArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
     /// Kill one or more running containers
@@ -420,6 +430,27 @@ pub struct StopArgs {
     pub containers: Vec<String>,
 }
 
+/// `dockling top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The container, by name or ID (prefix)
+    pub container: String,
+    /// Options for ps (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+/// `dockling start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals (the container runs in the foreground)
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Containers, by name or ID (prefix)
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
 /// `dockling kill`.
 #[derive(Debug, Args)]
 pub struct KillArgs {
@@ -549,6 +580,16 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Pause all processes within one or more containers
+    Pause(WaitArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(WaitArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
     /// Kill one or more running containers
@@ -647,6 +688,9 @@ pub struct RunArgs {
     /// Log driver options of a detached container (json-file: max-size=10m, max-file=3)
     #[arg(long = "log-opt", value_name = "OPT")]
     pub log_opts: Vec<String>,
+    /// Restart policy to apply when a container exits (no, on-failure[:max-retries], always, unless-stopped)
+    #[arg(long, default_value = "no", value_parser = parse_restart)]
+    pub restart: crate::spec::RestartPolicy,
     /// Keep STDIN open
     #[arg(short, long)]
     pub interactive: bool,
@@ -745,6 +789,10 @@ pub struct RunArgs {
     /// Command and arguments (default: the image's ENTRYPOINT and CMD)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+fn parse_restart(s: &str) -> Result<crate::spec::RestartPolicy, String> {
+    s.parse()
 }
 
 impl Command {

@@ -66,6 +66,13 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
         }
     };
 
+    if crate::commands::lifecycle::is_paused(ctx, &c) {
+        return Err(Error::Usage(format!(
+            "container {} is paused: unpause it first (dockling unpause {})",
+            args.container, args.container
+        )));
+    }
+
     // The process to start: the container's, changed by the flags.
     let mut spec = c.spec.clone();
     spec.args = args.command.clone();

@@ -8,8 +8,8 @@ use crate::container::{Container, Containers, Status};
 use crate::error::Result;
 use crate::image::store::Store;
 
-/// Docker's inspect document for a container.
-pub fn container_json(c: &Container) -> Value {
+/// Docker's inspect document for a container (`paused`: its cgroup is frozen).
+pub fn container_json(c: &Container, paused: bool) -> Value {
     let s = &c.spec;
     let (status, running, pid, code, oom, finished) = match &c.status {
         Status::Created => (
@@ -21,7 +21,7 @@ pub fn container_json(c: &Container) -> Value {
             "0001-01-01T00:00:00Z".to_string(),
         ),
         Status::Running { pid, .. } if c.is_alive() => (
-            "running",
+            if paused { "paused" } else { "running" },
             true,
             *pid,
             0,
@@ -46,15 +46,21 @@ pub fn container_json(c: &Container) -> Value {
         "Created": c.created,
         "Path": s.args.first(),
         "Args": s.args.get(1..).unwrap_or(&[]),
-        "State": {"Status": status, "Running": running, "Pid": pid, "ExitCode": code, "OOMKilled": oom, "FinishedAt": finished},
+        "State": {"Status": status, "Running": running, "Paused": paused, "Restarting": false, "OOMKilled": oom, "Dead": false, "Pid": pid, "ExitCode": code, "Error": "", "StartedAt": c.started_at.as_deref().unwrap_or("0001-01-01T00:00:00Z"), "FinishedAt": finished},
         "Image": s.image_id,
         "Name": format!("/{}", s.name),
+        "RestartCount": c.restart_count,
         "HostnamePath": s.bundle.join("hostname"),
         "HostsPath": s.bundle.join("hosts"),
         "ResolvConfPath": s.bundle.join("resolv.conf"),
         "LogPath": s.bundle.join(crate::container::logs::file_name(&s.id)),
         "HostConfig": {
             "AutoRemove": s.remove,
+            "RestartPolicy": {
+                "Name": match s.restart { crate::spec::RestartPolicy::OnFailure(_) => "on-failure".to_string(), other => other.to_string() },
+                "MaximumRetryCount": match s.restart { crate::spec::RestartPolicy::OnFailure(Some(n)) => n, _ => 0 },
+            },
+            "LogConfig": {"Type": "json-file", "Config": s.log_opts.iter().filter_map(|o| o.split_once('=')).map(|(k, v)| (k.to_string(), Value::from(v))).collect::<serde_json::Map<String, Value>>()},
             "Privileged": s.privileged,
             "ReadonlyRootfs": s.read_only,
             "NetworkMode": match s.network { crate::spec::NetworkMode::None => "none", crate::spec::NetworkMode::Host => "host" },
@@ -97,7 +103,10 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
     for name in &args.names {
         let kind = args.kind.as_deref();
         let found = if kind != Some("image") {
-            containers.find(name).ok().map(|c| container_json(&c))
+            containers
+                .find(name)
+                .ok()
+                .map(|c| container_json(&c, crate::commands::lifecycle::is_paused(ctx, &c)))
         } else {
             None
         };

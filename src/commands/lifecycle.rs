@@ -8,10 +8,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cli::{ContainerPruneArgs, KillArgs, RenameArgs, StopArgs, WaitArgs};
+use crate::cli::{
+    ContainerPruneArgs, KillArgs, RenameArgs, StartArgs, StopArgs, TopArgs, WaitArgs,
+};
 use crate::commands::{require_root, Context};
 use crate::container::{Container, ContainerError, Containers, Status};
 use crate::error::{Error, Result};
+use crate::sys::{linux::Linux, Sys};
+use crate::trace::Tracer;
 
 /// A signal by name (`TERM`, `SIGTERM`, `sigterm`) or number (`15`), as Docker takes it.
 pub fn parse_signal(s: &str) -> Result<i32> {
@@ -57,14 +61,20 @@ fn running(c: &Container) -> Option<(i32, u64)> {
     }
 }
 
-/// Wait until nothing keeps the container any more (its end is recorded) or `limit` passes:
-/// true when it has ended. A `--rm` container whose engine removed it has ended too.
+/// Wait until the container has ended (its end recorded, or its engine gone and its process
+/// with it) or `limit` passes: true when it has ended. A `--rm` container whose engine removed
+/// it has ended too. (A monitor about to restart it keeps its engine lock: the recorded end
+/// counts.)
 fn wait_ended(containers: &Containers, id: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         match containers.find(id) {
             Err(_) => return true,
-            Ok(c) if !containers.engine_alive(id) && running(&c).is_none() => return true,
+            Ok(c) if running(&c).is_none() => {
+                if matches!(c.status, Status::Exited { .. }) || !containers.engine_alive(id) {
+                    return true;
+                }
+            }
             Ok(_) => {}
         }
         if Instant::now() >= deadline {
@@ -94,15 +104,27 @@ pub fn stop(ctx: &Context, args: &StopArgs) -> Result<i32> {
 fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs) -> Result<()> {
     let c = containers.find(name)?;
     let id = c.spec.id.clone();
-    // Docker: stopping a container that is not running is no error.
+    // Docker: stopping a container that is not running is no error. One whose monitor is
+    // waiting to restart it (`--restart`) is told not to.
     let Some((pid, start)) = running(&c) else {
+        if containers.engine_alive(&id) {
+            containers.request_stop(&id);
+            wait_ended(containers, &id, Duration::from_secs(10));
+        }
         return Ok(());
     };
     let sig = match &args.signal {
         Some(s) => parse_signal(s)?,
         None => stop_signal(ctx, &c),
     };
+    containers.request_stop(&id);
     crate::commands::rm::signal(pid, start, sig)?;
+    // A paused container could not even handle the signal: thawed, as Docker does.
+    if let Ok(cg) = cgroup(ctx, &c) {
+        if cg.is_frozen() {
+            cg.set_frozen(&Sys::quiet(), false)?;
+        }
+    }
     let timeout = Duration::from_secs(args.time.max(0) as u64);
     if wait_ended(containers, &id, timeout) {
         return Ok(());
@@ -122,6 +144,241 @@ fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs)
     }
 }
 
+/// `dockling start`: each container started again on its own root file system (what its
+/// last run wrote is still there), detached under a new monitor, or in the foreground with
+/// `-a` (then its exit code is this command's).
+pub fn start(ctx: &Context, args: &StartArgs) -> Result<i32> {
+    require_root("start")?;
+    let sys = sealed_sys()?;
+    let containers = Containers::open(&ctx.root)?;
+    crate::commands::rm::reap(ctx, &containers);
+    let mut code = 0;
+    for name in &args.containers {
+        match start_one(ctx, &sys, &containers, name, args.attach) {
+            Ok(c) if args.attach => code = c,
+            Ok(0) => println!("{name}"),
+            Ok(c) => code = c,
+            Err(e) => {
+                eprintln!("dockling: {e}");
+                code = e.exit_code();
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `dockling restart`: `stop`, then `start`.
+pub fn restart(ctx: &Context, args: &StopArgs) -> Result<i32> {
+    require_root("restart")?;
+    let sys = sealed_sys()?;
+    let containers = Containers::open(&ctx.root)?;
+    crate::commands::rm::reap(ctx, &containers);
+    let mut code = 0;
+    for name in &args.containers {
+        let done = stop_one(ctx, &containers, name, args)
+            .and_then(|()| start_one(ctx, &sys, &containers, name, false));
+        match done {
+            Ok(0) => println!("{name}"),
+            Ok(c) => code = c,
+            Err(e) => {
+                eprintln!("dockling: {e}");
+                code = e.exit_code();
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// The seam for commands that start containers, running (like `run`) from a sealed copy of
+/// the binary, so a container cannot overwrite it through /proc/self/exe (CVE-2019-5736).
+fn sealed_sys() -> Result<Sys> {
+    let sys = Sys::new(Box::new(Linux), Tracer::new(None, false));
+    crate::runtime::exe::record_reexec(&sys);
+    if let Err(e) = crate::runtime::exe::reexec_sealed(&sys, std::env::args_os().collect()) {
+        eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected");
+    }
+    Ok(sys)
+}
+
+fn start_one(
+    ctx: &Context,
+    sys: &Sys,
+    containers: &Containers,
+    name: &str,
+    attach: bool,
+) -> Result<i32> {
+    let mut c = containers.find(name)?;
+    let id = c.spec.id.clone();
+    // Docker: starting a running container does nothing.
+    if running(&c).is_some() {
+        return Ok(0);
+    }
+    // Its end is recorded; its last monitor may still be letting go (a `restart`).
+    let kept = containers
+        .wait_engine(&id, Duration::from_secs(10))?
+        .ok_or_else(|| ContainerError::Kept { id: id.clone() })?;
+    if let Some(gone) = c.spec.layers.iter().find(|l| !l.is_dir()) {
+        return Err(ContainerError::LayersGone {
+            name: name.to_string(),
+            layer: gone.clone(),
+        }
+        .into());
+    }
+    let _ = std::fs::remove_file(
+        containers
+            .bundle(&id)
+            .join(crate::container::STOP_REQUESTED),
+    );
+    c.status = Status::Created;
+    containers.save(&c)?;
+    if attach {
+        let opts = crate::runtime::StartOptions {
+            engine_lock: Some(kept.raw_fd()),
+            ..Default::default()
+        };
+        crate::commands::run::start_and_record(ctx, sys, &c.spec, containers, &[], opts)
+    } else {
+        let log = crate::container::logs::LogOptions::parse(&c.spec.log_opts)?;
+        crate::commands::run::detach(
+            ctx,
+            sys,
+            c.spec.clone(),
+            containers,
+            Some(kept),
+            vec![],
+            log,
+        )
+    }
+}
+
+/// True when the container runs and its cgroup is frozen (`pause`).
+pub fn is_paused(ctx: &Context, c: &Container) -> bool {
+    running(c).is_some() && cgroup(ctx, c).is_ok_and(|cg| cg.is_frozen())
+}
+
+/// The container's cgroup (an error without one: `--no-cgroups`).
+fn cgroup(ctx: &Context, c: &Container) -> Result<crate::cgroups::Cgroup> {
+    crate::commands::run::cgroup_for(ctx, &c.spec)?
+        .filter(|_| c.spec.cgroup.is_some())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "container {} has no cgroup (it was run with --no-cgroups): it cannot be paused",
+                c.spec.name
+            ))
+        })
+}
+
+/// `dockling pause` / `unpause`: freeze or thaw every process of each container (the freezer
+/// cgroup), which then stop being scheduled without being told anything.
+pub fn pause(ctx: &Context, names: &[String], frozen: bool) -> Result<i32> {
+    require_root(if frozen { "pause" } else { "unpause" })?;
+    let containers = Containers::open(&ctx.root)?;
+    crate::commands::rm::reap(ctx, &containers);
+    let sys = Sys::quiet();
+    let mut code = 0;
+    for name in names {
+        let done = containers.find(name).and_then(|c| {
+            if running(&c).is_none() {
+                return Err(ContainerError::NotRunning { name: name.clone() }.into());
+            }
+            let cg = cgroup(ctx, &c)?;
+            if cg.is_frozen() == frozen {
+                return Err(Error::Usage(format!(
+                    "container {name} is {}paused",
+                    if frozen { "already " } else { "not " }
+                )));
+            }
+            cg.set_frozen(&sys, frozen)
+        });
+        match done {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("dockling: {e}");
+                code = e.exit_code();
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `dockling top`: the container's processes as the host's `ps` shows them (`-ef` unless
+/// other options are given), with each one's pid inside the container beside its host pid.
+pub fn top(ctx: &Context, args: &TopArgs) -> Result<i32> {
+    let containers = Containers::open(&ctx.root)?;
+    crate::commands::rm::reap(ctx, &containers);
+    let c = containers.find(&args.container)?;
+    let Some((first, _)) = running(&c) else {
+        return Err(ContainerError::NotRunning {
+            name: args.container.clone(),
+        }
+        .into());
+    };
+    let mut pids: Vec<i32> = cgroup(ctx, &c).map(|cg| cg.procs()).unwrap_or_default();
+    if pids.is_empty() {
+        pids.push(first);
+    }
+    let ps_args: Vec<String> = if args.ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.ps_args.clone()
+    };
+    // The host's ps (never a program of the container's), as Docker runs it.
+    let out = std::process::Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .map_err(Error::io("run", "ps"))?;
+    if !out.status.success() {
+        return Err(Error::Usage(format!(
+            "ps {}: {}",
+            ps_args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    let Some(pid_col) = header.iter().position(|h| *h == "PID") else {
+        return Err(Error::Usage(format!(
+            "ps {} shows no PID column: top needs one to find the container's processes",
+            ps_args.join(" ")
+        )));
+    };
+    let n = header.len();
+    let mut headers: Vec<&str> = header.clone();
+    headers.insert(pid_col + 1, "CONTAINER PID");
+    let mut rows = Vec::new();
+    for line in lines {
+        let mut cells: Vec<String> = Vec::with_capacity(n + 1);
+        let mut rest = line.trim_start();
+        for i in 0..n {
+            if i + 1 == n {
+                cells.push(rest.to_string());
+                break;
+            }
+            let (cell, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            cells.push(cell.to_string());
+            rest = tail.trim_start();
+        }
+        let Some(pid) = cells.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !pids.contains(&pid) {
+            continue;
+        }
+        cells.insert(pid_col + 1, pid_inside(pid).unwrap_or_else(|| "-".into()));
+        rows.push(cells);
+    }
+    print!("{}", crate::commands::table(&headers, &rows));
+    Ok(0)
+}
+
+/// The innermost number of `pid` (`NSpid` in its status: the last is the container's).
+fn pid_inside(pid: i32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    line.split_whitespace().last().map(String::from)
+}
+
 /// `dockling kill`: a signal (SIGKILL by default) to the container's first process.
 pub fn kill(ctx: &Context, args: &KillArgs) -> Result<i32> {
     require_root("kill")?;
@@ -131,7 +388,10 @@ pub fn kill(ctx: &Context, args: &KillArgs) -> Result<i32> {
     let mut code = 0;
     for name in &args.containers {
         let sent = containers.find(name).and_then(|c| match running(&c) {
-            Some((pid, start)) => crate::commands::rm::signal(pid, start, sig),
+            Some((pid, start)) => {
+                containers.request_stop(&c.spec.id);
+                crate::commands::rm::signal(pid, start, sig)
+            }
             None => Err(ContainerError::NotRunning { name: name.clone() }.into()),
         });
         match sent {

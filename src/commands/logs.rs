@@ -32,16 +32,16 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
         // A container that never wrote a log (run in the foreground): nothing to show.
         Err(_) => return Ok(0),
     };
-    let mut entries = logs::read_entries(logs::open_rotated(&dir()?, &id, Some(follower.file())));
-    entries.extend(follower.poll());
-    if let Some(n) = tail {
-        let skip = entries.len().saturating_sub(n);
-        entries.drain(..skip);
-    }
     let mut out = Printer {
         timestamps: args.timestamps,
+        tail,
+        kept: std::collections::VecDeque::new(),
+        out: Vec::new(),
     };
-    out.print(&entries)?;
+    let rotated = logs::open_rotated(&dir()?, &id, Some(follower.file()));
+    logs::each_entry(rotated, |e| out.take(e));
+    follower.read_each(|e| out.take(e));
+    out.finish()?;
     if !args.follow {
         return Ok(0);
     }
@@ -51,28 +51,63 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
             || containers
                 .find(&id)
                 .is_ok_and(|c| matches!(c.status, Status::Running { .. }) && c.is_alive());
-        out.print(&follower.poll())?;
+        follower.read_each(|e| out.take(e));
+        out.finish()?;
         if !running {
-            out.print(&follower.poll())?;
+            follower.read_each(|e| out.take(e));
+            out.finish()?;
             return Ok(0);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
+/// Prints entries, stdout's to stdout and stderr's to stderr, in large writes; with `--tail`
+/// only the last entries are kept until [`Printer::finish`].
 struct Printer {
     timestamps: bool,
+    /// `--tail n`, until the first `finish` (after it everything new is printed).
+    tail: Option<usize>,
+    kept: std::collections::VecDeque<Entry>,
+    out: Vec<Entry>,
 }
 
 impl Printer {
-    fn print(&mut self, entries: &[Entry]) -> Result<()> {
-        if entries.is_empty() {
+    fn take(&mut self, e: Entry) {
+        match self.tail {
+            Some(n) => {
+                if n == 0 {
+                    return;
+                }
+                if self.kept.len() == n {
+                    self.kept.pop_front();
+                }
+                self.kept.push_back(e);
+            }
+            None => self.out.push(e),
+        }
+        // Printed as it comes in pieces, so a big log is never held whole.
+        if self.out.len() >= 4096 {
+            let _ = self.flush();
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.tail = None;
+        self.out.extend(self.kept.drain(..));
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.out.is_empty() {
             return Ok(());
         }
         let stdout = std::io::stdout();
         let stderr = std::io::stderr();
-        let (mut o, mut e) = (stdout.lock(), stderr.lock());
-        for entry in entries {
+        // Buffered: a big log is a few large writes, not one per line.
+        let mut o = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let mut e = std::io::BufWriter::with_capacity(1 << 16, stderr.lock());
+        for entry in self.out.drain(..) {
             let w: &mut dyn Write = match entry.stream {
                 Stream::Stdout => &mut o,
                 Stream::Stderr => &mut e,
@@ -85,6 +120,7 @@ impl Printer {
             res.map_err(Error::io("write", "stdout"))?;
         }
         o.flush().map_err(Error::io("write", "stdout"))?;
+        e.flush().map_err(Error::io("write", "stderr"))?;
         Ok(())
     }
 }

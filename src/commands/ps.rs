@@ -72,6 +72,12 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
             continue;
         }
         let created = crate::image::format::ago(Some(&c.created), now);
+        let paused = crate::commands::lifecycle::is_paused(ctx, &c);
+        let status = if paused {
+            format!("{} (Paused)", c.status_line(now))
+        } else {
+            c.status_line(now)
+        };
         if args.format.is_some() {
             objects.push(serde_json::json!({
                 "ID": id,
@@ -80,8 +86,8 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
                 "CreatedAt": c.created,
                 "RunningFor": created,
                 "Ports": "",
-                "State": c.state_word(),
-                "Status": c.status_line(now),
+                "State": if paused { "paused" } else { c.state_word() },
+                "Status": status,
                 "Size": "0B",
                 "Names": c.spec.name,
                 "Labels": "",
@@ -95,7 +101,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
             c.spec.image_ref.clone(),
             command_cell(&c.spec.args, args.no_trunc),
             created,
-            c.status_line(now),
+            status,
             String::new(),
             c.spec.name.clone(),
         ]);

@@ -73,6 +73,7 @@ pub fn signal(pid: i32, start: u64, signal: i32) -> Result<()> {
 pub fn stop(ctx: &Context, containers: &Containers, c: &Container) -> Result<()> {
     // Chosen before anything dies: once its process is gone a running container must not
     // be taken for one still starting, whose engine would be killed before it records the end.
+    containers.request_stop(&c.spec.id);
     let target = match c.status {
         Status::Running { pid, pid_start } => c.is_alive().then_some((pid, pid_start)),
         Status::Created => containers.engine_pid(&c.spec.id),

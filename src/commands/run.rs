@@ -35,6 +35,8 @@ impl From<&RunArgs> for Request {
             cap_drop: a.cap_drop.clone(),
             security_opt: a.security_opt.clone(),
             read_only: a.read_only,
+            restart: a.restart,
+            log_opts: a.log_opts.clone(),
             memory: a.memory.clone(),
             cpus: a.cpus.clone(),
             pids_limit: a.pids_limit,
@@ -193,6 +195,8 @@ pub fn create_kept(
                 spec: spec.clone(),
                 created: container::now_rfc3339(),
                 status: Status::Created,
+                restart_count: 0,
+                started_at: None,
             })?;
             Ok(kept)
         })
@@ -252,6 +256,19 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
         Err(e) => eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected"),
     }
     let log_opts = crate::container::logs::LogOptions::parse(&args.log_opts)?;
+    if args.restart != crate::spec::RestartPolicy::No {
+        if args.rm {
+            return Err(Error::Usage(
+                "conflicting options: --restart and --rm (a container removed when it ends cannot be restarted)".into(),
+            ));
+        }
+        if !args.detach {
+            return Err(Error::Usage(
+                "--restart needs -d: the monitor of a detached container is what restarts it"
+                    .into(),
+            ));
+        }
+    }
     let containers = Containers::open(&ctx.root)?;
     // Held until the end is recorded (or the container removed): see `container`.
     let (spec, kept) = create_kept(ctx, args, &containers, false)?;
@@ -264,7 +281,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
         }
     };
     if args.detach {
-        return detach(ctx, &sys, spec, &containers, kept, made, log_opts);
+        let id = spec.id.clone();
+        let code = detach(ctx, &sys, spec, &containers, kept, made, log_opts)?;
+        if code == 0 {
+            println!("{id}");
+        }
+        return Ok(code);
     }
     let opts = StartOptions {
         engine_lock: kept.as_ref().map(container::EngineLock::raw_fd),
@@ -275,7 +297,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
 
 /// Start the container (its record exists), wait for it and record how it ended (or remove
 /// it, with `--rm`): the foreground run's work, and a detached container's monitor's.
-fn start_and_record(
+pub fn start_and_record(
     ctx: &Context,
     sys: &Sys,
     spec: &RunSpec,
@@ -342,13 +364,35 @@ fn start_and_record(
     }
 }
 
-/// `run -d`: a monitor process, detached from this command (two forks and a `setsid`, so
-/// it belongs to no terminal and no shell waits for it), starts the container and stays its
-/// parent: it writes its output to the json-file log, waits for it and records its end. This
-/// command waits only until the container runs (or failed to start), prints its full id and
-/// exits. The monitor keeps this command's stderr (for `--trace`) and stdin (for `--step`)
+/// Whether `stop`, `kill` or `rm -f` ended the container on purpose (see
+/// [`container::STOP_REQUESTED`]).
+fn stop_requested(containers: &Containers, id: &str) -> bool {
+    containers
+        .bundle(id)
+        .join(container::STOP_REQUESTED)
+        .exists()
+}
+
+/// Wait `delay` before a restart, watching for a stop: false when the container was stopped
+/// (or removed) meanwhile.
+fn back_off(containers: &Containers, id: &str, delay: std::time::Duration) -> bool {
+    let until = std::time::Instant::now() + delay;
+    while std::time::Instant::now() < until {
+        if stop_requested(containers, id) || containers.find(id).is_err() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20).min(delay));
+    }
+    !stop_requested(containers, id)
+}
+
+/// `run -d` (and `start`): a monitor process, detached from this command (two forks and a
+/// `setsid`, so it belongs to no terminal and no shell waits for it), starts the container
+/// and stays its parent: it writes its output to the json-file log, waits for it, records its
+/// end and restarts it as `--restart` says. This command waits only until the container runs
+/// (0) or failed to start (its exit code, the error printed). The monitor keeps this command's stderr (for `--trace`) and stdin (for `--step`)
 /// until then, and /dev/null after.
-fn detach(
+pub fn detach(
     ctx: &Context,
     sys: &Sys,
     spec: RunSpec,
@@ -405,7 +449,45 @@ fn detach(
                 null_stdio();
             })),
         };
-        let code = match start_and_record(ctx, sys, &spec, containers, &made, opts) {
+        let mut result = start_and_record(ctx, sys, &spec, containers, &made, opts);
+        // `--restart`: started again while the policy says so and nobody stopped it on
+        // purpose, after Docker's back-off (100 ms, doubled each time, at most a minute; back
+        // to 100 ms after a run of 10 s or more).
+        let mut count = 0;
+        let mut delay = std::time::Duration::from_millis(100);
+        let mut started = std::time::Instant::now();
+        loop {
+            let code = match &result {
+                Ok(code) if report.borrow().is_none() => *code,
+                // Never started (a bad command, aborted at a step): reported, not retried.
+                _ => break,
+            };
+            if !spec.restart.restarts(code, count) || stop_requested(containers, &spec.id) {
+                break;
+            }
+            if started.elapsed() >= std::time::Duration::from_secs(10) {
+                delay = std::time::Duration::from_millis(100);
+            }
+            if !back_off(containers, &spec.id, delay) {
+                break;
+            }
+            delay = (delay * 2).min(std::time::Duration::from_secs(60));
+            count += 1;
+            if let Ok(mut c) = containers.find(&spec.id) {
+                c.restart_count = count;
+                c.status = Status::Created;
+                let _ = containers.save(&c);
+            }
+            started = std::time::Instant::now();
+            let opts = StartOptions {
+                engine_lock: kept.as_ref().map(container::EngineLock::raw_fd),
+                log: Some(log),
+                on_started: None,
+            };
+            result = start_and_record(ctx, sys, &spec, containers, &[], opts);
+        }
+        let _ = std::fs::remove_file(containers.bundle(&spec.id).join(container::STOP_REQUESTED));
+        let code = match result {
             // Aborted at a `--step` pause (130) before the container ran, or its exit code.
             Ok(code) => {
                 say(&format!("{code}\n"));
@@ -429,10 +511,7 @@ fn detach(
     let mut text = String::new();
     let _ = std::fs::File::from(report_r).read_to_string(&mut text);
     match text.split_once('\n') {
-        Some(("ok", _)) => {
-            println!("{}", spec.id);
-            Ok(0)
-        }
+        Some(("ok", _)) => Ok(0),
         Some((code, msg)) => {
             let code: i32 = code.parse().unwrap_or(125);
             if !msg.is_empty() {

@@ -66,4 +66,12 @@ pub enum ContainerError {
         /// Its name.
         name: String,
     },
+    /// `start` of a container whose image layers were removed meanwhile.
+    #[error("cannot start container {name}: its image layer {} is gone (the image was removed): remove the container and run the image again", layer.display())]
+    LayersGone {
+        /// The container as the user named it.
+        name: String,
+        /// The missing layer directory.
+        layer: PathBuf,
+    },
 }

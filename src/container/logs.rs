@@ -151,6 +151,8 @@ pub struct LogWriter {
     opts: LogOptions,
     /// The unfinished last line of each stream.
     pending: [Vec<u8>; 2],
+    /// Entries made from one read of the container's output, written with one `write`.
+    out: Vec<u8>,
 }
 
 impl LogWriter {
@@ -171,6 +173,7 @@ impl LogWriter {
             size,
             opts,
             pending: [Vec::new(), Vec::new()],
+            out: Vec::new(),
         })
     }
 
@@ -189,6 +192,19 @@ impl LogWriter {
             let line: Vec<u8> = self.pending[i].drain(..cut).collect();
             self.entry(stream, &line)?;
         }
+        self.flush()
+    }
+
+    /// Write out the entries made so far.
+    fn flush(&mut self) -> Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all(&self.out)
+            .map_err(Error::write("write", &self.name))?;
+        self.size += self.out.len() as u64;
+        self.out.clear();
         Ok(())
     }
 
@@ -200,7 +216,7 @@ impl LogWriter {
                 self.entry(stream, &rest)?;
             }
         }
-        Ok(())
+        self.flush()
     }
 
     fn entry(&mut self, stream: Stream, bytes: &[u8]) -> Result<()> {
@@ -212,14 +228,13 @@ impl LogWriter {
         let mut line = serde_json::to_vec(&e).expect("a log entry serializes");
         line.push(b'\n');
         if let Some(max) = self.opts.max_size {
-            if self.size > 0 && self.size + line.len() as u64 > max {
+            let had = self.size + self.out.len() as u64;
+            if had > 0 && had + line.len() as u64 > max {
+                self.flush()?;
                 self.rotate()?;
             }
         }
-        self.file
-            .write_all(&line)
-            .map_err(Error::write("write", &self.name))?;
-        self.size += line.len() as u64;
+        self.out.extend_from_slice(&line);
         Ok(())
     }
 
@@ -308,14 +323,22 @@ pub fn open_all(dir: &OwnedFd, id: &str) -> Vec<File> {
 /// writer can leave half a line at the end).
 pub fn read_entries(files: Vec<File>) -> Vec<Entry> {
     let mut out = Vec::new();
-    for f in files {
-        for line in BufReader::new(f).split(b'\n').map_while(|l| l.ok()) {
+    each_entry(files, |e| out.push(e));
+    out
+}
+
+/// [`read_entries`], handing each entry to `f` as it is read (a big log is never held whole).
+pub fn each_entry(files: Vec<File>, mut f: impl FnMut(Entry)) {
+    for file in files {
+        for line in BufReader::with_capacity(1 << 16, file)
+            .split(b'\n')
+            .map_while(|l| l.ok())
+        {
             if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
-                out.push(e);
+                f(e);
             }
         }
     }
-    out
 }
 
 /// Follows the current log file: new entries as they are written, across rotations.
@@ -382,20 +405,32 @@ impl Follower {
     }
 
     fn read_more(&mut self) -> Vec<Entry> {
-        let mut buf = Vec::new();
-        if self.file.read_to_end(&mut buf).is_err() {
-            return Vec::new();
-        }
-        self.pos += buf.len() as u64;
-        self.partial.extend_from_slice(&buf);
         let mut out = Vec::new();
-        while let Some(p) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=p).collect();
-            if let Ok(e) = serde_json::from_slice::<Entry>(&line[..line.len() - 1]) {
-                out.push(e);
-            }
-        }
+        self.read_each(|e| out.push(e));
         out
+    }
+
+    /// Hand each entry written since the last read to `f`, reading the file in 64 KiB
+    /// pieces: complete lines are parsed where they lie, only an unfinished tail is kept.
+    pub fn read_each(&mut self, mut f: impl FnMut(Entry)) {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match self.file.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            self.pos += n as u64;
+            self.partial.extend_from_slice(&buf[..n]);
+            let mut start = 0;
+            while let Some(p) = self.partial[start..].iter().position(|b| *b == b'\n') {
+                let line = &self.partial[start..start + p];
+                if let Ok(e) = serde_json::from_slice::<Entry>(line) {
+                    f(e);
+                }
+                start += p + 1;
+            }
+            self.partial.drain(..start);
+        }
     }
 }
 

@@ -67,6 +67,12 @@ pub struct Container {
     pub created: String,
     /// Its status.
     pub status: Status,
+    /// How many times its monitor started it again (`--restart`).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// When its process last started (RFC 3339), if it ever did.
+    #[serde(default)]
+    pub started_at: Option<String>,
 }
 
 impl Container {
@@ -75,7 +81,13 @@ impl Container {
         match &self.status {
             Status::Created => "Created".into(),
             Status::Running { .. } if !self.is_alive() => "Exited (unknown)".into(),
-            Status::Running { .. } => format!("Up {}", human_duration(since(&self.created, now))),
+            Status::Running { .. } => format!(
+                "Up {}",
+                human_duration(since(
+                    self.started_at.as_deref().unwrap_or(&self.created),
+                    now
+                ))
+            ),
             Status::Exited { code, finished, .. } => format!(
                 "Exited ({code}) {} ago",
                 human_duration(since(finished, now))
@@ -154,6 +166,10 @@ impl EngineLock {
 
 /// The file name of that lock inside the container's directory.
 const ENGINE_LOCK: &str = "engine.lock";
+
+/// Left in the container's directory by `stop`, `kill` and `rm -f` before they signal it: the
+/// container was ended on purpose, so its monitor does not restart it (`--restart`).
+pub const STOP_REQUESTED: &str = "stop-requested";
 
 /// The prefix a container directory is renamed to before it is deleted.
 const TRASH: &str = ".trash-";
@@ -348,6 +364,13 @@ impl Containers {
         Ok(flock(&f, libc::LOCK_EX | libc::LOCK_NB)
             .map_err(Error::io("lock", &path))?
             .then_some(EngineLock { _file: f }))
+    }
+
+    /// Say the container is being ended on purpose, before signalling it: its monitor does not
+    /// restart it (see [`STOP_REQUESTED`]). Best effort: without the file a `--restart`
+    /// container may come back, which `rm -f` then ends.
+    pub fn request_stop(&self, id: &str) {
+        let _ = File::create(self.bundle(id).join(STOP_REQUESTED));
     }
 
     /// True when the container has an engine lock file (every container made since they exist).

@@ -148,7 +148,14 @@ fn prepare_layers(sys: &Sys, spec: &RunSpec) -> Result<String> {
         }
         LayersMode::Copy => {
             sys.mkdir(&spec.rootfs(), 0o755)?;
-            if !sys.is_dry_run() {
+            // Started again (`start`, `--restart`): the copy is the container's own root,
+            // with what it wrote; copying the image over it would undo that.
+            let started_before = !sys.is_dry_run()
+                && std::fs::read_dir(spec.rootfs()).is_ok_and(|mut d| d.next().is_some());
+            if started_before {
+                sys.tracer
+                    .note("the copied root file system of the last run is kept");
+            } else if !sys.is_dry_run() {
                 let stats = crate::layers::copy::flatten(&spec.layers, &spec.rootfs())?;
                 sys.tracer.note(&format!(
                     "copied {} files, {} bytes in {:.1} ms instead of mounting the layers",
@@ -451,6 +458,7 @@ fn supervise(
         pid,
         pid_start: crate::container::process_start_time(pid).unwrap_or(0),
     };
+    c.started_at = Some(crate::container::now_rfc3339());
     containers.save(&c)?;
     if let Some(started) = on_started {
         started();
@@ -534,6 +542,8 @@ mod tests {
             no_new_privileges: false,
             volumes: vec![],
             read_only: false,
+            restart: Default::default(),
+            log_opts: vec![],
             bundle: "/var/lib/dockling/containers/c1".into(),
         }
     }
