@@ -122,7 +122,7 @@ fn registry_an_error_page_without_end_is_not_read_to_its_end() {
     out.expect_code(125);
     assert!(
         out.stderr
-            .contains("not found: check the name and tag (<html>no such thing"),
+            .contains("not found: the image or tag does not exist in the registry"),
         "{}",
         out.stderr
     );
