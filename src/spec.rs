@@ -242,6 +242,9 @@ pub struct RunSpec {
     /// `--log-opt` values, for every start of the container (`container::logs::LogOptions`).
     #[serde(default)]
     pub log_opts: Vec<String>,
+    /// `--init`: a tiny init is the container's process 1 (see `runtime::init`).
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// Docker's `--restart` policies: what the monitor of a detached container does when it

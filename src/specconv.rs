@@ -75,6 +75,8 @@ pub struct Request {
     pub restart: crate::spec::RestartPolicy,
     /// `--log-opt`, checked by the caller.
     pub log_opts: Vec<String>,
+    /// `--init`.
+    pub init: bool,
     /// `-m` as typed (checked by [`check_flags`]).
     pub memory: Option<String>,
     /// `--cpus` as typed (checked by [`check_flags`]).
@@ -778,6 +780,7 @@ pub fn build(
         read_only: args.read_only,
         restart: args.restart,
         log_opts: args.log_opts.clone(),
+        init: args.init,
         bundle: bundle.to_path_buf(),
     })
 }

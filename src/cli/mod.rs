@@ -685,6 +685,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     pub detach: bool,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
     /// Log driver options of a detached container (json-file: max-size=10m, max-file=3)
     #[arg(long = "log-opt", value_name = "OPT")]
     pub log_opts: Vec<String>,

@@ -56,6 +56,7 @@ pub fn container_json(c: &Container, paused: bool) -> Value {
         "LogPath": s.bundle.join(crate::container::logs::file_name(&s.id)),
         "HostConfig": {
             "AutoRemove": s.remove,
+            "Init": s.init,
             "RestartPolicy": {
                 "Name": match s.restart { crate::spec::RestartPolicy::OnFailure(_) => "on-failure".to_string(), other => other.to_string() },
                 "MaximumRetryCount": match s.restart { crate::spec::RestartPolicy::OnFailure(Some(n)) => n, _ => 0 },

@@ -37,6 +37,7 @@ impl From<&RunArgs> for Request {
             read_only: a.read_only,
             restart: a.restart,
             log_opts: a.log_opts.clone(),
+            init: a.init,
             memory: a.memory.clone(),
             cpus: a.cpus.clone(),
             pids_limit: a.pids_limit,

@@ -51,6 +51,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         include_str!("../../lessons/08-detached.yaml"),
     ),
     ("09-exec.yaml", include_str!("../../lessons/09-exec.yaml")),
+    (
+        "10-stopping.yaml",
+        include_str!("../../lessons/10-stopping.yaml"),
+    ),
 ];
 
 /// One lesson.

@@ -42,6 +42,13 @@ pub struct Channel {
     fd: OwnedFd,
 }
 
+impl Channel {
+    /// The socket's descriptor (for `--init`'s parent, which closes its copy).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+    }
+}
+
 /// A connected pair: (parent's end, child's end), made by a traced `socketpair(2)`. Against
 /// the recorder (a dry run) the ends are a real, unused pair nobody traces.
 pub fn pair(sys: &Sys) -> Result<(Channel, Channel), crate::sys::SysError> {

@@ -86,7 +86,32 @@ fn run(sys: &Sys, setup: &Setup<'_>, chan: &Channel) -> Result<Infallible> {
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));
     }
+    if setup.spec.init {
+        become_init(sys, chan)?;
+    }
     exec_container(sys, exec)
+}
+
+/// `--init`: this process forks; the fork goes on to run the container's program, and this
+/// one stays as the container's process 1, a tiny init (what Docker's tini does): it passes
+/// the signals dockling forwards on to the program, reaps every orphan the kernel gives it
+/// (the zombies a program that never waits would leave), and ends with the program's exit
+/// code (128 + the signal that killed it). Returns in the fork only.
+fn become_init(sys: &Sys, chan: &Channel) -> Result<()> {
+    let child = sys.clone_process(CloneFlags::empty())?;
+    if child == 0 {
+        return Ok(());
+    }
+    // The program's copy of the channel closes on its execve, which is how the engine
+    // learns it started; this one must not keep the channel open meanwhile.
+    let _ = sys.run(Call::Close {
+        fd: chan.raw_fd(),
+        object: "init's copy of the engine channel".into(),
+    });
+    sys.tracer.flush();
+    let code = super::init::run(child);
+    // SAFETY: _exit ends the container's init without running the engine's exit handlers.
+    unsafe { libc::_exit(code) }
 }
 
 /// The `execve` call the container's program is started with.

@@ -14,6 +14,7 @@ pub mod channel;
 pub mod child;
 mod error;
 pub mod exe;
+pub mod init;
 pub mod io;
 pub mod rootfs;
 pub mod seccomp;
@@ -544,6 +545,7 @@ mod tests {
             read_only: false,
             restart: Default::default(),
             log_opts: vec![],
+            init: false,
             bundle: "/var/lib/dockling/containers/c1".into(),
         }
     }
