@@ -76,6 +76,11 @@ mod layering {
                 let end = rest
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                     .unwrap_or(rest.len());
+                // `crate::name!(…)` is an exported macro (defined where the rules allow, and
+                // expanded in place), not a module.
+                if rest[end..].starts_with('!') {
+                    continue;
+                }
                 out.push((n + 1, rest[..end].to_string()));
             }
         }

@@ -7,6 +7,38 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// `Display` and `FromStr` of an enum with a `VARIANTS` table of (value, name, help), its
+/// names as the command line and the config file spell them; `$what` names the kind in the
+/// error (`unknown layers mode "x": use overlay or copy`).
+#[macro_export]
+macro_rules! named_variants {
+    ($ty:ty, $what:literal) => {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let name = Self::VARIANTS
+                    .iter()
+                    .find(|(v, _, _)| v == self)
+                    .map(|(_, n, _)| *n);
+                f.write_str(name.unwrap_or_default())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::VARIANTS
+                    .iter()
+                    .find(|(_, n, _)| *n == s)
+                    .map(|(v, _, _)| *v)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Self::VARIANTS.iter().map(|(_, n, _)| *n).collect();
+                        format!("unknown {} {s:?}: use {}", $what, names.join(" or "))
+                    })
+            }
+        }
+    };
+}
+
 /// How image layers become the container's root filesystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,26 +67,7 @@ impl LayersMode {
     ];
 }
 
-impl std::fmt::Display for LayersMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = Self::VARIANTS
-            .iter()
-            .find(|(v, _, _)| v == self)
-            .map(|(_, n, _)| *n);
-        f.write_str(name.unwrap_or_default())
-    }
-}
-
-impl std::str::FromStr for LayersMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::VARIANTS
-            .iter()
-            .find(|(_, n, _)| *n == s)
-            .map(|(v, _, _)| *v)
-            .ok_or_else(|| format!("unknown layers mode {s:?}: use overlay or copy"))
-    }
-}
+crate::named_variants!(LayersMode, "layers mode");
 
 /// How the process is put into its root filesystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -85,26 +98,7 @@ impl RootfsMode {
     ];
 }
 
-impl std::fmt::Display for RootfsMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = Self::VARIANTS
-            .iter()
-            .find(|(v, _, _)| v == self)
-            .map(|(_, n, _)| *n);
-        f.write_str(name.unwrap_or_default())
-    }
-}
-
-impl std::str::FromStr for RootfsMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::VARIANTS
-            .iter()
-            .find(|(_, n, _)| *n == s)
-            .map(|(v, _, _)| *v)
-            .ok_or_else(|| format!("unknown rootfs mode {s:?}: use pivot_root or chroot"))
-    }
-}
+crate::named_variants!(RootfsMode, "rootfs mode");
 
 /// Network mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -199,33 +199,14 @@ fn supervise(
         return Err(e);
     }
     let start = std::time::Instant::now();
-    let mut master = None;
-    let mut program = spec.args[0].clone();
-    loop {
-        match recv()? {
-            Message::Terminal(fd) => master = Some(fd),
-            Message::Failed(code, text) => {
-                let _ = sys.wait4(pid);
-                return Err(match code {
-                    127 => Error::CommandNotFound(text),
-                    126 => Error::CannotInvoke(text),
-                    _ => crate::runtime::RuntimeError::ContainerFailed { message: text }.into(),
-                });
-            }
-            Message::Aborted(step) => {
-                let _ = sys.wait4(pid);
-                let id = crate::plan::StepId::ALL
-                    .iter()
-                    .find(|s| s.key() == step)
-                    .map(|s| s.key())
-                    .unwrap_or("?");
-                return Err(Error::Aborted(crate::trace::Aborted(id)));
-            }
-            Message::Exec(path) => program = path,
-            Message::Go(_) => {}
-            Message::Closed => break,
+    let (master, program) = match crate::runtime::await_exec(chan, &spec.args[0]) {
+        Ok(got) => got,
+        Err(e) => {
+            // It reported the failure and exits: collected here, its parent.
+            let _ = sys.wait4(pid);
+            return Err(e);
         }
-    }
+    };
     if sys.tracer.enabled() {
         crate::runtime::record_exec(sys, "exec", spec, program, start.elapsed());
     }

@@ -84,21 +84,30 @@ fn wait_ended(containers: &Containers, id: &str, limit: Duration) -> bool {
     }
 }
 
+/// Do `one` to each named container, as Docker's CLI does: the name printed for each that
+/// succeeded, the error said for each that failed, and the last failure's exit code returned.
+fn each(names: &[String], mut one: impl FnMut(&String) -> Result<()>) -> i32 {
+    let mut code = 0;
+    for name in names {
+        match one(name) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("dockling: {e}");
+                code = e.exit_code();
+            }
+        }
+    }
+    code
+}
+
 /// `dockling stop`: the stop signal, then SIGKILL after the timeout.
 pub fn stop(ctx: &Context, args: &StopArgs) -> Result<i32> {
     require_root("stop")?;
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
-    let mut code = 0;
-    for name in &args.containers {
-        if let Err(e) = stop_one(ctx, &containers, name, args) {
-            eprintln!("dockling: {e}");
-            code = e.exit_code();
-            continue;
-        }
-        println!("{name}");
-    }
-    Ok(code)
+    Ok(each(&args.containers, |name| {
+        stop_one(ctx, &containers, name, args)
+    }))
 }
 
 fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs) -> Result<()> {
@@ -173,20 +182,17 @@ pub fn restart(ctx: &Context, args: &StopArgs) -> Result<i32> {
     let sys = sealed_sys()?;
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
-    let mut code = 0;
-    for name in &args.containers {
-        let done = stop_one(ctx, &containers, name, args)
-            .and_then(|()| start_one(ctx, &sys, &containers, name, false));
-        match done {
-            Ok(0) => println!("{name}"),
-            Ok(c) => code = c,
-            Err(e) => {
-                eprintln!("dockling: {e}");
-                code = e.exit_code();
+    Ok(each(&args.containers, |name| {
+        stop_one(ctx, &containers, name, args)?;
+        match start_one(ctx, &sys, &containers, name, false)? {
+            0 => Ok(()),
+            code => Err(ContainerError::StartFailed {
+                name: name.clone(),
+                code,
             }
+            .into()),
         }
-    }
-    Ok(code)
+    }))
 }
 
 /// The seam for commands that start containers, running (like `run`) from a sealed copy of
@@ -275,9 +281,8 @@ pub fn pause(ctx: &Context, names: &[String], frozen: bool) -> Result<i32> {
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
     let sys = Sys::quiet();
-    let mut code = 0;
-    for name in names {
-        let done = containers.find(name).and_then(|c| {
+    Ok(each(names, |name| {
+        containers.find(name).and_then(|c| {
             if running(&c).is_none() {
                 return Err(ContainerError::NotRunning { name: name.clone() }.into());
             }
@@ -289,16 +294,8 @@ pub fn pause(ctx: &Context, names: &[String], frozen: bool) -> Result<i32> {
                 )));
             }
             cg.set_frozen(&sys, frozen)
-        });
-        match done {
-            Ok(()) => println!("{name}"),
-            Err(e) => {
-                eprintln!("dockling: {e}");
-                code = e.exit_code();
-            }
-        }
-    }
-    Ok(code)
+        })
+    }))
 }
 
 /// `dockling top`: the container's processes as the host's `ps` shows them (`-ef` unless
@@ -385,24 +382,15 @@ pub fn kill(ctx: &Context, args: &KillArgs) -> Result<i32> {
     let sig = parse_signal(&args.signal)?;
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
-    let mut code = 0;
-    for name in &args.containers {
-        let sent = containers.find(name).and_then(|c| match running(&c) {
+    Ok(each(&args.containers, |name| {
+        containers.find(name).and_then(|c| match running(&c) {
             Some((pid, start)) => {
                 containers.request_stop(&c.spec.id);
                 crate::commands::rm::signal(pid, start, sig)
             }
             None => Err(ContainerError::NotRunning { name: name.clone() }.into()),
-        });
-        match sent {
-            Ok(()) => println!("{name}"),
-            Err(e) => {
-                eprintln!("dockling: {e}");
-                code = e.exit_code();
-            }
-        }
-    }
-    Ok(code)
+        })
+    }))
 }
 
 /// `dockling wait`: block until each container ends, print its exit code.

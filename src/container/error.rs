@@ -74,4 +74,12 @@ pub enum ContainerError {
         /// The missing layer directory.
         layer: PathBuf,
     },
+    /// A container that `restart` stopped did not start again (its exit code says why).
+    #[error("container {name} did not start again (exit code {code})")]
+    StartFailed {
+        /// The container as the user named it.
+        name: String,
+        /// The failed start's exit code.
+        code: i32,
+    },
 }

@@ -51,26 +51,7 @@ impl Format {
     ];
 }
 
-impl std::fmt::Display for Format {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = Self::VARIANTS
-            .iter()
-            .find(|(v, _, _)| v == self)
-            .map(|(_, n, _)| *n);
-        f.write_str(name.unwrap_or_default())
-    }
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::VARIANTS
-            .iter()
-            .find(|(_, n, _)| *n == s)
-            .map(|(v, _, _)| *v)
-            .ok_or_else(|| format!("unknown lesson format {s:?}: use text or markdown or progress"))
-    }
-}
+crate::named_variants!(Format, "lesson format");
 
 /// Where a lesson's commands run.
 pub struct Scratch {

@@ -345,6 +345,44 @@ pub fn start(
     Ok(outcome)
 }
 
+/// Read the child's messages until its end of the channel closes, which its successful
+/// `execve` does: (the terminal master it sent, the program it executed). Its failure, with
+/// Docker's code (127 not found, 126 cannot run), or its `--step` abort, is the error.
+pub fn await_exec(
+    chan: &channel::Channel,
+    program: &str,
+) -> Result<(Option<std::os::fd::OwnedFd>, String)> {
+    let mut master = None;
+    let mut program = program.to_string();
+    loop {
+        match chan
+            .recv()
+            .map_err(Error::io("receive", "container channel"))?
+        {
+            Message::Terminal(fd) => master = Some(fd),
+            Message::Failed(code, text) => {
+                crate::fault::engine_reads(&text);
+                return Err(match code {
+                    127 => Error::CommandNotFound(text),
+                    126 => Error::CannotInvoke(text),
+                    _ => RuntimeError::ContainerFailed { message: text }.into(),
+                });
+            }
+            Message::Aborted(step) => {
+                let id = crate::plan::StepId::ALL
+                    .iter()
+                    .find(|s| s.key() == step)
+                    .map(|s| s.key())
+                    .unwrap_or("?");
+                return Err(Error::Aborted(crate::trace::Aborted(id)));
+            }
+            Message::Exec(path) => program = path,
+            Message::Go(_) => {}
+            Message::Closed => return Ok((master, program)),
+        }
+    }
+}
+
 /// Record the successful `execve` of `process` (the container's first process, or `exec`'s)
 /// on its behalf: once it succeeded, the child's code is gone and cannot trace it.
 pub fn record_exec(
@@ -420,35 +458,7 @@ fn supervise(
     sys.tracer.flush();
     chan.send(&Message::Go(pid))
         .map_err(Error::io("send", "container channel"))?;
-    let mut master = None;
-    let mut program = spec.args[0].clone();
-    loop {
-        match chan
-            .recv()
-            .map_err(Error::io("receive", "container channel"))?
-        {
-            Message::Terminal(fd) => master = Some(fd),
-            Message::Failed(code, text) => {
-                crate::fault::engine_reads(&text);
-                return Err(match code {
-                    127 => Error::CommandNotFound(text),
-                    126 => Error::CannotInvoke(text),
-                    _ => RuntimeError::ContainerFailed { message: text }.into(),
-                });
-            }
-            Message::Aborted(step) => {
-                let id = crate::plan::StepId::ALL
-                    .iter()
-                    .find(|s| s.key() == step)
-                    .map(|s| s.key())
-                    .unwrap_or("?");
-                return Err(Error::Aborted(crate::trace::Aborted(id)));
-            }
-            Message::Exec(path) => program = path,
-            Message::Go(_) => {}
-            Message::Closed => break,
-        }
-    }
+    let (master, program) = await_exec(chan, &spec.args[0])?;
     // The child's end closed without an error: execve succeeded.
     if sys.tracer.enabled() {
         record_exec(sys, "container", spec, program, start.elapsed());

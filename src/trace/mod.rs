@@ -51,26 +51,7 @@ impl Format {
     ];
 }
 
-impl std::fmt::Display for Format {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = Self::VARIANTS
-            .iter()
-            .find(|(v, _, _)| v == self)
-            .map(|(_, n, _)| *n);
-        f.write_str(name.unwrap_or_default())
-    }
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::VARIANTS
-            .iter()
-            .find(|(_, n, _)| *n == s)
-            .map(|(v, _, _)| *v)
-            .ok_or_else(|| format!("unknown trace format {s:?}: use pretty or json"))
-    }
-}
+crate::named_variants!(Format, "trace format");
 
 /// The user pressed `q` at a `--step` pause.
 #[derive(Debug, thiserror::Error)]
