@@ -67,10 +67,10 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
     };
 
     if crate::commands::lifecycle::is_paused(ctx, &c) {
-        return Err(Error::Usage(format!(
-            "container {} is paused: unpause it first (dockling unpause {})",
-            args.container, args.container
-        )));
+        return Err(ContainerError::Paused {
+            name: args.container.clone(),
+        }
+        .into());
     }
 
     // The process to start: the container's, changed by the flags.

@@ -267,10 +267,10 @@ fn cgroup(ctx: &Context, c: &Container) -> Result<crate::cgroups::Cgroup> {
     crate::commands::run::cgroup_for(ctx, &c.spec)?
         .filter(|_| c.spec.cgroup.is_some())
         .ok_or_else(|| {
-            Error::Usage(format!(
-                "container {} has no cgroup (it was run with --no-cgroups): it cannot be paused",
-                c.spec.name
-            ))
+            ContainerError::NoCgroup {
+                name: c.spec.name.clone(),
+            }
+            .into()
         })
 }
 
@@ -288,10 +288,11 @@ pub fn pause(ctx: &Context, names: &[String], frozen: bool) -> Result<i32> {
             }
             let cg = cgroup(ctx, &c)?;
             if cg.is_frozen() == frozen {
-                return Err(Error::Usage(format!(
-                    "container {name} is {}paused",
-                    if frozen { "already " } else { "not " }
-                )));
+                return Err(ContainerError::PauseState {
+                    name: name.clone(),
+                    paused: frozen,
+                }
+                .into());
             }
             cg.set_frozen(&sys, frozen)
         })
@@ -325,20 +326,21 @@ pub fn top(ctx: &Context, args: &TopArgs) -> Result<i32> {
         .output()
         .map_err(Error::io("run", "ps"))?;
     if !out.status.success() {
-        return Err(Error::Usage(format!(
-            "ps {}: {}",
-            ps_args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(ContainerError::Top {
+            args: ps_args.join(" "),
+            why: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
+        .into());
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
     let Some(pid_col) = header.iter().position(|h| *h == "PID") else {
-        return Err(Error::Usage(format!(
-            "ps {} shows no PID column: top needs one to find the container's processes",
-            ps_args.join(" ")
-        )));
+        return Err(ContainerError::Top {
+            args: ps_args.join(" "),
+            why: "no PID column: top needs one to find the container's processes".into(),
+        }
+        .into());
     };
     let n = header.len();
     let mut headers: Vec<&str> = header.clone();

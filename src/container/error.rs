@@ -82,4 +82,32 @@ pub enum ContainerError {
         /// The failed start's exit code.
         code: i32,
     },
+    /// `pause` of a container without a cgroup (`--no-cgroups`).
+    #[error("container {name} has no cgroup (it was run with --no-cgroups): it cannot be paused")]
+    NoCgroup {
+        /// The container as the user named it.
+        name: String,
+    },
+    /// `pause` of a paused container, `unpause` of one that is not.
+    #[error("container {name} is {}paused", if *paused { "already " } else { "not " })]
+    PauseState {
+        /// The container as the user named it.
+        name: String,
+        /// Whether it is paused now.
+        paused: bool,
+    },
+    /// `exec` into a paused container (its process would be frozen at once).
+    #[error("container {name} is paused: unpause it first (dockling unpause {name})")]
+    Paused {
+        /// The container as the user named it.
+        name: String,
+    },
+    /// `top`'s run of the host's `ps` failed, or its output has no PID column.
+    #[error("ps {args}: {why}")]
+    Top {
+        /// The options given to ps.
+        args: String,
+        /// What went wrong.
+        why: String,
+    },
 }
