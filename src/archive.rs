@@ -229,6 +229,9 @@ pub fn extract(
             .map_err(|_| bad(&"gid out of range"))?;
         let mtime = i64::try_from(field("mtime", &old.mtime, h.mtime())?)
             .map_err(|_| bad(&"mtime out of range"))?;
+        // Copied to the host, a file belongs to root (whoever runs cp): a setuid or setgid bit
+        // the container chose would make it a root setuid program of the container's making.
+        let mode = if opts.no_chown { mode & !0o6000 } else { mode };
         let owner = if opts.no_chown {
             None
         } else {

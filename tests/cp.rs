@@ -154,6 +154,13 @@ fn owners_are_root_without_a_and_kept_with_a() {
         .expect_code(0);
     let m = std::fs::metadata(out.path().join("z")).unwrap();
     assert_eq!((m.uid(), m.gid()), (0, 0));
+    // A setuid/setgid file the container made would be a root setuid program on the host:
+    // the bits are dropped on the way out (the other mode bits kept).
+    sh(&lab, "echo '#!/bin/sh' > /tmp/suid; chmod 6755 /tmp/suid");
+    lab.cmd(&["cp", "web:/tmp/suid", out.path().to_str().unwrap()])
+        .expect_code(0);
+    let m = std::fs::metadata(out.path().join("suid")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o755);
 }
 
 #[test]

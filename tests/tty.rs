@@ -131,3 +131,26 @@ fn a_container_that_writes_while_its_input_is_flooded_still_ends() {
     assert!(out.contains("wrote-all"), "…{tail}");
     assert!(sent >= 64 << 10, "only {sent} bytes of input were sent");
 }
+
+/// Without `-t` the container writes to the user's terminal, but in a session of its own:
+/// the terminal is not its controlling one (field 7 of /proc/self/stat, tty_nr, is 0), so it
+/// cannot push keystrokes into the user's shell with TIOCSTI (CVE-2017-5226). Likewise for
+/// `exec`.
+#[test]
+fn without_t_the_users_terminal_is_not_the_containers_controlling_one() {
+    let lab = Lab::with_busybox();
+    let stat = "cut -d' ' -f7 /proc/self/stat";
+    let (out, code) = lab
+        .in_terminal("", "", &format!("run --rm busybox sh -c \"{stat}\""))
+        .wait(std::time::Duration::from_secs(30), |_| {});
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), "0", "tty_nr of the container: {out}");
+    lab.cmd(&["run", "-d", "--name", "bg", "busybox", "sleep", "1000"])
+        .expect_code(0);
+    let (out, code) = lab
+        .in_terminal("", "", &format!("exec bg sh -c \"{stat}\""))
+        .wait(std::time::Duration::from_secs(30), |_| {});
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), "0", "tty_nr of the exec'd process: {out}");
+    lab.cmd(&["rm", "-f", "bg"]).expect_code(0);
+}

@@ -53,6 +53,15 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
         Box::new(Linux),
         Tracer::for_command(args.trace, args.trace_file.as_deref(), true, args.step)?,
     );
+    // Run from a sealed copy of the binary, as `run` does: the process started in the
+    // container is dockling until its execve, and /proc/<pid>/exe must not lead a container
+    // to a writable host binary (CVE-2019-5736).
+    crate::runtime::exe::record_reexec(&sys);
+    crate::runtime::exe::reexec_sealed(&sys, std::env::args_os().collect()).map_err(|e| {
+        Error::Usage(format!(
+            "exec runs only from a sealed copy of dockling, and none could be made: {e}"
+        ))
+    })?;
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
     let c = containers.find(&args.container)?;
@@ -128,6 +137,12 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
     if joiner == 0 {
         drop(parent_end);
         sys.tracer.set_process("join");
+        // Not dumpable before it enters the container (its clone inherits that): no process
+        // in there may open its /proc files while it still holds every capability.
+        let _ = sys.run(Call::Prctl {
+            option: crate::sys::Prctl::SetDumpable,
+            arg: 0,
+        });
         let joined = ns.iter().try_for_each(|(fd, kind)| {
             sys.run(Call::Setns {
                 fd: fd.as_raw_fd(),

@@ -113,44 +113,77 @@ pub fn stop(ctx: &Context, args: &StopArgs) -> Result<i32> {
 fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs) -> Result<()> {
     let c = containers.find(name)?;
     let id = c.spec.id.clone();
-    // Docker: stopping a container that is not running is no error. One whose monitor is
-    // waiting to restart it (`--restart`) is told not to.
-    let Some((pid, start)) = running(&c) else {
-        if containers.engine_alive(&id) {
-            containers.request_stop(&id);
-            wait_ended(containers, &id, Duration::from_secs(10));
-        }
-        return Ok(());
+    // Docker: `-t -1` waits as long as it takes.
+    let timeout = match u64::try_from(args.time) {
+        Ok(t) => Duration::from_secs(t),
+        Err(_) => Duration::from_secs(365 * 24 * 3600),
     };
     let sig = match &args.signal {
         Some(s) => parse_signal(s)?,
         None => stop_signal(ctx, &c),
     };
+    // Told first, so a monitor waiting to restart it (`--restart`) does not.
     containers.request_stop(&id);
+    // Not running, but its monitor still keeps it: between runs of a restart policy, or
+    // starting one. Wait for that to settle: ended (done), or running again (stopped below).
+    let (pid, start) = loop {
+        let c = containers.find(&id)?;
+        if let Some(running) = running(&c) {
+            break running;
+        }
+        if !containers.engine_alive(&id)
+            || matches!(c.status, Status::Exited { .. }) && !restarting(containers, &id)
+        {
+            // Docker: stopping a container that is not running is no error.
+            return settle(containers, &id);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     crate::commands::rm::signal(pid, start, sig)?;
     // A paused container could not even handle the signal: thawed, as Docker does.
-    if let Ok(cg) = cgroup(ctx, &c) {
+    thaw(ctx, &c)?;
+    if !wait_ended(containers, &id, timeout) {
+        // It ignored the signal (a PID 1 without a handler ignores SIGTERM): SIGKILL to every
+        // process of its cgroup and to the first one, which its namespace's init cannot
+        // ignore when it comes from outside.
+        crate::commands::rm::stop(ctx, containers, &c)?;
+        if !wait_ended(containers, &id, Duration::from_secs(10)) {
+            return Err(ContainerError::StopStuck {
+                name: name.to_string(),
+                seconds: 10,
+            }
+            .into());
+        }
+    }
+    settle(containers, &id)
+}
+
+/// True while a monitor keeps the container between two runs of its restart policy (it
+/// ended, and the monitor has not let go).
+fn restarting(containers: &Containers, id: &str) -> bool {
+    containers
+        .find(id)
+        .is_ok_and(|c| c.spec.restart != crate::spec::RestartPolicy::No)
+        && containers.engine_alive(id)
+}
+
+/// After a stop: wait (bounded) until the monitor has let go, so `stop x && rm x` works.
+fn settle(containers: &Containers, id: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while containers.engine_alive(id) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Thaw a paused container (a signal to frozen processes waits until they thaw).
+fn thaw(ctx: &Context, c: &Container) -> Result<()> {
+    if let Ok(cg) = cgroup(ctx, c) {
         if cg.is_frozen() {
             cg.set_frozen(&Sys::quiet(), false)?;
         }
     }
-    let timeout = Duration::from_secs(args.time.max(0) as u64);
-    if wait_ended(containers, &id, timeout) {
-        return Ok(());
-    }
-    // It ignored the signal (a PID 1 without a handler ignores SIGTERM): SIGKILL to every
-    // process of its cgroup and to the first one, which its namespace's init cannot ignore
-    // when it comes from outside.
-    crate::commands::rm::stop(ctx, containers, &c)?;
-    if wait_ended(containers, &id, Duration::from_secs(10)) {
-        Ok(())
-    } else {
-        Err(ContainerError::StopStuck {
-            name: name.to_string(),
-            seconds: 10,
-        }
-        .into())
-    }
+    Ok(())
 }
 
 /// `dockling start`: each container started again on its own root file system (what its
@@ -213,16 +246,20 @@ fn start_one(
     name: &str,
     attach: bool,
 ) -> Result<i32> {
-    let mut c = containers.find(name)?;
+    let c = containers.find(name)?;
     let id = c.spec.id.clone();
     // Docker: starting a running container does nothing.
     if running(&c).is_some() {
         return Ok(0);
     }
-    // Its end is recorded; its last monitor may still be letting go (a `restart`).
-    let kept = containers
-        .wait_engine(&id, Duration::from_secs(10))?
-        .ok_or_else(|| ContainerError::Kept { id: id.clone() })?;
+    // Its end is recorded; its last monitor may still be letting go (a `restart`). Another
+    // `start` may have won the race: then it runs, which is all that was asked.
+    let Some(kept) = containers.wait_engine(&id, Duration::from_secs(10))? else {
+        if containers.engine_alive(&id) {
+            return Ok(0);
+        }
+        return Err(ContainerError::Kept { id }.into());
+    };
     if let Some(gone) = c.spec.layers.iter().find(|l| !l.is_dir()) {
         return Err(ContainerError::LayersGone {
             name: name.to_string(),
@@ -235,8 +272,7 @@ fn start_one(
             .bundle(&id)
             .join(crate::container::STOP_REQUESTED),
     );
-    c.status = Status::Created;
-    containers.save(&c)?;
+    let c = containers.update(&id, |c| c.status = Status::Created)?;
     if attach {
         let opts = crate::runtime::StartOptions {
             engine_lock: Some(kept.raw_fd()),
@@ -388,7 +424,8 @@ pub fn kill(ctx: &Context, args: &KillArgs) -> Result<i32> {
         containers.find(name).and_then(|c| match running(&c) {
             Some((pid, start)) => {
                 containers.request_stop(&c.spec.id);
-                crate::commands::rm::signal(pid, start, sig)
+                crate::commands::rm::signal(pid, start, sig)?;
+                thaw(ctx, &c)
             }
             None => Err(ContainerError::NotRunning { name: name.clone() }.into()),
         })
@@ -439,7 +476,7 @@ pub fn rename(ctx: &Context, args: &RenameArgs) -> Result<i32> {
     }
     // Under the containers' lock, as `run --name` checks and takes a name.
     let _names = containers.lock()?;
-    let mut c = containers.find(&args.container)?;
+    let c = containers.find(&args.container)?;
     if let Some(other) = containers.name_taken(new)? {
         if other != c.spec.id {
             return Err(ContainerError::NameInUse {
@@ -449,8 +486,7 @@ pub fn rename(ctx: &Context, args: &RenameArgs) -> Result<i32> {
             .into());
         }
     }
-    c.spec.name = new.to_string();
-    containers.save(&c)?;
+    containers.update(&c.spec.id, |c| c.spec.name = new.to_string())?;
     Ok(0)
 }
 

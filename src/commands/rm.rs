@@ -188,6 +188,12 @@ pub fn reap(ctx: &Context, containers: &Containers) {
         let Ok(Some(_held)) = containers.try_lock_engine(&id) else {
             continue;
         };
+        // Read again now that no engine can change it: the one listed above may have
+        // recorded the end (and let go) in between.
+        match containers.find(&id) {
+            Ok(now) if matches!(now.status, Status::Created | Status::Running { .. }) => c = now,
+            _ => continue,
+        }
         // No engine keeps it. Its first process got SIGKILL when the engine died
         // (PR_SET_PDEATHSIG) and may not be gone yet: nothing would ever wait for it now.
         if let Status::Running { pid, pid_start } = c.status {
@@ -203,12 +209,15 @@ pub fn reap(ctx: &Context, containers: &Containers) {
             if c.spec.remove {
                 containers.remove_dir(&c.spec.id)
             } else {
-                c.status = Status::Exited {
-                    code: 128 + libc::SIGKILL,
-                    finished: container::now_rfc3339(),
-                    oom_killed: false,
-                };
-                containers.save(&c)
+                containers
+                    .update(&c.spec.id, |c| {
+                        c.status = Status::Exited {
+                            code: 128 + libc::SIGKILL,
+                            finished: container::now_rfc3339(),
+                            oom_killed: false,
+                        };
+                    })
+                    .map(|_| ())
             }
         });
         if let Err(e) = done {

@@ -327,14 +327,19 @@ pub fn start_and_record(
             }
             if spec.remove {
                 containers.remove_dir(&spec.id)?;
-            } else if let Ok(mut c) = containers.find(&spec.id) {
-                // (Gone already when `rm -f` from another terminal killed and removed it.)
-                c.status = Status::Exited {
-                    code: outcome.exit_code,
-                    finished: container::now_rfc3339(),
-                    oom_killed: outcome.oom_killed,
-                };
-                containers.save(&c)?;
+            } else {
+                let ended = containers.update(&spec.id, |c| {
+                    c.status = Status::Exited {
+                        code: outcome.exit_code,
+                        finished: container::now_rfc3339(),
+                        oom_killed: outcome.oom_killed,
+                    };
+                });
+                match ended {
+                    // (Gone already when `rm -f` from another terminal killed and removed it.)
+                    Ok(_) | Err(Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Ok(if outcome.broken_pipe {
                 128 + libc::SIGPIPE
@@ -350,15 +355,16 @@ pub fn start_and_record(
         Err(e) => {
             if spec.remove {
                 let _ = containers.remove_dir(&spec.id);
-            } else if let Ok(mut c) = containers.find(&spec.id) {
+            } else {
                 // Docker keeps a container that failed to start, with the failure's code; a
                 // record left at "created" would look like the work of a killed engine.
-                c.status = Status::Exited {
-                    code: e.exit_code(),
-                    finished: container::now_rfc3339(),
-                    oom_killed: false,
-                };
-                let _ = containers.save(&c);
+                let _ = containers.update(&spec.id, |c| {
+                    c.status = Status::Exited {
+                        code: e.exit_code(),
+                        finished: container::now_rfc3339(),
+                        oom_killed: false,
+                    };
+                });
             }
             Err(e)
         }
@@ -474,11 +480,10 @@ pub fn detach(
             }
             delay = (delay * 2).min(std::time::Duration::from_secs(60));
             count += 1;
-            if let Ok(mut c) = containers.find(&spec.id) {
+            let _ = containers.update(&spec.id, |c| {
                 c.restart_count = count;
                 c.status = Status::Created;
-                let _ = containers.save(&c);
-            }
+            });
             started = std::time::Instant::now();
             let opts = StartOptions {
                 engine_lock: kept.as_ref().map(container::EngineLock::raw_fd),

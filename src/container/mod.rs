@@ -167,6 +167,9 @@ impl EngineLock {
 /// The file name of that lock inside the container's directory.
 const ENGINE_LOCK: &str = "engine.lock";
 
+/// The lock around a read-modify-write of `state.json` ([`Containers::update`]).
+const STATE_LOCK: &str = "state.lock";
+
 /// Left in the container's directory by `stop`, `kill` and `rm -f` before they signal it: the
 /// container was ended on purpose, so its monitor does not restart it (`--restart`).
 pub const STOP_REQUESTED: &str = "stop-requested";
@@ -282,6 +285,21 @@ impl Containers {
         // Atomic, not durable: see `files::replace_atomic` (a record a power loss took back
         // is reaped like any other dead container's).
         crate::files::replace_atomic(&self.bundle(&c.spec.id).join("state.json"), &data)
+    }
+
+    /// Change a container's record as one step no other command's change can interleave
+    /// with: under the container's `state.lock`, read it afresh, change it, save it. (A save
+    /// of a copy read earlier could undo a rename, a restart count or the recorded end.)
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        let dir = self.bundle(id);
+        if !dir.is_dir() {
+            return Err(Error::NotFound(format!("no such container: {id}")));
+        }
+        let _held = crate::files::lock(&dir.join(STATE_LOCK))?;
+        let mut c = self.find(id)?;
+        f(&mut c);
+        self.save(&c)?;
+        Ok(c)
     }
 
     /// True if a container already has this name.

@@ -374,6 +374,13 @@ fn terminal(sys: &Sys, spec: &RunSpec, null_stdin: bool, chan: Option<&Channel>)
             what: Stdio::Null,
         })?;
     }
+    if !spec.tty {
+        // Without -t the container writes to (and with -i reads) dockling's own descriptors,
+        // often the user's terminal: in a session of its own that terminal is not its
+        // controlling one, so it cannot push keystrokes into the user's shell with TIOCSTI
+        // (CVE-2017-5226) nor get the terminal's signals.
+        sys.run(Call::Setsid)?;
+    }
     Ok(())
 }
 

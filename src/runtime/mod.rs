@@ -464,13 +464,14 @@ fn supervise(
         record_exec(sys, "container", spec, program, start.elapsed());
     }
     sys.tracer.flush();
-    let mut c = containers.find(&spec.id)?;
-    c.status = Status::Running {
-        pid,
-        pid_start: crate::container::process_start_time(pid).unwrap_or(0),
-    };
-    c.started_at = Some(crate::container::now_rfc3339());
-    containers.save(&c)?;
+    let started_at = crate::container::now_rfc3339();
+    containers.update(&spec.id, |c| {
+        c.status = Status::Running {
+            pid,
+            pid_start: crate::container::process_start_time(pid).unwrap_or(0),
+        };
+        c.started_at = Some(started_at);
+    })?;
     if let Some(started) = on_started {
         started();
     }
