@@ -498,3 +498,55 @@ fn pause_freezes_every_process_and_top_lists_them_with_both_pids() {
     lab.cmd(&["rm", "ticking"]).expect_code(0);
     assert_eq!(lab.cgroups_left(), Vec::<std::path::PathBuf>::new());
 }
+
+#[test]
+fn logs_print_stdout_and_stderr_lines_in_the_order_the_log_holds_them() {
+    let lab = Lab::with_busybox();
+    // The two streams come through two pipes, so the log's order between them is the order
+    // the monitor read them in (as with Docker); `logs` must keep that order.
+    let id = detach(
+        &lab,
+        &[
+            "--name",
+            "mixed",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6; do echo out$i; echo err$i >&2; sleep 0.01; done",
+        ],
+    );
+    wait_state(&lab, "mixed", "exited 0");
+    let file = lab
+        .root()
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    let expected: String = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["log"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        expected.contains("err1") && expected.contains("out6"),
+        "{expected}"
+    );
+    // Both streams into one pipe, as `logs mixed 2>&1` does.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "DOCKLING_ROOT={} DOCKLING_CONFIG={} {} logs mixed 2>&1",
+            lab.root().display(),
+            lab.dir.path().join("config.yaml").display(),
+            env!("CARGO_BIN_EXE_dockling")
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+    lab.cmd(&["rm", "mixed"]).expect_code(0);
+}

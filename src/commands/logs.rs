@@ -107,7 +107,18 @@ impl Printer {
         // Buffered: a big log is a few large writes, not one per line.
         let mut o = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let mut e = std::io::BufWriter::with_capacity(1 << 16, stderr.lock());
+        // In the order they were written: what one stream holds buffered goes out before
+        // the other stream's next line (`logs c 2>&1` reads as the container wrote).
+        let mut last = None;
         for entry in self.out.drain(..) {
+            if last.is_some_and(|s| s != entry.stream) {
+                let flushed = match last {
+                    Some(Stream::Stdout) => o.flush(),
+                    _ => e.flush(),
+                };
+                flushed.map_err(Error::io("write", "output"))?;
+            }
+            last = Some(entry.stream);
             let w: &mut dyn Write = match entry.stream {
                 Stream::Stdout => &mut o,
                 Stream::Stderr => &mut e,
