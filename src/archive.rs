@@ -249,21 +249,8 @@ pub fn extract(
         } else {
             parent_rel
         };
-        let parent = match safefs::openat2(
-            dest,
-            &parent_rel,
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            safefs::IN_ROOT,
-        ) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                // A stream without its directories' own entries: make them.
-                let target = safefs::resolve_in_root(dest, &parent_rel).map_err(|e| bad(&e))?;
-                safefs::mkdir_all_in_root(dest, &target, 0o755).map_err(|e| bad(&e))?
-            }
-            Err(e) => return Err(bad(&format!("parent directory: {e}"))),
-        };
+        let parent = safefs::open_or_make_dir_in_root(dest, &parent_rel, 0o755)
+            .map_err(|e| bad(&format!("parent directory: {e}")))?;
         let p = parent.as_fd();
         let existing = match safefs::stat_at(p, &name) {
             Ok(st) => Some(st.st_mode & libc::S_IFMT),

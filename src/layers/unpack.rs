@@ -311,20 +311,8 @@ fn parent_of<'c>(
     let key = path.parent().map(Path::to_path_buf).unwrap_or_default();
     if cache.as_ref().is_none_or(|(k, _)| *k != key) {
         let rel = safefs::relative(&key);
-        let fd = match safefs::openat2(
-            root,
-            &rel,
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            safefs::IN_ROOT,
-        ) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                let target = safefs::resolve_in_root(root, &rel).map_err(|e| ctx.bad(raw, e))?;
-                safefs::mkdir_all_in_root(root, &target, 0o755).map_err(|e| ctx.bad(raw, e))?
-            }
-            Err(e) => return Err(ctx.bad(raw, format!("parent directory: {e}"))),
-        };
+        let fd = safefs::open_or_make_dir_in_root(root, &rel, 0o755)
+            .map_err(|e| ctx.bad(raw, format!("parent directory: {e}")))?;
         *cache = Some((key, fd));
     }
     Ok(&cache.as_ref().expect("just filled").1)

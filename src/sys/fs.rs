@@ -74,6 +74,24 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(f))
 }
 
+/// An `O_PATH` descriptor of the directory `rel` of the tree under `root` (resolved inside,
+/// as [`IN_ROOT`] does), made with its missing parents (`mode`) when it does not exist: where
+/// an unpacker puts an entry whose archive lists no entries for its directories.
+pub fn open_or_make_dir_in_root(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    match openat2(root, rel, libc::O_PATH | libc::O_DIRECTORY, 0, IN_ROOT) {
+        Ok(fd) => Ok(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let target = resolve_in_root(root, rel)?;
+            mkdir_all_in_root(root, &target, mode)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Create every missing directory of `path` inside `root` and return an `O_PATH` fd of the
 /// last one. Each component is created with `mkdirat` on the fd of its resolved parent.
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
