@@ -106,23 +106,7 @@ fn a_container_that_writes_while_its_input_is_flooded_still_ends() {
         "",
         "run --rm -it busybox sh -c 'stty raw -echo; yes 0123456789abcdef | head -c 32000000; echo; echo wrote-all; exit 3'",
     );
-    // Never blocks the test: a flood that cannot go on now goes on at the next poll.
-    {
-        use nix::fcntl::{fcntl, FcntlArg, OFlag};
-        use std::os::fd::AsRawFd;
-        let fd = term.stdin.as_raw_fd();
-        let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).unwrap());
-        fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
-    }
-    let chunk = [b'k'; 8192];
-    let mut sent = 0usize;
-    let (out, code) = term.wait(Duration::from_secs(90), |stdin| {
-        if sent < 256 << 10 {
-            if let Ok(n) = stdin.write(&chunk) {
-                sent += n;
-            }
-        }
-    });
+    let (out, code, sent) = term.flooded();
     let tail: String = out
         .chars()
         .skip(out.chars().count().saturating_sub(300))

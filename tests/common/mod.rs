@@ -421,6 +421,28 @@ impl Lab {
 }
 
 impl InTerminal {
+    /// Send 256 KiB of input while the program in the terminal writes (never blocking the
+    /// test: what cannot go now goes at the next poll), until it ends: its output, its exit
+    /// code, the bytes sent. The 90 s wait is a failure guard for a relay that deadlocks.
+    pub fn flooded(self) -> (String, i32, usize) {
+        {
+            use nix::fcntl::{fcntl, FcntlArg, OFlag};
+            let fd = self.stdin.as_raw_fd();
+            let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).unwrap());
+            fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
+        }
+        let chunk = [b'k'; 8192];
+        let mut sent = 0usize;
+        let (out, code) = self.wait(std::time::Duration::from_secs(90), |stdin| {
+            if sent < 256 << 10 {
+                if let Ok(n) = std::io::Write::write(stdin, &chunk) {
+                    sent += n;
+                }
+            }
+        });
+        (out, code, sent)
+    }
+
     /// Wait for the end (after `timeout`, a failure guard, everything is killed and the test
     /// panics), calling `tick` with stdin at every poll (a test under `--step` presses Enter
     /// there). The output without `\r`, and the exit code.
