@@ -226,13 +226,31 @@ fn logs_follow_until_the_container_ends_and_rotate_by_size() {
             "busybox",
             "sh",
             "-c",
-            "i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); done; sleep 0.5; echo last",
+            "echo ready; until [ -e /go ]; do sleep 0.05; done; i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); done; echo last",
         ],
     );
-    let f = lab.cmd(&["logs", "-f", "--tail", "2", "chatty"]);
-    f.expect_code(0);
-    // Followed to the end: the last line came after `logs -f` started.
-    assert!(f.stdout.ends_with("last\n"), "{}", f.stdout);
+    wait_until(Duration::from_secs(20), "the container is ready", || {
+        lab.cmd(&["logs", "chatty"])
+            .stdout
+            .contains("ready")
+            .then_some(())
+    });
+    // `logs -f` runs first; only then does the container write, rotating its log several
+    // times while it is followed.
+    let mut follow = lab
+        .command(&["logs", "-f", "--tail", "1", "chatty"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert_eq!(first, "ready\n");
+    lab.cmd(&["exec", "chatty", "touch", "/go"]).expect_code(0);
+    let mut followed = String::new();
+    std::io::Read::read_to_string(&mut out, &mut followed).unwrap();
+    assert!(follow.wait().unwrap().success());
+    assert!(followed.ends_with("line 99\nlast\n"), "{followed}");
     let dir = lab.root().join("containers").join(&id);
     for name in [format!("{id}-json.log"), format!("{id}-json.log.1")] {
         let len = std::fs::metadata(dir.join(&name)).unwrap().len();

@@ -40,7 +40,7 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
     };
     let rotated = logs::open_rotated(&dir()?, &id, Some(follower.file()));
     logs::each_entry(rotated, |e| out.take(e));
-    follower.read_each(|e| out.take(e));
+    follower.poll_each(|e| out.take(e));
     out.finish()?;
     if !args.follow {
         return Ok(0);
@@ -51,10 +51,10 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
             || containers
                 .find(&id)
                 .is_ok_and(|c| matches!(c.status, Status::Running { .. }) && c.is_alive());
-        follower.read_each(|e| out.take(e));
+        follower.poll_each(|e| out.take(e));
         out.finish()?;
         if !running {
-            follower.read_each(|e| out.take(e));
+            follower.poll_each(|e| out.take(e));
             out.finish()?;
             return Ok(0);
         }

@@ -379,10 +379,17 @@ impl Follower {
         &self.file
     }
 
-    /// The entries written since the last call. After a rotation, the rest of the old file is
-    /// read first, then the new one from its start.
+    /// The entries written since the last call (see [`Follower::poll_each`]).
     pub fn poll(&mut self) -> Vec<Entry> {
-        let mut out = self.read_more();
+        let mut out = Vec::new();
+        self.poll_each(|e| out.push(e));
+        out
+    }
+
+    /// Hand each entry written since the last call to `f`. After a rotation, the rest of the
+    /// old file is read first, then the new one from its start.
+    pub fn poll_each(&mut self, mut f: impl FnMut(Entry)) {
+        self.read_each(&mut f);
         // Rotated (or truncated) when the name now points at another file, or a shorter one.
         let now = nix::sys::stat::fstatat(
             Some(std::os::fd::AsRawFd::as_raw_fd(&self.dir)),
@@ -393,26 +400,20 @@ impl Follower {
         if let (Ok(now), Ok(mine)) = (now, mine) {
             let replaced = now.st_ino != mine.st_ino || now.st_dev != mine.st_dev;
             if replaced || (now.st_size as u64) < self.pos {
-                if let Ok(f) = open_in(&self.dir, &self.name, OFlag::O_RDONLY) {
-                    self.file = f;
+                if let Ok(file) = open_in(&self.dir, &self.name, OFlag::O_RDONLY) {
+                    self.file = file;
                     self.pos = 0;
                     self.partial.clear();
-                    out.extend(self.read_more());
+                    self.read_each(&mut f);
                 }
             }
         }
-        out
     }
 
-    fn read_more(&mut self) -> Vec<Entry> {
-        let mut out = Vec::new();
-        self.read_each(|e| out.push(e));
-        out
-    }
-
-    /// Hand each entry written since the last read to `f`, reading the file in 64 KiB
-    /// pieces: complete lines are parsed where they lie, only an unfinished tail is kept.
-    pub fn read_each(&mut self, mut f: impl FnMut(Entry)) {
+    /// Hand each entry written since the last read of the current file to `f`, reading it in
+    /// 64 KiB pieces: complete lines are parsed where they lie, only an unfinished tail is
+    /// kept.
+    fn read_each(&mut self, mut f: impl FnMut(Entry)) {
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = match self.file.read(&mut buf) {
