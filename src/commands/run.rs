@@ -306,9 +306,8 @@ pub fn start_and_record(
     made: &[std::path::PathBuf],
     opts: StartOptions<'_>,
 ) -> Result<i32> {
-    let spec = spec.clone();
-    let result = cgroup_for(ctx, &spec)
-        .and_then(|cg| crate::runtime::start(sys, &spec, containers, cg.as_ref(), opts));
+    let result = cgroup_for(ctx, spec)
+        .and_then(|cg| crate::runtime::start(sys, spec, containers, cg.as_ref(), opts));
     if result.is_err() {
         specconv::remove_volume_sources(made);
     }

@@ -483,16 +483,8 @@ fn write_pending(
 
 /// Copy what the container wrote last, after it exited.
 fn drain(master: Option<&mut File>, sink: &mut Sink<'_>, buf: &mut [u8]) {
+    // (Non-blocking already: the relay set its file description so.)
     let Some(m) = master else { return };
-    // Makes the final reads non-blocking.
-    {
-        use nix::fcntl::{fcntl, FcntlArg, OFlag};
-        let flags = fcntl(m.as_raw_fd(), FcntlArg::F_GETFL).unwrap_or(-1);
-        let _ = fcntl(
-            m.as_raw_fd(),
-            FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
-        );
-    }
     for _ in 0..1024 {
         match m.read(buf) {
             Ok(n) if n > 0 => {
