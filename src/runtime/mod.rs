@@ -123,7 +123,9 @@ fn write_etc_files(sys: &Sys, spec: &RunSpec) -> Result<()> {
 }
 
 /// The engine-side steps that create the writable layer.
-fn prepare_layers(sys: &Sys, spec: &RunSpec) -> Result<String> {
+/// `started_before`: the container ran already (its record says when), so a copied root is
+/// its own and is kept.
+fn prepare_layers(sys: &Sys, spec: &RunSpec, started_before: bool) -> Result<String> {
     sys.step_variant(
         StepId::LayersPrepare,
         (spec.layers_mode == LayersMode::Copy).then_some("copy"),
@@ -151,8 +153,6 @@ fn prepare_layers(sys: &Sys, spec: &RunSpec) -> Result<String> {
             sys.mkdir(&spec.rootfs(), 0o755)?;
             // Started again (`start`, `--restart`): the copy is the container's own root,
             // with what it wrote; copying the image over it would undo that.
-            let started_before = !sys.is_dry_run()
-                && std::fs::read_dir(spec.rootfs()).is_ok_and(|mut d| d.next().is_some());
             if started_before {
                 sys.tracer
                     .note("the copied root file system of the last run is kept");
@@ -223,7 +223,12 @@ pub fn start(
         spec.layers.len()
     ));
 
-    let overlay_data = prepare_layers(sys, spec)?;
+    // Started again (`start`, `--restart`) when its record says it ran.
+    let started_before = !dry
+        && containers
+            .find(&spec.id)
+            .is_ok_and(|c| c.started_at.is_some());
+    let overlay_data = prepare_layers(sys, spec, started_before)?;
     write_etc_files(sys, spec)?;
 
     let mut cleanup = Cleanup {
