@@ -239,7 +239,7 @@ impl Cgroup {
 
     /// The knob that freezes the group and the values for frozen and thawed: v1's
     /// `freezer.state` (FROZEN/THAWED), v2's `cgroup.freeze` (1/0).
-    fn freezer(&self) -> Option<(PathBuf, &'static str, &'static str)> {
+    fn freezer(&self, sys: &Sys) -> Option<(PathBuf, &'static str, &'static str)> {
         match self.version {
             Version::V1 => self
                 .dir_for("freezer")
@@ -250,13 +250,13 @@ impl Cgroup {
                 .next()
                 .map(|d| (d.join("cgroup.freeze"), "1", "0")),
         }
-        .filter(|(knob, ..)| knob.exists())
+        .filter(|(knob, ..)| sys.exists(knob))
     }
 
     /// Freeze every process of the group (`pause`: they stop being scheduled, in whatever
     /// they were doing, without being told) or thaw them (`unpause`).
     pub fn set_frozen(&self, sys: &Sys, frozen: bool) -> Result<()> {
-        let (knob, on, off) = self.freezer().ok_or(CgroupError::NoFreezer)?;
+        let (knob, on, off) = self.freezer(sys).ok_or(CgroupError::NoFreezer)?;
         sys.write_file(&knob, if frozen { on } else { off })?;
         Ok(())
     }
@@ -264,7 +264,7 @@ impl Cgroup {
     /// True while the group is frozen (or freezing).
     pub fn is_frozen(&self) -> bool {
         match self.version {
-            Version::V1 => self.freezer().is_some_and(|(knob, ..)| {
+            Version::V1 => self.freezer(&Sys::quiet()).is_some_and(|(knob, ..)| {
                 std::fs::read_to_string(knob).is_ok_and(|s| s.trim() != "THAWED")
             }),
             Version::V2 => self.paths().into_iter().next().is_some_and(|d| {
@@ -288,14 +288,14 @@ impl Cgroup {
         let first = self.paths().into_iter().next();
         if let (Version::V2, Some(dir)) = (self.version, &first) {
             let knob = dir.join("cgroup.kill");
-            if knob.exists() {
+            if sys.exists(&knob) {
                 sys.write_file(&knob, "1")?;
                 if self.wait_empty(std::time::Duration::from_secs(5)) {
                     return Ok(());
                 }
             }
         }
-        let freeze = self.freezer();
+        let freeze = self.freezer(sys);
         for _ in 0..50 {
             let pids = self.procs();
             if pids.is_empty() {
