@@ -502,7 +502,15 @@ fn every_rm_fault_leaves_a_container_rm_can_finish_and_nothing_behind() {
             }
             // The next rm finishes the job, or says there is nothing left when the first one
             // got that far (then ps must not show it either).
-            let listed = lab.cmd(&["ps", "-a"]).stdout.contains("victim");
+            let ps = lab.cmd(&["ps", "-a"]);
+            if ps.code != 0 {
+                found.push(format!(
+                    "ps -a failed: exit {}: {}",
+                    ps.code,
+                    ps.stderr.trim()
+                ));
+            }
+            let listed = ps.stdout.contains("victim");
             let again = lab.cmd(&["rm", "-f", "victim"]);
             match (listed, again.code) {
                 (true, 0) => {}
@@ -524,8 +532,12 @@ fn every_rm_fault_leaves_a_container_rm_can_finish_and_nothing_behind() {
                 let _ = engine.wait();
             }
             found.extend(store_problems(&lab));
-            if lab.cmd(&["ps", "-a"]).stdout.contains("victim") {
-                found.push("ps -a still shows the removed container".into());
+            let ps = lab.cmd(&["ps", "-a"]);
+            if ps.code != 0 || ps.stdout.contains("victim") {
+                found.push(format!(
+                    "ps -a still shows the removed container (or failed: exit {})",
+                    ps.code
+                ));
             }
             found
         },
