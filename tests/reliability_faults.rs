@@ -9,13 +9,13 @@
 //! (a fault at one point says nothing about the next), with what was found.
 
 mod common;
-use common::{free_port, Lab};
+use common::{free_port, holds_within, Lab};
 
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How a faulted command must end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,20 +74,6 @@ fn faulted(lab: &Lab, args: &[&str], point: &str, mode: Mode) -> Option<String> 
             mode, o.status
         )
     })
-}
-
-/// Wait (bounded) until `cond` holds; true if it did.
-fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Processes this lab's dockling started that still exist: in one of its cgroups, or still
@@ -205,7 +191,7 @@ fn store_problems(lab: &Lab) -> Vec<String> {
             fsck.stderr.trim()
         )),
     }
-    wait_until(Duration::from_secs(5), || processes_left(lab).is_empty());
+    holds_within(Duration::from_secs(5), || processes_left(lab).is_empty());
     for p in processes_left(lab) {
         problems.push(format!("process left: {p}"));
     }
@@ -480,7 +466,7 @@ fn start_victim(lab: &Lab) -> Child {
         .spawn()
         .expect("start dockling run");
     assert!(
-        wait_until(Duration::from_secs(20), || {
+        holds_within(Duration::from_secs(20), || {
             lab.cmd(&["ps"]).stdout.contains("victim")
         }),
         "the victim container never showed in ps"
@@ -524,7 +510,7 @@ fn every_rm_fault_leaves_a_container_rm_can_finish_and_nothing_behind() {
                 )),
             }
             // The victim's own dockling ends once its container is killed.
-            if !wait_until(Duration::from_secs(10), || {
+            if !holds_within(Duration::from_secs(10), || {
                 engine.try_wait().ok().flatten().is_some()
             }) {
                 found.push("the victim's dockling run is still running".into());

@@ -15,15 +15,11 @@ use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Poll `cond` until it holds; panic saying `what` after 60 s (a hung command, not a timing).
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting: {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// Wait for `cond`; a failure guard of 60 s (a hung command, not a timing).
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    common::wait_until(Duration::from_secs(60), what, || cond().then_some(()))
 }
 
 /// True while process `pid` waits for a `flock` (a `->` line of `/proc/locks`).
@@ -356,7 +352,7 @@ fn parallel_pulls_of_one_blob_download_it_once() {
         .spawn()
         .unwrap();
     let pid = pull.id();
-    wait_until("the pull waits for the blob's lock", || {
+    wait_for("the pull waits for the blob's lock", || {
         blocked_on_a_lock(pid)
     });
     // The other download finishes: the blob is in place, the lock file removed and released.
@@ -393,7 +389,7 @@ fn rmi_racing_a_run_never_leaves_the_run_without_its_layers() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("run waits for the store lock", || {
+    wait_for("run waits for the store lock", || {
         waits_for(run.id(), &store_lock)
     });
     let rmi = lab
@@ -402,7 +398,7 @@ fn rmi_racing_a_run_never_leaves_the_run_without_its_layers() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("rmi waits for the store lock", || {
+    wait_for("rmi waits for the store lock", || {
         waits_for(rmi.id(), &store_lock)
     });
     drop(held);
@@ -447,7 +443,7 @@ fn rmi_of_another_image_during_a_pull_does_not_collect_the_pulls_blobs() {
         .spawn()
         .unwrap();
     let pid = pull.id();
-    wait_until("the pull has the config and waits for the layer", || {
+    wait_for("the pull has the config and waits for the layer", || {
         config_blob.exists() && blocked_on_a_lock(pid)
     });
     lab.cmd(&["rmi", "a"]).expect_code(0);

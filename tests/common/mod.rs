@@ -281,6 +281,22 @@ pub fn wait_until_else<T>(
     }
 }
 
+/// Poll `cond` (every 20 ms) until it holds or `within` passes; whether it held. For checks
+/// that collect a failure instead of panicking (the fault-injection sweeps).
+#[allow(dead_code)]
+pub fn holds_within(within: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A free TCP port on loopback (for a registry a test starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
