@@ -4,7 +4,7 @@
 mod common;
 use std::time::Duration;
 
-use common::{wait_until, Lab};
+use common::{wait_until, wait_until_else, Lab};
 
 /// `run -d …`: the full id it printed.
 fn detach(lab: &Lab, args: &[&str]) -> String {
@@ -455,6 +455,39 @@ fn restart_policies_restart_as_docker_does_and_stop_ends_them() {
     assert_eq!(lab.cgroups_left(), Vec::<std::path::PathBuf>::new());
 }
 
+/// Wait until the kernel reports the lab's one container cgroup `want` ("frozen" or
+/// "thawed"): v1's `freezer.state` (FROZEN/THAWED; FREEZING while in progress) or v2's
+/// `cgroup.events` (`frozen 1|0`). Panics naming the state last seen.
+fn freezer_becomes(lab: &Lab, want: &str) {
+    let dirs = lab.cgroups_left();
+    let v1 = dirs
+        .iter()
+        .find(|d| d.starts_with("/sys/fs/cgroup/freezer"));
+    let v2 = dirs.iter().find(|d| d.join("cgroup.freeze").exists());
+    let read = || -> String {
+        if let Some(d) = v1 {
+            std::fs::read_to_string(d.join("freezer.state")).unwrap()
+        } else if let Some(d) = v2 {
+            std::fs::read_to_string(d.join("cgroup.events")).unwrap()
+        } else {
+            panic!("no freezer cgroup for the container among {dirs:?}")
+        }
+    };
+    let is = |s: &str| match s.trim() {
+        "FROZEN" => "frozen",
+        "THAWED" => "thawed",
+        e if e.lines().any(|l| l == "frozen 1") => "frozen",
+        e if e.lines().any(|l| l == "frozen 0") => "thawed",
+        _ => "in between",
+    };
+    wait_until_else(
+        Duration::from_secs(10),
+        &format!("the freezer cgroup to be {want}"),
+        || (is(&read()) == want).then_some(()),
+        || eprintln!("freezer last read: {}", read()),
+    );
+}
+
 #[test]
 fn pause_freezes_every_process_and_top_lists_them_with_both_pids() {
     let lab = Lab::with_busybox();
@@ -495,6 +528,8 @@ fn pause_freezes_every_process_and_top_lists_them_with_both_pids() {
     );
     lab.cmd(&["pause", "ticking"]).expect_code(0);
     assert_eq!(state(&lab, "ticking"), "paused 0");
+    // The kernel says so too, not only the record: the freezer knob of the container's cgroup.
+    freezer_becomes(&lab, "frozen");
     let ps = lab.cmd(&["ps", "--format", "{{.Status}}"]);
     assert!(ps.stdout.trim().ends_with("(Paused)"), "{}", ps.stdout);
     // Frozen: the log stops growing (two reads a while apart, the second after the first
@@ -512,6 +547,7 @@ fn pause_freezes_every_process_and_top_lists_them_with_both_pids() {
     assert_eq!(count(), frozen_at);
     lab.cmd(&["pause", "ticking"]).expect_code(125);
     lab.cmd(&["unpause", "ticking"]).expect_code(0);
+    freezer_becomes(&lab, "thawed");
     wait_until(Duration::from_secs(10), "the log grows again", || {
         (count() > frozen_at).then_some(())
     });
