@@ -252,14 +252,21 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// `N` random bytes from `getrandom(2)`, as `2N` lowercase hex digits: container ids,
+/// volume names, temporary names.
+pub fn random_hex<const N: usize>() -> String {
+    let mut buf = [0u8; N];
+    // SAFETY: buf is a live, writable N-byte buffer. Not nix: 0.29 has no getrandom. Requests
+    // of at most 256 bytes are never cut short once the pool is initialised (getrandom(2)).
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), N, 0) };
+    assert_eq!(n, N as isize, "getrandom returned too few bytes");
+    hex(&buf)
+}
+
 /// `.tmp-<pid>-<start time>-<random>`: a temporary name this process owns.
 pub fn temp_name() -> String {
     let pid = std::process::id();
-    let mut rand = [0u8; 8];
-    // SAFETY: rand is a live, writable 8-byte buffer. Not nix: 0.29 has no getrandom.
-    let n = unsafe { libc::getrandom(rand.as_mut_ptr().cast(), rand.len(), 0) };
-    assert_eq!(n, 8, "getrandom returned too few bytes");
-    format!(".tmp-{pid}-{}-{}", start_time(pid).unwrap_or(0), hex(&rand))
+    format!(".tmp-{pid}-{}-{}", start_time(pid).unwrap_or(0), random_hex::<8>())
 }
 
 /// The owner a temporary name carries: its pid, and its start time when the name has one.

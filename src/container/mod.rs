@@ -460,11 +460,7 @@ impl Containers {
 
 /// A new random container id: 64 hex digits from `getrandom(2)`.
 pub fn new_id() -> String {
-    let mut buf = [0u8; 32];
-    // SAFETY: buf is a live, writable 32-byte buffer. Not nix: 0.29 has no getrandom.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    assert_eq!(n, 32, "getrandom returned too few bytes");
-    crate::files::hex(&buf)
+    crate::files::random_hex::<32>()
 }
 
 /// Docker's `HumanDuration`: "Less than a second", "3 seconds", "About a minute", "5 minutes",

@@ -40,12 +40,6 @@ use crate::error::{Error, Result};
 pub use super::store::blob_intact;
 
 impl Store {
-    /// Fail with the clear "broken index" error when `index.json` cannot be used: `pull`
-    /// asks before it downloads anything it could not record.
-    pub fn check_index(&self) -> Result<()> {
-        self.read_index().map(|_| ())
-    }
-
     /// An image found by its `index.json` entry alone, for `rmi` of a damaged image: its id
     /// is the config digest its manifest names (the manifest digest when the manifest itself
     /// is damaged); the config is not read. The same walk as [`Store::find`], matching the
