@@ -266,7 +266,11 @@ pub fn random_hex<const N: usize>() -> String {
 /// `.tmp-<pid>-<start time>-<random>`: a temporary name this process owns.
 pub fn temp_name() -> String {
     let pid = std::process::id();
-    format!(".tmp-{pid}-{}-{}", start_time(pid).unwrap_or(0), random_hex::<8>())
+    format!(
+        ".tmp-{pid}-{}-{}",
+        start_time(pid).unwrap_or(0),
+        random_hex::<8>()
+    )
 }
 
 /// The owner a temporary name carries: its pid, and its start time when the name has one.

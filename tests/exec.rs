@@ -124,7 +124,12 @@ fn exec_exit_codes_are_dockers() {
     lab.cmd(&["stop", "-t", "0", "target"]).expect_code(0);
     let o = lab.cmd(&["exec", "target", "true"]);
     o.expect_code(125);
-    assert!(o.stderr.contains("is not running"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("cannot exec into container target: it is not running"),
+        "{}",
+        o.stderr
+    );
     let o = lab.cmd(&["exec", "nosuch", "true"]);
     o.expect_code(125);
     assert!(o.stderr.contains("no such container"), "{}", o.stderr);

@@ -69,6 +69,7 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
         Status::Running { pid, pid_start } if c.is_alive() => (pid, pid_start),
         _ => {
             return Err(ContainerError::NotRunning {
+                doing: "exec into",
                 name: args.container.clone(),
             }
             .into())
@@ -124,6 +125,7 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
     }
     if crate::container::process_start_time(pid) != Some(pid_start) {
         return Err(ContainerError::NotRunning {
+            doing: "exec into",
             name: args.container.clone(),
         }
         .into());

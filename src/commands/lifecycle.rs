@@ -320,7 +320,11 @@ pub fn pause(ctx: &Context, names: &[String], frozen: bool) -> Result<i32> {
     Ok(each(names, |name| {
         containers.find(name).and_then(|c| {
             if running(&c).is_none() {
-                return Err(ContainerError::NotRunning { name: name.clone() }.into());
+                return Err(ContainerError::NotRunning {
+                    doing: if frozen { "pause" } else { "unpause" },
+                    name: name.clone(),
+                }
+                .into());
             }
             let cg = cgroup(ctx, &c)?;
             if cg.is_frozen() == frozen {
@@ -343,6 +347,7 @@ pub fn top(ctx: &Context, args: &TopArgs) -> Result<i32> {
     let c = containers.find(&args.container)?;
     let Some((first, _)) = running(&c) else {
         return Err(ContainerError::NotRunning {
+            doing: "list the processes of",
             name: args.container.clone(),
         }
         .into());
@@ -427,7 +432,11 @@ pub fn kill(ctx: &Context, args: &KillArgs) -> Result<i32> {
                 crate::commands::rm::signal(pid, start, sig)?;
                 thaw(ctx, &c)
             }
-            None => Err(ContainerError::NotRunning { name: name.clone() }.into()),
+            None => Err(ContainerError::NotRunning {
+                doing: "kill",
+                name: name.clone(),
+            }
+            .into()),
         })
     }))
 }

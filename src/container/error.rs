@@ -44,9 +44,11 @@ pub enum ContainerError {
         /// The engine lock file, which holds that process's pid.
         lock: PathBuf,
     },
-    /// `kill` of a container that is not running.
-    #[error("cannot kill container {name}: it is not running (start it first)")]
+    /// `kill`, `exec`, `pause`, `unpause` or `top` of a container that is not running.
+    #[error("cannot {doing} container {name}: it is not running (start it first)")]
     NotRunning {
+        /// What was asked: "kill", "exec into", "pause"...
+        doing: &'static str,
         /// The container as the user named it.
         name: String,
     },
