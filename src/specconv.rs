@@ -1059,14 +1059,69 @@ mod tests {
         let v = parse_volume("/srv:/data:ro").unwrap();
         assert!(v.readonly);
         assert_eq!(v.target, PathBuf::from("/data"));
-        assert!(parse_volume("data:/data")
-            .unwrap_err()
-            .to_string()
-            .contains("absolute host path"));
         assert!(parse_volume("/srv:/data:rx")
             .unwrap_err()
             .to_string()
             .contains("rx"));
+        assert!(!v.in_store());
+        // A name is a named volume of the store; a path alone an anonymous one.
+        let named = parse_volume("data:/data:ro,nocopy").unwrap();
+        assert_eq!(named.name.as_deref(), Some("data"));
+        assert!(named.readonly && named.nocopy && !named.anonymous);
+        assert_eq!(named.kind(), "volume");
+        let anon = parse_volume("/scratch").unwrap();
+        assert!(anon.anonymous && anon.name.is_none());
+        // nocopy only means something for volumes.
+        assert!(parse_volume("/srv:/data:nocopy").is_err());
+        // A relative source that is not a valid name: Docker's words, no traversal.
+        for bad in ["../x:/data", "./x:/data", "a/b:/data", ".x:/data"] {
+            let e = parse_volume(bad).unwrap_err().to_string();
+            assert!(e.contains("includes invalid characters"), "{bad}: {e}");
+        }
+        assert!(parse_volume(":/data").is_err());
+        assert!(parse_volume("scratch").is_err());
+    }
+
+    #[test]
+    fn mounts_parse_like_docker() {
+        let v = parse_mount("type=volume,source=db,target=/var/db,readonly,volume-nocopy").unwrap();
+        assert_eq!(v.name.as_deref(), Some("db"));
+        assert!(v.readonly && v.nocopy && v.from_mount_flag);
+        let v = parse_mount("target=/x").unwrap();
+        assert!(v.anonymous, "type defaults to volume, source to anonymous");
+        let v = parse_mount("type=bind,src=/tmp,dst=/x,ro=true,bind-propagation=rprivate").unwrap();
+        assert_eq!(v.kind(), "bind");
+        assert!(v.readonly);
+        let v = parse_mount("type=tmpfs,target=/t,tmpfs-size=64m,tmpfs-mode=1777").unwrap();
+        assert_eq!(v.tmpfs.as_deref(), Some("size=67108864,mode=1777"));
+        for (bad, why) in [
+            ("type=volume,target=/x,foo=1", "unexpected key 'foo'"),
+            ("type=volume,source=v", "target is required"),
+            ("type=bind,target=/x", "field Source must not be empty"),
+            (
+                "type=tmpfs,source=a,target=/x",
+                "field Source must be empty",
+            ),
+            (
+                "type=bind,source=/tmp,target=/x,bind-propagation=shared",
+                "not supported",
+            ),
+            ("type=tmpfs,target=/x,tmpfs-mode=99", "tmpfs-mode"),
+            ("type=tmpfs,target=/x,tmpfs-size=99999999999g", "tmpfs-size"),
+            ("type=volume,source=../x,target=/x", "invalid characters"),
+            ("type=volume,target=/proc", "not of type proc"),
+            (
+                "type=volume,target=/x,readonly=maybe",
+                "invalid value for readonly",
+            ),
+        ] {
+            let e = parse_mount(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let t = parse_tmpfs("/run:size=1m").unwrap();
+        assert_eq!(t.tmpfs.as_deref(), Some("size=1m"));
+        assert!(parse_tmpfs("run").is_err());
+        assert!(parse_tmpfs("/run:exec;rm").is_err());
     }
 
     #[test]

@@ -437,7 +437,7 @@ fn ls_and_inspect_formats() {
     assert_eq!(random.len(), 64, "{o:?}");
     let o = lab.cmd(&["volume", "ls"]);
     o.expect_code(0);
-    let mut want = vec!["local     alpha".to_string(), format!("local     {random}")];
+    let mut want = ["local     alpha".to_string(), format!("local     {random}")];
     want.sort();
     assert_eq!(
         o.stdout,
@@ -571,4 +571,35 @@ fn prune_removes_unused_anonymous_volumes_and_all_unused_with_a() {
     o.expect_code(0);
     assert!(o.stdout.contains("Are you sure"), "{o:?}");
     assert!(volume_names(&lab).contains(&"loose".to_string()));
+    // system df counts them; system prune --volumes takes unused anonymous ones only.
+    let o = lab.cmd(&["system", "df"]);
+    o.expect_code(0);
+    let row: Vec<&str> = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Local Volumes"))
+        .unwrap_or_else(|| panic!("no volumes row: {o:?}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..2], ["3", "2"], "{o:?}");
+    lab.cmd(&[
+        "run",
+        "--name",
+        "tmp2",
+        "-v",
+        "/anon-free2",
+        "busybox",
+        "true",
+    ])
+    .expect_code(0);
+    let o = lab.cmd(&["system", "prune", "-f", "--volumes"]);
+    o.expect_code(0);
+    assert!(o.stdout.contains("Deleted Volumes:"), "{o:?}");
+    let mut names = volume_names(&lab);
+    names.retain(|n| n.len() != 64);
+    assert_eq!(
+        names,
+        ["held", "loose"],
+        "named volumes are kept by system prune"
+    );
 }

@@ -223,6 +223,9 @@ pub struct SystemPruneArgs {
     /// Remove all unused images not just dangling ones
     #[arg(short, long)]
     pub all: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,

@@ -214,12 +214,16 @@ pub fn create_kept(
     });
     match saved {
         Ok(kept) => {
-            attached.map(crate::commands::volume::Attached::done);
+            if let Some(a) = attached {
+                a.done();
+            }
             Ok((spec, Some(kept)))
         }
         Err(e) => {
             let _ = containers.remove_dir(&id);
-            attached.map(crate::commands::volume::Attached::undo);
+            if let Some(a) = attached {
+                a.undo();
+            }
             Err(e)
         }
     }
