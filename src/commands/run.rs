@@ -178,6 +178,7 @@ pub fn create_kept(
     };
     let mut spec = specconv::build(&ctx.config, &request, input, &id, &name, &bundle)?;
     if dry_run {
+        crate::commands::volume::preview(ctx, &mut spec);
         return Ok((spec, None));
     }
     // Its volumes exist (and `volume rm` waits) from here until the record names them.

@@ -83,6 +83,15 @@ pub fn attach(ctx: &Context, spec: &mut RunSpec) -> Result<Option<Attached>> {
     }))
 }
 
+/// A dry run (`explain`): where each store volume would be, creating nothing (an anonymous
+/// one's name is not known yet).
+pub fn preview(ctx: &Context, spec: &mut RunSpec) {
+    let volumes = Volumes::at(&ctx.root);
+    for v in spec.volumes.iter_mut().filter(|v| v.in_store()) {
+        v.source = volumes.data(v.name.as_deref().unwrap_or("<anonymous>"));
+    }
+}
+
 /// The containers (ids) whose records name the volume `name`.
 fn users(containers: &Containers, name: &str) -> Result<Vec<String>> {
     Ok(containers

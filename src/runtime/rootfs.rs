@@ -306,9 +306,12 @@ pub const PROC_BIND_ALLOWED: &[&str] = &[
 /// does not do that yet).
 pub fn check_volume_target(v: &crate::spec::Volume, inside: &Path) -> Result<()> {
     let dst = lexical_clean(inside);
+    let source = match &v.name {
+        Some(name) => name.clone(),
+        None => v.source.display().to_string(),
+    };
     let spec = format!(
-        "{}:{}{}",
-        v.source.display(),
+        "{source}:{}{}",
         v.target.display(),
         if v.readonly { ":ro" } else { "" }
     );
