@@ -212,12 +212,19 @@ pub fn run(ctx: &Context, args: &VolumeArgs) -> Result<i32> {
                 }
                 (a, b) => a.as_deref().or(b.as_deref()),
             };
+            // The daemon's refusals are Docker's exit code 1, as for `volume rm`.
+            let refused = |e: Error| {
+                eprintln!("Error response from dockling: {e}");
+                Ok(1)
+            };
             if driver != "local" {
-                return Err(VolumeError::Driver {
-                    name: name.unwrap_or_default().to_string(),
-                    driver: driver.clone(),
-                }
-                .into());
+                return refused(
+                    VolumeError::Driver {
+                        name: name.unwrap_or_default().to_string(),
+                        driver: driver.clone(),
+                    }
+                    .into(),
+                );
             }
             let labels = labels
                 .iter()
@@ -227,9 +234,14 @@ pub fn run(ctx: &Context, args: &VolumeArgs) -> Result<i32> {
                 })
                 .collect();
             let volumes = Volumes::open(&ctx.root)?;
-            let (v, _) = volumes.create(name, labels)?;
-            println!("{}", v.name);
-            Ok(0)
+            match volumes.create(name, labels) {
+                Ok((v, _)) => {
+                    println!("{}", v.name);
+                    Ok(0)
+                }
+                Err(e @ Error::Volume(_)) => refused(e),
+                Err(e) => Err(e),
+            }
         }
         VolumeCommand::Ls {
             quiet,
