@@ -109,6 +109,16 @@ fn anonymous_volume_removed_by_rm_v_and_run_rm_kept_by_plain_rm() {
         kept,
         "nothing but the kept volume is left"
     );
+    // A detached --rm container: its monitor removes the anonymous volume when it ends.
+    let o = lab.cmd(&[
+        "run", "-d", "--rm", "-v", "/scratch", "busybox", "sleep", "0.2",
+    ]);
+    o.expect_code(0);
+    common::wait_until(
+        std::time::Duration::from_secs(20),
+        "the detached --rm container and its anonymous volume to go",
+        || (lab.containers_left().is_empty() && volume_names(&lab) == kept).then_some(()),
+    );
 }
 
 #[test]
@@ -234,6 +244,25 @@ fn volume_rm_is_refused_while_a_container_uses_it() {
     let o = lab.cmd(&["volume", "rm", "-f", "busy"]);
     assert_eq!(o.code, 1, "-f does not remove a volume in use: {o:?}");
     lab.cmd(&["rm", "user1"]).expect_code(0);
+    lab.cmd(&["volume", "rm", "busy"]).expect_code(0);
+    // A running container's volume: refused too; `rm -f -v` keeps the named volume.
+    lab.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "-v",
+        "busy:/data",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .expect_code(0);
+    let o = lab.cmd(&["volume", "rm", "busy"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("volume is in use"), "{o:?}");
+    lab.cmd(&["rm", "-f", "-v", "live"]).expect_code(0);
+    assert_eq!(volume_names(&lab), ["busy"]);
     lab.cmd(&["volume", "rm", "busy"]).expect_code(0);
     assert_eq!(volume_dirs(&lab), Vec::<String>::new());
     // Unknown volumes: exit 1, Docker's words; -f makes it quiet.

@@ -416,4 +416,24 @@ mod tests {
             .collect();
         assert!(left.is_empty(), "{left:?}");
     }
+
+    #[test]
+    fn what_a_killed_create_or_rm_left_is_swept_on_open() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("volumes");
+        // pid 4194305 is above the kernel's limit: its owner is surely gone.
+        let dead = dir.join(".tmp-4194305-1-deadbeefdeadbeef");
+        let trash = dir.join(".trash-old-0123456789abcdef");
+        let live = dir.join(crate::files::temp_name());
+        for d in [&dead, &trash, &live] {
+            std::fs::create_dir_all(d.join("_data")).unwrap();
+        }
+        let v = Volumes::open(root.path()).unwrap();
+        assert!(!dead.exists() && !trash.exists());
+        assert!(live.exists(), "a live process's temporary volume is kept");
+        assert!(
+            v.list().unwrap().is_empty(),
+            "temporary names are no volumes"
+        );
+    }
 }
