@@ -84,6 +84,9 @@ pub enum Error {
     /// A registry, its credentials or the lab failed; the message says what to do (exit 125).
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    /// The volume store.
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
     /// Stored data that is not what it should be.
     #[error("{0}")]
     Corrupt(String),

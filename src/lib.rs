@@ -29,6 +29,7 @@ pub mod specconv;
 pub mod sys;
 pub mod template;
 pub mod trace;
+pub mod volume;
 
 #[cfg(test)]
 mod testutil;

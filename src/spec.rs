@@ -125,15 +125,71 @@ pub struct Namespaces {
     pub cgroup: bool,
 }
 
-/// A bind mount from the host.
+/// A bind mount from the host, or a volume of the store (`-v NAME:/path`, `-v /path`,
+/// `--mount type=volume`, an image's `VOLUME`), bind-mounted the same way once its directory
+/// is known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
-    /// Absolute host path.
+    /// Absolute host path (for a store volume, its `_data` directory once it exists; empty
+    /// until then).
     pub source: PathBuf,
     /// Absolute path inside the container.
     pub target: PathBuf,
     /// Mounted read-only.
     pub readonly: bool,
+    /// The store volume's name: `None` for a host bind. An anonymous volume has one too
+    /// (64 hex digits) once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A volume made for this container alone (`-v /path`, an image's `VOLUME`): removed by
+    /// `rm -v` and `run --rm`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub anonymous: bool,
+    /// Do not fill an empty volume with the image's content at `target` (`volume-nocopy`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub nocopy: bool,
+    /// Given with `--mount` (shown in `HostConfig.Mounts`, not `Binds`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub from_mount_flag: bool,
+    /// A tmpfs, not a bind: its mount options (`size=…,mode=…`; `source` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Volume {
+    /// A host bind mount.
+    pub fn bind(source: PathBuf, target: PathBuf, readonly: bool) -> Volume {
+        Volume {
+            source,
+            target,
+            readonly,
+            name: None,
+            anonymous: false,
+            nocopy: false,
+            from_mount_flag: false,
+            tmpfs: None,
+        }
+    }
+
+    /// True for a volume of the store (named or anonymous), false for a host bind or a tmpfs.
+    pub fn in_store(&self) -> bool {
+        self.name.is_some() || self.anonymous
+    }
+
+    /// Docker's `Type` of the mount: `volume`, `bind` or `tmpfs`.
+    pub fn kind(&self) -> &'static str {
+        if self.tmpfs.is_some() {
+            "tmpfs"
+        } else if self.in_store() {
+            "volume"
+        } else {
+            "bind"
+        }
+    }
 }
 
 /// One mount to make inside the container (the kernel filesystems `runtime::rootfs` mounts,

@@ -47,8 +47,12 @@ pub struct Request {
     pub user: Option<String>,
     /// `-h`: the container's hostname.
     pub hostname: Option<String>,
-    /// `-v`: `HOST-DIR:CONTAINER-DIR[:ro|rw]`.
+    /// `-v`: `HOST-DIR:CONTAINER-DIR[:ro|rw]`, `NAME:CONTAINER-DIR[:ro]`, `CONTAINER-DIR`.
     pub volume: Vec<String>,
+    /// `--mount type=volume|bind|tmpfs,…`.
+    pub mount: Vec<String>,
+    /// `--tmpfs /path[:opts]`.
+    pub tmpfs: Vec<String>,
     /// `--entrypoint`: replaces the image's ENTRYPOINT (empty: none).
     pub entrypoint: Option<String>,
     /// `--pid`: `host` shares the host's process ids.
@@ -106,31 +110,42 @@ fn own_or_host(flag: &str, value: Option<&str>, private_word: &str) -> Result<bo
     }
 }
 
-/// Parse `-v HOST:CONTAINER[:ro|rw]`, refusing (in Docker's and runc's words) a destination
-/// no bind mount may have: `/` (it would hide the whole image), a relative path, `/proc` or a
-/// path inside it ([`crate::runtime::rootfs::check_volume_target`]). A missing host directory is not created here:
-/// that happens only when the container really starts (see [`create_volume_sources`]).
+/// Parse `-v` as Docker does: `HOST:CONTAINER[:OPTS]` (a bind: the host path is absolute),
+/// `NAME:CONTAINER[:OPTS]` (a named volume of the store, made on first use) or `CONTAINER`
+/// alone (an anonymous volume); `OPTS` is a comma list of `ro`, `rw`, `nocopy`. Refuses (in
+/// Docker's and runc's words) a destination no mount may have: `/` (it would hide the whole
+/// image), a relative path, `/proc` or a path inside it
+/// ([`crate::runtime::rootfs::check_volume_target`]). A missing host directory is not created
+/// here: that happens only when the container really starts (see [`create_volume_sources`]);
+/// volumes of the store are made by `run` once the container's record is about to be written.
 pub fn parse_volume(s: &str) -> Result<Volume> {
     let parts: Vec<&str> = s.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
-        [src, dst] => (*src, *dst, "rw"),
+        [dst] => ("", *dst, ""),
+        [src, dst] => (*src, *dst, ""),
         [src, dst, mode] => (*src, *dst, *mode),
         _ => {
             return Err(Error::Usage(format!(
-                "invalid volume {s:?}: use HOST-DIR:CONTAINER-DIR[:ro]"
+                "invalid volume {s:?}: use HOST-DIR:CONTAINER-DIR[:ro], VOLUME-NAME:CONTAINER-DIR[:ro] or CONTAINER-DIR"
             )))
         }
     };
-    if !src.starts_with('/') {
-        return Err(Error::Usage(format!(
-            "invalid volume {s:?}: named volumes are not supported yet, give an absolute host path like /srv/data:{dst}"
-        )));
-    }
+    let kind = if src.starts_with('/') {
+        "bind"
+    } else {
+        "volume"
+    };
     let spec_error = |why: String| {
         Error::Usage(format!(
-            "invalid volume specification: '{s}': invalid mount config for type \"bind\": {why}"
+            "invalid volume specification: '{s}': invalid mount config for type \"{kind}\": {why}"
         ))
     };
+    if src.is_empty() && parts.len() > 1 {
+        return Err(spec_error("field Source must not be empty".into()));
+    }
+    if !src.is_empty() && !src.starts_with('/') && !crate::volume::valid_name(src) {
+        return Err(crate::volume::VolumeError::BadName(src.to_string()).into());
+    }
     if !dst.starts_with('/') {
         return Err(spec_error(format!(
             "invalid mount path: '{dst}' mount path must be absolute"
@@ -141,20 +156,214 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
             "invalid specification: destination can't be '/'".into(),
         ));
     }
-    let readonly = match mode {
-        "ro" => true,
-        "rw" | "" => false,
-        m => {
-            return Err(Error::Usage(format!(
-                "invalid volume {s:?}: mode {m:?} is not ro or rw"
-            )))
+    let (mut readonly, mut nocopy) = (false, false);
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "ro" => readonly = true,
+            "rw" => readonly = false,
+            "nocopy" if kind == "volume" => nocopy = true,
+            m => {
+                return Err(Error::Usage(format!(
+                    "invalid volume {s:?}: mode {m:?} is not ro or rw{}",
+                    if kind == "volume" { " or nocopy" } else { "" }
+                )))
+            }
+        }
+    }
+    let mut volume = Volume::bind(PathBuf::from(src), PathBuf::from(dst), readonly);
+    if kind == "volume" {
+        volume.source = PathBuf::new();
+        volume.name = (!src.is_empty()).then(|| src.to_string());
+        volume.anonymous = src.is_empty();
+        volume.nocopy = nocopy;
+    }
+    crate::runtime::rootfs::check_volume_target(&volume, &volume.target)?;
+    Ok(volume)
+}
+
+/// Parse `--mount type=volume|bind|tmpfs,source=…,target=…[,readonly][,volume-nocopy]
+/// [,bind-propagation=rprivate][,tmpfs-size=…][,tmpfs-mode=…]` with Docker's keys and errors.
+/// A bind's source must exist (unlike `-v`, `--mount` never creates it, as Docker).
+pub fn parse_mount(s: &str) -> Result<Volume> {
+    let flag_error = |why: String| {
+        Error::Usage(format!(
+            "invalid argument {s:?} for \"--mount\" flag: {why}"
+        ))
+    };
+    let (mut kind, mut src, mut dst) = ("volume".to_string(), String::new(), String::new());
+    let (mut readonly, mut nocopy) = (false, false);
+    let (mut size, mut mode, mut propagation) = (None, None, None);
+    let mut volume_opts = false;
+    let truth = |k: &str, v: Option<&str>| -> Result<bool> {
+        match v {
+            None | Some("1" | "true") => Ok(true),
+            Some("0" | "false") => Ok(false),
+            Some(v) => Err(flag_error(format!("invalid value for {k}: {v}"))),
         }
     };
-    let volume = Volume {
-        source: PathBuf::from(src),
-        target: PathBuf::from(dst),
-        readonly,
-    };
+    for field in s.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        let need = |v: Option<&str>| -> Result<String> {
+            v.map(str::to_string).ok_or_else(|| {
+                flag_error(format!("invalid field '{field}' must be a key=value pair"))
+            })
+        };
+        match k.as_str() {
+            "type" => kind = need(v)?,
+            "source" | "src" => src = need(v)?,
+            "target" | "destination" | "dst" => dst = need(v)?,
+            "readonly" | "ro" => readonly = truth(&k, v)?,
+            "volume-nocopy" => {
+                nocopy = truth(&k, v)?;
+                volume_opts = true;
+            }
+            "bind-propagation" => propagation = Some(need(v)?),
+            "tmpfs-size" => size = Some(need(v)?),
+            "tmpfs-mode" => mode = Some(need(v)?),
+            "" => {}
+            _ => return Err(flag_error(format!("unexpected key '{k}' in '{field}'"))),
+        }
+    }
+    if dst.is_empty() {
+        return Err(flag_error("target is required".into()));
+    }
+    let config_error =
+        |why: String| Error::Usage(format!("invalid mount config for type \"{kind}\": {why}"));
+    if !dst.starts_with('/') {
+        return Err(config_error(format!(
+            "invalid mount path: '{dst}' mount path must be absolute"
+        )));
+    }
+    if crate::runtime::rootfs::lexical_clean(Path::new(&dst)) == Path::new("/") {
+        return Err(config_error(
+            "invalid specification: destination can't be '/'".into(),
+        ));
+    }
+    let mut volume = Volume::bind(PathBuf::from(&src), PathBuf::from(&dst), readonly);
+    volume.from_mount_flag = true;
+    match kind.as_str() {
+        "volume" => {
+            if propagation.is_some() || size.is_some() || mode.is_some() {
+                return Err(config_error(
+                    "only volume-* options go with type volume".into(),
+                ));
+            }
+            if !src.is_empty() && !crate::volume::valid_name(&src) {
+                return Err(crate::volume::VolumeError::BadName(src).into());
+            }
+            volume.source = PathBuf::new();
+            volume.anonymous = src.is_empty();
+            volume.name = (!src.is_empty()).then_some(src);
+            volume.nocopy = nocopy;
+        }
+        "bind" => {
+            if volume_opts || size.is_some() || mode.is_some() {
+                return Err(flag_error(
+                    "cannot mix 'volume-*' or 'tmpfs-*' options with mount type 'bind'".into(),
+                ));
+            }
+            if src.is_empty() {
+                return Err(config_error("field Source must not be empty".into()));
+            }
+            if !src.starts_with('/') {
+                return Err(config_error(format!(
+                    "invalid mount path: '{src}' mount path must be absolute"
+                )));
+            }
+            match propagation.as_deref() {
+                None | Some("rprivate" | "private") => {}
+                Some(p) => {
+                    return Err(config_error(format!(
+                        "bind-propagation {p:?} is not supported: dockling's binds are rprivate (drop the option)"
+                    )))
+                }
+            }
+            if std::fs::symlink_metadata(&src).is_err() {
+                return Err(config_error(format!(
+                    "bind source path does not exist: {src}"
+                )));
+            }
+        }
+        "tmpfs" => {
+            if !src.is_empty() {
+                return Err(config_error("field Source must be empty".into()));
+            }
+            if volume_opts || propagation.is_some() {
+                return Err(flag_error(
+                    "cannot mix 'volume-*' or 'bind-*' options with mount type 'tmpfs'".into(),
+                ));
+            }
+            volume.source = PathBuf::new();
+            volume.tmpfs = Some(tmpfs_options(
+                size.as_deref(),
+                mode.as_deref(),
+                &flag_error,
+            )?);
+        }
+        other => {
+            return Err(flag_error(format!(
+                "invalid value for type: {other:?} (volume, bind or tmpfs)"
+            )))
+        }
+    }
+    crate::runtime::rootfs::check_volume_target(&volume, &volume.target)?;
+    Ok(volume)
+}
+
+/// `size=…,mode=…` for a tmpfs from `tmpfs-size` (bytes, or with a k/m/g suffix) and
+/// `tmpfs-mode` (octal).
+fn tmpfs_options(
+    size: Option<&str>,
+    mode: Option<&str>,
+    err: &dyn Fn(String) -> Error,
+) -> Result<String> {
+    let mut opts = vec![];
+    if let Some(size) = size {
+        let (num, mult) = match size.to_ascii_lowercase().chars().last() {
+            Some('k') => (&size[..size.len() - 1], 1u64 << 10),
+            Some('m') => (&size[..size.len() - 1], 1 << 20),
+            Some('g') => (&size[..size.len() - 1], 1 << 30),
+            _ => (size, 1),
+        };
+        let bytes = num
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(mult))
+            .ok_or_else(|| err(format!("invalid value for tmpfs-size: {size}")))?;
+        opts.push(format!("size={bytes}"));
+    }
+    if let Some(mode) = mode {
+        let m = u32::from_str_radix(mode, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| err(format!("invalid value for tmpfs-mode: {mode}")))?;
+        opts.push(format!("mode={m:o}"));
+    }
+    Ok(opts.join(","))
+}
+
+/// Parse `--tmpfs /path[:opts]` (Docker's default options `noexec,nosuid,nodev` are the mount
+/// flags; `size=` and `mode=` are passed to the tmpfs).
+pub fn parse_tmpfs(s: &str) -> Result<Volume> {
+    let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
+    if !dst.starts_with('/') {
+        return Err(Error::Usage(format!(
+            "invalid tmpfs {s:?}: invalid mount path: '{dst}' mount path must be absolute"
+        )));
+    }
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let key = o.split('=').next().unwrap_or_default();
+        if !["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"].contains(&key) {
+            return Err(Error::Usage(format!(
+                "invalid tmpfs {s:?}: option {o:?} is not one of size=, mode=, uid=, gid=, nr_inodes="
+            )));
+        }
+    }
+    let mut volume = Volume::bind(PathBuf::new(), PathBuf::from(dst), false);
+    volume.tmpfs = Some(opts.to_string());
     crate::runtime::rootfs::check_volume_target(&volume, &volume.target)?;
     Ok(volume)
 }
@@ -165,7 +374,10 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
 /// [`remove_volume_sources`] to take back if the start fails.
 pub fn create_volume_sources(volumes: &[Volume]) -> Result<Vec<PathBuf>> {
     let mut created = Vec::new();
-    for v in volumes {
+    for v in volumes
+        .iter()
+        .filter(|v| v.kind() == "bind" && !v.from_mount_flag)
+    {
         // The missing ancestors, outermost first.
         let missing: Vec<&Path> = v
             .source
@@ -203,25 +415,56 @@ pub fn check_flags(args: &Request) -> Result<()> {
     Ok(())
 }
 
-/// Every `-v`, parsed; two onto the same container path are refused (Docker's "duplicate
-/// mount point": the second would silently hide the first).
+/// Every `-v`, `--mount` and `--tmpfs`, parsed; two onto the same container path are refused
+/// (Docker's "duplicate mount point": the second would silently hide the first).
 fn volumes_flag(args: &Request) -> Result<Vec<Volume>> {
-    let volumes = args
+    let mut volumes = args
         .volume
         .iter()
         .map(|v| parse_volume(v))
         .collect::<Result<Vec<_>>>()?;
+    for m in &args.mount {
+        volumes.push(parse_mount(m)?);
+    }
+    for t in &args.tmpfs {
+        volumes.push(parse_tmpfs(t)?);
+    }
     let mut seen = std::collections::HashSet::new();
     for v in &volumes {
         let target = crate::runtime::rootfs::lexical_clean(&v.target);
         if !seen.insert(target.clone()) {
             return Err(Error::Usage(format!(
-                "duplicate mount point: {}: give each -v its own container path",
+                "duplicate mount point: {}: give each -v, --mount and --tmpfs its own container path",
                 target.display()
             )));
         }
     }
     Ok(volumes)
+}
+
+/// The image's `VOLUME`s that no `-v`/`--mount` covers, as anonymous volumes (Docker's).
+fn image_volumes(cfg: Option<&oci_spec::image::Config>, volumes: &mut Vec<Volume>) -> Result<()> {
+    let Some(list) = cfg.and_then(|c| c.volumes().as_ref()) else {
+        return Ok(());
+    };
+    for target in list {
+        if !target.starts_with('/') {
+            continue;
+        }
+        let clean = crate::runtime::rootfs::lexical_clean(Path::new(target));
+        if clean == Path::new("/")
+            || volumes
+                .iter()
+                .any(|v| crate::runtime::rootfs::lexical_clean(&v.target) == clean)
+        {
+            continue;
+        }
+        let mut v = Volume::bind(PathBuf::new(), clean, false);
+        v.anonymous = true;
+        crate::runtime::rootfs::check_volume_target(&v, &v.target)?;
+        volumes.push(v);
+    }
+    Ok(())
 }
 
 /// `-m`: bytes, `None` for no limit (no flag, or `0` as in Docker).
@@ -691,7 +934,8 @@ pub fn build(
     }
 
     // Missing host directories are made only at the start (`create_volume_sources`).
-    let volumes = volumes_flag(args)?;
+    let mut volumes = volumes_flag(args)?;
+    image_volumes(cfg, &mut volumes)?;
 
     let cgroups_on = !args.no_cgroups && config.cgroups != Some(false);
     let limits = Limits {
@@ -815,14 +1059,69 @@ mod tests {
         let v = parse_volume("/srv:/data:ro").unwrap();
         assert!(v.readonly);
         assert_eq!(v.target, PathBuf::from("/data"));
-        assert!(parse_volume("data:/data")
-            .unwrap_err()
-            .to_string()
-            .contains("absolute host path"));
         assert!(parse_volume("/srv:/data:rx")
             .unwrap_err()
             .to_string()
             .contains("rx"));
+        assert!(!v.in_store());
+        // A name is a named volume of the store; a path alone an anonymous one.
+        let named = parse_volume("data:/data:ro,nocopy").unwrap();
+        assert_eq!(named.name.as_deref(), Some("data"));
+        assert!(named.readonly && named.nocopy && !named.anonymous);
+        assert_eq!(named.kind(), "volume");
+        let anon = parse_volume("/scratch").unwrap();
+        assert!(anon.anonymous && anon.name.is_none());
+        // nocopy only means something for volumes.
+        assert!(parse_volume("/srv:/data:nocopy").is_err());
+        // A relative source that is not a valid name: Docker's words, no traversal.
+        for bad in ["../x:/data", "./x:/data", "a/b:/data", ".x:/data"] {
+            let e = parse_volume(bad).unwrap_err().to_string();
+            assert!(e.contains("includes invalid characters"), "{bad}: {e}");
+        }
+        assert!(parse_volume(":/data").is_err());
+        assert!(parse_volume("scratch").is_err());
+    }
+
+    #[test]
+    fn mounts_parse_like_docker() {
+        let v = parse_mount("type=volume,source=db,target=/var/db,readonly,volume-nocopy").unwrap();
+        assert_eq!(v.name.as_deref(), Some("db"));
+        assert!(v.readonly && v.nocopy && v.from_mount_flag);
+        let v = parse_mount("target=/x").unwrap();
+        assert!(v.anonymous, "type defaults to volume, source to anonymous");
+        let v = parse_mount("type=bind,src=/tmp,dst=/x,ro=true,bind-propagation=rprivate").unwrap();
+        assert_eq!(v.kind(), "bind");
+        assert!(v.readonly);
+        let v = parse_mount("type=tmpfs,target=/t,tmpfs-size=64m,tmpfs-mode=1777").unwrap();
+        assert_eq!(v.tmpfs.as_deref(), Some("size=67108864,mode=1777"));
+        for (bad, why) in [
+            ("type=volume,target=/x,foo=1", "unexpected key 'foo'"),
+            ("type=volume,source=v", "target is required"),
+            ("type=bind,target=/x", "field Source must not be empty"),
+            (
+                "type=tmpfs,source=a,target=/x",
+                "field Source must be empty",
+            ),
+            (
+                "type=bind,source=/tmp,target=/x,bind-propagation=shared",
+                "not supported",
+            ),
+            ("type=tmpfs,target=/x,tmpfs-mode=99", "tmpfs-mode"),
+            ("type=tmpfs,target=/x,tmpfs-size=99999999999g", "tmpfs-size"),
+            ("type=volume,source=../x,target=/x", "invalid characters"),
+            ("type=volume,target=/proc", "not of type proc"),
+            (
+                "type=volume,target=/x,readonly=maybe",
+                "invalid value for readonly",
+            ),
+        ] {
+            let e = parse_mount(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let t = parse_tmpfs("/run:size=1m").unwrap();
+        assert_eq!(t.tmpfs.as_deref(), Some("size=1m"));
+        assert!(parse_tmpfs("run").is_err());
+        assert!(parse_tmpfs("/run:exec;rm").is_err());
     }
 
     #[test]

@@ -250,7 +250,7 @@ fn two_volumes_onto_one_path_hid_the_first() {
     refused(
         &lab,
         &["run", "--rm", "-v", &a, "-v", &b, "busybox", "true"],
-        "duplicate mount point: /data: give each -v its own container path",
+        "duplicate mount point: /data: give each -v, --mount and --tmpfs its own container path",
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -113,6 +113,79 @@ pub enum Command {
     Tour(TourArgs),
     /// Manage dockling itself: check what this host offers, disk usage, prune
     System(SystemArgs),
+    /// Manage volumes
+    Volume(VolumeArgs),
+}
+
+/// `dockling volume`.
+#[derive(Debug, Args)]
+pub struct VolumeArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: VolumeCommand,
+}
+
+/// The subcommands of `dockling volume`.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create {
+        /// Specify volume driver name (only "local")
+        #[arg(short, long, default_value = "local")]
+        driver: String,
+        /// Set metadata for a volume (KEY=VALUE)
+        #[arg(long = "label", value_name = "LIST")]
+        labels: Vec<String>,
+        /// Specify volume name
+        #[arg(long = "name")]
+        name_flag: Option<String>,
+        /// The volume's name (random when omitted)
+        name: Option<String>,
+    },
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only display volume names
+        #[arg(short, long)]
+        quiet: bool,
+        /// Provide filter values (e.g. "dangling=true", "name=NAME", "label=KEY")
+        #[arg(short, long = "filter", value_name = "FILTER")]
+        filters: Vec<String>,
+        /// Format output using a Go template ('table', 'json' or 'TEMPLATE')
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Display detailed information on one or more volumes
+    Inspect {
+        /// Format output using a Go template ('json' or 'TEMPLATE')
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Volumes, by name
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove one or more volumes. You cannot remove a volume that is in use by a container.
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Force the removal of one or more volumes (a missing one is not an error)
+        #[arg(short, long)]
+        force: bool,
+        /// Volumes, by name
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove unused local volumes (anonymous ones only, unless -a)
+    Prune {
+        /// Remove all unused volumes, not just anonymous ones
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+        /// Provide filter values (e.g. "label=KEY")
+        #[arg(long = "filter", value_name = "FILTER")]
+        filters: Vec<String>,
+    },
 }
 
 /// `dockling system`.
@@ -150,6 +223,9 @@ pub struct SystemPruneArgs {
     /// Remove all unused images not just dangling ones
     #[arg(short, long)]
     pub all: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
@@ -367,7 +443,7 @@ pub struct ImportArgs {
     pub file: String,
     /// Name for the image, like busybox:latest
     pub reference: Option<String>,
-    /// Apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL)
+    /// Apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME)
     #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
     pub changes: Vec<String>,
     /// Set the commit message for the imported image
@@ -622,6 +698,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    pub volumes: bool,
     /// Containers, by name or ID (prefix)
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -718,9 +797,17 @@ pub struct RunArgs {
     /// Container host name
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
-    /// Bind mount a volume (HOST-DIR:CONTAINER-DIR[:ro|rw])
+    /// Bind mount a volume (HOST-DIR:CONTAINER-DIR[:ro|rw], VOLUME-NAME:CONTAINER-DIR[:ro],
+    /// or CONTAINER-DIR for an anonymous volume)
     #[arg(short, long = "volume", value_name = "LIST")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container (type=volume|bind|tmpfs,source=…,target=…,
+    /// readonly, volume-nocopy, tmpfs-size=, tmpfs-mode=)
+    #[arg(long, value_name = "MOUNT")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory (/PATH[:size=…,mode=…])
+    #[arg(long, value_name = "LIST")]
+    pub tmpfs: Vec<String>,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]
     pub entrypoint: Option<String>,
@@ -812,6 +899,10 @@ impl Command {
             Command::Image(a) => matches!(
                 a.command,
                 ImageCommand::Ls(_) | ImageCommand::Inspect { .. } | ImageCommand::History(_)
+            ),
+            Command::Volume(a) => matches!(
+                a.command,
+                VolumeCommand::Ls { .. } | VolumeCommand::Inspect { .. }
             ),
             Command::Container(a) => matches!(
                 a.command,

@@ -69,7 +69,9 @@ pub fn container_json(c: &Container, paused: bool) -> Value {
             "UTSMode": if s.namespaces.uts { "" } else { "host" },
             "IpcMode": if s.namespaces.ipc { "private" } else { "host" },
             "CgroupnsMode": if s.namespaces.cgroup { "private" } else { "host" },
-            "Binds": s.volumes.iter().map(|v| format!("{}:{}{}", v.source.display(), v.target.display(), if v.readonly { ":ro" } else { "" })).collect::<Vec<_>>(),
+            "Binds": binds(s),
+            "Mounts": host_mounts(s),
+            "Tmpfs": tmpfs(s),
             "Memory": s.cgroup.and_then(|l| l.memory).unwrap_or(0),
             "NanoCpus": s.cgroup.and_then(|l| l.cpus).map(|c| (c * 1e9) as i64).unwrap_or(0),
             "PidsLimit": s.cgroup.and_then(|l| l.pids),
@@ -79,7 +81,10 @@ pub fn container_json(c: &Container, paused: bool) -> Value {
             "Name": match s.layers_mode { crate::spec::LayersMode::Overlay => "overlay", crate::spec::LayersMode::Copy => "copy" },
             "Data": {"LowerDir": lowers.join(":"), "UpperDir": s.upper(), "WorkDir": s.work(), "MergedDir": s.rootfs()},
         },
+        "Mounts": mounts(s),
+        "NetworkSettings": network_settings(s),
         "Config": {
+            "Volumes": config_volumes(s),
             "Hostname": s.hostname,
             "User": format!("{}:{}", s.user.uid, s.user.gid),
             "Tty": s.tty,
@@ -90,6 +95,159 @@ pub fn container_json(c: &Container, paused: bool) -> Value {
             "WorkingDir": s.cwd,
         },
         "Dockling": {"Layers": s.layers_mode, "Rootfs": s.rootfs_mode, "Capabilities": s.capabilities},
+    })
+}
+
+/// `HostConfig.Binds`: the `-v` flags with a source (binds and named volumes), as given.
+fn binds(s: &crate::spec::RunSpec) -> Vec<String> {
+    s.volumes
+        .iter()
+        .filter(|v| !v.from_mount_flag && v.tmpfs.is_none() && !v.anonymous)
+        .map(|v| {
+            let src = match &v.name {
+                Some(n) => n.clone(),
+                None => v.source.display().to_string(),
+            };
+            let mut opts = vec![];
+            if v.readonly {
+                opts.push("ro");
+            }
+            if v.nocopy {
+                opts.push("nocopy");
+            }
+            let opts = if opts.is_empty() {
+                String::new()
+            } else {
+                format!(":{}", opts.join(","))
+            };
+            format!("{src}:{}{opts}", v.target.display())
+        })
+        .collect()
+}
+
+/// `HostConfig.Mounts`: the `--mount` flags, in Docker's `mount.Mount` shape.
+fn host_mounts(s: &crate::spec::RunSpec) -> Value {
+    let list: Vec<Value> = s
+        .volumes
+        .iter()
+        .filter(|v| v.from_mount_flag)
+        .map(|v| {
+            let mut m = json!({
+                "Type": v.kind(),
+                "Source": match v.kind() {
+                    "volume" if v.anonymous => String::new(),
+                    "volume" => v.name.clone().unwrap_or_default(),
+                    "bind" => v.source.display().to_string(),
+                    _ => String::new(),
+                },
+                "Target": v.target,
+            });
+            if v.readonly {
+                m["ReadOnly"] = json!(true);
+            }
+            if v.nocopy {
+                m["VolumeOptions"] = json!({"NoCopy": true});
+            }
+            m
+        })
+        .collect();
+    if list.is_empty() {
+        Value::Null
+    } else {
+        Value::from(list)
+    }
+}
+
+/// `HostConfig.Tmpfs`: `--tmpfs` paths and their options.
+fn tmpfs(s: &crate::spec::RunSpec) -> Value {
+    let map: serde_json::Map<String, Value> = s
+        .volumes
+        .iter()
+        .filter(|v| v.tmpfs.is_some() && !v.from_mount_flag)
+        .map(|v| {
+            (
+                v.target.display().to_string(),
+                Value::from(v.tmpfs.clone().unwrap_or_default()),
+            )
+        })
+        .collect();
+    if map.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(map)
+    }
+}
+
+/// `Config.Volumes`: the anonymous volumes' paths (`-v /path` and the image's `VOLUME`s).
+fn config_volumes(s: &crate::spec::RunSpec) -> Value {
+    let map: serde_json::Map<String, Value> = s
+        .volumes
+        .iter()
+        .filter(|v| v.anonymous && !v.from_mount_flag)
+        .map(|v| (v.target.display().to_string(), json!({})))
+        .collect();
+    if map.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(map)
+    }
+}
+
+/// The container's `Mounts`, as Docker lists them.
+fn mounts(s: &crate::spec::RunSpec) -> Vec<Value> {
+    s.volumes
+        .iter()
+        .map(|v| match v.kind() {
+            "volume" => json!({
+                "Type": "volume",
+                "Name": v.name,
+                "Source": v.source,
+                "Destination": v.target,
+                "Driver": "local",
+                "Mode": if v.from_mount_flag || v.anonymous { "" } else { "z" },
+                "RW": !v.readonly,
+                "Propagation": "",
+            }),
+            "tmpfs" => json!({
+                "Type": "tmpfs",
+                "Source": "",
+                "Destination": v.target,
+                "Mode": "",
+                "RW": !v.readonly,
+                "Propagation": "",
+            }),
+            _ => json!({
+                "Type": "bind",
+                "Source": v.source,
+                "Destination": v.target,
+                "Mode": if v.readonly && !v.from_mount_flag { "ro" } else { "" },
+                "RW": !v.readonly,
+                "Propagation": "rprivate",
+            }),
+        })
+        .collect()
+}
+
+/// Docker's `NetworkSettings` for the network modes dockling has (`none`, `host`): one
+/// endpoint named after the mode, with no addresses (the container has the host's, or only
+/// loopback).
+fn network_settings(s: &crate::spec::RunSpec) -> Value {
+    let mode = match s.network {
+        crate::spec::NetworkMode::None => "none",
+        crate::spec::NetworkMode::Host => "host",
+    };
+    let endpoint = json!({
+        "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null,
+        "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+    });
+    json!({
+        "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+        "Networks": { mode: endpoint },
     })
 }
 
@@ -112,8 +270,18 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
             None
         };
         let found = found.or_else(|| {
-            if kind != Some("container") {
+            if kind != Some("container") && kind != Some("volume") {
                 store.find(name).ok().map(|i| store.inspect(&i))
+            } else {
+                None
+            }
+        });
+        let found = found.or_else(|| {
+            if kind.is_none() || kind == Some("volume") {
+                crate::volume::Volumes::at(&ctx.root)
+                    .get(name)
+                    .ok()
+                    .map(|v| v.to_json())
             } else {
                 None
             }

@@ -67,6 +67,7 @@ pub mod rmi;
 pub mod run;
 pub mod system;
 pub mod tag;
+pub mod volume;
 
 /// Refuse to go on without root: namespaces, mounts and cgroups need it.
 pub fn require_root(what: &str) -> Result<()> {
@@ -201,6 +202,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Lesson(a) => lesson::run(&ctx, a),
         Command::Tour(a) => lesson::tour(&ctx, a),
         Command::System(a) => system::run(&ctx, a),
+        Command::Volume(a) => volume::run(&ctx, a),
     }
 }
 

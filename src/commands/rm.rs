@@ -92,6 +92,22 @@ pub fn stop(ctx: &Context, containers: &Containers, c: &Container) -> Result<()>
     }
 }
 
+/// Remove one container, and with `volumes` (`rm -v`) its anonymous volumes.
+pub fn remove_with_volumes(
+    ctx: &Context,
+    containers: &Containers,
+    name: &str,
+    force: bool,
+    volumes: bool,
+) -> Result<()> {
+    let spec = containers.find(name)?.spec;
+    remove(ctx, containers, name, force)?;
+    if volumes {
+        crate::commands::volume::remove_anonymous(&ctx.root, &spec);
+    }
+    Ok(())
+}
+
 /// Remove one container.
 pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -> Result<()> {
     let c = containers.find(name)?;
@@ -207,7 +223,9 @@ pub fn reap(ctx: &Context, containers: &Containers) {
         }
         let done = destroy_cgroup(ctx, &c).and_then(|()| {
             if c.spec.remove {
-                containers.remove_dir(&c.spec.id)
+                containers
+                    .remove_dir(&c.spec.id)
+                    .map(|()| crate::commands::volume::remove_anonymous(&ctx.root, &c.spec))
             } else {
                 containers
                     .update(&c.spec.id, |c| {
@@ -236,7 +254,7 @@ pub fn run(ctx: &Context, args: &RmArgs) -> Result<i32> {
     reap(ctx, &containers);
     let mut code = 0;
     for name in &args.containers {
-        match remove(ctx, &containers, name, args.force) {
+        match remove_with_volumes(ctx, &containers, name, args.force, args.volumes) {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 eprintln!("Error response from dockling: {e}");

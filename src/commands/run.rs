@@ -24,6 +24,8 @@ impl From<&RunArgs> for Request {
             user: a.user.clone(),
             hostname: a.hostname.clone(),
             volume: a.volume.clone(),
+            mount: a.mount.clone(),
+            tmpfs: a.tmpfs.clone(),
             entrypoint: a.entrypoint.clone(),
             pid: a.pid.clone(),
             uts: a.uts.clone(),
@@ -174,10 +176,13 @@ pub fn create_kept(
         config: image.config.config().as_ref(),
         layers,
     };
-    let spec = specconv::build(&ctx.config, &request, input, &id, &name, &bundle)?;
+    let mut spec = specconv::build(&ctx.config, &request, input, &id, &name, &bundle)?;
     if dry_run {
+        crate::commands::volume::preview(ctx, &mut spec);
         return Ok((spec, None));
     }
+    // Its volumes exist (and `volume rm` waits) from here until the record names them.
+    let attached = crate::commands::volume::attach(ctx, &mut spec)?;
     let saved = {
         // Under the store lock, as `rmi` and `prune` look for the containers using an image:
         // either they saw this record (and keep the image), or the image was gone before it
@@ -209,9 +214,17 @@ pub fn create_kept(
         Ok(kept)
     });
     match saved {
-        Ok(kept) => Ok((spec, Some(kept))),
+        Ok(kept) => {
+            if let Some(a) = attached {
+                a.done();
+            }
+            Ok((spec, Some(kept)))
+        }
         Err(e) => {
             let _ = containers.remove_dir(&id);
+            if let Some(a) = attached {
+                a.undo();
+            }
             Err(e)
         }
     }
@@ -278,6 +291,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
         Ok(made) => made,
         Err(e) => {
             let _ = containers.remove_dir(&spec.id);
+            crate::commands::volume::remove_anonymous(&ctx.root, &spec);
             return Err(e);
         }
     };
@@ -326,6 +340,8 @@ pub fn start_and_record(
             }
             if spec.remove {
                 containers.remove_dir(&spec.id)?;
+                // Docker's `run --rm` takes its anonymous volumes with it.
+                crate::commands::volume::remove_anonymous(&ctx.root, spec);
             } else {
                 let ended = containers.update(&spec.id, |c| {
                     c.status = Status::Exited {
@@ -348,12 +364,14 @@ pub fn start_and_record(
         }
         Err(Error::Aborted(a)) => {
             containers.remove_dir(&spec.id)?;
+            crate::commands::volume::remove_anonymous(&ctx.root, spec);
             eprintln!("dockling: {a}: everything done so far was undone");
             Ok(130)
         }
         Err(e) => {
             if spec.remove {
                 let _ = containers.remove_dir(&spec.id);
+                crate::commands::volume::remove_anonymous(&ctx.root, spec);
             } else {
                 // Docker keeps a container that failed to start, with the failure's code; a
                 // record left at "created" would look like the work of a killed engine.

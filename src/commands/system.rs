@@ -139,7 +139,8 @@ fn reclaimable(part: u64, total: u64) -> String {
 
 /// `dockling system df`: Docker's four rows. Images: every byte of the store (blobs and
 /// unpacked layers), reclaimable what no container's image needs; containers: their writable
-/// layers; dockling has no volumes and no build cache (zeros, as Docker shows when empty).
+/// layers; volumes: their `_data`; dockling has no build cache (zeros, as Docker shows when
+/// empty).
 fn df(ctx: &Context) -> Result<i32> {
     require_root("system df")?;
     let store = Store::open(&ctx.root)?;
@@ -197,6 +198,24 @@ fn df(ctx: &Context) -> Result<i32> {
         .filter(|(alive, _)| !alive)
         .map(|(_, s)| s)
         .sum();
+    // Volumes: active when a container names them, reclaimable what the others hold.
+    let volumes = crate::volume::Volumes::at(&ctx.root).list()?;
+    let (mut v_size, mut v_free, mut v_active) = (0u64, 0u64, 0usize);
+    for v in &volumes {
+        let size = du(&v.mountpoint);
+        v_size += size;
+        let used = containers.iter().any(|c| {
+            c.spec
+                .volumes
+                .iter()
+                .any(|m| m.name.as_deref() == Some(&v.name))
+        });
+        if used {
+            v_active += 1;
+        } else {
+            v_free += size;
+        }
+    }
     let rows = vec![
         vec![
             "Images".to_string(),
@@ -214,10 +233,10 @@ fn df(ctx: &Context) -> Result<i32> {
         ],
         vec![
             "Local Volumes".into(),
-            "0".into(),
-            "0".into(),
-            "0B".into(),
-            "0B".into(),
+            volumes.len().to_string(),
+            v_active.to_string(),
+            human_size(v_size),
+            reclaimable(v_free, v_size),
         ],
         vec![
             "Build Cache".into(),
@@ -248,6 +267,12 @@ fn prune(ctx: &Context, args: &SystemPruneArgs) -> Result<i32> {
             } else {
                 "all dangling images"
             }
+            .to_string()
+                + if args.volumes {
+                    "\n  - all anonymous volumes not used by at least one container"
+                } else {
+                    ""
+                }
         );
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -274,6 +299,18 @@ fn prune(ctx: &Context, args: &SystemPruneArgs) -> Result<i32> {
             println!("{id}");
         }
         println!();
+    }
+    // `--volumes`: the anonymous volumes no container names any more (Docker 23+).
+    if args.volumes {
+        let (removed, bytes) = super::volume::prune_unused(ctx, false, &[])?;
+        if !removed.is_empty() {
+            println!("Deleted Volumes:");
+            for n in &removed {
+                println!("{n}");
+            }
+            println!();
+        }
+        reclaimed += bytes;
     }
     // The images (and, with -a or not, the store's leftovers) as `image prune` removes them.
     let store = Store::open(&ctx.root)?;

@@ -56,6 +56,24 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
                 cfg["ExposedPorts"][p] = json!({});
             }
         }
+        "VOLUME" => {
+            // `VOLUME ["/a", "/b"]` or `VOLUME /a /b`: each becomes an anonymous volume of
+            // every container of the image.
+            let paths = match serde_json::from_str::<Vec<String>>(rest) {
+                Ok(v) => v,
+                Err(_) => rest.split_whitespace().map(str::to_string).collect(),
+            };
+            if paths.is_empty() || paths.iter().any(|p| !p.starts_with('/')) {
+                return Err(ImageError::BadChange {
+                    change: change.to_string(),
+                    why: "VOLUME needs absolute paths",
+                }
+                .into());
+            }
+            for p in paths {
+                cfg["Volumes"][p] = json!({});
+            }
+        }
         "LABEL" => {
             let (k, v) = rest.split_once('=').ok_or_else(|| ImageError::BadChange {
                 change: change.to_string(),

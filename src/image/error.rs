@@ -165,7 +165,7 @@ pub enum ImageError {
         why: &'static str,
     },
     /// A `--change` instruction that `import` cannot apply.
-    #[error("--change {instruction}: only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER and WORKDIR can be changed")]
+    #[error("--change {instruction}: only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME and WORKDIR can be changed")]
     UnknownChange {
         /// The instruction word.
         instruction: String,

@@ -7,6 +7,16 @@ use std::path::PathBuf;
 /// A container could not be started or its I/O relayed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// A new volume could not be filled with the image's content at its mount point.
+    #[error("copy the image's {} into volume {volume}: {why}: mount it with volume-nocopy (--mount type=volume,...,volume-nocopy) to skip the copy", target.display())]
+    CopyUp {
+        /// The mount point inside the container.
+        target: PathBuf,
+        /// The volume's name.
+        volume: String,
+        /// What failed.
+        why: String,
+    },
     /// The container's process failed before its program ran; `message` is its own error,
     /// as it reported it on the channel.
     #[error("{message}")]

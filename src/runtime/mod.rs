@@ -631,11 +631,7 @@ mod tests {
             gid: 1000,
             additional_gids: vec![10],
         };
-        s.volumes = vec![Volume {
-            source: "/srv".into(),
-            target: "/data".into(),
-            readonly: true,
-        }];
+        s.volumes = vec![Volume::bind("/srv".into(), "/data".into(), true)];
         s.namespaces.net = false;
         s.network = NetworkMode::Host;
         s.privileged = true;

@@ -306,9 +306,12 @@ pub const PROC_BIND_ALLOWED: &[&str] = &[
 /// does not do that yet).
 pub fn check_volume_target(v: &crate::spec::Volume, inside: &Path) -> Result<()> {
     let dst = lexical_clean(inside);
+    let source = match &v.name {
+        Some(name) => name.clone(),
+        None => v.source.display().to_string(),
+    };
     let spec = format!(
-        "{}:{}{}",
-        v.source.display(),
+        "{source}:{}{}",
         v.target.display(),
         if v.readonly { ":ro" } else { "" }
     );
@@ -615,10 +618,97 @@ impl<'a> Rootfs<'a> {
                             .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
                     })
                     .map_err(Error::io("resolve in the container", &v.target))?;
-                check_volume_target(v, &Path::new("/").join(resolved))?;
+                check_volume_target(v, &Path::new("/").join(&resolved))?;
+                if v.in_store() && !v.nocopy && !self.sys.is_dry_run() {
+                    self.copy_up(root, v, &resolved)?;
+                }
             }
-            self.bind(&v.source, &v.target, v.readonly, false)?;
+            match &v.tmpfs {
+                Some(opts) => self.tmpfs(v, opts)?,
+                None => self.bind(&v.source, &v.target, v.readonly, false)?,
+            }
         }
+        Ok(())
+    }
+
+    /// A tmpfs at `v.target` (`--tmpfs`: Docker's `noexec,nosuid,nodev`; `--mount
+    /// type=tmpfs`: `nosuid,nodev`), its target resolved inside the rootfs like a bind's.
+    fn tmpfs(&self, v: &crate::spec::Volume, opts: &str) -> Result<()> {
+        let t = self.resolve(&v.target, false, true)?;
+        let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        if !v.from_mount_flag {
+            flags |= MsFlags::MS_NOEXEC;
+        }
+        if v.readonly {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        self.sys.mount(
+            Some(Path::new("tmpfs")),
+            &t.path,
+            Some("tmpfs"),
+            flags,
+            (!opts.is_empty()).then_some(opts),
+        )?;
+        Ok(())
+    }
+
+    /// Docker's copy-up: a store volume that is still empty gets what the image has at its
+    /// mount point (`resolved`, inside the rootfs). Both trees are reached through descriptors
+    /// only (`volume::copy_up`); the file work is untraced, like unpacking, and summed up in
+    /// one trace note.
+    fn copy_up(&self, root: &OwnedFd, v: &crate::spec::Volume, resolved: &Path) -> Result<()> {
+        let name = v.name.clone().unwrap_or_default();
+        let fail = |why: String| super::RuntimeError::CopyUp {
+            target: v.target.clone(),
+            volume: name.clone(),
+            why,
+        };
+        let src = match safefs::openat2(
+            root.as_fd(),
+            &safefs::relative(resolved),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+            safefs::IN_ROOT,
+        ) {
+            Ok(fd) => fd,
+            // Nothing (or no directory) there in the image: nothing to copy, as Docker.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(fail(format!("open it in the container: {e}")).into()),
+        };
+        // The volume's own directory (the store's, not the container's) and its `_data`.
+        let dir = v.source.parent().unwrap_or(Path::new("/"));
+        let scratch =
+            safefs::open_root(dir).map_err(|e| fail(format!("open {}: {e}", dir.display())))?;
+        let data = safefs::openat2(
+            scratch.as_fd(),
+            Path::new("_data"),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| fail(format!("open its _data: {e}")))?;
+        if !crate::volume::is_empty(data.as_fd())
+            .map_err(|e| fail(format!("read its _data: {e}")))?
+        {
+            return Ok(());
+        }
+        let start = std::time::Instant::now();
+        let stats =
+            crate::volume::copy_up(src.as_fd(), data.as_fd(), scratch.as_fd()).map_err(fail)?;
+        self.sys.tracer.note(&format!(
+            "copied the image's {} into the new volume {name}: {} entries, {} bytes in {:.1} ms (untraced file work through descriptors, like unpacking)",
+            v.target.display(),
+            stats.entries,
+            stats.bytes,
+            start.elapsed().as_secs_f64() * 1000.0
+        ));
         Ok(())
     }
 

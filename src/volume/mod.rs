@@ -1,0 +1,439 @@
+//! Volumes: directories of the store that outlive containers, as Docker's `local` driver
+//! keeps them (`/var/lib/docker/volumes/<name>/_data`).
+//!
+//! `<root>/volumes/<name>/` holds `_data` (what containers see, bind-mounted like a `-v`
+//! host directory) and `opts.json` (creation time and labels). A volume is made in a
+//! temporary directory (`.tmp-<pid>-<start>-<random>`, see [`crate::files::temp_name`]) and
+//! renamed to its name only when complete, so a killed command leaves a temporary directory
+//! (swept by the next open once its owner is gone), never half a volume. Removal renames to
+//! `.trash-<name>-<random>` first, then deletes. `volumes/.lock` is held by whoever checks
+//! which containers use a volume and removes it, and by `run` from creating its volumes until
+//! its record names them, so `volume rm` never deletes a volume a container is being created
+//! with. An anonymous volume carries Docker's label `com.docker.volume.anonymous`.
+//!
+//! [`copy_up`] fills a new, empty volume with the image's content at its mount point
+//! (Docker's copy-up) through descriptors only: the image's directory is walked beneath its
+//! fd without following symlinks (`archive::write_tree`), and written into `_data` with every
+//! parent resolved `RESOLVE_IN_ROOT` (`archive::extract`), so a symlink in the image (to
+//! `/etc`, to `../../..`) is copied as a symlink and never followed on the host.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Docker's label on anonymous volumes (since 23.0; `volume prune` without `-a` removes only
+/// these).
+pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
+
+/// Errors of the volume store.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// No volume of that name.
+    #[error("get {0}: no such volume")]
+    NotFound(String),
+    /// A name Docker's `local` driver refuses.
+    #[error("create {0}: {0:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")]
+    BadName(String),
+    /// A container (running or not) uses it.
+    #[error("remove {name}: volume is in use - [{}]", containers.join(", "))]
+    InUse {
+        /// The volume.
+        name: String,
+        /// The ids of the containers that use it.
+        containers: Vec<String>,
+    },
+    /// A driver other than `local`.
+    #[error("create {name}: error looking up volume plugin {driver}: plugin {driver:?} not found (dockling has only the local driver)")]
+    Driver {
+        /// The volume.
+        name: String,
+        /// The driver asked for.
+        driver: String,
+    },
+}
+
+/// Docker's rule for local volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (so never `..`, `/`
+/// or a leading dot).
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && name.len() <= 255
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// A fresh anonymous name: 64 hex digits, as Docker's.
+pub fn random_name() -> String {
+    let mut rand = [0u8; 32];
+    // SAFETY: rand is a live, writable 32-byte buffer. Not nix: 0.29 has no getrandom.
+    let n = unsafe { libc::getrandom(rand.as_mut_ptr().cast(), rand.len(), 0) };
+    assert_eq!(n, 32, "getrandom returned too few bytes");
+    crate::files::hex(&rand)
+}
+
+/// What `opts.json` records.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Opts {
+    #[serde(rename = "CreatedAt")]
+    created_at: String,
+    #[serde(rename = "Labels", default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// One volume as `volume inspect` shows it.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    /// Its name.
+    pub name: String,
+    /// RFC 3339, seconds.
+    pub created_at: String,
+    /// `--label`s (and Docker's anonymous label).
+    pub labels: BTreeMap<String, String>,
+    /// The `_data` directory.
+    pub mountpoint: PathBuf,
+}
+
+impl Volume {
+    /// Made for one container (`-v /path`, an image's `VOLUME`).
+    pub fn anonymous(&self) -> bool {
+        self.labels.contains_key(ANONYMOUS_LABEL)
+    }
+
+    /// Docker's JSON for `volume inspect`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "CreatedAt": self.created_at,
+            "Driver": "local",
+            "Labels": self.labels,
+            "Mountpoint": self.mountpoint,
+            "Name": self.name,
+            "Options": null,
+            "Scope": "local",
+        })
+    }
+}
+
+/// The volumes of one store root.
+pub struct Volumes {
+    dir: PathBuf,
+}
+
+impl Volumes {
+    /// `<root>/volumes`, made 0700 (volumes hold containers' setuid files and device nodes),
+    /// with what killed commands left swept.
+    pub fn open(root: &Path) -> Result<Volumes> {
+        let dir = root.join("volumes");
+        match std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&dir)
+        {
+            Ok(()) => {}
+            Err(e) => return Err(Error::io("create", &dir)(e)),
+        }
+        let v = Volumes { dir };
+        v.sweep();
+        Ok(v)
+    }
+
+    /// `<root>/volumes` of a store that may not exist yet (nothing is created).
+    pub fn at(root: &Path) -> Volumes {
+        Volumes {
+            dir: root.join("volumes"),
+        }
+    }
+
+    /// The lock held while volumes are checked for use and removed, or made for a container
+    /// whose record does not exist yet.
+    pub fn lock(&self) -> Result<crate::files::Lock> {
+        crate::files::lock(&self.dir.join(".lock"))
+    }
+
+    /// Where the volume `name` keeps its data.
+    pub fn data(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("_data")
+    }
+
+    /// Remove trash and the temporary directories of dead processes.
+    fn sweep(&self) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let garbage = name.starts_with(".trash-")
+                || (name.starts_with(".tmp-") && !crate::files::owner_alive(&name));
+            if garbage {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// The volume `name`.
+    pub fn get(&self, name: &str) -> Result<Volume> {
+        if !valid_name(name) {
+            return Err(VolumeError::NotFound(name.to_string()).into());
+        }
+        let dir = self.dir.join(name);
+        let opts = match std::fs::read(dir.join("opts.json")) {
+            Ok(b) => serde_json::from_slice::<Opts>(&b)
+                .map_err(|e| Error::Corrupt(format!("volume {name}: opts.json: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(VolumeError::NotFound(name.to_string()).into())
+            }
+            Err(e) => return Err(Error::io("read", dir.join("opts.json"))(e)),
+        };
+        Ok(Volume {
+            name: name.to_string(),
+            created_at: opts.created_at,
+            labels: opts.labels,
+            mountpoint: dir.join("_data"),
+        })
+    }
+
+    /// Every volume, by name.
+    pub fn list(&self) -> Result<Vec<Volume>> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("read", &self.dir)(e)),
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !valid_name(&name) {
+                continue;
+            }
+            match self.get(&name) {
+                Ok(v) => out.push(v),
+                Err(Error::Volume(VolumeError::NotFound(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Create the volume `name` (a random one for `None`) unless it exists. Returns it and
+    /// whether this call made it. Docker's `volume create` of an existing name is not an
+    /// error either.
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(Volume, bool)> {
+        let name = match name {
+            Some(n) if !valid_name(n) => return Err(VolumeError::BadName(n.to_string()).into()),
+            Some(n) => n.to_string(),
+            None => random_name(),
+        };
+        match self.get(&name) {
+            Ok(v) => return Ok((v, false)),
+            Err(Error::Volume(VolumeError::NotFound(_))) => {}
+            Err(e) => return Err(e),
+        }
+        let tmp = self.dir.join(crate::files::temp_name());
+        let made = (|| {
+            let mut b = std::fs::DirBuilder::new();
+            b.mode(0o700);
+            b.create(&tmp).map_err(Error::write("create", &tmp))?;
+            // Docker's `_data` is 0755 root: the container decides who writes inside.
+            std::fs::DirBuilder::new()
+                .mode(0o755)
+                .create(tmp.join("_data"))
+                .map_err(Error::write("create", tmp.join("_data")))?;
+            std::fs::set_permissions(
+                tmp.join("_data"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .map_err(Error::io("chmod", tmp.join("_data")))?;
+            let opts = Opts {
+                created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                    .to_string(),
+                labels,
+            };
+            let json = serde_json::to_vec_pretty(&opts)
+                .map_err(|e| Error::Corrupt(format!("volume {name}: {e}")))?;
+            std::fs::write(tmp.join("opts.json"), json)
+                .map_err(Error::write("write", tmp.join("opts.json")))?;
+            Ok(())
+        })();
+        let renamed = made.and_then(|()| {
+            std::fs::rename(&tmp, self.dir.join(&name))
+                .map_err(Error::write("rename", self.dir.join(&name)))
+        });
+        match renamed {
+            Ok(()) => {
+                let _ = crate::files::sync_dir(&self.dir);
+                Ok((self.get(&name)?, true))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                // Another command made it meanwhile: theirs is the volume.
+                match self.get(&name) {
+                    Ok(v) => Ok((v, false)),
+                    Err(_) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Remove the volume `name` (the caller checked no container uses it, under [`lock`]).
+    ///
+    /// [`lock`]: Volumes::lock
+    pub fn remove(&self, name: &str) -> Result<()> {
+        self.get(name)?;
+        let trash = self
+            .dir
+            .join(format!(".trash-{name}-{}", &random_name()[..16]));
+        std::fs::rename(self.dir.join(name), &trash)
+            .map_err(Error::io("rename", self.dir.join(name)))?;
+        let _ = crate::files::sync_dir(&self.dir);
+        std::fs::remove_dir_all(&trash).map_err(Error::io("remove", &trash))
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+/// What [`copy_up`] copied.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CopyStats {
+    /// Entries written.
+    pub entries: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+/// Whether the directory `dir` (an fd) has no entries.
+pub fn is_empty(dir: BorrowedFd<'_>) -> std::io::Result<bool> {
+    let fd = crate::sys::fs::openat2(
+        dir,
+        Path::new("."),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        crate::sys::fs::IN_ROOT,
+    )?;
+    let mut d = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(fd))?;
+    for e in d.iter() {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Docker's copy-up: the contents of `src` (a directory of the container's root, an fd
+/// resolved inside it) written into the volume directory `dest` (an fd), owners, modes and
+/// times kept. The tar stream between them goes through an unnamed file (`O_TMPFILE`) in
+/// `scratch` (the volume's own directory, beside `_data`). Only descriptors: nothing is
+/// looked up by a host path under either tree.
+pub fn copy_up(
+    src: BorrowedFd<'_>,
+    dest: BorrowedFd<'_>,
+    scratch: BorrowedFd<'_>,
+) -> std::result::Result<CopyStats, String> {
+    use std::io::{Seek, SeekFrom};
+    let tmp = crate::sys::fs::openat2(
+        scratch,
+        Path::new("."),
+        libc::O_TMPFILE | libc::O_RDWR,
+        0o600,
+        crate::sys::fs::IN_ROOT,
+    )
+    .map_err(|e| format!("a scratch file for the copy: {e}"))?;
+    let mut file = std::fs::File::from(tmp);
+    {
+        let mut out = tar::Builder::new(&mut file);
+        out.follow_symlinks(false);
+        crate::archive::write_tree(&mut out, src, None)
+            .map_err(|e| format!("read the image's directory: {e}"))?;
+        out.finish()
+            .map_err(|e| format!("read the image's directory: {e}"))?;
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| format!("rewind the scratch file: {e}"))?;
+    let stats = crate::archive::extract(
+        std::io::BufReader::new(&file),
+        dest.as_fd(),
+        &crate::archive::ExtractOptions {
+            owner: None,
+            no_chown: false,
+            no_devices: false,
+        },
+    )?;
+    Ok(CopyStats {
+        entries: stats.entries,
+        bytes: stats.bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        for ok in ["data", "a1", "my_vol.2-x", "0abc"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "a", "..", "../x", "a/b", ".hidden", "-x", "_x", "a b", "a:b",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        let r = random_name();
+        assert_eq!(r.len(), 64);
+        assert!(valid_name(&r));
+    }
+
+    #[test]
+    fn create_is_atomic_and_idempotent_and_remove_leaves_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let v = Volumes::open(root.path()).unwrap();
+        let (a, made) = v.create(Some("data"), BTreeMap::new()).unwrap();
+        assert!(made);
+        assert!(a.mountpoint.is_dir());
+        let (_, again) = v.create(Some("data"), BTreeMap::new()).unwrap();
+        assert!(!again);
+        assert!(v.create(Some("../x"), BTreeMap::new()).is_err());
+        assert_eq!(v.list().unwrap().len(), 1);
+        v.remove("data").unwrap();
+        assert!(matches!(
+            v.get("data"),
+            Err(Error::Volume(VolumeError::NotFound(_)))
+        ));
+        let left: Vec<_> = std::fs::read_dir(root.path().join("volumes"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != ".lock")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn what_a_killed_create_or_rm_left_is_swept_on_open() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("volumes");
+        // pid 4194305 is above the kernel's limit: its owner is surely gone.
+        let dead = dir.join(".tmp-4194305-1-deadbeefdeadbeef");
+        let trash = dir.join(".trash-old-0123456789abcdef");
+        let live = dir.join(crate::files::temp_name());
+        for d in [&dead, &trash, &live] {
+            std::fs::create_dir_all(d.join("_data")).unwrap();
+        }
+        let v = Volumes::open(root.path()).unwrap();
+        assert!(!dead.exists() && !trash.exists());
+        assert!(live.exists(), "a live process's temporary volume is kept");
+        assert!(
+            v.list().unwrap().is_empty(),
+            "temporary names are no volumes"
+        );
+    }
+}

@@ -1,0 +1,634 @@
+//! Volumes as a Docker user expects them: named ones outlive containers, anonymous ones go with
+//! `rm -v` and `run --rm`, an image's `VOLUME` is filled from the image (through descriptors:
+//! a hostile image's symlinks never lead the copy out), `volume-nocopy`, read-only mounts,
+//! `volume rm` refused while a container names the volume, `--mount` errors, `ls`/`inspect`
+//! formats and `prune`'s rules. Real runs against a scratch store.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use common::{tar_of, tree_state, Lab, E};
+
+/// The volumes directory's entries (names), temporary and trash ones included.
+fn volume_dirs(lab: &Lab) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(lab.root().join("volumes"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".lock")
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// `volume ls -q`, sorted.
+fn volume_names(lab: &Lab) -> Vec<String> {
+    let o = lab.cmd(&["volume", "ls", "-q"]);
+    o.expect_code(0);
+    let mut v: Vec<String> = o.stdout.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+/// The mountpoint `volume inspect` gives for `name`.
+fn mountpoint(lab: &Lab, name: &str) -> PathBuf {
+    let o = lab.cmd(&["volume", "inspect", "-f", "{{.Mountpoint}}", name]);
+    o.expect_code(0);
+    PathBuf::from(o.stdout.trim())
+}
+
+/// busybox + `layer`, with the config changes `changes` (`VOLUME /data`), tagged `name`.
+fn image_with(lab: &Lab, name: &str, layer: &[u8], changes: &[&str]) {
+    use dockling::image::{reference::Reference, store::Store};
+    let store = Store::open(&lab.root()).unwrap();
+    let base = store.find("busybox:latest").unwrap();
+    let changes: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+    store
+        .build(
+            Some(&base),
+            layer,
+            &changes,
+            "2001-09-09T01:46:40Z",
+            "volume test layer",
+            Some(&Reference::parse(name).unwrap()),
+        )
+        .unwrap();
+}
+
+#[test]
+fn named_volume_survives_rm_and_is_seen_by_a_second_container() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/note",
+    ])
+    .expect_code(0);
+    lab.cmd(&["rm", "-v", "writer"]).expect_code(0);
+    // `rm -v` keeps named volumes, as Docker.
+    assert_eq!(volume_names(&lab), ["data"]);
+    let mp = mountpoint(&lab, "data");
+    assert_eq!(mp, lab.root().join("volumes/data/_data"));
+    assert_eq!(std::fs::read_to_string(mp.join("note")).unwrap(), "kept\n");
+    let out = lab.ok(&["-v", "data:/data", "busybox", "cat", "/data/note"]);
+    assert_eq!(out, "kept\n");
+}
+
+#[test]
+fn anonymous_volume_removed_by_rm_v_and_run_rm_kept_by_plain_rm() {
+    let lab = Lab::with_busybox();
+    // run --rm: the anonymous volume goes with the container.
+    lab.ok(&["-v", "/scratch", "busybox", "touch", "/scratch/x"]);
+    assert_eq!(volume_names(&lab), Vec::<String>::new());
+    // plain rm keeps it.
+    lab.cmd(&["run", "--name", "keep", "-v", "/scratch", "busybox", "true"])
+        .expect_code(0);
+    let kept = volume_names(&lab);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].len(), 64, "an anonymous volume has a 64-hex name");
+    lab.cmd(&["rm", "keep"]).expect_code(0);
+    assert_eq!(volume_names(&lab), kept);
+    // rm -v removes it.
+    lab.cmd(&["run", "--name", "gone", "-v", "/scratch", "busybox", "true"])
+        .expect_code(0);
+    assert_eq!(volume_names(&lab).len(), 2);
+    lab.cmd(&["rm", "-v", "gone"]).expect_code(0);
+    assert_eq!(volume_names(&lab), kept);
+    assert_eq!(
+        volume_dirs(&lab),
+        kept,
+        "nothing but the kept volume is left"
+    );
+    // A detached --rm container: its monitor removes the anonymous volume when it ends.
+    let o = lab.cmd(&[
+        "run", "-d", "--rm", "-v", "/scratch", "busybox", "sleep", "0.2",
+    ]);
+    o.expect_code(0);
+    common::wait_until(
+        std::time::Duration::from_secs(20),
+        "the detached --rm container and its anonymous volume to go",
+        || (lab.containers_left().is_empty() && volume_names(&lab) == kept).then_some(()),
+    );
+}
+
+#[test]
+fn image_volume_is_populated_from_the_image() {
+    let lab = Lab::with_busybox();
+    let layer = tar_of(&[
+        E::Dir("data/", 0o750),
+        E::File("data/hello", "from the image\n", 0o640),
+        E::Dir("data/sub/", 0o700),
+        E::File("data/sub/deep", "deep\n", 0o600),
+    ]);
+    image_with(&lab, "withvol:1", &layer, &["VOLUME /data"]);
+    let o = lab.cmd(&[
+        "run",
+        "--name",
+        "c1",
+        "withvol:1",
+        "cat",
+        "/data/hello",
+        "/data/sub/deep",
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "from the image\ndeep\n");
+    let names = volume_names(&lab);
+    assert_eq!(
+        names.len(),
+        1,
+        "the image's VOLUME is an anonymous volume: {names:?}"
+    );
+    let mp = mountpoint(&lab, &names[0]);
+    let hello = std::fs::metadata(mp.join("hello")).unwrap();
+    assert_eq!(hello.mode() & 0o7777, 0o640, "mode kept by the copy-up");
+    assert_eq!(hello.mtime(), 1_700_000_000, "mtime kept by the copy-up");
+    assert_eq!(
+        std::fs::metadata(mp.join("sub")).unwrap().mode() & 0o7777,
+        0o700
+    );
+    // A named volume mounted there is filled the same way when new, not when it has data.
+    lab.ok(&["-v", "named:/data", "withvol:1", "true"]);
+    let named = mountpoint(&lab, "named");
+    assert_eq!(
+        std::fs::read_to_string(named.join("hello")).unwrap(),
+        "from the image\n"
+    );
+    std::fs::remove_file(named.join("hello")).unwrap();
+    std::fs::write(named.join("mine"), "mine\n").unwrap();
+    let out = lab.ok(&["-v", "named:/data", "withvol:1", "ls", "/data"]);
+    assert_eq!(
+        out, "mine\nsub\n",
+        "a volume with data is not copied into again"
+    );
+    let inspect = lab.cmd(&["inspect", "-f", "{{json .Config.Volumes}}", "c1"]);
+    inspect.expect_code(0);
+    assert_eq!(inspect.stdout.trim(), r#"{"/data":{}}"#);
+}
+
+#[test]
+fn volume_nocopy_leaves_a_new_volume_empty() {
+    let lab = Lab::with_busybox();
+    let layer = tar_of(&[E::Dir("data/", 0o755), E::File("data/hello", "x\n", 0o644)]);
+    image_with(&lab, "withvol:1", &layer, &[]);
+    let out = lab.ok(&[
+        "--mount",
+        "type=volume,source=empty,target=/data,volume-nocopy",
+        "withvol:1",
+        "ls",
+        "-A",
+        "/data",
+    ]);
+    assert_eq!(out, "", "volume-nocopy: nothing copied");
+    let out = lab.ok(&["-v", "filled:/data", "withvol:1", "ls", "-A", "/data"]);
+    assert_eq!(out, "hello\n", "without it the image's files are copied");
+    let out = lab.ok(&["-v", "other:/data:nocopy", "withvol:1", "ls", "-A", "/data"]);
+    assert_eq!(out, "", "-v …:nocopy too");
+}
+
+#[test]
+fn read_only_volume_refuses_writes() {
+    let lab = Lab::with_busybox();
+    let o = lab.run(&["-v", "ro1:/data:ro", "busybox", "touch", "/data/x"]);
+    assert_eq!(o.code, 1, "touch must fail: {o:?}");
+    assert!(o.stderr.contains("Read-only file system"), "{o:?}");
+    let o = lab.run(&[
+        "--mount",
+        "type=volume,src=ro1,dst=/data,readonly",
+        "busybox",
+        "touch",
+        "/data/x",
+    ]);
+    assert_eq!(o.code, 1, "touch must fail: {o:?}");
+    // The same volume read-write: the write works (so the failures above were the flag).
+    lab.ok(&["-v", "ro1:/data", "busybox", "touch", "/data/x"]);
+    assert!(mountpoint(&lab, "ro1").join("x").exists());
+}
+
+#[test]
+fn volume_rm_is_refused_while_a_container_uses_it() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&[
+        "run",
+        "--name",
+        "user1",
+        "-v",
+        "busy:/data",
+        "busybox",
+        "true",
+    ])
+    .expect_code(0);
+    let id = lab
+        .cmd(&["inspect", "-f", "{{.Id}}", "user1"])
+        .stdout
+        .trim()
+        .to_string();
+    // Stopped, still refused (Docker's message and exit code 1).
+    let o = lab.cmd(&["volume", "rm", "busy"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr
+            .contains(&format!("remove busy: volume is in use - [{id}]")),
+        "{o:?}"
+    );
+    assert_eq!(volume_names(&lab), ["busy"]);
+    let o = lab.cmd(&["volume", "rm", "-f", "busy"]);
+    assert_eq!(o.code, 1, "-f does not remove a volume in use: {o:?}");
+    lab.cmd(&["rm", "user1"]).expect_code(0);
+    lab.cmd(&["volume", "rm", "busy"]).expect_code(0);
+    // A running container's volume: refused too; `rm -f -v` keeps the named volume.
+    lab.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "-v",
+        "busy:/data",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .expect_code(0);
+    let o = lab.cmd(&["volume", "rm", "busy"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("volume is in use"), "{o:?}");
+    lab.cmd(&["rm", "-f", "-v", "live"]).expect_code(0);
+    assert_eq!(volume_names(&lab), ["busy"]);
+    lab.cmd(&["volume", "rm", "busy"]).expect_code(0);
+    assert_eq!(volume_dirs(&lab), Vec::<String>::new());
+    // Unknown volumes: exit 1, Docker's words; -f makes it quiet.
+    let o = lab.cmd(&["volume", "rm", "nosuch"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("get nosuch: no such volume"), "{o:?}");
+    lab.cmd(&["volume", "rm", "-f", "nosuch"]).expect_code(0);
+    let o = lab.cmd(&["volume", "inspect", "nosuch"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("no such volume"), "{o:?}");
+}
+
+#[test]
+fn hostile_volume_names_are_refused_and_leave_nothing() {
+    let lab = Lab::with_busybox();
+    let bait = common::bait_dir();
+    let before = tree_state(bait.path());
+    let rel = format!("../../../../../../..{}", bait.path().display());
+    for name in ["..", "../x", "a/b", ".hidden", rel.as_str()] {
+        let o = lab.cmd(&["volume", "create", name]);
+        assert_eq!(o.code, 1, "volume create {name} must fail: {o:?}");
+        assert!(o.stderr.contains("includes invalid characters"), "{o:?}");
+        let spec = format!("{name}:/data");
+        let o = lab.cmd(&["run", "--rm", "-v", &spec, "busybox", "touch", "/data/x"]);
+        assert_eq!(o.code, 125, "-v {spec}: {o:?}");
+        let m = format!("type=volume,source={name},target=/data");
+        let o = lab.cmd(&["run", "--rm", "--mount", &m, "busybox", "true"]);
+        assert_eq!(o.code, 125, "--mount {m}: {o:?}");
+    }
+    assert_eq!(volume_dirs(&lab), Vec::<String>::new());
+    assert!(lab.containers_left().is_empty());
+    assert_eq!(tree_state(bait.path()), before);
+}
+
+#[test]
+fn copy_up_through_hostile_symlinks_stays_inside_the_volume_and_rootfs() {
+    let lab = Lab::with_busybox();
+    let bait = common::bait_dir();
+    let bait_path = bait.path().display().to_string();
+    let before = tree_state(bait.path());
+    let up = format!("../../../../../../../..{bait_path}");
+    let abs_file = format!("{bait_path}/file");
+    let layer = tar_of(&[
+        E::Dir("data/", 0o755),
+        E::Sym("data/etc", "/etc"),
+        E::Sym("data/up", "../../.."),
+        E::Sym("data/bait", &bait_path),
+        E::Sym("data/baitfile", &abs_file),
+        E::Sym("data/deep", &up),
+        E::File("data/plain", "plain\n", 0o644),
+        // The mount point itself a symlink to the host's bait (absolute).
+        E::Sym("vol2", &bait_path),
+        // And one climbing out.
+        E::Sym("vol3", &up),
+    ]);
+    image_with(
+        &lab,
+        "hostile:1",
+        &layer,
+        &["VOLUME /data", "VOLUME /vol2", "VOLUME /vol3"],
+    );
+    let o = lab.cmd(&[
+        "run",
+        "--name",
+        "h1",
+        "hostile:1",
+        "sh",
+        "-c",
+        "echo w > /data/etc/written; echo w > /vol2/written; echo w > /vol3/written; cat /data/plain",
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "plain\n");
+    assert_eq!(
+        tree_state(bait.path()),
+        before,
+        "the host's bait is untouched"
+    );
+    // The volume holds the image's symlinks as symlinks, not what they point to on the host.
+    let mounts = lab.cmd(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Destination}}={{.Source}}\n{{end}}",
+        "h1",
+    ]);
+    mounts.expect_code(0);
+    let data = mounts
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("/data="))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no /data mount: {}", mounts.stdout));
+    for (name, target) in [
+        ("etc", "/etc".to_string()),
+        ("up", "../../..".to_string()),
+        ("bait", bait_path.clone()),
+        ("deep", up.clone()),
+    ] {
+        let p = data.join(name);
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        assert!(m.file_type().is_symlink(), "{name} copied as a symlink");
+        assert_eq!(std::fs::read_link(&p).unwrap(), Path::new(&target));
+    }
+    assert_eq!(
+        std::fs::read_to_string(data.join("plain")).unwrap(),
+        "plain\n"
+    );
+    // The volume directory holds only what the image had (no host content read into it).
+    let mut names: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bait", "baitfile", "deep", "etc", "plain", "up"]);
+    assert_eq!(std::fs::metadata(&data).unwrap().mode() & 0o777, 0o755);
+    // The store is still fine: the container and its volumes go.
+    lab.cmd(&["rm", "-v", "h1"]).expect_code(0);
+    assert_eq!(volume_dirs(&lab), Vec::<String>::new());
+    assert_eq!(tree_state(bait.path()), before);
+}
+
+#[test]
+fn mount_flag_errors_are_clear_and_leave_nothing() {
+    let lab = Lab::with_busybox();
+    let cases: &[(&str, &str)] = &[
+        (
+            "type=volume,source=v1,target=/x,bogus=1",
+            "unexpected key 'bogus'",
+        ),
+        ("type=volume,source=v1", "target is required"),
+        ("type=bind,target=/x", "field Source must not be empty"),
+        (
+            "type=bind,source=/nonexistent-dockling-src,target=/x",
+            "bind source path does not exist",
+        ),
+        ("type=bind,source=relative,target=/x", "must be absolute"),
+        (
+            "type=tmpfs,source=v1,target=/x",
+            "field Source must be empty",
+        ),
+        (
+            "type=bind,source=/tmp,target=/x,volume-nocopy",
+            "cannot mix",
+        ),
+        (
+            "type=tmpfs,target=/x,tmpfs-size=lots",
+            "invalid value for tmpfs-size",
+        ),
+        ("type=nfs,target=/x", "invalid value for type"),
+        ("type=volume,source=v1,target=relative", "must be absolute"),
+        ("type=volume,source=v1,target=/", "destination can't be '/'"),
+        (
+            "type=volume,source=v1,target=/x,readonly=maybe",
+            "invalid value for readonly",
+        ),
+    ];
+    for (m, want) in cases {
+        let o = lab.cmd(&["run", "--rm", "--mount", m, "busybox", "true"]);
+        assert_eq!(o.code, 125, "--mount {m}: {o:?}");
+        assert!(o.stderr.contains(want), "--mount {m}: want {want:?}: {o:?}");
+    }
+    // Two mounts on one path.
+    let o = lab.cmd(&[
+        "run",
+        "--rm",
+        "-v",
+        "a1:/x",
+        "--mount",
+        "type=volume,src=b1,dst=/x",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.code, 125, "{o:?}");
+    assert!(o.stderr.contains("duplicate mount point"), "{o:?}");
+    assert_eq!(volume_dirs(&lab), Vec::<String>::new());
+    assert!(lab.containers_left().is_empty());
+    // The good forms work: tmpfs with its size, a bind, --tmpfs.
+    let out = lab.ok(&[
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770",
+        "--tmpfs",
+        "/t2:size=2m",
+        "--mount",
+        "type=bind,source=/etc,target=/hostetc,readonly",
+        "busybox",
+        "sh",
+        "-c",
+        "stat -c %a /t; df -k /t /t2 | tail -2 | tr -s ' ' | cut -d' ' -f2; test -f /hostetc/passwd && echo bind",
+    ]);
+    assert_eq!(out, "1770\n1024\n2048\nbind\n");
+}
+
+#[test]
+fn ls_and_inspect_formats() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["volume", "create", "--label", "team=web", "alpha"])
+        .expect_code(0);
+    let o = lab.cmd(&["volume", "create"]);
+    o.expect_code(0);
+    let random = o.stdout.trim().to_string();
+    assert_eq!(random.len(), 64, "{o:?}");
+    let o = lab.cmd(&["volume", "ls"]);
+    o.expect_code(0);
+    let mut want = ["local     alpha".to_string(), format!("local     {random}")];
+    want.sort();
+    assert_eq!(
+        o.stdout,
+        format!("DRIVER    VOLUME NAME\n{}\n", want.join("\n"))
+    );
+    let o = lab.cmd(&[
+        "volume",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Labels}}",
+        "--filter",
+        "name=alp",
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "alpha local team=web\n");
+    let o = lab.cmd(&["volume", "ls", "-q", "--filter", "label=team=web"]);
+    assert_eq!(o.stdout, "alpha\n");
+    let o = lab.cmd(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels.team}} {{json .Options}}",
+        "alpha",
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "alpha local local web null\n");
+    let o = lab.cmd(&["volume", "inspect", "alpha"]);
+    o.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let keys: Vec<&String> = v[0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "CreatedAt",
+            "Driver",
+            "Labels",
+            "Mountpoint",
+            "Name",
+            "Options",
+            "Scope"
+        ]
+    );
+    // Creating an existing volume is not an error (Docker's).
+    lab.cmd(&["volume", "create", "alpha"]).expect_code(0);
+    let o = lab.cmd(&["volume", "create", "-d", "nfs", "beta"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("plugin"), "{o:?}");
+    // Container inspect: Mounts as Docker shows them, and NetworkSettings.
+    lab.cmd(&[
+        "run",
+        "--name",
+        "m1",
+        "-v",
+        "alpha:/a:ro",
+        "-v",
+        "/tmp:/b",
+        "--tmpfs",
+        "/c",
+        "busybox",
+        "true",
+    ])
+    .expect_code(0);
+    let o = lab.cmd(&["inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.Mode}} {{.RW}} {{.Propagation}}|{{end}}", "m1"]);
+    o.expect_code(0);
+    assert_eq!(
+        o.stdout.trim(),
+        "volume alpha /a z false |bind <no value> /b  true rprivate|tmpfs <no value> /c  true |"
+    );
+    let o = lab.cmd(&["inspect", "-f", "{{json .HostConfig.Binds}}", "m1"]);
+    assert_eq!(o.stdout.trim(), r#"["alpha:/a:ro","/tmp:/b"]"#);
+    let o = lab.cmd(&["inspect", "-f", "{{.NetworkSettings.Networks.none.IPAddress}}|{{.NetworkSettings.IPAddress}}|{{.HostConfig.NetworkMode}}", "m1"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout.trim(), "||none");
+}
+
+#[test]
+fn prune_removes_unused_anonymous_volumes_and_all_unused_with_a() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["volume", "create", "named"]).expect_code(0);
+    lab.cmd(&[
+        "run",
+        "--name",
+        "holder",
+        "-v",
+        "held:/h",
+        "-v",
+        "/anon-held",
+        "busybox",
+        "true",
+    ])
+    .expect_code(0);
+    lab.cmd(&[
+        "run",
+        "--name",
+        "tmp1",
+        "-v",
+        "/anon-free",
+        "busybox",
+        "true",
+    ])
+    .expect_code(0);
+    lab.cmd(&["rm", "tmp1"]).expect_code(0);
+    let all = volume_names(&lab);
+    assert_eq!(all.len(), 4, "{all:?}");
+    let held_anon = lab.cmd(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{if eq .Destination \"/anon-held\"}}{{.Name}}{{end}}{{end}}",
+        "holder",
+    ]);
+    let held_anon = held_anon.stdout.trim().to_string();
+    assert_eq!(held_anon.len(), 64);
+    // Without -a: only the unused anonymous one.
+    let o = lab.cmd(&["volume", "prune", "-f"]);
+    o.expect_code(0);
+    assert!(o.stdout.starts_with("Deleted Volumes:\n"), "{o:?}");
+    let mut want = vec!["held".to_string(), "named".to_string(), held_anon.clone()];
+    want.sort();
+    assert_eq!(volume_names(&lab), want);
+    // -a: every unused one; the held ones stay.
+    lab.cmd(&["volume", "prune", "-af"]).expect_code(0);
+    let mut want = vec!["held".to_string(), held_anon];
+    want.sort();
+    assert_eq!(volume_names(&lab), want);
+    // ls --filter dangling.
+    lab.cmd(&["volume", "create", "loose"]).expect_code(0);
+    let o = lab.cmd(&["volume", "ls", "-q", "--filter", "dangling=true"]);
+    assert_eq!(o.stdout, "loose\n");
+    // And prune without -f asks (answering no keeps everything).
+    let o = lab.cmd(&["volume", "prune", "-a"]);
+    o.expect_code(0);
+    assert!(o.stdout.contains("Are you sure"), "{o:?}");
+    assert!(volume_names(&lab).contains(&"loose".to_string()));
+    // system df counts them; system prune --volumes takes unused anonymous ones only.
+    let o = lab.cmd(&["system", "df"]);
+    o.expect_code(0);
+    let row: Vec<&str> = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Local Volumes"))
+        .unwrap_or_else(|| panic!("no volumes row: {o:?}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..2], ["3", "2"], "{o:?}");
+    lab.cmd(&[
+        "run",
+        "--name",
+        "tmp2",
+        "-v",
+        "/anon-free2",
+        "busybox",
+        "true",
+    ])
+    .expect_code(0);
+    let o = lab.cmd(&["system", "prune", "-f", "--volumes"]);
+    o.expect_code(0);
+    assert!(o.stdout.contains("Deleted Volumes:"), "{o:?}");
+    let mut names = volume_names(&lab);
+    names.retain(|n| n.len() != 64);
+    assert_eq!(
+        names,
+        ["held", "loose"],
+        "named volumes are kept by system prune"
+    );
+}
