@@ -68,11 +68,7 @@ pub fn valid_name(name: &str) -> bool {
 
 /// A fresh anonymous name: 64 hex digits, as Docker's.
 pub fn random_name() -> String {
-    let mut rand = [0u8; 32];
-    // SAFETY: rand is a live, writable 32-byte buffer. Not nix: 0.29 has no getrandom.
-    let n = unsafe { libc::getrandom(rand.as_mut_ptr().cast(), rand.len(), 0) };
-    assert_eq!(n, 32, "getrandom returned too few bytes");
-    crate::files::hex(&rand)
+    crate::files::random_hex::<32>()
 }
 
 /// What `opts.json` records.
