@@ -632,3 +632,192 @@ fn prune_removes_unused_anonymous_volumes_and_all_unused_with_a() {
         "named volumes are kept by system prune"
     );
 }
+
+/// A layer whose `data/` directory is owned by 999:999, mode 0700 (a postgres-style image).
+fn layer_with_owned_dir() -> Vec<u8> {
+    let mut h = common::raw_header("data/", tar::EntryType::Directory, 0o700, 0, None);
+    h.set_uid(999);
+    h.set_gid(999);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &b""[..]).unwrap();
+    for e in [
+        E::File("data/a", "linked\n", 0o644),
+        E::Hard("data/b", "data/a"),
+    ] {
+        let one = tar_of(&[e]);
+        let mut a = tar::Archive::new(&one[..]);
+        for entry in a.entries().unwrap() {
+            let entry = entry.unwrap();
+            let h = entry.header().clone();
+            b.append(&h, entry).unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// Docker's copy-up gives the volume's top directory the image directory's owner and mode
+/// (`copyOwnership`: a non-root image can write its own VOLUME), and the copy is fd to fd:
+/// a hard link in the image stays one link, not two files.
+#[test]
+fn copy_up_keeps_the_top_directory_owner_and_mode_and_hard_links() {
+    let lab = Lab::with_busybox();
+    image_with(&lab, "owned:1", &layer_with_owned_dir(), &["VOLUME /data"]);
+    lab.cmd(&["run", "--name", "c1", "owned:1", "true"])
+        .expect_code(0);
+    let names = volume_names(&lab);
+    assert_eq!(names.len(), 1, "{names:?}");
+    let mp = mountpoint(&lab, &names[0]);
+    let md = std::fs::metadata(&mp).unwrap();
+    assert_eq!(
+        (md.mode() & 0o7777, md.uid(), md.gid()),
+        (0o700, 999, 999),
+        "_data has the image directory's mode and owner"
+    );
+    let (a, b) = (
+        std::fs::metadata(mp.join("a")).unwrap(),
+        std::fs::metadata(mp.join("b")).unwrap(),
+    );
+    assert_eq!(std::fs::read_to_string(mp.join("b")).unwrap(), "linked\n");
+    assert_eq!(a.ino(), b.ino(), "a hard link is copied as a hard link");
+    assert_eq!(a.nlink(), 2);
+}
+
+/// Without a devices cgroup (`--no-cgroups`, not `--privileged`) nothing keeps a device node
+/// closed but `nodev`: the image's device nodes are not copied into its volume, and every
+/// volume and `-v` directory is mounted nodev (a node a normal run copied, or one in a host
+/// directory, cannot be opened).
+#[test]
+fn no_cgroups_volumes_and_binds_are_nodev_and_get_no_device_nodes() {
+    let lab = Lab::with_busybox();
+    let (path, major, minor) = common::host_char_device();
+    let layer = tar_of(&[
+        E::Dir("d/", 0o755),
+        E::Dev("d/node", tar::EntryType::Char, major, minor),
+    ]);
+    image_with(&lab, "devvol:1", &layer, &["VOLUME /d"]);
+    let probe = "[ -e /d/node ] && echo present || echo absent; (exec 3</d/node) 2>/dev/null && echo opened || echo refused";
+    let o = lab.run(&["--no-cgroups", "devvol:1", "sh", "-c", probe]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "absent\nrefused\n", "{path}: {}", o.stderr);
+    // A named volume a normal run filled (Docker copies device nodes; the devices cgroup
+    // keeps them closed there), then mounted with no cgroups: nodev keeps it closed.
+    lab.ok(&["-v", "withdev:/d", "devvol:1", "true"]);
+    let node = mountpoint(&lab, "withdev").join("node");
+    assert!(
+        std::fs::symlink_metadata(&node).is_ok(),
+        "a normal run copies the node, as Docker"
+    );
+    let o = lab.run(&[
+        "--no-cgroups",
+        "-v",
+        "withdev:/d",
+        "devvol:1",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "present\nrefused\n", "{path}: {}", o.stderr);
+    // A host directory holding a device node.
+    let host = tempfile::tempdir().unwrap();
+    nix::sys::stat::mknod(
+        &host.path().join("node"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(major.into(), minor.into()),
+    )
+    .unwrap();
+    let bind = format!("{}:/d", host.path().display());
+    for ro in ["", ":ro"] {
+        let o = lab.run(&[
+            "--no-cgroups",
+            "-v",
+            &format!("{bind}{ro}"),
+            "busybox",
+            "sh",
+            "-c",
+            probe,
+        ]);
+        o.expect_code(0);
+        assert_eq!(
+            o.stdout, "present\nrefused\n",
+            "-v {bind}{ro}: {}",
+            o.stderr
+        );
+    }
+    // --privileged keeps every device, as before.
+    let o = lab.run(&[
+        "--no-cgroups",
+        "--privileged",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "present\nopened\n", "{}", o.stderr);
+}
+
+/// A copy-up that was killed half way left `.copying` beside `_data`: the next start empties
+/// `_data` and copies again, instead of using half a copy forever.
+#[test]
+fn an_unfinished_copy_up_is_redone_by_the_next_start() {
+    let lab = Lab::with_busybox();
+    let layer = tar_of(&[
+        E::Dir("data/", 0o755),
+        E::File("data/hello", "from the image\n", 0o644),
+    ]);
+    image_with(&lab, "withvol:2", &layer, &["VOLUME /data"]);
+    lab.cmd(&["volume", "create", "half"]).expect_code(0);
+    let mp = mountpoint(&lab, "half");
+    std::fs::create_dir(mp.join("partial")).unwrap();
+    std::fs::write(mp.join("partial/junk"), "half a copy\n").unwrap();
+    let marker = mp.parent().unwrap().join(".copying");
+    std::fs::write(&marker, "").unwrap();
+    let out = lab.ok(&["-v", "half:/data", "withvol:2", "ls", "-A", "/data"]);
+    assert_eq!(out, "hello\n", "the half copy is replaced by a whole one");
+    assert!(!marker.exists(), "the marker goes when the copy is done");
+    // Done: a later start leaves the volume's data alone.
+    std::fs::write(mp.join("mine"), "x").unwrap();
+    let out = lab.ok(&["-v", "half:/data", "withvol:2", "ls", "-A", "/data"]);
+    assert_eq!(out, "hello\nmine\n");
+}
+
+/// The copy-up reads the image, not what the engine mounts: a VOLUME at /etc is filled before
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf are bound there, and a VOLUME under a `-v`
+/// directory is not filled from the host's.
+#[test]
+fn copy_up_reads_the_image_not_what_is_mounted_over_it() {
+    let lab = Lab::with_busybox();
+    let layer = tar_of(&[
+        E::Dir("etc/", 0o755),
+        E::File("etc/hosts", "image hosts\n", 0o644),
+        E::Dir("srv/", 0o755),
+        E::Dir("srv/in/", 0o755),
+        E::File("srv/in/img", "image\n", 0o644),
+    ]);
+    image_with(&lab, "etcvol:1", &layer, &["VOLUME /etc"]);
+    lab.cmd(&["run", "--name", "c1", "etcvol:1", "true"])
+        .expect_code(0);
+    let names = volume_names(&lab);
+    let mp = mountpoint(&lab, &names[0]);
+    assert_eq!(
+        std::fs::read_to_string(mp.join("hosts")).unwrap(),
+        "image hosts\n",
+        "the image's /etc/hosts, not the engine's bind"
+    );
+    assert!(
+        !mp.join("hostname").exists(),
+        "the engine's hostname is not copied"
+    );
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir(host.path().join("in")).unwrap();
+    std::fs::write(host.path().join("in/hostfile"), "host\n").unwrap();
+    let srv = format!("{}:/srv", host.path().display());
+    lab.ok(&["-v", &srv, "-v", "under:/srv/in", "etcvol:1", "true"]);
+    let under = mountpoint(&lab, "under");
+    assert!(under.join("img").exists() && !under.join("hostfile").exists());
+}

@@ -79,6 +79,11 @@ struct Flattener<'a> {
     dirs: Vec<DirMeta>,
     /// (dev, inode) of a source file already copied in this layer → where it went.
     links: HashMap<(u64, u64), PathBuf>,
+    /// A volume's copy-up ([`copy_dir`]) rather than a layer: no whiteouts or opaque
+    /// directories, and the source walk never crosses into another mount.
+    copy_up: bool,
+    /// Device nodes are skipped (see [`copy_dir`]).
+    no_devices: bool,
 }
 
 fn err(p: &Path, source: std::io::Error) -> Error {
@@ -90,6 +95,18 @@ fn err(p: &Path, source: std::io::Error) -> Error {
 }
 
 impl Flattener<'_> {
+    /// How source entries are opened: beneath the source, no symlink followed, and for a
+    /// copy-up no mount crossed either (whatever is mounted inside the image's tree is not
+    /// the image's).
+    fn resolve(&self) -> u64 {
+        let beneath = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+        if self.copy_up {
+            beneath | libc::RESOLVE_NO_XDEV
+        } else {
+            beneath
+        }
+    }
+
     fn walk(&mut self, layer: BorrowedFd<'_>, rel: &Path) -> Result<()> {
         // The layer is read through fds too: its directory opened beneath the layer's root
         // without following any symlink, each entry looked at with fstatat/openat/readlinkat
@@ -99,7 +116,7 @@ impl Flattener<'_> {
             &safefs::relative(rel),
             libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
             0,
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+            self.resolve(),
         )
         .map_err(|e| err(rel, e))?;
         let s = src_dir.as_fd();
@@ -114,16 +131,20 @@ impl Flattener<'_> {
         for name in names {
             let rel_path = rel.join(&name);
             let meta = Meta(safefs::stat_at(s, &name).map_err(|e| err(&rel_path, e))?);
-            if meta.is_whiteout() {
+            if self.no_devices && matches!(meta.file_type(), libc::S_IFCHR | libc::S_IFBLK) {
+                continue;
+            }
+            if meta.is_whiteout() && !self.copy_up {
                 // A whiteout: what the layers below had here is deleted.
                 safefs::remove_at(p, &name).map_err(|e| err(&rel_path, e))?;
                 continue;
             }
             if meta.is_dir() {
-                let opaque = safefs::get_xattr_at(s, &name, "trusted.overlay.opaque")
-                    .map_err(|e| err(&rel_path, e))?
-                    .as_deref()
-                    == Some(b"y");
+                let opaque = !self.copy_up
+                    && safefs::get_xattr_at(s, &name, "trusted.overlay.opaque")
+                        .map_err(|e| err(&rel_path, e))?
+                        .as_deref()
+                        == Some(b"y");
                 // Only "nothing there" or "something else there" decide; any other error
                 // (EMFILE, ENOMEM...) stops the copy instead of deleting a tree.
                 let exists_as_dir = match safefs::stat_at(p, &name) {
@@ -180,7 +201,7 @@ impl Flattener<'_> {
                         Path::new(&name),
                         libc::O_RDONLY | libc::O_NOFOLLOW,
                         0,
-                        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+                        self.resolve(),
                     )
                     .map_err(|e| err(&rel_path, e))?,
                 );
@@ -229,25 +250,72 @@ pub fn flatten(lowers: &[PathBuf], dest: &Path) -> Result<CopyStats> {
         stats: CopyStats::default(),
         dirs: Vec::new(),
         links: HashMap::new(),
+        copy_up: false,
+        no_devices: false,
     };
     for layer in lowers {
         f.links.clear();
         let src = safefs::open_root(layer).map_err(Error::io("open", layer))?;
         f.walk(src.as_fd(), Path::new(""))?;
     }
-    f.dirs
-        .sort_by_key(|(p, ..)| std::cmp::Reverse(p.components().count()));
-    // Directory owners, modes and times last (deepest first), each through an fd of the
-    // directory itself: a directory of a lower layer that an upper layer replaced with a
-    // symlink (to the host, say) is left alone, never followed.
-    for (path, id, uid, gid, mode, mtime) in std::mem::take(&mut f.dirs) {
-        if let Some(dir) = safefs::open_dir_if(f.root, &path, id).map_err(|e| err(&path, e))? {
-            safefs::set_meta_fd(dir.as_fd(), Some((uid, gid)), mode, mtime)
-                .map_err(|e| err(&path, e))?;
+    f.finish(start)
+}
+
+/// A volume's copy-up: the tree beneath the directory `src` (an fd) copied into the directory
+/// `dest` (an fd), fd to fd as [`flatten`] copies a layer: hard links stay links, file
+/// capabilities, owners, modes and times are kept, and nothing is followed or crosses a mount
+/// on the source side (`RESOLVE_NO_XDEV`). With `no_devices` device nodes are left out.
+pub fn copy_dir(src: BorrowedFd<'_>, dest: BorrowedFd<'_>, no_devices: bool) -> Result<CopyStats> {
+    let start = Instant::now();
+    let mut f = Flattener {
+        root: dest,
+        stats: CopyStats::default(),
+        dirs: Vec::new(),
+        links: HashMap::new(),
+        copy_up: true,
+        no_devices,
+    };
+    f.walk(src, Path::new(""))?;
+    let stats = f.finish(start)?;
+    // The top directory too, as Docker's `copyOwnership`: a volume at the image's
+    // `/var/lib/postgresql/data` (owned by postgres, 0700) is the postgres user's.
+    let top = |e| err(Path::new("."), e);
+    let st = Meta(nix::sys::stat::fstat(src.as_raw_fd()).map_err(|e| top(e.into()))?);
+    let dir = safefs::openat2(
+        dest,
+        Path::new("."),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(top)?;
+    safefs::set_meta_fd(
+        dir.as_fd(),
+        Some((st.uid(), st.gid())),
+        st.mode() & 0o7777,
+        st.mtime(),
+    )
+    .map_err(top)?;
+    Ok(stats)
+}
+
+impl Flattener<'_> {
+    fn finish(mut self, start: Instant) -> Result<CopyStats> {
+        let f = &mut self;
+        f.dirs
+            .sort_by_key(|(p, ..)| std::cmp::Reverse(p.components().count()));
+        // Directory owners, modes and times last (deepest first), each through an fd of the
+        // directory itself: a directory of a lower layer that an upper layer replaced with a
+        // symlink (to the host, say) is left alone, never followed.
+        for (path, id, uid, gid, mode, mtime) in std::mem::take(&mut f.dirs) {
+            if let Some(dir) = safefs::open_dir_if(f.root, &path, id).map_err(|e| err(&path, e))? {
+                safefs::set_meta_fd(dir.as_fd(), Some((uid, gid)), mode, mtime)
+                    .map_err(|e| err(&path, e))?;
+            }
         }
+        f.stats.elapsed = start.elapsed();
+        Ok(f.stats)
     }
-    f.stats.elapsed = start.elapsed();
-    Ok(f.stats)
 }
 
 #[cfg(test)]

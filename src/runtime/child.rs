@@ -164,6 +164,7 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     let mut rootfs = Rootfs::new(sys, spec);
     rootfs.make_private()?;
     rootfs.mount_layers(&setup.overlay_data)?;
+    rootfs.copy_up_volumes()?;
     rootfs.mount_kernel_filesystems(&setup.extra_mounts)?;
     rootfs.create_devices()?;
     rootfs.bind_etc_files()?;

@@ -447,7 +447,7 @@ impl<'a> Rootfs<'a> {
         // With no devices cgroup (--no-cgroups, not --privileged) the image's own device
         // nodes must not open: the root is mounted nodev (the container's /dev is a tmpfs of
         // its own, with only dockling's devices).
-        let nodev = self.spec.cgroup.is_none() && !self.spec.privileged;
+        let nodev = self.nodev();
         match self.spec.layers_mode {
             LayersMode::Overlay => self.sys.mount(
                 Some(Path::new("overlay")),
@@ -572,17 +572,22 @@ impl<'a> Rootfs<'a> {
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None,
         )?;
-        if readonly {
+        // A `-v` or volume with no devices cgroup is `nodev` (a host directory such as /dev,
+        // or a volume filled by an earlier container, can hold device nodes); the engine's
+        // own files (/etc/hosts...) are plain files it wrote.
+        let nodev = self.nodev() && !ours;
+        if readonly || nodev {
             // Resolved again so a `/proc/self/fd/N` target names the new mount, not the
             // directory under it (the remount would fail with EINVAL).
             let t = self.resolve(inside, is_file, ours)?;
-            self.sys.mount(
-                None,
-                &t.path,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None,
-            )?;
+            let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+            if readonly {
+                flags |= MsFlags::MS_RDONLY;
+            }
+            if nodev {
+                flags |= MsFlags::MS_NODEV;
+            }
+            self.sys.mount(None, &t.path, None, flags, None)?;
         }
         Ok(())
     }
@@ -619,9 +624,6 @@ impl<'a> Rootfs<'a> {
                     })
                     .map_err(Error::io("resolve in the container", &v.target))?;
                 check_volume_target(v, &Path::new("/").join(&resolved))?;
-                if v.in_store() && !v.nocopy && !self.sys.is_dry_run() {
-                    self.copy_up(root, v, &resolved)?;
-                }
             }
             match &v.tmpfs {
                 Some(opts) => self.tmpfs(v, opts)?,
@@ -652,10 +654,28 @@ impl<'a> Rootfs<'a> {
         Ok(())
     }
 
-    /// Docker's copy-up: a store volume that is still empty gets what the image has at its
-    /// mount point (`resolved`, inside the rootfs). Both trees are reached through descriptors
-    /// only (`volume::copy_up`); the file work is untraced, like unpacking, and summed up in
-    /// one trace note.
+    /// Docker's copy-up for every store volume (not `nocopy`): a volume that is still empty
+    /// gets what the image has at its mount point. Run right after the layers are mounted,
+    /// before /proc, /sys, /dev, /etc's files or any `-v`: what it reads is the image's and
+    /// nothing else (the walk refuses to cross a mount, `RESOLVE_NO_XDEV`, as a second
+    /// guard). Both trees are reached through descriptors only (`volume::copy_up`); the file
+    /// work is untraced, like unpacking, and summed up in one trace note per volume.
+    pub fn copy_up_volumes(&self) -> Result<()> {
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
+        for v in &self.spec.volumes {
+            if !v.in_store() || v.nocopy || v.tmpfs.is_some() {
+                continue;
+            }
+            let resolved = safefs::resolve_in_root(root.as_fd(), &v.target)
+                .map_err(Error::io("resolve in the container", &v.target))?;
+            check_volume_target(v, &Path::new("/").join(&resolved))?;
+            self.copy_up(root, v, &resolved)?;
+        }
+        Ok(())
+    }
+
     fn copy_up(&self, root: &OwnedFd, v: &crate::spec::Volume, resolved: &Path) -> Result<()> {
         let name = v.name.clone().unwrap_or_default();
         let fail = |why: String| super::RuntimeError::CopyUp {
@@ -668,7 +688,7 @@ impl<'a> Rootfs<'a> {
             &safefs::relative(resolved),
             libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
             0,
-            safefs::IN_ROOT,
+            safefs::IN_ROOT | libc::RESOLVE_NO_XDEV,
         ) {
             Ok(fd) => fd,
             // Nothing (or no directory) there in the image: nothing to copy, as Docker.
@@ -682,26 +702,16 @@ impl<'a> Rootfs<'a> {
             }
             Err(e) => return Err(fail(format!("open it in the container: {e}")).into()),
         };
-        // The volume's own directory (the store's, not the container's) and its `_data`.
+        // The volume's own directory (the store's, not the container's).
         let dir = v.source.parent().unwrap_or(Path::new("/"));
-        let scratch =
+        let vol =
             safefs::open_root(dir).map_err(|e| fail(format!("open {}: {e}", dir.display())))?;
-        let data = safefs::openat2(
-            scratch.as_fd(),
-            Path::new("_data"),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-            0,
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
-        )
-        .map_err(|e| fail(format!("open its _data: {e}")))?;
-        if !crate::volume::is_empty(data.as_fd())
-            .map_err(|e| fail(format!("read its _data: {e}")))?
-        {
-            return Ok(());
-        }
         let start = std::time::Instant::now();
-        let stats =
-            crate::volume::copy_up(src.as_fd(), data.as_fd(), scratch.as_fd()).map_err(fail)?;
+        let Some(stats) =
+            crate::volume::copy_up(src.as_fd(), vol.as_fd(), self.nodev()).map_err(fail)?
+        else {
+            return Ok(());
+        };
         self.sys.tracer.note(&format!(
             "copied the image's {} into the new volume {name}: {} entries, {} bytes in {:.1} ms (untraced file work through descriptors, like unpacking)",
             v.target.display(),
@@ -710,6 +720,12 @@ impl<'a> Rootfs<'a> {
             start.elapsed().as_secs_f64() * 1000.0
         ));
         Ok(())
+    }
+
+    /// No devices cgroup keeps device nodes closed (`--no-cgroups` without `--privileged`):
+    /// the image, every bind and every volume are mounted `nodev`.
+    fn nodev(&self) -> bool {
+        self.spec.cgroup.is_none() && !self.spec.privileged
     }
 
     /// Docker's masked and read-only paths (skipped with `--privileged`).

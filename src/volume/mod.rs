@@ -12,13 +12,14 @@
 //! with. An anonymous volume carries Docker's label `com.docker.volume.anonymous`.
 //!
 //! [`copy_up`] fills a new, empty volume with the image's content at its mount point
-//! (Docker's copy-up) through descriptors only: the image's directory is walked beneath its
-//! fd without following symlinks (`archive::write_tree`), and written into `_data` with every
-//! parent resolved `RESOLVE_IN_ROOT` (`archive::extract`), so a symlink in the image (to
-//! `/etc`, to `../../..`) is copied as a symlink and never followed on the host.
+//! (Docker's copy-up) fd to fd (`layers::copy::copy_dir`): the image's directory is walked
+//! beneath its fd without following symlinks or crossing mounts, and written into `_data`
+//! with every parent resolved inside it, so a symlink in the image (to `/etc`, to `../../..`)
+//! is copied as a symlink and never followed on the host. A `.copying` marker beside `_data`
+//! lives while a copy runs: a copy that never finished is redone by the next start.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -324,49 +325,87 @@ pub fn is_empty(dir: BorrowedFd<'_>) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// Beside `_data`: a copy-up began and has not finished (killed, failed). The next start
+/// empties `_data` and copies again instead of using half a copy forever.
+pub const COPYING: &str = ".copying";
+
 /// Docker's copy-up: the contents of `src` (a directory of the container's root, an fd
-/// resolved inside it) written into the volume directory `dest` (an fd), owners, modes and
-/// times kept. The tar stream between them goes through an unnamed file (`O_TMPFILE`) in
-/// `scratch` (the volume's own directory, beside `_data`). Only descriptors: nothing is
-/// looked up by a host path under either tree.
+/// resolved inside it) copied into the `_data` of the volume whose directory is `vol` (an
+/// fd), fd to fd (`layers::copy::copy_dir`: hard links, file capabilities, owners, modes and
+/// times kept; nothing followed; no mount crossed on the image's side), and `_data` given
+/// the owner and mode of `src`, as Docker's `copyOwnership`. Only a volume that is empty, or
+/// whose last copy-up never finished ([`COPYING`]), is filled; an exclusive `flock` on `vol`
+/// keeps two starts from filling it at once. `None` when there was nothing to do.
+///
+/// With `no_devices` (a container with no devices cgroup) the image's device nodes are left
+/// out. Docker copies them (continuity's `CopyDir` makes device nodes) but always has the
+/// devices cgroup to keep them closed; here a node in a volume would outlive the container,
+/// and nothing would keep it closed.
 pub fn copy_up(
     src: BorrowedFd<'_>,
-    dest: BorrowedFd<'_>,
-    scratch: BorrowedFd<'_>,
-) -> std::result::Result<CopyStats, String> {
-    use std::io::{Seek, SeekFrom};
-    let tmp = crate::sys::fs::openat2(
-        scratch,
+    vol: BorrowedFd<'_>,
+    no_devices: bool,
+) -> std::result::Result<Option<CopyStats>, String> {
+    use crate::sys::fs as safefs;
+    use std::ffi::OsStr;
+    let beneath = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+    let dir = safefs::openat2(
+        vol,
         Path::new("."),
-        libc::O_TMPFILE | libc::O_RDWR,
-        0o600,
-        crate::sys::fs::IN_ROOT,
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        beneath,
     )
-    .map_err(|e| format!("a scratch file for the copy: {e}"))?;
-    let mut file = std::fs::File::from(tmp);
-    {
-        let mut out = tar::Builder::new(&mut file);
-        out.follow_symlinks(false);
-        crate::archive::write_tree(&mut out, src, None)
-            .map_err(|e| format!("read the image's directory: {e}"))?;
-        out.finish()
-            .map_err(|e| format!("read the image's directory: {e}"))?;
+    .map_err(|e| format!("open the volume: {e}"))?;
+    let _locked = nix::fcntl::Flock::lock(
+        std::fs::File::from(dir.try_clone().map_err(|e| format!("dup: {e}"))?),
+        nix::fcntl::FlockArg::LockExclusive,
+    )
+    .map_err(|(_, e)| format!("lock the volume: {e}"))?;
+    let data = safefs::openat2(
+        dir.as_fd(),
+        Path::new("_data"),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+        beneath,
+    )
+    .map_err(|e| format!("open its _data: {e}"))?;
+    let unfinished = match safefs::stat_at(dir.as_fd(), OsStr::new(COPYING)) {
+        Ok(_) => true,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+        Err(e) => return Err(format!("look for {COPYING}: {e}")),
+    };
+    if unfinished {
+        // What a killed copy left, removed through descriptors (never followed).
+        let names: Vec<std::ffi::OsString> = std::fs::read_dir(safefs::fd_path(&data))
+            .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
+            .map_err(|e| format!("read its _data: {e}"))?;
+        for n in names {
+            safefs::remove_at(data.as_fd(), &n)
+                .map_err(|e| format!("empty what an unfinished copy left: {e}"))?;
+        }
+    } else {
+        if !is_empty(data.as_fd()).map_err(|e| format!("read its _data: {e}"))? {
+            return Ok(None);
+        }
+        drop(
+            safefs::create_at(dir.as_fd(), OsStr::new(COPYING))
+                .map_err(|e| format!("mark the copy: {e}"))?,
+        );
+        nix::unistd::fsync(dir.as_raw_fd()).map_err(|e| format!("mark the copy: {e}"))?;
     }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| format!("rewind the scratch file: {e}"))?;
-    let stats = crate::archive::extract(
-        std::io::BufReader::new(&file),
-        dest.as_fd(),
-        &crate::archive::ExtractOptions {
-            owner: None,
-            no_chown: false,
-            no_devices: false,
-        },
-    )?;
-    Ok(CopyStats {
-        entries: stats.entries,
+    let stats =
+        crate::layers::copy::copy_dir(src, data.as_fd(), no_devices).map_err(|e| e.to_string())?;
+    nix::unistd::unlinkat(
+        Some(dir.as_raw_fd()),
+        COPYING,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    )
+    .map_err(|e| format!("unmark the copy: {e}"))?;
+    Ok(Some(CopyStats {
+        entries: stats.files,
         bytes: stats.bytes,
-    })
+    }))
 }
 
 #[cfg(test)]
