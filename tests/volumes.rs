@@ -821,3 +821,34 @@ fn copy_up_reads_the_image_not_what_is_mounted_over_it() {
     let under = mountpoint(&lab, "under");
     assert!(under.join("img").exists() && !under.join("hostfile").exists());
 }
+
+/// One damaged `opts.json` hides nothing else: `volume ls`, `system df` and `prune` warn and
+/// go on, `volume rm` removes the damaged volume. A name of 255 characters (Docker's limit)
+/// is removed too (its trash name does not grow with it).
+#[test]
+fn a_damaged_volume_blocks_nothing_and_long_names_are_removable() {
+    let lab = Lab::with_busybox();
+    for n in ["bad", "good"] {
+        lab.cmd(&["volume", "create", n]).expect_code(0);
+    }
+    std::fs::write(lab.root().join("volumes/bad/opts.json"), "{").unwrap();
+    let o = lab.cmd(&["volume", "ls", "-q"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "good\n");
+    assert!(o.stderr.contains("bad"), "a warning names it: {}", o.stderr);
+    lab.cmd(&["system", "df"]).expect_code(0);
+    let o = lab.cmd(&["volume", "rm", "bad"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "bad\n");
+    let o = lab.cmd(&["volume", "prune", "-a", "-f"]);
+    o.expect_code(0);
+    assert!(o.stdout.contains("good"), "{}", o.stdout);
+    assert_eq!(volume_dirs(&lab), Vec::<String>::new());
+    let long = "v".repeat(255);
+    let o = lab.cmd(&["volume", "create", &long]);
+    o.expect_code(0);
+    let o = lab.cmd(&["volume", "rm", &long]);
+    o.expect_code(0);
+    assert_eq!(o.stdout.trim(), long, "{}", o.stderr);
+    assert_eq!(volume_dirs(&lab), Vec::<String>::new(), "nothing left");
+}

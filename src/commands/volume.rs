@@ -27,21 +27,32 @@ const FIELDS: &[(&str, &str)] = &[
 const DEFAULT_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
 
 /// The volumes `run` made for a container whose record does not exist yet: taken back if it
-/// is never written. Holds the volumes' lock until dropped.
+/// is never written. Holds the volumes' lock until dropped. Dropped without [`Attached::done`]
+/// (an early `?` or return of `run`), it removes them: a failed run leaves no volume behind.
 pub struct Attached {
     volumes: Volumes,
     made: Vec<String>,
+    kept: bool,
     _lock: crate::files::Lock,
 }
 
 impl Attached {
-    /// The record exists (or the run failed and [`Attached::undo`] ran): let `volume rm` in.
-    pub fn done(self) {}
+    /// The record exists: the volumes are the container's; let `volume rm` in.
+    pub fn done(mut self) {
+        self.kept = true;
+    }
 
     /// The container was not recorded: remove the volumes this run made.
-    pub fn undo(self) {
-        for name in &self.made {
-            let _ = self.volumes.remove(name);
+    pub fn undo(self) {}
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if !self.kept {
+            // Still under the lock (the field is dropped after this).
+            for name in &self.made {
+                let _ = self.volumes.remove(name);
+            }
         }
     }
 }
@@ -79,6 +90,7 @@ pub fn attach(ctx: &Context, spec: &mut RunSpec) -> Result<Option<Attached>> {
     Ok(Some(Attached {
         volumes,
         made,
+        kept: false,
         _lock: lock,
     }))
 }
@@ -121,19 +133,25 @@ pub fn remove_anonymous(root: &std::path::Path, spec: &RunSpec) {
         return;
     }
     let volumes = Volumes::at(root);
+    let mut trashed = Vec::new();
     let done = (|| -> Result<()> {
         let _lock = volumes.lock()?;
         let containers = Containers::open(root)?;
         for name in anonymous {
             if users(&containers, name)?.is_empty() {
-                match volumes.remove(name) {
-                    Ok(()) | Err(Error::Volume(VolumeError::NotFound(_))) => {}
+                match volumes.trash(name) {
+                    Ok(t) => trashed.push(t),
+                    Err(Error::Volume(VolumeError::NotFound(_))) => {}
                     Err(e) => return Err(e),
                 }
             }
         }
         Ok(())
-    })();
+    })()
+    .and_then(|()| {
+        // Deleted after the lock is released (a big volume does not hold up `run`).
+        trashed.drain(..).try_for_each(crate::volume::Trash::delete)
+    });
     if let Err(e) = done {
         eprintln!(
             "dockling: warning: the anonymous volumes of {}: {e}",
@@ -142,9 +160,16 @@ pub fn remove_anonymous(root: &std::path::Path, spec: &RunSpec) {
     }
 }
 
-/// Remove `name` unless a container uses it (the caller holds the volumes' lock).
-fn remove_unused(volumes: &Volumes, containers: &Containers, name: &str) -> Result<()> {
-    volumes.get(name)?;
+/// Trash `name` unless a container uses it (the caller holds the volumes' lock). Its
+/// `opts.json` is not needed: a damaged volume can be removed.
+fn trash_unused(
+    volumes: &Volumes,
+    containers: &Containers,
+    name: &str,
+) -> Result<crate::volume::Trash> {
+    if !volumes.exists(name) {
+        return Err(VolumeError::NotFound(name.to_string()).into());
+    }
     let using = users(containers, name)?;
     if !using.is_empty() {
         return Err(VolumeError::InUse {
@@ -153,7 +178,7 @@ fn remove_unused(volumes: &Volumes, containers: &Containers, name: &str) -> Resu
         }
         .into());
     }
-    volumes.remove(name)
+    volumes.trash(name)
 }
 
 /// `KEY=VALUE` filters of `volume ls`/`prune`: `dangling=true|false`, `name=SUBSTRING`,
@@ -327,16 +352,28 @@ pub fn run(ctx: &Context, args: &VolumeArgs) -> Result<i32> {
             let store = Volumes::open(&ctx.root)?;
             let containers = Containers::open(&ctx.root)?;
             crate::commands::rm::reap(ctx, &containers);
-            let _lock = store.lock()?;
+            let lock = store.lock()?;
             let mut code = 0;
+            let mut trashed = Vec::new();
             for name in volumes {
-                match remove_unused(&store, &containers, name) {
-                    Ok(()) => println!("{name}"),
+                match trash_unused(&store, &containers, name) {
+                    Ok(t) => {
+                        println!("{name}");
+                        trashed.push(t);
+                    }
                     Err(Error::Volume(VolumeError::NotFound(_))) if *force => {}
                     Err(e) => {
                         eprintln!("Error response from dockling: {e}");
                         code = 1;
                     }
+                }
+            }
+            // The slow part after the lock: `run` waiting for it is not held up by a big
+            // delete. Trash a failure leaves is swept by the next command.
+            drop(lock);
+            for t in trashed {
+                if let Err(e) = t.delete() {
+                    eprintln!("dockling: warning: {e}");
                 }
             }
             Ok(code)
@@ -391,23 +428,32 @@ pub fn prune_unused(
     let store = Volumes::open(&ctx.root)?;
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
-    let _lock = store.lock()?;
+    let lock = store.lock()?;
     let records = containers.list()?;
     let used = |n: &str| {
         records
             .iter()
             .any(|c| c.spec.volumes.iter().any(|v| v.name.as_deref() == Some(n)))
     };
-    let mut removed = Vec::new();
-    let mut reclaimed = 0;
+    let mut trashed = Vec::new();
     for v in store.list()? {
         if used(&v.name) || !(all || v.anonymous()) || !matches(filters, &v, &used) {
             continue;
         }
-        let size = crate::commands::system::du(&v.mountpoint);
-        match store.remove(&v.name) {
+        match store.trash(&v.name) {
+            Ok(t) => trashed.push((v.name, t)),
+            Err(e) => eprintln!("dockling: {e}"),
+        }
+    }
+    // Measured and deleted after the lock is released: `run` is not held up by them.
+    drop(lock);
+    let mut removed = Vec::new();
+    let mut reclaimed = 0;
+    for (name, t) in trashed {
+        let size = t.size();
+        match t.delete() {
             Ok(()) => {
-                removed.push(v.name.clone());
+                removed.push(name);
                 reclaimed += size;
             }
             Err(e) => eprintln!("dockling: {e}"),
@@ -419,6 +465,30 @@ pub fn prune_unused(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `run` returning early (`?`) drops its `Attached`: the volumes it made go, those it
+    /// found stay; after `done` they all stay.
+    #[test]
+    fn attached_dropped_without_done_removes_what_it_made() {
+        let root = tempfile::tempdir().unwrap();
+        let volumes = Volumes::open(root.path()).unwrap();
+        volumes.create(Some("old"), BTreeMap::new()).unwrap();
+        let attach = |name: &str| {
+            let v = Volumes::open(root.path()).unwrap();
+            v.create(Some(name), BTreeMap::new()).unwrap();
+            Attached {
+                _lock: v.lock().unwrap(),
+                volumes: v,
+                made: vec![name.to_string()],
+                kept: false,
+            }
+        };
+        drop(attach("new"));
+        assert!(volumes.get("new").is_err(), "dropped: what it made is gone");
+        assert!(volumes.get("old").is_ok());
+        attach("kept").done();
+        assert!(volumes.get("kept").is_ok(), "done: kept");
+    }
 
     #[test]
     fn filters_parse_as_docker_takes_them() {

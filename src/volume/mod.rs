@@ -6,8 +6,8 @@
 //! temporary directory (`.tmp-<pid>-<start>-<random>`, see [`crate::files::temp_name`]) and
 //! renamed to its name only when complete, so a killed command leaves a temporary directory
 //! (swept by the next open once its owner is gone), never half a volume. Removal renames to
-//! `.trash-<name>-<random>` first, then deletes. `volumes/.lock` is held by whoever checks
-//! which containers use a volume and removes it, and by `run` from creating its volumes until
+//! `.trash-<random>` under the lock, then deletes after it. `volumes/.lock` is held by whoever
+//! checks which containers use a volume and trashes it, and by `run` from creating its volumes until
 //! its record names them, so `volume rm` never deletes a volume a container is being created
 //! with. An anonymous volume carries Docker's label `com.docker.volume.anonymous`.
 //!
@@ -165,7 +165,9 @@ impl Volumes {
             let garbage = name.starts_with(".trash-")
                 || (name.starts_with(".tmp-") && !crate::files::owner_alive(&name));
             if garbage {
-                let _ = std::fs::remove_dir_all(e.path());
+                if let Ok(dir) = crate::sys::fs::open_root(&self.dir) {
+                    let _ = crate::sys::fs::remove_at(dir.as_fd(), &e.file_name());
+                }
             }
         }
     }
@@ -208,7 +210,9 @@ impl Volumes {
             match self.get(&name) {
                 Ok(v) => out.push(v),
                 Err(Error::Volume(VolumeError::NotFound(_))) => {}
-                Err(e) => return Err(e),
+                // One damaged volume does not hide the others (nor block `prune`, `system
+                // df`); `volume rm` still removes it.
+                Err(e) => eprintln!("dockling: warning: skipping volume {name}: {e}"),
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -255,8 +259,9 @@ impl Volumes {
             };
             let json = serde_json::to_vec_pretty(&opts)
                 .map_err(|e| Error::Corrupt(format!("volume {name}: {e}")))?;
-            std::fs::write(tmp.join("opts.json"), json)
-                .map_err(Error::write("write", tmp.join("opts.json")))?;
+            // Synced, like the directory's rename below: a power cut leaves a whole volume or
+            // none, never a named one with an empty opts.json.
+            crate::files::write_atomic(&tmp.join("opts.json"), &json)?;
             Ok(())
         })();
         let renamed = made.and_then(|()| {
@@ -279,18 +284,55 @@ impl Volumes {
         }
     }
 
-    /// Remove the volume `name` (the caller checked no container uses it, under [`lock`]).
+    /// Whether `name` is a volume's directory, its `opts.json` readable or not (a damaged
+    /// one can still be removed).
+    pub fn exists(&self, name: &str) -> bool {
+        valid_name(name) && std::fs::symlink_metadata(self.dir.join(name)).is_ok_and(|m| m.is_dir())
+    }
+
+    /// Take the volume `name` away under its name (the caller checked no container uses it,
+    /// under [`lock`]): renamed to `.trash-<random>` (a fixed length, whatever the name's), a
+    /// moment's work under the lock. Deleting it, the slow part, is [`Trash::delete`]'s, after
+    /// the lock is released; a killed command leaves trash the next open sweeps.
     ///
     /// [`lock`]: Volumes::lock
-    pub fn remove(&self, name: &str) -> Result<()> {
-        self.get(name)?;
-        let trash = self
-            .dir
-            .join(format!(".trash-{name}-{}", &random_name()[..16]));
-        std::fs::rename(self.dir.join(name), &trash)
+    pub fn trash(&self, name: &str) -> Result<Trash> {
+        if !self.exists(name) {
+            return Err(VolumeError::NotFound(name.to_string()).into());
+        }
+        let trash = format!(".trash-{}", &random_name()[..32]);
+        std::fs::rename(self.dir.join(name), self.dir.join(&trash))
             .map_err(Error::io("rename", self.dir.join(name)))?;
         let _ = crate::files::sync_dir(&self.dir);
-        std::fs::remove_dir_all(&trash).map_err(Error::io("remove", &trash))
+        Ok(Trash {
+            dir: self.dir.clone(),
+            name: trash,
+        })
+    }
+
+    /// Trash and delete `name` at once (a volume just made, or an anonymous one).
+    pub fn remove(&self, name: &str) -> Result<()> {
+        self.trash(name)?.delete()
+    }
+}
+
+/// A volume renamed out of the way ([`Volumes::trash`]), not yet deleted.
+pub struct Trash {
+    dir: PathBuf,
+    name: String,
+}
+
+impl Trash {
+    /// The bytes its data holds (through descriptors).
+    pub fn size(&self) -> u64 {
+        crate::commands::system::du(&self.dir.join(&self.name).join("_data"))
+    }
+
+    /// Delete it, through descriptors (nothing in it is followed).
+    pub fn delete(self) -> Result<()> {
+        let dir = crate::sys::fs::open_root(&self.dir).map_err(Error::io("open", &self.dir))?;
+        crate::sys::fs::remove_at(dir.as_fd(), std::ffi::OsStr::new(&self.name))
+            .map_err(Error::io("remove", self.dir.join(&self.name)))
     }
 }
 
