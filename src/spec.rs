@@ -151,9 +151,14 @@ pub struct Volume {
     /// Given with `--mount` (shown in `HostConfig.Mounts`, not `Binds`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub from_mount_flag: bool,
-    /// A tmpfs, not a bind: its mount options (`size=…,mode=…`; `source` is empty).
+    /// A tmpfs, not a bind: its options as given (`size=…,mode=…` for the tmpfs, and mount
+    /// flags `ro`, `exec`, `nosuid`… over Docker's `noexec,nosuid,nodev`; `source` is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<String>,
+    /// The mode field of `-v SRC:DST:MODE` as given (`ro`, `rw,nocopy`…): Docker's `Mode` in
+    /// `inspect`'s `Mounts`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode: String,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -172,6 +177,7 @@ impl Volume {
             nocopy: false,
             from_mount_flag: false,
             tmpfs: None,
+            mode: String::new(),
         }
     }
 

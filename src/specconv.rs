@@ -130,6 +130,12 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
             )))
         }
     };
+    // Docker: `DST:MODE` is no volume (`-v /data:ro` is refused: a mode needs a source).
+    if parts.len() == 2 && is_volume_mode(dst) {
+        return Err(Error::Usage(format!(
+            "invalid volume specification: '{s}': a mode needs a source: use VOLUME-NAME:{src}:{dst} or HOST-DIR:{src}:{dst} (or --mount type=volume,target={src},readonly for a read-only anonymous volume)"
+        )));
+    }
     let kind = if src.starts_with('/') {
         "bind"
     } else {
@@ -171,6 +177,7 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
         }
     }
     let mut volume = Volume::bind(PathBuf::from(src), PathBuf::from(dst), readonly);
+    volume.mode = mode.to_string();
     if kind == "volume" {
         volume.source = PathBuf::new();
         volume.name = (!src.is_empty()).then(|| src.to_string());
@@ -179,6 +186,31 @@ pub fn parse_volume(s: &str) -> Result<Volume> {
     }
     crate::runtime::rootfs::check_volume_target(&volume, &volume.target)?;
     Ok(volume)
+}
+
+/// Whether `m` is a mode list Docker's `-v` accepts (`ro`, `rw`, `nocopy`, `z`…), which
+/// makes `-v /path:m` a path with a mode, not a source and a destination.
+fn is_volume_mode(m: &str) -> bool {
+    !m.is_empty()
+        && m.split(',').all(|o| {
+            [
+                "ro",
+                "rw",
+                "nocopy",
+                "z",
+                "Z",
+                "private",
+                "rprivate",
+                "shared",
+                "rshared",
+                "slave",
+                "rslave",
+                "consistent",
+                "cached",
+                "delegated",
+            ]
+            .contains(&o)
+        })
 }
 
 /// Parse `--mount type=volume|bind|tmpfs,source=…,target=…[,readonly][,volume-nocopy]
@@ -223,6 +255,42 @@ pub fn parse_mount(s: &str) -> Result<Volume> {
             "bind-propagation" => propagation = Some(need(v)?),
             "tmpfs-size" => size = Some(need(v)?),
             "tmpfs-mode" => mode = Some(need(v)?),
+            // Docker on Linux accepts and ignores it (a macOS file-sharing hint).
+            "consistency" => match need(v)?.as_str() {
+                "default" | "consistent" | "cached" | "delegated" => {}
+                other => {
+                    return Err(flag_error(format!(
+                        "invalid value for consistency: {other}"
+                    )))
+                }
+            },
+            "volume-driver" => {
+                let d = need(v)?;
+                if d != "local" {
+                    return Err(crate::volume::VolumeError::Driver {
+                        name: src.clone(),
+                        driver: d,
+                    }
+                    .into());
+                }
+                volume_opts = true;
+            }
+            "volume-opt"
+            | "volume-label"
+            | "volume-subpath"
+            | "bind-nonrecursive"
+            | "bind-recursive"
+            | "bind-create-mountpoint"
+            | "image-subpath" => {
+                return Err(flag_error(format!(
+                    "'{k}' is a Docker option dockling does not support: drop it{}",
+                    match k.as_str() {
+                        "volume-label" => " (label the volume with `volume create --label` first)",
+                        "volume-opt" => " (dockling's local volumes are plain directories)",
+                        _ => "",
+                    }
+                )))
+            }
             "" => {}
             _ => return Err(flag_error(format!("unexpected key '{k}' in '{field}'"))),
         }
@@ -313,8 +381,33 @@ pub fn parse_mount(s: &str) -> Result<Volume> {
     Ok(volume)
 }
 
-/// `size=…,mode=…` for a tmpfs from `tmpfs-size` (bytes, or with a k/m/g suffix) and
-/// `tmpfs-mode` (octal).
+/// Bytes as Docker's `units.RAMInBytes` reads them (`tmpfs-size`): a number (a fraction
+/// allowed), an optional space, then `k`, `m`, `g`, `t` or `p` (powers of 1024), optionally
+/// followed by `i` and/or `b`, any case: `65536`, `64m`, `64MB`, `1.5GiB`.
+fn ram_in_bytes(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let num_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (num, rest) = lower.split_at(num_end);
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let mut chars = rest.chars();
+    let mult: u64 = match chars.next() {
+        None => 1,
+        Some('b') if rest == "b" => 1,
+        Some(c) => 1u64 << (10 * (1 + "kmgtp".find(c)?)),
+    };
+    let suffix = chars.as_str();
+    if !["", "b", "i", "ib"].contains(&suffix) || num.is_empty() || num.starts_with('.') {
+        return None;
+    }
+    let n: f64 = num.parse().ok()?;
+    let bytes = n * mult as f64;
+    (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// `size=…,mode=…` for a tmpfs from `tmpfs-size` (bytes, or with Docker's units: `64m`,
+/// `64MB`) and `tmpfs-mode` (octal).
 fn tmpfs_options(
     size: Option<&str>,
     mode: Option<&str>,
@@ -322,17 +415,11 @@ fn tmpfs_options(
 ) -> Result<String> {
     let mut opts = vec![];
     if let Some(size) = size {
-        let (num, mult) = match size.to_ascii_lowercase().chars().last() {
-            Some('k') => (&size[..size.len() - 1], 1u64 << 10),
-            Some('m') => (&size[..size.len() - 1], 1 << 20),
-            Some('g') => (&size[..size.len() - 1], 1 << 30),
-            _ => (size, 1),
-        };
-        let bytes = num
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(mult))
-            .ok_or_else(|| err(format!("invalid value for tmpfs-size: {size}")))?;
+        let bytes = ram_in_bytes(size).ok_or_else(|| {
+            err(format!(
+                "invalid value for tmpfs-size: {size} (bytes, or with a unit: 64m, 64MB, 1g)"
+            ))
+        })?;
         opts.push(format!("size={bytes}"));
     }
     if let Some(mode) = mode {
@@ -345,8 +432,54 @@ fn tmpfs_options(
     Ok(opts.join(","))
 }
 
-/// Parse `--tmpfs /path[:opts]` (Docker's default options `noexec,nosuid,nodev` are the mount
-/// flags; `size=` and `mode=` are passed to the tmpfs).
+/// The mount flags a tmpfs option may be (Docker's `MergeTmpfsOptions` list); any other
+/// option must be one of [`TMPFS_DATA`] and goes to the tmpfs itself.
+pub const TMPFS_FLAGS: &[&str] = &[
+    "ro",
+    "rw",
+    "exec",
+    "noexec",
+    "suid",
+    "nosuid",
+    "dev",
+    "nodev",
+    "sync",
+    "async",
+    "dirsync",
+    "atime",
+    "noatime",
+    "diratime",
+    "nodiratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "mand",
+    "nomand",
+    "defaults",
+];
+
+/// The tmpfs's own options (`tmpfs(5)`).
+const TMPFS_DATA: &[&str] = &[
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "nr_inodes",
+    "nr_blocks",
+    "huge",
+    "mpol",
+    "inode64",
+    "inode32",
+    "noswap",
+    "quota",
+    "usrquota",
+    "grpquota",
+];
+
+/// Parse `--tmpfs /path[:opts]`: Docker's mount flags (`rw`, `ro`, `exec`, `noexec`, `suid`,
+/// `nosuid`, `dev`, `nodev`…, over the defaults `noexec,nosuid,nodev`) and the tmpfs's own
+/// options (`size=65536k`, `mode=1777`, `uid=`, `gid=`, `nr_inodes=`…), in any order.
 pub fn parse_tmpfs(s: &str) -> Result<Volume> {
     let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
     if !dst.starts_with('/') {
@@ -354,15 +487,22 @@ pub fn parse_tmpfs(s: &str) -> Result<Volume> {
             "invalid tmpfs {s:?}: invalid mount path: '{dst}' mount path must be absolute"
         )));
     }
+    let mut readonly = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         let key = o.split('=').next().unwrap_or_default();
-        if !["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"].contains(&key) {
-            return Err(Error::Usage(format!(
-                "invalid tmpfs {s:?}: option {o:?} is not one of size=, mode=, uid=, gid=, nr_inodes="
-            )));
+        match o {
+            "ro" => readonly = true,
+            "rw" => readonly = false,
+            _ if TMPFS_FLAGS.contains(&o) => {}
+            _ if TMPFS_DATA.contains(&key) => {}
+            _ => {
+                return Err(Error::Usage(format!(
+                    "invalid tmpfs {s:?}: option {o:?} is neither a mount flag (ro, rw, exec, noexec, suid, nosuid, dev, nodev, noatime…) nor a tmpfs option (size=, mode=, uid=, gid=, nr_inodes=…)"
+                )))
+            }
         }
     }
-    let mut volume = Volume::bind(PathBuf::new(), PathBuf::from(dst), false);
+    let mut volume = Volume::bind(PathBuf::new(), PathBuf::from(dst), readonly);
     volume.tmpfs = Some(opts.to_string());
     crate::runtime::rootfs::check_volume_target(&volume, &volume.target)?;
     Ok(volume)
@@ -936,6 +1076,14 @@ pub fn build(
     // Missing host directories are made only at the start (`create_volume_sources`).
     let mut volumes = volumes_flag(args)?;
     image_volumes(cfg, &mut volumes)?;
+    // Docker's order (`sortMounts`): by the destination's depth, so `-v x:/data/cfg` is
+    // mounted after (on top of) an image's `VOLUME /data`, not hidden under it. Stable: at
+    // one depth, the flags' order.
+    volumes.sort_by_key(|v| {
+        crate::runtime::rootfs::lexical_clean(&v.target)
+            .components()
+            .count()
+    });
 
     let cgroups_on = !args.no_cgroups && config.cgroups != Some(false);
     let limits = Limits {

@@ -523,20 +523,38 @@ fn ls_and_inspect_formats() {
         "alpha:/a:ro",
         "-v",
         "/tmp:/b",
+        "-v",
+        "/tmp:/f:rw",
+        "-v",
+        "gamma:/g",
+        "--mount",
+        "type=volume,src=delta,dst=/d",
+        "--mount",
+        "type=tmpfs,dst=/e",
         "--tmpfs",
         "/c",
         "busybox",
         "true",
     ])
     .expect_code(0);
+    // Docker's Mode (moby ParseMountRaw + setBindModeIfNull): the -v mode as given, `z` for
+    // a local volume given none; a --tmpfs is not in Mounts, a --mount type=tmpfs is.
     let o = lab.cmd(&["inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.Mode}} {{.RW}} {{.Propagation}}|{{end}}", "m1"]);
     o.expect_code(0);
     assert_eq!(
         o.stdout.trim(),
-        "volume alpha /a z false |bind <no value> /b  true rprivate|tmpfs <no value> /c  true |"
+        "volume alpha /a ro false |bind <no value> /b  true rprivate|bind <no value> /f rw true rprivate|volume gamma /g z true |volume delta /d z true |tmpfs <no value> /e  true |"
     );
+    let o = lab.cmd(&["inspect", "--type", "volume", "-f", "{{.Name}}", "alpha"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "alpha\n");
+    let o = lab.cmd(&["inspect", "--type", "volume", "m1"]);
+    assert_eq!(o.code, 1, "a container is no volume: {o:?}");
     let o = lab.cmd(&["inspect", "-f", "{{json .HostConfig.Binds}}", "m1"]);
-    assert_eq!(o.stdout.trim(), r#"["alpha:/a:ro","/tmp:/b"]"#);
+    assert_eq!(
+        o.stdout.trim(),
+        r#"["alpha:/a:ro","/tmp:/b","/tmp:/f:rw","gamma:/g"]"#
+    );
     let o = lab.cmd(&["inspect", "-f", "{{.NetworkSettings.Networks.none.IPAddress}}|{{.NetworkSettings.IPAddress}}|{{.HostConfig.NetworkMode}}", "m1"]);
     o.expect_code(0);
     assert_eq!(o.stdout.trim(), "||none");
@@ -851,4 +869,98 @@ fn a_damaged_volume_blocks_nothing_and_long_names_are_removable() {
     o.expect_code(0);
     assert_eq!(o.stdout.trim(), long, "{}", o.stderr);
     assert_eq!(volume_dirs(&lab), Vec::<String>::new(), "nothing left");
+}
+
+/// Docker's flags and defaults for tmpfs mounts, `--mount` keys and `-v` forms: `--tmpfs` and
+/// `--mount type=tmpfs` are `noexec,nosuid,nodev` unless told otherwise, `--tmpfs` takes
+/// mount flags and tmpfs options (`rw,noexec,nosuid,size=65536k`), `tmpfs-size` takes
+/// Docker's units (`64MB`), `consistency` is accepted and ignored, the keys dockling lacks
+/// are refused by name, `-v /data:ro` is refused as Docker refuses it.
+#[test]
+fn tmpfs_and_mount_options_as_docker() {
+    let lab = Lab::with_busybox();
+    let flags = |p: &str| {
+        format!("grep ' {p} tmpfs ' /proc/mounts | cut -d' ' -f4 | tr ',' '\\n' | grep -E '^(ro|rw|noexec|nosuid|nodev)$' | sort | tr '\\n' ' '; echo")
+    };
+    let script = [
+        flags("/a"),
+        flags("/b"),
+        flags("/c"),
+        "df -k /b /c | tail -2 | tr -s ' ' | cut -d' ' -f2".into(),
+    ]
+    .join("; ");
+    let out = lab.ok(&[
+        "--tmpfs",
+        "/a",
+        "--tmpfs",
+        "/b:rw,noexec,nosuid,size=65536k",
+        "--mount",
+        "type=tmpfs,target=/c,tmpfs-size=64MB,consistency=cached",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(
+        out,
+        "nodev noexec nosuid rw \nnodev noexec nosuid rw \nnodev noexec nosuid rw \n65536\n65536\n"
+    );
+    let out = lab.ok(&[
+        "--tmpfs",
+        "/x:exec,mode=755",
+        "busybox",
+        "sh",
+        "-c",
+        &flags("/x"),
+    ]);
+    assert_eq!(out, "nodev nosuid rw \n", "exec overrides Docker's noexec");
+    for (args, want) in [
+        (
+            vec!["-v", "/data:ro"],
+            "invalid volume specification: '/data:ro'",
+        ),
+        (vec!["--tmpfs", "/x:bogus"], "neither a mount flag"),
+        (
+            vec!["--mount", "type=volume,src=v,dst=/x,volume-opt=type=nfs"],
+            "'volume-opt' is a Docker option dockling does not support",
+        ),
+        (
+            vec!["--mount", "type=volume,src=v,dst=/x,volume-label=a=b"],
+            "volume create --label",
+        ),
+        (
+            vec!["--mount", "type=volume,src=v,dst=/x,consistency=sometimes"],
+            "invalid value for consistency",
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["busybox", "true"]);
+        let o = lab.run(&all);
+        assert_eq!(o.code, 125, "{args:?}: {o:?}");
+        assert!(o.stderr.contains(want), "{args:?}: want {want:?}: {o:?}");
+    }
+    assert_eq!(volume_dirs(&lab), Vec::<String>::new(), "nothing made");
+}
+
+/// Mounts are made in Docker's order, by the destination's depth: a `-v` under an image's
+/// `VOLUME` is mounted on top of it, not hidden by it.
+#[test]
+fn a_volume_under_an_image_volume_is_not_hidden() {
+    let lab = Lab::with_busybox();
+    let layer = tar_of(&[
+        E::Dir("data/", 0o755),
+        E::File("data/img", "image\n", 0o644),
+    ]);
+    image_with(&lab, "deep:1", &layer, &["VOLUME /data"]);
+    lab.cmd(&["volume", "create", "cfg"]).expect_code(0);
+    std::fs::write(mountpoint(&lab, "cfg").join("conf"), "mine\n").unwrap();
+    let out = lab.ok(&[
+        "-v",
+        "cfg:/data/cfg",
+        "deep:1",
+        "cat",
+        "/data/cfg/conf",
+        "/data/img",
+    ]);
+    assert_eq!(out, "mine\nimage\n");
 }

@@ -721,12 +721,12 @@ pub struct RmiArgs {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Only look at this kind of object
-    #[arg(long = "type", value_parser = ["image", "container"])]
+    #[arg(long = "type", value_parser = ["image", "container", "volume"])]
     pub kind: Option<String>,
     /// Format output using a Go template ('json' or 'TEMPLATE')
     #[arg(short, long)]
     pub format: Option<String>,
-    /// Images or containers, by name or ID
+    /// Images, containers or volumes, by name or ID
     #[arg(required = true)]
     pub names: Vec<String>,
 }
@@ -802,10 +802,10 @@ pub struct RunArgs {
     #[arg(short, long = "volume", value_name = "LIST")]
     pub volume: Vec<String>,
     /// Attach a filesystem mount to the container (type=volume|bind|tmpfs,source=…,target=…,
-    /// readonly, volume-nocopy, tmpfs-size=, tmpfs-mode=)
+    /// readonly, volume-nocopy, tmpfs-size=, tmpfs-mode=, consistency=)
     #[arg(long, value_name = "MOUNT")]
     pub mount: Vec<String>,
-    /// Mount a tmpfs directory (/PATH[:size=…,mode=…])
+    /// Mount a tmpfs directory (/PATH[:rw,exec,nosuid,size=…,mode=…])
     #[arg(long, value_name = "LIST")]
     pub tmpfs: Vec<String>,
     /// Overwrite the default ENTRYPOINT of the image

@@ -115,7 +115,10 @@ fn binds(s: &crate::spec::RunSpec) -> Vec<String> {
             if v.nocopy {
                 opts.push("nocopy");
             }
-            let opts = if opts.is_empty() {
+            // The mode as given (`rw` too); records older than `mode` rebuilt from the flags.
+            let opts = if !v.mode.is_empty() {
+                format!(":{}", v.mode)
+            } else if opts.is_empty() {
                 String::new()
             } else {
                 format!(":{}", opts.join(","))
@@ -193,10 +196,15 @@ fn config_volumes(s: &crate::spec::RunSpec) -> Value {
     }
 }
 
-/// The container's `Mounts`, as Docker lists them.
+/// The container's `Mounts`, as Docker lists them. `Mode` is Docker's: the `-v` mode as given
+/// (`ro`, `rw,nocopy`…; `""` for none), except that a local volume named in `-v` or
+/// `--mount` with no mode gets `z` (moby's `setBindModeIfNull`); an anonymous volume from
+/// `-v /path` or the image's `VOLUME` (Docker's `Config.Volumes`) keeps `""`. A `--tmpfs`
+/// is in `HostConfig.Tmpfs` only, not here; a `--mount type=tmpfs` is here.
 fn mounts(s: &crate::spec::RunSpec) -> Vec<Value> {
     s.volumes
         .iter()
+        .filter(|v| v.tmpfs.is_none() || v.from_mount_flag)
         .map(|v| match v.kind() {
             "volume" => json!({
                 "Type": "volume",
@@ -204,7 +212,13 @@ fn mounts(s: &crate::spec::RunSpec) -> Vec<Value> {
                 "Source": v.source,
                 "Destination": v.target,
                 "Driver": "local",
-                "Mode": if v.from_mount_flag || v.anonymous { "" } else { "z" },
+                "Mode": if v.anonymous && !v.from_mount_flag {
+                    ""
+                } else if v.mode.is_empty() {
+                    "z"
+                } else {
+                    v.mode.as_str()
+                },
                 "RW": !v.readonly,
                 "Propagation": "",
             }),
@@ -220,7 +234,7 @@ fn mounts(s: &crate::spec::RunSpec) -> Vec<Value> {
                 "Type": "bind",
                 "Source": v.source,
                 "Destination": v.target,
-                "Mode": if v.readonly && !v.from_mount_flag { "ro" } else { "" },
+                "Mode": v.mode,
                 "RW": !v.readonly,
                 "Propagation": "rprivate",
             }),
@@ -261,7 +275,7 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
     let mut code = 0;
     for name in &args.names {
         let kind = args.kind.as_deref();
-        let found = if kind != Some("image") {
+        let found = if kind.is_none() || kind == Some("container") {
             containers
                 .find(name)
                 .ok()

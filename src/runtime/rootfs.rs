@@ -633,23 +633,25 @@ impl<'a> Rootfs<'a> {
         Ok(())
     }
 
-    /// A tmpfs at `v.target` (`--tmpfs`: Docker's `noexec,nosuid,nodev`; `--mount
-    /// type=tmpfs`: `nosuid,nodev`), its target resolved inside the rootfs like a bind's.
+    /// A tmpfs at `v.target`, its target resolved inside the rootfs like a bind's. Docker's
+    /// defaults for `--tmpfs` and `--mount type=tmpfs` alike are `noexec,nosuid,nodev`; the
+    /// options given override them in order (`exec`, `suid`, `dev`, `ro`…, as Docker's
+    /// `MergeTmpfsOptions`), and the rest (`size=`, `mode=`…) go to the tmpfs. Without a
+    /// devices cgroup it stays `nodev` whatever was asked.
     fn tmpfs(&self, v: &crate::spec::Volume, opts: &str) -> Result<()> {
         let t = self.resolve(&v.target, false, true)?;
-        let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-        if !v.from_mount_flag {
-            flags |= MsFlags::MS_NOEXEC;
-        }
-        if v.readonly {
-            flags |= MsFlags::MS_RDONLY;
-        }
+        let (flags, data) = tmpfs_flags(opts, v.readonly);
+        let flags = if self.nodev() {
+            flags | MsFlags::MS_NODEV
+        } else {
+            flags
+        };
         self.sys.mount(
             Some(Path::new("tmpfs")),
             &t.path,
             Some("tmpfs"),
             flags,
-            (!opts.is_empty()).then_some(opts),
+            (!data.is_empty()).then_some(data.as_str()),
         )?;
         Ok(())
     }
@@ -823,5 +825,65 @@ impl<'a> Rootfs<'a> {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The mount flags and the tmpfs data of a tmpfs's options (see `Rootfs::tmpfs`): Docker's
+/// `noexec,nosuid,nodev`, then each option in order.
+pub fn tmpfs_flags(opts: &str, readonly: bool) -> (MsFlags, String) {
+    let mut flags = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if readonly {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    let mut data = vec![];
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let (set, clear) = match o {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "mand" | "nomand" | "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            _ => {
+                data.push(o);
+                continue;
+            }
+        };
+        flags = (flags - clear) | set;
+    }
+    (flags, data.join(","))
+}
+
+#[cfg(test)]
+mod tmpfs_tests {
+    use super::*;
+
+    #[test]
+    fn tmpfs_options_override_dockers_defaults_in_order() {
+        let (f, d) = tmpfs_flags("", false);
+        assert_eq!(
+            f,
+            MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
+        );
+        assert_eq!(d, "");
+        let (f, d) = tmpfs_flags("rw,exec,nosuid,size=65536k", false);
+        assert_eq!(f, MsFlags::MS_NOSUID | MsFlags::MS_NODEV);
+        assert_eq!(d, "size=65536k");
+        let (f, _) = tmpfs_flags("ro,rw,dev,mode=1777", true);
+        assert_eq!(f, MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID);
     }
 }

@@ -325,7 +325,9 @@ pub struct Trash {
 impl Trash {
     /// The bytes its data holds (through descriptors).
     pub fn size(&self) -> u64 {
-        crate::commands::system::du(&self.dir.join(&self.name).join("_data"))
+        crate::sys::fs::open_root(&self.dir.join(&self.name).join("_data"))
+            .and_then(|d| crate::sys::fs::tree_size(d.as_fd()))
+            .unwrap_or(0)
     }
 
     /// Delete it, through descriptors (nothing in it is followed).
