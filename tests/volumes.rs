@@ -699,6 +699,15 @@ fn copy_up_keeps_the_top_directory_owner_and_mode_and_hard_links() {
     assert_eq!(std::fs::read_to_string(mp.join("b")).unwrap(), "linked\n");
     assert_eq!(a.ino(), b.ino(), "a hard link is copied as a hard link");
     assert_eq!(a.nlink(), 2);
+    // The same from a flattened copy of the layers (`--layers copy`).
+    lab.ok(&["--layers", "copy", "-v", "flat:/data", "owned:1", "true"]);
+    let flat = mountpoint(&lab, "flat");
+    let md = std::fs::metadata(&flat).unwrap();
+    assert_eq!((md.mode() & 0o7777, md.uid()), (0o700, 999));
+    assert_eq!(
+        std::fs::metadata(flat.join("a")).unwrap().ino(),
+        std::fs::metadata(flat.join("b")).unwrap().ino()
+    );
 }
 
 /// Without a devices cgroup (`--no-cgroups`, not `--privileged`) nothing keeps a device node

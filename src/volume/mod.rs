@@ -6,7 +6,7 @@
 //! temporary directory (`.tmp-<pid>-<start>-<random>`, see [`crate::files::temp_name`]) and
 //! renamed to its name only when complete, so a killed command leaves a temporary directory
 //! (swept by the next open once its owner is gone), never half a volume. Removal renames to
-//! `.trash-<random>` under the lock, then deletes after it. `volumes/.lock` is held by whoever
+//! `.trash.tmp-<pid>-<start>-<random>` under the lock, then deletes after it. `volumes/.lock` is held by whoever
 //! checks which containers use a volume and trashes it, and by `run` from creating its volumes until
 //! its record names them, so `volume rm` never deletes a volume a container is being created
 //! with. An anonymous volume carries Docker's label `com.docker.volume.anonymous`.
@@ -162,8 +162,8 @@ impl Volumes {
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let garbage = name.starts_with(".trash-")
-                || (name.starts_with(".tmp-") && !crate::files::owner_alive(&name));
+            let garbage = (name.starts_with(".trash") || name.starts_with(".tmp-"))
+                && !crate::files::owner_alive(&name);
             if garbage {
                 if let Ok(dir) = crate::sys::fs::open_root(&self.dir) {
                     let _ = crate::sys::fs::remove_at(dir.as_fd(), &e.file_name());
@@ -291,7 +291,8 @@ impl Volumes {
     }
 
     /// Take the volume `name` away under its name (the caller checked no container uses it,
-    /// under [`lock`]): renamed to `.trash-<random>` (a fixed length, whatever the name's), a
+    /// under [`lock`]): renamed to `.trash.tmp-<pid>-<start>-<random>` (a bounded length,
+    /// whatever the name's), a
     /// moment's work under the lock. Deleting it, the slow part, is [`Trash::delete`]'s, after
     /// the lock is released; a killed command leaves trash the next open sweeps.
     ///
@@ -300,7 +301,9 @@ impl Volumes {
         if !self.exists(name) {
             return Err(VolumeError::NotFound(name.to_string()).into());
         }
-        let trash = format!(".trash-{}", &random_name()[..32]);
+        // `.trash.tmp-<pid>-<start>-<random>`: owned, so another command's sweep leaves it to
+        // this one while it deletes it after the lock.
+        let trash = format!(".trash{}", crate::files::temp_name());
         std::fs::rename(self.dir.join(name), self.dir.join(&trash))
             .map_err(Error::io("rename", self.dir.join(name)))?;
         let _ = crate::files::sync_dir(&self.dir);
@@ -504,11 +507,15 @@ mod tests {
         let dead = dir.join(".tmp-4194305-1-deadbeefdeadbeef");
         let trash = dir.join(".trash-old-0123456789abcdef");
         let live = dir.join(crate::files::temp_name());
-        for d in [&dead, &trash, &live] {
+        // Trash a live command is deleting after releasing the lock: its own to delete.
+        let live_trash = dir.join(format!(".trash{}", crate::files::temp_name()));
+        let dead_trash = dir.join(".trash.tmp-4194305-1-deadbeefdeadbeef");
+        for d in [&dead, &trash, &live, &live_trash, &dead_trash] {
             std::fs::create_dir_all(d.join("_data")).unwrap();
         }
         let v = Volumes::open(root.path()).unwrap();
-        assert!(!dead.exists() && !trash.exists());
+        assert!(!dead.exists() && !trash.exists() && !dead_trash.exists());
+        assert!(live_trash.exists(), "a live command's trash is left to it");
         assert!(live.exists(), "a live process's temporary volume is kept");
         assert!(
             v.list().unwrap().is_empty(),
