@@ -1102,8 +1102,9 @@ pub fn build(
     if !cgroups_on && !args.privileged {
         // Without a cgroup there is no devices controller either: nothing would stop the
         // container from opening a device node it makes or an image brings. So it may make
-        // none (no CAP_MKNOD) and the image is mounted nodev (see rootfs::mount_layers): only
-        // the devices dockling puts in /dev can be opened.
+        // none (no CAP_MKNOD), the image, every -v, volume and tmpfs are mounted nodev, and
+        // no device node is copied up into a volume (see rootfs::mount_layers, bind, tmpfs
+        // and volume::copy_up): only the devices dockling puts in /dev can be opened.
         let mknod = crate::runtime::caps::number("MKNOD")?;
         capabilities.retain(|c| *c != mknod);
     }
