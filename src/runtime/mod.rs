@@ -181,6 +181,11 @@ pub struct StartOptions<'a> {
     /// Called once the container runs (its `execve` succeeded and is recorded): the monitor
     /// tells the waiting `run -d` it can print the id.
     pub on_started: Option<Box<dyn FnOnce() + 'a>>,
+    /// The monitor's attach socket and clients (`dockling attach`), kept across restarts.
+    pub hub: Option<&'a mut crate::container::attach::Hub>,
+    /// `--sig-proxy=false` (or a terminal, where Docker never proxies): signals sent to
+    /// dockling are not forwarded to the container.
+    pub no_sig_proxy: bool,
 }
 
 /// Start the container described by `spec` and wait for it (in the foreground, or as the
@@ -279,7 +284,7 @@ pub fn start(
         engine_lock: opts.engine_lock,
     };
     let (parent_end, child_end) = channel::pair(sys)?;
-    let old_mask = io::block_signals(sys)?;
+    let old_mask = io::block_signals_for(sys, !opts.no_sig_proxy)?;
     let pid = match sys.clone_process(clone_flags(spec)) {
         Ok(p) => p,
         Err(e) => {
@@ -325,6 +330,8 @@ pub fn start(
             sources,
             log: log.as_mut(),
             on_started: opts.on_started,
+            hub: opts.hub,
+            proxy: !opts.no_sig_proxy,
         },
     );
     let outcome = match result {
@@ -417,6 +424,8 @@ struct Outputs<'a, 'b> {
     sources: Vec<io::Source>,
     log: Option<&'a mut crate::container::logs::LogWriter>,
     on_started: Option<Box<dyn FnOnce() + 'b>>,
+    hub: Option<&'b mut crate::container::attach::Hub>,
+    proxy: bool,
 }
 
 fn supervise(
@@ -432,6 +441,8 @@ fn supervise(
         sources,
         log,
         on_started,
+        hub,
+        proxy,
     } = out;
     let spec = setup.spec;
     if let Some(cg) = cgroup {
@@ -482,11 +493,12 @@ fn supervise(
     }
 
     sys.step(StepId::ProcessWait)?;
-    let sink = match log {
-        Some(l) => io::Sink::Log(l),
-        None => io::Sink::Stdout,
+    let sink = io::Sink {
+        stdout: log.is_none(),
+        log,
+        hub,
     };
-    let relayed = io::relay(sys, pid, master, spec.interactive, sources, sink)?;
+    let relayed = io::relay(sys, pid, master, spec.interactive, proxy, sources, sink)?;
     let exit_code = io::exit_code(relayed.status);
     let oom_killed = exit_code == 128 + libc::SIGKILL && cgroup.is_some_and(|cg| cg.oom_killed());
     Ok(Outcome {

@@ -154,6 +154,10 @@ pub enum Call {
     },
     /// `socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`: the engine/child channel.
     Socketpair,
+    /// `bind(fd, {AF_UNIX, "/proc/self/fd/<dir>/<name>"})` of a new listening stream socket
+    /// (socket, bind under umask 0177 so it is made 0600, listen): a monitor's attach socket,
+    /// named through the descriptor of the container's directory, not a host path.
+    BindUnix { dir: i32, name: String },
     /// `pidfd_open(pid, 0)`: a descriptor that names this very process, whatever later
     /// reuses its number.
     PidfdOpen { pid: i32 },
@@ -385,6 +389,7 @@ impl Call {
             Call::SocketInet => "socket",
             Call::IoctlIfFlags { .. } => "ioctl",
             Call::Socketpair => "socketpair",
+            Call::BindUnix { .. } => "bind",
             Call::Pipe2 => "pipe2",
             Call::PidfdOpen { .. } => "pidfd_open",
             Call::PidfdSendSignal { .. } => "pidfd_send_signal",
@@ -789,6 +794,17 @@ impl Call {
                 };
                 let _ = write!(s, "AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, {fds}");
             }
+            Call::BindUnix { dir, name } => {
+                let fd = match ret {
+                    Some(Ret::Fd(fd)) => fd.to_string(),
+                    _ => "…".into(),
+                };
+                let _ = write!(
+                    s,
+                    "{fd}, {{sa_family=AF_UNIX, sun_path={}}}, 110",
+                    quote(&format!("/proc/self/fd/{dir}/{name}"))
+                );
+            }
             Call::PidfdOpen { pid } => {
                 let _ = write!(s, "{pid}, 0");
             }
@@ -928,6 +944,7 @@ impl Call {
                 format!("{} of pid {pid}", clone_flags(*kind, false))
             }
             Call::Sethostname { name }
+            | Call::BindUnix { name, .. }
             | Call::IoctlIfFlags { name, .. }
             | Call::MemfdCreate { name } => name.clone(),
             Call::Close { object, .. } | Call::Fstatfs { object, .. } => object.clone(),
@@ -1004,6 +1021,7 @@ impl Call {
                 | Call::SocketInet
                 | Call::IoctlIfFlags { .. }
                 | Call::Socketpair
+                | Call::BindUnix { .. }
                 | Call::Pipe2
                 | Call::PidfdOpen { .. }
                 | Call::PidfdSendSignal { .. }
@@ -1227,6 +1245,10 @@ impl Call {
                 set: Some(libc::IFF_UP),
             },
             Call::Socketpair,
+            Call::BindUnix {
+                dir: 3,
+                name: "attach".into(),
+            },
             Call::Pipe2,
             Call::PidfdOpen { pid: 4242 },
             Call::PidfdSendSignal {
