@@ -279,6 +279,7 @@ fn start_one(
         let opts = crate::runtime::StartOptions {
             engine_lock: Some(kept.raw_fd()),
             no_sig_proxy: c.spec.tty,
+            tee_log: Some(crate::container::logs::LogOptions::parse(&c.spec.log_opts)?),
             ..Default::default()
         };
         // `start -a` without `-i` gives the container no stdin, even one run with `-i`.

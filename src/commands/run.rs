@@ -296,6 +296,9 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
         // Docker proxies no signal with a terminal: Ctrl-C is a key for the container's
         // terminal, and a signal for dockling ends dockling (and the container with it).
         no_sig_proxy: !args.sig_proxy || spec.tty,
+        // Docker logs a foreground container too (`docker logs` after `docker run`); not
+        // one removed at its end.
+        tee_log: (!spec.remove).then_some(log_opts),
         ..Default::default()
     };
     start_and_record(ctx, &sys, &spec, &containers, &made, opts)
@@ -483,6 +486,7 @@ pub fn detach(
             log: Some(log),
             hub: hub.as_mut(),
             no_sig_proxy: false,
+            tee_log: None,
             on_started: Some(Box::new(|| {
                 say("ok\n");
                 sys.tracer.flush();
@@ -527,6 +531,7 @@ pub fn detach(
                 on_started: None,
                 hub: hub.as_mut(),
                 no_sig_proxy: false,
+                tee_log: None,
             };
             result = start_and_record(ctx, sys, &spec, containers, &[], opts);
         }

@@ -197,7 +197,7 @@ pub fn pipe(sys: &Sys) -> std::result::Result<(OwnedFd, OwnedFd), crate::sys::Sy
     }
 }
 
-/// Where the container's output goes: dockling's stdout (a foreground run), the
+/// Where the container's output goes: dockling's stdout and stderr (a foreground run), the
 /// container's json-file log (a detached one, written by its monitor), and the clients
 /// attached to its monitor (`dockling attach`).
 #[derive(Default)]
@@ -235,7 +235,11 @@ impl Sink<'_> {
             };
             hub.broadcast(kind, data);
         }
-        if self.stdout {
+        if self.stdout && stream == Stream::Stderr {
+            // Dockling's stderr: unbuffered; a closed one loses the output, as a closed
+            // terminal would, but does not end the container.
+            let _ = std::io::stderr().lock().write_all(data);
+        } else if self.stdout {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(data)?;
             stdout.flush()?;
