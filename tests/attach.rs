@@ -320,3 +320,32 @@ fn a_restart_policys_back_off_shows_restarting_as_docker() {
     assert_eq!(o.stdout.trim(), "false");
     lab.cmd(&["rm", "flaky"]).expect_code(0);
 }
+
+#[test]
+fn init_still_forwards_stop_when_dockling_forwards_nothing() {
+    // Regression: with --sig-proxy=false (or -t) the engine blocks no forwarded signal, and
+    // `--init` read its signals from a signalfd over a mask it no longer inherited: `stop`'s
+    // SIGTERM was dropped and the program was SIGKILLed after the timeout (137, not 143).
+    let lab = Lab::with_busybox();
+    let mut child = lab
+        .command(&[
+            "run",
+            "--sig-proxy=false",
+            "--init",
+            "--name",
+            "quiet",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(20), "the container to run", || {
+        (state(&lab, "quiet") == "running 0").then_some(())
+    });
+    lab.cmd(&["stop", "-t", "30", "quiet"]).expect_code(0);
+    let status = wait_exit(&mut child, Duration::from_secs(20), "run to end");
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(state(&lab, "quiet"), "exited 143");
+    lab.cmd(&["rm", "quiet"]).expect_code(0);
+}

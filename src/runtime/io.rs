@@ -360,7 +360,18 @@ pub fn relay(
     let mut broken_pipe = false;
     let mut _parked: Vec<Source> = Vec::new();
     let mut buf = [0u8; 16384];
+    // A detached container's monitor: from here on it only relays and waits, so what its
+    // start touched goes back (the goal: a monitor as small as conmon), and so does
+    // what a burst of output touched, once the container has been quiet for a while.
+    let monitor = !sink.stdout;
+    let mut shed = monitor;
+    let mut touched = false;
     loop {
+        if shed {
+            crate::sys::memory::shed();
+            shed = false;
+            touched = false;
+        }
         let stdin = std::io::stdin();
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         for src in sources.iter().flatten() {
@@ -390,8 +401,19 @@ pub fn relay(
                 fds.push(PollFd::new(fd, events));
             }
         }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
+        let timeout = if monitor && touched {
+            PollTimeout::from(QUIET_MS)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => {
+                // Quiet since the last shed and the work after it: give it back again.
+                drop(fds);
+                shed = true;
+                continue;
+            }
+            Ok(_) => touched = true,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(source) => return Err(super::RuntimeError::Poll { source }.into()),
         }
@@ -537,6 +559,9 @@ pub fn relay(
         }
     }
 }
+
+/// How long a monitor's container must be quiet before the monitor sheds again.
+const QUIET_MS: u16 = 2000;
 
 /// How far the input may run ahead of a container that does not read its terminal.
 const MAX_PENDING: usize = 1 << 20;
