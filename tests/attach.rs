@@ -341,7 +341,8 @@ fn init_still_forwards_stop_when_dockling_forwards_nothing() {
         .spawn()
         .unwrap();
     wait_until(Duration::from_secs(20), "the container to run", || {
-        (state(&lab, "quiet") == "running 0").then_some(())
+        let o = lab.cmd(&["inspect", "-f", "{{.State.Status}}", "quiet"]);
+        (o.stdout.trim() == "running").then_some(())
     });
     lab.cmd(&["stop", "-t", "30", "quiet"]).expect_code(0);
     let status = wait_exit(&mut child, Duration::from_secs(20), "run to end");
