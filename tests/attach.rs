@@ -350,3 +350,63 @@ fn init_still_forwards_stop_when_dockling_forwards_nothing() {
     assert_eq!(state(&lab, "quiet"), "exited 143");
     lab.cmd(&["rm", "quiet"]).expect_code(0);
 }
+
+#[test]
+fn attach_gives_a_di_container_its_input_and_keeps_it_open_between_attaches() {
+    let lab = Lab::with_busybox();
+    detach(
+        &lab,
+        &[
+            "-i",
+            "--name",
+            "reader",
+            "busybox",
+            "sh",
+            "-c",
+            "read a; echo first:$a; read b; echo second:$b; exit 4",
+        ],
+    );
+    // The first attach types one line and leaves with the detach keys.
+    let mut child = lab
+        .command(&["attach", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(Duration::from_secs(20), "attach to connect", || {
+        has_socket(pid).then_some(())
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"one\n").unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the first answer in the log",
+        || {
+            let o = lab.cmd(&["logs", "reader"]);
+            o.stdout.contains("first:one").then_some(())
+        },
+    );
+    stdin.write_all(b"\x10\x11").unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(20), "attach to detach");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(state(&lab, "reader"), "running 0");
+    // The second finds the input still open, and ends with the container.
+    let mut child = lab
+        .command(&["attach", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(Duration::from_secs(20), "attach to connect", || {
+        has_socket(pid).then_some(())
+    });
+    child.stdin.take().unwrap().write_all(b"two\n").unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(20), "attach to end");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert_eq!(status.code(), Some(4), "{out}");
+    assert_eq!(out, "second:two\n");
+    lab.cmd(&["rm", "reader"]).expect_code(0);
+}

@@ -93,10 +93,13 @@ pub enum Input {
     Resize(libc::winsize),
 }
 
-/// The monitor's side: the listening socket and the attached clients.
+/// The monitor's side: the listening socket, the attached clients, and the stdin pipe of
+/// a container run with `-i` and no terminal (what the clients type, waiting to be written).
 pub struct Hub {
     listener: OwnedFd,
     clients: Vec<Client>,
+    stdin: Option<std::fs::File>,
+    to_stdin: VecDeque<u8>,
 }
 
 impl Hub {
@@ -105,6 +108,43 @@ impl Hub {
         Hub {
             listener,
             clients: Vec::new(),
+            stdin: None,
+            to_stdin: VecDeque::new(),
+        }
+    }
+
+    /// The write end of this run's stdin pipe (`-i` without `-t`); made non-blocking.
+    pub fn set_stdin(&mut self, fd: OwnedFd) {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        self.stdin = Some(std::fs::File::from(fd));
+        self.to_stdin.clear();
+    }
+
+    /// True while typed input waits for the stdin pipe (then it is polled for POLLOUT).
+    fn stdin_waiting(&self) -> bool {
+        self.stdin.is_some() && !self.to_stdin.is_empty()
+    }
+
+    /// Write what the stdin pipe takes now; a container that closed its stdin loses it.
+    fn flush_stdin(&mut self) {
+        let Some(pipe) = self.stdin.as_mut() else {
+            return;
+        };
+        while !self.to_stdin.is_empty() {
+            let (chunk, _) = self.to_stdin.as_slices();
+            match pipe.write(chunk) {
+                Ok(n) if n > 0 => {
+                    self.to_stdin.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                _ => {
+                    self.stdin = None;
+                    self.to_stdin.clear();
+                    return;
+                }
+            }
         }
     }
 
@@ -114,12 +154,15 @@ impl Hub {
         for c in &self.clients {
             fds.push((c.stream.as_fd(), !c.output.is_empty()));
         }
+        if let (true, Some(pipe)) = (self.stdin_waiting(), self.stdin.as_ref()) {
+            fds.push((pipe.as_fd(), true));
+        }
         fds
     }
 
     /// How many descriptors [`Hub::poll_fds`] gives.
     pub fn len(&self) -> usize {
-        1 + self.clients.len()
+        1 + self.clients.len() + usize::from(self.stdin_waiting())
     }
 
     /// Never empty: the listener is always polled.
@@ -132,6 +175,10 @@ impl Hub {
     pub fn handle(&mut self, ready: &[(bool, bool)]) -> Vec<Input> {
         let mut inputs = Vec::new();
         let mut buf = [0u8; 16384];
+        let stdin_ready = self.stdin_waiting()
+            && ready
+                .get(1 + self.clients.len())
+                .is_some_and(|r| r.0 || r.1);
         let mut gone = vec![false; self.clients.len()];
         for (i, c) in self.clients.iter_mut().enumerate() {
             let (readable, writable) = ready.get(i + 1).copied().unwrap_or_default();
@@ -170,6 +217,23 @@ impl Hub {
         });
         if ready.first().is_some_and(|r| r.0) {
             self.accept();
+        }
+        if stdin_ready {
+            self.flush_stdin();
+        }
+        if self.stdin.is_some() {
+            // Keys for the stdin pipe: queued (bounded, as the clients' output) and written
+            // as far as the pipe takes them now.
+            inputs.retain(|i| match i {
+                Input::Keys(k) => {
+                    if self.to_stdin.len() < MAX_BACKLOG {
+                        self.to_stdin.extend(k);
+                    }
+                    false
+                }
+                Input::Resize(_) => true,
+            });
+            self.flush_stdin();
         }
         inputs
     }
@@ -215,6 +279,8 @@ impl Hub {
             let _ = flush(c);
         }
         self.clients.clear();
+        self.stdin = None;
+        self.to_stdin.clear();
     }
 }
 

@@ -291,6 +291,13 @@ pub fn start(
     } else {
         (io::stdout_pipe(sys, spec.tty)?, None)
     };
+    // A detached `-i` container without a terminal reads a pipe its monitor writes, with
+    // what `attach` sends (open between attaches, as Docker's stdin).
+    let stdin_pipe = if detached && spec.interactive && !spec.tty && !dry {
+        Some(io::pipe(sys)?)
+    } else {
+        None
+    };
     let setup = child::Setup {
         spec,
         overlay_data,
@@ -299,7 +306,8 @@ pub fn start(
         stdout_relay: stdout_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
         stderr_relay: stdout_pipe.is_some() && stderr_pipe.is_none() && merged,
         stderr_pipe: stderr_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
-        null_stdin: detached,
+        null_stdin: detached && stdin_pipe.is_none(),
+        stdin_pipe: stdin_pipe.as_ref().map(|(r, _)| r.as_raw_fd()),
         engine_lock: opts.engine_lock,
     };
     let (parent_end, child_end) = channel::pair(sys)?;
@@ -316,6 +324,17 @@ pub fn start(
         child::main(sys, &setup, child_end);
     }
     drop(child_end);
+    let mut hub = opts.hub;
+    if let Some((r, w)) = stdin_pipe {
+        // The read end is the container's alone, or it would never see the end of input.
+        let _ = sys.run(Call::Close {
+            fd: r.into_raw_fd(),
+            object: "the container's end of the stdin pipe".into(),
+        });
+        if let Some(h) = hub.as_deref_mut() {
+            h.set_stdin(w);
+        }
+    }
     let mut sources = Vec::new();
     for (pipe, stream) in [
         (stdout_pipe, crate::container::logs::Stream::Stdout),
@@ -350,7 +369,7 @@ pub fn start(
             log: log.as_mut(),
             detached,
             on_started: opts.on_started,
-            hub: opts.hub,
+            hub,
             proxy: !opts.no_sig_proxy,
         },
     );

@@ -226,6 +226,8 @@ pub enum Stdio {
     Null,
     /// The write end of the stdout relay pipe as stdout.
     Relay,
+    /// The read end of a detached `-i` container's stdin pipe, which its monitor writes.
+    StdinPipe,
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -500,6 +502,10 @@ impl Call {
             Call::Dup2 {
                 what: Stdio::Relay, ..
             } => "dup2.relay",
+            Call::Dup2 {
+                what: Stdio::StdinPipe,
+                ..
+            } => "dup2.stdin_pipe",
             Call::BlockSignals { .. } => "rt_sigprocmask.block",
             Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
@@ -1260,6 +1266,11 @@ impl Call {
                 old: 4,
                 new: 1,
                 what: Stdio::Relay,
+            },
+            Call::Dup2 {
+                old: 4,
+                new: 0,
+                what: Stdio::StdinPipe,
             },
             Call::BlockSignals {
                 signals: vec![libc::SIGCHLD],
