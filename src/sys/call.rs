@@ -805,10 +805,14 @@ impl Call {
                     Some(Ret::Fd(fd)) => fd.to_string(),
                     _ => "…".into(),
                 };
+                // The address's length as nix passes it: the family, then the path without
+                // its NUL.
+                let path = format!("/proc/self/fd/{dir}/{name}");
                 let _ = write!(
                     s,
-                    "{fd}, {{sa_family=AF_UNIX, sun_path={}}}, 110",
-                    quote(&format!("/proc/self/fd/{dir}/{name}"))
+                    "{fd}, {{sa_family=AF_UNIX, sun_path={}}}, {}",
+                    quote(&path),
+                    2 + path.len()
                 );
             }
             Call::PidfdOpen { pid } => {
