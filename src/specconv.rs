@@ -35,6 +35,8 @@ pub struct Request {
     pub rm: bool,
     /// `-i`: keep stdin open.
     pub interactive: bool,
+    /// `-d`: detached; the terminal (`-t`) is the monitor's, not the user's.
+    pub detach: bool,
     /// `-t`: allocate a pseudo-terminal.
     pub tty: bool,
     /// `-e`: `NAME=value`, or `NAME` to take it from dockling's environment.
@@ -1013,7 +1015,7 @@ pub fn build(
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    if args.tty && args.interactive && !std::io::stdin().is_terminal() {
+    if args.tty && args.interactive && !args.detach && !std::io::stdin().is_terminal() {
         return Err(Error::Usage(
             "the input device is not a TTY: drop -t, or run from a terminal".into(),
         ));

@@ -61,6 +61,8 @@ pub enum Command {
     Rm(RmArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Pause all processes within one or more containers
     Pause(WaitArgs),
     /// Unpause all processes within one or more containers
@@ -522,9 +524,28 @@ pub struct StartArgs {
     /// Attach STDOUT/STDERR and forward signals (the container runs in the foreground)
     #[arg(short, long)]
     pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short, long)]
+    pub interactive: bool,
     /// Containers, by name or ID (prefix)
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+/// `dockling attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// The container, by name or ID (prefix)
+    pub container: String,
 }
 
 /// `dockling kill`.
@@ -658,6 +679,8 @@ pub enum ContainerCommand {
     },
     /// Start one or more stopped containers
     Start(StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Pause all processes within one or more containers
     Pause(WaitArgs),
     /// Unpause all processes within one or more containers
@@ -761,6 +784,9 @@ pub struct RunArgs {
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Proxy received signals to the process (not with -t, as Docker)
+    #[arg(long = "sig-proxy", num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
     /// Run container in background and print container ID
     #[arg(short, long)]
     pub detach: bool,

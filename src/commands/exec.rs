@@ -233,8 +233,9 @@ fn supervise(
         pid,
         master,
         spec.interactive,
+        true,
         Vec::new(),
-        io::Sink::Stdout,
+        io::Sink::stdout(),
     )?;
     Ok(io::exit_code(relayed.status))
 }

@@ -20,6 +20,12 @@ pub fn container_json(c: &Container, paused: bool) -> Value {
             false,
             "0001-01-01T00:00:00Z".to_string(),
         ),
+        // Docker: a container waiting to be restarted is "restarting", Running and Restarting.
+        Status::Exited {
+            code,
+            finished,
+            oom_killed,
+        } if c.restarting => ("restarting", true, 0, *code, *oom_killed, finished.clone()),
         Status::Running { pid, .. } if c.is_alive() => (
             if paused { "paused" } else { "running" },
             true,
@@ -46,7 +52,7 @@ pub fn container_json(c: &Container, paused: bool) -> Value {
         "Created": c.created,
         "Path": s.args.first(),
         "Args": s.args.get(1..).unwrap_or(&[]),
-        "State": {"Status": status, "Running": running, "Paused": paused, "Restarting": false, "OOMKilled": oom, "Dead": false, "Pid": pid, "ExitCode": code, "Error": "", "StartedAt": c.started_at.as_deref().unwrap_or("0001-01-01T00:00:00Z"), "FinishedAt": finished},
+        "State": {"Status": status, "Running": running, "Paused": paused, "Restarting": c.restarting, "OOMKilled": oom, "Dead": false, "Pid": pid, "ExitCode": code, "Error": "", "StartedAt": c.started_at.as_deref().unwrap_or("0001-01-01T00:00:00Z"), "FinishedAt": finished},
         "Image": s.image_id,
         "Name": format!("/{}", s.name),
         "RestartCount": c.restart_count,

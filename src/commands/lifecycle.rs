@@ -196,8 +196,10 @@ pub fn start(ctx: &Context, args: &StartArgs) -> Result<i32> {
     crate::commands::rm::reap(ctx, &containers);
     let mut code = 0;
     for name in &args.containers {
-        match start_one(ctx, &sys, &containers, name, args.attach) {
-            Ok(c) if args.attach => code = c,
+        // Docker: `-i` attaches too, with stdin.
+        let attach = (args.attach || args.interactive).then_some(args.interactive);
+        match start_one(ctx, &sys, &containers, name, attach) {
+            Ok(c) if attach.is_some() => code = c,
             Ok(0) => println!("{name}"),
             Ok(c) => code = c,
             Err(e) => {
@@ -217,7 +219,7 @@ pub fn restart(ctx: &Context, args: &StopArgs) -> Result<i32> {
     crate::commands::rm::reap(ctx, &containers);
     Ok(each(&args.containers, |name| {
         stop_one(ctx, &containers, name, args)?;
-        match start_one(ctx, &sys, &containers, name, false)? {
+        match start_one(ctx, &sys, &containers, name, None)? {
             0 => Ok(()),
             code => Err(ContainerError::StartFailed {
                 name: name.clone(),
@@ -244,7 +246,7 @@ fn start_one(
     sys: &Sys,
     containers: &Containers,
     name: &str,
-    attach: bool,
+    attach: Option<bool>,
 ) -> Result<i32> {
     let c = containers.find(name)?;
     let id = c.spec.id.clone();
@@ -273,12 +275,17 @@ fn start_one(
             .join(crate::container::STOP_REQUESTED),
     );
     let c = containers.update(&id, |c| c.status = Status::Created)?;
-    if attach {
+    if let Some(stdin) = attach {
         let opts = crate::runtime::StartOptions {
             engine_lock: Some(kept.raw_fd()),
+            no_sig_proxy: c.spec.tty,
+            tee_log: Some(crate::container::logs::LogOptions::parse(&c.spec.log_opts)?),
             ..Default::default()
         };
-        crate::commands::run::start_and_record(ctx, sys, &c.spec, containers, &[], opts)
+        // `start -a` without `-i` gives the container no stdin, even one run with `-i`.
+        let mut spec = c.spec.clone();
+        spec.interactive &= stdin;
+        crate::commands::run::start_and_record(ctx, sys, &spec, containers, &[], opts)
     } else {
         let log = crate::container::logs::LogOptions::parse(&c.spec.log_opts)?;
         crate::commands::run::detach(

@@ -47,6 +47,7 @@ impl Context {
     }
 }
 
+pub mod attach;
 pub mod cp;
 pub mod exec;
 pub mod explain;
@@ -150,6 +151,7 @@ fn container(ctx: &Context, args: &crate::cli::ContainerArgs) -> Result<i32> {
             },
         ),
         C::Start(a) => lifecycle::start(ctx, a),
+        C::Attach(a) => attach::run(ctx, a),
         C::Pause(a) => lifecycle::pause(ctx, &a.containers, true),
         C::Unpause(a) => lifecycle::pause(ctx, &a.containers, false),
         C::Top(a) => lifecycle::top(ctx, a),
@@ -176,6 +178,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Ps(a) => ps::run(&ctx, a),
         Command::Rm(a) => rm::run(&ctx, a),
         Command::Start(a) => lifecycle::start(&ctx, a),
+        Command::Attach(a) => attach::run(&ctx, a),
         Command::Pause(a) => lifecycle::pause(&ctx, &a.containers, true),
         Command::Unpause(a) => lifecycle::pause(&ctx, &a.containers, false),
         Command::Top(a) => lifecycle::top(&ctx, a),

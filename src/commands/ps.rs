@@ -59,7 +59,8 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
     let mut rows = vec![];
     let mut objects = vec![];
     for c in containers.list()? {
-        if !args.all && !c.is_alive() {
+        // Restarting ones count as running, as in Docker's `ps`.
+        if !args.all && !c.is_alive() && !c.restarting {
             continue;
         }
         let id = if args.no_trunc {

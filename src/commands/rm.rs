@@ -193,7 +193,7 @@ pub fn reap(ctx: &Context, containers: &Containers) {
     containers.sweep();
     let Ok(all) = containers.list() else { return };
     for mut c in all {
-        if !matches!(c.status, Status::Created | Status::Running { .. }) {
+        if !matches!(c.status, Status::Created | Status::Running { .. }) && !c.restarting {
             continue;
         }
         let id = c.spec.id.clone();
@@ -208,6 +208,11 @@ pub fn reap(ctx: &Context, containers: &Containers) {
         // recorded the end (and let go) in between.
         match containers.find(&id) {
             Ok(now) if matches!(now.status, Status::Created | Status::Running { .. }) => c = now,
+            // Its monitor was killed while it waited to restart it: it stays exited.
+            Ok(now) if now.restarting => {
+                let _ = containers.update(&id, |c| c.restarting = false);
+                continue;
+            }
             _ => continue,
         }
         // No engine keeps it. Its first process got SIGKILL when the engine died

@@ -17,6 +17,7 @@ impl From<&RunArgs> for Request {
         Request {
             rm: a.rm,
             interactive: a.interactive,
+            detach: a.detach,
             tty: a.tty,
             env: a.env.clone(),
             env_file: a.env_file.clone(),
@@ -203,6 +204,7 @@ pub fn create_kept(
                 status: Status::Created,
                 restart_count: 0,
                 started_at: None,
+                restarting: false,
             })?;
             Ok(kept)
         })
@@ -305,6 +307,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
     }
     let opts = StartOptions {
         engine_lock: kept.as_ref().map(container::EngineLock::raw_fd),
+        // Docker proxies no signal with a terminal: Ctrl-C is a key for the container's
+        // terminal, and a signal for dockling ends dockling (and the container with it).
+        no_sig_proxy: !args.sig_proxy || spec.tty,
+        // Docker logs a foreground container too (`docker logs` after `docker run`); not
+        // one removed at its end.
+        tee_log: (!spec.remove).then_some(log_opts),
         ..Default::default()
     };
     start_and_record(ctx, &sys, &spec, &containers, &made, opts)
@@ -410,6 +418,28 @@ fn back_off(containers: &Containers, id: &str, delay: std::time::Duration) -> bo
     !stop_requested(containers, id)
 }
 
+/// The monitor's attach socket, `attach` in the container's directory (see
+/// `container::attach`): a stale one of an earlier monitor is removed first.
+fn listen(sys: &Sys, bundle: &std::path::Path) -> Result<crate::container::attach::Hub> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let dir = crate::container::logs::open_dir(bundle)?;
+    let _ = nix::unistd::unlinkat(
+        Some(dir.as_raw_fd()),
+        crate::container::attach::SOCKET,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    match sys.perform(crate::sys::Call::BindUnix {
+        dir: dir.as_raw_fd(),
+        name: crate::container::attach::SOCKET.into(),
+    })? {
+        // SAFETY: the seam just created this descriptor and hands it over.
+        crate::sys::Ret::Fd(fd) => Ok(crate::container::attach::Hub::new(unsafe {
+            OwnedFd::from_raw_fd(fd)
+        })),
+        other => unreachable!("bind gives the listening socket, not {other:?}"),
+    }
+}
+
 /// `run -d` (and `start`): a monitor process, detached from this command (two forks and a
 /// `setsid`, so it belongs to no terminal and no shell waits for it), starts the container
 /// and stays its parent: it writes its output to the json-file log, waits for it, records its
@@ -464,9 +494,17 @@ pub fn detach(
                 }
             }
         };
+        // The attach socket exists before the container runs, so `attach` right after
+        // `run -d` finds it; a monitor that cannot make one still runs the container.
+        let mut hub = listen(sys, &spec.bundle)
+            .map_err(|e| eprintln!("dockling: warning: no attach socket: {e}"))
+            .ok();
         let opts = StartOptions {
             engine_lock: kept.as_ref().map(container::EngineLock::raw_fd),
             log: Some(log),
+            hub: hub.as_mut(),
+            no_sig_proxy: false,
+            tee_log: None,
             on_started: Some(Box::new(|| {
                 say("ok\n");
                 sys.tracer.flush();
@@ -492,6 +530,8 @@ pub fn detach(
             if started.elapsed() >= std::time::Duration::from_secs(10) {
                 delay = std::time::Duration::from_millis(100);
             }
+            // Docker's "Restarting (code) N seconds ago" for as long as the back-off lasts.
+            let _ = containers.update(&spec.id, |c| c.restarting = true);
             if !back_off(containers, &spec.id, delay) {
                 break;
             }
@@ -500,15 +540,20 @@ pub fn detach(
             let _ = containers.update(&spec.id, |c| {
                 c.restart_count = count;
                 c.status = Status::Created;
+                c.restarting = false;
             });
             started = std::time::Instant::now();
             let opts = StartOptions {
                 engine_lock: kept.as_ref().map(container::EngineLock::raw_fd),
                 log: Some(log),
                 on_started: None,
+                hub: hub.as_mut(),
+                no_sig_proxy: false,
+                tee_log: None,
             };
             result = start_and_record(ctx, sys, &spec, containers, &[], opts);
         }
+        let _ = containers.update(&spec.id, |c| c.restarting = false);
         let _ = std::fs::remove_file(containers.bundle(&spec.id).join(container::STOP_REQUESTED));
         let code = match result {
             // Aborted at a `--step` pause (130) before the container ran, or its exit code.

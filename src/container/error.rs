@@ -104,6 +104,12 @@ pub enum ContainerError {
         /// The container as the user named it.
         name: String,
     },
+    /// `attach` to a container that is not running (Docker's words).
+    #[error("you cannot attach to a stopped container {name}, start it first (dockling start -ai {name})")]
+    AttachStopped {
+        /// The container's name.
+        name: String,
+    },
     /// `top`'s run of the host's `ps` failed, or its output has no PID column.
     #[error("ps {args}: {why}")]
     Top {

@@ -13,6 +13,7 @@
 //! renames a directory to `.trash-<id>` before deleting it, so a killed `rm` leaves a name the
 //! next command recognises and finishes removing, never a half-deleted container.
 
+pub mod attach;
 mod error;
 pub mod logs;
 pub mod names;
@@ -73,10 +74,15 @@ pub struct Container {
     /// When its process last started (RFC 3339), if it ever did.
     #[serde(default)]
     pub started_at: Option<String>,
+    /// Its monitor waits to start it again (`--restart`'s back-off): Docker's `Restarting`
+    /// state. Set and cleared by the monitor; a killed monitor's is cleared by `reap`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarting: bool,
 }
 
 impl Container {
-    /// The status as `ps` shows it: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
+    /// The status as `ps` shows it: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`,
+    /// `Restarting (1) 2 seconds ago` (Docker's: the code and end of the last run).
     pub fn status_line(&self, now: std::time::SystemTime) -> String {
         match &self.status {
             Status::Created => "Created".into(),
@@ -88,6 +94,10 @@ impl Container {
                     now
                 ))
             ),
+            Status::Exited { code, finished, .. } if self.restarting => format!(
+                "Restarting ({code}) {} ago",
+                human_duration(since(finished, now))
+            ),
             Status::Exited { code, finished, .. } => format!(
                 "Exited ({code}) {} ago",
                 human_duration(since(finished, now))
@@ -95,9 +105,10 @@ impl Container {
         }
     }
 
-    /// Docker's one-word state: `created`, `running` or `exited`.
+    /// Docker's one-word state: `created`, `running`, `restarting` or `exited`.
     pub fn state_word(&self) -> &'static str {
         match &self.status {
+            Status::Exited { .. } if self.restarting => "restarting",
             Status::Created => "created",
             Status::Running { .. } if self.is_alive() => "running",
             _ => "exited",

@@ -43,8 +43,11 @@ pub struct Setup<'a> {
     /// The write end of a pipe of its own for the container's stderr (a detached container:
     /// the monitor logs each stream apart).
     pub stderr_pipe: Option<std::os::fd::RawFd>,
-    /// Stdin is /dev/null whatever `-i` says (a detached container: nobody types into it).
+    /// Stdin is /dev/null whatever `-i` says (a detached container without `-i`).
     pub null_stdin: bool,
+    /// The read end of the stdin pipe of a detached `-i` container (without `-t`): its
+    /// monitor writes what `attach` sends into the other end.
+    pub stdin_pipe: Option<std::os::fd::RawFd>,
     /// The engine lock's descriptor, shared by `clone`: closed first (see [`first_acts`]).
     pub engine_lock: Option<std::os::fd::RawFd>,
 }
@@ -195,6 +198,13 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         })?;
     }
     terminal(sys, spec, setup.null_stdin, chan)?;
+    if let Some(r) = setup.stdin_pipe {
+        sys.run(Call::Dup2 {
+            old: r,
+            new: 0,
+            what: Stdio::StdinPipe,
+        })?;
+    }
     if let Some(w) = setup.stdout_relay {
         let targets: &[i32] = if setup.stderr_relay { &[1, 2] } else { &[1] };
         for &new in targets {

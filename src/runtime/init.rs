@@ -4,8 +4,8 @@
 //! installed a handler for (so `stop`'s SIGTERM does nothing to a program that never expected
 //! to be pid 1), and every orphan of the namespace becomes its child, to be reaped. A program
 //! like a shell script or a web server rarely does either. This init does both for it: it
-//! waits on a signalfd for the signals dockling forwards (already blocked in this process by
-//! the engine) and for SIGCHLD, passes the former on to the program, reaps every child on the
+//! waits on a signalfd for the signals dockling forwards (blocked in this process) and for
+//! SIGCHLD, passes the former on to the program, reaps every child on the
 //! latter, and exits with the program's code once the program has ended.
 //!
 //! Its own system calls (signalfd reads, `waitpid`, `kill`) are plumbing after the container
@@ -28,6 +28,9 @@ pub fn run(program: i32) -> i32 {
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     // What `ps` in the container shows as process 1 (Docker's shows docker-init).
     let _ = nix::sys::prctl::set_name(c"dockling-init");
+    // Blocked here too: the engine blocks only what it forwards itself, none with `-t` or
+    // `--sig-proxy=false`, and `stop`'s signal must still reach this init's signalfd.
+    let _ = super::io::relay_signals().thread_block();
     let Ok(sfd) = SignalFd::with_flags(&super::io::relay_signals(), SfdFlags::SFD_CLOEXEC) else {
         // Without a signalfd: still reap, and end with the program.
         return wait_for(program);

@@ -26,31 +26,63 @@ use crate::container::logs::Stream;
 use crate::error::Result;
 use crate::sys::{Call, Sys};
 
-/// Signals dockling forwards to the container, as `docker run` does with its sig-proxy.
-pub const FORWARDED: &[Signal] = &[
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+/// True for the signals dockling forwards to the container (`--sig-proxy`, on by default),
+/// as Docker's `ForwardAllSignals`: every signal but SIGCHLD and SIGPIPE (about dockling
+/// itself), SIGURG (Go's runtime uses it, so Docker never forwards it) and SIGWINCH (a
+/// resize of the terminal instead). Not those that cannot be caught (SIGKILL, SIGSTOP) nor
+/// those a fault raises (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS: blocked, a real
+/// fault would kill dockling unreported), nor the real-time ones.
+pub fn is_proxied(sig: Signal) -> bool {
+    !matches!(
+        sig,
+        Signal::SIGKILL
+            | Signal::SIGSTOP
+            | Signal::SIGCHLD
+            | Signal::SIGPIPE
+            | Signal::SIGURG
+            | Signal::SIGWINCH
+            | Signal::SIGSEGV
+            | Signal::SIGBUS
+            | Signal::SIGFPE
+            | Signal::SIGILL
+            | Signal::SIGTRAP
+            | Signal::SIGSYS
+    )
+}
 
-/// The signals to block before `clone`, so none is lost between clone and the relay loop.
-pub fn relay_signals() -> SigSet {
+/// The signals forwarded to the container (see [`is_proxied`]).
+pub fn proxied() -> Vec<Signal> {
+    Signal::iterator().filter(|s| is_proxied(*s)).collect()
+}
+
+/// The signals the relay reads from its signalfd: SIGCHLD (the container ended), SIGWINCH
+/// (resize), and with `proxy` every forwarded one. Blocked before `clone`, so none is lost
+/// between clone and the relay loop.
+pub fn relay_signals_for(proxy: bool) -> SigSet {
     let mut set = SigSet::empty();
-    for s in FORWARDED {
-        set.add(*s);
+    if proxy {
+        for s in proxied() {
+            set.add(s);
+        }
     }
     set.add(Signal::SIGCHLD);
     set.add(Signal::SIGWINCH);
     set
 }
 
+/// [`relay_signals_for`] with every forwarded signal (the `--init` process forwards them all).
+pub fn relay_signals() -> SigSet {
+    relay_signals_for(true)
+}
+
 /// Block the relayed signals (a traced `rt_sigprocmask`); returns the previous mask.
 pub fn block_signals(sys: &Sys) -> std::result::Result<u64, crate::sys::SysError> {
-    let mut signals: Vec<i32> = FORWARDED.iter().map(|s| *s as i32).collect();
-    signals.extend([libc::SIGCHLD, libc::SIGWINCH]);
+    block_signals_for(sys, true)
+}
+
+/// Block the signals [`relay_signals_for`]`(proxy)` reads (a traced `rt_sigprocmask`).
+pub fn block_signals_for(sys: &Sys, proxy: bool) -> std::result::Result<u64, crate::sys::SysError> {
+    let signals: Vec<i32> = relay_signals_for(proxy).iter().map(|s| s as i32).collect();
     match sys.perform(Call::BlockSignals { signals })? {
         crate::sys::Ret::OldMask(m) => Ok(m),
         _ => Ok(0),
@@ -66,12 +98,12 @@ pub fn restore_signals(sys: &Sys, old: u64) {
 
 /// Puts the user's terminal in raw mode while alive, so every key (Ctrl-C too) goes to the
 /// container's terminal, whose own line discipline then does what a terminal does.
-struct RawMode {
+pub(crate) struct RawMode {
     saved: Option<termios::Termios>,
 }
 
 impl RawMode {
-    fn enter(active: bool) -> RawMode {
+    pub(crate) fn enter(active: bool) -> RawMode {
         let stdin = std::io::stdin();
         if !active || !stdin.is_terminal() {
             return RawMode { saved: None };
@@ -107,7 +139,8 @@ nix::ioctl_write_ptr_bad!(
     libc::winsize
 );
 
-fn copy_winsize(master: &OwnedFd) {
+/// Give the container's terminal (`master`) the size of the user's.
+pub(crate) fn copy_winsize(master: &OwnedFd) {
     let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,
@@ -164,40 +197,64 @@ pub fn pipe(sys: &Sys) -> std::result::Result<(OwnedFd, OwnedFd), crate::sys::Sy
     }
 }
 
-/// Where the container's output goes: dockling's stdout (a foreground run) or the
-/// container's json-file log (a detached one, written by its monitor).
-pub enum Sink<'a> {
+/// Where the container's output goes: dockling's stdout and stderr (a foreground run), the
+/// container's json-file log (a detached one, written by its monitor), and the clients
+/// attached to its monitor (`dockling attach`).
+#[derive(Default)]
+pub struct Sink<'a> {
     /// Dockling's own stdout.
-    Stdout,
+    pub stdout: bool,
     /// The log.
-    Log(&'a mut crate::container::logs::LogWriter),
+    pub log: Option<&'a mut crate::container::logs::LogWriter>,
+    /// The monitor's attached clients.
+    pub hub: Option<&'a mut crate::container::attach::Hub>,
 }
 
 impl Sink<'_> {
+    /// Dockling's stdout only.
+    pub fn stdout() -> Sink<'static> {
+        Sink {
+            stdout: true,
+            ..Default::default()
+        }
+    }
+
     /// Put what the container wrote to `stream`; an error only when dockling's stdout is
     /// gone (EPIPE). A log that cannot be written (disk full) loses the output, as Docker's
     /// json-file driver does, but never the container.
     fn put(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<()> {
-        match self {
-            Sink::Stdout => {
-                let mut stdout = std::io::stdout().lock();
-                stdout.write_all(data)?;
-                stdout.flush()
-            }
-            Sink::Log(log) => {
-                if let Err(e) = log.write(stream, data) {
-                    warn_once(&e);
-                }
-                Ok(())
+        if let Some(log) = self.log.as_mut() {
+            if let Err(e) = log.write(stream, data) {
+                warn_once(&e);
             }
         }
+        if let Some(hub) = self.hub.as_mut() {
+            let kind = match stream {
+                Stream::Stdout => crate::container::attach::STDOUT,
+                Stream::Stderr => crate::container::attach::STDERR,
+            };
+            hub.broadcast(kind, data);
+        }
+        if self.stdout && stream == Stream::Stderr {
+            // Dockling's stderr: unbuffered; a closed one loses the output, as a closed
+            // terminal would, but does not end the container.
+            let _ = std::io::stderr().lock().write_all(data);
+        } else if self.stdout {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(data)?;
+            stdout.flush()?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self) {
-        if let Sink::Log(log) = self {
+        if let Some(log) = self.log.as_mut() {
             if let Err(e) = log.finish() {
                 warn_once(&e);
             }
+        }
+        if let Some(hub) = self.hub.as_mut() {
+            hub.finish();
         }
     }
 }
@@ -268,20 +325,22 @@ pub struct Relayed {
 
 /// Relay until the container exits: the terminal (`master`), the output pipes (`sources`)
 /// into `sink`, the forwarded signals.
+#[allow(clippy::too_many_arguments)]
 pub fn relay(
     sys: &Sys,
     pid: i32,
     master: Option<OwnedFd>,
     forward_stdin: bool,
+    proxy: bool,
     sources: Vec<Source>,
     mut sink: Sink<'_>,
 ) -> Result<Relayed> {
     let mut sfd = SignalFd::with_flags(
-        &relay_signals(),
+        &relay_signals_for(proxy),
         SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
     )
     .map_err(|source| super::RuntimeError::Signalfd { source })?;
-    let _raw = RawMode::enter(master.is_some() && matches!(sink, Sink::Stdout));
+    let _raw = RawMode::enter(master.is_some() && sink.stdout);
     let mut master_file = master.map(File::from);
     if let Some(m) = &master_file {
         let fd: OwnedFd = m
@@ -301,7 +360,18 @@ pub fn relay(
     let mut broken_pipe = false;
     let mut _parked: Vec<Source> = Vec::new();
     let mut buf = [0u8; 16384];
+    // A detached container's monitor: from here on it only relays and waits, so what its
+    // start touched goes back (the goal: a monitor as small as conmon), and so does
+    // what a burst of output touched, once the container has been quiet for a while.
+    let monitor = !sink.stdout;
+    let mut shed = monitor;
+    let mut touched = false;
     loop {
+        if shed {
+            crate::sys::memory::shed();
+            shed = false;
+            touched = false;
+        }
         let stdin = std::io::stdin();
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         for src in sources.iter().flatten() {
@@ -321,8 +391,29 @@ pub fn relay(
         if stdin_open_now {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
+        let hub_at = fds.len();
+        if let Some(hub) = sink.hub.as_ref() {
+            for (fd, out) in hub.poll_fds() {
+                let mut events = PollFlags::POLLIN;
+                if out {
+                    events |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(fd, events));
+            }
+        }
+        let timeout = if monitor && touched {
+            PollTimeout::from(QUIET_MS)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => {
+                // Quiet since the last shed and the work after it: give it back again.
+                drop(fds);
+                shed = true;
+                continue;
+            }
+            Ok(_) => touched = true,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(source) => return Err(super::RuntimeError::Poll { source }.into()),
         }
@@ -394,6 +485,36 @@ pub fn relay(
                 }
             }
         }
+        if let Some(hub) = sink.hub.as_mut() {
+            let states: Vec<(bool, bool)> = revents[hub_at..]
+                .iter()
+                .map(|r| {
+                    (
+                        r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR),
+                        r.contains(PollFlags::POLLOUT),
+                    )
+                })
+                .collect();
+            for input in hub.handle(&states) {
+                match input {
+                    crate::container::attach::Input::Keys(keys) => {
+                        if let Some(m) = master_file.as_mut() {
+                            to_master.extend(&keys);
+                            if write_pending(m, &mut to_master).is_err() {
+                                master_file = None;
+                                to_master.clear();
+                            }
+                        }
+                    }
+                    crate::container::attach::Input::Resize(ws) => {
+                        if let Some(m) = &master_file {
+                            // SAFETY: m is an open pty master; TIOCSWINSZ reads the live ws.
+                            let _ = unsafe { tiocswinsz(m.as_raw_fd(), &ws) };
+                        }
+                    }
+                }
+            }
+        }
         if ready[0] {
             while let Ok(Some(info)) = sfd.read_signal() {
                 let signo = info.ssi_signo as i32;
@@ -431,13 +552,16 @@ pub fn relay(
                             copy_winsize(&OwnedFd::from(fd));
                         }
                     }
-                } else {
+                } else if proxy {
                     let _ = sys.run(Call::Kill { pid, signal: signo });
                 }
             }
         }
     }
 }
+
+/// How long a monitor's container must be quiet before the monitor sheds again.
+const QUIET_MS: u16 = 2000;
 
 /// How far the input may run ahead of a container that does not read its terminal.
 const MAX_PENDING: usize = 1 << 20;

@@ -181,6 +181,15 @@ pub struct StartOptions<'a> {
     /// Called once the container runs (its `execve` succeeded and is recorded): the monitor
     /// tells the waiting `run -d` it can print the id.
     pub on_started: Option<Box<dyn FnOnce() + 'a>>,
+    /// A foreground run's json-file log (Docker logs every container, so `logs` works after
+    /// a foreground run too): the output goes to dockling's stdout and stderr and, as it
+    /// passes, into the log.
+    pub tee_log: Option<crate::container::logs::LogOptions>,
+    /// The monitor's attach socket and clients (`dockling attach`), kept across restarts.
+    pub hub: Option<&'a mut crate::container::attach::Hub>,
+    /// `--sig-proxy=false` (or a terminal, where Docker never proxies): signals sent to
+    /// dockling are not forwarded to the container.
+    pub no_sig_proxy: bool,
 }
 
 /// Start the container described by `spec` and wait for it (in the foreground, or as the
@@ -247,7 +256,9 @@ pub fn start(
         extra_mounts = cg.container_mounts();
     }
     // A detached container's log is opened before anything starts: a log that cannot be
-    // written is an error now, not output lost later.
+    // written is an error now, not output lost later. A foreground run's log (`tee_log`)
+    // is only a copy: one that cannot be opened is a warning.
+    let detached = opts.log.is_some();
     let mut log = match opts.log {
         Some(o) if !dry => Some(crate::container::logs::LogWriter::open(
             crate::container::logs::open_dir(&spec.bundle)?,
@@ -256,16 +267,36 @@ pub fn start(
         )?),
         _ => None,
     };
+    if let (None, Some(o), false) = (&log, opts.tee_log, dry) {
+        match crate::container::logs::open_dir(&spec.bundle)
+            .and_then(|dir| crate::container::logs::LogWriter::open(dir, &spec.id, o))
+        {
+            Ok(l) => log = Some(l),
+            Err(e) => eprintln!("dockling: warning: no log for `dockling logs`: {e}"),
+        }
+    }
     sys.step(StepId::NamespacesClone)?;
     // Output pipes: a detached container's stdout and stderr each into one (the monitor
-    // writes them to the log, each line marked with its stream); a foreground one's stdout
-    // when dockling's is a pipe (see `io`). A terminal (`-t`) needs neither.
-    let (stdout_pipe, stderr_pipe) = if log.is_some() && !spec.tty {
+    // writes them to the log, each line marked with its stream); so a logged foreground
+    // one's (copied to dockling's stdout and stderr and into the log; with `2>&1` both
+    // into the stdout pipe, in their order); an unlogged foreground one's stdout when
+    // dockling's is a pipe (see `io`). A terminal (`-t`) needs none.
+    let merged = !detached && io::stderr_is_stdout();
+    let (stdout_pipe, stderr_pipe) = if spec.tty {
+        (None, None)
+    } else if detached || (log.is_some() && !merged) {
         (Some(io::pipe(sys)?), Some(io::pipe(sys)?))
     } else if log.is_some() {
-        (None, None)
+        (Some(io::pipe(sys)?), None)
     } else {
         (io::stdout_pipe(sys, spec.tty)?, None)
+    };
+    // A detached `-i` container without a terminal reads a pipe its monitor writes, with
+    // what `attach` sends (open between attaches, as Docker's stdin).
+    let stdin_pipe = if detached && spec.interactive && !spec.tty && !dry {
+        Some(io::pipe(sys)?)
+    } else {
+        None
     };
     let setup = child::Setup {
         spec,
@@ -273,13 +304,14 @@ pub fn start(
         extra_mounts,
         cgroup_ns: spec.namespaces.cgroup && cleanup.cgroup.is_some(),
         stdout_relay: stdout_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
-        stderr_relay: stdout_pipe.is_some() && log.is_none() && io::stderr_is_stdout(),
+        stderr_relay: stdout_pipe.is_some() && stderr_pipe.is_none() && merged,
         stderr_pipe: stderr_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
-        null_stdin: log.is_some(),
+        null_stdin: detached && stdin_pipe.is_none(),
+        stdin_pipe: stdin_pipe.as_ref().map(|(r, _)| r.as_raw_fd()),
         engine_lock: opts.engine_lock,
     };
     let (parent_end, child_end) = channel::pair(sys)?;
-    let old_mask = io::block_signals(sys)?;
+    let old_mask = io::block_signals_for(sys, !opts.no_sig_proxy)?;
     let pid = match sys.clone_process(clone_flags(spec)) {
         Ok(p) => p,
         Err(e) => {
@@ -292,6 +324,17 @@ pub fn start(
         child::main(sys, &setup, child_end);
     }
     drop(child_end);
+    let mut hub = opts.hub;
+    if let Some((r, w)) = stdin_pipe {
+        // The read end is the container's alone, or it would never see the end of input.
+        let _ = sys.run(Call::Close {
+            fd: r.into_raw_fd(),
+            object: "the container's end of the stdin pipe".into(),
+        });
+        if let Some(h) = hub.as_deref_mut() {
+            h.set_stdin(w);
+        }
+    }
     let mut sources = Vec::new();
     for (pipe, stream) in [
         (stdout_pipe, crate::container::logs::Stream::Stdout),
@@ -324,7 +367,10 @@ pub fn start(
         Outputs {
             sources,
             log: log.as_mut(),
+            detached,
             on_started: opts.on_started,
+            hub,
+            proxy: !opts.no_sig_proxy,
         },
     );
     let outcome = match result {
@@ -416,7 +462,10 @@ pub fn record_exec(
 struct Outputs<'a, 'b> {
     sources: Vec<io::Source>,
     log: Option<&'a mut crate::container::logs::LogWriter>,
+    detached: bool,
     on_started: Option<Box<dyn FnOnce() + 'b>>,
+    hub: Option<&'b mut crate::container::attach::Hub>,
+    proxy: bool,
 }
 
 fn supervise(
@@ -431,7 +480,10 @@ fn supervise(
     let Outputs {
         sources,
         log,
+        detached,
         on_started,
+        hub,
+        proxy,
     } = out;
     let spec = setup.spec;
     if let Some(cg) = cgroup {
@@ -482,11 +534,12 @@ fn supervise(
     }
 
     sys.step(StepId::ProcessWait)?;
-    let sink = match log {
-        Some(l) => io::Sink::Log(l),
-        None => io::Sink::Stdout,
+    let sink = io::Sink {
+        stdout: !detached,
+        log,
+        hub,
     };
-    let relayed = io::relay(sys, pid, master, spec.interactive, sources, sink)?;
+    let relayed = io::relay(sys, pid, master, spec.interactive, proxy, sources, sink)?;
     let exit_code = io::exit_code(relayed.status);
     let oom_killed = exit_code == 128 + libc::SIGKILL && cgroup.is_some_and(|cg| cg.oom_killed());
     Ok(Outcome {

@@ -154,6 +154,10 @@ pub enum Call {
     },
     /// `socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`: the engine/child channel.
     Socketpair,
+    /// `bind(fd, {AF_UNIX, "/proc/self/fd/<dir>/<name>"})` of a new listening stream socket
+    /// (socket, bind under umask 0177 so it is made 0600, listen): a monitor's attach socket,
+    /// named through the descriptor of the container's directory, not a host path.
+    BindUnix { dir: i32, name: String },
     /// `pidfd_open(pid, 0)`: a descriptor that names this very process, whatever later
     /// reuses its number.
     PidfdOpen { pid: i32 },
@@ -222,6 +226,8 @@ pub enum Stdio {
     Null,
     /// The write end of the stdout relay pipe as stdout.
     Relay,
+    /// The read end of a detached `-i` container's stdin pipe, which its monitor writes.
+    StdinPipe,
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -385,6 +391,7 @@ impl Call {
             Call::SocketInet => "socket",
             Call::IoctlIfFlags { .. } => "ioctl",
             Call::Socketpair => "socketpair",
+            Call::BindUnix { .. } => "bind",
             Call::Pipe2 => "pipe2",
             Call::PidfdOpen { .. } => "pidfd_open",
             Call::PidfdSendSignal { .. } => "pidfd_send_signal",
@@ -495,6 +502,10 @@ impl Call {
             Call::Dup2 {
                 what: Stdio::Relay, ..
             } => "dup2.relay",
+            Call::Dup2 {
+                what: Stdio::StdinPipe,
+                ..
+            } => "dup2.stdin_pipe",
             Call::BlockSignals { .. } => "rt_sigprocmask.block",
             Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
@@ -789,6 +800,21 @@ impl Call {
                 };
                 let _ = write!(s, "AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, {fds}");
             }
+            Call::BindUnix { dir, name } => {
+                let fd = match ret {
+                    Some(Ret::Fd(fd)) => fd.to_string(),
+                    _ => "…".into(),
+                };
+                // The address's length as nix passes it: the family, then the path without
+                // its NUL.
+                let path = format!("/proc/self/fd/{dir}/{name}");
+                let _ = write!(
+                    s,
+                    "{fd}, {{sa_family=AF_UNIX, sun_path={}}}, {}",
+                    quote(&path),
+                    2 + path.len()
+                );
+            }
             Call::PidfdOpen { pid } => {
                 let _ = write!(s, "{pid}, 0");
             }
@@ -928,6 +954,7 @@ impl Call {
                 format!("{} of pid {pid}", clone_flags(*kind, false))
             }
             Call::Sethostname { name }
+            | Call::BindUnix { name, .. }
             | Call::IoctlIfFlags { name, .. }
             | Call::MemfdCreate { name } => name.clone(),
             Call::Close { object, .. } | Call::Fstatfs { object, .. } => object.clone(),
@@ -1004,6 +1031,7 @@ impl Call {
                 | Call::SocketInet
                 | Call::IoctlIfFlags { .. }
                 | Call::Socketpair
+                | Call::BindUnix { .. }
                 | Call::Pipe2
                 | Call::PidfdOpen { .. }
                 | Call::PidfdSendSignal { .. }
@@ -1227,6 +1255,10 @@ impl Call {
                 set: Some(libc::IFF_UP),
             },
             Call::Socketpair,
+            Call::BindUnix {
+                dir: 3,
+                name: "attach".into(),
+            },
             Call::Pipe2,
             Call::PidfdOpen { pid: 4242 },
             Call::PidfdSendSignal {
@@ -1238,6 +1270,11 @@ impl Call {
                 old: 4,
                 new: 1,
                 what: Stdio::Relay,
+            },
+            Call::Dup2 {
+                old: 4,
+                new: 0,
+                what: Stdio::StdinPipe,
             },
             Call::BlockSignals {
                 signals: vec![libc::SIGCHLD],

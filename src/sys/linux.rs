@@ -9,7 +9,7 @@
 //! for the duration of the call; each block says what else it relies on.
 
 use std::ffi::CString;
-use std::os::fd::IntoRawFd;
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -436,6 +436,7 @@ impl Backend for Linux {
                 nix::sys::socket::SockFlag::SOCK_CLOEXEC,
             )
             .map(|(a, b)| Ret::FdPair(a.into_raw_fd(), b.into_raw_fd())),
+            Call::BindUnix { dir, name } => bind_unix(*dir, name),
             Call::BlockSignals { signals } => {
                 let set = signals
                     .iter()
@@ -796,4 +797,26 @@ pub fn ignored_signals() -> u64 {
                 .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         })
         .unwrap_or(0)
+}
+
+/// A listening unix stream socket bound to `name` in the directory `dir` names, through
+/// `/proc/self/fd/<dir>`: the kernel resolves the directory from the descriptor, so no path
+/// above it is looked up again. Made 0600 by the umask around `bind` (a socket's own mode
+/// cannot be changed through its descriptor); the caller owns the result.
+fn bind_unix(dir: i32, name: &str) -> Result<Ret, Errno> {
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType};
+    use nix::sys::stat::{umask, Mode};
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    let addr = nix::sys::socket::UnixAddr::new(format!("/proc/self/fd/{dir}/{name}").as_str())?;
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = bind(fd.as_raw_fd(), &addr);
+    umask(old);
+    bound?;
+    listen(&fd, Backlog::new(8).unwrap_or(Backlog::MAXCONN))?;
+    Ok(Ret::Fd(fd.into_raw_fd()))
 }

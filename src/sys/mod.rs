@@ -13,6 +13,7 @@ pub mod call;
 pub mod caps;
 pub mod fs;
 pub mod linux;
+pub mod memory;
 pub mod record;
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};

@@ -87,6 +87,7 @@ impl Backend for Recorder {
             | Call::OpenTree { .. }
             | Call::MemfdCreate { .. }
             | Call::BpfProgLoad { .. }
+            | Call::BindUnix { .. }
             | Call::PidfdOpen { .. } => Ret::Fd(100),
             Call::Dup2 { new, .. } => Ret::Fd(*new),
             Call::Socketpair | Call::Pipe2 => Ret::FdPair(100, 101),

@@ -437,6 +437,11 @@ impl Lab {
 }
 
 impl InTerminal {
+    /// The pid of script(1), under which dockling runs.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Send 256 KiB of input while the program in the terminal writes (never blocking the
     /// test: what cannot go now goes at the next poll), until it ends: its output, its exit
     /// code, the bytes sent. The 90 s wait is a failure guard for a relay that deadlocks.
