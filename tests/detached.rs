@@ -610,3 +610,51 @@ fn logs_print_stdout_and_stderr_lines_in_the_order_the_log_holds_them() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
     lab.cmd(&["rm", "mixed"]).expect_code(0);
 }
+
+#[test]
+fn a_log_deleted_under_a_running_container_is_made_again_and_logs_says_what_happened() {
+    let lab = Lab::with_busybox();
+    let id = detach(
+        &lab,
+        &[
+            "--name",
+            "chatty",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.05; done",
+        ],
+    );
+    let log = lab
+        .root()
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    wait_until(
+        Duration::from_secs(10),
+        "the first lines in the log",
+        || (std::fs::metadata(&log).is_ok_and(|m| m.len() > 0)).then_some(()),
+    );
+    std::fs::remove_file(&log).unwrap();
+    // The monitor notices at its next write and starts a new file under the same name.
+    wait_until(Duration::from_secs(10), "a new log file", || {
+        std::fs::metadata(&log)
+            .is_ok_and(|m| m.len() > 0)
+            .then_some(())
+    });
+    let o = lab.cmd(&["logs", "chatty"]);
+    o.expect_code(0);
+    assert!(o.stdout.starts_with("line"), "{}", o.stdout);
+    assert!(
+        !o.stdout.lines().any(|l| l == "line1"),
+        "the deleted lines are gone, not shown: {}",
+        o.stdout
+    );
+    // Stopped, with its log deleted again: logs says so instead of printing nothing.
+    lab.cmd(&["stop", "-t", "0", "chatty"]).expect_code(0);
+    std::fs::remove_file(&log).unwrap();
+    let o = lab.cmd(&["logs", "chatty"]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("was it deleted?"), "{}", o.stderr);
+    lab.cmd(&["rm", "chatty"]).expect_code(0);
+}

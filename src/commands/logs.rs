@@ -29,8 +29,17 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
     // are read before it (skipping it, should a rotation have named it `.1` meanwhile).
     let mut follower = match logs::Follower::from_start(dir()?, &id) {
         Ok(f) => f,
-        // A container that never wrote a log (run in the foreground): nothing to show.
-        Err(_) => return Ok(0),
+        // A container that never started has no log yet: nothing to show, as Docker.
+        Err(_) if c.started_at.is_none() => return Ok(0),
+        // One that ran had one: someone deleted it. Say so rather than print nothing.
+        Err(e) => {
+            return Err(crate::container::ContainerError::LogMissing {
+                name: args.container.clone(),
+                file: logs::file_name(&id),
+                cause: e.to_string(),
+            }
+            .into())
+        }
     };
     let mut out = Printer {
         timestamps: args.timestamps,

@@ -44,6 +44,16 @@ pub enum ContainerError {
         /// The engine lock file, which holds that process's pid.
         lock: PathBuf,
     },
+    /// `logs` of a container that ran, whose json-file log is gone (deleted by hand).
+    #[error("no log to show for container {name}: {file} in its directory cannot be read ({cause}); was it deleted? What the container writes from now on goes to a new one")]
+    LogMissing {
+        /// The container as the user named it.
+        name: String,
+        /// The log's file name.
+        file: String,
+        /// Why it could not be opened.
+        cause: String,
+    },
     /// `kill`, `exec`, `pause`, `unpause` or `top` of a container that is not running.
     #[error("cannot {doing} container {name}: it is not running (start it first)")]
     NotRunning {

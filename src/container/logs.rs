@@ -19,6 +19,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use nix::fcntl::{AtFlags, OFlag};
@@ -199,6 +200,18 @@ impl LogWriter {
     fn flush(&mut self) -> Result<()> {
         if self.out.is_empty() {
             return Ok(());
+        }
+        // Someone deleted the log under the running container (`rm *-json.log` to free space):
+        // what comes next goes to a new file under the same name, where `logs` looks, rather
+        // than into an unlinked one nobody can read. (One fstat per write.)
+        if self.file.metadata().is_ok_and(|m| m.nlink() == 0) {
+            self.file = open_in(
+                &self.dir,
+                &self.name,
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND,
+            )
+            .map_err(Error::io("open", &self.name))?;
+            self.size = self.file.metadata().map(|m| m.len()).unwrap_or(0);
         }
         self.file
             .write_all(&self.out)
@@ -564,6 +577,20 @@ mod tests {
                 max_file: 3
             }
         );
+    }
+
+    #[test]
+    fn a_log_deleted_under_the_writer_is_made_again_and_new_lines_land_in_it() {
+        let (t, fd) = dir();
+        let mut w = LogWriter::open(fd, "c1", LogOptions::default()).unwrap();
+        w.write(Stream::Stdout, b"before\n").unwrap();
+        std::fs::remove_file(t.path().join(file_name("c1"))).unwrap();
+        w.write(Stream::Stdout, b"after\n").unwrap();
+        let logs: Vec<String> = read_entries(open_all(&reopen(&t), "c1"))
+            .into_iter()
+            .map(|e| e.log)
+            .collect();
+        assert_eq!(logs, ["after\n"]);
     }
 
     #[test]
