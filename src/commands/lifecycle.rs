@@ -289,6 +289,7 @@ fn start_one(
             Some(kept),
             vec![],
             log,
+            None,
         )
     }
 }
