@@ -67,6 +67,7 @@ fn running(c: &Container) -> Option<(i32, u64)> {
 /// counts.)
 fn wait_ended(containers: &Containers, id: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
+    let mut watch = containers.watch(id);
     loop {
         match containers.find(id) {
             Err(_) => return true,
@@ -77,10 +78,11 @@ fn wait_ended(containers: &Containers, id: &str, limit: Duration) -> bool {
             }
             Ok(_) => {}
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        watch.wait(deadline - now);
     }
 }
 
@@ -126,6 +128,7 @@ fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs)
     containers.request_stop(&id);
     // Not running, but its monitor still keeps it: between runs of a restart policy, or
     // starting one. Wait for that to settle: ended (done), or running again (stopped below).
+    let mut watch = containers.watch(&id);
     let (pid, start) = loop {
         let c = containers.find(&id)?;
         if let Some(running) = running(&c) {
@@ -137,7 +140,7 @@ fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs)
             // Docker: stopping a container that is not running is no error.
             return settle(containers, &id);
         }
-        std::thread::sleep(Duration::from_millis(10));
+        watch.wait(Duration::from_millis(10));
     };
     crate::commands::rm::signal(pid, start, sig)?;
     // A paused container could not even handle the signal: thawed, as Docker does.
@@ -170,8 +173,13 @@ fn restarting(containers: &Containers, id: &str) -> bool {
 /// After a stop: wait (bounded) until the monitor has let go, so `stop x && rm x` works.
 fn settle(containers: &Containers, id: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while containers.engine_alive(id) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+    let mut watch = containers.watch(id);
+    while containers.engine_alive(id) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        watch.wait(deadline - now);
     }
     Ok(())
 }
