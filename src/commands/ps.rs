@@ -58,8 +58,13 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
     let now = SystemTime::now();
     let mut rows = vec![];
     let mut objects = vec![];
+    // The host's cgroup mounts, read once for every row's freezer check.
+    let mut layout = None;
+    let parent = ctx.config.cgroup_parent.as_deref().unwrap_or("dockling");
     for c in containers.list()? {
-        if !args.all && !c.is_alive() {
+        // Each row's process is looked at once (its stat read once), for every column.
+        let alive = c.is_alive();
+        if !args.all && !alive {
             continue;
         }
         let id = if args.no_trunc {
@@ -72,11 +77,24 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
             continue;
         }
         let created = crate::image::format::ago(Some(&c.created), now);
-        let paused = crate::commands::lifecycle::is_paused(ctx, &c);
+        let paused = alive
+            && c.spec.cgroup.is_some()
+            && layout
+                .get_or_insert_with(crate::cgroups::discover)
+                .as_ref()
+                .is_ok_and(|(version, hierarchies)| {
+                    crate::cgroups::Cgroup::with_layout(
+                        *version,
+                        hierarchies.clone(),
+                        parent,
+                        &c.spec.id,
+                    )
+                    .is_frozen()
+                });
         let status = if paused {
-            format!("{} (Paused)", c.status_line(now))
+            format!("{} (Paused)", c.status_line_as(now, alive))
         } else {
-            c.status_line(now)
+            c.status_line_as(now, alive)
         };
         if args.format.is_some() {
             objects.push(serde_json::json!({
@@ -86,7 +104,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
                 "CreatedAt": c.created,
                 "RunningFor": created,
                 "Ports": "",
-                "State": if paused { "paused" } else { c.state_word() },
+                "State": if paused { "paused" } else { c.state_word_as(alive) },
                 "Status": status,
                 "Size": "0B",
                 "Names": c.spec.name,

@@ -78,9 +78,15 @@ pub struct Container {
 impl Container {
     /// The status as `ps` shows it: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
     pub fn status_line(&self, now: std::time::SystemTime) -> String {
+        self.status_line_as(now, self.is_alive())
+    }
+
+    /// [`Container::status_line`] with [`Container::is_alive`] already known (a listing reads
+    /// each process's stat once).
+    pub fn status_line_as(&self, now: std::time::SystemTime, alive: bool) -> String {
         match &self.status {
             Status::Created => "Created".into(),
-            Status::Running { .. } if !self.is_alive() => "Exited (unknown)".into(),
+            Status::Running { .. } if !alive => "Exited (unknown)".into(),
             Status::Running { .. } => format!(
                 "Up {}",
                 human_duration(since(
