@@ -776,3 +776,107 @@ fn trace_with_a_space_before_its_format_is_a_clear_error() {
     lab.cmd(&["run", "--rm", "--trace", "busybox", "true"])
         .expect_code(0);
 }
+
+/// Hold a command's traced calls (one process: the command itself) against what strace saw
+/// it do, in order, with arguments and results; then check that every call strace saw of the
+/// kinds in `complete` (by name; `openat` only when it writes a cgroup knob) is in the trace.
+fn assert_command_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen], complete: &[&str]) {
+    let me = seen.first().expect("strace saw something").pid.clone();
+    let mut cursor = 0;
+    let mut matched = std::collections::HashSet::new();
+    for (i, e) in traced.iter().enumerate() {
+        assert_eq!(
+            e["process"], "engine",
+            "event #{i} from another process: {e}"
+        );
+        let name = e["syscall"].as_str().unwrap();
+        let args = normalise(e["args"].as_str().unwrap());
+        let result = match e["errno"].as_str() {
+            Some(errno) => format!("-1 {errno}"),
+            None => e["result"].as_i64().unwrap().to_string(),
+        };
+        let found = seen[cursor..]
+            .iter()
+            .position(|s| s.pid == me && s.name == name && s.args == args && s.result == result);
+        match found {
+            Some(k) => {
+                matched.insert(cursor + k);
+                cursor += k + 1;
+            }
+            None => panic!("event #{i} is not what strace saw next: {name}({args}) = {result}"),
+        }
+    }
+    let missing: Vec<String> = seen
+        .iter()
+        .enumerate()
+        .filter(|(k, s)| {
+            let knob = s.name == "openat"
+                && s.args.starts_with("AT_FDCWD, \"/sys/fs/cgroup/")
+                && s.args.contains("O_WRONLY");
+            s.pid == me
+                && !matched.contains(k)
+                && (knob || (s.name != "openat" && complete.contains(&s.name.as_str())))
+        })
+        .map(|(_, s)| format!("  {}({}) = {}", s.name, s.args, s.result))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "strace saw calls the trace does not show:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// `stop`: the pidfd opened on the container's first process and the stop signal sent
+/// through it; after `-t`, the cgroup frozen, every process killed, the group thawed, each as
+/// strace saw it. The pretty trace explains the signal.
+#[test]
+fn the_trace_of_stop_is_what_strace_sees() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"])
+        .expect_code(0);
+    let (traced, seen) =
+        traced_and_seen_of(&lab, &["stop", "--trace=json"], &["-t", "0", "target"], 0);
+    assert_command_trace_is_what_strace_sees(
+        &traced,
+        &seen,
+        &[
+            "pidfd_open",
+            "pidfd_send_signal",
+            "kill",
+            "tgkill",
+            "openat",
+        ],
+    );
+    for want in ["pidfd_open", "pidfd_send_signal", "kill", "write"] {
+        assert!(
+            traced.iter().any(|e| e["syscall"] == want),
+            "no {want} in the trace of stop"
+        );
+    }
+    assert!(
+        traced.iter().any(|e| e["syscall"] == "write"
+            && (e["args"].as_str().unwrap().contains("FROZEN")
+                || e["args"].as_str().unwrap().contains("\"1\""))),
+        "the cgroup is frozen before the kills"
+    );
+    lab.cmd(&["start", "target"]).expect_code(0);
+    let o = lab.cmd(&["stop", "--trace", "-t", "0", "target"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr.contains("pidfd_send_signal(") && o.stderr.contains(", SIGTERM, NULL, 0) = 0"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("↳ send the signal through the pidfd"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("· waiting up to 0s for the container to end"),
+        "{}",
+        o.stderr
+    );
+    lab.cmd(&["rm", "target"]).expect_code(0);
+}

@@ -193,7 +193,7 @@ pub const STOP_REQUESTED: &str = "stop-requested";
 /// missing) the waits are short sleeps that grow to 10 ms, so a condition that still does not
 /// hold (another command holds the lock now) never spins. Not inotify on the directory: closing
 /// an inotify descriptor waits for an SRCU grace period (~10 ms), longer than what it saves.
-/// Untraced: waiting on the store's own processes, not container setup.
+/// The pidfd_open goes through the seam (`stop --trace` shows it); the poll does not.
 pub struct Watch {
     fd: Option<std::os::fd::OwnedFd>,
     pause: std::time::Duration,
@@ -203,12 +203,14 @@ impl Watch {
     /// The longest single wait: the fallback when an event is missed.
     pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
-    fn new(engine: Option<(i32, u64)>) -> Watch {
+    fn new(sys: &crate::sys::Sys, engine: Option<(i32, u64)>) -> Watch {
         use std::os::fd::{FromRawFd, OwnedFd};
         let fd = engine.and_then(|(pid, start)| {
-            // SAFETY: a plain syscall; the descriptor is owned at once.
-            let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-            let raw = i32::try_from(raw).ok().filter(|fd| *fd >= 0)?;
+            let Ok(crate::sys::Ret::Fd(raw)) =
+                sys.perform(crate::sys::Call::PidfdOpenEngine { pid })
+            else {
+                return None;
+            };
             // SAFETY: the kernel just returned this descriptor and nothing else owns it.
             let fd = unsafe { OwnedFd::from_raw_fd(raw) };
             // Checked after the open: a reused pid is never waited on.
@@ -486,14 +488,14 @@ impl Containers {
 
     /// Watch the container's engine, to wait for it to record the end and let go without
     /// polling on a timer (see [`Watch`]).
-    pub fn watch(&self, id: &str) -> Watch {
-        Watch::new(self.engine_pid(id))
+    pub fn watch(&self, sys: &crate::sys::Sys, id: &str) -> Watch {
+        Watch::new(sys, self.engine_pid(id))
     }
 
     /// Wait (bounded) until nothing holds the container's engine lock, then hold it.
     pub fn wait_engine(&self, id: &str, limit: std::time::Duration) -> Result<Option<EngineLock>> {
         let deadline = std::time::Instant::now() + limit;
-        let mut watch = self.watch(id);
+        let mut watch = self.watch(&crate::sys::Sys::quiet(), id);
         loop {
             if let Some(l) = self.try_lock_engine(id)? {
                 return Ok(Some(l));
