@@ -880,3 +880,66 @@ fn the_trace_of_stop_is_what_strace_sees() {
     );
     lab.cmd(&["rm", "target"]).expect_code(0);
 }
+
+/// `cp` into a container: the root's lookups traced as strace saw them, and a note for every
+/// file and directory it made, naming the calls (the per-file work runs on descriptors, not
+/// through the seam): each file strace saw created with O_CREAT|O_EXCL has its note.
+#[test]
+fn the_trace_of_cp_is_what_strace_sees_with_a_note_per_file() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"])
+        .expect_code(0);
+    let src = lab.dir.path().join("tree");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("one.txt"), "1").unwrap();
+    std::fs::write(src.join("sub/two.txt"), "2").unwrap();
+    let (traced, seen) = traced_and_seen_of(
+        &lab,
+        &["cp", "--trace=json"],
+        &[src.to_str().unwrap(), "target:/tmp/"],
+        0,
+    );
+    assert_command_trace_is_what_strace_sees(&traced, &seen, &[]);
+    assert!(
+        traced.iter().any(|e| e["syscall"] == "openat2"),
+        "the container's root lookups are traced"
+    );
+    let o = lab.cmd(&[
+        "cp",
+        "--trace=json",
+        src.to_str().unwrap(),
+        "target:/tmp/again",
+    ]);
+    o.expect_code(0);
+    let notes: Vec<String> = events(&o.stderr)
+        .into_iter()
+        .filter(|e| e["type"] == "note")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    let created: Vec<String> = seen
+        .iter()
+        .filter(|s| s.name == "openat" && s.args.contains("O_CREAT|O_EXCL"))
+        .map(|s| s.args.split('"').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        created.len(),
+        2,
+        "strace saw both files created: {created:?}"
+    );
+    for name in &created {
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains(&format!("{name}: its parent opened"))
+                    && n.contains("O_CREAT|O_EXCL|O_NOFOLLOW")),
+            "no note for {name}: {notes:?}"
+        );
+    }
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("again/sub: ") && n.contains("mkdirat")),
+        "{notes:?}"
+    );
+    lab.cmd(&["rm", "-f", "target"]).expect_code(0);
+}
