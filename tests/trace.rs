@@ -484,6 +484,21 @@ fn the_trace_is_what_strace_sees() {
     // against strace's rendering of the whole struct statfs above, and the program's lookup
     // in PATH (its directories, then whether it may be run and is no directory).
     // (Named per machine: aarch64 has faccessat only, 32-bit machines fstatat64.)
+    // The PATH lookup probes each directory once, with access(X_OK): no F_OK probe first.
+    let probes: Vec<String> = traced
+        .iter()
+        .filter(|e| {
+            e["process"] == "container"
+                && ["access", "faccessat"].contains(&e["syscall"].as_str().unwrap())
+                && e["args"].as_str().unwrap().contains("bin/true\"")
+        })
+        .map(|e| e["args"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!probes.is_empty(), "the lookup of true is in the trace");
+    assert!(
+        probes.iter().all(|a| a.ends_with("X_OK")),
+        "one X_OK probe per PATH directory: {probes:?}"
+    );
     for want in [
         &["fstatfs"][..],
         &["access", "faccessat"],
