@@ -958,3 +958,55 @@ fn the_trace_of_cp_is_what_strace_sees_with_a_note_per_file() {
     );
     lab.cmd(&["rm", "-f", "target"]).expect_code(0);
 }
+
+/// `logs -f --trace` says how the json-file is opened (through the directory's descriptor,
+/// O_NOFOLLOW), read and followed, and when it ends; `exec --trace` shows its setns lines
+/// explained, as people read them.
+#[test]
+fn logs_follow_and_exec_explain_their_work_in_the_trace() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"])
+        .expect_code(0);
+    let o = lab.cmd(&["exec", "--trace", "target", "true"]);
+    o.expect_code(0);
+    assert!(o.stderr.contains("setns("), "{}", o.stderr);
+    assert!(o.stderr.contains("CLONE_NEWPID) = 0"), "{}", o.stderr);
+    assert!(o.stderr.contains("↳ "), "{}", o.stderr);
+    lab.cmd(&["rm", "-f", "target"]).expect_code(0);
+    lab.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two; sleep 0.3",
+    ])
+    .expect_code(0);
+    let o = lab.cmd(&["logs", "-f", "--trace=json", "talker"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "one\ntwo\n");
+    let notes: Vec<String> = events(&o.stderr)
+        .into_iter()
+        .filter(|e| e["type"] == "note")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    let has = |s: &str| notes.iter().any(|n| n.contains(s));
+    assert!(
+        has("with openat(dir fd, name, O_RDONLY|O_NOFOLLOW)"),
+        "{notes:?}"
+    );
+    assert!(has("follow: every 50 ms read(2)"), "{notes:?}");
+    assert!(has("AT_SYMLINK_NOFOLLOW"), "{notes:?}");
+    assert!(has("2 entries shown in all"), "{notes:?}");
+    let o = lab.cmd(&["logs", "--trace", "talker"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr
+            .contains("· open the container's directory with open(O_DIRECTORY|O_NOFOLLOW)"),
+        "{}",
+        o.stderr
+    );
+    lab.cmd(&["rm", "talker"]).expect_code(0);
+}

@@ -543,6 +543,9 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Trace how the log is opened and followed on stderr: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
+    pub trace: Option<crate::trace::Format>,
     /// The container, by name or ID (prefix)
     pub container: String,
 }
