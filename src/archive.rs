@@ -167,12 +167,15 @@ pub struct ExtractOptions {
 }
 
 /// What an extraction wrote.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct ExtractStats {
     /// Entries created.
     pub entries: u64,
     /// Bytes of file content.
     pub bytes: u64,
+    /// Each entry made, in order: its path and the calls that made it (for `cp --trace`,
+    /// whose per-file work is not performed through the seam).
+    pub done: Vec<(PathBuf, &'static str)>,
 }
 
 /// A directory's metadata, applied after all entries (its mode could forbid its own entries).
@@ -271,6 +274,13 @@ pub fn extract(
             }
             _ => {}
         }
+        let how = match kind {
+            EntryType::Directory => "mkdirat(parent, name, 0700) unless it exists, its mode, owner and times set at the end on an O_NOFOLLOW fd of it matched by inode",
+            EntryType::Regular | EntryType::Continuous => "openat(parent, name, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW), write, then fchown (when owners are kept), fchmod and futimens on that fd",
+            EntryType::Symlink => "symlinkat(target, parent, name), never followed; owner and times with AT_SYMLINK_NOFOLLOW",
+            EntryType::Link => "linkat(target's parent fd opened with openat2 RESOLVE_IN_ROOT, parent, name)",
+            _ => "mknodat(parent, name), owner and mode with AT_SYMLINK_NOFOLLOW",
+        };
         match kind {
             EntryType::Directory => {
                 if existing.is_none() {
@@ -342,6 +352,7 @@ pub fn extract(
             }
         }
         stats.entries += 1;
+        stats.done.push((path.clone(), how));
     }
     dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
     for d in dirs {

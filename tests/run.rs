@@ -20,6 +20,31 @@ fn echo_hello_and_exit_codes_pass_through() {
     let o = lab.run(&["busybox", "/etc/passwd"]);
     o.expect_code(126);
     assert!(o.stderr.contains("permission denied"), "{}", o.stderr);
+    // Through PATH: a file there that may not be run is 126, a directory too; a missing
+    // directory of PATH is skipped.
+    let o = lab.run(&["-e", "PATH=/nonexistent:/etc", "busybox", "passwd"]);
+    o.expect_code(126);
+    assert!(
+        o.stderr.contains("\"/etc/passwd\": permission denied"),
+        "{}",
+        o.stderr
+    );
+    let o = lab.run(&["-e", "PATH=/", "busybox", "etc"]);
+    o.expect_code(126);
+    assert!(
+        o.stderr.contains("\"/etc\": is a directory"),
+        "{}",
+        o.stderr
+    );
+    let o = lab.run(&[
+        "-e",
+        "PATH=/nonexistent:/etc:/bin",
+        "busybox",
+        "echo",
+        "found",
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "found\n");
     // --pull never: no registry is asked (the default would try to pull it first).
     let o = lab.run(&["--pull", "never", "nosuchimage", "true"]);
     o.expect_code(125);

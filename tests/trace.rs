@@ -484,6 +484,21 @@ fn the_trace_is_what_strace_sees() {
     // against strace's rendering of the whole struct statfs above, and the program's lookup
     // in PATH (its directories, then whether it may be run and is no directory).
     // (Named per machine: aarch64 has faccessat only, 32-bit machines fstatat64.)
+    // The PATH lookup probes each directory once, with access(X_OK): no F_OK probe first.
+    let probes: Vec<String> = traced
+        .iter()
+        .filter(|e| {
+            e["process"] == "container"
+                && ["access", "faccessat"].contains(&e["syscall"].as_str().unwrap())
+                && e["args"].as_str().unwrap().contains("bin/true\"")
+        })
+        .map(|e| e["args"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!probes.is_empty(), "the lookup of true is in the trace");
+    assert!(
+        probes.iter().all(|a| a.ends_with("X_OK")),
+        "one X_OK probe per PATH directory: {probes:?}"
+    );
     for want in [
         &["fstatfs"][..],
         &["access", "faccessat"],
@@ -775,4 +790,223 @@ fn trace_with_a_space_before_its_format_is_a_clear_error() {
     // An image named after nothing of the kind still runs with a bare --trace.
     lab.cmd(&["run", "--rm", "--trace", "busybox", "true"])
         .expect_code(0);
+}
+
+/// Hold a command's traced calls (one process: the command itself) against what strace saw
+/// it do, in order, with arguments and results; then check that every call strace saw of the
+/// kinds in `complete` (by name; `openat` only when it writes a cgroup knob) is in the trace.
+fn assert_command_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen], complete: &[&str]) {
+    let me = seen.first().expect("strace saw something").pid.clone();
+    let mut cursor = 0;
+    let mut matched = std::collections::HashSet::new();
+    for (i, e) in traced.iter().enumerate() {
+        assert_eq!(
+            e["process"], "engine",
+            "event #{i} from another process: {e}"
+        );
+        let name = e["syscall"].as_str().unwrap();
+        let args = normalise(e["args"].as_str().unwrap());
+        let result = match e["errno"].as_str() {
+            Some(errno) => format!("-1 {errno}"),
+            None => e["result"].as_i64().unwrap().to_string(),
+        };
+        let found = seen[cursor..]
+            .iter()
+            .position(|s| s.pid == me && s.name == name && s.args == args && s.result == result);
+        match found {
+            Some(k) => {
+                matched.insert(cursor + k);
+                cursor += k + 1;
+            }
+            None => panic!("event #{i} is not what strace saw next: {name}({args}) = {result}"),
+        }
+    }
+    let missing: Vec<String> = seen
+        .iter()
+        .enumerate()
+        .filter(|(k, s)| {
+            let knob = s.name == "openat"
+                && s.args.starts_with("AT_FDCWD, \"/sys/fs/cgroup/")
+                && s.args.contains("O_WRONLY");
+            s.pid == me
+                && !matched.contains(k)
+                && (knob || (s.name != "openat" && complete.contains(&s.name.as_str())))
+        })
+        .map(|(_, s)| format!("  {}({}) = {}", s.name, s.args, s.result))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "strace saw calls the trace does not show:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// `stop`: the pidfd opened on the container's first process and the stop signal sent
+/// through it; after `-t`, the cgroup frozen, every process killed, the group thawed, each as
+/// strace saw it. The pretty trace explains the signal.
+#[test]
+fn the_trace_of_stop_is_what_strace_sees() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"])
+        .expect_code(0);
+    let (traced, seen) =
+        traced_and_seen_of(&lab, &["stop", "--trace=json"], &["-t", "0", "target"], 0);
+    assert_command_trace_is_what_strace_sees(
+        &traced,
+        &seen,
+        &[
+            "pidfd_open",
+            "pidfd_send_signal",
+            "kill",
+            "tgkill",
+            "openat",
+        ],
+    );
+    for want in ["pidfd_open", "pidfd_send_signal", "kill", "write"] {
+        assert!(
+            traced.iter().any(|e| e["syscall"] == want),
+            "no {want} in the trace of stop"
+        );
+    }
+    assert!(
+        traced.iter().any(|e| e["syscall"] == "write"
+            && (e["args"].as_str().unwrap().contains("FROZEN")
+                || e["args"].as_str().unwrap().contains("\"1\""))),
+        "the cgroup is frozen before the kills"
+    );
+    lab.cmd(&["start", "target"]).expect_code(0);
+    let o = lab.cmd(&["stop", "--trace", "-t", "0", "target"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr.contains("pidfd_send_signal(") && o.stderr.contains(", SIGTERM, NULL, 0) = 0"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("↳ send the signal through the pidfd"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("· waiting up to 0s for the container to end"),
+        "{}",
+        o.stderr
+    );
+    lab.cmd(&["rm", "target"]).expect_code(0);
+}
+
+/// `cp` into a container: the root's lookups traced as strace saw them, and a note for every
+/// file and directory it made, naming the calls (the per-file work runs on descriptors, not
+/// through the seam): each file strace saw created with O_CREAT|O_EXCL has its note.
+#[test]
+fn the_trace_of_cp_is_what_strace_sees_with_a_note_per_file() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"])
+        .expect_code(0);
+    let src = lab.dir.path().join("tree");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("one.txt"), "1").unwrap();
+    std::fs::write(src.join("sub/two.txt"), "2").unwrap();
+    let (traced, seen) = traced_and_seen_of(
+        &lab,
+        &["cp", "--trace=json"],
+        &[src.to_str().unwrap(), "target:/tmp/"],
+        0,
+    );
+    assert_command_trace_is_what_strace_sees(&traced, &seen, &[]);
+    assert!(
+        traced.iter().any(|e| e["syscall"] == "openat2"),
+        "the container's root lookups are traced"
+    );
+    let o = lab.cmd(&[
+        "cp",
+        "--trace=json",
+        src.to_str().unwrap(),
+        "target:/tmp/again",
+    ]);
+    o.expect_code(0);
+    let notes: Vec<String> = events(&o.stderr)
+        .into_iter()
+        .filter(|e| e["type"] == "note")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    let created: Vec<String> = seen
+        .iter()
+        .filter(|s| s.name == "openat" && s.args.contains("O_CREAT|O_EXCL"))
+        .map(|s| s.args.split('"').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        created.len(),
+        2,
+        "strace saw both files created: {created:?}"
+    );
+    for name in &created {
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains(&format!("{name}: its parent opened"))
+                    && n.contains("O_CREAT|O_EXCL|O_NOFOLLOW")),
+            "no note for {name}: {notes:?}"
+        );
+    }
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("again/sub: ") && n.contains("mkdirat")),
+        "{notes:?}"
+    );
+    lab.cmd(&["rm", "-f", "target"]).expect_code(0);
+}
+
+/// `logs -f --trace` says how the json-file is opened (through the directory's descriptor,
+/// O_NOFOLLOW), read and followed, and when it ends; `exec --trace` shows its setns lines
+/// explained, as people read them.
+#[test]
+fn logs_follow_and_exec_explain_their_work_in_the_trace() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"])
+        .expect_code(0);
+    let o = lab.cmd(&["exec", "--trace", "target", "true"]);
+    o.expect_code(0);
+    assert!(o.stderr.contains("setns("), "{}", o.stderr);
+    assert!(o.stderr.contains("CLONE_NEWPID) = 0"), "{}", o.stderr);
+    assert!(o.stderr.contains("↳ "), "{}", o.stderr);
+    lab.cmd(&["rm", "-f", "target"]).expect_code(0);
+    lab.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two; sleep 0.3",
+    ])
+    .expect_code(0);
+    let o = lab.cmd(&["logs", "-f", "--trace=json", "talker"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "one\ntwo\n");
+    let notes: Vec<String> = events(&o.stderr)
+        .into_iter()
+        .filter(|e| e["type"] == "note")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    let has = |s: &str| notes.iter().any(|n| n.contains(s));
+    assert!(
+        has("with openat(dir fd, name, O_RDONLY|O_NOFOLLOW)"),
+        "{notes:?}"
+    );
+    assert!(has("follow: every 50 ms read(2)"), "{notes:?}");
+    assert!(has("AT_SYMLINK_NOFOLLOW"), "{notes:?}");
+    assert!(has("2 entries shown in all"), "{notes:?}");
+    let o = lab.cmd(&["logs", "--trace", "talker"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr
+            .contains("· open the container's directory with open(O_DIRECTORY|O_NOFOLLOW)"),
+        "{}",
+        o.stderr
+    );
+    lab.cmd(&["rm", "talker"]).expect_code(0);
 }

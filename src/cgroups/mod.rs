@@ -226,6 +226,9 @@ impl Cgroup {
     /// Wait (bounded: `limit`) until the group has no process left; true when empty.
     fn wait_empty(&self, limit: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + limit;
+        // A killed process leaves the group within a fraction of a millisecond, usually:
+        // checked again soon at first, then every 2 ms (no event says a v1 group emptied).
+        let mut pause = std::time::Duration::from_micros(100);
         loop {
             if self.procs().is_empty() {
                 return true;
@@ -233,7 +236,8 @@ impl Cgroup {
             if std::time::Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(2));
         }
     }
 
@@ -595,3 +599,121 @@ fn missing(flag: &'static str, controller: &'static str) -> Error {
 
 #[cfg(test)]
 mod tests;
+
+/// Moving a process into a cgroup takes the kernel's `cgroup_threadgroup_rwsem` for writing,
+/// and the first such write after a quiet while waits for an RCU grace period (10–25 ms here:
+/// `percpu_down_write` → `rcu_sync_enter`); writes until a grace period after the last one
+/// are fast. A detached `run` starts that wait early, in a thread, by writing its own pid
+/// into its own group (a move to where it already is: nothing changes), and writes it again
+/// every few milliseconds for at most a second (while the command waits for its monitor's
+/// report), so the monitor's moves of the container find the lock warm instead of waiting.
+///
+/// Untraced by design: the engine's own group is written with the group it already has; no
+/// container is shaped. The thread blocks every signal (so the engine's signal handling is
+/// unchanged), allocates nothing and takes no lock after [`WarmUp::ready`], so a `fork` of the
+/// engine copies none of its state; the fork closes its copy of the thread's descriptor
+/// ([`WarmUp::close_in_fork`]).
+pub struct WarmUp {
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fd: std::os::fd::RawFd,
+}
+
+impl WarmUp {
+    /// How often, and how many times, the group is written.
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(3);
+    const TIMES: u32 = 330;
+
+    /// Start the warm-up writes in a thread; `None` when this process's own group cannot be
+    /// found (nothing is warmed then, nothing breaks).
+    pub fn start() -> Option<WarmUp> {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let procs = own_procs_file()?;
+        let file = std::fs::OpenOptions::new().write(true).open(procs).ok()?;
+        let pid = std::process::id().to_string().into_bytes();
+        let ready = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = ready.clone();
+        let fd = file.as_raw_fd();
+        // Spawned with every signal blocked, which the thread keeps.
+        let all = nix::sys::signal::SigSet::all();
+        let mut old = nix::sys::signal::SigSet::empty();
+        nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&all),
+            Some(&mut old),
+        )
+        .ok()?;
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::c_long::try_from(Self::EVERY.as_nanos()).unwrap_or(3_000_000),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("cgroup-warm-up".into())
+            .spawn(move || {
+                let fd = file.into_raw_fd();
+                // From here on only syscalls: nothing allocates or takes a lock.
+                flag.store(true, Ordering::Release);
+                for _ in 0..Self::TIMES {
+                    // SAFETY: a descriptor this thread owns, a buffer it owns.
+                    unsafe {
+                        libc::write(fd, pid.as_ptr().cast(), pid.len());
+                        libc::nanosleep(&pause, std::ptr::null_mut());
+                    }
+                }
+                // The descriptor stays open (a fork may be closing its copy by number), and
+                // the thread sleeps rather than return (its exit would free memory).
+                loop {
+                    // SAFETY: sleeps until the process ends; every signal is blocked here.
+                    unsafe { libc::pause() };
+                }
+            });
+        let _ = nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&old),
+            None,
+        );
+        spawned.ok()?;
+        Some(WarmUp { ready, fd })
+    }
+
+    /// Wait until the thread is past its start (only syscalls left): call before any fork.
+    pub fn ready(&self) {
+        while !self.ready.load(std::sync::atomic::Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+    }
+
+    /// In a fork of the engine: close its copy of the thread's descriptor (the thread itself
+    /// is not in the fork).
+    pub fn close_in_fork(&self) {
+        // SAFETY: in the fork this number is the copy of the thread's descriptor, which
+        // nothing else in the fork uses.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+/// The `cgroup.procs` of this process's own group, in the `pids` hierarchy on v1 (any one
+/// would do: the lock is global) or the unified one on v2.
+fn own_procs_file() -> Option<PathBuf> {
+    let (version, hierarchies) = discover().ok()?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let (mount, path) = match version {
+        Version::V2 => {
+            let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+            (&hierarchies.first()?.mount_point, path)
+        }
+        Version::V1 => {
+            let h = hierarchies.iter().find(|h| h.has("pids"))?;
+            let path = own.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+                controllers.split(',').any(|c| c == "pids").then_some(path)
+            })?;
+            (&h.mount_point, path)
+        }
+    };
+    let file = mount
+        .join(path.trim_start_matches('/'))
+        .join("cgroup.procs");
+    file.is_file().then_some(file)
+}

@@ -503,6 +503,9 @@ pub struct StopArgs {
     /// Signal to send first (default: the image's StopSignal, else SIGTERM)
     #[arg(short, long)]
     pub signal: Option<String>,
+    /// Trace every syscall with its reason on stderr: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
+    pub trace: Option<crate::trace::Format>,
     /// Containers, by name or ID (prefix)
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -637,6 +640,9 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Trace how the log is opened and followed on stderr: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
+    pub trace: Option<crate::trace::Format>,
     /// The container, by name or ID (prefix)
     pub container: String,
 }

@@ -65,8 +65,9 @@ fn running(c: &Container) -> Option<(i32, u64)> {
 /// with it) or `limit` passes: true when it has ended. A `--rm` container whose engine removed
 /// it has ended too. (A monitor about to restart it keeps its engine lock: the recorded end
 /// counts.)
-fn wait_ended(containers: &Containers, id: &str, limit: Duration) -> bool {
+fn wait_ended(sys: &Sys, containers: &Containers, id: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
+    let mut watch = containers.watch(sys, id);
     loop {
         match containers.find(id) {
             Err(_) => return true,
@@ -77,10 +78,11 @@ fn wait_ended(containers: &Containers, id: &str, limit: Duration) -> bool {
             }
             Ok(_) => {}
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        watch.wait(deadline - now);
     }
 }
 
@@ -105,12 +107,22 @@ pub fn stop(ctx: &Context, args: &StopArgs) -> Result<i32> {
     require_root("stop")?;
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
-    Ok(each(&args.containers, |name| {
-        stop_one(ctx, &containers, name, args)
-    }))
+    // The signals, the cgroup's freezer and kills go through the seam: `--trace` shows them.
+    let sys = Sys::new(Box::new(Linux), Tracer::new(args.trace, false));
+    let code = each(&args.containers, |name| {
+        stop_one(ctx, &sys, &containers, name, args)
+    });
+    sys.tracer.flush();
+    Ok(code)
 }
 
-fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs) -> Result<()> {
+fn stop_one(
+    ctx: &Context,
+    sys: &Sys,
+    containers: &Containers,
+    name: &str,
+    args: &StopArgs,
+) -> Result<()> {
     let c = containers.find(name)?;
     let id = c.spec.id.clone();
     // Docker: `-t -1` waits as long as it takes.
@@ -126,6 +138,7 @@ fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs)
     containers.request_stop(&id);
     // Not running, but its monitor still keeps it: between runs of a restart policy, or
     // starting one. Wait for that to settle: ended (done), or running again (stopped below).
+    let mut watch = containers.watch(sys, &id);
     let (pid, start) = loop {
         let c = containers.find(&id)?;
         if let Some(running) = running(&c) {
@@ -135,19 +148,25 @@ fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs)
             || matches!(c.status, Status::Exited { .. }) && !restarting(containers, &id)
         {
             // Docker: stopping a container that is not running is no error.
-            return settle(containers, &id);
+            return settle(sys, containers, &id);
         }
-        std::thread::sleep(Duration::from_millis(10));
+        watch.wait(Duration::from_millis(10));
     };
-    crate::commands::rm::signal(pid, start, sig)?;
+    crate::commands::rm::signal_through(sys, pid, start, sig)?;
     // A paused container could not even handle the signal: thawed, as Docker does.
     thaw(ctx, &c)?;
-    if !wait_ended(containers, &id, timeout) {
+    sys.tracer.note(&format!(
+        "waiting up to {}s for the container to end and its monitor to record it (a poll on the monitor's pidfd)",
+        timeout.as_secs()
+    ));
+    if !wait_ended(sys, containers, &id, timeout) {
         // It ignored the signal (a PID 1 without a handler ignores SIGTERM): SIGKILL to every
         // process of its cgroup and to the first one, which its namespace's init cannot
         // ignore when it comes from outside.
-        crate::commands::rm::stop(ctx, containers, &c)?;
-        if !wait_ended(containers, &id, Duration::from_secs(10)) {
+        sys.tracer
+            .note("it did not end in time: SIGKILL to every process of its cgroup (frozen first, so none can fork away) and to its first process");
+        crate::commands::rm::stop_through(ctx, sys, containers, &c)?;
+        if !wait_ended(sys, containers, &id, Duration::from_secs(10)) {
             return Err(ContainerError::StopStuck {
                 name: name.to_string(),
                 seconds: 10,
@@ -155,7 +174,7 @@ fn stop_one(ctx: &Context, containers: &Containers, name: &str, args: &StopArgs)
             .into());
         }
     }
-    settle(containers, &id)
+    settle(sys, containers, &id)
 }
 
 /// True while a monitor keeps the container between two runs of its restart policy (it
@@ -168,10 +187,15 @@ fn restarting(containers: &Containers, id: &str) -> bool {
 }
 
 /// After a stop: wait (bounded) until the monitor has let go, so `stop x && rm x` works.
-fn settle(containers: &Containers, id: &str) -> Result<()> {
+fn settle(sys: &Sys, containers: &Containers, id: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while containers.engine_alive(id) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+    let mut watch = containers.watch(sys, id);
+    while containers.engine_alive(id) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        watch.wait(deadline - now);
     }
     Ok(())
 }
@@ -217,8 +241,10 @@ pub fn restart(ctx: &Context, args: &StopArgs) -> Result<i32> {
     let sys = sealed_sys()?;
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
+    // `--trace` shows the stop half (the start half is traced by `start`'s own seam).
+    let stopping = Sys::new(Box::new(Linux), Tracer::new(args.trace, false));
     Ok(each(&args.containers, |name| {
-        stop_one(ctx, &containers, name, args)?;
+        stop_one(ctx, &stopping, &containers, name, args)?;
         match start_one(ctx, &sys, &containers, name, None)? {
             0 => Ok(()),
             code => Err(ContainerError::StartFailed {
@@ -296,6 +322,7 @@ fn start_one(
             Some(kept),
             vec![],
             log,
+            None,
         )
     }
 }
@@ -463,7 +490,12 @@ pub fn wait(ctx: &Context, args: &WaitArgs) -> Result<i32> {
             }
         };
         // Nobody waits forever on a container whose engine is gone: `reap` just recorded it.
-        while !wait_ended(&containers, &c.spec.id, Duration::from_secs(3600)) {}
+        while !wait_ended(
+            &Sys::quiet(),
+            &containers,
+            &c.spec.id,
+            Duration::from_secs(3600),
+        ) {}
         match containers.find(&c.spec.id) {
             Ok(Container {
                 status: Status::Exited { code, .. },

@@ -24,6 +24,13 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
     crate::commands::rm::reap(ctx, &containers);
     let c = containers.find(&args.container)?;
     let id = c.spec.id.clone();
+    // `--trace`: the log's files are the store's own, read through descriptors (not through
+    // the seam); these notes say which calls read them.
+    let tracer = crate::trace::Tracer::new(args.trace, false);
+    let name = logs::file_name(&id);
+    tracer.note(&format!(
+        "open the container's directory with open(O_DIRECTORY|O_NOFOLLOW), then {name} (and its rotated {name}.N, oldest first) with openat(dir fd, name, O_RDONLY|O_NOFOLLOW): a symlink planted in place of the log is refused, not followed"
+    ));
     let dir = || logs::open_dir(&containers.bundle(&id));
     // The current file is opened first and followed from its start; then the rotated ones
     // are read before it (skipping it, should a rotation have named it `.1` meanwhile).
@@ -42,6 +49,7 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
         }
     };
     let mut out = Printer {
+        shown: 0,
         timestamps: args.timestamps,
         tail,
         kept: std::collections::VecDeque::new(),
@@ -51,9 +59,17 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
     logs::each_entry(rotated, |e| out.take(e));
     follower.poll_each(|e| out.take(e));
     out.finish()?;
+    tracer.note(&format!(
+        "read(2) each file to its end: one JSON line per entry (Docker's json-file: log, stream, time), {} so far",
+        out.shown
+    ));
     if !args.follow {
+        tracer.flush();
         return Ok(0);
     }
+    tracer.note(&format!(
+        "follow: every 50 ms read(2) what was appended past the last offset; fstatat(dir fd, \"{name}\", AT_SYMLINK_NOFOLLOW) against fstat of the open file tells a rotation (another inode, or shorter), and the new file is opened again with openat O_NOFOLLOW and read from its start; until the monitor lets go of engine.lock (flock LOCK_SH|LOCK_NB succeeds)"
+    ));
     // Until the container ends (its engine lets go of it), then what it wrote last.
     loop {
         let running = containers.engine_alive(&id)
@@ -65,6 +81,11 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
         if !running {
             follower.poll_each(|e| out.take(e));
             out.finish()?;
+            tracer.note(&format!(
+                "the container ended and its monitor let go: the last bytes read, {} entries shown in all",
+                out.shown
+            ));
+            tracer.flush();
             return Ok(0);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -74,6 +95,8 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<i32> {
 /// Prints entries, stdout's to stdout and stderr's to stderr, in large writes; with `--tail`
 /// only the last entries are kept until [`Printer::finish`].
 struct Printer {
+    /// Entries written out so far (for `--trace`).
+    shown: usize,
     timestamps: bool,
     /// `--tail n`, until the first `finish` (after it everything new is printed).
     tail: Option<usize>,
@@ -119,6 +142,7 @@ impl Printer {
         // In the order they were written: what one stream holds buffered goes out before
         // the other stream's next line (`logs c 2>&1` reads as the container wrote).
         let mut last = None;
+        self.shown += self.out.len();
         for entry in self.out.drain(..) {
             if last.is_some_and(|s| s != entry.stream) {
                 let flushed = match last {

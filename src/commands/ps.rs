@@ -58,9 +58,14 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
     let now = SystemTime::now();
     let mut rows = vec![];
     let mut objects = vec![];
+    // The host's cgroup mounts, read once for every row's freezer check.
+    let mut layout = None;
+    let parent = ctx.config.cgroup_parent.as_deref().unwrap_or("dockling");
     for c in containers.list()? {
+        // Each row's process is looked at once (its stat read once), for every column.
         // Restarting ones count as running, as in Docker's `ps`.
-        if !args.all && !c.is_alive() && !c.restarting {
+        let alive = c.is_alive();
+        if !args.all && !alive && !c.restarting {
             continue;
         }
         let id = if args.no_trunc {
@@ -73,11 +78,24 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
             continue;
         }
         let created = crate::image::format::ago(Some(&c.created), now);
-        let paused = crate::commands::lifecycle::is_paused(ctx, &c);
+        let paused = alive
+            && c.spec.cgroup.is_some()
+            && layout
+                .get_or_insert_with(crate::cgroups::discover)
+                .as_ref()
+                .is_ok_and(|(version, hierarchies)| {
+                    crate::cgroups::Cgroup::with_layout(
+                        *version,
+                        hierarchies.clone(),
+                        parent,
+                        &c.spec.id,
+                    )
+                    .is_frozen()
+                });
         let status = if paused {
-            format!("{} (Paused)", c.status_line(now))
+            format!("{} (Paused)", c.status_line_as(now, alive))
         } else {
-            c.status_line(now)
+            c.status_line_as(now, alive)
         };
         if args.format.is_some() {
             objects.push(serde_json::json!({
@@ -87,7 +105,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
                 "CreatedAt": c.created,
                 "RunningFor": created,
                 "Ports": "",
-                "State": if paused { "paused" } else { c.state_word() },
+                "State": if paused { "paused" } else { c.state_word_as(alive) },
                 "Status": status,
                 "Size": "0B",
                 "Names": c.spec.name,

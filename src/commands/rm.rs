@@ -39,9 +39,13 @@ fn kill(pid: i32, start: u64) -> Result<()> {
 /// [`kill`] with any signal: `signal` to `pid` if it is still the process that started at
 /// `start`; one that is gone is not an error.
 pub fn signal(pid: i32, start: u64, signal: i32) -> Result<()> {
+    signal_through(&Sys::quiet(), pid, start, signal)
+}
+
+/// [`signal`] through a given seam (`stop --trace` shows the pidfd_open and the signal).
+pub fn signal_through(sys: &Sys, pid: i32, start: u64, signal: i32) -> Result<()> {
     use nix::errno::Errno;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let sys = Sys::quiet();
     let same = || container::process_start_time(pid) == Some(start);
     let gone = |r: std::result::Result<(), crate::sys::SysError>| match r {
         Err(e) if e.errno != Errno::ESRCH => Err(e.into()),
@@ -71,6 +75,17 @@ pub fn signal(pid: i32, start: u64, signal: i32) -> Result<()> {
 /// (no process of its own yet), the engine itself (its child follows through
 /// `PR_SET_PDEATHSIG`; what it made is cleaned up by the caller).
 pub fn stop(ctx: &Context, containers: &Containers, c: &Container) -> Result<()> {
+    stop_through(ctx, &Sys::quiet(), containers, c)
+}
+
+/// [`stop`] through a given seam: the cgroup's freezer knob and kills, and the first
+/// process's pidfd and signal, in `stop --trace`.
+pub fn stop_through(
+    ctx: &Context,
+    sys: &Sys,
+    containers: &Containers,
+    c: &Container,
+) -> Result<()> {
     // Chosen before anything dies: once its process is gone a running container must not
     // be taken for one still starting, whose engine would be killed before it records the end.
     containers.request_stop(&c.spec.id);
@@ -84,10 +99,10 @@ pub fn stop(ctx: &Context, containers: &Containers, c: &Container) -> Result<()>
         .flatten()
         .filter(|_| c.spec.cgroup.is_some())
     {
-        cg.kill_all(&Sys::quiet())?;
+        cg.kill_all(sys)?;
     }
     match target {
-        Some((pid, start)) => kill(pid, start),
+        Some((pid, start)) => signal_through(sys, pid, start, libc::SIGKILL),
         None => Ok(()),
     }
 }

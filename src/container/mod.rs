@@ -84,9 +84,15 @@ impl Container {
     /// The status as `ps` shows it: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`,
     /// `Restarting (1) 2 seconds ago` (Docker's: the code and end of the last run).
     pub fn status_line(&self, now: std::time::SystemTime) -> String {
+        self.status_line_as(now, self.is_alive())
+    }
+
+    /// [`Container::status_line`] with [`Container::is_alive`] already known (a listing reads
+    /// each process's stat once).
+    pub fn status_line_as(&self, now: std::time::SystemTime, alive: bool) -> String {
         match &self.status {
             Status::Created => "Created".into(),
-            Status::Running { .. } if !self.is_alive() => "Exited (unknown)".into(),
+            Status::Running { .. } if !alive => "Exited (unknown)".into(),
             Status::Running { .. } => format!(
                 "Up {}",
                 human_duration(since(
@@ -107,10 +113,15 @@ impl Container {
 
     /// Docker's one-word state: `created`, `running`, `restarting` or `exited`.
     pub fn state_word(&self) -> &'static str {
+        self.state_word_as(self.is_alive())
+    }
+
+    /// [`Container::state_word`] with [`Container::is_alive`] already known.
+    pub fn state_word_as(&self, alive: bool) -> &'static str {
         match &self.status {
             Status::Exited { .. } if self.restarting => "restarting",
             Status::Created => "created",
-            Status::Running { .. } if self.is_alive() => "running",
+            Status::Running { .. } if alive => "running",
             _ => "exited",
         }
     }
@@ -184,6 +195,65 @@ const STATE_LOCK: &str = "state.lock";
 /// Left in the container's directory by `stop`, `kill` and `rm -f` before they signal it: the
 /// container was ended on purpose, so its monitor does not restart it (`--restart`).
 pub const STOP_REQUESTED: &str = "stop-requested";
+
+/// Waits for a container's engine (its `run` or its monitor) to exit, which is when it has
+/// recorded the end and let go of the engine lock: through a pidfd of the engine named in the
+/// lock file (its start time checked), so a waiter wakes when that happens instead of on its
+/// next timer tick. The caller always checks its condition again: a wait is capped at
+/// [`Watch::MAX_WAIT`], and once the engine has exited (or when it is unknown, or pidfds are
+/// missing) the waits are short sleeps that grow to 10 ms, so a condition that still does not
+/// hold (another command holds the lock now) never spins. Not inotify on the directory: closing
+/// an inotify descriptor waits for an SRCU grace period (~10 ms), longer than what it saves.
+/// The pidfd_open goes through the seam (`stop --trace` shows it); the poll does not.
+pub struct Watch {
+    fd: Option<std::os::fd::OwnedFd>,
+    pause: std::time::Duration,
+}
+
+impl Watch {
+    /// The longest single wait: the fallback when an event is missed.
+    pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+    fn new(sys: &crate::sys::Sys, engine: Option<(i32, u64)>) -> Watch {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let fd = engine.and_then(|(pid, start)| {
+            let Ok(crate::sys::Ret::Fd(raw)) =
+                sys.perform(crate::sys::Call::PidfdOpenEngine { pid })
+            else {
+                return None;
+            };
+            // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            // Checked after the open: a reused pid is never waited on.
+            (process_start_time(pid) == Some(start)).then_some(fd)
+        });
+        Watch {
+            fd,
+            pause: std::time::Duration::from_micros(500),
+        }
+    }
+
+    /// Sleep until the engine exited, or `limit` (at most [`Watch::MAX_WAIT`]) passed.
+    pub fn wait(&mut self, limit: std::time::Duration) {
+        let limit = limit.min(Self::MAX_WAIT);
+        let Some(fd) = &self.fd else {
+            std::thread::sleep(limit.min(self.pause));
+            self.pause = (self.pause * 2).min(std::time::Duration::from_millis(10));
+            return;
+        };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(limit.as_millis().max(1)).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, ms) } != 0 {
+            // Exited (or the poll failed): nothing more to wait for through it.
+            self.fd = None;
+        }
+    }
+}
 
 /// The prefix a container directory is renamed to before it is deleted.
 const TRASH: &str = ".trash-";
@@ -427,17 +497,25 @@ impl Containers {
         (pid > 0 && process_start_time(pid) == Some(start)).then_some((pid, start))
     }
 
+    /// Watch the container's engine, to wait for it to record the end and let go without
+    /// polling on a timer (see [`Watch`]).
+    pub fn watch(&self, sys: &crate::sys::Sys, id: &str) -> Watch {
+        Watch::new(sys, self.engine_pid(id))
+    }
+
     /// Wait (bounded) until nothing holds the container's engine lock, then hold it.
     pub fn wait_engine(&self, id: &str, limit: std::time::Duration) -> Result<Option<EngineLock>> {
         let deadline = std::time::Instant::now() + limit;
+        let mut watch = self.watch(&crate::sys::Sys::quiet(), id);
         loop {
             if let Some(l) = self.try_lock_engine(id)? {
                 return Ok(Some(l));
             }
-            if std::time::Instant::now() >= deadline {
+            let now = std::time::Instant::now();
+            if now >= deadline {
                 return Ok(None);
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            watch.wait(deadline - now);
         }
     }
 

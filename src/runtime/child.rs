@@ -452,11 +452,25 @@ fn lookup(sys: &Sys, cmd: &str, env: &[String]) -> Result<PathBuf> {
     let mut denied = None;
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(cmd);
-        if sys.exists(&candidate) {
-            match check(&candidate) {
-                Ok(p) => return Ok(p),
-                Err(e) => denied = Some(e),
+        // One access(X_OK) per directory (it was access(F_OK), then X_OK): ENOENT or ENOTDIR
+        // mean not there. Only EACCES asks again whether the file is there (then it is not
+        // executable: 126 unless a later directory has the program) or a directory on the
+        // way may not be searched (then it is not there for us: 127, as for a shell).
+        match sys.access(&candidate, libc::X_OK).map_err(|e| e.errno) {
+            Ok(()) if is_dir(&candidate) => {
+                denied = Some(Error::CannotInvoke(format!(
+                    "exec: {:?}: is a directory",
+                    candidate.display().to_string()
+                )))
             }
+            Ok(()) => return Ok(candidate),
+            Err(Errno::EACCES) if sys.exists(&candidate) => {
+                denied = Some(Error::CannotInvoke(format!(
+                    "exec: {:?}: permission denied",
+                    candidate.display().to_string()
+                )))
+            }
+            Err(_) => {}
         }
     }
     Err(denied.unwrap_or_else(|| {

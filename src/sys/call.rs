@@ -161,6 +161,9 @@ pub enum Call {
     /// `pidfd_open(pid, 0)`: a descriptor that names this very process, whatever later
     /// reuses its number.
     PidfdOpen { pid: i32 },
+    /// `pidfd_open(pid, 0)` of a container's engine (its monitor), to wait for it to exit:
+    /// the same call, explained as the wait it is for (`stop`).
+    PidfdOpenEngine { pid: i32 },
     /// `pidfd_send_signal(fd, signal, NULL, 0)`: a signal to the process `fd` names (`pid` is
     /// its number, for the explanation and error messages; it is not an argument).
     PidfdSendSignal { fd: i32, pid: i32, signal: i32 },
@@ -393,7 +396,7 @@ impl Call {
             Call::Socketpair => "socketpair",
             Call::BindUnix { .. } => "bind",
             Call::Pipe2 => "pipe2",
-            Call::PidfdOpen { .. } => "pidfd_open",
+            Call::PidfdOpen { .. } | Call::PidfdOpenEngine { .. } => "pidfd_open",
             Call::PidfdSendSignal { .. } => "pidfd_send_signal",
             Call::BlockSignals { .. } | Call::RestoreSignals { .. } => "rt_sigprocmask",
             Call::OpenTree { .. } => "open_tree",
@@ -453,6 +456,7 @@ impl Call {
             Call::IoctlPty {
                 op: PtyOp::Number, ..
             } => "ioctl.tiocgptn",
+            Call::PidfdOpenEngine { .. } => "pidfd_open.engine",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
             Call::Open { path, .. }
@@ -815,7 +819,7 @@ impl Call {
                     2 + path.len()
                 );
             }
-            Call::PidfdOpen { pid } => {
+            Call::PidfdOpen { pid } | Call::PidfdOpenEngine { pid } => {
                 let _ = write!(s, "{pid}, 0");
             }
             Call::PidfdSendSignal { fd, signal, .. } => {
@@ -966,6 +970,7 @@ impl Call {
             Call::Kill { pid, .. }
             | Call::Wait4 { pid }
             | Call::PidfdOpen { pid }
+            | Call::PidfdOpenEngine { pid }
             | Call::PidfdSendSignal { pid, .. } => format!("pid {pid}"),
             Call::SigactionDefault { signal } => signal_name(*signal),
             Call::Clone { flags } | Call::Unshare { flags } => clone_flags(*flags, false),
@@ -1034,6 +1039,7 @@ impl Call {
                 | Call::BindUnix { .. }
                 | Call::Pipe2
                 | Call::PidfdOpen { .. }
+                | Call::PidfdOpenEngine { .. }
                 | Call::PidfdSendSignal { .. }
                 | Call::BlockSignals { .. }
                 | Call::RestoreSignals { .. }
@@ -1261,6 +1267,7 @@ impl Call {
             },
             Call::Pipe2,
             Call::PidfdOpen { pid: 4242 },
+            Call::PidfdOpenEngine { pid: 4242 },
             Call::PidfdSendSignal {
                 fd: 3,
                 pid: 4242,

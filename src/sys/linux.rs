@@ -404,7 +404,7 @@ impl Backend for Linux {
             )
             .map(|fd| Ret::Fd(fd.into_raw_fd())),
             Call::IoctlIfFlags { fd, name, set } => if_flags(*fd, name, *set),
-            Call::PidfdOpen { pid } => {
+            Call::PidfdOpen { pid } | Call::PidfdOpenEngine { pid } => {
                 // SAFETY: pidfd_open(2) with a pid and no flags; the caller owns the result.
                 // Not nix: 0.29 has no pidfd calls.
                 let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, *pid, 0) };

@@ -88,7 +88,8 @@ impl Backend for Recorder {
             | Call::MemfdCreate { .. }
             | Call::BpfProgLoad { .. }
             | Call::BindUnix { .. }
-            | Call::PidfdOpen { .. } => Ret::Fd(100),
+            | Call::PidfdOpen { .. }
+            | Call::PidfdOpenEngine { .. } => Ret::Fd(100),
             Call::Dup2 { new, .. } => Ret::Fd(*new),
             Call::Socketpair | Call::Pipe2 => Ret::FdPair(100, 101),
             // A new network namespace's loopback: down, nothing else set.
