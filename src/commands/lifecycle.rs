@@ -322,7 +322,6 @@ fn start_one(
             Some(kept),
             vec![],
             log,
-            None,
         )
     }
 }

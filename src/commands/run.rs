@@ -271,11 +271,6 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
         }
         Err(e) => eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected"),
     }
-    // A detached run's monitor moves the container into its cgroup: the kernel's wait that
-    // the first such move pays starts now, beside the work below (see `cgroups::WarmUp`).
-    let warm_up = (args.detach && !args.no_cgroups && !sys.is_dry_run())
-        .then(crate::cgroups::WarmUp::start)
-        .flatten();
     let log_opts = crate::container::logs::LogOptions::parse(&args.log_opts)?;
     if args.restart != crate::spec::RestartPolicy::No {
         if args.rm {
@@ -304,19 +299,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
     };
     if args.detach {
         let id = spec.id.clone();
-        if let Some(w) = &warm_up {
-            w.ready();
-        }
-        let code = detach(
-            ctx,
-            &sys,
-            spec,
-            &containers,
-            kept,
-            made,
-            log_opts,
-            warm_up.as_ref(),
-        )?;
+        let code = detach(ctx, &sys, spec, &containers, kept, made, log_opts)?;
         if code == 0 {
             println!("{id}");
         }
@@ -463,7 +446,6 @@ fn listen(sys: &Sys, bundle: &std::path::Path) -> Result<crate::container::attac
 /// end and restarts it as `--restart` says. This command waits only until the container runs
 /// (0) or failed to start (its exit code, the error printed). The monitor keeps this command's stderr (for `--trace`) and stdin (for `--step`)
 /// until then, and /dev/null after.
-#[allow(clippy::too_many_arguments)]
 pub fn detach(
     ctx: &Context,
     sys: &Sys,
@@ -472,16 +454,12 @@ pub fn detach(
     kept: Option<container::EngineLock>,
     made: Vec<std::path::PathBuf>,
     log: crate::container::logs::LogOptions,
-    warm_up: Option<&crate::cgroups::WarmUp>,
 ) -> Result<i32> {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     let (report_r, report_w) = crate::runtime::io::pipe(sys)?;
     let first = sys.clone_process(nix::sched::CloneFlags::empty())?;
     if first == 0 {
-        if let Some(w) = warm_up {
-            w.close_in_fork();
-        }
         drop(report_r);
         let _ = sys.run(crate::sys::Call::Setsid);
         let monitor = sys.clone_process(nix::sched::CloneFlags::empty());
