@@ -26,8 +26,11 @@ pub fn shed() {
         let Some((start, end, perms, file)) = m else {
             return;
         };
-        // Only clean file pages (no copy-on-write page of their own): dropped, they read the
-        // same again. Never data (relocated, written) nor anything writable.
+        // Only clean file pages (no copy-on-write page of their own, resident or swapped out:
+        // a relocated page of `.data.rel.ro` that went to swap counts under `Swap:`, not
+        // `Anonymous:`, and dropping it would read the unrelocated bytes back from the file):
+        // dropped, they read the same again. Never data (relocated, written) nor anything
+        // writable.
         if file && anon == 0 && (perms == "r-xp" || perms == "r--p") {
             out.push((start, end));
         }
@@ -50,8 +53,10 @@ pub fn shed() {
                 continue;
             }
         }
-        if first == "Anonymous:" {
-            anonymous = words.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+        // Copy-on-write pages of the mapping, in memory (`Anonymous:`) or in swap (`Swap:`):
+        // either makes it not a clean file mapping. Unreadable counts as some.
+        if first == "Anonymous:" || first == "Swap:" {
+            anonymous += words.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(1);
         }
     }
     done(current.take(), anonymous, &mut regions);
@@ -62,7 +67,11 @@ pub fn shed() {
         // touch reads the same bytes from the file.
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
-    if let Some(low) = stack {
+    // The stack part holds for a process of one thread only: `[stack]` is the main thread's,
+    // and `here` must lie in it.
+    let one_thread = std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])));
+    if let Some(low) = stack.filter(|_| one_thread) {
         // The stack below this frame, less a margin for the calls still to come from here,
         // is not in use: its pages are freed and come back zeroed if it grows again.
         let page = 4096;
