@@ -410,3 +410,91 @@ fn attach_gives_a_di_container_its_input_and_keeps_it_open_between_attaches() {
     assert_eq!(out, "second:two\n");
     lab.cmd(&["rm", "reader"]).expect_code(0);
 }
+
+/// The resident size of process `pid` in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn input_a_container_does_not_read_makes_attach_wait_not_the_monitor_grow() {
+    let lab = Lab::with_busybox();
+    // Two containers whose stdin is never read: one through a pipe (-di), one a terminal
+    // (-dit). 64 MiB pushed at each through attach must stay in attach's pipe, not pile up
+    // in the monitor.
+    for (name, flags) in [("piped", "-di"), ("tty", "-dit")] {
+        let id = lab
+            .cmd(&["run", flags, "--name", name, "busybox", "sleep", "1000"])
+            .stdout
+            .trim()
+            .to_string();
+        lab.cmd(&["inspect", "-f", "{{.State.Status}}", name])
+            .expect_code(0);
+        let lock = lab.root().join("containers").join(&id).join("engine.lock");
+        let monitor: i32 = std::fs::read_to_string(&lock)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let before = rss_kib(monitor);
+        let mut child = lab
+            .command(&["attach", "--detach-keys=ctrl-a,x", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        wait_until(Duration::from_secs(20), "attach to connect", || {
+            has_socket(pid).then_some(())
+        });
+        // A writer thread: it blocks once every buffer on the way is full.
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'y'; 1 << 20];
+            let mut sent = 0usize;
+            for _ in 0..64 {
+                if stdin.write_all(&chunk).is_err() {
+                    break;
+                }
+                sent += chunk.len();
+            }
+            sent
+        });
+        // Wait until the writer is stuck (attach stopped reading), bounded.
+        let mut last = 0u64;
+        let mut same = 0;
+        wait_until(Duration::from_secs(30), "the flood to stall", || {
+            let now = std::fs::read_to_string(format!("/proc/{pid}/io"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("rchar: "))
+                        .and_then(|v| v.parse().ok())
+                })
+                .unwrap_or(0);
+            same = if now == last { same + 1 } else { 0 };
+            last = now;
+            (same >= 10 || writer.is_finished()).then_some(())
+        });
+        assert!(
+            !writer.is_finished(),
+            "all 64 MiB went through: nothing held the input back ({name})"
+        );
+        let grown = rss_kib(monitor).saturating_sub(before);
+        assert!(
+            grown < 16 << 10,
+            "the monitor grew by {grown} KiB holding input its container does not read ({name})"
+        );
+        child.kill().unwrap();
+        let _ = child.wait();
+        let _ = writer.join();
+        lab.cmd(&["rm", "-f", name]).expect_code(0);
+    }
+}

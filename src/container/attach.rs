@@ -160,6 +160,17 @@ impl Hub {
         fds
     }
 
+    /// Whether the clients' keys should be read now: not while the container's stdin pipe
+    /// has MAX_BACKLOG bytes waiting.
+    pub fn wants_keys(&self) -> bool {
+        self.to_stdin.len() < MAX_BACKLOG
+    }
+
+    /// How many clients are attached: [`Hub::poll_fds`] gives theirs after the listener's.
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
     /// How many descriptors [`Hub::poll_fds`] gives.
     pub fn len(&self) -> usize {
         1 + self.clients.len() + usize::from(self.stdin_waiting())
@@ -222,13 +233,12 @@ impl Hub {
             self.flush_stdin();
         }
         if self.stdin.is_some() {
-            // Keys for the stdin pipe: queued (bounded, as the clients' output) and written
-            // as far as the pipe takes them now.
+            // Keys for the stdin pipe: queued and written as far as the pipe takes them now.
+            // Bounded without losing any: past MAX_BACKLOG the clients are not read
+            // ([`Hub::wants_keys`]), so `attach` waits for the container to read.
             inputs.retain(|i| match i {
                 Input::Keys(k) => {
-                    if self.to_stdin.len() < MAX_BACKLOG {
-                        self.to_stdin.extend(k);
-                    }
+                    self.to_stdin.extend(k);
                     false
                 }
                 Input::Resize(_) => true,

@@ -393,8 +393,17 @@ pub fn relay(
         }
         let hub_at = fds.len();
         if let Some(hub) = sink.hub.as_ref() {
-            for (fd, out) in hub.poll_fds() {
-                let mut events = PollFlags::POLLIN;
+            // Attached clients' keys are read only while the terminal keeps up (at most
+            // MAX_PENDING bytes ahead of it), as the user's own stdin above: a container that
+            // stops reading its terminal makes `attach` wait, never the monitor grow.
+            let keys_wanted = to_master.len() < MAX_PENDING && hub.wants_keys();
+            for (i, (fd, out)) in hub.poll_fds().into_iter().enumerate() {
+                let client = i >= 1 && i <= hub.clients();
+                let mut events = if client && !keys_wanted {
+                    PollFlags::empty()
+                } else {
+                    PollFlags::POLLIN
+                };
                 if out {
                     events |= PollFlags::POLLOUT;
                 }

@@ -56,7 +56,10 @@ pub fn shed() {
         // Copy-on-write pages of the mapping, in memory (`Anonymous:`) or in swap (`Swap:`):
         // either makes it not a clean file mapping. Unreadable counts as some.
         if first == "Anonymous:" || first == "Swap:" {
-            anonymous += words.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(1);
+            anonymous += words
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(1);
         }
     }
     done(current.take(), anonymous, &mut regions);
@@ -69,8 +72,10 @@ pub fn shed() {
     }
     // The stack part holds for a process of one thread only: `[stack]` is the main thread's,
     // and `here` must lie in it.
-    let one_thread = std::fs::read_to_string("/proc/self/status")
-        .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])));
+    let one_thread = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.split_whitespace().eq(["Threads:", "1"]))
+    });
     if let Some(low) = stack.filter(|_| one_thread) {
         // The stack below this frame, less a margin for the calls still to come from here,
         // is not in use: its pages are freed and come back zeroed if it grows again.
