@@ -498,3 +498,102 @@ fn input_a_container_does_not_read_makes_attach_wait_not_the_monitor_grow() {
         lab.cmd(&["rm", "-f", name]).expect_code(0);
     }
 }
+
+/// The monitor's pid, from the engine lock of container `id`.
+fn monitor_of(lab: &Lab, id: &str) -> i32 {
+    let lock = lab.root().join("containers").join(id).join("engine.lock");
+    std::fs::read_to_string(lock)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn attach_ends_with_137_when_the_monitor_is_killed_and_says_so_when_it_is_let_go() {
+    let lab = Lab::with_busybox();
+    // A killed monitor takes its container along (137): attach says that code, not 0.
+    let o = lab.cmd(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"]);
+    o.expect_code(0);
+    let id = o.stdout.trim().to_string();
+    let mut child = lab
+        .command(&["attach", "victim"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(Duration::from_secs(20), "attach to connect", || {
+        has_socket(pid).then_some(())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor_of(&lab, &id)),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(30), "attach to end");
+    assert_eq!(status.code(), Some(137));
+    lab.cmd(&["rm", "-f", "victim"]).expect_code(0);
+
+    // A client that stops reading is let go past 4 MiB behind; attach says so once it reads
+    // again, and the container runs on.
+    lab.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "firehose",
+        "--log-opt",
+        "max-size=1m",
+        "busybox",
+        "cat",
+        "/dev/zero",
+    ])
+    .expect_code(0);
+    let monitor = monitor_of(
+        &lab,
+        lab.cmd(&["inspect", "-f", "{{.Id}}", "firehose"])
+            .stdout
+            .trim(),
+    );
+    let sockets = || {
+        std::fs::read_dir(format!("/proc/{monitor}/fd"))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+            })
+            .count()
+    };
+    let before = sockets();
+    let mut child = lab
+        .command(&["attach", "firehose"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(Duration::from_secs(20), "attach to connect", || {
+        (has_socket(pid) && sockets() == before + 1).then_some(())
+    });
+    // attach's stdout pipe is full and unread: wait until the monitor lets it go (its end
+    // of the client's connection is closed).
+    wait_until(
+        Duration::from_secs(30),
+        "the monitor to drop the client",
+        || (sockets() == before).then_some(()),
+    );
+    let mut out = child.stdout.take().unwrap();
+    let drain = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let status = wait_exit(&mut child, Duration::from_secs(30), "attach to end");
+    let _ = drain.join();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(125), "{err}");
+    assert!(err.contains("let this attach go"), "{err}");
+    assert_eq!(state(&lab, "firehose"), "running 0");
+    lab.cmd(&["rm", "-f", "firehose"]).expect_code(0);
+}

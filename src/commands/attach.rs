@@ -18,7 +18,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::cli::AttachArgs;
 use crate::commands::{require_root, Context};
 use crate::container::attach::{self, DetachKeys};
-use crate::container::{Containers, Status};
+use crate::container::{Container, Containers, Status};
 use crate::error::{Error, Result};
 use crate::runtime::io;
 use crate::sys::Sys;
@@ -70,23 +70,49 @@ pub fn run(ctx: &Context, args: &AttachArgs) -> Result<i32> {
     if detached {
         return Ok(0);
     }
-    // The monitor closed the socket: the container ended. Its code, once recorded.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The monitor closed the socket: the container ended (its code, once recorded), the
+    // monitor died (the next reap records the container's end), or the monitor let this
+    // client go while the container runs on (said, not passed off as an exit).
+    // A container that just ended may still be a zombie its monitor has not reaped: still
+    // "alive" for a moment; one still running after this grace was let go.
+    let grace = Instant::now() + Duration::from_secs(2);
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let mut watch = containers.watch(&Sys::quiet(), &c.spec.id);
     loop {
         match containers.find(&c.spec.id) {
             Ok(now) => {
                 if let Status::Exited { code, .. } = now.status {
                     return Ok(code);
                 }
-                // Started again meanwhile (`--restart`), or never recorded: nothing to say.
-                if now.started_at != c.started_at || Instant::now() > deadline {
+                // Started again meanwhile (`--restart`): this run's end is not recorded.
+                if now.started_at != c.started_at {
+                    return Ok(0);
+                }
+                if !containers.engine_alive(&c.spec.id) {
+                    // Killed monitor: what happened is recorded by reap (137 for a container
+                    // that died with it).
+                    crate::commands::rm::reap(ctx, &containers);
+                    if let Ok(Container {
+                        status: Status::Exited { code, .. },
+                        ..
+                    }) = containers.find(&c.spec.id)
+                    {
+                        return Ok(code);
+                    }
+                } else if now.is_alive() && Instant::now() > grace {
+                    return Err(crate::container::ContainerError::AttachDropped {
+                        name: c.spec.name.clone(),
+                    }
+                    .into());
+                }
+                if Instant::now() > give_up {
                     return Ok(0);
                 }
             }
             // Removed (`--rm`, `rm -f`): Docker's attach then says nothing more either.
             Err(_) => return Ok(0),
         }
-        std::thread::sleep(Duration::from_millis(10));
+        watch.wait(Duration::from_millis(50));
     }
 }
 

@@ -120,6 +120,13 @@ pub enum ContainerError {
         /// The container's name.
         name: String,
     },
+    /// The monitor closed an `attach` while the container still runs: it let a client go
+    /// that fell too far behind the container's output.
+    #[error("the monitor of container {name} let this attach go (it fell more than 4 MiB behind the container's output); the container runs on: attach again, or read `dockling logs {name}`")]
+    AttachDropped {
+        /// The container's name.
+        name: String,
+    },
     /// `top`'s run of the host's `ps` failed, or its output has no PID column.
     #[error("ps {args}: {why}")]
     Top {
