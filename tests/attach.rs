@@ -425,7 +425,7 @@ fn rss_kib(pid: i32) -> u64 {
 fn input_a_container_does_not_read_makes_attach_wait_not_the_monitor_grow() {
     let lab = Lab::with_busybox();
     // Two containers whose stdin is never read: one through a pipe (-di), one a terminal
-    // (-dit). 64 MiB pushed at each through attach must stay in attach's pipe, not pile up
+    // (-dit). 24 MiB pushed at each through attach must stay in attach's pipe, not pile up
     // in the monitor.
     for (name, flags) in [("piped", "-di"), ("tty", "-dit")] {
         let id = lab
@@ -459,7 +459,7 @@ fn input_a_container_does_not_read_makes_attach_wait_not_the_monitor_grow() {
         let writer = std::thread::spawn(move || {
             let chunk = vec![b'y'; 1 << 20];
             let mut sent = 0usize;
-            for _ in 0..64 {
+            for _ in 0..24 {
                 if stdin.write_all(&chunk).is_err() {
                     break;
                 }
@@ -470,7 +470,7 @@ fn input_a_container_does_not_read_makes_attach_wait_not_the_monitor_grow() {
         // Wait until the writer is stuck (attach stopped reading), bounded.
         let mut last = 0u64;
         let mut same = 0;
-        wait_until(Duration::from_secs(30), "the flood to stall", || {
+        wait_until(Duration::from_secs(60), "the flood to stall or end", || {
             let now = std::fs::read_to_string(format!("/proc/{pid}/io"))
                 .ok()
                 .and_then(|s| {
@@ -483,10 +483,15 @@ fn input_a_container_does_not_read_makes_attach_wait_not_the_monitor_grow() {
             last = now;
             (same >= 10 || writer.is_finished()).then_some(())
         });
-        assert!(
-            !writer.is_finished(),
-            "all 64 MiB went through: nothing held the input back ({name})"
-        );
+        // A pipe nobody reads holds the rest back. (A terminal in canonical mode may drop
+        // what overflows its line buffer instead: then the flood goes through, eaten by the
+        // kernel; the monitor must not grow either way.)
+        if flags == "-di" {
+            assert!(
+                !writer.is_finished(),
+                "all 24 MiB went through: nothing held the input back ({name})"
+            );
+        }
         let grown = rss_kib(monitor).saturating_sub(before);
         assert!(
             grown < 16 << 10,
