@@ -387,9 +387,10 @@ fn attach_gives_a_di_container_its_input_and_keeps_it_open_between_attaches() {
             o.stdout.contains("first:one").then_some(())
         },
     );
-    stdin.write_all(b"\x10\x11").unwrap();
-    let status = wait_exit(&mut child, Duration::from_secs(20), "attach to detach");
-    assert_eq!(status.code(), Some(0));
+    // Without a terminal there are no detach keys (Docker's daemon watches for them on a
+    // TTY only): the user leaves by ending attach; the container and its stdin stay.
+    child.kill().unwrap();
+    let _ = child.wait();
     assert_eq!(state(&lab, "reader"), "running 0");
     // The second finds the input still open, and ends with the container.
     let mut child = lab
@@ -402,12 +403,18 @@ fn attach_gives_a_di_container_its_input_and_keeps_it_open_between_attaches() {
     wait_until(Duration::from_secs(20), "attach to connect", || {
         has_socket(pid).then_some(())
     });
-    child.stdin.take().unwrap().write_all(b"two\n").unwrap();
+    // Ctrl-P Ctrl-Q are data here, passed on like any byte.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\x10\x11two\n")
+        .unwrap();
     let status = wait_exit(&mut child, Duration::from_secs(20), "attach to end");
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert_eq!(status.code(), Some(4), "{out}");
-    assert_eq!(out, "second:two\n");
+    assert_eq!(out, "second:\u{10}\u{11}two\n");
     lab.cmd(&["rm", "reader"]).expect_code(0);
 }
 
@@ -601,4 +608,38 @@ fn attach_ends_with_137_when_the_monitor_is_killed_and_says_so_when_it_is_let_go
     assert!(err.contains("let this attach go"), "{err}");
     assert_eq!(state(&lab, "firehose"), "running 0");
     lab.cmd(&["rm", "-f", "firehose"]).expect_code(0);
+}
+
+#[test]
+fn start_ai_of_a_running_container_attaches_to_it() {
+    let lab = Lab::with_busybox();
+    detach(
+        &lab,
+        &[
+            "-i",
+            "--name",
+            "waiter",
+            "busybox",
+            "sh",
+            "-c",
+            "read x; echo got:$x; exit 5",
+        ],
+    );
+    let mut child = lab
+        .command(&["start", "-ai", "waiter"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(Duration::from_secs(20), "start -ai to connect", || {
+        has_socket(pid).then_some(())
+    });
+    child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(20), "start -ai to end");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert_eq!(status.code(), Some(5), "{out}");
+    assert_eq!(out, "got:hi\n");
+    lab.cmd(&["rm", "waiter"]).expect_code(0);
 }

@@ -64,7 +64,9 @@ pub fn run(ctx: &Context, args: &AttachArgs) -> Result<i32> {
         stdin,
         c.spec.tty,
         proxy,
-        DetachKeys::new(keys),
+        // As Docker's daemon: the detach keys are watched for on a terminal only; without one
+        // the input is copied as it is (a 0x10 byte in piped data is data).
+        DetachKeys::new(if c.spec.tty { keys } else { Vec::new() }),
         (pid, pid_start),
     )?;
     if detached {

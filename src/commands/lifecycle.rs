@@ -276,8 +276,19 @@ fn start_one(
 ) -> Result<i32> {
     let c = containers.find(name)?;
     let id = c.spec.id.clone();
-    // Docker: starting a running container does nothing.
+    // Docker: starting a running container starts nothing; `-a` attaches to it.
     if running(&c).is_some() {
+        if let Some(stdin) = attach {
+            return crate::commands::attach::run(
+                ctx,
+                &crate::cli::AttachArgs {
+                    detach_keys: None,
+                    no_stdin: !stdin,
+                    sig_proxy: true,
+                    container: id,
+                },
+            );
+        }
         return Ok(0);
     }
     // Its end is recorded; its last monitor may still be letting go (a `restart`). Another
