@@ -643,3 +643,50 @@ fn start_ai_of_a_running_container_attaches_to_it() {
     assert_eq!(out, "got:hi\n");
     lab.cmd(&["rm", "waiter"]).expect_code(0);
 }
+
+#[test]
+fn a_monitor_serves_64_clients_and_closes_any_more_at_once() {
+    let lab = Lab::with_busybox();
+    let o = lab.cmd(&["run", "-d", "--name", "popular", "busybox", "sleep", "1000"]);
+    o.expect_code(0);
+    let id = o.stdout.trim().to_string();
+    // The path is longer than a socket address holds: through a descriptor of the directory,
+    // as attach does.
+    let dir = std::fs::File::open(lab.root().join("containers").join(&id)).unwrap();
+    let socket = format!(
+        "/proc/self/fd/{}/attach",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    );
+    let clients: Vec<std::os::unix::net::UnixStream> = (0..70)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap())
+        .collect();
+    // The ones past 64 are closed by the monitor: their reads end (EOF); the first 64 stay.
+    let closed = |c: &std::os::unix::net::UnixStream| {
+        c.set_nonblocking(true).unwrap();
+        matches!(std::io::Read::read(&mut &*c, &mut [0u8; 64]), Ok(0))
+    };
+    wait_until(Duration::from_secs(20), "6 clients to be closed", || {
+        (clients.iter().filter(|c| closed(c)).count() == 6).then_some(())
+    });
+    assert!(
+        clients[..64].iter().all(|c| !closed(c)),
+        "one of the first 64 clients was closed"
+    );
+    drop(clients);
+    // Served again once they left.
+    assert_eq!(state(&lab, "popular"), "running 0");
+    let mut child = lab
+        .command(&["attach", "popular"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(Duration::from_secs(20), "attach to connect", || {
+        has_socket(pid).then_some(())
+    });
+    lab.cmd(&["stop", "-t", "0", "popular"]).expect_code(0);
+    let status = wait_exit(&mut child, Duration::from_secs(20), "attach to end");
+    assert_eq!(status.code(), Some(137));
+    lab.cmd(&["rm", "popular"]).expect_code(0);
+}

@@ -35,6 +35,9 @@ pub const RESIZE: u8 = 3;
 /// How much output a slow client may have waiting before the monitor drops it.
 pub const MAX_BACKLOG: usize = 4 << 20;
 
+/// How many clients one monitor serves at once.
+pub const MAX_CLIENTS: usize = 64;
+
 /// Append one frame to `out`.
 pub fn frame(out: &mut VecDeque<u8>, kind: u8, data: &[u8]) {
     out.push_back(kind);
@@ -258,6 +261,13 @@ impl Hub {
                 Ok(fd) => {
                     // SAFETY: accept4 just returned this descriptor; nothing else owns it.
                     let stream = unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                    // Past MAX_CLIENTS a client is accepted and closed at once: the queue is
+                    // drained (a listener left readable would spin the monitor's poll), and
+                    // the monitor's descriptors stay far below its limit (no EMFILE).
+                    if self.clients.len() >= MAX_CLIENTS {
+                        drop(stream);
+                        continue;
+                    }
                     self.clients.push(Client {
                         stream,
                         input: Vec::new(),
