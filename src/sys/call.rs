@@ -218,6 +218,25 @@ pub enum Call {
         prog_fd: i32,
         cgroup: PathBuf,
     },
+    /// `socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE)`: a socket to the kernel's
+    /// routing and link configuration (rtnetlink), the one `ip` talks through. It belongs to
+    /// the network namespace of the process that makes it.
+    NetlinkSocket,
+    /// `sendto(fd, buf, len, 0, NULL, 0)` of one rtnetlink request.
+    NetlinkSend {
+        fd: i32,
+        req: super::netlink::NlRequest,
+    },
+    /// `recvfrom(fd, buf, cap, 0, NULL, NULL)`: the kernel's answer to request `seq` (an
+    /// `NLMSG_ERROR` carrying 0 or an errno, and before it the data a get asked for);
+    /// `command` names the request, for the explanation and error messages.
+    NetlinkRecv {
+        fd: i32,
+        cap: usize,
+        seq: u32,
+        what: super::netlink::NlWhat,
+        command: String,
+    },
 }
 
 /// What a `dup2` puts on a standard descriptor.
@@ -274,7 +293,7 @@ impl Prctl {
 }
 
 /// What a successful call gave back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ret {
     /// Most calls: `0`.
     Zero,
@@ -303,6 +322,8 @@ pub enum Ret {
     /// `stat`: returns 0, and (the fields strace shows of) the file's `struct stat`.
     #[allow(missing_docs)]
     Stat { mode: u32, size: i64, rdev: u64 },
+    /// `recvfrom`: the bytes received (their number is what it returns).
+    Received(Vec<u8>),
 }
 
 /// What `fstatfs(2)` fills in (`struct statfs`), the fields strace prints.
@@ -326,21 +347,22 @@ pub struct Statfs {
 
 impl Ret {
     /// The result as strace prints it after `=`: the number, but a umask in octal (`022`).
-    pub fn shown(self) -> String {
+    pub fn shown(&self) -> String {
         match self {
-            Ret::Umask(m) => mode_octal(m),
+            Ret::Umask(m) => mode_octal(*m),
             other => other.value().to_string(),
         }
     }
 
     /// The number strace would print after `=`.
-    pub fn value(self) -> i64 {
-        match self {
+    pub fn value(&self) -> i64 {
+        match *self {
             Ret::Zero => 0,
             Ret::Pid(p) => p as i64,
             Ret::Waited { pid, .. } => pid as i64,
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
+            Ret::Received(ref b) => b.len() as i64,
             Ret::PtyNumber(_)
             | Ret::FdPair(..)
             | Ret::IfFlags(_)
@@ -409,6 +431,9 @@ impl Call {
             Call::Stat { .. } => STAT,
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
+            Call::NetlinkSocket => "socket",
+            Call::NetlinkSend { .. } => "sendto",
+            Call::NetlinkRecv { .. } => "recvfrom",
         }
     }
 
@@ -515,6 +540,9 @@ impl Call {
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
             Call::BpfProgLoad { .. } => "bpf.prog_load",
             Call::BpfProgAttach { .. } => "bpf.prog_attach",
+            Call::NetlinkSocket => "socket.netlink",
+            Call::NetlinkSend { req, .. } => req.what.explain_key(),
+            Call::NetlinkRecv { .. } => "recvfrom.netlink",
             other => other.name(),
         }
     }
@@ -925,6 +953,23 @@ impl Call {
                     "BPF_PROG_ATTACH, {{target_fd={target_fd}, attach_bpf_fd={prog_fd}, attach_type=BPF_CGROUP_DEVICE, attach_flags=BPF_F_ALLOW_MULTI, replace_bpf_fd=0}}, 20"
                 );
             }
+            Call::NetlinkSocket => s.push_str("AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE"),
+            Call::NetlinkSend { fd, req } => {
+                let _ = write!(
+                    s,
+                    "{fd}, {}, {}, 0, NULL, 0 /* {} */",
+                    super::netlink::render(&req.bytes),
+                    req.bytes.len(),
+                    req.command
+                );
+            }
+            Call::NetlinkRecv { fd, cap, .. } => {
+                let buf = match ret {
+                    Some(Ret::Received(b)) => super::netlink::render(b),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "{fd}, {buf}, {cap}, 0, NULL, NULL");
+            }
         }
         s
     }
@@ -980,6 +1025,9 @@ impl Call {
             Call::Dup2 { old, new, .. } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
             Call::CloseRange { first } => format!("fds from {first}"),
+            Call::NetlinkSend { req, .. } => req.command.clone(),
+            Call::NetlinkRecv { command, .. } => command.clone(),
+            Call::NetlinkSocket => "NETLINK_ROUTE".into(),
             Call::Capset { .. }
             | Call::Setsid
             | Call::Seccomp { .. }
@@ -1053,7 +1101,10 @@ impl Call {
                 | Call::Stat { .. }
                 | Call::Execveat { .. }
                 | Call::BpfProgLoad { .. }
-                | Call::BpfProgAttach { .. } => {}
+                | Call::BpfProgAttach { .. }
+                | Call::NetlinkSocket
+                | Call::NetlinkSend { .. }
+                | Call::NetlinkRecv { .. } => {}
             }
         }
         let p = PathBuf::from;
@@ -1355,7 +1406,52 @@ impl Call {
         ] {
             v.push(Call::Prctl { option, arg: 0 });
         }
+        use super::netlink::{NlRequest, NlWhat};
+        v.push(Call::NetlinkSocket);
+        for what in [
+            NlWhat::LinkAddBridge,
+            NlWhat::LinkAddVeth,
+            NlWhat::LinkSet,
+            NlWhat::LinkGet,
+            NlWhat::LinkDel,
+            NlWhat::AddrAdd,
+            NlWhat::RouteAdd,
+        ] {
+            v.push(Call::NetlinkSend {
+                fd: 3,
+                req: NlRequest {
+                    bytes: vec![],
+                    what,
+                    command: "ip link".into(),
+                },
+            });
+        }
+        v.push(Call::NetlinkRecv {
+            fd: 3,
+            cap: super::netlink::RECV_CAP,
+            seq: 1,
+            what: NlWhat::LinkSet,
+            command: "ip link".into(),
+        });
         v
+    }
+
+    /// The bytes a netlink call passes to or got from the kernel (shown as hex in the JSON
+    /// trace, so a test can hold them against strace's dump).
+    pub fn data<'a>(&'a self, ret: Option<&'a Ret>) -> Option<&'a [u8]> {
+        match (self, ret) {
+            (Call::NetlinkSend { req, .. }, _) => Some(&req.bytes),
+            (Call::NetlinkRecv { .. }, Some(Ret::Received(b))) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The command-line tool's command that does what this call does (`ip link add …`).
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            Call::NetlinkSend { req, .. } => Some(&req.command),
+            _ => None,
+        }
     }
 }
 
