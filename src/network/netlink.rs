@@ -47,12 +47,14 @@ impl<'a> Netlink<'a> {
             Ret::Fd(fd) => fd,
             other => other.value() as i32,
         };
-        Ok(Netlink {
+        let nl = Netlink {
             sys,
             fd,
             seq: Cell::new(0),
             closed: Cell::new(false),
-        })
+        };
+        sys.run(Call::NetlinkBind { fd })?;
+        Ok(nl)
     }
 
     /// Close the socket (traced). Dropping it closes it too, ignoring errors.
@@ -361,7 +363,7 @@ mod tests {
         let (rec, sys) = recorded();
         let nl = Netlink::open(&sys).unwrap();
         nl.create_bridge("dockling0").unwrap();
-        let Call::NetlinkSend { req, .. } = &rec.calls()[1] else {
+        let Call::NetlinkSend { req, .. } = &rec.calls()[2] else {
             panic!("no sendto: {:?}", rec.calls())
         };
         let h = nl::header(&req.bytes).unwrap();

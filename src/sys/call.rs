@@ -222,6 +222,9 @@ pub enum Call {
     /// routing and link configuration (rtnetlink), the one `ip` talks through. It belongs to
     /// the network namespace of the process that makes it.
     NetlinkSocket,
+    /// `bind(fd, {AF_NETLINK, nl_pid=0}, 12)`: the kernel gives the socket its port id now
+    /// (as `ip` does), so it is known, and strace can decode its messages, from the first.
+    NetlinkBind { fd: i32 },
     /// `sendto(fd, buf, len, 0, NULL, 0)` of one rtnetlink request.
     NetlinkSend {
         fd: i32,
@@ -432,6 +435,7 @@ impl Call {
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
             Call::NetlinkSocket => "socket",
+            Call::NetlinkBind { .. } => "bind",
             Call::NetlinkSend { .. } => "sendto",
             Call::NetlinkRecv { .. } => "recvfrom",
         }
@@ -541,6 +545,7 @@ impl Call {
             Call::BpfProgLoad { .. } => "bpf.prog_load",
             Call::BpfProgAttach { .. } => "bpf.prog_attach",
             Call::NetlinkSocket => "socket.netlink",
+            Call::NetlinkBind { .. } => "bind.netlink",
             Call::NetlinkSend { req, .. } => req.what.explain_key(),
             Call::NetlinkRecv { .. } => "recvfrom.netlink",
             other => other.name(),
@@ -954,6 +959,12 @@ impl Call {
                 );
             }
             Call::NetlinkSocket => s.push_str("AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE"),
+            Call::NetlinkBind { fd } => {
+                let _ = write!(
+                    s,
+                    "{fd}, {{sa_family=AF_NETLINK, nl_pid=0, nl_groups=00000000}}, 12"
+                );
+            }
             Call::NetlinkSend { fd, req } => {
                 let _ = write!(
                     s,
@@ -1027,7 +1038,7 @@ impl Call {
             Call::CloseRange { first } => format!("fds from {first}"),
             Call::NetlinkSend { req, .. } => req.command.clone(),
             Call::NetlinkRecv { command, .. } => command.clone(),
-            Call::NetlinkSocket => "NETLINK_ROUTE".into(),
+            Call::NetlinkSocket | Call::NetlinkBind { .. } => "NETLINK_ROUTE".into(),
             Call::Capset { .. }
             | Call::Setsid
             | Call::Seccomp { .. }
@@ -1103,6 +1114,7 @@ impl Call {
                 | Call::BpfProgLoad { .. }
                 | Call::BpfProgAttach { .. }
                 | Call::NetlinkSocket
+                | Call::NetlinkBind { .. }
                 | Call::NetlinkSend { .. }
                 | Call::NetlinkRecv { .. } => {}
             }
@@ -1408,6 +1420,7 @@ impl Call {
         }
         use super::netlink::{NlRequest, NlWhat};
         v.push(Call::NetlinkSocket);
+        v.push(Call::NetlinkBind { fd: 3 });
         for what in [
             NlWhat::LinkAddBridge,
             NlWhat::LinkAddVeth,

@@ -411,6 +411,10 @@ impl Backend for Linux {
                 nix::sys::socket::SockProtocol::NetlinkRoute,
             )
             .map(|fd| Ret::Fd(fd.into_raw_fd())),
+            Call::NetlinkBind { fd } => {
+                nix::sys::socket::bind(*fd, &nix::sys::socket::NetlinkAddr::new(0, 0))
+                    .map(|()| Ret::Zero)
+            }
             Call::NetlinkSend { fd, req } => {
                 // SAFETY: sendto(2) of a buffer we own, with no address (the socket's peer is
                 // the kernel). Not nix: its sendto wants an address, send makes `sendto` too

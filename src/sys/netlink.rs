@@ -218,7 +218,10 @@ fn flag_names(kind: u16, flags: u16) -> String {
     for (bit, name) in high {
         take(*bit, name, &mut names);
     }
-    if left != 0 || names.is_empty() {
+    if flags == 0 {
+        return "0".into();
+    }
+    if left != 0 {
         names.push(format!("{left:#x}"));
     }
     names.join("|")
@@ -228,9 +231,22 @@ fn flag_names(kind: u16, flags: u16) -> String {
 /// `[{nlmsg_len=36, nlmsg_type=NLMSG_ERROR, …}, …]` (several messages: a list of them).
 pub fn render(buf: &[u8]) -> String {
     let msgs = messages(buf);
-    let one = |h: &Header| {
+    let one = |h: &Header, payload: &[u8]| {
+        // An answer's error, as strace shows it: `{error=-EEXIST, msg=…}` (0: an ACK).
+        let body = match (h.kind, error_code(payload)) {
+            (NLMSG_ERROR, Some(0)) => "{error=0, msg=…}".to_string(),
+            (NLMSG_ERROR, Some(code)) => format!(
+                "{{error=-{}, msg=…}}",
+                nix::errno::Errno::from_raw(-code)
+                    .to_string()
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+            ),
+            _ => "…".into(),
+        };
         format!(
-            "[{{nlmsg_len={}, nlmsg_type={}, nlmsg_flags={}, nlmsg_seq={}, nlmsg_pid={}}}, …]",
+            "[{{nlmsg_len={}, nlmsg_type={}, nlmsg_flags={}, nlmsg_seq={}, nlmsg_pid={}}}, {body}]",
             h.len,
             type_name(h.kind),
             flag_names(h.kind, h.flags),
@@ -240,14 +256,14 @@ pub fn render(buf: &[u8]) -> String {
     };
     match msgs.as_slice() {
         [] => "\"\"".into(),
-        [(h, _)] => one(h),
+        [(h, p)] => one(h, p),
         many => {
             let mut s = String::from("[");
-            for (i, (h, _)) in many.iter().enumerate() {
+            for (i, (h, p)) in many.iter().enumerate() {
                 if i > 0 {
                     s.push_str(", ");
                 }
-                s.push_str(&one(h));
+                s.push_str(&one(h, p));
             }
             s.push(']');
             s
@@ -281,7 +297,7 @@ mod tests {
         assert_eq!(error_code(msgs[0].1), Some(0));
         assert_eq!(
             render(&ack),
-            "[{nlmsg_len=36, nlmsg_type=NLMSG_ERROR, nlmsg_flags=NLM_F_CAPPED, nlmsg_seq=1, nlmsg_pid=0}, …]"
+            "[{nlmsg_len=36, nlmsg_type=NLMSG_ERROR, nlmsg_flags=NLM_F_CAPPED, nlmsg_seq=1, nlmsg_pid=0}, {error=0, msg=…}]"
         );
         assert_eq!(
             render(&req),
