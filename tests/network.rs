@@ -155,3 +155,82 @@ fn a_bridge_and_a_veth_into_another_namespace() {
     .join()
     .expect("the test thread");
 }
+
+/// Two "containers" (network namespaces this test makes) on one bridge: addresses from the
+/// IPAM, eth0 configured from inside each, a datagram from one to the other's address
+/// through the bridge; the bridge made twice is one bridge; detach removes both ends.
+#[test]
+fn two_namespaces_on_a_bridge_reach_each_other() {
+    use dockling::network::bridge::{attach, detach, ensure_bridge, DEFAULT_BRIDGE};
+    use dockling::network::ipam::{self, Subnet};
+    std::thread::spawn(|| {
+        let store = tempfile::tempdir().unwrap();
+        let leases = store.path().join("networks/bridge");
+        let host = new_netns();
+        let a_ns = new_netns();
+        let b_ns = new_netns();
+        setns(host.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
+        let sys = Sys::quiet();
+        let subnet = Subnet::DEFAULT;
+        let index = ensure_bridge(&sys, DEFAULT_BRIDGE, subnet).unwrap();
+        assert_eq!(
+            ensure_bridge(&sys, DEFAULT_BRIDGE, subnet).unwrap(),
+            index,
+            "a second ensure finds the same bridge"
+        );
+        let ids = ["aaaaaaa1111", "bbbbbbb2222"];
+        let mut addrs = Vec::new();
+        for (id, ns) in ids.iter().zip([&a_ns, &b_ns]) {
+            let addr = ipam::allocate(&leases, subnet, id, |_| true).unwrap();
+            let veth =
+                attach(&sys, DEFAULT_BRIDGE, index, id, ns.as_fd(), 1, addr, subnet).unwrap();
+            assert_eq!(veth, format!("veth{}", &id[..7]));
+            addrs.push(addr);
+        }
+        assert_eq!(
+            addrs,
+            [Ipv4Addr::new(172, 17, 0, 2), Ipv4Addr::new(172, 17, 0, 3)]
+        );
+        let links = ip_json(&["link"]);
+        for id in ids {
+            let veth = link(&links, &format!("veth{}", &id[..7])).expect("host end");
+            assert_eq!(veth["master"], DEFAULT_BRIDGE);
+        }
+        // This thread is back in the host namespace after each attach.
+        assert!(link(&links, DEFAULT_BRIDGE).is_some());
+
+        setns(b_ns.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
+        let addr = ip_json(&["addr", "show", "eth0"]);
+        assert_eq!(addr[0]["addr_info"][0]["local"], "172.17.0.3");
+        let listener = std::net::UdpSocket::bind("172.17.0.3:0").unwrap();
+        listener
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        setns(a_ns.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
+        let sender = std::net::UdpSocket::bind("172.17.0.2:0").unwrap();
+        sender
+            .send_to(b"from a to b", listener.local_addr().unwrap())
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = listener
+            .recv_from(&mut buf)
+            .expect("the datagram crossed a's eth0 -> bridge -> b's eth0 within 5 s");
+        assert_eq!(&buf[..n], b"from a to b");
+        assert_eq!(from.ip(), Ipv4Addr::new(172, 17, 0, 2));
+
+        setns(host.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
+        for id in ids {
+            detach(&sys, id).unwrap();
+            detach(&sys, id).unwrap(); // already gone: done
+            assert!(
+                ipam::release(&leases, id).unwrap().is_some(),
+                "{id} held a lease"
+            );
+        }
+        assert_eq!(names(&ip_json(&["link"])), ["lo", DEFAULT_BRIDGE]);
+        setns(a_ns.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
+        assert_eq!(names(&ip_json(&["link"])), ["lo"]);
+    })
+    .join()
+    .expect("the test thread");
+}

@@ -1,6 +1,7 @@
 //! Container networking. Today: the host-side plumbing over rtnetlink ([`netlink`]), each
 //! request a traced call through the seam; bridge networking builds on it (issue 11).
 
+pub mod bridge;
 pub mod ipam;
 pub mod netlink;
 

@@ -44,7 +44,8 @@ pub enum Call {
         fd: i32,
         /// Which kind (one `CLONE_NEW*` flag).
         kind: CloneFlags,
-        /// The container's pid whose namespace it is.
+        /// The container's pid whose namespace it is; 0 for dockling's own namespace, which
+        /// it returns to after configuring the container's network from inside.
         pid: i32,
     },
     /// `mkdir(2)`; an existing directory is not an error for the engine's callers.
@@ -486,6 +487,7 @@ impl Call {
                 op: PtyOp::Number, ..
             } => "ioctl.tiocgptn",
             Call::PidfdOpenEngine { .. } => "pidfd_open.engine",
+            Call::Setns { pid: 0, .. } => "setns.own",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
             Call::Open { path, .. }
@@ -1010,6 +1012,9 @@ impl Call {
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
             Call::Symlinkat { linkpath, .. } => linkpath.display().to_string(),
             Call::Umask { mask } => mode_octal(*mask),
+            Call::Setns { kind, pid: 0, .. } => {
+                format!("{} of dockling itself", clone_flags(*kind, false))
+            }
             Call::Setns { kind, pid, .. } => {
                 format!("{} of pid {pid}", clone_flags(*kind, false))
             }
@@ -1162,6 +1167,11 @@ impl Call {
                 fd: 3,
                 kind: CloneFlags::CLONE_NEWNS,
                 pid: 4242,
+            },
+            Call::Setns {
+                fd: 3,
+                kind: CloneFlags::CLONE_NEWNET,
+                pid: 0,
             },
             Call::Mkdir {
                 path: p("/x"),
