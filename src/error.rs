@@ -84,6 +84,9 @@ pub enum Error {
     /// A registry, its credentials or the lab failed; the message says what to do (exit 125).
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    /// Networking (issue 11).
+    #[error(transparent)]
+    Network(#[from] crate::network::NetError),
     /// The volume store.
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),

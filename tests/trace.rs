@@ -1010,3 +1010,243 @@ fn logs_follow_and_exec_explain_their_work_in_the_trace() {
     );
     lab.cmd(&["rm", "talker"]).expect_code(0);
 }
+
+/// The netlink requests of `network::netlink`, made by this test binary itself (re-run under
+/// `strace -f -e write=all -e read=all`, in network namespaces it makes): every traced
+/// `socket`, `sendto` and `recvfrom` is what strace saw, in order, with the same descriptor,
+/// lengths and result, the same header, and byte for byte the same buffer.
+#[test]
+fn the_netlink_trace_is_what_strace_sees() {
+    if let Ok(out) = std::env::var("DOCKLING_NETLINK_TRACE_TO") {
+        netlink_requests_traced_to(&out);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let strace_out = dir.path().join("strace.txt");
+    let trace_out = dir.path().join("trace.json");
+    // strace decodes a netlink buffer after asking (sock_diag, in its own network namespace)
+    // which protocol the socket speaks: it runs in the namespace the helper's sockets are
+    // made in, a new one for this test, made on a thread of its own.
+    let mut strace = std::process::Command::new("strace");
+    strace
+        .args([
+            "-f",
+            "-qq",
+            "-s",
+            "200",
+            "-e",
+            "write=all",
+            "-e",
+            "read=all",
+            "-o",
+        ])
+        .arg(&strace_out)
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_netlink_trace_is_what_strace_sees",
+            "--test-threads=1",
+        ])
+        .env("DOCKLING_NETLINK_TRACE_TO", &trace_out)
+        .stdin(std::process::Stdio::null());
+    let o: common::Out = std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+        strace
+            .output()
+            .expect("strace is installed (scripts/test installs it)")
+    })
+    .join()
+    .unwrap()
+    .into();
+    o.expect_code(0);
+    let traced: Vec<Value> = std::fs::read_to_string(&trace_out)
+        .expect("the helper wrote its trace")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| e["type"] == "syscall")
+        .collect();
+    let seen = parse_strace_netlink(&std::fs::read_to_string(&strace_out).unwrap());
+    let netlink: Vec<&Value> = traced
+        .iter()
+        .filter(|e| {
+            e["syscall"] == "sendto"
+                || e["syscall"] == "recvfrom"
+                || ((e["syscall"] == "socket" || e["syscall"] == "bind")
+                    && e["args"].as_str().unwrap().contains("AF_NETLINK"))
+        })
+        .collect();
+    assert!(
+        netlink.len() >= 15,
+        "the helper's trace has its netlink calls: {netlink:?}"
+    );
+    assert!(
+        netlink.iter().any(|e| e["syscall"] == "recvfrom"
+            && e["args"].as_str().unwrap().contains("{error=-EEXIST")),
+        "a refused request is in the trace: {netlink:?}"
+    );
+    let mut cursor = 0;
+    for (i, e) in netlink.iter().enumerate() {
+        let name = e["syscall"].as_str().unwrap();
+        let args = e["args"].as_str().unwrap();
+        let result = match e["errno"].as_str() {
+            Some(errno) => format!("-1 {errno}"),
+            None => e["result"].as_i64().unwrap().to_string(),
+        };
+        let s = seen[cursor..]
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| {
+                panic!("event #{i}, {name}({args}) = {result}: strace saw no more {name}")
+            });
+        cursor = seen.iter().position(|x| std::ptr::eq(x, s)).unwrap() + 1;
+        let what = format!(
+            "event #{i}:\n  traced: {name}({args}) = {result}\n  strace: {}({}) = {}",
+            s.name, s.args, s.result
+        );
+        assert_eq!(s.result, result, "{what}");
+        // The arguments outside the buffer: all of them for socket; fd and the tail otherwise.
+        let (fd, tail) = outside_buffer(args);
+        let (sfd, stail) = outside_buffer(&s.args);
+        assert_eq!((fd, tail), (sfd, stail), "{what}");
+        if name == "socket" || name == "bind" {
+            assert_eq!(normalise(args), normalise(&s.args), "{what}");
+            continue;
+        }
+        // The first message header, as strace decodes it.
+        assert_eq!(first_header(args), first_header(&s.args), "{what}");
+        // An answer's error code, as strace decodes it.
+        let error = |a: &str| {
+            a.find("{error=")
+                .map(|k| a[k..].split([',', '}']).next().unwrap().to_string())
+        };
+        assert_eq!(error(args), error(&s.args), "{what}");
+        // And the bytes, as strace dumped them.
+        assert_eq!(e["data"].as_str().unwrap_or(""), s.data, "{what}");
+        assert!(!s.data.is_empty(), "strace dumped the buffer: {what}");
+    }
+    // Completeness: every netlink call of strace's is in the trace.
+    let seen_netlink = seen
+        .iter()
+        .filter(|s| (s.name != "socket" && s.name != "bind") || s.args.contains("AF_NETLINK"))
+        .count();
+    assert_eq!(
+        seen_netlink,
+        netlink.len(),
+        "strace saw netlink calls the trace does not show"
+    );
+}
+
+/// The helper of [`the_netlink_trace_is_what_strace_sees`]: a bridge, an address, a veth
+/// into a second namespace, one refused request, deletes; its JSON trace written to `out`.
+fn netlink_requests_traced_to(out: &str) {
+    use dockling::network::netlink::Netlink;
+    use nix::sched::{setns, unshare, CloneFlags};
+    use std::os::fd::{AsFd, OwnedFd};
+    let netns = || -> OwnedFd {
+        std::fs::File::open("/proc/thread-self/ns/net")
+            .unwrap()
+            .into()
+    };
+    // The namespace strace runs in (see above), and a new one for the veth's peer.
+    let outer = netns();
+    unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+    let inner = netns();
+    setns(outer.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
+    let sys = dockling::sys::Sys::new(
+        Box::new(dockling::sys::linux::Linux),
+        dockling::trace::Tracer::capture(dockling::trace::Format::Json),
+    );
+    let nl = Netlink::open(&sys).unwrap();
+    nl.create_bridge("dltrace0").unwrap();
+    nl.create_bridge("dltrace0").unwrap_err();
+    let br = nl.link_index("dltrace0").unwrap();
+    nl.add_address("dltrace0", br, std::net::Ipv4Addr::new(10, 201, 0, 1), 24)
+        .unwrap();
+    nl.link_up("dltrace0").unwrap();
+    nl.create_veth("vethdltrace", "eth0", inner.as_fd(), "inner")
+        .unwrap();
+    nl.set_master("vethdltrace", "dltrace0", br).unwrap();
+    nl.delete_link("vethdltrace").unwrap();
+    nl.delete_link("dltrace0").unwrap();
+    nl.close().unwrap();
+    std::fs::write(out, sys.tracer.captured()).unwrap();
+}
+
+/// A netlink call of strace's output, with the bytes it dumped (`-e write=all -e read=all`).
+struct SeenNl {
+    name: String,
+    args: String,
+    result: String,
+    /// The dumped buffer, as lower-case hex.
+    data: String,
+}
+
+/// The `socket`, `sendto` and `recvfrom` lines of `strace -f -o` output (no call here is
+/// interrupted: the helper has one thread making them), each with its hex dump lines
+/// (` | 00000  38 00 00 00 …  8... |`).
+fn parse_strace_netlink(text: &str) -> Vec<SeenNl> {
+    let call_line = regex::Regex::new(r"^(socket|bind|sendto|recvfrom)\((.*)\)\s+= (.*)$").unwrap();
+    // The hex columns are 16 bytes in two groups of 8 (49 characters), then the text column.
+    let dump_line = regex::Regex::new(r"^\| [0-9a-f]{5}  (.{1,49})").unwrap();
+    let mut out: Vec<SeenNl> = Vec::new();
+    // Dump lines belong to the netlink call just above them, not to another call's (the
+    // helper writes its trace file afterwards, and `write=all` dumps that too).
+    let mut dumping = false;
+    for line in text.lines() {
+        // With -f each line starts with the pid; a dump line may too.
+        let rest = line
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        if let Some(c) = dump_line.captures(rest) {
+            if let Some(last) = out.last_mut().filter(|_| dumping) {
+                last.data.extend(c[1].split_whitespace().map(String::from));
+                assert!(
+                    last.data.len() % 2 == 0,
+                    "a dump line is two hex digits per byte: {line}"
+                );
+            }
+            continue;
+        }
+        dumping = false;
+        if let Some(c) = call_line.captures(rest) {
+            dumping = true;
+            let mut parts = c[3].split_whitespace();
+            let value = parts.next().unwrap_or("").to_string();
+            let result = match parts.next().filter(|e| e.starts_with('E')) {
+                Some(errno) => format!("{value} {errno}"),
+                None => value,
+            };
+            out.push(SeenNl {
+                name: c[1].to_string(),
+                args: c[2].to_string(),
+                result,
+                data: String::new(),
+            });
+        }
+    }
+    out
+}
+
+/// The arguments outside a netlink buffer: (the descriptor, what follows the buffer without
+/// comments); for `socket`, all of them.
+fn outside_buffer(args: &str) -> (String, String) {
+    let args = normalise(args);
+    if args.starts_with("AF_") {
+        return (args, String::new());
+    }
+    let (fd, rest) = args.split_once(", ").unwrap();
+    // The buffer is the first argument after the descriptor: `[…]`, `"…"`, or `…`; the tail
+    // is the last arguments (`len, flags, addr, addrlen`).
+    let tail: Vec<&str> = rest.rsplitn(5, ", ").take(4).collect();
+    (fd.to_string(), tail.join(", "))
+}
+
+/// The first `{nlmsg_len=…, …, nlmsg_seq=…}` of a rendering, without `nlmsg_pid` (the
+/// kernel's answers carry the socket's port id, which the trace shows as strace does, but
+/// which is compared through the bytes).
+fn first_header(args: &str) -> Option<String> {
+    let start = args.find("{nlmsg_len=")?;
+    let end = start + args[start..].find('}')?;
+    let h = &args[start..=end];
+    Some(h[..h.find(", nlmsg_pid").unwrap_or(h.len())].to_string())
+}

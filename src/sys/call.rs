@@ -44,7 +44,8 @@ pub enum Call {
         fd: i32,
         /// Which kind (one `CLONE_NEW*` flag).
         kind: CloneFlags,
-        /// The container's pid whose namespace it is.
+        /// The container's pid whose namespace it is; 0 for dockling's own namespace, which
+        /// it returns to after configuring the container's network from inside.
         pid: i32,
     },
     /// `mkdir(2)`; an existing directory is not an error for the engine's callers.
@@ -218,6 +219,28 @@ pub enum Call {
         prog_fd: i32,
         cgroup: PathBuf,
     },
+    /// `socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE)`: a socket to the kernel's
+    /// routing and link configuration (rtnetlink), the one `ip` talks through. It belongs to
+    /// the network namespace of the process that makes it.
+    NetlinkSocket,
+    /// `bind(fd, {AF_NETLINK, nl_pid=0}, 12)`: the kernel gives the socket its port id now
+    /// (as `ip` does), so it is known, and strace can decode its messages, from the first.
+    NetlinkBind { fd: i32 },
+    /// `sendto(fd, buf, len, 0, NULL, 0)` of one rtnetlink request.
+    NetlinkSend {
+        fd: i32,
+        req: super::netlink::NlRequest,
+    },
+    /// `recvfrom(fd, buf, cap, 0, NULL, NULL)`: the kernel's answer to request `seq` (an
+    /// `NLMSG_ERROR` carrying 0 or an errno, and before it the data a get asked for);
+    /// `command` names the request, for the explanation and error messages.
+    NetlinkRecv {
+        fd: i32,
+        cap: usize,
+        seq: u32,
+        what: super::netlink::NlWhat,
+        command: String,
+    },
 }
 
 /// What a `dup2` puts on a standard descriptor.
@@ -274,7 +297,7 @@ impl Prctl {
 }
 
 /// What a successful call gave back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ret {
     /// Most calls: `0`.
     Zero,
@@ -303,6 +326,8 @@ pub enum Ret {
     /// `stat`: returns 0, and (the fields strace shows of) the file's `struct stat`.
     #[allow(missing_docs)]
     Stat { mode: u32, size: i64, rdev: u64 },
+    /// `recvfrom`: the bytes received (their number is what it returns).
+    Received(Vec<u8>),
 }
 
 /// What `fstatfs(2)` fills in (`struct statfs`), the fields strace prints.
@@ -326,21 +351,22 @@ pub struct Statfs {
 
 impl Ret {
     /// The result as strace prints it after `=`: the number, but a umask in octal (`022`).
-    pub fn shown(self) -> String {
+    pub fn shown(&self) -> String {
         match self {
-            Ret::Umask(m) => mode_octal(m),
+            Ret::Umask(m) => mode_octal(*m),
             other => other.value().to_string(),
         }
     }
 
     /// The number strace would print after `=`.
-    pub fn value(self) -> i64 {
-        match self {
+    pub fn value(&self) -> i64 {
+        match *self {
             Ret::Zero => 0,
             Ret::Pid(p) => p as i64,
             Ret::Waited { pid, .. } => pid as i64,
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
+            Ret::Received(ref b) => b.len() as i64,
             Ret::PtyNumber(_)
             | Ret::FdPair(..)
             | Ret::IfFlags(_)
@@ -409,6 +435,10 @@ impl Call {
             Call::Stat { .. } => STAT,
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
+            Call::NetlinkSocket => "socket",
+            Call::NetlinkBind { .. } => "bind",
+            Call::NetlinkSend { .. } => "sendto",
+            Call::NetlinkRecv { .. } => "recvfrom",
         }
     }
 
@@ -457,6 +487,7 @@ impl Call {
                 op: PtyOp::Number, ..
             } => "ioctl.tiocgptn",
             Call::PidfdOpenEngine { .. } => "pidfd_open.engine",
+            Call::Setns { pid: 0, .. } => "setns.own",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
             Call::Open { path, .. }
@@ -515,6 +546,10 @@ impl Call {
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
             Call::BpfProgLoad { .. } => "bpf.prog_load",
             Call::BpfProgAttach { .. } => "bpf.prog_attach",
+            Call::NetlinkSocket => "socket.netlink",
+            Call::NetlinkBind { .. } => "bind.netlink",
+            Call::NetlinkSend { req, .. } => req.what.explain_key(),
+            Call::NetlinkRecv { .. } => "recvfrom.netlink",
             other => other.name(),
         }
     }
@@ -925,6 +960,29 @@ impl Call {
                     "BPF_PROG_ATTACH, {{target_fd={target_fd}, attach_bpf_fd={prog_fd}, attach_type=BPF_CGROUP_DEVICE, attach_flags=BPF_F_ALLOW_MULTI, replace_bpf_fd=0}}, 20"
                 );
             }
+            Call::NetlinkSocket => s.push_str("AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE"),
+            Call::NetlinkBind { fd } => {
+                let _ = write!(
+                    s,
+                    "{fd}, {{sa_family=AF_NETLINK, nl_pid=0, nl_groups=00000000}}, 12"
+                );
+            }
+            Call::NetlinkSend { fd, req } => {
+                let _ = write!(
+                    s,
+                    "{fd}, {}, {}, 0, NULL, 0 /* {} */",
+                    super::netlink::render(&req.bytes),
+                    req.bytes.len(),
+                    req.command
+                );
+            }
+            Call::NetlinkRecv { fd, cap, .. } => {
+                let buf = match ret {
+                    Some(Ret::Received(b)) => super::netlink::render(b),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "{fd}, {buf}, {cap}, 0, NULL, NULL");
+            }
         }
         s
     }
@@ -954,6 +1012,9 @@ impl Call {
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
             Call::Symlinkat { linkpath, .. } => linkpath.display().to_string(),
             Call::Umask { mask } => mode_octal(*mask),
+            Call::Setns { kind, pid: 0, .. } => {
+                format!("{} of dockling itself", clone_flags(*kind, false))
+            }
             Call::Setns { kind, pid, .. } => {
                 format!("{} of pid {pid}", clone_flags(*kind, false))
             }
@@ -980,6 +1041,9 @@ impl Call {
             Call::Dup2 { old, new, .. } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
             Call::CloseRange { first } => format!("fds from {first}"),
+            Call::NetlinkSend { req, .. } => req.command.clone(),
+            Call::NetlinkRecv { command, .. } => command.clone(),
+            Call::NetlinkSocket | Call::NetlinkBind { .. } => "NETLINK_ROUTE".into(),
             Call::Capset { .. }
             | Call::Setsid
             | Call::Seccomp { .. }
@@ -1053,7 +1117,11 @@ impl Call {
                 | Call::Stat { .. }
                 | Call::Execveat { .. }
                 | Call::BpfProgLoad { .. }
-                | Call::BpfProgAttach { .. } => {}
+                | Call::BpfProgAttach { .. }
+                | Call::NetlinkSocket
+                | Call::NetlinkBind { .. }
+                | Call::NetlinkSend { .. }
+                | Call::NetlinkRecv { .. } => {}
             }
         }
         let p = PathBuf::from;
@@ -1099,6 +1167,11 @@ impl Call {
                 fd: 3,
                 kind: CloneFlags::CLONE_NEWNS,
                 pid: 4242,
+            },
+            Call::Setns {
+                fd: 3,
+                kind: CloneFlags::CLONE_NEWNET,
+                pid: 0,
             },
             Call::Mkdir {
                 path: p("/x"),
@@ -1355,7 +1428,53 @@ impl Call {
         ] {
             v.push(Call::Prctl { option, arg: 0 });
         }
+        use super::netlink::{NlRequest, NlWhat};
+        v.push(Call::NetlinkSocket);
+        v.push(Call::NetlinkBind { fd: 3 });
+        for what in [
+            NlWhat::LinkAddBridge,
+            NlWhat::LinkAddVeth,
+            NlWhat::LinkSet,
+            NlWhat::LinkGet,
+            NlWhat::LinkDel,
+            NlWhat::AddrAdd,
+            NlWhat::RouteAdd,
+        ] {
+            v.push(Call::NetlinkSend {
+                fd: 3,
+                req: NlRequest {
+                    bytes: vec![],
+                    what,
+                    command: "ip link".into(),
+                },
+            });
+        }
+        v.push(Call::NetlinkRecv {
+            fd: 3,
+            cap: super::netlink::RECV_CAP,
+            seq: 1,
+            what: NlWhat::LinkSet,
+            command: "ip link".into(),
+        });
         v
+    }
+
+    /// The bytes a netlink call passes to or got from the kernel (shown as hex in the JSON
+    /// trace, so a test can hold them against strace's dump).
+    pub fn data<'a>(&'a self, ret: Option<&'a Ret>) -> Option<&'a [u8]> {
+        match (self, ret) {
+            (Call::NetlinkSend { req, .. }, _) => Some(&req.bytes),
+            (Call::NetlinkRecv { .. }, Some(Ret::Received(b))) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The command-line tool's command that does what this call does (`ip link add …`).
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            Call::NetlinkSend { req, .. } => Some(&req.command),
+            _ => None,
+        }
     }
 }
 

@@ -404,6 +404,51 @@ impl Backend for Linux {
             )
             .map(|fd| Ret::Fd(fd.into_raw_fd())),
             Call::IoctlIfFlags { fd, name, set } => if_flags(*fd, name, *set),
+            Call::NetlinkSocket => nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Netlink,
+                nix::sys::socket::SockType::Raw,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                nix::sys::socket::SockProtocol::NetlinkRoute,
+            )
+            .map(|fd| Ret::Fd(fd.into_raw_fd())),
+            Call::NetlinkBind { fd } => {
+                nix::sys::socket::bind(*fd, &nix::sys::socket::NetlinkAddr::new(0, 0))
+                    .map(|()| Ret::Zero)
+            }
+            Call::NetlinkSend { fd, req } => {
+                // SAFETY: sendto(2) of a buffer we own, with no address (the socket's peer is
+                // the kernel). Not nix: its sendto wants an address, send makes `sendto` too
+                // but this keeps the NULL, 0 strace shows explicit.
+                let n = unsafe {
+                    libc::sendto(
+                        *fd,
+                        req.bytes.as_ptr().cast(),
+                        req.bytes.len(),
+                        0,
+                        std::ptr::null(),
+                        0,
+                    )
+                };
+                Errno::result(n).map(|n| Ret::Bytes(n as usize))
+            }
+            Call::NetlinkRecv { fd, cap, .. } => {
+                let mut buf = vec![0u8; *cap];
+                // SAFETY: recvfrom(2) into a buffer of `cap` bytes we own, no address wanted.
+                let n = unsafe {
+                    libc::recvfrom(
+                        *fd,
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    )
+                };
+                Errno::result(n).map(|n| {
+                    buf.truncate(n as usize);
+                    Ret::Received(buf)
+                })
+            }
             Call::PidfdOpen { pid } | Call::PidfdOpenEngine { pid } => {
                 // SAFETY: pidfd_open(2) with a pid and no flags; the caller owns the result.
                 // Not nix: 0.29 has no pidfd calls.

@@ -14,6 +14,7 @@ pub mod caps;
 pub mod fs;
 pub mod linux;
 pub mod memory;
+pub mod netlink;
 pub mod record;
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};

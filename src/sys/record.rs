@@ -91,6 +91,17 @@ impl Backend for Recorder {
             | Call::PidfdOpen { .. }
             | Call::PidfdOpenEngine { .. } => Ret::Fd(100),
             Call::Dup2 { new, .. } => Ret::Fd(*new),
+            Call::NetlinkSocket => Ret::Fd(100),
+            Call::NetlinkSend { req, .. } => Ret::Bytes(req.bytes.len()),
+            // An ACK for the request; a get of a link answers index 7 first.
+            Call::NetlinkRecv { seq, what, .. } => {
+                let mut buf = Vec::new();
+                if *what == super::netlink::NlWhat::LinkGet {
+                    buf.extend_from_slice(&super::netlink::link_reply(*seq, 7));
+                }
+                buf.extend_from_slice(&super::netlink::error_message(*seq, 0, &[]));
+                Ret::Received(buf)
+            }
             Call::Socketpair | Call::Pipe2 => Ret::FdPair(100, 101),
             // A new network namespace's loopback: down, nothing else set.
             Call::IoctlIfFlags { set: None, .. } => Ret::IfFlags(libc::IFF_LOOPBACK),

@@ -428,6 +428,14 @@ impl Tracer {
                     "duration_us": took.as_micros() as u64,
                     "explain": exp.map(|e| e.text.as_str()), "man": exp.map(|e| e.man.as_str()),
                 });
+                let mut line = line;
+                // Netlink calls: the exact bytes, and the `ip` command that does the same.
+                if let Some(data) = call.data(res.as_ref().ok()) {
+                    line["data"] = crate::sys::netlink::hex(data).into();
+                }
+                if let Some(command) = call.command() {
+                    line["command"] = command.into();
+                }
                 self.emit(&format!("{line}\n"));
             }
             Format::Pretty => {
@@ -455,6 +463,12 @@ impl Tracer {
                     if self.dry_run { String::new() } else { outcome },
                     self.paint("2", &timing)
                 );
+                if let Some(command) = call.command() {
+                    out.push_str(&format!(
+                        "      {}\n",
+                        self.paint("2", &format!("≈ {command}"))
+                    ));
+                }
                 let first_time = self.state.borrow_mut().explained.insert(call.explain_key());
                 if let (Some(e), true) = (exp, first_time) {
                     out.push_str(&format!(

@@ -1,0 +1,312 @@
+//! The netlink part of the seam: what a rtnetlink request is (its exact bytes, what it does,
+//! and the `ip` command that does the same), and rendering of netlink buffers the way
+//! `strace` prints their headers.
+//!
+//! The messages themselves are built with `netlink-packet-route` in [`crate::network::netlink`];
+//! here they are only bytes, sent and received through traced calls.
+
+use std::fmt::Write as _;
+
+/// `NLMSG_ERROR`: the kernel's answer to a request with `NLM_F_ACK` (error 0 is an ACK).
+pub const NLMSG_ERROR: u16 = 2;
+/// `NLMSG_DONE`: the end of a dump.
+pub const NLMSG_DONE: u16 = 3;
+/// `RTM_NEWLINK`.
+pub const RTM_NEWLINK: u16 = 16;
+/// The size of `struct nlmsghdr`.
+pub const NLMSG_HDRLEN: usize = 16;
+/// How much one `recvfrom` asks for: more than any answer to one request.
+pub const RECV_CAP: usize = 32768;
+
+/// What one rtnetlink request does: picks its explanation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NlWhat {
+    /// `RTM_NEWLINK` of a bridge.
+    LinkAddBridge,
+    /// `RTM_NEWLINK` of a veth pair.
+    LinkAddVeth,
+    /// `RTM_SETLINK`: flags (up) or the controller (master).
+    LinkSet,
+    /// `RTM_GETLINK` of one link by name.
+    LinkGet,
+    /// `RTM_DELLINK`.
+    LinkDel,
+    /// `RTM_NEWADDR`.
+    AddrAdd,
+    /// `RTM_NEWROUTE`.
+    RouteAdd,
+}
+
+impl NlWhat {
+    /// The catalog key of a `sendto` carrying this request.
+    pub fn explain_key(self) -> &'static str {
+        match self {
+            NlWhat::LinkAddBridge => "sendto.rtm_newlink.bridge",
+            NlWhat::LinkAddVeth => "sendto.rtm_newlink.veth",
+            NlWhat::LinkSet => "sendto.rtm_setlink",
+            NlWhat::LinkGet => "sendto.rtm_getlink",
+            NlWhat::LinkDel => "sendto.rtm_dellink",
+            NlWhat::AddrAdd => "sendto.rtm_newaddr",
+            NlWhat::RouteAdd => "sendto.rtm_newroute",
+        }
+    }
+}
+
+/// One rtnetlink request, as it goes to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NlRequest {
+    /// Exactly the bytes `sendto` passes (one netlink message).
+    pub bytes: Vec<u8>,
+    /// What it does.
+    pub what: NlWhat,
+    /// The `ip` command that sends the same request: `ip link add dockling0 type bridge`.
+    pub command: String,
+}
+
+impl NlRequest {
+    /// The request's sequence number (`nlmsg_seq`).
+    pub fn seq(&self) -> u32 {
+        header(&self.bytes).map(|h| h.seq).unwrap_or(0)
+    }
+}
+
+/// A netlink message header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// `nlmsg_len`: header and payload.
+    pub len: u32,
+    /// `nlmsg_type`.
+    pub kind: u16,
+    /// `nlmsg_flags`.
+    pub flags: u16,
+    /// `nlmsg_seq`.
+    pub seq: u32,
+    /// `nlmsg_pid`.
+    pub pid: u32,
+}
+
+/// The header at the start of `buf`, if there is a whole one.
+pub fn header(buf: &[u8]) -> Option<Header> {
+    let b = buf.get(..NLMSG_HDRLEN)?;
+    let u32_at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+    Some(Header {
+        len: u32_at(0),
+        kind: u16_at(4),
+        flags: u16_at(6),
+        seq: u32_at(8),
+        pid: u32_at(12),
+    })
+}
+
+/// Every message of a buffer `recvfrom` filled: its header and its payload.
+pub fn messages(buf: &[u8]) -> Vec<(Header, &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(h) = header(&buf[at..]) {
+        let len = h.len as usize;
+        if len < NLMSG_HDRLEN || at + len > buf.len() {
+            break;
+        }
+        out.push((h, &buf[at + NLMSG_HDRLEN..at + len]));
+        // Messages are aligned to 4 bytes.
+        at += (len + 3) & !3;
+    }
+    out
+}
+
+/// The `error` field of an `NLMSG_ERROR` payload: 0 for an ACK, else a negative errno.
+pub fn error_code(payload: &[u8]) -> Option<i32> {
+    let b = payload.get(..4)?;
+    Some(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// An `NLMSG_ERROR` message with `code` (0: an ACK) answering the request header `req`,
+/// as the kernel sends it (the request's header echoed, `NLM_F_CAPPED`).
+pub fn error_message(seq: u32, code: i32, req: &[u8]) -> Vec<u8> {
+    let echoed = &req[..req.len().min(NLMSG_HDRLEN)];
+    let len = NLMSG_HDRLEN + 4 + echoed.len();
+    let mut v = Vec::with_capacity(len);
+    v.extend_from_slice(&(len as u32).to_ne_bytes());
+    v.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+    // NLM_F_CAPPED: only the request's header comes back.
+    v.extend_from_slice(&0x100u16.to_ne_bytes());
+    v.extend_from_slice(&seq.to_ne_bytes());
+    v.extend_from_slice(&0u32.to_ne_bytes());
+    v.extend_from_slice(&code.to_ne_bytes());
+    v.extend_from_slice(echoed);
+    v
+}
+
+/// A bare `RTM_NEWLINK` answer naming link `index` (the recorder's answer to a get).
+pub fn link_reply(seq: u32, index: i32) -> Vec<u8> {
+    // nlmsghdr, then struct ifinfomsg (16 bytes): family, pad, type, index, flags, change.
+    let len = NLMSG_HDRLEN + 16;
+    let mut v = Vec::with_capacity(len);
+    v.extend_from_slice(&(len as u32).to_ne_bytes());
+    v.extend_from_slice(&RTM_NEWLINK.to_ne_bytes());
+    v.extend_from_slice(&0u16.to_ne_bytes());
+    v.extend_from_slice(&seq.to_ne_bytes());
+    v.extend_from_slice(&0u32.to_ne_bytes());
+    v.extend_from_slice(&[0, 0, 0, 0]);
+    v.extend_from_slice(&index.to_ne_bytes());
+    v.extend_from_slice(&[0; 8]);
+    v
+}
+
+/// The interface index of an `RTM_NEWLINK` payload (`ifi_index`).
+pub fn link_index(payload: &[u8]) -> Option<i32> {
+    let b = payload.get(4..8)?;
+    Some(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn type_name(kind: u16) -> String {
+    let name = match kind {
+        1 => "NLMSG_NOOP",
+        NLMSG_ERROR => "NLMSG_ERROR",
+        NLMSG_DONE => "NLMSG_DONE",
+        16 => "RTM_NEWLINK",
+        17 => "RTM_DELLINK",
+        18 => "RTM_GETLINK",
+        19 => "RTM_SETLINK",
+        20 => "RTM_NEWADDR",
+        21 => "RTM_DELADDR",
+        22 => "RTM_GETADDR",
+        24 => "RTM_NEWROUTE",
+        25 => "RTM_DELROUTE",
+        26 => "RTM_GETROUTE",
+        other => return format!("{other:#x}"),
+    };
+    name.to_string()
+}
+
+fn flag_names(kind: u16, flags: u16) -> String {
+    let mut names: Vec<String> = Vec::new();
+    let mut left = flags;
+    let mut take = |bit: u16, name: &str, names: &mut Vec<String>| {
+        if left & bit != 0 {
+            names.push(name.to_string());
+            left &= !bit;
+        }
+    };
+    for (bit, name) in [
+        (0x1, "NLM_F_REQUEST"),
+        (0x2, "NLM_F_MULTI"),
+        (0x4, "NLM_F_ACK"),
+        (0x8, "NLM_F_ECHO"),
+        (0x10, "NLM_F_DUMP_INTR"),
+        (0x20, "NLM_F_DUMP_FILTERED"),
+    ] {
+        take(bit, name, &mut names);
+    }
+    // The high bits mean different things for new, get and error messages (strace's tables).
+    let high: &[(u16, &str)] = match kind {
+        NLMSG_ERROR => &[(0x100, "NLM_F_CAPPED"), (0x200, "NLM_F_ACK_TLVS")],
+        18 | 22 | 26 => &[
+            (0x100, "NLM_F_ROOT"),
+            (0x200, "NLM_F_MATCH"),
+            (0x400, "NLM_F_ATOMIC"),
+        ],
+        17 | 21 | 25 => &[(0x100, "NLM_F_NONREC"), (0x200, "NLM_F_BULK")],
+        _ => &[
+            (0x100, "NLM_F_REPLACE"),
+            (0x200, "NLM_F_EXCL"),
+            (0x400, "NLM_F_CREATE"),
+            (0x800, "NLM_F_APPEND"),
+        ],
+    };
+    for (bit, name) in high {
+        take(*bit, name, &mut names);
+    }
+    if flags == 0 {
+        return "0".into();
+    }
+    if left != 0 {
+        names.push(format!("{left:#x}"));
+    }
+    names.join("|")
+}
+
+/// The headers of a netlink buffer as strace prints them, the payloads as `…`:
+/// `[{nlmsg_len=36, nlmsg_type=NLMSG_ERROR, …}, …]` (several messages: a list of them).
+pub fn render(buf: &[u8]) -> String {
+    let msgs = messages(buf);
+    let one = |h: &Header, payload: &[u8]| {
+        // An answer's error, as strace shows it: `{error=-EEXIST, msg=…}` (0: an ACK).
+        let body = match (h.kind, error_code(payload)) {
+            (NLMSG_ERROR, Some(0)) => "{error=0, msg=…}".to_string(),
+            (NLMSG_ERROR, Some(code)) => format!(
+                "{{error=-{}, msg=…}}",
+                nix::errno::Errno::from_raw(-code)
+                    .to_string()
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+            ),
+            _ => "…".into(),
+        };
+        format!(
+            "[{{nlmsg_len={}, nlmsg_type={}, nlmsg_flags={}, nlmsg_seq={}, nlmsg_pid={}}}, {body}]",
+            h.len,
+            type_name(h.kind),
+            flag_names(h.kind, h.flags),
+            h.seq,
+            h.pid
+        )
+    };
+    match msgs.as_slice() {
+        [] => "\"\"".into(),
+        [(h, p)] => one(h, p),
+        many => {
+            let mut s = String::from("[");
+            for (i, (h, p)) in many.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(", ");
+                }
+                s.push_str(&one(h, p));
+            }
+            s.push(']');
+            s
+        }
+    }
+}
+
+/// Lower-case hex of `bytes`, no separators (the JSON trace's `data`).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ack_renders_and_parses() {
+        let req = [
+            56u8, 0, 0, 0, 16, 0, 5, 6, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let ack = error_message(1, 0, &req);
+        assert_eq!(ack.len(), 36);
+        let msgs = messages(&ack);
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].0.kind, NLMSG_ERROR);
+        assert_eq!(error_code(msgs[0].1), Some(0));
+        assert_eq!(
+            render(&ack),
+            "[{nlmsg_len=36, nlmsg_type=NLMSG_ERROR, nlmsg_flags=NLM_F_CAPPED, nlmsg_seq=1, nlmsg_pid=0}, {error=0, msg=…}]"
+        );
+        assert_eq!(
+            render(&req),
+            "\"\"",
+            "a header whose length is past the buffer is no message"
+        );
+        assert_eq!(
+            flag_names(16, 0x605),
+            "NLM_F_REQUEST|NLM_F_ACK|NLM_F_EXCL|NLM_F_CREATE"
+        );
+    }
+}
