@@ -457,6 +457,37 @@ fn replace(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     written
 }
 
+/// Whether an I/O error only says "not now" (a non-blocking descriptor would block, or a
+/// signal came): the relays try again at the next poll.
+pub fn retry(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// Write as much of `pending` as the non-blocking `w` takes now, dropping what was written:
+/// `Ok` when it is all out or `w` would block, an error when `w` is gone. The relays'
+/// buffered writes (pty master, attach sockets, a container's stdin pipe) all go through it.
+pub fn write_now<W: std::io::Write>(
+    w: &mut W,
+    pending: &mut std::collections::VecDeque<u8>,
+) -> std::io::Result<()> {
+    while !pending.is_empty() {
+        let (chunk, _) = pending.as_slices();
+        match w.write(chunk) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

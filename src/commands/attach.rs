@@ -193,11 +193,13 @@ fn relay(
                         }
                     }
                 }
-                Err(e) if retry(&e) => {}
+                Err(e) if crate::files::retry(&e) => {}
                 Err(_) => break Ok(false),
             }
         }
-        if revents[1].contains(PollFlags::POLLOUT) && flush(&mut stream, &mut to_monitor).is_err() {
+        if revents[1].contains(PollFlags::POLLOUT)
+            && crate::files::write_now(&mut stream, &mut to_monitor).is_err()
+        {
             break Ok(false);
         }
         if read_stdin && revents.get(2).is_some_and(|r| !r.is_empty()) {
@@ -209,7 +211,7 @@ fn relay(
                     if !keyed.is_empty() {
                         attach::frame(&mut to_monitor, attach::STDIN, &keyed);
                     }
-                    let flushed = flush(&mut stream, &mut to_monitor);
+                    let flushed = crate::files::write_now(&mut stream, &mut to_monitor);
                     if detach {
                         break Ok(true);
                     }
@@ -225,7 +227,7 @@ fn relay(
                 if signo == libc::SIGWINCH {
                     if tty {
                         send_size(&mut to_monitor);
-                        let _ = flush(&mut stream, &mut to_monitor);
+                        let _ = crate::files::write_now(&mut stream, &mut to_monitor);
                     }
                 } else if proxy && signo != libc::SIGCHLD {
                     // Through the seam's pidfd: the container's own process, checked by
@@ -260,31 +262,4 @@ fn send_size(out: &mut VecDeque<u8>) {
             return;
         }
     }
-}
-
-fn retry(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-    )
-}
-
-/// Write what the socket takes now.
-fn flush(
-    stream: &mut std::os::unix::net::UnixStream,
-    out: &mut VecDeque<u8>,
-) -> std::io::Result<()> {
-    while !out.is_empty() {
-        let (chunk, _) = out.as_slices();
-        match stream.write(chunk) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                out.drain(..n);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

@@ -14,7 +14,7 @@
 //! more than [`MAX_BACKLOG`] behind is dropped (the log still has everything).
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -134,20 +134,9 @@ impl Hub {
         let Some(pipe) = self.stdin.as_mut() else {
             return;
         };
-        while !self.to_stdin.is_empty() {
-            let (chunk, _) = self.to_stdin.as_slices();
-            match pipe.write(chunk) {
-                Ok(n) if n > 0 => {
-                    self.to_stdin.drain(..n);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                _ => {
-                    self.stdin = None;
-                    self.to_stdin.clear();
-                    return;
-                }
-            }
+        if crate::files::write_now(pipe, &mut self.to_stdin).is_err() {
+            self.stdin = None;
+            self.to_stdin.clear();
         }
     }
 
@@ -216,11 +205,14 @@ impl Hub {
                             }
                         }
                     }
-                    Err(e) if retry(&e) => {}
+                    Err(e) if crate::files::retry(&e) => {}
                     Err(_) => gone[i] = true,
                 }
             }
-            if writable && !gone[i] && flush(c).is_err() {
+            if writable
+                && !gone[i]
+                && crate::files::write_now(&mut c.stream, &mut c.output).is_err()
+            {
                 gone[i] = true;
             }
         }
@@ -285,7 +277,8 @@ impl Hub {
     pub fn broadcast(&mut self, kind: u8, data: &[u8]) {
         self.clients.retain_mut(|c| {
             frame(&mut c.output, kind, data);
-            c.output.len() <= MAX_BACKLOG && flush(c).is_ok()
+            c.output.len() <= MAX_BACKLOG
+                && crate::files::write_now(&mut c.stream, &mut c.output).is_ok()
         });
     }
 
@@ -296,36 +289,12 @@ impl Hub {
             let _ = c
                 .stream
                 .set_write_timeout(Some(std::time::Duration::from_millis(200)));
-            let _ = flush(c);
+            let _ = crate::files::write_now(&mut c.stream, &mut c.output);
         }
         self.clients.clear();
         self.stdin = None;
         self.to_stdin.clear();
     }
-}
-
-fn retry(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-    )
-}
-
-/// Write as much of the client's output as its socket takes now.
-fn flush(c: &mut Client) -> std::io::Result<()> {
-    while !c.output.is_empty() {
-        let (chunk, _) = c.output.as_slices();
-        match c.stream.write(chunk) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                c.output.drain(..n);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Docker's `--detach-keys`: comma-separated keys, each one character or `ctrl-X` (X a

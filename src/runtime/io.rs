@@ -465,12 +465,12 @@ pub fn relay(
                     Ok(n) => {
                         let _ = sink.put(Stream::Stdout, &buf[..n]);
                     }
-                    Err(e) if retry(&e) => {}
+                    Err(e) if crate::files::retry(&e) => {}
                     Err(_) => gone = true,
                 }
             }
             if !gone && r.contains(PollFlags::POLLOUT) {
-                gone = write_pending(m, &mut to_master).is_err();
+                gone = crate::files::write_now(m, &mut to_master).is_err();
             }
             if gone {
                 master_file = None;
@@ -486,7 +486,7 @@ pub fn relay(
                         to_master.extend(&buf[..n]);
                         // Written at once when the terminal takes it (the usual case: a
                         // key), else when poll says it can.
-                        if write_pending(m, &mut to_master).is_err() {
+                        if crate::files::write_now(m, &mut to_master).is_err() {
                             master_file = None;
                             to_master.clear();
                         }
@@ -509,7 +509,7 @@ pub fn relay(
                     crate::container::attach::Input::Keys(keys) => {
                         if let Some(m) = master_file.as_mut() {
                             to_master.extend(&keys);
-                            if write_pending(m, &mut to_master).is_err() {
+                            if crate::files::write_now(m, &mut to_master).is_err() {
                                 master_file = None;
                                 to_master.clear();
                             }
@@ -575,14 +575,6 @@ const QUIET_MS: u16 = 2000;
 /// How far the input may run ahead of a container that does not read its terminal.
 const MAX_PENDING: usize = 1 << 20;
 
-/// An error that means "not now" on a non-blocking descriptor.
-fn retry(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-    )
-}
-
 /// Make `fd` non-blocking (its open file description: every copy of it).
 fn set_nonblocking(fd: &OwnedFd) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -591,27 +583,6 @@ fn set_nonblocking(fd: &OwnedFd) {
         fd.as_raw_fd(),
         FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
     );
-}
-
-/// Write as much of `pending` to the (non-blocking) terminal master as it takes now; an
-/// error when the terminal is gone.
-fn write_pending(
-    m: &mut File,
-    pending: &mut std::collections::VecDeque<u8>,
-) -> std::io::Result<()> {
-    while !pending.is_empty() {
-        let (chunk, _) = pending.as_slices();
-        match m.write(chunk) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                pending.drain(..n);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Copy what the container wrote last, after it exited.
