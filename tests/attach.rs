@@ -16,17 +16,6 @@ fn detach(lab: &Lab, args: &[&str]) {
     lab.cmd(&all).expect_code(0);
 }
 
-fn state(lab: &Lab, name: &str) -> String {
-    let o = lab.cmd(&[
-        "inspect",
-        "-f",
-        "{{.State.Status}} {{.State.ExitCode}}",
-        name,
-    ]);
-    o.expect_code(0);
-    o.stdout.trim().to_string()
-}
-
 /// True once process `pid` holds a connected socket (the attach client reached the monitor).
 fn has_socket(pid: u32) -> bool {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -63,7 +52,7 @@ fn attach_to_a_dit_container_and_detach_with_ctrl_p_ctrl_q_leaves_it_running() {
     let lab = Lab::with_busybox();
     // `-dit` from no terminal at all: the terminal is the monitor's (Docker allows it).
     detach(&lab, &["-it", "--name", "shell", "busybox", "sh"]);
-    assert_eq!(state(&lab, "shell"), "running 0");
+    assert_eq!(lab.state("shell"), "running 0");
     for (round, (flags, keys)) in [
         ("", &b"\x10\x11"[..]),
         ("--detach-keys=ctrl-a,x ", b"\x01x"),
@@ -97,7 +86,7 @@ fn attach_to_a_dit_container_and_detach_with_ctrl_p_ctrl_q_leaves_it_running() {
         );
         assert!(!out.contains("read escape sequence"), "{out}");
         // Still running, and its terminal kept what was typed (in its log too).
-        assert_eq!(state(&lab, "shell"), "running 0");
+        assert_eq!(lab.state("shell"), "running 0");
     }
     let logs = lab.cmd(&["logs", "shell"]);
     logs.expect_code(0);
@@ -113,7 +102,7 @@ fn attach_to_a_dit_container_and_detach_with_ctrl_p_ctrl_q_leaves_it_running() {
         }
     });
     assert_eq!(code, 7, "{out}");
-    assert_eq!(state(&lab, "shell"), "exited 7");
+    assert_eq!(lab.state("shell"), "exited 7");
     let o = lab.cmd(&["attach", "shell"]);
     o.expect_code(125);
     assert!(o.stderr.contains("start it first"), "{}", o.stderr);
@@ -296,7 +285,7 @@ fn a_restart_policys_back_off_shows_restarting_as_docker() {
     );
     // The back-off doubles from 100 ms: soon it waits long enough to be seen.
     wait_until(Duration::from_secs(30), "a restarting state", || {
-        (state(&lab, "flaky") == "restarting 3").then_some(())
+        (lab.state("flaky") == "restarting 3").then_some(())
     });
     wait_until(Duration::from_secs(30), "inspect's Restarting", || {
         let o = lab.cmd(&[
@@ -315,7 +304,7 @@ fn a_restart_policys_back_off_shows_restarting_as_docker() {
         (ps.stdout.contains("flaky Restarting (3) ") && ps.stdout.contains(" ago")).then_some(())
     });
     lab.cmd(&["stop", "flaky"]).expect_code(0);
-    assert_eq!(state(&lab, "flaky"), "exited 3");
+    assert_eq!(lab.state("flaky"), "exited 3");
     let o = lab.cmd(&["inspect", "-f", "{{.State.Restarting}}", "flaky"]);
     assert_eq!(o.stdout.trim(), "false");
     lab.cmd(&["rm", "flaky"]).expect_code(0);
@@ -347,7 +336,7 @@ fn init_still_forwards_stop_when_dockling_forwards_nothing() {
     lab.cmd(&["stop", "-t", "30", "quiet"]).expect_code(0);
     let status = wait_exit(&mut child, Duration::from_secs(20), "run to end");
     assert_eq!(status.code(), Some(143));
-    assert_eq!(state(&lab, "quiet"), "exited 143");
+    assert_eq!(lab.state("quiet"), "exited 143");
     lab.cmd(&["rm", "quiet"]).expect_code(0);
 }
 
@@ -391,7 +380,7 @@ fn attach_gives_a_di_container_its_input_and_keeps_it_open_between_attaches() {
     // TTY only): the user leaves by ending attach; the container and its stdin stay.
     child.kill().unwrap();
     let _ = child.wait();
-    assert_eq!(state(&lab, "reader"), "running 0");
+    assert_eq!(lab.state("reader"), "running 0");
     // The second finds the input still open, and ends with the container.
     let mut child = lab
         .command(&["attach", "reader"])
@@ -442,14 +431,7 @@ fn input_a_container_does_not_read_makes_attach_wait_not_the_monitor_grow() {
             .to_string();
         lab.cmd(&["inspect", "-f", "{{.State.Status}}", name])
             .expect_code(0);
-        let lock = lab.root().join("containers").join(&id).join("engine.lock");
-        let monitor: i32 = std::fs::read_to_string(&lock)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let monitor = lab.monitor_pid(&id);
         let before = rss_kib(monitor);
         let mut child = lab
             .command(&["attach", "--detach-keys=ctrl-a,x", name])
@@ -511,18 +493,6 @@ fn input_a_container_does_not_read_makes_attach_wait_not_the_monitor_grow() {
     }
 }
 
-/// The monitor's pid, from the engine lock of container `id`.
-fn monitor_of(lab: &Lab, id: &str) -> i32 {
-    let lock = lab.root().join("containers").join(id).join("engine.lock");
-    std::fs::read_to_string(lock)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn attach_ends_with_137_when_the_monitor_is_killed_and_says_so_when_it_is_let_go() {
     let lab = Lab::with_busybox();
@@ -541,7 +511,7 @@ fn attach_ends_with_137_when_the_monitor_is_killed_and_says_so_when_it_is_let_go
         has_socket(pid).then_some(())
     });
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(monitor_of(&lab, &id)),
+        nix::unistd::Pid::from_raw(lab.monitor_pid(&id)),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
@@ -563,8 +533,7 @@ fn attach_ends_with_137_when_the_monitor_is_killed_and_says_so_when_it_is_let_go
         "/dev/zero",
     ])
     .expect_code(0);
-    let monitor = monitor_of(
-        &lab,
+    let monitor = lab.monitor_pid(
         lab.cmd(&["inspect", "-f", "{{.Id}}", "firehose"])
             .stdout
             .trim(),
@@ -606,7 +575,7 @@ fn attach_ends_with_137_when_the_monitor_is_killed_and_says_so_when_it_is_let_go
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(125), "{err}");
     assert!(err.contains("let this attach go"), "{err}");
-    assert_eq!(state(&lab, "firehose"), "running 0");
+    assert_eq!(lab.state("firehose"), "running 0");
     lab.cmd(&["rm", "-f", "firehose"]).expect_code(0);
 }
 
@@ -674,7 +643,7 @@ fn a_monitor_serves_64_clients_and_closes_any_more_at_once() {
     );
     drop(clients);
     // Served again once they left.
-    assert_eq!(state(&lab, "popular"), "running 0");
+    assert_eq!(lab.state("popular"), "running 0");
     let mut child = lab
         .command(&["attach", "popular"])
         .stdin(Stdio::null())

@@ -22,22 +22,11 @@ fn detach(lab: &Lab, args: &[&str]) -> String {
     id
 }
 
-fn state(lab: &Lab, name: &str) -> String {
-    let o = lab.cmd(&[
-        "inspect",
-        "-f",
-        "{{.State.Status}} {{.State.ExitCode}}",
-        name,
-    ]);
-    o.expect_code(0);
-    o.stdout.trim().to_string()
-}
-
 fn wait_state(lab: &Lab, name: &str, want: &str) {
     wait_until(
         Duration::from_secs(20),
         &format!("{name} is {want}"),
-        || (state(lab, name) == want).then_some(()),
+        || (lab.state(name) == want).then_some(()),
     );
 }
 
@@ -112,7 +101,7 @@ fn stop_sends_the_stop_signal_then_sigkill_to_a_pid_1_that_ignores_it() {
     let o = lab.cmd(&["stop", "polite"]);
     o.expect_code(0);
     assert_eq!(o.stdout, "polite\n");
-    assert_eq!(state(&lab, "polite"), "exited 7");
+    assert_eq!(lab.state("polite"), "exited 7");
     assert!(lab.cmd(&["logs", "polite"]).stdout.contains("got TERM"));
     // Stopping a container that is not running is no error (Docker).
     lab.cmd(&["stop", "polite"]).expect_code(0);
@@ -127,7 +116,7 @@ fn stop_sends_the_stop_signal_then_sigkill_to_a_pid_1_that_ignores_it() {
         .unwrap();
     let status = common::wait_exit(&mut stop, Duration::from_secs(8), "stop -t 1");
     assert!(status.success());
-    assert_eq!(state(&lab, "stubborn"), "exited 137");
+    assert_eq!(lab.state("stubborn"), "exited 137");
     let w = lab.cmd(&["wait", "stubborn", "polite"]);
     w.expect_code(0);
     assert_eq!(w.stdout, "137\n7\n");
@@ -175,7 +164,7 @@ fn a_detached_start_failure_has_runs_exit_code_and_a_kept_record() {
     o.expect_code(127);
     assert!(o.stdout.is_empty(), "{}", o.stdout);
     assert!(o.stderr.contains("no-such-command"), "{}", o.stderr);
-    assert_eq!(state(&lab, "nope"), "exited 127");
+    assert_eq!(lab.state("nope"), "exited 127");
     lab.cmd(&["rm", "nope"]).expect_code(0);
 
     // With --rm nothing is kept, once it ended.
@@ -200,9 +189,7 @@ fn a_killed_monitor_leaves_an_honest_status_and_rm_f_cleans_up() {
     let lab = Lab::with_busybox();
     let id = detach(&lab, &["--name", "orphan", "busybox", "sleep", "1000"]);
     wait_state(&lab, "orphan", "running 0");
-    let lock = lab.root().join("containers").join(&id).join("engine.lock");
-    let text = std::fs::read_to_string(&lock).unwrap();
-    let monitor: i32 = text.split_whitespace().next().unwrap().parse().unwrap();
+    let monitor = lab.monitor_pid(&id);
     assert_ne!(monitor, std::process::id() as i32);
     // SIGKILL to the monitor this test started (through dockling run -d).
     nix::sys::signal::kill(
@@ -314,7 +301,7 @@ fn start_runs_the_container_again_on_its_own_files_and_restart_does_both() {
     };
     runs(1);
     lab.cmd(&["stop", "-t", "0", "again"]).expect_code(0);
-    assert_eq!(state(&lab, "again"), "exited 137");
+    assert_eq!(lab.state("again"), "exited 137");
     let o = lab.cmd(&["start", "again"]);
     o.expect_code(0);
     assert_eq!(o.stdout, "again\n");
@@ -527,7 +514,7 @@ fn pause_freezes_every_process_and_top_lists_them_with_both_pids() {
         top.stdout
     );
     lab.cmd(&["pause", "ticking"]).expect_code(0);
-    assert_eq!(state(&lab, "ticking"), "paused 0");
+    assert_eq!(lab.state("ticking"), "paused 0");
     // The kernel says so too, not only the record: the freezer knob of the container's cgroup.
     freezer_becomes(&lab, "frozen");
     let ps = lab.cmd(&["ps", "--format", "{{.Status}}"]);
@@ -554,7 +541,7 @@ fn pause_freezes_every_process_and_top_lists_them_with_both_pids() {
     // A paused container stops too.
     lab.cmd(&["pause", "ticking"]).expect_code(0);
     lab.cmd(&["stop", "-t", "1", "ticking"]).expect_code(0);
-    assert!(state(&lab, "ticking").starts_with("exited"));
+    assert!(lab.state("ticking").starts_with("exited"));
     lab.cmd(&["rm", "ticking"]).expect_code(0);
     assert_eq!(lab.cgroups_left(), Vec::<std::path::PathBuf>::new());
 }

@@ -104,6 +104,31 @@ impl Lab {
         lab
     }
 
+    /// `{{.State.Status}} {{.State.ExitCode}}` of container `name` (inspect must succeed).
+    #[allow(dead_code)]
+    pub fn state(&self, name: &str) -> String {
+        let o = self.cmd(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            name,
+        ]);
+        o.expect_code(0);
+        o.stdout.trim().to_string()
+    }
+
+    /// The pid of container `id`'s monitor (a detached run's), from its engine lock.
+    #[allow(dead_code)]
+    pub fn monitor_pid(&self, id: &str) -> i32 {
+        let lock = self.root().join("containers").join(id).join("engine.lock");
+        std::fs::read_to_string(&lock)
+            .unwrap_or_else(|e| panic!("{}: {e}", lock.display()))
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {}", lock.display()))
+    }
+
     /// The config every test starts from: its own cgroup parent, removed when the lab drops.
     pub fn base_config(&self) -> String {
         format!("cgroup-parent: {}\n", self.cgroup_parent())
