@@ -90,6 +90,9 @@ pub enum Call {
     /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC`: mark every descriptor from `first` up
     /// close-on-exec so nothing of the engine leaks into the container.
     CloseRange { first: u32 },
+    /// `close_range(2)` without flags: close every descriptor from `first` to `last` now
+    /// (`--init`'s process 1, which never execs, so close-on-exec would never close them).
+    CloseRangeNow { first: u32, last: u32 },
     /// `seccomp(2)` `SECCOMP_SET_MODE_FILTER`: install `filter`, the BPF program compiled from
     /// the container's policy; `about` says in words what it does (shown in the trace).
     Seccomp {
@@ -378,7 +381,7 @@ impl Call {
             Call::Setsid => "setsid",
             Call::IoctlSetCtty { .. } => "ioctl",
             Call::Dup2 { .. } => "dup2",
-            Call::CloseRange { .. } => "close_range",
+            Call::CloseRange { .. } | Call::CloseRangeNow { .. } => "close_range",
             Call::Seccomp { .. } => "seccomp",
             Call::Execve { .. } => "execve",
             Call::Openat2 { .. } => "openat2",
@@ -417,6 +420,7 @@ impl Call {
     pub fn explain_key(&self) -> &'static str {
         match self {
             Call::Clone { flags } if flags.is_empty() => "clone.fork",
+            Call::CloseRangeNow { .. } => "close_range.now",
             Call::Clone { flags } if flags.contains(CloneFlags::CLONE_PARENT) => "clone.parent",
             Call::Mount { fstype, flags, .. } => {
                 if flags.contains(MsFlags::MS_REMOUNT) {
@@ -691,6 +695,9 @@ impl Call {
             }
             Call::CloseRange { first } => {
                 let _ = write!(s, "{first}, 4294967295, CLOSE_RANGE_CLOEXEC");
+            }
+            Call::CloseRangeNow { first, last } => {
+                let _ = write!(s, "{first}, {last}, 0");
             }
             Call::Seccomp { filter, about } => {
                 let _ = write!(
@@ -980,6 +987,7 @@ impl Call {
             Call::Dup2 { old, new, .. } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
             Call::CloseRange { first } => format!("fds from {first}"),
+            Call::CloseRangeNow { first, last } => format!("fds {first} to {last}"),
             Call::Capset { .. }
             | Call::Setsid
             | Call::Seccomp { .. }
@@ -1021,6 +1029,7 @@ impl Call {
                 | Call::IoctlSetCtty { .. }
                 | Call::Dup2 { .. }
                 | Call::CloseRange { .. }
+                | Call::CloseRangeNow { .. }
                 | Call::Seccomp { .. }
                 | Call::Openat2 { .. }
                 | Call::Mkdirat { .. }
@@ -1139,6 +1148,10 @@ impl Call {
                 what: Stdio::Null,
             },
             Call::CloseRange { first: 3 },
+            Call::CloseRangeNow {
+                first: 3,
+                last: u32::MAX,
+            },
             {
                 // A one-instruction program by hand (`BPF_RET | BPF_K`, `SECCOMP_RET_ALLOW`):
                 // the seam knows the instruction, not the compiler above it.
