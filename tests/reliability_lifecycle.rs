@@ -549,5 +549,9 @@ fn rm_of_a_stopped_container_waits_out_a_momentary_lock_holder() {
         o.code, o.stderr
     );
     assert_eq!(o.code, 0, "rm after the lock was let go: {}", o.stderr);
-    assert!(lab.containers_left().is_empty(), "{:?}", lab.containers_left());
+    assert!(
+        lab.containers_left().is_empty(),
+        "{:?}",
+        lab.containers_left()
+    );
 }
