@@ -1250,3 +1250,33 @@ fn first_header(args: &str) -> Option<String> {
     let h = &args[start..=end];
     Some(h[..h.find(", nlmsg_pid").unwrap_or(h.len())].to_string())
 }
+
+/// `--init`'s process 1 never execs, so it closes the engine's descriptors itself: that
+/// `close_range` (flags 0, unlike the child's CLOSE_RANGE_CLOEXEC) is in the trace, explained,
+/// with the arguments and result strace sees, and strace sees no such call the trace leaves out.
+#[test]
+fn the_trace_shows_the_inits_close_range() {
+    let lab = Lab::with_busybox();
+    let (traced, seen) = traced_and_seen(&lab, &["--init", "busybox", "true"], 0);
+    let ours: Vec<&Value> = traced
+        .iter()
+        .filter(|e| e["syscall"] == "close_range" && e["args"].as_str().unwrap().ends_with(", 0"))
+        .collect();
+    assert!(!ours.is_empty(), "no close_range of the init in the trace");
+    let theirs: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.name == "close_range" && s.args.ends_with(", 0"))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "traced {ours:?}, strace saw {:?}",
+        theirs.iter().map(|s| &s.args).collect::<Vec<_>>()
+    );
+    for (e, s) in ours.iter().zip(&theirs) {
+        assert_eq!(normalise(e["args"].as_str().unwrap()), s.args);
+        assert_eq!(e["result"].as_i64().unwrap().to_string(), s.result);
+        let explain = e["explain"].as_str().unwrap();
+        assert!(explain.contains("--init"), "{explain}");
+    }
+}

@@ -4,13 +4,48 @@
 mod common;
 use common::Lab;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
-/// Run `dockling <args>` under script(1), feeding `input` after a pause; (output, exit code, time).
+/// The terminal script(1) gave the command: what its child's stdin is (`/dev/pts/N`).
+fn terminal_of(script: u32) -> Option<std::path::PathBuf> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{script}/task/{script}/children")).ok()?;
+    let child = children.split_whitespace().next()?;
+    let tty = std::fs::read_link(format!("/proc/{child}/fd/0")).ok()?;
+    tty.starts_with("/dev/pts/").then_some(tty)
+}
+
+/// Wait until dockling has put its terminal into raw mode, which it does when it starts
+/// relaying it to the container: typed before that, a line would be the user's terminal's
+/// (Ctrl-C a SIGINT to dockling itself, not a byte for the container).
+fn wait_for_raw_mode(script: u32) {
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    common::wait_until(
+        Duration::from_secs(20),
+        "dockling to put its terminal into raw mode (relaying it to the container)",
+        || {
+            let tty = terminal_of(script)?;
+            let f = std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_NOCTTY)
+                .open(tty)
+                .ok()?;
+            let t = tcgetattr(&f).ok()?;
+            (!t.local_flags.contains(LocalFlags::ICANON)).then_some(())
+        },
+    );
+}
+
+/// Run `dockling <args>` under script(1), feeding `input` once dockling relays the terminal
+/// (with `--step`, at once: the pauses read their Enters from the cooked terminal first);
+/// (output, exit code, time).
 fn in_a_terminal(lab: &Lab, setup: &str, args: &str, input: &[u8]) -> (String, i32, Duration) {
     let start = Instant::now();
     let mut term = lab.in_terminal(setup, "", args);
-    std::thread::sleep(Duration::from_millis(1000));
+    if !args.contains("--step") {
+        wait_for_raw_mode(term.pid());
+    }
     term.stdin.write_all(input).unwrap();
     // Keep stdin open until the container ends, as a terminal would; with --step, keep
     // pressing Enter (every 10th poll, 200 ms) for the pauses after the container exits.

@@ -129,18 +129,7 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
     let id = c.spec.id.clone();
     let held = match containers.try_lock_engine(&id)? {
         Some(lock) => lock,
-        None if !force => {
-            let what = if matches!(c.status, Status::Created) {
-                "it is starting"
-            } else {
-                "it is running"
-            };
-            return Err(container::ContainerError::NotStopped {
-                name: name.to_string(),
-                state: what,
-            }
-            .into());
-        }
+        None if !force => lock_ended(containers, &id, name)?,
         None => {
             stop(ctx, containers, &c)?;
             crate::fault::check("rm.killed")?;
@@ -168,7 +157,13 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
             }
         }
     };
-    // Nothing keeps it now, and no other `rm` can (we hold the lock).
+    // Nothing keeps it now, and no other `rm` can (we hold the lock): read again, as its
+    // engine may have recorded the end since.
+    let c = match containers.find(&id) {
+        Ok(c) => c,
+        Err(Error::NotFound(_)) => return destroy_cgroup(ctx, &c),
+        Err(e) => return Err(e),
+    };
     if c.is_alive() {
         // Recorded as running by an engine that is gone, and its process is still there.
         if !force {
@@ -190,6 +185,39 @@ pub fn remove(ctx: &Context, containers: &Containers, name: &str, force: bool) -
     crate::fault::check("rm.dir_removed")?;
     drop(held);
     Ok(())
+}
+
+/// The engine lock of a container `rm` (without `-f`) found taken. A container recorded as
+/// ended is not running: whoever holds its lock lets go at once (its monitor on its way out
+/// after recording the end; another command's first look at leftovers, which locks every
+/// container it listed as running, this one perhaps a moment before it ended). Waited for,
+/// bounded, so `stop x && rm x` always works as in Docker; one starting, running or about to
+/// be restarted by its monitor is an error at once.
+fn lock_ended(containers: &Containers, id: &str, name: &str) -> Result<container::EngineLock> {
+    let deadline = std::time::Instant::now() + STOP_WAIT;
+    let mut watch = containers.watch(&Sys::quiet(), id);
+    loop {
+        let c = containers.find(id)?;
+        let state = match c.status {
+            Status::Created => Some("it is starting"),
+            Status::Running { .. } => Some("it is running"),
+            Status::Exited { .. } if c.restarting => Some("it is restarting"),
+            // Its monitor still keeps it after all this time: it is not done with it.
+            Status::Exited { .. } if std::time::Instant::now() >= deadline => Some("it is running"),
+            Status::Exited { .. } => None,
+        };
+        if let Some(state) = state {
+            return Err(container::ContainerError::NotStopped {
+                name: name.to_string(),
+                state,
+            }
+            .into());
+        }
+        if let Some(lock) = containers.try_lock_engine(id)? {
+            return Ok(lock);
+        }
+        watch.wait(deadline.saturating_duration_since(std::time::Instant::now()));
+    }
 }
 
 /// Notice what killed commands left: directories half created or half removed, and

@@ -31,7 +31,7 @@ pub enum ContainerError {
     NotStopped {
         /// The container as the user named it.
         name: String,
-        /// `it is starting` or `it is running`.
+        /// `it is starting`, `it is running` or `it is restarting`.
         state: &'static str,
     },
     /// `rm -f` killed the container, but its `dockling` process kept the engine lock.

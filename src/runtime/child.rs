@@ -111,10 +111,40 @@ fn become_init(sys: &Sys, chan: &Channel) -> Result<()> {
         fd: chan.raw_fd(),
         object: "init's copy of the engine channel".into(),
     });
+    // Every descriptor past stdio was only marked close-on-exec, and this process never
+    // execs: closed now, or init would hold them for the container's life (the pipe on which
+    // a detached container's monitor reports the start, which `run -d` reads to its end).
+    // The tracer's own (a copy of the user's stderr, `--step`'s input) stay, so its events
+    // still reach the user; they lead nowhere a container could use.
+    for (first, last) in ranges_around(3, &sys.tracer.own_fds()) {
+        let _ = sys.run(Call::CloseRangeNow { first, last });
+    }
     sys.tracer.flush();
     let code = super::init::run(child);
     // SAFETY: _exit ends the container's init without running the engine's exit handlers.
     unsafe { libc::_exit(code) }
+}
+
+/// The descriptor ranges from `first` up that leave out each of `keep`: `close_range` over
+/// them closes everything else.
+fn ranges_around(first: u32, keep: &[std::os::fd::RawFd]) -> Vec<(u32, u32)> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd >= first)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut ranges = Vec::new();
+    let mut from = first;
+    for fd in keep {
+        if fd > from {
+            ranges.push((from, fd - 1));
+        }
+        from = fd + 1;
+    }
+    ranges.push((from, u32::MAX));
+    ranges
 }
 
 /// The `execve` call the container's program is started with.
@@ -517,4 +547,19 @@ fn exec_container(sys: &Sys, exec: Exec) -> Result<Infallible> {
         }
         e => Error::CannotInvoke(format!("exec: {name:?}: {}", e.desc().to_lowercase())),
     })
+}
+
+#[cfg(test)]
+mod close_tests {
+    use super::ranges_around;
+
+    #[test]
+    fn ranges_leave_out_the_kept_descriptors() {
+        assert_eq!(ranges_around(3, &[]), vec![(3, u32::MAX)]);
+        assert_eq!(ranges_around(3, &[2, 3]), vec![(4, u32::MAX)]);
+        assert_eq!(
+            ranges_around(3, &[9, 5, 5]),
+            vec![(3, 4), (6, 8), (10, u32::MAX)]
+        );
+    }
 }

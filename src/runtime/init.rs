@@ -8,8 +8,10 @@
 //! SIGCHLD, passes the former on to the program, reaps every child on the
 //! latter, and exits with the program's code once the program has ended.
 //!
-//! Its own system calls (signalfd reads, `waitpid`, `kill`) are plumbing after the container
-//! started, like the terminal relay's: they are not traced (its stderr is the container's).
+//! What it does first, closing the engine's descriptors (`close_range`), shapes the container
+//! and is traced (in `child::become_init`, before this runs). Its own system calls after that
+//! (signalfd reads, `waitpid`, `kill`) are plumbing after the container started, like the
+//! terminal relay's: they are not traced (its stderr is the container's).
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -20,12 +22,8 @@ use nix::unistd::Pid;
 /// with, Docker's (the program's, or 128 + the signal that killed it).
 pub fn run(program: i32) -> i32 {
     let program = Pid::from_raw(program);
-    // Every descriptor past stdio was only marked close-on-exec, and this process never
-    // execs: closed now, or init would hold them for the container's life (the pipe on which
-    // a detached container's monitor reports the start, which `run -d` reads to its end).
-    // SAFETY: integer arguments only; flags 0 closes the range. Not nix: 0.29 has no
-    // close_range.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    // Every descriptor past stdio is closed already (traced, in the fork's parent before
+    // this is called).
     // What `ps` in the container shows as process 1 (Docker's shows docker-init).
     let _ = nix::sys::prctl::set_name(c"dockling-init");
     // Blocked here too: the engine blocks only what it forwards itself, none with `-t` or

@@ -91,6 +91,9 @@ pub enum Call {
     /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC`: mark every descriptor from `first` up
     /// close-on-exec so nothing of the engine leaks into the container.
     CloseRange { first: u32 },
+    /// `close_range(2)` without flags: close every descriptor from `first` to `last` now
+    /// (`--init`'s process 1, which never execs, so close-on-exec would never close them).
+    CloseRangeNow { first: u32, last: u32 },
     /// `seccomp(2)` `SECCOMP_SET_MODE_FILTER`: install `filter`, the BPF program compiled from
     /// the container's policy; `about` says in words what it does (shown in the trace).
     Seccomp {
@@ -404,7 +407,7 @@ impl Call {
             Call::Setsid => "setsid",
             Call::IoctlSetCtty { .. } => "ioctl",
             Call::Dup2 { .. } => "dup2",
-            Call::CloseRange { .. } => "close_range",
+            Call::CloseRange { .. } | Call::CloseRangeNow { .. } => "close_range",
             Call::Seccomp { .. } => "seccomp",
             Call::Execve { .. } => "execve",
             Call::Openat2 { .. } => "openat2",
@@ -447,6 +450,7 @@ impl Call {
     pub fn explain_key(&self) -> &'static str {
         match self {
             Call::Clone { flags } if flags.is_empty() => "clone.fork",
+            Call::CloseRangeNow { .. } => "close_range.now",
             Call::Clone { flags } if flags.contains(CloneFlags::CLONE_PARENT) => "clone.parent",
             Call::Mount { fstype, flags, .. } => {
                 if flags.contains(MsFlags::MS_REMOUNT) {
@@ -726,6 +730,9 @@ impl Call {
             }
             Call::CloseRange { first } => {
                 let _ = write!(s, "{first}, 4294967295, CLOSE_RANGE_CLOEXEC");
+            }
+            Call::CloseRangeNow { first, last } => {
+                let _ = write!(s, "{first}, {last}, 0");
             }
             Call::Seccomp { filter, about } => {
                 let _ = write!(
@@ -1044,6 +1051,7 @@ impl Call {
             Call::NetlinkSend { req, .. } => req.command.clone(),
             Call::NetlinkRecv { command, .. } => command.clone(),
             Call::NetlinkSocket | Call::NetlinkBind { .. } => "NETLINK_ROUTE".into(),
+            Call::CloseRangeNow { first, last } => format!("fds {first} to {last}"),
             Call::Capset { .. }
             | Call::Setsid
             | Call::Seccomp { .. }
@@ -1085,6 +1093,7 @@ impl Call {
                 | Call::IoctlSetCtty { .. }
                 | Call::Dup2 { .. }
                 | Call::CloseRange { .. }
+                | Call::CloseRangeNow { .. }
                 | Call::Seccomp { .. }
                 | Call::Openat2 { .. }
                 | Call::Mkdirat { .. }
@@ -1212,6 +1221,10 @@ impl Call {
                 what: Stdio::Null,
             },
             Call::CloseRange { first: 3 },
+            Call::CloseRangeNow {
+                first: 3,
+                last: u32::MAX,
+            },
             {
                 // A one-instruction program by hand (`BPF_RET | BPF_K`, `SECCOMP_RET_ALLOW`):
                 // the seam knows the instruction, not the compiler above it.

@@ -222,6 +222,10 @@ impl Backend for Linux {
                 // Not nix: 0.29 has no close_range.
                 check(unsafe { libc::syscall(libc::SYS_close_range, *first, u32::MAX, 4u32) })
             }
+            Call::CloseRangeNow { first, last } => {
+                // SAFETY: integer arguments only; flags 0 closes the range.
+                check(unsafe { libc::syscall(libc::SYS_close_range, *first, *last, 0u32) })
+            }
             Call::Seccomp { filter, .. } => {
                 let filter: Vec<libc::sock_filter> = filter
                     .iter()

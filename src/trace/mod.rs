@@ -191,6 +191,16 @@ impl Tracer {
         self.state.borrow().capture.clone().unwrap_or_default()
     }
 
+    /// The descriptors the tracer itself writes events to and reads `--step` answers from:
+    /// a process that closes everything else (`--init`'s process 1) keeps these.
+    pub fn own_fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        let st = self.state.borrow();
+        let out = st.out.as_ref().map(|f| f.as_raw_fd());
+        let input = st.input.as_ref().map(|(f, _)| f.as_raw_fd());
+        out.into_iter().chain(input).collect()
+    }
+
     /// True when syscalls are recorded.
     pub fn enabled(&self) -> bool {
         self.format.is_some()
