@@ -247,19 +247,9 @@ fn finish(quiet: &Sys, old_mask: u64, result: Result<bool>) -> Result<bool> {
 
 /// Queue the user's terminal size for the monitor.
 fn send_size(out: &mut VecDeque<u8>) {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    for fd in [1, 0] {
-        // SAFETY: ws is a live winsize for TIOCGWINSZ to fill; fd is only asked about.
-        if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 {
-            let mut data = ws.ws_row.to_be_bytes().to_vec();
-            data.extend(ws.ws_col.to_be_bytes());
-            attach::frame(out, attach::RESIZE, &data);
-            return;
-        }
+    if let Some(ws) = io::user_winsize() {
+        let mut data = ws.ws_row.to_be_bytes().to_vec();
+        data.extend(ws.ws_col.to_be_bytes());
+        attach::frame(out, attach::RESIZE, &data);
     }
 }

@@ -139,21 +139,25 @@ nix::ioctl_write_ptr_bad!(
     libc::winsize
 );
 
-/// Give the container's terminal (`master`) the size of the user's.
-pub(crate) fn copy_winsize(master: &OwnedFd) {
+/// The size of the user's terminal (stdout's, else stdin's); `None` without one.
+pub fn user_winsize() -> Option<libc::winsize> {
     let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    for fd in [1, 0] {
+    [1, 0].into_iter().find_map(|fd| {
         // SAFETY: ws is a live winsize for TIOCGWINSZ to fill; fd is only asked about.
-        if unsafe { tiocgwinsz(fd, &mut ws) }.is_ok() {
-            // SAFETY: master is an open pty master; TIOCSWINSZ reads the live ws.
-            let _ = unsafe { tiocswinsz(master.as_raw_fd(), &ws) };
-            return;
-        }
+        unsafe { tiocgwinsz(fd, &mut ws) }.ok().map(|_| ws)
+    })
+}
+
+/// Give the container's terminal (`master`) the size of the user's.
+pub(crate) fn copy_winsize(master: &OwnedFd) {
+    if let Some(ws) = user_winsize() {
+        // SAFETY: master is an open pty master; TIOCSWINSZ reads the live ws.
+        let _ = unsafe { tiocswinsz(master.as_raw_fd(), &ws) };
     }
 }
 
