@@ -51,15 +51,20 @@ pub fn run(ctx: &Context, args: &AttachArgs) -> Result<i32> {
         }
         .into());
     }
+    // The signals to forward are blocked before connecting, so none that comes meanwhile
+    // ends this command with its default action instead of reaching the container.
+    let proxy = args.sig_proxy && !c.spec.tty;
+    let old_mask = io::block_signals_for(&Sys::quiet(), proxy)?;
     let stream = attach::connect(&c.spec.bundle).map_err(|e| {
+        io::restore_signals(&Sys::quiet(), old_mask);
         Error::Usage(format!(
             "cannot attach to container {}: {e} (a container started in the foreground has no monitor to attach to)",
             c.spec.name
         ))
     })?;
     let stdin = c.spec.interactive && !args.no_stdin;
-    let proxy = args.sig_proxy && !c.spec.tty;
     let detached = relay(
+        old_mask,
         stream,
         stdin,
         c.spec.tty,
@@ -121,6 +126,7 @@ pub fn run(ctx: &Context, args: &AttachArgs) -> Result<i32> {
 /// Relay until the monitor closes the socket (false) or the user types the detach keys
 /// (true).
 fn relay(
+    old_mask: u64,
     mut stream: std::os::unix::net::UnixStream,
     mut stdin_open: bool,
     tty: bool,
@@ -129,7 +135,6 @@ fn relay(
     (pid, pid_start): (i32, u64),
 ) -> Result<bool> {
     let quiet = Sys::quiet();
-    let old_mask = io::block_signals_for(&quiet, proxy)?;
     let sfd = SignalFd::with_flags(
         &io::relay_signals_for(proxy),
         SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
