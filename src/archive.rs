@@ -178,15 +178,6 @@ pub struct ExtractStats {
     pub done: Vec<(PathBuf, &'static str)>,
 }
 
-/// A directory's metadata, applied after all entries (its mode could forbid its own entries).
-struct DirMeta {
-    path: PathBuf,
-    id: (u64, u64),
-    owner: Option<(u32, u32)>,
-    mode: u32,
-    mtime: i64,
-}
-
 /// Write the entries of the tar stream `reader` into the directory `dest` (an fd). Every
 /// entry's parent is resolved with `RESOLVE_IN_ROOT` from `dest`; its final name is never
 /// followed. An existing directory is merged into; an existing file or symlink is replaced;
@@ -197,7 +188,7 @@ pub fn extract(
     opts: &ExtractOptions,
 ) -> Result<ExtractStats, String> {
     let mut stats = ExtractStats::default();
-    let mut dirs: Vec<DirMeta> = Vec::new();
+    let mut dirs: Vec<safefs::DirMeta> = Vec::new();
     let mut archive = tar::Archive::new(reader);
     let entries = archive
         .entries()
@@ -287,7 +278,7 @@ pub fn extract(
                     safefs::mkdir_at(p, &name, 0o700).map_err(|e| bad(&e))?;
                 }
                 let st = safefs::stat_at(p, &name).map_err(|e| bad(&e))?;
-                dirs.push(DirMeta {
+                dirs.push(safefs::DirMeta {
                     path: path.clone(),
                     id: safefs::identity(&st),
                     owner,
@@ -354,14 +345,7 @@ pub fn extract(
         stats.entries += 1;
         stats.done.push((path.clone(), how));
     }
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
-    for d in dirs {
-        let fd = safefs::open_dir_if(dest, &d.path, d.id).map_err(|e| e.to_string())?;
-        if let Some(fd) = fd {
-            safefs::set_meta_fd(fd.as_fd(), d.owner, d.mode, d.mtime)
-                .map_err(|e| format!("{}: {e}", d.path.display()))?;
-        }
-    }
+    safefs::apply_dir_meta(dest, dirs).map_err(|(path, e)| format!("{}: {e}", path.display()))?;
     Ok(stats)
 }
 

@@ -25,9 +25,6 @@ pub struct CopyStats {
     pub elapsed: Duration,
 }
 
-/// A directory copied: path, its (dev, inode) in `dest`, uid, gid, mode, mtime.
-type DirMeta = (PathBuf, (u64, u64), u32, u32, u32, i64);
-
 /// A source entry's `stat`, with the accessors the walk needs.
 struct Meta(libc::stat);
 
@@ -76,7 +73,7 @@ impl Meta {
 struct Flattener<'a> {
     root: BorrowedFd<'a>,
     stats: CopyStats,
-    dirs: Vec<DirMeta>,
+    dirs: Vec<safefs::DirMeta>,
     /// (dev, inode) of a source file already copied in this layer → where it went.
     links: HashMap<(u64, u64), PathBuf>,
     /// A volume's copy-up ([`copy_dir`]) rather than a layer: no whiteouts or opaque
@@ -157,14 +154,13 @@ impl Flattener<'_> {
                     safefs::mkdir_at(p, &name, 0o755).map_err(|e| err(&rel_path, e))?;
                 }
                 let st = safefs::stat_at(p, &name).map_err(|e| err(&rel_path, e))?;
-                self.dirs.push((
-                    rel_path.clone(),
-                    safefs::identity(&st),
-                    meta.uid(),
-                    meta.gid(),
-                    meta.mode() & 0o7777,
-                    meta.mtime(),
-                ));
+                self.dirs.push(safefs::DirMeta {
+                    path: rel_path.clone(),
+                    id: safefs::identity(&st),
+                    owner: Some((meta.uid(), meta.gid())),
+                    mode: meta.mode() & 0o7777,
+                    mtime: meta.mtime(),
+                });
                 self.walk(layer, &rel_path)?;
                 continue;
             }
@@ -302,17 +298,11 @@ pub fn copy_dir(src: BorrowedFd<'_>, dest: BorrowedFd<'_>, no_devices: bool) -> 
 impl Flattener<'_> {
     fn finish(mut self, start: Instant) -> Result<CopyStats> {
         let f = &mut self;
-        f.dirs
-            .sort_by_key(|(p, ..)| std::cmp::Reverse(p.components().count()));
         // Directory owners, modes and times last (deepest first), each through an fd of the
         // directory itself: a directory of a lower layer that an upper layer replaced with a
         // symlink (to the host, say) is left alone, never followed.
-        for (path, id, uid, gid, mode, mtime) in std::mem::take(&mut f.dirs) {
-            if let Some(dir) = safefs::open_dir_if(f.root, &path, id).map_err(|e| err(&path, e))? {
-                safefs::set_meta_fd(dir.as_fd(), Some((uid, gid)), mode, mtime)
-                    .map_err(|e| err(&path, e))?;
-            }
-        }
+        safefs::apply_dir_meta(f.root, std::mem::take(&mut f.dirs))
+            .map_err(|(path, e)| err(&path, e))?;
         f.stats.elapsed = start.elapsed();
         Ok(f.stats)
     }

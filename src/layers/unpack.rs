@@ -207,15 +207,6 @@ fn copy_data(
     Ok(n)
 }
 
-/// One directory entry's metadata, applied after every entry is in place.
-struct DirMeta {
-    path: PathBuf,
-    id: (u64, u64),
-    owner: Option<(u32, u32)>,
-    mode: u32,
-    mtime: i64,
-}
-
 /// Unpack the tar stream `reader` into `dest` (an existing, empty directory). `layer` names it
 /// in errors (its digest, or the file it came from).
 pub fn unpack(reader: impl Read, dest: &Path, layer: &str, limits: &Limits) -> Result<UnpackStats> {
@@ -228,7 +219,7 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str, limits: &Limits) -> R
         count: count.clone(),
     };
     let mut stats = UnpackStats::default();
-    let mut dir_meta: Vec<DirMeta> = Vec::new();
+    let mut dir_meta: Vec<safefs::DirMeta> = Vec::new();
     let mut cache: Option<(PathBuf, OwnedFd)> = None;
     let mut buf = vec![0u8; 1 << 17];
     let mut entries_seen = 0u64;
@@ -287,14 +278,7 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str, limits: &Limits) -> R
     // Directory modes and times last (deepest first): adding entries changed their mtimes,
     // and a read-only directory would have refused its contents. Each through an fd of the
     // directory itself; a path that no longer names that directory is left alone.
-    dir_meta.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
-    for d in dir_meta {
-        let fd = safefs::open_dir_if(root, &d.path, d.id).map_err(|e| ctx.bad(&d.path, e))?;
-        if let Some(fd) = fd {
-            safefs::set_meta_fd(fd.as_fd(), d.owner, d.mode, d.mtime)
-                .map_err(|e| ctx.bad(&d.path, e))?;
-        }
-    }
+    safefs::apply_dir_meta(root, dir_meta).map_err(|(path, e)| ctx.bad(&path, e))?;
     Ok(stats)
 }
 
@@ -325,7 +309,7 @@ fn unpack_entry<R: Read>(
     raw: &Path,
     root: BorrowedFd<'_>,
     cache: &mut Option<(PathBuf, OwnedFd)>,
-    dir_meta: &mut Vec<DirMeta>,
+    dir_meta: &mut Vec<safefs::DirMeta>,
     stats: &mut UnpackStats,
     replaced: &mut bool,
     buf: &mut [u8],
@@ -438,7 +422,7 @@ fn unpack_entry<R: Read>(
                 }
                 Err(e) => return Err(bad(&e)),
             };
-            dir_meta.push(DirMeta {
+            dir_meta.push(safefs::DirMeta {
                 path: path.clone(),
                 id: safefs::identity(&st),
                 owner: owner(uid, gid),

@@ -337,6 +337,38 @@ pub fn identity(st: &libc::stat) -> (u64, u64) {
     (st.st_dev, st.st_ino)
 }
 
+/// A directory's metadata, applied after every entry of a tree is in place (adding entries
+/// changes its mtime, and a read-only mode would refuse its own entries): by the layer
+/// unpacker and by `cp`'s extraction. See [`apply_dir_meta`].
+pub struct DirMeta {
+    /// Where, relative to the tree's root.
+    pub path: PathBuf,
+    /// The directory made there ([`identity`]): a path that names anything else later is left.
+    pub id: (u64, u64),
+    /// Owner to set, or none.
+    pub owner: Option<(u32, u32)>,
+    /// Mode bits.
+    pub mode: u32,
+    /// Modification time, seconds.
+    pub mtime: i64,
+}
+
+/// Apply each [`DirMeta`] in `dirs` (deepest first) inside `root`, through an fd of the
+/// directory itself ([`open_dir_if`], [`set_meta_fd`]); the path that failed with its error.
+pub fn apply_dir_meta(
+    root: BorrowedFd<'_>,
+    mut dirs: Vec<DirMeta>,
+) -> Result<(), (PathBuf, io::Error)> {
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
+    for d in dirs {
+        let fd = open_dir_if(root, &d.path, d.id).map_err(|e| (d.path.clone(), e))?;
+        if let Some(fd) = fd {
+            set_meta_fd(fd.as_fd(), d.owner, d.mode, d.mtime).map_err(|e| (d.path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Open the directory `path` inside `root` for changing its metadata, but only if it is still
 /// the directory `id` (see [`identity`]): `None` when the path no longer names it (removed,
 /// replaced by a file, by a symlink, or by another directory). Resolution stays inside `root`
