@@ -306,11 +306,7 @@ fn start_one(
         }
         .into());
     }
-    let _ = std::fs::remove_file(
-        containers
-            .bundle(&id)
-            .join(crate::container::STOP_REQUESTED),
-    );
+    containers.clear_stop_request(&id);
     let c = containers.update(&id, |c| c.status = Status::Created)?;
     if let Some(stdin) = attach {
         let opts = crate::runtime::StartOptions {

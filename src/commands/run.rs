@@ -396,26 +396,17 @@ pub fn start_and_record(
     }
 }
 
-/// Whether `stop`, `kill` or `rm -f` ended the container on purpose (see
-/// [`container::STOP_REQUESTED`]).
-fn stop_requested(containers: &Containers, id: &str) -> bool {
-    containers
-        .bundle(id)
-        .join(container::STOP_REQUESTED)
-        .exists()
-}
-
 /// Wait `delay` before a restart, watching for a stop: false when the container was stopped
 /// (or removed) meanwhile.
 fn back_off(containers: &Containers, id: &str, delay: std::time::Duration) -> bool {
     let until = std::time::Instant::now() + delay;
     while std::time::Instant::now() < until {
-        if stop_requested(containers, id) || containers.find(id).is_err() {
+        if containers.stop_requested(id) || containers.find(id).is_err() {
             return false;
         }
         std::thread::sleep(std::time::Duration::from_millis(20).min(delay));
     }
-    !stop_requested(containers, id)
+    !containers.stop_requested(id)
 }
 
 /// The monitor's attach socket, `attach` in the container's directory (see
@@ -524,7 +515,7 @@ pub fn detach(
                 // Never started (a bad command, aborted at a step): reported, not retried.
                 _ => break,
             };
-            if !spec.restart.restarts(code, count) || stop_requested(containers, &spec.id) {
+            if !spec.restart.restarts(code, count) || containers.stop_requested(&spec.id) {
                 break;
             }
             if started.elapsed() >= std::time::Duration::from_secs(10) {
@@ -554,7 +545,7 @@ pub fn detach(
             result = start_and_record(ctx, sys, &spec, containers, &[], opts);
         }
         let _ = containers.update(&spec.id, |c| c.restarting = false);
-        let _ = std::fs::remove_file(containers.bundle(&spec.id).join(container::STOP_REQUESTED));
+        containers.clear_stop_request(&spec.id);
         let code = match result {
             // Aborted at a `--step` pause (130) before the container ran, or its exit code.
             Ok(code) => {

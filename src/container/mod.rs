@@ -472,6 +472,16 @@ impl Containers {
         let _ = File::create(self.bundle(id).join(STOP_REQUESTED));
     }
 
+    /// Whether `stop`, `kill` or `rm -f` asked for the container's end ([`Containers::request_stop`]).
+    pub fn stop_requested(&self, id: &str) -> bool {
+        self.bundle(id).join(STOP_REQUESTED).exists()
+    }
+
+    /// Forget a stop request: the container is started again, or its run is over.
+    pub fn clear_stop_request(&self, id: &str) {
+        let _ = std::fs::remove_file(self.bundle(id).join(STOP_REQUESTED));
+    }
+
     /// True when the container has an engine lock file (every container made since they exist).
     pub fn has_engine_lock(&self, id: &str) -> bool {
         self.bundle(id).join(ENGINE_LOCK).exists()
