@@ -457,6 +457,17 @@ fn replace(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     written
 }
 
+/// Make `fd` non-blocking (its open file description: every copy of it), its other status
+/// flags kept. Best effort: a descriptor that refuses stays blocking.
+pub fn set_nonblocking(fd: &impl std::os::fd::AsRawFd) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).unwrap_or(0);
+    let _ = fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
+    );
+}
+
 /// Whether an I/O error only says "not now" (a non-blocking descriptor would block, or a
 /// signal came): the relays try again at the next poll.
 pub fn retry(e: &std::io::Error) -> bool {

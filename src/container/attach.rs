@@ -118,8 +118,7 @@ impl Hub {
 
     /// The write end of this run's stdin pipe (`-i` without `-t`); made non-blocking.
     pub fn set_stdin(&mut self, fd: OwnedFd) {
-        use nix::fcntl::{fcntl, FcntlArg, OFlag};
-        let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        crate::files::set_nonblocking(&fd);
         self.stdin = Some(std::fs::File::from(fd));
         self.to_stdin.clear();
     }
@@ -161,16 +160,6 @@ impl Hub {
     /// How many clients are attached: [`Hub::poll_fds`] gives theirs after the listener's.
     pub fn clients(&self) -> usize {
         self.clients.len()
-    }
-
-    /// How many descriptors [`Hub::poll_fds`] gives.
-    pub fn len(&self) -> usize {
-        1 + self.clients.len() + usize::from(self.stdin_waiting())
-    }
-
-    /// Never empty: the listener is always polled.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Handle what poll reported for [`Hub::poll_fds`] (`ready[i]`: readable, writable):

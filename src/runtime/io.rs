@@ -281,10 +281,7 @@ impl Source {
     pub fn new(fd: OwnedFd, stream: Stream) -> Source {
         let file = File::from(fd);
         // Non-blocking, so the last copy after the exit never waits for a writer that lives on.
-        let _ = nix::fcntl::fcntl(
-            file.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        );
+        crate::files::set_nonblocking(&file);
         Source { file, stream }
     }
 }
@@ -356,7 +353,7 @@ pub fn relay(
         // must not stop the relay in a write (then nobody reads what the container writes,
         // the container blocks too, and both wait for ever). What cannot be written yet
         // waits in `to_master` until poll says the terminal takes more (POLLOUT).
-        set_nonblocking(&fd);
+        crate::files::set_nonblocking(&fd);
     }
     let mut to_master: std::collections::VecDeque<u8> = Default::default();
     let mut stdin_open = forward_stdin && master_file.is_some();
@@ -578,16 +575,6 @@ const QUIET_MS: u16 = 2000;
 
 /// How far the input may run ahead of a container that does not read its terminal.
 const MAX_PENDING: usize = 1 << 20;
-
-/// Make `fd` non-blocking (its open file description: every copy of it).
-fn set_nonblocking(fd: &OwnedFd) {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).unwrap_or(0);
-    let _ = fcntl(
-        fd.as_raw_fd(),
-        FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
-    );
-}
 
 /// Copy what the container wrote last, after it exited.
 fn drain(master: Option<&mut File>, sink: &mut Sink<'_>, buf: &mut [u8]) {
