@@ -424,13 +424,10 @@ fn input_a_container_does_not_read_makes_attach_wait_not_the_monitor_grow() {
     // (-dit). 24 MiB pushed at each through attach must stay in attach's pipe, not pile up
     // in the monitor.
     for (name, flags) in [("piped", "-di"), ("tty", "-dit")] {
-        let id = lab
-            .cmd(&["run", flags, "--name", name, "busybox", "sleep", "1000"])
-            .stdout
-            .trim()
-            .to_string();
-        lab.cmd(&["inspect", "-f", "{{.State.Status}}", name])
-            .expect_code(0);
+        let o = lab.cmd(&["run", flags, "--name", name, "busybox", "sleep", "1000"]);
+        o.expect_code(0);
+        let id = o.stdout.trim().to_string();
+        assert_eq!(lab.state(name), "running 0");
         let monitor = lab.monitor_pid(&id);
         let before = rss_kib(monitor);
         let mut child = lab

@@ -487,6 +487,14 @@ fn rm_right_after_stop_always_works() {
             }
             n
         });
+        // The watcher ends however this loop does, a failed assertion too.
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _done = Done(&done);
         for i in 0..60 {
             lab.cmd(&["run", "-d", "--name", "cycle", "busybox", "sleep", "1000"])
                 .expect_code(0);

@@ -255,7 +255,7 @@ fn volume_rm_is_refused_while_a_container_uses_it() {
         "busy:/data",
         "busybox",
         "sleep",
-        "60",
+        "1000",
     ])
     .expect_code(0);
     let o = lab.cmd(&["volume", "rm", "busy"]);
