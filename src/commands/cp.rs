@@ -272,11 +272,10 @@ fn container_root(
             sys.open(&rootfs, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)?
         }
         LayersMode::Overlay => {
-            sys.mkdir(&spec.upper(), 0o755)?;
-            sys.mkdir(&spec.work(), 0o700)?;
-            sys.mkdir(&rootfs, 0o755)?;
-            let data =
-                crate::layers::overlay::mount_data(&spec.layers, &spec.upper(), &spec.work())?;
+            // As a start makes them: a container that never ran gets its upper directory (its
+            // `/`) here, 0755 whatever the user's umask.
+            sys.run(crate::sys::Call::Umask { mask: 0o022 })?;
+            let data = crate::runtime::overlay_dirs(sys, spec)?;
             mount_stopped(sys, &rootfs, &data)?
         }
     };

@@ -125,6 +125,16 @@ fn write_etc_files(sys: &Sys, spec: &RunSpec) -> Result<()> {
 /// The engine-side steps that create the writable layer.
 /// `started_before`: the container ran already (its record says when), so a copied root is
 /// its own and is kept.
+/// The container's overlay directories (upper 0755, work 0700, the mount point), made if
+/// missing, and the overlay mount's data naming them. The caller sets the umask first (022,
+/// see [`prepare_layers`]): `start` here, and `cp` into a stopped container that never ran.
+pub fn overlay_dirs(sys: &Sys, spec: &RunSpec) -> Result<String> {
+    sys.mkdir(&spec.upper(), 0o755)?;
+    sys.mkdir(&spec.work(), 0o700)?;
+    sys.mkdir(&spec.rootfs(), 0o755)?;
+    crate::layers::overlay::mount_data(&spec.layers, &spec.upper(), &spec.work())
+}
+
 fn prepare_layers(sys: &Sys, spec: &RunSpec, started_before: bool) -> Result<String> {
     sys.step_variant(
         StepId::LayersPrepare,
@@ -137,11 +147,7 @@ fn prepare_layers(sys: &Sys, spec: &RunSpec, started_before: bool) -> Result<Str
     sys.run(Call::Umask { mask: 0o022 })?;
     match spec.layers_mode {
         LayersMode::Overlay => {
-            sys.mkdir(&spec.upper(), 0o755)?;
-            sys.mkdir(&spec.work(), 0o700)?;
-            sys.mkdir(&spec.rootfs(), 0o755)?;
-            let data =
-                crate::layers::overlay::mount_data(&spec.layers, &spec.upper(), &spec.work())?;
+            let data = overlay_dirs(sys, spec)?;
             sys.tracer.note(&format!(
                 "{} read-only layer(s) below, {} on top for writes",
                 spec.layers.len(),
