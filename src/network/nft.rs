@@ -129,8 +129,9 @@ const NFTA_NAT_FLAGS: u16 = 7;
 const NFT_NAT_DNAT: u32 = 1;
 const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 2;
 
-/// At most this many `recvfrom` per batch: its ACKs come in one or two datagrams.
-const MAX_RECVS: usize = 16;
+/// At most this many `recvfrom` per batch beyond one per message (nf_tables answers each
+/// message's ACK in a datagram of its own).
+const SPARE_RECVS: usize = 4;
 
 /// The per-bridge table.
 pub const BRIDGE_TABLE: &str = "dockling";
@@ -752,7 +753,8 @@ fn send(sys: &Sys, fd: i32, what: NlWhat, batch: Batch) -> Result<u32, NetError>
             command: command.clone(),
         },
     })?;
-    for _ in 0..MAX_RECVS {
+    let most = lines.len() + SPARE_RECVS;
+    for _ in 0..most {
         let buf = match sys.perform(Call::NetlinkRecv {
             fd,
             cap: nl::RECV_CAP,
@@ -799,7 +801,7 @@ fn send(sys: &Sys, fd: i32, what: NlWhat, batch: Batch) -> Result<u32, NetError>
     }
     Err(NetError::Reply {
         command,
-        detail: format!("no ACK after {MAX_RECVS} reads"),
+        detail: format!("no ACK after {most} reads"),
     })
 }
 
