@@ -109,6 +109,18 @@ fn the_bridge_table_and_sysctls_are_made_once_whatever_the_runs() {
         // On that bridge only.
         assert_eq!(sysctl("all", "forwarding"), "0");
         assert_eq!(sysctl("lo", "route_localnet"), "0");
+        // A prefix that ends inside a byte is masked (bitwise) before the compare.
+        ensure_bridge(&sys, "dlodd0", "10.9.16.0/20".parse().unwrap()).unwrap();
+        let odd = nft::ensure_bridge_table(&sys, "dlodd0", "10.9.16.0/20".parse().unwrap(), true)
+            .unwrap();
+        assert!(odd.listing().contains("ip saddr 10.9.16.0/20"));
+        let listed = normalise(&nft(&["list", "table", "ip", "dockling"]));
+        for line in normalise(&odd.listing())
+            .lines()
+            .filter(|l| l.contains("dlodd0"))
+        {
+            assert!(listed.contains(line), "{line} in\n{listed}");
+        }
         // A bad name is refused before anything is sent.
         let err = nft::ensure_bridge_table(&sys, "../x", Subnet::DEFAULT, false).unwrap_err();
         assert!(err.to_string().contains("cannot name"), "{err}");

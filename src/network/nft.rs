@@ -281,14 +281,16 @@ impl Rule {
         self
     }
 
-    /// `ip saddr|daddr <net>/<prefix>` (or one address at /32): the prefix's whole bytes
-    /// loaded and compared; a prefix that ends inside a byte masked first.
+    /// `ip saddr|daddr <net>/<prefix>` (or one address at /32): as nft does, a prefix of
+    /// whole bytes loads and compares those bytes; any other loads the whole address and
+    /// masks it first.
     fn ip(mut self, dst: bool, net: Ipv4Addr, prefix: u8) -> Self {
-        let bytes = u32::from(prefix).div_ceil(8);
+        let aligned = prefix.is_multiple_of(8);
+        let bytes = if aligned { u32::from(prefix) / 8 } else { 4 };
         self.payload(NFT_PAYLOAD_NETWORK_HEADER, if dst { 16 } else { 12 }, bytes);
-        let mask = (u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)).to_be_bytes();
-        if prefix % 8 != 0 {
-            self.bitwise(&mask[..bytes as usize]);
+        if !aligned {
+            let mask = (u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)).to_be_bytes();
+            self.bitwise(&mask);
         }
         self.cmp(NFT_CMP_EQ, &net.octets()[..bytes as usize]);
         let what = if dst { "daddr" } else { "saddr" };
