@@ -1021,6 +1021,27 @@ fn the_netlink_trace_is_what_strace_sees() {
         netlink_requests_traced_to(&out);
         return;
     }
+    netlink_trace_against_strace("the_netlink_trace_is_what_strace_sees", 15, "EEXIST");
+}
+
+/// The nf_tables batches of `network::nft` (the bridge's table twice, a container's owned
+/// table, a second one refused while it lives, its explicit removal), held against strace
+/// as [`the_netlink_trace_is_what_strace_sees`] holds the rtnetlink requests: every byte of
+/// each batch and of the kernel's ACKs, the first header as strace decodes it.
+#[test]
+fn the_nft_trace_is_what_strace_sees() {
+    if let Ok(out) = std::env::var("DOCKLING_NETLINK_TRACE_TO") {
+        nft_batches_traced_to(&out);
+        return;
+    }
+    // The second table of one name is refused: owned by another socket (EPERM).
+    netlink_trace_against_strace("the_nft_trace_is_what_strace_sees", 12, "EPERM");
+}
+
+/// Re-run this binary's test `test` under `strace -f -e write=all -e read=all` in a new
+/// network namespace; its netlink calls in the trace (at least `min`, one refused with errno `refused`)
+/// must be what strace saw.
+fn netlink_trace_against_strace(test: &str, min: usize, refused: &str) {
     let dir = tempfile::tempdir().unwrap();
     let strace_out = dir.path().join("strace.txt");
     let trace_out = dir.path().join("trace.json");
@@ -1042,11 +1063,7 @@ fn the_netlink_trace_is_what_strace_sees() {
         ])
         .arg(&strace_out)
         .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "the_netlink_trace_is_what_strace_sees",
-            "--test-threads=1",
-        ])
+        .args(["--exact", test, "--test-threads=1"])
         .env("DOCKLING_NETLINK_TRACE_TO", &trace_out)
         .stdin(std::process::Stdio::null());
     let o: common::Out = std::thread::spawn(move || {
@@ -1076,12 +1093,15 @@ fn the_netlink_trace_is_what_strace_sees() {
         })
         .collect();
     assert!(
-        netlink.len() >= 15,
+        netlink.len() >= min,
         "the helper's trace has its netlink calls: {netlink:?}"
     );
     assert!(
         netlink.iter().any(|e| e["syscall"] == "recvfrom"
-            && e["args"].as_str().unwrap().contains("{error=-EEXIST")),
+            && e["args"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{{error=-{refused},"))),
         "a refused request is in the trace: {netlink:?}"
     );
     let mut cursor = 0;
@@ -1169,6 +1189,35 @@ fn netlink_requests_traced_to(out: &str) {
     nl.delete_link("vethdltrace").unwrap();
     nl.delete_link("dltrace0").unwrap();
     nl.close().unwrap();
+    std::fs::write(out, sys.tracer.captured()).unwrap();
+}
+
+/// The helper of [`the_nft_trace_is_what_strace_sees`]; its JSON trace written to `out`.
+fn nft_batches_traced_to(out: &str) {
+    use dockling::network::ipam::Subnet;
+    use dockling::network::netlink::Netlink;
+    use dockling::network::nft::{self, PortRule, L4};
+    let sys = dockling::sys::Sys::new(
+        Box::new(dockling::sys::linux::Linux),
+        dockling::trace::Tracer::capture(dockling::trace::Format::Json),
+    );
+    let nl = Netlink::open(&sys).unwrap();
+    nl.create_bridge("dltrace1").unwrap();
+    nl.close().unwrap();
+    let subnet: Subnet = "10.202.0.0/24".parse().unwrap();
+    nft::ensure_bridge_table(&sys, "dltrace1", subnet, false).unwrap();
+    nft::ensure_bridge_table(&sys, "dltrace1", subnet, true).unwrap();
+    let rule = PortRule {
+        proto: L4::Tcp,
+        host_ip: None,
+        host_port: 8000,
+        container_ip: std::net::Ipv4Addr::new(10, 202, 0, 2),
+        container_port: 80,
+    };
+    let id = "0123456789abcdef";
+    let owned = nft::publish(&sys, id, &[rule]).unwrap();
+    nft::publish(&sys, id, &[rule]).unwrap_err();
+    owned.remove(&sys).unwrap();
     std::fs::write(out, sys.tracer.captured()).unwrap();
 }
 

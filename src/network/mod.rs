@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod ipam;
 pub mod netlink;
+pub mod nft;
 
 /// A failed network operation.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,10 @@ pub enum NetError {
         /// What is wrong with it.
         detail: String,
     },
+    /// An interface name (at most 15 letters, digits, `-`, `_`, `.`) or container id (hex)
+    /// that cannot name a bridge, its sysctls or an nf_tables table.
+    #[error("{0:?} cannot name a network interface or an nf_tables table: use at most 15 letters, digits, '-', '_' or '.' (a container id: its hex digits)")]
+    BadInterfaceName(String),
     /// The kernel's answer could not be understood.
     #[error("netlink {command}: the kernel's answer is not what was expected ({detail}); report this as a dockling bug")]
     Reply {

@@ -12,12 +12,13 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    LinkProtoInfoBridge,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -43,7 +44,9 @@ pub struct Netlink<'a> {
 impl<'a> Netlink<'a> {
     /// `socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE)`.
     pub fn open(sys: &'a Sys) -> Result<Self, NetError> {
-        let fd = match sys.perform(Call::NetlinkSocket)? {
+        let fd = match sys.perform(Call::NetlinkSocket {
+            proto: nl::NlProto::Route,
+        })? {
             Ret::Fd(fd) => fd,
             other => other.value() as i32,
         };
@@ -215,6 +218,28 @@ impl<'a> Netlink<'a> {
             0,
             NlWhat::LinkSet,
             format!("ip link set {name} master {bridge}"),
+        )
+        .map(drop)
+    }
+
+    /// `bridge link set dev <name> hairpin on`: the bridge may send a frame back out of the
+    /// port it came in on, so a container reaches its own published port through the host
+    /// (`RTM_SETLINK` of family `AF_BRIDGE` on link `index`, `IFLA_PROTINFO` carrying
+    /// `IFLA_BRPORT_MODE` 1, as `bridge` sends it).
+    pub fn set_hairpin(&self, name: &str, index: u32) -> Result<(), NetError> {
+        /// `IFLA_BRPORT_MODE` (linux/if_link.h): the port's hairpin mode.
+        const IFLA_BRPORT_MODE: u16 = 4;
+        let mut m = LinkMessage::default();
+        m.header.interface_family = AddressFamily::Bridge;
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
+            LinkProtoInfoBridge::Other(DefaultNla::new(IFLA_BRPORT_MODE, vec![1])),
+        ]));
+        self.request(
+            RouteNetlinkMessage::SetLink(m),
+            0,
+            NlWhat::LinkSetHairpin,
+            format!("bridge link set dev {name} hairpin on"),
         )
         .map(drop)
     }

@@ -223,13 +223,14 @@ pub enum Call {
         cgroup: PathBuf,
     },
     /// `socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE)`: a socket to the kernel's
-    /// routing and link configuration (rtnetlink), the one `ip` talks through. It belongs to
-    /// the network namespace of the process that makes it.
-    NetlinkSocket,
+    /// routing and link configuration (rtnetlink), the one `ip` talks through; or
+    /// `NETLINK_NETFILTER`, the one `nft` talks through. It belongs to the network namespace
+    /// of the process that makes it.
+    NetlinkSocket { proto: super::netlink::NlProto },
     /// `bind(fd, {AF_NETLINK, nl_pid=0}, 12)`: the kernel gives the socket its port id now
     /// (as `ip` does), so it is known, and strace can decode its messages, from the first.
     NetlinkBind { fd: i32 },
-    /// `sendto(fd, buf, len, 0, NULL, 0)` of one rtnetlink request.
+    /// `sendto(fd, buf, len, 0, NULL, 0)` of one rtnetlink request or one nf_tables batch.
     NetlinkSend {
         fd: i32,
         req: super::netlink::NlRequest,
@@ -438,7 +439,7 @@ impl Call {
             Call::Stat { .. } => STAT,
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
-            Call::NetlinkSocket => "socket",
+            Call::NetlinkSocket { .. } => "socket",
             Call::NetlinkBind { .. } => "bind",
             Call::NetlinkSend { .. } => "sendto",
             Call::NetlinkRecv { .. } => "recvfrom",
@@ -527,6 +528,7 @@ impl Call {
                 "openat.control"
             }
             Call::Write { path, .. } if path.starts_with("/sys/fs/cgroup") => "write.cgroup",
+            Call::Write { path, .. } if path.starts_with("/proc/sys") => "write.sysctl",
             Call::Write { path, .. } if path.starts_with("/proc") => "write",
             Call::Write { .. } => "write.file",
             Call::IoctlIfFlags { set: None, .. } => "ioctl.siocgifflags",
@@ -550,9 +552,17 @@ impl Call {
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
             Call::BpfProgLoad { .. } => "bpf.prog_load",
             Call::BpfProgAttach { .. } => "bpf.prog_attach",
-            Call::NetlinkSocket => "socket.netlink",
+            Call::NetlinkSocket {
+                proto: super::netlink::NlProto::Route,
+            } => "socket.netlink",
+            Call::NetlinkSocket { .. } => "socket.netlink.netfilter",
             Call::NetlinkBind { .. } => "bind.netlink",
             Call::NetlinkSend { req, .. } => req.what.explain_key(),
+            Call::NetlinkRecv { what, .. }
+                if what.proto() == super::netlink::NlProto::Netfilter =>
+            {
+                "recvfrom.netlink.netfilter"
+            }
             Call::NetlinkRecv { .. } => "recvfrom.netlink",
             other => other.name(),
         }
@@ -967,7 +977,9 @@ impl Call {
                     "BPF_PROG_ATTACH, {{target_fd={target_fd}, attach_bpf_fd={prog_fd}, attach_type=BPF_CGROUP_DEVICE, attach_flags=BPF_F_ALLOW_MULTI, replace_bpf_fd=0}}, 20"
                 );
             }
-            Call::NetlinkSocket => s.push_str("AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE"),
+            Call::NetlinkSocket { proto } => {
+                let _ = write!(s, "AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, {}", proto.name());
+            }
             Call::NetlinkBind { fd } => {
                 let _ = write!(
                     s,
@@ -978,14 +990,14 @@ impl Call {
                 let _ = write!(
                     s,
                     "{fd}, {}, {}, 0, NULL, 0 /* {} */",
-                    super::netlink::render(&req.bytes),
+                    super::netlink::render_of(req.what.proto(), &req.bytes),
                     req.bytes.len(),
-                    req.command
+                    super::netlink::one_line(&req.command)
                 );
             }
-            Call::NetlinkRecv { fd, cap, .. } => {
+            Call::NetlinkRecv { fd, cap, what, .. } => {
                 let buf = match ret {
-                    Some(Ret::Received(b)) => super::netlink::render(b),
+                    Some(Ret::Received(b)) => super::netlink::render_of(what.proto(), b),
                     _ => "…".into(),
                 };
                 let _ = write!(s, "{fd}, {buf}, {cap}, 0, NULL, NULL");
@@ -1048,9 +1060,10 @@ impl Call {
             Call::Dup2 { old, new, .. } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
             Call::CloseRange { first } => format!("fds from {first}"),
-            Call::NetlinkSend { req, .. } => req.command.clone(),
-            Call::NetlinkRecv { command, .. } => command.clone(),
-            Call::NetlinkSocket | Call::NetlinkBind { .. } => "NETLINK_ROUTE".into(),
+            Call::NetlinkSend { req, .. } => super::netlink::one_line(&req.command).into_owned(),
+            Call::NetlinkRecv { command, .. } => super::netlink::one_line(command).into_owned(),
+            Call::NetlinkSocket { proto } => proto.name().into(),
+            Call::NetlinkBind { .. } => "netlink socket".into(),
             Call::CloseRangeNow { first, last } => format!("fds {first} to {last}"),
             Call::Capset { .. }
             | Call::Setsid
@@ -1127,7 +1140,7 @@ impl Call {
                 | Call::Execveat { .. }
                 | Call::BpfProgLoad { .. }
                 | Call::BpfProgAttach { .. }
-                | Call::NetlinkSocket
+                | Call::NetlinkSocket { .. }
                 | Call::NetlinkBind { .. }
                 | Call::NetlinkSend { .. }
                 | Call::NetlinkRecv { .. } => {}
@@ -1323,6 +1336,11 @@ impl Call {
             },
             Call::Write {
                 fd: 3,
+                path: p("/proc/sys/net/ipv4/conf/dockling0/forwarding"),
+                data: "1".into(),
+            },
+            Call::Write {
+                fd: 3,
                 path: p("/sys/fs/cgroup/pids/x/pids.max"),
                 data: "1".into(),
             },
@@ -1441,8 +1459,13 @@ impl Call {
         ] {
             v.push(Call::Prctl { option, arg: 0 });
         }
-        use super::netlink::{NlRequest, NlWhat};
-        v.push(Call::NetlinkSocket);
+        use super::netlink::{NlProto, NlRequest, NlWhat};
+        v.push(Call::NetlinkSocket {
+            proto: NlProto::Route,
+        });
+        v.push(Call::NetlinkSocket {
+            proto: NlProto::Netfilter,
+        });
         v.push(Call::NetlinkBind { fd: 3 });
         for what in [
             NlWhat::LinkAddBridge,
@@ -1452,6 +1475,10 @@ impl Call {
             NlWhat::LinkDel,
             NlWhat::AddrAdd,
             NlWhat::RouteAdd,
+            NlWhat::LinkSetHairpin,
+            NlWhat::NftBridgeTable,
+            NlWhat::NftPublish,
+            NlWhat::NftUnpublish,
         ] {
             v.push(Call::NetlinkSend {
                 fd: 3,
@@ -1468,6 +1495,13 @@ impl Call {
             seq: 1,
             what: NlWhat::LinkSet,
             command: "ip link".into(),
+        });
+        v.push(Call::NetlinkRecv {
+            fd: 3,
+            cap: super::netlink::RECV_CAP,
+            seq: 1,
+            what: NlWhat::NftPublish,
+            command: "nft".into(),
         });
         v
     }

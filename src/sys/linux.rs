@@ -408,11 +408,16 @@ impl Backend for Linux {
             )
             .map(|fd| Ret::Fd(fd.into_raw_fd())),
             Call::IoctlIfFlags { fd, name, set } => if_flags(*fd, name, *set),
-            Call::NetlinkSocket => nix::sys::socket::socket(
+            Call::NetlinkSocket { proto } => nix::sys::socket::socket(
                 nix::sys::socket::AddressFamily::Netlink,
                 nix::sys::socket::SockType::Raw,
                 nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-                nix::sys::socket::SockProtocol::NetlinkRoute,
+                match proto {
+                    super::netlink::NlProto::Route => nix::sys::socket::SockProtocol::NetlinkRoute,
+                    super::netlink::NlProto::Netfilter => {
+                        nix::sys::socket::SockProtocol::NetlinkNetFilter
+                    }
+                },
             )
             .map(|fd| Ret::Fd(fd.into_raw_fd())),
             Call::NetlinkBind { fd } => {

@@ -18,7 +18,34 @@ pub const NLMSG_HDRLEN: usize = 16;
 /// How much one `recvfrom` asks for: more than any answer to one request.
 pub const RECV_CAP: usize = 32768;
 
-/// What one rtnetlink request does: picks its explanation.
+/// The netlink protocol a socket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NlProto {
+    /// `NETLINK_ROUTE` (rtnetlink): links, addresses, routes; what `ip` talks.
+    Route,
+    /// `NETLINK_NETFILTER` (nfnetlink): here nf_tables, what `nft` talks.
+    Netfilter,
+}
+
+impl NlProto {
+    /// The protocol number `socket(2)` takes.
+    pub fn number(self) -> i32 {
+        match self {
+            NlProto::Route => libc::NETLINK_ROUTE,
+            NlProto::Netfilter => libc::NETLINK_NETFILTER,
+        }
+    }
+
+    /// Its name, as strace prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NlProto::Route => "NETLINK_ROUTE",
+            NlProto::Netfilter => "NETLINK_NETFILTER",
+        }
+    }
+}
+
+/// What one netlink request does: picks its explanation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NlWhat {
     /// `RTM_NEWLINK` of a bridge.
@@ -35,6 +62,15 @@ pub enum NlWhat {
     AddrAdd,
     /// `RTM_NEWROUTE`.
     RouteAdd,
+    /// `RTM_SETLINK` (`AF_BRIDGE`) of a bridge port's hairpin mode.
+    LinkSetHairpin,
+    /// One nf_tables batch (`NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END`) making a
+    /// bridge's table, chains and rules.
+    NftBridgeTable,
+    /// One nf_tables batch making a container's own `flags owner` table of published ports.
+    NftPublish,
+    /// One nf_tables batch deleting a container's table (`NFT_MSG_DELTABLE`).
+    NftUnpublish,
 }
 
 impl NlWhat {
@@ -48,6 +84,20 @@ impl NlWhat {
             NlWhat::LinkDel => "sendto.rtm_dellink",
             NlWhat::AddrAdd => "sendto.rtm_newaddr",
             NlWhat::RouteAdd => "sendto.rtm_newroute",
+            NlWhat::LinkSetHairpin => "sendto.rtm_setlink.hairpin",
+            NlWhat::NftBridgeTable => "sendto.nft_batch.bridge",
+            NlWhat::NftPublish => "sendto.nft_batch.publish",
+            NlWhat::NftUnpublish => "sendto.nft_batch.deltable",
+        }
+    }
+
+    /// The protocol of the socket the request goes to.
+    pub fn proto(self) -> NlProto {
+        match self {
+            NlWhat::NftBridgeTable | NlWhat::NftPublish | NlWhat::NftUnpublish => {
+                NlProto::Netfilter
+            }
+            _ => NlProto::Route,
         }
     }
 }
@@ -160,6 +210,84 @@ pub fn link_index(payload: &[u8]) -> Option<i32> {
     Some(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// `NFNL_SUBSYS_NFTABLES`: the nfnetlink subsystem of nf_tables (the high byte of a type).
+pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
+
+/// nf_tables message names by `NFT_MSG_*` number (linux/netfilter/nf_tables.h).
+const NFT_MSG_NAMES: [&str; 25] = [
+    "NFT_MSG_NEWTABLE",
+    "NFT_MSG_GETTABLE",
+    "NFT_MSG_DELTABLE",
+    "NFT_MSG_NEWCHAIN",
+    "NFT_MSG_GETCHAIN",
+    "NFT_MSG_DELCHAIN",
+    "NFT_MSG_NEWRULE",
+    "NFT_MSG_GETRULE",
+    "NFT_MSG_DELRULE",
+    "NFT_MSG_NEWSET",
+    "NFT_MSG_GETSET",
+    "NFT_MSG_DELSET",
+    "NFT_MSG_NEWSETELEM",
+    "NFT_MSG_GETSETELEM",
+    "NFT_MSG_DELSETELEM",
+    "NFT_MSG_NEWGEN",
+    "NFT_MSG_GETGEN",
+    "NFT_MSG_TRACE",
+    "NFT_MSG_NEWOBJ",
+    "NFT_MSG_GETOBJ",
+    "NFT_MSG_DELOBJ",
+    "NFT_MSG_GETOBJ_RESET",
+    "NFT_MSG_NEWFLOWTABLE",
+    "NFT_MSG_GETFLOWTABLE",
+    "NFT_MSG_DELFLOWTABLE",
+];
+
+/// What an nfnetlink message type is: new, get or delete (which picks the flag names), or
+/// neither (batch begin and end, the generic types).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    New,
+    Get,
+    Del,
+    Error,
+    Other,
+}
+
+fn verb(proto: NlProto, kind: u16) -> Verb {
+    match (proto, kind) {
+        (_, NLMSG_ERROR) => Verb::Error,
+        (NlProto::Route, 18 | 22 | 26) => Verb::Get,
+        (NlProto::Route, 17 | 21 | 25) => Verb::Del,
+        (NlProto::Route, _) => Verb::New,
+        (NlProto::Netfilter, k) if k >> 8 == NFNL_SUBSYS_NFTABLES => {
+            match NFT_MSG_NAMES.get(usize::from(k & 0xff)) {
+                Some(n) if n.contains("_NEW") => Verb::New,
+                Some(n) if n.contains("_GET") => Verb::Get,
+                Some(n) if n.contains("_DEL") => Verb::Del,
+                _ => Verb::Other,
+            }
+        }
+        (NlProto::Netfilter, _) => Verb::Other,
+    }
+}
+
+fn type_name_of(proto: NlProto, kind: u16) -> String {
+    if proto == NlProto::Netfilter {
+        match kind {
+            0x10 => return "NFNL_MSG_BATCH_BEGIN".into(),
+            0x11 => return "NFNL_MSG_BATCH_END".into(),
+            k if k >> 8 == NFNL_SUBSYS_NFTABLES => {
+                if let Some(n) = NFT_MSG_NAMES.get(usize::from(k & 0xff)) {
+                    return format!("NFNL_SUBSYS_NFTABLES<<8|{n}");
+                }
+            }
+            1..=3 => {}
+            other => return format!("{other:#x}"),
+        }
+    }
+    type_name(kind)
+}
+
 fn type_name(kind: u16) -> String {
     let name = match kind {
         1 => "NLMSG_NOOP",
@@ -180,7 +308,7 @@ fn type_name(kind: u16) -> String {
     name.to_string()
 }
 
-fn flag_names(kind: u16, flags: u16) -> String {
+fn flag_names_of(verb: Verb, flags: u16) -> String {
     let mut names: Vec<String> = Vec::new();
     let mut left = flags;
     let mut take = |bit: u16, name: &str, names: &mut Vec<String>| {
@@ -200,15 +328,16 @@ fn flag_names(kind: u16, flags: u16) -> String {
         take(bit, name, &mut names);
     }
     // The high bits mean different things for new, get and error messages (strace's tables).
-    let high: &[(u16, &str)] = match kind {
-        NLMSG_ERROR => &[(0x100, "NLM_F_CAPPED"), (0x200, "NLM_F_ACK_TLVS")],
-        18 | 22 | 26 => &[
+    let high: &[(u16, &str)] = match verb {
+        Verb::Error => &[(0x100, "NLM_F_CAPPED"), (0x200, "NLM_F_ACK_TLVS")],
+        Verb::Get => &[
             (0x100, "NLM_F_ROOT"),
             (0x200, "NLM_F_MATCH"),
             (0x400, "NLM_F_ATOMIC"),
         ],
-        17 | 21 | 25 => &[(0x100, "NLM_F_NONREC"), (0x200, "NLM_F_BULK")],
-        _ => &[
+        Verb::Del => &[(0x100, "NLM_F_NONREC"), (0x200, "NLM_F_BULK")],
+        Verb::Other => &[],
+        Verb::New => &[
             (0x100, "NLM_F_REPLACE"),
             (0x200, "NLM_F_EXCL"),
             (0x400, "NLM_F_CREATE"),
@@ -230,6 +359,12 @@ fn flag_names(kind: u16, flags: u16) -> String {
 /// The headers of a netlink buffer as strace prints them, the payloads as `…`:
 /// `[{nlmsg_len=36, nlmsg_type=NLMSG_ERROR, …}, …]` (several messages: a list of them).
 pub fn render(buf: &[u8]) -> String {
+    render_of(NlProto::Route, buf)
+}
+
+/// [`render`] for a socket of protocol `proto`: nfnetlink types are named as strace names
+/// them (`NFNL_MSG_BATCH_BEGIN`, `NFNL_SUBSYS_NFTABLES<<8|NFT_MSG_NEWTABLE`).
+pub fn render_of(proto: NlProto, buf: &[u8]) -> String {
     let msgs = messages(buf);
     let one = |h: &Header, payload: &[u8]| {
         // An answer's error, as strace shows it: `{error=-EEXIST, msg=…}` (0: an ACK).
@@ -248,8 +383,8 @@ pub fn render(buf: &[u8]) -> String {
         format!(
             "[{{nlmsg_len={}, nlmsg_type={}, nlmsg_flags={}, nlmsg_seq={}, nlmsg_pid={}}}, {body}]",
             h.len,
-            type_name(h.kind),
-            flag_names(h.kind, h.flags),
+            type_name_of(proto, h.kind),
+            flag_names_of(verb(proto, h.kind), h.flags),
             h.seq,
             h.pid
         )
@@ -268,6 +403,20 @@ pub fn render(buf: &[u8]) -> String {
             s.push(']');
             s
         }
+    }
+}
+
+/// A command as one line, for the comment after a call's arguments: a multi-line `nft -f -`
+/// script (`nft -f - <<'EOF'`, its lines, `EOF`) becomes the one command `nft '<line>; …'`
+/// that does the same; any other command is itself.
+pub fn one_line(command: &str) -> std::borrow::Cow<'_, str> {
+    let mut lines = command.lines();
+    match (lines.next(), command.contains('\n')) {
+        (Some(first), true) if first.starts_with("nft -f -") => {
+            let body: Vec<&str> = lines.filter(|l| *l != "EOF").collect();
+            format!("nft '{}'", body.join("; ")).into()
+        }
+        _ => command.into(),
     }
 }
 
@@ -305,7 +454,7 @@ mod tests {
             "a header whose length is past the buffer is no message"
         );
         assert_eq!(
-            flag_names(16, 0x605),
+            flag_names_of(verb(NlProto::Route, 16), 0x605),
             "NLM_F_REQUEST|NLM_F_ACK|NLM_F_EXCL|NLM_F_CREATE"
         );
     }

@@ -91,7 +91,7 @@ impl Backend for Recorder {
             | Call::PidfdOpen { .. }
             | Call::PidfdOpenEngine { .. } => Ret::Fd(100),
             Call::Dup2 { new, .. } => Ret::Fd(*new),
-            Call::NetlinkSocket => Ret::Fd(100),
+            Call::NetlinkSocket { .. } => Ret::Fd(100),
             Call::NetlinkSend { req, .. } => Ret::Bytes(req.bytes.len()),
             // An ACK for the request; a get of a link answers index 7 first.
             Call::NetlinkRecv { seq, what, .. } => {

@@ -476,7 +476,8 @@ impl Tracer {
                 if let Some(command) = call.command() {
                     out.push_str(&format!(
                         "      {}\n",
-                        self.paint("2", &format!("≈ {command}"))
+                        // An `nft -f -` script's lines stay under its first.
+                        self.paint("2", &format!("≈ {}", command.replace('\n', "\n        ")))
                     ));
                 }
                 let first_time = self.state.borrow_mut().explained.insert(call.explain_key());
