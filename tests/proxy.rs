@@ -353,6 +353,9 @@ fn the_proxy_dies_with_its_parent_even_on_sigkill() {
             ])
             .env("DOCKLING_PROXY_PARENT", backend.to_string())
             .stdout(Stdio::piped())
+            // A proxy that outlived its parent (the bug this test is for) must not hold the
+            // harness's stderr open.
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut out = std::io::BufReader::new(parent.stdout.take().unwrap());
@@ -382,10 +385,16 @@ fn the_proxy_dies_with_its_parent_even_on_sigkill() {
         parent.wait().unwrap();
         // A killed process's leader turns zombie before its other threads let go of the
         // descriptors: wait for both, the process and its port.
-        wait_until(
+        common::wait_until_else(
             Duration::from_secs(10),
             "the proxy to die with its parent, and its port to close",
             || (gone(pid) && TcpStream::connect((LOCAL, port)).is_err()).then_some(()),
+            || {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            },
         );
     });
 }
