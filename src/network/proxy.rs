@@ -134,6 +134,15 @@ pub fn spawn_with(
     container_ip: Ipv4Addr,
     opts: ProxyOptions,
 ) -> Result<ProxyChild, NetError> {
+    if let Some(l) = listeners
+        .iter()
+        .find(|l| l.published.proto == Proto::Tcp && !l.listening)
+    {
+        return Err(NetError::Proxy(format!(
+            "{} is only reserved (bound, not listening): the proxy needs listening sockets (ports::Mode::Listen)",
+            l.published
+        )));
+    }
     let argv = args(listeners, container_ip, opts.max_connections);
     sys.tracer.note(&format!(
         "start the port proxy: {} {} (listeners on fds 4.., status on fd 3)",
@@ -308,6 +317,12 @@ fn start(container_ip: Ipv4Addr, maps: &[Published], max: usize) -> Result<(), S
             Ok(t) if t == want => {}
             Ok(t) => return Err(ServeError(format!("fd {fd} for {m} is a {t:?} socket"))),
             Err(e) => return Err(ServeError(format!("fd {fd} for {m}: {e}"))),
+        }
+        if m.proto == Proto::Tcp
+            && !nix::sys::socket::getsockopt(&borrowed, nix::sys::socket::sockopt::AcceptConn)
+                .unwrap_or(false)
+        {
+            return Err(ServeError(format!("fd {fd} for {m} is not listening")));
         }
         // SAFETY: descriptor 4+i is this map's socket by the command's contract, checked to be
         // one just above; owned from here on.
@@ -530,5 +545,42 @@ fn udp_replies(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::ports::{bind_with, parse_all, Mode};
+    use crate::sys::record::Recorder;
+    use crate::trace::Tracer;
+
+    #[test]
+    fn reserved_ports_are_refused_before_anything_starts() {
+        let sys = Sys::new(Box::new(Recorder::new()), Tracer::off());
+        let ls = bind_with(&sys, &parse_all(&["8000:80"]).unwrap(), Mode::Reserve).unwrap();
+        let e = spawn(&sys, &ls, Ipv4Addr::new(172, 17, 0, 2)).unwrap_err();
+        assert!(e.to_string().contains("only reserved"), "{e}");
+    }
+
+    #[test]
+    fn the_command_line_names_every_map_in_fd_order() {
+        let sys = Sys::new(Box::new(Recorder::new()), Tracer::off());
+        let ls = crate::network::ports::bind_all(
+            &sys,
+            &parse_all(&["127.0.0.1:8000:80", "53/udp"]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            args(&ls, Ipv4Addr::new(172, 17, 0, 2), MAX_CONNECTIONS).join(" "),
+            "proxy --container-ip 172.17.0.2 --map tcp:127.0.0.1:8000:80 --map udp:0.0.0.0:32768:53"
+        );
+        // A dry run starts nothing.
+        assert_eq!(
+            spawn(&sys, &ls, Ipv4Addr::new(172, 17, 0, 2))
+                .unwrap()
+                .pid(),
+            0
+        );
     }
 }
