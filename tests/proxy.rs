@@ -233,7 +233,7 @@ fn a_port_in_use_is_an_error_before_anything_and_nothing_stays_bound() {
         let err = bind_all(&Sys::quiet(), &parse_all(&specs).unwrap()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("port {busy} on 127.0.0.1 is already in use by another program: publish on another host port (-p {}:80) or stop that program", busy + 1)
+            format!("port {busy} on 127.0.0.1 is already in use by another program: publish on another host port (-p 127.0.0.1:{}:80) or stop that program", busy + 1)
         );
         assert_eq!(dockling::error::Error::from(err).exit_code(), 125);
         // The first port, bound before the failure, was let go.

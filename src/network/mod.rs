@@ -49,7 +49,7 @@ pub enum NetError {
     #[error(transparent)]
     Port(#[from] ports::PortError),
     /// A host port another program holds.
-    #[error("port {} on {} is already in use by another program: publish on another host port (-p {}:{container_port}) or stop that program", addr.port(), addr.ip(), next_port(addr.port()))]
+    #[error("port {} on {} is already in use by another program: publish on another host port (-p {}{}:{container_port}) or stop that program", addr.port(), addr.ip(), ip_prefix(addr.ip()), next_port(addr.port()))]
     PortInUse {
         /// tcp or udp.
         proto: Transport,
@@ -99,5 +99,14 @@ fn next_port(p: u16) -> u16 {
         p - 1
     } else {
         p + 1
+    }
+}
+
+/// `127.0.0.1:` for a suggested `-p` on a given address; nothing for every address.
+fn ip_prefix(ip: &std::net::Ipv4Addr) -> String {
+    if ip.is_unspecified() {
+        String::new()
+    } else {
+        format!("{ip}:")
     }
 }
