@@ -1329,3 +1329,108 @@ fn the_trace_shows_the_inits_close_range() {
         assert!(explain.contains("--init"), "{explain}");
     }
 }
+
+/// The published ports' calls of `network::ports::bind_all` (socket, SO_REUSEADDR, bind,
+/// listen, getsockname, and a bind refused with EADDRINUSE), made by this test binary itself
+/// re-run under `strace -f` in a network namespace of its own: each is what strace saw, in
+/// order, arguments and result, and strace saw none the trace leaves out.
+#[test]
+fn the_port_binding_trace_is_what_strace_sees() {
+    if let Ok(out) = std::env::var("DOCKLING_PORTS_TRACE_TO") {
+        port_bindings_traced_to(&out);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let strace_out = dir.path().join("strace.txt");
+    let trace_out = dir.path().join("trace.json");
+    let mut strace = std::process::Command::new("strace");
+    strace
+        .args(["-f", "-qq", "-s", "200", "-o"])
+        .arg(&strace_out)
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_port_binding_trace_is_what_strace_sees",
+            "--test-threads=1",
+        ])
+        .env("DOCKLING_PORTS_TRACE_TO", &trace_out)
+        .stdin(std::process::Stdio::null());
+    let o: common::Out = std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+        strace
+            .output()
+            .expect("strace is installed (scripts/test installs it)")
+    })
+    .join()
+    .unwrap()
+    .into();
+    o.expect_code(0);
+    let ours = |name: &str, args: &str| match name {
+        "socket" | "bind" => args.starts_with("AF_INET,") || args.contains("sa_family=AF_INET,"),
+        "setsockopt" | "listen" | "getsockname" => true,
+        _ => false,
+    };
+    let traced: Vec<Value> = std::fs::read_to_string(&trace_out)
+        .expect("the helper wrote its trace")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| {
+            e["type"] == "syscall"
+                && ours(e["syscall"].as_str().unwrap(), e["args"].as_str().unwrap())
+        })
+        .collect();
+    let seen: Vec<Seen> = parse_strace(&std::fs::read_to_string(&strace_out).unwrap())
+        .into_iter()
+        .filter(|s| ours(&s.name, &s.args))
+        .collect();
+    assert!(
+        traced.len() >= 12,
+        "the helper's trace has its calls: {traced:?}"
+    );
+    assert!(
+        traced.iter().any(|e| e["errno"] == "EADDRINUSE"),
+        "the refused bind is in the trace: {traced:?}"
+    );
+    for (i, e) in traced.iter().enumerate() {
+        let name = e["syscall"].as_str().unwrap();
+        let args = normalise(e["args"].as_str().unwrap());
+        let result = match e["errno"].as_str() {
+            Some(errno) => format!("-1 {errno}"),
+            None => e["result"].as_i64().unwrap().to_string(),
+        };
+        let s = seen
+            .get(i)
+            .unwrap_or_else(|| panic!("event #{i}, {name}({args}) = {result}: strace saw no more"));
+        assert_eq!(
+            (name, args.as_str(), result.as_str()),
+            (s.name.as_str(), s.args.as_str(), s.result.as_str()),
+            "event #{i} is not what strace saw"
+        );
+        assert!(
+            !e["explain"].as_str().unwrap_or("").is_empty(),
+            "event #{i} is explained"
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        traced.len(),
+        "strace saw calls the trace does not show: {:?}",
+        &seen[traced.len()..]
+    );
+}
+
+/// The helper of [`the_port_binding_trace_is_what_strace_sees`]: a fixed TCP port, a TCP
+/// port the kernel chooses, a UDP one, then the fixed port again (EADDRINUSE); its JSON
+/// trace written to `out`.
+fn port_bindings_traced_to(out: &str) {
+    use dockling::network::ports::{bind_all, parse_all};
+    let sys = dockling::sys::Sys::new(
+        Box::new(dockling::sys::linux::Linux),
+        dockling::trace::Tracer::capture(dockling::trace::Format::Json),
+    );
+    let held = bind_all(&sys, &parse_all(&["18000:80", "80", "53/udp"]).unwrap()).unwrap();
+    let err = bind_all(&sys, &parse_all(&["18000:80"]).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("already in use"), "{err}");
+    drop(held);
+    std::fs::write(out, sys.tracer.captured()).unwrap();
+}

@@ -117,6 +117,24 @@ pub enum Command {
     System(SystemArgs),
     /// Manage volumes
     Volume(VolumeArgs),
+    /// The port proxy of a container (started by dockling itself, not by hand)
+    #[command(hide = true)]
+    Proxy(ProxyArgs),
+}
+
+/// `dockling proxy` (hidden): serve published ports whose sockets it inherits on fds 4..,
+/// reporting on fd 3 (see `network::proxy`).
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The container's address the traffic goes to
+    #[arg(long)]
+    pub container_ip: std::net::Ipv4Addr,
+    /// One published port, PROTO:IP:HOSTPORT:CONTAINERPORT; the n-th is on fd 4+n
+    #[arg(long = "map", required = true)]
+    pub maps: Vec<String>,
+    /// Connections carried at once
+    #[arg(long, default_value_t = crate::network::proxy::MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 /// `dockling volume`.

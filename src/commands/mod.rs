@@ -60,6 +60,7 @@ pub mod lesson;
 pub mod lifecycle;
 pub mod login;
 pub mod logs;
+pub mod proxy;
 pub mod ps;
 pub mod pull;
 pub mod push;
@@ -170,6 +171,11 @@ fn container(ctx: &Context, args: &crate::cli::ContainerArgs) -> Result<i32> {
 /// Run one parsed command line.
 pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
     use crate::cli::Command;
+    // The proxy needs no store and no config: a config it cannot read must not take
+    // published ports down.
+    if let Command::Proxy(a) = &cli.command {
+        return proxy::run(a);
+    }
     let ctx = Context::new(cli.root, cli.config)?;
     match &cli.command {
         Command::Import(a) => import::run(&ctx, a),
@@ -206,6 +212,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Tour(a) => lesson::tour(&ctx, a),
         Command::System(a) => system::run(&ctx, a),
         Command::Volume(a) => volume::run(&ctx, a),
+        Command::Proxy(a) => proxy::run(a),
     }
 }
 

@@ -1,10 +1,16 @@
 //! Container networking. Today: the host-side plumbing over rtnetlink ([`netlink`]), each
 //! request a traced call through the seam; bridge networking builds on it (issue 11).
+//! Published ports: [`ports`] (parsing, binding before the container starts) and [`proxy`]
+//! (the userland proxy process that carries their traffic to the container).
 
 pub mod bridge;
 pub mod ipam;
 pub mod netlink;
 pub mod nft;
+pub mod ports;
+pub mod proxy;
+
+use crate::sys::Transport;
 
 /// A failed network operation.
 #[derive(Debug, thiserror::Error)]
@@ -44,4 +50,68 @@ pub enum NetError {
         /// What was wrong with the answer.
         detail: String,
     },
+    /// A `-p` that is not Docker's syntax.
+    #[error(transparent)]
+    Port(#[from] ports::PortError),
+    /// A host port another program holds.
+    #[error("port {} on {} is already in use by another program: publish on another host port (-p {}{}:{container_port}) or stop that program", addr.port(), addr.ip(), ip_prefix(addr.ip()), next_port(addr.port()))]
+    PortInUse {
+        /// tcp or udp.
+        proto: Transport,
+        /// The address and port asked for.
+        addr: std::net::SocketAddrV4,
+        /// The container port it was for (for the suggestion).
+        container_port: u16,
+    },
+    /// Every port of a host range is taken.
+    #[error("no free {proto} port in {first}-{last} on {ip}: every one is in use by other programs; publish on another range or stop some of them")]
+    RangeInUse {
+        /// tcp or udp.
+        proto: Transport,
+        /// The address.
+        ip: std::net::Ipv4Addr,
+        /// The range.
+        first: u16,
+        /// The range's end.
+        last: u16,
+    },
+    /// Two `-p` of one container ask for the same host port.
+    #[error("host port {port}/{proto} is published twice: give each -p its own host port")]
+    PortTwice {
+        /// tcp or udp.
+        proto: Transport,
+        /// The port.
+        port: u16,
+    },
+    /// Binding a host port failed otherwise.
+    #[error("bind {proto} {addr}: {errno}")]
+    Bind {
+        /// tcp or udp.
+        proto: Transport,
+        /// The address and port.
+        addr: std::net::SocketAddrV4,
+        /// The kernel's error.
+        errno: nix::errno::Errno,
+    },
+    /// The port proxy could not be started or did not come up.
+    #[error("the port proxy (dockling proxy) failed: {0}")]
+    Proxy(String),
+}
+
+/// The port to suggest instead of a taken one.
+fn next_port(p: u16) -> u16 {
+    if p == u16::MAX {
+        p - 1
+    } else {
+        p + 1
+    }
+}
+
+/// `127.0.0.1:` for a suggested `-p` on a given address; nothing for every address.
+fn ip_prefix(ip: &std::net::Ipv4Addr) -> String {
+    if ip.is_unspecified() {
+        String::new()
+    } else {
+        format!("{ip}:")
+    }
 }

@@ -245,6 +245,64 @@ pub enum Call {
         what: super::netlink::NlWhat,
         command: String,
     },
+    /// `socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP)` (or `SOCK_DGRAM` for UDP): a
+    /// socket for one published host port, made by the engine before the container starts.
+    SocketPort { transport: Transport },
+    /// `setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, [1], 4)`: the port may be bound again at once
+    /// after the previous user's connections linger in TIME_WAIT.
+    SetReuseAddr { fd: i32 },
+    /// `bind(fd, {AF_INET, sin_port=htons(port), sin_addr=inet_addr(ip)}, 16)` of a published
+    /// host port (port 0: the kernel chooses one).
+    BindInet {
+        fd: i32,
+        addr: std::net::SocketAddrV4,
+        transport: Transport,
+    },
+    /// `listen(fd, backlog)`: the published TCP port accepts connections (queued by the kernel
+    /// until the proxy takes them); `addr` is the bound address, for messages.
+    Listen {
+        fd: i32,
+        backlog: i32,
+        addr: std::net::SocketAddrV4,
+    },
+    /// `getsockname(fd, addr, [16])`: the address the socket is bound to, to read back the port
+    /// the kernel chose for a bind to port 0 (`-P`, `-p 80`).
+    Getsockname { fd: i32 },
+}
+
+/// The transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Transport {
+    /// TCP (`SOCK_STREAM`).
+    Tcp,
+    /// UDP (`SOCK_DGRAM`).
+    Udp,
+}
+
+impl Transport {
+    /// `tcp` or `udp`, as Docker writes it after a port (`80/tcp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `{sa_family=AF_INET, sin_port=htons(8000), sin_addr=inet_addr("0.0.0.0")}`, as strace
+/// prints a `struct sockaddr_in`.
+fn sockaddr_in(addr: &std::net::SocketAddrV4) -> String {
+    format!(
+        "{{sa_family=AF_INET, sin_port=htons({}), sin_addr=inet_addr(\"{}\")}}",
+        addr.port(),
+        addr.ip()
+    )
 }
 
 /// What a `dup2` puts on a standard descriptor.
@@ -332,6 +390,8 @@ pub enum Ret {
     Stat { mode: u32, size: i64, rdev: u64 },
     /// `recvfrom`: the bytes received (their number is what it returns).
     Received(Vec<u8>),
+    /// `getsockname`: returns 0, and the socket's address through its argument.
+    SockName(std::net::SocketAddrV4),
 }
 
 /// What `fstatfs(2)` fills in (`struct statfs`), the fields strace prints.
@@ -376,6 +436,7 @@ impl Ret {
             | Ret::IfFlags(_)
             | Ret::OldMask(_)
             | Ret::Statfs(_)
+            | Ret::SockName(_)
             | Ret::Stat { .. } => 0,
             Ret::Umask(m) => m as i64,
         }
@@ -443,6 +504,11 @@ impl Call {
             Call::NetlinkBind { .. } => "bind",
             Call::NetlinkSend { .. } => "sendto",
             Call::NetlinkRecv { .. } => "recvfrom",
+            Call::SocketPort { .. } => "socket",
+            Call::SetReuseAddr { .. } => "setsockopt",
+            Call::BindInet { .. } => "bind",
+            Call::Listen { .. } => "listen",
+            Call::Getsockname { .. } => "getsockname",
         }
     }
 
@@ -564,6 +630,16 @@ impl Call {
                 "recvfrom.netlink.netfilter"
             }
             Call::NetlinkRecv { .. } => "recvfrom.netlink",
+            Call::SocketPort {
+                transport: Transport::Tcp,
+            } => "socket.port_tcp",
+            Call::SocketPort {
+                transport: Transport::Udp,
+            } => "socket.port_udp",
+            Call::SetReuseAddr { .. } => "setsockopt.reuseaddr",
+            Call::BindInet { .. } => "bind.port",
+            Call::Listen { .. } => "listen.port",
+            Call::Getsockname { .. } => "getsockname.port",
             other => other.name(),
         }
     }
@@ -1002,6 +1078,29 @@ impl Call {
                 };
                 let _ = write!(s, "{fd}, {buf}, {cap}, 0, NULL, NULL");
             }
+            Call::SocketPort { transport } => {
+                let kind = match transport {
+                    Transport::Tcp => "SOCK_STREAM",
+                    Transport::Udp => "SOCK_DGRAM",
+                };
+                let _ = write!(s, "AF_INET, {kind}|SOCK_CLOEXEC, IPPROTO_IP");
+            }
+            Call::SetReuseAddr { fd } => {
+                let _ = write!(s, "{fd}, SOL_SOCKET, SO_REUSEADDR, [1], 4");
+            }
+            Call::BindInet { fd, addr, .. } => {
+                let _ = write!(s, "{fd}, {}, 16", sockaddr_in(addr));
+            }
+            Call::Listen { fd, backlog, .. } => {
+                let _ = write!(s, "{fd}, {backlog}");
+            }
+            Call::Getsockname { fd } => {
+                let addr = match ret {
+                    Some(Ret::SockName(a)) => sockaddr_in(a),
+                    _ => "…".into(),
+                };
+                let _ = write!(s, "{fd}, {addr}, [16]");
+            }
         }
         s
     }
@@ -1065,6 +1164,12 @@ impl Call {
             Call::NetlinkSocket { proto } => proto.name().into(),
             Call::NetlinkBind { .. } => "netlink socket".into(),
             Call::CloseRangeNow { first, last } => format!("fds {first} to {last}"),
+            Call::BindInet {
+                addr, transport, ..
+            } => format!("{transport} {addr}"),
+            Call::Listen { addr, .. } => format!("tcp {addr}"),
+            Call::SetReuseAddr { fd } | Call::Getsockname { fd } => format!("fd {fd}"),
+            Call::SocketPort { transport } => format!("AF_INET {transport}"),
             Call::Capset { .. }
             | Call::Setsid
             | Call::Seccomp { .. }
@@ -1143,7 +1248,12 @@ impl Call {
                 | Call::NetlinkSocket { .. }
                 | Call::NetlinkBind { .. }
                 | Call::NetlinkSend { .. }
-                | Call::NetlinkRecv { .. } => {}
+                | Call::NetlinkRecv { .. }
+                | Call::SocketPort { .. }
+                | Call::SetReuseAddr { .. }
+                | Call::BindInet { .. }
+                | Call::Listen { .. }
+                | Call::Getsockname { .. } => {}
             }
         }
         let p = PathBuf::from;
@@ -1503,6 +1613,27 @@ impl Call {
             what: NlWhat::NftPublish,
             command: "nft".into(),
         });
+        let addr = std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 8000);
+        v.extend([
+            Call::SocketPort {
+                transport: Transport::Tcp,
+            },
+            Call::SocketPort {
+                transport: Transport::Udp,
+            },
+            Call::SetReuseAddr { fd: 3 },
+            Call::BindInet {
+                fd: 3,
+                addr,
+                transport: Transport::Tcp,
+            },
+            Call::Listen {
+                fd: 3,
+                backlog: 4096,
+                addr,
+            },
+            Call::Getsockname { fd: 3 },
+        ]);
         v
     }
 

@@ -458,6 +458,44 @@ impl Backend for Linux {
                     Ret::Received(buf)
                 })
             }
+            // The caller owns the result.
+            Call::SocketPort { transport } => nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Inet,
+                match transport {
+                    super::Transport::Tcp => nix::sys::socket::SockType::Stream,
+                    super::Transport::Udp => nix::sys::socket::SockType::Datagram,
+                },
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .map(|fd| Ret::Fd(fd.into_raw_fd())),
+            Call::SetReuseAddr { fd } => {
+                let one: libc::c_int = 1;
+                // SAFETY: setsockopt(2) reads an int we own for the call. Not nix: its
+                // setsockopt takes an AsFd, and borrowing this raw descriptor is as unsafe.
+                check(unsafe {
+                    libc::setsockopt(
+                        *fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_REUSEADDR,
+                        (&one as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    )
+                } as libc::c_long)
+            }
+            Call::BindInet { fd, addr, .. } => {
+                nix::sys::socket::bind(*fd, &nix::sys::socket::SockaddrIn::from(*addr))
+                    .map(|()| Ret::Zero)
+            }
+            Call::Listen { fd, backlog, .. } => {
+                // SAFETY: listen(2) on the caller's descriptor. Not nix: its listen takes an
+                // AsFd (see setsockopt above).
+                check(unsafe { libc::listen(*fd, *backlog) } as libc::c_long)
+            }
+            Call::Getsockname { fd } => {
+                nix::sys::socket::getsockname::<nix::sys::socket::SockaddrIn>(*fd)
+                    .map(|a| Ret::SockName(std::net::SocketAddrV4::new(a.ip(), a.port())))
+            }
             Call::PidfdOpen { pid } | Call::PidfdOpenEngine { pid } => {
                 // SAFETY: pidfd_open(2) with a pid and no flags; the caller owns the result.
                 // Not nix: 0.29 has no pidfd calls.

@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
-pub use call::{Call, Prctl, Ret, Statfs};
+pub use call::{Call, Prctl, Ret, Statfs, Transport};
 
 use crate::trace::{StepId, Tracer};
 

@@ -91,7 +91,13 @@ impl Backend for Recorder {
             | Call::PidfdOpen { .. }
             | Call::PidfdOpenEngine { .. } => Ret::Fd(100),
             Call::Dup2 { new, .. } => Ret::Fd(*new),
-            Call::NetlinkSocket { .. } => Ret::Fd(100),
+            Call::NetlinkSocket { .. } | Call::SocketPort { .. } => Ret::Fd(100),
+            // A port the kernel could have chosen (the first of Linux's ephemeral range): the
+            // same script on every machine.
+            Call::Getsockname { .. } => Ret::SockName(std::net::SocketAddrV4::new(
+                std::net::Ipv4Addr::UNSPECIFIED,
+                32768,
+            )),
             Call::NetlinkSend { req, .. } => Ret::Bytes(req.bytes.len()),
             // An ACK for the request; a get of a link answers index 7 first.
             Call::NetlinkRecv { seq, what, .. } => {
