@@ -58,8 +58,11 @@ pub struct Config {
     pub layers: Option<crate::spec::LayersMode>,
     /// Default `--rootfs`: `pivot_root` or `chroot`.
     pub rootfs: Option<crate::spec::RootfsMode>,
-    /// Default `--network`: `none` or `host`.
+    /// Default `--network`: `none`, `host` or `bridge`.
     pub network: Option<String>,
+    /// The subnet of the default `bridge` network (default `172.17.0.0/16`), used when the
+    /// network is first made; a network already in the store keeps its own.
+    pub default_subnet: Option<String>,
     /// `false` is like passing `--no-cgroups` every time.
     pub cgroups: Option<bool>,
     /// Parent cgroup of all containers (default `dockling`).
@@ -152,6 +155,18 @@ impl Config {
                 humantime::parse_duration(s.trim()).map_err(|_| bad(s))
             }
             Some(other) => Err(bad(&format!("{other:?}"))),
+        }
+    }
+}
+
+impl Config {
+    /// The `default-subnet`, default filled in.
+    pub fn default_subnet(&self) -> Result<crate::network::ipam::Subnet> {
+        match &self.default_subnet {
+            None => Ok(crate::network::ipam::Subnet::DEFAULT),
+            Some(s) => s.parse().map_err(|e: crate::network::NetError| {
+                Error::Usage(format!("config: default-subnet: {e}"))
+            }),
         }
     }
 }

@@ -1163,7 +1163,7 @@ fn netlink_requests_traced_to(out: &str) {
     nl.add_address("dltrace0", br, std::net::Ipv4Addr::new(10, 201, 0, 1), 24)
         .unwrap();
     nl.link_up("dltrace0").unwrap();
-    nl.create_veth("vethdltrace", "eth0", inner.as_fd(), "inner")
+    nl.create_veth("vethdltrace", "eth0", None, inner.as_fd(), "inner")
         .unwrap();
     nl.set_master("vethdltrace", "dltrace0", br).unwrap();
     nl.delete_link("vethdltrace").unwrap();
