@@ -560,6 +560,7 @@ fn plug(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn supervise(
     sys: &Sys,
     setup: &child::Setup<'_>,
