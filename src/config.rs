@@ -390,4 +390,20 @@ mod tests {
         assert!(add_mirror(&p, url).is_err());
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "netwrok: none\n");
     }
+
+    #[test]
+    fn the_default_subnet_is_checked() {
+        let c = Config::parse("default-subnet: 10.88.0.0/16\n").unwrap();
+        assert_eq!(c.default_subnet().unwrap().to_string(), "10.88.0.0/16");
+        assert_eq!(
+            Config::default().default_subnet().unwrap(),
+            crate::network::ipam::Subnet::DEFAULT
+        );
+        let bad = Config::parse("default-subnet: 10.88.0.1/16\n").unwrap();
+        let e = bad.default_subnet().unwrap_err().to_string();
+        assert!(
+            e.contains("default-subnet") && e.contains("10.88.0.1/16"),
+            "{e}"
+        );
+    }
 }
