@@ -58,7 +58,7 @@ pub struct Config {
     pub layers: Option<crate::spec::LayersMode>,
     /// Default `--rootfs`: `pivot_root` or `chroot`.
     pub rootfs: Option<crate::spec::RootfsMode>,
-    /// Default `--network`: `none`, `host` or `bridge`.
+    /// Default `--network`: `bridge` (the default), `none` or `host`.
     pub network: Option<String>,
     /// The subnet of the default `bridge` network (default `172.17.0.0/16`), used when the
     /// network is first made; a network already in the store keeps its own.

@@ -993,7 +993,7 @@ pub fn build(
     let uts = own_or_host("uts", args.uts.as_deref(), "private")?;
     let ipc = own_or_host("ipc", args.ipc.as_deref(), "private")?;
     let cgroupns = own_or_host("cgroupns", args.cgroupns.as_deref(), "private")?;
-    let network = match args.network.as_deref().or(config.network.as_deref()).unwrap_or("none") {
+    let network = match args.network.as_deref().or(config.network.as_deref()).unwrap_or("bridge") {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
         "bridge" | "default" => {
