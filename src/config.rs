@@ -58,8 +58,11 @@ pub struct Config {
     pub layers: Option<crate::spec::LayersMode>,
     /// Default `--rootfs`: `pivot_root` or `chroot`.
     pub rootfs: Option<crate::spec::RootfsMode>,
-    /// Default `--network`: `none` or `host`.
+    /// Default `--network`: `bridge` (the default), `none` or `host`.
     pub network: Option<String>,
+    /// The subnet of the default `bridge` network (default `172.17.0.0/16`), used when the
+    /// network is first made; a network already in the store keeps its own.
+    pub default_subnet: Option<String>,
     /// `false` is like passing `--no-cgroups` every time.
     pub cgroups: Option<bool>,
     /// Parent cgroup of all containers (default `dockling`).
@@ -152,6 +155,18 @@ impl Config {
                 humantime::parse_duration(s.trim()).map_err(|_| bad(s))
             }
             Some(other) => Err(bad(&format!("{other:?}"))),
+        }
+    }
+}
+
+impl Config {
+    /// The `default-subnet`, default filled in.
+    pub fn default_subnet(&self) -> Result<crate::network::ipam::Subnet> {
+        match &self.default_subnet {
+            None => Ok(crate::network::ipam::Subnet::DEFAULT),
+            Some(s) => s.parse().map_err(|e: crate::network::NetError| {
+                Error::Usage(format!("config: default-subnet: {e}"))
+            }),
         }
     }
 }
@@ -374,5 +389,21 @@ mod tests {
         std::fs::write(&p, "netwrok: none\n").unwrap();
         assert!(add_mirror(&p, url).is_err());
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "netwrok: none\n");
+    }
+
+    #[test]
+    fn the_default_subnet_is_checked() {
+        let c = Config::parse("default-subnet: 10.88.0.0/16\n").unwrap();
+        assert_eq!(c.default_subnet().unwrap().to_string(), "10.88.0.0/16");
+        assert_eq!(
+            Config::default().default_subnet().unwrap(),
+            crate::network::ipam::Subnet::DEFAULT
+        );
+        let bad = Config::parse("default-subnet: 10.88.0.1/16\n").unwrap();
+        let e = bad.default_subnet().unwrap_err().to_string();
+        assert!(
+            e.contains("default-subnet") && e.contains("10.88.0.1/16"),
+            "{e}"
+        );
     }
 }

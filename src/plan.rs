@@ -77,8 +77,10 @@ steps! {
     LayersPrepare => Layers, "layers.prepare";
     RootfsEtcFiles => Rootfs, "rootfs.etc_files";
     CgroupsCreate => Cgroups, "cgroups.create";
+    NetworkBridge => Network, "network.bridge";
     NamespacesClone => Namespaces, "namespaces.clone";
     CgroupsJoin => Cgroups, "cgroups.join";
+    NetworkVeth => Network, "network.veth";
     NamespacesCgroup => Namespaces, "namespaces.cgroup";
     NetworkLoopback => Network, "network.loopback";
     RootfsPropagation => Rootfs, "rootfs.propagation";

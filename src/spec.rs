@@ -108,6 +108,20 @@ pub enum NetworkMode {
     None,
     /// The host's network namespace.
     Host,
+    /// A network namespace of its own plugged into the default bridge network (`bridge`,
+    /// link `dockling0`): a veth pair, an address leased from the network's subnet.
+    Bridge,
+}
+
+impl NetworkMode {
+    /// The name Docker shows (`HostConfig.NetworkMode`, `ps`'s NETWORKS).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+            NetworkMode::Bridge => "bridge",
+        }
+    }
 }
 
 /// Which namespaces the container gets (true = its own, false = the host's).

@@ -993,15 +993,19 @@ pub fn build(
     let uts = own_or_host("uts", args.uts.as_deref(), "private")?;
     let ipc = own_or_host("ipc", args.ipc.as_deref(), "private")?;
     let cgroupns = own_or_host("cgroupns", args.cgroupns.as_deref(), "private")?;
-    let network = match args.network.as_deref().or(config.network.as_deref()).unwrap_or("none") {
+    let network = match args.network.as_deref().or(config.network.as_deref()).unwrap_or("bridge") {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
         "bridge" | "default" => {
-            return Err(Error::Usage(
-                "--network bridge is not available yet in dockling: use --network none (loopback only) or --network host".into(),
-            ))
+            // A bad subnet in the config is said now, before anything is created.
+            config.default_subnet()?;
+            NetworkMode::Bridge
         }
-        other => return Err(Error::Usage(format!("network {other} not found: use none or host"))),
+        other => {
+            return Err(Error::Usage(format!(
+                "network {other} not found: dockling knows only the networks none, host and bridge for now"
+            )))
+        }
     };
     if !uts && args.hostname.is_some() {
         return Err(Error::Usage(
@@ -1162,7 +1166,7 @@ pub fn build(
             pid,
             uts,
             ipc,
-            net: network == NetworkMode::None,
+            net: network != NetworkMode::Host,
             cgroup: cgroupns,
         },
         network,

@@ -74,7 +74,7 @@ fn a_bridge_and_a_veth_into_another_namespace() {
             "{err}"
         );
         // The veth pair: the host end here, eth0 born in the inner namespace.
-        nl.create_veth("vethdltest", "eth0", inner.as_fd(), "inner")
+        nl.create_veth("vethdltest", "eth0", None, inner.as_fd(), "inner")
             .unwrap();
         nl.set_master("vethdltest", "dltest0", br).unwrap();
         nl.link_up("vethdltest").unwrap();

@@ -410,7 +410,8 @@ fn every_run_fault_leaves_a_store_the_next_run_uses_and_nothing_behind() {
         |point, mode| {
             let lab = Lab::with_busybox();
             let mut found = Vec::new();
-            // A volume and a missing working directory, so that every step of the plan is taken.
+            // A volume, a missing working directory and the bridge network, so that every step
+            // of the plan is taken.
             let data = lab.dir.path().join("data");
             std::fs::create_dir_all(&data).unwrap();
             let volume = format!("{}:/data", data.display());
@@ -421,6 +422,8 @@ fn every_run_fault_leaves_a_store_the_next_run_uses_and_nothing_behind() {
                 &volume,
                 "-w",
                 "/made/here",
+                "--network",
+                "bridge",
                 "busybox",
                 "true",
             ];
@@ -450,6 +453,12 @@ fn every_run_fault_leaves_a_store_the_next_run_uses_and_nothing_behind() {
             // A killed engine cannot clean up after itself: the next command must (issue 9).
             for id in lab.containers_left() {
                 found.push(format!("record of the --rm container left: {id}"));
+            }
+            // Its address too: given back by the cleanup, or by the next command's reap.
+            let leases = std::fs::read_to_string(lab.root().join("networks/bridge/leases.json"))
+                .unwrap_or_default();
+            if leases.contains("\"container\"") {
+                found.push(format!("a lease of the --rm container left: {leases}"));
             }
             found.extend(store_problems(&lab));
             found

@@ -30,9 +30,20 @@ fn census(lab: &Lab) -> BTreeMap<&'static str, usize> {
         .output()
         .expect("ip -o link (iproute2; scripts/test installs it)");
     assert!(links.status.success(), "ip -o link failed: {links:?}");
+    // The bridge stays once made (as docker0 does): the first run makes it.
     c.insert(
-        "network links",
-        String::from_utf8_lossy(&links.stdout).lines().count(),
+        "network links besides dockling0",
+        String::from_utf8_lossy(&links.stdout)
+            .lines()
+            .filter(|l| !l.contains(" dockling0:"))
+            .count(),
+    );
+    c.insert(
+        "address leases",
+        std::fs::read_to_string(lab.root().join("networks/bridge/leases.json"))
+            .unwrap_or_default()
+            .matches("\"container\"")
+            .count(),
     );
     let mut cgroups = 0;
     for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {

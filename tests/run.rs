@@ -225,6 +225,8 @@ fn uts_ipc_network_and_cgroup_namespaces_switch_off() {
         host_ipc
     );
     let none = lab.run(&[
+        "--network",
+        "none",
         "busybox",
         "sh",
         "-c",

@@ -870,7 +870,7 @@ pub struct RunArgs {
     /// IPC mode to use: "private" (default) or "host"
     #[arg(long, value_name = "string")]
     pub ipc: Option<String>,
-    /// Connect a container to a network: "none" (only loopback, default) or "host"
+    /// Connect a container to a network: "bridge" (default: an address on dockling0), "none" (only loopback) or "host"
     #[arg(long, alias = "net", value_name = "network")]
     pub network: Option<String>,
     /// Cgroup namespace to use: "private" (default) or "host"

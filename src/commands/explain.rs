@@ -24,6 +24,11 @@ pub fn switched(spec: &RunSpec, step: StepId) -> Option<String> {
         StepId::NamespacesCgroup if spec.cgroup.is_none() => Some("off: --no-cgroups".into()),
         StepId::NamespacesCgroup if !ns.cgroup => Some("off: --cgroupns host".into()),
         StepId::NetworkLoopback if !ns.net => Some("off: --network host".into()),
+        StepId::NetworkBridge | StepId::NetworkVeth
+            if spec.network != crate::spec::NetworkMode::Bridge =>
+        {
+            Some(format!("off: --network {}", spec.network.as_str()))
+        }
         StepId::NamespacesHostname if !ns.uts => Some("off: --uts host".into()),
         StepId::RootfsVolumes if spec.volumes.is_empty() => Some("off: no -v given".into()),
         StepId::SecurityMask if spec.privileged => Some("off: --privileged".into()),

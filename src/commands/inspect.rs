@@ -9,7 +9,13 @@ use crate::error::Result;
 use crate::image::store::Store;
 
 /// Docker's inspect document for a container (`paused`: its cgroup is frozen).
-pub fn container_json(c: &Container, paused: bool) -> Value {
+/// `lease`: its network and address, shown while it runs (Docker shows none for a stopped
+/// container, though dockling keeps its lease until `rm`).
+pub fn container_json(
+    c: &Container,
+    paused: bool,
+    lease: Option<(crate::network::store::Network, std::net::Ipv4Addr)>,
+) -> Value {
     let s = &c.spec;
     let (status, running, pid, code, oom, finished) = match &c.status {
         Status::Created => (
@@ -70,7 +76,7 @@ pub fn container_json(c: &Container, paused: bool) -> Value {
             "LogConfig": {"Type": "json-file", "Config": s.log_opts.iter().filter_map(|o| o.split_once('=')).map(|(k, v)| (k.to_string(), Value::from(v))).collect::<serde_json::Map<String, Value>>()},
             "Privileged": s.privileged,
             "ReadonlyRootfs": s.read_only,
-            "NetworkMode": match s.network { crate::spec::NetworkMode::None => "none", crate::spec::NetworkMode::Host => "host" },
+            "NetworkMode": s.network.as_str(),
             "PidMode": if s.namespaces.pid { "" } else { "host" },
             "UTSMode": if s.namespaces.uts { "" } else { "host" },
             "IpcMode": if s.namespaces.ipc { "private" } else { "host" },
@@ -88,7 +94,7 @@ pub fn container_json(c: &Container, paused: bool) -> Value {
             "Data": {"LowerDir": lowers.join(":"), "UpperDir": s.upper(), "WorkDir": s.work(), "MergedDir": s.rootfs()},
         },
         "Mounts": mounts(s),
-        "NetworkSettings": network_settings(s),
+        "NetworkSettings": network_settings(s, lease.filter(|_| running)),
         "Config": {
             "Volumes": config_volumes(s),
             "Hostname": s.hostname,
@@ -248,25 +254,36 @@ fn mounts(s: &crate::spec::RunSpec) -> Vec<Value> {
         .collect()
 }
 
-/// Docker's `NetworkSettings` for the network modes dockling has (`none`, `host`): one
-/// endpoint named after the mode, with no addresses (the container has the host's, or only
-/// loopback).
-fn network_settings(s: &crate::spec::RunSpec) -> Value {
-    let mode = match s.network {
-        crate::spec::NetworkMode::None => "none",
-        crate::spec::NetworkMode::Host => "host",
+/// Docker's `NetworkSettings`: one endpoint named after the network. With `none` and `host`
+/// it has no addresses (the container has only loopback, or the host's); on `bridge` the
+/// container's while it runs (`lease`), empty strings when it does not, as Docker's.
+fn network_settings(
+    s: &crate::spec::RunSpec,
+    lease: Option<(crate::network::store::Network, std::net::Ipv4Addr)>,
+) -> Value {
+    let mode = s.network.as_str();
+    let (network_id, gateway, ip, prefix, mac) = match &lease {
+        Some((net, addr)) => (
+            net.id.clone(),
+            net.gateway.to_string(),
+            addr.to_string(),
+            net.subnet().map(|s| s.prefix).unwrap_or(0),
+            crate::network::store::mac_string(*addr),
+        ),
+        None => Default::default(),
     };
     let endpoint = json!({
-        "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null,
-        "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+        "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": mac, "DriverOpts": null,
+        "NetworkID": network_id, "EndpointID": "", "Gateway": gateway, "IPAddress": ip,
+        "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "DNSNames": null,
     });
     json!({
         "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
         "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
         "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-        "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+        "EndpointID": "", "Gateway": gateway, "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": ip, "IPPrefixLen": prefix, "IPv6Gateway": "", "MacAddress": mac,
         "Networks": { mode: endpoint },
     })
 }
@@ -282,10 +299,10 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
     for name in &args.names {
         let kind = args.kind.as_deref();
         let found = if kind.is_none() || kind == Some("container") {
-            containers
-                .find(name)
-                .ok()
-                .map(|c| container_json(&c, crate::commands::lifecycle::is_paused(ctx, &c)))
+            containers.find(name).ok().map(|c| {
+                let lease = crate::network::store::leased(&ctx.root, &c.spec.id);
+                container_json(&c, crate::commands::lifecycle::is_paused(ctx, &c), lease)
+            })
         } else {
             None
         };

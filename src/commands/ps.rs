@@ -111,7 +111,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
                 "Names": c.spec.name,
                 "Labels": "",
                 "Mounts": c.spec.volumes.iter().map(|v| v.source.display().to_string()).collect::<Vec<_>>().join(","),
-                "Networks": match c.spec.network { crate::spec::NetworkMode::None => "none", crate::spec::NetworkMode::Host => "host" },
+                "Networks": c.spec.network.as_str(),
             }));
             continue;
         }

@@ -213,6 +213,12 @@ pub fn create_kept(
         crate::fault::point("run.recorded");
         // The same container as an OCI bundle, for inspection and for runc/crun.
         crate::runtime::bundle::write(&spec, &format!("/dockling-oci/{}", spec.id))?;
+        // The address is the container's from its creation (Docker shows it once it runs),
+        // leased after the record exists: the lease's reclaim can then never take it from
+        // a container being created (see `network::store::lease`).
+        if spec.network == crate::spec::NetworkMode::Bridge {
+            crate::network::Endpoint::lease(&ctx.root, ctx.config.default_subnet()?, &spec.id)?;
+        }
         Ok(kept)
     });
     match saved {
@@ -328,8 +334,20 @@ pub fn start_and_record(
     made: &[std::path::PathBuf],
     opts: StartOptions<'_>,
 ) -> Result<i32> {
-    let result = cgroup_for(ctx, spec)
-        .and_then(|cg| crate::runtime::start(sys, spec, containers, cg.as_ref(), opts));
+    let mut opts = opts;
+    let result = (|| {
+        // The same address at every start: the lease the container holds (taken again if a
+        // failed start gave it back).
+        if spec.network == crate::spec::NetworkMode::Bridge {
+            opts.network = Some(crate::network::Endpoint::lease(
+                &ctx.root,
+                ctx.config.default_subnet()?,
+                &spec.id,
+            )?);
+        }
+        let cg = cgroup_for(ctx, spec)?;
+        crate::runtime::start(sys, spec, containers, cg.as_ref(), opts)
+    })();
     if result.is_err() {
         specconv::remove_volume_sources(made);
     }
@@ -390,6 +408,12 @@ pub fn start_and_record(
                         oom_killed: false,
                     };
                 });
+                // Nor does it keep an address for it: a later `start` leases one again.
+                if spec.network == crate::spec::NetworkMode::Bridge {
+                    if let Err(e) = crate::network::store::release(&ctx.root, &spec.id) {
+                        eprintln!("dockling: warning: {e}");
+                    }
+                }
             }
             Err(e)
         }
@@ -496,6 +520,7 @@ pub fn detach(
             hub: hub.as_mut(),
             no_sig_proxy: false,
             tee_log: None,
+            network: None,
             on_started: Some(Box::new(|| {
                 say("ok\n");
                 sys.tracer.flush();
@@ -541,6 +566,7 @@ pub fn detach(
                 hub: hub.as_mut(),
                 no_sig_proxy: false,
                 tee_log: None,
+                network: None,
             };
             result = start_and_record(ctx, sys, &spec, containers, &[], opts);
         }

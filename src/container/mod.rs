@@ -404,6 +404,13 @@ impl Containers {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("rename", &dir)(e)),
         }
+        // Gone for every other command: its address goes back to its network (a failure
+        // here only delays that to the next allocation's reclaim).
+        if let Some(root) = self.dir.parent() {
+            if let Err(e) = crate::network::store::release(root, id) {
+                eprintln!("dockling: warning: {e}");
+            }
+        }
         // The container's own `dockling run` may be writing its last state into the directory
         // at this moment (rm -f just killed its process): that write lands between
         // remove_dir_all's listing and its final rmdir, which then fails with ENOTEMPTY. The

@@ -62,7 +62,13 @@ pub fn attach(
 ) -> Result<String, NetError> {
     let host = veth_name(id);
     let nl = Netlink::open(sys)?;
-    nl.create_veth(&host, "eth0", netns, &pid.to_string())?;
+    nl.create_veth(
+        &host,
+        "eth0",
+        Some(super::store::mac(addr)),
+        netns,
+        &pid.to_string(),
+    )?;
     let done = (|| {
         nl.set_master(&host, bridge, bridge_index)?;
         nl.link_up(&host)?;

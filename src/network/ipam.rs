@@ -180,6 +180,12 @@ pub fn allocate(
     Ok(addr)
 }
 
+/// The address `container` holds on the network in `dir`, read without the lock (the file
+/// is replaced whole, never written in place).
+pub fn held(dir: &Path, container: &str) -> Result<Option<Ipv4Addr>> {
+    Ok(read(&dir.join("leases.json"))?.of(container))
+}
+
 /// Give back the address `container` holds on the network in `dir`; its address, if it held
 /// one.
 pub fn release(dir: &Path, container: &str) -> Result<Option<Ipv4Addr>> {

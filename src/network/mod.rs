@@ -9,8 +9,48 @@ pub mod netlink;
 pub mod nft;
 pub mod ports;
 pub mod proxy;
+pub mod store;
 
 use crate::sys::Transport;
+
+/// Where a container on a bridge network is plugged in: the bridge link, its subnet and the
+/// container's leased address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The bridge link (`dockling0`).
+    pub bridge: String,
+    /// The network's subnet; its first address is the bridge's, the gateway.
+    pub subnet: ipam::Subnet,
+    /// The container's address.
+    pub addr: std::net::Ipv4Addr,
+}
+
+impl Endpoint {
+    /// What a dry run shows: the default network's first container address, leasing nothing.
+    pub fn example() -> Endpoint {
+        let subnet = ipam::Subnet::DEFAULT;
+        Endpoint {
+            bridge: bridge::DEFAULT_BRIDGE.into(),
+            subnet,
+            addr: std::net::Ipv4Addr::from(u32::from(subnet.network) + 2),
+        }
+    }
+
+    /// The endpoint of container `id` on the default network of the store at `root`: its
+    /// lease, taken now if it holds none (see [`store::lease`]).
+    pub fn lease(
+        root: &std::path::Path,
+        subnet: ipam::Subnet,
+        id: &str,
+    ) -> crate::error::Result<Endpoint> {
+        let (net, addr) = store::lease(root, subnet, id)?;
+        Ok(Endpoint {
+            bridge: net.bridge.clone(),
+            subnet: net.subnet()?,
+            addr,
+        })
+    }
+}
 
 /// A failed network operation.
 #[derive(Debug, thiserror::Error)]

@@ -165,17 +165,28 @@ impl<'a> Netlink<'a> {
         .map(drop)
     }
 
-    /// `ip link add <host> type veth peer name <peer> netns <netns>`: the peer is created in
-    /// the network namespace `netns_fd` names (`netns` is how the command names it: a pid).
+    /// `ip link add <host> type veth peer name <peer> [address <mac>] netns <netns>`: the
+    /// peer is created in the network namespace `netns_fd` names (`netns` is how the command
+    /// names it: a pid), with MAC address `mac` if given (a random one otherwise).
     pub fn create_veth(
         &self,
         host: &str,
         peer: &str,
+        mac: Option<[u8; 6]>,
         netns_fd: BorrowedFd<'_>,
         netns: &str,
     ) -> Result<(), NetError> {
         let mut p = LinkMessage::default();
         p.attributes.push(LinkAttribute::IfName(peer.into()));
+        if let Some(m) = mac {
+            p.attributes.push(LinkAttribute::Address(m.to_vec()));
+        }
+        let address = mac
+            .map(|m| {
+                let hex: Vec<String> = m.iter().map(|b| format!("{b:02x}")).collect();
+                format!(" address {}", hex.join(":"))
+            })
+            .unwrap_or_default();
         p.attributes
             .push(LinkAttribute::NetNsFd(netns_fd.as_raw_fd()));
         let mut m = LinkMessage::default();
@@ -188,7 +199,7 @@ impl<'a> Netlink<'a> {
             RouteNetlinkMessage::NewLink(m),
             NLM_F_EXCL | NLM_F_CREATE,
             NlWhat::LinkAddVeth,
-            format!("ip link add {host} type veth peer name {peer} netns {netns}"),
+            format!("ip link add {host} type veth peer name {peer}{address} netns {netns}"),
         )
         .map(drop)
     }
@@ -355,7 +366,7 @@ mod tests {
         nl.link_up("dockling0").unwrap();
         let devnull = std::fs::File::open("/dev/null").unwrap();
         use std::os::fd::AsFd;
-        nl.create_veth("veth3f2a9e1", "eth0", devnull.as_fd(), "4242")
+        nl.create_veth("veth3f2a9e1", "eth0", None, devnull.as_fd(), "4242")
             .unwrap();
         nl.set_master("veth3f2a9e1", "dockling0", index).unwrap();
         nl.add_default_route(Ipv4Addr::new(172, 17, 0, 1)).unwrap();

@@ -68,12 +68,21 @@ pub fn clone_flags(spec: &RunSpec) -> CloneFlags {
 struct Cleanup<'a> {
     sys: &'a Sys,
     cgroup: Option<&'a crate::cgroups::Cgroup>,
+    /// The id of a container plugged into a bridge: its veth pair is deleted.
+    veth: Option<String>,
     armed: bool,
 }
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         if self.armed {
+            // The kernel deletes the pair too when the container's network namespace dies,
+            // but later: deleting it now makes the host's links exact once the run is over.
+            if let Some(id) = self.veth.take() {
+                if let Err(e) = crate::network::bridge::detach(self.sys, &id) {
+                    eprintln!("dockling: warning: {e}");
+                }
+            }
             if let Some(cg) = self.cgroup {
                 if let Err(e) = cg.destroy(self.sys) {
                     eprintln!("dockling: warning: {e}");
@@ -84,7 +93,9 @@ impl Drop for Cleanup<'_> {
 }
 
 /// Write the files the container gets bind-mounted into /etc.
-fn write_etc_files(sys: &Sys, spec: &RunSpec) -> Result<()> {
+/// `addr`: the container's own address on a bridge network (Docker's hosts line for its
+/// name), or none (the name on 127.0.1.1, as Debian's hosts file has it).
+fn write_etc_files(sys: &Sys, spec: &RunSpec, addr: Option<std::net::Ipv4Addr>) -> Result<()> {
     sys.step(StepId::RootfsEtcFiles)?;
     let write = |name: &str, text: String| -> Result<()> {
         Ok(sys.create_file(&spec.bundle.join(name), &text)?)
@@ -94,7 +105,10 @@ fn write_etc_files(sys: &Sys, spec: &RunSpec) -> Result<()> {
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
     if spec.namespaces.uts {
-        hosts.push_str(&format!("127.0.1.1\t{}\n", spec.hostname));
+        match addr {
+            Some(a) => hosts.push_str(&format!("{a}\t{}\n", spec.hostname)),
+            None => hosts.push_str(&format!("127.0.1.1\t{}\n", spec.hostname)),
+        }
     }
     write("hosts", hosts)?;
     // Like Docker: the host's resolver config, minus loopback servers that would not be
@@ -196,6 +210,9 @@ pub struct StartOptions<'a> {
     /// `--sig-proxy=false` (or a terminal, where Docker never proxies): signals sent to
     /// dockling are not forwarded to the container.
     pub no_sig_proxy: bool,
+    /// `--network bridge`: the container's lease (a dry run without one shows
+    /// [`crate::network::Endpoint::example`]).
+    pub network: Option<crate::network::Endpoint>,
 }
 
 /// Start the container described by `spec` and wait for it (in the foreground, or as the
@@ -243,12 +260,29 @@ pub fn start(
         && containers
             .find(&spec.id)
             .is_ok_and(|c| c.started_at.is_some());
+    let endpoint = match (spec.network, opts.network) {
+        (crate::spec::NetworkMode::Bridge, Some(e)) => Some(e),
+        (crate::spec::NetworkMode::Bridge, None) if dry => {
+            Some(crate::network::Endpoint::example())
+        }
+        // (Every command passes the lease; the network's stored subnet is the one used.)
+        (crate::spec::NetworkMode::Bridge, None) => Some(crate::network::Endpoint::lease(
+            spec.bundle
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("/")),
+            crate::network::ipam::Subnet::DEFAULT,
+            &spec.id,
+        )?),
+        _ => None,
+    };
     let overlay_data = prepare_layers(sys, spec, started_before)?;
-    write_etc_files(sys, spec)?;
+    write_etc_files(sys, spec, endpoint.as_ref().map(|e| e.addr))?;
 
     let mut cleanup = Cleanup {
         sys,
         cgroup: None,
+        veth: None,
         armed: true,
     };
     let mut extra_mounts = Vec::new();
@@ -261,6 +295,18 @@ pub fn start(
         }
         extra_mounts = cg.container_mounts();
     }
+    let network = match &endpoint {
+        Some(e) => {
+            sys.step(StepId::NetworkBridge)?;
+            sys.tracer.note(&format!(
+                "the container's address is {}/{} (leased in the store until it is removed)",
+                e.addr, e.subnet.prefix
+            ));
+            let index = crate::network::bridge::ensure_bridge(sys, &e.bridge, e.subnet)?;
+            Some((e, index))
+        }
+        None => None,
+    };
     // A detached container's log is opened before anything starts: a log that cannot be
     // written is an error now, not output lost later. A foreground run's log (`tee_log`)
     // is only a copy: one that cannot be opened is a warning.
@@ -369,6 +415,7 @@ pub fn start(
         &parent_end,
         pid,
         cleanup.cgroup,
+        (network, &mut cleanup.veth),
         containers,
         Outputs {
             sources,
@@ -474,12 +521,56 @@ struct Outputs<'a, 'b> {
     proxy: bool,
 }
 
+/// The `network.veth` step: the container's network namespace opened through its process,
+/// and the container plugged into the bridge with it (see [`crate::network::bridge::attach`]).
+fn plug(
+    sys: &Sys,
+    spec: &RunSpec,
+    e: &crate::network::Endpoint,
+    bridge_index: u32,
+    pid: i32,
+) -> Result<()> {
+    let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let fd = match sys.perform(Call::Open {
+        path: path.clone(),
+        flags: libc::O_RDONLY | libc::O_CLOEXEC,
+        mode: 0,
+    })? {
+        Ret::Fd(fd) => fd,
+        other => other.value() as i32,
+    };
+    // SAFETY: the seam just opened this descriptor; it stays open until the close below.
+    let netns = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let attached = crate::network::bridge::attach(
+        sys,
+        &e.bridge,
+        bridge_index,
+        &spec.id,
+        netns,
+        pid,
+        e.addr,
+        e.subnet,
+    );
+    let closed = sys.run(Call::Close {
+        fd,
+        object: path.display().to_string(),
+    });
+    attached?;
+    closed?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn supervise(
     sys: &Sys,
     setup: &child::Setup<'_>,
     chan: &channel::Channel,
     pid: i32,
     cgroup: Option<&crate::cgroups::Cgroup>,
+    (network, veth): (
+        Option<(&crate::network::Endpoint, u32)>,
+        &mut Option<String>,
+    ),
     containers: &Containers,
     out: Outputs<'_, '_>,
 ) -> Result<Outcome> {
@@ -495,6 +586,11 @@ fn supervise(
     if let Some(cg) = cgroup {
         sys.step(StepId::CgroupsJoin)?;
         cg.join(sys, pid)?;
+    }
+    if let Some((e, index)) = network {
+        sys.step(StepId::NetworkVeth)?;
+        plug(sys, spec, e, index, pid)?;
+        *veth = Some(spec.id.clone());
     }
     if sys.is_dry_run() {
         sys.tracer.set_process("container");

@@ -517,3 +517,81 @@ impl InTerminal {
         (out, status.code().unwrap_or(-1))
     }
 }
+
+/// A network namespace of a test's own (made on a short-lived thread that unshares, so the
+/// test process stays where it was), kept by a descriptor, lo up. `command` runs a program in
+/// it (`setns` before `exec`), so a `dockling run -d`'s monitor and its containers live there
+/// too, and `dockling0` with its veths is this test's alone: tests running in parallel never
+/// share a bridge or an address.
+pub struct NetNs {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl NetNs {
+    /// A new namespace with loopback up.
+    pub fn new() -> NetNs {
+        require_root();
+        let fd = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("unshare(CLONE_NEWNET): the tests run as root");
+            std::os::fd::OwnedFd::from(
+                File::open("/proc/thread-self/ns/net").expect("/proc/thread-self/ns/net"),
+            )
+        })
+        .join()
+        .expect("the thread that makes the namespace");
+        let ns = NetNs { fd };
+        let st = ns
+            .command("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("ip (iproute2) is installed");
+        assert!(st.success(), "ip link set lo up in the test's namespace");
+        ns
+    }
+
+    /// `command` run in this namespace.
+    pub fn enter(&self, mut command: Command) -> Command {
+        use std::os::unix::process::CommandExt;
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: setns is async-signal-safe; the descriptor outlives the spawn.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command
+    }
+
+    /// Program `prog` in this namespace.
+    pub fn command(&self, prog: &str) -> Command {
+        self.enter(Command::new(prog))
+    }
+
+    /// `dockling args…` of `lab`, in this namespace.
+    pub fn dockling(&self, lab: &Lab, args: &[&str]) -> Out {
+        self.enter(lab.command(args))
+            .output()
+            .expect("run dockling")
+            .into()
+    }
+
+    /// The names of the links in this namespace (`ip -j link`).
+    pub fn links(&self) -> Vec<String> {
+        let out = self
+            .command("ip")
+            .args(["-j", "link"])
+            .output()
+            .expect("ip (iproute2) is installed");
+        assert!(out.status.success(), "ip -j link");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
