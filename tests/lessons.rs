@@ -4,7 +4,7 @@
 //! changes this test fails until the snapshot, and with it the book, is updated.
 
 mod common;
-use common::{free_port, Lab};
+use common::{free_port, Lab, NetNs};
 
 /// What changes from run to run, beyond the harness's own filters.
 fn filter(lab: &Lab, addr: &str, text: &str) -> String {
@@ -23,6 +23,10 @@ fn filter(lab: &Lab, addr: &str, text: &str) -> String {
         (r"/proc/self/fd/\d+", "/proc/self/fd/[FD]"),
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
         (r"(pid|mnt|net|uts|ipc|cgroup):\[\d+\]", "$1:[INODE]"),
+        // A veth's host end is named after the container's id; interface numbers count every
+        // link the namespace ever had.
+        (r"\bveth[0-9a-f]{7}\b", "veth[ID]"),
+        (r"@if\d+", "@if[N]"),
         // Which controllers a machine mounts (hugetlb, rdma...) is the machine's business.
         (r"(?m)^(cgroups +ok +v\d[^:]*:).*$", "$1 [CONTROLLERS]"),
         (
@@ -45,20 +49,26 @@ fn filter(lab: &Lab, addr: &str, text: &str) -> String {
 #[test]
 fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
     let lab = Lab::new();
+    // The lessons run in a network namespace of this test's own (the lab registry too): the
+    // bridge, veths and addresses they show are theirs alone, not another test's.
+    let ns = NetNs::new();
     // The lessons' scratch directories go here (TMPDIR), so what they leave can be seen.
     let tmp = lab.dir.path().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
-    lab.cmd(&["lab", "up", "--addr", &addr]).expect_code(0);
-    let list = lab.cmd(&["lesson", "list"]);
+    ns.dockling(&lab, &["lab", "up", "--addr", &addr])
+        .expect_code(0);
+    let list = ns.dockling(&lab, &["lesson", "list"]);
     list.expect_code(0);
     let count = list.stdout.lines().count();
     assert!(count >= 6, "{}", list.stdout);
     for n in 1..=count {
-        let out = lab.cmd_env(
-            &["lesson", "run", &n.to_string(), "--format", "markdown"],
-            &[("TMPDIR", tmp.as_os_str())],
-        );
+        let out: common::Out = ns
+            .enter(lab.command(&["lesson", "run", &n.to_string(), "--format", "markdown"]))
+            .env("TMPDIR", &tmp)
+            .output()
+            .expect("run dockling")
+            .into();
         assert_eq!(
             out.code, 0,
             "lesson {n} failed:\n{}\n{}",
@@ -111,8 +121,9 @@ fn lesson_check_judges_the_students_own_work_and_bad_numbers_are_clear() {
 #[test]
 fn tour_starts_the_lab_and_runs_every_lesson_and_step_mode_waits_for_enter() {
     let lab = Lab::new();
+    let ns = NetNs::new();
     let addr = format!("127.0.0.1:{}", free_port());
-    let tour = lab.cmd(&["tour", "--addr", &addr]);
+    let tour = ns.dockling(&lab, &["tour", "--addr", &addr]);
     assert_eq!(tour.code, 0, "{}\n{}", tour.stdout, tour.stderr);
     assert!(
         tour.stdout
@@ -133,7 +144,7 @@ fn tour_starts_the_lab_and_runs_every_lesson_and_step_mode_waits_for_enter() {
         tour.stdout
     );
     // --step: Enter runs the first step, q stops before the second.
-    let mut stepped = lab.command(&["lesson", "run", "1", "--step"]);
+    let mut stepped = ns.enter(lab.command(&["lesson", "run", "1", "--step"]));
     stepped
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -55,6 +55,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         "10-stopping.yaml",
         include_str!("../../lessons/10-stopping.yaml"),
     ),
+    (
+        "11-addresses.yaml",
+        include_str!("../../lessons/11-addresses.yaml"),
+    ),
 ];
 
 /// One lesson.
