@@ -124,6 +124,35 @@ impl NetworkMode {
     }
 }
 
+/// A container's network settings besides its mode (all empty by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetConfig {
+    /// `--network NAME`: a user network (`None`: the default network `bridge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `--ip`: the address asked for (user networks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--network-alias`: more names for it on its (user) network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// `--add-host NAME:IP`: extra /etc/hosts lines (`host-gateway` resolved already).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_hosts: Vec<(String, String)>,
+    /// `--dns`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// `--link NAME[:ALIAS]` resolved at create: (the container's id, its name, the alias).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(String, String, String)>,
+}
+
 /// Which namespaces the container gets (true = its own, false = the host's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespaces {
@@ -283,6 +312,10 @@ pub struct RunSpec {
     pub namespaces: Namespaces,
     /// Network mode.
     pub network: NetworkMode,
+    /// With [`NetworkMode::Bridge`]: which network, the address asked for, aliases, and the
+    /// names and resolver settings of the container's /etc files.
+    #[serde(default)]
+    pub net: NetConfig,
     /// Layer mode.
     pub layers_mode: LayersMode,
     /// Root switching mode.
@@ -384,6 +417,12 @@ impl std::fmt::Display for RestartPolicy {
 }
 
 impl RunSpec {
+    /// The network's name Docker shows (`HostConfig.NetworkMode`, `ps`'s NETWORKS): a user
+    /// network's, else the mode's.
+    pub fn network_name(&self) -> &str {
+        self.net.network.as_deref().unwrap_or(self.network.as_str())
+    }
+
     /// Where the merged (or copied) root filesystem is mounted.
     pub fn rootfs(&self) -> PathBuf {
         self.bundle.join("rootfs")

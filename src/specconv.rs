@@ -26,6 +26,25 @@ pub struct ImageInput<'a> {
     pub layers: Vec<PathBuf>,
 }
 
+/// The network flags of a `run` request besides `--network`.
+#[derive(Debug, Clone, Default)]
+pub struct NetRequest {
+    /// `--ip`.
+    pub ip: Option<String>,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub add_hosts: Vec<String>,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `--link NAME[:ALIAS]` (resolved by the caller, which knows the containers).
+    pub links: Vec<(String, String, String)>,
+}
+
 /// What `specconv` reads of a `run` request: the flags as plain values, so the engine never
 /// knows the command line (`commands::run` builds it from `cli::RunArgs`). The config file's
 /// defaults come separately, as the [`Config`] given to [`build`].
@@ -63,8 +82,11 @@ pub struct Request {
     pub uts: Option<String>,
     /// `--ipc`: `private` or `host`.
     pub ipc: Option<String>,
-    /// `--network`: `none` or `host` (else the config file's, else `none`).
+    /// `--network`: `none`, `host`, `bridge` or a user network (else the config file's,
+    /// else `bridge`).
     pub network: Option<String>,
+    /// `--ip`, `--network-alias`, `--add-host`, `--dns*`, `--link`.
+    pub net: NetRequest,
     /// `--cgroupns`: `private` or `host`.
     pub cgroupns: Option<String>,
     /// `--privileged`.
@@ -1001,12 +1023,28 @@ pub fn build(
             config.default_subnet()?;
             NetworkMode::Bridge
         }
-        other => {
+        other if other.starts_with("container:") => {
             return Err(Error::Usage(format!(
-                "network {other} not found: dockling knows only the networks none, host and bridge for now"
+                "--network {other}: joining another container's network namespace is not supported yet; use a user network (dockling network create) instead"
             )))
         }
+        other => {
+            let root = bundle.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
+            match crate::network::store::read(root, other) {
+                Ok(Some(_)) => NetworkMode::Bridge,
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "network {other} not found: create it first (dockling network create {other}) or see dockling network ls"
+                    )))
+                }
+            }
+        }
     };
+    let user_network = match args.network.as_deref().or(config.network.as_deref()) {
+        Some(n) if !matches!(n, "none" | "host" | "bridge" | "default") => Some(n.to_string()),
+        _ => None,
+    };
+    let net = net_config(&args.net, user_network)?;
     if !uts && args.hostname.is_some() {
         return Err(Error::Usage(
             "conflicting options: --hostname and --uts host (the host's name is shared)".into(),
@@ -1170,6 +1208,7 @@ pub fn build(
             cgroup: cgroupns,
         },
         network,
+        net,
         layers_mode: args.layers.or(config.layers).unwrap_or_default(),
         rootfs_mode: args.rootfs.or(config.rootfs).unwrap_or_default(),
         cgroup: cgroups_on.then_some(limits),
@@ -1181,6 +1220,64 @@ pub fn build(
         log_opts: args.log_opts.clone(),
         init: args.init,
         bundle: bundle.to_path_buf(),
+    })
+}
+
+/// The network settings of a container, checked as Docker checks them.
+fn net_config(r: &NetRequest, network: Option<String>) -> Result<crate::spec::NetConfig> {
+    let ip = match &r.ip {
+        None => None,
+        Some(s) => {
+            let a: std::net::Ipv4Addr = s.parse().map_err(|_| {
+                Error::Usage(format!("invalid IPv4 address: {s}: write it as a.b.c.d"))
+            })?;
+            if network.is_none() {
+                return Err(Error::Usage(
+                    "user specified IP address is supported on user defined networks only".into(),
+                ));
+            }
+            Some(a)
+        }
+    };
+    if !r.aliases.is_empty() && network.is_none() {
+        return Err(Error::Usage(
+            "network-scoped alias is supported only for containers in user defined networks".into(),
+        ));
+    }
+    let mut add_hosts = vec![];
+    for h in &r.add_hosts {
+        let (name, addr) = h
+            .split_once(':')
+            .or_else(|| h.split_once('='))
+            .filter(|(n, a)| !n.is_empty() && !a.is_empty())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "invalid argument {h:?} for \"--add-host\" flag: bad format for add-host: {h:?} (write NAME:IP)"
+                ))
+            })?;
+        if addr != "host-gateway" && addr.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::Usage(format!(
+                "invalid argument {h:?} for \"--add-host\" flag: invalid IP address in add-host: {addr:?}"
+            )));
+        }
+        add_hosts.push((name.to_string(), addr.to_string()));
+    }
+    for d in &r.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::Usage(format!(
+                "invalid argument {d:?} for \"--dns\" flag: {d} is not an ip address"
+            )));
+        }
+    }
+    Ok(crate::spec::NetConfig {
+        network,
+        ip,
+        aliases: r.aliases.clone(),
+        add_hosts,
+        dns: r.dns.clone(),
+        dns_search: r.dns_search.clone(),
+        dns_options: r.dns_options.clone(),
+        links: r.links.clone(),
     })
 }
 

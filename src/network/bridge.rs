@@ -30,13 +30,23 @@ fn errno_is(e: &NetError, errno: Errno) -> bool {
 /// Make bridge `name` with the subnet's gateway address, up, unless it is there already
 /// (each step takes the kernel's EEXIST as done: two commands racing converge). Its index.
 pub fn ensure_bridge(sys: &Sys, name: &str, subnet: Subnet) -> Result<u32, NetError> {
+    ensure_bridge_at(sys, name, subnet.gateway(), subnet)
+}
+
+/// [`ensure_bridge`] with the bridge's address `gateway` (`network create --gateway`).
+pub fn ensure_bridge_at(
+    sys: &Sys,
+    name: &str,
+    gateway: Ipv4Addr,
+    subnet: Subnet,
+) -> Result<u32, NetError> {
     let nl = Netlink::open(sys)?;
     match nl.create_bridge(name) {
         Err(e) if !errno_is(&e, Errno::EEXIST) => return Err(e),
         _ => {}
     }
     let index = nl.link_index(name)?;
-    match nl.add_address(name, index, subnet.gateway(), subnet.prefix) {
+    match nl.add_address(name, index, gateway, subnet.prefix) {
         Err(e) if !errno_is(&e, Errno::EEXIST) => return Err(e),
         _ => {}
     }
@@ -60,6 +70,31 @@ pub fn attach(
     addr: Ipv4Addr,
     subnet: Subnet,
 ) -> Result<String, NetError> {
+    attach_via(
+        sys,
+        bridge,
+        bridge_index,
+        id,
+        netns,
+        pid,
+        (addr, subnet),
+        subnet.gateway(),
+    )
+}
+
+/// [`attach`] with the default route via `gateway` (a user network's, which
+/// `network create --gateway` may put anywhere in the subnet).
+#[allow(clippy::too_many_arguments)]
+pub fn attach_via(
+    sys: &Sys,
+    bridge: &str,
+    bridge_index: u32,
+    id: &str,
+    netns: BorrowedFd<'_>,
+    pid: i32,
+    (addr, subnet): (Ipv4Addr, Subnet),
+    gateway: Ipv4Addr,
+) -> Result<String, NetError> {
     let host = veth_name(id);
     let nl = Netlink::open(sys)?;
     nl.create_veth(
@@ -72,7 +107,7 @@ pub fn attach(
     let done = (|| {
         nl.set_master(&host, bridge, bridge_index)?;
         nl.link_up(&host)?;
-        configure_inside(sys, netns, pid, addr, subnet)
+        configure_inside(sys, netns, pid, addr, subnet, gateway)
     })();
     if let Err(e) = done {
         let _ = nl.delete_link(&host);
@@ -90,6 +125,7 @@ fn configure_inside(
     pid: i32,
     addr: Ipv4Addr,
     subnet: Subnet,
+    gateway: Ipv4Addr,
 ) -> Result<(), NetError> {
     let own = match sys.perform(Call::Open {
         path: Path::new("/proc/thread-self/ns/net").to_path_buf(),
@@ -109,7 +145,7 @@ fn configure_inside(
         let index = nl.link_index("eth0")?;
         nl.add_address("eth0", index, addr, subnet.prefix)?;
         nl.link_up("eth0")?;
-        nl.add_default_route(subnet.gateway())?;
+        nl.add_default_route(gateway)?;
         nl.close()
     })();
     // Back whatever happened inside: the engine must not go on in the container's network.
