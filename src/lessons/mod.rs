@@ -55,6 +55,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         "10-stopping.yaml",
         include_str!("../../lessons/10-stopping.yaml"),
     ),
+    (
+        "13-user-networks.yaml",
+        include_str!("../../lessons/13-user-networks.yaml"),
+    ),
 ];
 
 /// One lesson.
