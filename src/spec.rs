@@ -151,6 +151,19 @@ pub struct NetConfig {
     /// `--link NAME[:ALIAS]` resolved at create: (the container's id, its name, the alias).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<(String, String, String)>,
+    /// `--network container:<name|id>`: `container:` and the full id of the container whose
+    /// network namespace this one joins (no CLONE_NEWNET; the child `setns`es into it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<String>,
+}
+
+impl NetConfig {
+    /// The id of the container whose network namespace is joined.
+    pub fn join_id(&self) -> Option<&str> {
+        self.join
+            .as_deref()
+            .and_then(|j| j.strip_prefix("container:"))
+    }
 }
 
 /// Which namespaces the container gets (true = its own, false = the host's).
@@ -420,7 +433,11 @@ impl RunSpec {
     /// The network's name Docker shows (`HostConfig.NetworkMode`, `ps`'s NETWORKS): a user
     /// network's, else the mode's.
     pub fn network_name(&self) -> &str {
-        self.net.network.as_deref().unwrap_or(self.network.as_str())
+        self.net
+            .network
+            .as_deref()
+            .or(self.net.join.as_deref())
+            .unwrap_or(self.network.as_str())
     }
 
     /// Where the merged (or copied) root filesystem is mounted.

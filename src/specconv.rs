@@ -43,6 +43,8 @@ pub struct NetRequest {
     pub dns_options: Vec<String>,
     /// `--link NAME[:ALIAS]` (resolved by the caller, which knows the containers).
     pub links: Vec<(String, String, String)>,
+    /// `--network container:X` resolved by the caller: X's full id and its hostname.
+    pub join: Option<(String, String)>,
 }
 
 /// What `specconv` reads of a `run` request: the flags as plain values, so the engine never
@@ -1015,7 +1017,12 @@ pub fn build(
     let uts = own_or_host("uts", args.uts.as_deref(), "private")?;
     let ipc = own_or_host("ipc", args.ipc.as_deref(), "private")?;
     let cgroupns = own_or_host("cgroupns", args.cgroupns.as_deref(), "private")?;
-    let network = match args.network.as_deref().or(config.network.as_deref()).unwrap_or("bridge") {
+    let network = match args
+        .network
+        .as_deref()
+        .or(config.network.as_deref())
+        .unwrap_or("bridge")
+    {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
         "bridge" | "default" => {
@@ -1023,13 +1030,20 @@ pub fn build(
             config.default_subnet()?;
             NetworkMode::Bridge
         }
-        other if other.starts_with("container:") => {
-            return Err(Error::Usage(format!(
-                "--network {other}: joining another container's network namespace is not supported yet; use a user network (dockling network create) instead"
-            )))
-        }
+        other if other.starts_with("container:") => match &args.net.join {
+            // No network namespace of its own (as host): the other container's, joined.
+            Some(_) => NetworkMode::Host,
+            None => {
+                return Err(Error::Usage(format!(
+                    "--network {other}: no such container"
+                )))
+            }
+        },
         other => {
-            let root = bundle.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
+            let root = bundle
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("/"));
             match crate::network::store::read(root, other) {
                 Ok(Some(_)) => NetworkMode::Bridge,
                 _ => {
@@ -1041,19 +1055,31 @@ pub fn build(
         }
     };
     let user_network = match args.network.as_deref().or(config.network.as_deref()) {
+        Some(n) if n.starts_with("container:") => None,
         Some(n) if !matches!(n, "none" | "host" | "bridge" | "default") => Some(n.to_string()),
         _ => None,
     };
+    if args.net.join.is_some() && (!args.net.dns.is_empty() || !args.net.add_hosts.is_empty()) {
+        return Err(Error::Usage(
+            "conflicting options: dns and the network mode (--network container:... shares the other container's /etc files)".into(),
+        ));
+    }
     let net = net_config(&args.net, user_network)?;
     if !uts && args.hostname.is_some() {
         return Err(Error::Usage(
             "conflicting options: --hostname and --uts host (the host's name is shared)".into(),
         ));
     }
-    let hostname = match (&args.hostname, uts) {
-        (Some(h), _) => h.clone(),
-        (None, true) => id[..12].to_string(),
-        (None, false) => nix::unistd::gethostname()
+    if args.net.join.is_some() && args.hostname.is_some() {
+        return Err(Error::Usage(
+            "conflicting options: hostname and the network mode (--network container:... has the other container's name)".into(),
+        ));
+    }
+    let hostname = match (&args.hostname, uts, &args.net.join) {
+        (Some(h), _, _) => h.clone(),
+        (None, true, Some((_, h))) => h.clone(),
+        (None, true, _) => id[..12].to_string(),
+        (None, false, _) => nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
@@ -1278,6 +1304,7 @@ fn net_config(r: &NetRequest, network: Option<String>) -> Result<crate::spec::Ne
         dns_search: r.dns_search.clone(),
         dns_options: r.dns_options.clone(),
         links: r.links.clone(),
+        join: r.join.as_ref().map(|(id, _)| format!("container:{id}")),
     })
 }
 

@@ -433,6 +433,112 @@ fn link_alias_add_host_and_dns_land_in_the_containers_files() {
     ns.dockling(&lab, &["rm", "-f", "db"]).expect_code(0);
 }
 
+#[test]
+fn network_container_joins_the_other_containers_interfaces_for_run_and_exec() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    let db = web(&ns, &lab, "db", "classnet", &[], "from-db");
+    let addrs = |args: &[&str]| {
+        let o = ns.dockling(&lab, args);
+        o.expect_code(0);
+        // `ip -o -4 addr`: one line per address; the interface index differs in nothing.
+        o.stdout
+            .lines()
+            .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+    let own = addrs(&["exec", "db", "ip", "-o", "-4", "addr"]);
+    assert!(own.iter().any(|l| l.contains("172.18.0.2/16")), "{own:?}");
+    let joined = addrs(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:db",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+    ]);
+    assert_eq!(joined, own);
+    // A detached one: exec joins the same namespace; inspect says whose it is.
+    ns.dockling(
+        &lab,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "side",
+            "--network",
+            "container:db",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(addrs(&["exec", "side", "ip", "-o", "-4", "addr"]), own);
+    let o = ns.dockling(
+        &lab,
+        &["inspect", "-f", "{{.HostConfig.NetworkMode}}", "side"],
+    );
+    o.expect_code(0);
+    assert_eq!(o.stdout.trim(), format!("container:{db}"));
+    // It reaches db's server on db's own loopback.
+    let o = ns.dockling(
+        &lab,
+        &[
+            "exec",
+            "side",
+            "sh",
+            "-c",
+            "echo -e 'GET / HTTP/1.0\\r\\n\\r' | nc 127.0.0.1 80",
+        ],
+    );
+    o.expect_code(0);
+    assert!(o.stdout.contains("from-db"), "{}", o.stdout);
+    ns.dockling(&lab, &["rm", "-f", "side"]).expect_code(0);
+    // Refusals: Docker's texts, exit 125.
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:nosuch",
+            "busybox",
+            "true",
+        ],
+    );
+    o.expect_code(125);
+    assert!(
+        o.stderr.contains("No such container: nosuch"),
+        "{}",
+        o.stderr
+    );
+    ns.dockling(&lab, &["stop", "-t", "1", "db"]).expect_code(0);
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:db",
+            "busybox",
+            "true",
+        ],
+    );
+    o.expect_code(125);
+    assert!(
+        o.stderr
+            .contains("cannot join network namespace of a non running container"),
+        "{}",
+        o.stderr
+    );
+    ns.dockling(&lab, &["rm", "-f", "db"]).expect_code(0);
+}
+
 fn regex_replace(s: &str, re: &str, with: &str) -> String {
     regex::Regex::new(re)
         .unwrap()

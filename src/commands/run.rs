@@ -40,6 +40,7 @@ impl From<&RunArgs> for Request {
                 dns_search: a.net.dns_search.clone(),
                 dns_options: a.net.dns_option.clone(),
                 links: vec![],
+                join: None,
             },
             cgroupns: a.cgroupns.clone(),
             privileged: a.privileged,
@@ -96,6 +97,28 @@ fn with_links(
             .net
             .links
             .push((c.spec.id.clone(), c.spec.name.clone(), alias.into()));
+    }
+    // `--network container:X`: X must exist and run (Docker's texts).
+    if let Some(target) = request
+        .network
+        .clone()
+        .as_deref()
+        .and_then(|n| n.strip_prefix("container:"))
+    {
+        if dry_run {
+            request.net.join = Some((target.to_string(), target.to_string()));
+            return Ok(request);
+        }
+        let c = containers
+            .find(target)
+            .map_err(|_| Error::Usage(format!("No such container: {target}")))?;
+        if !matches!(c.status, container::Status::Running { .. }) {
+            return Err(Error::Usage(format!(
+                "cannot join network namespace of a non running container: {}",
+                c.spec.id
+            )));
+        }
+        request.net.join = Some((c.spec.id.clone(), c.spec.hostname.clone()));
     }
     Ok(request)
 }

@@ -123,9 +123,17 @@ fn write_etc_files(
     let gateway = endpoint
         .map(|e| e.gateway)
         .unwrap_or(crate::network::ipam::Subnet::DEFAULT.gateway());
+    // `--network container:X` shares X's hosts file, as Docker's.
+    let joined = spec
+        .net
+        .join_id()
+        .filter(|_| !sys.is_dry_run())
+        .and_then(|x| std::fs::read_to_string(root.join("containers").join(x).join("hosts")).ok());
     write(
         "hosts",
-        crate::network::hosts::text(spec, endpoint.map(|e| e.addr), gateway, &links, &peers),
+        joined.unwrap_or_else(|| {
+            crate::network::hosts::text(spec, endpoint.map(|e| e.addr), gateway, &links, &peers)
+        }),
     )?;
     // Like Docker: the host's resolver config, minus loopback servers that would not be
     // reachable from a network namespace of its own. A dry run reads nothing of the host.
@@ -141,7 +149,7 @@ fn write_etc_files(
     } else {
         std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
     };
-    let own_netns = spec.namespaces.net;
+    let own_netns = spec.namespaces.net || spec.net.join.is_some();
     let kind = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
     let net = &spec.net;
     let mut resolv: String = host
@@ -389,7 +397,32 @@ pub fn start(
     } else {
         None
     };
+    // `--network container:X`: X's network namespace, opened through its process now (the
+    // child joins it; the engine closes its copy once the child is cloned).
+    let join_netns = match spec.net.join_id() {
+        Some(target) if !dry => {
+            let pid = match containers.find(target).map(|c| c.status) {
+                Ok(crate::container::Status::Running { pid, .. }) => pid,
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "cannot join network namespace of a non running container: {target}"
+                    )))
+                }
+            };
+            let fd = match sys.perform(Call::Open {
+                path: format!("/proc/{pid}/ns/net").into(),
+                flags: libc::O_RDONLY | libc::O_CLOEXEC,
+                mode: 0,
+            })? {
+                Ret::Fd(fd) => fd,
+                other => other.value() as i32,
+            };
+            Some((fd, pid))
+        }
+        _ => None,
+    };
     let setup = child::Setup {
+        join_netns,
         spec,
         overlay_data,
         extra_mounts,
@@ -415,6 +448,12 @@ pub fn start(
         child::main(sys, &setup, child_end);
     }
     drop(child_end);
+    if let Some((fd, pid)) = join_netns {
+        sys.run(Call::Close {
+            fd,
+            object: format!("/proc/{pid}/ns/net"),
+        })?;
+    }
     let mut hub = opts.hub;
     if let Some((r, w)) = stdin_pipe {
         // The read end is the container's alone, or it would never see the end of input.
