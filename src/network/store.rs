@@ -384,6 +384,62 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_networks_take_dockers_pools_in_order_and_a_half_made_one_is_swept() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let none = Default::default;
+        let a = create(r, "a", None, None, Subnet::DEFAULT, none()).unwrap();
+        assert_eq!(a.subnet, "172.18.0.0/16");
+        assert_eq!(a.bridge, format!("br-{}", &a.id[..12]));
+        let b = create(r, "b", None, None, Subnet::DEFAULT, none()).unwrap();
+        assert_eq!(b.subnet, "172.19.0.0/16");
+        let err = create(r, "a", None, None, Subnet::DEFAULT, none()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("network with name a already exists"),
+            "{err}"
+        );
+        let err = create(
+            r,
+            "c",
+            Some("172.18.4.0/24".parse().unwrap()),
+            None,
+            Subnet::DEFAULT,
+            none(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("overlaps a's"), "{err}");
+        for bad in ["-x", "a b", "", "x/y"] {
+            assert!(
+                create(r, bad, None, None, Subnet::DEFAULT, none()).is_err(),
+                "{bad}"
+            );
+        }
+        // A create killed before network.json: its directory is swept by the next create.
+        std::fs::create_dir_all(dir(r, "half")).unwrap();
+        assert_eq!(list(r).unwrap().len(), 2);
+        create(r, "d", None, None, Subnet::DEFAULT, none()).unwrap();
+        assert!(!dir(r, "half").exists());
+        // rm: by name or id prefix; predefined names refused.
+        assert_eq!(remove(r, &b.id[..6]).unwrap().name, "b");
+        assert!(remove(r, "bridge")
+            .unwrap_err()
+            .to_string()
+            .contains("pre-defined"));
+        assert!(remove(r, "b")
+            .unwrap_err()
+            .to_string()
+            .contains("not found"));
+        // The freed pool is the next one taken.
+        assert_eq!(
+            create(r, "e", None, None, Subnet::DEFAULT, none())
+                .unwrap()
+                .subnet,
+            "172.19.0.0/16"
+        );
+    }
+
+    #[test]
     fn the_mac_is_made_of_the_address() {
         assert_eq!(
             mac_string(Ipv4Addr::new(172, 17, 0, 2)),
