@@ -155,6 +155,9 @@ pub struct NetConfig {
     /// network namespace this one joins (no CLONE_NEWNET; the child `setns`es into it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join: Option<String>,
+    /// `--mac-address` (lowercase `aa:bb:cc:dd:ee:ff`; `None`: `02:42:` + the address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 impl NetConfig {

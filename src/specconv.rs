@@ -45,6 +45,8 @@ pub struct NetRequest {
     pub links: Vec<(String, String, String)>,
     /// `--network container:X` resolved by the caller: X's full id and its hostname.
     pub join: Option<(String, String)>,
+    /// `--mac-address`.
+    pub mac: Option<String>,
 }
 
 /// What `specconv` reads of a `run` request: the flags as plain values, so the engine never
@@ -1064,6 +1066,11 @@ pub fn build(
             "conflicting options: dns and the network mode (--network container:... shares the other container's /etc files)".into(),
         ));
     }
+    if args.net.mac.is_some() && network != NetworkMode::Bridge {
+        return Err(Error::Usage(
+            "conflicting options: mac-address and the network mode (a MAC address needs a bridge network)".into(),
+        ));
+    }
     let net = net_config(&args.net, user_network)?;
     if !uts && args.hostname.is_some() {
         return Err(Error::Usage(
@@ -1288,6 +1295,27 @@ fn net_config(r: &NetRequest, network: Option<String>) -> Result<crate::spec::Ne
         }
         add_hosts.push((name.to_string(), addr.to_string()));
     }
+    let mac = match &r.mac {
+        None => None,
+        Some(m) => {
+            let bytes: Vec<u8> = m
+                .split(':')
+                .map(|b| u8::from_str_radix(b, 16).ok().filter(|_| b.len() == 2))
+                .collect::<Option<_>>()
+                .filter(|v: &Vec<u8>| v.len() == 6)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "invalid argument {m:?} for \"--mac-address\" flag: {m} is not a valid mac address (write six hex pairs, such as 02:42:ac:11:00:99)"
+                    ))
+                })?;
+            if bytes[0] & 1 == 1 {
+                return Err(Error::Usage(format!(
+                    "invalid argument {m:?} for \"--mac-address\" flag: {m} is a multicast address: a container's must be unicast (first byte even)"
+                )));
+            }
+            Some(m.to_ascii_lowercase())
+        }
+    };
     for d in &r.dns {
         if d.parse::<std::net::IpAddr>().is_err() {
             return Err(Error::Usage(format!(
@@ -1305,6 +1333,7 @@ fn net_config(r: &NetRequest, network: Option<String>) -> Result<crate::spec::Ne
         dns_options: r.dns_options.clone(),
         links: r.links.clone(),
         join: r.join.as_ref().map(|(id, _)| format!("container:{id}")),
+        mac,
     })
 }
 

@@ -539,6 +539,65 @@ fn network_container_joins_the_other_containers_interfaces_for_run_and_exec() {
     ns.dockling(&lab, &["rm", "-f", "db"]).expect_code(0);
 }
 
+#[test]
+fn mac_address_is_eth0s_and_refused_without_a_bridge_network() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "classnet",
+            "--mac-address",
+            "02:42:0A:0B:0C:0D",
+            "busybox",
+            "ip",
+            "link",
+            "show",
+            "eth0",
+        ],
+    );
+    o.expect_code(0);
+    assert!(
+        o.stdout.contains("link/ether 02:42:0a:0b:0c:0d"),
+        "{}",
+        o.stdout
+    );
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--mac-address",
+            "02:42:0a:0b:0c:0d",
+            "busybox",
+            "true",
+        ],
+    );
+    o.expect_code(125);
+    assert!(
+        o.stderr
+            .contains("conflicting options: mac-address and the network mode"),
+        "{}",
+        o.stderr
+    );
+    let o = ns.dockling(
+        &lab,
+        &["run", "--rm", "--mac-address", "zz", "busybox", "true"],
+    );
+    o.expect_code(125);
+    assert!(
+        o.stderr.contains("is not a valid mac address"),
+        "{}",
+        o.stderr
+    );
+}
+
 fn regex_replace(s: &str, re: &str, with: &str) -> String {
     regex::Regex::new(re)
         .unwrap()

@@ -163,6 +163,9 @@ pub struct NetFlags {
     /// Add link to another container (name[:alias])
     #[arg(long, value_name = "list")]
     pub link: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address", value_name = "string")]
+    pub mac_address: Option<String>,
 }
 
 /// `dockling network`.

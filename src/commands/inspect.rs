@@ -269,7 +269,7 @@ fn network_settings(
             net.gateway.to_string(),
             addr.to_string(),
             net.subnet().map(|s| s.prefix).unwrap_or(0),
-            crate::network::store::mac_string(*addr),
+            crate::network::store::mac_text(crate::network::store::mac_of(s, *addr)),
         ),
         None => Default::default(),
     };

@@ -105,7 +105,7 @@ fn inspect_json(ctx: &Context, r: &Row) -> serde_json::Value {
                     serde_json::json!({
                         "Name": c.spec.name,
                         "EndpointID": endpoint_id(&n.id, &id),
-                        "MacAddress": store::mac_string(addr),
+                        "MacAddress": store::mac_text(store::mac_of(&c.spec, addr)),
                         "IPv4Address": format!("{addr}/{prefix}"),
                         "IPv6Address": "",
                     }),

@@ -41,6 +41,7 @@ impl From<&RunArgs> for Request {
                 dns_options: a.net.dns_option.clone(),
                 links: vec![],
                 join: None,
+                mac: a.net.mac_address.clone(),
             },
             cgroupns: a.cgroupns.clone(),
             privileged: a.privileged,

@@ -77,7 +77,7 @@ pub fn attach(
         id,
         netns,
         pid,
-        (addr, subnet),
+        (addr, subnet, super::store::mac(addr)),
         subnet.gateway(),
     )
 }
@@ -92,18 +92,12 @@ pub fn attach_via(
     id: &str,
     netns: BorrowedFd<'_>,
     pid: i32,
-    (addr, subnet): (Ipv4Addr, Subnet),
+    (addr, subnet, mac): (Ipv4Addr, Subnet, [u8; 6]),
     gateway: Ipv4Addr,
 ) -> Result<String, NetError> {
     let host = veth_name(id);
     let nl = Netlink::open(sys)?;
-    nl.create_veth(
-        &host,
-        "eth0",
-        Some(super::store::mac(addr)),
-        netns,
-        &pid.to_string(),
-    )?;
+    nl.create_veth(&host, "eth0", Some(mac), netns, &pid.to_string())?;
     let done = (|| {
         nl.set_master(&host, bridge, bridge_index)?;
         nl.link_up(&host)?;

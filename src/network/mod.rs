@@ -28,6 +28,8 @@ pub struct Endpoint {
     pub network: String,
     /// The containers' default route: the bridge's address.
     pub gateway: std::net::Ipv4Addr,
+    /// eth0's MAC address (`--mac-address`, else `02:42:` + the address).
+    pub mac: [u8; 6],
 }
 
 impl Endpoint {
@@ -40,6 +42,7 @@ impl Endpoint {
             addr: std::net::Ipv4Addr::from(u32::from(subnet.network) + 2),
             network: store::DEFAULT_NETWORK.into(),
             gateway: subnet.gateway(),
+            mac: store::mac(std::net::Ipv4Addr::from(u32::from(subnet.network) + 2)),
         }
     }
 
@@ -62,6 +65,7 @@ impl Endpoint {
             addr,
             network: net.name.clone(),
             gateway: net.gateway,
+            mac: store::mac_of(spec, addr),
         })
     }
 
@@ -79,6 +83,7 @@ impl Endpoint {
             addr,
             network: net.name.clone(),
             gateway: net.gateway,
+            mac: store::mac(addr),
         })
     }
 }

@@ -370,6 +370,26 @@ pub fn mac(addr: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// The MAC address of the container of `spec` at `addr`: its `--mac-address`, else [`mac`].
+pub fn mac_of(spec: &crate::spec::RunSpec, addr: Ipv4Addr) -> [u8; 6] {
+    let parsed = spec.net.mac.as_deref().and_then(|m| {
+        let v: Vec<u8> = m
+            .split(':')
+            .filter_map(|b| u8::from_str_radix(b, 16).ok())
+            .collect();
+        <[u8; 6]>::try_from(v).ok()
+    });
+    parsed.unwrap_or_else(|| mac(addr))
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac_text(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// [`mac`] as `02:42:ac:11:00:02`.
 pub fn mac_string(addr: Ipv4Addr) -> String {
     mac(addr)

@@ -643,7 +643,7 @@ fn plug(
         &spec.id,
         netns,
         pid,
-        (e.addr, e.subnet),
+        (e.addr, e.subnet, e.mac),
         e.gateway,
     );
     let closed = sys.run(Call::Close {
