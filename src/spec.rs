@@ -158,6 +158,25 @@ pub struct NetConfig {
     /// `--mac-address` (lowercase `aa:bb:cc:dd:ee:ff`; `None`: `02:42:` + the address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// Networks added by `network connect`, each an interface `eth1`, `eth2`… (plugged again
+    /// at every start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<Attachment>,
+}
+
+/// One network a container was connected to with `network connect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The network's name.
+    pub network: String,
+    /// `--ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--alias`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// The interface inside (`eth1`…) and the number in its host end's name.
+    pub index: usize,
 }
 
 impl NetConfig {

@@ -1334,6 +1334,7 @@ fn net_config(r: &NetRequest, network: Option<String>) -> Result<crate::spec::Ne
         links: r.links.clone(),
         join: r.join.as_ref().map(|(id, _)| format!("container:{id}")),
         mac,
+        extra: vec![],
     })
 }
 

@@ -598,6 +598,113 @@ fn mac_address_is_eth0s_and_refused_without_a_bridge_network() {
     );
 }
 
+#[test]
+fn connect_adds_eth1_with_names_kept_across_restart_and_disconnect_takes_it_away() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    ns.dockling(
+        &lab,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "db",
+            "--network",
+            "classnet",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    )
+    .expect_code(0);
+    ns.dockling(
+        &lab,
+        &["run", "-d", "--name", "app", "busybox", "sleep", "100"],
+    )
+    .expect_code(0);
+    let ping = |from: &str, to: &str| ns.dockling(&lab, &["exec", from, "ping", "-c1", "-W1", to]);
+    let o = ping("app", "db");
+    assert_ne!(o.code, 0, "app reaches db before connect: {}", o.stdout);
+
+    let o = ns.dockling(
+        &lab,
+        &[
+            "network",
+            "connect",
+            "--alias",
+            "application",
+            "--ip",
+            "172.18.0.50",
+            "classnet",
+            "app",
+        ],
+    );
+    o.expect_code(0);
+    assert_eq!(o.stdout, "");
+    let o = ns.dockling(
+        &lab,
+        &["exec", "app", "ip", "-o", "-4", "addr", "show", "eth1"],
+    );
+    o.expect_code(0);
+    assert!(o.stdout.contains("inet 172.18.0.50/16"), "{}", o.stdout);
+    let o = ping("app", "db");
+    o.expect_code(0);
+    let o = ping("db", "application");
+    o.expect_code(0);
+    assert!(
+        o.stdout.contains("PING application (172.18.0.50)"),
+        "{}",
+        o.stdout
+    );
+    let o = ns.dockling(&lab, &["inspect", "-f", "{{.NetworkSettings.Networks.classnet.IPAddress}} {{json .NetworkSettings.Networks.classnet.Aliases}}", "app"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout.trim(), r#"172.18.0.50 ["application"]"#);
+    let o = ns.dockling(&lab, &["network", "connect", "classnet", "app"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("endpoint with name app already exists in network classnet"),
+        "{}",
+        o.stderr
+    );
+
+    // Recorded: a restart plugs eth1 again, with the same address.
+    ns.dockling(&lab, &["restart", "-t", "0", "app"])
+        .expect_code(0);
+    let o = ns.dockling(
+        &lab,
+        &["exec", "app", "ip", "-o", "-4", "addr", "show", "eth1"],
+    );
+    o.expect_code(0);
+    assert!(o.stdout.contains("inet 172.18.0.50/16"), "{}", o.stdout);
+
+    let o = ns.dockling(&lab, &["network", "disconnect", "classnet", "app"]);
+    o.expect_code(0);
+    let o = ns.dockling(&lab, &["exec", "app", "ip", "link", "show", "eth1"]);
+    assert_ne!(o.code, 0, "eth1 is still there: {}", o.stdout);
+    let o = ns.dockling(&lab, &["exec", "db", "cat", "/etc/hosts"]);
+    o.expect_code(0);
+    assert!(!o.stdout.contains("application"), "{}", o.stdout);
+    let o = ns.dockling(&lab, &["network", "disconnect", "classnet", "app"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr.contains("is not connected to network classnet"),
+        "{}",
+        o.stderr
+    );
+    ns.dockling(&lab, &["network", "disconnect", "-f", "classnet", "app"])
+        .expect_code(0);
+    ns.dockling(&lab, &["rm", "-f", "db", "app"]).expect_code(0);
+    ns.dockling(&lab, &["network", "rm", "classnet"])
+        .expect_code(0);
+    assert!(
+        !ns.links().iter().any(|l| l.starts_with("vx")),
+        "{:?}",
+        ns.links()
+    );
+}
+
 fn regex_replace(s: &str, re: &str, with: &str) -> String {
     regex::Regex::new(re)
         .unwrap()

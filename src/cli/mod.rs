@@ -231,6 +231,29 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         networks: Vec<String>,
     },
+    /// Connect a running container to a network (one more interface, eth1…)
+    Connect {
+        /// IPv4 address (e.g., 172.30.100.104)
+        #[arg(long, value_name = "string")]
+        ip: Option<String>,
+        /// Add network-scoped alias for the container
+        #[arg(long = "alias", value_name = "strings")]
+        aliases: Vec<String>,
+        /// The network
+        network: String,
+        /// The container
+        container: String,
+    },
+    /// Disconnect a container from a network it was connected to
+    Disconnect {
+        /// Force the container to disconnect from a network
+        #[arg(short, long)]
+        force: bool,
+        /// The network
+        network: String,
+        /// The container
+        container: String,
+    },
     /// Remove all unused networks
     Prune {
         /// Do not prompt for confirmation

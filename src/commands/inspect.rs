@@ -308,6 +308,36 @@ fn network_settings(
     })
 }
 
+/// The networks `network connect` added, each its own entry of `NetworkSettings.Networks`
+/// (while the container runs, as the first).
+fn extra_networks(ctx: &Context, c: &crate::container::Container, v: &mut Value) {
+    let running = matches!(c.status, crate::container::Status::Running { .. });
+    for att in &c.spec.net.extra {
+        let lease = crate::network::store::leased_on(&ctx.root, &att.network, &c.spec.id)
+            .filter(|_| running);
+        let (id, gateway, ip, prefix, mac, endpoint) = match &lease {
+            Some((n, a)) => (
+                n.id.clone(),
+                n.gateway.to_string(),
+                a.to_string(),
+                n.subnet().map(|s| s.prefix).unwrap_or(0),
+                crate::network::store::mac_string(*a),
+                crate::commands::network::endpoint_id(&n.id, &c.spec.id),
+            ),
+            None => Default::default(),
+        };
+        let mut dns = vec![c.spec.name.clone(), c.spec.id[..12].to_string()];
+        dns.extend(att.aliases.iter().cloned());
+        v["NetworkSettings"]["Networks"][&att.network] = json!({
+            "IPAMConfig": att.ip.map(|a| json!({"IPv4Address": a.to_string()})),
+            "Links": null, "Aliases": att.aliases, "MacAddress": mac, "DriverOpts": null,
+            "NetworkID": id, "EndpointID": endpoint, "Gateway": gateway, "IPAddress": ip,
+            "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DNSNames": dns,
+        });
+    }
+}
+
 /// `dockling inspect`.
 pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
     let containers = Containers::open(&ctx.root)?;
@@ -322,7 +352,10 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
             containers.find(name).ok().map(|c| {
                 let lease =
                     crate::network::store::leased_on(&ctx.root, c.spec.network_name(), &c.spec.id);
-                container_json(&c, crate::commands::lifecycle::is_paused(ctx, &c), lease)
+                let mut v =
+                    container_json(&c, crate::commands::lifecycle::is_paused(ctx, &c), lease);
+                extra_networks(ctx, &c, &mut v);
+                v
             })
         } else {
             None

@@ -350,6 +350,25 @@ pub fn run(ctx: &Context, args: &NetworkArgs) -> Result<i32> {
             }
             Ok(code)
         }
+        NetworkCommand::Connect {
+            ip,
+            aliases,
+            network,
+            container,
+        } => match connect(ctx, network, container, ip.as_deref(), aliases) {
+            Ok(()) => Ok(0),
+            Err(e @ (Error::Network(_) | Error::Usage(_) | Error::Container(_))) => refused(e),
+            Err(e) => Err(e),
+        },
+        NetworkCommand::Disconnect {
+            force,
+            network,
+            container,
+        } => match disconnect(ctx, network, container, *force) {
+            Ok(()) => Ok(0),
+            Err(e @ (Error::Network(_) | Error::Usage(_) | Error::Container(_))) => refused(e),
+            Err(e) => Err(e),
+        },
         NetworkCommand::Prune { force } => {
             if !force {
                 use std::io::Write;
@@ -386,4 +405,127 @@ pub fn run(ctx: &Context, args: &NetworkArgs) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `network connect NET CONTAINER`: one more interface in a running container.
+fn connect(
+    ctx: &Context,
+    network: &str,
+    container: &str,
+    ip: Option<&str>,
+    aliases: &[String],
+) -> Result<()> {
+    use crate::sys::{linux::Linux, Sys};
+    let containers = Containers::open(&ctx.root)?;
+    crate::commands::rm::reap(ctx, &containers);
+    let net = if network == DEFAULT_NETWORK {
+        store::default_network(&ctx.root, ctx.config.default_subnet()?)?
+    } else {
+        store::find(&ctx.root, network)?
+    };
+    let ip = match ip {
+        Some(s) => {
+            if net.name == DEFAULT_NETWORK {
+                return Err(Error::Usage(
+                    "user specified IP address is supported on user defined networks only".into(),
+                ));
+            }
+            Some(s.parse::<Ipv4Addr>().map_err(|_| {
+                Error::Usage(format!("invalid IPv4 address: {s}: write it as a.b.c.d"))
+            })?)
+        }
+        None => None,
+    };
+    let _names = containers.lock()?;
+    let c = containers.find(container)?;
+    let crate::container::Status::Running { pid, .. } = c.status else {
+        return Err(Error::Usage(format!(
+            "container {} is not running: dockling connects running containers only (start it first)",
+            c.spec.name
+        )));
+    };
+    if c.spec.network != crate::spec::NetworkMode::Bridge {
+        return Err(Error::Usage(format!(
+            "container cannot be connected to network {} with network mode {}: only containers on a bridge network can be",
+            net.name,
+            c.spec.network_name()
+        )));
+    }
+    if c.spec.network_name() == net.name || c.spec.net.extra.iter().any(|x| x.network == net.name) {
+        return Err(Error::Usage(format!(
+            "endpoint with name {} already exists in network {}",
+            c.spec.name, net.name
+        )));
+    }
+    let index = c.spec.net.extra.iter().map(|x| x.index).max().unwrap_or(0) + 1;
+    let att = crate::spec::Attachment {
+        network: net.name.clone(),
+        ip,
+        aliases: aliases.to_vec(),
+        index,
+    };
+    let sys = Sys::new(Box::new(Linux), crate::trace::Tracer::off());
+    let plugged = crate::network::connect::plug_extra(
+        &sys,
+        &ctx.root,
+        ctx.config.default_subnet()?,
+        &c.spec,
+        &att,
+        pid,
+    );
+    if let Err(e) = plugged {
+        let _ = crate::network::ipam::release(&store::dir(&ctx.root, &net.name), &c.spec.id);
+        return Err(e);
+    }
+    containers.update(&c.spec.id, |c| c.spec.net.extra.push(att))?;
+    crate::network::hosts::refresh(&ctx.root, &net.name, None, None)?;
+    crate::network::hosts::rewrite_one(&ctx.root, &c.spec.id)?;
+    Ok(())
+}
+
+/// `network disconnect NET CONTAINER`: the interface `connect` added, gone; its address
+/// given back; the names on the network updated.
+fn disconnect(ctx: &Context, network: &str, container: &str, force: bool) -> Result<()> {
+    use crate::sys::{linux::Linux, Sys};
+    let containers = Containers::open(&ctx.root)?;
+    crate::commands::rm::reap(ctx, &containers);
+    let net = store::find(&ctx.root, network)?;
+    let _names = containers.lock()?;
+    let c = containers.find(container)?;
+    let Some(att) = c
+        .spec
+        .net
+        .extra
+        .iter()
+        .find(|x| x.network == net.name)
+        .cloned()
+    else {
+        if c.spec.network_name() == net.name {
+            return Err(Error::Usage(format!(
+                "container {} was started on network {}: dockling disconnects only networks added with network connect",
+                c.spec.name, net.name
+            )));
+        }
+        if force {
+            return Ok(());
+        }
+        return Err(Error::Usage(format!(
+            "container {} is not connected to network {}",
+            c.spec.id, net.name
+        )));
+    };
+    let sys = Sys::new(Box::new(Linux), crate::trace::Tracer::off());
+    crate::network::bridge::delete(
+        &sys,
+        &crate::network::bridge::extra_veth_name(&c.spec.id, att.index),
+    )?;
+    containers.update(&c.spec.id, |c| {
+        c.spec.net.extra.retain(|x| x.network != att.network)
+    })?;
+    crate::network::ipam::release(&store::dir(&ctx.root, &net.name), &c.spec.id)?;
+    crate::network::hosts::refresh(&ctx.root, &net.name, None, None)?;
+    if matches!(c.status, crate::container::Status::Running { .. }) {
+        crate::network::hosts::rewrite_one(&ctx.root, &c.spec.id)?;
+    }
+    Ok(())
 }

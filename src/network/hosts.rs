@@ -73,7 +73,8 @@ fn running(c: &crate::container::Container) -> bool {
 
 fn names(spec: &RunSpec) -> Vec<String> {
     let mut n = vec![spec.name.clone(), spec.id[..12].to_string()];
-    for a in &spec.net.aliases {
+    let extra = spec.net.extra.iter().flat_map(|x| x.aliases.iter());
+    for a in spec.net.aliases.iter().chain(extra) {
         if !n.contains(a) {
             n.push(a.clone());
         }
@@ -101,6 +102,44 @@ pub fn peers(root: &Path, network: &str, except: &str, with: Option<&str>) -> Ve
         .collect()
 }
 
+/// The user networks container `spec` is on: its `--network` one and those of
+/// `network connect`.
+pub fn user_networks(spec: &RunSpec) -> Vec<String> {
+    let mut n: Vec<String> = spec.net.network.iter().cloned().collect();
+    n.extend(spec.net.extra.iter().map(|x| x.network.clone()));
+    n
+}
+
+/// The running containers of every user network of `spec`, one line per address.
+pub fn peers_all(root: &Path, spec: &RunSpec, with: Option<&str>) -> Vec<Peer> {
+    let mut out: Vec<Peer> = vec![];
+    for n in user_networks(spec) {
+        for p in peers(root, &n, &spec.id, with) {
+            if !out.iter().any(|o| o.addr == p.addr) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Rewrite in place the hosts file of container `id` (a running one), from the store.
+pub fn rewrite_one(root: &Path, id: &str) -> Result<()> {
+    let containers = Containers::at(root);
+    let Ok(c) = containers.find(id) else {
+        return Ok(());
+    };
+    let own = super::store::leased_on(root, c.spec.network_name(), id);
+    let gateway = own
+        .as_ref()
+        .map(|(n, _)| n.gateway)
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let others = peers_all(root, &c.spec, None);
+    let links = link_peers(root, &c.spec);
+    let t = text(&c.spec, own.map(|(_, a)| a), gateway, &links, &others);
+    rewrite_in_place(&c.spec.bundle, &t)
+}
+
 /// Rewrite in place the hosts file of every running container of user network `network`
 /// (and of `with`, starting now; never of `gone`, stopping now).
 pub fn refresh(root: &Path, network: &str, with: Option<&str>, gone: Option<&str>) -> Result<()> {
@@ -126,7 +165,11 @@ pub fn refresh(root: &Path, network: &str, with: Option<&str>, gone: Option<&str
         if !(Some(id.as_str()) == with || running(&c)) {
             continue;
         }
-        let others: Vec<Peer> = peers(root, network, &id, with)
+        // Its own line is its address on its first network (this one's if that is it).
+        let addr = super::store::leased_on(root, c.spec.network_name(), &id)
+            .map(|(_, a)| a)
+            .unwrap_or(addr);
+        let others: Vec<Peer> = peers_all(root, &c.spec, with)
             .into_iter()
             .filter(|p| Some(p.names[1].as_str()) != gone.map(|g| &g[..12]))
             .collect();

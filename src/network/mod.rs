@@ -4,6 +4,7 @@
 //! (the userland proxy process that carries their traffic to the container).
 
 pub mod bridge;
+pub mod connect;
 pub mod hosts;
 pub mod ipam;
 pub mod netlink;

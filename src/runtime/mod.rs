@@ -114,9 +114,9 @@ fn write_etc_files(
     let (peers, links) = if sys.is_dry_run() {
         (vec![], vec![])
     } else {
-        let peers = match (&spec.net.network, endpoint) {
-            (Some(n), Some(_)) => crate::network::hosts::peers(root, n, &spec.id, None),
-            _ => vec![],
+        let peers = match endpoint {
+            Some(_) => crate::network::hosts::peers_all(root, spec, None),
+            None => vec![],
         };
         (peers, crate::network::hosts::link_peers(root, spec))
     };
@@ -522,8 +522,10 @@ pub fn start(
         }
     };
     // Its name leaves the other containers of its user network.
-    if let Some(e) = endpoint.as_ref().filter(|e| !dry && e.network != "bridge") {
-        refresh_names(spec, &e.network, None, Some(&spec.id));
+    if endpoint.is_some() && !dry {
+        for n in crate::network::hosts::user_networks(spec) {
+            refresh_names(spec, &n, None, Some(&spec.id));
+        }
     }
     sys.step(StepId::Cleanup)?;
     io::restore_signals(sys, old_mask);
@@ -686,9 +688,29 @@ fn supervise(
         sys.step(StepId::NetworkVeth)?;
         plug(sys, spec, e, index, pid)?;
         *veth = Some(spec.id.clone());
-        // The other containers of a user network learn its name (design §5).
-        if !sys.is_dry_run() && e.network != crate::network::store::DEFAULT_NETWORK {
-            refresh_names(spec, &e.network, Some(&spec.id), None);
+        // The networks `network connect` added, plugged again (eth1…).
+        if !sys.is_dry_run() {
+            let root = spec
+                .bundle
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("/"));
+            for att in &spec.net.extra {
+                crate::network::connect::plug_extra(
+                    sys,
+                    root,
+                    crate::network::ipam::Subnet::DEFAULT,
+                    spec,
+                    att,
+                    pid,
+                )?;
+            }
+        }
+        // The other containers of its user networks learn its name (design §5).
+        if !sys.is_dry_run() {
+            for n in crate::network::hosts::user_networks(spec) {
+                refresh_names(spec, &n, Some(&spec.id), None);
+            }
         }
     }
     if sys.is_dry_run() {
