@@ -124,6 +124,70 @@ impl NetworkMode {
     }
 }
 
+/// A container's network settings besides its mode (all empty by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetConfig {
+    /// `--network NAME`: a user network (`None`: the default network `bridge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `--ip`: the address asked for (user networks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--network-alias`: more names for it on its (user) network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// `--add-host NAME:IP`: extra /etc/hosts lines (`host-gateway` resolved already).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_hosts: Vec<(String, String)>,
+    /// `--dns`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// `--link NAME[:ALIAS]` resolved at create: (the container's id, its name, the alias).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(String, String, String)>,
+    /// `--network container:<name|id>`: `container:` and the full id of the container whose
+    /// network namespace this one joins (no CLONE_NEWNET; the child `setns`es into it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<String>,
+    /// `--mac-address` (lowercase `aa:bb:cc:dd:ee:ff`; `None`: `02:42:` + the address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Networks added by `network connect`, each an interface `eth1`, `eth2`… (plugged again
+    /// at every start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<Attachment>,
+}
+
+/// One network a container was connected to with `network connect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The network's name.
+    pub network: String,
+    /// `--ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--alias`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// The interface inside (`eth1`…) and the number in its host end's name.
+    pub index: usize,
+}
+
+impl NetConfig {
+    /// The id of the container whose network namespace is joined.
+    pub fn join_id(&self) -> Option<&str> {
+        self.join
+            .as_deref()
+            .and_then(|j| j.strip_prefix("container:"))
+    }
+}
+
 /// Which namespaces the container gets (true = its own, false = the host's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespaces {
@@ -283,6 +347,10 @@ pub struct RunSpec {
     pub namespaces: Namespaces,
     /// Network mode.
     pub network: NetworkMode,
+    /// With [`NetworkMode::Bridge`]: which network, the address asked for, aliases, and the
+    /// names and resolver settings of the container's /etc files.
+    #[serde(default)]
+    pub net: NetConfig,
     /// Layer mode.
     pub layers_mode: LayersMode,
     /// Root switching mode.
@@ -384,6 +452,16 @@ impl std::fmt::Display for RestartPolicy {
 }
 
 impl RunSpec {
+    /// The network's name Docker shows (`HostConfig.NetworkMode`, `ps`'s NETWORKS): a user
+    /// network's, else the mode's.
+    pub fn network_name(&self) -> &str {
+        self.net
+            .network
+            .as_deref()
+            .or(self.net.join.as_deref())
+            .unwrap_or(self.network.as_str())
+    }
+
     /// Where the merged (or copied) root filesystem is mounted.
     pub fn rootfs(&self) -> PathBuf {
         self.bundle.join("rootfs")

@@ -26,6 +26,29 @@ pub struct ImageInput<'a> {
     pub layers: Vec<PathBuf>,
 }
 
+/// The network flags of a `run` request besides `--network`.
+#[derive(Debug, Clone, Default)]
+pub struct NetRequest {
+    /// `--ip`.
+    pub ip: Option<String>,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub add_hosts: Vec<String>,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `--link NAME[:ALIAS]` (resolved by the caller, which knows the containers).
+    pub links: Vec<(String, String, String)>,
+    /// `--network container:X` resolved by the caller: X's full id and its hostname.
+    pub join: Option<(String, String)>,
+    /// `--mac-address`.
+    pub mac: Option<String>,
+}
+
 /// What `specconv` reads of a `run` request: the flags as plain values, so the engine never
 /// knows the command line (`commands::run` builds it from `cli::RunArgs`). The config file's
 /// defaults come separately, as the [`Config`] given to [`build`].
@@ -63,8 +86,11 @@ pub struct Request {
     pub uts: Option<String>,
     /// `--ipc`: `private` or `host`.
     pub ipc: Option<String>,
-    /// `--network`: `none` or `host` (else the config file's, else `none`).
+    /// `--network`: `none`, `host`, `bridge` or a user network (else the config file's,
+    /// else `bridge`).
     pub network: Option<String>,
+    /// `--ip`, `--network-alias`, `--add-host`, `--dns*`, `--link`.
+    pub net: NetRequest,
     /// `--cgroupns`: `private` or `host`.
     pub cgroupns: Option<String>,
     /// `--privileged`.
@@ -993,7 +1019,12 @@ pub fn build(
     let uts = own_or_host("uts", args.uts.as_deref(), "private")?;
     let ipc = own_or_host("ipc", args.ipc.as_deref(), "private")?;
     let cgroupns = own_or_host("cgroupns", args.cgroupns.as_deref(), "private")?;
-    let network = match args.network.as_deref().or(config.network.as_deref()).unwrap_or("bridge") {
+    let network = match args
+        .network
+        .as_deref()
+        .or(config.network.as_deref())
+        .unwrap_or("bridge")
+    {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
         "bridge" | "default" => {
@@ -1001,21 +1032,61 @@ pub fn build(
             config.default_subnet()?;
             NetworkMode::Bridge
         }
+        other if other.starts_with("container:") => match &args.net.join {
+            // No network namespace of its own (as host): the other container's, joined.
+            Some(_) => NetworkMode::Host,
+            None => {
+                return Err(Error::Usage(format!(
+                    "--network {other}: no such container"
+                )))
+            }
+        },
         other => {
-            return Err(Error::Usage(format!(
-                "network {other} not found: dockling knows only the networks none, host and bridge for now"
-            )))
+            let root = bundle
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("/"));
+            match crate::network::store::read(root, other) {
+                Ok(Some(_)) => NetworkMode::Bridge,
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "network {other} not found: create it first (dockling network create {other}) or see dockling network ls"
+                    )))
+                }
+            }
         }
     };
+    let user_network = match args.network.as_deref().or(config.network.as_deref()) {
+        Some(n) if n.starts_with("container:") => None,
+        Some(n) if !matches!(n, "none" | "host" | "bridge" | "default") => Some(n.to_string()),
+        _ => None,
+    };
+    if args.net.join.is_some() && (!args.net.dns.is_empty() || !args.net.add_hosts.is_empty()) {
+        return Err(Error::Usage(
+            "conflicting options: dns and the network mode (--network container:... shares the other container's /etc files)".into(),
+        ));
+    }
+    if args.net.mac.is_some() && network != NetworkMode::Bridge {
+        return Err(Error::Usage(
+            "conflicting options: mac-address and the network mode (a MAC address needs a bridge network)".into(),
+        ));
+    }
+    let net = net_config(&args.net, user_network)?;
     if !uts && args.hostname.is_some() {
         return Err(Error::Usage(
             "conflicting options: --hostname and --uts host (the host's name is shared)".into(),
         ));
     }
-    let hostname = match (&args.hostname, uts) {
-        (Some(h), _) => h.clone(),
-        (None, true) => id[..12].to_string(),
-        (None, false) => nix::unistd::gethostname()
+    if args.net.join.is_some() && args.hostname.is_some() {
+        return Err(Error::Usage(
+            "conflicting options: hostname and the network mode (--network container:... has the other container's name)".into(),
+        ));
+    }
+    let hostname = match (&args.hostname, uts, &args.net.join) {
+        (Some(h), _, _) => h.clone(),
+        (None, true, Some((_, h))) => h.clone(),
+        (None, true, _) => id[..12].to_string(),
+        (None, false, _) => nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
@@ -1170,6 +1241,7 @@ pub fn build(
             cgroup: cgroupns,
         },
         network,
+        net,
         layers_mode: args.layers.or(config.layers).unwrap_or_default(),
         rootfs_mode: args.rootfs.or(config.rootfs).unwrap_or_default(),
         cgroup: cgroups_on.then_some(limits),
@@ -1181,6 +1253,88 @@ pub fn build(
         log_opts: args.log_opts.clone(),
         init: args.init,
         bundle: bundle.to_path_buf(),
+    })
+}
+
+/// The network settings of a container, checked as Docker checks them.
+fn net_config(r: &NetRequest, network: Option<String>) -> Result<crate::spec::NetConfig> {
+    let ip = match &r.ip {
+        None => None,
+        Some(s) => {
+            let a: std::net::Ipv4Addr = s.parse().map_err(|_| {
+                Error::Usage(format!("invalid IPv4 address: {s}: write it as a.b.c.d"))
+            })?;
+            if network.is_none() {
+                return Err(Error::Usage(
+                    "user specified IP address is supported on user defined networks only".into(),
+                ));
+            }
+            Some(a)
+        }
+    };
+    if !r.aliases.is_empty() && network.is_none() {
+        return Err(Error::Usage(
+            "network-scoped alias is supported only for containers in user defined networks".into(),
+        ));
+    }
+    let mut add_hosts = vec![];
+    for h in &r.add_hosts {
+        let (name, addr) = h
+            .split_once(':')
+            .or_else(|| h.split_once('='))
+            .filter(|(n, a)| !n.is_empty() && !a.is_empty())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "invalid argument {h:?} for \"--add-host\" flag: bad format for add-host: {h:?} (write NAME:IP)"
+                ))
+            })?;
+        if addr != "host-gateway" && addr.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::Usage(format!(
+                "invalid argument {h:?} for \"--add-host\" flag: invalid IP address in add-host: {addr:?}"
+            )));
+        }
+        add_hosts.push((name.to_string(), addr.to_string()));
+    }
+    let mac = match &r.mac {
+        None => None,
+        Some(m) => {
+            let bytes: Vec<u8> = m
+                .split(':')
+                .map(|b| u8::from_str_radix(b, 16).ok().filter(|_| b.len() == 2))
+                .collect::<Option<_>>()
+                .filter(|v: &Vec<u8>| v.len() == 6)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "invalid argument {m:?} for \"--mac-address\" flag: {m} is not a valid mac address (write six hex pairs, such as 02:42:ac:11:00:99)"
+                    ))
+                })?;
+            if bytes[0] & 1 == 1 {
+                return Err(Error::Usage(format!(
+                    "invalid argument {m:?} for \"--mac-address\" flag: {m} is a multicast address: a container's must be unicast (first byte even)"
+                )));
+            }
+            Some(m.to_ascii_lowercase())
+        }
+    };
+    for d in &r.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::Usage(format!(
+                "invalid argument {d:?} for \"--dns\" flag: {d} is not an ip address"
+            )));
+        }
+    }
+    Ok(crate::spec::NetConfig {
+        network,
+        ip,
+        aliases: r.aliases.clone(),
+        add_hosts,
+        dns: r.dns.clone(),
+        dns_search: r.dns_search.clone(),
+        dns_options: r.dns_options.clone(),
+        links: r.links.clone(),
+        join: r.join.as_ref().map(|(id, _)| format!("container:{id}")),
+        mac,
+        extra: vec![],
     })
 }
 

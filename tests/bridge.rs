@@ -287,7 +287,11 @@ fn a_failed_run_leaves_no_lease_and_an_unknown_network_nothing() {
     );
     o.expect_code(125);
     assert!(o.stderr.contains("network mynet not found"), "{}", o.stderr);
-    assert!(o.stderr.contains("none, host and bridge"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("dockling network create mynet"),
+        "{}",
+        o.stderr
+    );
     assert_eq!(lab.containers_left(), Vec::<String>::new());
 }
 

@@ -117,6 +117,8 @@ pub enum Command {
     System(SystemArgs),
     /// Manage volumes
     Volume(VolumeArgs),
+    /// Manage networks
+    Network(NetworkArgs),
     /// The port proxy of a container (started by dockling itself, not by hand)
     #[command(hide = true)]
     Proxy(ProxyArgs),
@@ -135,6 +137,129 @@ pub struct ProxyArgs {
     /// Connections carried at once
     #[arg(long, default_value_t = crate::network::proxy::MAX_CONNECTIONS)]
     pub max_connections: usize,
+}
+
+/// The network flags of `run` besides `--network`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NetFlags {
+    /// IPv4 address (e.g., 172.30.100.104), on a user network
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host", value_name = "list")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Add link to another container (name[:alias])
+    #[arg(long, value_name = "list")]
+    pub link: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address", value_name = "string")]
+    pub mac_address: Option<String>,
+}
+
+/// `dockling network`.
+#[derive(Debug, Args)]
+pub struct NetworkArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: NetworkCommand,
+}
+
+/// The subcommands of `dockling network`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create {
+        /// Driver to manage the Network (only "bridge")
+        #[arg(short, long, default_value = "bridge")]
+        driver: String,
+        /// Subnet in CIDR format that represents a network segment
+        #[arg(long, value_name = "strings")]
+        subnet: Option<String>,
+        /// IPv4 Gateway for the master subnet
+        #[arg(long, value_name = "strings")]
+        gateway: Option<String>,
+        /// Set metadata on a network (KEY=VALUE)
+        #[arg(long = "label", value_name = "list")]
+        labels: Vec<String>,
+        /// The network's name
+        name: String,
+    },
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only display network IDs
+        #[arg(short, long)]
+        quiet: bool,
+        /// Provide filter values (e.g. "name=NAME", "driver=bridge", "id=ID")
+        #[arg(short, long = "filter", value_name = "filter")]
+        filters: Vec<String>,
+        /// Format output using a Go template ('table', 'json' or 'TEMPLATE')
+        #[arg(long)]
+        format: Option<String>,
+        /// Do not truncate the output
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Display detailed information on one or more networks
+    Inspect {
+        /// Format output using a Go template ('json' or 'TEMPLATE')
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Networks, by name or id
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Do not error if the network does not exist
+        #[arg(short, long)]
+        force: bool,
+        /// Networks, by name or id
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Connect a running container to a network (one more interface, eth1…)
+    Connect {
+        /// IPv4 address (e.g., 172.30.100.104)
+        #[arg(long, value_name = "string")]
+        ip: Option<String>,
+        /// Add network-scoped alias for the container
+        #[arg(long = "alias", value_name = "strings")]
+        aliases: Vec<String>,
+        /// The network
+        network: String,
+        /// The container
+        container: String,
+    },
+    /// Disconnect a container from a network it was connected to
+    Disconnect {
+        /// Force the container to disconnect from a network
+        #[arg(short, long)]
+        force: bool,
+        /// The network
+        network: String,
+        /// The container
+        container: String,
+    },
+    /// Remove all unused networks
+    Prune {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 /// `dockling volume`.
@@ -768,7 +893,7 @@ pub struct RmiArgs {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Only look at this kind of object
-    #[arg(long = "type", value_parser = ["image", "container", "volume"])]
+    #[arg(long = "type", value_parser = ["image", "container", "volume", "network"])]
     pub kind: Option<String>,
     /// Format output using a Go template ('json' or 'TEMPLATE')
     #[arg(short, long)]
@@ -870,9 +995,12 @@ pub struct RunArgs {
     /// IPC mode to use: "private" (default) or "host"
     #[arg(long, value_name = "string")]
     pub ipc: Option<String>,
-    /// Connect a container to a network: "bridge" (default: an address on dockling0), "none" (only loopback) or "host"
+    /// Connect a container to a network: "bridge" (default: an address on dockling0), a user network (dockling network create), "none" (only loopback) or "host"
     #[arg(long, alias = "net", value_name = "network")]
     pub network: Option<String>,
+    /// --ip, --network-alias, --add-host, --dns, --link
+    #[command(flatten)]
+    pub net: NetFlags,
     /// Cgroup namespace to use: "private" (default) or "host"
     #[arg(long, value_name = "string")]
     pub cgroupns: Option<String>,
@@ -953,6 +1081,10 @@ impl Command {
             Command::Volume(a) => matches!(
                 a.command,
                 VolumeCommand::Ls { .. } | VolumeCommand::Inspect { .. }
+            ),
+            Command::Network(a) => matches!(
+                a.command,
+                NetworkCommand::Ls { .. } | NetworkCommand::Inspect { .. }
             ),
             Command::Container(a) => matches!(
                 a.command,

@@ -119,7 +119,10 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
 
     // The namespace files, opened while the first process is checked to be the container's.
     let mut ns = Vec::new();
-    for (name, kind) in namespaces(&c.spec.namespaces) {
+    // `--network container:X`: the process's network namespace is X's, joined like its own.
+    let mut own = c.spec.namespaces;
+    own.net |= c.spec.net.join.is_some();
+    for (name, kind) in namespaces(&own) {
         let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/{name}"));
         ns.push((sys.open(&path, libc::O_RDONLY | libc::O_CLOEXEC)?, kind));
     }

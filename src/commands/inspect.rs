@@ -76,7 +76,7 @@ pub fn container_json(
             "LogConfig": {"Type": "json-file", "Config": s.log_opts.iter().filter_map(|o| o.split_once('=')).map(|(k, v)| (k.to_string(), Value::from(v))).collect::<serde_json::Map<String, Value>>()},
             "Privileged": s.privileged,
             "ReadonlyRootfs": s.read_only,
-            "NetworkMode": s.network.as_str(),
+            "NetworkMode": s.network_name(),
             "PidMode": if s.namespaces.pid { "" } else { "host" },
             "UTSMode": if s.namespaces.uts { "" } else { "host" },
             "IpcMode": if s.namespaces.ipc { "private" } else { "host" },
@@ -261,23 +261,43 @@ fn network_settings(
     s: &crate::spec::RunSpec,
     lease: Option<(crate::network::store::Network, std::net::Ipv4Addr)>,
 ) -> Value {
-    let mode = s.network.as_str();
+    let mode = s.network_name();
+    let user = s.net.network.is_some();
     let (network_id, gateway, ip, prefix, mac) = match &lease {
         Some((net, addr)) => (
             net.id.clone(),
             net.gateway.to_string(),
             addr.to_string(),
             net.subnet().map(|s| s.prefix).unwrap_or(0),
-            crate::network::store::mac_string(*addr),
+            crate::network::store::mac_text(crate::network::store::mac_of(s, *addr)),
         ),
         None => Default::default(),
     };
+    // On a user network Docker lists the container's name, aliases and short id as the
+    // names it answers to, and leaves the top-level (default-bridge) fields empty.
+    let (aliases, dns_names, ipam) = if user {
+        let mut dns = vec![s.name.clone(), s.id[..12].to_string()];
+        dns.extend(s.net.aliases.iter().cloned());
+        let ipam = s.net.ip.map(|a| json!({"IPv4Address": a.to_string()}));
+        (json!(s.net.aliases), json!(dns), json!(ipam))
+    } else {
+        (Value::Null, Value::Null, Value::Null)
+    };
+    let endpoint_id = match &lease {
+        Some((net, _)) => crate::commands::network::endpoint_id(&net.id, &s.id),
+        None => String::new(),
+    };
     let endpoint = json!({
-        "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": mac, "DriverOpts": null,
-        "NetworkID": network_id, "EndpointID": "", "Gateway": gateway, "IPAddress": ip,
+        "IPAMConfig": ipam, "Links": null, "Aliases": aliases, "MacAddress": mac, "DriverOpts": null,
+        "NetworkID": network_id, "EndpointID": endpoint_id, "Gateway": gateway, "IPAddress": ip,
         "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+        "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names,
     });
+    let (gateway, ip, prefix, mac) = if user {
+        (String::new(), String::new(), 0, String::new())
+    } else {
+        (gateway, ip, prefix, mac)
+    };
     json!({
         "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
         "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
@@ -286,6 +306,36 @@ fn network_settings(
         "IPAddress": ip, "IPPrefixLen": prefix, "IPv6Gateway": "", "MacAddress": mac,
         "Networks": { mode: endpoint },
     })
+}
+
+/// The networks `network connect` added, each its own entry of `NetworkSettings.Networks`
+/// (while the container runs, as the first).
+fn extra_networks(ctx: &Context, c: &crate::container::Container, v: &mut Value) {
+    let running = matches!(c.status, crate::container::Status::Running { .. });
+    for att in &c.spec.net.extra {
+        let lease = crate::network::store::leased_on(&ctx.root, &att.network, &c.spec.id)
+            .filter(|_| running);
+        let (id, gateway, ip, prefix, mac, endpoint) = match &lease {
+            Some((n, a)) => (
+                n.id.clone(),
+                n.gateway.to_string(),
+                a.to_string(),
+                n.subnet().map(|s| s.prefix).unwrap_or(0),
+                crate::network::store::mac_string(*a),
+                crate::commands::network::endpoint_id(&n.id, &c.spec.id),
+            ),
+            None => Default::default(),
+        };
+        let mut dns = vec![c.spec.name.clone(), c.spec.id[..12].to_string()];
+        dns.extend(att.aliases.iter().cloned());
+        v["NetworkSettings"]["Networks"][&att.network] = json!({
+            "IPAMConfig": att.ip.map(|a| json!({"IPv4Address": a.to_string()})),
+            "Links": null, "Aliases": att.aliases, "MacAddress": mac, "DriverOpts": null,
+            "NetworkID": id, "EndpointID": endpoint, "Gateway": gateway, "IPAddress": ip,
+            "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DNSNames": dns,
+        });
+    }
 }
 
 /// `dockling inspect`.
@@ -300,14 +350,18 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
         let kind = args.kind.as_deref();
         let found = if kind.is_none() || kind == Some("container") {
             containers.find(name).ok().map(|c| {
-                let lease = crate::network::store::leased(&ctx.root, &c.spec.id);
-                container_json(&c, crate::commands::lifecycle::is_paused(ctx, &c), lease)
+                let lease =
+                    crate::network::store::leased_on(&ctx.root, c.spec.network_name(), &c.spec.id);
+                let mut v =
+                    container_json(&c, crate::commands::lifecycle::is_paused(ctx, &c), lease);
+                extra_networks(ctx, &c, &mut v);
+                v
             })
         } else {
             None
         };
         let found = found.or_else(|| {
-            if kind != Some("container") && kind != Some("volume") {
+            if kind != Some("container") && kind != Some("volume") && kind != Some("network") {
                 store.find(name).ok().map(|i| store.inspect(&i))
             } else {
                 None
@@ -319,6 +373,13 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
                     .get(name)
                     .ok()
                     .map(|v| v.to_json())
+            } else {
+                None
+            }
+        });
+        let found = found.or_else(|| {
+            if kind.is_none() || kind == Some("network") {
+                crate::commands::network::inspect_one(ctx, name)
             } else {
                 None
             }

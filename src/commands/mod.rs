@@ -60,6 +60,7 @@ pub mod lesson;
 pub mod lifecycle;
 pub mod login;
 pub mod logs;
+pub mod network;
 pub mod proxy;
 pub mod ps;
 pub mod pull;
@@ -212,6 +213,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Tour(a) => lesson::tour(&ctx, a),
         Command::System(a) => system::run(&ctx, a),
         Command::Volume(a) => volume::run(&ctx, a),
+        Command::Network(a) => network::run(&ctx, a),
         Command::Proxy(a) => proxy::run(a),
     }
 }

@@ -111,7 +111,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
                 "Names": c.spec.name,
                 "Labels": "",
                 "Mounts": c.spec.volumes.iter().map(|v| v.source.display().to_string()).collect::<Vec<_>>().join(","),
-                "Networks": c.spec.network.as_str(),
+                "Networks": c.spec.network_name(),
             }));
             continue;
         }

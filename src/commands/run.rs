@@ -32,6 +32,17 @@ impl From<&RunArgs> for Request {
             uts: a.uts.clone(),
             ipc: a.ipc.clone(),
             network: a.network.clone(),
+            net: specconv::NetRequest {
+                ip: a.net.ip.clone(),
+                aliases: a.net.network_alias.clone(),
+                add_hosts: a.net.add_host.clone(),
+                dns: a.net.dns.clone(),
+                dns_search: a.net.dns_search.clone(),
+                dns_options: a.net.dns_option.clone(),
+                links: vec![],
+                join: None,
+                mac: a.net.mac_address.clone(),
+            },
             cgroupns: a.cgroupns.clone(),
             privileged: a.privileged,
             cap_add: a.cap_add.clone(),
@@ -50,6 +61,67 @@ impl From<&RunArgs> for Request {
             command: a.command.clone(),
         }
     }
+}
+
+/// `--link NAME[:ALIAS]` resolved as Docker does at create: the target must exist and run.
+fn with_links(
+    containers: &Containers,
+    mut request: Request,
+    links: &[String],
+    name: &str,
+    dry_run: bool,
+) -> Result<Request> {
+    for l in links {
+        let (target, alias) = l.split_once(':').unwrap_or((l, l));
+        let target = target.trim_start_matches('/');
+        let alias = alias.trim_start_matches('/');
+        if dry_run {
+            request
+                .net
+                .links
+                .push((String::new(), target.into(), alias.into()));
+            continue;
+        }
+        let c = containers.find(target).map_err(|_| {
+            Error::Usage(format!(
+                "could not get container for {target}: No such container: {target}"
+            ))
+        })?;
+        // (`reap` ran first: a record that says running is.)
+        if !matches!(c.status, container::Status::Running { .. }) {
+            return Err(Error::Usage(format!(
+                "Cannot link to a non running container: /{} AS /{name}/{alias}",
+                c.spec.name
+            )));
+        }
+        request
+            .net
+            .links
+            .push((c.spec.id.clone(), c.spec.name.clone(), alias.into()));
+    }
+    // `--network container:X`: X must exist and run (Docker's texts).
+    if let Some(target) = request
+        .network
+        .clone()
+        .as_deref()
+        .and_then(|n| n.strip_prefix("container:"))
+    {
+        if dry_run {
+            request.net.join = Some((target.to_string(), target.to_string()));
+            return Ok(request);
+        }
+        let c = containers
+            .find(target)
+            .map_err(|_| Error::Usage(format!("No such container: {target}")))?;
+        if !matches!(c.status, container::Status::Running { .. }) {
+            return Err(Error::Usage(format!(
+                "cannot join network namespace of a non running container: {}",
+                c.spec.id
+            )));
+        }
+        request.net.join = Some((c.spec.id.clone(), c.spec.hostname.clone()));
+    }
+    Ok(request)
 }
 
 /// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -177,6 +249,7 @@ pub fn create_kept(
         config: image.config.config().as_ref(),
         layers,
     };
+    let request = with_links(containers, request, &args.net.link, &name, dry_run)?;
     let mut spec = specconv::build(&ctx.config, &request, input, &id, &name, &bundle)?;
     if dry_run {
         crate::commands::volume::preview(ctx, &mut spec);
@@ -217,7 +290,7 @@ pub fn create_kept(
         // leased after the record exists: the lease's reclaim can then never take it from
         // a container being created (see `network::store::lease`).
         if spec.network == crate::spec::NetworkMode::Bridge {
-            crate::network::Endpoint::lease(&ctx.root, ctx.config.default_subnet()?, &spec.id)?;
+            crate::network::Endpoint::for_spec(&ctx.root, ctx.config.default_subnet()?, &spec)?;
         }
         Ok(kept)
     });
@@ -339,10 +412,10 @@ pub fn start_and_record(
         // The same address at every start: the lease the container holds (taken again if a
         // failed start gave it back).
         if spec.network == crate::spec::NetworkMode::Bridge {
-            opts.network = Some(crate::network::Endpoint::lease(
+            opts.network = Some(crate::network::Endpoint::for_spec(
                 &ctx.root,
                 ctx.config.default_subnet()?,
-                &spec.id,
+                spec,
             )?);
         }
         let cg = cgroup_for(ctx, spec)?;

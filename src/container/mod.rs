@@ -410,6 +410,12 @@ impl Containers {
             if let Err(e) = crate::network::store::release(root, id) {
                 eprintln!("dockling: warning: {e}");
             }
+            // Its name leaves the hosts files of its user networks' running containers.
+            for n in crate::network::store::list(root).unwrap_or_default() {
+                if let Err(e) = crate::network::hosts::refresh(root, &n.name, None, Some(id)) {
+                    eprintln!("dockling: warning: {e}");
+                }
+            }
         }
         // The container's own `dockling run` may be writing its last state into the directory
         // at this moment (rm -f just killed its process): that write lands between

@@ -59,6 +59,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         "11-addresses.yaml",
         include_str!("../../lessons/11-addresses.yaml"),
     ),
+    (
+        "13-user-networks.yaml",
+        include_str!("../../lessons/13-user-networks.yaml"),
+    ),
 ];
 
 /// One lesson.

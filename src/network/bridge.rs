@@ -27,16 +27,42 @@ fn errno_is(e: &NetError, errno: Errno) -> bool {
     matches!(e, NetError::Sys(s) if s.errno == errno)
 }
 
+/// The host end of a container's `n`-th extra interface (`network connect`): `vx`, 7 hex
+/// digits of the id, `.` and `n`.
+pub fn extra_veth_name(id: &str, n: usize) -> String {
+    format!("vx{}.{n}", &id[..id.len().min(7)])
+}
+
+/// Delete link `name` (gone already counts as done).
+pub fn delete(sys: &Sys, name: &str) -> Result<(), NetError> {
+    let nl = Netlink::open(sys)?;
+    match nl.delete_link(name) {
+        Err(e) if !errno_is(&e, Errno::ENODEV) => return Err(e),
+        _ => {}
+    }
+    nl.close()
+}
+
 /// Make bridge `name` with the subnet's gateway address, up, unless it is there already
 /// (each step takes the kernel's EEXIST as done: two commands racing converge). Its index.
 pub fn ensure_bridge(sys: &Sys, name: &str, subnet: Subnet) -> Result<u32, NetError> {
+    ensure_bridge_at(sys, name, subnet.gateway(), subnet)
+}
+
+/// [`ensure_bridge`] with the bridge's address `gateway` (`network create --gateway`).
+pub fn ensure_bridge_at(
+    sys: &Sys,
+    name: &str,
+    gateway: Ipv4Addr,
+    subnet: Subnet,
+) -> Result<u32, NetError> {
     let nl = Netlink::open(sys)?;
     match nl.create_bridge(name) {
         Err(e) if !errno_is(&e, Errno::EEXIST) => return Err(e),
         _ => {}
     }
     let index = nl.link_index(name)?;
-    match nl.add_address(name, index, subnet.gateway(), subnet.prefix) {
+    match nl.add_address(name, index, gateway, subnet.prefix) {
         Err(e) if !errno_is(&e, Errno::EEXIST) => return Err(e),
         _ => {}
     }
@@ -60,19 +86,60 @@ pub fn attach(
     addr: Ipv4Addr,
     subnet: Subnet,
 ) -> Result<String, NetError> {
-    let host = veth_name(id);
-    let nl = Netlink::open(sys)?;
-    nl.create_veth(
-        &host,
-        "eth0",
-        Some(super::store::mac(addr)),
+    attach_via(
+        sys,
+        bridge,
+        bridge_index,
+        id,
         netns,
-        &pid.to_string(),
-    )?;
+        pid,
+        (addr, subnet, super::store::mac(addr)),
+        subnet.gateway(),
+    )
+}
+
+/// [`attach`] with the default route via `gateway` (a user network's, which
+/// `network create --gateway` may put anywhere in the subnet).
+#[allow(clippy::too_many_arguments)]
+pub fn attach_via(
+    sys: &Sys,
+    bridge: &str,
+    bridge_index: u32,
+    id: &str,
+    netns: BorrowedFd<'_>,
+    pid: i32,
+    (addr, subnet, mac): (Ipv4Addr, Subnet, [u8; 6]),
+    gateway: Ipv4Addr,
+) -> Result<String, NetError> {
+    attach_as(
+        sys,
+        (bridge, bridge_index),
+        (&veth_name(id), "eth0"),
+        netns,
+        pid,
+        (addr, subnet, mac),
+        Some(gateway),
+    )
+}
+
+/// [`attach_via`] with the pair's names given (`network connect`: `eth1`… inside, see
+/// [`extra_veth_name`]) and the default route only with `gateway` (the first interface's).
+pub fn attach_as(
+    sys: &Sys,
+    (bridge, bridge_index): (&str, u32),
+    (host, peer): (&str, &str),
+    netns: BorrowedFd<'_>,
+    pid: i32,
+    (addr, subnet, mac): (Ipv4Addr, Subnet, [u8; 6]),
+    gateway: Option<Ipv4Addr>,
+) -> Result<String, NetError> {
+    let host = host.to_string();
+    let nl = Netlink::open(sys)?;
+    nl.create_veth(&host, peer, Some(mac), netns, &pid.to_string())?;
     let done = (|| {
         nl.set_master(&host, bridge, bridge_index)?;
         nl.link_up(&host)?;
-        configure_inside(sys, netns, pid, addr, subnet)
+        configure_inside(sys, netns, pid, peer, (addr, subnet), gateway)
     })();
     if let Err(e) = done {
         let _ = nl.delete_link(&host);
@@ -88,8 +155,9 @@ fn configure_inside(
     sys: &Sys,
     netns: BorrowedFd<'_>,
     pid: i32,
-    addr: Ipv4Addr,
-    subnet: Subnet,
+    ifname: &str,
+    (addr, subnet): (Ipv4Addr, Subnet),
+    gateway: Option<Ipv4Addr>,
 ) -> Result<(), NetError> {
     let own = match sys.perform(Call::Open {
         path: Path::new("/proc/thread-self/ns/net").to_path_buf(),
@@ -106,10 +174,12 @@ fn configure_inside(
     })?;
     let inside = (|| {
         let nl = Netlink::open(sys)?;
-        let index = nl.link_index("eth0")?;
-        nl.add_address("eth0", index, addr, subnet.prefix)?;
-        nl.link_up("eth0")?;
-        nl.add_default_route(subnet.gateway())?;
+        let index = nl.link_index(ifname)?;
+        nl.add_address(ifname, index, addr, subnet.prefix)?;
+        nl.link_up(ifname)?;
+        if let Some(g) = gateway {
+            nl.add_default_route(g)?;
+        }
         nl.close()
     })();
     // Back whatever happened inside: the engine must not go on in the container's network.

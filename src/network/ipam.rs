@@ -49,7 +49,7 @@ impl Subnet {
     }
 
     /// The addresses containers may get: after the gateway, before the broadcast address.
-    fn hosts(self) -> std::ops::RangeInclusive<u32> {
+    pub fn hosts(self) -> std::ops::RangeInclusive<u32> {
         let net = u32::from(self.network);
         (net + 2)..=(net | !self.mask()) - 1
     }
@@ -151,6 +151,20 @@ pub fn allocate(
     container: &str,
     alive: impl Fn(&str) -> bool,
 ) -> Result<Ipv4Addr> {
+    allocate_with(dir, subnet, container, None, subnet.gateway(), alive)
+}
+
+/// [`allocate`], with the address `want`ed (`--ip`: refused when another container holds
+/// it) and a `gateway` that is never handed out (`network create --gateway` may put it
+/// anywhere in the subnet).
+pub fn allocate_with(
+    dir: &Path,
+    subnet: Subnet,
+    container: &str,
+    want: Option<Ipv4Addr>,
+    gateway: Ipv4Addr,
+    alive: impl Fn(&str) -> bool,
+) -> Result<Ipv4Addr> {
     std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
     let _lock = crate::files::lock(&dir.join(".lock"))?;
     let path = dir.join("leases.json");
@@ -165,10 +179,31 @@ pub fn allocate(
         }
         return Ok(addr);
     }
-    let addr = leases.next_free(subnet).ok_or(NetError::Exhausted {
-        subnet,
-        taken: leases.leases.len(),
-    })?;
+    let addr = match want {
+        Some(a) => {
+            let hosts = subnet.hosts();
+            if !subnet.contains(a) || !hosts.contains(&u32::from(a)) || a == gateway {
+                return Err(NetError::IpNotInSubnet { addr: a, subnet }.into());
+            }
+            if leases.leases.contains_key(&a) {
+                return Err(NetError::IpInUse(a).into());
+            }
+            a
+        }
+        None => {
+            let mut probe = leases.clone();
+            probe.leases.insert(
+                gateway,
+                Lease {
+                    container: String::new(),
+                },
+            );
+            probe.next_free(subnet).ok_or(NetError::Exhausted {
+                subnet,
+                taken: leases.leases.len(),
+            })?
+        }
+    };
     leases.leases.insert(
         addr,
         Lease {
@@ -184,6 +219,11 @@ pub fn allocate(
 /// is replaced whole, never written in place).
 pub fn held(dir: &Path, container: &str) -> Result<Option<Ipv4Addr>> {
     Ok(read(&dir.join("leases.json"))?.of(container))
+}
+
+/// Every lease of the network in `dir` (read without the lock, as [`held`]).
+pub fn all(dir: &Path) -> Result<Leases> {
+    read(&dir.join("leases.json"))
 }
 
 /// Give back the address `container` holds on the network in `dir`; its address, if it held

@@ -4,6 +4,8 @@
 //! (the userland proxy process that carries their traffic to the container).
 
 pub mod bridge;
+pub mod connect;
+pub mod hosts;
 pub mod ipam;
 pub mod netlink;
 pub mod nft;
@@ -23,6 +25,12 @@ pub struct Endpoint {
     pub subnet: ipam::Subnet,
     /// The container's address.
     pub addr: std::net::Ipv4Addr,
+    /// The network's name (`bridge`, or a user network's).
+    pub network: String,
+    /// The containers' default route: the bridge's address.
+    pub gateway: std::net::Ipv4Addr,
+    /// eth0's MAC address (`--mac-address`, else `02:42:` + the address).
+    pub mac: [u8; 6],
 }
 
 impl Endpoint {
@@ -33,7 +41,33 @@ impl Endpoint {
             bridge: bridge::DEFAULT_BRIDGE.into(),
             subnet,
             addr: std::net::Ipv4Addr::from(u32::from(subnet.network) + 2),
+            network: store::DEFAULT_NETWORK.into(),
+            gateway: subnet.gateway(),
+            mac: store::mac(std::net::Ipv4Addr::from(u32::from(subnet.network) + 2)),
         }
+    }
+
+    /// The endpoint of the container of `spec` on its network (`--network NAME`, else the
+    /// default one): its lease, taken now (`--ip`'s address) if it holds none.
+    pub fn for_spec(
+        root: &std::path::Path,
+        default_subnet: ipam::Subnet,
+        spec: &crate::spec::RunSpec,
+    ) -> crate::error::Result<Endpoint> {
+        let name = spec
+            .net
+            .network
+            .as_deref()
+            .unwrap_or(store::DEFAULT_NETWORK);
+        let (net, addr) = store::lease_on(root, name, default_subnet, spec.net.ip, &spec.id)?;
+        Ok(Endpoint {
+            bridge: net.bridge.clone(),
+            subnet: net.subnet()?,
+            addr,
+            network: net.name.clone(),
+            gateway: net.gateway,
+            mac: store::mac_of(spec, addr),
+        })
     }
 
     /// The endpoint of container `id` on the default network of the store at `root`: its
@@ -48,6 +82,9 @@ impl Endpoint {
             bridge: net.bridge.clone(),
             subnet: net.subnet()?,
             addr,
+            network: net.name.clone(),
+            gateway: net.gateway,
+            mac: store::mac(addr),
         })
     }
 }
@@ -82,6 +119,56 @@ pub enum NetError {
     /// that cannot name a bridge, its sysctls or an nf_tables table.
     #[error("{0:?} cannot name a network interface or an nf_tables table: use at most 15 letters, digits, '-', '_' or '.' (a container id: its hex digits)")]
     BadInterfaceName(String),
+    /// `--ip` outside the network's subnet (or its gateway, network or broadcast address).
+    #[error("no configured subnet contains the IP address {addr}: pick one of {subnet} other than its gateway (see dockling network inspect)")]
+    IpNotInSubnet {
+        /// The address asked for.
+        addr: std::net::Ipv4Addr,
+        /// The network's subnet.
+        subnet: ipam::Subnet,
+    },
+    /// `--ip` that another container holds.
+    #[error("address {0} is already in use by another container: pick another --ip, or leave it out for a free one")]
+    IpInUse(std::net::Ipv4Addr),
+    /// A network that is not in the store.
+    #[error("network {0} not found")]
+    NotFound(String),
+    /// `network create` with a name that is taken.
+    #[error("network with name {0} already exists")]
+    Exists(String),
+    /// A network name Docker would refuse.
+    #[error("invalid network name {0:?}: use letters, digits and '_', '.', '-', starting with a letter or digit")]
+    BadName(String),
+    /// `network create --subnet` overlapping another network's.
+    #[error("invalid pool request: Pool overlaps with other one on this address space ({subnet} overlaps {other}'s); pick another --subnet")]
+    Overlap {
+        /// The subnet asked for.
+        subnet: ipam::Subnet,
+        /// The network that has it.
+        other: String,
+    },
+    /// `network create --gateway` outside the subnet.
+    #[error("invalid gateway {gateway}: it must be an address of {subnet}")]
+    BadGateway {
+        /// The gateway asked for.
+        gateway: std::net::Ipv4Addr,
+        /// The subnet.
+        subnet: ipam::Subnet,
+    },
+    /// Every predefined pool is taken.
+    #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network: remove unused networks (dockling network prune) or give --subnet")]
+    PoolsExhausted,
+    /// `network rm` of bridge, host or none.
+    #[error("{0} is a pre-defined network and cannot be removed")]
+    Predefined(String),
+    /// `network rm` of a network containers are on.
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
+    InUse {
+        /// Its name.
+        name: String,
+        /// Its id.
+        id: String,
+    },
     /// The kernel's answer could not be understood.
     #[error("netlink {command}: the kernel's answer is not what was expected ({detail}); report this as a dockling bug")]
     Reply {

@@ -1,7 +1,11 @@
 //! Networks in the store: `<root>/networks/<name>/network.json` (what the network is) next to
-//! its `leases.json` ([`super::ipam`]). Today only the default network `bridge` (link
-//! `dockling0`), made on first use with the config's `default-subnet`; once made it keeps its
-//! subnet, as Docker's `bridge` keeps its own until the daemon is reconfigured.
+//! its `leases.json` ([`super::ipam`]). The default network `bridge` (link `dockling0`) is
+//! made on first use with the config's `default-subnet`; once made it keeps its subnet, as
+//! Docker's `bridge` keeps its own until the daemon is reconfigured. User networks
+//! (`network create`, link `br-<12 hex of the id>`) are made under `networks/.lock`: the
+//! directory first, `network.json` last by a rename, so a killed `create` leaves a
+//! directory without it, which the next `create` or `ls` removes. Their bridge link is made
+//! on first use, as the default one.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -32,6 +36,211 @@ pub struct Network {
     pub gateway: Ipv4Addr,
     /// When it was made (RFC 3339).
     pub created: String,
+    /// `--label KEY=VALUE` of `network create`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// The networks that are no bridge of the store and always listed, as Docker's.
+pub const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+
+/// The pools `network create` takes a subnet from when none is given, in Docker's order:
+/// 172.17.0.0/16 to 172.31.0.0/16, then 192.168.0.0/20, 192.168.16.0/20, …
+pub fn default_pools() -> impl Iterator<Item = Subnet> {
+    let big = (17..=31u8).map(|b| Subnet {
+        network: Ipv4Addr::new(172, b, 0, 0),
+        prefix: 16,
+    });
+    let small = (0..16u8).map(|i| Subnet {
+        network: Ipv4Addr::new(192, 168, i * 16, 0),
+        prefix: 20,
+    });
+    big.chain(small)
+}
+
+fn overlaps(a: Subnet, b: Subnet) -> bool {
+    let p = a.prefix.min(b.prefix);
+    let m = u32::MAX << (32 - p);
+    u32::from(a.network) & m == u32::from(b.network) & m
+}
+
+/// Docker's rule for network names: a letter or digit, then letters, digits, `_.-`.
+pub fn valid_name(name: &str) -> bool {
+    let mut c = name.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphanumeric())
+        && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
+        && name.len() <= 128
+}
+
+/// The networks of the store, by name (the default one only once it was made).
+pub fn list(root: &Path) -> Result<Vec<Network>> {
+    let d = root.join("networks");
+    let entries = match std::fs::read_dir(&d) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(Error::io("read", &d)(e)),
+    };
+    let mut out = vec![];
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(n) = read(root, &name)? {
+            out.push(n);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The network named `key`, or whose id is or starts with `key`.
+pub fn find(root: &Path, key: &str) -> Result<Network> {
+    if valid_name(key) {
+        if let Some(n) = read(root, key)? {
+            return Ok(n);
+        }
+    }
+    let all = list(root)?;
+    let mut hits = all
+        .iter()
+        .filter(|n| n.id.starts_with(key) && !key.is_empty());
+    match (hits.next(), hits.next()) {
+        (Some(n), None) => Ok(n.clone()),
+        _ => Err(NetError::NotFound(key.to_string()).into()),
+    }
+}
+
+/// `network create`: a user network in the store (its bridge is made on first use).
+pub fn create(
+    root: &Path,
+    name: &str,
+    subnet: Option<Subnet>,
+    gateway: Option<Ipv4Addr>,
+    default_subnet: Subnet,
+    labels: std::collections::BTreeMap<String, String>,
+) -> Result<Network> {
+    if !valid_name(name) {
+        return Err(NetError::BadName(name.to_string()).into());
+    }
+    if PREDEFINED.contains(&name) {
+        return Err(NetError::Exists(name.to_string()).into());
+    }
+    let nets = root.join("networks");
+    std::fs::create_dir_all(&nets).map_err(Error::io("create", &nets))?;
+    let _lock = crate::files::lock(&nets.join(".lock"))?;
+    sweep_half_made(root);
+    let existing = list(root)?;
+    if existing.iter().any(|n| n.name == name) {
+        return Err(NetError::Exists(name.to_string()).into());
+    }
+    // The default network's subnet is taken even before it was made.
+    let mut taken: Vec<(String, Subnet)> = vec![];
+    if !existing.iter().any(|n| n.name == DEFAULT_NETWORK) {
+        taken.push((DEFAULT_NETWORK.into(), default_subnet));
+    }
+    for n in &existing {
+        taken.push((n.name.clone(), n.subnet()?));
+    }
+    let subnet = match subnet {
+        Some(s) => {
+            if let Some((other, _)) = taken.iter().find(|(_, t)| overlaps(*t, s)) {
+                return Err(NetError::Overlap {
+                    subnet: s,
+                    other: other.clone(),
+                }
+                .into());
+            }
+            s
+        }
+        None => default_pools()
+            .find(|p| !taken.iter().any(|(_, t)| overlaps(*t, *p)))
+            .ok_or(NetError::PoolsExhausted)?,
+    };
+    let gateway = match gateway {
+        Some(g)
+            if !subnet.contains(g)
+                || !subnet.hosts().contains(&u32::from(g)) && g != subnet.gateway() =>
+        {
+            return Err(NetError::BadGateway { gateway: g, subnet }.into())
+        }
+        Some(g) => g,
+        None => subnet.gateway(),
+    };
+    let id = crate::container::new_id();
+    let n = Network {
+        bridge: format!("br-{}", &id[..12]),
+        id,
+        name: name.into(),
+        driver: "bridge".into(),
+        subnet: subnet.to_string(),
+        gateway,
+        created: crate::container::now_rfc3339(),
+        labels,
+    };
+    let d = dir(root, name);
+    std::fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+    crate::fault::point("network.create.dir");
+    let json = serde_json::to_vec_pretty(&n).expect("network serialises");
+    crate::files::replace_atomic(&d.join("network.json"), &json)?;
+    Ok(n)
+}
+
+/// Directories of networks whose `create` was killed before `network.json` (the caller
+/// holds `networks/.lock`).
+fn sweep_half_made(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root.join("networks")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name == DEFAULT_NETWORK {
+            continue;
+        }
+        let p = e.path();
+        if !p.join("network.json").exists() {
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
+}
+
+/// The containers holding an address on network `name` whose record still exists.
+pub fn members(root: &Path, name: &str) -> Result<Vec<(String, Ipv4Addr)>> {
+    let containers = crate::container::Containers::at(root);
+    Ok(ipam::all(&dir(root, name))?
+        .leases
+        .into_iter()
+        .filter(|(_, l)| containers.bundle(&l.container).join("state.json").exists())
+        .map(|(a, l)| (l.container, a))
+        .collect())
+}
+
+/// `network rm`: the network out of the store, refused while containers hold addresses on
+/// it. Returns it (the caller deletes its bridge link).
+pub fn remove(root: &Path, key: &str) -> Result<Network> {
+    if PREDEFINED.contains(&key) {
+        return Err(NetError::Predefined(key.to_string()).into());
+    }
+    let n = find(root, key)?;
+    if n.name == DEFAULT_NETWORK {
+        return Err(NetError::Predefined(n.name).into());
+    }
+    let nets = root.join("networks");
+    let _lock = crate::files::lock(&nets.join(".lock"))?;
+    let d = dir(root, &n.name);
+    let _net_lock = crate::files::lock(&d.join(".lock"))?;
+    if !members(root, &n.name)?.is_empty() {
+        return Err(NetError::InUse {
+            name: n.name.clone(),
+            id: n.id.clone(),
+        }
+        .into());
+    }
+    // network.json first: a kill after it leaves a half-made directory, swept later.
+    let json = d.join("network.json");
+    std::fs::remove_file(&json).map_err(Error::io("remove", &json))?;
+    let _ = std::fs::remove_dir_all(&d);
+    Ok(n)
 }
 
 impl Network {
@@ -83,10 +292,44 @@ pub fn default_network(root: &Path, subnet: Subnet) -> Result<Network> {
         subnet: subnet.to_string(),
         gateway: subnet.gateway(),
         created: crate::container::now_rfc3339(),
+        labels: Default::default(),
     };
     let json = serde_json::to_vec_pretty(&n).expect("network serialises");
     crate::files::replace_atomic(&d.join("network.json"), &json)?;
     Ok(n)
+}
+
+/// Lease container `id` an address on network `name` (the default one made if needed):
+/// `want` with `--ip`.
+pub fn lease_on(
+    root: &Path,
+    name: &str,
+    default_subnet: Subnet,
+    want: Option<Ipv4Addr>,
+    id: &str,
+) -> Result<(Network, Ipv4Addr)> {
+    let net = if name == DEFAULT_NETWORK {
+        default_network(root, default_subnet)?
+    } else {
+        read(root, name)?.ok_or_else(|| NetError::NotFound(name.to_string()))?
+    };
+    let containers = crate::container::Containers::at(root);
+    let addr = ipam::allocate_with(
+        &dir(root, &net.name),
+        net.subnet()?,
+        id,
+        want,
+        net.gateway,
+        |other| containers.bundle(other).join("state.json").exists(),
+    )?;
+    Ok((net, addr))
+}
+
+/// The address container `id` holds on network `name`, if any.
+pub fn leased_on(root: &Path, name: &str, id: &str) -> Option<(Network, Ipv4Addr)> {
+    let net = read(root, name).ok()??;
+    let addr = ipam::held(&dir(root, &net.name), id).ok()??;
+    Some((net, addr))
 }
 
 /// Lease container `id` an address on the default network (the one it holds already, or the
@@ -108,9 +351,16 @@ pub fn leased(root: &Path, id: &str) -> Option<(Network, Ipv4Addr)> {
     Some((net, addr))
 }
 
-/// Give back container `id`'s address on the default network (nothing if it holds none).
+/// Give back container `id`'s addresses on every network; the first it held, if any.
 pub fn release(root: &Path, id: &str) -> Result<Option<Ipv4Addr>> {
-    ipam::release(&dir(root, DEFAULT_NETWORK), id)
+    let mut first = ipam::release(&dir(root, DEFAULT_NETWORK), id)?;
+    for n in list(root)? {
+        if n.name != DEFAULT_NETWORK {
+            let a = ipam::release(&dir(root, &n.name), id)?;
+            first = first.or(a);
+        }
+    }
+    Ok(first)
 }
 
 /// A container's MAC address: `02:42:` and its IPv4 address's four bytes, as Docker's was
@@ -118,6 +368,26 @@ pub fn release(root: &Path, id: &str) -> Result<Option<Ipv4Addr>> {
 pub fn mac(addr: Ipv4Addr) -> [u8; 6] {
     let o = addr.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// The MAC address of the container of `spec` at `addr`: its `--mac-address`, else [`mac`].
+pub fn mac_of(spec: &crate::spec::RunSpec, addr: Ipv4Addr) -> [u8; 6] {
+    let parsed = spec.net.mac.as_deref().and_then(|m| {
+        let v: Vec<u8> = m
+            .split(':')
+            .filter_map(|b| u8::from_str_radix(b, 16).ok())
+            .collect();
+        <[u8; 6]>::try_from(v).ok()
+    });
+    parsed.unwrap_or_else(|| mac(addr))
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac_text(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// [`mac`] as `02:42:ac:11:00:02`.
@@ -132,6 +402,62 @@ pub fn mac_string(addr: Ipv4Addr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_networks_take_dockers_pools_in_order_and_a_half_made_one_is_swept() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let none = Default::default;
+        let a = create(r, "a", None, None, Subnet::DEFAULT, none()).unwrap();
+        assert_eq!(a.subnet, "172.18.0.0/16");
+        assert_eq!(a.bridge, format!("br-{}", &a.id[..12]));
+        let b = create(r, "b", None, None, Subnet::DEFAULT, none()).unwrap();
+        assert_eq!(b.subnet, "172.19.0.0/16");
+        let err = create(r, "a", None, None, Subnet::DEFAULT, none()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("network with name a already exists"),
+            "{err}"
+        );
+        let err = create(
+            r,
+            "c",
+            Some("172.18.4.0/24".parse().unwrap()),
+            None,
+            Subnet::DEFAULT,
+            none(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("overlaps a's"), "{err}");
+        for bad in ["-x", "a b", "", "x/y"] {
+            assert!(
+                create(r, bad, None, None, Subnet::DEFAULT, none()).is_err(),
+                "{bad}"
+            );
+        }
+        // A create killed before network.json: its directory is swept by the next create.
+        std::fs::create_dir_all(dir(r, "half")).unwrap();
+        assert_eq!(list(r).unwrap().len(), 2);
+        create(r, "d", None, None, Subnet::DEFAULT, none()).unwrap();
+        assert!(!dir(r, "half").exists());
+        // rm: by name or id prefix; predefined names refused.
+        assert_eq!(remove(r, &b.id[..6]).unwrap().name, "b");
+        assert!(remove(r, "bridge")
+            .unwrap_err()
+            .to_string()
+            .contains("pre-defined"));
+        assert!(remove(r, "b")
+            .unwrap_err()
+            .to_string()
+            .contains("not found"));
+        // The freed pool is the next one taken.
+        assert_eq!(
+            create(r, "e", None, None, Subnet::DEFAULT, none())
+                .unwrap()
+                .subnet,
+            "172.19.0.0/16"
+        );
+    }
 
     #[test]
     fn the_mac_is_made_of_the_address() {

@@ -50,6 +50,9 @@ pub struct Setup<'a> {
     pub stdin_pipe: Option<std::os::fd::RawFd>,
     /// The engine lock's descriptor, shared by `clone`: closed first (see [`first_acts`]).
     pub engine_lock: Option<std::os::fd::RawFd>,
+    /// `--network container:X`: a descriptor of X's network namespace (opened by the engine
+    /// through X's process, whose pid is the second) that the child joins with `setns`.
+    pub join_netns: Option<(std::os::fd::RawFd, i32)>,
 }
 
 /// Entry point of the cloned child: never returns. Reports failure on the channel and exits.
@@ -193,6 +196,18 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     if spec.namespaces.net {
         sys.step(StepId::NetworkLoopback)?;
         sys.if_up("lo")?;
+    }
+    // `--network container:X`: into X's network namespace, its interfaces and addresses.
+    if let Some((fd, pid)) = setup.join_netns {
+        sys.run(Call::Setns {
+            fd,
+            kind: CloneFlags::CLONE_NEWNET,
+            pid,
+        })?;
+        sys.run(Call::Close {
+            fd,
+            object: format!("/proc/{pid}/ns/net"),
+        })?;
     }
     let mut rootfs = Rootfs::new(sys, spec);
     rootfs.make_private()?;

@@ -93,34 +93,65 @@ impl Drop for Cleanup<'_> {
 }
 
 /// Write the files the container gets bind-mounted into /etc.
-/// `addr`: the container's own address on a bridge network (Docker's hosts line for its
-/// name), or none (the name on 127.0.1.1, as Debian's hosts file has it).
-fn write_etc_files(sys: &Sys, spec: &RunSpec, addr: Option<std::net::Ipv4Addr>) -> Result<()> {
+/// `endpoint`: the container's place on a bridge network (Docker's hosts line for its name
+/// at its address; on a user network also a line for each running container of it, see
+/// [`crate::network::hosts`]), or none (the name on 127.0.1.1, as Debian's hosts file has it).
+fn write_etc_files(
+    sys: &Sys,
+    spec: &RunSpec,
+    endpoint: Option<&crate::network::Endpoint>,
+) -> Result<()> {
     sys.step(StepId::RootfsEtcFiles)?;
     let write = |name: &str, text: String| -> Result<()> {
         Ok(sys.create_file(&spec.bundle.join(name), &text)?)
     };
     write("hostname", format!("{}\n", spec.hostname))?;
-    let mut hosts = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
-    if spec.namespaces.uts {
-        match addr {
-            Some(a) => hosts.push_str(&format!("{a}\t{}\n", spec.hostname)),
-            None => hosts.push_str(&format!("127.0.1.1\t{}\n", spec.hostname)),
-        }
-    }
-    write("hosts", hosts)?;
+    let root = spec
+        .bundle
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"));
+    let (peers, links) = if sys.is_dry_run() {
+        (vec![], vec![])
+    } else {
+        let peers = match endpoint {
+            Some(_) => crate::network::hosts::peers_all(root, spec, None),
+            None => vec![],
+        };
+        (peers, crate::network::hosts::link_peers(root, spec))
+    };
+    let gateway = endpoint
+        .map(|e| e.gateway)
+        .unwrap_or(crate::network::ipam::Subnet::DEFAULT.gateway());
+    // `--network container:X` shares X's hosts file, as Docker's.
+    let joined = spec
+        .net
+        .join_id()
+        .filter(|_| !sys.is_dry_run())
+        .and_then(|x| std::fs::read_to_string(root.join("containers").join(x).join("hosts")).ok());
+    write(
+        "hosts",
+        joined.unwrap_or_else(|| {
+            crate::network::hosts::text(spec, endpoint.map(|e| e.addr), gateway, &links, &peers)
+        }),
+    )?;
     // Like Docker: the host's resolver config, minus loopback servers that would not be
     // reachable from a network namespace of its own. A dry run reads nothing of the host.
-    if sys.is_dry_run() {
+    // `--dns`, `--dns-search`, `--dns-option` replace the host's lines of their kind.
+    if sys.is_dry_run() && spec.net.dns.is_empty() {
         return write(
             "resolv.conf",
             "(the host's /etc/resolv.conf without loopback nameservers)\n".into(),
         );
     }
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let own_netns = spec.namespaces.net;
+    let host = if sys.is_dry_run() {
+        String::new()
+    } else {
+        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    };
+    let own_netns = spec.namespaces.net || spec.net.join.is_some();
+    let kind = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
+    let net = &spec.net;
     let mut resolv: String = host
         .lines()
         .filter(|l| {
@@ -128,8 +159,23 @@ fn write_etc_files(sys: &Sys, spec: &RunSpec, addr: Option<std::net::Ipv4Addr>) 
                 && l.trim_start().starts_with("nameserver")
                 && (l.contains(" 127.") || l.contains(" ::1")))
         })
+        .filter(|l| match kind(l).as_str() {
+            "nameserver" => net.dns.is_empty(),
+            "search" | "domain" => net.dns_search.is_empty(),
+            "options" => net.dns_options.is_empty(),
+            _ => true,
+        })
         .map(|l| format!("{l}\n"))
         .collect();
+    if !net.dns_search.is_empty() {
+        resolv.push_str(&format!("search {}\n", net.dns_search.join(" ")));
+    }
+    for d in &net.dns {
+        resolv.push_str(&format!("nameserver {d}\n"));
+    }
+    if !net.dns_options.is_empty() {
+        resolv.push_str(&format!("options {}\n", net.dns_options.join(" ")));
+    }
     if resolv.trim().is_empty() {
         resolv = "# no nameservers: dockling copied the host's /etc/resolv.conf and it had none usable\n".into();
     }
@@ -266,18 +312,18 @@ pub fn start(
             Some(crate::network::Endpoint::example())
         }
         // (Every command passes the lease; the network's stored subnet is the one used.)
-        (crate::spec::NetworkMode::Bridge, None) => Some(crate::network::Endpoint::lease(
+        (crate::spec::NetworkMode::Bridge, None) => Some(crate::network::Endpoint::for_spec(
             spec.bundle
                 .parent()
                 .and_then(Path::parent)
                 .unwrap_or(Path::new("/")),
             crate::network::ipam::Subnet::DEFAULT,
-            &spec.id,
+            spec,
         )?),
         _ => None,
     };
     let overlay_data = prepare_layers(sys, spec, started_before)?;
-    write_etc_files(sys, spec, endpoint.as_ref().map(|e| e.addr))?;
+    write_etc_files(sys, spec, endpoint.as_ref())?;
 
     let mut cleanup = Cleanup {
         sys,
@@ -302,7 +348,8 @@ pub fn start(
                 "the container's address is {}/{} (leased in the store until it is removed)",
                 e.addr, e.subnet.prefix
             ));
-            let index = crate::network::bridge::ensure_bridge(sys, &e.bridge, e.subnet)?;
+            let index =
+                crate::network::bridge::ensure_bridge_at(sys, &e.bridge, e.gateway, e.subnet)?;
             Some((e, index))
         }
         None => None,
@@ -350,7 +397,32 @@ pub fn start(
     } else {
         None
     };
+    // `--network container:X`: X's network namespace, opened through its process now (the
+    // child joins it; the engine closes its copy once the child is cloned).
+    let join_netns = match spec.net.join_id() {
+        Some(target) if !dry => {
+            let pid = match containers.find(target).map(|c| c.status) {
+                Ok(crate::container::Status::Running { pid, .. }) => pid,
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "cannot join network namespace of a non running container: {target}"
+                    )))
+                }
+            };
+            let fd = match sys.perform(Call::Open {
+                path: format!("/proc/{pid}/ns/net").into(),
+                flags: libc::O_RDONLY | libc::O_CLOEXEC,
+                mode: 0,
+            })? {
+                Ret::Fd(fd) => fd,
+                other => other.value() as i32,
+            };
+            Some((fd, pid))
+        }
+        _ => None,
+    };
     let setup = child::Setup {
+        join_netns,
         spec,
         overlay_data,
         extra_mounts,
@@ -376,6 +448,12 @@ pub fn start(
         child::main(sys, &setup, child_end);
     }
     drop(child_end);
+    if let Some((fd, pid)) = join_netns {
+        sys.run(Call::Close {
+            fd,
+            object: format!("/proc/{pid}/ns/net"),
+        })?;
+    }
     let mut hub = opts.hub;
     if let Some((r, w)) = stdin_pipe {
         // The read end is the container's alone, or it would never see the end of input.
@@ -443,6 +521,12 @@ pub fn start(
             return Err(e);
         }
     };
+    // Its name leaves the other containers of its user network.
+    if endpoint.is_some() && !dry {
+        for n in crate::network::hosts::user_networks(spec) {
+            refresh_names(spec, &n, None, Some(&spec.id));
+        }
+    }
     sys.step(StepId::Cleanup)?;
     io::restore_signals(sys, old_mask);
     drop(cleanup);
@@ -521,6 +605,19 @@ struct Outputs<'a, 'b> {
     proxy: bool,
 }
 
+/// Rewrite the hosts files of network `network`'s running containers (a failure is a
+/// warning: the container runs, only a name is stale).
+fn refresh_names(spec: &RunSpec, network: &str, with: Option<&str>, gone: Option<&str>) {
+    let root = spec
+        .bundle
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"));
+    if let Err(e) = crate::network::hosts::refresh(root, network, with, gone) {
+        eprintln!("dockling: warning: names on network {network} not updated: {e}");
+    }
+}
+
 /// The `network.veth` step: the container's network namespace opened through its process,
 /// and the container plugged into the bridge with it (see [`crate::network::bridge::attach`]).
 fn plug(
@@ -541,15 +638,15 @@ fn plug(
     };
     // SAFETY: the seam just opened this descriptor; it stays open until the close below.
     let netns = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let attached = crate::network::bridge::attach(
+    let attached = crate::network::bridge::attach_via(
         sys,
         &e.bridge,
         bridge_index,
         &spec.id,
         netns,
         pid,
-        e.addr,
-        e.subnet,
+        (e.addr, e.subnet, e.mac),
+        e.gateway,
     );
     let closed = sys.run(Call::Close {
         fd,
@@ -591,6 +688,30 @@ fn supervise(
         sys.step(StepId::NetworkVeth)?;
         plug(sys, spec, e, index, pid)?;
         *veth = Some(spec.id.clone());
+        // The networks `network connect` added, plugged again (eth1…).
+        if !sys.is_dry_run() {
+            let root = spec
+                .bundle
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("/"));
+            for att in &spec.net.extra {
+                crate::network::connect::plug_extra(
+                    sys,
+                    root,
+                    crate::network::ipam::Subnet::DEFAULT,
+                    spec,
+                    att,
+                    pid,
+                )?;
+            }
+        }
+        // The other containers of its user networks learn its name (design §5).
+        if !sys.is_dry_run() {
+            for n in crate::network::hosts::user_networks(spec) {
+                refresh_names(spec, &n, Some(&spec.id), None);
+            }
+        }
     }
     if sys.is_dry_run() {
         sys.tracer.set_process("container");
@@ -691,6 +812,7 @@ mod tests {
                 cgroup: true,
             },
             network: NetworkMode::None,
+            net: Default::default(),
             layers_mode: LayersMode::Overlay,
             rootfs_mode: RootfsMode::PivotRoot,
             // Cgroups on, as by default (the group itself is not part of these scripts: no
