@@ -404,6 +404,24 @@ pub fn format_port(
     Ok(out.into_iter().map(|l| l + "\n").collect())
 }
 
+/// `ps`'s PORTS cell: `0.0.0.0:8000->80/tcp` for a bound port, `80/tcp` for one exposed and
+/// not published, joined by `, ` in the Docker CLI's order (natural, by the text). Docker
+/// folds runs of consecutive ports into ranges; dockling lists them one by one.
+pub fn display_ports(ports: &PortMap) -> String {
+    let mut cells: Vec<String> = Vec::new();
+    for (key, frontends) in ports {
+        match frontends {
+            Some(f) if !f.is_empty() => cells.extend(
+                f.iter()
+                    .map(|h| format!("{}->{key}", join_host_port(&h.host_ip, &h.host_port))),
+            ),
+            _ => cells.push(key.clone()),
+        }
+    }
+    cells.sort_by(|a, b| natural_cmp(a, b));
+    cells.join(", ")
+}
+
 /// Bind the sockets and listen (the proxy's), or only bind (a reservation for NAT mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
