@@ -112,7 +112,7 @@ pub const VARIANTS: &[(StepId, &str)] = &[
     (StepId::LayersMount, "copy"),
     (StepId::RootfsPivot, "chroot"),
     (StepId::ProcessTerminal, "null_stdin"),
-    (StepId::NetworkPorts, "nat"),
+    (StepId::NetworkPorts, "reserve"),
     (StepId::NetworkPublish, "nat"),
 ];
 

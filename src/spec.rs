@@ -181,21 +181,6 @@ impl Ports {
     pub fn is_empty(&self) -> bool {
         self.publish.is_empty() && !self.publish_all && self.exposed.is_empty()
     }
-
-    /// The host ports to bind: every `-p`, then with `-P` every exposed port no `-p` has.
-    pub fn bindings(
-        &self,
-    ) -> std::result::Result<
-        Vec<crate::network::ports::PortBinding>,
-        crate::network::ports::PortError,
-    > {
-        let mut all = crate::network::ports::parse_all(&self.publish)?;
-        if self.publish_all {
-            let more = crate::network::ports::publish_all(&self.exposed, &all)?;
-            all.extend(more);
-        }
-        Ok(all)
-    }
 }
 
 /// Which namespaces the container gets (true = its own, false = the host's).

@@ -1233,7 +1233,7 @@ fn ports_flags(
             .unwrap_or_default(),
         outbound_nat: config.outbound_nat.unwrap_or(false),
     };
-    ports.bindings().map_err(|e| {
+    crate::network::ports::bindings(&ports).map_err(|e| {
         Error::Usage(format!(
             "{e}: use -p [ip:][hostPort:]containerPort[/tcp|udp], such as -p 8000:80"
         ))

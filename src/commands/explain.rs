@@ -98,9 +98,10 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
             }
             StepId::RootfsPivot if spec.rootfs_mode == RootfsMode::Chroot => Some("chroot"),
             StepId::ProcessTerminal if !spec.tty && !spec.interactive => Some("null_stdin"),
-            StepId::NetworkPorts | StepId::NetworkPublish
-                if spec.ports.mode == crate::spec::PublishMode::Nat =>
-            {
+            StepId::NetworkPorts if spec.ports.mode == crate::spec::PublishMode::Nat => {
+                Some("reserve")
+            }
+            StepId::NetworkPublish if spec.ports.mode == crate::spec::PublishMode::Nat => {
                 Some("nat")
             }
             _ => None,

@@ -100,7 +100,7 @@ pub fn container_json(
             "Privileged": s.privileged,
             "ReadonlyRootfs": s.read_only,
             "NetworkMode": s.network.as_str(),
-            "PortBindings": crate::network::ports::port_bindings(&s.ports.bindings().unwrap_or_default()),
+            "PortBindings": crate::network::ports::port_bindings(&crate::network::ports::bindings(&s.ports).unwrap_or_default()),
             "PublishAllPorts": s.ports.publish_all,
             "PidMode": if s.namespaces.pid { "" } else { "host" },
             "UTSMode": if s.namespaces.uts { "" } else { "host" },

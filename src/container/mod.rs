@@ -100,7 +100,7 @@ impl Container {
     /// `NetworkSettings.Ports`: every exposed port (`null` unless published) and every bound.
     pub fn port_map(&self, alive: bool) -> crate::network::ports::PortMap {
         let mut exposed = self.spec.ports.exposed.clone();
-        for b in self.spec.ports.bindings().unwrap_or_default() {
+        for b in crate::network::ports::bindings(&self.spec.ports).unwrap_or_default() {
             exposed.push(b.key());
         }
         crate::network::ports::network_ports(&exposed, &self.published_ports(alive))

@@ -209,6 +209,17 @@ pub fn publish_all<S: AsRef<str>>(
     Ok(out)
 }
 
+/// The host ports a container's spec asks to bind: every `-p`, then with `-P` every exposed
+/// port no `-p` has.
+pub fn bindings(ports: &crate::spec::Ports) -> Result<Vec<PortBinding>, PortError> {
+    let mut all = parse_all(&ports.publish)?;
+    if ports.publish_all {
+        let more = publish_all(&ports.exposed, &all)?;
+        all.extend(more);
+    }
+    Ok(all)
+}
+
 /// One host address Docker's JSON shows for a port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostBinding {

@@ -296,10 +296,8 @@ pub fn start(
         && (!spec.ports.publish.is_empty() || spec.ports.publish_all)
     {
         let nat = spec.ports.mode == crate::spec::PublishMode::Nat;
-        sys.step_variant(StepId::NetworkPorts, nat.then_some("nat"))?;
-        let bindings = spec
-            .ports
-            .bindings()
+        sys.step_variant(StepId::NetworkPorts, nat.then_some("reserve"))?;
+        let bindings = crate::network::ports::bindings(&spec.ports)
             .map_err(|e| Error::Usage(e.to_string()))?;
         let mode = if nat {
             crate::network::ports::Mode::Reserve
