@@ -110,9 +110,12 @@ fn lesson_check_judges_the_students_own_work_and_bad_numbers_are_clear() {
 
 #[test]
 fn tour_starts_the_lab_and_runs_every_lesson_and_step_mode_waits_for_enter() {
+    // A network namespace of its own: the lessons publish fixed host ports (8000) and make
+    // dockling0, which the other lesson test, running at the same time, does too.
+    let ns = common::NetNs::new();
     let lab = Lab::new();
     let addr = format!("127.0.0.1:{}", free_port());
-    let tour = lab.cmd(&["tour", "--addr", &addr]);
+    let tour = ns.dockling(&lab, &["tour", "--addr", &addr]);
     assert_eq!(tour.code, 0, "{}\n{}", tour.stdout, tour.stderr);
     assert!(
         tour.stdout
@@ -133,7 +136,7 @@ fn tour_starts_the_lab_and_runs_every_lesson_and_step_mode_waits_for_enter() {
         tour.stdout
     );
     // --step: Enter runs the first step, q stops before the second.
-    let mut stepped = lab.command(&["lesson", "run", "1", "--step"]);
+    let mut stepped = ns.enter(lab.command(&["lesson", "run", "1", "--step"]));
     stepped
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
