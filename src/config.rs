@@ -63,6 +63,10 @@ pub struct Config {
     /// The subnet of the default `bridge` network (default `172.17.0.0/16`), used when the
     /// network is first made; a network already in the store keeps its own.
     pub default_subnet: Option<String>,
+    /// Default `--publish-mode`: `proxy` (the default) or `nat`.
+    pub publish_mode: Option<crate::spec::PublishMode>,
+    /// NAT mode also masquerades the containers' traffic to the outside (default false).
+    pub outbound_nat: Option<bool>,
     /// `false` is like passing `--no-cgroups` every time.
     pub cgroups: Option<bool>,
     /// Parent cgroup of all containers (default `dockling`).

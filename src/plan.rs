@@ -74,6 +74,7 @@ macro_rules! steps {
 steps! {
     SecurityReexec => Security, "security.reexec";
     ImageResolve => Image, "image.resolve";
+    NetworkPorts => Network, "network.ports";
     LayersPrepare => Layers, "layers.prepare";
     RootfsEtcFiles => Rootfs, "rootfs.etc_files";
     CgroupsCreate => Cgroups, "cgroups.create";
@@ -81,6 +82,7 @@ steps! {
     NamespacesClone => Namespaces, "namespaces.clone";
     CgroupsJoin => Cgroups, "cgroups.join";
     NetworkVeth => Network, "network.veth";
+    NetworkPublish => Network, "network.publish";
     NamespacesCgroup => Namespaces, "namespaces.cgroup";
     NetworkLoopback => Network, "network.loopback";
     RootfsPropagation => Rootfs, "rootfs.propagation";
@@ -110,6 +112,8 @@ pub const VARIANTS: &[(StepId, &str)] = &[
     (StepId::LayersMount, "copy"),
     (StepId::RootfsPivot, "chroot"),
     (StepId::ProcessTerminal, "null_stdin"),
+    (StepId::NetworkPorts, "reserve"),
+    (StepId::NetworkPublish, "nat"),
 ];
 
 impl StepId {

@@ -188,6 +188,65 @@ impl NetConfig {
     }
 }
 
+/// How a published port reaches the container (`--publish-mode`, config `publish-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishMode {
+    /// `dockling proxy`, a process of the host, accepts and copies to the container.
+    #[default]
+    Proxy,
+    /// Kernel NAT rules (nftables DNAT), a table owned by the engine's socket.
+    Nat,
+}
+
+impl PublishMode {
+    /// Every publish mode: its name, as the command line and the config file spell it, and
+    /// what it does.
+    pub const VARIANTS: &'static [(PublishMode, &'static str, &'static str)] = &[
+        (
+            PublishMode::Proxy,
+            "proxy",
+            "a `dockling proxy` process on the host accepts and copies to the container",
+        ),
+        (
+            PublishMode::Nat,
+            "nat",
+            "nftables DNAT rules send the packets to the container, no process in between",
+        ),
+    ];
+}
+
+crate::named_variants!(PublishMode, "publish mode");
+
+/// Published (`-p`, `-P`) and exposed (`EXPOSE`, `--expose`) ports of a container, as asked:
+/// parsed again (they were checked at create) at every start, which binds them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ports {
+    /// Every `-p` as typed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
+    /// `-P`: every exposed port on a port the kernel chooses.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub publish_all: bool,
+    /// The exposed ports (`80/tcp`): the image's `EXPOSE` and `--expose`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed: Vec<String>,
+    /// Proxy or NAT.
+    #[serde(default)]
+    pub mode: PublishMode,
+    /// NAT mode's bridge table masquerades the containers' outbound traffic (config
+    /// `outbound-nat`, off by default).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub outbound_nat: bool,
+}
+
+impl Ports {
+    /// Nothing published or exposed.
+    pub fn is_empty(&self) -> bool {
+        self.publish.is_empty() && !self.publish_all && self.exposed.is_empty()
+    }
+}
+
 /// Which namespaces the container gets (true = its own, false = the host's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespaces {
@@ -383,6 +442,9 @@ pub struct RunSpec {
     /// `--init`: a tiny init is the container's process 1 (see `runtime::init`).
     #[serde(default)]
     pub init: bool,
+    /// `-p`, `-P`, `--expose`, `--publish-mode`.
+    #[serde(default, skip_serializing_if = "Ports::is_empty")]
+    pub ports: Ports,
 }
 
 /// Docker's `--restart` policies: what the monitor of a detached container does when it

@@ -91,6 +91,14 @@ pub struct Request {
     pub network: Option<String>,
     /// `--ip`, `--network-alias`, `--add-host`, `--dns*`, `--link`.
     pub net: NetRequest,
+    /// `-p`: `[ip:][hostPort:]containerPort[/proto]`, as typed.
+    pub publish: Vec<String>,
+    /// `-P`.
+    pub publish_all: bool,
+    /// `--expose`: `PORT[-END][/proto]`.
+    pub expose: Vec<String>,
+    /// `--publish-mode` (else the config file's, else proxy).
+    pub publish_mode: Option<crate::spec::PublishMode>,
     /// `--cgroupns`: `private` or `host`.
     pub cgroupns: Option<String>,
     /// `--privileged`.
@@ -1072,6 +1080,7 @@ pub fn build(
         ));
     }
     let net = net_config(&args.net, user_network)?;
+    let ports = ports_flags(config, args, cfg, network)?;
     if !uts && args.hostname.is_some() {
         return Err(Error::Usage(
             "conflicting options: --hostname and --uts host (the host's name is shared)".into(),
@@ -1252,6 +1261,7 @@ pub fn build(
         restart: args.restart,
         log_opts: args.log_opts.clone(),
         init: args.init,
+        ports,
         bundle: bundle.to_path_buf(),
     })
 }
@@ -1336,6 +1346,58 @@ fn net_config(r: &NetRequest, network: Option<String>) -> Result<crate::spec::Ne
         mac,
         extra: vec![],
     })
+}
+
+/// `-p`, `-P`, `--expose` and the image's `EXPOSE`, checked now (a bad `-p` is a usage
+/// error before anything is created); as Docker: with `--network host` published ports are
+/// discarded with a warning, with `--network none` they are kept but lead nowhere (Docker
+/// too publishes nothing for a container without a network) and said so.
+fn ports_flags(
+    config: &Config,
+    args: &Request,
+    cfg: Option<&oci_spec::image::Config>,
+    network: NetworkMode,
+) -> Result<crate::spec::Ports> {
+    let mut exposed: Vec<String> = Vec::new();
+    let image_exposed = cfg
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default();
+    for e in image_exposed.iter().chain(&args.expose) {
+        // `--expose 8000-8002/udp`: each port its own key, as Docker's ExposedPorts.
+        let bs = crate::network::ports::parse_publish(e)
+            .map_err(|err| Error::Usage(format!("invalid --expose {e:?}: {err}")))?;
+        for b in bs {
+            if b.host_ip.is_some() || b.host_ports.is_some() {
+                return Err(Error::Usage(format!(
+                    "invalid --expose {e:?}: give only the container's port (PORT[-END][/tcp|udp]); use -p to publish"
+                )));
+            }
+            if !exposed.contains(&b.key()) {
+                exposed.push(b.key());
+            }
+        }
+    }
+    let mut ports = crate::spec::Ports {
+        publish: args.publish.clone(),
+        publish_all: args.publish_all,
+        exposed,
+        mode: args
+            .publish_mode
+            .or(config.publish_mode)
+            .unwrap_or_default(),
+        outbound_nat: config.outbound_nat.unwrap_or(false),
+    };
+    crate::network::ports::bindings(&ports).map_err(|e| {
+        Error::Usage(format!(
+            "{e}: use -p [ip:][hostPort:]containerPort[/tcp|udp], such as -p 8000:80"
+        ))
+    })?;
+    if network == NetworkMode::Host && (!ports.publish.is_empty() || ports.publish_all) {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+        ports.publish.clear();
+        ports.publish_all = false;
+    }
+    Ok(ports)
 }
 
 /// `-e NAME` takes the value from dockling's own environment, as Docker does; a name unset

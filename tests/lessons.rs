@@ -120,8 +120,10 @@ fn lesson_check_judges_the_students_own_work_and_bad_numbers_are_clear() {
 
 #[test]
 fn tour_starts_the_lab_and_runs_every_lesson_and_step_mode_waits_for_enter() {
-    let lab = Lab::new();
+    // A network namespace of its own: the lessons publish fixed host ports (8000) and make
+    // dockling0, which the other lesson test, running at the same time, does too.
     let ns = NetNs::new();
+    let lab = Lab::new();
     let addr = format!("127.0.0.1:{}", free_port());
     let tour = ns.dockling(&lab, &["tour", "--addr", &addr]);
     assert_eq!(tour.code, 0, "{}\n{}", tour.stdout, tour.stderr);

@@ -69,6 +69,8 @@ pub enum Command {
     Unpause(WaitArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Restart one or more containers
     Restart(StopArgs),
     /// Stop one or more running containers
@@ -664,6 +666,16 @@ pub struct TopArgs {
     pub ps_args: Vec<String>,
 }
 
+/// `dockling port`.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The container, by name or ID (prefix)
+    pub container: String,
+    /// The container's port, with its protocol (`80`, `80/tcp`, `53/udp`)
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub private_port: Option<String>,
+}
+
 /// `dockling start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
@@ -1001,6 +1013,18 @@ pub struct RunArgs {
     /// --ip, --network-alias, --add-host, --dns, --link
     #[command(flatten)]
     pub net: NetFlags,
+    /// Publish a container's port(s) to the host ([ip:][hostPort:]containerPort[/tcp|udp])
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports (PORT[-END][/tcp|udp])
+    #[arg(long, value_name = "list")]
+    pub expose: Vec<String>,
+    /// How published ports reach the container: proxy (a `dockling proxy` process) or nat (nftables rules)
+    #[arg(long = "publish-mode", value_name = "MODE", value_parser = engine_enum(crate::spec::PublishMode::VARIANTS))]
+    pub publish_mode: Option<crate::spec::PublishMode>,
     /// Cgroup namespace to use: "private" (default) or "host"
     #[arg(long, value_name = "string")]
     pub cgroupns: Option<String>,
@@ -1072,6 +1096,7 @@ impl Command {
             | Command::Ps(_)
             | Command::Logs(_)
             | Command::Inspect(_)
+            | Command::Port(_)
             | Command::History(_)
             | Command::Explain(_) => true,
             Command::Image(a) => matches!(

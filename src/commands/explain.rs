@@ -29,6 +29,21 @@ pub fn switched(spec: &RunSpec, step: StepId) -> Option<String> {
         {
             Some(format!("off: --network {}", spec.network.as_str()))
         }
+        StepId::NetworkPorts | StepId::NetworkPublish
+            if spec.network != crate::spec::NetworkMode::Bridge =>
+        {
+            Some(format!("off: --network {}", spec.network.as_str()))
+        }
+        StepId::NetworkPorts | StepId::NetworkPublish
+            if spec.ports.publish.is_empty() && !spec.ports.publish_all =>
+        {
+            Some("off: no -p or -P given".into())
+        }
+        StepId::NetworkPorts | StepId::NetworkPublish
+            if spec.ports.mode == crate::spec::PublishMode::Nat =>
+        {
+            Some("changed: --publish-mode nat".into())
+        }
         StepId::NamespacesHostname if !ns.uts => Some("off: --uts host".into()),
         StepId::RootfsVolumes if spec.volumes.is_empty() => Some("off: no -v given".into()),
         StepId::SecurityMask if spec.privileged => Some("off: --privileged".into()),
@@ -83,6 +98,12 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
             }
             StepId::RootfsPivot if spec.rootfs_mode == RootfsMode::Chroot => Some("chroot"),
             StepId::ProcessTerminal if !spec.tty && !spec.interactive => Some("null_stdin"),
+            StepId::NetworkPorts if spec.ports.mode == crate::spec::PublishMode::Nat => {
+                Some("reserve")
+            }
+            StepId::NetworkPublish if spec.ports.mode == crate::spec::PublishMode::Nat => {
+                Some("nat")
+            }
             _ => None,
         };
         let title = variant

@@ -47,13 +47,36 @@ pub fn container_json(
             oom_killed,
         } => ("exited", false, 0, *code, *oom_killed, finished.clone()),
     };
+    // Docker's: a running container's exposed ports (null when not published) and bound
+    // ones; `{}` when it does not run.
+    let alive = running && !c.restarting;
+    let ports = if alive {
+        serde_json::to_value(c.port_map(alive)).unwrap_or_default()
+    } else {
+        json!({})
+    };
+    // Docker's ExposedPorts: the image's EXPOSE, --expose and every -p's port (omitted when
+    // none).
+    let exposed: Value = {
+        let keys: std::collections::BTreeMap<String, Value> = c
+            .port_map(false)
+            .into_keys()
+            .map(|k| (k, json!({})))
+            .collect();
+        if keys.is_empty() {
+            Value::Null
+        } else {
+            json!(keys)
+        }
+    };
     let lowers: Vec<String> = s
         .layers
         .iter()
         .rev()
         .map(|p| p.display().to_string())
         .collect();
-    json!({
+    let no_exposed = exposed.is_null();
+    let mut v = json!({
         "Id": s.id,
         "Created": c.created,
         "Path": s.args.first(),
@@ -77,6 +100,8 @@ pub fn container_json(
             "Privileged": s.privileged,
             "ReadonlyRootfs": s.read_only,
             "NetworkMode": s.network_name(),
+            "PortBindings": crate::network::ports::port_bindings(&crate::network::ports::bindings(&s.ports).unwrap_or_default()),
+            "PublishAllPorts": s.ports.publish_all,
             "PidMode": if s.namespaces.pid { "" } else { "host" },
             "UTSMode": if s.namespaces.uts { "" } else { "host" },
             "IpcMode": if s.namespaces.ipc { "private" } else { "host" },
@@ -94,7 +119,7 @@ pub fn container_json(
             "Data": {"LowerDir": lowers.join(":"), "UpperDir": s.upper(), "WorkDir": s.work(), "MergedDir": s.rootfs()},
         },
         "Mounts": mounts(s),
-        "NetworkSettings": network_settings(s, lease.filter(|_| running)),
+        "NetworkSettings": network_settings(s, lease.filter(|_| running), ports),
         "Config": {
             "Volumes": config_volumes(s),
             "Hostname": s.hostname,
@@ -105,9 +130,16 @@ pub fn container_json(
             "Cmd": s.args,
             "Image": s.image_ref,
             "WorkingDir": s.cwd,
+            "ExposedPorts": exposed,
         },
         "Dockling": {"Layers": s.layers_mode, "Rootfs": s.rootfs_mode, "Capabilities": s.capabilities},
-    })
+    });
+    if no_exposed {
+        if let Some(cfg) = v.get_mut("Config").and_then(Value::as_object_mut) {
+            cfg.remove("ExposedPorts");
+        }
+    }
+    v
 }
 
 /// `HostConfig.Binds`: the `-v` flags with a source (binds and named volumes), as given.
@@ -260,6 +292,7 @@ fn mounts(s: &crate::spec::RunSpec) -> Vec<Value> {
 fn network_settings(
     s: &crate::spec::RunSpec,
     lease: Option<(crate::network::store::Network, std::net::Ipv4Addr)>,
+    ports: Value,
 ) -> Value {
     let mode = s.network_name();
     let user = s.net.network.is_some();
@@ -300,7 +333,7 @@ fn network_settings(
     };
     json!({
         "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
-        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports,
         "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
         "EndpointID": "", "Gateway": gateway, "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
         "IPAddress": ip, "IPPrefixLen": prefix, "IPv6Gateway": "", "MacAddress": mac,

@@ -379,6 +379,30 @@ pub fn pause(ctx: &Context, names: &[String], frozen: bool) -> Result<i32> {
     }))
 }
 
+/// `dockling port CONTAINER [PRIVATE_PORT[/PROTO]]`: Docker's lines (`80/tcp -> 0.0.0.0:8000`,
+/// or the host addresses of one port), nothing for a container that does not run, and
+/// Docker's error and exit code 1 for a port that is not published.
+pub fn port(ctx: &Context, args: &crate::cli::PortArgs) -> Result<i32> {
+    let containers = Containers::open(&ctx.root)?;
+    crate::commands::rm::reap(ctx, &containers);
+    let c = containers.find(&args.container)?;
+    let alive = c.is_alive();
+    match crate::network::ports::format_port(
+        &args.container,
+        &c.port_map(alive),
+        args.private_port.as_deref(),
+    ) {
+        Ok(text) => {
+            print!("{text}");
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(e.exit_code())
+        }
+    }
+}
+
 /// `dockling top`: the container's processes as the host's `ps` shows them (`-ef` unless
 /// other options are given), with each one's pid inside the container beside its host pid.
 pub fn top(ctx: &Context, args: &TopArgs) -> Result<i32> {

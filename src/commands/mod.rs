@@ -189,6 +189,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Pause(a) => lifecycle::pause(&ctx, &a.containers, true),
         Command::Unpause(a) => lifecycle::pause(&ctx, &a.containers, false),
         Command::Top(a) => lifecycle::top(&ctx, a),
+        Command::Port(a) => lifecycle::port(&ctx, a),
         Command::Restart(a) => lifecycle::restart(&ctx, a),
         Command::Stop(a) => lifecycle::stop(&ctx, a),
         Command::Kill(a) => lifecycle::kill(&ctx, a),

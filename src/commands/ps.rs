@@ -97,6 +97,11 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
         } else {
             c.status_line_as(now, alive)
         };
+        let ports = if alive {
+            crate::network::ports::display_ports(&c.port_map(alive))
+        } else {
+            String::new()
+        };
         if args.format.is_some() {
             objects.push(serde_json::json!({
                 "ID": id,
@@ -104,7 +109,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
                 "Command": command_cell(&c.spec.args, args.no_trunc),
                 "CreatedAt": c.created,
                 "RunningFor": created,
-                "Ports": "",
+                "Ports": ports,
                 "State": if paused { "paused" } else { c.state_word_as(alive) },
                 "Status": status,
                 "Size": "0B",
@@ -121,7 +126,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
             command_cell(&c.spec.args, args.no_trunc),
             created,
             status,
-            String::new(),
+            ports,
             c.spec.name.clone(),
         ]);
     }

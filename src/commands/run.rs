@@ -43,6 +43,10 @@ impl From<&RunArgs> for Request {
                 join: None,
                 mac: a.net.mac_address.clone(),
             },
+            publish: a.publish.clone(),
+            publish_all: a.publish_all,
+            expose: a.expose.clone(),
+            publish_mode: a.publish_mode,
             cgroupns: a.cgroupns.clone(),
             privileged: a.privileged,
             cap_add: a.cap_add.clone(),
@@ -278,6 +282,7 @@ pub fn create_kept(
                 restart_count: 0,
                 started_at: None,
                 restarting: false,
+                published: vec![],
             })?;
             Ok(kept)
         })

@@ -78,6 +78,33 @@ pub struct Container {
     /// state. Set and cleared by the monitor; a killed monitor's is cleared by `reap`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restarting: bool,
+    /// The host ports its run has bound (`tcp:0.0.0.0:8000:80`, the kernel's choice filled
+    /// in), for `port`, `ps` and `inspect`: set by the start's `network.publish` step,
+    /// emptied when the run ends; shown only while it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<String>,
+}
+
+impl Container {
+    /// The ports bound while it runs (none when it does not).
+    pub fn published_ports(&self, alive: bool) -> Vec<crate::network::ports::Published> {
+        if !alive {
+            return vec![];
+        }
+        self.published
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// `NetworkSettings.Ports`: every exposed port (`null` unless published) and every bound.
+    pub fn port_map(&self, alive: bool) -> crate::network::ports::PortMap {
+        let mut exposed = self.spec.ports.exposed.clone();
+        for b in crate::network::ports::bindings(&self.spec.ports).unwrap_or_default() {
+            exposed.push(b.key());
+        }
+        crate::network::ports::network_ports(&exposed, &self.published_ports(alive))
+    }
 }
 
 impl Container {

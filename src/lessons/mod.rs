@@ -59,6 +59,7 @@ pub const LESSONS: &[(&str, &str)] = &[
         "11-addresses.yaml",
         include_str!("../../lessons/11-addresses.yaml"),
     ),
+    ("12-ports.yaml", include_str!("../../lessons/12-ports.yaml")),
     (
         "13-user-networks.yaml",
         include_str!("../../lessons/13-user-networks.yaml"),

@@ -209,6 +209,17 @@ pub fn publish_all<S: AsRef<str>>(
     Ok(out)
 }
 
+/// The host ports a container's spec asks to bind: every `-p`, then with `-P` every exposed
+/// port no `-p` has.
+pub fn bindings(ports: &crate::spec::Ports) -> Result<Vec<PortBinding>, PortError> {
+    let mut all = parse_all(&ports.publish)?;
+    if ports.publish_all {
+        let more = publish_all(&ports.exposed, &all)?;
+        all.extend(more);
+    }
+    Ok(all)
+}
+
 /// One host address Docker's JSON shows for a port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostBinding {
@@ -402,6 +413,24 @@ pub fn format_port(
     }
     out.sort_by(|a, b| natural_cmp(a, b));
     Ok(out.into_iter().map(|l| l + "\n").collect())
+}
+
+/// `ps`'s PORTS cell: `0.0.0.0:8000->80/tcp` for a bound port, `80/tcp` for one exposed and
+/// not published, joined by `, ` in the Docker CLI's order (natural, by the text). Docker
+/// folds runs of consecutive ports into ranges; dockling lists them one by one.
+pub fn display_ports(ports: &PortMap) -> String {
+    let mut cells: Vec<String> = Vec::new();
+    for (key, frontends) in ports {
+        match frontends {
+            Some(f) if !f.is_empty() => cells.extend(
+                f.iter()
+                    .map(|h| format!("{}->{key}", join_host_port(&h.host_ip, &h.host_port))),
+            ),
+            _ => cells.push(key.clone()),
+        }
+    }
+    cells.sort_by(|a, b| natural_cmp(a, b));
+    cells.join(", ")
 }
 
 /// Bind the sockets and listen (the proxy's), or only bind (a reservation for NAT mode).

@@ -174,6 +174,8 @@ pub fn spawn_with(
     let status_raw = status_w.as_raw_fd();
     let parent = std::process::id() as libc::pid_t;
     let mut cmd = Command::new(&opts.exe);
+    // Seen in the host's `ps` as `dockling proxy …`, not `/proc/self/exe proxy …`.
+    std::os::unix::process::CommandExt::arg0(&mut cmd, "dockling");
     cmd.args(&argv)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

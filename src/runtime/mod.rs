@@ -70,12 +70,46 @@ struct Cleanup<'a> {
     cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// The id of a container plugged into a bridge: its veth pair is deleted.
     veth: Option<String>,
+    /// The published ports: their sockets, and the proxy or NAT table leading them on.
+    ports: Publishing,
     armed: bool,
+}
+
+/// What a run with published ports holds on the host until it ends (see `network.publish`).
+#[derive(Default)]
+struct Publishing {
+    /// The bound host ports (listening for the proxy, reserved in NAT mode).
+    listeners: Vec<crate::network::ports::Listener>,
+    /// Proxy mode: `dockling proxy`, killed and waited for at the end.
+    proxy: Option<crate::network::proxy::ProxyChild>,
+    /// NAT mode: the container's table, deleted at the end (the kernel deletes it too when
+    /// the engine dies: its socket owns it).
+    table: Option<crate::network::nft::OwnedTable>,
+}
+
+impl Publishing {
+    /// Stop leading the ports on and close them: the proxy killed, the table deleted.
+    fn end(&mut self, sys: &Sys) {
+        if let Some(p) = self.proxy.take() {
+            let pid = p.pid();
+            p.kill();
+            sys.tracer.note(&format!(
+                "killed and waited for dockling proxy (pid {pid}): the published ports close with it"
+            ));
+        }
+        if let Some(t) = self.table.take() {
+            if let Err(e) = t.remove(sys) {
+                eprintln!("dockling: warning: {e}");
+            }
+        }
+        self.listeners.clear();
+    }
 }
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         if self.armed {
+            self.ports.end(self.sys);
             // The kernel deletes the pair too when the container's network namespace dies,
             // but later: deleting it now makes the host's links exact once the run is over.
             if let Some(id) = self.veth.take() {
@@ -301,6 +335,31 @@ pub fn start(
         spec.layers.len()
     ));
 
+    // Every published host port bound before anything is created: a port another program
+    // holds is the run's error now, with nothing to undo.
+    let mut listeners = Vec::new();
+    if spec.network == crate::spec::NetworkMode::Bridge
+        && (!spec.ports.publish.is_empty() || spec.ports.publish_all)
+    {
+        let nat = spec.ports.mode == crate::spec::PublishMode::Nat;
+        sys.step_variant(StepId::NetworkPorts, nat.then_some("reserve"))?;
+        let bindings = crate::network::ports::bindings(&spec.ports)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let mode = if nat {
+            crate::network::ports::Mode::Reserve
+        } else {
+            crate::network::ports::Mode::Listen
+        };
+        listeners = crate::network::ports::bind_with(sys, &bindings, mode)?;
+        for l in &listeners {
+            let p = &l.published;
+            sys.tracer.note(&format!(
+                "host port {}/{} is held for the container's port {}",
+                p.host, p.proto, p.container_port
+            ));
+        }
+    }
+
     // Started again (`start`, `--restart`) when its record says it ran.
     let started_before = !dry
         && containers
@@ -329,6 +388,10 @@ pub fn start(
         sys,
         cgroup: None,
         veth: None,
+        ports: Publishing {
+            listeners,
+            ..Default::default()
+        },
         armed: true,
     };
     let mut extra_mounts = Vec::new();
@@ -493,7 +556,7 @@ pub fn start(
         &parent_end,
         pid,
         cleanup.cgroup,
-        (network, &mut cleanup.veth),
+        (network, &mut cleanup.veth, &mut cleanup.ports),
         containers,
         Outputs {
             sources,
@@ -504,6 +567,10 @@ pub fn start(
             proxy: !opts.no_sig_proxy,
         },
     );
+    if !dry && !cleanup.ports.listeners.is_empty() {
+        // The run is over: no port is published any more.
+        let _ = containers.update(&spec.id, |c| c.published.clear());
+    }
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
@@ -657,6 +724,65 @@ fn plug(
     Ok(())
 }
 
+/// The `network.publish` step: the bound host ports led on to the container at `e`, by a
+/// `dockling proxy` (spawned from this, the engine's or monitor's main thread: its
+/// parent-death signal follows the thread) or by NAT rules in a table the engine owns.
+/// `detached`: the proxy's log lines go nowhere (the `run -d` that waits for the monitor
+/// reads the monitor's stderr until it closes: a proxy holding it would hold that run).
+fn publish(
+    sys: &Sys,
+    spec: &RunSpec,
+    e: &crate::network::Endpoint,
+    ports: &mut Publishing,
+    detached: bool,
+) -> Result<()> {
+    use crate::network::{bridge, netlink::Netlink, nft, proxy};
+    let nat = spec.ports.mode == crate::spec::PublishMode::Nat;
+    sys.step_variant(StepId::NetworkPublish, nat.then_some("nat"))?;
+    if !nat {
+        let opts = proxy::ProxyOptions {
+            stderr: detached.then(std::process::Stdio::null),
+            ..Default::default()
+        };
+        let child = proxy::spawn_with(sys, &ports.listeners, e.addr, opts)?;
+        if !sys.is_dry_run() {
+            sys.tracer.note(&format!(
+                "dockling proxy (pid {}) accepts on the published ports and copies to {}",
+                child.pid(),
+                e.addr
+            ));
+        }
+        ports.proxy = Some(child);
+        return Ok(());
+    }
+    sys.tracer.set_var("table", nft::table_name(&spec.id));
+    nft::ensure_bridge_table(sys, &e.bridge, e.subnet, spec.ports.outbound_nat)?;
+    let host = bridge::veth_name(&spec.id);
+    let nl = Netlink::open(sys)?;
+    let index = nl.link_index(&host)?;
+    nl.set_hairpin(&host, index)?;
+    nl.close()?;
+    let rules: Vec<nft::PortRule> = ports
+        .listeners
+        .iter()
+        .map(|l| {
+            let p = &l.published;
+            nft::PortRule {
+                proto: match p.proto {
+                    crate::sys::Transport::Tcp => nft::L4::Tcp,
+                    crate::sys::Transport::Udp => nft::L4::Udp,
+                },
+                host_ip: (!p.host.ip().is_unspecified()).then_some(*p.host.ip()),
+                host_port: p.host.port(),
+                container_ip: e.addr,
+                container_port: p.container_port,
+            }
+        })
+        .collect();
+    ports.table = Some(nft::publish(sys, &spec.id, &rules)?);
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn supervise(
     sys: &Sys,
@@ -664,9 +790,10 @@ fn supervise(
     chan: &channel::Channel,
     pid: i32,
     cgroup: Option<&crate::cgroups::Cgroup>,
-    (network, veth): (
+    (network, veth, ports): (
         Option<(&crate::network::Endpoint, u32)>,
         &mut Option<String>,
+        &mut Publishing,
     ),
     containers: &Containers,
     out: Outputs<'_, '_>,
@@ -710,6 +837,17 @@ fn supervise(
         if !sys.is_dry_run() {
             for n in crate::network::hosts::user_networks(spec) {
                 refresh_names(spec, &n, Some(&spec.id), None);
+            }
+        }
+        if !ports.listeners.is_empty() {
+            publish(sys, spec, e, ports, detached)?;
+            if !sys.is_dry_run() {
+                let bound: Vec<String> = ports
+                    .listeners
+                    .iter()
+                    .map(|l| l.published.to_string())
+                    .collect();
+                containers.update(&spec.id, |c| c.published = bound)?;
             }
         }
     }
@@ -839,6 +977,7 @@ mod tests {
             restart: Default::default(),
             log_opts: vec![],
             init: false,
+            ports: Default::default(),
             bundle: "/var/lib/dockling/containers/c1".into(),
         }
     }

@@ -579,6 +579,29 @@ impl NetNs {
             .into()
     }
 
+    /// `f` run on a short-lived thread that joined this namespace: sockets it makes are of
+    /// the namespace (and stay there when returned).
+    #[allow(dead_code)]
+    pub fn within<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let fd = self.fd.as_raw_fd();
+        std::thread::spawn(move || {
+            // SAFETY: setns on this thread alone; the descriptor outlives the thread.
+            assert_eq!(unsafe { libc::setns(fd, libc::CLONE_NEWNET) }, 0, "setns");
+            f()
+        })
+        .join()
+        .expect("the thread in the namespace")
+    }
+
+    /// A TCP socket listening on `addr` in this namespace.
+    #[allow(dead_code)]
+    pub fn listen_tcp(&self, addr: &str) -> std::net::TcpListener {
+        let addr = addr.to_string();
+        self.within(move || {
+            std::net::TcpListener::bind(&addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"))
+        })
+    }
+
     /// The names of the links in this namespace (`ip -j link`).
     pub fn links(&self) -> Vec<String> {
         let out = self

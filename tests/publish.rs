@@ -1,0 +1,425 @@
+//! Published ports (`-p`, `-P`, `--publish-mode proxy|nat`) end to end, each test in a network
+//! namespace of its own ([`common::NetNs`]): port 8000 and `dockling0` are the test's alone.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_until, Lab, NetNs};
+
+/// A detached busybox httpd serving `text` on port 80, with `flags` before the image.
+fn web(ns: &NetNs, lab: &Lab, name: &str, text: &str, flags: &[&str]) -> String {
+    let script =
+        format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
+    let o = ns.dockling(lab, &args);
+    o.expect_code(0);
+    o.stdout.trim().to_string()
+}
+
+/// One `curl` from the test's namespace: the body, or None.
+fn curl_once(ns: &NetNs, url: &str) -> Option<String> {
+    let out = ns
+        .command("curl")
+        .args(["-sS", "--max-time", "2", url])
+        .output()
+        .expect("curl is installed");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `curl url` retried until it answers.
+fn http_get(ns: &NetNs, url: &str) -> String {
+    wait_until(Duration::from_secs(10), &format!("{url} to answer"), || {
+        curl_once(ns, url)
+    })
+}
+
+/// Whether anything accepts a TCP connection on `addr` in the namespace (curl's exit 7 is
+/// "refused"; the exit code is checked, so a missing curl is not a "closed").
+fn refused(ns: &NetNs, addr: &str) -> bool {
+    let out = ns
+        .command("curl")
+        .args(["-sS", "--max-time", "2", &format!("http://{addr}/")])
+        .output()
+        .expect("curl is installed");
+    out.status.code() == Some(7)
+}
+
+/// The pids of `dockling proxy` processes whose parent is `ppid`.
+fn proxies_of(ppid: i32) -> Vec<i32> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+        let parent: i32 = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if parent == ppid && args.get(1) == Some(&&b"proxy"[..]) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn nft_tables(ns: &NetNs) -> String {
+    let out = ns
+        .command("nft")
+        .args(["list", "tables"])
+        .output()
+        .expect("nft is installed");
+    assert!(out.status.success(), "nft list tables");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `wget` from another container on the bridge.
+fn from_container(ns: &NetNs, lab: &Lab, url: &str) -> String {
+    let o = ns.dockling(
+        lab,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("for i in 1 2 3 4 5; do wget -qO- {url} && exit 0; sleep 1; done; exit 1"),
+        ],
+    );
+    o.expect_code(0);
+    o.stdout
+}
+
+/// Everything both modes must do: reachable on 127.0.0.1 and on the bridge's address, from
+/// another container through the host, `port`, ps, inspect; stop closes it (and what
+/// `gone` checks), start opens it again.
+fn publishes(mode: &str, gone: impl Fn(&NetNs, &Lab, &str, i32) -> bool) {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let id = web(
+        &ns,
+        &lab,
+        "web",
+        "It-works",
+        &["-p", "8000:80", "--publish-mode", mode],
+    );
+    assert_eq!(http_get(&ns, "http://127.0.0.1:8000/"), "It-works\n");
+    assert_eq!(http_get(&ns, "http://172.17.0.1:8000/"), "It-works\n");
+    // Another container through the host's published port (hairpin in NAT mode).
+    assert_eq!(
+        from_container(&ns, &lab, "http://172.17.0.1:8000/"),
+        "It-works\n"
+    );
+    let port = ns.dockling(&lab, &["port", "web"]);
+    assert_eq!(port.expect_code(0).stdout, "80/tcp -> 0.0.0.0:8000\n");
+    let one = ns.dockling(&lab, &["port", "web", "80/tcp"]);
+    assert_eq!(one.expect_code(0).stdout, "0.0.0.0:8000\n");
+    let none = ns.dockling(&lab, &["port", "web", "81"]);
+    none.expect_code(1);
+    assert_eq!(
+        none.stderr.trim(),
+        "Error: No public port '81' published for web"
+    );
+    let ps = ns.dockling(&lab, &["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert_eq!(ps.expect_code(0).stdout, "web 0.0.0.0:8000->80/tcp\n");
+    let ps = ns.dockling(&lab, &["ps"]);
+    assert!(
+        ps.expect_code(0)
+            .stdout
+            .contains("   0.0.0.0:8000->80/tcp   web\n"),
+        "{}",
+        ps.stdout
+    );
+    let insp = ns.dockling(&lab, &["inspect", "web"]);
+    let v: serde_json::Value = serde_json::from_str(&insp.expect_code(0).stdout).unwrap();
+    assert_eq!(
+        v[0]["HostConfig"]["PortBindings"],
+        serde_json::json!({"80/tcp": [{"HostIp": "", "HostPort": "8000"}]})
+    );
+    assert_eq!(
+        v[0]["NetworkSettings"]["Ports"],
+        serde_json::json!({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8000"}]})
+    );
+    assert_eq!(
+        v[0]["Config"]["ExposedPorts"],
+        serde_json::json!({"80/tcp": {}})
+    );
+
+    let monitor = lab.monitor_pid(&id);
+    ns.dockling(&lab, &["stop", "-t", "1", "web"])
+        .expect_code(0);
+    assert!(refused(&ns, "127.0.0.1:8000"), "closed after stop");
+    assert!(
+        gone(&ns, &lab, &id, monitor),
+        "nothing of it left after stop"
+    );
+    let port = ns.dockling(&lab, &["port", "web"]);
+    assert_eq!(
+        port.expect_code(0).stdout,
+        "",
+        "nothing published when stopped"
+    );
+
+    ns.dockling(&lab, &["start", "web"]).expect_code(0);
+    assert_eq!(http_get(&ns, "http://127.0.0.1:8000/"), "It-works\n");
+
+    // A monitor killed with SIGKILL takes the publishing with it.
+    let monitor = lab.monitor_pid(&id);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until(Duration::from_secs(10), "the publishing to go", || {
+        gone(&ns, &lab, &id, monitor).then_some(())
+    });
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}
+
+#[test]
+fn proxy_mode_publishes_a_port_and_stop_closes_it() {
+    publishes("proxy", |_, _, _, monitor| proxies_of(monitor).is_empty());
+}
+
+#[test]
+fn nat_mode_publishes_a_port_and_stop_closes_it() {
+    publishes("nat", |ns, _, id, _| {
+        !nft_tables(ns).contains(&format!("dockling-{}", &id[..12]))
+    });
+}
+
+#[test]
+fn the_proxy_runs_as_a_child_of_the_monitor_and_nat_has_its_table() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let id = web(&ns, &lab, "prox", "x", &["-p", "8000:80"]);
+    http_get(&ns, "http://127.0.0.1:8000/");
+    let proxies = proxies_of(lab.monitor_pid(&id));
+    assert_eq!(proxies.len(), 1, "one dockling proxy under the monitor");
+    let id2 = web(
+        &ns,
+        &lab,
+        "natc",
+        "y",
+        &["-p", "8001:80", "--publish-mode", "nat"],
+    );
+    assert_eq!(http_get(&ns, "http://127.0.0.1:8001/"), "y\n");
+    assert!(
+        proxies_of(lab.monitor_pid(&id2)).is_empty(),
+        "no proxy in NAT mode"
+    );
+    assert!(
+        nft_tables(&ns).contains(&format!("table ip dockling-{}", &id2[..12])),
+        "{}",
+        nft_tables(&ns)
+    );
+    ns.dockling(&lab, &["rm", "-f", "prox", "natc"])
+        .expect_code(0);
+}
+
+#[test]
+fn publish_all_gets_a_kernel_chosen_port_that_port_prints() {
+    for mode in ["proxy", "nat"] {
+        let ns = NetNs::new();
+        let lab = Lab::with_busybox();
+        web(
+            &ns,
+            &lab,
+            "web",
+            "chosen",
+            &["--expose", "80", "-P", "--publish-mode", mode],
+        );
+        let o = ns.dockling(&lab, &["port", "web", "80"]);
+        let addr = o.expect_code(0).stdout.trim().to_string();
+        let (ip, port) = addr.rsplit_once(':').unwrap();
+        assert_eq!(ip, "0.0.0.0");
+        let port: u16 = port.parse().unwrap();
+        assert_ne!(port, 0);
+        assert_eq!(
+            http_get(&ns, &format!("http://127.0.0.1:{port}/")),
+            "chosen\n"
+        );
+        ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+    }
+}
+
+#[test]
+fn a_port_published_on_loopback_is_not_reachable_on_other_addresses() {
+    for mode in ["proxy", "nat"] {
+        let ns = NetNs::new();
+        let lab = Lab::with_busybox();
+        web(
+            &ns,
+            &lab,
+            "web",
+            "lo-only",
+            &["-p", "127.0.0.1:8000:80", "--publish-mode", mode],
+        );
+        assert_eq!(http_get(&ns, "http://127.0.0.1:8000/"), "lo-only\n");
+        assert!(
+            curl_once(&ns, "http://172.17.0.1:8000/").is_none(),
+            "{mode}: not on the bridge's address"
+        );
+        let port = ns.dockling(&lab, &["port", "web"]);
+        assert_eq!(port.expect_code(0).stdout, "80/tcp -> 127.0.0.1:8000\n");
+        ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+    }
+}
+
+#[test]
+fn a_port_in_use_is_exit_125_before_anything_runs() {
+    for mode in ["proxy", "nat"] {
+        let ns = NetNs::new();
+        let lab = Lab::with_busybox();
+        let _held = ns.listen_tcp("0.0.0.0:8000");
+        let o = ns.dockling(
+            &lab,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "web",
+                "-p",
+                "8001:80",
+                "-p",
+                "8000:81",
+                "--publish-mode",
+                mode,
+                "busybox",
+                "sleep",
+                "60",
+            ],
+        );
+        o.expect_code(125);
+        assert!(
+            o.stderr
+                .contains("port 8000 on 0.0.0.0 is already in use by another program"),
+            "{mode}: {}",
+            o.stderr
+        );
+        // Nothing runs, and 8001 (bound first) was let go again.
+        let ps = ns.dockling(&lab, &["ps", "-q"]);
+        assert_eq!(ps.expect_code(0).stdout, "", "{mode}: nothing running");
+        let again = ns.listen_tcp("0.0.0.0:8001");
+        drop(again);
+        assert!(
+            !nft_tables(&ns).contains("dockling-"),
+            "{mode}: no table of the container"
+        );
+    }
+}
+
+#[test]
+fn a_hundred_concurrent_requests_through_the_proxy_all_succeed() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    web(&ns, &lab, "web", "many", &["-p", "8000:80"]);
+    http_get(&ns, "http://127.0.0.1:8000/");
+    let codes: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..100)
+            .map(|_| {
+                s.spawn(|| {
+                    let out = ns
+                        .command("curl")
+                        .args([
+                            "-s",
+                            "-o",
+                            "/dev/null",
+                            "-w",
+                            "%{http_code}",
+                            "--max-time",
+                            "10",
+                            "http://127.0.0.1:8000/",
+                        ])
+                        .output()
+                        .expect("curl is installed");
+                    String::from_utf8_lossy(&out.stdout).into_owned()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(codes.iter().all(|c| c == "200"), "{codes:?}");
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}
+
+#[test]
+fn host_network_discards_published_ports_with_docker_warning() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-p",
+            "8000:80",
+            "busybox",
+            "true",
+        ],
+    );
+    o.expect_code(0);
+    assert!(
+        o.stderr
+            .contains("WARNING: Published ports are discarded when using host network mode"),
+        "{}",
+        o.stderr
+    );
+    let bad = ns.dockling(&lab, &["run", "--rm", "-p", "8000:", "busybox", "true"]);
+    bad.expect_code(125);
+    assert!(bad.stderr.contains("no port specified"), "{}", bad.stderr);
+    assert_eq!(lab.containers_left(), Vec::<String>::new());
+}
+
+/// UDP: the host port is held while it runs (another bind gets EADDRINUSE) and `port`
+/// shows it. (The data path is not checked end to end: busybox's nc has no UDP mode and
+/// busybox has no UDP server to answer.)
+#[test]
+fn udp_is_published_and_its_host_port_held() {
+    for mode in ["proxy", "nat"] {
+        let ns = NetNs::new();
+        let lab = Lab::with_busybox();
+        let o = ns.dockling(
+            &lab,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "udp1",
+                "-p",
+                "5353:53/udp",
+                "--publish-mode",
+                mode,
+                "busybox",
+                "sleep",
+                "60",
+            ],
+        );
+        o.expect_code(0);
+        let port = ns.dockling(&lab, &["port", "udp1", "53/udp"]);
+        assert_eq!(port.expect_code(0).stdout, "0.0.0.0:5353\n");
+        let bind = || {
+            ns.within(|| {
+                std::net::UdpSocket::bind("0.0.0.0:5353")
+                    .map(drop)
+                    .map_err(|e| e.kind())
+            })
+        };
+        assert_eq!(bind(), Err(std::io::ErrorKind::AddrInUse), "{mode}: held");
+        ns.dockling(&lab, &["rm", "-f", "udp1"]).expect_code(0);
+        assert_eq!(bind(), Ok(()), "{mode}: let go after rm");
+    }
+}
