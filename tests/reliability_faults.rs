@@ -410,8 +410,8 @@ fn every_run_fault_leaves_a_store_the_next_run_uses_and_nothing_behind() {
         |point, mode| {
             let lab = Lab::with_busybox();
             let mut found = Vec::new();
-            // A volume, a missing working directory and the bridge network, so that every step
-            // of the plan is taken.
+            // A volume, a missing working directory, the bridge network and a published port
+            // (the kernel chooses which), so that every step of the plan is taken.
             let data = lab.dir.path().join("data");
             std::fs::create_dir_all(&data).unwrap();
             let volume = format!("{}:/data", data.display());
@@ -424,6 +424,8 @@ fn every_run_fault_leaves_a_store_the_next_run_uses_and_nothing_behind() {
                 "/made/here",
                 "--network",
                 "bridge",
+                "-p",
+                "80",
                 "busybox",
                 "true",
             ];
