@@ -425,17 +425,6 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
             }
         }
     }
-    match args.format.as_deref().map(str::trim) {
-        None | Some("json") => {
-            println!("{}", serde_json::to_string_pretty(&out).expect("json"))
-        }
-        // Docker: one line per object, the template executed on its document.
-        Some(f) => {
-            let t = crate::template::Template::parse_docker(f)?;
-            for v in &out {
-                println!("{}", t.render(v)?);
-            }
-        }
-    }
+    crate::commands::print_inspect(&out, args.format.as_deref())?;
     Ok(code)
 }

@@ -219,6 +219,24 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
     }
 }
 
+/// Print `inspect` documents as Docker does: one JSON array, or with `-f TEMPLATE` the
+/// template executed on each document, a line per object (`-f json` is the array too).
+pub fn print_inspect(docs: &[serde_json::Value], format: Option<&str>) -> Result<()> {
+    match format.map(str::trim) {
+        None | Some("json") => println!(
+            "{}",
+            serde_json::to_string_pretty(docs).map_err(|e| Error::Corrupt(e.to_string()))?
+        ),
+        Some(f) => {
+            let t = crate::template::Template::parse_docker(f)?;
+            for d in docs {
+                println!("{}", t.render(d)?);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

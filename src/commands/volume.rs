@@ -333,19 +333,7 @@ pub fn run(ctx: &Context, args: &VolumeArgs) -> Result<i32> {
                     }
                 }
             }
-            match format {
-                Some(f) => {
-                    let t = crate::template::Template::parse_docker(f)?;
-                    for d in &docs {
-                        println!("{}", t.render(d)?);
-                    }
-                }
-                None => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&docs)
-                        .map_err(|e| Error::Corrupt(e.to_string()))?
-                ),
-            }
+            crate::commands::print_inspect(&docs, format.as_deref())?;
             Ok(code)
         }
         VolumeCommand::Rm { force, volumes } => {

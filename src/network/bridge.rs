@@ -149,6 +149,33 @@ pub fn attach_as(
     Ok(host)
 }
 
+/// Run `f` with a descriptor of process `pid`'s network namespace, opened through the seam
+/// and closed after it, whatever `f` returned.
+pub fn with_netns_of<T, E: From<crate::sys::SysError>>(
+    sys: &Sys,
+    pid: i32,
+    f: impl FnOnce(BorrowedFd<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let fd = match sys.perform(Call::Open {
+        path: path.clone(),
+        flags: libc::O_RDONLY | libc::O_CLOEXEC,
+        mode: 0,
+    })? {
+        Ret::Fd(fd) => fd,
+        other => other.value() as i32,
+    };
+    // SAFETY: the seam just opened this descriptor; it stays open until the close below.
+    let done = f(unsafe { BorrowedFd::borrow_raw(fd) });
+    let closed = sys.run(Call::Close {
+        fd,
+        object: path.display().to_string(),
+    });
+    let value = done?;
+    closed?;
+    Ok(value)
+}
+
 /// eth0's side, through a netlink socket of the container's namespace: join it, configure,
 /// and come back to this thread's own namespace (a descriptor of it opened first).
 fn configure_inside(

@@ -4,12 +4,11 @@
 //! default route. The attachment is recorded in the container's spec
 //! ([`crate::spec::Attachment`]), so every later start plugs it again.
 
-use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use crate::error::Result;
 use crate::spec::{Attachment, RunSpec};
-use crate::sys::{Call, Ret, Sys};
+use crate::sys::Sys;
 
 use super::{bridge, ipam::Subnet, store};
 
@@ -26,34 +25,19 @@ pub fn plug_extra(
     let (net, addr) = store::lease_on(root, &att.network, default_subnet, att.ip, &spec.id)?;
     let subnet = net.subnet()?;
     let index = bridge::ensure_bridge_at(sys, &net.bridge, net.gateway, subnet)?;
-    let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
-    let fd = match sys.perform(Call::Open {
-        path: path.clone(),
-        flags: libc::O_RDONLY | libc::O_CLOEXEC,
-        mode: 0,
-    })? {
-        Ret::Fd(fd) => fd,
-        other => other.value() as i32,
-    };
-    // SAFETY: the seam just opened this descriptor; it stays open until the close below.
-    let netns = unsafe { BorrowedFd::borrow_raw(fd) };
-    let attached = bridge::attach_as(
-        sys,
-        (&net.bridge, index),
-        (
-            &bridge::extra_veth_name(&spec.id, att.index),
-            &format!("eth{}", att.index),
-        ),
-        netns,
-        pid,
-        (addr, subnet, store::mac(addr)),
-        None,
-    );
-    let closed = sys.run(Call::Close {
-        fd,
-        object: path.display().to_string(),
-    });
-    attached?;
-    closed?;
+    bridge::with_netns_of(sys, pid, |netns| {
+        bridge::attach_as(
+            sys,
+            (&net.bridge, index),
+            (
+                &bridge::extra_veth_name(&spec.id, att.index),
+                &format!("eth{}", att.index),
+            ),
+            netns,
+            pid,
+            (addr, subnet, store::mac(addr)),
+            None,
+        )
+    })?;
     Ok(addr)
 }

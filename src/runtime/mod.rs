@@ -694,33 +694,18 @@ fn plug(
     bridge_index: u32,
     pid: i32,
 ) -> Result<()> {
-    let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
-    let fd = match sys.perform(Call::Open {
-        path: path.clone(),
-        flags: libc::O_RDONLY | libc::O_CLOEXEC,
-        mode: 0,
-    })? {
-        Ret::Fd(fd) => fd,
-        other => other.value() as i32,
-    };
-    // SAFETY: the seam just opened this descriptor; it stays open until the close below.
-    let netns = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let attached = crate::network::bridge::attach_via(
-        sys,
-        &e.bridge,
-        bridge_index,
-        &spec.id,
-        netns,
-        pid,
-        (e.addr, e.subnet, e.mac),
-        e.gateway,
-    );
-    let closed = sys.run(Call::Close {
-        fd,
-        object: path.display().to_string(),
-    });
-    attached?;
-    closed?;
+    crate::network::bridge::with_netns_of(sys, pid, |netns| {
+        crate::network::bridge::attach_via(
+            sys,
+            &e.bridge,
+            bridge_index,
+            &spec.id,
+            netns,
+            pid,
+            (e.addr, e.subnet, e.mac),
+            e.gateway,
+        )
+    })?;
     Ok(())
 }
 
