@@ -321,6 +321,50 @@ fn a_port_in_use_is_exit_125_before_anything_runs() {
 }
 
 #[test]
+fn a_nat_reservation_keeps_the_port_from_every_other_program() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    web(
+        &ns,
+        &lab,
+        "web",
+        "first",
+        &["-p", "8000:80", "--publish-mode", "nat"],
+    );
+    assert_eq!(http_get(&ns, "http://127.0.0.1:8000/").trim(), "first");
+    // A second NAT container on the same host port is refused before it starts...
+    let second = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web2",
+            "-p",
+            "8000:80",
+            "--publish-mode",
+            "nat",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    second.expect_code(125);
+    assert!(
+        second
+            .stderr
+            .contains("port 8000 on 0.0.0.0 is already in use by another program"),
+        "{}",
+        second.stderr
+    );
+    // ...and so is a server that sets SO_REUSEADDR (as Rust's TcpListener, nginx and python
+    // do): the reservation, a socket bound but not listening, must keep it out.
+    let taken = ns.within(|| std::net::TcpListener::bind("0.0.0.0:8000").map(|_| ()));
+    let err = taken.expect_err("a program could bind the port a NAT container publishes");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+}
+
+#[test]
 fn a_hundred_concurrent_requests_through_the_proxy_all_succeed() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();

@@ -544,9 +544,11 @@ fn bind_one(sys: &Sys, b: &PortBinding, addr: SocketAddrV4, mode: Mode) -> Resul
         Some(unsafe { OwnedFd::from_raw_fd(raw) })
     };
     let fail = |e: crate::sys::SysError| e.errno;
-    // UDP gets no SO_REUSEADDR: on a datagram socket it would let a second program bind the
-    // very same port, and the in-use check would mean nothing.
-    if b.proto == Proto::Tcp {
+    // SO_REUSEADDR only for a TCP socket that will listen. On a datagram socket it would let
+    // a second program bind the very same port; on a TCP socket that never listens (NAT
+    // mode's reservation) it would let any other SO_REUSEADDR socket (a second NAT run, most
+    // servers) bind and listen on the port the container's rules send elsewhere.
+    if b.proto == Proto::Tcp && mode == Mode::Listen {
         sys.run(Call::SetReuseAddr { fd: raw }).map_err(fail)?;
     }
     sys.run(Call::BindInet {
@@ -809,6 +811,7 @@ mod tests {
         let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
         let ls = bind_with(&sys, &parse_all(&["8000:80"]).unwrap(), Mode::Reserve).unwrap();
         assert!(!rec.script().contains("listen"));
+        assert!(!rec.script().contains("SO_REUSEADDR"));
         assert!(!ls[0].listening);
     }
 
