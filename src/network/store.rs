@@ -256,16 +256,36 @@ pub fn dir(root: &Path, name: &str) -> PathBuf {
 }
 
 /// Network `name` as the store has it, if it was made.
+/// A name that is not one (`../volumes/v/_data`) names no network: it never becomes a path.
+/// A file whose name or bridge is not what dockling writes is refused, so nothing read from
+/// it can lead the engine to another directory or to a link that is not its own bridge.
 pub fn read(root: &Path, name: &str) -> Result<Option<Network>> {
+    if !valid_name(name) {
+        return Ok(None);
+    }
     let path = dir(root, name).join("network.json");
+    let bad = |detail: String| -> Error {
+        NetError::Leases {
+            path: path.clone(),
+            detail,
+        }
+        .into()
+    };
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            NetError::Leases {
-                path: path.clone(),
-                detail: e.to_string(),
+        Ok(bytes) => {
+            let n: Network = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+            let own_bridge = n.bridge == super::bridge::DEFAULT_BRIDGE
+                || n.bridge
+                    .strip_prefix("br-")
+                    .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if n.name != name || !own_bridge {
+                return Err(bad(format!(
+                    "it names network {:?} on link {:?}, not a network dockling made",
+                    n.name, n.bridge
+                )));
             }
-            .into()
-        }),
+            Ok(Some(n))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", &path)(e)),
     }
@@ -429,6 +449,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("overlaps a's"), "{err}");
+        // A name that is a path reaches no file; a file that lies about itself is refused.
+        let planted = r.join("volumes/v/_data");
+        std::fs::create_dir_all(&planted).unwrap();
+        let lie = serde_json::to_vec(&Network {
+            name: "../volumes/v/_data".into(),
+            bridge: "eth0".into(),
+            ..a.clone()
+        })
+        .unwrap();
+        std::fs::write(planted.join("network.json"), &lie).unwrap();
+        assert!(read(r, "../volumes/v/_data").unwrap().is_none());
+        let err = lease_on(r, "../volumes/v/_data", Subnet::DEFAULT, None, "c1").unwrap_err();
+        assert!(err.to_string().contains("not found"), "{err}");
+        std::fs::create_dir_all(dir(r, "z")).unwrap();
+        std::fs::write(dir(r, "z").join("network.json"), &lie).unwrap();
+        let err = read(r, "z").unwrap_err();
+        assert!(
+            err.to_string().contains("not a network dockling made"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir(r, "z")).unwrap();
         for bad in ["-x", "a b", "", "x/y"] {
             assert!(
                 create(r, bad, None, None, Subnet::DEFAULT, none()).is_err(),
