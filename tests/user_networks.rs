@@ -711,3 +711,53 @@ fn regex_replace(s: &str, re: &str, with: &str) -> String {
         .replace_all(s, with)
         .into_owned()
 }
+
+#[test]
+fn a_restart_by_policy_plugs_in_the_networks_connected_since_the_run() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    // Ends (code 3) when told to, through a file in its own writable layer.
+    let script = "while [ ! -e /tmp/go ]; do sleep 0.1; done; rm /tmp/go; exit 3";
+    ns.dockling(
+        &lab,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "rs",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+    .expect_code(0);
+    ns.dockling(&lab, &["network", "connect", "classnet", "rs"])
+        .expect_code(0);
+    ns.dockling(&lab, &["exec", "rs", "touch", "/tmp/go"])
+        .expect_code(0);
+    wait_until(
+        Duration::from_secs(20),
+        "rs restarted by its policy",
+        || {
+            let o = ns.dockling(
+                &lab,
+                &["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "rs"],
+            );
+            (o.code == 0 && o.stdout.trim() == "1 running").then_some(())
+        },
+    );
+    // The monitor started it from what the record says now: eth1 on classnet is there.
+    let o = wait_until(Duration::from_secs(10), "eth1 after the restart", || {
+        let o = ns.dockling(
+            &lab,
+            &["exec", "rs", "ip", "-o", "-4", "addr", "show", "eth1"],
+        );
+        (o.code == 0).then_some(o)
+    });
+    assert!(o.stdout.contains("inet 172.18."), "{}", o.stdout);
+    ns.dockling(&lab, &["rm", "-f", "rs"]).expect_code(0);
+}

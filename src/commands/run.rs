@@ -646,7 +646,14 @@ pub fn detach(
                 tee_log: None,
                 network: None,
             };
-            result = start_and_record(ctx, sys, &spec, containers, &[], opts);
+            // What the record says now: `network connect` and `disconnect` change it while
+            // the container runs, and a restart plugs in the networks it has at that time.
+            let now = containers.find(&spec.id).map(|c| c.spec);
+            let spec_now = match &now {
+                Ok(s) => s,
+                Err(_) => &spec,
+            };
+            result = start_and_record(ctx, sys, spec_now, containers, &[], opts);
         }
         let _ = containers.update(&spec.id, |c| c.restarting = false);
         containers.clear_stop_request(&spec.id);
