@@ -210,7 +210,10 @@ fn rewrite_in_place(bundle: &Path, text: &str) -> Result<()> {
     let fd = crate::sys::fs::openat2(
         std::os::fd::AsFd::as_fd(&dirfd),
         Path::new("hosts"),
-        libc::O_WRONLY | libc::O_TRUNC | libc::O_NOFOLLOW,
+        // O_NONBLOCK: the container's root owns this file and may hold a lease on it (or it
+        // could be anything but a file); the engine, holding the network's lock, must never
+        // wait on it: the open fails at once (EWOULDBLOCK) instead, and the caller warns.
+        libc::O_WRONLY | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
         0,
         libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
     )

@@ -16,7 +16,8 @@
 //! moving bytes socket → pipe → socket with `splice(2)` (a 64 KiB pipe, so nothing is copied
 //! through user space), and `shutdown(SHUT_WR)` when its side reads EOF, so a half-closed
 //! connection stays half-open. At most [`MAX_CONNECTIONS`] at once (the hard limit of open
-//! files is 20000 here, and each connection holds six); a connection beyond is closed with a
+//! files is 20000 here, and each connection holds eight; the soft limit is raised to the hard one
+//! and the cap lowered to what it leaves room for); a connection beyond is closed with a
 //! line on stderr. UDP: one flow per client address, a socket of its own to the container,
 //! forgotten after 90 s without traffic (docker-proxy's timeout).
 //!
@@ -289,6 +290,22 @@ pub fn serve(
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     // SAFETY: descriptor 3 is the status pipe by this command's contract; owned from here on.
     let mut status = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(3) });
+    // Each connection holds eight descriptors (two sockets, their clones, two pipes' two
+    // ends... see carry): the soft limit of open files (often 1024) is raised to the hard one
+    // (never above it), and the cap kept where the descriptors are there.
+    let max_connections =
+        match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+            Ok((_, hard)) => {
+                let _ = nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    hard,
+                    hard,
+                );
+                let room = (hard.min(1 << 20) as usize).saturating_sub(64) / 8;
+                max_connections.min(room.max(1))
+            }
+            Err(_) => max_connections,
+        };
     match start(container_ip, maps, max_connections) {
         Ok(()) => {
             let _ = status.write_all(b"0\n");
@@ -377,14 +394,17 @@ fn accept_loop(
             reset(&client);
             continue;
         }
-        let open = open.clone();
+        let counted = open.clone();
         let spawned = std::thread::Builder::new()
             .stack_size(128 * 1024)
             .spawn(move || {
                 carry(client, target);
-                open.fetch_sub(1, Ordering::SeqCst);
+                counted.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
+            // The thread that would have given the slot back never ran: give it back here,
+            // or every failed spawn would shrink the cap for good.
+            open.fetch_sub(1, Ordering::SeqCst);
             eprintln!("dockling proxy: no thread for a connection from {from}: {e}");
         }
     }
@@ -511,9 +531,17 @@ fn udp_loop(l: UdpSocket, m: Published, target: SocketAddrV4, max: usize) {
                     map.insert(from, f.clone());
                 }
                 let (l2, f2, flows2) = (l.clone(), f.clone(), flows.clone());
-                let _ = std::thread::Builder::new()
+                let spawned = std::thread::Builder::new()
                     .stack_size(128 * 1024)
                     .spawn(move || udp_replies(l2, f2, from, flows2, epoch));
+                if let Err(e) = spawned {
+                    // No thread to carry replies or expire it: the flow must not stay.
+                    eprintln!("dockling proxy: no thread for udp from {from}: {e}");
+                    if let Ok(mut map) = flows.lock() {
+                        map.remove(&from);
+                    }
+                    continue;
+                }
                 f
             }
         };
