@@ -761,3 +761,55 @@ fn a_restart_by_policy_plugs_in_the_networks_connected_since_the_run() {
     assert!(o.stdout.contains("inet 172.18."), "{}", o.stdout);
     ns.dockling(&lab, &["rm", "-f", "rs"]).expect_code(0);
 }
+
+#[test]
+fn a_start_that_fails_after_its_name_was_given_takes_the_name_back() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    ns.dockling(
+        &lab,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "db",
+            "--network",
+            "classnet",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    )
+    .expect_code(0);
+    // Made to fail at network.publish, a step after the one that gives its name out.
+    let o: common::Out = ns
+        .enter(lab.command(&[
+            "run",
+            "-d",
+            "--name",
+            "late",
+            "--network",
+            "classnet",
+            "-p",
+            "80",
+            "busybox",
+            "sleep",
+            "100",
+        ]))
+        .env("DOCKLING_FAULT", "run.network.publish:abort")
+        .output()
+        .expect("run dockling")
+        .into();
+    assert_ne!(o.code, 0, "the fault did not stop the run: {}", o.stdout);
+    let hosts = ns.dockling(&lab, &["exec", "db", "cat", "/etc/hosts"]);
+    hosts.expect_code(0);
+    assert!(
+        hosts.stdout.contains("172.18.0.2\t"),
+        "db's own line: {}",
+        hosts.stdout
+    );
+    assert!(!hosts.stdout.contains("late"), "{}", hosts.stdout);
+    ns.dockling(&lab, &["rm", "-f", "db", "late"])
+        .expect_code(0);
+}

@@ -571,9 +571,17 @@ pub fn start(
         // The run is over: no port is published any more.
         let _ = containers.update(&spec.id, |c| c.published.clear());
     }
+    // Its name leaves the other containers of its user network, however the run ended (a
+    // start that failed after its name was given out too).
+    let names_given = endpoint.is_some() && !dry;
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
+            if names_given {
+                for n in crate::network::hosts::user_networks(spec) {
+                    refresh_names(spec, &n, None, Some(&spec.id));
+                }
+            }
             // Undoing is the cleanup step's work, whatever step failed.
             sys.tracer.step_without_pause(StepId::Cleanup);
             io::restore_signals(sys, old_mask);
@@ -588,8 +596,7 @@ pub fn start(
             return Err(e);
         }
     };
-    // Its name leaves the other containers of its user network.
-    if endpoint.is_some() && !dry {
+    if names_given {
         for n in crate::network::hosts::user_networks(spec) {
             refresh_names(spec, &n, None, Some(&spec.id));
         }
