@@ -538,10 +538,20 @@ impl Table {
 /// The per-bridge table: `guard-<bridge>` and `post-<bridge>` (see the module's text), and
 /// with `outbound` the masquerade of the subnet's traffic leaving by another interface.
 pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
-    let guard = Rule::default()
-        .ifname(false, true, bridge)
-        .ip(true, Ipv4Addr::new(127, 0, 0, 0), 8)
-        .drop_();
+    // route_localnet on the bridge makes 127/8 routable there: a container must reach no
+    // service of the host's loopback (to 127/8), nor pass for one (from 127/8, a source a
+    // service bound to 0.0.0.0 may trust).
+    let loopback = Ipv4Addr::new(127, 0, 0, 0);
+    let guard = vec![
+        Rule::default()
+            .ifname(false, true, bridge)
+            .ip(true, loopback, 8)
+            .drop_(),
+        Rule::default()
+            .ifname(false, true, bridge)
+            .ip(false, loopback, 8)
+            .drop_(),
+    ];
     let mut post = vec![
         Rule::default()
             .ifname(true, true, bridge)
@@ -570,7 +580,7 @@ pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
                 kind: "filter",
                 hook: NF_INET_PRE_ROUTING,
                 priority: -300,
-                rules: vec![guard],
+                rules: guard,
             },
             Chain {
                 name: format!("post-{bridge}"),
