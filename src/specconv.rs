@@ -1081,6 +1081,9 @@ pub fn build(
     }
     let net = net_config(&args.net, user_network)?;
     let ports = ports_flags(config, args, cfg, network)?;
+    if let Some(h) = &args.hostname {
+        hosts_word("--hostname", h)?;
+    }
     if !uts && args.hostname.is_some() {
         return Err(Error::Usage(
             "conflicting options: --hostname and --uts host (the host's name is shared)".into(),
@@ -1266,6 +1269,17 @@ pub fn build(
     })
 }
 
+/// `value` of `flag` as one word of a hosts or resolv.conf line: no whitespace, no control
+/// characters, not empty.
+pub fn hosts_word(flag: &str, value: &str) -> Result<()> {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::Usage(format!(
+            "invalid argument {value:?} for \"{flag}\" flag: it must be one word, without spaces, tabs or line breaks"
+        )));
+    }
+    Ok(())
+}
+
 /// The network settings of a container, checked as Docker checks them.
 fn net_config(r: &NetRequest, network: Option<String>) -> Result<crate::spec::NetConfig> {
     let ip = match &r.ip {
@@ -1286,6 +1300,21 @@ fn net_config(r: &NetRequest, network: Option<String>) -> Result<crate::spec::Ne
         return Err(Error::Usage(
             "network-scoped alias is supported only for containers in user defined networks".into(),
         ));
+    }
+    // Each lands as a word of a line in /etc/hosts or /etc/resolv.conf (of this container,
+    // and for aliases of every other one on the network): a space, tab or newline in one
+    // would write words or lines of its own.
+    for (flag, values) in [
+        ("--network-alias", &r.aliases),
+        ("--dns-search", &r.dns_search),
+        ("--dns-option", &r.dns_options),
+    ] {
+        for v in values {
+            hosts_word(flag, v)?;
+        }
+    }
+    for h in &r.add_hosts {
+        hosts_word("--add-host", h)?;
     }
     let mut add_hosts = vec![];
     for h in &r.add_hosts {

@@ -813,3 +813,38 @@ fn a_start_that_fails_after_its_name_was_given_takes_the_name_back() {
     ns.dockling(&lab, &["rm", "-f", "db", "late"])
         .expect_code(0);
 }
+
+#[test]
+fn names_with_spaces_or_line_breaks_are_refused_before_anything_is_made() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    for (flag, value) in [
+        ("--network-alias", "db\n10.0.0.5 bank"),
+        ("--add-host", "a b:10.0.0.5"),
+        ("--hostname", "box\tother"),
+        ("--dns-search", "x y"),
+    ] {
+        let o = ns.dockling(
+            &lab,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "classnet",
+                flag,
+                value,
+                "busybox",
+                "true",
+            ],
+        );
+        o.expect_code(125);
+        assert!(
+            o.stderr
+                .contains("must be one word, without spaces, tabs or line breaks"),
+            "{flag}: {}",
+            o.stderr
+        );
+    }
+    assert!(lab.containers_left().is_empty());
+}

@@ -404,6 +404,9 @@ fn connect(
     aliases: &[String],
 ) -> Result<()> {
     use crate::sys::{linux::Linux, Sys};
+    for a in aliases {
+        crate::specconv::hosts_word("--alias", a)?;
+    }
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
     let net = if network == DEFAULT_NETWORK {
