@@ -297,8 +297,13 @@ pub fn follow(
                          {target} (output chain for the host's own connections, prerouting for \
                          others); its rule for this port:"
                     );
-                    for l in listing.lines().filter(|l| l.contains("dnat to")) {
-                        let _ = writeln!(out, "     {}", l.trim());
+                    let mut chain = "";
+                    for l in listing.lines().map(str::trim) {
+                        if let Some(c) = l.strip_prefix("chain ") {
+                            chain = c.trim_end_matches(" {");
+                        } else if l.contains("dnat to") {
+                            let _ = writeln!(out, "     chain {chain}: {l}");
+                        }
                     }
                     let _ = writeln!(
                         out,
@@ -383,6 +388,9 @@ pub fn follow(
         out,
         "(sockets read from /proc/{pid}/net/{proto} and {proto}6: untraced kernel information)"
     );
+    if complete {
+        let _ = writeln!(out, "the path is complete");
+    }
     match nft::conntrack_entries(port) {
         Ok(e) if e.is_empty() => {
             let _ = writeln!(out, "conntrack: no connection is being tracked now");
@@ -403,9 +411,6 @@ pub fn follow(
                 "conntrack: not available (no nf_conntrack in this namespace)"
             );
         }
-    }
-    if complete {
-        let _ = writeln!(out, "the path is complete");
     }
     Report {
         text: out,
