@@ -233,3 +233,32 @@ fn a_bad_port_is_a_usage_error() {
         assert_eq!(o.stdout, "");
     }
 }
+
+#[test]
+fn a_dead_proxy_is_named() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let id = web(&ns, &lab, "web", "80", &["-p", "8000:80"]);
+    explain_when(&ns, &lab, "8000", "listens on [::]:80").expect_code(0);
+    let monitor = lab.monitor_pid(&id);
+    let proxy = proxy_of(monitor);
+    // The test's own container's proxy, by its pid.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(proxy),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let o = wait_until(Duration::from_secs(10), "the proxy to be gone", || {
+        let o = ns.dockling(&lab, &["explain", "port", "8000"]);
+        (o.code == 1).then_some(o)
+    });
+    assert!(
+        o.stdout.contains(&format!(
+            "2. wrong: no `dockling proxy` child of web's monitor (pid {monitor}) serves tcp:0.0.0.0:8000:80: nothing accepts on 0.0.0.0:8000; dockling restart web"
+        )),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("the path is complete"), "{}", o.stdout);
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}

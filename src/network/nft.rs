@@ -1023,6 +1023,32 @@ mod tests {
     }
 
     #[test]
+    fn a_table_is_asked_for_by_name_in_one_gettable_outside_any_batch() {
+        let rec = Recorder::new();
+        let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
+        // The recorder answers with an ACK: the table is there.
+        assert!(table_exists(&sys, "dockling-3f2a9e1b7c44").unwrap());
+        let calls = rec.calls();
+        let Call::NetlinkSend { req, .. } = &calls[2] else {
+            panic!("{calls:?}")
+        };
+        assert_eq!(req.what, NlWhat::NftGetTable);
+        assert_eq!(req.command, "nft list table ip dockling-3f2a9e1b7c44");
+        let msgs = nl::messages(&req.bytes);
+        assert_eq!(msgs.len(), 1, "no batch around a get");
+        assert_eq!(
+            msgs[0].0.kind,
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE
+        );
+        assert_eq!(msgs[0].0.flags, NLM_F_REQUEST | NLM_F_ACK);
+        assert!(req.bytes.windows(21).any(|w| w == b"dockling-3f2a9e1b7c44"));
+        assert!(
+            matches!(calls.last(), Some(Call::Close { .. })),
+            "the socket is closed: {calls:?}"
+        );
+    }
+
+    #[test]
     fn a_batch_is_begin_messages_end_with_a_script_line_each() {
         let rec = Recorder::new();
         let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
