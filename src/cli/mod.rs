@@ -924,10 +924,18 @@ pub struct ExplainArgs {
 }
 
 /// What `explain` can explain.
+// Parsed once per process: the size of the small variant does not matter (and boxing `Run`
+// would make `Command::Run` the outsized variant of `Command` instead).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ExplainWhat {
     /// The plan of `dockling run` with these flags
     Run(RunArgs),
+    /// The path a connection to a published host port takes now
+    Port {
+        /// The host port: N, N/tcp or N/udp
+        port: String,
+    },
 }
 
 /// `dockling run`: Docker's flags, plus the switches that show the engine's parts.

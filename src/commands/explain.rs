@@ -156,5 +156,20 @@ pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<i32> {
             print!("{}", render(&spec, ctx)?);
             Ok(0)
         }
+        ExplainWhat::Port { port } => explain_port(ctx, port),
     }
+}
+
+/// `dockling explain port N[/tcp|/udp]`: 0 when the path is complete, 1 when a mistake was
+/// named (on stdout with the rest).
+fn explain_port(ctx: &Context, port: &str) -> Result<i32> {
+    let (n, proto) =
+        crate::network::follow::parse_port(port).map_err(crate::error::Error::Usage)?;
+    let containers = Containers::open(&ctx.root)?;
+    crate::commands::rm::reap(ctx, &containers);
+    let list = containers.list()?;
+    let sys = Sys::quiet();
+    let report = crate::network::follow::follow(&sys, &ctx.root, &list, n, proto);
+    print!("{}", report.text);
+    Ok(if report.complete { 0 } else { 1 })
 }

@@ -5,6 +5,7 @@
 
 pub mod bridge;
 pub mod connect;
+pub mod follow;
 pub mod hosts;
 pub mod ipam;
 pub mod netlink;

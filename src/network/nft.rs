@@ -44,6 +44,7 @@ const NFPROTO_IPV4: u8 = 2;
 // enum nf_tables_msg_types
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
+const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
@@ -756,6 +757,19 @@ fn close(sys: &Sys, fd: i32) {
 fn send(sys: &Sys, fd: i32, what: NlWhat, batch: Batch) -> Result<u32, NetError> {
     let (bytes, lines, next) = batch.end();
     let command = script_command(&lines);
+    exchange(sys, fd, what, bytes, &lines, command).map(|()| next)
+}
+
+/// Send `bytes` (whose messages are `lines` by sequence number) and read until the ACK of the
+/// last one; answers that are no ACK (a get's reply) are passed over.
+fn exchange(
+    sys: &Sys,
+    fd: i32,
+    what: NlWhat,
+    bytes: Vec<u8>,
+    lines: &[(u32, String)],
+    command: String,
+) -> Result<(), NetError> {
     let last = lines.last().map(|(s, _)| *s).unwrap_or(0);
     sys.run(Call::NetlinkSend {
         fd,
@@ -787,7 +801,7 @@ fn send(sys: &Sys, fd: i32, what: NlWhat, batch: Batch) -> Result<u32, NetError>
                 continue;
             }
             match nl::error_code(payload) {
-                Some(0) if h.seq == last => return Ok(next),
+                Some(0) if h.seq == last => return Ok(()),
                 Some(0) => {}
                 Some(code) => {
                     let line = lines
@@ -943,6 +957,38 @@ pub fn publish(sys: &Sys, container_id: &str, rules: &[PortRule]) -> Result<Owne
     }
 }
 
+/// Whether table `ip <name>` is in the kernel now: one `NFT_MSG_GETTABLE` asking for its ACK
+/// (`nft list table ip <name>`), traced; ENOENT is "no".
+pub fn table_exists(sys: &Sys, name: &str) -> Result<bool, NetError> {
+    let mut buf = Vec::new();
+    header(
+        &mut buf,
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
+        NLM_F_REQUEST | NLM_F_ACK,
+        1,
+        NFPROTO_IPV4,
+        0,
+    );
+    put_str(&mut buf, NFTA_TABLE_NAME, name);
+    finish(&mut buf, 0);
+    let fd = open_socket(sys)?;
+    let line = format!("list table ip {name}");
+    let asked = exchange(
+        sys,
+        fd,
+        NlWhat::NftGetTable,
+        buf,
+        &[(1, line.clone())],
+        format!("nft {line}"),
+    );
+    close(sys, fd);
+    match asked {
+        Ok(()) => Ok(true),
+        Err(NetError::Sys(e)) if e.errno == Errno::ENOENT => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The lines of this thread's network namespace's conntrack table
 /// (`/proc/thread-self/net/nf_conntrack`) whose original direction goes to `port`: what
 /// `explain port` shows of live NAT. A read of kernel information, untraced.
@@ -984,6 +1030,32 @@ mod tests {
         udp.host_port = 53;
         let t = container_table(ID, &[rule(), udp]);
         insta::assert_snapshot!(t.listing());
+    }
+
+    #[test]
+    fn a_table_is_asked_for_by_name_in_one_gettable_outside_any_batch() {
+        let rec = Recorder::new();
+        let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
+        // The recorder answers with an ACK: the table is there.
+        assert!(table_exists(&sys, "dockling-3f2a9e1b7c44").unwrap());
+        let calls = rec.calls();
+        let Call::NetlinkSend { req, .. } = &calls[2] else {
+            panic!("{calls:?}")
+        };
+        assert_eq!(req.what, NlWhat::NftGetTable);
+        assert_eq!(req.command, "nft list table ip dockling-3f2a9e1b7c44");
+        let msgs = nl::messages(&req.bytes);
+        assert_eq!(msgs.len(), 1, "no batch around a get");
+        assert_eq!(
+            msgs[0].0.kind,
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE
+        );
+        assert_eq!(msgs[0].0.flags, NLM_F_REQUEST | NLM_F_ACK);
+        assert!(req.bytes.windows(21).any(|w| w == b"dockling-3f2a9e1b7c44"));
+        assert!(
+            matches!(calls.last(), Some(Call::Close { .. })),
+            "the socket is closed: {calls:?}"
+        );
     }
 
     #[test]

@@ -1589,6 +1589,7 @@ impl Call {
             NlWhat::NftBridgeTable,
             NlWhat::NftPublish,
             NlWhat::NftUnpublish,
+            NlWhat::NftGetTable,
         ] {
             v.push(Call::NetlinkSend {
                 fd: 3,

@@ -71,6 +71,8 @@ pub enum NlWhat {
     NftPublish,
     /// One nf_tables batch deleting a container's table (`NFT_MSG_DELTABLE`).
     NftUnpublish,
+    /// `NFT_MSG_GETTABLE` of one table by name (`explain port`'s check that it exists).
+    NftGetTable,
 }
 
 impl NlWhat {
@@ -88,15 +90,17 @@ impl NlWhat {
             NlWhat::NftBridgeTable => "sendto.nft_batch.bridge",
             NlWhat::NftPublish => "sendto.nft_batch.publish",
             NlWhat::NftUnpublish => "sendto.nft_batch.deltable",
+            NlWhat::NftGetTable => "sendto.nft_gettable",
         }
     }
 
     /// The protocol of the socket the request goes to.
     pub fn proto(self) -> NlProto {
         match self {
-            NlWhat::NftBridgeTable | NlWhat::NftPublish | NlWhat::NftUnpublish => {
-                NlProto::Netfilter
-            }
+            NlWhat::NftBridgeTable
+            | NlWhat::NftPublish
+            | NlWhat::NftUnpublish
+            | NlWhat::NftGetTable => NlProto::Netfilter,
             _ => NlProto::Route,
         }
     }

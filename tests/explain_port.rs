@@ -1,0 +1,264 @@
+//! `dockling explain port N`: the path of a published port, read live, and the classic
+//! mistakes named; each test in a network namespace of its own ([`common::NetNs`]).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_until, Lab, NetNs};
+
+/// A detached busybox httpd on `listen` (`80`, `127.0.0.1:80`), with `flags` before the image.
+fn web(ns: &NetNs, lab: &Lab, name: &str, listen: &str, flags: &[&str]) -> String {
+    let script = format!(
+        "mkdir -p /www && echo It-works > /www/index.html && exec httpd -f -p {listen} -h /www"
+    );
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
+    let o = ns.dockling(lab, &args);
+    o.expect_code(0);
+    o.stdout.trim().to_string()
+}
+
+/// `explain port` once its output mentions a listener (httpd may not have bound yet).
+fn explain_when(ns: &NetNs, lab: &Lab, port: &str, ready: &str) -> common::Out {
+    wait_until(Duration::from_secs(10), "httpd to listen", || {
+        let o = ns.dockling(lab, &["explain", "port", port]);
+        o.stdout.contains(ready).then_some(o)
+    })
+}
+
+/// The host pid of the container's first process.
+fn pid_of(lab: &Lab, name: &str) -> i32 {
+    let v: serde_json::Value =
+        serde_json::from_str(&lab.cmd(&["inspect", name]).expect_code(0).stdout).unwrap();
+    v[0]["State"]["Pid"].as_i64().unwrap() as i32
+}
+
+/// The `dockling proxy` child of `monitor`.
+fn proxy_of(monitor: i32) -> i32 {
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+        let parent: i32 = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if parent == monitor && cmdline.split(|b| *b == 0).nth(1) == Some(b"proxy") {
+            return pid;
+        }
+    }
+    panic!("no proxy child of {monitor}")
+}
+
+#[test]
+fn proxy_mode_shows_the_real_proxy_veth_and_listener() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let id = web(&ns, &lab, "web", "80", &["-p", "8000:80"]);
+    let o = explain_when(&ns, &lab, "8000", "listens on [::]:80");
+    o.expect_code(0);
+    let monitor = lab.monitor_pid(&id);
+    let proxy = proxy_of(monitor);
+    let s = &o.stdout;
+    assert!(
+        s.starts_with(&format!(
+            "host port 8000/tcp on 0.0.0.0 is published by container web ({}), running, mode proxy\n",
+            &id[..12]
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!(
+            "2. `dockling proxy` (pid {proxy}), started by web's monitor (pid {monitor}), listens on 0.0.0.0:8000"
+        )),
+        "{s}"
+    );
+    assert!(s.contains("3. it connects to 172.17.0.2:80, which the host routes to bridge dockling0 (172.17.0.1/16)"), "{s}");
+    assert!(
+        s.contains(&format!("through veth{} (the host end", &id[..7])),
+        "{s}"
+    );
+    assert!(s.contains("eth0 (02:42:ac:11:00:02)"), "{s}");
+    let pid = pid_of(&lab, "web");
+    assert!(
+        s.contains(&format!(
+            "5. in the container, pid {pid} (httpd) listens on [::]:80"
+        )),
+        "{s}"
+    );
+    assert!(s.contains("the path is complete"), "{s}");
+    let filtered = regex::Regex::new(r"pid \d+")
+        .unwrap()
+        .replace_all(&lab.filter(s), "pid [PID]")
+        .into_owned();
+    let filtered = regex::Regex::new(r"veth[0-9a-f]{7}")
+        .unwrap()
+        .replace_all(&filtered, "veth[ID7]")
+        .into_owned();
+    let filtered = regex::Regex::new(r"/proc/\d+/")
+        .unwrap()
+        .replace_all(&filtered, "/proc/[PID]/")
+        .into_owned();
+    insta::assert_snapshot!(filtered);
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}
+
+#[test]
+fn nat_mode_shows_the_tables_rule() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let id = web(
+        &ns,
+        &lab,
+        "natweb",
+        "80",
+        &["-p", "8001:80", "--publish-mode", "nat"],
+    );
+    let o = explain_when(&ns, &lab, "8001", "listens on [::]:80");
+    o.expect_code(0);
+    let s = &o.stdout;
+    assert!(
+        s.contains(&format!(
+            "2. the kernel's nftables table ip dockling-{} rewrites the destination to 172.17.0.2:80",
+            &id[..12]
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains("fib daddr type local tcp dport 8001 dnat to 172.17.0.2:80"),
+        "{s}"
+    );
+    // A connection through the NAT is then tracked.
+    let out = ns
+        .command("curl")
+        .args(["-sS", "--max-time", "2", "http://127.0.0.1:8001/"])
+        .output()
+        .expect("curl is installed");
+    assert!(out.status.success(), "curl through the NAT");
+    let o = ns.dockling(&lab, &["explain", "port", "8001"]);
+    o.expect_code(0);
+    assert!(o.stdout.contains("dport=8001"), "{}", o.stdout);
+    ns.dockling(&lab, &["rm", "-f", "natweb"]).expect_code(0);
+}
+
+#[test]
+fn a_server_on_127_0_0_1_only_is_named() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    web(&ns, &lab, "web", "127.0.0.1:80", &["-p", "8000:80"]);
+    let o = explain_when(&ns, &lab, "8000", "listens on 127.0.0.1:80");
+    o.expect_code(1);
+    assert!(
+        o.stdout.contains("(httpd) listens on 127.0.0.1:80 inside the container: the proxy arrives on eth0 (172.17.0.2), so nothing answers; make the program listen on 0.0.0.0"),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("the path is complete"), "{}", o.stdout);
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}
+
+#[test]
+fn a_stopped_publisher_is_named_with_the_start_hint() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    web(&ns, &lab, "web", "80", &["-p", "8000:80"]);
+    ns.dockling(&lab, &["stop", "-t", "1", "web"])
+        .expect_code(0);
+    let o = ns.dockling(&lab, &["explain", "port", "8000"]);
+    o.expect_code(1);
+    assert_eq!(
+        o.stdout,
+        "web publishes 8000/tcp but is stopped: dockling start web\n"
+    );
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}
+
+#[test]
+fn a_port_published_on_one_address_says_which_works() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    web(&ns, &lab, "web", "80", &["-p", "127.0.0.1:8000:80"]);
+    let o = explain_when(&ns, &lab, "8000", "listens on [::]:80");
+    o.expect_code(0);
+    assert!(
+        o.stdout.contains("1. a program on the host connects to 127.0.0.1:8000: only this address works, the port is published on 127.0.0.1 alone (-p 127.0.0.1:8000:80)"),
+        "{}",
+        o.stdout
+    );
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}
+
+#[test]
+fn nothing_published_lists_what_is() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    web(&ns, &lab, "web", "80", &["-p", "8000:80"]);
+    let o = ns.dockling(&lab, &["explain", "port", "9000"]);
+    o.expect_code(1);
+    assert_eq!(
+        o.stdout,
+        "no container publishes host port 9000/tcp\npublished now:\n  web: 0.0.0.0:8000->80/tcp\n"
+    );
+    // udp is another port than tcp.
+    let o = ns.dockling(&lab, &["explain", "port", "8000/udp"]);
+    o.expect_code(1);
+    assert!(
+        o.stdout
+            .starts_with("no container publishes host port 8000/udp\n"),
+        "{}",
+        o.stdout
+    );
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}
+
+#[test]
+fn a_bad_port_is_a_usage_error() {
+    let lab = Lab::new();
+    for bad in ["abc", "0", "70000", "80/sctp"] {
+        let o = lab.cmd(&["explain", "port", bad]);
+        o.expect_code(125);
+        assert!(
+            o.stderr.contains(&format!(
+                "explain port {bad}: expected a host port such as 8000, 8000/tcp or 53/udp"
+            )),
+            "{}",
+            o.stderr
+        );
+        assert_eq!(o.stdout, "");
+    }
+}
+
+#[test]
+fn a_dead_proxy_is_named() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let id = web(&ns, &lab, "web", "80", &["-p", "8000:80"]);
+    explain_when(&ns, &lab, "8000", "listens on [::]:80").expect_code(0);
+    let monitor = lab.monitor_pid(&id);
+    let proxy = proxy_of(monitor);
+    // The test's own container's proxy, by its pid.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(proxy),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let o = wait_until(Duration::from_secs(10), "the proxy to be gone", || {
+        let o = ns.dockling(&lab, &["explain", "port", "8000"]);
+        (o.code == 1).then_some(o)
+    });
+    assert!(
+        o.stdout.contains(&format!(
+            "2. wrong: no `dockling proxy` child of web's monitor (pid {monitor}) serves tcp:0.0.0.0:8000:80: nothing accepts on 0.0.0.0:8000; dockling restart web"
+        )),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("the path is complete"), "{}", o.stdout);
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}
