@@ -848,3 +848,62 @@ fn names_with_spaces_or_line_breaks_are_refused_before_anything_is_made() {
     }
     assert!(lab.containers_left().is_empty());
 }
+
+/// With NAT mode on both bridges (forwarding on for each), the kernel would route between
+/// them: the bridge table's `iso-<bridge>` chain keeps them apart.
+#[test]
+fn bridges_stay_apart_when_nat_mode_turned_forwarding_on() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    web(
+        &ns,
+        &lab,
+        "db",
+        "classnet",
+        &["-p", "8001:80", "--publish-mode", "nat"],
+        "from-db",
+    );
+    web(
+        &ns,
+        &lab,
+        "front",
+        "bridge",
+        &["-p", "8002:80", "--publish-mode", "nat"],
+        "front",
+    );
+    ping_by_name(&ns, &lab, "classnet", "172.18.0.2");
+    let o = ns.dockling(
+        &lab,
+        &["run", "--rm", "busybox", "ping", "-c1", "-W1", "172.18.0.2"],
+    );
+    assert_ne!(
+        o.code, 0,
+        "the default bridge reached classnet: {}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("0 packets received"), "{}", o.stdout);
+    // The other way round too.
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "classnet",
+            "busybox",
+            "ping",
+            "-c1",
+            "-W1",
+            "172.17.0.2",
+        ],
+    );
+    assert_ne!(
+        o.code, 0,
+        "classnet reached the default bridge: {}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("0 packets received"), "{}", o.stdout);
+    ns.dockling(&lab, &["rm", "-f", "db", "front"])
+        .expect_code(0);
+}

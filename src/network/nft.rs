@@ -64,6 +64,7 @@ const NF_ACCEPT: u32 = 1;
 const NF_DROP: u32 = 0;
 // enum nf_inet_hooks
 const NF_INET_PRE_ROUTING: u32 = 0;
+const NF_INET_FORWARD: u32 = 2;
 const NF_INET_LOCAL_OUT: u32 = 3;
 const NF_INET_POST_ROUTING: u32 = 4;
 // NFTA_RULE_*, NFTA_LIST_ELEM, NFTA_EXPR_*, NFTA_DATA_*, NFTA_VERDICT_CODE
@@ -348,16 +349,24 @@ impl Rule {
         self
     }
 
-    fn drop_(mut self) -> Self {
+    fn drop_(self) -> Self {
+        self.verdict(NF_DROP, "drop")
+    }
+
+    fn accept(self) -> Self {
+        self.verdict(NF_ACCEPT, "accept")
+    }
+
+    fn verdict(mut self, code: u32, word: &str) -> Self {
         self.expr("immediate", |b| {
             put_u32(b, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
             nest(b, NFTA_IMMEDIATE_DATA, |b| {
                 nest(b, NFTA_DATA_VERDICT, |b| {
-                    put_u32(b, NFTA_VERDICT_CODE, NF_DROP)
+                    put_u32(b, NFTA_VERDICT_CODE, code)
                 })
             });
         });
-        self.text.push("drop".into());
+        self.text.push(word.into());
         self
     }
 
@@ -408,6 +417,7 @@ impl Chain {
         match self.hook {
             NF_INET_PRE_ROUTING => "prerouting",
             NF_INET_LOCAL_OUT => "output",
+            NF_INET_FORWARD => "forward",
             _ => "postrouting",
         }
     }
@@ -416,6 +426,7 @@ impl Chain {
     fn priority_text(&self) -> String {
         match (self.kind, self.hook, self.priority) {
             ("filter", _, -300) => "raw".into(),
+            ("filter", _, 0) => "filter".into(),
             ("nat", NF_INET_PRE_ROUTING, -100) => "dstnat".into(),
             ("nat", NF_INET_POST_ROUTING, 100) => "srcnat".into(),
             (_, _, p) => p.to_string(),
@@ -572,10 +583,32 @@ pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
                 .masquerade(),
         );
     }
+    // Forwarding is on for this bridge (see ensure_bridge_table): without outbound NAT
+    // nothing from it may be forwarded anywhere but back into it (hairpin) or as part of a
+    // connection to a published port, so another network's containers stay out of reach,
+    // as Docker isolates its bridges. (With outbound NAT, traffic leaves for the world and
+    // this chain is left out: a gap the book names.)
+    let isolate = (!outbound).then(|| Chain {
+        name: format!("iso-{bridge}"),
+        kind: "filter",
+        hook: NF_INET_FORWARD,
+        priority: 0,
+        rules: vec![
+            Rule::default()
+                .ifname(false, true, bridge)
+                .ifname(true, true, bridge)
+                .accept(),
+            Rule::default()
+                .ifname(false, true, bridge)
+                .ct_dnat()
+                .accept(),
+            Rule::default().ifname(false, true, bridge).drop_(),
+        ],
+    });
     Table {
         name: BRIDGE_TABLE.into(),
         owner: false,
-        chains: vec![
+        chains: [
             Chain {
                 name: format!("guard-{bridge}"),
                 kind: "filter",
@@ -590,7 +623,10 @@ pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
                 priority: 100,
                 rules: post,
             },
-        ],
+        ]
+        .into_iter()
+        .chain(isolate)
+        .collect(),
     }
 }
 
