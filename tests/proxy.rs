@@ -236,8 +236,14 @@ fn a_port_in_use_is_an_error_before_anything_and_nothing_stays_bound() {
             format!("port {busy} on 127.0.0.1 is already in use by another program: publish on another host port (-p 127.0.0.1:{}:80) or stop that program", busy + 1)
         );
         assert_eq!(dockling::error::Error::from(err).exit_code(), 125);
-        // The first port, bound before the failure, was let go.
-        TcpListener::bind((LOCAL, free)).expect("the first port is free again");
+        // The first port, bound before the failure, was let go. (Waited for: another test of
+        // this process may fork a proxy at this moment, and its child holds a copy of every
+        // descriptor, this one too, until its exec closes them.)
+        wait_until(
+            Duration::from_secs(5),
+            "the first port to be free again",
+            || TcpListener::bind((LOCAL, free)).ok(),
+        );
     });
 }
 
