@@ -1421,6 +1421,12 @@ fn ports_flags(
             "{e}: use -p [ip:][hostPort:]containerPort[/tcp|udp], such as -p 8000:80"
         ))
     })?;
+    if args.net.join.is_some() && (!ports.publish.is_empty() || ports.publish_all) {
+        // Docker's refusal: the ports belong to the other container's network.
+        return Err(Error::Usage(
+            "conflicting options: port publishing and the container type network mode (publish the ports on the container whose network this one joins)".into(),
+        ));
+    }
     if network == NetworkMode::Host && (!ports.publish.is_empty() || ports.publish_all) {
         eprintln!("WARNING: Published ports are discarded when using host network mode");
         ports.publish.clear();

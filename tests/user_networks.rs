@@ -907,3 +907,36 @@ fn bridges_stay_apart_when_nat_mode_turned_forwarding_on() {
     ns.dockling(&lab, &["rm", "-f", "db", "front"])
         .expect_code(0);
 }
+
+#[test]
+fn publishing_on_a_joined_network_is_refused_as_docker_does() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    ns.dockling(
+        &lab,
+        &["run", "-d", "--name", "db", "busybox", "sleep", "100"],
+    )
+    .expect_code(0);
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:db",
+            "-p",
+            "8000:80",
+            "busybox",
+            "true",
+        ],
+    );
+    o.expect_code(125);
+    assert!(
+        o.stderr
+            .contains("conflicting options: port publishing and the container type network mode"),
+        "{}",
+        o.stderr
+    );
+    ns.dockling(&lab, &["rm", "-f", "db"]).expect_code(0);
+    assert!(lab.containers_left().is_empty());
+}
