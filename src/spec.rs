@@ -524,6 +524,14 @@ impl RunSpec {
             .unwrap_or(self.network.as_str())
     }
 
+    /// The store the container belongs to: its bundle is `<root>/containers/<id>`.
+    pub fn store_root(&self) -> &std::path::Path {
+        self.bundle
+            .parent()
+            .and_then(std::path::Path::parent)
+            .unwrap_or(std::path::Path::new("/"))
+    }
+
     /// Where the merged (or copied) root filesystem is mounted.
     pub fn rootfs(&self) -> PathBuf {
         self.bundle.join("rootfs")

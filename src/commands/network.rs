@@ -169,14 +169,7 @@ fn refused(e: Error) -> Result<i32> {
 fn delete_bridge(bridge: &str) -> Result<()> {
     use crate::sys::{linux::Linux, Sys};
     let sys = Sys::new(Box::new(Linux), crate::trace::Tracer::off());
-    let nl = crate::network::netlink::Netlink::open(&sys)?;
-    match nl.delete_link(bridge) {
-        Err(NetError::Sys(s)) if s.errno == nix::errno::Errno::ENODEV => {}
-        Err(e) => return Err(e.into()),
-        Ok(()) => {}
-    }
-    nl.close()?;
-    Ok(())
+    Ok(crate::network::bridge::delete(&sys, bridge)?)
 }
 
 /// `dockling network`.

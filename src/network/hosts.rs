@@ -17,7 +17,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use crate::container::{Containers, Status};
+use crate::container::Containers;
 use crate::error::{Error, Result};
 use crate::spec::RunSpec;
 
@@ -66,11 +66,6 @@ pub fn text(
     hosts
 }
 
-/// Whether the container's record says it runs (its process, not reused, alive).
-fn running(c: &crate::container::Container) -> bool {
-    matches!(c.status, Status::Running { pid, .. } if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
-}
-
 fn names(spec: &RunSpec) -> Vec<String> {
     let mut n = vec![spec.name.clone(), spec.id[..12].to_string()];
     let extra = spec.net.extra.iter().flat_map(|x| x.aliases.iter());
@@ -94,7 +89,7 @@ pub fn peers(root: &Path, network: &str, except: &str, with: Option<&str>) -> Ve
         .filter(|(id, _)| id != except)
         .filter_map(|(id, addr)| {
             let c = containers.find(&id).ok()?;
-            (Some(id.as_str()) == with || running(&c)).then(|| Peer {
+            (Some(id.as_str()) == with || c.is_alive()).then(|| Peer {
                 addr,
                 names: names(&c.spec),
             })
@@ -162,7 +157,7 @@ pub fn refresh(root: &Path, network: &str, with: Option<&str>, gone: Option<&str
         let Ok(c) = containers.find(&id) else {
             continue;
         };
-        if !(Some(id.as_str()) == with || running(&c)) {
+        if !(Some(id.as_str()) == with || c.is_alive()) {
             continue;
         }
         // Its own line is its address on its first network (this one's if that is it).
@@ -202,24 +197,39 @@ pub fn link_peers(root: &Path, spec: &RunSpec) -> Vec<Peer> {
         .collect()
 }
 
-/// `<bundle>/hosts` truncated and written through a descriptor opened beneath the bundle
-/// (no symlink followed): the same inode the container has bind-mounted.
-fn rewrite_in_place(bundle: &Path, text: &str) -> Result<()> {
+/// `<bundle>/hosts` opened with `flags` through a descriptor of the bundle, beneath it and
+/// with no symlink followed (the container's root owns the file it has bind-mounted).
+/// O_NONBLOCK always: that root may hold a lease on it (or make it anything but a file);
+/// the engine, maybe holding a network's lock, must never wait on it: the open fails at
+/// once (EWOULDBLOCK) instead, and the caller warns.
+fn open_hosts(bundle: &Path, flags: i32) -> Result<std::fs::File> {
     let dirfd = crate::sys::fs::open_root(bundle).map_err(Error::io("open", bundle))?;
-    let path = bundle.join("hosts");
     let fd = crate::sys::fs::openat2(
         std::os::fd::AsFd::as_fd(&dirfd),
         Path::new("hosts"),
-        // O_NONBLOCK: the container's root owns this file and may hold a lease on it (or it
-        // could be anything but a file); the engine, holding the network's lock, must never
-        // wait on it: the open fails at once (EWOULDBLOCK) instead, and the caller warns.
-        libc::O_WRONLY | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        flags | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
         0,
         libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
     )
-    .map_err(Error::io("open", &path))?;
-    let mut f = std::fs::File::from(fd);
-    f.write_all(text.as_bytes())
-        .map_err(Error::io("write", &path))?;
-    Ok(())
+    .map_err(Error::io("open", &bundle.join("hosts")))?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// The hosts file of the container whose bundle is `bundle` (`--network container:` shares
+/// it), read through [`open_hosts`].
+pub fn read_of(bundle: &Path) -> Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    open_hosts(bundle, libc::O_RDONLY)?
+        .read_to_string(&mut text)
+        .map_err(Error::io("read", &bundle.join("hosts")))?;
+    Ok(text)
+}
+
+/// `<bundle>/hosts` truncated and written in place: the same inode the container has
+/// bind-mounted.
+fn rewrite_in_place(bundle: &Path, text: &str) -> Result<()> {
+    open_hosts(bundle, libc::O_WRONLY | libc::O_TRUNC)?
+        .write_all(text.as_bytes())
+        .map_err(Error::io("write", &bundle.join("hosts")))
 }

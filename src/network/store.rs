@@ -412,11 +412,7 @@ pub fn mac_text(m: [u8; 6]) -> String {
 
 /// [`mac`] as `02:42:ac:11:00:02`.
 pub fn mac_string(addr: Ipv4Addr) -> String {
-    mac(addr)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    mac_text(mac(addr))
 }
 
 #[cfg(test)]

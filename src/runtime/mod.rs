@@ -140,11 +140,7 @@ fn write_etc_files(
         Ok(sys.create_file(&spec.bundle.join(name), &text)?)
     };
     write("hostname", format!("{}\n", spec.hostname))?;
-    let root = spec
-        .bundle
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("/"));
+    let root = spec.store_root();
     let (peers, links) = if sys.is_dry_run() {
         (vec![], vec![])
     } else {
@@ -162,7 +158,7 @@ fn write_etc_files(
         .net
         .join_id()
         .filter(|_| !sys.is_dry_run())
-        .and_then(|x| std::fs::read_to_string(root.join("containers").join(x).join("hosts")).ok());
+        .and_then(|x| crate::network::hosts::read_of(&root.join("containers").join(x)).ok());
     write(
         "hosts",
         joined.unwrap_or_else(|| {
@@ -307,15 +303,8 @@ pub fn start(
     opts: StartOptions<'_>,
 ) -> Result<Outcome> {
     let dry = sys.is_dry_run();
-    sys.tracer.set_var(
-        "root",
-        spec.bundle
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(Path::new("/"))
-            .display()
-            .to_string(),
-    );
+    sys.tracer
+        .set_var("root", spec.store_root().display().to_string());
     sys.tracer
         .set_var("bundle", spec.bundle.display().to_string());
     sys.tracer
@@ -372,10 +361,7 @@ pub fn start(
         }
         // (Every command passes the lease; the network's stored subnet is the one used.)
         (crate::spec::NetworkMode::Bridge, None) => Some(crate::network::Endpoint::for_spec(
-            spec.bundle
-                .parent()
-                .and_then(Path::parent)
-                .unwrap_or(Path::new("/")),
+            spec.store_root(),
             crate::network::ipam::Subnet::DEFAULT,
             spec,
         )?),
@@ -573,15 +559,14 @@ pub fn start(
     }
     // Its name leaves the other containers of its user network, however the run ended (a
     // start that failed after its name was given out too).
-    let names_given = endpoint.is_some() && !dry;
+    if endpoint.is_some() && !dry {
+        for n in crate::network::hosts::user_networks(spec) {
+            refresh_names(spec, &n, None, Some(&spec.id));
+        }
+    }
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
-            if names_given {
-                for n in crate::network::hosts::user_networks(spec) {
-                    refresh_names(spec, &n, None, Some(&spec.id));
-                }
-            }
             // Undoing is the cleanup step's work, whatever step failed.
             sys.tracer.step_without_pause(StepId::Cleanup);
             io::restore_signals(sys, old_mask);
@@ -596,11 +581,6 @@ pub fn start(
             return Err(e);
         }
     };
-    if names_given {
-        for n in crate::network::hosts::user_networks(spec) {
-            refresh_names(spec, &n, None, Some(&spec.id));
-        }
-    }
     sys.step(StepId::Cleanup)?;
     io::restore_signals(sys, old_mask);
     drop(cleanup);
@@ -682,11 +662,7 @@ struct Outputs<'a, 'b> {
 /// Rewrite the hosts files of network `network`'s running containers (a failure is a
 /// warning: the container runs, only a name is stale).
 fn refresh_names(spec: &RunSpec, network: &str, with: Option<&str>, gone: Option<&str>) {
-    let root = spec
-        .bundle
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("/"));
+    let root = spec.store_root();
     if let Err(e) = crate::network::hosts::refresh(root, network, with, gone) {
         eprintln!("dockling: warning: names on network {network} not updated: {e}");
     }
@@ -809,11 +785,7 @@ fn supervise(
         *veth = Some(spec.id.clone());
         // The networks `network connect` added, plugged again (eth1…).
         if !sys.is_dry_run() {
-            let root = spec
-                .bundle
-                .parent()
-                .and_then(Path::parent)
-                .unwrap_or(Path::new("/"));
+            let root = spec.store_root();
             for att in &spec.net.extra {
                 crate::network::connect::plug_extra(
                     sys,
