@@ -358,7 +358,7 @@ fn a_nat_reservation_keeps_the_port_from_every_other_program() {
         second.stderr
     );
     // ...and so is a server that sets SO_REUSEADDR (as Rust's TcpListener, nginx and python
-    // do): the reservation, a socket bound but not listening, must keep it out.
+    // do): the reservation, a socket nothing accepts on, must keep it out.
     let taken = ns.within(|| std::net::TcpListener::bind("0.0.0.0:8000").map(|_| ()));
     let err = taken.expect_err("a program could bind the port a NAT container publishes");
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
@@ -466,4 +466,41 @@ fn udp_is_published_and_its_host_port_held() {
         ns.dockling(&lab, &["rm", "-f", "udp1"]).expect_code(0);
         assert_eq!(bind(), Ok(()), "{mode}: let go after rm");
     }
+}
+
+#[test]
+fn nat_mode_takes_a_port_whose_proxy_connections_are_still_in_time_wait() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    web(&ns, &lab, "web", "proxied", &["-p", "8000:80"]);
+    for _ in 0..3 {
+        assert_eq!(http_get(&ns, "http://127.0.0.1:8000/").trim(), "proxied");
+    }
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+    // The proxy closed those connections first (httpd closed its side), so the host end of
+    // each sits in TIME_WAIT on port 8000 for a minute: the condition this test is about.
+    let ss = ns
+        .command("ss")
+        .args(["-Htan", "state", "time-wait", "( sport = :8000 )"])
+        .output()
+        .expect("ss (iproute2) is installed");
+    assert!(
+        ss.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ss.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&ss.stdout).trim().is_empty(),
+        "no connection of port 8000 in TIME_WAIT after the proxy served three: the test \
+         cannot show what it is for"
+    );
+    web(
+        &ns,
+        &lab,
+        "web2",
+        "natted",
+        &["-p", "8000:80", "--publish-mode", "nat"],
+    );
+    assert_eq!(http_get(&ns, "http://127.0.0.1:8000/").trim(), "natted");
+    ns.dockling(&lab, &["rm", "-f", "web2"]).expect_code(0);
 }

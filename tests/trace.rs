@@ -228,7 +228,10 @@ fn explain_of_a_published_port_binds_before_clone_and_shows_the_nat_tables() {
     nat.expect_code(0);
     let n = &nat.stdout;
     assert!(n.contains("── network · reserve"), "{n}");
-    assert!(!n.contains("listen("), "NAT mode only reserves: {n}");
+    assert!(
+        n.contains("listen(100, 1)"),
+        "NAT mode reserves (backlog 1, nothing accepts): {n}"
+    );
     assert!(n.contains("add table ip dockling\n"), "{n}");
     assert!(n.contains("hairpin on"), "{n}");
     assert!(
@@ -624,17 +627,22 @@ fn the_trace_is_what_strace_sees_with_a_published_port() {
         0,
     );
     assert_trace_is_what_strace_sees(&traced, &seen);
-    // NAT mode reserves the port: bound, with no SO_REUSEADDR and no listen.
+    // NAT mode reserves the port: SO_REUSEADDR, bound, listening with a backlog of one.
     let engine = |call: &str| {
         traced
             .iter()
-            .any(|e| e["process"] == "engine" && e["syscall"] == call)
+            .find(|e| e["process"] == "engine" && e["syscall"] == call)
+            .map(|e| e["args"].as_str().unwrap_or_default().to_string())
     };
-    assert!(engine("bind"), "{mode}: no engine bind in the trace");
-    assert!(!engine("listen"), "{mode}: a reservation does not listen");
     assert!(
-        !engine("setsockopt"),
-        "{mode}: a reservation sets no SO_REUSEADDR"
+        engine("bind").is_some(),
+        "{mode}: no engine bind in the trace"
+    );
+    let listen = engine("listen").expect("a TCP reservation listens");
+    assert!(listen.ends_with(", 1"), "{mode}: backlog of one: {listen}");
+    assert!(
+        engine("setsockopt").is_some_and(|a| a.contains("SO_REUSEADDR")),
+        "{mode}: a TCP reservation sets SO_REUSEADDR"
     );
 }
 

@@ -11,8 +11,12 @@
 //! Why bind in the engine, before `clone`: a port another program holds is an error before
 //! anything was created (no container to undo), and the kernel queues connections from the
 //! `listen` on, so none is refused while the container is still starting. The sockets then go
-//! to the proxy (`super::proxy`) already listening, or, in NAT mode, stay bound unlistened as
-//! a reservation (`Mode::Reserve`), as Docker does.
+//! to the proxy (`super::proxy`) already listening, or, in NAT mode, stay open as a
+//! reservation (`Mode::Reserve`) that nothing accepts on: the DNAT rule sends the port's
+//! traffic to the container before any local socket is looked up. A TCP reservation listens
+//! too (with `SO_REUSEADDR`): a listening socket is the only kind no `SO_REUSEADDR` server can
+//! bind beside, and `SO_REUSEADDR` lets it bind while connections of an earlier user of the
+//! port (the proxy of a removed container, say) still sit in `TIME_WAIT`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -433,22 +437,28 @@ pub fn display_ports(ports: &PortMap) -> String {
     cells.join(", ")
 }
 
-/// Bind the sockets and listen (the proxy's), or only bind (a reservation for NAT mode).
+/// Bind the sockets for the proxy to accept on, or as a reservation for NAT mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// socket, bind, listen (TCP).
+    /// socket, bind, listen (TCP): the proxy accepts.
     Listen,
-    /// socket, bind: the port is held, nothing accepts on it.
+    /// socket, bind, and for TCP listen with a backlog of one: the port is held, nothing
+    /// accepts on it (the NAT rules take its traffic first).
     Reserve,
 }
+
+/// The backlog of a TCP reservation: nothing is meant to arrive.
+const RESERVE_BACKLOG: i32 = 1;
 
 /// One bound host port, its socket open. Dropping it closes the socket (frees the port).
 #[derive(Debug)]
 pub struct Listener {
     /// Where it is bound and where it leads.
     pub published: Published,
-    /// True if `listen` was called (TCP in [`Mode::Listen`]).
+    /// True if `listen` was called (TCP, either mode).
     pub listening: bool,
+    /// Bound for the proxy or as a NAT-mode reservation.
+    pub mode: Mode,
     raw: RawFd,
     // None in a dry run: the recorder's descriptors are made up, never closed.
     fd: Option<OwnedFd>,
@@ -544,11 +554,12 @@ fn bind_one(sys: &Sys, b: &PortBinding, addr: SocketAddrV4, mode: Mode) -> Resul
         Some(unsafe { OwnedFd::from_raw_fd(raw) })
     };
     let fail = |e: crate::sys::SysError| e.errno;
-    // SO_REUSEADDR only for a TCP socket that will listen. On a datagram socket it would let
-    // a second program bind the very same port; on a TCP socket that never listens (NAT
-    // mode's reservation) it would let any other SO_REUSEADDR socket (a second NAT run, most
-    // servers) bind and listen on the port the container's rules send elsewhere.
-    if b.proto == Proto::Tcp && mode == Mode::Listen {
+    // SO_REUSEADDR only for a TCP socket, which always listens. On a datagram socket it would
+    // let a second program bind the very same port; a TCP socket that binds with it but never
+    // listens would let any other SO_REUSEADDR socket (most servers) bind and listen on the
+    // port. A listening one keeps every other socket out, and binds despite TIME_WAIT.
+    let listening = b.proto == Proto::Tcp;
+    if listening {
         sys.run(Call::SetReuseAddr { fd: raw }).map_err(fail)?;
     }
     sys.run(Call::BindInet {
@@ -557,11 +568,14 @@ fn bind_one(sys: &Sys, b: &PortBinding, addr: SocketAddrV4, mode: Mode) -> Resul
         transport: b.proto,
     })
     .map_err(fail)?;
-    let listening = mode == Mode::Listen && b.proto == Proto::Tcp;
     if listening {
         sys.run(Call::Listen {
             fd: raw,
-            backlog: BACKLOG,
+            backlog: if mode == Mode::Listen {
+                BACKLOG
+            } else {
+                RESERVE_BACKLOG
+            },
             addr,
         })
         .map_err(fail)?;
@@ -582,6 +596,7 @@ fn bind_one(sys: &Sys, b: &PortBinding, addr: SocketAddrV4, mode: Mode) -> Resul
             container_port: b.container_port,
         },
         listening,
+        mode,
         raw,
         fd,
     })
@@ -806,13 +821,26 @@ mod tests {
     }
 
     #[test]
-    fn reserve_mode_binds_without_listen() {
+    fn reserve_mode_listens_with_a_backlog_of_one_and_reuses_only_for_tcp() {
         let rec = Recorder::new();
         let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
-        let ls = bind_with(&sys, &parse_all(&["8000:80"]).unwrap(), Mode::Reserve).unwrap();
-        assert!(!rec.script().contains("listen"));
-        assert!(!rec.script().contains("SO_REUSEADDR"));
-        assert!(!ls[0].listening);
+        let ls = bind_with(
+            &sys,
+            &parse_all(&["8000:80", "53:53/udp"]).unwrap(),
+            Mode::Reserve,
+        )
+        .unwrap();
+        assert_eq!(
+            rec.script(),
+            "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP)\n\
+             setsockopt(100, SOL_SOCKET, SO_REUSEADDR, [1], 4)\n\
+             bind(100, {sa_family=AF_INET, sin_port=htons(8000), sin_addr=inet_addr(\"0.0.0.0\")}, 16)\n\
+             listen(100, 1)\n\
+             socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, IPPROTO_IP)\n\
+             bind(100, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr(\"0.0.0.0\")}, 16)\n"
+        );
+        assert!(ls.iter().all(|l| l.mode == Mode::Reserve));
+        assert!(ls[0].listening && !ls[1].listening);
     }
 
     #[test]

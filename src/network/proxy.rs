@@ -137,10 +137,10 @@ pub fn spawn_with(
 ) -> Result<ProxyChild, NetError> {
     if let Some(l) = listeners
         .iter()
-        .find(|l| l.published.proto == Proto::Tcp && !l.listening)
+        .find(|l| l.mode == crate::network::ports::Mode::Reserve)
     {
         return Err(NetError::Proxy(format!(
-            "{} is only reserved (bound, not listening): the proxy needs listening sockets (ports::Mode::Listen)",
+            "{} is only reserved (for NAT mode): the proxy needs sockets bound for it (ports::Mode::Listen)",
             l.published
         )));
     }
