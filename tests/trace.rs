@@ -15,9 +15,27 @@ fn events(stderr: &str) -> Vec<Value> {
 #[test]
 fn json_trace_has_every_step_and_explained_syscalls() {
     let lab = Lab::with_busybox();
+    let now_us = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
+    };
+    let before = now_us();
     let o = lab.run(&["--trace=json", "busybox", "true"]);
+    let after = now_us();
     o.expect_code(0);
     let ev = events(&o.stderr);
+    // Every step and call says when it began, on the one clock all processes share.
+    for e in ev.iter().filter(|e| e["type"] != "note") {
+        let at = e["at_us"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no at_us: {e}"));
+        assert!(
+            (before..=after).contains(&at),
+            "{at} not in {before}..{after}: {e}"
+        );
+    }
     let names: Vec<&str> = ev
         .iter()
         .filter(|e| e["type"] == "syscall")

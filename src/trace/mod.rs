@@ -16,6 +16,9 @@
 //! `rootfs.pivot_root` with `--rootfs chroot`) and that variant's title.
 //! `process` is `engine` for the dockling process and `container` for the child between
 //! `clone` and `execve`. `result` is the value strace prints after `=`, or -1 with `errno` set.
+//! `at_us` (steps and syscalls) is when the step or call began, in microseconds of the
+//! realtime clock, so the events of the engine, the monitor and the container line up on one
+//! timeline (where the time of a start goes).
 
 pub mod catalog;
 
@@ -31,6 +34,13 @@ use nix::errno::Errno;
 pub use crate::plan::StepId;
 use crate::sys::{Call, Ret};
 use catalog::Catalog;
+
+/// Microseconds of the realtime clock, `ago` before now.
+fn now_us(ago: Duration) -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.saturating_sub(ago).as_micros() as u64)
+}
 
 /// How the trace is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -326,6 +336,7 @@ impl Tracer {
                 let mut line = serde_json::json!({
                     "v": 1, "type": "step", "process": process,
                     "subsystem": id.subsystem().as_str(), "step": id.key(), "title": title,
+                    "at_us": now_us(Duration::ZERO),
                 });
                 if let Some(v) = variant {
                     line["variant"] = v.into();
@@ -436,6 +447,7 @@ impl Tracer {
                     "syscall": call.name(), "args": call.args_with(res.as_ref().ok()),
                     "result": result, "errno": errno.map(|e| format!("{e:?}")),
                     "duration_us": took.as_micros() as u64,
+                    "at_us": now_us(took),
                     "explain": exp.map(|e| e.text.as_str()), "man": exp.map(|e| e.man.as_str()),
                 });
                 let mut line = line;
