@@ -103,6 +103,20 @@ fn the_bridge_table_and_sysctls_are_made_once_whatever_the_runs() {
                 "run twice, the table is what one run makes"
             );
         }
+        // And back on: the rebuild replaces the isolation chain's rules too (no stale drop
+        // of everything leaving the bridge), and off again.
+        for outbound in [true, false] {
+            let t =
+                nft::ensure_bridge_table(&sys, DEFAULT_BRIDGE, Subnet::DEFAULT, outbound).unwrap();
+            let listed = normalise(&nft(&["list", "table", "ip", "dockling"]));
+            assert_eq!(listed, normalise(&t.listing()), "outbound {outbound}");
+            assert!(listed.contains("chain iso-dockling0"), "{listed}");
+            assert_eq!(
+                listed.contains("iifname \"dockling0\" drop"),
+                !outbound,
+                "{listed}"
+            );
+        }
         assert_eq!(tables(), ["table ip dockling"]);
         assert_eq!(sysctl(DEFAULT_BRIDGE, "route_localnet"), "1");
         assert_eq!(sysctl(DEFAULT_BRIDGE, "forwarding"), "1");

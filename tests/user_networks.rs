@@ -940,3 +940,99 @@ fn publishing_on_a_joined_network_is_refused_as_docker_does() {
     ns.dockling(&lab, &["rm", "-f", "db"]).expect_code(0);
     assert!(lab.containers_left().is_empty());
 }
+
+/// `run --rm [--network NET] busybox ping -c1 -W1 host`, once.
+fn ping_once(ns: &NetNs, lab: &Lab, network: &str, host: &str) -> common::Out {
+    ns.dockling(
+        lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "busybox",
+            "ping",
+            "-c1",
+            "-W1",
+            host,
+        ],
+    )
+}
+
+/// Bridges stay apart with `outbound-nat` on or off (Docker's isolation chains), while with
+/// it on the containers reach the outside: here a namespace this test makes, behind a veth
+/// `out0` (10.77.0.1) of the test's namespace, the "world" at 10.77.0.2.
+fn bridges_apart(outbound: bool) {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    std::fs::write(
+        lab.dir.path().join("config.yaml"),
+        format!("{}outbound-nat: {outbound}\n", lab.base_config()),
+    )
+    .unwrap();
+    let world = NetNs::new();
+    ns.sh(&format!(
+        "ip link add out0 type veth peer name out1 && ip link set out1 netns {} \
+         && ip addr add 10.77.0.1/24 dev out0 && ip link set out0 up \
+         && echo 1 > /proc/sys/net/ipv4/conf/out0/forwarding",
+        world.path()
+    ));
+    world.sh("ip addr add 10.77.0.2/24 dev out1 && ip link set out1 up");
+    create(&ns, &lab, &["classnet"]);
+    let nat = ["-p", "8001:80", "--publish-mode", "nat"];
+    web(&ns, &lab, "db", "classnet", &nat, "from-db");
+    let nat = ["-p", "8002:80", "--publish-mode", "nat"];
+    web(&ns, &lab, "front", "bridge", &nat, "front");
+    // Both answer on their own network: the refusals below are not dead containers.
+    ping_by_name(&ns, &lab, "classnet", "172.18.0.2");
+    ping_by_name(&ns, &lab, "bridge", "172.17.0.2");
+    if outbound {
+        ping_by_name(&ns, &lab, "bridge", "10.77.0.2");
+        ping_by_name(&ns, &lab, "classnet", "10.77.0.2");
+    } else {
+        let o = ping_once(&ns, &lab, "bridge", "10.77.0.2");
+        assert_ne!(
+            o.code, 0,
+            "the world reached without outbound-nat: {}",
+            o.stdout
+        );
+        assert!(o.stdout.contains("0 packets received"), "{}", o.stdout);
+    }
+    for (from, to) in [("bridge", "172.18.0.2"), ("classnet", "172.17.0.2")] {
+        let o = ping_once(&ns, &lab, from, to);
+        assert_ne!(
+            o.code, 0,
+            "{from} reached {to} (outbound-nat {outbound}): {}",
+            o.stdout
+        );
+        assert!(o.stdout.contains("0 packets received"), "{}", o.stdout);
+    }
+    // A published port of the other network is still reachable through the host.
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "classnet",
+            "busybox",
+            "sh",
+            "-c",
+            "echo -e 'GET / HTTP/1.0\\r\\n\\r' | nc 172.18.0.1 8002",
+        ],
+    );
+    o.expect_code(0);
+    assert!(o.stdout.contains("front"), "{}", o.stdout);
+    ns.dockling(&lab, &["rm", "-f", "db", "front"])
+        .expect_code(0);
+}
+
+#[test]
+fn bridges_stay_apart_with_outbound_nat() {
+    bridges_apart(true);
+}
+
+#[test]
+fn bridges_stay_apart_and_the_world_out_of_reach_without_outbound_nat() {
+    bridges_apart(false);
+}

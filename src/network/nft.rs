@@ -15,7 +15,9 @@
 //! - per bridge, [`ensure_bridge_table`]: `table ip dockling` with `guard-<bridge>` (no
 //!   packet from the bridge to 127/8, since `route_localnet` is on) and `post-<bridge>`
 //!   (masquerade what reaches a container from the host's own addresses, and hairpin
-//!   traffic); made again, whole, in one batch each time (idempotent).
+//!   traffic) and `iso-<bridge>` (forward: nothing enters the bridge from another bridge or
+//!   the outside but published ports' and replies' traffic, so bridges stay apart with or
+//!   without outbound NAT); made again, whole, in one batch each time (idempotent).
 //! - per container, [`publish`]: `table ip dockling-<12 hex>` with `flags owner`, whose
 //!   `prerouting` and `output` chains DNAT the published ports. The kernel deletes an owned
 //!   table when the socket that made it closes, so [`OwnedTable`] keeps that socket: a
@@ -119,8 +121,12 @@ const RTN_LOCAL: u32 = 2;
 // ct: NFTA_CT_DREG, KEY; NFT_CT_STATUS; IPS_DST_NAT (linux/netfilter/nf_conntrack_common.h)
 const NFTA_CT_DREG: u16 = 1;
 const NFTA_CT_KEY: u16 = 2;
+const NFT_CT_STATE: u32 = 0;
 const NFT_CT_STATUS: u32 = 2;
 const IPS_DST_NAT: u32 = 1 << 5;
+// NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED)
+// (linux/netfilter/nf_conntrack_common.h: the bit of each ctinfo, above the untracked bit)
+const CT_STATE_ESTABLISHED_RELATED: u32 = (1 << 1) | (1 << 2);
 // nat: NFTA_NAT_TYPE, FAMILY, REG_ADDR_MIN, REG_PROTO_MIN, FLAGS; NFT_NAT_DNAT;
 // NF_NAT_RANGE_PROTO_SPECIFIED (linux/netfilter/nf_nat.h)
 const NFTA_NAT_TYPE: u16 = 1;
@@ -336,6 +342,19 @@ impl Rule {
         self.bitwise(&IPS_DST_NAT.to_ne_bytes());
         self.cmp(NFT_CMP_NEQ, &0u32.to_ne_bytes());
         self.text.push("ct status dnat".into());
+        self
+    }
+
+    /// `ct state established,related`: a packet of a connection already seen both ways, or
+    /// one related to it (an ICMP error).
+    fn ct_established(mut self) -> Self {
+        self.expr("ct", |b| {
+            put_u32(b, NFTA_CT_DREG, NFT_REG_1);
+            put_u32(b, NFTA_CT_KEY, NFT_CT_STATE);
+        });
+        self.bitwise(&CT_STATE_ESTABLISHED_RELATED.to_ne_bytes());
+        self.cmp(NFT_CMP_NEQ, &0u32.to_ne_bytes());
+        self.text.push("ct state established,related".into());
         self
     }
 
@@ -583,32 +602,49 @@ pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
                 .masquerade(),
         );
     }
-    // Forwarding is on for this bridge (see ensure_bridge_table): without outbound NAT
-    // nothing from it may be forwarded anywhere but back into it (hairpin) or as part of a
-    // connection to a published port, so another network's containers stay out of reach,
-    // as Docker isolates its bridges. (With outbound NAT, traffic leaves for the world and
-    // this chain is left out: a gap the book names.)
-    let isolate = (!outbound).then(|| Chain {
+    // Forwarding is on for this bridge (see ensure_bridge_table), so the kernel would route
+    // between two dockling bridges: this chain keeps them apart as Docker's isolation chains
+    // do, whatever `outbound`. Into the bridge goes only traffic from the bridge itself
+    // (hairpin), a connection to a published port (DNAT), or a reply to a connection the
+    // bridge's containers opened; everything else entering it (another bridge's containers,
+    // the outside) is dropped. Each bridge has this chain, so traffic between two bridges
+    // is dropped by the receiving one's. Out of the bridge: with outbound NAT, anything may
+    // leave (another bridge's chain still drops it on the way in); without, only published
+    // ports' traffic. The chain is always there, so a rebuild flushes it and a change of
+    // `outbound` leaves no stale rule.
+    let mut iso = vec![
+        Rule::default()
+            .ifname(false, true, bridge)
+            .ifname(true, true, bridge)
+            .accept(),
+        Rule::default()
+            .ifname(false, true, bridge)
+            .ct_dnat()
+            .accept(),
+        Rule::default()
+            .ifname(true, true, bridge)
+            .ct_dnat()
+            .accept(),
+        Rule::default()
+            .ifname(true, true, bridge)
+            .ct_established()
+            .accept(),
+        Rule::default().ifname(true, true, bridge).drop_(),
+    ];
+    if !outbound {
+        iso.push(Rule::default().ifname(false, true, bridge).drop_());
+    }
+    let isolate = Chain {
         name: format!("iso-{bridge}"),
         kind: "filter",
         hook: NF_INET_FORWARD,
         priority: 0,
-        rules: vec![
-            Rule::default()
-                .ifname(false, true, bridge)
-                .ifname(true, true, bridge)
-                .accept(),
-            Rule::default()
-                .ifname(false, true, bridge)
-                .ct_dnat()
-                .accept(),
-            Rule::default().ifname(false, true, bridge).drop_(),
-        ],
-    });
+        rules: iso,
+    };
     Table {
         name: BRIDGE_TABLE.into(),
         owner: false,
-        chains: [
+        chains: vec![
             Chain {
                 name: format!("guard-{bridge}"),
                 kind: "filter",
@@ -623,10 +659,8 @@ pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
                 priority: 100,
                 rules: post,
             },
-        ]
-        .into_iter()
-        .chain(isolate)
-        .collect(),
+            isolate,
+        ],
     }
 }
 
