@@ -1036,3 +1036,54 @@ fn bridges_stay_apart_with_outbound_nat() {
 fn bridges_stay_apart_and_the_world_out_of_reach_without_outbound_nat() {
     bridges_apart(false);
 }
+
+/// `network rm` deletes the bridge link before the store entry: when the kernel refuses
+/// (here: dockling run without CAP_NET_ADMIN, so RTM_DELLINK is EPERM) the network is kept,
+/// with an error that says what to do; run again with the capability, rm succeeds.
+#[test]
+fn a_bridge_that_cannot_be_deleted_keeps_its_network() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let id = create(&ns, &lab, &["classnet"]);
+    let bridge = format!("br-{}", &id[..12]);
+    ns.dockling(
+        &lab,
+        &["run", "--rm", "--network", "classnet", "busybox", "true"],
+    )
+    .expect_code(0);
+    assert!(ns.links().contains(&bridge), "{:?}", ns.links());
+    let o: common::Out = ns
+        .command("setpriv")
+        .args([
+            "--bounding-set=-net_admin",
+            "--inh-caps=-net_admin",
+            env!("CARGO_BIN_EXE_dockling"),
+            "network",
+            "rm",
+            "classnet",
+        ])
+        .env("DOCKLING_ROOT", lab.root())
+        .env("DOCKLING_CONFIG", lab.dir.path().join("config.yaml"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("setpriv (util-linux) is installed")
+        .into();
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains(&format!("its bridge {bridge} could not be deleted"))
+            && o.stderr
+                .contains("the network is kept: run network rm classnet again"),
+        "{}",
+        o.stderr
+    );
+    assert!(ns.links().contains(&bridge), "{:?}", ns.links());
+    let o = ns.dockling(&lab, &["network", "ls", "--format", "{{.Name}}"]);
+    o.expect_code(0);
+    assert!(o.stdout.lines().any(|l| l == "classnet"), "{}", o.stdout);
+    let o = ns.dockling(&lab, &["network", "rm", "classnet"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "classnet\n");
+    assert!(!ns.links().contains(&bridge), "{:?}", ns.links());
+}

@@ -317,11 +317,8 @@ pub fn run(ctx: &Context, args: &NetworkArgs) -> Result<i32> {
             crate::commands::rm::reap(ctx, &containers);
             let mut code = 0;
             for key in networks {
-                match store::remove(&ctx.root, key) {
-                    Ok(n) => {
-                        delete_bridge(&n.bridge)?;
-                        println!("{key}");
-                    }
+                match store::remove(&ctx.root, key, |n| delete_bridge(&n.bridge)) {
+                    Ok(_) => println!("{key}"),
                     Err(Error::Network(NetError::NotFound(_))) if *force => {}
                     Err(e) => {
                         eprintln!("Error response from dockling: {e}");
@@ -368,11 +365,8 @@ pub fn run(ctx: &Context, args: &NetworkArgs) -> Result<i32> {
                 if n.name == DEFAULT_NETWORK {
                     continue;
                 }
-                match store::remove(&ctx.root, &n.name) {
-                    Ok(n) => {
-                        delete_bridge(&n.bridge)?;
-                        removed.push(n.name);
-                    }
+                match store::remove(&ctx.root, &n.name, |n| delete_bridge(&n.bridge)) {
+                    Ok(n) => removed.push(n.name),
                     Err(Error::Network(NetError::InUse { .. })) => {}
                     Err(e) => return Err(e),
                 }
