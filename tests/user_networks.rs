@@ -1087,3 +1087,254 @@ fn a_bridge_that_cannot_be_deleted_keeps_its_network() {
     assert_eq!(o.stdout, "classnet\n");
     assert!(!ns.links().contains(&bridge), "{:?}", ns.links());
 }
+
+/// `exec C ip -o -4 addr`: the container's IPv4 lines, interface and address only.
+fn ipv4_of(ns: &NetNs, lab: &Lab, c: &str) -> Vec<String> {
+    let o = ns.dockling(lab, &["exec", c, "ip", "-o", "-4", "addr"]);
+    o.expect_code(0);
+    o.stdout
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {}", w[1], w[3])
+        })
+        .collect()
+}
+
+/// Docker's `network connect` of a stopped container: recorded (an `--ip` held
+/// at once) and plugged at its next start; `network disconnect` of a stopped one takes the
+/// record and the lease away.
+#[test]
+fn a_stopped_container_is_connected_at_its_next_start_and_disconnected_for_good() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    create(&ns, &lab, &["othernet"]);
+    ns.dockling(
+        &lab,
+        &["run", "-d", "--name", "app", "busybox", "sleep", "100"],
+    )
+    .expect_code(0);
+    ns.dockling(&lab, &["stop", "-t", "0", "app"])
+        .expect_code(0);
+    let o = ns.dockling(
+        &lab,
+        &[
+            "network",
+            "connect",
+            "--ip",
+            "172.18.0.50",
+            "classnet",
+            "app",
+        ],
+    );
+    o.expect_code(0);
+    assert_eq!(o.stdout, "");
+    // The address is held from now: another container cannot have it.
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "classnet",
+            "--ip",
+            "172.18.0.50",
+            "busybox",
+            "true",
+        ],
+    );
+    o.expect_code(125);
+    assert!(o.stderr.contains("already in use"), "{}", o.stderr);
+    ns.dockling(&lab, &["start", "app"]).expect_code(0);
+    assert_eq!(
+        ipv4_of(&ns, &lab, "app"),
+        [
+            "lo 127.0.0.1/8",
+            "eth0 172.17.0.2/16",
+            "eth1 172.18.0.50/16"
+        ]
+    );
+    // Stopped, connected to one more and disconnected from classnet.
+    ns.dockling(&lab, &["stop", "-t", "0", "app"])
+        .expect_code(0);
+    ns.dockling(&lab, &["network", "connect", "othernet", "app"])
+        .expect_code(0);
+    let o = ns.dockling(&lab, &["network", "disconnect", "classnet", "app"]);
+    o.expect_code(0);
+    let leases = std::fs::read_to_string(lab.root().join("networks/classnet/leases.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&leases).unwrap();
+    assert_eq!(
+        v["leases"],
+        serde_json::json!({}),
+        "lease given back: {leases}"
+    );
+    ns.dockling(&lab, &["start", "app"]).expect_code(0);
+    assert_eq!(
+        ipv4_of(&ns, &lab, "app"),
+        ["lo 127.0.0.1/8", "eth0 172.17.0.2/16", "eth2 172.19.0.2/16"]
+    );
+    let o = ns.dockling(
+        &lab,
+        &[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            "app",
+        ],
+    );
+    o.expect_code(0);
+    assert_eq!(o.stdout.trim(), "bridge othernet");
+    ns.dockling(&lab, &["rm", "-f", "app"]).expect_code(0);
+}
+
+/// The network a container was created on can be disconnected too, running or stopped, as
+/// in Docker: its eth0 goes, its name leaves the network's hosts files, and a later start
+/// does not bring it back; connecting the network again plugs it as one more interface.
+#[test]
+fn the_first_network_can_be_disconnected_running_or_stopped() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    for c in ["db", "app"] {
+        ns.dockling(
+            &lab,
+            &[
+                "run",
+                "-d",
+                "--name",
+                c,
+                "--network",
+                "classnet",
+                "busybox",
+                "sleep",
+                "100",
+            ],
+        )
+        .expect_code(0);
+    }
+    let hosts = |c: &str| {
+        let o = ns.dockling(&lab, &["exec", c, "cat", "/etc/hosts"]);
+        o.expect_code(0);
+        o.stdout.clone()
+    };
+    assert!(hosts("db").contains("\tapp"), "{}", hosts("db"));
+    let o = ns.dockling(&lab, &["network", "disconnect", "classnet", "app"]);
+    o.expect_code(0);
+    assert_eq!(ipv4_of(&ns, &lab, "app"), ["lo 127.0.0.1/8"]);
+    assert!(!hosts("db").contains("\tapp"), "{}", hosts("db"));
+    let o = ns.dockling(&lab, &["network", "disconnect", "classnet", "app"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr.contains("is not connected to network classnet"),
+        "{}",
+        o.stderr
+    );
+    ns.dockling(&lab, &["network", "disconnect", "-f", "classnet", "app"])
+        .expect_code(0);
+    // HostConfig keeps the mode; no endpoint is left.
+    let o = ns.dockling(
+        &lab,
+        &[
+            "inspect",
+            "-f",
+            "{{.HostConfig.NetworkMode}} {{json .NetworkSettings.Networks}}",
+            "app",
+        ],
+    );
+    o.expect_code(0);
+    assert_eq!(o.stdout.trim(), "classnet {}");
+    ns.dockling(&lab, &["restart", "-t", "0", "app"])
+        .expect_code(0);
+    assert_eq!(ipv4_of(&ns, &lab, "app"), ["lo 127.0.0.1/8"]);
+    // Connected again: one more interface on it.
+    ns.dockling(&lab, &["network", "connect", "classnet", "app"])
+        .expect_code(0);
+    let got = ipv4_of(&ns, &lab, "app");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[1].starts_with("eth1 172.18.0."), "{got:?}");
+    // A stopped container on the default bridge: disconnected, it starts with loopback only.
+    ns.dockling(
+        &lab,
+        &["run", "-d", "--name", "solo", "busybox", "sleep", "100"],
+    )
+    .expect_code(0);
+    ns.dockling(&lab, &["stop", "-t", "0", "solo"])
+        .expect_code(0);
+    ns.dockling(&lab, &["network", "disconnect", "bridge", "solo"])
+        .expect_code(0);
+    ns.dockling(&lab, &["start", "solo"]).expect_code(0);
+    assert_eq!(ipv4_of(&ns, &lab, "solo"), ["lo 127.0.0.1/8"]);
+    ns.dockling(&lab, &["rm", "-f", "db", "app", "solo"])
+        .expect_code(0);
+    assert!(
+        !ns.links()
+            .iter()
+            .any(|l| l.starts_with("vx") || l.starts_with("veth")),
+        "{:?}",
+        ns.links()
+    );
+}
+
+/// A record that says running with a pid the kernel has given to another process (here: the
+/// pid rewritten to a `sleep` of another namespace) is no proof of life: `--network
+/// container:X` must not join that process's namespace, nor `network inspect` list X.
+#[test]
+fn a_reused_pid_is_not_taken_for_the_container() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let o = ns.dockling(
+        &lab,
+        &["run", "-d", "--name", "xx", "busybox", "sleep", "100"],
+    );
+    o.expect_code(0);
+    let id = o.stdout.trim().to_string();
+    let other = NetNs::new();
+    other.sh("ip link add decoy0 type bridge");
+    let mut sleeper = other
+        .command("sleep")
+        .arg("100")
+        .spawn()
+        .expect("sleep runs");
+    let state = lab.root().join("containers").join(&id).join("state.json");
+    let text = std::fs::read_to_string(&state).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["status"]["Status"], "running", "{text}");
+    v["status"]["Pid"] = serde_json::json!(sleeper.id());
+    std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:xx",
+            "busybox",
+            "ip",
+            "link",
+        ],
+    );
+    assert!(
+        !o.stdout.contains("decoy0"),
+        "joined another's namespace: {}",
+        o.stdout
+    );
+    o.expect_code(125);
+    assert!(
+        o.stderr
+            .contains("cannot join network namespace of a non running container"),
+        "{}",
+        o.stderr
+    );
+    let o = ns.dockling(
+        &lab,
+        &["network", "inspect", "-f", "{{json .Containers}}", "bridge"],
+    );
+    o.expect_code(0);
+    assert_eq!(o.stdout.trim(), "{}");
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    // The record as it was, so rm -f stops the real process.
+    std::fs::write(&state, text).unwrap();
+    ns.dockling(&lab, &["rm", "-f", "xx"]).expect_code(0);
+}
