@@ -382,3 +382,32 @@ fn published_ports_reach_the_container_from_loopback_the_bridge_and_itself() {
         assert!(fetch(SocketAddr::from((Ipv4Addr::LOCALHOST, 8000))).is_err());
     });
 }
+
+/// `network rm`'s batch takes one bridge's chains away and leaves the others; run where
+/// there is nothing to take (again, or without the table) it succeeds and makes nothing.
+#[test]
+fn a_removed_bridges_chains_go_and_the_others_stay() {
+    in_thread(|| {
+        let _ns = new_netns();
+        let sys = Sys::quiet();
+        nft::remove_bridge_chains(&sys, "dlgone0").unwrap();
+        assert_eq!(
+            tables(),
+            Vec::<String>::new(),
+            "nothing made without a table"
+        );
+        for b in ["dlgone0", "dlstay0"] {
+            ensure_bridge(&sys, b, Subnet::DEFAULT).unwrap();
+        }
+        nft::ensure_bridge_table(&sys, "dlgone0", Subnet::DEFAULT, true).unwrap();
+        let stay = nft::ensure_bridge_table(&sys, "dlstay0", Subnet::DEFAULT, false).unwrap();
+        assert!(nft(&["list", "table", "ip", "dockling"]).contains("dlgone0"));
+        for _ in 0..2 {
+            nft::remove_bridge_chains(&sys, "dlgone0").unwrap();
+            assert_eq!(
+                normalise(&nft(&["list", "table", "ip", "dockling"])),
+                normalise(&stay.listing())
+            );
+        }
+    });
+}

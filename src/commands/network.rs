@@ -165,10 +165,12 @@ fn refused(e: Error) -> Result<i32> {
     Ok(1)
 }
 
-/// Delete a removed network's bridge link (gone already counts as done).
+/// Delete a removed network's bridge chains (NAT mode's) and its link (gone already counts
+/// as done).
 fn delete_bridge(bridge: &str) -> Result<()> {
     use crate::sys::{linux::Linux, Sys};
     let sys = Sys::new(Box::new(Linux), crate::trace::Tracer::off());
+    crate::network::nft::remove_bridge_chains(&sys, bridge)?;
     Ok(crate::network::bridge::delete(&sys, bridge)?)
 }
 

@@ -48,6 +48,7 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
 // NFTA_TABLE_*, NFT_TABLE_F_OWNER
@@ -566,6 +567,58 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The batch that takes this table's chains out of the kernel, whatever is there: the
+    /// table and each chain created if missing (so no message can fail with ENOENT), each
+    /// chain flushed, then deleted. The table itself stays (other bridges' chains live in it).
+    fn removal_batch(&self, seq: u32) -> Batch {
+        let mut b = Batch::begin(seq);
+        let t = &self.name;
+        b.push(
+            NFT_MSG_NEWTABLE,
+            NLM_F_CREATE,
+            |m| put_str(m, NFTA_TABLE_NAME, t),
+            format!("add table ip {t}"),
+        );
+        for c in &self.chains {
+            b.push(
+                NFT_MSG_NEWCHAIN,
+                NLM_F_CREATE,
+                |m| {
+                    put_str(m, NFTA_CHAIN_TABLE, t);
+                    put_str(m, NFTA_CHAIN_NAME, &c.name);
+                    put_str(m, NFTA_CHAIN_TYPE, c.kind);
+                    put_u32(m, NFTA_CHAIN_POLICY, NF_ACCEPT);
+                    nest(m, NFTA_CHAIN_HOOK, |m| {
+                        put_u32(m, NFTA_HOOK_HOOKNUM, c.hook);
+                        put_u32(m, NFTA_HOOK_PRIORITY, c.priority as u32);
+                    });
+                },
+                format!("add chain ip {t} {} {{ {} }}", c.name, c.spec()),
+            );
+        }
+        // A rule message names its chain in NFTA_RULE_CHAIN, a chain message in
+        // NFTA_CHAIN_NAME.
+        for (kind, verb, name_attr) in [
+            (NFT_MSG_DELRULE, "flush", NFTA_RULE_CHAIN),
+            (NFT_MSG_DELCHAIN, "delete", NFTA_CHAIN_NAME),
+        ] {
+            for c in &self.chains {
+                b.push(
+                    kind,
+                    0,
+                    |m| {
+                        put_str(m, NFTA_CHAIN_TABLE, t);
+                        put_str(m, name_attr, &c.name);
+                    },
+                    format!("{verb} chain ip {t} {}", c.name),
+                );
+            }
+        }
+        b
+    }
+}
+
 /// The per-bridge table: `guard-<bridge>` and `post-<bridge>` (see the module's text), and
 /// with `outbound` the masquerade of the subnet's traffic leaving by another interface.
 pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
@@ -941,6 +994,22 @@ pub fn ensure_bridge_table(
         )?;
     }
     Ok(table)
+}
+
+/// `network rm`: bridge `bridge`'s chains (`guard-`, `post-`, `iso-<bridge>`) out of
+/// `table ip dockling`, in one batch ([`Table::removal_batch`]: nothing fails on a chain
+/// NAT mode never made); nothing at all when the table is not there (no NAT-mode run in this
+/// namespace, so no chain of any bridge).
+pub fn remove_bridge_chains(sys: &Sys, bridge: &str) -> Result<(), NetError> {
+    check_ifname(bridge)?;
+    if !table_exists(sys, BRIDGE_TABLE)? {
+        return Ok(());
+    }
+    let table = bridge_table(bridge, Subnet::DEFAULT, false);
+    let fd = open_socket(sys)?;
+    let sent = send(sys, fd, NlWhat::NftBridgeUntable, table.removal_batch(1));
+    close(sys, fd);
+    sent.map(drop)
 }
 
 /// A container's published ports, in the kernel as long as this lives: the table is owned by
