@@ -523,8 +523,7 @@ fn a_container_cannot_reach_the_hosts_loopback_services_in_nat_mode() {
     open.accept().expect("the connection arrived");
     // …but not to its loopback.
     let err = connect_from(pid, "127.0.0.1:9000")
-        .err()
-        .expect("the host's 127.0.0.1:9000 reached from the container");
+        .expect_err("the host's 127.0.0.1:9000 reached from the container");
     assert!(
         matches!(
             err.kind(),
