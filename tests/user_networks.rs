@@ -1338,3 +1338,52 @@ fn a_reused_pid_is_not_taken_for_the_container() {
     std::fs::write(&state, text).unwrap();
     ns.dockling(&lab, &["rm", "-f", "xx"]).expect_code(0);
 }
+
+/// `Icmp: … InEchos` of container `c`'s namespace: echo requests that reached it.
+fn in_echos(ns: &NetNs, lab: &Lab, c: &str) -> u64 {
+    let o = ns.dockling(lab, &["exec", c, "cat", "/proc/net/snmp"]);
+    o.expect_code(0);
+    let mut icmp = o.stdout.lines().filter(|l| l.starts_with("Icmp:"));
+    let (names, values) = (icmp.next().unwrap(), icmp.next().unwrap());
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "InEchos")
+        .expect("InEchos in /proc/net/snmp");
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
+/// With outbound NAT, a NAT-mode bridge lets its containers out, but not into another
+/// container network, even one that never ran in NAT mode (so it has no chain of its own and
+/// forwarding off): the echo request would reach it one way, though no answer came back.
+#[test]
+fn outbound_nat_sends_nothing_into_a_bridge_without_chains() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    std::fs::write(
+        lab.dir.path().join("config.yaml"),
+        format!("{}outbound-nat: true\n", lab.base_config()),
+    )
+    .unwrap();
+    create(&ns, &lab, &["classnet"]);
+    web(&ns, &lab, "db", "classnet", &[], "from-db");
+    let nat = ["-p", "8002:80", "--publish-mode", "nat"];
+    web(&ns, &lab, "front", "bridge", &nat, "front");
+    // The counter counts: a ping from db's own network arrives.
+    let before = in_echos(&ns, &lab, "db");
+    ping_by_name(&ns, &lab, "classnet", "172.18.0.2");
+    let after = in_echos(&ns, &lab, "db");
+    assert!(after > before, "{before} -> {after}");
+    let o = ping_once(&ns, &lab, "bridge", "172.18.0.2");
+    assert_ne!(
+        o.code, 0,
+        "the default bridge reached classnet: {}",
+        o.stdout
+    );
+    let last = in_echos(&ns, &lab, "db");
+    assert_eq!(
+        last, after,
+        "an echo request from the default bridge reached db"
+    );
+    ns.dockling(&lab, &["rm", "-f", "db", "front"])
+        .expect_code(0);
+}

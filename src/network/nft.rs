@@ -272,6 +272,22 @@ impl Rule {
         });
     }
 
+    /// `oifname "br-*"`: the name begins with `prefix` (as nft does it, a compare of the
+    /// prefix's bytes alone, no NUL).
+    fn ifname_prefix(mut self, out: bool, prefix: &str) -> Self {
+        self.meta(if out {
+            NFT_META_OIFNAME
+        } else {
+            NFT_META_IIFNAME
+        });
+        self.cmp(NFT_CMP_EQ, prefix.as_bytes());
+        self.text.push(format!(
+            "{} \"{prefix}*\"",
+            if out { "oifname" } else { "iifname" }
+        ));
+        self
+    }
+
     /// `iifname "x"` / `oifname != "x"`: the name as 16 bytes (IFNAMSIZ), NUL-padded.
     fn ifname(mut self, out: bool, equal: bool, name: &str) -> Self {
         self.meta(if out {
@@ -684,7 +700,21 @@ pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
             .accept(),
         Rule::default().ifname(true, true, bridge).drop_(),
     ];
-    if !outbound {
+    if outbound {
+        // Out to the world, but not into another container network: a bridge whose own
+        // chain was never made (no NAT-mode run on it, forwarding off) would not drop it on
+        // the way in. dockling's bridges are `dockling0` and `br-<12 hex>` (Docker's user
+        // bridges are `br-` too: kept apart as well).
+        for other in ["dockling0", "br-"] {
+            let r = Rule::default().ifname(false, true, bridge);
+            let r = if other.ends_with('-') {
+                r.ifname_prefix(true, other)
+            } else {
+                r.ifname(true, true, other)
+            };
+            iso.push(r.drop_());
+        }
+    } else {
         iso.push(Rule::default().ifname(false, true, bridge).drop_());
     }
     let isolate = Chain {
