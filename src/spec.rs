@@ -162,6 +162,11 @@ pub struct NetConfig {
     /// at every start).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<Attachment>,
+    /// `network disconnect` of the network it was created on (`network`, or `bridge`): no
+    /// `eth0` from then on (its lease given back), as Docker's container left without an
+    /// endpoint on it; the networks of `extra` are still plugged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub primary_disconnected: bool,
 }
 
 /// One network a container was connected to with `network connect`.
@@ -522,6 +527,12 @@ impl RunSpec {
             .as_deref()
             .or(self.net.join.as_deref())
             .unwrap_or(self.network.as_str())
+    }
+
+    /// Whether the container gets `eth0` on its own bridge network: bridge mode, and not
+    /// disconnected from that network since (`network disconnect`).
+    pub fn on_primary_network(&self) -> bool {
+        self.network == NetworkMode::Bridge && !self.net.primary_disconnected
     }
 
     /// The store the container belongs to: its bundle is `<root>/containers/<id>`.

@@ -1374,6 +1374,7 @@ fn net_config(r: &NetRequest, network: Option<String>) -> Result<crate::spec::Ne
         join: r.join.as_ref().map(|(id, _)| format!("container:{id}")),
         mac,
         extra: vec![],
+        primary_disconnected: false,
     })
 }
 

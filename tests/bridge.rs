@@ -225,25 +225,54 @@ fn fifty_concurrent_runs_get_fifty_distinct_addresses_and_leave_nothing() {
     assert_eq!(leases(&lab), Vec::<String>::new());
 }
 
+/// The nf_tables rules of the test's namespace, without handles: `nft list ruleset`.
+fn ruleset(ns: &NetNs) -> String {
+    let out = ns
+        .command("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .expect("nft (nftables) is installed: scripts/test installs it");
+    assert!(out.status.success(), "nft list ruleset");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 11's census: 200 runs (two at a time) on the default bridge and on a user network,
+/// half of them publishing a port in NAT mode, leave no veth, no per-container rule table, no
+/// lease; the bridges and their chains stay while their networks do (as docker0 and Docker's
+/// chains), and `network rm` takes the user network's bridge and chains away.
 #[test]
-fn a_hundred_runs_leave_no_link_and_no_lease() {
+fn two_hundred_runs_leave_no_link_rule_lease_or_bridge() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
+    let o = ns.dockling(&lab, &["network", "create", "classnet"]);
+    o.expect_code(0);
+    let bridge = format!("br-{}", &o.stdout.trim()[..12]);
+    let start = std::time::Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                for _ in 0..50 {
-                    ns.dockling(
-                        &lab,
-                        &["run", "--rm", "--network", "bridge", "busybox", "true"],
-                    )
-                    .expect_code(0);
+        for t in 0..2 {
+            let (ns, lab) = (&ns, &lab);
+            s.spawn(move || {
+                for i in 0..100 {
+                    let network = if (i + t) % 2 == 0 {
+                        "bridge"
+                    } else {
+                        "classnet"
+                    };
+                    let mut args = vec!["run", "--rm", "--network", network];
+                    if i % 4 < 2 {
+                        args.extend_from_slice(&["-p", "80", "--publish-mode", "nat"]);
+                    }
+                    args.extend_from_slice(&["busybox", "true"]);
+                    ns.dockling(lab, &args).expect_code(0);
                 }
             });
         }
     });
+    println!("200 runs in {:.1} s", start.elapsed().as_secs_f64());
     // Not eventually: right after the runs (cleanup deleted each pair itself).
-    assert_eq!(ns.links(), ["lo", "dockling0"]);
+    let mut links = ns.links();
+    links.sort();
+    assert_eq!(links, [bridge.as_str(), "dockling0", "lo"]);
     assert_eq!(leases(&lab), Vec::<String>::new());
     let last: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(lab.root().join("networks/bridge/leases.json")).unwrap(),
@@ -253,6 +282,28 @@ fn a_hundred_runs_leave_no_link_and_no_lease() {
         last["last"].is_string(),
         "addresses were handed out: {last}"
     );
+    let classnet =
+        std::fs::read_to_string(lab.root().join("networks/classnet/leases.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&classnet).unwrap();
+    assert_eq!(v["leases"], serde_json::json!({}), "{classnet}");
+    // The NAT runs made the bridges' chains (kept); no container's table is left.
+    let rules = ruleset(&ns);
+    let tables: Vec<&str> = rules.lines().filter(|l| l.starts_with("table")).collect();
+    assert_eq!(tables, ["table ip dockling {"], "{rules}");
+    for chain in ["guard", "post", "iso"] {
+        for b in ["dockling0", bridge.as_str()] {
+            assert!(rules.contains(&format!("chain {chain}-{b} {{")), "{rules}");
+        }
+    }
+    // network rm: the bridge and its chains go.
+    ns.dockling(&lab, &["network", "rm", "classnet"])
+        .expect_code(0);
+    let mut links = ns.links();
+    links.sort();
+    assert_eq!(links, ["dockling0", "lo"]);
+    let rules = ruleset(&ns);
+    assert!(!rules.contains(&bridge), "{rules}");
+    assert!(rules.contains("chain iso-dockling0 {"), "{rules}");
 }
 
 #[test]

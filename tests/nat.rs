@@ -103,6 +103,20 @@ fn the_bridge_table_and_sysctls_are_made_once_whatever_the_runs() {
                 "run twice, the table is what one run makes"
             );
         }
+        // And back on: the rebuild replaces the isolation chain's rules too (no stale drop
+        // of everything leaving the bridge), and off again.
+        for outbound in [true, false] {
+            let t =
+                nft::ensure_bridge_table(&sys, DEFAULT_BRIDGE, Subnet::DEFAULT, outbound).unwrap();
+            let listed = normalise(&nft(&["list", "table", "ip", "dockling"]));
+            assert_eq!(listed, normalise(&t.listing()), "outbound {outbound}");
+            assert!(listed.contains("chain iso-dockling0"), "{listed}");
+            assert_eq!(
+                listed.contains("iifname \"dockling0\" drop"),
+                !outbound,
+                "{listed}"
+            );
+        }
         assert_eq!(tables(), ["table ip dockling"]);
         assert_eq!(sysctl(DEFAULT_BRIDGE, "route_localnet"), "1");
         assert_eq!(sysctl(DEFAULT_BRIDGE, "forwarding"), "1");
@@ -366,5 +380,34 @@ fn published_ports_reach_the_container_from_loopback_the_bridge_and_itself() {
         // Without the table, nothing answers on 8000.
         owned.remove(&sys).unwrap();
         assert!(fetch(SocketAddr::from((Ipv4Addr::LOCALHOST, 8000))).is_err());
+    });
+}
+
+/// `network rm`'s batch takes one bridge's chains away and leaves the others; run where
+/// there is nothing to take (again, or without the table) it succeeds and makes nothing.
+#[test]
+fn a_removed_bridges_chains_go_and_the_others_stay() {
+    in_thread(|| {
+        let _ns = new_netns();
+        let sys = Sys::quiet();
+        nft::remove_bridge_chains(&sys, "dlgone0").unwrap();
+        assert_eq!(
+            tables(),
+            Vec::<String>::new(),
+            "nothing made without a table"
+        );
+        for b in ["dlgone0", "dlstay0"] {
+            ensure_bridge(&sys, b, Subnet::DEFAULT).unwrap();
+        }
+        nft::ensure_bridge_table(&sys, "dlgone0", Subnet::DEFAULT, true).unwrap();
+        let stay = nft::ensure_bridge_table(&sys, "dlstay0", Subnet::DEFAULT, false).unwrap();
+        assert!(nft(&["list", "table", "ip", "dockling"]).contains("dlgone0"));
+        for _ in 0..2 {
+            nft::remove_bridge_chains(&sys, "dlgone0").unwrap();
+            assert_eq!(
+                normalise(&nft(&["list", "table", "ip", "dockling"])),
+                normalise(&stay.listing())
+            );
+        }
     });
 }

@@ -504,3 +504,74 @@ fn nat_mode_takes_a_port_whose_proxy_connections_are_still_in_time_wait() {
     assert_eq!(http_get(&ns, "http://127.0.0.1:8000/").trim(), "natted");
     ns.dockling(&lab, &["rm", "-f", "web2"]).expect_code(0);
 }
+
+/// A TCP connect from inside the network namespace of process `pid` (a thread that joined
+/// it), within 2 s.
+fn connect_from(pid: i32, addr: &str) -> std::io::Result<std::net::TcpStream> {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+    })
+    .join()
+    .expect("the thread in the container's namespace")
+}
+
+/// NAT mode turns `route_localnet` on for the bridge (so 127.0.0.1 may be DNATed to a
+/// container): the bridge table's guard chain keeps a container from using it the other
+/// way, to reach a service the host (here the test's namespace) keeps on 127.0.0.1. The
+/// container's namespace is made to route 127/8 to its gateway (its own loopback address
+/// gone, else the answers would be martians), as a hostile container with the right
+/// capabilities could; without the guard the connection is made.
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback_services_in_nat_mode() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    web(
+        &ns,
+        &lab,
+        "web",
+        "published",
+        &["-p", "127.0.0.1:8000:80", "--publish-mode", "nat"],
+    );
+    // The published port on 127.0.0.1 works from the host.
+    assert_eq!(http_get(&ns, "http://127.0.0.1:8000/"), "published\n");
+    let secret = ns.listen_tcp("127.0.0.1:9000");
+    let open = ns.listen_tcp("172.17.0.1:9001");
+    let o = ns.dockling(&lab, &["inspect", "-f", "{{.State.Pid}}", "web"]);
+    o.expect_code(0);
+    let pid: i32 = o.stdout.trim().parse().unwrap();
+    let o: common::Out = std::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args([
+            "sh",
+            "-c",
+            "ip addr del 127.0.0.1/8 dev lo \
+             && echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet \
+             && ip route add 127.0.0.0/8 via 172.17.0.1 dev eth0",
+        ])
+        .output()
+        .expect("nsenter (util-linux) is installed")
+        .into();
+    o.expect_code(0);
+    // The way to the host is open (this is no dead container or missing route)…
+    connect_from(pid, "172.17.0.1:9001").expect("a host service on the bridge's address");
+    open.accept().expect("the connection arrived");
+    // …but not to its loopback.
+    let err = connect_from(pid, "127.0.0.1:9000")
+        .expect_err("the host's 127.0.0.1:9000 reached from the container");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        ),
+        "dropped, not refused: {err}"
+    );
+    secret.set_nonblocking(true).unwrap();
+    assert!(
+        secret.accept().is_err(),
+        "nothing arrived on 127.0.0.1:9000"
+    );
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}

@@ -337,14 +337,15 @@ fn network_settings(
         "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
         "EndpointID": "", "Gateway": gateway, "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
         "IPAddress": ip, "IPPrefixLen": prefix, "IPv6Gateway": "", "MacAddress": mac,
-        "Networks": { mode: endpoint },
+        // Disconnected from it (`network disconnect`): no endpoint there, as Docker's.
+        "Networks": if s.net.primary_disconnected { json!({}) } else { json!({ mode: endpoint }) },
     })
 }
 
 /// The networks `network connect` added, each its own entry of `NetworkSettings.Networks`
 /// (while the container runs, as the first).
 fn extra_networks(ctx: &Context, c: &crate::container::Container, v: &mut Value) {
-    let running = matches!(c.status, crate::container::Status::Running { .. });
+    let running = c.is_alive();
     for att in &c.spec.net.extra {
         let lease = crate::network::store::leased_on(&ctx.root, &att.network, &c.spec.id)
             .filter(|_| running);

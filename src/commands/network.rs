@@ -96,7 +96,7 @@ fn inspect_json(ctx: &Context, r: &Row) -> serde_json::Value {
                 let Ok(c) = containers.find(&id) else {
                     continue;
                 };
-                if !matches!(c.status, crate::container::Status::Running { .. }) {
+                if !c.is_alive() {
                     continue;
                 }
                 let prefix = n.subnet().map(|s| s.prefix).unwrap_or(16);
@@ -165,10 +165,12 @@ fn refused(e: Error) -> Result<i32> {
     Ok(1)
 }
 
-/// Delete a removed network's bridge link (gone already counts as done).
+/// Delete a removed network's bridge chains (NAT mode's) and its link (gone already counts
+/// as done).
 fn delete_bridge(bridge: &str) -> Result<()> {
     use crate::sys::{linux::Linux, Sys};
     let sys = Sys::new(Box::new(Linux), crate::trace::Tracer::off());
+    crate::network::nft::remove_bridge_chains(&sys, bridge)?;
     Ok(crate::network::bridge::delete(&sys, bridge)?)
 }
 
@@ -317,11 +319,8 @@ pub fn run(ctx: &Context, args: &NetworkArgs) -> Result<i32> {
             crate::commands::rm::reap(ctx, &containers);
             let mut code = 0;
             for key in networks {
-                match store::remove(&ctx.root, key) {
-                    Ok(n) => {
-                        delete_bridge(&n.bridge)?;
-                        println!("{key}");
-                    }
+                match store::remove(&ctx.root, key, |n| delete_bridge(&n.bridge)) {
+                    Ok(_) => println!("{key}"),
                     Err(Error::Network(NetError::NotFound(_))) if *force => {}
                     Err(e) => {
                         eprintln!("Error response from dockling: {e}");
@@ -368,11 +367,8 @@ pub fn run(ctx: &Context, args: &NetworkArgs) -> Result<i32> {
                 if n.name == DEFAULT_NETWORK {
                     continue;
                 }
-                match store::remove(&ctx.root, &n.name) {
-                    Ok(n) => {
-                        delete_bridge(&n.bridge)?;
-                        removed.push(n.name);
-                    }
+                match store::remove(&ctx.root, &n.name, |n| delete_bridge(&n.bridge)) {
+                    Ok(n) => removed.push(n.name),
                     Err(Error::Network(NetError::InUse { .. })) => {}
                     Err(e) => return Err(e),
                 }
@@ -388,7 +384,9 @@ pub fn run(ctx: &Context, args: &NetworkArgs) -> Result<i32> {
     }
 }
 
-/// `network connect NET CONTAINER`: one more interface in a running container.
+/// `network connect NET CONTAINER`: one more interface (`eth1`…) in a container. A running
+/// one gets it now; a created or stopped one has it recorded (its address leased now, as
+/// every lease is kept from create to rm) and plugged at its next start, as Docker's.
 fn connect(
     ctx: &Context,
     network: &str,
@@ -422,12 +420,6 @@ fn connect(
     };
     let _names = containers.lock()?;
     let c = containers.find(container)?;
-    let crate::container::Status::Running { pid, .. } = c.status else {
-        return Err(Error::Usage(format!(
-            "container {} is not running: dockling connects running containers only (start it first)",
-            c.spec.name
-        )));
-    };
     if c.spec.network != crate::spec::NetworkMode::Bridge {
         return Err(Error::Usage(format!(
             "container cannot be connected to network {} with network mode {}: only containers on a bridge network can be",
@@ -435,7 +427,8 @@ fn connect(
             c.spec.network_name()
         )));
     }
-    if c.spec.network_name() == net.name || c.spec.net.extra.iter().any(|x| x.network == net.name) {
+    let on_first = c.spec.on_primary_network() && c.spec.network_name() == net.name;
+    if on_first || c.spec.net.extra.iter().any(|x| x.network == net.name) {
         return Err(Error::Usage(format!(
             "endpoint with name {} already exists in network {}",
             c.spec.name, net.name
@@ -448,67 +441,90 @@ fn connect(
         aliases: aliases.to_vec(),
         index,
     };
-    let sys = Sys::new(Box::new(Linux), crate::trace::Tracer::off());
-    let plugged = crate::network::connect::plug_extra(
-        &sys,
-        &ctx.root,
-        ctx.config.default_subnet()?,
-        &c.spec,
-        &att,
-        pid,
-    );
-    if let Err(e) = plugged {
-        let _ = crate::network::ipam::release(&store::dir(&ctx.root, &net.name), &c.spec.id);
-        return Err(e);
-    }
+    // A live process (not a reused pid) is plugged now; otherwise the address is reserved
+    // and the next start plugs it.
+    let plugged = match c.status {
+        crate::container::Status::Running { pid, .. } if c.is_alive() => {
+            let sys = Sys::new(Box::new(Linux), crate::trace::Tracer::off());
+            crate::network::connect::plug_extra(
+                &sys,
+                &ctx.root,
+                ctx.config.default_subnet()?,
+                &c.spec,
+                &att,
+                pid,
+            )
+            .map(|_| true)
+        }
+        _ => store::lease_on(
+            &ctx.root,
+            &net.name,
+            ctx.config.default_subnet()?,
+            ip,
+            &c.spec.id,
+        )
+        .map(|_| false),
+    };
+    let running = match plugged {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = crate::network::ipam::release(&store::dir(&ctx.root, &net.name), &c.spec.id);
+            return Err(e);
+        }
+    };
     containers.update(&c.spec.id, |c| c.spec.net.extra.push(att))?;
-    crate::network::hosts::refresh(&ctx.root, &net.name, None, None)?;
-    crate::network::hosts::rewrite_one(&ctx.root, &c.spec.id)?;
+    if running {
+        crate::network::hosts::refresh(&ctx.root, &net.name, None, None)?;
+        crate::network::hosts::rewrite_one(&ctx.root, &c.spec.id)?;
+    }
     Ok(())
 }
 
-/// `network disconnect NET CONTAINER`: the interface `connect` added, gone; its address
-/// given back; the names on the network updated.
+/// `network disconnect NET CONTAINER`: the interface on NET gone (a running container's
+/// veth deleted), its address given back, the names on NET updated, the record changed so no
+/// later start plugs it again. NET may be the network the container was created on (its
+/// `eth0`), as in Docker. `-f`: not connected is no error.
 fn disconnect(ctx: &Context, network: &str, container: &str, force: bool) -> Result<()> {
     use crate::sys::{linux::Linux, Sys};
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
-    let net = store::find(&ctx.root, network)?;
+    let net = if network == DEFAULT_NETWORK {
+        store::default_network(&ctx.root, ctx.config.default_subnet()?)?
+    } else {
+        store::find(&ctx.root, network)?
+    };
     let _names = containers.lock()?;
     let c = containers.find(container)?;
-    let Some(att) = c
+    let extra = c
         .spec
         .net
         .extra
         .iter()
         .find(|x| x.network == net.name)
-        .cloned()
-    else {
-        if c.spec.network_name() == net.name {
+        .cloned();
+    let first = c.spec.on_primary_network() && c.spec.network_name() == net.name;
+    let veth = match (&extra, first) {
+        (Some(att), _) => crate::network::bridge::extra_veth_name(&c.spec.id, att.index),
+        (None, true) => crate::network::bridge::veth_name(&c.spec.id),
+        (None, false) if force => return Ok(()),
+        (None, false) => {
             return Err(Error::Usage(format!(
-                "container {} was started on network {}: dockling disconnects only networks added with network connect",
-                c.spec.name, net.name
-            )));
+                "container {} is not connected to network {}",
+                c.spec.id, net.name
+            )))
         }
-        if force {
-            return Ok(());
-        }
-        return Err(Error::Usage(format!(
-            "container {} is not connected to network {}",
-            c.spec.id, net.name
-        )));
     };
+    // The host end of the pair: deleting it deletes the container's end too (gone already,
+    // as for a stopped container, counts as done).
     let sys = Sys::new(Box::new(Linux), crate::trace::Tracer::off());
-    crate::network::bridge::delete(
-        &sys,
-        &crate::network::bridge::extra_veth_name(&c.spec.id, att.index),
-    )?;
-    containers.update(&c.spec.id, |c| {
-        c.spec.net.extra.retain(|x| x.network != att.network)
+    crate::network::bridge::delete(&sys, &veth)?;
+    containers.update(&c.spec.id, |c| match &extra {
+        Some(att) => c.spec.net.extra.retain(|x| x.network != att.network),
+        None => c.spec.net.primary_disconnected = true,
     })?;
     crate::network::ipam::release(&store::dir(&ctx.root, &net.name), &c.spec.id)?;
     crate::network::hosts::refresh(&ctx.root, &net.name, None, None)?;
-    if matches!(c.status, crate::container::Status::Running { .. }) {
+    if c.is_alive() {
         crate::network::hosts::rewrite_one(&ctx.root, &c.spec.id)?;
     }
     Ok(())

@@ -91,8 +91,8 @@ fn with_links(
                 "could not get container for {target}: No such container: {target}"
             ))
         })?;
-        // (`reap` ran first: a record that says running is.)
-        if !matches!(c.status, container::Status::Running { .. }) {
+        // (`reap` ran first; is_alive also catches a reused pid.)
+        if !c.is_alive() {
             return Err(Error::Usage(format!(
                 "Cannot link to a non running container: /{} AS /{name}/{alias}",
                 c.spec.name
@@ -117,7 +117,7 @@ fn with_links(
         let c = containers
             .find(target)
             .map_err(|_| Error::Usage(format!("No such container: {target}")))?;
-        if !matches!(c.status, container::Status::Running { .. }) {
+        if !c.is_alive() {
             return Err(Error::Usage(format!(
                 "cannot join network namespace of a non running container: {}",
                 c.spec.id
@@ -415,8 +415,8 @@ pub fn start_and_record(
     let mut opts = opts;
     let result = (|| {
         // The same address at every start: the lease the container holds (taken again if a
-        // failed start gave it back).
-        if spec.network == crate::spec::NetworkMode::Bridge {
+        // failed start gave it back); none once it was disconnected from that network.
+        if spec.on_primary_network() {
             opts.network = Some(crate::network::Endpoint::for_spec(
                 &ctx.root,
                 ctx.config.default_subnet()?,

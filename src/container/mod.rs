@@ -160,6 +160,16 @@ impl Container {
             _ => false,
         }
     }
+
+    /// The pid of its first process if that process is alive and still the container's
+    /// ([`Container::is_alive`]: a record saying running with a pid the kernel has since
+    /// given to another process yields none), for anything opened through `/proc/<pid>`.
+    pub fn live_pid(&self) -> Option<i32> {
+        match self.status {
+            Status::Running { pid, .. } if self.is_alive() => Some(pid),
+            _ => None,
+        }
+    }
 }
 
 fn since(rfc3339: &str, now: std::time::SystemTime) -> std::time::Duration {

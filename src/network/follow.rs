@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::container::{Container, Status};
+use crate::container::Container;
 use crate::network::ports::{Proto, Published};
 use crate::network::{bridge, netlink::Netlink, nft, ports, store};
 use crate::spec::PublishMode;
@@ -200,7 +200,8 @@ pub fn follow(
     let Some((c, p)) = found else {
         return not_published(containers, port, proto);
     };
-    let Status::Running { pid, .. } = c.status else {
+    // Its namespace is opened through /proc/<pid>: only while that pid is still its process.
+    let Some(pid) = c.live_pid() else {
         return not_published(containers, port, proto);
     };
     let name = &c.spec.name;

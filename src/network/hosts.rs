@@ -100,7 +100,13 @@ pub fn peers(root: &Path, network: &str, except: &str, with: Option<&str>) -> Ve
 /// The user networks container `spec` is on: its `--network` one and those of
 /// `network connect`.
 pub fn user_networks(spec: &RunSpec) -> Vec<String> {
-    let mut n: Vec<String> = spec.net.network.iter().cloned().collect();
+    let mut n: Vec<String> = spec
+        .net
+        .network
+        .iter()
+        .filter(|_| !spec.net.primary_disconnected)
+        .cloned()
+        .collect();
     n.extend(spec.net.extra.iter().map(|x| x.network.clone()));
     n
 }

@@ -167,6 +167,19 @@ pub fn allocate_with(
 ) -> Result<Ipv4Addr> {
     std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
     let _lock = crate::files::lock(&dir.join(".lock"))?;
+    allocate_locked(dir, subnet, container, want, gateway, alive)
+}
+
+/// [`allocate_with`] for a caller that holds `networks/<name>/.lock` already (and checked,
+/// under it, that the network still exists).
+pub fn allocate_locked(
+    dir: &Path,
+    subnet: Subnet,
+    container: &str,
+    want: Option<Ipv4Addr>,
+    gateway: Ipv4Addr,
+    alive: impl Fn(&str) -> bool,
+) -> Result<Ipv4Addr> {
     let path = dir.join("leases.json");
     let mut leases = read(&path)?;
     let before = leases.leases.len();

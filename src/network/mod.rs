@@ -162,6 +162,16 @@ pub enum NetError {
     /// `network rm` of bridge, host or none.
     #[error("{0} is a pre-defined network and cannot be removed")]
     Predefined(String),
+    /// `network rm` could not delete the network's bridge link: the network is kept.
+    #[error("error while removing network {name}: its bridge {bridge} could not be deleted ({source}); the network is kept: run network rm {name} again, or delete the link (ip link delete {bridge}) and then run it")]
+    LinkKept {
+        /// The network's name.
+        name: String,
+        /// Its bridge.
+        bridge: String,
+        /// Why the link stayed.
+        source: Box<crate::error::Error>,
+    },
     /// `network rm` of a network containers are on.
     #[error("error while removing network: network {name} id {id} has active endpoints")]
     InUse {

@@ -15,7 +15,9 @@
 //! - per bridge, [`ensure_bridge_table`]: `table ip dockling` with `guard-<bridge>` (no
 //!   packet from the bridge to 127/8, since `route_localnet` is on) and `post-<bridge>`
 //!   (masquerade what reaches a container from the host's own addresses, and hairpin
-//!   traffic); made again, whole, in one batch each time (idempotent).
+//!   traffic) and `iso-<bridge>` (forward: nothing enters the bridge from another bridge or
+//!   the outside but published ports' and replies' traffic, so bridges stay apart with or
+//!   without outbound NAT); made again, whole, in one batch each time (idempotent).
 //! - per container, [`publish`]: `table ip dockling-<12 hex>` with `flags owner`, whose
 //!   `prerouting` and `output` chains DNAT the published ports. The kernel deletes an owned
 //!   table when the socket that made it closes, so [`OwnedTable`] keeps that socket: a
@@ -46,6 +48,7 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
 // NFTA_TABLE_*, NFT_TABLE_F_OWNER
@@ -119,8 +122,12 @@ const RTN_LOCAL: u32 = 2;
 // ct: NFTA_CT_DREG, KEY; NFT_CT_STATUS; IPS_DST_NAT (linux/netfilter/nf_conntrack_common.h)
 const NFTA_CT_DREG: u16 = 1;
 const NFTA_CT_KEY: u16 = 2;
+const NFT_CT_STATE: u32 = 0;
 const NFT_CT_STATUS: u32 = 2;
 const IPS_DST_NAT: u32 = 1 << 5;
+// NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED)
+// (linux/netfilter/nf_conntrack_common.h: the bit of each ctinfo, above the untracked bit)
+const CT_STATE_ESTABLISHED_RELATED: u32 = (1 << 1) | (1 << 2);
 // nat: NFTA_NAT_TYPE, FAMILY, REG_ADDR_MIN, REG_PROTO_MIN, FLAGS; NFT_NAT_DNAT;
 // NF_NAT_RANGE_PROTO_SPECIFIED (linux/netfilter/nf_nat.h)
 const NFTA_NAT_TYPE: u16 = 1;
@@ -265,6 +272,22 @@ impl Rule {
         });
     }
 
+    /// `oifname "br-*"`: the name begins with `prefix` (as nft does it, a compare of the
+    /// prefix's bytes alone, no NUL).
+    fn ifname_prefix(mut self, out: bool, prefix: &str) -> Self {
+        self.meta(if out {
+            NFT_META_OIFNAME
+        } else {
+            NFT_META_IIFNAME
+        });
+        self.cmp(NFT_CMP_EQ, prefix.as_bytes());
+        self.text.push(format!(
+            "{} \"{prefix}*\"",
+            if out { "oifname" } else { "iifname" }
+        ));
+        self
+    }
+
     /// `iifname "x"` / `oifname != "x"`: the name as 16 bytes (IFNAMSIZ), NUL-padded.
     fn ifname(mut self, out: bool, equal: bool, name: &str) -> Self {
         self.meta(if out {
@@ -336,6 +359,19 @@ impl Rule {
         self.bitwise(&IPS_DST_NAT.to_ne_bytes());
         self.cmp(NFT_CMP_NEQ, &0u32.to_ne_bytes());
         self.text.push("ct status dnat".into());
+        self
+    }
+
+    /// `ct state established,related`: a packet of a connection already seen both ways, or
+    /// one related to it (an ICMP error).
+    fn ct_established(mut self) -> Self {
+        self.expr("ct", |b| {
+            put_u32(b, NFTA_CT_DREG, NFT_REG_1);
+            put_u32(b, NFTA_CT_KEY, NFT_CT_STATE);
+        });
+        self.bitwise(&CT_STATE_ESTABLISHED_RELATED.to_ne_bytes());
+        self.cmp(NFT_CMP_NEQ, &0u32.to_ne_bytes());
+        self.text.push("ct state established,related".into());
         self
     }
 
@@ -547,6 +583,58 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The batch that takes this table's chains out of the kernel, whatever is there: the
+    /// table and each chain created if missing (so no message can fail with ENOENT), each
+    /// chain flushed, then deleted. The table itself stays (other bridges' chains live in it).
+    fn removal_batch(&self, seq: u32) -> Batch {
+        let mut b = Batch::begin(seq);
+        let t = &self.name;
+        b.push(
+            NFT_MSG_NEWTABLE,
+            NLM_F_CREATE,
+            |m| put_str(m, NFTA_TABLE_NAME, t),
+            format!("add table ip {t}"),
+        );
+        for c in &self.chains {
+            b.push(
+                NFT_MSG_NEWCHAIN,
+                NLM_F_CREATE,
+                |m| {
+                    put_str(m, NFTA_CHAIN_TABLE, t);
+                    put_str(m, NFTA_CHAIN_NAME, &c.name);
+                    put_str(m, NFTA_CHAIN_TYPE, c.kind);
+                    put_u32(m, NFTA_CHAIN_POLICY, NF_ACCEPT);
+                    nest(m, NFTA_CHAIN_HOOK, |m| {
+                        put_u32(m, NFTA_HOOK_HOOKNUM, c.hook);
+                        put_u32(m, NFTA_HOOK_PRIORITY, c.priority as u32);
+                    });
+                },
+                format!("add chain ip {t} {} {{ {} }}", c.name, c.spec()),
+            );
+        }
+        // A rule message names its chain in NFTA_RULE_CHAIN, a chain message in
+        // NFTA_CHAIN_NAME.
+        for (kind, verb, name_attr) in [
+            (NFT_MSG_DELRULE, "flush", NFTA_RULE_CHAIN),
+            (NFT_MSG_DELCHAIN, "delete", NFTA_CHAIN_NAME),
+        ] {
+            for c in &self.chains {
+                b.push(
+                    kind,
+                    0,
+                    |m| {
+                        put_str(m, NFTA_CHAIN_TABLE, t);
+                        put_str(m, name_attr, &c.name);
+                    },
+                    format!("{verb} chain ip {t} {}", c.name),
+                );
+            }
+        }
+        b
+    }
+}
+
 /// The per-bridge table: `guard-<bridge>` and `post-<bridge>` (see the module's text), and
 /// with `outbound` the masquerade of the subnet's traffic leaving by another interface.
 pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
@@ -583,32 +671,63 @@ pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
                 .masquerade(),
         );
     }
-    // Forwarding is on for this bridge (see ensure_bridge_table): without outbound NAT
-    // nothing from it may be forwarded anywhere but back into it (hairpin) or as part of a
-    // connection to a published port, so another network's containers stay out of reach,
-    // as Docker isolates its bridges. (With outbound NAT, traffic leaves for the world and
-    // this chain is left out: a gap the book names.)
-    let isolate = (!outbound).then(|| Chain {
+    // Forwarding is on for this bridge (see ensure_bridge_table), so the kernel would route
+    // between two dockling bridges: this chain keeps them apart as Docker's isolation chains
+    // do, whatever `outbound`. Into the bridge goes only traffic from the bridge itself
+    // (hairpin), a connection to a published port (DNAT), or a reply to a connection the
+    // bridge's containers opened; everything else entering it (another bridge's containers,
+    // the outside) is dropped. Each bridge has this chain, so traffic between two bridges
+    // is dropped by the receiving one's. Out of the bridge: with outbound NAT, anything may
+    // leave (another bridge's chain still drops it on the way in); without, only published
+    // ports' traffic. The chain is always there, so a rebuild flushes it and a change of
+    // `outbound` leaves no stale rule.
+    let mut iso = vec![
+        Rule::default()
+            .ifname(false, true, bridge)
+            .ifname(true, true, bridge)
+            .accept(),
+        Rule::default()
+            .ifname(false, true, bridge)
+            .ct_dnat()
+            .accept(),
+        Rule::default()
+            .ifname(true, true, bridge)
+            .ct_dnat()
+            .accept(),
+        Rule::default()
+            .ifname(true, true, bridge)
+            .ct_established()
+            .accept(),
+        Rule::default().ifname(true, true, bridge).drop_(),
+    ];
+    if outbound {
+        // Out to the world, but not into another container network: a bridge whose own
+        // chain was never made (no NAT-mode run on it, forwarding off) would not drop it on
+        // the way in. dockling's bridges are `dockling0` and `br-<12 hex>` (Docker's user
+        // bridges are `br-` too: kept apart as well).
+        for other in ["dockling0", "br-"] {
+            let r = Rule::default().ifname(false, true, bridge);
+            let r = if other.ends_with('-') {
+                r.ifname_prefix(true, other)
+            } else {
+                r.ifname(true, true, other)
+            };
+            iso.push(r.drop_());
+        }
+    } else {
+        iso.push(Rule::default().ifname(false, true, bridge).drop_());
+    }
+    let isolate = Chain {
         name: format!("iso-{bridge}"),
         kind: "filter",
         hook: NF_INET_FORWARD,
         priority: 0,
-        rules: vec![
-            Rule::default()
-                .ifname(false, true, bridge)
-                .ifname(true, true, bridge)
-                .accept(),
-            Rule::default()
-                .ifname(false, true, bridge)
-                .ct_dnat()
-                .accept(),
-            Rule::default().ifname(false, true, bridge).drop_(),
-        ],
-    });
+        rules: iso,
+    };
     Table {
         name: BRIDGE_TABLE.into(),
         owner: false,
-        chains: [
+        chains: vec![
             Chain {
                 name: format!("guard-{bridge}"),
                 kind: "filter",
@@ -623,10 +742,8 @@ pub fn bridge_table(bridge: &str, subnet: Subnet, outbound: bool) -> Table {
                 priority: 100,
                 rules: post,
             },
-        ]
-        .into_iter()
-        .chain(isolate)
-        .collect(),
+            isolate,
+        ],
     }
 }
 
@@ -907,6 +1024,22 @@ pub fn ensure_bridge_table(
         )?;
     }
     Ok(table)
+}
+
+/// `network rm`: bridge `bridge`'s chains (`guard-`, `post-`, `iso-<bridge>`) out of
+/// `table ip dockling`, in one batch ([`Table::removal_batch`]: nothing fails on a chain
+/// NAT mode never made); nothing at all when the table is not there (no NAT-mode run in this
+/// namespace, so no chain of any bridge).
+pub fn remove_bridge_chains(sys: &Sys, bridge: &str) -> Result<(), NetError> {
+    check_ifname(bridge)?;
+    if !table_exists(sys, BRIDGE_TABLE)? {
+        return Ok(());
+    }
+    let table = bridge_table(bridge, Subnet::DEFAULT, false);
+    let fd = open_socket(sys)?;
+    let sent = send(sys, fd, NlWhat::NftBridgeUntable, table.removal_batch(1));
+    close(sys, fd);
+    sent.map(drop)
 }
 
 /// A container's published ports, in the kernel as long as this lives: the table is owned by

@@ -293,7 +293,11 @@ pub fn network_ports<S: AsRef<str>>(exposed: &[S], published: &[Published]) -> P
 /// What `dockling port` fails with: Docker's text, and its exit code 1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortQueryError {
-    /// The port asked for is not published.
+    /// The port asked for is not published. docker/cli's `cli/command/container/port.go`
+    /// (v20.10 to v28): `errors.Errorf("Error: No public port '%s' published for %s",
+    /// opts.port, opts.container)`, the port as typed (`port web 80` says `'80'`; only
+    /// clients before 20.10 added the `/tcp`). Its `invalid port` text below is of the same
+    /// versions; v29 words both in lowercase without the `Error: ` prefix.
     #[error("Error: No public port '{port}' published for {container}")]
     NotPublished {
         /// As the user typed it.

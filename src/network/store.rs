@@ -216,8 +216,14 @@ pub fn members(root: &Path, name: &str) -> Result<Vec<(String, Ipv4Addr)>> {
 }
 
 /// `network rm`: the network out of the store, refused while containers hold addresses on
-/// it. Returns it (the caller deletes its bridge link).
-pub fn remove(root: &Path, key: &str) -> Result<Network> {
+/// it. `delete_link` deletes its bridge link first, under the network's locks: if it fails,
+/// the network stays in the store (so `network rm` can be run again) and the error says so.
+/// Returns the network.
+pub fn remove(
+    root: &Path,
+    key: &str,
+    delete_link: impl FnOnce(&Network) -> Result<()>,
+) -> Result<Network> {
     if PREDEFINED.contains(&key) {
         return Err(NetError::Predefined(key.to_string()).into());
     }
@@ -236,6 +242,11 @@ pub fn remove(root: &Path, key: &str) -> Result<Network> {
         }
         .into());
     }
+    delete_link(&n).map_err(|e| NetError::LinkKept {
+        name: n.name.clone(),
+        bridge: n.bridge.clone(),
+        source: Box::new(e),
+    })?;
     // network.json first: a kill after it leaves a half-made directory, swept later.
     let json = d.join("network.json");
     std::fs::remove_file(&json).map_err(Error::io("remove", &json))?;
@@ -328,20 +339,35 @@ pub fn lease_on(
     want: Option<Ipv4Addr>,
     id: &str,
 ) -> Result<(Network, Ipv4Addr)> {
-    let net = if name == DEFAULT_NETWORK {
-        default_network(root, default_subnet)?
-    } else {
-        read(root, name)?.ok_or_else(|| NetError::NotFound(name.to_string()))?
-    };
     let containers = crate::container::Containers::at(root);
-    let addr = ipam::allocate_with(
-        &dir(root, &net.name),
-        net.subnet()?,
-        id,
-        want,
-        net.gateway,
-        |other| containers.bundle(other).join("state.json").exists(),
-    )?;
+    let alive = |other: &str| containers.bundle(other).join("state.json").exists();
+    if name == DEFAULT_NETWORK {
+        let net = default_network(root, default_subnet)?;
+        let addr = ipam::allocate_with(
+            &dir(root, &net.name),
+            net.subnet()?,
+            id,
+            want,
+            net.gateway,
+            alive,
+        )?;
+        return Ok((net, addr));
+    }
+    // A user network is read under its lock, the one `network rm` holds while it deletes
+    // it: either the lease is taken first (and rm sees a member and refuses), or the network
+    // is gone, never a lease in the directory of a deleted network.
+    let gone = || Error::from(NetError::NotFound(name.to_string()));
+    if read(root, name)?.is_none() {
+        return Err(gone());
+    }
+    let d = dir(root, name);
+    let _lock = match crate::files::lock(&d.join(".lock")) {
+        Ok(l) => l,
+        Err(_) if !d.join("network.json").exists() => return Err(gone()),
+        Err(e) => return Err(e),
+    };
+    let net = read(root, name)?.ok_or_else(gone)?;
+    let addr = ipam::allocate_locked(&d, net.subnet()?, id, want, net.gateway, alive)?;
     Ok((net, addr))
 }
 
@@ -477,13 +503,29 @@ mod tests {
         assert_eq!(list(r).unwrap().len(), 2);
         create(r, "d", None, None, Subnet::DEFAULT, none()).unwrap();
         assert!(!dir(r, "half").exists());
-        // rm: by name or id prefix; predefined names refused.
-        assert_eq!(remove(r, &b.id[..6]).unwrap().name, "b");
-        assert!(remove(r, "bridge")
+        // rm: a link that cannot be deleted keeps the network, and says what to do.
+        let kept = remove(r, "b", |_| {
+            Err(Error::Usage("netlink ip link delete: EOPNOTSUPP".into()))
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            kept.contains("the network is kept: run network rm b again"),
+            "{kept}"
+        );
+        assert!(find(r, "b").is_ok());
+        // By name or id prefix; predefined names refused.
+        let ok = |_: &Network| Ok(());
+        assert_eq!(remove(r, &b.id[..6], ok).unwrap().name, "b");
+        assert!(remove(r, "bridge", ok)
             .unwrap_err()
             .to_string()
             .contains("pre-defined"));
-        assert!(remove(r, "b")
+        // A lease on a removed network: not found, and no directory made again for it.
+        let e = lease_on(r, "b", Subnet::DEFAULT, None, "c1").unwrap_err();
+        assert!(e.to_string().contains("network b not found"), "{e}");
+        assert!(!dir(r, "b").exists());
+        assert!(remove(r, "b", ok)
             .unwrap_err()
             .to_string()
             .contains("not found"));
@@ -502,6 +544,29 @@ mod tests {
             mac_string(Ipv4Addr::new(172, 17, 0, 2)),
             "02:42:ac:11:00:02"
         );
+    }
+
+    /// `network rm` (here: its locks held while network.json goes) racing a run's lease: the
+    /// lease waits for the lock and finds the network gone, rather than leasing on it.
+    #[test]
+    fn a_lease_racing_network_rm_finds_the_network_gone() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().to_path_buf();
+        create(&r, "n", None, None, Subnet::DEFAULT, Default::default()).unwrap();
+        let d = dir(&r, "n");
+        let held = crate::files::lock(&d.join(".lock")).unwrap();
+        let racer = {
+            let r = r.clone();
+            std::thread::spawn(move || lease_on(&r, "n", Subnet::DEFAULT, None, "c1"))
+        };
+        // The lease is waiting on the lock (it read network.json before it, and found it).
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::fs::remove_file(d.join("network.json")).unwrap();
+        let _ = std::fs::remove_dir_all(&d);
+        drop(held);
+        let e = racer.join().unwrap().unwrap_err();
+        assert!(e.to_string().contains("network n not found"), "{e}");
+        assert!(!d.exists(), "no lease written for a removed network");
     }
 
     #[test]

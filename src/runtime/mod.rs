@@ -144,9 +144,10 @@ fn write_etc_files(
     let (peers, links) = if sys.is_dry_run() {
         (vec![], vec![])
     } else {
-        let peers = match endpoint {
-            Some(_) => crate::network::hosts::peers_all(root, spec, None),
-            None => vec![],
+        let peers = if spec.network == crate::spec::NetworkMode::Bridge {
+            crate::network::hosts::peers_all(root, spec, None)
+        } else {
+            vec![]
         };
         (peers, crate::network::hosts::link_peers(root, spec))
     };
@@ -327,9 +328,7 @@ pub fn start(
     // Every published host port bound before anything is created: a port another program
     // holds is the run's error now, with nothing to undo.
     let mut listeners = Vec::new();
-    if spec.network == crate::spec::NetworkMode::Bridge
-        && (!spec.ports.publish.is_empty() || spec.ports.publish_all)
-    {
+    if spec.on_primary_network() && (!spec.ports.publish.is_empty() || spec.ports.publish_all) {
         let nat = spec.ports.mode == crate::spec::PublishMode::Nat;
         sys.step_variant(StepId::NetworkPorts, nat.then_some("reserve"))?;
         let bindings = crate::network::ports::bindings(&spec.ports)
@@ -355,6 +354,8 @@ pub fn start(
             .find(&spec.id)
             .is_ok_and(|c| c.started_at.is_some());
     let endpoint = match (spec.network, opts.network) {
+        // Disconnected from its own network: no eth0 (only the networks connected since).
+        _ if !spec.on_primary_network() => None,
         (crate::spec::NetworkMode::Bridge, Some(e)) => Some(e),
         (crate::spec::NetworkMode::Bridge, None) if dry => {
             Some(crate::network::Endpoint::example())
@@ -450,8 +451,9 @@ pub fn start(
     // child joins it; the engine closes its copy once the child is cloned).
     let join_netns = match spec.net.join_id() {
         Some(target) if !dry => {
-            let pid = match containers.find(target).map(|c| c.status) {
-                Ok(crate::container::Status::Running { pid, .. }) => pid,
+            // A live process, not a pid the record names (it may be another's by now).
+            let pid = match containers.find(target).map(|c| c.live_pid()) {
+                Ok(Some(pid)) => pid,
                 _ => {
                     return Err(Error::Usage(format!(
                         "cannot join network namespace of a non running container: {target}"
@@ -559,7 +561,7 @@ pub fn start(
     }
     // Its name leaves the other containers of its user network, however the run ended (a
     // start that failed after its name was given out too).
-    if endpoint.is_some() && !dry {
+    if spec.network == crate::spec::NetworkMode::Bridge && !dry {
         for n in crate::network::hosts::user_networks(spec) {
             refresh_names(spec, &n, None, Some(&spec.id));
         }
@@ -783,7 +785,10 @@ fn supervise(
         sys.step(StepId::NetworkVeth)?;
         plug(sys, spec, e, index, pid)?;
         *veth = Some(spec.id.clone());
-        // The networks `network connect` added, plugged again (eth1…).
+    }
+    if spec.network == crate::spec::NetworkMode::Bridge {
+        // The networks `network connect` added, plugged again (eth1…), also when the
+        // container was disconnected from its first network.
         if !sys.is_dry_run() {
             let root = spec.store_root();
             for att in &spec.net.extra {
@@ -803,6 +808,8 @@ fn supervise(
                 refresh_names(spec, &n, Some(&spec.id), None);
             }
         }
+    }
+    if let Some((e, _)) = network {
         if !ports.listeners.is_empty() {
             publish(sys, spec, e, ports, detached)?;
             if !sys.is_dry_run() {

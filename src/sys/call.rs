@@ -1587,6 +1587,7 @@ impl Call {
             NlWhat::RouteAdd,
             NlWhat::LinkSetHairpin,
             NlWhat::NftBridgeTable,
+            NlWhat::NftBridgeUntable,
             NlWhat::NftPublish,
             NlWhat::NftUnpublish,
             NlWhat::NftGetTable,

@@ -67,6 +67,8 @@ pub enum NlWhat {
     /// One nf_tables batch (`NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END`) making a
     /// bridge's table, chains and rules.
     NftBridgeTable,
+    /// One nf_tables batch deleting a removed network's bridge chains.
+    NftBridgeUntable,
     /// One nf_tables batch making a container's own `flags owner` table of published ports.
     NftPublish,
     /// One nf_tables batch deleting a container's table (`NFT_MSG_DELTABLE`).
@@ -88,6 +90,7 @@ impl NlWhat {
             NlWhat::RouteAdd => "sendto.rtm_newroute",
             NlWhat::LinkSetHairpin => "sendto.rtm_setlink.hairpin",
             NlWhat::NftBridgeTable => "sendto.nft_batch.bridge",
+            NlWhat::NftBridgeUntable => "sendto.nft_batch.unbridge",
             NlWhat::NftPublish => "sendto.nft_batch.publish",
             NlWhat::NftUnpublish => "sendto.nft_batch.deltable",
             NlWhat::NftGetTable => "sendto.nft_gettable",
@@ -98,6 +101,7 @@ impl NlWhat {
     pub fn proto(self) -> NlProto {
         match self {
             NlWhat::NftBridgeTable
+            | NlWhat::NftBridgeUntable
             | NlWhat::NftPublish
             | NlWhat::NftUnpublish
             | NlWhat::NftGetTable => NlProto::Netfilter,

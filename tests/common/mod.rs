@@ -602,6 +602,25 @@ impl NetNs {
         })
     }
 
+    /// A path naming this namespace for another process (`ip link set X netns PATH`):
+    /// this process's descriptor of it under /proc.
+    #[allow(dead_code)]
+    pub fn path(&self) -> String {
+        format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd())
+    }
+
+    /// `sh -c script` in this namespace, which must succeed.
+    #[allow(dead_code)]
+    pub fn sh(&self, script: &str) {
+        let o: Out = self
+            .command("sh")
+            .args(["-c", script])
+            .output()
+            .expect("sh")
+            .into();
+        assert_eq!(o.code, 0, "{script}: {}", o.stderr);
+    }
+
     /// The names of the links in this namespace (`ip -j link`).
     pub fn links(&self) -> Vec<String> {
         let out = self
