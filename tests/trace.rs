@@ -408,6 +408,10 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
     for e in traced.iter().filter(|e| e["syscall"] == "clone") {
         let result = e["result"].to_string();
         match e["process"].as_str() {
+            // `-p` in proxy mode: the fork that becomes `dockling proxy`.
+            Some("engine") if e["step"] == "network.publish" => {
+                pids.insert("proxy", result);
+            }
             Some("engine") => {
                 pids.entry("container").or_insert_with(|| result.clone());
                 pids.entry("join").or_insert(result);
@@ -525,6 +529,19 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
         .position(|s| s.pid == child && s.name == "execve")
         .expect("strace saw the container's execve");
     let join = pids.get("join").filter(|_| child_name == "exec");
+    // The proxy's fork, up to its execve of `dockling proxy`: what it does to become it.
+    let proxy = pids.get("proxy");
+    let proxy_exec =
+        proxy.and_then(|p| seen.iter().position(|s| &s.pid == p && s.name == "execve"));
+    const PROXY: &[&str] = &[
+        "prctl",
+        "openat",
+        "dup2",
+        "dup3",
+        "close_range",
+        "rt_sigprocmask",
+        "execve",
+    ];
     let missing: Vec<String> = seen
         .iter()
         .enumerate()
@@ -546,7 +563,14 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
             let shapes_join = join.is_some_and(|j| {
                 &s.pid == j && ["setns", "clone", "clone3"].contains(&s.name.as_str())
             });
-            !matched.contains(k) && !reads_proc && (shapes_child || shapes_engine || shapes_join)
+            let shapes_proxy = proxy.is_some_and(|p| {
+                &s.pid == p
+                    && proxy_exec.is_some_and(|x| *k <= x)
+                    && PROXY.contains(&s.name.as_str())
+            });
+            !matched.contains(k)
+                && !reads_proc
+                && (shapes_child || shapes_engine || shapes_join || shapes_proxy)
         })
         .map(|(_, s)| format!("  [{}] {}({}) = {}", s.pid, s.name, s.args, s.result))
         .collect();
@@ -615,27 +639,59 @@ fn the_trace_is_what_strace_sees() {
 #[test]
 fn the_trace_is_what_strace_sees_with_a_published_port() {
     let lab = Lab::with_busybox();
-    // NAT mode only: the proxy is started by std's Command (its socketpair, clone, and the
-    // kill and wait4 at the end are not seam calls yet), which this comparison would flag.
-    let mode = "nat";
-    let (traced, seen) = traced_and_seen(
-        &lab,
-        &["-p", "8000:80", "--publish-mode", mode, "busybox", "true"],
-        0,
-    );
-    assert_trace_is_what_strace_sees(&traced, &seen);
-    // NAT mode reserves the port: bound, with no SO_REUSEADDR and no listen.
-    let engine = |call: &str| {
-        traced
+    for mode in ["nat", "proxy"] {
+        let (traced, seen) = traced_and_seen(
+            &lab,
+            &["-p", "8000:80", "--publish-mode", mode, "busybox", "true"],
+            0,
+        );
+        assert_trace_is_what_strace_sees(&traced, &seen);
+        let engine = |call: &str| {
+            traced
+                .iter()
+                .any(|e| e["process"] == "engine" && e["syscall"] == call)
+        };
+        assert!(engine("bind"), "{mode}: no engine bind in the trace");
+        if mode == "nat" {
+            // NAT mode reserves the port: bound, with no SO_REUSEADDR and no listen.
+            assert!(!engine("listen"), "{mode}: a reservation does not listen");
+            assert!(
+                !engine("setsockopt"),
+                "{mode}: a reservation sets no SO_REUSEADDR"
+            );
+            continue;
+        }
+        // Proxy mode: the proxy is forked and exec'd through the seam, and killed and
+        // waited for at the end, each call as strace saw it.
+        let proxy: Vec<&str> = traced
             .iter()
-            .any(|e| e["process"] == "engine" && e["syscall"] == call)
-    };
-    assert!(engine("bind"), "{mode}: no engine bind in the trace");
-    assert!(!engine("listen"), "{mode}: a reservation does not listen");
-    assert!(
-        !engine("setsockopt"),
-        "{mode}: a reservation sets no SO_REUSEADDR"
-    );
+            .filter(|e| e["process"] == "proxy")
+            .map(|e| e["syscall"].as_str().unwrap())
+            .collect();
+        assert_eq!(proxy.first(), Some(&"prctl"), "{proxy:?}");
+        assert_eq!(proxy.last(), Some(&"execve"), "{proxy:?}");
+        assert!(
+            proxy.contains(&"dup2") && proxy.contains(&"close_range"),
+            "{proxy:?}"
+        );
+        let publish = |call: &str| {
+            traced.iter().any(|e| {
+                e["process"] == "engine" && e["step"] == "network.publish" && e["syscall"] == call
+            })
+        };
+        assert!(
+            publish("pipe2") && publish("clone"),
+            "the proxy's start is traced"
+        );
+        for call in ["kill", "wait4"] {
+            assert!(
+                traced.iter().any(|e| e["process"] == "engine"
+                    && e["syscall"] == call
+                    && e["args"].as_str().unwrap().contains("SIGKILL")),
+                "the proxy's {call} (SIGKILL) is traced"
+            );
+        }
+    }
 }
 
 /// `exec`: the namespace files opened, every namespace joined by the forked joiner, the

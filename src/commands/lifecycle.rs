@@ -260,10 +260,7 @@ pub fn restart(ctx: &Context, args: &StopArgs) -> Result<i32> {
 /// the binary, so a container cannot overwrite it through /proc/self/exe (CVE-2019-5736).
 fn sealed_sys() -> Result<Sys> {
     let sys = Sys::new(Box::new(Linux), Tracer::new(None, false));
-    crate::runtime::exe::record_reexec(&sys);
-    if let Err(e) = crate::runtime::exe::reexec_sealed(&sys, std::env::args_os().collect()) {
-        eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected");
-    }
+    crate::runtime::exe::enter_sealed(&sys, crate::runtime::exe::Unsealed::Warn)?;
     Ok(sys)
 }
 

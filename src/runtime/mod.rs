@@ -92,7 +92,7 @@ impl Publishing {
     fn end(&mut self, sys: &Sys) {
         if let Some(p) = self.proxy.take() {
             let pid = p.pid();
-            p.kill();
+            p.kill(sys);
             sys.tracer.note(&format!(
                 "killed and waited for dockling proxy (pid {pid}): the published ports close with it"
             ));
@@ -709,7 +709,11 @@ fn publish(
     sys.step_variant(StepId::NetworkPublish, nat.then_some("nat"))?;
     if !nat {
         let opts = proxy::ProxyOptions {
-            stderr: detached.then(std::process::Stdio::null),
+            stderr: if detached {
+                proxy::ProxyLog::Null
+            } else {
+                proxy::ProxyLog::Inherit
+            },
             ..Default::default()
         };
         let child = proxy::spawn_with(sys, &ports.listeners, e.addr, opts)?;

@@ -174,6 +174,14 @@ pub enum Call {
     /// `pipe2(O_CLOEXEC)`: the pipe the container writes its stdout into, which the engine
     /// copies to its own stdout when that is a pipe or a socket (see `runtime::io`).
     Pipe2,
+    /// `pipe2(O_CLOEXEC)` of the port proxy's status pipe: it answers `0\n` on it once it
+    /// serves, or `1\n<error>` (see `network::proxy`).
+    ProxyPipe,
+    /// `kill(pid, SIGKILL)` of the port proxy at the end of a run: the published ports close
+    /// with it.
+    KillProxy { pid: i32 },
+    /// `wait4(2)` for the killed port proxy, with `__WALL`.
+    WaitProxy { pid: i32 },
     /// `rt_sigprocmask(SIG_BLOCK, signals)`: hold these signals for the engine's signalfd.
     BlockSignals { signals: Vec<i32> },
     /// `rt_sigprocmask(SIG_SETMASK, mask)`: put back the mask from before the container.
@@ -305,7 +313,7 @@ fn sockaddr_in(addr: &std::net::SocketAddrV4) -> String {
     )
 }
 
-/// What a `dup2` puts on a standard descriptor.
+/// What a `dup2` puts on a standard descriptor (or on the port proxy's numbered ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stdio {
     /// The pseudo-terminal's slave (`-t`).
@@ -316,6 +324,14 @@ pub enum Stdio {
     Relay,
     /// The read end of a detached `-i` container's stdin pipe, which its monitor writes.
     StdinPipe,
+    /// The port proxy's status pipe, onto descriptor 3 of the proxy.
+    ProxyStatus,
+    /// A bound host port, onto descriptor 4, 5, … of the proxy.
+    ProxyListener,
+    /// `/dev/null` onto the proxy's stdin and stdout (and stderr when detached).
+    ProxyNull,
+    /// A log file onto the proxy's stderr (tests).
+    ProxyLog,
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -477,16 +493,16 @@ impl Call {
             Call::Open { .. } => "openat",
             Call::IoctlPty { .. } => "ioctl",
             Call::UnblockSignals => "rt_sigprocmask",
-            Call::Kill { .. } => "kill",
+            Call::Kill { .. } | Call::KillProxy { .. } => "kill",
             Call::SigactionDefault { .. } => "rt_sigaction",
-            Call::Wait4 { .. } => "wait4",
+            Call::Wait4 { .. } | Call::WaitProxy { .. } => "wait4",
             Call::Write { .. } => "write",
             Call::Close { .. } => "close",
             Call::SocketInet => "socket",
             Call::IoctlIfFlags { .. } => "ioctl",
             Call::Socketpair => "socketpair",
             Call::BindUnix { .. } => "bind",
-            Call::Pipe2 => "pipe2",
+            Call::Pipe2 | Call::ProxyPipe => "pipe2",
             Call::PidfdOpen { .. } | Call::PidfdOpenEngine { .. } => "pidfd_open",
             Call::PidfdSendSignal { .. } => "pidfd_send_signal",
             Call::BlockSignals { .. } | Call::RestoreSignals { .. } => "rt_sigprocmask",
@@ -613,6 +629,32 @@ impl Call {
                 what: Stdio::StdinPipe,
                 ..
             } => "dup2.stdin_pipe",
+            Call::Dup2 {
+                what: Stdio::ProxyStatus,
+                ..
+            } => "dup2.proxy_status",
+            Call::Dup2 {
+                what: Stdio::ProxyListener,
+                ..
+            } => "dup2.proxy_listener",
+            Call::Dup2 {
+                what: Stdio::ProxyNull,
+                ..
+            } => "dup2.proxy_null",
+            Call::Dup2 {
+                what: Stdio::ProxyLog,
+                ..
+            } => "dup2.proxy_log",
+            Call::ProxyPipe => "pipe2.proxy",
+            Call::KillProxy { .. } => "kill.proxy",
+            Call::WaitProxy { .. } => "wait4.proxy",
+            Call::CloseRange { first } if *first > 3 => "close_range.proxy",
+            Call::Execve { path, argv, .. }
+                if path == std::path::Path::new("/proc/self/exe")
+                    && argv.get(1).map(String::as_str) == Some("proxy") =>
+            {
+                "execve.proxy"
+            }
             Call::BlockSignals { .. } => "rt_sigprocmask.block",
             Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
@@ -893,13 +935,16 @@ impl Call {
                     signal_name(*signal)
                 );
             }
+            Call::KillProxy { pid } => {
+                let _ = write!(s, "{pid}, SIGKILL");
+            }
             Call::Kill { pid, signal } => {
                 let name = nix::sys::signal::Signal::try_from(*signal)
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_else(|_| signal.to_string());
                 let _ = write!(s, "{pid}, {name}");
             }
-            Call::Wait4 { pid } => {
+            Call::Wait4 { pid } | Call::WaitProxy { pid } => {
                 let status = match ret {
                     Some(Ret::Waited { status, .. }) => wait_status(*status),
                     _ => "…".into(),
@@ -953,7 +998,7 @@ impl Call {
             Call::PidfdSendSignal { fd, signal, .. } => {
                 let _ = write!(s, "{fd}, {}, NULL, 0", signal_name(*signal));
             }
-            Call::Pipe2 => {
+            Call::Pipe2 | Call::ProxyPipe => {
                 let fds = match ret {
                     Some(Ret::FdPair(a, b)) => format!("[{a}, {b}]"),
                     _ => "[…]".into(),
@@ -1148,6 +1193,8 @@ impl Call {
             Call::Prctl { option, .. } => option.name().to_string(),
             Call::Kill { pid, .. }
             | Call::Wait4 { pid }
+            | Call::KillProxy { pid }
+            | Call::WaitProxy { pid }
             | Call::PidfdOpen { pid }
             | Call::PidfdOpenEngine { pid }
             | Call::PidfdSendSignal { pid, .. } => format!("pid {pid}"),
@@ -1177,6 +1224,7 @@ impl Call {
             | Call::SocketInet
             | Call::Socketpair
             | Call::Pipe2
+            | Call::ProxyPipe
             | Call::BlockSignals { .. }
             | Call::RestoreSignals { .. } => String::new(),
         }
@@ -1229,6 +1277,9 @@ impl Call {
                 | Call::Socketpair
                 | Call::BindUnix { .. }
                 | Call::Pipe2
+                | Call::ProxyPipe
+                | Call::KillProxy { .. }
+                | Call::WaitProxy { .. }
                 | Call::PidfdOpen { .. }
                 | Call::PidfdOpenEngine { .. }
                 | Call::PidfdSendSignal { .. }
@@ -1480,6 +1531,35 @@ impl Call {
                 name: "attach".into(),
             },
             Call::Pipe2,
+            Call::ProxyPipe,
+            Call::KillProxy { pid: 4242 },
+            Call::WaitProxy { pid: 4242 },
+            Call::CloseRange { first: 5 },
+            Call::Execve {
+                path: p("/proc/self/exe"),
+                argv: vec!["dockling".into(), "proxy".into()],
+                envp: vec![],
+            },
+            Call::Dup2 {
+                old: 9,
+                new: 3,
+                what: Stdio::ProxyStatus,
+            },
+            Call::Dup2 {
+                old: 9,
+                new: 4,
+                what: Stdio::ProxyListener,
+            },
+            Call::Dup2 {
+                old: 9,
+                new: 0,
+                what: Stdio::ProxyNull,
+            },
+            Call::Dup2 {
+                old: 9,
+                new: 2,
+                what: Stdio::ProxyLog,
+            },
             Call::PidfdOpen { pid: 4242 },
             Call::PidfdOpenEngine { pid: 4242 },
             Call::PidfdSendSignal {
