@@ -158,7 +158,7 @@ fn write_etc_files(
         .net
         .join_id()
         .filter(|_| !sys.is_dry_run())
-        .and_then(|x| crate::network::hosts::read_of(&root.join("containers").join(x)).ok());
+        .and_then(|x| crate::network::hosts::read_of(sys, &root.join("containers").join(x)).ok());
     write(
         "hosts",
         joined.unwrap_or_else(|| {
@@ -561,7 +561,7 @@ pub fn start(
     // start that failed after its name was given out too).
     if endpoint.is_some() && !dry {
         for n in crate::network::hosts::user_networks(spec) {
-            refresh_names(spec, &n, None, Some(&spec.id));
+            refresh_names(sys, spec, &n, None, Some(&spec.id));
         }
     }
     let outcome = match result {
@@ -661,9 +661,9 @@ struct Outputs<'a, 'b> {
 
 /// Rewrite the hosts files of network `network`'s running containers (a failure is a
 /// warning: the container runs, only a name is stale).
-fn refresh_names(spec: &RunSpec, network: &str, with: Option<&str>, gone: Option<&str>) {
+fn refresh_names(sys: &Sys, spec: &RunSpec, network: &str, with: Option<&str>, gone: Option<&str>) {
     let root = spec.store_root();
-    if let Err(e) = crate::network::hosts::refresh(root, network, with, gone) {
+    if let Err(e) = crate::network::hosts::refresh_traced(sys, root, network, with, gone) {
         eprintln!("dockling: warning: names on network {network} not updated: {e}");
     }
 }
@@ -804,7 +804,7 @@ fn supervise(
         // The other containers of its user networks learn its name (design §5).
         if !sys.is_dry_run() {
             for n in crate::network::hosts::user_networks(spec) {
-                refresh_names(spec, &n, Some(&spec.id), None);
+                refresh_names(sys, spec, &n, Some(&spec.id), None);
             }
         }
         if !ports.listeners.is_empty() {

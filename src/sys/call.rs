@@ -182,6 +182,9 @@ pub enum Call {
     KillProxy { pid: i32 },
     /// `wait4(2)` for the killed port proxy, with `__WALL`.
     WaitProxy { pid: i32 },
+    /// `flock(fd, LOCK_EX|LOCK_NB)` of a store lock file (`path`, for the explanation and
+    /// errors): a network's lock, under which its members' hosts files are rewritten.
+    Flock { fd: i32, path: PathBuf },
     /// `rt_sigprocmask(SIG_BLOCK, signals)`: hold these signals for the engine's signalfd.
     BlockSignals { signals: Vec<i32> },
     /// `rt_sigprocmask(SIG_SETMASK, mask)`: put back the mask from before the container.
@@ -503,6 +506,7 @@ impl Call {
             Call::Socketpair => "socketpair",
             Call::BindUnix { .. } => "bind",
             Call::Pipe2 | Call::ProxyPipe => "pipe2",
+            Call::Flock { .. } => "flock",
             Call::PidfdOpen { .. } | Call::PidfdOpenEngine { .. } => "pidfd_open",
             Call::PidfdSendSignal { .. } => "pidfd_send_signal",
             Call::BlockSignals { .. } | Call::RestoreSignals { .. } => "rt_sigprocmask",
@@ -532,6 +536,18 @@ impl Call {
     /// flag or file system that changes what the call means (a bind mount is not a proc mount).
     pub fn explain_key(&self) -> &'static str {
         match self {
+            Call::Openat2 { path, .. } if path == std::path::Path::new("hosts") => "openat2.hosts",
+            Call::Open { path, flags, .. }
+                if flags & libc::O_PATH != 0
+                    && path.parent().and_then(|p| p.file_name()) == Some("containers".as_ref()) =>
+            {
+                "openat.container_dir"
+            }
+            Call::Open { path, flags, .. }
+                if flags & libc::O_CREAT != 0 && path.file_name() == Some(".lock".as_ref()) =>
+            {
+                "openat.lock"
+            }
             Call::Clone { flags } if flags.is_empty() => "clone.fork",
             Call::CloseRangeNow { .. } => "close_range.now",
             Call::Clone { flags } if flags.contains(CloneFlags::CLONE_PARENT) => "clone.parent",
@@ -935,6 +951,9 @@ impl Call {
                     signal_name(*signal)
                 );
             }
+            Call::Flock { fd, .. } => {
+                let _ = write!(s, "{fd}, LOCK_EX|LOCK_NB");
+            }
             Call::KillProxy { pid } => {
                 let _ = write!(s, "{pid}, SIGKILL");
             }
@@ -1186,6 +1205,7 @@ impl Call {
             | Call::IoctlIfFlags { name, .. }
             | Call::MemfdCreate { name } => name.clone(),
             Call::Close { object, .. } | Call::Fstatfs { object, .. } => object.clone(),
+            Call::Flock { path, .. } => path.display().to_string(),
             Call::MountSetattrRdonly { fd } | Call::AddSeals { fd } | Call::Execveat { fd, .. } => {
                 format!("fd {fd}")
             }
@@ -1278,6 +1298,7 @@ impl Call {
                 | Call::BindUnix { .. }
                 | Call::Pipe2
                 | Call::ProxyPipe
+                | Call::Flock { .. }
                 | Call::KillProxy { .. }
                 | Call::WaitProxy { .. }
                 | Call::PidfdOpen { .. }
@@ -1532,6 +1553,27 @@ impl Call {
             },
             Call::Pipe2,
             Call::ProxyPipe,
+            Call::Flock {
+                fd: 3,
+                path: p("/var/lib/dockling/networks/n/.lock"),
+            },
+            Call::Open {
+                path: p("/var/lib/dockling/networks/n/.lock"),
+                flags: libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
+                mode: 0o666,
+            },
+            Call::Openat2 {
+                dirfd: 3,
+                path: p("hosts"),
+                flags: libc::O_WRONLY | libc::O_TRUNC,
+                mode: 0,
+                resolve: libc::RESOLVE_BENEATH,
+            },
+            Call::Open {
+                path: p("/var/lib/dockling/containers/x"),
+                flags: libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                mode: 0,
+            },
             Call::KillProxy { pid: 4242 },
             Call::WaitProxy { pid: 4242 },
             Call::CloseRange { first: 5 },

@@ -369,6 +369,12 @@ impl Backend for Linux {
                 };
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), sig).map(|()| Ret::Zero)
             }
+            Call::Flock { fd, .. } => {
+                // SAFETY: integer arguments only, on the caller's open descriptor. Not nix:
+                // its `Flock` owns the file and unlocks it on drop (this lock is released by
+                // the close, as the caller's).
+                check_int(unsafe { libc::flock(*fd, libc::LOCK_EX | libc::LOCK_NB) })
+            }
             Call::KillProxy { pid } => self.perform(&Call::Kill {
                 pid: *pid,
                 signal: libc::SIGKILL,
