@@ -1152,6 +1152,48 @@ fn the_trace_of_stop_is_what_strace_sees() {
     lab.cmd(&["rm", "target"]).expect_code(0);
 }
 
+/// `stop` of a paused container thaws it after the signal (as Docker): the freezer knob's
+/// openat, write and close are in the trace, as strace saw them (they went through an untraced
+/// seam once, which the completeness check of cgroup knobs catches).
+#[test]
+fn the_trace_of_stop_of_a_paused_container_shows_the_thaw() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"])
+        .expect_code(0);
+    lab.cmd(&["pause", "frozen"]).expect_code(0);
+    let (traced, seen) =
+        traced_and_seen_of(&lab, &["stop", "--trace=json"], &["-t", "1", "frozen"], 0);
+    assert_command_trace_is_what_strace_sees(
+        &traced,
+        &seen,
+        &[
+            "pidfd_open",
+            "pidfd_send_signal",
+            "kill",
+            "tgkill",
+            "openat",
+        ],
+    );
+    let signal = traced
+        .iter()
+        .position(|e| e["syscall"] == "pidfd_send_signal")
+        .expect("the signal is in the trace");
+    let thaw = traced
+        .iter()
+        .position(|e| {
+            e["syscall"] == "write"
+                && ["THAWED", "\"0\""]
+                    .iter()
+                    .any(|w| e["args"].as_str().unwrap().contains(w))
+        })
+        .expect("the thaw's write is in the trace");
+    assert!(thaw > signal, "thawed after the signal");
+    // sleep as process 1 has no SIGTERM handler: it ends by the SIGKILL after the timeout,
+    // which it could not have received frozen either.
+    assert_eq!(lab.state("frozen"), "exited 137");
+    lab.cmd(&["rm", "frozen"]).expect_code(0);
+}
+
 /// `cp` into a container: the root's lookups traced as strace saw them, and a note for every
 /// file and directory it made, naming the calls (the per-file work runs on descriptors, not
 /// through the seam): each file strace saw created with O_CREAT|O_EXCL has its note.
