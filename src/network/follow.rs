@@ -190,17 +190,18 @@ pub fn follow(
     proto: Proto,
 ) -> Report {
     let mut out = String::new();
+    // Only a live container shows published ports, and only a running one is alive: the
+    // publisher's pid comes with it.
     let found = containers.iter().find_map(|c| {
-        let alive = c.is_alive();
-        c.published_ports(alive)
+        let Status::Running { pid, .. } = c.status else {
+            return None;
+        };
+        c.published_ports(c.is_alive())
             .into_iter()
             .find(|p| p.proto == proto && p.host.port() == port)
-            .map(|p| (c, p))
+            .map(|p| (c, p, pid))
     });
-    let Some((c, p)) = found else {
-        return not_published(containers, port, proto);
-    };
-    let Status::Running { pid, .. } = c.status else {
+    let Some((c, p, pid)) = found else {
         return not_published(containers, port, proto);
     };
     let name = &c.spec.name;
