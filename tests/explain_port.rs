@@ -9,15 +9,7 @@ use common::{wait_until, Lab, NetNs};
 
 /// A detached busybox httpd on `listen` (`80`, `127.0.0.1:80`), with `flags` before the image.
 fn web(ns: &NetNs, lab: &Lab, name: &str, listen: &str, flags: &[&str]) -> String {
-    let script = format!(
-        "mkdir -p /www && echo It-works > /www/index.html && exec httpd -f -p {listen} -h /www"
-    );
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
-    let o = ns.dockling(lab, &args);
-    o.expect_code(0);
-    o.stdout.trim().to_string()
+    common::web(ns, lab, name, listen, "It-works", flags)
 }
 
 /// `explain port` once its output mentions a listener (httpd may not have bound yet).
@@ -37,23 +29,10 @@ fn pid_of(lab: &Lab, name: &str) -> i32 {
 
 /// The `dockling proxy` child of `monitor`.
 fn proxy_of(monitor: i32) -> i32 {
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-        let parent: i32 = after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if parent == monitor && cmdline.split(|b| *b == 0).nth(1) == Some(b"proxy") {
-            return pid;
-        }
-    }
-    panic!("no proxy child of {monitor}")
+    common::proxies_of(monitor)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no proxy child of {monitor}"))
 }
 
 #[test]
@@ -135,12 +114,10 @@ fn nat_mode_shows_the_tables_rule() {
         "{s}"
     );
     // A connection through the NAT is then tracked.
-    let out = ns
-        .command("curl")
-        .args(["-sS", "--max-time", "2", "http://127.0.0.1:8001/"])
-        .output()
-        .expect("curl is installed");
-    assert!(out.status.success(), "curl through the NAT");
+    assert!(
+        ns.curl_once("http://127.0.0.1:8001/").is_some(),
+        "curl through the NAT"
+    );
     let o = ns.dockling(&lab, &["explain", "port", "8001"]);
     o.expect_code(0);
     assert!(o.stdout.contains("dport=8001"), "{}", o.stdout);
