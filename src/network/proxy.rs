@@ -245,7 +245,7 @@ pub fn spawn_with(
         sys.tracer
             .move_fds_above(plan.base + 1 + plan.sources.len() as RawFd);
         let report = std::cell::Cell::new(plan.status);
-        let why = match become_proxy(sys, &plan, &report) {
+        let why = match become_proxy(sys, plan, &report) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -291,7 +291,7 @@ pub fn spawn_with(
 /// `report` follows the status pipe's descriptor as it moves.
 fn become_proxy(
     sys: &Sys,
-    plan: &Plan<'_>,
+    plan: Plan<'_>,
     report: &std::cell::Cell<RawFd>,
 ) -> Result<std::convert::Infallible, SysError> {
     use crate::sys::call::Stdio as What;
@@ -336,7 +336,8 @@ fn become_proxy(
     // The engine blocked the signals it forwards before it cloned the container; the mask
     // would outlive the execve.
     sys.run(Call::UnblockSignals)?;
-    sys.run(plan.exec.clone())?;
+    // Moved, not cloned: the fork allocates as little as it can.
+    sys.run(plan.exec)?;
     unreachable!("execve returned without an error")
 }
 
@@ -392,7 +393,7 @@ pub fn serve(
     maps: &[Published],
     max_connections: usize,
 ) -> Result<(), ServeError> {
-    // Again (spawn's pre_exec did it already for the engine's proxies), for one started by
+    // Again (spawn's fork did it already for the engine's proxies), for one started by
     // hand; a no-op when already set.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     // SAFETY: descriptor 3 is the status pipe by this command's contract; owned from here on.
