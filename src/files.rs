@@ -26,9 +26,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// An exclusive `flock` held until dropped (nix's [`Flock`] unlocks it, then the file closes).
+/// An exclusive `flock` held until dropped (nix's [`Flock`] unlocks it, then the file closes;
+/// one taken through the seam is released by the close).
 pub struct Lock {
-    _flock: Flock<File>,
+    _flock: Held,
+}
+
+enum Held {
+    Flock(#[allow(dead_code)] Flock<File>),
+    Traced(#[allow(dead_code)] File),
 }
 
 /// `flock(f, LOCK_EX | LOCK_NB)`: the file back with the errno when it is not ours.
@@ -69,21 +75,51 @@ pub fn set_lock_timeout(timeout: std::time::Duration) {
 /// lock … (held by pid N: its command line)"); when the `lock-timeout` runs out, the command
 /// fails (exit 125) naming the holder and what to do.
 pub fn lock(path: &Path) -> Result<Lock> {
+    lock_with(path, None)
+}
+
+/// [`lock`] through the traced seam: the lock file's `openat` and every `flock(LOCK_EX|
+/// LOCK_NB)` attempt are `Call`s (the holder's pid written into it afterwards, for the next
+/// waiter's message, is bookkeeping and stays untraced, as the close that releases it).
+pub fn lock_traced(sys: &crate::sys::Sys, path: &Path) -> Result<Lock> {
+    lock_with(path, Some(sys))
+}
+
+fn lock_with(path: &Path, sys: Option<&crate::sys::Sys>) -> Result<Lock> {
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::FileExt;
-    let mut f = File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(Error::io("open lock", path))?;
+    let mut f = match sys {
+        Some(sys) => File::from(
+            sys.open_mode(path, libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC, 0o666)
+                .map_err(|e| Error::io("open lock", path)(e.errno.into()))?,
+        ),
+        None => File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(Error::io("open lock", path))?,
+    };
+    let attempt = |f: File| -> std::result::Result<Held, (File, Errno)> {
+        match sys {
+            Some(sys) => match sys.run(crate::sys::Call::Flock {
+                fd: f.as_raw_fd(),
+                path: path.to_path_buf(),
+            }) {
+                Ok(()) => Ok(Held::Traced(f)),
+                Err(e) => Err((f, e.errno)),
+            },
+            None => try_flock(f).map(Held::Flock),
+        }
+    };
     let timeout = LOCK_TIMEOUT.get().copied().unwrap_or(DEFAULT_LOCK_TIMEOUT);
     let start = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(1);
     let mut said = false;
     let f = loop {
         // LOCK_NB returns at once.
-        match try_flock(f) {
+        match attempt(f) {
             Ok(locked) => break locked,
             Err((back, Errno::EINTR)) => {
                 f = back;
@@ -122,7 +158,13 @@ pub fn lock(path: &Path) -> Result<Lock> {
     // Who holds it, for the next one kept waiting (best effort: the kernel's /proc/locks is
     // asked first anyway).
     let pid = format!("{}\n", std::process::id());
-    let _ = f.set_len(0).and_then(|_| f.write_all_at(pid.as_bytes(), 0));
+    let file = match &f {
+        Held::Flock(l) => &**l,
+        Held::Traced(f) => f,
+    };
+    let _ = file
+        .set_len(0)
+        .and_then(|_| file.write_all_at(pid.as_bytes(), 0));
     Ok(Lock { _flock: f })
 }
 
@@ -187,7 +229,9 @@ fn holder_of(f: &File) -> String {
 /// Take an exclusive lock on `path` if nobody holds it; `None` if a live process does.
 pub fn try_lock(path: &Path) -> Result<Option<Lock>> {
     match try_flock(open_lock_file(path)?) {
-        Ok(locked) => Ok(Some(Lock { _flock: locked })),
+        Ok(locked) => Ok(Some(Lock {
+            _flock: Held::Flock(locked),
+        })),
         Err((_, Errno::EWOULDBLOCK)) => Ok(None),
         Err((_, e)) => Err(Error::io("lock", path)(e.into())),
     }

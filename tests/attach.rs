@@ -8,23 +8,12 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{wait_exit, wait_until, Lab};
+use common::{has_socket, wait_exit, wait_until, Lab};
 
 fn detach(lab: &Lab, args: &[&str]) {
     let mut all = vec!["run", "-d"];
     all.extend_from_slice(args);
     lab.cmd(&all).expect_code(0);
-}
-
-/// True once process `pid` holds a connected socket (the attach client reached the monitor).
-fn has_socket(pid: u32) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| {
-            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
-        })
 }
 
 /// The pid of the `dockling` process running under script(1) (its child's child).
@@ -356,16 +345,7 @@ fn attach_gives_a_di_container_its_input_and_keeps_it_open_between_attaches() {
         ],
     );
     // The first attach types one line and leaves with the detach keys.
-    let mut child = lab
-        .command(&["attach", "reader"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    wait_until(Duration::from_secs(20), "attach to connect", || {
-        has_socket(pid).then_some(())
-    });
+    let mut child = lab.attach_connected(&["reader"], Stdio::piped(), Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"one\n").unwrap();
     wait_until(
@@ -382,16 +362,7 @@ fn attach_gives_a_di_container_its_input_and_keeps_it_open_between_attaches() {
     let _ = child.wait();
     assert_eq!(lab.state("reader"), "running 0");
     // The second finds the input still open, and ends with the container.
-    let mut child = lab
-        .command(&["attach", "reader"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    wait_until(Duration::from_secs(20), "attach to connect", || {
-        has_socket(pid).then_some(())
-    });
+    let mut child = lab.attach_connected(&["reader"], Stdio::piped(), Stdio::piped());
     // Ctrl-P Ctrl-Q are data here, passed on like any byte.
     child
         .stdin
@@ -430,16 +401,12 @@ fn input_a_container_does_not_read_makes_attach_wait_not_the_monitor_grow() {
         assert_eq!(lab.state(name), "running 0");
         let monitor = lab.monitor_pid(&id);
         let before = rss_kib(monitor);
-        let mut child = lab
-            .command(&["attach", "--detach-keys=ctrl-a,x", name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = lab.attach_connected(
+            &["--detach-keys=ctrl-a,x", name],
+            Stdio::piped(),
+            Stdio::null(),
+        );
         let pid = child.id();
-        wait_until(Duration::from_secs(20), "attach to connect", || {
-            has_socket(pid).then_some(())
-        });
         // A writer thread: it blocks once every buffer on the way is full.
         let mut stdin = child.stdin.take().unwrap();
         let writer = std::thread::spawn(move || {
@@ -497,16 +464,7 @@ fn attach_ends_with_137_when_the_monitor_is_killed_and_says_so_when_it_is_let_go
     let o = lab.cmd(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"]);
     o.expect_code(0);
     let id = o.stdout.trim().to_string();
-    let mut child = lab
-        .command(&["attach", "victim"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    wait_until(Duration::from_secs(20), "attach to connect", || {
-        has_socket(pid).then_some(())
-    });
+    let mut child = lab.attach_connected(&["victim"], Stdio::null(), Stdio::null());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(lab.monitor_pid(&id)),
         nix::sys::signal::Signal::SIGKILL,
@@ -641,16 +599,7 @@ fn a_monitor_serves_64_clients_and_closes_any_more_at_once() {
     drop(clients);
     // Served again once they left.
     assert_eq!(lab.state("popular"), "running 0");
-    let mut child = lab
-        .command(&["attach", "popular"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    wait_until(Duration::from_secs(20), "attach to connect", || {
-        has_socket(pid).then_some(())
-    });
+    let mut child = lab.attach_connected(&["popular"], Stdio::null(), Stdio::null());
     lab.cmd(&["stop", "-t", "0", "popular"]).expect_code(0);
     let status = wait_exit(&mut child, Duration::from_secs(20), "attach to end");
     assert_eq!(status.code(), Some(137));

@@ -40,43 +40,12 @@ fn ip_of(ns: &NetNs, lab: &Lab, name: &str) -> String {
 
 /// A detached busybox httpd serving `text` on port 80.
 fn web(ns: &NetNs, lab: &Lab, name: &str, text: &str) -> String {
-    let script =
-        format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
-    let o = ns.dockling(
-        lab,
-        &[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "bridge",
-            "busybox",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
-    o.expect_code(0);
-    o.stdout.trim().to_string()
+    common::web(ns, lab, name, "80", text, &["--network", "bridge"])
 }
 
 /// `curl http://addr/` from the test's namespace, retried until the server answers.
 fn http_get(ns: &NetNs, addr: &str) -> String {
-    wait_until(
-        Duration::from_secs(10),
-        &format!("http://{addr}/ to answer"),
-        || {
-            let out = ns
-                .command("curl")
-                .args(["-sS", "--max-time", "2", &format!("http://{addr}/")])
-                .output()
-                .expect("curl is installed");
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-        },
-    )
+    ns.http_get(&format!("http://{addr}/"))
 }
 
 #[test]

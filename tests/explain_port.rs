@@ -9,15 +9,7 @@ use common::{wait_until, Lab, NetNs};
 
 /// A detached busybox httpd on `listen` (`80`, `127.0.0.1:80`), with `flags` before the image.
 fn web(ns: &NetNs, lab: &Lab, name: &str, listen: &str, flags: &[&str]) -> String {
-    let script = format!(
-        "mkdir -p /www && echo It-works > /www/index.html && exec httpd -f -p {listen} -h /www"
-    );
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
-    let o = ns.dockling(lab, &args);
-    o.expect_code(0);
-    o.stdout.trim().to_string()
+    common::web(ns, lab, name, listen, "It-works", flags)
 }
 
 /// `explain port` once its output mentions a listener (httpd may not have bound yet).
@@ -37,23 +29,10 @@ fn pid_of(lab: &Lab, name: &str) -> i32 {
 
 /// The `dockling proxy` child of `monitor`.
 fn proxy_of(monitor: i32) -> i32 {
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-        let parent: i32 = after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if parent == monitor && cmdline.split(|b| *b == 0).nth(1) == Some(b"proxy") {
-            return pid;
-        }
-    }
-    panic!("no proxy child of {monitor}")
+    common::proxies_of(monitor)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no proxy child of {monitor}"))
 }
 
 #[test]
@@ -135,12 +114,10 @@ fn nat_mode_shows_the_tables_rule() {
         "{s}"
     );
     // A connection through the NAT is then tracked.
-    let out = ns
-        .command("curl")
-        .args(["-sS", "--max-time", "2", "http://127.0.0.1:8001/"])
-        .output()
-        .expect("curl is installed");
-    assert!(out.status.success(), "curl through the NAT");
+    assert!(
+        ns.curl_once("http://127.0.0.1:8001/").is_some(),
+        "curl through the NAT"
+    );
     let o = ns.dockling(&lab, &["explain", "port", "8001"]);
     o.expect_code(0);
     assert!(o.stdout.contains("dport=8001"), "{}", o.stdout);
@@ -255,6 +232,121 @@ fn a_dead_proxy_is_named() {
     assert!(
         o.stdout.contains(&format!(
             "2. wrong: no `dockling proxy` child of web's monitor (pid {monitor}) serves tcp:0.0.0.0:8000:80: nothing accepts on 0.0.0.0:8000; dockling restart web"
+        )),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("the path is complete"), "{}", o.stdout);
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}
+
+/// The netlink socket of `pid` (in its network namespace) with protocol NETLINK_NETFILTER
+/// (12), as a descriptor of this process (`pidfd_getfd`: the same socket, so the same port
+/// id, which is what an owner table checks).
+fn steal_netfilter_socket(pid: i32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/netlink")).unwrap();
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 10 && w[1] == "12").then(|| w[w.len() - 1].to_string())
+        })
+        .collect();
+    let fd = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let link = std::fs::read_link(e.path()).ok()?;
+            let l = link.to_string_lossy();
+            let ino = l.strip_prefix("socket:[")?.strip_suffix(']')?;
+            inodes
+                .iter()
+                .any(|i| i == ino)
+                .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no NETLINK_NETFILTER socket in pid {pid} ({inodes:?})"));
+    // SAFETY: raw syscalls with integer arguments; each returned descriptor is new and owned
+    // here.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
+        assert!(
+            pidfd >= 0,
+            "pidfd_open {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        let pidfd = std::os::fd::OwnedFd::from_raw_fd(pidfd as i32);
+        let got = libc::syscall(
+            libc::SYS_pidfd_getfd,
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            fd,
+            0,
+        );
+        assert!(got >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
+        std::os::fd::OwnedFd::from_raw_fd(got as i32)
+    }
+}
+
+/// NAT mode, its table deleted under the running container (by its owner's own socket, taken
+/// from the monitor: nobody else may delete an owner table): `explain port` names the missing
+/// table with the restart hint and exits 1.
+#[test]
+fn a_nat_table_gone_is_named() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let id = web(
+        &ns,
+        &lab,
+        "natweb",
+        "80",
+        &["-p", "8001:80", "--publish-mode", "nat"],
+    );
+    explain_when(&ns, &lab, "8001", "listens on [::]:80").expect_code(0);
+    let table = format!("dockling-{}", &id[..12]);
+    let sock = steal_netfilter_socket(lab.monitor_pid(&id));
+    dockling::network::nft::delete_table_on(
+        &dockling::sys::Sys::quiet(),
+        std::os::fd::AsRawFd::as_raw_fd(&sock),
+        1 << 20,
+        &table,
+    )
+    .expect("the owner's socket deletes its table");
+    let o = ns.dockling(&lab, &["explain", "port", "8001"]);
+    o.expect_code(1);
+    assert!(
+        o.stdout.contains(&format!(
+            "2. wrong: the kernel has no table ip {table}: no rule sends port 8001 to 172.17.0.2:80; dockling restart natweb"
+        )),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("the path is complete"), "{}", o.stdout);
+    drop(sock);
+    ns.dockling(&lab, &["rm", "-f", "natweb"]).expect_code(0);
+}
+
+/// The host end of the container's veth deleted in the test's namespace (which takes its
+/// eth0 with it): `explain port` names the missing veth and exits 1.
+#[test]
+fn a_veth_gone_is_named() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let id = web(&ns, &lab, "web", "80", &["-p", "8000:80"]);
+    explain_when(&ns, &lab, "8000", "listens on [::]:80").expect_code(0);
+    let veth = format!("veth{}", &id[..7]);
+    let out = ns
+        .command("ip")
+        .args(["link", "del", &veth])
+        .output()
+        .expect("ip is installed");
+    assert!(out.status.success(), "ip link del {veth}: {out:?}");
+    let o = ns.dockling(&lab, &["explain", "port", "8000"]);
+    o.expect_code(1);
+    assert!(
+        o.stdout.contains(&format!(
+            "4. wrong: the host end of web's veth pair, {veth}, is not there"
         )),
         "{}",
         o.stdout

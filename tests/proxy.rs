@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::wait_until;
 use dockling::network::ports::{bind_all, parse_all, Listener};
-use dockling::network::proxy::{spawn_with, ProxyChild, ProxyOptions};
+use dockling::network::proxy::{spawn_with, ProxyChild, ProxyLog, ProxyOptions};
 use dockling::sys::Sys;
 use sha2::{Digest, Sha256};
 
@@ -272,7 +272,7 @@ fn connections_beyond_the_cap_are_refused_with_a_log_line() {
             &format!("127.0.0.1::{backend}"),
             ProxyOptions {
                 max_connections: 2,
-                stderr: Some(log.reopen().unwrap().into()),
+                stderr: ProxyLog::To(log.reopen().unwrap().into()),
                 ..opts()
             },
         );

@@ -9,33 +9,17 @@ use common::{wait_until, Lab, NetNs};
 
 /// A detached busybox httpd serving `text` on port 80, with `flags` before the image.
 fn web(ns: &NetNs, lab: &Lab, name: &str, text: &str, flags: &[&str]) -> String {
-    let script =
-        format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
-    let o = ns.dockling(lab, &args);
-    o.expect_code(0);
-    o.stdout.trim().to_string()
+    common::web(ns, lab, name, "80", text, flags)
 }
 
 /// One `curl` from the test's namespace: the body, or None.
 fn curl_once(ns: &NetNs, url: &str) -> Option<String> {
-    let out = ns
-        .command("curl")
-        .args(["-sS", "--max-time", "2", url])
-        .output()
-        .expect("curl is installed");
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    ns.curl_once(url)
 }
 
 /// `curl url` retried until it answers.
 fn http_get(ns: &NetNs, url: &str) -> String {
-    wait_until(Duration::from_secs(10), &format!("{url} to answer"), || {
-        curl_once(ns, url)
-    })
+    ns.http_get(url)
 }
 
 /// Whether anything accepts a TCP connection on `addr` in the namespace (curl's exit 7 is
@@ -51,27 +35,7 @@ fn refused(ns: &NetNs, addr: &str) -> bool {
 
 /// The pids of `dockling proxy` processes whose parent is `ppid`.
 fn proxies_of(ppid: i32) -> Vec<i32> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-        let parent: i32 = after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if parent == ppid && args.get(1) == Some(&&b"proxy"[..]) {
-            out.push(pid);
-        }
-    }
-    out
+    common::proxies_of(ppid)
 }
 
 fn nft_tables(ns: &NetNs) -> String {

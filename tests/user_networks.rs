@@ -10,14 +10,8 @@ use common::{wait_until, Lab, NetNs};
 
 /// A detached busybox httpd on `network` serving `text`, with extra `flags`.
 fn web(ns: &NetNs, lab: &Lab, name: &str, network: &str, flags: &[&str], text: &str) -> String {
-    let script =
-        format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
-    let mut args = vec!["run", "-d", "--name", name, "--network", network];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
-    let o = ns.dockling(lab, &args);
-    o.expect_code(0);
-    o.stdout.trim().to_string()
+    let flags = [&["--network", network][..], flags].concat();
+    common::web(ns, lab, name, "80", text, &flags)
 }
 
 /// `ping -c1 -W1 host` from a new container on `network`, retried until it answers (the
@@ -48,14 +42,7 @@ fn ping_by_name(ns: &NetNs, lab: &Lab, network: &str, host: &str) -> String {
 }
 
 fn create(ns: &NetNs, lab: &Lab, args: &[&str]) -> String {
-    let mut a = vec!["network", "create"];
-    a.extend_from_slice(args);
-    let o = ns.dockling(lab, &a);
-    o.expect_code(0);
-    let id = o.stdout.trim().to_string();
-    assert_eq!(id.len(), 64, "network create prints the full id: {id:?}");
-    assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
-    id
+    common::create_network(ns, lab, args)
 }
 
 #[test]

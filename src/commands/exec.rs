@@ -56,12 +56,7 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
     // Run from a sealed copy of the binary, as `run` does: the process started in the
     // container is dockling until its execve, and /proc/<pid>/exe must not lead a container
     // to a writable host binary (CVE-2019-5736).
-    crate::runtime::exe::record_reexec(&sys);
-    crate::runtime::exe::reexec_sealed(&sys, std::env::args_os().collect()).map_err(|e| {
-        Error::Usage(format!(
-            "exec runs only from a sealed copy of dockling, and none could be made: {e}"
-        ))
-    })?;
+    crate::runtime::exe::enter_sealed(&sys, crate::runtime::exe::Unsealed::Refuse)?;
     let containers = Containers::open(&ctx.root)?;
     crate::commands::rm::reap(ctx, &containers);
     let c = containers.find(&args.container)?;

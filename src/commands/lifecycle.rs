@@ -154,7 +154,7 @@ fn stop_one(
     };
     crate::commands::rm::signal_through(sys, pid, start, sig)?;
     // A paused container could not even handle the signal: thawed, as Docker does.
-    thaw(ctx, &c)?;
+    thaw(ctx, sys, &c)?;
     sys.tracer.note(&format!(
         "waiting up to {}s for the container to end and its monitor to record it (a poll on the monitor's pidfd)",
         timeout.as_secs()
@@ -200,11 +200,12 @@ fn settle(sys: &Sys, containers: &Containers, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Thaw a paused container (a signal to frozen processes waits until they thaw).
-fn thaw(ctx: &Context, c: &Container) -> Result<()> {
+/// Thaw a paused container (a signal to frozen processes waits until they thaw): the
+/// freezer knob's write through `sys`, so `stop --trace` shows it.
+fn thaw(ctx: &Context, sys: &Sys, c: &Container) -> Result<()> {
     if let Ok(cg) = cgroup(ctx, c) {
         if cg.is_frozen() {
-            cg.set_frozen(&Sys::quiet(), false)?;
+            cg.set_frozen(sys, false)?;
         }
     }
     Ok(())
@@ -260,10 +261,7 @@ pub fn restart(ctx: &Context, args: &StopArgs) -> Result<i32> {
 /// the binary, so a container cannot overwrite it through /proc/self/exe (CVE-2019-5736).
 fn sealed_sys() -> Result<Sys> {
     let sys = Sys::new(Box::new(Linux), Tracer::new(None, false));
-    crate::runtime::exe::record_reexec(&sys);
-    if let Err(e) = crate::runtime::exe::reexec_sealed(&sys, std::env::args_os().collect()) {
-        eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected");
-    }
+    crate::runtime::exe::enter_sealed(&sys, crate::runtime::exe::Unsealed::Warn)?;
     Ok(sys)
 }
 
@@ -494,7 +492,8 @@ pub fn kill(ctx: &Context, args: &KillArgs) -> Result<i32> {
             Some((pid, start)) => {
                 containers.request_stop(&c.spec.id);
                 crate::commands::rm::signal(pid, start, sig)?;
-                thaw(ctx, &c)
+                // `kill` has no --trace: its calls go through the seam untraced.
+                thaw(ctx, &Sys::quiet(), &c)
             }
             None => Err(ContainerError::NotRunning {
                 doing: "kill",

@@ -346,14 +346,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
             args.step,
         )?,
     );
-    crate::runtime::exe::record_reexec(&sys);
-    match crate::runtime::exe::reexec_sealed(&sys, std::env::args_os().collect()) {
-        Ok(()) => {}
+    match crate::runtime::exe::enter_sealed(&sys, crate::runtime::exe::Unsealed::Warn) {
         Err(Error::Aborted(a)) => {
             eprintln!("dockling: {a}: nothing was done yet");
             return Ok(130);
         }
-        Err(e) => eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected"),
+        other => other?,
     }
     let log_opts = crate::container::logs::LogOptions::parse(&args.log_opts)?;
     if args.restart != crate::spec::RestartPolicy::No {

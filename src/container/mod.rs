@@ -518,18 +518,58 @@ impl Containers {
     /// Say the container is being ended on purpose, before signalling it: its monitor does not
     /// restart it (see [`STOP_REQUESTED`]). Best effort: without the file a `--restart`
     /// container may come back, which `rm -f` then ends.
+    ///
+    /// The file, like its check and removal below, is reached through a descriptor of the
+    /// container's directory (`*at` calls, no symlink followed), never through a host path
+    /// string: a `stop-requested` that is a symlink creates, counts and removes nothing
+    /// outside the directory.
     pub fn request_stop(&self, id: &str) {
-        let _ = File::create(self.bundle(id).join(STOP_REQUESTED));
+        if let Some(dir) = self.open_dir(id) {
+            let _ = nix::fcntl::openat(
+                Some(dir.as_raw_fd()),
+                STOP_REQUESTED,
+                nix::fcntl::OFlag::O_WRONLY
+                    | nix::fcntl::OFlag::O_CREAT
+                    | nix::fcntl::OFlag::O_NOFOLLOW
+                    | nix::fcntl::OFlag::O_NONBLOCK
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )
+            .map(|fd| {
+                // SAFETY: openat returned a new descriptor nothing else owns: closed here.
+                drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+            });
+        }
     }
 
-    /// Whether `stop`, `kill` or `rm -f` asked for the container's end ([`Containers::request_stop`]).
+    /// Whether `stop`, `kill` or `rm -f` asked for the container's end ([`Containers::request_stop`]):
+    /// a regular file of that name in its directory (`fstatat`, `AT_SYMLINK_NOFOLLOW`).
     pub fn stop_requested(&self, id: &str) -> bool {
-        self.bundle(id).join(STOP_REQUESTED).exists()
+        self.open_dir(id).is_some_and(|dir| {
+            nix::sys::stat::fstatat(
+                Some(dir.as_raw_fd()),
+                STOP_REQUESTED,
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+        })
     }
 
-    /// Forget a stop request: the container is started again, or its run is over.
+    /// Forget a stop request: the container is started again, or its run is over
+    /// (`unlinkat` in its directory).
     pub fn clear_stop_request(&self, id: &str) {
-        let _ = std::fs::remove_file(self.bundle(id).join(STOP_REQUESTED));
+        if let Some(dir) = self.open_dir(id) {
+            let _ = nix::unistd::unlinkat(
+                Some(dir.as_raw_fd()),
+                STOP_REQUESTED,
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
+    }
+
+    /// The container's directory as an `O_PATH` descriptor (None when it is gone).
+    fn open_dir(&self, id: &str) -> Option<std::os::fd::OwnedFd> {
+        crate::sys::fs::open_root(&self.bundle(id)).ok()
     }
 
     /// True when the container has an engine lock file (every container made since they exist).
@@ -644,6 +684,40 @@ mod tests {
     #[test]
     fn start_time_of_self_is_readable() {
         assert!(process_start_time(std::process::id() as i32).is_some());
+    }
+
+    /// A `stop-requested` planted as a symlink (to a file outside the container's directory)
+    /// is neither followed to create its target, nor counted as a request; clearing it
+    /// removes the link, not its target.
+    #[test]
+    fn the_stop_request_never_follows_a_symlink_out_of_the_container_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let containers = Containers::at(tmp.path());
+        let id = "c0ffee";
+        let dir = containers.bundle(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let victim = outside.join("victim");
+        std::os::unix::fs::symlink(&victim, dir.join(STOP_REQUESTED)).unwrap();
+        containers.request_stop(id);
+        assert!(
+            !victim.exists(),
+            "request_stop created the symlink's target"
+        );
+        std::fs::write(&victim, "keep").unwrap();
+        assert!(
+            !containers.stop_requested(id),
+            "a symlink to a file outside counted as a stop request"
+        );
+        containers.clear_stop_request(id);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(dir.join(STOP_REQUESTED).symlink_metadata().is_err());
+        // The real file still works.
+        containers.request_stop(id);
+        assert!(containers.stop_requested(id));
+        containers.clear_stop_request(id);
+        assert!(!containers.stop_requested(id));
     }
 
     #[test]

@@ -190,18 +190,16 @@ pub fn follow(
     proto: Proto,
 ) -> Report {
     let mut out = String::new();
+    // Only a live container shows published ports; its namespace is opened through
+    // /proc/<pid>, so the pid must still be its process (live_pid checks the start time).
     let found = containers.iter().find_map(|c| {
-        let alive = c.is_alive();
-        c.published_ports(alive)
+        let pid = c.live_pid()?;
+        c.published_ports(true)
             .into_iter()
             .find(|p| p.proto == proto && p.host.port() == port)
-            .map(|p| (c, p))
+            .map(|p| (c, p, pid))
     });
-    let Some((c, p)) = found else {
-        return not_published(containers, port, proto);
-    };
-    // Its namespace is opened through /proc/<pid>: only while that pid is still its process.
-    let Some(pid) = c.live_pid() else {
+    let Some((c, p, pid)) = found else {
         return not_published(containers, port, proto);
     };
     let name = &c.spec.name;

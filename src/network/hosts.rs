@@ -13,13 +13,14 @@
 //! keep seeing the old inode. Rewrites happen under the network's lock, so two commands
 //! refreshing the same network write whole files one after the other.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::fd::{IntoRawFd, OwnedFd};
 use std::path::Path;
 
 use crate::container::Containers;
 use crate::error::{Error, Result};
 use crate::spec::RunSpec;
+use crate::sys::{Call, Ret, Sys};
 
 /// Another container of the network, as a hosts line: its address and names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +127,7 @@ pub fn peers_all(root: &Path, spec: &RunSpec, with: Option<&str>) -> Vec<Peer> {
 
 /// Rewrite in place the hosts file of container `id` (a running one), from the store.
 pub fn rewrite_one(root: &Path, id: &str) -> Result<()> {
+    let sys = Sys::quiet();
     let containers = Containers::at(root);
     let Ok(c) = containers.find(id) else {
         return Ok(());
@@ -138,12 +140,28 @@ pub fn rewrite_one(root: &Path, id: &str) -> Result<()> {
     let others = peers_all(root, &c.spec, None);
     let links = link_peers(root, &c.spec);
     let t = text(&c.spec, own.map(|(_, a)| a), gateway, &links, &others);
-    rewrite_in_place(&c.spec.bundle, &t)
+    rewrite_in_place(&sys, &c.spec.bundle, &t)
 }
 
 /// Rewrite in place the hosts file of every running container of user network `network`
-/// (and of `with`, starting now; never of `gone`, stopping now).
+/// (and of `with`, starting now; never of `gone`, stopping now). Untraced: see
+/// [`refresh_traced`].
 pub fn refresh(root: &Path, network: &str, with: Option<&str>, gone: Option<&str>) -> Result<()> {
+    refresh_traced(&Sys::quiet(), root, network, with, gone)
+}
+
+/// [`refresh`] through the seam (the start path's): the network's lock (`openat`, `flock`)
+/// and each rewrite (the container's directory opened, its hosts file `openat2`'d beneath it
+/// with `O_TRUNC`, `write`, `close`) are traced calls. The records it reads (the network's
+/// `network.json` and `leases.json`, each member's `state.json`) are store files, untraced
+/// by design: a trace note names them.
+pub fn refresh_traced(
+    sys: &Sys,
+    root: &Path,
+    network: &str,
+    with: Option<&str>,
+    gone: Option<&str>,
+) -> Result<()> {
     if network == super::store::DEFAULT_NETWORK {
         return Ok(());
     }
@@ -151,12 +169,17 @@ pub fn refresh(root: &Path, network: &str, with: Option<&str>, gone: Option<&str
     if !dir.join("network.json").exists() {
         return Ok(());
     }
-    let _lock = crate::files::lock(&dir.join(".lock"))?;
+    let _lock = crate::files::lock_traced(sys, &dir.join(".lock"))?;
     let containers = Containers::at(root);
     let gateway = super::store::read(root, network)?
         .map(|n| n.gateway)
         .unwrap_or(Ipv4Addr::UNSPECIFIED);
-    for (id, addr) in super::store::members(root, network)? {
+    let members = super::store::members(root, network)?;
+    sys.tracer.note(&format!(
+        "names on network {network}: read its network.json and leases.json and the records of its {} member(s) (store files, untraced), then rewrite the hosts file of each running one",
+        members.len()
+    ));
+    for (id, addr) in members {
         if Some(id.as_str()) == gone {
             continue;
         }
@@ -176,7 +199,7 @@ pub fn refresh(root: &Path, network: &str, with: Option<&str>, gone: Option<&str
             .collect();
         let links = link_peers(root, &c.spec);
         let t = text(&c.spec, Some(addr), gateway, &links, &others);
-        rewrite_in_place(&c.spec.bundle, &t)?;
+        rewrite_in_place(sys, &c.spec.bundle, &t)?;
     }
     Ok(())
 }
@@ -208,34 +231,53 @@ pub fn link_peers(root: &Path, spec: &RunSpec) -> Vec<Peer> {
 /// O_NONBLOCK always: that root may hold a lease on it (or make it anything but a file);
 /// the engine, maybe holding a network's lock, must never wait on it: the open fails at
 /// once (EWOULDBLOCK) instead, and the caller warns.
-fn open_hosts(bundle: &Path, flags: i32) -> Result<std::fs::File> {
-    let dirfd = crate::sys::fs::open_root(bundle).map_err(Error::io("open", bundle))?;
-    let fd = crate::sys::fs::openat2(
+/// Both opens go through the seam; the directory's descriptor is closed after the lookup,
+/// untraced.
+fn open_hosts(sys: &Sys, bundle: &Path, flags: i32) -> Result<OwnedFd> {
+    let dirfd = sys.open(bundle, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)?;
+    Ok(sys.openat2(
         std::os::fd::AsFd::as_fd(&dirfd),
         Path::new("hosts"),
         flags | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
         0,
         libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
-    )
-    .map_err(Error::io("open", &bundle.join("hosts")))?;
-    Ok(std::fs::File::from(fd))
+    )?)
 }
 
 /// The hosts file of the container whose bundle is `bundle` (`--network container:` shares
-/// it), read through [`open_hosts`].
-pub fn read_of(bundle: &Path) -> Result<String> {
+/// it), read through [`open_hosts`] (the read itself is plumbing, untraced).
+pub fn read_of(sys: &Sys, bundle: &Path) -> Result<String> {
     use std::io::Read as _;
     let mut text = String::new();
-    open_hosts(bundle, libc::O_RDONLY)?
+    std::fs::File::from(open_hosts(sys, bundle, libc::O_RDONLY)?)
         .read_to_string(&mut text)
         .map_err(Error::io("read", &bundle.join("hosts")))?;
     Ok(text)
 }
 
 /// `<bundle>/hosts` truncated and written in place: the same inode the container has
-/// bind-mounted.
-fn rewrite_in_place(bundle: &Path, text: &str) -> Result<()> {
-    open_hosts(bundle, libc::O_WRONLY | libc::O_TRUNC)?
-        .write_all(text.as_bytes())
-        .map_err(Error::io("write", &bundle.join("hosts")))
+/// bind-mounted (`openat2`, `write`, `close`, traced).
+fn rewrite_in_place(sys: &Sys, bundle: &Path, text: &str) -> Result<()> {
+    let path = bundle.join("hosts");
+    let fd = open_hosts(sys, bundle, libc::O_WRONLY | libc::O_TRUNC)?.into_raw_fd();
+    let written = sys.perform(Call::Write {
+        fd,
+        path: path.clone(),
+        data: text.to_string(),
+    });
+    // Closed whatever the write gave: the descriptor is ours alone.
+    let closed = sys.run(Call::Close {
+        fd,
+        object: path.display().to_string(),
+    });
+    match written? {
+        Ret::Bytes(n) if n < text.len() && !sys.is_dry_run() => {
+            return Err(Error::io("write", &path)(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                format!("wrote {n} of {} bytes", text.len()),
+            )))
+        }
+        _ => {}
+    }
+    Ok(closed?)
 }

@@ -1073,18 +1073,10 @@ impl OwnedTable {
 
     /// `nft delete table ip <name>` (one batch), then close the socket.
     pub fn remove(mut self, sys: &Sys) -> Result<(), NetError> {
-        let t = self.table.name.clone();
-        let mut b = Batch::begin(self.seq);
-        b.push(
-            NFT_MSG_DELTABLE,
-            0,
-            |m| put_str(m, NFTA_TABLE_NAME, &t),
-            format!("delete table ip {t}"),
-        );
-        let sent = send(sys, self.fd, NlWhat::NftUnpublish, b);
+        let sent = delete_table_on(sys, self.fd, self.seq, &self.table.name);
         self.open = false;
         close(sys, self.fd);
-        sent.map(drop)
+        sent
     }
 
     /// Close the socket (traced): the kernel deletes the table.
@@ -1102,6 +1094,20 @@ impl Drop for OwnedTable {
             let _ = nix::unistd::close(self.fd);
         }
     }
+}
+
+/// `nft delete table ip <name>` as one batch (first sequence number `seq`) on the netlink
+/// socket `fd`, which must own the table if it has `flags owner` (the socket that made it, or
+/// a duplicate of that descriptor): what [`OwnedTable::remove`] sends.
+pub fn delete_table_on(sys: &Sys, fd: i32, seq: u32, name: &str) -> Result<(), NetError> {
+    let mut b = Batch::begin(seq);
+    b.push(
+        NFT_MSG_DELTABLE,
+        0,
+        |m| put_str(m, NFTA_TABLE_NAME, name),
+        format!("delete table ip {name}"),
+    );
+    send(sys, fd, NlWhat::NftUnpublish, b).map(drop)
 }
 
 /// Publish `rules` for container `container_id` in NAT mode: one batch making its owned

@@ -27,17 +27,15 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::ports::{Listener, Proto, Published};
 use super::NetError;
-use crate::sys::Sys;
+use crate::sys::{Call, Prctl, Sys, SysError};
 
 /// Connections carried at once, by default.
 pub const MAX_CONNECTIONS: usize = 4096;
@@ -50,6 +48,18 @@ const PIPE_SIZE: usize = 64 * 1024;
 /// How long [`spawn`] waits for the status line.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where the proxy's log lines (its stderr) go.
+#[derive(Debug, Default)]
+pub enum ProxyLog {
+    /// This process's stderr.
+    #[default]
+    Inherit,
+    /// Nowhere (`/dev/null`).
+    Null,
+    /// This open file.
+    To(OwnedFd),
+}
+
 /// How to start the proxy.
 pub struct ProxyOptions {
     /// The binary to run (`/proc/self/exe`: this very binary, sealed or read-only if the
@@ -57,8 +67,8 @@ pub struct ProxyOptions {
     pub exe: PathBuf,
     /// Connections carried at once.
     pub max_connections: usize,
-    /// Where its log lines go (None: this process's stderr).
-    pub stderr: Option<Stdio>,
+    /// Where its log lines go.
+    pub stderr: ProxyLog,
 }
 
 impl Default for ProxyOptions {
@@ -66,39 +76,48 @@ impl Default for ProxyOptions {
         ProxyOptions {
             exe: "/proc/self/exe".into(),
             max_connections: MAX_CONNECTIONS,
-            stderr: None,
+            stderr: ProxyLog::Inherit,
         }
     }
 }
 
-/// A running proxy process. Dropping it kills and waits for it.
+/// A running proxy process. [`ProxyChild::kill`] ends it through the seam; dropping one that
+/// was not killed so kills and waits for it untraced (a path that never reached `kill`, such
+/// as a panic unwinding).
 #[derive(Debug)]
 pub struct ProxyChild {
-    child: Option<Child>,
+    /// 0: none (a dry run, no listeners, or already killed).
+    pid: i32,
 }
 
 impl ProxyChild {
     /// Its pid (0 in a dry run).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+        self.pid as u32
     }
 
-    /// SIGKILL and wait: the published ports close with it.
-    pub fn kill(mut self) {
-        self.stop();
+    /// SIGKILL and wait (`kill`, `wait4`, traced): the published ports close with it.
+    /// Returns the raw wait status (None when there was no process).
+    pub fn kill(mut self, sys: &Sys) -> Option<i32> {
+        self.stop(sys)
     }
 
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+    fn stop(&mut self, sys: &Sys) -> Option<i32> {
+        let pid = std::mem::take(&mut self.pid);
+        if pid <= 0 {
+            return None;
+        }
+        let _ = sys.run(Call::KillProxy { pid });
+        match sys.perform(Call::WaitProxy { pid }) {
+            Ok(crate::sys::Ret::Waited { status, .. }) => Some(status),
+            _ => None,
         }
     }
 }
 
 impl Drop for ProxyChild {
     fn drop(&mut self) {
-        self.stop();
+        self.stop(&Sys::quiet());
     }
 }
 
@@ -128,7 +147,30 @@ pub fn args(listeners: &[Listener], container_ip: Ipv4Addr, max: usize) -> Vec<S
     a
 }
 
-/// [`spawn`] with options.
+/// What the forked copy needs to become the proxy, worked out before the fork: the copy only
+/// makes calls.
+struct Plan<'a> {
+    /// The status pipe's write end.
+    status: RawFd,
+    /// The listeners, in `--map` order.
+    sources: Vec<RawFd>,
+    /// A number above every descriptor in play (and above 3 + the listeners): each goes there
+    /// first, so placing them on 3, 4, … never overwrites one not yet copied.
+    base: RawFd,
+    /// This process, which the proxy must still have as its parent once PDEATHSIG is set.
+    parent: libc::pid_t,
+    stderr: &'a ProxyLog,
+    exec: Call,
+}
+
+/// [`spawn`] with options. The start goes through the seam, as the container's does: the
+/// status pipe (`pipe2`), a plain fork (`clone`), and in the fork `PR_SET_PDEATHSIG`,
+/// /dev/null and the descriptors `dup2`'d into place, everything else marked close-on-exec
+/// (`close_range`), the signal mask emptied, and `execve` of this binary as
+/// `dockling proxy …`; the trace names that process `proxy`. Call it from a process whose
+/// other threads (if any) cannot hold the allocator's lock: the fork is a raw `clone`, and its
+/// copy allocates the `execve`'s argument strings (the engine and the monitor are
+/// single-threaded here).
 pub fn spawn_with(
     sys: &Sys,
     listeners: &[Listener],
@@ -151,86 +193,152 @@ pub fn spawn_with(
         argv.join(" ")
     ));
     if sys.is_dry_run() || listeners.is_empty() {
-        return Ok(ProxyChild { child: None });
+        return Ok(ProxyChild { pid: 0 });
     }
     let err = |what: &str, e: &dyn std::fmt::Display| NetError::Proxy(format!("{what}: {e}"));
-    let n = listeners.len();
-    // Above every descriptor the child will be given (3, 4..4+n), so the dup2s in the child
-    // never overwrite a source before it was copied.
-    let base = (4 + n + 1) as RawFd;
-    let high = |fd: RawFd| -> Result<OwnedFd, NetError> {
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(base))
-            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nothing else owns.
-            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-            .map_err(|e| err("fcntl F_DUPFD_CLOEXEC", &e))
+    let (status_r, status_w) = match sys.perform(Call::ProxyPipe).map_err(|e| err("pipe2", &e))? {
+        // SAFETY: the kernel just created both descriptors and nothing else owns them.
+        crate::sys::Ret::FdPair(r, w) => unsafe {
+            (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w))
+        },
+        other => unreachable!("pipe2 returns a pair of descriptors, not {other:?}"),
     };
-    let (status_r, status_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| err("pipe2", &e))?;
-    let status_w = high(status_w.as_raw_fd())?;
-    let mut sources = Vec::with_capacity(n);
-    for l in listeners {
-        sources.push(high(l.as_raw_fd())?);
-    }
-    let raw_sources: Vec<RawFd> = sources.iter().map(|f| f.as_raw_fd()).collect();
-    let status_raw = status_w.as_raw_fd();
-    let parent = std::process::id() as libc::pid_t;
-    let mut cmd = Command::new(&opts.exe);
+    let sources: Vec<RawFd> = listeners.iter().map(|l| l.as_raw_fd()).collect();
+    let highest = sources
+        .iter()
+        .copied()
+        .chain([status_w.as_raw_fd(), 3 + sources.len() as RawFd])
+        .chain(match &opts.stderr {
+            ProxyLog::To(fd) => Some(fd.as_raw_fd()),
+            _ => None,
+        })
+        .chain(sys.tracer.own_fds())
+        .max()
+        .unwrap_or(3);
     // Seen in the host's `ps` as `dockling proxy …`, not `/proc/self/exe proxy …`.
-    std::os::unix::process::CommandExt::arg0(&mut cmd, "dockling");
-    cmd.args(&argv)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(opts.stderr.unwrap_or_else(Stdio::inherit));
-    // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid, dup2,
-    // close_range) on descriptors this process owns; no allocation.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent died before the line above: nobody would ever kill this proxy.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            if libc::dup2(status_raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            for (i, fd) in raw_sources.iter().enumerate() {
-                if libc::dup2(*fd, 4 + i as libc::c_int) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            // Everything above the listeners closes at exec (std's own error pipe included,
-            // which must stay open until then).
-            libc::syscall(
-                libc::SYS_close_range,
-                (4 + raw_sources.len()) as libc::c_uint,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
+    let mut exec_argv = vec!["dockling".to_string()];
+    exec_argv.extend(argv);
+    // The environment as the proxy's (a value that is not UTF-8 is left out: the proxy reads
+    // none).
+    let envp: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
+        .collect();
+    let plan = Plan {
+        status: status_w.as_raw_fd(),
+        sources,
+        base: highest + 1,
+        parent: std::process::id() as libc::pid_t,
+        stderr: &opts.stderr,
+        exec: Call::Execve {
+            path: opts.exe.clone(),
+            argv: exec_argv,
+            envp,
+        },
+    };
+    let forked = Instant::now();
+    let pid = sys
+        .clone_process(nix::sched::CloneFlags::empty())
         .map_err(|e| err(&format!("start {}", opts.exe.display()), &e))?;
+    if pid == 0 {
+        sys.tracer.set_process("proxy");
+        // Its events must not land on 3, 4, … nor on the copies above `base`.
+        sys.tracer
+            .move_fds_above(plan.base + 1 + plan.sources.len() as RawFd);
+        let report = std::cell::Cell::new(plan.status);
+        let why = match become_proxy(sys, plan, &report) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        };
+        // On the status pipe, wherever it is now (docker-proxy's `1\n<error>`).
+        let line = format!("1\n{why}");
+        // SAFETY: a write of a live buffer to the status pipe's descriptor.
+        unsafe { libc::write(report.get(), line.as_ptr().cast(), line.len()) };
+        sys.tracer.flush();
+        // SAFETY: the end of a forked copy that could not exec: no exit handlers of the
+        // parent's copy of this image may run.
+        unsafe { libc::_exit(127) }
+    }
     drop(status_w);
-    drop(sources);
-    let mut child = ProxyChild { child: Some(child) };
+    let child = ProxyChild { pid };
     match read_status(status_r) {
-        Ok(()) => Ok(child),
+        Ok(()) => {
+            // It serves, so its execve succeeded, and its code that could have traced it is
+            // gone: the engine records it on its behalf (as the container's), with the time
+            // from the fork until the status line as its duration (an upper bound).
+            let me = sys.tracer.process();
+            sys.tracer.set_process("proxy");
+            sys.tracer
+                .syscall(&plan.exec, &Ok(crate::sys::Ret::Zero), forked.elapsed());
+            sys.tracer.set_process(me);
+            Ok(child)
+        }
         Err(why) => {
-            let status = child
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            child.stop();
+            let status = child.kill(sys);
             Err(NetError::Proxy(match status {
-                Some(s) => format!("{why} ({s})"),
-                None => why,
+                Some(s) if libc::WIFEXITED(s) => {
+                    format!("{why} (exit status: {})", libc::WEXITSTATUS(s))
+                }
+                Some(s) if libc::WIFSIGNALED(s) && libc::WTERMSIG(s) != libc::SIGKILL => {
+                    format!("{why} (signal: {})", libc::WTERMSIG(s))
+                }
+                _ => why,
             }))
         }
     }
+}
+
+/// In the fork: become `dockling proxy` (see [`spawn_with`]). Returns only on failure.
+/// `report` follows the status pipe's descriptor as it moves.
+fn become_proxy(
+    sys: &Sys,
+    plan: Plan<'_>,
+    report: &std::cell::Cell<RawFd>,
+) -> Result<std::convert::Infallible, SysError> {
+    use crate::sys::call::Stdio as What;
+    sys.run(Call::Prctl {
+        option: Prctl::SetPdeathsig,
+        arg: libc::SIGKILL as u64,
+    })?;
+    // The parent died before the line above: nobody would ever kill this proxy.
+    if nix::unistd::getppid().as_raw() != plan.parent {
+        return Err(SysError {
+            name: "prctl",
+            object: "PR_SET_PDEATHSIG: the engine ended before it was set".into(),
+            errno: nix::errno::Errno::ESRCH,
+        });
+    }
+    let dup2 = |old: RawFd, new: RawFd, what: What| sys.run(Call::Dup2 { old, new, what });
+    // Never closed through its owner: the numbers are reused by the dup2s below, and what is
+    // left of it closes at exec (O_CLOEXEC).
+    let null = sys
+        .open(Path::new("/dev/null"), libc::O_RDWR | libc::O_CLOEXEC)?
+        .into_raw_fd();
+    dup2(null, 0, What::ProxyNull)?;
+    dup2(null, 1, What::ProxyNull)?;
+    match plan.stderr {
+        ProxyLog::Inherit => {}
+        ProxyLog::Null => dup2(null, 2, What::ProxyNull)?,
+        ProxyLog::To(fd) => dup2(fd.as_raw_fd(), 2, What::ProxyLog)?,
+    }
+    dup2(plan.status, plan.base, What::ProxyStatus)?;
+    // Nothing is put on `base` again, while the status pipe's own number may be.
+    report.set(plan.base);
+    for (i, fd) in plan.sources.iter().enumerate() {
+        dup2(*fd, plan.base + 1 + i as RawFd, What::ProxyListener)?;
+    }
+    dup2(plan.base, 3, What::ProxyStatus)?;
+    for i in 0..plan.sources.len() as RawFd {
+        dup2(plan.base + 1 + i, 4 + i, What::ProxyListener)?;
+    }
+    sys.run(Call::CloseRange {
+        first: 4 + plan.sources.len() as u32,
+    })?;
+    // The engine blocked the signals it forwards before it cloned the container; the mask
+    // would outlive the execve.
+    sys.run(Call::UnblockSignals)?;
+    // Moved, not cloned: the fork allocates as little as it can.
+    sys.run(plan.exec)?;
+    unreachable!("execve returned without an error")
 }
 
 /// Read `0\n` (serving) or `1\n<error>` from the status pipe, within [`START_TIMEOUT`].
@@ -285,7 +393,7 @@ pub fn serve(
     maps: &[Published],
     max_connections: usize,
 ) -> Result<(), ServeError> {
-    // Again (spawn's pre_exec did it already for the engine's proxies), for one started by
+    // Again (spawn's fork did it already for the engine's proxies), for one started by
     // hand; a no-op when already set.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     // SAFETY: descriptor 3 is the status pipe by this command's contract; owned from here on.

@@ -169,6 +169,35 @@ pub fn reexec_sealed(sys: &Sys, argv: Vec<OsString>) -> Result<(), Error> {
     result.map_err(Error::from)
 }
 
+/// What a command does when no sealed copy of the binary can be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsealed {
+    /// Refuse to go on (`exec`: its process enters a running container as dockling).
+    Refuse,
+    /// Go on from the real binary with a warning (`run`, `start`).
+    Warn,
+}
+
+/// The start of every command that starts a process inside a container: put the `execveat`
+/// this process was started by into the trace (when it is the re-executed one), then run
+/// from a binary nothing can write ([`reexec_sealed`]; this command line again, as given).
+/// An abort at the `security.reexec` pause is returned as it is; any other failure is
+/// refused or warned about as `unsealed` says.
+pub fn enter_sealed(sys: &Sys, unsealed: Unsealed) -> Result<(), Error> {
+    record_reexec(sys);
+    match reexec_sealed(sys, std::env::args_os().collect()) {
+        Ok(()) => Ok(()),
+        Err(e @ Error::Aborted(_)) => Err(e),
+        Err(e) if unsealed == Unsealed::Refuse => Err(Error::Usage(format!(
+            "exec runs only from a sealed copy of dockling, and none could be made: {e}"
+        ))),
+        Err(e) => {
+            eprintln!("dockling: warning: could not run from a sealed copy of the binary ({e}); going on unprotected");
+            Ok(())
+        }
+    }
+}
+
 /// `KEY=value` of an environment variable, its bytes unchanged.
 fn env_entry(key: &OsStr, value: &OsStr) -> OsString {
     let mut entry = OsString::with_capacity(key.len() + 1 + value.len());

@@ -92,7 +92,7 @@ impl Publishing {
     fn end(&mut self, sys: &Sys) {
         if let Some(p) = self.proxy.take() {
             let pid = p.pid();
-            p.kill();
+            p.kill(sys);
             sys.tracer.note(&format!(
                 "killed and waited for dockling proxy (pid {pid}): the published ports close with it"
             ));
@@ -159,7 +159,7 @@ fn write_etc_files(
         .net
         .join_id()
         .filter(|_| !sys.is_dry_run())
-        .and_then(|x| crate::network::hosts::read_of(&root.join("containers").join(x)).ok());
+        .and_then(|x| crate::network::hosts::read_of(sys, &root.join("containers").join(x)).ok());
     write(
         "hosts",
         joined.unwrap_or_else(|| {
@@ -563,7 +563,7 @@ pub fn start(
     // start that failed after its name was given out too).
     if spec.network == crate::spec::NetworkMode::Bridge && !dry {
         for n in crate::network::hosts::user_networks(spec) {
-            refresh_names(spec, &n, None, Some(&spec.id));
+            refresh_names(sys, spec, &n, None, Some(&spec.id));
         }
     }
     let outcome = match result {
@@ -663,9 +663,9 @@ struct Outputs<'a, 'b> {
 
 /// Rewrite the hosts files of network `network`'s running containers (a failure is a
 /// warning: the container runs, only a name is stale).
-fn refresh_names(spec: &RunSpec, network: &str, with: Option<&str>, gone: Option<&str>) {
+fn refresh_names(sys: &Sys, spec: &RunSpec, network: &str, with: Option<&str>, gone: Option<&str>) {
     let root = spec.store_root();
-    if let Err(e) = crate::network::hosts::refresh(root, network, with, gone) {
+    if let Err(e) = crate::network::hosts::refresh_traced(sys, root, network, with, gone) {
         eprintln!("dockling: warning: names on network {network} not updated: {e}");
     }
 }
@@ -711,7 +711,11 @@ fn publish(
     sys.step_variant(StepId::NetworkPublish, nat.then_some("nat"))?;
     if !nat {
         let opts = proxy::ProxyOptions {
-            stderr: detached.then(std::process::Stdio::null),
+            stderr: if detached {
+                proxy::ProxyLog::Null
+            } else {
+                proxy::ProxyLog::Inherit
+            },
             ..Default::default()
         };
         let child = proxy::spawn_with(sys, &ports.listeners, e.addr, opts)?;
@@ -805,7 +809,7 @@ fn supervise(
         // The other containers of its user networks learn its name (design §5).
         if !sys.is_dry_run() {
             for n in crate::network::hosts::user_networks(spec) {
-                refresh_names(spec, &n, Some(&spec.id), None);
+                refresh_names(sys, spec, &n, Some(&spec.id), None);
             }
         }
     }

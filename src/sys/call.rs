@@ -174,6 +174,17 @@ pub enum Call {
     /// `pipe2(O_CLOEXEC)`: the pipe the container writes its stdout into, which the engine
     /// copies to its own stdout when that is a pipe or a socket (see `runtime::io`).
     Pipe2,
+    /// `pipe2(O_CLOEXEC)` of the port proxy's status pipe: it answers `0\n` on it once it
+    /// serves, or `1\n<error>` (see `network::proxy`).
+    ProxyPipe,
+    /// `kill(pid, SIGKILL)` of the port proxy at the end of a run: the published ports close
+    /// with it.
+    KillProxy { pid: i32 },
+    /// `wait4(2)` for the killed port proxy, with `__WALL`.
+    WaitProxy { pid: i32 },
+    /// `flock(fd, LOCK_EX|LOCK_NB)` of a store lock file (`path`, for the explanation and
+    /// errors): a network's lock, under which its members' hosts files are rewritten.
+    Flock { fd: i32, path: PathBuf },
     /// `rt_sigprocmask(SIG_BLOCK, signals)`: hold these signals for the engine's signalfd.
     BlockSignals { signals: Vec<i32> },
     /// `rt_sigprocmask(SIG_SETMASK, mask)`: put back the mask from before the container.
@@ -305,7 +316,7 @@ fn sockaddr_in(addr: &std::net::SocketAddrV4) -> String {
     )
 }
 
-/// What a `dup2` puts on a standard descriptor.
+/// What a `dup2` puts on a standard descriptor (or on the port proxy's numbered ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stdio {
     /// The pseudo-terminal's slave (`-t`).
@@ -316,6 +327,14 @@ pub enum Stdio {
     Relay,
     /// The read end of a detached `-i` container's stdin pipe, which its monitor writes.
     StdinPipe,
+    /// The port proxy's status pipe, onto descriptor 3 of the proxy.
+    ProxyStatus,
+    /// A bound host port, onto descriptor 4, 5, … of the proxy.
+    ProxyListener,
+    /// `/dev/null` onto the proxy's stdin and stdout (and stderr when detached).
+    ProxyNull,
+    /// A log file onto the proxy's stderr (tests).
+    ProxyLog,
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -477,16 +496,17 @@ impl Call {
             Call::Open { .. } => "openat",
             Call::IoctlPty { .. } => "ioctl",
             Call::UnblockSignals => "rt_sigprocmask",
-            Call::Kill { .. } => "kill",
+            Call::Kill { .. } | Call::KillProxy { .. } => "kill",
             Call::SigactionDefault { .. } => "rt_sigaction",
-            Call::Wait4 { .. } => "wait4",
+            Call::Wait4 { .. } | Call::WaitProxy { .. } => "wait4",
             Call::Write { .. } => "write",
             Call::Close { .. } => "close",
             Call::SocketInet => "socket",
             Call::IoctlIfFlags { .. } => "ioctl",
             Call::Socketpair => "socketpair",
             Call::BindUnix { .. } => "bind",
-            Call::Pipe2 => "pipe2",
+            Call::Pipe2 | Call::ProxyPipe => "pipe2",
+            Call::Flock { .. } => "flock",
             Call::PidfdOpen { .. } | Call::PidfdOpenEngine { .. } => "pidfd_open",
             Call::PidfdSendSignal { .. } => "pidfd_send_signal",
             Call::BlockSignals { .. } | Call::RestoreSignals { .. } => "rt_sigprocmask",
@@ -516,6 +536,18 @@ impl Call {
     /// flag or file system that changes what the call means (a bind mount is not a proc mount).
     pub fn explain_key(&self) -> &'static str {
         match self {
+            Call::Openat2 { path, .. } if path == std::path::Path::new("hosts") => "openat2.hosts",
+            Call::Open { path, flags, .. }
+                if flags & libc::O_PATH != 0
+                    && path.parent().and_then(|p| p.file_name()) == Some("containers".as_ref()) =>
+            {
+                "openat.container_dir"
+            }
+            Call::Open { path, flags, .. }
+                if flags & libc::O_CREAT != 0 && path.file_name() == Some(".lock".as_ref()) =>
+            {
+                "openat.lock"
+            }
             Call::Clone { flags } if flags.is_empty() => "clone.fork",
             Call::CloseRangeNow { .. } => "close_range.now",
             Call::Clone { flags } if flags.contains(CloneFlags::CLONE_PARENT) => "clone.parent",
@@ -613,6 +645,32 @@ impl Call {
                 what: Stdio::StdinPipe,
                 ..
             } => "dup2.stdin_pipe",
+            Call::Dup2 {
+                what: Stdio::ProxyStatus,
+                ..
+            } => "dup2.proxy_status",
+            Call::Dup2 {
+                what: Stdio::ProxyListener,
+                ..
+            } => "dup2.proxy_listener",
+            Call::Dup2 {
+                what: Stdio::ProxyNull,
+                ..
+            } => "dup2.proxy_null",
+            Call::Dup2 {
+                what: Stdio::ProxyLog,
+                ..
+            } => "dup2.proxy_log",
+            Call::ProxyPipe => "pipe2.proxy",
+            Call::KillProxy { .. } => "kill.proxy",
+            Call::WaitProxy { .. } => "wait4.proxy",
+            Call::CloseRange { first } if *first > 3 => "close_range.proxy",
+            Call::Execve { path, argv, .. }
+                if path == std::path::Path::new("/proc/self/exe")
+                    && argv.get(1).map(String::as_str) == Some("proxy") =>
+            {
+                "execve.proxy"
+            }
             Call::BlockSignals { .. } => "rt_sigprocmask.block",
             Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
@@ -893,13 +951,19 @@ impl Call {
                     signal_name(*signal)
                 );
             }
+            Call::Flock { fd, .. } => {
+                let _ = write!(s, "{fd}, LOCK_EX|LOCK_NB");
+            }
+            Call::KillProxy { pid } => {
+                let _ = write!(s, "{pid}, SIGKILL");
+            }
             Call::Kill { pid, signal } => {
                 let name = nix::sys::signal::Signal::try_from(*signal)
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_else(|_| signal.to_string());
                 let _ = write!(s, "{pid}, {name}");
             }
-            Call::Wait4 { pid } => {
+            Call::Wait4 { pid } | Call::WaitProxy { pid } => {
                 let status = match ret {
                     Some(Ret::Waited { status, .. }) => wait_status(*status),
                     _ => "…".into(),
@@ -953,7 +1017,7 @@ impl Call {
             Call::PidfdSendSignal { fd, signal, .. } => {
                 let _ = write!(s, "{fd}, {}, NULL, 0", signal_name(*signal));
             }
-            Call::Pipe2 => {
+            Call::Pipe2 | Call::ProxyPipe => {
                 let fds = match ret {
                     Some(Ret::FdPair(a, b)) => format!("[{a}, {b}]"),
                     _ => "[…]".into(),
@@ -1141,6 +1205,7 @@ impl Call {
             | Call::IoctlIfFlags { name, .. }
             | Call::MemfdCreate { name } => name.clone(),
             Call::Close { object, .. } | Call::Fstatfs { object, .. } => object.clone(),
+            Call::Flock { path, .. } => path.display().to_string(),
             Call::MountSetattrRdonly { fd } | Call::AddSeals { fd } | Call::Execveat { fd, .. } => {
                 format!("fd {fd}")
             }
@@ -1148,6 +1213,8 @@ impl Call {
             Call::Prctl { option, .. } => option.name().to_string(),
             Call::Kill { pid, .. }
             | Call::Wait4 { pid }
+            | Call::KillProxy { pid }
+            | Call::WaitProxy { pid }
             | Call::PidfdOpen { pid }
             | Call::PidfdOpenEngine { pid }
             | Call::PidfdSendSignal { pid, .. } => format!("pid {pid}"),
@@ -1177,6 +1244,7 @@ impl Call {
             | Call::SocketInet
             | Call::Socketpair
             | Call::Pipe2
+            | Call::ProxyPipe
             | Call::BlockSignals { .. }
             | Call::RestoreSignals { .. } => String::new(),
         }
@@ -1229,6 +1297,10 @@ impl Call {
                 | Call::Socketpair
                 | Call::BindUnix { .. }
                 | Call::Pipe2
+                | Call::ProxyPipe
+                | Call::Flock { .. }
+                | Call::KillProxy { .. }
+                | Call::WaitProxy { .. }
                 | Call::PidfdOpen { .. }
                 | Call::PidfdOpenEngine { .. }
                 | Call::PidfdSendSignal { .. }
@@ -1480,6 +1552,56 @@ impl Call {
                 name: "attach".into(),
             },
             Call::Pipe2,
+            Call::ProxyPipe,
+            Call::Flock {
+                fd: 3,
+                path: p("/var/lib/dockling/networks/n/.lock"),
+            },
+            Call::Open {
+                path: p("/var/lib/dockling/networks/n/.lock"),
+                flags: libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
+                mode: 0o666,
+            },
+            Call::Openat2 {
+                dirfd: 3,
+                path: p("hosts"),
+                flags: libc::O_WRONLY | libc::O_TRUNC,
+                mode: 0,
+                resolve: libc::RESOLVE_BENEATH,
+            },
+            Call::Open {
+                path: p("/var/lib/dockling/containers/x"),
+                flags: libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                mode: 0,
+            },
+            Call::KillProxy { pid: 4242 },
+            Call::WaitProxy { pid: 4242 },
+            Call::CloseRange { first: 5 },
+            Call::Execve {
+                path: p("/proc/self/exe"),
+                argv: vec!["dockling".into(), "proxy".into()],
+                envp: vec![],
+            },
+            Call::Dup2 {
+                old: 9,
+                new: 3,
+                what: Stdio::ProxyStatus,
+            },
+            Call::Dup2 {
+                old: 9,
+                new: 4,
+                what: Stdio::ProxyListener,
+            },
+            Call::Dup2 {
+                old: 9,
+                new: 0,
+                what: Stdio::ProxyNull,
+            },
+            Call::Dup2 {
+                old: 9,
+                new: 2,
+                what: Stdio::ProxyLog,
+            },
             Call::PidfdOpen { pid: 4242 },
             Call::PidfdOpenEngine { pid: 4242 },
             Call::PidfdSendSignal {

@@ -369,6 +369,17 @@ impl Backend for Linux {
                 };
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), sig).map(|()| Ret::Zero)
             }
+            Call::Flock { fd, .. } => {
+                // SAFETY: integer arguments only, on the caller's open descriptor. Not nix:
+                // its `Flock` owns the file and unlocks it on drop (this lock is released by
+                // the close, as the caller's).
+                check_int(unsafe { libc::flock(*fd, libc::LOCK_EX | libc::LOCK_NB) })
+            }
+            Call::KillProxy { pid } => self.perform(&Call::Kill {
+                pid: *pid,
+                signal: libc::SIGKILL,
+            }),
+            Call::WaitProxy { pid } => self.perform(&Call::Wait4 { pid: *pid }),
             Call::Wait4 { pid } => loop {
                 let mut status = 0;
                 // SAFETY: status is a live int; rusage may be NULL. Not nix's waitpid: it
@@ -519,7 +530,7 @@ impl Backend for Linux {
                 })
             }
             // The caller owns both ends.
-            Call::Pipe2 => nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            Call::Pipe2 | Call::ProxyPipe => nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map(|(r, w)| Ret::FdPair(r.into_raw_fd(), w.into_raw_fd())),
             Call::Socketpair => nix::sys::socket::socketpair(
                 nix::sys::socket::AddressFamily::Unix,

@@ -353,6 +353,17 @@ impl Sys {
         Ok(self.owned(ret))
     }
 
+    /// `openat(AT_FDCWD, path, flags, mode)` (`mode` counts with `O_CREAT`): a new
+    /// descriptor, owned by the caller.
+    pub fn open_mode(&self, path: &Path, flags: i32, mode: u32) -> Result<OwnedFd, SysError> {
+        let ret = self.perform(Call::Open {
+            path: path.to_path_buf(),
+            flags,
+            mode,
+        })?;
+        Ok(self.owned(ret))
+    }
+
     /// `bpf(BPF_PROG_LOAD)` of a cgroup device program: its descriptor, owned by the caller.
     pub fn bpf_prog_load(&self, insns: Vec<bpf::BpfInsn>) -> Result<OwnedFd, SysError> {
         let ret = self.perform(Call::BpfProgLoad { insns })?;

@@ -53,7 +53,7 @@ impl Backend for Recorder {
         }
         Ok(match call {
             Call::Clone { .. } => Ret::Pid(4242),
-            Call::Wait4 { pid } => Ret::Waited {
+            Call::Wait4 { pid } | Call::WaitProxy { pid } => Ret::Waited {
                 pid: *pid,
                 status: 0,
             },
@@ -108,7 +108,7 @@ impl Backend for Recorder {
                 buf.extend_from_slice(&super::netlink::error_message(*seq, 0, &[]));
                 Ret::Received(buf)
             }
-            Call::Socketpair | Call::Pipe2 => Ret::FdPair(100, 101),
+            Call::Socketpair | Call::Pipe2 | Call::ProxyPipe => Ret::FdPair(100, 101),
             // A new network namespace's loopback: down, nothing else set.
             Call::IoctlIfFlags { set: None, .. } => Ret::IfFlags(libc::IFF_LOOPBACK),
             Call::BlockSignals { .. } => Ret::OldMask(0),

@@ -211,6 +211,31 @@ impl Tracer {
         out.into_iter().chain(input).collect()
     }
 
+    /// Move the tracer's own descriptors (see [`Tracer::own_fds`]) to numbers from `min` up
+    /// (close-on-exec, as before), so a process that puts descriptors of its own on fixed low
+    /// numbers (the port proxy's fork) does not write its events into them. The tracer's own
+    /// plumbing (`fcntl(F_DUPFD_CLOEXEC)`, the old copies closed), not traced.
+    pub fn move_fds_above(&self, min: std::os::fd::RawFd) {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let moved = |f: &File| -> Option<File> {
+            let fd = nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min))
+                .ok()?;
+            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nothing else owns.
+            Some(unsafe { File::from_raw_fd(fd) })
+        };
+        let mut st = self.state.borrow_mut();
+        if let Some(new) = st.out.as_ref().and_then(moved) {
+            st.out = Some(new);
+        }
+        if let Some((new, tty)) = st
+            .input
+            .as_ref()
+            .and_then(|(f, tty)| Some((moved(f)?, *tty)))
+        {
+            st.input = Some((new, tty));
+        }
+    }
+
     /// True when syscalls are recorded.
     pub fn enabled(&self) -> bool {
         self.format.is_some()
@@ -224,6 +249,11 @@ impl Tracer {
     /// Name the process events come from (`container` in the child after clone).
     pub fn set_process(&self, name: &'static str) {
         self.state.borrow_mut().process = name;
+    }
+
+    /// The process events come from now (see [`Tracer::set_process`]).
+    pub fn process(&self) -> &'static str {
+        self.state.borrow().process
     }
 
     /// Set a value used in "look at" hints (`pid`, `root`, `rootfs`, `cgroup`...).

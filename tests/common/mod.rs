@@ -637,3 +637,118 @@ impl NetNs {
             .collect()
     }
 }
+
+// The network tests' shared pieces (tests/bridge.rs, publish.rs, user_networks.rs,
+// explain_port.rs): web containers, HTTP from the test's namespace, proxies, networks.
+
+/// A detached busybox httpd serving `text` on port `listen` (`80`, `127.0.0.1:80`), with
+/// `flags` before the image (`--network`, `-p`, …): its id.
+pub fn web(ns: &NetNs, lab: &Lab, name: &str, listen: &str, text: &str, flags: &[&str]) -> String {
+    let script = format!(
+        "mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p {listen} -h /www"
+    );
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
+    let o = ns.dockling(lab, &args);
+    o.expect_code(0);
+    o.stdout.trim().to_string()
+}
+
+impl NetNs {
+    /// One `curl url` from this namespace (2 s at most): the body, or None.
+    pub fn curl_once(&self, url: &str) -> Option<String> {
+        let out = self
+            .command("curl")
+            .args(["-sS", "--max-time", "2", url])
+            .output()
+            .expect("curl is installed");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `curl url` from this namespace, retried (10 s) until it answers: the body.
+    pub fn http_get(&self, url: &str) -> String {
+        wait_until(
+            std::time::Duration::from_secs(10),
+            &format!("{url} to answer"),
+            || self.curl_once(url),
+        )
+    }
+}
+
+/// The pids of the `dockling proxy` processes whose parent is `ppid` (a monitor).
+pub fn proxies_of(ppid: i32) -> Vec<i32> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+        let parent: i32 = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if parent == ppid && args.get(1) == Some(&&b"proxy"[..]) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// `dockling network create args…` in `ns`, which must succeed: the new network's full id.
+pub fn create_network(ns: &NetNs, lab: &Lab, args: &[&str]) -> String {
+    let mut a = vec!["network", "create"];
+    a.extend_from_slice(args);
+    let o = ns.dockling(lab, &a);
+    o.expect_code(0);
+    let id = o.stdout.trim().to_string();
+    assert_eq!(id.len(), 64, "network create prints the full id: {id:?}");
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+    id
+}
+
+/// True once process `pid` holds a connected socket (an attach client reached the monitor).
+pub fn has_socket(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        })
+}
+
+impl Lab {
+    /// `dockling attach args…` started with these stdin and stdout, returned once it has
+    /// connected to the monitor (it holds a socket; 20 s at most).
+    pub fn attach_connected(
+        &self,
+        args: &[&str],
+        stdin: Stdio,
+        stdout: Stdio,
+    ) -> std::process::Child {
+        let mut all = vec!["attach"];
+        all.extend_from_slice(args);
+        let child = self
+            .command(&all)
+            .stdin(stdin)
+            .stdout(stdout)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        wait_until(
+            std::time::Duration::from_secs(20),
+            "attach to connect",
+            || has_socket(pid).then_some(()),
+        );
+        child
+    }
+}
