@@ -683,8 +683,26 @@ fn the_trace_is_what_strace_sees_with_a_published_port() {
         );
         let listen = engine("listen").expect("a published TCP port listens");
         if mode == "nat" {
-            // NAT mode reserves the port: listening with a backlog of one, nothing accepts.
+            // NAT mode reserves the port: listening with a backlog of one, nothing accepts,
+            // and only once the container's table is in (a listener before it would complete
+            // handshakes that nothing accepts).
             assert!(listen.ends_with(", 1"), "{mode}: backlog of one: {listen}");
+            let at = |f: &dyn Fn(&serde_json::Value) -> bool| {
+                traced.iter().position(|e| e["process"] == "engine" && f(e))
+            };
+            let listen_at = at(&|e| e["syscall"] == "listen").unwrap();
+            assert_eq!(traced[listen_at]["step"], "network.publish", "{mode}");
+            let table_at = at(&|e| {
+                e["syscall"] == "sendto"
+                    && e["args"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("NFT_MSG_NEWTABLE")
+            });
+            assert!(
+                table_at.is_some_and(|t| t < listen_at),
+                "{mode}: the listen comes after the table is sent"
+            );
             continue;
         }
         // Proxy mode: the proxy is forked and exec'd through the seam, and killed and

@@ -13,10 +13,11 @@
 //! `listen` on, so none is refused while the container is still starting. The sockets then go
 //! to the proxy (`super::proxy`) already listening, or, in NAT mode, stay open as a
 //! reservation (`Mode::Reserve`) that nothing accepts on: the DNAT rule sends the port's
-//! traffic to the container before any local socket is looked up. A TCP reservation listens
-//! too (with `SO_REUSEADDR`): a listening socket is the only kind no `SO_REUSEADDR` server can
-//! bind beside, and `SO_REUSEADDR` lets it bind while connections of an earlier user of the
-//! port (the proxy of a removed container, say) still sit in `TIME_WAIT`.
+//! traffic to the container before any local socket is looked up. A TCP reservation binds
+//! with `SO_REUSEADDR` (so connections of an earlier user of the port, the proxy of a removed
+//! container, say, still in `TIME_WAIT` do not block it) and listens once the rules are in
+//! ([`hold`]): a listening socket is the only kind no `SO_REUSEADDR` server can bind beside,
+//! and one listening before the rules would complete handshakes that nothing accepts.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -446,8 +447,8 @@ pub fn display_ports(ports: &PortMap) -> String {
 pub enum Mode {
     /// socket, bind, listen (TCP): the proxy accepts.
     Listen,
-    /// socket, bind, and for TCP listen with a backlog of one: the port is held, nothing
-    /// accepts on it (the NAT rules take its traffic first).
+    /// socket, bind; TCP listens with a backlog of one once the NAT rules are in ([`hold`]):
+    /// the port is held, nothing accepts on it (the rules take its traffic first).
     Reserve,
 }
 
@@ -459,7 +460,7 @@ const RESERVE_BACKLOG: i32 = 1;
 pub struct Listener {
     /// Where it is bound and where it leads.
     pub published: Published,
-    /// True if `listen` was called (TCP, either mode).
+    /// True if `listen` was called (TCP: at bind time for the proxy, at [`hold`] for NAT).
     pub listening: bool,
     /// Bound for the proxy or as a NAT-mode reservation.
     pub mode: Mode,
@@ -486,6 +487,41 @@ pub fn bind_all(sys: &Sys, bindings: &[PortBinding]) -> Result<Vec<Listener>, Ne
     bind_with(sys, bindings, Mode::Listen)
 }
 
+/// NAT mode, once the container's rules are in: every reserved TCP port starts listening
+/// (backlog 1; nothing accepts, the rules take its traffic first), so no other server can
+/// bind beside it. A port some other program took in the meantime is the same error as at
+/// bind time.
+pub fn hold(sys: &Sys, listeners: &mut [Listener]) -> Result<(), NetError> {
+    for l in listeners
+        .iter_mut()
+        .filter(|l| l.mode == Mode::Reserve && l.published.proto == Proto::Tcp && !l.listening)
+    {
+        let addr = l.published.host;
+        match sys.run(Call::Listen {
+            fd: l.raw,
+            backlog: RESERVE_BACKLOG,
+            addr,
+        }) {
+            Ok(_) => l.listening = true,
+            Err(e) if e.errno == Errno::EADDRINUSE => {
+                return Err(NetError::PortInUse {
+                    proto: l.published.proto,
+                    addr,
+                    container_port: l.published.container_port,
+                })
+            }
+            Err(e) => {
+                return Err(NetError::Bind {
+                    proto: l.published.proto,
+                    addr,
+                    errno: e.errno,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 /// [`bind_all`] in either [`Mode`].
 pub fn bind_with(
     sys: &Sys,
@@ -498,7 +534,22 @@ pub fn bind_with(
         let mut port = first;
         let listener = loop {
             let addr = SocketAddrV4::new(b.ip(), port);
-            match bind_one(sys, b, addr, mode) {
+            // Two SO_REUSEADDR sockets that do not listen yet may share a port: the kernel
+            // would not catch a port this run already holds, so it is checked here.
+            let taken = port != 0
+                && done.iter().any(|l| {
+                    l.published.proto == b.proto
+                        && l.published.host.port() == port
+                        && (l.published.host.ip() == addr.ip()
+                            || l.published.host.ip().is_unspecified()
+                            || addr.ip().is_unspecified())
+                });
+            let bound = if taken {
+                Err(Errno::EADDRINUSE)
+            } else {
+                bind_one(sys, b, addr, mode)
+            };
+            match bound {
                 Ok(l) => break l,
                 Err(Errno::EADDRINUSE) if port < last => port += 1,
                 Err(Errno::EADDRINUSE) => {
@@ -558,12 +609,13 @@ fn bind_one(sys: &Sys, b: &PortBinding, addr: SocketAddrV4, mode: Mode) -> Resul
         Some(unsafe { OwnedFd::from_raw_fd(raw) })
     };
     let fail = |e: crate::sys::SysError| e.errno;
-    // SO_REUSEADDR only for a TCP socket, which always listens. On a datagram socket it would
-    // let a second program bind the very same port; a TCP socket that binds with it but never
-    // listens would let any other SO_REUSEADDR socket (most servers) bind and listen on the
-    // port. A listening one keeps every other socket out, and binds despite TIME_WAIT.
-    let listening = b.proto == Proto::Tcp;
-    if listening {
+    // SO_REUSEADDR only for TCP: on a datagram socket it would let a second program bind the
+    // very same port. With it a TCP port binds while connections of its previous user (a
+    // removed container's proxy) wait out TIME_WAIT. A reservation listens only once its NAT
+    // rules are in ([`hold`]): a listener before them would complete handshakes nothing
+    // ever accepts, and conntrack would keep those flows from the rules for good.
+    let tcp = b.proto == Proto::Tcp;
+    if tcp {
         sys.run(Call::SetReuseAddr { fd: raw }).map_err(fail)?;
     }
     sys.run(Call::BindInet {
@@ -572,14 +624,11 @@ fn bind_one(sys: &Sys, b: &PortBinding, addr: SocketAddrV4, mode: Mode) -> Resul
         transport: b.proto,
     })
     .map_err(fail)?;
+    let listening = tcp && mode == Mode::Listen;
     if listening {
         sys.run(Call::Listen {
             fd: raw,
-            backlog: if mode == Mode::Listen {
-                BACKLOG
-            } else {
-                RESERVE_BACKLOG
-            },
+            backlog: BACKLOG,
             addr,
         })
         .map_err(fail)?;
@@ -825,10 +874,10 @@ mod tests {
     }
 
     #[test]
-    fn reserve_mode_listens_with_a_backlog_of_one_and_reuses_only_for_tcp() {
+    fn reserve_mode_binds_and_listens_only_when_held() {
         let rec = Recorder::new();
         let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
-        let ls = bind_with(
+        let mut ls = bind_with(
             &sys,
             &parse_all(&["8000:80", "53:53/udp"]).unwrap(),
             Mode::Reserve,
@@ -839,12 +888,33 @@ mod tests {
             "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP)\n\
              setsockopt(100, SOL_SOCKET, SO_REUSEADDR, [1], 4)\n\
              bind(100, {sa_family=AF_INET, sin_port=htons(8000), sin_addr=inet_addr(\"0.0.0.0\")}, 16)\n\
-             listen(100, 1)\n\
              socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, IPPROTO_IP)\n\
              bind(100, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr(\"0.0.0.0\")}, 16)\n"
         );
-        assert!(ls.iter().all(|l| l.mode == Mode::Reserve));
+        assert!(ls.iter().all(|l| l.mode == Mode::Reserve && !l.listening));
+        hold(&sys, &mut ls).unwrap();
+        assert!(
+            rec.script().ends_with("listen(100, 1)\n"),
+            "{}",
+            rec.script()
+        );
         assert!(ls[0].listening && !ls[1].listening);
+        // Held twice: nothing more.
+        let calls = rec.script().lines().count();
+        hold(&sys, &mut ls).unwrap();
+        assert_eq!(rec.script().lines().count(), calls);
+    }
+
+    #[test]
+    fn a_port_given_twice_is_refused_even_before_anything_listens() {
+        let sys = Sys::new(Box::new(Recorder::new()), Tracer::off());
+        let e = bind_with(
+            &sys,
+            &parse_all(&["8000:80", "8000:81"]).unwrap(),
+            Mode::Reserve,
+        )
+        .unwrap_err();
+        assert!(matches!(e, NetError::PortTwice { port: 8000, .. }), "{e}");
     }
 
     #[test]

@@ -313,6 +313,8 @@ fn become_proxy(
     let null = sys
         .open(Path::new("/dev/null"), libc::O_RDWR | libc::O_CLOEXEC)?
         .into_raw_fd();
+    // 0, 1 and 2 hold nothing of the plan: Rust's runtime opens /dev/null on any of them the
+    // engine was started without, before main, so no listener or pipe can sit there.
     dup2(null, 0, What::ProxyNull)?;
     dup2(null, 1, What::ProxyNull)?;
     match plan.stderr {

@@ -754,6 +754,7 @@ fn publish(
         })
         .collect();
     ports.table = Some(nft::publish(sys, &spec.id, &rules)?);
+    crate::network::ports::hold(sys, &mut ports.listeners)?;
     Ok(())
 }
 

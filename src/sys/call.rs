@@ -696,6 +696,8 @@ impl Call {
             } => "socket.port_udp",
             Call::SetReuseAddr { .. } => "setsockopt.reuseaddr",
             Call::BindInet { .. } => "bind.port",
+            // NAT mode's reservation listens with a backlog of one (network::ports::hold).
+            Call::Listen { backlog: 1, .. } => "listen.reserve",
             Call::Listen { .. } => "listen.port",
             Call::Getsockname { .. } => "getsockname.port",
             other => other.name(),
