@@ -680,8 +680,15 @@ fn connect_adds_eth1_with_names_kept_across_restart_and_disconnect_takes_it_away
         "{}",
         o.stderr
     );
-    ns.dockling(&lab, &["network", "disconnect", "-f", "classnet", "app"])
+    // -f as Docker's: "not connected" stays an error for a container that exists...
+    let o = ns.dockling(&lab, &["network", "disconnect", "-f", "classnet", "app"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("is not connected"), "{}", o.stderr);
+    // ...and a container that is gone is none.
+    ns.dockling(&lab, &["network", "disconnect", "-f", "classnet", "ghost"])
         .expect_code(0);
+    let o = ns.dockling(&lab, &["network", "disconnect", "classnet", "ghost"]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
     ns.dockling(&lab, &["rm", "-f", "db", "app"]).expect_code(0);
     ns.dockling(&lab, &["network", "rm", "classnet"])
         .expect_code(0);
@@ -1217,8 +1224,6 @@ fn the_first_network_can_be_disconnected_running_or_stopped() {
         "{}",
         o.stderr
     );
-    ns.dockling(&lab, &["network", "disconnect", "-f", "classnet", "app"])
-        .expect_code(0);
     // HostConfig keeps the mode; no endpoint is left.
     let o = ns.dockling(
         &lab,
@@ -1373,4 +1378,120 @@ fn outbound_nat_sends_nothing_into_a_bridge_without_chains() {
     );
     ns.dockling(&lab, &["rm", "-f", "db", "front"])
         .expect_code(0);
+}
+
+#[test]
+fn a_network_a_running_container_publishes_through_is_not_disconnected() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    common::web(&ns, &lab, "web", "80", "kept", &["-p", "8000:80"]);
+    assert_eq!(ns.http_get("http://127.0.0.1:8000/").trim(), "kept");
+    let o = ns.dockling(&lab, &["network", "disconnect", "bridge", "web"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("publishes ports through network bridge (0.0.0.0:8000->80/tcp)")
+            && o.stderr.contains("stop it first"),
+        "{}",
+        o.stderr
+    );
+    // Nothing was taken: the address, the interface and the port still work.
+    assert!(
+        ipv4_of(&ns, &lab, "web")
+            .iter()
+            .any(|a| a.starts_with("eth0 172.17.")),
+        "{:?}",
+        ipv4_of(&ns, &lab, "web")
+    );
+    assert_eq!(ns.http_get("http://127.0.0.1:8000/").trim(), "kept");
+    // Stopped, it can be.
+    ns.dockling(&lab, &["stop", "-t", "0", "web"])
+        .expect_code(0);
+    ns.dockling(&lab, &["network", "disconnect", "bridge", "web"])
+        .expect_code(0);
+    ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
+}
+
+#[test]
+fn connect_and_disconnect_wait_for_a_start_in_progress() {
+    use std::os::fd::AsRawFd;
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    let o = ns.dockling(&lab, &["run", "-d", "--name", "app", "busybox", "true"]);
+    o.expect_code(0);
+    let id = o.stdout.trim().to_string();
+    ns.dockling(&lab, &["wait", "app"]).expect_code(0);
+    // A start holds the container's engine lock while it reads the record and plugs the
+    // networks: held here, connect and disconnect must not change the record under it.
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(lab.root().join("containers").join(&id).join("engine.lock"))
+        .expect("the container's engine lock");
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    for args in [
+        &["network", "connect", "classnet", "app"][..],
+        &["network", "disconnect", "bridge", "app"],
+    ] {
+        let o = ns.dockling(&lab, args);
+        assert_ne!(o.code, 0, "{args:?}: {}", o.stdout);
+        assert!(
+            o.stderr.contains("is being started or stopped"),
+            "{}",
+            o.stderr
+        );
+    }
+    drop(lock);
+    let o = ns.dockling(
+        &lab,
+        &["inspect", "-f", "{{len .NetworkSettings.Networks}}", "app"],
+    );
+    o.expect_code(0);
+    assert_eq!(o.stdout.trim(), "1", "the record was not changed");
+    ns.dockling(&lab, &["network", "connect", "classnet", "app"])
+        .expect_code(0);
+    ns.dockling(&lab, &["rm", "-f", "app"]).expect_code(0);
+}
+
+#[test]
+fn a_stale_pair_of_the_last_run_does_not_stop_the_next_start() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    create(&ns, &lab, &["classnet"]);
+    let o = ns.dockling(
+        &lab,
+        &["run", "-d", "--name", "app", "busybox", "sleep", "100"],
+    );
+    o.expect_code(0);
+    let id = o.stdout.trim().to_string();
+    ns.dockling(&lab, &["network", "connect", "classnet", "app"])
+        .expect_code(0);
+    ns.dockling(&lab, &["stop", "-t", "0", "app"])
+        .expect_code(0);
+    // What the kernel may still hold a moment after a run: links with the container's own
+    // pair names (the first network's and the connected one's).
+    for name in [format!("veth{}", &id[..7]), format!("vx{}.1", &id[..7])] {
+        let out = ns
+            .command("ip")
+            .args(["link", "add", &name, "type", "bridge"])
+            .output()
+            .expect("ip");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    ns.dockling(&lab, &["start", "app"]).expect_code(0);
+    let got = ipv4_of(&ns, &lab, "app");
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got[1].starts_with("eth0 172.17.") && got[2].starts_with("eth1 172.18."),
+        "{got:?}"
+    );
+    ns.dockling(&lab, &["rm", "-f", "app"]).expect_code(0);
 }

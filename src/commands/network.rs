@@ -442,7 +442,8 @@ fn connect(
         index,
     };
     // A live process (not a reused pid) is plugged now; otherwise the address is reserved
-    // and the next start plugs it.
+    // and the next start plugs it, the engine lock held so no start reads the record between.
+    let _held = settled(&containers, &c)?;
     let plugged = match c.status {
         crate::container::Status::Running { pid, .. } if c.is_alive() => {
             let sys = Sys::new(Box::new(Linux), crate::trace::Tracer::off());
@@ -480,10 +481,41 @@ fn connect(
     Ok(())
 }
 
+/// The container's engine lock when it is not running (so no start reads its record while
+/// connect or disconnect changes it); None when it runs. A container whose lock is held but
+/// that is not alive is being started or stopped right now: the caller is told to retry.
+fn settled(
+    containers: &Containers,
+    c: &crate::container::Container,
+) -> Result<Option<crate::container::EngineLock>> {
+    if c.is_alive() {
+        return Ok(None);
+    }
+    match containers.try_lock_engine(&c.spec.id)? {
+        Some(l) => {
+            // The record read before the lock may be stale: a start may have ended in between.
+            let now = containers.find(&c.spec.id)?;
+            if now.is_alive() {
+                return Err(Error::Usage(format!(
+                    "container {} started meanwhile: run the command again",
+                    c.spec.name
+                )));
+            }
+            Ok(Some(l))
+        }
+        None => Err(Error::Usage(format!(
+            "container {} is being started or stopped: run the command again in a moment",
+            c.spec.name
+        ))),
+    }
+}
+
 /// `network disconnect NET CONTAINER`: the interface on NET gone (a running container's
 /// veth deleted), its address given back, the names on NET updated, the record changed so no
 /// later start plugs it again. NET may be the network the container was created on (its
-/// `eth0`), as in Docker. `-f`: not connected is no error.
+/// `eth0`), as in Docker, unless ports are published through it while it runs. `-f`, as
+/// Docker's: a container that no longer exists is no error (one that exists and is not
+/// connected still is).
 fn disconnect(ctx: &Context, network: &str, container: &str, force: bool) -> Result<()> {
     use crate::sys::{linux::Linux, Sys};
     let containers = Containers::open(&ctx.root)?;
@@ -494,7 +526,11 @@ fn disconnect(ctx: &Context, network: &str, container: &str, force: bool) -> Res
         store::find(&ctx.root, network)?
     };
     let _names = containers.lock()?;
-    let c = containers.find(container)?;
+    let c = match containers.find(container) {
+        // Docker's -f: a container that is gone leaves nothing to disconnect.
+        Err(Error::NotFound(_)) if force => return Ok(()),
+        other => other?,
+    };
     let extra = c
         .spec
         .net
@@ -503,10 +539,35 @@ fn disconnect(ctx: &Context, network: &str, container: &str, force: bool) -> Res
         .find(|x| x.network == net.name)
         .cloned();
     let first = c.spec.on_primary_network() && c.spec.network_name() == net.name;
+    let _held = settled(&containers, &c)?;
+    if first && c.is_alive() {
+        let published = c.published_ports(true);
+        if !published.is_empty() {
+            // Its proxy or NAT table leads them to the address given back here, which the
+            // next run could get.
+            let list: Vec<String> = published
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}->{}/{}",
+                        p.host.ip(),
+                        p.host.port(),
+                        p.container_port,
+                        p.proto
+                    )
+                })
+                .collect();
+            return Err(Error::Usage(format!(
+                "container {} publishes ports through network {} ({}): they cannot be taken back while it runs; stop it first, then disconnect it",
+                c.spec.name,
+                net.name,
+                list.join(", ")
+            )));
+        }
+    }
     let veth = match (&extra, first) {
         (Some(att), _) => crate::network::bridge::extra_veth_name(&c.spec.id, att.index),
         (None, true) => crate::network::bridge::veth_name(&c.spec.id),
-        (None, false) if force => return Ok(()),
         (None, false) => {
             return Err(Error::Usage(format!(
                 "container {} is not connected to network {}",

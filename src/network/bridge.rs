@@ -135,7 +135,19 @@ pub fn attach_as(
 ) -> Result<String, NetError> {
     let host = host.to_string();
     let nl = Netlink::open(sys)?;
-    nl.create_veth(&host, peer, Some(mac), netns, &pid.to_string())?;
+    match nl.create_veth(&host, peer, Some(mac), netns, &pid.to_string()) {
+        // A pair of this container's last run that the kernel has not deleted yet (it does
+        // when that run's namespace dies, asynchronously): the name is this container's
+        // alone, so it goes and the pair is made again.
+        Err(e) if errno_is(&e, Errno::EEXIST) => {
+            match nl.delete_link(&host) {
+                Err(e) if !errno_is(&e, Errno::ENODEV) => return Err(e),
+                _ => {}
+            }
+            nl.create_veth(&host, peer, Some(mac), netns, &pid.to_string())?;
+        }
+        other => other?,
+    }
     let done = (|| {
         nl.set_master(&host, bridge, bridge_index)?;
         nl.link_up(&host)?;
