@@ -484,9 +484,12 @@ pub fn start_and_record(
                         oom_killed: false,
                     };
                 });
-                // Nor does it keep an address for it: a later `start` leases one again.
-                if spec.network == crate::spec::NetworkMode::Bridge {
-                    if let Err(e) = crate::network::store::release(&ctx.root, &spec.id) {
+                // Nor does it keep an address for it on its first network: a later `start`
+                // leases one again. The networks `network connect` added keep theirs (an
+                // `--ip` given there stays reserved, as from connect to rm).
+                if spec.network == crate::spec::NetworkMode::Bridge && spec.on_primary_network() {
+                    let dir = crate::network::store::dir(&ctx.root, spec.network_name());
+                    if let Err(e) = crate::network::ipam::release(&dir, &spec.id) {
                         eprintln!("dockling: warning: {e}");
                     }
                 }
