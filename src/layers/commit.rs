@@ -311,10 +311,22 @@ impl<W: Write> LayerWriter<W> {
     /// [`diff::tree_changes`] lists them) written from the tree `root` (an fd of it), in
     /// path order; deletions as whiteouts.
     pub fn changes(&mut self, root: BorrowedFd<'_>, changes: &[Change]) -> std::io::Result<()> {
-        let mut sorted: Vec<&Change> = changes.iter().collect();
-        sorted.sort_by(|a, b| a.path.cmp(&b.path));
+        // In the order of the names written (a whiteout's is `.wh.<name>`), parents first.
+        let written = |c: &Change| -> PathBuf {
+            let rel = safefs::relative(&c.path);
+            match (c.kind, rel.file_name()) {
+                (Kind::Deleted, Some(n)) => {
+                    let mut wh = std::ffi::OsString::from(WHITEOUT_PREFIX);
+                    wh.push(n);
+                    rel.with_file_name(wh)
+                }
+                _ => rel,
+            }
+        };
+        let mut sorted: Vec<(PathBuf, &Change)> = changes.iter().map(|c| (written(c), c)).collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
         let root_dir = diff::open_dir(root)?;
-        for c in sorted {
+        for (_, c) in sorted {
             let rel = safefs::relative(&c.path);
             if c.kind == Kind::Deleted {
                 let st = diff::fstat(root_dir.as_fd())?;

@@ -8,7 +8,8 @@
 //! [`upper_changes`] reads it as Docker's overlay2 driver does (moby's `OverlayChanges`): a
 //! whiteout is `D`, an opaque directory that the image had is `D` too (the image's directory
 //! is gone; what the container put in it follows as `A`), anything else is `A` if the image
-//! has no such path and `C` if it does (a directory only when its mode, size or mtime differ),
+//! has no such path and `C` if it does (a directory only when its mode or owner differ: see
+//! `walk_upper`),
 //! and the parent directory of an `A` or `D` is listed as `C` first, in walk order (names in
 //! byte order).
 //!
@@ -318,13 +319,16 @@ fn walk_upper(
         } else {
             match lower_st {
                 None => Some(Kind::Added),
-                // A directory copied up only because something below it changed.
+                // A directory copied up only because something below it changed. Docker also
+                // compares its size and mtime; those change here whenever the engine makes
+                // its mount points (Docker makes them in an init layer below the container's),
+                // so only its mode and owner count: a change below it lists it anyway.
                 Some(l)
                     if is_dir(&l)
                         && is_dir(&st)
-                        && l.st_size == st.st_size
                         && l.st_mode == st.st_mode
-                        && same_time(&l, &st) =>
+                        && l.st_uid == st.st_uid
+                        && l.st_gid == st.st_gid =>
                 {
                     None
                 }
