@@ -147,7 +147,7 @@ fn diff_of_a_stopped_container_reads_its_upper_directory_as_docker_diff() {
 }
 
 #[test]
-fn diff_of_a_fresh_container_is_empty_though_the_engine_made_its_mount_points() {
+fn a_fresh_container_has_no_changes_though_the_engine_made_its_mount_points() {
     let lab = Lab::with_busybox();
     lab.cmd(&[
         "run",
@@ -163,6 +163,10 @@ fn diff_of_a_fresh_container_is_empty_though_the_engine_made_its_mount_points() 
     let o = lab.cmd(&["diff", "box"]);
     o.expect_code(0);
     assert_eq!(o.stdout, "");
+    // Nor does its layer hold them (nor the /etc they are in).
+    lab.cmd(&["commit", "box", "fresh:1"]).expect_code(0);
+    let entries = top_layer(&lab, "docker.io/library/fresh:1");
+    assert!(entries.is_empty(), "{entries:?}");
 }
 
 #[test]

@@ -185,7 +185,7 @@ fn commit(ctx: &Context, args: &CommitArgs) -> Result<String> {
     let lower =
         Lower::open(&c.spec.layers).map_err(Error::io("open the layers of", &c.spec.bundle))?;
     sys.tracer.note(&format!(
-        "container {} ({}), image {} ({}), {} layers below its writable layer",
+        "container {} ({}), image {} ({}): layers below its writable layer: {}",
         c.spec.name,
         &c.spec.id[..12],
         c.spec.image_ref,

@@ -274,10 +274,30 @@ impl<W: Write> LayerWriter<W> {
             self.stats.opaque += 1;
             self.marker(&st, st.st_mode & 0o777, 0, Path::new(OPAQUE_MARKER))?;
         }
-        self.walk(&dir, Path::new(""), lower)
+        let mut pending = Vec::new();
+        self.walk(&dir, Path::new(""), lower, &mut pending)
     }
 
-    fn walk(&mut self, dir: &OwnedFd, at: &Path, lower: &Lower) -> std::io::Result<()> {
+    /// Write the directories waiting in `pending` (outermost first): something below them
+    /// is about to be written.
+    fn flush(&mut self, pending: &mut Vec<(OwnedFd, libc::stat, PathBuf)>) -> std::io::Result<()> {
+        for (fd, st, name) in pending.drain(..) {
+            self.object(fd.as_fd(), &st, &name)?;
+        }
+        Ok(())
+    }
+
+    /// One directory of the upper directory. A directory that is only there because
+    /// something below it changed (the image has it, with the same mode and owner) waits in
+    /// `pending` and is written only once an entry below it is: a directory that holds
+    /// nothing but the engine's mount points adds nothing to the layer, as in `diff`.
+    fn walk(
+        &mut self,
+        dir: &OwnedFd,
+        at: &Path,
+        lower: &Lower,
+        pending: &mut Vec<(OwnedFd, libc::stat, PathBuf)>,
+    ) -> std::io::Result<()> {
         for n in diff::names(dir)? {
             let Some(fd) = diff::open_child(dir.as_fd(), &n)? else {
                 continue;
@@ -286,23 +306,40 @@ impl<W: Write> LayerWriter<W> {
             let name = at.join(&n);
             let abs = Path::new("/").join(&name);
             if diff::is_whiteout(&st) {
+                self.flush(pending)?;
                 self.whiteout(&st, &name)?;
                 continue;
             }
-            if diff::engine_mount_point(&abs, &st) && lower.stat(&abs)?.is_none() {
+            let below = lower.stat(&abs)?;
+            if below.is_none() && diff::engine_mount_point(&abs, &st) {
                 continue;
             }
-            self.object(fd.as_fd(), &st, &name)?;
-            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                let d = diff::open_dir(fd.as_fd())?;
-                if diff::is_opaque(d.as_fd())? {
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                self.flush(pending)?;
+                self.object(fd.as_fd(), &st, &name)?;
+                continue;
+            }
+            let d = diff::open_dir(fd.as_fd())?;
+            let opaque = diff::is_opaque(d.as_fd())?;
+            let same = below.is_some_and(|l| {
+                l.st_mode == st.st_mode && l.st_uid == st.st_uid && l.st_gid == st.st_gid
+            });
+            let depth = pending.len();
+            if opaque || !same {
+                self.flush(pending)?;
+                self.object(fd.as_fd(), &st, &name)?;
+                if opaque {
                     // Before every sibling: a reader deletes what the layers below have here,
                     // then extracts what follows.
                     self.stats.opaque += 1;
                     self.marker(&st, st.st_mode & 0o777, 0, &name.join(OPAQUE_MARKER))?;
                 }
-                self.walk(&d, &name, lower)?;
+            } else {
+                pending.push((fd, st, name.clone()));
             }
+            self.walk(&d, &name, lower, pending)?;
+            // Nothing below it was written: it stays out.
+            pending.truncate(depth);
         }
         Ok(())
     }
@@ -409,6 +446,7 @@ mod tests {
         let image = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(image.path().join("etc")).unwrap();
         std::fs::create_dir_all(image.path().join("home/old")).unwrap();
+        std::fs::create_dir_all(image.path().join("srv/www")).unwrap();
         let upper = tempfile::tempdir().unwrap();
         let u = upper.path();
         std::fs::create_dir_all(u.join("etc")).unwrap();
@@ -422,6 +460,8 @@ mod tests {
         std::fs::write(u.join("etc/a"), "x").unwrap();
         std::fs::hard_link(u.join("etc/a"), u.join("etc/b")).unwrap();
         std::fs::write(u.join("etc/hostname"), "").unwrap();
+        // Copied up for nothing that stays: left out.
+        std::fs::create_dir_all(u.join("srv/www")).unwrap();
         std::fs::create_dir_all(u.join("home")).unwrap();
         std::fs::write(u.join("home/-first"), "").unwrap();
         safefs::set_xattr_at(
