@@ -421,6 +421,45 @@ fn the_layer_is_the_oci_spelling_of_the_upper_directory() {
 }
 
 #[test]
+fn symlinks_a_container_plants_are_archived_as_symlinks_never_followed() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&[
+        "run",
+        "--name",
+        "box",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ln -s / /rootlink; mkdir /d; ln -s /etc/shadow /d/shadow; ln -s ../../../../.. /d/up",
+    ])
+    .expect_code(0);
+    let o = lab.cmd(&["diff", "box"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "A /d\nA /d/shadow\nA /d/up\nA /rootlink\n");
+    lab.cmd(&["commit", "box", "links:1"]).expect_code(0);
+    let entries = top_layer(&lab, "docker.io/library/links:1");
+    let got: Vec<(&str, tar::EntryType, Option<&str>)> = entries
+        .iter()
+        .map(|(n, e)| (n.as_str(), e.kind, e.link.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("d", tar::EntryType::Directory, None),
+            ("d/shadow", tar::EntryType::Symlink, Some("/etc/shadow")),
+            ("d/up", tar::EntryType::Symlink, Some("../../../../..")),
+            ("rootlink", tar::EntryType::Symlink, Some("/")),
+        ]
+    );
+    assert!(
+        entries.iter().all(|(_, e)| e.data.is_empty()),
+        "no host content"
+    );
+}
+
+#[test]
 fn source_date_epoch_makes_the_image_reproducible_and_clamps_mtimes() {
     let lab = changed(&[]);
     let epoch: &std::ffi::OsStr = "1000000000".as_ref();

@@ -143,12 +143,16 @@ fn layer_tar(
                 .step_variant(StepId::CommitWalk, None)
                 .map_err(Error::from)?;
             let upper = s.upper();
-            let fd = safefs::open_root(&upper).map_err(Error::io("open", &upper))?;
-            let (_, stats) = crate::layers::diff::upper_changes(fd.as_fd(), lower)
-                .map_err(Error::io("read", &upper))?;
-            w.upper(fd.as_fd(), lower)
-                .map_err(Error::io("write a layer of", &upper))?;
-            Some(stats)
+            match diff::open_upper(&upper)? {
+                Some(fd) => {
+                    let (_, stats) = crate::layers::diff::upper_changes(fd.as_fd(), lower)
+                        .map_err(Error::io("read", &upper))?;
+                    w.upper(fd.as_fd(), lower)
+                        .map_err(Error::io("write a layer of", &upper))?;
+                    Some(stats)
+                }
+                None => Some(WalkStats::default()),
+            }
         }
         LayersMode::Copy => {
             sys.tracer

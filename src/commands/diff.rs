@@ -25,6 +25,16 @@ pub(crate) fn find(ctx: &Context, name: &str) -> Result<(Containers, Container)>
     Ok((containers, c))
 }
 
+/// The container's upper directory, `None` when it has none yet (a container that never
+/// started has changed nothing).
+pub(crate) fn open_upper(upper: &std::path::Path) -> Result<Option<std::os::fd::OwnedFd>> {
+    match safefs::open_root(upper) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("open", upper)(e)),
+    }
+}
+
 /// The container's changes, and what the walk saw of its upper directory (`None` for a copy).
 pub(crate) fn changes(c: &Container) -> Result<(Vec<Change>, Option<diff::WalkStats>)> {
     let s = &c.spec;
@@ -32,7 +42,9 @@ pub(crate) fn changes(c: &Container) -> Result<(Vec<Change>, Option<diff::WalkSt
     match s.layers_mode {
         LayersMode::Overlay => {
             let upper = s.upper();
-            let fd = safefs::open_root(&upper).map_err(Error::io("open", &upper))?;
+            let Some(fd) = open_upper(&upper)? else {
+                return Ok((Vec::new(), Some(diff::WalkStats::default())));
+            };
             let (v, stats) =
                 diff::upper_changes(fd.as_fd(), &lower).map_err(Error::io("read", &upper))?;
             Ok((v, Some(stats)))
