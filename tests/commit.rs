@@ -568,6 +568,23 @@ fn a_running_container_is_frozen_while_it_is_committed_and_thawed_after() {
     let o = lab.cmd(&["commit", "--pause=false", "--trace=json", "box", "live:2"]);
     o.expect_code(0);
     assert!(!o.stderr.contains("FROZEN"), "{}", o.stderr);
+    // explain shows the freezer writes it would make, and makes none.
+    let images = lab.cmd(&["images", "-q"]).stdout;
+    let o = lab.cmd(&["explain", "commit", "box", "live:3"]);
+    o.expect_code(0);
+    assert!(o.stdout.contains("2. commit.pause"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("FROZEN") || o.stdout.contains("cgroup.freeze"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(lab.cmd(&["images", "-q"]).stdout, images);
+    assert_eq!(
+        lab.cmd(&["inspect", "-f", "{{.State.Paused}}", "box"])
+            .stdout
+            .trim(),
+        "false"
+    );
     lab.cmd(&["rm", "-f", "box"]).expect_code(0);
 }
 
