@@ -39,25 +39,30 @@ pub fn run(ctx: &Context, args: &CommitArgs) -> Result<i32> {
     }
 }
 
-/// Thaws the container when dropped (success, error or panic alike).
+/// Thaws the container when dropped (an error on the way, or a panic), or by [`Frozen::thaw`].
 struct Frozen<'a> {
     sys: &'a Sys,
-    cg: crate::cgroups::Cgroup,
+    cg: Option<crate::cgroups::Cgroup>,
 }
 
 impl Frozen<'_> {
-    fn thaw(self) -> Result<()> {
+    fn thaw(mut self) -> Result<()> {
         self.sys.tracer.step_without_pause(StepId::CommitUnpause);
-        let r = self.cg.set_frozen(self.sys, false);
-        std::mem::forget(self);
-        r
+        match self.cg.take() {
+            Some(cg) => cg.set_frozen(self.sys, false),
+            None => Ok(()),
+        }
     }
 }
 
 impl Drop for Frozen<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self.cg.set_frozen(self.sys, false) {
-            eprintln!("dockling: warning: could not thaw the container: {e} (dockling unpause it)");
+        if let Some(cg) = self.cg.take() {
+            if let Err(e) = cg.set_frozen(self.sys, false) {
+                eprintln!(
+                    "dockling: warning: could not thaw the container: {e} (dockling unpause it)"
+                );
+            }
         }
     }
 }
@@ -206,7 +211,10 @@ fn commit(ctx: &Context, args: &CommitArgs) -> Result<String> {
         None => {
             let cg = lifecycle::cgroup(ctx, &c)?;
             cg.set_frozen(&sys, true)?;
-            Some(Frozen { sys: &sys, cg })
+            Some(Frozen {
+                sys: &sys,
+                cg: Some(cg),
+            })
         }
     };
 
