@@ -275,7 +275,7 @@ impl<W: Write> LayerWriter<W> {
             self.marker(&st, st.st_mode & 0o777, 0, Path::new(OPAQUE_MARKER))?;
         }
         let mut pending = Vec::new();
-        self.walk(&dir, Path::new(""), lower, &mut pending)
+        self.walk(&dir, Path::new(""), lower.root(), &mut pending)
     }
 
     /// Write the directories waiting in `pending` (outermost first): something below them
@@ -295,7 +295,7 @@ impl<W: Write> LayerWriter<W> {
         &mut self,
         dir: &OwnedFd,
         at: &Path,
-        lower: &Lower,
+        lower: Option<&[OwnedFd]>,
         pending: &mut Vec<(OwnedFd, libc::stat, PathBuf)>,
     ) -> std::io::Result<()> {
         for n in diff::names(dir)? {
@@ -310,7 +310,7 @@ impl<W: Write> LayerWriter<W> {
                 self.whiteout(&st, &name)?;
                 continue;
             }
-            let below = lower.stat(&abs)?;
+            let (below, below_dir) = Lower::lookup(lower, &n)?;
             if below.is_none() && diff::engine_mount_point(&abs, &st) {
                 continue;
             }
@@ -337,7 +337,7 @@ impl<W: Write> LayerWriter<W> {
             } else {
                 pending.push((fd, st, name.clone()));
             }
-            self.walk(&d, &name, lower, pending)?;
+            self.walk(&d, &name, below_dir.as_deref(), pending)?;
             // Nothing below it was written: it stays out.
             pending.truncate(depth);
         }

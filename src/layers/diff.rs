@@ -221,6 +221,27 @@ impl Lower {
         }
     }
 
+    /// The image's root directory, to walk from with [`Lower::lookup`].
+    pub(crate) fn root(&self) -> Option<&[OwnedFd]> {
+        Some(&self.root)
+    }
+
+    /// `name` in the merged directory `stack` (`None`: the image has no directory there):
+    /// its stat, and its own stack when it is a directory.
+    pub(crate) fn lookup(
+        stack: Option<&[OwnedFd]>,
+        name: &OsStr,
+    ) -> std::io::Result<(Option<libc::stat>, Option<Stack>)> {
+        let Some(stack) = stack else {
+            return Ok((None, None));
+        };
+        Ok(match Lower::child(stack, name)? {
+            Entry::Missing => (None, None),
+            Entry::Other(st) => (Some(st), None),
+            Entry::Dir(st, s) => (Some(st), Some(s)),
+        })
+    }
+
     /// The entries of a merged directory, by name.
     fn list(stack: &[OwnedFd]) -> std::io::Result<BTreeMap<OsString, Entry>> {
         let mut all = BTreeSet::new();
@@ -277,7 +298,7 @@ pub fn upper_changes(
     walk_upper(
         &dir,
         Path::new("/"),
-        lower,
+        lower.root(),
         &mut out,
         &mut changed_dirs,
         &mut stats,
@@ -285,10 +306,12 @@ pub fn upper_changes(
     Ok((out, stats))
 }
 
+/// One directory of the upper directory, at `at`; `lower` is the image's directory there
+/// (`None`: it has none), so each name is one lookup per layer, not a walk from the root.
 fn walk_upper(
     dir: &OwnedFd,
     at: &Path,
-    lower: &Lower,
+    lower: Option<&[OwnedFd]>,
     out: &mut Vec<Change>,
     changed_dirs: &mut BTreeSet<PathBuf>,
     stats: &mut WalkStats,
@@ -305,7 +328,7 @@ fn walk_upper(
         } else {
             None
         };
-        let lower_st = lower.stat(&path)?;
+        let (lower_st, lower_dir) = Lower::lookup(lower, &name)?;
         let kind = if is_whiteout(&st) {
             stats.whiteouts += 1;
             Some(Kind::Deleted)
@@ -355,7 +378,7 @@ fn walk_upper(
             });
         }
         if let Some(d) = sub {
-            walk_upper(&d, &path, lower, out, changed_dirs, stats)?;
+            walk_upper(&d, &path, lower_dir.as_deref(), out, changed_dirs, stats)?;
         }
     }
     Ok(())
