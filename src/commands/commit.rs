@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::image::commit::CommitConfig;
 use crate::image::{reference::Reference, store::Store};
 use crate::layers::commit::{self as layer, LayerWriter};
-use crate::layers::diff::{Lower, WalkStats};
+use crate::layers::diff::Lower;
 use crate::plan::{StepId, COMMIT};
 use crate::spec::LayersMode;
 use crate::sys::fs as safefs;
@@ -95,15 +95,12 @@ fn created(epoch: Option<i64>) -> String {
 }
 
 /// The trace note that sums up the walk, each kind of entry explained.
-fn walk_note(upper: Option<&WalkStats>, l: &layer::LayerStats) -> String {
+fn walk_note(upper: bool, l: &layer::LayerStats) -> String {
     let mut s = String::new();
-    match upper {
-        Some(w) => {
-            let _ = write!(s, "walked the upper directory through descriptors (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, O_NOFOLLOW; untraced file reads): {} entries", w.entries);
-        }
-        None => {
-            let _ = write!(s, "compared the container's copy with the image's layers (--layers copy keeps no upper directory)");
-        }
+    if upper {
+        let _ = write!(s, "walked the upper directory through descriptors (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, O_NOFOLLOW; untraced file reads): {} entries", l.walked);
+    } else {
+        let _ = write!(s, "compared the container's copy with the image's layers (--layers copy keeps no upper directory)");
     }
     let _ = write!(
         s,
@@ -139,24 +136,18 @@ fn layer_tar(
     c: &Container,
     lower: &Lower,
     epoch: Option<i64>,
-) -> Result<(Vec<u8>, layer::LayerStats, Option<WalkStats>)> {
+) -> Result<(Vec<u8>, layer::LayerStats)> {
     let s = &c.spec;
     let mut w = LayerWriter::new(Vec::new(), epoch);
-    let upper_stats = match s.layers_mode {
+    match s.layers_mode {
         LayersMode::Overlay => {
             sys.tracer
                 .step_variant(StepId::CommitWalk, None)
                 .map_err(Error::from)?;
             let upper = s.upper();
-            match diff::open_upper(&upper)? {
-                Some(fd) => {
-                    let (_, stats) = crate::layers::diff::upper_changes(fd.as_fd(), lower)
-                        .map_err(Error::io("read", &upper))?;
-                    w.upper(fd.as_fd(), lower)
-                        .map_err(Error::io("write a layer of", &upper))?;
-                    Some(stats)
-                }
-                None => Some(WalkStats::default()),
+            if let Some(fd) = diff::open_upper(&upper)? {
+                w.upper(fd.as_fd(), lower)
+                    .map_err(Error::io("write a layer of", &upper))?;
             }
         }
         LayersMode::Copy => {
@@ -169,11 +160,10 @@ fn layer_tar(
                 .map_err(Error::io("read", &rootfs))?;
             w.changes(fd.as_fd(), &changes)
                 .map_err(Error::io("write a layer of", &rootfs))?;
-            None
         }
-    };
+    }
     let (tar, stats) = w.finish().map_err(Error::io("write", "the layer tar"))?;
-    Ok((tar, stats, upper_stats))
+    Ok((tar, stats))
 }
 
 fn commit(ctx: &Context, args: &CommitArgs) -> Result<String> {
@@ -218,8 +208,11 @@ fn commit(ctx: &Context, args: &CommitArgs) -> Result<String> {
         }
     };
 
-    let (tar, stats, upper_stats) = layer_tar(&sys, &c, &lower, epoch)?;
-    sys.tracer.note(&walk_note(upper_stats.as_ref(), &stats));
+    let (tar, stats) = layer_tar(&sys, &c, &lower, epoch)?;
+    sys.tracer.note(&walk_note(
+        c.spec.layers_mode == LayersMode::Overlay,
+        &stats,
+    ));
 
     sys.tracer.step(StepId::CommitLayer)?;
     let stored = store.commit_layer(&tar)?;

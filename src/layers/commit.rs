@@ -39,6 +39,8 @@ pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// What went into a layer.
 #[derive(Debug, Default, Clone)]
 pub struct LayerStats {
+    /// Entries of the upper directory looked at.
+    pub walked: u64,
     /// Entries written (whiteouts included).
     pub entries: u64,
     /// Bytes of file content.
@@ -303,6 +305,7 @@ impl<W: Write> LayerWriter<W> {
                 continue;
             };
             let st = diff::fstat(fd.as_fd())?;
+            self.stats.walked += 1;
             let name = at.join(&n);
             let abs = Path::new("/").join(&name);
             if diff::is_whiteout(&st) {
