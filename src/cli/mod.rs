@@ -1278,6 +1278,40 @@ mod tests {
     }
 
     #[test]
+    fn commit_takes_docker_s_flags() {
+        let parse = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Command::Commit(c) => c,
+            other => panic!("{other:?}"),
+        };
+        let c = parse(&[
+            "dockling",
+            "commit",
+            "-a",
+            "me",
+            "-m",
+            "msg",
+            "-c",
+            "CMD [\"sh\"]",
+            "--change",
+            "ENV A=1",
+            "web",
+            "img:1",
+        ]);
+        assert_eq!(c.author.as_deref(), Some("me"));
+        assert_eq!(c.message.as_deref(), Some("msg"));
+        assert_eq!(c.changes, ["CMD [\"sh\"]", "ENV A=1"]);
+        assert!(c.pause, "--pause is on by default");
+        assert_eq!(
+            (c.container.as_str(), c.reference.as_deref()),
+            ("web", Some("img:1"))
+        );
+        assert!(!parse(&["dockling", "commit", "--pause=false", "web"]).pause);
+        assert!(parse(&["dockling", "commit", "-p", "web"]).pause);
+        assert!(parse(&["dockling", "commit", "web"]).reference.is_none());
+        assert!(Cli::try_parse_from(["dockling", "diff", "web", "extra"]).is_err());
+    }
+
+    #[test]
     fn trace_file_is_a_flag_of_run_and_exec() {
         let cli = Cli::try_parse_from([
             "dockling",
