@@ -2,7 +2,8 @@
 //!
 //! A container start is the fixed, documented order below. Each step can be switched off by a
 //! flag (`--pid host`, `--no-cgroups`, `--layers copy`...), and the plan says so, which is what
-//! `dockling explain` prints and what `--step` pauses between.
+//! `dockling explain` prints and what `--step` pauses between. `commit` is a plan of its own
+//! ([`COMMIT`]: find, freeze, walk, store the layer, write the image, thaw).
 
 use std::fmt;
 
@@ -26,6 +27,8 @@ pub enum Subsystem {
     Security,
     /// The container's own program.
     Process,
+    /// A container's changes made into an image (`dockling commit`).
+    Commit,
 }
 
 impl Subsystem {
@@ -40,6 +43,7 @@ impl Subsystem {
             Subsystem::Rootfs => "rootfs",
             Subsystem::Security => "security",
             Subsystem::Process => "process",
+            Subsystem::Commit => "commit",
         }
     }
 }
@@ -102,7 +106,23 @@ steps! {
     ProcessExec => Process, "process.exec";
     ProcessWait => Process, "process.wait";
     Cleanup => Process, "process.cleanup";
+    CommitResolve => Commit, "commit.resolve";
+    CommitPause => Commit, "commit.pause";
+    CommitWalk => Commit, "commit.walk";
+    CommitLayer => Commit, "commit.layer";
+    CommitImage => Commit, "commit.image";
+    CommitUnpause => Commit, "commit.unpause";
 }
+
+/// The steps of `dockling commit`, in order.
+pub const COMMIT: &[StepId] = &[
+    StepId::CommitResolve,
+    StepId::CommitPause,
+    StepId::CommitWalk,
+    StepId::CommitLayer,
+    StepId::CommitImage,
+    StepId::CommitUnpause,
+];
 
 /// Steps done another way because of a flag, as (step, variant): each has its own title in
 /// the catalog under `<key>:<variant>`, and the trace names the variant, so a `--rootfs chroot`
@@ -114,9 +134,16 @@ pub const VARIANTS: &[(StepId, &str)] = &[
     (StepId::ProcessTerminal, "null_stdin"),
     (StepId::NetworkPorts, "reserve"),
     (StepId::NetworkPublish, "nat"),
+    (StepId::CommitWalk, "copy"),
 ];
 
 impl StepId {
+    /// True for the steps of a container start (`run`, `start`), false for another
+    /// operation's (`commit`).
+    pub fn in_run(self) -> bool {
+        self.subsystem() != Subsystem::Commit
+    }
+
     /// The step's short name without the subsystem.
     pub fn name(self) -> &'static str {
         self.key()

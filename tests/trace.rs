@@ -1238,6 +1238,33 @@ fn the_trace_of_stop_of_a_paused_container_shows_the_thaw() {
     lab.cmd(&["rm", "frozen"]).expect_code(0);
 }
 
+/// `commit` of a running container: the freezer's writes (freeze before the walk, thaw after
+/// the image is written) traced as strace saw them, and no cgroup knob written untraced.
+#[test]
+fn the_trace_of_commit_is_what_strace_sees() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"])
+        .expect_code(0);
+    let (traced, seen) =
+        traced_and_seen_of(&lab, &["commit", "--trace=json"], &["target", "snap:1"], 0);
+    assert_command_trace_is_what_strace_sees(&traced, &seen, &[]);
+    let writes: Vec<&str> = traced
+        .iter()
+        .filter(|e| e["syscall"] == "write")
+        .map(|e| e["args"].as_str().unwrap())
+        .collect();
+    assert_eq!(writes.len(), 2, "a freeze and a thaw: {writes:?}");
+    assert!(
+        writes[0].contains("FROZEN") || writes[0].contains("\"1\""),
+        "{writes:?}"
+    );
+    assert!(
+        writes[1].contains("THAWED") || writes[1].contains("\"0\""),
+        "{writes:?}"
+    );
+    lab.cmd(&["rm", "-f", "target"]).expect_code(0);
+}
+
 /// `cp` into a container: the root's lookups traced as strace saw them, and a note for every
 /// file and directory it made, naming the calls (the per-file work runs on descriptors, not
 /// through the seam): each file strace saw created with O_CREAT|O_EXCL has its note.

@@ -87,6 +87,10 @@ pub enum Command {
     Exec(ExecArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
     /// Manage containers
     Container(ContainerArgs),
     /// Remove one or more images
@@ -783,6 +787,37 @@ pub struct CpArgs {
     pub dest: String,
 }
 
+/// `dockling commit`.
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change", value_name = "CHANGE")]
+    pub changes: Vec<String>,
+    /// Commit message
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Pause container during commit (default true)
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", hide_default_value = true, hide_possible_values = true)]
+    pub pause: bool,
+    /// Trace every step and syscall with its reason on stderr: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
+    pub trace: Option<crate::trace::Format>,
+    /// The container, by name or ID (prefix)
+    pub container: String,
+    /// The new image's name: REPOSITORY[:TAG] (none: an untagged image)
+    pub reference: Option<String>,
+}
+
+/// `dockling diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The container, by name or ID (prefix)
+    pub container: String,
+}
+
 /// `dockling logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -864,6 +899,10 @@ pub enum ContainerCommand {
     Exec(ExecArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
 }
@@ -931,6 +970,8 @@ pub struct ExplainArgs {
 pub enum ExplainWhat {
     /// The plan of `dockling run` with these flags
     Run(RunArgs),
+    /// The plan of `dockling commit` with these flags: what it would freeze, walk and write
+    Commit(CommitArgs),
     /// The path a connection to a published host port takes now
     Port {
         /// The host port: N, N/tcp or N/udp
@@ -1106,6 +1147,7 @@ impl Command {
             | Command::Inspect(_)
             | Command::Port(_)
             | Command::History(_)
+            | Command::Diff(_)
             | Command::Explain(_) => true,
             Command::Image(a) => matches!(
                 a.command,
@@ -1124,6 +1166,7 @@ impl Command {
                 ContainerCommand::Ls(_)
                     | ContainerCommand::Inspect { .. }
                     | ContainerCommand::Logs(_)
+                    | ContainerCommand::Diff(_)
             ),
             _ => false,
         }
@@ -1232,6 +1275,40 @@ mod tests {
             help.contains("Print sizes and dates in human readable format (default true)"),
             "{help}"
         );
+    }
+
+    #[test]
+    fn commit_takes_docker_s_flags() {
+        let parse = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Command::Commit(c) => c,
+            other => panic!("{other:?}"),
+        };
+        let c = parse(&[
+            "dockling",
+            "commit",
+            "-a",
+            "me",
+            "-m",
+            "msg",
+            "-c",
+            "CMD [\"sh\"]",
+            "--change",
+            "ENV A=1",
+            "web",
+            "img:1",
+        ]);
+        assert_eq!(c.author.as_deref(), Some("me"));
+        assert_eq!(c.message.as_deref(), Some("msg"));
+        assert_eq!(c.changes, ["CMD [\"sh\"]", "ENV A=1"]);
+        assert!(c.pause, "--pause is on by default");
+        assert_eq!(
+            (c.container.as_str(), c.reference.as_deref()),
+            ("web", Some("img:1"))
+        );
+        assert!(!parse(&["dockling", "commit", "--pause=false", "web"]).pause);
+        assert!(parse(&["dockling", "commit", "-p", "web"]).pause);
+        assert!(parse(&["dockling", "commit", "web"]).reference.is_none());
+        assert!(Cli::try_parse_from(["dockling", "diff", "web", "extra"]).is_err());
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn render(spec: &RunSpec, ctx: &Context) -> Result<String> {
         spec.image_ref
     );
     let mut i = 0;
-    for step in StepId::ALL {
+    for step in StepId::ALL.iter().filter(|s| s.in_run()) {
         // A step done another way is shown with its own title (chroot, not pivot_root).
         let variant = match step {
             StepId::LayersPrepare | StepId::LayersMount if spec.layers_mode == LayersMode::Copy => {
@@ -157,6 +157,7 @@ pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<i32> {
             Ok(0)
         }
         ExplainWhat::Port { port } => explain_port(ctx, port),
+        ExplainWhat::Commit(a) => crate::commands::commit::explain(ctx, a),
     }
 }
 

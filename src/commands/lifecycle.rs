@@ -54,7 +54,7 @@ fn stop_signal(ctx: &Context, c: &Container) -> i32 {
 }
 
 /// The container's first process, if it runs: (pid, start time).
-fn running(c: &Container) -> Option<(i32, u64)> {
+pub(crate) fn running(c: &Container) -> Option<(i32, u64)> {
     match c.status {
         Status::Running { pid, pid_start } if c.is_alive() => Some((pid, pid_start)),
         _ => None,
@@ -337,7 +337,7 @@ pub fn is_paused(ctx: &Context, c: &Container) -> bool {
 }
 
 /// The container's cgroup (an error without one: `--no-cgroups`).
-fn cgroup(ctx: &Context, c: &Container) -> Result<crate::cgroups::Cgroup> {
+pub(crate) fn cgroup(ctx: &Context, c: &Container) -> Result<crate::cgroups::Cgroup> {
     crate::commands::run::cgroup_for(ctx, &c.spec)?
         .filter(|_| c.spec.cgroup.is_some())
         .ok_or_else(|| {

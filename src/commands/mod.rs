@@ -48,7 +48,9 @@ impl Context {
 }
 
 pub mod attach;
+pub mod commit;
 pub mod cp;
+pub mod diff;
 pub mod exec;
 pub mod explain;
 pub mod image;
@@ -165,6 +167,8 @@ fn container(ctx: &Context, args: &crate::cli::ContainerArgs) -> Result<i32> {
         C::Rename(a) => lifecycle::rename(ctx, a),
         C::Exec(a) => exec::run(ctx, a),
         C::Cp(a) => cp::run(ctx, a),
+        C::Commit(a) => commit::run(ctx, a),
+        C::Diff(a) => diff::run(ctx, a),
         C::Prune(a) => lifecycle::prune(ctx, a),
     }
 }
@@ -198,6 +202,8 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Rename(a) => lifecycle::rename(&ctx, a),
         Command::Exec(a) => exec::run(&ctx, a),
         Command::Cp(a) => cp::run(&ctx, a),
+        Command::Commit(a) => commit::run(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
         Command::Container(a) => container(&ctx, a),
         Command::Rmi(a) => rmi::run(&ctx, a),
         Command::Inspect(a) => inspect::run(&ctx, a),

@@ -55,10 +55,13 @@ fn tar_header_check(head: &[u8]) -> std::result::Result<(), &'static str> {
 }
 
 /// A layer blob already in the store, about to be added to an image.
-struct NewLayer {
-    digest: String,
-    size: u64,
-    diff_id: String,
+pub(crate) struct NewLayer {
+    /// The blob's digest (of the compressed bytes).
+    pub digest: String,
+    /// The blob's size.
+    pub size: u64,
+    /// The uncompressed tar's digest.
+    pub diff_id: String,
     media_type: &'static str,
 }
 
@@ -158,6 +161,7 @@ impl Store {
             changes,
             &now,
             history,
+            &|_| {},
             reference,
         )
     }
@@ -174,38 +178,47 @@ impl Store {
         created_by: &str,
         reference: Option<&Reference>,
     ) -> Result<Image> {
+        let layer = self.store_layer(layer_tar)?;
+        self.write_image(
+            base,
+            layer,
+            changes,
+            created,
+            json!({"created": created, "created_by": created_by}),
+            &|_| {},
+            reference,
+        )
+    }
+
+    /// Store an uncompressed layer tar as a gzip blob. A fixed gzip header (no name, mtime 0)
+    /// keeps the blob reproducible.
+    pub(crate) fn store_layer(&self, layer_tar: &[u8]) -> Result<NewLayer> {
         let diff_id = digest_of(layer_tar);
-        // A fixed gzip header (no name, mtime 0) keeps the blob reproducible.
         let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::default());
         gz.write_all(layer_tar)
             .and_then(|_| gz.try_finish())
             .map_err(ImageError::Compress)?;
         let compressed = gz.finish().map_err(ImageError::Compress)?;
         let (digest, size) = self.write_blob(&compressed)?;
-        self.write_image(
-            base,
-            NewLayer {
-                digest,
-                size,
-                diff_id,
-                media_type: LAYER_GZIP_TYPE,
-            },
-            changes,
-            created,
-            json!({"created": created, "created_by": created_by}),
-            reference,
-        )
+        Ok(NewLayer {
+            digest,
+            size,
+            diff_id,
+            media_type: LAYER_GZIP_TYPE,
+        })
     }
 
     /// Write the config and manifest of `base` + `layer` (whose blob is already stored) and
     /// tag the result.
-    fn write_image(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write_image(
         &self,
         base: Option<&Image>,
         layer: NewLayer,
         changes: &[String],
         created: &str,
         history: Value,
+        edit: &dyn Fn(&mut Value),
         reference: Option<&Reference>,
     ) -> Result<Image> {
         let (mut config, mut layers) = match base {
@@ -244,6 +257,7 @@ impl Store {
         if !config["config"]["Env"].is_array() {
             config["config"]["Env"] = json!([DEFAULT_PATH]);
         }
+        edit(&mut config);
         for c in changes {
             crate::image::change::apply_change(&mut config["config"], c)?;
         }

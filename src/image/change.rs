@@ -1,6 +1,7 @@
 //! `--change`: the Dockerfile instructions `import` and `build` may apply to an image's
 //! config (`CMD`, `ENTRYPOINT`, `ENV`, `EXPOSE`, `LABEL`, `STOPSIGNAL`, `USER`, `WORKDIR`), as
-//! `docker import --change` does; anything that would need a build step (`RUN`, `COPY`) is
+//! `docker import --change` and `docker commit --change` do (`ENV A=1 B=2` sets two, as a
+//! Dockerfile's `ENV`); anything that would need a build step (`RUN`, `COPY`) is
 //! refused.
 
 use serde_json::{json, Value};
@@ -28,23 +29,11 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
         "USER" => cfg["User"] = json!(rest),
         "STOPSIGNAL" => cfg["StopSignal"] = json!(rest),
         "ENV" => {
-            let kv = match rest.split_once('=') {
-                Some((k, v)) => format!("{}={}", k.trim(), v.trim().trim_matches('"')),
-                None => match rest.split_once(char::is_whitespace) {
-                    Some((k, v)) => format!("{k}={}", v.trim()),
-                    None => {
-                        return Err(ImageError::BadChange {
-                            change: change.to_string(),
-                            why: "ENV needs NAME=value",
-                        }
-                        .into())
-                    }
-                },
-            };
-            let key = kv.split('=').next().unwrap_or("").to_string();
-            let env = cfg["Env"].as_array_mut().expect("Env is a list");
-            env.retain(|e| e.as_str().and_then(|s| s.split('=').next()) != Some(&key));
-            env.push(json!(kv));
+            for (k, v) in pairs(change, rest, "ENV", true)? {
+                let env = cfg["Env"].as_array_mut().expect("Env is a list");
+                env.retain(|e| e.as_str().and_then(|s| s.split('=').next()) != Some(&k));
+                env.push(json!(format!("{k}={v}")));
+            }
         }
         "EXPOSE" => {
             for port in rest.split_whitespace() {
@@ -75,11 +64,9 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
             }
         }
         "LABEL" => {
-            let (k, v) = rest.split_once('=').ok_or_else(|| ImageError::BadChange {
-                change: change.to_string(),
-                why: "LABEL needs key=value",
-            })?;
-            cfg["Labels"][k.trim()] = json!(v.trim().trim_matches('"'));
+            for (k, v) in pairs(change, rest, "LABEL", false)? {
+                cfg["Labels"][k] = json!(v);
+            }
         }
         other => {
             return Err(ImageError::UnknownChange {
@@ -89,6 +76,94 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The words of a Dockerfile line, as its shell-like lexer splits them: whitespace separates,
+/// double and single quotes group (and go), a backslash outside single quotes takes the next
+/// character as it is.
+fn words(s: &str) -> std::result::Result<Vec<String>, &'static str> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('\''), c) => cur.push(c),
+            (_, '\\') => {
+                in_word = true;
+                match chars.next() {
+                    Some(n) => cur.push(n),
+                    None => return Err("a line cannot end in a backslash"),
+                }
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                in_word = true;
+                quote = Some(c);
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("a quote is not closed");
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// The `key=value` pairs of an `ENV` or `LABEL` line (`ENV A=1 B="two words"` sets two);
+/// `ENV key value` (no `=` in the first word: the rest of the line is the value) when
+/// `legacy` allows it, as Dockerfile's `ENV` does.
+fn pairs(
+    change: &str,
+    rest: &str,
+    what: &'static str,
+    legacy: bool,
+) -> Result<Vec<(String, String)>> {
+    let bad = |why: &'static str| -> crate::error::Error {
+        ImageError::BadChange {
+            change: change.to_string(),
+            why,
+        }
+        .into()
+    };
+    let ws = words(rest).map_err(bad)?;
+    let needs = if what == "ENV" {
+        "ENV needs NAME=value (several: ENV A=1 B=2)"
+    } else {
+        "LABEL needs key=value (several: LABEL a=1 b=2)"
+    };
+    match ws.first() {
+        None => Err(bad(needs)),
+        Some(first) if !first.contains('=') => {
+            if !legacy || ws.len() < 2 {
+                return Err(bad(needs));
+            }
+            // `ENV NAME the rest`: the value is the rest of the line, as written.
+            let value = rest.trim()[first.len()..].trim().to_string();
+            Ok(vec![(first.clone(), value)])
+        }
+        Some(_) => ws
+            .iter()
+            .map(|w| match w.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(bad(needs)),
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -103,6 +178,24 @@ mod tests {
             .to_string()
             .contains("only CMD"));
         apply_change(&mut cfg, "EXPOSE 80").unwrap();
+        apply_change(&mut cfg, "ENV A=1 B=\"two words\"").unwrap();
+        apply_change(&mut cfg, "ENV C the rest").unwrap();
+        assert_eq!(cfg["Env"], json!(["A=1", "B=two words", "C=the rest"]));
+        apply_change(&mut cfg, "LABEL a=1 b=2").unwrap();
+        assert_eq!(cfg["Labels"], json!({"a": "1", "b": "2"}));
+        apply_change(&mut cfg, "VOLUME /data /logs").unwrap();
+        assert_eq!(cfg["Volumes"], json!({"/data": {}, "/logs": {}}));
+        for bad in [
+            "ENV",
+            "ENV A",
+            "ENV =1",
+            "LABEL x",
+            "ENV A=\"open",
+            "VOLUME data",
+        ] {
+            let e = apply_change(&mut cfg, bad).unwrap_err().to_string();
+            assert!(e.starts_with("--change"), "{bad}: {e}");
+        }
         assert_eq!(cfg["ExposedPorts"]["80/tcp"], json!({}));
     }
 }

@@ -12,6 +12,7 @@
 
 mod build;
 mod change;
+pub mod commit;
 mod error;
 pub mod format;
 pub mod fsck;

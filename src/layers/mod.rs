@@ -9,8 +9,12 @@
 //! on top for writes ([`overlay`]). `--layers copy` instead flattens the stack into a private
 //! directory ([`copy`]), which shows why nobody does that: it costs time and disk per container.
 //! Layer tars are untrusted: [`unpack`] never writes outside the layer directory.
+//! The other way round, [`diff`] reads what a container changed (its upper directory, or its
+//! copy against the layers) and [`commit`] writes that as a new layer tar.
 
+pub mod commit;
 pub mod copy;
+pub mod diff;
 mod error;
 pub mod overlay;
 pub mod unpack;

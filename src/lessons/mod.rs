@@ -64,6 +64,14 @@ pub const LESSONS: &[(&str, &str)] = &[
         "13-user-networks.yaml",
         include_str!("../../lessons/13-user-networks.yaml"),
     ),
+    (
+        "14-copy-up.yaml",
+        include_str!("../../lessons/14-copy-up.yaml"),
+    ),
+    (
+        "15-commit.yaml",
+        include_str!("../../lessons/15-commit.yaml"),
+    ),
 ];
 
 /// One lesson.

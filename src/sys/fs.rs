@@ -613,6 +613,54 @@ pub fn get_xattr_fd(fd: BorrowedFd<'_>, key: &str) -> io::Result<Option<Vec<u8>>
     Ok(Some(buf))
 }
 
+/// Every extended attribute of the object an `O_PATH` fd refers to (a symlink too: as
+/// [`get_xattr_at`], `listxattr`/`getxattr` follow the fd's magic link to exactly that object),
+/// sorted by name: what `dockling commit` puts in a layer's PAX headers. Empty when the file
+/// system keeps none.
+pub fn xattrs_of(fd: BorrowedFd<'_>) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let p = cname(std::ffi::OsStr::new(&format!(
+        "/proc/self/fd/{}",
+        fd.as_raw_fd()
+    )))?;
+    let mut names = vec![0u8; 4096];
+    let n = loop {
+        // SAFETY: a valid C string and a live buffer of the given length. Not nix: 0.29 has
+        // no xattr calls.
+        let n = unsafe { libc::listxattr(p.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENOTSUP) => return Ok(Vec::new()),
+            Some(libc::ERANGE) if names.len() < 1 << 20 => names.resize(names.len() * 4, 0),
+            _ => return Err(e),
+        }
+    };
+    let mut out = Vec::new();
+    for key in names[..n].split(|b| *b == 0).filter(|k| !k.is_empty()) {
+        let Ok(key) = std::str::from_utf8(key) else {
+            continue;
+        };
+        let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let mut buf = vec![0u8; 65536];
+        // SAFETY: as above.
+        let len =
+            unsafe { libc::getxattr(p.as_ptr(), k.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if len < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENODATA) {
+                continue; // removed meanwhile
+            }
+            return Err(e);
+        }
+        buf.truncate(len as usize);
+        out.push((key.to_string(), buf));
+    }
+    out.sort();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
