@@ -366,6 +366,22 @@ mod tests {
             httpd.layers[0], a[0].1.layers[0],
             "the busybox layer is shared"
         );
+        // Docker's sizes (issue 12): httpd's top layer is its two files' 204 bytes (45 of
+        // index.html, 159 of httpd-foreground), not its 5.63kB of tar; busybox's is the
+        // binary, a 7-byte symlink target per applet and /etc/passwd and /etc/group.
+        let store = Store::open(&tmp.path().join("a")).unwrap();
+        let bb = busybox().unwrap();
+        let top = store.docker_layer_size(&httpd.layers[1], &httpd.diff_ids[1]);
+        assert_eq!(top, Some(204), "not unpacked: counted from the blob");
+        let etc = 162 + 54; // /etc/passwd and /etc/group (busybox_layer)
+        assert_eq!(
+            store.docker_layer_size(&httpd.layers[0], &httpd.diff_ids[0]),
+            Some(bb.binary.len() as u64 + 7 * bb.applets.len() as u64 + etc)
+        );
+        // Unpacked, the marker says the same.
+        store.layer_dirs(httpd).unwrap();
+        assert_eq!(store.layer_size(&httpd.diff_ids[1]), Some(204));
+        assert_eq!(crate::image::format::human_size(204), "204B");
         let cfg = httpd.config.config().clone().unwrap();
         assert_eq!(cfg.cmd().clone().unwrap(), vec!["httpd-foreground"]);
         assert_eq!(cfg.working_dir().as_deref(), Some("/usr/local/apache2"));

@@ -8,11 +8,14 @@
 //! A container then sees the stack through overlayfs: layers read-only below, its own `upper/`
 //! on top for writes ([`overlay`]). `--layers copy` instead flattens the stack into a private
 //! directory ([`copy`]), which shows why nobody does that: it costs time and disk per container.
-//! Layer tars are untrusted: [`unpack`] never writes outside the layer directory.
+//! Layer tars are untrusted: [`unpack`] never writes outside the layer directory. [`view`]
+//! reads a layer's entries straight from its tar (who gives each file, who hides it, the bytes
+//! nobody sees any more) and computes Docker's layer size.
 
 pub mod copy;
 mod error;
 pub mod overlay;
 pub mod unpack;
+pub mod view;
 
 pub use error::LayerError;
