@@ -235,6 +235,12 @@ pub struct LayerStats {
 pub struct Merged {
     /// Visible path → (layer index, entry).
     pub files: BTreeMap<String, (usize, Entry)>,
+    /// Visible hard links per (layer, target): a file deleted or replaced while a hard link
+    /// of its layer still shows its inode wastes nothing.
+    links: HashMap<(usize, String), u32>,
+    /// Bytes of files gone from the view but still shown through hard links, per (layer,
+    /// name): hidden when the last link goes.
+    held: HashMap<(usize, String), u64>,
 }
 
 impl Merged {
@@ -248,13 +254,35 @@ impl Merged {
             .filter(|(k, _)| within(k, dir) && (self_too || k.as_str() != dir))
             .map(|(k, _)| k.clone())
             .collect();
-        let mut bytes = 0;
+        let mut removed = Vec::new();
         for k in keys {
-            if let Some((_, e)) = self.files.remove(&k) {
-                bytes += e.bytes();
+            if let Some(x) = self.files.remove(&k) {
+                removed.push(x);
             }
         }
-        bytes
+        removed.iter().map(|x| self.leaves(x)).sum()
+    }
+
+    /// The bytes hidden when `x` = (layer, entry) leaves the view: a file's own, unless a
+    /// hard link of its layer still shows them (then they are held until the last link
+    /// goes); for the last hard link to a file already gone, that file's.
+    fn leaves(&mut self, (layer, e): &(usize, Entry)) -> u64 {
+        if let Kind::HardLink(t) = &e.kind {
+            let key = (*layer, t.clone());
+            let n = self.links.entry(key.clone()).or_default();
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                return self.held.remove(&key).unwrap_or(0);
+            }
+            return 0;
+        }
+        let key = (*layer, e.path.clone());
+        if self.links.get(&key).is_some_and(|n| *n > 0) {
+            self.held.insert(key, e.bytes());
+            0
+        } else {
+            e.bytes()
+        }
     }
 
     /// Put layer `index`'s `entries` on top; what it did.
@@ -282,9 +310,9 @@ impl Merged {
             if matches!(e.kind, Kind::Opaque | Kind::Whiteout) {
                 continue;
             }
-            let lower = self.files.get(&e.path).map(|(i, l)| (*i, l.clone()));
-            match lower {
-                Some((i, l)) if i < index => {
+            let lower = self.files.get(&e.path).cloned();
+            match &lower {
+                Some((i, l)) if *i < index => {
                     if e.kind != Kind::Dir {
                         st.changed += 1;
                     }
@@ -292,13 +320,20 @@ impl Merged {
                         // A file over a directory hides all of it.
                         st.wasted += self.remove(&e.path, false);
                     }
-                    st.wasted += l.bytes();
                 }
                 Some(_) => {} // the same name twice in one layer: the last one wins
                 None if e.kind != Kind::Dir => st.added += 1,
                 None => {}
             }
-            self.files.insert(e.path.clone(), (index, e.clone()));
+            if let Kind::HardLink(t) = &e.kind {
+                *self.links.entry((index, t.clone())).or_default() += 1;
+            }
+            if let Some(old) = self.files.insert(e.path.clone(), (index, e.clone())) {
+                let hidden = self.leaves(&old);
+                if old.0 < index {
+                    st.wasted += hidden;
+                }
+            }
         }
         st
     }
@@ -502,6 +537,30 @@ mod tests {
         assert!(!m.files.contains_key("cache/a"));
         assert_eq!(m.files["cache/new"].0, 1);
         assert_eq!(m.files["etc/motd"].0, 1);
+    }
+
+    #[test]
+    fn a_file_still_shown_through_a_hard_link_wastes_nothing() {
+        let mut m = Merged::default();
+        m.apply(
+            0,
+            &entries(&[
+                E::File("keep", &"k".repeat(300), 0o644),
+                E::Hard("keep2", "keep"),
+                E::File("gone", &"g".repeat(50), 0o644),
+            ]),
+        );
+        let s = m.apply(
+            1,
+            &entries(&[
+                E::File(".wh.keep", "", 0o644),
+                E::File(".wh.gone", "", 0o644),
+            ]),
+        );
+        assert_eq!((s.whiteouts, s.wasted), (2, 50));
+        // Once the last link goes too, the 300 bytes are hidden.
+        let s = m.apply(2, &entries(&[E::File(".wh.keep2", "", 0o644)]));
+        assert_eq!(s.wasted, 300);
     }
 
     #[test]
