@@ -77,7 +77,6 @@ fn entries_of(store: &Store, image: &Image) -> Result<Vec<Vec<Entry>>> {
 }
 
 /// The `image layers` table: one row per layer, bottom first, and a TOTAL row.
-// ANCHOR: layers_table
 pub fn layers_table(
     diff_ids: &[String],
     created_by: &[String],
@@ -138,7 +137,6 @@ pub fn layers_table(
     }
     out
 }
-// ANCHOR_END: layers_table
 
 /// `dockling image layers IMAGE [--path P]`.
 pub fn layers(ctx: &Context, args: &ImageLayersArgs) -> Result<i32> {

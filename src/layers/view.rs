@@ -194,13 +194,12 @@ pub fn read_layer(reader: impl Read, layer: &str, max_entries: u64) -> Result<Ve
     Ok(out)
 }
 
+// ANCHOR: docker_size
 /// The size of a layer as Docker computes it (moby's overlay2 `ApplyDiff`/`DiffSize`:
 /// `directory.Size` of the unpacked diff directory): the `lstat` size of every entry that is
 /// not a directory, each inode once. So file contents, plus a symlink's target length, and
 /// nothing for directories, hard links' second names, devices or whiteouts; tar headers and
 /// padding do not count. A name written twice in one tar counts once, as it lands once on disk.
-///
-/// ANCHOR: docker_size
 pub fn docker_size(entries: &[Entry]) -> u64 {
     let mut last: HashMap<&str, &Entry> = HashMap::new();
     for e in entries {

@@ -64,6 +64,7 @@ pub const LESSONS: &[(&str, &str)] = &[
         "13-user-networks.yaml",
         include_str!("../../lessons/13-user-networks.yaml"),
     ),
+    ("14-disk.yaml", include_str!("../../lessons/14-disk.yaml")),
 ];
 
 /// One lesson.
