@@ -239,6 +239,9 @@ mod tests {
         .unwrap();
         assert!(content < tar.len() as u64);
         assert_eq!(store.layer_size(&diff_id), Some(content));
+        // A marker of an older dockling (the tar's length alone): the directory is measured.
+        fs::write(store.layer_marker(&diff_id).unwrap(), tar.len().to_string()).unwrap();
+        assert_eq!(store.layer_size(&diff_id), Some(content));
         // The same blob claimed to be another layer is refused, and leaves nothing.
         let wrong = format!("sha256:{}", "0".repeat(64));
         let err = store
