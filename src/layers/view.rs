@@ -409,6 +409,18 @@ pub fn path_history(layers: &[Vec<Entry>], path: &str) -> Vec<(usize, PathEvent)
 /// One line of `image diff`: `A`, `C` or `D` and the path (with its leading `/`).
 pub type Change = (char, String);
 
+/// The parents of `path`, nearest first, down to the root (`""`).
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut cur = path;
+    std::iter::from_fn(move || {
+        let (parent, _) = cur
+            .rsplit_once('/')
+            .or_else(|| (!cur.is_empty()).then_some(("", "")))?;
+        cur = parent;
+        Some(parent)
+    })
+}
+
 /// What changed from merged view `a` to merged view `b`, as `docker diff` prints it: `A` for
 /// added, `D` for deleted (only the topmost deleted name, as a whiteout would say), `C` for
 /// changed (type, content digest, size, mode, owner or link target) and for every directory
@@ -418,16 +430,15 @@ pub fn diff(a: &Merged, b: &Merged) -> Vec<Change> {
     let same = |x: &Entry, y: &Entry| {
         x.kind == y.kind && x.size == y.size && x.mode == y.mode && x.uid == y.uid && x.gid == y.gid
     };
-    let mut deleted: Vec<String> = Vec::new();
     let mut touched: Vec<String> = Vec::new();
     for (p, (_, ea)) in &a.files {
         match b.files.get(p) {
+            // Under a name deleted already (a parent `a` has and `b` lacks): not listed.
+            None if ancestors(p)
+                .any(|d| !d.is_empty() && a.files.contains_key(d) && !b.files.contains_key(d)) => {}
             None => {
-                if !deleted.iter().any(|d| within(p, d)) {
-                    deleted.push(p.clone());
-                    out.insert(p.clone(), 'D');
-                    touched.push(p.clone());
-                }
+                out.insert(p.clone(), 'D');
+                touched.push(p.clone());
             }
             Some((_, eb)) if !same(ea, eb) => {
                 out.insert(p.clone(), 'C');
@@ -612,6 +623,7 @@ mod tests {
                 E::Dir("old", 0o755),
                 E::File("old/f", "f", 0o644),
                 E::Sym("lnk", "/a"),
+                E::File("nodir/f", "x", 0o644),
             ]),
         );
         let mut b = a.clone();
@@ -619,6 +631,7 @@ mod tests {
             1,
             &entries(&[
                 E::File(".wh.old", "", 0o644),
+                E::File("nodir/.wh.f", "", 0o644),
                 E::File("etc/motd", "ho", 0o644), // same size, other content
                 E::File("root/x", "x", 0o644),
                 E::Sym("lnk", "/b"),
@@ -630,7 +643,14 @@ mod tests {
             .collect();
         assert_eq!(
             d,
-            ["C /etc", "C /etc/motd", "C /lnk", "D /old", "A /root/x"]
+            [
+                "C /etc",
+                "C /etc/motd",
+                "C /lnk",
+                "D /nodir/f",
+                "D /old",
+                "A /root/x"
+            ]
         );
         assert!(diff(&a, &a).is_empty());
     }
