@@ -11,6 +11,8 @@ use sha2::{Digest as _, Sha256};
 use super::{hex_of, Capped, Store};
 use crate::error::{Error, Result};
 use crate::image::ImageError;
+#[cfg(test)]
+use crate::layers::view::Kind;
 use crate::layers::view::{read_layer, Entry};
 
 /// Hashes everything read through it.
@@ -98,5 +100,49 @@ impl Store {
             .into());
         }
         Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::digest_of;
+    use super::*;
+    use crate::layers::view::Kind;
+    use crate::testutil::{tar_of, E};
+
+    #[test]
+    fn a_blob_is_read_only_when_it_is_the_layer_the_config_names_and_within_the_limits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let tar = tar_of(&[
+            E::Dir("etc", 0o755),
+            E::File("etc/motd", "hi", 0o644),
+            E::File("etc/.wh.group", "", 0o644),
+        ]);
+        let diff_id = digest_of(&tar);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let (blob, _) = store.write_blob(&gz.finish().unwrap()).unwrap();
+        let entries = store.layer_entries(&blob, &diff_id).unwrap();
+        let names: Vec<(&str, &Kind)> =
+            entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
+        assert_eq!(names.len(), 3);
+        assert_eq!(names[2], ("etc/group", &Kind::Whiteout));
+        // Another diff_id: refused, whatever the tar says.
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        let err = store.layer_entries(&blob, &wrong).unwrap_err().to_string();
+        assert!(err.contains("tampered"), "{err}");
+        // Over max-layer-entries: refused, naming the limit.
+        let small = Store::open(&tmp.path().join("root")).unwrap().with_limits(
+            crate::layers::unpack::Limits {
+                max_entries: 2,
+                ..Default::default()
+            },
+        );
+        let err = small
+            .layer_entries(&blob, &diff_id)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max-layer-entries"), "{err}");
     }
 }
