@@ -11,8 +11,6 @@ use sha2::{Digest as _, Sha256};
 use super::{hex_of, Capped, Store};
 use crate::error::{Error, Result};
 use crate::image::ImageError;
-#[cfg(test)]
-use crate::layers::view::Kind;
 use crate::layers::view::{read_layer, Entry};
 
 /// Hashes everything read through it.
