@@ -46,7 +46,7 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
         "{}",
         up.stdout
     );
-    for name in ["busybox", "httpd", "hello-world"] {
+    for name in ["busybox", "httpd", "hello-world", "bloated"] {
         assert!(
             up.stdout.contains(&format!("image:    {name:<12} sha256:")),
             "{}",
@@ -59,7 +59,7 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
     assert!(again.stdout.contains("already running"), "{}", again.stdout);
     assert_eq!(
         again.stdout.matches("(already there)").count(),
-        3,
+        4,
         "{}",
         again.stdout
     );
@@ -69,7 +69,7 @@ fn lab_up_serves_docker_hub_names_and_lab_down_undoes_it() {
     assert!(
         status
             .stdout
-            .contains("images:   busybox:latest hello-world:latest httpd:latest\n"),
+            .contains("images:   bloated:latest busybox:latest hello-world:latest httpd:latest\n"),
         "{}",
         status.stdout
     );

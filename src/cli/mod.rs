@@ -459,6 +459,32 @@ pub enum ImageCommand {
     Tag(TagArgs),
     /// Create an image from a root filesystem tarball
     Import(ImportArgs),
+    /// Show an image's layers: what each adds, changes and whites out, and the bytes hidden
+    Layers(ImageLayersArgs),
+    /// Show what changed between two images (A added, C changed, D deleted)
+    Diff(ImageDiffArgs),
+}
+
+/// `dockling image layers`.
+#[derive(Debug, Args)]
+pub struct ImageLayersArgs {
+    /// Show which layers give, replace or hide this path instead of the table
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// The image
+    pub image: String,
+}
+
+/// `dockling image diff`.
+#[derive(Debug, Args)]
+pub struct ImageDiffArgs {
+    /// The image compared from
+    pub a: String,
+    /// The image compared to
+    pub b: String,
 }
 
 /// `dockling history`.
@@ -1151,7 +1177,11 @@ impl Command {
             | Command::Explain(_) => true,
             Command::Image(a) => matches!(
                 a.command,
-                ImageCommand::Ls(_) | ImageCommand::Inspect { .. } | ImageCommand::History(_)
+                ImageCommand::Ls(_)
+                    | ImageCommand::Inspect { .. }
+                    | ImageCommand::History(_)
+                    | ImageCommand::Layers(_)
+                    | ImageCommand::Diff(_)
             ),
             Command::Volume(a) => matches!(
                 a.command,

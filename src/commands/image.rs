@@ -30,6 +30,8 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<i32> {
         ImageCommand::Push(a) => super::push::run(ctx, a),
         ImageCommand::Tag(a) => super::tag::run(ctx, a),
         ImageCommand::Import(a) => super::import::run(ctx, a),
+        ImageCommand::Layers(a) => super::layers::layers(ctx, a),
+        ImageCommand::Diff(a) => super::layers::diff(ctx, a),
     }
 }
 
@@ -56,14 +58,16 @@ pub fn history(ctx: &Context, args: &HistoryArgs) -> Result<i32> {
             0
         } else {
             match layers.next() {
-                Some((diff_id, blob)) => store.layer_size(diff_id).unwrap_or_else(|| {
-                    store
-                        .blob_path(blob)
-                        .ok()
-                        .and_then(|p| std::fs::metadata(p).ok())
-                        .map(|m| m.len())
-                        .unwrap_or(0)
-                }),
+                Some((diff_id, blob)) => {
+                    store.docker_layer_size(blob, diff_id).unwrap_or_else(|| {
+                        store
+                            .blob_path(blob)
+                            .ok()
+                            .and_then(|p| std::fs::metadata(p).ok())
+                            .map(|m| m.len())
+                            .unwrap_or(0)
+                    })
+                }
                 None => 0,
             }
         };

@@ -58,6 +58,7 @@ pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod lab;
+pub mod layers;
 pub mod lesson;
 pub mod lifecycle;
 pub mod login;

@@ -1,6 +1,7 @@
 //! The lesson images, built with dockling's own machinery (`Store::build`) from the host's
 //! `busybox-static`: `busybox`, `httpd` (busybox plus a web root laid out like the official
-//! image) and `hello-world` (a 200-byte static program written here, byte by byte).
+//! image), `hello-world` (a 200-byte static program written here, byte by byte) and `bloated`
+//! (busybox, a 1 MB file written in one layer and deleted in the next: the layer view's lesson).
 //!
 //! Every tar entry has a fixed owner and the busybox binary's modification time, so the same
 //! busybox gives the same digests every time: `lab up` run twice pushes nothing new.
@@ -266,7 +267,40 @@ pub fn hello_elf(msg: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// The names the lab serves, in the order they are built.
-pub const NAMES: &[&str] = &["busybox", "httpd", "hello-world"];
+pub const NAMES: &[&str] = &["busybox", "httpd", "hello-world", "bloated"];
+
+/// Bytes of `bloated`'s big file: 1 MB of a repeated line (it compresses well, so building
+/// the lab stays quick; Docker's sizes count it uncompressed all the same).
+pub const BLOATED_BYTES: usize = 1_000_000;
+
+fn noise(n: usize) -> Vec<u8> {
+    b"a log line nobody will read again, kept in an image layer forever\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(n)
+        .collect()
+}
+
+/// `bloated` ("where did my disk go"): busybox, then a layer that writes a 1 MB file and an
+/// app cache, then one that deletes the file (a whiteout) and empties the cache by making
+/// its directory anew (an opaque directory). The image is no smaller for it.
+fn bloated_layers(mtime: u64) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut add = Layer::new(mtime);
+    for d in ["tmp", "var", "var/cache", "var/cache/app"] {
+        add.dir(d, if d == "tmp" { 0o1777 } else { 0o755 })?;
+    }
+    add.file("tmp/big.bin", 0o644, &noise(BLOATED_BYTES))?;
+    add.file("var/cache/app/index", 0o644, &[b'i'; 4000])?;
+    add.file("var/cache/app/data", 0o644, &[b'd'; 6000])?;
+    let mut rm = Layer::new(mtime);
+    for d in ["tmp", "var", "var/cache", "var/cache/app"] {
+        rm.dir(d, if d == "tmp" { 0o1777 } else { 0o755 })?;
+    }
+    rm.file("tmp/.wh.big.bin", 0o644, b"")?;
+    rm.file("var/cache/app/.wh..wh..opq", 0o644, b"")?;
+    Ok((add.finish()?, rm.finish()?))
+}
 
 /// Build the lab images into `store`, tagged `<registry>/library/<name>:latest`.
 pub fn build(store: &Store, registry: &str) -> Result<Vec<(Reference, Image)>> {
@@ -315,6 +349,26 @@ pub fn build(store: &Store, registry: &str) -> Result<Vec<(Reference, Image)>> {
         Some(&hello_ref),
     )?;
     out.push((hello_ref, hello));
+
+    let (add, rm) = bloated_layers(bb.mtime)?;
+    let with_big = store.build(
+        Some(&base),
+        &add,
+        &[],
+        &created,
+        "dockling lab: /tmp/big.bin (1 MB) and /var/cache/app (10 kB)",
+        None,
+    )?;
+    let bloated_ref = tag("bloated")?;
+    let bloated = store.build(
+        Some(&with_big),
+        &rm,
+        &[],
+        &created,
+        "dockling lab: rm /tmp/big.bin; rm -rf /var/cache/app; mkdir /var/cache/app",
+        Some(&bloated_ref),
+    )?;
+    out.push((bloated_ref, bloated));
     Ok(out)
 }
 
@@ -366,6 +420,40 @@ mod tests {
             httpd.layers[0], a[0].1.layers[0],
             "the busybox layer is shared"
         );
+        // Docker's sizes (issue 12): httpd's top layer is its two files' 204 bytes (45 of
+        // index.html, 159 of httpd-foreground), not its 5.63kB of tar; busybox's is the
+        // binary, a 7-byte symlink target per applet and /etc/passwd and /etc/group.
+        let store = Store::open(&tmp.path().join("a")).unwrap();
+        let bb = busybox().unwrap();
+        let top = store.docker_layer_size(&httpd.layers[1], &httpd.diff_ids[1]);
+        assert_eq!(top, Some(204), "not unpacked: counted from the blob");
+        let etc = 162 + 54; // /etc/passwd and /etc/group (busybox_layer)
+        assert_eq!(
+            store.docker_layer_size(&httpd.layers[0], &httpd.diff_ids[0]),
+            Some(bb.binary.len() as u64 + 7 * bb.applets.len() as u64 + etc)
+        );
+        // bloated: 1 MB + 10 kB written, then all of it hidden (a whiteout, an opaque dir).
+        let bloated = &a[3].1;
+        let entries: Vec<_> = bloated
+            .layers
+            .iter()
+            .zip(&bloated.diff_ids)
+            .map(|(b, d)| store.layer_entries(b, d).unwrap())
+            .collect();
+        let mut merged = crate::layers::view::Merged::default();
+        let stats: Vec<_> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| merged.apply(i, e))
+            .collect();
+        assert_eq!(stats[1].size, 1_010_000);
+        assert_eq!(stats[2].size, 0);
+        assert_eq!((stats[2].whiteouts, stats[2].opaque), (1, 1));
+        assert_eq!(stats[2].wasted, 1_010_000);
+        // Unpacked, the marker says the same.
+        store.layer_dirs(httpd).unwrap();
+        assert_eq!(store.layer_size(&httpd.diff_ids[1]), Some(204));
+        assert_eq!(crate::image::format::human_size(204), "204B");
         let cfg = httpd.config.config().clone().unwrap();
         assert_eq!(cfg.cmd().clone().unwrap(), vec!["httpd-foreground"]);
         assert_eq!(cfg.working_dir().as_deref(), Some("/usr/local/apache2"));

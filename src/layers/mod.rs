@@ -11,6 +11,9 @@
 //! Layer tars are untrusted: [`unpack`] never writes outside the layer directory.
 //! The other way round, [`diff`] reads what a container changed (its upper directory, or its
 //! copy against the layers) and [`commit`] writes that as a new layer tar.
+//! Layer tars are untrusted: [`unpack`] never writes outside the layer directory. [`view`]
+//! reads a layer's entries straight from its tar (who gives each file, who hides it, the bytes
+//! nobody sees any more) and computes Docker's layer size.
 
 pub mod commit;
 pub mod copy;
@@ -18,5 +21,6 @@ pub mod diff;
 mod error;
 pub mod overlay;
 pub mod unpack;
+pub mod view;
 
 pub use error::LayerError;

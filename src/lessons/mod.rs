@@ -72,6 +72,7 @@ pub const LESSONS: &[(&str, &str)] = &[
         "15-commit.yaml",
         include_str!("../../lessons/15-commit.yaml"),
     ),
+    ("16-disk.yaml", include_str!("../../lessons/16-disk.yaml")),
 ];
 
 /// One lesson.

@@ -332,6 +332,42 @@ pub fn tree_size(dir: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(total)
 }
 
+/// Docker's size of a layer directory (moby `pkg/directory.Size`, what overlay2's
+/// `ApplyDiff` records and `docker images`/`history` show): the `lstat` size of every entry
+/// that is not a directory, each inode once (hard links count once), zero-sized ones (an
+/// overlay whiteout) adding nothing. Walked through descriptors as [`tree_size`] is.
+pub fn docker_tree_size(dir: BorrowedFd<'_>) -> io::Result<u64> {
+    fn walk(
+        dir: BorrowedFd<'_>,
+        seen: &mut std::collections::HashSet<(u64, u64)>,
+    ) -> io::Result<u64> {
+        let mut total = 0;
+        for entry in std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))? {
+            let name = entry?.file_name();
+            let Ok(st) = stat_at(dir, &name) else {
+                continue;
+            };
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                if st.st_size > 0 && seen.insert(identity(&st)) {
+                    total += st.st_size as u64;
+                }
+                continue;
+            }
+            if let Ok(sub) = openat2(
+                dir,
+                Path::new(&name),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+            ) {
+                total += walk(sub.as_fd(), seen)?;
+            }
+        }
+        Ok(total)
+    }
+    walk(dir, &mut std::collections::HashSet::new())
+}
+
 /// Which directory an fd is: (device, inode), to recognise it again later.
 pub fn identity(st: &libc::stat) -> (u64, u64) {
     (st.st_dev, st.st_ino)

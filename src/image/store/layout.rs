@@ -129,13 +129,23 @@ impl Store {
             && self.layer_path(diff_id).is_ok_and(|d| d.is_dir())
     }
 
-    /// The uncompressed size of a layer, once it has been unpacked (its marker holds it).
+    /// The size of a layer as Docker counts it (`sys::fs::docker_tree_size`: file contents,
+    /// symlink targets, each inode once; not tar headers), once it has been unpacked: its
+    /// marker holds it (`content-size N`). A marker written before it did holds the tar's
+    /// length alone: then the unpacked directory is measured now (and not rewritten: reading
+    /// commands stay read-only).
     pub fn layer_size(&self, diff_id: &str) -> Option<u64> {
-        fs::read_to_string(self.layer_marker(diff_id).ok()?)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        let text = fs::read_to_string(self.layer_marker(diff_id).ok()?).ok()?;
+        if let Some(n) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-size "))
+            .and_then(|n| n.trim().parse().ok())
+        {
+            return Some(n);
+        }
+        let dir = self.layer_path(diff_id).ok()?;
+        let fd = crate::sys::fs::open_root(&dir).ok()?;
+        crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(&fd)).ok()
     }
 
     /// Where a blob is (or would be) stored.

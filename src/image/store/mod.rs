@@ -40,6 +40,7 @@ mod blob;
 mod gc;
 mod index;
 mod layout;
+mod read;
 mod unpack;
 
 pub(crate) use blob::hash_file;
@@ -204,14 +205,17 @@ impl Store {
             })
             .unwrap_or_default();
         let diff_ids: Vec<String> = config.rootfs().diff_ids().clone();
-        // Uncompressed once unpacked; the blob's size for a layer not unpacked yet.
+        // Docker's size ([`Store::docker_layer_size`]); the blob's size for a layer that
+        // cannot be read.
         let size = manifest["layers"]
             .as_array()
             .map(|l| {
                 l.iter()
                     .zip(&diff_ids)
                     .map(|(d, id)| {
-                        self.layer_size(id)
+                        d["digest"]
+                            .as_str()
+                            .and_then(|b| self.docker_layer_size(b, id))
                             .unwrap_or_else(|| d["size"].as_u64().unwrap_or(0))
                     })
                     .sum()

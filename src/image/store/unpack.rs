@@ -149,10 +149,14 @@ impl Store {
         }
         sync_dir(&self.layers)?;
         crate::fault::point("store.layer.before_marker");
-        // The marker holds the uncompressed size, which `images` shows (as Docker does).
+        // The marker holds the layer's size as Docker counts it (content, not tar headers:
+        // `images` and `history` show it) and the uncompressed tar's length.
+        let content = crate::sys::fs::open_root(&dir)
+            .and_then(|fd| crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(&fd)))
+            .map_err(Error::io("measure", &dir))?;
         write_atomic(
             &self.layer_marker(diff_id)?,
-            reader.n.to_string().as_bytes(),
+            format!("content-size {content}\ntar-size {}\n", reader.n).as_bytes(),
         )?;
         Ok(dir)
     }
@@ -228,7 +232,16 @@ mod tests {
             fs::read_to_string(dir.join("etc/hostname")).unwrap(),
             "hello"
         );
-        assert_eq!(store.layer_size(&diff_id), Some(tar.len() as u64));
+        // Docker's size: the content (5 bytes of /etc/hostname...), not the tar's length.
+        let content = crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(
+            &crate::sys::fs::open_root(&dir).unwrap(),
+        ))
+        .unwrap();
+        assert!(content < tar.len() as u64);
+        assert_eq!(store.layer_size(&diff_id), Some(content));
+        // A marker of an older dockling (the tar's length alone): the directory is measured.
+        fs::write(store.layer_marker(&diff_id).unwrap(), tar.len().to_string()).unwrap();
+        assert_eq!(store.layer_size(&diff_id), Some(content));
         // The same blob claimed to be another layer is refused, and leaves nothing.
         let wrong = format!("sha256:{}", "0".repeat(64));
         let err = store
