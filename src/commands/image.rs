@@ -30,6 +30,8 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<i32> {
         ImageCommand::Push(a) => super::push::run(ctx, a),
         ImageCommand::Tag(a) => super::tag::run(ctx, a),
         ImageCommand::Import(a) => super::import::run(ctx, a),
+        ImageCommand::Save(a) => super::save::run(ctx, a),
+        ImageCommand::Load(a) => super::load::run(ctx, a),
     }
 }
 
