@@ -608,7 +608,7 @@ fn export_writes_the_merged_file_system_and_import_reads_it_back() {
         "busybox",
         "sh",
         "-c",
-        "echo hi > /root/x; rm /etc/group; mkdir -p /a/b; echo c > /a/b/c",
+        "echo hi > /root/x; ln /root/x /root/x2; rm /etc/group; mkdir -p /a/b; echo c > /a/b/c",
     ]);
     o.expect_code(0);
     let fs = lab.dir.path().join("fs.tar");
@@ -631,6 +631,10 @@ fn export_writes_the_merged_file_system_and_import_reads_it_back() {
     );
     let x = e.iter().find(|(_, n, _)| n == "root/x").unwrap();
     assert_eq!(x.2, b"hi\n");
+    // A second name of the same file is a hard link, as in Docker's export.
+    let x2 = e.iter().find(|(_, n, _)| n == "root/x2").unwrap();
+    assert_eq!(x2.0.entry_type(), tar::EntryType::Link);
+    assert_eq!(x2.0.link_name().unwrap().unwrap(), Path::new("root/x"));
 
     // export | import: the same files, runnable.
     let mut exp = lab
@@ -657,10 +661,10 @@ fn export_writes_the_merged_file_system_and_import_reads_it_back() {
         "my-fs:1",
         "sh",
         "-c",
-        "cat /root/x /a/b/c; test -e /etc/group || echo gone",
+        "cat /root/x /a/b/c; test -e /etc/group || echo gone; stat -c %h /root/x2",
     ]);
     run.expect_code(0);
-    assert_eq!(run.stdout, "hi\nc\ngone\n");
+    assert_eq!(run.stdout, "hi\nc\ngone\n2\n");
 
     // A running container: what it wrote so far, not its mounted /proc.
     lab.cmd(&[
