@@ -335,6 +335,8 @@ pub fn save(store: &Store, names: &[String], format: SaveFormat, out: impl Write
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": index_entries,
     });
+    // Leased while they are copied: an `rmi` or `prune` running meanwhile keeps them.
+    store.claim(&blobs.keys().map(String::as_str).collect::<Vec<_>>())?;
     let mut tar = tar::Builder::new(out);
     for dir in ["blobs/", "blobs/sha256/"] {
         let mut h = header(tar::EntryType::Directory, 0);
@@ -371,4 +373,87 @@ pub fn save(store: &Store, names: &[String], format: SaveFormat, out: impl Write
         .and_then(|mut w| w.flush())
         .map_err(ArchiveError::Write)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store holding `docker.io/library/old:1` whose manifest is Docker schema 2 (as pulled
+    /// from Docker Hub), with one uncompressed layer.
+    fn docker_schema2(root: &std::path::Path) -> (Store, String) {
+        let store = Store::open(root).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(3);
+        b.append_data(&mut h, "hi.txt", &b"hi\n"[..]).unwrap();
+        let layer = b.into_inner().unwrap();
+        let (layer_digest, layer_size) = store.write_blob(&layer).unwrap();
+        let config = json!({
+            "architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]}, "history": [],
+        });
+        let (config_digest, config_size) = store
+            .write_blob(&serde_json::to_vec(&config).unwrap())
+            .unwrap();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "digest": config_digest, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar",
+                        "digest": layer_digest, "size": layer_size}],
+        });
+        let (m, size) = store
+            .write_blob(&serde_json::to_vec(&manifest).unwrap())
+            .unwrap();
+        let r = Reference::parse("old:1").unwrap();
+        store.add_to_index(&m, size, Some(&r), None).unwrap();
+        (store, config_digest)
+    }
+
+    #[test]
+    fn a_docker_schema2_image_is_saved_with_an_oci_manifest_and_loads_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, id) = docker_schema2(&tmp.path().join("a"));
+        let mut out = Vec::new();
+        save(
+            &store,
+            &["old:1".into()],
+            SaveFormat::DockerArchive,
+            &mut out,
+        )
+        .unwrap();
+        let mut archive = tar::Archive::new(&out[..]);
+        let mut manifests = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            if let Ok(v) = serde_json::from_slice::<Value>(&data) {
+                if v["layers"].is_array() {
+                    manifests.push(v);
+                }
+            }
+        }
+        assert_eq!(manifests.len(), 1, "only the OCI manifest is written");
+        let m = &manifests[0];
+        assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+        assert_eq!(
+            m["config"]["mediaType"],
+            "application/vnd.oci.image.config.v1+json"
+        );
+        assert_eq!(m["config"]["digest"], id.as_str());
+        assert_eq!(
+            m["layers"][0]["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar"
+        );
+
+        let other = Store::open(&tmp.path().join("b")).unwrap();
+        let lines = crate::image::load::load(&other, &out[..], "test").unwrap();
+        assert_eq!(lines, ["Loaded image: old:1"]);
+        let img = other.find("old:1").unwrap();
+        assert_eq!(img.id, id, "the config, and so the image id, survive");
+    }
 }
