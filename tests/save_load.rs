@@ -706,3 +706,127 @@ fn export_writes_the_merged_file_system_and_import_reads_it_back() {
     assert!(o.stderr.contains("nosuch"), "{}", o.stderr);
     assert!(!none.exists());
 }
+
+/// A tar entry: a regular file `name` holding `data`.
+fn file(name: &str, data: &[u8]) -> (tar::Header, String, Vec<u8>) {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name).unwrap();
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    (h, name.to_string(), data.to_vec())
+}
+
+fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(data))
+}
+
+#[test]
+fn older_docker_archives_and_multi_platform_oci_layouts_load() {
+    let source = common::image_on_busybox(
+        "web:1",
+        &tar_of(&[E::File("hello.txt", "layouts\n", 0o644)]),
+    );
+    let (_, good) = save(&source, &["web:1"]);
+    let e = entries(&good);
+    let get = |name: &str| e.iter().find(|(_, n, _)| n == name).unwrap().2.clone();
+    let manifest: serde_json::Value = serde_json::from_slice(&get("manifest.json")).unwrap();
+    let config_name = manifest[0]["Config"].as_str().unwrap();
+    let config = get(config_name);
+    let layers: Vec<Vec<u8>> = manifest[0]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| get(l.as_str().unwrap()))
+        .collect();
+    let id = format!("sha256:{}", sha256(&config));
+
+    // Docker before 25: `<id>.json`, `<v1 id>/layer.tar` (+ json, VERSION), manifest.json.
+    let mut old = vec![file(&format!("{}.json", sha256(&config)), &config)];
+    let mut paths = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let v1 = format!("{:064x}", i + 1);
+        old.push(file(&format!("{v1}/VERSION"), b"1.0"));
+        old.push(file(&format!("{v1}/json"), br#"{"id":"x"}"#));
+        old.push(file(&format!("{v1}/layer.tar"), l));
+        paths.push(format!("{v1}/layer.tar"));
+    }
+    let m = serde_json::json!([{"Config": format!("{}.json", sha256(&config)),
+        "RepoTags": ["web:1"], "Layers": paths}]);
+    old.push(file("manifest.json", &serde_json::to_vec(&m).unwrap()));
+    let lab = Lab::new();
+    let o = load_bytes(&lab, &retar(&old));
+    o.expect_code(0);
+    assert_eq!(o.stdout, "Loaded image: web:1\n");
+    assert_eq!(ok(&lab, &["images", "-q", "--no-trunc"]).trim(), id);
+    let run = lab.cmd(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "web:1",
+        "cat",
+        "/hello.txt",
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "layouts\n");
+    // Config, manifest, two layers: the v1 json and VERSION files are not kept.
+    assert_eq!(
+        std::fs::read_dir(lab.root().join("oci/blobs/sha256"))
+            .unwrap()
+            .count(),
+        4
+    );
+
+    // The same with a config whose name is not its digest: refused.
+    let mut renamed = old.clone();
+    renamed[0] = file(&format!("{}.json", "ab".repeat(32)), &config);
+    let m = serde_json::json!([{"Config": format!("{}.json", "ab".repeat(32)),
+        "RepoTags": ["web:2"], "Layers": paths}]);
+    let last = renamed.len() - 1;
+    renamed[last] = file("manifest.json", &serde_json::to_vec(&m).unwrap());
+    refused(
+        &lab,
+        &retar(&renamed),
+        &format!("the config {}.json hashes to", "ab".repeat(32)),
+    );
+
+    // An OCI layout whose index.json names a multi-platform index (Docker's containerd
+    // store saves so), without manifest.json.
+    let index: serde_json::Value = serde_json::from_slice(&get("index.json")).unwrap();
+    let image_manifest = &index["manifests"][0];
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let nested = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": image_manifest["mediaType"], "digest": image_manifest["digest"],
+             "size": image_manifest["size"], "platform": {"os": "linux", "architecture": arch}},
+        ],
+    });
+    let nested = serde_json::to_vec(&nested).unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{}", sha256(&nested)), "size": nested.len(),
+            "annotations": {"io.containerd.image.name": "docker.io/library/web:3"}}],
+    });
+    let mut oci: Vec<_> = e
+        .iter()
+        .filter(|(_, n, _)| n.starts_with("blobs/sha256/") && n.len() > 13)
+        .cloned()
+        .collect();
+    oci.push(file(&format!("blobs/sha256/{}", sha256(&nested)), &nested));
+    oci.push(file("index.json", &serde_json::to_vec(&top).unwrap()));
+    oci.push(file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#));
+    let fresh = Lab::new();
+    let o = load_bytes(&fresh, &retar(&oci));
+    o.expect_code(0);
+    assert_eq!(o.stdout, "Loaded image: web:3\n");
+    assert_eq!(ok(&fresh, &["images", "-q", "--no-trunc"]).trim(), id);
+}
