@@ -487,8 +487,28 @@ fn broken_and_hostile_archives_are_refused_leaving_nothing() {
     // A blob manifest.json names, missing.
     let missing: Vec<_> = e.iter().filter(|(_, n, _)| *n != top).cloned().collect();
     refused(&lab, &retar(&missing), "which is not in the archive");
-    // Entries named out of the archive: ../, absolute; a device; a link leading out.
+    // Entries named out of the archive, at a bait directory standing in for the host:
+    // ../, absolute, hard links and symlinks to it; a device.
+    let bait = common::bait_dir();
+    let bait_before = common::tree_state(bait.path());
+    let up = format!(
+        "{}{}",
+        "../".repeat(12),
+        bait.path().display().to_string().trim_start_matches('/')
+    );
+    let abs = bait.path().display().to_string();
+    let layer_name = format!("blobs/sha256/{}", top.trim_start_matches("blobs/sha256/"));
     for (evil, why) in [
+        (
+            tar_of(&[E::File(&format!("{up}/file"), "x", 0o644)]),
+            "outside the archive",
+        ),
+        (
+            tar_of(&[E::File(&format!("{abs}/passwd"), "x", 0o644)]),
+            "outside the archive",
+        ),
+        (tar_of(&[E::Hard("h", &format!("{abs}/file"))]), ""),
+        (tar_of(&[E::Sym("s", &format!("{abs}/file"))]), ""),
         (
             tar_of(&[E::File("../evil", "x", 0o644)]),
             "outside the archive",
@@ -508,8 +528,41 @@ fn broken_and_hostile_archives_are_refused_leaving_nothing() {
     ] {
         let mut with = entries(&evil);
         with.extend(e.iter().cloned());
-        refused(&lab, &retar(&with), why);
+        if why.is_empty() {
+            // A link no manifest names is only a name: the archive loads, nothing is written
+            // through it.
+            load_bytes(&lab, &retar(&with)).expect_code(0);
+            lab.cmd(&["rmi", "web:1"]).expect_code(0);
+        } else {
+            refused(&lab, &retar(&with), why);
+        }
     }
+    // A blob entry that is a link to the bait, and a manifest naming it.
+    let mut linked: Vec<_> = e
+        .iter()
+        .filter(|(_, n, _)| *n != layer_name)
+        .cloned()
+        .collect();
+    linked.extend(entries(&tar_of(&[E::Hard(
+        &layer_name,
+        &format!("{abs}/file"),
+    )])));
+    refused(&lab, &retar(&linked), "leads nowhere inside the archive");
+    let mut linked: Vec<_> = e
+        .iter()
+        .filter(|(_, n, _)| *n != layer_name)
+        .cloned()
+        .collect();
+    linked.extend(entries(&tar_of(&[E::Sym(
+        &layer_name,
+        &format!("{up}/file"),
+    )])));
+    refused(&lab, &retar(&linked), "leads nowhere inside the archive");
+    assert_eq!(
+        common::tree_state(bait.path()),
+        bait_before,
+        "the bait was touched"
+    );
     // manifest.json pointing at a symlink out of the archive.
     let mut linked: Vec<_> = e
         .iter()

@@ -141,7 +141,7 @@ pub enum ArchiveError {
     },
     /// A symlink or hard link chain that loops or leaves the archive.
     #[error(
-        "{source_name}: the link {entry} leads nowhere inside the archive (a loop, or out of it)"
+        "{source_name}: the link {entry} leads nowhere inside the archive (a loop, or out of it): refused, nothing was loaded"
     )]
     BadLink {
         /// The archive.
