@@ -184,6 +184,20 @@ impl Read_<'_> {
         Ok(digest)
     }
 
+    /// Refuse a manifest, index or config larger than metadata ever is, before it is read
+    /// into memory.
+    fn small(&self, entry: &str, size: u64) -> Result<()> {
+        if size > MAX_META {
+            return Err(ArchiveError::TooLarge {
+                source_name: self.source.to_string(),
+                entry: entry.to_string(),
+                limit: MAX_META,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     fn bad(&self, entry: &str, why: impl ToString) -> Error {
         ArchiveError::BadMetadata {
             source_name: self.source.to_string(),
@@ -276,7 +290,8 @@ fn read_archive<'a>(
                 .into())
             }
         }
-        let declared = entry.header().size().unwrap_or(0);
+        // The size a PAX header gives, if any, else the header's.
+        let declared = entry.size();
         let truncated = |why: String| ArchiveError::Truncated {
             source_name: source.to_string(),
             entry: raw.clone(),
@@ -413,6 +428,7 @@ fn oci_images(a: &Read_<'_>, store: &Store) -> Result<Vec<OciImage>> {
         for depth in 0..2 {
             let media = desc.media_type().to_string();
             let digest = a.described("index.json", &desc)?;
+            a.small(&digest, desc.size())?;
             let blob = store.read_blob(&digest)?;
             if INDEX_TYPES.contains(&media.as_str()) && depth == 0 {
                 let nested: ImageIndex =
@@ -464,6 +480,7 @@ fn check_images(a: &Read_<'_>, store: &Store) -> Result<Vec<Pending>> {
             serde_json::from_slice(bytes).map_err(|e| a.bad("manifest.json", e))?;
         for item in items {
             let (config_digest, config_size) = a.lookup("manifest.json", &item.config)?;
+            a.small(&item.config, config_size)?;
             let file = item.config.rsplit('/').next().unwrap_or("");
             let named = file
                 .strip_suffix(".json")
@@ -545,6 +562,7 @@ fn check_images(a: &Read_<'_>, store: &Store) -> Result<Vec<Pending>> {
     } else if a.meta.contains_key("index.json") {
         for (bytes, digest, manifest, tags) in oci {
             let config_digest = a.described(&digest, manifest.config())?;
+            a.small(&config_digest, manifest.config().size())?;
             let config = parse_config(&store.read_blob(&config_digest)?, &config_digest)?;
             let layers = manifest
                 .layers()
