@@ -484,6 +484,17 @@ fn broken_and_hostile_archives_are_refused_leaving_nothing() {
     let i = l.2.len() / 2;
     l.2[i] ^= 0xff;
     refused(&lab, &retar(&bad), "not to its name");
+    // The same for a layer the store already has (busybox's: only hashed, not written
+    // again), whose stored copy stays as it was.
+    let base = manifest[0]["Layers"][0].as_str().unwrap().to_string();
+    let stored = lab.root().join("oci").join(&base);
+    let stored_before = std::fs::read(&stored).unwrap();
+    let mut bad = e.clone();
+    let l = bad.iter_mut().find(|(_, n, _)| *n == base).unwrap();
+    let i = l.2.len() / 3;
+    l.2[i] ^= 0xff;
+    refused(&lab, &retar(&bad), "not to its name");
+    assert!(std::fs::read(&stored).unwrap() == stored_before);
     // A blob manifest.json names, missing.
     let missing: Vec<_> = e.iter().filter(|(_, n, _)| *n != top).cloned().collect();
     refused(&lab, &retar(&missing), "which is not in the archive");
