@@ -46,11 +46,23 @@ fn header_for(st: &libc::stat, kind: EntryType) -> tar::Header {
 /// Archive the object `fd` (an `O_PATH` fd, opened without following a final symlink) into
 /// `out` under the name `name`, and, for a directory, everything beneath it. With `name`
 /// `None` a directory's *contents* are archived at the top of the stream (Docker's `src/.`).
-/// Sockets are skipped (tar has no type for them).
+/// Sockets are skipped (tar has no type for them). A file with several names in the tree is
+/// archived once, its other names as hard links to the first (as Docker's archives do).
 pub fn write_tree<W: Write>(
     out: &mut tar::Builder<W>,
     fd: BorrowedFd<'_>,
     name: Option<&Path>,
+) -> std::io::Result<()> {
+    walk(out, fd, name, &mut std::collections::HashMap::new())
+}
+
+/// [`write_tree`]'s walk; `links` maps each multiply linked file met (device, inode) to the
+/// name it was archived under.
+fn walk<W: Write>(
+    out: &mut tar::Builder<W>,
+    fd: BorrowedFd<'_>,
+    name: Option<&Path>,
+    links: &mut std::collections::HashMap<(u64, u64), PathBuf>,
 ) -> std::io::Result<()> {
     let st = fstat(fd)?;
     match st.st_mode & libc::S_IFMT {
@@ -88,12 +100,23 @@ pub fn write_tree<W: Write>(
                     Some(p) => p.join(&n),
                     None => PathBuf::from(&n),
                 };
-                write_tree(out, child.as_fd(), Some(&child_name))?;
+                walk(out, child.as_fd(), Some(&child_name), links)?;
             }
             Ok(())
         }
         libc::S_IFREG => {
             let name = name.unwrap_or(Path::new("."));
+            if st.st_nlink > 1 {
+                match links.get(&safefs::identity(&st)) {
+                    Some(first) => {
+                        let mut h = header_for(&st, EntryType::Link);
+                        return out.append_link(&mut h, name, first);
+                    }
+                    None => {
+                        links.insert(safefs::identity(&st), name.to_path_buf());
+                    }
+                }
+            }
             // Reopen exactly the object that was looked at, for reading: through the fd's
             // /proc/self/fd link (the host's /proc, trusted), never by name in the tree.
             // (O_RDONLY on an O_PATH fd's magic link reopens that object; a FIFO or device

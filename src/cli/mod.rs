@@ -51,6 +51,12 @@ pub struct Cli {
 pub enum Command {
     /// Create an image from a root filesystem tarball (like `docker import`)
     Import(ImportArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
     /// List images
     Images(ImagesArgs),
     /// Run a command in a new container
@@ -463,6 +469,10 @@ pub enum ImageCommand {
     Layers(ImageLayersArgs),
     /// Show what changed between two images (A added, C changed, D deleted)
     Diff(ImageDiffArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
 }
 
 /// `dockling image layers`.
@@ -626,6 +636,41 @@ pub struct ImportArgs {
     /// Set the commit message for the imported image
     #[arg(short = 'm', long = "message")]
     pub message: Option<String>,
+}
+
+/// `dockling save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Archive format
+    #[arg(long, default_value = "docker-archive", value_parser = engine_enum(crate::image::save::SaveFormat::VARIANTS))]
+    pub format: crate::image::save::SaveFormat,
+    /// The images (NAME[:TAG] or ID)
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `dockling load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `dockling export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The container
+    pub container: String,
 }
 
 /// `dockling images`.
@@ -931,6 +976,8 @@ pub enum ContainerCommand {
     Diff(DiffArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
 }
 
 /// `dockling container prune`.

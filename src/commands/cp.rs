@@ -276,7 +276,7 @@ fn container_root(
             // `/`) here, 0755 whatever the user's umask.
             sys.run(crate::sys::Call::Umask { mask: 0o022 })?;
             let data = crate::runtime::overlay_dirs(sys, spec)?;
-            mount_stopped(sys, &rootfs, &data)?
+            mount_stopped(sys, &rootfs, &data, MsFlags::empty())?
         }
     };
     Ok((fd, Some(lock)))
@@ -303,8 +303,14 @@ fn running_root(sys: &Sys, c: &Container) -> Result<Option<OwnedFd>> {
     Ok((crate::container::process_start_time(pid) == Some(pid_start)).then_some(fd))
 }
 
-/// Mount a stopped container's overlay in a mount namespace of a child's own and open it.
-fn mount_stopped(sys: &Sys, rootfs: &Path, data: &str) -> Result<OwnedFd> {
+/// Mount a stopped container's overlay in a mount namespace of a child's own and open it
+/// (`extra`: more mount flags, `MS_RDONLY` for `export`).
+pub(crate) fn mount_stopped(
+    sys: &Sys,
+    rootfs: &Path,
+    data: &str,
+    extra: MsFlags,
+) -> Result<OwnedFd> {
     let (parent_end, child_end) = channel::pair(sys)?;
     let child = sys.clone_process(CloneFlags::empty())?;
     if child == 0 {
@@ -326,7 +332,7 @@ fn mount_stopped(sys: &Sys, rootfs: &Path, data: &str) -> Result<OwnedFd> {
                 Some(Path::new("overlay")),
                 rootfs,
                 Some("overlay"),
-                MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+                MsFlags::MS_NODEV | MsFlags::MS_NOSUID | extra,
                 Some(data),
             )?;
             sys.run(crate::sys::Call::Chdir {

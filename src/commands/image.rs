@@ -32,6 +32,8 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<i32> {
         ImageCommand::Import(a) => super::import::run(ctx, a),
         ImageCommand::Layers(a) => super::layers::layers(ctx, a),
         ImageCommand::Diff(a) => super::layers::diff(ctx, a),
+        ImageCommand::Save(a) => super::save::run(ctx, a),
+        ImageCommand::Load(a) => super::load::run(ctx, a),
     }
 }
 

@@ -53,6 +53,7 @@ pub mod cp;
 pub mod diff;
 pub mod exec;
 pub mod explain;
+pub mod export;
 pub mod image;
 pub mod images;
 pub mod import;
@@ -61,6 +62,7 @@ pub mod lab;
 pub mod layers;
 pub mod lesson;
 pub mod lifecycle;
+pub mod load;
 pub mod login;
 pub mod logs;
 pub mod network;
@@ -71,6 +73,7 @@ pub mod push;
 pub mod rm;
 pub mod rmi;
 pub mod run;
+pub mod save;
 pub mod system;
 pub mod tag;
 pub mod volume;
@@ -171,6 +174,7 @@ fn container(ctx: &Context, args: &crate::cli::ContainerArgs) -> Result<i32> {
         C::Commit(a) => commit::run(ctx, a),
         C::Diff(a) => diff::run(ctx, a),
         C::Prune(a) => lifecycle::prune(ctx, a),
+        C::Export(a) => export::run(ctx, a),
     }
 }
 
@@ -185,6 +189,9 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
     let ctx = Context::new(cli.root, cli.config)?;
     match &cli.command {
         Command::Import(a) => import::run(&ctx, a),
+        Command::Save(a) => save::run(&ctx, a),
+        Command::Load(a) => load::run(&ctx, a),
+        Command::Export(a) => export::run(&ctx, a),
         Command::Images(a) => images::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Ps(a) => ps::run(&ctx, a),

@@ -182,4 +182,7 @@ pub enum ImageError {
         /// Why, and what the user can do.
         why: String,
     },
+    /// `save` or `load` failed.
+    #[error(transparent)]
+    Archive(#[from] super::archive_error::ArchiveError),
 }

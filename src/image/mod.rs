@@ -8,15 +8,20 @@
 //!
 //! `store` is that store; `build` makes images from tars (`import`, the lab's `build`),
 //! `change` applies `--change` lines to their config, `fsck` checks and repairs the store,
-//! and every failure of these is an [`ImageError`].
+//! `save` and `load` write
+//! and read Docker's and OCI image archives, and every failure of these is an [`ImageError`].
 
+mod archive_error;
 mod build;
 mod change;
 pub mod commit;
 mod error;
 pub mod format;
 pub mod fsck;
+pub mod load;
 pub mod reference;
+pub mod save;
 pub mod store;
 
+pub use archive_error::ArchiveError;
 pub use error::ImageError;

@@ -45,6 +45,30 @@ pub fn mount_data(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Strin
     Ok(data)
 }
 
+/// `lowerdir=top:…:bottom` for directories given bottom first: a read-only overlay, no upper
+/// or work directory (`export` reads a container's upper directory as its top layer, so it
+/// never mounts the upper directory a running container writes in twice). Needs two.
+pub fn read_only_data(lowers: &[PathBuf]) -> Result<String> {
+    if lowers.len() < 2 {
+        return Err(super::LayerError::NoLayers.into());
+    }
+    let lower: Vec<String> = lowers
+        .iter()
+        .rev()
+        .map(|p| check(p))
+        .collect::<Result<_>>()?;
+    let data = format!("lowerdir={}", lower.join(":"));
+    if data.len() > MAX_DATA {
+        return Err(super::LayerError::OverlayOptionsTooLong {
+            layers: lowers.len(),
+            bytes: data.len(),
+            max: MAX_DATA,
+        }
+        .into());
+    }
+    Ok(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
