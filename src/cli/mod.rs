@@ -89,6 +89,8 @@ pub enum Command {
     Cp(CpArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
     /// Manage containers
@@ -605,6 +607,9 @@ pub struct ImportArgs {
 /// `dockling images`.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images of builds)
+    #[arg(short, long)]
+    pub all: bool,
     /// Only show image IDs
     #[arg(short, long)]
     pub quiet: bool,
@@ -809,6 +814,40 @@ pub struct CommitArgs {
     pub container: String,
     /// The new image's name: REPOSITORY[:TAG] (none: an untagged image)
     pub reference: Option<String>,
+}
+
+/// `dockling build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short, long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short, long)]
+    pub file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Set type of progress output ("auto", "plain", "tty", "quiet"); dockling always prints plain
+    #[arg(long, default_value = "auto", value_parser = ["auto", "plain", "tty", "quiet", "rawjson"])]
+    pub progress: String,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Set the networking mode for the RUN instructions during build (default, none, host, bridge)
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Trace each instruction (its container, then its commit) on stderr: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
+    pub trace: Option<crate::trace::Format>,
+    /// The build context: a local directory
+    pub context: String,
 }
 
 /// `dockling diff`.
