@@ -72,6 +72,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         "15-commit.yaml",
         include_str!("../../lessons/15-commit.yaml"),
     ),
+    (
+        "16-dockerfile.yaml",
+        include_str!("../../lessons/16-dockerfile.yaml"),
+    ),
 ];
 
 /// One lesson.
