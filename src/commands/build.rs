@@ -289,14 +289,30 @@ fn resolve_dest(workdir: &str, dest: &str) -> String {
     s
 }
 
-fn parse_ids(s: &str) -> Result<(u32, u32)> {
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    match (u.parse(), g.parse()) {
-        (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => Err(fail(format!(
-            "--chown={s}: only numeric ids are supported by dockling yet: give --chown=UID:GID"
-        ))),
-    }
+/// `--chown=user[:group]`: ids, or names looked up in the image's /etc/passwd and /etc/group
+/// (`specconv::resolve_user`); a user without a group gives the uid as the gid too, as Docker
+/// documents.
+fn parse_ids(s: &str, layers: &[std::path::PathBuf]) -> Result<(u32, u32)> {
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let uid = match u.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => crate::specconv::resolve_user(u, layers)?.0.uid,
+    };
+    let gid = match g {
+        None => uid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                crate::specconv::resolve_user(&format!("0:{g}"), layers)?
+                    .0
+                    .gid
+            }
+        },
+    };
+    Ok((uid, gid))
 }
 
 impl Builder<'_> {
@@ -780,7 +796,19 @@ impl Builder<'_> {
                 }
                 let dest = resolve_dest(&w.workdir(), &dest[0]);
                 let opts = CopyOptions {
-                    chown: flag("chown").map(|c| parse_ids(&c)).transpose()?,
+                    chown: match flag("chown") {
+                        None => None,
+                        Some(c) => {
+                            let layers = match &w.image {
+                                Some(i) => self.store.layer_dirs(i)?,
+                                None => vec![],
+                            };
+                            Some(
+                                parse_ids(&c, &layers)
+                                    .map_err(|e| self.err(ins, format!("--chown={c}: {e}")))?,
+                            )
+                        }
+                    },
                     chmod: flag("chmod")
                         .map(|m| {
                             u32::from_str_radix(&m, 8).map_err(|_| {
