@@ -33,6 +33,7 @@ use crate::image::{reference::Reference, ImageError};
 use crate::layers::diff::Lower;
 use crate::plan::StepId;
 use crate::runtime::StartOptions;
+use crate::sys::call::{Call, Stdio};
 use crate::sys::{fs as safefs, linux::Linux, Sys};
 use crate::trace::Tracer;
 
@@ -114,7 +115,7 @@ fn dup_cloexec(fd: i32) -> Result<OwnedFd> {
 }
 
 impl Capture {
-    fn start(step: usize, quiet: bool) -> Result<Capture> {
+    fn start(sys: &Sys, step: usize, quiet: bool) -> Result<Capture> {
         let saved_out = dup_cloexec(1)?;
         let saved_err = dup_cloexec(2)?;
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -149,23 +150,49 @@ impl Capture {
         pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)
             .map_err(|e| fail(format!("sigprocmask: {e}")))?;
         let _ = std::io::stdout().flush();
-        for fd in [1, 2] {
-            nix::unistd::dup2(w.as_raw_fd(), fd).map_err(|e| fail(format!("dup2: {e}")))?;
-        }
-        drop(w);
-        Ok(Capture {
+        let cap = Capture {
             saved_out,
             saved_err,
             reader: Some(reader),
-        })
+        };
+        // Through the seam: what the container's stdout and stderr are is container setup.
+        for new in [1, 2] {
+            sys.run(Call::Dup2 {
+                old: w.as_raw_fd(),
+                new,
+                what: Stdio::BuildOutput,
+            })?;
+        }
+        drop(w);
+        Ok(cap)
+    }
+
+    /// Put the engine's stdout and stderr back and wait for the reader to drain the pipe.
+    fn stop(mut self, sys: &Sys) -> Result<()> {
+        for (old, new) in [
+            (self.saved_out.as_raw_fd(), 1),
+            (self.saved_err.as_raw_fd(), 2),
+        ] {
+            sys.run(Call::Dup2 {
+                old,
+                new,
+                what: Stdio::BuildRestore,
+            })?;
+        }
+        if let Some(t) = self.reader.take() {
+            let _ = t.join();
+        }
+        Ok(())
     }
 }
 
 impl Drop for Capture {
+    /// A safety net for an unwinding panic only ([`Capture::stop`] is the way out): the
+    /// engine's own descriptors back, so the panic message is seen.
     fn drop(&mut self) {
-        let _ = nix::unistd::dup2(self.saved_out.as_raw_fd(), 1);
-        let _ = nix::unistd::dup2(self.saved_err.as_raw_fd(), 2);
         if let Some(t) = self.reader.take() {
+            let _ = nix::unistd::dup2(self.saved_out.as_raw_fd(), 1);
+            let _ = nix::unistd::dup2(self.saved_err.as_raw_fd(), 2);
             let _ = t.join();
         }
     }
@@ -438,9 +465,13 @@ impl Builder<'_> {
             let _ = this.containers.remove_dir(&spec.id);
             crate::commands::volume::remove_anonymous(&this.ctx.root, &spec);
         };
-        let code = {
-            let _cap = Capture::start(self.progress.n, self.progress.quiet)?;
-            run::start_and_record(self.ctx, &self.sys, &spec, &self.containers, &[], opts)
+        let code = match Capture::start(&self.sys, self.progress.n, self.progress.quiet) {
+            Ok(cap) => {
+                let code =
+                    run::start_and_record(self.ctx, &self.sys, &spec, &self.containers, &[], opts);
+                cap.stop(&self.sys).and(code)
+            }
+            Err(e) => Err(e),
         };
         let code = match code {
             Ok(c) => c,

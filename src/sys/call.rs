@@ -316,6 +316,11 @@ pub enum Stdio {
     Relay,
     /// The read end of a detached `-i` container's stdin pipe, which its monitor writes.
     StdinPipe,
+    /// `dockling build`: the write end of the pipe whose reader shows a RUN step's output
+    /// with BuildKit's `#N` prefix, put on the engine's own stdout and stderr.
+    BuildOutput,
+    /// `dockling build`: the engine's saved stdout or stderr put back after a RUN step.
+    BuildRestore,
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -613,6 +618,14 @@ impl Call {
                 what: Stdio::StdinPipe,
                 ..
             } => "dup2.stdin_pipe",
+            Call::Dup2 {
+                what: Stdio::BuildOutput,
+                ..
+            } => "dup2.build_output",
+            Call::Dup2 {
+                what: Stdio::BuildRestore,
+                ..
+            } => "dup2.build_restore",
             Call::BlockSignals { .. } => "rt_sigprocmask.block",
             Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
@@ -1496,6 +1509,16 @@ impl Call {
                 old: 4,
                 new: 0,
                 what: Stdio::StdinPipe,
+            },
+            Call::Dup2 {
+                old: 4,
+                new: 1,
+                what: Stdio::BuildOutput,
+            },
+            Call::Dup2 {
+                old: 4,
+                new: 1,
+                what: Stdio::BuildRestore,
             },
             Call::BlockSignals {
                 signals: vec![libc::SIGCHLD],
