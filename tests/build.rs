@@ -187,20 +187,29 @@ fn a_dockerfile_builds_runs_and_rebuilds_from_its_cache() {
 #[test]
 fn multi_stage_copies_from_a_stage_and_stops_at_the_target() {
     let b = Build::new(
-        "FROM busybox AS build\nRUN mkdir /out && echo built > /out/artifact\n\
+        "FROM busybox AS build\n\
+         RUN mkdir -p /out/sub /out/opq && echo built > /out/artifact && echo gone > /out/deleted && echo x > /out/sub/x && echo old > /out/opq/old\n\
+         RUN rm -r /out/deleted /out/sub /out/opq && mkdir /out/opq && echo new > /out/opq/new && echo later > /out/later\n\
          FROM busybox AS final\nCOPY --from=build --chown=1000:1000 /out/artifact /srv/\n\
-         RUN ls -ln /srv/artifact | awk '{print $3\":\"$4}'\nCMD [\"cat\", \"/srv/artifact\"]\n\
+         RUN ls -ln /srv/artifact | awk '{print $3\":\"$4}'\nCOPY --from=build /out /all\nCMD [\"cat\", \"/srv/artifact\"]\n\
          FROM final AS extra\nRUN false\n",
     );
     let o = b.build(&["--target", "final", "-t", "multi:1", "--progress", "plain"]);
     o.expect_code(0);
     assert!(
-        o.stderr.contains("[final 2/4] COPY --from=build"),
+        o.stderr.contains("[final 2/5] COPY --from=build"),
         "{}",
         o.stderr
     );
     assert!(o.stderr.contains(" 1000:1000"), "{}", o.stderr);
     assert_eq!(b.ok(&["run", "--rm", "multi:1"]), "built\n");
+    // The stage's layers merged as overlayfs shows them: what a later RUN deleted (a
+    // whiteout in its layer: a file, a directory with what it held) is not copied, nor what
+    // was in a directory it made again (an opaque directory).
+    assert_eq!(
+        b.ok(&["run", "--rm", "multi:1", "sh", "-c", "find /all | sort"]),
+        "/all\n/all/artifact\n/all/later\n/all/opq\n/all/opq/new\n"
+    );
     // Without --target, the last stage (`extra`, whose RUN fails) is built.
     let o = b.build(&["-t", "bad:1"]);
     o.expect_code(1);

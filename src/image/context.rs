@@ -190,6 +190,10 @@ enum EntryKind {
     Dir,
     File(OwnedFd),
     Link(PathBuf),
+    /// A stage layer's whiteout: what lower layers gave for this path (and below) is gone.
+    Whiteout,
+    /// A stage layer's opaque directory: what lower layers gave below this path is gone.
+    Opaque,
 }
 
 fn io(what: &Path) -> impl Fn(std::io::Error) -> CopyError + '_ {
@@ -227,6 +231,8 @@ fn open_entry(
                 .map_err(std::io::Error::from)?;
             EntryKind::Link(PathBuf::from(t))
         }
+        // A layer's whiteout (a 0/0 character device), for the merge of a stage's layers.
+        libc::S_IFCHR if st.st_rdev == 0 => EntryKind::Whiteout,
         // Devices, FIFOs and sockets of a context are not copied (BuildKit copies devices;
         // a context rarely holds one).
         _ => return Ok(None),
@@ -257,10 +263,21 @@ fn walk(
         let Some((st, kind)) = open_entry(dir.as_fd(), &name).map_err(io(&r))? else {
             continue;
         };
+        let d = dest.join(&name);
+        // Whiteouts and opaque directories mean something only in a stage's layers (no
+        // ignore file): in a context, a 0/0 device is just not copied.
+        let layers = ignore.is_none();
         if is_whiteout(&st) {
+            if !layers {
+                continue;
+            }
+            out.push(Entry {
+                path: d,
+                st,
+                kind: EntryKind::Whiteout,
+            });
             continue;
         }
-        let d = dest.join(&name);
         if let EntryKind::Dir = kind {
             let sub = safefs::openat2(
                 dir.as_fd(),
@@ -270,6 +287,17 @@ fn walk(
                 BENEATH | libc::RESOLVE_NO_SYMLINKS,
             )
             .map_err(io(&r))?;
+            let opaque = layers
+                && crate::layers::diff::open_dir(sub.as_fd())
+                    .and_then(|rd| crate::layers::diff::is_opaque(rd.as_fd()))
+                    .map_err(io(&r))?;
+            if opaque {
+                out.push(Entry {
+                    path: d.clone(),
+                    st,
+                    kind: EntryKind::Opaque,
+                });
+            }
             out.push(Entry {
                 path: d.clone(),
                 st,
@@ -429,17 +457,28 @@ fn collect_one(
 
 /// Write entries as a sorted layer tar; `extract`: regular files that are tar archives are
 /// written as their contents under their directory.
-fn write_tar(mut entries: Vec<Entry>, opts: &CopyOptions) -> Result<Vec<u8>, CopyError> {
-    entries.sort_by(|a, b| {
-        a.path
-            .as_os_str()
-            .as_bytes()
-            .cmp(b.path.as_os_str().as_bytes())
-    });
-    // A later entry for the same path (an upper layer's) replaces an earlier one.
-    entries.reverse();
-    entries.dedup_by(|a, b| a.path == b.path);
-    entries.reverse();
+fn write_tar(collected: Vec<Entry>, opts: &CopyOptions) -> Result<Vec<u8>, CopyError> {
+    // In the order collected (a stage's layers bottom first): a later entry for a path (an
+    // upper layer's) replaces an earlier one, a whiteout removes the path and what is below
+    // it, an opaque directory what is below it. The map's byte order is the tar's.
+    let mut merged: std::collections::BTreeMap<Vec<u8>, Entry> = Default::default();
+    for e in collected {
+        let key = e.path.as_os_str().as_bytes().to_vec();
+        let mut below = key.clone();
+        below.push(b'/');
+        match e.kind {
+            EntryKind::Whiteout | EntryKind::Opaque => {
+                if matches!(e.kind, EntryKind::Whiteout) {
+                    merged.remove(&key);
+                }
+                merged.retain(|k, _| !k.starts_with(&below));
+            }
+            _ => {
+                merged.insert(key, e);
+            }
+        }
+    }
+    let entries = merged.into_values();
     let mut b = tar::Builder::new(Vec::new());
     b.mode(tar::HeaderMode::Complete);
     let (uid, gid) = opts.chown.unwrap_or((0, 0));
@@ -470,6 +509,7 @@ fn write_tar(mut entries: Vec<Entry>, opts: &CopyOptions) -> Result<Vec<u8>, Cop
                 h.set_size(0);
                 b.append_link(&mut h, rel, t).map_err(io(&shown))?;
             }
+            EntryKind::Whiteout | EntryKind::Opaque => {}
             EntryKind::File(fd) => {
                 let mut f = std::fs::File::from(fd);
                 if opts.extract {
