@@ -210,6 +210,16 @@ fn multi_stage_copies_from_a_stage_and_stops_at_the_target() {
         b.ok(&["run", "--rm", "multi:1", "sh", "-c", "find /all | sort"]),
         "/all\n/all/artifact\n/all/later\n/all/opq\n/all/opq/new\n"
     );
+    // A file a later step of the stage deleted is not there to copy.
+    std::fs::write(
+        b.ctx.path().join("Dockerfile.gone"),
+        "FROM busybox AS build\nRUN echo x > /gone\nRUN rm /gone\nFROM busybox\nCOPY --from=build /gone /\n",
+    )
+    .unwrap();
+    let gone = b.ctx.path().join("Dockerfile.gone");
+    let o = b.build(&["-f", gone.to_str().unwrap()]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("\"/gone\": not found"), "{}", o.stderr);
     // Without --target, the last stage (`extra`, whose RUN fails) is built.
     let o = b.build(&["-t", "bad:1"]);
     o.expect_code(1);

@@ -425,6 +425,18 @@ fn collect_one(
                 BENEATH,
             )
             .map_err(io(rel))?;
+            // In a stage's layers, an opaque directory hides what lower layers held in it.
+            let opaque = ignore.is_none()
+                && crate::layers::diff::open_dir(dir.as_fd())
+                    .and_then(|rd| crate::layers::diff::is_opaque(rd.as_fd()))
+                    .map_err(io(rel))?;
+            if opaque {
+                out.push(Entry {
+                    path: dest.to_path_buf(),
+                    st,
+                    kind: EntryKind::Opaque,
+                });
+            }
             out.push(Entry {
                 path: dest.to_path_buf(),
                 st,
@@ -627,7 +639,19 @@ pub fn copy_layer(
                 any
             }
             Source::Layers(dirs) => {
-                let mut any = false;
+                // The topmost layer that has the path decides whether it exists: a whiteout
+                // there means a later step deleted it.
+                let rel = safefs::relative(Path::new(src));
+                let mut top = None;
+                for d in dirs.iter().rev() {
+                    let root = safefs::open_root(d).map_err(io(d))?;
+                    if let Some(fd) = open_beneath(root.as_fd(), &rel, src)? {
+                        top = Some(stat_fd(fd.as_fd()).map_err(io(&rel))?);
+                        break;
+                    }
+                }
+                let mut any = top.is_some_and(|st| !is_whiteout(&st));
+                let dirs: &[PathBuf] = if any { dirs } else { &[] };
                 for d in dirs.iter() {
                     let root = safefs::open_root(d).map_err(io(d))?;
                     let rel = safefs::relative(Path::new(src));
