@@ -1317,6 +1317,47 @@ mod tests {
     }
 
     #[test]
+    fn build_takes_docker_s_flags() {
+        let Command::Build(b) = Cli::try_parse_from([
+            "dockling",
+            "build",
+            "-t",
+            "web:1",
+            "--tag",
+            "web:latest",
+            "-f",
+            "Other.df",
+            "--build-arg",
+            "A=1",
+            "--build-arg",
+            "B",
+            "--target",
+            "final",
+            "--no-cache",
+            "--progress",
+            "plain",
+            "--network",
+            "none",
+            "-q",
+            ".",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not build")
+        };
+        assert_eq!(b.tags, ["web:1", "web:latest"]);
+        assert_eq!(b.file.as_deref(), Some("Other.df"));
+        assert_eq!(b.build_args, ["A=1", "B"]);
+        assert_eq!(b.target.as_deref(), Some("final"));
+        assert!(b.no_cache && b.quiet);
+        assert_eq!(b.progress, "plain");
+        assert_eq!(b.network.as_deref(), Some("none"));
+        assert_eq!(b.context, ".");
+        assert!(Cli::try_parse_from(["dockling", "build", "--progress", "fancy", "."]).is_err());
+    }
+
+    #[test]
     fn commit_takes_docker_s_flags() {
         let parse = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
             Command::Commit(c) => c,
