@@ -522,12 +522,14 @@ impl Builder<'_> {
                 self.sys
                     .tracer
                     .note(&format!("cache hit: image {}", img.id));
+                self.sys.tracer.flush();
                 self.progress.cached();
                 return Ok(img);
             }
         }
         let img = make(self)?;
         self.store.remember(key, &img)?;
+        self.sys.tracer.flush();
         self.progress.done();
         Ok(img)
     }
@@ -741,6 +743,7 @@ impl Builder<'_> {
                         w.args.insert(k, v);
                     }
                 }
+                self.sys.tracer.flush();
                 self.progress.done();
                 Ok(())
             }
@@ -1004,6 +1007,7 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
             n,
             &format!("FROM {base_name}"),
         );
+        b.sys.tracer.flush();
         b.progress.begin(&label);
         b.sys
             .tracer
@@ -1011,6 +1015,7 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
         let base = b
             .find_base(&base_name)
             .map_err(|e| fail(format!("{file_name}:{}: FROM {base_name}: {e}", stage.line)))?;
+        b.sys.tracer.flush();
         b.progress.done();
         let mut w = Working {
             image: base,
@@ -1019,6 +1024,7 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
         };
         for (i, ins) in stage.instructions.iter().enumerate() {
             let label = b.label(si, stage.name.as_deref(), i + 2, n, &ins.text);
+            b.sys.tracer.flush();
             b.progress.begin(&label);
             b.sys
                 .tracer
@@ -1033,8 +1039,8 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
             "the build made no image (a stage FROM scratch with no instruction)",
         ));
     };
-    let step = b.progress.begin("exporting to image");
-    let _ = step;
+    b.sys.tracer.flush();
+    b.progress.begin("exporting to image");
     let manifest = b.store.read_blob(&image.manifest_digest)?;
     if tags.is_empty() {
         b.store
@@ -1048,6 +1054,7 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
     for t in &tags {
         b.progress.line(&format!("naming to {t} done"));
     }
+    b.sys.tracer.flush();
     b.progress.done();
     b.sys.tracer.note(&format!(
         "built {} in {:.2}s",
