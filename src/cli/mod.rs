@@ -95,6 +95,8 @@ pub enum Command {
     Cp(CpArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
     /// Manage containers
@@ -676,6 +678,9 @@ pub struct ExportArgs {
 /// `dockling images`.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images of builds)
+    #[arg(short, long)]
+    pub all: bool,
     /// Only show image IDs
     #[arg(short, long)]
     pub quiet: bool,
@@ -880,6 +885,40 @@ pub struct CommitArgs {
     pub container: String,
     /// The new image's name: REPOSITORY[:TAG] (none: an untagged image)
     pub reference: Option<String>,
+}
+
+/// `dockling build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short, long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short, long)]
+    pub file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Set type of progress output ("auto", "plain", "tty", "quiet"); dockling always prints plain
+    #[arg(long, default_value = "auto", value_parser = ["auto", "plain", "tty", "quiet", "rawjson"])]
+    pub progress: String,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Set the networking mode for the RUN instructions during build (default, none, host, bridge)
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Trace each instruction (its container, then its commit) on stderr: pretty (default) or json
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty", value_parser = engine_enum(crate::trace::Format::VARIANTS))]
+    pub trace: Option<crate::trace::Format>,
+    /// The build context: a local directory
+    pub context: String,
 }
 
 /// `dockling diff`.
@@ -1352,6 +1391,47 @@ mod tests {
             help.contains("Print sizes and dates in human readable format (default true)"),
             "{help}"
         );
+    }
+
+    #[test]
+    fn build_takes_docker_s_flags() {
+        let Command::Build(b) = Cli::try_parse_from([
+            "dockling",
+            "build",
+            "-t",
+            "web:1",
+            "--tag",
+            "web:latest",
+            "-f",
+            "Other.df",
+            "--build-arg",
+            "A=1",
+            "--build-arg",
+            "B",
+            "--target",
+            "final",
+            "--no-cache",
+            "--progress",
+            "plain",
+            "--network",
+            "none",
+            "-q",
+            ".",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not build")
+        };
+        assert_eq!(b.tags, ["web:1", "web:latest"]);
+        assert_eq!(b.file.as_deref(), Some("Other.df"));
+        assert_eq!(b.build_args, ["A=1", "B"]);
+        assert_eq!(b.target.as_deref(), Some("final"));
+        assert!(b.no_cache && b.quiet);
+        assert_eq!(b.progress, "plain");
+        assert_eq!(b.network.as_deref(), Some("none"));
+        assert_eq!(b.context, ".");
+        assert!(Cli::try_parse_from(["dockling", "build", "--progress", "fancy", "."]).is_err());
     }
 
     #[test]

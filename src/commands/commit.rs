@@ -131,7 +131,7 @@ fn hold(containers: &Containers, c: &Container) -> Result<Option<EngineLock>> {
 }
 
 /// The layer tar of the container's changes (uncompressed), and what went into it.
-fn layer_tar(
+pub(crate) fn layer_tar(
     sys: &Sys,
     c: &Container,
     lower: &Lower,

@@ -42,7 +42,17 @@ pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
     // table is where a user finds the name to pull again or remove.
     let mut all = store.list_even_damaged()?;
     all.sort_by(|(a, _), (b, _)| b.created.cmp(&a.created));
+    // Untagged images a build made for its steps (its cache) are hidden, as Docker hides
+    // intermediate images, unless -a.
+    let intermediate = if args.all {
+        Default::default()
+    } else {
+        store.build_intermediates()
+    };
     for (img, damaged) in all {
+        if img.reference.is_none() && intermediate.contains(&img.id) {
+            continue;
+        }
         if let Some(why) = damaged {
             eprintln!(
                 "dockling: warning: image {} is damaged ({why})",

@@ -48,6 +48,7 @@ impl Context {
 }
 
 pub mod attach;
+pub mod build;
 pub mod commit;
 pub mod cp;
 pub mod diff;
@@ -211,6 +212,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Exec(a) => exec::run(&ctx, a),
         Command::Cp(a) => cp::run(&ctx, a),
         Command::Commit(a) => commit::run(&ctx, a),
+        Command::Build(a) => build::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Container(a) => container(&ctx, a),
         Command::Rmi(a) => rmi::run(&ctx, a),

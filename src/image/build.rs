@@ -152,12 +152,12 @@ impl Store {
         }
         self.write_image(
             None,
-            NewLayer {
+            Some(NewLayer {
                 digest: layer_digest.clone(),
                 size,
                 diff_id: layer_digest,
                 media_type: LAYER_TYPE,
-            },
+            }),
             changes,
             &now,
             history,
@@ -181,7 +181,7 @@ impl Store {
         let layer = self.store_layer(layer_tar)?;
         self.write_image(
             base,
-            layer,
+            Some(layer),
             changes,
             created,
             json!({"created": created, "created_by": created_by}),
@@ -208,13 +208,13 @@ impl Store {
         })
     }
 
-    /// Write the config and manifest of `base` + `layer` (whose blob is already stored) and
-    /// tag the result.
+    /// Write the config and manifest of `base` + `layer` (whose blob is already stored; none:
+    /// a config-only change, as a Dockerfile's ENV makes) and tag the result.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn write_image(
         &self,
         base: Option<&Image>,
-        layer: NewLayer,
+        layer: Option<NewLayer>,
         changes: &[String],
         created: &str,
         history: Value,
@@ -262,17 +262,21 @@ impl Store {
             crate::image::change::apply_change(&mut config["config"], c)?;
         }
         config["created"] = json!(created);
-        match config["rootfs"]["diff_ids"].as_array_mut() {
-            Some(d) => d.push(json!(layer.diff_id)),
-            None => config["rootfs"] = json!({"type": "layers", "diff_ids": [layer.diff_id]}),
+        if let Some(layer) = &layer {
+            match config["rootfs"]["diff_ids"].as_array_mut() {
+                Some(d) => d.push(json!(layer.diff_id)),
+                None => config["rootfs"] = json!({"type": "layers", "diff_ids": [layer.diff_id]}),
+            }
         }
         match config["history"].as_array_mut() {
             Some(h) => h.push(history),
             None => config["history"] = json!([history]),
         }
-        layers.push(
-            json!({"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}),
-        );
+        if let Some(layer) = &layer {
+            layers.push(
+                json!({"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}),
+            );
+        }
         let (config_digest, config_size) =
             self.write_blob(&serde_json::to_vec(&config).expect("json"))?;
         let manifest = json!({

@@ -140,7 +140,7 @@ impl Store {
         };
         self.write_image(
             Some(base),
-            layer.0,
+            Some(layer.0),
             c.changes,
             c.created,
             history,

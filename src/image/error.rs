@@ -8,6 +8,9 @@ use std::path::PathBuf;
 /// An image, reference or store error.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// `dockling build` could not build the Dockerfile; the message names its line.
+    #[error("{0}")]
+    Build(String),
     /// An image reference that does not parse (`docker.io/library/busybox:latest`).
     #[error("invalid reference format {input:?}: {why}")]
     BadReference {

@@ -7,14 +7,17 @@
 //! uncompressed digest (`<root>/layers/sha256/<diff_id>/`), ready to be overlay lowerdirs.
 //!
 //! `store` is that store; `build` makes images from tars (`import`, the lab's `build`),
-//! `change` applies `--change` lines to their config, `fsck` checks and repairs the store,
-//! `save` and `load` write
-//! and read Docker's and OCI image archives, and every failure of these is an [`ImageError`].
+//! `change` applies `--change` lines to their config, `dockerfile` parses what `dockling
+//! build` builds and `context` makes its COPY layers, `fsck` checks and repairs the store,
+//! `save` and `load` write and read Docker's and OCI image archives, and every failure of
+//! these is an [`ImageError`].
 
 mod archive_error;
 mod build;
 mod change;
 pub mod commit;
+pub mod context;
+pub mod dockerfile;
 mod error;
 pub mod format;
 pub mod fsck;

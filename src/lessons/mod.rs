@@ -73,6 +73,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         include_str!("../../lessons/15-commit.yaml"),
     ),
     ("16-disk.yaml", include_str!("../../lessons/16-disk.yaml")),
+    (
+        "17-dockerfile.yaml",
+        include_str!("../../lessons/17-dockerfile.yaml"),
+    ),
 ];
 
 /// One lesson.

@@ -335,6 +335,11 @@ pub enum Stdio {
     ProxyNull,
     /// A log file onto the proxy's stderr (tests).
     ProxyLog,
+    /// `dockling build`: the write end of the pipe whose reader shows a RUN step's output
+    /// with BuildKit's `#N` prefix, put on the engine's own stdout and stderr.
+    BuildOutput,
+    /// `dockling build`: the engine's saved stdout or stderr put back after a RUN step.
+    BuildRestore,
 }
 
 /// The pseudo-terminal `ioctl`s the engine uses.
@@ -671,6 +676,14 @@ impl Call {
             {
                 "execve.proxy"
             }
+            Call::Dup2 {
+                what: Stdio::BuildOutput,
+                ..
+            } => "dup2.build_output",
+            Call::Dup2 {
+                what: Stdio::BuildRestore,
+                ..
+            } => "dup2.build_restore",
             Call::BlockSignals { .. } => "rt_sigprocmask.block",
             Call::RestoreSignals { .. } => "rt_sigprocmask.restore",
             Call::Open { path, .. } if path.starts_with("/sys/fs/cgroup") => "openat.cgroup",
@@ -1620,6 +1633,16 @@ impl Call {
                 old: 4,
                 new: 0,
                 what: Stdio::StdinPipe,
+            },
+            Call::Dup2 {
+                old: 4,
+                new: 1,
+                what: Stdio::BuildOutput,
+            },
+            Call::Dup2 {
+                old: 4,
+                new: 1,
+                what: Stdio::BuildRestore,
             },
             Call::BlockSignals {
                 signals: vec![libc::SIGCHLD],

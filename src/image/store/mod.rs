@@ -37,6 +37,7 @@ use crate::files::{lock, write_atomic, PathLock};
 use crate::image::ImageError;
 
 mod blob;
+mod cache;
 mod gc;
 mod index;
 mod layout;

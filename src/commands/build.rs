@@ -1,0 +1,1080 @@
+//! `dockling build [OPTIONS] PATH`: a Dockerfile ([`crate::image::dockerfile`]) built
+//! instruction by instruction, as Docker's classic builder does it and BuildKit shows it:
+//!
+//! - `RUN` is a container of the working image made and started by `run`'s own code
+//!   ([`run::create_kept`], [`run::start_and_record`]), its output shown with BuildKit's
+//!   `#N 0.123 ` prefixes; when it exits 0 its upper directory becomes a layer through
+//!   `commit`'s writer ([`commit::layer_tar`]) and the container is removed;
+//! - `COPY`/`ADD` write a layer read from the context ([`crate::image::context`]);
+//! - the other instructions change the config only: a history entry with `empty_layer`.
+//!
+//! Each instruction makes an (untagged) image in the store, the next one's parent. The build
+//! cache maps parent id + instruction (substituted) + copied content digest to that image
+//! ([`crate::image::store`]'s `cached`/`remember`): a hit prints `CACHED`. A failing step
+//! prints BuildKit's `ERROR: process "…" did not complete successfully: exit code: N`, tags
+//! nothing, removes its container, and the build exits 1, as `docker build` does.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Instant;
+
+use clap::Parser;
+use serde_json::{json, Value};
+
+use crate::cli::BuildArgs;
+use crate::commands::{commit, require_root, run, Context};
+use crate::container::Containers;
+use crate::error::{Error, Result};
+use crate::image::context::{self as bctx, CopyOptions, Ignore, Source};
+use crate::image::dockerfile::{self as df, Args, Instruction, Vars};
+use crate::image::store::{digest_of, Image, Store};
+use crate::image::{reference::Reference, ImageError};
+use crate::layers::diff::Lower;
+use crate::plan::StepId;
+use crate::runtime::StartOptions;
+use crate::sys::call::{Call, Stdio};
+use crate::sys::{fs as safefs, linux::Linux, Sys};
+use crate::trace::Tracer;
+
+/// `dockling build`: 0, or 1 for any failure (Docker's code for a failed build).
+pub fn run(ctx: &Context, args: &BuildArgs) -> Result<i32> {
+    require_root("build")?;
+    match build(ctx, args) {
+        Ok(id) => {
+            if args.quiet {
+                println!("{id}");
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            Ok(1)
+        }
+    }
+}
+
+fn fail(msg: impl Into<String>) -> Error {
+    ImageError::Build(msg.into()).into()
+}
+
+/// BuildKit's plain progress on stderr.
+struct Progress {
+    quiet: bool,
+    n: usize,
+    start: Instant,
+}
+
+impl Progress {
+    fn begin(&mut self, label: &str) -> usize {
+        self.n += 1;
+        self.start = Instant::now();
+        if !self.quiet {
+            eprintln!("#{} {label}", self.n);
+        }
+        self.n
+    }
+
+    fn line(&self, s: &str) {
+        if !self.quiet {
+            eprintln!("#{} {s}", self.n);
+        }
+    }
+
+    fn done(&self) {
+        if !self.quiet {
+            eprintln!(
+                "#{} DONE {:.1}s\n",
+                self.n,
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn cached(&self) {
+        if !self.quiet {
+            eprintln!("#{} CACHED\n", self.n);
+        }
+    }
+}
+
+/// The engine's stdout and stderr sent through a pipe while a RUN step runs, each line of
+/// the container's output shown as `#N <seconds> <line>` on the real stderr.
+struct Capture {
+    saved_out: OwnedFd,
+    saved_err: OwnedFd,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+fn dup_cloexec(fd: i32) -> Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let n = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map_err(|e| fail(format!("dup {fd}: {e}")))?;
+    // SAFETY: fcntl returned a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+impl Capture {
+    fn start(sys: &Sys, step: usize, quiet: bool) -> Result<Capture> {
+        let saved_out = dup_cloexec(1)?;
+        let saved_err = dup_cloexec(2)?;
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| fail(format!("pipe: {e}")))?;
+        let out = std::fs::File::from(dup_cloexec(saved_err.as_raw_fd())?);
+        let begun = Instant::now();
+        // The reader thread blocks every signal: the runtime waits for the container's
+        // SIGCHLD on a signalfd, which only sees signals no thread would take (signalfd(2)).
+        use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+        let mut old = SigSet::empty();
+        pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut old),
+        )
+        .map_err(|e| fail(format!("sigprocmask: {e}")))?;
+        let reader = std::thread::spawn(move || {
+            let mut out = std::io::BufWriter::new(out);
+            for line in std::io::BufReader::new(std::fs::File::from(r)).split(b'\n') {
+                let Ok(line) = line else { break };
+                if !quiet {
+                    let _ = writeln!(
+                        out,
+                        "#{step} {:.3} {}",
+                        begun.elapsed().as_secs_f64(),
+                        String::from_utf8_lossy(&line)
+                    );
+                    let _ = out.flush();
+                }
+            }
+        });
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)
+            .map_err(|e| fail(format!("sigprocmask: {e}")))?;
+        let _ = std::io::stdout().flush();
+        let cap = Capture {
+            saved_out,
+            saved_err,
+            reader: Some(reader),
+        };
+        // Through the seam: what the container's stdout and stderr are is container setup.
+        for new in [1, 2] {
+            sys.run(Call::Dup2 {
+                old: w.as_raw_fd(),
+                new,
+                what: Stdio::BuildOutput,
+            })?;
+        }
+        drop(w);
+        Ok(cap)
+    }
+
+    /// Put the engine's stdout and stderr back and wait for the reader to drain the pipe.
+    fn stop(mut self, sys: &Sys) -> Result<()> {
+        for (old, new) in [
+            (self.saved_out.as_raw_fd(), 1),
+            (self.saved_err.as_raw_fd(), 2),
+        ] {
+            sys.run(Call::Dup2 {
+                old,
+                new,
+                what: Stdio::BuildRestore,
+            })?;
+        }
+        if let Some(t) = self.reader.take() {
+            let _ = t.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Capture {
+    /// A safety net for an unwinding panic only ([`Capture::stop`] is the way out): the
+    /// engine's own descriptors back, so the panic message is seen.
+    fn drop(&mut self) {
+        if let Some(t) = self.reader.take() {
+            let _ = nix::unistd::dup2(self.saved_out.as_raw_fd(), 1);
+            let _ = nix::unistd::dup2(self.saved_err.as_raw_fd(), 2);
+            let _ = t.join();
+        }
+    }
+}
+
+/// The time images are made at: `SOURCE_DATE_EPOCH` when set, now otherwise.
+fn created(epoch: Option<i64>) -> String {
+    match epoch {
+        Some(s) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64),
+        )
+        .to_string(),
+        None => crate::container::now_rfc3339(),
+    }
+}
+
+/// One stage's working state.
+struct Working {
+    image: Option<Image>,
+    /// Declared ARGs with their values.
+    args: Vars,
+    /// ENTRYPOINT was set in this stage after CMD (which it then clears, as Docker does).
+    cmd_set: bool,
+}
+
+impl Working {
+    fn config(&self) -> Value {
+        self.image
+            .as_ref()
+            .and_then(|i| serde_json::to_value(i.config.config()).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.config()["Env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str()?.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What substitution sees: the ARGs, then ENV over them.
+    fn vars(&self) -> Vars {
+        let mut v = self.args.clone();
+        v.extend(self.env());
+        v
+    }
+
+    fn workdir(&self) -> String {
+        self.config()["WorkingDir"]
+            .as_str()
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/")
+            .to_string()
+    }
+}
+
+struct Builder<'a> {
+    ctx: &'a Context,
+    args: &'a BuildArgs,
+    store: Store,
+    containers: Containers,
+    sys: Sys,
+    file: String,
+    escape: char,
+    build_args: HashMap<String, String>,
+    context: OwnedFd,
+    ignore: Ignore,
+    epoch: Option<i64>,
+    progress: Progress,
+    stages: Vec<(Option<String>, Option<Image>)>,
+    total_stages: usize,
+    meta: Vars,
+}
+
+fn list(args: &Args, escape: char, vars: &Vars, file: &str, line: usize) -> Result<Vec<String>> {
+    match args {
+        Args::Json(v) => v
+            .iter()
+            .map(|w| df::expand(w, vars, escape))
+            .collect::<std::result::Result<_, _>>(),
+        Args::Text(t) => df::words(t, vars, escape),
+    }
+    .map_err(|e| fail(format!("{file}:{line}: {}", e.0)))
+}
+
+fn command(args: &Args) -> Vec<String> {
+    match args {
+        Args::Json(v) => v.clone(),
+        Args::Text(t) => vec!["/bin/sh".into(), "-c".into(), t.clone()],
+    }
+}
+
+/// COPY's destination made absolute against the working directory; a trailing `/` (or a
+/// `.`) kept as "a directory".
+fn resolve_dest(workdir: &str, dest: &str) -> String {
+    let dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
+    let joined = if dest.starts_with('/') {
+        std::path::PathBuf::from(dest)
+    } else {
+        std::path::Path::new(workdir).join(dest)
+    };
+    let mut clean = std::path::PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            std::path::Component::Normal(n) => clean.push(n),
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            _ => {}
+        }
+    }
+    let mut s = clean.display().to_string();
+    if dir && !s.ends_with('/') {
+        s.push('/');
+    }
+    s
+}
+
+/// `--chown=user[:group]`: ids, or names looked up in the image's /etc/passwd and /etc/group
+/// (`specconv::resolve_user`); a user without a group gives the uid as the gid too, as Docker
+/// documents.
+fn parse_ids(s: &str, layers: &[std::path::PathBuf]) -> Result<(u32, u32)> {
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let uid = match u.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => crate::specconv::resolve_user(u, layers)?.0.uid,
+    };
+    let gid = match g {
+        None => uid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                crate::specconv::resolve_user(&format!("0:{g}"), layers)?
+                    .0
+                    .gid
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+impl Builder<'_> {
+    fn err(&self, ins: &Instruction, msg: impl std::fmt::Display) -> Error {
+        fail(format!("{}:{}: {msg}", self.file, ins.line))
+    }
+
+    fn find_base(&self, name: &str) -> Result<Option<Image>> {
+        if name.eq_ignore_ascii_case("scratch") {
+            return Ok(None);
+        }
+        let lower = name.to_ascii_lowercase();
+        if let Some((_, img)) = self
+            .stages
+            .iter()
+            .find(|(n, _)| n.as_deref() == Some(lower.as_str()))
+        {
+            return Ok(img.clone());
+        }
+        if let Ok(i) = name.parse::<usize>() {
+            if let Some((_, img)) = self.stages.get(i) {
+                return Ok(img.clone());
+            }
+        }
+        match self.store.find(name) {
+            Ok(i) => Ok(Some(i)),
+            Err(Error::NotFound(_)) => {
+                let reference = Reference::parse(name)?;
+                crate::registry::pull::pull(
+                    &self.store,
+                    &reference,
+                    &self.ctx.config,
+                    &mut std::io::stderr(),
+                    false,
+                )
+                .map(Some)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Make the step's image: `base` + `layer` (none: config only) with `edit` applied.
+    fn make(
+        &self,
+        base: Option<&Image>,
+        layer: Option<&[u8]>,
+        created_by: &str,
+        edit: &dyn Fn(&mut Value),
+    ) -> Result<Image> {
+        let when = created(self.epoch);
+        let mut history =
+            json!({"created": when, "created_by": created_by, "comment": "buildkit.dockerfile.v0"});
+        let layer = match layer {
+            Some(tar) => {
+                self.sys.tracer.step(StepId::CommitLayer)?;
+                let l = self.store.store_layer(tar)?;
+                self.sys.tracer.note(&format!(
+                    "layer {}: {} bytes gzip, diff_id {} ({} bytes of tar)",
+                    l.digest,
+                    l.size,
+                    l.diff_id,
+                    tar.len()
+                ));
+                Some(l)
+            }
+            None => {
+                history["empty_layer"] = json!(true);
+                None
+            }
+        };
+        self.sys.tracer.step(StepId::CommitImage)?;
+        let img = self
+            .store
+            .write_image(base, layer, &[], &when, history, edit, None)?;
+        self.sys
+            .tracer
+            .note(&format!("config {} ({} layers)", img.id, img.layers.len()));
+        Ok(img)
+    }
+
+    /// Run `argv` in a container of `image`, and the layer tar of what it changed.
+    fn run_container(
+        &mut self,
+        image: &Image,
+        argv: &[String],
+        env: &[String],
+        shown: &str,
+    ) -> Result<Vec<u8>> {
+        let mut cli: Vec<String> = ["dockling", "run", "--entrypoint", ""]
+            .map(String::from)
+            .to_vec();
+        for e in env {
+            cli.push("-e".into());
+            cli.push(e.clone());
+        }
+        if let Some(n) = &self.args.network {
+            cli.push("--network".into());
+            cli.push(if n == "default" {
+                "bridge".into()
+            } else {
+                n.clone()
+            });
+        }
+        cli.push(image.id.clone());
+        cli.extend(argv.iter().cloned());
+        let parsed =
+            crate::cli::Cli::try_parse_from(&cli).map_err(|e| fail(format!("RUN: {e}")))?;
+        let crate::cli::Command::Run(ra) = parsed.command else {
+            unreachable!("parsed as run")
+        };
+        let (spec, kept) = run::create_kept(self.ctx, &ra, &self.containers, false)?;
+        self.sys.tracer.note(&format!(
+            "RUN in container {} ({}) of image {}",
+            spec.name,
+            &spec.id[..12],
+            &image.id.trim_start_matches("sha256:")[..12]
+        ));
+        let opts = StartOptions {
+            engine_lock: kept.as_ref().map(crate::container::EngineLock::raw_fd),
+            ..Default::default()
+        };
+        let cleanup = |this: &Self| {
+            let _ = this.containers.remove_dir(&spec.id);
+            crate::commands::volume::remove_anonymous(&this.ctx.root, &spec);
+        };
+        let code = match Capture::start(&self.sys, self.progress.n, self.progress.quiet) {
+            Ok(cap) => {
+                let code =
+                    run::start_and_record(self.ctx, &self.sys, &spec, &self.containers, &[], opts);
+                cap.stop(&self.sys).and(code)
+            }
+            Err(e) => Err(e),
+        };
+        let code = match code {
+            Ok(c) => c,
+            Err(e) => {
+                cleanup(self);
+                return Err(e);
+            }
+        };
+        if code != 0 {
+            cleanup(self);
+            return Err(fail(format!(
+                "process \"{shown}\" did not complete successfully: exit code: {code}"
+            )));
+        }
+        let result = (|| {
+            let c = self.containers.find(&spec.id)?;
+            let lower = Lower::open(&c.spec.layers)
+                .map_err(Error::io("open the layers of", &c.spec.bundle))?;
+            let (tar, stats) = commit::layer_tar(&self.sys, &c, &lower, self.epoch)?;
+            self.sys.tracer.note(&format!(
+                "the layer holds {} entries, {} bytes of file content, {} whiteouts",
+                stats.entries, stats.bytes, stats.whiteouts
+            ));
+            Ok(tar)
+        })();
+        drop(kept);
+        cleanup(self);
+        result
+    }
+
+    fn label(&self, stage: usize, named: Option<&str>, i: usize, n: usize, text: &str) -> String {
+        let prefix = match (self.total_stages, named) {
+            (1, _) => String::new(),
+            (_, Some(name)) => format!("{name} "),
+            (_, None) => format!("stage-{stage} "),
+        };
+        format!("[{prefix}{i}/{n}] {text}")
+    }
+
+    /// Take `key`'s image from the cache (printing CACHED), or make it with `make`.
+    fn step(
+        &mut self,
+        key: &str,
+        make: &mut dyn FnMut(&mut Self) -> Result<Image>,
+    ) -> Result<Image> {
+        if !self.args.no_cache {
+            if let Some(img) = self.store.cached(key) {
+                self.sys
+                    .tracer
+                    .note(&format!("cache hit: image {}", img.id));
+                self.sys.tracer.flush();
+                self.progress.cached();
+                return Ok(img);
+            }
+        }
+        let img = make(self)?;
+        self.store.remember(key, &img)?;
+        self.sys.tracer.flush();
+        self.progress.done();
+        Ok(img)
+    }
+
+    /// One instruction of a stage.
+    fn instruction(&mut self, w: &mut Working, ins: &Instruction) -> Result<()> {
+        let vars = w.vars();
+        let esc = self.escape;
+        let parent = w
+            .image
+            .as_ref()
+            .map(|i| i.id.clone())
+            .unwrap_or_else(|| "scratch".into());
+        let ex = |t: &str| df::expand(t, &vars, esc).map_err(|e| e.0);
+        let text_of = |a: &Args| match a {
+            Args::Text(t) => t.clone(),
+            Args::Json(v) => serde_json::to_string(v).expect("json"),
+        };
+        let flag = |name: &str| {
+            ins.flags
+                .iter()
+                .rev()
+                .find(|(f, _)| f == name)
+                .map(|(_, v)| v.clone())
+        };
+        // Config-only instructions: (created_by, edit).
+        type Edit = Box<dyn Fn(&mut Value)>;
+        let meta: Option<(String, Edit)> = match ins.name.as_str() {
+            "ENV" => {
+                let pairs = match &ins.args {
+                    Args::Text(t) => df::pairs(t, &vars, esc, true),
+                    Args::Json(_) => df::pairs(&text_of(&ins.args), &vars, esc, true),
+                }
+                .map_err(|e| self.err(ins, e.0))?;
+                let mut set = Vec::new();
+                for (k, v) in pairs {
+                    let Some(v) = v else {
+                        return Err(self.err(ins, format!("ENV {k} needs a value: ENV {k}=value")));
+                    };
+                    set.push((k, v));
+                }
+                let shown = set
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Some((
+                    format!("ENV {shown}"),
+                    Box::new(move |c: &mut Value| {
+                        let cfg = &mut c["config"];
+                        if !cfg["Env"].is_array() {
+                            cfg["Env"] = json!([]);
+                        }
+                        let env = cfg["Env"].as_array_mut().expect("a list");
+                        for (k, v) in &set {
+                            env.retain(|e| {
+                                e.as_str().and_then(|s| s.split('=').next()) != Some(k.as_str())
+                            });
+                            env.push(json!(format!("{k}={v}")));
+                        }
+                    }),
+                ))
+            }
+            "LABEL" => {
+                let pairs = df::pairs(&text_of(&ins.args), &vars, esc, false)
+                    .map_err(|e| self.err(ins, e.0))?;
+                let mut set = Vec::new();
+                for (k, v) in pairs {
+                    let Some(v) = v else {
+                        return Err(
+                            self.err(ins, format!("LABEL {k} needs a value: LABEL {k}=value"))
+                        );
+                    };
+                    set.push((k, v));
+                }
+                let shown = set
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Some((
+                    format!("LABEL {shown}"),
+                    Box::new(move |c: &mut Value| {
+                        let cfg = &mut c["config"];
+                        if !cfg["Labels"].is_object() {
+                            cfg["Labels"] = json!({});
+                        }
+                        for (k, v) in &set {
+                            cfg["Labels"][k] = json!(v);
+                        }
+                    }),
+                ))
+            }
+            "USER" | "STOPSIGNAL" => {
+                let v = ex(&text_of(&ins.args)).map_err(|e| self.err(ins, e))?;
+                let key = if ins.name == "USER" {
+                    "User"
+                } else {
+                    "StopSignal"
+                };
+                if key == "StopSignal" {
+                    crate::commands::lifecycle::parse_signal(&v)
+                        .map_err(|_| self.err(ins, format!("invalid signal: {v}")))?;
+                }
+                Some((
+                    format!("{} {v}", ins.name),
+                    Box::new(move |c: &mut Value| c["config"][key] = json!(v)),
+                ))
+            }
+            "EXPOSE" => {
+                let ports = list(&ins.args, esc, &vars, &self.file, ins.line)?;
+                let mut norm = Vec::new();
+                for p in ports {
+                    let (num, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
+                    let ok = num
+                        .split('-')
+                        .all(|n| n.parse::<u16>().is_ok_and(|n| n > 0));
+                    if !ok || !["tcp", "udp", "sctp"].contains(&proto) {
+                        return Err(self.err(ins, format!("invalid containerPort: {p}")));
+                    }
+                    norm.push(format!("{num}/{proto}"));
+                }
+                let shown = format!(
+                    "EXPOSE map[{}]",
+                    norm.iter()
+                        .map(|p| format!("{p}:{{}}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                Some((
+                    shown,
+                    Box::new(move |c: &mut Value| {
+                        let cfg = &mut c["config"];
+                        if !cfg["ExposedPorts"].is_object() {
+                            cfg["ExposedPorts"] = json!({});
+                        }
+                        for p in &norm {
+                            cfg["ExposedPorts"][p] = json!({});
+                        }
+                    }),
+                ))
+            }
+            "VOLUME" => {
+                let vols = list(&ins.args, esc, &vars, &self.file, ins.line)?;
+                let shown = format!("VOLUME {}", serde_json::to_string(&vols).expect("json"));
+                Some((
+                    shown,
+                    Box::new(move |c: &mut Value| {
+                        let cfg = &mut c["config"];
+                        if !cfg["Volumes"].is_object() {
+                            cfg["Volumes"] = json!({});
+                        }
+                        for v in &vols {
+                            cfg["Volumes"][v] = json!({});
+                        }
+                    }),
+                ))
+            }
+            "CMD" | "ENTRYPOINT" => {
+                let argv = command(&ins.args);
+                let is_cmd = ins.name == "CMD";
+                let clear_cmd = !is_cmd && !w.cmd_set;
+                if is_cmd {
+                    w.cmd_set = true;
+                }
+                let shown = format!(
+                    "{} {}",
+                    ins.name,
+                    serde_json::to_string(&argv).expect("json")
+                );
+                Some((
+                    shown,
+                    Box::new(move |c: &mut Value| {
+                        let cfg = &mut c["config"];
+                        if is_cmd {
+                            cfg["Cmd"] = json!(argv);
+                        } else {
+                            cfg["Entrypoint"] = json!(argv);
+                            if clear_cmd {
+                                if let Some(o) = cfg.as_object_mut() {
+                                    o.remove("Cmd");
+                                }
+                            }
+                        }
+                    }),
+                ))
+            }
+            _ => None,
+        };
+        if let Some((created_by, edit)) = meta {
+            let key = format!("{parent}\n{created_by}");
+            let base = w.image.clone();
+            let img = self.step(&key, &mut |b| {
+                b.make(base.as_ref(), None, &created_by, &*edit)
+            })?;
+            w.image = Some(img);
+            return Ok(());
+        }
+        match ins.name.as_str() {
+            "ARG" => {
+                let pairs = df::pairs(&text_of(&ins.args), &vars, esc, false)
+                    .map_err(|e| self.err(ins, e.0))?;
+                for (k, default) in pairs {
+                    let v = self
+                        .build_args
+                        .get(&k)
+                        .cloned()
+                        .or(default)
+                        .or_else(|| self.meta.get(&k).cloned());
+                    if let Some(v) = v {
+                        w.args.insert(k, v);
+                    }
+                }
+                self.sys.tracer.flush();
+                self.progress.done();
+                Ok(())
+            }
+            "WORKDIR" => {
+                let v = ex(&text_of(&ins.args)).map_err(|e| self.err(ins, e))?;
+                let path = if v.starts_with('/') {
+                    v
+                } else {
+                    format!("{}/{v}", w.workdir().trim_end_matches('/'))
+                };
+                let created_by = format!("WORKDIR {path}");
+                let key = format!("{parent}\n{created_by}");
+                let base = w.image.clone();
+                let img = self.step(&key, &mut |b| {
+                    let dirs = match &base {
+                        Some(i) => b.store.layer_dirs(i)?,
+                        None => vec![],
+                    };
+                    let layer =
+                        (!bctx::exists_in_layers(&dirs, &path)).then(|| bctx::dir_layer(&path));
+                    let p = path.clone();
+                    b.make(
+                        base.as_ref(),
+                        layer.as_deref(),
+                        &created_by,
+                        &move |c: &mut Value| c["config"]["WorkingDir"] = json!(p),
+                    )
+                })?;
+                w.image = Some(img);
+                Ok(())
+            }
+            "RUN" => {
+                let argv = command(&ins.args);
+                // ARGs reach RUN as its environment (ENV wins), and are part of its key.
+                let env_keys: Vec<String> = w.env().into_iter().map(|(k, _)| k).collect();
+                let mut arg_env: Vec<String> = w
+                    .args
+                    .iter()
+                    .filter(|(k, _)| !env_keys.contains(k))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                arg_env.sort();
+                let shown = argv.join(" ");
+                let created_by = if arg_env.is_empty() {
+                    format!("RUN {shown} # buildkit")
+                } else {
+                    format!(
+                        "RUN |{} {} {shown} # buildkit",
+                        arg_env.len(),
+                        arg_env.join(" ")
+                    )
+                };
+                let key = format!("{parent}\n{created_by}");
+                let Some(base) = w.image.clone() else {
+                    return Err(self.err(ins, "RUN in a stage FROM scratch: there is no shell to run it; start FROM an image"));
+                };
+                let img = self.step(&key, &mut |b| {
+                    let tar = b.run_container(&base, &argv, &arg_env, &shown)?;
+                    b.make(Some(&base), Some(&tar), &created_by, &|_| {})
+                })?;
+                w.image = Some(img);
+                Ok(())
+            }
+            "COPY" | "ADD" => {
+                let words = list(&ins.args, esc, &vars, &self.file, ins.line)?;
+                if words.len() < 2 {
+                    return Err(self.err(
+                        ins,
+                        format!(
+                            "{} requires at least two arguments: SOURCE... DEST",
+                            ins.name
+                        ),
+                    ));
+                }
+                let (srcs, dest) = words.split_at(words.len() - 1);
+                let add = ins.name == "ADD";
+                if add {
+                    if let Some(u) = srcs
+                        .iter()
+                        .find(|s| s.contains("://") || s.starts_with("git@"))
+                    {
+                        return Err(self.err(ins, format!("ADD {u}: remote sources are not supported by dockling: download it into the build context and COPY it")));
+                    }
+                }
+                let dest = resolve_dest(&w.workdir(), &dest[0]);
+                let opts = CopyOptions {
+                    chown: match flag("chown") {
+                        None => None,
+                        Some(c) => {
+                            let layers = match &w.image {
+                                Some(i) => self.store.layer_dirs(i)?,
+                                None => vec![],
+                            };
+                            Some(
+                                parse_ids(&c, &layers)
+                                    .map_err(|e| self.err(ins, format!("--chown={c}: {e}")))?,
+                            )
+                        }
+                    },
+                    chmod: flag("chmod")
+                        .map(|m| {
+                            u32::from_str_radix(&m, 8).map_err(|_| {
+                                self.err(
+                                    ins,
+                                    format!("invalid --chmod={m}: give octal bits (--chmod=755)"),
+                                )
+                            })
+                        })
+                        .transpose()?,
+                    extract: add,
+                };
+                let from = flag("from");
+                let tar = match &from {
+                    None => {
+                        let source = Source::Context {
+                            root: self.context.as_fd(),
+                            ignore: &self.ignore,
+                        };
+                        bctx::copy_layer(&source, srcs, &dest, &opts)
+                    }
+                    Some(f) => {
+                        let img = self.find_base(f)?.ok_or_else(|| {
+                            self.err(ins, format!("COPY --from={f}: a stage FROM scratch with no layers has nothing to copy"))
+                        })?;
+                        let dirs = self.store.layer_dirs(&img)?;
+                        bctx::copy_layer(&Source::Layers(&dirs), srcs, &dest, &opts)
+                    }
+                }
+                .map_err(|e| self.err(ins, e))?;
+                let mut flags = String::new();
+                for (k, v) in &ins.flags {
+                    flags.push_str(&format!("--{k}={v} "));
+                }
+                let created_by =
+                    format!("{} {flags}{} {dest} # buildkit", ins.name, srcs.join(" "));
+                let key = format!("{parent}\n{created_by}\n{}", digest_of(&tar));
+                let base = w.image.clone();
+                let img = self.step(&key, &mut |b| {
+                    b.make(base.as_ref(), Some(&tar), &created_by, &|_| {})
+                })?;
+                w.image = Some(img);
+                Ok(())
+            }
+            other => Err(self.err(ins, format!("unknown instruction: {other}"))),
+        }
+    }
+}
+
+fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
+    let started = Instant::now();
+    let ctx_dir = std::path::Path::new(&args.context);
+    if args.context.contains("://") || args.context == "-" {
+        return Err(fail(format!(
+            "context {:?}: only a local directory is supported by dockling as the build context",
+            args.context
+        )));
+    }
+    let context = safefs::open_root(ctx_dir).map_err(|e| {
+        fail(format!(
+            "unable to prepare context: path {:?} not found ({e})",
+            args.context
+        ))
+    })?;
+    let (file_name, text) = match &args.file {
+        Some(f) if f == "-" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(Error::io("read", "stdin"))?;
+            ("Dockerfile".to_string(), s)
+        }
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| fail(format!("failed to read dockerfile: open {f}: {e}")))?;
+            let name = std::path::Path::new(f)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| f.clone());
+            (name, text)
+        }
+        None => {
+            let p = ctx_dir.join("Dockerfile");
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                fail(format!(
+                    "failed to read dockerfile: open {}: {e}: give one with -f",
+                    p.display()
+                ))
+            })?;
+            ("Dockerfile".to_string(), text)
+        }
+    };
+    let parsed = df::parse(&text, &file_name).map_err(|e| fail(e.to_string()))?;
+    let tags: Vec<Reference> = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t))
+        .collect::<Result<_>>()?;
+    let mut build_args = HashMap::new();
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
+            None => match std::env::var(a) {
+                Ok(v) => build_args.insert(a.clone(), v),
+                Err(_) => None,
+            },
+        };
+    }
+    let last = match &args.target {
+        Some(t) => parsed
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
+            .ok_or_else(|| fail(format!("target stage {t:?} could not be found")))?,
+        None => parsed.stages.len() - 1,
+    };
+    // The ARGs before FROM: what FROM lines substitute, and what `ARG NAME` re-declares.
+    let mut meta = Vars::new();
+    for ins in &parsed.meta_args {
+        let Args::Text(t) = &ins.args else { continue };
+        for (k, default) in df::pairs(t, &meta, parsed.escape, false)
+            .map_err(|e| fail(format!("{file_name}:{}: {}", ins.line, e.0)))?
+        {
+            if let Some(v) = build_args.get(&k).cloned().or(default) {
+                meta.insert(k, v);
+            }
+        }
+    }
+    let epoch = crate::layers::commit::source_date_epoch().map_err(Error::Usage)?;
+    let store = Store::open(&ctx.root)?.with_limits(ctx.config.layer_limits()?);
+    let ignore =
+        Ignore::load(context.as_fd()).map_err(|e| fail(format!("read .dockerignore: {e}")))?;
+    let mut b = Builder {
+        ctx,
+        args,
+        store,
+        containers: Containers::open(&ctx.root)?,
+        sys: Sys::new(Box::new(Linux), Tracer::new(args.trace, false)),
+        file: file_name.clone(),
+        escape: parsed.escape,
+        build_args,
+        context,
+        ignore,
+        epoch,
+        progress: Progress {
+            quiet: args.quiet,
+            n: 0,
+            start: Instant::now(),
+        },
+        stages: Vec::new(),
+        total_stages: last + 1,
+        meta: meta.clone(),
+    };
+    let mut result = None;
+    for (si, stage) in parsed.stages.iter().enumerate().take(last + 1) {
+        let n = stage.instructions.len() + 1;
+        let base_name = df::expand(&stage.base, &meta, parsed.escape)
+            .map_err(|e| fail(format!("{file_name}:{}: {}", stage.line, e.0)))?;
+        let label = b.label(
+            si,
+            stage.name.as_deref(),
+            1,
+            n,
+            &format!("FROM {base_name}"),
+        );
+        b.sys.tracer.flush();
+        b.progress.begin(&label);
+        b.sys
+            .tracer
+            .note(&format!("{file_name}:{}: FROM {base_name}", stage.line));
+        let base = b
+            .find_base(&base_name)
+            .map_err(|e| fail(format!("{file_name}:{}: FROM {base_name}: {e}", stage.line)))?;
+        b.sys.tracer.flush();
+        b.progress.done();
+        let mut w = Working {
+            image: base,
+            args: Vars::new(),
+            cmd_set: false,
+        };
+        for (i, ins) in stage.instructions.iter().enumerate() {
+            let label = b.label(si, stage.name.as_deref(), i + 2, n, &ins.text);
+            b.sys.tracer.flush();
+            b.progress.begin(&label);
+            b.sys
+                .tracer
+                .note(&format!("{file_name}:{}: {}", ins.line, ins.text));
+            b.instruction(&mut w, ins)?;
+        }
+        b.stages.push((stage.name.clone(), w.image.clone()));
+        result = w.image;
+    }
+    let Some(image) = result else {
+        return Err(fail(
+            "the build made no image (a stage FROM scratch with no instruction)",
+        ));
+    };
+    b.sys.tracer.flush();
+    b.progress.begin("exporting to image");
+    let manifest = b.store.read_blob(&image.manifest_digest)?;
+    if tags.is_empty() {
+        b.store
+            .add_to_index(&image.manifest_digest, manifest.len() as u64, None, None)?;
+    }
+    for t in &tags {
+        b.store
+            .add_to_index(&image.manifest_digest, manifest.len() as u64, Some(t), None)?;
+    }
+    b.progress.line(&format!("writing image {} done", image.id));
+    for t in &tags {
+        b.progress.line(&format!("naming to {t} done"));
+    }
+    b.sys.tracer.flush();
+    b.progress.done();
+    b.sys.tracer.note(&format!(
+        "built {} in {:.2}s",
+        image.id,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(image.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_dest;
+
+    #[test]
+    fn copy_destinations() {
+        assert_eq!(resolve_dest("/app", "./"), "/app/");
+        assert_eq!(resolve_dest("/app", "."), "/app/");
+        assert_eq!(resolve_dest("/app", "x"), "/app/x");
+        assert_eq!(resolve_dest("/", "x/"), "/x/");
+        assert_eq!(resolve_dest("/app", "/etc/y"), "/etc/y");
+        assert_eq!(resolve_dest("/app", "../z"), "/z");
+    }
+}

@@ -1,0 +1,772 @@
+//! The Dockerfile, read as BuildKit's frontend reads it (moby `buildkit/frontend/dockerfile/
+//! parser` and `shell/lex.go`), in two passes:
+//!
+//! - [`parse`]: the text becomes instructions, each with its line number: parser directives
+//!   at the very top (`# escape=` and `# syntax=`, read until the first line that is not one),
+//!   comments dropped (also between continued lines), lines joined where the escape character
+//!   (`\` or `` ` ``) ends them, the instruction's `--flags` split off, its arguments kept as
+//!   a JSON list when they are one (`["sh", "-c"]`) or as shell text. The `ARG`s before the
+//!   first `FROM` are the file's own; every `FROM` starts a stage. Nothing is expanded yet.
+//! - [`expand`]/[`words`]: the build substitutes `$VAR`, `${VAR}`, `${VAR:-word}`,
+//!   `${VAR-word}`, `${VAR:+word}`, `${VAR+word}` (quotes and escapes as a POSIX shell reads
+//!   them) where Docker does — in ADD, COPY, ENV, EXPOSE, FROM (build arguments only), LABEL,
+//!   STOPSIGNAL, USER, VOLUME, WORKDIR — and never in RUN, CMD or ENTRYPOINT, whose shell does.
+//!
+//! Errors name the file and line: `Dockerfile:7: unknown instruction: RUNN (did you mean RUN?)`.
+
+use std::collections::HashMap;
+
+/// The instructions dockling builds.
+pub const INSTRUCTIONS: &[&str] = &[
+    "FROM",
+    "RUN",
+    "COPY",
+    "ADD",
+    "ENV",
+    "ARG",
+    "WORKDIR",
+    "USER",
+    "EXPOSE",
+    "LABEL",
+    "CMD",
+    "ENTRYPOINT",
+    "VOLUME",
+    "STOPSIGNAL",
+];
+
+/// Docker instructions dockling knows but does not build (yet).
+const UNSUPPORTED: &[&str] = &["SHELL", "HEALTHCHECK", "ONBUILD", "MAINTAINER"];
+
+/// A Dockerfile syntax error at a line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {msg}")]
+pub struct SyntaxError {
+    /// The Dockerfile's name as given (`-f`), or `Dockerfile`.
+    pub file: String,
+    /// The line the instruction starts at (1-based).
+    pub line: usize,
+    /// What is wrong, and what to do.
+    pub msg: String,
+}
+
+/// An instruction's arguments: a JSON list (exec form) or text (shell form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Args {
+    /// `["a", "b"]`.
+    Json(Vec<String>),
+    /// Everything after the instruction and its flags, continuation lines joined.
+    Text(String),
+}
+
+/// One instruction as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// Its first line.
+    pub line: usize,
+    /// The instruction, upper case (`RUN`).
+    pub name: String,
+    /// Its `--name=value` flags (`--from=build`), in order.
+    pub flags: Vec<(String, String)>,
+    /// Its arguments.
+    pub args: Args,
+    /// The instruction as written, continuations joined (for messages and the progress).
+    pub text: String,
+}
+
+/// A `FROM` and what follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// The `FROM` line.
+    pub line: usize,
+    /// The base, not expanded (`alpine:${V}`).
+    pub base: String,
+    /// `AS name`, lower case.
+    pub name: Option<String>,
+    /// The instructions after the `FROM`.
+    pub instructions: Vec<Instruction>,
+}
+
+/// A parsed Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dockerfile {
+    /// The escape character (`\` unless `# escape=`` ` ``).
+    pub escape: char,
+    /// The `ARG` instructions before the first `FROM`.
+    pub meta_args: Vec<Instruction>,
+    /// The stages, in order.
+    pub stages: Vec<Stage>,
+}
+
+/// Levenshtein distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Read the parser directives at the top: `# escape=X` (and `# syntax=`, ignored).
+fn directives(lines: &[&str], file: &str) -> Result<(char, usize), SyntaxError> {
+    let mut escape = '\\';
+    let mut seen = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(rest) = l.trim().strip_prefix('#') else {
+            return Ok((escape, i));
+        };
+        let Some((k, v)) = rest.split_once('=') else {
+            return Ok((escape, i));
+        };
+        let k = k.trim().to_ascii_lowercase();
+        if k.is_empty() || k.contains(char::is_whitespace) {
+            return Ok((escape, i));
+        }
+        if seen.contains(&k) {
+            return Err(SyntaxError {
+                file: file.into(),
+                line: i + 1,
+                msg: format!("only one {k} parser directive can be used"),
+            });
+        }
+        if k == "escape" {
+            escape = match v.trim() {
+                "\\" => '\\',
+                "`" => '`',
+                other => {
+                    return Err(SyntaxError {
+                        file: file.into(),
+                        line: i + 1,
+                        msg: format!("invalid escape token '{other}' does not match ` or \\"),
+                    })
+                }
+            };
+        } else if k != "syntax" && k != "check" {
+            return Ok((escape, i));
+        }
+        seen.push(k);
+    }
+    Ok((escape, lines.len()))
+}
+
+/// Split `--flag=value` words off the front of `rest`.
+fn split_flags(mut rest: &str) -> (Vec<(String, String)>, &str) {
+    let mut flags = Vec::new();
+    loop {
+        let t = rest.trim_start();
+        let Some(f) = t.strip_prefix("--") else {
+            return (flags, t);
+        };
+        let end = f.find(char::is_whitespace).unwrap_or(f.len());
+        let word = &f[..end];
+        let (k, v) = word.split_once('=').unwrap_or((word, ""));
+        flags.push((k.to_ascii_lowercase(), v.to_string()));
+        rest = &f[end..];
+    }
+}
+
+/// Parse a Dockerfile's text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (escape, start) = directives(&lines, file)?;
+    let err = |line: usize, msg: String| SyntaxError {
+        file: file.into(),
+        line,
+        msg,
+    };
+    // Join continuations into logical lines, each with its first line number.
+    let mut logical: Vec<(usize, String)> = Vec::new();
+    let mut cur: Option<(usize, String)> = None;
+    for (i, raw) in lines.iter().enumerate().skip(start) {
+        let trimmed = raw.trim_start();
+        if trimmed.starts_with('#') {
+            continue; // a comment, also between continued lines
+        }
+        if cur.is_none() && trimmed.trim().is_empty() {
+            continue;
+        }
+        let body = raw.trim_end();
+        let (piece, more) = match body.strip_suffix(escape) {
+            // `\\` at the end is an escaped escape in Docker's reading only inside words;
+            // a trailing escape always continues the line, as BuildKit's regex does.
+            Some(p) => (p, true),
+            None => (body, false),
+        };
+        let entry = cur.get_or_insert_with(|| (i + 1, String::new()));
+        entry.1.push_str(if entry.1.is_empty() {
+            piece.trim_start()
+        } else {
+            piece
+        });
+        if !more {
+            logical.push(cur.take().expect("just set"));
+        }
+    }
+    if let Some(c) = cur.take() {
+        logical.push(c);
+    }
+
+    let mut df = Dockerfile {
+        escape,
+        meta_args: Vec::new(),
+        stages: Vec::new(),
+    };
+    for (line, text) in logical {
+        if text.trim().is_empty() {
+            continue;
+        }
+        let t = text.trim();
+        let end = t.find(char::is_whitespace).unwrap_or(t.len());
+        let name = t[..end].to_ascii_uppercase();
+        let (flags, rest) = split_flags(&t[end..]);
+        if !INSTRUCTIONS.contains(&name.as_str()) {
+            if UNSUPPORTED.contains(&name.as_str()) {
+                return Err(err(
+                    line,
+                    format!(
+                        "{name} is not supported by dockling yet: the instructions it builds are {}",
+                        INSTRUCTIONS.join(" ")
+                    ),
+                ));
+            }
+            let near = INSTRUCTIONS
+                .iter()
+                .map(|i| (distance(&name, i), *i))
+                .min()
+                .filter(|(d, _)| *d <= 2)
+                .map(|(_, i)| format!(" (did you mean {}?)", i.to_ascii_lowercase()))
+                .unwrap_or_default();
+            return Err(err(
+                line,
+                format!("unknown instruction: {}{near}", &t[..end]),
+            ));
+        }
+        let args = match rest.trim_start().starts_with('[') {
+            true => match serde_json::from_str::<Vec<String>>(rest.trim()) {
+                Ok(v) => Args::Json(v),
+                Err(_) => Args::Text(rest.trim().to_string()),
+            },
+            false => Args::Text(rest.trim().to_string()),
+        };
+        let empty = match &args {
+            Args::Json(v) => v.is_empty() && !matches!(name.as_str(), "CMD" | "ENTRYPOINT"),
+            Args::Text(s) => s.is_empty(),
+        };
+        if empty {
+            return Err(err(line, format!("{name} requires at least one argument")));
+        }
+        let known_flags: &[&str] = match name.as_str() {
+            "FROM" => &["platform"],
+            "COPY" => &["from", "chown", "chmod"],
+            "ADD" => &["chown", "chmod"],
+            _ => &[],
+        };
+        if let Some((f, _)) = flags
+            .iter()
+            .find(|(f, _)| !known_flags.contains(&f.as_str()))
+        {
+            let also = if name == "RUN" {
+                " (RUN --mount, --network and --security are not supported by dockling yet)"
+            } else {
+                ""
+            };
+            return Err(err(line, format!("unknown flag: --{f} for {name}{also}")));
+        }
+        let ins = Instruction {
+            line,
+            name: name.clone(),
+            flags,
+            args,
+            text: t.to_string(),
+        };
+        match name.as_str() {
+            "FROM" => {
+                let Args::Text(s) = &ins.args else {
+                    return Err(err(line, "FROM takes an image, not a JSON list".into()));
+                };
+                let w: Vec<&str> = s.split_whitespace().collect();
+                let (base, stage_name) = match w.as_slice() {
+                    [b] => (b.to_string(), None),
+                    [b, as_, n] if as_.eq_ignore_ascii_case("as") => {
+                        let n = n.to_ascii_lowercase();
+                        let ok = n
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphabetic())
+                            && n.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                        if !ok {
+                            return Err(err(line, format!("invalid name for build stage: {n:?}, name can't start with a number or contain symbols")));
+                        }
+                        if df.stages.iter().any(|s| s.name.as_deref() == Some(n.as_str())) {
+                            return Err(err(line, format!("duplicate stage name {n:?}")));
+                        }
+                        (b.to_string(), Some(n))
+                    }
+                    _ => {
+                        return Err(err(
+                            line,
+                            "FROM requires either one or three arguments: FROM IMAGE [AS NAME]"
+                                .into(),
+                        ))
+                    }
+                };
+                df.stages.push(Stage {
+                    line,
+                    base,
+                    name: stage_name,
+                    instructions: Vec::new(),
+                });
+            }
+            _ => match df.stages.last_mut() {
+                Some(s) => s.instructions.push(ins),
+                None if name == "ARG" => df.meta_args.push(ins),
+                None => {
+                    return Err(err(
+                        line,
+                        format!("{name} before the first FROM: a Dockerfile starts with FROM (only ARG may come before it)"),
+                    ))
+                }
+            },
+        }
+    }
+    if df.stages.is_empty() {
+        return Err(err(
+            lines.len().max(1),
+            "the Dockerfile has no FROM: nothing to build".into(),
+        ));
+    }
+    Ok(df)
+}
+
+/// An expansion that failed (`${X:?message}`, a bad `${`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpandError(pub String);
+
+/// Variable values the expansion sees.
+pub type Vars = HashMap<String, String>;
+
+struct Lexer<'a> {
+    chars: Vec<char>,
+    pos: usize,
+    escape: char,
+    vars: &'a Vars,
+}
+
+impl Lexer<'_> {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek();
+        self.pos += 1;
+        c
+    }
+
+    /// A `$` has been read: the value it stands for.
+    fn dollar(&mut self) -> Result<String, ExpandError> {
+        match self.peek() {
+            Some('{') => {
+                self.pos += 1;
+                let mut name = String::new();
+                while let Some(c) = self.peek() {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        name.push(c);
+                        self.pos += 1;
+                    } else {
+                        break;
+                    }
+                }
+                if name.is_empty() {
+                    return Err(ExpandError("bad substitution: ${ without a name".into()));
+                }
+                match self.next() {
+                    Some('}') => Ok(self.vars.get(&name).cloned().unwrap_or_default()),
+                    Some(c) => {
+                        let colon = c == ':';
+                        let op = if colon { self.next() } else { Some(c) };
+                        let word = self.until_brace()?;
+                        let val = self.vars.get(&name);
+                        let set = match colon {
+                            true => val.is_some_and(|v| !v.is_empty()),
+                            false => val.is_some(),
+                        };
+                        match op {
+                            Some('-') => Ok(if set {
+                                val.cloned().unwrap_or_default()
+                            } else {
+                                word
+                            }),
+                            Some('+') => Ok(if set { word } else { String::new() }),
+                            Some('?') => match set {
+                                true => Ok(val.cloned().unwrap_or_default()),
+                                false => Err(ExpandError(format!(
+                                    "{name}: {}",
+                                    if word.is_empty() {
+                                        "is not allowed to be unset"
+                                    } else {
+                                        &word
+                                    }
+                                ))),
+                            },
+                            _ => Err(ExpandError(format!(
+                                "bad substitution: unsupported modifier in ${{{name}{}...}}",
+                                if colon { ":" } else { "" }
+                            ))),
+                        }
+                    }
+                    None => Err(ExpandError(format!("missing '}}' after ${{{name}"))),
+                }
+            }
+            Some(c) if c.is_ascii_alphabetic() || c == '_' => {
+                let mut name = String::new();
+                while let Some(c) = self.peek() {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        name.push(c);
+                        self.pos += 1;
+                    } else {
+                        break;
+                    }
+                }
+                Ok(self.vars.get(&name).cloned().unwrap_or_default())
+            }
+            _ => Ok("$".into()),
+        }
+    }
+
+    /// The word of `${X:-word}` up to its closing brace, itself expanded.
+    fn until_brace(&mut self) -> Result<String, ExpandError> {
+        let mut out = String::new();
+        loop {
+            match self.next() {
+                None => return Err(ExpandError("missing '}' in a ${...} substitution".into())),
+                Some('}') => return Ok(out),
+                Some('$') => out.push_str(&self.dollar()?),
+                Some(c) if c == self.escape => {
+                    if let Some(n) = self.next() {
+                        out.push(n);
+                    }
+                }
+                Some(c) => out.push(c),
+            }
+        }
+    }
+
+    /// Read words: quotes removed, escapes applied, variables expanded; `split` cuts at
+    /// unquoted whitespace (otherwise the whole text is one word).
+    fn words(&mut self, split: bool) -> Result<Vec<String>, ExpandError> {
+        let mut words = Vec::new();
+        let mut cur = String::new();
+        let mut in_word = false;
+        while let Some(c) = self.next() {
+            match c {
+                c if split && c.is_whitespace() => {
+                    if in_word {
+                        words.push(std::mem::take(&mut cur));
+                        in_word = false;
+                    }
+                }
+                '\'' => {
+                    in_word = true;
+                    loop {
+                        match self.next() {
+                            None => return Err(ExpandError("unexpected end of statement while looking for matching single-quote".into())),
+                            Some('\'') => break,
+                            Some(c) => cur.push(c),
+                        }
+                    }
+                }
+                '"' => {
+                    in_word = true;
+                    loop {
+                        match self.next() {
+                            None => return Err(ExpandError("unexpected end of statement while looking for matching double-quote".into())),
+                            Some('"') => break,
+                            Some('$') => cur.push_str(&self.dollar()?),
+                            Some(c) if c == self.escape => match self.peek() {
+                                Some(n) if n == '"' || n == '$' || n == self.escape => {
+                                    cur.push(n);
+                                    self.pos += 1;
+                                }
+                                _ => cur.push(c),
+                            },
+                            Some(c) => cur.push(c),
+                        }
+                    }
+                }
+                '$' => {
+                    in_word = true;
+                    cur.push_str(&self.dollar()?);
+                }
+                c if c == self.escape => {
+                    in_word = true;
+                    if let Some(n) = self.next() {
+                        cur.push(n);
+                    }
+                }
+                c => {
+                    in_word = true;
+                    cur.push(c);
+                }
+            }
+        }
+        if in_word || !split {
+            words.push(cur);
+        }
+        Ok(words)
+    }
+}
+
+/// Expand one word (quotes removed, escapes applied, variables substituted).
+pub fn expand(text: &str, vars: &Vars, escape: char) -> Result<String, ExpandError> {
+    let mut l = Lexer {
+        chars: text.chars().collect(),
+        pos: 0,
+        escape,
+        vars,
+    };
+    Ok(l.words(false)?.pop().unwrap_or_default())
+}
+
+/// Split shell text into words at unquoted whitespace, each expanded.
+pub fn words(text: &str, vars: &Vars, escape: char) -> Result<Vec<String>, ExpandError> {
+    let mut l = Lexer {
+        chars: text.chars().collect(),
+        pos: 0,
+        escape,
+        vars,
+    };
+    l.words(true)
+}
+
+/// Split shell text at unquoted whitespace, quotes and escapes kept (for `KEY=value` pairs,
+/// each expanded afterwards).
+pub fn raw_words(text: &str, escape: char) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                cur.push(c);
+                if c == escape && q == '"' {
+                    if let Some(n) = chars.next() {
+                        cur.push(n);
+                    }
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            None => {
+                cur.push(c);
+                if c == escape {
+                    if let Some(n) = chars.next() {
+                        cur.push(n);
+                    }
+                } else if c == '"' || c == '\'' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// `KEY=value ...` pairs of ENV, LABEL and ARG (values expanded), or ENV's old
+/// `KEY value with spaces` form when the first word has no `=` (`legacy`).
+pub fn pairs(
+    text: &str,
+    vars: &Vars,
+    escape: char,
+    legacy: bool,
+) -> Result<Vec<(String, Option<String>)>, ExpandError> {
+    let ws = raw_words(text, escape);
+    if legacy && ws.first().is_some_and(|w| !w.contains('=')) {
+        let key = ws[0].clone();
+        let rest = text.trim_start()[key.len()..].trim();
+        if rest.is_empty() {
+            return Err(ExpandError(format!(
+                "ENV {key} needs a value: ENV {key}=value"
+            )));
+        }
+        return Ok(vec![(key, Some(expand(rest, vars, escape)?))]);
+    }
+    ws.iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) => Ok((expand(k, vars, escape)?, Some(expand(v, vars, escape)?))),
+            None => Ok((expand(w, vars, escape)?, None)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(kv: &[(&str, &str)]) -> Vars {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn continuations_comments_and_forms() {
+        let df = parse(
+            "# a comment\nFROM busybox AS Base\n\nRUN echo a \\\n  # inside\n  && echo b\nCMD [\"sh\", \"-c\", \"x\"]\nENTRYPOINT [not json\n",
+            "Dockerfile",
+        )
+        .unwrap();
+        assert_eq!(df.escape, '\\');
+        let s = &df.stages[0];
+        assert_eq!(s.base, "busybox");
+        assert_eq!(s.name.as_deref(), Some("base"));
+        assert_eq!(s.line, 2);
+        assert_eq!(s.instructions[0].line, 4);
+        assert_eq!(
+            s.instructions[0].args,
+            Args::Text("echo a   && echo b".into())
+        );
+        assert_eq!(
+            s.instructions[1].args,
+            Args::Json(vec!["sh".into(), "-c".into(), "x".into()])
+        );
+        assert_eq!(s.instructions[2].args, Args::Text("[not json".into()));
+    }
+
+    #[test]
+    fn the_escape_directive_changes_the_continuation() {
+        let df = parse(
+            "# escape=`\nFROM scratch\nCOPY a\\b `\n  c:\\d\n",
+            "Dockerfile",
+        )
+        .unwrap();
+        assert_eq!(df.escape, '`');
+        assert_eq!(
+            df.stages[0].instructions[0].args,
+            Args::Text("a\\b   c:\\d".into())
+        );
+        // A directive after a comment is just a comment.
+        let df = parse("# hi\n# escape=`\nFROM x\n", "Dockerfile").unwrap();
+        assert_eq!(df.escape, '\\');
+        assert_eq!(
+            parse("# escape=x\nFROM x\n", "Dockerfile").unwrap_err().msg,
+            "invalid escape token 'x' does not match ` or \\"
+        );
+    }
+
+    #[test]
+    fn args_before_from_and_flags() {
+        let df = parse(
+            "ARG V=1\nFROM busybox:${V}\nCOPY --from=build --chown=1:2 a b\n",
+            "Dockerfile",
+        )
+        .unwrap();
+        assert_eq!(df.meta_args.len(), 1);
+        assert_eq!(df.stages[0].base, "busybox:${V}");
+        assert_eq!(
+            df.stages[0].instructions[0].flags,
+            vec![
+                ("from".to_string(), "build".to_string()),
+                ("chown".to_string(), "1:2".to_string())
+            ]
+        );
+        assert_eq!(df.stages[0].instructions[0].args, Args::Text("a b".into()));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = parse(
+            "FROM busybox\n\nRUN true\n# c\n\n\nRUNN echo\n",
+            "Dockerfile",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Dockerfile:7: unknown instruction: RUNN (did you mean run?)"
+        );
+        let e = parse("RUN x\n", "df").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.msg.contains("before the first FROM"), "{e}");
+        let e = parse("FROM a\nRUN\n", "Dockerfile").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Dockerfile:2: RUN requires at least one argument"
+        );
+        let e = parse("FROM a\nRUN --mount=type=cache x\n", "Dockerfile").unwrap_err();
+        assert!(e.msg.starts_with("unknown flag: --mount for RUN"), "{e}");
+        let e = parse("FROM a b\n", "Dockerfile").unwrap_err();
+        assert!(e.msg.contains("one or three arguments"), "{e}");
+        let e = parse("# only a comment\n", "Dockerfile").unwrap_err();
+        assert!(e.msg.contains("no FROM"), "{e}");
+        let e = parse("FROM a AS x\nFROM b AS X\n", "Dockerfile").unwrap_err();
+        assert_eq!(e.line, 2);
+        let e = parse("FROM a\nSHELL [\"bash\"]\n", "Dockerfile").unwrap_err();
+        assert!(e.msg.contains("not supported"), "{e}");
+    }
+
+    #[test]
+    fn substitution_as_docker_does_it() {
+        let v = vars(&[("A", "x"), ("E", ""), ("P", "/app")]);
+        let e = |s: &str| expand(s, &v, '\\').unwrap();
+        assert_eq!(e("$A"), "x");
+        assert_eq!(e("${A}y"), "xy");
+        assert_eq!(e("${B:-def}"), "def");
+        assert_eq!(e("${E:-def}"), "def");
+        assert_eq!(e("${E-def}"), "");
+        assert_eq!(e("${A:+set}"), "set");
+        assert_eq!(e("${B:+set}"), "");
+        assert_eq!(e("${E+set}"), "set");
+        assert_eq!(e("'$A'"), "$A");
+        assert_eq!(e("\"$A b\""), "x b");
+        assert_eq!(e("\\$A"), "$A");
+        assert_eq!(e("${P}/bin:$B"), "/app/bin:");
+        assert_eq!(e("a$"), "a$");
+        assert_eq!(e("${B:-${A}z}"), "xz");
+        assert!(expand("${B:?needed}", &v, '\\')
+            .unwrap_err()
+            .0
+            .contains("needed"));
+        assert!(expand("${A", &v, '\\').is_err());
+        assert_eq!(
+            words("a \"b c\" $A '$A'", &v, '\\').unwrap(),
+            ["a", "b c", "x", "$A"]
+        );
+        assert_eq!(expand("`$A", &v, '`').unwrap(), "$A");
+    }
+
+    #[test]
+    fn env_and_label_pairs() {
+        let v = vars(&[("A", "x")]);
+        assert_eq!(
+            pairs("K=1 L=\"two words\" M=$A", &v, '\\', true).unwrap(),
+            vec![
+                ("K".into(), Some("1".into())),
+                ("L".into(), Some("two words".into())),
+                ("M".into(), Some("x".into()))
+            ]
+        );
+        assert_eq!(
+            pairs("K value with $A", &v, '\\', true).unwrap(),
+            vec![("K".into(), Some("value with x".into()))]
+        );
+        assert_eq!(
+            pairs("NAME OTHER=2", &v, '\\', false).unwrap(),
+            vec![("NAME".into(), None), ("OTHER".into(), Some("2".into()))]
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! The build cache (`dockling build`): `<root>/build-cache/<sha256 of the key>` holds the id
+//! of the image a step made, the key being the parent image's id, the instruction as it ran
+//! (variables substituted) and the digest of what it copied. A hit is used only while the
+//! store still holds that image (an `rmi` or `image prune` may have taken it): the cache is a
+//! hint, checked each time, never a second source of truth.
+
+use super::{digest_of, Image, Store};
+use crate::error::{Error, Result};
+use crate::files::write_atomic;
+
+impl Store {
+    fn cache_file(&self, key: &str) -> std::path::PathBuf {
+        let hex = digest_of(key.as_bytes());
+        self.oci
+            .parent()
+            .unwrap_or(&self.oci)
+            .join("build-cache")
+            .join(hex.trim_start_matches("sha256:"))
+    }
+
+    /// The image a step with this key made before, if the store still holds it.
+    pub fn cached(&self, key: &str) -> Option<Image> {
+        let id = std::fs::read_to_string(self.cache_file(key)).ok()?;
+        let id = id.trim();
+        if !id.starts_with("sha256:") {
+            return None;
+        }
+        self.find(id).ok().filter(|i| i.id == id)
+    }
+
+    /// Remember the image a step with this key made.
+    pub fn remember(&self, key: &str, image: &Image) -> Result<()> {
+        let f = self.cache_file(key);
+        if let Some(dir) = f.parent() {
+            std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+        }
+        write_atomic(&f, image.id.as_bytes())
+    }
+
+    /// The ids of the images build steps made (untagged, `images` hides them unless `-a`).
+    pub fn build_intermediates(&self) -> std::collections::HashSet<String> {
+        let dir = self.oci.parent().unwrap_or(&self.oci).join("build-cache");
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|s| s.trim().to_string())
+            .collect()
+    }
+}

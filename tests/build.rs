@@ -1,0 +1,351 @@
+//! `dockling build`: a Dockerfile built instruction by instruction (RUN as a container of the
+//! engine's run path, then a commit; COPY from the context; config-only instructions), the
+//! build cache (a second build all CACHED, a changed line rebuilding from there), multi-stage
+//! builds, and the bad inputs: a syntax error with its line, a failing RUN (exit 1, nothing
+//! tagged, no container left), COPY out of the context. Each test in a network namespace of
+//! its own (RUN containers get the default bridge).
+
+mod common;
+use std::path::Path;
+
+use common::{Lab, NetNs, Out};
+
+struct Build {
+    lab: Lab,
+    ns: NetNs,
+    ctx: tempfile::TempDir,
+}
+
+impl Build {
+    fn new(dockerfile: &str) -> Build {
+        let lab = Lab::with_busybox();
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        Build {
+            lab,
+            ns: NetNs::new(),
+            ctx,
+        }
+    }
+
+    fn file(&self, rel: &str, content: &str) {
+        let p = self.ctx.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    fn build(&self, extra: &[&str]) -> Out {
+        let ctx = self.ctx.path().to_str().unwrap().to_string();
+        let mut args = vec!["build"];
+        args.extend_from_slice(extra);
+        args.push(&ctx);
+        self.ns.dockling(&self.lab, &args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.ns.dockling(&self.lab, args);
+        o.expect_code(0);
+        o.stdout
+    }
+
+    fn no_containers(&self) {
+        let o = self.ns.dockling(&self.lab, &["ps", "-a", "-q"]);
+        o.expect_code(0);
+        assert_eq!(o.stdout, "", "a build left containers behind");
+        assert!(
+            self.lab.containers_left().is_empty(),
+            "{:?}",
+            self.lab.containers_left()
+        );
+    }
+}
+
+fn step_lines<'a>(stderr: &'a str, what: &str) -> Vec<&'a str> {
+    stderr.lines().filter(|l| l.contains(what)).collect()
+}
+
+const APP: &str = "\
+# escape=\\
+ARG BASE=busybox
+FROM ${BASE}:latest
+ARG GREETING=hi
+ENV APP=/app \\
+    MODE=test
+WORKDIR $APP
+COPY hello.txt dir ./
+RUN echo \"$GREETING from $(pwd) in $MODE\" > out.txt && cat out.txt
+LABEL version=\"1.0\"
+EXPOSE 8080
+CMD [\"cat\", \"/app/out.txt\"]
+";
+
+#[test]
+fn a_dockerfile_builds_runs_and_rebuilds_from_its_cache() {
+    let b = Build::new(APP);
+    b.file("hello.txt", "hello\n");
+    b.file("dir/f", "inner\n");
+    b.file("x.log", "left out\n");
+    b.file(".dockerignore", "*.log\n");
+
+    let first = b.build(&["-t", "web:1", "--build-arg", "GREETING=hey"]);
+    first.expect_code(0);
+    assert!(!first.stderr.contains("CACHED"), "{}", first.stderr);
+    // The RUN's own output, with BuildKit's step prefix.
+    assert!(
+        first
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("#6 ") && l.ends_with(" hey from /app in test")),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stderr.contains("#6 [6/9] RUN echo"),
+        "{}",
+        first.stderr
+    );
+    b.no_containers();
+
+    let out = b.ok(&["run", "--rm", "web:1"]);
+    assert_eq!(out, "hey from /app in test\n");
+    let listing = b.ok(&["run", "--rm", "web:1", "ls", "-a", "/app"]);
+    assert_eq!(listing, ".\n..\nf\nhello.txt\nout.txt\n");
+    let cfg = b.ok(&[
+        "inspect",
+        "-f",
+        "{{.Config.WorkingDir}} {{.Config.Env}} {{.Config.Labels}} {{.Config.ExposedPorts}} {{.Config.Cmd}}",
+        "web:1",
+    ]);
+    assert!(cfg.starts_with("/app "), "{cfg}");
+    assert!(
+        cfg.contains("APP=/app") && cfg.contains("MODE=test"),
+        "{cfg}"
+    );
+    assert!(cfg.contains("version:1.0"), "{cfg}");
+    assert!(cfg.contains("8080/tcp"), "{cfg}");
+    assert!(cfg.contains("[cat /app/out.txt]"), "{cfg}");
+    // ENV is config only: an empty layer in the history, as Docker records it.
+    let history = b.ok(&["history", "--no-trunc", "web:1"]);
+    assert!(history.contains("ENV APP=/app MODE=test"), "{history}");
+    assert!(
+        history.contains("RUN |1 GREETING=hey /bin/sh -c"),
+        "{history}"
+    );
+
+    // The same build again: every step from the cache, the same image.
+    let id1 = b.ok(&["inspect", "-f", "{{.Id}}", "web:1"]);
+    let again = b.build(&["-t", "web:1", "--build-arg", "GREETING=hey"]);
+    again.expect_code(0);
+    assert_eq!(
+        step_lines(&again.stderr, "CACHED").len(),
+        7,
+        "{}",
+        again.stderr
+    );
+    assert!(
+        !again.stderr.contains("hey from"),
+        "the RUN ran again:\n{}",
+        again.stderr
+    );
+    assert_eq!(b.ok(&["inspect", "-f", "{{.Id}}", "web:1"]), id1);
+
+    // A changed file: COPY and what follows rebuild, what precedes stays cached.
+    b.file("hello.txt", "changed\n");
+    let changed = b.build(&["-t", "web:2", "--build-arg", "GREETING=hey"]);
+    changed.expect_code(0);
+    assert_eq!(
+        step_lines(&changed.stderr, "CACHED").len(),
+        2,
+        "{}",
+        changed.stderr
+    );
+    assert!(
+        changed.stderr.contains(" hey from /app"),
+        "{}",
+        changed.stderr
+    );
+    assert_eq!(
+        b.ok(&["run", "--rm", "web:2", "cat", "/app/hello.txt"]),
+        "changed\n"
+    );
+
+    // --no-cache runs everything.
+    let fresh = b.build(&["--no-cache", "-t", "web:3", "--build-arg", "GREETING=hey"]);
+    fresh.expect_code(0);
+    assert!(!fresh.stderr.contains("CACHED"), "{}", fresh.stderr);
+
+    // The steps' images are hidden from `images` (shown with -a).
+    let images = b.ok(&["images", "-q"]);
+    let all = b.ok(&["images", "-a", "-q"]);
+    assert!(
+        all.lines().count() > images.lines().count() + 5,
+        "{images}\n{all}"
+    );
+    b.no_containers();
+}
+
+#[test]
+fn multi_stage_copies_from_a_stage_and_stops_at_the_target() {
+    let b = Build::new(
+        "FROM busybox AS build\n\
+         RUN mkdir -p /out/sub /out/opq && echo built > /out/artifact && echo gone > /out/deleted && echo x > /out/sub/x && echo old > /out/opq/old\n\
+         RUN rm -r /out/deleted /out/sub /out/opq && mkdir /out/opq && echo new > /out/opq/new && echo later > /out/later\n\
+         FROM busybox AS final\nCOPY --from=build --chown=1000:1000 /out/artifact /srv/\n\
+         RUN ls -ln /srv/artifact | awk '{print $3\":\"$4}'\nCOPY --from=build /out /all\nCMD [\"cat\", \"/srv/artifact\"]\n\
+         FROM final AS extra\nRUN false\n",
+    );
+    let o = b.build(&["--target", "final", "-t", "multi:1", "--progress", "plain"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr.contains("[final 2/5] COPY --from=build"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains(" 1000:1000"), "{}", o.stderr);
+    assert_eq!(b.ok(&["run", "--rm", "multi:1"]), "built\n");
+    // The stage's layers merged as overlayfs shows them: what a later RUN deleted (a
+    // whiteout in its layer: a file, a directory with what it held) is not copied, nor what
+    // was in a directory it made again (an opaque directory).
+    assert_eq!(
+        b.ok(&["run", "--rm", "multi:1", "sh", "-c", "find /all | sort"]),
+        "/all\n/all/artifact\n/all/later\n/all/opq\n/all/opq/new\n"
+    );
+    // A file a later step of the stage deleted is not there to copy.
+    std::fs::write(
+        b.ctx.path().join("Dockerfile.gone"),
+        "FROM busybox AS build\nRUN echo x > /gone\nRUN rm /gone\nFROM busybox\nCOPY --from=build /gone /\n",
+    )
+    .unwrap();
+    let gone = b.ctx.path().join("Dockerfile.gone");
+    let o = b.build(&["-f", gone.to_str().unwrap()]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("\"/gone\": not found"), "{}", o.stderr);
+    // Without --target, the last stage (`extra`, whose RUN fails) is built.
+    let o = b.build(&["-t", "bad:1"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("[extra 2/2] RUN false"), "{}", o.stderr);
+    let tagged = b.ns.dockling(&b.lab, &["inspect", "bad:1"]);
+    assert_ne!(tagged.code, 0, "a failed build tagged its image");
+    b.no_containers();
+}
+
+#[test]
+fn a_failing_run_shows_its_output_and_tags_nothing() {
+    let b = Build::new("FROM busybox\nRUN echo before\nRUN echo doomed; exit 3\nCMD [\"sh\"]\n");
+    let o = b.build(&["-t", "broken:1"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains(" doomed"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(
+            "ERROR: process \"/bin/sh -c echo doomed; exit 3\" did not complete successfully: exit code: 3"
+        ),
+        "{}",
+        o.stderr
+    );
+    let inspect = b.ns.dockling(&b.lab, &["inspect", "broken:1"]);
+    assert_ne!(inspect.code, 0, "the failed build was tagged");
+    b.no_containers();
+    // The step before the failure is cached for the next try.
+    let again = b.build(&["-t", "broken:1"]);
+    again.expect_code(1);
+    assert_eq!(
+        step_lines(&again.stderr, "CACHED").len(),
+        1,
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_dockerfile_line() {
+    let b = Build::new("FROM busybox\n\n# comment\nRUN true \\\n  && true\nRUNN echo\n");
+    let o = b.build(&["-t", "x:1"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("Dockerfile:6: unknown instruction: RUNN (did you mean run?)"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.stdout, "");
+    // A -f file is named by its name.
+    std::fs::write(b.ctx.path().join("Other.df"), "FROM busybox\nCOPY\n").unwrap();
+    let f = b.ctx.path().join("Other.df");
+    let o = b.build(&["-f", f.to_str().unwrap()]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("Other.df:2: COPY requires at least one argument"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn copy_refuses_paths_out_of_the_context() {
+    let b = Build::new("FROM busybox\nCOPY link /x\n");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "s").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), b.ctx.path().join("link")).unwrap();
+    let o = b.build(&["-t", "leak:1"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("Dockerfile:2: link: the path leads outside the build context"),
+        "{}",
+        o.stderr
+    );
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY ../x /x\n",
+    )
+    .unwrap();
+    let o = b.build(&[]);
+    o.expect_code(1);
+    assert!(
+        o.stderr.contains("leads outside the build context"),
+        "{}",
+        o.stderr
+    );
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        "FROM busybox\nADD https://example.com/x /x\n",
+    )
+    .unwrap();
+    let o = b.build(&[]);
+    o.expect_code(1);
+    assert!(
+        o.stderr.contains("remote sources are not supported"),
+        "{}",
+        o.stderr
+    );
+    assert!(!Path::new(&b.lab.root()).join("build-cache").exists());
+}
+
+#[test]
+fn add_extracts_a_local_tar() {
+    let b = Build::new(
+        "FROM busybox\nADD files.tar /opt/\nCOPY --chown=student files.tar /home/\nCMD [\"cat\", \"/opt/a/b\"]\n",
+    );
+    let mut t = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    t.append_data(&mut h, "a/b", &b"in\n"[..]).unwrap();
+    std::fs::write(b.ctx.path().join("files.tar"), t.into_inner().unwrap()).unwrap();
+    b.build(&["-t", "add:1"]).expect_code(0);
+    assert_eq!(b.ok(&["run", "--rm", "add:1"]), "in\n");
+    // COPY does not extract, and --chown takes a name of the image's /etc/passwd (its uid as
+    // the gid too, as Docker documents).
+    let owner = b.ok(&[
+        "run",
+        "--rm",
+        "add:1",
+        "stat",
+        "-c",
+        "%u:%g %s",
+        "/home/files.tar",
+    ]);
+    assert_eq!(owner, "1000:1000 2048\n");
+}
