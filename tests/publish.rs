@@ -539,3 +539,41 @@ fn a_container_cannot_reach_the_hosts_loopback_services_in_nat_mode() {
     );
     ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
 }
+
+#[test]
+fn a_client_that_comes_before_the_server_listens_is_served_not_reset() {
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    // The server starts listening a moment after the container started (the `sleep` is the
+    // container's, not this test's).
+    let o = ns.dockling(
+        &lab,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "late",
+            "-p",
+            "8000:80",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir -p /www && echo late > /www/index.html && sleep 0.5 && exec httpd -f -p 80 -h /www",
+        ],
+    );
+    o.expect_code(0);
+    // One request, at once: the port is listened on before the container starts, and the
+    // proxy waits for the server instead of resetting the connection.
+    let out = ns
+        .command("curl")
+        .args(["-sS", "--max-time", "5", "http://127.0.0.1:8000/"])
+        .output()
+        .expect("curl is installed");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "late");
+    ns.dockling(&lab, &["rm", "-f", "late"]).expect_code(0);
+}

@@ -12,7 +12,10 @@
 //! shows an honest `dockling proxy`.
 //!
 //! TCP: a thread accepts on each listener; each connection gets a connect to the container
-//! (3 s at most; refused: the client gets a reset) and two threads, one per direction, each
+//! (3 s at most; refused: the client gets a reset, except in the first [`STARTING`] of the
+//! proxy's life, while the container's server may still be starting: the connect is tried
+//! again every 5 ms until it answers or that time is over, so a client that came early is
+//! served, not reset: the engine listens before the container starts for that) and two threads, one per direction, each
 //! moving bytes socket → pipe → socket with `splice(2)` (a 64 KiB pipe, so nothing is copied
 //! through user space), and `shutdown(SHUT_WR)` when its side reads EOF, so a half-closed
 //! connection stays half-open. At most [`MAX_CONNECTIONS`] at once (the hard limit of open
@@ -41,6 +44,11 @@ use crate::sys::{Call, Prctl, Sys, SysError};
 pub const MAX_CONNECTIONS: usize = 4096;
 /// How long a connect to the container may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long after the proxy starts a refused connect to the container is tried again (the
+/// container's server may still be starting).
+pub const STARTING: Duration = Duration::from_secs(2);
+/// When this proxy started serving (for [`STARTING`]).
+static SERVING_SINCE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 /// A UDP flow without traffic for this long is forgotten (docker-proxy's value).
 pub const UDP_IDLE: Duration = Duration::from_secs(90);
 /// The size of each direction's pipe.
@@ -416,6 +424,7 @@ pub fn serve(
             }
             Err(_) => max_connections,
         };
+    SERVING_SINCE.get_or_init(Instant::now);
     match start(container_ip, maps, max_connections) {
         Ok(()) => {
             let _ = status.write_all(b"0\n");
@@ -534,7 +543,7 @@ fn reset(s: &TcpStream) {
 
 /// One client connection: connect to the container, then both directions until both ended.
 fn carry(client: TcpStream, target: SocketAddrV4) {
-    let upstream = match TcpStream::connect_timeout(&SocketAddr::V4(target), CONNECT_TIMEOUT) {
+    let upstream = match connect_upstream(target, *SERVING_SINCE.get_or_init(Instant::now)) {
         Ok(s) => s,
         Err(_) => {
             reset(&client);
@@ -553,6 +562,22 @@ fn carry(client: TcpStream, target: SocketAddrV4) {
     pump(&client, &upstream);
     if let Ok(t) = back {
         let _ = t.join();
+    }
+}
+
+/// Connect to the container; a refusal within [`STARTING`] of `since` is tried again every
+/// 5 ms (its server may not listen yet), bounded by that window.
+fn connect_upstream(target: SocketAddrV4, since: Instant) -> std::io::Result<TcpStream> {
+    loop {
+        match TcpStream::connect_timeout(&SocketAddr::V4(target), CONNECT_TIMEOUT) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && since.elapsed() < STARTING =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
     }
 }
 
