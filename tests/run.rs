@@ -405,3 +405,20 @@ fn config_file_sets_defaults_and_rejects_unknown_keys() {
     o.expect_code(125);
     assert!(o.stderr.contains("layres"), "{}", o.stderr);
 }
+
+#[test]
+fn a_relative_command_path_is_the_working_directorys() {
+    let lab = Lab::with_busybox();
+    // As Docker: `./x` is looked up in the working directory, not in the root.
+    let o = lab.run(&["-w", "/bin", "busybox", "./echo", "from the workdir"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout.trim(), "from the workdir");
+    // Not there: 127, naming the path as given.
+    let o = lab.run(&["-w", "/etc", "busybox", "./echo", "x"]);
+    o.expect_code(127);
+    assert!(
+        o.stderr.contains("no such file or directory"),
+        "{}",
+        o.stderr
+    );
+}

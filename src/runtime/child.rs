@@ -339,7 +339,7 @@ fn secure_and_find(sys: &Sys, spec: &RunSpec, ignored: u64) -> Result<Exec> {
     let path = if sys.is_dry_run() {
         PathBuf::from(&spec.args[0])
     } else {
-        lookup(sys, &spec.args[0], &spec.env)?
+        lookup(sys, &spec.args[0], &spec.env, &spec.cwd)?
     };
     sys.run(Call::CloseRange { first: 3 })?;
     Ok(Exec {
@@ -465,7 +465,7 @@ fn open_pty(sys: &Sys, chan: Option<&Channel>) -> Result<OwnedFd> {
 
 /// Find the program like a shell would, with the container's own `PATH` (Docker does the same
 /// lookup and reports 127/126 the same way). Each probe is a traced call.
-fn lookup(sys: &Sys, cmd: &str, env: &[String]) -> Result<PathBuf> {
+fn lookup(sys: &Sys, cmd: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
     let is_dir = |p: &Path| {
         sys.stat_mode(p)
             .is_ok_and(|m| m & libc::S_IFMT == libc::S_IFDIR)
@@ -488,7 +488,9 @@ fn lookup(sys: &Sys, cmd: &str, env: &[String]) -> Result<PathBuf> {
         }
     };
     if cmd.contains('/') {
-        return check(Path::new(cmd));
+        // A relative path (`./hello.sh`) is the working directory's, where the program runs:
+        // this lookup happens before the chdir.
+        return check(&cwd.join(cmd));
     }
     let path = env
         .iter()
