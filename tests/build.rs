@@ -349,3 +349,40 @@ fn add_extracts_a_local_tar() {
     ]);
     assert_eq!(owner, "1000:1000 2048\n");
 }
+
+#[test]
+fn an_untagged_build_is_listed_and_a_dockerfile_symlink_stays_in_the_context() {
+    let b = Build::new("FROM busybox\nRUN echo made > /made\n");
+    let o = b.build(&[]);
+    o.expect_code(0);
+    // As Docker: the result of a build without -t is an image named <none>, listed.
+    let id = b.ok(&["inspect", "-f", "{{.Id}}", "--type", "image", "busybox"]);
+    assert!(!id.trim().is_empty());
+    let images = b.ok(&["images", "--format", "{{.Repository}} {{.ID}}"]);
+    assert!(
+        images.lines().any(|l| l.starts_with("<none> ")),
+        "the untagged result is not listed: {images}"
+    );
+    // A Dockerfile that is a symlink to a host file is resolved inside the context: the
+    // host's file is never read as the Dockerfile.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("Dockerfile"),
+        "FROM busybox\nRUN true\n",
+    )
+    .unwrap();
+    std::fs::remove_file(b.ctx.path().join("Dockerfile")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("Dockerfile"),
+        b.ctx.path().join("Dockerfile"),
+    )
+    .unwrap();
+    let o = b.build(&["-t", "leak:1"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr.contains("failed to read dockerfile"),
+        "{}",
+        o.stderr
+    );
+    b.no_containers();
+}

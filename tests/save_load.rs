@@ -894,3 +894,16 @@ fn older_docker_archives_and_multi_platform_oci_layouts_load() {
     assert_eq!(o.stdout, "Loaded image: web:3\n");
     assert_eq!(ok(&fresh, &["images", "-q", "--no-trunc"]).trim(), id);
 }
+
+#[test]
+fn a_saved_archive_is_for_its_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("busybox.tar");
+    lab.cmd(&["save", "-o", out.to_str().unwrap(), "busybox"])
+        .expect_code(0);
+    // As Docker's CLI writes it: 0600, an image's files are not every local user's.
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+}

@@ -925,7 +925,20 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
         }
         None => {
             let p = ctx_dir.join("Dockerfile");
-            let text = std::fs::read_to_string(&p).map_err(|e| {
+            // Beneath the context's descriptor: a symlink in it resolves inside the context,
+            // never to a host file.
+            let text = safefs::openat2(
+                context.as_fd(),
+                std::path::Path::new("Dockerfile"),
+                libc::O_RDONLY | libc::O_NONBLOCK,
+                0,
+                libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+            )
+            .and_then(|fd| {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut s).map(|_| s)
+            })
+            .map_err(|e| {
                 fail(format!(
                     "failed to read dockerfile: open {}: {e}: give one with -f",
                     p.display()
@@ -1045,6 +1058,7 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
     if tags.is_empty() {
         b.store
             .add_to_index(&image.manifest_digest, manifest.len() as u64, None, None)?;
+        b.store.remember_result(&image)?;
     }
     for t in &tags {
         b.store

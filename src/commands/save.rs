@@ -2,6 +2,7 @@
 //! a file or to stdout (never to a terminal). Errors exit 1, as Docker's CLI does.
 
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::cli::SaveArgs;
@@ -63,9 +64,12 @@ pub(crate) fn to_output(
         name.to_string_lossy(),
         crate::files::temp_name()
     ));
+    // 0600 as Docker's CLI writes it: an image or a container's files (its /etc/shadow, its
+    // secrets) are not for every local user to read.
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&tmp)
         .map_err(Error::write("create", &tmp))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 16, file);

@@ -127,6 +127,17 @@ impl<W: Write> LayerWriter<W> {
     fn xattrs(&mut self, fd: BorrowedFd<'_>, name: &Path) -> std::io::Result<()> {
         let mut data = Vec::new();
         for (k, v) in safefs::xattrs_of(fd)? {
+            // A redirect (a renamed lower directory) or a metacopy (data still in the lower
+            // file) means the upper directory does not hold the change itself: written as it
+            // is, the layer would lose content. Only overlayfs mounted with redirect_dir or
+            // metacopy on (a host module default; dockling's own mounts do not ask for them)
+            // makes these.
+            if k.ends_with("overlay.redirect") || k.ends_with("overlay.metacopy") {
+                return Err(std::io::Error::other(format!(
+                    "{} carries overlayfs's {k}: this upper directory was written with                      redirect_dir or metacopy on, which a layer cannot express; load the                      overlay module with redirect_dir=off metacopy=off",
+                    name.display()
+                )));
+            }
             if !overlay_xattr(&k) {
                 data.extend(pax_record(&format!("SCHILY.xattr.{k}"), &v));
             }
@@ -502,5 +513,27 @@ mod tests {
             .upper(safefs::open_root(u).unwrap().as_fd(), &lower)
             .unwrap();
         assert_eq!(again.finish().unwrap().0, tar);
+    }
+
+    #[test]
+    fn a_redirected_directory_is_refused_not_written_without_its_content() {
+        let image = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(image.path().join("old")).unwrap();
+        let upper = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(upper.path().join("new")).unwrap();
+        safefs::set_xattr_at(
+            safefs::open_root(upper.path()).unwrap().as_fd(),
+            std::ffi::OsStr::new("new"),
+            "trusted.overlay.redirect",
+            b"/old",
+        )
+        .expect("set the redirect xattr (run the unit tests as root)");
+        let lower = Lower::open(&[image.path().to_path_buf()]).unwrap();
+        let mut w = LayerWriter::new(Vec::new(), None);
+        let e = w
+            .upper(safefs::open_root(upper.path()).unwrap().as_fd(), &lower)
+            .and_then(|()| w.finish().map(drop))
+            .unwrap_err();
+        assert!(e.to_string().contains("redirect_dir=off"), "{e}");
     }
 }

@@ -37,15 +37,34 @@ impl Store {
         write_atomic(&f, image.id.as_bytes())
     }
 
-    /// The ids of the images build steps made (untagged, `images` hides them unless `-a`).
+    /// Mark `image` as what a build without `-t` made: listed by `images` as `<none>`, as
+    /// Docker lists it, though its id is also a step's in the cache.
+    pub fn remember_result(&self, image: &Image) -> Result<()> {
+        let dir = self.oci.parent().unwrap_or(&self.oci).join("build-results");
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        write_atomic(
+            &dir.join(image.id.trim_start_matches("sha256:")),
+            image.id.as_bytes(),
+        )
+    }
+
+    /// The ids of the images build steps made (untagged, `images` hides them unless `-a`),
+    /// without the results of untagged builds ([`Store::remember_result`]).
     pub fn build_intermediates(&self) -> std::collections::HashSet<String> {
-        let dir = self.oci.parent().unwrap_or(&self.oci).join("build-cache");
-        std::fs::read_dir(dir)
+        let base = self.oci.parent().unwrap_or(&self.oci);
+        let ids = |dir: std::path::PathBuf| -> std::collections::HashSet<String> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .map(|s| s.trim().to_string())
+                .collect()
+        };
+        let results = ids(base.join("build-results"));
+        ids(base.join("build-cache"))
             .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .map(|s| s.trim().to_string())
+            .filter(|id| !results.contains(id))
             .collect()
     }
 }
