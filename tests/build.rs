@@ -386,3 +386,25 @@ fn an_untagged_build_is_listed_and_a_dockerfile_symlink_stays_in_the_context() {
     );
     b.no_containers();
 }
+
+#[test]
+fn copy_into_a_directory_the_image_has_without_a_trailing_slash() {
+    let b = Build::new("FROM busybox\nCOPY hello.txt /etc\n");
+    b.file("hello.txt", "hi\n");
+    b.build(&["-t", "into:1"]).expect_code(0);
+    // As BuildKit: /etc stays the image's directory, the file goes into it.
+    let o = b.ns.dockling(
+        &b.lab,
+        &[
+            "run",
+            "--rm",
+            "into:1",
+            "sh",
+            "-c",
+            "cat /etc/hello.txt && test -f /etc/passwd",
+        ],
+    );
+    o.expect_code(0);
+    assert_eq!(o.stdout, "hi\n");
+    b.no_containers();
+}

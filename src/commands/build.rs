@@ -828,7 +828,18 @@ impl Builder<'_> {
                         return Err(self.err(ins, format!("ADD {u}: remote sources are not supported by dockling: download it into the build context and COPY it")));
                     }
                 }
-                let dest = resolve_dest(&w.workdir(), &dest[0]);
+                let mut dest = resolve_dest(&w.workdir(), &dest[0]);
+                // `COPY f /usr/local/bin`: a destination the image has as a directory is
+                // copied into, as BuildKit does, not replaced by a file of that name.
+                if !dest.ends_with('/') {
+                    let layers = match &w.image {
+                        Some(i) => self.store.layer_dirs(i)?,
+                        None => vec![],
+                    };
+                    if bctx::is_dir_in_layers(&layers, &dest) {
+                        dest.push('/');
+                    }
+                }
                 let opts = CopyOptions {
                     chown: match flag("chown") {
                         None => None,

@@ -692,6 +692,24 @@ pub fn dir_layer(path: &str) -> Vec<u8> {
     b.into_inner().expect("in memory")
 }
 
+/// True when the topmost layer that has `path` (layers bottom first) has a directory there,
+/// resolved inside each layer (`RESOLVE_IN_ROOT`: a symlink stays in the layer).
+pub fn is_dir_in_layers(dirs: &[PathBuf], path: &str) -> bool {
+    let rel = safefs::relative(Path::new(path));
+    if rel.as_os_str().is_empty() {
+        return true;
+    }
+    for d in dirs.iter().rev() {
+        let found = safefs::open_root(d)
+            .and_then(|r| safefs::openat2(r.as_fd(), &rel, libc::O_PATH, 0, safefs::IN_ROOT))
+            .and_then(|fd| stat_fd(fd.as_fd()));
+        if let Ok(st) = found {
+            return !is_whiteout(&st) && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        }
+    }
+    false
+}
+
 /// True when `path` exists in one of the image's layers (a directory WORKDIR need not make).
 pub fn exists_in_layers(dirs: &[PathBuf], path: &str) -> bool {
     let rel = safefs::relative(Path::new(path));
