@@ -319,6 +319,16 @@ impl<W: Write> LayerWriter<W> {
             self.stats.walked += 1;
             let name = at.join(&n);
             let abs = Path::new("/").join(&name);
+            // In a layer a `.wh.` name is a deletion (or `.wh..wh..opq` an opaque marker): a
+            // file the container called so would delete the image's files wherever the layer
+            // is unpacked. No layer can carry it as a file.
+            if n.as_bytes().starts_with(b".wh.") && !diff::is_whiteout(&st) {
+                return Err(std::io::Error::other(format!(
+                    "{}: a file named .wh.* cannot go into a layer (the name means a deletion \
+                     there); rename or remove it in the container, then commit again",
+                    abs.display()
+                )));
+            }
             if diff::is_whiteout(&st) {
                 self.flush(pending)?;
                 self.whiteout(&st, &name)?;
@@ -535,5 +545,25 @@ mod tests {
             .and_then(|()| w.finish().map(drop))
             .unwrap_err();
         assert!(e.to_string().contains("redirect_dir=off"), "{e}");
+    }
+
+    #[test]
+    fn a_file_named_like_a_whiteout_is_refused() {
+        let image = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(image.path().join("etc")).unwrap();
+        let upper = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(upper.path().join("etc")).unwrap();
+        std::fs::write(upper.path().join("etc/.wh.passwd"), "").unwrap();
+        let lower = Lower::open(&[image.path().to_path_buf()]).unwrap();
+        let mut w = LayerWriter::new(Vec::new(), None);
+        let e = w
+            .upper(safefs::open_root(upper.path()).unwrap().as_fd(), &lower)
+            .and_then(|()| w.finish().map(drop))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("/etc/.wh.passwd: a file named .wh.*"),
+            "{e}"
+        );
     }
 }
