@@ -325,7 +325,7 @@ fn copy_refuses_paths_out_of_the_context() {
 #[test]
 fn add_extracts_a_local_tar() {
     let b = Build::new(
-        "FROM busybox\nADD files.tar /opt/\nCOPY --chown=student files.tar /home/\nCMD [\"cat\", \"/opt/a/b\"]\n",
+        "FROM busybox\nADD files.tar /opt/\nADD files.tar /srv\nCOPY --chown=student files.tar /home/\nCMD [\"cat\", \"/opt/a/b\"]\n",
     );
     let mut t = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
@@ -336,6 +336,9 @@ fn add_extracts_a_local_tar() {
     std::fs::write(b.ctx.path().join("files.tar"), t.into_inner().unwrap()).unwrap();
     b.build(&["-t", "add:1"]).expect_code(0);
     assert_eq!(b.ok(&["run", "--rm", "add:1"]), "in\n");
+    // A destination without a trailing slash is the directory the archive is unpacked into,
+    // as Docker does (not its parent).
+    assert_eq!(b.ok(&["run", "--rm", "add:1", "cat", "/srv/a/b"]), "in\n");
     // COPY does not extract, and --chown takes a name of the image's /etc/passwd (its uid as
     // the gid too, as Docker documents).
     let owner = b.ok(&[

@@ -469,7 +469,13 @@ fn collect_one(
 
 /// Write entries as a sorted layer tar; `extract`: regular files that are tar archives are
 /// written as their contents under their directory.
-fn write_tar(collected: Vec<Entry>, opts: &CopyOptions) -> Result<Vec<u8>, CopyError> {
+/// `dest_file`: the destination when it names a file (no trailing slash, one source): an
+/// archive ADDed there is unpacked into a directory of that name, as Docker does.
+fn write_tar(
+    collected: Vec<Entry>,
+    opts: &CopyOptions,
+    dest_file: Option<&Path>,
+) -> Result<Vec<u8>, CopyError> {
     // In the order collected (a stage's layers bottom first): a later entry for a path (an
     // upper layer's) replaces an earlier one, a whiteout removes the path and what is below
     // it, an opaque directory what is below it. The map's byte order is the tar's.
@@ -527,9 +533,16 @@ fn write_tar(collected: Vec<Entry>, opts: &CopyOptions) -> Result<Vec<u8>, CopyE
                 if opts.extract {
                     let mut data = Vec::new();
                     f.read_to_end(&mut data).map_err(io(&shown))?;
-                    if let Some(n) =
-                        extract_into(&mut b, &data, rel.parent().unwrap_or(Path::new("")))
-                            .map_err(io(&shown))?
+                    if let Some(n) = extract_into(
+                        &mut b,
+                        &data,
+                        if dest_file == Some(e.path.as_path()) {
+                            &rel
+                        } else {
+                            rel.parent().unwrap_or(Path::new(""))
+                        },
+                    )
+                    .map_err(io(&shown))?
                     {
                         let _ = n;
                         continue;
@@ -674,7 +687,7 @@ pub fn copy_layer(
             ));
         }
     }
-    write_tar(entries, opts)
+    write_tar(entries, opts, (!dest_is_dir).then_some(dest_path.as_path()))
 }
 
 /// The layer tar of a directory that `WORKDIR` makes.
