@@ -411,3 +411,22 @@ fn copy_into_a_directory_the_image_has_without_a_trailing_slash() {
     assert_eq!(o.stdout, "hi\n");
     b.no_containers();
 }
+
+#[test]
+fn a_context_file_named_like_a_whiteout_is_refused() {
+    let b = Build::new("FROM busybox\nCOPY .wh.passwd /etc/\n");
+    b.file(".wh.passwd", "");
+    let o = b.build(&["-t", "wh:1"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains(".wh.passwd: a file named .wh.* cannot go into a layer"),
+        "{}",
+        o.stderr
+    );
+    // Nothing tagged: the image's /etc/passwd was never at risk.
+    let o = b.ns.dockling(&b.lab, &["images", "-q", "wh:1"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout.trim(), "");
+    b.no_containers();
+}

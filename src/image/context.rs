@@ -31,6 +31,9 @@ pub enum CopyError {
     /// A source that resolves outside the context.
     #[error("{0}: the path leads outside the build context (through .. or a symlink): refused; copy the file into the context instead")]
     Outside(String),
+    /// A file whose name is a whiteout's (`.wh.*`): in a layer it would delete files.
+    #[error("{0}: a file named .wh.* cannot go into a layer (the name means a deletion there): rename it in the build context")]
+    WhiteoutName(String),
     /// A read failed.
     #[error("read {0}: {1}")]
     Io(String, std::io::Error),
@@ -503,6 +506,15 @@ fn write_tar(
     for e in entries {
         let rel = safefs::relative(&e.path);
         let shown = e.path.clone();
+        // In a layer a `.wh.` name is a deletion: a context file called so would delete the
+        // image's files where the layer is unpacked (commit refuses them too).
+        if !matches!(e.kind, EntryKind::Whiteout | EntryKind::Opaque)
+            && rel
+                .file_name()
+                .is_some_and(|n| n.as_bytes().starts_with(b".wh."))
+        {
+            return Err(CopyError::WhiteoutName(shown.display().to_string()));
+        }
         let mut h = tar::Header::new_gnu();
         h.set_uid(uid.into());
         h.set_gid(gid.into());
@@ -595,6 +607,15 @@ fn extract_into(
             .collect();
         if clean.as_os_str().is_empty() {
             continue;
+        }
+        if clean
+            .file_name()
+            .is_some_and(|n| n.as_bytes().starts_with(b".wh."))
+        {
+            return Err(std::io::Error::other(format!(
+                "{}: a file named .wh.* cannot go into a layer (the name means a deletion there)",
+                clean.display()
+            )));
         }
         let mut h = e.header().clone();
         let target = dir.join(&clean);
