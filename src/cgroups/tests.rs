@@ -540,7 +540,9 @@ fn real_oom_kill_is_detected() {
     cg.create(
         &sys,
         &Limits {
-            memory: Some(8 << 20),
+            // Well above python's own working set: at 8 MiB its code pages could be evicted
+            // and faulted back in a loop (reclaim making progress, so no OOM for a long time).
+            memory: Some(48 << 20),
             ..Default::default()
         },
         devices::DEFAULT,
