@@ -536,21 +536,7 @@ impl Table {
             },
         );
         for c in &self.chains {
-            b.push(
-                NFT_MSG_NEWCHAIN,
-                NLM_F_CREATE,
-                |m| {
-                    put_str(m, NFTA_CHAIN_TABLE, t);
-                    put_str(m, NFTA_CHAIN_NAME, &c.name);
-                    put_str(m, NFTA_CHAIN_TYPE, c.kind);
-                    put_u32(m, NFTA_CHAIN_POLICY, NF_ACCEPT);
-                    nest(m, NFTA_CHAIN_HOOK, |m| {
-                        put_u32(m, NFTA_HOOK_HOOKNUM, c.hook);
-                        put_u32(m, NFTA_HOOK_PRIORITY, c.priority as u32);
-                    });
-                },
-                format!("add chain ip {t} {} {{ {} }}", c.name, c.spec()),
-            );
+            push_new_chain(&mut b, t, c);
         }
         if !exclusive {
             for c in &self.chains {
@@ -583,6 +569,25 @@ impl Table {
     }
 }
 
+/// `add chain ip <t> <c> { type … hook … priority …; policy accept; }` (created if missing).
+fn push_new_chain(b: &mut Batch, t: &str, c: &Chain) {
+    b.push(
+        NFT_MSG_NEWCHAIN,
+        NLM_F_CREATE,
+        |m| {
+            put_str(m, NFTA_CHAIN_TABLE, t);
+            put_str(m, NFTA_CHAIN_NAME, &c.name);
+            put_str(m, NFTA_CHAIN_TYPE, c.kind);
+            put_u32(m, NFTA_CHAIN_POLICY, NF_ACCEPT);
+            nest(m, NFTA_CHAIN_HOOK, |m| {
+                put_u32(m, NFTA_HOOK_HOOKNUM, c.hook);
+                put_u32(m, NFTA_HOOK_PRIORITY, c.priority as u32);
+            });
+        },
+        format!("add chain ip {t} {} {{ {} }}", c.name, c.spec()),
+    );
+}
+
 impl Table {
     /// The batch that takes this table's chains out of the kernel, whatever is there: the
     /// table and each chain created if missing (so no message can fail with ENOENT), each
@@ -597,21 +602,7 @@ impl Table {
             format!("add table ip {t}"),
         );
         for c in &self.chains {
-            b.push(
-                NFT_MSG_NEWCHAIN,
-                NLM_F_CREATE,
-                |m| {
-                    put_str(m, NFTA_CHAIN_TABLE, t);
-                    put_str(m, NFTA_CHAIN_NAME, &c.name);
-                    put_str(m, NFTA_CHAIN_TYPE, c.kind);
-                    put_u32(m, NFTA_CHAIN_POLICY, NF_ACCEPT);
-                    nest(m, NFTA_CHAIN_HOOK, |m| {
-                        put_u32(m, NFTA_HOOK_HOOKNUM, c.hook);
-                        put_u32(m, NFTA_HOOK_PRIORITY, c.priority as u32);
-                    });
-                },
-                format!("add chain ip {t} {} {{ {} }}", c.name, c.spec()),
-            );
+            push_new_chain(&mut b, t, c);
         }
         // A rule message names its chain in NFTA_RULE_CHAIN, a chain message in
         // NFTA_CHAIN_NAME.
