@@ -453,7 +453,7 @@ mod tests {
         let a = create(r, "a", None, None, Subnet::DEFAULT, none()).unwrap();
         assert_eq!(a.subnet, "172.18.0.0/16");
         assert_eq!(a.bridge, format!("br-{}", &a.id[..12]));
-        let b = create(r, "b", None, None, Subnet::DEFAULT, none()).unwrap();
+        let b = create(r, "web", None, None, Subnet::DEFAULT, none()).unwrap();
         assert_eq!(b.subnet, "172.19.0.0/16");
         let err = create(r, "a", None, None, Subnet::DEFAULT, none()).unwrap_err();
         assert!(
@@ -504,28 +504,30 @@ mod tests {
         create(r, "d", None, None, Subnet::DEFAULT, none()).unwrap();
         assert!(!dir(r, "half").exists());
         // rm: a link that cannot be deleted keeps the network, and says what to do.
-        let kept = remove(r, "b", |_| {
+        let kept = remove(r, "web", |_| {
             Err(Error::Usage("netlink ip link delete: EOPNOTSUPP".into()))
         })
         .unwrap_err()
         .to_string();
         assert!(
-            kept.contains("the network is kept: run network rm b again"),
+            kept.contains("the network is kept: run network rm web again"),
             "{kept}"
         );
-        assert!(find(r, "b").is_ok());
+        assert!(find(r, "web").is_ok());
         // By name or id prefix; predefined names refused.
         let ok = |_: &Network| Ok(());
-        assert_eq!(remove(r, &b.id[..6], ok).unwrap().name, "b");
+        assert_eq!(remove(r, &b.id[..6], ok).unwrap().name, "web");
         assert!(remove(r, "bridge", ok)
             .unwrap_err()
             .to_string()
             .contains("pre-defined"));
+        // (named "web", not "b": "b" is also a prefix of an id such as "b0bb…", and rm
+        // takes id prefixes as Docker does)
         // A lease on a removed network: not found, and no directory made again for it.
-        let e = lease_on(r, "b", Subnet::DEFAULT, None, "c1").unwrap_err();
-        assert!(e.to_string().contains("network b not found"), "{e}");
-        assert!(!dir(r, "b").exists());
-        assert!(remove(r, "b", ok)
+        let e = lease_on(r, "web", Subnet::DEFAULT, None, "c1").unwrap_err();
+        assert!(e.to_string().contains("network web not found"), "{e}");
+        assert!(!dir(r, "web").exists());
+        assert!(remove(r, "web", ok)
             .unwrap_err()
             .to_string()
             .contains("not found"));
