@@ -6,14 +6,15 @@
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 use serde_json::{json, Value};
 
+use super::oci::{descriptor, manifest, to_vec};
 use super::reference::Reference;
-use super::store::{digest_of, go_arch, Capped, Image, Ingest, Store, MANIFEST_TYPE};
+use super::store::{digest_of, go_arch, Capped, Image, Ingest, Store};
 use super::ImageError;
 use crate::error::{Error, Result};
 
-const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 const LAYER_GZIP_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -221,12 +222,17 @@ impl Store {
         edit: &dyn Fn(&mut Value),
         reference: Option<&Reference>,
     ) -> Result<Image> {
-        let (mut config, mut layers) = match base {
+        // The manifest is oci-spec's; the config stays a JSON value: a base's config may
+        // carry fields oci-spec does not know (Docker's `container_config`, `OnBuild`, …),
+        // and they must reach the new image unchanged.
+        let (mut config, mut layers): (Value, Vec<Descriptor>) = match base {
             Some(b) => {
-                let manifest: Value = serde_json::from_slice(&self.read_blob(&b.manifest_digest)?)
-                    .map_err(|e| ImageError::BadManifest {
-                        digest: b.manifest_digest.clone(),
-                        why: e.to_string(),
+                let manifest: ImageManifest =
+                    serde_json::from_slice(&self.read_blob(&b.manifest_digest)?).map_err(|e| {
+                        ImageError::BadManifest {
+                            digest: b.manifest_digest.clone(),
+                            why: e.to_string(),
+                        }
                     })?;
                 let config: Value =
                     serde_json::from_slice(&self.read_blob(&b.id)?).map_err(|e| {
@@ -235,10 +241,7 @@ impl Store {
                             why: e.to_string(),
                         }
                     })?;
-                (
-                    config,
-                    manifest["layers"].as_array().cloned().unwrap_or_default(),
-                )
+                (config, manifest.layers().clone())
             }
             None => (
                 json!({
@@ -273,20 +276,17 @@ impl Store {
             None => config["history"] = json!([history]),
         }
         if let Some(layer) = &layer {
-            layers.push(
-                json!({"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}),
-            );
+            layers.push(descriptor(
+                MediaType::from(layer.media_type),
+                &layer.digest,
+                layer.size,
+                &[],
+            )?);
         }
         let (config_digest, config_size) =
             self.write_blob(&serde_json::to_vec(&config).expect("json"))?;
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_TYPE,
-            "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config_size},
-            "layers": layers,
-        });
-        let (manifest_digest, manifest_size) =
-            self.write_blob(&serde_json::to_vec(&manifest).expect("json"))?;
+        let manifest = manifest(&config_digest, config_size, layers)?;
+        let (manifest_digest, manifest_size) = self.write_blob(&to_vec(&manifest))?;
         self.add_to_index(&manifest_digest, manifest_size, reference, None)?;
         self.load(&manifest_digest, reference.cloned())
     }

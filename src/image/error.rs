@@ -85,12 +85,6 @@ pub enum ImageError {
         /// The parser's complaint.
         why: String,
     },
-    /// A manifest without a config descriptor.
-    #[error("manifest {digest} has no config")]
-    ManifestWithoutConfig {
-        /// The manifest's digest.
-        digest: String,
-    },
     /// A config blob that is not the JSON of an image config.
     #[error("config {digest}: {why}")]
     BadConfig {

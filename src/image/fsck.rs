@@ -22,14 +22,20 @@
 //! `<root>/lost+found/`, never deleted, and the next `pull` fetches them again; a broken
 //! `index.json` is moved aside as `index.json.broken-<time>` and rebuilt from the image
 //! manifests among the blobs (untagged: the tags lived in the broken file).
+//!
+//! What it inspects is read as plain JSON, not as oci-spec types, on purpose: a damaged
+//! manifest or index must be looked into field by field to say what is wrong with it. What it
+//! writes (the rebuilt index) is oci-spec's `ImageIndex` (`crate::image::oci`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde_json::{json, Value};
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
+use serde_json::Value;
 
+use super::oci;
 use super::store::{hash_file, hex_of, tag_of, Image, Store};
 use super::ImageError;
 use crate::container::{lock, write_atomic, Container, Status};
@@ -897,7 +903,7 @@ fn rebuild_index(root: &Path, now: u64) -> Result<usize> {
     if index.exists() {
         fs::copy(&index, &aside).map_err(Error::io("copy", &index))?;
     }
-    let mut manifests: BTreeMap<String, Value> = BTreeMap::new();
+    let mut manifests: BTreeMap<String, Descriptor> = BTreeMap::new();
     for (name, path) in entries(&p.blobs) {
         let digest = format!("sha256:{name}");
         if hex_of(&digest).is_err() {
@@ -914,27 +920,18 @@ fn rebuild_index(root: &Path, now: u64) -> Result<usize> {
         let Ok(bytes) = store.read_blob(&digest) else {
             continue;
         };
-        let Ok(m) = serde_json::from_slice::<Value>(&bytes) else {
+        let Ok(m) = serde_json::from_slice::<ImageManifest>(&bytes) else {
             continue;
         };
-        if !(m["config"]["digest"].is_string() && m["layers"].is_array()) {
-            continue;
-        }
-        let media_type = m["mediaType"]
-            .as_str()
-            .unwrap_or("application/vnd.oci.image.manifest.v1+json");
+        let media_type = m.media_type().clone().unwrap_or(MediaType::ImageManifest);
         manifests.insert(
             digest.clone(),
-            json!({"mediaType": media_type, "digest": digest, "size": bytes.len()}),
+            oci::descriptor(media_type, &digest, bytes.len() as u64, &[])?,
         );
     }
     let n = manifests.len();
-    let rebuilt = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": manifests.into_values().collect::<Vec<_>>(),
-    });
-    write_atomic(&index, &serde_json::to_vec_pretty(&rebuilt).expect("json"))?;
+    let rebuilt = oci::index(manifests.into_values().collect())?;
+    write_atomic(&index, &oci::to_vec_pretty(&rebuilt))?;
     Ok(n)
 }
 

@@ -22,11 +22,10 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 
-use oci_spec::image::{
-    Descriptor, DescriptorBuilder, ImageIndex, ImageManifest, ImageManifestBuilder, MediaType,
-};
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde::Deserialize;
 
+use super::oci::{descriptor, manifest, to_vec};
 use super::reference::Reference;
 use super::save::{IMAGE_NAME, REF_NAME};
 use super::store::{digest_of, go_arch, parse_config, Capped, Ingest, Store};
@@ -420,20 +419,6 @@ fn sniff_layer(store: &Store, digest: &str) -> Result<MediaType> {
     })
 }
 
-/// Descriptor of a blob of the store.
-fn descriptor(media_type: MediaType, digest: &str, size: u64) -> Result<Descriptor> {
-    DescriptorBuilder::default()
-        .media_type(media_type)
-        .digest(
-            digest
-                .parse::<oci_spec::image::Digest>()
-                .map_err(|e| Error::Corrupt(e.to_string()))?,
-        )
-        .size(size)
-        .build()
-        .map_err(|e| Error::Corrupt(e.to_string()))
-}
-
 const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -575,20 +560,10 @@ fn check_images(a: &Read_<'_>, store: &Store) -> Result<Vec<Pending>> {
                 None => {
                     let layer_descs = layers
                         .iter()
-                        .map(|(l, size)| descriptor(sniff_layer(store, l)?, l, *size))
+                        .map(|(l, size)| descriptor(sniff_layer(store, l)?, l, *size, &[]))
                         .collect::<Result<Vec<_>>>()?;
-                    let m = ImageManifestBuilder::default()
-                        .schema_version(2u32)
-                        .media_type(MediaType::ImageManifest)
-                        .config(descriptor(
-                            MediaType::ImageConfig,
-                            &config_digest,
-                            config_size,
-                        )?)
-                        .layers(layer_descs)
-                        .build()
-                        .map_err(|e| Error::Corrupt(e.to_string()))?;
-                    let bytes = serde_json::to_vec(&m).expect("json");
+                    let m = manifest(&config_digest, config_size, layer_descs)?;
+                    let bytes = to_vec(&m);
                     let d = digest_of(&bytes);
                     (bytes, d)
                 }

@@ -9,8 +9,9 @@
 //! `store` is that store; `build` makes images from tars (`import`, the lab's `build`),
 //! `change` applies `--change` lines to their config, `dockerfile` parses what `dockling
 //! build` builds and `context` makes its COPY layers, `fsck` checks and repairs the store,
-//! `save` and `load` write and read Docker's and OCI image archives, and every failure of
-//! these is an [`ImageError`].
+//! `save` and `load` write and read Docker's and OCI image archives, `oci` writes oci-spec's
+//! manifests, indexes and descriptors as deterministic bytes, and every failure of these is
+//! an [`ImageError`].
 
 mod archive_error;
 mod build;
@@ -22,6 +23,7 @@ mod error;
 pub mod format;
 pub mod fsck;
 pub mod load;
+mod oci;
 pub mod reference;
 pub mod save;
 pub mod store;

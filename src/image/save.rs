@@ -8,8 +8,8 @@
 //!
 //! The bytes are deterministic: entries sorted by name (directories first, as Docker's walk of
 //! its temporary directory gives them), every entry owned by 0:0, mode 0644 (0755 for
-//! directories), mtime 0, JSON in a fixed order. Blobs are written as the store holds them:
-//! configs byte for byte (so image ids survive), layers as pulled (gzip from a registry,
+//! directories), mtime 0, JSON in a fixed order (`image::oci` for the OCI types). Blobs are
+//! written as the store holds them: configs byte for byte (so image ids survive), layers as pulled (gzip from a registry,
 //! where Docker writes them uncompressed: every reader decompresses either), manifests as
 //! stored when they are OCI manifests, otherwise (a Docker schema 2 manifest from a registry)
 //! rewritten as the OCI manifest Docker writes. Each blob is hashed while it is copied: a
@@ -19,12 +19,11 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 
-use oci_spec::image::{
-    Descriptor, DescriptorBuilder, ImageManifest, ImageManifestBuilder, MediaType,
-};
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
+use super::oci;
 use super::reference::Reference;
 use super::store::{hex_of, Image, Store};
 use super::{ArchiveError, ImageError};
@@ -161,37 +160,27 @@ fn oci_manifest(store: &Store, image: &Image) -> Result<(Vec<u8>, ImageManifest)
         why,
     };
     let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    let media: Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    if media["mediaType"].as_str() == Some("application/vnd.oci.image.manifest.v1+json") {
+    if manifest.media_type().as_ref() == Some(&MediaType::ImageManifest) {
         return Ok((bytes, manifest));
     }
-    let config = DescriptorBuilder::default()
-        .media_type(MediaType::ImageConfig)
-        .digest(manifest.config().digest().clone())
-        .size(manifest.config().size())
-        .build()
-        .map_err(|e| bad(e.to_string()))?;
     let layers: Vec<Descriptor> = manifest
         .layers()
         .iter()
         .map(|l| {
-            DescriptorBuilder::default()
-                .media_type(oci_layer_type(l.media_type()))
-                .digest(l.digest().clone())
-                .size(l.size())
-                .build()
-                .map_err(|e| bad(e.to_string()))
+            oci::descriptor(
+                oci_layer_type(l.media_type()),
+                l.digest().as_ref(),
+                l.size(),
+                &[],
+            )
         })
-        .collect::<std::result::Result<_, _>>()?;
-    let converted = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(config)
-        .layers(layers)
-        .build()
-        .map_err(|e| bad(e.to_string()))?;
-    let out = serde_json::to_vec(&converted).expect("json");
-    Ok((out, converted))
+        .collect::<Result<_>>()?;
+    let converted = oci::manifest(
+        manifest.config().digest().as_ref(),
+        manifest.config().size(),
+        layers,
+    )?;
+    Ok((oci::to_vec(&converted), converted))
 }
 
 /// A tar header for a file or directory of the archive: 0:0, fixed mode, mtime 0.
@@ -274,7 +263,7 @@ pub fn save(store: &Store, names: &[String], format: SaveFormat, out: impl Write
     let images = resolve(store, names)?;
     // Every blob once (images share layers), sorted by name as Docker's walk gives them.
     let mut blobs: BTreeMap<String, u64> = BTreeMap::new();
-    let mut index_entries: Vec<Value> = Vec::new();
+    let mut index_entries: Vec<Descriptor> = Vec::new();
     let mut legacy: Vec<Value> = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut converted: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -293,18 +282,20 @@ pub fn save(store: &Store, names: &[String], format: SaveFormat, out: impl Write
         for l in manifest.layers() {
             blobs.insert(l.digest().to_string(), l.size());
         }
-        // Built as JSON by hand, not with oci-spec's `Descriptor`: its annotations are a
-        // HashMap, whose order changes from run to run; Go (Docker) sorts map keys.
+        // oci-spec's annotations are a HashMap: `oci::to_value` writes them sorted, as Go
+        // (Docker) does, so the archive is the same bytes every time.
         let entry = |tag: Option<(&Reference, &str)>| {
-            let mut e = json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": digest,
-                "size": bytes.len(),
-            });
-            if let Some((r, t)) = tag {
-                e["annotations"] = json!({IMAGE_NAME: r.to_string(), REF_NAME: t});
-            }
-            e
+            let name = tag.map(|(r, _)| r.to_string());
+            let annotations: Vec<(&str, &str)> = match (&name, tag) {
+                (Some(name), Some((_, t))) => vec![(IMAGE_NAME, name), (REF_NAME, t)],
+                _ => Vec::new(),
+            };
+            oci::descriptor(
+                MediaType::ImageManifest,
+                &digest,
+                bytes.len() as u64,
+                &annotations,
+            )
         };
         let layer_paths: Vec<String> = manifest
             .layers()
@@ -313,7 +304,7 @@ pub fn save(store: &Store, names: &[String], format: SaveFormat, out: impl Write
             .collect();
         for t in &s.tags {
             let tag = t.tag.clone().unwrap_or_else(|| "latest".into());
-            index_entries.push(entry(Some((t, &tag))));
+            index_entries.push(entry(Some((t, &tag)))?);
             if let Some(top) = manifest.layers().last() {
                 repositories
                     .entry(t.familiar())
@@ -322,19 +313,16 @@ pub fn save(store: &Store, names: &[String], format: SaveFormat, out: impl Write
             }
         }
         if s.tags.is_empty() {
-            index_entries.push(entry(None));
+            index_entries.push(entry(None)?);
         }
+        // Docker's own `manifest.json`: no OCI type describes it.
         legacy.push(json!({
             "Config": format!("blobs/sha256/{}", manifest.config().digest().digest()),
             "RepoTags": s.tags.iter().map(|t| t.familiar_tagged()).collect::<Vec<_>>(),
             "Layers": layer_paths,
         }));
     }
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": index_entries,
-    });
+    let index = oci::index(index_entries)?;
     // Leased while they are copied: an `rmi` or `prune` running meanwhile keeps them.
     store.claim(&blobs.keys().map(String::as_str).collect::<Vec<_>>())?;
     let mut tar = tar::Builder::new(out);
@@ -349,11 +337,7 @@ pub fn save(store: &Store, names: &[String], format: SaveFormat, out: impl Write
             None => append_blob(&mut tar, store, d, *size)?,
         }
     }
-    append_json(
-        &mut tar,
-        "index.json",
-        &serde_json::to_vec(&index).expect("json"),
-    )?;
+    append_json(&mut tar, "index.json", &oci::to_vec(&index))?;
     if format == SaveFormat::DockerArchive {
         append_json(
             &mut tar,

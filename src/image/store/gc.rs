@@ -8,9 +8,10 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use oci_spec::image::MediaType;
+use serde_json::Value;
 
-use super::{hex_of, tag_of, Store, MANIFEST_TYPE};
+use super::{hex_of, tag_of, Store};
 use crate::error::{Error, Result};
 use crate::files::{leftover, lock, sync_dir, temp_name, try_lock, write_atomic};
 use crate::image::reference::Reference;
@@ -294,12 +295,18 @@ impl Store {
         list.retain(|m| m["digest"].as_str() != Some(&image.manifest_digest));
         if used.is_some() {
             // Forced, but a container still uses it: untagged, kept as <none> (as Docker does).
-            list.push(json!({
-                "mediaType": MANIFEST_TYPE,
-                "digest": image.manifest_digest,
-                "size": self.blob_path(&image.manifest_digest).ok()
-                    .and_then(|p| fs::metadata(p).ok()).map(|m| m.len()).unwrap_or(0),
-            }));
+            let size = self
+                .blob_path(&image.manifest_digest)
+                .ok()
+                .and_then(|p| fs::metadata(p).ok())
+                .map(|m| m.len())
+                .unwrap_or(0);
+            list.push(crate::image::oci::to_value(&crate::image::oci::descriptor(
+                MediaType::ImageManifest,
+                &image.manifest_digest,
+                size,
+                &[],
+            )?));
             self.write_index(&index)?;
             return Ok(lines);
         }
@@ -333,7 +340,9 @@ impl Store {
         Ok(())
     }
 
-    /// Every manifest, config, layer blob and diff_id the images of `index` refer to.
+    /// Every manifest, config, layer blob and diff_id the images of `index` refer to. Read
+    /// as plain JSON on purpose, not as oci-spec types: a manifest or config oci-spec would
+    /// refuse as a whole must still keep every blob it names that can be read from it.
     fn referenced(&self, index: &Value) -> HashSet<String> {
         let mut keep = HashSet::new();
         for m in index["manifests"].as_array().into_iter().flatten() {

@@ -2,14 +2,21 @@
 //! `org.opencontainers.image.ref.name` (an untagged image is an entry without it). It is read
 //! whole, checked for its shape once (`read_index`), and rewritten atomically under the store
 //! lock, so concurrent commands never lose each other's tags.
+//!
+//! The file is held as a JSON value while it is edited, not as oci-spec's `ImageIndex`: one
+//! entry oci-spec refuses (a bad digest written by another tool, a damaged store) must not
+//! stop every command, and `system fsck` must be able to read, report and drop it. Each entry
+//! dockling adds is made as an oci-spec `Descriptor` (`crate::image::oci`).
 
 use std::fs;
 
-use serde_json::{json, Value};
+use oci_spec::image::{ImageManifest, MediaType};
+use serde_json::Value;
 
-use super::{Image, Store, MANIFEST_TYPE};
+use super::{Image, Store};
 use crate::error::{Error, Result};
 use crate::files::{lock, write_atomic};
+use crate::image::oci;
 use crate::image::reference::Reference;
 use crate::image::ImageError;
 
@@ -105,16 +112,22 @@ impl Store {
         let media_type = self
             .read_blob(manifest_digest)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|m| m["mediaType"].as_str().map(String::from))
-            .unwrap_or_else(|| MANIFEST_TYPE.to_string());
-        let mut entry = json!({"mediaType": media_type, "digest": manifest_digest, "size": size});
-        if let Some(name) = name {
-            entry["annotations"] = json!({ REF_NAME: name });
+            .and_then(|b| serde_json::from_slice::<ImageManifest>(&b).ok())
+            .and_then(|m| m.media_type().clone())
+            .unwrap_or(MediaType::ImageManifest);
+        let mut annotations: Vec<(&str, &str)> = Vec::new();
+        if let Some(name) = &name {
+            annotations.push((REF_NAME, name));
             if let Some(d) = repo_digest {
-                entry["annotations"][REPO_DIGEST] = json!(d);
+                annotations.push((REPO_DIGEST, d));
             }
         }
+        let entry = oci::to_value(&oci::descriptor(
+            media_type,
+            manifest_digest,
+            size,
+            &annotations,
+        )?);
         let dangling_duplicate = reference.is_none()
             && list
                 .iter()

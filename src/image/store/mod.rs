@@ -53,9 +53,6 @@ pub(crate) use index::tag_of;
 use index::REPO_DIGEST;
 pub use layout::{hex_of, secure_root, PRIVATE_DIRS};
 
-/// The media type of the manifests the store writes.
-pub(crate) const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-
 /// One image (for one of its references, if any).
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -177,51 +174,46 @@ impl Store {
         &self.limits
     }
 
+    /// The image manifest `digest` names, read (its digest checked) and parsed as oci-spec's
+    /// `ImageManifest` (a Docker schema 2 manifest parses too: its media types are `Other`).
+    pub(crate) fn read_manifest(&self, digest: &str) -> Result<oci_spec::image::ImageManifest> {
+        serde_json::from_slice(&self.read_blob(digest)?).map_err(|e| {
+            ImageError::BadManifest {
+                digest: digest.to_string(),
+                why: e.to_string(),
+            }
+            .into()
+        })
+    }
+
     /// The image whose manifest is `manifest_digest`, listed under `reference`.
     pub(crate) fn load(
         &self,
         manifest_digest: &str,
         reference: Option<Reference>,
     ) -> Result<Image> {
-        let manifest: Value =
-            serde_json::from_slice(&self.read_blob(manifest_digest)?).map_err(|e| {
-                ImageError::BadManifest {
-                    digest: manifest_digest.to_string(),
-                    why: e.to_string(),
-                }
-            })?;
-        let config_digest = manifest["config"]["digest"].as_str().ok_or_else(|| {
-            ImageError::ManifestWithoutConfig {
-                digest: manifest_digest.to_string(),
-            }
-        })?;
+        let manifest = self.read_manifest(manifest_digest)?;
+        let config_digest = manifest.config().digest().to_string();
+        let config_digest = config_digest.as_str();
         let config_bytes = self.read_blob(config_digest)?;
         let config = parse_config(&config_bytes, config_digest)?;
-        let layers: Vec<String> = manifest["layers"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter_map(|d| d["digest"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let layers: Vec<String> = manifest
+            .layers()
+            .iter()
+            .map(|d| d.digest().to_string())
+            .collect();
         let diff_ids: Vec<String> = config.rootfs().diff_ids().clone();
         // Docker's size ([`Store::docker_layer_size`]); the blob's size for a layer that
         // cannot be read.
-        let size = manifest["layers"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .zip(&diff_ids)
-                    .map(|(d, id)| {
-                        d["digest"]
-                            .as_str()
-                            .and_then(|b| self.docker_layer_size(b, id))
-                            .unwrap_or_else(|| d["size"].as_u64().unwrap_or(0))
-                    })
-                    .sum()
+        let size = manifest
+            .layers()
+            .iter()
+            .zip(&diff_ids)
+            .map(|(d, id)| {
+                self.docker_layer_size(d.digest().as_ref(), id)
+                    .unwrap_or_else(|| d.size())
             })
-            .unwrap_or(0);
+            .sum();
         if diff_ids.len() != layers.len() {
             return Err(ImageError::LayerCount {
                 id: config_digest.to_string(),
@@ -274,16 +266,10 @@ impl Store {
             let Some(digest) = m["digest"].as_str() else {
                 return Ok(Vec::new());
             };
-            let manifest: Value =
-                serde_json::from_slice(&self.read_blob(digest)?).map_err(|e| {
-                    ImageError::BadManifest {
-                        digest: digest.to_string(),
-                        why: e.to_string(),
-                    }
-                })?;
-            Ok(vec![manifest["config"]["digest"]
-                .as_str()
-                .unwrap_or("")
+            Ok(vec![self
+                .read_manifest(digest)?
+                .config()
+                .digest()
                 .to_string()])
         })
     }
