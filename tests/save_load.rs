@@ -907,3 +907,45 @@ fn a_saved_archive_is_for_its_owner_alone() {
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{mode:o}");
 }
+
+/// Two loads of one archive at once: the blobs one writes are the ones the other finds
+/// already stored, and each cleans up what it wrote and no image names. Both must succeed,
+/// the image must run, and the store they leave must be sound (`system fsck`). Four rounds,
+/// each from an empty store, to give the two a chance to meet in every order.
+#[test]
+fn two_loads_of_one_archive_at_once_both_succeed_and_leave_a_sound_store() {
+    let lab = common::image_on_busybox(
+        "web:1",
+        &tar_of(&[E::File("hello.txt", "from the archive\n", 0o644)]),
+    );
+    let (file, _) = save(&lab, &["web:1"]);
+    let other = Lab::new();
+    for round in 0..4 {
+        let loads: Vec<_> = (0..2)
+            .map(|_| {
+                other
+                    .command(&["load", "-i", file.to_str().unwrap()])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("run dockling")
+            })
+            .collect();
+        for l in loads {
+            let o: common::Out = l.wait_with_output().expect("wait for dockling").into();
+            o.expect_code(0);
+            assert_eq!(o.stdout, "Loaded image: web:1\n", "round {round}");
+        }
+        let o = other.run(&["--network", "none", "web:1", "cat", "/hello.txt"]);
+        o.expect_code(0);
+        assert_eq!(o.stdout, "from the archive\n", "round {round}");
+        let fsck = other.cmd(&["system", "fsck"]);
+        fsck.expect_code(0);
+        assert!(
+            fsck.stdout.contains("is clean"),
+            "round {round}: {}",
+            fsck.stdout
+        );
+        other.cmd(&["rmi", "web:1"]).expect_code(0);
+    }
+}

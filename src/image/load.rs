@@ -326,14 +326,30 @@ fn read_archive<'a>(
             over: false,
         };
         // A blob the store already holds whole (an image loaded again, a base layer it has):
-        // its bytes are only hashed, not written and synced again.
+        // its bytes are only hashed, not written and synced again. Claimed before the stored
+        // copy is looked at: once this load's lease names the digest, no garbage collection
+        // (`rmi`, `image prune`, another load or a pull cleaning up after a failure) removes
+        // it, so the copy found is the copy the image gets. Looked at first and claimed after,
+        // a collection in between removed it and this load went on as if the store held it:
+        // its layer could not be unpacked, or an image was tagged whose blob was gone.
+        if let Some(d) = expected.as_deref() {
+            store.claim(&[d])?;
+        }
         let have = expected.as_deref().filter(|d| {
             store.blob_path(d).is_ok_and(|p| {
                 std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == declared)
             })
         });
+        #[cfg(test)]
+        if let Some(d) = have {
+            tests::AFTER_LOOKUP.with(|hook| {
+                if let Some(f) = hook.borrow().as_ref() {
+                    f(d)
+                }
+            });
+        }
         let ingested = match have {
-            Some(d) => verify(store, &mut capped, d),
+            Some(d) => verify(&mut capped, d),
             None => store.ingest(&mut capped, expected.as_deref(), &mut |_| {}),
         };
         let read = max - capped.left;
@@ -372,16 +388,11 @@ fn read_archive<'a>(
     Ok(out)
 }
 
-/// Hash `reader` and check it has the digest `digest` of a blob the store holds, leased so
-/// that no collection removes it before the image is tagged. The same answers as
-/// `Store::ingest`, without the write.
-fn verify(
-    store: &Store,
-    reader: &mut dyn Read,
-    digest: &str,
-) -> std::result::Result<(String, u64), Ingest> {
+/// Hash `reader` and check it has the digest `digest` of a blob the store holds (which the
+/// caller claimed before it looked, so that no collection removes it before the image is
+/// tagged). The same answers as `Store::ingest`, without the write.
+fn verify(reader: &mut dyn Read, digest: &str) -> std::result::Result<(String, u64), Ingest> {
     use sha2::{Digest as _, Sha256};
-    store.claim(&[digest]).map_err(Ingest::Store)?;
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0u64;
@@ -677,6 +688,90 @@ fn load_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    /// What the test runs where another command's collection may come.
+    type Hook = Box<dyn Fn(&str)>;
+
+    thread_local! {
+        /// Called with the digest of a blob `read_archive` found already stored, before it
+        /// reads the entry: where another command's garbage collection may run.
+        pub(super) static AFTER_LOOKUP: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// The race of a load and a collection: the load finds the blobs of its archive already
+    /// in the store (named by no image, leased by nobody: what an earlier failed load or
+    /// `rmi` leaves for a moment), and another command collects garbage right then. The
+    /// blobs this load found must stay, and the image load, unpack and read as a whole. Fails
+    /// when the load claims a blob only after it looked at it: the collection removes it,
+    /// and the layer cannot be unpacked.
+    #[test]
+    fn a_collection_right_after_a_load_found_its_blobs_stored_removes_none_of_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = Store::open(&tmp.path().join("src")).unwrap();
+        let mut layer = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(3);
+        layer.append_data(&mut h, "hi.txt", &b"hi\n"[..]).unwrap();
+        let r = Reference::parse("web:1").unwrap();
+        let created = "2020-01-01T00:00:00Z";
+        src.build(
+            None,
+            &layer.into_inner().unwrap(),
+            &[],
+            created,
+            "test",
+            Some(&r),
+        )
+        .unwrap();
+        let mut archive = Vec::new();
+        let format = crate::image::save::SaveFormat::OciArchive;
+        crate::image::save::save(&src, &["web:1".into()], format, &mut archive).unwrap();
+
+        let root = tmp.path().join("dst");
+        {
+            // Every blob of the archive stored, by a command that is over now.
+            let earlier = Store::open(&root).unwrap();
+            let mut a = tar::Archive::new(&archive[..]);
+            for e in a.entries().unwrap() {
+                let mut e = e.unwrap();
+                if blob_name(&e.path().unwrap().to_string_lossy()).is_some() {
+                    let mut data = Vec::new();
+                    e.read_to_end(&mut data).unwrap();
+                    earlier.write_blob(&data).unwrap();
+                }
+            }
+        }
+        let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = found.clone();
+        let gc_root = root.clone();
+        AFTER_LOOKUP.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move |d: &str| {
+                seen.lock().unwrap().push(d.to_string());
+                let other = Store::open(&gc_root).unwrap();
+                other.discard_unused(&[d.to_string()], &[]).unwrap();
+            }))
+        });
+        let store = Store::open(&root).unwrap();
+        let loaded = load(&store, &archive[..], "test");
+        AFTER_LOOKUP.with(|h| *h.borrow_mut() = None);
+        assert_eq!(loaded.unwrap(), ["Loaded image: web:1"]);
+        assert_eq!(
+            found.lock().unwrap().len(),
+            3,
+            "manifest, config and layer were stored"
+        );
+        let image = store.find("web:1").unwrap();
+        for d in found.lock().unwrap().iter() {
+            let path = store.blob_path(d).unwrap();
+            assert!(path.is_file(), "{d} was collected under the load");
+            assert_eq!(crate::image::store::hash_file(&path).unwrap().0, *d);
+        }
+        for (layer, diff_id) in image.layers.iter().zip(&image.diff_ids) {
+            store.ensure_unpacked(layer, diff_id).unwrap();
+        }
+    }
 
     #[test]
     fn names_are_cleaned_and_escapes_refused() {
