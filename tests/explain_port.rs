@@ -12,6 +12,17 @@ fn web(ns: &NetNs, lab: &Lab, name: &str, listen: &str, flags: &[&str]) -> Strin
     common::web(ns, lab, name, listen, "It-works", flags)
 }
 
+/// `natweb`: a web server published on host port 8001 by kernel NAT; its id.
+fn nat_web(ns: &NetNs, lab: &Lab) -> String {
+    web(
+        ns,
+        lab,
+        "natweb",
+        "80",
+        &["-p", "8001:80", "--publish-mode", "nat"],
+    )
+}
+
 /// `explain port` once its output mentions a listener (httpd may not have bound yet).
 fn explain_when(ns: &NetNs, lab: &Lab, port: &str, ready: &str) -> common::Out {
     wait_until(Duration::from_secs(10), "httpd to listen", || {
@@ -92,13 +103,7 @@ fn proxy_mode_shows_the_real_proxy_veth_and_listener() {
 fn nat_mode_shows_the_tables_rule() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
-    let id = web(
-        &ns,
-        &lab,
-        "natweb",
-        "80",
-        &["-p", "8001:80", "--publish-mode", "nat"],
-    );
+    let id = nat_web(&ns, &lab);
     let o = explain_when(&ns, &lab, "8001", "listens on [::]:80");
     o.expect_code(0);
     let s = &o.stdout;
@@ -119,8 +124,7 @@ fn nat_mode_shows_the_tables_rule() {
         "curl through the NAT"
     );
     let o = ns.dockling(&lab, &["explain", "port", "8001"]);
-    o.expect_code(0);
-    assert!(o.stdout.contains("dport=8001"), "{}", o.stdout);
+    o.expect_stdout(0, "dport=8001");
     ns.dockling(&lab, &["rm", "-f", "natweb"]).expect_code(0);
 }
 
@@ -162,12 +166,7 @@ fn a_port_published_on_one_address_says_which_works() {
     let lab = Lab::with_busybox();
     web(&ns, &lab, "web", "80", &["-p", "127.0.0.1:8000:80"]);
     let o = explain_when(&ns, &lab, "8000", "listens on [::]:80");
-    o.expect_code(0);
-    assert!(
-        o.stdout.contains("1. a program on the host connects to 127.0.0.1:8000: only this address works, the port is published on 127.0.0.1 alone (-p 127.0.0.1:8000:80)"),
-        "{}",
-        o.stdout
-    );
+    o.expect_stdout(0, "1. a program on the host connects to 127.0.0.1:8000: only this address works, the port is published on 127.0.0.1 alone (-p 127.0.0.1:8000:80)");
     ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);
 }
 
@@ -199,13 +198,9 @@ fn a_bad_port_is_a_usage_error() {
     let lab = Lab::new();
     for bad in ["abc", "0", "70000", "80/sctp"] {
         let o = lab.cmd(&["explain", "port", bad]);
-        o.expect_code(125);
-        assert!(
-            o.stderr.contains(&format!(
-                "explain port {bad}: expected a host port such as 8000, 8000/tcp or 53/udp"
-            )),
-            "{}",
-            o.stderr
+        o.expect_stderr(
+            125,
+            &format!("explain port {bad}: expected a host port such as 8000, 8000/tcp or 53/udp"),
         );
         assert_eq!(o.stdout, "");
     }
@@ -296,13 +291,7 @@ fn steal_netfilter_socket(pid: i32) -> std::os::fd::OwnedFd {
 fn a_nat_table_gone_is_named() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
-    let id = web(
-        &ns,
-        &lab,
-        "natweb",
-        "80",
-        &["-p", "8001:80", "--publish-mode", "nat"],
-    );
+    let id = nat_web(&ns, &lab);
     explain_when(&ns, &lab, "8001", "listens on [::]:80").expect_code(0);
     let table = format!("dockling-{}", &id[..12]);
     let sock = steal_netfilter_socket(lab.monitor_pid(&id));
@@ -343,13 +332,9 @@ fn a_veth_gone_is_named() {
         .expect("ip is installed");
     assert!(out.status.success(), "ip link del {veth}: {out:?}");
     let o = ns.dockling(&lab, &["explain", "port", "8000"]);
-    o.expect_code(1);
-    assert!(
-        o.stdout.contains(&format!(
-            "4. wrong: the host end of web's veth pair, {veth}, is not there"
-        )),
-        "{}",
-        o.stdout
+    o.expect_stdout(
+        1,
+        &format!("4. wrong: the host end of web's veth pair, {veth}, is not there"),
     );
     assert!(!o.stdout.contains("the path is complete"), "{}", o.stdout);
     ns.dockling(&lab, &["rm", "-f", "web"]).expect_code(0);

@@ -50,12 +50,10 @@ fn nft_tables(ns: &NetNs) -> String {
 
 /// `wget` from another container on the bridge.
 fn from_container(ns: &NetNs, lab: &Lab, url: &str) -> String {
-    let o = ns.dockling(
+    let o = ns.run_rm(
         lab,
+        &[],
         &[
-            "run",
-            "--rm",
-            "busybox",
             "sh",
             "-c",
             &format!("for i in 1 2 3 4 5; do wget -qO- {url} && exit 0; sleep 1; done; exit 1"),
@@ -247,10 +245,9 @@ fn a_port_in_use_is_exit_125_before_anything_runs() {
         let ns = NetNs::new();
         let lab = Lab::with_busybox();
         let _held = ns.listen_tcp("0.0.0.0:8000");
-        let o = ns.dockling(
+        let o = ns.busybox(
             &lab,
             &[
-                "run",
                 "-d",
                 "--name",
                 "web",
@@ -260,10 +257,8 @@ fn a_port_in_use_is_exit_125_before_anything_runs() {
                 "8000:81",
                 "--publish-mode",
                 mode,
-                "busybox",
-                "sleep",
-                "60",
             ],
+            &["sleep", "60"],
         );
         o.expect_code(125);
         assert!(
@@ -297,10 +292,9 @@ fn a_nat_reservation_keeps_the_port_from_every_other_program() {
     );
     assert_eq!(http_get(&ns, "http://127.0.0.1:8000/").trim(), "first");
     // A second NAT container on the same host port is refused before it starts...
-    let second = ns.dockling(
+    let second = ns.busybox(
         &lab,
         &[
-            "run",
             "-d",
             "--name",
             "web2",
@@ -308,18 +302,12 @@ fn a_nat_reservation_keeps_the_port_from_every_other_program() {
             "8000:80",
             "--publish-mode",
             "nat",
-            "busybox",
-            "sleep",
-            "60",
         ],
+        &["sleep", "60"],
     );
-    second.expect_code(125);
-    assert!(
-        second
-            .stderr
-            .contains("port 8000 on 0.0.0.0 is already in use by another program"),
-        "{}",
-        second.stderr
+    second.expect_stderr(
+        125,
+        "port 8000 on 0.0.0.0 is already in use by another program",
     );
     // ...and so is a server that sets SO_REUSEADDR (as Rust's TcpListener, nginx and python
     // do): the reservation, a socket nothing accepts on, must keep it out.
@@ -366,29 +354,13 @@ fn a_hundred_concurrent_requests_through_the_proxy_all_succeed() {
 fn host_network_discards_published_ports_with_docker_warning() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
-    let o = ns.dockling(
-        &lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            "-p",
-            "8000:80",
-            "busybox",
-            "true",
-        ],
+    let o = ns.run_rm(&lab, &["--network", "host", "-p", "8000:80"], &["true"]);
+    o.expect_stderr(
+        0,
+        "WARNING: Published ports are discarded when using host network mode",
     );
-    o.expect_code(0);
-    assert!(
-        o.stderr
-            .contains("WARNING: Published ports are discarded when using host network mode"),
-        "{}",
-        o.stderr
-    );
-    let bad = ns.dockling(&lab, &["run", "--rm", "-p", "8000:", "busybox", "true"]);
-    bad.expect_code(125);
-    assert!(bad.stderr.contains("no port specified"), "{}", bad.stderr);
+    let bad = ns.run_rm(&lab, &["-p", "8000:"], &["true"]);
+    bad.expect_stderr(125, "no port specified");
     assert_eq!(lab.containers_left(), Vec::<String>::new());
 }
 
@@ -400,23 +372,18 @@ fn udp_is_published_and_its_host_port_held() {
     for mode in ["proxy", "nat"] {
         let ns = NetNs::new();
         let lab = Lab::with_busybox();
-        let o = ns.dockling(
+        ns.run_detached(
             &lab,
             &[
-                "run",
-                "-d",
                 "--name",
                 "udp1",
                 "-p",
                 "5353:53/udp",
                 "--publish-mode",
                 mode,
-                "busybox",
-                "sleep",
-                "60",
             ],
+            &["sleep", "60"],
         );
-        o.expect_code(0);
         let port = ns.dockling(&lab, &["port", "udp1", "53/udp"]);
         assert_eq!(port.expect_code(0).stdout, "0.0.0.0:5353\n");
         let bind = || {
@@ -546,22 +513,7 @@ fn a_client_that_comes_before_the_server_listens_is_served_not_reset() {
     let lab = Lab::with_busybox();
     // The server starts listening a moment after the container started (the `sleep` is the
     // container's, not this test's).
-    let o = ns.dockling(
-        &lab,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "late",
-            "-p",
-            "8000:80",
-            "busybox",
-            "sh",
-            "-c",
-            "mkdir -p /www && echo late > /www/index.html && sleep 0.5 && exec httpd -f -p 80 -h /www",
-        ],
-    );
-    o.expect_code(0);
+    ns.run_detached(&lab, &["--name", "late", "-p", "8000:80"], &["sh", "-c", "mkdir -p /www && echo late > /www/index.html && sleep 0.5 && exec httpd -f -p 80 -h /www"]);
     // One request, at once: the port is listened on before the container starts, and the
     // proxy waits for the server instead of resetting the connection.
     let out = ns

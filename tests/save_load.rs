@@ -19,6 +19,14 @@ fn save(lab: &Lab, args: &[&str]) -> (PathBuf, Vec<u8>) {
     (out, bytes)
 }
 
+/// A store holding `web:1` (busybox and a `/hello.txt` holding `text`), and that image saved:
+/// the store (keep it: the archive is in its directory), the archive's path and its bytes.
+fn saved_web(text: &str) -> (Lab, PathBuf, Vec<u8>) {
+    let lab = common::image_on_busybox("web:1", &tar_of(&[E::File("hello.txt", text, 0o644)]));
+    let (file, bytes) = save(&lab, &["web:1"]);
+    (lab, file, bytes)
+}
+
 /// Every entry of a tar: name → (header, data).
 fn entries(tar: &[u8]) -> Vec<(tar::Header, String, Vec<u8>)> {
     let mut a = tar::Archive::new(tar);
@@ -157,8 +165,7 @@ fn save_writes_dockers_archive_deterministically() {
     // A missing image: Docker's exit code 1, no file left.
     let missing = lab.dir.path().join("missing.tar");
     let o = lab.cmd(&["save", "-o", missing.to_str().unwrap(), "nosuch:1"]);
-    o.expect_code(1);
-    assert!(o.stderr.contains("nosuch"), "{}", o.stderr);
+    o.expect_stderr(1, "nosuch");
     assert!(!missing.exists());
     let left: Vec<_> = std::fs::read_dir(lab.dir.path())
         .unwrap()
@@ -322,19 +329,10 @@ impl Drop for Podman {
 
 #[test]
 fn podman_loads_and_runs_what_dockling_saved() {
-    let lab = common::image_on_busybox(
-        "web:1",
-        &tar_of(&[E::File("hello.txt", "from dockling\n", 0o644)]),
-    );
-    let (file, _) = save(&lab, &["web:1"]);
+    let (lab, file, _) = saved_web("from dockling\n");
     let podman = Podman::new();
     let o = podman.cmd(&["load", "-i", file.to_str().unwrap()]);
-    o.expect_code(0);
-    assert!(
-        o.stdout.contains("Loaded image: docker.io/library/web:1"),
-        "{}",
-        o.stdout
-    );
+    o.expect_stdout(0, "Loaded image: docker.io/library/web:1");
     let o = podman.cmd(&[
         "run",
         "--rm",
@@ -466,8 +464,7 @@ fn refused(lab: &Lab, bytes: &[u8], why: &str) {
 
 #[test]
 fn broken_and_hostile_archives_are_refused_leaving_nothing() {
-    let source = common::image_on_busybox("web:1", &tar_of(&[E::File("hello.txt", "hi\n", 0o644)]));
-    let (_, good) = save(&source, &["web:1"]);
+    let (_source, _, good) = saved_web("hi\n");
     let lab = Lab::with_busybox();
     let e = entries(&good);
     let manifest: serde_json::Value =
@@ -549,26 +546,20 @@ fn broken_and_hostile_archives_are_refused_leaving_nothing() {
         }
     }
     // A blob entry that is a link to the bait, and a manifest naming it.
-    let mut linked: Vec<_> = e
-        .iter()
-        .filter(|(_, n, _)| *n != layer_name)
-        .cloned()
-        .collect();
-    linked.extend(entries(&tar_of(&[E::Hard(
-        &layer_name,
-        &format!("{abs}/file"),
-    )])));
-    refused(&lab, &retar(&linked), "leads nowhere inside the archive");
-    let mut linked: Vec<_> = e
-        .iter()
-        .filter(|(_, n, _)| *n != layer_name)
-        .cloned()
-        .collect();
-    linked.extend(entries(&tar_of(&[E::Sym(
-        &layer_name,
-        &format!("{up}/file"),
-    )])));
-    refused(&lab, &retar(&linked), "leads nowhere inside the archive");
+    let layer_as = |link: E| {
+        let mut linked: Vec<_> = e
+            .iter()
+            .filter(|(_, n, _)| *n != layer_name)
+            .cloned()
+            .collect();
+        linked.extend(entries(&tar_of(&[link])));
+        retar(&linked)
+    };
+    let hard = format!("{abs}/file");
+    let sym = format!("{up}/file");
+    for link in [E::Hard(&layer_name, &hard), E::Sym(&layer_name, &sym)] {
+        refused(&lab, &layer_as(link), "leads nowhere inside the archive");
+    }
     assert_eq!(
         common::tree_state(bait.path()),
         bait_before,
@@ -621,8 +612,7 @@ fn broken_and_hostile_archives_are_refused_leaving_nothing() {
     refused(&lab, &[0u8; 1024], "holds no image");
     // A missing file.
     let o = lab.cmd(&["load", "-i", "/nonexistent/x.tar"]);
-    o.expect_code(1);
-    assert!(o.stderr.contains("open /nonexistent/x.tar"), "{}", o.stderr);
+    o.expect_stderr(1, "open /nonexistent/x.tar");
 
     // The store still works: the good archive loads.
     load_bytes(&lab, &good).expect_code(0);
@@ -766,8 +756,7 @@ fn export_writes_the_merged_file_system_and_import_reads_it_back() {
     // A missing container: Docker's exit code 1, no file.
     let none = lab.dir.path().join("none.tar");
     let o = lab.cmd(&["export", "nosuch", "-o", none.to_str().unwrap()]);
-    o.expect_code(1);
-    assert!(o.stderr.contains("nosuch"), "{}", o.stderr);
+    o.expect_stderr(1, "nosuch");
     assert!(!none.exists());
 }
 
@@ -787,11 +776,7 @@ fn sha256(data: &[u8]) -> String {
 
 #[test]
 fn older_docker_archives_and_multi_platform_oci_layouts_load() {
-    let source = common::image_on_busybox(
-        "web:1",
-        &tar_of(&[E::File("hello.txt", "layouts\n", 0o644)]),
-    );
-    let (_, good) = save(&source, &["web:1"]);
+    let (_source, _, good) = saved_web("layouts\n");
     let e = entries(&good);
     let get = |name: &str| e.iter().find(|(_, n, _)| n == name).unwrap().2.clone();
     let manifest: serde_json::Value = serde_json::from_slice(&get("manifest.json")).unwrap();
@@ -914,11 +899,7 @@ fn a_saved_archive_is_for_its_owner_alone() {
 /// each from an empty store, to give the two a chance to meet in every order.
 #[test]
 fn two_loads_of_one_archive_at_once_both_succeed_and_leave_a_sound_store() {
-    let lab = common::image_on_busybox(
-        "web:1",
-        &tar_of(&[E::File("hello.txt", "from the archive\n", 0o644)]),
-    );
-    let (file, _) = save(&lab, &["web:1"]);
+    let (_lab, file, _) = saved_web("from the archive\n");
     let other = Lab::new();
     for round in 0..4 {
         let loads: Vec<_> = (0..2)
@@ -939,13 +920,7 @@ fn two_loads_of_one_archive_at_once_both_succeed_and_leave_a_sound_store() {
         let o = other.run(&["--network", "none", "web:1", "cat", "/hello.txt"]);
         o.expect_code(0);
         assert_eq!(o.stdout, "from the archive\n", "round {round}");
-        let fsck = other.cmd(&["system", "fsck"]);
-        fsck.expect_code(0);
-        assert!(
-            fsck.stdout.contains("is clean"),
-            "round {round}: {}",
-            fsck.stdout
-        );
+        other.cmd(&["system", "fsck"]).expect_stdout(0, "is clean");
         other.cmd(&["rmi", "web:1"]).expect_code(0);
     }
 }

@@ -22,20 +22,7 @@ fn ping_by_name(ns: &NetNs, lab: &Lab, network: &str, host: &str) -> String {
         Duration::from_secs(15),
         &format!("{host} to answer a ping on {network}"),
         || {
-            let o = ns.dockling(
-                lab,
-                &[
-                    "run",
-                    "--rm",
-                    "--network",
-                    network,
-                    "busybox",
-                    "ping",
-                    "-c1",
-                    "-W1",
-                    host,
-                ],
-            );
+            let o = ns.run_rm(lab, &["--network", network], &["ping", "-c1", "-W1", host]);
             (o.code == 0).then(|| o.stdout.clone())
         },
     )
@@ -124,40 +111,23 @@ fn create_ls_inspect_rm_print_dockers_output_and_refuse_as_docker() {
 
     // Refusals: Docker's text, exit 1, nothing made or removed.
     let o = ns.dockling(&lab, &["network", "create", "classnet"]);
-    o.expect_code(1);
-    assert!(
-        o.stderr
-            .contains("network with name classnet already exists"),
-        "{}",
-        o.stderr
-    );
+    o.expect_stderr(1, "network with name classnet already exists");
     let o = ns.dockling(&lab, &["network", "create", "bad name"]);
-    o.expect_code(1);
-    assert!(o.stderr.contains("invalid network name"), "{}", o.stderr);
+    o.expect_stderr(1, "invalid network name");
     let o = ns.dockling(
         &lab,
         &["network", "create", "--subnet", "172.18.5.0/24", "clash"],
     );
-    o.expect_code(1);
-    assert!(o.stderr.contains("overlaps"), "{}", o.stderr);
+    o.expect_stderr(1, "overlaps");
     for n in ["bridge", "host", "none"] {
         let o = ns.dockling(&lab, &["network", "rm", n]);
-        o.expect_code(1);
-        assert!(
-            o.stderr.contains(&format!(
-                "{n} is a pre-defined network and cannot be removed"
-            )),
-            "{}",
-            o.stderr
+        o.expect_stderr(
+            1,
+            &format!("{n} is a pre-defined network and cannot be removed"),
         );
     }
     let o = ns.dockling(&lab, &["network", "rm", "nosuch"]);
-    o.expect_code(1);
-    assert!(
-        o.stderr.contains("network nosuch not found"),
-        "{}",
-        o.stderr
-    );
+    o.expect_stderr(1, "network nosuch not found");
     let o = ns.dockling(&lab, &["network", "ls", "-q"]);
     o.expect_code(0);
     assert_eq!(o.stdout.lines().count(), 6, "{}", o.stdout);
@@ -238,13 +208,7 @@ fn two_containers_on_a_user_network_reach_each_other_by_name_and_alias_and_rm_ta
 
     // rm refuses while containers are on it.
     let o = ns.dockling(&lab, &["network", "rm", "classnet"]);
-    o.expect_code(1);
-    assert!(
-        o.stderr
-            .contains("error while removing network: network classnet id"),
-        "{}",
-        o.stderr
-    );
+    o.expect_stderr(1, "error while removing network: network classnet id");
     assert!(o.stderr.contains("has active endpoints"), "{}", o.stderr);
 
     // After rm of db, its name is gone from web's hosts file (rewritten in place: the same
@@ -277,10 +241,7 @@ fn a_container_on_the_default_bridge_cannot_reach_one_on_a_user_network() {
     web(&ns, &lab, "db", "classnet", &[], "from-db");
     // Reachable from its own network first: the check below is not a dead container.
     ping_by_name(&ns, &lab, "classnet", "172.18.0.2");
-    let o = ns.dockling(
-        &lab,
-        &["run", "--rm", "busybox", "ping", "-c1", "-W1", "172.18.0.2"],
-    );
+    let o = ns.run_rm(&lab, &[], &["ping", "-c1", "-W1", "172.18.0.2"]);
     assert_ne!(
         o.code, 0,
         "the default bridge reached classnet: {}",
@@ -295,66 +256,28 @@ fn ip_is_honoured_on_a_user_network_and_refused_elsewhere() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
     create(&ns, &lab, &["--subnet", "10.20.0.0/24", "classnet"]);
-    let o = ns.dockling(
+    let o = ns.run_rm(
         &lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "classnet",
-            "--ip",
-            "10.20.0.77",
-            "busybox",
-            "ip",
-            "-4",
-            "addr",
-            "show",
-            "eth0",
-        ],
+        &["--network", "classnet", "--ip", "10.20.0.77"],
+        &["ip", "-4", "addr", "show", "eth0"],
     );
-    o.expect_code(0);
-    assert!(o.stdout.contains("inet 10.20.0.77/24"), "{}", o.stdout);
-    let o = ns.dockling(
+    o.expect_stdout(0, "inet 10.20.0.77/24");
+    let o = ns.run_rm(
         &lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "classnet",
-            "--ip",
-            "10.99.0.5",
-            "busybox",
-            "true",
-        ],
+        &["--network", "classnet", "--ip", "10.99.0.5"],
+        &["true"],
     );
-    o.expect_code(125);
-    assert!(
-        o.stderr
-            .contains("no configured subnet contains the IP address 10.99.0.5"),
-        "{}",
-        o.stderr
+    o.expect_stderr(
+        125,
+        "no configured subnet contains the IP address 10.99.0.5",
     );
-    let o = ns.dockling(
-        &lab,
-        &["run", "--rm", "--ip", "172.17.0.9", "busybox", "true"],
+    let o = ns.run_rm(&lab, &["--ip", "172.17.0.9"], &["true"]);
+    o.expect_stderr(
+        125,
+        "user specified IP address is supported on user defined networks only",
     );
-    o.expect_code(125);
-    assert!(
-        o.stderr
-            .contains("user specified IP address is supported on user defined networks only"),
-        "{}",
-        o.stderr
-    );
-    let o = ns.dockling(
-        &lab,
-        &["run", "--rm", "--network", "nosuch", "busybox", "true"],
-    );
-    o.expect_code(125);
-    assert!(
-        o.stderr.contains("network nosuch not found"),
-        "{}",
-        o.stderr
-    );
+    let o = ns.run_rm(&lab, &["--network", "nosuch"], &["true"]);
+    o.expect_stderr(125, "network nosuch not found");
     let o = ns.dockling(&lab, &["ps", "-aq"]);
     o.expect_code(0);
     assert_eq!(o.stdout, "", "refused runs leave no container");
@@ -365,11 +288,9 @@ fn link_alias_add_host_and_dns_land_in_the_containers_files() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
     web(&ns, &lab, "db", "bridge", &[], "from-db");
-    let o = ns.dockling(
+    let o = ns.run_rm(
         &lab,
         &[
-            "run",
-            "--rm",
             "--link",
             "db:webdb",
             "--add-host",
@@ -382,14 +303,14 @@ fn link_alias_add_host_and_dns_land_in_the_containers_files() {
             "example.org",
             "--dns-option",
             "ndots:2",
-            "busybox",
+        ],
+        &[
             "sh",
             "-c",
             "cat /etc/hosts /etc/resolv.conf; ping -c1 -W1 webdb",
         ],
     );
-    o.expect_code(0);
-    assert!(o.stdout.contains("10.1.2.3\tprinter\n"), "{}", o.stdout);
+    o.expect_stdout(0, "10.1.2.3\tprinter\n");
     assert!(o.stdout.contains("172.17.0.1\tgw\n"), "{}", o.stdout);
     assert!(o.stdout.contains("172.17.0.2\twebdb "), "{}", o.stdout);
     assert!(o.stdout.contains(" db\n"), "{}", o.stdout);
@@ -404,18 +325,10 @@ fn link_alias_add_host_and_dns_land_in_the_containers_files() {
 
     // A link to a container that does not run: Docker's refusal.
     ns.dockling(&lab, &["stop", "-t", "1", "db"]).expect_code(0);
-    let o = ns.dockling(
-        &lab,
-        &[
-            "run", "--rm", "--name", "web", "--link", "db:webdb", "busybox", "true",
-        ],
-    );
-    o.expect_code(125);
-    assert!(
-        o.stderr
-            .contains("Cannot link to a non running container: /db AS /web/webdb"),
-        "{}",
-        o.stderr
+    let o = ns.run_rm(&lab, &["--name", "web", "--link", "db:webdb"], &["true"]);
+    o.expect_stderr(
+        125,
+        "Cannot link to a non running container: /db AS /web/webdb",
     );
     ns.dockling(&lab, &["rm", "-f", "db"]).expect_code(0);
 }
@@ -450,21 +363,11 @@ fn network_container_joins_the_other_containers_interfaces_for_run_and_exec() {
     ]);
     assert_eq!(joined, own);
     // A detached one: exec joins the same namespace; inspect says whose it is.
-    ns.dockling(
+    ns.run_detached(
         &lab,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "side",
-            "--network",
-            "container:db",
-            "busybox",
-            "sleep",
-            "100",
-        ],
-    )
-    .expect_code(0);
+        &["--name", "side", "--network", "container:db"],
+        &["sleep", "100"],
+    );
     assert_eq!(addrs(&["exec", "side", "ip", "-o", "-4", "addr"]), own);
     let o = ns.dockling(
         &lab,
@@ -483,45 +386,16 @@ fn network_container_joins_the_other_containers_interfaces_for_run_and_exec() {
             "echo -e 'GET / HTTP/1.0\\r\\n\\r' | nc 127.0.0.1 80",
         ],
     );
-    o.expect_code(0);
-    assert!(o.stdout.contains("from-db"), "{}", o.stdout);
+    o.expect_stdout(0, "from-db");
     ns.dockling(&lab, &["rm", "-f", "side"]).expect_code(0);
     // Refusals: Docker's texts, exit 125.
-    let o = ns.dockling(
-        &lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "container:nosuch",
-            "busybox",
-            "true",
-        ],
-    );
-    o.expect_code(125);
-    assert!(
-        o.stderr.contains("No such container: nosuch"),
-        "{}",
-        o.stderr
-    );
+    let o = ns.run_rm(&lab, &["--network", "container:nosuch"], &["true"]);
+    o.expect_stderr(125, "No such container: nosuch");
     ns.dockling(&lab, &["stop", "-t", "1", "db"]).expect_code(0);
-    let o = ns.dockling(
-        &lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "container:db",
-            "busybox",
-            "true",
-        ],
-    );
-    o.expect_code(125);
-    assert!(
-        o.stderr
-            .contains("cannot join network namespace of a non running container"),
-        "{}",
-        o.stderr
+    let o = ns.run_rm(&lab, &["--network", "container:db"], &["true"]);
+    o.expect_stderr(
+        125,
+        "cannot join network namespace of a non running container",
     );
     ns.dockling(&lab, &["rm", "-f", "db"]).expect_code(0);
 }
@@ -531,58 +405,25 @@ fn mac_address_is_eth0s_and_refused_without_a_bridge_network() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
     create(&ns, &lab, &["classnet"]);
-    let o = ns.dockling(
+    let o = ns.run_rm(
         &lab,
         &[
-            "run",
-            "--rm",
             "--network",
             "classnet",
             "--mac-address",
             "02:42:0A:0B:0C:0D",
-            "busybox",
-            "ip",
-            "link",
-            "show",
-            "eth0",
         ],
+        &["ip", "link", "show", "eth0"],
     );
-    o.expect_code(0);
-    assert!(
-        o.stdout.contains("link/ether 02:42:0a:0b:0c:0d"),
-        "{}",
-        o.stdout
-    );
-    let o = ns.dockling(
+    o.expect_stdout(0, "link/ether 02:42:0a:0b:0c:0d");
+    let o = ns.run_rm(
         &lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--mac-address",
-            "02:42:0a:0b:0c:0d",
-            "busybox",
-            "true",
-        ],
+        &["--network", "none", "--mac-address", "02:42:0a:0b:0c:0d"],
+        &["true"],
     );
-    o.expect_code(125);
-    assert!(
-        o.stderr
-            .contains("conflicting options: mac-address and the network mode"),
-        "{}",
-        o.stderr
-    );
-    let o = ns.dockling(
-        &lab,
-        &["run", "--rm", "--mac-address", "zz", "busybox", "true"],
-    );
-    o.expect_code(125);
-    assert!(
-        o.stderr.contains("is not a valid mac address"),
-        "{}",
-        o.stderr
-    );
+    o.expect_stderr(125, "conflicting options: mac-address and the network mode");
+    let o = ns.run_rm(&lab, &["--mac-address", "zz"], &["true"]);
+    o.expect_stderr(125, "is not a valid mac address");
 }
 
 #[test]
@@ -590,26 +431,12 @@ fn connect_adds_eth1_with_names_kept_across_restart_and_disconnect_takes_it_away
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
     create(&ns, &lab, &["classnet"]);
-    ns.dockling(
+    ns.run_detached(
         &lab,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "db",
-            "--network",
-            "classnet",
-            "busybox",
-            "sleep",
-            "100",
-        ],
-    )
-    .expect_code(0);
-    ns.dockling(
-        &lab,
-        &["run", "-d", "--name", "app", "busybox", "sleep", "100"],
-    )
-    .expect_code(0);
+        &["--name", "db", "--network", "classnet"],
+        &["sleep", "100"],
+    );
+    ns.run_detached(&lab, &["--name", "app"], &["sleep", "100"]);
     let ping = |from: &str, to: &str| ns.dockling(&lab, &["exec", from, "ping", "-c1", "-W1", to]);
     let o = ping("app", "db");
     assert_ne!(o.code, 0, "app reaches db before connect: {}", o.stdout);
@@ -633,27 +460,18 @@ fn connect_adds_eth1_with_names_kept_across_restart_and_disconnect_takes_it_away
         &lab,
         &["exec", "app", "ip", "-o", "-4", "addr", "show", "eth1"],
     );
-    o.expect_code(0);
-    assert!(o.stdout.contains("inet 172.18.0.50/16"), "{}", o.stdout);
+    o.expect_stdout(0, "inet 172.18.0.50/16");
     let o = ping("app", "db");
     o.expect_code(0);
     let o = ping("db", "application");
-    o.expect_code(0);
-    assert!(
-        o.stdout.contains("PING application (172.18.0.50)"),
-        "{}",
-        o.stdout
-    );
+    o.expect_stdout(0, "PING application (172.18.0.50)");
     let o = ns.dockling(&lab, &["inspect", "-f", "{{.NetworkSettings.Networks.classnet.IPAddress}} {{json .NetworkSettings.Networks.classnet.Aliases}}", "app"]);
     o.expect_code(0);
     assert_eq!(o.stdout.trim(), r#"172.18.0.50 ["application"]"#);
     let o = ns.dockling(&lab, &["network", "connect", "classnet", "app"]);
-    o.expect_code(1);
-    assert!(
-        o.stderr
-            .contains("endpoint with name app already exists in network classnet"),
-        "{}",
-        o.stderr
+    o.expect_stderr(
+        1,
+        "endpoint with name app already exists in network classnet",
     );
 
     // Recorded: a restart plugs eth1 again, with the same address.
@@ -663,8 +481,7 @@ fn connect_adds_eth1_with_names_kept_across_restart_and_disconnect_takes_it_away
         &lab,
         &["exec", "app", "ip", "-o", "-4", "addr", "show", "eth1"],
     );
-    o.expect_code(0);
-    assert!(o.stdout.contains("inet 172.18.0.50/16"), "{}", o.stdout);
+    o.expect_stdout(0, "inet 172.18.0.50/16");
 
     let o = ns.dockling(&lab, &["network", "disconnect", "classnet", "app"]);
     o.expect_code(0);
@@ -674,16 +491,10 @@ fn connect_adds_eth1_with_names_kept_across_restart_and_disconnect_takes_it_away
     o.expect_code(0);
     assert!(!o.stdout.contains("application"), "{}", o.stdout);
     let o = ns.dockling(&lab, &["network", "disconnect", "classnet", "app"]);
-    o.expect_code(1);
-    assert!(
-        o.stderr.contains("is not connected to network classnet"),
-        "{}",
-        o.stderr
-    );
+    o.expect_stderr(1, "is not connected to network classnet");
     // -f as Docker's: "not connected" stays an error for a container that exists...
     let o = ns.dockling(&lab, &["network", "disconnect", "-f", "classnet", "app"]);
-    o.expect_code(1);
-    assert!(o.stderr.contains("is not connected"), "{}", o.stderr);
+    o.expect_stderr(1, "is not connected");
     // ...and a container that is gone is none.
     ns.dockling(&lab, &["network", "disconnect", "-f", "classnet", "ghost"])
         .expect_code(0);
@@ -713,22 +524,11 @@ fn a_restart_by_policy_plugs_in_the_networks_connected_since_the_run() {
     create(&ns, &lab, &["classnet"]);
     // Ends (code 3) when told to, through a file in its own writable layer.
     let script = "while [ ! -e /tmp/go ]; do sleep 0.1; done; rm /tmp/go; exit 3";
-    ns.dockling(
+    ns.run_detached(
         &lab,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "rs",
-            "--restart",
-            "always",
-            "busybox",
-            "sh",
-            "-c",
-            script,
-        ],
-    )
-    .expect_code(0);
+        &["--name", "rs", "--restart", "always"],
+        &["sh", "-c", script],
+    );
     ns.dockling(&lab, &["network", "connect", "classnet", "rs"])
         .expect_code(0);
     ns.dockling(&lab, &["exec", "rs", "touch", "/tmp/go"])
@@ -761,21 +561,11 @@ fn a_start_that_fails_after_its_name_was_given_takes_the_name_back() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
     create(&ns, &lab, &["classnet"]);
-    ns.dockling(
+    ns.run_detached(
         &lab,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "db",
-            "--network",
-            "classnet",
-            "busybox",
-            "sleep",
-            "100",
-        ],
-    )
-    .expect_code(0);
+        &["--name", "db", "--network", "classnet"],
+        &["sleep", "100"],
+    );
     // Made to fail at network.publish, a step after the one that gives its name out.
     let o: common::Out = ns
         .enter(lab.command(&[
@@ -819,19 +609,7 @@ fn names_with_spaces_or_line_breaks_are_refused_before_anything_is_made() {
         ("--hostname", "box\tother"),
         ("--dns-search", "x y"),
     ] {
-        let o = ns.dockling(
-            &lab,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                "classnet",
-                flag,
-                value,
-                "busybox",
-                "true",
-            ],
-        );
+        let o = ns.run_rm(&lab, &["--network", "classnet", flag, value], &["true"]);
         o.expect_code(125);
         assert!(
             o.stderr
@@ -867,10 +645,7 @@ fn bridges_stay_apart_when_nat_mode_turned_forwarding_on() {
         "front",
     );
     ping_by_name(&ns, &lab, "classnet", "172.18.0.2");
-    let o = ns.dockling(
-        &lab,
-        &["run", "--rm", "busybox", "ping", "-c1", "-W1", "172.18.0.2"],
-    );
+    let o = ns.run_rm(&lab, &[], &["ping", "-c1", "-W1", "172.18.0.2"]);
     assert_ne!(
         o.code, 0,
         "the default bridge reached classnet: {}",
@@ -878,19 +653,10 @@ fn bridges_stay_apart_when_nat_mode_turned_forwarding_on() {
     );
     assert!(o.stdout.contains("0 packets received"), "{}", o.stdout);
     // The other way round too.
-    let o = ns.dockling(
+    let o = ns.run_rm(
         &lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "classnet",
-            "busybox",
-            "ping",
-            "-c1",
-            "-W1",
-            "172.17.0.2",
-        ],
+        &["--network", "classnet"],
+        &["ping", "-c1", "-W1", "172.17.0.2"],
     );
     assert_ne!(
         o.code, 0,
@@ -906,30 +672,15 @@ fn bridges_stay_apart_when_nat_mode_turned_forwarding_on() {
 fn publishing_on_a_joined_network_is_refused_as_docker_does() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
-    ns.dockling(
+    ns.run_detached(&lab, &["--name", "db"], &["sleep", "100"]);
+    let o = ns.run_rm(
         &lab,
-        &["run", "-d", "--name", "db", "busybox", "sleep", "100"],
-    )
-    .expect_code(0);
-    let o = ns.dockling(
-        &lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "container:db",
-            "-p",
-            "8000:80",
-            "busybox",
-            "true",
-        ],
+        &["--network", "container:db", "-p", "8000:80"],
+        &["true"],
     );
-    o.expect_code(125);
-    assert!(
-        o.stderr
-            .contains("conflicting options: port publishing and the container type network mode"),
-        "{}",
-        o.stderr
+    o.expect_stderr(
+        125,
+        "conflicting options: port publishing and the container type network mode",
     );
     ns.dockling(&lab, &["rm", "-f", "db"]).expect_code(0);
     assert!(lab.containers_left().is_empty());
@@ -937,20 +688,7 @@ fn publishing_on_a_joined_network_is_refused_as_docker_does() {
 
 /// `run --rm [--network NET] busybox ping -c1 -W1 host`, once.
 fn ping_once(ns: &NetNs, lab: &Lab, network: &str, host: &str) -> common::Out {
-    ns.dockling(
-        lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            network,
-            "busybox",
-            "ping",
-            "-c1",
-            "-W1",
-            host,
-        ],
-    )
+    ns.run_rm(lab, &["--network", network], &["ping", "-c1", "-W1", host])
 }
 
 /// Bridges stay apart with `outbound-nat` on or off (Docker's isolation chains), while with
@@ -1002,21 +740,16 @@ fn bridges_apart(outbound: bool) {
         assert!(o.stdout.contains("0 packets received"), "{}", o.stdout);
     }
     // A published port of the other network is still reachable through the host.
-    let o = ns.dockling(
+    let o = ns.run_rm(
         &lab,
+        &["--network", "classnet"],
         &[
-            "run",
-            "--rm",
-            "--network",
-            "classnet",
-            "busybox",
             "sh",
             "-c",
             "echo -e 'GET / HTTP/1.0\\r\\n\\r' | nc 172.18.0.1 8002",
         ],
     );
-    o.expect_code(0);
-    assert!(o.stdout.contains("front"), "{}", o.stdout);
+    o.expect_stdout(0, "front");
     ns.dockling(&lab, &["rm", "-f", "db", "front"])
         .expect_code(0);
 }
@@ -1040,11 +773,8 @@ fn a_bridge_that_cannot_be_deleted_keeps_its_network() {
     let lab = Lab::with_busybox();
     let id = create(&ns, &lab, &["classnet"]);
     let bridge = format!("br-{}", &id[..12]);
-    ns.dockling(
-        &lab,
-        &["run", "--rm", "--network", "classnet", "busybox", "true"],
-    )
-    .expect_code(0);
+    ns.run_rm(&lab, &["--network", "classnet"], &["true"])
+        .expect_code(0);
     assert!(ns.links().contains(&bridge), "{:?}", ns.links());
     let o: common::Out = ns
         .command("setpriv")
@@ -1107,11 +837,7 @@ fn a_stopped_container_is_connected_at_its_next_start_and_disconnected_for_good(
     let lab = Lab::with_busybox();
     create(&ns, &lab, &["classnet"]);
     create(&ns, &lab, &["othernet"]);
-    ns.dockling(
-        &lab,
-        &["run", "-d", "--name", "app", "busybox", "sleep", "100"],
-    )
-    .expect_code(0);
+    ns.run_detached(&lab, &["--name", "app"], &["sleep", "100"]);
     ns.dockling(&lab, &["stop", "-t", "0", "app"])
         .expect_code(0);
     let o = ns.dockling(
@@ -1128,21 +854,12 @@ fn a_stopped_container_is_connected_at_its_next_start_and_disconnected_for_good(
     o.expect_code(0);
     assert_eq!(o.stdout, "");
     // The address is held from now: another container cannot have it.
-    let o = ns.dockling(
+    let o = ns.run_rm(
         &lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "classnet",
-            "--ip",
-            "172.18.0.50",
-            "busybox",
-            "true",
-        ],
+        &["--network", "classnet", "--ip", "172.18.0.50"],
+        &["true"],
     );
-    o.expect_code(125);
-    assert!(o.stderr.contains("already in use"), "{}", o.stderr);
+    o.expect_stderr(125, "already in use");
     ns.dockling(&lab, &["start", "app"]).expect_code(0);
     assert_eq!(
         ipv4_of(&ns, &lab, "app"),
@@ -1194,21 +911,11 @@ fn the_first_network_can_be_disconnected_running_or_stopped() {
     let lab = Lab::with_busybox();
     create(&ns, &lab, &["classnet"]);
     for c in ["db", "app"] {
-        ns.dockling(
+        ns.run_detached(
             &lab,
-            &[
-                "run",
-                "-d",
-                "--name",
-                c,
-                "--network",
-                "classnet",
-                "busybox",
-                "sleep",
-                "100",
-            ],
-        )
-        .expect_code(0);
+            &["--name", c, "--network", "classnet"],
+            &["sleep", "100"],
+        );
     }
     let hosts = |c: &str| {
         let o = ns.dockling(&lab, &["exec", c, "cat", "/etc/hosts"]);
@@ -1221,12 +928,7 @@ fn the_first_network_can_be_disconnected_running_or_stopped() {
     assert_eq!(ipv4_of(&ns, &lab, "app"), ["lo 127.0.0.1/8"]);
     assert!(!hosts("db").contains("\tapp"), "{}", hosts("db"));
     let o = ns.dockling(&lab, &["network", "disconnect", "classnet", "app"]);
-    o.expect_code(1);
-    assert!(
-        o.stderr.contains("is not connected to network classnet"),
-        "{}",
-        o.stderr
-    );
+    o.expect_stderr(1, "is not connected to network classnet");
     // HostConfig keeps the mode; no endpoint is left.
     let o = ns.dockling(
         &lab,
@@ -1249,11 +951,7 @@ fn the_first_network_can_be_disconnected_running_or_stopped() {
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got[1].starts_with("eth1 172.18.0."), "{got:?}");
     // A stopped container on the default bridge: disconnected, it starts with loopback only.
-    ns.dockling(
-        &lab,
-        &["run", "-d", "--name", "solo", "busybox", "sleep", "100"],
-    )
-    .expect_code(0);
+    ns.run_detached(&lab, &["--name", "solo"], &["sleep", "100"]);
     ns.dockling(&lab, &["stop", "-t", "0", "solo"])
         .expect_code(0);
     ns.dockling(&lab, &["network", "disconnect", "bridge", "solo"])
@@ -1278,12 +976,7 @@ fn the_first_network_can_be_disconnected_running_or_stopped() {
 fn a_reused_pid_is_not_taken_for_the_container() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
-    let o = ns.dockling(
-        &lab,
-        &["run", "-d", "--name", "xx", "busybox", "sleep", "100"],
-    );
-    o.expect_code(0);
-    let id = o.stdout.trim().to_string();
+    let id = ns.run_detached(&lab, &["--name", "xx"], &["sleep", "100"]);
     let other = NetNs::new();
     other.sh("ip link add decoy0 type bridge");
     let mut sleeper = other
@@ -1297,29 +990,15 @@ fn a_reused_pid_is_not_taken_for_the_container() {
     assert_eq!(v["status"]["Status"], "running", "{text}");
     v["status"]["Pid"] = serde_json::json!(sleeper.id());
     std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
-    let o = ns.dockling(
-        &lab,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "container:xx",
-            "busybox",
-            "ip",
-            "link",
-        ],
-    );
+    let o = ns.run_rm(&lab, &["--network", "container:xx"], &["ip", "link"]);
     assert!(
         !o.stdout.contains("decoy0"),
         "joined another's namespace: {}",
         o.stdout
     );
-    o.expect_code(125);
-    assert!(
-        o.stderr
-            .contains("cannot join network namespace of a non running container"),
-        "{}",
-        o.stderr
+    o.expect_stderr(
+        125,
+        "cannot join network namespace of a non running container",
     );
     let o = ns.dockling(
         &lab,
@@ -1421,9 +1100,7 @@ fn connect_and_disconnect_wait_for_a_start_in_progress() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
     create(&ns, &lab, &["classnet"]);
-    let o = ns.dockling(&lab, &["run", "-d", "--name", "app", "busybox", "true"]);
-    o.expect_code(0);
-    let id = o.stdout.trim().to_string();
+    let id = ns.run_detached(&lab, &["--name", "app"], &["true"]);
     ns.dockling(&lab, &["wait", "app"]).expect_code(0);
     // A start holds the container's engine lock while it reads the record and plugs the
     // networks: held here, connect and disconnect must not change the record under it.
@@ -1465,12 +1142,7 @@ fn a_stale_pair_of_the_last_run_does_not_stop_the_next_start() {
     let ns = NetNs::new();
     let lab = Lab::with_busybox();
     create(&ns, &lab, &["classnet"]);
-    let o = ns.dockling(
-        &lab,
-        &["run", "-d", "--name", "app", "busybox", "sleep", "100"],
-    );
-    o.expect_code(0);
-    let id = o.stdout.trim().to_string();
+    let id = ns.run_detached(&lab, &["--name", "app"], &["sleep", "100"]);
     ns.dockling(&lab, &["network", "connect", "classnet", "app"])
         .expect_code(0);
     ns.dockling(&lab, &["stop", "-t", "0", "app"])

@@ -41,6 +41,22 @@ impl Out {
         );
         self
     }
+
+    /// Panic with everything printed unless the exit code is `code` and standard error
+    /// contains `text`.
+    pub fn expect_stderr(&self, code: i32, text: &str) -> &Self {
+        self.expect_code(code);
+        assert!(self.stderr.contains(text), "{}", self.stderr);
+        self
+    }
+
+    /// Panic with everything printed unless the exit code is `code` and standard output
+    /// contains `text`.
+    pub fn expect_stdout(&self, code: i32, text: &str) -> &Self {
+        self.expect_code(code);
+        assert!(self.stdout.contains(text), "{}", self.stdout);
+        self
+    }
 }
 
 /// Fail loudly when not root.
@@ -647,12 +663,34 @@ pub fn web(ns: &NetNs, lab: &Lab, name: &str, listen: &str, text: &str, flags: &
     let script = format!(
         "mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p {listen} -h /www"
     );
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
-    let o = ns.dockling(lab, &args);
-    o.expect_code(0);
-    o.stdout.trim().to_string()
+    ns.run_detached(
+        lab,
+        &[&["--name", name][..], flags].concat(),
+        &["sh", "-c", &script],
+    )
+}
+
+impl NetNs {
+    /// `dockling run <before…> busybox <command…>` in this namespace: its output, whose exit
+    /// code the caller checks.
+    pub fn busybox(&self, lab: &Lab, before: &[&str], command: &[&str]) -> Out {
+        let args = [&["run"][..], before, &["busybox"], command].concat();
+        self.dockling(lab, &args)
+    }
+
+    /// `dockling run -d <flags…> busybox <command…>` in this namespace, which must succeed:
+    /// the new container's id.
+    pub fn run_detached(&self, lab: &Lab, flags: &[&str], command: &[&str]) -> String {
+        let o = self.busybox(lab, &[&["-d"][..], flags].concat(), command);
+        o.expect_code(0);
+        o.stdout.trim().to_string()
+    }
+
+    /// `dockling run --rm <flags…> busybox <command…>` in this namespace: its output, whose
+    /// exit code the caller checks.
+    pub fn run_rm(&self, lab: &Lab, flags: &[&str], command: &[&str]) -> Out {
+        self.busybox(lab, &[&["--rm"][..], flags].concat(), command)
+    }
 }
 
 impl NetNs {
