@@ -338,6 +338,28 @@ fn shown(text: &str, lines: Option<usize>) -> String {
     }
 }
 
+/// A command and what it printed, as a terminal session shows them: `$ ` before the
+/// command's first line and the shell's continuation prompt `> ` before each further line (so
+/// a multi-line command never looks like output), then the output, then `(exit code N)` when
+/// the command did not exit 0 (a terminal shows nothing, but the prose often points at it).
+/// Every line ends with a newline.
+fn console(run: &str, output: &str, code: i32) -> String {
+    let mut s = String::new();
+    for (i, line) in run.trim().lines().enumerate() {
+        s.push_str(if i == 0 { "$ " } else { "> " });
+        s.push_str(line);
+        s.push('\n');
+    }
+    if !output.is_empty() {
+        s.push_str(output);
+        s.push('\n');
+    }
+    if code != 0 {
+        s.push_str(&format!("(exit code {code})\n"));
+    }
+    s
+}
+
 /// The outcome of a lesson run.
 pub struct Outcome {
     /// Steps that ran.
@@ -416,11 +438,11 @@ pub fn run(
                 if !step.say.trim().is_empty() {
                     let _ = writeln!(out, "▸ {}", step.say.trim());
                 }
-                let _ = writeln!(out, "$ {}", step.run.trim());
-                let text = shown(&result.text, step.lines);
-                if !text.is_empty() {
-                    let _ = writeln!(out, "{text}");
-                }
+                let _ = write!(
+                    out,
+                    "{}",
+                    console(&step.run, &shown(&result.text, step.lines), result.code)
+                );
                 for h in &hl {
                     let _ = writeln!(out, "  {h}");
                 }
@@ -437,12 +459,11 @@ pub fn run(
                 if !step.say.trim().is_empty() {
                     let _ = writeln!(out, "{}\n", step.say.trim());
                 }
-                let text = shown(&result.text, step.lines);
-                let _ = writeln!(out, "```console\n$ {}", step.run.trim());
-                if !text.is_empty() {
-                    let _ = writeln!(out, "{text}");
-                }
-                let _ = writeln!(out, "```\n");
+                let _ = writeln!(
+                    out,
+                    "```console\n{}```\n",
+                    console(&step.run, &shown(&result.text, step.lines), result.code)
+                );
                 if !hl.is_empty() {
                     let _ = writeln!(out, "```text\n{}\n```\n", hl.join("\n"));
                 }
@@ -578,6 +599,20 @@ mod tests {
             traced("dockling run --rm busybox true"),
             "dockling run --trace=json --rm busybox true"
         );
+    }
+
+    #[test]
+    fn transcripts_mark_continuation_lines_and_show_failing_exit_codes() {
+        assert_eq!(
+            console("a &\nb\nwait\n", "out", 0),
+            "$ a &\n> b\n> wait\nout\n"
+        );
+        assert_eq!(console("false", "", 1), "$ false\n(exit code 1)\n");
+        assert_eq!(
+            console("sh -c 'exit 3'", "", 3),
+            "$ sh -c 'exit 3'\n(exit code 3)\n"
+        );
+        assert_eq!(console("true", "", 0), "$ true\n");
     }
 
     #[test]
