@@ -38,6 +38,16 @@ pub enum LessonError {
         /// The lesson's file name.
         file: String,
     },
+    /// `--from` names a step the lesson does not have.
+    #[error("lesson {lesson} has steps 1 to {steps}: --from {step} is not one of them")]
+    NoSuchStep {
+        /// The lesson's number.
+        lesson: usize,
+        /// The step asked for.
+        step: usize,
+        /// How many steps the lesson has.
+        steps: usize,
+    },
     /// The lab registry the lessons pull from is not up.
     #[error("the lessons pull their images from the lab registry, which is not up: run `dockling lab up` first (`dockling tour` starts it for you)")]
     LabNotUp,
