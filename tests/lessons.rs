@@ -78,6 +78,9 @@ fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
     list.expect_code(0);
     let count = list.stdout.lines().count();
     assert!(count >= 6, "{}", list.stdout);
+    let mut preloaded = 0;
+    let ready =
+        regex::Regex::new(r"\*Pulled from the lab before the first step: ([^.]+)\.\*").unwrap();
     for n in 1..=count {
         let out: common::Out = ns
             .enter(lab.command(&["lesson", "run", &n.to_string(), "--format", "markdown"]))
@@ -90,8 +93,24 @@ fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
             "lesson {n} failed:\n{}\n{}",
             out.stderr, out.stdout
         );
+        // A lesson's own images were pulled before it began: it shows no pull of them.
+        if let Some(c) = ready.captures(&out.stdout) {
+            preloaded += 1;
+            for image in c[1].split(", ") {
+                assert!(
+                    !out.stdout
+                        .contains(&format!("Unable to find image '{image}:latest'")),
+                    "lesson {n} pulls {image}, which it was given:\n{}",
+                    out.stdout
+                );
+            }
+        }
         insta::assert_snapshot!(format!("lesson_{n:02}"), filter(&lab, &addr, &out.stdout));
     }
+    assert!(
+        preloaded >= 10,
+        "only {preloaded} lessons start with their images pulled"
+    );
     // A lesson leaves nothing in the student's own store.
     assert!(lab.cmd(&["images", "-q"]).stdout.is_empty());
     assert!(lab.containers_left().is_empty());

@@ -609,6 +609,26 @@ pub fn run(
         steps: 0,
         failed: Vec::new(),
     };
+    for image in &lesson.images {
+        let pulled = scratch.sh(&format!("dockling pull -q {image}"), false)?;
+        if pulled.code != 0 {
+            return Err(super::LessonError::Preload {
+                lesson: n,
+                image: image.clone(),
+                code: pulled.code,
+                output: scratch.abbreviate(&pulled.text),
+            }
+            .into());
+        }
+    }
+    let ready = if lesson.images.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Pulled from the lab before the first step: {}.",
+            lesson.images.join(", ")
+        )
+    };
     let skipped = if pace.from > 1 {
         format!(
             "(Steps 1 to {} ran first, without being shown: what follows starts where they left off.)\n\n",
@@ -624,12 +644,18 @@ pub fn run(
                 "━━ Lesson {n}: {}\nGoal: {}\n",
                 lesson.title, lesson.goal
             );
+            if !ready.is_empty() {
+                let _ = writeln!(out, "({ready})\n");
+            }
             if pace.from == 1 && !lesson.intro.trim().is_empty() {
                 let _ = writeln!(out, "{}\n", lesson.intro.trim());
             }
         }
         Format::Markdown => {
             let _ = writeln!(out, "*Goal: {}*\n", lesson.goal);
+            if !ready.is_empty() {
+                let _ = writeln!(out, "*{ready}*\n");
+            }
             if pace.from == 1 && !lesson.intro.trim().is_empty() {
                 let _ = writeln!(out, "{}\n", lesson.intro.trim());
             }
