@@ -78,6 +78,9 @@ fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
     list.expect_code(0);
     let count = list.stdout.lines().count();
     assert!(count >= 6, "{}", list.stdout);
+    let mut preloaded = 0;
+    let ready =
+        regex::Regex::new(r"\*Pulled from the lab before the first step: ([^.]+)\.\*").unwrap();
     for n in 1..=count {
         let out: common::Out = ns
             .enter(lab.command(&["lesson", "run", &n.to_string(), "--format", "markdown"]))
@@ -90,8 +93,24 @@ fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
             "lesson {n} failed:\n{}\n{}",
             out.stderr, out.stdout
         );
+        // A lesson's own images were pulled before it began: it shows no pull of them.
+        if let Some(c) = ready.captures(&out.stdout) {
+            preloaded += 1;
+            for image in c[1].split(", ") {
+                assert!(
+                    !out.stdout
+                        .contains(&format!("Unable to find image '{image}:latest'")),
+                    "lesson {n} pulls {image}, which it was given:\n{}",
+                    out.stdout
+                );
+            }
+        }
         insta::assert_snapshot!(format!("lesson_{n:02}"), filter(&lab, &addr, &out.stdout));
     }
+    assert!(
+        preloaded >= 10,
+        "only {preloaded} lessons start with their images pulled"
+    );
     // A lesson leaves nothing in the student's own store.
     assert!(lab.cmd(&["images", "-q"]).stdout.is_empty());
     assert!(lab.containers_left().is_empty());
@@ -135,7 +154,7 @@ fn lesson_check_judges_the_students_own_work_and_bad_numbers_are_clear() {
 }
 
 #[test]
-fn tour_starts_the_lab_and_runs_every_lesson_and_step_mode_waits_for_enter() {
+fn tour_starts_the_lab_and_runs_every_lesson() {
     // A network namespace of its own: the lessons publish fixed host ports (8000) and make
     // dockling0, which the other lesson test, running at the same time, does too.
     let ns = NetNs::new();
@@ -161,27 +180,129 @@ fn tour_starts_the_lab_and_runs_every_lesson_and_step_mode_waits_for_enter() {
         "{}",
         tour.stdout
     );
-    // --step: Enter runs the first step, q stops before the second.
+}
+
+#[test]
+fn step_mode_shows_a_step_before_it_waits_and_from_starts_later() {
+    use std::io::{BufRead, Write};
+    let ns = NetNs::new();
+    let lab = Lab::new();
+    let addr = format!("127.0.0.1:{}", free_port());
+    ns.dockling(&lab, &["lab", "up", "--addr", &addr])
+        .expect_code(0);
+
+    // --step, Enter given through a pipe: each step's prose and command come first, and it
+    // runs only after the Enter.
     let mut stepped = ns.enter(lab.command(&["lesson", "run", "1", "--step"]));
     stepped
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = stepped.spawn().unwrap();
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"\nq\n").unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let mut s = seen.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        })
+    };
+    let text = || seen.lock().unwrap().clone();
+    let wait_for = |what: &str| {
+        common::wait_until(
+            std::time::Duration::from_secs(60),
+            &format!("{what:?} on --step's stdout"),
+            || text().contains(what).then_some(()),
+        )
+    };
+    wait_for("\n$ dockling run --rm hello-world\n");
+    assert!(
+        text().contains("▸ Run the `hello-world` image."),
+        "the step's prose is not shown before it runs: {}",
+        text()
+    );
+    // Nothing runs before Enter.
+    assert!(
+        !common::holds_within(std::time::Duration::from_secs(2), || text()
+            .contains("Hello from dockling!")),
+        "the step ran before Enter: {}",
+        text()
+    );
+    stdin.write_all(b"\n").unwrap();
+    wait_for("Hello from dockling!");
+    // The second step is shown, and waits.
+    wait_for("▸ The image is stored now");
+    let before_q = text();
+    stdin.write_all(b"q\n").unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{}\n{stderr}", text());
     assert!(stderr.contains("⏸ lesson 1, step 1"), "{stderr}");
     assert!(stderr.contains("⏸ lesson 1, step 2"), "{stderr}");
-    assert!(stdout.contains("Hello from dockling!"), "{stdout}");
-    assert_eq!(
-        stdout.matches("\n$ dockling").count(),
-        1,
-        "only the first step ran: {stdout}"
+    let out = text();
+    let first_output = out.find("Hello from dockling!").unwrap();
+    assert!(
+        out.find("▸ Run the `hello-world` image.").unwrap() < first_output
+            && out.find("$ dockling run --rm hello-world").unwrap() < first_output,
+        "{out}"
     );
+    assert_eq!(
+        out.matches("Hello from dockling!").count(),
+        1,
+        "only the first step ran: {out}"
+    );
+    assert!(out.starts_with(&before_q), "{out}");
+    assert!(!out.contains("▸ Inside its container"), "{out}");
+
+    // --from: lesson 8's second step lists the server its first step started, which ran
+    // first, unseen.
+    let from = ns.dockling(&lab, &["lesson", "run", "8", "--from", "2"]);
+    assert_eq!(from.code, 0, "{}\n{}", from.stdout, from.stderr);
+    assert!(
+        from.stdout
+            .contains("(Steps 1 to 1 ran first, without being shown"),
+        "{}",
+        from.stdout
+    );
+    assert!(
+        !from.stdout.contains("$ dockling run -d --name ws1 httpd"),
+        "{}",
+        from.stdout
+    );
+    assert!(
+        !from
+            .stdout
+            .contains("A web server runs until someone stops it"),
+        "the intro is shown with --from: {}",
+        from.stdout
+    );
+    let ps = from
+        .stdout
+        .find("$ dockling ps\n")
+        .expect("step 2 is shown");
+    assert!(
+        regex::Regex::new(r"httpd .*Up .*ws1")
+            .unwrap()
+            .is_match(&from.stdout[ps..]),
+        "{}",
+        from.stdout
+    );
+    let bad = ns.dockling(&lab, &["lesson", "run", "8", "--from", "99"]);
+    bad.expect_code(125);
+    assert!(
+        bad.stderr.contains("lesson 8 has steps 1 to") && bad.stderr.contains("--from 99"),
+        "{}",
+        bad.stderr
+    );
+    assert!(lab.containers_left().is_empty());
+    let groups = lab.cgroups_left();
+    assert!(groups.is_empty(), "cgroups left: {groups:?}");
 }

@@ -407,9 +407,12 @@ pub enum LessonCommand {
     Run {
         /// The lesson's number
         number: usize,
-        /// Wait for Enter before each step (q stops)
+        /// Show each step (its text and command), then wait for Enter before running it (q stops)
         #[arg(long)]
         step: bool,
+        /// Start at this step (counted from 1); the steps before it run first, without being shown
+        #[arg(long, value_name = "STEP", default_value_t = 1)]
+        from: usize,
         /// How to show it: text, markdown (a book chapter) or progress
         #[arg(long, default_value_t = crate::lessons::runner::Format::Text, value_parser = engine_enum(crate::lessons::runner::Format::VARIANTS))]
         format: crate::lessons::runner::Format,

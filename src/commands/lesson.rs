@@ -38,6 +38,7 @@ pub fn run(ctx: &Context, args: &LessonArgs) -> Result<i32> {
         LessonCommand::Run {
             number,
             step,
+            from,
             format,
         } => {
             require_root("lesson run")?;
@@ -45,7 +46,11 @@ pub fn run(ctx: &Context, args: &LessonArgs) -> Result<i32> {
             let mirror = need_lab(ctx)?;
             let scratch = Scratch::new(&mirror, &cgroup_parent(ctx))?;
             let mut out = std::io::stdout().lock();
-            let outcome = runner::run(*number, &lesson, &scratch, *format, *step, &mut out)?;
+            let pace = runner::Pace {
+                pause: *step,
+                from: *from,
+            };
+            let outcome = runner::run(*number, &lesson, &scratch, *format, pace, &mut out)?;
             drop(scratch);
             if outcome.failed.is_empty() {
                 Ok(0)
@@ -59,7 +64,13 @@ pub fn run(ctx: &Context, args: &LessonArgs) -> Result<i32> {
         LessonCommand::Check { number } => {
             let (_, lesson) = crate::lessons::get(*number)?;
             let mut out = std::io::stdout().lock();
-            let ok = runner::check(&lesson.check, &ctx.root, &ctx.config_path, &mut out)?;
+            let ok = runner::check(
+                &lesson.check,
+                &ctx.root,
+                &ctx.config_path,
+                &cgroup_parent(ctx),
+                &mut out,
+            )?;
             Ok(if ok { 0 } else { 1 })
         }
     }
@@ -88,7 +99,14 @@ pub fn tour(ctx: &Context, args: &TourArgs) -> Result<i32> {
     for (n, _, lesson) in &lessons {
         let _ = writeln!(out, "Lesson {n}: {}", lesson.title);
         let scratch = Scratch::new(&mirror, &cgroup_parent(ctx))?;
-        let outcome = runner::run(*n, lesson, &scratch, Format::Progress, false, &mut out)?;
+        let outcome = runner::run(
+            *n,
+            lesson,
+            &scratch,
+            Format::Progress,
+            runner::Pace::default(),
+            &mut out,
+        )?;
         steps += outcome.steps;
         failed.extend(outcome.failed.into_iter().map(|(i, why)| (*n, i, why)));
     }

@@ -32,11 +32,41 @@ pub enum LessonError {
         /// The step, counted from 1.
         step: usize,
     },
+    /// `images:` names an image the lab does not serve.
+    #[error("lesson {file}: images: {image:?} is not one of the lab's images ({})", crate::lab::images::NAMES.join(", "))]
+    NotALabImage {
+        /// The lesson's file name.
+        file: String,
+        /// The name as written.
+        image: String,
+    },
+    /// A lab image could not be pulled before the lesson's first step.
+    #[error("lesson {lesson}: pulling {image} from the lab before the first step failed (exit code {code}):\n{output}")]
+    Preload {
+        /// The lesson's number.
+        lesson: usize,
+        /// The image.
+        image: String,
+        /// `pull`'s exit code.
+        code: i32,
+        /// What it printed.
+        output: String,
+    },
     /// A lesson without steps.
     #[error("lesson {file}: no steps")]
     NoSteps {
         /// The lesson's file name.
         file: String,
+    },
+    /// `--from` names a step the lesson does not have.
+    #[error("lesson {lesson} has steps 1 to {steps}: --from {step} is not one of them")]
+    NoSuchStep {
+        /// The lesson's number.
+        lesson: usize,
+        /// The step asked for.
+        step: usize,
+        /// How many steps the lesson has.
+        steps: usize,
     },
     /// The lab registry the lessons pull from is not up.
     #[error("the lessons pull their images from the lab registry, which is not up: run `dockling lab up` first (`dockling tour` starts it for you)")]

@@ -90,6 +90,10 @@ pub struct Lesson {
     /// Prose before the first step (Markdown).
     #[serde(default)]
     pub intro: String,
+    /// Lab images the lesson starts with: pulled into its scratch store, unseen, before the
+    /// first step, so the lesson does not open with a pull it is not about.
+    #[serde(default)]
+    pub images: Vec<String>,
     /// The steps, in order.
     pub steps: Vec<Step>,
     /// Shell lines run at the end, whatever happened (errors ignored).
@@ -182,6 +186,17 @@ impl Lesson {
                 .into());
             }
         }
+        if let Some(bad) = lesson
+            .images
+            .iter()
+            .find(|i| !crate::lab::images::NAMES.contains(&i.as_str()))
+        {
+            return Err(LessonError::NotALabImage {
+                file: file.to_string(),
+                image: bad.clone(),
+            }
+            .into());
+        }
         if lesson.steps.is_empty() {
             return Err(LessonError::NoSteps {
                 file: file.to_string(),
@@ -260,6 +275,16 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("dockling run"), "{e}");
+        let e = Lesson::parse(
+            "w.yaml",
+            "title: t\ngoal: g\nimages: [busybox, nginx]\nsteps:\n  - run: ls\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("w.yaml") && e.contains("\"nginx\" is not one of the lab's images"),
+            "{e}"
+        );
         assert!(get(99).unwrap_err().to_string().contains("numbered 1 to"));
     }
 }

@@ -5,18 +5,26 @@
 //! `login` in a lesson stores nothing of the student's), all removed at the end together with
 //! whatever the lesson's containers left. Commands run through `sh -c` with `dockling` on
 //! `PATH` meaning this very binary; stdout and stderr are read together, as a terminal shows
-//! them, with a time limit per step.
+//! them, with a time limit per step. Each step runs in a cgroup of its own, so that at its
+//! deadline everything it started goes, even a process that left its process group (a
+//! `setsid` daemon, a lab registry, a container's engine), and its output stops being read
+//! then, whoever still holds the pipe.
 
+use std::cell::RefCell;
 use std::io::{BufRead, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{Check, Expect, Lesson, Step};
+use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
+use crate::sys::Sys;
 
 /// How long one step may take.
-const STEP_LIMIT: Duration = Duration::from_secs(180);
+pub const STEP_LIMIT: Duration = Duration::from_secs(180);
 
 /// How a lesson is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +66,15 @@ pub struct Scratch {
     dir: PathBuf,
     /// The lab's address (`127.0.0.1:5000`), for lessons that push to it.
     lab: String,
+    /// Where the steps' cgroups go (the config's `cgroup-parent`).
+    cgroup_parent: String,
+    /// Names the steps' cgroups: `lesson-<this>-<n>`.
+    id: String,
+    /// Steps run so far (numbers their cgroups).
+    steps: std::cell::Cell<usize>,
+    /// Step groups still holding processes when their step ended (the monitors of detached
+    /// containers): removed, and what is left in them killed, when the lesson ends.
+    kept: RefCell<Vec<Cgroup>>,
 }
 
 /// What came out of one command.
@@ -93,10 +110,8 @@ impl Scratch {
     /// A fresh store, config and home under the system's temporary directory. `mirror` is the
     /// lab registry's URL.
     pub fn new(mirror: &str, cgroup_parent: &str) -> Result<Scratch> {
-        let dir = std::env::temp_dir().join(format!(
-            "dockling-lesson-{}",
-            &crate::container::new_id()[..12]
-        ));
+        let id = crate::container::new_id()[..12].to_string();
+        let dir = std::env::temp_dir().join(format!("dockling-lesson-{id}"));
         for d in ["home", "bin"] {
             std::fs::create_dir_all(dir.join(d)).map_err(Error::io("create", dir.join(d)))?;
         }
@@ -116,7 +131,14 @@ impl Scratch {
             .next()
             .unwrap_or(mirror)
             .to_string();
-        Ok(Scratch { dir, lab })
+        Ok(Scratch {
+            dir,
+            lab,
+            cgroup_parent: cgroup_parent.to_string(),
+            id,
+            steps: std::cell::Cell::new(0),
+            kept: RefCell::new(Vec::new()),
+        })
     }
 
     /// `text` with the scratch store and home shown as `$DOCKLING_ROOT` and `$HOME`.
@@ -141,7 +163,76 @@ impl Scratch {
         cmd.current_dir(&self.dir)
             .env("HOME", self.dir.join("home"))
             .env("LAB", &self.lab);
-        run_bounded(cmd, trace)
+        let n = self.steps.get() + 1;
+        self.steps.set(n);
+        let group = StepGroup::new(&self.cgroup_parent, &format!("lesson-{}-{n}", self.id));
+        let out = run_bounded(cmd, trace, STEP_LIMIT, group.as_ref());
+        if let Some(g) = group {
+            if let Some(kept) = g.release() {
+                self.kept.borrow_mut().push(kept);
+            }
+        }
+        out
+    }
+}
+
+/// The cgroup one step runs in (made in every hierarchy the host mounts, as a container's
+/// is, with no limits): what the step starts stays in it, whatever process group or session
+/// it moves to, so the deadline can kill it all.
+pub struct StepGroup {
+    group: Cgroup,
+    /// `<group>/cgroup.procs` of each hierarchy, for the child to join before it runs.
+    procs: Vec<std::ffi::CString>,
+}
+
+impl StepGroup {
+    /// A new group `name` under `parent`, or None (said on stderr) when cgroups cannot be
+    /// used (not root, none mounted): the deadline then kills the step's process group only.
+    pub fn new(parent: &str, name: &str) -> Option<StepGroup> {
+        let made = Cgroup::new(parent, name).and_then(|group| {
+            group.create(
+                &Sys::quiet(),
+                &crate::spec::Limits::default(),
+                crate::cgroups::devices::ALLOW_ALL,
+            )?;
+            Ok(group)
+        });
+        match made {
+            Ok(group) => {
+                let procs = group
+                    .paths()
+                    .iter()
+                    .filter_map(|d| {
+                        std::ffi::CString::new(d.join("cgroup.procs").into_os_string().into_vec())
+                            .ok()
+                    })
+                    .collect();
+                Some(StepGroup { group, procs })
+            }
+            Err(e) => {
+                eprintln!(
+                    "warning: no cgroup for a lesson step ({e}): at its time limit only its process group can be stopped"
+                );
+                None
+            }
+        }
+    }
+
+    /// Kill everything in the group.
+    fn kill(&self) {
+        if let Err(e) = self.group.kill_all(&Sys::quiet()) {
+            eprintln!("warning: stopping a lesson step: {e}");
+        }
+    }
+
+    /// Remove the group if nothing is left in it; otherwise hand it back, to be removed
+    /// (its processes killed) later.
+    fn release(self) -> Option<Cgroup> {
+        if self.group.procs().is_empty() && self.group.destroy(&Sys::quiet()).is_ok() {
+            None
+        } else {
+            Some(self.group)
+        }
     }
 }
 
@@ -171,13 +262,27 @@ impl Drop for Scratch {
                 let _ = self.sh(&format!("dockling rm -f {id}"), false);
             }
         }
+        // What the steps left running (their containers' monitors are gone by now).
+        for group in self.kept.borrow_mut().drain(..) {
+            if let Err(e) = group.destroy(&Sys::quiet()) {
+                eprintln!("warning: removing a lesson step's cgroup: {e}");
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// Run `cmd` in its own process group, stdout and stderr into one pipe (or stderr apart as
-/// trace events when `trace`), killing the group if it outlives the step limit.
-fn run_bounded(mut cmd: Command, trace: bool) -> Result<Output> {
+/// Run `cmd` in its own process group (and in `group`, joined before the shell runs),
+/// stdout and stderr into one pipe (or stderr apart as trace events when `trace`), reading
+/// both until they close or `limit` has passed. At the deadline everything in the group (or,
+/// without one, the shell's process group) is killed and reading stops, even if something
+/// still holds the pipe open.
+pub fn run_bounded(
+    mut cmd: Command,
+    trace: bool,
+    limit: Duration,
+    group: Option<&StepGroup>,
+) -> Result<Output> {
     use std::os::unix::process::CommandExt;
     let (reader, writer) = std::io::pipe().map_err(Error::io("pipe", "lesson output"))?;
     let writer2 = writer
@@ -194,63 +299,145 @@ fn run_bounded(mut cmd: Command, trace: bool) -> Result<Output> {
         drop(trace_writer);
     }
     cmd.process_group(0);
+    if let Some(g) = group {
+        let procs = g.procs.clone();
+        // SAFETY: between fork and exec only async-signal-safe calls: open, write, close.
+        unsafe {
+            cmd.pre_exec(move || {
+                for p in &procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let wrote = libc::write(fd, b"0".as_ptr().cast(), 1);
+                    let err = std::io::Error::last_os_error();
+                    libc::close(fd);
+                    if wrote != 1 {
+                        return Err(err);
+                    }
+                }
+                Ok(())
+            })
+        };
+    }
     let mut child = cmd
         .spawn()
         .map_err(|source| super::LessonError::StartShell { source })?;
     drop(cmd);
-    let out_thread = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = { reader }.read_to_end(&mut text);
-        text
-    });
-    let trace_thread = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(trace_reader)
-            .lines()
-            .map_while(|l| l.ok())
-        {
-            lines.push(line);
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut trace_out = Vec::new();
+    let mut open = [Some(reader), if trace { Some(trace_reader) } else { None }];
+    let mut status = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if status.is_none() {
+            status = child
+                .try_wait()
+                .map_err(|source| super::LessonError::WaitStep { source })?;
         }
-        lines
-    });
-    let deadline = Instant::now() + STEP_LIMIT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() > deadline => {
-                // The group this child leads.
+        if status.is_some() && open.iter().all(Option::is_none) {
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        // Wait for output (or the time to look at the child again, or the deadline).
+        let wait = (deadline - now).min(Duration::from_millis(20));
+        let mut fds: Vec<nix::poll::PollFd> = open
+            .iter()
+            .flatten()
+            .map(|r| nix::poll::PollFd::new(r.as_fd(), nix::poll::PollFlags::POLLIN))
+            .collect();
+        if fds.is_empty() {
+            std::thread::sleep(wait);
+            continue;
+        }
+        let timeout = nix::poll::PollTimeout::try_from(wait.as_millis() as u64 + 1)
+            .unwrap_or(nix::poll::PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => {
+                return Err(super::LessonError::WaitStep {
+                    source: std::io::Error::from(e),
+                }
+                .into())
+            }
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut k = 0;
+        for (slot, sink) in open.iter_mut().zip([&mut out, &mut trace_out]) {
+            let Some(r) = slot else { continue };
+            let is_ready = ready[k];
+            k += 1;
+            if !is_ready {
+                continue;
+            }
+            // Readable (or closed): one read does not block.
+            match r.read(&mut buf) {
+                Ok(0) => *slot = None,
+                Ok(n) => sink.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => *slot = None,
+            }
+        }
+    }
+    let still_open = open.iter().any(Option::is_some);
+    drop(open);
+    let killed_running = status.is_none();
+    let ran_out = killed_running || still_open;
+    if ran_out {
+        match group {
+            Some(g) => g.kill(),
+            None => {
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(child.id() as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
-                let _ = child.wait();
-                break None;
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(source) => return Err(super::LessonError::WaitStep { source }.into()),
         }
-    };
-    let text = String::from_utf8_lossy(&out_thread.join().unwrap_or_default()).into_owned();
-    let mut text = text;
+        if status.is_none() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            status = child.wait().ok();
+        }
+    }
+    let mut text = String::from_utf8_lossy(&out).into_owned();
     let mut events = Vec::new();
-    for line in trace_thread.join().unwrap_or_default() {
-        match serde_json::from_str::<TraceEvent>(&line) {
+    for line in String::from_utf8_lossy(&trace_out).lines() {
+        match serde_json::from_str::<TraceEvent>(line) {
             Ok(event) => events.push(event),
             _ => {
-                text.push_str(&line);
+                text.push_str(line);
                 text.push('\n');
             }
         }
     }
     let code = match status {
-        Some(s) => s.code().unwrap_or(-1),
-        None => {
-            text.push_str(&format!(
-                "\n(stopped: the step ran longer than {} s)\n",
-                STEP_LIMIT.as_secs()
-            ));
+        _ if ran_out => {
+            text.push_str(&if still_open && !killed_running {
+                format!(
+                    "\n(stopped after {} s: the step ended, but something it started kept its output open)\n",
+                    limit.as_secs()
+                )
+            } else {
+                format!(
+                    "\n(stopped: the step ran longer than {} s)\n",
+                    limit.as_secs()
+                )
+            });
             -1
         }
+        Some(s) => s.code().unwrap_or(-1),
+        None => -1,
     };
     Ok(Output {
         code,
@@ -338,6 +525,40 @@ fn shown(text: &str, lines: Option<usize>) -> String {
     }
 }
 
+/// A command and what it printed, as a terminal session shows them: `$ ` before the
+/// command's first line and the shell's continuation prompt `> ` before each further line (so
+/// a multi-line command never looks like output), then the output, then `(exit code N)` when
+/// the command did not exit 0 (a terminal shows nothing, but the prose often points at it).
+/// Every line ends with a newline.
+fn console(run: &str, output: &str, code: i32) -> String {
+    command_lines(run) + &printed(output, code)
+}
+
+/// The command part of [`console`].
+fn command_lines(run: &str) -> String {
+    let mut s = String::new();
+    for (i, line) in run.trim().lines().enumerate() {
+        s.push_str(if i == 0 { "$ " } else { "> " });
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
+/// The output part of [`console`].
+fn printed(output: &str, code: i32) -> String {
+    let mut s = String::new();
+    if !output.is_empty() {
+        s.push_str(output);
+        s.push('\n');
+    }
+    // A step stopped at its time limit (-1) says so in its output already.
+    if code > 0 {
+        s.push_str(&format!("(exit code {code})\n"));
+    }
+    s
+}
+
 /// The outcome of a lesson run.
 pub struct Outcome {
     /// Steps that ran.
@@ -346,19 +567,75 @@ pub struct Outcome {
     pub failed: Vec<(usize, Vec<String>)>,
 }
 
-/// Run `lesson` (number `n`) in `scratch`, writing it to `out` in `format`; with `pause`,
-/// wait for Enter before each step (`q` stops).
+/// How to go through a lesson.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Show each step (its prose and its command), then wait for Enter before running it
+    /// (`q` stops).
+    pub pause: bool,
+    /// The first step to show, counted from 1. The steps before it run first, quietly (only
+    /// a failure is reported), so the lesson's state is what they leave.
+    pub from: usize,
+}
+
+impl Default for Pace {
+    fn default() -> Pace {
+        Pace {
+            pause: false,
+            from: 1,
+        }
+    }
+}
+
+/// Run `lesson` (number `n`) in `scratch`, writing it to `out` in `format`, at `pace`.
 pub fn run(
     n: usize,
     lesson: &Lesson,
     scratch: &Scratch,
     format: Format,
-    pause: bool,
+    pace: Pace,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
+    let total = lesson.steps.len();
+    if pace.from == 0 || pace.from > total {
+        return Err(super::LessonError::NoSuchStep {
+            lesson: n,
+            step: pace.from,
+            steps: total,
+        }
+        .into());
+    }
     let mut outcome = Outcome {
         steps: 0,
         failed: Vec::new(),
+    };
+    for image in &lesson.images {
+        let pulled = scratch.sh(&format!("dockling pull -q {image}"), false)?;
+        if pulled.code != 0 {
+            return Err(super::LessonError::Preload {
+                lesson: n,
+                image: image.clone(),
+                code: pulled.code,
+                output: scratch.abbreviate(&pulled.text),
+            }
+            .into());
+        }
+    }
+    let ready = if lesson.images.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Pulled from the lab before the first step: {}.",
+            lesson.images.join(", ")
+        )
+    };
+    let skipped = if pace.from > 1 {
+        format!(
+            "(Steps 1 to {} ran first, without being shown: what follows starts where they left off.)\n\n",
+            pace.from - 1
+        )
+    } else {
+        String::new()
     };
     match format {
         Format::Text => {
@@ -367,32 +644,60 @@ pub fn run(
                 "━━ Lesson {n}: {}\nGoal: {}\n",
                 lesson.title, lesson.goal
             );
-            if !lesson.intro.trim().is_empty() {
+            if !ready.is_empty() {
+                let _ = writeln!(out, "({ready})\n");
+            }
+            if pace.from == 1 && !lesson.intro.trim().is_empty() {
                 let _ = writeln!(out, "{}\n", lesson.intro.trim());
             }
         }
         Format::Markdown => {
             let _ = writeln!(out, "*Goal: {}*\n", lesson.goal);
-            if !lesson.intro.trim().is_empty() {
+            if !ready.is_empty() {
+                let _ = writeln!(out, "*{ready}*\n");
+            }
+            if pace.from == 1 && !lesson.intro.trim().is_empty() {
                 let _ = writeln!(out, "{}\n", lesson.intro.trim());
             }
         }
         Format::Progress => {}
     }
-    let total = lesson.steps.len();
     // Long strings come cut (after 200 bytes) in the trace; once the scratch paths are
     // abbreviated, they are cut again at a fixed length so the text does not depend on where
     // the scratch directory was.
     let cut = regex::Regex::new(r#""([^"]{111})[^"]*"\.\.\."#).expect("regex");
     for (i, step) in lesson.steps.iter().enumerate() {
-        if pause && !wait_for_enter(n, i + 1, step)? {
-            break;
-        }
         let line = if step.trace.is_empty() {
             step.run.clone()
         } else {
             traced(&step.run)
         };
+        if i + 1 < pace.from {
+            // Quietly: only what it leaves behind matters, and whether it worked.
+            let result = scratch.sh(&line, !step.trace.is_empty())?;
+            let wrong = judge(&step.expect, &result);
+            outcome.steps += 1;
+            if !wrong.is_empty() {
+                outcome.failed.push((i + 1, wrong));
+            }
+            continue;
+        }
+        if i + 1 == pace.from && format != Format::Progress {
+            let _ = write!(out, "{skipped}");
+        }
+        // With --step, what the step does is shown before it runs: its prose and its
+        // command, then the prompt.
+        let shown_first = pace.pause && format == Format::Text;
+        if shown_first {
+            if !step.say.trim().is_empty() {
+                let _ = writeln!(out, "▸ {}", step.say.trim());
+            }
+            let _ = write!(out, "{}", command_lines(&step.run));
+            let _ = out.flush();
+        }
+        if pace.pause && !wait_for_enter(n, i + 1, step, shown_first)? {
+            break;
+        }
         let mut result = scratch.sh(&line, !step.trace.is_empty())?;
         // The scratch paths change every run; show them as the variables that hold them.
         result.text = scratch.abbreviate(&result.text);
@@ -413,14 +718,17 @@ pub fn run(
         outcome.steps += 1;
         match format {
             Format::Text => {
-                if !step.say.trim().is_empty() {
-                    let _ = writeln!(out, "▸ {}", step.say.trim());
+                if !shown_first {
+                    if !step.say.trim().is_empty() {
+                        let _ = writeln!(out, "▸ {}", step.say.trim());
+                    }
+                    let _ = write!(out, "{}", command_lines(&step.run));
                 }
-                let _ = writeln!(out, "$ {}", step.run.trim());
-                let text = shown(&result.text, step.lines);
-                if !text.is_empty() {
-                    let _ = writeln!(out, "{text}");
-                }
+                let _ = write!(
+                    out,
+                    "{}",
+                    printed(&shown(&result.text, step.lines), result.code)
+                );
                 for h in &hl {
                     let _ = writeln!(out, "  {h}");
                 }
@@ -437,12 +745,11 @@ pub fn run(
                 if !step.say.trim().is_empty() {
                     let _ = writeln!(out, "{}\n", step.say.trim());
                 }
-                let text = shown(&result.text, step.lines);
-                let _ = writeln!(out, "```console\n$ {}", step.run.trim());
-                if !text.is_empty() {
-                    let _ = writeln!(out, "{text}");
-                }
-                let _ = writeln!(out, "```\n");
+                let _ = writeln!(
+                    out,
+                    "```console\n{}```\n",
+                    console(&step.run, &shown(&result.text, step.lines), result.code)
+                );
                 if !hl.is_empty() {
                     let _ = writeln!(out, "```text\n{}\n```\n", hl.join("\n"));
                 }
@@ -494,12 +801,20 @@ fn indent(s: &str) -> String {
         .join("\n")
 }
 
-/// Wait for Enter (true) or `q` (false), on the terminal if there is one.
-fn wait_for_enter(n: usize, i: usize, step: &Step) -> Result<bool> {
-    let prompt = format!(
-        "⏸ lesson {n}, step {i}: {}\n   Enter: run it · q: stop > ",
-        first_line(&step.run)
-    );
+/// Wait for Enter (true) or `q` (false), on the terminal if there is one. The prompt names
+/// the step, and shows its prose and command unless `shown` (they were printed already).
+fn wait_for_enter(n: usize, i: usize, step: &Step, shown: bool) -> Result<bool> {
+    let mut prompt = format!("⏸ lesson {n}, step {i}");
+    if !shown {
+        prompt.push_str(":\n");
+        if !step.say.trim().is_empty() {
+            prompt.push_str(&format!("▸ {}\n", step.say.trim()));
+        }
+        prompt.push_str(&command_lines(&step.run));
+    } else {
+        prompt.push('\n');
+    }
+    prompt.push_str("   Enter: run it · q: stop > ");
     let mut line = String::new();
     match std::fs::OpenOptions::new()
         .read(true)
@@ -519,13 +834,34 @@ fn wait_for_enter(n: usize, i: usize, step: &Step) -> Result<bool> {
 }
 
 /// Run a lesson's checks against the student's own store; returns whether all passed.
-pub fn check(checks: &[Check], root: &Path, config: &Path, out: &mut dyn Write) -> Result<bool> {
+/// As root each check runs in a cgroup of its own under `cgroup_parent` (as a lesson's
+/// steps do); otherwise its time limit stops its process group only.
+pub fn check(
+    checks: &[Check],
+    root: &Path,
+    config: &Path,
+    cgroup_parent: &str,
+    out: &mut dyn Write,
+) -> Result<bool> {
     let mut all = true;
     let exe = std::env::current_exe().map_err(Error::io("find", "/proc/self/exe"))?;
     let bin = exe.parent().unwrap_or(Path::new("/"));
-    for c in checks {
+    for (i, c) in checks.iter().enumerate() {
         let cmd = shell(&c.run, bin, root, config);
-        let result = run_bounded(cmd, false)?;
+        let group = nix::unistd::geteuid().is_root().then(|| {
+            StepGroup::new(
+                cgroup_parent,
+                &format!("lesson-check-{}-{}", std::process::id(), i + 1),
+            )
+        });
+        let group = group.flatten();
+        let result = run_bounded(cmd, false, STEP_LIMIT, group.as_ref());
+        if let Some(g) = group {
+            if let Some(left) = g.release() {
+                let _ = left.destroy(&Sys::quiet());
+            }
+        }
+        let result = result?;
         let wrong = judge(&c.expect, &result);
         if wrong.is_empty() {
             let _ = writeln!(out, "{}: ok", c.name);
@@ -578,6 +914,117 @@ mod tests {
             traced("dockling run --rm busybox true"),
             "dockling run --trace=json --rm busybox true"
         );
+    }
+
+    #[test]
+    fn transcripts_mark_continuation_lines_and_show_failing_exit_codes() {
+        assert_eq!(
+            console("a &\nb\nwait\n", "out", 0),
+            "$ a &\n> b\n> wait\nout\n"
+        );
+        assert_eq!(console("false", "", 1), "$ false\n(exit code 1)\n");
+        assert_eq!(
+            console("sh -c 'exit 3'", "", 3),
+            "$ sh -c 'exit 3'\n(exit code 3)\n"
+        );
+        assert_eq!(console("true", "", 0), "$ true\n");
+    }
+
+    /// Whether `pid` is gone (or a zombie waiting for its reaper: it runs no more).
+    fn gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        }
+    }
+
+    #[test]
+    fn a_step_ends_at_its_deadline_with_everything_it_started_even_a_new_session() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root: it puts a step in a cgroup of its own"
+        );
+        let dir = std::env::temp_dir().join(format!("dockling-step-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("pid");
+        let parent = format!("dockling-step-test-{}", std::process::id());
+        let group = StepGroup::new(&parent, "step").expect("a cgroup for the step");
+        // The grandchild leaves the step's process group (a session of its own) and keeps the
+        // output pipe open; the step's shell itself ends at once.
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 1000' & echo started",
+            pidfile.display()
+        ));
+        let started = Instant::now();
+        let out = run_bounded(cmd, false, Duration::from_secs(2), Some(&group)).unwrap();
+        let took = started.elapsed();
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The group is empty now: the grandchild was killed with it.
+        let left = group.group.procs();
+        let released = group.release();
+        let gone_within = {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if gone(pid) {
+                    break true;
+                }
+                if Instant::now() > deadline {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        let removed = released.is_none();
+        if let Some(g) = released {
+            let _ = g.destroy(&Sys::quiet());
+        }
+        let _ = Cgroup::new("", &parent).and_then(|g| g.destroy(&Sys::quiet()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(gone_within, "the grandchild {pid} outlived its step");
+        assert!(left.is_empty(), "left in the step's group: {left:?}");
+        assert!(removed, "the step's group was not removed");
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+            "the step took {took:?} (limit 2 s)"
+        );
+        assert_eq!(out.code, -1);
+        assert!(out.text.starts_with("started\n"), "{}", out.text);
+        assert!(
+            out.text
+                .contains("the step ended, but something it started kept its output open"),
+            "{}",
+            out.text
+        );
+    }
+
+    #[test]
+    fn a_step_that_runs_too_long_is_stopped_and_one_that_ends_is_not() {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg("echo before; exec sleep 1000");
+        let out = run_bounded(cmd, false, Duration::from_secs(1), None).unwrap();
+        assert_eq!(out.code, -1);
+        assert!(
+            out.text
+                .contains("before\n\n(stopped: the step ran longer than 1 s)"),
+            "{}",
+            out.text
+        );
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg("echo out; echo err >&2; exit 3");
+        let out = run_bounded(cmd, false, Duration::from_secs(60), None).unwrap();
+        assert_eq!(out.code, 3);
+        assert_eq!(out.text, "out\nerr\n");
     }
 
     #[test]

@@ -8,55 +8,37 @@ fn book_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../book/en")
 }
 
+/// The built book's directory, built once for all the tests of this file (which run at the
+/// same time).
+fn built() -> &'static Path {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mdbook-dockling"))
+            .arg("build")
+            .arg(book_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "book build failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::canonicalize(book_dir().join("build")).unwrap()
+    })
+}
+
 #[test]
 fn the_book_builds_its_links_hold_and_a_browser_shows_a_lesson_transcript() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mdbook-dockling"))
-        .arg("build")
-        .arg(book_dir())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "book build failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let page = std::fs::canonicalize(book_dir().join("build/lessons/01-hello-world.html")).unwrap();
+    let page = built().join("lessons/01-hello-world.html");
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(
         !html.contains("{{#dockling-lesson"),
         "a marker was left unexpanded"
     );
 
-    let chromium = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|c| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {c}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("Chromium is missing: `apt-get install chromium` (scripts/test installs it)");
-    let profile =
-        std::env::temp_dir().join(format!("mdbook-dockling-chromium-{}", std::process::id()));
-    let dom = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=3000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let chromium = chromium();
+    let dom = render(chromium, &page);
     assert!(
         dom.contains("Hello from dockling!"),
         "the rendered lesson page lacks its transcript:\n{}",
@@ -70,4 +52,173 @@ fn the_book_builds_its_links_hold_and_a_browser_shows_a_lesson_transcript() {
         dom.contains("A container is just a process"),
         "the title is missing"
     );
+}
+
+/// The headless browser the test renders pages with.
+fn chromium() -> &'static str {
+    ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {c}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("Chromium is missing: `apt-get install chromium` (scripts/test installs it)")
+}
+
+/// The DOM of `page` after a headless Chromium (a 1000 × 800 window) has loaded it and run
+/// its scripts.
+fn render(chromium: &str, page: &Path) -> String {
+    let profile = std::env::temp_dir().join(format!(
+        "mdbook-dockling-chromium-{}-{}",
+        std::process::id(),
+        page.file_name().unwrap().to_string_lossy()
+    ));
+    let dom = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=3000",
+            "--window-size=1000,800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        dom.status.success(),
+        "chromium failed on {}",
+        page.display()
+    );
+    String::from_utf8_lossy(&dom.stdout).into_owned()
+}
+
+/// Measures a page once its scripts ran, and writes what it found into the page, between
+/// `MEASURE[` and `]END`, for `--dump-dom` to show: every transcript block whose content is
+/// wider than its box (a line cut off at the right edge, or hidden until scrolled), every
+/// other element of the chapter that is wider than its box and does not scroll, whether the
+/// page itself is wider than the window, and the sidebar's chapter labels.
+const MEASURE: &str = r#"<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const cut = [];
+  // A transcript line must show whole: a scroll bar is not enough (overlay scroll bars
+  // and print hide it, and a reader does not know there is more to the right).
+  document.querySelectorAll('main pre, main pre code').forEach(el => {
+    if (el.scrollWidth > el.clientWidth + 1) {
+      cut.push(el.tagName + ':' + el.textContent.trim().split('\n')[0].slice(0, 60));
+    }
+  });
+  // Other wide things (tables) may scroll, but not be clipped.
+  document.querySelectorAll('main table, main p, main .table-wrapper').forEach(el => {
+    if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0
+        && !['auto', 'scroll'].includes(getComputedStyle(el).overflowX)) {
+      cut.push(el.tagName + ':' + el.textContent.trim().split('\n')[0].slice(0, 60));
+    }
+  });
+  const root = document.documentElement;
+  if (root.scrollWidth > root.clientWidth + 1) cut.push('PAGE:' + root.scrollWidth);
+  const labels = [...document.querySelectorAll('.chapter li.chapter-item a')]
+    .map(a => a.textContent.trim().replace(/\s+/g, ' '));
+  const out = document.createElement('div');
+  out.textContent = 'MEASURE' + '[' + JSON.stringify({cut, labels}) + ']' + 'END';
+  document.body.appendChild(out);
+}, 200));
+</script>"#;
+
+/// What [`MEASURE`] found on `page` (rendered from a copy next to it, the script added).
+fn measure(chromium: &str, page: &Path) -> (Vec<String>, Vec<String>) {
+    let html = std::fs::read_to_string(page).unwrap();
+    let copy = page.with_file_name(format!(
+        "measure-{}",
+        page.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&copy, html.replace("</body>", &format!("{MEASURE}</body>"))).unwrap();
+    let dom = render(chromium, &copy);
+    std::fs::remove_file(&copy).unwrap();
+    let found = dom
+        .split_once("MEASURE[")
+        .and_then(|(_, rest)| rest.split_once("]END"))
+        .map(|(json, _)| {
+            json.replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+        })
+        .unwrap_or_else(|| panic!("the measuring script did not run on {}", page.display()));
+    let v: serde_json::Value = serde_json::from_str(&found).unwrap();
+    let strings = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    (strings("cut"), strings("labels"))
+}
+
+#[test]
+fn pages_cut_no_line_off_chapters_are_numbered_once_and_transcripts_mark_commands() {
+    let chromium = chromium();
+    let build = built();
+    // Pages with long trace lines, multi-line commands and failing commands.
+    for page in [
+        "lessons/01-hello-world.html",
+        "lessons/03-containers.html",
+        "lessons/04-namespaces.html",
+        "lessons/07-security.html",
+        "reference/trace.html",
+    ] {
+        let (cut, labels) = measure(chromium, &build.join(page));
+        assert!(
+            cut.is_empty(),
+            "{page}: cut off at the right edge: {cut:#?}"
+        );
+        // Lessons carry their number in their title, once; reference pages carry none.
+        assert!(labels.len() >= 20, "{page}: the sidebar lists {labels:?}");
+        let twice = regex_like_twice(&labels);
+        assert!(twice.is_empty(), "{page}: numbered twice: {twice:?}");
+        assert!(
+            labels
+                .iter()
+                .any(|l| l.starts_with("1. A container is just a process")),
+            "{labels:?}"
+        );
+        let trace = labels.iter().find(|l| l.contains("The trace")).unwrap();
+        assert_eq!(
+            trace, "The trace",
+            "a reference page is numbered like a lesson"
+        );
+    }
+    // A multi-line command's further lines carry the shell's continuation prompt, and a
+    // command that failed says its exit code.
+    let one = std::fs::read_to_string(build.join("lessons/01-hello-world.html")).unwrap();
+    assert!(
+        one.contains("\n&gt; sleep 1\n"),
+        "no continuation prompt in lesson 1"
+    );
+    let three = std::fs::read_to_string(build.join("lessons/03-containers.html")).unwrap();
+    assert!(
+        three.contains("(exit code 3)"),
+        "lesson 3 hides the exit code 3"
+    );
+}
+
+/// Labels that start with a number twice ("1. 1. A container…").
+fn regex_like_twice(labels: &[String]) -> Vec<String> {
+    let number = |s: &str| -> Option<usize> {
+        let d = s.chars().take_while(|c| c.is_ascii_digit()).count();
+        (d > 0 && s[d..].starts_with(". ")).then_some(d + 2)
+    };
+    labels
+        .iter()
+        .filter(|l| number(l).is_some_and(|n| number(&l[n..]).is_some()))
+        .cloned()
+        .collect()
 }
