@@ -70,6 +70,11 @@ fn chromium() -> &'static str {
 /// The DOM of `page` after a headless Chromium (a 1000 × 800 window) has loaded it and run
 /// its scripts.
 fn render(chromium: &str, page: &Path) -> String {
+    render_query(chromium, page, "")
+}
+
+/// [`render`] with a query string on the page's URL (`?search=word` opens mdBook's search).
+fn render_query(chromium: &str, page: &Path, query: &str) -> String {
     let profile = std::env::temp_dir().join(format!(
         "mdbook-dockling-chromium-{}-{}",
         std::process::id(),
@@ -89,7 +94,7 @@ fn render(chromium: &str, page: &Path) -> String {
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
-        .arg(format!("file://{}", page.display()))
+        .arg(format!("file://{}{query}", page.display()))
         .output()
         .unwrap();
     let _ = std::fs::remove_dir_all(&profile);
@@ -221,4 +226,44 @@ fn regex_like_twice(labels: &[String]) -> Vec<String> {
         .filter(|l| number(l).is_some_and(|n| number(&l[n..]).is_some()))
         .cloned()
         .collect()
+}
+
+#[test]
+fn the_book_has_search_and_a_word_from_a_lesson_finds_its_chapter() {
+    let build = built();
+    let page = build.join("introduction.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("mdbook-searchbar"),
+        "the page has no search bar: the builder lacks mdBook's search feature"
+    );
+    let index = std::fs::read_dir(build)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("searchindex") && n.ends_with(".js")
+        })
+        .expect("no searchindex*.js in the built book");
+    let text = std::fs::read_to_string(index.path()).unwrap();
+    assert!(
+        text.contains("whiteout"),
+        "the search index lacks a word lesson 14 teaches"
+    );
+    // A reader typing the word gets the copy-up chapter among the results.
+    let dom = render_query(chromium(), &page, "?search=whiteout");
+    let results = dom
+        .split_once("mdbook-searchresults\"")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| {
+            panic!(
+                "no search results list in the page:\n{}",
+                &dom[..dom.len().min(2000)]
+            )
+        });
+    assert!(
+        results.contains("14-copy-up.html"),
+        "searching `whiteout` does not find lesson 14:\n{}",
+        &results[..results.len().min(3000)]
+    );
 }
