@@ -49,6 +49,8 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // Before anything explains a step: the OnceLock behind Catalog::get takes this choice.
+    dockling::trace::catalog::choose(cli.lang);
     if cli.command.only_prints() {
         // `dockling ps | head -1`: a reader that goes away ends the command quietly with
         // SIGPIPE (exit 141), as Docker's CLI and every Unix tool does, instead of a failed

@@ -31,6 +31,17 @@ where
     })
 }
 
+/// `--lang` (or `DOCKLING_LANG`): a language the explanations ship in, by its code or a locale
+/// naming it (`ko_KR.UTF-8`); anything else is refused with the list.
+fn parse_lang(value: &str) -> Result<&'static str, String> {
+    crate::trace::catalog::language_code(value).ok_or_else(|| {
+        format!(
+            "dockling explains in {} (or give a locale naming one, like ko_KR.UTF-8)",
+            crate::trace::catalog::language_list()
+        )
+    })
+}
+
 /// A small but real container engine, built to be looked into.
 #[derive(Debug, Parser)]
 #[command(name = "dockling", version, about, propagate_version = true)]
@@ -41,6 +52,10 @@ pub struct Cli {
     /// Config file with defaults (YAML)
     #[arg(long, global = true, env = "DOCKLING_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Language of the trace explanations, step titles and hints: en or ko (default: the
+    /// locale, LC_ALL, LC_MESSAGES or LANG, else en). Errors stay in English, as Docker's
+    #[arg(long, global = true, env = "DOCKLING_LANG", value_name = "LANG", value_parser = parse_lang)]
+    pub lang: Option<&'static str>,
     /// What to do
     #[command(subcommand)]
     pub command: Command,

@@ -47,8 +47,72 @@ pub struct HttpText {
     pub text: String,
 }
 
-/// The languages that ship, as (code, YAML source).
-pub const LANGUAGES: &[(&str, &str)] = &[("en", include_str!("catalog/en.yaml"))];
+/// The languages that ship, as (code, YAML source). English first: it is the fallback.
+pub const LANGUAGES: &[(&str, &str)] = &[
+    ("en", include_str!("catalog/en.yaml")),
+    ("ko", include_str!("catalog/ko.yaml")),
+];
+
+/// The language of a `--lang`, `DOCKLING_LANG` or locale value: its code (`ko`), or a locale
+/// whose language is one (`ko_KR.UTF-8`, `ko-KR`, `KO`). `None` for anything else (`C`,
+/// `POSIX`, `fr_FR.UTF-8`, an empty value).
+pub fn language_code(value: &str) -> Option<&'static str> {
+    let lang = value
+        .split(['_', '-', '.', '@'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    LANGUAGES
+        .iter()
+        .map(|(code, _)| *code)
+        .find(|code| *code == lang)
+}
+
+/// The codes of the languages that ship, for messages: `en, ko`.
+pub fn language_list() -> String {
+    LANGUAGES
+        .iter()
+        .map(|(code, _)| *code)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The language the environment asks for: `DOCKLING_LANG` if it names a language that ships,
+/// else the locale of messages as the C library finds it (the first non-empty one of `LC_ALL`,
+/// `LC_MESSAGES`, `LANG`: `LC_ALL=C` means English even with `LANG=ko_KR.UTF-8`), English
+/// otherwise. `--lang` comes before all of these: see [`choose`].
+pub fn language_from_env(var: impl Fn(&str) -> Option<String>) -> &'static str {
+    let set = |name: &str| var(name).filter(|v| !v.is_empty());
+    if let Some(code) = set("DOCKLING_LANG").and_then(|v| language_code(&v)) {
+        return code;
+    }
+    ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .into_iter()
+        .find_map(set)
+        .and_then(|v| language_code(&v))
+        .unwrap_or(LANGUAGES[0].0)
+}
+
+/// The language of this process's explanations: chosen once, by [`choose`] or on first use.
+static LANGUAGE: OnceLock<&'static str> = OnceLock::new();
+
+/// Choose the language of this process's explanations, before anything asks for one: `main`
+/// calls it with `--lang` (clap has already filled that from `DOCKLING_LANG` when the flag is
+/// absent, and refused a language that does not ship); `None` falls back to the environment.
+/// The choice is also put in `DOCKLING_LANG`, so the dockling processes this one starts (the
+/// re-exec from the read-only binary, a detached container's monitor, the steps of a lesson)
+/// explain in the same language. Returns the code in use: a second call changes nothing.
+/// The catalog itself is parsed only when something explains (`ps` never does).
+pub fn choose(lang: Option<&str>) -> &'static str {
+    let code = lang
+        .and_then(language_code)
+        .unwrap_or_else(|| language_from_env(|k| std::env::var(k).ok()));
+    if lang.is_some() {
+        // Single-threaded still: main calls this right after parsing the command line.
+        std::env::set_var("DOCKLING_LANG", code);
+    }
+    LANGUAGE.get_or_init(|| code)
+}
 
 impl Catalog {
     /// Parse one language's YAML.
@@ -56,20 +120,24 @@ impl Catalog {
         serde_yaml::from_str(src)
     }
 
-    /// The catalog for the user's language (`DOCKLING_LANG`, then `LANG`), English otherwise.
+    /// The catalog of [`Catalog::language`].
     pub fn get() -> &'static Catalog {
         static CATALOG: OnceLock<Catalog> = OnceLock::new();
         CATALOG.get_or_init(|| {
-            let want = std::env::var("DOCKLING_LANG")
-                .or_else(|_| std::env::var("LANG"))
-                .unwrap_or_default();
+            let code = Catalog::language();
             let src = LANGUAGES
                 .iter()
-                .find(|(code, _)| want.starts_with(code))
+                .find(|(c, _)| *c == code)
                 .unwrap_or(&LANGUAGES[0])
                 .1;
             Catalog::parse(src).expect("built-in catalog is valid (checked by tests)")
         })
+    }
+
+    /// The language code in use (`en`, `ko`): the one [`choose`] chose; if nothing chose one
+    /// (a library user, a unit test), the environment's (see [`language_from_env`]).
+    pub fn language() -> &'static str {
+        LANGUAGE.get_or_init(|| language_from_env(|k| std::env::var(k).ok()))
     }
 
     /// The explanation of a syscall key, falling back to the bare syscall name.
@@ -132,6 +200,107 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every language explains exactly what English explains: no key missing (a call or step
+    /// added to en.yaml on another branch fails here until it is translated, as it should),
+    /// none left over (a key renamed in English but not in the translation), and the man pages
+    /// and spec sections the same, since they name English documents.
+    #[test]
+    fn every_language_has_exactly_the_keys_of_english() {
+        let en = Catalog::parse(LANGUAGES[0].1).unwrap();
+        for (lang, src) in &LANGUAGES[1..] {
+            let cat = Catalog::parse(src).unwrap_or_else(|e| panic!("catalog {lang}: {e}"));
+            fn diff<'a, V, W>(
+                en: &'a BTreeMap<String, V>,
+                other: &'a BTreeMap<String, W>,
+            ) -> (Vec<&'a String>, Vec<&'a String>) {
+                (
+                    en.keys().filter(|k| !other.contains_key(*k)).collect(),
+                    other.keys().filter(|k| !en.contains_key(*k)).collect(),
+                )
+            }
+            for (section, (missing, extra)) in [
+                ("syscalls", diff(&en.syscalls, &cat.syscalls)),
+                ("steps", diff(&en.steps, &cat.steps)),
+                ("http", diff(&en.http, &cat.http)),
+            ] {
+                assert!(
+                    missing.is_empty() && extra.is_empty(),
+                    "catalog {lang}, {section}: missing {missing:?}, not in en.yaml {extra:?}"
+                );
+            }
+            for (key, e) in &en.syscalls {
+                assert_eq!(e.man, cat.syscalls[key].man, "catalog {lang}: man of {key}");
+                assert_ne!(
+                    e.text, cat.syscalls[key].text,
+                    "catalog {lang}: {key} untranslated"
+                );
+            }
+            for (key, e) in &en.http {
+                assert_eq!(e.spec, cat.http[key].spec, "catalog {lang}: spec of {key}");
+            }
+            for (key, s) in &en.steps {
+                assert_ne!(
+                    s.title, cat.steps[key].title,
+                    "catalog {lang}: {key} untranslated"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_language_is_named_by_its_code_or_a_locale() {
+        for (value, want) in [
+            ("ko", Some("ko")),
+            ("ko_KR.UTF-8", Some("ko")),
+            ("ko-KR", Some("ko")),
+            ("KO", Some("ko")),
+            ("en_US.UTF-8", Some("en")),
+            ("C.UTF-8", None),
+            ("POSIX", None),
+            ("kor", None),
+            ("xx", None),
+            ("", None),
+        ] {
+            assert_eq!(language_code(value), want, "{value:?}");
+        }
+        assert_eq!(language_list(), "en, ko");
+    }
+
+    #[test]
+    fn the_environment_chooses_dockling_lang_then_the_locale_in_libc_order() {
+        let with = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            language_from_env(move |k| {
+                vars.iter()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        assert_eq!(with(&[]), "en");
+        assert_eq!(with(&[("LANG", "ko_KR.UTF-8")]), "ko");
+        assert_eq!(
+            with(&[("LC_MESSAGES", "ko_KR.UTF-8"), ("LANG", "en_US")]),
+            "ko"
+        );
+        assert_eq!(
+            with(&[("LC_ALL", "ko_KR.UTF-8"), ("LC_MESSAGES", "en_US")]),
+            "ko"
+        );
+        // LC_ALL=C wins over LANG, as in every C program: English.
+        assert_eq!(with(&[("LC_ALL", "C"), ("LANG", "ko_KR.UTF-8")]), "en");
+        // An empty variable counts as unset.
+        assert_eq!(with(&[("LC_ALL", ""), ("LANG", "ko_KR.UTF-8")]), "ko");
+        assert_eq!(with(&[("DOCKLING_LANG", "ko"), ("LC_ALL", "en_US")]), "ko");
+        assert_eq!(
+            with(&[("DOCKLING_LANG", "en"), ("LANG", "ko_KR.UTF-8")]),
+            "en"
+        );
+        assert_eq!(with(&[("LANG", "fr_FR.UTF-8")]), "en");
     }
 
     #[test]
