@@ -168,9 +168,14 @@ impl Lab {
         self.dir.path().join("root")
     }
 
-    /// A `dockling` command against this store (stdin closed).
+    /// A `dockling` command against this store (stdin closed). It explains in English
+    /// whatever the caller's locale: the snapshots and the texts the tests look for are the
+    /// English ones (tests/lang.rs tests the other languages).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_dockling"));
+        for v in ["DOCKLING_LANG", "LC_ALL", "LC_MESSAGES", "LANG"] {
+            c.env_remove(v);
+        }
         c.env("DOCKLING_ROOT", self.root())
             .env("DOCKLING_CONFIG", self.dir.path().join("config.yaml"))
             .env("NO_COLOR", "1")
