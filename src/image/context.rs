@@ -12,7 +12,7 @@
 //! `ADD` of a local tar archive (plain or gzip) writes its entries under the destination, as
 //! Docker extracts it; `ADD` of a URL is refused.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -474,11 +474,12 @@ fn collect_one(
 /// written as their contents under their directory.
 /// `dest_file`: the destination when it names a file (no trailing slash, one source): an
 /// archive ADDed there is unpacked into a directory of that name, as Docker does.
-fn write_tar(
+fn write_tar<W: Write>(
     collected: Vec<Entry>,
     opts: &CopyOptions,
     dest_file: Option<&Path>,
-) -> Result<Vec<u8>, CopyError> {
+    out: W,
+) -> Result<W, CopyError> {
     // In the order collected (a stage's layers bottom first): a later entry for a path (an
     // upper layer's) replaces an earlier one, a whiteout removes the path and what is below
     // it, an opaque directory what is below it. The map's byte order is the tar's.
@@ -500,7 +501,7 @@ fn write_tar(
         }
     }
     let entries = merged.into_values();
-    let mut b = tar::Builder::new(Vec::new());
+    let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
     let (uid, gid) = opts.chown.unwrap_or((0, 0));
     for e in entries {
@@ -575,8 +576,8 @@ fn write_tar(
 }
 
 /// When `data` is a tar archive (plain or gzip), append its entries under `dir`: `Some(n)`.
-fn extract_into(
-    b: &mut tar::Builder<Vec<u8>>,
+fn extract_into<W: Write>(
+    b: &mut tar::Builder<W>,
     data: &[u8],
     dir: &Path,
 ) -> std::io::Result<Option<usize>> {
@@ -644,13 +645,15 @@ fn extract_into(
     Ok(Some(n))
 }
 
-/// The layer tar of `COPY srcs dest` (dest absolute, the working directory applied).
-pub fn copy_layer(
+/// The layer tar of `COPY srcs dest` (dest absolute, the working directory applied), written
+/// into `out` as it is read (a file's content is never held in memory whole).
+pub fn copy_layer<W: Write>(
     source: &Source<'_>,
     srcs: &[String],
     dest: &str,
     opts: &CopyOptions,
-) -> Result<Vec<u8>, CopyError> {
+    out: W,
+) -> Result<W, CopyError> {
     let many = srcs.len() > 1 || srcs.iter().any(|s| has_glob(s));
     let dest_is_dir = dest.ends_with('/') || many;
     let dest_path = PathBuf::from(dest);
@@ -708,7 +711,12 @@ pub fn copy_layer(
             ));
         }
     }
-    write_tar(entries, opts, (!dest_is_dir).then_some(dest_path.as_path()))
+    write_tar(
+        entries,
+        opts,
+        (!dest_is_dir).then_some(dest_path.as_path()),
+        out,
+    )
 }
 
 /// The layer tar of a directory that `WORKDIR` makes.
@@ -808,7 +816,14 @@ mod tests {
             root: root.as_fd(),
             ignore: &ignore,
         };
-        let tar = copy_layer(&src, &["d".into()], "/app", &CopyOptions::default()).unwrap();
+        let tar = copy_layer(
+            &src,
+            &["d".into()],
+            "/app",
+            &CopyOptions::default(),
+            Vec::new(),
+        )
+        .unwrap();
         let mut a = tar::Archive::new(&tar[..]);
         let names: Vec<String> = a
             .entries()
@@ -817,15 +832,33 @@ mod tests {
             .collect();
         assert_eq!(names, ["app/", "app/sub/", "app/sub/f"]);
         assert!(matches!(
-            copy_layer(&src, &["out".into()], "/x", &CopyOptions::default()),
+            copy_layer(
+                &src,
+                &["out".into()],
+                "/x",
+                &CopyOptions::default(),
+                Vec::new()
+            ),
             Err(CopyError::Outside(_))
         ));
         assert!(matches!(
-            copy_layer(&src, &["../secret".into()], "/x", &CopyOptions::default()),
+            copy_layer(
+                &src,
+                &["../secret".into()],
+                "/x",
+                &CopyOptions::default(),
+                Vec::new()
+            ),
             Err(CopyError::Outside(_))
         ));
         assert!(matches!(
-            copy_layer(&src, &["d/x.log".into()], "/x", &CopyOptions::default()),
+            copy_layer(
+                &src,
+                &["d/x.log".into()],
+                "/x",
+                &CopyOptions::default(),
+                Vec::new()
+            ),
             Err(CopyError::NotFound(_))
         ));
         let tar = copy_layer(
@@ -836,6 +869,7 @@ mod tests {
                 chown: Some((5, 6)),
                 ..Default::default()
             },
+            Vec::new(),
         )
         .unwrap();
         let mut a = tar::Archive::new(&tar[..]);

@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 use crate::files::write_atomic;
 
 impl Store {
+    /// The blobs directory: where a step's layer tar is written (unlinked) while it is made,
+    /// on the file system its blob will be stored on.
+    pub(crate) fn blob_dir(&self) -> std::path::PathBuf {
+        self.oci.join("blobs/sha256")
+    }
+
     fn cache_file(&self, key: &str) -> std::path::PathBuf {
         let hex = digest_of(key.as_bytes());
         self.oci
