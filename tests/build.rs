@@ -430,3 +430,74 @@ fn a_context_file_named_like_a_whiteout_is_refused() {
     assert_eq!(o.stdout.trim(), "");
     b.no_containers();
 }
+
+#[test]
+fn copy_of_more_files_than_the_open_file_limit() {
+    // Each file is opened only while its content is written: 1500 files copy under a limit
+    // of 256 open descriptors (before: one descriptor per file held until the tar was
+    // written, and EMFILE).
+    let b = Build::new("FROM busybox\nCOPY many /many\n");
+    for i in 0..1500 {
+        b.file(&format!("many/d{}/f{i}", i % 10), &format!("{i}\n"));
+    }
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let mut c = b.ns.enter(b.lab.command(&["build", "-t", "many:1", &ctx]));
+    // SAFETY: setrlimit only, in the child between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o: Out = c.output().expect("run dockling").into();
+    o.expect_code(0);
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "many:1",
+            "sh",
+            "-c",
+            "find /many -type f | wc -l; cat /many/d7/f1497",
+        ]),
+        "1500\n1497\n"
+    );
+}
+
+#[test]
+fn copy_from_a_stage_reads_it_as_its_containers_saw_it() {
+    // The stage's layers merged as overlayfs merges them (a file a later RUN deleted is not
+    // there), and its symlinks resolved inside the stage's root: an absolute one names the
+    // stage's file, never the host's (nor is it refused).
+    let b = Build::new(
+        "FROM busybox AS s\n\
+         RUN mkdir -p /a /etc/x && echo f > /a/f && echo g > /a/g && echo stage > /etc/x/what\n\
+         RUN rm /a/f && ln -s /etc/x /lnk && ln -s /a/g /a/abs && ln -s /lnk/what /via\n\
+         FROM busybox\n\
+         COPY --from=0 /a /a\n\
+         COPY --from=0 /lnk /copied\n\
+         COPY --from=0 /via /via\n",
+    );
+    b.build(&["-t", "merged:1"]).expect_code(0);
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "merged:1",
+            "sh",
+            "-c",
+            "ls -A /a; readlink /a/abs; cat /copied/what /via",
+        ]),
+        "abs\ng\n/a/g\nstage\nstage\n"
+    );
+}
