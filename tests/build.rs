@@ -501,3 +501,49 @@ fn copy_from_a_stage_reads_it_as_its_containers_saw_it() {
         "abs\ng\n/a/g\nstage\nstage\n"
     );
 }
+
+#[test]
+fn a_touched_file_keeps_its_copy_cached_a_changed_one_does_not() {
+    // Docker's cache does not consider mtimes: the COPY step is keyed on paths, modes,
+    // owners and contents (before: on the tar, whose headers carry the mtime).
+    let b = Build::new("FROM busybox\nCOPY f /f\n");
+    b.file("f", "one\n");
+    let set_mtime = |secs: u64| {
+        std::fs::File::options()
+            .write(true)
+            .open(b.ctx.path().join("f"))
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    };
+    set_mtime(1_000_000_000);
+    b.build(&["-t", "t:1"]).expect_code(0);
+    let id = b.ok(&["inspect", "-f", "{{.Id}}", "t:1"]);
+    set_mtime(1_500_000_000);
+    let again = b.build(&["-t", "t:2"]);
+    again.expect_code(0);
+    // `#N [2/2] COPY f /f` is followed by `#N CACHED` on a hit.
+    let copy_cached = |stderr: &str| {
+        stderr
+            .split("COPY f /f")
+            .nth(1)
+            .and_then(|after| after.lines().nth(1))
+            .is_some_and(|l| l.ends_with(" CACHED"))
+    };
+    assert!(
+        copy_cached(&again.stderr),
+        "the COPY of a touched file ran again:\n{}",
+        again.stderr
+    );
+    assert_eq!(b.ok(&["inspect", "-f", "{{.Id}}", "t:2"]), id);
+    b.file("f", "two\n");
+    set_mtime(1_500_000_000);
+    let changed = b.build(&["-t", "t:3"]);
+    changed.expect_code(0);
+    assert!(!copy_cached(&changed.stderr), "{}", changed.stderr);
+    assert_ne!(b.ok(&["inspect", "-f", "{{.Id}}", "t:3"]), id);
+    assert_eq!(
+        b.ok(&["run", "--rm", "--network", "none", "t:3", "cat", "/f"]),
+        "two\n"
+    );
+}

@@ -865,7 +865,7 @@ impl Builder<'_> {
                 };
                 let from = flag("from");
                 let sink = self.store.layer_sink()?;
-                let sink = match &from {
+                let (sink, content) = match &from {
                     None => {
                         let source = Source::Context {
                             root: self.context.as_fd(),
@@ -889,7 +889,9 @@ impl Builder<'_> {
                 }
                 let created_by =
                     format!("{} {flags}{} {dest} # buildkit", ins.name, srcs.join(" "));
-                let key = format!("{parent}\n{created_by}\n{}", tar.diff_id());
+                // Keyed on what was copied (paths, modes, owners, contents), not on the tar,
+                // whose headers carry mtimes: a touched file stays cached, as in Docker.
+                let key = format!("{parent}\n{created_by}\n{content}");
                 let base = w.image.clone();
                 let mut tar = Some(tar);
                 let img = self.step(&key, &mut |b| {

@@ -24,6 +24,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use sha2::{Digest as _, Sha256};
+
 use crate::sys::fs as safefs;
 
 /// Lookups that must stay beneath a directory and never cross a symlink that leaves it.
@@ -588,7 +590,7 @@ fn write_tar<W: Write>(
     opts: &CopyOptions,
     dest_file: Option<&Path>,
     out: W,
-) -> Result<W, CopyError> {
+) -> Result<(W, String), CopyError> {
     // A later source's entry for a path replaces an earlier one's. The map's byte order is
     // the tar's.
     let mut merged: std::collections::BTreeMap<Vec<u8>, Entry> = Default::default();
@@ -599,6 +601,7 @@ fn write_tar<W: Write>(
     let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
     let (uid, gid) = opts.chown.unwrap_or((0, 0));
+    let mut key = Sha256::new();
     for e in entries {
         let rel = safefs::relative(&e.path);
         let shown = e.path.clone();
@@ -623,6 +626,7 @@ fn write_tar<W: Write>(
                 }
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
+                key_line(&mut key, b"dir", &rel, mode, (uid, gid), b"");
                 let mut p = rel.into_os_string();
                 p.push("/");
                 b.append_data(&mut h, p, std::io::empty())
@@ -632,6 +636,14 @@ fn write_tar<W: Write>(
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_mode(0o777);
                 h.set_size(0);
+                key_line(
+                    &mut key,
+                    b"symlink",
+                    &rel,
+                    0o777,
+                    (uid, gid),
+                    t.as_os_str().as_bytes(),
+                );
                 b.append_link(&mut h, rel, t).map_err(io(&shown))?;
             }
             EntryKind::File { layer, at } => {
@@ -640,6 +652,15 @@ fn write_tar<W: Write>(
                 if opts.extract {
                     let mut data = Vec::new();
                     f.read_to_end(&mut data).map_err(io(&shown))?;
+                    // What an archive extracts to follows from its bytes: they are the key.
+                    key_line(
+                        &mut key,
+                        b"add",
+                        &rel,
+                        mode,
+                        (uid, gid),
+                        &Sha256::digest(&data),
+                    );
                     if let Some(n) = extract_into(
                         &mut b,
                         &data,
@@ -661,12 +682,65 @@ fn write_tar<W: Write>(
                 }
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(e.st.st_size as u64);
-                b.append_data(&mut h, rel, f.take(e.st.st_size as u64))
+                // The content is hashed as it streams into the tar.
+                let mut content = Hashing {
+                    inner: f.take(e.st.st_size as u64),
+                    hash: Sha256::new(),
+                };
+                b.append_data(&mut h, &rel, &mut content)
                     .map_err(io(&shown))?;
+                key_line(
+                    &mut key,
+                    b"file",
+                    &rel,
+                    mode,
+                    (uid, gid),
+                    &content.hash.finalize(),
+                );
             }
         }
     }
-    b.into_inner().map_err(io(Path::new("the layer")))
+    let out = b.into_inner().map_err(io(Path::new("the layer")))?;
+    Ok((out, format!("sha256:{:x}", key.finalize())))
+}
+
+/// A reader that hashes what is read through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// One entry's part of the cache key: what it is, its path, mode, owner and its target or
+/// content digest, each field length-prefixed. Never its mtime: Docker's cache ignores mtimes.
+fn key_line(
+    key: &mut Sha256,
+    kind: &[u8],
+    path: &Path,
+    mode: u32,
+    (uid, gid): (u32, u32),
+    what: &[u8],
+) {
+    let mode = mode.to_string();
+    let (uid, gid) = (uid.to_string(), gid.to_string());
+    for field in [
+        kind,
+        path.as_os_str().as_bytes(),
+        mode.as_bytes(),
+        uid.as_bytes(),
+        gid.as_bytes(),
+        what,
+    ] {
+        key.update((field.len() as u64).to_le_bytes());
+        key.update(field);
+    }
 }
 
 /// When `data` is a tar archive (plain or gzip), append its entries under `dir`: `Some(n)`.
@@ -740,14 +814,16 @@ fn extract_into<W: Write>(
 }
 
 /// The layer tar of `COPY srcs dest` (dest absolute, the working directory applied), written
-/// into `out` as it is read (a file's content is never held in memory whole).
+/// into `out` as it is read (a file's content is never held in memory whole), and the step's
+/// cache key: a digest of each entry's path, kind, mode, owner and link target or content
+/// digest, without the mtimes the tar's headers carry (Docker's cache does not consider them).
 pub fn copy_layer<W: Write>(
     source: &Source<'_>,
     srcs: &[String],
     dest: &str,
     opts: &CopyOptions,
     out: W,
-) -> Result<W, CopyError> {
+) -> Result<(W, String), CopyError> {
     let many = srcs.len() > 1 || srcs.iter().any(|s| has_glob(s));
     let dest_is_dir = dest.ends_with('/') || many;
     let dest_path = PathBuf::from(dest);
@@ -865,7 +941,7 @@ mod tests {
             root: root.as_fd(),
             ignore: &ignore,
         };
-        let tar = copy_layer(
+        let (tar, _) = copy_layer(
             &src,
             &["d".into()],
             "/app",
@@ -910,7 +986,7 @@ mod tests {
             ),
             Err(CopyError::NotFound(_))
         ));
-        let tar = copy_layer(
+        let (tar, _) = copy_layer(
             &src,
             &["in".into()],
             "/etc/",
@@ -926,5 +1002,50 @@ mod tests {
         assert_eq!(e.path().unwrap().display().to_string(), "etc/in");
         assert_eq!(e.header().uid().unwrap(), 5);
         assert_eq!(e.header().entry_type(), tar::EntryType::Regular);
+    }
+
+    #[test]
+    fn the_cache_key_ignores_mtimes_but_not_content_mode_or_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d/f");
+        std::fs::create_dir_all(dir.path().join("d")).unwrap();
+        std::fs::write(&f, b"same").unwrap();
+        let root = safefs::open_root(dir.path()).unwrap();
+        let ignore = Ignore::default();
+        let src = Source::Context {
+            root: root.as_fd(),
+            ignore: &ignore,
+        };
+        let copy =
+            |opts: &CopyOptions| copy_layer(&src, &["d".into()], "/d", opts, Vec::new()).unwrap();
+        let set_mtime = |t: u64| {
+            std::fs::File::options()
+                .write(true)
+                .open(&f)
+                .unwrap()
+                .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
+                .unwrap();
+        };
+        set_mtime(1_000_000);
+        let (tar1, key1) = copy(&CopyOptions::default());
+        set_mtime(2_000_000);
+        let (tar2, key2) = copy(&CopyOptions::default());
+        assert_ne!(tar1, tar2, "the tar carries the mtime");
+        assert_eq!(key1, key2, "the key does not");
+        std::fs::write(&f, b"diff").unwrap();
+        set_mtime(2_000_000);
+        assert_ne!(copy(&CopyOptions::default()).1, key2);
+        std::fs::write(&f, b"same").unwrap();
+        assert_eq!(copy(&CopyOptions::default()).1, key2);
+        let chmod = CopyOptions {
+            chmod: Some(0o600),
+            ..Default::default()
+        };
+        assert_ne!(copy(&chmod).1, key2);
+        let chown = CopyOptions {
+            chown: Some((1, 1)),
+            ..Default::default()
+        };
+        assert_ne!(copy(&chown).1, key2);
     }
 }
