@@ -19,7 +19,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -650,34 +650,29 @@ fn write_tar<W: Write>(
                 // Opened now, one at a time, and closed once written.
                 let mut f = tree.open_file(layer, &at, &e.st).map_err(io(&shown))?;
                 if opts.extract {
-                    let mut data = Vec::new();
-                    f.read_to_end(&mut data).map_err(io(&shown))?;
-                    // What an archive extracts to follows from its bytes: they are the key.
-                    key_line(
-                        &mut key,
-                        b"add",
-                        &rel,
-                        mode,
-                        (uid, gid),
-                        &Sha256::digest(&data),
-                    );
-                    if let Some(n) = extract_into(
-                        &mut b,
-                        &data,
-                        if dest_file == Some(e.path.as_path()) {
-                            &rel
-                        } else {
-                            rel.parent().unwrap_or(Path::new(""))
-                        },
-                    )
-                    .map_err(io(&shown))?
-                    {
-                        let _ = n;
+                    // What an archive extracts to follows from its bytes: they are the key
+                    // (hashed in one streamed pass first).
+                    let mut whole = Hashing {
+                        inner: &mut f,
+                        hash: Sha256::new(),
+                    };
+                    std::io::copy(&mut whole, &mut std::io::sink()).map_err(io(&shown))?;
+                    let digest = whole.hash.finalize();
+                    key_line(&mut key, b"add", &rel, mode, (uid, gid), &digest);
+                    let dir = if dest_file == Some(e.path.as_path()) {
+                        rel.as_path()
+                    } else {
+                        rel.parent().unwrap_or(Path::new(""))
+                    };
+                    if extract_into(&mut b, &mut f, dir).map_err(io(&shown))? {
                         continue;
                     }
+                    // Not an archive: copied as it is.
+                    f.seek(SeekFrom::Start(0)).map_err(io(&shown))?;
                     h.set_entry_type(tar::EntryType::Regular);
-                    h.set_size(data.len() as u64);
-                    b.append_data(&mut h, rel, &data[..]).map_err(io(&shown))?;
+                    h.set_size(e.st.st_size as u64);
+                    b.append_data(&mut h, &rel, f.take(e.st.st_size as u64))
+                        .map_err(io(&shown))?;
                     continue;
                 }
                 h.set_entry_type(tar::EntryType::Regular);
@@ -743,29 +738,33 @@ fn key_line(
     }
 }
 
-/// When `data` is a tar archive (plain or gzip), append its entries under `dir`: `Some(n)`.
+/// The content of `f` from its start, gunzipped when it is gzip.
+fn archive_stream(f: &mut File) -> std::io::Result<Box<dyn Read + '_>> {
+    f.seek(SeekFrom::Start(0))?;
+    let mut magic = Vec::with_capacity(2);
+    (&mut *f).take(2).read_to_end(&mut magic)?;
+    f.seek(SeekFrom::Start(0))?;
+    let r = std::io::BufReader::with_capacity(1 << 16, f);
+    Ok(if magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::GzDecoder::new(r))
+    } else {
+        Box::new(r)
+    })
+}
+
+/// When `f` is a tar archive (plain or gzip: its first block a ustar header), append its
+/// entries under `dir`, streamed: `true`; `false` when it is no archive.
 fn extract_into<W: Write>(
     b: &mut tar::Builder<W>,
-    data: &[u8],
+    f: &mut File,
     dir: &Path,
-) -> std::io::Result<Option<usize>> {
-    let plain: Vec<u8> = if data.starts_with(&[0x1f, 0x8b]) {
-        let mut v = Vec::new();
-        if flate2::read::GzDecoder::new(data)
-            .read_to_end(&mut v)
-            .is_err()
-        {
-            return Ok(None);
-        }
-        v
-    } else {
-        data.to_vec()
-    };
-    if plain.len() < 512 || &plain[257..262] != b"ustar" {
-        return Ok(None);
+) -> std::io::Result<bool> {
+    let mut head = Vec::with_capacity(512);
+    let probe = archive_stream(f)?.take(512).read_to_end(&mut head);
+    if probe.is_err() || head.len() < 512 || &head[257..262] != b"ustar" {
+        return Ok(false);
     }
-    let mut a = tar::Archive::new(&plain[..]);
-    let mut n = 0;
+    let mut a = tar::Archive::new(archive_stream(f)?);
     for e in a.entries()? {
         let mut e = e?;
         let path = e.path()?.into_owned();
@@ -802,15 +801,10 @@ fn extract_into<W: Write>(
                 );
                 b.append_link(&mut h, target, t)?;
             }
-            _ => {
-                let mut content = Vec::new();
-                e.read_to_end(&mut content)?;
-                b.append_data(&mut h, target, &content[..])?;
-            }
+            _ => b.append_data(&mut h, target, &mut e)?,
         }
-        n += 1;
     }
-    Ok(Some(n))
+    Ok(true)
 }
 
 /// The layer tar of `COPY srcs dest` (dest absolute, the working directory applied), written
@@ -1047,5 +1041,61 @@ mod tests {
             ..Default::default()
         };
         assert_ne!(copy(&chown).1, key2);
+    }
+
+    #[test]
+    fn add_streams_plain_and_gzip_archives_and_copies_anything_else() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        t.append_data(&mut h, "a/b", &b"in\n"[..]).unwrap();
+        let plain = t.into_inner().unwrap();
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        std::fs::write(dir.path().join("p.tar"), &plain).unwrap();
+        std::fs::write(dir.path().join("z.tgz"), gz(&plain)).unwrap();
+        std::fs::write(dir.path().join("text.gz"), gz(b"just text")).unwrap();
+        std::fs::write(dir.path().join("note"), b"not an archive").unwrap();
+        let root = safefs::open_root(dir.path()).unwrap();
+        let ignore = Ignore::default();
+        let src = Source::Context {
+            root: root.as_fd(),
+            ignore: &ignore,
+        };
+        let add = CopyOptions {
+            extract: true,
+            ..Default::default()
+        };
+        let srcs = ["p.tar", "z.tgz", "text.gz", "note"].map(String::from);
+        let (tar, _) = copy_layer(&src, &srcs, "/x/", &add, Vec::new()).unwrap();
+        let mut a = tar::Archive::new(&tar[..]);
+        let got: Vec<(String, Vec<u8>)> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let p = e.path().unwrap().display().to_string();
+                let mut v = Vec::new();
+                e.read_to_end(&mut v).unwrap();
+                (p, v)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            // In the order of the archives' own names (x/note, x/p.tar, x/text.gz, x/z.tgz).
+            [
+                ("x/note".to_string(), b"not an archive".to_vec()),
+                ("x/a/b".to_string(), b"in\n".to_vec()),
+                ("x/text.gz".to_string(), gz(b"just text")),
+                ("x/a/b".to_string(), b"in\n".to_vec()),
+            ]
+        );
     }
 }
