@@ -1,9 +1,9 @@
 //! The build cache (`dockling build`): `<root>/build-cache/<sha256 of the key>` holds the id
 //! of the image a step made, the key being the parent image's id, the instruction as it ran
-//! (variables substituted) and, for COPY/ADD, the digest of what it copied (each entry's path,
-//! kind, mode, owner and link target or content digest; not mtimes, as in Docker). A hit is used only while the
-//! store still holds that image (an `rmi` or `image prune` may have taken it): the cache is a
-//! hint, checked each time, never a second source of truth.
+//! (variables substituted) and, for COPY/ADD, the digest of what it copied (each entry's
+//! path, kind, mode, owner and link target or content digest; not mtimes, as in Docker). A
+//! hit is used only while the store still holds that image (an `rmi` or `image prune` may
+//! have taken it): the cache is a hint, checked each time, never a second source of truth.
 
 use super::{digest_of, Image, Store};
 use crate::error::{Error, Result};
