@@ -270,13 +270,30 @@ impl Store {
     pub fn layer_sink(&self) -> Result<TarSink> {
         let dir = self.temp_area();
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-        let file = std::fs::OpenOptions::new()
+        let tmpfile = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
             .mode(0o600)
-            .open(&dir)
-            .map_err(Error::write("creating a layer file in", &dir))?;
+            .open(&dir);
+        let file = match tmpfile {
+            Ok(f) => f,
+            // A file system without O_TMPFILE: a temporary name, removed at once (a kill
+            // between the two leaves a name the store's sweep knows as this process's).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
+                let p = dir.join(crate::files::temp_name());
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&p)
+                    .map_err(Error::write("creating a layer file in", &dir))?;
+                std::fs::remove_file(&p).map_err(Error::io("remove", &p))?;
+                f
+            }
+            Err(e) => return Err(Error::write("creating a layer file in", &dir)(e)),
+        };
         Ok(TarSink {
             out: BufWriter::with_capacity(1 << 16, file),
             hash: Sha256::new(),
