@@ -547,3 +547,20 @@ fn a_touched_file_keeps_its_copy_cached_a_changed_one_does_not() {
         "two\n"
     );
 }
+
+#[test]
+fn copy_from_a_stage_finds_nothing_under_a_directory_it_deleted() {
+    // The whiteout of /d in the later layer stops the lookup of /d/f: the lower layer's file
+    // is not there any more (before: each layer was looked in on its own, and the lower
+    // layer's /d/f was copied).
+    let b = Build::new(
+        "FROM busybox AS s\nRUN mkdir /d && echo old > /d/f\nRUN rm -rf /d\n\
+         FROM busybox\nCOPY --from=s /d/f /f\n",
+    );
+    let o = b.build(&["-t", "gone:1"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("\"/d/f\": not found"), "{}", o.stderr);
+    let tagged = b.ns.dockling(&b.lab, &["inspect", "gone:1"]);
+    assert_ne!(tagged.code, 0, "a failed build tagged its image");
+    b.no_containers();
+}
