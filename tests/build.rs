@@ -564,3 +564,53 @@ fn copy_from_a_stage_finds_nothing_under_a_directory_it_deleted() {
     assert_ne!(tagged.code, 0, "a failed build tagged its image");
     b.no_containers();
 }
+
+#[test]
+fn a_large_copy_is_built_in_little_memory() {
+    // The COPY layer streams from the context into an unlinked file and from there into the
+    // gzip blob: a 200 MiB file never sits in memory (before: the tar and its gzip, both
+    // whole, about 230 MiB resident).
+    let b = Build::new("FROM busybox\nCOPY big /big\n");
+    let big = std::fs::File::create(b.ctx.path().join("big")).unwrap();
+    std::io::Write::write_all(&mut &big, &vec![0u8; 1 << 20].repeat(200)).unwrap();
+    std::io::Write::write_all(&mut &big, b"tail\n").unwrap();
+    drop(big);
+    let time = Path::new("/usr/bin/time");
+    assert!(
+        time.exists(),
+        "/usr/bin/time is needed to measure the build's memory: install the `time` package"
+    );
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let probe = b.lab.command(&["build", "-q", "-t", "big:1", &ctx]);
+    let mut c = std::process::Command::new(time);
+    c.args(["-f", "maxrss_kib=%M"])
+        .arg(probe.get_program())
+        .args(probe.get_args())
+        .envs(probe.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdin(std::process::Stdio::null());
+    let o: Out = b.ns.enter(c).output().expect("run dockling").into();
+    o.expect_code(0);
+    let rss: u64 = o
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maxrss in {}", o.stderr));
+    assert!(
+        rss < 100 * 1024,
+        "a 200 MiB COPY peaked at {rss} KiB resident"
+    );
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "big:1",
+            "sh",
+            "-c",
+            "wc -c < /big; tail -c 5 /big",
+        ]),
+        "209715205\ntail\n"
+    );
+}
