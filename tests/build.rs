@@ -430,3 +430,187 @@ fn a_context_file_named_like_a_whiteout_is_refused() {
     assert_eq!(o.stdout.trim(), "");
     b.no_containers();
 }
+
+#[test]
+fn copy_of_more_files_than_the_open_file_limit() {
+    // Each file is opened only while its content is written: 1500 files copy under a limit
+    // of 256 open descriptors (before: one descriptor per file held until the tar was
+    // written, and EMFILE).
+    let b = Build::new("FROM busybox\nCOPY many /many\n");
+    for i in 0..1500 {
+        b.file(&format!("many/d{}/f{i}", i % 10), &format!("{i}\n"));
+    }
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let mut c = b.ns.enter(b.lab.command(&["build", "-t", "many:1", &ctx]));
+    // SAFETY: setrlimit only, in the child between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o: Out = c.output().expect("run dockling").into();
+    o.expect_code(0);
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "many:1",
+            "sh",
+            "-c",
+            "find /many -type f | wc -l; cat /many/d7/f1497",
+        ]),
+        "1500\n1497\n"
+    );
+}
+
+#[test]
+fn copy_from_a_stage_reads_it_as_its_containers_saw_it() {
+    // The stage's layers merged as overlayfs merges them (a file a later RUN deleted is not
+    // there), and its symlinks resolved inside the stage's root: an absolute one names the
+    // stage's file, never the host's (nor is it refused).
+    let b = Build::new(
+        "FROM busybox AS s\n\
+         RUN mkdir -p /a /etc/x && echo f > /a/f && echo g > /a/g && echo stage > /etc/x/what\n\
+         RUN rm /a/f && ln -s /etc/x /lnk && ln -s /a/g /a/abs && ln -s /lnk/what /via\n\
+         FROM busybox\n\
+         COPY --from=0 /a /a\n\
+         COPY --from=0 /lnk /copied\n\
+         COPY --from=0 /via /via\n",
+    );
+    b.build(&["-t", "merged:1"]).expect_code(0);
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "merged:1",
+            "sh",
+            "-c",
+            "ls -A /a; readlink /a/abs; cat /copied/what /via",
+        ]),
+        "abs\ng\n/a/g\nstage\nstage\n"
+    );
+}
+
+#[test]
+fn a_touched_file_keeps_its_copy_cached_a_changed_one_does_not() {
+    // Docker's cache does not consider mtimes: the COPY step is keyed on paths, modes,
+    // owners and contents (before: on the tar, whose headers carry the mtime).
+    let b = Build::new("FROM busybox\nCOPY f /f\n");
+    b.file("f", "one\n");
+    let set_mtime = |secs: u64| {
+        std::fs::File::options()
+            .write(true)
+            .open(b.ctx.path().join("f"))
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    };
+    set_mtime(1_000_000_000);
+    b.build(&["-t", "t:1"]).expect_code(0);
+    let id = b.ok(&["inspect", "-f", "{{.Id}}", "t:1"]);
+    set_mtime(1_500_000_000);
+    let again = b.build(&["-t", "t:2"]);
+    again.expect_code(0);
+    // `#N [2/2] COPY f /f` is followed by `#N CACHED` on a hit.
+    let copy_cached = |stderr: &str| {
+        stderr
+            .split("COPY f /f")
+            .nth(1)
+            .and_then(|after| after.lines().nth(1))
+            .is_some_and(|l| l.ends_with(" CACHED"))
+    };
+    assert!(
+        copy_cached(&again.stderr),
+        "the COPY of a touched file ran again:\n{}",
+        again.stderr
+    );
+    assert_eq!(b.ok(&["inspect", "-f", "{{.Id}}", "t:2"]), id);
+    b.file("f", "two\n");
+    set_mtime(1_500_000_000);
+    let changed = b.build(&["-t", "t:3"]);
+    changed.expect_code(0);
+    assert!(!copy_cached(&changed.stderr), "{}", changed.stderr);
+    assert_ne!(b.ok(&["inspect", "-f", "{{.Id}}", "t:3"]), id);
+    assert_eq!(
+        b.ok(&["run", "--rm", "--network", "none", "t:3", "cat", "/f"]),
+        "two\n"
+    );
+}
+
+#[test]
+fn copy_from_a_stage_finds_nothing_under_a_directory_it_deleted() {
+    // The whiteout of /d in the later layer stops the lookup of /d/f: the lower layer's file
+    // is not there any more (before: each layer was looked in on its own, and the lower
+    // layer's /d/f was copied).
+    let b = Build::new(
+        "FROM busybox AS s\nRUN mkdir /d && echo old > /d/f\nRUN rm -rf /d\n\
+         FROM busybox\nCOPY --from=s /d/f /f\n",
+    );
+    let o = b.build(&["-t", "gone:1"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("\"/d/f\": not found"), "{}", o.stderr);
+    let tagged = b.ns.dockling(&b.lab, &["inspect", "gone:1"]);
+    assert_ne!(tagged.code, 0, "a failed build tagged its image");
+    b.no_containers();
+}
+
+#[test]
+fn a_large_copy_is_built_in_little_memory() {
+    // The COPY layer streams from the context into an unlinked file and from there into the
+    // gzip blob: a 200 MiB file never sits in memory (before: the tar and its gzip, both
+    // whole, about 230 MiB resident).
+    let b = Build::new("FROM busybox\nCOPY big /big\n");
+    let big = std::fs::File::create(b.ctx.path().join("big")).unwrap();
+    std::io::Write::write_all(&mut &big, &vec![0u8; 1 << 20].repeat(200)).unwrap();
+    std::io::Write::write_all(&mut &big, b"tail\n").unwrap();
+    drop(big);
+    let time = Path::new("/usr/bin/time");
+    assert!(
+        time.exists(),
+        "/usr/bin/time is needed to measure the build's memory: install the `time` package"
+    );
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let probe = b.lab.command(&["build", "-q", "-t", "big:1", &ctx]);
+    let mut c = std::process::Command::new(time);
+    c.args(["-f", "maxrss_kib=%M"])
+        .arg(probe.get_program())
+        .args(probe.get_args())
+        .envs(probe.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdin(std::process::Stdio::null());
+    let o: Out = b.ns.enter(c).output().expect("run dockling").into();
+    o.expect_code(0);
+    let rss: u64 = o
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maxrss in {}", o.stderr));
+    assert!(
+        rss < 100 * 1024,
+        "a 200 MiB COPY peaked at {rss} KiB resident"
+    );
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "big:1",
+            "sh",
+            "-c",
+            "wc -c < /big; tail -c 5 /big",
+        ]),
+        "209715205\ntail\n"
+    );
+}

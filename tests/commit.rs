@@ -784,3 +784,63 @@ fn podman_pulls_and_runs_what_was_committed_and_pushed() {
     );
     assert_eq!(out, "y\nn\nno-group\n");
 }
+
+/// The peak resident size (KiB) of `dockling args…` against `lab`, as `/usr/bin/time` reports it.
+fn max_rss_kib(lab: &Lab, args: &[&str]) -> u64 {
+    let time = std::path::Path::new("/usr/bin/time");
+    assert!(
+        time.exists(),
+        "/usr/bin/time is needed to measure the commit's memory: install the `time` package"
+    );
+    let out = Command::new(time)
+        .args(["-f", "maxrss_kib=%M", env!("CARGO_BIN_EXE_dockling")])
+        .args(args)
+        .env("DOCKLING_ROOT", lab.root())
+        .env("DOCKLING_CONFIG", lab.dir.path().join("config.yaml"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "dockling {args:?}: {err}");
+    err.lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maxrss in {err}"))
+}
+
+#[test]
+fn a_large_change_is_committed_in_little_memory() {
+    // The layer is streamed through a file: neither the tar nor the gzip blob of a 200 MiB
+    // change is ever held in memory (before: about 2 × 200 MiB resident).
+    let lab = Lab::with_busybox();
+    lab.cmd(&[
+        "run",
+        "--name",
+        "big",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/big bs=1M count=200 2>/dev/null && echo tail >> /big",
+    ])
+    .expect_code(0);
+    let rss = max_rss_kib(&lab, &["commit", "big", "big:1"]);
+    assert!(
+        rss < 100 * 1024,
+        "commit of a 200 MiB change peaked at {rss} KiB resident"
+    );
+    let o = lab.cmd(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "big:1",
+        "sh",
+        "-c",
+        "wc -c < /big; tail -c 5 /big",
+    ]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "209715205\ntail\n");
+}

@@ -26,9 +26,10 @@ use crate::cli::BuildArgs;
 use crate::commands::{commit, require_root, run, Context};
 use crate::container::Containers;
 use crate::error::{Error, Result};
+use crate::image::commit::LayerTar;
 use crate::image::context::{self as bctx, CopyOptions, Ignore, Source};
 use crate::image::dockerfile::{self as df, Args, Instruction, Vars};
-use crate::image::store::{digest_of, Image, Store};
+use crate::image::store::{Image, Store};
 use crate::image::{reference::Reference, ImageError};
 use crate::layers::diff::Lower;
 use crate::plan::StepId;
@@ -385,7 +386,7 @@ impl Builder<'_> {
     fn make(
         &self,
         base: Option<&Image>,
-        layer: Option<&[u8]>,
+        layer: Option<LayerTar>,
         created_by: &str,
         edit: &dyn Fn(&mut Value),
     ) -> Result<Image> {
@@ -395,13 +396,11 @@ impl Builder<'_> {
         let layer = match layer {
             Some(tar) => {
                 self.sys.tracer.step(StepId::CommitLayer)?;
+                let tar_len = tar.len();
                 let l = self.store.store_layer(tar)?;
                 self.sys.tracer.note(&format!(
-                    "layer {}: {} bytes gzip, diff_id {} ({} bytes of tar)",
-                    l.digest,
-                    l.size,
-                    l.diff_id,
-                    tar.len()
+                    "layer {}: {} bytes gzip, diff_id {} ({tar_len} bytes of tar)",
+                    l.digest, l.size, l.diff_id
                 ));
                 Some(l)
             }
@@ -427,7 +426,7 @@ impl Builder<'_> {
         argv: &[String],
         env: &[String],
         shown: &str,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<LayerTar> {
         let mut cli: Vec<String> = ["dockling", "run", "--entrypoint", ""]
             .map(String::from)
             .to_vec();
@@ -490,7 +489,7 @@ impl Builder<'_> {
             let c = self.containers.find(&spec.id)?;
             let lower = Lower::open(&c.spec.layers)
                 .map_err(Error::io("open the layers of", &c.spec.bundle))?;
-            let (tar, stats) = commit::layer_tar(&self.sys, &c, &lower, self.epoch)?;
+            let (tar, stats) = commit::layer_tar(&self.sys, &self.store, &c, &lower, self.epoch)?;
             self.sys.tracer.note(&format!(
                 "the layer holds {} entries, {} bytes of file content, {} whiteouts",
                 stats.entries, stats.bytes, stats.whiteouts
@@ -762,15 +761,13 @@ impl Builder<'_> {
                         Some(i) => b.store.layer_dirs(i)?,
                         None => vec![],
                     };
-                    let layer =
-                        (!bctx::exists_in_layers(&dirs, &path)).then(|| bctx::dir_layer(&path));
+                    let layer = (!bctx::exists_in_layers(&dirs, &path))
+                        .then(|| b.store.layer_of(&bctx::dir_layer(&path)))
+                        .transpose()?;
                     let p = path.clone();
-                    b.make(
-                        base.as_ref(),
-                        layer.as_deref(),
-                        &created_by,
-                        &move |c: &mut Value| c["config"]["WorkingDir"] = json!(p),
-                    )
+                    b.make(base.as_ref(), layer, &created_by, &move |c: &mut Value| {
+                        c["config"]["WorkingDir"] = json!(p)
+                    })
                 })?;
                 w.image = Some(img);
                 Ok(())
@@ -802,7 +799,7 @@ impl Builder<'_> {
                 };
                 let img = self.step(&key, &mut |b| {
                     let tar = b.run_container(&base, &argv, &arg_env, &shown)?;
-                    b.make(Some(&base), Some(&tar), &created_by, &|_| {})
+                    b.make(Some(&base), Some(tar), &created_by, &|_| {})
                 })?;
                 w.image = Some(img);
                 Ok(())
@@ -867,33 +864,38 @@ impl Builder<'_> {
                     extract: add,
                 };
                 let from = flag("from");
-                let tar = match &from {
+                let sink = self.store.layer_sink()?;
+                let (sink, content) = match &from {
                     None => {
                         let source = Source::Context {
                             root: self.context.as_fd(),
                             ignore: &self.ignore,
                         };
-                        bctx::copy_layer(&source, srcs, &dest, &opts)
+                        bctx::copy_layer(&source, srcs, &dest, &opts, sink)
                     }
                     Some(f) => {
                         let img = self.find_base(f)?.ok_or_else(|| {
                             self.err(ins, format!("COPY --from={f}: a stage FROM scratch with no layers has nothing to copy"))
                         })?;
                         let dirs = self.store.layer_dirs(&img)?;
-                        bctx::copy_layer(&Source::Layers(&dirs), srcs, &dest, &opts)
+                        bctx::copy_layer(&Source::Layers(&dirs), srcs, &dest, &opts, sink)
                     }
                 }
                 .map_err(|e| self.err(ins, e))?;
+                let tar = sink.finish().map_err(Error::io("write", "the layer tar"))?;
                 let mut flags = String::new();
                 for (k, v) in &ins.flags {
                     flags.push_str(&format!("--{k}={v} "));
                 }
                 let created_by =
                     format!("{} {flags}{} {dest} # buildkit", ins.name, srcs.join(" "));
-                let key = format!("{parent}\n{created_by}\n{}", digest_of(&tar));
+                // Keyed on what was copied (paths, modes, owners, contents), not on the tar,
+                // whose headers carry mtimes: a touched file stays cached, as in Docker.
+                let key = format!("{parent}\n{created_by}\n{content}");
                 let base = w.image.clone();
+                let mut tar = Some(tar);
                 let img = self.step(&key, &mut |b| {
-                    b.make(base.as_ref(), Some(&tar), &created_by, &|_| {})
+                    b.make(base.as_ref(), tar.take(), &created_by, &|_| {})
                 })?;
                 w.image = Some(img);
                 Ok(())

@@ -13,7 +13,7 @@ use crate::cli::CommitArgs;
 use crate::commands::{diff, lifecycle, require_root, Context};
 use crate::container::{Container, Containers, EngineLock};
 use crate::error::{Error, Result};
-use crate::image::commit::CommitConfig;
+use crate::image::commit::{CommitConfig, LayerTar};
 use crate::image::{reference::Reference, store::Store};
 use crate::layers::commit::{self as layer, LayerWriter};
 use crate::layers::diff::Lower;
@@ -130,15 +130,17 @@ fn hold(containers: &Containers, c: &Container) -> Result<Option<EngineLock>> {
     }
 }
 
-/// The layer tar of the container's changes (uncompressed), and what went into it.
+/// The layer tar of the container's changes (uncompressed), streamed into an unlinked file
+/// of `store`'s, and what went into it.
 pub(crate) fn layer_tar(
     sys: &Sys,
+    store: &Store,
     c: &Container,
     lower: &Lower,
     epoch: Option<i64>,
-) -> Result<(Vec<u8>, layer::LayerStats)> {
+) -> Result<(LayerTar, layer::LayerStats)> {
     let s = &c.spec;
-    let mut w = LayerWriter::new(Vec::new(), epoch);
+    let mut w = LayerWriter::new(store.layer_sink()?, epoch);
     match s.layers_mode {
         LayersMode::Overlay => {
             sys.tracer
@@ -162,7 +164,8 @@ pub(crate) fn layer_tar(
                 .map_err(Error::io("write a layer of", &rootfs))?;
         }
     }
-    let (tar, stats) = w.finish().map_err(Error::io("write", "the layer tar"))?;
+    let (sink, stats) = w.finish().map_err(Error::io("write", "the layer tar"))?;
+    let tar = sink.finish().map_err(Error::io("write", "the layer tar"))?;
     Ok((tar, stats))
 }
 
@@ -208,18 +211,18 @@ fn commit(ctx: &Context, args: &CommitArgs) -> Result<String> {
         }
     };
 
-    let (tar, stats) = layer_tar(&sys, &c, &lower, epoch)?;
+    let (tar, stats) = layer_tar(&sys, &store, &c, &lower, epoch)?;
     sys.tracer.note(&walk_note(
         c.spec.layers_mode == LayersMode::Overlay,
         &stats,
     ));
 
     sys.tracer.step(StepId::CommitLayer)?;
-    let stored = store.commit_layer(&tar)?;
+    let tar_len = tar.len();
+    let stored = store.commit_layer(tar)?;
     let (digest, size, diff_id) = stored.describe();
     sys.tracer.note(&format!(
-        "layer {digest}: {size} bytes gzip, diff_id {diff_id} ({} bytes of tar)",
-        tar.len()
+        "layer {digest}: {size} bytes gzip, diff_id {diff_id} ({tar_len} bytes of tar)"
     ));
 
     sys.tracer.step(StepId::CommitImage)?;

@@ -4,14 +4,17 @@
 //! and tagging it in the store.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+
+use sha2::{Digest as _, Sha256};
 
 use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 use serde_json::{json, Value};
 
 use super::oci::{descriptor, manifest, to_vec};
 use super::reference::Reference;
-use super::store::{digest_of, go_arch, Capped, Image, Ingest, Store};
+use super::store::{go_arch, Capped, Image, Ingest, Store};
 use super::ImageError;
 use crate::error::{Error, Result};
 
@@ -53,6 +56,63 @@ fn tar_header_check(head: &[u8]) -> std::result::Result<(), &'static str> {
         return Err("the checksum of its first header does not match");
     }
     Ok(())
+}
+
+/// An uncompressed layer tar being written ([`Store::layer_sink`]): what is written goes to
+/// an unlinked file and into its digest (the layer's `diff_id`).
+pub struct TarSink {
+    out: BufWriter<File>,
+    hash: Sha256,
+    len: u64,
+}
+
+impl Write for TarSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl TarSink {
+    /// The tar written: its file, length and digest.
+    pub fn finish(self) -> std::io::Result<LayerTar> {
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        Ok(LayerTar {
+            file,
+            len: self.len,
+            diff_id: format!("sha256:{:x}", self.hash.finalize()),
+        })
+    }
+}
+
+/// A whole uncompressed layer tar in its (unlinked) file, for [`Store::store_layer`].
+pub struct LayerTar {
+    file: File,
+    len: u64,
+    diff_id: String,
+}
+
+impl LayerTar {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `sha256:<hex>` of the tar (the layer's `diff_id`).
+    pub fn diff_id(&self) -> &str {
+        &self.diff_id
+    }
 }
 
 /// A layer blob already in the store, about to be added to an image.
@@ -179,7 +239,7 @@ impl Store {
         created_by: &str,
         reference: Option<&Reference>,
     ) -> Result<Image> {
-        let layer = self.store_layer(layer_tar)?;
+        let layer = self.store_layer(self.layer_of(layer_tar)?)?;
         self.write_image(
             base,
             Some(layer),
@@ -191,16 +251,80 @@ impl Store {
         )
     }
 
-    /// Store an uncompressed layer tar as a gzip blob. A fixed gzip header (no name, mtime 0)
-    /// keeps the blob reproducible.
-    pub(crate) fn store_layer(&self, layer_tar: &[u8]) -> Result<NewLayer> {
-        let diff_id = digest_of(layer_tar);
-        let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::default());
-        gz.write_all(layer_tar)
-            .and_then(|_| gz.try_finish())
-            .map_err(ImageError::Compress)?;
-        let compressed = gz.finish().map_err(ImageError::Compress)?;
-        let (digest, size) = self.write_blob(&compressed)?;
+    /// A small layer tar made in memory (a WORKDIR's directory) as a [`LayerTar`].
+    pub fn layer_of(&self, layer_tar: &[u8]) -> Result<LayerTar> {
+        let mut sink = self.layer_sink()?;
+        sink.write_all(layer_tar)
+            .and_then(|_| sink.finish())
+            .map_err(Error::write("writing a layer in", self.temp_area()))
+    }
+
+    /// Where layer tars are written while they are made: the blobs directory, so that the
+    /// space they take is the store's.
+    fn temp_area(&self) -> std::path::PathBuf {
+        self.blob_dir()
+    }
+
+    /// A file to write an uncompressed layer tar into, hashed on the way: an unlinked
+    /// (`O_TMPFILE`) file in the store's blob directory, which nothing can find and a killed
+    /// process leaves nothing of.
+    pub fn layer_sink(&self) -> Result<TarSink> {
+        let dir = self.temp_area();
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        let tmpfile = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(&dir);
+        let file = match tmpfile {
+            Ok(f) => f,
+            // A file system without O_TMPFILE: a temporary name, removed at once (a kill
+            // between the two leaves a name the store's sweep knows as this process's).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
+                let p = dir.join(crate::files::temp_name());
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&p)
+                    .map_err(Error::write("creating a layer file in", &dir))?;
+                std::fs::remove_file(&p).map_err(Error::io("remove", &p))?;
+                f
+            }
+            Err(e) => return Err(Error::write("creating a layer file in", &dir)(e)),
+        };
+        Ok(TarSink {
+            out: BufWriter::with_capacity(1 << 16, file),
+            hash: Sha256::new(),
+            len: 0,
+        })
+    }
+
+    /// Store an uncompressed layer tar as a gzip blob, streamed from its file into the blob's
+    /// temporary file (hashed on the way, renamed into place: [`Store::ingest`]). A fixed gzip
+    /// header (no name, mtime 0) keeps the blob reproducible.
+    pub(crate) fn store_layer(&self, tar: LayerTar) -> Result<NewLayer> {
+        let LayerTar {
+            mut file,
+            len,
+            diff_id,
+        } = tar;
+        let area = self.temp_area();
+        file.seek(SeekFrom::Start(0))
+            .map_err(Error::io("read the layer file in", &area))?;
+        let mut gz = flate2::GzBuilder::new().read(
+            BufReader::with_capacity(1 << 16, file.take(len)),
+            flate2::Compression::default(),
+        );
+        let (digest, size) = self
+            .ingest(&mut gz, None, &mut |_| {})
+            .map_err(|e| match e {
+                Ingest::Read(e) => ImageError::Compress(e).into(),
+                Ingest::Store(e) => e,
+                Ingest::Mismatch(_) => unreachable!("no digest was expected"),
+            })?;
         Ok(NewLayer {
             digest,
             size,
@@ -316,5 +440,41 @@ mod tar_check_tests {
             tar_header_check(&bad),
             Err("the checksum of its first header does not match")
         );
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use std::io::Write;
+
+    use super::super::store::{digest_of, Store};
+
+    #[test]
+    fn a_streamed_layer_is_byte_for_byte_the_one_made_in_memory_before() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        // Half compressible, half not, over several of the reader's buffers.
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| {
+                if i % 200_000 < 100_000 {
+                    (i / 1000) as u8
+                } else {
+                    (i.wrapping_mul(2_654_435_761) >> 13) as u8
+                }
+            })
+            .collect();
+        let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::default());
+        gz.write_all(&data).unwrap();
+        let expected = gz.finish().unwrap();
+        let layer = store.store_layer(store.layer_of(&data).unwrap()).unwrap();
+        assert_eq!(layer.diff_id, digest_of(&data));
+        assert_eq!(layer.digest, digest_of(&expected));
+        assert_eq!(layer.size, expected.len() as u64);
+        // Nothing is left in the blob directory but the blob itself.
+        let names: Vec<_> = std::fs::read_dir(store.blob_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, [layer.digest.trim_start_matches("sha256:")]);
     }
 }

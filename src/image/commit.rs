@@ -10,6 +10,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::build::NewLayer;
+pub use super::build::{LayerTar, TarSink};
 use super::reference::Reference;
 use super::store::{Image, Store};
 use crate::error::Result;
@@ -93,8 +94,9 @@ pub fn check_changes(changes: &[String]) -> Result<()> {
 }
 
 impl Store {
-    /// Store the new layer (an uncompressed tar) as a gzip blob: `(digest, size, diff_id)`.
-    pub fn commit_layer(&self, layer_tar: &[u8]) -> Result<StoredLayer> {
+    /// Store the new layer (an uncompressed tar in its file, as [`Store::layer_sink`] wrote
+    /// it) as a gzip blob, streamed: `(digest, size, diff_id)`.
+    pub fn commit_layer(&self, layer_tar: LayerTar) -> Result<StoredLayer> {
         Ok(StoredLayer(self.store_layer(layer_tar)?))
     }
 

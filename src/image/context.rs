@@ -1,10 +1,15 @@
 //! What `COPY` and `ADD` put into a layer, read from the build context (or from an earlier
 //! stage's layers, `COPY --from`) through descriptors only.
 //!
-//! The context is a hostile tree like any image: each source is opened with
-//! `openat2(RESOLVE_BENEATH)` from the context's directory, so `../x` and a symlink that leads
-//! out of the context fail (`EXDEV`) and are refused by name; inside, a directory is walked
-//! with `O_NOFOLLOW` opens relative to its own descriptor, its symlinks archived as symlinks.
+//! The context is a hostile tree like any image: each source is looked up one name at a time
+//! from the context's directory descriptor (`openat2` of one component, `O_NOFOLLOW`), its
+//! symlinks followed by hand, so `../x` and a symlink that leads out of the context are
+//! refused by name; inside, a directory is walked the same way, its symlinks archived as
+//! symlinks. A stage's layers (`COPY --from`) are read as one tree, merged as overlayfs merges
+//! them (whiteouts, opaque directories), symlinks resolved inside the stage's root. What is
+//! collected is a list of paths and stats; each file is opened (beneath its layer, no
+//! symlink, checked to be the object listed) only while its content is written, so a source
+//! of any number of files needs a handful of descriptors.
 //! `.dockerignore` (Docker's patterns: `*`, `?`, `[..]`, `**`, `!` exceptions, the last match
 //! winning, a directory's match covering what it holds) leaves files out. Entries are owned by
 //! 0:0 (or `--chown` numeric ids), with their own modes (or `--chmod`) and mtimes; the layer
@@ -12,10 +17,14 @@
 //! `ADD` of a local tar archive (plain or gzip) writes its entries under the destination, as
 //! Docker extracts it; `ADD` of a URL is refused.
 
-use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
 
 use crate::sys::fs as safefs;
 
@@ -184,6 +193,7 @@ pub struct CopyOptions {
 }
 
 struct Entry {
+    /// Where it goes in the layer (absolute).
     path: PathBuf,
     st: libc::stat,
     kind: EntryKind,
@@ -191,12 +201,14 @@ struct Entry {
 
 enum EntryKind {
     Dir,
-    File(OwnedFd),
+    /// A regular file: the layer of the source it is in and its path there, with no symlink
+    /// on the way; opened only when its content is written, so that one file at a time is
+    /// open however many the source holds.
+    File {
+        layer: usize,
+        at: PathBuf,
+    },
     Link(PathBuf),
-    /// A stage layer's whiteout: what lower layers gave for this path (and below) is gone.
-    Whiteout,
-    /// A stage layer's opaque directory: what lower layers gave below this path is gone.
-    Opaque,
 }
 
 fn io(what: &Path) -> impl Fn(std::io::Error) -> CopyError + '_ {
@@ -207,111 +219,271 @@ fn stat_fd(fd: BorrowedFd<'_>) -> std::io::Result<libc::stat> {
     crate::layers::diff::fstat(fd)
 }
 
-/// Open `name` in `dir` without following it: the entry and what it is.
-fn open_entry(
-    dir: BorrowedFd<'_>,
-    name: &std::ffi::OsStr,
-) -> std::io::Result<Option<(libc::stat, EntryKind)>> {
-    let st = safefs::stat_at(dir, name)?;
-    let kind = match st.st_mode & libc::S_IFMT {
-        libc::S_IFDIR => EntryKind::Dir,
-        libc::S_IFREG => {
-            let fd = safefs::openat2(
-                dir,
-                Path::new(name),
-                libc::O_RDONLY | libc::O_NOFOLLOW,
-                0,
-                BENEATH | libc::RESOLVE_NO_SYMLINKS,
-            )?;
-            let again = stat_fd(fd.as_fd())?;
-            if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
-                return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
-            }
-            EntryKind::File(fd)
-        }
-        libc::S_IFLNK => {
-            let t = nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&dir)), name)
-                .map_err(std::io::Error::from)?;
-            EntryKind::Link(PathBuf::from(t))
-        }
-        // A layer's whiteout (a 0/0 character device), for the merge of a stage's layers.
-        libc::S_IFCHR if st.st_rdev == 0 => EntryKind::Whiteout,
-        // Devices, FIFOs and sockets of a context are not copied (BuildKit copies devices;
-        // a context rarely holds one).
-        _ => return Ok(None),
-    };
-    Ok(Some((st, kind)))
-}
-
 fn is_whiteout(st: &libc::stat) -> bool {
     crate::layers::diff::is_whiteout(st)
 }
 
-/// Walk the directory `dir` (at `rel` in the source) into `out` under `dest`.
-fn walk(
-    dir: &OwnedFd,
-    rel: &Path,
-    dest: &Path,
-    ignore: Option<&Ignore>,
-    out: &mut Vec<Entry>,
-) -> Result<(), CopyError> {
-    let rd = crate::layers::diff::open_dir(dir.as_fd()).map_err(io(rel))?;
-    let mut names = crate::layers::diff::names(&rd).map_err(io(rel))?;
-    names.sort();
-    for name in names {
-        let r = rel.join(&name);
-        if ignore.is_some_and(|i| i.excluded(&r)) {
-            continue;
+fn kind_of(st: &libc::stat) -> u32 {
+    st.st_mode & libc::S_IFMT
+}
+
+/// One directory of a [`Tree`]: the same directory in each layer that contributes to it, top
+/// layer first, each with the index of its layer (the stack ends at an opaque one).
+type Stack = Vec<(usize, OwnedFd)>;
+
+/// A name in a directory of a [`Tree`].
+enum Node {
+    /// In no layer, or whited out.
+    Missing,
+    /// A directory: its stat (from the top layer that has it) and its stack.
+    Dir(libc::stat, Stack),
+    /// Anything else: its stat, its layer, and an `O_PATH` descriptor of it.
+    Other(libc::stat, usize, OwnedFd),
+}
+
+/// The most symlinks one lookup follows (the kernel's `MAXSYMLINKS`).
+const MAX_LINKS: usize = 40;
+
+/// What sources are read from, as one tree: the context (one layer; a symlink that leads out
+/// of it is refused), or a stage's layers merged as overlayfs merges them (whiteouts hide the
+/// layers below, an opaque directory hides the directories below it, a non-directory above a
+/// directory hides it) in which a symlink resolves inside the stage's root, as
+/// `RESOLVE_IN_ROOT` would: `/etc/x` is the stage's `/etc/x`, never the host's. Every lookup
+/// is one name at a time, relative to a directory descriptor, never following a symlink.
+struct Tree<'a> {
+    /// The layers' root directories, top first.
+    roots: Vec<OwnedFd>,
+    /// A stage's layers (whiteouts, opaque directories, symlinks kept in the root), not a
+    /// context.
+    layers: bool,
+    /// The context's `.dockerignore`.
+    ignore: Option<&'a Ignore>,
+}
+
+impl<'a> Tree<'a> {
+    fn new(source: &Source<'a>) -> Result<Tree<'a>, CopyError> {
+        Ok(match source {
+            Source::Context { root, ignore } => Tree {
+                roots: vec![crate::layers::diff::open_dir(*root)
+                    .map_err(io(Path::new("the build context")))?],
+                layers: false,
+                ignore: Some(ignore),
+            },
+            Source::Layers(dirs) => Tree {
+                roots: dirs
+                    .iter()
+                    .rev()
+                    .map(|d| {
+                        safefs::open_root(d)
+                            .and_then(|r| crate::layers::diff::open_dir(r.as_fd()))
+                            .map_err(io(d))
+                    })
+                    .collect::<Result<_, _>>()?,
+                layers: true,
+                ignore: None,
+            },
+        })
+    }
+
+    fn excluded(&self, rel: &Path) -> bool {
+        self.ignore
+            .is_some_and(|i| !rel.as_os_str().is_empty() && i.excluded(rel))
+    }
+
+    fn root_stack(&self) -> std::io::Result<Stack> {
+        self.roots
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Ok((i, crate::layers::diff::open_dir(r.as_fd())?)))
+            .collect()
+    }
+
+    /// `name` in the directory `stack`.
+    fn child(&self, stack: &[(usize, OwnedFd)], name: &OsStr) -> std::io::Result<Node> {
+        let mut dirs = Stack::new();
+        let mut top = None;
+        for (layer, dir) in stack {
+            let Some(fd) = crate::layers::diff::open_child(dir.as_fd(), name)? else {
+                continue;
+            };
+            let st = stat_fd(fd.as_fd())?;
+            if kind_of(&st) != libc::S_IFDIR {
+                if !dirs.is_empty() {
+                    break;
+                }
+                if self.layers && is_whiteout(&st) {
+                    return Ok(Node::Missing);
+                }
+                return Ok(Node::Other(st, *layer, fd));
+            }
+            let d = crate::layers::diff::open_dir(fd.as_fd())?;
+            let opaque = self.layers && crate::layers::diff::is_opaque(d.as_fd())?;
+            top.get_or_insert(st);
+            dirs.push((*layer, d));
+            if opaque {
+                break;
+            }
         }
-        let Some((st, kind)) = open_entry(dir.as_fd(), &name).map_err(io(&r))? else {
-            continue;
-        };
-        let d = dest.join(&name);
-        // Whiteouts and opaque directories mean something only in a stage's layers (no
-        // ignore file): in a context, a 0/0 device is just not copied.
-        let layers = ignore.is_none();
-        if is_whiteout(&st) {
-            if !layers {
+        Ok(match top {
+            Some(st) => Node::Dir(st, dirs),
+            None => Node::Missing,
+        })
+    }
+
+    /// Look `rel` up, following symlinks (the last one too): its path in the tree with no
+    /// symlink on the way, and what is there; `None` when nothing is.
+    fn resolve(&self, rel: &Path, shown: &str) -> Result<Option<(PathBuf, Node)>, CopyError> {
+        let outside = || CopyError::Outside(shown.to_string());
+        let mut todo: std::collections::VecDeque<std::ffi::OsString> = rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        let mut path: Vec<std::ffi::OsString> = Vec::new();
+        let mut stacks = vec![self.root_stack().map_err(io(rel))?];
+        let mut links = 0;
+        while let Some(c) = todo.pop_front() {
+            if c == ".." {
+                if path.pop().is_some() {
+                    stacks.pop();
+                } else if !self.layers {
+                    return Err(outside());
+                }
                 continue;
             }
-            out.push(Entry {
-                path: d,
-                st,
-                kind: EntryKind::Whiteout,
-            });
-            continue;
-        }
-        if let EntryKind::Dir = kind {
-            let sub = safefs::openat2(
-                dir.as_fd(),
-                Path::new(&name),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                0,
-                BENEATH | libc::RESOLVE_NO_SYMLINKS,
-            )
-            .map_err(io(&r))?;
-            let opaque = layers
-                && crate::layers::diff::open_dir(sub.as_fd())
-                    .and_then(|rd| crate::layers::diff::is_opaque(rd.as_fd()))
-                    .map_err(io(&r))?;
-            if opaque {
-                out.push(Entry {
-                    path: d.clone(),
-                    st,
-                    kind: EntryKind::Opaque,
-                });
+            let here = stacks.last().expect("the root");
+            match self.child(here, &c).map_err(io(rel))? {
+                Node::Missing => return Ok(None),
+                Node::Dir(st, s) => {
+                    path.push(c);
+                    if todo.is_empty() {
+                        return Ok(Some((path.iter().collect(), Node::Dir(st, s))));
+                    }
+                    stacks.push(s);
+                }
+                Node::Other(st, _, fd) if kind_of(&st) == libc::S_IFLNK => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Err(io(rel)(std::io::Error::from_raw_os_error(libc::ELOOP)));
+                    }
+                    let target = PathBuf::from(
+                        nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")
+                            .map_err(|e| io(rel)(e.into()))?,
+                    );
+                    if target.is_absolute() {
+                        if !self.layers {
+                            return Err(outside());
+                        }
+                        path.clear();
+                        stacks.truncate(1);
+                    }
+                    for c in target.components().rev() {
+                        match c {
+                            Component::Normal(n) => todo.push_front(n.to_os_string()),
+                            Component::ParentDir => todo.push_front("..".into()),
+                            _ => {}
+                        }
+                    }
+                }
+                Node::Other(st, layer, fd) => {
+                    if !todo.is_empty() {
+                        return Ok(None); // not a directory
+                    }
+                    path.push(c);
+                    return Ok(Some((path.iter().collect(), Node::Other(st, layer, fd))));
+                }
             }
-            out.push(Entry {
-                path: d.clone(),
-                st,
-                kind: EntryKind::Dir,
-            });
-            walk(&sub, &r, &d, ignore, out)?;
-        } else {
-            out.push(Entry { path: d, st, kind });
         }
+        // The lookup ended on a directory already entered (the root, `x/..`, a link to one).
+        let here = stacks.pop().expect("the root");
+        let st = match here.first() {
+            Some((_, d)) => stat_fd(d.as_fd()).map_err(io(rel))?,
+            None => return Ok(None),
+        };
+        Ok(Some((path.iter().collect(), Node::Dir(st, here))))
     }
-    Ok(())
+
+    /// The names of the directory `stack`, every layer's, in byte order.
+    fn names(stack: &[(usize, OwnedFd)]) -> std::io::Result<Vec<std::ffi::OsString>> {
+        let mut all = std::collections::BTreeSet::new();
+        for (_, d) in stack {
+            all.extend(crate::layers::diff::names(d)?);
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    /// Walk the directory `stack` (at `at` in the tree, `rel` in the source as named) into
+    /// `out` under `dest`: its symlinks archived as symlinks, never followed.
+    fn walk(
+        &self,
+        stack: &[(usize, OwnedFd)],
+        at: &Path,
+        rel: &Path,
+        dest: &Path,
+        out: &mut Vec<Entry>,
+    ) -> Result<(), CopyError> {
+        for name in Tree::names(stack).map_err(io(rel))? {
+            let r = rel.join(&name);
+            if self.excluded(&r) {
+                continue;
+            }
+            let d = dest.join(&name);
+            let a = at.join(&name);
+            match self.child(stack, &name).map_err(io(&r))? {
+                Node::Missing => {}
+                Node::Dir(st, s) => {
+                    out.push(Entry {
+                        path: d.clone(),
+                        st,
+                        kind: EntryKind::Dir,
+                    });
+                    self.walk(&s, &a, &r, &d, out)?;
+                }
+                Node::Other(st, layer, fd) => match kind_of(&st) {
+                    libc::S_IFREG => out.push(Entry {
+                        path: d,
+                        st,
+                        kind: EntryKind::File { layer, at: a },
+                    }),
+                    libc::S_IFLNK => {
+                        let t = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")
+                            .map_err(|e| io(&r)(e.into()))?;
+                        out.push(Entry {
+                            path: d,
+                            st,
+                            kind: EntryKind::Link(PathBuf::from(t)),
+                        });
+                    }
+                    // Devices, FIFOs and sockets are not copied (BuildKit copies devices; a
+                    // context rarely holds one), nor a context's 0/0 device.
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Open the regular file at `at` in `layer` for reading: beneath the layer, no symlink on
+    /// the way, and the very object that was listed (`st`).
+    fn open_file(&self, layer: usize, at: &Path, st: &libc::stat) -> std::io::Result<File> {
+        let fd = safefs::openat2(
+            self.roots[layer].as_fd(),
+            at,
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0,
+            BENEATH | libc::RESOLVE_NO_SYMLINKS,
+        )?;
+        let again = stat_fd(fd.as_fd())?;
+        if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(std::io::Error::other(
+                "replaced while the build read it: build again",
+            ));
+        }
+        Ok(File::from(fd))
+    }
 }
 
 /// True when `s` has glob characters.
@@ -319,12 +491,8 @@ fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// The context-relative names `src` stands for (a glob in its last component expanded).
-fn expand_src(
-    root: BorrowedFd<'_>,
-    src: &str,
-    ignore: Option<&Ignore>,
-) -> Result<Vec<PathBuf>, CopyError> {
+/// The source-relative names `src` stands for (a glob in its last component expanded).
+fn expand_src(tree: &Tree<'_>, src: &str) -> Result<Vec<PathBuf>, CopyError> {
     if Path::new(src)
         .components()
         .any(|c| matches!(c, Component::ParentDir))
@@ -346,13 +514,11 @@ fn expand_src(
         return Ok(vec![rel]);
     };
     let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
-    let pfd = match open_beneath(root, &parent, src)? {
-        Some(fd) => fd,
-        None => return Ok(vec![]),
+    let Some((_, Node::Dir(_, stack))) = tree.resolve(&parent, src)? else {
+        return Ok(vec![]);
     };
-    let rd = crate::layers::diff::open_dir(pfd.as_fd()).map_err(io(&parent))?;
     let pat: Vec<char> = last.chars().collect();
-    let mut hits: Vec<PathBuf> = crate::layers::diff::names(&rd)
+    let mut hits: Vec<PathBuf> = Tree::names(&stack)
         .map_err(io(&parent))?
         .into_iter()
         .filter(|n| {
@@ -360,99 +526,43 @@ fn expand_src(
             glob(&pat, &c)
         })
         .map(|n| parent.join(n))
-        .filter(|p| !ignore.is_some_and(|i| i.excluded(p)))
+        .filter(|p| !tree.excluded(p))
         .collect();
     hits.sort();
     Ok(hits)
 }
 
-/// `O_PATH` descriptor of `rel` beneath `root`, following symlinks that stay inside; `None`
-/// when it does not exist; [`CopyError::Outside`] when it leads out.
-fn open_beneath(
-    root: BorrowedFd<'_>,
-    rel: &Path,
-    shown: &str,
-) -> Result<Option<OwnedFd>, CopyError> {
-    let p = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
-    match safefs::openat2(root, p, libc::O_PATH, 0, BENEATH) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(e)
-            if e.raw_os_error() == Some(libc::ENOENT)
-                || e.raw_os_error() == Some(libc::ENOTDIR) =>
-        {
-            Ok(None)
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            Err(CopyError::Outside(shown.to_string()))
-        }
-        Err(e) => Err(io(rel)(e)),
-    }
-}
-
 /// Collect the entries one source contributes, under `dest` (`dest_is_dir`: a file goes to
 /// `dest/<its name>`).
 fn collect_one(
-    root: BorrowedFd<'_>,
+    tree: &Tree<'_>,
     rel: &Path,
     shown: &str,
     dest: &Path,
     dest_is_dir: bool,
-    ignore: Option<&Ignore>,
     out: &mut Vec<Entry>,
 ) -> Result<bool, CopyError> {
     if rel.components().any(|c| matches!(c, Component::ParentDir)) {
         // `..` never leaves the context in Docker either: refused here, loudly.
         return Err(CopyError::Outside(shown.to_string()));
     }
-    if ignore.is_some_and(|i| !rel.as_os_str().is_empty() && i.excluded(rel)) {
+    if tree.excluded(rel) {
         return Ok(false);
     }
-    let Some(fd) = open_beneath(root, rel, shown)? else {
+    let Some((at, node)) = tree.resolve(rel, shown)? else {
         return Ok(false);
     };
-    let st = stat_fd(fd.as_fd()).map_err(io(rel))?;
-    if is_whiteout(&st) {
-        return Ok(false);
-    }
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFDIR => {
-            let dir = safefs::openat2(
-                fd.as_fd(),
-                Path::new("."),
-                libc::O_PATH | libc::O_DIRECTORY,
-                0,
-                BENEATH,
-            )
-            .map_err(io(rel))?;
-            // In a stage's layers, an opaque directory hides what lower layers held in it.
-            let opaque = ignore.is_none()
-                && crate::layers::diff::open_dir(dir.as_fd())
-                    .and_then(|rd| crate::layers::diff::is_opaque(rd.as_fd()))
-                    .map_err(io(rel))?;
-            if opaque {
-                out.push(Entry {
-                    path: dest.to_path_buf(),
-                    st,
-                    kind: EntryKind::Opaque,
-                });
-            }
+    match node {
+        Node::Missing => return Ok(false),
+        Node::Dir(st, stack) => {
             out.push(Entry {
                 path: dest.to_path_buf(),
                 st,
                 kind: EntryKind::Dir,
             });
-            walk(&dir, rel, dest, ignore, out)?;
+            tree.walk(&stack, &at, rel, dest, out)?;
         }
-        libc::S_IFREG => {
-            // The O_PATH descriptor reopened for reading through its /proc magic link: exactly
-            // the object resolved beneath the context, never a name looked up again.
-            let file = std::fs::File::open(safefs::fd_path(&fd))
-                .map(OwnedFd::from)
-                .map_err(io(rel))?;
+        Node::Other(st, layer, _) if kind_of(&st) == libc::S_IFREG => {
             let name = rel.file_name().map(PathBuf::from).unwrap_or_default();
             let path = if dest_is_dir {
                 dest.join(name)
@@ -462,10 +572,10 @@ fn collect_one(
             out.push(Entry {
                 path,
                 st,
-                kind: EntryKind::File(file),
+                kind: EntryKind::File { layer, at },
             });
         }
-        _ => return Ok(false),
+        Node::Other(..) => return Ok(false),
     }
     Ok(true)
 }
@@ -474,44 +584,32 @@ fn collect_one(
 /// written as their contents under their directory.
 /// `dest_file`: the destination when it names a file (no trailing slash, one source): an
 /// archive ADDed there is unpacked into a directory of that name, as Docker does.
-fn write_tar(
+fn write_tar<W: Write>(
+    tree: &Tree<'_>,
     collected: Vec<Entry>,
     opts: &CopyOptions,
     dest_file: Option<&Path>,
-) -> Result<Vec<u8>, CopyError> {
-    // In the order collected (a stage's layers bottom first): a later entry for a path (an
-    // upper layer's) replaces an earlier one, a whiteout removes the path and what is below
-    // it, an opaque directory what is below it. The map's byte order is the tar's.
+    out: W,
+) -> Result<(W, String), CopyError> {
+    // A later source's entry for a path replaces an earlier one's. The map's byte order is
+    // the tar's.
     let mut merged: std::collections::BTreeMap<Vec<u8>, Entry> = Default::default();
     for e in collected {
-        let key = e.path.as_os_str().as_bytes().to_vec();
-        let mut below = key.clone();
-        below.push(b'/');
-        match e.kind {
-            EntryKind::Whiteout | EntryKind::Opaque => {
-                if matches!(e.kind, EntryKind::Whiteout) {
-                    merged.remove(&key);
-                }
-                merged.retain(|k, _| !k.starts_with(&below));
-            }
-            _ => {
-                merged.insert(key, e);
-            }
-        }
+        merged.insert(e.path.as_os_str().as_bytes().to_vec(), e);
     }
     let entries = merged.into_values();
-    let mut b = tar::Builder::new(Vec::new());
+    let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
     let (uid, gid) = opts.chown.unwrap_or((0, 0));
+    let mut key = Sha256::new();
     for e in entries {
         let rel = safefs::relative(&e.path);
         let shown = e.path.clone();
         // In a layer a `.wh.` name is a deletion: a context file called so would delete the
         // image's files where the layer is unpacked (commit refuses them too).
-        if !matches!(e.kind, EntryKind::Whiteout | EntryKind::Opaque)
-            && rel
-                .file_name()
-                .is_some_and(|n| n.as_bytes().starts_with(b".wh."))
+        if rel
+            .file_name()
+            .is_some_and(|n| n.as_bytes().starts_with(b".wh."))
         {
             return Err(CopyError::WhiteoutName(shown.display().to_string()));
         }
@@ -528,6 +626,7 @@ fn write_tar(
                 }
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
+                key_line(&mut key, b"dir", &rel, mode, (uid, gid), b"");
                 let mut p = rel.into_os_string();
                 p.push("/");
                 b.append_data(&mut h, p, std::io::empty())
@@ -537,66 +636,135 @@ fn write_tar(
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_mode(0o777);
                 h.set_size(0);
+                key_line(
+                    &mut key,
+                    b"symlink",
+                    &rel,
+                    0o777,
+                    (uid, gid),
+                    t.as_os_str().as_bytes(),
+                );
                 b.append_link(&mut h, rel, t).map_err(io(&shown))?;
             }
-            EntryKind::Whiteout | EntryKind::Opaque => {}
-            EntryKind::File(fd) => {
-                let mut f = std::fs::File::from(fd);
+            EntryKind::File { layer, at } => {
+                // Opened now, one at a time, and closed once written.
+                let mut f = tree.open_file(layer, &at, &e.st).map_err(io(&shown))?;
                 if opts.extract {
-                    let mut data = Vec::new();
-                    f.read_to_end(&mut data).map_err(io(&shown))?;
-                    if let Some(n) = extract_into(
-                        &mut b,
-                        &data,
-                        if dest_file == Some(e.path.as_path()) {
-                            &rel
-                        } else {
-                            rel.parent().unwrap_or(Path::new(""))
-                        },
-                    )
-                    .map_err(io(&shown))?
-                    {
-                        let _ = n;
+                    // What an archive extracts to follows from its bytes: they are the key
+                    // (hashed in one streamed pass first).
+                    let mut whole = Hashing {
+                        inner: &mut f,
+                        hash: Sha256::new(),
+                    };
+                    std::io::copy(&mut whole, &mut std::io::sink()).map_err(io(&shown))?;
+                    let digest = whole.hash.finalize();
+                    key_line(&mut key, b"add", &rel, mode, (uid, gid), &digest);
+                    let dir = if dest_file == Some(e.path.as_path()) {
+                        rel.as_path()
+                    } else {
+                        rel.parent().unwrap_or(Path::new(""))
+                    };
+                    if extract_into(&mut b, &mut f, dir).map_err(io(&shown))? {
                         continue;
                     }
+                    // Not an archive: copied as it is.
+                    f.seek(SeekFrom::Start(0)).map_err(io(&shown))?;
                     h.set_entry_type(tar::EntryType::Regular);
-                    h.set_size(data.len() as u64);
-                    b.append_data(&mut h, rel, &data[..]).map_err(io(&shown))?;
+                    h.set_size(e.st.st_size as u64);
+                    b.append_data(&mut h, &rel, f.take(e.st.st_size as u64))
+                        .map_err(io(&shown))?;
                     continue;
                 }
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(e.st.st_size as u64);
-                b.append_data(&mut h, rel, f.take(e.st.st_size as u64))
+                // The content is hashed as it streams into the tar.
+                let mut content = Hashing {
+                    inner: f.take(e.st.st_size as u64),
+                    hash: Sha256::new(),
+                };
+                b.append_data(&mut h, &rel, &mut content)
                     .map_err(io(&shown))?;
+                key_line(
+                    &mut key,
+                    b"file",
+                    &rel,
+                    mode,
+                    (uid, gid),
+                    &content.hash.finalize(),
+                );
             }
         }
     }
-    b.into_inner().map_err(io(Path::new("the layer")))
+    let out = b.into_inner().map_err(io(Path::new("the layer")))?;
+    Ok((out, format!("sha256:{:x}", key.finalize())))
 }
 
-/// When `data` is a tar archive (plain or gzip), append its entries under `dir`: `Some(n)`.
-fn extract_into(
-    b: &mut tar::Builder<Vec<u8>>,
-    data: &[u8],
-    dir: &Path,
-) -> std::io::Result<Option<usize>> {
-    let plain: Vec<u8> = if data.starts_with(&[0x1f, 0x8b]) {
-        let mut v = Vec::new();
-        if flate2::read::GzDecoder::new(data)
-            .read_to_end(&mut v)
-            .is_err()
-        {
-            return Ok(None);
-        }
-        v
-    } else {
-        data.to_vec()
-    };
-    if plain.len() < 512 || &plain[257..262] != b"ustar" {
-        return Ok(None);
+/// A reader that hashes what is read through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
     }
-    let mut a = tar::Archive::new(&plain[..]);
-    let mut n = 0;
+}
+
+/// One entry's part of the cache key: what it is, its path, mode, owner and its target or
+/// content digest, each field length-prefixed. Never its mtime: Docker's cache ignores mtimes.
+fn key_line(
+    key: &mut Sha256,
+    kind: &[u8],
+    path: &Path,
+    mode: u32,
+    (uid, gid): (u32, u32),
+    what: &[u8],
+) {
+    let mode = mode.to_string();
+    let (uid, gid) = (uid.to_string(), gid.to_string());
+    for field in [
+        kind,
+        path.as_os_str().as_bytes(),
+        mode.as_bytes(),
+        uid.as_bytes(),
+        gid.as_bytes(),
+        what,
+    ] {
+        key.update((field.len() as u64).to_le_bytes());
+        key.update(field);
+    }
+}
+
+/// The content of `f` from its start, gunzipped when it is gzip.
+fn archive_stream(f: &mut File) -> std::io::Result<Box<dyn Read + '_>> {
+    f.seek(SeekFrom::Start(0))?;
+    let mut magic = Vec::with_capacity(2);
+    (&mut *f).take(2).read_to_end(&mut magic)?;
+    f.seek(SeekFrom::Start(0))?;
+    let r = std::io::BufReader::with_capacity(1 << 16, f);
+    Ok(if magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::GzDecoder::new(r))
+    } else {
+        Box::new(r)
+    })
+}
+
+/// When `f` is a tar archive (plain or gzip: its first block a ustar header), append its
+/// entries under `dir`, streamed: `true`; `false` when it is no archive.
+fn extract_into<W: Write>(
+    b: &mut tar::Builder<W>,
+    f: &mut File,
+    dir: &Path,
+) -> std::io::Result<bool> {
+    let mut head = Vec::with_capacity(512);
+    let probe = archive_stream(f)?.take(512).read_to_end(&mut head);
+    if probe.is_err() || head.len() < 512 || &head[257..262] != b"ustar" {
+        return Ok(false);
+    }
+    let mut a = tar::Archive::new(archive_stream(f)?);
     for e in a.entries()? {
         let mut e = e?;
         let path = e.path()?.into_owned();
@@ -633,82 +801,46 @@ fn extract_into(
                 );
                 b.append_link(&mut h, target, t)?;
             }
-            _ => {
-                let mut content = Vec::new();
-                e.read_to_end(&mut content)?;
-                b.append_data(&mut h, target, &content[..])?;
-            }
+            _ => b.append_data(&mut h, target, &mut e)?,
         }
-        n += 1;
     }
-    Ok(Some(n))
+    Ok(true)
 }
 
-/// The layer tar of `COPY srcs dest` (dest absolute, the working directory applied).
-pub fn copy_layer(
+/// The layer tar of `COPY srcs dest` (dest absolute, the working directory applied), written
+/// into `out` as it is read (a file's content is never held in memory whole), and the step's
+/// cache key: a digest of each entry's path, kind, mode, owner and link target or content
+/// digest, without the mtimes the tar's headers carry (Docker's cache does not consider them).
+pub fn copy_layer<W: Write>(
     source: &Source<'_>,
     srcs: &[String],
     dest: &str,
     opts: &CopyOptions,
-) -> Result<Vec<u8>, CopyError> {
+    out: W,
+) -> Result<(W, String), CopyError> {
     let many = srcs.len() > 1 || srcs.iter().any(|s| has_glob(s));
     let dest_is_dir = dest.ends_with('/') || many;
     let dest_path = PathBuf::from(dest);
+    let tree = Tree::new(source)?;
     let mut entries = Vec::new();
     for src in srcs {
-        let found = match source {
-            Source::Context { root, ignore } => {
-                let mut any = false;
-                for rel in expand_src(*root, src, Some(ignore))? {
-                    any |= collect_one(
-                        *root,
-                        &rel,
-                        src,
-                        &dest_path,
-                        dest_is_dir,
-                        Some(ignore),
-                        &mut entries,
-                    )?;
-                }
-                any
-            }
-            Source::Layers(dirs) => {
-                // The topmost layer that has the path decides whether it exists: a whiteout
-                // there means a later step deleted it.
-                let rel = safefs::relative(Path::new(src));
-                let mut top = None;
-                for d in dirs.iter().rev() {
-                    let root = safefs::open_root(d).map_err(io(d))?;
-                    if let Some(fd) = open_beneath(root.as_fd(), &rel, src)? {
-                        top = Some(stat_fd(fd.as_fd()).map_err(io(&rel))?);
-                        break;
-                    }
-                }
-                let mut any = top.is_some_and(|st| !is_whiteout(&st));
-                let dirs: &[PathBuf] = if any { dirs } else { &[] };
-                for d in dirs.iter() {
-                    let root = safefs::open_root(d).map_err(io(d))?;
-                    let rel = safefs::relative(Path::new(src));
-                    any |= collect_one(
-                        root.as_fd(),
-                        &rel,
-                        src,
-                        &dest_path,
-                        dest_is_dir,
-                        None,
-                        &mut entries,
-                    )?;
-                }
-                any
-            }
-        };
+        let mut found = false;
+        for rel in expand_src(&tree, src)? {
+            found |= collect_one(&tree, &rel, src, &dest_path, dest_is_dir, &mut entries)?;
+        }
         if !found {
             return Err(CopyError::NotFound(
                 safefs::relative(Path::new(src)).display().to_string(),
             ));
         }
     }
-    write_tar(entries, opts, (!dest_is_dir).then_some(dest_path.as_path()))
+    write_tar(
+        &tree,
+        entries,
+        opts,
+        (!dest_is_dir).then_some(dest_path.as_path()),
+        out,
+    )
 }
 
 /// The layer tar of a directory that `WORKDIR` makes.
@@ -726,36 +858,31 @@ pub fn dir_layer(path: &str) -> Vec<u8> {
     b.into_inner().expect("in memory")
 }
 
-/// True when the topmost layer that has `path` (layers bottom first) has a directory there,
-/// resolved inside each layer (`RESOLVE_IN_ROOT`: a symlink stays in the layer).
-pub fn is_dir_in_layers(dirs: &[PathBuf], path: &str) -> bool {
-    let rel = safefs::relative(Path::new(path));
-    if rel.as_os_str().is_empty() {
-        return true;
+/// What `path` is in the image of `dirs` (layers bottom first), merged as overlayfs merges
+/// them, symlinks resolved inside its root.
+fn lookup_in_layers(dirs: &[PathBuf], path: &str) -> Option<libc::stat> {
+    let tree = Tree::new(&Source::Layers(dirs)).ok()?;
+    match tree.resolve(&safefs::relative(Path::new(path)), path) {
+        Ok(Some((_, Node::Dir(st, _) | Node::Other(st, ..)))) => Some(st),
+        _ => None,
     }
-    for d in dirs.iter().rev() {
-        let found = safefs::open_root(d)
-            .and_then(|r| safefs::openat2(r.as_fd(), &rel, libc::O_PATH, 0, safefs::IN_ROOT))
-            .and_then(|fd| stat_fd(fd.as_fd()));
-        if let Ok(st) = found {
-            return !is_whiteout(&st) && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        }
-    }
-    false
 }
 
-/// True when `path` exists in one of the image's layers (a directory WORKDIR need not make).
-pub fn exists_in_layers(dirs: &[PathBuf], path: &str) -> bool {
-    let rel = safefs::relative(Path::new(path));
-    if rel.as_os_str().is_empty() {
+/// True when the image of `dirs` (layers bottom first) has a directory at `path` (a symlink
+/// to one counts, resolved inside the image).
+pub fn is_dir_in_layers(dirs: &[PathBuf], path: &str) -> bool {
+    if safefs::relative(Path::new(path)).as_os_str().is_empty() {
         return true;
     }
-    dirs.iter().any(|d| {
-        safefs::open_root(d)
-            .and_then(|r| safefs::openat2(r.as_fd(), &rel, libc::O_PATH, 0, safefs::IN_ROOT))
-            .and_then(|fd| stat_fd(fd.as_fd()))
-            .is_ok_and(|st| !is_whiteout(&st))
-    })
+    lookup_in_layers(dirs, path).is_some_and(|st| kind_of(&st) == libc::S_IFDIR)
+}
+
+/// True when `path` exists in the image of `dirs` (a directory WORKDIR need not make).
+pub fn exists_in_layers(dirs: &[PathBuf], path: &str) -> bool {
+    if safefs::relative(Path::new(path)).as_os_str().is_empty() {
+        return true;
+    }
+    lookup_in_layers(dirs, path).is_some()
 }
 
 #[cfg(test)]
@@ -808,7 +935,14 @@ mod tests {
             root: root.as_fd(),
             ignore: &ignore,
         };
-        let tar = copy_layer(&src, &["d".into()], "/app", &CopyOptions::default()).unwrap();
+        let (tar, _) = copy_layer(
+            &src,
+            &["d".into()],
+            "/app",
+            &CopyOptions::default(),
+            Vec::new(),
+        )
+        .unwrap();
         let mut a = tar::Archive::new(&tar[..]);
         let names: Vec<String> = a
             .entries()
@@ -817,18 +951,36 @@ mod tests {
             .collect();
         assert_eq!(names, ["app/", "app/sub/", "app/sub/f"]);
         assert!(matches!(
-            copy_layer(&src, &["out".into()], "/x", &CopyOptions::default()),
+            copy_layer(
+                &src,
+                &["out".into()],
+                "/x",
+                &CopyOptions::default(),
+                Vec::new()
+            ),
             Err(CopyError::Outside(_))
         ));
         assert!(matches!(
-            copy_layer(&src, &["../secret".into()], "/x", &CopyOptions::default()),
+            copy_layer(
+                &src,
+                &["../secret".into()],
+                "/x",
+                &CopyOptions::default(),
+                Vec::new()
+            ),
             Err(CopyError::Outside(_))
         ));
         assert!(matches!(
-            copy_layer(&src, &["d/x.log".into()], "/x", &CopyOptions::default()),
+            copy_layer(
+                &src,
+                &["d/x.log".into()],
+                "/x",
+                &CopyOptions::default(),
+                Vec::new()
+            ),
             Err(CopyError::NotFound(_))
         ));
-        let tar = copy_layer(
+        let (tar, _) = copy_layer(
             &src,
             &["in".into()],
             "/etc/",
@@ -836,6 +988,7 @@ mod tests {
                 chown: Some((5, 6)),
                 ..Default::default()
             },
+            Vec::new(),
         )
         .unwrap();
         let mut a = tar::Archive::new(&tar[..]);
@@ -843,5 +996,106 @@ mod tests {
         assert_eq!(e.path().unwrap().display().to_string(), "etc/in");
         assert_eq!(e.header().uid().unwrap(), 5);
         assert_eq!(e.header().entry_type(), tar::EntryType::Regular);
+    }
+
+    #[test]
+    fn the_cache_key_ignores_mtimes_but_not_content_mode_or_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d/f");
+        std::fs::create_dir_all(dir.path().join("d")).unwrap();
+        std::fs::write(&f, b"same").unwrap();
+        let root = safefs::open_root(dir.path()).unwrap();
+        let ignore = Ignore::default();
+        let src = Source::Context {
+            root: root.as_fd(),
+            ignore: &ignore,
+        };
+        let copy =
+            |opts: &CopyOptions| copy_layer(&src, &["d".into()], "/d", opts, Vec::new()).unwrap();
+        let set_mtime = |t: u64| {
+            std::fs::File::options()
+                .write(true)
+                .open(&f)
+                .unwrap()
+                .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
+                .unwrap();
+        };
+        set_mtime(1_000_000);
+        let (tar1, key1) = copy(&CopyOptions::default());
+        set_mtime(2_000_000);
+        let (tar2, key2) = copy(&CopyOptions::default());
+        assert_ne!(tar1, tar2, "the tar carries the mtime");
+        assert_eq!(key1, key2, "the key does not");
+        std::fs::write(&f, b"diff").unwrap();
+        set_mtime(2_000_000);
+        assert_ne!(copy(&CopyOptions::default()).1, key2);
+        std::fs::write(&f, b"same").unwrap();
+        assert_eq!(copy(&CopyOptions::default()).1, key2);
+        let chmod = CopyOptions {
+            chmod: Some(0o600),
+            ..Default::default()
+        };
+        assert_ne!(copy(&chmod).1, key2);
+        let chown = CopyOptions {
+            chown: Some((1, 1)),
+            ..Default::default()
+        };
+        assert_ne!(copy(&chown).1, key2);
+    }
+
+    #[test]
+    fn add_streams_plain_and_gzip_archives_and_copies_anything_else() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        t.append_data(&mut h, "a/b", &b"in\n"[..]).unwrap();
+        let plain = t.into_inner().unwrap();
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        std::fs::write(dir.path().join("p.tar"), &plain).unwrap();
+        std::fs::write(dir.path().join("z.tgz"), gz(&plain)).unwrap();
+        std::fs::write(dir.path().join("text.gz"), gz(b"just text")).unwrap();
+        std::fs::write(dir.path().join("note"), b"not an archive").unwrap();
+        let root = safefs::open_root(dir.path()).unwrap();
+        let ignore = Ignore::default();
+        let src = Source::Context {
+            root: root.as_fd(),
+            ignore: &ignore,
+        };
+        let add = CopyOptions {
+            extract: true,
+            ..Default::default()
+        };
+        let srcs = ["p.tar", "z.tgz", "text.gz", "note"].map(String::from);
+        let (tar, _) = copy_layer(&src, &srcs, "/x/", &add, Vec::new()).unwrap();
+        let mut a = tar::Archive::new(&tar[..]);
+        let got: Vec<(String, Vec<u8>)> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let p = e.path().unwrap().display().to_string();
+                let mut v = Vec::new();
+                e.read_to_end(&mut v).unwrap();
+                (p, v)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            // In the order of the archives' own names (x/note, x/p.tar, x/text.gz, x/z.tgz).
+            [
+                ("x/note".to_string(), b"not an archive".to_vec()),
+                ("x/a/b".to_string(), b"in\n".to_vec()),
+                ("x/text.gz".to_string(), gz(b"just text")),
+                ("x/a/b".to_string(), b"in\n".to_vec()),
+            ]
+        );
     }
 }

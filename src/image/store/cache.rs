@@ -1,14 +1,21 @@
 //! The build cache (`dockling build`): `<root>/build-cache/<sha256 of the key>` holds the id
 //! of the image a step made, the key being the parent image's id, the instruction as it ran
-//! (variables substituted) and the digest of what it copied. A hit is used only while the
-//! store still holds that image (an `rmi` or `image prune` may have taken it): the cache is a
-//! hint, checked each time, never a second source of truth.
+//! (variables substituted) and, for COPY/ADD, the digest of what it copied (each entry's
+//! path, kind, mode, owner and link target or content digest; not mtimes, as in Docker). A
+//! hit is used only while the store still holds that image (an `rmi` or `image prune` may
+//! have taken it): the cache is a hint, checked each time, never a second source of truth.
 
 use super::{digest_of, Image, Store};
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 
 impl Store {
+    /// The blobs directory: where a step's layer tar is written (unlinked) while it is made,
+    /// on the file system its blob will be stored on.
+    pub(crate) fn blob_dir(&self) -> std::path::PathBuf {
+        self.oci.join("blobs/sha256")
+    }
+
     fn cache_file(&self, key: &str) -> std::path::PathBuf {
         let hex = digest_of(key.as_bytes());
         self.oci
