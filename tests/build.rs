@@ -430,3 +430,71 @@ fn a_context_file_named_like_a_whiteout_is_refused() {
     assert_eq!(o.stdout.trim(), "");
     b.no_containers();
 }
+
+#[test]
+fn shell_changes_the_shell_of_later_shell_form_instructions() {
+    // /bin/echo as the "shell" shows exactly which argv a shell-form line became.
+    let b = Build::new(
+        "FROM busybox\nRUN echo before && touch /before\nSHELL [\"/bin/echo\", \"shell:\"]\nRUN hello there\nCMD ls /\n",
+    );
+    let o = b.build(&["-t", "sh:1"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr.lines().any(|l| l.ends_with(" shell: hello there")),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.lines().any(|l| l.ends_with(" before")),
+        "{}",
+        o.stderr
+    );
+    let cfg = b.ok(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Shell}} {{json .Config.Cmd}}",
+        "sh:1",
+    ]);
+    assert_eq!(
+        cfg.trim(),
+        r#"["/bin/echo","shell:"] ["/bin/echo","shell:","ls /"]"#
+    );
+    let history = b.ok(&["history", "--no-trunc", "sh:1"]);
+    assert!(history.contains("SHELL [/bin/echo shell:]"), "{history}");
+    assert!(
+        history.contains("RUN /bin/echo shell: hello there"),
+        "{history}"
+    );
+    // A build FROM it inherits the shell, as Docker's does.
+    std::fs::write(
+        b.ctx.path().join("Child"),
+        "FROM sh:1\nRUN from the child\n",
+    )
+    .unwrap();
+    let f = b.ctx.path().join("Child");
+    let o = b.build(&["-f", f.to_str().unwrap(), "-t", "sh:2"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr
+            .lines()
+            .any(|l| l.ends_with(" shell: from the child")),
+        "{}",
+        o.stderr
+    );
+    // Only the JSON form: the error names the line.
+    std::fs::write(
+        b.ctx.path().join("Bad"),
+        "FROM busybox\n\nSHELL /bin/sh -c\n",
+    )
+    .unwrap();
+    let f = b.ctx.path().join("Bad");
+    let o = b.build(&["-f", f.to_str().unwrap(), "-t", "sh:3"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("Bad:3: SHELL requires the arguments to be in JSON form"),
+        "{}",
+        o.stderr
+    );
+    b.no_containers();
+}

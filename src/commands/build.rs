@@ -283,11 +283,22 @@ fn list(args: &Args, escape: char, vars: &Vars, file: &str, line: usize) -> Resu
     .map_err(|e| fail(format!("{file}:{line}: {}", e.0)))
 }
 
-fn command(args: &Args) -> Vec<String> {
+/// The argv of RUN, CMD or ENTRYPOINT: the exec form as written, the shell form given to
+/// `shell` (the image's `SHELL`, `/bin/sh -c` without one), as BuildKit's `withShell`.
+fn command(args: &Args, shell: &[String]) -> Vec<String> {
     match args {
         Args::Json(v) => v.clone(),
-        Args::Text(t) => vec!["/bin/sh".into(), "-c".into(), t.clone()],
+        Args::Text(t) => {
+            let mut argv = shell.to_vec();
+            argv.push(t.clone());
+            argv
+        }
     }
+}
+
+/// The shell of shell-form instructions when no `SHELL` set one.
+fn default_shell() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into()]
 }
 
 /// COPY's destination made absolute against the working directory; a trailing `/` (or a
@@ -345,6 +356,33 @@ fn parse_ids(s: &str, layers: &[std::path::PathBuf]) -> Result<(u32, u32)> {
 impl Builder<'_> {
     fn err(&self, ins: &Instruction, msg: impl std::fmt::Display) -> Error {
         fail(format!("{}:{}: {msg}", self.file, ins.line))
+    }
+
+    /// The `config` of an image's config blob as stored, with the fields oci-spec's type
+    /// leaves out (`Shell`, `Healthcheck`, `OnBuild`: Docker's extensions).
+    fn raw_config(&self, img: Option<&Image>) -> Result<Value> {
+        let Some(i) = img else {
+            return Ok(Value::Null);
+        };
+        let bytes = self.store.read_blob(&i.id)?;
+        Ok(serde_json::from_slice::<Value>(&bytes)
+            .map(|v| v["config"].clone())
+            .unwrap_or(Value::Null))
+    }
+
+    /// The shell that shell-form RUN, CMD and ENTRYPOINT run in: the image's `Shell` (set by
+    /// `SHELL`, here or in a base image), `/bin/sh -c` otherwise.
+    fn shell(&self, img: Option<&Image>) -> Result<Vec<String>> {
+        let cfg = self.raw_config(img)?;
+        Ok(cfg["Shell"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(default_shell))
     }
 
     fn find_base(&self, name: &str) -> Result<Option<Image>> {
@@ -555,6 +593,7 @@ impl Builder<'_> {
                 .find(|(f, _)| f == name)
                 .map(|(_, v)| v.clone())
         };
+        let shell = self.shell(w.image.as_ref())?;
         // Config-only instructions: (created_by, edit).
         type Edit = Box<dyn Fn(&mut Value)>;
         let meta: Option<(String, Edit)> = match ins.name.as_str() {
@@ -688,8 +727,19 @@ impl Builder<'_> {
                     }),
                 ))
             }
+            "SHELL" => {
+                let Args::Json(sh) = &ins.args else {
+                    return Err(self.err(ins, "SHELL requires the arguments to be in JSON form"));
+                };
+                let sh = sh.clone();
+                // BuildKit's history line is Go's `%v` of the list: `SHELL [/bin/bash -c]`.
+                Some((
+                    format!("SHELL [{}]", sh.join(" ")),
+                    Box::new(move |c: &mut Value| c["config"]["Shell"] = json!(sh)),
+                ))
+            }
             "CMD" | "ENTRYPOINT" => {
-                let argv = command(&ins.args);
+                let argv = command(&ins.args, &shell);
                 let is_cmd = ins.name == "CMD";
                 let clear_cmd = !is_cmd && !w.cmd_set;
                 if is_cmd {
@@ -776,7 +826,7 @@ impl Builder<'_> {
                 Ok(())
             }
             "RUN" => {
-                let argv = command(&ins.args);
+                let argv = command(&ins.args, &shell);
                 // ARGs reach RUN as its environment (ENV wins), and are part of its key.
                 let env_keys: Vec<String> = w.env().into_iter().map(|(k, _)| k).collect();
                 let mut arg_env: Vec<String> = w

@@ -32,10 +32,11 @@ pub const INSTRUCTIONS: &[&str] = &[
     "ENTRYPOINT",
     "VOLUME",
     "STOPSIGNAL",
+    "SHELL",
 ];
 
 /// Docker instructions dockling knows but does not build (yet).
-const UNSUPPORTED: &[&str] = &["SHELL", "HEALTHCHECK", "ONBUILD", "MAINTAINER"];
+const UNSUPPORTED: &[&str] = &["HEALTHCHECK", "ONBUILD", "MAINTAINER"];
 
 /// A Dockerfile syntax error at a line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -259,6 +260,14 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
         };
         if empty {
             return Err(err(line, format!("{name} requires at least one argument")));
+        }
+        if name == "SHELL" && matches!(args, Args::Text(_)) {
+            // BuildKit's words: the shell is a program and its flags, never shell text.
+            return Err(err(
+                line,
+                "SHELL requires the arguments to be in JSON form: SHELL [\"/bin/bash\", \"-c\"]"
+                    .into(),
+            ));
         }
         let known_flags: &[&str] = match name.as_str() {
             "FROM" => &["platform"],
@@ -715,8 +724,22 @@ mod tests {
         assert!(e.msg.contains("no FROM"), "{e}");
         let e = parse("FROM a AS x\nFROM b AS X\n", "Dockerfile").unwrap_err();
         assert_eq!(e.line, 2);
-        let e = parse("FROM a\nSHELL [\"bash\"]\n", "Dockerfile").unwrap_err();
+        let e = parse("FROM a\nHEALTHCHECK NONE\n", "Dockerfile").unwrap_err();
         assert!(e.msg.contains("not supported"), "{e}");
+        let e = parse("FROM a\n\nSHELL /bin/bash -c\n", "Dockerfile").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(
+            e.msg
+                .starts_with("SHELL requires the arguments to be in JSON form"),
+            "{e}"
+        );
+        let e = parse("FROM a\nSHELL []\n", "Dockerfile").unwrap_err();
+        assert_eq!(e.msg, "SHELL requires at least one argument");
+        let df = parse("FROM a\nSHELL [\"/bin/bash\", \"-c\"]\n", "Dockerfile").unwrap();
+        assert_eq!(
+            df.stages[0].instructions[0].args,
+            Args::Json(vec!["/bin/bash".into(), "-c".into()])
+        );
     }
 
     #[test]
