@@ -498,3 +498,44 @@ fn shell_changes_the_shell_of_later_shell_form_instructions() {
     );
     b.no_containers();
 }
+
+#[test]
+fn healthcheck_is_stored_as_docker_stores_it() {
+    let b = Build::new(
+        "FROM busybox\nHEALTHCHECK --interval=30s --timeout=3s --start-period=1m --retries=3 \\\n  CMD wget -q -O- http://localhost/ || exit 1\n",
+    );
+    let o = b.build(&["-t", "hc:1"]);
+    o.expect_code(0);
+    let hc = b.ok(&["inspect", "-f", "{{json .Config.Healthcheck}}", "hc:1"]);
+    assert_eq!(
+        hc.trim(),
+        r#"{"Test":["CMD-SHELL","wget -q -O- http://localhost/ || exit 1"],"Interval":30000000000,"Timeout":3000000000,"StartPeriod":60000000000,"Retries":3}"#
+    );
+    let history = b.ok(&["history", "--no-trunc", "hc:1"]);
+    assert!(
+        history.contains("HEALTHCHECK {Test:[CMD-SHELL wget -q -O- http://localhost/ || exit 1] Interval:30s Timeout:3s StartPeriod:1m0s StartInterval:0s Retries:3}"),
+        "{history}"
+    );
+    // NONE, in an image built FROM it, switches the inherited check off.
+    std::fs::write(b.ctx.path().join("None"), "FROM hc:1\nHEALTHCHECK NONE\n").unwrap();
+    let f = b.ctx.path().join("None");
+    b.build(&["-f", f.to_str().unwrap(), "-t", "hc:2"])
+        .expect_code(0);
+    let hc = b.ok(&["inspect", "-f", "{{json .Config.Healthcheck}}", "hc:2"]);
+    assert_eq!(hc.trim(), r#"{"Test":["NONE"]}"#);
+    // A bad flag value names the line.
+    std::fs::write(
+        b.ctx.path().join("Bad"),
+        "FROM busybox\nHEALTHCHECK --interval=5 CMD true\n",
+    )
+    .unwrap();
+    let f = b.ctx.path().join("Bad");
+    let o = b.build(&["-f", f.to_str().unwrap()]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("Bad:2: time: missing unit in duration \"5\""),
+        "{}",
+        o.stderr
+    );
+}

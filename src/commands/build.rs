@@ -738,6 +738,15 @@ impl Builder<'_> {
                     Box::new(move |c: &mut Value| c["config"]["Shell"] = json!(sh)),
                 ))
             }
+            "HEALTHCHECK" => {
+                // Stored as Docker stores it; dockling runs no healthcheck (yet).
+                let h = df::healthcheck(ins).map_err(|m| self.err(ins, m))?;
+                let v = h.to_config();
+                Some((
+                    h.history(),
+                    Box::new(move |c: &mut Value| c["config"]["Healthcheck"] = v.clone()),
+                ))
+            }
             "CMD" | "ENTRYPOINT" => {
                 let argv = command(&ins.args, &shell);
                 let is_cmd = ins.name == "CMD";

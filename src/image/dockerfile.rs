@@ -33,10 +33,11 @@ pub const INSTRUCTIONS: &[&str] = &[
     "VOLUME",
     "STOPSIGNAL",
     "SHELL",
+    "HEALTHCHECK",
 ];
 
 /// Docker instructions dockling knows but does not build (yet).
-const UNSUPPORTED: &[&str] = &["HEALTHCHECK", "ONBUILD", "MAINTAINER"];
+const UNSUPPORTED: &[&str] = &["ONBUILD", "MAINTAINER"];
 
 /// A Dockerfile syntax error at a line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -273,6 +274,13 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
             "FROM" => &["platform"],
             "COPY" => &["from", "chown", "chmod"],
             "ADD" => &["chown", "chmod"],
+            "HEALTHCHECK" => &[
+                "interval",
+                "timeout",
+                "start-period",
+                "start-interval",
+                "retries",
+            ],
             _ => &[],
         };
         if let Some((f, _)) = flags
@@ -293,6 +301,9 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
             args,
             text: t.to_string(),
         };
+        if name == "HEALTHCHECK" {
+            healthcheck(&ins).map_err(|m| err(line, m))?;
+        }
         match name.as_str() {
             "FROM" => {
                 let Args::Text(s) = &ins.args else {
@@ -351,6 +362,245 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
         ));
     }
     Ok(df)
+}
+
+/// A `HEALTHCHECK`, as Docker stores it in the image config (`Healthcheck`): what to run
+/// (`["CMD-SHELL", "text"]`, `["CMD", argv…]` or `["NONE"]`) and its timings in nanoseconds,
+/// 0 meaning "the default" (as unset in Docker). dockling stores it; it runs no healthcheck.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// `Test`.
+    pub test: Vec<String>,
+    /// `--interval`, ns.
+    pub interval: i64,
+    /// `--timeout`, ns.
+    pub timeout: i64,
+    /// `--start-period`, ns.
+    pub start_period: i64,
+    /// `--start-interval`, ns.
+    pub start_interval: i64,
+    /// `--retries`.
+    pub retries: i64,
+}
+
+impl Healthcheck {
+    /// The config's `Healthcheck` object: zero fields left out, as Docker's `omitempty`.
+    pub fn to_config(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("Test".into(), serde_json::json!(self.test));
+        for (k, v) in [
+            ("Interval", self.interval),
+            ("Timeout", self.timeout),
+            ("StartPeriod", self.start_period),
+            ("StartInterval", self.start_interval),
+            ("Retries", self.retries),
+        ] {
+            if v != 0 {
+                m.insert(k.into(), serde_json::json!(v));
+            }
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// BuildKit's history line: Go's `%+v` of the config struct.
+    pub fn history(&self) -> String {
+        format!(
+            "HEALTHCHECK {{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+            self.test.join(" "),
+            go_duration(self.interval),
+            go_duration(self.timeout),
+            go_duration(self.start_period),
+            go_duration(self.start_interval),
+            self.retries
+        )
+    }
+}
+
+/// Read a `HEALTHCHECK` instruction as BuildKit's `parseHealthcheck` does: `NONE`, or
+/// `CMD` with a JSON list (`CMD`) or shell text (`CMD-SHELL`), and the flags' durations
+/// (Go's syntax: `30s`, `1m30s`, `500ms`; not below 1ms) and retries.
+pub fn healthcheck(ins: &Instruction) -> Result<Healthcheck, String> {
+    let text = match &ins.args {
+        Args::Text(t) => t.clone(),
+        Args::Json(_) => {
+            return Err("HEALTHCHECK takes CMD or NONE first: HEALTHCHECK CMD [\"curl\", \"-f\", \"http://localhost/\"]".into())
+        }
+    };
+    let t = text.trim();
+    let end = t.find(char::is_whitespace).unwrap_or(t.len());
+    let typ = t[..end].to_ascii_uppercase();
+    let rest = t[end..].trim();
+    let mut h = Healthcheck {
+        test: Vec::new(),
+        interval: 0,
+        timeout: 0,
+        start_period: 0,
+        start_interval: 0,
+        retries: 0,
+    };
+    if typ == "NONE" {
+        if !rest.is_empty() {
+            return Err("HEALTHCHECK NONE takes no arguments".into());
+        }
+        h.test = vec![typ];
+        return Ok(h);
+    }
+    if typ != "CMD" {
+        return Err(format!(
+            "Unknown type {:?} in HEALTHCHECK (try CMD)",
+            &t[..end]
+        ));
+    }
+    let json = rest
+        .starts_with('[')
+        .then(|| serde_json::from_str::<Vec<String>>(rest).ok())
+        .flatten();
+    h.test = match json {
+        Some(v) if v.is_empty() => return Err("Missing command after HEALTHCHECK CMD".into()),
+        Some(v) => std::iter::once("CMD".to_string()).chain(v).collect(),
+        None if rest.is_empty() => return Err("Missing command after HEALTHCHECK CMD".into()),
+        None => vec!["CMD-SHELL".into(), rest.to_string()],
+    };
+    let flag = |name: &str| {
+        ins.flags
+            .iter()
+            .rev()
+            .find(|(f, _)| f == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let interval = |name: &str| -> Result<i64, String> {
+        let s = flag(name);
+        if s.is_empty() {
+            return Ok(0);
+        }
+        let d = parse_go_duration(s)?;
+        if d != 0 && d < 1_000_000 {
+            return Err(format!("Interval {name:?} cannot be less than 1ms"));
+        }
+        Ok(d)
+    };
+    h.interval = interval("interval")?;
+    h.timeout = interval("timeout")?;
+    h.start_period = interval("start-period")?;
+    h.start_interval = interval("start-interval")?;
+    let r = flag("retries");
+    if !r.is_empty() {
+        let n: i32 = r
+            .parse()
+            .map_err(|_| format!("strconv.ParseInt: parsing {r:?}: invalid syntax"))?;
+        if n < 0 {
+            return Err(format!("--retries cannot be negative ({n})"));
+        }
+        h.retries = n.into();
+    }
+    Ok(h)
+}
+
+/// Parse a Go duration (`time.ParseDuration`): signed decimal numbers, each with a unit
+/// (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), as `1h30m`, `1.5s`; in nanoseconds.
+pub fn parse_go_duration(orig: &str) -> Result<i64, String> {
+    let invalid = || format!("time: invalid duration {orig:?}");
+    let mut s = orig;
+    let mut neg = false;
+    if let Some(r) = s.strip_prefix('-') {
+        neg = true;
+        s = r;
+    } else if let Some(r) = s.strip_prefix('+') {
+        s = r;
+    }
+    if s == "0" {
+        return Ok(0);
+    }
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: i128 = 0;
+    while !s.is_empty() {
+        let int_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let int_part = &s[..int_end];
+        s = &s[int_end..];
+        let mut frac = "";
+        if let Some(r) = s.strip_prefix('.') {
+            let fe = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+            frac = &r[..fe];
+            s = &r[fe..];
+        }
+        if int_part.is_empty() && frac.is_empty() {
+            return Err(invalid());
+        }
+        let unit_end = s
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
+        let unit = &s[..unit_end];
+        s = &s[unit_end..];
+        let mult: i128 = match unit {
+            "" => return Err(format!("time: missing unit in duration {orig:?}")),
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            u => return Err(format!("time: unknown unit {u:?} in duration {orig:?}")),
+        };
+        let int: i128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| invalid())?
+        };
+        let mut v = int.checked_mul(mult).ok_or_else(invalid)?;
+        if !frac.is_empty() {
+            let f = &frac[..frac.len().min(18)];
+            let scale = 10i128.pow(f.len() as u32);
+            v += f.parse::<i128>().map_err(|_| invalid())? * mult / scale;
+        }
+        total += v;
+        if total > i64::MAX as i128 {
+            return Err(invalid());
+        }
+    }
+    Ok(if neg { -(total as i64) } else { total as i64 })
+}
+
+/// Format nanoseconds as Go's `time.Duration.String` does (`0s`, `1.5s`, `1m30s`, `1h0m0s`,
+/// `500ms`).
+pub fn go_duration(d: i64) -> String {
+    if d == 0 {
+        return "0s".into();
+    }
+    let sign = if d < 0 { "-" } else { "" };
+    let u = d.unsigned_abs();
+    let frac = |v: u64, div: u64| -> String {
+        let int = v / div;
+        let rest = v % div;
+        if rest == 0 {
+            return int.to_string();
+        }
+        let width = div.ilog10() as usize;
+        let digits = format!("{rest:0width$}");
+        format!("{int}.{}", digits.trim_end_matches('0'))
+    };
+    if u < 1_000_000_000 {
+        let (unit, div) = match u {
+            0..=999 => ("ns", 1),
+            1_000..=999_999 => ("µs", 1_000),
+            _ => ("ms", 1_000_000),
+        };
+        return format!("{sign}{}{unit}", frac(u, div));
+    }
+    let h = u / 3_600_000_000_000;
+    let m = (u / 60_000_000_000) % 60;
+    let s = u % 60_000_000_000;
+    let mut out = sign.to_string();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&format!("{}s", frac(s, 1_000_000_000)));
+    out
 }
 
 /// An expansion that failed (`${X:?message}`, a bad `${`).
@@ -724,7 +974,7 @@ mod tests {
         assert!(e.msg.contains("no FROM"), "{e}");
         let e = parse("FROM a AS x\nFROM b AS X\n", "Dockerfile").unwrap_err();
         assert_eq!(e.line, 2);
-        let e = parse("FROM a\nHEALTHCHECK NONE\n", "Dockerfile").unwrap_err();
+        let e = parse("FROM a\nONBUILD RUN x\n", "Dockerfile").unwrap_err();
         assert!(e.msg.contains("not supported"), "{e}");
         let e = parse("FROM a\n\nSHELL /bin/bash -c\n", "Dockerfile").unwrap_err();
         assert_eq!(e.line, 3);
@@ -740,6 +990,70 @@ mod tests {
             df.stages[0].instructions[0].args,
             Args::Json(vec!["/bin/bash".into(), "-c".into()])
         );
+    }
+
+    #[test]
+    fn healthcheck_as_docker_stores_it() {
+        let df = parse(
+            "FROM a\nHEALTHCHECK --interval=1m30s --timeout=3s --retries=3 CMD curl -f http://x/ || exit 1\nHEALTHCHECK --start-period=1.5s --start-interval=500ms CMD [\"/bin/check\", \"-q\"]\nHEALTHCHECK none\n",
+            "Dockerfile",
+        )
+        .unwrap();
+        let h: Vec<Healthcheck> = df.stages[0]
+            .instructions
+            .iter()
+            .map(|i| healthcheck(i).unwrap())
+            .collect();
+        assert_eq!(
+            h[0].to_config(),
+            serde_json::json!({"Test": ["CMD-SHELL", "curl -f http://x/ || exit 1"], "Interval": 90_000_000_000i64, "Timeout": 3_000_000_000i64, "Retries": 3})
+        );
+        assert_eq!(
+            h[0].history(),
+            "HEALTHCHECK {Test:[CMD-SHELL curl -f http://x/ || exit 1] Interval:1m30s Timeout:3s StartPeriod:0s StartInterval:0s Retries:3}"
+        );
+        assert_eq!(
+            h[1].to_config(),
+            serde_json::json!({"Test": ["CMD", "/bin/check", "-q"], "StartPeriod": 1_500_000_000i64, "StartInterval": 500_000_000i64})
+        );
+        assert_eq!(h[2].to_config(), serde_json::json!({"Test": ["NONE"]}));
+        for (bad, msg) in [
+            ("HEALTHCHECK NONE x", "HEALTHCHECK NONE takes no arguments"),
+            ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),
+            (
+                "HEALTHCHECK RUN x",
+                "Unknown type \"RUN\" in HEALTHCHECK (try CMD)",
+            ),
+            (
+                "HEALTHCHECK --interval=5 CMD x",
+                "time: missing unit in duration \"5\"",
+            ),
+            (
+                "HEALTHCHECK --interval=10us CMD x",
+                "Interval \"interval\" cannot be less than 1ms",
+            ),
+            (
+                "HEALTHCHECK --retries=-1 CMD x",
+                "--retries cannot be negative (-1)",
+            ),
+            (
+                "HEALTHCHECK --port=1 CMD x",
+                "unknown flag: --port for HEALTHCHECK",
+            ),
+        ] {
+            let e = parse(&format!("FROM a\n{bad}\n"), "Dockerfile").unwrap_err();
+            assert_eq!((e.line, e.msg.as_str()), (2, msg), "{bad}");
+        }
+        for (ns, s) in [
+            (0, "0s"),
+            (1_500, "1.5µs"),
+            (2_000_000, "2ms"),
+            (3_600_000_000_000, "1h0m0s"),
+            (61_250_000_000, "1m1.25s"),
+        ] {
+            assert_eq!(go_duration(ns), s);
+            assert_eq!(parse_go_duration(s), Ok(ns), "{s}");
+        }
     }
 
     #[test]
