@@ -539,3 +539,85 @@ fn healthcheck_is_stored_as_docker_stores_it() {
         o.stderr
     );
 }
+
+#[test]
+fn onbuild_triggers_run_after_the_from_of_a_later_build() {
+    let b = Build::new(
+        "FROM busybox\nONBUILD RUN echo triggered | tee /onbuild.txt\nONBUILD ENV FROM_TRIGGER=yes\nRUN touch /parent\n",
+    );
+    b.build(&["-t", "ob:1"]).expect_code(0);
+    let cfg = b.ok(&["inspect", "-f", "{{json .Config.OnBuild}}", "ob:1"]);
+    assert_eq!(
+        cfg.trim(),
+        r#"["RUN echo triggered | tee /onbuild.txt","ENV FROM_TRIGGER=yes"]"#
+    );
+    // The parent's own build does not run them, and (as BuildKit) records no history line.
+    let out = b.ok(&["run", "--rm", "ob:1", "ls", "/"]);
+    assert!(
+        out.contains("parent") && !out.contains("onbuild.txt"),
+        "{out}"
+    );
+    let history = b.ok(&["history", "--no-trunc", "ob:1"]);
+    assert!(!history.contains("ONBUILD"), "{history}");
+
+    std::fs::write(
+        b.ctx.path().join("Child"),
+        "FROM ob:1\nRUN cat /onbuild.txt\n",
+    )
+    .unwrap();
+    let f = b.ctx.path().join("Child");
+    let o = b.build(&["-f", f.to_str().unwrap(), "-t", "ob:2"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr
+            .contains("[2/4] ONBUILD RUN echo triggered | tee /onbuild.txt"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("[3/4] ONBUILD ENV FROM_TRIGGER=yes"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .lines()
+            .any(|l| l.starts_with("#4 ") && l.ends_with(" triggered")),
+        "{}",
+        o.stderr
+    );
+    let env = b.ok(&[
+        "run",
+        "--rm",
+        "ob:2",
+        "sh",
+        "-c",
+        "cat /onbuild.txt; echo $FROM_TRIGGER",
+    ]);
+    assert_eq!(env, "triggered\nyes\n");
+    // Triggers are not passed on: the child has none, and its own child runs none.
+    let cfg = b.ok(&["inspect", "-f", "{{json .Config.OnBuild}}", "ob:2"]);
+    assert_eq!(cfg.trim(), "null");
+    std::fs::write(b.ctx.path().join("Grandchild"), "FROM ob:2\nENV X=1\n").unwrap();
+    let f = b.ctx.path().join("Grandchild");
+    let o = b.build(&["-f", f.to_str().unwrap(), "-t", "ob:3"]);
+    o.expect_code(0);
+    assert!(!o.stderr.contains("ONBUILD"), "{}", o.stderr);
+
+    // What Docker refuses, at its line.
+    std::fs::write(
+        b.ctx.path().join("Bad"),
+        "FROM busybox\nONBUILD ONBUILD RUN x\n",
+    )
+    .unwrap();
+    let f = b.ctx.path().join("Bad");
+    let o = b.build(&["-f", f.to_str().unwrap()]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("Bad:2: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
+        "{}",
+        o.stderr
+    );
+    b.no_containers();
+}

@@ -270,6 +270,9 @@ struct Builder<'a> {
     stages: Vec<(Option<String>, Option<Image>)>,
     total_stages: usize,
     meta: Vars,
+    /// The id of the current stage's base when it had `OnBuild` triggers (which then ran):
+    /// the first image made on it drops them.
+    triggered: Option<String>,
 }
 
 fn list(args: &Args, escape: char, vars: &Vars, file: &str, line: usize) -> Result<Vec<String>> {
@@ -427,9 +430,36 @@ impl Builder<'_> {
         created_by: &str,
         edit: &dyn Fn(&mut Value),
     ) -> Result<Image> {
+        self.make_with(base, layer, Some(created_by), edit)
+    }
+
+    /// [`Builder::make`], with no history entry when `created_by` is `None` (`ONBUILD`, which
+    /// BuildKit records in the config only). The stage's base loses the `OnBuild` triggers it
+    /// ran: they are not passed on, as in Docker.
+    fn make_with(
+        &self,
+        base: Option<&Image>,
+        layer: Option<&[u8]>,
+        created_by: Option<&str>,
+        edit: &dyn Fn(&mut Value),
+    ) -> Result<Image> {
         let when = created(self.epoch);
-        let mut history =
-            json!({"created": when, "created_by": created_by, "comment": "buildkit.dockerfile.v0"});
+        let mut history = match created_by {
+            Some(c) => {
+                json!({"created": when, "created_by": c, "comment": "buildkit.dockerfile.v0"})
+            }
+            None => Value::Null,
+        };
+        let clear = base.is_some_and(|b| self.triggered.as_deref() == Some(b.id.as_str()));
+        let edit = |c: &mut Value| {
+            if clear {
+                if let Some(o) = c["config"].as_object_mut() {
+                    o.remove("OnBuild");
+                }
+            }
+            edit(c)
+        };
+        let edit: &dyn Fn(&mut Value) = &edit;
         let layer = match layer {
             Some(tar) => {
                 self.sys.tracer.step(StepId::CommitLayer)?;
@@ -444,7 +474,9 @@ impl Builder<'_> {
                 Some(l)
             }
             None => {
-                history["empty_layer"] = json!(true);
+                if !history.is_null() {
+                    history["empty_layer"] = json!(true);
+                }
                 None
             }
         };
@@ -576,11 +608,15 @@ impl Builder<'_> {
     fn instruction(&mut self, w: &mut Working, ins: &Instruction) -> Result<()> {
         let vars = w.vars();
         let esc = self.escape;
-        let parent = w
+        let mut parent = w
             .image
             .as_ref()
             .map(|i| i.id.clone())
             .unwrap_or_else(|| "scratch".into());
+        if self.triggered.as_deref() == Some(parent.as_str()) {
+            // Made on it, an image has no OnBuild: not the same step as one that keeps them.
+            parent.push_str(" (OnBuild cleared)");
+        }
         let ex = |t: &str| df::expand(t, &vars, esc).map_err(|e| e.0);
         let text_of = |a: &Args| match a {
             Args::Text(t) => t.clone(),
@@ -738,6 +774,22 @@ impl Builder<'_> {
                     Box::new(move |c: &mut Value| c["config"]["Shell"] = json!(sh)),
                 ))
             }
+            "ONBUILD" => {
+                let expr =
+                    df::onbuild_trigger(&ins.text, &self.file).map_err(|m| self.err(ins, m))?;
+                Some((
+                    format!("ONBUILD {expr}"),
+                    Box::new(move |c: &mut Value| {
+                        let cfg = &mut c["config"];
+                        if !cfg["OnBuild"].is_array() {
+                            cfg["OnBuild"] = json!([]);
+                        }
+                        if let Some(a) = cfg["OnBuild"].as_array_mut() {
+                            a.push(json!(expr));
+                        }
+                    }),
+                ))
+            }
             "HEALTHCHECK" => {
                 // Stored as Docker stores it; dockling runs no healthcheck (yet).
                 let h = df::healthcheck(ins).map_err(|m| self.err(ins, m))?;
@@ -781,8 +833,10 @@ impl Builder<'_> {
         if let Some((created_by, edit)) = meta {
             let key = format!("{parent}\n{created_by}");
             let base = w.image.clone();
+            // ONBUILD changes the config only, without a history line (BuildKit's).
+            let history = (ins.name != "ONBUILD").then_some(created_by.as_str());
             let img = self.step(&key, &mut |b| {
-                b.make(base.as_ref(), None, &created_by, &*edit)
+                b.make_with(base.as_ref(), None, history, &*edit)
             })?;
             w.image = Some(img);
             return Ok(());
@@ -1077,6 +1131,7 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
         stages: Vec::new(),
         total_stages: last + 1,
         meta: meta.clone(),
+        triggered: None,
     };
     let mut result = None;
     for (si, stage) in parsed.stages.iter().enumerate().take(last + 1) {
@@ -1100,13 +1155,41 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
             .map_err(|e| fail(format!("{file_name}:{}: FROM {base_name}: {e}", stage.line)))?;
         b.sys.tracer.flush();
         b.progress.done();
+        // The base's ONBUILD triggers run first, as if written right after the FROM (at its
+        // line), as Docker runs them; the images made here do not keep them.
+        let mut triggers = Vec::new();
+        let on_build = b.raw_config(base.as_ref())?["OnBuild"].clone();
+        for t in on_build.as_array().into_iter().flatten() {
+            let t = t.as_str().unwrap_or_default();
+            triggers.push(
+                df::trigger_instruction(t, &file_name, stage.line).map_err(|m| {
+                    fail(format!(
+                        "{file_name}:{}: ONBUILD trigger {t:?} of {base_name}: {m}",
+                        stage.line
+                    ))
+                })?,
+            );
+        }
+        b.triggered = match triggers.is_empty() {
+            true => None,
+            false => base.as_ref().map(|i| i.id.clone()),
+        };
+        let n = n + triggers.len();
         let mut w = Working {
             image: base,
             args: Vars::new(),
             cmd_set: false,
         };
-        for (i, ins) in stage.instructions.iter().enumerate() {
-            let label = b.label(si, stage.name.as_deref(), i + 2, n, &ins.text);
+        let all = triggers
+            .iter()
+            .map(|t| (true, t))
+            .chain(stage.instructions.iter().map(|i| (false, i)));
+        for (i, (trigger, ins)) in all.enumerate() {
+            let text = match trigger {
+                true => format!("ONBUILD {}", ins.text),
+                false => ins.text.clone(),
+            };
+            let label = b.label(si, stage.name.as_deref(), i + 2, n, &text);
             b.sys.tracer.flush();
             b.progress.begin(&label);
             b.sys

@@ -34,10 +34,11 @@ pub const INSTRUCTIONS: &[&str] = &[
     "STOPSIGNAL",
     "SHELL",
     "HEALTHCHECK",
+    "ONBUILD",
 ];
 
 /// Docker instructions dockling knows but does not build (yet).
-const UNSUPPORTED: &[&str] = &["ONBUILD", "MAINTAINER"];
+const UNSUPPORTED: &[&str] = &["MAINTAINER"];
 
 /// A Dockerfile syntax error at a line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -304,6 +305,9 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
         if name == "HEALTHCHECK" {
             healthcheck(&ins).map_err(|m| err(line, m))?;
         }
+        if name == "ONBUILD" {
+            onbuild_trigger(&ins.text, file).map_err(|m| err(line, m))?;
+        }
         match name.as_str() {
             "FROM" => {
                 let Args::Text(s) = &ins.args else {
@@ -362,6 +366,46 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
         ));
     }
     Ok(df)
+}
+
+/// `ONBUILD <instruction>`: the trigger as the config's `OnBuild` keeps it (the line without
+/// its `ONBUILD`, as BuildKit's `parseOnBuild`), checked to be one instruction a later build
+/// can run after its `FROM`: not `ONBUILD`, `FROM` or `MAINTAINER`, as Docker refuses them.
+pub fn onbuild_trigger(text: &str, file: &str) -> Result<String, String> {
+    let t = text.trim_start();
+    let end = t.find(char::is_whitespace).unwrap_or(t.len());
+    let expr = t[end..].trim_start().to_string();
+    let first = expr
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    match first.as_str() {
+        "" => return Err("ONBUILD requires at least one argument".into()),
+        "ONBUILD" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
+        "FROM" | "MAINTAINER" => {
+            return Err(format!("{first} isn't allowed as an ONBUILD trigger"))
+        }
+        _ => {}
+    }
+    trigger_instruction(&expr, file, 0)?;
+    Ok(expr)
+}
+
+/// An `OnBuild` trigger of a base image read as the instruction it is, at `line` (the `FROM`
+/// that runs it, where BuildKit reports its errors too).
+pub fn trigger_instruction(expr: &str, file: &str, line: usize) -> Result<Instruction, String> {
+    let df = parse(&format!("FROM scratch\n{expr}\n"), file).map_err(|e| e.msg)?;
+    match df.stages.as_slice() {
+        [s] if s.instructions.len() == 1 => {
+            let mut ins = s.instructions[0].clone();
+            ins.line = line;
+            Ok(ins)
+        }
+        _ => Err(format!(
+            "onbuild trigger should be a single expression: {expr:?}"
+        )),
+    }
 }
 
 /// A `HEALTHCHECK`, as Docker stores it in the image config (`Healthcheck`): what to run
@@ -974,7 +1018,7 @@ mod tests {
         assert!(e.msg.contains("no FROM"), "{e}");
         let e = parse("FROM a AS x\nFROM b AS X\n", "Dockerfile").unwrap_err();
         assert_eq!(e.line, 2);
-        let e = parse("FROM a\nONBUILD RUN x\n", "Dockerfile").unwrap_err();
+        let e = parse("FROM a\nMAINTAINER me\n", "Dockerfile").unwrap_err();
         assert!(e.msg.contains("not supported"), "{e}");
         let e = parse("FROM a\n\nSHELL /bin/bash -c\n", "Dockerfile").unwrap_err();
         assert_eq!(e.line, 3);
@@ -990,6 +1034,41 @@ mod tests {
             df.stages[0].instructions[0].args,
             Args::Json(vec!["/bin/bash".into(), "-c".into()])
         );
+    }
+
+    #[test]
+    fn onbuild_keeps_its_trigger_and_refuses_what_docker_refuses() {
+        let df = parse(
+            "FROM a\nonbuild   RUN echo \"$X\" \\\n  && true\n",
+            "Dockerfile",
+        )
+        .unwrap();
+        let ins = &df.stages[0].instructions[0];
+        assert_eq!(ins.name, "ONBUILD");
+        assert_eq!(
+            onbuild_trigger(&ins.text, "Dockerfile").unwrap(),
+            "RUN echo \"$X\"   && true"
+        );
+        let t = trigger_instruction("COPY --chown=1:1 a /b", "Dockerfile", 9).unwrap();
+        assert_eq!((t.line, t.name.as_str()), (9, "COPY"));
+        for (bad, msg) in [
+            (
+                "ONBUILD ONBUILD RUN x",
+                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+            ),
+            ("ONBUILD from x", "FROM isn't allowed as an ONBUILD trigger"),
+            (
+                "ONBUILD MAINTAINER me",
+                "MAINTAINER isn't allowed as an ONBUILD trigger",
+            ),
+            (
+                "ONBUILD RUNN x",
+                "unknown instruction: RUNN (did you mean run?)",
+            ),
+        ] {
+            let e = parse(&format!("FROM a\n{bad}\n"), "Dockerfile").unwrap_err();
+            assert_eq!((e.line, e.msg.as_str()), (2, msg), "{bad}");
+        }
     }
 
     #[test]
