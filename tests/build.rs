@@ -621,3 +621,73 @@ fn onbuild_triggers_run_after_the_from_of_a_later_build() {
     );
     b.no_containers();
 }
+
+#[test]
+fn run_heredocs_as_buildkit_runs_them() {
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN <<EOF\n",
+        "echo one > /one\n",
+        "# a comment of the script, not of the Dockerfile\n",
+        "echo \"two $((1+1))\" > /two\n",
+        "EOF\n",
+        "RUN <<-EOF\n",
+        "\techo chomped > /chomped\n",
+        "\tEOF\n",
+        "RUN cat <<A > /a && cat <<'B' > /b\n",
+        "$HOME\n",
+        "A\n",
+        "$HOME\n",
+        "B\n",
+        "RUN <<EOF\n",
+        "#!/bin/sh\n",
+        "echo \"script ran as $0\" > /script\n",
+        "EOF\n",
+        "CMD [\"sh\"]\n",
+    ));
+    let o = b.build(&["-t", "hd:1"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr.contains("[2/6] RUN <<EOF (echo one > /one...)"),
+        "{}",
+        o.stderr
+    );
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "hd:1",
+        "sh",
+        "-c",
+        "cat /one /two /chomped /a /b /script",
+    ]);
+    assert_eq!(
+        out,
+        "one\ntwo 2\nchomped\n/root\n$HOME\nscript ran as /dev/pipes/EOF\n"
+    );
+    // The content is in the cache key: a changed heredoc runs again.
+    let again = b.build(&["-t", "hd:1"]);
+    again.expect_code(0);
+    assert_eq!(
+        step_lines(&again.stderr, "CACHED").len(),
+        5,
+        "{}",
+        again.stderr
+    );
+    let df = std::fs::read_to_string(b.ctx.path().join("Dockerfile")).unwrap();
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        df.replace("script ran as", "the script ran as"),
+    )
+    .unwrap();
+    let changed = b.build(&["-t", "hd:2"]);
+    changed.expect_code(0);
+    assert_eq!(
+        step_lines(&changed.stderr, "CACHED").len(),
+        3,
+        "{}",
+        changed.stderr
+    );
+    let out = b.ok(&["run", "--rm", "hd:2", "cat", "/script"]);
+    assert_eq!(out, "the script ran as /dev/pipes/EOF\n");
+    b.no_containers();
+}

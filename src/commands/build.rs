@@ -286,6 +286,90 @@ fn list(args: &Args, escape: char, vars: &Vars, file: &str, line: usize) -> Resu
     .map_err(|e| fail(format!("{file}:{line}: {}", e.0)))
 }
 
+/// RUN's argv and, for a `#!` heredoc, the script file it runs (name, content), as BuildKit's
+/// `dispatchRun`: `RUN <<EOF` alone runs the heredoc's content in the shell (or, starting with
+/// `#!`, as `/dev/pipes/EOF`); any other line with heredocs goes to the shell whole, each
+/// heredoc's content and terminator after it, for the shell to read as its own heredocs.
+fn run_command(ins: &Instruction, shell: &[String]) -> (Vec<String>, Option<(String, String)>) {
+    let (Args::Text(t), Some(first)) = (&ins.args, ins.heredocs.first()) else {
+        return (command(&ins.args, shell), None);
+    };
+    if df::heredoc_word(t.trim()).is_some() {
+        let data = first.data();
+        if data.starts_with("#!") {
+            return (
+                vec![format!("/dev/pipes/{}", first.name)],
+                Some((first.name.clone(), data)),
+            );
+        }
+        return (command(&Args::Text(data), shell), None);
+    }
+    let mut full = t.clone();
+    for doc in &ins.heredocs {
+        full.push('\n');
+        full.push_str(&doc.content);
+        full.push_str(&doc.name);
+    }
+    (command(&Args::Text(full), shell), None)
+}
+
+/// An instruction as the progress shows it: `RUN <<EOF` with its heredoc's first line, as
+/// BuildKit's `RUN <<EOF (apt-get update...)`.
+fn shown_text(ins: &Instruction) -> String {
+    match (&ins.args, ins.heredocs.first()) {
+        (Args::Text(t), Some(doc)) if ins.name == "RUN" && df::heredoc_word(t.trim()).is_some() => {
+            let body = doc.content.trim();
+            let mut lines = body.lines();
+            let first = lines.next().unwrap_or_default();
+            let more = if lines.next().is_some() { "..." } else { "" };
+            format!("{} ({first}{more})", ins.text)
+        }
+        _ => ins.text.clone(),
+    }
+}
+
+/// A host directory holding one heredoc script for a RUN, removed when dropped.
+struct ScriptDir(std::path::PathBuf);
+
+impl ScriptDir {
+    fn new(name: &str, data: &str) -> Result<ScriptDir> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if name.contains('/') || name == "." || name == ".." {
+            return Err(fail(format!(
+                "heredoc <<{name}: the name of a #! script heredoc must be a plain file name"
+            )));
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir =
+            std::env::temp_dir().join(format!("dockling-heredoc-{}-{stamp}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(Error::io("create", &dir))?;
+        let guard = ScriptDir(dir);
+        let path = guard.0.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&path)
+            .map_err(Error::io("create", &path))?;
+        f.write_all(data.as_bytes())
+            .map_err(Error::io("write", &path))?;
+        // The directory is 0700 for the host; the container's root reads it.
+        Ok(guard)
+    }
+}
+
+impl Drop for ScriptDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The argv of RUN, CMD or ENTRYPOINT: the exec form as written, the shell form given to
 /// `shell` (the image's `SHELL`, `/bin/sh -c` without one), as BuildKit's `withShell`.
 fn command(args: &Args, shell: &[String]) -> Vec<String> {
@@ -497,10 +581,23 @@ impl Builder<'_> {
         argv: &[String],
         env: &[String],
         shown: &str,
+        script: Option<&(String, String)>,
     ) -> Result<Vec<u8>> {
         let mut cli: Vec<String> = ["dockling", "run", "--entrypoint", ""]
             .map(String::from)
             .to_vec();
+        // A `#!` heredoc is a file the command runs: in a directory of ours, bound read-only
+        // at /dev/pipes (the container's /dev is a tmpfs, so nothing of it enters the layer),
+        // as BuildKit mounts it.
+        let _pipes = match script {
+            Some((name, data)) => {
+                let dir = ScriptDir::new(name, data)?;
+                cli.push("-v".into());
+                cli.push(format!("{}:/dev/pipes:ro", dir.0.display()));
+                Some(dir)
+            }
+            None => None,
+        };
         for e in env {
             cli.push("-e".into());
             cli.push(e.clone());
@@ -775,8 +872,7 @@ impl Builder<'_> {
                 ))
             }
             "ONBUILD" => {
-                let expr =
-                    df::onbuild_trigger(&ins.text, &self.file).map_err(|m| self.err(ins, m))?;
+                let expr = df::onbuild_trigger(ins, &self.file).map_err(|m| self.err(ins, m))?;
                 Some((
                     format!("ONBUILD {expr}"),
                     Box::new(move |c: &mut Value| {
@@ -889,7 +985,7 @@ impl Builder<'_> {
                 Ok(())
             }
             "RUN" => {
-                let argv = command(&ins.args, &shell);
+                let (argv, script) = run_command(ins, &shell);
                 // ARGs reach RUN as its environment (ENV wins), and are part of its key.
                 let env_keys: Vec<String> = w.env().into_iter().map(|(k, _)| k).collect();
                 let mut arg_env: Vec<String> = w
@@ -909,12 +1005,18 @@ impl Builder<'_> {
                         arg_env.join(" ")
                     )
                 };
-                let key = format!("{parent}\n{created_by}");
+                let key = match &script {
+                    // The script is not in the command line: its content is in the key.
+                    Some((_, data)) => {
+                        format!("{parent}\n{created_by}\n{}", digest_of(data.as_bytes()))
+                    }
+                    None => format!("{parent}\n{created_by}"),
+                };
                 let Some(base) = w.image.clone() else {
                     return Err(self.err(ins, "RUN in a stage FROM scratch: there is no shell to run it; start FROM an image"));
                 };
                 let img = self.step(&key, &mut |b| {
-                    let tar = b.run_container(&base, &argv, &arg_env, &shown)?;
+                    let tar = b.run_container(&base, &argv, &arg_env, &shown, script.as_ref())?;
                     b.make(Some(&base), Some(&tar), &created_by, &|_| {})
                 })?;
                 w.image = Some(img);
@@ -1186,8 +1288,8 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
             .chain(stage.instructions.iter().map(|i| (false, i)));
         for (i, (trigger, ins)) in all.enumerate() {
             let text = match trigger {
-                true => format!("ONBUILD {}", ins.text),
-                false => ins.text.clone(),
+                true => format!("ONBUILD {}", shown_text(ins)),
+                false => shown_text(ins),
             };
             let label = b.label(si, stage.name.as_deref(), i + 2, n, &text);
             b.sys.tracer.flush();

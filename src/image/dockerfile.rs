@@ -74,6 +74,88 @@ pub struct Instruction {
     pub args: Args,
     /// The instruction as written, continuations joined (for messages and the progress).
     pub text: String,
+    /// Its heredocs (`<<EOF` … `EOF`), in the order the line opens them.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// A heredoc of BuildKit's Dockerfile syntax 1.4: `<<EOF` (or `<<-EOF`, whose content and
+/// terminator lose their leading tabs; `<<"EOF"` marks it not to be expanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The terminator word, quotes removed.
+    pub name: String,
+    /// `<<-`: leading tabs stripped.
+    pub chomp: bool,
+    /// No quote in the word: `$VAR` would be expanded (for COPY; RUN ignores it, as BuildKit).
+    pub expand: bool,
+    /// The lines between the instruction and the terminator, each with its newline.
+    pub content: String,
+}
+
+impl Heredoc {
+    /// The content as the command sees it: with `<<-`, each line's leading tabs removed.
+    pub fn data(&self) -> String {
+        if !self.chomp {
+            return self.content.clone();
+        }
+        self.content
+            .split_inclusive('\n')
+            .map(|l| l.trim_start_matches('\t'))
+            .collect()
+    }
+}
+
+/// The heredoc a single word opens (`<<EOF`, `<<-EOF`, `<<'EOF'`, `2<<EOF`), as BuildKit's
+/// `^(\d*)<<(-?)\s*([^<]*)$`.
+pub fn heredoc_word(word: &str) -> Option<Heredoc> {
+    let w = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    let w = w.strip_prefix("<<")?;
+    let (chomp, w) = match w.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, w),
+    };
+    let rest = w.trim_start();
+    if rest.is_empty() || rest.contains('<') {
+        return None;
+    }
+    let name: String = rest.chars().filter(|c| *c != '"' && *c != '\'').collect();
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return None;
+    }
+    Some(Heredoc {
+        expand: name.len() == rest.len(),
+        name,
+        chomp,
+        content: String::new(),
+    })
+}
+
+/// The heredocs a logical line opens, when its instruction may have them (RUN, COPY, ADD,
+/// also as an ONBUILD trigger) in shell form.
+fn heredocs_of(text: &str, escape: char) -> Vec<Heredoc> {
+    let mut t = text.trim_start();
+    let first = |t: &str| {
+        let end = t.find(char::is_whitespace).unwrap_or(t.len());
+        (t[..end].to_ascii_uppercase(), end)
+    };
+    let (mut name, mut end) = first(t);
+    if name == "ONBUILD" {
+        t = t[end..].trim_start();
+        (name, end) = first(t);
+    }
+    if !matches!(name.as_str(), "RUN" | "COPY" | "ADD") || !t.contains("<<") {
+        return Vec::new();
+    }
+    let (_, rest) = split_flags(&t[end..]);
+    if rest.trim_start().starts_with('[')
+        && serde_json::from_str::<Vec<String>>(rest.trim()).is_ok()
+    {
+        return Vec::new();
+    }
+    raw_words(rest, escape)
+        .iter()
+        .filter_map(|w| heredoc_word(w))
+        .collect()
 }
 
 /// A `FROM` and what follows it.
@@ -182,10 +264,15 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
         line,
         msg,
     };
-    // Join continuations into logical lines, each with its first line number.
-    let mut logical: Vec<(usize, String)> = Vec::new();
+    // Join continuations into logical lines, each with its first line number; a line of
+    // RUN, COPY or ADD (also after ONBUILD) that opens heredocs takes the raw lines after it
+    // up to each terminator as their content.
+    let mut logical: Vec<(usize, String, Vec<Heredoc>)> = Vec::new();
     let mut cur: Option<(usize, String)> = None;
-    for (i, raw) in lines.iter().enumerate().skip(start) {
+    let mut i = start;
+    while i < lines.len() {
+        let raw = lines[i];
+        i += 1;
         let trimmed = raw.trim_start();
         if trimmed.starts_with('#') {
             continue; // a comment, also between continued lines
@@ -200,18 +287,48 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
             Some(p) => (p, true),
             None => (body, false),
         };
-        let entry = cur.get_or_insert_with(|| (i + 1, String::new()));
+        let entry = cur.get_or_insert_with(|| (i, String::new()));
         entry.1.push_str(if entry.1.is_empty() {
             piece.trim_start()
         } else {
             piece
         });
         if !more {
-            logical.push(cur.take().expect("just set"));
+            let (first, text) = cur.take().expect("just set");
+            let mut docs = heredocs_of(&text, escape);
+            for doc in &mut docs {
+                let mut done = false;
+                while i < lines.len() {
+                    let l = lines[i];
+                    i += 1;
+                    let end = l.trim_end_matches(['\r', '\n']);
+                    let end = if doc.chomp {
+                        end.trim_start_matches('\t')
+                    } else {
+                        end
+                    };
+                    if end == doc.name {
+                        done = true;
+                        break;
+                    }
+                    doc.content.push_str(l);
+                    doc.content.push('\n');
+                }
+                if !done {
+                    return Err(err(
+                        first,
+                        format!(
+                            "unterminated heredoc: no line {:?} ends the <<{} that starts here",
+                            doc.name, doc.name
+                        ),
+                    ));
+                }
+            }
+            logical.push((first, text, docs));
         }
     }
-    if let Some(c) = cur.take() {
-        logical.push(c);
+    if let Some((first, text)) = cur.take() {
+        logical.push((first, text, Vec::new()));
     }
 
     let mut df = Dockerfile {
@@ -219,7 +336,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
         meta_args: Vec::new(),
         stages: Vec::new(),
     };
-    for (line, text) in logical {
+    for (line, text, heredocs) in logical {
         if text.trim().is_empty() {
             continue;
         }
@@ -301,12 +418,22 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
             flags,
             args,
             text: t.to_string(),
+            heredocs,
         };
+        if matches!(name.as_str(), "COPY" | "ADD") && !ins.heredocs.is_empty() {
+            return Err(err(
+                line,
+                format!(
+                    "{name} <<{}: a heredoc as a {name} source is not supported by dockling yet: write it with RUN cat <<{} > /path, or put the file in the build context",
+                    ins.heredocs[0].name, ins.heredocs[0].name
+                ),
+            ));
+        }
         if name == "HEALTHCHECK" {
             healthcheck(&ins).map_err(|m| err(line, m))?;
         }
         if name == "ONBUILD" {
-            onbuild_trigger(&ins.text, file).map_err(|m| err(line, m))?;
+            onbuild_trigger(&ins, file).map_err(|m| err(line, m))?;
         }
         match name.as_str() {
             "FROM" => {
@@ -371,10 +498,16 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
 /// `ONBUILD <instruction>`: the trigger as the config's `OnBuild` keeps it (the line without
 /// its `ONBUILD`, as BuildKit's `parseOnBuild`), checked to be one instruction a later build
 /// can run after its `FROM`: not `ONBUILD`, `FROM` or `MAINTAINER`, as Docker refuses them.
-pub fn onbuild_trigger(text: &str, file: &str) -> Result<String, String> {
-    let t = text.trim_start();
+pub fn onbuild_trigger(ins: &Instruction, file: &str) -> Result<String, String> {
+    let t = ins.text.trim_start();
     let end = t.find(char::is_whitespace).unwrap_or(t.len());
-    let expr = t[end..].trim_start().to_string();
+    let mut expr = t[end..].trim_start().to_string();
+    // Its heredocs go with it, as lines after it (BuildKit's Expression).
+    for doc in &ins.heredocs {
+        expr.push('\n');
+        expr.push_str(&doc.content);
+        expr.push_str(&doc.name);
+    }
     let first = expr
         .split_whitespace()
         .next()
@@ -1046,10 +1179,16 @@ mod tests {
         let ins = &df.stages[0].instructions[0];
         assert_eq!(ins.name, "ONBUILD");
         assert_eq!(
-            onbuild_trigger(&ins.text, "Dockerfile").unwrap(),
+            onbuild_trigger(ins, "Dockerfile").unwrap(),
             "RUN echo \"$X\"   && true"
         );
         let t = trigger_instruction("COPY --chown=1:1 a /b", "Dockerfile", 9).unwrap();
+        assert!(t.heredocs.is_empty());
+        let df = parse("FROM a\nONBUILD RUN <<EOF\necho hi\nEOF\n", "Dockerfile").unwrap();
+        let expr = onbuild_trigger(&df.stages[0].instructions[0], "Dockerfile").unwrap();
+        assert_eq!(expr, "RUN <<EOF\necho hi\nEOF");
+        let h = trigger_instruction(&expr, "Dockerfile", 3).unwrap();
+        assert_eq!(h.heredocs[0].content, "echo hi\n");
         assert_eq!((t.line, t.name.as_str()), (9, "COPY"));
         for (bad, msg) in [
             (
@@ -1069,6 +1208,46 @@ mod tests {
             let e = parse(&format!("FROM a\n{bad}\n"), "Dockerfile").unwrap_err();
             assert_eq!((e.line, e.msg.as_str()), (2, msg), "{bad}");
         }
+    }
+
+    #[test]
+    fn heredocs_take_the_lines_up_to_their_terminator() {
+        let df = parse(
+            "FROM a\nRUN <<EOF\n# not a comment\necho \"$HOME\" \\\nEOF\nRUN <<-'END' cat > /x && python3 <<PY\n\tindented\n\tEND\nprint(1)\nPY\nRUN [\"echo\", \"<<EOF\"]\nCMD x\n",
+            "Dockerfile",
+        )
+        .unwrap();
+        let ins = &df.stages[0].instructions;
+        assert_eq!(ins.len(), 4);
+        assert_eq!(
+            (ins[0].line, ins[1].line, ins[2].line, ins[3].line),
+            (2, 6, 11, 12)
+        );
+        assert_eq!(ins[0].heredocs.len(), 1);
+        assert_eq!(
+            ins[0].heredocs[0].content,
+            "# not a comment\necho \"$HOME\" \\\n"
+        );
+        let d = &ins[1].heredocs;
+        assert_eq!(
+            (d[0].name.as_str(), d[0].chomp, d[0].expand),
+            ("END", true, false)
+        );
+        assert_eq!(d[0].content, "\tindented\n");
+        assert_eq!(d[0].data(), "indented\n");
+        assert_eq!(
+            (d[1].name.as_str(), d[1].content.as_str()),
+            ("PY", "print(1)\n")
+        );
+        assert!(ins[2].heredocs.is_empty(), "JSON form has no heredocs");
+        let e = parse("FROM a\n\nRUN <<EOF\necho\n", "Dockerfile").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.msg.starts_with("unterminated heredoc"), "{e}");
+        let e = parse("FROM a\nCOPY <<EOF /x\nhi\nEOF\n", "Dockerfile").unwrap_err();
+        assert!(e.msg.contains("not supported by dockling yet"), "{e}");
+        assert!(heredoc_word("<<<EOF").is_none());
+        assert!(heredoc_word("<<").is_none());
+        assert_eq!(heredoc_word("2<<\"A\"").unwrap().name, "A");
     }
 
     #[test]
