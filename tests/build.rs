@@ -691,3 +691,67 @@ fn run_heredocs_as_buildkit_runs_them() {
     assert_eq!(out, "the script ran as /dev/pipes/EOF\n");
     b.no_containers();
 }
+
+#[test]
+fn ctrl_c_during_a_run_cancels_the_build_and_leaves_nothing() {
+    use common::{wait_exit, wait_until};
+    let b = Build::new("FROM busybox\nRUN echo waiting && sleep 1017\nCMD [\"sh\"]\n");
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let mut child =
+        b.ns.enter(b.lab.command(&["build", "-t", "int:1", &ctx]))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dockling build");
+    // The RUN's container runs (its record says so, and its output came).
+    let id = wait_until(
+        std::time::Duration::from_secs(60),
+        "the RUN container to be running",
+        || {
+            let o = b.ns.dockling(&b.lab, &["ps", "-q", "--no-trunc"]);
+            let id = o.stdout.trim().to_string();
+            (o.code == 0 && !id.is_empty()).then_some(id)
+        },
+    );
+    assert_eq!(b.lab.state(&id), "running 0");
+    let pid = child.id() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = wait_exit(
+        &mut child,
+        std::time::Duration::from_secs(60),
+        "dockling build to end on SIGINT",
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("ERROR: canceled: the build was interrupted by SIGINT"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" waiting"), "{stderr}");
+    let tagged = b.ns.dockling(&b.lab, &["inspect", "int:1"]);
+    assert_ne!(tagged.code, 0, "a cancelled build tagged its image");
+    b.no_containers();
+    assert!(
+        b.lab.cgroups_left().is_empty(),
+        "{:?}",
+        b.lab.cgroups_left()
+    );
+    let root = b.lab.root().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&root)),
+        "mounts left under {root}:\n{mounts}"
+    );
+    // The container's process is gone with its cgroup: no `sleep 1017` anywhere.
+    let sleeping = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| c == b"sleep\x001017\x00");
+    assert!(!sleeping, "the RUN's process outlived the build");
+}

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 use clap::Parser;
@@ -38,20 +39,56 @@ use crate::sys::{fs as safefs, linux::Linux, Sys};
 use crate::trace::Tracer;
 
 /// `dockling build`: 0, or 1 for any failure (Docker's code for a failed build).
+///
+/// SIGINT (Ctrl-C), SIGTERM or SIGHUP cancel the build, as `docker build`'s: a running RUN's
+/// container is killed and removed, nothing is tagged, and the exit code is 128 + the signal
+/// (130 for Ctrl-C), what a shell reports for a command a signal ended.
 pub fn run(ctx: &Context, args: &BuildArgs) -> Result<i32> {
     require_root("build")?;
-    match build(ctx, args) {
+    let cancel = AtomicI32::new(0);
+    match build(ctx, args, &cancel) {
         Ok(id) => {
             if args.quiet {
                 println!("{id}");
             }
             Ok(0)
         }
+        Err(_) if cancel.load(Ordering::SeqCst) != 0 => {
+            let sig = cancel.load(Ordering::SeqCst);
+            let name = nix::sys::signal::Signal::try_from(sig)
+                .map(|s| s.as_str())
+                .unwrap_or("a signal");
+            eprintln!("ERROR: canceled: the build was interrupted by {name}; nothing was tagged");
+            Ok(128 + sig)
+        }
         Err(e) => {
             eprintln!("ERROR: {e}");
             Ok(1)
         }
     }
+}
+
+/// The signals that cancel a build.
+fn cancel_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
+/// Hold the cancelling signals for the whole build (blocked, so none kills the engine halfway
+/// through a step), read from a signalfd between steps; while a RUN runs, the runtime's relay
+/// reads them instead and kills its container ([`StartOptions::cancel`]).
+fn hold_signals() -> Result<nix::sys::signalfd::SignalFd> {
+    use nix::sys::signal::{pthread_sigmask, SigmaskHow};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let set = cancel_signals();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| fail(format!("sigprocmask: {e}")))?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| fail(format!("signalfd: {e}")))
 }
 
 fn fail(msg: impl Into<String>) -> Error {
@@ -273,6 +310,10 @@ struct Builder<'a> {
     /// The id of the current stage's base when it had `OnBuild` triggers (which then ran):
     /// the first image made on it drops them.
     triggered: Option<String>,
+    /// The signal that cancelled the build (0: none yet).
+    cancel: &'a AtomicI32,
+    /// The cancelling signals, read between steps.
+    signals: nix::sys::signalfd::SignalFd,
 }
 
 fn list(args: &Args, escape: char, vars: &Vars, file: &str, line: usize) -> Result<Vec<String>> {
@@ -443,6 +484,18 @@ fn parse_ids(s: &str, layers: &[std::path::PathBuf]) -> Result<(u32, u32)> {
 impl Builder<'_> {
     fn err(&self, ins: &Instruction, msg: impl std::fmt::Display) -> Error {
         fail(format!("{}:{}: {msg}", self.file, ins.line))
+    }
+
+    /// Stop here when a cancelling signal came (during a RUN the relay saw it; between steps
+    /// it waits on the signalfd).
+    fn check_cancel(&self) -> Result<()> {
+        if let Ok(Some(info)) = self.signals.read_signal() {
+            self.cancel.store(info.ssi_signo as i32, Ordering::SeqCst);
+        }
+        match self.cancel.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            sig => Err(fail(format!("canceled by signal {sig}"))),
+        }
     }
 
     /// The `config` of an image's config blob as stored, with the fields oci-spec's type
@@ -626,6 +679,7 @@ impl Builder<'_> {
         ));
         let opts = StartOptions {
             engine_lock: kept.as_ref().map(crate::container::EngineLock::raw_fd),
+            cancel: Some(self.cancel),
             ..Default::default()
         };
         let cleanup = |this: &Self| {
@@ -647,6 +701,11 @@ impl Builder<'_> {
                 return Err(e);
             }
         };
+        if self.cancel.load(Ordering::SeqCst) != 0 {
+            // Killed on Ctrl-C by the relay: the step is cancelled, its container removed.
+            cleanup(self);
+            return self.check_cancel().map(|_| Vec::new());
+        }
         if code != 0 {
             cleanup(self);
             return Err(fail(format!(
@@ -1118,8 +1177,9 @@ impl Builder<'_> {
     }
 }
 
-fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
+fn build(ctx: &Context, args: &BuildArgs, cancel: &AtomicI32) -> Result<String> {
     let started = Instant::now();
+    let signals = hold_signals()?;
     let ctx_dir = std::path::Path::new(&args.context);
     if args.context.contains("://") || args.context == "-" {
         return Err(fail(format!(
@@ -1234,12 +1294,15 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
         total_stages: last + 1,
         meta: meta.clone(),
         triggered: None,
+        cancel,
+        signals,
     };
     let mut result = None;
     for (si, stage) in parsed.stages.iter().enumerate().take(last + 1) {
         let n = stage.instructions.len() + 1;
         let base_name = df::expand(&stage.base, &meta, parsed.escape)
             .map_err(|e| fail(format!("{file_name}:{}: {}", stage.line, e.0)))?;
+        b.check_cancel()?;
         let label = b.label(
             si,
             stage.name.as_deref(),
@@ -1291,6 +1354,7 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
                 true => format!("ONBUILD {}", shown_text(ins)),
                 false => shown_text(ins),
             };
+            b.check_cancel()?;
             let label = b.label(si, stage.name.as_deref(), i + 2, n, &text);
             b.sys.tracer.flush();
             b.progress.begin(&label);
@@ -1307,6 +1371,7 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
             "the build made no image (a stage FROM scratch with no instruction)",
         ));
     };
+    b.check_cancel()?;
     b.sys.tracer.flush();
     b.progress.begin("exporting to image");
     let manifest = b.store.read_blob(&image.manifest_digest)?;
