@@ -755,3 +755,19 @@ fn ctrl_c_during_a_run_cancels_the_build_and_leaves_nothing() {
         .any(|c| c == b"sleep\x001017\x00");
     assert!(!sleeping, "the RUN's process outlived the build");
 }
+
+#[test]
+fn env_replaces_a_variable_in_its_place_as_docker_does() {
+    let b = Build::new("FROM busybox\nENV A=1\nENV PATH=/opt/bin:$PATH B=2\nLABEL x=1 x=2\n");
+    b.build(&["-t", "env:1"]).expect_code(0);
+    let cfg = b.ok(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Env}} {{json .Config.Labels}}",
+        "env:1",
+    ]);
+    assert_eq!(
+        cfg.trim(),
+        r#"["PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","A=1","B=2"] {"x":"2"}"#
+    );
+}

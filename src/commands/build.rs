@@ -27,6 +27,7 @@ use crate::cli::BuildArgs;
 use crate::commands::{commit, require_root, run, Context};
 use crate::container::Containers;
 use crate::error::{Error, Result};
+use crate::image::change::{set_pairs, Pairs};
 use crate::image::context::{self as bctx, CopyOptions, Ignore, Source};
 use crate::image::dockerfile::{self as df, Args, Instruction, Vars};
 use crate::image::store::{digest_of, Image, Store};
@@ -809,19 +810,7 @@ impl Builder<'_> {
                     .join(" ");
                 Some((
                     format!("ENV {shown}"),
-                    Box::new(move |c: &mut Value| {
-                        let cfg = &mut c["config"];
-                        if !cfg["Env"].is_array() {
-                            cfg["Env"] = json!([]);
-                        }
-                        let env = cfg["Env"].as_array_mut().expect("a list");
-                        for (k, v) in &set {
-                            env.retain(|e| {
-                                e.as_str().and_then(|s| s.split('=').next()) != Some(k.as_str())
-                            });
-                            env.push(json!(format!("{k}={v}")));
-                        }
-                    }),
+                    Box::new(move |c: &mut Value| set_pairs(&mut c["config"], Pairs::Env, &set)),
                 ))
             }
             "LABEL" => {
@@ -843,15 +832,7 @@ impl Builder<'_> {
                     .join(" ");
                 Some((
                     format!("LABEL {shown}"),
-                    Box::new(move |c: &mut Value| {
-                        let cfg = &mut c["config"];
-                        if !cfg["Labels"].is_object() {
-                            cfg["Labels"] = json!({});
-                        }
-                        for (k, v) in &set {
-                            cfg["Labels"][k] = json!(v);
-                        }
-                    }),
+                    Box::new(move |c: &mut Value| set_pairs(&mut c["config"], Pairs::Label, &set)),
                 ))
             }
             "USER" | "STOPSIGNAL" => {
