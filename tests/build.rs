@@ -771,3 +771,23 @@ fn env_replaces_a_variable_in_its_place_as_docker_does() {
         r#"["PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","A=1","B=2"] {"x":"2"}"#
     );
 }
+
+#[test]
+fn a_dockerignore_exception_brings_back_a_file_of_a_left_out_directory() {
+    let b = Build::new("FROM busybox\nCOPY . /ctx/\nCOPY build /only/\n");
+    b.file(".dockerignore", "build\n!build/keep\n");
+    b.file("build/keep", "kept\n");
+    b.file("build/drop", "dropped\n");
+    b.file("build/sub/deep", "dropped\n");
+    b.file("other", "o\n");
+    b.build(&["-t", "ign:1"]).expect_code(0);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "ign:1",
+        "sh",
+        "-c",
+        "cd /ctx && find build other | sort && cat build/keep && cd /only && find . | sort",
+    ]);
+    assert_eq!(out, "build\nbuild/keep\nother\nkept\n.\n./keep\n");
+}

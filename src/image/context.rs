@@ -6,7 +6,9 @@
 //! out of the context fail (`EXDEV`) and are refused by name; inside, a directory is walked
 //! with `O_NOFOLLOW` opens relative to its own descriptor, its symlinks archived as symlinks.
 //! `.dockerignore` (Docker's patterns: `*`, `?`, `[..]`, `**`, `!` exceptions, the last match
-//! winning, a directory's match covering what it holds) leaves files out. Entries are owned by
+//! winning, a directory's match covering what it holds) leaves files out; a left-out directory
+//! is still walked when a `!` exception could match below it, and comes only with what one
+//! brings back (`dir` + `!dir/keep` copies `dir/keep`, as Docker). Entries are owned by
 //! 0:0 (or `--chown` numeric ids), with their own modes (or `--chmod`) and mtimes; the layer
 //! tar is sorted, so the same files give the same bytes — and so the same cache key.
 //! `ADD` of a local tar archive (plain or gzip) writes its entries under the destination, as
@@ -94,6 +96,20 @@ fn glob_path(p: &[String], s: &[&str]) -> bool {
     }
 }
 
+/// True when pattern components `p` can match a path strictly below the components `s`.
+fn could_match_below(p: &[String], s: &[&str]) -> bool {
+    match (p.first(), s.first()) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(x), Some(_)) if x == "**" => true,
+        (Some(x), Some(c)) => {
+            let pc: Vec<char> = x.chars().collect();
+            let sc: Vec<char> = c.chars().collect();
+            glob(&pc, &sc) && could_match_below(&p[1..], &s[1..])
+        }
+    }
+}
+
 impl Ignore {
     /// Parse `.dockerignore` text.
     pub fn parse(text: &str) -> Ignore {
@@ -134,6 +150,23 @@ impl Ignore {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Ignore::default()),
             Err(e) => Err(e),
         }
+    }
+
+    /// True when a `!` exception could bring back something below the directory `rel`, so
+    /// a walk must go into it even when `rel` itself is left out: Docker re-includes
+    /// `dir/keep` of `dir` + `!dir/keep`. Conservative: a `**` before the end of `rel`
+    /// could match anything.
+    pub fn may_include_below(&self, rel: &Path) -> bool {
+        let comps: Vec<&str> = rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => n.to_str(),
+                _ => None,
+            })
+            .collect();
+        self.patterns
+            .iter()
+            .any(|(neg, p)| *neg && could_match_below(p, &comps))
     }
 
     /// True when `rel` (relative to the context) is left out.
@@ -260,7 +293,9 @@ fn walk(
     names.sort();
     for name in names {
         let r = rel.join(&name);
-        if ignore.is_some_and(|i| i.excluded(&r)) {
+        // Left out, unless a `!` exception may bring back something below it.
+        let hidden = ignore.is_some_and(|i| i.excluded(&r));
+        if hidden && !ignore.is_some_and(|i| i.may_include_below(&r)) {
             continue;
         }
         let Some((st, kind)) = open_entry(dir.as_fd(), &name).map_err(io(&r))? else {
@@ -294,6 +329,11 @@ fn walk(
                 && crate::layers::diff::open_dir(sub.as_fd())
                     .and_then(|rd| crate::layers::diff::is_opaque(rd.as_fd()))
                     .map_err(io(&r))?;
+            let mut below = Vec::new();
+            walk(&sub, &r, &d, ignore, &mut below)?;
+            if hidden && below.is_empty() {
+                continue; // a left-out directory comes only with what is brought back
+            }
             if opaque {
                 out.push(Entry {
                     path: d.clone(),
@@ -306,8 +346,8 @@ fn walk(
                 st,
                 kind: EntryKind::Dir,
             });
-            walk(&sub, &r, &d, ignore, out)?;
-        } else {
+            out.append(&mut below);
+        } else if !hidden {
             out.push(Entry { path: d, st, kind });
         }
     }
@@ -360,7 +400,7 @@ fn expand_src(
             glob(&pat, &c)
         })
         .map(|n| parent.join(n))
-        .filter(|p| !ignore.is_some_and(|i| i.excluded(p)))
+        .filter(|p| !ignore.is_some_and(|i| i.excluded(p) && !i.may_include_below(p)))
         .collect();
     hits.sort();
     Ok(hits)
@@ -408,7 +448,8 @@ fn collect_one(
         // `..` never leaves the context in Docker either: refused here, loudly.
         return Err(CopyError::Outside(shown.to_string()));
     }
-    if ignore.is_some_and(|i| !rel.as_os_str().is_empty() && i.excluded(rel)) {
+    let hidden = ignore.is_some_and(|i| !rel.as_os_str().is_empty() && i.excluded(rel));
+    if hidden && !ignore.is_some_and(|i| i.may_include_below(rel)) {
         return Ok(false);
     }
     let Some(fd) = open_beneath(root, rel, shown)? else {
@@ -433,6 +474,11 @@ fn collect_one(
                 && crate::layers::diff::open_dir(dir.as_fd())
                     .and_then(|rd| crate::layers::diff::is_opaque(rd.as_fd()))
                     .map_err(io(rel))?;
+            let mut below = Vec::new();
+            walk(&dir, rel, dest, ignore, &mut below)?;
+            if hidden && below.is_empty() {
+                return Ok(false); // left out, and no exception brings anything back
+            }
             if opaque {
                 out.push(Entry {
                     path: dest.to_path_buf(),
@@ -445,8 +491,9 @@ fn collect_one(
                 st,
                 kind: EntryKind::Dir,
             });
-            walk(&dir, rel, dest, ignore, out)?;
+            out.append(&mut below);
         }
+        _ if hidden => return Ok(false),
         libc::S_IFREG => {
             // The O_PATH descriptor reopened for reading through its /proc magic link: exactly
             // the object resolved beneath the context, never a name looked up again.
@@ -774,6 +821,65 @@ mod tests {
         assert!(!i.excluded(Path::new("secret12")));
         assert!(i.excluded(Path::new("abs")));
         assert!(!i.excluded(Path::new("main.rs")));
+    }
+
+    #[test]
+    fn an_exception_brings_back_a_file_of_a_left_out_directory() {
+        let i = Ignore::parse("build\n!build/keep\n**/*.log\n!**/important.log\n");
+        assert!(i.excluded(Path::new("build")));
+        assert!(i.may_include_below(Path::new("build")));
+        assert!(!Ignore::parse("build\n!build/keep\n").may_include_below(Path::new("build/keep")));
+        assert!(
+            i.may_include_below(Path::new("logs")),
+            "** can match below anything"
+        );
+        assert!(!Ignore::parse("build\n!src/x\n").may_include_below(Path::new("build")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path();
+        std::fs::create_dir_all(ctx.join("build/keep/sub")).unwrap();
+        std::fs::create_dir_all(ctx.join("build/drop")).unwrap();
+        std::fs::write(ctx.join("build/keep/sub/f"), b"k").unwrap();
+        std::fs::write(ctx.join("build/x"), b"x").unwrap();
+        std::fs::write(ctx.join("build/drop/y"), b"y").unwrap();
+        std::fs::create_dir_all(ctx.join("gone")).unwrap();
+        std::fs::write(ctx.join("gone/z"), b"z").unwrap();
+        std::fs::write(ctx.join("top"), b"t").unwrap();
+        let root = safefs::open_root(ctx).unwrap();
+        let ignore = Ignore::parse("build\n!build/keep\ngone\n");
+        let src = Source::Context {
+            root: root.as_fd(),
+            ignore: &ignore,
+        };
+        let names = |tar: Vec<u8>| -> Vec<String> {
+            tar::Archive::new(&tar[..])
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect()
+        };
+        let tar = copy_layer(&src, &[".".into()], "/app/", &CopyOptions::default()).unwrap();
+        assert_eq!(
+            names(tar),
+            [
+                "app/",
+                "app/build/",
+                "app/build/keep/",
+                "app/build/keep/sub/",
+                "app/build/keep/sub/f",
+                "app/top"
+            ]
+        );
+        let tar = copy_layer(&src, &["build".into()], "/b/", &CopyOptions::default()).unwrap();
+        assert_eq!(names(tar), ["b/", "b/keep/", "b/keep/sub/", "b/keep/sub/f"]);
+        assert!(matches!(
+            copy_layer(&src, &["gone".into()], "/g/", &CopyOptions::default()),
+            Err(CopyError::NotFound(_))
+        ));
+        assert!(matches!(
+            copy_layer(&src, &["build/x".into()], "/x", &CopyOptions::default()),
+            Err(CopyError::NotFound(_))
+        ));
     }
 
     #[test]
