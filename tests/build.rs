@@ -574,6 +574,7 @@ fn onbuild_triggers_run_after_the_from_of_a_later_build() {
         "{}",
         o.stderr
     );
+    assert!(o.stderr.contains("#1 [1/4] FROM ob:1"), "{}", o.stderr);
     assert!(
         o.stderr.contains("[3/4] ONBUILD ENV FROM_TRIGGER=yes"),
         "{}",

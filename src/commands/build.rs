@@ -1284,23 +1284,14 @@ fn build(ctx: &Context, args: &BuildArgs, cancel: &AtomicI32) -> Result<String> 
         let base_name = df::expand(&stage.base, &meta, parsed.escape)
             .map_err(|e| fail(format!("{file_name}:{}: {}", stage.line, e.0)))?;
         b.check_cancel()?;
-        let label = b.label(
-            si,
-            stage.name.as_deref(),
-            1,
-            n,
-            &format!("FROM {base_name}"),
-        );
-        b.sys.tracer.flush();
-        b.progress.begin(&label);
+        // The base first (a pull shows its own progress): its ONBUILD triggers count in the
+        // stage's steps, as in BuildKit's `[i/n]`.
         b.sys
             .tracer
             .note(&format!("{file_name}:{}: FROM {base_name}", stage.line));
         let base = b
             .find_base(&base_name)
             .map_err(|e| fail(format!("{file_name}:{}: FROM {base_name}: {e}", stage.line)))?;
-        b.sys.tracer.flush();
-        b.progress.done();
         // The base's ONBUILD triggers run first, as if written right after the FROM (at its
         // line), as Docker runs them; the images made here do not keep them.
         let mut triggers = Vec::new();
@@ -1321,6 +1312,16 @@ fn build(ctx: &Context, args: &BuildArgs, cancel: &AtomicI32) -> Result<String> 
             false => base.as_ref().map(|i| i.id.clone()),
         };
         let n = n + triggers.len();
+        let label = b.label(
+            si,
+            stage.name.as_deref(),
+            1,
+            n,
+            &format!("FROM {base_name}"),
+        );
+        b.sys.tracer.flush();
+        b.progress.begin(&label);
+        b.progress.done();
         let mut w = Working {
             image: base,
             args: Vars::new(),
