@@ -792,3 +792,27 @@ fn a_dockerignore_exception_brings_back_a_file_of_a_left_out_directory() {
     ]);
     assert_eq!(out, "build\nbuild/keep\nother\nkept\n.\n./keep\n");
 }
+
+#[test]
+fn run_mount_cache_persists_between_builds_and_stays_out_of_the_layer() {
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN --mount=type=cache,target=/var/cache/thing echo run >> /var/cache/thing/log && wc -l < /var/cache/thing/log > /count\n",
+        "RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/f && grep -q ' /scratch tmpfs ' /proc/mounts && touch /tmpfs-ok\n",
+    ));
+    b.build(&["-t", "mnt:1"]).expect_code(0);
+    let check = "cat /count; ls /tmpfs-ok; test -e /var/cache/thing || echo no thing; test -e /scratch || echo no scratch";
+    let out = b.ok(&["run", "--rm", "mnt:1", "sh", "-c", check]);
+    // Nothing of the mounts in the image: neither their targets nor what was written there.
+    assert_eq!(out, "1\n/tmpfs-ok\nno thing\nno scratch\n");
+    // The cache outlives the build: a second build (no build cache) sees the first's file.
+    b.build(&["--no-cache", "-t", "mnt:2"]).expect_code(0);
+    let out = b.ok(&["run", "--rm", "mnt:2", "cat", "/count"]);
+    assert_eq!(out, "2\n");
+    let caches: Vec<_> = std::fs::read_dir(b.lab.root().join("build-cache-mounts"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(caches.len(), 1, "one cache, keyed by its target");
+    b.no_containers();
+}

@@ -355,6 +355,51 @@ fn run_command(ins: &Instruction, shell: &[String]) -> (Vec<String>, Option<(Str
     (command(&Args::Text(full), shell), None)
 }
 
+/// Remove the empty directories the runtime made in the container's writable layer as the
+/// targets of `RUN --mount`s (they are not in the image), deepest first, through descriptors
+/// of that layer: only while empty (a step that wrote beside its mount keeps its files), so
+/// the step's layer holds no mount stub, as BuildKit's stub cleaner.
+fn remove_stubs(sys: &Sys, c: &crate::container::Container, stubs: &[String]) {
+    if stubs.is_empty() {
+        return;
+    }
+    let top = match c.spec.layers_mode {
+        crate::spec::LayersMode::Overlay => c.spec.upper(),
+        _ => c.spec.rootfs(),
+    };
+    let Ok(root) = safefs::open_root(&top) else {
+        return;
+    };
+    for s in stubs {
+        let rel = safefs::relative(std::path::Path::new(s));
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let dir = match parent.as_os_str().is_empty() {
+            true => root.try_clone(),
+            false => safefs::openat2(
+                root.as_fd(),
+                parent,
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                safefs::IN_ROOT,
+            ),
+        };
+        let Ok(dir) = dir else { continue };
+        let gone = nix::unistd::unlinkat(
+            Some(dir.as_raw_fd()),
+            name,
+            nix::unistd::UnlinkatFlags::RemoveDir,
+        )
+        .is_ok();
+        if gone {
+            sys.tracer.note(&format!(
+                "removed {s}, the mount target RUN --mount made, from the layer (unlinkat AT_REMOVEDIR in the upper directory)"
+            ));
+        }
+    }
+}
+
 /// An instruction as the progress shows it: `RUN <<EOF` with its heredoc's first line, as
 /// BuildKit's `RUN <<EOF (apt-get update...)`.
 fn shown_text(ins: &Instruction) -> String {
@@ -485,6 +530,31 @@ fn parse_ids(s: &str, layers: &[std::path::PathBuf]) -> Result<(u32, u32)> {
 impl Builder<'_> {
     fn err(&self, ins: &Instruction, msg: impl std::fmt::Display) -> Error {
         fail(format!("{}:{}: {msg}", self.file, ins.line))
+    }
+
+    /// The directory of a `RUN --mount=type=cache` of id `id`:
+    /// `<root>/build-cache-mounts/<sha256 of id>`, made (with `mode`, `uid`, `gid`) the first
+    /// time and kept between builds; `<root>/build-cache-mounts` is 0700, as the store's own.
+    fn cache_dir(&self, id: &str, mode: u32, uid: u32, gid: u32) -> Result<std::path::PathBuf> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let base = self.ctx.root.join("build-cache-mounts");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&base)
+            .map_err(Error::io("create", &base))?;
+        let dir = base.join(digest_of(id.as_bytes()).trim_start_matches("sha256:"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {
+                std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                    .map_err(Error::io("chown", &dir))?;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+                    .map_err(Error::io("chmod", &dir))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create", &dir)(e)),
+        }
+        Ok(dir)
     }
 
     /// Stop here when a cancelling signal came (during a RUN the relay saw it; between steps
@@ -636,6 +706,7 @@ impl Builder<'_> {
         env: &[String],
         shown: &str,
         script: Option<&(String, String)>,
+        (mounts, stubs): (&[(df::RunMount, String)], &[String]),
     ) -> Result<Vec<u8>> {
         let mut cli: Vec<String> = ["dockling", "run", "--entrypoint", ""]
             .map(String::from)
@@ -652,6 +723,30 @@ impl Builder<'_> {
             }
             None => None,
         };
+        for (m, target) in mounts {
+            match m {
+                df::RunMount::Cache {
+                    id,
+                    readonly,
+                    mode,
+                    uid,
+                    gid,
+                    ..
+                } => {
+                    let dir = self.cache_dir(id, *mode, *uid, *gid)?;
+                    cli.push("-v".into());
+                    let ro = if *readonly { ":ro" } else { "" };
+                    cli.push(format!("{}:{target}{ro}", dir.display()));
+                }
+                df::RunMount::Tmpfs { size, .. } => {
+                    cli.push("--tmpfs".into());
+                    cli.push(match size {
+                        Some(sz) => format!("{target}:size={sz}"),
+                        None => target.clone(),
+                    });
+                }
+            }
+        }
         for e in env {
             cli.push("-e".into());
             cli.push(e.clone());
@@ -715,6 +810,7 @@ impl Builder<'_> {
         }
         let result = (|| {
             let c = self.containers.find(&spec.id)?;
+            remove_stubs(&self.sys, &c, stubs);
             let lower = Lower::open(&c.spec.layers)
                 .map_err(Error::io("open the layers of", &c.spec.bundle))?;
             let (tar, stats) = commit::layer_tar(&self.sys, &c, &lower, self.epoch)?;
@@ -1045,7 +1141,7 @@ impl Builder<'_> {
                         arg_env.join(" ")
                     )
                 };
-                let key = match &script {
+                let mut key = match &script {
                     // The script is not in the command line: its content is in the key.
                     Some((_, data)) => {
                         format!("{parent}\n{created_by}\n{}", digest_of(data.as_bytes()))
@@ -1055,8 +1151,43 @@ impl Builder<'_> {
                 let Some(base) = w.image.clone() else {
                     return Err(self.err(ins, "RUN in a stage FROM scratch: there is no shell to run it; start FROM an image"));
                 };
+                // `--mount=type=cache|tmpfs`: targets made absolute against the working
+                // directory; the directories the runtime must make for them (absent from the
+                // image) are removed again before the commit, as BuildKit's mount stubs.
+                let mut mounts = Vec::new();
+                let mut stubs: Vec<String> = Vec::new();
+                let dirs = self.store.layer_dirs(&base)?;
+                for (_, spec) in ins.flags.iter().filter(|(f, _)| f == "mount") {
+                    let m = df::run_mount(spec).map_err(|e| self.err(ins, e))?;
+                    let target = resolve_dest(&w.workdir(), m.target());
+                    let target = match target.trim_end_matches('/') {
+                        "" => {
+                            return Err(self
+                                .err(ins, format!("RUN --mount {spec:?}: the target cannot be /")))
+                        }
+                        t => t.to_string(),
+                    };
+                    let mut p = std::path::PathBuf::from(&target);
+                    while p != std::path::Path::new("/")
+                        && !bctx::exists_in_layers(&dirs, &p.display().to_string())
+                    {
+                        stubs.push(p.display().to_string());
+                        p.pop();
+                    }
+                    key.push_str(&format!("\n--mount={spec}"));
+                    mounts.push((m, target));
+                }
+                stubs.sort_by_key(|s| std::cmp::Reverse(s.matches('/').count()));
+                stubs.dedup();
                 let img = self.step(&key, &mut |b| {
-                    let tar = b.run_container(&base, &argv, &arg_env, &shown, script.as_ref())?;
+                    let tar = b.run_container(
+                        &base,
+                        &argv,
+                        &arg_env,
+                        &shown,
+                        script.as_ref(),
+                        (&mounts, &stubs),
+                    )?;
                     b.make(Some(&base), Some(&tar), &created_by, &|_| {})
                 })?;
                 w.image = Some(img);

@@ -392,6 +392,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
             "FROM" => &["platform"],
             "COPY" => &["from", "chown", "chmod"],
             "ADD" => &["chown", "chmod"],
+            "RUN" => &["mount"],
             "HEALTHCHECK" => &[
                 "interval",
                 "timeout",
@@ -406,7 +407,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
             .find(|(f, _)| !known_flags.contains(&f.as_str()))
         {
             let also = if name == "RUN" {
-                " (RUN --mount, --network and --security are not supported by dockling yet)"
+                " (RUN --network and --security are not supported by dockling yet)"
             } else {
                 ""
             };
@@ -431,6 +432,9 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
         }
         if name == "HEALTHCHECK" {
             healthcheck(&ins).map_err(|m| err(line, m))?;
+        }
+        for (_, spec) in ins.flags.iter().filter(|(f, _)| f == "mount") {
+            run_mount(spec).map_err(|m| err(line, m))?;
         }
         if name == "ONBUILD" {
             onbuild_trigger(&ins, file).map_err(|m| err(line, m))?;
@@ -538,6 +542,113 @@ pub fn trigger_instruction(expr: &str, file: &str, line: usize) -> Result<Instru
         _ => Err(format!(
             "onbuild trigger should be a single expression: {expr:?}"
         )),
+    }
+}
+
+/// A `RUN --mount` dockling builds (BuildKit's `type=cache` and `type=tmpfs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    /// `type=cache`: a directory of the engine's, kept between builds, keyed by `id` (the
+    /// target unless given), bound at `target` for the step; what the step writes there stays
+    /// out of the layer.
+    Cache {
+        /// `id=`, or the target.
+        id: String,
+        /// `target=` (`dst=`, `destination=`).
+        target: String,
+        /// `ro`/`readonly`.
+        readonly: bool,
+        /// `mode=` of a new cache directory (0755).
+        mode: u32,
+        /// `uid=` of a new cache directory.
+        uid: u32,
+        /// `gid=` of a new cache directory.
+        gid: u32,
+    },
+    /// `type=tmpfs`: an empty tmpfs at `target` for the step.
+    Tmpfs {
+        /// `target=`.
+        target: String,
+        /// `size=` as written (`64m`), if any.
+        size: Option<String>,
+    },
+}
+
+impl RunMount {
+    /// Where it is mounted (as written: relative targets are the working directory's).
+    pub fn target(&self) -> &str {
+        match self {
+            RunMount::Cache { target, .. } | RunMount::Tmpfs { target, .. } => target,
+        }
+    }
+}
+
+/// Read one `RUN --mount=…` value (BuildKit's comma-separated `key=value` fields; `type`
+/// defaults to `bind`, as there). Only `cache` and `tmpfs` are built; the others are refused
+/// with what to do instead.
+pub fn run_mount(spec: &str) -> Result<RunMount, String> {
+    let mut typ = "bind".to_string();
+    let mut target = None;
+    let mut id = None;
+    let mut readonly = false;
+    let mut mode = 0o755;
+    let mut uid = 0;
+    let mut gid = 0;
+    let mut size = None;
+    for field in spec.split(',').filter(|f| !f.is_empty()) {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        let num = |v: Option<&str>, radix: u32| -> Result<u32, String> {
+            v.and_then(|v| u32::from_str_radix(v, radix).ok())
+                .ok_or_else(|| format!("RUN --mount: invalid value for {k} in {spec:?}"))
+        };
+        match (k.as_str(), v) {
+            ("type", Some(t)) => typ = t.to_ascii_lowercase(),
+            ("target" | "dst" | "destination", Some(t)) => target = Some(t.to_string()),
+            ("id", Some(i)) => id = Some(i.to_string()),
+            ("ro" | "readonly", None) => readonly = true,
+            ("ro" | "readonly", Some(b)) => readonly = b.eq_ignore_ascii_case("true"),
+            ("rw" | "readwrite", None) => readonly = false,
+            ("rw" | "readwrite", Some(b)) => readonly = !b.eq_ignore_ascii_case("true"),
+            ("sharing", Some("shared" | "private" | "locked")) => {}
+            ("sharing", Some(o)) => {
+                return Err(format!(
+                    "RUN --mount: unsupported sharing value {o:?}: shared, private or locked"
+                ))
+            }
+            ("mode", v) => mode = num(v, 8)?,
+            ("uid", v) => uid = num(v, 10)?,
+            ("gid", v) => gid = num(v, 10)?,
+            ("size", Some(s)) => size = Some(s.to_string()),
+            ("from" | "source" | "src", _) => {
+                return Err(format!(
+                    "RUN --mount: {k}= is not supported by dockling yet (in {spec:?}): a cache starts empty"
+                ))
+            }
+            _ => return Err(format!("RUN --mount: unexpected key '{k}' in '{spec}'")),
+        }
+    }
+    let Some(target) = target.filter(|t| !t.is_empty()) else {
+        return Err(format!(
+            "RUN --mount {spec:?}: a target is required (--mount=type=cache,target=/root/.cache)"
+        ));
+    };
+    match typ.as_str() {
+        "cache" => Ok(RunMount::Cache {
+            id: id.unwrap_or_else(|| target.clone()),
+            target,
+            readonly,
+            mode,
+            uid,
+            gid,
+        }),
+        "tmpfs" => Ok(RunMount::Tmpfs { target, size }),
+        "bind" | "secret" | "ssh" => Err(format!(
+            "RUN --mount=type={typ} is not supported by dockling yet: only type=cache and type=tmpfs are; COPY the files the step needs first"
+        )),
+        other => Err(format!("RUN --mount: unsupported mount type {other:?}")),
     }
 }
 
@@ -1143,8 +1254,13 @@ mod tests {
             e.to_string(),
             "Dockerfile:2: RUN requires at least one argument"
         );
-        let e = parse("FROM a\nRUN --mount=type=cache x\n", "Dockerfile").unwrap_err();
-        assert!(e.msg.starts_with("unknown flag: --mount for RUN"), "{e}");
+        let e = parse("FROM a\nRUN --mount=type=bind,target=/x x\n", "Dockerfile").unwrap_err();
+        assert!(
+            e.msg.starts_with("RUN --mount=type=bind is not supported"),
+            "{e}"
+        );
+        let e = parse("FROM a\nRUN --network=none x\n", "Dockerfile").unwrap_err();
+        assert!(e.msg.starts_with("unknown flag: --network for RUN"), "{e}");
         let e = parse("FROM a b\n", "Dockerfile").unwrap_err();
         assert!(e.msg.contains("one or three arguments"), "{e}");
         let e = parse("# only a comment\n", "Dockerfile").unwrap_err();
@@ -1248,6 +1364,57 @@ mod tests {
         assert!(heredoc_word("<<<EOF").is_none());
         assert!(heredoc_word("<<").is_none());
         assert_eq!(heredoc_word("2<<\"A\"").unwrap().name, "A");
+    }
+
+    #[test]
+    fn run_mounts_of_type_cache_and_tmpfs() {
+        assert_eq!(
+            run_mount("type=cache,target=/root/.cache,sharing=locked").unwrap(),
+            RunMount::Cache {
+                id: "/root/.cache".into(),
+                target: "/root/.cache".into(),
+                readonly: false,
+                mode: 0o755,
+                uid: 0,
+                gid: 0
+            }
+        );
+        assert_eq!(
+            run_mount("type=cache,id=go,dst=/go,mode=0700,uid=1000,gid=1000,ro").unwrap(),
+            RunMount::Cache {
+                id: "go".into(),
+                target: "/go".into(),
+                readonly: true,
+                mode: 0o700,
+                uid: 1000,
+                gid: 1000
+            }
+        );
+        assert_eq!(
+            run_mount("type=tmpfs,target=/t,size=64m").unwrap(),
+            RunMount::Tmpfs {
+                target: "/t".into(),
+                size: Some("64m".into())
+            }
+        );
+        assert!(run_mount("type=cache")
+            .unwrap_err()
+            .contains("a target is required"));
+        assert!(run_mount("target=/x")
+            .unwrap_err()
+            .contains("type=bind is not supported"));
+        assert!(run_mount("type=secret,id=x,target=/s")
+            .unwrap_err()
+            .contains("type=secret is not supported"));
+        assert!(run_mount("type=cache,target=/x,bogus=1")
+            .unwrap_err()
+            .contains("unexpected key 'bogus'"));
+        let df = parse(
+            "FROM a\nRUN --mount=type=cache,target=/c --mount=type=tmpfs,target=/t ls\n",
+            "Dockerfile",
+        )
+        .unwrap();
+        assert_eq!(df.stages[0].instructions[0].flags.len(), 2);
     }
 
     #[test]
