@@ -432,8 +432,10 @@ impl ScriptDir {
             .unwrap_or_default();
         let dir =
             std::env::temp_dir().join(format!("dockling-heredoc-{}-{stamp}", std::process::id()));
+        // 0755, made new (never an existing name): a step running as a USER other than root
+        // must reach the script, as it reaches BuildKit's; it holds only the Dockerfile's text.
         std::fs::DirBuilder::new()
-            .mode(0o700)
+            .mode(0o755)
             .create(&dir)
             .map_err(Error::io("create", &dir))?;
         let guard = ScriptDir(dir);
@@ -446,7 +448,6 @@ impl ScriptDir {
             .map_err(Error::io("create", &path))?;
         f.write_all(data.as_bytes())
             .map_err(Error::io("write", &path))?;
-        // The directory is 0700 for the host; the container's root reads it.
         Ok(guard)
     }
 }

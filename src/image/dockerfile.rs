@@ -5,7 +5,9 @@
 //!   at the very top (`# escape=` and `# syntax=`, read until the first line that is not one),
 //!   comments dropped (also between continued lines), lines joined where the escape character
 //!   (`\` or `` ` ``) ends them, the instruction's `--flags` split off, its arguments kept as
-//!   a JSON list when they are one (`["sh", "-c"]`) or as shell text. The `ARG`s before the
+//!   a JSON list when they are one (`["sh", "-c"]`) or as shell text, the heredocs of RUN
+//!   (`<<EOF` … `EOF`, BuildKit's 1.4 syntax) with it. `SHELL`, `HEALTHCHECK`, `ONBUILD` and
+//!   `RUN --mount` are checked here, so their errors name their line. The `ARG`s before the
 //!   first `FROM` are the file's own; every `FROM` starts a stage. Nothing is expanded yet.
 //! - [`expand`]/[`words`]: the build substitutes `$VAR`, `${VAR}`, `${VAR:-word}`,
 //!   `${VAR-word}`, `${VAR:+word}`, `${VAR+word}` (quotes and escapes as a POSIX shell reads
