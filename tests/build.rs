@@ -816,3 +816,16 @@ fn run_mount_cache_persists_between_builds_and_stays_out_of_the_layer() {
     assert_eq!(caches.len(), 1, "one cache, keyed by its target");
     b.no_containers();
 }
+
+#[test]
+fn maintainer_sets_the_author_as_docker_does() {
+    let b = Build::new("FROM busybox\nMAINTAINER Jane Doe <jane@example.com>\n");
+    b.build(&["-t", "who:1"]).expect_code(0);
+    let author = b.ok(&["inspect", "-f", "{{.Author}}", "who:1"]);
+    assert_eq!(author, "Jane Doe <jane@example.com>\n");
+    let history = b.ok(&["history", "--no-trunc", "who:1"]);
+    assert!(
+        history.contains("MAINTAINER Jane Doe <jane@example.com>"),
+        "{history}"
+    );
+}

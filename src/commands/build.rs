@@ -1023,6 +1023,14 @@ impl Builder<'_> {
                     }),
                 ))
             }
+            "MAINTAINER" => {
+                // Deprecated in Docker, still built: the image's `author`, as BuildKit's.
+                let who = text_of(&ins.args);
+                Some((
+                    format!("MAINTAINER {who}"),
+                    Box::new(move |c: &mut Value| c["author"] = json!(who)),
+                ))
+            }
             "HEALTHCHECK" => {
                 // Stored as Docker stores it; dockling runs no healthcheck (yet).
                 let h = df::healthcheck(ins).map_err(|m| self.err(ins, m))?;

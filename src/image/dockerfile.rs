@@ -37,10 +37,8 @@ pub const INSTRUCTIONS: &[&str] = &[
     "SHELL",
     "HEALTHCHECK",
     "ONBUILD",
+    "MAINTAINER",
 ];
-
-/// Docker instructions dockling knows but does not build (yet).
-const UNSUPPORTED: &[&str] = &["MAINTAINER"];
 
 /// A Dockerfile syntax error at a line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -347,15 +345,6 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
         let name = t[..end].to_ascii_uppercase();
         let (flags, rest) = split_flags(&t[end..]);
         if !INSTRUCTIONS.contains(&name.as_str()) {
-            if UNSUPPORTED.contains(&name.as_str()) {
-                return Err(err(
-                    line,
-                    format!(
-                        "{name} is not supported by dockling yet: the instructions it builds are {}",
-                        INSTRUCTIONS.join(" ")
-                    ),
-                ));
-            }
             let near = INSTRUCTIONS
                 .iter()
                 .map(|i| (distance(&name, i), *i))
@@ -1269,8 +1258,6 @@ mod tests {
         assert!(e.msg.contains("no FROM"), "{e}");
         let e = parse("FROM a AS x\nFROM b AS X\n", "Dockerfile").unwrap_err();
         assert_eq!(e.line, 2);
-        let e = parse("FROM a\nMAINTAINER me\n", "Dockerfile").unwrap_err();
-        assert!(e.msg.contains("not supported"), "{e}");
         let e = parse("FROM a\n\nSHELL /bin/bash -c\n", "Dockerfile").unwrap_err();
         assert_eq!(e.line, 3);
         assert!(

@@ -365,6 +365,7 @@ impl Store {
             "RepoDigests": image.reference.iter().zip(&image.repo_digest)
                 .map(|(r, d)| format!("{}@{d}", r.familiar())).collect::<Vec<_>>(),
             "Created": image.created,
+            "Author": cfg["author"].as_str().unwrap_or_default(),
             "Architecture": cfg["architecture"],
             "Os": cfg["os"],
             "Size": image.size,
