@@ -92,6 +92,18 @@ fn hold_signals() -> Result<nix::sys::signalfd::SignalFd> {
         .map_err(|e| fail(format!("signalfd: {e}")))
 }
 
+/// Run `f` with the cancelling signals at their default action: a pull of the base (crash
+/// safe, like any pull, and nothing of this stage's made yet) stops at once on Ctrl-C, as it
+/// did before the build held them; the shell still sees 130.
+fn with_signals_open<T>(f: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{pthread_sigmask, SigmaskHow};
+    let set = cancel_signals();
+    let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let r = f();
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+    r
+}
+
 fn fail(msg: impl Into<String>) -> Error {
     ImageError::Build(msg.into()).into()
 }
@@ -1429,8 +1441,7 @@ fn build(ctx: &Context, args: &BuildArgs, cancel: &AtomicI32) -> Result<String> 
         b.sys
             .tracer
             .note(&format!("{file_name}:{}: FROM {base_name}", stage.line));
-        let base = b
-            .find_base(&base_name)
+        let base = with_signals_open(|| b.find_base(&base_name))
             .map_err(|e| fail(format!("{file_name}:{}: FROM {base_name}: {e}", stage.line)))?;
         // The base's ONBUILD triggers run first, as if written right after the FROM (at its
         // line), as Docker runs them; the images made here do not keep them.
