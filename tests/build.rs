@@ -566,6 +566,74 @@ fn copy_from_a_stage_finds_nothing_under_a_directory_it_deleted() {
 }
 
 #[test]
+fn shell_changes_the_shell_of_later_shell_form_instructions() {
+    // /bin/echo as the "shell" shows exactly which argv a shell-form line became.
+    let b = Build::new(
+        "FROM busybox\nRUN echo before && touch /before\nSHELL [\"/bin/echo\", \"shell:\"]\nRUN hello there\nCMD ls /\n",
+    );
+    let o = b.build(&["-t", "sh:1"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr.lines().any(|l| l.ends_with(" shell: hello there")),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.lines().any(|l| l.ends_with(" before")),
+        "{}",
+        o.stderr
+    );
+    let cfg = b.ok(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Shell}} {{json .Config.Cmd}}",
+        "sh:1",
+    ]);
+    assert_eq!(
+        cfg.trim(),
+        r#"["/bin/echo","shell:"] ["/bin/echo","shell:","ls /"]"#
+    );
+    let history = b.ok(&["history", "--no-trunc", "sh:1"]);
+    assert!(history.contains("SHELL [/bin/echo shell:]"), "{history}");
+    assert!(
+        history.contains("RUN /bin/echo shell: hello there"),
+        "{history}"
+    );
+    // A build FROM it inherits the shell, as Docker's does.
+    std::fs::write(
+        b.ctx.path().join("Child"),
+        "FROM sh:1\nRUN from the child\n",
+    )
+    .unwrap();
+    let f = b.ctx.path().join("Child");
+    let o = b.build(&["-f", f.to_str().unwrap(), "-t", "sh:2"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr
+            .lines()
+            .any(|l| l.ends_with(" shell: from the child")),
+        "{}",
+        o.stderr
+    );
+    // Only the JSON form: the error names the line.
+    std::fs::write(
+        b.ctx.path().join("Bad"),
+        "FROM busybox\n\nSHELL /bin/sh -c\n",
+    )
+    .unwrap();
+    let f = b.ctx.path().join("Bad");
+    let o = b.build(&["-f", f.to_str().unwrap(), "-t", "sh:3"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("Bad:3: SHELL requires the arguments to be in JSON form"),
+        "{}",
+        o.stderr
+    );
+    b.no_containers();
+}
+
+#[test]
 fn a_large_copy_is_built_in_little_memory() {
     // The COPY layer streams from the context into an unlinked file and from there into the
     // gzip blob: a 200 MiB file never sits in memory (before: the tar and its gzip, both
@@ -612,5 +680,336 @@ fn a_large_copy_is_built_in_little_memory() {
             "wc -c < /big; tail -c 5 /big",
         ]),
         "209715205\ntail\n"
+    );
+}
+
+#[test]
+fn healthcheck_is_stored_as_docker_stores_it() {
+    let b = Build::new(
+        "FROM busybox\nHEALTHCHECK --interval=30s --timeout=3s --start-period=1m --retries=3 \\\n  CMD wget -q -O- http://localhost/ || exit 1\n",
+    );
+    let o = b.build(&["-t", "hc:1"]);
+    o.expect_code(0);
+    let hc = b.ok(&["inspect", "-f", "{{json .Config.Healthcheck}}", "hc:1"]);
+    assert_eq!(
+        hc.trim(),
+        r#"{"Test":["CMD-SHELL","wget -q -O- http://localhost/ || exit 1"],"Interval":30000000000,"Timeout":3000000000,"StartPeriod":60000000000,"Retries":3}"#
+    );
+    let history = b.ok(&["history", "--no-trunc", "hc:1"]);
+    assert!(
+        history.contains("HEALTHCHECK {Test:[CMD-SHELL wget -q -O- http://localhost/ || exit 1] Interval:30s Timeout:3s StartPeriod:1m0s StartInterval:0s Retries:3}"),
+        "{history}"
+    );
+    // NONE, in an image built FROM it, switches the inherited check off.
+    std::fs::write(b.ctx.path().join("None"), "FROM hc:1\nHEALTHCHECK NONE\n").unwrap();
+    let f = b.ctx.path().join("None");
+    b.build(&["-f", f.to_str().unwrap(), "-t", "hc:2"])
+        .expect_code(0);
+    let hc = b.ok(&["inspect", "-f", "{{json .Config.Healthcheck}}", "hc:2"]);
+    assert_eq!(hc.trim(), r#"{"Test":["NONE"]}"#);
+    // A bad flag value names the line.
+    std::fs::write(
+        b.ctx.path().join("Bad"),
+        "FROM busybox\nHEALTHCHECK --interval=5 CMD true\n",
+    )
+    .unwrap();
+    let f = b.ctx.path().join("Bad");
+    let o = b.build(&["-f", f.to_str().unwrap()]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("Bad:2: time: missing unit in duration \"5\""),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn onbuild_triggers_run_after_the_from_of_a_later_build() {
+    let b = Build::new(
+        "FROM busybox\nONBUILD RUN echo triggered | tee /onbuild.txt\nONBUILD ENV FROM_TRIGGER=yes\nRUN touch /parent\n",
+    );
+    b.build(&["-t", "ob:1"]).expect_code(0);
+    let cfg = b.ok(&["inspect", "-f", "{{json .Config.OnBuild}}", "ob:1"]);
+    assert_eq!(
+        cfg.trim(),
+        r#"["RUN echo triggered | tee /onbuild.txt","ENV FROM_TRIGGER=yes"]"#
+    );
+    // The parent's own build does not run them, and (as BuildKit) records no history line.
+    let out = b.ok(&["run", "--rm", "ob:1", "ls", "/"]);
+    assert!(
+        out.contains("parent") && !out.contains("onbuild.txt"),
+        "{out}"
+    );
+    let history = b.ok(&["history", "--no-trunc", "ob:1"]);
+    assert!(!history.contains("ONBUILD"), "{history}");
+
+    std::fs::write(
+        b.ctx.path().join("Child"),
+        "FROM ob:1\nRUN cat /onbuild.txt\n",
+    )
+    .unwrap();
+    let f = b.ctx.path().join("Child");
+    let o = b.build(&["-f", f.to_str().unwrap(), "-t", "ob:2"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr
+            .contains("[2/4] ONBUILD RUN echo triggered | tee /onbuild.txt"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("#1 [1/4] FROM ob:1"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("[3/4] ONBUILD ENV FROM_TRIGGER=yes"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .lines()
+            .any(|l| l.starts_with("#4 ") && l.ends_with(" triggered")),
+        "{}",
+        o.stderr
+    );
+    let env = b.ok(&[
+        "run",
+        "--rm",
+        "ob:2",
+        "sh",
+        "-c",
+        "cat /onbuild.txt; echo $FROM_TRIGGER",
+    ]);
+    assert_eq!(env, "triggered\nyes\n");
+    // Triggers are not passed on: the child has none, and its own child runs none.
+    let cfg = b.ok(&["inspect", "-f", "{{json .Config.OnBuild}}", "ob:2"]);
+    assert_eq!(cfg.trim(), "null");
+    std::fs::write(b.ctx.path().join("Grandchild"), "FROM ob:2\nENV X=1\n").unwrap();
+    let f = b.ctx.path().join("Grandchild");
+    let o = b.build(&["-f", f.to_str().unwrap(), "-t", "ob:3"]);
+    o.expect_code(0);
+    assert!(!o.stderr.contains("ONBUILD"), "{}", o.stderr);
+
+    // What Docker refuses, at its line.
+    std::fs::write(
+        b.ctx.path().join("Bad"),
+        "FROM busybox\nONBUILD ONBUILD RUN x\n",
+    )
+    .unwrap();
+    let f = b.ctx.path().join("Bad");
+    let o = b.build(&["-f", f.to_str().unwrap()]);
+    o.expect_code(1);
+    assert!(
+        o.stderr
+            .contains("Bad:2: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
+        "{}",
+        o.stderr
+    );
+    b.no_containers();
+}
+
+#[test]
+fn run_heredocs_as_buildkit_runs_them() {
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN <<EOF\n",
+        "echo one > /one\n",
+        "# a comment of the script, not of the Dockerfile\n",
+        "echo \"two $((1+1))\" > /two\n",
+        "EOF\n",
+        "RUN <<-EOF\n",
+        "\techo chomped > /chomped\n",
+        "\tEOF\n",
+        "RUN cat <<A > /a && cat <<'B' > /b\n",
+        "$HOME\n",
+        "A\n",
+        "$HOME\n",
+        "B\n",
+        "RUN <<EOF\n",
+        "#!/bin/sh\n",
+        "echo \"script ran as $0\" > /script\n",
+        "EOF\n",
+        "CMD [\"sh\"]\n",
+    ));
+    let o = b.build(&["-t", "hd:1"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr.contains("[2/6] RUN <<EOF (echo one > /one...)"),
+        "{}",
+        o.stderr
+    );
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "hd:1",
+        "sh",
+        "-c",
+        "cat /one /two /chomped /a /b /script",
+    ]);
+    assert_eq!(
+        out,
+        "one\ntwo 2\nchomped\n/root\n$HOME\nscript ran as /dev/pipes/EOF\n"
+    );
+    // The content is in the cache key: a changed heredoc runs again.
+    let again = b.build(&["-t", "hd:1"]);
+    again.expect_code(0);
+    assert_eq!(
+        step_lines(&again.stderr, "CACHED").len(),
+        5,
+        "{}",
+        again.stderr
+    );
+    let df = std::fs::read_to_string(b.ctx.path().join("Dockerfile")).unwrap();
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        df.replace("script ran as", "the script ran as"),
+    )
+    .unwrap();
+    let changed = b.build(&["-t", "hd:2"]);
+    changed.expect_code(0);
+    assert_eq!(
+        step_lines(&changed.stderr, "CACHED").len(),
+        3,
+        "{}",
+        changed.stderr
+    );
+    let out = b.ok(&["run", "--rm", "hd:2", "cat", "/script"]);
+    assert_eq!(out, "the script ran as /dev/pipes/EOF\n");
+    b.no_containers();
+}
+
+#[test]
+fn ctrl_c_during_a_run_cancels_the_build_and_leaves_nothing() {
+    use common::{wait_exit, wait_until};
+    let b = Build::new("FROM busybox\nRUN echo waiting && sleep 1017\nCMD [\"sh\"]\n");
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let mut child =
+        b.ns.enter(b.lab.command(&["build", "-t", "int:1", &ctx]))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dockling build");
+    // The RUN's container runs (its record says so, and its output came).
+    let id = wait_until(
+        std::time::Duration::from_secs(60),
+        "the RUN container to be running",
+        || {
+            let o = b.ns.dockling(&b.lab, &["ps", "-q", "--no-trunc"]);
+            let id = o.stdout.trim().to_string();
+            (o.code == 0 && !id.is_empty()).then_some(id)
+        },
+    );
+    assert_eq!(b.lab.state(&id), "running 0");
+    let pid = child.id() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = wait_exit(
+        &mut child,
+        std::time::Duration::from_secs(60),
+        "dockling build to end on SIGINT",
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("ERROR: canceled: the build was interrupted by SIGINT"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" waiting"), "{stderr}");
+    let tagged = b.ns.dockling(&b.lab, &["inspect", "int:1"]);
+    assert_ne!(tagged.code, 0, "a cancelled build tagged its image");
+    b.no_containers();
+    assert!(
+        b.lab.cgroups_left().is_empty(),
+        "{:?}",
+        b.lab.cgroups_left()
+    );
+    let root = b.lab.root().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&root)),
+        "mounts left under {root}:\n{mounts}"
+    );
+    // The container's process is gone with its cgroup: no `sleep 1017` anywhere.
+    let sleeping = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| c == b"sleep\x001017\x00");
+    assert!(!sleeping, "the RUN's process outlived the build");
+}
+
+#[test]
+fn env_replaces_a_variable_in_its_place_as_docker_does() {
+    let b = Build::new("FROM busybox\nENV A=1\nENV PATH=/opt/bin:$PATH B=2\nLABEL x=1 x=2\n");
+    b.build(&["-t", "env:1"]).expect_code(0);
+    let cfg = b.ok(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Env}} {{json .Config.Labels}}",
+        "env:1",
+    ]);
+    assert_eq!(
+        cfg.trim(),
+        r#"["PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","A=1","B=2"] {"x":"2"}"#
+    );
+}
+
+#[test]
+fn a_dockerignore_exception_brings_back_a_file_of_a_left_out_directory() {
+    let b = Build::new("FROM busybox\nCOPY . /ctx/\nCOPY build /only/\n");
+    b.file(".dockerignore", "build\n!build/keep\n");
+    b.file("build/keep", "kept\n");
+    b.file("build/drop", "dropped\n");
+    b.file("build/sub/deep", "dropped\n");
+    b.file("other", "o\n");
+    b.build(&["-t", "ign:1"]).expect_code(0);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "ign:1",
+        "sh",
+        "-c",
+        "cd /ctx && find build other | sort && cat build/keep && cd /only && find . | sort",
+    ]);
+    assert_eq!(out, "build\nbuild/keep\nother\nkept\n.\n./keep\n");
+}
+
+#[test]
+fn run_mount_cache_persists_between_builds_and_stays_out_of_the_layer() {
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN --mount=type=cache,target=/var/cache/thing echo run >> /var/cache/thing/log && wc -l < /var/cache/thing/log > /count\n",
+        "RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/f && grep -q ' /scratch tmpfs ' /proc/mounts && touch /tmpfs-ok\n",
+    ));
+    b.build(&["-t", "mnt:1"]).expect_code(0);
+    let check = "cat /count; ls /tmpfs-ok; test -e /var/cache/thing || echo no thing; test -e /scratch || echo no scratch";
+    let out = b.ok(&["run", "--rm", "mnt:1", "sh", "-c", check]);
+    // Nothing of the mounts in the image: neither their targets nor what was written there.
+    assert_eq!(out, "1\n/tmpfs-ok\nno thing\nno scratch\n");
+    // The cache outlives the build: a second build (no build cache) sees the first's file.
+    b.build(&["--no-cache", "-t", "mnt:2"]).expect_code(0);
+    let out = b.ok(&["run", "--rm", "mnt:2", "cat", "/count"]);
+    assert_eq!(out, "2\n");
+    let caches: Vec<_> = std::fs::read_dir(b.lab.root().join("build-cache-mounts"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(caches.len(), 1, "one cache, keyed by its target");
+    b.no_containers();
+}
+
+#[test]
+fn maintainer_sets_the_author_as_docker_does() {
+    let b = Build::new("FROM busybox\nMAINTAINER Jane Doe <jane@example.com>\n");
+    b.build(&["-t", "who:1"]).expect_code(0);
+    let author = b.ok(&["inspect", "-f", "{{.Author}}", "who:1"]);
+    assert_eq!(author, "Jane Doe <jane@example.com>\n");
+    let history = b.ok(&["history", "--no-trunc", "who:1"]);
+    assert!(
+        history.contains("MAINTAINER Jane Doe <jane@example.com>"),
+        "{history}"
     );
 }

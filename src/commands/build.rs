@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 use clap::Parser;
@@ -26,10 +27,11 @@ use crate::cli::BuildArgs;
 use crate::commands::{commit, require_root, run, Context};
 use crate::container::Containers;
 use crate::error::{Error, Result};
+use crate::image::change::{set_pairs, Pairs};
 use crate::image::commit::LayerTar;
 use crate::image::context::{self as bctx, CopyOptions, Ignore, Source};
 use crate::image::dockerfile::{self as df, Args, Instruction, Vars};
-use crate::image::store::{Image, Store};
+use crate::image::store::{digest_of, Image, Store};
 use crate::image::{reference::Reference, ImageError};
 use crate::layers::diff::Lower;
 use crate::plan::StepId;
@@ -39,20 +41,68 @@ use crate::sys::{fs as safefs, linux::Linux, Sys};
 use crate::trace::Tracer;
 
 /// `dockling build`: 0, or 1 for any failure (Docker's code for a failed build).
+///
+/// SIGINT (Ctrl-C), SIGTERM or SIGHUP cancel the build, as `docker build`'s: a running RUN's
+/// container is killed and removed, nothing is tagged, and the exit code is 128 + the signal
+/// (130 for Ctrl-C), what a shell reports for a command a signal ended.
 pub fn run(ctx: &Context, args: &BuildArgs) -> Result<i32> {
     require_root("build")?;
-    match build(ctx, args) {
+    let cancel = AtomicI32::new(0);
+    match build(ctx, args, &cancel) {
         Ok(id) => {
             if args.quiet {
                 println!("{id}");
             }
             Ok(0)
         }
+        Err(_) if cancel.load(Ordering::SeqCst) != 0 => {
+            let sig = cancel.load(Ordering::SeqCst);
+            let name = nix::sys::signal::Signal::try_from(sig)
+                .map(|s| s.as_str())
+                .unwrap_or("a signal");
+            eprintln!("ERROR: canceled: the build was interrupted by {name}; nothing was tagged");
+            Ok(128 + sig)
+        }
         Err(e) => {
             eprintln!("ERROR: {e}");
             Ok(1)
         }
     }
+}
+
+/// The signals that cancel a build.
+fn cancel_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
+/// Hold the cancelling signals for the whole build (blocked, so none kills the engine halfway
+/// through a step), read from a signalfd between steps; while a RUN runs, the runtime's relay
+/// reads them instead and kills its container ([`StartOptions::cancel`]).
+fn hold_signals() -> Result<nix::sys::signalfd::SignalFd> {
+    use nix::sys::signal::{pthread_sigmask, SigmaskHow};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let set = cancel_signals();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| fail(format!("sigprocmask: {e}")))?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| fail(format!("signalfd: {e}")))
+}
+
+/// Run `f` with the cancelling signals at their default action: a pull of the base (crash
+/// safe, like any pull, and nothing of this stage's made yet) stops at once on Ctrl-C, as it
+/// did before the build held them; the shell still sees 130.
+fn with_signals_open<T>(f: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{pthread_sigmask, SigmaskHow};
+    let set = cancel_signals();
+    let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let r = f();
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+    r
 }
 
 fn fail(msg: impl Into<String>) -> Error {
@@ -271,6 +321,13 @@ struct Builder<'a> {
     stages: Vec<(Option<String>, Option<Image>)>,
     total_stages: usize,
     meta: Vars,
+    /// The id of the current stage's base when it had `OnBuild` triggers (which then ran):
+    /// the first image made on it drops them.
+    triggered: Option<String>,
+    /// The signal that cancelled the build (0: none yet).
+    cancel: &'a AtomicI32,
+    /// The cancelling signals, read between steps.
+    signals: nix::sys::signalfd::SignalFd,
 }
 
 fn list(args: &Args, escape: char, vars: &Vars, file: &str, line: usize) -> Result<Vec<String>> {
@@ -284,11 +341,152 @@ fn list(args: &Args, escape: char, vars: &Vars, file: &str, line: usize) -> Resu
     .map_err(|e| fail(format!("{file}:{line}: {}", e.0)))
 }
 
-fn command(args: &Args) -> Vec<String> {
+/// RUN's argv and, for a `#!` heredoc, the script file it runs (name, content), as BuildKit's
+/// `dispatchRun`: `RUN <<EOF` alone runs the heredoc's content in the shell (or, starting with
+/// `#!`, as `/dev/pipes/EOF`); any other line with heredocs goes to the shell whole, each
+/// heredoc's content and terminator after it, for the shell to read as its own heredocs.
+fn run_command(ins: &Instruction, shell: &[String]) -> (Vec<String>, Option<(String, String)>) {
+    let (Args::Text(t), Some(first)) = (&ins.args, ins.heredocs.first()) else {
+        return (command(&ins.args, shell), None);
+    };
+    if df::heredoc_word(t.trim()).is_some() {
+        let data = first.data();
+        if data.starts_with("#!") {
+            return (
+                vec![format!("/dev/pipes/{}", first.name)],
+                Some((first.name.clone(), data)),
+            );
+        }
+        return (command(&Args::Text(data), shell), None);
+    }
+    let mut full = t.clone();
+    for doc in &ins.heredocs {
+        full.push('\n');
+        full.push_str(&doc.content);
+        full.push_str(&doc.name);
+    }
+    (command(&Args::Text(full), shell), None)
+}
+
+/// Remove the empty directories the runtime made in the container's writable layer as the
+/// targets of `RUN --mount`s (they are not in the image), deepest first, through descriptors
+/// of that layer: only while empty (a step that wrote beside its mount keeps its files), so
+/// the step's layer holds no mount stub, as BuildKit's stub cleaner.
+fn remove_stubs(sys: &Sys, c: &crate::container::Container, stubs: &[String]) {
+    if stubs.is_empty() {
+        return;
+    }
+    let top = match c.spec.layers_mode {
+        crate::spec::LayersMode::Overlay => c.spec.upper(),
+        _ => c.spec.rootfs(),
+    };
+    let Ok(root) = safefs::open_root(&top) else {
+        return;
+    };
+    for s in stubs {
+        let rel = safefs::relative(std::path::Path::new(s));
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let dir = match parent.as_os_str().is_empty() {
+            true => root.try_clone(),
+            false => safefs::openat2(
+                root.as_fd(),
+                parent,
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                safefs::IN_ROOT,
+            ),
+        };
+        let Ok(dir) = dir else { continue };
+        let gone = nix::unistd::unlinkat(
+            Some(dir.as_raw_fd()),
+            name,
+            nix::unistd::UnlinkatFlags::RemoveDir,
+        )
+        .is_ok();
+        if gone {
+            sys.tracer.note(&format!(
+                "removed {s}, the mount target RUN --mount made, from the layer (unlinkat AT_REMOVEDIR in the upper directory)"
+            ));
+        }
+    }
+}
+
+/// An instruction as the progress shows it: `RUN <<EOF` with its heredoc's first line, as
+/// BuildKit's `RUN <<EOF (apt-get update...)`.
+fn shown_text(ins: &Instruction) -> String {
+    match (&ins.args, ins.heredocs.first()) {
+        (Args::Text(t), Some(doc)) if ins.name == "RUN" && df::heredoc_word(t.trim()).is_some() => {
+            let body = doc.content.trim();
+            let mut lines = body.lines();
+            let first = lines.next().unwrap_or_default();
+            let more = if lines.next().is_some() { "..." } else { "" };
+            format!("{} ({first}{more})", ins.text)
+        }
+        _ => ins.text.clone(),
+    }
+}
+
+/// A host directory holding one heredoc script for a RUN, removed when dropped.
+struct ScriptDir(std::path::PathBuf);
+
+impl ScriptDir {
+    fn new(name: &str, data: &str) -> Result<ScriptDir> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if name.contains('/') || name == "." || name == ".." {
+            return Err(fail(format!(
+                "heredoc <<{name}: the name of a #! script heredoc must be a plain file name"
+            )));
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir =
+            std::env::temp_dir().join(format!("dockling-heredoc-{}-{stamp}", std::process::id()));
+        // 0755, made new (never an existing name): a step running as a USER other than root
+        // must reach the script, as it reaches BuildKit's; it holds only the Dockerfile's text.
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .map_err(Error::io("create", &dir))?;
+        let guard = ScriptDir(dir);
+        let path = guard.0.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&path)
+            .map_err(Error::io("create", &path))?;
+        f.write_all(data.as_bytes())
+            .map_err(Error::io("write", &path))?;
+        Ok(guard)
+    }
+}
+
+impl Drop for ScriptDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The argv of RUN, CMD or ENTRYPOINT: the exec form as written, the shell form given to
+/// `shell` (the image's `SHELL`, `/bin/sh -c` without one), as BuildKit's `withShell`.
+fn command(args: &Args, shell: &[String]) -> Vec<String> {
     match args {
         Args::Json(v) => v.clone(),
-        Args::Text(t) => vec!["/bin/sh".into(), "-c".into(), t.clone()],
+        Args::Text(t) => {
+            let mut argv = shell.to_vec();
+            argv.push(t.clone());
+            argv
+        }
     }
+}
+
+/// The shell of shell-form instructions when no `SHELL` set one.
+fn default_shell() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into()]
 }
 
 /// COPY's destination made absolute against the working directory; a trailing `/` (or a
@@ -348,6 +546,70 @@ impl Builder<'_> {
         fail(format!("{}:{}: {msg}", self.file, ins.line))
     }
 
+    /// The directory of a `RUN --mount=type=cache` of id `id`:
+    /// `<root>/build-cache-mounts/<sha256 of id>`, made (with `mode`, `uid`, `gid`) the first
+    /// time and kept between builds; `<root>/build-cache-mounts` is 0700, as the store's own.
+    fn cache_dir(&self, id: &str, mode: u32, uid: u32, gid: u32) -> Result<std::path::PathBuf> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let base = self.ctx.root.join("build-cache-mounts");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&base)
+            .map_err(Error::io("create", &base))?;
+        let dir = base.join(digest_of(id.as_bytes()).trim_start_matches("sha256:"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {
+                std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                    .map_err(Error::io("chown", &dir))?;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+                    .map_err(Error::io("chmod", &dir))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create", &dir)(e)),
+        }
+        Ok(dir)
+    }
+
+    /// Stop here when a cancelling signal came (during a RUN the relay saw it; between steps
+    /// it waits on the signalfd).
+    fn check_cancel(&self) -> Result<()> {
+        if let Ok(Some(info)) = self.signals.read_signal() {
+            self.cancel.store(info.ssi_signo as i32, Ordering::SeqCst);
+        }
+        match self.cancel.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            sig => Err(fail(format!("canceled by signal {sig}"))),
+        }
+    }
+
+    /// The `config` of an image's config blob as stored, with the fields oci-spec's type
+    /// leaves out (`Shell`, `Healthcheck`, `OnBuild`: Docker's extensions).
+    fn raw_config(&self, img: Option<&Image>) -> Result<Value> {
+        let Some(i) = img else {
+            return Ok(Value::Null);
+        };
+        let bytes = self.store.read_blob(&i.id)?;
+        Ok(serde_json::from_slice::<Value>(&bytes)
+            .map(|v| v["config"].clone())
+            .unwrap_or(Value::Null))
+    }
+
+    /// The shell that shell-form RUN, CMD and ENTRYPOINT run in: the image's `Shell` (set by
+    /// `SHELL`, here or in a base image), `/bin/sh -c` otherwise.
+    fn shell(&self, img: Option<&Image>) -> Result<Vec<String>> {
+        let cfg = self.raw_config(img)?;
+        Ok(cfg["Shell"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(default_shell))
+    }
+
     fn find_base(&self, name: &str) -> Result<Option<Image>> {
         if name.eq_ignore_ascii_case("scratch") {
             return Ok(None);
@@ -390,9 +652,36 @@ impl Builder<'_> {
         created_by: &str,
         edit: &dyn Fn(&mut Value),
     ) -> Result<Image> {
+        self.make_with(base, layer, Some(created_by), edit)
+    }
+
+    /// [`Builder::make`], with no history entry when `created_by` is `None` (`ONBUILD`, which
+    /// BuildKit records in the config only). The stage's base loses the `OnBuild` triggers it
+    /// ran: they are not passed on, as in Docker.
+    fn make_with(
+        &self,
+        base: Option<&Image>,
+        layer: Option<LayerTar>,
+        created_by: Option<&str>,
+        edit: &dyn Fn(&mut Value),
+    ) -> Result<Image> {
         let when = created(self.epoch);
-        let mut history =
-            json!({"created": when, "created_by": created_by, "comment": "buildkit.dockerfile.v0"});
+        let mut history = match created_by {
+            Some(c) => {
+                json!({"created": when, "created_by": c, "comment": "buildkit.dockerfile.v0"})
+            }
+            None => Value::Null,
+        };
+        let clear = base.is_some_and(|b| self.triggered.as_deref() == Some(b.id.as_str()));
+        let edit = |c: &mut Value| {
+            if clear {
+                if let Some(o) = c["config"].as_object_mut() {
+                    o.remove("OnBuild");
+                }
+            }
+            edit(c)
+        };
+        let edit: &dyn Fn(&mut Value) = &edit;
         let layer = match layer {
             Some(tar) => {
                 self.sys.tracer.step(StepId::CommitLayer)?;
@@ -405,7 +694,9 @@ impl Builder<'_> {
                 Some(l)
             }
             None => {
-                history["empty_layer"] = json!(true);
+                if !history.is_null() {
+                    history["empty_layer"] = json!(true);
+                }
                 None
             }
         };
@@ -426,10 +717,48 @@ impl Builder<'_> {
         argv: &[String],
         env: &[String],
         shown: &str,
+        script: Option<&(String, String)>,
+        (mounts, stubs): (&[(df::RunMount, String)], &[String]),
     ) -> Result<LayerTar> {
         let mut cli: Vec<String> = ["dockling", "run", "--entrypoint", ""]
             .map(String::from)
             .to_vec();
+        // A `#!` heredoc is a file the command runs: in a directory of ours, bound read-only
+        // at /dev/pipes (the container's /dev is a tmpfs, so nothing of it enters the layer),
+        // as BuildKit mounts it.
+        let _pipes = match script {
+            Some((name, data)) => {
+                let dir = ScriptDir::new(name, data)?;
+                cli.push("-v".into());
+                cli.push(format!("{}:/dev/pipes:ro", dir.0.display()));
+                Some(dir)
+            }
+            None => None,
+        };
+        for (m, target) in mounts {
+            match m {
+                df::RunMount::Cache {
+                    id,
+                    readonly,
+                    mode,
+                    uid,
+                    gid,
+                    ..
+                } => {
+                    let dir = self.cache_dir(id, *mode, *uid, *gid)?;
+                    cli.push("-v".into());
+                    let ro = if *readonly { ":ro" } else { "" };
+                    cli.push(format!("{}:{target}{ro}", dir.display()));
+                }
+                df::RunMount::Tmpfs { size, .. } => {
+                    cli.push("--tmpfs".into());
+                    cli.push(match size {
+                        Some(sz) => format!("{target}:size={sz}"),
+                        None => target.clone(),
+                    });
+                }
+            }
+        }
         for e in env {
             cli.push("-e".into());
             cli.push(e.clone());
@@ -458,6 +787,7 @@ impl Builder<'_> {
         ));
         let opts = StartOptions {
             engine_lock: kept.as_ref().map(crate::container::EngineLock::raw_fd),
+            cancel: Some(self.cancel),
             ..Default::default()
         };
         let cleanup = |this: &Self| {
@@ -479,6 +809,12 @@ impl Builder<'_> {
                 return Err(e);
             }
         };
+        if self.cancel.load(Ordering::SeqCst) != 0 {
+            // Killed on Ctrl-C by the relay: the step is cancelled, its container removed.
+            cleanup(self);
+            self.check_cancel()?;
+            return Err(fail("canceled"));
+        }
         if code != 0 {
             cleanup(self);
             return Err(fail(format!(
@@ -487,6 +823,7 @@ impl Builder<'_> {
         }
         let result = (|| {
             let c = self.containers.find(&spec.id)?;
+            remove_stubs(&self.sys, &c, stubs);
             let lower = Lower::open(&c.spec.layers)
                 .map_err(Error::io("open the layers of", &c.spec.bundle))?;
             let (tar, stats) = commit::layer_tar(&self.sys, &self.store, &c, &lower, self.epoch)?;
@@ -537,11 +874,15 @@ impl Builder<'_> {
     fn instruction(&mut self, w: &mut Working, ins: &Instruction) -> Result<()> {
         let vars = w.vars();
         let esc = self.escape;
-        let parent = w
+        let mut parent = w
             .image
             .as_ref()
             .map(|i| i.id.clone())
             .unwrap_or_else(|| "scratch".into());
+        if self.triggered.as_deref() == Some(parent.as_str()) {
+            // Made on it, an image has no OnBuild: not the same step as one that keeps them.
+            parent.push_str(" (OnBuild cleared)");
+        }
         let ex = |t: &str| df::expand(t, &vars, esc).map_err(|e| e.0);
         let text_of = |a: &Args| match a {
             Args::Text(t) => t.clone(),
@@ -554,6 +895,7 @@ impl Builder<'_> {
                 .find(|(f, _)| f == name)
                 .map(|(_, v)| v.clone())
         };
+        let shell = self.shell(w.image.as_ref())?;
         // Config-only instructions: (created_by, edit).
         type Edit = Box<dyn Fn(&mut Value)>;
         let meta: Option<(String, Edit)> = match ins.name.as_str() {
@@ -577,19 +919,7 @@ impl Builder<'_> {
                     .join(" ");
                 Some((
                     format!("ENV {shown}"),
-                    Box::new(move |c: &mut Value| {
-                        let cfg = &mut c["config"];
-                        if !cfg["Env"].is_array() {
-                            cfg["Env"] = json!([]);
-                        }
-                        let env = cfg["Env"].as_array_mut().expect("a list");
-                        for (k, v) in &set {
-                            env.retain(|e| {
-                                e.as_str().and_then(|s| s.split('=').next()) != Some(k.as_str())
-                            });
-                            env.push(json!(format!("{k}={v}")));
-                        }
-                    }),
+                    Box::new(move |c: &mut Value| set_pairs(&mut c["config"], Pairs::Env, &set)),
                 ))
             }
             "LABEL" => {
@@ -611,15 +941,7 @@ impl Builder<'_> {
                     .join(" ");
                 Some((
                     format!("LABEL {shown}"),
-                    Box::new(move |c: &mut Value| {
-                        let cfg = &mut c["config"];
-                        if !cfg["Labels"].is_object() {
-                            cfg["Labels"] = json!({});
-                        }
-                        for (k, v) in &set {
-                            cfg["Labels"][k] = json!(v);
-                        }
-                    }),
+                    Box::new(move |c: &mut Value| set_pairs(&mut c["config"], Pairs::Label, &set)),
                 ))
             }
             "USER" | "STOPSIGNAL" => {
@@ -687,8 +1009,51 @@ impl Builder<'_> {
                     }),
                 ))
             }
+            "SHELL" => {
+                let Args::Json(sh) = &ins.args else {
+                    return Err(self.err(ins, "SHELL requires the arguments to be in JSON form"));
+                };
+                let sh = sh.clone();
+                // BuildKit's history line is Go's `%v` of the list: `SHELL [/bin/bash -c]`.
+                Some((
+                    format!("SHELL [{}]", sh.join(" ")),
+                    Box::new(move |c: &mut Value| c["config"]["Shell"] = json!(sh)),
+                ))
+            }
+            "ONBUILD" => {
+                let expr = df::onbuild_trigger(ins, &self.file).map_err(|m| self.err(ins, m))?;
+                Some((
+                    format!("ONBUILD {expr}"),
+                    Box::new(move |c: &mut Value| {
+                        let cfg = &mut c["config"];
+                        if !cfg["OnBuild"].is_array() {
+                            cfg["OnBuild"] = json!([]);
+                        }
+                        if let Some(a) = cfg["OnBuild"].as_array_mut() {
+                            a.push(json!(expr));
+                        }
+                    }),
+                ))
+            }
+            "MAINTAINER" => {
+                // Deprecated in Docker, still built: the image's `author`, as BuildKit's.
+                let who = text_of(&ins.args);
+                Some((
+                    format!("MAINTAINER {who}"),
+                    Box::new(move |c: &mut Value| c["author"] = json!(who)),
+                ))
+            }
+            "HEALTHCHECK" => {
+                // Stored as Docker stores it; dockling runs no healthcheck (yet).
+                let h = df::healthcheck(ins).map_err(|m| self.err(ins, m))?;
+                let v = h.to_config();
+                Some((
+                    h.history(),
+                    Box::new(move |c: &mut Value| c["config"]["Healthcheck"] = v.clone()),
+                ))
+            }
             "CMD" | "ENTRYPOINT" => {
-                let argv = command(&ins.args);
+                let argv = command(&ins.args, &shell);
                 let is_cmd = ins.name == "CMD";
                 let clear_cmd = !is_cmd && !w.cmd_set;
                 if is_cmd {
@@ -721,8 +1086,10 @@ impl Builder<'_> {
         if let Some((created_by, edit)) = meta {
             let key = format!("{parent}\n{created_by}");
             let base = w.image.clone();
+            // ONBUILD changes the config only, without a history line (BuildKit's).
+            let history = (ins.name != "ONBUILD").then_some(created_by.as_str());
             let img = self.step(&key, &mut |b| {
-                b.make(base.as_ref(), None, &created_by, &*edit)
+                b.make_with(base.as_ref(), None, history, &*edit)
             })?;
             w.image = Some(img);
             return Ok(());
@@ -773,7 +1140,7 @@ impl Builder<'_> {
                 Ok(())
             }
             "RUN" => {
-                let argv = command(&ins.args);
+                let (argv, script) = run_command(ins, &shell);
                 // ARGs reach RUN as its environment (ENV wins), and are part of its key.
                 let env_keys: Vec<String> = w.env().into_iter().map(|(k, _)| k).collect();
                 let mut arg_env: Vec<String> = w
@@ -793,12 +1160,53 @@ impl Builder<'_> {
                         arg_env.join(" ")
                     )
                 };
-                let key = format!("{parent}\n{created_by}");
+                let mut key = match &script {
+                    // The script is not in the command line: its content is in the key.
+                    Some((_, data)) => {
+                        format!("{parent}\n{created_by}\n{}", digest_of(data.as_bytes()))
+                    }
+                    None => format!("{parent}\n{created_by}"),
+                };
                 let Some(base) = w.image.clone() else {
                     return Err(self.err(ins, "RUN in a stage FROM scratch: there is no shell to run it; start FROM an image"));
                 };
+                // `--mount=type=cache|tmpfs`: targets made absolute against the working
+                // directory; the directories the runtime must make for them (absent from the
+                // image) are removed again before the commit, as BuildKit's mount stubs.
+                let mut mounts = Vec::new();
+                let mut stubs: Vec<String> = Vec::new();
+                let dirs = self.store.layer_dirs(&base)?;
+                for (_, spec) in ins.flags.iter().filter(|(f, _)| f == "mount") {
+                    let m = df::run_mount(spec).map_err(|e| self.err(ins, e))?;
+                    let target = resolve_dest(&w.workdir(), m.target());
+                    let target = match target.trim_end_matches('/') {
+                        "" => {
+                            return Err(self
+                                .err(ins, format!("RUN --mount {spec:?}: the target cannot be /")))
+                        }
+                        t => t.to_string(),
+                    };
+                    let mut p = std::path::PathBuf::from(&target);
+                    while p != std::path::Path::new("/")
+                        && !bctx::exists_in_layers(&dirs, &p.display().to_string())
+                    {
+                        stubs.push(p.display().to_string());
+                        p.pop();
+                    }
+                    key.push_str(&format!("\n--mount={spec}"));
+                    mounts.push((m, target));
+                }
+                stubs.sort_by_key(|s| std::cmp::Reverse(s.matches('/').count()));
+                stubs.dedup();
                 let img = self.step(&key, &mut |b| {
-                    let tar = b.run_container(&base, &argv, &arg_env, &shown)?;
+                    let tar = b.run_container(
+                        &base,
+                        &argv,
+                        &arg_env,
+                        &shown,
+                        script.as_ref(),
+                        (&mounts, &stubs),
+                    )?;
                     b.make(Some(&base), Some(tar), &created_by, &|_| {})
                 })?;
                 w.image = Some(img);
@@ -905,8 +1313,9 @@ impl Builder<'_> {
     }
 }
 
-fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
+fn build(ctx: &Context, args: &BuildArgs, cancel: &AtomicI32) -> Result<String> {
     let started = Instant::now();
+    let signals = hold_signals()?;
     let ctx_dir = std::path::Path::new(&args.context);
     if args.context.contains("://") || args.context == "-" {
         return Err(fail(format!(
@@ -1020,12 +1429,43 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
         stages: Vec::new(),
         total_stages: last + 1,
         meta: meta.clone(),
+        triggered: None,
+        cancel,
+        signals,
     };
     let mut result = None;
     for (si, stage) in parsed.stages.iter().enumerate().take(last + 1) {
         let n = stage.instructions.len() + 1;
         let base_name = df::expand(&stage.base, &meta, parsed.escape)
             .map_err(|e| fail(format!("{file_name}:{}: {}", stage.line, e.0)))?;
+        b.check_cancel()?;
+        // The base first (a pull shows its own progress): its ONBUILD triggers count in the
+        // stage's steps, as in BuildKit's `[i/n]`.
+        b.sys
+            .tracer
+            .note(&format!("{file_name}:{}: FROM {base_name}", stage.line));
+        let base = with_signals_open(|| b.find_base(&base_name))
+            .map_err(|e| fail(format!("{file_name}:{}: FROM {base_name}: {e}", stage.line)))?;
+        // The base's ONBUILD triggers run first, as if written right after the FROM (at its
+        // line), as Docker runs them; the images made here do not keep them.
+        let mut triggers = Vec::new();
+        let on_build = b.raw_config(base.as_ref())?["OnBuild"].clone();
+        for t in on_build.as_array().into_iter().flatten() {
+            let t = t.as_str().unwrap_or_default();
+            triggers.push(
+                df::trigger_instruction(t, &file_name, stage.line).map_err(|m| {
+                    fail(format!(
+                        "{file_name}:{}: ONBUILD trigger {t:?} of {base_name}: {m}",
+                        stage.line
+                    ))
+                })?,
+            );
+        }
+        b.triggered = match triggers.is_empty() {
+            true => None,
+            false => base.as_ref().map(|i| i.id.clone()),
+        };
+        let n = n + triggers.len();
         let label = b.label(
             si,
             stage.name.as_deref(),
@@ -1035,21 +1475,23 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
         );
         b.sys.tracer.flush();
         b.progress.begin(&label);
-        b.sys
-            .tracer
-            .note(&format!("{file_name}:{}: FROM {base_name}", stage.line));
-        let base = b
-            .find_base(&base_name)
-            .map_err(|e| fail(format!("{file_name}:{}: FROM {base_name}: {e}", stage.line)))?;
-        b.sys.tracer.flush();
         b.progress.done();
         let mut w = Working {
             image: base,
             args: Vars::new(),
             cmd_set: false,
         };
-        for (i, ins) in stage.instructions.iter().enumerate() {
-            let label = b.label(si, stage.name.as_deref(), i + 2, n, &ins.text);
+        let all = triggers
+            .iter()
+            .map(|t| (true, t))
+            .chain(stage.instructions.iter().map(|i| (false, i)));
+        for (i, (trigger, ins)) in all.enumerate() {
+            let text = match trigger {
+                true => format!("ONBUILD {}", shown_text(ins)),
+                false => shown_text(ins),
+            };
+            b.check_cancel()?;
+            let label = b.label(si, stage.name.as_deref(), i + 2, n, &text);
             b.sys.tracer.flush();
             b.progress.begin(&label);
             b.sys
@@ -1065,6 +1507,7 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<String> {
             "the build made no image (a stage FROM scratch with no instruction)",
         ));
     };
+    b.check_cancel()?;
     b.sys.tracer.flush();
     b.progress.begin("exporting to image");
     let manifest = b.store.read_blob(&image.manifest_digest)?;

@@ -600,6 +600,7 @@ pub fn detach(
             no_sig_proxy: false,
             tee_log: None,
             network: None,
+            cancel: None,
             on_started: Some(Box::new(|| {
                 say("ok\n");
                 sys.tracer.flush();
@@ -646,6 +647,7 @@ pub fn detach(
                 no_sig_proxy: false,
                 tee_log: None,
                 network: None,
+                cancel: None,
             };
             // What the record says now: `network connect` and `disconnect` change it while
             // the container runs, and a restart plugs in the networks it has at that time.

@@ -395,9 +395,12 @@ impl Store {
                 None => config["rootfs"] = json!({"type": "layers", "diff_ids": [layer.diff_id]}),
             }
         }
-        match config["history"].as_array_mut() {
-            Some(h) => h.push(history),
-            None => config["history"] = json!([history]),
+        // A null entry: a change the history does not record (a Dockerfile's ONBUILD).
+        if !history.is_null() {
+            match config["history"].as_array_mut() {
+                Some(h) => h.push(history),
+                None => config["history"] = json!([history]),
+            }
         }
         if let Some(layer) = &layer {
             layers.push(descriptor(

@@ -28,13 +28,7 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
         "WORKDIR" => cfg["WorkingDir"] = json!(rest),
         "USER" => cfg["User"] = json!(rest),
         "STOPSIGNAL" => cfg["StopSignal"] = json!(rest),
-        "ENV" => {
-            for (k, v) in pairs(change, rest, "ENV", true)? {
-                let env = cfg["Env"].as_array_mut().expect("Env is a list");
-                env.retain(|e| e.as_str().and_then(|s| s.split('=').next()) != Some(&k));
-                env.push(json!(format!("{k}={v}")));
-            }
-        }
+        "ENV" => set_pairs(cfg, Pairs::Env, &pairs(change, rest, "ENV", true)?),
         "EXPOSE" => {
             for port in rest.split_whitespace() {
                 let p = if port.contains('/') {
@@ -63,11 +57,7 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
                 cfg["Volumes"][p] = json!({});
             }
         }
-        "LABEL" => {
-            for (k, v) in pairs(change, rest, "LABEL", false)? {
-                cfg["Labels"][k] = json!(v);
-            }
-        }
+        "LABEL" => set_pairs(cfg, Pairs::Label, &pairs(change, rest, "LABEL", false)?),
         other => {
             return Err(ImageError::UnknownChange {
                 instruction: other.to_string(),
@@ -76,6 +66,46 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `KEY=value` pairs set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pairs {
+    /// `ENV`: the `Env` list.
+    Env,
+    /// `LABEL`: the `Labels` map.
+    Label,
+}
+
+/// Set `ENV` or `LABEL` pairs, already split and substituted, in a config's `config` object
+/// (`--change` and `dockling build` share it): an `ENV` variable already there keeps its
+/// place in `Env` with its new value, a new one goes at the end, as Docker's `addEnv` does
+/// (so `ENV PATH=…` leaves PATH first); a label is set or replaced.
+pub(crate) fn set_pairs(cfg: &mut Value, what: Pairs, pairs: &[(String, String)]) {
+    match what {
+        Pairs::Env => {
+            if !cfg["Env"].is_array() {
+                cfg["Env"] = json!([]);
+            }
+            let env = cfg["Env"].as_array_mut().expect("made a list above");
+            for (k, v) in pairs {
+                let new = json!(format!("{k}={v}"));
+                let same = |e: &Value| e.as_str().and_then(|s| s.split('=').next()) == Some(k);
+                match env.iter_mut().find(|e| same(e)) {
+                    Some(e) => *e = new,
+                    None => env.push(new),
+                }
+            }
+        }
+        Pairs::Label => {
+            if !cfg["Labels"].is_object() {
+                cfg["Labels"] = json!({});
+            }
+            for (k, v) in pairs {
+                cfg["Labels"][k] = json!(v);
+            }
+        }
+    }
 }
 
 /// The words of a Dockerfile line, as its shell-like lexer splits them: whitespace separates,
@@ -169,6 +199,27 @@ fn pairs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_keeps_a_variable_in_its_place_as_docker_does() {
+        let mut cfg = json!({"Env": ["PATH=/bin", "A=1"], "Labels": null});
+        let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        set_pairs(
+            &mut cfg,
+            Pairs::Env,
+            &pairs(&[("PATH", "/x:/bin"), ("B", "2")]),
+        );
+        assert_eq!(cfg["Env"], json!(["PATH=/x:/bin", "A=1", "B=2"]));
+        set_pairs(&mut cfg, Pairs::Label, &pairs(&[("a", "1"), ("a", "2")]));
+        assert_eq!(cfg["Labels"], json!({"a": "2"}));
+        let mut empty = json!({});
+        set_pairs(&mut empty, Pairs::Env, &pairs(&[("X", "y")]));
+        assert_eq!(empty["Env"], json!(["X=y"]));
+    }
 
     #[test]
     fn unknown_changes_are_refused() {

@@ -11,7 +11,9 @@
 //! symlink, checked to be the object listed) only while its content is written, so a source
 //! of any number of files needs a handful of descriptors.
 //! `.dockerignore` (Docker's patterns: `*`, `?`, `[..]`, `**`, `!` exceptions, the last match
-//! winning, a directory's match covering what it holds) leaves files out. Entries are owned by
+//! winning, a directory's match covering what it holds) leaves files out; a left-out directory
+//! is still walked when a `!` exception could match below it, and comes only with what one
+//! brings back (`dir` + `!dir/keep` copies `dir/keep`, as Docker). Entries are owned by
 //! 0:0 (or `--chown` numeric ids), with their own modes (or `--chmod`) and mtimes; the layer
 //! tar is sorted, so the same files give the same bytes — and so the same cache key.
 //! `ADD` of a local tar archive (plain or gzip) writes its entries under the destination, as
@@ -103,6 +105,20 @@ fn glob_path(p: &[String], s: &[&str]) -> bool {
     }
 }
 
+/// True when pattern components `p` can match a path strictly below the components `s`.
+fn could_match_below(p: &[String], s: &[&str]) -> bool {
+    match (p.first(), s.first()) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(x), Some(_)) if x == "**" => true,
+        (Some(x), Some(c)) => {
+            let pc: Vec<char> = x.chars().collect();
+            let sc: Vec<char> = c.chars().collect();
+            glob(&pc, &sc) && could_match_below(&p[1..], &s[1..])
+        }
+    }
+}
+
 impl Ignore {
     /// Parse `.dockerignore` text.
     pub fn parse(text: &str) -> Ignore {
@@ -143,6 +159,23 @@ impl Ignore {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Ignore::default()),
             Err(e) => Err(e),
         }
+    }
+
+    /// True when a `!` exception could bring back something below the directory `rel`, so
+    /// a walk must go into it even when `rel` itself is left out: Docker re-includes
+    /// `dir/keep` of `dir` + `!dir/keep`. Conservative: a `**` before the end of `rel`
+    /// could match anything.
+    pub fn may_include_below(&self, rel: &Path) -> bool {
+        let comps: Vec<&str> = rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => n.to_str(),
+                _ => None,
+            })
+            .collect();
+        self.patterns
+            .iter()
+            .any(|(neg, p)| *neg && could_match_below(p, &comps))
     }
 
     /// True when `rel` (relative to the context) is left out.
@@ -290,6 +323,11 @@ impl<'a> Tree<'a> {
             .is_some_and(|i| !rel.as_os_str().is_empty() && i.excluded(rel))
     }
 
+    /// True when a `.dockerignore` exception may bring back something below `rel`.
+    fn may_include_below(&self, rel: &Path) -> bool {
+        self.ignore.is_some_and(|i| i.may_include_below(rel))
+    }
+
     fn root_stack(&self) -> std::io::Result<Stack> {
         self.roots
             .iter()
@@ -427,7 +465,9 @@ impl<'a> Tree<'a> {
     ) -> Result<(), CopyError> {
         for name in Tree::names(stack).map_err(io(rel))? {
             let r = rel.join(&name);
-            if self.excluded(&r) {
+            // Left out, unless a `!` exception may bring back something below it.
+            let hidden = self.excluded(&r);
+            if hidden && !self.may_include_below(&r) {
                 continue;
             }
             let d = dest.join(&name);
@@ -435,13 +475,19 @@ impl<'a> Tree<'a> {
             match self.child(stack, &name).map_err(io(&r))? {
                 Node::Missing => {}
                 Node::Dir(st, s) => {
+                    let mut below = Vec::new();
+                    self.walk(&s, &a, &r, &d, &mut below)?;
+                    if hidden && below.is_empty() {
+                        continue; // a left-out directory comes only with what is brought back
+                    }
                     out.push(Entry {
                         path: d.clone(),
                         st,
                         kind: EntryKind::Dir,
                     });
-                    self.walk(&s, &a, &r, &d, out)?;
+                    out.append(&mut below);
                 }
+                Node::Other(..) if hidden => {}
                 Node::Other(st, layer, fd) => match kind_of(&st) {
                     libc::S_IFREG => out.push(Entry {
                         path: d,
@@ -526,7 +572,7 @@ fn expand_src(tree: &Tree<'_>, src: &str) -> Result<Vec<PathBuf>, CopyError> {
             glob(&pat, &c)
         })
         .map(|n| parent.join(n))
-        .filter(|p| !tree.excluded(p))
+        .filter(|p| !tree.excluded(p) || tree.may_include_below(p))
         .collect();
     hits.sort();
     Ok(hits)
@@ -546,7 +592,8 @@ fn collect_one(
         // `..` never leaves the context in Docker either: refused here, loudly.
         return Err(CopyError::Outside(shown.to_string()));
     }
-    if tree.excluded(rel) {
+    let hidden = tree.excluded(rel);
+    if hidden && !tree.may_include_below(rel) {
         return Ok(false);
     }
     let Some((at, node)) = tree.resolve(rel, shown)? else {
@@ -555,13 +602,19 @@ fn collect_one(
     match node {
         Node::Missing => return Ok(false),
         Node::Dir(st, stack) => {
+            let mut below = Vec::new();
+            tree.walk(&stack, &at, rel, dest, &mut below)?;
+            if hidden && below.is_empty() {
+                return Ok(false); // left out, and no exception brings anything back
+            }
             out.push(Entry {
                 path: dest.to_path_buf(),
                 st,
                 kind: EntryKind::Dir,
             });
-            tree.walk(&stack, &at, rel, dest, out)?;
+            out.append(&mut below);
         }
+        Node::Other(..) if hidden => return Ok(false),
         Node::Other(st, layer, _) if kind_of(&st) == libc::S_IFREG => {
             let name = rel.file_name().map(PathBuf::from).unwrap_or_default();
             let path = if dest_is_dir {
@@ -901,6 +954,91 @@ mod tests {
         assert!(!i.excluded(Path::new("secret12")));
         assert!(i.excluded(Path::new("abs")));
         assert!(!i.excluded(Path::new("main.rs")));
+    }
+
+    #[test]
+    fn an_exception_brings_back_a_file_of_a_left_out_directory() {
+        let i = Ignore::parse("build\n!build/keep\n**/*.log\n!**/important.log\n");
+        assert!(i.excluded(Path::new("build")));
+        assert!(i.may_include_below(Path::new("build")));
+        assert!(!Ignore::parse("build\n!build/keep\n").may_include_below(Path::new("build/keep")));
+        assert!(
+            i.may_include_below(Path::new("logs")),
+            "** can match below anything"
+        );
+        assert!(!Ignore::parse("build\n!src/x\n").may_include_below(Path::new("build")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path();
+        std::fs::create_dir_all(ctx.join("build/keep/sub")).unwrap();
+        std::fs::create_dir_all(ctx.join("build/drop")).unwrap();
+        std::fs::write(ctx.join("build/keep/sub/f"), b"k").unwrap();
+        std::fs::write(ctx.join("build/x"), b"x").unwrap();
+        std::fs::write(ctx.join("build/drop/y"), b"y").unwrap();
+        std::fs::create_dir_all(ctx.join("gone")).unwrap();
+        std::fs::write(ctx.join("gone/z"), b"z").unwrap();
+        std::fs::write(ctx.join("top"), b"t").unwrap();
+        let root = safefs::open_root(ctx).unwrap();
+        let ignore = Ignore::parse("build\n!build/keep\ngone\n");
+        let src = Source::Context {
+            root: root.as_fd(),
+            ignore: &ignore,
+        };
+        let names = |tar: Vec<u8>| -> Vec<String> {
+            tar::Archive::new(&tar[..])
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect()
+        };
+        let (tar, _) = copy_layer(
+            &src,
+            &[".".into()],
+            "/app/",
+            &CopyOptions::default(),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            names(tar),
+            [
+                "app/",
+                "app/build/",
+                "app/build/keep/",
+                "app/build/keep/sub/",
+                "app/build/keep/sub/f",
+                "app/top"
+            ]
+        );
+        let (tar, _) = copy_layer(
+            &src,
+            &["build".into()],
+            "/b/",
+            &CopyOptions::default(),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(names(tar), ["b/", "b/keep/", "b/keep/sub/", "b/keep/sub/f"]);
+        assert!(matches!(
+            copy_layer(
+                &src,
+                &["gone".into()],
+                "/g/",
+                &CopyOptions::default(),
+                Vec::new()
+            ),
+            Err(CopyError::NotFound(_))
+        ));
+        assert!(matches!(
+            copy_layer(
+                &src,
+                &["build/x".into()],
+                "/x",
+                &CopyOptions::default(),
+                Vec::new()
+            ),
+            Err(CopyError::NotFound(_))
+        ));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 mod archive_error;
 mod build;
-mod change;
+pub(crate) mod change;
 pub mod commit;
 pub mod context;
 pub mod dockerfile;

@@ -212,6 +212,9 @@ pub struct Sink<'a> {
     pub log: Option<&'a mut crate::container::logs::LogWriter>,
     /// The monitor's attached clients.
     pub hub: Option<&'a mut crate::container::attach::Hub>,
+    /// A build's RUN (`StartOptions::cancel`): SIGINT, SIGTERM and SIGHUP are not forwarded
+    /// but end the container (SIGKILL), and the signal is stored here for the build to stop.
+    pub cancel: Option<&'a std::sync::atomic::AtomicI32>,
 }
 
 impl Sink<'_> {
@@ -562,6 +565,17 @@ pub fn relay(
                             copy_winsize(&OwnedFd::from(fd));
                         }
                     }
+                } else if let Some(c) = sink
+                    .cancel
+                    .filter(|_| matches!(signo, libc::SIGINT | libc::SIGTERM | libc::SIGHUP))
+                {
+                    // Ctrl-C of a build: `docker build` cancels the step, it does not ask
+                    // the step's process (which, as pid 1, may ignore SIGINT) to stop.
+                    c.store(signo, std::sync::atomic::Ordering::SeqCst);
+                    let _ = sys.run(Call::Kill {
+                        pid,
+                        signal: libc::SIGKILL,
+                    });
                 } else if proxy {
                     let _ = sys.run(Call::Kill { pid, signal: signo });
                 }

@@ -290,6 +290,9 @@ pub struct StartOptions<'a> {
     /// `--network bridge`: the container's lease (a dry run without one shows
     /// [`crate::network::Endpoint::example`]).
     pub network: Option<crate::network::Endpoint>,
+    /// A build's RUN: SIGINT, SIGTERM and SIGHUP kill the container instead of being
+    /// forwarded, and are stored here (see [`io::Sink::cancel`]).
+    pub cancel: Option<&'a std::sync::atomic::AtomicI32>,
 }
 
 /// Start the container described by `spec` and wait for it (in the foreground, or as the
@@ -553,6 +556,7 @@ pub fn start(
             on_started: opts.on_started,
             hub,
             proxy: !opts.no_sig_proxy,
+            cancel: opts.cancel,
         },
     );
     if !dry && !cleanup.ports.listeners.is_empty() {
@@ -659,6 +663,7 @@ struct Outputs<'a, 'b> {
     on_started: Option<Box<dyn FnOnce() + 'b>>,
     hub: Option<&'b mut crate::container::attach::Hub>,
     proxy: bool,
+    cancel: Option<&'b std::sync::atomic::AtomicI32>,
 }
 
 /// Rewrite the hosts files of network `network`'s running containers (a failure is a
@@ -780,6 +785,7 @@ fn supervise(
         on_started,
         hub,
         proxy,
+        cancel,
     } = out;
     let spec = setup.spec;
     if let Some(cg) = cgroup {
@@ -875,6 +881,7 @@ fn supervise(
         stdout: !detached,
         log,
         hub,
+        cancel,
     };
     let relayed = io::relay(sys, pid, master, spec.interactive, proxy, sources, sink)?;
     let exit_code = io::exit_code(relayed.status);

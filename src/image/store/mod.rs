@@ -330,13 +330,28 @@ impl Store {
 
     /// Docker-like `inspect` document.
     pub fn inspect(&self, image: &Image) -> Value {
-        let cfg = serde_json::to_value(&image.config).unwrap_or(Value::Null);
+        let mut cfg = serde_json::to_value(&image.config).unwrap_or(Value::Null);
+        // Docker's own fields of the config, which oci-spec's type does not carry: taken from
+        // the blob as stored.
+        if let Some(raw) = self
+            .read_blob(&image.id)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        {
+            for key in ["Healthcheck", "OnBuild", "Shell"] {
+                let v = &raw["config"][key];
+                if !v.is_null() && cfg["config"].is_object() {
+                    cfg["config"][key] = v.clone();
+                }
+            }
+        }
         json!({
             "Id": image.id,
             "RepoTags": image.reference.iter().map(|r| r.familiar_tagged()).collect::<Vec<_>>(),
             "RepoDigests": image.reference.iter().zip(&image.repo_digest)
                 .map(|(r, d)| format!("{}@{d}", r.familiar())).collect::<Vec<_>>(),
             "Created": image.created,
+            "Author": cfg["author"].as_str().unwrap_or_default(),
             "Architecture": cfg["architecture"],
             "Os": cfg["os"],
             "Size": image.size,
