@@ -1013,3 +1013,24 @@ fn maintainer_sets_the_author_as_docker_does() {
         "{history}"
     );
 }
+
+#[test]
+fn an_image_that_holds_the_same_empty_layer_twice_builds_and_runs() {
+    // Two RUNs that change nothing make the same (empty) layer; overlayfs refuses a directory
+    // named twice in lowerdir (ELOOP), so the third RUN failed to start its container.
+    let b = Build::new("FROM busybox\nRUN true\nRUN echo hi > /f\nRUN true\nRUN true\n");
+    let o = b.build(&["-t", "twice:1"]);
+    o.expect_code(0);
+    let layers = b.ok(&["inspect", "-f", "{{json .RootFS.Layers}}", "twice:1"]);
+    let ids: Vec<&str> = layers.trim().trim_matches(['[', ']']).split(',').collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert!(
+        unique.len() < ids.len(),
+        "the image should repeat a layer: {layers}"
+    );
+    assert_eq!(
+        b.ok(&["run", "--rm", "--network", "none", "twice:1", "cat", "/f"]),
+        "hi\n"
+    );
+    b.no_containers();
+}

@@ -18,16 +18,28 @@ fn check(p: &Path) -> Result<String> {
     Ok(s)
 }
 
+/// The layers given bottom first, top first, each directory once: an image may hold the same
+/// layer twice (two `RUN`s that changed nothing both make the empty layer; BuildKit images
+/// often repeat it), and overlayfs refuses a directory named twice in `lowerdir` (ELOOP).
+/// Only the topmost copy is kept: whatever the lower copy holds — files, whiteouts, opaque
+/// directories — the upper copy holds too and already covers everything the lower copy did,
+/// so the merged tree is the same.
+fn top_first_once(lowers: &[PathBuf]) -> Result<Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    lowers
+        .iter()
+        .rev()
+        .filter(|p| seen.insert(p.as_path()))
+        .map(|p| check(p))
+        .collect()
+}
+
 /// `lowerdir=top:…:bottom,upperdir=…,workdir=…` for layers given bottom first.
 pub fn mount_data(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<String> {
     if lowers.is_empty() {
         return Err(super::LayerError::NoLayers.into());
     }
-    let lower: Vec<String> = lowers
-        .iter()
-        .rev()
-        .map(|p| check(p))
-        .collect::<Result<_>>()?;
+    let lower = top_first_once(lowers)?;
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
@@ -49,14 +61,10 @@ pub fn mount_data(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Strin
 /// or work directory (`export` reads a container's upper directory as its top layer, so it
 /// never mounts the upper directory a running container writes in twice). Needs two.
 pub fn read_only_data(lowers: &[PathBuf]) -> Result<String> {
-    if lowers.len() < 2 {
+    let lower = top_first_once(lowers)?;
+    if lower.len() < 2 {
         return Err(super::LayerError::NoLayers.into());
     }
-    let lower: Vec<String> = lowers
-        .iter()
-        .rev()
-        .map(|p| check(p))
-        .collect::<Result<_>>()?;
     let data = format!("lowerdir={}", lower.join(":"));
     if data.len() > MAX_DATA {
         return Err(super::LayerError::OverlayOptionsTooLong {
@@ -84,6 +92,29 @@ mod tests {
         assert_eq!(
             d,
             "lowerdir=/l/top:/l/bottom,upperdir=/c/upper,workdir=/c/work"
+        );
+    }
+
+    #[test]
+    fn a_layer_the_image_holds_twice_is_named_once_at_its_top_place() {
+        let d = mount_data(
+            &[
+                "/l/base".into(),
+                "/l/empty".into(),
+                "/l/app".into(),
+                "/l/empty".into(),
+            ],
+            Path::new("/c/upper"),
+            Path::new("/c/work"),
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            "lowerdir=/l/empty:/l/app:/l/base,upperdir=/c/upper,workdir=/c/work"
+        );
+        assert_eq!(
+            read_only_data(&["/l/a".into(), "/l/a".into(), "/c/upper".into()]).unwrap(),
+            "lowerdir=/c/upper:/l/a"
         );
     }
 
