@@ -1034,3 +1034,79 @@ fn an_image_that_holds_the_same_empty_layer_twice_builds_and_runs() {
     );
     b.no_containers();
 }
+
+/// The Build Cache row of `system df`: (TOTAL, SIZE).
+fn build_cache_row(b: &Build) -> (String, String) {
+    let df = b.ok(&["system", "df"]);
+    let row = df
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_else(|| panic!("no Build Cache row:\n{df}"));
+    let cells: Vec<&str> = row["Build Cache".len()..].split_whitespace().collect();
+    (cells[0].to_string(), cells[2].to_string())
+}
+
+#[test]
+fn image_prune_keeps_the_build_cache_builder_prune_empties_it() {
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN echo one > /one\n",
+        "RUN --mount=type=cache,target=/cache echo x >> /cache/log && echo two > /two\n",
+        "CMD [\"cat\", \"/two\"]\n",
+    ));
+    b.build(&["-t", "pruned:1"]).expect_code(0);
+    let (objects, size) = build_cache_row(&b);
+    // Two step images no tag names (the RUNs; the last, CMD, is the tagged result) and the
+    // cache mount.
+    assert_eq!(objects, "3", "{objects} {size}");
+    assert_ne!(size, "0B");
+    // image prune: the step images are the build cache, not dangling images.
+    let o = b.ns.dockling(&b.lab, &["image", "prune", "-f"]);
+    o.expect_code(0);
+    assert!(!o.stdout.contains("deleted:"), "{}", o.stdout);
+    let again = b.build(&["-t", "pruned:1"]);
+    again.expect_code(0);
+    assert_eq!(
+        step_lines(&again.stderr, "CACHED").len(),
+        3,
+        "{}",
+        again.stderr
+    );
+    // builder prune asks first, as Docker's: no answer, nothing removed.
+    let o = b.ns.dockling(&b.lab, &["builder", "prune"]);
+    o.expect_code(0);
+    assert!(
+        o.stderr
+            .contains("WARNING! This will remove all dangling build cache."),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(build_cache_row(&b).0, "3");
+    let o = b.ns.dockling(&b.lab, &["builder", "prune", "-f"]);
+    o.expect_code(0);
+    assert!(
+        o.stdout.starts_with("Deleted build cache objects:\n"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("Total reclaimed space: "), "{}", o.stdout);
+    assert_eq!(build_cache_row(&b), ("0".to_string(), "0B".to_string()));
+    assert_eq!(
+        std::fs::read_dir(b.lab.root().join("build-cache-mounts"))
+            .unwrap()
+            .count(),
+        0,
+        "the cache mount is gone"
+    );
+    // The tagged result is untouched and runs; the next build starts from scratch.
+    assert_eq!(b.ok(&["run", "--rm", "pruned:1"]), "two\n");
+    let fresh = b.build(&["-t", "pruned:2"]);
+    fresh.expect_code(0);
+    assert_eq!(
+        step_lines(&fresh.stderr, "CACHED").len(),
+        0,
+        "{}",
+        fresh.stderr
+    );
+    b.no_containers();
+}

@@ -112,6 +112,8 @@ pub enum Command {
     Commit(CommitArgs),
     /// Build an image from a Dockerfile
     Build(BuildArgs),
+    /// Manage builds (the build cache)
+    Builder(BuilderArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
     /// Manage containers
@@ -360,6 +362,33 @@ pub enum VolumeCommand {
         #[arg(long = "filter", value_name = "FILTER")]
         filters: Vec<String>,
     },
+}
+
+/// `dockling builder`.
+#[derive(Debug, Args)]
+pub struct BuilderArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: BuilderCommand,
+}
+
+/// `dockling builder` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Remove build cache: the images build steps made that no tag or container uses, and
+    /// the directories of RUN --mount=type=cache
+    Prune(BuilderPruneArgs),
+}
+
+/// `dockling builder prune`.
+#[derive(Debug, Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all build cache (dockling's cache has no internal records: the same as without)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// `dockling system`.

@@ -174,9 +174,16 @@ pub fn prune_images(ctx: &Context, args: &PruneArgs, already: u64) -> Result<i32
         .filter(|(i, _)| i.reference.is_some())
         .map(|(i, _)| i.id.as_str())
         .collect();
+    // The images build steps made are the build cache: `builder prune` (and `system prune`)
+    // remove them, `image prune` leaves them, as Docker's leaves BuildKit's cache.
+    let steps = store.build_intermediates();
     for (image, _) in &all {
         let dangling = !tagged.contains(image.id.as_str());
-        if (!dangling && !args.all) || used(&image.id) || !done.insert(image.id.clone()) {
+        if (!dangling && !args.all)
+            || used(&image.id)
+            || (dangling && steps.contains(&image.id))
+            || !done.insert(image.id.clone())
+        {
             continue;
         }
         let sizes: Vec<(String, u64)> = image

@@ -49,6 +49,7 @@ impl Context {
 
 pub mod attach;
 pub mod build;
+pub mod builder;
 pub mod commit;
 pub mod cp;
 pub mod diff;
@@ -213,6 +214,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Cp(a) => cp::run(&ctx, a),
         Command::Commit(a) => commit::run(&ctx, a),
         Command::Build(a) => build::run(&ctx, a),
+        Command::Builder(a) => builder::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Container(a) => container(&ctx, a),
         Command::Rmi(a) => rmi::run(&ctx, a),

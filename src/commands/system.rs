@@ -139,8 +139,8 @@ fn reclaimable(part: u64, total: u64) -> String {
 
 /// `dockling system df`: Docker's four rows. Images: every byte of the store (blobs and
 /// unpacked layers), reclaimable what no container's image needs; containers: their writable
-/// layers; volumes: their `_data`; dockling has no build cache (zeros, as Docker shows when
-/// empty).
+/// layers; volumes: their `_data`; build cache: the step images no tag or container uses
+/// (the bytes of the layers only they hold) and the `RUN --mount=type=cache` directories.
 fn df(ctx: &Context) -> Result<i32> {
     require_root("system df")?;
     let store = Store::open(&ctx.root)?;
@@ -216,6 +216,9 @@ fn df(ctx: &Context) -> Result<i32> {
             v_free += size;
         }
     }
+    // The build cache: step images no tag or container uses, and cache mounts; none in use
+    // once its build has ended.
+    let (cache_objects, cache_bytes) = super::builder::usage(ctx)?;
     let rows = vec![
         vec![
             "Images".to_string(),
@@ -240,10 +243,10 @@ fn df(ctx: &Context) -> Result<i32> {
         ],
         vec![
             "Build Cache".into(),
+            cache_objects.to_string(),
             "0".into(),
-            "0".into(),
-            "0B".into(),
-            "0B".into(),
+            human_size(cache_bytes),
+            human_size(cache_bytes),
         ],
     ];
     print!(
@@ -273,6 +276,7 @@ fn prune(ctx: &Context, args: &SystemPruneArgs) -> Result<i32> {
                 } else {
                     ""
                 }
+                + "\n  - unused build cache"
         );
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -312,6 +316,16 @@ fn prune(ctx: &Context, args: &SystemPruneArgs) -> Result<i32> {
         }
         reclaimed += bytes;
     }
+    // The build cache, as Docker's `system prune` removes the unused build cache.
+    let (objects, bytes) = super::builder::prune_cache(ctx)?;
+    if !objects.is_empty() {
+        println!("Deleted build cache objects:");
+        for id in &objects {
+            println!("{id}");
+        }
+        println!();
+    }
+    reclaimed += bytes;
     // The images (and, with -a or not, the store's leftovers) as `image prune` removes them.
     let store = Store::open(&ctx.root)?;
     reclaimed += store.reclaim()?.bytes;

@@ -55,6 +55,22 @@ impl Store {
         )
     }
 
+    /// Forget the cache entries whose image the store no longer holds (after `builder prune`).
+    pub fn forget_missing_steps(&self) -> Result<()> {
+        let dir = self.oci.parent().unwrap_or(&self.oci).join("build-cache");
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let id = std::fs::read_to_string(e.path()).unwrap_or_default();
+            if self.find(id.trim()).is_err() {
+                match std::fs::remove_file(e.path()) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(Error::io("remove", e.path())(err)),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The ids of the images build steps made (untagged, `images` hides them unless `-a`),
     /// without the results of untagged builds ([`Store::remember_result`]).
     pub fn build_intermediates(&self) -> std::collections::HashSet<String> {
