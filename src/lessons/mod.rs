@@ -312,4 +312,33 @@ mod tests {
         );
         assert!(get(99).unwrap_err().to_string().contains("numbered 1 to"));
     }
+
+    #[test]
+    fn a_check_needs_words_for_what_it_expects_and_a_solution() {
+        let lesson = |check: &str| {
+            Lesson::parse(
+                "c.yaml",
+                &format!("title: t\ngoal: g\nsteps:\n  - run: ls\ncheck:\n  - {check}\n"),
+            )
+        };
+        let e = lesson("{name: n, run: 'true', solution: 'true'}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.yaml") && e.contains("expected"), "{e}");
+        let e = lesson("{name: n, run: 'true', expected: a thing}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("c.yaml") && e.contains("check \"n\"") && e.contains("no `solution:`"),
+            "{e}"
+        );
+        let e = lesson(
+            "{name: n, run: 'true', expected: a thing, solution: 'true', expect: {matches: ['(']}}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bad regex"), "{e}");
+        let ok = lesson("{name: n, run: 'true', expected: a thing, solution: 'true'}").unwrap();
+        assert_eq!(ok.check[0].solution, "true");
+    }
 }
