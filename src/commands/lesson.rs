@@ -63,12 +63,14 @@ pub fn run(ctx: &Context, args: &LessonArgs) -> Result<i32> {
         }
         LessonCommand::Check { number } => {
             let (_, lesson) = crate::lessons::get(*number)?;
+            let lab = lab_mirror(ctx).map(|m| runner::lab_addr(&m));
             let mut out = std::io::stdout().lock();
             let ok = runner::check(
                 &lesson.check,
                 &ctx.root,
                 &ctx.config_path,
                 &cgroup_parent(ctx),
+                lab.as_deref(),
                 &mut out,
             )?;
             Ok(if ok { 0 } else { 1 })

@@ -83,4 +83,24 @@ pub enum LessonError {
         /// Why `waitpid` failed.
         source: std::io::Error,
     },
+    /// A check's `expect: matches` is not a valid regular expression.
+    #[error("lesson {file}, check {check:?}: bad regex {regex:?}: {source}")]
+    BadCheckRegex {
+        /// The lesson's file name.
+        file: String,
+        /// The check's name.
+        check: String,
+        /// The expression as written.
+        regex: String,
+        /// What is wrong with it.
+        source: regex::Error,
+    },
+    /// A check without a `solution:`: nothing proves it can pass.
+    #[error("lesson {file}, check {check:?}: no `solution:` (the shell lines that do the exercise, which the tests run to prove the check passes after the work and fails before)")]
+    CheckWithoutSolution {
+        /// The lesson's file name.
+        file: String,
+        /// The check's name.
+        check: String,
+    },
 }

@@ -157,9 +157,17 @@ pub struct Check {
     /// What its output must be.
     #[serde(default)]
     pub expect: Expect,
+    /// What a passing result is, in words, shown when the check fails ("a container named
+    /// quitter that exited with code 3"): never the raw expectation.
+    pub expected: String,
     /// What to do when it fails.
     #[serde(default)]
     pub hint: String,
+    /// Shell lines that do the exercise (run in order, after the earlier checks' solutions).
+    /// Hidden from students: `lesson check` never prints it and the book does not show it;
+    /// tests/lesson_checks.rs runs it to prove the check passes after the work and not before.
+    #[serde(default)]
+    pub solution: String,
 }
 
 impl Lesson {
@@ -196,6 +204,23 @@ impl Lesson {
                 image: bad.clone(),
             }
             .into());
+        }
+        for c in &lesson.check {
+            for re in &c.expect.matches {
+                regex::Regex::new(re).map_err(|source| LessonError::BadCheckRegex {
+                    file: file.to_string(),
+                    check: c.name.clone(),
+                    regex: re.clone(),
+                    source,
+                })?;
+            }
+            if c.solution.trim().is_empty() {
+                return Err(LessonError::CheckWithoutSolution {
+                    file: file.to_string(),
+                    check: c.name.clone(),
+                }
+                .into());
+            }
         }
         if lesson.steps.is_empty() {
             return Err(LessonError::NoSteps {
@@ -286,5 +311,34 @@ mod tests {
             "{e}"
         );
         assert!(get(99).unwrap_err().to_string().contains("numbered 1 to"));
+    }
+
+    #[test]
+    fn a_check_needs_words_for_what_it_expects_and_a_solution() {
+        let lesson = |check: &str| {
+            Lesson::parse(
+                "c.yaml",
+                &format!("title: t\ngoal: g\nsteps:\n  - run: ls\ncheck:\n  - {check}\n"),
+            )
+        };
+        let e = lesson("{name: n, run: 'true', solution: 'true'}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.yaml") && e.contains("expected"), "{e}");
+        let e = lesson("{name: n, run: 'true', expected: a thing}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("c.yaml") && e.contains("check \"n\"") && e.contains("no `solution:`"),
+            "{e}"
+        );
+        let e = lesson(
+            "{name: n, run: 'true', expected: a thing, solution: 'true', expect: {matches: ['(']}}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bad regex"), "{e}");
+        let ok = lesson("{name: n, run: 'true', expected: a thing, solution: 'true'}").unwrap();
+        assert_eq!(ok.check[0].solution, "true");
     }
 }

@@ -125,12 +125,7 @@ impl Scratch {
             format!("registry-mirrors: [\"{mirror}\"]\ncgroup-parent: {cgroup_parent}\n"),
         )
         .map_err(Error::io("write", dir.join("config.yaml")))?;
-        let lab = mirror
-            .trim_end_matches('/')
-            .rsplit("://")
-            .next()
-            .unwrap_or(mirror)
-            .to_string();
+        let lab = lab_addr(mirror);
         Ok(Scratch {
             dir,
             lab,
@@ -833,7 +828,20 @@ fn wait_for_enter(n: usize, i: usize, step: &Step, shown: bool) -> Result<bool> 
     Ok(!line.trim().eq_ignore_ascii_case("q"))
 }
 
+/// The lab registry's address (`127.0.0.1:PORT`) from its mirror URL.
+pub fn lab_addr(mirror: &str) -> String {
+    mirror
+        .trim_end_matches('/')
+        .rsplit("://")
+        .next()
+        .unwrap_or(mirror)
+        .to_string()
+}
+
 /// Run a lesson's checks against the student's own store; returns whether all passed.
+/// `lab` is the lab registry's address, given to the checks as `$LAB` (as to a lesson's
+/// steps). A check that fails says what was expected in words and, briefly, what it found;
+/// it never shows its command, its raw expectation or its solution.
 /// As root each check runs in a cgroup of its own under `cgroup_parent` (as a lesson's
 /// steps do); otherwise its time limit stops its process group only.
 pub fn check(
@@ -841,13 +849,18 @@ pub fn check(
     root: &Path,
     config: &Path,
     cgroup_parent: &str,
+    lab: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<bool> {
     let mut all = true;
     let exe = std::env::current_exe().map_err(Error::io("find", "/proc/self/exe"))?;
     let bin = exe.parent().unwrap_or(Path::new("/"));
     for (i, c) in checks.iter().enumerate() {
-        let cmd = shell(&c.run, bin, root, config);
+        let mut cmd = shell(&c.run, bin, root, config);
+        match lab {
+            Some(lab) => cmd.env("LAB", lab),
+            None => cmd.env_remove("LAB"),
+        };
         let group = nix::unistd::geteuid().is_root().then(|| {
             StepGroup::new(
                 cgroup_parent,
@@ -855,32 +868,38 @@ pub fn check(
             )
         });
         let group = group.flatten();
-        let result = run_bounded(cmd, false, STEP_LIMIT, group.as_ref());
+        let result = run_bounded(cmd, false, CHECK_LIMIT, group.as_ref());
         if let Some(g) = group {
             if let Some(left) = g.release() {
                 let _ = left.destroy(&Sys::quiet());
             }
         }
         let result = result?;
-        let wrong = judge(&c.expect, &result);
-        if wrong.is_empty() {
+        if judge(&c.expect, &result).is_empty() {
             let _ = writeln!(out, "{}: ok", c.name);
         } else {
             all = false;
-            let _ = writeln!(
-                out,
-                "{}: not yet ({}){}",
-                c.name,
-                wrong.join("; "),
-                if c.hint.is_empty() {
-                    String::new()
-                } else {
-                    format!("\n   hint: {}", c.hint)
-                }
-            );
+            let _ = writeln!(out, "{}: not yet", c.name);
+            let _ = writeln!(out, "   expected {}", c.expected.trim());
+            if let Some(found) = found(&result.text) {
+                let _ = writeln!(out, "   found: {found}");
+            }
+            if !c.hint.trim().is_empty() {
+                let _ = writeln!(out, "   hint: {}", c.hint.trim());
+            }
         }
     }
     Ok(all)
+}
+
+/// A check's time limit: checks look, they do not build or pull.
+const CHECK_LIMIT: Duration = Duration::from_secs(30);
+
+/// What a failing check found, when it is short enough to help: the last non-empty line of
+/// its output (an error such as "No such container: quitter", or the value it read).
+fn found(text: &str) -> Option<String> {
+    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    (line.chars().count() <= 120).then(|| line.to_string())
 }
 
 #[cfg(test)]
