@@ -194,9 +194,9 @@ impl Lesson {
                     source,
                 })?;
             }
-            if !s.trace.is_empty()
-                && !(s.run.trim_start().starts_with("dockling run ") && s.trace_file().is_some())
-            {
+            let writes_its_trace =
+                s.run.trim_start().starts_with("dockling run ") && s.trace_file().is_some();
+            if !s.trace.is_empty() && !writes_its_trace {
                 return Err(LessonError::TraceWithoutRun {
                     file: file.to_string(),
                     step: i + 1,
