@@ -219,3 +219,28 @@ fn exec_it_that_writes_while_its_input_is_flooded_still_ends() {
     assert!(sent >= 64 << 10, "only {sent} bytes of input were sent");
     lab.cmd(&["rm", "-f", "target"]).expect_code(0);
 }
+
+/// Regression: `exec` into a `--rootfs chroot` container joined its mount namespace, whose
+/// root is the host's, and ran the command among the host's files.
+#[test]
+fn exec_into_a_chroot_container_sees_the_containers_files_not_the_hosts() {
+    let (lab, pid) = with_target(&["--rootfs", "chroot"]);
+    // The first process's view, from the host: its root's entries.
+    let mut image: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/root"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    image.sort();
+    let o = lab.cmd(&["exec", "target", "ls", "-1", "/"]);
+    o.expect_code(0);
+    let seen: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(seen, image, "exec's / is not the container's");
+    // And a file only the container has.
+    let o = lab.cmd(&["exec", "target", "sh", "-c", "echo mine > /tmp/only-here"]);
+    o.expect_code(0);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/root/tmp/only-here")).unwrap(),
+        "mine\n"
+    );
+    lab.cmd(&["rm", "-f", "target"]).expect_code(0);
+}

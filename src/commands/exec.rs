@@ -121,6 +121,18 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
         let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/{name}"));
         ns.push((sys.open(&path, libc::O_RDONLY | libc::O_CLOEXEC)?, kind));
     }
+    // A container started with `--rootfs chroot` keeps the host's root as its mount
+    // namespace's root, and setns(CLONE_NEWNS) sets "/" to that namespace root: the new
+    // process would see the host's files. Its root is its first process's, found through
+    // `/proc/<pid>/root` (opened here, before the pid is checked to be the container's) and
+    // entered after the setns calls as the first process entered it: chdir, chroot(".").
+    let root = match c.spec.rootfs_mode {
+        crate::spec::RootfsMode::Chroot => Some(sys.open(
+            &std::path::PathBuf::from(format!("/proc/{pid}/root")),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )?),
+        crate::spec::RootfsMode::PivotRoot => None,
+    };
     if crate::container::process_start_time(pid) != Some(pid_start) {
         return Err(ContainerError::NotRunning {
             doing: "exec into",
@@ -150,10 +162,20 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
                 pid,
             })
         });
-        let started = joined.and_then(|()| sys.clone_process(CloneFlags::CLONE_PARENT));
+        let rooted = joined.and_then(|()| match &root {
+            Some(r) => {
+                sys.run(Call::Chdir {
+                    path: format!("/proc/self/fd/{}", r.as_raw_fd()).into(),
+                })?;
+                sys.run(Call::Chroot { path: ".".into() })
+            }
+            None => Ok(()),
+        });
+        let started = rooted.and_then(|()| sys.clone_process(CloneFlags::CLONE_PARENT));
         match started {
             Ok(0) => {
                 drop(ns);
+                drop(root);
                 child::exec_main(&sys, &spec, child_end)
             }
             Ok(p) => {
@@ -169,6 +191,7 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32> {
     }
     drop(child_end);
     drop(ns);
+    drop(root);
     let _ = sys.wait4(joiner);
     let result = supervise(&sys, &spec, &parent_end, cgroup.as_ref());
     io::restore_signals(&sys, old_mask);

@@ -24,8 +24,8 @@ pub enum LessonError {
         /// What is wrong with it.
         source: regex::Error,
     },
-    /// A step asks for trace highlights but does not run a container.
-    #[error("lesson {file}, step {step}: `trace:` needs a step whose command starts with `dockling run`")]
+    /// A step asks for trace highlights but its command writes no trace file.
+    #[error("lesson {file}, step {step}: `trace:` needs a step whose command starts with `dockling run` and writes its trace with `--trace-file FILE`")]
     TraceWithoutRun {
         /// The lesson's file name.
         file: String,

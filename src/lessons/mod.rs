@@ -119,8 +119,8 @@ pub struct Step {
     /// What must come out.
     #[serde(default)]
     pub expect: Expect,
-    /// Syscalls (or `explain` keys like `mount.overlay`) to show from a trace of the step's
-    /// `dockling run`.
+    /// Syscalls (name, then a text of the arguments) to show from the trace the step's
+    /// `dockling run --trace-file FILE` wrote: the command shown is the command run.
     #[serde(default)]
     pub trace: Vec<String>,
     /// Show at most this many lines of output (the check still sees all of it).
@@ -170,6 +170,22 @@ pub struct Check {
     pub solution: String,
 }
 
+impl Step {
+    /// The file the step's command writes its trace to (`--trace-file FILE`), if it does.
+    pub fn trace_file(&self) -> Option<&str> {
+        let mut words = self.run.split_whitespace();
+        while let Some(w) = words.next() {
+            if w == "--trace-file" {
+                return words.next();
+            }
+            if let Some(file) = w.strip_prefix("--trace-file=") {
+                return Some(file);
+            }
+        }
+        None
+    }
+}
+
 impl Lesson {
     /// Parse one lesson file; the error names the file (and serde_yaml's line).
     pub fn parse(file: &str, text: &str) -> Result<Lesson> {
@@ -186,7 +202,9 @@ impl Lesson {
                     source,
                 })?;
             }
-            if !s.trace.is_empty() && !s.run.trim_start().starts_with("dockling run ") {
+            let writes_its_trace =
+                s.run.trim_start().starts_with("dockling run ") && s.trace_file().is_some();
+            if !s.trace.is_empty() && !writes_its_trace {
                 return Err(LessonError::TraceWithoutRun {
                     file: file.to_string(),
                     step: i + 1,
@@ -300,6 +318,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("dockling run"), "{e}");
+        // A trace the command does not ask for would be one the student never sees.
+        let e = Lesson::parse(
+            "v.yaml",
+            "title: t\ngoal: g\nsteps:\n  - run: dockling run --rm busybox true\n    trace: [clone]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--trace-file FILE"), "{e}");
+        let ok = Lesson::parse(
+            "u.yaml",
+            "title: t\ngoal: g\nsteps:\n  - run: dockling run --rm --trace-file t.json busybox true\n    trace: [clone]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.steps[0].trace_file(), Some("t.json"));
         let e = Lesson::parse(
             "w.yaml",
             "title: t\ngoal: g\nimages: [busybox, nginx]\nsteps:\n  - run: ls\n",

@@ -142,6 +142,16 @@ impl Scratch {
             .replace(&self.dir.join("home").display().to_string(), "$HOME")
     }
 
+    /// The events of the JSON trace a step's command wrote to `file` (relative to the
+    /// directory the steps start in); none when it is missing or holds no event.
+    pub fn trace_events(&self, file: &str) -> Vec<TraceEvent> {
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// The scratch store root.
     pub fn root(&self) -> PathBuf {
         self.dir.join("root")
@@ -468,12 +478,12 @@ pub fn judge(expect: &Expect, out: &Output) -> Vec<String> {
     wrong
 }
 
-/// `dockling run …` with `--trace=json` added right after `run`.
-fn traced(line: &str) -> String {
-    let t = line.trim_start();
+/// The line above a step's trace highlights: where they come from.
+fn highlights_title(step: &Step) -> String {
     format!(
-        "dockling run --trace=json {}",
-        t.strip_prefix("dockling run ").unwrap_or(t)
+        "In {}, the calls asked for ({}):",
+        step.trace_file().unwrap_or("the trace"),
+        step.trace.join(", ")
     )
 }
 
@@ -662,14 +672,12 @@ pub fn run(
     // the scratch directory was.
     let cut = regex::Regex::new(r#""([^"]{111})[^"]*"\.\.\."#).expect("regex");
     for (i, step) in lesson.steps.iter().enumerate() {
-        let line = if step.trace.is_empty() {
-            step.run.clone()
-        } else {
-            traced(&step.run)
-        };
+        // The command shown is the command run: a step that shows trace highlights asks for
+        // its trace itself (`--trace-file FILE`), and they are read from that file.
+        let line = step.run.clone();
         if i + 1 < pace.from {
             // Quietly: only what it leaves behind matters, and whether it worked.
-            let result = scratch.sh(&line, !step.trace.is_empty())?;
+            let result = scratch.sh(&line, false)?;
             let wrong = judge(&step.expect, &result);
             outcome.steps += 1;
             if !wrong.is_empty() {
@@ -693,7 +701,10 @@ pub fn run(
         if pace.pause && !wait_for_enter(n, i + 1, step, shown_first)? {
             break;
         }
-        let mut result = scratch.sh(&line, !step.trace.is_empty())?;
+        let mut result = scratch.sh(&line, false)?;
+        if let Some(file) = step.trace_file() {
+            result.trace = scratch.trace_events(file);
+        }
         // The scratch paths change every run; show them as the variables that hold them.
         result.text = scratch.abbreviate(&result.text);
         let wrong = judge(&step.expect, &result);
@@ -724,6 +735,9 @@ pub fn run(
                     "{}",
                     printed(&shown(&result.text, step.lines), result.code)
                 );
+                if !hl.is_empty() {
+                    let _ = writeln!(out, "  {}", highlights_title(step));
+                }
                 for h in &hl {
                     let _ = writeln!(out, "  {h}");
                 }
@@ -746,7 +760,12 @@ pub fn run(
                     console(&step.run, &shown(&result.text, step.lines), result.code)
                 );
                 if !hl.is_empty() {
-                    let _ = writeln!(out, "```text\n{}\n```\n", hl.join("\n"));
+                    let _ = writeln!(
+                        out,
+                        "```text\n{}\n{}\n```\n",
+                        highlights_title(step),
+                        hl.join("\n")
+                    );
                 }
             }
             Format::Progress => {
@@ -925,14 +944,6 @@ mod tests {
         assert!(judge(&e, &output(0, "hello, pid 1")).is_empty());
         let wrong = judge(&e, &output(1, "error"));
         assert_eq!(wrong.len(), 4, "{wrong:?}");
-    }
-
-    #[test]
-    fn traced_steps_get_the_json_trace() {
-        assert_eq!(
-            traced("dockling run --rm busybox true"),
-            "dockling run --trace=json --rm busybox true"
-        );
     }
 
     #[test]

@@ -172,9 +172,10 @@ fn measure(chromium: &str, page: &Path) -> (Vec<String>, Vec<String>) {
 fn pages_cut_no_line_off_chapters_are_numbered_once_and_transcripts_mark_commands() {
     let chromium = chromium();
     let build = built();
-    // Pages with long trace lines, multi-line commands and failing commands.
+    // Pages with long trace lines, multi-line commands, failing commands and whole digests.
     for page in [
         "lessons/01-hello-world.html",
+        "lessons/02-images.html",
         "lessons/03-containers.html",
         "lessons/04-namespaces.html",
         "lessons/07-security.html",
