@@ -1108,10 +1108,16 @@ fn connect_and_disconnect_wait_for_a_start_in_progress() {
         .write(true)
         .open(lab.root().join("containers").join(&id).join("engine.lock"))
         .expect("the container's engine lock");
-    // SAFETY: flock on a descriptor this test owns.
-    assert_eq!(
-        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-        0
+    // The exited container's monitor may still hold the lock for its last clean-up after
+    // `wait` returned: taken as soon as it lets go.
+    wait_until(
+        Duration::from_secs(20),
+        "the monitor to release the container's engine lock",
+        || {
+            // SAFETY: flock on a descriptor this test owns.
+            (unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0)
+                .then_some(())
+        },
     );
     for args in [
         &["network", "connect", "classnet", "app"][..],
