@@ -1110,3 +1110,105 @@ fn image_prune_keeps_the_build_cache_builder_prune_empties_it() {
     );
     b.no_containers();
 }
+
+#[test]
+fn copy_and_workdir_through_a_symlinked_directory_keep_the_link() {
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN mkdir /real /real2 && ln -s real /lnk && ln -s /real2 /abs\n",
+        "COPY f /lnk/\n",
+        "COPY f /abs\n",
+        "COPY dir /lnk/sub/\n",
+        "WORKDIR /lnk/made\n",
+        "WORKDIR /abs/../lnk2\n",
+    ));
+    b.file("f", "f\n");
+    b.file("dir/g", "g\n");
+    b.build(&["-t", "lnk:1"]).expect_code(0);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "lnk:1",
+        "sh",
+        "-c",
+        "readlink /lnk; readlink /abs; cat /real/f /real2/f /real/sub/g; test -d /real/made && echo made; pwd",
+    ]);
+    // The links stay links; what went "into" them is where they lead. `WORKDIR /abs/../lnk2`
+    // is taken lexically first (as BuildKit's path cleaning), so it is /lnk2.
+    assert_eq!(out, "real\n/real2\nf\nf\ng\nmade\n/lnk2\n");
+    b.no_containers();
+}
+
+#[test]
+fn dockerignore_cannot_be_bypassed_through_a_symlink() {
+    let b = Build::new("FROM busybox\nCOPY link /leak\n");
+    b.file(".dockerignore", "secret\nbuild/\n");
+    b.file("secret", "s3cret\n");
+    b.file("build/x", "built\n");
+    std::os::unix::fs::symlink("secret", b.ctx.path().join("link")).unwrap();
+    std::os::unix::fs::symlink("build/", b.ctx.path().join("linkdir")).unwrap();
+    let o = b.build(&["-t", "leak:1"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("\"/link\": not found"), "{}", o.stderr);
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY linkdir/x /leak\n",
+    )
+    .unwrap();
+    let o = b.build(&["-t", "leak:2"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("not found"), "{}", o.stderr);
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY linkdir /leak/\n",
+    )
+    .unwrap();
+    let o = b.build(&["-t", "leak:3"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("not found"), "{}", o.stderr);
+    let o = b.ns.dockling(&b.lab, &["image", "inspect", "leak:3"]);
+    assert_ne!(o.code, 0, "nothing tagged");
+    b.no_containers();
+}
+
+#[test]
+fn a_copied_directory_leaves_an_existing_destinations_mode_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN mkdir -m 1777 -p /tmp && mkdir -m 0711 /keep\n",
+        "COPY tdir /tmp/\n",
+        "COPY tdir/x /keep/y\n",
+        "WORKDIR /keep/w\n",
+        "COPY tdir /keep\n",
+        "COPY --chown=7:8 tdir /new\n",
+        "COPY . /app\n",
+    ));
+    b.file("tdir/x", "x\n");
+    std::fs::set_permissions(
+        b.ctx.path().join("tdir"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    std::fs::set_permissions(b.ctx.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    b.build(&["-t", "modes:1"]).expect_code(0);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "modes:1",
+        "stat",
+        "-c",
+        "%n %a %u:%g",
+        "/tmp",
+        "/keep",
+        "/new",
+        "/app",
+        "/app/tdir",
+        "/tmp/x",
+    ]);
+    assert_eq!(
+        out,
+        "/tmp 1777 0:0\n/keep 711 0:0\n/new 755 7:8\n/app 755 0:0\n/app/tdir 750 0:0\n/tmp/x 644 0:0\n"
+    );
+    b.no_containers();
+}

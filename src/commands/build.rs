@@ -1128,8 +1128,11 @@ impl Builder<'_> {
                         Some(i) => b.store.layer_dirs(i)?,
                         None => vec![],
                     };
-                    let layer = (!bctx::exists_in_layers(&dirs, &path))
-                        .then(|| b.store.layer_of(&bctx::dir_layer(&path)))
+                    // Made where a symlink on the way leads (inside the image), not as a
+                    // directory hiding the link.
+                    let layer = bctx::workdir_layer(&dirs, &path)
+                        .map_err(|e| fail(format!("WORKDIR {path}: {e}")))?
+                        .map(|t| b.store.layer_of(&t))
                         .transpose()?;
                     let p = path.clone();
                     b.make(base.as_ref(), layer, &created_by, &move |c: &mut Value| {
@@ -1233,18 +1236,18 @@ impl Builder<'_> {
                         return Err(self.err(ins, format!("ADD {u}: remote sources are not supported by dockling: download it into the build context and COPY it")));
                     }
                 }
-                let mut dest = resolve_dest(&w.workdir(), &dest[0]);
-                // `COPY f /usr/local/bin`: a destination the image has as a directory is
-                // copied into, as BuildKit does, not replaced by a file of that name.
-                if !dest.ends_with('/') {
-                    let layers = match &w.image {
-                        Some(i) => self.store.layer_dirs(i)?,
-                        None => vec![],
-                    };
-                    if bctx::is_dir_in_layers(&layers, &dest) {
-                        dest.push('/');
-                    }
-                }
+                let given = resolve_dest(&w.workdir(), &dest[0]);
+                // Resolved inside the image as BuildKit does: `COPY f /usr/local/bin` (a
+                // directory the image has) copies into it, not replacing it by a file of that
+                // name, and a symlink on the way (`/bin -> usr/bin`) is followed, never
+                // replaced by a directory.
+                let image_dirs = match &w.image {
+                    Some(i) => self.store.layer_dirs(i)?,
+                    None => vec![],
+                };
+                let placed =
+                    bctx::dest_in_layers(&image_dirs, &given).map_err(|e| self.err(ins, e))?;
+                let dest = placed.path.clone();
                 let opts = CopyOptions {
                     chown: match flag("chown") {
                         None => None,
@@ -1270,6 +1273,8 @@ impl Builder<'_> {
                         })
                         .transpose()?,
                     extract: add,
+                    dest_exists: placed.exists_dir,
+                    image_dirs: placed.dirs.clone(),
                 };
                 let from = flag("from");
                 let sink = self.store.layer_sink()?;
