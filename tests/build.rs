@@ -1176,7 +1176,9 @@ fn a_copied_directory_leaves_an_existing_destinations_mode_alone() {
     use std::os::unix::fs::PermissionsExt;
     let b = Build::new(concat!(
         "FROM busybox\n",
-        "RUN mkdir -m 1777 -p /tmp && mkdir -m 0711 /keep\n",
+        "RUN mkdir -m 1777 -p /tmp && mkdir -m 0711 /keep && mkdir -m 0713 /f && chown 3:4 /f\n",
+        "COPY tdir/x /f/\n",
+        "WORKDIR /f/w\n",
         "COPY tdir /tmp/\n",
         "COPY tdir/x /keep/y\n",
         "WORKDIR /keep/w\n",
@@ -1201,6 +1203,7 @@ fn a_copied_directory_leaves_an_existing_destinations_mode_alone() {
         "%n %a %u:%g",
         "/tmp",
         "/keep",
+        "/f",
         "/new",
         "/app",
         "/app/tdir",
@@ -1208,7 +1211,30 @@ fn a_copied_directory_leaves_an_existing_destinations_mode_alone() {
     ]);
     assert_eq!(
         out,
-        "/tmp 1777 0:0\n/keep 711 0:0\n/new 755 7:8\n/app 755 0:0\n/app/tdir 750 0:0\n/tmp/x 644 0:0\n"
+        "/tmp 1777 0:0\n/keep 711 0:0\n/f 713 3:4\n/new 755 7:8\n/app 755 0:0\n/app/tdir 750 0:0\n/tmp/x 644 0:0\n"
+    );
+    b.no_containers();
+}
+
+#[test]
+fn a_wildcard_that_matches_nothing_is_no_error() {
+    let b = Build::new("FROM busybox\nWORKDIR /app\nCOPY package.json yarn.lock* ./\n");
+    b.file("package.json", "{}\n");
+    b.build(&["-t", "glob:1"]).expect_code(0);
+    let out = b.ok(&["run", "--rm", "glob:1", "ls", "/app"]);
+    assert_eq!(out, "package.json\n");
+    // A name without a wildcard must still be there.
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY package.json yarn.lock ./\n",
+    )
+    .unwrap();
+    let o = b.build(&["-t", "glob:2"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr.contains("\"/yarn.lock\": not found"),
+        "{}",
+        o.stderr
     );
     b.no_containers();
 }
