@@ -1238,3 +1238,50 @@ fn a_wildcard_that_matches_nothing_is_no_error() {
     );
     b.no_containers();
 }
+
+#[test]
+fn copy_from_a_stage_of_many_deep_layers_under_a_small_open_file_limit() {
+    // 30 layers each touching a 20-deep path: a lookup or walk that kept every layer's
+    // descriptor at each depth open needed 30 × 20 = 600 of them (EMFILE under 256).
+    let deep: String = (1..=20).map(|i| format!("/d{i}")).collect();
+    let mut df = String::from("FROM busybox AS s\n");
+    for i in 0..30 {
+        df.push_str(&format!("COPY f{i} {deep}/\n"));
+    }
+    df.push_str("FROM busybox\nCOPY --from=s /d1 /out\n");
+    let b = Build::new(&df);
+    for i in 0..30 {
+        b.file(&format!("f{i}"), &format!("{i}\n"));
+    }
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let mut c = b.ns.enter(b.lab.command(&["build", "-t", "deep:1", &ctx]));
+    // SAFETY: setrlimit only, in the child between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o: Out = c.output().expect("run dockling").into();
+    o.expect_code(0);
+    let inner: String = (2..=20).map(|i| format!("/d{i}")).collect();
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "deep:1",
+            "sh",
+            "-c",
+            &format!("find /out -type f | wc -l; cat /out{inner}/f29"),
+        ]),
+        "30\n29\n"
+    );
+}

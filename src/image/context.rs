@@ -390,6 +390,23 @@ impl<'a> Tree<'a> {
             .collect()
     }
 
+    /// The stack of the directory `path` (resolved: no symlink in it), opened again from the
+    /// root.
+    fn stack_at(&self, path: &[std::ffi::OsString]) -> std::io::Result<Stack> {
+        let mut here = self.root_stack()?;
+        for c in path {
+            here = match self.child(&here, c)? {
+                Node::Dir(_, s) => s,
+                _ => {
+                    return Err(std::io::Error::other(
+                        "changed while the build read it: build again",
+                    ))
+                }
+            };
+        }
+        Ok(here)
+    }
+
     /// `name` in the directory `stack`.
     fn child(&self, stack: &[(usize, OwnedFd)], name: &OsStr) -> std::io::Result<Node> {
         let mut dirs = Stack::new();
@@ -452,7 +469,10 @@ impl<'a> Tree<'a> {
             })
             .collect();
         let mut path: Vec<std::ffi::OsString> = Vec::new();
-        let mut stacks = vec![self.root_stack().map_err(io(rel))?];
+        // Only the current directory's stack is held (one descriptor per layer); a `..`
+        // opens its parent's again from the root: keeping every depth's stack took depth ×
+        // layers descriptors (600 for a 20-deep path in 30 layers).
+        let mut here = self.root_stack().map_err(io(rel))?;
         let mut links = 0;
         let missing =
             |mut path: Vec<std::ffi::OsString>, c, todo: std::collections::VecDeque<_>| {
@@ -468,14 +488,14 @@ impl<'a> Tree<'a> {
         while let Some(c) = todo.pop_front() {
             if c == ".." {
                 if path.pop().is_some() {
-                    stacks.pop();
+                    drop(std::mem::take(&mut here));
+                    here = self.stack_at(&path).map_err(io(rel))?;
                 } else if !self.layers {
                     return Err(outside());
                 }
                 continue;
             }
-            let here = stacks.last().expect("the root");
-            let node = self.child(here, &c).map_err(io(rel))?;
+            let node = self.child(&here, &c).map_err(io(rel))?;
             // What `.dockerignore` leaves out is not in the context, also for a symlink that
             // leads there: `link -> secret` with `secret` left out finds nothing.
             if self.ignore.is_some() && !matches!(node, Node::Missing) {
@@ -492,7 +512,7 @@ impl<'a> Tree<'a> {
                     if todo.is_empty() {
                         return Ok(Lookup::Found(path.iter().collect(), Node::Dir(st, s)));
                     }
-                    stacks.push(s);
+                    here = s;
                 }
                 Node::Other(st, _, fd) if kind_of(&st) == libc::S_IFLNK => {
                     links += 1;
@@ -508,7 +528,8 @@ impl<'a> Tree<'a> {
                             return Err(outside());
                         }
                         path.clear();
-                        stacks.truncate(1);
+                        drop(std::mem::take(&mut here));
+                        here = self.root_stack().map_err(io(rel))?;
                     }
                     for c in target.components().rev() {
                         match c {
@@ -531,7 +552,6 @@ impl<'a> Tree<'a> {
             }
         }
         // The lookup ended on a directory already entered (the root, `x/..`, a link to one).
-        let here = stacks.pop().expect("the root");
         let st = match here.first() {
             Some((_, d)) => stat_fd(d.as_fd()).map_err(io(rel))?,
             None => return Ok(Lookup::Missing(path.iter().collect())),
@@ -552,13 +572,13 @@ impl<'a> Tree<'a> {
     /// `out` under `dest`: its symlinks archived as symlinks, never followed.
     fn walk(
         &self,
-        stack: &[(usize, OwnedFd)],
+        mut stack: Stack,
         at: &Path,
         rel: &Path,
         dest: &Path,
         out: &mut Vec<Entry>,
     ) -> Result<(), CopyError> {
-        for name in Tree::names(stack).map_err(io(rel))? {
+        for name in Tree::names(&stack).map_err(io(rel))? {
             let r = rel.join(&name);
             let d = dest.join(&name);
             let a = at.join(&name);
@@ -569,11 +589,23 @@ impl<'a> Tree<'a> {
             if hidden && !self.may_include_below(&a) {
                 continue;
             }
-            match self.child(stack, &name).map_err(io(&r))? {
+            match self.child(&stack, &name).map_err(io(&r))? {
                 Node::Missing => {}
                 Node::Dir(st, s) => {
+                    // This directory's descriptors are closed while a subdirectory is walked
+                    // and opened again after (from the root): one stack open at a time, not
+                    // one per depth (depth × layers descriptors, EMFILE under a small limit).
+                    drop(std::mem::take(&mut stack));
                     let mut below = Vec::new();
-                    self.walk(&s, &a, &r, &d, &mut below)?;
+                    self.walk(s, &a, &r, &d, &mut below)?;
+                    let comps: Vec<std::ffi::OsString> = at
+                        .components()
+                        .filter_map(|c| match c {
+                            Component::Normal(n) => Some(n.to_os_string()),
+                            _ => None,
+                        })
+                        .collect();
+                    stack = self.stack_at(&comps).map_err(io(rel))?;
                     if hidden && below.is_empty() {
                         continue; // a left-out directory comes only with what is brought back
                     }
@@ -711,7 +743,7 @@ fn collect_one(
         Node::Missing => return Ok(false),
         Node::Dir(st, stack) => {
             let mut below = Vec::new();
-            tree.walk(&stack, &at, rel, dest, &mut below)?;
+            tree.walk(stack, &at, rel, dest, &mut below)?;
             if hidden && below.is_empty() {
                 return Ok(false); // left out, and no exception brings anything back
             }
@@ -1634,8 +1666,10 @@ mod tests {
         std::fs::create_dir_all(&l2).unwrap();
         // Absolute, and climbing above the root: both stay inside it.
         std::os::unix::fs::symlink("/../../usr", l2.join("u")).unwrap();
+        std::os::unix::fs::symlink("usr/bin/../../usr/./bin", l2.join("ub")).unwrap();
         std::fs::write(l1.join("file"), b"f").unwrap();
         let dirs = [l1, l2];
+        assert_eq!(dest_in_layers(&dirs, "/ub").unwrap().path, "/usr/bin/");
         let d = dest_in_layers(&dirs, "/bin").unwrap();
         assert_eq!(d.path, "/usr/bin/");
         assert!(d.exists_dir);
