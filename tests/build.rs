@@ -1285,3 +1285,46 @@ fn copy_from_a_stage_of_many_deep_layers_under_a_small_open_file_limit() {
         "30\n29\n"
     );
 }
+
+#[test]
+fn ctrl_c_during_the_pull_of_a_copy_from_image_stops_it_at_once() {
+    use common::{wait_exit, wait_until};
+    use std::os::unix::process::ExitStatusExt;
+    // A registry that accepts the connection and never answers: the pull waits on it.
+    let b = Build::new("");
+    let listener = b.ns.listen_tcp("127.0.0.1:0");
+    let port = listener.local_addr().unwrap().port();
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        format!("FROM busybox\nCOPY --from=127.0.0.1:{port}/hang:1 /x /x\n"),
+    )
+    .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let mut child =
+        b.ns.enter(b.lab.command(&["build", "-t", "hang:1", &ctx]))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dockling build");
+    let _conn = wait_until(
+        std::time::Duration::from_secs(60),
+        "the pull to connect to the registry",
+        || listener.accept().ok(),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    // Before: SIGINT stayed blocked through the pull, which waited on the silent registry.
+    let status = wait_exit(
+        &mut child,
+        std::time::Duration::from_secs(20),
+        "dockling build to end on SIGINT during COPY --from's pull",
+    );
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    let tagged = b.ns.dockling(&b.lab, &["inspect", "hang:1"]);
+    assert_ne!(tagged.code, 0, "a cancelled build tagged its image");
+    b.no_containers();
+}

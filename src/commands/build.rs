@@ -1277,8 +1277,21 @@ impl Builder<'_> {
                     image_dirs: placed.dirs.clone(),
                 };
                 let from = flag("from");
+                // `--from` an image not stored yet is pulled first, with the cancelling
+                // signals at their default action as for FROM's pull: Ctrl-C stops it at
+                // once (a pull is crash safe, and nothing of this step exists yet).
+                let from_dirs = match &from {
+                    None => None,
+                    Some(f) => {
+                        let img = with_signals_open(|| self.find_base(f))?.ok_or_else(|| {
+                            self.err(ins, format!("COPY --from={f}: a stage FROM scratch with no layers has nothing to copy"))
+                        })?;
+                        Some(self.store.layer_dirs(&img)?)
+                    }
+                };
+                self.check_cancel()?;
                 let sink = self.store.layer_sink()?;
-                let (sink, content) = match &from {
+                let (sink, content) = match &from_dirs {
                     None => {
                         let source = Source::Context {
                             root: self.context.as_fd(),
@@ -1286,13 +1299,7 @@ impl Builder<'_> {
                         };
                         bctx::copy_layer(&source, srcs, &dest, &opts, sink)
                     }
-                    Some(f) => {
-                        let img = self.find_base(f)?.ok_or_else(|| {
-                            self.err(ins, format!("COPY --from={f}: a stage FROM scratch with no layers has nothing to copy"))
-                        })?;
-                        let dirs = self.store.layer_dirs(&img)?;
-                        bctx::copy_layer(&Source::Layers(&dirs), srcs, &dest, &opts, sink)
-                    }
+                    Some(dirs) => bctx::copy_layer(&Source::Layers(dirs), srcs, &dest, &opts, sink),
                 }
                 .map_err(|e| self.err(ins, e))?;
                 let tar = sink.finish().map_err(Error::io("write", "the layer tar"))?;
