@@ -1328,3 +1328,89 @@ fn ctrl_c_during_the_pull_of_a_copy_from_image_stops_it_at_once() {
     assert_ne!(tagged.code, 0, "a cancelled build tagged its image");
     b.no_containers();
 }
+
+#[test]
+fn run_mount_cache_sharing_locked_waits_and_private_gets_its_own() {
+    use common::{wait_exit, wait_until};
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN --mount=type=cache,id=k,target=/c,sharing=locked sh -c 'echo 1 >> /c/log; while [ ! -e /c/go ]; do sleep 0.05; done; echo 1end >> /c/log'\n",
+    ));
+    let cache = b
+        .lab
+        .root()
+        .join("build-cache-mounts")
+        .join(common_sha256(b"k"));
+    let log = cache.join("log");
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let spawn = |ctx: &str, tag: &str| {
+        b.ns.enter(b.lab.command(&["build", "--no-cache", "-t", tag, ctx]))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dockling build")
+    };
+    let mut first = spawn(&ctx, "lock:1");
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "the first RUN to use the cache",
+        || (std::fs::read_to_string(&log).ok()? == "1\n").then_some(()),
+    );
+    // A locked RUN of another build waits; a private one gets an empty directory of its own.
+    let ctx2 = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx2.path().join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=cache,id=k,target=/c,sharing=locked sh -c 'echo 2 >> /c/log'\n",
+    )
+    .unwrap();
+    let ctx3 = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx3.path().join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=cache,id=k,target=/c,sharing=private sh -c 'ls -A /c | wc -l > /n; echo p > /c/p'\n",
+    )
+    .unwrap();
+    let mut private = spawn(ctx3.path().to_str().unwrap(), "private:1");
+    let status = wait_exit(
+        &mut private,
+        std::time::Duration::from_secs(60),
+        "the private build",
+    );
+    assert!(status.success(), "{status:?}");
+    assert_eq!(b.ok(&["run", "--rm", "private:1", "cat", "/n"]), "0\n");
+    let mut second = spawn(ctx2.path().to_str().unwrap(), "lock:2");
+    // It waits on the cache's lock: the kernel lists the blocked request ("->") on the
+    // cache directory's inode in /proc/locks.
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&cache).unwrap());
+    wait_until(
+        std::time::Duration::from_secs(30),
+        "the second build to wait for the cache's lock",
+        || {
+            std::fs::read_to_string("/proc/locks")
+                .unwrap()
+                .lines()
+                .any(|l| l.contains("-> FLOCK") && l.contains(&format!(":{ino} ")))
+                .then_some(())
+        },
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "1\n");
+    std::fs::write(cache.join("go"), "").unwrap();
+    for (c, what) in [(&mut first, "the first build"), (&mut second, "the second")] {
+        let status = wait_exit(c, std::time::Duration::from_secs(60), what);
+        assert!(status.success(), "{what}: {status:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "1\n1end\n2\n");
+    // The private directory went with its RUN; the shared cache never saw its file.
+    assert!(!cache.join("p").exists());
+    let left: Vec<_> = std::fs::read_dir(b.lab.root().join("build-cache-mounts"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    b.no_containers();
+}
+
+fn common_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(data))
+}
