@@ -1184,6 +1184,7 @@ fn a_copied_directory_leaves_an_existing_destinations_mode_alone() {
         "WORKDIR /keep/w\n",
         "COPY tdir /keep\n",
         "COPY --chown=7:8 tdir /new\n",
+        "COPY --chown=5:6 tdir/x /newf/deep/\n",
         "COPY . /app\n",
     ));
     b.file("tdir/x", "x\n");
@@ -1205,13 +1206,15 @@ fn a_copied_directory_leaves_an_existing_destinations_mode_alone() {
         "/keep",
         "/f",
         "/new",
+        "/newf",
+        "/newf/deep",
         "/app",
         "/app/tdir",
         "/tmp/x",
     ]);
     assert_eq!(
         out,
-        "/tmp 1777 0:0\n/keep 711 0:0\n/f 713 3:4\n/new 755 7:8\n/app 755 0:0\n/app/tdir 750 0:0\n/tmp/x 644 0:0\n"
+        "/tmp 1777 0:0\n/keep 711 0:0\n/f 713 3:4\n/new 755 7:8\n/newf 755 5:6\n/newf/deep 755 5:6\n/app 755 0:0\n/app/tdir 750 0:0\n/tmp/x 644 0:0\n"
     );
     b.no_containers();
 }

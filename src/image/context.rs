@@ -23,7 +23,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -805,7 +805,10 @@ fn write_tar<W: Write>(
     for d in &opts.image_dirs {
         let path = Path::new("/").join(&d.path);
         merged.insert(
-            path.as_os_str().as_bytes().to_vec(),
+            path.components()
+                .collect::<PathBuf>()
+                .into_os_string()
+                .into_vec(),
             Entry {
                 path,
                 st: d.st,
@@ -814,7 +817,9 @@ fn write_tar<W: Write>(
         );
     }
     for e in collected {
-        merged.insert(e.path.as_os_str().as_bytes().to_vec(), e);
+        // Keyed without a trailing `/`: `/app/` (the destination as given) is `/app`.
+        let key: PathBuf = e.path.components().collect();
+        merged.insert(key.into_os_string().into_vec(), e);
     }
     let entries = merged.into_values();
     let mut b = tar::Builder::new(out);
@@ -1110,6 +1115,32 @@ pub fn copy_layer<W: Write>(
             return Err(CopyError::NotFound(
                 safefs::relative(Path::new(src)).display().to_string(),
             ));
+        }
+    }
+    // The directories the COPY makes on the way to the destination (the image has the first
+    // `image_dirs`): 0755 and `--chown`'s, as BuildKit's MkdirAll makes them, not the
+    // unpack's 0755 root's (`COPY --chown=7:8 f /new/` gives a /new of 7:8).
+    let dest_dir = if dest_is_dir {
+        dest_path.as_path()
+    } else {
+        dest_path.parent().unwrap_or(Path::new("/"))
+    };
+    if let Some(root) = tree.roots.first() {
+        let st = stat_fd(root.as_fd()).map_err(io(Path::new("the source")))?;
+        let mut made = PathBuf::from("/");
+        for (i, c) in dest_dir
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .enumerate()
+        {
+            made.push(c);
+            if i >= opts.image_dirs.len() {
+                entries.push(Entry {
+                    path: made.clone(),
+                    st,
+                    kind: EntryKind::DestDir,
+                });
+            }
         }
     }
     write_tar(
@@ -1447,7 +1478,13 @@ mod tests {
         )
         .unwrap();
         let mut a = tar::Archive::new(&tar[..]);
-        let e = a.entries().unwrap().next().unwrap().unwrap();
+        let mut all = a.entries().unwrap();
+        let made = all.next().unwrap().unwrap();
+        // /etc made by the COPY (no image here has it): 0755, --chown's.
+        assert_eq!(made.path().unwrap().display().to_string(), "etc/");
+        assert_eq!(made.header().mode().unwrap(), 0o755);
+        assert_eq!(made.header().uid().unwrap(), 5);
+        let e = all.next().unwrap().unwrap();
         assert_eq!(e.path().unwrap().display().to_string(), "etc/in");
         assert_eq!(e.header().uid().unwrap(), 5);
         assert_eq!(e.header().entry_type(), tar::EntryType::Regular);
@@ -1546,6 +1583,7 @@ mod tests {
             got,
             // In the order of the archives' own names (x/note, x/p.tar, x/text.gz, x/z.tgz).
             [
+                ("x/".to_string(), vec![]),
                 ("x/note".to_string(), b"not an archive".to_vec()),
                 ("x/a/b".to_string(), b"in\n".to_vec()),
                 ("x/text.gz".to_string(), gz(b"just text")),
@@ -1594,9 +1632,10 @@ mod tests {
         };
         assert_eq!(
             names(&["package.json", "yarn.lock*"]).unwrap(),
-            ["app/package.json"]
+            ["app/", "app/package.json"]
         );
-        assert!(names(&["yarn.lock*"]).unwrap().is_empty());
+        // Only the destination, as BuildKit makes it before copying nothing.
+        assert_eq!(names(&["yarn.lock*"]).unwrap(), ["app/"]);
         assert!(matches!(
             names(&["package.json", "yarn.lock"]),
             Err(CopyError::NotFound(n)) if n == "yarn.lock"
@@ -1605,7 +1644,7 @@ mod tests {
         let e = names(&["fifo"]).unwrap_err();
         assert!(matches!(e, CopyError::NotAFile(..)), "{e}");
         assert!(e.to_string().contains("a FIFO"), "{e}");
-        assert_eq!(names(&["fi*", "p*"]).unwrap(), ["app/package.json"]);
+        assert_eq!(names(&["fi*", "p*"]).unwrap(), ["app/", "app/package.json"]);
     }
 
     #[test]
@@ -1653,7 +1692,7 @@ mod tests {
         // Through a link to a left-out directory: only what an exception brings back.
         assert_eq!(copy("linkdir").unwrap(), ["x/", "x/keep/", "x/keep/k"]);
         assert_eq!(copy("keeplink").unwrap(), ["x/", "x/k"]);
-        assert_eq!(copy("linkdir/keep/k").unwrap(), ["x/k"]);
+        assert_eq!(copy("linkdir/keep/k").unwrap(), ["x/", "x/k"]);
     }
 
     #[test]
