@@ -328,6 +328,10 @@ enum Lookup {
     NotDir(PathBuf),
 }
 
+/// The most directory descriptors a walk keeps open for the directories above the one it is
+/// in (past that it closes them and opens them again when it comes back).
+const KEEP_OPEN: usize = 64;
+
 /// The most symlinks one lookup follows (the kernel's `MAXSYMLINKS`).
 const MAX_LINKS: usize = 40;
 
@@ -573,6 +577,7 @@ impl<'a> Tree<'a> {
     fn walk(
         &self,
         mut stack: Stack,
+        held: usize,
         at: &Path,
         rel: &Path,
         dest: &Path,
@@ -592,20 +597,27 @@ impl<'a> Tree<'a> {
             match self.child(&stack, &name).map_err(io(&r))? {
                 Node::Missing => {}
                 Node::Dir(st, s) => {
-                    // This directory's descriptors are closed while a subdirectory is walked
-                    // and opened again after (from the root): one stack open at a time, not
-                    // one per depth (depth × layers descriptors, EMFILE under a small limit).
-                    drop(std::mem::take(&mut stack));
+                    // The directories above hold `held` descriptors. Within a budget this
+                    // one's stay open while a subdirectory is walked; past it they are closed
+                    // and opened again after (from the root), so a deep tree of many layers
+                    // never holds depth × layers of them (600 for 20 deep in 30 layers: EMFILE
+                    // under a limit of 256), and a common tree is not slowed by reopening.
+                    let keep = held + stack.len() <= KEEP_OPEN;
                     let mut below = Vec::new();
-                    self.walk(s, &a, &r, &d, &mut below)?;
-                    let comps: Vec<std::ffi::OsString> = at
-                        .components()
-                        .filter_map(|c| match c {
-                            Component::Normal(n) => Some(n.to_os_string()),
-                            _ => None,
-                        })
-                        .collect();
-                    stack = self.stack_at(&comps).map_err(io(rel))?;
+                    if keep {
+                        self.walk(s, held + stack.len(), &a, &r, &d, &mut below)?;
+                    } else {
+                        drop(std::mem::take(&mut stack));
+                        self.walk(s, held, &a, &r, &d, &mut below)?;
+                        let comps: Vec<std::ffi::OsString> = at
+                            .components()
+                            .filter_map(|c| match c {
+                                Component::Normal(n) => Some(n.to_os_string()),
+                                _ => None,
+                            })
+                            .collect();
+                        stack = self.stack_at(&comps).map_err(io(rel))?;
+                    }
                     if hidden && below.is_empty() {
                         continue; // a left-out directory comes only with what is brought back
                     }
@@ -743,7 +755,7 @@ fn collect_one(
         Node::Missing => return Ok(false),
         Node::Dir(st, stack) => {
             let mut below = Vec::new();
-            tree.walk(stack, &at, rel, dest, &mut below)?;
+            tree.walk(stack, 0, &at, rel, dest, &mut below)?;
             if hidden && below.is_empty() {
                 return Ok(false); // left out, and no exception brings anything back
             }
