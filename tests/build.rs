@@ -1353,6 +1353,14 @@ fn run_mount_cache_sharing_locked_waits_and_private_gets_its_own() {
             .spawn()
             .expect("spawn dockling build")
     };
+    // However the test ends, the first RUN is let go (nothing left waiting).
+    struct Go(std::path::PathBuf);
+    impl Drop for Go {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, "");
+        }
+    }
+    let _go = Go(cache.join("go"));
     let mut first = spawn(&ctx, "lock:1");
     wait_until(
         std::time::Duration::from_secs(60),
