@@ -1110,3 +1110,318 @@ fn image_prune_keeps_the_build_cache_builder_prune_empties_it() {
     );
     b.no_containers();
 }
+
+#[test]
+fn copy_and_workdir_through_a_symlinked_directory_keep_the_link() {
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN mkdir /real /real2 && ln -s real /lnk && ln -s /real2 /abs\n",
+        "COPY f /lnk/\n",
+        "COPY f /abs\n",
+        "COPY dir /lnk/sub/\n",
+        "WORKDIR /lnk/made\n",
+        "WORKDIR /abs/../lnk2\n",
+    ));
+    b.file("f", "f\n");
+    b.file("dir/g", "g\n");
+    b.build(&["-t", "lnk:1"]).expect_code(0);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "lnk:1",
+        "sh",
+        "-c",
+        "readlink /lnk; readlink /abs; cat /real/f /real2/f /real/sub/g; test -d /real/made && echo made; pwd",
+    ]);
+    // The links stay links; what went "into" them is where they lead. `WORKDIR /abs/../lnk2`
+    // is taken lexically first (as BuildKit's path cleaning), so it is /lnk2.
+    assert_eq!(out, "real\n/real2\nf\nf\ng\nmade\n/lnk2\n");
+    b.no_containers();
+}
+
+#[test]
+fn dockerignore_cannot_be_bypassed_through_a_symlink() {
+    let b = Build::new("FROM busybox\nCOPY link /leak\n");
+    b.file(".dockerignore", "secret\nbuild/\n");
+    b.file("secret", "s3cret\n");
+    b.file("build/x", "built\n");
+    std::os::unix::fs::symlink("secret", b.ctx.path().join("link")).unwrap();
+    std::os::unix::fs::symlink("build/", b.ctx.path().join("linkdir")).unwrap();
+    let o = b.build(&["-t", "leak:1"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("\"/link\": not found"), "{}", o.stderr);
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY linkdir/x /leak\n",
+    )
+    .unwrap();
+    let o = b.build(&["-t", "leak:2"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("not found"), "{}", o.stderr);
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY linkdir /leak/\n",
+    )
+    .unwrap();
+    let o = b.build(&["-t", "leak:3"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("not found"), "{}", o.stderr);
+    let o = b.ns.dockling(&b.lab, &["image", "inspect", "leak:3"]);
+    assert_ne!(o.code, 0, "nothing tagged");
+    b.no_containers();
+}
+
+#[test]
+fn a_copied_directory_leaves_an_existing_destinations_mode_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN mkdir -m 1777 -p /tmp && mkdir -m 0711 /keep && mkdir -m 0713 /f && chown 3:4 /f\n",
+        "COPY tdir/x /f/\n",
+        "WORKDIR /f/w\n",
+        "COPY tdir /tmp/\n",
+        "COPY tdir/x /keep/y\n",
+        "WORKDIR /keep/w\n",
+        "COPY tdir /keep\n",
+        "COPY --chown=7:8 tdir /new\n",
+        "COPY --chown=5:6 tdir/x /newf/deep/\n",
+        "COPY . /app\n",
+    ));
+    b.file("tdir/x", "x\n");
+    std::fs::set_permissions(
+        b.ctx.path().join("tdir"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    std::fs::set_permissions(b.ctx.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    b.build(&["-t", "modes:1"]).expect_code(0);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "modes:1",
+        "stat",
+        "-c",
+        "%n %a %u:%g",
+        "/tmp",
+        "/keep",
+        "/f",
+        "/new",
+        "/newf",
+        "/newf/deep",
+        "/app",
+        "/app/tdir",
+        "/tmp/x",
+    ]);
+    assert_eq!(
+        out,
+        "/tmp 1777 0:0\n/keep 711 0:0\n/f 713 3:4\n/new 755 7:8\n/newf 755 5:6\n/newf/deep 755 5:6\n/app 755 0:0\n/app/tdir 750 0:0\n/tmp/x 644 0:0\n"
+    );
+    b.no_containers();
+}
+
+#[test]
+fn a_wildcard_that_matches_nothing_is_no_error() {
+    let b = Build::new("FROM busybox\nWORKDIR /app\nCOPY package.json yarn.lock* ./\n");
+    b.file("package.json", "{}\n");
+    b.build(&["-t", "glob:1"]).expect_code(0);
+    let out = b.ok(&["run", "--rm", "glob:1", "ls", "/app"]);
+    assert_eq!(out, "package.json\n");
+    // A name without a wildcard must still be there.
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY package.json yarn.lock ./\n",
+    )
+    .unwrap();
+    let o = b.build(&["-t", "glob:2"]);
+    o.expect_code(1);
+    assert!(
+        o.stderr.contains("\"/yarn.lock\": not found"),
+        "{}",
+        o.stderr
+    );
+    b.no_containers();
+}
+
+#[test]
+fn copy_from_a_stage_of_many_deep_layers_under_a_small_open_file_limit() {
+    // 30 layers each touching a 20-deep path: a lookup or walk that kept every layer's
+    // descriptor at each depth open needed 30 × 20 = 600 of them (EMFILE under 256).
+    let deep: String = (1..=20).map(|i| format!("/d{i}")).collect();
+    let mut df = String::from("FROM busybox AS s\n");
+    for i in 0..30 {
+        df.push_str(&format!("COPY f{i} {deep}/\n"));
+    }
+    df.push_str("FROM busybox\nCOPY --from=s /d1 /out\n");
+    let b = Build::new(&df);
+    for i in 0..30 {
+        b.file(&format!("f{i}"), &format!("{i}\n"));
+    }
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let mut c = b.ns.enter(b.lab.command(&["build", "-t", "deep:1", &ctx]));
+    // SAFETY: setrlimit only, in the child between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o: Out = c.output().expect("run dockling").into();
+    o.expect_code(0);
+    let inner: String = (2..=20).map(|i| format!("/d{i}")).collect();
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "deep:1",
+            "sh",
+            "-c",
+            &format!("find /out -type f | wc -l; cat /out{inner}/f29"),
+        ]),
+        "30\n29\n"
+    );
+}
+
+#[test]
+fn ctrl_c_during_the_pull_of_a_copy_from_image_stops_it_at_once() {
+    use common::{wait_exit, wait_until};
+    use std::os::unix::process::ExitStatusExt;
+    // A registry that accepts the connection and never answers: the pull waits on it.
+    let b = Build::new("");
+    let listener = b.ns.listen_tcp("127.0.0.1:0");
+    let port = listener.local_addr().unwrap().port();
+    std::fs::write(
+        b.ctx.path().join("Dockerfile"),
+        format!("FROM busybox\nCOPY --from=127.0.0.1:{port}/hang:1 /x /x\n"),
+    )
+    .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let mut child =
+        b.ns.enter(b.lab.command(&["build", "-t", "hang:1", &ctx]))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dockling build");
+    let _conn = wait_until(
+        std::time::Duration::from_secs(60),
+        "the pull to connect to the registry",
+        || listener.accept().ok(),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    // Before: SIGINT stayed blocked through the pull, which waited on the silent registry.
+    let status = wait_exit(
+        &mut child,
+        std::time::Duration::from_secs(20),
+        "dockling build to end on SIGINT during COPY --from's pull",
+    );
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    let tagged = b.ns.dockling(&b.lab, &["inspect", "hang:1"]);
+    assert_ne!(tagged.code, 0, "a cancelled build tagged its image");
+    b.no_containers();
+}
+
+#[test]
+fn run_mount_cache_sharing_locked_waits_and_private_gets_its_own() {
+    use common::{wait_exit, wait_until};
+    let b = Build::new(concat!(
+        "FROM busybox\n",
+        "RUN --mount=type=cache,id=k,target=/c,sharing=locked sh -c 'echo 1 >> /c/log; while [ ! -e /c/go ]; do sleep 0.05; done; echo 1end >> /c/log'\n",
+    ));
+    let cache = b
+        .lab
+        .root()
+        .join("build-cache-mounts")
+        .join(common_sha256(b"k"));
+    let log = cache.join("log");
+    let ctx = b.ctx.path().to_str().unwrap().to_string();
+    let spawn = |ctx: &str, tag: &str| {
+        b.ns.enter(b.lab.command(&["build", "--no-cache", "-t", tag, ctx]))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dockling build")
+    };
+    // However the test ends, the first RUN is let go (nothing left waiting).
+    struct Go(std::path::PathBuf);
+    impl Drop for Go {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, "");
+        }
+    }
+    let _go = Go(cache.join("go"));
+    let mut first = spawn(&ctx, "lock:1");
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "the first RUN to use the cache",
+        || (std::fs::read_to_string(&log).ok()? == "1\n").then_some(()),
+    );
+    // A locked RUN of another build waits; a private one gets an empty directory of its own.
+    let ctx2 = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx2.path().join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=cache,id=k,target=/c,sharing=locked sh -c 'echo 2 >> /c/log'\n",
+    )
+    .unwrap();
+    let ctx3 = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx3.path().join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=cache,id=k,target=/c,sharing=private sh -c 'ls -A /c | wc -l > /n; echo p > /c/p'\n",
+    )
+    .unwrap();
+    let mut private = spawn(ctx3.path().to_str().unwrap(), "private:1");
+    let status = wait_exit(
+        &mut private,
+        std::time::Duration::from_secs(60),
+        "the private build",
+    );
+    assert!(status.success(), "{status:?}");
+    assert_eq!(b.ok(&["run", "--rm", "private:1", "cat", "/n"]), "0\n");
+    let mut second = spawn(ctx2.path().to_str().unwrap(), "lock:2");
+    // It waits on the cache's lock: the kernel lists the blocked request ("->") on the
+    // cache directory's inode in /proc/locks.
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&cache).unwrap());
+    wait_until(
+        std::time::Duration::from_secs(30),
+        "the second build to wait for the cache's lock",
+        || {
+            std::fs::read_to_string("/proc/locks")
+                .unwrap()
+                .lines()
+                .any(|l| l.contains("-> FLOCK") && l.contains(&format!(":{ino} ")))
+                .then_some(())
+        },
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "1\n");
+    std::fs::write(cache.join("go"), "").unwrap();
+    for (c, what) in [(&mut first, "the first build"), (&mut second, "the second")] {
+        let status = wait_exit(c, std::time::Duration::from_secs(60), what);
+        assert!(status.success(), "{what}: {status:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "1\n1end\n2\n");
+    // The private directory went with its RUN; the shared cache never saw its file.
+    assert!(!cache.join("p").exists());
+    let left: Vec<_> = std::fs::read_dir(b.lab.root().join("build-cache-mounts"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    b.no_containers();
+}
+
+fn common_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(data))
+}

@@ -489,6 +489,62 @@ fn default_shell() -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into()]
 }
 
+/// An exclusive `flock` of a cache mount's directory (`sharing=locked|private`): waited for
+/// when `wait` (with the cancelling signals at their default action, so Ctrl-C still stops a
+/// build waiting on another's RUN; nothing of this step exists yet), `None` when it is held
+/// elsewhere and not `wait`. Released when dropped (closed).
+fn lock_cache(
+    dir: &std::path::Path,
+    wait: bool,
+) -> Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let f = std::fs::File::open(dir).map_err(Error::io("open the cache mount", dir))?;
+    let r = if wait {
+        with_signals_open(|| Flock::lock(f, FlockArg::LockExclusive))
+    } else {
+        Flock::lock(f, FlockArg::LockExclusiveNonblock)
+    };
+    match r {
+        Ok(l) => Ok(Some(l)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) if !wait => Ok(None),
+        Err((_, e)) => Err(Error::io("lock the cache mount", dir)(e.into())),
+    }
+}
+
+/// The directory a `sharing=private` cache mount gets when its cache is in use: empty, made
+/// (with the mount's `mode`, `uid`, `gid`) under `<root>/build-cache-mounts/` as
+/// `private-<random>` (so a killed build's is the build cache's to prune), removed through
+/// descriptors when dropped (the step's container wrote there).
+struct PrivateCache(std::path::PathBuf);
+
+impl PrivateCache {
+    fn new(root: &std::path::Path, mode: u32, uid: u32, gid: u32) -> Result<PrivateCache> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let base = root.join("build-cache-mounts");
+        let dir = base.join(format!("private-{}", crate::files::temp_name()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(Error::io("create", &dir))?;
+        let p = PrivateCache(dir.clone());
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(Error::io("chown", &dir))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+            .map_err(Error::io("chmod", &dir))?;
+        Ok(p)
+    }
+}
+
+impl Drop for PrivateCache {
+    fn drop(&mut self) {
+        let (Some(parent), Some(name)) = (self.0.parent(), self.0.file_name()) else {
+            return;
+        };
+        if let Ok(base) = crate::sys::fs::open_root(parent) {
+            let _ = crate::sys::fs::remove_at(base.as_fd(), name);
+        }
+    }
+}
+
 /// COPY's destination made absolute against the working directory; a trailing `/` (or a
 /// `.`) kept as "a directory".
 fn resolve_dest(workdir: &str, dest: &str) -> String {
@@ -720,6 +776,44 @@ impl Builder<'_> {
         script: Option<&(String, String)>,
         (mounts, stubs): (&[(df::RunMount, String)], &[String]),
     ) -> Result<LayerTar> {
+        // The cache mounts' directories first, `sharing=` applied: the locks and private
+        // directories live until the RUN has ended (this frame).
+        let mut held = Vec::new();
+        let mut private = Vec::new();
+        let mut cache_dirs = Vec::new();
+        for (m, _) in mounts {
+            if let df::RunMount::Cache {
+                id,
+                mode,
+                uid,
+                gid,
+                sharing,
+                ..
+            } = m
+            {
+                let dir = self.cache_dir(id, *mode, *uid, *gid)?;
+                cache_dirs.push(match sharing {
+                    df::Sharing::Shared => dir,
+                    df::Sharing::Locked => {
+                        held.push(lock_cache(&dir, true)?.expect("a blocking lock is taken"));
+                        dir
+                    }
+                    df::Sharing::Private => match lock_cache(&dir, false)? {
+                        Some(l) => {
+                            held.push(l);
+                            dir
+                        }
+                        None => {
+                            let p = PrivateCache::new(&self.ctx.root, *mode, *uid, *gid)?;
+                            let d = p.0.clone();
+                            private.push(p);
+                            d
+                        }
+                    },
+                });
+            }
+        }
+        let mut cache_dirs = cache_dirs.into_iter();
         let mut cli: Vec<String> = ["dockling", "run", "--entrypoint", ""]
             .map(String::from)
             .to_vec();
@@ -737,15 +831,8 @@ impl Builder<'_> {
         };
         for (m, target) in mounts {
             match m {
-                df::RunMount::Cache {
-                    id,
-                    readonly,
-                    mode,
-                    uid,
-                    gid,
-                    ..
-                } => {
-                    let dir = self.cache_dir(id, *mode, *uid, *gid)?;
+                df::RunMount::Cache { readonly, .. } => {
+                    let dir = cache_dirs.next().expect("one directory a cache mount");
                     cli.push("-v".into());
                     let ro = if *readonly { ":ro" } else { "" };
                     cli.push(format!("{}:{target}{ro}", dir.display()));
@@ -1128,8 +1215,11 @@ impl Builder<'_> {
                         Some(i) => b.store.layer_dirs(i)?,
                         None => vec![],
                     };
-                    let layer = (!bctx::exists_in_layers(&dirs, &path))
-                        .then(|| b.store.layer_of(&bctx::dir_layer(&path)))
+                    // Made where a symlink on the way leads (inside the image), not as a
+                    // directory hiding the link.
+                    let layer = bctx::workdir_layer(&dirs, &path)
+                        .map_err(|e| fail(format!("WORKDIR {path}: {e}")))?
+                        .map(|t| b.store.layer_of(&t))
                         .transpose()?;
                     let p = path.clone();
                     b.make(base.as_ref(), layer, &created_by, &move |c: &mut Value| {
@@ -1233,18 +1323,18 @@ impl Builder<'_> {
                         return Err(self.err(ins, format!("ADD {u}: remote sources are not supported by dockling: download it into the build context and COPY it")));
                     }
                 }
-                let mut dest = resolve_dest(&w.workdir(), &dest[0]);
-                // `COPY f /usr/local/bin`: a destination the image has as a directory is
-                // copied into, as BuildKit does, not replaced by a file of that name.
-                if !dest.ends_with('/') {
-                    let layers = match &w.image {
-                        Some(i) => self.store.layer_dirs(i)?,
-                        None => vec![],
-                    };
-                    if bctx::is_dir_in_layers(&layers, &dest) {
-                        dest.push('/');
-                    }
-                }
+                let given = resolve_dest(&w.workdir(), &dest[0]);
+                // Resolved inside the image as BuildKit does: `COPY f /usr/local/bin` (a
+                // directory the image has) copies into it, not replacing it by a file of that
+                // name, and a symlink on the way (`/bin -> usr/bin`) is followed, never
+                // replaced by a directory.
+                let image_dirs = match &w.image {
+                    Some(i) => self.store.layer_dirs(i)?,
+                    None => vec![],
+                };
+                let placed =
+                    bctx::dest_in_layers(&image_dirs, &given).map_err(|e| self.err(ins, e))?;
+                let dest = placed.path.clone();
                 let opts = CopyOptions {
                     chown: match flag("chown") {
                         None => None,
@@ -1270,10 +1360,25 @@ impl Builder<'_> {
                         })
                         .transpose()?,
                     extract: add,
+                    dest_exists: placed.exists_dir,
+                    image_dirs: placed.dirs.clone(),
                 };
                 let from = flag("from");
+                // `--from` an image not stored yet is pulled first, with the cancelling
+                // signals at their default action as for FROM's pull: Ctrl-C stops it at
+                // once (a pull is crash safe, and nothing of this step exists yet).
+                let from_dirs = match &from {
+                    None => None,
+                    Some(f) => {
+                        let img = with_signals_open(|| self.find_base(f))?.ok_or_else(|| {
+                            self.err(ins, format!("COPY --from={f}: a stage FROM scratch with no layers has nothing to copy"))
+                        })?;
+                        Some(self.store.layer_dirs(&img)?)
+                    }
+                };
+                self.check_cancel()?;
                 let sink = self.store.layer_sink()?;
-                let (sink, content) = match &from {
+                let (sink, content) = match &from_dirs {
                     None => {
                         let source = Source::Context {
                             root: self.context.as_fd(),
@@ -1281,13 +1386,7 @@ impl Builder<'_> {
                         };
                         bctx::copy_layer(&source, srcs, &dest, &opts, sink)
                     }
-                    Some(f) => {
-                        let img = self.find_base(f)?.ok_or_else(|| {
-                            self.err(ins, format!("COPY --from={f}: a stage FROM scratch with no layers has nothing to copy"))
-                        })?;
-                        let dirs = self.store.layer_dirs(&img)?;
-                        bctx::copy_layer(&Source::Layers(&dirs), srcs, &dest, &opts, sink)
-                    }
+                    Some(dirs) => bctx::copy_layer(&Source::Layers(dirs), srcs, &dest, &opts, sink),
                 }
                 .map_err(|e| self.err(ins, e))?;
                 let tar = sink.finish().map_err(Error::io("write", "the layer tar"))?;

@@ -23,7 +23,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -39,12 +39,18 @@ pub enum CopyError {
     /// A source that is not there (or that `.dockerignore` leaves out).
     #[error("failed to compute cache key: \"/{0}\": not found (in the build context, or left out by .dockerignore)")]
     NotFound(String),
+    /// A source that is there but is no file, directory or symlink.
+    #[error("\"/{0}\": it is {1}, which COPY does not copy: copy a regular file instead")]
+    NotAFile(String, &'static str),
     /// A source that resolves outside the context.
     #[error("{0}: the path leads outside the build context (through .. or a symlink): refused; copy the file into the context instead")]
     Outside(String),
     /// A file whose name is a whiteout's (`.wh.*`): in a layer it would delete files.
     #[error("{0}: a file named .wh.* cannot go into a layer (the name means a deletion there): rename it in the build context")]
     WhiteoutName(String),
+    /// A destination below something that is not a directory.
+    #[error("cannot copy to {0}: {1} is not a directory in the image")]
+    NotADirectory(String, String),
     /// A read failed.
     #[error("read {0}: {1}")]
     Io(String, std::io::Error),
@@ -223,6 +229,39 @@ pub struct CopyOptions {
     pub chmod: Option<u32>,
     /// ADD: extract local tar archives.
     pub extract: bool,
+    /// The destination is a directory the image already has: a directory source's
+    /// contents go into it and its own mode, owner and mtime stay the image's (BuildKit
+    /// makes the destination first and copies the contents only). Otherwise a directory
+    /// source's destination is made 0755, owned by `--chown`'s ids, not with the source
+    /// directory's mode: `COPY . /app` from a 0700 context gives a 0755 /app.
+    pub dest_exists: bool,
+    /// The directories the image has on the destination's way (from [`Dest`]), written into
+    /// the layer with the image's own mode, owner and mtime: a directory entry the layer does
+    /// not carry would be made 0755 root's by the unpack, and overlayfs shows a directory's
+    /// metadata from the top layer that has it (`COPY f /tmp/` would make /tmp 0755).
+    pub image_dirs: Vec<ImageDir>,
+}
+
+/// A directory of the image, as a layer must repeat it.
+#[derive(Clone)]
+pub struct ImageDir {
+    /// Its path, relative to the root, with no symlink.
+    pub path: PathBuf,
+    /// Its stat in the image (the top layer's that has it).
+    st: libc::stat,
+}
+
+impl std::fmt::Debug for ImageDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {:o} {}:{}",
+            self.path.display(),
+            self.st.st_mode & 0o7777,
+            self.st.st_uid,
+            self.st.st_gid
+        )
+    }
 }
 
 struct Entry {
@@ -234,6 +273,11 @@ struct Entry {
 
 enum EntryKind {
     Dir,
+    /// The destination directory a directory source is copied into, made by the COPY: 0755,
+    /// whatever the source's mode or `--chmod`.
+    DestDir,
+    /// A directory of the image on the destination's way, with its own owner.
+    ImageDir(u32, u32),
     /// A regular file: the layer of the source it is in and its path there, with no symlink
     /// on the way; opened only when its content is written, so that one file at a time is
     /// open however many the source holds.
@@ -273,6 +317,20 @@ enum Node {
     /// Anything else: its stat, its layer, and an `O_PATH` descriptor of it.
     Other(libc::stat, usize, OwnedFd),
 }
+
+/// Where a lookup in a [`Tree`] ended.
+enum Lookup {
+    /// Something is there: its path with no symlink on the way.
+    Found(PathBuf, Node),
+    /// Nothing is: where it would be (the existing part resolved).
+    Missing(PathBuf),
+    /// A component on the way is not a directory (its resolved path).
+    NotDir(PathBuf),
+}
+
+/// The most directory descriptors a walk keeps open for the directories above the one it is
+/// in (past that it closes them and opens them again when it comes back).
+const KEEP_OPEN: usize = 64;
 
 /// The most symlinks one lookup follows (the kernel's `MAXSYMLINKS`).
 const MAX_LINKS: usize = 40;
@@ -336,6 +394,23 @@ impl<'a> Tree<'a> {
             .collect()
     }
 
+    /// The stack of the directory `path` (resolved: no symlink in it), opened again from the
+    /// root.
+    fn stack_at(&self, path: &[std::ffi::OsString]) -> std::io::Result<Stack> {
+        let mut here = self.root_stack()?;
+        for c in path {
+            here = match self.child(&here, c)? {
+                Node::Dir(_, s) => s,
+                _ => {
+                    return Err(std::io::Error::other(
+                        "changed while the build read it: build again",
+                    ))
+                }
+            };
+        }
+        Ok(here)
+    }
+
     /// `name` in the directory `stack`.
     fn child(&self, stack: &[(usize, OwnedFd)], name: &OsStr) -> std::io::Result<Node> {
         let mut dirs = Stack::new();
@@ -371,6 +446,23 @@ impl<'a> Tree<'a> {
     /// Look `rel` up, following symlinks (the last one too): its path in the tree with no
     /// symlink on the way, and what is there; `None` when nothing is.
     fn resolve(&self, rel: &Path, shown: &str) -> Result<Option<(PathBuf, Node)>, CopyError> {
+        Ok(match self.lookup(rel, shown)? {
+            Lookup::Found(p, n) => Some((p, n)),
+            Lookup::Missing(..) | Lookup::NotDir(_) => None,
+        })
+    }
+
+    /// True when `path` (resolved, relative) is left out of the context and no `!` exception
+    /// brings back anything below it: Docker never sends it, so a lookup that reaches it
+    /// (through a symlink too) finds nothing there.
+    fn unsent(&self, path: &[std::ffi::OsString], dir: bool) -> bool {
+        let p: PathBuf = path.iter().collect();
+        self.excluded(&p) && !(dir && self.may_include_below(&p))
+    }
+
+    /// [`Tree::resolve`], saying where a missing path would be: the part that exists resolved,
+    /// the rest as written (`..` taken lexically).
+    fn lookup(&self, rel: &Path, shown: &str) -> Result<Lookup, CopyError> {
         let outside = || CopyError::Outside(shown.to_string());
         let mut todo: std::collections::VecDeque<std::ffi::OsString> = rel
             .components()
@@ -381,26 +473,50 @@ impl<'a> Tree<'a> {
             })
             .collect();
         let mut path: Vec<std::ffi::OsString> = Vec::new();
-        let mut stacks = vec![self.root_stack().map_err(io(rel))?];
+        // Only the current directory's stack is held (one descriptor per layer); a `..`
+        // opens its parent's again from the root: keeping every depth's stack took depth ×
+        // layers descriptors (600 for a 20-deep path in 30 layers).
+        let mut here = self.root_stack().map_err(io(rel))?;
         let mut links = 0;
+        let missing =
+            |mut path: Vec<std::ffi::OsString>, c, todo: std::collections::VecDeque<_>| {
+                for c in std::iter::once(c).chain(todo) {
+                    if c == ".." {
+                        path.pop();
+                    } else {
+                        path.push(c);
+                    }
+                }
+                Lookup::Missing(path.iter().collect())
+            };
         while let Some(c) = todo.pop_front() {
             if c == ".." {
                 if path.pop().is_some() {
-                    stacks.pop();
+                    drop(std::mem::take(&mut here));
+                    here = self.stack_at(&path).map_err(io(rel))?;
                 } else if !self.layers {
                     return Err(outside());
                 }
                 continue;
             }
-            let here = stacks.last().expect("the root");
-            match self.child(here, &c).map_err(io(rel))? {
-                Node::Missing => return Ok(None),
+            let node = self.child(&here, &c).map_err(io(rel))?;
+            // What `.dockerignore` leaves out is not in the context, also for a symlink that
+            // leads there: `link -> secret` with `secret` left out finds nothing.
+            if self.ignore.is_some() && !matches!(node, Node::Missing) {
+                let mut p = path.clone();
+                p.push(c.clone());
+                if self.unsent(&p, matches!(node, Node::Dir(..))) {
+                    return Ok(missing(path, c, todo));
+                }
+            }
+            match node {
+                Node::Missing => return Ok(missing(path, c, todo)),
                 Node::Dir(st, s) => {
                     path.push(c);
                     if todo.is_empty() {
-                        return Ok(Some((path.iter().collect(), Node::Dir(st, s))));
+                        return Ok(Lookup::Found(path.iter().collect(), Node::Dir(st, s)));
                     }
-                    stacks.push(s);
+                    here = s;
                 }
                 Node::Other(st, _, fd) if kind_of(&st) == libc::S_IFLNK => {
                     links += 1;
@@ -416,7 +532,8 @@ impl<'a> Tree<'a> {
                             return Err(outside());
                         }
                         path.clear();
-                        stacks.truncate(1);
+                        drop(std::mem::take(&mut here));
+                        here = self.root_stack().map_err(io(rel))?;
                     }
                     for c in target.components().rev() {
                         match c {
@@ -427,21 +544,23 @@ impl<'a> Tree<'a> {
                     }
                 }
                 Node::Other(st, layer, fd) => {
-                    if !todo.is_empty() {
-                        return Ok(None); // not a directory
-                    }
                     path.push(c);
-                    return Ok(Some((path.iter().collect(), Node::Other(st, layer, fd))));
+                    if !todo.is_empty() {
+                        return Ok(Lookup::NotDir(path.iter().collect()));
+                    }
+                    return Ok(Lookup::Found(
+                        path.iter().collect(),
+                        Node::Other(st, layer, fd),
+                    ));
                 }
             }
         }
         // The lookup ended on a directory already entered (the root, `x/..`, a link to one).
-        let here = stacks.pop().expect("the root");
         let st = match here.first() {
             Some((_, d)) => stat_fd(d.as_fd()).map_err(io(rel))?,
-            None => return Ok(None),
+            None => return Ok(Lookup::Missing(path.iter().collect())),
         };
-        Ok(Some((path.iter().collect(), Node::Dir(st, here))))
+        Ok(Lookup::Found(path.iter().collect(), Node::Dir(st, here)))
     }
 
     /// The names of the directory `stack`, every layer's, in byte order.
@@ -457,26 +576,48 @@ impl<'a> Tree<'a> {
     /// `out` under `dest`: its symlinks archived as symlinks, never followed.
     fn walk(
         &self,
-        stack: &[(usize, OwnedFd)],
+        mut stack: Stack,
+        held: usize,
         at: &Path,
         rel: &Path,
         dest: &Path,
         out: &mut Vec<Entry>,
     ) -> Result<(), CopyError> {
-        for name in Tree::names(stack).map_err(io(rel))? {
+        for name in Tree::names(&stack).map_err(io(rel))? {
             let r = rel.join(&name);
-            // Left out, unless a `!` exception may bring back something below it.
-            let hidden = self.excluded(&r);
-            if hidden && !self.may_include_below(&r) {
-                continue;
-            }
             let d = dest.join(&name);
             let a = at.join(&name);
-            match self.child(stack, &name).map_err(io(&r))? {
+            // Left out, unless a `!` exception may bring back something below it. Asked of
+            // the path in the context (`at`), not as named: a source reached through a
+            // symlink (`linkdir -> build`) has the ignore rules of where it is.
+            let hidden = self.excluded(&a);
+            if hidden && !self.may_include_below(&a) {
+                continue;
+            }
+            match self.child(&stack, &name).map_err(io(&r))? {
                 Node::Missing => {}
                 Node::Dir(st, s) => {
+                    // The directories above hold `held` descriptors. Within a budget this
+                    // one's stay open while a subdirectory is walked; past it they are closed
+                    // and opened again after (from the root), so a deep tree of many layers
+                    // never holds depth × layers of them (600 for 20 deep in 30 layers: EMFILE
+                    // under a limit of 256), and a common tree is not slowed by reopening.
+                    let keep = held + stack.len() <= KEEP_OPEN;
                     let mut below = Vec::new();
-                    self.walk(&s, &a, &r, &d, &mut below)?;
+                    if keep {
+                        self.walk(s, held + stack.len(), &a, &r, &d, &mut below)?;
+                    } else {
+                        drop(std::mem::take(&mut stack));
+                        self.walk(s, held, &a, &r, &d, &mut below)?;
+                        let comps: Vec<std::ffi::OsString> = at
+                            .components()
+                            .filter_map(|c| match c {
+                                Component::Normal(n) => Some(n.to_os_string()),
+                                _ => None,
+                            })
+                            .collect();
+                        stack = self.stack_at(&comps).map_err(io(rel))?;
+                    }
                     if hidden && below.is_empty() {
                         continue; // a left-out directory comes only with what is brought back
                     }
@@ -537,6 +678,15 @@ fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
+/// True when the last component of `src` has glob characters (the one [`expand_src`]
+/// expands).
+fn glob_in_last(src: &str) -> bool {
+    Path::new(src)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(has_glob)
+}
+
 /// The source-relative names `src` stands for (a glob in its last component expanded).
 fn expand_src(tree: &Tree<'_>, src: &str) -> Result<Vec<PathBuf>, CopyError> {
     if Path::new(src)
@@ -585,7 +735,7 @@ fn collect_one(
     rel: &Path,
     shown: &str,
     dest: &Path,
-    dest_is_dir: bool,
+    (dest_is_dir, dest_exists): (bool, bool),
     out: &mut Vec<Entry>,
 ) -> Result<bool, CopyError> {
     if rel.components().any(|c| matches!(c, Component::ParentDir)) {
@@ -599,19 +749,23 @@ fn collect_one(
     let Some((at, node)) = tree.resolve(rel, shown)? else {
         return Ok(false);
     };
+    // The ignore rules of where the source is, when a symlink led there.
+    let hidden = hidden || tree.excluded(&at);
     match node {
         Node::Missing => return Ok(false),
         Node::Dir(st, stack) => {
             let mut below = Vec::new();
-            tree.walk(&stack, &at, rel, dest, &mut below)?;
+            tree.walk(stack, 0, &at, rel, dest, &mut below)?;
             if hidden && below.is_empty() {
                 return Ok(false); // left out, and no exception brings anything back
             }
-            out.push(Entry {
-                path: dest.to_path_buf(),
-                st,
-                kind: EntryKind::Dir,
-            });
+            if !dest_exists {
+                out.push(Entry {
+                    path: dest.to_path_buf(),
+                    st,
+                    kind: EntryKind::DestDir,
+                });
+            }
             out.append(&mut below);
         }
         Node::Other(..) if hidden => return Ok(false),
@@ -628,7 +782,20 @@ fn collect_one(
                 kind: EntryKind::File { layer, at },
             });
         }
-        Node::Other(..) => return Ok(false),
+        // A wildcard's match that is no file is left out, as `COPY dir` leaves it out.
+        Node::Other(..) if glob_in_last(shown) => return Ok(false),
+        Node::Other(st, ..) => {
+            return Err(CopyError::NotAFile(
+                safefs::relative(Path::new(shown)).display().to_string(),
+                match kind_of(&st) {
+                    libc::S_IFIFO => "a FIFO",
+                    libc::S_IFSOCK => "a socket",
+                    libc::S_IFCHR => "a character device",
+                    libc::S_IFBLK => "a block device",
+                    _ => "not a regular file",
+                },
+            ))
+        }
     }
     Ok(true)
 }
@@ -647,8 +814,24 @@ fn write_tar<W: Write>(
     // A later source's entry for a path replaces an earlier one's. The map's byte order is
     // the tar's.
     let mut merged: std::collections::BTreeMap<Vec<u8>, Entry> = Default::default();
+    for d in &opts.image_dirs {
+        let path = Path::new("/").join(&d.path);
+        merged.insert(
+            path.components()
+                .collect::<PathBuf>()
+                .into_os_string()
+                .into_vec(),
+            Entry {
+                path,
+                st: d.st,
+                kind: EntryKind::ImageDir(d.st.st_uid, d.st.st_gid),
+            },
+        );
+    }
     for e in collected {
-        merged.insert(e.path.as_os_str().as_bytes().to_vec(), e);
+        // Keyed without a trailing `/`: `/app/` (the destination as given) is `/app`.
+        let key: PathBuf = e.path.components().collect();
+        merged.insert(key.into_os_string().into_vec(), e);
     }
     let entries = merged.into_values();
     let mut b = tar::Builder::new(out);
@@ -670,10 +853,22 @@ fn write_tar<W: Write>(
         h.set_uid(uid.into());
         h.set_gid(gid.into());
         h.set_mtime(e.st.st_mtime.max(0) as u64);
-        let mode = opts.chmod.unwrap_or(e.st.st_mode & 0o7777);
+        let mode = match e.kind {
+            EntryKind::DestDir => 0o755,
+            EntryKind::ImageDir(..) => e.st.st_mode & 0o7777,
+            _ => opts.chmod.unwrap_or(e.st.st_mode & 0o7777),
+        };
         h.set_mode(mode);
+        let (uid, gid) = match e.kind {
+            EntryKind::ImageDir(u, g) => {
+                h.set_uid(u.into());
+                h.set_gid(g.into());
+                (u, g)
+            }
+            _ => (uid, gid),
+        };
         match e.kind {
-            EntryKind::Dir => {
+            EntryKind::Dir | EntryKind::DestDir | EntryKind::ImageDir(..) => {
                 if rel.as_os_str().is_empty() {
                     continue; // the root itself keeps what it is
                 }
@@ -724,7 +919,7 @@ fn write_tar<W: Write>(
                     f.seek(SeekFrom::Start(0)).map_err(io(&shown))?;
                     h.set_entry_type(tar::EntryType::Regular);
                     h.set_size(e.st.st_size as u64);
-                    b.append_data(&mut h, &rel, f.take(e.st.st_size as u64))
+                    b.append_data(&mut h, &rel, Exact::new(f, e.st.st_size as u64))
                         .map_err(io(&shown))?;
                     continue;
                 }
@@ -732,7 +927,7 @@ fn write_tar<W: Write>(
                 h.set_size(e.st.st_size as u64);
                 // The content is hashed as it streams into the tar.
                 let mut content = Hashing {
-                    inner: f.take(e.st.st_size as u64),
+                    inner: Exact::new(f, e.st.st_size as u64),
                     hash: Sha256::new(),
                 };
                 b.append_data(&mut h, &rel, &mut content)
@@ -750,6 +945,43 @@ fn write_tar<W: Write>(
     }
     let out = b.into_inner().map_err(io(Path::new("the layer")))?;
     Ok((out, format!("sha256:{:x}", key.finalize())))
+}
+
+/// `size` bytes of `inner`, no more (a file that grew while read gives its first `size`), and
+/// an error when it ends sooner: the tar header already says `size`, so a file that shrank
+/// while read would leave a corrupt layer.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Exact<R> {
+    fn new(inner: R, size: u64) -> Exact<R> {
+        Exact { inner, left: size }
+    }
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "changed while read: {} bytes shorter than when listed: build again",
+                    self.left
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// A reader that hashes what is read through it.
@@ -879,12 +1111,48 @@ pub fn copy_layer<W: Write>(
     for src in srcs {
         let mut found = false;
         for rel in expand_src(&tree, src)? {
-            found |= collect_one(&tree, &rel, src, &dest_path, dest_is_dir, &mut entries)?;
+            found |= collect_one(
+                &tree,
+                &rel,
+                src,
+                &dest_path,
+                (dest_is_dir, opts.dest_exists),
+                &mut entries,
+            )?;
         }
-        if !found {
+        // A wildcard that matches nothing is no error (BuildKit's AllowEmptyWildcard:
+        // `COPY package.json yarn.lock* ./` without a yarn.lock); a name without one must be
+        // there.
+        if !found && !glob_in_last(src) {
             return Err(CopyError::NotFound(
                 safefs::relative(Path::new(src)).display().to_string(),
             ));
+        }
+    }
+    // The directories the COPY makes on the way to the destination (the image has the first
+    // `image_dirs`): 0755 and `--chown`'s, as BuildKit's MkdirAll makes them, not the
+    // unpack's 0755 root's (`COPY --chown=7:8 f /new/` gives a /new of 7:8).
+    let dest_dir = if dest_is_dir {
+        dest_path.as_path()
+    } else {
+        dest_path.parent().unwrap_or(Path::new("/"))
+    };
+    if let Some(root) = tree.roots.first() {
+        let st = stat_fd(root.as_fd()).map_err(io(Path::new("the source")))?;
+        let mut made = PathBuf::from("/");
+        for (i, c) in dest_dir
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .enumerate()
+        {
+            made.push(c);
+            if i >= opts.image_dirs.len() {
+                entries.push(Entry {
+                    path: made.clone(),
+                    st,
+                    kind: EntryKind::DestDir,
+                });
+            }
         }
     }
     write_tar(
@@ -896,9 +1164,110 @@ pub fn copy_layer<W: Write>(
     )
 }
 
-/// The layer tar of a directory that `WORKDIR` makes.
-pub fn dir_layer(path: &str) -> Vec<u8> {
+/// Where a COPY's destination is in the image of `dirs` (layers bottom first), as BuildKit
+/// finds it: resolved inside the image's root (`RESOLVE_IN_ROOT`: an absolute symlink is the
+/// image's path, `..` stops at its root), the part that does not exist yet as written. The
+/// layer's tar then names the resolved path, so `COPY f /lnk/` with `/lnk -> real` writes
+/// `real/f` and leaves the link a link (a `lnk/f` entry would make `lnk` a directory in the
+/// new layer and hide the link, as `/bin -> usr/bin` of Debian's images).
+#[derive(Debug, Clone)]
+pub struct Dest {
+    /// The absolute path with no symlink in it; a trailing `/` when it is a directory (the
+    /// image's, or one the COPY makes because `dest` ended in `/`).
+    pub path: String,
+    /// The image has a directory there already.
+    pub exists_dir: bool,
+    /// The image has something there already (a directory or not).
+    pub exists: bool,
+    /// The directories the image has on the way, root first (the destination too when it is
+    /// one): [`CopyOptions::image_dirs`].
+    pub dirs: Vec<ImageDir>,
+}
+
+/// [`Dest`] of `dest` (absolute; a trailing `/` when it must be a directory).
+pub fn dest_in_layers(dirs: &[PathBuf], dest: &str) -> Result<Dest, CopyError> {
+    let rel = safefs::relative(Path::new(dest));
+    let slash = dest.ends_with('/');
+    if rel.as_os_str().is_empty() {
+        return Ok(Dest {
+            path: "/".into(),
+            exists_dir: true,
+            exists: true,
+            dirs: vec![],
+        });
+    }
+    let tree = Tree::new(&Source::Layers(dirs))?;
+    let abs = |p: &Path, dir: bool| {
+        let mut s = Path::new("/").join(p).display().to_string();
+        if dir && !s.ends_with('/') {
+            s.push('/');
+        }
+        s
+    };
+    let mut d = match tree.lookup(&rel, dest)? {
+        Lookup::Found(p, Node::Dir(..)) => Dest {
+            path: abs(&p, true),
+            exists_dir: true,
+            exists: true,
+            dirs: vec![],
+        },
+        Lookup::Found(p, _) => Dest {
+            path: abs(&p, slash),
+            exists_dir: false,
+            exists: true,
+            dirs: vec![],
+        },
+        Lookup::Missing(p) => Dest {
+            path: abs(&p, slash),
+            exists_dir: false,
+            exists: false,
+            dirs: vec![],
+        },
+        Lookup::NotDir(p) => {
+            return Err(CopyError::NotADirectory(dest.to_string(), abs(&p, false)))
+        }
+    };
+    let mut prefix = PathBuf::new();
+    for c in Path::new(&d.path).components() {
+        let Component::Normal(n) = c else { continue };
+        prefix.push(n);
+        match tree.resolve(&prefix, dest)? {
+            Some((_, Node::Dir(st, _))) => d.dirs.push(ImageDir {
+                path: prefix.clone(),
+                st,
+            }),
+            _ => break,
+        }
+    }
+    Ok(d)
+}
+
+/// The layer tar of the directory `WORKDIR path` makes in the image of `dirs` (layers bottom
+/// first), at its path resolved inside the image as [`dest_in_layers`] does (a `WORKDIR`
+/// through a symlink makes the directory where the link leads); `None` when the image has
+/// something there already.
+pub fn workdir_layer(dirs: &[PathBuf], path: &str) -> Result<Option<Vec<u8>>, CopyError> {
+    let d = dest_in_layers(dirs, path)?;
+    Ok((!d.exists).then(|| dir_layer(&d.path, &d.dirs)))
+}
+
+/// The layer tar of a directory that `WORKDIR` makes, after the image's directories on its
+/// way (`parents`, with their own metadata, so the layer does not replace it).
+pub fn dir_layer(path: &str, parents: &[ImageDir]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
+    for d in parents {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(d.st.st_mode & 0o7777);
+        h.set_uid(d.st.st_uid.into());
+        h.set_gid(d.st.st_gid.into());
+        h.set_size(0);
+        h.set_mtime(d.st.st_mtime.max(0) as u64);
+        let mut p = d.path.clone().into_os_string();
+        p.push("/");
+        b.append_data(&mut h, p, std::io::empty())
+            .expect("in memory");
+    }
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Directory);
     h.set_mode(0o755);
@@ -919,15 +1288,6 @@ fn lookup_in_layers(dirs: &[PathBuf], path: &str) -> Option<libc::stat> {
         Ok(Some((_, Node::Dir(st, _) | Node::Other(st, ..)))) => Some(st),
         _ => None,
     }
-}
-
-/// True when the image of `dirs` (layers bottom first) has a directory at `path` (a symlink
-/// to one counts, resolved inside the image).
-pub fn is_dir_in_layers(dirs: &[PathBuf], path: &str) -> bool {
-    if safefs::relative(Path::new(path)).as_os_str().is_empty() {
-        return true;
-    }
-    lookup_in_layers(dirs, path).is_some_and(|st| kind_of(&st) == libc::S_IFDIR)
 }
 
 /// True when `path` exists in the image of `dirs` (a directory WORKDIR need not make).
@@ -1130,7 +1490,13 @@ mod tests {
         )
         .unwrap();
         let mut a = tar::Archive::new(&tar[..]);
-        let e = a.entries().unwrap().next().unwrap().unwrap();
+        let mut all = a.entries().unwrap();
+        let made = all.next().unwrap().unwrap();
+        // /etc made by the COPY (no image here has it): 0755, --chown's.
+        assert_eq!(made.path().unwrap().display().to_string(), "etc/");
+        assert_eq!(made.header().mode().unwrap(), 0o755);
+        assert_eq!(made.header().uid().unwrap(), 5);
+        let e = all.next().unwrap().unwrap();
         assert_eq!(e.path().unwrap().display().to_string(), "etc/in");
         assert_eq!(e.header().uid().unwrap(), 5);
         assert_eq!(e.header().entry_type(), tar::EntryType::Regular);
@@ -1229,11 +1595,155 @@ mod tests {
             got,
             // In the order of the archives' own names (x/note, x/p.tar, x/text.gz, x/z.tgz).
             [
+                ("x/".to_string(), vec![]),
                 ("x/note".to_string(), b"not an archive".to_vec()),
                 ("x/a/b".to_string(), b"in\n".to_vec()),
                 ("x/text.gz".to_string(), gz(b"just text")),
                 ("x/a/b".to_string(), b"in\n".to_vec()),
             ]
         );
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_read_is_an_error_not_a_short_entry() {
+        // A reader that ends before the size the header was given.
+        let short = &b"abc"[..];
+        let mut v = Vec::new();
+        let e = Exact::new(short, 5).read_to_end(&mut v).unwrap_err();
+        assert!(e.to_string().contains("changed while read"), "{e}");
+        // One that grew: the listed size only.
+        let mut v = Vec::new();
+        Exact::new(&b"abcdef"[..], 4).read_to_end(&mut v).unwrap();
+        assert_eq!(v, b"abcd");
+        // And through the tar builder: no layer with a header saying 5 and 3 bytes after it.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        assert!(b.append_data(&mut h, "f", Exact::new(short, 5)).is_err());
+    }
+
+    #[test]
+    fn an_empty_wildcard_is_no_error_a_missing_name_is() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("package.json"), b"{}").unwrap();
+        nix::unistd::mkfifo(&dir.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let root = safefs::open_root(dir.path()).unwrap();
+        let ignore = Ignore::default();
+        let src = Source::Context {
+            root: root.as_fd(),
+            ignore: &ignore,
+        };
+        let names = |srcs: &[&str]| -> Result<Vec<String>, CopyError> {
+            let srcs: Vec<String> = srcs.iter().map(|s| s.to_string()).collect();
+            let (tar, _) = copy_layer(&src, &srcs, "/app/", &CopyOptions::default(), Vec::new())?;
+            Ok(tar::Archive::new(&tar[..])
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect())
+        };
+        assert_eq!(
+            names(&["package.json", "yarn.lock*"]).unwrap(),
+            ["app/", "app/package.json"]
+        );
+        // Only the destination, as BuildKit makes it before copying nothing.
+        assert_eq!(names(&["yarn.lock*"]).unwrap(), ["app/"]);
+        assert!(matches!(
+            names(&["package.json", "yarn.lock"]),
+            Err(CopyError::NotFound(n)) if n == "yarn.lock"
+        ));
+        // A FIFO is there: said so, not "not found"; a wildcard's match that is one is left out.
+        let e = names(&["fifo"]).unwrap_err();
+        assert!(matches!(e, CopyError::NotAFile(..)), "{e}");
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        assert_eq!(names(&["fi*", "p*"]).unwrap(), ["app/", "app/package.json"]);
+    }
+
+    #[test]
+    fn a_symlink_reaches_nothing_that_dockerignore_leaves_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path();
+        std::fs::write(ctx.join("secret"), b"s").unwrap();
+        std::fs::create_dir_all(ctx.join("build/keep")).unwrap();
+        std::fs::write(ctx.join("build/x"), b"x").unwrap();
+        std::fs::write(ctx.join("build/keep/k"), b"k").unwrap();
+        std::fs::create_dir_all(ctx.join("d")).unwrap();
+        std::os::unix::fs::symlink("secret", ctx.join("link")).unwrap();
+        std::os::unix::fs::symlink("build", ctx.join("linkdir")).unwrap();
+        std::os::unix::fs::symlink("../secret", ctx.join("d/up")).unwrap();
+        std::os::unix::fs::symlink("build/keep", ctx.join("keeplink")).unwrap();
+        let root = safefs::open_root(ctx).unwrap();
+        let ignore = Ignore::parse("secret\nbuild\n!build/keep\n");
+        let src = Source::Context {
+            root: root.as_fd(),
+            ignore: &ignore,
+        };
+        let copy = |s: &str| {
+            copy_layer(
+                &src,
+                &[s.to_string()],
+                "/x/",
+                &CopyOptions::default(),
+                Vec::new(),
+            )
+            .map(|(tar, _)| {
+                tar::Archive::new(&tar[..])
+                    .entries()
+                    .unwrap()
+                    .map(|e| e.unwrap().path().unwrap().display().to_string())
+                    .collect::<Vec<_>>()
+            })
+        };
+        for s in ["link", "d/up", "linkdir/x"] {
+            assert!(
+                matches!(copy(s), Err(CopyError::NotFound(_))),
+                "{s}: {:?}",
+                copy(s).map_err(|e| e.to_string())
+            );
+        }
+        // Through a link to a left-out directory: only what an exception brings back.
+        assert_eq!(copy("linkdir").unwrap(), ["x/", "x/keep/", "x/keep/k"]);
+        assert_eq!(copy("keeplink").unwrap(), ["x/", "x/k"]);
+        assert_eq!(copy("linkdir/keep/k").unwrap(), ["x/", "x/k"]);
+    }
+
+    #[test]
+    fn a_destination_resolves_inside_the_image_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let (l1, l2) = (dir.path().join("l1"), dir.path().join("l2"));
+        std::fs::create_dir_all(l1.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(l1.join("tmp")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", l1.join("bin")).unwrap();
+        std::fs::create_dir_all(&l2).unwrap();
+        // Absolute, and climbing above the root: both stay inside it.
+        std::os::unix::fs::symlink("/../../usr", l2.join("u")).unwrap();
+        std::os::unix::fs::symlink("usr/bin/../../usr/./bin", l2.join("ub")).unwrap();
+        std::fs::write(l1.join("file"), b"f").unwrap();
+        let dirs = [l1, l2];
+        assert_eq!(dest_in_layers(&dirs, "/ub").unwrap().path, "/usr/bin/");
+        let d = dest_in_layers(&dirs, "/bin").unwrap();
+        assert_eq!(d.path, "/usr/bin/");
+        assert!(d.exists_dir);
+        let paths: Vec<_> = d
+            .dirs
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect();
+        assert_eq!(paths, ["usr", "usr/bin"]);
+        assert_eq!(dest_in_layers(&dirs, "/u/new/").unwrap().path, "/usr/new/");
+        let d = dest_in_layers(&dirs, "/u/bin/x").unwrap();
+        assert_eq!((d.path.as_str(), d.exists), ("/usr/bin/x", false));
+        assert!(matches!(
+            dest_in_layers(&dirs, "/file/x"),
+            Err(CopyError::NotADirectory(..))
+        ));
+        let w = workdir_layer(&dirs, "/bin/w").unwrap().unwrap();
+        let names: Vec<String> = tar::Archive::new(&w[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["usr/", "usr/bin/", "usr/bin/w/"]);
+        assert!(workdir_layer(&dirs, "/bin").unwrap().is_none());
     }
 }

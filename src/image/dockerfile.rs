@@ -555,6 +555,8 @@ pub enum RunMount {
         uid: u32,
         /// `gid=` of a new cache directory.
         gid: u32,
+        /// `sharing=`: how concurrent builds share it.
+        sharing: Sharing,
     },
     /// `type=tmpfs`: an empty tmpfs at `target` for the step.
     Tmpfs {
@@ -563,6 +565,21 @@ pub enum RunMount {
         /// `size=` as written (`64m`), if any.
         size: Option<String>,
     },
+}
+
+/// `sharing=` of a cache mount (BuildKit's): what a RUN does when another build's RUN uses
+/// the same cache at the same time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// Both use it at once (the default).
+    #[default]
+    Shared,
+    /// One at a time: the second waits for the first (an `flock` of the cache directory held
+    /// for the RUN).
+    Locked,
+    /// The first gets the cache; one that finds it in use gets an empty directory of its own
+    /// for that RUN, removed after.
+    Private,
 }
 
 impl RunMount {
@@ -586,6 +603,7 @@ pub fn run_mount(spec: &str) -> Result<RunMount, String> {
     let mut uid = 0;
     let mut gid = 0;
     let mut size = None;
+    let mut sharing = Sharing::default();
     for field in spec.split(',').filter(|f| !f.is_empty()) {
         let (k, v) = match field.split_once('=') {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
@@ -603,7 +621,9 @@ pub fn run_mount(spec: &str) -> Result<RunMount, String> {
             ("ro" | "readonly", Some(b)) => readonly = b.eq_ignore_ascii_case("true"),
             ("rw" | "readwrite", None) => readonly = false,
             ("rw" | "readwrite", Some(b)) => readonly = !b.eq_ignore_ascii_case("true"),
-            ("sharing", Some("shared" | "private" | "locked")) => {}
+            ("sharing", Some("shared")) => sharing = Sharing::Shared,
+            ("sharing", Some("locked")) => sharing = Sharing::Locked,
+            ("sharing", Some("private")) => sharing = Sharing::Private,
             ("sharing", Some(o)) => {
                 return Err(format!(
                     "RUN --mount: unsupported sharing value {o:?}: shared, private or locked"
@@ -634,6 +654,7 @@ pub fn run_mount(spec: &str) -> Result<RunMount, String> {
             mode,
             uid,
             gid,
+            sharing,
         }),
         "tmpfs" => Ok(RunMount::Tmpfs { target, size }),
         "bind" | "secret" | "ssh" => Err(format!(
@@ -1365,7 +1386,8 @@ mod tests {
                 readonly: false,
                 mode: 0o755,
                 uid: 0,
-                gid: 0
+                gid: 0,
+                sharing: Sharing::Locked
             }
         );
         assert_eq!(
@@ -1376,9 +1398,17 @@ mod tests {
                 readonly: true,
                 mode: 0o700,
                 uid: 1000,
-                gid: 1000
+                gid: 1000,
+                sharing: Sharing::Shared
             }
         );
+        assert!(matches!(
+            run_mount("type=cache,target=/c,sharing=private").unwrap(),
+            RunMount::Cache {
+                sharing: Sharing::Private,
+                ..
+            }
+        ));
         assert_eq!(
             run_mount("type=tmpfs,target=/t,size=64m").unwrap(),
             RunMount::Tmpfs {
