@@ -285,6 +285,8 @@ const SEED_TOPICS: &[&str] = &[
     "Dockerfile",
     "registries",
     "Docker Hub",
+    "`hello-world`",
+    "`container prune`",
     "`pull`",
     "`images`",
     "`rmi`",
