@@ -268,3 +268,243 @@ fn the_book_has_search_and_a_word_from_a_lesson_finds_its_chapter() {
         &results[..results.len().min(3000)]
     );
 }
+
+/// The seed notes' topics (in the words the coverage table uses) that the introduction's
+/// table must name, each taught by a chapter or left out with a reason (issue 13).
+const SEED_TOPICS: &[&str] = &[
+    "virtualization",
+    "why containers",
+    "Kubernetes",
+    "dockerd",
+    "containerd",
+    "shim",
+    "runc",
+    "OCI",
+    "images",
+    "layers",
+    "Dockerfile",
+    "registries",
+    "Docker Hub",
+    "`hello-world`",
+    "`container prune`",
+    "`pull`",
+    "`images`",
+    "`rmi`",
+    "`run`",
+    "`ps`",
+    "`exec -it`",
+    "`cp`",
+    "`commit`",
+    "IP address",
+    "port forwarding",
+    "`--link`",
+    "volumes",
+    "cgroup limits",
+    "capabilities",
+    "seccomp",
+    "`explain`",
+    "`--step`",
+    "second terminal",
+    "installing Docker",
+    "Docker Desktop",
+    "Docker Hub accounts",
+];
+
+/// The rows of the table under `## What the course covers` in the introduction's source:
+/// (topic, where) pairs.
+fn coverage_rows() -> Vec<(String, String)> {
+    let intro = std::fs::read_to_string(book_dir().join("src/introduction.md")).unwrap();
+    let section = intro
+        .split_once("\n## What the course covers\n")
+        .map(|(_, rest)| rest)
+        .expect("the introduction has no `## What the course covers` section (issue 13)");
+    let section = section.split("\n## ").next().unwrap();
+    let rows: Vec<(String, String)> = section
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(2) // the header and its rule
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").collect();
+            assert_eq!(cells.len(), 2, "a coverage row without two cells: {l}");
+            (cells[0].trim().to_string(), cells[1].trim().to_string())
+        })
+        .collect();
+    assert!(
+        rows.len() >= 20,
+        "the coverage table has {} rows",
+        rows.len()
+    );
+    rows
+}
+
+/// `text` with its Markdown links `[text](target)` taken out.
+fn without_links(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        match rest[open..]
+            .find("](")
+            .and_then(|m| rest[open + m..].find(')').map(|close| open + m + close + 1))
+        {
+            Some(end) => rest = &rest[end..],
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The targets of the Markdown links `[text](target)` in `text`.
+fn markdown_links(text: &str) -> Vec<String> {
+    text.split("](")
+        .skip(1)
+        .map(|rest| rest.split(')').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_introduction_maps_every_seed_topic_to_a_chapter_that_exists_or_a_reason() {
+    let rows = coverage_rows();
+    let missing: Vec<&str> = SEED_TOPICS
+        .iter()
+        .copied()
+        .filter(|t| {
+            !rows
+                .iter()
+                .any(|(topic, _)| topic.to_lowercase().contains(&t.to_lowercase()))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "seed topics the coverage table does not name: {missing:?}"
+    );
+    // Each row says where, with a link, or says why not.
+    for (topic, place) in &rows {
+        let left_out = place.starts_with("left out");
+        assert!(
+            markdown_links(place).len() + usize::from(left_out) > 0,
+            "`{topic}` is neither linked to a chapter nor left out"
+        );
+        if left_out {
+            assert!(
+                place.contains("because"),
+                "`{topic}` is left out without a reason: {place}"
+            );
+        }
+    }
+    // A lesson named without a link (one still being written) gets its link once its chapter
+    // exists.
+    let lessons = std::fs::read_dir(book_dir().join("src/lessons"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    for (topic, place) in &rows {
+        let unlinked = without_links(place).to_lowercase();
+        for n in unlinked
+            .split("lesson ")
+            .skip(1)
+            .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .filter_map(|d| d.parse::<u32>().ok())
+        {
+            let chapter = lessons
+                .iter()
+                .find(|f| f.starts_with(&format!("{n:02}-")) && f.ends_with(".md"));
+            assert!(
+                chapter.is_none(),
+                "`{topic}` names lesson {n} without linking lessons/{}",
+                chapter.unwrap()
+            );
+        }
+    }
+    // Every chapter the table links is in the book (SUMMARY.md) and was built, with the
+    // section the link names.
+    let summary = std::fs::read_to_string(book_dir().join("src/SUMMARY.md")).unwrap();
+    let build = built();
+    let mut checked = 0;
+    for (topic, place) in &rows {
+        for link in markdown_links(place) {
+            let (file, anchor) = link.split_once('#').unwrap_or((&link, ""));
+            assert!(
+                file.ends_with(".md") && !file.contains("://"),
+                "`{topic}` links outside the book: {link}"
+            );
+            assert!(
+                book_dir().join("src").join(file).is_file(),
+                "`{topic}` links {file}, which does not exist"
+            );
+            assert!(
+                summary.contains(&format!("]({file})")),
+                "`{topic}` links {file}, which SUMMARY.md does not list"
+            );
+            let page = build.join(file.replace(".md", ".html"));
+            let html = std::fs::read_to_string(&page)
+                .unwrap_or_else(|e| panic!("`{topic}`: {} was not built: {e}", page.display()));
+            if !anchor.is_empty() {
+                assert!(
+                    html.contains(&format!(" id=\"{anchor}\"")),
+                    "`{topic}` links {link}, but {file} has no such section"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "only {checked} links in the coverage table");
+}
+
+#[test]
+fn the_front_chapters_and_reference_maps_fit_the_window_and_show_their_figures() {
+    let chromium = chromium();
+    let build = built();
+    for page in [
+        "introduction.html",
+        "before-you-start.html",
+        "containers-and-machines.html",
+        "reference/docker-commands.html",
+        "reference/glossary.html",
+    ] {
+        let (cut, labels) = measure(chromium, &build.join(page));
+        assert!(
+            cut.is_empty(),
+            "{page}: cut off at the right edge: {cut:#?}"
+        );
+        // The front chapters come before lesson 1 in the sidebar, unnumbered.
+        let at = |title: &str| {
+            labels
+                .iter()
+                .position(|l| l == title)
+                .unwrap_or_else(|| panic!("{page}: the sidebar lacks `{title}`: {labels:?}"))
+        };
+        let lesson1 = labels
+            .iter()
+            .position(|l| l.starts_with("1. A container is just a process"))
+            .unwrap();
+        assert!(at("Before you start") < lesson1, "{labels:?}");
+        assert!(
+            at("Containers and the machines around them") < lesson1,
+            "{labels:?}"
+        );
+        assert!(at("Glossary") > lesson1, "{labels:?}");
+    }
+    // The two figures are drawn (inline SVG, text a browser lays out), with their captions.
+    let dom = render(chromium, &build.join("containers-and-machines.html"));
+    let figures: Vec<&str> = dom.split("<figure class=\"fig\">").skip(1).collect();
+    assert_eq!(figures.len(), 2, "the chapter's figures");
+    for figure in &figures {
+        let figure = figure.split("</figure>").next().unwrap();
+        assert!(
+            figure.contains("<svg") && figure.contains("<figcaption>"),
+            "a figure without its drawing or caption"
+        );
+    }
+    for label in [
+        "guest kernel",
+        "containerd-shim",
+        "dockling run (one process)",
+    ] {
+        assert!(dom.contains(label), "a figure lacks `{label}`");
+    }
+}
