@@ -81,6 +81,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         "18-limits.yaml",
         include_str!("../../lessons/18-limits.yaml"),
     ),
+    (
+        "19-volumes.yaml",
+        include_str!("../../lessons/19-volumes.yaml"),
+    ),
 ];
 
 /// One lesson.
