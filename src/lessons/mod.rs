@@ -77,6 +77,14 @@ pub const LESSONS: &[(&str, &str)] = &[
         "17-dockerfile.yaml",
         include_str!("../../lessons/17-dockerfile.yaml"),
     ),
+    (
+        "18-limits.yaml",
+        include_str!("../../lessons/18-limits.yaml"),
+    ),
+    (
+        "19-volumes.yaml",
+        include_str!("../../lessons/19-volumes.yaml"),
+    ),
 ];
 
 /// One lesson.
