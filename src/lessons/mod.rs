@@ -85,6 +85,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         "19-volumes.yaml",
         include_str!("../../lessons/19-volumes.yaml"),
     ),
+    (
+        "20-runtimes.yaml",
+        include_str!("../../lessons/20-runtimes.yaml"),
+    ),
 ];
 
 /// One lesson.
