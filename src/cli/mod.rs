@@ -150,6 +150,8 @@ pub enum Command {
     Volume(VolumeArgs),
     /// Manage networks
     Network(NetworkArgs),
+    /// Draw a JSON trace (`run --trace-file`) as a picture: steps by subsystem, namespaces, mounts
+    Trace(TraceArgs),
     /// The port proxy of a container (started by dockling itself, not by hand)
     #[command(hide = true)]
     Proxy(ProxyArgs),
@@ -362,6 +364,35 @@ pub enum VolumeCommand {
         #[arg(long = "filter", value_name = "FILTER")]
         filters: Vec<String>,
     },
+}
+
+/// `dockling trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: TraceCommand,
+}
+
+/// `dockling trace` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Render a JSON trace as an SVG: a timeline of the steps by subsystem, the namespaces
+    /// the container got and the mounts it ends with
+    Render(TraceRenderArgs),
+}
+
+/// `dockling trace render`.
+#[derive(Debug, Args)]
+pub struct TraceRenderArgs {
+    /// The trace: a file `--trace-file` (or `--trace=json`) wrote
+    pub file: std::path::PathBuf,
+    /// Write the SVG to this file (default: stdout)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Place events at equal distances in their order, not at their times
+    #[arg(long)]
+    pub by_order: bool,
 }
 
 /// `dockling builder`.
