@@ -463,7 +463,7 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
     };
     let _ = writeln!(
         body,
-        r#"<text x="10" y="{y}" class="h">Timeline by subsystem: {}</text>"#,
+        r#"<text x="10" y="{y}" class="dt-h">Timeline by subsystem: {}</text>"#,
         escape(&heading)
     );
     y += 22.0;
@@ -481,7 +481,7 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
         };
         let _ = writeln!(
             body,
-            r#"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" class="grid"/><text x="{0:.1}" y="{3}" class="s" text-anchor="{anchor}">{4}</text>"#,
+            r#"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" class="dt-grid"/><text x="{0:.1}" y="{3}" class="dt-s" text-anchor="{anchor}">{4}</text>"#,
             x(t),
             y,
             y + 6.0,
@@ -495,7 +495,7 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
         let (fill, dark) = PALETTE[li % PALETTE.len()];
         let _ = writeln!(
             body,
-            r#"<g class="lane" data-subsystem="{0}"><rect x="0" y="{1}" width="{WIDTH}" height="{ROW}" fill="{fill}" fill-opacity="0.35"/><text x="8" y="{2}" class="lh" fill="{dark}">{0}</text>"#,
+            r#"<g class="dt-lane" data-subsystem="{0}"><rect x="0" y="{1}" width="{WIDTH}" height="{ROW}" fill="{fill}" fill-opacity="0.35"/><text x="8" y="{2}" class="dt-lh" fill="{dark}">{0}</text>"#,
             escape(lane),
             y,
             y + 13.0
@@ -511,7 +511,7 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
             };
             let _ = writeln!(
                 body,
-                r#"<g class="step" data-step="{key}"><title>{key}{who}: {full}</title><text x="18" y="{ty}" class="t">{label}</text><rect x="{x1:.1}" y="{ry}" width="{w:.1}" height="12" rx="2" fill="{fill}" stroke="{dark}" stroke-width="0.6"/>"#,
+                r#"<g class="dt-step" data-step="{key}"><title>{key}{who}: {full}</title><text x="18" y="{ty}" class="dt-t">{label}</text><rect x="{x1:.1}" y="{ry}" width="{w:.1}" height="12" rx="2" fill="{fill}" stroke="{dark}" stroke-width="0.6"/>"#,
                 key = escape(&b.key),
                 who = escape(&who),
                 full = escape(&b.title),
@@ -536,14 +536,14 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
     }
     let _ = writeln!(
         body,
-        r#"<line x1="{PLOT_X}" y1="{grid_top}" x2="{PLOT_X}" y2="{y}" class="grid"/>"#
+        r#"<line x1="{PLOT_X}" y1="{grid_top}" x2="{PLOT_X}" y2="{y}" class="dt-grid"/>"#
     );
     y += 24.0;
 
     // The panel: namespaces, then mounts.
     let _ = writeln!(
         body,
-        r#"<text x="10" y="{y}" class="h">Namespaces the container got</text>"#
+        r#"<text x="10" y="{y}" class="dt-h">Namespaces the container got</text>"#
     );
     y += 8.0;
     let ns = namespaces(events);
@@ -556,7 +556,7 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
         };
         let _ = writeln!(
             body,
-            r##"<g class="ns" data-ns="{kind}" data-new="{new}"><rect x="{cx:.1}" y="{y}" width="{w:.1}" height="34" rx="4" fill="{fill}" stroke="#777" stroke-width="0.6"/><text x="{tx:.1}" y="{y1}" class="lh" text-anchor="middle">{kind}</text><text x="{tx:.1}" y="{y2}" class="s" text-anchor="middle">{line2}</text></g>"##,
+            r##"<g class="dt-ns" data-ns="{kind}" data-new="{new}"><rect x="{cx:.1}" y="{y}" width="{w:.1}" height="34" rx="4" fill="{fill}" stroke="#777" stroke-width="0.6"/><text x="{tx:.1}" y="{y1}" class="dt-lh" text-anchor="middle">{kind}</text><text x="{tx:.1}" y="{y2}" class="dt-s" text-anchor="middle">{line2}</text></g>"##,
             new = how.is_some(),
             w = chip_w - 6.0,
             tx = cx + (chip_w - 6.0) / 2.0,
@@ -569,7 +569,7 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
     let list = mounts(events);
     let _ = writeln!(
         body,
-        r#"<text x="10" y="{y}" class="h">Mounts it ends with ({} from the trace's mount calls)</text>"#,
+        r#"<text x="10" y="{y}" class="dt-h">Mounts it ends with ({} from the trace's mount calls)</text>"#,
         list.len()
     );
     y += 6.0;
@@ -595,7 +595,7 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
         );
         let _ = writeln!(
             body,
-            r#"<g class="mount" data-target="{t}" data-type="{k}"><text x="{mx:.1}" y="{my:.1}" class="m">{tf}</text><text x="{wx:.1}" y="{my:.1}" class="s">{wf}</text></g>"#,
+            r#"<g class="dt-mount" data-target="{t}" data-type="{k}"><text x="{mx:.1}" y="{my:.1}" class="dt-m">{tf}</text><text x="{wx:.1}" y="{my:.1}" class="dt-s">{wf}</text></g>"#,
             t = escape(&m.target),
             k = escape(&m.kind),
             tf = escape(&fit(&m.target, 170.0)),
@@ -609,9 +609,10 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{y}" viewBox="0 0 {WIDTH} {y}" role="img" font-family="sans-serif" font-size="11">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{y}" viewBox="0 0 {WIDTH} {y}" class="dockling-trace" style="max-width:100%;height:auto" role="img" font-family="sans-serif" font-size="11">"#
     );
-    out.push_str("<style>.h{font-weight:bold;font-size:13px}.lh{font-weight:bold;font-size:11px}.t{font-size:11px;fill:#222}.s{font-size:10px;fill:#444}.m{font-family:monospace;font-size:11px}.grid{stroke:#bbb;stroke-width:0.5}</style>\n");
+    // Class names of its own, scoped to the picture: an SVG inlined in a page shares its CSS.
+    out.push_str("<style>.dockling-trace .dt-h{font-weight:bold;font-size:13px}.dockling-trace .dt-lh{font-weight:bold;font-size:11px}.dockling-trace .dt-t{font-size:11px;fill:#222}.dockling-trace .dt-s{font-size:10px;fill:#444}.dockling-trace .dt-m{font-family:monospace;font-size:11px}.dockling-trace .dt-grid{stroke:#bbb;stroke-width:0.5}</style>\n");
     let _ = writeln!(
         out,
         r##"<rect x="0" y="0" width="{WIDTH}" height="{y}" fill="#ffffff"/>"##
