@@ -1338,7 +1338,8 @@ impl Command {
             | Command::Port(_)
             | Command::History(_)
             | Command::Diff(_)
-            | Command::Explain(_) => true,
+            | Command::Explain(_)
+            | Command::Trace(_) => true,
             Command::Image(a) => matches!(
                 a.command,
                 ImageCommand::Ls(_)
@@ -1544,6 +1545,32 @@ mod tests {
         assert!(parse(&["dockling", "commit", "-p", "web"]).pause);
         assert!(parse(&["dockling", "commit", "web"]).reference.is_none());
         assert!(Cli::try_parse_from(["dockling", "diff", "web", "extra"]).is_err());
+    }
+
+    #[test]
+    fn trace_render_takes_a_file_an_output_and_by_order() {
+        let cli =
+            Cli::try_parse_from(["dockling", "trace", "render", "t.json", "-o", "t.svg"]).unwrap();
+        assert!(cli.command.only_prints());
+        let Command::Trace(TraceArgs {
+            command: TraceCommand::Render(r),
+        }) = cli.command
+        else {
+            panic!("not trace render");
+        };
+        assert_eq!(r.file, std::path::Path::new("t.json"));
+        assert_eq!(r.output.as_deref(), Some(std::path::Path::new("t.svg")));
+        assert!(!r.by_order);
+        let cli =
+            Cli::try_parse_from(["dockling", "trace", "render", "--by-order", "t.json"]).unwrap();
+        let Command::Trace(TraceArgs {
+            command: TraceCommand::Render(r),
+        }) = cli.command
+        else {
+            panic!("not trace render");
+        };
+        assert!(r.by_order && r.output.is_none());
+        assert!(Cli::try_parse_from(["dockling", "trace", "render"]).is_err());
     }
 
     #[test]
