@@ -102,7 +102,6 @@ fn filter(lab: &Lab, known: &std::collections::HashSet<String>, text: &str) -> S
         // A veth's host end is named after the container's id; interface numbers count every
         // link the namespace ever had.
         (r"\bveth[0-9a-f]{7}\b", "veth[ID]"),
-        (r"\b[0-9a-f]{12,}\b", "[ID]"),
         (r"@if\d+", "@if[N]"),
         // Which controllers a machine mounts (hugetlb, rdma...) is the machine's business.
         (r"(?m)^(cgroups +ok +v\d[^:]*:).*$", "$1 [CONTROLLERS]"),
