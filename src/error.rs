@@ -90,6 +90,9 @@ pub enum Error {
     /// The volume store.
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
+    /// A file given to `trace render` that is not a trace.
+    #[error(transparent)]
+    Render(#[from] crate::trace::render::RenderError),
     /// Stored data that is not what it should be.
     #[error("{0}")]
     Corrupt(String),

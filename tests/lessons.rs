@@ -374,6 +374,210 @@ fn step_mode_shows_a_step_before_it_waits_and_from_starts_later() {
     assert!(groups.is_empty(), "cgroups left: {groups:?}");
 }
 
+/// The book's figures: (lesson, a text of the `run:` of the lesson's own step whose trace is
+/// drawn). Lesson 4 draws its run with `--pid host --uts host` (the namespace panel shows which
+/// are the container's and which the host's); lesson 5 its plain run (the layers' mounts).
+const FIGURES: &[(u32, &str)] = &[
+    (4, "--pid host --uts host"),
+    (5, "--trace-file trace.json busybox true"),
+];
+
+/// A lesson's step command (`run:`) whose text holds `needle` and that asks for a trace.
+fn lesson_step_command(n: u32, needle: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lessons");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{n:02}-"))
+        })
+        .unwrap_or_else(|| panic!("no lesson {n} in {}", dir.display()));
+    let lesson: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    lesson["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|s| s.get("trace").is_some())
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.contains(needle))
+        .unwrap_or_else(|| panic!("lesson {n} has no traced step running {needle:?}"))
+        .trim()
+        .to_string()
+}
+
+/// A JSON trace made stable: only what `trace render` reads (type, process, subsystem, step,
+/// variant, syscall, args, result, errno), times replaced by the events' order (`at_us` = its
+/// index, no durations: real microseconds differ on every run, so the figures are drawn
+/// `--by-order`), paths, ids and pids filtered as the transcripts are.
+fn stable_trace(lab: &Lab, text: &str) -> String {
+    let keep = [
+        "v",
+        "type",
+        "process",
+        "subsystem",
+        "step",
+        "variant",
+        "syscall",
+        "args",
+        "result",
+        "errno",
+    ];
+    let mut out = String::new();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| matches!(e["type"].as_str(), Some("step" | "syscall")))
+        .collect();
+    // An order that does not depend on how the engine and the container raced: each
+    // process's own events in their order, placed at the start of the step they belong to
+    // (a step's start is causal: the container's steps begin when the engine lets them).
+    let mut by_time: Vec<usize> = (0..events.len()).collect();
+    by_time.sort_by_key(|&i| events[i]["at_us"].as_u64().unwrap_or(0));
+    let text_of = |e: &serde_json::Value, k: &str| e[k].as_str().unwrap_or("").to_string();
+    let mut starts: std::collections::HashMap<(String, String), u64> = Default::default();
+    let mut any_start: std::collections::HashMap<String, u64> = Default::default();
+    let mut seq: std::collections::HashMap<String, usize> = Default::default();
+    let mut keys = vec![(0u64, String::new(), 0usize); events.len()];
+    // Per-process sequence: the file's order within one process.
+    for (i, e) in events.iter().enumerate() {
+        let n = seq.entry(text_of(e, "process")).or_default();
+        keys[i].2 = *n;
+        *n += 1;
+        keys[i].1 = text_of(e, "process");
+    }
+    for &i in &by_time {
+        let e = &events[i];
+        let (process, step) = (text_of(e, "process"), text_of(e, "step"));
+        let at = e["at_us"].as_u64().unwrap_or(0);
+        if e["type"] == "step" {
+            starts.insert((process.clone(), step.clone()), at);
+            any_start.insert(step.clone(), at);
+        }
+        keys[i].0 = starts
+            .get(&(process, step.clone()))
+            .or_else(|| any_start.get(&step))
+            .copied()
+            .unwrap_or(at);
+    }
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    let events: Vec<&serde_json::Value> = order.iter().map(|&i| &events[i]).collect();
+    // Arguments and results only of the calls the picture reads (namespaces, mounts, the new
+    // root); of the others, which vary with the host (fstatfs, pids written to cgroups, the
+    // hosts file's lines), their name, step and whether they failed.
+    let drawn = [
+        "clone",
+        "clone3",
+        "unshare",
+        "mount",
+        "umount2",
+        "chdir",
+        "pivot_root",
+    ];
+    for (i, e) in events.iter().enumerate() {
+        let mut o = serde_json::Map::new();
+        for k in keep {
+            if let Some(v) = e.get(k) {
+                o.insert(k.to_string(), v.clone());
+            }
+        }
+        let call = e["syscall"].as_str().unwrap_or("");
+        if e["type"] == "syscall" && !drawn.contains(&call) {
+            o.remove("args");
+        }
+        if e["result"].as_i64().is_some_and(|r| r > 0) && !(call == "mount" || call == "chdir") {
+            o.insert("result".into(), serde_json::json!(0));
+        }
+        o.insert("at_us".into(), serde_json::json!(i));
+        out.push_str(&serde_json::to_string(&o).unwrap());
+        out.push('\n');
+    }
+    let mut out = lab
+        .filter(&out)
+        .replace(&lab.cgroup_parent(), "[CGROUP_PARENT]");
+    for (re, with) in [
+        (r"/proc/\d+/", "/proc/[PID]/"),
+        (r"\b[0-9a-f]{12,}\b", "[ID]"),
+    ] {
+        out = regex::Regex::new(re)
+            .unwrap()
+            .replace_all(&out, with)
+            .into_owned();
+    }
+    out
+}
+
+/// `actual` against the file `path` holds, as insta compares snapshots: a difference fails
+/// (the new text is left in `path.new` to read) unless `INSTA_UPDATE=always`, which accepts it.
+fn assert_file_snapshot(path: &std::path::Path, actual: &str) {
+    let update = std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always");
+    let old = std::fs::read_to_string(path).ok();
+    if old.as_deref() == Some(actual) {
+        let _ = std::fs::remove_file(format!("{}.new", path.display()));
+        return;
+    }
+    if update {
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let new = format!("{}.new", path.display());
+    std::fs::write(&new, actual).unwrap();
+    panic!(
+        "{} differs from what this run made ({}; {new} holds the new one): read the diff, \
+         then accept it with INSTA_UPDATE=always",
+        path.display(),
+        if old.is_some() { "changed" } else { "missing" }
+    );
+}
+
+#[test]
+fn the_books_figures_are_the_lessons_own_traces_drawn() {
+    // The run of a figure's step publishes nothing, but makes dockling0: a namespace of its own.
+    let ns = NetNs::new();
+    let lab = Lab::with_busybox();
+    let snapshots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    for &(n, needle) in FIGURES {
+        let command = lesson_step_command(n, needle);
+        let trace = lab.dir.path().join(format!("trace-{n}.json"));
+        let args: Vec<String> = command
+            .strip_prefix("dockling ")
+            .unwrap_or_else(|| panic!("lesson {n}'s step does not start with dockling: {command}"))
+            .split_whitespace()
+            .map(|w| {
+                if w == "trace.json" {
+                    trace.display().to_string()
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect();
+        assert!(
+            args.iter().all(|a| !a.contains(['\'', '"', '|', '$'])),
+            "lesson {n}'s step is more than plain words, which this test runs without a shell: {command}"
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = ns.dockling(&lab, &args);
+        assert_eq!(run.code, 0, "lesson {n}: {command}: {}", run.stderr);
+        let fixture = snapshots.join(format!("lesson_{n:02}.trace.json"));
+        let stable = stable_trace(&lab, &std::fs::read_to_string(&trace).unwrap());
+        assert_file_snapshot(&fixture, &stable);
+        let svg = lab.cmd(&["trace", "render", "--by-order", fixture.to_str().unwrap()]);
+        assert_eq!(svg.code, 0, "{}", svg.stderr);
+        assert!(
+            svg.stdout.contains("data-ns=\"mnt\" data-new=\"true\""),
+            "{}",
+            svg.stdout
+        );
+        assert_file_snapshot(&snapshots.join(format!("lesson_{n:02}.svg")), &svg.stdout);
+    }
+    assert!(lab.containers_left().is_empty());
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(data)

@@ -150,6 +150,8 @@ pub enum Command {
     Volume(VolumeArgs),
     /// Manage networks
     Network(NetworkArgs),
+    /// Draw a JSON trace (`run --trace-file`) as a picture: steps by subsystem, namespaces, mounts
+    Trace(TraceArgs),
     /// The port proxy of a container (started by dockling itself, not by hand)
     #[command(hide = true)]
     Proxy(ProxyArgs),
@@ -362,6 +364,35 @@ pub enum VolumeCommand {
         #[arg(long = "filter", value_name = "FILTER")]
         filters: Vec<String>,
     },
+}
+
+/// `dockling trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: TraceCommand,
+}
+
+/// `dockling trace` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Render a JSON trace as an SVG: a timeline of the steps by subsystem, the namespaces
+    /// the container got and the mounts it ends with
+    Render(TraceRenderArgs),
+}
+
+/// `dockling trace render`.
+#[derive(Debug, Args)]
+pub struct TraceRenderArgs {
+    /// The trace: a file `--trace-file` (or `--trace=json`) wrote
+    pub file: std::path::PathBuf,
+    /// Write the SVG to this file (default: stdout)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Place events at equal distances in their order, not at their times
+    #[arg(long)]
+    pub by_order: bool,
 }
 
 /// `dockling builder`.
@@ -1307,7 +1338,8 @@ impl Command {
             | Command::Port(_)
             | Command::History(_)
             | Command::Diff(_)
-            | Command::Explain(_) => true,
+            | Command::Explain(_)
+            | Command::Trace(_) => true,
             Command::Image(a) => matches!(
                 a.command,
                 ImageCommand::Ls(_)
@@ -1513,6 +1545,32 @@ mod tests {
         assert!(parse(&["dockling", "commit", "-p", "web"]).pause);
         assert!(parse(&["dockling", "commit", "web"]).reference.is_none());
         assert!(Cli::try_parse_from(["dockling", "diff", "web", "extra"]).is_err());
+    }
+
+    #[test]
+    fn trace_render_takes_a_file_an_output_and_by_order() {
+        let cli =
+            Cli::try_parse_from(["dockling", "trace", "render", "t.json", "-o", "t.svg"]).unwrap();
+        assert!(cli.command.only_prints());
+        let Command::Trace(TraceArgs {
+            command: TraceCommand::Render(r),
+        }) = cli.command
+        else {
+            panic!("not trace render");
+        };
+        assert_eq!(r.file, std::path::Path::new("t.json"));
+        assert_eq!(r.output.as_deref(), Some(std::path::Path::new("t.svg")));
+        assert!(!r.by_order);
+        let cli =
+            Cli::try_parse_from(["dockling", "trace", "render", "--by-order", "t.json"]).unwrap();
+        let Command::Trace(TraceArgs {
+            command: TraceCommand::Render(r),
+        }) = cli.command
+        else {
+            panic!("not trace render");
+        };
+        assert!(r.by_order && r.output.is_none());
+        assert!(Cli::try_parse_from(["dockling", "trace", "render"]).is_err());
     }
 
     #[test]

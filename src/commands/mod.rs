@@ -78,6 +78,7 @@ pub mod run;
 pub mod save;
 pub mod system;
 pub mod tag;
+pub mod trace;
 pub mod volume;
 
 /// Refuse to go on without root: namespaces, mounts and cgroups need it.
@@ -188,6 +189,10 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
     if let Command::Proxy(a) = &cli.command {
         return proxy::run(a);
     }
+    // Drawing a trace reads one file: no store, no config.
+    if let Command::Trace(a) = &cli.command {
+        return trace::run(a);
+    }
     let ctx = Context::new(cli.root, cli.config)?;
     match &cli.command {
         Command::Import(a) => import::run(&ctx, a),
@@ -234,6 +239,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Volume(a) => volume::run(&ctx, a),
         Command::Network(a) => network::run(&ctx, a),
         Command::Proxy(a) => proxy::run(a),
+        Command::Trace(a) => trace::run(a),
     }
 }
 

@@ -21,6 +21,7 @@
 //! timeline (where the time of a start goes).
 
 pub mod catalog;
+pub mod render;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

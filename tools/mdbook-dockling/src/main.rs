@@ -4,6 +4,10 @@
 //! replaces every `{{#dockling-lesson N}}` with lesson N's transcript as the test suite last
 //! recorded it (`tests/snapshots/lessons__lesson_NN.snap`, without insta's header). A marker
 //! whose snapshot is missing is an error, so the book never shows an untested lesson.
+//! Likewise `{{#dockling-figure N}}` becomes lesson N's figure, inlined: the SVG
+//! `tests/snapshots/lesson_NN.svg` that `tests/lessons.rs` drew (`dockling trace render`) from
+//! the trace of the lesson's own step and holds like a snapshot, in a `<figure>` with a caption
+//! that says where it comes from.
 //!
 //! `mdbook-dockling build BOOK_DIR` builds the book (mdBook 0.5 as a library, this binary as
 //! its preprocessor), then checks every link between its pages and to their anchors.
@@ -28,24 +32,53 @@ fn snapshot_body(text: &str) -> &str {
 
 /// Replace each `{{#dockling-lesson N}}` in `content` using `load(N)`.
 fn expand(content: &str, load: &dyn Fn(u32) -> Result<String>) -> Result<String> {
-    const OPEN: &str = "{{#dockling-lesson ";
+    expand_marker(content, "dockling-lesson", load)
+}
+
+/// Replace each `{{#NAME N}}` in `content` using `load(N)`.
+fn expand_marker(
+    content: &str,
+    name: &str,
+    load: &dyn Fn(u32) -> Result<String>,
+) -> Result<String> {
+    let open = format!("{{{{#{name} ");
     let mut out = String::with_capacity(content.len());
     let mut rest = content;
-    while let Some(start) = rest.find(OPEN) {
+    while let Some(start) = rest.find(&open) {
         out.push_str(&rest[..start]);
-        let after = &rest[start + OPEN.len()..];
+        let after = &rest[start + open.len()..];
         let Some(end) = after.find("}}") else {
-            bail!("unclosed {OPEN}…: write {{{{#dockling-lesson N}}}}");
+            bail!("unclosed {open}…: write {{{{#{name} N}}}}");
         };
         let n: u32 = after[..end]
             .trim()
             .parse()
-            .with_context(|| format!("{OPEN}{}}}}}: N must be a lesson number", &after[..end]))?;
+            .with_context(|| format!("{open}{}}}}}: N must be a lesson number", &after[..end]))?;
         out.push_str(&load(n)?);
         rest = &after[end + 2..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Lesson `n`'s figure as the page shows it: the SVG inline (an HTML block to Markdown, so
+/// without blank lines), in a `<figure>` whose caption says where it comes from.
+fn figure(n: u32, svg: &str) -> Result<String> {
+    let svg = svg.trim();
+    if !svg.starts_with("<svg") || !svg.ends_with("</svg>") {
+        bail!("lesson {n}'s figure is not an SVG drawn by `dockling trace render`");
+    }
+    let svg: Vec<&str> = svg.lines().filter(|l| !l.trim().is_empty()).collect();
+    Ok(format!(
+        "<figure class=\"dockling-figure\" id=\"figure-{n:02}\">\n{}\n<figcaption>Figure: the trace of \
+         this lesson's traced <code>dockling run</code>, drawn by <code>dockling trace render \
+         --by-order</code>. Steps are placed in the order they happened, not to time (times \
+         change from run to run): one lane per subsystem, a bar per step, a tick per system \
+         call (red: it failed). Below, the namespaces its <code>clone</code> and \
+         <code>unshare</code> flags made and the mounts its <code>mount</code> calls left. \
+         Hover a bar for its step's name.</figcaption>\n</figure>\n",
+        svg.join("\n")
+    ))
 }
 
 impl Preprocessor for Lessons {
@@ -73,10 +106,22 @@ impl Preprocessor for Lessons {
             })?;
             Ok(snapshot_body(&text).to_string())
         };
+        let load_figure = |n: u32| -> Result<String> {
+            let path = dir.join(format!("lesson_{n:02}.svg"));
+            let svg = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "lesson {n}: no tested figure at {} (add the lesson to FIGURES in tests/lessons.rs and run `cargo test --test lessons`)",
+                    path.display()
+                )
+            })?;
+            figure(n, &svg)
+        };
         let mut failure = None;
         book.for_each_mut(|item| {
             if let BookItem::Chapter(ch) = item {
-                match expand(&ch.content, &load) {
+                match expand(&ch.content, &load)
+                    .and_then(|c| expand_marker(&c, "dockling-figure", &load_figure))
+                {
                     Ok(c) => ch.content = c,
                     Err(e) => {
                         failure.get_or_insert(e.context(format!("chapter {}", ch.name)));
@@ -224,6 +269,26 @@ mod tests {
         assert!(expand("{{#dockling-lesson x}}", &load).is_err());
         assert!(expand("{{#dockling-lesson 1", &load).is_err());
         assert_eq!(expand("no markers", &load).unwrap(), "no markers");
+    }
+
+    #[test]
+    fn figure_markers_become_inline_svgs_with_a_caption() {
+        let load = |n: u32| -> Result<String> {
+            if n == 4 {
+                figure(4, "<svg a>\n<text>x</text>\n\n</svg>\n")
+            } else {
+                bail!("no figure {n}")
+            }
+        };
+        let out =
+            expand_marker("a\n\n{{#dockling-figure 04}}\nb", "dockling-figure", &load).unwrap();
+        assert!(out.starts_with("a\n\n<figure class=\"dockling-figure\" id=\"figure-04\">\n<svg a>\n<text>x</text>\n</svg>\n<figcaption>"), "{out}");
+        assert!(out.ends_with("</figure>\n\nb"), "{out}");
+        // An HTML block ends at a blank line: the figure has none.
+        let fig = &out[3..out.len() - 2];
+        assert!(!fig.trim().contains("\n\n"), "{out}");
+        assert!(expand_marker("{{#dockling-figure 5}}", "dockling-figure", &load).is_err());
+        assert!(figure(4, "not svg").is_err());
     }
 
     #[test]

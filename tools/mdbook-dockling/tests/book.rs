@@ -508,3 +508,46 @@ fn the_front_chapters_and_reference_maps_fit_the_window_and_show_their_figures()
         assert!(dom.contains(label), "a figure lacks `{label}`");
     }
 }
+
+#[test]
+fn lesson_4_shows_its_figure_drawn_from_its_own_trace() {
+    let page = built().join("lessons/04-namespaces.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        !html.contains("{{#dockling-figure"),
+        "a figure marker was left unexpanded"
+    );
+    let svg = std::fs::read_to_string(book_dir().join("../../tests/snapshots/lesson_04.svg"))
+        .expect("tests/snapshots/lesson_04.svg (cargo test --test lessons draws it)");
+    let start = html
+        .find("<figure class=\"dockling-figure\" id=\"figure-04\">")
+        .expect("lesson 4's page has no figure");
+    let fig = &html[start..];
+    let fig = &fig[..fig.find("</figure>").expect("an unclosed figure")];
+    // The tested SVG itself, inline, not escaped into text or cut at a blank line (mdBook
+    // writes attribute names in lower case, `viewbox`, which an HTML parser puts back).
+    let first = svg.lines().next().unwrap().to_lowercase();
+    assert!(
+        fig.to_lowercase().contains(&first),
+        "the figure is not the tested SVG: {fig:.300}"
+    );
+    assert!(fig.contains("</svg>"), "the SVG is cut: {fig:.300}");
+    for needle in [
+        r#"data-subsystem="namespaces""#,
+        r#"data-ns="mnt" data-new="true""#,
+        // The step drawn is the lesson's `--pid host --uts host` run.
+        r#"data-ns="pid" data-new="false""#,
+        r#"data-ns="uts" data-new="false""#,
+        r#"data-target="/proc" data-type="proc""#,
+        "first process in new namespaces",
+    ] {
+        assert!(fig.contains(needle), "the figure lacks {needle}");
+    }
+    assert!(fig.contains("<figcaption>"), "no caption");
+    // A browser reads it as SVG: its elements are in the DOM.
+    let dom = render(chromium(), &page);
+    assert!(
+        dom.contains("<svg") && dom.contains(r#"data-ns="pid" data-new="false""#),
+        "the rendered page has no SVG figure"
+    );
+}
