@@ -94,14 +94,7 @@ pub fn prune_cache(ctx: &Context) -> Result<(Vec<String>, u64)> {
     let containers = Containers::open(&ctx.root)?;
     let (steps, keep) = step_images(ctx, &store)?;
     // Asked again under the store lock as each image is removed (a `run` may start meanwhile).
-    let used_by = |id: &str| {
-        containers
-            .list()
-            .ok()?
-            .into_iter()
-            .find(|c| c.spec.image_id == id)
-            .map(|c| c.spec.id[..12].to_string())
-    };
+    let used_by = |id: &str| super::image_user(&containers, id);
     let mut gone = Vec::new();
     let mut bytes = 0u64;
     let mut ordered: Vec<&String> = steps.iter().filter(|id| !keep.contains(*id)).collect();

@@ -155,14 +155,7 @@ pub fn prune_images(ctx: &Context, args: &PruneArgs, already: u64) -> Result<i32
     let listed = containers.list()?;
     let used = |id: &str| listed.iter().any(|c| c.spec.image_id == id);
     // Asked again under the store lock as each image is removed (a `run` may start meanwhile).
-    let used_by = |id: &str| {
-        containers
-            .list()
-            .ok()?
-            .into_iter()
-            .find(|c| c.spec.image_id == id)
-            .map(|c| c.spec.id[..12].to_string())
-    };
+    let used_by = |id: &str| super::image_user(&containers, id);
     let mut lines = Vec::new();
     let mut reclaimed = already;
     let mut done = std::collections::HashSet::new();

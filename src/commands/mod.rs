@@ -81,6 +81,18 @@ pub mod tag;
 pub mod trace;
 pub mod volume;
 
+/// The short id of a container that uses image `id`, read afresh from the records: what
+/// `Store::remove` asks under the store lock (a `run` records its container under the same
+/// lock), so a container created meanwhile keeps its image.
+pub fn image_user(containers: &crate::container::Containers, id: &str) -> Option<String> {
+    containers
+        .list()
+        .ok()?
+        .into_iter()
+        .find(|c| c.spec.image_id == id)
+        .map(|c| c.spec.id[..12].to_string())
+}
+
 /// Refuse to go on without root: namespaces, mounts and cgroups need it.
 pub fn require_root(what: &str) -> Result<()> {
     if nix::unistd::geteuid().is_root() {

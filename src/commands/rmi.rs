@@ -13,14 +13,7 @@ pub fn run(ctx: &Context, args: &RmiArgs) -> Result<i32> {
     let containers = Containers::open(&ctx.root)?;
     // Asked under the store lock (see `Store::remove`): a `run` records its container under
     // the same lock, so one created meanwhile is seen and its image kept.
-    let used_by = |id: &str| {
-        containers
-            .list()
-            .ok()?
-            .into_iter()
-            .find(|c| c.spec.image_id == id)
-            .map(|c| c.spec.id[..12].to_string())
-    };
+    let used_by = |id: &str| super::image_user(&containers, id);
     let mut code = 0;
     for name in &args.images {
         match store.remove(name, args.force, &used_by) {

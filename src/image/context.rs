@@ -19,6 +19,7 @@
 //! `ADD` of a local tar archive (plain or gzip) writes its entries under the destination, as
 //! Docker extracts it; `ADD` of a URL is refused.
 
+use crate::image::hashing::Hashing;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -980,20 +981,6 @@ impl<R: Read> Read for Exact<R> {
             ));
         }
         self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// A reader that hashes what is read through it.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
         Ok(n)
     }
 }

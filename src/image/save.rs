@@ -15,6 +15,7 @@
 //! rewritten as the OCI manifest Docker writes. Each blob is hashed while it is copied: a
 //! damaged one fails the save (`dockling system fsck` repairs the store).
 
+use crate::image::hashing::Hashing;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -236,20 +237,6 @@ fn append_blob<W: Write>(
         return Err(damaged(format!("its content hashes to {got}")));
     }
     Ok(())
-}
-
-/// Hashes what is read through it.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 fn append_json<W: Write>(out: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> Result<()> {

@@ -3,6 +3,7 @@
 //! `max-layer-entries`, and hashed: what it says is trusted only when the hash is the diff_id
 //! the image config promises, exactly as for an unpack.
 
+use crate::image::hashing::Hashing;
 use std::fs::File;
 use std::io::{BufReader, Read};
 
@@ -12,20 +13,6 @@ use super::{hex_of, Capped, Store};
 use crate::error::{Error, Result};
 use crate::image::ImageError;
 use crate::layers::view::{read_layer, Entry};
-
-/// Hashes everything read through it.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-}
 
 impl Store {
     /// The uncompressed tar of layer blob `blob` (plain, gzip or zstd), as a stream.
