@@ -1059,6 +1059,23 @@ fn extract_into<W: Write>(
         }
         let mut h = e.header().clone();
         let target = dir.join(&clean);
+        // What a PAX header said of the entry is kept: its size (over 8 GiB it lives only
+        // there; the plain header's would disagree with the data appended) and its xattrs
+        // (`security.capability`: a file's capabilities). overlayfs's own are left out.
+        h.set_size(e.size());
+        let mut xattrs = Vec::new();
+        if let Some(exts) = e.pax_extensions()? {
+            for ext in exts {
+                let ext = ext?;
+                let Ok(key) = ext.key() else { continue };
+                if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                    if !crate::layers::commit::overlay_xattr(name) {
+                        xattrs.extend(crate::layers::commit::pax_record(key, ext.value_bytes()));
+                    }
+                }
+            }
+        }
+        crate::layers::commit::pax_xattrs(b, &target, &xattrs)?;
         match h.entry_type() {
             tar::EntryType::Symlink => {
                 let t = e.link_name()?.map(|t| t.into_owned()).unwrap_or_default();
@@ -1532,6 +1549,72 @@ mod tests {
             ..Default::default()
         };
         assert_ne!(copy(&chown).1, key2);
+    }
+
+    #[test]
+    fn add_keeps_what_an_archive_s_pax_headers_say_of_an_entry() {
+        // A file with a capability (SCHILY.xattr.security.capability) and a PAX size that
+        // overrides a wrong one in the plain header: both kept, overlayfs's own xattr dropped.
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = tar::Builder::new(Vec::new());
+        let mut records = crate::layers::commit::pax_record(
+            "SCHILY.xattr.security.capability",
+            b"\x01\x00\x00\x02",
+        );
+        records.extend(crate::layers::commit::pax_record(
+            "SCHILY.xattr.trusted.overlay.opaque",
+            b"y",
+        ));
+        records.extend(crate::layers::commit::pax_record("size", b"5"));
+        crate::layers::commit::pax_xattrs(&mut t, Path::new("ping"), &records).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_path("ping").unwrap();
+        h.set_size(1); // wrong on purpose: the PAX record says 5
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        t.append(&h, &b"pong\n"[..]).unwrap();
+        std::fs::write(dir.path().join("cap.tar"), t.into_inner().unwrap()).unwrap();
+        let root = safefs::open_root(dir.path()).unwrap();
+        let ignore = Ignore::default();
+        let src = Source::Context {
+            root: root.as_fd(),
+            ignore: &ignore,
+        };
+        let add = CopyOptions {
+            extract: true,
+            ..Default::default()
+        };
+        let (tar, _) = copy_layer(&src, &["cap.tar".into()], "/bin/", &add, Vec::new()).unwrap();
+        let mut a = tar::Archive::new(&tar[..]);
+        let mut found = false;
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap() != Path::new("bin/ping") {
+                continue;
+            }
+            found = true;
+            let xattrs: Vec<(String, Vec<u8>)> = e
+                .pax_extensions()
+                .unwrap()
+                .expect("a PAX header before bin/ping")
+                .map(|x| {
+                    let x = x.unwrap();
+                    (x.key().unwrap().to_string(), x.value_bytes().to_vec())
+                })
+                .collect();
+            assert_eq!(
+                xattrs,
+                [(
+                    "SCHILY.xattr.security.capability".to_string(),
+                    b"\x01\x00\x00\x02".to_vec()
+                )]
+            );
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).unwrap();
+            assert_eq!(v, b"pong\n");
+        }
+        assert!(found, "bin/ping is not in the layer");
     }
 
     #[test]

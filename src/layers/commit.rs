@@ -68,7 +68,7 @@ pub struct LayerWriter<W: Write> {
 
 /// A PAX record: `"<len> <key>=<value>\n"`, where `<len>` counts the whole record, itself
 /// included.
-fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+pub(crate) fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
     let rest = key.len() + value.len() + 3; // ' ', '=', '\n'
     let mut len = rest + 1;
     while len != rest + len.to_string().len() {
@@ -80,8 +80,40 @@ fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Append a PAX extended header holding `records` (`SCHILY.xattr.*` ones, made by
+/// [`pax_record`]) for the entry `name` that follows it; nothing when there are none.
+pub(crate) fn pax_xattrs<W: std::io::Write>(
+    out: &mut tar::Builder<W>,
+    name: &Path,
+    data: &[u8],
+) -> std::io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(EntryType::XHeader);
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_mtime(0);
+    // The name of a PAX header is informational; keep it short and fixed.
+    let short: Vec<u8> = name
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .take(80)
+        .copied()
+        .collect();
+    let mut pax_name = b"PaxHeaders/".to_vec();
+    pax_name.extend(short);
+    let field = &mut h.as_ustar_mut().expect("ustar").name;
+    let n = pax_name.len().min(field.len());
+    field[..n].copy_from_slice(&pax_name[..n]);
+    h.set_cksum();
+    out.append(&h, data)
+}
+
 /// True for an xattr that is overlayfs's own bookkeeping, never content.
-fn overlay_xattr(name: &str) -> bool {
+pub(crate) fn overlay_xattr(name: &str) -> bool {
     name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
 }
 
@@ -142,29 +174,7 @@ impl<W: Write> LayerWriter<W> {
                 data.extend(pax_record(&format!("SCHILY.xattr.{k}"), &v));
             }
         }
-        if data.is_empty() {
-            return Ok(());
-        }
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(EntryType::XHeader);
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        h.set_mtime(0);
-        // The name of a PAX header is informational; keep it short and fixed.
-        let short: Vec<u8> = name
-            .as_os_str()
-            .as_bytes()
-            .iter()
-            .take(80)
-            .copied()
-            .collect();
-        let mut pax_name = b"PaxHeaders/".to_vec();
-        pax_name.extend(short);
-        let field = &mut h.as_ustar_mut().expect("ustar").name;
-        let n = pax_name.len().min(field.len());
-        field[..n].copy_from_slice(&pax_name[..n]);
-        h.set_cksum();
-        self.out.append(&h, &data[..])
+        pax_xattrs(&mut self.out, name, &data)
     }
 
     /// An empty regular file named `name` with `st`'s owner and mtime and `mode`: the form
