@@ -27,7 +27,7 @@ use crate::cli::BuildArgs;
 use crate::commands::{commit, require_root, run, Context};
 use crate::container::Containers;
 use crate::error::{Error, Result};
-use crate::image::change::{set_pairs, Pairs};
+use crate::image::change::{set_keys, set_pairs, Pairs};
 use crate::image::commit::LayerTar;
 use crate::image::context::{self as bctx, CopyOptions, Ignore, Source};
 use crate::image::dockerfile::{self as df, Args, Instruction, Vars};
@@ -1070,13 +1070,7 @@ impl Builder<'_> {
                 Some((
                     shown,
                     Box::new(move |c: &mut Value| {
-                        let cfg = &mut c["config"];
-                        if !cfg["ExposedPorts"].is_object() {
-                            cfg["ExposedPorts"] = json!({});
-                        }
-                        for p in &norm {
-                            cfg["ExposedPorts"][p] = json!({});
-                        }
+                        set_keys(&mut c["config"], "ExposedPorts", &norm)
                     }),
                 ))
             }
@@ -1085,15 +1079,7 @@ impl Builder<'_> {
                 let shown = format!("VOLUME {}", serde_json::to_string(&vols).expect("json"));
                 Some((
                     shown,
-                    Box::new(move |c: &mut Value| {
-                        let cfg = &mut c["config"];
-                        if !cfg["Volumes"].is_object() {
-                            cfg["Volumes"] = json!({});
-                        }
-                        for v in &vols {
-                            cfg["Volumes"][v] = json!({});
-                        }
-                    }),
+                    Box::new(move |c: &mut Value| set_keys(&mut c["config"], "Volumes", &vols)),
                 ))
             }
             "SHELL" => {

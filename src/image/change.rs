@@ -36,7 +36,7 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
                 } else {
                     format!("{port}/tcp")
                 };
-                cfg["ExposedPorts"][p] = json!({});
+                set_keys(cfg, "ExposedPorts", &[p]);
             }
         }
         "VOLUME" => {
@@ -53,9 +53,7 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
                 }
                 .into());
             }
-            for p in paths {
-                cfg["Volumes"][p] = json!({});
-            }
+            set_keys(cfg, "Volumes", &paths);
         }
         "LABEL" => set_pairs(cfg, Pairs::Label, &pairs(change, rest, "LABEL", false)?),
         other => {
@@ -66,6 +64,18 @@ pub(crate) fn apply_change(cfg: &mut Value, change: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Add `keys` to the set-like object `field` of a config's `config` object (`ExposedPorts`,
+/// `Volumes`: each key maps to `{}`), making it when it is missing or not an object;
+/// `--change` and `dockling build` share it.
+pub(crate) fn set_keys(cfg: &mut Value, field: &str, keys: &[String]) {
+    if !cfg[field].is_object() {
+        cfg[field] = json!({});
+    }
+    for k in keys {
+        cfg[field][k] = json!({});
+    }
 }
 
 /// What `KEY=value` pairs set.

@@ -541,14 +541,7 @@ fn check_images(a: &Read_<'_>, store: &Store) -> Result<Vec<Pending>> {
                 .map(|l| a.lookup("manifest.json", l))
                 .collect::<Result<_>>()?;
             let diff_ids = config.rootfs().diff_ids().clone();
-            if diff_ids.len() != layers.len() {
-                return Err(ImageError::LayerCount {
-                    id: config_digest,
-                    layers: layers.len(),
-                    diff_ids: diff_ids.len(),
-                }
-                .into());
-            }
+            same_count(&config_digest, layers.len(), diff_ids.len())?;
             let tags = item
                 .repo_tags
                 .unwrap_or_default()
@@ -599,14 +592,7 @@ fn check_images(a: &Read_<'_>, store: &Store) -> Result<Vec<Pending>> {
                 .map(|l| a.described(&digest, l))
                 .collect::<Result<Vec<_>>>()?;
             let diff_ids = config.rootfs().diff_ids().clone();
-            if diff_ids.len() != layers.len() {
-                return Err(ImageError::LayerCount {
-                    id: config_digest,
-                    layers: layers.len(),
-                    diff_ids: diff_ids.len(),
-                }
-                .into());
-            }
+            same_count(&config_digest, layers.len(), diff_ids.len())?;
             // Docker writes one entry per tag of the same manifest: one image, its tags.
             match pending.iter_mut().find(|p| p.manifest_digest == digest) {
                 Some(p) => p.tags.extend(tags),
@@ -683,6 +669,19 @@ fn load_into(
         }
     }
     Ok(lines)
+}
+
+/// A manifest's layers and its config's `diff_ids` pair up one to one, or the archive is refused.
+fn same_count(config: &str, layers: usize, diff_ids: usize) -> Result<()> {
+    if layers != diff_ids {
+        return Err(ImageError::LayerCount {
+            id: config.to_string(),
+            layers,
+            diff_ids,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

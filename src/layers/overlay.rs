@@ -34,6 +34,19 @@ fn top_first_once(lowers: &[PathBuf]) -> Result<Vec<String>> {
         .collect()
 }
 
+/// `data` if `mount(2)` takes it (one page), else the error naming the stack's size.
+fn fits(data: String, layers: usize) -> Result<String> {
+    if data.len() > MAX_DATA {
+        return Err(super::LayerError::OverlayOptionsTooLong {
+            layers,
+            bytes: data.len(),
+            max: MAX_DATA,
+        }
+        .into());
+    }
+    Ok(data)
+}
+
 /// `lowerdir=top:…:bottom,upperdir=…,workdir=…` for layers given bottom first.
 pub fn mount_data(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<String> {
     if lowers.is_empty() {
@@ -46,15 +59,7 @@ pub fn mount_data(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Strin
         check(upper)?,
         check(work)?
     );
-    if data.len() > MAX_DATA {
-        return Err(super::LayerError::OverlayOptionsTooLong {
-            layers: lowers.len(),
-            bytes: data.len(),
-            max: MAX_DATA,
-        }
-        .into());
-    }
-    Ok(data)
+    fits(data, lowers.len())
 }
 
 /// `lowerdir=top:…:bottom` for directories given bottom first: a read-only overlay, no upper
@@ -66,15 +71,7 @@ pub fn read_only_data(lowers: &[PathBuf]) -> Result<String> {
         return Err(super::LayerError::NoLayers.into());
     }
     let data = format!("lowerdir={}", lower.join(":"));
-    if data.len() > MAX_DATA {
-        return Err(super::LayerError::OverlayOptionsTooLong {
-            layers: lowers.len(),
-            bytes: data.len(),
-            max: MAX_DATA,
-        }
-        .into());
-    }
-    Ok(data)
+    fits(data, lowers.len())
 }
 
 #[cfg(test)]
