@@ -84,12 +84,12 @@ fn every_lesson_has_an_exercise_and_every_check_words_and_a_solution() {
                 c.name
             );
             assert!(
-                c.expected.trim().len() > 10,
+                c.expected.get("en").trim().len() > 10,
                 "lesson {n}, check {:?}: say what is expected in words",
                 c.name
             );
             assert!(
-                !c.hint.trim().is_empty(),
+                !c.hint.get("en").trim().is_empty(),
                 "lesson {n}, check {:?}: no hint",
                 c.name
             );
@@ -128,7 +128,9 @@ fn every_check_fails_before_the_exercise_and_passes_after() {
         );
         for c in &lesson.check {
             assert!(
-                before.stdout.contains(&format!("{}: not yet\n", c.name)),
+                before
+                    .stdout
+                    .contains(&format!("{}: not yet\n", c.name.get("en"))),
                 "lesson {n}: check {:?} does not fail before the exercise:\n{}",
                 c.name,
                 before.stdout
@@ -152,7 +154,7 @@ fn every_check_fails_before_the_exercise_and_passes_after() {
         let oks = lesson
             .check
             .iter()
-            .map(|c| format!("{}: ok\n", c.name))
+            .map(|c| format!("{}: ok\n", c.name.get("en")))
             .collect::<String>();
         assert_eq!(
             (after.code, after.stdout.as_str()),

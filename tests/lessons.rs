@@ -124,6 +124,35 @@ fn filter(lab: &Lab, known: &std::collections::HashSet<String>, text: &str) -> S
         .into_owned()
 }
 
+/// A transcript's fenced blocks (commands, output, trace lines), less what is in the reader's
+/// language: a trace highlight's title and its explanations (`↳`).
+fn transcript_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    let mut first = false;
+    for line in markdown.lines() {
+        match (&mut current, line.starts_with("```")) {
+            (None, true) => {
+                current = Some(vec![line]);
+                first = true;
+            }
+            (Some(b), true) => {
+                b.push(line);
+                blocks.push(current.take().unwrap().join("\n"));
+            }
+            (Some(b), false) => {
+                let titled = first && b[0] == "```text";
+                if !titled && !line.trim_start().starts_with('↳') {
+                    b.push(line);
+                }
+                first = false;
+            }
+            (None, false) => {}
+        }
+    }
+    blocks
+}
+
 #[test]
 fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
     let lab = Lab::new();
@@ -176,7 +205,41 @@ fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
                 );
             }
         }
-        insta::assert_snapshot!(format!("lesson_{n:02}"), filter(&lab, &known, &out.stdout));
+        let en = filter(&lab, &known, &out.stdout);
+        insta::assert_snapshot!(format!("lesson_{n:02}"), en);
+        // The Korean edition's chapter: the same lesson, run again in Korean. Its commands and
+        // what they printed are the English run's, line for line; only the prose, the lines
+        // the runner frames them with and the trace's explanations are Korean.
+        let out: common::Out = ns
+            .enter(lab.command(&[
+                "--lang",
+                "ko",
+                "lesson",
+                "run",
+                &n.to_string(),
+                "--format",
+                "markdown",
+            ]))
+            .env("TMPDIR", &tmp)
+            .output()
+            .expect("run dockling")
+            .into();
+        assert_eq!(
+            out.code, 0,
+            "lesson {n} in Korean failed:\n{}\n{}",
+            out.stderr, out.stdout
+        );
+        let ko = filter(&lab, &known, &out.stdout);
+        assert_eq!(
+            transcript_blocks(&en),
+            transcript_blocks(&ko),
+            "lesson {n}: the Korean run's commands and output are not the English run's"
+        );
+        assert!(
+            ko.contains(|c: char| ('\u{ac00}'..='\u{d7a3}').contains(&c)),
+            "lesson {n} in Korean has no Korean:\n{ko}"
+        );
+        insta::assert_snapshot!(format!("lesson_{n:02}_ko"), ko);
     }
     assert!(
         preloaded >= 10,
@@ -442,7 +505,9 @@ fn stable_trace(lab: &Lab, text: &str) -> String {
             e["type"] != "syscall"
                 || !(e["subsystem"] == "cgroups"
                     || (e["step"] == "rootfs.mounts" && call != "mount")
-                    || e["args"].as_str().is_some_and(|a| a.contains("/sys/fs/cgroup/")))
+                    || e["args"]
+                        .as_str()
+                        .is_some_and(|a| a.contains("/sys/fs/cgroup/")))
         })
         .collect();
     // An order that does not depend on how the engine and the container raced: each
@@ -586,6 +651,23 @@ fn the_books_figures_are_the_lessons_own_traces_drawn() {
             svg.stdout
         );
         assert_file_snapshot(&snapshots.join(format!("lesson_{n:02}.svg")), &svg.stdout);
+        // The Korean edition's figure: the same trace, its steps titled from the Korean
+        // catalog.
+        let ko = lab.cmd(&[
+            "--lang",
+            "ko",
+            "trace",
+            "render",
+            "--by-order",
+            fixture.to_str().unwrap(),
+        ]);
+        assert_eq!(ko.code, 0, "{}", ko.stderr);
+        assert!(
+            ko.stdout.contains("마운트") && ko.stdout != svg.stdout,
+            "the Korean figure has no Korean step titles:\n{}",
+            ko.stdout
+        );
+        assert_file_snapshot(&snapshots.join(format!("lesson_{n:02}_ko.svg")), &ko.stdout);
     }
     assert!(lab.containers_left().is_empty());
 }

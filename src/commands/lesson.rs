@@ -31,7 +31,18 @@ pub fn run(ctx: &Context, args: &LessonArgs) -> Result<i32> {
     match &args.command {
         LessonCommand::List => {
             for (n, _, l) in crate::lessons::all()? {
-                println!("{n:>2}. {:<42} {}", l.title, l.goal);
+                let title = l.title.tr();
+                // Padded by characters as a terminal shows them: a Hangul syllable takes two
+                // columns.
+                let width: usize = title
+                    .chars()
+                    .map(|c| if c >= '\u{1100}' { 2 } else { 1 })
+                    .sum();
+                println!(
+                    "{n:>2}. {title}{} {}",
+                    " ".repeat(42usize.saturating_sub(width)),
+                    l.goal.tr()
+                );
             }
             Ok(0)
         }
@@ -99,7 +110,14 @@ pub fn tour(ctx: &Context, args: &TourArgs) -> Result<i32> {
     let mut steps = 0;
     let started = std::time::Instant::now();
     for (n, _, lesson) in &lessons {
-        let _ = writeln!(out, "Lesson {n}: {}", lesson.title);
+        let _ = writeln!(
+            out,
+            "{}",
+            crate::trace::catalog::Catalog::get().lesson(
+                "check.lesson",
+                &[("n", &n.to_string()), ("title", lesson.title.tr())]
+            )
+        );
         let scratch = Scratch::new(&mirror, &cgroup_parent(ctx))?;
         let outcome = runner::run(
             *n,

@@ -6,6 +6,11 @@
 //! its `dockling run` is then traced and the named syscalls are shown with their reasons.
 //! `cleanup:` lines run at the end whatever happened; `check:` lines judge a student's own
 //! work (`dockling lesson check N`). Unknown keys are errors naming the file and line.
+//!
+//! The texts a student reads (title, goal, intro, outro, a step's `say`, a check's name,
+//! expected and hint) are [`Text`]s: one string per language (`en:` and `ko:`), one set of
+//! commands for all. The language shown is the trace catalog's (`--lang`, `DOCKLING_LANG`, the
+//! locale), so a Korean run explains its calls in Korean too.
 
 mod error;
 pub mod runner;
@@ -91,17 +96,82 @@ pub const LESSONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A text a student reads, in every language the course ships: `{en: ..., ko: ...}`. A plain
+/// string is English alone (a lesson being written); the tests want every language.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Text(std::collections::BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Text, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            English(String),
+            ByLanguage(std::collections::BTreeMap<String, String>),
+        }
+        let map = match Form::deserialize(d)? {
+            Form::English(s) => [("en".to_string(), s)].into(),
+            Form::ByLanguage(map) => map,
+        };
+        if let Some(bad) = map
+            .keys()
+            .find(|k| crate::trace::catalog::language_code(k) != Some(k.as_str()))
+        {
+            return Err(serde::de::Error::custom(format!(
+                "{bad:?} is not a language the course ships (the languages: {})",
+                crate::trace::catalog::language_list()
+            )));
+        }
+        if !map.contains_key("en") {
+            return Err(serde::de::Error::custom(
+                "a text needs its English (`en:`), the edition every other one follows",
+            ));
+        }
+        Ok(Text(map))
+    }
+}
+
+impl Text {
+    /// The text in the language explanations are in ([`Catalog::language`]), or English where
+    /// that language has none yet.
+    ///
+    /// [`Catalog::language`]: crate::trace::catalog::Catalog::language
+    pub fn tr(&self) -> &str {
+        self.get(crate::trace::catalog::Catalog::language())
+    }
+
+    /// The text in `lang`, or English where it has none.
+    pub fn get(&self, lang: &str) -> &str {
+        self.0
+            .get(lang)
+            .or_else(|| self.0.get("en"))
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// The languages it is written in.
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text([("en".to_string(), s.to_string())].into())
+    }
+}
+
 /// One lesson.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lesson {
     /// The chapter title.
-    pub title: String,
+    pub title: Text,
     /// One line: what the student will be able to do.
-    pub goal: String,
+    pub goal: Text,
     /// Prose before the first step (Markdown).
     #[serde(default)]
-    pub intro: String,
+    pub intro: Text,
     /// Lab images the lesson starts with: pulled into its scratch store, unseen, before the
     /// first step, so the lesson does not open with a pull it is not about.
     #[serde(default)]
@@ -116,7 +186,7 @@ pub struct Lesson {
     pub check: Vec<Check>,
     /// Prose after the last step (Markdown).
     #[serde(default)]
-    pub outro: String,
+    pub outro: Text,
 }
 
 /// One step: prose, a command, what must come out.
@@ -125,7 +195,7 @@ pub struct Lesson {
 pub struct Step {
     /// What to say before the command (Markdown).
     #[serde(default)]
-    pub say: String,
+    pub say: Text,
     /// The command, a shell line; `dockling` is the binary running the lesson.
     pub run: String,
     /// What must come out.
@@ -163,7 +233,7 @@ pub struct Expect {
 #[serde(deny_unknown_fields)]
 pub struct Check {
     /// What is checked, as the student reads it ("container web is running").
-    pub name: String,
+    pub name: Text,
     /// The command that finds out.
     pub run: String,
     /// What its output must be.
@@ -171,10 +241,10 @@ pub struct Check {
     pub expect: Expect,
     /// What a passing result is, in words, shown when the check fails ("a container named
     /// quitter that exited with code 3"): never the raw expectation.
-    pub expected: String,
+    pub expected: Text,
     /// What to do when it fails.
     #[serde(default)]
-    pub hint: String,
+    pub hint: Text,
     /// Shell lines that do the exercise (run in order, after the earlier checks' solutions).
     /// Hidden from students: `lesson check` never prints it and the book does not show it;
     /// tests/lesson_checks.rs runs it to prove the check passes after the work and not before.
@@ -239,7 +309,7 @@ impl Lesson {
             for re in &c.expect.matches {
                 regex::Regex::new(re).map_err(|source| LessonError::BadCheckRegex {
                     file: file.to_string(),
-                    check: c.name.clone(),
+                    check: c.name.get("en").to_string(),
                     regex: re.clone(),
                     source,
                 })?;
@@ -247,7 +317,7 @@ impl Lesson {
             if c.solution.trim().is_empty() {
                 return Err(LessonError::CheckWithoutSolution {
                     file: file.to_string(),
-                    check: c.name.clone(),
+                    check: c.name.get("en").to_string(),
                 }
                 .into());
             }

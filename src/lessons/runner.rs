@@ -22,6 +22,7 @@ use super::{Check, Expect, Lesson, Step};
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::sys::Sys;
+use crate::trace::catalog::Catalog;
 
 /// How long one step may take.
 pub const STEP_LIMIT: Duration = Duration::from_secs(180);
@@ -480,10 +481,12 @@ pub fn judge(expect: &Expect, out: &Output) -> Vec<String> {
 
 /// The line above a step's trace highlights: where they come from.
 fn highlights_title(step: &Step) -> String {
-    format!(
-        "In {}, the calls asked for ({}):",
-        step.trace_file().unwrap_or("the trace"),
-        step.trace.join(", ")
+    Catalog::get().lesson(
+        "highlights",
+        &[
+            ("file", step.trace_file().unwrap_or("trace")),
+            ("calls", &step.trace.join(", ")),
+        ],
     )
 }
 
@@ -629,40 +632,46 @@ pub fn run(
     let ready = if lesson.images.is_empty() {
         String::new()
     } else {
-        format!(
-            "Pulled from the lab before the first step: {}.",
-            lesson.images.join(", ")
-        )
+        Catalog::get().lesson("preloaded", &[("images", &lesson.images.join(", "))])
     };
     let skipped = if pace.from > 1 {
-        format!(
-            "(Steps 1 to {} ran first, without being shown: what follows starts where they left off.)\n\n",
-            pace.from - 1
-        )
+        let last = (pace.from - 1).to_string();
+        Catalog::get().lesson("skipped", &[("last", &last)]) + "\n\n"
     } else {
         String::new()
     };
+    let (title, goal, intro) = (
+        lesson.title.tr(),
+        lesson.goal.tr(),
+        lesson.intro.tr().trim(),
+    );
     match format {
         Format::Text => {
+            let cat = Catalog::get();
             let _ = writeln!(
                 out,
-                "━━ Lesson {n}: {}\nGoal: {}\n",
-                lesson.title, lesson.goal
+                "{}\n{}\n",
+                cat.lesson("header", &[("n", &n.to_string()), ("title", title)]),
+                cat.lesson("goal", &[("goal", goal)])
             );
             if !ready.is_empty() {
                 let _ = writeln!(out, "({ready})\n");
             }
-            if pace.from == 1 && !lesson.intro.trim().is_empty() {
-                let _ = writeln!(out, "{}\n", lesson.intro.trim());
+            if pace.from == 1 && !intro.is_empty() {
+                let _ = writeln!(out, "{intro}\n");
             }
         }
         Format::Markdown => {
-            let _ = writeln!(out, "*Goal: {}*\n", lesson.goal);
+            let _ = writeln!(
+                out,
+                "*{}*\n",
+                Catalog::get().lesson("goal", &[("goal", goal)])
+            );
             if !ready.is_empty() {
                 let _ = writeln!(out, "*{ready}*\n");
             }
-            if pace.from == 1 && !lesson.intro.trim().is_empty() {
-                let _ = writeln!(out, "{}\n", lesson.intro.trim());
+            if pace.from == 1 && !intro.is_empty() {
+                let _ = writeln!(out, "{intro}\n");
             }
         }
         Format::Progress => {}
@@ -692,8 +701,9 @@ pub fn run(
         // command, then the prompt.
         let shown_first = pace.pause && format == Format::Text;
         if shown_first {
-            if !step.say.trim().is_empty() {
-                let _ = writeln!(out, "▸ {}", step.say.trim());
+            let say = step.say.tr().trim();
+            if !say.is_empty() {
+                let _ = writeln!(out, "▸ {say}");
             }
             let _ = write!(out, "{}", command_lines(&step.run));
             let _ = out.flush();
@@ -725,8 +735,9 @@ pub fn run(
         match format {
             Format::Text => {
                 if !shown_first {
-                    if !step.say.trim().is_empty() {
-                        let _ = writeln!(out, "▸ {}", step.say.trim());
+                    let say = step.say.tr().trim();
+                    if !say.is_empty() {
+                        let _ = writeln!(out, "▸ {say}");
                     }
                     let _ = write!(out, "{}", command_lines(&step.run));
                 }
@@ -751,8 +762,9 @@ pub fn run(
                 }
             }
             Format::Markdown => {
-                if !step.say.trim().is_empty() {
-                    let _ = writeln!(out, "{}\n", step.say.trim());
+                let say = step.say.tr().trim();
+                if !say.is_empty() {
+                    let _ = writeln!(out, "{say}\n");
                 }
                 let _ = writeln!(
                     out,
@@ -790,8 +802,9 @@ pub fn run(
             outcome.failed.push((i + 1, wrong));
         }
     }
-    if format != Format::Progress && !lesson.outro.trim().is_empty() {
-        let _ = writeln!(out, "{}\n", lesson.outro.trim());
+    let outro = lesson.outro.tr().trim();
+    if format != Format::Progress && !outro.is_empty() {
+        let _ = writeln!(out, "{outro}\n");
     }
     for c in &lesson.cleanup {
         let _ = scratch.sh(c, false);
@@ -818,17 +831,19 @@ fn indent(s: &str) -> String {
 /// Wait for Enter (true) or `q` (false), on the terminal if there is one. The prompt names
 /// the step, and shows its prose and command unless `shown` (they were printed already).
 fn wait_for_enter(n: usize, i: usize, step: &Step, shown: bool) -> Result<bool> {
-    let mut prompt = format!("⏸ lesson {n}, step {i}");
+    let cat = Catalog::get();
+    let mut prompt = cat.lesson("paused", &[("n", &n.to_string()), ("step", &i.to_string())]);
     if !shown {
         prompt.push_str(":\n");
-        if !step.say.trim().is_empty() {
-            prompt.push_str(&format!("▸ {}\n", step.say.trim()));
+        let say = step.say.tr().trim();
+        if !say.is_empty() {
+            prompt.push_str(&format!("▸ {say}\n"));
         }
         prompt.push_str(&command_lines(&step.run));
     } else {
         prompt.push('\n');
     }
-    prompt.push_str("   Enter: run it · q: stop > ");
+    prompt.push_str(&format!("   {} > ", cat.lesson("paused.keys", &[])));
     let mut line = String::new();
     match std::fs::OpenOptions::new()
         .read(true)
@@ -894,17 +909,29 @@ pub fn check(
             }
         }
         let result = result?;
+        let cat = Catalog::get();
+        let name = c.name.tr();
         if judge(&c.expect, &result).is_empty() {
-            let _ = writeln!(out, "{}: ok", c.name);
+            let _ = writeln!(out, "{}", cat.lesson("check.ok", &[("name", name)]));
         } else {
             all = false;
-            let _ = writeln!(out, "{}: not yet", c.name);
-            let _ = writeln!(out, "   expected {}", c.expected.trim());
+            let _ = writeln!(out, "{}", cat.lesson("check.not_yet", &[("name", name)]));
+            let expected = c.expected.tr().trim();
+            let _ = writeln!(
+                out,
+                "   {}",
+                cat.lesson("check.expected", &[("expected", expected)])
+            );
             if let Some(found) = found(&result.text) {
-                let _ = writeln!(out, "   found: {found}");
+                let _ = writeln!(
+                    out,
+                    "   {}",
+                    cat.lesson("check.found", &[("found", &found)])
+                );
             }
-            if !c.hint.trim().is_empty() {
-                let _ = writeln!(out, "   hint: {}", c.hint.trim());
+            let hint = c.hint.tr().trim();
+            if !hint.is_empty() {
+                let _ = writeln!(out, "   {}", cat.lesson("check.hint", &[("hint", hint)]));
             }
         }
     }

@@ -35,6 +35,9 @@ pub struct Catalog {
     pub steps: BTreeMap<String, StepText>,
     /// Registry exchanges, by `registry::trace::kind`.
     pub http: BTreeMap<String, HttpText>,
+    /// The lesson runner's own lines around a lesson's texts ("Goal: …", a check's "not yet"),
+    /// with `{name}` placeholders: see [`Catalog::lesson`].
+    pub lesson: BTreeMap<String, String>,
 }
 
 /// Why an HTTP exchange with a registry happens, and where the protocol describes it.
@@ -152,6 +155,30 @@ impl Catalog {
     pub fn step(&self, key: &str) -> Option<&StepText> {
         self.steps.get(key)
     }
+
+    /// The lesson runner's line `key` with each `{name}` replaced by its value. A key this
+    /// language lacks is English's (the tests keep every language complete).
+    pub fn lesson(&self, key: &str, values: &[(&str, &str)]) -> String {
+        let template = self.lesson.get(key).cloned().unwrap_or_else(|| {
+            Catalog::parse(LANGUAGES[0].1)
+                .ok()
+                .and_then(|en| en.lesson.get(key).cloned())
+                .unwrap_or_else(|| key.to_string())
+        });
+        values.iter().fold(template, |t, (name, value)| {
+            t.replace(&format!("{{{name}}}"), value)
+        })
+    }
+}
+
+/// The `{name}` placeholders of a template, in order.
+#[cfg(test)]
+fn placeholders(template: &str) -> Vec<&str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .collect()
 }
 
 #[cfg(test)]
@@ -224,6 +251,7 @@ mod tests {
                 ("syscalls", diff(&en.syscalls, &cat.syscalls)),
                 ("steps", diff(&en.steps, &cat.steps)),
                 ("http", diff(&en.http, &cat.http)),
+                ("lesson", diff(&en.lesson, &cat.lesson)),
             ] {
                 assert!(
                     missing.is_empty() && extra.is_empty(),
@@ -246,7 +274,33 @@ mod tests {
                     "catalog {lang}: {key} untranslated"
                 );
             }
+            for (key, line) in &en.lesson {
+                let mut want = placeholders(line);
+                let mut got = placeholders(&cat.lesson[key]);
+                want.sort();
+                got.sort();
+                assert_eq!(
+                    want, got,
+                    "catalog {lang}: the placeholders of lesson.{key}"
+                );
+                assert_ne!(
+                    line, &cat.lesson[key],
+                    "catalog {lang}: lesson.{key} untranslated"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn lesson_lines_fill_their_placeholders() {
+        let en = Catalog::parse(LANGUAGES[0].1).unwrap();
+        assert_eq!(
+            en.lesson("goal", &[("goal", "run a container")]),
+            "Goal: run a container"
+        );
+        let ko = Catalog::parse(LANGUAGES[1].1).unwrap();
+        let line = ko.lesson("check.not_yet", &[("name", "web")]);
+        assert!(line.starts_with("web") && !line.contains('{'), "{line}");
     }
 
     #[test]

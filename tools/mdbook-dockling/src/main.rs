@@ -14,6 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod search;
+
 use anyhow::{bail, Context, Result};
 use mdbook_preprocessor::book::{Book, BookItem};
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
@@ -61,23 +63,51 @@ fn expand_marker(
     Ok(out)
 }
 
+/// The file-name suffix of an edition's snapshots: none for English, `_ko` for Korean (the
+/// tests write `lessons__lesson_NN_ko.snap` and `lesson_NN_ko.svg` from the same runs).
+fn suffix(language: &str) -> String {
+    match language {
+        "en" | "" => String::new(),
+        other => format!("_{other}"),
+    }
+}
+
+/// A figure's caption in the book's language.
+fn caption(language: &str) -> &'static str {
+    match language {
+        "ko" => {
+            "그림: 이 레슨에서 트레이스를 켠 <code>dockling run</code>의 트레이스(trace)를 \
+             <code>dockling trace render --by-order</code>로 그린 것입니다. 단계는 실제 시간이 \
+             아니라 일어난 순서대로 놓입니다(시간은 실행할 때마다 달라집니다). 하위 시스템마다 \
+             한 줄, 단계마다 막대 하나, 시스템 콜마다 눈금 하나(빨간색: 실패)입니다. 아래에는 \
+             <code>clone</code>과 <code>unshare</code> 플래그가 만든 네임스페이스와 \
+             <code>mount</code> 호출이 남긴 마운트가 있습니다. 막대에 마우스를 올리면 단계 \
+             이름이 보입니다."
+        }
+        _ => {
+            "Figure: the trace of this lesson's traced <code>dockling run</code>, drawn by \
+             <code>dockling trace render --by-order</code>. Steps are placed in the order they \
+             happened, not to time (times change from run to run): one lane per subsystem, a \
+             bar per step, a tick per system call (red: it failed). Below, the namespaces its \
+             <code>clone</code> and <code>unshare</code> flags made and the mounts its \
+             <code>mount</code> calls left. Hover a bar for its step's name."
+        }
+    }
+}
+
 /// Lesson `n`'s figure as the page shows it: the SVG inline (an HTML block to Markdown, so
-/// without blank lines), in a `<figure>` whose caption says where it comes from.
-fn figure(n: u32, svg: &str) -> Result<String> {
+/// without blank lines), in a `<figure>` whose caption (in `language`) says where it comes
+/// from.
+fn figure(n: u32, svg: &str, language: &str) -> Result<String> {
     let svg = svg.trim();
     if !svg.starts_with("<svg") || !svg.ends_with("</svg>") {
         bail!("lesson {n}'s figure is not an SVG drawn by `dockling trace render`");
     }
     let svg: Vec<&str> = svg.lines().filter(|l| !l.trim().is_empty()).collect();
     Ok(format!(
-        "<figure class=\"dockling-figure\" id=\"figure-{n:02}\">\n{}\n<figcaption>Figure: the trace of \
-         this lesson's traced <code>dockling run</code>, drawn by <code>dockling trace render \
-         --by-order</code>. Steps are placed in the order they happened, not to time (times \
-         change from run to run): one lane per subsystem, a bar per step, a tick per system \
-         call (red: it failed). Below, the namespaces its <code>clone</code> and \
-         <code>unshare</code> flags made and the mounts its <code>mount</code> calls left. \
-         Hover a bar for its step's name.</figcaption>\n</figure>\n",
-        svg.join("\n")
+        "<figure class=\"dockling-figure\" id=\"figure-{n:02}\">\n{}\n<figcaption>{}</figcaption>\n</figure>\n",
+        svg.join("\n"),
+        caption(language)
     ))
 }
 
@@ -96,8 +126,10 @@ impl Preprocessor for Lessons {
             .get("preprocessor.dockling.snapshots")?
             .unwrap_or_else(|| "../../tests/snapshots".to_string());
         let dir = ctx.root.join(dir);
+        let language = ctx.config.book.language.clone().unwrap_or_default();
+        let suffix = suffix(&language);
         let load = |n: u32| -> Result<String> {
-            let path = dir.join(format!("lessons__lesson_{n:02}.snap"));
+            let path = dir.join(format!("lessons__lesson_{n:02}{suffix}.snap"));
             let text = std::fs::read_to_string(&path).with_context(|| {
                 format!(
                     "lesson {n}: no tested transcript at {} (run the lesson tests: `cargo test --test lessons`)",
@@ -107,14 +139,14 @@ impl Preprocessor for Lessons {
             Ok(snapshot_body(&text).to_string())
         };
         let load_figure = |n: u32| -> Result<String> {
-            let path = dir.join(format!("lesson_{n:02}.svg"));
+            let path = dir.join(format!("lesson_{n:02}{suffix}.svg"));
             let svg = std::fs::read_to_string(&path).with_context(|| {
                 format!(
                     "lesson {n}: no tested figure at {} (add the lesson to FIGURES in tests/lessons.rs and run `cargo test --test lessons`)",
                     path.display()
                 )
             })?;
-            figure(n, &svg)
+            figure(n, &svg, &language)
         };
         let mut failure = None;
         book.for_each_mut(|item| {
@@ -217,6 +249,10 @@ fn build(book_dir: &Path) -> Result<()> {
         .with_context(|| format!("load the book at {}", book_dir.display()))?;
     book.build().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let html = book.build_dir_for("html");
+    let language = book.config.book.language.clone().unwrap_or_default();
+    if !matches!(language.as_str(), "en" | "") {
+        search::reindex(&html, &language)?;
+    }
     let broken = check_links(&html)?;
     if !broken.is_empty() {
         bail!("broken links in the book:\n{}", broken.join("\n"));
@@ -275,7 +311,7 @@ mod tests {
     fn figure_markers_become_inline_svgs_with_a_caption() {
         let load = |n: u32| -> Result<String> {
             if n == 4 {
-                figure(4, "<svg a>\n<text>x</text>\n\n</svg>\n")
+                figure(4, "<svg a>\n<text>x</text>\n\n</svg>\n", "en")
             } else {
                 bail!("no figure {n}")
             }
@@ -288,7 +324,11 @@ mod tests {
         let fig = &out[3..out.len() - 2];
         assert!(!fig.trim().contains("\n\n"), "{out}");
         assert!(expand_marker("{{#dockling-figure 5}}", "dockling-figure", &load).is_err());
-        assert!(figure(4, "not svg").is_err());
+        assert!(figure(4, "not svg", "en").is_err());
+        let ko = figure(4, "<svg>\n</svg>", "ko").unwrap();
+        assert!(ko.contains("<figcaption>그림:"), "{ko}");
+        assert_eq!(suffix("en"), "");
+        assert_eq!(suffix("ko"), "_ko");
     }
 
     #[test]
