@@ -38,6 +38,9 @@ pub struct Catalog {
     /// The lesson runner's own lines around a lesson's texts ("Goal: …", a check's "not yet"),
     /// with `{name}` placeholders: see [`Catalog::lesson`].
     pub lesson: BTreeMap<String, String>,
+    /// The words of a figure `dockling trace render` draws (its headings, axis, panels), with
+    /// `{name}` placeholders: see [`Catalog::render`].
+    pub render: BTreeMap<String, String>,
 }
 
 /// Why an HTTP exchange with a registry happens, and where the protocol describes it.
@@ -159,16 +162,32 @@ impl Catalog {
     /// The lesson runner's line `key` with each `{name}` replaced by its value. A key this
     /// language lacks is English's (the tests keep every language complete).
     pub fn lesson(&self, key: &str, values: &[(&str, &str)]) -> String {
-        let template = self.lesson.get(key).cloned().unwrap_or_else(|| {
-            Catalog::parse(LANGUAGES[0].1)
-                .ok()
-                .and_then(|en| en.lesson.get(key).cloned())
-                .unwrap_or_else(|| key.to_string())
-        });
-        values.iter().fold(template, |t, (name, value)| {
-            t.replace(&format!("{{{name}}}"), value)
-        })
+        fill(&self.lesson, |en| &en.lesson, key, values)
     }
+
+    /// A figure's words `key` with each `{name}` replaced by its value, as [`Catalog::lesson`].
+    pub fn render(&self, key: &str, values: &[(&str, &str)]) -> String {
+        fill(&self.render, |en| &en.render, key, values)
+    }
+}
+
+/// The template `key` of `section` (English's `of_en` section if this language lacks it) with
+/// each `{name}` replaced by its value.
+fn fill(
+    section: &BTreeMap<String, String>,
+    of_en: fn(&Catalog) -> &BTreeMap<String, String>,
+    key: &str,
+    values: &[(&str, &str)],
+) -> String {
+    let template = section.get(key).cloned().unwrap_or_else(|| {
+        Catalog::parse(LANGUAGES[0].1)
+            .ok()
+            .and_then(|en| of_en(&en).get(key).cloned())
+            .unwrap_or_else(|| key.to_string())
+    });
+    values.iter().fold(template, |t, (name, value)| {
+        t.replace(&format!("{{{name}}}"), value)
+    })
 }
 
 /// The `{name}` placeholders of a template, in order.
@@ -252,6 +271,7 @@ mod tests {
                 ("steps", diff(&en.steps, &cat.steps)),
                 ("http", diff(&en.http, &cat.http)),
                 ("lesson", diff(&en.lesson, &cat.lesson)),
+                ("render", diff(&en.render, &cat.render)),
             ] {
                 assert!(
                     missing.is_empty() && extra.is_empty(),
@@ -274,19 +294,14 @@ mod tests {
                     "catalog {lang}: {key} untranslated"
                 );
             }
-            for (key, line) in &en.lesson {
+            for (key, line) in en.lesson.iter().chain(&en.render) {
                 let mut want = placeholders(line);
-                let mut got = placeholders(&cat.lesson[key]);
+                let theirs = cat.lesson.get(key).or(cat.render.get(key)).unwrap();
+                let mut got = placeholders(theirs);
                 want.sort();
                 got.sort();
-                assert_eq!(
-                    want, got,
-                    "catalog {lang}: the placeholders of lesson.{key}"
-                );
-                assert_ne!(
-                    line, &cat.lesson[key],
-                    "catalog {lang}: lesson.{key} untranslated"
-                );
+                assert_eq!(want, got, "catalog {lang}: the placeholders of {key}");
+                assert_ne!(line, theirs, "catalog {lang}: {key} untranslated");
             }
         }
     }

@@ -448,23 +448,25 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
     let calls: usize = bars.iter().map(|b| b.ticks.len()).sum();
     let mut body = String::new();
     let mut y = 20.0;
+    let (steps, calls_text) = (bars.len().to_string(), calls.to_string());
     let heading = match layout {
-        Layout::Time => format!(
-            "{} steps, {} syscalls in {:.1} ms",
-            bars.len(),
-            calls,
-            (t1 - t0) as f64 / 1000.0
+        Layout::Time => catalog.render(
+            "summary.time",
+            &[
+                ("steps", &steps),
+                ("calls", &calls_text),
+                ("ms", &format!("{:.1}", (t1 - t0) as f64 / 1000.0)),
+            ],
         ),
-        Layout::Order => format!(
-            "{} steps, {} syscalls, in the order they happened (not to time)",
-            bars.len(),
-            calls
+        Layout::Order => catalog.render(
+            "summary.order",
+            &[("steps", &steps), ("calls", &calls_text)],
         ),
     };
     let _ = writeln!(
         body,
-        r#"<text x="10" y="{y}" class="dt-h">Timeline by subsystem: {}</text>"#,
-        escape(&heading)
+        r#"<text x="10" y="{y}" class="dt-h">{}</text>"#,
+        escape(&catalog.render("timeline", &[("summary", &heading)]))
     );
     y += 22.0;
     // The axis: five ticks.
@@ -472,7 +474,7 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
         let t = t0 + (t1 - t0) * i / 4;
         let label = match layout {
             Layout::Time => format!("{:.1} ms", (t - t0) as f64 / 1000.0),
-            Layout::Order => format!("event {}", t - t0),
+            Layout::Order => catalog.render("axis.event", &[("n", &(t - t0).to_string())]),
         };
         let anchor = match i {
             0 => "start",
@@ -543,7 +545,8 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
     // The panel: namespaces, then mounts.
     let _ = writeln!(
         body,
-        r#"<text x="10" y="{y}" class="dt-h">Namespaces the container got</text>"#
+        r#"<text x="10" y="{y}" class="dt-h">{}</text>"#,
+        escape(&catalog.render("namespaces", &[]))
     );
     y += 8.0;
     let ns = namespaces(events);
@@ -551,8 +554,11 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
     for (i, (kind, how)) in ns.iter().enumerate() {
         let cx = 10.0 + i as f64 * chip_w;
         let (fill, line2) = match how {
-            Some(call) => ("#a1d99b", format!("new: {call}")),
-            None => ("#eeeeee", "the host's".to_string()),
+            Some(call) => (
+                "#a1d99b",
+                catalog.render("namespace.new", &[("call", call)]),
+            ),
+            None => ("#eeeeee", catalog.render("namespace.host", &[])),
         };
         let _ = writeln!(
             body,
@@ -569,8 +575,8 @@ pub fn svg(events: &[Event], catalog: &Catalog, layout: Layout) -> String {
     let list = mounts(events);
     let _ = writeln!(
         body,
-        r#"<text x="10" y="{y}" class="dt-h">Mounts it ends with ({} from the trace's mount calls)</text>"#,
-        list.len()
+        r#"<text x="10" y="{y}" class="dt-h">{}</text>"#,
+        escape(&catalog.render("mounts", &[("n", &list.len().to_string())]))
     );
     y += 6.0;
     let half = list.len().div_ceil(2);
@@ -739,7 +745,8 @@ mod tests {
         let ko_catalog = catalog("ko");
         let title = &ko_catalog.step("namespaces.clone").unwrap().title;
         assert!(ko.contains(&escape(title)), "{ko}");
-        assert!(ko.contains("not to time"), "{ko}");
+        assert!(ko.contains("하위 시스템별 타임라인"), "{ko}");
+        assert!(!ko.contains("not to time"), "{ko}");
         let odd = TRACE.replace("\"subsystem\":\"image\"", "\"subsystem\":\"<a&b>\"");
         let out = svg(
             &parse("t.json", &odd).unwrap(),

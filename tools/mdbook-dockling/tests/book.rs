@@ -5,27 +5,41 @@ use std::path::Path;
 use std::process::Command;
 
 fn book_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../book/en")
+    edition_dir("en")
 }
 
-/// The built book's directory, built once for all the tests of this file (which run at the
-/// same time).
+fn edition_dir(edition: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../book")
+        .join(edition)
+}
+
+/// The built English book's directory, built once for all the tests of this file (which run
+/// at the same time).
 fn built() -> &'static Path {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let out = Command::new(env!("CARGO_BIN_EXE_mdbook-dockling"))
-            .arg("build")
-            .arg(book_dir())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "book build failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::canonicalize(book_dir().join("build")).unwrap()
-    })
+    BUILT.get_or_init(|| build("en"))
+}
+
+/// The built Korean edition's directory, likewise.
+fn built_ko() -> &'static Path {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| build("ko"))
+}
+
+fn build(edition: &str) -> std::path::PathBuf {
+    let out = Command::new(env!("CARGO_BIN_EXE_mdbook-dockling"))
+        .arg("build")
+        .arg(edition_dir(edition))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{edition} book build failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::canonicalize(edition_dir(edition).join("build")).unwrap()
 }
 
 #[test]
@@ -549,5 +563,98 @@ fn lesson_4_shows_its_figure_drawn_from_its_own_trace() {
     assert!(
         dom.contains("<svg") && dom.contains(r#"data-ns="pid" data-new="false""#),
         "the rendered page has no SVG figure"
+    );
+}
+
+/// Draws two different Hangul syllables on a canvas in the page's own font and writes whether
+/// their pixels differ (`GLYPHS[true]END`): without a font that has Hangul, both come out as
+/// the same "missing glyph" box (tofu), which is what a Korean reader saw before a CJK font
+/// was installed.
+const GLYPHS: &str = r#"<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const font = getComputedStyle(document.querySelector('main p')).fontFamily;
+  const draw = ch => {
+    const c = document.createElement('canvas');
+    c.width = 64; c.height = 64;
+    const g = c.getContext('2d');
+    g.font = '40px ' + font;
+    g.fillText(ch, 8, 48);
+    return Array.from(g.getImageData(0, 0, 64, 64).data).join(',');
+  };
+  const ink = draw('한').split(',').some(v => v !== '0');
+  const out = document.createElement('div');
+  out.textContent = 'GLYPHS' + '[' + (ink && draw('한') !== draw('글')) + ']' + 'END';
+  document.body.appendChild(out);
+}, 200));
+</script>"#;
+
+/// `text` as a URL's query wants it: UTF-8, percent-encoded.
+fn percent_encoded(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+#[test]
+fn the_korean_edition_shows_its_lessons_in_korean_with_a_font_that_has_hangul() {
+    let build = built_ko();
+    let page = build.join("lessons/01-hello-world.html");
+    let dom = render(chromium(), &page);
+    for (what, text) in [
+        ("the Korean goal line", "목표:"),
+        ("the first step's output", "Hello from dockling!"),
+        (
+            "the chapter title from the lesson's Korean title",
+            "레슨 1:",
+        ),
+    ] {
+        assert!(
+            dom.contains(text),
+            "the Korean lesson page lacks {what} ({text}):\n{}",
+            &dom[..dom.len().min(2000)]
+        );
+    }
+    // Drawn, not only present: the glyphs come from a font that has them.
+    let html = std::fs::read_to_string(&page).unwrap();
+    let copy = page.with_file_name("glyphs-01-hello-world.html");
+    std::fs::write(&copy, html.replace("</body>", &format!("{GLYPHS}</body>"))).unwrap();
+    let dom = render(chromium(), &copy);
+    std::fs::remove_file(&copy).unwrap();
+    let drawn = dom
+        .split_once("GLYPHS[")
+        .and_then(|(_, rest)| rest.split_once("]END"))
+        .map(|(v, _)| v.to_string())
+        .expect("the glyph script did not run");
+    assert_eq!(
+        drawn, "true",
+        "Chromium draws Hangul as empty boxes: no font with Korean glyphs is installed \
+         (scripts/test installs fonts-noto-cjk)"
+    );
+    // And its lines fit the window as the English ones do.
+    let (cut, labels) = measure(chromium(), &page);
+    assert!(cut.is_empty(), "cut off on the Korean lesson 1: {cut:?}");
+    assert!(
+        labels.iter().any(|l| l.starts_with("1. 컨테이너")),
+        "the Korean sidebar: {labels:?}"
+    );
+}
+
+#[test]
+fn korean_search_finds_a_hangul_word_with_its_particle() {
+    let build = built_ko();
+    let page = build.join("introduction.html");
+    // A word as a reader types it, particle and all ("화이트아웃을": whiteout + object
+    // marker); the chapter that teaches it uses it with other particles.
+    let dom = render_query(
+        chromium(),
+        &page,
+        &format!("?search={}", percent_encoded("화이트아웃을")),
+    );
+    let results = dom
+        .split_once("mdbook-searchresults\"")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no search results list:\n{}", &dom[..dom.len().min(2000)]));
+    assert!(
+        results.contains("14-copy-up.html"),
+        "searching 화이트아웃을 does not find lesson 14:\n{}",
+        &results[..results.len().min(3000)]
     );
 }
