@@ -16,6 +16,13 @@ fn report_panics() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic".into());
+        // println! into a pipe whose reader left (`dockling images | head -1`): a program
+        // that writes with the default SIGPIPE action dies of it, quietly, as Docker's CLI
+        // does; Rust ignores SIGPIPE (the engine's relays need EPIPE), so say nothing here
+        // and exit as a shell shows that death, 128 + SIGPIPE.
+        if what.starts_with("failed printing to stdout") && what.contains("Broken pipe") {
+            std::process::exit(141);
+        }
         let at = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))

@@ -356,6 +356,28 @@ fn a_panic_is_an_internal_error_line_and_exit_125_not_a_backtrace() {
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
 
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_as_a_sigpipe_would() {
+    // `dockling lesson list | head -1`: head exits, and the next write finds the pipe closed.
+    // Here the pipe's reading end is closed before dockling starts, so its first line fails.
+    let lab = Lab::new();
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let out = lab
+        .command(&["lesson", "list"])
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // What a shell reports for a program killed by SIGPIPE (128 + 13), as Docker's CLI is.
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(
+        stderr.is_empty(),
+        "a closed pipe is not an error to report: {stderr}"
+    );
+}
+
 /// A cgroup v1 or v2 hierarchy the host has mounted.
 fn a_cgroup_hierarchy() -> PathBuf {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
