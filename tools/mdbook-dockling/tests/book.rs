@@ -676,3 +676,219 @@ fn korean_search_finds_a_hangul_word_with_its_particle() {
         &results[..results.len().min(3000)]
     );
 }
+
+/// Measures the drawn figures (`<figure class="fig">`, inline SVG) of a page once its scripts
+/// ran, and writes what it found between `FIGURES[` and `]END`: per figure, its caption, its
+/// labels, the 12-digit digests its labels name that the page's text outside the figures does
+/// not show (a figure gone stale), and every label that does not fit: one whose box (as laid
+/// out in the page's font: Korean labels are wider) leaves the drawing's viewBox, leaves the
+/// rectangle it is written in (the smallest one around its anchor point), or overlaps another
+/// label.
+const FIGURE_FIT: &str = r#"<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const main = document.querySelector('main').cloneNode(true);
+  main.querySelectorAll('figure.fig').forEach(f => f.remove());
+  const outside = main.textContent;
+  const within = (b, r, slack) => b.x >= r.x - slack && b.y >= r.y - slack
+    && b.x + b.width <= r.x + r.width + slack && b.y + b.height <= r.y + r.height + slack;
+  const figures = [...document.querySelectorAll('main figure.fig')].map(fig => {
+    const svg = fig.querySelector('svg');
+    const caption = fig.querySelector('figcaption');
+    const found = {
+      svg: !!svg,
+      caption: caption ? caption.textContent.replace(/\s+/g, ' ').trim() : '',
+      labels: [], stale: [], offenders: [],
+    };
+    if (!svg) return found;
+    const view = svg.viewBox.baseVal;
+    const rects = [...svg.querySelectorAll('rect')].map(r => r.getBBox());
+    const placed = [];
+    svg.querySelectorAll('text').forEach(t => {
+      const label = t.textContent;
+      found.labels.push(label);
+      (label.match(/\b[0-9a-f]{12}\b/g) || [])
+        .filter(d => !outside.includes(d)).forEach(d => found.stale.push(d));
+      const b = t.getBBox();
+      const at = label + ' [x ' + Math.round(b.x) + '..' + Math.round(b.x + b.width)
+        + ', y ' + Math.round(b.y) + '..' + Math.round(b.y + b.height) + ']';
+      if (b.width === 0) found.offenders.push('not drawn: ' + at);
+      if (!within(b, view, 0)) found.offenders.push('outside the drawing: ' + at);
+      const x = t.x.baseVal[0].value, y = t.y.baseVal[0].value;
+      const home = rects
+        .filter(r => x >= r.x && x <= r.x + r.width && y >= r.y && y <= r.y + r.height)
+        .sort((p, q) => p.width * p.height - q.width * q.height)[0];
+      if (home && !within(b, home, 0.5)) found.offenders.push('out of its box: ' + at);
+      // A label's box is its font's whole line height, so lines 16 units apart may touch.
+      placed.filter(([o]) => b.x < o.x + o.width - 1 && o.x < b.x + b.width - 1
+          && b.y < o.y + o.height - 2 && o.y < b.y + b.height - 2)
+        .forEach(([, other]) => found.offenders.push('overlaps: ' + at + ' / ' + other));
+      placed.push([b, at]);
+    });
+    return found;
+  });
+  const out = document.createElement('div');
+  out.textContent = 'FIGURES' + '[' + JSON.stringify(figures) + ']' + 'END';
+  document.body.appendChild(out);
+}, 200));
+</script>"#;
+
+/// What [`FIGURE_FIT`] found on `page`: (caption, labels, stale digests, offenders) per figure.
+type Figure = (String, Vec<String>, Vec<String>, Vec<String>);
+
+fn drawn_figures(chromium: &str, page: &Path) -> Vec<Figure> {
+    let html = std::fs::read_to_string(page).unwrap();
+    let copy = page.with_file_name(format!(
+        "figures-a-{}",
+        page.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(
+        &copy,
+        html.replace("</body>", &format!("{FIGURE_FIT}</body>")),
+    )
+    .unwrap();
+    let dom = render(chromium, &copy);
+    std::fs::remove_file(&copy).unwrap();
+    let found = dom
+        .split_once("FIGURES[")
+        .and_then(|(_, rest)| rest.split_once("]END"))
+        .map(|(json, _)| {
+            json.replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+        })
+        .unwrap_or_else(|| panic!("the figure script did not run on {}", page.display()));
+    let v: serde_json::Value = serde_json::from_str(&found).unwrap();
+    let strings = |x: &serde_json::Value| -> Vec<String> {
+        x.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert!(
+                f["svg"].as_bool().unwrap(),
+                "{}: a figure without its drawing",
+                page.display()
+            );
+            (
+                f["caption"].as_str().unwrap().to_string(),
+                strings(&f["labels"]),
+                strings(&f["stale"]),
+                strings(&f["offenders"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lesson_figures_a_are_drawn_in_both_editions() {
+    let chromium = chromium();
+    // Per page and edition: how the figure's caption starts, and labels it must show.
+    let pages: [(&str, &Path, &str, &str, &[&str]); 6] = [
+        (
+            "en",
+            built(),
+            "lessons/02-images.html",
+            "Figure: what httpd:latest is made of",
+            &[
+                "manifest 83cd225f07d1",
+                "config 21ea20385648",
+                "layer 5f8e91d427aa",
+                "a1670f675286/",
+            ],
+        ),
+        (
+            "ko",
+            built_ko(),
+            "lessons/02-images.html",
+            "그림: 위 출력의 다이제스트",
+            &[
+                "매니페스트 83cd225f07d1",
+                "설정 21ea20385648",
+                "레이어 5f8e91d427aa",
+                "a1670f675286/",
+            ],
+        ),
+        (
+            "en",
+            built(),
+            "lessons/05-layers.html",
+            "Figure: the overlay of the layered container",
+            &[
+                "lower: 3229bc352df3",
+                "copy-up: whole file",
+                "c 0/0: whiteout",
+                "root/new.txt",
+            ],
+        ),
+        (
+            "ko",
+            built_ko(),
+            "lessons/05-layers.html",
+            "그림: 위의 layered 컨테이너의 오버레이",
+            &[
+                "lower: 3229bc352df3",
+                "카피업: 파일 전체",
+                "c 0/0: 화이트아웃",
+                "root/new.txt",
+            ],
+        ),
+        (
+            "en",
+            built(),
+            "lessons/06-registries.html",
+            "Figure: what push and pull ask the registry",
+            &[
+                "HEAD /v2/me/box/blobs/sha256:5f8e91d427aa",
+                "201 Created: “Mounted from library/busybox”, no bytes sent",
+                "PUT /v2/me/box/manifests/v1",
+                "GET …/blobs/sha256:11bd243a27aa",
+            ],
+        ),
+        (
+            "ko",
+            built_ko(),
+            "lessons/06-registries.html",
+            "그림: push와 pull이 레지스트리",
+            &[
+                "HEAD /v2/me/box/blobs/sha256:5f8e91d427aa",
+                "201 Created: “Mounted from library/busybox”, 보낸 바이트 없음",
+                "PUT /v2/me/box/manifests/v1",
+                "GET …/blobs/sha256:11bd243a27aa",
+            ],
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (edition, build, page, caption, labels) in pages {
+        let figures = drawn_figures(chromium, &build.join(page));
+        let Some((_, drawn, stale, _)) = figures.iter().find(|f| f.0.starts_with(caption)) else {
+            problems.push(format!(
+                "{edition} {page}: no figure captioned `{caption}…` among {:?}",
+                figures.iter().map(|f| &f.0).collect::<Vec<_>>()
+            ));
+            continue;
+        };
+        for label in labels {
+            if !drawn.iter().any(|l| l == label) {
+                problems.push(format!("{edition} {page}: the figure lacks `{label}`"));
+            }
+        }
+        // Its digests are the ones the page's own transcript shows.
+        if !stale.is_empty() {
+            problems.push(format!(
+                "{edition} {page}: digests the transcript does not show: {stale:?}"
+            ));
+        }
+        // Every drawn figure of the page fits, in this edition's font.
+        for (caption, _, _, offenders) in &figures {
+            for offender in offenders {
+                problems.push(format!("{edition} {page} ({caption:.30}…): {offender}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
