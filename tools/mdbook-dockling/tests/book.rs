@@ -892,3 +892,193 @@ fn lesson_figures_a_are_drawn_in_both_editions() {
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// Measures every inline figure (`figure.fig`) of a page once it is drawn, and writes what it
+/// found into the page, between `FIGURES[` and `]END`: per figure, its caption, its labels,
+/// and every label that does not fit: one reaching out of the drawing (the svg's viewBox),
+/// one crossing the edge of a box (a label is wholly inside a box or wholly outside it), and
+/// one overlapping another label. Sizes are the browser's own (`getBBox`, in the svg's units,
+/// in the font the page really got), so a longer translation or a wider font shows up here.
+const FIGURE_TEXT: &str = r#"<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const inside = (a, b) => a.x >= b.x - 0.5 && a.y >= b.y - 0.5
+    && a.x + a.width <= b.x + b.width + 0.5 && a.y + a.height <= b.y + b.height + 0.5;
+  const apart = (a, b) => a.x + a.width <= b.x + 0.5 || b.x + b.width <= a.x + 0.5
+    || a.y + a.height <= b.y + 0.5 || b.y + b.height <= a.y + 0.5;
+  const round = b => [b.x, b.y, b.width, b.height].map(Math.round).join(',');
+  const figures = [...document.querySelectorAll('main figure.fig')].map(fig => {
+    const svg = fig.querySelector('svg');
+    if (!svg) return {caption: '', labels: [], offenders: ['no svg']};
+    const view = svg.viewBox.baseVal;
+    const texts = [...svg.querySelectorAll('text')];
+    const labels = texts.map(t => t.getBBox());
+    const boxes = [...svg.querySelectorAll('rect')].map(r => r.getBBox());
+    const offenders = [];
+    texts.forEach((t, i) => {
+      const b = labels[i];
+      const name = '`' + t.textContent + '` (' + round(b) + ')';
+      if (b.width === 0) offenders.push(name + ' is not drawn');
+      if (!inside(b, view)) offenders.push(name + ' reaches out of the drawing (' + round(view) + ')');
+      boxes.forEach(r => {
+        if (!inside(b, r) && !apart(b, r)) offenders.push(name + ' crosses the edge of the box ' + round(r));
+      });
+      labels.forEach((o, j) => {
+        if (j > i && !apart(b, o)) offenders.push(name + ' overlaps `' + texts[j].textContent + '`');
+      });
+    });
+    const caption = fig.querySelector('figcaption');
+    return {
+      caption: caption ? caption.textContent.replace(/\s+/g, ' ').trim() : '',
+      labels: texts.map(t => t.textContent),
+      offenders,
+    };
+  });
+  const out = document.createElement('div');
+  out.textContent = 'FIGURES' + '[' + JSON.stringify(figures) + ']' + 'END';
+  document.body.appendChild(out);
+}, 200));
+</script>"#;
+
+/// What [`FIGURE_TEXT`] found on `page`: per figure, its caption, labels and offenders.
+fn figures_drawn(chromium: &str, page: &Path) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let html = std::fs::read_to_string(page).unwrap();
+    let copy = page.with_file_name(format!(
+        "figures-{}",
+        page.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(
+        &copy,
+        html.replace("</body>", &format!("{FIGURE_TEXT}</body>")),
+    )
+    .unwrap();
+    let dom = render(chromium, &copy);
+    std::fs::remove_file(&copy).unwrap();
+    let found = dom
+        .split_once("FIGURES[")
+        .and_then(|(_, rest)| rest.split_once("]END"))
+        .map(|(json, _)| {
+            json.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        })
+        .unwrap_or_else(|| panic!("the figure script did not run on {}", page.display()));
+    let v: serde_json::Value = serde_json::from_str(&found).unwrap();
+    let strings = |x: &serde_json::Value| -> Vec<String> {
+        x.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["caption"].as_str().unwrap().to_string(),
+                strings(&f["labels"]),
+                strings(&f["offenders"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lesson_figures_b_are_drawn_in_both_editions() {
+    let chromium = chromium();
+    // Each page, in each edition: the one inline figure it draws, a label or two that must be
+    // in it, and a word its caption must say.
+    let pages: [(&str, &str, &[&str], &str); 6] = [
+        (
+            "en",
+            "lessons/04-namespaces.html",
+            &[
+                "container's pid namespace",
+                "NSpid: 4242 1",
+                "with --pid host",
+            ],
+            "NSpid",
+        ),
+        (
+            "ko",
+            "lessons/04-namespaces.html",
+            &[
+                "컨테이너의 pid 네임스페이스",
+                "NSpid: 4242 1",
+                "--pid host이면",
+            ],
+            "NSpid",
+        ),
+        (
+            "en",
+            "lessons/18-limits.html",
+            &[
+                "/sys/fs/cgroup/memory/",
+                "memory.limit_in_bytes",
+                "cpu.cfs_quota_us",
+                "pids.max",
+                "cgroup v2: one tree",
+            ],
+            "cgroup-parent",
+        ),
+        (
+            "ko",
+            "lessons/18-limits.html",
+            &[
+                "/sys/fs/cgroup/memory/",
+                "memory.limit_in_bytes",
+                "cpu.cfs_quota_us",
+                "pids.max",
+                "cgroup v2: 모든 컨트롤러에 트리 하나",
+            ],
+            "cgroup-parent",
+        ),
+        (
+            "en",
+            "lessons/12-ports.html",
+            &[
+                "proxy mode",
+                "nftables table ip dockling-<id>",
+                "bridge dockling0 172.17.0.1/16",
+                "eth0 172.17.0.x",
+            ],
+            "dockling proxy",
+        ),
+        (
+            "ko",
+            "lessons/12-ports.html",
+            &[
+                "proxy 모드",
+                "nftables 테이블 ip dockling-<id>",
+                "브리지 dockling0 172.17.0.1/16",
+                "eth0 172.17.0.x",
+            ],
+            "dockling proxy",
+        ),
+    ];
+    // Labels that do not fit, on every page (all reported at once: a translation that runs
+    // long usually does so in more than one place).
+    let mut misfits = Vec::new();
+    for (edition, page, labels, caption_word) in pages {
+        let build = if edition == "en" { built() } else { built_ko() };
+        let figures = figures_drawn(chromium, &build.join(page));
+        assert_eq!(
+            figures.len(),
+            1,
+            "{edition} {page}: its inline figures: {figures:#?}"
+        );
+        let (caption, drawn, offenders) = &figures[0];
+        assert!(
+            caption.contains(caption_word),
+            "{edition} {page}: the caption `{caption}` lacks `{caption_word}`"
+        );
+        for label in labels {
+            assert!(
+                drawn.iter().any(|d| d.contains(label)),
+                "{edition} {page}: the figure lacks the label `{label}`: {drawn:#?}"
+            );
+        }
+        misfits.extend(offenders.iter().map(|o| format!("{edition} {page}: {o}")));
+    }
+    assert!(misfits.is_empty(), "labels that do not fit: {misfits:#?}");
+}
