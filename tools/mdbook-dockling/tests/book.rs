@@ -677,52 +677,67 @@ fn korean_search_finds_a_hangul_word_with_its_particle() {
     );
 }
 
-/// Measures the drawn figures (`<figure class="fig">`, inline SVG) of a page once its scripts
-/// ran, and writes what it found between `FIGURES[` and `]END`: per figure, its caption, its
-/// labels, the 12-digit digests its labels name that the page's text outside the figures does
-/// not show (a figure gone stale), and every label that does not fit: one whose box (as laid
-/// out in the page's font: Korean labels are wider) leaves the drawing's viewBox, leaves the
-/// rectangle it is written in (the smallest one around its anchor point), or overlaps another
-/// label.
-const FIGURE_FIT: &str = r#"<script>
+/// Measures every drawn figure (`<figure class="fig">`, inline SVG) of a page once its scripts
+/// ran, and writes what it found into the page, between `FIGURES[` and `]END`: per figure, its
+/// caption, its labels, the 12-digit digests its labels name that the page's text outside the
+/// figures does not show (a figure gone stale), and every label that does not fit: one not
+/// drawn, one reaching out of the drawing (the svg's viewBox), one leaving the box it is
+/// written in (the smallest rect around its anchor point), one crossing the edge of any other
+/// box (a label is wholly inside a box or wholly outside it), and one overlapping another
+/// label. Sizes are the browser's own (`getBBox`, in the svg's units, in the font the page
+/// really got), so a longer translation or a wider font (Korean labels are wider) shows here.
+const FIGURES: &str = r#"<script>
 window.addEventListener('load', () => setTimeout(() => {
   const main = document.querySelector('main').cloneNode(true);
   main.querySelectorAll('figure.fig').forEach(f => f.remove());
-  const outside = main.textContent;
-  const within = (b, r, slack) => b.x >= r.x - slack && b.y >= r.y - slack
-    && b.x + b.width <= r.x + r.width + slack && b.y + b.height <= r.y + r.height + slack;
+  const shown = main.textContent;
+  // Half a unit of slack for rounding, but none at the drawing's own edge.
+  const inside = (a, b, slack) => a.x >= b.x - slack && a.y >= b.y - slack
+    && a.x + a.width <= b.x + b.width + slack && a.y + a.height <= b.y + b.height + slack;
+  const apart = (a, b) => a.x + a.width <= b.x + 0.5 || b.x + b.width <= a.x + 0.5
+    || a.y + a.height <= b.y + 0.5 || b.y + b.height <= a.y + 0.5;
+  const at = b => '[x ' + Math.round(b.x) + '..' + Math.round(b.x + b.width)
+    + ', y ' + Math.round(b.y) + '..' + Math.round(b.y + b.height) + ']';
   const figures = [...document.querySelectorAll('main figure.fig')].map(fig => {
-    const svg = fig.querySelector('svg');
     const caption = fig.querySelector('figcaption');
     const found = {
-      svg: !!svg,
       caption: caption ? caption.textContent.replace(/\s+/g, ' ').trim() : '',
       labels: [], stale: [], offenders: [],
     };
-    if (!svg) return found;
+    const svg = fig.querySelector('svg');
+    if (!svg) {
+      found.offenders.push('the figure has no svg: nothing is drawn');
+      return found;
+    }
     const view = svg.viewBox.baseVal;
-    const rects = [...svg.querySelectorAll('rect')].map(r => r.getBBox());
-    const placed = [];
-    svg.querySelectorAll('text').forEach(t => {
-      const label = t.textContent;
+    const boxes = [...svg.querySelectorAll('rect')].map(r => r.getBBox());
+    const texts = [...svg.querySelectorAll('text')];
+    const placed = texts.map(t => t.getBBox());
+    texts.forEach((t, i) => {
+      const label = t.textContent, b = placed[i];
+      const name = '`' + label + '` ' + at(b);
       found.labels.push(label);
       (label.match(/\b[0-9a-f]{12}\b/g) || [])
-        .filter(d => !outside.includes(d)).forEach(d => found.stale.push(d));
-      const b = t.getBBox();
-      const at = label + ' [x ' + Math.round(b.x) + '..' + Math.round(b.x + b.width)
-        + ', y ' + Math.round(b.y) + '..' + Math.round(b.y + b.height) + ']';
-      if (b.width === 0) found.offenders.push('not drawn: ' + at);
-      if (!within(b, view, 0)) found.offenders.push('outside the drawing: ' + at);
-      const x = t.x.baseVal[0].value, y = t.y.baseVal[0].value;
-      const home = rects
+        .filter(d => !shown.includes(d)).forEach(d => found.stale.push(d));
+      if (b.width === 0) found.offenders.push(name + ' is not drawn');
+      if (!inside(b, view, 0)) {
+        found.offenders.push(name + ' reaches out of the drawing ' + at(view));
+      }
+      const x = t.x.baseVal.length ? t.x.baseVal[0].value : NaN;
+      const y = t.y.baseVal.length ? t.y.baseVal[0].value : NaN;
+      const home = boxes
         .filter(r => x >= r.x && x <= r.x + r.width && y >= r.y && y <= r.y + r.height)
         .sort((p, q) => p.width * p.height - q.width * q.height)[0];
-      if (home && !within(b, home, 0.5)) found.offenders.push('out of its box: ' + at);
-      // A label's box is its font's whole line height, so lines 16 units apart may touch.
-      placed.filter(([o]) => b.x < o.x + o.width - 1 && o.x < b.x + b.width - 1
-          && b.y < o.y + o.height - 2 && o.y < b.y + b.height - 2)
-        .forEach(([, other]) => found.offenders.push('overlaps: ' + at + ' / ' + other));
-      placed.push([b, at]);
+      if (home && !inside(b, home, 0.5)) {
+        found.offenders.push(name + ' leaves the box it is written in ' + at(home));
+      }
+      boxes.filter(r => r !== home && !inside(b, r, 0.5) && !apart(b, r)).forEach(r =>
+        found.offenders.push(name + ' crosses the edge of the box ' + at(r)));
+      texts.forEach((o, j) => {
+        if (j > i && !apart(b, placed[j])) {
+          found.offenders.push(name + ' overlaps `' + o.textContent + '` ' + at(placed[j]));
+        }
+      });
     });
     return found;
   });
@@ -732,237 +747,40 @@ window.addEventListener('load', () => setTimeout(() => {
 }, 200));
 </script>"#;
 
-/// What [`FIGURE_FIT`] found on `page`: (caption, labels, stale digests, offenders) per figure.
-type Figure = (String, Vec<String>, Vec<String>, Vec<String>);
+/// What [`FIGURES`] found of one figure.
+#[derive(Debug)]
+struct Figure {
+    caption: String,
+    labels: Vec<String>,
+    /// Digests its labels name that the page's text outside the figures does not show.
+    stale: Vec<String>,
+    /// Labels that do not fit, each saying where it is and what it runs into.
+    offenders: Vec<String>,
+}
 
+/// What [`FIGURES`] found on `page` (rendered from a copy next to it, the script added).
 fn drawn_figures(chromium: &str, page: &Path) -> Vec<Figure> {
-    let html = std::fs::read_to_string(page).unwrap();
-    let copy = page.with_file_name(format!(
-        "figures-a-{}",
-        page.file_name().unwrap().to_string_lossy()
-    ));
-    std::fs::write(
-        &copy,
-        html.replace("</body>", &format!("{FIGURE_FIT}</body>")),
-    )
-    .unwrap();
-    let dom = render(chromium, &copy);
-    std::fs::remove_file(&copy).unwrap();
-    let found = dom
-        .split_once("FIGURES[")
-        .and_then(|(_, rest)| rest.split_once("]END"))
-        .map(|(json, _)| {
-            json.replace("&amp;", "&")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-        })
-        .unwrap_or_else(|| panic!("the figure script did not run on {}", page.display()));
-    let v: serde_json::Value = serde_json::from_str(&found).unwrap();
-    let strings = |x: &serde_json::Value| -> Vec<String> {
-        x.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_string())
-            .collect()
-    };
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            assert!(
-                f["svg"].as_bool().unwrap(),
-                "{}: a figure without its drawing",
-                page.display()
-            );
-            (
-                f["caption"].as_str().unwrap().to_string(),
-                strings(&f["labels"]),
-                strings(&f["stale"]),
-                strings(&f["offenders"]),
-            )
-        })
-        .collect()
-}
-
-#[test]
-fn lesson_figures_a_are_drawn_in_both_editions() {
-    let chromium = chromium();
-    // Per page and edition: how the figure's caption starts, and labels it must show.
-    let pages: [(&str, &Path, &str, &str, &[&str]); 6] = [
-        (
-            "en",
-            built(),
-            "lessons/02-images.html",
-            "Figure: what httpd:latest is made of",
-            &[
-                "manifest 83cd225f07d1",
-                "config 21ea20385648",
-                "layer 5f8e91d427aa",
-                "a1670f675286/",
-            ],
-        ),
-        (
-            "ko",
-            built_ko(),
-            "lessons/02-images.html",
-            "그림: 위 출력의 다이제스트",
-            &[
-                "매니페스트 83cd225f07d1",
-                "설정 21ea20385648",
-                "레이어 5f8e91d427aa",
-                "a1670f675286/",
-            ],
-        ),
-        (
-            "en",
-            built(),
-            "lessons/05-layers.html",
-            "Figure: the overlay of the layered container",
-            &[
-                "lower: 3229bc352df3",
-                "copy-up: whole file",
-                "c 0/0: whiteout",
-                "root/new.txt",
-            ],
-        ),
-        (
-            "ko",
-            built_ko(),
-            "lessons/05-layers.html",
-            "그림: 위의 layered 컨테이너의 오버레이",
-            &[
-                "lower: 3229bc352df3",
-                "카피업: 파일 전체",
-                "c 0/0: 화이트아웃",
-                "root/new.txt",
-            ],
-        ),
-        (
-            "en",
-            built(),
-            "lessons/06-registries.html",
-            "Figure: what push and pull ask the registry",
-            &[
-                "HEAD /v2/me/box/blobs/sha256:5f8e91d427aa",
-                "201 Created: “Mounted from library/busybox”, no bytes sent",
-                "PUT /v2/me/box/manifests/v1",
-                "GET …/blobs/sha256:11bd243a27aa",
-            ],
-        ),
-        (
-            "ko",
-            built_ko(),
-            "lessons/06-registries.html",
-            "그림: push와 pull이 레지스트리",
-            &[
-                "HEAD /v2/me/box/blobs/sha256:5f8e91d427aa",
-                "201 Created: “Mounted from library/busybox”, 보낸 바이트 없음",
-                "PUT /v2/me/box/manifests/v1",
-                "GET …/blobs/sha256:11bd243a27aa",
-            ],
-        ),
-    ];
-    let mut problems = Vec::new();
-    for (edition, build, page, caption, labels) in pages {
-        let figures = drawn_figures(chromium, &build.join(page));
-        let Some((_, drawn, stale, _)) = figures.iter().find(|f| f.0.starts_with(caption)) else {
-            problems.push(format!(
-                "{edition} {page}: no figure captioned `{caption}…` among {:?}",
-                figures.iter().map(|f| &f.0).collect::<Vec<_>>()
-            ));
-            continue;
-        };
-        for label in labels {
-            if !drawn.iter().any(|l| l == label) {
-                problems.push(format!("{edition} {page}: the figure lacks `{label}`"));
-            }
-        }
-        // Its digests are the ones the page's own transcript shows.
-        if !stale.is_empty() {
-            problems.push(format!(
-                "{edition} {page}: digests the transcript does not show: {stale:?}"
-            ));
-        }
-        // Every drawn figure of the page fits, in this edition's font.
-        for (caption, _, _, offenders) in &figures {
-            for offender in offenders {
-                problems.push(format!("{edition} {page} ({caption:.30}…): {offender}"));
-            }
-        }
-    }
-    assert!(problems.is_empty(), "{problems:#?}");
-}
-
-/// Measures every inline figure (`figure.fig`) of a page once it is drawn, and writes what it
-/// found into the page, between `FIGURES[` and `]END`: per figure, its caption, its labels,
-/// and every label that does not fit: one reaching out of the drawing (the svg's viewBox),
-/// one crossing the edge of a box (a label is wholly inside a box or wholly outside it), and
-/// one overlapping another label. Sizes are the browser's own (`getBBox`, in the svg's units,
-/// in the font the page really got), so a longer translation or a wider font shows up here.
-const FIGURE_TEXT: &str = r#"<script>
-window.addEventListener('load', () => setTimeout(() => {
-  const inside = (a, b) => a.x >= b.x - 0.5 && a.y >= b.y - 0.5
-    && a.x + a.width <= b.x + b.width + 0.5 && a.y + a.height <= b.y + b.height + 0.5;
-  const apart = (a, b) => a.x + a.width <= b.x + 0.5 || b.x + b.width <= a.x + 0.5
-    || a.y + a.height <= b.y + 0.5 || b.y + b.height <= a.y + 0.5;
-  const round = b => [b.x, b.y, b.width, b.height].map(Math.round).join(',');
-  const figures = [...document.querySelectorAll('main figure.fig')].map(fig => {
-    const svg = fig.querySelector('svg');
-    if (!svg) return {caption: '', labels: [], offenders: ['no svg']};
-    const view = svg.viewBox.baseVal;
-    const texts = [...svg.querySelectorAll('text')];
-    const labels = texts.map(t => t.getBBox());
-    const boxes = [...svg.querySelectorAll('rect')].map(r => r.getBBox());
-    const offenders = [];
-    texts.forEach((t, i) => {
-      const b = labels[i];
-      const name = '`' + t.textContent + '` (' + round(b) + ')';
-      if (b.width === 0) offenders.push(name + ' is not drawn');
-      if (!inside(b, view)) offenders.push(name + ' reaches out of the drawing (' + round(view) + ')');
-      boxes.forEach(r => {
-        if (!inside(b, r) && !apart(b, r)) offenders.push(name + ' crosses the edge of the box ' + round(r));
-      });
-      labels.forEach((o, j) => {
-        if (j > i && !apart(b, o)) offenders.push(name + ' overlaps `' + texts[j].textContent + '`');
-      });
-    });
-    const caption = fig.querySelector('figcaption');
-    return {
-      caption: caption ? caption.textContent.replace(/\s+/g, ' ').trim() : '',
-      labels: texts.map(t => t.textContent),
-      offenders,
-    };
-  });
-  const out = document.createElement('div');
-  out.textContent = 'FIGURES' + '[' + JSON.stringify(figures) + ']' + 'END';
-  document.body.appendChild(out);
-}, 200));
-</script>"#;
-
-/// What [`FIGURE_TEXT`] found on `page`: per figure, its caption, labels and offenders.
-fn figures_drawn(chromium: &str, page: &Path) -> Vec<(String, Vec<String>, Vec<String>)> {
     let html = std::fs::read_to_string(page).unwrap();
     let copy = page.with_file_name(format!(
         "figures-{}",
         page.file_name().unwrap().to_string_lossy()
     ));
-    std::fs::write(
-        &copy,
-        html.replace("</body>", &format!("{FIGURE_TEXT}</body>")),
-    )
-    .unwrap();
+    std::fs::write(&copy, html.replace("</body>", &format!("{FIGURES}</body>"))).unwrap();
     let dom = render(chromium, &copy);
     std::fs::remove_file(&copy).unwrap();
+    // The JSON as the DOM serializer escaped it in a text node, `&amp;` last.
     let found = dom
         .split_once("FIGURES[")
         .and_then(|(_, rest)| rest.split_once("]END"))
         .map(|(json, _)| {
             json.replace("&lt;", "<")
                 .replace("&gt;", ">")
+                .replace("&nbsp;", "\u{a0}")
                 .replace("&amp;", "&")
         })
         .unwrap_or_else(|| panic!("the figure script did not run on {}", page.display()));
-    let v: serde_json::Value = serde_json::from_str(&found).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&found)
+        .unwrap_or_else(|e| panic!("{}: the figure script wrote {found}: {e}", page.display()));
     let strings = |x: &serde_json::Value| -> Vec<String> {
         x.as_array()
             .unwrap()
@@ -973,112 +791,224 @@ fn figures_drawn(chromium: &str, page: &Path) -> Vec<(String, Vec<String>, Vec<S
     v.as_array()
         .unwrap()
         .iter()
-        .map(|f| {
-            (
-                f["caption"].as_str().unwrap().to_string(),
-                strings(&f["labels"]),
-                strings(&f["offenders"]),
-            )
+        .map(|f| Figure {
+            caption: f["caption"].as_str().unwrap().to_string(),
+            labels: strings(&f["labels"]),
+            stale: strings(&f["stale"]),
+            offenders: strings(&f["offenders"]),
         })
         .collect()
 }
 
+/// The one inline figure a lesson page draws, in one edition.
+struct Expected {
+    edition: &'static str,
+    page: &'static str,
+    /// How its caption starts, and words it says further on.
+    caption: (&'static str, &'static [&'static str]),
+    /// Labels it shows: whole, or, ending in `…`, how one starts.
+    labels: &'static [&'static str],
+}
+
+const LESSON_FIGURES: &[Expected] = &[
+    Expected {
+        edition: "en",
+        page: "lessons/02-images.html",
+        caption: ("Figure: what httpd:latest is made of", &[]),
+        labels: &[
+            "manifest 83cd225f07d1",
+            "config 21ea20385648",
+            "layer 5f8e91d427aa",
+            "a1670f675286/",
+        ],
+    },
+    Expected {
+        edition: "ko",
+        page: "lessons/02-images.html",
+        caption: ("그림: 위 출력의 다이제스트", &[]),
+        labels: &[
+            "매니페스트 83cd225f07d1",
+            "설정 21ea20385648",
+            "레이어 5f8e91d427aa",
+            "a1670f675286/",
+        ],
+    },
+    Expected {
+        edition: "en",
+        page: "lessons/04-namespaces.html",
+        caption: ("Figure:", &["NSpid"]),
+        labels: &[
+            "container's pid namespace",
+            "NSpid: 4242 1",
+            "with --pid host…",
+        ],
+    },
+    Expected {
+        edition: "ko",
+        page: "lessons/04-namespaces.html",
+        caption: ("그림:", &["NSpid"]),
+        labels: &[
+            "컨테이너의 pid 네임스페이스",
+            "NSpid: 4242 1",
+            "--pid host이면…",
+        ],
+    },
+    Expected {
+        edition: "en",
+        page: "lessons/05-layers.html",
+        caption: ("Figure: the overlay of the layered container", &[]),
+        labels: &[
+            "lower: 3229bc352df3",
+            "copy-up: whole file",
+            "c 0/0: whiteout",
+            "root/new.txt",
+        ],
+    },
+    Expected {
+        edition: "ko",
+        page: "lessons/05-layers.html",
+        caption: ("그림: 위의 layered 컨테이너의 오버레이", &[]),
+        labels: &[
+            "lower: 3229bc352df3",
+            "카피업: 파일 전체",
+            "c 0/0: 화이트아웃",
+            "root/new.txt",
+        ],
+    },
+    Expected {
+        edition: "en",
+        page: "lessons/06-registries.html",
+        caption: ("Figure: what push and pull ask the registry", &[]),
+        labels: &[
+            "HEAD /v2/me/box/blobs/sha256:5f8e91d427aa",
+            "201 Created: “Mounted from library/busybox”, no bytes sent",
+            "PUT /v2/me/box/manifests/v1",
+            "GET …/blobs/sha256:11bd243a27aa",
+        ],
+    },
+    Expected {
+        edition: "ko",
+        page: "lessons/06-registries.html",
+        caption: ("그림: push와 pull이 레지스트리", &[]),
+        labels: &[
+            "HEAD /v2/me/box/blobs/sha256:5f8e91d427aa",
+            "201 Created: “Mounted from library/busybox”, 보낸 바이트 없음",
+            "PUT /v2/me/box/manifests/v1",
+            "GET …/blobs/sha256:11bd243a27aa",
+        ],
+    },
+    Expected {
+        edition: "en",
+        page: "lessons/12-ports.html",
+        caption: ("Figure:", &["dockling proxy"]),
+        labels: &[
+            "proxy mode…",
+            "nftables table ip dockling-<id>…",
+            "bridge dockling0 172.17.0.1/16",
+            "eth0 172.17.0.x…",
+        ],
+    },
+    Expected {
+        edition: "ko",
+        page: "lessons/12-ports.html",
+        caption: ("그림:", &["dockling proxy"]),
+        labels: &[
+            "proxy 모드…",
+            "nftables 테이블 ip dockling-<id>…",
+            "브리지 dockling0 172.17.0.1/16",
+            "eth0 172.17.0.x…",
+        ],
+    },
+    Expected {
+        edition: "en",
+        page: "lessons/18-limits.html",
+        caption: ("Figure:", &["cgroup-parent"]),
+        labels: &[
+            "/sys/fs/cgroup/memory/",
+            "memory.limit_in_bytes",
+            "cpu.cfs_quota_us",
+            "pids.max",
+            "cgroup v2: one tree…",
+        ],
+    },
+    Expected {
+        edition: "ko",
+        page: "lessons/18-limits.html",
+        caption: ("그림:", &["cgroup-parent"]),
+        labels: &[
+            "/sys/fs/cgroup/memory/",
+            "memory.limit_in_bytes",
+            "cpu.cfs_quota_us",
+            "pids.max",
+            "cgroup v2: 모든 컨트롤러에 트리 하나",
+        ],
+    },
+];
+
 #[test]
-fn lesson_figures_b_are_drawn_in_both_editions() {
+fn lesson_figures_are_drawn_in_both_editions() {
     let chromium = chromium();
-    // Each page, in each edition: the one inline figure it draws, a label or two that must be
-    // in it, and a word its caption must say.
-    let pages: [(&str, &str, &[&str], &str); 6] = [
-        (
-            "en",
-            "lessons/04-namespaces.html",
-            &[
-                "container's pid namespace",
-                "NSpid: 4242 1",
-                "with --pid host",
-            ],
-            "NSpid",
-        ),
-        (
-            "ko",
-            "lessons/04-namespaces.html",
-            &[
-                "컨테이너의 pid 네임스페이스",
-                "NSpid: 4242 1",
-                "--pid host이면",
-            ],
-            "NSpid",
-        ),
-        (
-            "en",
-            "lessons/18-limits.html",
-            &[
-                "/sys/fs/cgroup/memory/",
-                "memory.limit_in_bytes",
-                "cpu.cfs_quota_us",
-                "pids.max",
-                "cgroup v2: one tree",
-            ],
-            "cgroup-parent",
-        ),
-        (
-            "ko",
-            "lessons/18-limits.html",
-            &[
-                "/sys/fs/cgroup/memory/",
-                "memory.limit_in_bytes",
-                "cpu.cfs_quota_us",
-                "pids.max",
-                "cgroup v2: 모든 컨트롤러에 트리 하나",
-            ],
-            "cgroup-parent",
-        ),
-        (
-            "en",
-            "lessons/12-ports.html",
-            &[
-                "proxy mode",
-                "nftables table ip dockling-<id>",
-                "bridge dockling0 172.17.0.1/16",
-                "eth0 172.17.0.x",
-            ],
-            "dockling proxy",
-        ),
-        (
-            "ko",
-            "lessons/12-ports.html",
-            &[
-                "proxy 모드",
-                "nftables 테이블 ip dockling-<id>",
-                "브리지 dockling0 172.17.0.1/16",
-                "eth0 172.17.0.x",
-            ],
-            "dockling proxy",
-        ),
-    ];
-    // Labels that do not fit, on every page (all reported at once: a translation that runs
-    // long usually does so in more than one place).
-    let mut misfits = Vec::new();
-    for (edition, page, labels, caption_word) in pages {
-        let build = if edition == "en" { built() } else { built_ko() };
-        let figures = figures_drawn(chromium, &build.join(page));
-        assert_eq!(
-            figures.len(),
-            1,
-            "{edition} {page}: its inline figures: {figures:#?}"
-        );
-        let (caption, drawn, offenders) = &figures[0];
-        assert!(
-            caption.contains(caption_word),
-            "{edition} {page}: the caption `{caption}` lacks `{caption_word}`"
-        );
-        for label in labels {
-            assert!(
-                drawn.iter().any(|d| d.contains(label)),
-                "{edition} {page}: the figure lacks the label `{label}`: {drawn:#?}"
-            );
+    // Everything wrong on every page, reported at once: a translation that runs long usually
+    // does so in more than one place.
+    let mut problems = Vec::new();
+    for expected in LESSON_FIGURES {
+        let Expected {
+            edition,
+            page,
+            caption: (starts, says),
+            labels,
+        } = expected;
+        let build = if *edition == "en" {
+            built()
+        } else {
+            built_ko()
+        };
+        let at = format!("{edition} {page}");
+        let figures = drawn_figures(chromium, &build.join(page));
+        let [figure] = figures.as_slice() else {
+            problems.push(format!(
+                "{at}: {} inline figures, not one: {figures:#?}",
+                figures.len()
+            ));
+            continue;
+        };
+        let caption = &figure.caption;
+        if !caption.starts_with(starts) {
+            problems.push(format!(
+                "{at}: the caption does not start `{starts}`: `{caption}`"
+            ));
         }
-        misfits.extend(offenders.iter().map(|o| format!("{edition} {page}: {o}")));
+        for word in *says {
+            if !caption.contains(word) {
+                problems.push(format!("{at}: the caption lacks `{word}`: `{caption}`"));
+            }
+        }
+        for label in *labels {
+            let drawn = match label.strip_suffix('…') {
+                Some(start) => figure.labels.iter().any(|l| l.starts_with(start)),
+                None => figure.labels.iter().any(|l| l == label),
+            };
+            if !drawn {
+                problems.push(format!(
+                    "{at}: the figure lacks the label `{label}` among {:?}",
+                    figure.labels
+                ));
+            }
+        }
+        // Its digests are the ones the page's own transcript shows.
+        if !figure.stale.is_empty() {
+            problems.push(format!(
+                "{at}: the figure names digests the page's text does not show \
+                 (did the lab image change?): {:?}",
+                figure.stale
+            ));
+        }
+        // Every label fits, in this edition's font.
+        problems.extend(figure.offenders.iter().map(|o| format!("{at}: {o}")));
     }
-    assert!(misfits.is_empty(), "labels that do not fit: {misfits:#?}");
+    assert!(
+        problems.is_empty(),
+        "lesson figures not drawn as expected:\n{}",
+        problems.join("\n")
+    );
 }
