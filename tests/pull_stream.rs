@@ -275,7 +275,7 @@ fn the_fast_layer_is_unpacked_while_the_slow_one_still_downloads() {
     // is done with it) while the slow layer's registry still holds back half its body.
     let unpacked = wait_line(
         &rx,
-        &format!("layer {fast} unpacked into the staging directory"),
+        &format!("layer {fast} unpacked while it downloaded"),
         &mut seen,
     );
     let held = reg.held_sent.load(Ordering::SeqCst);
@@ -306,7 +306,7 @@ fn the_fast_layer_is_unpacked_while_the_slow_one_still_downloads() {
     // The slow layer was unpacked as it arrived too (its note comes after the release).
     assert!(seen
         .iter()
-        .any(|l| l.contains(&format!("layer {slow} unpacked into the staging directory"))));
+        .any(|l| l.contains(&format!("layer {slow} unpacked while it downloaded"))));
     // Both are layers now, whole, and the store holds nothing temporary.
     let layers = lab.root().join("layers/sha256");
     assert_eq!(
@@ -381,7 +381,7 @@ fn a_pull_killed_mid_stream_leaves_only_staging_and_the_next_pull_completes() {
     let mut seen = Vec::new();
     let unpacked = wait_line(
         &rx,
-        &format!("layer {fast} unpacked into the staging directory"),
+        &format!("layer {fast} unpacked while it downloaded"),
         &mut seen,
     );
     // Half of the slow layer is unpacked too by now, under its staging name.

@@ -497,6 +497,16 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
+/// The trace's one line for a layer's unpacking (untraced plumbing: thousands of `*at` calls
+/// summed up), `how` it was read.
+fn unpacked_note(layer: &str, how: &str, staged: &StagedLayer) {
+    let s = staged.stats();
+    super::trace::note(&format!(
+        "layer {layer} unpacked {how}: {} files, {} directories, {} whiteouts, {} bytes (untraced: openat2, mkdirat, openat, write, fchown, fchmod, utimensat; a layer once the pull commits)",
+        s.files, s.dirs, s.whiteouts, s.bytes
+    ));
+}
+
 /// What one layer's job leaves for the end of the pull: its blob and its unpacked directory,
 /// still under temporary names (committed together after one `syncfs`).
 #[derive(Default)]
@@ -551,6 +561,7 @@ impl Puller<'_> {
             let mut f = std::fs::File::open(&dest).map_err(Error::io("open", &dest))?;
             match store.stage_layer(&mut f, digest, diff_id) {
                 Ok(l) => {
+                    unpacked_note(digest, "from the blob already in the store", &l);
                     job.layer = Some(l);
                     return Ok(job);
                 }
@@ -656,7 +667,10 @@ impl Puller<'_> {
             };
             return match layer {
                 Some(Err(e)) => Err(e),
-                Some(Ok(l)) => Ok((blob, Some(l))),
+                Some(Ok(l)) => {
+                    unpacked_note(digest, "while it downloaded", &l);
+                    Ok((blob, Some(l)))
+                }
                 None => Ok((blob, None)),
             };
         }

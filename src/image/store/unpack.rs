@@ -48,10 +48,16 @@ pub struct StagedLayer {
     tmp: PathBuf,
     diff_id: String,
     tar_size: u64,
+    stats: crate::layers::unpack::UnpackStats,
     done: bool,
 }
 
 impl StagedLayer {
+    /// What the unpack created.
+    pub fn stats(&self) -> crate::layers::unpack::UnpackStats {
+        self.stats
+    }
+
     /// The diff_id this layer was checked against.
     pub fn diff_id(&self) -> &str {
         &self.diff_id
@@ -142,6 +148,7 @@ impl Store {
             tmp,
             diff_id: diff_id.to_string(),
             tar_size: 0,
+            stats: Default::default(),
             done: false,
         };
         let tmp = staged.tmp.clone();
@@ -205,14 +212,7 @@ impl Store {
         match result {
             Ok(stats) => {
                 staged.tar_size = reader.n;
-                crate::registry::trace::note(&format!(
-                    "layer {blob} unpacked into the staging directory {} (untraced plumbing: openat2, mkdirat, openat, write, fchown, fchmod, utimensat): {} files, {} directories, {} whiteouts, {} bytes",
-                    tmp.display(),
-                    stats.files,
-                    stats.dirs,
-                    stats.whiteouts,
-                    stats.bytes
-                ));
+                staged.stats = stats;
                 Ok(staged)
             }
             Err(e) => {
