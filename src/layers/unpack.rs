@@ -40,6 +40,13 @@ pub struct UnpackStats {
     pub bytes: u64,
     /// Whiteouts recorded.
     pub whiteouts: u64,
+    /// Docker's size of what was unpacked (`sys::fs::docker_tree_size`: the `lstat` size of
+    /// every entry that is not a directory, each inode once), counted on the way; exact only
+    /// when no entry replaced another ([`UnpackStats::replaced`]).
+    pub content: u64,
+    /// An entry replaced or removed what an earlier one made: `content` may count bytes that
+    /// are gone, and the tree must be measured instead.
+    pub replaced: bool,
 }
 
 /// How much one layer may hold before it is refused as a decompression bomb (a few kilobytes
@@ -273,6 +280,7 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str, limits: &Limits) -> R
         // there) may be a component of the cached parent's path: resolve it again next time.
         if replaced {
             cache.clear();
+            stats.replaced = true;
         }
     }
     // Directory modes and times last (deepest first): adding entries changed their mtimes,
@@ -495,6 +503,7 @@ fn unpack_entry<R: Read>(
                 return Err(bad(&"the layer ends inside this entry's data (truncated download or corrupt layer)"));
             }
             stats.bytes += n;
+            stats.content += n;
             let fd = f.as_fd();
             if let Some(o) = owner(uid, gid) {
                 safefs::chown_fd(fd, o).map_err(|e| bad(&e))?;
@@ -533,6 +542,8 @@ fn unpack_entry<R: Read>(
             // The target is only text here; it is never followed while unpacking.
             replacing(p, &name, replaced, || safefs::symlink_at(&target, p, &name))
                 .map_err(|e| bad(&e))?;
+            // A symlink's size is its target's length in bytes.
+            stats.content += target.as_os_str().len() as u64;
             safefs::set_meta_at(p, &name, owner(uid, gid), None, mtime).map_err(|e| bad(&e))?;
             stats.files += 1;
         }

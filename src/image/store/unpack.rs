@@ -280,9 +280,15 @@ impl Store {
             crate::fault::point("store.layer.before_marker");
             // The marker holds the layer's size as Docker counts it (content, not tar
             // headers: `images` and `history` show it) and the uncompressed tar's length.
-            let content = crate::sys::fs::open_root(&dir)
-                .and_then(|fd| crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(&fd)))
-                .map_err(Error::io("measure", &dir))?;
+            // Counted while unpacking; measured again (a walk of the tree) only when an entry
+            // replaced another, which the count cannot follow.
+            let content = if l.stats.replaced {
+                crate::sys::fs::open_root(&dir)
+                    .and_then(|fd| crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(&fd)))
+                    .map_err(Error::io("measure", &dir))?
+            } else {
+                l.stats.content
+            };
             write_atomic(
                 &self.layer_marker(&l.diff_id)?,
                 format!("content-size {content}\ntar-size {}\n", l.tar_size).as_bytes(),
@@ -355,6 +361,47 @@ mod tests {
         // The same layer within the limit unpacks.
         let store = Store::open(&tmp.path().join("root")).unwrap();
         store.ensure_unpacked(&blob, &diff_id).unwrap();
+    }
+
+    #[test]
+    fn the_size_counted_while_unpacking_is_the_size_of_the_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |kind: tar::EntryType, name: &str, data: &[u8], link: Option<&str>| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            if let Some(l) = link {
+                h.set_link_name(l).unwrap();
+            }
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add(tar::EntryType::Directory, "etc/", b"", None);
+        add(tar::EntryType::Regular, "etc/a", b"twelve bytes", None);
+        add(tar::EntryType::Regular, "etc/empty", b"", None);
+        add(tar::EntryType::Symlink, "etc/to-a", b"", Some("/etc/a"));
+        add(tar::EntryType::Link, "etc/a2", b"", Some("etc/a"));
+        add(
+            tar::EntryType::Regular,
+            "usr/lib/deep/x",
+            &[7u8; 3000],
+            None,
+        );
+        add(tar::EntryType::Regular, "etc/.wh.gone", b"", None);
+        add(tar::EntryType::Fifo, "etc/fifo", b"", None);
+        let tar = b.into_inner().unwrap();
+        let diff_id = digest_of(&tar);
+        let (blob, _) = store.write_blob(&tar).unwrap();
+        let l = store.stage_layer(&mut &tar[..], &blob, &diff_id).unwrap();
+        assert!(!l.stats().replaced);
+        let walked = crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(
+            &crate::sys::fs::open_root(&l.tmp).unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(l.stats().content, walked);
+        assert_eq!(walked, 12 + 6 + 3000);
     }
 
     #[test]
