@@ -37,7 +37,8 @@ pub enum Mode {
 pub const POINTS: &[&str] = &[
     // pull: the manifest is read and chosen, nothing stored yet.
     "pull.manifest",
-    // pull: a blob is downloaded and synced under its temporary name, not yet renamed.
+    // pull: a blob is downloaded and flushed under its temporary name (the config: synced
+    // alone; a layer's: by the pull's syncfs, its layer staged), not yet renamed.
     "pull.blob.before_rename",
     // pull: a blob is renamed into place (not yet in any image of the index).
     "pull.blob.renamed",

@@ -50,8 +50,8 @@ fn filter(lab: &Lab, known: &std::collections::HashSet<String>, text: &str) -> S
     // A NUL after a known name's first character hides it from the harness's filters; the
     // NULs are taken out after.
     let short: std::collections::HashSet<&str> = known.iter().map(|d| &d[..12]).collect();
-    // A pull fetches the config and the layers at the same time: which blob's GET comes first
-    // changes from run to run, so their digests are masked there (the lines are alike then).
+    // A pull's blob GETs have their digests masked (the lesson says so): they came in either
+    // order when the config and the layers were fetched at once, and the book keeps the mask.
     let text = regex::Regex::new(r"(GET \S*/blobs/sha256:)[0-9a-f]{64}")
         .unwrap()
         .replace_all(text, "${1}[DIGEST]");

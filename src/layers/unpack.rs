@@ -40,6 +40,13 @@ pub struct UnpackStats {
     pub bytes: u64,
     /// Whiteouts recorded.
     pub whiteouts: u64,
+    /// Docker's size of what was unpacked (`sys::fs::docker_tree_size`: the `lstat` size of
+    /// every entry that is not a directory, each inode once), counted on the way; exact only
+    /// when no entry replaced another ([`UnpackStats::replaced`]).
+    pub content: u64,
+    /// An entry replaced or removed what an earlier one made: `content` may count bytes that
+    /// are gone, and the tree must be measured instead.
+    pub replaced: bool,
 }
 
 /// How much one layer may hold before it is refused as a decompression bomb (a few kilobytes
@@ -220,7 +227,7 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str, limits: &Limits) -> R
     };
     let mut stats = UnpackStats::default();
     let mut dir_meta: Vec<safefs::DirMeta> = Vec::new();
-    let mut cache: Option<(PathBuf, OwnedFd)> = None;
+    let mut cache = DirCache::default();
     let mut buf = vec![0u8; 1 << 17];
     let mut entries_seen = 0u64;
     // A file this unpack creates already belongs to us: chown only when the layer says otherwise.
@@ -272,7 +279,8 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str, limits: &Limits) -> R
         // A name that now refers to something else (an entry replaced or removed what was
         // there) may be a component of the cached parent's path: resolve it again next time.
         if replaced {
-            cache = None;
+            cache.clear();
+            stats.replaced = true;
         }
     }
     // Directory modes and times last (deepest first): adding entries changed their mtimes,
@@ -282,24 +290,51 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str, limits: &Limits) -> R
     Ok(stats)
 }
 
-/// The parent directory of `path` inside `root`, from `cache` when the previous entry had the
-/// same parent. Follows the layer's own symlinks the way the container will see them (inside
+/// Descriptors of the directories an unpack has resolved or made, by their path in the
+/// layer, so that the entries of one directory (a tar lists a tree depth first: a parent's
+/// files come before, between and after its subdirectories') are not resolved again from the
+/// root each time. Bounded (a few parallel unpacks stay far below any descriptor limit): when
+/// full, it starts again. Emptied whenever an entry replaces or removes a name, which may be a
+/// component of a cached path.
+#[derive(Default)]
+struct DirCache {
+    dirs: std::collections::HashMap<PathBuf, OwnedFd>,
+}
+
+impl DirCache {
+    /// At most this many descriptors are kept.
+    const MAX: usize = 32;
+
+    fn clear(&mut self) {
+        self.dirs.clear();
+    }
+
+    fn insert(&mut self, key: PathBuf, fd: OwnedFd) {
+        if self.dirs.len() >= Self::MAX {
+            self.dirs.clear();
+        }
+        self.dirs.insert(key, fd);
+    }
+}
+
+/// The parent directory of `path` inside `root`, from `cache` when an earlier entry resolved
+/// or made it. Follows the layer's own symlinks the way the container will see them (inside
 /// root), so `lib -> usr/lib` then `lib/x` lands in usr/lib; missing directories are created.
 fn parent_of<'c>(
     ctx: &Ctx<'_>,
     root: BorrowedFd<'_>,
     raw: &Path,
     path: &Path,
-    cache: &'c mut Option<(PathBuf, OwnedFd)>,
+    cache: &'c mut DirCache,
 ) -> Result<&'c OwnedFd> {
     let key = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    if cache.as_ref().is_none_or(|(k, _)| *k != key) {
+    if !cache.dirs.contains_key(&key) {
         let rel = safefs::relative(&key);
         let fd = safefs::open_or_make_dir_in_root(root, &rel, 0o755)
             .map_err(|e| ctx.bad(raw, format!("parent directory: {e}")))?;
-        *cache = Some((key, fd));
+        cache.insert(key.clone(), fd);
     }
-    Ok(&cache.as_ref().expect("just filled").1)
+    Ok(cache.dirs.get(&key).expect("just filled"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -308,7 +343,7 @@ fn unpack_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     raw: &Path,
     root: BorrowedFd<'_>,
-    cache: &mut Option<(PathBuf, OwnedFd)>,
+    cache: &mut DirCache,
     dir_meta: &mut Vec<safefs::DirMeta>,
     stats: &mut UnpackStats,
     replaced: &mut bool,
@@ -422,6 +457,21 @@ fn unpack_entry<R: Read>(
                 }
                 Err(e) => return Err(bad(&e)),
             };
+            // Its own entries come next: its descriptor, opened beside the stat through the
+            // parent's (O_NOFOLLOW: the directory just checked, never a symlink), is kept.
+            if let Ok(fd) = safefs::openat2(
+                p,
+                Path::new(&name),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+            ) {
+                let same = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
+                    .is_ok_and(|now| safefs::identity(&now) == safefs::identity(&st));
+                if same {
+                    cache.insert(path.clone(), fd);
+                }
+            }
             dir_meta.push(safefs::DirMeta {
                 path: path.clone(),
                 id: safefs::identity(&st),
@@ -453,6 +503,7 @@ fn unpack_entry<R: Read>(
                 return Err(bad(&"the layer ends inside this entry's data (truncated download or corrupt layer)"));
             }
             stats.bytes += n;
+            stats.content += n;
             let fd = f.as_fd();
             if let Some(o) = owner(uid, gid) {
                 safefs::chown_fd(fd, o).map_err(|e| bad(&e))?;
@@ -491,6 +542,8 @@ fn unpack_entry<R: Read>(
             // The target is only text here; it is never followed while unpacking.
             replacing(p, &name, replaced, || safefs::symlink_at(&target, p, &name))
                 .map_err(|e| bad(&e))?;
+            // A symlink's size is its target's length in bytes.
+            stats.content += target.as_os_str().len() as u64;
             safefs::set_meta_at(p, &name, owner(uid, gid), None, mtime).map_err(|e| bad(&e))?;
             stats.files += 1;
         }

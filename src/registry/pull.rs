@@ -17,7 +17,7 @@ use super::{
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::image::reference::{Reference, DEFAULT_REGISTRY};
-use crate::image::store::{go_arch, Image, Ingest, Store};
+use crate::image::store::{go_arch, BlobSink, Image, Ingest, StagedBlob, StagedLayer, Store};
 
 const INDEX_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
@@ -248,12 +248,12 @@ impl Fetched {
 
 /// Reads through `inner`, keeping a copy of every byte in `copy` (the config: stored and
 /// parsed from one download, hashed once on its way into the store).
-struct Tee<'a, R> {
+struct Keep<'a, R> {
     inner: R,
     copy: &'a mut Vec<u8>,
 }
 
-impl<R: Read> Read for Tee<'_, R> {
+impl<R: Read> Read for Keep<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.copy.extend_from_slice(&buf[..n]);
@@ -402,7 +402,7 @@ impl Puller<'_> {
             let ingested = match keep.as_deref_mut() {
                 Some(copy) => {
                     copy.clear();
-                    let mut tee = Tee {
+                    let mut tee = Keep {
                         inner: &mut body,
                         copy,
                     };
@@ -448,6 +448,231 @@ impl Puller<'_> {
                     last = Some(e)
                 }
             }
+        }
+        Err(RegistryError::BlobRetries {
+            digest: digest.to_string(),
+            last: last.map(|e| e.to_string()).unwrap_or_default(),
+        }
+        .into())
+    }
+}
+
+/// A layer body on its way: every byte read from the registry (cut off at the descriptor's
+/// size) is written to the blob's temporary file and hashed there before the decompressor and
+/// the unpacker see it. Its own failures are kept apart, so that what the unpacker reports as
+/// a bad entry can be told from a broken transfer (tried again) or a full disk (not).
+struct Tee<'a, R> {
+    inner: Bounded<R>,
+    sink: &'a mut BlobSink,
+    bar: Option<&'a ProgressBar>,
+    /// The transfer broke (or the registry sent too much).
+    read_err: Option<std::io::Error>,
+    /// The blob could not be written.
+    write_err: Option<Error>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.read_err.is_some() || self.write_err.is_some() {
+            return Err(std::io::Error::other("the download failed"));
+        }
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                let said = std::io::Error::new(e.kind(), e.to_string());
+                self.read_err = Some(e);
+                return Err(said);
+            }
+        };
+        if let Err(e) = self.sink.write(&buf[..n]) {
+            let said = std::io::Error::other(e.to_string());
+            self.write_err = Some(e);
+            return Err(said);
+        }
+        if let Some(b) = self.bar {
+            b.inc(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// The trace's one line for a layer's unpacking (untraced plumbing: thousands of `*at` calls
+/// summed up), `how` it was read.
+fn unpacked_note(layer: &str, how: &str, staged: &StagedLayer) {
+    let s = staged.stats();
+    super::trace::note(&format!(
+        "layer {layer} unpacked {how}: {} files, {} directories, {} whiteouts, {} bytes (untraced: openat2, mkdirat, openat, write, fchown, fchmod, utimensat; a layer once the pull commits)",
+        s.files, s.dirs, s.whiteouts, s.bytes
+    ));
+}
+
+/// What one layer's job leaves for the end of the pull: its blob and its unpacked directory,
+/// still under temporary names (committed together after one `syncfs`).
+#[derive(Default)]
+struct LayerJob {
+    /// Its blob was intact in the store and the layer unpacked: nothing was done.
+    was_here: bool,
+    blob: Option<StagedBlob>,
+    layer: Option<StagedLayer>,
+}
+
+impl Puller<'_> {
+    /// One layer, start to end: nothing when its blob is intact and it is unpacked; unpacked
+    /// from the blob already in the store when only the unpacked layer is missing (fetched
+    /// again if that blob turns out damaged); else downloaded and unpacked in one stream.
+    /// With `unpack` false (a second blob of a diff_id already unpacked by another job of
+    /// this pull) only the blob is fetched. The caller holds the blob's lock, and the layer's
+    /// with `unpack`.
+    fn layer(
+        &self,
+        store: &Store,
+        desc: &Descriptor,
+        diff_id: &str,
+        unpack: bool,
+        bar: Option<&ProgressBar>,
+    ) -> Result<LayerJob> {
+        let digest = checked(desc)?;
+        let size = desc.size();
+        let dest = store.blob_path(digest)?;
+        let mut job = LayerJob::default();
+        let intact = |hash: bool| {
+            dest.exists() && crate::image::fsck::blob_intact(&dest, digest, size, hash)
+        };
+        let mut blob_here = intact(size <= MAX_CONFIG);
+        let missing = unpack && store.layer_missing(diff_id)?;
+        if blob_here {
+            // Touched: `system fsck --repair` never takes a blob newer than a running
+            // command for an orphan, and this pull relies on it before it is indexed.
+            let _ = std::fs::File::open(&dest)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        }
+        if !missing {
+            if blob_here {
+                job.was_here = unpack || store.layer_complete(diff_id);
+            } else {
+                job.blob = Some(self.download(store, desc, bar, None)?.0);
+            }
+            return Ok(job);
+        }
+        if blob_here {
+            // Trusted by its size: if unpacking it fails and it does not hash to its name, it
+            // is provably garbage, removed and fetched again.
+            let mut f = std::fs::File::open(&dest).map_err(Error::io("open", &dest))?;
+            match store.stage_layer(&mut f, digest, diff_id) {
+                Ok(l) => {
+                    unpacked_note(digest, "from the blob already in the store", &l);
+                    job.layer = Some(l);
+                    return Ok(job);
+                }
+                Err(e) if !intact(true) => {
+                    super::trace::note(&format!(
+                        "layer {digest} in the store is damaged ({e}): fetching it again"
+                    ));
+                    let _ = std::fs::remove_file(&dest);
+                    blob_here = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        debug_assert!(!blob_here);
+        let (blob, layer) = self.download(store, desc, bar, Some(diff_id))?;
+        job.blob = Some(blob);
+        job.layer = layer;
+        Ok(job)
+    }
+
+    /// Download a layer blob (the caller holds its lock), no more than its descriptor's size,
+    /// into a temporary file, hashing it; with `unpack_as`, the same bytes go on through the
+    /// decompressor into [`Store::stage_layer`] as they arrive, so the layer is unpacked when
+    /// its download ends. Then the blob's digest is checked: a mismatch discards both (the
+    /// staged layer first of all). A broken transfer is tried again from the start (bounded).
+    fn download(
+        &self,
+        store: &Store,
+        desc: &Descriptor,
+        bar: Option<&ProgressBar>,
+        unpack_as: Option<&str>,
+    ) -> Result<(StagedBlob, Option<StagedLayer>)> {
+        let digest = checked(desc)?;
+        let size = desc.size();
+        crate::fault::point("pull.blob.locked");
+        let url = self.reg.url(&self.reference.repository, "blobs", digest);
+        let mut last = None;
+        for _ in 0..3 {
+            if let Some(b) = bar {
+                b.set_position(0);
+                b.set_message("Downloading");
+            }
+            let resp = self.reg.send(&self.scope, |h| h.get(&url))?;
+            if !resp.status().is_success() {
+                return Err(status_error(&format!("blob {digest}"), self.reference, resp).into());
+            }
+            // A length that disagrees with the manifest is refused before a byte is stored.
+            if let Some(n) = resp.content_length().filter(|n| *n != size) {
+                return Err(RegistryError::BlobLength {
+                    digest: digest.to_string(),
+                    sent: n,
+                    size,
+                }
+                .into());
+            }
+            let mut sink = store.blob_sink(digest)?;
+            let mut tee = Tee {
+                inner: Bounded::new(resp, size),
+                sink: &mut sink,
+                bar,
+                read_err: None,
+                write_err: None,
+            };
+            let layer = unpack_as.map(|d| store.stage_layer(&mut tee, digest, d));
+            // The rest of the body (what the decompressor left after the tar's end, or all of
+            // it when not unpacking, or after a bad entry: the digest says whose fault it was).
+            if tee.read_err.is_none() && tee.write_err.is_none() {
+                let _ = std::io::copy(&mut tee, &mut std::io::sink());
+            }
+            let (read_err, write_err) = (tee.read_err.take(), tee.write_err.take());
+            if let Some(e) = write_err {
+                return Err(match e {
+                    Error::NoSpace { dir, quota, .. } => Error::NoSpace {
+                        dir,
+                        quota,
+                        doing: format!("downloading blob {digest}"),
+                    },
+                    e => e,
+                });
+            }
+            if let Some(e) = read_err {
+                if let Some(o) = e.get_ref().and_then(|e| e.downcast_ref::<Oversized>()) {
+                    return Err(RegistryError::BlobTooLong {
+                        digest: digest.to_string(),
+                        size: o.0,
+                    }
+                    .into());
+                }
+                last = Some(e);
+                continue;
+            }
+            let blob = match sink.finish(digest) {
+                Ok(b) => b,
+                Err(Ingest::Mismatch(got)) => {
+                    return Err(RegistryError::BlobDigest {
+                        digest: digest.to_string(),
+                        got,
+                    }
+                    .into())
+                }
+                Err(Ingest::Store(e)) => return Err(e),
+                Err(Ingest::Read(e)) => return Err(Error::io("read", store.blob_path(digest)?)(e)),
+            };
+            return match layer {
+                Some(Err(e)) => Err(e),
+                Some(Ok(l)) => {
+                    unpacked_note(digest, "while it downloaded", &l);
+                    Ok((blob, Some(l)))
+                }
+                None => Ok((blob, None)),
+            };
         }
         Err(RegistryError::BlobRetries {
             digest: digest.to_string(),
@@ -692,58 +917,11 @@ fn pull_from(
     needed.extend(layers.iter().map(String::as_str));
     store.claim(&needed)?;
 
-    // Layers in parallel (at most 4 at once), each verified as it streams; on a terminal,
-    // one progress bar per layer (as Docker draws them), else Docker's plain lines.
-    let multi = bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
-    let style =
-        ProgressStyle::with_template("{prefix}: {msg:<17} [{bar:20}] {bytes}/{total_bytes}")
-            .expect("template")
-            .progress_chars("=> ");
-    let layer_bars: Vec<Option<ProgressBar>> = descriptors
-        .iter()
-        .map(|d| {
-            multi.as_ref().map(|m| {
-                let l = d.digest().to_string();
-                let b = m.add(ProgressBar::new(d.size()));
-                b.set_style(style.clone());
-                b.set_prefix(l[7..19].to_string());
-                b.set_message(if store.blob_path(&l).is_ok_and(|p| p.exists()) {
-                    "Already exists"
-                } else {
-                    "Waiting"
-                });
-                b
-            })
-        })
-        .collect();
-    // The config comes in parallel with the layers: one round trip less before they start.
-    // Its bytes are kept from the download (or the one read of the blob already here).
+    // The config first (one small round trip): its diff_ids name the layers each download
+    // unpacks into, and a layer already unpacked is not downloaded again. Its bytes are kept
+    // from the download (or the one read of the blob already here).
     let mut config_bytes = Vec::new();
-    let (config_fetched, results): (Result<bool>, Vec<Result<bool>>) = std::thread::scope(|s| {
-        let config = s.spawn(|| p.blob(store, config_desc, None, Some(&mut config_bytes)));
-        let mut out_results = Vec::new();
-        for (chunk, chunk_bars) in descriptors.chunks(4).zip(layer_bars.chunks(4)) {
-            let handles: Vec<_> = chunk
-                .iter()
-                .zip(chunk_bars)
-                .map(|(l, b)| {
-                    s.spawn(move || {
-                        p.blob(store, l, b.as_ref(), None)
-                            .map_err(|e| foreign_hint(l, e))
-                    })
-                })
-                .collect();
-            out_results.extend(handles.into_iter().map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(RegistryError::Panicked("a download").into()))
-            }));
-        }
-        let config = config
-            .join()
-            .unwrap_or_else(|_| Err(RegistryError::Panicked("a download").into()));
-        (config, out_results)
-    });
-    config_fetched?;
+    p.blob(store, config_desc, None, Some(&mut config_bytes))?;
     // At most MAX_CONFIG bytes: the download stopped at the descriptor's size. An unusable
     // config fails the pull; what was fetched with it is removed (see `pull`).
     let config =
@@ -763,70 +941,159 @@ fn pull_from(
         }
         .into());
     }
+    // Leased before they are looked for: kept until the index names them.
+    let ids: Vec<&str> = diff_ids.iter().map(String::as_str).collect();
+    store.claim(&ids)?;
 
-    // A layer already here (its blob intact, and unpacked: nothing to download or extract)
-    // is "Already exists", as Docker says of a layer its store holds; the others are
-    // "Download complete", then "Pull complete" once unpacked.
-    let mut present = Vec::with_capacity(layers.len());
-    for (((l, r), bar), d) in layers.iter().zip(results).zip(&layer_bars).zip(&diff_ids) {
-        let was_here = match r {
-            Ok(was_here) => was_here && store.layer_complete(d),
-            Err(e) => {
-                if let Some(b) = bar {
-                    b.abandon_with_message("Failed");
-                }
-                return Err(e);
+    // One job per distinct blob; a blob that appears twice (an empty layer, say) is fetched
+    // and unpacked once, and a diff_id two blobs share (the same tar compressed two ways) is
+    // unpacked by the first of them only. One blob with two diff_ids cannot be both.
+    let mut blob_of = std::collections::HashMap::new();
+    let mut unpacking = std::collections::HashSet::new();
+    let mut jobs: Vec<(usize, bool)> = Vec::new();
+    for (i, (l, d)) in layers.iter().zip(&diff_ids).enumerate() {
+        match blob_of.insert(l.as_str(), d.as_str()) {
+            Some(other) if other != d => {
+                return Err(Error::Corrupt(format!(
+                    "image {reference}: layer {l} is given two diff_ids ({other} and {d}) by its config: the image is corrupt"
+                )))
             }
-        };
-        present.push(was_here);
-        let status = if was_here {
+            Some(_) => continue,
+            None => jobs.push((i, unpacking.insert(d.as_str()))),
+        }
+    }
+
+    // The per-object locks of every blob and layer this pull may write, taken before any
+    // download and held until the commit: one process fetches and unpacks each, the others
+    // wait and then find it in place. All are taken at once and in one order (by name), so
+    // two pulls sharing layers never each hold what the other waits for.
+    let mut wanted: Vec<(&str, &str)> = Vec::new();
+    for (i, unpack) in &jobs {
+        wanted.push(("blob", layers[*i].as_str()));
+        if *unpack {
+            wanted.push(("layer", diff_ids[*i].as_str()));
+        }
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut locks = Vec::with_capacity(wanted.len());
+    for (what, digest) in wanted {
+        locks.push(store.object_lock(what, digest)?);
+    }
+
+    // Every layer at once, in a bounded pool of workers (at most 4 layers in flight): each
+    // streams from the registry through its digest check and decompressor into its own
+    // staging directory, and a worker that finishes takes the next layer, so a slow layer
+    // holds up no other. On a terminal, one progress bar per layer (as Docker draws them),
+    // else Docker's plain lines once all are done.
+    let multi = bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+    let style =
+        ProgressStyle::with_template("{prefix}: {msg:<17} [{bar:20}] {bytes}/{total_bytes}")
+            .expect("template")
+            .progress_chars("=> ");
+    let layer_bars: Vec<Option<ProgressBar>> = descriptors
+        .iter()
+        .map(|d| {
+            multi.as_ref().map(|m| {
+                let l = d.digest().to_string();
+                let b = m.add(ProgressBar::new(d.size()));
+                b.set_style(style.clone());
+                b.set_prefix(l[7..19].to_string());
+                b.set_message("Waiting");
+                b
+            })
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let done: Vec<std::sync::Mutex<Option<Result<LayerJob>>>> =
+        jobs.iter().map(|_| Default::default()).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.len().min(4) {
+            s.spawn(|| loop {
+                use std::sync::atomic::Ordering::SeqCst;
+                let k = next.fetch_add(1, SeqCst);
+                if k >= jobs.len() || failed.load(SeqCst) {
+                    break;
+                }
+                let (i, unpack) = jobs[k];
+                let (d, diff_id, bar) = (&descriptors[i], &diff_ids[i], layer_bars[i].as_ref());
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    p.layer(store, d, diff_id, unpack, bar)
+                        .map_err(|e| foreign_hint(d, e))
+                }))
+                .unwrap_or_else(|_| Err(RegistryError::Panicked("a layer download").into()));
+                if let Some(b) = bar {
+                    match &r {
+                        Ok(j) if j.was_here => b.set_message("Already exists"),
+                        Ok(_) => b.set_message("Download complete"),
+                        Err(_) => b.abandon_with_message("Failed"),
+                    }
+                }
+                if r.is_err() {
+                    failed.store(true, SeqCst);
+                }
+                *done[k].lock().expect("layer job") = Some(r);
+            });
+        }
+    });
+    // The first failure in layer order is the one said; every staged blob and layer of the
+    // others is dropped (removed) with `done`.
+    let mut finished = Vec::with_capacity(jobs.len());
+    let mut first_err = None;
+    for slot in done {
+        match slot.into_inner().expect("layer job") {
+            Some(Ok(j)) => finished.push(j),
+            Some(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            // Not started: another layer failed first.
+            None => {}
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let present: Vec<bool> = layers
+        .iter()
+        .map(|l| {
+            jobs.iter()
+                .zip(&finished)
+                .find(|((i, _), _)| layers[*i] == *l)
+                .is_some_and(|(_, j)| j.was_here)
+        })
+        .collect();
+    // Everything the jobs staged becomes the store's in one commit: one syncfs, then the
+    // renames and markers. Listed first, so that a failure from here on removes it again.
+    let mut staged_blobs = Vec::new();
+    let mut staged_layers = Vec::new();
+    {
+        let mut fetched = p.fetched.lock().expect("fetched");
+        for j in finished {
+            if let Some(b) = j.blob {
+                fetched.0.push(b.digest().to_string());
+                staged_blobs.push(b);
+            }
+            if let Some(l) = j.layer {
+                fetched.1.push(l.diff_id().to_string());
+                staged_layers.push(l);
+            }
+        }
+    }
+    store.commit(staged_blobs, staged_layers)?;
+    drop(locks);
+    // Docker's lines, in layer order: "Already exists" for a layer the store held, else
+    // "Download complete" then "Pull complete".
+    for (l, was_here) in layers.iter().zip(&present) {
+        if bars {
+            break;
+        }
+        let status = if *was_here {
             "Already exists"
         } else {
             "Download complete"
         };
-        match bar {
-            Some(b) => b.set_message(status),
-            None => {
-                let _ = writeln!(out, "{}: {status}", &l[7..19]);
-            }
-        }
-    }
-    // Leased before they are looked for (unpacking claims them too, but a layer found
-    // complete is not unpacked): kept until the index names them.
-    let ids: Vec<&str> = diff_ids.iter().map(String::as_str).collect();
-    store.claim(&ids)?;
-    // Unpack the layers in parallel too (each into its own directory), reporting in order.
-    for ((d, bar), was_here) in diff_ids.iter().zip(&layer_bars).zip(&present) {
-        if store.layer_size(d).is_none() {
-            p.fetched.lock().expect("fetched").1.push(d.clone());
-        }
-        if let Some(b) = bar.as_ref().filter(|_| !was_here) {
-            b.set_message("Extracting");
-        }
-    }
-    // A layer that appears twice in an image (an empty layer, say) is unpacked once.
-    let mut seen = std::collections::HashSet::new();
-    let jobs: Vec<(&Descriptor, &String)> = descriptors
-        .iter()
-        .zip(&diff_ids)
-        .filter(|(_, d)| seen.insert(d.as_str()))
-        .collect();
-    let unpacked: Vec<Result<std::path::PathBuf>> = std::thread::scope(|s| {
-        let mut done = Vec::new();
-        for chunk in jobs.chunks(4) {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|(l, d)| s.spawn(move || unpack_or_refetch(p, store, l, d)))
-                .collect();
-            done.extend(handles.into_iter().map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(RegistryError::Panicked("an unpack").into()))
-            }));
-        }
-        done
-    });
-    for r in unpacked {
-        r?;
+        let _ = writeln!(out, "{}: {status}", &l[7..19]);
     }
     for ((l, bar), was_here) in layers.iter().zip(&layer_bars).zip(&present) {
         match bar {
@@ -861,33 +1128,6 @@ fn pull_from(
         reference.familiar_tagged()
     );
     store.find(&reference.to_string())
-}
-
-/// Unpack a layer; when that fails because the blob already in the store is damaged (right
-/// size, wrong content: `blob` trusted it by its size), fetch it again and unpack once more.
-/// The blob is hashed only on this failure path: a healthy pull reads it once, to unpack.
-fn unpack_or_refetch(
-    p: &Puller<'_>,
-    store: &Store,
-    desc: &Descriptor,
-    diff_id: &str,
-) -> Result<std::path::PathBuf> {
-    let layer = checked(desc)?;
-    let first = store.ensure_unpacked(layer, diff_id);
-    let Err(e) = &first else {
-        return first;
-    };
-    let path = store.blob_path(layer)?;
-    if crate::image::fsck::blob_intact(&path, layer, desc.size(), true) {
-        return first;
-    }
-    super::trace::note(&format!(
-        "layer {layer} in the store is damaged ({e}): fetching it again"
-    ));
-    // Its content does not match its name: provably garbage.
-    let _ = std::fs::remove_file(&path);
-    p.blob(store, desc, None, None)?;
-    store.ensure_unpacked(layer, diff_id)
 }
 
 /// True when every blob `manifest` names is in the store with its descriptor's size, and its

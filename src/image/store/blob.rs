@@ -4,7 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
@@ -86,7 +86,112 @@ pub(crate) fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((format!("sha256:{:x}", hash.finalize()), n))
 }
 
+/// A blob being written under a temporary name (`blobs/sha256/.tmp-…`) and hashed as it comes,
+/// by a caller that reads the source itself (`pull` streams a layer's body through this and
+/// into the unpacker at once). Dropped before [`BlobSink::finish`], the file is removed.
+pub struct BlobSink {
+    tmp: PathBuf,
+    file: Option<File>,
+    hash: Sha256,
+    n: u64,
+}
+
+impl BlobSink {
+    /// Write the next bytes of the blob.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        let f = self.file.as_mut().expect("not finished");
+        f.write_all(data)
+            .map_err(Error::write("writing a blob", &self.tmp))?;
+        self.hash.update(data);
+        self.n += data.len() as u64;
+        crate::fault::point("store.blob.mid_write");
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
+    /// True before the first byte.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The blob is complete: its digest must be `expected` (else the file is removed and the
+    /// digest it has is the error). Not synced: [`Store::commit`] flushes it with everything
+    /// else of the pull, then renames it into place.
+    pub fn finish(mut self, expected: &str) -> std::result::Result<StagedBlob, Ingest> {
+        let got = format!("sha256:{:x}", std::mem::take(&mut self.hash).finalize());
+        if got != expected {
+            return Err(Ingest::Mismatch(got));
+        }
+        self.file = None;
+        let dest = self.tmp.with_file_name(&got[7..]);
+        Ok(StagedBlob {
+            tmp: std::mem::take(&mut self.tmp),
+            dest,
+            done: false,
+        })
+    }
+}
+
+impl Drop for BlobSink {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A whole blob whose digest matched, under its temporary name until [`Store::commit`] renames
+/// it to its digest (after the one `syncfs`); dropped before, the file is removed.
+pub struct StagedBlob {
+    tmp: PathBuf,
+    dest: PathBuf,
+    done: bool,
+}
+
+impl StagedBlob {
+    /// The digest it is checked to have.
+    pub fn digest(&self) -> String {
+        format!(
+            "sha256:{}",
+            self.dest.file_name().unwrap_or_default().to_string_lossy()
+        )
+    }
+
+    /// Rename into place (the caller syncs the directory).
+    pub(super) fn rename(&mut self) -> Result<()> {
+        fs::rename(&self.tmp, &self.dest).map_err(Error::io("rename", &self.dest))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for StagedBlob {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 impl Store {
+    /// Start writing a blob under a temporary name (see [`BlobSink`]); `expected` is leased
+    /// first, so garbage collection keeps it once renamed.
+    pub fn blob_sink(&self, expected: &str) -> Result<BlobSink> {
+        self.claim(&[expected])?;
+        let tmp = self.oci.join("blobs/sha256").join(temp_name());
+        let file = File::create(&tmp).map_err(Error::write("creating a blob", &tmp))?;
+        Ok(BlobSink {
+            tmp,
+            file: Some(file),
+            hash: Sha256::new(),
+            n: 0,
+        })
+    }
+
     /// Read a blob, checking its digest.
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
         let p = self.blob_path(digest)?;

@@ -46,12 +46,13 @@ mod unpack;
 
 pub(crate) use blob::hash_file;
 pub(crate) use blob::Capped;
-pub use blob::{blob_intact, digest_of, Ingest};
+pub use blob::{blob_intact, digest_of, BlobSink, Ingest, StagedBlob};
 pub use gc::Collected;
 use gc::{remove_journal, Lease, GC_PENDING};
 pub(crate) use index::tag_of;
 use index::REPO_DIGEST;
 pub use layout::{hex_of, secure_root, PRIVATE_DIRS};
+pub use unpack::StagedLayer;
 
 /// One image (for one of its references, if any).
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::{hex_of, Capped, Image, Store};
+use super::{hex_of, Capped, Image, StagedBlob, Store};
 use crate::error::{Error, Result};
 use crate::files::{sync_dir, temp_name, write_atomic};
 use crate::image::ImageError;
@@ -39,59 +39,149 @@ fn disk_full(path: &Path) -> bool {
     })
 }
 
+/// A layer unpacked into a staging directory (`layers/sha256/.tmp-<pid>-<start>-<random>`)
+/// and checked against its diff_id, not yet a layer: [`Store::commit`] makes it one (after the
+/// one `syncfs`), and dropped without that, the staging directory is removed. A killed process
+/// leaves only the staging directory, which a temporary name of a dead owner is: the next
+/// command's sweep or `system fsck --repair` removes it.
+pub struct StagedLayer {
+    tmp: PathBuf,
+    diff_id: String,
+    tar_size: u64,
+    stats: crate::layers::unpack::UnpackStats,
+    done: bool,
+}
+
+impl StagedLayer {
+    /// What the unpack created.
+    pub fn stats(&self) -> crate::layers::unpack::UnpackStats {
+        self.stats
+    }
+
+    /// The diff_id this layer was checked against.
+    pub fn diff_id(&self) -> &str {
+        &self.diff_id
+    }
+}
+
+impl Drop for StagedLayer {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// Read up to `head.len()` bytes (fewer only at the end of the stream): a network body may
+/// come a byte at a time, and the compression is told from the first four.
+fn read_head(r: &mut dyn Read, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(got) => n += got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 impl Store {
     /// Unpack layer blob `blob` into `layers/sha256/<diff_id>` unless already there, checking
     /// that its uncompressed content has the digest the image config promised.
     pub fn ensure_unpacked(&self, blob: &str, diff_id: &str) -> Result<PathBuf> {
-        let hex = hex_of(diff_id)?;
-        let dir = self.layers.join(hex);
+        let dir = self.layer_path(diff_id)?;
         // Complete: nothing to write, nothing to lease (a `run` of an image it holds).
         if self.layer_complete(diff_id) {
             return Ok(dir);
         }
+        let Some(_unpacking) = self.layer_slot(blob, diff_id)? else {
+            return Ok(dir);
+        };
+        let path = self.blob_path(blob)?;
+        let mut f = File::open(&path).map_err(Error::io("open", &path))?;
+        let staged = self.stage_layer(&mut f, blob, diff_id)?;
+        self.commit(Vec::new(), vec![staged])?;
+        Ok(dir)
+    }
+
+    /// The right to unpack layer `diff_id` (of blob `blob`): leased, then its per-object lock,
+    /// held until the staged layer is committed; `None` when another command completed it
+    /// meanwhile (or before).
+    pub fn layer_slot(&self, blob: &str, diff_id: &str) -> Result<Option<crate::files::PathLock>> {
         self.claim(&[blob, diff_id])?;
         // One unpack per layer at a time: another command unpacking it is waited for.
-        let _unpacking = self.object_lock("layer", diff_id)?;
+        let lock = self.object_lock("layer", diff_id)?;
+        Ok(self.layer_missing(diff_id)?.then_some(lock))
+    }
+
+    /// For a caller that holds layer `diff_id`'s lock: true when it still has to be unpacked.
+    /// A directory without its marker is what a killed unpack or delete left: never trusted,
+    /// moved to the trash.
+    pub fn layer_missing(&self, diff_id: &str) -> Result<bool> {
         if self.layer_complete(diff_id) {
-            return Ok(dir);
+            return Ok(false);
         }
-        // A directory without its marker is what a killed unpack or delete left: never
-        // trusted, removed and unpacked again.
+        let dir = self.layer_path(diff_id)?;
         if fs::symlink_metadata(&dir).is_ok() {
             self.trash(&dir)?;
         }
+        Ok(true)
+    }
+
+    /// Unpack the layer blob streaming from `compressed` (gzip, zstd or plain tar: told from
+    /// its first bytes, never from its media type) into a staging directory, hashing the
+    /// uncompressed stream on the way, and check it against `diff_id` when the stream ends.
+    /// The caller holds the layer's slot ([`Store::layer_slot`]). On any error the staging
+    /// directory is gone; on success it is not yet a layer (see [`StagedLayer`]).
+    pub fn stage_layer(
+        &self,
+        compressed: &mut dyn Read,
+        blob: &str,
+        diff_id: &str,
+    ) -> Result<StagedLayer> {
+        let hex = hex_of(diff_id)?;
         let tmp = self.layers.join(temp_name());
-        fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
-        let path = self.blob_path(blob)?;
-        let f = File::open(&path).map_err(Error::io("open", &path))?;
+        fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
+        let mut staged = StagedLayer {
+            tmp,
+            diff_id: diff_id.to_string(),
+            tar_size: 0,
+            stats: Default::default(),
+            done: false,
+        };
+        let tmp = staged.tmp.clone();
+        let source = self.blob_path(blob)?;
         let mut head = [0u8; 4];
-        let n = File::open(&path)
-            .and_then(|mut g| g.read(&mut head))
-            .unwrap_or(0);
-        let compressed: Box<dyn Read> = if n >= 2 && head[..2] == [0x1f, 0x8b] {
-            Box::new(flate2::read::GzDecoder::new(BufReader::new(f)))
+        let n = read_head(compressed, &mut head).map_err(Error::io("read", &source))?;
+        let whole = (&head[..n]).chain(compressed);
+        let decoded: Box<dyn Read + '_> = if n >= 2 && head[..2] == [0x1f, 0x8b] {
+            Box::new(flate2::read::GzDecoder::new(BufReader::with_capacity(
+                1 << 16,
+                whole,
+            )))
         } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
-            match ruzstd::decoding::StreamingDecoder::new(BufReader::new(f)) {
+            match ruzstd::decoding::StreamingDecoder::new(BufReader::new(whole)) {
                 Ok(d) => Box::new(d),
                 Err(e) => {
-                    let _ = fs::remove_dir_all(&tmp);
                     return Err(ImageError::BadZstd {
                         blob: blob.to_string(),
                         why: e.to_string(),
                     }
-                    .into());
+                    .into())
                 }
             }
         } else {
-            Box::new(BufReader::new(f))
+            Box::new(whole)
         };
         let mut reader = HashingReader {
-            inner: compressed,
+            inner: decoded,
             hash: Sha256::new(),
             n: 0,
         };
-        let result =
-            crate::layers::unpack::unpack(&mut reader, &tmp, blob, &self.limits).and_then(|_| {
+        let result = crate::layers::unpack::unpack(&mut reader, &tmp, blob, &self.limits).and_then(
+            |stats| {
                 // Hash what the tar reader left unread (end-of-archive padding) too, within the
                 // same limit: a small tar followed by terabytes of compressed zeros is a bomb too.
                 let left = self.limits.max_size.saturating_sub(reader.n);
@@ -104,7 +194,7 @@ impl Store {
                     return Err(if rest.over {
                         self.limits.too_big(blob)
                     } else {
-                        Error::io("read", &path)(e)
+                        Error::io("read", &source)(e)
                     });
                 }
                 let got = format!("{:x}", reader.hash.finalize_reset());
@@ -116,49 +206,107 @@ impl Store {
                     }
                     .into());
                 }
-                Ok(())
-            });
-        if let Err(e) = result {
-            // A write that failed because the disk is full surfaces from the unpacker as a bad
-            // entry; asked before the half-unpacked tree is removed (which frees the space),
-            // the file system says which it was.
-            let e = if disk_full(&tmp) {
-                Error::NoSpace {
-                    dir: self.layers.clone(),
-                    doing: format!("unpacking layer {blob}"),
-                    quota: false,
+                Ok(stats)
+            },
+        );
+        match result {
+            Ok(stats) => {
+                staged.tar_size = reader.n;
+                staged.stats = stats;
+                Ok(staged)
+            }
+            Err(e) => {
+                // A write that failed because the disk is full surfaces from the unpacker as a
+                // bad entry; asked before the half-unpacked tree is removed (which frees the
+                // space), the file system says which it was.
+                if disk_full(&tmp) {
+                    return Err(Error::NoSpace {
+                        dir: self.layers.clone(),
+                        doing: format!("unpacking layer {blob}"),
+                        quota: false,
+                    });
                 }
-            } else {
-                e
-            };
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
+                Err(e)
+            }
         }
-        // Everything unpacked reaches the disk before the marker says it is there:
-        // syncfs(2) flushes the file system once, cheaper than an fsync per file.
-        let synced = File::open(&tmp).and_then(|d| {
-            nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)).map_err(std::io::Error::from)
-        });
-        if let Err(e) = synced {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(Error::io("sync", &tmp)(e));
+    }
+
+    /// Make staged blobs and layers part of the store, durably, in the order that keeps a
+    /// crash safe: one `syncfs(2)` of the store's file system flushes everything they wrote
+    /// (no fsync per file or per blob); then each blob is renamed to its digest and each layer
+    /// directory to its diff_id, the directories synced (a rename is durable only once its
+    /// directory is), and last each layer's marker written (atomically). Killed before the
+    /// renames, only temporary names are left; after, a layer directory without its marker,
+    /// which is never trusted (moved to the trash and unpacked again).
+    pub fn commit(&self, blobs: Vec<StagedBlob>, layers: Vec<StagedLayer>) -> Result<()> {
+        if blobs.is_empty() && layers.is_empty() {
+            return Ok(());
         }
-        if let Err(e) = fs::rename(&tmp, &dir) {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(Error::io("rename", &dir)(e));
+        let blob_dir = self.oci.join("blobs/sha256");
+        let mut synced = Vec::new();
+        for dir in [&self.layers, &blob_dir] {
+            let d = File::open(dir).map_err(Error::io("open", dir))?;
+            let dev = d.metadata().map_err(Error::io("stat", dir))?;
+            let dev = std::os::unix::fs::MetadataExt::dev(&dev);
+            // One flush per file system (the blobs and the layers share one but for a store
+            // split over mounts).
+            if synced.contains(&dev) {
+                continue;
+            }
+            synced.push(dev);
+            nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d))
+                .map_err(|e| self.write_error(dir, "syncing the store", e.into()))?;
+        }
+        if !blobs.is_empty() {
+            for mut b in blobs {
+                crate::fault::check("pull.blob.before_rename")?;
+                b.rename()?;
+                crate::fault::check("pull.blob.renamed")?;
+            }
+            sync_dir(&blob_dir)?;
+        }
+        if layers.is_empty() {
+            return Ok(());
+        }
+        let mut placed = Vec::new();
+        for mut l in layers {
+            let dir = self.layer_path(&l.diff_id)?;
+            fs::rename(&l.tmp, &dir).map_err(Error::io("rename", &dir))?;
+            l.done = true;
+            placed.push((dir, l));
         }
         sync_dir(&self.layers)?;
-        crate::fault::point("store.layer.before_marker");
-        // The marker holds the layer's size as Docker counts it (content, not tar headers:
-        // `images` and `history` show it) and the uncompressed tar's length.
-        let content = crate::sys::fs::open_root(&dir)
-            .and_then(|fd| crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(&fd)))
-            .map_err(Error::io("measure", &dir))?;
-        write_atomic(
-            &self.layer_marker(diff_id)?,
-            format!("content-size {content}\ntar-size {}\n", reader.n).as_bytes(),
-        )?;
-        Ok(dir)
+        for (dir, l) in placed {
+            crate::fault::point("store.layer.before_marker");
+            // The marker holds the layer's size as Docker counts it (content, not tar
+            // headers: `images` and `history` show it) and the uncompressed tar's length.
+            // Counted while unpacking; measured again (a walk of the tree) only when an entry
+            // replaced another, which the count cannot follow.
+            let content = if l.stats.replaced {
+                crate::sys::fs::open_root(&dir)
+                    .and_then(|fd| crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(&fd)))
+                    .map_err(Error::io("measure", &dir))?
+            } else {
+                l.stats.content
+            };
+            write_atomic(
+                &self.layer_marker(&l.diff_id)?,
+                format!("content-size {content}\ntar-size {}\n", l.tar_size).as_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A failed write of the store: a full disk is said as such.
+    fn write_error(&self, dir: &Path, doing: &str, e: std::io::Error) -> Error {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => Error::NoSpace {
+                dir: dir.to_path_buf(),
+                doing: doing.to_string(),
+                quota: e.raw_os_error() == Some(libc::EDQUOT),
+            },
+            _ => Error::io("sync", dir)(e),
+        }
     }
 
     /// The unpacked layer directories of `image`, bottom first (unpacking any that are missing).
@@ -213,6 +361,47 @@ mod tests {
         // The same layer within the limit unpacks.
         let store = Store::open(&tmp.path().join("root")).unwrap();
         store.ensure_unpacked(&blob, &diff_id).unwrap();
+    }
+
+    #[test]
+    fn the_size_counted_while_unpacking_is_the_size_of_the_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |kind: tar::EntryType, name: &str, data: &[u8], link: Option<&str>| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            if let Some(l) = link {
+                h.set_link_name(l).unwrap();
+            }
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add(tar::EntryType::Directory, "etc/", b"", None);
+        add(tar::EntryType::Regular, "etc/a", b"twelve bytes", None);
+        add(tar::EntryType::Regular, "etc/empty", b"", None);
+        add(tar::EntryType::Symlink, "etc/to-a", b"", Some("/etc/a"));
+        add(tar::EntryType::Link, "etc/a2", b"", Some("etc/a"));
+        add(
+            tar::EntryType::Regular,
+            "usr/lib/deep/x",
+            &[7u8; 3000],
+            None,
+        );
+        add(tar::EntryType::Regular, "etc/.wh.gone", b"", None);
+        add(tar::EntryType::Fifo, "etc/fifo", b"", None);
+        let tar = b.into_inner().unwrap();
+        let diff_id = digest_of(&tar);
+        let (blob, _) = store.write_blob(&tar).unwrap();
+        let l = store.stage_layer(&mut &tar[..], &blob, &diff_id).unwrap();
+        assert!(!l.stats().replaced);
+        let walked = crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(
+            &crate::sys::fs::open_root(&l.tmp).unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(l.stats().content, walked);
+        assert_eq!(walked, 12 + 6 + 3000);
     }
 
     #[test]
