@@ -1,9 +1,9 @@
 //! The container's side, from `clone` to `execve`: everything here runs in the new
 //! namespaces, as root, before the container's own program exists.
 //!
-//! The order matters and is the plan's: cgroup namespace after joining the cgroup (so its root
-//! is the container's group), mounts before `pivot_root` (host paths are still reachable for
-//! volumes and /etc files), capabilities dropped from the bounding set while we still hold
+//! The order matters and is the plan's: the process moves itself into its cgroup first, then
+//! the cgroup namespace (so its root is the container's group), mounts before `pivot_root`
+//! (host paths are still reachable for volumes and /etc files), capabilities dropped from the bounding set while we still hold
 //! `CAP_SETPCAP`, then the user switch while every other capability is still held (so
 //! `--cap-drop SETGID` cannot make `setgroups` fail), then the final capability sets (as runc
 //! does: `PR_SET_KEEPCAPS` across the uid change, `capset` after it), then `execve`.
@@ -33,6 +33,9 @@ pub struct Setup<'a> {
     pub overlay_data: String,
     /// Extra mounts (the cgroup file systems).
     pub extra_mounts: Vec<MountEntry>,
+    /// The container's cgroup, which this process moves itself into first
+    /// ([`crate::cgroups::Cgroup::join_self`]); `None` with `--no-cgroups`.
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// A cgroup namespace is wanted and the process is in its own cgroup.
     pub cgroup_ns: bool,
     /// The write end of the engine's stdout pipe, to become the container's stdout (see
@@ -189,6 +192,13 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     let spec = setup.spec;
     // Read while the host's /proc is still the one mounted (the container's may be missing).
     let ignored = sys.ignored_signals();
+    // Into its cgroup before anything else: the engine made it (`cgroups.create`); moving
+    // itself is cheaper than being moved (see `join_self`), and its cgroup namespace below
+    // must be rooted there.
+    if let Some(cg) = setup.cgroup {
+        sys.step(StepId::CgroupsJoin)?;
+        cg.join_self(sys)?;
+    }
     if setup.cgroup_ns {
         sys.step(StepId::NamespacesCgroup)?;
         sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
