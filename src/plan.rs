@@ -84,9 +84,9 @@ steps! {
     CgroupsCreate => Cgroups, "cgroups.create";
     NetworkBridge => Network, "network.bridge";
     NamespacesClone => Namespaces, "namespaces.clone";
-    CgroupsJoin => Cgroups, "cgroups.join";
     NetworkVeth => Network, "network.veth";
     NetworkPublish => Network, "network.publish";
+    CgroupsJoin => Cgroups, "cgroups.join";
     NamespacesCgroup => Namespaces, "namespaces.cgroup";
     NetworkLoopback => Network, "network.loopback";
     RootfsPropagation => Rootfs, "rootfs.propagation";

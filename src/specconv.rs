@@ -1200,6 +1200,8 @@ pub fn build(
     // As Docker: the default profile unless --privileged; an explicit profile applies even
     // with --privileged; `unconfined` switches it off.
     let mut seccomp_profile = (!args.privileged).then(crate::runtime::seccomp::default::profile);
+    // Docker's own profile (not a file's) needs no compile check here: see `builtin_policy`.
+    let mut builtin = seccomp_profile.is_some();
     let mut no_new_privileges = false;
     for opt in &args.security_opt {
         let seccomp_arg = opt
@@ -1207,9 +1209,13 @@ pub fn build(
             .or_else(|| opt.strip_prefix("seccomp:"));
         match (opt.as_str(), seccomp_arg) {
             (_, Some("unconfined")) => seccomp_profile = None,
-            (_, Some("builtin")) => seccomp_profile = Some(crate::runtime::seccomp::default::profile()),
+            (_, Some("builtin")) => {
+                seccomp_profile = Some(crate::runtime::seccomp::default::profile());
+                builtin = true;
+            }
             (_, Some(path)) => {
-                seccomp_profile = Some(crate::runtime::seccomp::profile::load(Path::new(path))?)
+                seccomp_profile = Some(crate::runtime::seccomp::profile::load(Path::new(path))?);
+                builtin = false;
             }
             ("no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true", _) => no_new_privileges = true,
             ("no-new-privileges=false" | "no-new-privileges:false", _) => no_new_privileges = false,
@@ -1221,6 +1227,10 @@ pub fn build(
         }
     }
     let seccomp = match &seccomp_profile {
+        Some(_) if builtin => crate::runtime::seccomp::builtin_policy(
+            &capabilities,
+            crate::runtime::seccomp::profile::running_kernel(),
+        )?,
         Some(p) => crate::runtime::seccomp::policy(
             p,
             &capabilities,

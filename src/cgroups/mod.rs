@@ -198,6 +198,26 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Move the calling process into the group (in every hierarchy), from inside: what the
+    /// container's first process does before anything else of its own. It writes `0` (the
+    /// caller) into v1's `tasks` file, which moves the calling thread alone (the process has
+    /// only that one). Moving a single thread that is the caller is the one move the kernel
+    /// makes without taking its global `cgroup_threadgroup_rwsem` for writing (see
+    /// `cgroup_procs_write_start` in kernel/cgroup/cgroup.c), and the first writer of that
+    /// lock waits for an RCU grace period: 10–15 ms here, most of what a start waited for when
+    /// the engine wrote the child's pid into `cgroup.procs` (crun still does). v2 has no
+    /// `tasks`: `0` goes into `cgroup.procs`, which moves the whole (one-thread) process.
+    pub fn join_self(&self, sys: &Sys) -> Result<()> {
+        let file = match self.version {
+            Version::V1 => "tasks",
+            Version::V2 => "cgroup.procs",
+        };
+        for dir in self.paths() {
+            sys.write_file(&dir.join(file), "0")?;
+        }
+        Ok(())
+    }
+
     /// True when the kernel's OOM killer killed a process of this group.
     pub fn oom_killed(&self) -> bool {
         let (dir, file) = match self.version {

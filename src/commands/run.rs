@@ -289,8 +289,11 @@ pub fn create_kept(
     };
     let saved = saved.and_then(|kept| {
         crate::fault::point("run.recorded");
-        // The same container as an OCI bundle, for inspection and for runc/crun.
-        crate::runtime::bundle::write(&spec, &format!("/dockling-oci/{}", spec.id))?;
+        // The same container as an OCI bundle, for inspection and for runc/crun; not for one
+        // removed when it ends (`--rm`), which nobody starts again (see `runtime::bundle`).
+        if !spec.remove {
+            crate::runtime::bundle::write(&spec, &format!("/dockling-oci/{}", spec.id))?;
+        }
         // The address is the container's from its creation (Docker shows it once it runs),
         // leased after the record exists: the lease's reclaim can then never take it from
         // a container being created (see `network::store::lease`).

@@ -3,8 +3,11 @@
 //! dockling does not need this file to run a container (it follows its own plan), but writing
 //! it makes the engine's decisions inspectable in the standard format and lets the same
 //! container be started by runc or crun (`crun run --bundle <container dir> <name>`), which
-//! the tests do. The document is built as JSON and read back through `oci-spec`'s types, so a
-//! field that does not fit the runtime spec is an error here, not in runc.
+//! the tests do. A container removed when it ends (`--rm`) gets none: it is never started
+//! again, and building, checking and writing the document (its seccomp policy alone is
+//! hundreds of lines) was a cost on the path of every start. The document is built as JSON
+//! and read back through `oci-spec`'s types, so a field that does not fit the runtime spec is
+//! an error here, not in runc.
 //! Capabilities are listed explicitly, with inheritable and ambient empty as in Docker
 //! (oci-spec's defaults would fill them). The device rules (`linux.resources.devices`) are
 //! the ones dockling's own devices cgroup applies ([`crate::cgroups::devices`]).

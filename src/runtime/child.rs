@@ -1,9 +1,9 @@
 //! The container's side, from `clone` to `execve`: everything here runs in the new
 //! namespaces, as root, before the container's own program exists.
 //!
-//! The order matters and is the plan's: cgroup namespace after joining the cgroup (so its root
-//! is the container's group), mounts before `pivot_root` (host paths are still reachable for
-//! volumes and /etc files), capabilities dropped from the bounding set while we still hold
+//! The order matters and is the plan's: the process moves itself into its cgroup first, then
+//! the cgroup namespace (so its root is the container's group), mounts before `pivot_root`
+//! (host paths are still reachable for volumes and /etc files), capabilities dropped from the bounding set while we still hold
 //! `CAP_SETPCAP`, then the user switch while every other capability is still held (so
 //! `--cap-drop SETGID` cannot make `setgroups` fail), then the final capability sets (as runc
 //! does: `PR_SET_KEEPCAPS` across the uid change, `capset` after it), then `execve`.
@@ -33,6 +33,9 @@ pub struct Setup<'a> {
     pub overlay_data: String,
     /// Extra mounts (the cgroup file systems).
     pub extra_mounts: Vec<MountEntry>,
+    /// The container's cgroup, which this process moves itself into first
+    /// ([`crate::cgroups::Cgroup::join_self`]); `None` with `--no-cgroups`.
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// A cgroup namespace is wanted and the process is in its own cgroup.
     pub cgroup_ns: bool,
     /// The write end of the engine's stdout pipe, to become the container's stdout (see
@@ -189,6 +192,13 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
     let spec = setup.spec;
     // Read while the host's /proc is still the one mounted (the container's may be missing).
     let ignored = sys.ignored_signals();
+    // Into its cgroup before anything else: the engine made it (`cgroups.create`); moving
+    // itself is cheaper than being moved (see `join_self`), and its cgroup namespace below
+    // must be rooted there.
+    if let Some(cg) = setup.cgroup {
+        sys.step(StepId::CgroupsJoin)?;
+        cg.join_self(sys)?;
+    }
     if setup.cgroup_ns {
         sys.step(StepId::NamespacesCgroup)?;
         sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
@@ -286,7 +296,8 @@ fn secure_and_find(sys: &Sys, spec: &RunSpec, ignored: u64) -> Result<Exec> {
             // Installed while we still hold CAP_SYS_ADMIN (needed without no_new_privs); the
             // calls left before execve (prctl, capset, setgroups, setres*id, execve) are all
             // on Docker's allow-list. The program is compiled from the same policy the bundle
-            // holds (checked when the spec was built, so this cannot fail in practice).
+            // holds (a profile file's was checked when the spec was built, Docker's own by its
+            // tests: this cannot fail in practice, and if it did the start stops here).
             let program = super::seccomp::bpf::compile(policy)
                 .map_err(|reason| super::RuntimeError::SeccompCompile { reason })?;
             sys.run(Call::Seccomp {

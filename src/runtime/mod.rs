@@ -1,7 +1,7 @@
 //! Process creation: the parent side of a container start, step by step.
 //!
 //! `start` walks the plan in [`crate::plan`] order. Steps on the engine's side (prepare the
-//! writable layer, cgroup, clone, join the cgroup, wait) are here; steps inside the new
+//! writable layer, cgroup, clone, wait) are here; steps inside the new
 //! namespaces are in [`child`]. Every step goes through the [`Sys`] seam, so the same code is
 //! traced for real, or replayed against the recorder by `dockling explain`.
 //!
@@ -480,6 +480,7 @@ pub fn start(
         spec,
         overlay_data,
         extra_mounts,
+        cgroup: cleanup.cgroup,
         cgroup_ns: spec.namespaces.cgroup && cleanup.cgroup.is_some(),
         stdout_relay: stdout_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
         stderr_relay: stdout_pipe.is_some() && stderr_pipe.is_none() && merged,
@@ -788,10 +789,7 @@ fn supervise(
         cancel,
     } = out;
     let spec = setup.spec;
-    if let Some(cg) = cgroup {
-        sys.step(StepId::CgroupsJoin)?;
-        cg.join(sys, pid)?;
-    }
+    // (The child joins its cgroup itself, after the go-ahead: see `child::prepare`.)
     if let Some((e, index)) = network {
         sys.step(StepId::NetworkVeth)?;
         plug(sys, spec, e, index, pid)?;
@@ -997,6 +995,73 @@ mod tests {
             spec().seccomp,
             "a stored policy reads back as it was"
         );
+    }
+
+    #[test]
+    fn the_container_process_moves_itself_into_its_cgroup_through_tasks() {
+        // Moved from inside by writing 0 into v1's `tasks`: the kernel then takes no global
+        // lock (whose first writer waited 10–15 ms for an RCU grace period); the engine
+        // writes no pid into any `cgroup.procs`.
+        let root = tempfile::tempdir().unwrap();
+        let containers = Containers::open(root.path()).unwrap();
+        let rec = Recorder::new();
+        let sys = Sys::new(Box::new(rec.clone()), Tracer::capture(Format::Json));
+        let h = |name: &str| crate::cgroups::Hierarchy {
+            mount_point: format!("/sys/fs/cgroup/{name}").into(),
+            options: name.into(),
+        };
+        let cg = crate::cgroups::Cgroup::with_layout(
+            crate::cgroups::Version::V1,
+            vec![h("memory"), h("devices")],
+            "dockling",
+            "c1",
+        );
+        start(
+            &sys,
+            &spec(),
+            &containers,
+            Some(&cg),
+            StartOptions::default(),
+        )
+        .unwrap();
+        let script = rec.script();
+        assert!(!script.contains("cgroup.procs"), "{script}");
+        let events: Vec<serde_json::Value> = sys
+            .tracer
+            .captured()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let joins: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| e["step"] == "cgroups.join" && e["syscall"] == "openat")
+            .collect();
+        assert_eq!(joins.len(), 2, "{script}");
+        for (e, name) in joins.iter().zip(["memory", "devices"]) {
+            assert_eq!(e["process"], "container", "{e}");
+            assert_eq!(
+                e["args"],
+                format!(
+                    "AT_FDCWD, \"/sys/fs/cgroup/{name}/dockling/c1/tasks\", O_WRONLY|O_CLOEXEC"
+                )
+            );
+        }
+        let writes = events
+            .iter()
+            .filter(|e| e["step"] == "cgroups.join" && e["syscall"] == "write");
+        for w in writes {
+            assert_eq!(w["args"], "100, \"0\", 1", "{w}");
+            assert!(w["explain"].as_str().unwrap().contains("writing 0"), "{w}");
+        }
+        // After the engine's network steps, before the cgroup namespace.
+        let steps: Vec<&str> = events
+            .iter()
+            .filter(|e| e["type"] == "step")
+            .map(|e| e["step"].as_str().unwrap())
+            .collect();
+        let at = |k: &str| steps.iter().position(|s| *s == k).unwrap();
+        assert!(at("namespaces.clone") < at("cgroups.join"), "{steps:?}");
+        assert!(at("cgroups.join") < at("namespaces.cgroup"), "{steps:?}");
     }
 
     #[test]

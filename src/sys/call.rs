@@ -630,6 +630,13 @@ impl Call {
             Call::Open { flags, .. } if flags & libc::O_ACCMODE == libc::O_WRONLY => {
                 "openat.control"
             }
+            Call::Write { path, data, .. }
+                if path.starts_with("/sys/fs/cgroup")
+                    && data == "0"
+                    && (path.ends_with("tasks") || path.ends_with("cgroup.procs")) =>
+            {
+                "write.cgroup_self"
+            }
             Call::Write { path, .. } if path.starts_with("/sys/fs/cgroup") => "write.cgroup",
             Call::Write { path, .. } if path.starts_with("/proc/sys") => "write.sysctl",
             Call::Write { path, .. } if path.starts_with("/proc") => "write",
