@@ -633,6 +633,10 @@ pub enum LabCommand {
         /// Where the registry listens (loopback only)
         #[arg(long, default_value = crate::lab::DEFAULT_ADDR, value_name = "IP:PORT")]
         addr: String,
+        /// Also build and push a bigger image: `debian` (debootstrap --variant=minbase from
+        /// apt's own mirror, plus a layer with apache2: `debian:latest`, `debian:apache2`)
+        #[arg(long, value_name = "IMAGE", value_parser = clap::builder::PossibleValuesParser::new(crate::lab::EXTRAS))]
+        with: Vec<String>,
     },
     /// Say what runs where (exit 1 when the lab is down)
     Status,

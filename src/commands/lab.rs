@@ -10,9 +10,9 @@ pub fn run(ctx: &Context, args: &LabArgs) -> Result<i32> {
     let lab = Lab::new(&ctx.root, &ctx.config_path);
     let mut out = std::io::stdout().lock();
     match &args.command {
-        LabCommand::Up { addr } => {
+        LabCommand::Up { addr, with } => {
             require_root("lab up")?;
-            lab.up(addr, &ctx.config, &mut out)?;
+            lab.up(addr, with, &ctx.config, &mut out)?;
             Ok(0)
         }
         LabCommand::Status => Ok(if lab.status(&ctx.config, &mut out)? {

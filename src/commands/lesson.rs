@@ -99,6 +99,7 @@ pub fn tour(ctx: &Context, args: &TourArgs) -> Result<i32> {
             let _ = writeln!(out, "The lab registry is not up: starting it.");
             crate::lab::Lab::new(&ctx.root, &ctx.config_path).up(
                 &args.addr,
+                &[],
                 &ctx.config,
                 &mut out,
             )?;

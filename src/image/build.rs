@@ -239,7 +239,28 @@ impl Store {
         created_by: &str,
         reference: Option<&Reference>,
     ) -> Result<Image> {
-        let layer = self.store_layer(self.layer_of(layer_tar)?)?;
+        self.build_from(
+            base,
+            self.layer_of(layer_tar)?,
+            changes,
+            created,
+            created_by,
+            reference,
+        )
+    }
+
+    /// [`Store::build`] with the layer already written to a file ([`Store::layer_sink`]):
+    /// a layer too big to hold in memory (the lab's Debian image).
+    pub fn build_from(
+        &self,
+        base: Option<&Image>,
+        layer_tar: LayerTar,
+        changes: &[String],
+        created: &str,
+        created_by: &str,
+        reference: Option<&Reference>,
+    ) -> Result<Image> {
+        let layer = self.store_layer(layer_tar)?;
         self.write_image(
             base,
             Some(layer),

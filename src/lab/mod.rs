@@ -10,6 +10,7 @@
 //! used: `lab up` refuses and asks for another port. `lab down` stops the registry and removes the mirror entry; the
 //! registry's storage stays for the next `lab up`.
 
+pub mod debian;
 pub mod images;
 
 use std::fs;
@@ -73,9 +74,16 @@ fn loopback(addr: &str) -> Result<SocketAddr> {
     Ok(parsed)
 }
 
-/// The packages the lab needs that are not installed, by Debian package name.
-pub fn missing_packages() -> Vec<&'static str> {
+/// Images `lab up --with` adds to the lesson images.
+pub const EXTRAS: &[&str] = &["debian"];
+
+/// The packages the lab needs that are not installed, by Debian package name (`with`: the
+/// extra images asked for, which may need more).
+pub fn missing_packages(with: &[String]) -> Vec<&'static str> {
     let mut missing = Vec::new();
+    if with.iter().any(|w| w == "debian") && !debian::have_debootstrap() {
+        missing.push("debootstrap");
+    }
     if !Path::new(REGISTRY_BIN).is_file() {
         missing.push("docker-registry");
     }
@@ -121,8 +129,15 @@ impl Lab {
     }
 
     /// Start the registry (unless it runs), build and push the images, add the mirror.
-    pub fn up(&self, addr: &str, config: &Config, out: &mut dyn Write) -> Result<()> {
-        let missing = missing_packages();
+    /// `with`: extra images to build and push too ([`EXTRAS`]).
+    pub fn up(
+        &self,
+        addr: &str,
+        with: &[String],
+        config: &Config,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let missing = missing_packages(with);
         if !missing.is_empty() {
             return Err(RegistryError::LabPackages(missing.join(" ")).into());
         }
@@ -176,12 +191,20 @@ impl Lab {
                 insecure_registries: Some(vec![addr.to_string()]),
                 ..config.clone()
             };
-            for (reference, image) in images::build(&store, addr)? {
+            let mut built = images::build(&store, addr)?;
+            if with.iter().any(|w| w == "debian") {
+                built.extend(debian::Debian::new(&self.dir).build(&store, addr, out)?);
+            }
+            for (reference, image) in built {
                 let mut log = Vec::new();
                 crate::registry::push::push(&store, &image, &reference, &lab_config, &mut log)?;
                 let log = String::from_utf8_lossy(&log);
                 let pushed = log.lines().filter(|l| l.ends_with(": Pushed")).count();
                 let name = reference.repository.trim_start_matches("library/");
+                let name = match reference.tag.as_deref() {
+                    Some(t) if t != "latest" => format!("{name}:{t}"),
+                    _ => name.to_string(),
+                };
                 let _ = writeln!(
                     out,
                     "image:    {name:<12} {} ({})",
