@@ -377,7 +377,7 @@ fn remove_stubs(sys: &Sys, c: &crate::container::Container, stubs: &[String]) {
         return;
     }
     let top = match c.spec.layers_mode {
-        crate::spec::LayersMode::Overlay => c.spec.upper(),
+        m if m.overlay() => c.spec.upper(),
         _ => c.spec.rootfs(),
     };
     let Ok(root) = safefs::open_root(&top) else {

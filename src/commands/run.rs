@@ -193,8 +193,13 @@ pub fn create_kept(
     dry_run: bool,
 ) -> Result<(RunSpec, Option<container::EngineLock>)> {
     // Flags first: a bad one must not pull, create or lock anything.
-    let request = Request::from(args);
+    let mut request = Request::from(args);
     specconv::check_flags(&request)?;
+    // `--layers erofs` on a kernel that cannot mount it: unpacked layers instead, said once.
+    let layers_mode =
+        crate::layers::erofs::effective(request.layers.or(ctx.config.layers).unwrap_or_default());
+    request.layers = Some(layers_mode);
+    let erofs = layers_mode == crate::spec::LayersMode::Erofs;
     if !dry_run {
         // Containers of killed engines are noticed (and their cgroups killed) before a name
         // is checked: a dead `--rm` container must not hold its name.
@@ -212,15 +217,27 @@ pub fn create_kept(
     } else {
         Store::open(&ctx.root)?
     }
-    .with_limits(limits);
+    .with_limits(limits)
+    .with_erofs(erofs);
     let image = find_or_pull(ctx, &store, args, dry_run)?;
     // A dry run only says where the layers are; a run unpacks any missing (the spec reads
     // the image's /etc/passwd from them). An `rmi` may still delete them before the record
     // below holds the image: that is checked under the store lock.
-    let layers = if dry_run {
+    let layers = if dry_run && erofs {
+        image
+            .diff_ids
+            .iter()
+            .map(|d| store.erofs_root(d))
+            .collect::<Result<Vec<_>>>()?
+    } else if dry_run {
         store.layer_paths(&image)?
     } else {
-        store.layer_dirs(&image)?
+        let dirs = store.layer_dirs(&image)?;
+        // Mounted now: the image's /etc/passwd is read from them before the start.
+        if erofs {
+            crate::layers::erofs::mount_layers(&crate::sys::Sys::quiet(), &dirs)?;
+        }
+        dirs
     };
     let id = container::new_id();
     let _lock = containers.lock()?;

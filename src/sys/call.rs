@@ -568,6 +568,7 @@ impl Call {
                 } else {
                     match fstype.as_deref() {
                         Some("overlay") => "mount.overlay",
+                        Some("erofs") => "mount.erofs",
                         Some("proc") => "mount.proc",
                         Some("sysfs") => "mount.sysfs",
                         Some("tmpfs") => "mount.tmpfs",
