@@ -11,9 +11,13 @@ pub fn run(ctx: &Context, args: &PullArgs) -> Result<i32> {
     let reference = Reference::parse(&args.name)?;
     crate::registry::trace::enable(args.transfer.trace);
     // Config `layers: erofs`: layers kept as their tar with an EROFS index, nothing unpacked.
-    let erofs = ctx.config.layers.map(crate::layers::erofs::effective)
+    let store = Store::open(&ctx.root)?;
+    let erofs = ctx
+        .config
+        .layers
+        .map(|m| crate::layers::erofs::effective(m, &ctx.root))
         == Some(crate::spec::LayersMode::Erofs);
-    let store = Store::open(&ctx.root)?
+    let store = store
         .with_limits(ctx.config.layer_limits()?)
         .with_erofs(erofs);
     let mut out: Box<dyn std::io::Write> = if args.transfer.quiet {

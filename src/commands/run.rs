@@ -196,8 +196,10 @@ pub fn create_kept(
     let mut request = Request::from(args);
     specconv::check_flags(&request)?;
     // `--layers erofs` on a kernel that cannot mount it: unpacked layers instead, said once.
-    let layers_mode =
-        crate::layers::erofs::effective(request.layers.or(ctx.config.layers).unwrap_or_default());
+    let layers_mode = crate::layers::erofs::effective(
+        request.layers.or(ctx.config.layers).unwrap_or_default(),
+        &ctx.root,
+    );
     request.layers = Some(layers_mode);
     let erofs = layers_mode == crate::spec::LayersMode::Erofs;
     if !dry_run {

@@ -694,6 +694,22 @@ fn superblock(root_nid: u16, inos: u64, meta_start: u64, end: u64) -> Vec<u8> {
     sb
 }
 
+/// An EROFS image of an empty layer in an unnamed temporary file in `dir` (`O_TMPFILE`: gone
+/// when closed), for [`supported`] to try.
+pub fn empty_image(dir: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = File::options()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(dir)?;
+    let tar = [0u8; 1024];
+    f.write_all_at(&tar, TAR_OFFSET)?;
+    build(&f, tar.len() as u64, "probe", 1).map_err(std::io::Error::other)?;
+    Ok(f)
+}
+
 /// The image file of a layer mounted at `root` (`<root>/layers/erofs/<hex>/root`): its
 /// sibling `layer.erofs`.
 pub fn image_of(root: &Path) -> PathBuf {
@@ -736,9 +752,11 @@ pub fn mount_layers(sys: &Sys, lowers: &[PathBuf]) -> Result<usize> {
 
 /// Whether this kernel mounts an EROFS from a regular file: `erofs` in /proc/filesystems
 /// (built in, or its module loaded) or as a module to load, and Linux ≥ 6.12, where
-/// file-backed mounts came. `system check` tries a real mount; this is the quick answer a
-/// `run --layers erofs` asks before it decides to fall back to unpacking.
-pub fn supported() -> std::result::Result<(), String> {
+/// file-backed mounts came, and the kernel reading an empty layer's image from a file on the
+/// store's file system `root` (fsopen/fsconfig, nothing mounted; a file system whose files
+/// the kernel cannot read pages of, such as tmpfs, is refused). `system check` and `run --layers erofs` ask it; the
+/// run falls back to unpacking on a no.
+pub fn supported(root: &Path) -> std::result::Result<(), String> {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -764,16 +782,26 @@ pub fn supported() -> std::result::Result<(), String> {
             "this kernel ({release}) has no erofs file system (CONFIG_EROFS_FS)"
         ));
     }
-    Ok(())
+    // The real question, asked without mounting anything: does it take a file as source?
+    // The store's file system, or the nearest existing parent of a store not made yet.
+    let dir = root
+        .ancestors()
+        .find(|d| d.is_dir())
+        .unwrap_or(Path::new("/"));
+    empty_image(dir)
+        .and_then(|f| crate::sys::fs::probe_file_fs("erofs", std::os::fd::AsFd::as_fd(&f)))
+        .map_err(|e| {
+            format!("Linux {release} refused a file-backed EROFS on {}'s file system ({e}): it needs a disk file system (not tmpfs) and CONFIG_EROFS_FS_BACKED_BY_FILE", dir.display())
+        })
 }
 
 /// The layers mode a container gets when `asked`: `erofs` on a kernel that cannot mount
 /// it falls back to unpacking (`overlay`), saying so on stderr.
-pub fn effective(asked: crate::spec::LayersMode) -> crate::spec::LayersMode {
+pub fn effective(asked: crate::spec::LayersMode, root: &Path) -> crate::spec::LayersMode {
     if asked != crate::spec::LayersMode::Erofs {
         return asked;
     }
-    match supported() {
+    match supported(root) {
         Ok(()) => asked,
         Err(why) => {
             eprintln!("dockling: note: --layers erofs: {why}: unpacking the layers instead (--layers overlay)");
