@@ -138,3 +138,37 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Remove the EROFS layers whose diff_id is not in `keep` (and what killed writers left):
+    /// each unmounted first (lazily, `MNT_DETACH`: a reader that still has it open keeps it
+    /// until it closes), then its directory. Their sizes add to `bytes`.
+    pub(super) fn collect_erofs(&self, keep: &std::collections::HashSet<String>, bytes: &mut u64) {
+        let sys = crate::sys::Sys::quiet();
+        for e in fs::read_dir(self.erofs_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let digest = format!("sha256:{name}");
+            let unused = hex_of(&digest).is_ok() && !keep.contains(&digest);
+            if !unused && !crate::files::leftover(&name) {
+                continue;
+            }
+            let root = e.path().join("root");
+            while crate::layers::erofs::is_mounted(&root) {
+                if sys
+                    .umount2(&root, nix::mount::MntFlags::MNT_DETACH)
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            *bytes += fs::metadata(e.path().join("layer.erofs"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
