@@ -43,15 +43,6 @@ fn unmount_all(lab: &Lab) {
     }
 }
 
-/// Unmounts the lab's layers when dropped (before the lab: declare it after), also when the
-/// test fails.
-struct Unmount<'a>(&'a Lab);
-
-impl Drop for Unmount<'_> {
-    fn drop(&mut self) {
-        unmount_all(self.0);
-    }
-}
 
 #[test]
 fn a_pull_with_layers_erofs_unpacks_nothing_and_the_image_runs_from_its_tar() {
@@ -59,7 +50,6 @@ fn a_pull_with_layers_erofs_unpacks_nothing_and_the_image_runs_from_its_tar() {
     let src = Lab::with_busybox();
     reg.push_busybox(&src, "bb");
     let lab = Lab::new();
-    let _unmount = Unmount(&lab);
     let config = lab.dir.path().join("config.yaml");
     std::fs::write(&config, format!("{}layers: erofs\n", lab.base_config())).unwrap();
     let check = lab.cmd(&["system", "check"]);
@@ -133,7 +123,6 @@ fn a_pull_with_layers_erofs_unpacks_nothing_and_the_image_runs_from_its_tar() {
 #[test]
 fn whiteouts_opaque_dirs_and_links_of_erofs_layers_merge_as_unpacked_ones() {
     let lab = Lab::with_busybox();
-    let _unmount = Unmount(&lab);
     layers_on_busybox(
         &lab,
         "stack",
@@ -181,7 +170,6 @@ fn whiteouts_opaque_dirs_and_links_of_erofs_layers_merge_as_unpacked_ones() {
 #[test]
 fn diff_commit_cp_and_export_read_an_erofs_container() {
     let lab = Lab::with_busybox();
-    let _unmount = Unmount(&lab);
     lab.cmd(&[
         "run",
         "--name",
