@@ -43,7 +43,6 @@ fn unmount_all(lab: &Lab) {
     }
 }
 
-
 #[test]
 fn a_pull_with_layers_erofs_unpacks_nothing_and_the_image_runs_from_its_tar() {
     let reg = DockerRegistry::start();

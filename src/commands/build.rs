@@ -865,7 +865,7 @@ impl Builder<'_> {
         let crate::cli::Command::Run(ra) = parsed.command else {
             unreachable!("parsed as run")
         };
-        let (spec, kept) = run::create_kept(self.ctx, &ra, &self.containers, false)?;
+        let (spec, kept) = run::create_kept(self.ctx, &self.sys, &ra, &self.containers, false)?;
         self.sys.tracer.note(&format!(
             "RUN in container {} ({}) of image {}",
             spec.name,

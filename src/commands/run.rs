@@ -181,13 +181,14 @@ pub fn create(
     containers: &Containers,
     dry_run: bool,
 ) -> Result<RunSpec> {
-    create_kept(ctx, args, containers, dry_run).map(|(spec, _)| spec)
+    create_kept(ctx, &Sys::quiet(), args, containers, dry_run).map(|(spec, _)| spec)
 }
 
 /// [`create`], also giving the container's engine lock (none in a dry run): whoever holds it
 /// keeps the container, and no other command removes a container that is kept.
 pub fn create_kept(
     ctx: &Context,
+    sys: &Sys,
     args: &RunArgs,
     containers: &Containers,
     dry_run: bool,
@@ -235,9 +236,14 @@ pub fn create_kept(
         store.layer_paths(&image)?
     } else {
         let dirs = store.layer_dirs(&image)?;
-        // Mounted now: the image's /etc/passwd is read from them before the start.
-        if erofs {
-            crate::layers::erofs::mount_layers(&crate::sys::Sys::quiet(), &dirs)?;
+        // Mounted now, before the start's steps: the image's /etc/passwd and /etc/group are
+        // read from them to build the spec.
+        if erofs && dirs.iter().any(|d| !crate::layers::erofs::is_mounted(d)) {
+            sys.tracer.note(&format!(
+                "--layers erofs: the image's {} layer(s) are mounted first, before the steps below: its /etc/passwd and /etc/group are read from them",
+                dirs.len()
+            ));
+            crate::layers::erofs::mount_layers(sys, &dirs)?;
         }
         dirs
     };
@@ -388,7 +394,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
     }
     let containers = Containers::open(&ctx.root)?;
     // Held until the end is recorded (or the container removed): see `container`.
-    let (spec, kept) = create_kept(ctx, args, &containers, false)?;
+    let (spec, kept) = create_kept(ctx, &sys, args, &containers, false)?;
     // Missing `-v` host directories are made now, at the start, and taken back if it fails.
     let made = match specconv::create_volume_sources(&spec.volumes) {
         Ok(made) => made,

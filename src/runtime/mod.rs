@@ -239,9 +239,11 @@ fn prepare_layers(sys: &Sys, spec: &RunSpec, started_before: bool) -> Result<Str
     match spec.layers_mode {
         LayersMode::Overlay | LayersMode::Erofs => {
             if spec.layers_mode == LayersMode::Erofs {
+                // Mounted by `run` already, or still from an earlier start; after a reboot,
+                // mounted here.
                 let n = crate::layers::erofs::mount_layers(sys, &spec.layers)?;
                 sys.tracer.note(&format!(
-                    "{} layer(s) are EROFS images mounted from their tar ({n} mounted now, the rest already were): nothing unpacked",
+                    "{} layer(s) are EROFS images mounted from their tar ({n} mounted by this step): nothing unpacked",
                     spec.layers.len()
                 ));
             }

@@ -99,7 +99,9 @@ impl Case {
         assert!(layer.is_dir(), "{} was not unpacked", layer.display());
         // The same layer as an EROFS image (`--layers erofs` reads the tar again): made and
         // mounted, the host still untouched (the image has no command to run: 127).
-        let o = self.lab.run(&["--network", "none", "--layers", "erofs", name, "/none"]);
+        let o = self
+            .lab
+            .run(&["--network", "none", "--layers", "erofs", name, "/none"]);
         o.expect_code(127);
         self.bait_untouched();
         layer
