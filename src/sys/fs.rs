@@ -697,51 +697,6 @@ pub fn xattrs_of(fd: BorrowedFd<'_>) -> io::Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn symlink_to_host_root_stays_inside() {
-        let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink("/", dir.path().join("escape")).unwrap();
-        let root = open_root(dir.path()).unwrap();
-        let fd =
-            mkdir_all_in_root(root.as_fd(), Path::new("/escape/etc/dockling-test"), 0o755).unwrap();
-        // The directory was created inside the root, not on the host.
-        assert!(dir.path().join("etc/dockling-test").is_dir());
-        assert!(!Path::new("/etc/dockling-test").exists());
-        drop(fd);
-    }
-
-    #[test]
-    fn resolve_in_root_follows_image_symlinks_inside_the_root() {
-        let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink("/srv/data", dir.path().join("data")).unwrap();
-        std::os::unix::fs::symlink("../../..", dir.path().join("up")).unwrap();
-        let root = open_root(dir.path()).unwrap();
-        assert_eq!(
-            resolve_in_root(root.as_fd(), Path::new("/data/x")).unwrap(),
-            Path::new("srv/data/x")
-        );
-        assert_eq!(
-            resolve_in_root(root.as_fd(), Path::new("/up/etc")).unwrap(),
-            Path::new("etc")
-        );
-        std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
-        assert!(resolve_in_root(root.as_fd(), Path::new("/loop")).is_err());
-    }
-
-    #[test]
-    fn dotdot_is_clamped_to_root() {
-        assert_eq!(
-            relative(Path::new("/../../etc/passwd")),
-            PathBuf::from("etc/passwd")
-        );
-        assert_eq!(relative(Path::new("/")), PathBuf::from("."));
-    }
-}
-
 /// Whether the kernel makes a file system of type `fstype` from the file `image` (an open
 /// descriptor, named to the kernel as `/proc/self/fd/N`): fsopen(2), fsconfig(2) `source`,
 /// then `FSCONFIG_CMD_CREATE`, which reads the superblock. No fsmount(2): the superblock is
@@ -793,4 +748,49 @@ pub fn probe_file_fs(fstype: &str, image: BorrowedFd<'_>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_to_host_root_stays_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/", dir.path().join("escape")).unwrap();
+        let root = open_root(dir.path()).unwrap();
+        let fd =
+            mkdir_all_in_root(root.as_fd(), Path::new("/escape/etc/dockling-test"), 0o755).unwrap();
+        // The directory was created inside the root, not on the host.
+        assert!(dir.path().join("etc/dockling-test").is_dir());
+        assert!(!Path::new("/etc/dockling-test").exists());
+        drop(fd);
+    }
+
+    #[test]
+    fn resolve_in_root_follows_image_symlinks_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/srv/data", dir.path().join("data")).unwrap();
+        std::os::unix::fs::symlink("../../..", dir.path().join("up")).unwrap();
+        let root = open_root(dir.path()).unwrap();
+        assert_eq!(
+            resolve_in_root(root.as_fd(), Path::new("/data/x")).unwrap(),
+            Path::new("srv/data/x")
+        );
+        assert_eq!(
+            resolve_in_root(root.as_fd(), Path::new("/up/etc")).unwrap(),
+            Path::new("etc")
+        );
+        std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
+        assert!(resolve_in_root(root.as_fd(), Path::new("/loop")).is_err());
+    }
+
+    #[test]
+    fn dotdot_is_clamped_to_root() {
+        assert_eq!(
+            relative(Path::new("/../../etc/passwd")),
+            PathBuf::from("etc/passwd")
+        );
+        assert_eq!(relative(Path::new("/")), PathBuf::from("."));
+    }
 }
