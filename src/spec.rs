@@ -610,7 +610,7 @@ mod tests {
         }
         assert_eq!(
             "overlayfs".parse::<LayersMode>(),
-            Err("unknown layers mode \"overlayfs\": use overlay or copy".to_string())
+            Err("unknown layers mode \"overlayfs\": use overlay or copy or erofs".to_string())
         );
     }
 }

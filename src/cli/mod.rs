@@ -1305,7 +1305,8 @@ pub struct RunArgs {
     /// Pause before each step of the start: Enter goes on, q aborts and undoes
     #[arg(long)]
     pub step: bool,
-    /// How the image layers become the root filesystem: overlay or copy
+    /// How the image layers become the root filesystem: overlay, copy or erofs (each layer
+    /// mounted from its tar, nothing unpacked)
     #[arg(long, value_name = "MODE", value_parser = engine_enum(crate::spec::LayersMode::VARIANTS))]
     pub layers: Option<crate::spec::LayersMode>,
     /// How the root is switched: pivot_root or chroot (to see why chroot leaks)

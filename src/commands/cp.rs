@@ -272,7 +272,9 @@ fn container_root(
             sys.open(&rootfs, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)?
         }
         LayersMode::Overlay | LayersMode::Erofs => {
-            crate::layers::erofs::mount_layers(sys, &spec.layers)?;
+            if spec.layers_mode == LayersMode::Erofs {
+                crate::layers::erofs::mount_layers(sys, &spec.layers)?;
+            }
             // As a start makes them: a container that never ran gets its upper directory (its
             // `/`) here, 0755 whatever the user's umask.
             sys.run(crate::sys::Call::Umask { mask: 0o022 })?;

@@ -46,7 +46,9 @@ fn export(ctx: &Context, args: &ExportArgs) -> Result<()> {
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
         )?,
         LayersMode::Overlay | LayersMode::Erofs => {
-            crate::layers::erofs::mount_layers(&sys, &spec.layers)?;
+            if spec.layers_mode == LayersMode::Erofs {
+                crate::layers::erofs::mount_layers(&sys, &spec.layers)?;
+            }
             let mut dirs = spec.layers.clone();
             // A container that never ran has no upper directory yet: its image alone.
             if spec.upper().is_dir() {
