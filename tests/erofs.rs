@@ -62,6 +62,13 @@ fn a_pull_with_layers_erofs_unpacks_nothing_and_the_image_runs_from_its_tar() {
         check.stdout
     );
     lab.cmd(&["pull", &reg.name("bb")]).expect_code(0);
+    // Docker's size, as the unpacked store counts it, without reading the blob again.
+    let size = |lab: &Lab, name: &str| {
+        let o = lab.cmd(&["image", "inspect", "-f", "{{.Size}}", name]);
+        o.expect_code(0);
+        o.stdout
+    };
+    assert_eq!(size(&lab, &reg.name("bb")), size(&src, "busybox"));
     // Nothing unpacked: no layer directory, no marker; one EROFS image per layer.
     assert_eq!(
         names(&lab.root().join("layers/sha256")),

@@ -1397,7 +1397,7 @@ mod tests {
             Cli::try_parse_from(["dockling", "run", "--layers", "bogus", "busybox"])
                 .unwrap_err()
                 .to_string()
-                .contains("[possible values: overlay, copy]")
+                .contains("[possible values: overlay, copy, erofs]")
         );
         for (format, name, _) in crate::lessons::runner::Format::VARIANTS {
             let cli = Cli::try_parse_from(["dockling", "lesson", "run", "1", "--format", name]);

@@ -61,6 +61,9 @@ pub struct BuildStats {
     pub inodes: u64,
     /// Bytes of the index written after the tar.
     pub index_bytes: u64,
+    /// The layer's size as Docker counts it (what an unpacked layer's marker holds): the
+    /// `lstat` size of every non-directory, each inode once.
+    pub content_size: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -202,7 +205,7 @@ impl Tree {
 pub fn build(image: &File, tar_len: u64, layer: &str, max_entries: u64) -> Result<BuildStats> {
     let tree = read_tar(image, tar_len, layer, max_entries)?;
     let meta_start = (TAR_OFFSET + tar_len).div_ceil(BLOCK) * BLOCK;
-    let (bytes, root_nid) = layout(&tree, meta_start);
+    let (bytes, root_nid, content_size) = layout(&tree, meta_start);
     image
         .write_all_at(&bytes, meta_start)
         .map_err(Error::io("write", Path::new(layer)))?;
@@ -214,6 +217,7 @@ pub fn build(image: &File, tar_len: u64, layer: &str, max_entries: u64) -> Resul
     Ok(BuildStats {
         inodes: tree.nodes.len() as u64,
         index_bytes: bytes.len() as u64,
+        content_size,
     })
 }
 
@@ -564,8 +568,8 @@ fn dir_blocks(entries: &[(Vec<u8>, u64, u8)]) -> Vec<u8> {
 }
 
 /// The index: inodes from `meta_start` (nid = offset / 32 from there), then directory and
-/// symlink blocks. Returns its bytes and the root's nid.
-fn layout(tree: &Tree, meta_start: u64) -> (Vec<u8>, u16) {
+/// symlink blocks. Returns its bytes, the root's nid and Docker's size of the layer.
+fn layout(tree: &Tree, meta_start: u64) -> (Vec<u8>, u16, u64) {
     // Only nodes still reachable get an inode (a replaced entry leaves an orphan).
     let mut order = Vec::new();
     let mut reached = vec![false; tree.nodes.len()];
@@ -679,7 +683,15 @@ fn layout(tree: &Tree, meta_start: u64) -> (Vec<u8>, u16) {
         }
     }
     out.extend_from_slice(&data);
-    (out, nid[0] as u16)
+    let content = order
+        .iter()
+        .map(|&n| match &tree.nodes[n].kind {
+            Kind::File { size, .. } => *size,
+            Kind::Symlink(t) => t.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    (out, nid[0] as u16, content)
 }
 
 fn superblock(root_nid: u16, inos: u64, meta_start: u64, end: u64) -> Vec<u8> {

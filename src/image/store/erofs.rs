@@ -67,6 +67,17 @@ impl Store {
         Ok(root)
     }
 
+    /// Docker's size of layer `diff_id` kept as an EROFS image (`layers/erofs/<hex>/size`,
+    /// written with it), so that listing an image never reads its blobs again.
+    pub fn erofs_layer_size(&self, diff_id: &str) -> Option<u64> {
+        let root = self.erofs_root(diff_id).ok()?;
+        fs::read_to_string(root.with_file_name("size"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     fn write_erofs(&self, blob: &str, diff_id: &str, tmp: &std::path::Path) -> Result<()> {
         let hex = hex_of(diff_id)?;
         fs::create_dir_all(tmp.join("root")).map_err(Error::io("create", tmp))?;
@@ -133,8 +144,12 @@ impl Store {
             }
             .into());
         }
-        crate::layers::erofs::build(&out, tar_len, blob, self.limits.max_entries)?;
+        let stats = crate::layers::erofs::build(&out, tar_len, blob, self.limits.max_entries)?;
         out.sync_all().map_err(Error::io("sync", &image))?;
+        crate::files::write_atomic(
+            &tmp.join("size"),
+            format!("{}\n", stats.content_size).as_bytes(),
+        )?;
         Ok(())
     }
 }

@@ -144,6 +144,12 @@ fn files_point_into_the_tar_and_directories_list_them_sorted() {
     let b = image(&tar);
     let r = Reader::new(&b);
     assert_ne!(r.root(), 0, "inode number 0 is never used");
+    // Docker's size: file contents and link targets, a hard-linked file once.
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(&[0u8; TAR_OFFSET as usize]).unwrap();
+    f.write_all(&tar).unwrap();
+    let stats = build(&f, tar.len() as u64, "test", 1000).unwrap();
+    assert_eq!(stats.content_size, 5 + 7 + 10);
     let (nid, f) = r.lookup("etc/hostname").unwrap();
     assert_eq!(r.data(&f), b"hello");
     assert_eq!(f.mode, libc::S_IFREG | 0o644);
