@@ -64,6 +64,7 @@ pub fn checks(root: &Path) -> Vec<Check> {
         openat2(),
         namespaces(),
         overlayfs(),
+        erofs(root),
         cgroup_mode(),
         devices_cgroup(),
         seccomp(),
@@ -170,6 +171,23 @@ fn overlayfs() -> Check {
             Status::Warn,
             "overlay is not in /proc/filesystems (modprobe overlay, or run with --layers copy)",
         )
+    }
+}
+
+/// `--layers erofs`: an EROFS image of an empty layer, made in an unnamed temporary file, is
+/// given to the kernel as a file-backed EROFS (fsopen/fsconfig, never mounted).
+fn erofs(root: &Path) -> Check {
+    match crate::layers::erofs::supported(root) {
+        Ok(()) => check(
+            "erofs",
+            Status::Ok,
+            "file-backed EROFS: --layers erofs mounts each layer from its tar, nothing unpacked",
+        ),
+        Err(why) => check(
+            "erofs",
+            Status::Warn,
+            format!("{why}: --layers erofs unpacks the layers instead"),
+        ),
     }
 }
 

@@ -48,6 +48,8 @@ pub enum LayersMode {
     Overlay,
     /// A flattened private copy of every layer: slow and big, which is the point of the demo.
     Copy,
+    /// overlayfs over layers mounted from their tar through an EROFS index: nothing unpacked.
+    Erofs,
 }
 
 impl LayersMode {
@@ -64,7 +66,18 @@ impl LayersMode {
             "copy",
             "A flattened private copy of every layer: slow and big, which is the point of the demo",
         ),
+        (
+            LayersMode::Erofs,
+            "erofs",
+            "overlayfs over layers mounted from their tar through an EROFS index: nothing unpacked",
+        ),
     ];
+
+    /// True when the layers are stacked by overlayfs (an upper directory over read-only
+    /// lowers), whether the lowers are unpacked directories or EROFS mounts.
+    pub fn overlay(self) -> bool {
+        self != LayersMode::Copy
+    }
 }
 
 crate::named_variants!(LayersMode, "layers mode");
@@ -597,7 +610,7 @@ mod tests {
         }
         assert_eq!(
             "overlayfs".parse::<LayersMode>(),
-            Err("unknown layers mode \"overlayfs\": use overlay or copy".to_string())
+            Err("unknown layers mode \"overlayfs\": use overlay or copy or erofs".to_string())
         );
     }
 }

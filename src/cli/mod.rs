@@ -1309,7 +1309,8 @@ pub struct RunArgs {
     /// Pause before each step of the start: Enter goes on, q aborts and undoes
     #[arg(long)]
     pub step: bool,
-    /// How the image layers become the root filesystem: overlay or copy
+    /// How the image layers become the root filesystem: overlay, copy or erofs (each layer
+    /// mounted from its tar, nothing unpacked)
     #[arg(long, value_name = "MODE", value_parser = engine_enum(crate::spec::LayersMode::VARIANTS))]
     pub layers: Option<crate::spec::LayersMode>,
     /// How the root is switched: pivot_root or chroot (to see why chroot leaks)
@@ -1400,7 +1401,7 @@ mod tests {
             Cli::try_parse_from(["dockling", "run", "--layers", "bogus", "busybox"])
                 .unwrap_err()
                 .to_string()
-                .contains("[possible values: overlay, copy]")
+                .contains("[possible values: overlay, copy, erofs]")
         );
         for (format, name, _) in crate::lessons::runner::Format::VARIANTS {
             let cli = Cli::try_parse_from(["dockling", "lesson", "run", "1", "--format", name]);

@@ -377,7 +377,7 @@ fn remove_stubs(sys: &Sys, c: &crate::container::Container, stubs: &[String]) {
         return;
     }
     let top = match c.spec.layers_mode {
-        crate::spec::LayersMode::Overlay => c.spec.upper(),
+        m if m.overlay() => c.spec.upper(),
         _ => c.spec.rootfs(),
     };
     let Ok(root) = safefs::open_root(&top) else {
@@ -865,7 +865,7 @@ impl Builder<'_> {
         let crate::cli::Command::Run(ra) = parsed.command else {
             unreachable!("parsed as run")
         };
-        let (spec, kept) = run::create_kept(self.ctx, &ra, &self.containers, false)?;
+        let (spec, kept) = run::create_kept(self.ctx, &self.sys, &ra, &self.containers, false)?;
         self.sys.tracer.note(&format!(
             "RUN in container {} ({}) of image {}",
             spec.name,

@@ -142,7 +142,7 @@ pub(crate) fn layer_tar(
     let s = &c.spec;
     let mut w = LayerWriter::new(store.layer_sink()?, epoch);
     match s.layers_mode {
-        LayersMode::Overlay => {
+        LayersMode::Overlay | LayersMode::Erofs => {
             sys.tracer
                 .step_variant(StepId::CommitWalk, None)
                 .map_err(Error::from)?;
@@ -184,6 +184,9 @@ fn commit(ctx: &Context, args: &CommitArgs) -> Result<String> {
     let store = Store::open(&ctx.root)?.with_limits(ctx.config.layer_limits()?);
     let base = store.find(&c.spec.image_id)?;
     let _lock = hold(&containers, &c)?;
+    if c.spec.layers_mode == LayersMode::Erofs {
+        crate::layers::erofs::mount_layers(&sys, &c.spec.layers)?;
+    }
     let lower =
         Lower::open(&c.spec.layers).map_err(Error::io("open the layers of", &c.spec.bundle))?;
     sys.tracer.note(&format!(
@@ -212,10 +215,8 @@ fn commit(ctx: &Context, args: &CommitArgs) -> Result<String> {
     };
 
     let (tar, stats) = layer_tar(&sys, &store, &c, &lower, epoch)?;
-    sys.tracer.note(&walk_note(
-        c.spec.layers_mode == LayersMode::Overlay,
-        &stats,
-    ));
+    sys.tracer
+        .note(&walk_note(c.spec.layers_mode.overlay(), &stats));
 
     sys.tracer.step(StepId::CommitLayer)?;
     let tar_len = tar.len();

@@ -271,7 +271,10 @@ fn container_root(
         LayersMode::Copy => {
             sys.open(&rootfs, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)?
         }
-        LayersMode::Overlay => {
+        LayersMode::Overlay | LayersMode::Erofs => {
+            if spec.layers_mode == LayersMode::Erofs {
+                crate::layers::erofs::mount_layers(sys, &spec.layers)?;
+            }
             // As a start makes them: a container that never ran gets its upper directory (its
             // `/`) here, 0755 whatever the user's umask.
             sys.run(crate::sys::Call::Umask { mask: 0o022 })?;

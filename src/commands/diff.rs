@@ -38,9 +38,13 @@ pub(crate) fn open_upper(upper: &std::path::Path) -> Result<Option<std::os::fd::
 /// The container's changes, and what the walk saw of its upper directory (`None` for a copy).
 pub(crate) fn changes(c: &Container) -> Result<(Vec<Change>, Option<diff::WalkStats>)> {
     let s = &c.spec;
+    // EROFS layers are read where they are mounted (again, after a restart).
+    if s.layers_mode == LayersMode::Erofs {
+        crate::layers::erofs::mount_layers(&crate::sys::Sys::quiet(), &s.layers)?;
+    }
     let lower = Lower::open(&s.layers).map_err(Error::io("open the layers of", &s.bundle))?;
     match s.layers_mode {
-        LayersMode::Overlay => {
+        LayersMode::Overlay | LayersMode::Erofs => {
             let upper = s.upper();
             let Some(fd) = open_upper(&upper)? else {
                 return Ok((Vec::new(), Some(diff::WalkStats::default())));

@@ -45,7 +45,10 @@ fn export(ctx: &Context, args: &ExportArgs) -> Result<()> {
             &spec.rootfs(),
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
         )?,
-        LayersMode::Overlay => {
+        LayersMode::Overlay | LayersMode::Erofs => {
+            if spec.layers_mode == LayersMode::Erofs {
+                crate::layers::erofs::mount_layers(&sys, &spec.layers)?;
+            }
             let mut dirs = spec.layers.clone();
             // A container that never ran has no upper directory yet: its image alone.
             if spec.upper().is_dir() {

@@ -115,7 +115,7 @@ pub fn container_json(
             "CapAdd": Value::Null,
         },
         "GraphDriver": {
-            "Name": match s.layers_mode { crate::spec::LayersMode::Overlay => "overlay", crate::spec::LayersMode::Copy => "copy" },
+            "Name": match s.layers_mode { crate::spec::LayersMode::Overlay | crate::spec::LayersMode::Erofs => "overlay", crate::spec::LayersMode::Copy => "copy" },
             "Data": {"LowerDir": lowers.join(":"), "UpperDir": s.upper(), "WorkDir": s.work(), "MergedDir": s.rootfs()},
         },
         "Mounts": mounts(s),

@@ -10,7 +10,16 @@ pub fn run(ctx: &Context, args: &PullArgs) -> Result<i32> {
     require_root("pull")?;
     let reference = Reference::parse(&args.name)?;
     crate::registry::trace::enable(args.transfer.trace);
-    let store = Store::open(&ctx.root)?.with_limits(ctx.config.layer_limits()?);
+    // Config `layers: erofs`: layers kept as their tar with an EROFS index, nothing unpacked.
+    let store = Store::open(&ctx.root)?;
+    let erofs = ctx
+        .config
+        .layers
+        .map(|m| crate::layers::erofs::effective(m, &ctx.root))
+        == Some(crate::spec::LayersMode::Erofs);
+    let store = store
+        .with_limits(ctx.config.layer_limits()?)
+        .with_erofs(erofs);
     let mut out: Box<dyn std::io::Write> = if args.transfer.quiet {
         Box::new(std::io::sink())
     } else {

@@ -181,20 +181,28 @@ pub fn create(
     containers: &Containers,
     dry_run: bool,
 ) -> Result<RunSpec> {
-    create_kept(ctx, args, containers, dry_run).map(|(spec, _)| spec)
+    create_kept(ctx, &Sys::quiet(), args, containers, dry_run).map(|(spec, _)| spec)
 }
 
 /// [`create`], also giving the container's engine lock (none in a dry run): whoever holds it
 /// keeps the container, and no other command removes a container that is kept.
 pub fn create_kept(
     ctx: &Context,
+    sys: &Sys,
     args: &RunArgs,
     containers: &Containers,
     dry_run: bool,
 ) -> Result<(RunSpec, Option<container::EngineLock>)> {
     // Flags first: a bad one must not pull, create or lock anything.
-    let request = Request::from(args);
+    let mut request = Request::from(args);
     specconv::check_flags(&request)?;
+    // `--layers erofs` on a kernel that cannot mount it: unpacked layers instead, said once.
+    let layers_mode = crate::layers::erofs::effective(
+        request.layers.or(ctx.config.layers).unwrap_or_default(),
+        &ctx.root,
+    );
+    request.layers = Some(layers_mode);
+    let erofs = layers_mode == crate::spec::LayersMode::Erofs;
     if !dry_run {
         // Containers of killed engines are noticed (and their cgroups killed) before a name
         // is checked: a dead `--rm` container must not hold its name.
@@ -212,15 +220,32 @@ pub fn create_kept(
     } else {
         Store::open(&ctx.root)?
     }
-    .with_limits(limits);
+    .with_limits(limits)
+    .with_erofs(erofs);
     let image = find_or_pull(ctx, &store, args, dry_run)?;
     // A dry run only says where the layers are; a run unpacks any missing (the spec reads
     // the image's /etc/passwd from them). An `rmi` may still delete them before the record
     // below holds the image: that is checked under the store lock.
-    let layers = if dry_run {
+    let layers = if dry_run && erofs {
+        image
+            .diff_ids
+            .iter()
+            .map(|d| store.erofs_root(d))
+            .collect::<Result<Vec<_>>>()?
+    } else if dry_run {
         store.layer_paths(&image)?
     } else {
-        store.layer_dirs(&image)?
+        let dirs = store.layer_dirs(&image)?;
+        // Mounted now, before the start's steps: the image's /etc/passwd and /etc/group are
+        // read from them to build the spec.
+        if erofs && dirs.iter().any(|d| !crate::layers::erofs::is_mounted(d)) {
+            sys.tracer.note(&format!(
+                "--layers erofs: the image's {} layer(s) are mounted first, before the steps below: its /etc/passwd and /etc/group are read from them",
+                dirs.len()
+            ));
+            crate::layers::erofs::mount_layers(sys, &dirs)?;
+        }
+        dirs
     };
     let id = container::new_id();
     let _lock = containers.lock()?;
@@ -372,7 +397,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32> {
     }
     let containers = Containers::open(&ctx.root)?;
     // Held until the end is recorded (or the container removed): see `container`.
-    let (spec, kept) = create_kept(ctx, args, &containers, false)?;
+    let (spec, kept) = create_kept(ctx, &sys, args, &containers, false)?;
     // Missing `-v` host directories are made now, at the start, and taken back if it fails.
     let made = match specconv::create_volume_sources(&spec.volumes) {
         Ok(made) => made,

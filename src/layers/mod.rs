@@ -18,6 +18,7 @@
 pub mod commit;
 pub mod copy;
 pub mod diff;
+pub mod erofs;
 mod error;
 pub mod overlay;
 pub mod unpack;

@@ -94,6 +94,7 @@ pub const LESSONS: &[(&str, &str)] = &[
         "20-runtimes.yaml",
         include_str!("../../lessons/20-runtimes.yaml"),
     ),
+    ("21-erofs.yaml", include_str!("../../lessons/21-erofs.yaml")),
 ];
 
 /// A text a student reads, in every language the course ships: `{en: ..., ko: ...}`. A plain

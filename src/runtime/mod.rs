@@ -237,7 +237,16 @@ fn prepare_layers(sys: &Sys, spec: &RunSpec, started_before: bool) -> Result<Str
     // 022 is what Docker's daemon and runc use; the child inherits it.
     sys.run(Call::Umask { mask: 0o022 })?;
     match spec.layers_mode {
-        LayersMode::Overlay => {
+        LayersMode::Overlay | LayersMode::Erofs => {
+            if spec.layers_mode == LayersMode::Erofs {
+                // Mounted by `run` already, or still from an earlier start; after a reboot,
+                // mounted here.
+                let n = crate::layers::erofs::mount_layers(sys, &spec.layers)?;
+                sys.tracer.note(&format!(
+                    "{} layer(s) are EROFS images mounted from their tar ({n} mounted by this step): nothing unpacked",
+                    spec.layers.len()
+                ));
+            }
             let data = overlay_dirs(sys, spec)?;
             sys.tracer.note(&format!(
                 "{} read-only layer(s) below, {} on top for writes",

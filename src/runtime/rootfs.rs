@@ -449,7 +449,7 @@ impl<'a> Rootfs<'a> {
         // its own, with only dockling's devices).
         let nodev = self.nodev();
         match self.spec.layers_mode {
-            LayersMode::Overlay => self.sys.mount(
+            LayersMode::Overlay | LayersMode::Erofs => self.sys.mount(
                 Some(Path::new("overlay")),
                 &self.path,
                 Some("overlay"),

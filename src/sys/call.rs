@@ -553,6 +553,9 @@ impl Call {
             {
                 "openat.lock"
             }
+            Call::Open { path, .. } if path.file_name() == Some("layer.erofs".as_ref()) => {
+                "openat.erofs"
+            }
             Call::Clone { flags } if flags.is_empty() => "clone.fork",
             Call::CloseRangeNow { .. } => "close_range.now",
             Call::Clone { flags } if flags.contains(CloneFlags::CLONE_PARENT) => "clone.parent",
@@ -568,6 +571,7 @@ impl Call {
                 } else {
                     match fstype.as_deref() {
                         Some("overlay") => "mount.overlay",
+                        Some("erofs") => "mount.erofs",
                         Some("proc") => "mount.proc",
                         Some("sysfs") => "mount.sysfs",
                         Some("tmpfs") => "mount.tmpfs",

@@ -290,6 +290,15 @@ impl Drop for Lab {
             let _ = std::fs::remove_dir(h.path().join(self.cgroup_parent()));
         }
         let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(self.cgroup_parent()));
+        // `--layers erofs` leaves its layers mounted (shared by containers, as on a host):
+        // unmounted here, so the lab's directory can go.
+        let root = self.root().display().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if m.starts_with(&root) {
+                let _ = nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
     }
 }
 

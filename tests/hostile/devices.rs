@@ -56,7 +56,7 @@ fn a_device_node_shipped_in_an_image_cannot_be_read_without_cgroups() {
     o.expect_code(0);
     assert_eq!(o.stdout, "null-ok\n0\n", "{}", o.stderr);
     assert!(o.stderr.contains("Permission denied"), "{}", o.stderr);
-    for layers in ["overlay", "copy"] {
+    for layers in ["overlay", "copy", "erofs"] {
         let o = lab.run(&[
             "--no-cgroups",
             "--layers",

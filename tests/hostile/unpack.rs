@@ -97,6 +97,13 @@ impl Case {
         self.store_still_works();
         let layer = self.layer_of(&tar);
         assert!(layer.is_dir(), "{} was not unpacked", layer.display());
+        // The same layer as an EROFS image (`--layers erofs` reads the tar again): made and
+        // mounted, the host still untouched (the image has no command to run: 127).
+        let o = self
+            .lab
+            .run(&["--network", "none", "--layers", "erofs", name, "/none"]);
+        o.expect_code(127);
+        self.bait_untouched();
         layer
     }
 
@@ -471,7 +478,7 @@ fn a_whiteout_hides_only_lower_layers() {
             ]),
         ],
     );
-    for layers in ["overlay", "copy"] {
+    for layers in ["overlay", "copy", "erofs"] {
         let out = c.lab.run(&[
             "--network",
             "none",

@@ -413,6 +413,8 @@ impl Store {
                 remove_any(&e.path());
             }
         }
+        // Layers kept as EROFS images (`--layers erofs`), unmounted first.
+        self.collect_erofs(&keep, &mut out.bytes);
         // Markers without their layer, and the sizes older versions kept beside them.
         for dir in [self.unpacked_dir(), self.layers.with_file_name("size")] {
             for e in fs::read_dir(&dir).into_iter().flatten().flatten() {

@@ -135,7 +135,10 @@ impl Store {
     /// length alone: then the unpacked directory is measured now (and not rewritten: reading
     /// commands stay read-only).
     pub fn layer_size(&self, diff_id: &str) -> Option<u64> {
-        let text = fs::read_to_string(self.layer_marker(diff_id).ok()?).ok()?;
+        let Some(text) = fs::read_to_string(self.layer_marker(diff_id).ok()?).ok() else {
+            // A layer kept as an EROFS image only (`--layers erofs`) has its size beside it.
+            return self.erofs_layer_size(diff_id);
+        };
         if let Some(n) = text
             .lines()
             .find_map(|l| l.strip_prefix("content-size "))

@@ -38,6 +38,7 @@ use crate::image::ImageError;
 
 mod blob;
 mod cache;
+mod erofs;
 mod gc;
 mod index;
 mod layout;
@@ -82,6 +83,8 @@ pub struct Store {
     oci: PathBuf,
     layers: PathBuf,
     limits: crate::layers::unpack::Limits,
+    /// `--layers erofs`: a layer is made ready as an EROFS image, not unpacked.
+    erofs: bool,
     /// This process's lease (made on the first blob or layer it claims): its file, kept
     /// locked while the process lives, and the digests written to it so far.
     lease: std::sync::Mutex<Option<Lease>>,
@@ -115,6 +118,7 @@ impl Store {
             oci,
             layers,
             limits: Default::default(),
+            erofs: false,
             lease: Default::default(),
         };
         store.sweep();
@@ -144,6 +148,7 @@ impl Store {
             oci: root.join("oci"),
             layers: root.join("layers/sha256"),
             limits: Default::default(),
+            erofs: false,
             lease: Default::default(),
         }
     }
@@ -168,6 +173,12 @@ impl Store {
     /// or imports them.
     pub fn with_limits(self, limits: crate::layers::unpack::Limits) -> Store {
         Store { limits, ..self }
+    }
+
+    /// The same store, making layers ready as EROFS images (`--layers erofs`, config
+    /// `layers: erofs`) instead of unpacking them, at pull and when first needed.
+    pub fn with_erofs(self, erofs: bool) -> Store {
+        Store { erofs, ..self }
     }
 
     /// The limits layers are held to (`max-layer-size`, `max-layer-entries`).

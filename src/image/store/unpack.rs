@@ -91,6 +91,10 @@ impl Store {
     /// Unpack layer blob `blob` into `layers/sha256/<diff_id>` unless already there, checking
     /// that its uncompressed content has the digest the image config promised.
     pub fn ensure_unpacked(&self, blob: &str, diff_id: &str) -> Result<PathBuf> {
+        // `--layers erofs`: the layer stays a tar, with an index to mount it by.
+        if self.erofs {
+            return self.ensure_erofs(blob, diff_id);
+        }
         let dir = self.layer_path(diff_id)?;
         // Complete: nothing to write, nothing to lease (a `run` of an image it holds).
         if self.layer_complete(diff_id) {

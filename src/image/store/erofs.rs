@@ -1,0 +1,189 @@
+//! `--layers erofs` in the store: a layer as one file, `layers/erofs/<diff_id hex>/layer.erofs`
+//! (its uncompressed tar with an EROFS index around it, [`crate::layers::erofs`]), beside the
+//! empty directory `root/` it is mounted on. No file of the layer is created on the host disk.
+//! Written under a temporary name and renamed whole once synced: a directory of that name is
+//! complete. The blob's digest was checked when it was downloaded; its uncompressed content is
+//! checked against the diff_id the image config promises before the index is written.
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use sha2::{Digest as _, Sha256};
+
+use super::{hex_of, Capped, Store};
+use crate::error::{Error, Result};
+use crate::files::{sync_dir, temp_name};
+use crate::image::ImageError;
+use crate::layers::erofs::TAR_OFFSET;
+
+impl Store {
+    /// `layers/erofs`: one directory per layer kept as an EROFS image.
+    pub fn erofs_dir(&self) -> PathBuf {
+        self.layers.with_file_name("erofs")
+    }
+
+    /// The directory layer `diff_id`'s EROFS image is mounted on.
+    pub fn erofs_root(&self, diff_id: &str) -> Result<PathBuf> {
+        Ok(self.erofs_dir().join(hex_of(diff_id)?).join("root"))
+    }
+
+    /// Write layer blob `blob` as an EROFS image unless it is there, checking its tar against
+    /// `diff_id`. Returns the directory it mounts on (not mounted here: see
+    /// [`crate::layers::erofs::mount_layers`]).
+    pub fn ensure_erofs(&self, blob: &str, diff_id: &str) -> Result<PathBuf> {
+        let root = self.erofs_root(diff_id)?;
+        let dir = root
+            .parent()
+            .expect("root is in its layer's directory")
+            .to_path_buf();
+        if dir.join("layer.erofs").is_file() {
+            return Ok(root);
+        }
+        self.claim(&[blob, diff_id])?;
+        let _writing = self.object_lock("erofs", diff_id)?;
+        if dir.join("layer.erofs").is_file() {
+            return Ok(root);
+        }
+        let parent = self.erofs_dir();
+        fs::create_dir_all(&parent).map_err(Error::io("create", &parent))?;
+        // Only root looks in: the layers' files are the image's, setuid ones included.
+        fs::set_permissions(&parent, fs::Permissions::from_mode(0o700))
+            .map_err(Error::io("chmod", &parent))?;
+        let tmp = parent.join(temp_name());
+        let result = self.write_erofs(blob, diff_id, &tmp).and_then(|()| {
+            if fs::symlink_metadata(&dir).is_ok() {
+                // A directory without its image: what a killed removal left.
+                fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
+            }
+            fs::rename(&tmp, &dir).map_err(Error::io("rename", &dir))?;
+            sync_dir(&parent)
+        });
+        if let Err(e) = result {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        Ok(root)
+    }
+
+    /// Docker's size of layer `diff_id` kept as an EROFS image (`layers/erofs/<hex>/size`,
+    /// written with it), so that listing an image never reads its blobs again.
+    pub fn erofs_layer_size(&self, diff_id: &str) -> Option<u64> {
+        let root = self.erofs_root(diff_id).ok()?;
+        fs::read_to_string(root.with_file_name("size"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn write_erofs(&self, blob: &str, diff_id: &str, tmp: &std::path::Path) -> Result<()> {
+        let hex = hex_of(diff_id)?;
+        fs::create_dir_all(tmp.join("root")).map_err(Error::io("create", tmp))?;
+        let image = tmp.join("layer.erofs");
+        let mut out = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&image)
+            .map_err(Error::io("create", &image))?;
+        let path = self.blob_path(blob)?;
+        let f = File::open(&path).map_err(Error::io("open", &path))?;
+        let mut head = [0u8; 4];
+        let n = File::open(&path)
+            .and_then(|mut g| g.read(&mut head))
+            .unwrap_or(0);
+        let reader: Box<dyn Read> = if n >= 2 && head[..2] == [0x1f, 0x8b] {
+            Box::new(flate2::read::GzDecoder::new(BufReader::new(f)))
+        } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
+            Box::new(
+                ruzstd::decoding::StreamingDecoder::new(BufReader::new(f)).map_err(|e| {
+                    ImageError::BadZstd {
+                        blob: blob.to_string(),
+                        why: e.to_string(),
+                    }
+                })?,
+            )
+        } else {
+            Box::new(BufReader::new(f))
+        };
+        let mut capped = Capped {
+            inner: reader,
+            left: self.limits.max_size,
+            over: false,
+        };
+        // The tar goes in as it comes, hashed on the way: the diff_id check.
+        out.seek(SeekFrom::Start(TAR_OFFSET))
+            .map_err(Error::io("seek", &image))?;
+        let mut hash = Sha256::new();
+        let mut w = BufWriter::with_capacity(1 << 20, &mut out);
+        let mut buf = vec![0u8; 1 << 17];
+        let mut tar_len = 0u64;
+        loop {
+            let got = match capped.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) if capped.over => return Err(self.limits.too_big(blob)),
+                Err(e) => return Err(Error::io("read", &path)(e)),
+            };
+            hash.update(&buf[..got]);
+            w.write_all(&buf[..got])
+                .map_err(Error::io("write", &image))?;
+            tar_len += got as u64;
+        }
+        w.flush().map_err(Error::io("write", &image))?;
+        drop(w);
+        let got = format!("{:x}", hash.finalize());
+        if got != hex {
+            return Err(ImageError::DiffIdMismatch {
+                blob: blob.to_string(),
+                got,
+                diff_id: diff_id.to_string(),
+            }
+            .into());
+        }
+        let stats = crate::layers::erofs::build(&out, tar_len, blob, self.limits.max_entries)?;
+        out.sync_all().map_err(Error::io("sync", &image))?;
+        crate::files::write_atomic(
+            &tmp.join("size"),
+            format!("{}\n", stats.content_size).as_bytes(),
+        )?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Remove the EROFS layers whose diff_id is not in `keep` (and what killed writers left):
+    /// each unmounted first (lazily, `MNT_DETACH`: a reader that still has it open keeps it
+    /// until it closes), then its directory. Their sizes add to `bytes`.
+    pub(super) fn collect_erofs(&self, keep: &std::collections::HashSet<String>, bytes: &mut u64) {
+        let sys = crate::sys::Sys::quiet();
+        for e in fs::read_dir(self.erofs_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let digest = format!("sha256:{name}");
+            let unused = hex_of(&digest).is_ok() && !keep.contains(&digest);
+            if !unused && !crate::files::leftover(&name) {
+                continue;
+            }
+            let root = e.path().join("root");
+            while crate::layers::erofs::is_mounted(&root) {
+                if sys
+                    .umount2(&root, nix::mount::MntFlags::MNT_DETACH)
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            *bytes += fs::metadata(e.path().join("layer.erofs"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! `--layers erofs` (config `layers: erofs`): a layer kept as its tar with an EROFS index,
+//! mounted by the kernel from the file, stacked by overlayfs. Checked from inside the
+//! container (files, links, whiteouts, opaque directories across two layers), on the host
+//! (nothing unpacked, the mounts read-only nodev nosuid), and through the commands that read
+//! a container's layers (`diff`, `commit`, `cp`, `export`, `image layers`, `rmi`).
+
+mod common;
+use std::path::Path;
+
+use common::registry::DockerRegistry;
+use common::*;
+
+/// The erofs mounts under `root` (from this test's mount namespace): (mount point, options).
+fn erofs_mounts(root: &Path) -> Vec<(String, String)> {
+    let root = root.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" - erofs "))
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[4].to_string(), f[5].to_string())
+        })
+        .filter(|(m, _)| m.starts_with(root))
+        .collect()
+}
+
+/// Names in a store directory, temporary ones included.
+fn names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Unmount what the lab mounted (the test's namespace is private), so its directory goes.
+fn unmount_all(lab: &Lab) {
+    for (m, _) in erofs_mounts(&lab.root()) {
+        nix::mount::umount2(Path::new(&m), nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+}
+
+#[test]
+fn a_pull_with_layers_erofs_unpacks_nothing_and_the_image_runs_from_its_tar() {
+    let reg = DockerRegistry::start();
+    let src = Lab::with_busybox();
+    reg.push_busybox(&src, "bb");
+    let lab = Lab::new();
+    let config = lab.dir.path().join("config.yaml");
+    std::fs::write(&config, format!("{}layers: erofs\n", lab.base_config())).unwrap();
+    let check = lab.cmd(&["system", "check"]);
+    check.expect_code(0);
+    assert!(
+        check
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("erofs") && l.contains(" ok ")),
+        "this kernel must mount EROFS from a file for these tests:\n{}",
+        check.stdout
+    );
+    lab.cmd(&["pull", &reg.name("bb")]).expect_code(0);
+    // Docker's size, as the unpacked store counts it, without reading the blob again.
+    let size = |lab: &Lab, name: &str| {
+        let o = lab.cmd(&["image", "inspect", "-f", "{{.Size}}", name]);
+        o.expect_code(0);
+        o.stdout
+    };
+    assert_eq!(size(&lab, &reg.name("bb")), size(&src, "busybox"));
+    // Nothing unpacked: no layer directory, no marker; one EROFS image per layer.
+    assert_eq!(
+        names(&lab.root().join("layers/sha256")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(&lab.root().join("layers/unpacked")),
+        Vec::<String>::new()
+    );
+    let erofs = names(&lab.root().join("layers/erofs"));
+    assert_eq!(erofs.len(), 1, "{erofs:?}");
+    let dir = lab.root().join("layers/erofs").join(&erofs[0]);
+    assert_eq!(
+        names(&dir.join("root")),
+        Vec::<String>::new(),
+        "a bare mount point"
+    );
+    let image = std::fs::metadata(dir.join("layer.erofs")).unwrap();
+    let busybox = std::fs::metadata(busybox_tar()).unwrap();
+    assert!(
+        image.len() >= busybox.len() && image.len() < busybox.len() + (256 << 10),
+        "the tar and a small index: {} for a {}-byte tar",
+        image.len(),
+        busybox.len()
+    );
+    let out = lab.ok(&[
+        "--network",
+        "none",
+        &reg.name("bb"),
+        "sh",
+        "-c",
+        "cat /etc/passwd | head -1; ls /bin | wc -l; echo written > /tmp/w && cat /tmp/w",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("root:"), "{out}");
+    assert!(lines[1].trim().parse::<u32>().unwrap() > 100, "{out}");
+    assert_eq!(lines[2], "written");
+    // Still nothing unpacked by the run; the layer is mounted read-only, nodev, nosuid.
+    assert_eq!(
+        names(&lab.root().join("layers/sha256")),
+        Vec::<String>::new()
+    );
+    let mounts = erofs_mounts(&lab.root());
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(mounts[0].0, dir.join("root").to_str().unwrap());
+    for flag in ["ro", "nosuid", "nodev"] {
+        assert!(mounts[0].1.split(',').any(|f| f == flag), "{mounts:?}");
+    }
+    // rmi unmounts it and removes the image.
+    lab.cmd(&["rmi", &reg.name("bb")]).expect_code(0);
+    assert_eq!(erofs_mounts(&lab.root()), Vec::<(String, String)>::new());
+    assert_eq!(
+        names(&lab.root().join("layers/erofs")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn whiteouts_opaque_dirs_and_links_of_erofs_layers_merge_as_unpacked_ones() {
+    let lab = Lab::with_busybox();
+    layers_on_busybox(
+        &lab,
+        "stack",
+        &[
+            tar_of(&[
+                E::File("etc/a", "lower a", 0o644),
+                E::File("etc/gone", "lower", 0o644),
+                E::File("opq/old", "old", 0o644),
+                E::File("data/f", "f", 0o600),
+                E::Hard("data/g", "data/f"),
+            ]),
+            tar_of(&[
+                E::File("etc/.wh.gone", "", 0o644),
+                E::File("etc/a", "upper a", 0o644),
+                E::Dir("opq/", 0o755),
+                E::File("opq/.wh..wh..opq", "", 0o644),
+                E::File("opq/new", "new", 0o644),
+                E::Sym("link", "/etc/a"),
+            ]),
+        ],
+    );
+    let probe = "cat /etc/a; echo; test -e /etc/gone && echo gone-there || echo gone-hidden; ls /opq; cat /link; echo; stat -c '%h %a' /data/g";
+    let mut seen = Vec::new();
+    for layers in ["overlay", "erofs"] {
+        seen.push(lab.ok(&[
+            "--network",
+            "none",
+            "--layers",
+            layers,
+            "stack",
+            "sh",
+            "-c",
+            probe,
+        ]));
+    }
+    assert_eq!(
+        seen[1], "upper a\ngone-hidden\nnew\nupper a\n2 600\n",
+        "erofs"
+    );
+    assert_eq!(seen[0], seen[1], "overlay and erofs see the same tree");
+    // The three erofs images (busybox and both layers) are mounted.
+    assert_eq!(erofs_mounts(&lab.root()).len(), 3);
+}
+
+#[test]
+fn diff_commit_cp_and_export_read_an_erofs_container() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&[
+        "run",
+        "--name",
+        "box",
+        "--network",
+        "none",
+        "--layers",
+        "erofs",
+        "busybox",
+        "sh",
+        "-c",
+        "echo extra >> /etc/passwd; rm /etc/group; mkdir /root/x; echo y > /root/x/y",
+    ])
+    .expect_code(0);
+    // After a restart of the machine (or in another mount namespace) nothing is mounted:
+    // the commands mount the layers again before they read them.
+    unmount_all(&lab);
+    let diff = lab.cmd(&["diff", "box"]);
+    diff.expect_code(0);
+    assert_eq!(
+        diff.stdout,
+        "C /etc\nD /etc/group\nC /etc/passwd\nC /root\nA /root/x\nA /root/x/y\n"
+    );
+    let host = tempfile::tempdir().unwrap();
+    lab.cmd(&["cp", "box:/root/x/y", host.path().to_str().unwrap()])
+        .expect_code(0);
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("y")).unwrap(),
+        "y\n"
+    );
+    lab.cmd(&["cp", "box:/bin/busybox", host.path().to_str().unwrap()])
+        .expect_code(0);
+    assert_eq!(
+        std::fs::read(host.path().join("busybox")).unwrap(),
+        std::fs::read("/bin/busybox").unwrap(),
+        "a file of the layer, read through the EROFS mount"
+    );
+    let tar = host.path().join("box.tar");
+    lab.cmd(&["export", "-o", tar.to_str().unwrap(), "box"])
+        .expect_code(0);
+    let mut names = Vec::new();
+    for e in tar::Archive::new(std::fs::File::open(&tar).unwrap())
+        .entries()
+        .unwrap()
+    {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    assert!(names
+        .iter()
+        .any(|n| n.trim_start_matches("./") == "root/x/y"));
+    assert!(names
+        .iter()
+        .any(|n| n.trim_start_matches("./") == "bin/busybox"));
+    assert!(!names
+        .iter()
+        .any(|n| n.trim_start_matches("./") == "etc/group"));
+    lab.cmd(&["commit", "box", "committed"]).expect_code(0);
+    let out = lab.ok(&[
+        "--network",
+        "none",
+        "--layers",
+        "erofs",
+        "committed",
+        "sh",
+        "-c",
+        "cat /root/x/y; test -e /etc/group && echo group || echo no-group",
+    ]);
+    assert_eq!(out, "y\nno-group\n");
+    let layers = lab.cmd(&["image", "layers", "committed"]);
+    layers.expect_code(0);
+    let rows = layers
+        .stdout
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.parse::<u32>().is_ok())
+        })
+        .count();
+    assert_eq!(
+        rows, 2,
+        "the image's layer and the committed one:\n{}",
+        layers.stdout
+    );
+    lab.cmd(&["rm", "box"]).expect_code(0);
+}
