@@ -549,7 +549,8 @@ impl Puller<'_> {
         }
         if !missing {
             if blob_here {
-                job.was_here = unpack || store.layer_complete(diff_id);
+                job.was_here =
+                    unpack || store.layer_complete(diff_id) || store.erofs_ready(diff_id);
             } else {
                 job.blob = Some(self.download(store, desc, bar, None)?.0);
             }
@@ -959,6 +960,9 @@ fn pull_from(
                 )))
             }
             Some(_) => continue,
+            // `--layers erofs`: the blobs are fetched and become EROFS images once the pull
+            // commits; nothing is unpacked.
+            None if store.erofs_mode() => jobs.push((i, false)),
             None => jobs.push((i, unpacking.insert(d.as_str()))),
         }
     }
@@ -1082,6 +1086,12 @@ fn pull_from(
     }
     store.commit(staged_blobs, staged_layers)?;
     drop(locks);
+    if store.erofs_mode() {
+        // Each layer's tar, checked against its diff_id, with the index to mount it by.
+        for (l, d) in layers.iter().zip(&diff_ids) {
+            store.ensure_erofs(l, d)?;
+        }
+    }
     // Docker's lines, in layer order: "Already exists" for a layer the store held, else
     // "Download complete" then "Pull complete".
     for (l, was_here) in layers.iter().zip(&present) {

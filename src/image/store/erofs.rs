@@ -29,6 +29,21 @@ impl Store {
         Ok(self.erofs_dir().join(hex_of(diff_id)?).join("root"))
     }
 
+    /// Whether this store keeps its layers as EROFS images (`--layers erofs`, config
+    /// `layers: erofs`): a pull then downloads the blobs and writes their images, and
+    /// unpacks nothing.
+    pub fn erofs_mode(&self) -> bool {
+        self.erofs
+    }
+
+    /// Whether layer `diff_id`'s EROFS image is written.
+    pub fn erofs_ready(&self, diff_id: &str) -> bool {
+        self.erofs_root(diff_id)
+            .ok()
+            .and_then(|r| r.parent().map(|d| d.join("layer.erofs").is_file()))
+            .unwrap_or(false)
+    }
+
     /// Write layer blob `blob` as an EROFS image unless it is there, checking its tar against
     /// `diff_id`. Returns the directory it mounts on (not mounted here: see
     /// [`crate::layers::erofs::mount_layers`]).
