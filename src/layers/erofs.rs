@@ -53,6 +53,23 @@ const DIRENT_SIZE: usize = 12;
 const FORMAT_EXTENDED_FLAT_PLAIN: u16 = 1;
 /// The longest name EROFS stores.
 const NAME_MAX: usize = 255;
+/// The longest path an entry may have (the kernel's PATH_MAX, which unpacking meets).
+const PATH_MAX: usize = 4096;
+/// Files and directories one layer's index may hold, those its entries name and those their
+/// paths make on the way: a bound on the memory a hostile tar can ask for (each path may make
+/// up to PATH_MAX / 2 directories).
+const MAX_NODES: usize = 2_000_000;
+
+/// A name a directory entry can hold: 1 to 255 bytes, no NUL, no `/`.
+fn check_name(name: &[u8]) -> std::result::Result<(), String> {
+    if name.len() > NAME_MAX {
+        return Err(format!("a name longer than {NAME_MAX} bytes"));
+    }
+    if name.contains(&0) || name.contains(&b'/') {
+        return Err("a NUL or / inside a name".into());
+    }
+    Ok(())
+}
 
 /// What [`build`] made.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +181,9 @@ impl Tree {
             if name == b"." || name.is_empty() {
                 continue;
             }
+            // What unpacking's kernel calls refuse (ENAMETOOLONG, a name cut at a NUL) is
+            // refused here too: a longer name could not be written as a directory entry.
+            check_name(&name)?;
             if name == b".." {
                 if stack.len() > 1 {
                     stack.pop();
@@ -172,6 +192,11 @@ impl Tree {
             }
             match self.child(here, &name) {
                 None => {
+                    if self.nodes.len() >= MAX_NODES {
+                        return Err(format!(
+                            "more than {MAX_NODES} files and directories in one layer"
+                        ));
+                    }
                     let d = self.add(Node::dir(0o755));
                     self.link(here, &name, d);
                     stack.push(d);
@@ -335,9 +360,10 @@ fn add_entry<R: Read>(
         }
         return Ok(());
     };
-    if name.len() > NAME_MAX {
-        return Err(bad(&"a name longer than 255 bytes"));
+    if raw.as_os_str().len() > PATH_MAX {
+        return Err(bad(&format!("a path longer than {PATH_MAX} bytes")));
     }
+    check_name(&name).map_err(|e| bad(&e))?;
     let parent = tree
         .dir_in_root(path.parent().unwrap_or(Path::new("")))
         .map_err(|e| bad(&format!("parent directory: {e}")))?;
@@ -545,6 +571,9 @@ fn dir_blocks(entries: &[(Vec<u8>, u64, u8)]) -> Vec<u8> {
             used += DIRENT_SIZE + entries[j].0.len();
             j += 1;
         }
+        // Names are checked to fit (check_name) before they get here: a name that did not
+        // would otherwise add empty blocks forever.
+        assert!(j > i, "a directory entry larger than a block");
         let block = &entries[i..j];
         let mut b = vec![0u8; DIRENT_SIZE * block.len()];
         let mut nameoff = b.len();

@@ -290,3 +290,28 @@ fn a_directory_of_many_entries_spans_blocks() {
     assert_eq!(r.dir(nid).len(), 202);
     assert!(r.lookup("d/file-with-a-long-name-0199").is_some());
 }
+
+#[test]
+fn a_directory_name_too_long_for_an_entry_is_refused_not_looped_on() {
+    // A 600-byte directory on the way to a file (a GNU long name): unpacking's mkdirat says
+    // ENAMETOOLONG; the index once added empty blocks forever trying to fit its entry.
+    for path in [
+        format!("{}/f", "d".repeat(600)),
+        format!("{}/f", "d".repeat(300)),
+    ] {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, &path, &[][..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&[0u8; TAR_OFFSET as usize]).unwrap();
+        f.write_all(&tar).unwrap();
+        let err = build(&f, tar.len() as u64, "L", 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("longer than 255 bytes"), "{err}");
+    }
+}
