@@ -215,18 +215,24 @@ fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
     let mut preloaded = 0;
     let ready =
         regex::Regex::new(r"\*Pulled from the lab before the first step: ([^.]+)\.\*").unwrap();
-    for n in 1..=count {
+    // Lesson `n` as a book chapter, in `lang`.
+    let chapter = |n: usize, lang: &str| -> common::Out {
+        let n = n.to_string();
         let out: common::Out = ns
-            .enter(lab.command(&["lesson", "run", &n.to_string(), "--format", "markdown"]))
+            .enter(lab.command(&["--lang", lang, "lesson", "run", &n, "--format", "markdown"]))
             .env("TMPDIR", &tmp)
             .output()
             .expect("run dockling")
             .into();
         assert_eq!(
             out.code, 0,
-            "lesson {n} failed:\n{}\n{}",
+            "lesson {n} in {lang} failed:\n{}\n{}",
             out.stderr, out.stdout
         );
+        out
+    };
+    for n in 1..=count {
+        let out = chapter(n, "en");
         // A lesson's own images were pulled before it began: it shows no pull of them.
         if let Some(c) = ready.captures(&out.stdout) {
             preloaded += 1;
@@ -244,26 +250,7 @@ fn every_lesson_runs_and_its_chapter_is_what_the_book_shows() {
         // The Korean edition's chapter: the same lesson, run again in Korean. Its commands and
         // what they printed are the English run's, line for line; only the prose, the lines
         // the runner frames them with and the trace's explanations are Korean.
-        let out: common::Out = ns
-            .enter(lab.command(&[
-                "--lang",
-                "ko",
-                "lesson",
-                "run",
-                &n.to_string(),
-                "--format",
-                "markdown",
-            ]))
-            .env("TMPDIR", &tmp)
-            .output()
-            .expect("run dockling")
-            .into();
-        assert_eq!(
-            out.code, 0,
-            "lesson {n} in Korean failed:\n{}\n{}",
-            out.stderr, out.stdout
-        );
-        let ko = filter(&lab, &known, &out.stdout);
+        let ko = filter(&lab, &known, &chapter(n, "ko").stdout);
         if let Some(wrong) = same_transcript(&transcript_blocks(&en), &transcript_blocks(&ko)) {
             panic!("lesson {n}: the Korean run's commands and output are not the English run's: {wrong}");
         }

@@ -190,9 +190,14 @@ impl Cgroup {
         }
     }
 
-    /// Move `pid` into the group (in every hierarchy).
+    /// Move `pid` into the group made earlier (`exec`): in every hierarchy that holds it. A
+    /// hierarchy mounted after the group was made (an administrator mounting hugetlb's v1
+    /// tree for crun, say) holds none of it, and is left out rather than failing the exec.
     pub fn join(&self, sys: &Sys, pid: i32) -> Result<()> {
         for dir in self.paths() {
+            if !sys.is_dry_run() && !dir.is_dir() {
+                continue;
+            }
             sys.write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
@@ -233,7 +238,8 @@ impl Cgroup {
     /// The pids in the group (`cgroup.procs` of its first hierarchy: on v1 it joined all).
     /// The processes in the group (host pids).
     pub fn procs(&self) -> Vec<i32> {
-        let Some(dir) = self.paths().into_iter().next() else {
+        // The first hierarchy that holds the group (not one mounted after it was made).
+        let Some(dir) = self.paths().into_iter().find(|d| d.is_dir()) else {
             return vec![];
         };
         std::fs::read_to_string(dir.join("cgroup.procs"))

@@ -699,3 +699,33 @@ fn cpus_parse_exactly_like_docker() {
         "invalid argument \"0.0000000001\" for \"--cpus\" flag: value is too precise: give a number of CPUs like 0.5 or 2"
     );
 }
+
+#[test]
+fn exec_joins_the_hierarchies_that_hold_the_group_not_one_mounted_since() {
+    // The container's group exists in memory's tree; pids' was mounted after it started
+    // (lesson 20 mounts a v1 tree for crun while other containers run) and holds no group.
+    let root = tempfile::tempdir().unwrap();
+    let layout = vec![
+        Hierarchy {
+            mount_point: root.path().join("pids"),
+            options: "pids".into(),
+        },
+        Hierarchy {
+            mount_point: root.path().join("memory"),
+            options: "memory".into(),
+        },
+    ];
+    let group = root.path().join("memory/dockling").join(ID);
+    std::fs::create_dir_all(&group).unwrap();
+    std::fs::write(group.join("cgroup.procs"), "").unwrap();
+    std::fs::create_dir_all(root.path().join("pids")).unwrap();
+    let cg = Cgroup::with_layout(Version::V1, layout, "dockling", ID);
+    cg.join(&Sys::quiet(), 4242).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(group.join("cgroup.procs")).unwrap(),
+        "4242"
+    );
+    assert!(!root.path().join("pids/dockling").exists());
+    // Its processes are read where the group is, not from the first tree mounted.
+    assert_eq!(cg.procs(), vec![4242]);
+}
