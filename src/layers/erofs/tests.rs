@@ -8,6 +8,16 @@ use std::io::Write;
 use super::*;
 use crate::testutil::{tar_of, E};
 
+/// The error of building an image from `tar` (layer "L", at most `max_entries` entries).
+fn refusal(tar: &[u8], max_entries: u64) -> String {
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(&[0u8; TAR_OFFSET as usize]).unwrap();
+    f.write_all(tar).unwrap();
+    build(&f, tar.len() as u64, "L", max_entries)
+        .unwrap_err()
+        .to_string()
+}
+
 /// An image built from `tar`, as bytes.
 fn image(tar: &[u8]) -> Vec<u8> {
     let mut f = tempfile::tempfile().unwrap();
@@ -257,12 +267,7 @@ fn bad_entries_are_refused_naming_the_entry() {
             "not a directory",
         ),
     ] {
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(&[0u8; TAR_OFFSET as usize]).unwrap();
-        f.write_all(&tar).unwrap();
-        let err = build(&f, tar.len() as u64, "L", 1000)
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&tar, 1000);
         assert!(
             err.starts_with("layer L: entry ") && err.contains(why),
             "{err}"
@@ -270,10 +275,7 @@ fn bad_entries_are_refused_naming_the_entry() {
     }
     // More entries than max-layer-entries: a bomb.
     let tar = tar_of(&[E::File("a", "", 0o644), E::File("b", "", 0o644)]);
-    let mut f = tempfile::tempfile().unwrap();
-    f.write_all(&[0u8; TAR_OFFSET as usize]).unwrap();
-    f.write_all(&tar).unwrap();
-    let err = build(&f, tar.len() as u64, "L", 1).unwrap_err().to_string();
+    let err = refusal(&tar, 1);
     assert!(err.contains("max-layer-entries"), "{err}");
 }
 
@@ -306,12 +308,7 @@ fn a_directory_name_too_long_for_an_entry_is_refused_not_looped_on() {
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, &path, &[][..]).unwrap();
         let tar = b.into_inner().unwrap();
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(&[0u8; TAR_OFFSET as usize]).unwrap();
-        f.write_all(&tar).unwrap();
-        let err = build(&f, tar.len() as u64, "L", 1000)
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&tar, 1000);
         assert!(err.contains("longer than 255 bytes"), "{err}");
     }
 }
