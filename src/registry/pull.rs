@@ -1087,9 +1087,14 @@ fn pull_from(
     store.commit(staged_blobs, staged_layers)?;
     drop(locks);
     if store.erofs_mode() {
-        // Each layer's tar, checked against its diff_id, with the index to mount it by.
-        for (l, d) in layers.iter().zip(&diff_ids) {
-            store.ensure_erofs(l, d)?;
+        // Each layer's tar, checked against its diff_id, with the index to mount it by: one
+        // thread per layer (gunzip and hashing are CPU work, and layers are independent);
+        // the first failure in layer order is the one said.
+        let results = in_pool(layers.len(), 4, |k| {
+            store.ensure_erofs(&layers[k], &diff_ids[k])
+        });
+        for r in results {
+            r?;
         }
     }
     // Docker's lines, in layer order: "Already exists" for a layer the store held, else
@@ -1176,6 +1181,33 @@ fn foreign_hint(layer: &Descriptor, e: Error) -> Error {
         }
         e => e,
     }
+}
+
+/// `f(0)`, …, `f(n - 1)` on at most `workers` threads, each taking the next index when done;
+/// the results in index order.
+fn in_pool<T: Send>(n: usize, workers: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<T>>> = (0..n).map(|_| Default::default()).collect();
+    std::thread::scope(|s| {
+        for _ in 0..n.min(workers) {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if k >= n {
+                    break;
+                }
+                let r = f(k);
+                *slots[k].lock().expect("a pool slot") = Some(r);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("a pool slot")
+                .expect("every index ran")
+        })
+        .collect()
 }
 
 #[cfg(test)]
