@@ -225,8 +225,14 @@ fn the_runtime_command_line_answers_as_the_book_shows() {
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dockling"), &link).unwrap();
     let mut out = String::new();
     for (shown, args) in [
-        ("dockling runtime spec --bundle bundle", vec!["runtime", "spec", "--bundle"]),
-        ("dockling runtime spec --bundle bundle", vec!["runtime", "spec", "--bundle"]),
+        (
+            "dockling runtime spec --bundle bundle",
+            vec!["runtime", "spec", "--bundle"],
+        ),
+        (
+            "dockling runtime spec --bundle bundle",
+            vec!["runtime", "spec", "--bundle"],
+        ),
         ("dockling-runc --version", vec!["--version"]),
         (
             "dockling-runc --systemd-cgroup spec --bundle bundle",

@@ -311,7 +311,7 @@ struct ProcessUser {
     additional_gids: Vec<u32>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 struct Capabilities {
     #[serde(default)]
     bounding: Vec<String>,
@@ -468,7 +468,91 @@ pub fn from_config(
         ..OciParts::default()
     };
 
-    // --- process ---
+    check_process(&process, &linux)?;
+    read_process(&process, &mut parts, warn)?;
+    let namespaces = read_namespaces(&linux, &mut parts)?;
+    if doc.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !namespaces.uts {
+        return Err(bad(
+            "hostname",
+            "set without a uts namespace: it would rename the host; add {\"type\": \"uts\"}",
+        ));
+    }
+    if let Some(d) = doc.domainname.filter(|d| !d.is_empty()) {
+        if !namespaces.uts {
+            return Err(bad(
+                "domainname",
+                "set without a uts namespace: it would rename the host's domain; add {\"type\": \"uts\"}",
+            ));
+        }
+        parts.domainname = Some(d);
+    }
+    read_sysctl(&linux, &namespaces, &mut parts)?;
+    for (i, m) in doc.mounts.iter().enumerate() {
+        parts.mounts.push(mount(i, m)?);
+    }
+    parts.devices = read_devices(&linux)?;
+    read_paths(&linux, &mut parts)?;
+    parts.hooks = doc.hooks.unwrap_or_default();
+    check_hooks(&parts.hooks)?;
+    let limits = read_cgroups(&linux, &mut parts)?;
+    let seccomp = match linux.seccomp.clone() {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(v)
+                .map_err(|e| bad("linux.seccomp", e.to_string()))?,
+        ),
+    };
+
+    let spec = RunSpec {
+        id: flags.id.clone(),
+        name: flags.id.clone(),
+        image_ref: String::new(),
+        image_id: String::new(),
+        layers: vec![],
+        args: process.args,
+        env: process.env,
+        cwd: process.cwd,
+        user: User {
+            uid: process.user.uid,
+            gid: process.user.gid,
+            additional_gids: process.user.additional_gids,
+        },
+        hostname: doc.hostname.unwrap_or_default(),
+        tty: process.terminal,
+        interactive: false,
+        remove: false,
+        namespaces,
+        network: if namespaces.net {
+            NetworkMode::None
+        } else {
+            NetworkMode::Host
+        },
+        net: NetConfig::default(),
+        // The bundle's root is used as it is: no layers to stack.
+        layers_mode: LayersMode::Copy,
+        rootfs_mode: if flags.no_pivot {
+            RootfsMode::Chroot
+        } else {
+            RootfsMode::PivotRoot
+        },
+        cgroup: Some(limits.unwrap_or_default()),
+        privileged: false,
+        capabilities: parts.caps.bounding.clone(),
+        seccomp,
+        no_new_privileges: process.no_new_privileges,
+        volumes: vec![],
+        read_only: root.readonly,
+        bundle: bundle.to_path_buf(),
+        restart: Default::default(),
+        log_opts: vec![],
+        init: false,
+        ports: Default::default(),
+    };
+    Ok((spec, parts))
+}
+
+/// What dockling refuses in `process` (and the labels of `linux`) before reading the rest.
+fn check_process(process: &Process, linux: &Linux) -> Result<(), SpecError> {
     if process.args.is_empty() {
         return Err(bad(
             "process.args",
@@ -527,6 +611,15 @@ pub fn from_config(
             return Err(bad(field, "is not supported by dockling yet: remove it"));
         }
     }
+    Ok(())
+}
+
+/// `process`: oomScoreAdj, umask, console size, the capability sets, rlimits.
+fn read_process(
+    process: &Process,
+    parts: &mut OciParts,
+    warn: &mut dyn FnMut(String),
+) -> Result<(), SpecError> {
     if let Some(adj) = process.oom_score_adj {
         if !(-1000..=1000).contains(&adj) {
             return Err(bad(
@@ -551,7 +644,7 @@ pub fn from_config(
             u16::try_from(size.width).map_err(|_| bad("process.consoleSize.width", "too big"))?,
         ));
     }
-    let caps = process.capabilities.unwrap_or_default();
+    let caps = process.capabilities.as_ref().cloned().unwrap_or_default();
     let mut cap_set = |names: &[String], field: &str| -> Vec<u32> {
         let mut out = Vec::new();
         for name in names {
@@ -607,7 +700,11 @@ pub fn from_config(
         });
     }
 
-    // --- namespaces ---
+    Ok(())
+}
+
+/// `linux.namespaces`: which the container gets, and those it joins by path (into `parts`).
+fn read_namespaces(linux: &Linux, parts: &mut OciParts) -> Result<Namespaces, SpecError> {
     let mut own = BTreeMap::new();
     for ns in &linux.namespaces {
         let flag = match ns.kind.as_str() {
@@ -669,30 +766,22 @@ pub fn from_config(
         ));
     }
     let has = |k: &str| own.contains_key(k);
-    let namespaces = Namespaces {
+    Ok(Namespaces {
         pid: has("pid"),
         uts: has("uts"),
         ipc: has("ipc"),
         net: has("network"),
         cgroup: has("cgroup"),
-    };
-    if doc.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !namespaces.uts {
-        return Err(bad(
-            "hostname",
-            "set without a uts namespace: it would rename the host; add {\"type\": \"uts\"}",
-        ));
-    }
-    if let Some(d) = doc.domainname.filter(|d| !d.is_empty()) {
-        if !namespaces.uts {
-            return Err(bad(
-                "domainname",
-                "set without a uts namespace: it would rename the host's domain; add {\"type\": \"uts\"}",
-            ));
-        }
-        parts.domainname = Some(d);
-    }
+    })
+}
 
-    // --- sysctl: each only where its namespace is the container's own (runc's rule) ---
+/// `linux.sysctl`: each only where its namespace is the container's own (runc's rule).
+fn read_sysctl(linux: &Linux, ns: &Namespaces, parts: &mut OciParts) -> Result<(), SpecError> {
+    let has = |k: &str| match k {
+        "ipc" => ns.ipc,
+        "network" => ns.net,
+        _ => ns.uts,
+    };
     for (key, value) in &linux.sysctl {
         let needs = if IPC_SYSCTLS.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
             "ipc"
@@ -718,12 +807,12 @@ pub fn from_config(
         parts.sysctl.insert(key.clone(), value.clone());
     }
 
-    // --- mounts ---
-    for (i, m) in doc.mounts.iter().enumerate() {
-        parts.mounts.push(mount(i, m)?);
-    }
+    Ok(())
+}
 
-    // --- devices ---
+/// `linux.devices`.
+fn read_devices(linux: &Linux) -> Result<Vec<Device>, SpecError> {
+    let mut out = Vec::new();
     for d in &linux.devices {
         let kind = match d.kind.as_str() {
             "c" | "b" | "u" | "p" => d.kind.chars().next().unwrap_or('c'),
@@ -750,7 +839,7 @@ pub fn from_config(
                 )),
             }
         };
-        parts.devices.push(Device {
+        out.push(Device {
             path: d.path.clone(),
             kind,
             major: number(d.major, "major")?,
@@ -761,7 +850,11 @@ pub fn from_config(
         });
     }
 
-    // --- paths, propagation ---
+    Ok(out)
+}
+
+/// `linux.maskedPaths`, `linux.readonlyPaths` and `linux.rootfsPropagation`.
+fn read_paths(linux: &Linux, parts: &mut OciParts) -> Result<(), SpecError> {
     for (list, field, out) in [
         (
             &linux.masked_paths,
@@ -791,9 +884,12 @@ pub fn from_config(
         })?,
     };
 
-    // --- hooks ---
-    parts.hooks = doc.hooks.unwrap_or_default();
-    for (kind, hook) in parts.hooks.all() {
+    Ok(())
+}
+
+/// Every hook's path is absolute and its timeout positive.
+fn check_hooks(hooks: &Hooks) -> Result<(), SpecError> {
+    for (kind, hook) in hooks.all() {
         if !hook.path.is_absolute() {
             return Err(bad(
                 format!("hooks.{kind}"),
@@ -811,8 +907,12 @@ pub fn from_config(
         }
     }
 
-    // --- cgroups ---
-    let cgroups_path = linux.cgroups_path.unwrap_or_default();
+    Ok(())
+}
+
+/// `linux.cgroupsPath` and `linux.resources` (into `parts`), and the limits `run` knows.
+fn read_cgroups(linux: &Linux, parts: &mut OciParts) -> Result<Option<Limits>, SpecError> {
+    let cgroups_path = linux.cgroups_path.clone().unwrap_or_default();
     if cgroups_path.contains(':') {
         return Err(bad(
             "linux.cgroupsPath",
@@ -826,7 +926,7 @@ pub fn from_config(
         ));
     }
     parts.cgroups_path = cgroups_path;
-    let resources: Option<oci_spec::runtime::LinuxResources> = match linux.resources {
+    let resources: Option<oci_spec::runtime::LinuxResources> = match linux.resources.clone() {
         None => None,
         Some(v) => {
             Some(serde_json::from_value(v).map_err(|e| bad("linux.resources", e.to_string()))?)
@@ -849,61 +949,7 @@ pub fn from_config(
         pids: r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0),
     });
     parts.resources = resources;
-
-    let seccomp = match linux.seccomp {
-        None => None,
-        Some(v) => Some(
-            serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(v)
-                .map_err(|e| bad("linux.seccomp", e.to_string()))?,
-        ),
-    };
-
-    let spec = RunSpec {
-        id: flags.id.clone(),
-        name: flags.id.clone(),
-        image_ref: String::new(),
-        image_id: String::new(),
-        layers: vec![],
-        args: process.args,
-        env: process.env,
-        cwd: process.cwd,
-        user: User {
-            uid: process.user.uid,
-            gid: process.user.gid,
-            additional_gids: process.user.additional_gids,
-        },
-        hostname: doc.hostname.unwrap_or_default(),
-        tty: process.terminal,
-        interactive: false,
-        remove: false,
-        namespaces,
-        network: if namespaces.net {
-            NetworkMode::None
-        } else {
-            NetworkMode::Host
-        },
-        net: NetConfig::default(),
-        // The bundle's root is used as it is: no layers to stack.
-        layers_mode: LayersMode::Copy,
-        rootfs_mode: if flags.no_pivot {
-            RootfsMode::Chroot
-        } else {
-            RootfsMode::PivotRoot
-        },
-        cgroup: Some(limits.unwrap_or_default()),
-        privileged: false,
-        capabilities: parts.caps.bounding.clone(),
-        seccomp,
-        no_new_privileges: process.no_new_privileges,
-        volumes: vec![],
-        read_only: root.readonly,
-        bundle: bundle.to_path_buf(),
-        restart: Default::default(),
-        log_opts: vec![],
-        init: false,
-        ports: Default::default(),
-    };
-    Ok((spec, parts))
+    Ok(limits)
 }
 
 /// The IPC sysctls (runc's list): settable only in an IPC namespace of the container's own.
