@@ -42,7 +42,15 @@ fn main() {
         panic!("DOCKLING_TEST_PANIC is set");
     }
     dockling::fault::init();
-    let cli = match dockling::cli::Cli::try_parse() {
+    // Installed as `dockling-runc` (a link), dockling is an OCI runtime with runc's command
+    // line from the first argument on (`dockling runtime …` reaches the same code).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.first().is_some_and(|a| {
+        std::path::Path::new(a).file_name() == Some(std::ffi::OsStr::new("dockling-runc"))
+    }) {
+        std::process::exit(dockling::commands::runtime::main(args));
+    }
+    let cli = match dockling::cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;

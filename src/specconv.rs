@@ -12,6 +12,7 @@ use crate::spec::{LayersMode, Limits, Namespaces, NetworkMode, RootfsMode, RunSp
 use crate::sys::fs as safefs;
 
 mod error;
+pub mod oci;
 pub use error::SpecError;
 
 /// What `specconv` needs to know about the image.

@@ -154,3 +154,112 @@ fn runc_and_crun_run_the_bundle_dockling_wrote() {
     }
     let _ = std::fs::remove_dir("/sys/fs/cgroup/dockling-oci");
 }
+
+#[test]
+fn runc_and_crun_run_the_template_dockling_runtime_spec_writes() {
+    let bundle = tempfile::tempdir().unwrap();
+    let rootfs = bundle.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+        .expect("/bin/busybox (busybox-static, which scripts/test installs)");
+    for tool in ["sh", "hostname", "cat"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
+    }
+    let spec = Command::new(env!("CARGO_BIN_EXE_dockling"))
+        .args([
+            "runtime",
+            "spec",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        spec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spec.stderr)
+    );
+    let path = bundle.path().join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(cfg["process"]["args"], serde_json::json!(["sh"]));
+    // As runc's own template: a terminal and sh; here a command and no terminal, to read its
+    // output.
+    cfg["process"]["terminal"] = false.into();
+    cfg["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "echo hello from $(hostname); cat /proc/self/status | grep -c '^CapEff:.*00000000a80425fb'"
+    ]);
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let _hugetlb = Hugetlb::ensure();
+    for runtime in ["runc", "crun"] {
+        let name = format!("dockling-template-{runtime}-{}", std::process::id());
+        let out = Command::new(runtime)
+            .args(["run", "--bundle", bundle.path().to_str().unwrap(), &name])
+            .output()
+            .expect("runc and crun (scripts/test installs them)");
+        let _ = Command::new(runtime).args(["delete", "-f", &name]).output();
+        assert!(
+            out.status.success(),
+            "{runtime}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The template's hostname, and Docker's 14 capabilities effective.
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from dockling\n1\n",
+            "{runtime}"
+        );
+    }
+}
+
+/// What the book's page on the OCI runtime shows: `spec`, a second `spec`, the version and a
+/// refused flag, each with its exit code, in a bundle directory `bundle`.
+#[test]
+fn the_runtime_command_line_answers_as_the_book_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    let link = dir.path().join("dockling-runc");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dockling"), &link).unwrap();
+    let mut out = String::new();
+    for (shown, args) in [
+        (
+            "dockling runtime spec --bundle bundle",
+            vec!["runtime", "spec", "--bundle"],
+        ),
+        (
+            "dockling runtime spec --bundle bundle",
+            vec!["runtime", "spec", "--bundle"],
+        ),
+        ("dockling-runc --version", vec!["--version"]),
+        (
+            "dockling-runc --systemd-cgroup spec --bundle bundle",
+            vec!["--systemd-cgroup", "spec", "--bundle"],
+        ),
+    ] {
+        let mut cmd = if args[0] == "runtime" {
+            Command::new(env!("CARGO_BIN_EXE_dockling"))
+        } else {
+            Command::new(&link)
+        };
+        cmd.args(&args).current_dir(dir.path());
+        if args.last() == Some(&"--bundle") {
+            cmd.arg("bundle");
+        }
+        let run = cmd.output().unwrap();
+        out.push_str(&format!(
+            "$ {shown}\n{}{}[exit {}]\n",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr),
+            run.status.code().unwrap_or(-1)
+        ));
+    }
+    // The first spec wrote the template, the second refused and left it as it was.
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["hostname"], "dockling");
+    let out = out.replace(&format!("{}/", dir.path().display()), "");
+    insta::assert_snapshot!("runtime_cli", out);
+}

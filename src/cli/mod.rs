@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod runtime;
+
 /// The parser of a flag taking one of an engine type's values (`T::VARIANTS`: value, name,
 /// help). The engine's enums do not derive clap's `ValueEnum` (clap stays in `cli`), so this
 /// lists the names and their help the way `ValueEnum` does, and turns the name `clap` checked
@@ -155,6 +157,19 @@ pub enum Command {
     /// The port proxy of a container (started by dockling itself, not by hand)
     #[command(hide = true)]
     Proxy(ProxyArgs),
+    /// dockling as an OCI runtime, with runc's command line (`dockling runtime --help`;
+    /// also installed as `dockling-runc`)
+    #[command(disable_help_flag = true)]
+    Runtime(RuntimeArgs),
+}
+
+/// `dockling runtime …`: everything after `runtime` goes to the runtime's own parser
+/// ([`runtime::RuntimeCli`]), whose global flags are runc's, not dockling's.
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// The runtime's flags, subcommand and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 /// `dockling proxy` (hidden): serve published ports whose sockets it inherits on fds 4..,

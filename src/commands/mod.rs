@@ -75,6 +75,7 @@ pub mod push;
 pub mod rm;
 pub mod rmi;
 pub mod run;
+pub mod runtime;
 pub mod save;
 pub mod system;
 pub mod tag;
@@ -201,6 +202,12 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
     if let Command::Proxy(a) = &cli.command {
         return proxy::run(a);
     }
+    // The OCI runtime has its own flags (runc's) and its own state: no store, no config.
+    if let Command::Runtime(a) = &cli.command {
+        let mut args = vec![std::ffi::OsString::from("dockling runtime")];
+        args.extend(a.args.iter().cloned());
+        return Ok(runtime::main(args));
+    }
     // Drawing a trace reads one file: no store, no config.
     if let Command::Trace(a) = &cli.command {
         return trace::run(a);
@@ -251,6 +258,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32> {
         Command::Volume(a) => volume::run(&ctx, a),
         Command::Network(a) => network::run(&ctx, a),
         Command::Proxy(a) => proxy::run(a),
+        Command::Runtime(_) => unreachable!("handled before the store is opened"),
         Command::Trace(a) => trace::run(a),
     }
 }

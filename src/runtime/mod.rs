@@ -901,7 +901,7 @@ fn supervise(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The syscall script of a container start, recorded against the double: the recipe a
     //! learner can read, and a guard against changing it by accident.
 
@@ -910,7 +910,8 @@ mod tests {
     use crate::sys::record::Recorder;
     use crate::trace::{Format, Tracer};
 
-    fn spec() -> RunSpec {
+    /// A container as `dockling run` makes it (also read back by `specconv::oci`'s tests).
+    pub(crate) fn spec() -> RunSpec {
         RunSpec {
             id: "0123456789ab".repeat(5) + "cdef",
             name: "web".into(),

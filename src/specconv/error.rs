@@ -56,4 +56,13 @@ pub enum SpecError {
         /// The error number of `readlinkat(2)`.
         source: nix::errno::Errno,
     },
+    /// A runtime bundle's `config.json` asks for what dockling cannot do, or is malformed:
+    /// the field, and why (`dockling runtime create`).
+    #[error("config.json: {field}: {why}")]
+    Oci {
+        /// The field, as the runtime spec names it (`process.cwd`, `mounts[2]`).
+        field: String,
+        /// What is wrong and what to do.
+        why: String,
+    },
 }

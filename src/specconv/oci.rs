@@ -1,0 +1,1428 @@
+//! A runtime bundle's `config.json` → the [`RunSpec`] `dockling run` builds from flags, plus
+//! what only an OCI caller (podman, containerd, crun's tests) asks for: [`OciParts`].
+//!
+//! This is `dockling runtime create`'s specconv: every check of the document happens here,
+//! before anything exists, and each refusal names the field (`process.cwd`, `linux.sysctl`…)
+//! and what to do. The top levels are read with tolerant structs of our own, not oci-spec's:
+//! the runtime spec says a runtime ignores properties it does not know, oci-spec's types refuse
+//! an unknown capability name (runc warns and goes on) and have no `time` namespace to name in
+//! an error. The leaves with a fixed shape (seccomp, resources) are oci-spec's types.
+//!
+//! What a container needs beyond a `RunSpec` (five capability sets, rlimits, sysctls, the
+//! config's own mount list, hooks) is plain data in [`OciParts`]; no kernel is touched here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::SpecError;
+use crate::spec::{
+    LayersMode, Limits, Namespaces, NetConfig, NetworkMode, RootfsMode, RunSpec, User,
+};
+
+/// The runtime's own flags that shape the spec.
+#[derive(Debug, Clone, Default)]
+pub struct OciFlags {
+    /// The container id the caller chose.
+    pub id: String,
+    /// `--no-pivot`: `chroot(2)` instead of `pivot_root(2)` (a root on a ramfs cannot pivot).
+    pub no_pivot: bool,
+}
+
+/// The five capability sets of `process.capabilities`, as capability numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapSets {
+    /// What the process and its children can ever hold.
+    pub bounding: Vec<u32>,
+    /// What the kernel checks now.
+    pub effective: Vec<u32>,
+    /// What the process may make effective.
+    pub permitted: Vec<u32>,
+    /// What survives an `execve` for programs with file capabilities.
+    pub inheritable: Vec<u32>,
+    /// What survives an `execve` for every program.
+    pub ambient: Vec<u32>,
+}
+
+/// One `process.rlimits` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rlimit {
+    /// The name as the config gives it (`RLIMIT_NOFILE`).
+    pub name: String,
+    /// The resource number `prlimit64(2)` takes.
+    pub resource: i32,
+    /// Soft limit.
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+}
+
+/// One entry of the config's `mounts`, its options read into flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciMount {
+    /// Absolute path inside the container.
+    pub destination: PathBuf,
+    /// File system type; `bind` for a bind mount (also given by the `bind`/`rbind` options).
+    pub fstype: String,
+    /// Source: a device, a file system's name or, for a bind, a host path (relative to the
+    /// bundle when not absolute).
+    pub source: String,
+    /// `mount(2)` flags.
+    pub flags: MsFlags,
+    /// A bind (`bind`, `rbind` or type `bind`).
+    pub bind: bool,
+    /// Propagation to set after the mount (`rprivate`, `shared`…), a second `mount(2)` call.
+    pub propagation: MsFlags,
+    /// Recursive attributes (`rro`, `rnosuid`…) for `mount_setattr(2)` with `AT_RECURSIVE`:
+    /// `MOUNT_ATTR_*` bits to set and to clear.
+    pub attr_set: u64,
+    /// `MOUNT_ATTR_*` bits to clear.
+    pub attr_clr: u64,
+    /// crun's `tmpcopyup`: fill a new tmpfs with what the image has at its destination.
+    pub copy_up: bool,
+    /// The options that are not flags, for the file system (`mode=755`, `size=65536k`).
+    pub data: String,
+}
+
+/// One `linux.devices` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Absolute path inside the container.
+    pub path: PathBuf,
+    /// `c`, `b`, `u` (unbuffered character) or `p` (FIFO).
+    pub kind: char,
+    /// Major number (0 for a FIFO).
+    pub major: u64,
+    /// Minor number (0 for a FIFO).
+    pub minor: u64,
+    /// Permission bits; 0666 when absent, as runc.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// One hook: a program the runtime runs at a point of the lifecycle with the state on stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Hook {
+    /// Absolute path of the program, on the host (or in the container, for
+    /// `startContainer`).
+    pub path: PathBuf,
+    /// Its argv, `argv[0]` included (the path's when absent).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Its whole environment (nothing inherited).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Seconds before it is killed and counted as failed.
+    #[serde(default)]
+    pub timeout: Option<i64>,
+}
+
+/// The hooks of the config, each list in the order given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hooks {
+    /// Deprecated in the spec, still sent: run with `createRuntime`, before it.
+    #[serde(default)]
+    pub prestart: Vec<Hook>,
+    /// In the runtime's namespace once the container's namespaces exist.
+    #[serde(default)]
+    pub create_runtime: Vec<Hook>,
+    /// In the container's namespaces, before the root is switched.
+    #[serde(default)]
+    pub create_container: Vec<Hook>,
+    /// In the container, after `start`, before the program.
+    #[serde(default)]
+    pub start_container: Vec<Hook>,
+    /// In the runtime's namespace after the program started.
+    #[serde(default)]
+    pub poststart: Vec<Hook>,
+    /// In the runtime's namespace after the container is deleted.
+    #[serde(default)]
+    pub poststop: Vec<Hook>,
+}
+
+impl Hooks {
+    fn all(&self) -> impl Iterator<Item = (&'static str, &Hook)> {
+        [
+            ("prestart", &self.prestart),
+            ("createRuntime", &self.create_runtime),
+            ("createContainer", &self.create_container),
+            ("startContainer", &self.start_container),
+            ("poststart", &self.poststart),
+            ("poststop", &self.poststop),
+        ]
+        .into_iter()
+        .flat_map(|(kind, list)| list.iter().map(move |h| (kind, h)))
+    }
+}
+
+/// What an OCI config asks for beyond a [`RunSpec`].
+#[derive(Debug, Clone)]
+pub struct OciParts {
+    /// The root filesystem, absolute (`root.path` against the bundle).
+    pub root: PathBuf,
+    /// `process.capabilities`.
+    pub caps: CapSets,
+    /// `process.rlimits`, in order.
+    pub rlimits: Vec<Rlimit>,
+    /// `process.oomScoreAdj`.
+    pub oom_score_adj: Option<i32>,
+    /// `process.user.umask`.
+    pub umask: Option<u32>,
+    /// `process.consoleSize`: rows and columns of the terminal.
+    pub console_size: Option<(u16, u16)>,
+    /// `linux.sysctl`, each checked against the namespaces it needs.
+    pub sysctl: BTreeMap<String, String>,
+    /// `mounts`, in order.
+    pub mounts: Vec<OciMount>,
+    /// `linux.devices`.
+    pub devices: Vec<Device>,
+    /// `linux.maskedPaths`.
+    pub masked_paths: Vec<PathBuf>,
+    /// `linux.readonlyPaths`.
+    pub readonly_paths: Vec<PathBuf>,
+    /// `linux.rootfsPropagation` (rprivate when absent).
+    pub rootfs_propagation: MsFlags,
+    /// Namespaces to join by path instead of making them.
+    pub joins: Vec<(CloneFlags, PathBuf)>,
+    /// `domainname`.
+    pub domainname: Option<String>,
+    /// `hooks`.
+    pub hooks: Hooks,
+    /// `annotations`.
+    pub annotations: BTreeMap<String, String>,
+    /// `linux.resources`, whole (the `RunSpec`'s limits are the part `dockling run` knows).
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
+    /// `linux.cgroupsPath` as given (empty: the runtime chooses).
+    pub cgroups_path: String,
+}
+
+impl Default for OciParts {
+    fn default() -> Self {
+        OciParts {
+            root: PathBuf::new(),
+            caps: CapSets::default(),
+            rlimits: vec![],
+            oom_score_adj: None,
+            umask: None,
+            console_size: None,
+            sysctl: BTreeMap::new(),
+            mounts: vec![],
+            devices: vec![],
+            masked_paths: vec![],
+            readonly_paths: vec![],
+            rootfs_propagation: MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            joins: vec![],
+            domainname: None,
+            hooks: Hooks::default(),
+            annotations: BTreeMap::new(),
+            resources: None,
+            cgroups_path: String::new(),
+        }
+    }
+}
+
+/// The config as read: the top levels, tolerant of what they do not name.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Doc {
+    oci_version: String,
+    #[serde(default)]
+    root: Option<Root>,
+    #[serde(default)]
+    process: Option<Process>,
+    #[serde(default)]
+    hostname: Option<String>,
+    #[serde(default)]
+    domainname: Option<String>,
+    #[serde(default)]
+    mounts: Vec<Mount>,
+    #[serde(default)]
+    hooks: Option<Hooks>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    linux: Option<Linux>,
+}
+
+#[derive(Deserialize)]
+struct Root {
+    path: PathBuf,
+    #[serde(default)]
+    readonly: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Process {
+    #[serde(default)]
+    terminal: bool,
+    #[serde(default)]
+    console_size: Option<ConsoleSize>,
+    user: ProcessUser,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    command_line: Option<String>,
+    #[serde(default)]
+    env: Vec<String>,
+    cwd: PathBuf,
+    #[serde(default)]
+    capabilities: Option<Capabilities>,
+    #[serde(default)]
+    rlimits: Vec<RawRlimit>,
+    #[serde(default)]
+    no_new_privileges: bool,
+    #[serde(default)]
+    apparmor_profile: Option<String>,
+    #[serde(default)]
+    oom_score_adj: Option<i64>,
+    #[serde(default)]
+    selinux_label: Option<String>,
+    #[serde(default)]
+    io_priority: Option<Value>,
+    #[serde(default)]
+    scheduler: Option<Value>,
+    #[serde(default, rename = "execCPUAffinity")]
+    exec_cpu_affinity: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ConsoleSize {
+    height: u64,
+    width: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProcessUser {
+    uid: u32,
+    gid: u32,
+    #[serde(default)]
+    umask: Option<u32>,
+    #[serde(default)]
+    additional_gids: Vec<u32>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+struct Capabilities {
+    #[serde(default)]
+    bounding: Vec<String>,
+    #[serde(default)]
+    effective: Vec<String>,
+    #[serde(default)]
+    permitted: Vec<String>,
+    #[serde(default)]
+    inheritable: Vec<String>,
+    #[serde(default)]
+    ambient: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawRlimit {
+    #[serde(rename = "type")]
+    kind: String,
+    soft: u64,
+    hard: u64,
+}
+
+#[derive(Deserialize)]
+struct Mount {
+    destination: String,
+    #[serde(default, rename = "type")]
+    fstype: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    options: Vec<String>,
+    #[serde(default, rename = "uidMappings")]
+    uid_mappings: Option<Value>,
+    #[serde(default, rename = "gidMappings")]
+    gid_mappings: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Linux {
+    #[serde(default)]
+    uid_mappings: Option<Value>,
+    #[serde(default)]
+    gid_mappings: Option<Value>,
+    #[serde(default)]
+    sysctl: BTreeMap<String, String>,
+    #[serde(default)]
+    resources: Option<Value>,
+    #[serde(default)]
+    cgroups_path: Option<String>,
+    #[serde(default)]
+    namespaces: Vec<RawNamespace>,
+    #[serde(default)]
+    devices: Vec<RawDevice>,
+    #[serde(default)]
+    seccomp: Option<Value>,
+    #[serde(default)]
+    rootfs_propagation: Option<String>,
+    #[serde(default)]
+    masked_paths: Vec<PathBuf>,
+    #[serde(default)]
+    readonly_paths: Vec<PathBuf>,
+    #[serde(default)]
+    mount_label: Option<String>,
+    #[serde(default)]
+    intel_rdt: Option<Value>,
+    #[serde(default)]
+    personality: Option<Value>,
+    #[serde(default)]
+    time_offsets: Option<Value>,
+    #[serde(default)]
+    memory_policy: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawNamespace {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    path: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDevice {
+    #[serde(rename = "type")]
+    kind: String,
+    path: PathBuf,
+    #[serde(default)]
+    major: Option<i64>,
+    #[serde(default)]
+    minor: Option<i64>,
+    #[serde(default)]
+    file_mode: Option<u32>,
+    #[serde(default)]
+    uid: Option<u32>,
+    #[serde(default)]
+    gid: Option<u32>,
+}
+
+fn bad(field: impl Into<String>, why: impl Into<String>) -> SpecError {
+    SpecError::Oci {
+        field: field.into(),
+        why: why.into(),
+    }
+}
+
+/// Read `config.json` (its bytes) of the bundle at `bundle` (absolute) into the spec dockling
+/// runs and the OCI parts beside it. Warnings (an unknown capability, which runc also only
+/// warns about) go to `warn`.
+pub fn from_config(
+    text: &[u8],
+    bundle: &Path,
+    flags: &OciFlags,
+    warn: &mut dyn FnMut(String),
+) -> Result<(RunSpec, OciParts), SpecError> {
+    let doc: Doc = serde_json::from_slice(text).map_err(|e| {
+        bad(
+            "config.json",
+            format!("{e}: it must be a runtime-spec document (`dockling runtime spec` writes one)"),
+        )
+    })?;
+    if !(doc.oci_version.starts_with("1.") || doc.oci_version == "1") {
+        return Err(bad(
+            "ociVersion",
+            format!(
+                "{:?} is not a 1.x runtime spec, the versions dockling reads",
+                doc.oci_version
+            ),
+        ));
+    }
+    let root = doc.root.ok_or_else(|| {
+        bad(
+            "root",
+            "missing: give root.path, the container's root filesystem",
+        )
+    })?;
+    let root_path = if root.path.is_absolute() {
+        root.path.clone()
+    } else {
+        bundle.join(&root.path)
+    };
+    let process = doc.process.ok_or_else(|| {
+        bad(
+            "process",
+            "missing: dockling runs a container's process, give process.args, cwd and user",
+        )
+    })?;
+    let linux = doc
+        .linux
+        .ok_or_else(|| bad("linux", "missing: this is a Linux runtime"))?;
+    let mut parts = OciParts {
+        root: root_path,
+        annotations: doc.annotations,
+        ..OciParts::default()
+    };
+
+    check_process(&process, &linux)?;
+    read_process(&process, &mut parts, warn)?;
+    let namespaces = read_namespaces(&linux, &mut parts)?;
+    if doc.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !namespaces.uts {
+        return Err(bad(
+            "hostname",
+            "set without a uts namespace: it would rename the host; add {\"type\": \"uts\"}",
+        ));
+    }
+    if let Some(d) = doc.domainname.filter(|d| !d.is_empty()) {
+        if !namespaces.uts {
+            return Err(bad(
+                "domainname",
+                "set without a uts namespace: it would rename the host's domain; add {\"type\": \"uts\"}",
+            ));
+        }
+        parts.domainname = Some(d);
+    }
+    read_sysctl(&linux, &namespaces, &mut parts)?;
+    for (i, m) in doc.mounts.iter().enumerate() {
+        parts.mounts.push(mount(i, m)?);
+    }
+    parts.devices = read_devices(&linux)?;
+    read_paths(&linux, &mut parts)?;
+    parts.hooks = doc.hooks.unwrap_or_default();
+    check_hooks(&parts.hooks)?;
+    let limits = read_cgroups(&linux, &mut parts)?;
+    let seccomp = match linux.seccomp.clone() {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(v)
+                .map_err(|e| bad("linux.seccomp", e.to_string()))?,
+        ),
+    };
+
+    let spec = RunSpec {
+        id: flags.id.clone(),
+        name: flags.id.clone(),
+        image_ref: String::new(),
+        image_id: String::new(),
+        layers: vec![],
+        args: process.args,
+        env: process.env,
+        cwd: process.cwd,
+        user: User {
+            uid: process.user.uid,
+            gid: process.user.gid,
+            additional_gids: process.user.additional_gids,
+        },
+        hostname: doc.hostname.unwrap_or_default(),
+        tty: process.terminal,
+        interactive: false,
+        remove: false,
+        namespaces,
+        network: if namespaces.net {
+            NetworkMode::None
+        } else {
+            NetworkMode::Host
+        },
+        net: NetConfig::default(),
+        // The bundle's root is used as it is: no layers to stack.
+        layers_mode: LayersMode::Copy,
+        rootfs_mode: if flags.no_pivot {
+            RootfsMode::Chroot
+        } else {
+            RootfsMode::PivotRoot
+        },
+        cgroup: Some(limits.unwrap_or_default()),
+        privileged: false,
+        capabilities: parts.caps.bounding.clone(),
+        seccomp,
+        no_new_privileges: process.no_new_privileges,
+        volumes: vec![],
+        read_only: root.readonly,
+        bundle: bundle.to_path_buf(),
+        restart: Default::default(),
+        log_opts: vec![],
+        init: false,
+        ports: Default::default(),
+    };
+    Ok((spec, parts))
+}
+
+/// What dockling refuses in `process` (and the labels of `linux`) before reading the rest.
+fn check_process(process: &Process, linux: &Linux) -> Result<(), SpecError> {
+    if process.args.is_empty() {
+        return Err(bad(
+            "process.args",
+            "empty: give the program to run and its arguments",
+        ));
+    }
+    if process.command_line.is_some() {
+        return Err(bad(
+            "process.commandLine",
+            "is Windows-only: give process.args",
+        ));
+    }
+    if !process.cwd.is_absolute() {
+        return Err(bad(
+            "process.cwd",
+            format!(
+                "{:?} is relative: the working directory must be an absolute path in the container",
+                process.cwd
+            ),
+        ));
+    }
+    if process
+        .apparmor_profile
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(bad(
+            "process.apparmorProfile",
+            "AppArmor is not enabled on this host (no /sys/kernel/security/apparmor): remove the profile",
+        ));
+    }
+    if process
+        .selinux_label
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+        || linux.mount_label.as_deref().is_some_and(|p| !p.is_empty())
+    {
+        return Err(bad(
+            "process.selinuxLabel",
+            "SELinux is not supported by dockling: remove the labels (podman: --security-opt label=disable)",
+        ));
+    }
+    for (set, field) in [
+        (process.io_priority.is_some(), "process.ioPriority"),
+        (process.scheduler.is_some(), "process.scheduler"),
+        (
+            process.exec_cpu_affinity.is_some(),
+            "process.execCPUAffinity",
+        ),
+        (linux.intel_rdt.is_some(), "linux.intelRdt"),
+        (linux.personality.is_some(), "linux.personality"),
+        (linux.time_offsets.is_some(), "linux.timeOffsets"),
+        (linux.memory_policy.is_some(), "linux.memoryPolicy"),
+    ] {
+        if set {
+            return Err(bad(field, "is not supported by dockling yet: remove it"));
+        }
+    }
+    Ok(())
+}
+
+/// `process`: oomScoreAdj, umask, console size, the capability sets, rlimits.
+fn read_process(
+    process: &Process,
+    parts: &mut OciParts,
+    warn: &mut dyn FnMut(String),
+) -> Result<(), SpecError> {
+    if let Some(adj) = process.oom_score_adj {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(bad(
+                "process.oomScoreAdj",
+                format!("{adj} is outside -1000..1000"),
+            ));
+        }
+        parts.oom_score_adj = Some(adj as i32);
+    }
+    if let Some(mask) = process.user.umask {
+        if mask > 0o777 {
+            return Err(bad(
+                "process.user.umask",
+                format!("{mask:o} is more than 0777"),
+            ));
+        }
+        parts.umask = Some(mask);
+    }
+    if let Some(size) = &process.console_size {
+        parts.console_size = Some((
+            u16::try_from(size.height).map_err(|_| bad("process.consoleSize.height", "too big"))?,
+            u16::try_from(size.width).map_err(|_| bad("process.consoleSize.width", "too big"))?,
+        ));
+    }
+    let caps = process.capabilities.as_ref().cloned().unwrap_or_default();
+    let mut cap_set = |names: &[String], field: &str| -> Vec<u32> {
+        let mut out = Vec::new();
+        for name in names {
+            match crate::runtime::caps::number(name) {
+                Ok(n) if n <= crate::runtime::caps::last_cap() => {
+                    if !out.contains(&n) {
+                        out.push(n);
+                    }
+                }
+                // runc's behaviour: a capability this kernel or this runtime does not know is
+                // left out with a warning, so a config written for a newer kernel still runs.
+                _ => warn(format!(
+                    "process.capabilities.{field}: {name:?} is not a capability this kernel has; left out"
+                )),
+            }
+        }
+        out
+    };
+    parts.caps = CapSets {
+        bounding: cap_set(&caps.bounding, "bounding"),
+        effective: cap_set(&caps.effective, "effective"),
+        permitted: cap_set(&caps.permitted, "permitted"),
+        inheritable: cap_set(&caps.inheritable, "inheritable"),
+        ambient: cap_set(&caps.ambient, "ambient"),
+    };
+    for r in &process.rlimits {
+        let resource = rlimit_number(&r.kind).ok_or_else(|| {
+            bad(
+                "process.rlimits",
+                format!(
+                    "unknown type {:?}: use RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CORE…",
+                    r.kind
+                ),
+            )
+        })?;
+        if r.soft > r.hard {
+            return Err(bad(
+                "process.rlimits",
+                format!(
+                    "{}: soft limit {} is above the hard limit {}",
+                    r.kind, r.soft, r.hard
+                ),
+            ));
+        }
+        if parts.rlimits.iter().any(|x| x.resource == resource) {
+            return Err(bad("process.rlimits", format!("{} is given twice", r.kind)));
+        }
+        parts.rlimits.push(Rlimit {
+            name: r.kind.clone(),
+            resource,
+            soft: r.soft,
+            hard: r.hard,
+        });
+    }
+
+    Ok(())
+}
+
+/// `linux.namespaces`: which the container gets, and those it joins by path (into `parts`).
+fn read_namespaces(linux: &Linux, parts: &mut OciParts) -> Result<Namespaces, SpecError> {
+    let mut own = BTreeMap::new();
+    for ns in &linux.namespaces {
+        let flag = match ns.kind.as_str() {
+            "pid" => CloneFlags::CLONE_NEWPID,
+            "network" => CloneFlags::CLONE_NEWNET,
+            "mount" => CloneFlags::CLONE_NEWNS,
+            "ipc" => CloneFlags::CLONE_NEWIPC,
+            "uts" => CloneFlags::CLONE_NEWUTS,
+            "cgroup" => CloneFlags::CLONE_NEWCGROUP,
+            "user" => return Err(bad(
+                "linux.namespaces",
+                "user namespaces are not supported by dockling-runc yet: run as root without one",
+            )),
+            "time" => {
+                return Err(bad(
+                    "linux.namespaces",
+                    "time namespaces are not supported by dockling-runc: remove it",
+                ))
+            }
+            other => {
+                return Err(bad(
+                    "linux.namespaces",
+                    format!("unknown type {other:?}: use pid, network, mount, ipc, uts or cgroup"),
+                ))
+            }
+        };
+        if own.insert(ns.kind.as_str(), ns.path.is_some()).is_some() {
+            return Err(bad(
+                "linux.namespaces",
+                format!("{} is given twice", ns.kind),
+            ));
+        }
+        if let Some(path) = &ns.path {
+            if !path.is_absolute() {
+                return Err(bad(
+                    "linux.namespaces",
+                    format!("{}: path {path:?} is not absolute", ns.kind),
+                ));
+            }
+            if flag == CloneFlags::CLONE_NEWNS {
+                return Err(bad(
+                    "linux.namespaces",
+                    "joining a mount namespace by path is not supported: the container needs a mount namespace of its own",
+                ));
+            }
+            parts.joins.push((flag, path.clone()));
+        }
+    }
+    if !own.contains_key("mount") {
+        return Err(bad(
+            "linux.namespaces",
+            "no mount namespace: dockling mounts the container's root in a mount namespace of its own, add {\"type\": \"mount\"}",
+        ));
+    }
+    if linux.uid_mappings.is_some() || linux.gid_mappings.is_some() {
+        return Err(bad(
+            "linux.uidMappings",
+            "user namespaces are not supported by dockling-runc yet: remove the mappings",
+        ));
+    }
+    let has = |k: &str| own.contains_key(k);
+    Ok(Namespaces {
+        pid: has("pid"),
+        uts: has("uts"),
+        ipc: has("ipc"),
+        net: has("network"),
+        cgroup: has("cgroup"),
+    })
+}
+
+/// `linux.sysctl`: each only where its namespace is the container's own (runc's rule).
+fn read_sysctl(linux: &Linux, ns: &Namespaces, parts: &mut OciParts) -> Result<(), SpecError> {
+    let has = |k: &str| match k {
+        "ipc" => ns.ipc,
+        "network" => ns.net,
+        _ => ns.uts,
+    };
+    for (key, value) in &linux.sysctl {
+        let needs = if IPC_SYSCTLS.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+            "ipc"
+        } else if key.starts_with("net.") {
+            "network"
+        } else if key == "kernel.hostname" || key == "kernel.domainname" {
+            "uts"
+        } else {
+            return Err(bad(
+                "linux.sysctl",
+                format!("{key} is not in a namespace of the container's: it would change the host"),
+            ));
+        };
+        if !has(needs) {
+            return Err(bad(
+                "linux.sysctl",
+                format!("{key} needs a {needs} namespace of the container's own: add {{\"type\": \"{needs}\"}}"),
+            ));
+        }
+        if key.contains('/') || key.contains("..") {
+            return Err(bad("linux.sysctl", format!("{key:?} is not a sysctl name")));
+        }
+        parts.sysctl.insert(key.clone(), value.clone());
+    }
+
+    Ok(())
+}
+
+/// `linux.devices`.
+fn read_devices(linux: &Linux) -> Result<Vec<Device>, SpecError> {
+    let mut out = Vec::new();
+    for d in &linux.devices {
+        let kind = match d.kind.as_str() {
+            "c" | "b" | "u" | "p" => d.kind.chars().next().unwrap_or('c'),
+            other => {
+                return Err(bad(
+                    "linux.devices",
+                    format!("{}: type {other:?}: use c, b, u or p", d.path.display()),
+                ))
+            }
+        };
+        if !d.path.is_absolute() {
+            return Err(bad(
+                "linux.devices",
+                format!("{:?} is not an absolute path", d.path),
+            ));
+        }
+        let number = |n: Option<i64>, what: &str| -> Result<u64, SpecError> {
+            match (kind, n) {
+                ('p', _) => Ok(0),
+                (_, Some(n)) if n >= 0 => Ok(n as u64),
+                _ => Err(bad(
+                    "linux.devices",
+                    format!("{}: {what} number missing or negative", d.path.display()),
+                )),
+            }
+        };
+        out.push(Device {
+            path: d.path.clone(),
+            kind,
+            major: number(d.major, "major")?,
+            minor: number(d.minor, "minor")?,
+            mode: d.file_mode.unwrap_or(0o666) & 0o7777,
+            uid: d.uid.unwrap_or(0),
+            gid: d.gid.unwrap_or(0),
+        });
+    }
+
+    Ok(out)
+}
+
+/// `linux.maskedPaths`, `linux.readonlyPaths` and `linux.rootfsPropagation`.
+fn read_paths(linux: &Linux, parts: &mut OciParts) -> Result<(), SpecError> {
+    for (list, field, out) in [
+        (
+            &linux.masked_paths,
+            "linux.maskedPaths",
+            &mut parts.masked_paths,
+        ),
+        (
+            &linux.readonly_paths,
+            "linux.readonlyPaths",
+            &mut parts.readonly_paths,
+        ),
+    ] {
+        for p in list {
+            if !p.is_absolute() {
+                return Err(bad(field, format!("{p:?} is not an absolute path")));
+            }
+            out.push(p.clone());
+        }
+    }
+    parts.rootfs_propagation = match linux.rootfs_propagation.as_deref() {
+        None | Some("") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        Some(p) => propagation(p).ok_or_else(|| {
+            bad(
+                "linux.rootfsPropagation",
+                format!("{p:?}: use private, rprivate, slave, rslave, shared, rshared, unbindable or runbindable"),
+            )
+        })?,
+    };
+
+    Ok(())
+}
+
+/// Every hook's path is absolute and its timeout positive.
+fn check_hooks(hooks: &Hooks) -> Result<(), SpecError> {
+    for (kind, hook) in hooks.all() {
+        if !hook.path.is_absolute() {
+            return Err(bad(
+                format!("hooks.{kind}"),
+                format!("{:?} is not an absolute path", hook.path),
+            ));
+        }
+        if hook.timeout.is_some_and(|t| t <= 0) {
+            return Err(bad(
+                format!("hooks.{kind}"),
+                format!(
+                    "{}: timeout must be a positive number of seconds",
+                    hook.path.display()
+                ),
+            ));
+        }
+    }
+
+    Ok(())
+}
+
+/// `linux.cgroupsPath` and `linux.resources` (into `parts`), and the limits `run` knows.
+fn read_cgroups(linux: &Linux, parts: &mut OciParts) -> Result<Option<Limits>, SpecError> {
+    let cgroups_path = linux.cgroups_path.clone().unwrap_or_default();
+    if cgroups_path.contains(':') {
+        return Err(bad(
+            "linux.cgroupsPath",
+            format!("{cgroups_path:?} is a systemd slice path: dockling-runc manages cgroups through cgroupfs; run podman with --cgroup-manager=cgroupfs, or containerd with SystemdCgroup = false"),
+        ));
+    }
+    if cgroups_path.split('/').any(|c| c == "..") {
+        return Err(bad(
+            "linux.cgroupsPath",
+            format!("{cgroups_path:?} climbs out with `..`"),
+        ));
+    }
+    parts.cgroups_path = cgroups_path;
+    let resources: Option<oci_spec::runtime::LinuxResources> = match linux.resources.clone() {
+        None => None,
+        Some(v) => {
+            Some(serde_json::from_value(v).map_err(|e| bad("linux.resources", e.to_string()))?)
+        }
+    };
+    let limits = resources.as_ref().map(|r| Limits {
+        memory: r
+            .memory()
+            .as_ref()
+            .and_then(|m| m.limit())
+            .filter(|l| *l > 0)
+            .map(|l| l as u64),
+        cpus: r
+            .cpu()
+            .as_ref()
+            .and_then(|c| match (c.quota(), c.period()) {
+                (Some(q), Some(p)) if q > 0 && p > 0 => Some(q as f64 / p as f64),
+                _ => None,
+            }),
+        pids: r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0),
+    });
+    parts.resources = resources;
+    Ok(limits)
+}
+
+/// The IPC sysctls (runc's list): settable only in an IPC namespace of the container's own.
+const IPC_SYSCTLS: &[&str] = &[
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// `RLIMIT_*` by name.
+fn rlimit_number(name: &str) -> Option<i32> {
+    Some(match name {
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        _ => return None,
+    } as i32)
+}
+
+/// A propagation option's flags.
+fn propagation(name: &str) -> Option<MsFlags> {
+    Some(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// `MOUNT_ATTR_*` (linux/mount.h): the bits `mount_setattr(2)` sets or clears.
+const ATTR_RDONLY: u64 = 0x1;
+const ATTR_NOSUID: u64 = 0x2;
+const ATTR_NODEV: u64 = 0x4;
+const ATTR_NOEXEC: u64 = 0x8;
+const ATTR_RELATIME: u64 = 0x0;
+const ATTR_NOATIME: u64 = 0x10;
+const ATTR_STRICTATIME: u64 = 0x20;
+const ATTR_ATIME_MASK: u64 = 0x70;
+const ATTR_NODIRATIME: u64 = 0x80;
+
+/// One `mounts[i]`: its options read into flags (runc's table; unknown words are the file
+/// system's data).
+fn mount(i: usize, m: &Mount) -> Result<OciMount, SpecError> {
+    let field = format!("mounts[{i}]");
+    if !m.destination.starts_with('/') {
+        return Err(bad(
+            field,
+            format!("destination {:?} is not an absolute path", m.destination),
+        ));
+    }
+    if m.uid_mappings.is_some() || m.gid_mappings.is_some() {
+        return Err(bad(
+            field,
+            "idmapped mounts are not supported by dockling-runc: remove uidMappings/gidMappings",
+        ));
+    }
+    let fstype = m.fstype.clone().unwrap_or_default();
+    let mut out = OciMount {
+        destination: PathBuf::from(&m.destination),
+        bind: fstype == "bind",
+        fstype,
+        source: m.source.clone().unwrap_or_default(),
+        flags: MsFlags::empty(),
+        propagation: MsFlags::empty(),
+        attr_set: 0,
+        attr_clr: 0,
+        copy_up: false,
+        data: String::new(),
+    };
+    let mut data = Vec::new();
+    for opt in &m.options {
+        let o = opt.as_str();
+        let (set, clear) = match o {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "bind" => {
+                out.bind = true;
+                (MsFlags::MS_BIND, MsFlags::empty())
+            }
+            "rbind" => {
+                out.bind = true;
+                (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty())
+            }
+            "tmpcopyup" => {
+                out.copy_up = true;
+                continue;
+            }
+            "idmap" | "ridmap" => {
+                return Err(bad(
+                    field,
+                    format!("option {o:?}: idmapped mounts are not supported by dockling-runc"),
+                ))
+            }
+            _ => {
+                if let Some(p) = propagation(o) {
+                    out.propagation = p;
+                    continue;
+                }
+                if let Some((bit, on)) = recursive_attr(o) {
+                    if on {
+                        if bit & ATTR_ATIME_MASK != 0 || o == "rrelatime" {
+                            out.attr_clr |= ATTR_ATIME_MASK;
+                        }
+                        out.attr_set |= bit;
+                        out.attr_clr &= !bit | ATTR_ATIME_MASK;
+                    } else {
+                        out.attr_clr |= bit;
+                        out.attr_set &= !bit;
+                    }
+                    continue;
+                }
+                if o.is_empty() || o.contains(',') {
+                    return Err(bad(field, format!("option {o:?} is not one option")));
+                }
+                data.push(o.to_string());
+                continue;
+            }
+        };
+        out.flags.insert(set);
+        out.flags.remove(clear);
+    }
+    if out.bind {
+        out.flags.insert(MsFlags::MS_BIND);
+        if out.source.is_empty() {
+            return Err(bad(field, "a bind mount without a source"));
+        }
+    } else if out.fstype.is_empty() {
+        return Err(bad(
+            field,
+            format!(
+                "{}: no type: give \"type\" (tmpfs, proc…) or a bind option",
+                m.destination
+            ),
+        ));
+    }
+    out.data = data.join(",");
+    Ok(out)
+}
+
+/// A recursive attribute option (`rro`, `rnosuid`…): its `MOUNT_ATTR_*` bit and whether it
+/// sets (true) or clears it.
+fn recursive_attr(o: &str) -> Option<(u64, bool)> {
+    Some(match o {
+        "rro" => (ATTR_RDONLY, true),
+        "rrw" => (ATTR_RDONLY, false),
+        "rnosuid" => (ATTR_NOSUID, true),
+        "rsuid" => (ATTR_NOSUID, false),
+        "rnodev" => (ATTR_NODEV, true),
+        "rdev" => (ATTR_NODEV, false),
+        "rnoexec" => (ATTR_NOEXEC, true),
+        "rexec" => (ATTR_NOEXEC, false),
+        "rnodiratime" => (ATTR_NODIRATIME, true),
+        "rdiratime" => (ATTR_NODIRATIME, false),
+        "rrelatime" => (ATTR_RELATIME, true),
+        "rnoatime" => (ATTR_NOATIME, true),
+        "ratime" => (ATTR_NOATIME, false),
+        "rstrictatime" => (ATTR_STRICTATIME, true),
+        "rnostrictatime" => (ATTR_STRICTATIME, false),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn flags() -> OciFlags {
+        OciFlags {
+            id: "c1".into(),
+            no_pivot: false,
+        }
+    }
+
+    fn read(doc: &Value) -> Result<(RunSpec, OciParts), SpecError> {
+        from_config(
+            doc.to_string().as_bytes(),
+            Path::new("/b"),
+            &flags(),
+            &mut |_| {},
+        )
+    }
+
+    fn base() -> Value {
+        json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/"},
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}
+        })
+    }
+
+    fn refusal(doc: Value) -> String {
+        match read(&doc) {
+            Ok(_) => panic!("accepted: {doc}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn what_dockling_writes_reads_back_as_the_same_container() {
+        // The inverse of runtime::bundle::config, for a spec as `dockling run` makes it.
+        let caps =
+            crate::runtime::caps::resolve(false, &["NET_ADMIN".into()], &["CHOWN".into()]).unwrap();
+        let mut spec = crate::runtime::tests::spec();
+        spec.capabilities = caps.clone();
+        spec.cgroup = Some(Limits {
+            memory: Some(64 << 20),
+            cpus: Some(0.5),
+            pids: Some(100),
+        });
+        spec.read_only = true;
+        spec.no_new_privileges = true;
+        spec.volumes = vec![crate::spec::Volume::bind(
+            "/srv/data".into(),
+            "/data".into(),
+            true,
+        )];
+        let cfg = crate::runtime::bundle::config(&spec, "/dockling/x").unwrap();
+        let text = serde_json::to_vec(&cfg).unwrap();
+        let (back, parts) = from_config(&text, &spec.bundle, &flags(), &mut |w| {
+            panic!("warned: {w}")
+        })
+        .unwrap();
+        assert_eq!(back.args, spec.args);
+        assert_eq!(back.env, spec.env);
+        assert_eq!(back.cwd, spec.cwd);
+        assert_eq!(back.user, spec.user);
+        assert_eq!(back.hostname, spec.hostname);
+        assert_eq!(back.tty, spec.tty);
+        assert_eq!(back.namespaces, spec.namespaces);
+        // oci-spec keeps capability sets as hash sets: the order is not the document's.
+        let mut got = back.capabilities.clone();
+        got.sort_unstable();
+        let mut want = caps.clone();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(back.read_only, spec.read_only);
+        assert_eq!(back.no_new_privileges, spec.no_new_privileges);
+        assert_eq!(back.cgroup, spec.cgroup);
+        assert_eq!(back.seccomp, spec.seccomp);
+        assert_eq!(parts.root, spec.bundle.join("rootfs"));
+        assert_eq!(parts.cgroups_path, "/dockling/x");
+        assert!(parts.caps.inheritable.is_empty() && parts.caps.ambient.is_empty());
+        let data = parts
+            .mounts
+            .iter()
+            .find(|m| m.destination == Path::new("/data"))
+            .expect("the volume's bind mount");
+        assert!(
+            data.bind
+                && data
+                    .flags
+                    .contains(MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC)
+        );
+        assert_eq!(data.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+        let dev = parts
+            .mounts
+            .iter()
+            .find(|m| m.destination == Path::new("/dev"))
+            .unwrap();
+        assert_eq!(dev.fstype, "tmpfs");
+        assert_eq!(dev.data, "mode=755,size=65536k");
+        assert!(dev
+            .flags
+            .contains(MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME));
+        assert_eq!(
+            parts.masked_paths.len(),
+            crate::runtime::rootfs::MASKED.len()
+        );
+        assert_eq!(parts.devices.len(), crate::runtime::rootfs::DEVICES.len());
+    }
+
+    #[test]
+    fn podman_shaped_fields_are_read() {
+        let mut doc = base();
+        doc["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}]);
+        doc["process"]["oomScoreAdj"] = json!(100);
+        doc["process"]["user"]["umask"] = json!(18);
+        doc["process"]["capabilities"] =
+            json!({"bounding": ["CAP_KILL", "CAP_NOT_A_CAP"], "ambient": ["CAP_KILL"]});
+        doc["linux"]["namespaces"] =
+            json!([{"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}]);
+        doc["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 0", "kernel.shmmax": "1"});
+        doc["linux"]["cgroupsPath"] = json!("/libpod_parent/libpod-abc");
+        doc["linux"]["rootfsPropagation"] = json!("rslave");
+        doc["mounts"] = json!([
+            {"destination": "/dev/shm", "type": "bind", "source": "/run/shm", "options": ["bind", "private", "nosuid", "noexec", "nodev", "rro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=1m", "tmpcopyup"]}
+        ]);
+        doc["hooks"] = json!({"poststop": [{"path": "/bin/true", "timeout": 5}]});
+        doc["annotations"] = json!({"dev.dockling.trace": "/tmp/t.jsonl"});
+        let mut warnings = vec![];
+        let (spec, parts) = from_config(
+            doc.to_string().as_bytes(),
+            Path::new("/b"),
+            &flags(),
+            &mut |w| warnings.push(w),
+        )
+        .unwrap();
+        assert_eq!(spec.network, NetworkMode::None);
+        assert!(!spec.namespaces.pid);
+        assert_eq!(parts.rlimits[0].resource, libc::RLIMIT_NOFILE as i32);
+        assert_eq!((parts.rlimits[0].soft, parts.rlimits[0].hard), (1024, 2048));
+        assert_eq!(parts.oom_score_adj, Some(100));
+        assert_eq!(parts.umask, Some(0o22));
+        assert_eq!(parts.caps.bounding, vec![5 /* CAP_KILL */]);
+        assert_eq!(parts.caps.ambient, vec![5 /* CAP_KILL */]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("CAP_NOT_A_CAP"));
+        assert_eq!(parts.sysctl.len(), 2);
+        assert_eq!(
+            parts.rootfs_propagation,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC
+        );
+        let shm = &parts.mounts[0];
+        assert!(shm.bind);
+        assert_eq!(shm.propagation, MsFlags::MS_PRIVATE);
+        assert_eq!(shm.attr_set, ATTR_RDONLY);
+        assert!(shm
+            .flags
+            .contains(MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV));
+        let tmp = &parts.mounts[1];
+        assert!(tmp.copy_up && !tmp.bind);
+        assert_eq!(tmp.data, "mode=1777,size=1m");
+        assert_eq!(parts.hooks.poststop.len(), 1);
+        assert_eq!(parts.annotations["dev.dockling.trace"], "/tmp/t.jsonl");
+        assert_eq!(parts.root, Path::new("/b/rootfs"));
+    }
+
+    #[test]
+    fn each_refusal_names_its_field() {
+        type Change = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (Box::new(|d| d["ociVersion"] = json!("2.0.0")), "ociVersion"),
+            (
+                Box::new(|d| d["process"]["cwd"] = json!("tmp")),
+                "process.cwd",
+            ),
+            (
+                Box::new(|d| d["process"]["args"] = json!([])),
+                "process.args",
+            ),
+            (
+                Box::new(|d| d["process"]["selinuxLabel"] = json!("system_u:r:c")),
+                "SELinux",
+            ),
+            (
+                Box::new(|d| d["process"]["apparmorProfile"] = json!("p")),
+                "AppArmor",
+            ),
+            (
+                Box::new(|d| {
+                    d["process"]["rlimits"] =
+                        json!([{"type": "RLIMIT_NOFILE", "soft": 9, "hard": 1}])
+                }),
+                "soft limit 9 is above the hard limit 1",
+            ),
+            (
+                Box::new(|d| {
+                    d["process"]["rlimits"] = json!([{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}])
+                }),
+                "RLIMIT_NOPE",
+            ),
+            (
+                Box::new(|d| d["process"]["oomScoreAdj"] = json!(1001)),
+                "-1000..1000",
+            ),
+            (
+                Box::new(|d| {
+                    d["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "time"}])
+                }),
+                "time namespaces",
+            ),
+            (
+                Box::new(|d| d["linux"]["namespaces"] = json!([{"type": "pid"}])),
+                "no mount namespace",
+            ),
+            (
+                Box::new(|d| {
+                    d["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "user"}])
+                }),
+                "user namespaces",
+            ),
+            (
+                Box::new(|d| d["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"})),
+                "needs a network namespace",
+            ),
+            (
+                Box::new(|d| d["linux"]["sysctl"] = json!({"vm.swappiness": "1"})),
+                "would change the host",
+            ),
+            (Box::new(|d| d["hostname"] = json!("h")), "uts namespace"),
+            (
+                Box::new(|d| d["linux"]["cgroupsPath"] = json!("machine.slice:libpod:abc")),
+                "systemd",
+            ),
+            (
+                Box::new(|d| d["mounts"] = json!([{"destination": "proc", "type": "proc"}])),
+                "mounts[0]",
+            ),
+            (
+                Box::new(
+                    |d| d["mounts"] = json!([{"destination": "/x", "options": ["idmap"], "type": "bind", "source": "/s"}]),
+                ),
+                "idmapped",
+            ),
+            (
+                Box::new(|d| d["linux"]["devices"] = json!([{"type": "c", "path": "/dev/x"}])),
+                "major number",
+            ),
+            (
+                Box::new(|d| d["hooks"] = json!({"prestart": [{"path": "hook"}]})),
+                "hooks.prestart",
+            ),
+            (
+                Box::new(|d| d["linux"]["personality"] = json!({})),
+                "linux.personality",
+            ),
+        ];
+        for (change, needle) in cases {
+            let mut doc = base();
+            change(&mut doc);
+            let msg = refusal(doc);
+            assert!(msg.contains(needle), "{needle:?} not in {msg:?}");
+        }
+        // An unknown property is ignored, as the runtime spec asks.
+        let mut doc = base();
+        doc["vendorThing"] = json!({"x": 1});
+        doc["process"]["newField"] = json!(true);
+        read(&doc).unwrap();
+    }
+}
