@@ -794,10 +794,10 @@ pub fn mount_layers(sys: &Sys, lowers: &[PathBuf]) -> Result<usize> {
 /// Whether this kernel mounts an EROFS from a regular file: `erofs` in /proc/filesystems
 /// (built in, or its module loaded) or as a module to load, and Linux ≥ 6.12, where
 /// file-backed mounts came, and the kernel reading an empty layer's image from a file on the
-/// store's file system `root` (fsopen/fsconfig, nothing mounted; a file system whose files
-/// the kernel cannot read pages of, such as tmpfs, is refused). `system check` and `run --layers erofs` ask it; the
-/// run falls back to unpacking on a no.
-pub fn supported(root: &Path) -> std::result::Result<(), String> {
+/// store's file system `root` (fsopen/fsconfig through the seam, nothing mounted; a file
+/// system whose files the kernel cannot read pages of, such as tmpfs, is refused). Asked
+/// every time: `system check` uses it; `run` and `pull` ask [`supported_this_boot`].
+pub fn supported(sys: &Sys, root: &Path) -> std::result::Result<(), String> {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -829,20 +829,84 @@ pub fn supported(root: &Path) -> std::result::Result<(), String> {
         .ancestors()
         .find(|d| d.is_dir())
         .unwrap_or(Path::new("/"));
-    empty_image(dir)
-        .and_then(|f| crate::sys::fs::probe_file_fs("erofs", std::os::fd::AsFd::as_fd(&f)))
-        .map_err(|e| {
-            format!("Linux {release} refused a file-backed EROFS on {}'s file system ({e}): it needs a disk file system (not tmpfs) and CONFIG_EROFS_FS_BACKED_BY_FILE", dir.display())
-        })
+    let refused = |e: &dyn std::fmt::Display| {
+        format!("Linux {release} refused a file-backed EROFS on {}'s file system ({e}): it needs a disk file system (not tmpfs) and CONFIG_EROFS_FS_BACKED_BY_FILE", dir.display())
+    };
+    let image = empty_image(dir).map_err(|e| refused(&e))?;
+    sys.tracer.note(&format!(
+        "--layers erofs: does this kernel mount an EROFS from a file on {}'s file system? An empty layer's image, in an unnamed temporary file there (O_TMPFILE, fd {}), is given to it as a file system context's source; nothing is mounted",
+        dir.display(),
+        image.as_raw_fd()
+    ));
+    sys.probe_file_fs("erofs", std::os::fd::AsFd::as_fd(&image))
+        .map_err(|e| refused(&e.errno))
+}
+
+/// Where a store keeps the kernel's answer of this boot to [`supported`]:
+/// `<root>/layers/erofs-supported`, the boot's id (`/proc/sys/kernel/random/boot_id`, new at
+/// every boot) on its first line, `ok` or `no <why>` on its second.
+pub fn answer_file(root: &Path) -> PathBuf {
+    root.join("layers/erofs-supported")
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// [`supported`], asked once per boot and store: the kernel, its modules' files and the
+/// store's file system do not change without a reboot often enough to pay for the probe
+/// (an O_TMPFILE file, an index written, a superblock read) on every `run` and `pull`. A
+/// cached answer is named in the trace. `keep`: write a new answer down (not in dry runs,
+/// nor before the store exists).
+pub fn supported_this_boot(sys: &Sys, root: &Path, keep: bool) -> std::result::Result<(), String> {
+    let file = answer_file(root);
+    let boot = boot_id();
+    if let (Some(boot), Ok(text)) = (&boot, std::fs::read_to_string(&file)) {
+        let mut lines = text.lines();
+        if lines.next() == Some(boot.as_str()) {
+            match lines.next() {
+                Some("ok") => {
+                    sys.tracer.note(&format!(
+                        "--layers erofs: this kernel mounts an EROFS from a file: asked once this boot ({})",
+                        file.display()
+                    ));
+                    return Ok(());
+                }
+                Some(no) if no.starts_with("no ") => return Err(no[3..].to_string()),
+                _ => {}
+            }
+        }
+    }
+    let answer = supported(sys, root);
+    if let Some(boot) = boot.filter(|_| keep && !sys.is_dry_run()) {
+        if file.parent().is_some_and(Path::is_dir) {
+            let said = match &answer {
+                Ok(()) => "ok".to_string(),
+                Err(why) => format!("no {}", why.replace('\n', " ")),
+            };
+            // Only an optimisation: a store that cannot take it asks again next time.
+            let _ = crate::files::write_atomic(&file, format!("{boot}\n{said}\n").as_bytes());
+        }
+    }
+    answer
 }
 
 /// The layers mode a container gets when `asked`: `erofs` on a kernel that cannot mount
-/// it falls back to unpacking (`overlay`), saying so on stderr.
-pub fn effective(asked: crate::spec::LayersMode, root: &Path) -> crate::spec::LayersMode {
+/// it falls back to unpacking (`overlay`), saying so on stderr. `keep`: as
+/// [`supported_this_boot`]'s.
+pub fn effective(
+    sys: &Sys,
+    asked: crate::spec::LayersMode,
+    root: &Path,
+    keep: bool,
+) -> crate::spec::LayersMode {
     if asked != crate::spec::LayersMode::Erofs {
         return asked;
     }
-    match supported(root) {
+    match supported_this_boot(sys, root, keep) {
         Ok(()) => asked,
         Err(why) => {
             eprintln!("dockling: note: --layers erofs: {why}: unpacking the layers instead (--layers overlay)");
