@@ -262,3 +262,142 @@ fn diff_commit_cp_and_export_read_an_erofs_container() {
     );
     lab.cmd(&["rm", "box"]).expect_code(0);
 }
+
+/// Processes waiting (`->` in /proc/locks) for a flock of the file whose inode is `ino`.
+fn flock_waiters(ino: u64) -> usize {
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("->"))
+        .filter(|l| {
+            l.split_whitespace().any(|f| {
+                f.matches(':').count() == 2
+                    && f.rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) == Some(ino)
+            })
+        })
+        .count()
+}
+
+/// Regression (review of issue 14): mount_layers checked "not mounted" and mounted without a
+/// lock, so two starts at once could stack two mounts on one layer's mount point. Each layer
+/// is now mounted under the store's lock of that layer: with the test holding it, both runs
+/// wait for it (seen in /proc/locks), then both succeed over one mount, and rmi leaves none.
+#[test]
+fn two_starts_at_once_mount_an_erofs_layer_once_under_its_lock() {
+    let lab = Lab::with_busybox();
+    let args = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--layers",
+        "erofs",
+        "busybox",
+        "true",
+    ];
+    lab.cmd(&args).expect_code(0);
+    unmount_all(&lab);
+    let layers = names(&lab.root().join("layers/erofs"));
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    // The store's per-object lock, taken as files::PathLock does (unlinked before unlocked).
+    let lock_path = lab
+        .root()
+        .join("oci/locks")
+        .join(format!("erofs-{}", layers[0]));
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    let ino = std::os::unix::fs::MetadataExt::ino(&file.metadata().unwrap());
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let mut runs: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            lab.command(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    wait_until_else(
+        std::time::Duration::from_secs(60),
+        "both runs to wait for the layer's lock before mounting it",
+        || (flock_waiters(ino) == 2).then_some(()),
+        || {
+            for r in &mut runs {
+                let _ = r.kill();
+            }
+        },
+    );
+    assert!(erofs_mounts(&lab.root()).is_empty(), "nothing mounted yet");
+    std::fs::remove_file(&lock_path).unwrap();
+    drop(held);
+    for r in runs {
+        let o = r.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{:?}: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let mounts = erofs_mounts(&lab.root());
+    assert_eq!(mounts.len(), 1, "one mount on the layer: {mounts:?}");
+    lab.cmd(&["rmi", "busybox"]).expect_code(0);
+    assert_eq!(erofs_mounts(&lab.root()), Vec::<(String, String)>::new());
+    assert_eq!(
+        names(&lab.root().join("layers/erofs")),
+        Vec::<String>::new()
+    );
+}
+
+/// Regression (review of issue 14): removing an unused EROFS layer ran remove_dir_all on its
+/// directory whatever was still mounted in it. Something mounted on its `root/` (here a
+/// tmpfs with a file, which umount of the EROFS does not remove) now keeps the directory,
+/// said on stderr, and nothing in the mount is touched; once unmounted, prune removes it.
+#[test]
+fn removing_an_erofs_layer_never_walks_into_a_mount_left_on_it() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--layers",
+        "erofs",
+        "busybox",
+        "true",
+    ])
+    .expect_code(0);
+    unmount_all(&lab);
+    let layers = names(&lab.root().join("layers/erofs"));
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    let dir = lab.root().join("layers/erofs").join(&layers[0]);
+    let root = dir.join("root");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &root,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    std::fs::write(root.join("keep"), "kept").unwrap();
+    let rmi = lab.cmd(&["rmi", "busybox"]);
+    rmi.expect_code(0);
+    assert!(
+        rmi.stderr.contains("is still mounted"),
+        "the layer left in place is said: {}",
+        rmi.stderr
+    );
+    assert_eq!(std::fs::read_to_string(root.join("keep")).unwrap(), "kept");
+    assert!(dir.join("layer.erofs").is_file(), "the layer is left whole");
+    nix::mount::umount2(&root, nix::mount::MntFlags::empty()).unwrap();
+    lab.cmd(&["image", "prune", "-a", "-f"]).expect_code(0);
+    assert_eq!(
+        names(&lab.root().join("layers/erofs")),
+        Vec::<String>::new()
+    );
+}

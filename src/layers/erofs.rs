@@ -769,26 +769,66 @@ pub fn is_mounted(dir: &Path) -> bool {
 /// image's device nodes and setuid files are inert (the container sees them through its own
 /// overlay mount, which decides). The mounts stay, shared by every container of the layer,
 /// until the layer is removed or the machine restarts (then the next start mounts again).
+///
+/// Each layer is checked and mounted under the store's lock of that layer (`oci/locks/erofs-
+/// <hex>`, which writing the image and removing it take too): two starts at once would
+/// otherwise both find it unmounted and stack two mounts on one mount point, and a removal
+/// could unmount and delete it between the check and the mount.
 pub fn mount_layers(sys: &Sys, lowers: &[PathBuf]) -> Result<usize> {
     let mut mounted = 0;
     let mut seen = std::collections::HashSet::new();
     for root in lowers {
-        if !seen.insert(root) || (!sys.is_dry_run() && is_mounted(root)) {
+        if !seen.insert(root) {
             continue;
         }
-        let image = image_of(root);
-        let fd = sys.open(&image, libc::O_RDONLY | libc::O_CLOEXEC)?;
-        let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-        sys.mount(
-            Some(&source),
-            root,
-            Some("erofs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
-            None,
-        )?;
+        if sys.is_dry_run() {
+            mount_one(sys, root)?;
+            mounted += 1;
+            continue;
+        }
+        if is_mounted(root) {
+            continue;
+        }
+        let _lock = lock_of(root)?;
+        // Another start may have mounted it while this one waited.
+        if is_mounted(root) {
+            continue;
+        }
+        mount_one(sys, root)?;
         mounted += 1;
     }
     Ok(mounted)
+}
+
+fn mount_one(sys: &Sys, root: &Path) -> Result<()> {
+    let image = image_of(root);
+    let fd = sys.open(&image, libc::O_RDONLY | libc::O_CLOEXEC)?;
+    let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    sys.mount(
+        Some(&source),
+        root,
+        Some("erofs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        None,
+    )?;
+    Ok(())
+}
+
+/// The store's lock of the layer mounted at `root` (`<store>/layers/erofs/<hex>/root`), as
+/// [`crate::image::store::Store::object_lock`] names it.
+pub fn lock_of(root: &Path) -> Result<crate::files::PathLock> {
+    let dir = root.parent().unwrap_or(root);
+    let hex = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let store = dir.ancestors().nth(3).ok_or_else(|| {
+        Error::Corrupt(format!(
+            "{}: not a layer's mount point in a store",
+            root.display()
+        ))
+    })?;
+    crate::image::store::Store::at(store).object_lock("erofs", &format!("sha256:{hex}"))
 }
 
 /// Whether this kernel mounts an EROFS from a regular file: `erofs` in /proc/filesystems

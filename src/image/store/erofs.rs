@@ -70,7 +70,7 @@ impl Store {
         let result = self.write_erofs(blob, diff_id, &tmp).and_then(|()| {
             if fs::symlink_metadata(&dir).is_ok() {
                 // A directory without its image: what a killed removal left.
-                fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
+                remove_layer_dir(&dir)?;
             }
             fs::rename(&tmp, &dir).map_err(Error::io("rename", &dir))?;
             sync_dir(&parent)
@@ -171,8 +171,11 @@ impl Store {
 
 impl Store {
     /// Remove the EROFS layers whose diff_id is not in `keep` (and what killed writers left):
-    /// each unmounted first (lazily, `MNT_DETACH`: a reader that still has it open keeps it
-    /// until it closes), then its directory. Their sizes add to `bytes`.
+    /// each under its lock (as [`crate::layers::erofs::mount_layers`] mounts it), unmounted
+    /// first (lazily, `MNT_DETACH`: a reader that still has it open keeps it until it
+    /// closes), then its directory. Their sizes add to `bytes`. A layer that stays mounted
+    /// (umount2 refused) is left whole, said on stderr: removing its directory would walk
+    /// into the mounted layer.
     pub(super) fn collect_erofs(&self, keep: &std::collections::HashSet<String>, bytes: &mut u64) {
         let sys = crate::sys::Sys::quiet();
         for e in fs::read_dir(self.erofs_dir())
@@ -182,23 +185,58 @@ impl Store {
         {
             let name = e.file_name().to_string_lossy().into_owned();
             let digest = format!("sha256:{name}");
-            let unused = hex_of(&digest).is_ok() && !keep.contains(&digest);
+            let layer = hex_of(&digest).is_ok();
+            let unused = layer && !keep.contains(&digest);
             if !unused && !crate::files::leftover(&name) {
                 continue;
             }
+            let _lock = if layer {
+                match self.object_lock("erofs", &digest) {
+                    Ok(l) => Some(l),
+                    Err(err) => {
+                        eprintln!("dockling: warning: layer {digest} kept: {err}");
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             let root = e.path().join("root");
+            let mut refused = None;
             while crate::layers::erofs::is_mounted(&root) {
-                if sys
-                    .umount2(&root, nix::mount::MntFlags::MNT_DETACH)
-                    .is_err()
-                {
+                if let Err(err) = sys.umount2(&root, nix::mount::MntFlags::MNT_DETACH) {
+                    refused = Some(err);
                     break;
                 }
             }
-            *bytes += fs::metadata(e.path().join("layer.erofs"))
+            let size = fs::metadata(e.path().join("layer.erofs"))
                 .map(|m| m.len())
                 .unwrap_or(0);
-            let _ = fs::remove_dir_all(e.path());
+            if let Err(err) = remove_layer_dir(&e.path()) {
+                let why = refused.map(|r| format!(" ({r})")).unwrap_or_default();
+                eprintln!("dockling: warning: {err}{why}");
+                continue;
+            }
+            // Counted once gone: a layer left in place still takes its space.
+            *bytes += size;
         }
+    }
+}
+
+/// Remove a layer's directory unless a file system is still mounted at or under it (its
+/// `root/`, in this mount namespace): `remove_dir_all` would walk into the mounted layer by
+/// path.
+fn remove_layer_dir(dir: &std::path::Path) -> Result<()> {
+    let mounted = crate::files::mounts_under(dir);
+    if let Some(m) = mounted.first() {
+        return Err(Error::Corrupt(format!(
+            "{} is still mounted, so its layer directory is left as it is: unmount it (umount {}) and run `dockling image prune` again",
+            m.display(),
+            m.display()
+        )));
+    }
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir)(e)),
+        _ => Ok(()),
     }
 }
