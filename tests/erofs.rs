@@ -401,3 +401,63 @@ fn removing_an_erofs_layer_never_walks_into_a_mount_left_on_it() {
         Vec::<String>::new()
     );
 }
+
+/// Regression (review of issue 14): `system df` counted blobs and unpacked layers only, so a
+/// store of EROFS layers looked as small as its compressed blobs. The Images row now has
+/// each `layer.erofs` (the kept tar and its index) too, and counts it as in use while a
+/// container uses the image.
+#[test]
+fn system_df_counts_the_tar_and_index_an_erofs_layer_keeps() {
+    use dockling::image::format::human_size;
+    let lab = Lab::with_busybox();
+    lab.cmd(&[
+        "run",
+        "--name",
+        "keep",
+        "--network",
+        "none",
+        "--layers",
+        "erofs",
+        "busybox",
+        "true",
+    ])
+    .expect_code(0);
+    let sizes = |dir: &str, f: &dyn Fn(&Path) -> u64| -> u64 {
+        std::fs::read_dir(lab.root().join(dir))
+            .map(|d| d.flatten().map(|e| f(&e.path())).sum())
+            .unwrap_or(0)
+    };
+    let blobs = sizes("oci/blobs/sha256", &|p| std::fs::metadata(p).unwrap().len());
+    let unpacked = sizes("layers/unpacked", &|p| {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("content-size "))
+            .map_or(0, |n| n.parse().unwrap())
+    });
+    let erofs = sizes("layers/erofs", &|p| {
+        std::fs::metadata(p.join("layer.erofs")).unwrap().len()
+    });
+    assert!(erofs > 1 << 20, "busybox's tar is kept: {erofs}");
+    let df = lab.cmd(&["system", "df"]);
+    df.expect_code(0);
+    let images = df
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Images"))
+        .unwrap_or_else(|| panic!("{}", df.stdout));
+    let cells: Vec<&str> = images.split("  ").filter(|c| !c.is_empty()).collect();
+    assert_eq!(
+        cells[3].trim(),
+        human_size(blobs + unpacked + erofs),
+        "blobs {blobs}, unpacked {unpacked}, erofs {erofs}:\n{}",
+        df.stdout
+    );
+    assert_eq!(
+        cells[4].trim(),
+        "0B (0%)",
+        "all in use by `keep`:\n{}",
+        df.stdout
+    );
+    lab.cmd(&["rm", "keep"]).expect_code(0);
+}

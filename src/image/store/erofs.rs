@@ -93,6 +93,35 @@ impl Store {
             .ok()
     }
 
+    /// Bytes the store's EROFS layers take on disk: each `layer.erofs`, the layer's kept tar
+    /// and its index (`system df`).
+    pub fn erofs_usage(&self) -> u64 {
+        fs::read_dir(self.erofs_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::metadata(e.path().join("layer.erofs")).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Bytes layer `diff_id` takes in the store, as `system df` counts them: its unpacked
+    /// size (the marker's) if it is unpacked, and its `layer.erofs` if it is kept as one; a
+    /// layer used both ways has both.
+    pub fn layer_disk_bytes(&self, diff_id: &str) -> u64 {
+        let unpacked = if self.layer_marker(diff_id).is_ok_and(|m| m.is_file()) {
+            self.layer_size(diff_id).unwrap_or(0)
+        } else {
+            0
+        };
+        let erofs = self
+            .erofs_root(diff_id)
+            .ok()
+            .and_then(|r| fs::metadata(crate::layers::erofs::image_of(&r)).ok())
+            .map_or(0, |m| m.len());
+        unpacked + erofs
+    }
+
     fn write_erofs(&self, blob: &str, diff_id: &str, tmp: &std::path::Path) -> Result<()> {
         let hex = hex_of(diff_id)?;
         fs::create_dir_all(tmp.join("root")).map_err(Error::io("create", tmp))?;
