@@ -85,12 +85,60 @@ impl Store {
     /// Docker's size of layer `diff_id` kept as an EROFS image (`layers/erofs/<hex>/size`,
     /// written with it), so that listing an image never reads its blobs again.
     pub fn erofs_layer_size(&self, diff_id: &str) -> Option<u64> {
+        self.erofs_size_field(diff_id, "content-size")
+    }
+
+    /// A field of layer `diff_id`'s `size` file: `content-size N` (Docker's size) and
+    /// `tar-size M` (the length of the tar kept at byte 4096 of `layer.erofs`); an image
+    /// written before the file said both holds the content size alone.
+    fn erofs_size_field(&self, diff_id: &str, field: &str) -> Option<u64> {
         let root = self.erofs_root(diff_id).ok()?;
-        fs::read_to_string(root.with_file_name("size"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        let text = fs::read_to_string(root.with_file_name("size")).ok()?;
+        let value = match text.lines().find_map(|l| l.strip_prefix(field)) {
+            Some(v) => v,
+            None if field == "content-size" && !text.contains(' ') => &text,
+            None => return None,
+        };
+        value.trim().parse().ok()
+    }
+
+    /// `sha256:<hex>` of the tar kept in layer `diff_id`'s `layer.erofs` (`system fsck`
+    /// holds it against the diff_id: the mounted files are read from it), read through the
+    /// descriptor of the image; `None` when the tar's length was not written down (an image
+    /// of an older dockling), which leaves nothing to check.
+    pub fn erofs_tar_digest(&self, diff_id: &str) -> Option<std::io::Result<String>> {
+        let len = self.erofs_size_field(diff_id, "tar-size")?;
+        let root = self.erofs_root(diff_id).ok()?;
+        let image = crate::layers::erofs::image_of(&root);
+        Some((|| {
+            let mut f = File::open(&image)?;
+            f.seek(SeekFrom::Start(TAR_OFFSET))?;
+            let mut hash = Sha256::new();
+            let copied = std::io::copy(&mut f.take(len), &mut HashWriter(&mut hash))?;
+            if copied != len {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{} holds {copied} of its tar's {len} bytes",
+                        image.display()
+                    ),
+                ));
+            }
+            Ok(format!("sha256:{:x}", hash.finalize()))
+        })())
+    }
+
+    /// Unmount and remove layer `diff_id`'s EROFS image under its lock (`system fsck
+    /// --repair` of a damaged one: the next run or pull writes it again from its blob).
+    pub fn discard_erofs(&self, diff_id: &str) -> Result<()> {
+        let dir = self
+            .erofs_root(diff_id)?
+            .parent()
+            .expect("root is in its layer's directory")
+            .to_path_buf();
+        let _lock = self.object_lock("erofs", diff_id)?;
+        unmount_layer(&dir.join("root"))?;
+        remove_layer_dir(&dir)
     }
 
     /// Bytes the store's EROFS layers take on disk: each `layer.erofs`, the layer's kept tar
@@ -188,11 +236,13 @@ impl Store {
             }
             .into());
         }
+        // Debug builds' fault point: the tar is in, the index not yet.
+        crate::fault::check("store.erofs.before_index")?;
         let stats = crate::layers::erofs::build(&out, tar_len, blob, self.limits.max_entries)?;
         out.sync_all().map_err(Error::io("sync", &image))?;
         crate::files::write_atomic(
             &tmp.join("size"),
-            format!("{}\n", stats.content_size).as_bytes(),
+            format!("content-size {}\ntar-size {tar_len}\n", stats.content_size).as_bytes(),
         )?;
         Ok(())
     }
@@ -206,7 +256,6 @@ impl Store {
     /// (umount2 refused) is left whole, said on stderr: removing its directory would walk
     /// into the mounted layer.
     pub(super) fn collect_erofs(&self, keep: &std::collections::HashSet<String>, bytes: &mut u64) {
-        let sys = crate::sys::Sys::quiet();
         for e in fs::read_dir(self.erofs_dir())
             .into_iter()
             .flatten()
@@ -230,14 +279,7 @@ impl Store {
             } else {
                 None
             };
-            let root = e.path().join("root");
-            let mut refused = None;
-            while crate::layers::erofs::is_mounted(&root) {
-                if let Err(err) = sys.umount2(&root, nix::mount::MntFlags::MNT_DETACH) {
-                    refused = Some(err);
-                    break;
-                }
-            }
+            let refused = unmount_layer(&e.path().join("root")).err();
             let size = fs::metadata(e.path().join("layer.erofs"))
                 .map(|m| m.len())
                 .unwrap_or(0);
@@ -249,6 +291,29 @@ impl Store {
             // Counted once gone: a layer left in place still takes its space.
             *bytes += size;
         }
+    }
+}
+
+/// Unmount every EROFS mounted on a layer's `root` (lazily, `MNT_DETACH`: a reader that still
+/// has it open keeps it until it closes); the first refusal stops it.
+fn unmount_layer(root: &std::path::Path) -> Result<()> {
+    let sys = crate::sys::Sys::quiet();
+    while crate::layers::erofs::is_mounted(root) {
+        sys.umount2(root, nix::mount::MntFlags::MNT_DETACH)?;
+    }
+    Ok(())
+}
+
+/// Feeds what is written to it to a hash.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
