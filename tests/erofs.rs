@@ -43,6 +43,17 @@ fn unmount_all(lab: &Lab) {
     }
 }
 
+/// `command` (an rmi of the store's only image, a prune) unmounts every EROFS layer and
+/// removes it.
+fn leaves_no_erofs_layer(lab: &Lab, command: &[&str]) {
+    lab.cmd(command).expect_code(0);
+    assert_eq!(erofs_mounts(&lab.root()), Vec::<(String, String)>::new());
+    assert_eq!(
+        names(&lab.root().join("layers/erofs")),
+        Vec::<String>::new()
+    );
+}
+
 #[test]
 fn a_pull_with_layers_erofs_unpacks_nothing_and_the_image_runs_from_its_tar() {
     let reg = DockerRegistry::start();
@@ -125,12 +136,7 @@ fn a_pull_with_layers_erofs_unpacks_nothing_and_the_image_runs_from_its_tar() {
     o.expect_code(0);
     assert!(o.stdout.contains("Image is up to date"), "{o:?}");
     // rmi unmounts it and removes the image.
-    lab.cmd(&["rmi", &reg.name("bb")]).expect_code(0);
-    assert_eq!(erofs_mounts(&lab.root()), Vec::<(String, String)>::new());
-    assert_eq!(
-        names(&lab.root().join("layers/erofs")),
-        Vec::<String>::new()
-    );
+    leaves_no_erofs_layer(&lab, &["rmi", &reg.name("bb")]);
 }
 
 #[test]
@@ -270,6 +276,29 @@ fn diff_commit_cp_and_export_read_an_erofs_container() {
     lab.cmd(&["rm", "box"]).expect_code(0);
 }
 
+/// A throwaway busybox run with `--layers erofs`: it writes the layer's image and mounts it.
+const RUN_ERO: [&str; 8] = [
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "--layers",
+    "erofs",
+    "busybox",
+    "true",
+];
+
+/// A busybox store whose one layer is kept as an EROFS image, unmounted again (as after a
+/// reboot): the layer's directory name (its diff_id's hex) and its directory.
+fn one_erofs_layer(lab: &Lab) -> (String, std::path::PathBuf) {
+    lab.cmd(&RUN_ERO).expect_code(0);
+    unmount_all(lab);
+    let layers = names(&lab.root().join("layers/erofs"));
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    let dir = lab.root().join("layers/erofs").join(&layers[0]);
+    (layers[0].clone(), dir)
+}
+
 /// Processes waiting (`->` in /proc/locks) for a flock of the file whose inode is `ino`.
 fn flock_waiters(ino: u64) -> usize {
     std::fs::read_to_string("/proc/locks")
@@ -292,25 +321,10 @@ fn flock_waiters(ino: u64) -> usize {
 #[test]
 fn two_starts_at_once_mount_an_erofs_layer_once_under_its_lock() {
     let lab = Lab::with_busybox();
-    let args = [
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--layers",
-        "erofs",
-        "busybox",
-        "true",
-    ];
-    lab.cmd(&args).expect_code(0);
-    unmount_all(&lab);
-    let layers = names(&lab.root().join("layers/erofs"));
-    assert_eq!(layers.len(), 1, "{layers:?}");
+    let args = RUN_ERO;
+    let (hex, _) = one_erofs_layer(&lab);
     // The store's per-object lock, taken as files::PathLock does (unlinked before unlocked).
-    let lock_path = lab
-        .root()
-        .join("oci/locks")
-        .join(format!("erofs-{}", layers[0]));
+    let lock_path = lab.root().join("oci/locks").join(format!("erofs-{hex}"));
     let file = std::fs::File::options()
         .create(true)
         .truncate(false)
@@ -352,12 +366,7 @@ fn two_starts_at_once_mount_an_erofs_layer_once_under_its_lock() {
     }
     let mounts = erofs_mounts(&lab.root());
     assert_eq!(mounts.len(), 1, "one mount on the layer: {mounts:?}");
-    lab.cmd(&["rmi", "busybox"]).expect_code(0);
-    assert_eq!(erofs_mounts(&lab.root()), Vec::<(String, String)>::new());
-    assert_eq!(
-        names(&lab.root().join("layers/erofs")),
-        Vec::<String>::new()
-    );
+    leaves_no_erofs_layer(&lab, &["rmi", "busybox"]);
 }
 
 /// Regression (review of issue 14): removing an unused EROFS layer ran remove_dir_all on its
@@ -367,21 +376,7 @@ fn two_starts_at_once_mount_an_erofs_layer_once_under_its_lock() {
 #[test]
 fn removing_an_erofs_layer_never_walks_into_a_mount_left_on_it() {
     let lab = Lab::with_busybox();
-    lab.cmd(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--layers",
-        "erofs",
-        "busybox",
-        "true",
-    ])
-    .expect_code(0);
-    unmount_all(&lab);
-    let layers = names(&lab.root().join("layers/erofs"));
-    assert_eq!(layers.len(), 1, "{layers:?}");
-    let dir = lab.root().join("layers/erofs").join(&layers[0]);
+    let (_, dir) = one_erofs_layer(&lab);
     let root = dir.join("root");
     nix::mount::mount(
         Some("tmpfs"),
@@ -402,11 +397,7 @@ fn removing_an_erofs_layer_never_walks_into_a_mount_left_on_it() {
     assert_eq!(std::fs::read_to_string(root.join("keep")).unwrap(), "kept");
     assert!(dir.join("layer.erofs").is_file(), "the layer is left whole");
     nix::mount::umount2(&root, nix::mount::MntFlags::empty()).unwrap();
-    lab.cmd(&["image", "prune", "-a", "-f"]).expect_code(0);
-    assert_eq!(
-        names(&lab.root().join("layers/erofs")),
-        Vec::<String>::new()
-    );
+    leaves_no_erofs_layer(&lab, &["image", "prune", "-a", "-f"]);
 }
 
 /// Regression (review of issue 14): `system df` counted blobs and unpacked layers only, so a
@@ -476,16 +467,7 @@ fn system_df_counts_the_tar_and_index_an_erofs_layer_keeps() {
 #[test]
 fn a_failed_or_killed_erofs_write_leaves_nothing_and_the_next_run_writes_it() {
     let lab = Lab::with_busybox();
-    let args = [
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--layers",
-        "erofs",
-        "busybox",
-        "true",
-    ];
+    let args = RUN_ERO;
     let erofs = lab.root().join("layers/erofs");
     let o = lab.cmd_env(
         &args,
@@ -527,25 +509,12 @@ fn a_failed_or_killed_erofs_write_leaves_nothing_and_the_next_run_writes_it() {
 #[test]
 fn system_fsck_checks_the_tar_an_erofs_layer_keeps() {
     let lab = Lab::with_busybox();
-    let args = [
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--layers",
-        "erofs",
-        "busybox",
-        "true",
-    ];
+    let args = RUN_ERO;
+    let (_, dir) = one_erofs_layer(&lab);
     lab.cmd(&args).expect_code(0);
     let fsck = lab.cmd(&["system", "fsck"]);
     assert_eq!(fsck.code, 0, "{fsck:?}");
-    let layers = names(&lab.root().join("layers/erofs"));
-    let image = lab
-        .root()
-        .join("layers/erofs")
-        .join(&layers[0])
-        .join("layer.erofs");
+    let image = dir.join("layer.erofs");
     // One byte of the tar's first header (the entry's name), the length unchanged.
     let f = std::fs::File::options().write(true).open(&image).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, b"X", 4096).unwrap();

@@ -331,18 +331,13 @@ fn add_entry<R: Read>(
         return Ok(());
     }
     let header = entry.header().clone();
-    let field = |what: &str, raw: &[u8], parsed: std::io::Result<u64>| match parsed {
-        Ok(v) => Ok(v),
-        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
-        Err(e) => Err(bad(&format!("bad {what} field: {e}"))),
-    };
-    let old = header.as_old();
-    let mode = field("mode", &old.mode, header.mode().map(u64::from))? as u32 & 0o7777;
-    let uid = field("uid", &old.uid, header.uid())?;
-    let uid = u32::try_from(uid).map_err(|_| bad(&format!("uid {uid} is out of range")))?;
-    let gid = field("gid", &old.gid, header.gid())?;
-    let gid = u32::try_from(gid).map_err(|_| bad(&format!("gid {gid} is out of range")))?;
-    let mtime = field("mtime", &old.mtime, header.mtime())?;
+    // The unpack's reading of the fields, so both backends accept and refuse the same tars.
+    let super::unpack::HeaderMeta {
+        mode,
+        uid,
+        gid,
+        mtime,
+    } = super::unpack::header_meta(&header).map_err(|e| bad(&e))?;
     let meta = Node {
         kind: Kind::Dir(BTreeMap::new()),
         mode,
@@ -499,16 +494,7 @@ fn add_entry<R: Read>(
             let (major, minor) = if kind == EntryType::Fifo {
                 (0, 0)
             } else {
-                let major = header
-                    .device_major()
-                    .map_err(|e| bad(&format!("bad device major field: {e}")))?;
-                let minor = header
-                    .device_minor()
-                    .map_err(|e| bad(&format!("bad device minor field: {e}")))?;
-                match (major, minor) {
-                    (Some(a), Some(b)) => (a, b),
-                    _ => return Err(bad(&"device without major and minor numbers")),
-                }
+                super::unpack::device_numbers(&header).map_err(|e| bad(&e))?
             };
             let ty = match kind {
                 EntryType::Char => libc::S_IFCHR,
@@ -523,13 +509,7 @@ fn add_entry<R: Read>(
             });
             tree.link(parent, &name, s);
         }
-        other => {
-            return Err(bad(&format!(
-                "unsupported entry type {:?} ({:?}): the layer was made by a tar dockling cannot read",
-                other,
-                char::from(other.as_byte())
-            )));
-        }
+        other => return Err(bad(&super::unpack::unsupported(other))),
     }
     Ok(())
 }

@@ -171,7 +171,7 @@ impl Store {
     }
 
     fn write_erofs(&self, blob: &str, diff_id: &str, tmp: &std::path::Path) -> Result<()> {
-        let hex = hex_of(diff_id)?;
+        hex_of(diff_id)?;
         fs::create_dir_all(tmp.join("root")).map_err(Error::io("create", tmp))?;
         let image = tmp.join("layer.erofs");
         let mut out = File::options()
@@ -227,15 +227,7 @@ impl Store {
         }
         w.flush().map_err(Error::io("write", &image))?;
         drop(w);
-        let got = format!("{:x}", hash.finalize());
-        if got != hex {
-            return Err(ImageError::DiffIdMismatch {
-                blob: blob.to_string(),
-                got,
-                diff_id: diff_id.to_string(),
-            }
-            .into());
-        }
+        super::unpack::check_diff_id(blob, diff_id, format!("{:x}", hash.finalize()))?;
         // Debug builds' fault point: the tar is in, the index not yet.
         crate::fault::check("store.erofs.before_index")?;
         let stats = crate::layers::erofs::build(&out, tar_len, blob, self.limits.max_entries)?;
