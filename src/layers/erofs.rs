@@ -770,6 +770,10 @@ pub fn mount_layers(sys: &Sys, lowers: &[PathBuf]) -> Result<usize> {
             continue;
         }
         let _lock = lock_of(root)?;
+        sys.tracer.note(&format!(
+            "{}: checked and mounted under the store's lock of this layer (flock of oci/locks/erofs-<hex>, store plumbing, untraced): starts at once mount it once",
+            root.display()
+        ));
         // Another start may have mounted it while this one waited.
         if is_mounted(root) {
             continue;
