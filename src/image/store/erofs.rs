@@ -6,7 +6,7 @@
 //! checked against the diff_id the image config promises before the index is written.
 
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -15,7 +15,6 @@ use sha2::{Digest as _, Sha256};
 use super::{hex_of, Capped, Store};
 use crate::error::{Error, Result};
 use crate::files::{sync_dir, temp_name};
-use crate::image::ImageError;
 use crate::layers::erofs::TAR_OFFSET;
 
 impl Store {
@@ -181,25 +180,7 @@ impl Store {
             .open(&image)
             .map_err(Error::io("create", &image))?;
         let path = self.blob_path(blob)?;
-        let f = File::open(&path).map_err(Error::io("open", &path))?;
-        let mut head = [0u8; 4];
-        let n = File::open(&path)
-            .and_then(|mut g| g.read(&mut head))
-            .unwrap_or(0);
-        let reader: Box<dyn Read> = if n >= 2 && head[..2] == [0x1f, 0x8b] {
-            Box::new(flate2::read::GzDecoder::new(BufReader::new(f)))
-        } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
-            Box::new(
-                ruzstd::decoding::StreamingDecoder::new(BufReader::new(f)).map_err(|e| {
-                    ImageError::BadZstd {
-                        blob: blob.to_string(),
-                        why: e.to_string(),
-                    }
-                })?,
-            )
-        } else {
-            Box::new(BufReader::new(f))
-        };
+        let reader = self.layer_stream(blob)?;
         let mut capped = Capped {
             inner: reader,
             left: self.limits.max_size,
