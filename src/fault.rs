@@ -68,6 +68,9 @@ pub const POINTS: &[&str] = &[
     "store.blob.mid_write",
     // a layer is unpacked and renamed into place; its marker is not written yet.
     "store.layer.before_marker",
+    // --layers erofs: a layer's tar is written into its image (a temporary directory), the
+    // EROFS index not yet.
+    "store.erofs.before_index",
     // an atomic write: the temporary file is written and synced, not yet renamed.
     "store.write.before_rename",
     // run: the container's record is saved; its bundle is not written yet.

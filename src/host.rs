@@ -177,7 +177,7 @@ fn overlayfs() -> Check {
 /// `--layers erofs`: an EROFS image of an empty layer, made in an unnamed temporary file, is
 /// given to the kernel as a file-backed EROFS (fsopen/fsconfig, never mounted).
 fn erofs(root: &Path) -> Check {
-    match crate::layers::erofs::supported(root) {
+    match crate::layers::erofs::supported(&crate::sys::Sys::quiet(), root) {
         Ok(()) => check(
             "erofs",
             Status::Ok,

@@ -539,6 +539,9 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
         "mount",
         "unshare",
         "setns",
+        // `--layers erofs`'s probe of the kernel.
+        "fsopen",
+        "fsconfig",
     ];
     // The engine's netlink requests and answers (`--network bridge`).
     let netlink = |s: &Seen| {
@@ -655,6 +658,60 @@ fn the_trace_is_what_strace_sees() {
             "no container {want:?} in the trace"
         );
     }
+}
+
+/// `--layers erofs` asks the kernel whether it mounts an EROFS from a file through the seam
+/// (fsopen, fsconfig source, fsconfig create, close: held against strace), once per boot: the
+/// next run reads the answer the store kept and says so, with no probe.
+#[test]
+fn the_erofs_probe_is_traced_once_per_boot() {
+    let lab = Lab::with_busybox();
+    let args = ["--network", "none", "--layers", "erofs", "busybox", "true"];
+    let (traced, seen) = traced_and_seen(&lab, &args, 0);
+    assert_trace_is_what_strace_sees(&traced, &seen);
+    let probe: Vec<String> = traced
+        .iter()
+        .filter(|e| ["fsopen", "fsconfig"].contains(&e["syscall"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{}({})",
+                e["syscall"].as_str().unwrap(),
+                e["args"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(probe.len(), 3, "fsopen and two fsconfig: {probe:?}");
+    assert!(
+        probe[1].contains("\"source\", \"/proc/self/fd/"),
+        "{probe:?}"
+    );
+    assert!(probe[2].contains("FSCONFIG_CMD_CREATE"), "{probe:?}");
+    let answer = std::fs::read_to_string(lab.root().join("layers/erofs-supported")).unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(answer, format!("{}\nok\n", boot.trim()));
+    // Asked once this boot: the second run reads the answer, and strace sees no probe.
+    let (traced, seen) = traced_and_seen(&lab, &args, 0);
+    assert_trace_is_what_strace_sees(&traced, &seen);
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.name == "fsopen" || s.name == "fsconfig"),
+        "no second probe"
+    );
+    let o = lab.cmd(
+        &["run", "--rm", "--trace"]
+            .iter()
+            .chain(&args)
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    o.expect_code(0);
+    assert!(
+        o.stderr
+            .contains("mounts an EROFS from a file: asked once this boot"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]

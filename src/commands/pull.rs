@@ -12,11 +12,10 @@ pub fn run(ctx: &Context, args: &PullArgs) -> Result<i32> {
     crate::registry::trace::enable(args.transfer.trace);
     // Config `layers: erofs`: layers kept as their tar with an EROFS index, nothing unpacked.
     let store = Store::open(&ctx.root)?;
-    let erofs = ctx
-        .config
-        .layers
-        .map(|m| crate::layers::erofs::effective(m, &ctx.root))
-        == Some(crate::spec::LayersMode::Erofs);
+    let erofs =
+        ctx.config.layers.map(|m| {
+            crate::layers::erofs::effective(&crate::sys::Sys::quiet(), m, &ctx.root, true)
+        }) == Some(crate::spec::LayersMode::Erofs);
     let store = store
         .with_limits(ctx.config.layer_limits()?)
         .with_erofs(erofs);

@@ -198,8 +198,10 @@ pub fn create_kept(
     specconv::check_flags(&request)?;
     // `--layers erofs` on a kernel that cannot mount it: unpacked layers instead, said once.
     let layers_mode = crate::layers::erofs::effective(
+        sys,
         request.layers.or(ctx.config.layers).unwrap_or_default(),
         &ctx.root,
+        !dry_run,
     );
     request.layers = Some(layers_mode);
     let erofs = layers_mode == crate::spec::LayersMode::Erofs;

@@ -137,9 +137,9 @@ fn reclaimable(part: u64, total: u64) -> String {
     format!("{} ({}%)", human_size(part), part * 100 / total)
 }
 
-/// `dockling system df`: Docker's four rows. Images: every byte of the store (blobs and
-/// unpacked layers), reclaimable what no container's image needs; containers: their writable
-/// layers; volumes: their `_data`; build cache: the step images no tag or container uses
+/// `dockling system df`: Docker's four rows. Images: every byte of the store (blobs,
+/// unpacked layers, EROFS layers' `layer.erofs`), reclaimable what no container's image
+/// needs; containers: their writable layers; volumes: their `_data`; build cache: the step images no tag or container uses
 /// (the bytes of the layers only they hold) and the `RUN --mount=type=cache` directories.
 fn df(ctx: &Context) -> Result<i32> {
     require_root("system df")?;
@@ -155,14 +155,18 @@ fn df(ctx: &Context) -> Result<i32> {
         .filter(|id| ids.contains(id))
         .collect();
     let (blobs, layers) = store.disk_usage();
-    let size = blobs + layers;
-    // What the images in use need: their layers unpacked and their blobs, each counted once.
+    // Layers kept as EROFS images (`--layers erofs`) take their tar and index on disk.
+    let size = blobs + layers + store.erofs_usage();
+    // What the images in use need: their layers (unpacked, EROFS) and their blobs, each
+    // counted once. Layers apart from blobs: an uncompressed layer's blob has its diff_id's
+    // digest, and both take space.
     let mut needed = std::collections::HashSet::new();
+    let mut layers_needed = std::collections::HashSet::new();
     let mut in_use = 0u64;
     for image in images.iter().filter(|i| active.contains(i.id.as_str())) {
         for (blob, diff_id) in image.layers.iter().zip(&image.diff_ids) {
-            if needed.insert(diff_id.clone()) {
-                in_use += store.layer_size(diff_id).unwrap_or(0);
+            if layers_needed.insert(diff_id.clone()) {
+                in_use += store.layer_disk_bytes(diff_id);
             }
             if needed.insert(blob.clone()) {
                 in_use += store

@@ -137,6 +137,8 @@ pub enum Fix {
     DiscardLayer(String),
     /// Delete a blob no image and no live lease names (checked again under the store lock).
     DiscardBlob(String),
+    /// Unmount and delete a layer's EROFS image (`--layers erofs`) whose kept tar is damaged.
+    DiscardErofs(String),
     /// Remove a lease or lock file if still nobody holds it.
     RemoveUnheld(PathBuf),
     /// Nothing can be proven: leave it, and say why and what the user can do.
@@ -158,6 +160,7 @@ impl Fix {
             Fix::RemoveCgroup(_) => "--repair removes the empty cgroup".into(),
             Fix::DiscardLayer(_) => "--repair moves it to the trash; the next pull or run that needs it unpacks it again".into(),
             Fix::RemoveUnheld(_) | Fix::DiscardBlob(_) => "--repair removes it".into(),
+            Fix::DiscardErofs(_) => "--repair unmounts and removes it; the next pull or run that needs it writes it again from its blob".into(),
             Fix::Keep(why) => format!("--repair keeps it: {why}"),
         }
     }
@@ -544,9 +547,30 @@ pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
             if !diff_ids.insert(diff_id.clone()) {
                 continue;
             }
+            // Kept as an EROFS image (`--layers erofs`): its files are read from the tar in
+            // it, which must still be the layer its diff_id names.
+            let erofs = store.erofs_ready(diff_id);
+            if erofs {
+                let dir = store.erofs_root(diff_id)?.with_file_name("layer.erofs");
+                let damaged = match store.erofs_tar_digest(diff_id) {
+                    Some(Ok(got)) if got != *diff_id => Some(format!("its tar hashes to {got}")),
+                    Some(Err(e)) => Some(format!("read: {e}")),
+                    _ => None,
+                };
+                if let Some(why) = damaged {
+                    findings.push(Finding {
+                        what: format!(
+                            "image {name}: EROFS layer {} is damaged: {why}",
+                            dir.display()
+                        ),
+                        fix: Fix::DiscardErofs(diff_id.clone()),
+                    });
+                }
+            }
             // Unpacked means the marker and the directory (`Store::layer_complete`); one
-            // leased by a live command may be between the two (its unpack in flight).
-            if store.layer_complete(diff_id) || leased.contains(diff_id) {
+            // leased by a live command may be between the two (its unpack in flight). A
+            // layer kept as an EROFS image needs no unpacking.
+            if erofs || store.layer_complete(diff_id) || leased.contains(diff_id) {
                 continue;
             }
             let dir = store.layer_path(diff_id)?;
@@ -742,8 +766,20 @@ pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
         }
     }
 
-    // 8. Mounts under the store: containers mount in their own mount namespace only.
+    // 8. Mounts under the store: containers mount in their own mount namespace only. The
+    // exception: an EROFS layer (`--layers erofs`) mounted on its `root/` from its image,
+    // which stays mounted on the host, shared by the containers of that layer.
+    let erofs_dir = fs::canonicalize(store.erofs_dir()).unwrap_or_else(|_| store.erofs_dir());
+    let erofs_layer = |point: &Path| {
+        point.file_name() == Some("root".as_ref())
+            && point.parent().and_then(Path::parent) == Some(erofs_dir.as_path())
+            && point.with_file_name("layer.erofs").is_file()
+            && crate::layers::erofs::is_mounted(point)
+    };
     for point in crate::files::mount_points_under(&mountinfo, root) {
+        if erofs_layer(&point) {
+            continue;
+        }
         findings.push(Finding {
             what: format!("mount {}: under the store, on the host", point.display()),
             fix: Fix::Keep(format!(
@@ -806,6 +842,9 @@ pub fn repair(root: &Path, findings: &[Finding]) -> Vec<(String, bool)> {
                 Fix::DiscardBlob(digest) => store
                     .discard_unused(std::slice::from_ref(digest), &[])
                     .map(|()| "removed".into()),
+                Fix::DiscardErofs(diff_id) => store
+                    .discard_erofs(diff_id)
+                    .map(|()| "unmounted and removed".into()),
                 Fix::RemoveUnheld(path) => match crate::files::remove_if_unheld(path) {
                     Ok(true) => Ok("removed".into()),
                     Ok(false) => Err(kept("a command holds it now".into())),

@@ -331,18 +331,13 @@ fn add_entry<R: Read>(
         return Ok(());
     }
     let header = entry.header().clone();
-    let field = |what: &str, raw: &[u8], parsed: std::io::Result<u64>| match parsed {
-        Ok(v) => Ok(v),
-        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
-        Err(e) => Err(bad(&format!("bad {what} field: {e}"))),
-    };
-    let old = header.as_old();
-    let mode = field("mode", &old.mode, header.mode().map(u64::from))? as u32 & 0o7777;
-    let uid = field("uid", &old.uid, header.uid())?;
-    let uid = u32::try_from(uid).map_err(|_| bad(&format!("uid {uid} is out of range")))?;
-    let gid = field("gid", &old.gid, header.gid())?;
-    let gid = u32::try_from(gid).map_err(|_| bad(&format!("gid {gid} is out of range")))?;
-    let mtime = field("mtime", &old.mtime, header.mtime())?;
+    // The unpack's reading of the fields, so both backends accept and refuse the same tars.
+    let super::unpack::HeaderMeta {
+        mode,
+        uid,
+        gid,
+        mtime,
+    } = super::unpack::header_meta(&header).map_err(|e| bad(&e))?;
     let meta = Node {
         kind: Kind::Dir(BTreeMap::new()),
         mode,
@@ -499,16 +494,7 @@ fn add_entry<R: Read>(
             let (major, minor) = if kind == EntryType::Fifo {
                 (0, 0)
             } else {
-                let major = header
-                    .device_major()
-                    .map_err(|e| bad(&format!("bad device major field: {e}")))?;
-                let minor = header
-                    .device_minor()
-                    .map_err(|e| bad(&format!("bad device minor field: {e}")))?;
-                match (major, minor) {
-                    (Some(a), Some(b)) => (a, b),
-                    _ => return Err(bad(&"device without major and minor numbers")),
-                }
+                super::unpack::device_numbers(&header).map_err(|e| bad(&e))?
             };
             let ty = match kind {
                 EntryType::Char => libc::S_IFCHR,
@@ -523,13 +509,7 @@ fn add_entry<R: Read>(
             });
             tree.link(parent, &name, s);
         }
-        other => {
-            return Err(bad(&format!(
-                "unsupported entry type {:?} ({:?}): the layer was made by a tar dockling cannot read",
-                other,
-                char::from(other.as_byte())
-            )));
-        }
+        other => return Err(bad(&super::unpack::unsupported(other))),
     }
     Ok(())
 }
@@ -769,35 +749,79 @@ pub fn is_mounted(dir: &Path) -> bool {
 /// image's device nodes and setuid files are inert (the container sees them through its own
 /// overlay mount, which decides). The mounts stay, shared by every container of the layer,
 /// until the layer is removed or the machine restarts (then the next start mounts again).
+///
+/// Each layer is checked and mounted under the store's lock of that layer (`oci/locks/erofs-
+/// <hex>`, which writing the image and removing it take too): two starts at once would
+/// otherwise both find it unmounted and stack two mounts on one mount point, and a removal
+/// could unmount and delete it between the check and the mount.
 pub fn mount_layers(sys: &Sys, lowers: &[PathBuf]) -> Result<usize> {
     let mut mounted = 0;
     let mut seen = std::collections::HashSet::new();
     for root in lowers {
-        if !seen.insert(root) || (!sys.is_dry_run() && is_mounted(root)) {
+        if !seen.insert(root) {
             continue;
         }
-        let image = image_of(root);
-        let fd = sys.open(&image, libc::O_RDONLY | libc::O_CLOEXEC)?;
-        let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-        sys.mount(
-            Some(&source),
-            root,
-            Some("erofs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
-            None,
-        )?;
+        if sys.is_dry_run() {
+            mount_one(sys, root)?;
+            mounted += 1;
+            continue;
+        }
+        if is_mounted(root) {
+            continue;
+        }
+        let _lock = lock_of(root)?;
+        sys.tracer.note(&format!(
+            "{}: checked and mounted under the store's lock of this layer (flock of oci/locks/erofs-<hex>, store plumbing, untraced): starts at once mount it once",
+            root.display()
+        ));
+        // Another start may have mounted it while this one waited.
+        if is_mounted(root) {
+            continue;
+        }
+        mount_one(sys, root)?;
         mounted += 1;
     }
     Ok(mounted)
 }
 
+fn mount_one(sys: &Sys, root: &Path) -> Result<()> {
+    let image = image_of(root);
+    let fd = sys.open(&image, libc::O_RDONLY | libc::O_CLOEXEC)?;
+    let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    sys.mount(
+        Some(&source),
+        root,
+        Some("erofs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        None,
+    )?;
+    Ok(())
+}
+
+/// The store's lock of the layer mounted at `root` (`<store>/layers/erofs/<hex>/root`), as
+/// [`crate::image::store::Store::object_lock`] names it.
+pub fn lock_of(root: &Path) -> Result<crate::files::PathLock> {
+    let dir = root.parent().unwrap_or(root);
+    let hex = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let store = dir.ancestors().nth(3).ok_or_else(|| {
+        Error::Corrupt(format!(
+            "{}: not a layer's mount point in a store",
+            root.display()
+        ))
+    })?;
+    crate::image::store::Store::at(store).object_lock("erofs", &format!("sha256:{hex}"))
+}
+
 /// Whether this kernel mounts an EROFS from a regular file: `erofs` in /proc/filesystems
 /// (built in, or its module loaded) or as a module to load, and Linux ≥ 6.12, where
 /// file-backed mounts came, and the kernel reading an empty layer's image from a file on the
-/// store's file system `root` (fsopen/fsconfig, nothing mounted; a file system whose files
-/// the kernel cannot read pages of, such as tmpfs, is refused). `system check` and `run --layers erofs` ask it; the
-/// run falls back to unpacking on a no.
-pub fn supported(root: &Path) -> std::result::Result<(), String> {
+/// store's file system `root` (fsopen/fsconfig through the seam, nothing mounted; a file
+/// system whose files the kernel cannot read pages of, such as tmpfs, is refused). Asked
+/// every time: `system check` uses it; `run` and `pull` ask [`supported_this_boot`].
+pub fn supported(sys: &Sys, root: &Path) -> std::result::Result<(), String> {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -829,20 +853,84 @@ pub fn supported(root: &Path) -> std::result::Result<(), String> {
         .ancestors()
         .find(|d| d.is_dir())
         .unwrap_or(Path::new("/"));
-    empty_image(dir)
-        .and_then(|f| crate::sys::fs::probe_file_fs("erofs", std::os::fd::AsFd::as_fd(&f)))
-        .map_err(|e| {
-            format!("Linux {release} refused a file-backed EROFS on {}'s file system ({e}): it needs a disk file system (not tmpfs) and CONFIG_EROFS_FS_BACKED_BY_FILE", dir.display())
-        })
+    let refused = |e: &dyn std::fmt::Display| {
+        format!("Linux {release} refused a file-backed EROFS on {}'s file system ({e}): it needs a disk file system (not tmpfs) and CONFIG_EROFS_FS_BACKED_BY_FILE", dir.display())
+    };
+    let image = empty_image(dir).map_err(|e| refused(&e))?;
+    sys.tracer.note(&format!(
+        "--layers erofs: does this kernel mount an EROFS from a file on {}'s file system? An empty layer's image, in an unnamed temporary file there (O_TMPFILE, fd {}), is given to it as a file system context's source; nothing is mounted",
+        dir.display(),
+        image.as_raw_fd()
+    ));
+    sys.probe_file_fs("erofs", std::os::fd::AsFd::as_fd(&image))
+        .map_err(|e| refused(&e.errno))
+}
+
+/// Where a store keeps the kernel's answer of this boot to [`supported`]:
+/// `<root>/layers/erofs-supported`, the boot's id (`/proc/sys/kernel/random/boot_id`, new at
+/// every boot) on its first line, `ok` or `no <why>` on its second.
+pub fn answer_file(root: &Path) -> PathBuf {
+    root.join("layers/erofs-supported")
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// [`supported`], asked once per boot and store: the kernel, its modules' files and the
+/// store's file system do not change without a reboot often enough to pay for the probe
+/// (an O_TMPFILE file, an index written, a superblock read) on every `run` and `pull`. A
+/// cached answer is named in the trace. `keep`: write a new answer down (not in dry runs,
+/// nor before the store exists).
+pub fn supported_this_boot(sys: &Sys, root: &Path, keep: bool) -> std::result::Result<(), String> {
+    let file = answer_file(root);
+    let boot = boot_id();
+    if let (Some(boot), Ok(text)) = (&boot, std::fs::read_to_string(&file)) {
+        let mut lines = text.lines();
+        if lines.next() == Some(boot.as_str()) {
+            match lines.next() {
+                Some("ok") => {
+                    sys.tracer.note(&format!(
+                        "--layers erofs: this kernel mounts an EROFS from a file: asked once this boot ({})",
+                        file.display()
+                    ));
+                    return Ok(());
+                }
+                Some(no) if no.starts_with("no ") => return Err(no[3..].to_string()),
+                _ => {}
+            }
+        }
+    }
+    let answer = supported(sys, root);
+    if let Some(boot) = boot.filter(|_| keep && !sys.is_dry_run()) {
+        if file.parent().is_some_and(Path::is_dir) {
+            let said = match &answer {
+                Ok(()) => "ok".to_string(),
+                Err(why) => format!("no {}", why.replace('\n', " ")),
+            };
+            // Only an optimisation: a store that cannot take it asks again next time.
+            let _ = crate::files::write_atomic(&file, format!("{boot}\n{said}\n").as_bytes());
+        }
+    }
+    answer
 }
 
 /// The layers mode a container gets when `asked`: `erofs` on a kernel that cannot mount
-/// it falls back to unpacking (`overlay`), saying so on stderr.
-pub fn effective(asked: crate::spec::LayersMode, root: &Path) -> crate::spec::LayersMode {
+/// it falls back to unpacking (`overlay`), saying so on stderr. `keep`: as
+/// [`supported_this_boot`]'s.
+pub fn effective(
+    sys: &Sys,
+    asked: crate::spec::LayersMode,
+    root: &Path,
+    keep: bool,
+) -> crate::spec::LayersMode {
     if asked != crate::spec::LayersMode::Erofs {
         return asked;
     }
-    match supported(root) {
+    match supported_this_boot(sys, root, keep) {
         Ok(()) => asked,
         Err(why) => {
             eprintln!("dockling: note: --layers erofs: {why}: unpacking the layers instead (--layers overlay)");

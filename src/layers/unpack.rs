@@ -337,6 +337,62 @@ fn parent_of<'c>(
     Ok(cache.dirs.get(&key).expect("just filled"))
 }
 
+/// What an entry's header says of its mode bits (`& 0o7777`), owner and time.
+pub(crate) struct HeaderMeta {
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) mtime: u64,
+}
+
+/// Read an entry's mode, uid, gid and mtime fields, as unpacking and the EROFS writer both
+/// take them. Every field must parse: a corrupt one is a corrupt layer, never a default. An
+/// empty field (all NULs or spaces) is 0, as Go's archive/tar (Docker's reader) reads it.
+/// The error says which field and why.
+pub(crate) fn header_meta(header: &tar::Header) -> std::result::Result<HeaderMeta, String> {
+    let field = |what: &str, raw: &[u8], parsed: std::io::Result<u64>| match parsed {
+        Ok(v) => Ok(v),
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        Err(e) => Err(format!("bad {what} field: {e}")),
+    };
+    let old = header.as_old();
+    let mode = field("mode", &old.mode, header.mode().map(u64::from))? as u32 & 0o7777;
+    let uid = field("uid", &old.uid, header.uid())?;
+    let uid = u32::try_from(uid).map_err(|_| format!("uid {uid} is out of range"))?;
+    let gid = field("gid", &old.gid, header.gid())?;
+    let gid = u32::try_from(gid).map_err(|_| format!("gid {gid} is out of range"))?;
+    let mtime = field("mtime", &old.mtime, header.mtime())?;
+    Ok(HeaderMeta {
+        mode,
+        uid,
+        gid,
+        mtime,
+    })
+}
+
+/// Why an entry of type `kind` (none a layer may hold) is refused.
+pub(crate) fn unsupported(kind: EntryType) -> String {
+    format!(
+        "unsupported entry type {:?} ({:?}): the layer was made by a tar dockling cannot read",
+        kind,
+        char::from(kind.as_byte())
+    )
+}
+
+/// A device entry's major and minor numbers; both must be there and parse.
+pub(crate) fn device_numbers(header: &tar::Header) -> std::result::Result<(u32, u32), String> {
+    let major = header
+        .device_major()
+        .map_err(|e| format!("bad device major field: {e}"))?;
+    let minor = header
+        .device_minor()
+        .map_err(|e| format!("bad device minor field: {e}"))?;
+    match (major, minor) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err("device without major and minor numbers".into()),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn unpack_entry<R: Read>(
     ctx: &Ctx<'_>,
@@ -362,32 +418,15 @@ fn unpack_entry<R: Read>(
     };
     let bad = |what: &dyn std::fmt::Display| ctx.bad(raw, what);
     let header = entry.header();
-    // Every field must parse: a corrupt one is a corrupt layer, never a default.
-    // An empty field (all NULs or spaces) is 0, as Go's archive/tar (Docker's reader) reads it.
-    let field = |what: &str, raw: &[u8], parsed: std::io::Result<u64>| match parsed {
-        Ok(v) => Ok(v),
-        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
-        Err(e) => Err(bad(&format!("bad {what} field: {e}"))),
-    };
-    let old = header.as_old();
-    let mode = field("mode", &old.mode, header.mode().map(u64::from))? as u32 & 0o7777;
-    let uid = field("uid", &old.uid, header.uid())?;
-    let uid = u32::try_from(uid).map_err(|_| bad(&format!("uid {uid} is out of range")))?;
-    let gid = field("gid", &old.gid, header.gid())?;
-    let gid = u32::try_from(gid).map_err(|_| bad(&format!("gid {gid} is out of range")))?;
-    let mtime = field("mtime", &old.mtime, header.mtime())?;
+    let HeaderMeta {
+        mode,
+        uid,
+        gid,
+        mtime,
+    } = header_meta(header).map_err(|e| bad(&e))?;
     let mtime = i64::try_from(mtime).map_err(|_| bad(&format!("mtime {mtime} is out of range")))?;
     let devnums = if matches!(kind, EntryType::Char | EntryType::Block) {
-        let major = header
-            .device_major()
-            .map_err(|e| bad(&format!("bad device major field: {e}")))?;
-        let minor = header
-            .device_minor()
-            .map_err(|e| bad(&format!("bad device minor field: {e}")))?;
-        match (major, minor) {
-            (Some(a), Some(b)) => (a, b),
-            _ => return Err(bad(&"device without major and minor numbers")),
-        }
+        device_numbers(header).map_err(|e| bad(&e))?
     } else {
         (0, 0)
     };
@@ -591,11 +630,7 @@ fn unpack_entry<R: Read>(
         other => {
             // What Docker refuses too ("unhandled tar header type"): silently dropping it would
             // make the container differ from the image.
-            return Err(bad(&format!(
-                "unsupported entry type {:?} ({:?}): the layer was made by a tar dockling cannot read",
-                other,
-                char::from(other.as_byte())
-            )));
+            return Err(bad(&unsupported(other)));
         }
     }
     Ok(())

@@ -1146,12 +1146,22 @@ fn pull_from(
 }
 
 /// True when every blob `manifest` names is in the store with its descriptor's size, and its
-/// digest too when the blob is about to be read whole anyway (a layer not unpacked, whose
-/// `diff_id` is in `diff_ids`, in order) or small (a layer up to MAX_CONFIG). The config is
+/// digest too when the blob is about to be read whole anyway (a layer not made, unpacked or
+/// as an EROFS image as the store makes them, whose `diff_id` is in `diff_ids`, in order) or small (a layer up to MAX_CONFIG). The config is
 /// checked by size alone: the image it belongs to was just loaded, which read it and checked
 /// its digest.
 fn blobs_intact(store: &Store, manifest: &ImageManifest, diff_ids: &[String]) -> bool {
-    let unpacked = |i: usize| diff_ids.get(i).is_some_and(|d| store.layer_complete(d));
+    // Made the way this store makes layers: unpacked, or with `--layers erofs` kept as an
+    // EROFS image (whose blob is no more read than an unpacked layer's).
+    let unpacked = |i: usize| {
+        diff_ids.get(i).is_some_and(|d| {
+            if store.erofs_mode() {
+                store.erofs_ready(d)
+            } else {
+                store.layer_complete(d)
+            }
+        })
+    };
     let config = (manifest.config(), false);
     let layers = manifest
         .layers()
@@ -1224,6 +1234,38 @@ mod tests {
             "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 10, "digest": D1},
             "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 20, "digest": D2}],
         })
+    }
+
+    /// Regression (review of issue 14): with `--layers erofs` a layer kept as an EROFS image
+    /// was not "made" for a warm pull, so its large blob was hashed on every pull although
+    /// nothing reads it again (an unpacked layer's is checked by size alone).
+    #[test]
+    fn a_layer_kept_as_an_erofs_image_is_trusted_by_size_as_an_unpacked_one() {
+        const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap().with_erofs(true);
+        let big = MAX_CONFIG + 1;
+        let mut m = docker_manifest();
+        m["layers"][0]["size"] = big.into();
+        let m: ImageManifest = serde_json::from_value(m).unwrap();
+        std::fs::write(store.blob_path(D1).unwrap(), [0u8; 10]).unwrap();
+        // The right size, the wrong content: only hashing can tell.
+        std::fs::File::create(store.blob_path(D2).unwrap())
+            .unwrap()
+            .set_len(big)
+            .unwrap();
+        assert!(
+            !blobs_intact(&store, &m, &[D3.into()]),
+            "a layer to be made: its blob is hashed"
+        );
+        let root = store.erofs_root(D3).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.with_file_name("layer.erofs"), b"").unwrap();
+        assert!(store.erofs_ready(D3));
+        assert!(
+            blobs_intact(&store, &m, &[D3.into()]),
+            "a layer kept as an EROFS image: its blob checked by size"
+        );
     }
 
     #[test]

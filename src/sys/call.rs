@@ -279,6 +279,15 @@ pub enum Call {
     /// `getsockname(fd, addr, [16])`: the address the socket is bound to, to read back the port
     /// the kernel chose for a bind to port 0 (`-P`, `-p 80`).
     Getsockname { fd: i32 },
+    /// `fsopen(fstype, FSOPEN_CLOEXEC)`: a file system context of that type (the new mount
+    /// API), configured by `fsconfig` and never mounted: `--layers erofs`'s probe.
+    Fsopen { fstype: String },
+    /// `fsconfig(fd, FSCONFIG_SET_STRING, "source", source, 0)`: the context's source, here a
+    /// file named by its descriptor (`/proc/self/fd/N`).
+    FsconfigSource { fd: i32, source: PathBuf },
+    /// `fsconfig(fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0)`: the kernel makes the superblock,
+    /// reading the source; nothing is mounted (no fsmount follows).
+    FsconfigCreate { fd: i32 },
 }
 
 /// The transport protocol of a published port.
@@ -534,6 +543,8 @@ impl Call {
             Call::BindInet { .. } => "bind",
             Call::Listen { .. } => "listen",
             Call::Getsockname { .. } => "getsockname",
+            Call::Fsopen { .. } => "fsopen",
+            Call::FsconfigSource { .. } | Call::FsconfigCreate { .. } => "fsconfig",
         }
     }
 
@@ -724,6 +735,9 @@ impl Call {
             Call::Listen { backlog: 1, .. } => "listen.reserve",
             Call::Listen { .. } => "listen.port",
             Call::Getsockname { .. } => "getsockname.port",
+            Call::Fsopen { .. } => "fsopen.probe",
+            Call::FsconfigSource { .. } => "fsconfig.source",
+            Call::FsconfigCreate { .. } => "fsconfig.create",
             other => other.name(),
         }
     }
@@ -1191,6 +1205,19 @@ impl Call {
                 };
                 let _ = write!(s, "{fd}, {addr}, [16]");
             }
+            Call::Fsopen { fstype } => {
+                let _ = write!(s, "{}, FSOPEN_CLOEXEC", quote(fstype));
+            }
+            Call::FsconfigSource { fd, source } => {
+                let _ = write!(
+                    s,
+                    "{fd}, FSCONFIG_SET_STRING, \"source\", {}, 0",
+                    path_arg(source)
+                );
+            }
+            Call::FsconfigCreate { fd } => {
+                let _ = write!(s, "{fd}, FSCONFIG_CMD_CREATE, NULL, NULL, 0");
+            }
         }
         s
     }
@@ -1263,6 +1290,9 @@ impl Call {
             Call::Listen { addr, .. } => format!("tcp {addr}"),
             Call::SetReuseAddr { fd } | Call::Getsockname { fd } => format!("fd {fd}"),
             Call::SocketPort { transport } => format!("AF_INET {transport}"),
+            Call::Fsopen { fstype } => format!("{fstype} context"),
+            Call::FsconfigSource { source, .. } => source.display().to_string(),
+            Call::FsconfigCreate { fd } => format!("fs context fd {fd}"),
             Call::Capset { .. }
             | Call::Setsid
             | Call::Seccomp { .. }
@@ -1351,7 +1381,10 @@ impl Call {
                 | Call::SetReuseAddr { .. }
                 | Call::BindInet { .. }
                 | Call::Listen { .. }
-                | Call::Getsockname { .. } => {}
+                | Call::Getsockname { .. }
+                | Call::Fsopen { .. }
+                | Call::FsconfigSource { .. }
+                | Call::FsconfigCreate { .. } => {}
             }
         }
         let p = PathBuf::from;
@@ -1793,6 +1826,14 @@ impl Call {
                 addr,
             },
             Call::Getsockname { fd: 3 },
+            Call::Fsopen {
+                fstype: "erofs".into(),
+            },
+            Call::FsconfigSource {
+                fd: 3,
+                source: p("/proc/self/fd/4"),
+            },
+            Call::FsconfigCreate { fd: 3 },
         ]);
         v
     }

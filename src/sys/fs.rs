@@ -697,59 +697,6 @@ pub fn xattrs_of(fd: BorrowedFd<'_>) -> io::Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
-/// Whether the kernel makes a file system of type `fstype` from the file `image` (an open
-/// descriptor, named to the kernel as `/proc/self/fd/N`): fsopen(2), fsconfig(2) `source`,
-/// then `FSCONFIG_CMD_CREATE`, which reads the superblock. No fsmount(2): the superblock is
-/// dropped with the context's descriptor and nothing is mounted anywhere (`system check`
-/// changes nothing).
-pub fn probe_file_fs(fstype: &str, image: BorrowedFd<'_>) -> io::Result<()> {
-    let fstype = CString::new(fstype).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let source =
-        CString::new(format!("/proc/self/fd/{}", image.as_raw_fd())).expect("no NUL in a number");
-    // SAFETY: fsopen with a valid C string; the descriptor it returns is owned below.
-    let fc = unsafe {
-        libc::syscall(
-            libc::SYS_fsopen,
-            fstype.as_ptr(),
-            1, /* FSOPEN_CLOEXEC */
-        )
-    };
-    if fc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor fsopen just returned, owned by nobody else.
-    let fc = unsafe { OwnedFd::from_raw_fd(fc as RawFd) };
-    // SAFETY: fsconfig on our context with valid C strings (FSCONFIG_SET_STRING = 1).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fc.as_raw_fd(),
-            1,
-            c"source".as_ptr(),
-            source.as_ptr(),
-            0,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: FSCONFIG_CMD_CREATE (6) takes no key or value.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fc.as_raw_fd(),
-            6,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -591,6 +591,46 @@ impl Backend for Linux {
                 nix::sys::memfd::memfd_create(&cstr(name)?, M::MFD_CLOEXEC | M::MFD_ALLOW_SEALING)
                     .map(|fd| Ret::Fd(fd.into_raw_fd()))
             }
+            Call::Fsopen { fstype } => {
+                // SAFETY: fsopen with a valid C string; the caller owns the descriptor it
+                // returns. Not nix: 0.29 has no wrapper for the new mount API.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_fsopen,
+                        cstr(fstype)?.as_ptr(),
+                        1 as libc::c_uint, /* FSOPEN_CLOEXEC */
+                    )
+                };
+                check(rc).map(|_| Ret::Fd(rc as i32))
+            }
+            Call::FsconfigSource { fd, source } => {
+                let source = cpath(source)?;
+                // SAFETY: fsconfig on the caller's context with valid C strings
+                // (FSCONFIG_SET_STRING = 1).
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_fsconfig,
+                        *fd,
+                        1 as libc::c_uint,
+                        c"source".as_ptr(),
+                        source.as_ptr(),
+                        0 as libc::c_int,
+                    )
+                })
+            }
+            Call::FsconfigCreate { fd } => {
+                // SAFETY: FSCONFIG_CMD_CREATE (6) takes no key, value or aux.
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_fsconfig,
+                        *fd,
+                        6 as libc::c_uint,
+                        std::ptr::null::<libc::c_char>(),
+                        std::ptr::null::<libc::c_void>(),
+                        0 as libc::c_int,
+                    )
+                })
+            }
             Call::AddSeals { fd } => {
                 use nix::fcntl::SealFlag as S;
                 let seals = S::F_SEAL_SEAL | S::F_SEAL_SHRINK | S::F_SEAL_GROW | S::F_SEAL_WRITE;

@@ -397,6 +397,32 @@ impl Sys {
         }
     }
 
+    /// Whether the kernel makes a file system of type `fstype` from the file `image` (an open
+    /// descriptor, named to the kernel as `/proc/self/fd/N`): `fsopen(2)`, `fsconfig(2)`
+    /// `source`, then `FSCONFIG_CMD_CREATE`, which reads the superblock, and `close` of the
+    /// context. No fsmount(2): the superblock is dropped with the context and nothing is
+    /// mounted anywhere (`system check` changes nothing).
+    pub fn probe_file_fs(&self, fstype: &str, image: BorrowedFd<'_>) -> Result<(), SysError> {
+        let fc = match self.perform(Call::Fsopen {
+            fstype: fstype.to_string(),
+        })? {
+            Ret::Fd(fd) => fd,
+            other => other.value() as i32,
+        };
+        let result = self
+            .run(Call::FsconfigSource {
+                fd: fc,
+                source: format!("/proc/self/fd/{}", image.as_raw_fd()).into(),
+            })
+            .and_then(|()| self.run(Call::FsconfigCreate { fd: fc }));
+        // Closed whatever the kernel answered: the context is ours alone.
+        let closed = self.run(Call::Close {
+            fd: fc,
+            object: format!("{fstype} context"),
+        });
+        result.and(closed)
+    }
+
     /// `wait4(2)` for `pid`: the raw wait status.
     pub fn wait4(&self, pid: i32) -> Result<i32, SysError> {
         match self.perform(Call::Wait4 { pid })? {

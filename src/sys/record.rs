@@ -89,7 +89,8 @@ impl Backend for Recorder {
             | Call::BpfProgLoad { .. }
             | Call::BindUnix { .. }
             | Call::PidfdOpen { .. }
-            | Call::PidfdOpenEngine { .. } => Ret::Fd(100),
+            | Call::PidfdOpenEngine { .. }
+            | Call::Fsopen { .. } => Ret::Fd(100),
             Call::Dup2 { new, .. } => Ret::Fd(*new),
             Call::NetlinkSocket { .. } | Call::SocketPort { .. } => Ret::Fd(100),
             // A port the kernel could have chosen (the first of Linux's ephemeral range): the

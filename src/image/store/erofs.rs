@@ -6,7 +6,7 @@
 //! checked against the diff_id the image config promises before the index is written.
 
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -15,7 +15,6 @@ use sha2::{Digest as _, Sha256};
 use super::{hex_of, Capped, Store};
 use crate::error::{Error, Result};
 use crate::files::{sync_dir, temp_name};
-use crate::image::ImageError;
 use crate::layers::erofs::TAR_OFFSET;
 
 impl Store {
@@ -70,7 +69,7 @@ impl Store {
         let result = self.write_erofs(blob, diff_id, &tmp).and_then(|()| {
             if fs::symlink_metadata(&dir).is_ok() {
                 // A directory without its image: what a killed removal left.
-                fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
+                remove_layer_dir(&dir)?;
             }
             fs::rename(&tmp, &dir).map_err(Error::io("rename", &dir))?;
             sync_dir(&parent)
@@ -85,16 +84,93 @@ impl Store {
     /// Docker's size of layer `diff_id` kept as an EROFS image (`layers/erofs/<hex>/size`,
     /// written with it), so that listing an image never reads its blobs again.
     pub fn erofs_layer_size(&self, diff_id: &str) -> Option<u64> {
+        self.erofs_size_field(diff_id, "content-size")
+    }
+
+    /// A field of layer `diff_id`'s `size` file: `content-size N` (Docker's size) and
+    /// `tar-size M` (the length of the tar kept at byte 4096 of `layer.erofs`); an image
+    /// written before the file said both holds the content size alone.
+    fn erofs_size_field(&self, diff_id: &str, field: &str) -> Option<u64> {
         let root = self.erofs_root(diff_id).ok()?;
-        fs::read_to_string(root.with_file_name("size"))
-            .ok()?
-            .trim()
-            .parse()
+        let text = fs::read_to_string(root.with_file_name("size")).ok()?;
+        let value = match text.lines().find_map(|l| l.strip_prefix(field)) {
+            Some(v) => v,
+            None if field == "content-size" && !text.contains(' ') => &text,
+            None => return None,
+        };
+        value.trim().parse().ok()
+    }
+
+    /// `sha256:<hex>` of the tar kept in layer `diff_id`'s `layer.erofs` (`system fsck`
+    /// holds it against the diff_id: the mounted files are read from it), read through the
+    /// descriptor of the image; `None` when the tar's length was not written down (an image
+    /// of an older dockling), which leaves nothing to check.
+    pub fn erofs_tar_digest(&self, diff_id: &str) -> Option<std::io::Result<String>> {
+        let len = self.erofs_size_field(diff_id, "tar-size")?;
+        let root = self.erofs_root(diff_id).ok()?;
+        let image = crate::layers::erofs::image_of(&root);
+        Some((|| {
+            let mut f = File::open(&image)?;
+            f.seek(SeekFrom::Start(TAR_OFFSET))?;
+            let mut hash = Sha256::new();
+            let copied = std::io::copy(&mut f.take(len), &mut HashWriter(&mut hash))?;
+            if copied != len {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{} holds {copied} of its tar's {len} bytes",
+                        image.display()
+                    ),
+                ));
+            }
+            Ok(format!("sha256:{:x}", hash.finalize()))
+        })())
+    }
+
+    /// Unmount and remove layer `diff_id`'s EROFS image under its lock (`system fsck
+    /// --repair` of a damaged one: the next run or pull writes it again from its blob).
+    pub fn discard_erofs(&self, diff_id: &str) -> Result<()> {
+        let dir = self
+            .erofs_root(diff_id)?
+            .parent()
+            .expect("root is in its layer's directory")
+            .to_path_buf();
+        let _lock = self.object_lock("erofs", diff_id)?;
+        unmount_layer(&dir.join("root"))?;
+        remove_layer_dir(&dir)
+    }
+
+    /// Bytes the store's EROFS layers take on disk: each `layer.erofs`, the layer's kept tar
+    /// and its index (`system df`).
+    pub fn erofs_usage(&self) -> u64 {
+        fs::read_dir(self.erofs_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::metadata(e.path().join("layer.erofs")).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Bytes layer `diff_id` takes in the store, as `system df` counts them: its unpacked
+    /// size (the marker's) if it is unpacked, and its `layer.erofs` if it is kept as one; a
+    /// layer used both ways has both.
+    pub fn layer_disk_bytes(&self, diff_id: &str) -> u64 {
+        let unpacked = if self.layer_marker(diff_id).is_ok_and(|m| m.is_file()) {
+            self.layer_size(diff_id).unwrap_or(0)
+        } else {
+            0
+        };
+        let erofs = self
+            .erofs_root(diff_id)
             .ok()
+            .and_then(|r| fs::metadata(crate::layers::erofs::image_of(&r)).ok())
+            .map_or(0, |m| m.len());
+        unpacked + erofs
     }
 
     fn write_erofs(&self, blob: &str, diff_id: &str, tmp: &std::path::Path) -> Result<()> {
-        let hex = hex_of(diff_id)?;
+        hex_of(diff_id)?;
         fs::create_dir_all(tmp.join("root")).map_err(Error::io("create", tmp))?;
         let image = tmp.join("layer.erofs");
         let mut out = File::options()
@@ -104,25 +180,7 @@ impl Store {
             .open(&image)
             .map_err(Error::io("create", &image))?;
         let path = self.blob_path(blob)?;
-        let f = File::open(&path).map_err(Error::io("open", &path))?;
-        let mut head = [0u8; 4];
-        let n = File::open(&path)
-            .and_then(|mut g| g.read(&mut head))
-            .unwrap_or(0);
-        let reader: Box<dyn Read> = if n >= 2 && head[..2] == [0x1f, 0x8b] {
-            Box::new(flate2::read::GzDecoder::new(BufReader::new(f)))
-        } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
-            Box::new(
-                ruzstd::decoding::StreamingDecoder::new(BufReader::new(f)).map_err(|e| {
-                    ImageError::BadZstd {
-                        blob: blob.to_string(),
-                        why: e.to_string(),
-                    }
-                })?,
-            )
-        } else {
-            Box::new(BufReader::new(f))
-        };
+        let reader = self.layer_stream(blob)?;
         let mut capped = Capped {
             inner: reader,
             left: self.limits.max_size,
@@ -150,20 +208,14 @@ impl Store {
         }
         w.flush().map_err(Error::io("write", &image))?;
         drop(w);
-        let got = format!("{:x}", hash.finalize());
-        if got != hex {
-            return Err(ImageError::DiffIdMismatch {
-                blob: blob.to_string(),
-                got,
-                diff_id: diff_id.to_string(),
-            }
-            .into());
-        }
+        super::unpack::check_diff_id(blob, diff_id, format!("{:x}", hash.finalize()))?;
+        // Debug builds' fault point: the tar is in, the index not yet.
+        crate::fault::check("store.erofs.before_index")?;
         let stats = crate::layers::erofs::build(&out, tar_len, blob, self.limits.max_entries)?;
         out.sync_all().map_err(Error::io("sync", &image))?;
         crate::files::write_atomic(
             &tmp.join("size"),
-            format!("{}\n", stats.content_size).as_bytes(),
+            format!("content-size {}\ntar-size {tar_len}\n", stats.content_size).as_bytes(),
         )?;
         Ok(())
     }
@@ -171,10 +223,12 @@ impl Store {
 
 impl Store {
     /// Remove the EROFS layers whose diff_id is not in `keep` (and what killed writers left):
-    /// each unmounted first (lazily, `MNT_DETACH`: a reader that still has it open keeps it
-    /// until it closes), then its directory. Their sizes add to `bytes`.
+    /// each under its lock (as [`crate::layers::erofs::mount_layers`] mounts it), unmounted
+    /// first (lazily, `MNT_DETACH`: a reader that still has it open keeps it until it
+    /// closes), then its directory. Their sizes add to `bytes`. A layer that stays mounted
+    /// (umount2 refused) is left whole, said on stderr: removing its directory would walk
+    /// into the mounted layer.
     pub(super) fn collect_erofs(&self, keep: &std::collections::HashSet<String>, bytes: &mut u64) {
-        let sys = crate::sys::Sys::quiet();
         for e in fs::read_dir(self.erofs_dir())
             .into_iter()
             .flatten()
@@ -182,23 +236,74 @@ impl Store {
         {
             let name = e.file_name().to_string_lossy().into_owned();
             let digest = format!("sha256:{name}");
-            let unused = hex_of(&digest).is_ok() && !keep.contains(&digest);
+            let layer = hex_of(&digest).is_ok();
+            let unused = layer && !keep.contains(&digest);
             if !unused && !crate::files::leftover(&name) {
                 continue;
             }
-            let root = e.path().join("root");
-            while crate::layers::erofs::is_mounted(&root) {
-                if sys
-                    .umount2(&root, nix::mount::MntFlags::MNT_DETACH)
-                    .is_err()
-                {
-                    break;
+            let _lock = if layer {
+                match self.object_lock("erofs", &digest) {
+                    Ok(l) => Some(l),
+                    Err(err) => {
+                        eprintln!("dockling: warning: layer {digest} kept: {err}");
+                        continue;
+                    }
                 }
-            }
-            *bytes += fs::metadata(e.path().join("layer.erofs"))
+            } else {
+                None
+            };
+            let refused = unmount_layer(&e.path().join("root")).err();
+            let size = fs::metadata(e.path().join("layer.erofs"))
                 .map(|m| m.len())
                 .unwrap_or(0);
-            let _ = fs::remove_dir_all(e.path());
+            if let Err(err) = remove_layer_dir(&e.path()) {
+                let why = refused.map(|r| format!(" ({r})")).unwrap_or_default();
+                eprintln!("dockling: warning: {err}{why}");
+                continue;
+            }
+            // Counted once gone: a layer left in place still takes its space.
+            *bytes += size;
         }
+    }
+}
+
+/// Unmount every EROFS mounted on a layer's `root` (lazily, `MNT_DETACH`: a reader that still
+/// has it open keeps it until it closes); the first refusal stops it.
+fn unmount_layer(root: &std::path::Path) -> Result<()> {
+    let sys = crate::sys::Sys::quiet();
+    while crate::layers::erofs::is_mounted(root) {
+        sys.umount2(root, nix::mount::MntFlags::MNT_DETACH)?;
+    }
+    Ok(())
+}
+
+/// Feeds what is written to it to a hash.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Remove a layer's directory unless a file system is still mounted at or under it (its
+/// `root/`, in this mount namespace): `remove_dir_all` would walk into the mounted layer by
+/// path.
+fn remove_layer_dir(dir: &std::path::Path) -> Result<()> {
+    let mounted = crate::files::mounts_under(dir);
+    if let Some(m) = mounted.first() {
+        return Err(Error::Corrupt(format!(
+            "{} is still mounted, so its layer directory is left as it is: unmount it (umount {}) and run `dockling image prune` again",
+            m.display(),
+            m.display()
+        )));
+    }
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir)(e)),
+        _ => Ok(()),
     }
 }

@@ -78,6 +78,8 @@ impl Store {
             self.oci.join("blobs/sha256"),
             self.layers.clone(),
             self.unpacked_dir(),
+            // A killed `--layers erofs` writer's temporary directory (never mounted).
+            self.erofs_dir(),
         ] {
             for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();

@@ -175,9 +175,16 @@ impl Store {
             .flatten()
             .flatten()
             .filter_map(|e| {
-                fs::read_to_string(e.path())
-                    .ok()
-                    .and_then(|t| t.trim().parse::<u64>().ok())
+                // `content-size N` (and `tar-size M`) since markers say both; a bare number
+                // in older ones.
+                fs::read_to_string(e.path()).ok().and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("content-size "))
+                        .unwrap_or(&t)
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
             })
             .sum();
         (blobs, layers)

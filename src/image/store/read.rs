@@ -15,8 +15,9 @@ use crate::image::ImageError;
 use crate::layers::view::{read_layer, Entry};
 
 impl Store {
-    /// The uncompressed tar of layer blob `blob` (plain, gzip or zstd), as a stream.
-    fn layer_stream(&self, blob: &str) -> Result<Box<dyn Read>> {
+    /// The uncompressed tar of layer blob `blob` (plain, gzip or zstd), as a stream (the
+    /// layer view's, and the EROFS writer's).
+    pub(super) fn layer_stream(&self, blob: &str) -> Result<Box<dyn Read>> {
         let path = self.blob_path(blob)?;
         let mut f = File::open(&path).map_err(Error::io("open", &path))?;
         let mut head = [0u8; 4];

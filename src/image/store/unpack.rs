@@ -145,7 +145,7 @@ impl Store {
         blob: &str,
         diff_id: &str,
     ) -> Result<StagedLayer> {
-        let hex = hex_of(diff_id)?;
+        hex_of(diff_id)?;
         let tmp = self.layers.join(temp_name());
         fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
         let mut staged = StagedLayer {
@@ -201,15 +201,7 @@ impl Store {
                         Error::io("read", &source)(e)
                     });
                 }
-                let got = format!("{:x}", reader.hash.finalize_reset());
-                if got != hex {
-                    return Err(ImageError::DiffIdMismatch {
-                        blob: blob.to_string(),
-                        got,
-                        diff_id: diff_id.to_string(),
-                    }
-                    .into());
-                }
+                check_diff_id(blob, diff_id, format!("{:x}", reader.hash.finalize_reset()))?;
                 Ok(stats)
             },
         );
@@ -322,6 +314,20 @@ impl Store {
             .map(|(b, d)| self.ensure_unpacked(b, d))
             .collect()
     }
+}
+
+/// The uncompressed layer of `blob` hashed to `got` (hex): it must be the `diff_id` the image
+/// config promises, or nothing of it is kept.
+pub(super) fn check_diff_id(blob: &str, diff_id: &str, got: String) -> Result<()> {
+    if got == hex_of(diff_id)? {
+        return Ok(());
+    }
+    Err(ImageError::DiffIdMismatch {
+        blob: blob.to_string(),
+        got,
+        diff_id: diff_id.to_string(),
+    }
+    .into())
 }
 
 #[cfg(test)]
