@@ -66,10 +66,18 @@ fn run(cli: &RuntimeCli) -> Result<()> {
             )));
         }
     }
-    if cli.rootless.as_deref() == Some("true") {
-        return Err(Error::Usage(
-            "dockling-runc runs containers as root only: rootless mode is not supported".into(),
-        ));
+    match cli.rootless.as_deref() {
+        None | Some("false") | Some("auto") => {}
+        Some("true") => {
+            return Err(Error::Usage(
+                "dockling-runc runs containers as root only: rootless mode is not supported".into(),
+            ))
+        }
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "--rootless {other:?}: use true, false or auto"
+            )))
+        }
     }
     match &cli.command {
         None => Err(Error::Usage(

@@ -488,7 +488,7 @@ pub fn from_config(
     }
     read_sysctl(&linux, &namespaces, &mut parts)?;
     for (i, m) in doc.mounts.iter().enumerate() {
-        parts.mounts.push(mount(i, m)?);
+        parts.mounts.push(mount(i, m, warn)?);
     }
     parts.devices = read_devices(&linux)?;
     read_paths(&linux, &mut parts)?;
@@ -581,7 +581,11 @@ fn check_process(process: &Process, linux: &Linux) -> Result<(), SpecError> {
     {
         return Err(bad(
             "process.apparmorProfile",
-            "AppArmor is not enabled on this host (no /sys/kernel/security/apparmor): remove the profile",
+            if Path::new("/sys/kernel/security/apparmor").exists() {
+                "AppArmor profiles are not supported by dockling-runc yet: remove the profile (podman: --security-opt apparmor=unconfined)"
+            } else {
+                "AppArmor is not enabled on this host (no /sys/kernel/security/apparmor): remove the profile"
+            },
         ));
     }
     if process
@@ -775,39 +779,60 @@ fn read_namespaces(linux: &Linux, parts: &mut OciParts) -> Result<Namespaces, Sp
     })
 }
 
-/// `linux.sysctl`: each only where its namespace is the container's own (runc's rule).
+/// `linux.sysctl`: each only where its namespace is the container's own (runc's rule): an
+/// IPC or UTS sysctl needs a namespace made for the container, a network one a namespace that
+/// is not the host's (made, or joined by path when that is not the host's own).
 fn read_sysctl(linux: &Linux, ns: &Namespaces, parts: &mut OciParts) -> Result<(), SpecError> {
-    let has = |k: &str| match k {
-        "ipc" => ns.ipc,
-        "network" => ns.net,
-        _ => ns.uts,
-    };
+    let joined = |flag: CloneFlags| parts.joins.iter().find(|(f, _)| *f == flag).map(|(_, p)| p);
     for (key, value) in &linux.sysctl {
-        let needs = if IPC_SYSCTLS.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
-            "ipc"
+        if key.is_empty() || key.contains('/') || key.split('.').any(|c| c.is_empty() || c == "..")
+        {
+            return Err(bad("linux.sysctl", format!("{key:?} is not a sysctl name")));
+        }
+        let (needs, own) = if IPC_SYSCTLS.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+            ("ipc", ns.ipc && joined(CloneFlags::CLONE_NEWIPC).is_none())
         } else if key.starts_with("net.") {
-            "network"
-        } else if key == "kernel.hostname" || key == "kernel.domainname" {
-            "uts"
+            let own = match joined(CloneFlags::CLONE_NEWNET) {
+                None => ns.net,
+                Some(path) => {
+                    !same_namespace(path, Path::new("/proc/self/ns/net")).map_err(|e| {
+                        bad(
+                            "linux.namespaces",
+                            format!("network: {}: {e}", path.display()),
+                        )
+                    })?
+                }
+            };
+            ("network", own)
+        } else if key == "kernel.hostname" {
+            return Err(bad(
+                "linux.sysctl",
+                "kernel.hostname: give the hostname field instead",
+            ));
+        } else if key == "kernel.domainname" {
+            ("uts", ns.uts && joined(CloneFlags::CLONE_NEWUTS).is_none())
         } else {
             return Err(bad(
                 "linux.sysctl",
                 format!("{key} is not in a namespace of the container's: it would change the host"),
             ));
         };
-        if !has(needs) {
+        if !own {
             return Err(bad(
                 "linux.sysctl",
-                format!("{key} needs a {needs} namespace of the container's own: add {{\"type\": \"{needs}\"}}"),
+                format!("{key} needs a {needs} namespace of the container's own, not the host's: add {{\"type\": \"{needs}\"}} without a path"),
             ));
-        }
-        if key.contains('/') || key.contains("..") {
-            return Err(bad("linux.sysctl", format!("{key:?} is not a sysctl name")));
         }
         parts.sysctl.insert(key.clone(), value.clone());
     }
-
     Ok(())
+}
+
+/// Whether two namespace files name the same namespace (same device and inode).
+fn same_namespace(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
+    Ok((a.dev(), a.ino()) == (b.dev(), b.ino()))
 }
 
 /// `linux.devices`.
@@ -1012,17 +1037,24 @@ const ATTR_NOATIME: u64 = 0x10;
 const ATTR_STRICTATIME: u64 = 0x20;
 const ATTR_ATIME_MASK: u64 = 0x70;
 const ATTR_NODIRATIME: u64 = 0x80;
+const ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
 /// One `mounts[i]`: its options read into flags (runc's table; unknown words are the file
 /// system's data).
-fn mount(i: usize, m: &Mount) -> Result<OciMount, SpecError> {
+fn mount(i: usize, m: &Mount, warn: &mut dyn FnMut(String)) -> Result<OciMount, SpecError> {
     let field = format!("mounts[{i}]");
-    if !m.destination.starts_with('/') {
-        return Err(bad(
-            field,
-            format!("destination {:?} is not an absolute path", m.destination),
+    let destination = if m.destination.starts_with('/') {
+        PathBuf::from(&m.destination)
+    } else if m.destination.is_empty() {
+        return Err(bad(field, "an empty destination"));
+    } else {
+        // runc's behaviour (deprecated in the spec, still met in old configs).
+        warn(format!(
+            "{field}: destination {:?} is relative: taken from the container's /",
+            m.destination
         ));
-    }
+        Path::new("/").join(&m.destination)
+    };
     if m.uid_mappings.is_some() || m.gid_mappings.is_some() {
         return Err(bad(
             field,
@@ -1031,7 +1063,7 @@ fn mount(i: usize, m: &Mount) -> Result<OciMount, SpecError> {
     }
     let fstype = m.fstype.clone().unwrap_or_default();
     let mut out = OciMount {
-        destination: PathBuf::from(&m.destination),
+        destination,
         bind: fstype == "bind",
         fstype,
         source: m.source.clone().unwrap_or_default(),
@@ -1043,6 +1075,9 @@ fn mount(i: usize, m: &Mount) -> Result<OciMount, SpecError> {
         data: String::new(),
     };
     let mut data = Vec::new();
+    // The recursive atime choice: the kernel takes one value of the MOUNT_ATTR__ATIME enum,
+    // with the whole mask cleared, or none.
+    let mut atime = None;
     for opt in &m.options {
         let o = opt.as_str();
         let (set, clear) = match o {
@@ -1068,6 +1103,15 @@ fn mount(i: usize, m: &Mount) -> Result<OciMount, SpecError> {
             "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
             "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
             "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+            "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
+            "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
+            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+            "nosymfollow" => (MS_NOSYMFOLLOW, MsFlags::empty()),
+            "symfollow" => (MsFlags::empty(), MS_NOSYMFOLLOW),
+            "defaults" => (MsFlags::empty(), MsFlags::empty()),
             "bind" => {
                 out.bind = true;
                 (MsFlags::MS_BIND, MsFlags::empty())
@@ -1091,13 +1135,14 @@ fn mount(i: usize, m: &Mount) -> Result<OciMount, SpecError> {
                     out.propagation = p;
                     continue;
                 }
+                if let Some(choice) = recursive_atime(o) {
+                    atime = Some(choice);
+                    continue;
+                }
                 if let Some((bit, on)) = recursive_attr(o) {
                     if on {
-                        if bit & ATTR_ATIME_MASK != 0 || o == "rrelatime" {
-                            out.attr_clr |= ATTR_ATIME_MASK;
-                        }
                         out.attr_set |= bit;
-                        out.attr_clr &= !bit | ATTR_ATIME_MASK;
+                        out.attr_clr &= !bit;
                     } else {
                         out.attr_clr |= bit;
                         out.attr_set &= !bit;
@@ -1114,10 +1159,22 @@ fn mount(i: usize, m: &Mount) -> Result<OciMount, SpecError> {
         out.flags.insert(set);
         out.flags.remove(clear);
     }
+    if let Some(choice) = atime {
+        out.attr_clr |= ATTR_ATIME_MASK;
+        out.attr_set = (out.attr_set & !ATTR_ATIME_MASK) | choice;
+    }
     if out.bind {
         out.flags.insert(MsFlags::MS_BIND);
         if out.source.is_empty() {
             return Err(bad(field, "a bind mount without a source"));
+        }
+        // A bind mount has no file system options: a word dockling does not know would be
+        // dropped silently (and a protection like it with it).
+        if let Some(o) = data.first() {
+            return Err(bad(
+                field,
+                format!("option {o:?} is not a mount option dockling knows, and a bind mount takes no file system options"),
+            ));
         }
     } else if out.fstype.is_empty() {
         return Err(bad(
@@ -1130,6 +1187,20 @@ fn mount(i: usize, m: &Mount) -> Result<OciMount, SpecError> {
     }
     out.data = data.join(",");
     Ok(out)
+}
+
+/// `MS_NOSYMFOLLOW` (Linux 5.10), which nix does not name.
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+
+/// A recursive atime option: the `MOUNT_ATTR__ATIME` value it picks (`ratime` and the other
+/// "no" forms go back to the kernel's default, relatime, as mount(8)'s do).
+fn recursive_atime(o: &str) -> Option<u64> {
+    Some(match o {
+        "rrelatime" | "ratime" | "rnostrictatime" => ATTR_RELATIME,
+        "rnoatime" => ATTR_NOATIME,
+        "rstrictatime" | "rnorelatime" => ATTR_STRICTATIME,
+        _ => return None,
+    })
 }
 
 /// A recursive attribute option (`rro`, `rnosuid`…): its `MOUNT_ATTR_*` bit and whether it
@@ -1146,11 +1217,8 @@ fn recursive_attr(o: &str) -> Option<(u64, bool)> {
         "rexec" => (ATTR_NOEXEC, false),
         "rnodiratime" => (ATTR_NODIRATIME, true),
         "rdiratime" => (ATTR_NODIRATIME, false),
-        "rrelatime" => (ATTR_RELATIME, true),
-        "rnoatime" => (ATTR_NOATIME, true),
-        "ratime" => (ATTR_NOATIME, false),
-        "rstrictatime" => (ATTR_STRICTATIME, true),
-        "rnostrictatime" => (ATTR_STRICTATIME, false),
+        "rnosymfollow" => (ATTR_NOSYMFOLLOW, true),
+        "rsymfollow" => (ATTR_NOSYMFOLLOW, false),
         _ => return None,
     })
 }
@@ -1324,6 +1392,45 @@ mod tests {
     }
 
     #[test]
+    fn recursive_atime_options_make_one_choice_the_kernel_takes() {
+        let mounts = |opts: Value| {
+            let mut doc = base();
+            doc["mounts"] =
+                json!([{"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": opts}]);
+            read(&doc).unwrap().1.mounts.remove(0)
+        };
+        // The last choice wins; the whole atime mask is cleared with it (else EINVAL).
+        let m = mounts(json!(["rnoatime", "rstrictatime", "rro"]));
+        assert_eq!(m.attr_set, ATTR_STRICTATIME | ATTR_RDONLY);
+        assert_eq!(m.attr_clr, ATTR_ATIME_MASK);
+        let m = mounts(json!(["rnoatime", "ratime"]));
+        assert_eq!((m.attr_set, m.attr_clr), (ATTR_RELATIME, ATTR_ATIME_MASK));
+        let m = mounts(json!([
+            "rnosymfollow",
+            "rrw",
+            "nosymfollow",
+            "lazytime",
+            "size=1m"
+        ]));
+        assert_eq!((m.attr_set, m.attr_clr), (ATTR_NOSYMFOLLOW, ATTR_RDONLY));
+        assert!(m.flags.contains(MS_NOSYMFOLLOW | MsFlags::MS_LAZYTIME));
+        assert_eq!(m.data, "size=1m");
+        // A relative destination is taken from / with a warning, as runc does.
+        let mut doc = base();
+        doc["mounts"] = json!([{"destination": "data", "type": "tmpfs", "source": "tmpfs"}]);
+        let mut warned = vec![];
+        let (_, parts) = from_config(
+            doc.to_string().as_bytes(),
+            Path::new("/b"),
+            &flags(),
+            &mut |w| warned.push(w),
+        )
+        .unwrap();
+        assert_eq!(parts.mounts[0].destination, Path::new("/data"));
+        assert!(warned[0].contains("relative"), "{warned:?}");
+    }
+
+    #[test]
     fn each_refusal_names_its_field() {
         type Change = Box<dyn Fn(&mut Value)>;
         let cases: Vec<(Change, &str)> = vec![
@@ -1391,7 +1498,7 @@ mod tests {
                 "systemd",
             ),
             (
-                Box::new(|d| d["mounts"] = json!([{"destination": "proc", "type": "proc"}])),
+                Box::new(|d| d["mounts"] = json!([{"destination": "", "type": "proc"}])),
                 "mounts[0]",
             ),
             (
@@ -1411,6 +1518,33 @@ mod tests {
             (
                 Box::new(|d| d["linux"]["personality"] = json!({})),
                 "linux.personality",
+            ),
+            (
+                Box::new(|d| {
+                    d["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}]);
+                    d["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+                }),
+                "not the host's",
+            ),
+            (
+                Box::new(|d| {
+                    d["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}]);
+                    d["linux"]["sysctl"] = json!({"kernel.hostname": "x"});
+                }),
+                "give the hostname field",
+            ),
+            (
+                Box::new(|d| {
+                    d["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "network"}]);
+                    d["linux"]["sysctl"] = json!({"net..ipv4": "1"});
+                }),
+                "is not a sysctl name",
+            ),
+            (
+                Box::new(
+                    |d| d["mounts"] = json!([{"destination": "/x", "type": "bind", "source": "/s", "options": ["rbind", "nosymfollw"]}]),
+                ),
+                "takes no file system options",
             ),
         ];
         for (change, needle) in cases {
