@@ -849,7 +849,10 @@ pub fn supported(sys: &Sys, root: &Path) -> std::result::Result<(), String> {
     }
     // The real question, asked without mounting anything: does it take a file as source?
     // The store's file system, or the nearest existing parent of a store not made yet.
-    let dir = root
+    // The directory the layers' images are kept in (`<root>/layers/erofs`, which can be a
+    // mount of its own), or its nearest existing parent.
+    let images = root.join("layers/erofs");
+    let dir = images
         .ancestors()
         .find(|d| d.is_dir())
         .unwrap_or(Path::new("/"));
@@ -868,7 +871,7 @@ pub fn supported(sys: &Sys, root: &Path) -> std::result::Result<(), String> {
 
 /// Where a store keeps the kernel's answer of this boot to [`supported`]:
 /// `<root>/layers/erofs-supported`, the boot's id (`/proc/sys/kernel/random/boot_id`, new at
-/// every boot) on its first line, `ok` or `no <why>` on its second.
+/// every boot) on its first line, `ok` on its second (a no is never kept).
 pub fn answer_file(root: &Path) -> PathBuf {
     root.join("layers/erofs-supported")
 }
@@ -890,29 +893,28 @@ pub fn supported_this_boot(sys: &Sys, root: &Path, keep: bool) -> std::result::R
     let boot = boot_id();
     if let (Some(boot), Ok(text)) = (&boot, std::fs::read_to_string(&file)) {
         let mut lines = text.lines();
-        if lines.next() == Some(boot.as_str()) {
-            match lines.next() {
-                Some("ok") => {
-                    sys.tracer.note(&format!(
-                        "--layers erofs: this kernel mounts an EROFS from a file: asked once this boot ({})",
-                        file.display()
-                    ));
-                    return Ok(());
-                }
-                Some(no) if no.starts_with("no ") => return Err(no[3..].to_string()),
-                _ => {}
-            }
+        if lines.next() == Some(boot.as_str()) && lines.next() == Some("ok") {
+            sys.tracer.note(&format!(
+                "--layers erofs: this kernel mounts an EROFS from a file: asked once this boot ({})",
+                file.display()
+            ));
+            return Ok(());
         }
     }
     let answer = supported(sys, root);
-    if let Some(boot) = boot.filter(|_| keep && !sys.is_dry_run()) {
-        if file.parent().is_some_and(Path::is_dir) {
-            let said = match &answer {
-                Ok(()) => "ok".to_string(),
-                Err(why) => format!("no {}", why.replace('\n', " ")),
-            };
-            // Only an optimisation: a store that cannot take it asks again next time.
-            let _ = crate::files::write_atomic(&file, format!("{boot}\n{said}\n").as_bytes());
+    // Only a yes is kept: a no can end before the next boot (a full disk, a module
+    // installed, the store moved to another file system), and asking again costs a failed
+    // call or two.
+    if keep && !sys.is_dry_run() {
+        match (&answer, boot) {
+            (Ok(()), Some(boot)) if file.parent().is_some_and(Path::is_dir) => {
+                // Only an optimisation: a store that cannot take it asks again next time.
+                let _ = crate::files::write_atomic(&file, format!("{boot}\nok\n").as_bytes());
+            }
+            (Err(_), _) => {
+                let _ = std::fs::remove_file(&file);
+            }
+            _ => {}
         }
     }
     answer

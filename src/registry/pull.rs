@@ -1089,11 +1089,13 @@ fn pull_from(
     if store.erofs_mode() {
         // Each layer's tar, checked against its diff_id, with the index to mount it by: one
         // thread per layer (gunzip and hashing are CPU work, and layers are independent);
-        // the first failure in layer order is the one said.
+        // the first failure stops the others taking more, and the first in layer order is
+        // the one said.
         let results = in_pool(layers.len(), 4, |k| {
             store.ensure_erofs(&layers[k], &diff_ids[k])
         });
-        for r in results {
+        // A layer not built because another failed first has no result.
+        for r in results.into_iter().flatten() {
             r?;
         }
     }
@@ -1193,36 +1195,59 @@ fn foreign_hint(layer: &Descriptor, e: Error) -> Error {
     }
 }
 
-/// `f(0)`, …, `f(n - 1)` on at most `workers` threads, each taking the next index when done;
-/// the results in index order.
-fn in_pool<T: Send>(n: usize, workers: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<T>>> = (0..n).map(|_| Default::default()).collect();
+/// `f(0)`, …, `f(n - 1)` on at most `workers` threads, each taking the next index when done,
+/// until one fails: the results in index order, `None` for those not started after a failure.
+fn in_pool<T: Send, E: Send>(
+    n: usize,
+    workers: usize,
+    f: impl Fn(usize) -> std::result::Result<T, E> + Sync,
+) -> Vec<Option<std::result::Result<T, E>>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let slots: Vec<std::sync::Mutex<Option<std::result::Result<T, E>>>> =
+        (0..n).map(|_| Default::default()).collect();
     std::thread::scope(|s| {
         for _ in 0..n.min(workers) {
             s.spawn(|| loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if k >= n {
+                let k = next.fetch_add(1, SeqCst);
+                if k >= n || failed.load(SeqCst) {
                     break;
                 }
                 let r = f(k);
+                if r.is_err() {
+                    failed.store(true, SeqCst);
+                }
                 *slots[k].lock().expect("a pool slot") = Some(r);
             });
         }
     });
     slots
         .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .expect("a pool slot")
-                .expect("every index ran")
-        })
+        .map(|m| m.into_inner().expect("a pool slot"))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pool_stops_taking_work_after_a_failure_and_keeps_index_order() {
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let out = in_pool(10, 1, |k| {
+            ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if k == 2 {
+                Err(k)
+            } else {
+                Ok(k * 10)
+            }
+        });
+        assert_eq!(out[..3], [Some(Ok(0)), Some(Ok(10)), Some(Err(2))]);
+        assert!(out[3..].iter().all(Option::is_none), "{out:?}");
+        assert_eq!(ran.into_inner(), 3);
+        let all = in_pool(7, 4, Ok::<_, ()>);
+        assert_eq!(all, (0..7).map(|k| Some(Ok(k))).collect::<Vec<_>>());
+    }
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
