@@ -503,15 +503,19 @@ fn a_failed_or_killed_erofs_write_leaves_nothing_and_the_next_run_writes_it() {
 }
 
 /// `system fsck` holds the tar kept in an EROFS layer against the layer's diff_id (the
-/// container's files are read from it), reports a damaged one and `--repair` unmounts and
-/// removes it; the next run writes it again. An intact one is no finding: a layer kept as
-/// an EROFS image needs no unpacking.
+/// container's files are read from it), reports a damaged one and `--repair` unmounts it,
+/// removes it and writes it again from its blob, so a container made on it starts again. An
+/// intact one is no finding: a layer kept as an EROFS image needs no unpacking.
 #[test]
 fn system_fsck_checks_the_tar_an_erofs_layer_keeps() {
     let lab = Lab::with_busybox();
     let args = RUN_ERO;
     let (_, dir) = one_erofs_layer(&lab);
     lab.cmd(&args).expect_code(0);
+    // A container kept, to start again after the repair.
+    let mut kept: Vec<&str> = args.iter().copied().filter(|a| *a != "--rm").collect();
+    kept.splice(1..1, ["--name", "kept"]);
+    lab.cmd(&kept).expect_code(0);
     let fsck = lab.cmd(&["system", "fsck"]);
     assert_eq!(fsck.code, 0, "{fsck:?}");
     let image = dir.join("layer.erofs");
@@ -524,20 +528,23 @@ fn system_fsck_checks_the_tar_an_erofs_layer_keeps() {
     assert!(
         fsck.stdout
             .contains("is damaged: its tar hashes to sha256:")
-            && fsck.stdout.contains("--repair unmounts and removes it"),
+            && fsck.stdout.contains("--repair unmounts it"),
         "{}",
         fsck.stdout
     );
     let repair = lab.cmd(&["system", "fsck", "--repair"]);
     assert_eq!(repair.code, 0, "{repair:?}");
     assert!(
-        repair.stdout.contains("unmounted and removed"),
+        repair
+            .stdout
+            .contains("unmounted, removed and written again from its blob"),
         "{repair:?}"
     );
-    assert!(!image.exists());
-    assert!(erofs_mounts(&lab.root()).is_empty());
-    lab.cmd(&args).expect_code(0);
     assert!(image.is_file());
+    assert!(erofs_mounts(&lab.root()).is_empty());
+    lab.cmd(&["start", "-a", "kept"]).expect_code(0);
+    lab.cmd(&["rm", "kept"]).expect_code(0);
+    lab.cmd(&args).expect_code(0);
     let fsck = lab.cmd(&["system", "fsck"]);
     assert_eq!(fsck.code, 0, "{fsck:?}");
     unmount_all(&lab);

@@ -137,8 +137,14 @@ pub enum Fix {
     DiscardLayer(String),
     /// Delete a blob no image and no live lease names (checked again under the store lock).
     DiscardBlob(String),
-    /// Unmount and delete a layer's EROFS image (`--layers erofs`) whose kept tar is damaged.
-    DiscardErofs(String),
+    /// Unmount and delete a layer's EROFS image (`--layers erofs`) whose kept tar is damaged,
+    /// then write it again from its blob (containers made on it need it to start).
+    RewriteErofs {
+        /// The layer's blob, `sha256:…`, if the manifest names a valid one.
+        blob: Option<String>,
+        /// The layer's diff_id.
+        diff_id: String,
+    },
     /// Remove a lease or lock file if still nobody holds it.
     RemoveUnheld(PathBuf),
     /// Nothing can be proven: leave it, and say why and what the user can do.
@@ -160,7 +166,7 @@ impl Fix {
             Fix::RemoveCgroup(_) => "--repair removes the empty cgroup".into(),
             Fix::DiscardLayer(_) => "--repair moves it to the trash; the next pull or run that needs it unpacks it again".into(),
             Fix::RemoveUnheld(_) | Fix::DiscardBlob(_) => "--repair removes it".into(),
-            Fix::DiscardErofs(_) => "--repair unmounts and removes it; the next pull or run that needs it writes it again from its blob".into(),
+            Fix::RewriteErofs { .. } => "--repair unmounts it (when no container uses it), removes it and writes it again from its blob".into(),
             Fix::Keep(why) => format!("--repair keeps it: {why}"),
         }
     }
@@ -563,7 +569,10 @@ pub fn check(root: &Path, cgroup_parent: &str) -> Result<Vec<Finding>> {
                             "image {name}: EROFS layer {} is damaged: {why}",
                             dir.display()
                         ),
-                        fix: Fix::DiscardErofs(diff_id.clone()),
+                        fix: Fix::RewriteErofs {
+                            blob: blob.clone(),
+                            diff_id: diff_id.clone(),
+                        },
                     });
                 }
             }
@@ -842,9 +851,14 @@ pub fn repair(root: &Path, findings: &[Finding]) -> Vec<(String, bool)> {
                 Fix::DiscardBlob(digest) => store
                     .discard_unused(std::slice::from_ref(digest), &[])
                     .map(|()| "removed".into()),
-                Fix::DiscardErofs(diff_id) => store
-                    .discard_erofs(diff_id)
-                    .map(|()| "unmounted and removed".into()),
+                Fix::RewriteErofs { blob, diff_id } => {
+                    store.discard_erofs(diff_id).and_then(|()| match blob {
+                        Some(blob) => store
+                            .ensure_erofs(blob, diff_id)
+                            .map(|_| "unmounted, removed and written again from its blob".into()),
+                        None => Ok("unmounted and removed (its image names no valid blob to write it from: pull the image again)".into()),
+                    })
+                }
                 Fix::RemoveUnheld(path) => match crate::files::remove_if_unheld(path) {
                     Ok(true) => Ok("removed".into()),
                     Ok(false) => Err(kept("a command holds it now".into())),
