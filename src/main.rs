@@ -42,6 +42,9 @@ fn main() {
         panic!("DOCKLING_TEST_PANIC is set");
     }
     dockling::fault::init();
+    // `run` and `exec` re-execute from a read-only view of this binary before any other work
+    // (CVE-2019-5736; see runtime::exe): returns only when that does not apply or failed.
+    dockling::runtime::exe::reexec_early();
     let cli = match dockling::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
