@@ -20,11 +20,11 @@ fn main() {
     }
 }
 
-/// Link the binary with its relative relocations packed (`DT_RELR`, glibc >= 2.36, binutils
-/// >= 2.38). A position-independent binary carries one relocation per pointer it holds in its
-/// data (25,000 here); as classic `RELA` entries they are 600 kB that the dynamic loader reads
-/// at every start of every process of a run (and that stay in its RSS); packed, they are a
-/// few kilobytes of bitmaps, applied faster. The code is the same.
+/// Link the binary with its relative relocations packed (`DT_RELR`: glibc 2.36 and binutils
+/// 2.38 or later). A position-independent binary carries one relocation per pointer it holds
+/// in its data (25,000 here); as classic `RELA` entries they are 600 kB that the dynamic
+/// loader reads at every start of every process of a run (and that stay in its RSS); packed,
+/// they are a few kilobytes of bitmaps, applied faster. The code is the same.
 fn pack_relative_relocations() {
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     if var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu" {
