@@ -50,6 +50,9 @@ fn main() {
     }) {
         std::process::exit(dockling::commands::runtime::main(args));
     }
+    // `run` and `exec` re-execute from a read-only view of this binary before any other work
+    // (CVE-2019-5736; see runtime::exe): returns only when that does not apply or failed.
+    dockling::runtime::exe::reexec_early();
     let cli = match dockling::cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

@@ -605,6 +605,43 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
     );
 }
 
+/// `run` re-executes from the read-only view of its binary first thing, as crun does: the
+/// engine before the `execveat` reads no config and opens no store, so that work is done once
+/// (it was done twice, before and after the re-exec, a third of a run's CPU time).
+#[test]
+fn run_re_executes_before_reading_its_config() {
+    let lab = Lab::with_busybox();
+    let strace_out = lab.dir.path().join("strace-early.txt");
+    let config = lab.dir.path().join("config.yaml");
+    let o: common::Out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=openat,execveat", "-o"])
+        .arg(&strace_out)
+        .arg(env!("CARGO_BIN_EXE_dockling"))
+        .args(["run", "--rm", "busybox", "true"])
+        .env("DOCKLING_ROOT", lab.root())
+        .env("DOCKLING_CONFIG", &config)
+        .env_remove("DOCKLING_NO_REEXEC")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("strace is installed (scripts/test installs it)")
+        .into();
+    o.expect_code(0);
+    let text = std::fs::read_to_string(&strace_out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let reexec = lines
+        .iter()
+        .position(|l| l.contains("execveat("))
+        .unwrap_or_else(|| panic!("no execveat:\n{text}"));
+    let config_opens: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("openat(") && lines[i].contains(config.to_str().unwrap()))
+        .collect();
+    assert_eq!(config_opens.len(), 1, "the config is read once:\n{text}");
+    assert!(
+        config_opens[0] > reexec,
+        "the config is read after the re-exec:\n{text}"
+    );
+}
+
 #[test]
 fn the_trace_is_what_strace_sees() {
     let lab = Lab::with_busybox();

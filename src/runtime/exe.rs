@@ -42,10 +42,104 @@ pub fn is_sealed() -> bool {
 /// was started by into the trace (the predecessor's code is gone once it succeeded).
 const REEXEC_VAR: &str = "DOCKLING_REEXEC_FROM";
 
-/// True in the engine re-executed from its sealed binary (before [`record_reexec`] clears
-/// the variable): what its predecessor began (a trace file) is to be continued, not redone.
+/// How [`reexec_early`] marks its variable: it began no trace (it had none yet), so the
+/// successor writes the step and the calls it was started by.
+const EARLY: &str = "early,";
+
+/// True in the engine re-executed from its sealed binary by [`reexec_sealed`] (before
+/// [`record_reexec`] clears the variable): what its predecessor began (a trace file) is to be
+/// continued, not redone. False after [`reexec_early`], which began nothing.
 pub fn is_reexecuted() -> bool {
-    std::env::var_os(REEXEC_VAR).is_some()
+    std::env::var_os(REEXEC_VAR)
+        .is_some_and(|v| !v.as_encoded_bytes().starts_with(EARLY.as_bytes()))
+}
+
+/// The commands that start a process inside a container, so run from a sealed binary (see
+/// [`enter_sealed`]): `run` and `exec`, also as `container run` / `container exec`. `argv` is
+/// the whole command line. Global options (the only ones clap accepts before the command) are
+/// skipped with their values; anything else before the command, or a `--step` anywhere (its
+/// pause comes before the re-exec, so that path must stay), answers no: the late path in the
+/// command then does the same work, traced as it goes.
+fn starts_in_a_container(argv: &[OsString]) -> bool {
+    let mut words = argv.iter().skip(1).map(|a| a.as_encoded_bytes());
+    let mut command = None;
+    while let Some(w) = words.next() {
+        match w {
+            b"--root" | b"--config" | b"--lang" => {
+                words.next();
+            }
+            _ if w.starts_with(b"--root=")
+                || w.starts_with(b"--config=")
+                || w.starts_with(b"--lang=") => {}
+            b"container" if command.is_none() => command = Some(w),
+            _ if w.starts_with(b"-") => return false,
+            _ => {
+                command = Some(w);
+                break;
+            }
+        }
+    }
+    if !matches!(command, Some(b"run" | b"exec")) {
+        return false;
+    }
+    !argv
+        .iter()
+        .any(|a| a == "--step" || a.as_encoded_bytes().starts_with(b"--step="))
+}
+
+/// The first thing `main` does for `run` and `exec`: re-execute from a detached read-only bind
+/// mount of this binary before any other work (parsing the command line, reading the config,
+/// opening the store), as crun does first thing in its `main`, so that work is done once, by
+/// the sealed successor, not twice. Same calls as [`reexec_sealed`] (`open_tree`,
+/// `mount_setattr`, `execveat`), through the seam; there is no tracer yet (it depends on flags
+/// not parsed yet), so each call's start and duration travel to the successor in
+/// `DOCKLING_REEXEC_FROM`, and [`record_reexec`] writes them into its trace as they happened.
+/// Returns when it does not apply or a call failed: the command's own [`enter_sealed`] then
+/// tries again (with the memfd fallback), traced and warned about as before. A fault injected
+/// for tests (`DOCKLING_FAULT`, debug builds) leaves all of it to that late path, where the
+/// fault points are.
+pub fn reexec_early() {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if std::env::var_os(REEXEC_VAR).is_some()
+        || std::env::var_os("DOCKLING_NO_REEXEC").is_some()
+        || (cfg!(debug_assertions) && std::env::var_os("DOCKLING_FAULT").is_some())
+        || !starts_in_a_container(&argv)
+        || is_sealed()
+    {
+        return;
+    }
+    let sys = Sys::quiet();
+    let step_at = crate::trace::now_us(std::time::Duration::ZERO);
+    let (tree_at, started) = (step_at, std::time::Instant::now());
+    let Ok(ret) = sys.perform(Call::OpenTree {
+        path: "/proc/self/exe".into(),
+    }) else {
+        return;
+    };
+    let tree_took = started.elapsed();
+    let fd = fd_of(ret);
+    // SAFETY: open_tree returned a new descriptor that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    let attr_at = crate::trace::now_us(std::time::Duration::ZERO);
+    let started = std::time::Instant::now();
+    if sys.run(Call::MountSetattrRdonly { fd }).is_err() {
+        return;
+    }
+    let attr_took = started.elapsed();
+    let mut envp: Vec<OsString> = std::env::vars_os()
+        .map(|(k, v)| env_entry(&k, &v))
+        .collect();
+    envp.push(
+        format!(
+            "{REEXEC_VAR}={EARLY}{fd},{},{step_at},{tree_at},{},{attr_at},{}",
+            monotonic_ns(),
+            tree_took.as_nanos(),
+            attr_took.as_nanos()
+        )
+        .into(),
+    );
+    let _ = sys.run(Call::Execveat { fd, argv, envp });
+    drop(tree);
 }
 
 fn fd_of(ret: Ret) -> RawFd {
@@ -207,6 +301,36 @@ fn env_entry(key: &OsStr, value: &OsStr) -> OsString {
     entry
 }
 
+/// After [`reexec_early`]: the step and the two calls it made before its `execveat`, each at
+/// the time and with the duration it had, from `fd,exec_ns,step_at,tree_at,tree_ns,attr_at,
+/// attr_ns` (times in µs since the epoch, durations in ns). Returns `fd,exec_ns`, the part
+/// [`record_reexec`] reads for the `execveat` itself.
+fn record_early<'a>(sys: &Sys, value: &'a str) -> &'a str {
+    let f: Vec<&str> = value.split(',').collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let fd = num(0) as RawFd;
+    sys.tracer.step_at(StepId::SecurityReexec, num(2));
+    sys.tracer.syscall_at(
+        &Call::OpenTree {
+            path: "/proc/self/exe".into(),
+        },
+        &Ok(Ret::Fd(fd)),
+        std::time::Duration::from_nanos(num(4)),
+        num(3),
+    );
+    sys.tracer.syscall_at(
+        &Call::MountSetattrRdonly { fd },
+        &Ok(Ret::Zero),
+        std::time::Duration::from_nanos(num(6)),
+        num(5),
+    );
+    let end = value
+        .match_indices(',')
+        .nth(1)
+        .map_or(value.len(), |(i, _)| i);
+    &value[..end]
+}
+
 /// In a process started by [`reexec_sealed`]: put the `execveat` that started it into the
 /// trace, in the step its predecessor announced, and forget the variable. Call it once, first.
 pub fn record_reexec(sys: &Sys) {
@@ -220,7 +344,11 @@ pub fn record_reexec(sys: &Sys) {
     // Single-threaded still (nothing was started yet), so changing the environment is safe;
     // the variable must not reach a nested dockling.
     std::env::remove_var(REEXEC_VAR);
-    let (fd, then) = value.split_once(',').unwrap_or((&value, "0"));
+    let value = match value.strip_prefix(EARLY) {
+        Some(rest) => record_early(sys, rest),
+        None => value.as_str(),
+    };
+    let (fd, then) = value.split_once(',').unwrap_or((value, "0"));
     let now = monotonic_ns();
     let took = then
         .parse::<i128>()
@@ -282,6 +410,30 @@ mod tests {
         assert!(envp.iter().any(|e| e
             .as_encoded_bytes()
             .starts_with(b"DOCKLING_REEXEC_FROM=100,")));
+    }
+
+    fn early(line: &str) -> bool {
+        let argv: Vec<OsString> = line.split(' ').map(OsString::from).collect();
+        starts_in_a_container(&argv)
+    }
+
+    #[test]
+    fn run_and_exec_re_execute_first_thing_unless_a_step_pause_comes_before() {
+        assert!(early("dockling run --rm busybox true"));
+        assert!(early("dockling --root /r --config=/c.yaml run busybox"));
+        assert!(early("dockling container exec web ls"));
+        assert!(early("dockling --lang ko exec -it web sh"));
+        // --step pauses before the re-exec: the command's own (late) path does it.
+        assert!(!early("dockling run --step busybox true"));
+        assert!(!early("dockling exec --step=true web sh"));
+        // Not a container start, or nothing clap would take as one.
+        assert!(!early("dockling ps"));
+        assert!(!early("dockling --help run"));
+        assert!(!early("dockling container ls"));
+        assert!(!early("dockling images run"));
+        assert!(!early("dockling"));
+        // A global option's value is not the command.
+        assert!(!early("dockling --root run ps"));
     }
 
     #[test]

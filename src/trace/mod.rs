@@ -37,7 +37,7 @@ use crate::sys::{Call, Ret};
 use catalog::Catalog;
 
 /// Microseconds of the realtime clock, `ago` before now.
-fn now_us(ago: Duration) -> u64 {
+pub(crate) fn now_us(ago: Duration) -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.saturating_sub(ago).as_micros() as u64)
@@ -350,7 +350,23 @@ impl Tracer {
         let _ = self.enter(id, None, false);
     }
 
+    /// Enter a step that began earlier, at `at_us` (µs since the epoch), in the process this
+    /// one replaced by `execve` (see `runtime::exe::reexec_early`); never pauses.
+    pub fn step_at(&self, id: StepId, at_us: u64) {
+        let _ = self.enter_at(id, None, false, Some(at_us));
+    }
+
     fn enter(&self, id: StepId, variant: Option<&'static str>, pause: bool) -> Result<(), Aborted> {
+        self.enter_at(id, variant, pause, None)
+    }
+
+    fn enter_at(
+        &self,
+        id: StepId,
+        variant: Option<&'static str>,
+        pause: bool,
+        at_us: Option<u64>,
+    ) -> Result<(), Aborted> {
         self.state.borrow_mut().current = Some(id);
         if self.format.is_none() && !pause {
             // Nobody is watching: skip the catalog (parsing it costs more than a step).
@@ -367,7 +383,7 @@ impl Tracer {
                 let mut line = serde_json::json!({
                     "v": 1, "type": "step", "process": process,
                     "subsystem": id.subsystem().as_str(), "step": id.key(), "title": title,
-                    "at_us": now_us(Duration::ZERO),
+                    "at_us": at_us.unwrap_or_else(|| now_us(Duration::ZERO)),
                 });
                 if let Some(v) = variant {
                     line["variant"] = v.into();
@@ -459,6 +475,12 @@ impl Tracer {
 
     /// Record one syscall.
     pub fn syscall(&self, call: &Call, res: &Result<Ret, Errno>, took: Duration) {
+        self.syscall_at(call, res, took, now_us(took));
+    }
+
+    /// Record one syscall that began at `at_us` (µs since the epoch): one the process this
+    /// one replaced by `execve` made before it had a tracer (`runtime::exe::reexec_early`).
+    pub fn syscall_at(&self, call: &Call, res: &Result<Ret, Errno>, took: Duration, at_us: u64) {
         let Some(format) = self.format else { return };
         let (process, step) = {
             let st = self.state.borrow();
@@ -471,25 +493,27 @@ impl Tracer {
         };
         match format {
             Format::Json => {
-                let line = serde_json::json!({
-                    "v": 1, "type": "syscall", "process": process,
-                    "subsystem": step.map(|s| s.subsystem().as_str()),
-                    "step": step.map(|s| s.key()),
-                    "syscall": call.name(), "args": call.args_with(res.as_ref().ok()),
-                    "result": result, "errno": errno.map(|e| format!("{e:?}")),
-                    "duration_us": took.as_micros() as u64,
-                    "at_us": now_us(took),
-                    "explain": exp.map(|e| e.text.as_str()), "man": exp.map(|e| e.man.as_str()),
-                });
-                let mut line = line;
-                // Netlink calls: the exact bytes, and the `ip` command that does the same.
-                if let Some(data) = call.data(res.as_ref().ok()) {
-                    line["data"] = crate::sys::netlink::hex(data).into();
-                }
-                if let Some(command) = call.command() {
-                    line["command"] = command.into();
-                }
-                self.emit(&format!("{line}\n"));
+                let event = SyscallEvent {
+                    v: 1,
+                    kind: "syscall",
+                    process,
+                    subsystem: step.map(|s| s.subsystem().as_str()),
+                    step: step.map(|s| s.key()),
+                    syscall: call.name(),
+                    args: call.args_with(res.as_ref().ok()),
+                    result,
+                    errno: errno.map(|e| format!("{e:?}")),
+                    duration_us: took.as_micros() as u64,
+                    at_us,
+                    explain: exp.map(|e| e.text.as_str()),
+                    man: exp.map(|e| e.man.as_str()),
+                    // Netlink calls: the exact bytes, and the `ip` command that does the same.
+                    data: call.data(res.as_ref().ok()).map(crate::sys::netlink::hex),
+                    command: call.command(),
+                };
+                let mut line = serde_json::to_string(&event).unwrap_or_default();
+                line.push('\n');
+                self.emit(&line);
             }
             Format::Pretty => {
                 let outcome = match (errno, res) {
@@ -540,6 +564,31 @@ impl Drop for Tracer {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// One syscall as a JSON line, its fields in the schema's order. Serialized straight from
+/// this struct: building a `serde_json::Value` first (an ordered map, hashing every key) was
+/// most of what `--trace=json` added to a run's CPU time.
+#[derive(serde::Serialize)]
+struct SyscallEvent<'a> {
+    v: u8,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    process: &'a str,
+    subsystem: Option<&'static str>,
+    step: Option<&'static str>,
+    syscall: &'static str,
+    args: String,
+    result: i64,
+    errno: Option<String>,
+    duration_us: u64,
+    at_us: u64,
+    explain: Option<&'a str>,
+    man: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a str>,
 }
 
 /// Whether traces on stderr are coloured: a terminal, and `NO_COLOR` not set.
