@@ -61,7 +61,9 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
     // The host's cgroup mounts, read once for every row's freezer check.
     let mut layout = None;
     let parent = ctx.config.cgroup_parent.as_deref().unwrap_or("dockling");
-    for c in containers.list()? {
+    // The rows only (`container::Listing`): the spec's seccomp profile and the rest are
+    // skipped, not built.
+    for c in containers.rows()? {
         // Each row's process is looked at once (its stat read once), for every column.
         // Restarting ones count as running, as in Docker's `ps`.
         let alive = c.is_alive();

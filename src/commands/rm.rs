@@ -234,13 +234,14 @@ pub fn reap(ctx: &Context, containers: &Containers) {
         return;
     };
     containers.sweep();
-    let Ok(all) = containers.list() else { return };
-    for mut c in all {
-        if !matches!(c.status, Status::Created | Status::Running { .. }) && !c.restarting {
+    // The rows only (`container::Listing`): most containers are exited and need nothing.
+    let Ok(all) = containers.rows() else { return };
+    for row in all {
+        if !matches!(row.status, Status::Created | Status::Running { .. }) && !row.restarting {
             continue;
         }
-        let id = c.spec.id.clone();
-        if !containers.has_engine_lock(&id) && c.is_alive() {
+        let id = row.spec.id.clone();
+        if !containers.has_engine_lock(&id) && row.is_alive() {
             // Started by a dockling from before engine locks: its pid is all there is.
             continue;
         }
@@ -249,15 +250,15 @@ pub fn reap(ctx: &Context, containers: &Containers) {
         };
         // Read again now that no engine can change it: the one listed above may have
         // recorded the end (and let go) in between.
-        match containers.find(&id) {
-            Ok(now) if matches!(now.status, Status::Created | Status::Running { .. }) => c = now,
+        let c = match containers.find(&id) {
+            Ok(now) if matches!(now.status, Status::Created | Status::Running { .. }) => now,
             // Its monitor was killed while it waited to restart it: it stays exited.
             Ok(now) if now.restarting => {
                 let _ = containers.update(&id, |c| c.restarting = false);
                 continue;
             }
             _ => continue,
-        }
+        };
         // No engine keeps it. Its first process got SIGKILL when the engine died
         // (PR_SET_PDEATHSIG) and may not be gone yet: nothing would ever wait for it now.
         if let Status::Running { pid, pid_start } = c.status {

@@ -59,11 +59,12 @@ pub enum Status {
     },
 }
 
-/// What is stored for each container.
+/// What is stored for each container. `S` is the spec as read: all of it ([`RunSpec`]), or
+/// only what a listing shows ([`Listing`], for `ps` and every walk over all containers).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Container {
+pub struct Container<S = RunSpec> {
     /// The validated spec it was started from.
-    pub spec: RunSpec,
+    pub spec: S,
     /// Creation time, RFC 3339.
     pub created: String,
     /// Its status.
@@ -85,7 +86,80 @@ pub struct Container {
     pub published: Vec<String>,
 }
 
+/// The part of a container's spec that `ps` shows and that walks over every container ask
+/// (its image, its name, whether `rm` should go with it), read from `state.json` without the
+/// rest: the seccomp profile alone is most of the file, and building it as oci-spec's type
+/// was most of the cost of `ps -a` with many containers. The rest is skipped by the parser,
+/// never built. Never start or save a container from it: [`Containers::find`] reads all.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Listing {
+    /// Full id (64 hex digits).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The image as the user named it.
+    pub image_ref: String,
+    /// The image's id.
+    pub image_id: String,
+    /// The command line.
+    pub args: Vec<String>,
+    /// `--rm`.
+    #[serde(default)]
+    pub remove: bool,
+    /// The network mode.
+    pub network: crate::spec::NetworkMode,
+    /// Its network settings (for the network's name).
+    #[serde(default)]
+    pub net: crate::spec::NetConfig,
+    /// Whether it has cgroup limits (a cgroup of its own): only that it has them is kept.
+    #[serde(default)]
+    pub cgroup: Option<serde::de::IgnoredAny>,
+    /// Its volumes.
+    #[serde(default)]
+    pub volumes: Vec<crate::spec::Volume>,
+    /// `-p`, `-P`, `--expose`.
+    #[serde(default)]
+    pub ports: crate::spec::Ports,
+}
+
+impl Listing {
+    /// The network's name Docker shows, as [`RunSpec::network_name`].
+    pub fn network_name(&self) -> &str {
+        self.net
+            .network
+            .as_deref()
+            .or(self.net.join.as_deref())
+            .unwrap_or(self.network.as_str())
+    }
+}
+
+impl Container<Listing> {
+    /// `NetworkSettings.Ports`, as [`Container::port_map`].
+    pub fn port_map(&self, alive: bool) -> crate::network::ports::PortMap {
+        port_map(&self.spec.ports, &self.published_ports(alive))
+    }
+}
+
+/// Every exposed port (`null` unless published) and every bound.
+fn port_map(
+    ports: &crate::spec::Ports,
+    published: &[crate::network::ports::Published],
+) -> crate::network::ports::PortMap {
+    let mut exposed = ports.exposed.clone();
+    for b in crate::network::ports::bindings(ports).unwrap_or_default() {
+        exposed.push(b.key());
+    }
+    crate::network::ports::network_ports(&exposed, published)
+}
+
 impl Container {
+    /// `NetworkSettings.Ports`: every exposed port (`null` unless published) and every bound.
+    pub fn port_map(&self, alive: bool) -> crate::network::ports::PortMap {
+        port_map(&self.spec.ports, &self.published_ports(alive))
+    }
+}
+
+impl<S> Container<S> {
     /// The ports bound while it runs (none when it does not).
     pub fn published_ports(&self, alive: bool) -> Vec<crate::network::ports::Published> {
         if !alive {
@@ -97,17 +171,6 @@ impl Container {
             .collect()
     }
 
-    /// `NetworkSettings.Ports`: every exposed port (`null` unless published) and every bound.
-    pub fn port_map(&self, alive: bool) -> crate::network::ports::PortMap {
-        let mut exposed = self.spec.ports.exposed.clone();
-        for b in crate::network::ports::bindings(&self.spec.ports).unwrap_or_default() {
-            exposed.push(b.key());
-        }
-        crate::network::ports::network_ports(&exposed, &self.published_ports(alive))
-    }
-}
-
-impl Container {
     /// The status as `ps` shows it: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`,
     /// `Restarting (1) 2 seconds ago` (Docker's: the code and end of the last run).
     pub fn status_line(&self, now: std::time::SystemTime) -> String {
@@ -349,17 +412,52 @@ impl Containers {
         crate::files::try_lock(&self.dir.join(".lock"))
     }
 
-    /// Every container, newest first.
+    /// Every container, newest first, read whole.
     pub fn list(&self) -> Result<Vec<Container>> {
+        self.read_all()
+    }
+
+    /// Every container, newest first, with only the part of the spec a listing needs
+    /// ([`Listing`]): what `ps`, the reaping of killed engines and the walks that look for a
+    /// name or an image's users read.
+    pub fn rows(&self) -> Result<Vec<Container<Listing>>> {
+        self.read_all()
+    }
+
+    /// Each `<id>/state.json`, opened beneath the containers' directory descriptor (no
+    /// symlink followed) and read into one buffer.
+    fn read_all<S: serde::de::DeserializeOwned>(&self) -> Result<Vec<Container<S>>> {
+        use std::io::Read;
+        let dir = crate::sys::fs::open_root(&self.dir).map_err(Error::io("open", &self.dir))?;
         let mut out = Vec::new();
+        let mut text = Vec::with_capacity(16 << 10);
         for entry in fs::read_dir(&self.dir).map_err(Error::io("read", &self.dir))? {
             let Ok(entry) = entry else { continue };
-            let path = entry.path().join("state.json");
+            let name = entry.file_name();
+            if name.as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
+            let rel = Path::new(&name).join("state.json");
             // A directory without state is a container still being created or half removed.
-            let Ok(text) = fs::read(&path) else { continue };
-            match serde_json::from_slice::<Container>(&text) {
+            let Ok(fd) = crate::sys::fs::openat2(
+                std::os::fd::AsFd::as_fd(&dir),
+                &rel,
+                libc::O_RDONLY | libc::O_NOFOLLOW,
+                0,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+            ) else {
+                continue;
+            };
+            text.clear();
+            if File::from(fd).read_to_end(&mut text).is_err() {
+                continue;
+            }
+            match serde_json::from_slice::<Container<S>>(&text) {
                 Ok(c) => out.push(c),
-                Err(e) => eprintln!("dockling: warning: ignoring {}: {e}", path.display()),
+                Err(e) => eprintln!(
+                    "dockling: warning: ignoring {}: {e}",
+                    self.dir.join(&rel).display()
+                ),
             }
         }
         out.sort_by(|a, b| b.created.cmp(&a.created));
@@ -376,19 +474,26 @@ impl Containers {
                     .map_err(|e| Error::Corrupt(format!("container {name}: state.json: {e}")));
             }
         }
-        let all = self.list()?;
+        // Looked up among the rows; only the one found is read whole.
+        let all = self.rows()?;
+        let whole = |c: &Container<Listing>| -> Result<Container> {
+            let text = fs::read(self.bundle(&c.spec.id).join("state.json"))
+                .map_err(|_| Error::NotFound(format!("no such container: {name}")))?;
+            serde_json::from_slice(&text)
+                .map_err(|e| Error::Corrupt(format!("container {name}: state.json: {e}")))
+        };
         if let Some(c) = all
             .iter()
             .find(|c| c.spec.name == name || c.spec.id == name)
         {
-            return Ok(c.clone());
+            return whole(c);
         }
-        let matches: Vec<&Container> = all
+        let matches: Vec<&Container<Listing>> = all
             .iter()
             .filter(|c| !name.is_empty() && c.spec.id.starts_with(name))
             .collect();
         match matches.as_slice() {
-            [one] => Ok((*one).clone()),
+            [one] => whole(one),
             [] => Err(Error::NotFound(format!("no such container: {name}"))),
             _ => Err(ContainerError::AmbiguousPrefix {
                 prefix: name.to_string(),
@@ -399,7 +504,9 @@ impl Containers {
 
     /// Save a container's state.
     pub fn save(&self, c: &Container) -> Result<()> {
-        let data = serde_json::to_vec_pretty(c).expect("state serialises");
+        // Compact: half the bytes of the pretty form (the seccomp profile is most of them),
+        // for every save of a start and every read of a listing.
+        let data = serde_json::to_vec(c).expect("state serialises");
         // Atomic, not durable: see `files::replace_atomic` (a record a power loss took back
         // is reaped like any other dead container's).
         crate::files::replace_atomic(&self.bundle(&c.spec.id).join("state.json"), &data)
@@ -423,7 +530,7 @@ impl Containers {
     /// True if a container already has this name.
     pub fn name_taken(&self, name: &str) -> Result<Option<String>> {
         Ok(self
-            .list()?
+            .rows()?
             .into_iter()
             .find(|c| c.spec.name == name)
             .map(|c| c.spec.id))

@@ -43,6 +43,7 @@ mod gc;
 mod index;
 mod layout;
 mod read;
+mod summary;
 mod unpack;
 
 pub(crate) use blob::hash_file;
@@ -53,6 +54,7 @@ use gc::{remove_journal, Lease, GC_PENDING};
 pub(crate) use index::tag_of;
 use index::REPO_DIGEST;
 pub use layout::{hex_of, secure_root, PRIVATE_DIRS};
+pub use summary::{Listed, Summary};
 pub use unpack::StagedLayer;
 
 /// One image (for one of its references, if any).
@@ -273,11 +275,18 @@ impl Store {
     /// Find by reference, full id, or id prefix (at least 4 hex digits). Only the image found
     /// is loaded (`run` asks this on every start): a tag is looked up in `index.json`, an id
     /// among the manifests' config digests.
+    ///
+    /// An id is looked up in the summaries (`summary`, read only then), the manifest read
+    /// only for an image without one.
     pub fn find(&self, name: &str) -> Result<Image> {
+        let known = std::cell::OnceCell::new();
         self.find_by(name, &|m| self.entry(m), &|m| {
             let Some(digest) = m["digest"].as_str() else {
                 return Ok(Vec::new());
             };
+            if let Some(s) = known.get_or_init(|| self.read_summaries()).get(digest) {
+                return Ok(vec![s.id.clone()]);
+            }
             Ok(vec![self
                 .read_manifest(digest)?
                 .config()
