@@ -53,8 +53,9 @@ pub fn command_cell(args: &[String], no_trunc: bool) -> String {
 /// `dockling ps`.
 pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
     let containers = Containers::open(&ctx.root)?;
-    // A container whose dockling was killed is shown as what it is (exited), not "Up".
-    crate::commands::rm::reap(ctx, &containers);
+    // A container whose dockling was killed is shown as what it is (exited), not "Up". The
+    // rows the reap read are the listing, unless it changed some.
+    let listed = crate::commands::rm::reap_and_list(ctx, &containers)?;
     let now = SystemTime::now();
     let mut rows = vec![];
     let mut objects = vec![];
@@ -63,7 +64,7 @@ pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
     let parent = ctx.config.cgroup_parent.as_deref().unwrap_or("dockling");
     // The rows only (`container::Listing`): the spec's seccomp profile and the rest are
     // skipped, not built.
-    for c in containers.rows()? {
+    for c in listed {
         // Each row's process is looked at once (its stat read once), for every column.
         // Restarting ones count as running, as in Docker's `ps`.
         let alive = c.is_alive();
