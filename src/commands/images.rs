@@ -29,7 +29,7 @@ const DEFAULT_TABLE: &str =
 
 /// `dockling images`.
 pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
-    let store = Store::open(&ctx.root)?;
+    let store = Store::open_to_read(&ctx.root)?;
     let filter = args
         .repository
         .as_deref()

@@ -63,8 +63,6 @@ pub enum Status {
 /// only what a listing shows ([`Listing`], for `ps` and every walk over all containers).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Container<S = RunSpec> {
-    /// The validated spec it was started from.
-    pub spec: S,
     /// Creation time, RFC 3339.
     pub created: String,
     /// Its status.
@@ -84,6 +82,9 @@ pub struct Container<S = RunSpec> {
     /// emptied when the run ends; shown only while it runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub published: Vec<String>,
+    /// The validated spec it was started from. Last, and its seccomp profile last in it:
+    /// a listing stops reading there ([`Containers::rows`]).
+    pub spec: S,
 }
 
 /// The part of a container's spec that `ps` shows and that walks over every container ask
@@ -414,20 +415,22 @@ impl Containers {
 
     /// Every container, newest first, read whole.
     pub fn list(&self) -> Result<Vec<Container>> {
-        self.read_all()
+        self.read_all(|text| serde_json::from_slice(text))
     }
 
     /// Every container, newest first, with only the part of the spec a listing needs
     /// ([`Listing`]): what `ps`, the reaping of killed engines and the walks that look for a
     /// name or an image's users read.
     pub fn rows(&self) -> Result<Vec<Container<Listing>>> {
-        self.read_all()
+        self.read_all(parse_row)
     }
 
     /// Each `<id>/state.json`, opened beneath the containers' directory descriptor (no
     /// symlink followed) and read into one buffer.
-    fn read_all<S: serde::de::DeserializeOwned>(&self) -> Result<Vec<Container<S>>> {
-        use std::io::Read;
+    fn read_all<S>(
+        &self,
+        parse: fn(&[u8]) -> serde_json::Result<Container<S>>,
+    ) -> Result<Vec<Container<S>>> {
         let dir = crate::sys::fs::open_root(&self.dir).map_err(Error::io("open", &self.dir))?;
         let mut out = Vec::new();
         let mut text = Vec::with_capacity(16 << 10);
@@ -448,11 +451,10 @@ impl Containers {
             ) else {
                 continue;
             };
-            text.clear();
-            if File::from(fd).read_to_end(&mut text).is_err() {
+            if read_whole(File::from(fd), &mut text).is_err() {
                 continue;
             }
-            match serde_json::from_slice::<Container<S>>(&text) {
+            match parse(&text) {
                 Ok(c) => out.push(c),
                 Err(e) => eprintln!(
                     "dockling: warning: ignoring {}: {e}",
@@ -754,6 +756,60 @@ impl Containers {
     }
 }
 
+/// A container's row from its `state.json`, reading only up to the spec's seccomp profile.
+///
+/// The record is written with the spec last and the profile last in the spec, so the text
+/// before the `"seccomp":` key, closed with `}}`, is the record without its profile: parsed,
+/// and the profile (most of the file) is not even scanned. The key cannot be met inside a
+/// string (a quote in a string is escaped), and a cut anywhere but in the spec's own object
+/// (one level down) leaves brackets open, which the parse refuses. Anything else, a record of
+/// an older dockling (the profile in the middle of the spec, the spec first: the cut leaves
+/// out fields a row needs), or one without the key, is parsed whole: a cut never yields a
+/// wrong row, at worst a parse error and the whole read.
+fn parse_row(text: &[u8]) -> serde_json::Result<Container<Listing>> {
+    const KEY: &[u8] = b"\"seccomp\":";
+    let at = text
+        .windows(KEY.len())
+        .position(|w| w[0] == b'"' && w == KEY);
+    if let Some(at) = at {
+        let head = text[..at].trim_ascii_end();
+        if let Some(head) = head.strip_suffix(b",") {
+            let mut cut = Vec::with_capacity(head.len() + 2);
+            cut.extend_from_slice(head);
+            cut.extend_from_slice(b"}}");
+            if let Ok(row) = serde_json::from_slice(&cut) {
+                return Ok(row);
+            }
+        }
+    }
+    serde_json::from_slice(text)
+}
+
+/// Read all of `f` into `buf` (emptied first) with plain `read`s: `read_to_end` asks for the
+/// size (`statx`) and the position (`lseek`) first, two more calls per container of a listing.
+fn read_whole(mut f: File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    let mut len = 0;
+    loop {
+        if buf.capacity() - len < 4096 {
+            buf.reserve(buf.capacity().max(16 << 10));
+        }
+        buf.resize(buf.capacity(), 0);
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(len);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(len);
+    Ok(())
+}
+
 /// A new random container id: 64 hex digits from `getrandom(2)`.
 pub fn new_id() -> String {
     crate::files::random_hex::<32>()
@@ -825,6 +881,31 @@ mod tests {
         assert!(containers.stop_requested(id));
         containers.clear_stop_request(id);
         assert!(!containers.stop_requested(id));
+    }
+
+    /// A row is read up to the spec's seccomp profile: what follows the key is not even
+    /// scanned (here it is not JSON at all), a key-like text inside a string does not cut,
+    /// and a record of the older layout (spec first, profile inside) is parsed whole.
+    #[test]
+    fn a_row_stops_at_the_seccomp_profile_and_older_records_are_read_whole() {
+        let head = r#"{"created":"2026-01-01T00:00:00Z","status":{"Status":"exited","ExitCode":3,"FinishedAt":"2026-01-01T00:00:01Z","OOMKilled":false},"spec":{"id":"c0ffee","name":"web","image_ref":"busybox","image_id":"sha256:00","args":["echo","\"seccomp\":"],"network":"none","#;
+        let cut = format!("{head}\"seccomp\":{{\"defaultAction\": <not json");
+        let row = parse_row(cut.as_bytes()).expect("read up to the profile");
+        assert_eq!(row.spec.name, "web");
+        assert_eq!(row.spec.args, ["echo", "\"seccomp\":"]);
+        assert!(matches!(row.status, Status::Exited { code: 3, .. }));
+        let whole = format!("{head}\"seccomp\":{{\"defaultAction\":\"SCMP_ACT_ERRNO\"}}}}}}");
+        assert_eq!(parse_row(whole.as_bytes()).unwrap().spec.id, "c0ffee");
+        let old = r#"{
+  "spec": {"id": "beef", "name": "old", "image_ref": "busybox", "image_id": "sha256:00",
+    "args": ["true"], "network": "none", "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"},
+    "volumes": [{"source": "/src", "target": "/dst", "readonly": false}]},
+  "created": "2026-01-01T00:00:00Z",
+  "status": {"Status": "created"}
+}"#;
+        let row = parse_row(old.as_bytes()).expect("an older record, read whole");
+        assert_eq!(row.spec.name, "old");
+        assert_eq!(row.spec.volumes.len(), 1);
     }
 
     #[test]

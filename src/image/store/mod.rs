@@ -133,6 +133,20 @@ impl Store {
         Ok(store)
     }
 
+    /// The store under `root` for a command that only reads it (`images`): as
+    /// [`Store::open`], without the sweep of what killed commands left (a few `readdir`s of
+    /// directories with an entry per blob and layer, the one cost of a listing that grew with
+    /// the store besides the listing itself): the next command that writes sweeps. A store
+    /// that is missing, or whose collection a killed `rmi` left pending, is opened in full.
+    pub fn open_to_read(root: &Path) -> Result<Store> {
+        secure_root(root)?;
+        let store = Store::at(root);
+        if store.oci.join("index.json").is_file() && !store.oci.join(GC_PENDING).exists() {
+            return Ok(store);
+        }
+        Store::open(root)
+    }
+
     /// The store under `root` if there is one, without creating or changing anything (for
     /// dry runs: `explain` must leave no trace).
     pub fn open_existing(root: &Path) -> Result<Option<Store>> {
