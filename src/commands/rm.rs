@@ -253,9 +253,9 @@ fn reap_rows(
     let Ok(Some(_names)) = containers.try_lock() else {
         return None;
     };
-    containers.sweep();
     // The rows only (`container::Listing`): most containers are exited and need nothing.
-    let all = containers.rows().ok()?;
+    // Read in the sweep's walk.
+    let all = containers.sweep_and_rows().ok()?;
     let mut changed = false;
     for row in &all {
         if !matches!(row.status, Status::Created | Status::Running { .. }) && !row.restarting {

@@ -415,14 +415,26 @@ impl Containers {
 
     /// Every container, newest first, read whole.
     pub fn list(&self) -> Result<Vec<Container>> {
-        self.read_all(|text| serde_json::from_slice(text))
+        self.read_all(|text| serde_json::from_slice(text), None)
     }
 
     /// Every container, newest first, with only the part of the spec a listing needs
     /// ([`Listing`]): what `ps`, the reaping of killed engines and the walks that look for a
     /// name or an image's users read.
     pub fn rows(&self) -> Result<Vec<Container<Listing>>> {
-        self.read_all(parse_row)
+        self.read_all(parse_row, None)
+    }
+
+    /// [`Containers::sweep`] and [`Containers::rows`] in one walk (the reap's, under
+    /// [`Containers::lock`]): a directory whose `state.json` cannot be found is what the
+    /// sweep looks at, with no `stat` of every container's record.
+    pub fn sweep_and_rows(&self) -> Result<Vec<Container<Listing>>> {
+        let mut without = Vec::new();
+        let rows = self.read_all(parse_row, Some(&mut without))?;
+        for name in without {
+            self.sweep_one(&name);
+        }
+        Ok(rows)
     }
 
     /// Each `<id>/state.json`, opened beneath the containers' directory descriptor (no
@@ -430,6 +442,7 @@ impl Containers {
     fn read_all<S>(
         &self,
         parse: fn(&[u8]) -> serde_json::Result<Container<S>>,
+        mut without: Option<&mut Vec<String>>,
     ) -> Result<Vec<Container<S>>> {
         let dir = crate::sys::fs::open_root(&self.dir).map_err(Error::io("open", &self.dir))?;
         let mut out = Vec::new();
@@ -438,18 +451,33 @@ impl Containers {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
             if name.as_encoded_bytes().starts_with(b".") {
+                if name.as_encoded_bytes().starts_with(TRASH.as_bytes()) {
+                    if let Some(w) = without.as_deref_mut() {
+                        w.push(name.to_string_lossy().into_owned());
+                    }
+                }
                 continue;
             }
             let rel = Path::new(&name).join("state.json");
             // A directory without state is a container still being created or half removed.
-            let Ok(fd) = crate::sys::fs::openat2(
+            let fd = match crate::sys::fs::openat2(
                 std::os::fd::AsFd::as_fd(&dir),
                 &rel,
                 libc::O_RDONLY | libc::O_NOFOLLOW,
                 0,
                 libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
-            ) else {
-                continue;
+            ) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    // The directory's type from readdir (no stat on ext4, xfs, btrfs, tmpfs).
+                    let dir_entry = entry.file_type().is_ok_and(|t| t.is_dir());
+                    if let (Some(w), Some(libc::ENOENT), true) =
+                        (without.as_deref_mut(), e.raw_os_error(), dir_entry)
+                    {
+                        w.push(name.to_string_lossy().into_owned());
+                    }
+                    continue;
+                }
             };
             if read_whole(File::from(fd), &mut text).is_err() {
                 continue;
@@ -732,27 +760,31 @@ impl Containers {
     /// without `state.json` whose engine is gone (a `run` killed while creating it). Call with
     /// [`Containers::lock`] held, so a container being created is never taken for either.
     pub fn sweep(&self) -> Vec<PathBuf> {
-        let mut removed = Vec::new();
-        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            let leftover = if name.starts_with(TRASH) {
-                true
-            } else if name.starts_with('.') || !path.is_dir() {
-                false
-            } else {
-                !path.join("state.json").exists() && !self.engine_alive(&name)
-            };
-            // remove_dir_all would descend into a file system mounted below and empty it
-            // (a host directory bound there, say): such a tree is left for `system fsck`.
-            if leftover
-                && crate::files::mounts_under(&path).is_empty()
-                && fs::remove_dir_all(&path).is_ok()
-            {
-                removed.push(path);
-            }
-        }
-        removed
+        fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| self.sweep_one(&entry.file_name().to_string_lossy()))
+            .collect()
+    }
+
+    /// [`Containers::sweep`] of one entry of the containers' directory: its path if it was
+    /// removed.
+    fn sweep_one(&self, name: &str) -> Option<PathBuf> {
+        let path = self.dir.join(name);
+        let leftover = if name.starts_with(TRASH) {
+            true
+        } else if name.starts_with('.') || !path.is_dir() {
+            false
+        } else {
+            !path.join("state.json").exists() && !self.engine_alive(name)
+        };
+        // remove_dir_all would descend into a file system mounted below and empty it
+        // (a host directory bound there, say): such a tree is left for `system fsck`.
+        (leftover
+            && crate::files::mounts_under(&path).is_empty()
+            && fs::remove_dir_all(&path).is_ok())
+        .then_some(path)
     }
 }
 
@@ -796,8 +828,15 @@ fn read_whole(mut f: File, buf: &mut Vec<u8>) -> std::io::Result<()> {
             buf.reserve(buf.capacity().max(16 << 10));
         }
         buf.resize(buf.capacity(), 0);
+        let room = buf.len() - len;
         match f.read(&mut buf[len..]) {
             Ok(0) => break,
+            // A short read of a regular file is its end: a record is replaced by rename,
+            // never appended to, so no second read is needed to see it.
+            Ok(n) if n < room => {
+                len += n;
+                break;
+            }
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
