@@ -348,7 +348,7 @@ impl Store {
     /// summary was made from this very manifest (it is named by its digest) and its config.
     fn referenced(&self, index: &Value) -> HashSet<String> {
         let mut keep = HashSet::new();
-        let known = self.read_summaries();
+        let known = self.summaries();
         let blobs = crate::sys::fs::open_root(&self.blob_dir()).ok();
         for m in index["manifests"].as_array().into_iter().flatten() {
             let Some(d) = m["digest"].as_str() else {

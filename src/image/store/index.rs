@@ -138,7 +138,7 @@ impl Store {
         self.write_index(&index)?;
         // What `images`, `image prune` and garbage collection read instead of the manifest
         // and config (`summary`).
-        self.record_summary(&index, manifest_digest);
+        self.record_summary(manifest_digest);
         Ok(())
     }
 

@@ -90,6 +90,9 @@ pub struct Store {
     /// This process's lease (made on the first blob or layer it claims): its file, kept
     /// locked while the process lives, and the digests written to it so far.
     lease: std::sync::Mutex<Option<Lease>>,
+    /// `oci/summaries.jsonl` as this process first read it (`summary`): an entry is never
+    /// wrong, so one read serves the whole command; what others add meanwhile is only missing.
+    summaries: std::sync::OnceLock<std::sync::Arc<summary::Summaries>>,
 }
 
 impl Store {
@@ -122,6 +125,7 @@ impl Store {
             limits: Default::default(),
             erofs: false,
             lease: Default::default(),
+            summaries: Default::default(),
         };
         store.sweep();
         // An `rmi` killed between its untag and the end of its garbage collection.
@@ -166,6 +170,7 @@ impl Store {
             limits: Default::default(),
             erofs: false,
             lease: Default::default(),
+            summaries: Default::default(),
         }
     }
 
@@ -298,7 +303,7 @@ impl Store {
             let Some(digest) = m["digest"].as_str() else {
                 return Ok(Vec::new());
             };
-            if let Some(s) = known.get_or_init(|| self.read_summaries()).get(digest) {
+            if let Some(s) = known.get_or_init(|| self.summaries()).get(digest) {
                 return Ok(vec![s.id.clone()]);
             }
             Ok(vec![self

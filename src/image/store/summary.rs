@@ -1,35 +1,69 @@
-//! `oci/summaries.json`: what a listing needs of each image, kept so that `images`, `image
+//! `oci/summaries.jsonl`: what a listing needs of each image, kept so that `images`, `image
 //! prune` and garbage collection cost little per image. Without it, each of them read and
 //! hashed every manifest and config of the store and parsed each config whole (1,000 images:
 //! 7.6 times the cost of 10).
 //!
-//! One entry per manifest digest: the image id (config digest), its creation time, Docker's
-//! size, the layer blobs and diff_ids, and the sizes of the manifest and config blobs. A
-//! manifest is content-addressed, so its entry never goes stale: it can only be missing (an
-//! older store, a write lost to a crash or skipped because the lock was busy) or left over (an
-//! image removed since). Tags and repo digests stay in `index.json` alone.
+//! One line per image: its manifest digest, the image id (config digest), its creation time,
+//! Docker's size, the layer blobs and diff_ids, and the sizes of the manifest and config
+//! blobs. A manifest is content-addressed, so a line never goes stale: an image's line can
+//! only be missing (an older store, a write lost to a crash or skipped because the lock was
+//! busy) or left over (an image removed since), and two lines for one manifest say the same.
+//! Tags and repo digests stay in `index.json` alone.
 //!
-//! Written (atomically, not durably: it is a cache) under the store lock by every command
-//! that adds an image to the index, with the entries of images no longer there dropped; a
-//! listing that meets an image without an entry reads its manifest and config as before and
-//! adds the entry if the store lock is free; `system fsck --repair` rebuilds the file. A
-//! listing believes an entry only while the manifest and config blobs still have the sizes it
-//! records (one `fstatat` each, in the blobs directory's descriptor): a truncated or lost blob
-//! sends the image down the full read, which reports it damaged as before.
+//! Appended (one `write` of one line, `O_APPEND`, not synced: it is a cache) under the store
+//! lock by every command that adds an image to the index: adding an image costs the same
+//! with 10 images or 1,000 (a rewrite of the whole file with each would also have the next
+//! `fsync` of the file system's journal write it out). A listing reads every line (a torn
+//! line is skipped, losing only itself), reads an image without a line from its
+//! manifest and config as before and appends its line when the store lock is free, and
+//! rewrites the file without the lines of removed images once they are most of it;
+//! `system fsck --repair` rebuilds it. A listing believes a line only while the manifest and
+//! config blobs still have the sizes it records (one `fstatat` each, in the blobs
+//! directory's descriptor): a truncated or lost blob sends the image down the full read,
+//! which reports it damaged as before.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::index::{tag_of, REPO_DIGEST};
 use super::{hex_of, Image, Store};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::reference::Reference;
 
 /// The file's name in `oci/`.
-pub(super) const SUMMARIES: &str = "summaries.json";
+pub(super) const SUMMARIES: &str = "summaries.jsonl";
+
+/// The summaries as read: manifest digest to summary, and how many lines held them.
+#[derive(Debug, Default)]
+pub(crate) struct Summaries {
+    by_manifest: HashMap<String, Summary>,
+    lines: usize,
+}
+
+impl Summaries {
+    /// The summary of the image whose manifest is `digest`.
+    pub(crate) fn get(&self, digest: &str) -> Option<&Summary> {
+        self.by_manifest.get(digest)
+    }
+}
+
+/// One line of the file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Line {
+    /// Bumped if a line ever changes meaning; lines of another version are ignored.
+    v: u32,
+    /// The manifest digest.
+    manifest: String,
+    /// Its image's summary.
+    summary: Summary,
+}
+
+const VERSION: u32 = 1;
 
 /// What is kept of one image (one manifest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,17 +84,6 @@ pub struct Summary {
     /// The config's diff_ids, bottom first.
     pub diff_ids: Vec<String>,
 }
-
-/// The file as stored.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct File {
-    /// Bumped if an entry ever changes meaning; another version is ignored (and rewritten).
-    version: u32,
-    /// Manifest digest to its image's summary.
-    images: HashMap<String, Summary>,
-}
-
-const VERSION: u32 = 1;
 
 /// One image as `images` and `image prune` list it: an index entry and its summary.
 #[derive(Debug, Clone)]
@@ -99,33 +122,81 @@ impl Listed {
 }
 
 impl Store {
-    /// The summaries as stored; an empty map when the file is missing, unreadable or of
-    /// another version (every image then takes the full read).
-    pub(crate) fn read_summaries(&self) -> HashMap<String, Summary> {
-        std::fs::read(self.oci.join(SUMMARIES))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<File>(&b).ok())
-            .filter(|f| f.version == VERSION)
-            .map(|f| f.images)
-            .unwrap_or_default()
+    /// The summaries, read once per process (see `Store::summaries`' field).
+    pub(crate) fn summaries(&self) -> Arc<Summaries> {
+        self.summaries
+            .get_or_init(|| Arc::new(self.read_summaries()))
+            .clone()
     }
 
-    /// Write the summaries, keeping only those of manifests `index` lists. The caller holds
-    /// the store lock. Not synced: a lost write only costs the next listing a full read.
-    fn write_summaries(&self, index: &Value, mut images: HashMap<String, Summary>) -> Result<()> {
+    /// The file as it is now; empty when it is missing or unreadable (every image then
+    /// takes the full read).
+    fn read_summaries(&self) -> Summaries {
+        let mut out = Summaries::default();
+        let Ok(bytes) = std::fs::read(self.oci.join(SUMMARIES)) else {
+            return out;
+        };
+        // A line that does not parse (torn by a crash) is skipped: its image is read in full.
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            out.lines += 1;
+            if let Ok(line) = serde_json::from_slice::<Line>(line) {
+                if line.v == VERSION {
+                    out.by_manifest.insert(line.manifest, line.summary);
+                }
+            }
+        }
+        out
+    }
+
+    /// Append these lines (the caller holds the store lock).
+    fn append_summaries(&self, made: &[(String, Summary)]) -> Result<()> {
+        // Begun with a newline, which ends a line a crash tore (empty lines are skipped):
+        // the torn one is lost, not this one with it.
+        let mut text = vec![b'\n'];
+        for (manifest, summary) in made {
+            serde_json::to_writer(
+                &mut text,
+                &Line {
+                    v: VERSION,
+                    manifest: manifest.clone(),
+                    summary: summary.clone(),
+                },
+            )
+            .expect("a summary serialises");
+            text.push(b'\n');
+        }
+        let path = self.oci.join(SUMMARIES);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&text))
+            .map_err(Error::io("write", &path))
+    }
+
+    /// Replace the file with the summaries of the manifests `index` lists (the caller holds
+    /// the store lock). Not synced: a lost write only costs the next listing a full read.
+    fn write_summaries(&self, index: &Value, images: &HashMap<String, Summary>) -> Result<()> {
         let listed: std::collections::HashSet<&str> = index["manifests"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|m| m["digest"].as_str())
             .collect();
-        images.retain(|d, _| listed.contains(d.as_str()));
-        let data = serde_json::to_vec(&File {
-            version: VERSION,
-            images,
-        })
-        .expect("summaries serialise");
-        crate::files::replace_atomic(&self.oci.join(SUMMARIES), &data)
+        let mut text = Vec::new();
+        for (manifest, summary) in images.iter().filter(|(d, _)| listed.contains(d.as_str())) {
+            serde_json::to_writer(
+                &mut text,
+                &Line {
+                    v: VERSION,
+                    manifest: manifest.clone(),
+                    summary: summary.clone(),
+                },
+            )
+            .expect("a summary serialises");
+            text.push(b'\n');
+        }
+        crate::files::replace_atomic(&self.oci.join(SUMMARIES), &text)
     }
 
     /// The summary of a fully read image; `None` if its blobs cannot be looked at.
@@ -147,22 +218,18 @@ impl Store {
         })
     }
 
-    /// Record the summary of the image whose manifest is `digest` (just added to `index`,
-    /// which the caller holds the store lock for and has written). Best effort: an image that
-    /// cannot be read gets no entry, and listings read it in full.
-    pub(super) fn record_summary(&self, index: &Value, digest: &str) {
-        let mut all = self.read_summaries();
-        if !all.contains_key(digest) {
-            let Some(s) = self
-                .load(digest, None)
-                .ok()
-                .and_then(|i| self.summarize(&i))
-            else {
-                return;
-            };
-            all.insert(digest.to_string(), s);
-        }
-        if let Err(e) = self.write_summaries(index, all) {
+    /// Record the summary of the image whose manifest is `digest` (just added to the index,
+    /// which the caller holds the store lock for): one line appended. Best effort: an image
+    /// that cannot be read gets no line, and listings read it in full.
+    pub(super) fn record_summary(&self, digest: &str) {
+        let Some(s) = self
+            .load(digest, None)
+            .ok()
+            .and_then(|i| self.summarize(&i))
+        else {
+            return;
+        };
+        if let Err(e) = self.append_summaries(&[(digest.to_string(), s)]) {
             eprintln!("dockling: warning: {e}");
         }
     }
@@ -181,7 +248,7 @@ impl Store {
             }
         }
         let n = all.len();
-        self.write_summaries(&index, all)?;
+        self.write_summaries(&index, &all)?;
         Ok(n)
     }
 
@@ -209,7 +276,7 @@ impl Store {
     /// is free.
     pub fn listing(&self) -> Result<Vec<Listed>> {
         let index = self.read_index()?;
-        let known = self.read_summaries();
+        let known = self.summaries();
         let blobs = crate::sys::fs::open_root(&self.blob_dir()).ok();
         let mut out = Vec::new();
         let mut made = Vec::new();
@@ -248,22 +315,31 @@ impl Store {
                 }
             }
         }
-        if !made.is_empty() {
-            self.add_summaries(made);
+        let entries = index["manifests"].as_array().map_or(0, |l| l.len());
+        // Lines of removed images (and repeats) are most of the file: written again.
+        let compact = known.lines > 2 * entries + 64;
+        if !made.is_empty() || compact {
+            self.add_summaries(&known, made, compact);
         }
         Ok(out)
     }
 
-    /// Add summaries a listing made, if nobody holds the store lock (else the next listing
-    /// makes them again).
-    fn add_summaries(&self, made: Vec<(String, Summary)>) {
+    /// Add summaries a listing made (or write the file again without left-over lines), if
+    /// nobody holds the store lock (else the next listing does).
+    fn add_summaries(&self, known: &Summaries, made: Vec<(String, Summary)>, compact: bool) {
         let Ok(Some(_l)) = crate::files::try_lock(&self.oci.join(".lock")) else {
             return;
         };
-        let Ok(index) = self.read_index() else { return };
-        let mut all = self.read_summaries();
-        all.extend(made);
-        if let Err(e) = self.write_summaries(&index, all) {
+        let done = if compact {
+            self.read_index().and_then(|index| {
+                let mut all = known.by_manifest.clone();
+                all.extend(made);
+                self.write_summaries(&index, &all)
+            })
+        } else {
+            self.append_summaries(&made)
+        };
+        if let Err(e) = done {
             eprintln!("dockling: warning: {e}");
         }
     }
@@ -288,6 +364,11 @@ mod tests {
             .collect()
     }
 
+    /// The summaries a new process would read.
+    fn on_disk(root: &std::path::Path) -> Summaries {
+        Store::at(root).read_summaries()
+    }
+
     #[test]
     fn a_listing_is_the_same_with_without_and_with_repaired_summaries() {
         let tmp = tempfile::tempdir().unwrap();
@@ -296,19 +377,31 @@ mod tests {
         import(&store, tmp.path(), "a", &["CMD a".into()]);
         import(&store, tmp.path(), "b", &["CMD b".into()]);
         let file = root.join("oci").join(SUMMARIES);
-        // Written when the images were added.
-        assert_eq!(store.read_summaries().len(), 2);
-        let with = rows(&store);
+        // Appended when the images were added.
+        assert_eq!(on_disk(&root).by_manifest.len(), 2);
+        assert_eq!(on_disk(&root).lines, 2);
+        let with = rows(&Store::at(&root));
         assert_eq!(with.len(), 2);
-        // Without the file (an older store): the same rows, and the file is made again.
+        // Without the file (an older store): the same rows, and the lines are made again.
         std::fs::remove_file(&file).unwrap();
-        assert_eq!(rows(&store), with);
-        assert_eq!(store.read_summaries().len(), 2, "the listing repaired it");
-        // A garbled file is ignored, and rebuilt.
+        assert_eq!(rows(&Store::at(&root)), with);
+        assert_eq!(
+            on_disk(&root).by_manifest.len(),
+            2,
+            "the listing repaired it"
+        );
+        // A torn line is skipped; the listing adds what it lost.
+        let text = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &text[..text.len() - 20]).unwrap();
+        assert_eq!(on_disk(&root).by_manifest.len(), 1);
+        assert_eq!(rows(&Store::at(&root)), with);
+        assert_eq!(on_disk(&root).by_manifest.len(), 2);
+        // Garbage: ignored, and rebuilt.
         std::fs::write(&file, b"{not json").unwrap();
-        assert_eq!(rows(&store), with);
-        assert_eq!(store.rebuild_summaries().unwrap(), 2);
-        assert_eq!(rows(&store), with);
+        assert_eq!(rows(&Store::at(&root)), with);
+        assert_eq!(Store::at(&root).rebuild_summaries().unwrap(), 2);
+        assert_eq!(on_disk(&root).lines, 2);
+        assert_eq!(rows(&Store::at(&root)), with);
     }
 
     #[test]
@@ -332,17 +425,18 @@ mod tests {
     }
 
     #[test]
-    fn a_removed_image_leaves_the_file_at_the_next_write() {
+    fn lines_of_removed_images_are_never_listed_and_leave_at_a_rewrite() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(&tmp.path().join("root")).unwrap();
+        let root = tmp.path().join("root");
+        let store = Store::open(&root).unwrap();
         import(&store, tmp.path(), "a", &["CMD a".into()]);
         let b = import(&store, tmp.path(), "b", &["CMD b".into()]);
         store.remove("b", false, &|_| None).unwrap();
-        // Left over until then, and never listed.
-        assert_eq!(rows(&store).len(), 1);
-        import(&store, tmp.path(), "c", &["CMD c".into()]);
-        let left = store.read_summaries();
-        assert!(left.values().all(|s| s.id != b.id), "{left:?}");
-        assert_eq!(left.len(), 2);
+        assert_eq!(rows(&Store::at(&root)).len(), 1);
+        assert_eq!(on_disk(&root).lines, 2);
+        Store::at(&root).rebuild_summaries().unwrap();
+        let left = on_disk(&root);
+        assert!(left.by_manifest.values().all(|s| s.id != b.id), "{left:?}");
+        assert_eq!(left.lines, 1);
     }
 }
