@@ -438,10 +438,6 @@ pub struct RunSpec {
     pub privileged: bool,
     /// Capability numbers the process keeps.
     pub capabilities: Vec<u32>,
-    /// The seccomp policy to install, resolved for this container (the runtime spec's
-    /// `linux.seccomp`); `None` with `--privileged` or `seccomp=unconfined`.
-    #[serde(default, deserialize_with = "seccomp_or_old_flag")]
-    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     /// `no-new-privileges`: setuid binaries and file capabilities give nothing.
     #[serde(default)]
     pub no_new_privileges: bool,
@@ -463,6 +459,12 @@ pub struct RunSpec {
     /// `-p`, `-P`, `--expose`, `--publish-mode`.
     #[serde(default, skip_serializing_if = "Ports::is_empty")]
     pub ports: Ports,
+    /// The seccomp policy to install, resolved for this container (the runtime spec's
+    /// `linux.seccomp`); `None` with `--privileged` or `seccomp=unconfined`. Last on purpose:
+    /// it is most of a container's `state.json`, and a listing reads the record only up to
+    /// it (`container::Listing`).
+    #[serde(default, deserialize_with = "seccomp_or_old_flag")]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// Docker's `--restart` policies: what the monitor of a detached container does when it

@@ -370,3 +370,103 @@ fn import_of_a_file_that_is_not_a_tar_says_so_without_its_content() {
     );
     assert!(lab.cmd(&["images", "-q"]).stdout.is_empty());
 }
+
+/// `images` reads `oci/summaries.json`, not every manifest and config: the table is the same
+/// with the file, without it (an older store: the listing reads the images in full and writes
+/// the file again), and after `system fsck --repair` rebuilt it; a summary an image no longer
+/// matches (its config truncated) is not believed.
+#[test]
+fn images_are_listed_the_same_with_and_without_their_summaries() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["tag", "busybox", "other:1"]).expect_code(0);
+    let file = lab.root().join("oci/summaries.jsonl");
+    let with = lab.cmd(&["images", "--no-trunc"]);
+    with.expect_code(0);
+    assert_eq!(with.stdout.lines().count(), 3, "{}", with.stdout);
+    let lines = |text: &[u8]| -> Vec<serde_json::Value> {
+        let mut v: Vec<serde_json::Value> = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        v.sort_by_key(|l| l.to_string());
+        v.dedup();
+        v
+    };
+    let summaries = lines(&std::fs::read(&file).expect("add_to_index wrote the summaries"));
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    std::fs::remove_file(&file).unwrap();
+    let without = lab.cmd(&["images", "--no-trunc"]);
+    without.expect_code(0);
+    assert_eq!(without.stdout, with.stdout);
+    assert!(
+        file.exists(),
+        "the listing did not write the summaries again"
+    );
+    std::fs::write(&file, b"{\"v\":1,\"manifest\":").unwrap();
+    let garbled = lab.cmd(&["images", "--no-trunc"]);
+    garbled.expect_code(0);
+    assert_eq!(garbled.stdout, with.stdout);
+    lab.cmd(&["system", "fsck", "--repair"]).expect_code(0);
+    assert_eq!(lines(&std::fs::read(&file).unwrap()), summaries);
+    // A lie in the file is believed only while the blobs keep their sizes.
+    let id = lab.cmd(&["inspect", "-f", "{{.Id}}", "busybox"]);
+    let id = id.expect_code(0).stdout.clone();
+    let config = lab
+        .root()
+        .join("oci/blobs/sha256")
+        .join(id.trim().trim_start_matches("sha256:"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&config)
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let damaged = lab.cmd(&["images"]);
+    damaged.expect_code(0);
+    assert!(
+        damaged
+            .stderr
+            .starts_with("dockling: warning: image busybox:latest is damaged (blob sha256:"),
+        "{}",
+        damaged.stderr
+    );
+}
+
+/// `ps` reads only the listing part of each container's spec: a record whose seccomp profile
+/// (most of `state.json`, never shown) is not one oci-spec would accept is still listed, with
+/// the same row as before it was damaged.
+#[test]
+fn ps_does_not_build_the_spec_it_does_not_show() {
+    let lab = Lab::with_busybox();
+    lab.cmd(&["run", "--name", "quiet", "busybox", "true"])
+        .expect_code(0);
+    let before = lab.cmd(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}} {{.Image}} {{.Command}} {{.State}}",
+    ]);
+    before.expect_code(0);
+    assert_eq!(before.stdout, "quiet busybox \"true\" exited\n");
+    let id = lab.cmd(&["ps", "-aq", "--no-trunc"]);
+    let id = id.expect_code(0).stdout.clone();
+    let state = lab
+        .root()
+        .join("containers")
+        .join(id.trim())
+        .join("state.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert!(v["spec"]["seccomp"].is_object(), "{v}");
+    v["spec"]["seccomp"] = serde_json::json!({"defaultAction": 42});
+    std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+    let after = lab.cmd(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}} {{.Image}} {{.Command}} {{.State}}",
+    ]);
+    after.expect_code(0);
+    assert_eq!(after.stdout, before.stdout, "{}", after.stderr);
+    assert_eq!(after.stderr, "");
+}

@@ -152,7 +152,7 @@ pub fn prune_images(ctx: &Context, args: &PruneArgs, already: u64) -> Result<i32
     }
     let store = Store::open(&ctx.root)?;
     let containers = Containers::open(&ctx.root)?;
-    let listed = containers.list()?;
+    let listed = containers.rows()?;
     let used = |id: &str| listed.iter().any(|c| c.spec.image_id == id);
     // Asked again under the store lock as each image is removed (a `run` may start meanwhile).
     let used_by = |id: &str| super::image_user(&containers, id);
@@ -161,16 +161,16 @@ pub fn prune_images(ctx: &Context, args: &PruneArgs, already: u64) -> Result<i32
     let mut done = std::collections::HashSet::new();
     // A damaged image (its config or manifest unreadable) is pruned too, by its index entry:
     // it is what a user most wants gone.
-    let all = store.list_even_damaged()?;
+    let all = store.listing()?;
     let tagged: std::collections::HashSet<&str> = all
         .iter()
-        .filter(|(i, _)| i.reference.is_some())
-        .map(|(i, _)| i.id.as_str())
+        .filter(|i| i.reference.is_some())
+        .map(|i| i.id.as_str())
         .collect();
     // The images build steps made are the build cache: `builder prune` (and `system prune`)
     // remove them, `image prune` leaves them, as Docker's leaves BuildKit's cache.
     let steps = store.build_intermediates();
-    for (image, _) in &all {
+    for image in &all {
         let dangling = !tagged.contains(image.id.as_str());
         if (!dangling && !args.all)
             || used(&image.id)

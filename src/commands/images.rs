@@ -29,7 +29,7 @@ const DEFAULT_TABLE: &str =
 
 /// `dockling images`.
 pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
-    let store = Store::open(&ctx.root)?;
+    let store = Store::open_to_read(&ctx.root)?;
     let filter = args
         .repository
         .as_deref()
@@ -40,8 +40,10 @@ pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
     let mut objects = Vec::new();
     // A damaged image is listed too (by what its index entry says), with a warning: the
     // table is where a user finds the name to pull again or remove.
-    let mut all = store.list_even_damaged()?;
-    all.sort_by(|(a, _), (b, _)| b.created.cmp(&a.created));
+    // From the images' summaries (`store::summary`): no manifest or config is read unless
+    // one is missing or its blobs changed size.
+    let mut all = store.listing()?;
+    all.sort_by(|a, b| b.created.cmp(&a.created));
     // Untagged images a build made for its steps (its cache) are hidden, as Docker hides
     // intermediate images, unless -a.
     let intermediate = if args.all {
@@ -49,11 +51,11 @@ pub fn run(ctx: &Context, args: &ImagesArgs) -> Result<i32> {
     } else {
         store.build_intermediates()
     };
-    for (img, damaged) in all {
+    for img in all {
         if img.reference.is_none() && intermediate.contains(&img.id) {
             continue;
         }
-        if let Some(why) = damaged {
+        if let Some(why) = &img.damaged {
             eprintln!(
                 "dockling: warning: image {} is damaged ({why})",
                 img.reference

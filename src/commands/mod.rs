@@ -87,7 +87,7 @@ pub mod volume;
 /// lock), so a container created meanwhile keeps its image.
 pub fn image_user(containers: &crate::container::Containers, id: &str) -> Option<String> {
     containers
-        .list()
+        .rows()
         .ok()?
         .into_iter()
         .find(|c| c.spec.image_id == id)

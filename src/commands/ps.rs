@@ -53,15 +53,18 @@ pub fn command_cell(args: &[String], no_trunc: bool) -> String {
 /// `dockling ps`.
 pub fn run(ctx: &Context, args: &PsArgs) -> Result<i32> {
     let containers = Containers::open(&ctx.root)?;
-    // A container whose dockling was killed is shown as what it is (exited), not "Up".
-    crate::commands::rm::reap(ctx, &containers);
+    // A container whose dockling was killed is shown as what it is (exited), not "Up". The
+    // rows the reap read are the listing, unless it changed some.
+    let listed = crate::commands::rm::reap_and_list(ctx, &containers)?;
     let now = SystemTime::now();
     let mut rows = vec![];
     let mut objects = vec![];
     // The host's cgroup mounts, read once for every row's freezer check.
     let mut layout = None;
     let parent = ctx.config.cgroup_parent.as_deref().unwrap_or("dockling");
-    for c in containers.list()? {
+    // The rows only (`container::Listing`): the spec's seccomp profile and the rest are
+    // skipped, not built.
+    for c in listed {
         // Each row's process is looked at once (its stat read once), for every column.
         // Restarting ones count as running, as in Docker's `ps`.
         let alive = c.is_alive();

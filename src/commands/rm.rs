@@ -225,22 +225,44 @@ fn lock_ended(containers: &Containers, id: &str, name: &str) -> Result<container
 /// went with it). Their cgroups are killed and removed; a `--rm` container is removed, any
 /// other recorded as `Exited (137)`, as SIGKILL ended it. Needs root; best effort (a warning).
 pub fn reap(ctx: &Context, containers: &Containers) {
+    reap_rows(ctx, containers);
+}
+
+/// [`reap`], then every container's row (`container::Listing`), for `ps`: the rows the reap
+/// read are returned as they are when it changed none of them, else read again.
+pub fn reap_and_list(
+    ctx: &Context,
+    containers: &Containers,
+) -> Result<Vec<container::Container<container::Listing>>> {
+    match reap_rows(ctx, containers) {
+        Some(rows) => Ok(rows),
+        None => containers.rows(),
+    }
+}
+
+/// The work of [`reap`]; the rows it read if it changed none of them.
+fn reap_rows(
+    ctx: &Context,
+    containers: &Containers,
+) -> Option<Vec<container::Container<container::Listing>>> {
     if !nix::unistd::geteuid().is_root() {
-        return;
+        return None;
     }
     // Opportunistic: when another command holds the containers' lock, the next one reaps
     // (waiting here would make every command wait, and say so, twice).
     let Ok(Some(_names)) = containers.try_lock() else {
-        return;
+        return None;
     };
-    containers.sweep();
-    let Ok(all) = containers.list() else { return };
-    for mut c in all {
-        if !matches!(c.status, Status::Created | Status::Running { .. }) && !c.restarting {
+    // The rows only (`container::Listing`): most containers are exited and need nothing.
+    // Read in the sweep's walk.
+    let all = containers.sweep_and_rows().ok()?;
+    let mut changed = false;
+    for row in &all {
+        if !matches!(row.status, Status::Created | Status::Running { .. }) && !row.restarting {
             continue;
         }
-        let id = c.spec.id.clone();
-        if !containers.has_engine_lock(&id) && c.is_alive() {
+        let id = row.spec.id.clone();
+        if !containers.has_engine_lock(&id) && row.is_alive() {
             // Started by a dockling from before engine locks: its pid is all there is.
             continue;
         }
@@ -249,15 +271,17 @@ pub fn reap(ctx: &Context, containers: &Containers) {
         };
         // Read again now that no engine can change it: the one listed above may have
         // recorded the end (and let go) in between.
-        match containers.find(&id) {
-            Ok(now) if matches!(now.status, Status::Created | Status::Running { .. }) => c = now,
+        let c = match containers.find(&id) {
+            Ok(now) if matches!(now.status, Status::Created | Status::Running { .. }) => now,
             // Its monitor was killed while it waited to restart it: it stays exited.
             Ok(now) if now.restarting => {
+                changed = true;
                 let _ = containers.update(&id, |c| c.restarting = false);
                 continue;
             }
             _ => continue,
-        }
+        };
+        changed = true;
         // No engine keeps it. Its first process got SIGKILL when the engine died
         // (PR_SET_PDEATHSIG) and may not be gone yet: nothing would ever wait for it now.
         if let Status::Running { pid, pid_start } = c.status {
@@ -293,6 +317,7 @@ pub fn reap(ctx: &Context, containers: &Containers) {
             );
         }
     }
+    (!changed).then_some(all)
 }
 
 /// `dockling rm`.

@@ -100,6 +100,13 @@ fn fsck(ctx: &Context, repair: bool) -> Result<i32> {
         }
         total += todo.len();
     }
+    // The images' summaries (`image::store::summary`) are made afresh from the images that
+    // remain: a cache, never a finding (a listing reads what has none, and adds it).
+    if let Ok(Some(store)) = crate::image::store::Store::open_existing(&ctx.root) {
+        if let Err(e) = store.rebuild_summaries() {
+            eprintln!("dockling: warning: the image summaries: {e}");
+        }
+    }
     let left = fsck::check(&ctx.root, &parent)?;
     for f in &left {
         println!("left: {}", f.line(&ctx.root));

@@ -59,11 +59,10 @@ pub enum Status {
     },
 }
 
-/// What is stored for each container.
+/// What is stored for each container. `S` is the spec as read: all of it ([`RunSpec`]), or
+/// only what a listing shows ([`Listing`], for `ps` and every walk over all containers).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Container {
-    /// The validated spec it was started from.
-    pub spec: RunSpec,
+pub struct Container<S = RunSpec> {
     /// Creation time, RFC 3339.
     pub created: String,
     /// Its status.
@@ -83,9 +82,85 @@ pub struct Container {
     /// emptied when the run ends; shown only while it runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub published: Vec<String>,
+    /// The validated spec it was started from. Last, and its seccomp profile last in it:
+    /// a listing stops reading there ([`Containers::rows`]).
+    pub spec: S,
+}
+
+/// The part of a container's spec that `ps` shows and that walks over every container ask
+/// (its image, its name, whether `rm` should go with it), read from `state.json` without the
+/// rest: the seccomp profile alone is most of the file, and building it as oci-spec's type
+/// was most of the cost of `ps -a` with many containers. The rest is skipped by the parser,
+/// never built. Never start or save a container from it: [`Containers::find`] reads all.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Listing {
+    /// Full id (64 hex digits).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The image as the user named it.
+    pub image_ref: String,
+    /// The image's id.
+    pub image_id: String,
+    /// The command line.
+    pub args: Vec<String>,
+    /// `--rm`.
+    #[serde(default)]
+    pub remove: bool,
+    /// The network mode.
+    pub network: crate::spec::NetworkMode,
+    /// Its network settings (for the network's name).
+    #[serde(default)]
+    pub net: crate::spec::NetConfig,
+    /// Whether it has cgroup limits (a cgroup of its own): only that it has them is kept.
+    #[serde(default)]
+    pub cgroup: Option<serde::de::IgnoredAny>,
+    /// Its volumes.
+    #[serde(default)]
+    pub volumes: Vec<crate::spec::Volume>,
+    /// `-p`, `-P`, `--expose`.
+    #[serde(default)]
+    pub ports: crate::spec::Ports,
+}
+
+impl Listing {
+    /// The network's name Docker shows, as [`RunSpec::network_name`].
+    pub fn network_name(&self) -> &str {
+        self.net
+            .network
+            .as_deref()
+            .or(self.net.join.as_deref())
+            .unwrap_or(self.network.as_str())
+    }
+}
+
+impl Container<Listing> {
+    /// `NetworkSettings.Ports`, as [`Container::port_map`].
+    pub fn port_map(&self, alive: bool) -> crate::network::ports::PortMap {
+        port_map(&self.spec.ports, &self.published_ports(alive))
+    }
+}
+
+/// Every exposed port (`null` unless published) and every bound.
+fn port_map(
+    ports: &crate::spec::Ports,
+    published: &[crate::network::ports::Published],
+) -> crate::network::ports::PortMap {
+    let mut exposed = ports.exposed.clone();
+    for b in crate::network::ports::bindings(ports).unwrap_or_default() {
+        exposed.push(b.key());
+    }
+    crate::network::ports::network_ports(&exposed, published)
 }
 
 impl Container {
+    /// `NetworkSettings.Ports`: every exposed port (`null` unless published) and every bound.
+    pub fn port_map(&self, alive: bool) -> crate::network::ports::PortMap {
+        port_map(&self.spec.ports, &self.published_ports(alive))
+    }
+}
+
+impl<S> Container<S> {
     /// The ports bound while it runs (none when it does not).
     pub fn published_ports(&self, alive: bool) -> Vec<crate::network::ports::Published> {
         if !alive {
@@ -97,17 +172,6 @@ impl Container {
             .collect()
     }
 
-    /// `NetworkSettings.Ports`: every exposed port (`null` unless published) and every bound.
-    pub fn port_map(&self, alive: bool) -> crate::network::ports::PortMap {
-        let mut exposed = self.spec.ports.exposed.clone();
-        for b in crate::network::ports::bindings(&self.spec.ports).unwrap_or_default() {
-            exposed.push(b.key());
-        }
-        crate::network::ports::network_ports(&exposed, &self.published_ports(alive))
-    }
-}
-
-impl Container {
     /// The status as `ps` shows it: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`,
     /// `Restarting (1) 2 seconds ago` (Docker's: the code and end of the last run).
     pub fn status_line(&self, now: std::time::SystemTime) -> String {
@@ -349,17 +413,81 @@ impl Containers {
         crate::files::try_lock(&self.dir.join(".lock"))
     }
 
-    /// Every container, newest first.
+    /// Every container, newest first, read whole.
     pub fn list(&self) -> Result<Vec<Container>> {
+        self.read_all(|text| serde_json::from_slice(text), None)
+    }
+
+    /// Every container, newest first, with only the part of the spec a listing needs
+    /// ([`Listing`]): what `ps`, the reaping of killed engines and the walks that look for a
+    /// name or an image's users read.
+    pub fn rows(&self) -> Result<Vec<Container<Listing>>> {
+        self.read_all(parse_row, None)
+    }
+
+    /// [`Containers::sweep`] and [`Containers::rows`] in one walk (the reap's, under
+    /// [`Containers::lock`]): a directory whose `state.json` cannot be found is what the
+    /// sweep looks at, with no `stat` of every container's record.
+    pub fn sweep_and_rows(&self) -> Result<Vec<Container<Listing>>> {
+        let mut without = Vec::new();
+        let rows = self.read_all(parse_row, Some(&mut without))?;
+        for name in without {
+            self.sweep_one(&name);
+        }
+        Ok(rows)
+    }
+
+    /// Each `<id>/state.json`, opened beneath the containers' directory descriptor (no
+    /// symlink followed) and read into one buffer.
+    fn read_all<S>(
+        &self,
+        parse: fn(&[u8]) -> serde_json::Result<Container<S>>,
+        mut without: Option<&mut Vec<String>>,
+    ) -> Result<Vec<Container<S>>> {
+        let dir = crate::sys::fs::open_root(&self.dir).map_err(Error::io("open", &self.dir))?;
         let mut out = Vec::new();
+        let mut text = Vec::with_capacity(16 << 10);
         for entry in fs::read_dir(&self.dir).map_err(Error::io("read", &self.dir))? {
             let Ok(entry) = entry else { continue };
-            let path = entry.path().join("state.json");
+            let name = entry.file_name();
+            if name.as_encoded_bytes().starts_with(b".") {
+                if name.as_encoded_bytes().starts_with(TRASH.as_bytes()) {
+                    if let Some(w) = without.as_deref_mut() {
+                        w.push(name.to_string_lossy().into_owned());
+                    }
+                }
+                continue;
+            }
+            let rel = Path::new(&name).join("state.json");
             // A directory without state is a container still being created or half removed.
-            let Ok(text) = fs::read(&path) else { continue };
-            match serde_json::from_slice::<Container>(&text) {
+            let fd = match crate::sys::fs::openat2(
+                std::os::fd::AsFd::as_fd(&dir),
+                &rel,
+                libc::O_RDONLY | libc::O_NOFOLLOW,
+                0,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+            ) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    // The directory's type from readdir (no stat on ext4, xfs, btrfs, tmpfs).
+                    let dir_entry = entry.file_type().is_ok_and(|t| t.is_dir());
+                    if let (Some(w), Some(libc::ENOENT), true) =
+                        (without.as_deref_mut(), e.raw_os_error(), dir_entry)
+                    {
+                        w.push(name.to_string_lossy().into_owned());
+                    }
+                    continue;
+                }
+            };
+            if read_whole(File::from(fd), &mut text).is_err() {
+                continue;
+            }
+            match parse(&text) {
                 Ok(c) => out.push(c),
-                Err(e) => eprintln!("dockling: warning: ignoring {}: {e}", path.display()),
+                Err(e) => eprintln!(
+                    "dockling: warning: ignoring {}: {e}",
+                    self.dir.join(&rel).display()
+                ),
             }
         }
         out.sort_by(|a, b| b.created.cmp(&a.created));
@@ -376,19 +504,26 @@ impl Containers {
                     .map_err(|e| Error::Corrupt(format!("container {name}: state.json: {e}")));
             }
         }
-        let all = self.list()?;
+        // Looked up among the rows; only the one found is read whole.
+        let all = self.rows()?;
+        let whole = |c: &Container<Listing>| -> Result<Container> {
+            let text = fs::read(self.bundle(&c.spec.id).join("state.json"))
+                .map_err(|_| Error::NotFound(format!("no such container: {name}")))?;
+            serde_json::from_slice(&text)
+                .map_err(|e| Error::Corrupt(format!("container {name}: state.json: {e}")))
+        };
         if let Some(c) = all
             .iter()
             .find(|c| c.spec.name == name || c.spec.id == name)
         {
-            return Ok(c.clone());
+            return whole(c);
         }
-        let matches: Vec<&Container> = all
+        let matches: Vec<&Container<Listing>> = all
             .iter()
             .filter(|c| !name.is_empty() && c.spec.id.starts_with(name))
             .collect();
         match matches.as_slice() {
-            [one] => Ok((*one).clone()),
+            [one] => whole(one),
             [] => Err(Error::NotFound(format!("no such container: {name}"))),
             _ => Err(ContainerError::AmbiguousPrefix {
                 prefix: name.to_string(),
@@ -399,7 +534,9 @@ impl Containers {
 
     /// Save a container's state.
     pub fn save(&self, c: &Container) -> Result<()> {
-        let data = serde_json::to_vec_pretty(c).expect("state serialises");
+        // Compact: half the bytes of the pretty form (the seccomp profile is most of them),
+        // for every save of a start and every read of a listing.
+        let data = serde_json::to_vec(c).expect("state serialises");
         // Atomic, not durable: see `files::replace_atomic` (a record a power loss took back
         // is reaped like any other dead container's).
         crate::files::replace_atomic(&self.bundle(&c.spec.id).join("state.json"), &data)
@@ -423,7 +560,7 @@ impl Containers {
     /// True if a container already has this name.
     pub fn name_taken(&self, name: &str) -> Result<Option<String>> {
         Ok(self
-            .list()?
+            .rows()?
             .into_iter()
             .find(|c| c.spec.name == name)
             .map(|c| c.spec.id))
@@ -623,28 +760,93 @@ impl Containers {
     /// without `state.json` whose engine is gone (a `run` killed while creating it). Call with
     /// [`Containers::lock`] held, so a container being created is never taken for either.
     pub fn sweep(&self) -> Vec<PathBuf> {
-        let mut removed = Vec::new();
-        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            let leftover = if name.starts_with(TRASH) {
-                true
-            } else if name.starts_with('.') || !path.is_dir() {
-                false
-            } else {
-                !path.join("state.json").exists() && !self.engine_alive(&name)
-            };
-            // remove_dir_all would descend into a file system mounted below and empty it
-            // (a host directory bound there, say): such a tree is left for `system fsck`.
-            if leftover
-                && crate::files::mounts_under(&path).is_empty()
-                && fs::remove_dir_all(&path).is_ok()
-            {
-                removed.push(path);
+        fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| self.sweep_one(&entry.file_name().to_string_lossy()))
+            .collect()
+    }
+
+    /// [`Containers::sweep`] of one entry of the containers' directory: its path if it was
+    /// removed.
+    fn sweep_one(&self, name: &str) -> Option<PathBuf> {
+        let path = self.dir.join(name);
+        let leftover = if name.starts_with(TRASH) {
+            true
+        } else if name.starts_with('.') || !path.is_dir() {
+            false
+        } else {
+            !path.join("state.json").exists() && !self.engine_alive(name)
+        };
+        // remove_dir_all would descend into a file system mounted below and empty it
+        // (a host directory bound there, say): such a tree is left for `system fsck`.
+        (leftover
+            && crate::files::mounts_under(&path).is_empty()
+            && fs::remove_dir_all(&path).is_ok())
+        .then_some(path)
+    }
+}
+
+/// A container's row from its `state.json`, reading only up to the spec's seccomp profile.
+///
+/// The record is written with the spec last and the profile last in the spec, so the text
+/// before the `"seccomp":` key, closed with `}}`, is the record without its profile: parsed,
+/// and the profile (most of the file) is not even scanned. The key cannot be met inside a
+/// string (a quote in a string is escaped), and a cut anywhere but in the spec's own object
+/// (one level down) leaves brackets open, which the parse refuses. Anything else, a record of
+/// an older dockling (the profile in the middle of the spec, the spec first: the cut leaves
+/// out fields a row needs), or one without the key, is parsed whole: a cut never yields a
+/// wrong row, at worst a parse error and the whole read.
+fn parse_row(text: &[u8]) -> serde_json::Result<Container<Listing>> {
+    const KEY: &[u8] = b"\"seccomp\":";
+    let at = text
+        .windows(KEY.len())
+        .position(|w| w[0] == b'"' && w == KEY);
+    if let Some(at) = at {
+        let head = text[..at].trim_ascii_end();
+        if let Some(head) = head.strip_suffix(b",") {
+            let mut cut = Vec::with_capacity(head.len() + 2);
+            cut.extend_from_slice(head);
+            cut.extend_from_slice(b"}}");
+            if let Ok(row) = serde_json::from_slice(&cut) {
+                return Ok(row);
             }
         }
-        removed
     }
+    serde_json::from_slice(text)
+}
+
+/// Read all of `f` into `buf` (emptied first) with plain `read`s: `read_to_end` asks for the
+/// size (`statx`) and the position (`lseek`) first, two more calls per container of a listing.
+fn read_whole(mut f: File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    let mut len = 0;
+    loop {
+        if buf.capacity() - len < 4096 {
+            buf.reserve(buf.capacity().max(16 << 10));
+        }
+        buf.resize(buf.capacity(), 0);
+        let room = buf.len() - len;
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            // A short read of a regular file is its end: a record is replaced by rename,
+            // never appended to, so no second read is needed to see it.
+            Ok(n) if n < room => {
+                len += n;
+                break;
+            }
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(len);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(len);
+    Ok(())
 }
 
 /// A new random container id: 64 hex digits from `getrandom(2)`.
@@ -718,6 +920,31 @@ mod tests {
         assert!(containers.stop_requested(id));
         containers.clear_stop_request(id);
         assert!(!containers.stop_requested(id));
+    }
+
+    /// A row is read up to the spec's seccomp profile: what follows the key is not even
+    /// scanned (here it is not JSON at all), a key-like text inside a string does not cut,
+    /// and a record of the older layout (spec first, profile inside) is parsed whole.
+    #[test]
+    fn a_row_stops_at_the_seccomp_profile_and_older_records_are_read_whole() {
+        let head = r#"{"created":"2026-01-01T00:00:00Z","status":{"Status":"exited","ExitCode":3,"FinishedAt":"2026-01-01T00:00:01Z","OOMKilled":false},"spec":{"id":"c0ffee","name":"web","image_ref":"busybox","image_id":"sha256:00","args":["echo","\"seccomp\":"],"network":"none","#;
+        let cut = format!("{head}\"seccomp\":{{\"defaultAction\": <not json");
+        let row = parse_row(cut.as_bytes()).expect("read up to the profile");
+        assert_eq!(row.spec.name, "web");
+        assert_eq!(row.spec.args, ["echo", "\"seccomp\":"]);
+        assert!(matches!(row.status, Status::Exited { code: 3, .. }));
+        let whole = format!("{head}\"seccomp\":{{\"defaultAction\":\"SCMP_ACT_ERRNO\"}}}}}}");
+        assert_eq!(parse_row(whole.as_bytes()).unwrap().spec.id, "c0ffee");
+        let old = r#"{
+  "spec": {"id": "beef", "name": "old", "image_ref": "busybox", "image_id": "sha256:00",
+    "args": ["true"], "network": "none", "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"},
+    "volumes": [{"source": "/src", "target": "/dst", "readonly": false}]},
+  "created": "2026-01-01T00:00:00Z",
+  "status": {"Status": "created"}
+}"#;
+        let row = parse_row(old.as_bytes()).expect("an older record, read whole");
+        assert_eq!(row.spec.name, "old");
+        assert_eq!(row.spec.volumes.len(), 1);
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Store {
     }
 
     /// What an index entry says without reading the config (see `find_damaged`).
-    fn skeleton(&self, m: &Value) -> Option<Image> {
+    pub(crate) fn skeleton(&self, m: &Value) -> Option<Image> {
         let digest = m["digest"].as_str().filter(|d| hex_of(d).is_ok())?;
         let manifest: Option<Value> = self
             .read_blob(digest)

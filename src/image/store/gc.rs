@@ -345,13 +345,29 @@ impl Store {
     /// Every manifest, config, layer blob and diff_id the images of `index` refer to. Read
     /// as plain JSON on purpose, not as oci-spec types: a manifest or config oci-spec would
     /// refuse as a whole must still keep every blob it names that can be read from it.
+    ///
+    /// An image with a summary (`summary`) is walked from it, without reading its blobs: the
+    /// summary was made from this very manifest (it is named by its digest) and its config.
     fn referenced(&self, index: &Value) -> HashSet<String> {
         let mut keep = HashSet::new();
+        let known = self.summaries();
+        let blobs = crate::sys::fs::open_root(&self.blob_dir()).ok();
         for m in index["manifests"].as_array().into_iter().flatten() {
             let Some(d) = m["digest"].as_str() else {
                 continue;
             };
             keep.insert(d.to_string());
+            // Believed while its manifest and config are whole, as a listing does: a damaged
+            // image keeps what can be read from it, as before.
+            if let Some(s) = known
+                .get(d)
+                .filter(|s| Self::summary_holds(blobs.as_ref(), d, s))
+            {
+                keep.insert(s.id.clone());
+                keep.extend(s.layers.iter().cloned());
+                keep.extend(s.diff_ids.iter().cloned());
+                continue;
+            }
             if let Ok(bytes) = self.read_blob(d) {
                 let man: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 if let Some(c) = man["config"]["digest"].as_str() {

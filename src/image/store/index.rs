@@ -135,7 +135,11 @@ impl Store {
         if !dangling_duplicate {
             list.push(entry);
         }
-        self.write_index(&index)
+        self.write_index(&index)?;
+        // What `images`, `image prune` and garbage collection read instead of the manifest
+        // and config (`summary`).
+        self.record_summary(manifest_digest);
+        Ok(())
     }
 
     /// True while an entry of `index.json` names the manifest of `image` (checked under the

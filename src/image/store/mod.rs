@@ -43,6 +43,7 @@ mod gc;
 mod index;
 mod layout;
 mod read;
+mod summary;
 mod unpack;
 
 pub(crate) use blob::hash_file;
@@ -53,6 +54,7 @@ use gc::{remove_journal, Lease, GC_PENDING};
 pub(crate) use index::tag_of;
 use index::REPO_DIGEST;
 pub use layout::{hex_of, secure_root, PRIVATE_DIRS};
+pub use summary::{Listed, Summary};
 pub use unpack::StagedLayer;
 
 /// One image (for one of its references, if any).
@@ -88,6 +90,9 @@ pub struct Store {
     /// This process's lease (made on the first blob or layer it claims): its file, kept
     /// locked while the process lives, and the digests written to it so far.
     lease: std::sync::Mutex<Option<Lease>>,
+    /// `oci/summaries.jsonl` as this process first read it (`summary`): an entry is never
+    /// wrong, so one read serves the whole command; what others add meanwhile is only missing.
+    summaries: std::sync::OnceLock<std::sync::Arc<summary::Summaries>>,
 }
 
 impl Store {
@@ -120,6 +125,7 @@ impl Store {
             limits: Default::default(),
             erofs: false,
             lease: Default::default(),
+            summaries: Default::default(),
         };
         store.sweep();
         // An `rmi` killed between its untag and the end of its garbage collection.
@@ -129,6 +135,20 @@ impl Store {
             remove_journal(&pending)?;
         }
         Ok(store)
+    }
+
+    /// The store under `root` for a command that only reads it (`images`): as
+    /// [`Store::open`], without the sweep of what killed commands left (a few `readdir`s of
+    /// directories with an entry per blob and layer, the one cost of a listing that grew with
+    /// the store besides the listing itself): the next command that writes sweeps. A store
+    /// that is missing, or whose collection a killed `rmi` left pending, is opened in full.
+    pub fn open_to_read(root: &Path) -> Result<Store> {
+        secure_root(root)?;
+        let store = Store::at(root);
+        if store.oci.join("index.json").is_file() && !store.oci.join(GC_PENDING).exists() {
+            return Ok(store);
+        }
+        Store::open(root)
     }
 
     /// The store under `root` if there is one, without creating or changing anything (for
@@ -150,6 +170,7 @@ impl Store {
             limits: Default::default(),
             erofs: false,
             lease: Default::default(),
+            summaries: Default::default(),
         }
     }
 
@@ -273,11 +294,18 @@ impl Store {
     /// Find by reference, full id, or id prefix (at least 4 hex digits). Only the image found
     /// is loaded (`run` asks this on every start): a tag is looked up in `index.json`, an id
     /// among the manifests' config digests.
+    ///
+    /// An id is looked up in the summaries (`summary`, read only then), the manifest read
+    /// only for an image without one.
     pub fn find(&self, name: &str) -> Result<Image> {
+        let known = std::cell::OnceCell::new();
         self.find_by(name, &|m| self.entry(m), &|m| {
             let Some(digest) = m["digest"].as_str() else {
                 return Ok(Vec::new());
             };
+            if let Some(s) = known.get_or_init(|| self.summaries()).get(digest) {
+                return Ok(vec![s.id.clone()]);
+            }
             Ok(vec![self
                 .read_manifest(digest)?
                 .config()
