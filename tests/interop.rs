@@ -30,17 +30,33 @@ fn skopeo_reads_the_image_store() {
 }
 
 /// crun on a cgroup v1 host wants the hugetlb hierarchy; mount it for the test if missing.
-struct Hugetlb(bool);
+/// The tests that do run one at a time, from their first step: one test's unmount must not
+/// pull the hierarchy from under another's runtime, nor from under a dockling run that is
+/// making its cgroups in every mounted hierarchy.
+struct Hugetlb {
+    mounted: bool,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+static HUGETLB_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Hugetlb {
-    fn ensure() -> Hugetlb {
+    /// Wait for the other tests that mount it (held until the guard drops).
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        HUGETLB_USERS.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ensure(serial: std::sync::MutexGuard<'static, ()>) -> Hugetlb {
         let path = std::path::Path::new("/sys/fs/cgroup/hugetlb");
         let v1 = std::path::Path::new("/sys/fs/cgroup/memory").is_dir();
         let mounted = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
             .contains(" /sys/fs/cgroup/hugetlb ");
         if !v1 || mounted {
-            return Hugetlb(false);
+            return Hugetlb {
+                mounted: false,
+                _serial: serial,
+            };
         }
         std::fs::create_dir_all(path).unwrap();
         let ok = Command::new("mount")
@@ -59,13 +75,16 @@ impl Hugetlb {
             ok,
             "could not mount the hugetlb cgroup hierarchy crun needs"
         );
-        Hugetlb(true)
+        Hugetlb {
+            mounted: true,
+            _serial: serial,
+        }
     }
 }
 
 impl Drop for Hugetlb {
     fn drop(&mut self) {
-        if self.0 {
+        if self.mounted {
             let _ = Command::new("umount")
                 .arg("/sys/fs/cgroup/hugetlb")
                 .status();
@@ -73,8 +92,25 @@ impl Drop for Hugetlb {
     }
 }
 
+/// `runtime run` of the bundle at `dir` (deleted after), which must succeed: its stdout.
+fn run_bundle(runtime: &str, dir: &std::path::Path, what: &str) -> String {
+    let name = format!("dockling-{what}-{runtime}-{}", std::process::id());
+    let out = Command::new(runtime)
+        .args(["run", "--bundle", dir.to_str().unwrap(), &name])
+        .output()
+        .expect("runc and crun (scripts/test installs them)");
+    let _ = Command::new(runtime).args(["delete", "-f", &name]).output();
+    assert!(
+        out.status.success(),
+        "{runtime}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn runc_and_crun_run_the_bundle_dockling_wrote() {
+    let serial = Hugetlb::serial();
     let lab = Lab::with_busybox();
     lab.cmd(&[
         "run",
@@ -111,7 +147,7 @@ fn runc_and_crun_run_the_bundle_dockling_wrote() {
         "Docker's default seccomp profile is in the bundle"
     );
     let hostname = v[0]["Config"]["Hostname"].as_str().unwrap().to_string();
-    let _hugetlb = Hugetlb::ensure();
+    let _hugetlb = Hugetlb::ensure(serial);
     // The same bundle with its seccomp policy taken out: the call then succeeds, so the
     // "refused" above came from the policy, not from something else in the bundle.
     let mut unconfined = cfg.clone();
@@ -125,19 +161,8 @@ fn runc_and_crun_run_the_bundle_dockling_wrote() {
             std::fs::write(dir.join("config.json"), serde_json::to_vec(c).unwrap()).unwrap();
         }
         for runtime in ["runc", "crun"] {
-            let name = format!("dockling-interop-{runtime}-{}", std::process::id());
-            let out = Command::new(runtime)
-                .args(["run", "--bundle", dir.to_str().unwrap(), &name])
-                .output()
-                .expect("runc and crun (scripts/test installs them)");
-            let _ = Command::new(runtime).args(["delete", "-f", &name]).output();
-            assert!(
-                out.status.success(),
-                "{runtime}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
             assert_eq!(
-                String::from_utf8_lossy(&out.stdout),
+                run_bundle(runtime, &dir, "interop"),
                 format!("hello from {hostname}\n{last}\n"),
                 "{runtime}"
             );
@@ -157,6 +182,7 @@ fn runc_and_crun_run_the_bundle_dockling_wrote() {
 
 #[test]
 fn runc_and_crun_run_the_template_dockling_runtime_spec_writes() {
+    let serial = Hugetlb::serial();
     let bundle = tempfile::tempdir().unwrap();
     let rootfs = bundle.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
@@ -192,22 +218,11 @@ fn runc_and_crun_run_the_template_dockling_runtime_spec_writes() {
         "echo hello from $(hostname); cat /proc/self/status | grep -c '^CapEff:.*00000000a80425fb'"
     ]);
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-    let _hugetlb = Hugetlb::ensure();
+    let _hugetlb = Hugetlb::ensure(serial);
     for runtime in ["runc", "crun"] {
-        let name = format!("dockling-template-{runtime}-{}", std::process::id());
-        let out = Command::new(runtime)
-            .args(["run", "--bundle", bundle.path().to_str().unwrap(), &name])
-            .output()
-            .expect("runc and crun (scripts/test installs them)");
-        let _ = Command::new(runtime).args(["delete", "-f", &name]).output();
-        assert!(
-            out.status.success(),
-            "{runtime}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         // The template's hostname, and Docker's 14 capabilities effective.
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
+            run_bundle(runtime, bundle.path(), "template"),
             "hello from dockling\n1\n",
             "{runtime}"
         );

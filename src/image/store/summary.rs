@@ -154,16 +154,7 @@ impl Store {
         // the torn one is lost, not this one with it.
         let mut text = vec![b'\n'];
         for (manifest, summary) in made {
-            serde_json::to_writer(
-                &mut text,
-                &Line {
-                    v: VERSION,
-                    manifest: manifest.clone(),
-                    summary: summary.clone(),
-                },
-            )
-            .expect("a summary serialises");
-            text.push(b'\n');
+            push_line(&mut text, manifest, summary);
         }
         let path = self.oci.join(SUMMARIES);
         std::fs::OpenOptions::new()
@@ -185,16 +176,7 @@ impl Store {
             .collect();
         let mut text = Vec::new();
         for (manifest, summary) in images.iter().filter(|(d, _)| listed.contains(d.as_str())) {
-            serde_json::to_writer(
-                &mut text,
-                &Line {
-                    v: VERSION,
-                    manifest: manifest.clone(),
-                    summary: summary.clone(),
-                },
-            )
-            .expect("a summary serialises");
-            text.push(b'\n');
+            push_line(&mut text, manifest, summary);
         }
         crate::files::replace_atomic(&self.oci.join(SUMMARIES), &text)
     }
@@ -343,6 +325,20 @@ impl Store {
             eprintln!("dockling: warning: {e}");
         }
     }
+}
+
+/// One line of the file, its newline included, onto `text`.
+fn push_line(text: &mut Vec<u8>, manifest: &str, summary: &Summary) {
+    serde_json::to_writer(
+        &mut *text,
+        &Line {
+            v: VERSION,
+            manifest: manifest.to_string(),
+            summary: summary.clone(),
+        },
+    )
+    .expect("a summary serialises");
+    text.push(b'\n');
 }
 
 #[cfg(test)]
