@@ -279,7 +279,12 @@ fn reap_rows(
                 let _ = containers.update(&id, |c| c.restarting = false);
                 continue;
             }
-            _ => continue,
+            // It ended (or went) since it was listed: the listing's row is stale, so the
+            // caller reads the records again.
+            _ => {
+                changed = true;
+                continue;
+            }
         };
         changed = true;
         // No engine keeps it. Its first process got SIGKILL when the engine died

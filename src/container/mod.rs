@@ -828,15 +828,11 @@ fn read_whole(mut f: File, buf: &mut Vec<u8>) -> std::io::Result<()> {
             buf.reserve(buf.capacity().max(16 << 10));
         }
         buf.resize(buf.capacity(), 0);
-        let room = buf.len() - len;
         match f.read(&mut buf[len..]) {
             Ok(0) => break,
-            // A short read of a regular file is its end: a record is replaced by rename,
-            // never appended to, so no second read is needed to see it.
-            Ok(n) if n < room => {
-                len += n;
-                break;
-            }
+            // Read to the end: a short read is the end on a local file system, but not on
+            // FUSE, NFS or virtiofs, and a record cut there would be dropped (its name then
+            // free to take twice).
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
@@ -945,6 +941,58 @@ mod tests {
         let row = parse_row(old.as_bytes()).expect("an older record, read whole");
         assert_eq!(row.spec.name, "old");
         assert_eq!(row.spec.volumes.len(), 1);
+    }
+
+    /// The fast path of a listing gives what a whole parse gives, for a record as `run`
+    /// writes it with every field a listing reads set: a field moved after the seccomp
+    /// profile (or after the spec) would be silently left at its default by `ps`.
+    #[test]
+    fn a_row_read_up_to_the_profile_is_the_whole_record_for_every_listed_field() {
+        let mut spec = crate::runtime::tests::spec();
+        spec.remove = true;
+        spec.network = crate::spec::NetworkMode::Bridge;
+        spec.net.network = Some("web".into());
+        spec.cgroup = Some(crate::spec::Limits {
+            memory: Some(1 << 20),
+            cpus: None,
+            pids: None,
+        });
+        spec.volumes = vec![crate::spec::Volume::bind(
+            "/srv".into(),
+            "/data".into(),
+            true,
+        )];
+        spec.ports.publish = vec!["8000:80".into()];
+        spec.ports.exposed = vec!["80/tcp".into()];
+        assert!(spec.seccomp.is_some(), "the profile the fast path stops at");
+        let c = Container {
+            created: "2026-11-30T00:00:00Z".into(),
+            status: Status::Running {
+                pid: 42,
+                pid_start: 7,
+            },
+            restart_count: 2,
+            started_at: Some("2026-11-30T00:00:01Z".into()),
+            restarting: true,
+            published: vec!["tcp:0.0.0.0:8000:80".into()],
+            spec,
+        };
+        let text = serde_json::to_vec(&c).unwrap();
+        let key = text.windows(10).position(|w| w == b"\"seccomp\":").unwrap();
+        assert!(
+            text[..key].trim_ascii_end().ends_with(b","),
+            "the profile is not where the fast path cuts"
+        );
+        let fast = parse_row(&text).unwrap();
+        let whole: Container<Listing> = serde_json::from_slice(&text).unwrap();
+        assert_eq!(format!("{fast:?}"), format!("{whole:?}"));
+        // And it took the fast path: the text after the key is not read.
+        let mut cut = text[..key + 10].to_vec();
+        cut.extend_from_slice(b"not json");
+        assert_eq!(
+            format!("{:?}", parse_row(&cut).unwrap()),
+            format!("{whole:?}")
+        );
     }
 
     #[test]

@@ -204,6 +204,17 @@ impl Store {
     /// which the caller holds the store lock for): one line appended. Best effort: an image
     /// that cannot be read gets no line, and listings read it in full.
     pub(super) fn record_summary(&self, digest: &str) {
+        // A tag of an image already summed up (`tag`, each tag of a `load`, a build step
+        // that made no new image) needs no new line: loading an image can mean hashing
+        // every layer not unpacked, all under the store lock.
+        let blobs = crate::sys::fs::open_root(&self.blob_dir()).ok();
+        if self
+            .summaries()
+            .get(digest)
+            .is_some_and(|s| Self::summary_holds(blobs.as_ref(), digest, s))
+        {
+            return;
+        }
         let Some(s) = self
             .load(digest, None)
             .ok()
