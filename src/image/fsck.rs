@@ -107,6 +107,7 @@ impl Store {
             config: Default::default(),
             created: None,
             size: 0,
+            size_estimated: true,
             layers,
             diff_ids: Vec::new(),
         })

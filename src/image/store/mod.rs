@@ -74,6 +74,9 @@ pub struct Image {
     pub created: Option<String>,
     /// Sum of the uncompressed layer sizes, as `docker images` shows.
     pub size: u64,
+    /// A layer's uncompressed size could not be read (a missing, damaged or too big layer),
+    /// so `size` counts its blob's size instead: not a size to keep (`summary`).
+    pub size_estimated: bool,
     /// Layer blob digests, bottom first.
     pub layers: Vec<String>,
     /// Digests of the uncompressed layers (the config's `rootfs.diff_ids`), bottom first.
@@ -238,13 +241,17 @@ impl Store {
         let diff_ids: Vec<String> = config.rootfs().diff_ids().clone();
         // Docker's size ([`Store::docker_layer_size`]); the blob's size for a layer that
         // cannot be read.
+        let mut size_estimated = false;
         let size = manifest
             .layers()
             .iter()
             .zip(&diff_ids)
             .map(|(d, id)| {
                 self.docker_layer_size(d.digest().as_ref(), id)
-                    .unwrap_or_else(|| d.size())
+                    .unwrap_or_else(|| {
+                        size_estimated = true;
+                        d.size()
+                    })
             })
             .sum();
         if diff_ids.len() != layers.len() {
@@ -263,6 +270,7 @@ impl Store {
             created: config.created().clone(),
             config,
             size,
+            size_estimated,
             layers,
             diff_ids,
         })

@@ -183,6 +183,11 @@ impl Store {
 
     /// The summary of a fully read image; `None` if its blobs cannot be looked at.
     pub(crate) fn summarize(&self, image: &Image) -> Option<Summary> {
+        // A size counted from a blob because its layer could not be read is not kept: the
+        // next listing reads the image again, and shows the right size once it can.
+        if image.size_estimated {
+            return None;
+        }
         let size = |d: &str| {
             self.blob_path(d)
                 .ok()
@@ -409,6 +414,31 @@ mod tests {
         assert_eq!(Store::at(&root).rebuild_summaries().unwrap(), 2);
         assert_eq!(on_disk(&root).lines, 2);
         assert_eq!(rows(&Store::at(&root)), with);
+    }
+
+    /// An image whose layer cannot be read is listed with its blob's size, and that size
+    /// is not kept: once the layer reads again, the listing shows (and keeps) the real one.
+    #[test]
+    fn a_size_counted_from_a_blob_is_never_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let store = Store::open(&root).unwrap();
+        let image = import(&store, tmp.path(), "a", &["CMD a".into()]);
+        let real = rows(&Store::at(&root));
+        std::fs::remove_file(root.join("oci").join(SUMMARIES)).unwrap();
+        // Not unpacked, and its blob unreadable (same length, other bytes).
+        let marker = store.layer_marker(&image.diff_ids[0]).unwrap();
+        let _ = std::fs::remove_file(&marker);
+        let _ = std::fs::remove_dir_all(&marker);
+        let blob = store.blob_path(&image.layers[0]).unwrap();
+        let good = std::fs::read(&blob).unwrap();
+        std::fs::write(&blob, vec![b'x'; good.len()]).unwrap();
+        let estimated = rows(&Store::at(&root));
+        assert_ne!(estimated, real, "the size is the blob's");
+        assert_eq!(on_disk(&root).by_manifest.len(), 0, "that size was kept");
+        std::fs::write(&blob, &good).unwrap();
+        assert_eq!(rows(&Store::at(&root)), real);
+        assert_eq!(on_disk(&root).by_manifest.len(), 1);
     }
 
     #[test]
