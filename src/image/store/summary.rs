@@ -330,7 +330,15 @@ impl Store {
         };
         let done = if compact {
             self.read_index().and_then(|index| {
-                let mut all = known.by_manifest.clone();
+                // The file as it is now, under the lock: what other commands appended since
+                // this one first read it stays.
+                let mut all = self.read_summaries().by_manifest;
+                all.extend(
+                    known
+                        .by_manifest
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
                 all.extend(made);
                 self.write_summaries(&index, &all)
             })
