@@ -376,23 +376,7 @@ impl Puller<'_> {
         let mut last = None;
         // A broken transfer is retried (bounded), from the start.
         for _ in 0..3 {
-            if let Some(b) = bar {
-                b.set_position(0);
-                b.set_message("Downloading");
-            }
-            let resp = self.reg.send(&self.scope, |h| h.get(&url))?;
-            if !resp.status().is_success() {
-                return Err(status_error(&format!("blob {digest}"), self.reference, resp).into());
-            }
-            // A length that disagrees with the manifest is refused before a byte is stored.
-            if let Some(n) = resp.content_length().filter(|n| *n != size) {
-                return Err(RegistryError::BlobLength {
-                    digest: digest.to_string(),
-                    sent: n,
-                    size,
-                }
-                .into());
-            }
+            let resp = self.get_blob(&url, digest, size, bar)?;
             let mut body = Bounded::new(resp, size);
             let mut progress = |n: u64| {
                 if let Some(b) = bar {
@@ -583,6 +567,35 @@ impl Puller<'_> {
         Ok(job)
     }
 
+    /// One try at blob `digest` at `url`: the response, once the registry said yes and its
+    /// length agrees with the manifest's `size` (refused before a byte is stored); the
+    /// progress bar, if any, back at zero.
+    fn get_blob(
+        &self,
+        url: &str,
+        digest: &str,
+        size: u64,
+        bar: Option<&ProgressBar>,
+    ) -> Result<reqwest::blocking::Response> {
+        if let Some(b) = bar {
+            b.set_position(0);
+            b.set_message("Downloading");
+        }
+        let resp = self.reg.send(&self.scope, |h| h.get(url))?;
+        if !resp.status().is_success() {
+            return Err(status_error(&format!("blob {digest}"), self.reference, resp).into());
+        }
+        if let Some(n) = resp.content_length().filter(|n| *n != size) {
+            return Err(RegistryError::BlobLength {
+                digest: digest.to_string(),
+                sent: n,
+                size,
+            }
+            .into());
+        }
+        Ok(resp)
+    }
+
     /// Download a layer blob (the caller holds its lock), no more than its descriptor's size,
     /// into a temporary file, hashing it; with `unpack_as`, the same bytes go on through the
     /// decompressor into [`Store::stage_layer`] as they arrive, so the layer is unpacked when
@@ -601,23 +614,7 @@ impl Puller<'_> {
         let url = self.reg.url(&self.reference.repository, "blobs", digest);
         let mut last = None;
         for _ in 0..3 {
-            if let Some(b) = bar {
-                b.set_position(0);
-                b.set_message("Downloading");
-            }
-            let resp = self.reg.send(&self.scope, |h| h.get(&url))?;
-            if !resp.status().is_success() {
-                return Err(status_error(&format!("blob {digest}"), self.reference, resp).into());
-            }
-            // A length that disagrees with the manifest is refused before a byte is stored.
-            if let Some(n) = resp.content_length().filter(|n| *n != size) {
-                return Err(RegistryError::BlobLength {
-                    digest: digest.to_string(),
-                    sent: n,
-                    size,
-                }
-                .into());
-            }
+            let resp = self.get_blob(&url, digest, size, bar)?;
             let mut sink = store.blob_sink(digest)?;
             let mut tee = Tee {
                 inner: Bounded::new(resp, size),
@@ -1008,45 +1005,29 @@ fn pull_from(
             })
         })
         .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let done: Vec<std::sync::Mutex<Option<Result<LayerJob>>>> =
-        jobs.iter().map(|_| Default::default()).collect();
-    std::thread::scope(|s| {
-        for _ in 0..jobs.len().min(4) {
-            s.spawn(|| loop {
-                use std::sync::atomic::Ordering::SeqCst;
-                let k = next.fetch_add(1, SeqCst);
-                if k >= jobs.len() || failed.load(SeqCst) {
-                    break;
-                }
-                let (i, unpack) = jobs[k];
-                let (d, diff_id, bar) = (&descriptors[i], &diff_ids[i], layer_bars[i].as_ref());
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    p.layer(store, d, diff_id, unpack, bar)
-                        .map_err(|e| foreign_hint(d, e))
-                }))
-                .unwrap_or_else(|_| Err(RegistryError::Panicked("a layer download").into()));
-                if let Some(b) = bar {
-                    match &r {
-                        Ok(j) if j.was_here => b.set_message("Already exists"),
-                        Ok(_) => b.set_message("Download complete"),
-                        Err(_) => b.abandon_with_message("Failed"),
-                    }
-                }
-                if r.is_err() {
-                    failed.store(true, SeqCst);
-                }
-                *done[k].lock().expect("layer job") = Some(r);
-            });
+    let done = in_pool(jobs.len(), 4, |k| {
+        let (i, unpack) = jobs[k];
+        let (d, diff_id, bar) = (&descriptors[i], &diff_ids[i], layer_bars[i].as_ref());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            p.layer(store, d, diff_id, unpack, bar)
+                .map_err(|e| foreign_hint(d, e))
+        }))
+        .unwrap_or_else(|_| Err(RegistryError::Panicked("a layer download").into()));
+        if let Some(b) = bar {
+            match &r {
+                Ok(j) if j.was_here => b.set_message("Already exists"),
+                Ok(_) => b.set_message("Download complete"),
+                Err(_) => b.abandon_with_message("Failed"),
+            }
         }
+        r
     });
     // The first failure in layer order is the one said; every staged blob and layer of the
     // others is dropped (removed) with `done`.
     let mut finished = Vec::with_capacity(jobs.len());
     let mut first_err = None;
     for slot in done {
-        match slot.into_inner().expect("layer job") {
+        match slot {
             Some(Ok(j)) => finished.push(j),
             Some(Err(e)) => {
                 first_err.get_or_insert(e);
