@@ -204,6 +204,15 @@ impl NetConfig {
             .as_deref()
             .and_then(|j| j.strip_prefix("container:"))
     }
+
+    /// The network's name Docker shows for a container in `mode` with these settings: a
+    /// user network's, the joined container's, else the mode's.
+    pub fn name(&self, mode: NetworkMode) -> &str {
+        self.network
+            .as_deref()
+            .or(self.join.as_deref())
+            .unwrap_or(mode.as_str())
+    }
 }
 
 /// How a published port reaches the container (`--publish-mode`, config `publish-mode`).
@@ -537,11 +546,7 @@ impl RunSpec {
     /// The network's name Docker shows (`HostConfig.NetworkMode`, `ps`'s NETWORKS): a user
     /// network's, else the mode's.
     pub fn network_name(&self) -> &str {
-        self.net
-            .network
-            .as_deref()
-            .or(self.net.join.as_deref())
-            .unwrap_or(self.network.as_str())
+        self.net.name(self.network)
     }
 
     /// Whether the container gets `eth0` on its own bridge network: bridge mode, and not

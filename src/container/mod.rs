@@ -126,11 +126,7 @@ pub struct Listing {
 impl Listing {
     /// The network's name Docker shows, as [`RunSpec::network_name`].
     pub fn network_name(&self) -> &str {
-        self.net
-            .network
-            .as_deref()
-            .or(self.net.join.as_deref())
-            .unwrap_or(self.network.as_str())
+        self.net.name(self.network)
     }
 }
 
