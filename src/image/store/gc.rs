@@ -90,8 +90,15 @@ impl Store {
         }
         // Leases and per-object locks of processes that are gone (nobody holds their flock):
         // what they protected is unprotected anyway, and the files would only pile up.
-        let (_, stale) = self.leases();
-        for p in stale.iter().chain(&self.stale_object_locks()) {
+        // Leases only under the store lock, which `claim` makes them under: between a new
+        // lease's creation and its flock it is unheld too, and removing it then left its
+        // process writing to a name that was gone. Busy: the next command sweeps them.
+        if let Ok(Some(_l)) = crate::files::try_lock(&self.oci.join(".lock")) {
+            for p in &self.leases().1 {
+                let _ = crate::files::remove_if_unheld(p);
+            }
+        }
+        for p in &self.stale_object_locks() {
             let _ = crate::files::remove_if_unheld(p);
         }
     }
