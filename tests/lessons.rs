@@ -614,8 +614,11 @@ fn stable_trace(lab: &Lab, text: &str) -> String {
     let mut out = lab
         .filter(&out)
         .replace(&lab.cgroup_parent(), "[CGROUP_PARENT]");
+    // The numbers of the engine's fds depend on how many its own parent left open to it (CI's
+    // runner leaves some; a terminal none): the figure reads the path the comment names.
     for (re, with) in [
         (r"/proc/\d+/", "/proc/[PID]/"),
+        (r"/proc/self/fd/\d+", "/proc/self/fd/[FD]"),
         (r"\b[0-9a-f]{12,}\b", "[ID]"),
     ] {
         out = regex::Regex::new(re)
@@ -641,11 +644,27 @@ fn assert_file_snapshot(path: &std::path::Path, actual: &str) {
     }
     let new = format!("{}.new", path.display());
     std::fs::write(&new, actual).unwrap();
+    // The first lines that differ, in the message itself: a clean clone's CI keeps no `.new`.
+    let old_text = old.as_deref().unwrap_or("");
+    let (was, now): (Vec<&str>, Vec<&str>) = (old_text.lines().collect(), actual.lines().collect());
+    let differing: Vec<String> = (0..was.len().max(now.len()))
+        .filter(|&i| was.get(i) != now.get(i))
+        .take(6)
+        .map(|i| {
+            format!(
+                "line {}:\n  - {}\n  + {}",
+                i + 1,
+                was.get(i).unwrap_or(&"(none)"),
+                now.get(i).unwrap_or(&"(none)")
+            )
+        })
+        .collect();
     panic!(
         "{} differs from what this run made ({}; {new} holds the new one): read the diff, \
-         then accept it with INSTA_UPDATE=always",
+         then accept it with INSTA_UPDATE=always\n{}",
         path.display(),
-        if old.is_some() { "changed" } else { "missing" }
+        if old.is_some() { "changed" } else { "missing" },
+        differing.join("\n")
     );
 }
 
