@@ -278,3 +278,112 @@ fn the_runtime_command_line_answers_as_the_book_shows() {
     let out = out.replace(&format!("{}/", dir.path().display()), "");
     insta::assert_snapshot!("runtime_cli", out);
 }
+
+/// The runtime's record of a container and what `state`, `list`, `kill` and `delete` do with
+/// it, on a record written as `create` writes one, for a process of this test's own (a
+/// `sleep`): the status is read from that process each time, never stored. The transcript is
+/// the book's.
+#[test]
+fn the_runtime_reads_status_from_the_process_and_deletes_only_what_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("state");
+    let link = dir.path().join("dockling-runc");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dockling"), &link).unwrap();
+    let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = sleeper.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start: u64 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The runtime makes its root on first use; `create` makes the container's directory.
+    let rt = |args: &[&str]| {
+        let out = Command::new(&link)
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = rt(&["list", "-q"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let cdir = root.join("web");
+    std::fs::create_dir(&cdir).unwrap();
+    let record = serde_json::json!({
+        "ociVersion": "1.0.2", "id": "web", "creating": null,
+        "init": {"pid": pid, "start": start},
+        "bundle": "/srv/bundle", "rootfs": "/srv/bundle/rootfs",
+        "created": "2026-11-30T12:00:00.000000000Z",
+        "annotations": {"org.example.purpose": "demo"},
+        "cgroup": null, "trace": null, "config": {}
+    });
+    std::fs::write(cdir.join("state.json"), record.to_string()).unwrap();
+    let mut transcript = String::new();
+    let mut step = |args: &[&str]| {
+        let (code, out, err) = rt(args);
+        transcript.push_str(&format!(
+            "$ dockling-runc --root state {}\n{out}{err}[exit {code}]\n",
+            args.join(" ")
+        ));
+        (code, out, err)
+    };
+    let (code, out, err) = step(&["state", "web"]);
+    assert_eq!(code, 0, "{err}");
+    let state: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(state["status"], "running");
+    assert_eq!(state["pid"], pid);
+    assert_eq!(state["annotations"]["org.example.purpose"], "demo");
+    let (code, out, _) = step(&["list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("web") && out.contains("running"), "{out}");
+    // Running: delete refuses, and the process and the record are left as they were.
+    let (code, _, err) = step(&["delete", "web"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not stopped: running"), "{err}");
+    assert!(cdir.join("state.json").exists());
+    assert_eq!(sleeper.try_wait().unwrap(), None);
+    let (code, _, err) = step(&["kill", "web", "KILL"]);
+    assert_eq!(code, 0, "{err}");
+    // Ended (the test, its parent, collects it as conmon would): stopped, pid 0.
+    let status = sleeper.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let (code, out, _) = step(&["state", "web"]);
+    assert_eq!(code, 0);
+    let state: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (state["status"].as_str(), state["pid"].as_i64()),
+        (Some("stopped"), Some(0))
+    );
+    let (code, _, err) = step(&["kill", "web"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not running (stopped)"), "{err}");
+    let (code, _, err) = step(&["delete", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!cdir.exists());
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "nothing left");
+    let (code, _, err) = step(&["state", "web"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("container \"web\" does not exist"), "{err}");
+    let (code, _, _) = step(&["delete", "web"]);
+    assert_eq!(code, 1);
+    let (code, _, _) = step(&["delete", "--force", "web"]);
+    assert_eq!(code, 0);
+    let (code, _, err) = step(&["state", "../etc"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid container id"), "{err}");
+    let (code, _, _) = step(&["checkpoint", "web"]);
+    assert_eq!(code, 1);
+    let transcript = transcript
+        .replace(&format!("\"pid\": {pid},"), "\"pid\": [PID],")
+        .replace(&format!(" {pid} "), " [PID] ");
+    insta::assert_snapshot!("runtime_state", transcript);
+}

@@ -54,9 +54,73 @@ pub enum LogFormat {
     Json,
 }
 
-/// The runtime's subcommands (more arrive with `create`, `start`, `state`, `kill`, `delete`).
+/// The formats of `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// Columns: ID PID STATUS BUNDLE CREATED OWNER
+    Table,
+    /// A JSON array of the containers' states
+    Json,
+}
+
+/// The runtime's subcommands (`create`, `start` and `run` arrive with the engine's split).
 #[derive(Debug, Subcommand)]
 pub enum RuntimeCommand {
+    /// Print a container's state as runc's JSON (status read from the process, never stored)
+    State {
+        /// The container's id
+        id: String,
+    },
+    /// List the containers under --root
+    List {
+        /// table or json
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Only the ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Send a signal (default SIGTERM) to a container's first process, or with --all to every
+    /// process of its cgroup
+    Kill {
+        /// Every process of the container's cgroup, not only its first
+        #[arg(short, long)]
+        all: bool,
+        /// The container's id
+        id: String,
+        /// A name (TERM, SIGKILL) or a number
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Remove a stopped (or created) container: its cgroup and its state
+    Delete {
+        /// Kill it first if it still runs; no error if it does not exist
+        #[arg(short, long)]
+        force: bool,
+        /// The container's id
+        id: String,
+    },
+    /// Refused: dockling-runc does not checkpoint containers (no CRIU support)
+    #[command(disable_help_flag = true)]
+    Checkpoint {
+        /// (ignored)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Refused: dockling-runc does not restore containers (no CRIU support)
+    #[command(disable_help_flag = true)]
+    Restore {
+        /// (ignored)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Refused: dockling-runc reports no events (containerd's shim reads the cgroups itself)
+    #[command(disable_help_flag = true)]
+    Events {
+        /// (ignored)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Write a config.json template for a bundle: what `dockling run busybox sh` would run
     Spec {
         /// The bundle's directory

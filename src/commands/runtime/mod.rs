@@ -10,8 +10,12 @@ use std::path::Path;
 
 use clap::Parser;
 
-use crate::cli::runtime::{LogFormat, RuntimeCli, RuntimeCommand};
+use crate::cli::runtime::{ListFormat, LogFormat, RuntimeCli, RuntimeCommand};
 use crate::error::{Error, Result};
+
+pub mod state;
+
+use state::{StateRoot, Status};
 
 /// The runtime spec version dockling writes and reads up to.
 pub const OCI_VERSION: &str = "1.0.2";
@@ -91,7 +95,168 @@ fn run(cli: &RuntimeCli) -> Result<()> {
             }
             spec(bundle)
         }
+        Some(RuntimeCommand::State { id }) => {
+            let root = StateRoot::open(&cli.root)?;
+            let record = root.load(id)?;
+            let status = record.status(&root.dir_of(id));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&record.runc_state(status))
+                    .map_err(|e| Error::Corrupt(e.to_string()))?
+            );
+            Ok(())
+        }
+        Some(RuntimeCommand::List { format, quiet }) => list(&cli.root, *format, *quiet),
+        Some(RuntimeCommand::Kill { all, id, signal }) => kill(&cli.root, id, signal, *all),
+        Some(RuntimeCommand::Delete { force, id }) => delete(&cli.root, id, *force),
+        Some(RuntimeCommand::Checkpoint { .. }) | Some(RuntimeCommand::Restore { .. }) => {
+            Err(Error::Usage(
+                "dockling-runc does not checkpoint or restore containers (no CRIU support): \
+                 stop the container and start it again instead"
+                    .into(),
+            ))
+        }
+        Some(RuntimeCommand::Events { .. }) => Err(Error::Usage(
+            "dockling-runc reports no events: read the container's cgroup files \
+             (memory.events, pids.current...) or poll `state`"
+                .into(),
+        )),
     }
+}
+
+/// `list`: every container under the root, in runc's columns or as a JSON array of states.
+fn list(root: &Path, format: ListFormat, quiet: bool) -> Result<()> {
+    let root = StateRoot::open(root)?;
+    let mut rows = Vec::new();
+    for id in root.ids()? {
+        // One unreadable record does not hide the others (runc skips them too).
+        let Ok(record) = root.load(&id) else { continue };
+        let status = record.status(&root.dir_of(&id));
+        rows.push(record.runc_state(status));
+    }
+    let mut out = String::new();
+    if quiet {
+        for r in &rows {
+            out.push_str(r["id"].as_str().unwrap_or(""));
+            out.push('\n');
+        }
+    } else if format == ListFormat::Json {
+        out = serde_json::to_string(&rows).map_err(|e| Error::Corrupt(e.to_string()))?;
+        out.push('\n');
+    } else {
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let text = |k: &str| r[k].as_str().unwrap_or("").to_string();
+                vec![
+                    text("id"),
+                    r["pid"].to_string(),
+                    text("status"),
+                    text("bundle"),
+                    text("created"),
+                    "root".into(),
+                ]
+            })
+            .collect();
+        out = crate::commands::table(
+            &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+            &rows,
+        );
+    }
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| Error::Usage(format!("write the list: {e}")))
+}
+
+/// `kill`: a signal to the container's first process (checked to be the one recorded), or with
+/// `--all` to every process of its cgroup. A stopped container has nothing to signal.
+fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
+    let sig = crate::commands::lifecycle::parse_signal(signal)?;
+    let root = StateRoot::open(root)?;
+    let record = root.load(id)?;
+    let _lock = root.lock(id)?;
+    let status = record.status(&root.dir_of(id));
+    let init = match (status, record.init) {
+        (Status::Created | Status::Running | Status::Paused, Some(p)) => p,
+        _ => {
+            return Err(Error::Usage(format!(
+                "container {id:?} is not running ({}): there is nothing to signal",
+                status.as_str()
+            )))
+        }
+    };
+    let sys = crate::sys::Sys::quiet();
+    if all {
+        if let Some(cg) = record.cgroup() {
+            if sig == libc::SIGKILL {
+                return cg.kill_all(&sys);
+            }
+            for pid in cg.procs() {
+                // One that ended meanwhile is not an error.
+                let _ = sys.run(crate::sys::Call::Kill { pid, signal: sig });
+            }
+            return Ok(());
+        }
+    }
+    crate::commands::rm::signal_through(&sys, init.pid, init.start, sig)
+}
+
+/// `delete`: a stopped container's cgroup and state removed; a created one is killed first
+/// (it never ran); a running or paused one only with `--force`. An unknown id is an error,
+/// except with `--force`.
+fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let root = StateRoot::open(root)?;
+    let record = match root.load(id) {
+        Ok(r) => r,
+        Err(Error::NotFound(_)) if force => {
+            state::check_id(id)?;
+            // A directory without a record (a create killed before writing one): removed.
+            return root.remove(id);
+        }
+        Err(e) => return Err(e),
+    };
+    let _lock = root.lock(id)?;
+    let status = record.status(&root.dir_of(id));
+    let sys = crate::sys::Sys::quiet();
+    match status {
+        Status::Stopped => {}
+        Status::Running | Status::Paused if !force => {
+            return Err(Error::Usage(format!(
+                "cannot delete container {id:?} that is not stopped: {} (stop it with \
+                 `kill`, or use delete --force)",
+                status.as_str()
+            )))
+        }
+        Status::Creating if !force => {
+            return Err(Error::Usage(format!(
+                "container {id:?} is still being created: wait for its create to end, or use \
+                 delete --force"
+            )))
+        }
+        _ => {
+            // Created (it never ran), or forced: every process of it killed, then waited for.
+            if let Some(cg) = record.cgroup() {
+                cg.kill_all(&sys)?;
+            }
+            for p in [record.creating, record.init].into_iter().flatten() {
+                crate::commands::rm::signal_through(&sys, p.pid, p.start, libc::SIGKILL)?;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while p.alive() {
+                    if std::time::Instant::now() > deadline {
+                        return Err(Error::Usage(format!(
+                            "container {id:?}'s process {} did not end within 10 s of SIGKILL",
+                            p.pid
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            }
+        }
+    }
+    if let Some(cg) = record.cgroup() {
+        cg.destroy(&sys)?;
+    }
+    root.remove(id)
 }
 
 /// One line of `--log`, appended.
