@@ -1154,18 +1154,28 @@ fn a_stale_pair_of_the_last_run_does_not_stop_the_next_start() {
     ns.dockling(&lab, &["stop", "-t", "0", "app"])
         .expect_code(0);
     // What the kernel may still hold a moment after a run: links with the container's own
-    // pair names (the first network's and the connected one's).
+    // pair names (the first network's and the connected one's), made here as bridges. The
+    // run's own pair may itself still be there (a dead namespace's links go in the kernel's
+    // own time, and `ip` then says the name exists): tried again until the name is free, so
+    // the stale link is surely there when `start` runs.
     for name in [format!("veth{}", &id[..7]), format!("vx{}.1", &id[..7])] {
-        let out = ns
-            .command("ip")
-            .args(["link", "add", &name, "type", "bridge"])
-            .output()
-            .expect("ip");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = ns
+                .command("ip")
+                .args(["link", "add", &name, "type", "bridge"])
+                .output()
+                .expect("ip");
+            if out.status.success() {
+                break;
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("File exists") && std::time::Instant::now() < deadline,
+                "{name}: {err}"
+            );
+            std::thread::yield_now();
+        }
     }
     ns.dockling(&lab, &["start", "app"]).expect_code(0);
     let got = ipv4_of(&ns, &lab, "app");
