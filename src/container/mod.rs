@@ -442,7 +442,7 @@ impl Containers {
     /// more read (a row is complete at its spec's seccomp profile, most of the file).
     fn read_all<S>(
         &self,
-        parse: fn(&[u8], bool) -> Option<serde_json::Result<Container<S>>>,
+        parse: ParseRow<S>,
         mut without: Option<&mut Vec<String>>,
     ) -> Result<Vec<Container<S>>> {
         let dir = crate::sys::fs::open_root(&self.dir).map_err(Error::io("open", &self.dir))?;
@@ -788,6 +788,10 @@ impl Containers {
         .then_some(path)
     }
 }
+
+/// How a listing makes a record of the text read so far of a `state.json`, and whether
+/// that is all of it: `None` to have more read ([`read_until`]).
+type ParseRow<S> = fn(&[u8], bool) -> Option<serde_json::Result<Container<S>>>;
 
 /// A container's row from its `state.json`, reading only up to the spec's seccomp profile:
 /// `None` (read more) until that much is read, unless `whole`.
