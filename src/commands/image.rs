@@ -161,7 +161,7 @@ pub fn prune_images(ctx: &Context, args: &PruneArgs, already: u64) -> Result<i32
     let mut done = std::collections::HashSet::new();
     // A damaged image (its config or manifest unreadable) is pruned too, by its index entry:
     // it is what a user most wants gone.
-    let all = store.listing()?;
+    let all = store.listing_to_remove()?;
     let tagged: std::collections::HashSet<&str> = all
         .iter()
         .filter(|i| i.reference.is_some())

@@ -411,7 +411,10 @@ impl Containers {
 
     /// Every container, newest first, read whole.
     pub fn list(&self) -> Result<Vec<Container>> {
-        self.read_all(|text| serde_json::from_slice(text), None)
+        self.read_all(
+            |text, whole| whole.then(|| serde_json::from_slice(text)),
+            None,
+        )
     }
 
     /// Every container, newest first, with only the part of the spec a listing needs
@@ -434,15 +437,18 @@ impl Containers {
     }
 
     /// Each `<id>/state.json`, opened beneath the containers' directory descriptor (no
-    /// symlink followed) and read into one buffer.
+    /// symlink followed) and read into one buffer, as far as `parse` needs: it is given
+    /// the text read so far and whether that is the whole file, and returns `None` to have
+    /// more read (a row is complete at its spec's seccomp profile, most of the file).
     fn read_all<S>(
         &self,
-        parse: fn(&[u8]) -> serde_json::Result<Container<S>>,
+        parse: ParseRow<S>,
         mut without: Option<&mut Vec<String>>,
     ) -> Result<Vec<Container<S>>> {
         let dir = crate::sys::fs::open_root(&self.dir).map_err(Error::io("open", &self.dir))?;
         let mut out = Vec::new();
-        let mut text = Vec::with_capacity(16 << 10);
+        let mut text = Vec::new();
+        let mut rel = PathBuf::new();
         for entry in fs::read_dir(&self.dir).map_err(Error::io("read", &self.dir))? {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
@@ -454,7 +460,9 @@ impl Containers {
                 }
                 continue;
             }
-            let rel = Path::new(&name).join("state.json");
+            rel.clear();
+            rel.push(&name);
+            rel.push("state.json");
             // A directory without state is a container still being created or half removed.
             let fd = match crate::sys::fs::openat2(
                 std::os::fd::AsFd::as_fd(&dir),
@@ -475,19 +483,16 @@ impl Containers {
                     continue;
                 }
             };
-            if read_whole(File::from(fd), &mut text).is_err() {
-                continue;
-            }
-            match parse(&text) {
-                Ok(c) => out.push(c),
-                Err(e) => eprintln!(
+            match read_until(File::from(fd), &mut text, parse) {
+                Ok(Ok(c)) => out.push(c),
+                Ok(Err(e)) => eprintln!(
                     "dockling: warning: ignoring {}: {e}",
                     self.dir.join(&rel).display()
                 ),
+                Err(_) => {}
             }
         }
-        out.sort_by(|a, b| b.created.cmp(&a.created));
-        Ok(out)
+        Ok(newest_first(out))
     }
 
     /// Find by exact name, full id, or unique id prefix (like Docker).
@@ -784,61 +789,83 @@ impl Containers {
     }
 }
 
-/// A container's row from its `state.json`, reading only up to the spec's seccomp profile.
+/// How a listing makes a record of the text read so far of a `state.json`, and whether
+/// that is all of it: `None` to have more read ([`read_until`]).
+type ParseRow<S> = fn(&[u8], bool) -> Option<serde_json::Result<Container<S>>>;
+
+/// A container's row from its `state.json`, reading only up to the spec's seccomp profile:
+/// `None` (read more) until that much is read, unless `whole`.
 ///
 /// The record is written with the spec last and the profile last in the spec, so the text
 /// before the `"seccomp":` key, closed with `}}`, is the record without its profile: parsed,
-/// and the profile (most of the file) is not even scanned. The key cannot be met inside a
-/// string (a quote in a string is escaped), and a cut anywhere but in the spec's own object
-/// (one level down) leaves brackets open, which the parse refuses. Anything else, a record of
-/// an older dockling (the profile in the middle of the spec, the spec first: the cut leaves
-/// out fields a row needs), or one without the key, is parsed whole: a cut never yields a
-/// wrong row, at worst a parse error and the whole read.
-fn parse_row(text: &[u8]) -> serde_json::Result<Container<Listing>> {
+/// and the profile (most of the file) is neither read nor scanned. The key cannot be met
+/// inside a string (a quote in a string is escaped), and a cut anywhere but in the spec's own
+/// object (one level down) leaves brackets open, which the parse refuses. Anything else, a
+/// record of an older dockling (the profile in the middle of the spec, the spec first: the
+/// cut leaves out fields a row needs), or one without the key, is read and parsed whole: a
+/// cut never yields a wrong row, at worst a parse error and the whole read.
+fn parse_row(text: &[u8], whole: bool) -> Option<serde_json::Result<Container<Listing>>> {
     const KEY: &[u8] = b"\"seccomp\":";
-    let at = text
-        .windows(KEY.len())
-        .position(|w| w[0] == b'"' && w == KEY);
-    if let Some(at) = at {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
+    if let Some(at) = FINDER.find(text) {
         let head = text[..at].trim_ascii_end();
         if let Some(head) = head.strip_suffix(b",") {
             let mut cut = Vec::with_capacity(head.len() + 2);
             cut.extend_from_slice(head);
             cut.extend_from_slice(b"}}");
             if let Ok(row) = serde_json::from_slice(&cut) {
-                return Ok(row);
+                return Some(Ok(row));
             }
         }
     }
-    serde_json::from_slice(text)
+    whole.then(|| serde_json::from_slice(text))
 }
 
-/// Read all of `f` into `buf` (emptied first) with plain `read`s: `read_to_end` asks for the
-/// size (`statx`) and the position (`lseek`) first, two more calls per container of a listing.
-fn read_whole(mut f: File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+/// Containers sorted newest first (by `created`; equal ones keep their order). The order is
+/// sorted as indices and the records moved once: a sort moving the records themselves
+/// (hundreds of bytes each) copied them about log2(n) times.
+fn newest_first<S>(all: Vec<Container<S>>) -> Vec<Container<S>> {
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by(|a, b| all[*b].created.cmp(&all[*a].created));
+    let mut slots: Vec<Option<Container<S>>> = all.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// Read `f` into `buf` (its contents replaced) until `parse` makes something of the text
+/// read so far, or to the end of the file: then `parse` is told it has the whole file.
+/// Plain `read`s (`read_to_end` asks for the size, `statx`, and the position, `lseek`,
+/// first), into a buffer kept between files, not zeroed again for each.
+fn read_until<T>(
+    mut f: File,
+    buf: &mut Vec<u8>,
+    parse: fn(&[u8], bool) -> Option<T>,
+) -> std::io::Result<T> {
     use std::io::Read;
-    buf.clear();
     let mut len = 0;
     loop {
-        if buf.capacity() - len < 4096 {
-            buf.reserve(buf.capacity().max(16 << 10));
+        if buf.len() - len < 4096 {
+            buf.resize((buf.len() * 2).max(16 << 10), 0);
         }
-        buf.resize(buf.capacity(), 0);
-        match f.read(&mut buf[len..]) {
-            Ok(0) => break,
+        // 4 KiB first (a row is about 1.5 KiB of a 7 KiB record), then as much again as
+        // read so far: the kernel copies only what is asked for.
+        let want = len.max(4096).min(buf.len() - len);
+        match f.read(&mut buf[len..len + want]) {
             // Read to the end: a short read is the end on a local file system, but not on
             // FUSE, NFS or virtiofs, and a record cut there would be dropped (its name then
             // free to take twice).
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(len);
-                return Err(e);
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if let Some(done) = parse(&buf[..len], false) {
+                    return Ok(done);
+                }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    buf.truncate(len);
-    Ok(())
+    Ok(parse(&buf[..len], true).expect("a whole file is parsed"))
 }
 
 /// A new random container id: 64 hex digits from `getrandom(2)`.
@@ -921,12 +948,17 @@ mod tests {
     fn a_row_stops_at_the_seccomp_profile_and_older_records_are_read_whole() {
         let head = r#"{"created":"2026-01-01T00:00:00Z","status":{"Status":"exited","ExitCode":3,"FinishedAt":"2026-01-01T00:00:01Z","OOMKilled":false},"spec":{"id":"c0ffee","name":"web","image_ref":"busybox","image_id":"sha256:00","args":["echo","\"seccomp\":"],"network":"none","#;
         let cut = format!("{head}\"seccomp\":{{\"defaultAction\": <not json");
-        let row = parse_row(cut.as_bytes()).expect("read up to the profile");
+        let row = parse_row(cut.as_bytes(), true)
+            .unwrap()
+            .expect("read up to the profile");
         assert_eq!(row.spec.name, "web");
         assert_eq!(row.spec.args, ["echo", "\"seccomp\":"]);
         assert!(matches!(row.status, Status::Exited { code: 3, .. }));
         let whole = format!("{head}\"seccomp\":{{\"defaultAction\":\"SCMP_ACT_ERRNO\"}}}}}}");
-        assert_eq!(parse_row(whole.as_bytes()).unwrap().spec.id, "c0ffee");
+        assert_eq!(
+            parse_row(whole.as_bytes(), true).unwrap().unwrap().spec.id,
+            "c0ffee"
+        );
         let old = r#"{
   "spec": {"id": "beef", "name": "old", "image_ref": "busybox", "image_id": "sha256:00",
     "args": ["true"], "network": "none", "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"},
@@ -934,7 +966,9 @@ mod tests {
   "created": "2026-01-01T00:00:00Z",
   "status": {"Status": "created"}
 }"#;
-        let row = parse_row(old.as_bytes()).expect("an older record, read whole");
+        let row = parse_row(old.as_bytes(), true)
+            .unwrap()
+            .expect("an older record, read whole");
         assert_eq!(row.spec.name, "old");
         assert_eq!(row.spec.volumes.len(), 1);
     }
@@ -979,16 +1013,55 @@ mod tests {
             text[..key].trim_ascii_end().ends_with(b","),
             "the profile is not where the fast path cuts"
         );
-        let fast = parse_row(&text).unwrap();
+        let fast = parse_row(&text, true).unwrap().unwrap();
         let whole: Container<Listing> = serde_json::from_slice(&text).unwrap();
         assert_eq!(format!("{fast:?}"), format!("{whole:?}"));
+        // A read that has not reached the profile yet asks for more; one that has is done,
+        // the rest of the file never read.
+        assert!(parse_row(&text[..key / 2], false).is_none());
+        assert_eq!(
+            format!(
+                "{:?}",
+                parse_row(&text[..key + 10], false).unwrap().unwrap()
+            ),
+            format!("{whole:?}")
+        );
         // And it took the fast path: the text after the key is not read.
         let mut cut = text[..key + 10].to_vec();
         cut.extend_from_slice(b"not json");
         assert_eq!(
-            format!("{:?}", parse_row(&cut).unwrap()),
+            format!("{:?}", parse_row(&cut, true).unwrap().unwrap()),
             format!("{whole:?}")
         );
+    }
+
+    /// A listing reads a record only as far as its row: once the profile's key has come, the
+    /// rest is neither read nor waited for (here a pipe whose writer never ends it: reading
+    /// to the end would block for good).
+    #[test]
+    fn a_row_is_parsed_without_reading_the_rest_of_its_record() {
+        let head = r#"{"created":"2026-01-01T00:00:00Z","status":{"Status":"created"},"spec":{"id":"c0ffee","name":"web","image_ref":"busybox","image_id":"sha256:00","args":["true"],"network":"none","seccomp":{"#;
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut w = File::from(w);
+        // In two writes, the key split between them: the first read ends before it.
+        let (a, b) = head.split_at(head.len() - 5);
+        w.write_all(a.as_bytes()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = tx.send(read_until(File::from(r), &mut buf, parse_row).map(|c| {
+                let c = c.expect("the row parses");
+                (c.spec.id, c.spec.name)
+            }));
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        w.write_all(b.as_bytes()).unwrap();
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the row came without the rest of the file")
+            .unwrap();
+        assert_eq!(got, ("c0ffee".to_string(), "web".to_string()));
+        drop(w);
     }
 
     #[test]

@@ -50,8 +50,8 @@ impl Store {
     /// is the config digest its manifest names (the manifest digest when the manifest itself
     /// is damaged); the config is not read. The same walk as [`Store::find`], matching the
     /// manifest digest too (a damaged manifest names no config).
-    pub fn find_damaged(&self, name: &str) -> Result<Image> {
-        self.find_by(name, &|m| Ok(self.skeleton(m)), &|m| {
+    pub fn find_damaged(&self, index: &Value, name: &str) -> Result<Image> {
+        self.find_by(index, name, &|m| Ok(self.skeleton(m)), &|m| {
             Ok(self
                 .skeleton(m)
                 .map(|i| vec![i.id, i.manifest_digest])

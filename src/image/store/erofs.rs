@@ -241,29 +241,44 @@ impl Store {
             if !unused && !crate::files::leftover(&name) {
                 continue;
             }
-            let _lock = if layer {
-                match self.object_lock("erofs", &digest) {
-                    Ok(l) => Some(l),
-                    Err(err) => {
-                        eprintln!("dockling: warning: layer {digest} kept: {err}");
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            let refused = unmount_layer(&e.path().join("root")).err();
-            let size = fs::metadata(e.path().join("layer.erofs"))
-                .map(|m| m.len())
-                .unwrap_or(0);
-            if let Err(err) = remove_layer_dir(&e.path()) {
-                let why = refused.map(|r| format!(" ({r})")).unwrap_or_default();
-                eprintln!("dockling: warning: {err}{why}");
-                continue;
-            }
-            // Counted once gone: a layer left in place still takes its space.
-            *bytes += size;
+            self.remove_erofs_entry(&e.path(), layer.then_some(digest.as_str()), bytes);
         }
+    }
+
+    /// The EROFS layer `hex` (a diff_id's hex digits), if there is one, removed as
+    /// [`Store::collect_erofs`] removes an unused one (the caller knows no image needs it).
+    pub(super) fn collect_erofs_layer(&self, hex: &str, bytes: &mut u64) {
+        let path = self.erofs_dir().join(hex);
+        if fs::symlink_metadata(&path).is_ok() {
+            self.remove_erofs_entry(&path, Some(&format!("sha256:{hex}")), bytes);
+        }
+    }
+
+    /// Remove one entry of the EROFS directory: a layer (`digest`: under its object lock) or
+    /// a leftover, unmounted first; its size added to `bytes` once it is gone.
+    fn remove_erofs_entry(&self, path: &std::path::Path, digest: Option<&str>, bytes: &mut u64) {
+        let _lock = match digest.map(|d| self.object_lock("erofs", d)) {
+            Some(Ok(l)) => Some(l),
+            Some(Err(err)) => {
+                eprintln!(
+                    "dockling: warning: layer {} kept: {err}",
+                    digest.unwrap_or_default()
+                );
+                return;
+            }
+            None => None,
+        };
+        let refused = unmount_layer(&path.join("root")).err();
+        let size = fs::metadata(path.join("layer.erofs"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if let Err(err) = remove_layer_dir(path) {
+            let why = refused.map(|r| format!(" ({r})")).unwrap_or_default();
+            eprintln!("dockling: warning: {err}{why}");
+            return;
+        }
+        // Counted once gone: a layer left in place still takes its space.
+        *bytes += size;
     }
 }
 

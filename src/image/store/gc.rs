@@ -82,8 +82,12 @@ impl Store {
             self.erofs_dir(),
         ] {
             for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if leftover(&name) {
+                let name = e.file_name();
+                // Blobs and layers (hex names, thousands of them) passed without a copy.
+                if !name.as_encoded_bytes().contains(&b'.') {
+                    continue;
+                }
+                if leftover(&name.to_string_lossy()) {
                     remove_any(&e.path());
                 }
             }
@@ -234,17 +238,19 @@ impl Store {
     ) -> Result<Vec<String>> {
         // A damaged image (a truncated config, a lost manifest) is still removable: it is
         // found by its index entry alone (`find_damaged`), never a dead end.
-        let image = match self.find(name) {
-            Ok(image) => image,
+        // `index.json` read once, under the lock: the image is found in the index it is
+        // removed from.
+        let _l = lock(&self.oci.join(".lock"))?;
+        let mut index = self.read_index()?;
+        let (image, damaged) = match self.find_in(&index, name) {
+            Ok(image) => (image, false),
             Err(e @ Error::NotFound(_)) => return Err(e),
-            Err(e) => self.find_damaged(name).map_err(|_| e)?,
+            Err(e) => (self.find_damaged(&index, name).map_err(|_| e)?, true),
         };
         let by_tag = Reference::parse(name)
             .ok()
             .filter(|r| image.reference.as_ref() == Some(r));
         let mut lines = Vec::new();
-        let _l = lock(&self.oci.join(".lock"))?;
-        let mut index = self.read_index()?;
         let list = index["manifests"]
             .as_array_mut()
             .ok_or_else(|| self.broken_index("not a JSON object with a \"manifests\" list"))?;
@@ -327,9 +333,59 @@ impl Store {
         self.write_index(&index)?;
         crate::fault::check("rmi.untagged")?;
         lines.push(format!("Deleted: {}", image.id));
-        lines.extend(self.collect_garbage(&index)?.lines);
+        // Only what this image named is looked at: listing every blob and layer of the store
+        // made an `rmi` cost grow with the store (what other commands left unnamed is
+        // `image prune -a`'s and `system prune`'s, and a killed collection's journal makes
+        // the next command collect everything). A damaged image may name more than could be
+        // read of it: then everything is collected, as before.
+        let collected = if damaged {
+            self.collect_garbage(&index)?
+        } else {
+            self.collect_image(&index, &image)?
+        };
+        lines.extend(collected.lines);
         remove_journal(&pending)?;
         Ok(lines)
+    }
+
+    /// [`Store::collect_garbage`] of what one image named (its manifest, config, layer blobs
+    /// and layers), with the store lock held: each removed unless an image of `index` or a
+    /// live lease names it. Docker's `Deleted:` lines for its layers, top first.
+    fn collect_image(&self, index: &Value, image: &super::Image) -> Result<Collected> {
+        let mut keep = self.referenced(index);
+        keep.extend(self.leased());
+        let mut out = Collected::default();
+        let blobs = std::iter::once(&image.manifest_digest)
+            .chain(std::iter::once(&image.id))
+            .chain(&image.layers);
+        for b in blobs.filter(|b| !keep.contains(*b)) {
+            let Ok(path) = self.blob_path(b) else {
+                continue;
+            };
+            let size = fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if fs::remove_file(&path).is_ok() {
+                out.bytes += size;
+            }
+            crate::fault::check("rmi.gc.blob_deleted")?;
+        }
+        let mut gone = HashSet::new();
+        for d in image.diff_ids.iter().rev().filter(|d| !keep.contains(*d)) {
+            let Ok(hex) = hex_of(d) else { continue };
+            if !gone.insert(hex) {
+                continue;
+            }
+            if fs::symlink_metadata(self.layers.join(hex)).is_ok() {
+                out.bytes += self.layer_size(d).unwrap_or(0);
+                self.remove_layer(hex)?;
+                out.lines.push(format!("Deleted: {d}"));
+            }
+            self.collect_erofs_layer(hex, &mut out.bytes);
+            // A marker without its layer, and the size older versions kept beside it.
+            for dir in [self.unpacked_dir(), self.layers.with_file_name("size")] {
+                let _ = fs::remove_file(dir.join(hex));
+            }
+        }
+        Ok(out)
     }
 
     /// Remove these blobs and unpacked layers (by digest and diff_id) unless an image of the
@@ -358,18 +414,15 @@ impl Store {
     fn referenced(&self, index: &Value) -> HashSet<String> {
         let mut keep = HashSet::new();
         let known = self.summaries();
-        let blobs = crate::sys::fs::open_root(&self.blob_dir()).ok();
         for m in index["manifests"].as_array().into_iter().flatten() {
             let Some(d) = m["digest"].as_str() else {
                 continue;
             };
             keep.insert(d.to_string());
-            // Believed while its manifest and config are whole, as a listing does: a damaged
-            // image keeps what can be read from it, as before.
-            if let Some(s) = known
-                .get(d)
-                .filter(|s| Self::summary_holds(blobs.as_ref(), d, s))
-            {
+            // Believed without the size check a listing makes: the summary names what the
+            // manifest (this digest's, whole) and its config named, which is all a damaged
+            // copy of them could still name and more; keeping more is the safe side.
+            if let Some(s) = known.get(d) {
                 keep.insert(s.id.clone());
                 keep.extend(s.layers.iter().cloned());
                 keep.extend(s.diff_ids.iter().cloned());

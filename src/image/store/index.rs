@@ -8,6 +8,7 @@
 //! stop every command, and `system fsck` must be able to read, report and drop it. Each entry
 //! dockling adds is made as an oci-spec `Descriptor` (`crate::image::oci`).
 
+use std::borrow::Cow;
 use std::fs;
 
 use oci_spec::image::{ImageManifest, MediaType};
@@ -26,6 +27,71 @@ pub(super) const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// index's digest for a multi-platform image).
 pub(super) const REPO_DIGEST: &str = "dev.dockling.repo-digest";
 
+/// `index.json` as a listing reads it: of each entry only its digest, tag and repo digest,
+/// borrowed from the file's text where they need no unescaping. Building the whole file as a
+/// JSON value (a map per entry and per annotation) was much of what `images` cost per image.
+/// A file this does not fit (a value of another type, say) is read as a value, as before.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct IndexView<'a> {
+    /// The entries, in the file's order.
+    #[serde(borrow)]
+    pub manifests: Vec<EntryView<'a>>,
+}
+
+/// One entry of [`IndexView`].
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct EntryView<'a> {
+    /// The manifest digest.
+    #[serde(borrow, default)]
+    pub digest: Option<Cow<'a, str>>,
+    /// Its annotations that dockling reads.
+    #[serde(borrow, default)]
+    pub annotations: Option<AnnotationsView<'a>>,
+}
+
+/// The annotations of an [`EntryView`].
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct AnnotationsView<'a> {
+    /// The tag (`REF_NAME`).
+    #[serde(borrow, default, rename = "org.opencontainers.image.ref.name")]
+    pub name: Option<Cow<'a, str>>,
+    /// `REPO_DIGEST`.
+    #[serde(borrow, default, rename = "dev.dockling.repo-digest")]
+    pub repo_digest: Option<Cow<'a, str>>,
+}
+
+impl<'a> EntryView<'a> {
+    /// The same entry from the JSON value (an index the view does not fit).
+    pub(super) fn of(m: &'a Value) -> EntryView<'a> {
+        let text = |v: &'a Value| v.as_str().map(Cow::Borrowed);
+        EntryView {
+            digest: text(&m["digest"]),
+            annotations: Some(AnnotationsView {
+                name: text(&m["annotations"][REF_NAME]),
+                repo_digest: text(&m["annotations"][REPO_DIGEST]),
+            }),
+        }
+    }
+
+    /// The tag it carries, as [`tag_of`].
+    pub(super) fn tag(&self) -> Option<Reference> {
+        self.annotations
+            .as_ref()?
+            .name
+            .as_deref()
+            .and_then(|r| Reference::parse(r).ok())
+    }
+
+    /// Its repo digest.
+    pub(super) fn repo_digest(&self) -> Option<String> {
+        self.annotations
+            .as_ref()?
+            .repo_digest
+            .as_deref()
+            .map(String::from)
+    }
+}
+
 /// The tag an `index.json` entry carries, if any.
 pub(crate) fn tag_of(m: &Value) -> Option<Reference> {
     m["annotations"][REF_NAME]
@@ -37,12 +103,21 @@ impl Store {
     /// `index.json`, checked to be an object with a `manifests` list (else the error every
     /// command gives for a broken index).
     pub(crate) fn read_index(&self) -> Result<Value> {
+        self.index_from(&self.read_index_text()?)
+    }
+
+    /// The bytes of `index.json`.
+    pub(super) fn read_index_text(&self) -> Result<Vec<u8>> {
         let p = self.oci.join("index.json");
-        let text = fs::read(&p).map_err(Error::io("read", &p))?;
+        fs::read(&p).map_err(Error::io("read", &p))
+    }
+
+    /// [`Store::read_index`] of these bytes.
+    pub(super) fn index_from(&self, text: &[u8]) -> Result<Value> {
         // Indexing a JSON value that is not an object (`[]`) with `["manifests"]` for writing
         // panics: the shape is checked once, here, so every caller can rely on it.
         let index: Value =
-            serde_json::from_slice(&text).map_err(|e| self.broken_index(&e.to_string()))?;
+            serde_json::from_slice(text).map_err(|e| self.broken_index(&e.to_string()))?;
         if !index["manifests"].is_array() {
             return Err(self
                 .broken_index("not a JSON object with a \"manifests\" list")

@@ -306,8 +306,13 @@ impl Store {
     /// An id is looked up in the summaries (`summary`, read only then), the manifest read
     /// only for an image without one.
     pub fn find(&self, name: &str) -> Result<Image> {
+        self.find_in(&self.read_index()?, name)
+    }
+
+    /// [`Store::find`] in `index` as already read (`rmi` reads it once, under the lock).
+    pub(crate) fn find_in(&self, index: &Value, name: &str) -> Result<Image> {
         let known = std::cell::OnceCell::new();
-        self.find_by(name, &|m| self.entry(m), &|m| {
+        self.find_by(index, name, &|m| self.entry(m), &|m| {
             let Some(digest) = m["digest"].as_str() else {
                 return Ok(Vec::new());
             };
@@ -329,11 +334,11 @@ impl Store {
     /// its image id first (which says whether two entries are the same image).
     pub(crate) fn find_by(
         &self,
+        index: &Value,
         name: &str,
         image: &dyn Fn(&Value) -> Result<Option<Image>>,
         ids: &dyn Fn(&Value) -> Result<Vec<String>>,
     ) -> Result<Image> {
-        let index = self.read_index()?;
         let entries: &[Value] = index["manifests"].as_array().map_or(&[], |v| v.as_slice());
         if let Ok(r) = Reference::parse(name) {
             for m in entries.iter().filter(|m| tag_of(m).as_ref() == Some(&r)) {
@@ -477,6 +482,81 @@ mod tests {
                 None,
             )
             .unwrap()
+    }
+
+    /// `rmi` of one image leaves what another, damaged, image names: its manifest cut short
+    /// (a crash, a full disk), its summary still says what it named. A collection that read
+    /// only what could still be read of it took the layer both share and its config.
+    #[test]
+    fn removing_an_image_keeps_what_a_damaged_one_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let store = Store::open(&root).unwrap();
+        let a = import(&store, tmp.path(), "a", &["CMD a".into()]);
+        let b = import(&store, tmp.path(), "b", &["CMD b".into()]);
+        assert_eq!(a.layers, b.layers, "one layer, shared");
+        let manifest = store.blob_path(&a.manifest_digest).unwrap();
+        let text = fs::read(&manifest).unwrap();
+        fs::write(&manifest, &text[..text.len() / 2]).unwrap();
+        // A later command: the imports' lease is gone with their store.
+        drop(store);
+        let store = Store::open(&root).unwrap();
+        let lines = store.remove("b", false, &|_| None).unwrap();
+        // No layer deleted.
+        assert_eq!(
+            lines,
+            [
+                "Untagged: b:latest".to_string(),
+                format!("Deleted: {}", b.id)
+            ]
+        );
+        assert!(store.blob_path(&a.id).unwrap().exists(), "a's config");
+        assert!(
+            store.blob_path(&a.layers[0]).unwrap().exists(),
+            "the layer blob"
+        );
+        assert!(store.layer_complete(&a.diff_ids[0]), "the unpacked layer");
+        assert!(!store.blob_path(&b.id).unwrap().exists(), "b's config went");
+        assert!(!store.blob_path(&b.manifest_digest).unwrap().exists());
+        // And a whole collection (`image prune -a`) keeps them too.
+        Store::open(&root).unwrap().reclaim().unwrap();
+        assert!(store.blob_path(&a.id).unwrap().exists(), "a's config");
+        assert!(store.layer_complete(&a.diff_ids[0]), "the unpacked layer");
+    }
+
+    /// A listing reads `index.json` as borrowed text, and an index that does not fit that
+    /// view (here an entry whose digest is a number, which other tools could write) as a
+    /// value: the same rows, the odd entry left out.
+    #[test]
+    fn a_listing_of_an_index_with_an_odd_entry_is_the_same() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let store = Store::open(&root).unwrap();
+        import(&store, tmp.path(), "a", &["CMD a".into()]);
+        import(&store, tmp.path(), "b", &["CMD b".into()]);
+        let rows = |store: &Store| {
+            store
+                .listing()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} {:?} {} {}",
+                        l.id, l.reference, l.manifest_digest, l.size
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let before = rows(&Store::at(&root));
+        assert_eq!(before.len(), 2);
+        let path = root.join("oci/index.json");
+        let mut index: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        index["manifests"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"digest": 5, "annotations": {"x": 1}}));
+        fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+        assert_eq!(rows(&Store::at(&root)), before);
     }
 
     #[test]

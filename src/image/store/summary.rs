@@ -30,7 +30,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::index::{tag_of, REPO_DIGEST};
+use super::index::{EntryView, IndexView};
 use super::{hex_of, Image, Store};
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
@@ -273,24 +273,60 @@ impl Store {
     /// same as `list_even_damaged`). Summaries it had to make are added when the store lock
     /// is free.
     pub fn listing(&self) -> Result<Vec<Listed>> {
-        let index = self.read_index()?;
+        self.listing_with(true)
+    }
+
+    /// [`Store::listing`] for choosing images to remove (`image prune`): a summary is
+    /// believed without looking at its blobs' sizes (two `fstatat`s per image), since no
+    /// image is shown as damaged or not. Removing one finds it again (`Store::remove`),
+    /// reading a damaged one as such.
+    pub fn listing_to_remove(&self) -> Result<Vec<Listed>> {
+        self.listing_with(false)
+    }
+
+    fn listing_with(&self, check_blobs: bool) -> Result<Vec<Listed>> {
+        let text = self.read_index_text()?;
+        // The entries as borrowed text; an index the view does not fit is read as a value
+        // (which also gives the error a broken one deserves).
+        let whole: Option<Value>;
+        let entries = match serde_json::from_slice::<IndexView>(&text) {
+            Ok(view) => {
+                whole = None;
+                view.manifests
+            }
+            Err(_) => {
+                whole = Some(self.index_from(&text)?);
+                whole.as_ref().expect("read")["manifests"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(EntryView::of)
+                    .collect()
+            }
+        };
+        // An entry read in full needs it as a value: the file parsed so once, if ever.
+        let mut values: Option<Value> = None;
         let known = self.summaries();
-        let blobs = crate::sys::fs::open_root(&self.blob_dir()).ok();
-        let mut out = Vec::new();
+        let blobs = if check_blobs {
+            crate::sys::fs::open_root(&self.blob_dir()).ok()
+        } else {
+            None
+        };
+        let mut out = Vec::with_capacity(entries.len());
         let mut made = Vec::new();
-        for m in index["manifests"].as_array().into_iter().flatten() {
-            let Some(digest) = m["digest"].as_str() else {
+        for (i, e) in entries.iter().enumerate() {
+            let Some(digest) = e.digest.as_deref() else {
                 continue;
             };
             if let Some(s) = known
                 .get(digest)
-                .filter(|s| Self::summary_holds(blobs.as_ref(), digest, s))
+                .filter(|s| !check_blobs || Self::summary_holds(blobs.as_ref(), digest, s))
             {
                 out.push(Listed {
                     id: s.id.clone(),
-                    reference: tag_of(m),
+                    reference: e.tag(),
                     manifest_digest: digest.to_string(),
-                    repo_digest: m["annotations"][REPO_DIGEST].as_str().map(String::from),
+                    repo_digest: e.repo_digest(),
                     created: s.created.clone(),
                     size: s.size,
                     diff_ids: s.diff_ids.clone(),
@@ -298,6 +334,12 @@ impl Store {
                 });
                 continue;
             }
+            let index = match &whole {
+                Some(v) => v,
+                None => values
+                    .get_or_insert_with(|| serde_json::from_slice(&text).unwrap_or(Value::Null)),
+            };
+            let m = &index["manifests"][i];
             match self.entry(m) {
                 Ok(Some(image)) => {
                     if let Some(s) = self.summarize(&image) {
@@ -313,9 +355,8 @@ impl Store {
                 }
             }
         }
-        let entries = index["manifests"].as_array().map_or(0, |l| l.len());
         // Lines of removed images (and repeats) are most of the file: written again.
-        let compact = known.lines > 2 * entries + 64;
+        let compact = known.lines > 2 * entries.len() + 64;
         if !made.is_empty() || compact {
             self.add_summaries(&known, made, compact);
         }
