@@ -1,8 +1,6 @@
 //! `dockling`: parse the command line, run the command, exit with Docker's codes
 //! (125 engine error, 126 cannot invoke, 127 not found, else the container's own code).
 
-use clap::Parser;
-
 /// What a user sees when dockling panics: one line saying it is a bug, never a backtrace, and
 /// Docker's engine-error code. Every panic found is a bug to fix (with a test); this hook only
 /// keeps the message readable meanwhile. It runs in whichever thread panicked (a download
@@ -53,7 +51,7 @@ fn main() {
     // `run` and `exec` re-execute from a read-only view of this binary before any other work
     // (CVE-2019-5736; see runtime::exe): returns only when that does not apply or failed.
     dockling::runtime::exe::reexec_early();
-    let cli = match dockling::cli::Cli::try_parse_from(args) {
+    let cli = match dockling::cli::Cli::parse_args(args) {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;

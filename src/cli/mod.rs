@@ -63,6 +63,70 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parse a command line as [`Cli::try_parse_from`] does, with the same result, output and
+    /// errors. `dockling run …` (the start-up path) is parsed by [`RunCli`], a tree of the
+    /// global options and `run` alone: building clap's whole tree (every subcommand's every
+    /// flag) cost a run ~200 page faults of the binary's code (most of a megabyte of its peak
+    /// RSS) and a few hundred microseconds. Anything that parser does not accept (help,
+    /// version, a bad flag) is parsed again by the whole tree, which prints exactly what it
+    /// always did; what it accepts, the whole tree would have parsed the same way (the same
+    /// global options and `RunArgs`; `tests::the_run_parser_agrees_with_the_whole_tree`).
+    pub fn parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+        if first_word_is_run(&args) {
+            if let Ok(fast) = RunCli::try_parse_from(&args) {
+                let RunOnly::Run(run) = fast.command;
+                return Ok(Cli {
+                    root: fast.root,
+                    config: fast.config,
+                    lang: fast.lang,
+                    command: Command::Run(run),
+                });
+            }
+        }
+        Cli::try_parse_from(args)
+    }
+}
+
+/// True when the command (the first word that is neither a global option nor its value) is
+/// `run`.
+fn first_word_is_run(args: &[std::ffi::OsString]) -> bool {
+    let mut words = args.iter().skip(1).map(|a| a.as_encoded_bytes());
+    while let Some(w) = words.next() {
+        match w {
+            b"--root" | b"--config" | b"--lang" => {
+                words.next();
+            }
+            _ if w.starts_with(b"--root=")
+                || w.starts_with(b"--config=")
+                || w.starts_with(b"--lang=") => {}
+            _ => return w == b"run",
+        }
+    }
+    false
+}
+
+/// [`Cli`] with `run` as its only subcommand (see [`Cli::parse_args`]): the global options
+/// are copies of [`Cli`]'s, which a test holds equal.
+#[derive(Debug, Parser)]
+#[command(name = "dockling", version, about, propagate_version = true)]
+struct RunCli {
+    #[arg(long, global = true, env = "DOCKLING_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[arg(long, global = true, env = "DOCKLING_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[arg(long, global = true, env = "DOCKLING_LANG", value_name = "LANG", value_parser = parse_lang)]
+    lang: Option<&'static str>,
+    #[command(subcommand)]
+    command: RunOnly,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunOnly {
+    /// Run a command in a new container
+    Run(RunArgs),
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -1433,6 +1497,82 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+        RunCli::command().debug_assert();
+    }
+
+    /// `Cli::parse_args` parses `run` with a tree of `run` alone: its global options must stay
+    /// the whole tree's, and every line it accepts must come out as the whole tree's parse;
+    /// what it refuses goes to the whole tree (same help, version and errors).
+    #[test]
+    fn the_run_parser_agrees_with_the_whole_tree() {
+        let describe = |c: &clap::Command| -> Vec<String> {
+            let mut args: Vec<String> = c
+                .get_arguments()
+                .filter(|a| a.is_global_set())
+                // All but the help text (only help shows it, and help is the whole tree's).
+                .map(|a| {
+                    format!(
+                        "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                        a.get_id(),
+                        a.get_long(),
+                        a.get_env(),
+                        a.get_value_names(),
+                        a.get_action(),
+                        a.get_value_parser(),
+                        a.get_num_args()
+                    )
+                })
+                .collect();
+            args.sort();
+            args
+        };
+        assert_eq!(describe(&RunCli::command()), describe(&Cli::command()));
+        let lines = [
+            "dockling run --rm --network none busybox true",
+            "dockling --root /r run -it -e A=1 -v /a:/b busybox sh -c 'x'",
+            "dockling run --root /r --lang ko --trace=json busybox",
+            "dockling --config=/c.yaml --lang=en run -d --name web -p 80:80 httpd",
+            "dockling run busybox --rm echo -h --help",
+            "dockling run -h host --network=none busybox",
+        ];
+        for line in lines {
+            let argv: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
+            let fast = RunCli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let whole = Cli::try_parse_from(&argv).unwrap();
+            let RunOnly::Run(run) = fast.command;
+            let fast = Cli {
+                root: fast.root,
+                config: fast.config,
+                lang: fast.lang,
+                command: Command::Run(run),
+            };
+            assert_eq!(format!("{fast:?}"), format!("{whole:?}"), "{line}");
+            assert!(first_word_is_run(&argv), "{line}");
+        }
+        for line in [
+            "dockling run --help",
+            "dockling run --version",
+            "dockling run --bogus busybox",
+            "dockling run",
+            "dockling --help run",
+            "dockling ps",
+            "dockling --root run ps",
+        ] {
+            let argv: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
+            let whole = Cli::try_parse_from(&argv).map(|c| format!("{c:?}"));
+            let got = Cli::parse_args(argv).map(|c| format!("{c:?}"));
+            match (got, whole) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
+                (Err(a), Err(b)) => {
+                    assert_eq!(
+                        (a.kind(), a.to_string()),
+                        (b.kind(), b.to_string()),
+                        "{line}"
+                    )
+                }
+                (a, b) => panic!("{line}: {a:?} vs {b:?}"),
+            }
+        }
     }
 
     #[test]

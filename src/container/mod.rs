@@ -21,7 +21,6 @@ pub mod names;
 pub use error::ContainerError;
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -272,22 +271,15 @@ impl EngineLock {
     /// Name this process as the holder (a detached container's monitor, which inherited the
     /// lock from the `run -d` that took it): `rm -f` finds the engine to kill by this line.
     pub fn claim(&self) -> Result<()> {
-        use std::io::Seek;
-        let mut f = &self._file;
         let me = std::process::id() as i32;
         let line = format!("{me} {}\n", process_start_time(me).unwrap_or(0));
-        f.set_len(0)
-            .and_then(|()| f.seek(std::io::SeekFrom::Start(0)))
-            .and_then(|_| f.write_all(line.as_bytes()))
+        crate::files::write_holder(&self._file, line.as_bytes())
             .map_err(Error::io("write", ENGINE_LOCK))
     }
 }
 
 /// The file name of that lock inside the container's directory.
 const ENGINE_LOCK: &str = "engine.lock";
-
-/// The lock around a read-modify-write of `state.json` ([`Containers::update`]).
-const STATE_LOCK: &str = "state.lock";
 
 /// Left in the container's directory by `stop`, `kill` and `rm -f` before they signal it: the
 /// container was ended on purpose, so its monitor does not restart it (`--restart`).
@@ -544,14 +536,16 @@ impl Containers {
     }
 
     /// Change a container's record as one step no other command's change can interleave
-    /// with: under the container's `state.lock`, read it afresh, change it, save it. (A save
+    /// with: under a flock of the container's directory, read it afresh, change it, save it. (A save
     /// of a copy read earlier could undo a rename, a restart count or the recorded end.)
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
         let dir = self.bundle(id);
         if !dir.is_dir() {
             return Err(Error::NotFound(format!("no such container: {id}")));
         }
-        let _held = crate::files::lock(&dir.join(STATE_LOCK))?;
+        // The directory itself is the lock: a `state.lock` file was one more inode made and
+        // freed per container (a synchronous trim on a `discard` ext4: see `files::lock_dir`).
+        let _held = crate::files::lock_dir(&dir)?;
         let mut c = self.find(id)?;
         f(&mut c);
         self.save(&c)?;
@@ -614,7 +608,7 @@ impl Containers {
     pub fn engine_lock(&self, id: &str) -> Result<EngineLock> {
         let path = self.bundle(id).join(ENGINE_LOCK);
         // Not truncated before the lock is ours: the holder's pid in it must stay readable.
-        let mut f = File::options()
+        let f = File::options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -625,9 +619,7 @@ impl Containers {
         }
         let me = std::process::id() as i32;
         let line = format!("{me} {}\n", process_start_time(me).unwrap_or(0));
-        f.set_len(0)
-            .and_then(|()| f.write_all(line.as_bytes()))
-            .map_err(Error::io("write", &path))?;
+        crate::files::write_holder(&f, line.as_bytes()).map_err(Error::io("write", &path))?;
         Ok(EngineLock { _file: f })
     }
 
