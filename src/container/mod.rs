@@ -893,6 +893,7 @@ pub fn human_duration(d: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn start_time_of_self_is_readable() {
