@@ -130,6 +130,7 @@ pub const COMMIT: &[StepId] = &[
 pub const VARIANTS: &[(StepId, &str)] = &[
     (StepId::LayersPrepare, "copy"),
     (StepId::LayersMount, "copy"),
+    (StepId::ImageResolve, "bundle"),
     (StepId::RootfsPivot, "chroot"),
     (StepId::ProcessTerminal, "null_stdin"),
     (StepId::NetworkPorts, "reserve"),

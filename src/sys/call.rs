@@ -66,6 +66,18 @@ pub enum Call {
     },
     /// `umask(2)`: the mode bits removed from every file and directory created from now on.
     Umask { mask: u32 },
+    /// `mknodat(AT_FDCWD, path, S_IFIFO|0622, 0)`: the `exec.fifo` of an OCI container's
+    /// state directory (the runtime's own, root's only).
+    Mkfifo { path: PathBuf },
+    /// `prlimit64(pid, resource, {soft, hard}, NULL)`: one of an OCI config's rlimits, set on
+    /// the container's first process (`name` is the config's, `RLIMIT_NOFILE`).
+    Prlimit {
+        pid: i32,
+        resource: i32,
+        name: String,
+        soft: u64,
+        hard: u64,
+    },
     /// `rmdir(2)`.
     Rmdir { path: PathBuf },
     /// `prctl(2)` with one option and one argument.
@@ -493,6 +505,8 @@ impl Call {
             Call::Mknodat { .. } => "mknodat",
             Call::Symlinkat { .. } => "symlinkat",
             Call::Umask { .. } => "umask",
+            Call::Mkfifo { .. } => "mknodat",
+            Call::Prlimit { .. } => "prlimit64",
             Call::Rmdir { .. } => "rmdir",
             Call::Prctl { .. } => "prctl",
             Call::Capset { .. } => "capset",
@@ -603,6 +617,7 @@ impl Call {
             },
             Call::Unshare { flags } if *flags == CloneFlags::CLONE_NEWCGROUP => "unshare.cgroup",
             Call::IoctlSetCtty { .. } => "ioctl.tiocsctty",
+            Call::Mkfifo { .. } => "mknodat.fifo",
             Call::IoctlPty {
                 op: PtyOp::Unlock, ..
             } => "ioctl.tiocsptlck",
@@ -842,6 +857,25 @@ impl Call {
                 );
             }
             Call::Umask { mask } => s.push_str(&mode_octal(*mask)),
+            Call::Mkfifo { path } => {
+                let _ = write!(
+                    s,
+                    "AT_FDCWD, {}, S_IFIFO|0622, 0",
+                    quote(&path.display().to_string())
+                );
+            }
+            Call::Prlimit {
+                pid,
+                name,
+                soft,
+                hard,
+                ..
+            } => {
+                let _ = write!(
+                    s,
+                    "{pid}, {name}, {{rlim_cur={soft}, rlim_max={hard}}}, NULL"
+                );
+            }
             Call::Prctl { option, arg } => match option {
                 Prctl::CapBsetDrop => {
                     let cap = super::caps::NAMES
@@ -1247,6 +1281,8 @@ impl Call {
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
             Call::Symlinkat { linkpath, .. } => linkpath.display().to_string(),
             Call::Umask { mask } => mode_octal(*mask),
+            Call::Mkfifo { path } => path.display().to_string(),
+            Call::Prlimit { name, pid, .. } => format!("{name} of pid {pid}"),
             Call::Setns { kind, pid: 0, .. } => {
                 format!("{} of dockling itself", clone_flags(*kind, false))
             }
@@ -1325,6 +1361,8 @@ impl Call {
                 | Call::Mknodat { .. }
                 | Call::Symlinkat { .. }
                 | Call::Umask { .. }
+                | Call::Mkfifo { .. }
+                | Call::Prlimit { .. }
                 | Call::Rmdir { .. }
                 | Call::Prctl { .. }
                 | Call::Capset { .. }
@@ -1453,6 +1491,16 @@ impl Call {
                 linkpath: p("fd"),
             },
             Call::Umask { mask: 0o022 },
+            Call::Mkfifo {
+                path: p("/run/dockling-runc/c/exec.fifo"),
+            },
+            Call::Prlimit {
+                pid: 42,
+                resource: libc::RLIMIT_NOFILE as i32,
+                name: "RLIMIT_NOFILE".into(),
+                soft: 1024,
+                hard: 1024,
+            },
             Call::Rmdir { path: p("/x") },
             Call::Capset {
                 effective: 0,

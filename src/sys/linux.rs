@@ -144,6 +144,35 @@ impl Backend for Linux {
                 linkpath,
             } => nix::unistd::symlinkat(target.as_path(), Some(*dirfd), linkpath.as_path())
                 .map(|()| Ret::Zero),
+            Call::Mkfifo { path } => nix::sys::stat::mknodat(
+                None,
+                path.as_path(),
+                nix::sys::stat::SFlag::S_IFIFO,
+                mode_bits(0o622),
+                0,
+            )
+            .map(|()| Ret::Zero),
+            Call::Prlimit {
+                pid,
+                resource,
+                soft,
+                hard,
+                ..
+            } => {
+                let new = libc::rlimit64 {
+                    rlim_cur: *soft,
+                    rlim_max: *hard,
+                };
+                // SAFETY: `new` is a valid rlimit64 for the call's duration and the old value
+                // is not asked for (NULL). Not nix: its setrlimit acts on this process only.
+                let r =
+                    unsafe { libc::prlimit64(*pid, *resource as _, &new, std::ptr::null_mut()) };
+                if r == 0 {
+                    Ok(Ret::Zero)
+                } else {
+                    Err(nix::errno::Errno::last())
+                }
+            }
             Call::Umask { mask } => {
                 let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
                     *mask as libc::mode_t,
