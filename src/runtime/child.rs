@@ -155,7 +155,7 @@ fn ranges_around(first: u32, keep: &[std::os::fd::RawFd]) -> Vec<(u32, u32)> {
 
 /// The `execve` call the container's program is started with.
 pub struct Exec {
-    call: Call,
+    pub(super) call: Call,
     cwd: PathBuf,
     /// The signals this process ignores (inherited from the engine), to be reset.
     ignored: u64,
@@ -283,7 +283,7 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
 
 /// The last steps before `execve`, shared by the container's first process and `exec`: the
 /// seccomp filter, the capability sets, the user, and the program looked up in PATH.
-fn secure_and_find(sys: &Sys, spec: &RunSpec, ignored: u64) -> Result<Exec> {
+pub(super) fn secure_and_find(sys: &Sys, spec: &RunSpec, ignored: u64) -> Result<Exec> {
     if spec.seccomp.is_some() || spec.no_new_privileges {
         sys.step(StepId::SecuritySeccomp)?;
         if spec.no_new_privileges {
@@ -536,7 +536,7 @@ fn lookup(sys: &Sys, cmd: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
     }))
 }
 
-fn exec_container(sys: &Sys, exec: Exec) -> Result<Infallible> {
+pub(super) fn exec_container(sys: &Sys, exec: Exec) -> Result<Infallible> {
     sys.run(Call::Chdir {
         path: exec.cwd.clone(),
     })

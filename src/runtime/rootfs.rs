@@ -356,12 +356,222 @@ pub struct Rootfs<'a> {
 impl<'a> Rootfs<'a> {
     /// Prepare to build the rootfs of `spec`.
     pub fn new(sys: &'a Sys, spec: &'a RunSpec) -> Self {
+        Self::at(sys, spec, spec.rootfs())
+    }
+
+    /// Prepare to build a rootfs at `path` (an OCI bundle's `root.path`, wherever it is).
+    pub fn at(sys: &'a Sys, spec: &'a RunSpec, path: PathBuf) -> Self {
         Rootfs {
             sys,
             spec,
-            path: spec.rootfs(),
+            path,
             root: None,
         }
+    }
+
+    /// An OCI config's `mounts`, in order (`dockling runtime create`), instead of Docker's
+    /// fixed set: each target resolved inside the rootfs through descriptors like every other
+    /// (`/proc`, `/sys` and `/dev` must be real directories); a bind's source is a host path
+    /// (relative to the bundle when not absolute) of the caller's, who wrote the config; a
+    /// bind's flags applied by a second, remounting call; the propagation by a third. A
+    /// `cgroup` mount becomes the container's own view of its cgroups (`cgroup_mounts`).
+    pub fn mount_config(
+        &self,
+        mounts: &[crate::specconv::oci::OciMount],
+        bundle: &Path,
+        cgroup_mounts: &[MountEntry],
+    ) -> Result<()> {
+        self.sys.step(StepId::RootfsMounts)?;
+        for m in mounts {
+            if m.attr_set != 0 || m.attr_clr != 0 || m.copy_up {
+                return Err(Error::Usage(format!(
+                    "mount {}: recursive attributes (rro, rnosuid...) and tmpcopyup are not \
+                     supported by dockling-runc yet: use the plain options (ro, nosuid...)",
+                    m.destination.display()
+                )));
+            }
+            if m.fstype == "cgroup" || m.fstype == "cgroup2" {
+                let ro = m.flags.contains(MsFlags::MS_RDONLY);
+                for c in cgroup_mounts {
+                    let t = self.target(&c.target, false)?;
+                    let mut flags = c.flags;
+                    if !ro {
+                        flags.remove(MsFlags::MS_RDONLY);
+                    }
+                    self.sys.mount(
+                        Some(Path::new(&c.source)),
+                        &t.path,
+                        Some(&c.fstype),
+                        flags,
+                        c.data.as_deref(),
+                    )?;
+                }
+                continue;
+            }
+            let data = (!m.data.is_empty()).then_some(m.data.as_str());
+            if m.bind {
+                let source = if Path::new(&m.source).is_absolute() {
+                    PathBuf::from(&m.source)
+                } else {
+                    bundle.join(&m.source)
+                };
+                let is_file = !source.is_dir();
+                let t = self.resolve(&m.destination, is_file, false)?;
+                let mut flags = MsFlags::MS_BIND;
+                if m.flags.contains(MsFlags::MS_REC) {
+                    flags |= MsFlags::MS_REC;
+                }
+                self.sys.mount(Some(&source), &t.path, None, flags, None)?;
+                let rest = m.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
+                if !rest.is_empty() {
+                    // Resolved again: the remount must name the new mount, not the one below.
+                    let t = self.resolve(&m.destination, is_file, false)?;
+                    self.sys.mount(
+                        None,
+                        &t.path,
+                        None,
+                        rest | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+                        None,
+                    )?;
+                }
+            } else {
+                let t = if REAL_DIRS.iter().any(|d| m.destination == Path::new(d)) {
+                    self.real_dir(&m.destination)?
+                } else {
+                    self.target(&m.destination, false)?
+                };
+                self.sys.mount(
+                    Some(Path::new(if m.source.is_empty() {
+                        &m.fstype
+                    } else {
+                        &m.source
+                    })),
+                    &t.path,
+                    Some(&m.fstype),
+                    m.flags,
+                    data,
+                )?;
+            }
+            if !m.propagation.is_empty() {
+                if let Some(t) = self.existing(&m.destination)? {
+                    self.sys.mount(None, &t.path, None, m.propagation, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An OCI config's `linux.maskedPaths` and `linux.readonlyPaths` (`dockling run` uses
+    /// Docker's, [`Rootfs::mask_paths`]): a directory gets an empty read-only tmpfs, anything
+    /// else `/dev/null` bound over it, and a read-only path a read-only bind of itself. Paths
+    /// this kernel does not have are skipped, as runc does.
+    pub fn mask_given(&self, masked: &[PathBuf], readonly: &[PathBuf]) -> Result<()> {
+        if masked.is_empty() && readonly.is_empty() {
+            return Ok(());
+        }
+        self.sys.step(StepId::SecurityMask)?;
+        let mut null = None;
+        for p in masked {
+            let Some(t) = self.existing(p)? else { continue };
+            let is_dir = self
+                .sys
+                .stat_mode(&t.path)
+                .is_ok_and(|m| m & libc::S_IFMT == libc::S_IFDIR);
+            if is_dir {
+                self.sys.mount(
+                    Some(Path::new("tmpfs")),
+                    &t.path,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    None,
+                )?;
+            } else {
+                if null.is_none() {
+                    null = Some(
+                        self.existing(Path::new("/dev/null"))?
+                            .ok_or(super::RuntimeError::DevNullMissing)?,
+                    );
+                }
+                let n = null.as_ref().map(|n| n.path.clone()).unwrap_or_default();
+                self.sys
+                    .mount(Some(&n), &t.path, None, MsFlags::MS_BIND, None)?;
+            }
+        }
+        for p in readonly {
+            self.readonly_bind(p)?;
+        }
+        Ok(())
+    }
+
+    /// A read-only bind of `p` over itself (skipped when this kernel lacks it).
+    fn readonly_bind(&self, p: &Path) -> Result<()> {
+        let Some(t) = self.existing(p)? else {
+            return Ok(());
+        };
+        self.sys.mount(
+            Some(&t.path),
+            &t.path,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+        // Looked up again: a descriptor opened before the bind names the mount below it,
+        // and a remount must name the new one (mount(2): EINVAL otherwise).
+        let t = self.existing(p)?.unwrap_or(t);
+        self.sys.mount(
+            None,
+            &t.path,
+            None,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Write `value` into the existing file `inside` (a sysctl under the container's own
+    /// /proc/sys), opened through the rootfs descriptor without following any symlink.
+    pub fn write_inside(&self, inside: &Path, value: &str) -> Result<()> {
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
+        let fd = self.sys.openat2(
+            root.as_fd(),
+            &safefs::relative(inside),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+            0,
+            safefs::IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+        )?;
+        self.sys.run(Call::Write {
+            fd: fd.as_raw_fd(),
+            path: inside.to_path_buf(),
+            data: value.to_string(),
+        })?;
+        Ok(())
+    }
+
+    /// Whether the container's `/dev` is a tmpfs (an OCI config may leave the image's own).
+    pub fn dev_is_tmpfs(&self) -> bool {
+        let Some(root) = &self.root else {
+            return true;
+        };
+        let Ok(fd) = self.sys.openat2(
+            root.as_fd(),
+            Path::new("dev"),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            safefs::IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+        ) else {
+            return false;
+        };
+        let dev = self.path.join("dev");
+        self.sys
+            .fstatfs(fd.as_fd(), &dev)
+            .is_ok_and(|fs| fs.f_type == libc::TMPFS_MAGIC)
     }
 
     fn target(&self, inside: &Path, file: bool) -> Result<Target> {
@@ -761,31 +971,7 @@ impl<'a> Rootfs<'a> {
             }
         }
         for p in READONLY {
-            let Some(t) = self.existing(Path::new(p))? else {
-                continue;
-            };
-            self.sys.mount(
-                Some(&t.path),
-                &t.path,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?;
-            // Looked up again: a descriptor opened before the bind names the mount below it,
-            // and a remount must name the new one (mount(2): EINVAL otherwise).
-            let t = self.existing(Path::new(p))?.unwrap_or(t);
-            self.sys.mount(
-                None,
-                &t.path,
-                None,
-                MsFlags::MS_BIND
-                    | MsFlags::MS_REMOUNT
-                    | MsFlags::MS_RDONLY
-                    | MsFlags::MS_NOSUID
-                    | MsFlags::MS_NODEV
-                    | MsFlags::MS_NOEXEC,
-                None,
-            )?;
+            self.readonly_bind(Path::new(p))?;
         }
         Ok(())
     }
