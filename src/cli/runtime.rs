@@ -63,9 +63,60 @@ pub enum ListFormat {
     Json,
 }
 
-/// The runtime's subcommands (`create`, `start` and `run` arrive with the engine's split).
+/// What `create` and `run` take (runc's flags).
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The bundle's directory (its config.json and root filesystem)
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
+    /// crun's: the config file, instead of the bundle's config.json
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Write the container's pid (as the host sees it) to this file
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Where to send a terminal's master (refused: no terminals yet)
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// chroot(2) instead of pivot_root(2) (a root on a ramfs cannot pivot)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted: no session keyring is made either way
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Descriptors past stdio to pass on (refused above 0 for now)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// The container's id
+    pub id: String,
+}
+
+/// The runtime's subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RuntimeCommand {
+    /// Make a container from a bundle; its process waits for `start`
+    Create(CreateArgs),
+    /// Let a created container run its program
+    Start {
+        /// The container's id
+        id: String,
+    },
+    /// Create and start; without --detach, wait for the container, remove it and exit
+    /// with its code
+    Run {
+        /// What create takes
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Exit once the container runs, leaving it running
+        #[arg(short, long)]
+        detach: bool,
+        /// crun's: do not remove the container when it ends
+        #[arg(long)]
+        keep: bool,
+        /// Accepted for runc's callers
+        #[arg(long)]
+        no_subreaper: bool,
+    },
     /// Print a container's state as runc's JSON (status read from the process, never stored)
     State {
         /// The container's id

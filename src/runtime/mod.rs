@@ -16,6 +16,7 @@ mod error;
 pub mod exe;
 pub mod init;
 pub mod io;
+pub mod oci;
 pub mod rootfs;
 pub mod seccomp;
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use clap::Parser;
 
-use crate::cli::runtime::{ListFormat, LogFormat, RuntimeCli, RuntimeCommand};
+use crate::cli::runtime::{CreateArgs, ListFormat, LogFormat, RuntimeCli, RuntimeCommand};
 use crate::error::{Error, Result};
 
 pub mod state;
@@ -34,7 +34,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     };
     match run(&cli) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             let msg = e.to_string();
             eprintln!("dockling-runc: {msg}");
@@ -46,7 +46,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
-fn run(cli: &RuntimeCli) -> Result<()> {
+fn run(cli: &RuntimeCli) -> Result<i32> {
+    dispatch(cli).map(|code| code.unwrap_or(0))
+}
+
+/// The command's work: `Some(code)` for `run` in the foreground (the container's exit code).
+fn dispatch(cli: &RuntimeCli) -> Result<Option<i32>> {
     if cli.version {
         // Three lines, the shape containerd's go-runc parses.
         println!(
@@ -54,7 +59,7 @@ fn run(cli: &RuntimeCli) -> Result<()> {
             env!("CARGO_PKG_VERSION"),
             option_env!("DOCKLING_GIT_COMMIT").unwrap_or("unknown")
         );
-        return Ok(());
+        return Ok(None);
     }
     if cli.systemd_cgroup || cli.cgroup_manager.as_deref() == Some("systemd") {
         return Err(Error::Usage(
@@ -83,7 +88,25 @@ fn run(cli: &RuntimeCli) -> Result<()> {
             )))
         }
     }
+    let done = |r: Result<()>| r.map(|()| None);
     match &cli.command {
+        Some(RuntimeCommand::Create(args)) => done(create(cli, args).map(|_| ())),
+        Some(RuntimeCommand::Start { id }) => done(start(&cli.root, id)),
+        Some(RuntimeCommand::Run {
+            create: args,
+            detach,
+            keep,
+            ..
+        }) => run_container(cli, args, *detach, *keep),
+        _ => done(other(cli)),
+    }
+}
+
+fn other(cli: &RuntimeCli) -> Result<()> {
+    match &cli.command {
+        Some(RuntimeCommand::Create(_))
+        | Some(RuntimeCommand::Start { .. })
+        | Some(RuntimeCommand::Run { .. }) => unreachable!("dispatched above"),
         None => Err(Error::Usage(
             "no command given: see `dockling-runc --help`".into(),
         )),
@@ -122,6 +145,257 @@ fn run(cli: &RuntimeCli) -> Result<()> {
                 .into(),
         )),
     }
+}
+
+/// The seam of a runtime command: its events go to the JSON-lines file `DOCKLING_TRACE` names
+/// (podman and containerd pass no flags of dockling's; the variable is read at `create`, and
+/// the record keeps the path for `start` and `delete`), appended, never to stderr, which is
+/// the container's.
+fn runtime_sys(trace: Option<&Path>) -> Result<crate::sys::Sys> {
+    let env = std::env::var_os("DOCKLING_TRACE").map(std::path::PathBuf::from);
+    let file = trace.map(Path::to_path_buf).or(env);
+    let tracer = crate::trace::Tracer::for_command(None, file.as_deref(), false, false)?;
+    Ok(crate::sys::Sys::new(
+        Box::new(crate::sys::linux::Linux),
+        tracer,
+    ))
+}
+
+/// `create`: the container made from the bundle, its first process waiting for `start`, its
+/// record written, the pid file too. On failure nothing of it is left.
+fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Record)> {
+    state::check_id(&args.id)?;
+    if args.preserve_fds > 0 {
+        return Err(Error::Usage(
+            "--preserve-fds: dockling-runc passes no descriptors past stdio yet".into(),
+        ));
+    }
+    let sys = runtime_sys(None)?;
+    // The container's process is a clone of this one: from the sealed copy of the binary,
+    // as `dockling run` (CVE-2019-5736).
+    crate::runtime::exe::enter_sealed(&sys, crate::runtime::exe::Unsealed::Warn)?;
+    let bundle = std::fs::canonicalize(&args.bundle).map_err(|e| {
+        Error::Usage(format!(
+            "bundle {}: {e} (give --bundle, the directory holding config.json)",
+            args.bundle.display()
+        ))
+    })?;
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| bundle.join("config.json"));
+    let text = std::fs::read(&config)
+        .map_err(|e| Error::Usage(format!("read {}: {e}", config.display())))?;
+    let flags = crate::specconv::oci::OciFlags {
+        id: args.id.clone(),
+        no_pivot: args.no_pivot,
+    };
+    let mut warnings = Vec::new();
+    let (spec, parts) =
+        crate::specconv::oci::from_config(&text, &bundle, &flags, &mut |w| warnings.push(w))
+            .map_err(|e| Error::Usage(e.to_string()))?;
+    for w in warnings {
+        eprintln!("dockling-runc: warning: {w}");
+        if let Some(log) = &cli.log {
+            let _ = log_line(log, cli.log_format, "warning", &w);
+        }
+    }
+    let not_yet = |what: &str| {
+        Err(Error::Usage(format!(
+            "{what}: not supported by dockling-runc yet"
+        )))
+    };
+    if spec.tty || args.console_socket.is_some() {
+        return not_yet("process.terminal (a terminal and --console-socket); set terminal false");
+    }
+    let h = &parts.hooks;
+    if !(h.prestart.is_empty()
+        && h.create_runtime.is_empty()
+        && h.create_container.is_empty()
+        && h.start_container.is_empty()
+        && h.poststart.is_empty()
+        && h.poststop.is_empty())
+    {
+        return not_yet("hooks");
+    }
+    if parts.domainname.is_some() {
+        return not_yet("domainname");
+    }
+    let root = StateRoot::open(&cli.root)?;
+    let dir = root.dir_of(&args.id);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Usage(format!(
+                    "container {:?} already exists: delete it first, or choose another id",
+                    args.id
+                )))
+            }
+            Err(e) => return Err(Error::io("create", &dir)(e)),
+        }
+    }
+    let cgroup_at = match cli.cgroup_manager.as_deref() {
+        Some("disabled") => None,
+        _ => Some(cgroup_at(&parts.cgroups_path, &args.id)),
+    };
+    let mut record = state::Record {
+        oci_version: OCI_VERSION.into(),
+        id: args.id.clone(),
+        creating: state::Proc::of(std::process::id() as i32),
+        init: None,
+        bundle: bundle.clone(),
+        rootfs: parts.root.clone(),
+        created: crate::container::now_rfc3339(),
+        annotations: parts.annotations.clone(),
+        cgroup: cgroup_at.clone(),
+        trace: std::env::var_os("DOCKLING_TRACE").map(std::path::PathBuf::from),
+        config: serde_json::from_slice(&text).unwrap_or_default(),
+    };
+    let made = (|| {
+        let _lock = root.lock(&args.id)?;
+        root.save(&record)?;
+        let fifo = dir.join("exec.fifo");
+        let cgroup = match &cgroup_at {
+            Some(at) => Some(crate::cgroups::Cgroup::new(&at.parent, &at.name)?),
+            None => None,
+        };
+        let created = crate::runtime::oci::create(
+            &sys,
+            &spec,
+            &crate::runtime::oci::CreateOptions {
+                parts: &parts,
+                cgroup: cgroup.as_ref(),
+                fifo: &fifo,
+            },
+        )?;
+        record.init = state::Proc::of(created.pid);
+        record.creating = None;
+        if let Some(adj) = parts.oom_score_adj {
+            sys.write_file(
+                Path::new(&format!("/proc/{}/oom_score_adj", created.pid)),
+                &adj.to_string(),
+            )?;
+        }
+        root.save(&record)?;
+        if let Some(pf) = &args.pid_file {
+            crate::files::replace_atomic(pf, created.pid.to_string().as_bytes())?;
+        }
+        Ok(created.pid)
+    })();
+    match made {
+        Ok(_) => Ok((root, record)),
+        Err(e) => {
+            if let Some(p) = record.init {
+                let _ = crate::commands::rm::signal_through(&sys, p.pid, p.start, libc::SIGKILL);
+            }
+            if let Some(cg) = record.cgroup() {
+                let _ = cg.destroy(&sys);
+            }
+            let _ = root.remove(&args.id);
+            Err(e)
+        }
+    }
+}
+
+/// `linux.cgroupsPath` as the parent group and the container's own; empty: the runtime's
+/// `dockling-runc/<id>`.
+fn cgroup_at(path: &str, id: &str) -> state::CgroupAt {
+    let path = path.trim_matches('/');
+    match path.rsplit_once('/') {
+        _ if path.is_empty() => state::CgroupAt {
+            parent: "dockling-runc".into(),
+            name: id.into(),
+        },
+        Some((parent, name)) => state::CgroupAt {
+            parent: parent.into(),
+            name: name.into(),
+        },
+        None => state::CgroupAt {
+            parent: String::new(),
+            name: path.into(),
+        },
+    }
+}
+
+/// `start`: open the other end of the waiting process's FIFO and read its byte; it then
+/// runs its program. The FIFO goes, so the container reads `running` from now on.
+fn start(root: &Path, id: &str) -> Result<()> {
+    let root = StateRoot::open(root)?;
+    let record = root.load(id)?;
+    let _lock = root.lock(id)?;
+    let dir = root.dir_of(id);
+    let status = record.status(&dir);
+    if status != Status::Created {
+        return Err(Error::Usage(format!(
+            "cannot start container {id:?}: it is {}, not created",
+            status.as_str()
+        )));
+    }
+    let sys = runtime_sys(record.trace.as_deref())?;
+    sys.tracer.set_process("engine");
+    let fifo = dir.join("exec.fifo");
+    let fd = sys.open(&fifo, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC)?;
+    let init = record.init.expect("created means a process");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut byte) {
+            Ok(1) => break,
+            Ok(_) | Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::io("read", &fifo)(e.into())),
+        }
+        if !init.alive() {
+            return Err(Error::Usage(format!(
+                "container {id:?}'s process ended before it started"
+            )));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Usage(format!(
+                "container {id:?}'s process did not answer within 10 s"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::fs::remove_file(&fifo).map_err(Error::io("remove", &fifo))?;
+    Ok(())
+}
+
+/// `run`: create and start; with `--detach` leave it running, else wait for it (it is this
+/// process's child), delete it unless `--keep`, and give its exit code.
+fn run_container(
+    cli: &RuntimeCli,
+    args: &CreateArgs,
+    detach: bool,
+    keep: bool,
+) -> Result<Option<i32>> {
+    let (root, record) = create(cli, args)?;
+    if let Err(e) = start(&cli.root, &args.id) {
+        let _ = delete(&cli.root, &args.id, true);
+        return Err(e);
+    }
+    if detach {
+        return Ok(None);
+    }
+    let pid = record.init.map(|p| p.pid).unwrap_or(0);
+    let code = loop {
+        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => break code,
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(Error::Usage(format!(
+                    "wait for the container's process {pid}: {e}"
+                )))
+            }
+        }
+    };
+    drop(root);
+    if !keep {
+        delete(&cli.root, &args.id, true)?;
+    }
+    Ok(Some(code))
 }
 
 /// `list`: every container under the root, in runc's columns or as a JSON array of states.

@@ -1,0 +1,308 @@
+//! The container of an OCI bundle (`dockling runtime create`/`run`): the same steps, the same
+//! traced seam and the same child as `dockling run`'s, arranged as the runtime spec's
+//! lifecycle asks: `create` makes everything and leaves the container's first process waiting
+//! just before its `execve`; `start` lets it go.
+//!
+//! The handshake is runc's `exec.fifo`: the engine makes a FIFO in the container's state
+//! directory and opens it `O_PATH` before `clone`; the child, once ready, says so on the
+//! channel and opens the FIFO for writing again through `/proc/self/fd/N` (its `/proc` now
+//! the container's own). That open blocks until `start` opens the other end, reads the byte
+//! the child writes and removes the FIFO. Until then the process is the dockling binary (not
+//! dumpable), waiting, with everything made.
+//!
+//! What differs from `dockling run` is data: the root is the bundle's (bound onto itself,
+//! not layers), the mounts, masked and read-only paths are the config's, there are no /etc
+//! files or networks (an OCI runtime makes namespaces; the caller plumbs them), the
+//! process's stdio are the caller's, and nothing ties the container to `create`'s life (no
+//! parent-death signal: the caller's subreaper inherits it).
+
+use std::convert::Infallible;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+
+use super::channel::{self, Channel, Message};
+use super::child;
+use super::rootfs::Rootfs;
+use crate::error::{Error, Result};
+use crate::plan::StepId;
+use crate::spec::RunSpec;
+use crate::specconv::oci::OciParts;
+use crate::sys::{Call, Prctl, Ret, Sys};
+
+/// What `create` needs besides the spec.
+pub struct CreateOptions<'a> {
+    /// What only an OCI config says (mounts, masks, sysctls, joins...).
+    pub parts: &'a OciParts,
+    /// The container's cgroup (`None` with `--cgroup-manager disabled`).
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
+    /// The `exec.fifo` in the container's state directory.
+    pub fifo: &'a Path,
+}
+
+/// A container made and waiting for `start`.
+pub struct Created {
+    /// Its first process, as the host sees it.
+    pub pid: i32,
+}
+
+/// Make the container: cgroup, namespaces, root, mounts, security; its first process waits
+/// on the FIFO when this returns. On failure nothing of it is left (the cgroup removed, the
+/// process killed and collected).
+pub fn create(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created> {
+    sys.tracer
+        .set_var("bundle", spec.bundle.display().to_string());
+    sys.tracer
+        .set_var("rootfs", opts.parts.root.display().to_string());
+    sys.step_variant(StepId::ImageResolve, Some("bundle"))?;
+    sys.tracer.note(&format!(
+        "an OCI bundle: {} (its root {})",
+        spec.bundle.display(),
+        opts.parts.root.display()
+    ));
+    sys.run(Call::Mkfifo {
+        path: opts.fifo.to_path_buf(),
+    })?;
+    if let (Some(cg), Some(limits)) = (opts.cgroup, spec.cgroup.as_ref()) {
+        sys.step(StepId::CgroupsCreate)?;
+        cg.create(sys, limits, crate::cgroups::devices::rules(false))?;
+    }
+    let made = launch(sys, spec, opts);
+    if made.is_err() {
+        if let Some(cg) = opts.cgroup {
+            let _ = cg.destroy(sys);
+        }
+    }
+    made
+}
+
+fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created> {
+    // Namespaces to join by path: opened now, joined by the child (a pid namespace by this
+    // process before clone: it applies to the children it makes).
+    let mut joins: Vec<(RawFd, CloneFlags)> = Vec::new();
+    let mut owned: Vec<OwnedFd> = Vec::new();
+    for (kind, path) in &opts.parts.joins {
+        let fd = match sys.perform(Call::Open {
+            path: path.clone(),
+            flags: libc::O_RDONLY | libc::O_CLOEXEC,
+            mode: 0,
+        })? {
+            Ret::Fd(fd) => fd,
+            other => other.value() as i32,
+        };
+        // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        if *kind == CloneFlags::CLONE_NEWPID {
+            sys.run(Call::Setns {
+                fd: fd.as_raw_fd(),
+                kind: *kind,
+                pid: 1,
+            })?;
+        } else {
+            joins.push((fd.as_raw_fd(), *kind));
+        }
+        owned.push(fd);
+    }
+    let fifo = sys.open(opts.fifo, libc::O_PATH | libc::O_CLOEXEC)?;
+    sys.step(StepId::NamespacesClone)?;
+    let (parent_end, child_end) = channel::pair(sys)?;
+    let mut flags = super::clone_flags(spec);
+    for (_, kind) in &joins {
+        flags.remove(*kind);
+    }
+    let pid = sys.clone_process(flags)?;
+    if pid == 0 && !sys.is_dry_run() {
+        drop(parent_end);
+        child_main(sys, spec, opts, &joins, fifo.as_raw_fd(), child_end);
+    }
+    drop(child_end);
+    drop(owned);
+    sys.tracer.set_var("pid", pid.to_string());
+    let ready = (|| {
+        parent_end
+            .send(&Message::Go(pid))
+            .map_err(Error::io("send", "container channel"))?;
+        loop {
+            match parent_end
+                .recv()
+                .map_err(Error::io("receive", "container channel"))?
+            {
+                Message::Exec(_) => return Ok(()),
+                Message::Failed(code, text) => {
+                    return Err(match code {
+                        127 => Error::CommandNotFound(text),
+                        126 => Error::CannotInvoke(text),
+                        _ => super::RuntimeError::ContainerFailed { message: text }.into(),
+                    })
+                }
+                Message::Aborted(step) => {
+                    return Err(Error::Usage(format!("aborted before the step {step}")))
+                }
+                Message::Closed => {
+                    return Err(super::RuntimeError::ContainerFailed {
+                        message: "the container's process ended before it was ready".into(),
+                    }
+                    .into())
+                }
+                Message::Go(_) | Message::Terminal(_) => {}
+            }
+        }
+    })();
+    if let Err(e) = ready {
+        if !sys.is_dry_run() {
+            let _ = sys.run(Call::Kill {
+                pid,
+                signal: libc::SIGKILL,
+            });
+            let _ = sys.wait4(pid);
+        }
+        return Err(e);
+    }
+    Ok(Created { pid })
+}
+
+/// The cloned child: every step up to `execve`, then the wait on the FIFO. Never returns.
+fn child_main(
+    sys: &Sys,
+    spec: &RunSpec,
+    opts: &CreateOptions<'_>,
+    joins: &[(RawFd, CloneFlags)],
+    fifo: RawFd,
+    chan: Channel,
+) -> ! {
+    sys.tracer.set_process("container");
+    let err = match child_steps(sys, spec, opts, joins, fifo, &chan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let msg = match &err {
+        Error::Aborted(a) => Message::Aborted(a.0.to_string()),
+        e => Message::Failed(e.exit_code(), e.to_string()),
+    };
+    let _ = chan.send(&msg);
+    sys.tracer.flush();
+    // SAFETY: _exit ends a forked child without the parent's exit handlers.
+    unsafe { libc::_exit(err.exit_code()) }
+}
+
+fn child_steps(
+    sys: &Sys,
+    spec: &RunSpec,
+    opts: &CreateOptions<'_>,
+    joins: &[(RawFd, CloneFlags)],
+    fifo: RawFd,
+    chan: &Channel,
+) -> Result<Infallible> {
+    // Until execve this process is the dockling binary: nothing in the container may open
+    // its /proc files (CVE-2019-5736). No parent-death signal: create exits while it waits.
+    sys.run(Call::Prctl {
+        option: Prctl::SetDumpable,
+        arg: 0,
+    })?;
+    match chan
+        .recv()
+        .map_err(|source| super::RuntimeError::EngineGone { source })?
+    {
+        Message::Go(pid) => sys.tracer.set_var("pid", pid.to_string()),
+        other => {
+            return Err(super::RuntimeError::UnexpectedMessage {
+                message: format!("{other:?}"),
+            }
+            .into())
+        }
+    }
+    let ignored = sys.ignored_signals();
+    if let Some(cg) = opts.cgroup {
+        sys.step(StepId::CgroupsJoin)?;
+        cg.join_self(sys)?;
+    }
+    if spec.namespaces.cgroup && opts.cgroup.is_some() {
+        sys.step(StepId::NamespacesCgroup)?;
+        sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
+    }
+    for (fd, kind) in joins {
+        sys.run(Call::Setns {
+            fd: *fd,
+            kind: *kind,
+            pid: 1,
+        })?;
+    }
+    if spec.namespaces.net && !joins.iter().any(|(_, k)| *k == CloneFlags::CLONE_NEWNET) {
+        sys.step(StepId::NetworkLoopback)?;
+        sys.if_up("lo")?;
+    }
+    let parts = opts.parts;
+    let mut rootfs = Rootfs::at(sys, spec, parts.root.clone());
+    rootfs.make_private()?;
+    rootfs.mount_layers("")?;
+    let cgroup_mounts = opts
+        .cgroup
+        .map(|cg| cg.container_mounts())
+        .unwrap_or_default();
+    rootfs.mount_config(&parts.mounts, &spec.bundle, &cgroup_mounts)?;
+    if rootfs.dev_is_tmpfs() {
+        rootfs.create_devices()?;
+    }
+    // The config's devices: the standard ones were made just now (the same nodes runc's
+    // defaults are); others are not made yet, and saying so beats a container without them.
+    for d in &parts.devices {
+        let standard = super::rootfs::DEVICES.iter().any(|(name, major, minor)| {
+            d.path == Path::new("/dev").join(name)
+                && (d.major, d.minor) == (*major, *minor)
+                && matches!(d.kind, 'c' | 'u')
+        });
+        if !standard {
+            return Err(Error::Usage(format!(
+                "linux.devices: {} is not one of the standard devices (null, zero, full, \
+                 random, urandom, tty), the only ones dockling-runc makes so far",
+                d.path.display()
+            )));
+        }
+    }
+    for (key, value) in &parts.sysctl {
+        rootfs.write_inside(
+            &PathBuf::from("/proc/sys").join(key.replace('.', "/")),
+            value,
+        )?;
+    }
+    rootfs.mask_given(&parts.masked_paths, &parts.readonly_paths)?;
+    rootfs.switch_root()?;
+    if spec.namespaces.uts && !spec.hostname.is_empty() {
+        sys.step(StepId::NamespacesHostname)?;
+        sys.run(Call::Sethostname {
+            name: spec.hostname.clone(),
+        })?;
+    }
+    for r in &parts.rlimits {
+        sys.run(Call::Prlimit {
+            pid: 0,
+            resource: r.resource,
+            name: r.name.clone(),
+            soft: r.soft,
+            hard: r.hard,
+        })?;
+    }
+    if let Some(mask) = parts.umask {
+        sys.run(Call::Umask { mask })?;
+    }
+    // No terminal: the caller's stdio are the container's. In a session of its own, so a
+    // terminal among them is not its controlling one (TIOCSTI, CVE-2017-5226).
+    sys.run(Call::Setsid)?;
+    let exec = child::secure_and_find(sys, spec, ignored)?;
+    // Ready: the engine may record the container and exit. Then wait for `start`.
+    if let Call::Execve { path, .. } = &exec.call {
+        let _ = chan.send(&Message::Exec(path.display().to_string()));
+    }
+    let w = sys.open(
+        Path::new(&format!("/proc/self/fd/{fifo}")),
+        libc::O_WRONLY | libc::O_CLOEXEC,
+    )?;
+    sys.run(Call::Write {
+        fd: w.as_raw_fd(),
+        path: "exec.fifo".into(),
+        data: "0".into(),
+    })?;
+    drop(w);
+    child::exec_container(sys, exec)
+}

@@ -1,0 +1,502 @@
+//! `dockling-runc` as an OCI runtime, end to end: a bundle created, started, signalled and
+//! deleted through runc's command line, as podman and containerd's shim call it.
+
+mod common;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// A bundle whose root is busybox and whose config is `dockling runtime spec`'s template with
+/// `args`, no terminal, and a cgroup path of the test's own.
+struct Bundle {
+    dir: tempfile::TempDir,
+    cgroup_parent: String,
+}
+
+impl Bundle {
+    fn new(args: &[&str]) -> Bundle {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("bundle/rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .expect("/bin/busybox (busybox-static, which scripts/test installs)");
+        for tool in ["sh", "hostname", "cat", "grep", "sleep", "echo", "ls"] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
+        }
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_dockling"),
+            dir.path().join("dockling-runc"),
+        )
+        .unwrap();
+        let spec = Command::new(dir.path().join("dockling-runc"))
+            .args(["spec", "--bundle"])
+            .arg(dir.path().join("bundle"))
+            .output()
+            .unwrap();
+        assert!(
+            spec.status.success(),
+            "{}",
+            String::from_utf8_lossy(&spec.stderr)
+        );
+        let path = dir.path().join("bundle/config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        cfg["process"]["terminal"] = false.into();
+        cfg["process"]["args"] = serde_json::json!(args);
+        // A parent of its own: the tests run side by side, and each counts what is left.
+        let name = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace('.', "");
+        let cgroup_parent = format!("dockling-rt-{}-{name}", std::process::id());
+        cfg["linux"]["cgroupsPath"] = format!("/{cgroup_parent}/c").into();
+        std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        Bundle { dir, cgroup_parent }
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    fn state_root(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `dockling-runc --root <state> args…` from the bundle directory.
+    fn rt(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.dir.path().join("dockling-runc"));
+        c.arg("--root")
+            .arg(self.state_root())
+            .args(args)
+            .current_dir(self.bundle());
+        c
+    }
+
+    /// Run and wait for the runtime itself, its output collected through files: a container
+    /// it leaves (created, or run --detach) inherits its stdio, and would hold a pipe open.
+    fn out(&self, args: &[&str]) -> (i32, String, String) {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let status = self
+            .rt(args)
+            .stdin(Stdio::null())
+            .stdout(out.reopen().unwrap())
+            .stderr(err.reopen().unwrap())
+            .status()
+            .unwrap();
+        (
+            status.code().unwrap_or(-1),
+            std::fs::read_to_string(out.path()).unwrap(),
+            std::fs::read_to_string(err.path()).unwrap(),
+        )
+    }
+
+    fn status(&self, id: &str) -> String {
+        let (code, out, err) = self.out(&["state", id]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["status"].as_str().unwrap().to_string()
+    }
+
+    /// The container's cgroup directories that exist now.
+    fn cgroups(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = h.path().join(&self.cgroup_parent);
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                found.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir(h.path().join(&self.cgroup_parent));
+        }
+    }
+}
+
+fn wait_until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    common::wait_until(std::time::Duration::from_secs(20), what, f)
+}
+
+#[test]
+fn create_makes_a_waiting_container_start_lets_it_run_delete_removes_it() {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo ran > /tmp/ran; echo hello from $(hostname); grep CapEff /proc/self/status; echo done",
+    ]);
+    let out_file = b.dir.path().join("container.out");
+    let pid_file = b.dir.path().join("pid");
+    // The container's stdio are create's: its output goes where create's stdout went.
+    let err_file = b.dir.path().join("create.err");
+    let create = b
+        .rt(&["create", "--pid-file"])
+        .arg(&pid_file)
+        .arg("c1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        create.success(),
+        "{}",
+        std::fs::read_to_string(&err_file).unwrap()
+    );
+    // What the book shows: each command, its output and exit code.
+    let mut t = String::from("$ dockling-runc create --pid-file pid c1\n[exit 0]\n");
+    let shown = |t: &mut String, args: &[&str], (code, out, err): &(i32, String, String)| {
+        t.push_str(&format!(
+            "$ dockling-runc {}\n{out}{err}[exit {code}]\n",
+            args.join(" ")
+        ));
+    };
+    let status_shown = |t: &mut String, b: &Bundle| {
+        let s = b.status("c1");
+        t.push_str(&format!(
+            "$ dockling-runc state c1 | grep status\n  \"status\": \"{s}\",\n"
+        ));
+    };
+    status_shown(&mut t, &b);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(b.status("c1"), "created");
+    // Waiting: still the dockling binary, the program not run (its file not written), in its
+    // own cgroup already.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("dockling-runc"),
+        "{cmdline:?}"
+    );
+    assert!(!b.bundle().join("rootfs/tmp/ran").exists());
+    let groups = b.cgroups();
+    assert!(!groups.is_empty(), "no cgroup was made");
+    let procs = std::fs::read_to_string(groups[0].join("cgroup.procs")).unwrap();
+    assert_eq!(procs.trim(), pid.to_string());
+    // A second create of the same id is refused and changes nothing.
+    let r = b.out(&["create", "c1"]);
+    shown(&mut t, &["create", "c1"], &r);
+    let (code, _, err) = r;
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(b.status("c1"), "created");
+
+    let r = b.out(&["start", "c1"]);
+    shown(&mut t, &["start", "c1"], &r);
+    let (code, _, err) = r;
+    assert_eq!(code, 0, "{err}");
+    let output = wait_until("the container's output", || {
+        let text = std::fs::read_to_string(&out_file).unwrap();
+        text.contains("done").then_some(text)
+    });
+    assert_eq!(
+        output, "hello from dockling\nCapEff:\t00000000a80425fb\ndone\n",
+        "the config's hostname and Docker's capabilities"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.bundle().join("rootfs/tmp/ran")).unwrap(),
+        "ran\n"
+    );
+    t.push_str(&format!(
+        "(the container's output, on create's stdout)\n{output}"
+    ));
+    wait_until("stopped", || (b.status("c1") == "stopped").then_some(()));
+    status_shown(&mut t, &b);
+    let r = b.out(&["start", "c1"]);
+    shown(&mut t, &["start", "c1"], &r);
+    let (code, _, err) = r;
+    assert_eq!(code, 1);
+    assert!(err.contains("it is stopped, not created"), "{err}");
+    let r = b.out(&["delete", "c1"]);
+    shown(&mut t, &["delete", "c1"], &r);
+    let (code, _, err) = r;
+    assert_eq!(code, 0, "{err}");
+    assert!(!b.state_root().join("c1").exists());
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    insta::assert_snapshot!("runtime_lifecycle", t);
+}
+
+#[test]
+fn run_waits_gives_the_exit_code_and_leaves_nothing() {
+    let b = Bundle::new(&["sh", "-c", "echo out; exit 7"]);
+    let (code, out, err) = b.out(&["run", "r1"]);
+    assert_eq!((code, out.as_str()), (7, "out\n"), "{err}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_running_container_is_killed_and_deleted_only_when_told() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    let (code, _, err) = b.out(&["run", "--detach", "d1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(b.status("d1"), "running");
+    let (code, _, err) = b.out(&["delete", "d1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not stopped: running"), "{err}");
+    assert_eq!(b.status("d1"), "running");
+    let (code, _, err) = b.out(&["kill", "d1", "KILL"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until("stopped", || (b.status("d1") == "stopped").then_some(()));
+    let (code, _, err) = b.out(&["delete", "d1"]);
+    assert_eq!(code, 0, "{err}");
+    // --force on a running one: killed and removed in one go.
+    let (code, _, err) = b.out(&["run", "--detach", "d2"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = b.out(&["delete", "--force", "d2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_create_that_fails_leaves_nothing_and_says_why() {
+    let b = Bundle::new(&["nosuchprogram"]);
+    let (code, _, err) = b.out(&["create", "f1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nosuchprogram"), "{err}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    // Something dockling-runc does not do yet: refused by name, before anything exists.
+    let path = b.bundle().join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cfg["process"]["args"] = serde_json::json!(["true"]);
+    cfg["process"]["terminal"] = true.into();
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let (code, _, err) = b.out(&["create", "f2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("process.terminal"), "{err}");
+    assert!(!b.state_root().join("f2").exists());
+}
+
+#[test]
+fn a_trace_file_named_in_the_environment_holds_create_and_start() {
+    let b = Bundle::new(&["sh", "-c", ":"]);
+    let trace = b.dir.path().join("t.jsonl");
+    let create = b
+        .rt(&["create", "t1"])
+        .env("DOCKLING_TRACE", &trace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(b.dir.path().join("create.err")).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        create.success(),
+        "{}",
+        std::fs::read_to_string(b.dir.path().join("create.err")).unwrap()
+    );
+    // start is run without the variable (podman passes almost no environment): the record
+    // keeps the path.
+    let (code, _, err) = b.out(&["start", "t1"]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |f: &dyn Fn(&serde_json::Value) -> bool| events.iter().any(f);
+    assert!(has(
+        &|e| e["step"] == "image.resolve" && e["variant"] == "bundle"
+    ));
+    assert!(has(
+        &|e| e["syscall"] == "pivot_root" && e["process"] == "container"
+    ));
+    assert!(has(
+        &|e| e["syscall"] == "mknodat" && e["step"] == "image.resolve"
+    ));
+    // start's own open of the FIFO comes after the container's last call before it.
+    let last_open = events
+        .iter()
+        .rposition(|e| e["syscall"] == "openat" && e["process"] == "engine")
+        .unwrap();
+    assert!(
+        last_open
+            > events
+                .iter()
+                .position(|e| e["syscall"] == "pivot_root")
+                .unwrap()
+    );
+    let render = Command::new(env!("CARGO_BIN_EXE_dockling"))
+        .args(["trace", "render"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        render.status.success(),
+        "{}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    wait_until("stopped", || (b.status("t1") == "stopped").then_some(()));
+    let (code, _, err) = b.out(&["delete", "t1"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// podman with a store of its own, driving dockling-runc (`--runtime`): its JSON log format
+/// asked for as for runc and crun (conmon then passes `--log-format=json --log …`), cgroupfs.
+struct Podman {
+    dir: tempfile::TempDir,
+    runtime: PathBuf,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let dir = tempfile::Builder::new()
+            .prefix("dockling-podman-rt-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(
+            dir.path().join("containers.conf"),
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\
+             [engine]\nruntime_supports_json = [\"crun\", \"runc\", \"dockling-runc\"]\n",
+        )
+        .unwrap();
+        let runtime = dir.path().join("dockling-runc");
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dockling"), &runtime).unwrap();
+        Podman { dir, runtime }
+    }
+
+    fn cmd(&self, args: &[&str]) -> common::Out {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let status = Command::new("podman")
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .arg("--runtime")
+            .arg(&self.runtime)
+            .args(args)
+            .env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
+            .stdin(Stdio::null())
+            .stdout(out.reopen().unwrap())
+            .stderr(err.reopen().unwrap())
+            .status()
+            .expect("podman is not installed: scripts/test installs it (apt-get install podman)");
+        common::Out {
+            code: status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(out.path()).unwrap(),
+            stderr: std::fs::read_to_string(err.path()).unwrap(),
+        }
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "-a", "-f"]);
+        let _ = self.cmd(&["rmi", "-a", "-f"]);
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut under: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| std::path::Path::new(m).starts_with(self.dir.path()))
+            .collect();
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = Command::new("umount").arg(m).status();
+        }
+        // podman's parent group and conmon's group in it, left (empty) whatever the runtime.
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            // Where a hierarchy is not mounted (hugetlb here), conmon's pid went into a
+            // plain file of that name.
+            let _ = std::fs::remove_file(h.path().join("libpod_parent/conmon/tasks"));
+            let _ = std::fs::remove_dir(h.path().join("libpod_parent/conmon"));
+            let _ = std::fs::remove_dir(h.path().join("libpod_parent"));
+        }
+    }
+}
+
+/// podman's own calls, not ours: create with a pid file and conmon's log, start, state, kill
+/// and delete, with a config podman wrote (its mounts, masks, rlimits, deny-all devices).
+#[test]
+fn podman_runs_stops_and_removes_containers_through_dockling_runc() {
+    let b = Bundle::new(&["sh"]);
+    let tar = b.dir.path().join("rootfs.tar");
+    let made = Command::new("tar")
+        .arg("-C")
+        .arg(b.bundle().join("rootfs"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let podman = Podman::new();
+    let o = podman.cmd(&["import", tar.to_str().unwrap(), "bb:1"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = podman.cmd(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cap-drop",
+        "NET_RAW",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo hi from podman; grep CapEff /proc/self/status",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // The capabilities podman's config names (its 14 defaults less NET_RAW), applied.
+    assert_eq!(o.stdout, "hi from podman\nCapEff:\t00000000a80405fb\n");
+    let o = podman.cmd(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb:1",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    let o = podman.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "s1",
+        "--network",
+        "none",
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let id = o.stdout.trim().to_string();
+    let state = std::path::Path::new("/run/dockling-runc").join(&id);
+    assert!(
+        state.join("state.json").exists(),
+        "no record under the default root"
+    );
+    let o = podman.cmd(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(o.stdout.starts_with("s1 Up "), "{}{}", o.stdout, o.stderr);
+    let o = podman.cmd(&["stop", "-t", "1", "s1"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = podman.cmd(&["rm", "s1"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!state.exists(), "the record is gone with the container");
+}
