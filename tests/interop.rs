@@ -289,8 +289,16 @@ fn the_runtime_reads_status_from_the_process_and_deletes_only_what_stopped() {
     let root = dir.path().join("state");
     let link = dir.path().join("dockling-runc");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dockling"), &link).unwrap();
-    let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
-    let pid = sleeper.id();
+    // Killed when the test ends, however it ends.
+    struct Sleeper(std::process::Child);
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut sleeper = Sleeper(Command::new("sleep").arg("1000").spawn().unwrap());
+    let pid = sleeper.0.id();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let start: u64 = stat[stat.rfind(')').unwrap() + 2..]
         .split(' ')
@@ -349,11 +357,11 @@ fn the_runtime_reads_status_from_the_process_and_deletes_only_what_stopped() {
     assert_eq!(code, 1);
     assert!(err.contains("not stopped: running"), "{err}");
     assert!(cdir.join("state.json").exists());
-    assert_eq!(sleeper.try_wait().unwrap(), None);
+    assert_eq!(sleeper.0.try_wait().unwrap(), None);
     let (code, _, err) = step(&["kill", "web", "KILL"]);
     assert_eq!(code, 0, "{err}");
     // Ended (the test, its parent, collects it as conmon would): stopped, pid 0.
-    let status = sleeper.wait().unwrap();
+    let status = sleeper.0.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGKILL));
     let (code, out, _) = step(&["state", "web"]);
