@@ -20,7 +20,7 @@ impl Bundle {
         std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
             .expect("/bin/busybox (busybox-static, which scripts/test installs)");
-        for tool in ["sh", "hostname", "cat", "grep", "sleep", "echo", "ls"] {
+        for tool in ["sh", "hostname", "cat", "grep", "sleep", "echo", "ls", "id"] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
         }
         std::os::unix::fs::symlink(
@@ -54,6 +54,15 @@ impl Bundle {
         cfg["linux"]["cgroupsPath"] = format!("/{cgroup_parent}/c").into();
         std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
         Bundle { dir, cgroup_parent }
+    }
+
+    /// Change the bundle's config.
+    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.bundle().join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut cfg);
+        std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     }
 
     fn bundle(&self) -> PathBuf {
@@ -103,6 +112,11 @@ impl Bundle {
     /// The container's cgroup directories that exist now.
     fn cgroups(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
+        // cgroup v2 alone: the parent sits right under /sys/fs/cgroup.
+        let unified = std::path::Path::new("/sys/fs/cgroup").join(&self.cgroup_parent);
+        if let Ok(entries) = std::fs::read_dir(&unified) {
+            found.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
         for h in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
@@ -119,6 +133,8 @@ impl Bundle {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
+        let _ =
+            std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&self.cgroup_parent));
         for h in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
@@ -499,4 +515,103 @@ fn podman_runs_stops_and_removes_containers_through_dockling_runc() {
     let o = podman.cmd(&["rm", "s1"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(!state.exists(), "the record is gone with the container");
+}
+
+#[test]
+fn a_container_user_without_capabilities_still_passes_the_fifo() {
+    // The FIFO is 0622 whatever the caller's umask: the process opens it after it became
+    // uid 1000 with no capability left.
+    let b = Bundle::new(&["sh", "-c", "id -u"]);
+    b.edit(|c| {
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = serde_json::json!([]);
+        }
+    });
+    // The caller's umask is podman's, 022 (the test's own may differ).
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 077; exec {} --root {} run u1",
+            b.dir.path().join("dockling-runc").display(),
+            b.state_root().display()
+        ))
+        .current_dir(b.bundle())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()),
+        (Some(0), "1000\n"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn a_cgroup_with_processes_is_not_adopted_and_not_killed() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    let (code, _, err) = b.out(&["run", "--detach", "g1"]);
+    assert_eq!(code, 0, "{err}");
+    // A second container named into the first one's group.
+    let (code, _, err) = b.out(&["create", "g2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already has processes"), "{err}");
+    assert!(!b.state_root().join("g2").exists());
+    assert_eq!(
+        b.status("g1"),
+        "running",
+        "the first container was left alone"
+    );
+    let (code, _, err) = b.out(&["delete", "--force", "g1"]);
+    assert_eq!(code, 0, "{err}");
+    // A path that climbs out of the hierarchy is refused by name.
+    b.edit(|c| c["linux"]["cgroupsPath"] = "/a/../b".into());
+    let (code, _, err) = b.out(&["create", "g3"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("linux.cgroupsPath"), "{err}");
+}
+
+#[test]
+fn config_binds_follow_the_images_symlinks_inside_the_root_and_never_into_proc() {
+    let b = Bundle::new(&["cat", "/etc/hosts.real"]);
+    let rootfs = b.bundle().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hosts.real"), "the image's\n").unwrap();
+    std::os::unix::fs::symlink("/etc/hosts.real", rootfs.join("etc/hosts")).unwrap();
+    let source = b.dir.path().join("hosts");
+    std::fs::write(&source, "the caller's\n").unwrap();
+    // podman binds its /etc files with rprivate: the propagation call must name the mount at
+    // the symlink's end, not the link.
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/etc/hosts", "type": "bind",
+            "source": source, "options": ["bind", "rprivate", "ro"]
+        }))
+    });
+    let (code, out, err) = b.out(&["run", "s1"]);
+    assert_eq!((code, out.as_str()), (0, "the caller's\n"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/hosts.real")).unwrap(),
+        "the image's\n",
+        "the bind covered the file, it did not write it"
+    );
+    // A symlink into /proc: the bind would cover a kernel knob. Refused, nothing left.
+    std::os::unix::fs::symlink("/proc/sys/kernel/domainname", rootfs.join("etc/knob")).unwrap();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/etc/knob", "type": "bind",
+            "source": source, "options": ["bind"]
+        }))
+    });
+    let before = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
+    let (code, _, err) = b.out(&["run", "s2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/proc") || err.contains("kernel"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
+        before
+    );
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 }

@@ -1897,3 +1897,76 @@ fn port_bindings_traced_to(out: &str) {
     drop(held);
     std::fs::write(out, sys.tracer.captured()).unwrap();
 }
+
+/// `dockling-runc run` of an OCI bundle under `strace -f`, its trace asked for through
+/// `DOCKLING_TRACE` (podman passes no flags of dockling's): create's engine, its container
+/// process up to `execve`, and start's read of the FIFO, each call as strace saw it.
+#[test]
+fn the_trace_of_the_oci_runtime_is_what_strace_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+        .expect("/bin/busybox (busybox-static, which scripts/test installs)");
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sleep")).unwrap();
+    let runtime = dir.path().join("dockling-runc");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dockling"), &runtime).unwrap();
+    let spec = std::process::Command::new(&runtime)
+        .arg("spec")
+        .arg("--bundle")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        spec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spec.stderr)
+    );
+    let path = bundle.join("config.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cfg["process"]["terminal"] = false.into();
+    // Long enough for start to see it running its program (and write its execve down).
+    cfg["process"]["args"] = serde_json::json!(["sleep", "1"]);
+    cfg["process"]["rlimits"] =
+        serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2048}]);
+    let parent = format!("dockling-trace-rt-{}", std::process::id());
+    cfg["linux"]["cgroupsPath"] = format!("/{parent}/c").into();
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let strace_out = dir.path().join("strace.txt");
+    let status = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-s", "200", "-o", strace_out.to_str().unwrap()])
+        .arg(&runtime)
+        .arg("--root")
+        .arg(dir.path().join("state"))
+        .args(["run", "t1"])
+        .current_dir(&bundle)
+        .env("DOCKLING_TRACE", &trace)
+        .env_remove("DOCKLING_NO_REEXEC")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("strace is installed (scripts/test installs it)");
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(h.path().join(&parent));
+    }
+    assert!(status.success());
+    let traced: Vec<Value> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "syscall")
+        .collect();
+    let seen = parse_strace(&std::fs::read_to_string(&strace_out).unwrap());
+    assert_trace_is_what_strace_sees(&traced, &seen);
+    for want in ["mknodat", "pivot_root", "prlimit64", "execve"] {
+        assert!(
+            traced.iter().any(|e| e["syscall"] == want),
+            "no {want} in the trace"
+        );
+    }
+}

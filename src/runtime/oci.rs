@@ -39,12 +39,17 @@ pub struct CreateOptions<'a> {
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// The `exec.fifo` in the container's state directory.
     pub fifo: &'a Path,
+    /// Told the first process's pid right after `clone`, before anything else: a `create`
+    /// killed from then on leaves a record naming it, which `delete --force` ends.
+    pub on_clone: &'a dyn Fn(i32),
 }
 
 /// A container made and waiting for `start`.
 pub struct Created {
     /// Its first process, as the host sees it.
     pub pid: i32,
+    /// The program it will run, found in the container's `PATH`.
+    pub program: String,
 }
 
 /// Make the container: cgroup, namespaces, root, mounts, security; its first process waits
@@ -61,9 +66,17 @@ pub fn create(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Cre
         spec.bundle.display(),
         opts.parts.root.display()
     ));
-    sys.run(Call::Mkfifo {
+    // 0622 exactly, whatever the caller's umask: the container's process opens it for writing
+    // after it became the container's user, maybe without any capability (runc does the same).
+    let old_mask = match sys.perform(Call::Umask { mask: 0 })? {
+        Ret::Umask(m) => m,
+        _ => 0o022,
+    };
+    let made = sys.run(Call::Mkfifo {
         path: opts.fifo.to_path_buf(),
-    })?;
+    });
+    sys.run(Call::Umask { mask: old_mask })?;
+    made?;
     if let (Some(cg), Some(limits)) = (opts.cgroup, spec.cgroup.as_ref()) {
         sys.step(StepId::CgroupsCreate)?;
         cg.create(sys, limits, crate::cgroups::devices::rules(false))?;
@@ -118,6 +131,9 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
     }
     drop(child_end);
     drop(owned);
+    if !sys.is_dry_run() {
+        (opts.on_clone)(pid);
+    }
     sys.tracer.set_var("pid", pid.to_string());
     let ready = (|| {
         parent_end
@@ -128,7 +144,7 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
                 .recv()
                 .map_err(Error::io("receive", "container channel"))?
             {
-                Message::Exec(_) => return Ok(()),
+                Message::Exec(program) => return Ok(program),
                 Message::Failed(code, text) => {
                     return Err(match code {
                         127 => Error::CommandNotFound(text),
@@ -149,17 +165,20 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
             }
         }
     })();
-    if let Err(e) = ready {
-        if !sys.is_dry_run() {
-            let _ = sys.run(Call::Kill {
-                pid,
-                signal: libc::SIGKILL,
-            });
-            let _ = sys.wait4(pid);
+    let program = match ready {
+        Ok(p) => p,
+        Err(e) => {
+            if !sys.is_dry_run() {
+                let _ = sys.run(Call::Kill {
+                    pid,
+                    signal: libc::SIGKILL,
+                });
+                let _ = sys.wait4(pid);
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
-    Ok(Created { pid })
+    };
+    Ok(Created { pid, program })
 }
 
 /// The cloned child: every step up to `execve`, then the wait on the FIFO. Never returns.
@@ -234,7 +253,7 @@ fn child_steps(
     }
     let parts = opts.parts;
     let mut rootfs = Rootfs::at(sys, spec, parts.root.clone());
-    rootfs.make_private()?;
+    rootfs.make_propagation(parts.rootfs_propagation)?;
     rootfs.mount_layers("")?;
     let cgroup_mounts = opts
         .cgroup

@@ -410,13 +410,11 @@ impl<'a> Rootfs<'a> {
             }
             let data = (!m.data.is_empty()).then_some(m.data.as_str());
             if m.bind {
-                let source = if Path::new(&m.source).is_absolute() {
-                    PathBuf::from(&m.source)
-                } else {
-                    bundle.join(&m.source)
-                };
+                let source = self.bind_source(m, bundle);
                 let is_file = !source.is_dir();
-                let t = self.resolve(&m.destination, is_file, false)?;
+                // Held to the rule `dockling run` holds its own binds to: nothing lands in
+                // /proc or /sys, whatever the image's symlinks say.
+                let t = self.resolve(&m.destination, is_file, true)?;
                 let mut flags = MsFlags::MS_BIND;
                 if m.flags.contains(MsFlags::MS_REC) {
                     flags |= MsFlags::MS_REC;
@@ -425,7 +423,7 @@ impl<'a> Rootfs<'a> {
                 let rest = m.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
                 if !rest.is_empty() {
                     // Resolved again: the remount must name the new mount, not the one below.
-                    let t = self.resolve(&m.destination, is_file, false)?;
+                    let t = self.resolve(&m.destination, is_file, true)?;
                     self.sys.mount(
                         None,
                         &t.path,
@@ -453,12 +451,23 @@ impl<'a> Rootfs<'a> {
                 )?;
             }
             if !m.propagation.is_empty() {
-                if let Some(t) = self.existing(&m.destination)? {
-                    self.sys.mount(None, &t.path, None, m.propagation, None)?;
-                }
+                // Followed inside the root like the mount's own target (a destination that
+                // is a symlink names the mount at its end, not the link).
+                let file = m.bind && !self.bind_source(m, bundle).is_dir();
+                let t = self.resolve(&m.destination, file, m.bind)?;
+                self.sys.mount(None, &t.path, None, m.propagation, None)?;
             }
         }
         Ok(())
+    }
+
+    /// A config bind's source on the host: relative ones are the bundle's.
+    fn bind_source(&self, m: &crate::specconv::oci::OciMount, bundle: &Path) -> PathBuf {
+        if Path::new(&m.source).is_absolute() {
+            PathBuf::from(&m.source)
+        } else {
+            bundle.join(&m.source)
+        }
     }
 
     /// An OCI config's `linux.maskedPaths` and `linux.readonlyPaths` (`dockling run` uses
@@ -634,6 +643,22 @@ impl<'a> Rootfs<'a> {
             Err(e) => Err(e.into()),
             Ok(fd) => fd_target(fd).map(Some),
         }
+    }
+
+    /// An OCI config's `linux.rootfsPropagation` for every mount of the new namespace: private
+    /// (the default) or slave (host mounts still arrive, nothing goes back). Shared would
+    /// make `pivot_root` fail and let the container's mounts reach the host: refused.
+    pub fn make_propagation(&self, flags: MsFlags) -> Result<()> {
+        if flags.contains(MsFlags::MS_SHARED) || flags.contains(MsFlags::MS_UNBINDABLE) {
+            return Err(Error::Usage(
+                "linux.rootfsPropagation: dockling-runc takes private or slave (rprivate, \
+                 rslave); shared and unbindable are not supported yet"
+                    .into(),
+            ));
+        }
+        self.sys.step(StepId::RootfsPropagation)?;
+        self.sys.mount(None, Path::new("/"), None, flags, None)?;
+        Ok(())
     }
 
     /// Make every mount private, so nothing we do reaches the host.

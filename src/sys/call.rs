@@ -66,7 +66,7 @@ pub enum Call {
     },
     /// `umask(2)`: the mode bits removed from every file and directory created from now on.
     Umask { mask: u32 },
-    /// `mknodat(AT_FDCWD, path, S_IFIFO|0622, 0)`: the `exec.fifo` of an OCI container's
+    /// `mknodat(AT_FDCWD, path, S_IFIFO|0622)` (umask 0 around it, as runc): the `exec.fifo` of an OCI container's
     /// state directory (the runtime's own, root's only).
     Mkfifo { path: PathBuf },
     /// `prlimit64(pid, resource, {soft, hard}, NULL)`: one of an OCI config's rlimits, set on
@@ -860,7 +860,7 @@ impl Call {
             Call::Mkfifo { path } => {
                 let _ = write!(
                     s,
-                    "AT_FDCWD, {}, S_IFIFO|0622, 0",
+                    "AT_FDCWD, {}, S_IFIFO|0622",
                     quote(&path.display().to_string())
                 );
             }
@@ -871,9 +871,17 @@ impl Call {
                 hard,
                 ..
             } => {
+                // As strace prints a limit: whole KiB counts as N*1024, no limit by name.
+                let rlim = |v: u64| match v {
+                    u64::MAX => "RLIM64_INFINITY".to_string(),
+                    v if v > 1024 && v % 1024 == 0 => format!("{}*1024", v / 1024),
+                    v => v.to_string(),
+                };
                 let _ = write!(
                     s,
-                    "{pid}, {name}, {{rlim_cur={soft}, rlim_max={hard}}}, NULL"
+                    "{pid}, {name}, {{rlim_cur={}, rlim_max={}}}, NULL",
+                    rlim(*soft),
+                    rlim(*hard)
                 );
             }
             Call::Prctl { option, arg } => match option {

@@ -236,9 +236,19 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
             Err(e) => return Err(Error::io("create", &dir)(e)),
         }
     }
-    let cgroup_at = match cli.cgroup_manager.as_deref() {
-        Some("disabled") => None,
-        _ => Some(cgroup_at(&parts.cgroups_path, &args.id)),
+    let (spec, cgroup_at) = match cli.cgroup_manager.as_deref() {
+        // No cgroup, so no device rules either: the root and every bind are mounted nodev.
+        Some("disabled") => (
+            crate::spec::RunSpec {
+                cgroup: None,
+                ..spec
+            },
+            None,
+        ),
+        _ => {
+            let at = cgroup_at(&parts.cgroups_path, &args.id)?;
+            (spec, Some(at))
+        }
     };
     let mut record = state::Record {
         oci_version: OCI_VERSION.into(),
@@ -251,8 +261,11 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
         annotations: parts.annotations.clone(),
         cgroup: cgroup_at.clone(),
         trace: std::env::var_os("DOCKLING_TRACE").map(std::path::PathBuf::from),
+        program: None,
         config: serde_json::from_slice(&text).unwrap_or_default(),
     };
+    // Only a group this create checked empty and made is this create's to remove on failure.
+    let mut own_cgroup = false;
     let made = (|| {
         let _lock = root.lock(&args.id)?;
         root.save(&record)?;
@@ -261,6 +274,30 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
             Some(at) => Some(crate::cgroups::Cgroup::new(&at.parent, &at.name)?),
             None => None,
         };
+        // A group with processes in it is someone else's: adopting it would give them this
+        // container's limits, and deleting this container would kill them (runc refuses too).
+        if let Some(cg) = &cgroup {
+            if !cg.procs().is_empty() {
+                let at = cgroup_at
+                    .as_ref()
+                    .map(|a| format!("{}/{}", a.parent, a.name));
+                return Err(Error::Usage(format!(
+                    "linux.cgroupsPath {}: that cgroup already has processes; give the \
+                     container a group of its own",
+                    at.unwrap_or_default()
+                )));
+            }
+        }
+        own_cgroup = true;
+        let cloned = std::cell::Cell::new(None);
+        let saved = std::cell::RefCell::new(record.clone());
+        let on_clone = |pid: i32| {
+            cloned.set(state::Proc::of(pid));
+            let mut r = saved.borrow_mut();
+            r.init = cloned.get();
+            // Best effort: the final record below says the same once the process is ready.
+            let _ = root.save(&r);
+        };
         let created = crate::runtime::oci::create(
             &sys,
             &spec,
@@ -268,9 +305,13 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
                 parts: &parts,
                 cgroup: cgroup.as_ref(),
                 fifo: &fifo,
+                on_clone: &on_clone,
             },
-        )?;
+        );
+        record.init = cloned.get();
+        let created = created?;
         record.init = state::Proc::of(created.pid);
+        record.program = Some(created.program.clone());
         record.creating = None;
         if let Some(adj) = parts.oom_score_adj {
             sys.write_file(
@@ -290,8 +331,10 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
             if let Some(p) = record.init {
                 let _ = crate::commands::rm::signal_through(&sys, p.pid, p.start, libc::SIGKILL);
             }
-            if let Some(cg) = record.cgroup() {
-                let _ = cg.destroy(&sys);
+            if own_cgroup {
+                if let Some(cg) = record.cgroup() {
+                    let _ = cg.destroy(&sys);
+                }
             }
             let _ = root.remove(&args.id);
             Err(e)
@@ -301,8 +344,20 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
 
 /// `linux.cgroupsPath` as the parent group and the container's own; empty: the runtime's
 /// `dockling-runc/<id>`.
-fn cgroup_at(path: &str, id: &str) -> state::CgroupAt {
+fn cgroup_at(path: &str, id: &str) -> Result<state::CgroupAt> {
     let path = path.trim_matches('/');
+    if path
+        .split('/')
+        .any(|c| c == "." || c == ".." || (c.is_empty() && !path.is_empty()))
+    {
+        return Err(Error::Usage(format!(
+            "linux.cgroupsPath {path:?}: give a plain path of groups (no empty, . or .. parts)"
+        )));
+    }
+    Ok(cgroup_at_clean(path, id))
+}
+
+fn cgroup_at_clean(path: &str, id: &str) -> state::CgroupAt {
     match path.rsplit_once('/') {
         _ if path.is_empty() => state::CgroupAt {
             parent: "dockling-runc".into(),
@@ -323,8 +378,7 @@ fn cgroup_at(path: &str, id: &str) -> state::CgroupAt {
 /// runs its program. The FIFO goes, so the container reads `running` from now on.
 fn start(root: &Path, id: &str) -> Result<()> {
     let root = StateRoot::open(root)?;
-    let record = root.load(id)?;
-    let _lock = root.lock(id)?;
+    let (_lock, record) = root.lock_and_load(id)?;
     let dir = root.dir_of(id);
     let status = record.status(&dir);
     if status != Status::Created {
@@ -359,7 +413,60 @@ fn start(root: &Path, id: &str) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     std::fs::remove_file(&fifo).map_err(Error::io("remove", &fifo))?;
+    record_exec(&sys, &record, init, std::time::Instant::now());
     Ok(())
+}
+
+/// The container's `execve`, which its own trace cannot hold (it succeeds or never returns,
+/// and no engine waits on its channel any more), written down by `start` on its behalf once
+/// the process shows the program's arguments: as `dockling run`'s engine does for its own.
+fn record_exec(
+    sys: &crate::sys::Sys,
+    record: &state::Record,
+    init: state::Proc,
+    since: std::time::Instant,
+) {
+    let Some(program) = &record.program else {
+        return;
+    };
+    let strings = |k: &str| -> Vec<String> {
+        record.config["process"][k]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (argv, envp) = (strings("args"), strings("env"));
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let deadline = since + std::time::Duration::from_secs(5);
+    loop {
+        match std::fs::read(format!("/proc/{}/cmdline", init.pid)) {
+            Ok(now) if now == want && init.alive() => break,
+            Ok(_) if init.alive() && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(1))
+            }
+            // Ended before (a failed exec) or still not there: nothing to write down.
+            _ => return,
+        }
+    }
+    sys.tracer.resume(crate::plan::StepId::ProcessExec);
+    sys.tracer.set_process("container");
+    sys.tracer.syscall(
+        &crate::sys::Call::Execve {
+            path: program.into(),
+            argv,
+            envp,
+        },
+        &Ok(crate::sys::Ret::Zero),
+        since.elapsed(),
+    );
+    sys.tracer.set_process("engine");
 }
 
 /// `run`: create and start; with `--detach` leave it running, else wait for it (it is this
@@ -379,18 +486,16 @@ fn run_container(
         return Ok(None);
     }
     let pid = record.init.map(|p| p.pid).unwrap_or(0);
-    let code = loop {
-        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => break code,
-            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                return Err(Error::Usage(format!(
-                    "wait for the container's process {pid}: {e}"
-                )))
-            }
-        }
+    // The container is this process's child (create's clone): waited for through the seam.
+    let sys = runtime_sys(record.trace.as_deref())?;
+    let status = sys.wait4(pid)?;
+    let code = if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
     };
+    // Its events written before delete's own (each command's seam writes when it ends).
+    drop(sys);
     drop(root);
     if !keep {
         delete(&cli.root, &args.id, true)?;
@@ -447,11 +552,13 @@ fn list(root: &Path, format: ListFormat, quiet: bool) -> Result<()> {
 fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
     let sig = crate::commands::lifecycle::parse_signal(signal)?;
     let root = StateRoot::open(root)?;
-    let record = root.load(id)?;
-    let _lock = root.lock(id)?;
+    let (_lock, record) = root.lock_and_load(id)?;
     let status = record.status(&root.dir_of(id));
     let init = match (status, record.init) {
         (Status::Created | Status::Running | Status::Paused, Some(p)) => p,
+        // Every process of its cgroup, even once the first has ended (runc allows it: with
+        // a shared pid namespace others may live on).
+        (Status::Stopped, Some(p)) if all && record.cgroup.is_some() => p,
         _ => {
             return Err(Error::Usage(format!(
                 "container {id:?} is not running ({}): there is nothing to signal",
@@ -459,7 +566,7 @@ fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
             )))
         }
     };
-    let sys = crate::sys::Sys::quiet();
+    let sys = runtime_sys(record.trace.as_deref())?;
     if all {
         if let Some(cg) = record.cgroup() {
             if sig == libc::SIGKILL {
@@ -480,18 +587,16 @@ fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
 /// except with `--force`.
 fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let root = StateRoot::open(root)?;
-    let record = match root.load(id) {
+    let (_lock, record) = match root.lock_and_load(id) {
         Ok(r) => r,
         Err(Error::NotFound(_)) if force => {
-            state::check_id(id)?;
-            // A directory without a record (a create killed before writing one): removed.
+            // No directory, or one without a record (a create killed before writing one).
             return root.remove(id);
         }
         Err(e) => return Err(e),
     };
-    let _lock = root.lock(id)?;
     let status = record.status(&root.dir_of(id));
-    let sys = crate::sys::Sys::quiet();
+    let sys = runtime_sys(record.trace.as_deref())?;
     match status {
         Status::Stopped => {}
         Status::Running | Status::Paused if !force => {

@@ -31,6 +31,7 @@ pub fn check_id(id: &str) -> Result<()> {
         && id.len() <= 1024
         && id != "."
         && id != ".."
+        && !id.starts_with(".trash-")
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_+.-".contains(&b));
@@ -94,9 +95,10 @@ pub struct Record {
     /// The id its caller chose.
     pub id: String,
     /// The `create` still making it (set first, so a create killed midway leaves a record that
-    /// `delete --force` can clean up); `None` once it is made.
+    /// `delete --force` can clean up); `None` once it is made. While it lives the container is
+    /// `creating`, whatever its first process does.
     pub creating: Option<Proc>,
-    /// Its first process, once made.
+    /// Its first process, recorded right after `clone` (so a killed create's is known).
     pub init: Option<Proc>,
     /// The bundle's directory, absolute.
     pub bundle: PathBuf,
@@ -111,6 +113,10 @@ pub struct Record {
     pub cgroup: Option<CgroupAt>,
     /// The JSON-lines trace file its commands append to (`DOCKLING_TRACE` at create), if any.
     pub trace: Option<PathBuf>,
+    /// The program its first process will run (as found in its `PATH` by create), for the
+    /// `execve` that `start` records on its behalf.
+    #[serde(default)]
+    pub program: Option<String>,
     /// The config it was made from, as read then: later edits of the bundle change nothing.
     pub config: serde_json::Value,
 }
@@ -146,15 +152,11 @@ impl Status {
 impl Record {
     /// Its status now, read from the world (see the module documentation).
     pub fn status(&self, dir: &Path) -> Status {
-        match (self.creating, self.init) {
-            (Some(c), None) => {
-                if c.alive() {
-                    Status::Creating
-                } else {
-                    Status::Stopped
-                }
-            }
-            (_, Some(p)) if p.alive() => {
+        if self.creating.is_some_and(|c| c.alive()) {
+            return Status::Creating;
+        }
+        match self.init {
+            Some(p) if p.alive() => {
                 if dir.join("exec.fifo").exists() {
                     Status::Created
                 } else if self.cgroup().is_some_and(|cg| cg.is_frozen()) {
@@ -268,6 +270,17 @@ impl StateRoot {
         crate::files::lock(&self.dir_of(id).join("lock"))
     }
 
+    /// Container `id`'s lock, then its record read under it (what another command changed
+    /// while this one waited is what it sees).
+    pub fn lock_and_load(&self, id: &str) -> Result<(crate::files::Lock, Record)> {
+        check_id(id)?;
+        if !self.dir_of(id).is_dir() {
+            return Err(Error::NotFound(format!("container {id:?} does not exist")));
+        }
+        let lock = self.lock(id)?;
+        Ok((lock, self.load(id)?))
+    }
+
     /// The ids of every container with a directory here, sorted.
     pub fn ids(&self) -> Result<Vec<String>> {
         let mut ids: Vec<String> = std::fs::read_dir(&self.dir)
@@ -311,6 +324,7 @@ mod tests {
             annotations: BTreeMap::new(),
             cgroup: None,
             trace: None,
+            program: None,
             config: serde_json::json!({}),
         }
     }
