@@ -20,7 +20,9 @@ impl Bundle {
         std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
             .expect("/bin/busybox (busybox-static, which scripts/test installs)");
-        for tool in ["sh", "hostname", "cat", "grep", "sleep", "echo", "ls", "id"] {
+        for tool in [
+            "sh", "hostname", "cat", "grep", "sleep", "echo", "ls", "id", "tty",
+        ] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
         }
         std::os::unix::fs::symlink(
@@ -490,6 +492,14 @@ fn podman_runs_stops_and_removes_containers_through_dockling_runc() {
         "exit 3",
     ]);
     assert_eq!(o.code, 3, "{}", o.stderr);
+    // A terminal (-t): podman's conmon gets its master through the console socket.
+    let o = podman.cmd(&["run", "--rm", "-t", "--network", "none", "bb:1", "tty"]);
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "/dev/pts/0\r\n"),
+        "{}",
+        o.stderr
+    );
     let o = podman.cmd(&[
         "run",
         "-d",
@@ -614,4 +624,54 @@ fn config_binds_follow_the_images_symlinks_inside_the_root_and_never_into_proc()
     );
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_terminal_goes_to_the_console_socket_as_conmon_expects() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let b = Bundle::new(&["sh", "-c", "tty; echo hello through the terminal"]);
+    b.edit(|c| c["process"]["terminal"] = true.into());
+    // What conmon does: listen on a socket, pass its path, receive the master.
+    let sock = b.dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let (code, _, err) = b.out(&["create", "--console-socket", sock.to_str().unwrap(), "t1"]);
+    assert_eq!(code, 0, "{err}");
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 64];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut master = None;
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just installed this descriptor for us.
+            master = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        }
+    }
+    let master = std::fs::File::from(master.expect("a descriptor came with the message"));
+    let (code, _, err) = b.out(&["start", "t1"]);
+    assert_eq!(code, 0, "{err}");
+    // Read until the program's last line (the read ends with EIO once the slave is gone).
+    let mut text = String::new();
+    let mut reader = std::io::BufReader::new(master);
+    loop {
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut reader, &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => text.push_str(&line),
+        }
+        if text.contains("hello") {
+            break;
+        }
+    }
+    assert_eq!(text, "/dev/pts/0\r\nhello through the terminal\r\n");
+    wait_until("stopped", || (b.status("t1") == "stopped").then_some(()));
+    let (code, _, err) = b.out(&["delete", "t1"]);
+    assert_eq!(code, 0, "{err}");
 }

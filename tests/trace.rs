@@ -1898,11 +1898,9 @@ fn port_bindings_traced_to(out: &str) {
     std::fs::write(out, sys.tracer.captured()).unwrap();
 }
 
-/// `dockling-runc run` of an OCI bundle under `strace -f`, its trace asked for through
-/// `DOCKLING_TRACE` (podman passes no flags of dockling's): create's engine, its container
-/// process up to `execve`, and start's read of the FIFO, each call as strace saw it.
-#[test]
-fn the_trace_of_the_oci_runtime_is_what_strace_sees() {
+/// An OCI bundle (busybox `sleep 1`) run by `dockling-runc run` under `strace -f`, with or
+/// without a terminal; its trace (`DOCKLING_TRACE`) held against strace's calls.
+fn oci_run_under_strace(terminal: bool) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
     let rootfs = bundle.join("rootfs");
@@ -1925,7 +1923,7 @@ fn the_trace_of_the_oci_runtime_is_what_strace_sees() {
     );
     let path = bundle.join("config.json");
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    cfg["process"]["terminal"] = false.into();
+    cfg["process"]["terminal"] = terminal.into();
     // Long enough for start to see it running its program (and write its execve down).
     cfg["process"]["args"] = serde_json::json!(["sleep", "1"]);
     cfg["process"]["rlimits"] =
@@ -1935,12 +1933,36 @@ fn the_trace_of_the_oci_runtime_is_what_strace_sees() {
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     let trace = dir.path().join("t.jsonl");
     let strace_out = dir.path().join("strace.txt");
+    // With a terminal, the test plays conmon: it takes the master from the console socket.
+    let sock = dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let taker = std::thread::spawn(move || {
+        if !terminal {
+            return;
+        }
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 64];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let _ = nix::sys::socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&conn),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        );
+    });
+    let mut console = vec![];
+    if terminal {
+        console = vec!["--console-socket".to_string(), sock.display().to_string()];
+    }
     let status = std::process::Command::new("strace")
         .args(["-f", "-qq", "-s", "200", "-o", strace_out.to_str().unwrap()])
         .arg(&runtime)
         .arg("--root")
         .arg(dir.path().join("state"))
-        .args(["run", "t1"])
+        .arg("run")
+        .args(&console)
+        .arg("t1")
         .current_dir(&bundle)
         .env("DOCKLING_TRACE", &trace)
         .env_remove("DOCKLING_NO_REEXEC")
@@ -1955,6 +1977,7 @@ fn the_trace_of_the_oci_runtime_is_what_strace_sees() {
         let _ = std::fs::remove_dir(h.path().join(&parent));
     }
     assert!(status.success());
+    taker.join().unwrap();
     let traced: Vec<Value> = std::fs::read_to_string(&trace)
         .unwrap()
         .lines()
@@ -1963,7 +1986,28 @@ fn the_trace_of_the_oci_runtime_is_what_strace_sees() {
         .collect();
     let seen = parse_strace(&std::fs::read_to_string(&strace_out).unwrap());
     assert_trace_is_what_strace_sees(&traced, &seen);
+    traced
+}
+
+/// `dockling-runc run` of an OCI bundle under `strace -f`, its trace asked for through
+/// `DOCKLING_TRACE` (podman passes no flags of dockling's): create's engine, its container
+/// process up to `execve`, and start's read of the FIFO, each call as strace saw it.
+#[test]
+fn the_trace_of_the_oci_runtime_is_what_strace_sees() {
+    let traced = oci_run_under_strace(false);
     for want in ["mknodat", "pivot_root", "prlimit64", "execve"] {
+        assert!(
+            traced.iter().any(|e| e["syscall"] == want),
+            "no {want} in the trace"
+        );
+    }
+}
+
+/// The same with a terminal: the master handed to the console socket, as strace saw it.
+#[test]
+fn the_trace_of_the_oci_runtime_with_a_terminal_is_what_strace_sees() {
+    let traced = oci_run_under_strace(true);
+    for want in ["connect", "sendmsg", "ioctl", "execve"] {
         assert!(
             traced.iter().any(|e| e["syscall"] == want),
             "no {want} in the trace"

@@ -408,7 +408,12 @@ fn exec_steps(sys: &Sys, spec: &RunSpec, chan: &Channel) -> Result<Infallible> {
 
 /// The terminal (`-t`), or /dev/null as stdin when the container gets no input (no `-i`, or
 /// detached).
-fn terminal(sys: &Sys, spec: &RunSpec, null_stdin: bool, chan: Option<&Channel>) -> Result<()> {
+pub(super) fn terminal(
+    sys: &Sys,
+    spec: &RunSpec,
+    null_stdin: bool,
+    chan: Option<&Channel>,
+) -> Result<()> {
     if spec.tty {
         sys.step(StepId::ProcessTerminal)?;
         let slave = if sys.is_dry_run() {

@@ -39,6 +39,8 @@ pub struct CreateOptions<'a> {
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// The `exec.fifo` in the container's state directory.
     pub fifo: &'a Path,
+    /// `--console-socket`: where the terminal's master goes (`process.terminal`).
+    pub console_socket: Option<&'a Path>,
     /// Told the first process's pid right after `clone`, before anything else: a `create`
     /// killed from then on leaves a record naming it, which `delete --force` ends.
     pub on_clone: &'a dyn Fn(i32),
@@ -135,6 +137,7 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
         (opts.on_clone)(pid);
     }
     sys.tracer.set_var("pid", pid.to_string());
+    let mut master = None;
     let ready = (|| {
         parent_end
             .send(&Message::Go(pid))
@@ -144,7 +147,13 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
                 .recv()
                 .map_err(Error::io("receive", "container channel"))?
             {
-                Message::Exec(program) => return Ok(program),
+                Message::Terminal(fd) => master = Some(fd),
+                Message::Exec(program) => {
+                    if let (Some(m), Some(path)) = (master.take(), opts.console_socket) {
+                        hand_terminal(sys, m, path)?;
+                    }
+                    return Ok(program);
+                }
                 Message::Failed(code, text) => {
                     return Err(match code {
                         127 => Error::CommandNotFound(text),
@@ -161,7 +170,7 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
                     }
                     .into())
                 }
-                Message::Go(_) | Message::Terminal(_) => {}
+                Message::Go(_) => {}
             }
         }
     })();
@@ -305,9 +314,16 @@ fn child_steps(
     if let Some(mask) = parts.umask {
         sys.run(Call::Umask { mask })?;
     }
-    // No terminal: the caller's stdio are the container's. In a session of its own, so a
-    // terminal among them is not its controlling one (TIOCSTI, CVE-2017-5226).
-    sys.run(Call::Setsid)?;
+    if spec.tty {
+        // A new terminal in the container's own devpts: its master to the engine (which hands
+        // it to the console socket), its slave as stdin, stdout and stderr, the controlling
+        // terminal of a session of its own.
+        child::terminal(sys, spec, false, Some(chan))?;
+    } else {
+        // No terminal: the caller's stdio are the container's. In a session of its own, so a
+        // terminal among them is not its controlling one (TIOCSTI, CVE-2017-5226).
+        sys.run(Call::Setsid)?;
+    }
     let exec = child::secure_and_find(sys, spec, ignored)?;
     // Ready: the engine may record the container and exit. Then wait for `start`.
     if let Call::Execve { path, .. } = &exec.call {
@@ -324,4 +340,31 @@ fn child_steps(
     })?;
     drop(w);
     child::exec_container(sys, exec)
+}
+
+/// The terminal's master end to the caller's console socket (conmon, containerd's shim), which
+/// relays it; this process's copy is closed after.
+fn hand_terminal(sys: &Sys, master: OwnedFd, path: &Path) -> Result<()> {
+    use std::os::fd::IntoRawFd;
+    let sock = match sys.perform(Call::ConnectUnix {
+        path: path.to_path_buf(),
+    })? {
+        Ret::Fd(fd) => fd,
+        other => other.value() as i32,
+    };
+    let sent = sys.run(Call::SendFd {
+        sock,
+        fd: master.as_raw_fd(),
+        name: "console".into(),
+    });
+    let _ = sys.run(Call::Close {
+        fd: sock,
+        object: "the console socket".into(),
+    });
+    let _ = sys.run(Call::Close {
+        fd: master.into_raw_fd(),
+        object: "the engine's copy of the terminal's master".into(),
+    });
+    sent?;
+    Ok(())
 }

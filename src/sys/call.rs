@@ -69,6 +69,12 @@ pub enum Call {
     /// `mknodat(AT_FDCWD, path, S_IFIFO|0622)` (umask 0 around it, as runc): the `exec.fifo` of an OCI container's
     /// state directory (the runtime's own, root's only).
     Mkfifo { path: PathBuf },
+    /// `socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0)` then `connect(2)` to `path`: the
+    /// caller's console socket (`--console-socket`), to hand it a terminal. Returns the socket.
+    ConnectUnix { path: PathBuf },
+    /// `sendmsg(2)` on `sock` of `name` with the descriptor `fd` attached (`SCM_RIGHTS`): the
+    /// terminal's master end handed to whoever listens on the console socket.
+    SendFd { sock: i32, fd: i32, name: String },
     /// `prlimit64(pid, resource, {soft, hard}, NULL)`: one of an OCI config's rlimits, set on
     /// the container's first process (`name` is the config's, `RLIMIT_NOFILE`).
     Prlimit {
@@ -506,6 +512,8 @@ impl Call {
             Call::Symlinkat { .. } => "symlinkat",
             Call::Umask { .. } => "umask",
             Call::Mkfifo { .. } => "mknodat",
+            Call::ConnectUnix { .. } => "connect",
+            Call::SendFd { .. } => "sendmsg",
             Call::Prlimit { .. } => "prlimit64",
             Call::Rmdir { .. } => "rmdir",
             Call::Prctl { .. } => "prctl",
@@ -618,6 +626,8 @@ impl Call {
             Call::Unshare { flags } if *flags == CloneFlags::CLONE_NEWCGROUP => "unshare.cgroup",
             Call::IoctlSetCtty { .. } => "ioctl.tiocsctty",
             Call::Mkfifo { .. } => "mknodat.fifo",
+            Call::ConnectUnix { .. } => "connect.console",
+            Call::SendFd { .. } => "sendmsg.console",
             Call::IoctlPty {
                 op: PtyOp::Unlock, ..
             } => "ioctl.tiocsptlck",
@@ -857,6 +867,27 @@ impl Call {
                 );
             }
             Call::Umask { mask } => s.push_str(&mode_octal(*mask)),
+            Call::ConnectUnix { path } => {
+                let fd = match ret {
+                    Some(Ret::Fd(fd)) => fd.to_string(),
+                    _ => "…".into(),
+                };
+                let p = path.display().to_string();
+                let _ = write!(
+                    s,
+                    "{fd}, {{sa_family=AF_UNIX, sun_path={}}}, {}",
+                    quote(&p),
+                    2 + p.len()
+                );
+            }
+            Call::SendFd { sock, fd, name } => {
+                let _ = write!(
+                    s,
+                    "{sock}, {{msg_name=NULL, msg_namelen=0, msg_iov=[{{iov_base={}, iov_len={}}}], msg_iovlen=1, msg_control=[{{cmsg_len=20, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS, cmsg_data=[{fd}]}}], msg_controllen=24, msg_flags=0}}, 0",
+                    quote(name),
+                    name.len()
+                );
+            }
             Call::Mkfifo { path } => {
                 let _ = write!(
                     s,
@@ -1289,7 +1320,8 @@ impl Call {
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
             Call::Symlinkat { linkpath, .. } => linkpath.display().to_string(),
             Call::Umask { mask } => mode_octal(*mask),
-            Call::Mkfifo { path } => path.display().to_string(),
+            Call::Mkfifo { path } | Call::ConnectUnix { path } => path.display().to_string(),
+            Call::SendFd { name, .. } => name.clone(),
             Call::Prlimit { name, pid, .. } => format!("{name} of pid {pid}"),
             Call::Setns { kind, pid: 0, .. } => {
                 format!("{} of dockling itself", clone_flags(*kind, false))
@@ -1350,6 +1382,25 @@ impl Call {
         }
     }
 
+    /// What the syscall the trace names returned, as strace prints it after `=`: the
+    /// result's number, except for the calls that do more than one syscall and hand back a
+    /// descriptor made by another (`connect` and `bind` return 0; the socket came from
+    /// `socket`).
+    pub fn returned(&self, ret: &Ret) -> i64 {
+        match self {
+            Call::ConnectUnix { .. } | Call::BindUnix { .. } => 0,
+            _ => ret.value(),
+        }
+    }
+
+    /// [`Call::returned`] as the pretty trace prints it (a umask in octal).
+    pub fn shown_result(&self, ret: &Ret) -> String {
+        match ret {
+            Ret::Umask(_) => ret.shown(),
+            r => self.returned(r).to_string(),
+        }
+    }
+
     /// One value of every kind of call (and every refinement of its explanation key), so tests
     /// can check that the catalog explains each. The `match` below fails to compile when a new
     /// variant is added without an example here.
@@ -1370,6 +1421,8 @@ impl Call {
                 | Call::Symlinkat { .. }
                 | Call::Umask { .. }
                 | Call::Mkfifo { .. }
+                | Call::ConnectUnix { .. }
+                | Call::SendFd { .. }
                 | Call::Prlimit { .. }
                 | Call::Rmdir { .. }
                 | Call::Prctl { .. }
@@ -1501,6 +1554,14 @@ impl Call {
             Call::Umask { mask: 0o022 },
             Call::Mkfifo {
                 path: p("/run/dockling-runc/c/exec.fifo"),
+            },
+            Call::ConnectUnix {
+                path: p("/run/conmon/console.sock"),
+            },
+            Call::SendFd {
+                sock: 9,
+                fd: 8,
+                name: "/dev/pts/0".into(),
             },
             Call::Prlimit {
                 pid: 42,

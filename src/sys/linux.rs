@@ -144,6 +144,25 @@ impl Backend for Linux {
                 linkpath,
             } => nix::unistd::symlinkat(target.as_path(), Some(*dirfd), linkpath.as_path())
                 .map(|()| Ret::Zero),
+            Call::ConnectUnix { path } => {
+                use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType};
+                let fd = socket(
+                    AddressFamily::Unix,
+                    SockType::Stream,
+                    SockFlag::SOCK_CLOEXEC,
+                    None,
+                )?;
+                let addr = nix::sys::socket::UnixAddr::new(path.as_path())?;
+                connect(fd.as_raw_fd(), &addr)?;
+                Ok(Ret::Fd(fd.into_raw_fd()))
+            }
+            Call::SendFd { sock, fd, name } => {
+                use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+                let iov = [std::io::IoSlice::new(name.as_bytes())];
+                let fds = [*fd];
+                let cmsg = [ControlMessage::ScmRights(&fds)];
+                sendmsg::<()>(*sock, &iov, &cmsg, MsgFlags::empty(), None).map(Ret::Bytes)
+            }
             Call::Mkfifo { path } => nix::sys::stat::mknodat(
                 None,
                 path.as_path(),

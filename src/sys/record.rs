@@ -88,6 +88,7 @@ impl Backend for Recorder {
             | Call::MemfdCreate { .. }
             | Call::BpfProgLoad { .. }
             | Call::BindUnix { .. }
+            | Call::ConnectUnix { .. }
             | Call::PidfdOpen { .. }
             | Call::PidfdOpenEngine { .. }
             | Call::Fsopen { .. } => Ret::Fd(100),

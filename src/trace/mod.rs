@@ -488,7 +488,7 @@ impl Tracer {
         };
         let exp = Catalog::get().explain(call.explain_key());
         let (result, errno) = match res {
-            Ok(r) => (r.value(), None),
+            Ok(r) => (call.returned(r), None),
             Err(e) => (-1, Some(*e)),
         };
         match format {
@@ -515,7 +515,7 @@ impl Tracer {
             }
             Format::Pretty => {
                 let outcome = match (errno, res) {
-                    (None, Ok(r)) => self.paint("32", &format!("= {}", r.shown())),
+                    (None, Ok(r)) => self.paint("32", &format!("= {}", call.shown_result(r))),
                     (None, Err(_)) => self.paint("32", &format!("= {result}")),
                     (Some(e), _) => self.paint("1;31", &format!("= -1 {e:?} ({})", e.desc())),
                 };

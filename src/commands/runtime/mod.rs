@@ -205,8 +205,21 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
             "{what}: not supported by dockling-runc yet"
         )))
     };
-    if spec.tty || args.console_socket.is_some() {
-        return not_yet("process.terminal (a terminal and --console-socket); set terminal false");
+    match (spec.tty, &args.console_socket) {
+        (true, None) => {
+            return Err(Error::Usage(
+                "process.terminal is true but no --console-socket was given: the terminal's \
+                 master end has nowhere to go (dockling-runc does not relay terminals itself \
+                 yet); give a console socket, or set terminal false"
+                    .into(),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(Error::Usage(
+                "--console-socket needs process.terminal true in the config".into(),
+            ))
+        }
+        _ => {}
     }
     let h = &parts.hooks;
     if !(h.prestart.is_empty()
@@ -305,6 +318,7 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
                 parts: &parts,
                 cgroup: cgroup.as_ref(),
                 fifo: &fifo,
+                console_socket: args.console_socket.as_deref(),
                 on_clone: &on_clone,
             },
         );
