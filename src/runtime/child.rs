@@ -61,10 +61,16 @@ pub struct Setup<'a> {
 /// Entry point of the cloned child: never returns. Reports failure on the channel and exits.
 pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
     sys.tracer.set_process("container");
-    let err = match first_acts(sys, setup.engine_lock).and_then(|()| run(sys, setup, &chan)) {
+    match first_acts(sys, setup.engine_lock).and_then(|()| run(sys, setup, &chan)) {
         Ok(never) => match never {},
-        Err(e) => e,
-    };
+        Err(e) => fail(sys, &chan, e),
+    }
+}
+
+/// A cloned child's end when a step failed: the error told to the engine on the channel
+/// (aborted at a `--step` pause, or failed with its exit code and message), the trace
+/// flushed, and `_exit` with that code. Shared by `run`'s, `exec`'s and the OCI runtime's.
+pub(super) fn fail(sys: &Sys, chan: &Channel, err: Error) -> ! {
     let msg = match &err {
         Error::Aborted(a) => Message::Aborted(a.0.to_string()),
         e => Message::Failed(e.exit_code(), e.to_string()),
@@ -369,19 +375,10 @@ pub(super) fn secure_and_find(sys: &Sys, spec: &RunSpec, ignored: u64) -> Result
 /// then does what the container's first process does last. Never returns.
 pub fn exec_main(sys: &Sys, spec: &RunSpec, chan: Channel) -> ! {
     sys.tracer.set_process("exec");
-    let err = match first_acts(sys, None).and_then(|()| exec_steps(sys, spec, &chan)) {
+    match first_acts(sys, None).and_then(|()| exec_steps(sys, spec, &chan)) {
         Ok(never) => match never {},
-        Err(e) => e,
-    };
-    let msg = match &err {
-        Error::Aborted(a) => Message::Aborted(a.0.to_string()),
-        e => Message::Failed(e.exit_code(), e.to_string()),
-    };
-    let _ = chan.send(&msg);
-    sys.tracer.flush();
-    // SAFETY: _exit skips atexit handlers and stdio flushing that belong to the parent's copy
-    // of this process image; it is the correct way to end a forked child.
-    unsafe { libc::_exit(err.exit_code()) }
+        Err(e) => fail(sys, &chan, e),
+    }
 }
 
 fn exec_steps(sys: &Sys, spec: &RunSpec, chan: &Channel) -> Result<Infallible> {

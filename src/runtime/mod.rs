@@ -651,14 +651,34 @@ pub fn record_exec(
     program: String,
     took: std::time::Duration,
 ) {
+    record_execve(
+        sys,
+        process,
+        program,
+        spec.args.clone(),
+        spec.env.clone(),
+        took,
+    );
+}
+
+/// [`record_exec`] of a program and its arguments and environment as given (the OCI
+/// runtime's `start` has a record, not a spec).
+pub fn record_execve(
+    sys: &Sys,
+    process: &'static str,
+    program: String,
+    argv: Vec<String>,
+    envp: Vec<String>,
+    took: std::time::Duration,
+) {
     // The child announced the exec step; the engine is in it too, waiting for the exec.
     sys.tracer.resume(StepId::ProcessExec);
     sys.tracer.set_process(process);
     sys.tracer.syscall(
         &Call::Execve {
             path: program.into(),
-            argv: spec.args.clone(),
-            envp: spec.env.clone(),
+            argv,
+            envp,
         },
         &Ok(Ret::Zero),
         took,

@@ -200,18 +200,10 @@ fn child_main(
     chan: Channel,
 ) -> ! {
     sys.tracer.set_process("container");
-    let err = match child_steps(sys, spec, opts, joins, fifo, &chan) {
+    match child_steps(sys, spec, opts, joins, fifo, &chan) {
         Ok(never) => match never {},
-        Err(e) => e,
-    };
-    let msg = match &err {
-        Error::Aborted(a) => Message::Aborted(a.0.to_string()),
-        e => Message::Failed(e.exit_code(), e.to_string()),
-    };
-    let _ = chan.send(&msg);
-    sys.tracer.flush();
-    // SAFETY: _exit ends a forked child without the parent's exit handlers.
-    unsafe { libc::_exit(err.exit_code()) }
+        Err(e) => child::fail(sys, &chan, e),
+    }
 }
 
 fn child_steps(

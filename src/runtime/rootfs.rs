@@ -486,28 +486,34 @@ impl<'a> Rootfs<'a> {
                 .sys
                 .stat_mode(&t.path)
                 .is_ok_and(|m| m & libc::S_IFMT == libc::S_IFDIR);
-            if is_dir {
-                self.sys.mount(
-                    Some(Path::new("tmpfs")),
-                    &t.path,
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY,
-                    None,
-                )?;
-            } else {
-                if null.is_none() {
-                    null = Some(
-                        self.existing(Path::new("/dev/null"))?
-                            .ok_or(super::RuntimeError::DevNullMissing)?,
-                    );
-                }
-                let n = null.as_ref().map(|n| n.path.clone()).unwrap_or_default();
-                self.sys
-                    .mount(Some(&n), &t.path, None, MsFlags::MS_BIND, None)?;
+            if null.is_none() && !is_dir {
+                null = Some(
+                    self.existing(Path::new("/dev/null"))?
+                        .ok_or(super::RuntimeError::DevNullMissing)?,
+                );
             }
+            self.mask_one(&t, is_dir, null.as_ref())?;
         }
         for p in readonly {
             self.readonly_bind(p)?;
+        }
+        Ok(())
+    }
+
+    /// Hide one existing path: an empty read-only tmpfs over a directory, `/dev/null` (the
+    /// container's, `null`) bound over anything else.
+    fn mask_one(&self, t: &Target, is_dir: bool, null: Option<&Target>) -> Result<()> {
+        if is_dir {
+            self.sys.mount(
+                Some(Path::new("tmpfs")),
+                &t.path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None,
+            )?;
+        } else if let Some(null) = null {
+            self.sys
+                .mount(Some(&null.path), &t.path, None, MsFlags::MS_BIND, None)?;
         }
         Ok(())
     }
@@ -982,18 +988,7 @@ impl<'a> Rootfs<'a> {
             let Some(t) = self.existing(Path::new(p))? else {
                 continue;
             };
-            if *is_dir {
-                self.sys.mount(
-                    Some(Path::new("tmpfs")),
-                    &t.path,
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY,
-                    None,
-                )?;
-            } else {
-                self.sys
-                    .mount(Some(&null.path), &t.path, None, MsFlags::MS_BIND, None)?;
-            }
+            self.mask_one(&t, *is_dir, Some(&null))?;
         }
         for p in READONLY {
             self.readonly_bind(Path::new(p))?;

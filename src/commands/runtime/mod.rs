@@ -469,18 +469,14 @@ fn record_exec(
             _ => return,
         }
     }
-    sys.tracer.resume(crate::plan::StepId::ProcessExec);
-    sys.tracer.set_process("container");
-    sys.tracer.syscall(
-        &crate::sys::Call::Execve {
-            path: program.into(),
-            argv,
-            envp,
-        },
-        &Ok(crate::sys::Ret::Zero),
+    crate::runtime::record_execve(
+        sys,
+        "container",
+        program.clone(),
+        argv,
+        envp,
         since.elapsed(),
     );
-    sys.tracer.set_process("engine");
 }
 
 /// `run`: create and start; with `--detach` leave it running, else wait for it (it is this
