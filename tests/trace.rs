@@ -1928,7 +1928,8 @@ fn oci_run_under_strace(terminal: bool) -> Vec<Value> {
     cfg["process"]["args"] = serde_json::json!(["sleep", "1"]);
     cfg["process"]["rlimits"] =
         serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2048}]);
-    let parent = format!("dockling-trace-rt-{}", std::process::id());
+    // A group of its own per test: the two run side by side, and a populated group is refused.
+    let parent = format!("dockling-trace-rt-{}-{terminal}", std::process::id());
     cfg["linux"]["cgroupsPath"] = format!("/{parent}/c").into();
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     let trace = dir.path().join("t.jsonl");
