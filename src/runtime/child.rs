@@ -67,6 +67,20 @@ pub fn main(sys: &Sys, setup: &Setup<'_>, chan: Channel) -> ! {
     }
 }
 
+/// Wait for the engine's go-ahead, which carries this process's pid as the host sees it.
+pub(super) fn await_go(chan: &Channel) -> Result<i32> {
+    match chan
+        .recv()
+        .map_err(|source| super::RuntimeError::EngineGone { source })?
+    {
+        Message::Go(pid) => Ok(pid),
+        other => Err(super::RuntimeError::UnexpectedMessage {
+            message: format!("{other:?}"),
+        }
+        .into()),
+    }
+}
+
 /// A cloned child's end when a step failed: the error told to the engine on the channel
 /// (aborted at a `--step` pause, or failed with its exit code and message), the trace
 /// flushed, and `_exit` with that code. Shared by `run`'s, `exec`'s and the OCI runtime's.
@@ -84,19 +98,9 @@ pub(super) fn fail(sys: &Sys, chan: &Channel, err: Error) -> ! {
 }
 
 fn run(sys: &Sys, setup: &Setup<'_>, chan: &Channel) -> Result<Infallible> {
-    match chan
-        .recv()
-        .map_err(|source| super::RuntimeError::EngineGone { source })?
-    {
-        // Inside a new pid namespace getpid() says 1; --step hints need the host's number.
-        Message::Go(pid) => sys.tracer.set_var("pid", pid.to_string()),
-        other => {
-            return Err(super::RuntimeError::UnexpectedMessage {
-                message: format!("{other:?}"),
-            }
-            .into())
-        }
-    }
+    // Inside a new pid namespace getpid() says 1; --step hints need the host's number.
+    let pid = await_go(chan)?;
+    sys.tracer.set_var("pid", pid.to_string());
     let exec = prepare(sys, setup, Some(chan))?;
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));
@@ -382,18 +386,7 @@ pub fn exec_main(sys: &Sys, spec: &RunSpec, chan: Channel) -> ! {
 }
 
 fn exec_steps(sys: &Sys, spec: &RunSpec, chan: &Channel) -> Result<Infallible> {
-    match chan
-        .recv()
-        .map_err(|source| super::RuntimeError::EngineGone { source })?
-    {
-        Message::Go(_) => {}
-        other => {
-            return Err(super::RuntimeError::UnexpectedMessage {
-                message: format!("{other:?}"),
-            }
-            .into())
-        }
-    }
+    await_go(chan)?;
     let ignored = sys.ignored_signals();
     terminal(sys, spec, false, Some(chan))?;
     let exec = secure_and_find(sys, spec, ignored)?;

@@ -220,18 +220,8 @@ fn child_steps(
         option: Prctl::SetDumpable,
         arg: 0,
     })?;
-    match chan
-        .recv()
-        .map_err(|source| super::RuntimeError::EngineGone { source })?
-    {
-        Message::Go(pid) => sys.tracer.set_var("pid", pid.to_string()),
-        other => {
-            return Err(super::RuntimeError::UnexpectedMessage {
-                message: format!("{other:?}"),
-            }
-            .into())
-        }
-    }
+    let pid = child::await_go(chan)?;
+    sys.tracer.set_var("pid", pid.to_string());
     let ignored = sys.ignored_signals();
     if let Some(cg) = opts.cgroup {
         sys.step(StepId::CgroupsJoin)?;
