@@ -71,6 +71,8 @@ struct Cleanup<'a> {
     cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// The id of a container plugged into a bridge: its veth pair is deleted.
     veth: Option<String>,
+    /// The host ends of the pairs `network connect` plugged (eth1…), deleted too.
+    extra_veths: Vec<String>,
     /// The published ports: their sockets, and the proxy or NAT table leading them on.
     ports: Publishing,
     armed: bool,
@@ -115,6 +117,11 @@ impl Drop for Cleanup<'_> {
             // but later: deleting it now makes the host's links exact once the run is over.
             if let Some(id) = self.veth.take() {
                 if let Err(e) = crate::network::bridge::detach(self.sys, &id) {
+                    eprintln!("dockling: warning: {e}");
+                }
+            }
+            for name in self.extra_veths.drain(..) {
+                if let Err(e) = crate::network::bridge::delete(self.sys, &name) {
                     eprintln!("dockling: warning: {e}");
                 }
             }
@@ -388,6 +395,7 @@ pub fn start(
         sys,
         cgroup: None,
         veth: None,
+        extra_veths: Vec::new(),
         ports: Publishing {
             listeners,
             ..Default::default()
@@ -577,6 +585,16 @@ pub fn start(
     // Its name leaves the other containers of its user network, however the run ended (a
     // start that failed after its name was given out too).
     if spec.network == crate::spec::NetworkMode::Bridge && !dry {
+        // The interfaces `network connect` added, also while it ran (the record has them):
+        // deleted with the first, not whenever the kernel gets to the dead namespace.
+        let extra = match containers.find(&spec.id) {
+            Ok(c) => c.spec.net.extra,
+            Err(_) => spec.net.extra.clone(),
+        };
+        cleanup.extra_veths = extra
+            .iter()
+            .map(|a| crate::network::bridge::extra_veth_name(&spec.id, a.index))
+            .collect();
         for n in crate::network::hosts::user_networks(spec) {
             refresh_names(sys, spec, &n, None, Some(&spec.id));
         }
