@@ -8,7 +8,8 @@
 //! channel and opens the FIFO for writing again through `/proc/self/fd/N` (its `/proc` now
 //! the container's own). That open blocks until `start` opens the other end, reads the byte
 //! the child writes and removes the FIFO. Until then the process is the dockling binary (not
-//! dumpable), waiting, with everything made.
+//! dumpable), waiting, with everything made. The child's end is close-on-exec and stays open:
+//! its closing tells `start` the `execve` is done (a failed one writes a second byte first).
 //!
 //! What differs from `dockling run` is data: the root is the bundle's (bound onto itself,
 //! not layers), the mounts, masked and read-only paths are the config's, there are no /etc
@@ -320,8 +321,20 @@ fn child_steps(
         path: "exec.fifo".into(),
         data: "0".into(),
     })?;
-    drop(w);
-    child::exec_container(sys, exec)
+    // The FIFO stays open (close-on-exec) through `execve`: `start` reads on to its end, which
+    // a successful `execve` makes, and a failed one would make by this process's exit, after
+    // a second byte that says so.
+    match child::exec_container(sys, exec) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let _ = sys.run(Call::Write {
+                fd: w.as_raw_fd(),
+                path: "exec.fifo".into(),
+                data: "1".into(),
+            });
+            Err(e)
+        }
+    }
 }
 
 /// The terminal's master end to the caller's console socket (conmon, containerd's shim), which

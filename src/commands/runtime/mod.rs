@@ -151,14 +151,25 @@ fn other(cli: &RuntimeCli) -> Result<()> {
 /// (podman and containerd pass no flags of dockling's; the variable is read at `create`, and
 /// the record keeps the path for `start` and `delete`), appended, never to stderr, which is
 /// the container's.
-fn runtime_sys(trace: Option<&Path>) -> Result<crate::sys::Sys> {
-    let env = std::env::var_os("DOCKLING_TRACE").map(std::path::PathBuf::from);
-    let file = trace.map(Path::to_path_buf).or(env);
+fn runtime_sys(trace: Option<&Path>, id: &str) -> Result<crate::sys::Sys> {
+    let file = trace.map(Path::to_path_buf).or_else(|| trace_from_env(id));
     let tracer = crate::trace::Tracer::for_command(None, file.as_deref(), false, false)?;
     Ok(crate::sys::Sys::new(
         Box::new(crate::sys::linux::Linux),
         tracer,
     ))
+}
+
+/// The trace file `DOCKLING_TRACE` asks for container `id`: the file it names, or, when it
+/// names a directory, `<id>.jsonl` in it (one file per container: containerd's shim and
+/// podman's conmon start many containers with one environment).
+fn trace_from_env(id: &str) -> Option<std::path::PathBuf> {
+    let named = std::path::PathBuf::from(std::env::var_os("DOCKLING_TRACE")?);
+    Some(if named.is_dir() {
+        named.join(format!("{id}.jsonl"))
+    } else {
+        named
+    })
 }
 
 /// `create`: the container made from the bundle, its first process waiting for `start`, its
@@ -170,7 +181,7 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
             "--preserve-fds: dockling-runc passes no descriptors past stdio yet".into(),
         ));
     }
-    let sys = runtime_sys(None)?;
+    let sys = runtime_sys(None, &args.id)?;
     // The container's process is a clone of this one: from the sealed copy of the binary,
     // as `dockling run` (CVE-2019-5736).
     crate::runtime::exe::enter_sealed(&sys, crate::runtime::exe::Unsealed::Warn)?;
@@ -273,7 +284,7 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
         created: crate::container::now_rfc3339(),
         annotations: parts.annotations.clone(),
         cgroup: cgroup_at.clone(),
-        trace: std::env::var_os("DOCKLING_TRACE").map(std::path::PathBuf::from),
+        trace: trace_from_env(&args.id),
         program: None,
         config: serde_json::from_slice(&text).unwrap_or_default(),
     };
@@ -389,7 +400,9 @@ fn cgroup_at_clean(path: &str, id: &str) -> state::CgroupAt {
 }
 
 /// `start`: open the other end of the waiting process's FIFO and read its byte; it then
-/// runs its program. The FIFO goes, so the container reads `running` from now on.
+/// runs its program. The FIFO goes, so the container reads `running` from now on. `start`
+/// returns once the program's `execve` is done: the child's end of the FIFO, close-on-exec,
+/// closes then (a failed `execve` writes a second byte before the child exits).
 fn start(root: &Path, id: &str) -> Result<()> {
     let root = StateRoot::open(root)?;
     let (_lock, record) = root.lock_and_load(id)?;
@@ -401,45 +414,55 @@ fn start(root: &Path, id: &str) -> Result<()> {
             status.as_str()
         )));
     }
-    let sys = runtime_sys(record.trace.as_deref())?;
+    let sys = runtime_sys(record.trace.as_deref(), &record.id)?;
     sys.tracer.set_process("engine");
     let fifo = dir.join("exec.fifo");
     let fd = sys.open(&fifo, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC)?;
     let init = record.init.expect("created means a process");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut byte = [0u8; 1];
-    loop {
+    // Before the child's open for writing, a read finds no writer and returns 0, as after
+    // its close: `go` tells the two apart (the byte "0" came in between).
+    let mut go = None;
+    let execed = loop {
         match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut byte) {
-            Ok(1) => break,
+            Ok(1) if go.is_none() => {
+                go = Some(std::time::Instant::now());
+                std::fs::remove_file(&fifo).map_err(Error::io("remove", &fifo))?;
+                continue;
+            }
+            // Its execve failed (the child says so on its standard error and exits).
+            Ok(1) => break false,
+            Ok(0) if go.is_some() => break true,
             Ok(_) | Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::io("read", &fifo)(e.into())),
         }
-        if !init.alive() {
+        if go.is_none() && !init.alive() {
             return Err(Error::Usage(format!(
                 "container {id:?}'s process ended before it started"
             )));
         }
         if std::time::Instant::now() > deadline {
+            if go.is_some() {
+                // Let go: it runs (or will); only its execve is not written down.
+                break false;
+            }
             return Err(Error::Usage(format!(
                 "container {id:?}'s process did not answer within 10 s"
             )));
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    if execed {
+        record_exec(&sys, &record, go.unwrap_or_else(std::time::Instant::now));
     }
-    std::fs::remove_file(&fifo).map_err(Error::io("remove", &fifo))?;
-    record_exec(&sys, &record, init, std::time::Instant::now());
     Ok(())
 }
 
 /// The container's `execve`, which its own trace cannot hold (it succeeds or never returns,
 /// and no engine waits on its channel any more), written down by `start` on its behalf once
-/// the process shows the program's arguments: as `dockling run`'s engine does for its own.
-fn record_exec(
-    sys: &crate::sys::Sys,
-    record: &state::Record,
-    init: state::Proc,
-    since: std::time::Instant,
-) {
+/// it is done: as `dockling run`'s engine does for its own.
+fn record_exec(sys: &crate::sys::Sys, record: &state::Record, since: std::time::Instant) {
     let Some(program) = &record.program else {
         return;
     };
@@ -453,28 +476,12 @@ fn record_exec(
             })
             .unwrap_or_default()
     };
-    let (argv, envp) = (strings("args"), strings("env"));
-    let want: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    let deadline = since + std::time::Duration::from_secs(5);
-    loop {
-        match std::fs::read(format!("/proc/{}/cmdline", init.pid)) {
-            Ok(now) if now == want && init.alive() => break,
-            Ok(_) if init.alive() && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(1))
-            }
-            // Ended before (a failed exec) or still not there: nothing to write down.
-            _ => return,
-        }
-    }
     crate::runtime::record_execve(
         sys,
         "container",
         program.clone(),
-        argv,
-        envp,
+        strings("args"),
+        strings("env"),
         since.elapsed(),
     );
 }
@@ -497,7 +504,7 @@ fn run_container(
     }
     let pid = record.init.map(|p| p.pid).unwrap_or(0);
     // The container is this process's child (create's clone): waited for through the seam.
-    let sys = runtime_sys(record.trace.as_deref())?;
+    let sys = runtime_sys(record.trace.as_deref(), &record.id)?;
     let status = sys.wait4(pid)?;
     let code = if libc::WIFSIGNALED(status) {
         128 + libc::WTERMSIG(status)
@@ -576,7 +583,7 @@ fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
             )))
         }
     };
-    let sys = runtime_sys(record.trace.as_deref())?;
+    let sys = runtime_sys(record.trace.as_deref(), &record.id)?;
     if all {
         if let Some(cg) = record.cgroup() {
             if sig == libc::SIGKILL {
@@ -606,7 +613,7 @@ fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let status = record.status(&root.dir_of(id));
-    let sys = runtime_sys(record.trace.as_deref())?;
+    let sys = runtime_sys(record.trace.as_deref(), &record.id)?;
     match status {
         Status::Stopped => {}
         Status::Running | Status::Paused if !force => {
