@@ -95,6 +95,10 @@ pub const LESSONS: &[(&str, &str)] = &[
         include_str!("../../lessons/20-runtimes.yaml"),
     ),
     ("21-erofs.yaml", include_str!("../../lessons/21-erofs.yaml")),
+    (
+        "22-containerd.yaml",
+        include_str!("../../lessons/22-containerd.yaml"),
+    ),
 ];
 
 /// A text a student reads, in every language the course ships: `{en: ..., ko: ...}`. A plain
