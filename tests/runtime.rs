@@ -804,8 +804,10 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 
-    // A hook past its timeout is killed, and fails the create the same way.
+    // A hook past its timeout is killed, and fails the create the same way: even one that
+    // never reads a state bigger than a pipe holds.
     b.edit(|c| {
+        c["annotations"] = serde_json::json!({"big": "x".repeat(256 << 10)});
         c["hooks"] = serde_json::json!({"prestart": [
             {"path": "/bin/sleep", "args": ["sleep", "60"], "timeout": 1}
         ]})
@@ -823,6 +825,9 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 
+    b.edit(|c| {
+        c.as_object_mut().unwrap().remove("annotations");
+    });
     // A createContainer hook (run in the container's namespaces) that fails: the same.
     b.edit(|c| c["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/false"}]}));
     let (code, _, err) = b.out(&["create", "f3"]);
@@ -863,8 +868,19 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 
-    // A failing poststop hook is a warning: delete still removes the container.
-    b.edit(|c| c["hooks"] = serde_json::json!({"poststop": [{"path": "/bin/false"}]}));
+    // A failing poststop hook is a warning: delete still removes the container and the next
+    // hook runs. Their output goes to the files crun's annotations name.
+    let (hook_out, hook_err) = (b.dir.path().join("hook.out"), b.dir.path().join("hook.err"));
+    b.edit(|c| {
+        c["annotations"] = serde_json::json!({
+            "run.oci.hooks.stdout": hook_out,
+            "run.oci.hooks.stderr": hook_err,
+        });
+        c["hooks"] = serde_json::json!({"poststop": [
+            {"path": "/bin/false"},
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo to-out; echo to-err >&2"]},
+        ]})
+    });
     let (code, _, err) = b.out(&["run", "f4"]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -873,6 +889,8 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
         ),
         "{err}"
     );
+    assert_eq!(std::fs::read_to_string(&hook_out).unwrap(), "to-out\n");
+    assert_eq!(std::fs::read_to_string(&hook_err).unwrap(), "to-err\n");
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 }

@@ -16,6 +16,9 @@
 //!
 //! A hook with no `env` gets the runtime's own environment (runc's Go `exec.Cmd` with a nil
 //! `Env`, crun the same: crun's tests check it); host-side hooks run in the bundle directory.
+//! Their stdout and stderr are the runtime's, or, with crun's annotations
+//! `run.oci.hooks.stdout` and `run.oci.hooks.stderr`, appended to the files they name (host
+//! paths: not for `startContainer`, which runs inside the container).
 //! Each is one traced [`Call::RunHook`].
 
 use std::path::Path;
@@ -108,6 +111,8 @@ fn run_one(
         dir: dir.map(Path::to_path_buf),
         state: state.to_string(),
         timeout,
+        stdout: output_file(kind, state, "run.oci.hooks.stdout"),
+        stderr: output_file(kind, state, "run.oci.hooks.stderr"),
     });
     let status = match ret {
         Ok(Ret::Waited { status, .. }) => status,
@@ -132,4 +137,15 @@ fn run_one(
         0 => Ok(()),
         code => Err(failed(format!("with exit code {code}")).into()),
     }
+}
+
+/// The file crun's annotation `key` names for a host-side hook's output, if any.
+fn output_file(kind: &str, state: &serde_json::Value, key: &str) -> Option<std::path::PathBuf> {
+    if kind == "startContainer" {
+        return None;
+    }
+    state["annotations"][key]
+        .as_str()
+        .filter(|p| Path::new(p).is_absolute())
+        .map(std::path::PathBuf::from)
 }

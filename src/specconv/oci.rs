@@ -523,6 +523,16 @@ pub fn from_config(
     read_paths(&linux, &mut parts)?;
     parts.hooks = doc.hooks.unwrap_or_default();
     check_hooks(&parts.hooks)?;
+    for key in ["run.oci.hooks.stdout", "run.oci.hooks.stderr"] {
+        if let Some(p) = parts.annotations.get(key) {
+            if !Path::new(p).is_absolute() {
+                return Err(bad(
+                    format!("annotations.{key}"),
+                    format!("{p:?} is not an absolute path: give the file for the hooks' output"),
+                ));
+            }
+        }
+    }
     let limits = read_cgroups(&linux, &mut parts)?;
     let seccomp = match linux.seccomp.clone() {
         None => None,

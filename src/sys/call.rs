@@ -310,7 +310,8 @@ pub enum Call {
     /// environment `envp` (the engine's own when `None`, as runc and crun do) and the working
     /// directory `dir`, the container's state (`state`, JSON) written to its stdin through a
     /// pipe, then `wait4(2)`; after `timeout` seconds it is killed (SIGKILL) and the call fails
-    /// with `ETIMEDOUT`. Its stdout and stderr are the engine's. `kind` names the hook
+    /// with `ETIMEDOUT`. Its stdout and stderr are the engine's, or the files `stdout` and
+    /// `stderr` name (opened for appending, made 0600 when missing). `kind` names the hook
     /// (`hooks.createRuntime[0]`), for the explanation and error messages.
     RunHook {
         kind: String,
@@ -320,6 +321,8 @@ pub enum Call {
         dir: Option<PathBuf>,
         state: String,
         timeout: Option<u64>,
+        stdout: Option<PathBuf>,
+        stderr: Option<PathBuf>,
     },
     /// `sched_setattr(0, attr, 0)`: the calling thread's scheduling policy and its
     /// parameters (`process.scheduler`), inherited by the program across `execve`.
@@ -2104,6 +2107,8 @@ impl Call {
                 dir: Some(p("/bundle")),
                 state: "{}".into(),
                 timeout: Some(5),
+                stdout: None,
+                stderr: None,
             },
             Call::SchedSetattr {
                 attr: SchedAttr::default(),

@@ -435,8 +435,18 @@ impl Backend for Linux {
                 dir,
                 state,
                 timeout,
+                stdout,
+                stderr,
                 ..
-            } => run_hook(path, argv, envp.as_deref(), dir.as_deref(), state, *timeout),
+            } => run_hook(
+                path,
+                argv,
+                envp.as_deref(),
+                dir.as_deref(),
+                state,
+                *timeout,
+                [stdout.as_deref(), stderr.as_deref()],
+            ),
             Call::SchedSetattr { attr } => {
                 let raw = SchedAttrRaw {
                     size: std::mem::size_of::<SchedAttrRaw>() as u32,
@@ -1093,7 +1103,7 @@ struct SchedAttrRaw {
 
 /// An OCI hook: forked and executed by the standard library's process spawning (a fork or
 /// vfork-like clone, then execve; it reports a failed execve's errno), its stdin a pipe the
-/// state is written to and closed, its stdout and stderr this process's. Waited for with
+/// state is written to and closed, its stdout and stderr this process's or the files given. Waited for with
 /// WNOHANG every few milliseconds until its timeout, then killed and reaped: `ETIMEDOUT`.
 fn run_hook(
     path: &Path,
@@ -1102,6 +1112,7 @@ fn run_hook(
     dir: Option<&Path>,
     state: &str,
     timeout: Option<u64>,
+    [stdout, stderr]: [Option<&Path>; 2],
 ) -> Result<Ret, Errno> {
     use std::io::Write;
     use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -1123,13 +1134,45 @@ fn run_hook(
         cmd.current_dir(d);
     }
     cmd.stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn().map_err(errno)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is no failure (EPIPE: SIGPIPE is ignored).
-        let _ = stdin.write_all(state.as_bytes());
+    let append = |p: &Path| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(p)
+            .map_err(errno)
+    };
+    if let Some(p) = stdout {
+        cmd.stdout(append(p)?);
     }
+    if let Some(p) = stderr {
+        cmd.stderr(append(p)?);
+    }
+    let mut child = cmd.spawn().map_err(errno)?;
+    // The state is written as the pipe takes it, between waits: a hook that never reads a
+    // state bigger than the pipe still meets its timeout. One that does not read at all is no
+    // failure (EPIPE: SIGPIPE is ignored), and its stdin closes once all is written.
+    let mut stdin = child.stdin.take();
+    if let Some(s) = &stdin {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let _ = fcntl(s.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    }
+    let mut unwritten = state.as_bytes();
     let deadline = timeout.map(|t| std::time::Instant::now() + std::time::Duration::from_secs(t));
     loop {
+        if let Some(s) = &mut stdin {
+            match s.write(unwritten) {
+                Ok(n) => unwritten = &unwritten[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => unwritten = &[],
+            }
+            if unwritten.is_empty() {
+                stdin = None;
+            }
+        }
         if let Some(status) = child.try_wait().map_err(errno)? {
             return Ok(Ret::Waited {
                 pid: child.id() as i32,
