@@ -939,6 +939,37 @@ fn scheduler_io_priority_and_memory_policy_reach_the_program() {
     let (code, _, err) = b.out(&["delete", "--force", "s1"]);
     assert_eq!(code, 0, "{err}");
 
+    // A real-time policy: where the kernel divides real-time time between cgroups (cgroup
+    // v1's cpu.rt_runtime_us) the container's new group has none, and create says so;
+    // elsewhere the program runs with it.
+    b.edit(|c| {
+        c["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_FIFO", "priority": 10});
+        c["process"].as_object_mut().unwrap().remove("ioPriority");
+        c["linux"].as_object_mut().unwrap().remove("memoryPolicy");
+    });
+    let (code, _, err) = b.out(&["run", "--detach", "--pid-file", "pid", "s3"]);
+    if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("sched_setattr SCHED_FIFO: EPERM")
+                && err.contains("the container's cgroup has no real-time time"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+        assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    } else {
+        assert_eq!(code, 0, "{err}");
+        let pid: i32 = std::fs::read_to_string(b.bundle().join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SAFETY: integer arguments only.
+        assert_eq!(unsafe { libc::sched_getscheduler(pid) }, libc::SCHED_FIFO);
+        let (code, _, err) = b.out(&["delete", "--force", "s3"]);
+        assert_eq!(code, 0, "{err}");
+    }
+
     // What the kernel would refuse is refused before anything exists, naming the field.
     for (edit, says) in [
         (

@@ -419,13 +419,25 @@ fn child_steps(
 
 /// A kernel's refusal of what a config field asked for, naming the field and what to do.
 fn refused(field: &str, e: crate::sys::SysError) -> Error {
-    let hint = match e.errno {
-        nix::errno::Errno::EPERM => {
-            " (a real-time policy needs CAP_SYS_NICE, and with cgroup v1's cpu controller \
-             a cpu.rt_runtime_us for the container's group; give SCHED_OTHER, or a \
-             best-effort class, instead)"
+    use nix::errno::Errno;
+    let hint = match (field, e.errno) {
+        // This process is root with every capability here: what is missing is time. Where
+        // the kernel shares real-time time between cgroups (CONFIG_RT_GROUP_SCHED, cgroup
+        // v1's cpu.rt_runtime_us), a new group has none, and dockling-runc gives it none.
+        ("process.scheduler", Errno::EPERM) => {
+            " (the container's cgroup has no real-time time: this kernel divides it between \
+             cgroups (cpu.rt_runtime_us) and dockling-runc does not give a container any \
+             yet; use SCHED_OTHER, SCHED_BATCH or SCHED_IDLE)"
         }
-        nix::errno::Errno::EINVAL => " (this kernel does not accept these values: check them)",
+        ("process.scheduler", Errno::EBUSY) => {
+            " (SCHED_DEADLINE: not enough deadline bandwidth left on these CPUs; give a \
+             smaller runtime or a longer period)"
+        }
+        ("linux.memoryPolicy", Errno::EINVAL) => {
+            " (a node that is not online here (see /sys/devices/system/node/online), or a \
+             flag this mode or kernel does not take)"
+        }
+        (_, Errno::EINVAL) => " (this kernel does not accept these values: check them)",
         _ => "",
     };
     Error::Usage(format!("{field}: {e}{hint}"))
