@@ -523,6 +523,21 @@ pub fn from_config(
     read_paths(&linux, &mut parts)?;
     parts.hooks = doc.hooks.unwrap_or_default();
     check_hooks(&parts.hooks)?;
+    // The startContainer hooks are forked by the container's process after its policy is
+    // set, and a SCHED_DEADLINE process may not fork unless its children drop the policy
+    // (sched(7): EAGAIN from fork).
+    if parts
+        .scheduler
+        .is_some_and(|s| s.policy == 6 && s.flags & 0x01 == 0)
+        && !parts.hooks.start_container.is_empty()
+    {
+        return Err(bad(
+            "process.scheduler",
+            "a SCHED_DEADLINE process cannot fork, and the startContainer hooks are started \
+             by the container's process: add SCHED_FLAG_RESET_ON_FORK to flags, or remove the \
+             hooks",
+        ));
+    }
     for key in ["run.oci.hooks.stdout", "run.oci.hooks.stderr"] {
         if let Some(p) = parts.annotations.get(key) {
             if !Path::new(p).is_absolute() {
@@ -1991,6 +2006,14 @@ mod tests {
             e.contains("deadline 30000000 must be <= period 20000000"),
             "{e}"
         );
+        let mut d = base();
+        d["process"]["scheduler"] =
+            json!({"policy": "SCHED_DEADLINE", "runtime": 10_000_000, "deadline": 20_000_000});
+        d["hooks"] = json!({"startContainer": [{"path": "/bin/true"}]});
+        let e = refusal(d.clone());
+        assert!(e.contains("SCHED_FLAG_RESET_ON_FORK"), "{e}");
+        d["process"]["scheduler"]["flags"] = json!(["SCHED_FLAG_RESET_ON_FORK"]);
+        read(&d).unwrap();
         let with = |section: &str, key: &str, v: Value| {
             let mut d = base();
             d[section][key] = v;
