@@ -675,3 +675,334 @@ fn a_terminal_goes_to_the_console_socket_as_conmon_expects() {
     let (code, _, err) = b.out(&["delete", "t1"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// A host-side hook that appends `name` (and `$HOOKVAR`) to `order` and keeps its stdin (the
+/// state) in `<name>.json` beside it.
+fn hook_writing(dir: &std::path::Path, name: &str, order: &std::path::Path) -> serde_json::Value {
+    serde_json::json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!(
+            "cat > {dir}/{name}.json; echo \"{name}$HOOKVAR\" >> {order}",
+            dir = dir.display(),
+            order = order.display()
+        )],
+    })
+}
+
+#[test]
+fn hooks_run_in_the_lifecycles_order_with_the_state_on_stdin() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    let out = b.dir.path().join("hooks");
+    std::fs::create_dir(&out).unwrap();
+    // Every host-side hook and the container's own startContainer hook write the same file:
+    // the root's /tmp/order, which the container sees as /tmp/order.
+    let order = b.bundle().join("rootfs/tmp/order");
+    let mut create_runtime = hook_writing(&out, "createRuntime", &order);
+    create_runtime["env"] = serde_json::json!(["HOOKVAR=+env"]);
+    b.edit(|c| {
+        c["annotations"] = serde_json::json!({"org.example.test": "yes"});
+        c["hooks"] = serde_json::json!({
+            "prestart": [hook_writing(&out, "prestart", &order)],
+            "createRuntime": [create_runtime],
+            // In the container's mount namespace before pivot_root: the config's /proc is
+            // mounted under the root already, and the bundle is the working directory.
+            "createContainer": [{
+                "path": "/bin/sh",
+                "args": ["sh", "-c", format!(
+                    "cat > {dir}/createContainer.json; test -e rootfs/proc/self && echo createContainer >> {order}",
+                    dir = out.display(),
+                    order = order.display()
+                )],
+            }],
+            // Inside the container: its /bin/sh, its /tmp.
+            "startContainer": [{
+                "path": "/bin/sh",
+                "args": ["sh", "-c", "cat > /tmp/startContainer.json; echo startContainer >> /tmp/order"],
+            }],
+            "poststart": [hook_writing(&out, "poststart", &order)],
+            "poststop": [hook_writing(&out, "poststop", &order)],
+        });
+    });
+    let (code, _, err) = b.out(&["create", "--pid-file", "pid", "h1"]);
+    assert_eq!(code, 0, "{err}");
+    let pid: i64 = std::fs::read_to_string(b.bundle().join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let lines = || {
+        std::fs::read_to_string(&order)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        lines(),
+        ["prestart", "createRuntime+env", "createContainer"]
+    );
+    let (code, _, err) = b.out(&["start", "h1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        lines(),
+        [
+            "prestart",
+            "createRuntime+env",
+            "createContainer",
+            "startContainer",
+            "poststart"
+        ]
+    );
+    let state = |name: &str| -> serde_json::Value {
+        let path = if name == "startContainer" {
+            b.bundle().join("rootfs/tmp/startContainer.json")
+        } else {
+            out.join(format!("{name}.json"))
+        };
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    };
+    for (name, status) in [
+        ("prestart", "creating"),
+        ("createRuntime", "creating"),
+        ("createContainer", "creating"),
+        ("startContainer", "created"),
+        ("poststart", "running"),
+    ] {
+        let s = state(name);
+        assert_eq!(s["status"], status, "{name}: {s}");
+        assert_eq!(s["id"], "h1", "{name}: {s}");
+        assert_eq!(s["pid"], pid, "{name}: {s}");
+        assert_eq!(s["bundle"], b.bundle().to_str().unwrap(), "{name}: {s}");
+        assert_eq!(s["annotations"]["org.example.test"], "yes", "{name}: {s}");
+        assert!(s["ociVersion"].as_str().unwrap().starts_with("1."), "{s}");
+    }
+    let (code, _, err) = b.out(&["kill", "h1", "KILL"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until("stopped", || (b.status("h1") == "stopped").then_some(()));
+    assert_eq!(lines().len(), 5, "no poststop before delete");
+    let (code, _, err) = b.out(&["delete", "h1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines().last().map(String::as_str), Some("poststop"));
+    let s = state("poststop");
+    assert_eq!(s["status"], "stopped", "{s}");
+    assert!(s.get("pid").is_none(), "{s}");
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
+    let b = Bundle::new(&["echo", "ran"]);
+    b.edit(|c| c["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false"}]}));
+    let (code, _, err) = b.out(&["create", "f1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "createRuntime hook failed with exit code 1: /bin/false (hooks.createRuntime[0])"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+
+    // A hook past its timeout is killed, and fails the create the same way: even one that
+    // never reads a state bigger than a pipe holds.
+    b.edit(|c| {
+        c["annotations"] = serde_json::json!({"big": "x".repeat(256 << 10)});
+        c["hooks"] = serde_json::json!({"prestart": [
+            {"path": "/bin/sleep", "args": ["sleep", "60"], "timeout": 1}
+        ]})
+    });
+    let started = std::time::Instant::now();
+    let (code, _, err) = b.out(&["create", "f2"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "prestart hook failed to end within its timeout of 1 s (killed): /bin/sleep (hooks.prestart[0])"
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+
+    b.edit(|c| {
+        c.as_object_mut().unwrap().remove("annotations");
+    });
+    // A createContainer hook (run in the container's namespaces) that fails: the same.
+    b.edit(|c| c["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/false"}]}));
+    let (code, _, err) = b.out(&["create", "f3"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "createContainer hook failed with exit code 1: /bin/false (hooks.createContainer[0])"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+
+    // After start: a failing startContainer hook (inside the container, before the program)
+    // fails start and the container stops; a failing poststart hook fails start and the
+    // container is removed (runc ends it, crun removes it too).
+    b.edit(|c| c["hooks"] = serde_json::json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}));
+    let (code, _, err) = b.out(&["create", "f5"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = b.out(&["start", "f5"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("startContainer hook failed with exit code 3"),
+        "{err}"
+    );
+    assert_eq!(b.status("f5"), "stopped");
+    let (code, _, err) = b.out(&["delete", "f5"]);
+    assert_eq!(code, 0, "{err}");
+    b.edit(|c| c["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/false"}]}));
+    let (code, _, err) = b.out(&["create", "f6"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = b.out(&["start", "f6"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("poststart hook failed with exit code 1"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+
+    // A failing poststop hook is a warning: delete still removes the container and the next
+    // hook runs. Their output goes to the files crun's annotations name.
+    let (hook_out, hook_err) = (b.dir.path().join("hook.out"), b.dir.path().join("hook.err"));
+    b.edit(|c| {
+        c["annotations"] = serde_json::json!({
+            "run.oci.hooks.stdout": hook_out,
+            "run.oci.hooks.stderr": hook_err,
+        });
+        c["hooks"] = serde_json::json!({"poststop": [
+            {"path": "/bin/false"},
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo to-out; echo to-err >&2"]},
+        ]})
+    });
+    let (code, _, err) = b.out(&["run", "f4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "warning: poststop hook failed with exit code 1: /bin/false (hooks.poststop[0])"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&hook_out).unwrap(), "to-out\n");
+    assert_eq!(std::fs::read_to_string(&hook_err).unwrap(), "to-err\n");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn scheduler_io_priority_and_memory_policy_reach_the_program() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_BATCH", "nice": 7});
+        c["process"]["ioPriority"] = serde_json::json!({"class": "IOPRIO_CLASS_BE", "priority": 5});
+        c["linux"]["memoryPolicy"] = serde_json::json!({"mode": "MPOL_BIND", "nodes": "0"});
+    });
+    let (code, _, err) = b.out(&["run", "--detach", "--pid-file", "pid", "s1"]);
+    assert_eq!(code, 0, "{err}");
+    let pid: i32 = std::fs::read_to_string(b.bundle().join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The program itself, seen from the host once it runs.
+    wait_until("sleep runs", || {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        cmdline.starts_with(b"sleep\0").then_some(())
+    });
+    // SAFETY: integer arguments only.
+    let policy = unsafe { libc::sched_getscheduler(pid) };
+    assert_eq!(policy, libc::SCHED_BATCH);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = stat.rsplit_once(')').unwrap().1;
+    // Fields from the state (3rd); nice is the 19th.
+    let nice: i32 = after_comm
+        .split_whitespace()
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(nice, 7, "{stat}");
+    // SAFETY: integer arguments only (IOPRIO_WHO_PROCESS, pid).
+    let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid) };
+    assert_eq!(ioprio, (2 << 13) | 5, "IOPRIO_CLASS_BE, level 5");
+    let numa = std::fs::read_to_string(format!("/proc/{pid}/numa_maps")).unwrap();
+    assert!(
+        numa.lines().any(|l| l.contains(" bind:0 ")),
+        "the process's policy shows on its mappings: {numa}"
+    );
+    let (code, _, err) = b.out(&["delete", "--force", "s1"]);
+    assert_eq!(code, 0, "{err}");
+
+    // A real-time policy: where the kernel divides real-time time between cgroups (cgroup
+    // v1's cpu.rt_runtime_us) the container's new group has none, and create says so;
+    // elsewhere the program runs with it.
+    b.edit(|c| {
+        c["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_FIFO", "priority": 10});
+        c["process"].as_object_mut().unwrap().remove("ioPriority");
+        c["linux"].as_object_mut().unwrap().remove("memoryPolicy");
+    });
+    let (code, _, err) = b.out(&["run", "--detach", "--pid-file", "pid", "s3"]);
+    if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("sched_setattr SCHED_FIFO: EPERM")
+                && err.contains("the container's cgroup has no real-time time"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+        assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    } else {
+        assert_eq!(code, 0, "{err}");
+        let pid: i32 = std::fs::read_to_string(b.bundle().join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SAFETY: integer arguments only.
+        assert_eq!(unsafe { libc::sched_getscheduler(pid) }, libc::SCHED_FIFO);
+        let (code, _, err) = b.out(&["delete", "--force", "s3"]);
+        assert_eq!(code, 0, "{err}");
+    }
+
+    // What the kernel would refuse is refused before anything exists, naming the field.
+    for (edit, says) in [
+        (
+            serde_json::json!({"process": {"scheduler": {"policy": "SCHED_DEADLINE", "deadline": 20000000}}}),
+            "process.scheduler: sched_setattr: `SCHED_DEADLINE` requires `runtime`",
+        ),
+        (
+            serde_json::json!({"process": {"scheduler": {"policy": "SCHED_OTHER", "nice": 30}}}),
+            "process.scheduler.nice: 30 is outside -20..19",
+        ),
+        (
+            serde_json::json!({"process": {"ioPriority": {"class": "IOPRIO_CLASS_XX"}}}),
+            "process.ioPriority.class: unknown class \"IOPRIO_CLASS_XX\"",
+        ),
+        (
+            serde_json::json!({"linux": {"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "bad"}}}),
+            "linux.memoryPolicy.nodes: \"bad\"",
+        ),
+    ] {
+        b.edit(|c| {
+            c["process"].as_object_mut().unwrap().remove("scheduler");
+            c["process"].as_object_mut().unwrap().remove("ioPriority");
+            c["linux"].as_object_mut().unwrap().remove("memoryPolicy");
+            for (section, fields) in edit.as_object().unwrap() {
+                for (k, v) in fields.as_object().unwrap() {
+                    c[section][k] = v.clone();
+                }
+            }
+        });
+        let (code, _, err) = b.out(&["create", "s2"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(says), "{says}: {err}");
+        assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+        assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    }
+}

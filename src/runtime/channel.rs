@@ -33,6 +33,9 @@ pub enum Message {
     Aborted(String),
     /// The program about to be executed, as resolved in the container's `PATH`.
     Exec(String),
+    /// The OCI runtime's child (child → parent): mounts made, before `pivot_root`; run the
+    /// `prestart` and `createRuntime` hooks now, then say `Go` again.
+    Hooks,
     /// The other end closed: `execve` succeeded (or the child died).
     Closed,
 }
@@ -90,6 +93,7 @@ impl Channel {
             Message::Failed(code, text) => (format!("E{code}\t{text}").into_bytes(), None),
             Message::Aborted(step) => (format!("A{step}").into_bytes(), None),
             Message::Exec(path) => (format!("X{path}").into_bytes(), None),
+            Message::Hooks => (b"H".to_vec(), None),
             Message::Closed => return Ok(()),
         };
         let iov = [IoSlice::new(&bytes)];
@@ -134,6 +138,7 @@ impl Channel {
                 Some(fd) => Message::Terminal(fd),
                 None => Message::Failed(125, "terminal message without a descriptor".into()),
             },
+            Some(b'H') => Message::Hooks,
             Some(b'X') => Message::Exec(String::from_utf8_lossy(&msg[1..]).into_owned()),
             Some(b'A') => Message::Aborted(String::from_utf8_lossy(&msg[1..]).into_owned()),
             Some(b'E') => {

@@ -7,6 +7,19 @@ use std::path::PathBuf;
 /// A container could not be started or its I/O relayed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// An OCI hook failed: it could not be run, ended with a non-zero status or a signal,
+    /// or outlived its timeout.
+    #[error("{kind} hook failed {why}: {} (hooks.{kind}[{index}])", path.display())]
+    HookFailed {
+        /// Which list (`createRuntime`, `poststart`…).
+        kind: &'static str,
+        /// Its position in the list, from 0.
+        index: usize,
+        /// Its program.
+        path: PathBuf,
+        /// How it failed (`with exit code 1`, `to end within its timeout of 2 s: killed`).
+        why: String,
+    },
     /// A new volume could not be filled with the image's content at its mount point.
     #[error("copy the image's {} into volume {volume}: {why}: mount it with volume-nocopy (--mount type=volume,...,volume-nocopy) to skip the copy", target.display())]
     CopyUp {

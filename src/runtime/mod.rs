@@ -14,6 +14,7 @@ pub mod channel;
 pub mod child;
 mod error;
 pub mod exe;
+pub mod hooks;
 pub mod init;
 pub mod io;
 pub mod oci;
@@ -654,7 +655,7 @@ pub fn await_exec(
                 return Err(Error::Aborted(crate::trace::Aborted(id)));
             }
             Message::Exec(path) => program = path,
-            Message::Go(_) => {}
+            Message::Go(_) | Message::Hooks => {}
             Message::Closed => return Ok((master, program)),
         }
     }

@@ -32,6 +32,9 @@ use crate::spec::RunSpec;
 use crate::specconv::oci::OciParts;
 use crate::sys::{Call, Prctl, Ret, Sys};
 
+/// The runtime spec version dockling writes and reads up to.
+pub const OCI_VERSION: &str = "1.0.2";
+
 /// What `create` needs besides the spec.
 pub struct CreateOptions<'a> {
     /// What only an OCI config says (mounts, masks, sysctls, joins...).
@@ -171,6 +174,29 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
                     }
                     .into())
                 }
+                Message::Hooks => {
+                    // The container's namespaces exist and its mounts are made; it waits
+                    // before pivot_root while the runtime-side hooks run.
+                    let h = &opts.parts.hooks;
+                    let state = super::hooks::state(
+                        &spec.id,
+                        "creating",
+                        Some(pid),
+                        &spec.bundle,
+                        &opts.parts.annotations,
+                    );
+                    super::hooks::run(sys, "prestart", &h.prestart, &state, Some(&spec.bundle))?;
+                    super::hooks::run(
+                        sys,
+                        "createRuntime",
+                        &h.create_runtime,
+                        &state,
+                        Some(&spec.bundle),
+                    )?;
+                    parent_end
+                        .send(&Message::Go(pid))
+                        .map_err(Error::io("send", "container channel"))?;
+                }
                 Message::Go(_) => {}
             }
         }
@@ -278,6 +304,30 @@ fn child_steps(
         )?;
     }
     rootfs.mask_given(&parts.masked_paths, &parts.readonly_paths)?;
+    let hooks = &parts.hooks;
+    if !(hooks.prestart.is_empty() && hooks.create_runtime.is_empty()) {
+        chan.send(&Message::Hooks)
+            .map_err(Error::io("send", "container channel"))?;
+        child::await_go(chan)?;
+    }
+    if !hooks.create_container.is_empty() {
+        // Run by this process: in the container's namespaces and cgroup, the host's root
+        // still reachable (the root is not switched yet), the bundle the working directory.
+        let state = super::hooks::state(
+            &spec.id,
+            "creating",
+            Some(pid),
+            &spec.bundle,
+            &parts.annotations,
+        );
+        super::hooks::run(
+            sys,
+            "createContainer",
+            &hooks.create_container,
+            &state,
+            Some(&spec.bundle),
+        )?;
+    }
     rootfs.switch_root()?;
     if spec.namespaces.uts && !spec.hostname.is_empty() {
         sys.step(StepId::NamespacesHostname)?;
@@ -296,6 +346,26 @@ fn child_steps(
     }
     if let Some(mask) = parts.umask {
         sys.run(Call::Umask { mask })?;
+    }
+    // The process's I/O priority, scheduling and memory policy: all kept across execve, set
+    // while this process still holds CAP_SYS_NICE (a real-time policy or class needs it).
+    if let Some((class, level)) = parts.io_priority {
+        sys.run(Call::IoprioSet { class, level })
+            .map_err(|e| refused("process.ioPriority", e))?;
+    }
+    if let Some(attr) = parts.scheduler {
+        sys.run(Call::SchedSetattr { attr })
+            .map_err(|e| refused("process.scheduler", e))?;
+    }
+    if let Some(p) = &parts.memory_policy {
+        sys.run(Call::SetMempolicy {
+            mode: p.mode,
+            flags: p.flags,
+            nodes: p.nodes.clone(),
+            // The kernel reads one bit fewer than it is told (set_mempolicy(2), BUGS).
+            maxnode: p.nodes.len() as u64 * 64 + 1,
+        })
+        .map_err(|e| refused("linux.memoryPolicy", e))?;
     }
     if spec.tty {
         // A new terminal in the container's own devpts: its master to the engine (which hands
@@ -316,6 +386,29 @@ fn child_steps(
         Path::new(&format!("/proc/self/fd/{fifo}")),
         libc::O_WRONLY | libc::O_CLOEXEC,
     )?;
+    // `start` opened the FIFO: the go-ahead. The startContainer hooks run now, inside the
+    // container, before the byte `start` waits for: a failing one fails `start`, which reads
+    // `E` and the reason instead of `0` (nobody reads the channel any more), and this
+    // process ends.
+    if !hooks.start_container.is_empty() {
+        let state = super::hooks::state(
+            &spec.id,
+            "created",
+            Some(pid),
+            &spec.bundle,
+            &parts.annotations,
+        );
+        if let Err(e) =
+            super::hooks::run(sys, "startContainer", &hooks.start_container, &state, None)
+        {
+            let _ = sys.run(Call::Write {
+                fd: w.as_raw_fd(),
+                path: "exec.fifo".into(),
+                data: format!("E{e}"),
+            });
+            return Err(e);
+        }
+    }
     sys.run(Call::Write {
         fd: w.as_raw_fd(),
         path: "exec.fifo".into(),
@@ -335,6 +428,32 @@ fn child_steps(
             Err(e)
         }
     }
+}
+
+/// A kernel's refusal of what a config field asked for, naming the field and what to do.
+fn refused(field: &str, e: crate::sys::SysError) -> Error {
+    use nix::errno::Errno;
+    let hint = match (field, e.errno) {
+        // This process is root with every capability here: what is missing is time. Where
+        // the kernel shares real-time time between cgroups (CONFIG_RT_GROUP_SCHED, cgroup
+        // v1's cpu.rt_runtime_us), a new group has none, and dockling-runc gives it none.
+        ("process.scheduler", Errno::EPERM) => {
+            " (the container's cgroup has no real-time time: this kernel divides it between \
+             cgroups (cpu.rt_runtime_us) and dockling-runc does not give a container any \
+             yet; use SCHED_OTHER, SCHED_BATCH or SCHED_IDLE)"
+        }
+        ("process.scheduler", Errno::EBUSY) => {
+            " (SCHED_DEADLINE: not enough deadline bandwidth left on these CPUs; give a \
+             smaller runtime or a longer period)"
+        }
+        ("linux.memoryPolicy", Errno::EINVAL) => {
+            " (a node that is not online here (see /sys/devices/system/node/online), or a \
+             flag this mode or kernel does not take)"
+        }
+        (_, Errno::EINVAL) => " (this kernel does not accept these values: check them)",
+        _ => "",
+    };
+    Error::Usage(format!("{field}: {e}{hint}"))
 }
 
 /// The terminal's master end to the caller's console socket (conmon, containerd's shim), which

@@ -124,6 +124,17 @@ pub struct Hook {
     pub timeout: Option<i64>,
 }
 
+/// `linux.memoryPolicy`, checked, as `set_mempolicy(2)` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemPolicy {
+    /// `MPOL_*` mode number.
+    pub mode: i32,
+    /// `MPOL_F_*` flags, or-ed.
+    pub flags: i32,
+    /// The node mask, 64 nodes a word (empty: none given).
+    pub nodes: Vec<u64>,
+}
+
 /// The hooks of the config, each list in the order given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -174,6 +185,12 @@ pub struct OciParts {
     pub rlimits: Vec<Rlimit>,
     /// `process.oomScoreAdj`.
     pub oom_score_adj: Option<i32>,
+    /// `process.scheduler`, as `sched_setattr(2)` takes it.
+    pub scheduler: Option<crate::sys::SchedAttr>,
+    /// `process.ioPriority`: the class (1 RT, 2 BE, 3 IDLE) and its level (0–7).
+    pub io_priority: Option<(u32, u32)>,
+    /// `linux.memoryPolicy`, as `set_mempolicy(2)` takes it.
+    pub memory_policy: Option<MemPolicy>,
     /// `process.user.umask`.
     pub umask: Option<u32>,
     /// `process.consoleSize`: rows and columns of the terminal.
@@ -211,6 +228,9 @@ impl Default for OciParts {
             caps: CapSets::default(),
             rlimits: vec![],
             oom_score_adj: None,
+            scheduler: None,
+            io_priority: None,
+            memory_policy: None,
             umask: None,
             console_size: None,
             sysctl: BTreeMap::new(),
@@ -470,6 +490,15 @@ pub fn from_config(
 
     check_process(&process, &linux)?;
     read_process(&process, &mut parts, warn)?;
+    if let Some(v) = &process.scheduler {
+        parts.scheduler = Some(read_scheduler(v)?);
+    }
+    if let Some(v) = &process.io_priority {
+        parts.io_priority = Some(read_io_priority(v)?);
+    }
+    if let Some(v) = &linux.memory_policy {
+        parts.memory_policy = Some(read_memory_policy(v)?);
+    }
     let namespaces = read_namespaces(&linux, &mut parts)?;
     if doc.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !namespaces.uts {
         return Err(bad(
@@ -494,6 +523,31 @@ pub fn from_config(
     read_paths(&linux, &mut parts)?;
     parts.hooks = doc.hooks.unwrap_or_default();
     check_hooks(&parts.hooks)?;
+    // The startContainer hooks are forked by the container's process after its policy is
+    // set, and a SCHED_DEADLINE process may not fork unless its children drop the policy
+    // (sched(7): EAGAIN from fork).
+    if parts
+        .scheduler
+        .is_some_and(|s| s.policy == 6 && s.flags & 0x01 == 0)
+        && !parts.hooks.start_container.is_empty()
+    {
+        return Err(bad(
+            "process.scheduler",
+            "a SCHED_DEADLINE process cannot fork, and the startContainer hooks are started \
+             by the container's process: add SCHED_FLAG_RESET_ON_FORK to flags, or remove the \
+             hooks",
+        ));
+    }
+    for key in ["run.oci.hooks.stdout", "run.oci.hooks.stderr"] {
+        if let Some(p) = parts.annotations.get(key) {
+            if !Path::new(p).is_absolute() {
+                return Err(bad(
+                    format!("annotations.{key}"),
+                    format!("{p:?} is not an absolute path: give the file for the hooks' output"),
+                ));
+            }
+        }
+    }
     let limits = read_cgroups(&linux, &mut parts)?;
     let seccomp = match linux.seccomp.clone() {
         None => None,
@@ -600,8 +654,6 @@ fn check_process(process: &Process, linux: &Linux) -> Result<(), SpecError> {
         ));
     }
     for (set, field) in [
-        (process.io_priority.is_some(), "process.ioPriority"),
-        (process.scheduler.is_some(), "process.scheduler"),
         (
             process.exec_cpu_affinity.is_some(),
             "process.execCPUAffinity",
@@ -609,7 +661,6 @@ fn check_process(process: &Process, linux: &Linux) -> Result<(), SpecError> {
         (linux.intel_rdt.is_some(), "linux.intelRdt"),
         (linux.personality.is_some(), "linux.personality"),
         (linux.time_offsets.is_some(), "linux.timeOffsets"),
-        (linux.memory_policy.is_some(), "linux.memoryPolicy"),
     ] {
         if set {
             return Err(bad(field, "is not supported by dockling yet: remove it"));
@@ -910,6 +961,335 @@ fn read_paths(linux: &Linux, parts: &mut OciParts) -> Result<(), SpecError> {
     };
 
     Ok(())
+}
+
+#[derive(Deserialize)]
+struct RawScheduler {
+    policy: String,
+    #[serde(default)]
+    nice: i32,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    flags: Vec<String>,
+    #[serde(default)]
+    runtime: Option<u64>,
+    #[serde(default)]
+    deadline: Option<u64>,
+    #[serde(default)]
+    period: Option<u64>,
+}
+
+/// `process.scheduler` → `struct sched_attr`, refusing what `sched_setattr(2)` would (with
+/// crun's words for SCHED_DEADLINE's parameters, which its tests look for).
+fn read_scheduler(v: &Value) -> Result<crate::sys::SchedAttr, SpecError> {
+    const FIELD: &str = "process.scheduler";
+    let raw: RawScheduler = serde_json::from_value(v.clone()).map_err(|e| {
+        bad(
+            FIELD,
+            format!("{e}: give {{\"policy\": \"SCHED_OTHER\", \"nice\": 5}} or the like"),
+        )
+    })?;
+    let policy = match raw.policy.as_str() {
+        "SCHED_OTHER" => 0,
+        "SCHED_FIFO" => 1,
+        "SCHED_RR" => 2,
+        "SCHED_BATCH" => 3,
+        "SCHED_ISO" => 4,
+        "SCHED_IDLE" => 5,
+        "SCHED_DEADLINE" => 6,
+        other => {
+            return Err(bad(
+                format!("{FIELD}.policy"),
+                format!(
+                    "unknown policy {other:?}: use SCHED_OTHER, SCHED_FIFO, SCHED_RR, \
+                     SCHED_BATCH, SCHED_IDLE or SCHED_DEADLINE"
+                ),
+            ))
+        }
+    };
+    if policy == 4 {
+        return Err(bad(
+            format!("{FIELD}.policy"),
+            "SCHED_ISO is reserved and Linux does not implement it: use SCHED_OTHER",
+        ));
+    }
+    if !(-20..=19).contains(&raw.nice) {
+        return Err(bad(
+            format!("{FIELD}.nice"),
+            format!("{} is outside -20..19", raw.nice),
+        ));
+    }
+    let realtime = matches!(policy, 1 | 2);
+    if realtime && !(1..=99).contains(&raw.priority) {
+        return Err(bad(
+            format!("{FIELD}.priority"),
+            format!(
+                "{} is outside 1..99, the priorities of {}",
+                raw.priority, raw.policy
+            ),
+        ));
+    }
+    if !realtime && raw.priority != 0 {
+        return Err(bad(
+            format!("{FIELD}.priority"),
+            format!(
+                "{} has no priority (only SCHED_FIFO and SCHED_RR do): remove it, or give 0",
+                raw.policy
+            ),
+        ));
+    }
+    let mut flags = 0u64;
+    for f in &raw.flags {
+        flags |= match f.as_str() {
+            "SCHED_FLAG_RESET_ON_FORK" => 0x01,
+            "SCHED_FLAG_RECLAIM" => 0x02,
+            "SCHED_FLAG_DL_OVERRUN" => 0x04,
+            "SCHED_FLAG_KEEP_POLICY" => 0x08,
+            "SCHED_FLAG_KEEP_PARAMS" => 0x10,
+            "SCHED_FLAG_UTIL_CLAMP_MIN" => 0x20,
+            "SCHED_FLAG_UTIL_CLAMP_MAX" => 0x40,
+            other => {
+                return Err(bad(
+                    format!("{FIELD}.flags"),
+                    format!(
+                        "unknown flag {other:?}: use SCHED_FLAG_RESET_ON_FORK, \
+                         SCHED_FLAG_RECLAIM, SCHED_FLAG_DL_OVERRUN, SCHED_FLAG_KEEP_POLICY, \
+                         SCHED_FLAG_KEEP_PARAMS, SCHED_FLAG_UTIL_CLAMP_MIN or \
+                         SCHED_FLAG_UTIL_CLAMP_MAX"
+                    ),
+                ))
+            }
+        };
+    }
+    if flags & 0x60 != 0 {
+        // The clamp values live in fields of sched_attr the runtime spec has no place for.
+        return Err(bad(
+            format!("{FIELD}.flags"),
+            "SCHED_FLAG_UTIL_CLAMP_MIN/MAX need clamp values the runtime spec cannot give: \
+             remove them",
+        ));
+    }
+    let mut attr = crate::sys::SchedAttr {
+        policy,
+        flags,
+        nice: raw.nice,
+        priority: raw.priority as u32,
+        ..Default::default()
+    };
+    if policy == 6 {
+        // The kernel's bounds (sched_setattr(2), kernel/sched/deadline.c): runtime at least
+        // 1024 ns (2^DL_SCALE), nothing at or past 2^63, runtime <= deadline <= period.
+        const MIN: u64 = 1024;
+        const MAX: u64 = (1 << 63) - 1;
+        let why = |s: String| bad(FIELD, format!("sched_setattr: `SCHED_DEADLINE` {s}"));
+        let runtime = raw
+            .runtime
+            .ok_or_else(|| why("requires `runtime` (nanoseconds)".into()))?;
+        let deadline = raw
+            .deadline
+            .ok_or_else(|| why("requires `deadline` (nanoseconds)".into()))?;
+        if runtime == 0 {
+            return Err(why("runtime must be greater than 0".into()));
+        }
+        for (name, value) in [("runtime", runtime), ("deadline", deadline)] {
+            if !(MIN..=MAX).contains(&value) {
+                return Err(why(format!(
+                    "{name} {value} must be between {MIN} and {MAX} nanoseconds"
+                )));
+            }
+        }
+        if runtime > deadline {
+            return Err(why(format!(
+                "runtime {runtime} must be <= deadline {deadline}"
+            )));
+        }
+        let period = raw.period.unwrap_or(0);
+        if period != 0 {
+            if period > MAX {
+                return Err(why(format!(
+                    "period {period} must be between {MIN} and {MAX} nanoseconds"
+                )));
+            }
+            if deadline > period {
+                return Err(why(format!(
+                    "deadline {deadline} must be <= period {period}"
+                )));
+            }
+        }
+        attr.runtime = runtime;
+        attr.deadline = deadline;
+        attr.period = period;
+    }
+    Ok(attr)
+}
+
+#[derive(Deserialize)]
+struct RawIoPriority {
+    class: String,
+    #[serde(default)]
+    priority: i64,
+}
+
+/// `process.ioPriority` → the class number and level `ioprio_set(2)` takes.
+fn read_io_priority(v: &Value) -> Result<(u32, u32), SpecError> {
+    const FIELD: &str = "process.ioPriority";
+    let raw: RawIoPriority = serde_json::from_value(v.clone()).map_err(|e| {
+        bad(
+            FIELD,
+            format!("{e}: give {{\"class\": \"IOPRIO_CLASS_BE\", \"priority\": 4}} or the like"),
+        )
+    })?;
+    let class = match raw.class.as_str() {
+        "IOPRIO_CLASS_RT" => 1,
+        "IOPRIO_CLASS_BE" => 2,
+        "IOPRIO_CLASS_IDLE" => 3,
+        other => {
+            return Err(bad(
+                format!("{FIELD}.class"),
+                format!(
+                    "unknown class {other:?}: use IOPRIO_CLASS_RT, IOPRIO_CLASS_BE or \
+                     IOPRIO_CLASS_IDLE"
+                ),
+            ))
+        }
+    };
+    if !(0..=7).contains(&raw.priority) {
+        return Err(bad(
+            format!("{FIELD}.priority"),
+            format!("{} is outside 0..7 (0 is the highest level)", raw.priority),
+        ));
+    }
+    Ok((class, raw.priority as u32))
+}
+
+#[derive(Deserialize)]
+struct RawMemoryPolicy {
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    nodes: Option<String>,
+    #[serde(default)]
+    flags: Vec<String>,
+}
+
+/// The highest NUMA node number Linux can have (`MAX_NUMNODES` is at most 1 << 10).
+const MAX_NODE: u32 = 1023;
+
+/// `linux.memoryPolicy` → mode, flags and node mask, refusing the combinations
+/// `set_mempolicy(2)` refuses with EINVAL, so the error names the field.
+fn read_memory_policy(v: &Value) -> Result<MemPolicy, SpecError> {
+    const FIELD: &str = "linux.memoryPolicy";
+    let raw: RawMemoryPolicy = serde_json::from_value(v.clone()).map_err(|e| {
+        bad(
+            FIELD,
+            format!("{e}: give {{\"mode\": \"MPOL_BIND\", \"nodes\": \"0\"}} or the like"),
+        )
+    })?;
+    const MODES: &str = "MPOL_DEFAULT, MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE, MPOL_LOCAL, \
+                         MPOL_PREFERRED_MANY or MPOL_WEIGHTED_INTERLEAVE";
+    let name = raw.mode.ok_or_else(|| {
+        bad(
+            format!("{FIELD}.mode"),
+            format!("missing: give one of {MODES}"),
+        )
+    })?;
+    let mode = match name.as_str() {
+        "MPOL_DEFAULT" => 0,
+        "MPOL_PREFERRED" => 1,
+        "MPOL_BIND" => 2,
+        "MPOL_INTERLEAVE" => 3,
+        "MPOL_LOCAL" => 4,
+        "MPOL_PREFERRED_MANY" => 5,
+        "MPOL_WEIGHTED_INTERLEAVE" => 6,
+        other => {
+            return Err(bad(
+                format!("{FIELD}.mode"),
+                format!("unknown mode {other:?}: use {MODES}"),
+            ))
+        }
+    };
+    let mut flags = 0;
+    for f in &raw.flags {
+        flags |= match f.as_str() {
+            "MPOL_F_NUMA_BALANCING" => 1 << 13,
+            "MPOL_F_RELATIVE_NODES" => 1 << 14,
+            "MPOL_F_STATIC_NODES" => 1 << 15,
+            other => {
+                return Err(bad(
+                    format!("{FIELD}.flags"),
+                    format!(
+                        "unknown flag {other:?}: use MPOL_F_NUMA_BALANCING, \
+                         MPOL_F_RELATIVE_NODES or MPOL_F_STATIC_NODES"
+                    ),
+                ))
+            }
+        };
+    }
+    if flags & (1 << 14) != 0 && flags & (1 << 15) != 0 {
+        return Err(bad(
+            format!("{FIELD}.flags"),
+            "MPOL_F_RELATIVE_NODES and MPOL_F_STATIC_NODES exclude each other: keep one",
+        ));
+    }
+    let mut nodes: Vec<u64> = Vec::new();
+    let text = raw.nodes.unwrap_or_default();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let number = |s: &str| -> Result<u32, SpecError> {
+            s.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= MAX_NODE)
+                .ok_or_else(|| {
+                    bad(
+                        format!("{FIELD}.nodes"),
+                        format!(
+                            "{text:?}: {s:?} is not a node number (0..{MAX_NODE}); give a list \
+                         like \"0-3,7\""
+                        ),
+                    )
+                })
+        };
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(part)?, number(part)?),
+        };
+        if first > last {
+            return Err(bad(
+                format!("{FIELD}.nodes"),
+                format!("{text:?}: the range {part} runs backwards"),
+            ));
+        }
+        for n in first..=last {
+            let word = (n / 64) as usize;
+            if nodes.len() <= word {
+                nodes.resize(word + 1, 0);
+            }
+            nodes[word] |= 1 << (n % 64);
+        }
+    }
+    match mode {
+        0 | 4 if !nodes.is_empty() => {
+            return Err(bad(
+                format!("{FIELD}.nodes"),
+                format!("{name} takes no nodes: remove them"),
+            ))
+        }
+        0 if flags != 0 => {
+            return Err(bad(
+                format!("{FIELD}.flags"),
+                "MPOL_DEFAULT takes no flags: remove them",
+            ))
+        }
+        2 | 3 | 5 | 6 if nodes.is_empty() => {
+            return Err(bad(
+                format!("{FIELD}.nodes"),
+                format!("{name} needs nodes: give a list like \"0-1\""),
+            ))
+        }
+        _ => {}
+    }
+    Ok(MemPolicy { mode, flags, nodes })
 }
 
 /// Every hook's path is absolute and its timeout positive.
@@ -1558,5 +1938,157 @@ mod tests {
         doc["vendorThing"] = json!({"x": 1});
         doc["process"]["newField"] = json!(true);
         read(&doc).unwrap();
+    }
+
+    #[test]
+    fn scheduler_io_priority_and_memory_policy_read_into_kernel_values() {
+        let mut doc = base();
+        doc["process"]["scheduler"] = json!({"policy": "SCHED_DEADLINE", "runtime": 10_000_000,
+            "deadline": 20_000_000, "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
+        doc["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE"});
+        doc["linux"]["memoryPolicy"] =
+            json!({"mode": "MPOL_INTERLEAVE", "nodes": "0-2,65", "flags": ["MPOL_F_STATIC_NODES"]});
+        let (_, parts) = read(&doc).unwrap();
+        assert_eq!(
+            parts.scheduler,
+            Some(crate::sys::SchedAttr {
+                policy: 6,
+                flags: 1,
+                runtime: 10_000_000,
+                deadline: 20_000_000,
+                ..Default::default()
+            })
+        );
+        assert_eq!(parts.io_priority, Some((3, 0)));
+        assert_eq!(
+            parts.memory_policy,
+            Some(MemPolicy {
+                mode: 3,
+                flags: 1 << 15,
+                nodes: vec![0b111, 0b10],
+            })
+        );
+    }
+
+    #[test]
+    fn scheduler_io_priority_and_memory_policy_refusals_name_the_field() {
+        let deadline = |runtime: Value, deadline: Value, period: Value| {
+            let mut d = base();
+            d["process"]["scheduler"] = json!({"policy": "SCHED_DEADLINE"});
+            for (k, v) in [
+                ("runtime", runtime),
+                ("deadline", deadline),
+                ("period", period),
+            ] {
+                if !v.is_null() {
+                    d["process"]["scheduler"][k] = v;
+                }
+            }
+            refusal(d)
+        };
+        // crun's words, which its tests look for.
+        let e = deadline(Value::Null, json!(20_000_000), Value::Null);
+        assert!(
+            e.contains("sched_setattr: `SCHED_DEADLINE` requires `runtime`"),
+            "{e}"
+        );
+        let e = deadline(json!(0), json!(20_000_000), Value::Null);
+        assert!(e.contains("runtime must be greater than 0"), "{e}");
+        let e = deadline(json!(1023), json!(20_000_000), Value::Null);
+        assert!(e.contains("runtime 1023 must be between 1024 and"), "{e}");
+        let e = deadline(json!(30_000_000), json!(20_000_000), json!(40_000_000));
+        assert!(
+            e.contains("runtime 30000000 must be <= deadline 20000000"),
+            "{e}"
+        );
+        let e = deadline(json!(10_000_000), json!(30_000_000), json!(20_000_000));
+        assert!(
+            e.contains("deadline 30000000 must be <= period 20000000"),
+            "{e}"
+        );
+        let mut d = base();
+        d["process"]["scheduler"] =
+            json!({"policy": "SCHED_DEADLINE", "runtime": 10_000_000, "deadline": 20_000_000});
+        d["hooks"] = json!({"startContainer": [{"path": "/bin/true"}]});
+        let e = refusal(d.clone());
+        assert!(e.contains("SCHED_FLAG_RESET_ON_FORK"), "{e}");
+        d["process"]["scheduler"]["flags"] = json!(["SCHED_FLAG_RESET_ON_FORK"]);
+        read(&d).unwrap();
+        let with = |section: &str, key: &str, v: Value| {
+            let mut d = base();
+            d[section][key] = v;
+            refusal(d)
+        };
+        for (section, key, v, says) in [
+            (
+                "process",
+                "scheduler",
+                json!({"policy": "SCHED_FIFO"}),
+                "outside 1..99",
+            ),
+            (
+                "process",
+                "scheduler",
+                json!({"policy": "SCHED_BATCH", "priority": 3}),
+                "has no priority",
+            ),
+            (
+                "process",
+                "scheduler",
+                json!({"policy": "SCHED_X"}),
+                "unknown policy",
+            ),
+            (
+                "process",
+                "ioPriority",
+                json!({"class": "IOPRIO_CLASS_BE", "priority": 8}),
+                "outside 0..7",
+            ),
+            (
+                "linux",
+                "memoryPolicy",
+                json!({}),
+                "linux.memoryPolicy.mode: missing",
+            ),
+            (
+                "linux",
+                "memoryPolicy",
+                json!({"mode": "MPOL_BIND"}),
+                "needs nodes",
+            ),
+            (
+                "linux",
+                "memoryPolicy",
+                json!({"mode": "MPOL_LOCAL", "nodes": "0"}),
+                "takes no nodes",
+            ),
+            (
+                "linux",
+                "memoryPolicy",
+                json!({"mode": "MPOL_BIND", "nodes": "10284838"}),
+                "is not a node number",
+            ),
+            (
+                "linux",
+                "memoryPolicy",
+                json!({"mode": "MPOL_BIND", "nodes": "3-1"}),
+                "runs backwards",
+            ),
+            (
+                "linux",
+                "memoryPolicy",
+                json!({"mode": "MPOL_PREFERRED", "flags": ["X"]}),
+                "unknown flag",
+            ),
+            (
+                "linux",
+                "memoryPolicy",
+                json!({"mode": "MPOL_PREFERRED", "flags": ["MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]}),
+                "exclude each other",
+            ),
+        ] {
+            let e = with(section, key, v);
+            assert!(e.contains(says), "{says}: {e}");
+        }
     }
 }

@@ -306,6 +306,65 @@ pub enum Call {
     /// `fsconfig(fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0)`: the kernel makes the superblock,
     /// reading the source; nothing is mounted (no fsmount follows).
     FsconfigCreate { fd: i32 },
+    /// An OCI hook: `clone(2)` like fork, `execve(2)` of `path` in the child with `argv`, the
+    /// environment `envp` (the engine's own when `None`, as runc and crun do) and the working
+    /// directory `dir`, the container's state (`state`, JSON) written to its stdin through a
+    /// pipe, then `wait4(2)`; after `timeout` seconds it is killed (SIGKILL) and the call fails
+    /// with `ETIMEDOUT`. Its stdout and stderr are the engine's, or the files `stdout` and
+    /// `stderr` name (opened for appending, made 0600 when missing). `kind` names the hook
+    /// (`hooks.createRuntime[0]`), for the explanation and error messages.
+    RunHook {
+        kind: String,
+        path: PathBuf,
+        argv: Vec<String>,
+        envp: Option<Vec<String>>,
+        dir: Option<PathBuf>,
+        state: String,
+        timeout: Option<u64>,
+        stdout: Option<PathBuf>,
+        stderr: Option<PathBuf>,
+    },
+    /// `sched_setattr(0, attr, 0)`: the calling thread's scheduling policy and its
+    /// parameters (`process.scheduler`), inherited by the program across `execve`.
+    SchedSetattr { attr: SchedAttr },
+    /// `ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_PRIO_VALUE(class, level))`: the calling
+    /// process's I/O scheduling class and priority (`process.ioPriority`).
+    IoprioSet { class: u32, level: u32 },
+    /// `set_mempolicy(mode | flags, nodemask, maxnode)`: the calling thread's NUMA memory
+    /// policy (`linux.memoryPolicy`); `nodes` is the node mask as 64-bit words.
+    SetMempolicy {
+        mode: i32,
+        flags: i32,
+        nodes: Vec<u64>,
+        maxnode: u64,
+    },
+}
+
+/// `struct sched_attr` of `sched_setattr(2)`, the fields a config can set.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SchedAttr {
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// A scheduling policy's name, as strace prints it.
+pub fn sched_policy_name(policy: u32) -> String {
+    match policy {
+        0 => "SCHED_OTHER".into(),
+        1 => "SCHED_FIFO".into(),
+        2 => "SCHED_RR".into(),
+        3 => "SCHED_BATCH".into(),
+        4 => "SCHED_ISO".into(),
+        5 => "SCHED_IDLE".into(),
+        6 => "SCHED_DEADLINE".into(),
+        n => n.to_string(),
+    }
 }
 
 /// The transport protocol of a published port.
@@ -567,6 +626,10 @@ impl Call {
             Call::Getsockname { .. } => "getsockname",
             Call::Fsopen { .. } => "fsopen",
             Call::FsconfigSource { .. } | Call::FsconfigCreate { .. } => "fsconfig",
+            Call::RunHook { .. } => "execve",
+            Call::SchedSetattr { .. } => "sched_setattr",
+            Call::IoprioSet { .. } => "ioprio_set",
+            Call::SetMempolicy { .. } => "set_mempolicy",
         }
     }
 
@@ -763,6 +826,7 @@ impl Call {
             Call::Fsopen { .. } => "fsopen.probe",
             Call::FsconfigSource { .. } => "fsconfig.source",
             Call::FsconfigCreate { .. } => "fsconfig.create",
+            Call::RunHook { .. } => "execve.hook",
             other => other.name(),
         }
     }
@@ -1291,6 +1355,82 @@ impl Call {
             Call::FsconfigCreate { fd } => {
                 let _ = write!(s, "{fd}, FSCONFIG_CMD_CREATE, NULL, NULL, 0");
             }
+            Call::RunHook {
+                path, argv, envp, ..
+            } => {
+                let a: Vec<String> = argv.iter().map(|x| quote(x)).collect();
+                let _ = write!(
+                    s,
+                    "{}, [{}], 0x… /* {} */",
+                    quote(&path.to_string_lossy()),
+                    a.join(", "),
+                    match envp {
+                        Some(e) => format!("{} vars", e.len()),
+                        None => "the engine's environment".into(),
+                    }
+                );
+            }
+            Call::SchedSetattr { attr } => {
+                let _ = write!(
+                    s,
+                    "0, {{size=48, sched_policy={}, sched_flags={}, sched_nice={}, \
+                     sched_priority={}, sched_runtime={}, sched_deadline={}, sched_period={}}}, 0",
+                    sched_policy_name(attr.policy),
+                    hex(attr.flags),
+                    attr.nice,
+                    attr.priority,
+                    attr.runtime,
+                    attr.deadline,
+                    attr.period
+                );
+            }
+            Call::IoprioSet { class, level } => {
+                let name = match class {
+                    1 => "IOPRIO_CLASS_RT",
+                    2 => "IOPRIO_CLASS_BE",
+                    3 => "IOPRIO_CLASS_IDLE",
+                    _ => "IOPRIO_CLASS_NONE",
+                };
+                let _ = write!(
+                    s,
+                    "IOPRIO_WHO_PROCESS, 0, IOPRIO_PRIO_VALUE({name}, {level})"
+                );
+            }
+            Call::SetMempolicy {
+                mode,
+                flags,
+                nodes,
+                maxnode,
+            } => {
+                let mut m = match mode {
+                    0 => "MPOL_DEFAULT",
+                    1 => "MPOL_PREFERRED",
+                    2 => "MPOL_BIND",
+                    3 => "MPOL_INTERLEAVE",
+                    4 => "MPOL_LOCAL",
+                    5 => "MPOL_PREFERRED_MANY",
+                    6 => "MPOL_WEIGHTED_INTERLEAVE",
+                    _ => "?",
+                }
+                .to_string();
+                for (bit, name) in [
+                    (1 << 15, "MPOL_F_STATIC_NODES"),
+                    (1 << 14, "MPOL_F_RELATIVE_NODES"),
+                    (1 << 13, "MPOL_F_NUMA_BALANCING"),
+                ] {
+                    if flags & bit != 0 {
+                        m.push('|');
+                        m.push_str(name);
+                    }
+                }
+                let mask = if nodes.is_empty() {
+                    "NULL".to_string()
+                } else {
+                    let words: Vec<String> = nodes.iter().map(|w| hex(*w)).collect();
+                    format!("[{}]", words.join(", "))
+                };
+                let _ = write!(s, "{m}, {mask}, {maxnode}");
+            }
         }
         s
     }
@@ -1369,6 +1509,10 @@ impl Call {
             Call::Fsopen { fstype } => format!("{fstype} context"),
             Call::FsconfigSource { source, .. } => source.display().to_string(),
             Call::FsconfigCreate { fd } => format!("fs context fd {fd}"),
+            Call::RunHook { kind, path, .. } => format!("{kind} {}", path.display()),
+            Call::SchedSetattr { attr } => sched_policy_name(attr.policy),
+            Call::IoprioSet { .. } => "the container's process".into(),
+            Call::SetMempolicy { .. } => "the container's process".into(),
             Call::Capset { .. }
             | Call::Setsid
             | Call::Seccomp { .. }
@@ -1483,7 +1627,11 @@ impl Call {
                 | Call::Getsockname { .. }
                 | Call::Fsopen { .. }
                 | Call::FsconfigSource { .. }
-                | Call::FsconfigCreate { .. } => {}
+                | Call::FsconfigCreate { .. }
+                | Call::RunHook { .. }
+                | Call::SchedSetattr { .. }
+                | Call::IoprioSet { .. }
+                | Call::SetMempolicy { .. } => {}
             }
         }
         let p = PathBuf::from;
@@ -1951,6 +2099,27 @@ impl Call {
                 source: p("/proc/self/fd/4"),
             },
             Call::FsconfigCreate { fd: 3 },
+            Call::RunHook {
+                kind: "hooks.createRuntime[0]".into(),
+                path: p("/usr/bin/hook"),
+                argv: vec!["hook".into()],
+                envp: None,
+                dir: Some(p("/bundle")),
+                state: "{}".into(),
+                timeout: Some(5),
+                stdout: None,
+                stderr: None,
+            },
+            Call::SchedSetattr {
+                attr: SchedAttr::default(),
+            },
+            Call::IoprioSet { class: 2, level: 4 },
+            Call::SetMempolicy {
+                mode: 2,
+                flags: 0,
+                nodes: vec![1],
+                maxnode: 64,
+            },
         ]);
         v
     }

@@ -428,6 +428,82 @@ impl Backend for Linux {
                 signal: libc::SIGKILL,
             }),
             Call::WaitProxy { pid } => self.perform(&Call::Wait4 { pid: *pid }),
+            Call::RunHook {
+                path,
+                argv,
+                envp,
+                dir,
+                state,
+                timeout,
+                stdout,
+                stderr,
+                ..
+            } => run_hook(
+                path,
+                argv,
+                envp.as_deref(),
+                dir.as_deref(),
+                state,
+                *timeout,
+                [stdout.as_deref(), stderr.as_deref()],
+            ),
+            Call::SchedSetattr { attr } => {
+                let raw = SchedAttrRaw {
+                    size: std::mem::size_of::<SchedAttrRaw>() as u32,
+                    sched_policy: attr.policy,
+                    sched_flags: attr.flags,
+                    sched_nice: attr.nice,
+                    sched_priority: attr.priority,
+                    sched_runtime: attr.runtime,
+                    sched_deadline: attr.deadline,
+                    sched_period: attr.period,
+                };
+                // SAFETY: `raw` is a live `struct sched_attr` (version 0, 48 bytes) for the
+                // call; the kernel only reads it. Not nix: it has no sched_setattr (nor glibc
+                // a wrapper before 2.41).
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_sched_setattr,
+                        0,
+                        &raw as *const SchedAttrRaw,
+                        0u32,
+                    )
+                })
+            }
+            Call::IoprioSet { class, level } => {
+                // SAFETY: integer arguments only. Not nix: it has no ioprio_set (nor glibc).
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_ioprio_set,
+                        1, // IOPRIO_WHO_PROCESS
+                        0,
+                        ((class << 13) | level) as libc::c_int,
+                    )
+                })
+            }
+            Call::SetMempolicy {
+                mode,
+                flags,
+                nodes,
+                maxnode,
+            } => {
+                let mask = if nodes.is_empty() {
+                    std::ptr::null()
+                } else {
+                    nodes.as_ptr()
+                };
+                // SAFETY: `mask` is NULL or points at `nodes`, which holds at least `maxnode`
+                // bits and outlives the call; the kernel only reads it. Not nix: it has no
+                // set_mempolicy (glibc's is in libnuma, not libc).
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_set_mempolicy,
+                        mode | flags,
+                        mask,
+                        *maxnode as libc::c_ulong,
+                    )
+                })
+            }
             Call::Wait4 { pid } => loop {
                 let mut status = 0;
                 // SAFETY: status is a live int; rusage may be NULL. Not nix's waitpid: it
@@ -1010,4 +1086,104 @@ fn bind_unix(dir: i32, name: &str) -> Result<Ret, Errno> {
     bound?;
     listen(&fd, Backlog::new(8).unwrap_or(Backlog::MAXCONN))?;
     Ok(Ret::Fd(fd.into_raw_fd()))
+}
+
+/// `struct sched_attr` as `sched_setattr(2)` reads it (`SCHED_ATTR_SIZE_VER0`, no clamps).
+#[repr(C)]
+struct SchedAttrRaw {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+}
+
+/// An OCI hook: forked and executed by the standard library's process spawning (a fork or
+/// vfork-like clone, then execve; it reports a failed execve's errno), its stdin a pipe the
+/// state is written to and closed, its stdout and stderr this process's or the files given. Waited for with
+/// WNOHANG every few milliseconds until its timeout, then killed and reaped: `ETIMEDOUT`.
+fn run_hook(
+    path: &Path,
+    argv: &[String],
+    envp: Option<&[String]>,
+    dir: Option<&Path>,
+    state: &str,
+    timeout: Option<u64>,
+    [stdout, stderr]: [Option<&Path>; 2],
+) -> Result<Ret, Errno> {
+    use std::io::Write;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let errno = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let mut cmd = std::process::Command::new(path);
+    if let Some((first, rest)) = argv.split_first() {
+        cmd.arg0(first).args(rest);
+    }
+    if let Some(env) = envp {
+        cmd.env_clear();
+        for kv in env {
+            match kv.split_once('=') {
+                Some((k, v)) => cmd.env(k, v),
+                None => cmd.env(kv, ""),
+            };
+        }
+    }
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    cmd.stdin(std::process::Stdio::piped());
+    let append = |p: &Path| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(p)
+            .map_err(errno)
+    };
+    if let Some(p) = stdout {
+        cmd.stdout(append(p)?);
+    }
+    if let Some(p) = stderr {
+        cmd.stderr(append(p)?);
+    }
+    let mut child = cmd.spawn().map_err(errno)?;
+    // The state is written as the pipe takes it, between waits: a hook that never reads a
+    // state bigger than the pipe still meets its timeout. One that does not read at all is no
+    // failure (EPIPE: SIGPIPE is ignored), and its stdin closes once all is written.
+    let mut stdin = child.stdin.take();
+    if let Some(s) = &stdin {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let _ = fcntl(s.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    }
+    let mut unwritten = state.as_bytes();
+    let deadline = timeout.map(|t| std::time::Instant::now() + std::time::Duration::from_secs(t));
+    loop {
+        if let Some(s) = &mut stdin {
+            match s.write(unwritten) {
+                Ok(n) => unwritten = &unwritten[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => unwritten = &[],
+            }
+            if unwritten.is_empty() {
+                stdin = None;
+            }
+        }
+        if let Some(status) = child.try_wait().map_err(errno)? {
+            return Ok(Ret::Waited {
+                pid: child.id() as i32,
+                status: status.into_raw(),
+            });
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Errno::ETIMEDOUT);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

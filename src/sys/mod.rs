@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
-pub use call::{Call, Prctl, Ret, Statfs, Transport};
+pub use call::{Call, Prctl, Ret, SchedAttr, Statfs, Transport};
 
 use crate::trace::{StepId, Tracer};
 
@@ -121,7 +121,11 @@ impl Sys {
     pub fn perform(&self, call: Call) -> Result<Ret, SysError> {
         if matches!(
             call,
-            Call::Clone { .. } | Call::Execve { .. } | Call::Execveat { .. } | Call::Wait4 { .. }
+            Call::Clone { .. }
+                | Call::Execve { .. }
+                | Call::Execveat { .. }
+                | Call::Wait4 { .. }
+                | Call::RunHook { .. }
         ) {
             // The child must not inherit unwritten events (they would be written twice), and
             // nothing should sit in a buffer while the container runs.

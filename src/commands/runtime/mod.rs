@@ -17,8 +17,7 @@ pub mod state;
 
 use state::{StateRoot, Status};
 
-/// The runtime spec version dockling writes and reads up to.
-pub const OCI_VERSION: &str = "1.0.2";
+pub use crate::runtime::oci::OCI_VERSION;
 
 /// Run the runtime's command line (`args[0]` is the program's name) and give its exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -232,16 +231,6 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
         }
         _ => {}
     }
-    let h = &parts.hooks;
-    if !(h.prestart.is_empty()
-        && h.create_runtime.is_empty()
-        && h.create_container.is_empty()
-        && h.start_container.is_empty()
-        && h.poststart.is_empty()
-        && h.poststop.is_empty())
-    {
-        return not_yet("hooks");
-    }
     if parts.domainname.is_some() {
         return not_yet("domainname");
     }
@@ -403,9 +392,9 @@ fn cgroup_at_clean(path: &str, id: &str) -> state::CgroupAt {
 /// runs its program. The FIFO goes, so the container reads `running` from now on. `start`
 /// returns once the program's `execve` is done: the child's end of the FIFO, close-on-exec,
 /// closes then (a failed `execve` writes a second byte before the child exits).
-fn start(root: &Path, id: &str) -> Result<()> {
-    let root = StateRoot::open(root)?;
-    let (_lock, record) = root.lock_and_load(id)?;
+fn start(root_dir: &Path, id: &str) -> Result<()> {
+    let root = StateRoot::open(root_dir)?;
+    let (lock, record) = root.lock_and_load(id)?;
     let dir = root.dir_of(id);
     let status = record.status(&dir);
     if status != Status::Created {
@@ -419,30 +408,50 @@ fn start(root: &Path, id: &str) -> Result<()> {
     let fifo = dir.join("exec.fifo");
     let fd = sys.open(&fifo, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC)?;
     let init = record.init.expect("created means a process");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut byte = [0u8; 1];
-    // Before the child's open for writing, a read finds no writer and returns 0, as after
-    // its close: `go` tells the two apart (the byte "0" came in between).
+    let hooks = record_hooks(&record);
+    let bound = || std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // The startContainer hooks run between the go-ahead and the byte: as long as they take.
+    let mut deadline = hooks.start_container.is_empty().then(bound);
+    // `0` from the process: it goes on to its program (`go`: when). `E` and a message: a
+    // startContainer hook failed, and the process ends. After `0`, the end of the FIFO is
+    // its `execve` done; a `1` before it, its `execve` failed. (Before the process opens its
+    // end, a read finds no writer and returns 0 too: `go` tells the two apart.)
     let mut go = None;
+    let mut got: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 512];
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
     let execed = loop {
-        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut byte) {
-            Ok(1) if go.is_none() => {
+        match nix::unistd::read(raw, &mut buf) {
+            Ok(n) if n > 0 && go.is_none() && buf[0] == b'0' && got.is_empty() => {
                 go = Some(std::time::Instant::now());
+                deadline = Some(bound());
                 std::fs::remove_file(&fifo).map_err(Error::io("remove", &fifo))?;
+                if n > 1 {
+                    break false;
+                }
                 continue;
             }
-            // Its execve failed (the child says so on its standard error and exits).
-            Ok(1) => break false,
+            // Its execve failed (the process says so on its standard error and exits).
+            Ok(n) if n > 0 && go.is_some() => break false,
+            Ok(n) if n > 0 => {
+                got.extend_from_slice(&buf[..n]);
+                continue;
+            }
             Ok(0) if go.is_some() => break true,
             Ok(_) | Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::io("read", &fifo)(e.into())),
         }
         if go.is_none() && !init.alive() {
-            return Err(Error::Usage(format!(
-                "container {id:?}'s process ended before it started"
-            )));
+            // What it wrote before it ended stays readable.
+            while let Ok(n @ 1..) = nix::unistd::read(raw, &mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+            return Err(Error::Usage(match got.split_first() {
+                Some((b'E', text)) => String::from_utf8_lossy(text).into_owned(),
+                _ => format!("container {id:?}'s process ended before it started"),
+            }));
         }
-        if std::time::Instant::now() > deadline {
+        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
             if go.is_some() {
                 // Let go: it runs (or will); only its execve is not written down.
                 break false;
@@ -456,7 +465,42 @@ fn start(root: &Path, id: &str) -> Result<()> {
     if execed {
         record_exec(&sys, &record, go.unwrap_or_else(std::time::Instant::now));
     }
+    if !hooks.poststart.is_empty() {
+        let state = crate::runtime::hooks::state(
+            id,
+            "running",
+            Some(init.pid),
+            &record.bundle,
+            &record.annotations,
+        );
+        // runc and crun end the container when a poststart hook fails, and crun removes it
+        // too (its tests check): so does this, as `delete --force` would.
+        if let Err(e) = crate::runtime::hooks::run(
+            &sys,
+            "poststart",
+            &hooks.poststart,
+            &state,
+            Some(&record.bundle),
+        ) {
+            drop(lock);
+            drop(sys);
+            if let Err(d) = delete(root_dir, id, true) {
+                eprintln!(
+                    "dockling-runc: warning: delete {id:?} after its poststart hook failed: {d}"
+                );
+            }
+            return Err(e);
+        }
+    }
     Ok(())
+}
+
+/// The hooks of the config `create` kept in the record (none when it has none).
+fn record_hooks(record: &state::Record) -> crate::specconv::oci::Hooks {
+    match record.config.get("hooks") {
+        Some(v) if !v.is_null() => serde_json::from_value(v.clone()).unwrap_or_default(),
+        _ => Default::default(),
+    }
 }
 
 /// The container's `execve`, which its own trace cannot hold (it succeeds or never returns,
@@ -651,6 +695,21 @@ fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     if let Some(cg) = record.cgroup() {
         cg.destroy(&sys)?;
+    }
+    let hooks = record_hooks(&record);
+    if !hooks.poststop.is_empty() {
+        // The container is gone; its hooks clean up after it. A failure is a warning, and
+        // the next hook still runs (the spec's rule, runc's and crun's).
+        let state =
+            crate::runtime::hooks::state(id, "stopped", None, &record.bundle, &record.annotations);
+        crate::runtime::hooks::run_all(
+            &sys,
+            "poststop",
+            &hooks.poststop,
+            &state,
+            Some(&record.bundle),
+            &mut |w| eprintln!("dockling-runc: warning: {w}"),
+        );
     }
     root.remove(id)
 }
