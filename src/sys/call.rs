@@ -109,6 +109,9 @@ pub enum Call {
     /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC`: mark every descriptor from `first` up
     /// close-on-exec so nothing of the engine leaks into the container.
     CloseRange { first: u32 },
+    /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC` from `first` = 3 + N: the same, leaving
+    /// the N descriptors after stderr open for the program (`runtime exec --preserve-fds N`).
+    CloseRangePreserving { first: u32 },
     /// `close_range(2)` without flags: close every descriptor from `first` to `last` now
     /// (`--init`'s process 1, which never execs, so close-on-exec would never close them).
     CloseRangeNow { first: u32, last: u32 },
@@ -524,7 +527,9 @@ impl Call {
             Call::Setsid => "setsid",
             Call::IoctlSetCtty { .. } => "ioctl",
             Call::Dup2 { .. } => "dup2",
-            Call::CloseRange { .. } | Call::CloseRangeNow { .. } => "close_range",
+            Call::CloseRange { .. }
+            | Call::CloseRangePreserving { .. }
+            | Call::CloseRangeNow { .. } => "close_range",
             Call::Seccomp { .. } => "seccomp",
             Call::Execve { .. } => "execve",
             Call::Openat2 { .. } => "openat2",
@@ -591,6 +596,7 @@ impl Call {
             }
             Call::Clone { flags } if flags.is_empty() => "clone.fork",
             Call::CloseRangeNow { .. } => "close_range.now",
+            Call::CloseRangePreserving { .. } => "close_range.preserve_fds",
             Call::Clone { flags } if flags.contains(CloneFlags::CLONE_PARENT) => "clone.parent",
             Call::Mount { fstype, flags, .. } => {
                 if flags.contains(MsFlags::MS_REMOUNT) {
@@ -985,7 +991,7 @@ impl Call {
             Call::Dup2 { old, new, .. } => {
                 let _ = write!(s, "{old}, {new}");
             }
-            Call::CloseRange { first } => {
+            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
                 let _ = write!(s, "{first}, 4294967295, CLOSE_RANGE_CLOEXEC");
             }
             Call::CloseRangeNow { first, last } => {
@@ -1354,7 +1360,9 @@ impl Call {
             Call::Setgroups { gids } => format!("{gids:?}"),
             Call::Dup2 { old, new, .. } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
-            Call::CloseRange { first } => format!("fds from {first}"),
+            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
+                format!("fds from {first}")
+            }
             Call::NetlinkSend { req, .. } => super::netlink::one_line(&req.command).into_owned(),
             Call::NetlinkRecv { command, .. } => super::netlink::one_line(command).into_owned(),
             Call::NetlinkSocket { proto } => proto.name().into(),
@@ -1434,6 +1442,7 @@ impl Call {
                 | Call::IoctlSetCtty { .. }
                 | Call::Dup2 { .. }
                 | Call::CloseRange { .. }
+                | Call::CloseRangePreserving { .. }
                 | Call::CloseRangeNow { .. }
                 | Call::Seccomp { .. }
                 | Call::Openat2 { .. }
@@ -1592,6 +1601,7 @@ impl Call {
                 what: Stdio::Null,
             },
             Call::CloseRange { first: 3 },
+            Call::CloseRangePreserving { first: 5 },
             Call::CloseRangeNow {
                 first: 3,
                 last: u32::MAX,
