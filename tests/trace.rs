@@ -1929,6 +1929,9 @@ fn oci_bundle(
     let path = bundle.join("config.json");
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     cfg["process"]["terminal"] = terminal.into();
+    if terminal {
+        cfg["process"]["consoleSize"] = serde_json::json!({"height": 24, "width": 80});
+    }
     cfg["process"]["args"] = serde_json::json!(args);
     cfg["process"]["rlimits"] =
         serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2048}]);
@@ -2039,6 +2042,13 @@ fn the_trace_of_the_oci_runtime_with_a_terminal_is_what_strace_sees() {
             "no {want} in the trace"
         );
     }
+    // process.consoleSize, set on the slave before the program starts.
+    assert!(
+        traced.iter().any(|e| e["args"]
+            .as_str()
+            .is_some_and(|a| a.contains("TIOCSWINSZ, {ws_row=24, ws_col=80"))),
+        "no TIOCSWINSZ in the trace"
+    );
 }
 
 /// `dockling-runc exec` into a running container under `strace -f`: the namespaces opened and

@@ -324,6 +324,13 @@ fn process_steps(sys: &Sys, spec: &RunSpec, parts: &OciParts, chan: &Channel) ->
         // it to the console socket), its slave as stdin, stdout and stderr, the controlling
         // terminal of a session of its own.
         child::terminal(sys, spec, false, Some(chan))?;
+        if let Some((rows, cols)) = parts.console_size {
+            // On its stdin, the slave now.
+            sys.run(Call::IoctlPty {
+                fd: 0,
+                op: crate::sys::call::PtyOp::Winsize { rows, cols },
+            })?;
+        }
     } else {
         // No terminal: the caller's stdio are the container's. In a session of its own, so a
         // terminal among them is not its controlling one (TIOCSTI, CVE-2017-5226).

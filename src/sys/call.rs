@@ -379,6 +379,13 @@ pub enum PtyOp {
     Unlock,
     /// `TIOCGPTN`: the slave's number, `/dev/pts/<n>`.
     Number,
+    /// `TIOCSWINSZ`: the terminal's size (`process.consoleSize`), on its slave.
+    Winsize {
+        /// Rows (`ws_row`).
+        rows: u16,
+        /// Columns (`ws_col`).
+        cols: u16,
+    },
 }
 
 /// The `prctl(2)` options the engine uses.
@@ -640,6 +647,10 @@ impl Call {
             Call::IoctlPty {
                 op: PtyOp::Number, ..
             } => "ioctl.tiocgptn",
+            Call::IoctlPty {
+                op: PtyOp::Winsize { .. },
+                ..
+            } => "ioctl.tiocswinsz",
             Call::PidfdOpenEngine { .. } => "pidfd_open.engine",
             Call::Setns { pid: 0, .. } => "setns.own",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
@@ -1060,6 +1071,10 @@ impl Call {
                         Some(Ret::PtyNumber(n)) => write!(s, "{fd}, TIOCGPTN, [{n}]"),
                         _ => write!(s, "{fd}, TIOCGPTN, […]"),
                     },
+                    PtyOp::Winsize { rows, cols } => write!(
+                        s,
+                        "{fd}, TIOCSWINSZ, {{ws_row={rows}, ws_col={cols}, ws_xpixel=0, ws_ypixel=0}}"
+                    ),
                 };
             }
             Call::UnblockSignals => s.push_str("SIG_SETMASK, [], NULL, 8"),
@@ -1675,6 +1690,10 @@ impl Call {
             Call::IoctlPty {
                 fd: 3,
                 op: PtyOp::Number,
+            },
+            Call::IoctlPty {
+                fd: 0,
+                op: PtyOp::Winsize { rows: 24, cols: 80 },
             },
             Call::UnblockSignals,
             Call::Kill { pid: 1, signal: 15 },

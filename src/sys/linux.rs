@@ -368,6 +368,16 @@ impl Backend for Linux {
                     // SAFETY: fd is a live pty master; the kernel writes one uint through n.
                     unsafe { ioctl::tiocgptn(*fd, &mut n) }.map(|_| Ret::PtyNumber(n))
                 }
+                PtyOp::Winsize { rows, cols } => {
+                    let size = libc::winsize {
+                        ws_row: *rows,
+                        ws_col: *cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    // SAFETY: fd is a terminal; the argument points at a live winsize.
+                    unsafe { ioctl::tiocswinsz(*fd, &size) }.map(|_| Ret::Zero)
+                }
             },
             // An empty set and no old one: what glibc's sigprocmask passes on unchanged
             // (it only ever removes its own internal signals, and there are none to remove).
@@ -855,6 +865,12 @@ mod ioctl {
         tiocsptlck,
         libc::TIOCSPTLCK,
         libc::c_int
+    );
+    nix::ioctl_write_ptr_bad!(
+        /// `ioctl(fd, TIOCSWINSZ, &size)`: set a terminal's size.
+        tiocswinsz,
+        libc::TIOCSWINSZ,
+        libc::winsize
     );
     nix::ioctl_read_bad!(
         /// `ioctl(fd, TIOCGPTN, &n)`: the number of a pty master's slave.
