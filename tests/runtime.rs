@@ -746,6 +746,22 @@ fn exec_runs_in_the_container_and_exits_with_the_process_code() {
     // A signal's end is 128 + its number, as runc's.
     let (code, _, err) = b.out(&["exec", "e1", "sh", "-c", "kill -TERM $$"]);
     assert_eq!(code, 143, "{err}");
+    // --preserve-fds 1: the caller's descriptor 3 reaches the program, its 4 does not.
+    let file = b.dir.path().join("fd3.txt");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#""$0" --root "$1" exec --preserve-fds 1 e1 sh -c 'echo through fd 3 >&3; test -e /proc/$$/fd/4 && echo 4 leaked || echo 4 closed' 3>"$2" 4>/dev/null"#,
+        )
+        .arg(b.dir.path().join("dockling-runc"))
+        .arg(b.state_root())
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "4 closed\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "through fd 3\n");
     // A program that is not there: runc's exit 1 and the reason.
     let (code, _, err) = b.out(&["exec", "e1", "/not.here"]);
     assert_eq!(code, 1);
