@@ -874,3 +874,27 @@ fn exec_into_a_created_or_stopped_container_is_refused() {
     let (code, _, err) = b.out(&["delete", "e4"]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn exec_gets_the_containers_seccomp_filter() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+        })
+    });
+    let (code, _, err) = b.out(&["run", "-d", "e5"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = b.out(&[
+        "exec",
+        "e5",
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; mkdir /tmp/d && echo made || echo refused",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "Seccomp:\t2\nrefused\n");
+    let (code, _, err) = b.out(&["delete", "-f", "e5"]);
+    assert_eq!(code, 0, "{err}");
+}
