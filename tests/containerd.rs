@@ -164,11 +164,11 @@ impl Drop for Containerd {
 }
 
 /// containerd's own calls through its shim: create with a pid file and a JSON log, start,
-/// state, kill, delete. Output and exit codes come back through the shim; a detached task is
+/// state, exec, kill, delete. Output and exit codes come back through the shim; a detached task is
 /// listed running with the pid dockling-runc recorded, stopped once killed, and deleting it
 /// leaves no record.
 #[test]
-fn ctr_runs_kills_and_deletes_containers_through_dockling_runc() {
+fn ctr_runs_execs_kills_and_deletes_containers_through_dockling_runc() {
     let c = Containerd::start(&[]);
     c.import_busybox();
     let o = c.run(&["--rm"], "hello", &["echo", "hi from dockling"]);
@@ -204,6 +204,20 @@ fn ctr_runs_kills_and_deletes_containers_through_dockling_runc() {
     let v: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
     assert_eq!(v["status"], "running");
     assert_eq!(v["pid"], pid);
+    // `ctr task exec`: the shim calls `exec --process FILE --detach --pid-file …`, and the
+    // process's output and exit code come back through it.
+    let o = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "sleeper",
+        "sh",
+        "-c",
+        "echo in $(cat /proc/1/comm); exit 4",
+    ]);
+    o.expect_code(4);
+    assert_eq!(o.stdout, "in sleep\n", "{}", o.stderr);
     c.ctr(&["task", "kill", "-s", "KILL", "sleeper"])
         .expect_code(0);
     common::wait_until(Duration::from_secs(20), "the task stopped", || {

@@ -135,6 +135,17 @@ impl Bundle {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
+        // A test that failed before its own delete leaves no container running.
+        for e in std::fs::read_dir(self.state_root())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !id.starts_with('.') {
+                let _ = self.out(&["delete", "-f", &id]);
+            }
+        }
         let _ =
             std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&self.cgroup_parent));
         for h in std::fs::read_dir("/sys/fs/cgroup")
@@ -520,6 +531,22 @@ fn podman_runs_stops_and_removes_containers_through_dockling_runc() {
     );
     let o = podman.cmd(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(o.stdout.starts_with("s1 Up "), "{}{}", o.stdout, o.stderr);
+    // podman exec: conmon calls `exec --process FILE --detach --pid-file` and waits itself.
+    let o = podman.cmd(&["exec", "s1", "sh", "-c", "echo hi from exec; exit 7"]);
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (7, "hi from exec\n"),
+        "{}",
+        o.stderr
+    );
+    let o = podman.cmd(&["exec", "-t", "s1", "tty"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.starts_with("/dev/pts/"),
+        "{}{}",
+        o.stdout,
+        o.stderr
+    );
     let o = podman.cmd(&["stop", "-t", "1", "s1"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let o = podman.cmd(&["rm", "s1"]);
@@ -1005,4 +1032,200 @@ fn scheduler_io_priority_and_memory_policy_reach_the_program() {
         assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
         assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
     }
+}
+
+/// The pid file's process, once the file is there.
+fn pid_in(path: &std::path::Path) -> i32 {
+    wait_until("the pid file", || {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    })
+}
+
+fn init_pid(b: &Bundle, id: &str) -> i32 {
+    let (code, out, err) = b.out(&["state", id]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["pid"].as_i64().unwrap() as i32
+}
+
+#[test]
+fn exec_runs_in_the_container_and_exits_with_the_process_code() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    let (code, _, err) = b.out(&["run", "-d", "e1"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = b.out(&["exec", "e1", "sh", "-c", "echo hi from $(hostname); exit 3"]);
+    assert_eq!((code, out.as_str()), (3, "hi from dockling\n"), "{err}");
+    // Its environment is the container's, with --env on top; --cwd and --user apply.
+    let (code, out, err) = b.out(&[
+        "exec",
+        "-e",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "-u",
+        "1000:1001",
+        "e1",
+        "sh",
+        "-c",
+        "echo $FOO $PATH; pwd; id",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "bar /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n/tmp\nuid=1000 gid=1001\n"
+    );
+    // A signal's end is 128 + its number, as runc's.
+    let (code, _, err) = b.out(&["exec", "e1", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(code, 143, "{err}");
+    // --preserve-fds 1: the caller's descriptor 3 reaches the program, its 4 does not.
+    let file = b.dir.path().join("fd3.txt");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#""$0" --root "$1" exec --preserve-fds 1 e1 sh -c 'echo through fd 3 >&3; test -e /proc/$$/fd/4 && echo 4 leaked || echo 4 closed' 3>"$2" 4>/dev/null"#,
+        )
+        .arg(b.dir.path().join("dockling-runc"))
+        .arg(b.state_root())
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "4 closed\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "through fd 3\n");
+    // A program that is not there: runc's exit 1 and the reason.
+    let (code, _, err) = b.out(&["exec", "e1", "/not.here"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("\"/not.here\": no such file or directory"),
+        "{err}"
+    );
+    let (code, _, err) = b.out(&["delete", "-f", "e1"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn exec_detach_leaves_the_process_in_the_containers_namespaces_and_writes_its_pid() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    let (code, _, err) = b.out(&["run", "-d", "e2"]);
+    assert_eq!(code, 0, "{err}");
+    let pid_file = b.dir.path().join("exec.pid");
+    let (code, out, err) = b.out(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "e2",
+        "sleep",
+        "999",
+    ]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let pid = pid_in(&pid_file);
+    let init = init_pid(&b, "e2");
+    assert_ne!(pid, init);
+    // Execve'd before exec returned: the program is sleep, not dockling.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(cmdline, b"sleep\x00999\x00");
+    for ns in ["pid", "mnt", "net", "ipc", "uts", "cgroup"] {
+        let link = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).unwrap();
+        assert_eq!(link(pid), link(init), "{ns} namespace");
+    }
+    let cgroup = |p: i32| std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
+    assert_eq!(cgroup(pid), cgroup(init));
+    // Its root is the container's: the bundle's busybox, not the host's files.
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).unwrap(),
+        std::path::PathBuf::from("/")
+    );
+    assert!(std::path::Path::new(&format!("/proc/{pid}/root/bin/busybox")).exists());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}/root/usr/bin")).exists());
+    let (code, _, err) = b.out(&["delete", "-f", "e2"]);
+    assert_eq!(code, 0, "{err}");
+    // Killed with its cgroup.
+    wait_until("the exec'd process gone", || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")))
+        .then_some(())
+    });
+}
+
+#[test]
+fn exec_with_a_process_file_takes_its_user_cwd_env_and_limits() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    let (code, _, err) = b.out(&["run", "-d", "e3"]);
+    assert_eq!(code, 0, "{err}");
+    let process = b.dir.path().join("process.json");
+    std::fs::write(
+        &process,
+        serde_json::to_vec(&serde_json::json!({
+            "args": ["sh", "-c", "id; pwd; echo $FOO; umask; ulimit -n; grep CapEff /proc/self/status"],
+            "cwd": "/tmp",
+            "env": ["PATH=/bin", "FOO=from the file"],
+            "user": {"uid": 1000, "gid": 1001, "additionalGids": [432], "umask": 63},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}],
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+            "terminal": false
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let (code, out, err) = b.out(&["exec", "--process", process.to_str().unwrap(), "e3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "uid=1000 gid=1001 groups=432\n/tmp\nfrom the file\n0077\n100\nCapEff:\t0000000000000000\n"
+    );
+    // A field the process file may not have is refused by name, nothing started.
+    let mut bad: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&process).unwrap()).unwrap();
+    bad["apparmorProfile"] = "p".into();
+    std::fs::write(&process, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let (code, _, err) = b.out(&["exec", "--process", process.to_str().unwrap(), "e3"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("process.apparmorProfile"), "{err}");
+    let (code, _, err) = b.out(&["delete", "-f", "e3"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn exec_into_a_created_or_stopped_container_is_refused() {
+    let b = Bundle::new(&["sh", "-c", "exit 0"]);
+    let (code, _, err) = b.out(&["create", "e4"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = b.out(&["exec", "e4", "echo", "no"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    let created = err;
+    let (code, _, err) = b.out(&["start", "e4"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until("stopped", || (b.status("e4") == "stopped").then_some(()));
+    let (code, out, err) = b.out(&["exec", "e4", "echo", "no"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    insta::assert_snapshot!("runtime_exec_refused", format!("{created}{err}"));
+    let (code, _, err) = b.out(&["delete", "e4"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn exec_gets_the_containers_seccomp_filter() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+        })
+    });
+    let (code, _, err) = b.out(&["run", "-d", "e5"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = b.out(&[
+        "exec",
+        "e5",
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; mkdir /tmp/d && echo made || echo refused",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "Seccomp:\t2\nrefused\n");
+    let (code, _, err) = b.out(&["delete", "-f", "e5"]);
+    assert_eq!(code, 0, "{err}");
 }

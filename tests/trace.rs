@@ -1898,17 +1898,22 @@ fn port_bindings_traced_to(out: &str) {
     std::fs::write(out, sys.tracer.captured()).unwrap();
 }
 
-/// An OCI bundle (busybox `sleep 1`) run by `dockling-runc run` under `strace -f`, with or
-/// without a terminal; its trace (`DOCKLING_TRACE`) held against strace's calls.
-fn oci_run_under_strace(terminal: bool) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("bundle");
+/// A busybox bundle of `dockling-runc spec`'s template under `dir` running `args`, with an
+/// rlimit, a terminal or not, and the cgroup parent `parent`; returns the bundle and the
+/// `dockling-runc` link.
+fn oci_bundle(
+    dir: &std::path::Path,
+    args: &[&str],
+    terminal: bool,
+    parent: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bundle = dir.join("bundle");
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
         .expect("/bin/busybox (busybox-static, which scripts/test installs)");
     std::os::unix::fs::symlink("busybox", rootfs.join("bin/sleep")).unwrap();
-    let runtime = dir.path().join("dockling-runc");
+    let runtime = dir.join("dockling-runc");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dockling"), &runtime).unwrap();
     let spec = std::process::Command::new(&runtime)
         .arg("spec")
@@ -1924,14 +1929,48 @@ fn oci_run_under_strace(terminal: bool) -> Vec<Value> {
     let path = bundle.join("config.json");
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     cfg["process"]["terminal"] = terminal.into();
-    // Long enough for start to see it running its program (and write its execve down).
-    cfg["process"]["args"] = serde_json::json!(["sleep", "1"]);
+    if terminal {
+        cfg["process"]["consoleSize"] = serde_json::json!({"height": 24, "width": 80});
+    }
+    cfg["process"]["args"] = serde_json::json!(args);
     cfg["process"]["rlimits"] =
         serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2048}]);
-    // A group of its own per test: the two run side by side, and a populated group is refused.
-    let parent = format!("dockling-trace-rt-{}-{terminal}", std::process::id());
     cfg["linux"]["cgroupsPath"] = format!("/{parent}/c").into();
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    (bundle, runtime)
+}
+
+/// Remove the cgroup parent a test's bundle named, in every hierarchy.
+fn remove_cgroup_parent(parent: &str) {
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(h.path().join(parent));
+    }
+    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(parent));
+}
+
+/// The syscall events of a JSON-lines trace file from its line `from` on.
+fn trace_syscalls(path: &std::path::Path, from: usize) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(from)
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "syscall")
+        .collect()
+}
+
+/// An OCI bundle (busybox `sleep 1`) run by `dockling-runc run` under `strace -f`, with or
+/// without a terminal; its trace (`DOCKLING_TRACE`) held against strace's calls.
+fn oci_run_under_strace(terminal: bool) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    // A group of its own per test: the two run side by side, and a populated group is refused.
+    let parent = format!("dockling-trace-rt-{}-{terminal}", std::process::id());
+    // Long enough for start to see it running its program (and write its execve down).
+    let (bundle, runtime) = oci_bundle(dir.path(), &["sleep", "1"], terminal, &parent);
     let trace = dir.path().join("t.jsonl");
     let strace_out = dir.path().join("strace.txt");
     // With a terminal, the test plays conmon: it takes the master from the console socket.
@@ -1970,21 +2009,10 @@ fn oci_run_under_strace(terminal: bool) -> Vec<Value> {
         .stdin(std::process::Stdio::null())
         .status()
         .expect("strace is installed (scripts/test installs it)");
-    for h in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let _ = std::fs::remove_dir(h.path().join(&parent));
-    }
+    remove_cgroup_parent(&parent);
     assert!(status.success());
     taker.join().unwrap();
-    let traced: Vec<Value> = std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e["type"] == "syscall")
-        .collect();
+    let traced = trace_syscalls(&trace, 0);
     let seen = parse_strace(&std::fs::read_to_string(&strace_out).unwrap());
     assert_trace_is_what_strace_sees(&traced, &seen);
     traced
@@ -2009,6 +2037,67 @@ fn the_trace_of_the_oci_runtime_is_what_strace_sees() {
 fn the_trace_of_the_oci_runtime_with_a_terminal_is_what_strace_sees() {
     let traced = oci_run_under_strace(true);
     for want in ["connect", "sendmsg", "ioctl", "execve"] {
+        assert!(
+            traced.iter().any(|e| e["syscall"] == want),
+            "no {want} in the trace"
+        );
+    }
+    // process.consoleSize, set on the slave before the program starts.
+    assert!(
+        traced.iter().any(|e| e["args"]
+            .as_str()
+            .is_some_and(|a| a.contains("TIOCSWINSZ, {ws_row=24, ws_col=80"))),
+        "no TIOCSWINSZ in the trace"
+    );
+}
+
+/// `dockling-runc exec` into a running container under `strace -f`: the namespaces opened and
+/// joined, the process's rlimit, its descriptors kept (`--preserve-fds`) and its `execve`,
+/// written into the trace file named at create, each call as strace saw it.
+#[test]
+fn the_trace_of_an_oci_exec_is_what_strace_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = format!("dockling-trace-rtx-{}", std::process::id());
+    let (bundle, runtime) = oci_bundle(dir.path(), &["sleep", "1000"], false, &parent);
+    let trace = dir.path().join("t.jsonl");
+    let rt = |args: &[&str]| {
+        let mut c = std::process::Command::new(&runtime);
+        c.arg("--root")
+            .arg(dir.path().join("state"))
+            .args(args)
+            .current_dir(&bundle)
+            .env_remove("DOCKLING_NO_REEXEC")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        c
+    };
+    let status = rt(&["run", "-d", "x1"])
+        .env("DOCKLING_TRACE", &trace)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let before = std::fs::read_to_string(&trace).unwrap().lines().count();
+    let strace_out = dir.path().join("strace.txt");
+    let status = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-s", "200", "-o", strace_out.to_str().unwrap()])
+        .arg(&runtime)
+        .arg("--root")
+        .arg(dir.path().join("state"))
+        .args(["exec", "--preserve-fds", "1", "x1", "sleep", "0"])
+        .current_dir(&bundle)
+        .env_remove("DOCKLING_NO_REEXEC")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("strace is installed (scripts/test installs it)");
+    // Read before delete appends its own calls.
+    let traced = trace_syscalls(&trace, before);
+    let deleted = rt(&["delete", "-f", "x1"]).status().unwrap();
+    remove_cgroup_parent(&parent);
+    assert!(status.success());
+    assert!(deleted.success());
+    let seen = parse_strace(&std::fs::read_to_string(&strace_out).unwrap());
+    assert_trace_is_what_strace_sees(&traced, &seen);
+    for want in ["setns", "prlimit64", "close_range", "execve"] {
         assert!(
             traced.iter().any(|e| e["syscall"] == want),
             "no {want} in the trace"

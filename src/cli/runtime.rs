@@ -91,6 +91,65 @@ pub struct CreateArgs {
     pub id: String,
 }
 
+/// What `exec` takes (runc's flags).
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Where to send the terminal's master (with --tty, or a process file's terminal)
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// The working directory inside the container (absolute)
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Set an environment variable (KEY=VALUE), added to the container's
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Give the process a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// The user to run as: UID[:GID] (numbers)
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Supplementary groups (numbers; repeat or separate with commas)
+    #[arg(short = 'g', long, value_name = "GID", value_delimiter = ',')]
+    pub additional_gids: Vec<u32>,
+    /// A JSON file holding the whole process (the config's `process` object); the command
+    /// and the flags above are then not given
+    #[arg(short, long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Return once the process runs, leaving it running
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the process's pid (as the host sees it) to this file
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Refused unless empty: dockling does not support SELinux
+    #[arg(long, value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// Refused unless empty: dockling-runc does not apply AppArmor profiles
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// Set no_new_privs: execve cannot give the process more privileges
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Add a capability (CAP_KILL...) to the bounding, effective and permitted sets
+    #[arg(short, long, value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Pass descriptors 3 to 2+N on to the process
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Refused: the process joins the container's own cgroup only
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Exec into a paused container too
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// The container's id
+    pub id: String,
+    /// The command and its arguments (not with --process)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
 /// The runtime's subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RuntimeCommand {
@@ -117,6 +176,8 @@ pub enum RuntimeCommand {
         #[arg(long)]
         no_subreaper: bool,
     },
+    /// Run a process in a running container
+    Exec(ExecArgs),
     /// Print a container's state as runc's JSON (status read from the process, never stored)
     State {
         /// The container's id

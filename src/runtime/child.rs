@@ -288,12 +288,19 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         })?;
     }
 
-    secure_and_find(sys, spec, ignored)
+    secure_and_find(sys, spec, ignored, 0)
 }
 
 /// The last steps before `execve`, shared by the container's first process and `exec`: the
-/// seccomp filter, the capability sets, the user, and the program looked up in PATH.
-pub(super) fn secure_and_find(sys: &Sys, spec: &RunSpec, ignored: u64) -> Result<Exec> {
+/// seccomp filter, the capability sets, the user, and the program looked up in PATH. The
+/// `preserve_fds` descriptors after stderr stay open for the program (`runtime exec
+/// --preserve-fds`); every other one past stderr closes on `execve`.
+pub(super) fn secure_and_find(
+    sys: &Sys,
+    spec: &RunSpec,
+    ignored: u64,
+    preserve_fds: u32,
+) -> Result<Exec> {
     if spec.seccomp.is_some() || spec.no_new_privileges {
         sys.step(StepId::SecuritySeccomp)?;
         if spec.no_new_privileges {
@@ -362,7 +369,13 @@ pub(super) fn secure_and_find(sys: &Sys, spec: &RunSpec, ignored: u64) -> Result
     } else {
         lookup(sys, &spec.args[0], &spec.env, &spec.cwd)?
     };
-    sys.run(Call::CloseRange { first: 3 })?;
+    if preserve_fds == 0 {
+        sys.run(Call::CloseRange { first: 3 })?;
+    } else {
+        sys.run(Call::CloseRangePreserving {
+            first: 3u32.saturating_add(preserve_fds),
+        })?;
+    }
     Ok(Exec {
         call: Call::Execve {
             path,
@@ -389,7 +402,7 @@ fn exec_steps(sys: &Sys, spec: &RunSpec, chan: &Channel) -> Result<Infallible> {
     await_go(chan)?;
     let ignored = sys.ignored_signals();
     terminal(sys, spec, false, Some(chan))?;
-    let exec = secure_and_find(sys, spec, ignored)?;
+    let exec = secure_and_find(sys, spec, ignored, 0)?;
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));
     }

@@ -14,6 +14,7 @@ pub mod channel;
 pub mod child;
 mod error;
 pub mod exe;
+pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod io;

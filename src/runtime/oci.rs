@@ -335,49 +335,8 @@ fn child_steps(
             name: spec.hostname.clone(),
         })?;
     }
-    for r in &parts.rlimits {
-        sys.run(Call::Prlimit {
-            pid: 0,
-            resource: r.resource,
-            name: r.name.clone(),
-            soft: r.soft,
-            hard: r.hard,
-        })?;
-    }
-    if let Some(mask) = parts.umask {
-        sys.run(Call::Umask { mask })?;
-    }
-    // The process's I/O priority, scheduling and memory policy: all kept across execve, set
-    // while this process still holds CAP_SYS_NICE (a real-time policy or class needs it).
-    if let Some((class, level)) = parts.io_priority {
-        sys.run(Call::IoprioSet { class, level })
-            .map_err(|e| refused("process.ioPriority", e))?;
-    }
-    if let Some(attr) = parts.scheduler {
-        sys.run(Call::SchedSetattr { attr })
-            .map_err(|e| refused("process.scheduler", e))?;
-    }
-    if let Some(p) = &parts.memory_policy {
-        sys.run(Call::SetMempolicy {
-            mode: p.mode,
-            flags: p.flags,
-            nodes: p.nodes.clone(),
-            // The kernel reads one bit fewer than it is told (set_mempolicy(2), BUGS).
-            maxnode: p.nodes.len() as u64 * 64 + 1,
-        })
-        .map_err(|e| refused("linux.memoryPolicy", e))?;
-    }
-    if spec.tty {
-        // A new terminal in the container's own devpts: its master to the engine (which hands
-        // it to the console socket), its slave as stdin, stdout and stderr, the controlling
-        // terminal of a session of its own.
-        child::terminal(sys, spec, false, Some(chan))?;
-    } else {
-        // No terminal: the caller's stdio are the container's. In a session of its own, so a
-        // terminal among them is not its controlling one (TIOCSTI, CVE-2017-5226).
-        sys.run(Call::Setsid)?;
-    }
-    let exec = child::secure_and_find(sys, spec, ignored)?;
+    process_steps(sys, spec, parts, chan)?;
+    let exec = child::secure_and_find(sys, spec, ignored, 0)?;
     // Ready: the engine may record the container and exit. Then wait for `start`.
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));
@@ -428,6 +387,193 @@ fn child_steps(
             Err(e)
         }
     }
+}
+
+/// The config's `process` steps that come after the root is the container's, shared by the
+/// first process (`create`) and `runtime exec`'s: rlimits (`prlimit64` on itself), the umask,
+/// and the terminal or a session of its own.
+fn process_steps(sys: &Sys, spec: &RunSpec, parts: &OciParts, chan: &Channel) -> Result<()> {
+    for r in &parts.rlimits {
+        sys.run(Call::Prlimit {
+            pid: 0,
+            resource: r.resource,
+            name: r.name.clone(),
+            soft: r.soft,
+            hard: r.hard,
+        })?;
+    }
+    if let Some(mask) = parts.umask {
+        sys.run(Call::Umask { mask })?;
+    }
+    // The process's I/O priority, scheduling and memory policy: all kept across execve, set
+    // while this process still holds CAP_SYS_NICE (a real-time policy or class needs it).
+    if let Some((class, level)) = parts.io_priority {
+        sys.run(Call::IoprioSet { class, level })
+            .map_err(|e| refused("process.ioPriority", e))?;
+    }
+    if let Some(attr) = parts.scheduler {
+        sys.run(Call::SchedSetattr { attr })
+            .map_err(|e| refused("process.scheduler", e))?;
+    }
+    if let Some(p) = &parts.memory_policy {
+        sys.run(Call::SetMempolicy {
+            mode: p.mode,
+            flags: p.flags,
+            nodes: p.nodes.clone(),
+            // The kernel reads one bit fewer than it is told (set_mempolicy(2), BUGS).
+            maxnode: p.nodes.len() as u64 * 64 + 1,
+        })
+        .map_err(|e| refused("linux.memoryPolicy", e))?;
+    }
+    if spec.tty {
+        // A new terminal in the container's own devpts: its master to the engine (which hands
+        // it to the console socket), its slave as stdin, stdout and stderr, the controlling
+        // terminal of a session of its own.
+        child::terminal(sys, spec, false, Some(chan))?;
+        if let Some((rows, cols)) = parts.console_size {
+            // On its stdin, the slave now.
+            sys.run(Call::IoctlPty {
+                fd: 0,
+                op: crate::sys::call::PtyOp::Winsize { rows, cols },
+            })?;
+        }
+    } else {
+        // No terminal: the caller's stdio are the container's. In a session of its own, so a
+        // terminal among them is not its controlling one (TIOCSTI, CVE-2017-5226).
+        sys.run(Call::Setsid)?;
+    }
+    Ok(())
+}
+
+/// What `runtime exec` needs besides the process's spec.
+pub struct ExecOptions<'a> {
+    /// The process's rlimits and umask (`OciParts` of the exec'd process).
+    pub parts: &'a OciParts,
+    /// The container's first process: pid and start time as recorded.
+    pub init: (i32, u64),
+    /// The namespaces to join, in order ([`super::exec::namespaces`]).
+    pub namespaces: Vec<(&'static str, CloneFlags)>,
+    /// The container entered its root with `chroot(2)` (`--no-pivot`).
+    pub chroot: bool,
+    /// The container's cgroup (`None` with `--cgroup-manager disabled`).
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
+    /// `--console-socket`: where the terminal's master goes (`process.terminal`); without
+    /// one, a foreground exec relays the terminal itself.
+    pub console_socket: Option<&'a Path>,
+    /// `--preserve-fds`: descriptors 3 to 2+N go to the process.
+    pub preserve_fds: u32,
+    /// Return once the process runs (`--detach`) instead of waiting for it.
+    pub detach: bool,
+    /// Told the process's pid once it has `execve`d (before a detached exec returns): the
+    /// pid file.
+    pub on_started: &'a dyn Fn(i32) -> Result<()>,
+}
+
+/// How a `runtime exec` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecEnd {
+    /// The container's first process is not the recorded one any more: it stopped.
+    Stopped,
+    /// `--detach`: the process runs.
+    Detached,
+    /// The process's exit code (128 + signal when a signal ended it).
+    Exited(i32),
+}
+
+/// `runtime exec`: a process of `spec` (args, env, cwd, user, capabilities, seccomp,
+/// no_new_privileges, terminal) inside the running container, started as `dockling exec`
+/// starts one ([`super::exec`]), with the config's process steps ([`process_steps`]).
+pub fn exec(sys: &Sys, spec: &RunSpec, opts: &ExecOptions<'_>) -> Result<ExecEnd> {
+    let (pid, start) = opts.init;
+    sys.tracer.set_var("pid", pid.to_string());
+    let Some(entry) = super::exec::open(sys, pid, start, &opts.namespaces, opts.chroot)? else {
+        return Ok(ExecEnd::Stopped);
+    };
+    let started = super::exec::spawn(sys, entry, opts.cgroup, |chan| {
+        exec_main(sys, spec, opts.parts, opts.preserve_fds, chan)
+    })?;
+    let end = follow(sys, spec, opts, started.pid, &started.chan);
+    super::io::restore_signals(sys, started.old_mask);
+    end
+}
+
+/// The engine's side once the process is in the container's cgroup: its `execve` awaited,
+/// its terminal handed on, the pid told, then (in the foreground) waited for.
+fn follow(
+    sys: &Sys,
+    spec: &RunSpec,
+    opts: &ExecOptions<'_>,
+    pid: i32,
+    chan: &Channel,
+) -> Result<ExecEnd> {
+    let since = std::time::Instant::now();
+    let (master, program) = match super::await_exec(chan, &spec.args[0]) {
+        Ok(got) => got,
+        Err(e) => {
+            // It reported the failure and exits: collected here, its parent.
+            let _ = sys.wait4(pid);
+            return Err(e);
+        }
+    };
+    if sys.tracer.enabled() {
+        super::record_exec(sys, "exec", spec, program, since.elapsed());
+    }
+    let master = match (master, opts.console_socket) {
+        (Some(m), Some(path)) => {
+            hand_terminal(sys, m, path)?;
+            None
+        }
+        (m, _) => m,
+    };
+    (opts.on_started)(pid)?;
+    sys.tracer.flush();
+    if opts.detach {
+        // Its parent from now on is the caller's subreaper (conmon, the shim), or init.
+        return Ok(ExecEnd::Detached);
+    }
+    let relayed = super::io::relay(
+        sys,
+        pid,
+        master,
+        true,
+        true,
+        Vec::new(),
+        super::io::Sink::stdout(),
+    )?;
+    Ok(ExecEnd::Exited(super::io::exit_code(relayed.status)))
+}
+
+/// The exec'd process, inside the container's namespaces: never returns.
+fn exec_main(sys: &Sys, spec: &RunSpec, parts: &OciParts, preserve_fds: u32, chan: Channel) -> ! {
+    sys.tracer.set_process("exec");
+    match exec_steps(sys, spec, parts, preserve_fds, &chan) {
+        Ok(never) => match never {},
+        Err(e) => child::fail(sys, &chan, e),
+    }
+}
+
+fn exec_steps(
+    sys: &Sys,
+    spec: &RunSpec,
+    parts: &OciParts,
+    preserve_fds: u32,
+    chan: &Channel,
+) -> Result<Infallible> {
+    // Until execve this process is the dockling binary: nothing in the container may open its
+    // /proc files (CVE-2019-5736). No parent-death signal: a detached exec's caller exits
+    // while it runs, as runc's does.
+    sys.run(Call::Prctl {
+        option: Prctl::SetDumpable,
+        arg: 0,
+    })?;
+    child::await_go(chan)?;
+    let ignored = sys.ignored_signals();
+    process_steps(sys, spec, parts, chan)?;
+    let exec = child::secure_and_find(sys, spec, ignored, preserve_fds)?;
+    if let Call::Execve { path, .. } = &exec.call {
+        let _ = chan.send(&Message::Exec(path.display().to_string()));
+    }
+    child::exec_container(sys, exec)
 }
 
 /// A kernel's refusal of what a config field asked for, naming the field and what to do.

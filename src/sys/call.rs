@@ -109,6 +109,9 @@ pub enum Call {
     /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC`: mark every descriptor from `first` up
     /// close-on-exec so nothing of the engine leaks into the container.
     CloseRange { first: u32 },
+    /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC` from `first` = 3 + N: the same, leaving
+    /// the N descriptors after stderr open for the program (`runtime exec --preserve-fds N`).
+    CloseRangePreserving { first: u32 },
     /// `close_range(2)` without flags: close every descriptor from `first` to `last` now
     /// (`--init`'s process 1, which never execs, so close-on-exec would never close them).
     CloseRangeNow { first: u32, last: u32 },
@@ -435,6 +438,13 @@ pub enum PtyOp {
     Unlock,
     /// `TIOCGPTN`: the slave's number, `/dev/pts/<n>`.
     Number,
+    /// `TIOCSWINSZ`: the terminal's size (`process.consoleSize`), on its slave.
+    Winsize {
+        /// Rows (`ws_row`).
+        rows: u16,
+        /// Columns (`ws_col`).
+        cols: u16,
+    },
 }
 
 /// The `prctl(2)` options the engine uses.
@@ -583,7 +593,9 @@ impl Call {
             Call::Setsid => "setsid",
             Call::IoctlSetCtty { .. } => "ioctl",
             Call::Dup2 { .. } => "dup2",
-            Call::CloseRange { .. } | Call::CloseRangeNow { .. } => "close_range",
+            Call::CloseRange { .. }
+            | Call::CloseRangePreserving { .. }
+            | Call::CloseRangeNow { .. } => "close_range",
             Call::Seccomp { .. } => "seccomp",
             Call::Execve { .. } => "execve",
             Call::Openat2 { .. } => "openat2",
@@ -654,6 +666,7 @@ impl Call {
             }
             Call::Clone { flags } if flags.is_empty() => "clone.fork",
             Call::CloseRangeNow { .. } => "close_range.now",
+            Call::CloseRangePreserving { .. } => "close_range.preserve_fds",
             Call::Clone { flags } if flags.contains(CloneFlags::CLONE_PARENT) => "clone.parent",
             Call::Mount { fstype, flags, .. } => {
                 if flags.contains(MsFlags::MS_REMOUNT) {
@@ -697,6 +710,10 @@ impl Call {
             Call::IoctlPty {
                 op: PtyOp::Number, ..
             } => "ioctl.tiocgptn",
+            Call::IoctlPty {
+                op: PtyOp::Winsize { .. },
+                ..
+            } => "ioctl.tiocswinsz",
             Call::PidfdOpenEngine { .. } => "pidfd_open.engine",
             Call::Setns { pid: 0, .. } => "setns.own",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
@@ -1049,7 +1066,7 @@ impl Call {
             Call::Dup2 { old, new, .. } => {
                 let _ = write!(s, "{old}, {new}");
             }
-            Call::CloseRange { first } => {
+            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
                 let _ = write!(s, "{first}, 4294967295, CLOSE_RANGE_CLOEXEC");
             }
             Call::CloseRangeNow { first, last } => {
@@ -1118,6 +1135,10 @@ impl Call {
                         Some(Ret::PtyNumber(n)) => write!(s, "{fd}, TIOCGPTN, [{n}]"),
                         _ => write!(s, "{fd}, TIOCGPTN, […]"),
                     },
+                    PtyOp::Winsize { rows, cols } => write!(
+                        s,
+                        "{fd}, TIOCSWINSZ, {{ws_row={rows}, ws_col={cols}, ws_xpixel=0, ws_ypixel=0}}"
+                    ),
                 };
             }
             Call::UnblockSignals => s.push_str("SIG_SETMASK, [], NULL, 8"),
@@ -1494,7 +1515,9 @@ impl Call {
             Call::Setgroups { gids } => format!("{gids:?}"),
             Call::Dup2 { old, new, .. } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
-            Call::CloseRange { first } => format!("fds from {first}"),
+            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
+                format!("fds from {first}")
+            }
             Call::NetlinkSend { req, .. } => super::netlink::one_line(&req.command).into_owned(),
             Call::NetlinkRecv { command, .. } => super::netlink::one_line(command).into_owned(),
             Call::NetlinkSocket { proto } => proto.name().into(),
@@ -1578,6 +1601,7 @@ impl Call {
                 | Call::IoctlSetCtty { .. }
                 | Call::Dup2 { .. }
                 | Call::CloseRange { .. }
+                | Call::CloseRangePreserving { .. }
                 | Call::CloseRangeNow { .. }
                 | Call::Seccomp { .. }
                 | Call::Openat2 { .. }
@@ -1740,6 +1764,7 @@ impl Call {
                 what: Stdio::Null,
             },
             Call::CloseRange { first: 3 },
+            Call::CloseRangePreserving { first: 5 },
             Call::CloseRangeNow {
                 first: 3,
                 last: u32::MAX,
@@ -1813,6 +1838,10 @@ impl Call {
             Call::IoctlPty {
                 fd: 3,
                 op: PtyOp::Number,
+            },
+            Call::IoctlPty {
+                fd: 0,
+                op: PtyOp::Winsize { rows: 24, cols: 80 },
             },
             Call::UnblockSignals,
             Call::Kill { pid: 1, signal: 15 },

@@ -264,7 +264,7 @@ impl Backend for Linux {
                 unsafe { ioctl::tiocsctty(*fd, 0) }.map(|_| Ret::Zero)
             }
             Call::Dup2 { old, new, .. } => nix::unistd::dup2(*old, *new).map(Ret::Fd),
-            Call::CloseRange { first } => {
+            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
                 // SAFETY: integer arguments only; CLOSE_RANGE_CLOEXEC (4) marks, not closes,
                 // so descriptors still in use until execve (the sync pipe) keep working.
                 // Not nix: 0.29 has no close_range.
@@ -367,6 +367,16 @@ impl Backend for Linux {
                     let mut n: libc::c_uint = 0;
                     // SAFETY: fd is a live pty master; the kernel writes one uint through n.
                     unsafe { ioctl::tiocgptn(*fd, &mut n) }.map(|_| Ret::PtyNumber(n))
+                }
+                PtyOp::Winsize { rows, cols } => {
+                    let size = libc::winsize {
+                        ws_row: *rows,
+                        ws_col: *cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    // SAFETY: fd is a terminal; the argument points at a live winsize.
+                    unsafe { ioctl::tiocswinsz(*fd, &size) }.map(|_| Ret::Zero)
                 }
             },
             // An empty set and no old one: what glibc's sigprocmask passes on unchanged
@@ -931,6 +941,12 @@ mod ioctl {
         tiocsptlck,
         libc::TIOCSPTLCK,
         libc::c_int
+    );
+    nix::ioctl_write_ptr_bad!(
+        /// `ioctl(fd, TIOCSWINSZ, &size)`: set a terminal's size.
+        tiocswinsz,
+        libc::TIOCSWINSZ,
+        libc::winsize
     );
     nix::ioctl_read_bad!(
         /// `ioctl(fd, TIOCGPTN, &n)`: the number of a pty master's slave.

@@ -13,6 +13,7 @@ use clap::Parser;
 use crate::cli::runtime::{CreateArgs, ListFormat, LogFormat, RuntimeCli, RuntimeCommand};
 use crate::error::{Error, Result};
 
+mod exec;
 pub mod state;
 
 use state::{StateRoot, Status};
@@ -97,6 +98,7 @@ fn dispatch(cli: &RuntimeCli) -> Result<Option<i32>> {
             keep,
             ..
         }) => run_container(cli, args, *detach, *keep),
+        Some(RuntimeCommand::Exec(args)) => exec::exec(cli, args),
         _ => done(other(cli)),
     }
 }
@@ -105,7 +107,8 @@ fn other(cli: &RuntimeCli) -> Result<()> {
     match &cli.command {
         Some(RuntimeCommand::Create(_))
         | Some(RuntimeCommand::Start { .. })
-        | Some(RuntimeCommand::Run { .. }) => unreachable!("dispatched above"),
+        | Some(RuntimeCommand::Run { .. })
+        | Some(RuntimeCommand::Exec(_)) => unreachable!("dispatched above"),
         None => Err(Error::Usage(
             "no command given: see `dockling-runc --help`".into(),
         )),
@@ -205,10 +208,7 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
         crate::specconv::oci::from_config(&text, &bundle, &flags, &mut |w| warnings.push(w))
             .map_err(|e| Error::Usage(e.to_string()))?;
     for w in warnings {
-        eprintln!("dockling-runc: warning: {w}");
-        if let Some(log) = &cli.log {
-            let _ = log_line(log, cli.log_format, "warning", &w);
-        }
+        warn(cli, &w);
     }
     let not_yet = |what: &str| {
         Err(Error::Usage(format!(
@@ -275,6 +275,7 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
         cgroup: cgroup_at.clone(),
         trace: trace_from_env(&args.id),
         program: None,
+        no_pivot: args.no_pivot,
         config: serde_json::from_slice(&text).unwrap_or_default(),
     };
     // Only a group this create checked empty and made is this create's to remove on failure.
@@ -712,6 +713,14 @@ fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         );
     }
     root.remove(id)
+}
+
+/// A warning on stderr and, with `--log`, in the log.
+fn warn(cli: &RuntimeCli, msg: &str) {
+    eprintln!("dockling-runc: warning: {msg}");
+    if let Some(log) = &cli.log {
+        let _ = log_line(log, cli.log_format, "warning", msg);
+    }
 }
 
 /// One line of `--log`, appended.

@@ -117,6 +117,10 @@ pub struct Record {
     /// `execve` that `start` records on its behalf.
     #[serde(default)]
     pub program: Option<String>,
+    /// `--no-pivot`: the root was entered with `chroot(2)`, so `exec` enters it the same way
+    /// (the mount namespace's own root is the host's).
+    #[serde(default)]
+    pub no_pivot: bool,
     /// The config it was made from, as read then: later edits of the bundle change nothing.
     pub config: serde_json::Value,
 }
@@ -325,6 +329,7 @@ mod tests {
             cgroup: None,
             trace: None,
             program: None,
+            no_pivot: false,
             config: serde_json::json!({}),
         }
     }
