@@ -118,6 +118,10 @@ pub enum Call {
         filter: Vec<super::bpf::SockFilter>,
         about: String,
     },
+    /// A program of the host run to its end, its output read: `clone`, its `execve` (`argv[0]`
+    /// looked up in `PATH`), `wait4`, as one entry (runtime `ps` runs the host's `ps`). Its
+    /// stdout and stderr come back in [`Ret::Ran`].
+    RunHost { argv: Vec<String> },
     /// `execve(2)`; on success it never returns.
     Execve {
         path: PathBuf,
@@ -443,6 +447,14 @@ pub enum Ret {
     Received(Vec<u8>),
     /// `getsockname`: returns 0, and the socket's address through its argument.
     SockName(std::net::SocketAddrV4),
+    /// A host program run to its end ([`Call::RunHost`]): its pid, raw wait status and output.
+    #[allow(missing_docs)]
+    Ran {
+        pid: i32,
+        status: i32,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
 }
 
 /// What `fstatfs(2)` fills in (`struct statfs`), the fields strace prints.
@@ -478,7 +490,7 @@ impl Ret {
         match *self {
             Ret::Zero => 0,
             Ret::Pid(p) => p as i64,
-            Ret::Waited { pid, .. } => pid as i64,
+            Ret::Waited { pid, .. } | Ret::Ran { pid, .. } => pid as i64,
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
             Ret::Received(ref b) => b.len() as i64,
@@ -526,7 +538,7 @@ impl Call {
             Call::Dup2 { .. } => "dup2",
             Call::CloseRange { .. } | Call::CloseRangeNow { .. } => "close_range",
             Call::Seccomp { .. } => "seccomp",
-            Call::Execve { .. } => "execve",
+            Call::Execve { .. } | Call::RunHost { .. } => "execve",
             Call::Openat2 { .. } => "openat2",
             Call::Mkdirat { .. } => "mkdirat",
             Call::Open { .. } => "openat",
@@ -626,6 +638,7 @@ impl Call {
             Call::Unshare { flags } if *flags == CloneFlags::CLONE_NEWCGROUP => "unshare.cgroup",
             Call::IoctlSetCtty { .. } => "ioctl.tiocsctty",
             Call::Mkfifo { .. } => "mknodat.fifo",
+            Call::RunHost { .. } => "execve.host_program",
             Call::ConnectUnix { .. } => "connect.console",
             Call::SendFd { .. } => "sendmsg.console",
             Call::IoctlPty {
@@ -998,6 +1011,19 @@ impl Call {
                     filter.len()
                 );
             }
+            Call::RunHost { argv } => {
+                let a: Vec<String> = argv.iter().map(|x| quote(x)).collect();
+                let _ = write!(
+                    s,
+                    "{}, [{}], 0x… /* in a child; then wait4: {} */",
+                    quote(argv.first().map_or("", String::as_str)),
+                    a.join(", "),
+                    match ret {
+                        Some(Ret::Ran { status, .. }) => wait_status(*status),
+                        _ => "…".into(),
+                    }
+                );
+            }
             Call::Execve { path, argv, envp } => {
                 let a: Vec<String> = argv.iter().map(|x| quote(x)).collect();
                 let _ = write!(
@@ -1315,6 +1341,7 @@ impl Call {
             | Call::Access { path, .. }
             | Call::Stat { path }
             | Call::Execve { path, .. } => path.display().to_string(),
+            Call::RunHost { argv } => argv.join(" "),
             Call::BpfProgLoad { .. } => "cgroup device program".into(),
             Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
@@ -1442,6 +1469,7 @@ impl Call {
                 | Call::IoctlPty { .. }
                 | Call::UnblockSignals
                 | Call::Execve { .. }
+                | Call::RunHost { .. }
                 | Call::Kill { .. }
                 | Call::SigactionDefault { .. }
                 | Call::Wait4 { .. }
@@ -1752,6 +1780,9 @@ impl Call {
             },
             Call::KillProxy { pid: 4242 },
             Call::WaitProxy { pid: 4242 },
+            Call::RunHost {
+                argv: vec!["ps".into(), "-ef".into()],
+            },
             Call::CloseRange { first: 5 },
             Call::Execve {
                 path: p("/proc/self/exe"),

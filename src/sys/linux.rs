@@ -299,6 +299,30 @@ impl Backend for Linux {
                     )
                 })
             }
+            Call::RunHost { argv } => {
+                // The standard library's spawn (clone, execvp in the child, wait4 by
+                // `output`): the program is the host's and runs as dockling's child with
+                // dockling's environment, its output read through pipes.
+                let (program, args) = argv.split_first().ok_or(Errno::EINVAL)?;
+                let errno =
+                    |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+                let child = std::process::Command::new(program)
+                    .args(args)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(errno)?;
+                let pid = child.id() as i32;
+                let out = child.wait_with_output().map_err(errno)?;
+                use std::os::unix::process::ExitStatusExt;
+                Ok(Ret::Ran {
+                    pid,
+                    status: out.status.into_raw(),
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                })
+            }
             Call::Execve { path, argv, envp } => {
                 let p = cpath(path)?;
                 let a: Vec<CString> = argv.iter().map(|s| cstr(s)).collect::<Result<_, _>>()?;
