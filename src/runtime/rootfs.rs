@@ -383,10 +383,10 @@ impl<'a> Rootfs<'a> {
     ) -> Result<()> {
         self.sys.step(StepId::RootfsMounts)?;
         for m in mounts {
-            if m.attr_set != 0 || m.attr_clr != 0 || m.copy_up {
+            if let Some(what) = m.not_supported_yet() {
                 return Err(Error::Usage(format!(
-                    "mount {}: recursive attributes (rro, rnosuid...) and tmpcopyup are not \
-                     supported by dockling-runc yet: use the plain options (ro, nosuid...)",
+                    "mount {}: {what} are not supported by dockling-runc yet: use the plain \
+                     options (ro, nosuid...)",
                     m.destination.display()
                 )));
             }

@@ -88,6 +88,17 @@ pub struct OciMount {
     pub data: String,
 }
 
+impl OciMount {
+    /// What the config asks of this mount that `create` cannot do yet, in words: recursive
+    /// attributes (they need `mount_setattr(2)` with `AT_RECURSIVE`) and `tmpcopyup`. `None`
+    /// when it can be mounted. The config reader keeps them (a later version applies them);
+    /// the mount step refuses with this, and `features` leaves their options out.
+    pub fn not_supported_yet(&self) -> Option<&'static str> {
+        (self.attr_set != 0 || self.attr_clr != 0 || self.copy_up)
+            .then_some("recursive attributes (rro, rnosuid...) and tmpcopyup")
+    }
+}
+
 /// One `linux.devices` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
