@@ -1021,3 +1021,94 @@ fn features_lists_what_create_accepts() {
         .to_string();
     insta::assert_snapshot!("runtime_features", out.replace(&version, "[VERSION]"));
 }
+
+#[test]
+fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() {
+    use std::os::unix::fs::FileTypeExt;
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "stat -c '%n %a %u:%g %t:%T %F' /dev/foo /sub/dir/node /dev/fifo /mnt; \
+         mknod /tmp/fuse c 10 229; mknod /tmp/loop-control c 10 237; \
+         (exec 3</tmp/fuse) && echo fuse read: allowed; \
+         (exec 4>/tmp/fuse) 2>/dev/null || echo fuse write: denied; \
+         (exec 5</tmp/loop-control) 2>/dev/null || echo loop-control read: denied; \
+         echo x > /sub/dir/node && echo node write: allowed",
+    ]);
+    for tool in ["stat", "mknod"] {
+        std::os::unix::fs::symlink("busybox", b.bundle().join("rootfs/bin").join(tool)).unwrap();
+    }
+    // A symlink of the image that points at a host directory: the node below it must land
+    // inside the root, never in that directory.
+    let outside = b.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, b.bundle().join("rootfs/escape")).unwrap();
+    b.edit(|c| {
+        c["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/foo", "type": "b", "major": 1, "minor": 5, "uid": 10, "gid": 11, "fileMode": 0o157},
+            {"path": "/sub/dir/node", "type": "c", "major": 1, "minor": 3},
+            {"path": "/dev/fifo", "type": "p", "fileMode": 0o660, "uid": 1, "gid": 2},
+            {"path": "/mnt/", "type": "b", "major": 10, "minor": 229},
+            {"path": "/escape/node", "type": "c", "major": 1, "minor": 3}
+        ]);
+        c["linux"]["resources"]["devices"] = serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}
+        ]);
+    });
+    let (code, out, err) = b.out(&["run", "dv1"]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("runtime_config_devices", out);
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "a node was made outside the root"
+    );
+    let inside = b
+        .bundle()
+        .join("rootfs")
+        .join(outside.strip_prefix("/").unwrap())
+        .join("node");
+    assert!(
+        std::fs::symlink_metadata(&inside)
+            .unwrap()
+            .file_type()
+            .is_char_device(),
+        "{}",
+        inside.display()
+    );
+    // The host's /dev bound in: no node is made in it (it is the host's), and the config's
+    // rules still hold for the host's nodes seen there.
+    let node = format!("dockling-test-{}", std::process::id());
+    b.edit(|c| {
+        c["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "(exec 3</dev/fuse) 2>/dev/null || echo host fuse read: denied; echo x > /dev/null && echo null: allowed"
+        ]);
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind", "rw"]}));
+        c["linux"]["devices"] =
+            serde_json::json!([{"path": format!("/dev/{node}"), "type": "c", "major": 1, "minor": 3}]);
+        c["linux"]["resources"]["devices"] = serde_json::json!([{"allow": false, "access": "rwm"}]);
+    });
+    let (code, out, err) = b.out(&["run", "dv3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "host fuse read: denied\nnull: allowed\n");
+    assert!(
+        !std::path::Path::new("/dev").join(&node).exists(),
+        "a node was made in the host's /dev"
+    );
+    // A bad rule is refused by name before anything exists.
+    b.edit(|c| {
+        c["linux"]["resources"]["devices"] =
+            serde_json::json!([{"allow": true, "type": "c", "access": "rwx"}]);
+    });
+    let (code, _, err) = b.out(&["run", "dv2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("linux.resources.devices"), "{err}");
+    assert!(err.contains("access 'x'"), "{err}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+}

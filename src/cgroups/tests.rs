@@ -867,3 +867,54 @@ fn all_procs_reads_the_group_and_every_group_below() {
     assert_eq!(cg.all_procs(), vec![10, 11, 20, 30]);
     assert_eq!(cg.procs(), vec![10, 11]);
 }
+
+#[test]
+fn an_oci_configs_device_rules_come_first_and_runcs_allowed_devices_after() {
+    let config: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}
+        ]))
+        .unwrap();
+    let rules = devices::from_oci(&config).unwrap();
+    let all = devices::for_oci(&rules, &[('b', 8, 0), ('p', 0, 0)]);
+    let e = devices::Effective::of(&all);
+    // The config's allow of /dev/fuse for reading holds: Docker's deny of it is not added.
+    assert!(e.permits(devices::Kind::Char, 10, 229, devices::READ));
+    assert!(!e.permits(devices::Kind::Char, 10, 229, devices::WRITE));
+    // runc's allowed devices, and the config's own node; nothing else.
+    assert!(e.permits(devices::Kind::Char, 1, 3, devices::RWM));
+    assert!(e.permits(devices::Kind::Block, 8, 0, devices::RWM));
+    assert!(!e.permits(devices::Kind::Char, 10, 237, devices::READ));
+    // No rules in the config: everything denied but the allowed devices.
+    let none = devices::Effective::of(&devices::for_oci(&[], &[]));
+    assert!(!none.permits(devices::Kind::Char, 10, 229, devices::READ));
+    assert!(none.permits(devices::Kind::Char, 136, 4, devices::RWM));
+    // An allow of everything stays that.
+    let all_allowed: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(serde_json::json!([{"allow": true, "access": "rwm"}])).unwrap();
+    let e = devices::Effective::of(&devices::for_oci(
+        &devices::from_oci(&all_allowed).unwrap(),
+        &[],
+    ));
+    assert_eq!(e, devices::Effective::of(devices::ALLOW_ALL));
+    // Bad entries are refused by their place.
+    for (bad, says) in [
+        (
+            serde_json::json!([{"allow": true, "access": "rwx"}]),
+            "entry 0: access 'x'",
+        ),
+        (
+            serde_json::json!([{"allow": true, "type": "p"}]),
+            "entry 0: type p",
+        ),
+        (
+            serde_json::json!([{"allow": true, "type": "c", "major": 99999999999i64}]),
+            "is not a device number",
+        ),
+    ] {
+        let list: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_value(bad).unwrap();
+        let err = devices::from_oci(&list).unwrap_err();
+        assert!(err.contains(says), "{err}");
+    }
+}

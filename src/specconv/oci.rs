@@ -215,6 +215,27 @@ pub struct OciParts {
     pub cgroups_path: String,
 }
 
+impl OciParts {
+    /// The devices cgroup rules of the container ([`crate::cgroups::devices::for_oci`]): the
+    /// config's `linux.resources.devices`, runc's allowed devices, and each `linux.devices`
+    /// node. `from_config` asks once, so a bad rule is refused before anything exists.
+    pub fn device_rules(&self) -> Result<Vec<crate::cgroups::devices::Rule>, SpecError> {
+        let config = self
+            .resources
+            .as_ref()
+            .and_then(|r| r.devices().clone())
+            .unwrap_or_default();
+        let config = crate::cgroups::devices::from_oci(&config)
+            .map_err(|e| bad("linux.resources.devices", e))?;
+        let nodes: Vec<(char, u64, u64)> = self
+            .devices
+            .iter()
+            .map(|d| (d.kind, d.major, d.minor))
+            .collect();
+        Ok(crate::cgroups::devices::for_oci(&config, &nodes))
+    }
+}
+
 impl Default for OciParts {
     fn default() -> Self {
         OciParts {
@@ -506,6 +527,7 @@ pub fn from_config(
     parts.hooks = doc.hooks.unwrap_or_default();
     check_hooks(&parts.hooks)?;
     let limits = read_cgroups(&linux, &mut parts)?;
+    parts.device_rules()?;
     let seccomp = match linux.seccomp.clone() {
         None => None,
         Some(v) => Some(

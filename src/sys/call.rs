@@ -58,6 +58,27 @@ pub enum Call {
         major: u64,
         minor: u64,
     },
+    /// `mknodat(2)` of a node an OCI config's `linux.devices` asks for: `kind` `c` (or `u`),
+    /// `b` or `p` (a FIFO), named `name` in the directory `dirfd` (its parent, found inside
+    /// the container's root); `inside` is its path in the container, for the trace.
+    MknodatConfig {
+        dirfd: i32,
+        name: PathBuf,
+        inside: PathBuf,
+        kind: char,
+        mode: u32,
+        major: u64,
+        minor: u64,
+    },
+    /// `fchownat(2)` with `AT_SYMLINK_NOFOLLOW` of the node `name` in `dirfd` just made for
+    /// `linux.devices` (`inside`, its path in the container).
+    Fchownat {
+        dirfd: i32,
+        name: PathBuf,
+        inside: PathBuf,
+        uid: u32,
+        gid: u32,
+    },
     /// `symlinkat(2)`: a link named `linkpath` in the directory `dirfd`, pointing at `target`.
     Symlinkat {
         target: PathBuf,
@@ -520,7 +541,8 @@ impl Call {
             Call::Sethostname { .. } => "sethostname",
             Call::Setns { .. } => "setns",
             Call::Mkdir { .. } => "mkdir",
-            Call::Mknodat { .. } => "mknodat",
+            Call::Mknodat { .. } | Call::MknodatConfig { .. } => "mknodat",
+            Call::Fchownat { .. } => "fchownat",
             Call::Symlinkat { .. } => "symlinkat",
             Call::Umask { .. } => "umask",
             Call::Mkfifo { .. } => "mknodat",
@@ -639,6 +661,8 @@ impl Call {
             Call::IoctlSetCtty { .. } => "ioctl.tiocsctty",
             Call::Mkfifo { .. } => "mknodat.fifo",
             Call::RunHost { .. } => "execve.host_program",
+            Call::MknodatConfig { .. } => "mknodat.config",
+            Call::Fchownat { .. } => "fchownat.device",
             Call::ConnectUnix { .. } => "connect.console",
             Call::SendFd { .. } => "sendmsg.console",
             Call::IoctlPty {
@@ -849,6 +873,51 @@ impl Call {
                     "{}, {}",
                     quote(&path.to_string_lossy()),
                     mode_octal(*mode)
+                );
+            }
+            Call::MknodatConfig {
+                dirfd,
+                name,
+                kind,
+                mode,
+                major,
+                minor,
+                ..
+            } => {
+                let ty = match kind {
+                    'b' => "S_IFBLK",
+                    'p' => "S_IFIFO",
+                    _ => "S_IFCHR",
+                };
+                if *kind == 'p' {
+                    let _ = write!(
+                        s,
+                        "{dirfd}, {}, {ty}|{}",
+                        quote(&name.to_string_lossy()),
+                        mode_octal(*mode)
+                    );
+                } else {
+                    let _ = write!(
+                        s,
+                        "{dirfd}, {}, {ty}|{}, makedev({}, {})",
+                        quote(&name.to_string_lossy()),
+                        mode_octal(*mode),
+                        hex(*major),
+                        hex(*minor),
+                    );
+                }
+            }
+            Call::Fchownat {
+                dirfd,
+                name,
+                uid,
+                gid,
+                ..
+            } => {
+                let _ = write!(
+                    s,
+                    "{dirfd}, {}, {uid}, {gid}, AT_SYMLINK_NOFOLLOW",
+                    quote(&name.to_string_lossy())
                 );
             }
             Call::Mknodat {
@@ -1342,6 +1411,9 @@ impl Call {
             | Call::Stat { path }
             | Call::Execve { path, .. } => path.display().to_string(),
             Call::RunHost { argv } => argv.join(" "),
+            Call::MknodatConfig { inside, .. } | Call::Fchownat { inside, .. } => {
+                inside.display().to_string()
+            }
             Call::BpfProgLoad { .. } => "cgroup device program".into(),
             Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
@@ -1470,6 +1542,8 @@ impl Call {
                 | Call::UnblockSignals
                 | Call::Execve { .. }
                 | Call::RunHost { .. }
+                | Call::MknodatConfig { .. }
+                | Call::Fchownat { .. }
                 | Call::Kill { .. }
                 | Call::SigactionDefault { .. }
                 | Call::Wait4 { .. }
@@ -1782,6 +1856,22 @@ impl Call {
             Call::WaitProxy { pid: 4242 },
             Call::RunHost {
                 argv: vec!["ps".into(), "-ef".into()],
+            },
+            Call::MknodatConfig {
+                dirfd: 5,
+                name: p("fuse"),
+                inside: p("/dev/fuse"),
+                kind: 'c',
+                mode: 0o666,
+                major: 10,
+                minor: 229,
+            },
+            Call::Fchownat {
+                dirfd: 5,
+                name: p("fuse"),
+                inside: p("/dev/fuse"),
+                uid: 0,
+                gid: 0,
             },
             Call::CloseRange { first: 5 },
             Call::Execve {

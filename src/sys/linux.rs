@@ -138,6 +138,40 @@ impl Backend for Linux {
                 )
                 .map(|()| Ret::Zero)
             }
+            Call::MknodatConfig {
+                dirfd,
+                name,
+                kind,
+                mode,
+                major,
+                minor,
+                ..
+            } => {
+                // The caller passes the descriptor of the node's parent, found inside the
+                // container's root; mknodat never follows a final symlink (EEXIST instead).
+                let ty = match kind {
+                    'b' => nix::sys::stat::SFlag::S_IFBLK,
+                    'p' => nix::sys::stat::SFlag::S_IFIFO,
+                    _ => nix::sys::stat::SFlag::S_IFCHR,
+                };
+                let dev = libc::makedev(*major as u32, *minor as u32);
+                nix::sys::stat::mknodat(Some(*dirfd), name.as_path(), ty, mode_bits(*mode), dev)
+                    .map(|()| Ret::Zero)
+            }
+            Call::Fchownat {
+                dirfd,
+                name,
+                uid,
+                gid,
+                ..
+            } => nix::unistd::fchownat(
+                Some(*dirfd),
+                name.as_path(),
+                Some(nix::unistd::Uid::from_raw(*uid)),
+                Some(nix::unistd::Gid::from_raw(*gid)),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map(|()| Ret::Zero),
             Call::Symlinkat {
                 target,
                 dirfd,
