@@ -1229,3 +1229,450 @@ fn exec_gets_the_containers_seccomp_filter() {
     let (code, _, err) = b.out(&["delete", "-f", "e5"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// Containers deleted (`delete --force`) when the test ends, passed or failed: none is left
+/// running, or frozen, behind a failed assertion.
+struct Deleting<'a> {
+    b: &'a Bundle,
+    ids: Vec<&'static str>,
+}
+
+impl Drop for Deleting<'_> {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            let _ = self.b.out(&["delete", "--force", id]);
+        }
+    }
+}
+
+impl Bundle {
+    /// The container's group directory that holds `file` (v1: the hierarchy carrying it).
+    fn knob(&self, file: &str) -> PathBuf {
+        self.cgroups()
+            .into_iter()
+            .map(|d| d.join(file))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no {file} in the container's cgroups"))
+    }
+
+    /// The freezer's word for the group: v1 `freezer.state`, v2 the `frozen` line of
+    /// `cgroup.events`.
+    fn freezer(&self) -> String {
+        let groups = self.cgroups();
+        if let Some(v1) = groups.iter().find(|d| d.join("freezer.state").exists()) {
+            return std::fs::read_to_string(v1.join("freezer.state"))
+                .unwrap()
+                .trim()
+                .to_string();
+        }
+        let events = std::fs::read_to_string(self.knob("cgroup.events")).unwrap();
+        if events.lines().any(|l| l == "frozen 1") {
+            "FROZEN".into()
+        } else {
+            "THAWED".into()
+        }
+    }
+
+    /// The pids of the container's group (its first hierarchy's `cgroup.procs`), sorted.
+    fn procs(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = std::fs::read_to_string(self.knob("cgroup.procs"))
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        pids.sort();
+        pids
+    }
+}
+
+/// The scheduler state of a process (`/proc/<pid>/stat` field 3): `D` while frozen.
+fn proc_state(pid: i32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').next().unwrap().to_string()
+}
+
+#[test]
+fn pause_freezes_every_process_and_resume_thaws_them() {
+    let b = Bundle::new(&["sh", "-c", "sleep 1000 & exec sleep 1001"]);
+    let _clean = Deleting {
+        b: &b,
+        ids: vec!["p1", "p2", "p3"],
+    };
+    let mut t = String::new();
+    let shown = |t: &mut String, args: &[&str]| {
+        let (code, out, err) = b.out(args);
+        t.push_str(&format!(
+            "$ dockling-runc {}\n{out}{err}[exit {code}]\n",
+            args.join(" ")
+        ));
+        (code, out, err)
+    };
+    let (code, _, err) = b.out(&["run", "--detach", "p1"]);
+    assert_eq!(code, 0, "{err}");
+    let pids = wait_until("both processes", || {
+        let p = b.procs();
+        (p.len() == 2).then_some(p)
+    });
+    // Only a paused container resumes.
+    let (code, _, err) = shown(&mut t, &["resume", "p1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("container not paused"), "{err}");
+    let (code, _, err) = shown(&mut t, &["pause", "p1"]);
+    assert_eq!(code, 0, "{err}");
+    // Settled when pause returns: the freezer says so, and so does every process.
+    assert_eq!(b.freezer(), "FROZEN");
+    for p in &pids {
+        assert_eq!(proc_state(*p), "D", "pid {p} is not frozen");
+    }
+    assert_eq!(b.status("p1"), "paused");
+    let (code, _, err) = shown(&mut t, &["pause", "p1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("container not running"), "{err}");
+    let (code, _, err) = shown(&mut t, &["resume", "p1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(b.freezer(), "THAWED");
+    for p in &pids {
+        assert_eq!(proc_state(*p), "S", "pid {p} does not sleep as before");
+    }
+    assert_eq!(b.status("p1"), "running");
+    // A paused container ends with SIGKILL (thawed after the signal), and a signal it cannot
+    // act on while frozen waits.
+    let (code, _, err) = b.out(&["pause", "p1"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = b.out(&["kill", "p1", "TERM"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(b.status("p1"), "paused");
+    let (code, _, err) = b.out(&["kill", "p1", "KILL"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until("stopped", || (b.status("p1") == "stopped").then_some(()));
+    let (code, _, err) = shown(&mut t, &["pause", "p1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("container not running"), "{err}");
+    let (code, _, err) = b.out(&["delete", "p1"]);
+    assert_eq!(code, 0, "{err}");
+    // delete --force of a paused one.
+    let (code, _, err) = b.out(&["run", "--detach", "p2"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = b.out(&["pause", "p2"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = b.out(&["delete", "--force", "p2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    // A created container can be paused too (runc's rule); it cannot start until resumed.
+    let (code, _, err) = b.out(&["create", "p3"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = b.out(&["pause", "p3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(b.status("p3"), "paused");
+    let (code, _, err) = shown(&mut t, &["start", "p3"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("it is paused, not created"), "{err}");
+    let (code, _, err) = b.out(&["resume", "p3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(b.status("p3"), "created");
+    let (code, _, err) = b.out(&["delete", "p3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    insta::assert_snapshot!("runtime_pause", t);
+}
+
+#[test]
+fn ps_lists_the_processes_of_the_containers_cgroup() {
+    let b = Bundle::new(&["sh", "-c", "sleep 1000 & exec sleep 1001"]);
+    let _clean = Deleting {
+        b: &b,
+        ids: vec!["s1"],
+    };
+    let (code, _, err) = b.out(&["run", "--detach", "s1"]);
+    assert_eq!(code, 0, "{err}");
+    let pids = wait_until("both processes", || {
+        let p = b.procs();
+        (p.len() == 2).then_some(p)
+    });
+    let (code, out, err) = b.out(&["ps", "--format", "json", "s1"]);
+    assert_eq!(code, 0, "{err}");
+    let mut listed: Vec<i32> = serde_json::from_str(&out).unwrap();
+    listed.sort();
+    assert_eq!(listed, pids, "ps json is the group's cgroup.procs");
+    // The table: the host's ps header and one line per process of the container.
+    let (code, out, err) = b.out(&["ps", "s1"]);
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    let header = lines.next().unwrap();
+    assert!(header.split_whitespace().any(|h| h == "PID"), "{out}");
+    let mut rows: Vec<i32> = lines
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    rows.sort();
+    assert_eq!(rows, pids, "{out}");
+    // ps's own options after the id.
+    let (code, out, err) = b.out(&["ps", "s1", "-o", "pid,comm"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.lines().skip(1).all(|l| l.ends_with("sleep")), "{out}");
+    let (code, _, err) = b.out(&["ps", "s1", "-o", "comm"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no PID column"), "{err}");
+    let (code, _, err) = b.out(&["ps", "--format", "json", "s1", "-ef"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("table format only"), "{err}");
+    let (code, _, err) = b.out(&["ps", "nosuch"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn update_writes_the_new_limits_into_the_cgroup() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 200 << 20});
+    });
+    let _clean = Deleting {
+        b: &b,
+        ids: vec!["u1"],
+    };
+    let (code, _, err) = b.out(&["run", "--detach", "u1"]);
+    assert_eq!(code, 0, "{err}");
+    let read = |file: &str| {
+        std::fs::read_to_string(b.knob(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let v2 = b.cgroups().iter().any(|d| d.join("cgroup.events").exists())
+        && !b.cgroups().iter().any(|d| d.join("freezer.state").exists());
+    let (code, _, err) = b.out(&[
+        "update",
+        "--memory",
+        "100m",
+        "--memory-reservation",
+        "52428800",
+        "--cpu-share",
+        "512",
+        "--cpu-period",
+        "100000",
+        "--cpu-quota",
+        "50000",
+        "--pids-limit",
+        "100",
+        "u1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    if v2 {
+        assert_eq!(read("memory.max"), "104857600");
+        assert_eq!(read("memory.low"), "52428800");
+        assert_eq!(read("cpu.weight"), "20");
+        assert_eq!(read("cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(read("memory.limit_in_bytes"), "104857600");
+        assert_eq!(read("memory.soft_limit_in_bytes"), "52428800");
+        assert_eq!(read("cpu.shares"), "512");
+        assert_eq!(read("cpu.cfs_period_us"), "100000");
+        assert_eq!(read("cpu.cfs_quota_us"), "50000");
+    }
+    assert_eq!(read("pids.max"), "100");
+    // From a file given as standard input.
+    let mut child = b
+        .rt(&["update", "--resources", "-", "u1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids": {"limit": 50}, "cpu": {"quota": -1}}"#)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read("pids.max"), "50");
+    if v2 {
+        assert_eq!(read("cpu.max"), "max 100000");
+    } else {
+        assert_eq!(read("cpu.cfs_quota_us"), "-1");
+    }
+    // What cannot change is refused by name, and nothing is written.
+    let file = b.dir.path().join("res.json");
+    std::fs::write(
+        &file,
+        r#"{"pids": {"limit": 7}, "memory": {"swappiness": 3}}"#,
+    )
+    .unwrap();
+    let (code, _, err) = b.out(&["update", "-r", file.to_str().unwrap(), "u1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("memory.swappiness is not something"), "{err}");
+    assert_eq!(read("pids.max"), "50");
+    let (code, _, err) = b.out(&["update", "--l3-cache-schema", "L3:0=f", "u1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--l3-cache-schema: Intel RDT"), "{err}");
+    // The record's config says what the container has now.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.state_root().join("u1/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        record["config"]["linux"]["resources"]["pids"]["limit"], 50,
+        "{record}"
+    );
+    // A stopped container has nothing to update.
+    let (code, _, err) = b.out(&["kill", "u1", "KILL"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until("stopped", || (b.status("u1") == "stopped").then_some(()));
+    let (code, _, err) = b.out(&["update", "--pids-limit", "9", "u1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot update container \"u1\": it is stopped"),
+        "{err}"
+    );
+}
+
+#[test]
+fn features_lists_what_create_accepts() {
+    let b = Bundle::new(&["sh", "-c", ":"]);
+    let (code, out, err) = b.out(&["features"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["ociVersionMin"], "1.0.0");
+    let listed = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let namespaces = listed(&doc["linux"]["namespaces"]);
+    assert!(!namespaces.contains(&"user".to_string()), "{namespaces:?}");
+    // A config asking for every namespace listed runs; one with a namespace left out of the
+    // list is refused.
+    b.edit(|c| {
+        c["linux"]["namespaces"] = namespaces
+            .iter()
+            .map(|n| serde_json::json!({"type": n}))
+            .collect();
+    });
+    let (code, _, err) = b.out(&["run", "f1"]);
+    assert_eq!(code, 0, "{err}");
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+    });
+    let (code, _, err) = b.out(&["run", "f2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("user namespaces are not supported"), "{err}");
+    // What the spec template writes is within the list.
+    assert!(listed(&doc["mountOptions"]).contains(&"nosuid".to_string()));
+    assert_eq!(doc["linux"]["apparmor"]["enabled"], false);
+    assert_eq!(doc["linux"]["selinux"]["enabled"], false);
+    assert_eq!(
+        doc["hooks"],
+        serde_json::json!([
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ])
+    );
+    let version = doc["annotations"]["io.github.dockling.version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    insta::assert_snapshot!("runtime_features", out.replace(&version, "[VERSION]"));
+}
+
+#[test]
+fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() {
+    use std::os::unix::fs::FileTypeExt;
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "stat -c '%n %a %u:%g %t:%T %F' /dev/foo /sub/dir/node /dev/fifo /mnt; \
+         mknod /tmp/fuse c 10 229; mknod /tmp/loop-control c 10 237; \
+         (exec 3</tmp/fuse) && echo fuse read: allowed; \
+         (exec 4>/tmp/fuse) 2>/dev/null || echo fuse write: denied; \
+         (exec 5</tmp/loop-control) 2>/dev/null || echo loop-control read: denied; \
+         echo x > /sub/dir/node && echo node write: allowed",
+    ]);
+    for tool in ["stat", "mknod"] {
+        std::os::unix::fs::symlink("busybox", b.bundle().join("rootfs/bin").join(tool)).unwrap();
+    }
+    // A symlink of the image that points at a host directory: the node below it must land
+    // inside the root, never in that directory.
+    let outside = b.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, b.bundle().join("rootfs/escape")).unwrap();
+    b.edit(|c| {
+        c["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/foo", "type": "b", "major": 1, "minor": 5, "uid": 10, "gid": 11, "fileMode": 0o157},
+            {"path": "/sub/dir/node", "type": "c", "major": 1, "minor": 3},
+            {"path": "/dev/fifo", "type": "p", "fileMode": 0o660, "uid": 1, "gid": 2},
+            {"path": "/mnt/", "type": "b", "major": 10, "minor": 229},
+            {"path": "/escape/node", "type": "c", "major": 1, "minor": 3}
+        ]);
+        c["linux"]["resources"]["devices"] = serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}
+        ]);
+    });
+    let (code, out, err) = b.out(&["run", "dv1"]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("runtime_config_devices", out);
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "a node was made outside the root"
+    );
+    let inside = b
+        .bundle()
+        .join("rootfs")
+        .join(outside.strip_prefix("/").unwrap())
+        .join("node");
+    assert!(
+        std::fs::symlink_metadata(&inside)
+            .unwrap()
+            .file_type()
+            .is_char_device(),
+        "{}",
+        inside.display()
+    );
+    // The host's /dev bound in: no node is made in it (it is the host's), and the config's
+    // rules still hold for the host's nodes seen there.
+    let node = format!("dockling-test-{}", std::process::id());
+    b.edit(|c| {
+        c["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "(exec 3</dev/fuse) 2>/dev/null || echo host fuse read: denied; echo x > /dev/null && echo null: allowed"
+        ]);
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind", "rw"]}));
+        c["linux"]["devices"] =
+            serde_json::json!([{"path": format!("/dev/{node}"), "type": "c", "major": 1, "minor": 3}]);
+        c["linux"]["resources"]["devices"] = serde_json::json!([{"allow": false, "access": "rwm"}]);
+    });
+    let (code, out, err) = b.out(&["run", "dv3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "host fuse read: denied\nnull: allowed\n");
+    assert!(
+        !std::path::Path::new("/dev").join(&node).exists(),
+        "a node was made in the host's /dev"
+    );
+    // A bad rule is refused by name before anything exists.
+    b.edit(|c| {
+        c["linux"]["resources"]["devices"] =
+            serde_json::json!([{"allow": true, "type": "c", "access": "rwx"}]);
+    });
+    let (code, _, err) = b.out(&["run", "dv2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("linux.resources.devices"), "{err}");
+    assert!(err.contains("access 'x'"), "{err}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+}

@@ -141,6 +141,102 @@ pub const DEFAULT: &[Rule] = &[
     rule(true, Kind::Char, Some(10), Some(200), RWM), // /dev/net/tun
 ];
 
+/// What every OCI container may use whatever its config's rules say (runc's allowed
+/// devices, appended after the config's rules so they win): `mknod` of any node, the standard
+/// devices, the console, the pseudo-terminals and `/dev/net/tun`. Unlike [`DEFAULT`], no
+/// deny of `/dev/fuse`: that is Docker's, and a config may allow it.
+pub const ALLOWED: &[Rule] = &[
+    rule(true, Kind::Char, None, None, MKNOD),
+    rule(true, Kind::Block, None, None, MKNOD),
+    rule(true, Kind::Char, Some(1), Some(3), RWM), // /dev/null
+    rule(true, Kind::Char, Some(1), Some(5), RWM), // /dev/zero
+    rule(true, Kind::Char, Some(1), Some(7), RWM), // /dev/full
+    rule(true, Kind::Char, Some(1), Some(8), RWM), // /dev/random
+    rule(true, Kind::Char, Some(1), Some(9), RWM), // /dev/urandom
+    rule(true, Kind::Char, Some(5), Some(0), RWM), // /dev/tty
+    rule(true, Kind::Char, Some(5), Some(1), RWM), // /dev/console
+    rule(true, Kind::Char, Some(136), None, RWM),  // /dev/pts/*
+    rule(true, Kind::Char, Some(5), Some(2), RWM), // /dev/ptmx
+    rule(true, Kind::Char, Some(10), Some(200), RWM), // /dev/net/tun
+];
+
+/// The rules of an OCI container: the config's `linux.resources.devices` (or "deny
+/// everything" when it has none), then [`ALLOWED`], then an allow of each node its
+/// `linux.devices` makes (`kind` `c`, `u` or `b`; a FIFO is no device), as runc composes them.
+pub fn for_oci(config: &[Rule], nodes: &[(char, u64, u64)]) -> Vec<Rule> {
+    let mut out: Vec<Rule> = if config.is_empty() {
+        vec![rule(false, Kind::All, None, None, RWM)]
+    } else {
+        config.to_vec()
+    };
+    out.extend_from_slice(ALLOWED);
+    for (kind, major, minor) in nodes {
+        let kind = match kind {
+            'b' => Kind::Block,
+            'c' | 'u' => Kind::Char,
+            _ => continue,
+        };
+        out.push(Rule {
+            allow: true,
+            kind,
+            major: u32::try_from(*major).ok(),
+            minor: u32::try_from(*minor).ok(),
+            access: RWM,
+        });
+    }
+    out
+}
+
+/// The runtime spec's `linux.resources.devices` as rules; a bad entry is refused by its index.
+pub fn from_oci(list: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<Vec<Rule>, String> {
+    use oci_spec::runtime::LinuxDeviceType;
+    let mut out = Vec::new();
+    for (i, d) in list.iter().enumerate() {
+        let field = format!("entry {i}");
+        let kind = match d.typ() {
+            None | Some(LinuxDeviceType::A) => Kind::All,
+            Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => Kind::Char,
+            Some(LinuxDeviceType::B) => Kind::Block,
+            Some(LinuxDeviceType::P) => {
+                return Err(format!(
+                    "{field}: type p: a FIFO is not a device the cgroup controls; use a, c or b"
+                ))
+            }
+        };
+        let number = |n: Option<i64>, what: &str| -> Result<Option<u32>, String> {
+            match n {
+                None | Some(-1) => Ok(None),
+                Some(n) => u32::try_from(n)
+                    .map(Some)
+                    .map_err(|_| format!("{field}: {what} {n} is not a device number")),
+            }
+        };
+        let (major, minor) = (number(d.major(), "major")?, number(d.minor(), "minor")?);
+        let mut access = 0;
+        for c in d.access().as_deref().unwrap_or("rwm").chars() {
+            access |= match c {
+                'r' => READ,
+                'w' => WRITE,
+                'm' => MKNOD,
+                other => {
+                    return Err(format!(
+                        "{field}: access {other:?}: use the letters r, w and m"
+                    ))
+                }
+            };
+        }
+        // `a` with numbers is not the kernel's `a`: it covers both kinds with those numbers.
+        if kind == Kind::All && (major.is_some() || minor.is_some()) {
+            for kind in [Kind::Char, Kind::Block] {
+                out.push(rule(d.allow(), kind, major, minor, access));
+            }
+            continue;
+        }
+        out.push(rule(d.allow(), kind, major, minor, access));
+    }
+    Ok(out)
+}
+
 /// `--privileged`: every device.
 pub const ALLOW_ALL: &[Rule] = &[rule(true, Kind::All, None, None, RWM)];
 

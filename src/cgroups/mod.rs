@@ -13,6 +13,8 @@
 pub mod bpf;
 pub mod devices;
 mod error;
+mod freezer;
+pub mod resources;
 mod v1;
 mod v2;
 
@@ -247,6 +249,37 @@ impl Cgroup {
             .split_whitespace()
             .filter_map(|p| p.parse().ok())
             .collect()
+    }
+
+    /// The processes of the group and of every group below it (a container with a cgroup
+    /// namespace of its own may make some and move into them), each once, in the order the
+    /// kernel lists them, parents first. A plain read, like [`Cgroup::procs`].
+    pub fn all_procs(&self) -> Vec<i32> {
+        let Some(top) = self.paths().into_iter().find(|d| d.is_dir()) else {
+            return vec![];
+        };
+        let mut pids = Vec::new();
+        let mut dirs = vec![top];
+        while let Some(dir) = dirs.pop() {
+            let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in text.split_whitespace().filter_map(|p| p.parse().ok()) {
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut subs: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect();
+            subs.sort();
+            // Popped in name order.
+            dirs.extend(subs.into_iter().rev());
+        }
+        pids
     }
 
     /// Wait (bounded: `limit`) until the group has no process left; true when empty.

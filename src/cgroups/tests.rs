@@ -729,3 +729,192 @@ fn exec_joins_the_hierarchies_that_hold_the_group_not_one_mounted_since() {
     // Its processes are read where the group is, not from the first tree mounted.
     assert_eq!(cg.procs(), vec![4242]);
 }
+
+fn update_script(cg: &Cgroup, r: &resources::Resources) -> String {
+    let rec = Recorder::new();
+    let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
+    cg.update(&sys, r).unwrap();
+    rec.script()
+}
+
+#[test]
+fn update_writes_each_value_to_its_knob_on_v1_and_v2() {
+    let r = resources::Resources {
+        memory: Some(100 << 20),
+        memory_reservation: Some(50 << 20),
+        memory_swap: Some(-1),
+        cpu_shares: Some(512),
+        cpu_quota: Some(50_000),
+        cpu_period: Some(100_000),
+        cpuset_cpus: Some("0-1".into()),
+        cpuset_mems: Some("0".into()),
+        pids: Some(100),
+        blkio_weight: Some(500),
+        ..Default::default()
+    };
+    let root = fake_v1_root();
+    let v1 = Cgroup::with_layout(Version::V1, v1_layout(root.path()), "dockling", ID);
+    let script = update_script(&v1, &r).replace(&root.path().display().to_string(), "[V1]");
+    insta::assert_snapshot!("update_v1", script);
+    let h = vec![Hierarchy {
+        mount_point: "/sys/fs/cgroup".into(),
+        options: String::new(),
+    }];
+    let v2 = Cgroup::with_layout(Version::V2, h, "dockling", ID);
+    insta::assert_snapshot!("update_v2", update_script(&v2, &r));
+    // v2 has no real-time knobs: refused by name.
+    let rt = resources::Resources {
+        cpu_rt_runtime: Some(1000),
+        ..Default::default()
+    };
+    let rec = Recorder::new();
+    let sys = Sys::new(Box::new(rec.clone()), Tracer::off());
+    let err = v2.update(&sys, &rt).unwrap_err().to_string();
+    assert!(err.contains("no real-time CPU limits"), "{err}");
+    assert_eq!(rec.script(), "");
+    let err = v1
+        .update(
+            &sys,
+            &resources::Resources {
+                blkio_weight: Some(5),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("from 10 to 1000"), "{err}");
+}
+
+#[test]
+fn v2_conversions_are_runcs() {
+    assert_eq!(resources::shares_to_weight(2), 1);
+    assert_eq!(resources::shares_to_weight(1024), 39);
+    assert_eq!(resources::shares_to_weight(262_144), 10_000);
+    assert_eq!(resources::blkio_to_io_weight(10), 1);
+    assert_eq!(resources::blkio_to_io_weight(500), 4950);
+    assert_eq!(resources::blkio_to_io_weight(1000), 10_000);
+}
+
+/// A v2 group in a temporary tree whose `cgroup.events` the test writes, as the kernel would.
+fn fake_v2_group() -> (tempfile::TempDir, Cgroup, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let group = dir.path().join("dockling").join(ID);
+    std::fs::create_dir_all(&group).unwrap();
+    std::fs::write(group.join("cgroup.freeze"), "0\n").unwrap();
+    std::fs::write(group.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+    let h = vec![Hierarchy {
+        mount_point: dir.path().to_path_buf(),
+        options: String::new(),
+    }];
+    let cg = Cgroup::with_layout(Version::V2, h, "dockling", ID);
+    (dir, cg, group)
+}
+
+#[test]
+fn a_freeze_returns_once_the_kernel_says_frozen() {
+    let (_dir, cg, group) = fake_v2_group();
+    let events = group.join("cgroup.events");
+    let flip = {
+        let events = events.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            std::fs::write(events, "populated 1\nfrozen 1\n").unwrap();
+        })
+    };
+    let start = std::time::Instant::now();
+    cg.freeze_settled(&Sys::quiet(), true).unwrap();
+    assert!(start.elapsed() >= std::time::Duration::from_millis(30));
+    flip.join().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(group.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    assert_eq!(cg.freezer_state().as_deref(), Some("frozen"));
+    assert!(cg.is_frozen());
+}
+
+#[test]
+fn a_freeze_that_never_settles_is_undone_and_reported() {
+    let (_dir, cg, group) = fake_v2_group();
+    let start = std::time::Instant::now();
+    let err = cg
+        .freeze_settled(&Sys::quiet(), true)
+        .unwrap_err()
+        .to_string();
+    assert!(start.elapsed() >= std::time::Duration::from_secs(2));
+    assert!(err.contains("did not freeze within 2 s"), "{err}");
+    assert!(err.contains("thawed again"), "{err}");
+    // Thawed back, never left half frozen.
+    assert_eq!(
+        std::fs::read_to_string(group.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn all_procs_reads_the_group_and_every_group_below() {
+    let (_dir, cg, group) = fake_v2_group();
+    std::fs::write(group.join("cgroup.procs"), "10\n11\n").unwrap();
+    std::fs::create_dir_all(group.join("b/inner")).unwrap();
+    std::fs::create_dir_all(group.join("a")).unwrap();
+    std::fs::write(group.join("a/cgroup.procs"), "20\n").unwrap();
+    std::fs::write(group.join("b/cgroup.procs"), "").unwrap();
+    std::fs::write(group.join("b/inner/cgroup.procs"), "30\n11\n").unwrap();
+    assert_eq!(cg.all_procs(), vec![10, 11, 20, 30]);
+    assert_eq!(cg.procs(), vec![10, 11]);
+}
+
+#[test]
+fn an_oci_configs_device_rules_come_first_and_runcs_allowed_devices_after() {
+    let config: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}
+        ]))
+        .unwrap();
+    let rules = devices::from_oci(&config).unwrap();
+    let all = devices::for_oci(&rules, &[('b', 8, 0), ('p', 0, 0)]);
+    let e = devices::Effective::of(&all);
+    // The config's allow of /dev/fuse for reading holds: Docker's deny of it is not added.
+    assert!(e.permits(devices::Kind::Char, 10, 229, devices::READ));
+    assert!(!e.permits(devices::Kind::Char, 10, 229, devices::WRITE));
+    // runc's allowed devices, and the config's own node; nothing else.
+    assert!(e.permits(devices::Kind::Char, 1, 3, devices::RWM));
+    assert!(e.permits(devices::Kind::Block, 8, 0, devices::RWM));
+    assert!(!e.permits(devices::Kind::Char, 10, 237, devices::READ));
+    // No rules in the config: everything denied but the allowed devices.
+    let none = devices::Effective::of(&devices::for_oci(&[], &[]));
+    assert!(!none.permits(devices::Kind::Char, 10, 229, devices::READ));
+    assert!(none.permits(devices::Kind::Char, 136, 4, devices::RWM));
+    // An allow of everything stays that.
+    let all_allowed: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(serde_json::json!([{"allow": true, "access": "rwm"}])).unwrap();
+    let e = devices::Effective::of(&devices::for_oci(
+        &devices::from_oci(&all_allowed).unwrap(),
+        &[],
+    ));
+    assert_eq!(e, devices::Effective::of(devices::ALLOW_ALL));
+    // Bad entries are refused by their place.
+    for (bad, says) in [
+        (
+            serde_json::json!([{"allow": true, "access": "rwx"}]),
+            "entry 0: access 'x'",
+        ),
+        (
+            serde_json::json!([{"allow": true, "type": "p"}]),
+            "entry 0: type p",
+        ),
+        (
+            serde_json::json!([{"allow": true, "type": "c", "major": 99999999999i64}]),
+            "is not a device number",
+        ),
+    ] {
+        let list: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_value(bad).unwrap();
+        let err = devices::from_oci(&list).unwrap_err();
+        assert!(err.contains(says), "{err}");
+    }
+}

@@ -212,6 +212,31 @@ pub enum RuntimeCommand {
         /// The container's id
         id: String,
     },
+    /// Freeze every process of a running container (its cgroup's freezer)
+    Pause {
+        /// The container's id
+        id: String,
+    },
+    /// Thaw a paused container's processes
+    Resume {
+        /// The container's id
+        id: String,
+    },
+    /// The processes of a container: the host's ps filtered to its cgroup, or its pids as JSON
+    Ps {
+        /// table (the host's `ps` lines of its processes) or json (an array of host pids)
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// The container's id
+        id: String,
+        /// Options for ps (default -ef), after the id
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Print what this runtime supports, as the runtime spec's features document (JSON)
+    Features,
+    /// Change a container's cgroup limits while it runs
+    Update(Box<UpdateArgs>),
     /// Refused: dockling-runc does not checkpoint containers (no CRIU support)
     #[command(disable_help_flag = true)]
     Checkpoint {
@@ -242,4 +267,63 @@ pub enum RuntimeCommand {
         #[arg(long)]
         rootless: bool,
     },
+}
+
+/// What `update` takes (runc's flags; sizes in bytes or with a unit like 64m).
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// A JSON file of the runtime spec's LinuxResources (`-`: standard input); the flags
+    /// below are then not allowed
+    #[arg(short, long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Block I/O weight, 10 to 1000
+    #[arg(long, value_name = "WEIGHT")]
+    pub blkio_weight: Option<u16>,
+    /// CFS period in microseconds
+    #[arg(long, value_name = "US")]
+    pub cpu_period: Option<u64>,
+    /// CFS quota in microseconds per period (-1: none)
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long, value_name = "SHARES")]
+    pub cpu_share: Option<u64>,
+    /// Real-time period in microseconds (cgroup v1)
+    #[arg(long, value_name = "US")]
+    pub cpu_rt_period: Option<u64>,
+    /// Real-time runtime in microseconds per period (cgroup v1)
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs the container may run on (0-3, 0,1)
+    #[arg(long, value_name = "CPUS")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use (0-3, 0,1)
+    #[arg(long, value_name = "MEMS")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (-1: none)
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1: unlimited swap)
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Most processes the container may have (0 or less: no limit)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Refused: kernel memory limits are deprecated by the kernel
+    #[arg(long, value_name = "SIZE")]
+    pub kernel_memory: Option<String>,
+    /// Refused: kernel memory limits are deprecated by the kernel
+    #[arg(long, value_name = "SIZE")]
+    pub kernel_memory_tcp: Option<String>,
+    /// Refused: Intel RDT is not supported
+    #[arg(long, value_name = "SCHEMA")]
+    pub l3_cache_schema: Option<String>,
+    /// Refused: Intel RDT is not supported
+    #[arg(long, value_name = "SCHEMA")]
+    pub mem_bw_schema: Option<String>,
+    /// The container's id
+    pub id: String,
 }

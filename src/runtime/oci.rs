@@ -85,7 +85,12 @@ pub fn create(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Cre
     made?;
     if let (Some(cg), Some(limits)) = (opts.cgroup, spec.cgroup.as_ref()) {
         sys.step(StepId::CgroupsCreate)?;
-        cg.create(sys, limits, crate::cgroups::devices::rules(false))?;
+        // The config's rules, runc's allowed devices and the config's own nodes.
+        let rules = opts
+            .parts
+            .device_rules()
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        cg.create(sys, limits, &rules)?;
     }
     let made = launch(sys, spec, opts);
     if made.is_err() {
@@ -278,25 +283,31 @@ fn child_steps(
         .map(|cg| cg.container_mounts())
         .unwrap_or_default();
     rootfs.mount_config(&parts.mounts, &spec.bundle, &cgroup_mounts)?;
-    if rootfs.dev_is_tmpfs() {
+    // A /dev bound from elsewhere (the host's, `rbind`) is that tree's own: no node is made
+    // in it, neither the standard ones nor the config's (runc's `needsSetupDev`); a mknod
+    // there would land on the host.
+    let dev_bound = parts
+        .mounts
+        .iter()
+        .any(|m| m.bind && super::rootfs::lexical_clean(&m.destination) == Path::new("/dev"));
+    if !dev_bound && rootfs.dev_is_tmpfs() {
         rootfs.create_devices()?;
     }
-    // The config's devices: the standard ones were made just now (the same nodes runc's
-    // defaults are); others are not made yet, and saying so beats a container without them.
-    for d in &parts.devices {
-        let standard = super::rootfs::DEVICES.iter().any(|(name, major, minor)| {
-            d.path == Path::new("/dev").join(name)
-                && (d.major, d.minor) == (*major, *minor)
-                && matches!(d.kind, 'c' | 'u')
-        });
-        if !standard {
-            return Err(Error::Usage(format!(
-                "linux.devices: {} is not one of the standard devices (null, zero, full, \
-                 random, urandom, tty), the only ones dockling-runc makes so far",
-                d.path.display()
-            )));
-        }
+    // The config's devices, anywhere in the root (the standard ones exist already when /dev
+    // is a tmpfs, and are left as they are); under a bound /dev, none.
+    let (skipped, nodes): (Vec<_>, Vec<_>) = parts
+        .devices
+        .iter()
+        .cloned()
+        .partition(|d| dev_bound && lexical_under(&d.path, Path::new("/dev")));
+    for d in &skipped {
+        sys.tracer.note(&format!(
+            "linux.devices {}: not made: /dev is a bind mount of another tree, whose nodes \
+             are its own",
+            d.path.display()
+        ));
     }
+    rootfs.create_config_devices(&nodes)?;
     for (key, value) in &parts.sysctl {
         rootfs.write_inside(
             &PathBuf::from("/proc/sys").join(key.replace('.', "/")),
@@ -627,4 +638,9 @@ fn hand_terminal(sys: &Sys, master: OwnedFd, path: &Path) -> Result<()> {
     });
     sent?;
     Ok(())
+}
+
+/// Whether `path`, cleaned of `.`/`..`, is `dir` or below it.
+fn lexical_under(path: &Path, dir: &Path) -> bool {
+    super::rootfs::lexical_clean(path).starts_with(dir)
 }

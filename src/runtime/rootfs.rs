@@ -383,10 +383,10 @@ impl<'a> Rootfs<'a> {
     ) -> Result<()> {
         self.sys.step(StepId::RootfsMounts)?;
         for m in mounts {
-            if m.attr_set != 0 || m.attr_clr != 0 || m.copy_up {
+            if let Some(what) = m.not_supported_yet() {
                 return Err(Error::Usage(format!(
-                    "mount {}: recursive attributes (rro, rnosuid...) and tmpcopyup are not \
-                     supported by dockling-runc yet: use the plain options (ro, nosuid...)",
+                    "mount {}: {what} are not supported by dockling-runc yet: use the plain \
+                     options (ro, nosuid...)",
                     m.destination.display()
                 )));
             }
@@ -796,6 +796,75 @@ impl<'a> Rootfs<'a> {
                 linkpath: link.into(),
             })?;
         }
+        Ok(())
+    }
+
+    /// The nodes an OCI config's `linux.devices` asks for, anywhere in the container: each
+    /// parent found (and made where missing) inside the root through descriptors
+    /// ([`ensure_target`]), the node made by name in it with the umask at 0 (its mode exactly
+    /// the config's), then given its owner. A name that exists already (the standard devices
+    /// made a moment ago, a node of the image) is left as it is, as runc does; mknodat does
+    /// not follow a symlink there.
+    pub fn create_config_devices(&self, devices: &[crate::specconv::oci::Device]) -> Result<()> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let old = match self.sys.perform(Call::Umask { mask: 0 })? {
+            crate::sys::Ret::Umask(m) => m,
+            _ => 0o022,
+        };
+        let made = devices.iter().try_for_each(|d| self.config_device(d));
+        self.sys.run(Call::Umask { mask: old })?;
+        made
+    }
+
+    fn config_device(&self, d: &crate::specconv::oci::Device) -> Result<()> {
+        let rel = safefs::relative(&d.path);
+        let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new(""))) else {
+            return Err(Error::Usage(format!(
+                "linux.devices: {} names no file: give the node's path, like /dev/fuse",
+                d.path.display()
+            )));
+        };
+        let dir = match &self.root {
+            // As for a mount target: a dangling symlink of the image on the way has its
+            // target worked out inside the root first, then made there.
+            Some(root) => Some(match ensure_target(self.sys, root, parent, false, None) {
+                Err(Error::Sys(e)) if e.errno == nix::errno::Errno::ENOENT => {
+                    let inside = Path::new("/").join(parent);
+                    let resolved =
+                        safefs::resolve_in_root_with(root.as_fd(), &inside, |dir, p, f, r| {
+                            self.sys
+                                .openat2(dir, p, f, 0, r)
+                                .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
+                        })
+                        .map_err(Error::io("resolve in the container", &inside))?;
+                    ensure_target(self.sys, root, &resolved, false, None)?
+                }
+                other => other?,
+            }),
+            None => None,
+        };
+        let dirfd = dir.as_ref().map_or(DRY_RUN_FD, |fd| fd.as_raw_fd());
+        match self.sys.run(Call::MknodatConfig {
+            dirfd,
+            name: name.into(),
+            inside: d.path.clone(),
+            kind: d.kind,
+            mode: d.mode,
+            major: d.major,
+            minor: d.minor,
+        }) {
+            Err(e) if e.errno == nix::errno::Errno::EEXIST => return Ok(()),
+            other => other?,
+        }
+        self.sys.run(Call::Fchownat {
+            dirfd,
+            name: name.into(),
+            inside: d.path.clone(),
+            uid: d.uid,
+            gid: d.gid,
+        })?;
         Ok(())
     }
 

@@ -88,6 +88,17 @@ pub struct OciMount {
     pub data: String,
 }
 
+impl OciMount {
+    /// What the config asks of this mount that `create` cannot do yet, in words: recursive
+    /// attributes (they need `mount_setattr(2)` with `AT_RECURSIVE`) and `tmpcopyup`. `None`
+    /// when it can be mounted. The config reader keeps them (a later version applies them);
+    /// the mount step refuses with this, and `features` leaves their options out.
+    pub fn not_supported_yet(&self) -> Option<&'static str> {
+        (self.attr_set != 0 || self.attr_clr != 0 || self.copy_up)
+            .then_some("recursive attributes (rro, rnosuid...) and tmpcopyup")
+    }
+}
+
 /// One `linux.devices` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -219,6 +230,27 @@ pub struct OciParts {
     pub resources: Option<oci_spec::runtime::LinuxResources>,
     /// `linux.cgroupsPath` as given (empty: the runtime chooses).
     pub cgroups_path: String,
+}
+
+impl OciParts {
+    /// The devices cgroup rules of the container ([`crate::cgroups::devices::for_oci`]): the
+    /// config's `linux.resources.devices`, runc's allowed devices, and each `linux.devices`
+    /// node. `from_config` asks once, so a bad rule is refused before anything exists.
+    pub fn device_rules(&self) -> Result<Vec<crate::cgroups::devices::Rule>, SpecError> {
+        let config = self
+            .resources
+            .as_ref()
+            .and_then(|r| r.devices().clone())
+            .unwrap_or_default();
+        let config = crate::cgroups::devices::from_oci(&config)
+            .map_err(|e| bad("linux.resources.devices", e))?;
+        let nodes: Vec<(char, u64, u64)> = self
+            .devices
+            .iter()
+            .map(|d| (d.kind, d.major, d.minor))
+            .collect();
+        Ok(crate::cgroups::devices::for_oci(&config, &nodes))
+    }
 }
 
 impl Default for OciParts {
@@ -549,6 +581,7 @@ pub fn from_config(
         }
     }
     let limits = read_cgroups(&linux, &mut parts)?;
+    parts.device_rules()?;
     let seccomp = match linux.seccomp.clone() {
         None => None,
         Some(v) => Some(

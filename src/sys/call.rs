@@ -58,6 +58,27 @@ pub enum Call {
         major: u64,
         minor: u64,
     },
+    /// `mknodat(2)` of a node an OCI config's `linux.devices` asks for: `kind` `c` (or `u`),
+    /// `b` or `p` (a FIFO), named `name` in the directory `dirfd` (its parent, found inside
+    /// the container's root); `inside` is its path in the container, for the trace.
+    MknodatConfig {
+        dirfd: i32,
+        name: PathBuf,
+        inside: PathBuf,
+        kind: char,
+        mode: u32,
+        major: u64,
+        minor: u64,
+    },
+    /// `fchownat(2)` with `AT_SYMLINK_NOFOLLOW` of the node `name` in `dirfd` just made for
+    /// `linux.devices` (`inside`, its path in the container).
+    Fchownat {
+        dirfd: i32,
+        name: PathBuf,
+        inside: PathBuf,
+        uid: u32,
+        gid: u32,
+    },
     /// `symlinkat(2)`: a link named `linkpath` in the directory `dirfd`, pointing at `target`.
     Symlinkat {
         target: PathBuf,
@@ -121,6 +142,10 @@ pub enum Call {
         filter: Vec<super::bpf::SockFilter>,
         about: String,
     },
+    /// A program of the host run to its end, its output read: `clone`, its `execve` (`argv[0]`
+    /// looked up in `PATH`), `wait4`, as one entry (runtime `ps` runs the host's `ps`). Its
+    /// stdout and stderr come back in [`Ret::Ran`].
+    RunHost { argv: Vec<String> },
     /// `execve(2)`; on success it never returns.
     Execve {
         path: PathBuf,
@@ -512,6 +537,14 @@ pub enum Ret {
     Received(Vec<u8>),
     /// `getsockname`: returns 0, and the socket's address through its argument.
     SockName(std::net::SocketAddrV4),
+    /// A host program run to its end ([`Call::RunHost`]): its pid, raw wait status and output.
+    #[allow(missing_docs)]
+    Ran {
+        pid: i32,
+        status: i32,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
 }
 
 /// What `fstatfs(2)` fills in (`struct statfs`), the fields strace prints.
@@ -547,7 +580,7 @@ impl Ret {
         match *self {
             Ret::Zero => 0,
             Ret::Pid(p) => p as i64,
-            Ret::Waited { pid, .. } => pid as i64,
+            Ret::Waited { pid, .. } | Ret::Ran { pid, .. } => pid as i64,
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
             Ret::Received(ref b) => b.len() as i64,
@@ -577,7 +610,8 @@ impl Call {
             Call::Sethostname { .. } => "sethostname",
             Call::Setns { .. } => "setns",
             Call::Mkdir { .. } => "mkdir",
-            Call::Mknodat { .. } => "mknodat",
+            Call::Mknodat { .. } | Call::MknodatConfig { .. } => "mknodat",
+            Call::Fchownat { .. } => "fchownat",
             Call::Symlinkat { .. } => "symlinkat",
             Call::Umask { .. } => "umask",
             Call::Mkfifo { .. } => "mknodat",
@@ -597,7 +631,7 @@ impl Call {
             | Call::CloseRangePreserving { .. }
             | Call::CloseRangeNow { .. } => "close_range",
             Call::Seccomp { .. } => "seccomp",
-            Call::Execve { .. } => "execve",
+            Call::Execve { .. } | Call::RunHost { .. } => "execve",
             Call::Openat2 { .. } => "openat2",
             Call::Mkdirat { .. } => "mkdirat",
             Call::Open { .. } => "openat",
@@ -702,6 +736,9 @@ impl Call {
             Call::Unshare { flags } if *flags == CloneFlags::CLONE_NEWCGROUP => "unshare.cgroup",
             Call::IoctlSetCtty { .. } => "ioctl.tiocsctty",
             Call::Mkfifo { .. } => "mknodat.fifo",
+            Call::RunHost { .. } => "execve.host_program",
+            Call::MknodatConfig { .. } => "mknodat.config",
+            Call::Fchownat { .. } => "fchownat.device",
             Call::ConnectUnix { .. } => "connect.console",
             Call::SendFd { .. } => "sendmsg.console",
             Call::IoctlPty {
@@ -919,6 +956,51 @@ impl Call {
                     mode_octal(*mode)
                 );
             }
+            Call::MknodatConfig {
+                dirfd,
+                name,
+                kind,
+                mode,
+                major,
+                minor,
+                ..
+            } => {
+                let ty = match kind {
+                    'b' => "S_IFBLK",
+                    'p' => "S_IFIFO",
+                    _ => "S_IFCHR",
+                };
+                if *kind == 'p' {
+                    let _ = write!(
+                        s,
+                        "{dirfd}, {}, {ty}|{}",
+                        quote(&name.to_string_lossy()),
+                        mode_octal(*mode)
+                    );
+                } else {
+                    let _ = write!(
+                        s,
+                        "{dirfd}, {}, {ty}|{}, makedev({}, {})",
+                        quote(&name.to_string_lossy()),
+                        mode_octal(*mode),
+                        hex(*major),
+                        hex(*minor),
+                    );
+                }
+            }
+            Call::Fchownat {
+                dirfd,
+                name,
+                uid,
+                gid,
+                ..
+            } => {
+                let _ = write!(
+                    s,
+                    "{dirfd}, {}, {uid}, {gid}, AT_SYMLINK_NOFOLLOW",
+                    quote(&name.to_string_lossy())
+                );
+            }
             Call::Mknodat {
                 dirfd,
                 path,
@@ -1077,6 +1159,19 @@ impl Call {
                     s,
                     "SECCOMP_SET_MODE_FILTER, 0, {{len={}, filter=…}} /* {about} */",
                     filter.len()
+                );
+            }
+            Call::RunHost { argv } => {
+                let a: Vec<String> = argv.iter().map(|x| quote(x)).collect();
+                let _ = write!(
+                    s,
+                    "{}, [{}], 0x… /* in a child; then wait4: {} */",
+                    quote(argv.first().map_or("", String::as_str)),
+                    a.join(", "),
+                    match ret {
+                        Some(Ret::Ran { status, .. }) => wait_status(*status),
+                        _ => "…".into(),
+                    }
                 );
             }
             Call::Execve { path, argv, envp } => {
@@ -1476,6 +1571,10 @@ impl Call {
             | Call::Access { path, .. }
             | Call::Stat { path }
             | Call::Execve { path, .. } => path.display().to_string(),
+            Call::RunHost { argv } => argv.join(" "),
+            Call::MknodatConfig { inside, .. } | Call::Fchownat { inside, .. } => {
+                inside.display().to_string()
+            }
             Call::BpfProgLoad { .. } => "cgroup device program".into(),
             Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
@@ -1610,6 +1709,9 @@ impl Call {
                 | Call::IoctlPty { .. }
                 | Call::UnblockSignals
                 | Call::Execve { .. }
+                | Call::RunHost { .. }
+                | Call::MknodatConfig { .. }
+                | Call::Fchownat { .. }
                 | Call::Kill { .. }
                 | Call::SigactionDefault { .. }
                 | Call::Wait4 { .. }
@@ -1929,6 +2031,25 @@ impl Call {
             },
             Call::KillProxy { pid: 4242 },
             Call::WaitProxy { pid: 4242 },
+            Call::RunHost {
+                argv: vec!["ps".into(), "-ef".into()],
+            },
+            Call::MknodatConfig {
+                dirfd: 5,
+                name: p("fuse"),
+                inside: p("/dev/fuse"),
+                kind: 'c',
+                mode: 0o666,
+                major: 10,
+                minor: 229,
+            },
+            Call::Fchownat {
+                dirfd: 5,
+                name: p("fuse"),
+                inside: p("/dev/fuse"),
+                uid: 0,
+                gid: 0,
+            },
             Call::CloseRange { first: 5 },
             Call::Execve {
                 path: p("/proc/self/exe"),

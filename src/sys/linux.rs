@@ -138,6 +138,40 @@ impl Backend for Linux {
                 )
                 .map(|()| Ret::Zero)
             }
+            Call::MknodatConfig {
+                dirfd,
+                name,
+                kind,
+                mode,
+                major,
+                minor,
+                ..
+            } => {
+                // The caller passes the descriptor of the node's parent, found inside the
+                // container's root; mknodat never follows a final symlink (EEXIST instead).
+                let ty = match kind {
+                    'b' => nix::sys::stat::SFlag::S_IFBLK,
+                    'p' => nix::sys::stat::SFlag::S_IFIFO,
+                    _ => nix::sys::stat::SFlag::S_IFCHR,
+                };
+                let dev = libc::makedev(*major as u32, *minor as u32);
+                nix::sys::stat::mknodat(Some(*dirfd), name.as_path(), ty, mode_bits(*mode), dev)
+                    .map(|()| Ret::Zero)
+            }
+            Call::Fchownat {
+                dirfd,
+                name,
+                uid,
+                gid,
+                ..
+            } => nix::unistd::fchownat(
+                Some(*dirfd),
+                name.as_path(),
+                Some(nix::unistd::Uid::from_raw(*uid)),
+                Some(nix::unistd::Gid::from_raw(*gid)),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map(|()| Ret::Zero),
             Call::Symlinkat {
                 target,
                 dirfd,
@@ -297,6 +331,30 @@ impl Backend for Linux {
                         0u32,
                         &prog as *const libc::sock_fprog,
                     )
+                })
+            }
+            Call::RunHost { argv } => {
+                // The standard library's spawn (clone, execvp in the child, wait4 by
+                // `output`): the program is the host's and runs as dockling's child with
+                // dockling's environment, its output read through pipes.
+                let (program, args) = argv.split_first().ok_or(Errno::EINVAL)?;
+                let errno =
+                    |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+                let child = std::process::Command::new(program)
+                    .args(args)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(errno)?;
+                let pid = child.id() as i32;
+                let out = child.wait_with_output().map_err(errno)?;
+                use std::os::unix::process::ExitStatusExt;
+                Ok(Ret::Ran {
+                    pid,
+                    status: out.status.into_raw(),
+                    stdout: out.stdout,
+                    stderr: out.stderr,
                 })
             }
             Call::Execve { path, argv, envp } => {

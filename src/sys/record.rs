@@ -53,6 +53,13 @@ impl Backend for Recorder {
         }
         Ok(match call {
             Call::Clone { .. } => Ret::Pid(4242),
+            // A program that printed nothing and exited 0.
+            Call::RunHost { .. } => Ret::Ran {
+                pid: 4242,
+                status: 0,
+                stdout: vec![],
+                stderr: vec![],
+            },
             Call::Wait4 { pid } | Call::WaitProxy { pid } => Ret::Waited {
                 pid: *pid,
                 status: 0,

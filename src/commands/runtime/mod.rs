@@ -14,7 +14,11 @@ use crate::cli::runtime::{CreateArgs, ListFormat, LogFormat, RuntimeCli, Runtime
 use crate::error::{Error, Result};
 
 mod exec;
+pub mod features;
+pub mod pause;
+pub mod ps;
 pub mod state;
+pub mod update;
 
 use state::{StateRoot, Status};
 
@@ -134,6 +138,15 @@ fn other(cli: &RuntimeCli) -> Result<()> {
         Some(RuntimeCommand::List { format, quiet }) => list(&cli.root, *format, *quiet),
         Some(RuntimeCommand::Kill { all, id, signal }) => kill(&cli.root, id, signal, *all),
         Some(RuntimeCommand::Delete { force, id }) => delete(&cli.root, id, *force),
+        Some(RuntimeCommand::Pause { id }) => pause::pause(&cli.root, id, true),
+        Some(RuntimeCommand::Resume { id }) => pause::pause(&cli.root, id, false),
+        Some(RuntimeCommand::Ps {
+            format,
+            id,
+            ps_args,
+        }) => ps::ps(&cli.root, id, *format, ps_args),
+        Some(RuntimeCommand::Features) => features::features(),
+        Some(RuntimeCommand::Update(args)) => update::update(&cli.root, args),
         Some(RuntimeCommand::Checkpoint { .. }) | Some(RuntimeCommand::Restore { .. }) => {
             Err(Error::Usage(
                 "dockling-runc does not checkpoint or restore containers (no CRIU support): \
@@ -641,7 +654,15 @@ fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
             return Ok(());
         }
     }
-    crate::commands::rm::signal_through(&sys, init.pid, init.start, sig)
+    crate::commands::rm::signal_through(&sys, init.pid, init.start, sig)?;
+    // A frozen process cannot act on SIGKILL: the group is thawed after it, as runc does
+    // (other signals stay pending until `resume`).
+    if sig == libc::SIGKILL && status == Status::Paused {
+        if let Some(cg) = record.cgroup() {
+            cg.freeze_settled(&sys, false)?;
+        }
+    }
+    Ok(())
 }
 
 /// `delete`: a stopped container's cgroup and state removed; a created one is killed first

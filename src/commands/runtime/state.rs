@@ -161,10 +161,12 @@ impl Record {
         }
         match self.init {
             Some(p) if p.alive() => {
-                if dir.join("exec.fifo").exists() {
-                    Status::Created
-                } else if self.cgroup().is_some_and(|cg| cg.is_frozen()) {
+                // Frozen first: runc lets a created container be paused too, and it then
+                // reads paused (and cannot be started until it is resumed).
+                if self.cgroup().is_some_and(|cg| cg.is_frozen()) {
                     Status::Paused
+                } else if dir.join("exec.fifo").exists() {
+                    Status::Created
                 } else {
                     Status::Running
                 }

@@ -1,0 +1,370 @@
+//! Limits changed on a group that exists and has processes (runtime `update`, runc's): each
+//! value asked for written to its knob, on v1 or v2, through the traced seam; what is not
+//! asked for stays as it is.
+//!
+//! The knobs (the kernel's `cgroup-v1/*.rst` and `cgroup-v2.rst`):
+//!
+//! | value            | v1                                   | v2                          |
+//! |------------------|--------------------------------------|-----------------------------|
+//! | memory           | `memory.limit_in_bytes`              | `memory.max`                |
+//! | reservation      | `memory.soft_limit_in_bytes`         | `memory.low`                |
+//! | memory + swap    | `memory.memsw.limit_in_bytes`        | `memory.swap.max` (= swap − memory) |
+//! | CPU shares       | `cpu.shares`                         | `cpu.weight` (1 + (shares − 2) × 9999 / 262142) |
+//! | CFS quota/period | `cpu.cfs_quota_us`, `cpu.cfs_period_us` | `cpu.max` (`quota period`) |
+//! | real time        | `cpu.rt_runtime_us`, `cpu.rt_period_us` | none: refused             |
+//! | cpuset           | `cpuset.cpus`, `cpuset.mems`         | the same names              |
+//! | pids             | `pids.max`                           | `pids.max`                  |
+//! | block I/O weight | `blkio.weight` (or `blkio.bfq.weight`) | `io.bfq.weight`, else `io.weight` (1 + (w − 10) × 9999 / 990) |
+
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use super::{Cgroup, Version};
+use crate::error::{Error, Result};
+use crate::sys::Sys;
+
+/// What `update` changes; `None` leaves a value as it is. Negative memory values and quotas
+/// mean "no limit" (`-1`), as in the runtime spec.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Memory soft limit in bytes.
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap limit in bytes.
+    pub memory_swap: Option<i64>,
+    /// CPU shares (relative weight).
+    pub cpu_shares: Option<u64>,
+    /// CFS quota in microseconds per period.
+    pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds.
+    pub cpu_period: Option<u64>,
+    /// Real-time runtime in microseconds per real-time period (v1).
+    pub cpu_rt_runtime: Option<i64>,
+    /// Real-time period in microseconds (v1).
+    pub cpu_rt_period: Option<u64>,
+    /// CPUs (`0-3,5`).
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes (`0`).
+    pub cpuset_mems: Option<String>,
+    /// Most processes; 0 or less: no limit.
+    pub pids: Option<i64>,
+    /// Block I/O weight, 10 to 1000.
+    pub blkio_weight: Option<u16>,
+}
+
+impl Resources {
+    /// True when nothing is asked for.
+    pub fn is_empty(&self) -> bool {
+        *self == Resources::default()
+    }
+}
+
+/// A knob's value with `-1` (or any negative) as v2's `max`.
+fn or_max(v: i64) -> String {
+    if v < 0 {
+        "max".into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// runc's linear map of v1 CPU shares (2..262144) onto v2's `cpu.weight` (1..10000).
+pub fn shares_to_weight(shares: u64) -> u64 {
+    let shares = shares.clamp(2, 262_144);
+    1 + (shares - 2) * 9999 / 262_142
+}
+
+/// The map of a v1 block I/O weight (10..1000) onto v2's `io.weight` (1..10000).
+pub fn blkio_to_io_weight(weight: u16) -> u64 {
+    let w = u64::from(weight.clamp(10, 1000));
+    1 + (w - 10) * 9999 / 990
+}
+
+impl Cgroup {
+    /// Write every value of `r` into the group's knobs (see the module's table).
+    pub fn update(&self, sys: &Sys, r: &Resources) -> Result<()> {
+        if let Some(w) = r.blkio_weight {
+            if !(10..=1000).contains(&w) {
+                return Err(Error::Usage(format!(
+                    "blkio weight {w}: give a weight from 10 to 1000"
+                )));
+            }
+        }
+        match self.version {
+            Version::V1 => self.update_v1(sys, r),
+            Version::V2 => self.update_v2(sys, r),
+        }
+    }
+
+    /// The group's directory in `controller`'s v1 hierarchy, or an error naming what needs it.
+    fn knob_dir(&self, controller: &str, what: &str) -> Result<PathBuf> {
+        self.dir_for(controller).ok_or_else(|| {
+            Error::Usage(format!(
+                "{what} needs the {controller} cgroup controller, which this host has not \
+                 mounted: leave {what} out"
+            ))
+        })
+    }
+
+    fn update_v1(&self, sys: &Sys, r: &Resources) -> Result<()> {
+        if r.memory.is_some() || r.memory_reservation.is_some() || r.memory_swap.is_some() {
+            let dir = self.knob_dir("memory", "a memory limit")?;
+            let limit = dir.join("memory.limit_in_bytes");
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            if r.memory_swap.is_some() && !sys.is_dry_run() && !memsw.exists() {
+                return Err(Error::Usage(
+                    "memory-swap: this kernel does not account swap (no \
+                     memory.memsw.limit_in_bytes; boot with swapaccount=1): leave it out"
+                        .into(),
+                ));
+            }
+            // The kernel keeps memory ≤ memory + swap at every moment: when the new
+            // memory + swap grows past the old one, it goes first; otherwise the memory does.
+            let swap_first = match r.memory_swap {
+                Some(-1) => true,
+                Some(s) if s < 0 => true,
+                Some(s) => read_i64(&memsw).is_some_and(|old| s > old),
+                None => false,
+            };
+            let write_swap = |s: i64| write_knob(sys, &memsw, &s.max(-1).to_string());
+            if swap_first {
+                if let Some(s) = r.memory_swap {
+                    write_swap(s)?;
+                }
+            }
+            if let Some(m) = r.memory {
+                write_knob(sys, &limit, &m.max(-1).to_string()).map_err(|e| {
+                    if r.memory_swap.is_none() {
+                        Error::Usage(format!(
+                            "{e}: a memory limit above the memory + swap limit ({}) is \
+                             refused; give --memory-swap too",
+                            read_i64(&memsw).map_or("unknown".into(), |v| v.to_string())
+                        ))
+                    } else {
+                        e
+                    }
+                })?;
+            }
+            if !swap_first {
+                if let Some(s) = r.memory_swap {
+                    write_swap(s)?;
+                }
+            }
+            if let Some(v) = r.memory_reservation {
+                write_knob(
+                    sys,
+                    &dir.join("memory.soft_limit_in_bytes"),
+                    &v.max(-1).to_string(),
+                )?;
+            }
+        }
+        let cpu = r.cpu_shares.is_some()
+            || r.cpu_period.is_some()
+            || r.cpu_quota.is_some()
+            || r.cpu_rt_period.is_some()
+            || r.cpu_rt_runtime.is_some();
+        if cpu {
+            let dir = self.knob_dir("cpu", "a CPU limit")?;
+            if let Some(v) = r.cpu_shares {
+                write_knob(sys, &dir.join("cpu.shares"), &v.to_string())?;
+            }
+            if let Some(v) = r.cpu_period {
+                write_knob(sys, &dir.join("cpu.cfs_period_us"), &v.to_string())?;
+            }
+            if let Some(v) = r.cpu_quota {
+                write_knob(sys, &dir.join("cpu.cfs_quota_us"), &v.max(-1).to_string())?;
+            }
+            if let Some(v) = r.cpu_rt_period {
+                write_knob(sys, &dir.join("cpu.rt_period_us"), &v.to_string())?;
+            }
+            if let Some(v) = r.cpu_rt_runtime {
+                write_knob(sys, &dir.join("cpu.rt_runtime_us"), &v.max(-1).to_string())?;
+            }
+        }
+        if r.cpuset_cpus.is_some() || r.cpuset_mems.is_some() {
+            let dir = self.knob_dir("cpuset", "a cpuset")?;
+            if let Some(v) = &r.cpuset_cpus {
+                write_knob(sys, &dir.join("cpuset.cpus"), v)?;
+            }
+            if let Some(v) = &r.cpuset_mems {
+                write_knob(sys, &dir.join("cpuset.mems"), v)?;
+            }
+        }
+        if let Some(p) = r.pids {
+            let dir = self.knob_dir("pids", "a pids limit")?;
+            write_knob(sys, &dir.join("pids.max"), &super::pids_max(p))?;
+        }
+        if let Some(w) = r.blkio_weight {
+            let dir = self.knob_dir("blkio", "a blkio weight")?;
+            // CFQ's knob; with BFQ (the one proportional scheduler of current kernels) its own.
+            let knob = ["blkio.weight", "blkio.bfq.weight"]
+                .into_iter()
+                .map(|k| dir.join(k))
+                .find(|k| sys.is_dry_run() || k.exists())
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "a blkio weight needs a proportional I/O scheduler (no blkio.weight or \
+                         blkio.bfq.weight here: choose bfq for the disk in \
+                         /sys/block/<disk>/queue/scheduler), or leave it out"
+                            .into(),
+                    )
+                })?;
+            write_knob(sys, &knob, &w.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn update_v2(&self, sys: &Sys, r: &Resources) -> Result<()> {
+        let Some(dir) = self.paths().into_iter().next() else {
+            return Err(super::CgroupError::NotMounted.into());
+        };
+        if r.cpu_rt_period.is_some() || r.cpu_rt_runtime.is_some() {
+            return Err(Error::Usage(
+                "cgroup v2 has no real-time CPU limits (cpu-rt-period, cpu-rt-runtime): leave \
+                 them out"
+                    .into(),
+            ));
+        }
+        if r.memory.is_some() || r.memory_reservation.is_some() || r.memory_swap.is_some() {
+            self.enable_v2(sys, "memory", &dir.join("memory.max"))?;
+            if let Some(m) = r.memory {
+                write_knob(sys, &dir.join("memory.max"), &or_max(m))?;
+            }
+            if let Some(s) = r.memory_swap {
+                // The spec's swap is memory + swap; v2's knob is the swap alone.
+                let value =
+                    if s < 0 {
+                        "max".to_string()
+                    } else {
+                        let memory = match r.memory {
+                            Some(m) => Some(m),
+                            None => std::fs::read_to_string(dir.join("memory.max"))
+                                .ok()
+                                .and_then(|t| t.trim().parse().ok()),
+                        };
+                        match memory {
+                            Some(m) if m >= 0 && s >= m => (s - m).to_string(),
+                            Some(m) if m >= 0 => {
+                                return Err(Error::Usage(format!(
+                                    "memory-swap {s} is below the memory limit {m}: it counts \
+                                 memory and swap together, so give at least the memory limit"
+                                )))
+                            }
+                            _ => return Err(Error::Usage(
+                                "memory-swap needs a memory limit to count from: give --memory \
+                                 too"
+                                .into(),
+                            )),
+                        }
+                    };
+                write_knob(sys, &dir.join("memory.swap.max"), &value)?;
+            }
+            if let Some(v) = r.memory_reservation {
+                write_knob(sys, &dir.join("memory.low"), &or_max(v))?;
+            }
+        }
+        if r.cpu_shares.is_some() || r.cpu_quota.is_some() || r.cpu_period.is_some() {
+            self.enable_v2(sys, "cpu", &dir.join("cpu.max"))?;
+            if let Some(s) = r.cpu_shares {
+                write_knob(
+                    sys,
+                    &dir.join("cpu.weight"),
+                    &shares_to_weight(s).to_string(),
+                )?;
+            }
+            if r.cpu_quota.is_some() || r.cpu_period.is_some() {
+                // One file holds both: the one not given is kept from what it says now.
+                let now = std::fs::read_to_string(dir.join("cpu.max")).unwrap_or_default();
+                let mut old = now.split_whitespace();
+                let old_quota = old.next().unwrap_or("max").to_string();
+                let old_period = old.next().unwrap_or("100000").to_string();
+                let quota = r.cpu_quota.map_or(old_quota, or_max);
+                let period = r.cpu_period.map_or(old_period, |p| p.to_string());
+                write_knob(sys, &dir.join("cpu.max"), &format!("{quota} {period}"))?;
+            }
+        }
+        if r.cpuset_cpus.is_some() || r.cpuset_mems.is_some() {
+            self.enable_v2(sys, "cpuset", &dir.join("cpuset.cpus"))?;
+            if let Some(v) = &r.cpuset_cpus {
+                write_knob(sys, &dir.join("cpuset.cpus"), v)?;
+            }
+            if let Some(v) = &r.cpuset_mems {
+                write_knob(sys, &dir.join("cpuset.mems"), v)?;
+            }
+        }
+        if let Some(p) = r.pids {
+            self.enable_v2(sys, "pids", &dir.join("pids.max"))?;
+            write_knob(sys, &dir.join("pids.max"), &super::pids_max(p))?;
+        }
+        if let Some(w) = r.blkio_weight {
+            let bfq = dir.join("io.bfq.weight");
+            if !sys.is_dry_run() && bfq.exists() {
+                write_knob(sys, &bfq, &w.to_string())?;
+            } else {
+                self.enable_v2(sys, "io", &dir.join("io.weight"))?;
+                write_knob(
+                    sys,
+                    &dir.join("io.weight"),
+                    &blkio_to_io_weight(w).to_string(),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make `controller` reach the group when its `knob` is missing: `+controller` written
+    /// into `cgroup.subtree_control` of the root and of every group down to the container's
+    /// parent (a controller reaches a group only through every ancestor).
+    fn enable_v2(&self, sys: &Sys, controller: &str, knob: &Path) -> Result<()> {
+        if sys.is_dry_run() || knob.exists() {
+            return Ok(());
+        }
+        let root = &self.hierarchies[0].mount_point;
+        let available =
+            std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+        if !available.split_whitespace().any(|c| c == controller) {
+            return Err(Error::Usage(format!(
+                "the {controller} cgroup controller is not available on this host's cgroup v2: \
+                 leave out the limits that need it"
+            )));
+        }
+        let mut dir = root.clone();
+        sys.write_file(
+            &dir.join("cgroup.subtree_control"),
+            &format!("+{controller}"),
+        )?;
+        for part in self.parent.components() {
+            dir.push(part);
+            sys.write_file(
+                &dir.join("cgroup.subtree_control"),
+                &format!("+{controller}"),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Write one knob, the error naming it and what the kernel said.
+fn write_knob(sys: &Sys, knob: &Path, value: &str) -> Result<()> {
+    sys.write_file(knob, value).map_err(|e| {
+        let hint = match e.errno {
+            Errno::EINVAL => {
+                ": the kernel refused the value (out of range, or against another limit)"
+            }
+            Errno::EBUSY => ": the kernel will not change it while the processes use it this way",
+            Errno::ENOENT => ": this kernel has no such knob",
+            _ => "",
+        };
+        Error::Usage(format!(
+            "write {value:?} to {}: {}{hint}",
+            knob.display(),
+            e.errno
+        ))
+    })
+}
+
+fn read_i64(path: &Path) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}

@@ -1,0 +1,383 @@
+//! `update ID`: a container's cgroup limits changed while it runs, as runc's command: from
+//! `--resources FILE` (the runtime spec's `LinuxResources`, `-` for standard input) or from
+//! runc's flags. The values go to the group's knobs through dockling's cgroup code
+//! ([`crate::cgroups::resources`]), each write on the traced seam; what dockling cannot
+//! change is refused by its name, never dropped. The record's copy of the config takes the
+//! new values, so it keeps saying what the container was given.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::state::{StateRoot, Status};
+use crate::cgroups::resources::Resources;
+use crate::cli::runtime::UpdateArgs;
+use crate::error::{Error, Result};
+
+/// Apply `args` to container `id`.
+pub fn update(root: &Path, args: &UpdateArgs) -> Result<()> {
+    let r = match &args.resources {
+        Some(file) => {
+            if from_flags(args)? != Resources::default() {
+                return Err(Error::Usage(
+                    "--resources and the resource flags both given: put every value in the \
+                     file, or use the flags alone"
+                        .into(),
+                ));
+            }
+            let text = read_input(file)?;
+            let doc: Value = serde_json::from_slice(&text).map_err(|e| {
+                Error::Usage(format!(
+                    "{}: not JSON ({e}): give the runtime spec's linux.resources object",
+                    file.display()
+                ))
+            })?;
+            from_json(&doc)?
+        }
+        None => from_flags(args)?,
+    };
+    let id = &args.id;
+    let root = StateRoot::open(root)?;
+    let (_lock, mut record) = root.lock_and_load(id)?;
+    let status = record.status(&root.dir_of(id));
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(Error::Usage(format!(
+            "cannot update container {id:?}: it is {}; only a created, running or paused \
+             container has limits to change",
+            status.as_str()
+        )));
+    }
+    if r.is_empty() {
+        return Ok(());
+    }
+    let cg = record.cgroup().ok_or_else(|| {
+        Error::Usage(format!(
+            "container {id:?} has no cgroup (it was created with --cgroup-manager disabled), \
+             so it has no limits to change"
+        ))
+    })?;
+    let sys = super::runtime_sys(record.trace.as_deref(), &record.id)?;
+    cg.update(&sys, &r)?;
+    remember(&mut record.config, &r);
+    root.save(&record)
+}
+
+fn read_input(file: &Path) -> Result<Vec<u8>> {
+    if file == Path::new("-") {
+        let mut text = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut text)
+            .map_err(|e| Error::Usage(format!("read the resources from standard input: {e}")))?;
+        Ok(text)
+    } else {
+        std::fs::read(file).map_err(|e| Error::Usage(format!("read {}: {e}", file.display())))
+    }
+}
+
+/// A size as runc's flags take it: `-1`, a number of bytes, or a number with a unit (`64m`).
+fn size(flag: &str, v: &str) -> Result<i64> {
+    if v == "-1" {
+        return Ok(-1);
+    }
+    if let Ok(n) = v.parse::<i64>() {
+        if n >= 0 {
+            return Ok(n);
+        }
+    }
+    crate::cgroups::parse_memory(v)
+        .map(|b| b as i64)
+        .map_err(|e| Error::Usage(format!("--{flag}: {e}")))
+}
+
+/// The flags' values; the refused ones said by name.
+fn from_flags(a: &UpdateArgs) -> Result<Resources> {
+    for (flag, given, why) in [
+        (
+            "kernel-memory",
+            a.kernel_memory.is_some(),
+            "kernel memory limits are deprecated by the kernel (5.4) and not supported",
+        ),
+        (
+            "kernel-memory-tcp",
+            a.kernel_memory_tcp.is_some(),
+            "kernel memory limits are deprecated by the kernel (5.4) and not supported",
+        ),
+        (
+            "l3-cache-schema",
+            a.l3_cache_schema.is_some(),
+            "Intel RDT (resctrl) is not supported by dockling-runc",
+        ),
+        (
+            "mem-bw-schema",
+            a.mem_bw_schema.is_some(),
+            "Intel RDT (resctrl) is not supported by dockling-runc",
+        ),
+    ] {
+        if given {
+            return Err(Error::Usage(format!("--{flag}: {why}: leave it out")));
+        }
+    }
+    Ok(Resources {
+        memory: a.memory.as_deref().map(|v| size("memory", v)).transpose()?,
+        memory_reservation: a
+            .memory_reservation
+            .as_deref()
+            .map(|v| size("memory-reservation", v))
+            .transpose()?,
+        memory_swap: a
+            .memory_swap
+            .as_deref()
+            .map(|v| size("memory-swap", v))
+            .transpose()?,
+        cpu_shares: a.cpu_share,
+        cpu_quota: a.cpu_quota,
+        cpu_period: a.cpu_period,
+        cpu_rt_runtime: a.cpu_rt_runtime,
+        cpu_rt_period: a.cpu_rt_period,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+        pids: a.pids_limit,
+        blkio_weight: a.blkio_weight,
+    })
+}
+
+/// True for a value that says nothing: `null`, `[]`, `{}`.
+fn empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// The runtime spec's `LinuxResources` as what `update` changes. Every field the spec has
+/// and dockling does not change is refused by its path (`memory.swappiness`); unknown ones too.
+pub fn from_json(doc: &Value) -> Result<Resources> {
+    let obj = doc.as_object().ok_or_else(|| {
+        Error::Usage(
+            "the resources must be a JSON object (the runtime spec's linux.resources)".into(),
+        )
+    })?;
+    let refuse = |path: &str| {
+        Error::Usage(format!(
+            "resources: {path} is not something dockling-runc can update; remove it (supported: \
+             memory.limit, memory.reservation, memory.swap, cpu.shares, cpu.quota, cpu.period, \
+             cpu.realtimeRuntime, cpu.realtimePeriod, cpu.cpus, cpu.mems, pids.limit, \
+             blockIO.weight)"
+        ))
+    };
+    let int = |path: &str, v: &Value| -> Result<i64> {
+        v.as_i64()
+            .or_else(|| v.as_u64().map(|u| u.min(i64::MAX as u64) as i64))
+            .ok_or_else(|| Error::Usage(format!("resources: {path}: give a whole number")))
+    };
+    let uint = |path: &str, v: &Value| -> Result<u64> {
+        v.as_u64().ok_or_else(|| {
+            Error::Usage(format!("resources: {path}: give a whole number, 0 or more"))
+        })
+    };
+    let string = |path: &str, v: &Value| -> Result<String> {
+        v.as_str()
+            .map(String::from)
+            .ok_or_else(|| Error::Usage(format!("resources: {path}: give a string like \"0-3\"")))
+    };
+    let mut r = Resources::default();
+    for (key, value) in obj {
+        if empty(value) {
+            continue;
+        }
+        let section = |name: &str| -> Result<Vec<(String, Value)>> {
+            let o = value
+                .as_object()
+                .ok_or_else(|| Error::Usage(format!("resources: {name} must be an object")))?;
+            Ok(o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (format!("{name}.{k}"), v.clone()))
+                .collect())
+        };
+        match key.as_str() {
+            "memory" => {
+                for (path, v) in section("memory")? {
+                    match path.as_str() {
+                        "memory.limit" => r.memory = Some(int(&path, &v)?),
+                        "memory.reservation" => r.memory_reservation = Some(int(&path, &v)?),
+                        "memory.swap" => r.memory_swap = Some(int(&path, &v)?),
+                        _ => return Err(refuse(&path)),
+                    }
+                }
+            }
+            "cpu" => {
+                for (path, v) in section("cpu")? {
+                    match path.as_str() {
+                        "cpu.shares" => r.cpu_shares = Some(uint(&path, &v)?),
+                        "cpu.quota" => r.cpu_quota = Some(int(&path, &v)?),
+                        "cpu.period" => r.cpu_period = Some(uint(&path, &v)?),
+                        "cpu.realtimeRuntime" => r.cpu_rt_runtime = Some(int(&path, &v)?),
+                        "cpu.realtimePeriod" => r.cpu_rt_period = Some(uint(&path, &v)?),
+                        "cpu.cpus" => r.cpuset_cpus = Some(string(&path, &v)?),
+                        "cpu.mems" => r.cpuset_mems = Some(string(&path, &v)?),
+                        _ => return Err(refuse(&path)),
+                    }
+                }
+            }
+            "pids" => {
+                for (path, v) in section("pids")? {
+                    match path.as_str() {
+                        "pids.limit" => r.pids = Some(int(&path, &v)?),
+                        _ => return Err(refuse(&path)),
+                    }
+                }
+            }
+            "blockIO" => {
+                for (path, v) in section("blockIO")? {
+                    match path.as_str() {
+                        "blockIO.weight" => {
+                            let w = uint(&path, &v)?;
+                            r.blkio_weight = Some(u16::try_from(w).map_err(|_| {
+                                Error::Usage(format!(
+                                    "resources: {path}: give a weight from 10 to 1000"
+                                ))
+                            })?);
+                        }
+                        _ => return Err(refuse(&path)),
+                    }
+                }
+            }
+            other => return Err(refuse(other)),
+        }
+    }
+    Ok(r)
+}
+
+/// The new values written into the record's copy of the config's `linux.resources`.
+fn remember(config: &mut Value, r: &Resources) {
+    if !config.is_object() {
+        return;
+    }
+    let res = &mut config["linux"]["resources"];
+    let mut set = |section: &str, key: &str, v: Value| {
+        res[section][key] = v;
+    };
+    if let Some(v) = r.memory {
+        set("memory", "limit", v.into());
+    }
+    if let Some(v) = r.memory_reservation {
+        set("memory", "reservation", v.into());
+    }
+    if let Some(v) = r.memory_swap {
+        set("memory", "swap", v.into());
+    }
+    if let Some(v) = r.cpu_shares {
+        set("cpu", "shares", v.into());
+    }
+    if let Some(v) = r.cpu_quota {
+        set("cpu", "quota", v.into());
+    }
+    if let Some(v) = r.cpu_period {
+        set("cpu", "period", v.into());
+    }
+    if let Some(v) = r.cpu_rt_runtime {
+        set("cpu", "realtimeRuntime", v.into());
+    }
+    if let Some(v) = r.cpu_rt_period {
+        set("cpu", "realtimePeriod", v.into());
+    }
+    if let Some(v) = &r.cpuset_cpus {
+        set("cpu", "cpus", v.clone().into());
+    }
+    if let Some(v) = &r.cpuset_mems {
+        set("cpu", "mems", v.clone().into());
+    }
+    if let Some(v) = r.pids {
+        set("pids", "limit", v.into());
+    }
+    if let Some(v) = r.blkio_weight {
+        set("blockIO", "weight", v.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn resources_json_is_read_and_what_cannot_change_is_refused_by_name() {
+        let r = from_json(&json!({
+            "memory": {"limit": 104857600, "swap": -1, "reservation": null},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+            "pids": {"limit": 50},
+            "blockIO": {"weight": 500},
+            "devices": [],
+            "hugepageLimits": null
+        }))
+        .unwrap();
+        assert_eq!(
+            r,
+            Resources {
+                memory: Some(104857600),
+                memory_swap: Some(-1),
+                cpu_shares: Some(512),
+                cpu_quota: Some(50000),
+                cpu_period: Some(100000),
+                cpuset_cpus: Some("0".into()),
+                cpuset_mems: Some("0".into()),
+                pids: Some(50),
+                blkio_weight: Some(500),
+                ..Default::default()
+            }
+        );
+        for (doc, named) in [
+            (json!({"memory": {"swappiness": 10}}), "memory.swappiness"),
+            (json!({"memory": {"kernel": 1}}), "memory.kernel"),
+            (json!({"cpu": {"burst": 1}}), "cpu.burst"),
+            (
+                json!({"devices": [{"allow": false, "access": "rwm"}]}),
+                "devices",
+            ),
+            (json!({"unified": {"memory.high": "1"}}), "unified"),
+            (
+                json!({"blockIO": {"weightDevice": [{"major": 8, "minor": 0}]}}),
+                "blockIO.weightDevice",
+            ),
+            (json!({"network": {"classID": 1}}), "network"),
+        ] {
+            let err = from_json(&doc).unwrap_err().to_string();
+            assert!(err.contains(&format!("{named} is not something")), "{err}");
+        }
+        let err = from_json(&json!({"pids": {"limit": "x"}}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pids.limit: give a whole number"), "{err}");
+        let err = from_json(&json!([1])).unwrap_err().to_string();
+        assert!(err.contains("JSON object"), "{err}");
+    }
+
+    #[test]
+    fn sizes_take_bytes_units_and_minus_one() {
+        assert_eq!(size("memory", "104857600").unwrap(), 104857600);
+        assert_eq!(size("memory", "64m").unwrap(), 64 << 20);
+        assert_eq!(size("memory-swap", "-1").unwrap(), -1);
+        let err = size("memory", "lots").unwrap_err().to_string();
+        assert!(err.starts_with("--memory: invalid size"), "{err}");
+    }
+
+    #[test]
+    fn the_record_remembers_the_new_values() {
+        let mut config = json!({"linux": {"resources": {"memory": {"limit": 1}}}});
+        remember(
+            &mut config,
+            &Resources {
+                memory: Some(2),
+                pids: Some(9),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            config["linux"]["resources"],
+            json!({"memory": {"limit": 2}, "pids": {"limit": 9}})
+        );
+    }
+}
