@@ -589,6 +589,17 @@ pub fn from_config(
                 .map_err(|e| bad("linux.seccomp", e.to_string()))?,
         ),
     };
+    // A seccomp agent waits on listenerPath for the filter's notification descriptor: a
+    // container run without sending it would leave that agent waiting for ever.
+    if let Some(path) = seccomp.as_ref().and_then(|s| s.listener_path().as_ref()) {
+        if !path.as_os_str().is_empty() {
+            return Err(bad(
+                "linux.seccomp.listenerPath",
+                "seccomp agents (user notification) are not supported by dockling-runc: \
+                 remove listenerPath",
+            ));
+        }
+    }
 
     let spec = RunSpec {
         id: flags.id.clone(),
@@ -1880,6 +1891,15 @@ mod tests {
             (
                 Box::new(|d| d["process"]["oomScoreAdj"] = json!(1001)),
                 "-1000..1000",
+            ),
+            (
+                Box::new(|d| {
+                    d["linux"]["seccomp"] = json!({
+                        "defaultAction": "SCMP_ACT_ALLOW",
+                        "listenerPath": "/run/agent.sock"
+                    })
+                }),
+                "linux.seccomp.listenerPath",
             ),
             (
                 Box::new(|d| {
