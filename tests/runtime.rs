@@ -1676,3 +1676,50 @@ fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() 
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 }
+
+/// `create` gives the new group everything `linux.resources` asks (shares, reservation,
+/// cpuset, not only the limits `dockling run` knows), and refuses by name what it cannot set,
+/// leaving nothing behind.
+#[test]
+fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["resources"]["memory"] =
+            serde_json::json!({"limit": 200 << 20, "reservation": 50 << 20});
+        c["linux"]["resources"]["cpu"] = serde_json::json!({"shares": 512, "mems": "0"});
+    });
+    let _clean = Deleting {
+        b: &b,
+        ids: vec!["r1"],
+    };
+    let (code, _, err) = b.out(&["create", "r1"]);
+    assert_eq!(code, 0, "{err}");
+    let read = |file: &str| {
+        std::fs::read_to_string(b.knob(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let v2 = !b.cgroups().iter().any(|d| d.join("freezer.state").exists());
+    if v2 {
+        assert_eq!(read("memory.max"), "209715200");
+        assert_eq!(read("memory.low"), "52428800");
+        assert_eq!(read("cpu.weight"), "20");
+    } else {
+        assert_eq!(read("memory.limit_in_bytes"), "209715200");
+        assert_eq!(read("memory.soft_limit_in_bytes"), "52428800");
+        assert_eq!(read("cpu.shares"), "512");
+    }
+    assert_eq!(read("cpuset.mems"), "0");
+    let (code, _, err) = b.out(&["delete", "--force", "r1"]);
+    assert_eq!(code, 0, "{err}");
+    // What dockling-runc cannot set: refused by its name before anything exists.
+    b.edit(|c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"swappiness": 10});
+    });
+    let (code, _, err) = b.out(&["create", "r2"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("memory.swappiness"), "{err}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+}

@@ -91,6 +91,14 @@ pub fn create(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Cre
             .device_rules()
             .map_err(|e| Error::Usage(e.to_string()))?;
         cg.create(sys, limits, &rules)?;
+        if let Some(rest) = &opts.parts.cgroup_rest {
+            // The config's other limits (shares, cpuset, reservation, swap, block I/O weight,
+            // real-time time), written as `update` writes them.
+            if let Err(e) = cg.update(sys, rest) {
+                let _ = cg.destroy(sys);
+                return Err(e);
+            }
+        }
     }
     let made = launch(sys, spec, opts);
     if made.is_err() {

@@ -228,6 +228,9 @@ pub struct OciParts {
     pub annotations: BTreeMap<String, String>,
     /// `linux.resources`, whole (the `RunSpec`'s limits are the part `dockling run` knows).
     pub resources: Option<oci_spec::runtime::LinuxResources>,
+    /// The rest of `linux.resources` (not its devices, not what the `RunSpec`'s limits set):
+    /// written to the new group as `update` writes (`Cgroup::update`).
+    pub cgroup_rest: Option<crate::cgroups::resources::Resources>,
     /// `linux.cgroupsPath` as given (empty: the runtime chooses).
     pub cgroups_path: String,
 }
@@ -276,6 +279,7 @@ impl Default for OciParts {
             hooks: Hooks::default(),
             annotations: BTreeMap::new(),
             resources: None,
+            cgroup_rest: None,
             cgroups_path: String::new(),
         }
     }
@@ -1397,6 +1401,41 @@ fn read_cgroups(linux: &Linux, parts: &mut OciParts) -> Result<Option<Limits>, S
             }),
         pids: r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0),
     });
+    // Everything else the config asks of the group, as `update` reads it: refused by name
+    // when dockling cannot set it, never dropped.
+    if let Some(v) = &linux.resources {
+        let mut rest_doc = v.clone();
+        if let Some(o) = rest_doc.as_object_mut() {
+            o.remove("devices");
+        }
+        let mut rest = crate::cgroups::resources::from_json(&rest_doc)
+            .map_err(|e| bad("linux.resources", e.to_string()))?;
+        // 0 says "not set" for these, as runc reads them (a written 0 is EINVAL or a
+        // change no one asked for).
+        rest.memory_reservation = rest.memory_reservation.filter(|v| *v != 0);
+        rest.memory_swap = rest.memory_swap.filter(|v| *v != 0);
+        rest.cpu_shares = rest.cpu_shares.filter(|v| *v != 0);
+        rest.cpu_quota = rest.cpu_quota.filter(|v| *v != 0);
+        rest.cpu_period = rest.cpu_period.filter(|v| *v != 0);
+        rest.cpu_rt_runtime = rest.cpu_rt_runtime.filter(|v| *v != 0);
+        rest.cpu_rt_period = rest.cpu_rt_period.filter(|v| *v != 0);
+        rest.blkio_weight = rest.blkio_weight.filter(|v| *v != 0);
+        rest.cpuset_cpus = rest.cpuset_cpus.filter(|v| !v.is_empty());
+        rest.cpuset_mems = rest.cpuset_mems.filter(|v| !v.is_empty());
+        if let Some(l) = &limits {
+            if l.memory.is_some() {
+                rest.memory = None;
+            }
+            if l.cpus.is_some() {
+                rest.cpu_quota = None;
+                rest.cpu_period = None;
+            }
+            if l.pids.is_some() {
+                rest.pids = None;
+            }
+        }
+        parts.cgroup_rest = (!rest.is_empty()).then_some(rest);
+    }
     parts.resources = resources;
     Ok(limits)
 }

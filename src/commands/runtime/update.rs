@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::state::{StateRoot, Status};
-use crate::cgroups::resources::Resources;
+use crate::cgroups::resources::{from_json, Resources};
 use crate::cli::runtime::UpdateArgs;
 use crate::error::{Error, Result};
 
@@ -140,115 +140,6 @@ fn from_flags(a: &UpdateArgs) -> Result<Resources> {
         pids: a.pids_limit,
         blkio_weight: a.blkio_weight,
     })
-}
-
-/// True for a value that says nothing: `null`, `[]`, `{}`.
-fn empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        _ => false,
-    }
-}
-
-/// The runtime spec's `LinuxResources` as what `update` changes. Every field the spec has
-/// and dockling does not change is refused by its path (`memory.swappiness`); unknown ones too.
-pub fn from_json(doc: &Value) -> Result<Resources> {
-    let obj = doc.as_object().ok_or_else(|| {
-        Error::Usage(
-            "the resources must be a JSON object (the runtime spec's linux.resources)".into(),
-        )
-    })?;
-    let refuse = |path: &str| {
-        Error::Usage(format!(
-            "resources: {path} is not something dockling-runc can update; remove it (supported: \
-             memory.limit, memory.reservation, memory.swap, cpu.shares, cpu.quota, cpu.period, \
-             cpu.realtimeRuntime, cpu.realtimePeriod, cpu.cpus, cpu.mems, pids.limit, \
-             blockIO.weight)"
-        ))
-    };
-    let int = |path: &str, v: &Value| -> Result<i64> {
-        v.as_i64()
-            .or_else(|| v.as_u64().map(|u| u.min(i64::MAX as u64) as i64))
-            .ok_or_else(|| Error::Usage(format!("resources: {path}: give a whole number")))
-    };
-    let uint = |path: &str, v: &Value| -> Result<u64> {
-        v.as_u64().ok_or_else(|| {
-            Error::Usage(format!("resources: {path}: give a whole number, 0 or more"))
-        })
-    };
-    let string = |path: &str, v: &Value| -> Result<String> {
-        v.as_str()
-            .map(String::from)
-            .ok_or_else(|| Error::Usage(format!("resources: {path}: give a string like \"0-3\"")))
-    };
-    let mut r = Resources::default();
-    for (key, value) in obj {
-        if empty(value) {
-            continue;
-        }
-        let section = |name: &str| -> Result<Vec<(String, Value)>> {
-            let o = value
-                .as_object()
-                .ok_or_else(|| Error::Usage(format!("resources: {name} must be an object")))?;
-            Ok(o.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (format!("{name}.{k}"), v.clone()))
-                .collect())
-        };
-        match key.as_str() {
-            "memory" => {
-                for (path, v) in section("memory")? {
-                    match path.as_str() {
-                        "memory.limit" => r.memory = Some(int(&path, &v)?),
-                        "memory.reservation" => r.memory_reservation = Some(int(&path, &v)?),
-                        "memory.swap" => r.memory_swap = Some(int(&path, &v)?),
-                        _ => return Err(refuse(&path)),
-                    }
-                }
-            }
-            "cpu" => {
-                for (path, v) in section("cpu")? {
-                    match path.as_str() {
-                        "cpu.shares" => r.cpu_shares = Some(uint(&path, &v)?),
-                        "cpu.quota" => r.cpu_quota = Some(int(&path, &v)?),
-                        "cpu.period" => r.cpu_period = Some(uint(&path, &v)?),
-                        "cpu.realtimeRuntime" => r.cpu_rt_runtime = Some(int(&path, &v)?),
-                        "cpu.realtimePeriod" => r.cpu_rt_period = Some(uint(&path, &v)?),
-                        "cpu.cpus" => r.cpuset_cpus = Some(string(&path, &v)?),
-                        "cpu.mems" => r.cpuset_mems = Some(string(&path, &v)?),
-                        _ => return Err(refuse(&path)),
-                    }
-                }
-            }
-            "pids" => {
-                for (path, v) in section("pids")? {
-                    match path.as_str() {
-                        "pids.limit" => r.pids = Some(int(&path, &v)?),
-                        _ => return Err(refuse(&path)),
-                    }
-                }
-            }
-            "blockIO" => {
-                for (path, v) in section("blockIO")? {
-                    match path.as_str() {
-                        "blockIO.weight" => {
-                            let w = uint(&path, &v)?;
-                            r.blkio_weight = Some(u16::try_from(w).map_err(|_| {
-                                Error::Usage(format!(
-                                    "resources: {path}: give a weight from 10 to 1000"
-                                ))
-                            })?);
-                        }
-                        _ => return Err(refuse(&path)),
-                    }
-                }
-            }
-            other => return Err(refuse(other)),
-        }
-    }
-    Ok(r)
 }
 
 /// The new values written into the record's copy of the config's `linux.resources`.
