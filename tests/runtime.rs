@@ -1690,7 +1690,7 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
     });
     let _clean = Deleting {
         b: &b,
-        ids: vec!["r1"],
+        ids: vec!["r1", "r3"],
     };
     let (code, _, err) = b.out(&["create", "r1"]);
     assert_eq!(code, 0, "{err}");
@@ -1712,6 +1712,26 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
     }
     assert_eq!(read("cpuset.mems"), "0");
     let (code, _, err) = b.out(&["delete", "--force", "r1"]);
+    assert_eq!(code, 0, "{err}");
+    // Huge pages, and on v1 real-time time (a share of the parent's, which the runtime's
+    // parent group is given first: it starts with none).
+    b.edit(|c| {
+        c["linux"]["resources"] = serde_json::json!({
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
+            "cpu": if v2 { serde_json::json!({}) } else {
+                serde_json::json!({"realtimeRuntime": 1000, "realtimePeriod": 1000000})
+            }
+        });
+    });
+    let (code, _, err) = b.out(&["create", "r3"]);
+    assert_eq!(code, 0, "{err}");
+    if v2 {
+        assert_eq!(read("hugetlb.2MB.max"), "4194304");
+    } else {
+        assert_eq!(read("hugetlb.2MB.limit_in_bytes"), "4194304");
+        assert_eq!(read("cpu.rt_runtime_us"), "1000");
+    }
+    let (code, _, err) = b.out(&["delete", "--force", "r3"]);
     assert_eq!(code, 0, "{err}");
     // What dockling-runc cannot set: refused by its name before anything exists.
     b.edit(|c| {

@@ -15,6 +15,10 @@
 //! | cpuset           | `cpuset.cpus`, `cpuset.mems`         | the same names              |
 //! | pids             | `pids.max`                           | `pids.max`                  |
 //! | block I/O weight | `blkio.weight` (or `blkio.bfq.weight`) | `io.bfq.weight`, else `io.weight` (1 + (w − 10) × 9999 / 990) |
+//! | huge pages       | `hugetlb.<size>.limit_in_bytes`      | `hugetlb.<size>.max`        |
+//!
+//! A real-time runtime on v1 is a share of the parent's: each ancestor below the hierarchy's
+//! root that has less is given as much first (the runtime's own parent starts with none).
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +57,8 @@ pub struct Resources {
     pub pids: Option<i64>,
     /// Block I/O weight, 10 to 1000.
     pub blkio_weight: Option<u16>,
+    /// Huge page limits in bytes by page size as the kernel names it (`2MB`, `1GB`).
+    pub hugepage_limits: Vec<(String, u64)>,
 }
 
 impl Resources {
@@ -181,6 +187,9 @@ impl Cgroup {
                 write_knob(sys, &dir.join("cpu.rt_period_us"), &v.to_string())?;
             }
             if let Some(v) = r.cpu_rt_runtime {
+                if v > 0 {
+                    self.raise_rt_ancestors(sys, &dir, v)?;
+                }
                 write_knob(sys, &dir.join("cpu.rt_runtime_us"), &v.max(-1).to_string())?;
             }
         }
@@ -213,6 +222,42 @@ impl Cgroup {
                     )
                 })?;
             write_knob(sys, &knob, &w.to_string())?;
+        }
+        if !r.hugepage_limits.is_empty() {
+            let dir = self.knob_dir("hugetlb", "a huge page limit")?;
+            for (size, limit) in &r.hugepage_limits {
+                let knob = dir.join(format!("hugetlb.{size}.limit_in_bytes"));
+                if !sys.is_dry_run() && !knob.exists() {
+                    return Err(unknown_page_size(size));
+                }
+                write_knob(sys, &knob, &limit.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Give each ancestor of `dir` below the v1 hierarchy's root at least `runtime` µs of
+    /// real-time time per period, top down: the kernel refuses a group more than its parent
+    /// has (EINVAL), and a new parent has none.
+    fn raise_rt_ancestors(&self, sys: &Sys, dir: &Path, runtime: i64) -> Result<()> {
+        if sys.is_dry_run() {
+            return Ok(());
+        }
+        let mut ancestors = Vec::new();
+        let mut at = dir.parent();
+        while let Some(p) = at {
+            // The hierarchy's root (its release_agent is there only) is the kernel's to set.
+            if !p.join("cpu.rt_runtime_us").exists() || p.join("release_agent").exists() {
+                break;
+            }
+            ancestors.push(p.to_path_buf());
+            at = p.parent();
+        }
+        for p in ancestors.iter().rev() {
+            let knob = p.join("cpu.rt_runtime_us");
+            if read_i64(&knob).is_some_and(|now| now >= 0 && now < runtime) {
+                write_knob(sys, &knob, &runtime.to_string())?;
+            }
         }
         Ok(())
     }
@@ -312,6 +357,14 @@ impl Cgroup {
                 )?;
             }
         }
+        for (size, limit) in &r.hugepage_limits {
+            let knob = dir.join(format!("hugetlb.{size}.max"));
+            self.enable_v2(sys, "hugetlb", &knob)?;
+            if !sys.is_dry_run() && !knob.exists() {
+                return Err(unknown_page_size(size));
+            }
+            write_knob(sys, &knob, &limit.to_string())?;
+        }
         Ok(())
     }
 
@@ -345,6 +398,39 @@ impl Cgroup {
         }
         Ok(())
     }
+}
+
+/// A huge page size the kernel has no limit for.
+fn unknown_page_size(size: &str) -> Error {
+    let sizes: Vec<String> = std::fs::read_dir("/sys/kernel/mm/hugepages")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let kb: u64 = e
+                .file_name()
+                .to_str()?
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            Some(if kb >= 1 << 20 {
+                format!("{}GB", kb >> 20)
+            } else if kb >= 1 << 10 {
+                format!("{}MB", kb >> 10)
+            } else {
+                format!("{kb}KB")
+            })
+        })
+        .collect();
+    Error::Usage(format!(
+        "hugepageLimits: page size {size:?} has no limit in this kernel (sizes here: {})",
+        if sizes.is_empty() {
+            "none".to_string()
+        } else {
+            sizes.join(", ")
+        }
+    ))
 }
 
 /// Write one knob, the error naming it and what the kernel said.
@@ -393,7 +479,7 @@ pub fn from_json(doc: &Value) -> Result<Resources> {
             "resources: {path} is not something dockling-runc can set; remove it (supported: \
              memory.limit, memory.reservation, memory.swap, cpu.shares, cpu.quota, cpu.period, \
              cpu.realtimeRuntime, cpu.realtimePeriod, cpu.cpus, cpu.mems, pids.limit, \
-             blockIO.weight)"
+             blockIO.weight, hugepageLimits)"
         ))
     };
     let int = |path: &str, v: &Value| -> Result<i64> {
@@ -471,6 +557,24 @@ pub fn from_json(doc: &Value) -> Result<Resources> {
                         }
                         _ => return Err(refuse(&path)),
                     }
+                }
+            }
+            "hugepageLimits" => {
+                let list = value.as_array().ok_or_else(|| {
+                    Error::Usage("resources: hugepageLimits must be a list".into())
+                })?;
+                for (i, entry) in list.iter().enumerate() {
+                    let path = format!("hugepageLimits[{i}]");
+                    let size = entry["pageSize"]
+                        .as_str()
+                        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()));
+                    let size = size.ok_or_else(|| {
+                        Error::Usage(format!(
+                            "resources: {path}.pageSize: give a page size like \"2MB\""
+                        ))
+                    })?;
+                    let limit = uint(&format!("{path}.limit"), &entry["limit"])?;
+                    r.hugepage_limits.push((size.to_string(), limit));
                 }
             }
             other => return Err(refuse(other)),

@@ -139,6 +139,7 @@ fn from_flags(a: &UpdateArgs) -> Result<Resources> {
         cpuset_mems: a.cpuset_mems.clone(),
         pids: a.pids_limit,
         blkio_weight: a.blkio_weight,
+        hugepage_limits: Vec::new(),
     })
 }
 
@@ -186,6 +187,13 @@ fn remember(config: &mut Value, r: &Resources) {
     }
     if let Some(v) = r.blkio_weight {
         set("blockIO", "weight", v.into());
+    }
+    if !r.hugepage_limits.is_empty() {
+        res["hugepageLimits"] = r
+            .hugepage_limits
+            .iter()
+            .map(|(size, limit)| serde_json::json!({"pageSize": size, "limit": limit}))
+            .collect();
     }
 }
 
