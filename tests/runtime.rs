@@ -1257,3 +1257,37 @@ fn a_seccomp_filter_that_refuses_close_range_still_runs_and_execs_without_leaks(
     let (code, _, err) = b.out(&["delete", "-f", "f1"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// A pid namespace given by path was joined (setns before clone) and yet asked for anew:
+/// clone(CLONE_NEWPID) failed with EINVAL (runtime-tools' linux_ns_path).
+#[test]
+fn a_pid_namespace_given_by_path_is_the_containers() {
+    // A pid namespace of the test's own, its process 1 a sleep that dies with unshare.
+    let mut holder = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let target = format!("/proc/{}/ns/pid_for_children", holder.id());
+    let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let ns = wait_until("unshare's new pid namespace", || {
+        std::fs::read_link(&target).ok().filter(|l| *l != ours)
+    });
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "pid" {
+                n["path"] = target.clone().into();
+            }
+        }
+    });
+    let (code, _, err) = b.out(&["run", "-d", "--pid-file", "pid", "n1"]);
+    let seen = (code == 0).then(|| {
+        let pid = pid_in(&b.bundle().join("pid"));
+        std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap()
+    });
+    let _ = b.out(&["delete", "-f", "n1"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(seen, Some(ns));
+}
