@@ -1291,3 +1291,45 @@ fn a_pid_namespace_given_by_path_is_the_containers() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(seen, Some(ns));
 }
+
+/// A nested cgroupsPath: every group on the way is made (runtime-tools' relative cgroup
+/// tests; crun's too), and delete removes the container's own.
+#[test]
+fn a_nested_cgroups_path_is_made_level_by_level() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    let nested = format!("/{}/x/y/c", b.cgroup_parent);
+    b.edit(|c| c["linux"]["cgroupsPath"] = nested.clone().into());
+    let (code, _, err) = b.out(&["run", "-d", "--pid-file", "pid", "g1"]);
+    let groups = (code == 0).then(|| {
+        let pid = pid_in(&b.bundle().join("pid"));
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap()
+    });
+    let (deleted, _, derr) = b.out(&["delete", "-f", "g1"]);
+    let left: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path().join(nested.trim_start_matches('/')))
+        .chain([PathBuf::from("/sys/fs/cgroup").join(nested.trim_start_matches('/'))])
+        .filter(|p| p.exists())
+        .collect();
+    // The levels on the way are the test's to remove (a runtime leaves them, as runc does).
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path())
+        .chain([PathBuf::from("/sys/fs/cgroup")])
+    {
+        let _ = std::fs::remove_dir(h.join(&b.cgroup_parent).join("x/y"));
+        let _ = std::fs::remove_dir(h.join(&b.cgroup_parent).join("x"));
+    }
+    assert_eq!(code, 0, "{err}");
+    let groups = groups.unwrap();
+    assert!(
+        groups.lines().any(|l| l.ends_with(&nested)),
+        "not in {nested}:\n{groups}"
+    );
+    assert_eq!(deleted, 0, "{derr}");
+    assert_eq!(left, Vec::<PathBuf>::new());
+}
