@@ -1743,3 +1743,107 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 }
+
+/// runtime-tools' default config carries a seccomp allow-list older than close_range (Linux
+/// 5.9), answering it with EPERM: marking the engine's descriptors close-on-exec after the
+/// filter went in made every such create fail ("close_range fds from 3: EPERM").
+#[test]
+fn a_seccomp_filter_that_refuses_close_range_still_runs_and_execs_without_leaks() {
+    let b = Bundle::new(&["sh", "-c", "ls /proc/self/fd > /tmp/fds; sleep 1000"]);
+    b.edit(|c| {
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]
+        })
+    });
+    let (code, _, err) = b.out(&["run", "-d", "f1"]);
+    assert_eq!(code, 0, "{err}");
+    // stdin, stdout, stderr, and the directory ls reads: nothing of the engine's, in the
+    // container's first process and in an exec'd one.
+    let first = wait_until("the first process's list", || {
+        let (code, out, _) = b.out(&["exec", "f1", "cat", "/tmp/fds"]);
+        (code == 0 && out.ends_with("3\n")).then_some(out)
+    });
+    assert_eq!(first, "0\n1\n2\n3\n");
+    let (code, out, err) = b.out(&["exec", "f1", "ls", "/proc/self/fd"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "0\n1\n2\n3\n");
+    let (code, _, err) = b.out(&["delete", "-f", "f1"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A pid namespace given by path was joined (setns before clone) and yet asked for anew:
+/// clone(CLONE_NEWPID) failed with EINVAL (runtime-tools' linux_ns_path).
+#[test]
+fn a_pid_namespace_given_by_path_is_the_containers() {
+    // A pid namespace of the test's own, its process 1 a sleep that dies with unshare.
+    let mut holder = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let target = format!("/proc/{}/ns/pid_for_children", holder.id());
+    let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let ns = wait_until("unshare's new pid namespace", || {
+        std::fs::read_link(&target).ok().filter(|l| *l != ours)
+    });
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "pid" {
+                n["path"] = target.clone().into();
+            }
+        }
+    });
+    let (code, _, err) = b.out(&["run", "-d", "--pid-file", "pid", "n1"]);
+    let seen = (code == 0).then(|| {
+        let pid = pid_in(&b.bundle().join("pid"));
+        std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap()
+    });
+    let _ = b.out(&["delete", "-f", "n1"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(seen, Some(ns));
+}
+
+/// A nested cgroupsPath: every group on the way is made (runtime-tools' relative cgroup
+/// tests; crun's too), and delete removes the container's own.
+#[test]
+fn a_nested_cgroups_path_is_made_level_by_level() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    let nested = format!("/{}/x/y/c", b.cgroup_parent);
+    b.edit(|c| c["linux"]["cgroupsPath"] = nested.clone().into());
+    let (code, _, err) = b.out(&["run", "-d", "--pid-file", "pid", "g1"]);
+    let groups = (code == 0).then(|| {
+        let pid = pid_in(&b.bundle().join("pid"));
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap()
+    });
+    let (deleted, _, derr) = b.out(&["delete", "-f", "g1"]);
+    let left: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path().join(nested.trim_start_matches('/')))
+        .chain([PathBuf::from("/sys/fs/cgroup").join(nested.trim_start_matches('/'))])
+        .filter(|p| p.exists())
+        .collect();
+    // The levels on the way are the test's to remove (a runtime leaves them, as runc does).
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path())
+        .chain([PathBuf::from("/sys/fs/cgroup")])
+    {
+        let _ = std::fs::remove_dir(h.join(&b.cgroup_parent).join("x/y"));
+        let _ = std::fs::remove_dir(h.join(&b.cgroup_parent).join("x"));
+    }
+    assert_eq!(code, 0, "{err}");
+    let groups = groups.unwrap();
+    assert!(
+        groups.lines().any(|l| l.ends_with(&nested)),
+        "not in {nested}:\n{groups}"
+    );
+    assert_eq!(deleted, 0, "{derr}");
+    assert_eq!(left, Vec::<PathBuf>::new());
+}

@@ -160,6 +160,25 @@ impl Cgroup {
             .collect()
     }
 
+    /// The parent group in the hierarchy mounted at `mount_point`, with every group on the way
+    /// to it, top first: a nested `cgroupsPath` (`a/b/c`) needs each level made, as `mkdir -p`
+    /// would (runc and crun make them too). An empty parent is the hierarchy's root.
+    fn parent_levels(&self, mount_point: &Path) -> Vec<PathBuf> {
+        let mut at = mount_point.to_path_buf();
+        let mut levels: Vec<PathBuf> = self
+            .parent
+            .components()
+            .map(|c| {
+                at.push(c);
+                at.clone()
+            })
+            .collect();
+        if levels.is_empty() {
+            levels.push(at);
+        }
+        levels
+    }
+
     /// Every hierarchy the group lives in: on v1 all that are mounted (devices, cpuset, blkio,
     /// freezer, name=systemd...), as runc's cgroupfs driver joins them all; a controller the
     /// host has not mounted is simply not there (a limit that needs it then says so). A

@@ -918,3 +918,46 @@ fn an_oci_configs_device_rules_come_first_and_runcs_allowed_devices_after() {
         assert!(err.contains(says), "{err}");
     }
 }
+
+/// A nested `cgroupsPath` (`a/b/c`, runtime-tools' relative cgroup tests): mkdir made only the
+/// last level of the parent and failed with ENOENT.
+#[test]
+fn a_nested_parent_is_made_level_by_level_and_enabled_on_v2() {
+    let root = fake_v1_root();
+    let cg = Cgroup::with_layout(Version::V1, v1_layout(root.path()), "/a/b/", ID);
+    let script = recorded(&cg);
+    let mkdirs: Vec<&str> = script
+        .lines()
+        .filter(|l| l.starts_with("mkdir(") && l.contains("/memory/"))
+        .collect();
+    let memory = root.path().join("memory");
+    assert_eq!(
+        mkdirs,
+        [
+            format!("mkdir(\"{}/a\", 0755)", memory.display()),
+            format!("mkdir(\"{}/a/b\", 0755)", memory.display()),
+            format!("mkdir(\"{}/a/b/{ID}\", 0755)", memory.display()),
+        ]
+    );
+    let h = vec![Hierarchy {
+        mount_point: "/sys/fs/cgroup".into(),
+        options: String::new(),
+    }];
+    let cg = Cgroup::with_layout(Version::V2, h, "a/b", ID);
+    let script = recorded(&cg);
+    let made: Vec<&str> = script
+        .lines()
+        .filter(|l| l.starts_with("mkdir(") || l.contains("subtree_control"))
+        .collect();
+    assert_eq!(
+        made,
+        [
+            "mkdir(\"/sys/fs/cgroup/a\", 0755)",
+            "mkdir(\"/sys/fs/cgroup/a/b\", 0755)",
+            "openat(AT_FDCWD, \"/sys/fs/cgroup/cgroup.subtree_control\", O_WRONLY|O_CLOEXEC)",
+            "openat(AT_FDCWD, \"/sys/fs/cgroup/a/cgroup.subtree_control\", O_WRONLY|O_CLOEXEC)",
+            "openat(AT_FDCWD, \"/sys/fs/cgroup/a/b/cgroup.subtree_control\", O_WRONLY|O_CLOEXEC)",
+            &format!("mkdir(\"/sys/fs/cgroup/a/b/{ID}\", 0755)"),
+        ]
+    );
+}

@@ -23,11 +23,12 @@ pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits, devices: &[Rule]) 
         return Err(super::CgroupError::NoDevicesController.into());
     }
     for h in cg.used() {
-        let parent = h.mount_point.join(&cg.parent);
-        let dir = parent.join(&cg.id);
-        sys.mkdir(&parent, 0o755)?;
-        if h.has("cpuset") {
-            copy_cpuset(sys, &h.mount_point, &parent)?;
+        let dir = h.mount_point.join(&cg.parent).join(&cg.id);
+        for level in cg.parent_levels(&h.mount_point) {
+            sys.mkdir(&level, 0o755)?;
+            if h.has("cpuset") {
+                copy_cpuset(sys, &h.mount_point, &level)?;
+            }
         }
         sys.mkdir(&dir, 0o755)?;
         if h.has("cpuset") {

@@ -42,11 +42,16 @@ pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits, devices: &[Rule]) 
         .collect::<Vec<_>>()
         .join(" ");
     let parent = root.join(&cg.parent);
-    sys.mkdir(&parent, 0o755)?;
+    let levels = cg.parent_levels(root);
+    for level in &levels {
+        sys.mkdir(level, 0o755)?;
+    }
     if !enable.is_empty() {
         // A controller reaches a group only if every ancestor enabled it for its children.
         sys.write_file(&root.join("cgroup.subtree_control"), &enable)?;
-        sys.write_file(&parent.join("cgroup.subtree_control"), &enable)?;
+        for level in &levels {
+            sys.write_file(&level.join("cgroup.subtree_control"), &enable)?;
+        }
     }
     let dir = parent.join(&cg.id);
     sys.mkdir(&dir, 0o755)?;

@@ -301,8 +301,22 @@ pub(super) fn secure_and_find(
     ignored: u64,
     preserve_fds: u32,
 ) -> Result<Exec> {
-    if spec.seccomp.is_some() || spec.no_new_privileges {
+    let filtered = spec.seccomp.is_some() || spec.no_new_privileges;
+    if filtered {
         sys.step(StepId::SecuritySeccomp)?;
+    }
+    // Marked before the seccomp filter goes in: a bundle's filter may refuse close_range (an
+    // allow-list older than Linux 5.9 that answers every call it does not name with an errno,
+    // as runtime-tools' default one does), and the mark only acts at execve anyway. Nothing
+    // opened from here to execve lacks O_CLOEXEC.
+    if preserve_fds == 0 {
+        sys.run(Call::CloseRange { first: 3 })?;
+    } else {
+        sys.run(Call::CloseRangePreserving {
+            first: 3u32.saturating_add(preserve_fds),
+        })?;
+    }
+    if filtered {
         if spec.no_new_privileges {
             sys.run(Call::Prctl {
                 option: Prctl::SetNoNewPrivs,
@@ -369,13 +383,6 @@ pub(super) fn secure_and_find(
     } else {
         lookup(sys, &spec.args[0], &spec.env, &spec.cwd)?
     };
-    if preserve_fds == 0 {
-        sys.run(Call::CloseRange { first: 3 })?;
-    } else {
-        sys.run(Call::CloseRangePreserving {
-            first: 3u32.saturating_add(preserve_fds),
-        })?;
-    }
     Ok(Exec {
         call: Call::Execve {
             path,

@@ -139,8 +139,10 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
     let fifo = sys.open(opts.fifo, libc::O_PATH | libc::O_CLOEXEC)?;
     sys.step(StepId::NamespacesClone)?;
     let (parent_end, child_end) = channel::pair(sys)?;
+    // No new namespace of a kind that is joined: a pid namespace joined above included, as
+    // clone(CLONE_NEWPID) fails with EINVAL once this process's children go elsewhere.
     let mut flags = super::clone_flags(spec);
-    for (_, kind) in &joins {
+    for (kind, _) in &opts.parts.joins {
         flags.remove(*kind);
     }
     let pid = sys.clone_process(flags)?;
