@@ -1229,3 +1229,95 @@ fn exec_gets_the_containers_seccomp_filter() {
     let (code, _, err) = b.out(&["delete", "-f", "e5"]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn the_configs_five_capability_sets_reach_the_program_and_its_execs() {
+    // A user other than root keeps after execve only what is ambient (no file capabilities):
+    // CapPrm and CapEff are the ambient set, the others are the config's as given.
+    let b = Bundle::new(&["sh", "-c", "grep ^Cap /proc/self/status; sleep 1000"]);
+    b.edit(|c| {
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        c["process"]["capabilities"] = serde_json::json!({
+            "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"],
+            "effective": ["CAP_KILL"],
+            "permitted": ["CAP_KILL", "CAP_NET_RAW"],
+            "inheritable": ["CAP_CHOWN", "CAP_KILL"],
+            "ambient": ["CAP_KILL"]
+        });
+    });
+    // The container's stdio are run's: files, which a detached container may hold open.
+    let out_file = b.dir.path().join("container.out");
+    let err_file = b.dir.path().join("run.err");
+    let run = b
+        .rt(&["run", "--detach", "k1"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        run.success(),
+        "{}",
+        std::fs::read_to_string(&err_file).unwrap()
+    );
+    let want = "CapInh:\t0000000000000021\nCapPrm:\t0000000000000020\n\
+                CapEff:\t0000000000000020\nCapBnd:\t0000000000002021\n\
+                CapAmb:\t0000000000000020\n";
+    let output = wait_until("the container's output", || {
+        let text = std::fs::read_to_string(&out_file).unwrap();
+        text.contains("CapAmb").then_some(text)
+    });
+    assert_eq!(output, want);
+    // An exec'd process gets the same sets, through the same steps.
+    let (code, out, err) = b.out(&["exec", "k1", "grep", "^Cap", "/proc/self/status"]);
+    assert_eq!((code, out.as_str()), (0, want), "{err}");
+    let (code, _, err) = b.out(&["delete", "-f", "k1"]);
+    assert_eq!(code, 0, "{err}");
+    // Root keeps its inheritable set as given too (Docker's, and `dockling run`'s, is empty).
+    let b = Bundle::new(&["grep", "^CapInh", "/proc/self/status"]);
+    b.edit(|c| {
+        c["process"]["capabilities"]["inheritable"] = serde_json::json!(["CAP_KILL"]);
+    });
+    let (code, out, err) = b.out(&["run", "k2"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "CapInh:\t0000000000000020\n"),
+        "{err}"
+    );
+    // An ambient capability the kernel would not raise is refused by name, nothing made.
+    b.edit(|c| {
+        c["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_NET_ADMIN"]);
+    });
+    let (code, _, err) = b.out(&["run", "k3"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "process.capabilities.ambient: CAP_NET_ADMIN is not both permitted and inheritable"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+}
+
+#[test]
+fn domainname_is_set_in_the_containers_uts_namespace_only() {
+    let host = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
+    let b = Bundle::new(&["cat", "/proc/sys/kernel/domainname"]);
+    b.edit(|c| c["domainname"] = "example.test".into());
+    let (code, out, err) = b.out(&["run", "n1"]);
+    assert_eq!((code, out.as_str()), (0, "example.test\n"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
+        host
+    );
+    // Without a UTS namespace of its own it would rename the host's domain: refused, as runc.
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "uts");
+        c["hostname"] = "".into();
+    });
+    let (code, _, err) = b.out(&["run", "n2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("domainname"), "{err}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+}

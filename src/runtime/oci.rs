@@ -329,14 +329,21 @@ fn child_steps(
         )?;
     }
     rootfs.switch_root()?;
-    if spec.namespaces.uts && !spec.hostname.is_empty() {
+    // Both names belong to the UTS namespace (specconv refused them without one of the
+    // container's own).
+    if spec.namespaces.uts && (!spec.hostname.is_empty() || parts.domainname.is_some()) {
         sys.step(StepId::NamespacesHostname)?;
-        sys.run(Call::Sethostname {
-            name: spec.hostname.clone(),
-        })?;
+        if !spec.hostname.is_empty() {
+            sys.run(Call::Sethostname {
+                name: spec.hostname.clone(),
+            })?;
+        }
+        if let Some(name) = &parts.domainname {
+            sys.run(Call::Setdomainname { name: name.clone() })?;
+        }
     }
     process_steps(sys, spec, parts, chan)?;
-    let exec = child::secure_and_find(sys, spec, ignored, 0)?;
+    let exec = child::secure_and_find(sys, spec, &parts.caps.sets(), ignored, 0)?;
     // Ready: the engine may record the container and exit. Then wait for `start`.
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));
@@ -569,7 +576,7 @@ fn exec_steps(
     child::await_go(chan)?;
     let ignored = sys.ignored_signals();
     process_steps(sys, spec, parts, chan)?;
-    let exec = child::secure_and_find(sys, spec, ignored, preserve_fds)?;
+    let exec = child::secure_and_find(sys, spec, &parts.caps.sets(), ignored, preserve_fds)?;
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));
     }

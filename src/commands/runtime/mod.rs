@@ -210,11 +210,6 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
     for w in warnings {
         warn(cli, &w);
     }
-    let not_yet = |what: &str| {
-        Err(Error::Usage(format!(
-            "{what}: not supported by dockling-runc yet"
-        )))
-    };
     match (spec.tty, &args.console_socket) {
         (true, None) => {
             return Err(Error::Usage(
@@ -230,9 +225,6 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
             ))
         }
         _ => {}
-    }
-    if parts.domainname.is_some() {
-        return not_yet("domainname");
     }
     let root = StateRoot::open(&cli.root)?;
     let dir = root.dir_of(&args.id);
