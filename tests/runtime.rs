@@ -1321,3 +1321,62 @@ fn domainname_is_set_in_the_containers_uts_namespace_only() {
     assert!(err.contains("domainname"), "{err}");
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
 }
+
+#[test]
+fn create_preserve_fds_passes_the_callers_descriptors_and_nothing_of_its_own() {
+    // --preserve-fds 2: the caller's 3 and 4 reach the program, its 5 does not, and neither
+    // does any descriptor of create's (its channel, the FIFO, the trace...): sh's own list
+    // is exactly stdio and the two.
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        // No pipeline (sh would hold its pipes while ls looks), and not last (sh would
+        // become ls, whose own directory descriptor would show).
+        "echo through 3 >&3; echo through 4 >&4; ls /proc/$$/fd; exit 0",
+    ]);
+    let (three, four) = (b.dir.path().join("fd3.txt"), b.dir.path().join("fd4.txt"));
+    let out = b.dir.path().join("out.txt");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#""$0" --root "$1" create --preserve-fds 2 p1 3>"$2" 4>"$3" 5>/dev/null >"$4" &&
+               "$0" --root "$1" start p1"#,
+        )
+        .arg(b.dir.path().join("dockling-runc"))
+        .arg(b.state_root())
+        .arg(&three)
+        .arg(&four)
+        .arg(&out)
+        .current_dir(b.bundle())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_until("stopped", || (b.status("p1") == "stopped").then_some(()));
+    let mut fds: Vec<u32> = std::fs::read_to_string(&out)
+        .unwrap()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    fds.sort_unstable();
+    assert_eq!(fds, [0, 1, 2, 3, 4]);
+    assert_eq!(std::fs::read_to_string(&three).unwrap(), "through 3\n");
+    assert_eq!(std::fs::read_to_string(&four).unwrap(), "through 4\n");
+    let (code, _, err) = b.out(&["delete", "p1"]);
+    assert_eq!(code, 0, "{err}");
+    // `run` takes it too.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" --root "$1" run --preserve-fds 1 p2 3>"$2" >/dev/null"#)
+        .arg(b.dir.path().join("dockling-runc"))
+        .arg(b.state_root())
+        .arg(&three)
+        .current_dir(b.bundle())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("4: Bad file descriptor"), "{err}");
+    assert_eq!(std::fs::read_to_string(&three).unwrap(), "through 3\n");
+}

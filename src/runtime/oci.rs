@@ -45,6 +45,9 @@ pub struct CreateOptions<'a> {
     pub fifo: &'a Path,
     /// `--console-socket`: where the terminal's master goes (`process.terminal`).
     pub console_socket: Option<&'a Path>,
+    /// `--preserve-fds`: descriptors 3 to 2+N of the caller go to the container's process
+    /// (it is a clone of `create`, so it holds them already; they are only left open).
+    pub preserve_fds: u32,
     /// Told the first process's pid right after `clone`, before anything else: a `create`
     /// killed from then on leaves a record naming it, which `delete --force` ends.
     pub on_clone: &'a dyn Fn(i32),
@@ -343,7 +346,7 @@ fn child_steps(
         }
     }
     process_steps(sys, spec, parts, chan)?;
-    let exec = child::secure_and_find(sys, spec, &parts.caps.sets(), ignored, 0)?;
+    let exec = child::secure_and_find(sys, spec, &parts.caps.sets(), ignored, opts.preserve_fds)?;
     // Ready: the engine may record the container and exit. Then wait for `start`.
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));

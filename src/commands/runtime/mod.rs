@@ -178,11 +178,6 @@ fn trace_from_env(id: &str) -> Option<std::path::PathBuf> {
 /// record written, the pid file too. On failure nothing of it is left.
 fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Record)> {
     state::check_id(&args.id)?;
-    if args.preserve_fds > 0 {
-        return Err(Error::Usage(
-            "--preserve-fds: dockling-runc passes no descriptors past stdio yet".into(),
-        ));
-    }
     let sys = runtime_sys(None, &args.id)?;
     // The container's process is a clone of this one: from the sealed copy of the binary,
     // as `dockling run` (CVE-2019-5736).
@@ -312,6 +307,7 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
                 cgroup: cgroup.as_ref(),
                 fifo: &fifo,
                 console_socket: args.console_socket.as_deref(),
+                preserve_fds: args.preserve_fds,
                 on_clone: &on_clone,
             },
         );
