@@ -1380,3 +1380,40 @@ fn create_preserve_fds_passes_the_callers_descriptors_and_nothing_of_its_own() {
     assert!(err.contains("4: Bad file descriptor"), "{err}");
     assert_eq!(std::fs::read_to_string(&three).unwrap(), "through 3\n");
 }
+
+#[test]
+fn a_missing_cwd_is_made_inside_the_root_and_home_comes_from_its_passwd() {
+    let b = Bundle::new(&["sh", "-c", "pwd; echo $HOME"]);
+    let rootfs = b.bundle().join("rootfs");
+    // The root's own symlinks lead inside it, never to the host's /srv: /w is /srv/w there.
+    std::os::unix::fs::symlink("/srv/w", rootfs.join("w")).unwrap();
+    std::fs::create_dir_all(rootfs.join("usr/share")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(
+        rootfs.join("usr/share/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../usr/share/passwd", rootfs.join("etc/passwd")).unwrap();
+    b.edit(|c| {
+        c["process"]["cwd"] = "/w/sub".into();
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    });
+    let host_srv_w = std::path::Path::new("/srv/w").exists();
+    let (code, out, err) = b.out(&["run", "w1"]);
+    assert_eq!((code, out.as_str()), (0, "/srv/w/sub\n/home/u\n"), "{err}");
+    assert!(rootfs.join("srv/w/sub").is_dir());
+    assert_eq!(std::path::Path::new("/srv/w").exists(), host_srv_w);
+    // A HOME the config gives is kept; a user without a passwd line gets /.
+    b.edit(|c| {
+        c["process"]["env"] = serde_json::json!(["PATH=/bin", "HOME=/given"]);
+    });
+    let (code, out, err) = b.out(&["run", "w2"]);
+    assert_eq!((code, out.as_str()), (0, "/srv/w/sub\n/given\n"), "{err}");
+    b.edit(|c| {
+        c["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        c["process"]["user"] = serde_json::json!({"uid": 4242, "gid": 4242});
+    });
+    let (code, out, err) = b.out(&["run", "w3"]);
+    assert_eq!((code, out.as_str()), (0, "/srv/w/sub\n/\n"), "{err}");
+}

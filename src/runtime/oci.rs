@@ -306,6 +306,7 @@ fn child_steps(
             value,
         )?;
     }
+    rootfs.make_workdir(&spec.cwd)?;
     rootfs.mask_given(&parts.masked_paths, &parts.readonly_paths)?;
     let hooks = &parts.hooks;
     if !(hooks.prestart.is_empty() && hooks.create_runtime.is_empty()) {

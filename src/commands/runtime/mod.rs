@@ -199,12 +199,14 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
         no_pivot: args.no_pivot,
     };
     let mut warnings = Vec::new();
-    let (spec, parts) =
+    let (mut spec, parts) =
         crate::specconv::oci::from_config(&text, &bundle, &flags, &mut |w| warnings.push(w))
             .map_err(|e| Error::Usage(e.to_string()))?;
     for w in warnings {
         warn(cli, &w);
     }
+    // Read from the bundle's root before any mount: a bind over /etc/passwd is not seen.
+    exec::set_home(&mut spec, &parts.root);
     match (spec.tty, &args.console_socket) {
         (true, None) => {
             return Err(Error::Usage(
