@@ -1847,3 +1847,191 @@ fn a_nested_cgroups_path_is_made_level_by_level() {
     assert_eq!(deleted, 0, "{derr}");
     assert_eq!(left, Vec::<PathBuf>::new());
 }
+
+#[test]
+fn the_configs_five_capability_sets_reach_the_program_and_its_execs() {
+    // A user other than root keeps after execve only what is ambient (no file capabilities):
+    // CapPrm and CapEff are the ambient set, the others are the config's as given.
+    let b = Bundle::new(&["sh", "-c", "grep ^Cap /proc/self/status; sleep 1000"]);
+    b.edit(|c| {
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        c["process"]["capabilities"] = serde_json::json!({
+            "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"],
+            "effective": ["CAP_KILL"],
+            "permitted": ["CAP_KILL", "CAP_NET_RAW"],
+            "inheritable": ["CAP_CHOWN", "CAP_KILL"],
+            "ambient": ["CAP_KILL"]
+        });
+    });
+    // The container's stdio are run's: files, which a detached container may hold open.
+    let out_file = b.dir.path().join("container.out");
+    let err_file = b.dir.path().join("run.err");
+    let run = b
+        .rt(&["run", "--detach", "k1"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        run.success(),
+        "{}",
+        std::fs::read_to_string(&err_file).unwrap()
+    );
+    let want = "CapInh:\t0000000000000021\nCapPrm:\t0000000000000020\n\
+                CapEff:\t0000000000000020\nCapBnd:\t0000000000002021\n\
+                CapAmb:\t0000000000000020\n";
+    let output = wait_until("the container's output", || {
+        let text = std::fs::read_to_string(&out_file).unwrap();
+        text.contains("CapAmb").then_some(text)
+    });
+    assert_eq!(output, want);
+    // An exec'd process gets the same sets, through the same steps.
+    let (code, out, err) = b.out(&["exec", "k1", "grep", "^Cap", "/proc/self/status"]);
+    assert_eq!((code, out.as_str()), (0, want), "{err}");
+    let (code, _, err) = b.out(&["delete", "-f", "k1"]);
+    assert_eq!(code, 0, "{err}");
+    // Root keeps its inheritable set as given too (Docker's, and `dockling run`'s, is empty).
+    let b = Bundle::new(&["grep", "^CapInh", "/proc/self/status"]);
+    b.edit(|c| {
+        c["process"]["capabilities"]["inheritable"] = serde_json::json!(["CAP_KILL"]);
+    });
+    let (code, out, err) = b.out(&["run", "k2"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "CapInh:\t0000000000000020\n"),
+        "{err}"
+    );
+    // An ambient capability the kernel would not raise is refused by name, nothing made.
+    b.edit(|c| {
+        c["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_NET_ADMIN"]);
+    });
+    let (code, _, err) = b.out(&["run", "k3"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "process.capabilities.ambient: CAP_NET_ADMIN is not both permitted and inheritable"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+}
+
+#[test]
+fn domainname_is_set_in_the_containers_uts_namespace_only() {
+    let host = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
+    let b = Bundle::new(&["cat", "/proc/sys/kernel/domainname"]);
+    b.edit(|c| c["domainname"] = "example.test".into());
+    let (code, out, err) = b.out(&["run", "n1"]);
+    assert_eq!((code, out.as_str()), (0, "example.test\n"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
+        host
+    );
+    // Without a UTS namespace of its own it would rename the host's domain: refused, as runc.
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "uts");
+        c["hostname"] = "".into();
+    });
+    let (code, _, err) = b.out(&["run", "n2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("domainname"), "{err}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+}
+
+#[test]
+fn create_preserve_fds_passes_the_callers_descriptors_and_nothing_of_its_own() {
+    // --preserve-fds 2: the caller's 3 and 4 reach the program, its 5 does not, and neither
+    // does any descriptor of create's (its channel, the FIFO, the trace...): sh's own list
+    // is exactly stdio and the two.
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        // No pipeline (sh would hold its pipes while ls looks), and not last (sh would
+        // become ls, whose own directory descriptor would show).
+        "echo through 3 >&3; echo through 4 >&4; ls /proc/$$/fd; exit 0",
+    ]);
+    let (three, four) = (b.dir.path().join("fd3.txt"), b.dir.path().join("fd4.txt"));
+    let out = b.dir.path().join("out.txt");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#""$0" --root "$1" create --preserve-fds 2 p1 3>"$2" 4>"$3" 5>/dev/null >"$4" &&
+               "$0" --root "$1" start p1"#,
+        )
+        .arg(b.dir.path().join("dockling-runc"))
+        .arg(b.state_root())
+        .arg(&three)
+        .arg(&four)
+        .arg(&out)
+        .current_dir(b.bundle())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_until("stopped", || (b.status("p1") == "stopped").then_some(()));
+    let mut fds: Vec<u32> = std::fs::read_to_string(&out)
+        .unwrap()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    fds.sort_unstable();
+    assert_eq!(fds, [0, 1, 2, 3, 4]);
+    assert_eq!(std::fs::read_to_string(&three).unwrap(), "through 3\n");
+    assert_eq!(std::fs::read_to_string(&four).unwrap(), "through 4\n");
+    let (code, _, err) = b.out(&["delete", "p1"]);
+    assert_eq!(code, 0, "{err}");
+    // `run` takes it too.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" --root "$1" run --preserve-fds 1 p2 3>"$2" >/dev/null"#)
+        .arg(b.dir.path().join("dockling-runc"))
+        .arg(b.state_root())
+        .arg(&three)
+        .current_dir(b.bundle())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("4: Bad file descriptor"), "{err}");
+    assert_eq!(std::fs::read_to_string(&three).unwrap(), "through 3\n");
+}
+
+#[test]
+fn a_missing_cwd_is_made_inside_the_root_and_home_comes_from_its_passwd() {
+    let b = Bundle::new(&["sh", "-c", "pwd; echo $HOME"]);
+    let rootfs = b.bundle().join("rootfs");
+    // The root's own symlinks lead inside it, never to the host's /srv: /w is /srv/w there.
+    std::os::unix::fs::symlink("/srv/w", rootfs.join("w")).unwrap();
+    std::fs::create_dir_all(rootfs.join("usr/share")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(
+        rootfs.join("usr/share/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../usr/share/passwd", rootfs.join("etc/passwd")).unwrap();
+    b.edit(|c| {
+        c["process"]["cwd"] = "/w/sub".into();
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    });
+    let host_srv_w = std::path::Path::new("/srv/w").exists();
+    let (code, out, err) = b.out(&["run", "w1"]);
+    assert_eq!((code, out.as_str()), (0, "/srv/w/sub\n/home/u\n"), "{err}");
+    assert!(rootfs.join("srv/w/sub").is_dir());
+    assert_eq!(std::path::Path::new("/srv/w").exists(), host_srv_w);
+    // A HOME the config gives is kept; a user without a passwd line gets /.
+    b.edit(|c| {
+        c["process"]["env"] = serde_json::json!(["PATH=/bin", "HOME=/given"]);
+    });
+    let (code, out, err) = b.out(&["run", "w2"]);
+    assert_eq!((code, out.as_str()), (0, "/srv/w/sub\n/given\n"), "{err}");
+    b.edit(|c| {
+        c["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        c["process"]["user"] = serde_json::json!({"uid": 4242, "gid": 4242});
+    });
+    let (code, out, err) = b.out(&["run", "w3"]);
+    assert_eq!((code, out.as_str()), (0, "/srv/w/sub\n/\n"), "{err}");
+}

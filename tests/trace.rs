@@ -497,6 +497,7 @@ fn assert_trace_is_what_strace_sees(traced: &[Value], seen: &[Seen]) {
         "unshare",
         "setns",
         "sethostname",
+        "setdomainname",
         "mkdir",
         "mkdirat",
         "mknod",

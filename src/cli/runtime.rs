@@ -84,7 +84,7 @@ pub struct CreateArgs {
     /// Accepted: no session keyring is made either way
     #[arg(long)]
     pub no_new_keyring: bool,
-    /// Descriptors past stdio to pass on (refused above 0 for now)
+    /// Pass descriptors 3 to 2+N on to the container's process
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
     /// The container's id

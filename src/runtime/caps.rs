@@ -2,7 +2,8 @@
 //!
 //! Root in a container is not all of root: Docker keeps 14 of the ~41 capabilities. The rest
 //! are dropped from the bounding set, so no program in the container (not even a setuid one)
-//! can ever get them back. Inheritable and ambient stay empty, as Docker leaves them.
+//! can ever get them back. Inheritable and ambient stay empty, as Docker leaves them; an OCI
+//! config gives all five sets itself ([`Sets`]).
 
 use crate::error::{Error, Result};
 
@@ -102,6 +103,40 @@ pub fn resolve(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<
     Ok(set)
 }
 
+/// The five capability sets a container's process gets, as the masks the kernel takes. The
+/// child applies them in runc's order: the bounding set first (`PR_CAPBSET_DROP` for every
+/// capability outside it), then after the user switch `capset` with effective, permitted and
+/// inheritable, then `PR_CAP_AMBIENT_RAISE` for each ambient one (the kernel raises only a
+/// capability that is both permitted and inheritable: capabilities(7)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sets {
+    /// What the process and everything it starts can ever hold.
+    pub bounding: u64,
+    /// What the kernel checks.
+    pub effective: u64,
+    /// What the process may make effective.
+    pub permitted: u64,
+    /// What programs with inheritable file capabilities may keep across `execve`.
+    pub inheritable: u64,
+    /// What every program keeps across `execve`, file capabilities or not.
+    pub ambient: u64,
+}
+
+impl Sets {
+    /// Docker's sets for the capabilities a container keeps: bounding, effective and permitted
+    /// all `keep`, inheritable and ambient empty (what `dockling run` and `exec` give).
+    pub fn docker(keep: &[u32]) -> Sets {
+        let m = mask(keep);
+        Sets {
+            bounding: m,
+            effective: m,
+            permitted: m,
+            inheritable: 0,
+            ambient: 0,
+        }
+    }
+}
+
 /// The set as the 64-bit mask `capset(2)` and `/proc/pid/status` use.
 pub fn mask(caps: &[u32]) -> u64 {
     caps.iter().fold(0u64, |m, c| m | (1u64 << c))
@@ -115,6 +150,13 @@ mod tests {
     fn docker_default_mask_matches_docker() {
         // What `grep CapBnd /proc/self/status` prints in a default Docker container.
         assert_eq!(mask(&resolve(false, &[], &[]).unwrap()), 0x00000000a80425fb);
+    }
+
+    #[test]
+    fn docker_sets_leave_inheritable_and_ambient_empty() {
+        let s = Sets::docker(&[0, 5]);
+        assert_eq!((s.bounding, s.effective, s.permitted), (0x21, 0x21, 0x21));
+        assert_eq!((s.inheritable, s.ambient), (0, 0));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! (host paths are still reachable for volumes and /etc files), capabilities dropped from the bounding set while we still hold
 //! `CAP_SETPCAP`, then the user switch while every other capability is still held (so
 //! `--cap-drop SETGID` cannot make `setgroups` fail), then the final capability sets (as runc
-//! does: `PR_SET_KEEPCAPS` across the uid change, `capset` after it), then `execve`.
+//! does: `PR_SET_KEEPCAPS` across the uid change, `capset` after it, the ambient ones raised
+//! last), then `execve`.
 
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -288,16 +289,24 @@ pub fn prepare(sys: &Sys, setup: &Setup<'_>, chan: Option<&Channel>) -> Result<E
         })?;
     }
 
-    secure_and_find(sys, spec, ignored, 0)
+    secure_and_find(
+        sys,
+        spec,
+        &caps::Sets::docker(&spec.capabilities),
+        ignored,
+        0,
+    )
 }
 
 /// The last steps before `execve`, shared by the container's first process and `exec`: the
-/// seccomp filter, the capability sets, the user, and the program looked up in PATH. The
-/// `preserve_fds` descriptors after stderr stay open for the program (`runtime exec
+/// seccomp filter, the capability sets (`sets`: Docker's for `dockling run`, the config's for
+/// an OCI bundle), the user, and the program looked up in PATH. The `preserve_fds`
+/// descriptors after stderr stay open for the program (`runtime create/run/exec
 /// --preserve-fds`); every other one past stderr closes on `execve`.
 pub(super) fn secure_and_find(
     sys: &Sys,
     spec: &RunSpec,
+    sets: &caps::Sets,
     ignored: u64,
     preserve_fds: u32,
 ) -> Result<Exec> {
@@ -339,9 +348,8 @@ pub(super) fn secure_and_find(
     }
 
     sys.step(StepId::SecurityCapabilities)?;
-    let keep = caps::mask(&spec.capabilities);
     for cap in 0..=sys.last_cap() {
-        if keep & (1 << cap) == 0 {
+        if sets.bounding & (1 << cap) == 0 {
             sys.run(Call::Prctl {
                 option: Prctl::CapBsetDrop,
                 arg: cap as u64,
@@ -368,14 +376,25 @@ pub(super) fn secure_and_find(
     })?;
     sys.run(Call::Setresgid { gid: spec.user.gid })?;
     sys.run(Call::Setresuid { uid: spec.user.uid })?;
-    // Now the container's sets, inheritable empty as in Docker. For a user other than root,
-    // execve still leaves permitted and effective empty (no file capabilities, no ambient
-    // ones): the bounding set limits what setuid programs could regain.
+    // Now the container's sets (inheritable empty as in Docker for `dockling run`). For a
+    // user other than root, execve still leaves permitted and effective empty unless they are
+    // ambient (no file capabilities): the bounding set limits what setuid programs could
+    // regain.
     sys.run(Call::Capset {
-        effective: keep,
-        permitted: keep,
-        inheritable: 0,
+        effective: sets.effective,
+        permitted: sets.permitted,
+        inheritable: sets.inheritable,
     })?;
+    // Raised last: the kernel takes an ambient capability only while it is permitted and
+    // inheritable, which the capset just made it (checked when the config was read).
+    for cap in 0..=sys.last_cap() {
+        if sets.ambient & (1 << cap) != 0 {
+            sys.run(Call::Prctl {
+                option: Prctl::CapAmbientRaise,
+                arg: cap as u64,
+            })?;
+        }
+    }
 
     sys.step(StepId::ProcessExec)?;
     let path = if sys.is_dry_run() {
@@ -409,7 +428,13 @@ fn exec_steps(sys: &Sys, spec: &RunSpec, chan: &Channel) -> Result<Infallible> {
     await_go(chan)?;
     let ignored = sys.ignored_signals();
     terminal(sys, spec, false, Some(chan))?;
-    let exec = secure_and_find(sys, spec, ignored, 0)?;
+    let exec = secure_and_find(
+        sys,
+        spec,
+        &caps::Sets::docker(&spec.capabilities),
+        ignored,
+        0,
+    )?;
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));
     }

@@ -45,6 +45,9 @@ pub struct CreateOptions<'a> {
     pub fifo: &'a Path,
     /// `--console-socket`: where the terminal's master goes (`process.terminal`).
     pub console_socket: Option<&'a Path>,
+    /// `--preserve-fds`: descriptors 3 to 2+N of the caller go to the container's process
+    /// (it is a clone of `create`, so it holds them already; they are only left open).
+    pub preserve_fds: u32,
     /// Told the first process's pid right after `clone`, before anything else: a `create`
     /// killed from then on leaves a record naming it, which `delete --force` ends.
     pub on_clone: &'a dyn Fn(i32),
@@ -324,6 +327,7 @@ fn child_steps(
             value,
         )?;
     }
+    rootfs.make_workdir(&spec.cwd)?;
     rootfs.mask_given(&parts.masked_paths, &parts.readonly_paths)?;
     let hooks = &parts.hooks;
     if !(hooks.prestart.is_empty() && hooks.create_runtime.is_empty()) {
@@ -350,14 +354,21 @@ fn child_steps(
         )?;
     }
     rootfs.switch_root()?;
-    if spec.namespaces.uts && !spec.hostname.is_empty() {
+    // Both names belong to the UTS namespace (specconv refused them without one of the
+    // container's own).
+    if spec.namespaces.uts && (!spec.hostname.is_empty() || parts.domainname.is_some()) {
         sys.step(StepId::NamespacesHostname)?;
-        sys.run(Call::Sethostname {
-            name: spec.hostname.clone(),
-        })?;
+        if !spec.hostname.is_empty() {
+            sys.run(Call::Sethostname {
+                name: spec.hostname.clone(),
+            })?;
+        }
+        if let Some(name) = &parts.domainname {
+            sys.run(Call::Setdomainname { name: name.clone() })?;
+        }
     }
     process_steps(sys, spec, parts, chan)?;
-    let exec = child::secure_and_find(sys, spec, ignored, 0)?;
+    let exec = child::secure_and_find(sys, spec, &parts.caps.sets(), ignored, opts.preserve_fds)?;
     // Ready: the engine may record the container and exit. Then wait for `start`.
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));
@@ -590,7 +601,7 @@ fn exec_steps(
     child::await_go(chan)?;
     let ignored = sys.ignored_signals();
     process_steps(sys, spec, parts, chan)?;
-    let exec = child::secure_and_find(sys, spec, ignored, preserve_fds)?;
+    let exec = child::secure_and_find(sys, spec, &parts.caps.sets(), ignored, preserve_fds)?;
     if let Call::Execve { path, .. } = &exec.call {
         let _ = chan.send(&Message::Exec(path.display().to_string()));
     }

@@ -569,6 +569,28 @@ impl<'a> Rootfs<'a> {
         Ok(())
     }
 
+    /// The working directory `inside` (an OCI config's `process.cwd`), made when the root
+    /// lacks it, as runc makes it: after the mounts (it may lie in one), before the root is
+    /// switched, each missing level a `mkdirat` (0755) on its parent's descriptor, the root's
+    /// own symlinks followed inside it. Anything else wrong with it (not a directory) is left
+    /// for the final `chdir` to report.
+    pub fn make_workdir(&self, inside: &Path) -> Result<()> {
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
+        let rel = safefs::relative(inside);
+        let flags = libc::O_PATH | libc::O_DIRECTORY;
+        match self
+            .sys
+            .openat2(root.as_fd(), &rel, flags, 0, safefs::IN_ROOT)
+        {
+            Err(e) if e.errno == nix::errno::Errno::ENOENT => {}
+            _ => return Ok(()),
+        }
+        self.sys.step(StepId::RootfsWorkdir)?;
+        resolve_target(self.sys, root, inside, false, false).map(drop)
+    }
+
     /// Whether the container's `/dev` is a tmpfs (an OCI config may leave the image's own).
     pub fn dev_is_tmpfs(&self) -> bool {
         let Some(root) = &self.root else {

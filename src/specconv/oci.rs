@@ -48,6 +48,20 @@ pub struct CapSets {
     pub ambient: Vec<u32>,
 }
 
+impl CapSets {
+    /// The sets as the masks the container's process applies.
+    pub fn sets(&self) -> crate::runtime::caps::Sets {
+        use crate::runtime::caps::mask;
+        crate::runtime::caps::Sets {
+            bounding: mask(&self.bounding),
+            effective: mask(&self.effective),
+            permitted: mask(&self.permitted),
+            inheritable: mask(&self.inheritable),
+            ambient: mask(&self.ambient),
+        }
+    }
+}
+
 /// One `process.rlimits` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rlimit {
@@ -552,6 +566,19 @@ pub fn from_config(
         parts.domainname = Some(d);
     }
     read_sysctl(&linux, &namespaces, &mut parts)?;
+    // The same name twice: the sysctl is written before `setdomainname`, which would win
+    // without a word. Equal values are harmless.
+    if let (Some(d), Some(v)) = (&parts.domainname, parts.sysctl.get("kernel.domainname")) {
+        if d != v {
+            return Err(bad(
+                "linux.sysctl",
+                format!(
+                    "kernel.domainname {v:?} differs from domainname {d:?}: give the name once, \
+                     in domainname"
+                ),
+            ));
+        }
+    }
     for (i, m) in doc.mounts.iter().enumerate() {
         parts.mounts.push(mount(i, m, warn)?);
     }
@@ -651,6 +678,59 @@ pub fn from_config(
         ports: Default::default(),
     };
     Ok((spec, parts))
+}
+
+/// The capability sets the kernel would refuse, refused now by name (runc meets them later,
+/// as an `EPERM` from `capset` or a warning that an ambient capability was not raised).
+/// `held` is what dockling itself holds: no container it starts can get more.
+fn check_caps(c: &CapSets, held: u64) -> Result<(), SpecError> {
+    let name = |n: &u32| format!("CAP_{}", crate::sys::caps::NAMES[*n as usize]);
+    let outside = |set: &[u32], within: &dyn Fn(u32) -> bool| -> Option<String> {
+        set.iter().find(|n| !within(**n)).map(name)
+    };
+    let has = |set: &[u32], n: u32| set.contains(&n);
+    if let Some(cap) = outside(&c.effective, &|n| has(&c.permitted, n)) {
+        return Err(bad(
+            "process.capabilities.effective",
+            format!(
+                "{cap} is not in permitted: a process can only make effective what it is \
+                 permitted; add it to permitted too"
+            ),
+        ));
+    }
+    for (set, field) in [(&c.permitted, "permitted"), (&c.inheritable, "inheritable")] {
+        if let Some(cap) = outside(set, &|n| held & (1 << n) != 0) {
+            return Err(bad(
+                format!("process.capabilities.{field}"),
+                format!(
+                    "{cap} is not held by dockling-runc itself (this host or its caller took \
+                     it away), so no container it starts can have it: remove it"
+                ),
+            ));
+        }
+    }
+    if let Some(cap) = outside(&c.inheritable, &|n| has(&c.bounding, n)) {
+        return Err(bad(
+            "process.capabilities.inheritable",
+            format!(
+                "{cap} is not in bounding: the kernel keeps inheritable capabilities within \
+                 the bounding set; add it to bounding too"
+            ),
+        ));
+    }
+    if let Some(cap) = outside(&c.ambient, &|n| {
+        has(&c.permitted, n) && has(&c.inheritable, n)
+    }) {
+        return Err(bad(
+            "process.capabilities.ambient",
+            format!(
+                "{cap} is not both permitted and inheritable, as the kernel requires of an \
+                 ambient capability: add it to permitted and inheritable, or remove it from \
+                 ambient"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What dockling refuses in `process` (and the labels of `linux`) before reading the rest.
@@ -773,6 +853,7 @@ fn read_process(
         inheritable: cap_set(&caps.inheritable, "inheritable"),
         ambient: cap_set(&caps.ambient, "ambient"),
     };
+    check_caps(&parts.caps, crate::runtime::caps::available())?;
     for r in &process.rlimits {
         let resource = rlimit_number(&r.kind).ok_or_else(|| {
             bad(
@@ -1803,8 +1884,8 @@ mod tests {
         doc["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}]);
         doc["process"]["oomScoreAdj"] = json!(100);
         doc["process"]["user"]["umask"] = json!(18);
-        doc["process"]["capabilities"] =
-            json!({"bounding": ["CAP_KILL", "CAP_NOT_A_CAP"], "ambient": ["CAP_KILL"]});
+        doc["process"]["capabilities"] = json!({"bounding": ["CAP_KILL", "CAP_NOT_A_CAP"], "ambient": ["CAP_KILL"],
+                   "permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL"]});
         doc["linux"]["namespaces"] =
             json!([{"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}]);
         doc["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 0", "kernel.shmmax": "1"});
@@ -1894,6 +1975,29 @@ mod tests {
     }
 
     #[test]
+    fn capabilities_dockling_does_not_hold_are_refused() {
+        let sets = CapSets {
+            permitted: vec![24],
+            ..CapSets::default()
+        };
+        let e = check_caps(&sets, !(1 << 24)).unwrap_err().to_string();
+        assert!(
+            e.contains("process.capabilities.permitted: CAP_SYS_RESOURCE is not held"),
+            "{e}"
+        );
+        assert!(check_caps(&sets, u64::MAX).is_ok());
+        let all = |v: Vec<u32>| CapSets {
+            bounding: v.clone(),
+            effective: v.clone(),
+            permitted: v.clone(),
+            inheritable: v.clone(),
+            ambient: v,
+        };
+        assert!(check_caps(&all(vec![5, 21]), u64::MAX).is_ok());
+        assert_eq!(all(vec![5, 21]).sets().ambient, (1 << 5) | (1 << 21));
+    }
+
+    #[test]
     fn each_refusal_names_its_field() {
         type Change = Box<dyn Fn(&mut Value)>;
         let cases: Vec<(Change, &str)> = vec![
@@ -1965,6 +2069,36 @@ mod tests {
                 "would change the host",
             ),
             (Box::new(|d| d["hostname"] = json!("h")), "uts namespace"),
+            (Box::new(|d| d["domainname"] = json!("h")), "domainname"),
+            (
+                Box::new(|d| {
+                    d["domainname"] = json!("a");
+                    d["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}]);
+                    d["linux"]["sysctl"] = json!({"kernel.domainname": "b"});
+                }),
+                "kernel.domainname \"b\" differs from domainname \"a\"",
+            ),
+            (
+                Box::new(|d| {
+                    d["process"]["capabilities"] =
+                        json!({"effective": ["CAP_KILL"], "permitted": ["CAP_CHOWN"]})
+                }),
+                "process.capabilities.effective: CAP_KILL is not in permitted",
+            ),
+            (
+                Box::new(|d| {
+                    d["process"]["capabilities"] =
+                        json!({"bounding": ["CAP_CHOWN"], "inheritable": ["CAP_KILL"]})
+                }),
+                "process.capabilities.inheritable: CAP_KILL is not in bounding",
+            ),
+            (
+                Box::new(|d| {
+                    d["process"]["capabilities"] = json!({"bounding": ["CAP_KILL"],
+                        "permitted": ["CAP_KILL"], "ambient": ["CAP_KILL"]})
+                }),
+                "process.capabilities.ambient: CAP_KILL is not both permitted and inheritable",
+            ),
             (
                 Box::new(|d| d["linux"]["cgroupsPath"] = json!("machine.slice:libpod:abc")),
                 "systemd",

@@ -38,6 +38,8 @@ pub enum Call {
     Chdir { path: PathBuf },
     /// `sethostname(2)`.
     Sethostname { name: String },
+    /// `setdomainname(2)`: the NIS domain name of the UTS namespace (a config's `domainname`).
+    Setdomainname { name: String },
     /// `setns(2)`: join the namespace `fd` (an open `/proc/<pid>/ns/<kind>`) names.
     Setns {
         /// The namespace file's descriptor.
@@ -479,6 +481,8 @@ pub enum Prctl {
     CapBsetDrop,
     /// `PR_CAP_AMBIENT` / `PR_CAP_AMBIENT_CLEAR_ALL`.
     CapAmbientClearAll,
+    /// `PR_CAP_AMBIENT` / `PR_CAP_AMBIENT_RAISE`: add one capability to the ambient set.
+    CapAmbientRaise,
     /// `PR_SET_KEEPCAPS`.
     SetKeepCaps,
     /// `PR_SET_NO_NEW_PRIVS`.
@@ -494,7 +498,7 @@ impl Prctl {
     pub fn name(self) -> &'static str {
         match self {
             Prctl::CapBsetDrop => "PR_CAPBSET_DROP",
-            Prctl::CapAmbientClearAll => "PR_CAP_AMBIENT",
+            Prctl::CapAmbientClearAll | Prctl::CapAmbientRaise => "PR_CAP_AMBIENT",
             Prctl::SetKeepCaps => "PR_SET_KEEPCAPS",
             Prctl::SetNoNewPrivs => "PR_SET_NO_NEW_PRIVS",
             Prctl::SetPdeathsig => "PR_SET_PDEATHSIG",
@@ -608,6 +612,7 @@ impl Call {
             Call::Chroot { .. } => "chroot",
             Call::Chdir { .. } => "chdir",
             Call::Sethostname { .. } => "sethostname",
+            Call::Setdomainname { .. } => "setdomainname",
             Call::Setns { .. } => "setns",
             Call::Mkdir { .. } => "mkdir",
             Call::Mknodat { .. } | Call::MknodatConfig { .. } => "mknodat",
@@ -728,6 +733,7 @@ impl Call {
             Call::Prctl { option, .. } => match option {
                 Prctl::CapBsetDrop => "prctl.capbset_drop",
                 Prctl::CapAmbientClearAll => "prctl.cap_ambient",
+                Prctl::CapAmbientRaise => "prctl.cap_ambient_raise",
                 Prctl::SetKeepCaps => "prctl.keepcaps",
                 Prctl::SetNoNewPrivs => "prctl.no_new_privs",
                 Prctl::SetPdeathsig => "prctl.pdeathsig",
@@ -942,7 +948,7 @@ impl Call {
             Call::Chroot { path } | Call::Chdir { path } | Call::Rmdir { path } => {
                 s.push_str(&quote(&path.to_string_lossy()))
             }
-            Call::Sethostname { name } => {
+            Call::Sethostname { name } | Call::Setdomainname { name } => {
                 let _ = write!(s, "{}, {}", quote(name), name.len());
             }
             Call::Setns { fd, kind, .. } => {
@@ -1091,6 +1097,16 @@ impl Call {
                 }
                 Prctl::CapAmbientClearAll => {
                     s.push_str("PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0")
+                }
+                Prctl::CapAmbientRaise => {
+                    let cap = super::caps::NAMES
+                        .get(*arg as usize)
+                        .map(|n| format!("CAP_{n}"));
+                    let _ = write!(
+                        s,
+                        "PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, {}, 0, 0",
+                        cap.unwrap_or_else(|| arg.to_string())
+                    );
                 }
                 Prctl::SetPdeathsig => {
                     let sig = nix::sys::signal::Signal::try_from(*arg as i32)
@@ -1590,6 +1606,7 @@ impl Call {
                 format!("{} of pid {pid}", clone_flags(*kind, false))
             }
             Call::Sethostname { name }
+            | Call::Setdomainname { name }
             | Call::BindUnix { name, .. }
             | Call::IoctlIfFlags { name, .. }
             | Call::MemfdCreate { name } => name.clone(),
@@ -1681,6 +1698,7 @@ impl Call {
                 | Call::Chroot { .. }
                 | Call::Chdir { .. }
                 | Call::Sethostname { .. }
+                | Call::Setdomainname { .. }
                 | Call::Setns { .. }
                 | Call::Mkdir { .. }
                 | Call::Mknodat { .. }
@@ -1799,6 +1817,9 @@ impl Call {
             Call::Chroot { path: p(".") },
             Call::Chdir { path: p("/") },
             Call::Sethostname { name: "box".into() },
+            Call::Setdomainname {
+                name: "example".into(),
+            },
             Call::Setns {
                 fd: 3,
                 kind: CloneFlags::CLONE_NEWNS,
@@ -2168,6 +2189,7 @@ impl Call {
         for option in [
             Prctl::CapBsetDrop,
             Prctl::CapAmbientClearAll,
+            Prctl::CapAmbientRaise,
             Prctl::SetKeepCaps,
             Prctl::SetNoNewPrivs,
             Prctl::SetPdeathsig,

@@ -111,6 +111,13 @@ impl Backend for Linux {
             Call::Chroot { path } => nix::unistd::chroot(path.as_path()).map(|()| Ret::Zero),
             Call::Chdir { path } => nix::unistd::chdir(path.as_path()).map(|()| Ret::Zero),
             Call::Sethostname { name } => nix::unistd::sethostname(name).map(|()| Ret::Zero),
+            Call::Setdomainname { name } => {
+                // SAFETY: a pointer and the length of a live byte string (no NUL needed: the
+                // kernel copies exactly `len` bytes). Not nix: it has no setdomainname.
+                check_int(unsafe {
+                    libc::setdomainname(name.as_ptr() as *const libc::c_char, name.len())
+                })
+            }
             Call::Setns { fd, kind, .. } => {
                 // SAFETY: the caller owns `fd` for the duration of the call.
                 let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
@@ -948,12 +955,18 @@ fn prctl(option: Prctl, arg: u64) -> Result<Ret, Errno> {
         }),
         // The kernel refuses any other argument; so would nix's wrapper-less form.
         Prctl::SetNoNewPrivs => Err(Errno::EINVAL),
-        Prctl::CapBsetDrop | Prctl::CapAmbientClearAll => {
-            let (opt, a2) = match option {
-                Prctl::CapBsetDrop => (libc::PR_CAPBSET_DROP, arg as libc::c_ulong),
+        Prctl::CapBsetDrop | Prctl::CapAmbientClearAll | Prctl::CapAmbientRaise => {
+            let (opt, a2, a3) = match option {
+                Prctl::CapBsetDrop => (libc::PR_CAPBSET_DROP, arg as libc::c_ulong, 0),
+                Prctl::CapAmbientRaise => (
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    arg as libc::c_ulong,
+                ),
                 _ => (
                     libc::PR_CAP_AMBIENT,
                     libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                    0,
                 ),
             };
             // SAFETY: prctl with integer arguments only. Not nix: it has no wrapper for the
@@ -962,7 +975,7 @@ fn prctl(option: Prctl, arg: u64) -> Result<Ret, Errno> {
                 libc::prctl(
                     opt,
                     a2,
-                    0 as libc::c_ulong,
+                    a3 as libc::c_ulong,
                     0 as libc::c_ulong,
                     0 as libc::c_ulong,
                 )

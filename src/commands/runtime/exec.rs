@@ -59,10 +59,8 @@ pub(super) fn exec(cli: &RuntimeCli, args: &ExecArgs) -> Result<Option<i32>> {
     for w in warnings {
         super::warn(cli, &w);
     }
-    if !spec.env.iter().any(|e| e.starts_with("HOME=")) {
-        spec.env
-            .push(format!("HOME={}", home(init.pid, spec.user.uid)));
-    }
+    let root = std::path::PathBuf::from(format!("/proc/{}/root", init.pid));
+    set_home(&mut spec, &root);
     match (spec.tty, &args.console_socket) {
         (true, None) if args.detach => {
             return Err(Error::Usage(
@@ -115,17 +113,21 @@ pub(super) fn exec(cli: &RuntimeCli, args: &ExecArgs) -> Result<Option<i32>> {
     }
 }
 
-/// The home directory of `uid` in the container's `/etc/passwd`, `/` without one (runc and
-/// crun set `HOME` so when the process has none). Read as `dockling exec -u` reads an image's:
-/// from a descriptor of the container's root (`/proc/<pid>/root`, its mounts included), every
-/// component and symlink resolved inside it.
-fn home(init: i32, uid: u32) -> String {
-    let root = std::path::PathBuf::from(format!("/proc/{init}/root"));
-    crate::specconv::resolve_user(&uid.to_string(), &[root])
+/// `HOME` for a process whose environment has none: its user's home in the container's
+/// `/etc/passwd`, `/` without one (runc and crun do so). Read as `dockling exec -u` reads an
+/// image's: from a descriptor of `root` (`/proc/<pid>/root` of a running container, its
+/// mounts included; the bundle's root at `create`), every component and symlink resolved
+/// inside it.
+pub(super) fn set_home(spec: &mut crate::spec::RunSpec, root: &std::path::Path) {
+    if spec.env.iter().any(|e| e.starts_with("HOME=")) {
+        return;
+    }
+    let home = crate::specconv::resolve_user(&spec.user.uid.to_string(), &[root.to_path_buf()])
         .ok()
         .and_then(|(_, home)| home)
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "/".into())
+        .unwrap_or_else(|| "/".into());
+    spec.env.push(format!("HOME={home}"));
 }
 
 /// What runc has and dockling refuses by name.

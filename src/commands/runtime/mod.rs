@@ -191,11 +191,6 @@ fn trace_from_env(id: &str) -> Option<std::path::PathBuf> {
 /// record written, the pid file too. On failure nothing of it is left.
 fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Record)> {
     state::check_id(&args.id)?;
-    if args.preserve_fds > 0 {
-        return Err(Error::Usage(
-            "--preserve-fds: dockling-runc passes no descriptors past stdio yet".into(),
-        ));
-    }
     let sys = runtime_sys(None, &args.id)?;
     // The container's process is a clone of this one: from the sealed copy of the binary,
     // as `dockling run` (CVE-2019-5736).
@@ -217,17 +212,14 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
         no_pivot: args.no_pivot,
     };
     let mut warnings = Vec::new();
-    let (spec, parts) =
+    let (mut spec, parts) =
         crate::specconv::oci::from_config(&text, &bundle, &flags, &mut |w| warnings.push(w))
             .map_err(|e| Error::Usage(e.to_string()))?;
     for w in warnings {
         warn(cli, &w);
     }
-    let not_yet = |what: &str| {
-        Err(Error::Usage(format!(
-            "{what}: not supported by dockling-runc yet"
-        )))
-    };
+    // Read from the bundle's root before any mount: a bind over /etc/passwd is not seen.
+    exec::set_home(&mut spec, &parts.root);
     match (spec.tty, &args.console_socket) {
         (true, None) => {
             return Err(Error::Usage(
@@ -243,9 +235,6 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
             ))
         }
         _ => {}
-    }
-    if parts.domainname.is_some() {
-        return not_yet("domainname");
     }
     let root = StateRoot::open(&cli.root)?;
     let dir = root.dir_of(&args.id);
@@ -333,6 +322,7 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
                 cgroup: cgroup.as_ref(),
                 fifo: &fifo,
                 console_socket: args.console_socket.as_deref(),
+                preserve_fds: args.preserve_fds,
                 on_clone: &on_clone,
             },
         );
