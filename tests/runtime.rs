@@ -272,6 +272,47 @@ fn run_waits_gives_the_exit_code_and_leaves_nothing() {
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 }
 
+/// A foreground `run` passes the signals it gets on to the container (a TERM from whoever
+/// started it, Ctrl-C), as runc's does, and exits with the container's code: without it the
+/// runtime died and the container ran on.
+#[test]
+fn a_foreground_run_forwards_signals_to_the_container() {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "trap 'echo got TERM; exit 9' TERM; echo ready; while :; do sleep 1; done",
+    ]);
+    let out = b.dir.path().join("run.out");
+    let mut child = b
+        .rt(&["run", "s1"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _clean = Deleting {
+        b: &b,
+        ids: vec!["s1"],
+    };
+    wait_until("the container's shell ready", || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|t| t.contains("ready"))
+    });
+    // SAFETY: signalling the runtime this test started, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_until("the runtime's exit", || child.try_wait().unwrap());
+    assert_eq!(
+        status.code(),
+        Some(9),
+        "{}",
+        std::fs::read_to_string(&out).unwrap()
+    );
+    assert!(std::fs::read_to_string(&out).unwrap().contains("got TERM"));
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+}
+
 #[test]
 fn a_running_container_is_killed_and_deleted_only_when_told() {
     let b = Bundle::new(&["sleep", "1000"]);

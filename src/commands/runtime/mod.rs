@@ -94,7 +94,7 @@ fn dispatch(cli: &RuntimeCli) -> Result<Option<i32>> {
     }
     let done = |r: Result<()>| r.map(|()| None);
     match &cli.command {
-        Some(RuntimeCommand::Create(args)) => done(create(cli, args).map(|_| ())),
+        Some(RuntimeCommand::Create(args)) => done(create(cli, args, false).map(|_| ())),
         Some(RuntimeCommand::Start { id }) => done(start(&cli.root, id)),
         Some(RuntimeCommand::Run {
             create: args,
@@ -189,7 +189,14 @@ fn trace_from_env(id: &str) -> Option<std::path::PathBuf> {
 
 /// `create`: the container made from the bundle, its first process waiting for `start`, its
 /// record written, the pid file too. On failure nothing of it is left.
-fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Record)> {
+/// `relay`: a foreground `run`'s: the signals it forwards blocked before the container's
+/// process is cloned (so it starts with them blocked and unblocks them just before its
+/// `execve`, as `dockling run`'s does); the mask they replaced is returned with the record.
+fn create(
+    cli: &RuntimeCli,
+    args: &CreateArgs,
+    relay: bool,
+) -> Result<(StateRoot, state::Record, Option<u64>)> {
     state::check_id(&args.id)?;
     let sys = runtime_sys(None, &args.id)?;
     // The container's process is a clone of this one: from the sealed copy of the binary,
@@ -282,6 +289,7 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
     };
     // Only a group this create checked empty and made is this create's to remove on failure.
     let mut own_cgroup = false;
+    let mut old_mask = None;
     let made = (|| {
         let _lock = root.lock(&args.id)?;
         root.save(&record)?;
@@ -314,6 +322,9 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
             // Best effort: the final record below says the same once the process is ready.
             let _ = root.save(&r);
         };
+        if relay {
+            old_mask = Some(crate::runtime::io::block_signals(&sys)?);
+        }
         let created = crate::runtime::oci::create(
             &sys,
             &spec,
@@ -344,8 +355,11 @@ fn create(cli: &RuntimeCli, args: &CreateArgs) -> Result<(StateRoot, state::Reco
         Ok(created.pid)
     })();
     match made {
-        Ok(_) => Ok((root, record)),
+        Ok(_) => Ok((root, record, old_mask)),
         Err(e) => {
+            if let Some(m) = old_mask {
+                crate::runtime::io::restore_signals(&sys, m);
+            }
             if let Some(p) = record.init {
                 let _ = crate::commands::rm::signal_through(&sys, p.pid, p.start, libc::SIGKILL);
             }
@@ -542,7 +556,7 @@ fn run_container(
     detach: bool,
     keep: bool,
 ) -> Result<Option<i32>> {
-    let (root, record) = create(cli, args)?;
+    let (root, record, old_mask) = create(cli, args, !detach)?;
     if let Err(e) = start(&cli.root, &args.id) {
         let _ = delete(&cli.root, &args.id, true);
         return Err(e);
@@ -551,14 +565,23 @@ fn run_container(
         return Ok(None);
     }
     let pid = record.init.map(|p| p.pid).unwrap_or(0);
-    // The container is this process's child (create's clone): waited for through the seam.
+    // The container is this process's child (create's clone): waited for through the seam,
+    // the signals this process gets (Ctrl-C, a TERM from whoever started it) passed on to it
+    // meanwhile, as `dockling run` does for its own.
     let sys = runtime_sys(record.trace.as_deref(), &record.id)?;
-    let status = sys.wait4(pid)?;
-    let code = if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        libc::WEXITSTATUS(status)
-    };
+    let relayed = crate::runtime::io::relay(
+        &sys,
+        pid,
+        None,
+        false,
+        true,
+        Vec::new(),
+        crate::runtime::io::Sink::stdout(),
+    );
+    if let Some(m) = old_mask {
+        crate::runtime::io::restore_signals(&sys, m);
+    }
+    let code = crate::runtime::io::exit_code(relayed?.status);
     // Its events written before delete's own (each command's seam writes when it ends).
     drop(sys);
     drop(root);
