@@ -1755,12 +1755,12 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
     let (code, _, err) = b.out(&["delete", "--force", "r1"]);
     assert_eq!(code, 0, "{err}");
     // Huge pages, and on v1 real-time time (a share of the parent's, which the runtime's
-    // parent group is given first: it starts with none).
+    // parent group is given first, scaled to its own 1 s period: it starts with none).
     b.edit(|c| {
         c["linux"]["resources"] = serde_json::json!({
             "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
             "cpu": if v2 { serde_json::json!({}) } else {
-                serde_json::json!({"realtimeRuntime": 1000, "realtimePeriod": 1000000})
+                serde_json::json!({"realtimeRuntime": 1000, "realtimePeriod": 100000})
             }
         });
     });

@@ -188,7 +188,11 @@ impl Cgroup {
             }
             if let Some(v) = r.cpu_rt_runtime {
                 if v > 0 {
-                    self.raise_rt_ancestors(sys, &dir, v)?;
+                    let period = r
+                        .cpu_rt_period
+                        .or_else(|| read_i64(&dir.join("cpu.rt_period_us")).map(|p| p as u64))
+                        .unwrap_or(1_000_000);
+                    self.raise_rt_ancestors(sys, &dir, v, period)?;
                 }
                 write_knob(sys, &dir.join("cpu.rt_runtime_us"), &v.max(-1).to_string())?;
             }
@@ -236,10 +240,10 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Give each ancestor of `dir` below the v1 hierarchy's root at least `runtime` µs of
-    /// real-time time per period, top down: the kernel refuses a group more than its parent
-    /// has (EINVAL), and a new parent has none.
-    fn raise_rt_ancestors(&self, sys: &Sys, dir: &Path, runtime: i64) -> Result<()> {
+    /// Give each ancestor of `dir` below the v1 hierarchy's root at least the share of real-time
+    /// time that `runtime` µs per `period` is (scaled to the ancestor's own period), top down:
+    /// the kernel refuses a group more than its parent has (EINVAL), and a new parent has none.
+    fn raise_rt_ancestors(&self, sys: &Sys, dir: &Path, runtime: i64, period: u64) -> Result<()> {
         if sys.is_dry_run() {
             return Ok(());
         }
@@ -255,8 +259,13 @@ impl Cgroup {
         }
         for p in ancestors.iter().rev() {
             let knob = p.join("cpu.rt_runtime_us");
-            if read_i64(&knob).is_some_and(|now| now >= 0 && now < runtime) {
-                write_knob(sys, &knob, &runtime.to_string())?;
+            let own_period = read_i64(&p.join("cpu.rt_period_us")).unwrap_or(1_000_000);
+            // The same share of the ancestor's period, rounded up.
+            let d = period.max(1) as i128;
+            let share = (runtime as i128 * own_period as i128 + d - 1) / d;
+            let need = i64::try_from(share).unwrap_or(i64::MAX);
+            if read_i64(&knob).is_some_and(|now| now >= 0 && now < need) {
+                write_knob(sys, &knob, &need.to_string())?;
             }
         }
         Ok(())
