@@ -1725,8 +1725,11 @@ fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() 
 fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
     let b = Bundle::new(&["sleep", "1000"]);
     b.edit(|c| {
-        c["linux"]["resources"]["memory"] =
-            serde_json::json!({"limit": 200 << 20, "reservation": 50 << 20});
+        c["linux"]["resources"]["memory"] = serde_json::json!({
+            "limit": 200 << 20,
+            "reservation": 50 << 20,
+            "disableOOMKiller": !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        });
         c["linux"]["resources"]["cpu"] = serde_json::json!({"shares": 512, "mems": "0"});
     });
     let _clean = Deleting {
@@ -1750,6 +1753,11 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
         assert_eq!(read("memory.limit_in_bytes"), "209715200");
         assert_eq!(read("memory.soft_limit_in_bytes"), "52428800");
         assert_eq!(read("cpu.shares"), "512");
+        assert!(
+            read("memory.oom_control").contains("oom_kill_disable 1"),
+            "{}",
+            read("memory.oom_control")
+        );
     }
     assert_eq!(read("cpuset.mems"), "0");
     let (code, _, err) = b.out(&["delete", "--force", "r1"]);

@@ -16,6 +16,7 @@
 //! | pids             | `pids.max`                           | `pids.max`                  |
 //! | block I/O weight | `blkio.weight` (or `blkio.bfq.weight`) | `io.bfq.weight`, else `io.weight` (1 + (w − 10) × 9999 / 990) |
 //! | huge pages       | `hugetlb.<size>.limit_in_bytes`      | `hugetlb.<size>.max`        |
+//! | no OOM killer    | `memory.oom_control` (`1`)           | none: refused               |
 //!
 //! A real-time runtime on v1 is a share of the parent's: each ancestor below the hierarchy's
 //! root that has less is given as much first (the runtime's own parent starts with none).
@@ -59,6 +60,8 @@ pub struct Resources {
     pub blkio_weight: Option<u16>,
     /// Huge page limits in bytes by page size as the kernel names it (`2MB`, `1GB`).
     pub hugepage_limits: Vec<(String, u64)>,
+    /// The OOM killer switched off for the group (v1 only): its processes wait for memory.
+    pub disable_oom_killer: Option<bool>,
 }
 
 impl Resources {
@@ -166,6 +169,14 @@ impl Cgroup {
                     &v.max(-1).to_string(),
                 )?;
             }
+        }
+        if let Some(off) = r.disable_oom_killer {
+            let dir = self.knob_dir("memory", "disabling the OOM killer")?;
+            write_knob(
+                sys,
+                &dir.join("memory.oom_control"),
+                if off { "1" } else { "0" },
+            )?;
         }
         let cpu = r.cpu_shares.is_some()
             || r.cpu_period.is_some()
@@ -275,6 +286,13 @@ impl Cgroup {
         let Some(dir) = self.paths().into_iter().next() else {
             return Err(super::CgroupError::NotMounted.into());
         };
+        if r.disable_oom_killer == Some(true) {
+            return Err(Error::Usage(
+                "memory.disableOOMKiller: cgroup v2 cannot switch the OOM killer off for a \
+                 group: leave it out"
+                    .into(),
+            ));
+        }
         if r.cpu_rt_period.is_some() || r.cpu_rt_runtime.is_some() {
             return Err(Error::Usage(
                 "cgroup v2 has no real-time CPU limits (cpu-rt-period, cpu-rt-runtime): leave \
@@ -486,7 +504,7 @@ pub fn from_json(doc: &Value) -> Result<Resources> {
     let refuse = |path: &str| {
         Error::Usage(format!(
             "resources: {path} is not something dockling-runc can set; remove it (supported: \
-             memory.limit, memory.reservation, memory.swap, cpu.shares, cpu.quota, cpu.period, \
+             memory.limit, memory.reservation, memory.swap, memory.disableOOMKiller, cpu.shares, cpu.quota, cpu.period, \
              cpu.realtimeRuntime, cpu.realtimePeriod, cpu.cpus, cpu.mems, pids.limit, \
              blockIO.weight, hugepageLimits)"
         ))
@@ -527,6 +545,11 @@ pub fn from_json(doc: &Value) -> Result<Resources> {
                         "memory.limit" => r.memory = Some(int(&path, &v)?),
                         "memory.reservation" => r.memory_reservation = Some(int(&path, &v)?),
                         "memory.swap" => r.memory_swap = Some(int(&path, &v)?),
+                        "memory.disableOOMKiller" => {
+                            r.disable_oom_killer = Some(v.as_bool().ok_or_else(|| {
+                                Error::Usage(format!("resources: {path}: give true or false"))
+                            })?)
+                        }
                         _ => return Err(refuse(&path)),
                     }
                 }

@@ -1501,6 +1501,7 @@ fn read_cgroups(linux: &Linux, parts: &mut OciParts) -> Result<Option<Limits>, S
         rest.cpu_rt_runtime = rest.cpu_rt_runtime.filter(|v| *v != 0);
         rest.cpu_rt_period = rest.cpu_rt_period.filter(|v| *v != 0);
         rest.blkio_weight = rest.blkio_weight.filter(|v| *v != 0);
+        rest.disable_oom_killer = rest.disable_oom_killer.filter(|off| *off);
         rest.cpuset_cpus = rest.cpuset_cpus.filter(|v| !v.is_empty());
         rest.cpuset_mems = rest.cpuset_mems.filter(|v| !v.is_empty());
         if let Some(l) = &limits {

@@ -140,6 +140,7 @@ fn from_flags(a: &UpdateArgs) -> Result<Resources> {
         pids: a.pids_limit,
         blkio_weight: a.blkio_weight,
         hugepage_limits: Vec::new(),
+        disable_oom_killer: None,
     })
 }
 
@@ -187,6 +188,9 @@ fn remember(config: &mut Value, r: &Resources) {
     }
     if let Some(v) = r.blkio_weight {
         set("blockIO", "weight", v.into());
+    }
+    if let Some(v) = r.disable_oom_killer {
+        set("memory", "disableOOMKiller", v.into());
     }
     if !r.hugepage_limits.is_empty() {
         res["hugepageLimits"] = r
