@@ -140,16 +140,7 @@ impl Drop for Containerd {
         // SAFETY: signalling the containerd this test started, by its pid.
         unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
         let _ = self.daemon.wait();
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut under: Vec<&str> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| Path::new(m).starts_with(self.dir.path()))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").arg(m).status();
-        }
+        common::unmount_under(self.dir.path());
         let _ = std::fs::remove_dir_all(self.runc_root());
         // The namespace's cgroup parent, made by the runtime for `/<ns>/<id>` paths.
         for h in std::fs::read_dir("/sys/fs/cgroup")
@@ -245,11 +236,7 @@ fn a_trace_directory_in_containerds_environment_gets_a_file_per_container() {
     c.run(&["--rm"], "traced", &["echo", "traced"])
         .expect_code(0);
     let file = traces.path().join("traced.jsonl");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let events: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = common::trace_events(&file);
     let has = |f: &dyn Fn(&serde_json::Value) -> bool| events.iter().any(f);
     assert!(has(
         &|e| e["step"] == "image.resolve" && e["variant"] == "bundle"
@@ -260,15 +247,5 @@ fn a_trace_directory_in_containerds_environment_gets_a_file_per_container() {
     assert!(has(
         &|e| e["syscall"] == "execve" && e.to_string().contains("echo")
     ));
-    let render = Command::new(env!("CARGO_BIN_EXE_dockling"))
-        .args(["trace", "render"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        render.status.success(),
-        "{}",
-        String::from_utf8_lossy(&render.stderr)
-    );
-    assert!(String::from_utf8_lossy(&render.stdout).contains("pivot_root"));
+    assert!(common::render_trace(&file).contains("pivot_root"));
 }

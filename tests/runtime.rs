@@ -379,11 +379,7 @@ fn a_trace_file_named_in_the_environment_holds_create_and_start() {
     // keeps the path.
     let (code, _, err) = b.out(&["start", "t1"]);
     assert_eq!(code, 0, "{err}");
-    let text = std::fs::read_to_string(&trace).unwrap();
-    let events: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = common::trace_events(&trace);
     let has = |f: &dyn Fn(&serde_json::Value) -> bool| events.iter().any(f);
     assert!(has(
         &|e| e["step"] == "image.resolve" && e["variant"] == "bundle"
@@ -406,16 +402,7 @@ fn a_trace_file_named_in_the_environment_holds_create_and_start() {
                 .position(|e| e["syscall"] == "pivot_root")
                 .unwrap()
     );
-    let render = Command::new(env!("CARGO_BIN_EXE_dockling"))
-        .args(["trace", "render"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert!(
-        render.status.success(),
-        "{}",
-        String::from_utf8_lossy(&render.stderr)
-    );
+    common::render_trace(&trace);
     wait_until("stopped", || (b.status("t1") == "stopped").then_some(()));
     let (code, _, err) = b.out(&["delete", "t1"]);
     assert_eq!(code, 0, "{err}");
@@ -475,16 +462,7 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.cmd(&["rm", "-a", "-f"]);
         let _ = self.cmd(&["rmi", "-a", "-f"]);
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut under: Vec<&str> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| std::path::Path::new(m).starts_with(self.dir.path()))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").arg(m).status();
-        }
+        common::unmount_under(self.dir.path());
         // podman's parent group and conmon's group in it, left (empty) whatever the runtime.
         for h in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()

@@ -314,16 +314,7 @@ impl Drop for Podman {
         let _ = self.cmd(&["rm", "-a", "-f"]);
         let _ = self.cmd(&["rmi", "-a", "-f"]);
         // Nothing podman mounted may stay under the directory about to be removed.
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut under: Vec<&str> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| Path::new(m).starts_with(self.dir.path()))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").arg(m).status();
-        }
+        common::unmount_under(self.dir.path());
     }
 }
 

@@ -804,3 +804,42 @@ impl Lab {
         child
     }
 }
+
+/// Unmount everything mounted at or below `dir` (deepest first), as a harness does before it
+/// removes a directory a peer (podman, containerd) mounted things under.
+pub fn unmount_under(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut under: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .collect();
+    under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in under {
+        let _ = Command::new("umount").arg(m).status();
+    }
+}
+
+/// The events of a JSON-lines trace file (`--trace=json`, `DOCKLING_TRACE`), each parsed.
+pub fn trace_events(file: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// `dockling trace render FILE` succeeds; its SVG.
+pub fn render_trace(file: &Path) -> String {
+    let render = Command::new(env!("CARGO_BIN_EXE_dockling"))
+        .args(["trace", "render"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        render.status.success(),
+        "{}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    String::from_utf8_lossy(&render.stdout).into_owned()
+}
