@@ -1708,7 +1708,12 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
             "reservation": 50 << 20,
             "disableOOMKiller": !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
         });
-        c["linux"]["resources"]["cpu"] = serde_json::json!({"shares": 512, "mems": "0"});
+        if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            c["linux"]["resources"]["memory"]["kernelTCP"] = serde_json::json!(32 << 20);
+        }
+        c["linux"]["resources"]["cpu"] = serde_json::json!({
+            "shares": 512, "mems": "0", "quota": 50000, "period": 500000
+        });
     });
     let _clean = Deleting {
         b: &b,
@@ -1727,7 +1732,11 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
         assert_eq!(read("memory.max"), "209715200");
         assert_eq!(read("memory.low"), "52428800");
         assert_eq!(read("cpu.weight"), "20");
+        assert_eq!(read("cpu.max"), "50000 500000");
     } else {
+        assert_eq!(read("cpu.cfs_period_us"), "500000");
+        assert_eq!(read("cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("memory.kmem.tcp.limit_in_bytes"), "33554432");
         assert_eq!(read("memory.limit_in_bytes"), "209715200");
         assert_eq!(read("memory.soft_limit_in_bytes"), "52428800");
         assert_eq!(read("cpu.shares"), "512");

@@ -17,6 +17,7 @@
 //! | block I/O weight | `blkio.weight` (or `blkio.bfq.weight`) | `io.bfq.weight`, else `io.weight` (1 + (w − 10) × 9999 / 990) |
 //! | huge pages       | `hugetlb.<size>.limit_in_bytes`      | `hugetlb.<size>.max`        |
 //! | no OOM killer    | `memory.oom_control` (`1`)           | none: refused               |
+//! | kernel memory    | `memory.kmem.limit_in_bytes`, `memory.kmem.tcp.limit_in_bytes` | none: refused |
 //!
 //! A real-time runtime on v1 is a share of the parent's: each ancestor below the hierarchy's
 //! root that has less is given as much first (the runtime's own parent starts with none).
@@ -62,6 +63,10 @@ pub struct Resources {
     pub hugepage_limits: Vec<(String, u64)>,
     /// The OOM killer switched off for the group (v1 only): its processes wait for memory.
     pub disable_oom_killer: Option<bool>,
+    /// Kernel memory limit in bytes (v1 only; Linux 6 takes the value and no longer applies it).
+    pub memory_kernel: Option<i64>,
+    /// Kernel TCP buffer memory limit in bytes (v1 only).
+    pub memory_kernel_tcp: Option<i64>,
 }
 
 impl Resources {
@@ -168,6 +173,15 @@ impl Cgroup {
                     &dir.join("memory.soft_limit_in_bytes"),
                     &v.max(-1).to_string(),
                 )?;
+            }
+        }
+        for (value, knob) in [
+            (r.memory_kernel, "memory.kmem.limit_in_bytes"),
+            (r.memory_kernel_tcp, "memory.kmem.tcp.limit_in_bytes"),
+        ] {
+            if let Some(v) = value {
+                let dir = self.knob_dir("memory", "a kernel memory limit")?;
+                write_knob(sys, &dir.join(knob), &v.max(-1).to_string())?;
             }
         }
         if let Some(off) = r.disable_oom_killer {
@@ -286,6 +300,13 @@ impl Cgroup {
         let Some(dir) = self.paths().into_iter().next() else {
             return Err(super::CgroupError::NotMounted.into());
         };
+        if r.memory_kernel.is_some() || r.memory_kernel_tcp.is_some() {
+            return Err(Error::Usage(
+                "memory.kernel, memory.kernelTCP: cgroup v2 has no kernel memory limits (its \
+                 memory limit counts kernel memory too): leave them out"
+                    .into(),
+            ));
+        }
         if r.disable_oom_killer == Some(true) {
             return Err(Error::Usage(
                 "memory.disableOOMKiller: cgroup v2 cannot switch the OOM killer off for a \
@@ -504,7 +525,7 @@ pub fn from_json(doc: &Value) -> Result<Resources> {
     let refuse = |path: &str| {
         Error::Usage(format!(
             "resources: {path} is not something dockling-runc can set; remove it (supported: \
-             memory.limit, memory.reservation, memory.swap, memory.disableOOMKiller, cpu.shares, cpu.quota, cpu.period, \
+             memory.limit, memory.reservation, memory.swap, memory.kernel, memory.kernelTCP, memory.disableOOMKiller, cpu.shares, cpu.quota, cpu.period, \
              cpu.realtimeRuntime, cpu.realtimePeriod, cpu.cpus, cpu.mems, pids.limit, \
              blockIO.weight, hugepageLimits)"
         ))
@@ -545,6 +566,8 @@ pub fn from_json(doc: &Value) -> Result<Resources> {
                         "memory.limit" => r.memory = Some(int(&path, &v)?),
                         "memory.reservation" => r.memory_reservation = Some(int(&path, &v)?),
                         "memory.swap" => r.memory_swap = Some(int(&path, &v)?),
+                        "memory.kernel" => r.memory_kernel = Some(int(&path, &v)?),
+                        "memory.kernelTCP" => r.memory_kernel_tcp = Some(int(&path, &v)?),
                         "memory.disableOOMKiller" => {
                             r.disable_oom_killer = Some(v.as_bool().ok_or_else(|| {
                                 Error::Usage(format!("resources: {path}: give true or false"))

@@ -1508,10 +1508,8 @@ fn read_cgroups(linux: &Linux, parts: &mut OciParts) -> Result<Option<Limits>, S
             if l.memory.is_some() {
                 rest.memory = None;
             }
-            if l.cpus.is_some() {
-                rest.cpu_quota = None;
-                rest.cpu_period = None;
-            }
+            // The quota and period stay: the limits wrote their ratio over a 100 ms period,
+            // and these put back the period (and quota) the config gave.
             if l.pids.is_some() {
                 rest.pids = None;
             }

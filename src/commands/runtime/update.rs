@@ -141,6 +141,8 @@ fn from_flags(a: &UpdateArgs) -> Result<Resources> {
         blkio_weight: a.blkio_weight,
         hugepage_limits: Vec::new(),
         disable_oom_killer: None,
+        memory_kernel: None,
+        memory_kernel_tcp: None,
     })
 }
 
@@ -189,6 +191,12 @@ fn remember(config: &mut Value, r: &Resources) {
     if let Some(v) = r.blkio_weight {
         set("blockIO", "weight", v.into());
     }
+    if let Some(v) = r.memory_kernel {
+        set("memory", "kernel", v.into());
+    }
+    if let Some(v) = r.memory_kernel_tcp {
+        set("memory", "kernelTCP", v.into());
+    }
     if let Some(v) = r.disable_oom_killer {
         set("memory", "disableOOMKiller", v.into());
     }
@@ -234,7 +242,6 @@ mod tests {
         );
         for (doc, named) in [
             (json!({"memory": {"swappiness": 10}}), "memory.swappiness"),
-            (json!({"memory": {"kernel": 1}}), "memory.kernel"),
             (json!({"cpu": {"burst": 1}}), "cpu.burst"),
             (
                 json!({"devices": [{"allow": false, "access": "rwm"}]}),
