@@ -1518,12 +1518,12 @@ fn update_writes_the_new_limits_into_the_cgroup() {
     let file = b.dir.path().join("res.json");
     std::fs::write(
         &file,
-        r#"{"pids": {"limit": 7}, "memory": {"swappiness": 3}}"#,
+        r#"{"pids": {"limit": 7}, "memory": {"checkBeforeUpdate": true}}"#,
     )
     .unwrap();
     let (code, _, err) = b.out(&["update", "-r", file.to_str().unwrap(), "u1"]);
     assert_eq!(code, 1);
-    assert!(err.contains("memory.swappiness is not something"), "{err}");
+    assert!(err.contains("memory.checkBeforeUpdate is not something"), "{err}");
     assert_eq!(read("pids.max"), "50");
     let (code, _, err) = b.out(&["update", "--l3-cache-schema", "L3:0=f", "u1"]);
     assert_eq!(code, 1);
@@ -1710,6 +1710,7 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
         });
         if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
             c["linux"]["resources"]["memory"]["kernelTCP"] = serde_json::json!(32 << 20);
+            c["linux"]["resources"]["memory"]["swappiness"] = serde_json::json!(17);
         }
         c["linux"]["resources"]["cpu"] = serde_json::json!({
             "shares": 512, "mems": "0", "quota": 50000, "period": 500000
@@ -1737,6 +1738,7 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
         assert_eq!(read("cpu.cfs_period_us"), "500000");
         assert_eq!(read("cpu.cfs_quota_us"), "50000");
         assert_eq!(read("memory.kmem.tcp.limit_in_bytes"), "33554432");
+        assert_eq!(read("memory.swappiness"), "17");
         assert_eq!(read("memory.limit_in_bytes"), "209715200");
         assert_eq!(read("memory.soft_limit_in_bytes"), "52428800");
         assert_eq!(read("cpu.shares"), "512");
@@ -1771,11 +1773,11 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
     assert_eq!(code, 0, "{err}");
     // What dockling-runc cannot set: refused by its name before anything exists.
     b.edit(|c| {
-        c["linux"]["resources"]["memory"] = serde_json::json!({"swappiness": 10});
+        c["linux"]["resources"]["memory"] = serde_json::json!({"checkBeforeUpdate": true});
     });
     let (code, _, err) = b.out(&["create", "r2"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("memory.swappiness"), "{err}");
+    assert!(err.contains("memory.checkBeforeUpdate"), "{err}");
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 }

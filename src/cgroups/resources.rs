@@ -17,6 +17,7 @@
 //! | block I/O weight | `blkio.weight` (or `blkio.bfq.weight`) | `io.bfq.weight`, else `io.weight` (1 + (w − 10) × 9999 / 990) |
 //! | huge pages       | `hugetlb.<size>.limit_in_bytes`      | `hugetlb.<size>.max`        |
 //! | no OOM killer    | `memory.oom_control` (`1`)           | none: refused               |
+//! | swappiness       | `memory.swappiness`                  | none: refused               |
 //! | kernel memory    | `memory.kmem.limit_in_bytes`, `memory.kmem.tcp.limit_in_bytes` | none: refused |
 //!
 //! A real-time runtime on v1 is a share of the parent's: each ancestor below the hierarchy's
@@ -67,6 +68,8 @@ pub struct Resources {
     pub memory_kernel: Option<i64>,
     /// Kernel TCP buffer memory limit in bytes (v1 only).
     pub memory_kernel_tcp: Option<i64>,
+    /// How readily the group's memory is swapped, 0 to 100 (v1 only).
+    pub memory_swappiness: Option<u64>,
 }
 
 impl Resources {
@@ -183,6 +186,10 @@ impl Cgroup {
                 let dir = self.knob_dir("memory", "a kernel memory limit")?;
                 write_knob(sys, &dir.join(knob), &v.max(-1).to_string())?;
             }
+        }
+        if let Some(v) = r.memory_swappiness {
+            let dir = self.knob_dir("memory", "a swappiness")?;
+            write_knob(sys, &dir.join("memory.swappiness"), &v.to_string())?;
         }
         if let Some(off) = r.disable_oom_killer {
             let dir = self.knob_dir("memory", "disabling the OOM killer")?;
@@ -305,6 +312,11 @@ impl Cgroup {
                 "memory.kernel, memory.kernelTCP: cgroup v2 has no kernel memory limits (its \
                  memory limit counts kernel memory too): leave them out"
                     .into(),
+            ));
+        }
+        if r.memory_swappiness.is_some() {
+            return Err(Error::Usage(
+                "memory.swappiness: cgroup v2 has no swappiness per group: leave it out".into(),
             ));
         }
         if r.disable_oom_killer == Some(true) {
@@ -525,7 +537,7 @@ pub fn from_json(doc: &Value) -> Result<Resources> {
     let refuse = |path: &str| {
         Error::Usage(format!(
             "resources: {path} is not something dockling-runc can set; remove it (supported: \
-             memory.limit, memory.reservation, memory.swap, memory.kernel, memory.kernelTCP, memory.disableOOMKiller, cpu.shares, cpu.quota, cpu.period, \
+             memory.limit, memory.reservation, memory.swap, memory.kernel, memory.kernelTCP, memory.swappiness, memory.disableOOMKiller, cpu.shares, cpu.quota, cpu.period, \
              cpu.realtimeRuntime, cpu.realtimePeriod, cpu.cpus, cpu.mems, pids.limit, \
              blockIO.weight, hugepageLimits)"
         ))
@@ -566,6 +578,15 @@ pub fn from_json(doc: &Value) -> Result<Resources> {
                         "memory.limit" => r.memory = Some(int(&path, &v)?),
                         "memory.reservation" => r.memory_reservation = Some(int(&path, &v)?),
                         "memory.swap" => r.memory_swap = Some(int(&path, &v)?),
+                        "memory.swappiness" => {
+                            let w = uint(&path, &v)?;
+                            if w > 100 {
+                                return Err(Error::Usage(format!(
+                                    "resources: {path}: give 0 to 100"
+                                )));
+                            }
+                            r.memory_swappiness = Some(w);
+                        }
                         "memory.kernel" => r.memory_kernel = Some(int(&path, &v)?),
                         "memory.kernelTCP" => r.memory_kernel_tcp = Some(int(&path, &v)?),
                         "memory.disableOOMKiller" => {

@@ -143,6 +143,7 @@ fn from_flags(a: &UpdateArgs) -> Result<Resources> {
         disable_oom_killer: None,
         memory_kernel: None,
         memory_kernel_tcp: None,
+        memory_swappiness: None,
     })
 }
 
@@ -190,6 +191,9 @@ fn remember(config: &mut Value, r: &Resources) {
     }
     if let Some(v) = r.blkio_weight {
         set("blockIO", "weight", v.into());
+    }
+    if let Some(v) = r.memory_swappiness {
+        set("memory", "swappiness", v.into());
     }
     if let Some(v) = r.memory_kernel {
         set("memory", "kernel", v.into());
@@ -241,7 +245,6 @@ mod tests {
             }
         );
         for (doc, named) in [
-            (json!({"memory": {"swappiness": 10}}), "memory.swappiness"),
             (json!({"cpu": {"burst": 1}}), "cpu.burst"),
             (
                 json!({"devices": [{"allow": false, "access": "rwm"}]}),
