@@ -1523,7 +1523,10 @@ fn update_writes_the_new_limits_into_the_cgroup() {
     .unwrap();
     let (code, _, err) = b.out(&["update", "-r", file.to_str().unwrap(), "u1"]);
     assert_eq!(code, 1);
-    assert!(err.contains("memory.checkBeforeUpdate is not something"), "{err}");
+    assert!(
+        err.contains("memory.checkBeforeUpdate is not something"),
+        "{err}"
+    );
     assert_eq!(read("pids.max"), "50");
     let (code, _, err) = b.out(&["update", "--l3-cache-schema", "L3:0=f", "u1"]);
     assert_eq!(code, 1);
