@@ -313,6 +313,25 @@ fn a_foreground_run_forwards_signals_to_the_container() {
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 }
 
+/// `runc spec` then `runc run ID` from a shell: the template asks for a terminal and no one
+/// gives a console socket, so a foreground `run` makes the terminal and relays it itself, as
+/// runc's does; a detached one cannot, and says so.
+#[test]
+fn a_foreground_run_relays_the_containers_terminal_without_a_console_socket() {
+    let b = Bundle::new(&["sh", "-c", "tty; echo hi; exit 4"]);
+    b.edit(|c| c["process"]["terminal"] = true.into());
+    let (code, out, err) = b.out(&["run", "t1"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(out.contains("/dev/pts/0"), "{out:?}");
+    // Through a terminal: its line discipline ends lines with CR LF.
+    assert!(out.contains("hi\r\n"), "{out:?}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+    let (code, _, err) = b.out(&["run", "--detach", "t2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no --console-socket was given"), "{err}");
+    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
+}
+
 #[test]
 fn a_running_container_is_killed_and_deleted_only_when_told() {
     let b = Bundle::new(&["sleep", "1000"]);

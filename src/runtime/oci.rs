@@ -59,6 +59,9 @@ pub struct Created {
     pub pid: i32,
     /// The program it will run, found in the container's `PATH`.
     pub program: String,
+    /// The terminal's master end when there is a terminal and no console socket to hand it
+    /// to: a foreground `run` relays it itself.
+    pub master: Option<OwnedFd>,
 }
 
 /// Make the container: cgroup, namespaces, root, mounts, security; its first process waits
@@ -171,8 +174,10 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
             {
                 Message::Terminal(fd) => master = Some(fd),
                 Message::Exec(program) => {
-                    if let (Some(m), Some(path)) = (master.take(), opts.console_socket) {
-                        hand_terminal(sys, m, path)?;
+                    if let Some(path) = opts.console_socket {
+                        if let Some(m) = master.take() {
+                            hand_terminal(sys, m, path)?;
+                        }
                     }
                     return Ok(program);
                 }
@@ -232,7 +237,11 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
             return Err(e);
         }
     };
-    Ok(Created { pid, program })
+    Ok(Created {
+        pid,
+        program,
+        master,
+    })
 }
 
 /// The cloned child: every step up to `execve`, then the wait on the FIFO. Never returns.

@@ -189,14 +189,21 @@ fn trace_from_env(id: &str) -> Option<std::path::PathBuf> {
 
 /// `create`: the container made from the bundle, its first process waiting for `start`, its
 /// record written, the pid file too. On failure nothing of it is left.
+/// What `create` made, for `run`.
+struct Made {
+    root: StateRoot,
+    record: state::Record,
+    /// The signal mask before a foreground `run`'s block.
+    old_mask: Option<u64>,
+    /// The terminal's master end a foreground `run` relays (a terminal, no console socket).
+    master: Option<std::os::fd::OwnedFd>,
+}
+
 /// `relay`: a foreground `run`'s: the signals it forwards blocked before the container's
 /// process is cloned (so it starts with them blocked and unblocks them just before its
-/// `execve`, as `dockling run`'s does); the mask they replaced is returned with the record.
-fn create(
-    cli: &RuntimeCli,
-    args: &CreateArgs,
-    relay: bool,
-) -> Result<(StateRoot, state::Record, Option<u64>)> {
+/// `execve`, as `dockling run`'s does), and a terminal kept to relay when no console socket
+/// takes it.
+fn create(cli: &RuntimeCli, args: &CreateArgs, relay: bool) -> Result<Made> {
     state::check_id(&args.id)?;
     let sys = runtime_sys(None, &args.id)?;
     // The container's process is a clone of this one: from the sealed copy of the binary,
@@ -228,11 +235,13 @@ fn create(
     // Read from the bundle's root before any mount: a bind over /etc/passwd is not seen.
     exec::set_home(&mut spec, &parts.root);
     match (spec.tty, &args.console_socket) {
-        (true, None) => {
+        // A foreground `run` relays the terminal itself, as runc's does.
+        (true, None) if !relay => {
             return Err(Error::Usage(
                 "process.terminal is true but no --console-socket was given: the terminal's \
-                 master end has nowhere to go (dockling-runc does not relay terminals itself \
-                 yet); give a console socket, or set terminal false"
+                 master end has nowhere to go once this command ends; give a console socket, \
+                 run it in the foreground (`run` without --detach relays the terminal), or set \
+                 terminal false"
                     .into(),
             ))
         }
@@ -290,6 +299,7 @@ fn create(
     // Only a group this create checked empty and made is this create's to remove on failure.
     let mut own_cgroup = false;
     let mut old_mask = None;
+    let mut master = None;
     let made = (|| {
         let _lock = root.lock(&args.id)?;
         root.save(&record)?;
@@ -338,7 +348,8 @@ fn create(
             },
         );
         record.init = cloned.get();
-        let created = created?;
+        let mut created = created?;
+        master = created.master.take();
         record.init = state::Proc::of(created.pid);
         record.program = Some(created.program.clone());
         record.creating = None;
@@ -355,7 +366,12 @@ fn create(
         Ok(created.pid)
     })();
     match made {
-        Ok(_) => Ok((root, record, old_mask)),
+        Ok(_) => Ok(Made {
+            root,
+            record,
+            old_mask,
+            master,
+        }),
         Err(e) => {
             if let Some(m) = old_mask {
                 crate::runtime::io::restore_signals(&sys, m);
@@ -556,7 +572,12 @@ fn run_container(
     detach: bool,
     keep: bool,
 ) -> Result<Option<i32>> {
-    let (root, record, old_mask) = create(cli, args, !detach)?;
+    let Made {
+        root,
+        record,
+        old_mask,
+        master,
+    } = create(cli, args, !detach)?;
     if let Err(e) = start(&cli.root, &args.id) {
         let _ = delete(&cli.root, &args.id, true);
         return Err(e);
@@ -569,11 +590,12 @@ fn run_container(
     // the signals this process gets (Ctrl-C, a TERM from whoever started it) passed on to it
     // meanwhile, as `dockling run` does for its own.
     let sys = runtime_sys(record.trace.as_deref(), &record.id)?;
+    let stdin = master.is_some();
     let relayed = crate::runtime::io::relay(
         &sys,
         pid,
-        None,
-        false,
+        master,
+        stdin,
         true,
         Vec::new(),
         crate::runtime::io::Sink::stdout(),
