@@ -1740,7 +1740,7 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
     });
     let _clean = Deleting {
         b: &b,
-        ids: vec!["r1", "r3"],
+        ids: vec!["r1", "r3", "r4"],
     };
     let (code, _, err) = b.out(&["create", "r1"]);
     assert_eq!(code, 0, "{err}");
@@ -1791,8 +1791,42 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
         assert_eq!(read("hugetlb.2MB.limit_in_bytes"), "4194304");
         assert_eq!(read("cpu.rt_runtime_us"), "1000");
     }
-    let (code, _, err) = b.out(&["delete", "--force", "r3"]);
+    // A second container beside it: its real-time time too (the parent holds both now), and
+    // a CPU share too small for a 100 ms period (0.5 %), written as given.
+    let parent = b.cgroups()[0].parent().unwrap().to_path_buf();
+    let parent_name = parent.file_name().unwrap().to_string_lossy().into_owned();
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = format!("/{parent_name}/c2").into();
+        c["linux"]["resources"] = serde_json::json!({
+            "cpu": if v2 { serde_json::json!({"quota": 5000, "period": 1000000}) } else {
+                serde_json::json!({"quota": 5000, "period": 1000000,
+                    "realtimeRuntime": 1000, "realtimePeriod": 100000})
+            }
+        });
+    });
+    let (code, _, err) = b.out(&["create", "r4"]);
     assert_eq!(code, 0, "{err}");
+    let c2 = |file: &str| {
+        b.cgroups()
+            .into_iter()
+            .filter(|d| d.ends_with("c2"))
+            .map(|d| d.join(file))
+            .find(|p| p.exists())
+            .map(|p| std::fs::read_to_string(p).unwrap().trim().to_string())
+            .unwrap_or_else(|| panic!("no {file} for c2"))
+    };
+    if v2 {
+        assert_eq!(c2("cpu.max"), "5000 1000000");
+    } else {
+        assert_eq!(c2("cpu.cfs_quota_us"), "5000");
+        assert_eq!(c2("cpu.cfs_period_us"), "1000000");
+        assert_eq!(c2("cpu.rt_runtime_us"), "1000");
+    }
+    for id in ["r3", "r4"] {
+        let (code, _, err) = b.out(&["delete", "--force", id]);
+        assert_eq!(code, 0, "{err}");
+    }
+    b.edit(|c| c["linux"]["cgroupsPath"] = format!("/{parent_name}/c").into());
     // What dockling-runc cannot set: refused by its name before anything exists.
     b.edit(|c| {
         c["linux"]["resources"]["memory"] = serde_json::json!({"checkBeforeUpdate": true});

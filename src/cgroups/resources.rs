@@ -289,15 +289,37 @@ impl Cgroup {
             ancestors.push(p.to_path_buf());
             at = p.parent();
         }
-        for p in ancestors.iter().rev() {
-            let knob = p.join("cpu.rt_runtime_us");
+        // Bottom up: what each ancestor must hold, as a share of its own period: the share the
+        // child on the way down will have, plus what its other children hold already (v1
+        // wants the children's runtimes together within the parent's).
+        let share_of = |runtime: i64, period: i64| runtime.max(0) as f64 / period.max(1) as f64;
+        let mut child_share = share_of(runtime, period as i64);
+        let mut child = dir.to_path_buf();
+        let mut needs = Vec::new();
+        for p in &ancestors {
+            let others: f64 = std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|c| c.is_dir() && *c != child)
+                .map(|c| {
+                    share_of(
+                        read_i64(&c.join("cpu.rt_runtime_us")).unwrap_or(0),
+                        read_i64(&c.join("cpu.rt_period_us")).unwrap_or(1_000_000),
+                    )
+                })
+                .sum();
             let own_period = read_i64(&p.join("cpu.rt_period_us")).unwrap_or(1_000_000);
-            // The same share of the ancestor's period, rounded up.
-            let d = period.max(1) as i128;
-            let share = (runtime as i128 * own_period as i128 + d - 1) / d;
-            let need = i64::try_from(share).unwrap_or(i64::MAX);
-            if read_i64(&knob).is_some_and(|now| now >= 0 && now < need) {
-                write_knob(sys, &knob, &need.to_string())?;
+            let total = child_share + others;
+            let need = (total * own_period as f64).ceil() as i64;
+            needs.push((p.join("cpu.rt_runtime_us"), need));
+            child_share = share_of(need, own_period);
+            child = p.clone();
+        }
+        for (knob, need) in needs.iter().rev() {
+            if read_i64(knob).is_some_and(|now| now >= 0 && now < *need) {
+                write_knob(sys, knob, &need.to_string())?;
             }
         }
         Ok(())

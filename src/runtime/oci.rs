@@ -559,14 +559,30 @@ fn follow(
     if sys.tracer.enabled() {
         super::record_exec(sys, "exec", spec, program, since.elapsed());
     }
-    let master = match (master, opts.console_socket) {
-        (Some(m), Some(path)) => {
-            hand_terminal(sys, m, path)?;
-            None
+    // The process runs its program now: if its terminal or its pid cannot reach the caller,
+    // it goes (killed and collected, as runc does), not left running unreported.
+    let handed = (|| {
+        let master = match (master, opts.console_socket) {
+            (Some(m), Some(path)) => {
+                hand_terminal(sys, m, path)?;
+                None
+            }
+            (m, _) => m,
+        };
+        (opts.on_started)(pid)?;
+        Ok(master)
+    })();
+    let master = match handed {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = sys.run(Call::Kill {
+                pid,
+                signal: libc::SIGKILL,
+            });
+            let _ = sys.wait4(pid);
+            return Err(e);
         }
-        (m, _) => m,
     };
-    (opts.on_started)(pid)?;
     sys.tracer.flush();
     if opts.detach {
         // Its parent from now on is the caller's subreaper (conmon, the shim), or init.

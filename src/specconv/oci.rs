@@ -1473,13 +1473,10 @@ fn read_cgroups(linux: &Linux, parts: &mut OciParts) -> Result<Option<Limits>, S
             .and_then(|m| m.limit())
             .filter(|l| *l > 0)
             .map(|l| l as u64),
-        cpus: r
-            .cpu()
-            .as_ref()
-            .and_then(|c| match (c.quota(), c.period()) {
-                (Some(q), Some(p)) if q > 0 && p > 0 => Some(q as f64 / p as f64),
-                _ => None,
-            }),
+        // The quota and period go as given (`cgroup_rest`, below), not as a ratio over
+        // `dockling run`'s 100 ms period: a small share would round under the kernel's 1 ms
+        // minimum quota there.
+        cpus: None,
         pids: r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0),
     });
     // Everything else the config asks of the group, as `update` reads it: refused by name
@@ -1508,8 +1505,6 @@ fn read_cgroups(linux: &Linux, parts: &mut OciParts) -> Result<Option<Limits>, S
             if l.memory.is_some() {
                 rest.memory = None;
             }
-            // The quota and period stay: the limits wrote their ratio over a 100 ms period,
-            // and these put back the period (and quota) the config gave.
             if l.pids.is_some() {
                 rest.pids = None;
             }
@@ -1843,7 +1838,14 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(back.read_only, spec.read_only);
         assert_eq!(back.no_new_privileges, spec.no_new_privileges);
-        assert_eq!(back.cgroup, spec.cgroup);
+        // The CPU share comes back as the quota and period the config holds, written as given
+        // (`cgroup_rest`), not as a ratio.
+        let mut want_limits = spec.cgroup;
+        let cpus = want_limits.as_mut().and_then(|l| l.cpus.take());
+        assert_eq!(back.cgroup, want_limits);
+        let rest = parts.cgroup_rest.clone().unwrap_or_default();
+        let (quota, period) = (rest.cpu_quota.unwrap(), rest.cpu_period.unwrap());
+        assert_eq!(Some(quota as f64 / period as f64), cpus);
         assert_eq!(back.seccomp, spec.seccomp);
         assert_eq!(parts.root, spec.bundle.join("rootfs"));
         assert_eq!(parts.cgroups_path, "/dockling/x");

@@ -578,8 +578,16 @@ fn run_container(
         old_mask,
         master,
     } = create(cli, args, !detach)?;
+    // On the way out with an error, the signals go back to how they were (the process ends
+    // right after, but nothing of a failed run should stay changed).
+    let unblock = |sys: &crate::sys::Sys| {
+        if let Some(m) = old_mask {
+            crate::runtime::io::restore_signals(sys, m);
+        }
+    };
     if let Err(e) = start(&cli.root, &args.id) {
         let _ = delete(&cli.root, &args.id, true);
+        unblock(&crate::sys::Sys::quiet());
         return Err(e);
     }
     if detach {
@@ -589,7 +597,15 @@ fn run_container(
     // The container is this process's child (create's clone): waited for through the seam,
     // the signals this process gets (Ctrl-C, a TERM from whoever started it) passed on to it
     // meanwhile, as `dockling run` does for its own.
-    let sys = runtime_sys(record.trace.as_deref(), &record.id)?;
+    let sys = match runtime_sys(record.trace.as_deref(), &record.id) {
+        Ok(sys) => sys,
+        Err(e) => {
+            // Nothing would relay to it or wait for it: it goes.
+            let _ = delete(&cli.root, &args.id, true);
+            unblock(&crate::sys::Sys::quiet());
+            return Err(e);
+        }
+    };
     let stdin = master.is_some();
     let relayed = crate::runtime::io::relay(
         &sys,
@@ -600,9 +616,7 @@ fn run_container(
         Vec::new(),
         crate::runtime::io::Sink::stdout(),
     );
-    if let Some(m) = old_mask {
-        crate::runtime::io::restore_signals(&sys, m);
-    }
+    unblock(&sys);
     let code = crate::runtime::io::exit_code(relayed?.status);
     // Its events written before delete's own (each command's seam writes when it ends).
     drop(sys);
