@@ -143,14 +143,7 @@ impl Drop for Containerd {
         common::unmount_under(self.dir.path());
         let _ = std::fs::remove_dir_all(self.runc_root());
         // The namespace's cgroup parent, made by the runtime for `/<ns>/<id>` paths.
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::remove_dir(h.path().join(&self.ns));
-        }
-        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.ns));
+        common::remove_cgroup_parent(&self.ns);
     }
 }
 

@@ -191,23 +191,7 @@ fn runc_and_crun_run_the_template_dockling_runtime_spec_writes() {
     for tool in ["sh", "hostname", "cat"] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
     }
-    let spec = Command::new(env!("CARGO_BIN_EXE_dockling"))
-        .args([
-            "runtime",
-            "spec",
-            "--bundle",
-            bundle.path().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        spec.status.success(),
-        "{}",
-        String::from_utf8_lossy(&spec.stderr)
-    );
-    let path = bundle.path().join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut cfg = common::runtime_spec(bundle.path());
     assert_eq!(cfg["process"]["args"], serde_json::json!(["sh"]));
     // As runc's own template: a terminal and sh; here a command and no terminal, to read its
     // output.
@@ -217,7 +201,7 @@ fn runc_and_crun_run_the_template_dockling_runtime_spec_writes() {
         "-c",
         "echo hello from $(hostname); cat /proc/self/status | grep -c '^CapEff:.*00000000a80425fb'"
     ]);
-    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    common::write_config(bundle.path(), &cfg);
     let _hugetlb = Hugetlb::ensure(serial);
     for runtime in ["runc", "crun"] {
         // The template's hostname, and Docker's 14 capabilities effective.

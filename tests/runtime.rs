@@ -30,19 +30,7 @@ impl Bundle {
             dir.path().join("dockling-runc"),
         )
         .unwrap();
-        let spec = Command::new(dir.path().join("dockling-runc"))
-            .args(["spec", "--bundle"])
-            .arg(dir.path().join("bundle"))
-            .output()
-            .unwrap();
-        assert!(
-            spec.status.success(),
-            "{}",
-            String::from_utf8_lossy(&spec.stderr)
-        );
-        let path = dir.path().join("bundle/config.json");
-        let mut cfg: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut cfg = common::runtime_spec(&dir.path().join("bundle"));
         cfg["process"]["terminal"] = false.into();
         cfg["process"]["args"] = serde_json::json!(args);
         // A parent of its own: the tests run side by side, and each counts what is left.
@@ -54,7 +42,7 @@ impl Bundle {
             .replace('.', "");
         let cgroup_parent = format!("dockling-rt-{}-{name}", std::process::id());
         cfg["linux"]["cgroupsPath"] = format!("/{cgroup_parent}/c").into();
-        std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        common::write_config(&dir.path().join("bundle"), &cfg);
         Bundle { dir, cgroup_parent }
     }
 
@@ -64,7 +52,7 @@ impl Bundle {
         let mut cfg: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         f(&mut cfg);
-        std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        common::write_config(&self.bundle(), &cfg);
     }
 
     fn bundle(&self) -> PathBuf {

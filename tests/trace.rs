@@ -1916,19 +1916,7 @@ fn oci_bundle(
     std::os::unix::fs::symlink("busybox", rootfs.join("bin/sleep")).unwrap();
     let runtime = dir.join("dockling-runc");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dockling"), &runtime).unwrap();
-    let spec = std::process::Command::new(&runtime)
-        .arg("spec")
-        .arg("--bundle")
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        spec.status.success(),
-        "{}",
-        String::from_utf8_lossy(&spec.stderr)
-    );
-    let path = bundle.join("config.json");
-    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut cfg = common::runtime_spec(&bundle);
     cfg["process"]["terminal"] = terminal.into();
     if terminal {
         cfg["process"]["consoleSize"] = serde_json::json!({"height": 24, "width": 80});
@@ -1937,20 +1925,8 @@ fn oci_bundle(
     cfg["process"]["rlimits"] =
         serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2048}]);
     cfg["linux"]["cgroupsPath"] = format!("/{parent}/c").into();
-    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    common::write_config(&bundle, &cfg);
     (bundle, runtime)
-}
-
-/// Remove the cgroup parent a test's bundle named, in every hierarchy.
-fn remove_cgroup_parent(parent: &str) {
-    for h in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let _ = std::fs::remove_dir(h.path().join(parent));
-    }
-    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(parent));
 }
 
 /// The syscall events of a JSON-lines trace file from its line `from` on.
@@ -2010,7 +1986,7 @@ fn oci_run_under_strace(terminal: bool) -> Vec<Value> {
         .stdin(std::process::Stdio::null())
         .status()
         .expect("strace is installed (scripts/test installs it)");
-    remove_cgroup_parent(&parent);
+    common::remove_cgroup_parent(&parent);
     assert!(status.success());
     taker.join().unwrap();
     let traced = trace_syscalls(&trace, 0);
@@ -2093,7 +2069,7 @@ fn the_trace_of_an_oci_exec_is_what_strace_sees() {
     // Read before delete appends its own calls.
     let traced = trace_syscalls(&trace, before);
     let deleted = rt(&["delete", "-f", "x1"]).status().unwrap();
-    remove_cgroup_parent(&parent);
+    common::remove_cgroup_parent(&parent);
     assert!(status.success());
     assert!(deleted.success());
     let seen = parse_strace(&std::fs::read_to_string(&strace_out).unwrap());

@@ -843,3 +843,36 @@ pub fn render_trace(file: &Path) -> String {
     );
     String::from_utf8_lossy(&render.stdout).into_owned()
 }
+
+/// `dockling runtime spec --bundle BUNDLE`: the runtime's template `config.json` written into
+/// the bundle, and read back for a test to change (then [`write_config`]).
+pub fn runtime_spec(bundle: &Path) -> serde_json::Value {
+    let spec = Command::new(env!("CARGO_BIN_EXE_dockling"))
+        .args(["runtime", "spec", "--bundle"])
+        .arg(bundle)
+        .output()
+        .unwrap();
+    assert!(
+        spec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spec.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap()
+}
+
+/// Write `cfg` as the bundle's `config.json`.
+pub fn write_config(bundle: &Path, cfg: &serde_json::Value) {
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec(cfg).unwrap()).unwrap();
+}
+
+/// Remove the (empty) cgroup `name` right under every hierarchy's root, v1 and v2.
+pub fn remove_cgroup_parent(name: &str) {
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(h.path().join(name));
+    }
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(name));
+}
