@@ -134,15 +134,7 @@ impl Drop for Bundle {
                 let _ = self.out(&["delete", "-f", &id]);
             }
         }
-        let _ =
-            std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&self.cgroup_parent));
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::remove_dir(h.path().join(&self.cgroup_parent));
-        }
+        common::remove_cgroup_parent(&self.cgroup_parent);
     }
 }
 

@@ -46,7 +46,8 @@ pub struct CommitConfig<'a> {
     pub created: &'a str,
 }
 
-fn strings(v: &Value) -> Vec<String> {
+/// The strings of a JSON array (none when it is not one; other values left out).
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()

@@ -691,15 +691,7 @@ impl<'a> Rootfs<'a> {
 
     /// Make every mount private, so nothing we do reaches the host.
     pub fn make_private(&self) -> Result<()> {
-        self.sys.step(StepId::RootfsPropagation)?;
-        self.sys.mount(
-            None,
-            Path::new("/"),
-            None,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None,
-        )?;
-        Ok(())
+        self.make_propagation(MsFlags::MS_REC | MsFlags::MS_PRIVATE)
     }
 
     /// Mount the layers (overlay) or make the copied tree a mount point (copy).

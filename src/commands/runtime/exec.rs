@@ -188,7 +188,7 @@ fn process(args: &ExecArgs, config: &Value) -> Result<Value> {
         ));
     }
     p["args"] = args.command.clone().into();
-    let env: Vec<String> = strings(&p["env"]);
+    let env: Vec<String> = crate::image::commit::strings(&p["env"]);
     p["env"] = crate::specconv::exec_env(&env, &args.env).into();
     if let Some(cwd) = &args.cwd {
         p["cwd"] = cwd.clone().into();
@@ -224,7 +224,7 @@ fn process(args: &ExecArgs, config: &Value) -> Result<Value> {
             p["capabilities"] = serde_json::json!({});
         }
         for set in ["bounding", "effective", "permitted"] {
-            let mut list = strings(&p["capabilities"][set]);
+            let mut list = crate::image::commit::strings(&p["capabilities"][set]);
             if !list.contains(&name) {
                 list.push(name.clone());
             }
@@ -280,16 +280,6 @@ fn parse_user(user: &str) -> Result<(u32, Option<u32>)> {
         .map(|g| g.parse::<u32>().map_err(|_| bad()))
         .transpose()?;
     Ok((uid, gid))
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -205,7 +205,9 @@ struct Made {
 /// takes it.
 fn create(cli: &RuntimeCli, args: &CreateArgs, relay: bool) -> Result<Made> {
     state::check_id(&args.id)?;
-    let sys = runtime_sys(None, &args.id)?;
+    // Read once: the trace this create writes, and the one the record keeps for later commands.
+    let trace = trace_from_env(&args.id);
+    let sys = runtime_sys(trace.as_deref(), &args.id)?;
     // The container's process is a clone of this one: from the sealed copy of the binary,
     // as `dockling run` (CVE-2019-5736).
     crate::runtime::exe::enter_sealed(&sys, crate::runtime::exe::Unsealed::Warn)?;
@@ -291,7 +293,7 @@ fn create(cli: &RuntimeCli, args: &CreateArgs, relay: bool) -> Result<Made> {
         created: crate::container::now_rfc3339(),
         annotations: parts.annotations.clone(),
         cgroup: cgroup_at.clone(),
-        trace: trace_from_env(&args.id),
+        trace,
         program: None,
         no_pivot: args.no_pivot,
         config: serde_json::from_slice(&text).unwrap_or_default(),
@@ -544,16 +546,7 @@ fn record_exec(sys: &crate::sys::Sys, record: &state::Record, since: std::time::
     let Some(program) = &record.program else {
         return;
     };
-    let strings = |k: &str| -> Vec<String> {
-        record.config["process"][k]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let strings = |k: &str| crate::image::commit::strings(&record.config["process"][k]);
     crate::runtime::record_execve(
         sys,
         "container",
