@@ -1698,6 +1698,63 @@ fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() 
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
 }
 
+/// A bind of another tree that the image's symlink leads onto /dev (config: a tmpfs at
+/// /dev, then the host's /dev bound at /hostdev; image: `/hostdev -> /dev`) is that tree's:
+/// neither the standard nodes nor the config's are made in it. A tmpfs of the test stands in
+/// for the host's /dev (a tmpfs too), so a regression fills it, not the host's.
+#[test]
+fn no_device_node_lands_in_a_bind_the_images_symlink_leads_onto_dev() {
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            common::unmount_under(&self.0);
+        }
+    }
+    let b = Bundle::new(&["sh", "-c", "ls /dev"]);
+    let fake = b.dir.path().join("hostdev");
+    std::fs::create_dir(&fake).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "mode=755", "hostdev"])
+        .arg(&fake)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount tmpfs on {}", fake.display());
+    let _unmount = Unmount(fake.clone());
+    std::fs::write(fake.join("host-file"), "the host's\n").unwrap();
+    // Like the host's, it has a null (the masked paths are covered with it).
+    let status = Command::new("mknod")
+        .arg(fake.join("null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "mknod null");
+    std::os::unix::fs::symlink("/dev", b.bundle().join("rootfs/hostdev")).unwrap();
+    let node = format!("dockling-test-{}", std::process::id());
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+            {"destination": "/hostdev", "type": "bind", "source": fake, "options": ["rbind", "rw"]}
+        ));
+        c["linux"]["devices"] = serde_json::json!([
+            {"path": format!("/dev/{node}"), "type": "c", "major": 1, "minor": 3},
+            {"path": format!("/hostdev/{node}-2"), "type": "c", "major": 1, "minor": 3}
+        ]);
+    });
+    let (code, out, err) = b.out(&["run", "dvl"]);
+    assert_eq!(code, 0, "{err}");
+    // The bind did land on /dev: the container lists the stand-in's file there.
+    assert_eq!(out, "host-file\nnull\n", "{err}");
+    let mut left: Vec<_> = std::fs::read_dir(&fake)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["host-file", "null"],
+        "nodes were made in the bound tree"
+    );
+}
+
 /// `create` gives the new group everything `linux.resources` asks (shares, reservation,
 /// cpuset, not only the limits `dockling run` knows), and refuses by name what it cannot set,
 /// leaving nothing behind.

@@ -304,32 +304,17 @@ fn child_steps(
         .cgroup
         .map(|cg| cg.container_mounts())
         .unwrap_or_default();
-    rootfs.mount_config(&parts.mounts, &spec.bundle, &cgroup_mounts)?;
+    let own = rootfs.mount_config(&parts.mounts, &spec.bundle, &cgroup_mounts)?;
     // A /dev bound from elsewhere (the host's, `rbind`) is that tree's own: no node is made
     // in it, neither the standard ones nor the config's (runc's `needsSetupDev`); a mknod
-    // there would land on the host.
-    let dev_bound = parts
-        .mounts
-        .iter()
-        .any(|m| m.bind && super::rootfs::lexical_clean(&m.destination) == Path::new("/dev"));
-    if !dev_bound && rootfs.dev_is_tmpfs() {
+    // there would land on the host. Whose /dev it is, is told by its mount, not by the
+    // destinations' names: an image's symlink can lead a bind to `/hostdev` onto `/dev`.
+    if rootfs.dev_is_own_tmpfs(&own)? {
         rootfs.create_devices()?;
     }
     // The config's devices, anywhere in the root (the standard ones exist already when /dev
-    // is a tmpfs, and are left as they are); under a bound /dev, none.
-    let (skipped, nodes): (Vec<_>, Vec<_>) = parts
-        .devices
-        .iter()
-        .cloned()
-        .partition(|d| dev_bound && lexical_under(&d.path, Path::new("/dev")));
-    for d in &skipped {
-        sys.tracer.note(&format!(
-            "linux.devices {}: not made: /dev is a bind mount of another tree, whose nodes \
-             are its own",
-            d.path.display()
-        ));
-    }
-    rootfs.create_config_devices(&nodes)?;
+    // is a tmpfs, and are left as they are); on a bind of another tree, none.
+    rootfs.create_config_devices(&parts.devices, &own)?;
     for (key, value) in &parts.sysctl {
         rootfs.write_inside(
             &PathBuf::from("/proc/sys").join(key.replace('.', "/")),
@@ -684,9 +669,4 @@ fn hand_terminal(sys: &Sys, master: OwnedFd, path: &Path) -> Result<()> {
     });
     sent?;
     Ok(())
-}
-
-/// Whether `path`, cleaned of `.`/`..`, is `dir` or below it.
-fn lexical_under(path: &Path, dir: &Path) -> bool {
-    super::rootfs::lexical_clean(path).starts_with(dir)
 }

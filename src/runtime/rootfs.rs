@@ -137,6 +137,12 @@ struct Target {
     _fd: Option<OwnedFd>,
 }
 
+/// The mounts that are the container's own (`Rootfs::mount_config`): the root's and those of
+/// the file systems an OCI config mounts fresh, by mount ID. A bind brings another tree,
+/// whose nodes are that tree's: no device node is made on one.
+#[derive(Debug, Default)]
+pub struct OwnMounts(Vec<u64>);
+
 /// Open (creating if needed) a mount target inside the rootfs: a directory, or an empty file
 /// when `file`. Every lookup is an `openat2(RESOLVE_IN_ROOT)` from the rootfs, so nothing the
 /// image contains can lead it outside; missing directories are made one `mkdirat` at a time
@@ -375,13 +381,22 @@ impl<'a> Rootfs<'a> {
     /// (relative to the bundle when not absolute) of the caller's, who wrote the config; a
     /// bind's flags applied by a second, remounting call; the propagation by a third. A
     /// `cgroup` mount becomes the container's own view of its cgroups (`cgroup_mounts`).
+    ///
+    /// Returns the container's own mounts ([`OwnMounts`]): the root's, and each file system
+    /// the config mounts fresh, by mount ID, read as each is made (a later bind could cover
+    /// the same place). Device nodes go only there, never into a bind of another tree, even
+    /// where the image's symlinks lead a bind of the host's /dev onto the container's /dev.
     pub fn mount_config(
         &self,
         mounts: &[crate::specconv::oci::OciMount],
         bundle: &Path,
         cgroup_mounts: &[MountEntry],
-    ) -> Result<()> {
+    ) -> Result<OwnMounts> {
         self.sys.step(StepId::RootfsMounts)?;
+        let mut own = OwnMounts::default();
+        if let Some(root) = &self.root {
+            own.0.push(self.sys.mount_id(root.as_fd(), Path::new("/"))?);
+        }
         for m in mounts {
             if let Some(what) = m.not_supported_yet() {
                 return Err(Error::Usage(format!(
@@ -449,6 +464,17 @@ impl<'a> Rootfs<'a> {
                     m.flags,
                     data,
                 )?;
+                // The target's descriptor names the directory under the new mount: looked
+                // up again the same way (nothing else runs in the container yet), the path
+                // ends on the mount itself.
+                let top = if REAL_DIRS.iter().any(|d| m.destination == Path::new(d)) {
+                    self.real_dir(&m.destination)?
+                } else {
+                    self.target(&m.destination, false)?
+                };
+                if let Some(fd) = &top._fd {
+                    own.0.push(self.sys.mount_id(fd.as_fd(), &m.destination)?);
+                }
             }
             if !m.propagation.is_empty() {
                 // Followed inside the root like the mount's own target (a destination that
@@ -458,7 +484,7 @@ impl<'a> Rootfs<'a> {
                 self.sys.mount(None, &t.path, None, m.propagation, None)?;
             }
         }
-        Ok(())
+        Ok(own)
     }
 
     /// A config bind's source on the host: relative ones are the bundle's.
@@ -591,10 +617,12 @@ impl<'a> Rootfs<'a> {
         resolve_target(self.sys, root, inside, false, false).map(drop)
     }
 
-    /// Whether the container's `/dev` is a tmpfs (an OCI config may leave the image's own).
-    pub fn dev_is_tmpfs(&self) -> bool {
+    /// Whether the container's `/dev` is a tmpfs of its own (an OCI config may leave the
+    /// image's directory, or bind another tree there: the host's /dev is a tmpfs too, so
+    /// the file system's type alone does not say whose it is; the mount does).
+    pub fn dev_is_own_tmpfs(&self, own: &OwnMounts) -> Result<bool> {
         let Some(root) = &self.root else {
-            return true;
+            return Ok(true);
         };
         let Ok(fd) = self.sys.openat2(
             root.as_fd(),
@@ -603,12 +631,19 @@ impl<'a> Rootfs<'a> {
             0,
             safefs::IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
         ) else {
-            return false;
+            return Ok(false);
         };
         let dev = self.path.join("dev");
-        self.sys
+        if !self
+            .sys
             .fstatfs(fd.as_fd(), &dev)
             .is_ok_and(|fs| fs.f_type == libc::TMPFS_MAGIC)
+        {
+            return Ok(false);
+        }
+        Ok(own
+            .0
+            .contains(&self.sys.mount_id(fd.as_fd(), Path::new("/dev"))?))
     }
 
     fn target(&self, inside: &Path, file: bool) -> Result<Target> {
@@ -818,8 +853,14 @@ impl<'a> Rootfs<'a> {
     /// ([`ensure_target`]), the node made by name in it with the umask at 0 (its mode exactly
     /// the config's), then given its owner. A name that exists already (the standard devices
     /// made a moment ago, a node of the image) is left as it is, as runc does; mknodat does
-    /// not follow a symlink there.
-    pub fn create_config_devices(&self, devices: &[crate::specconv::oci::Device]) -> Result<()> {
+    /// not follow a symlink there. A node whose directory is not on one of the container's
+    /// own mounts (`own`: a bind of another tree, such as the host's /dev, wherever the
+    /// image's symlinks led it) is not made: it would land in that tree.
+    pub fn create_config_devices(
+        &self,
+        devices: &[crate::specconv::oci::Device],
+        own: &OwnMounts,
+    ) -> Result<()> {
         if devices.is_empty() {
             return Ok(());
         }
@@ -827,12 +868,12 @@ impl<'a> Rootfs<'a> {
             crate::sys::Ret::Umask(m) => m,
             _ => 0o022,
         };
-        let made = devices.iter().try_for_each(|d| self.config_device(d));
+        let made = devices.iter().try_for_each(|d| self.config_device(d, own));
         self.sys.run(Call::Umask { mask: old })?;
         made
     }
 
-    fn config_device(&self, d: &crate::specconv::oci::Device) -> Result<()> {
+    fn config_device(&self, d: &crate::specconv::oci::Device, own: &OwnMounts) -> Result<()> {
         let rel = safefs::relative(&d.path);
         let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new(""))) else {
             return Err(Error::Usage(format!(
@@ -859,6 +900,18 @@ impl<'a> Rootfs<'a> {
             }),
             None => None,
         };
+        if let Some(fd) = &dir {
+            let inside = Path::new("/").join(parent);
+            if !own.0.contains(&self.sys.mount_id(fd.as_fd(), &inside)?) {
+                self.sys.tracer.note(&format!(
+                    "linux.devices {}: not made: {} is on a bind mount of another tree, whose \
+                     nodes are its own",
+                    d.path.display(),
+                    inside.display()
+                ));
+                return Ok(());
+            }
+        }
         let dirfd = dir.as_ref().map_or(DRY_RUN_FD, |fd| fd.as_raw_fd());
         match self.sys.run(Call::MknodatConfig {
             dirfd,

@@ -248,6 +248,9 @@ pub enum Call {
     /// `fstatfs(2)`: which file system the object `fd` is open on lives on; `object` names it
     /// (a path inside the container), for the explanation and error messages.
     Fstatfs { fd: i32, object: String },
+    /// `statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID)`: which mount the object `fd` is open on
+    /// (its mount ID); `object` names it (a path inside the container).
+    StatxMntId { fd: i32, object: String },
     /// `access(path, mode)` with `F_OK` (does `path` exist?) or `X_OK` (may it be executed?),
     /// following symlinks. Where the machine has no `access` syscall (aarch64), glibc makes it
     /// `faccessat(AT_FDCWD, path, mode)`.
@@ -534,6 +537,16 @@ pub enum Ret {
     Umask(u32),
     /// `fstatfs`: returns 0, and the file system's description through its argument.
     Statfs(Statfs),
+    /// `statx` with `STATX_MNT_ID`: returns 0, and the mount's ID through its argument (with
+    /// the fields strace shows).
+    #[allow(missing_docs)]
+    Statx {
+        mask: u32,
+        attributes: u64,
+        mode: u32,
+        size: u64,
+        mnt_id: u64,
+    },
     /// `stat`: returns 0, and (the fields strace shows of) the file's `struct stat`.
     #[allow(missing_docs)]
     Stat { mode: u32, size: i64, rdev: u64 },
@@ -593,6 +606,7 @@ impl Ret {
             | Ret::IfFlags(_)
             | Ret::OldMask(_)
             | Ret::Statfs(_)
+            | Ret::Statx { .. }
             | Ret::SockName(_)
             | Ret::Stat { .. } => 0,
             Ret::Umask(m) => m as i64,
@@ -662,6 +676,7 @@ impl Call {
             Call::AddSeals { .. } => "fcntl",
             Call::Sendfile { .. } => "sendfile",
             Call::Fstatfs { .. } => "fstatfs",
+            Call::StatxMntId { .. } => "statx",
             Call::Access { .. } => ACCESS,
             Call::Stat { .. } => STAT,
             Call::Execveat { .. } => "execveat",
@@ -1395,6 +1410,22 @@ impl Call {
                 };
                 let _ = write!(s, "{fd}, {buf}");
             }
+            Call::StatxMntId { fd, .. } => {
+                let buf = match ret {
+                    Some(Ret::Statx {
+                        mask,
+                        attributes,
+                        mode,
+                        size,
+                        ..
+                    }) => statx_struct(*mask, *attributes, *mode, *size),
+                    _ => "…".into(),
+                };
+                let _ = write!(
+                    s,
+                    "{fd}, \"\", AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH, STATX_MNT_ID, {buf}"
+                );
+            }
             Call::AddSeals { fd } => {
                 let _ = write!(
                     s,
@@ -1610,7 +1641,9 @@ impl Call {
             | Call::BindUnix { name, .. }
             | Call::IoctlIfFlags { name, .. }
             | Call::MemfdCreate { name } => name.clone(),
-            Call::Close { object, .. } | Call::Fstatfs { object, .. } => object.clone(),
+            Call::Close { object, .. }
+            | Call::Fstatfs { object, .. }
+            | Call::StatxMntId { object, .. } => object.clone(),
             Call::Flock { path, .. } => path.display().to_string(),
             Call::MountSetattrRdonly { fd } | Call::AddSeals { fd } | Call::Execveat { fd, .. } => {
                 format!("fd {fd}")
@@ -1755,6 +1788,7 @@ impl Call {
                 | Call::AddSeals { .. }
                 | Call::Sendfile { .. }
                 | Call::Fstatfs { .. }
+                | Call::StatxMntId { .. }
                 | Call::Access { .. }
                 | Call::Stat { .. }
                 | Call::Execveat { .. }
@@ -2155,6 +2189,10 @@ impl Call {
                 fd: 3,
                 object: "/etc/hosts".into(),
             },
+            Call::StatxMntId {
+                fd: 3,
+                object: "/dev".into(),
+            },
             Call::Access {
                 path: p("/work"),
                 mode: libc::F_OK,
@@ -2469,6 +2507,73 @@ const STAT: &str = if cfg!(target_pointer_width = "64") {
 } else {
     "fstatat64"
 };
+
+/// A `struct statx` as strace prints it without `-v`: the mask of what the kernel filled in,
+/// the attributes, then as [`stat_struct`].
+pub fn statx_struct(mask: u32, attributes: u64, mode: u32, size: u64) -> String {
+    const MASK: &[(u32, &str)] = &[
+        (0x1, "STATX_TYPE"),
+        (0x2, "STATX_MODE"),
+        (0x4, "STATX_NLINK"),
+        (0x8, "STATX_UID"),
+        (0x10, "STATX_GID"),
+        (0x20, "STATX_ATIME"),
+        (0x40, "STATX_MTIME"),
+        (0x80, "STATX_CTIME"),
+        (0x100, "STATX_INO"),
+        (0x200, "STATX_SIZE"),
+        (0x400, "STATX_BLOCKS"),
+        (0x800, "STATX_BTIME"),
+        (0x1000, "STATX_MNT_ID"),
+        (0x2000, "STATX_DIOALIGN"),
+    ];
+    const ATTRIBUTES: &[(u64, &str)] = &[
+        (0x4, "STATX_ATTR_COMPRESSED"),
+        (0x10, "STATX_ATTR_IMMUTABLE"),
+        (0x20, "STATX_ATTR_APPEND"),
+        (0x40, "STATX_ATTR_NODUMP"),
+        (0x800, "STATX_ATTR_ENCRYPTED"),
+        (0x1000, "STATX_ATTR_AUTOMOUNT"),
+        (0x2000, "STATX_ATTR_MOUNT_ROOT"),
+        (0x10_0000, "STATX_ATTR_VERITY"),
+        (0x20_0000, "STATX_ATTR_DAX"),
+    ];
+    fn names<T: Copy + Into<u64>>(value: T, table: &[(T, &str)], basic: Option<T>) -> String {
+        let mut v: u64 = value.into();
+        let mut out = Vec::new();
+        if let Some(b) = basic {
+            let b: u64 = b.into();
+            if v & b == b {
+                out.push("STATX_BASIC_STATS".to_string());
+                v &= !b;
+            }
+        }
+        for (bit, name) in table {
+            let bit: u64 = (*bit).into();
+            if v & bit != 0 {
+                out.push((*name).to_string());
+                v &= !bit;
+            }
+        }
+        if v != 0 {
+            out.push(format!("{v:#x}"));
+        }
+        if out.is_empty() {
+            "0".into()
+        } else {
+            out.join("|")
+        }
+    }
+    let stat = stat_struct(mode, size as i64, 0);
+    format!(
+        "{{stx_mask={}, stx_attributes={}, {}",
+        names(mask, MASK, Some(0x7ff)),
+        names(attributes, ATTRIBUTES, None),
+        stat.trim_start_matches('{')
+            .replace("st_mode=", "stx_mode=")
+            .replace("st_size=", "stx_size=")
+    )
+}
 
 /// A `struct stat` as strace prints it without `-v`: the type and mode, then the size (or a
 /// device's number), then `...`.

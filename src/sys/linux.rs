@@ -871,6 +871,33 @@ impl Backend for Linux {
                     f_flags: st.f_flags as i64,
                 }))
             }
+            Call::StatxMntId { fd, .. } => {
+                // SAFETY: struct statx is plain data, all-zero a valid value.
+                let mut st: libc::statx = unsafe { std::mem::zeroed() };
+                // SAFETY: fd is the caller's open descriptor, the path an empty C string with
+                // AT_EMPTY_PATH (the descriptor itself), st a live statx for the kernel to
+                // fill. nix has no statx.
+                check_int(unsafe {
+                    libc::statx(
+                        *fd,
+                        c"".as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                        libc::STATX_MNT_ID,
+                        &mut st,
+                    )
+                })?;
+                if st.stx_mask & libc::STATX_MNT_ID == 0 {
+                    // Kernels before 5.8 have no mount IDs in statx.
+                    return Err(Errno::ENOSYS);
+                }
+                Ok(Ret::Statx {
+                    mask: st.stx_mask,
+                    attributes: st.stx_attributes,
+                    mode: st.stx_mode as u32,
+                    size: st.stx_size,
+                    mnt_id: st.stx_mnt_id,
+                })
+            }
             Call::Sendfile {
                 out_fd,
                 in_fd,

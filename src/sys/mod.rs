@@ -347,6 +347,21 @@ impl Sys {
         }
     }
 
+    /// `statx(2)` of `fd` for its mount ID: which mount the object `object` names is on.
+    pub fn mount_id(&self, fd: BorrowedFd<'_>, object: &Path) -> Result<u64, SysError> {
+        match self.perform(Call::StatxMntId {
+            fd: fd.as_raw_fd(),
+            object: object.display().to_string(),
+        })? {
+            Ret::Statx { mnt_id, .. } => Ok(mnt_id),
+            other => Err(SysError {
+                name: "statx",
+                object: format!("{}: unexpected result {other:?}", object.display()),
+                errno: Errno::EIO,
+            }),
+        }
+    }
+
     /// `openat(AT_FDCWD, path, flags)`: a new descriptor, owned by the caller.
     pub fn open(&self, path: &Path, flags: i32) -> Result<OwnedFd, SysError> {
         let ret = self.perform(Call::Open {

@@ -77,6 +77,14 @@ impl Backend for Recorder {
                 size: 0,
                 rdev: 0,
             },
+            // One mount for everything: the dry run's nodes all go where it planned them.
+            Call::StatxMntId { .. } => Ret::Statx {
+                mask: 0x17ff,
+                attributes: 0x2000,
+                mode: libc::S_IFDIR | 0o755,
+                size: 40,
+                mnt_id: 0,
+            },
             // A tmpfs: what the engine mounted, and no kernel file system to refuse.
             Call::Fstatfs { .. } => Ret::Statfs(super::call::Statfs {
                 f_type: libc::TMPFS_MAGIC,
