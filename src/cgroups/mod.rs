@@ -272,15 +272,16 @@ impl Cgroup {
 
     /// The processes of the group and of every group below it (a container with a cgroup
     /// namespace of its own may make some and move into them), each once, in the order the
-    /// kernel lists them, parents first. A plain read, like [`Cgroup::procs`].
-    pub fn all_procs(&self) -> Vec<i32> {
+    /// kernel lists them, parents first. Each `cgroup.procs` read through the seam; the
+    /// directories listed by `getdents64`, which the seam has no call for.
+    pub fn all_procs(&self, sys: &Sys) -> Vec<i32> {
         let Some(top) = self.paths().into_iter().find(|d| d.is_dir()) else {
             return vec![];
         };
         let mut pids = Vec::new();
         let mut dirs = vec![top];
         while let Some(dir) = dirs.pop() {
-            let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            let text = sys.read_file(&dir.join("cgroup.procs")).unwrap_or_default();
             for pid in text.split_whitespace().filter_map(|p| p.parse().ok()) {
                 if !pids.contains(&pid) {
                     pids.push(pid);

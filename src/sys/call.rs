@@ -213,8 +213,9 @@ pub enum Call {
     /// `pidfd_open(pid, 0)`: a descriptor that names this very process, whatever later
     /// reuses its number.
     PidfdOpen { pid: i32 },
-    /// `pidfd_open(pid, 0)` of a container's engine (its monitor), to wait for it to exit:
-    /// the same call, explained as the wait it is for (`stop`).
+    /// `pidfd_open(pid, 0)` of a process to wait for: a container's engine (its monitor,
+    /// `stop`) or an OCI container's first process (`start`); the same call, explained as
+    /// the wait it is for.
     PidfdOpenEngine { pid: i32 },
     /// `pidfd_send_signal(fd, signal, NULL, 0)`: a signal to the process `fd` names (`pid` is
     /// its number, for the explanation and error messages; it is not an argument).
@@ -255,6 +256,22 @@ pub enum Call {
     /// `stat(path)` (following symlinks): what kind of file `path` is. glibc makes it
     /// `newfstatat(AT_FDCWD, path, buf, 0)` (`fstatat64` on 32-bit machines).
     Stat { path: PathBuf },
+    /// `read(fd, buf, cap)`: up to `cap` bytes from `fd` (`path` is what `fd` is, for the
+    /// explanation and error messages; it is not an argument): a cgroup knob, the
+    /// `exec.fifo` of an OCI container, a file of the container's. The bytes come back in
+    /// [`Ret::Received`]; none at the end of the file.
+    Read { fd: i32, path: PathBuf, cap: usize },
+    /// `unlinkat(AT_FDCWD, path, 0)`: remove the name `path` (the `exec.fifo` of an OCI
+    /// container once `start` let it go).
+    Unlink { path: PathBuf },
+    /// `poll(fds, n, timeout)`, each descriptor asked for `POLLIN`, `timeout` in milliseconds
+    /// (-1: unbounded); `what` says what the descriptors are. The ready ones come back in
+    /// [`Ret::Polled`].
+    Poll {
+        fds: Vec<i32>,
+        timeout: i32,
+        what: String,
+    },
     /// `sendfile(out_fd, in_fd, NULL, count)`: up to `count` bytes from `in_fd`'s offset to
     /// `out_fd`, without passing through user space; 0 at the end of `in_fd`.
     Sendfile {
@@ -537,8 +554,11 @@ pub enum Ret {
     /// `stat`: returns 0, and (the fields strace shows of) the file's `struct stat`.
     #[allow(missing_docs)]
     Stat { mode: u32, size: i64, rdev: u64 },
-    /// `recvfrom`: the bytes received (their number is what it returns).
+    /// `recvfrom`, `read`: the bytes received (their number is what it returns).
     Received(Vec<u8>),
+    /// `poll`: the descriptors that are ready with their `revents` (their number is what it
+    /// returns).
+    Polled(Vec<(i32, i16)>),
     /// `getsockname`: returns 0, and the socket's address through its argument.
     SockName(std::net::SocketAddrV4),
     /// A host program run to its end ([`Call::RunHost`]): its pid, raw wait status and output.
@@ -588,6 +608,7 @@ impl Ret {
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
             Ret::Received(ref b) => b.len() as i64,
+            Ret::Polled(ref r) => r.len() as i64,
             Ret::PtyNumber(_)
             | Ret::FdPair(..)
             | Ret::IfFlags(_)
@@ -664,6 +685,9 @@ impl Call {
             Call::Fstatfs { .. } => "fstatfs",
             Call::Access { .. } => ACCESS,
             Call::Stat { .. } => STAT,
+            Call::Read { .. } => "read",
+            Call::Unlink { .. } => "unlinkat",
+            Call::Poll { .. } => "poll",
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
             Call::NetlinkSocket { .. } => "socket",
@@ -689,6 +713,9 @@ impl Call {
     pub fn explain_key(&self) -> &'static str {
         match self {
             Call::Openat2 { path, .. } if path == std::path::Path::new("hosts") => "openat2.hosts",
+            Call::Openat2 { path, .. } if path == std::path::Path::new("etc/passwd") => {
+                "openat2.passwd"
+            }
             Call::Open { path, flags, .. }
                 if flags & libc::O_PATH != 0
                     && path.parent().and_then(|p| p.file_name()) == Some("containers".as_ref()) =>
@@ -758,6 +785,11 @@ impl Call {
                 ..
             } => "ioctl.tiocswinsz",
             Call::PidfdOpenEngine { .. } => "pidfd_open.engine",
+            Call::Setns {
+                pid: 0,
+                kind: CloneFlags::CLONE_NEWPID,
+                ..
+            } => "setns.own_pid",
             Call::Setns { pid: 0, .. } => "setns.own",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
@@ -790,6 +822,13 @@ impl Call {
             {
                 "openat.cgroup_knob"
             }
+            Call::Open { path, flags, .. }
+                if path.starts_with("/sys/fs/cgroup")
+                    && flags & libc::O_ACCMODE == libc::O_RDONLY
+                    && flags & libc::O_DIRECTORY == 0 =>
+            {
+                "openat.cgroup_read"
+            }
             Call::Open { flags, .. } if flags & libc::O_ACCMODE == libc::O_WRONLY => {
                 "openat.control"
             }
@@ -804,6 +843,8 @@ impl Call {
             Call::Write { path, .. } if path.starts_with("/proc/sys") => "write.sysctl",
             Call::Write { path, .. } if path.starts_with("/proc") => "write",
             Call::Write { .. } => "write.file",
+            Call::Read { path, .. } if path.starts_with("/sys/fs/cgroup") => "read.cgroup",
+            Call::Read { path, .. } if path.ends_with("exec.fifo") => "read.fifo",
             Call::IoctlIfFlags { set: None, .. } => "ioctl.siocgifflags",
             Call::IoctlIfFlags { .. } => "ioctl.siocsifflags",
             Call::Dup2 {
@@ -1381,6 +1422,24 @@ impl Call {
                 };
                 let _ = write!(s, "{}, {mode}", path_arg(path));
             }
+            Call::Read { fd, cap, .. } => {
+                // strace shows the bytes read, or the buffer's address when there were none.
+                let buf = match ret {
+                    Some(Ret::Received(b)) => quote(&String::from_utf8_lossy(b)),
+                    _ => "0x…".into(),
+                };
+                let _ = write!(s, "{fd}, {buf}, {cap}");
+            }
+            Call::Unlink { path } => {
+                let _ = write!(s, "AT_FDCWD, {}, 0", path_arg(path));
+            }
+            Call::Poll { fds, timeout, .. } => {
+                let asked: Vec<String> = fds
+                    .iter()
+                    .map(|fd| format!("{{fd={fd}, events=POLLIN}}"))
+                    .collect();
+                let _ = write!(s, "[{}], {}, {timeout}", asked.join(", "), fds.len());
+            }
             Call::Stat { path } => {
                 let buf = match ret {
                     Some(Ret::Stat { mode, size, rdev }) => stat_struct(*mode, *size, *rdev),
@@ -1586,7 +1645,10 @@ impl Call {
             | Call::Open { path, .. }
             | Call::Access { path, .. }
             | Call::Stat { path }
+            | Call::Read { path, .. }
+            | Call::Unlink { path }
             | Call::Execve { path, .. } => path.display().to_string(),
+            Call::Poll { what, .. } => what.clone(),
             Call::RunHost { argv } => argv.join(" "),
             Call::MknodatConfig { inside, .. } | Call::Fchownat { inside, .. } => {
                 inside.display().to_string()
@@ -1757,6 +1819,9 @@ impl Call {
                 | Call::Fstatfs { .. }
                 | Call::Access { .. }
                 | Call::Stat { .. }
+                | Call::Read { .. }
+                | Call::Unlink { .. }
+                | Call::Poll { .. }
                 | Call::Execveat { .. }
                 | Call::BpfProgLoad { .. }
                 | Call::BpfProgAttach { .. }
@@ -1828,6 +1893,11 @@ impl Call {
             Call::Setns {
                 fd: 3,
                 kind: CloneFlags::CLONE_NEWNET,
+                pid: 0,
+            },
+            Call::Setns {
+                fd: 3,
+                kind: CloneFlags::CLONE_NEWPID,
                 pid: 0,
             },
             Call::Mkdir {
@@ -2164,6 +2234,41 @@ impl Call {
                 mode: libc::X_OK,
             },
             Call::Stat { path: p("/bin/sh") },
+            Call::Open {
+                path: p("/sys/fs/cgroup/freezer/x/freezer.state"),
+                flags: libc::O_RDONLY | libc::O_CLOEXEC,
+                mode: 0,
+            },
+            Call::Openat2 {
+                dirfd: 3,
+                path: p("etc/passwd"),
+                flags: libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+                mode: 0,
+                resolve: super::fs::IN_ROOT,
+            },
+            Call::Read {
+                fd: 3,
+                path: p("/proc/1/root/etc/passwd"),
+                cap: 4096,
+            },
+            Call::Read {
+                fd: 3,
+                path: p("/sys/fs/cgroup/freezer/x/freezer.state"),
+                cap: 4096,
+            },
+            Call::Read {
+                fd: 3,
+                path: p("/run/dockling-runc/x/exec.fifo"),
+                cap: 512,
+            },
+            Call::Unlink {
+                path: p("/run/dockling-runc/x/exec.fifo"),
+            },
+            Call::Poll {
+                fds: vec![3, 4],
+                timeout: -1,
+                what: "exec.fifo and pidfd".into(),
+            },
             Call::Execveat {
                 fd: 3,
                 argv: vec![],

@@ -841,6 +841,47 @@ impl Backend for Linux {
                 nix::unistd::AccessFlags::from_bits_retain(*mode),
             )
             .map(|()| Ret::Zero),
+            Call::Read { fd, cap, .. } => {
+                let mut buf = vec![0u8; *cap];
+                // SAFETY: read(2) into a buffer of `cap` bytes we own; fd is the caller's open
+                // descriptor. Not nix: its read takes an AsFd, and borrowing this raw
+                // descriptor as one would be just as unsafe.
+                let n = unsafe { libc::read(*fd, buf.as_mut_ptr().cast(), buf.len()) };
+                Errno::result(n).map(|n| {
+                    buf.truncate(n as usize);
+                    Ret::Received(buf)
+                })
+            }
+            Call::Unlink { path } => nix::unistd::unlinkat(
+                None,
+                path.as_path(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            )
+            .map(|()| Ret::Zero),
+            Call::Poll { fds, timeout, .. } => {
+                let mut polled: Vec<libc::pollfd> = fds
+                    .iter()
+                    .map(|&fd| libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    })
+                    .collect();
+                // SAFETY: poll(2) on an array of pollfd we own, its length given; the
+                // descriptors are the caller's (a closed one is only POLLNVAL).
+                let n = unsafe {
+                    libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, *timeout)
+                };
+                Errno::result(n).map(|_| {
+                    Ret::Polled(
+                        polled
+                            .iter()
+                            .filter(|p| p.revents != 0)
+                            .map(|p| (p.fd, p.revents))
+                            .collect(),
+                    )
+                })
+            }
             // glibc's stat: newfstatat(AT_FDCWD, path, buf, 0).
             Call::Stat { path } => nix::sys::stat::stat(path.as_path()).map(|st| Ret::Stat {
                 mode: st.st_mode,
