@@ -837,7 +837,14 @@ fn hooks_run_in_the_lifecycles_order_with_the_state_on_stdin() {
 #[test]
 fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
     let b = Bundle::new(&["echo", "ran"]);
-    b.edit(|c| c["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false"}]}));
+    // The poststop hooks still run: the spec goes on to delete after a failed hook.
+    let poststop = b.dir.path().join("poststop.json");
+    b.edit(|c| {
+        c["hooks"] = serde_json::json!({
+            "createRuntime": [{"path": "/bin/false"}],
+            "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", poststop.display())]}],
+        })
+    });
     let (code, _, err) = b.out(&["create", "f1"]);
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -848,6 +855,12 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
     );
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&poststop).expect("the poststop hook ran")).unwrap();
+    assert_eq!(
+        (s["id"].as_str(), s["status"].as_str()),
+        (Some("f1"), Some("stopped"))
+    );
 
     // A hook past its timeout is killed, and fails the create the same way: even one that
     // never reads a state bigger than a pipe holds.
@@ -1861,12 +1874,21 @@ fn a_pid_namespace_given_by_path_is_the_containers() {
         std::fs::read_link(&target).ok().filter(|l| *l != ours)
     });
     let b = Bundle::new(&["sleep", "1000"]);
+    // The runtime's hooks run in the runtime's pid namespace, not the one it joins for the
+    // container (the spec: "in the runtime namespace").
+    let hook = |name: &str| {
+        serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!(
+            "readlink /proc/self/ns/pid > {}/{name}.ns", b.dir.path().display()
+        )]})
+    };
+    let (prestart, create_runtime) = (hook("prestart"), hook("createRuntime"));
     b.edit(|c| {
         for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
             if n["type"] == "pid" {
                 n["path"] = target.clone().into();
             }
         }
+        c["hooks"] = serde_json::json!({"prestart": [prestart], "createRuntime": [create_runtime]});
     });
     let (code, _, err) = b.out(&["run", "-d", "--pid-file", "pid", "n1"]);
     let seen = (code == 0).then(|| {
@@ -1878,6 +1900,52 @@ fn a_pid_namespace_given_by_path_is_the_containers() {
     let _ = holder.wait();
     assert_eq!(code, 0, "{err}");
     assert_eq!(seen, Some(ns));
+    for name in ["prestart", "createRuntime"] {
+        let hooks_ns = std::fs::read_to_string(b.dir.path().join(format!("{name}.ns")))
+            .unwrap_or_else(|e| panic!("{name} hook ran: {e}"));
+        assert_eq!(hooks_ns.trim(), ours.to_str().unwrap(), "{name}");
+    }
+}
+
+/// An OCI config's memory limit alone sets no memory + swap limit, as runc's: it went
+/// through `dockling run`'s limits, which add Docker's default (memory + swap at twice the
+/// memory). With `swap` given, that is what the group gets.
+#[test]
+fn a_memory_limit_alone_sets_no_swap_limit() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20}));
+    let (code, _, err) = b.out(&["create", "m1"]);
+    assert_eq!(code, 0, "{err}");
+    let read = |file: &str| {
+        std::fs::read_to_string(b.knob(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let v2 = !b.cgroups().iter().any(|d| d.join("freezer.state").exists());
+    let (limit, swap) = if v2 {
+        ("memory.max", "memory.swap.max")
+    } else {
+        ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+    };
+    assert_eq!(read(limit), (64u64 << 20).to_string());
+    if !b.cgroups().iter().any(|d| d.join(swap).exists()) {
+        eprintln!("skipped: this kernel accounts no swap (no {swap}; boot with swapaccount=1)");
+        return;
+    }
+    // The kernel's own "no limit": v2 `max`, v1 the page counter's largest (2^63 - 4096).
+    let unlimited = |v: &str| v == "max" || v.parse::<u64>().is_ok_and(|n| n >= 1 << 62);
+    assert!(unlimited(&read(swap)), "{swap}: {}", read(swap));
+    let (code, _, err) = b.out(&["delete", "--force", "m1"]);
+    assert_eq!(code, 0, "{err}");
+    b.edit(|c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20, "swap": 96 << 20})
+    });
+    let (code, _, err) = b.out(&["create", "m2"]);
+    assert_eq!(code, 0, "{err}");
+    // v2's knob is the swap alone: the spec's memory + swap less the memory.
+    let want: u64 = if v2 { 32 << 20 } else { 96 << 20 };
+    assert_eq!(read(swap), want.to_string());
 }
 
 /// A nested cgroupsPath: every group on the way is made (runtime-tools' relative cgroup

@@ -70,12 +70,39 @@ pub struct Resources {
     pub memory_kernel_tcp: Option<i64>,
     /// How readily the group's memory is swapped, 0 to 100 (v1 only).
     pub memory_swappiness: Option<u64>,
+    /// The device rules (`devices`), as given: `create` makes the group's rules of them
+    /// ([`super::devices::from_oci`]); `update` refuses them.
+    pub devices: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
 }
 
 impl Resources {
     /// True when nothing is asked for.
     pub fn is_empty(&self) -> bool {
         *self == Resources::default()
+    }
+
+    /// The runtime spec's `linux.resources` (`create`'s, from the config) or `LinuxResources`
+    /// (`update --resources`): read once, by [`from_json`], each field the spec has and
+    /// dockling cannot set refused by its path. A 0 says "not set" where runc reads it so
+    /// (a written 0 is EINVAL, or a change no one asked for). Only what is given is written:
+    /// a memory limit alone sets no memory + swap limit (runc's way; `dockling run -m` adds
+    /// Docker's twice-the-memory default, the OCI config does not).
+    pub fn from_oci(doc: &Value) -> Result<Resources> {
+        let mut r = from_json(doc)?;
+        r.memory = r.memory.filter(|v| *v != 0);
+        r.memory_reservation = r.memory_reservation.filter(|v| *v != 0);
+        r.memory_swap = r.memory_swap.filter(|v| *v != 0);
+        r.cpu_shares = r.cpu_shares.filter(|v| *v != 0);
+        r.cpu_quota = r.cpu_quota.filter(|v| *v != 0);
+        r.cpu_period = r.cpu_period.filter(|v| *v != 0);
+        r.cpu_rt_runtime = r.cpu_rt_runtime.filter(|v| *v != 0);
+        r.cpu_rt_period = r.cpu_rt_period.filter(|v| *v != 0);
+        r.pids = r.pids.filter(|v| *v != 0);
+        r.blkio_weight = r.blkio_weight.filter(|v| *v != 0);
+        r.disable_oom_killer = r.disable_oom_killer.filter(|off| *off);
+        r.cpuset_cpus = r.cpuset_cpus.filter(|v| !v.is_empty());
+        r.cpuset_mems = r.cpuset_mems.filter(|v| !v.is_empty());
+        Ok(r)
     }
 }
 
@@ -131,7 +158,7 @@ impl Cgroup {
             let dir = self.knob_dir("memory", "a memory limit")?;
             let limit = dir.join("memory.limit_in_bytes");
             let memsw = dir.join("memory.memsw.limit_in_bytes");
-            if r.memory_swap.is_some() && !sys.is_dry_run() && !memsw.exists() {
+            if r.memory_swap.is_some() && !sys.is_dry_run() && !sys.exists(&memsw) {
                 return Err(Error::Usage(
                     "memory-swap: this kernel does not account swap (no \
                      memory.memsw.limit_in_bytes; boot with swapaccount=1): leave it out"
@@ -143,7 +170,7 @@ impl Cgroup {
             let swap_first = match r.memory_swap {
                 Some(-1) => true,
                 Some(s) if s < 0 => true,
-                Some(s) => read_i64(&memsw).is_some_and(|old| s > old),
+                Some(s) => read_i64(sys, &memsw).is_some_and(|old| s > old),
                 None => false,
             };
             let write_swap = |s: i64| write_knob(sys, &memsw, &s.max(-1).to_string());
@@ -158,7 +185,7 @@ impl Cgroup {
                         Error::Usage(format!(
                             "{e}: a memory limit above the memory + swap limit ({}) is \
                              refused; give --memory-swap too",
-                            read_i64(&memsw).map_or("unknown".into(), |v| v.to_string())
+                            read_i64(sys, &memsw).map_or("unknown".into(), |v| v.to_string())
                         ))
                     } else {
                         e
@@ -222,7 +249,7 @@ impl Cgroup {
                 if v > 0 {
                     let period = r
                         .cpu_rt_period
-                        .or_else(|| read_i64(&dir.join("cpu.rt_period_us")).map(|p| p as u64))
+                        .or_else(|| read_i64(sys, &dir.join("cpu.rt_period_us")).map(|p| p as u64))
                         .unwrap_or(1_000_000);
                     self.raise_rt_ancestors(sys, &dir, v, period)?;
                 }
@@ -248,7 +275,7 @@ impl Cgroup {
             let knob = ["blkio.weight", "blkio.bfq.weight"]
                 .into_iter()
                 .map(|k| dir.join(k))
-                .find(|k| sys.is_dry_run() || k.exists())
+                .find(|k| sys.is_dry_run() || sys.exists(k))
                 .ok_or_else(|| {
                     Error::Usage(
                         "a blkio weight needs a proportional I/O scheduler (no blkio.weight or \
@@ -263,7 +290,7 @@ impl Cgroup {
             let dir = self.knob_dir("hugetlb", "a huge page limit")?;
             for (size, limit) in &r.hugepage_limits {
                 let knob = dir.join(format!("hugetlb.{size}.limit_in_bytes"));
-                if !sys.is_dry_run() && !knob.exists() {
+                if !sys.is_dry_run() && !sys.exists(&knob) {
                     return Err(unknown_page_size(size));
                 }
                 write_knob(sys, &knob, &limit.to_string())?;
@@ -283,7 +310,7 @@ impl Cgroup {
         let mut at = dir.parent();
         while let Some(p) = at {
             // The hierarchy's root (its release_agent is there only) is the kernel's to set.
-            if !p.join("cpu.rt_runtime_us").exists() || p.join("release_agent").exists() {
+            if !sys.exists(&p.join("cpu.rt_runtime_us")) || sys.exists(&p.join("release_agent")) {
                 break;
             }
             ancestors.push(p.to_path_buf());
@@ -305,12 +332,12 @@ impl Cgroup {
                 .filter(|c| c.is_dir() && *c != child)
                 .map(|c| {
                     share_of(
-                        read_i64(&c.join("cpu.rt_runtime_us")).unwrap_or(0),
-                        read_i64(&c.join("cpu.rt_period_us")).unwrap_or(1_000_000),
+                        read_i64(sys, &c.join("cpu.rt_runtime_us")).unwrap_or(0),
+                        read_i64(sys, &c.join("cpu.rt_period_us")).unwrap_or(1_000_000),
                     )
                 })
                 .sum();
-            let own_period = read_i64(&p.join("cpu.rt_period_us")).unwrap_or(1_000_000);
+            let own_period = read_i64(sys, &p.join("cpu.rt_period_us")).unwrap_or(1_000_000);
             let total = child_share + others;
             let need = (total * own_period as f64).ceil() as i64;
             needs.push((p.join("cpu.rt_runtime_us"), need));
@@ -318,7 +345,7 @@ impl Cgroup {
             child = p.clone();
         }
         for (knob, need) in needs.iter().rev() {
-            if read_i64(knob).is_some_and(|now| now >= 0 && now < *need) {
+            if read_i64(sys, knob).is_some_and(|now| now >= 0 && now < *need) {
                 write_knob(sys, knob, &need.to_string())?;
             }
         }
@@ -368,9 +395,7 @@ impl Cgroup {
                     } else {
                         let memory = match r.memory {
                             Some(m) => Some(m),
-                            None => std::fs::read_to_string(dir.join("memory.max"))
-                                .ok()
-                                .and_then(|t| t.trim().parse().ok()),
+                            None => read_i64(sys, &dir.join("memory.max")),
                         };
                         match memory {
                             Some(m) if m >= 0 && s >= m => (s - m).to_string(),
@@ -404,7 +429,7 @@ impl Cgroup {
             }
             if r.cpu_quota.is_some() || r.cpu_period.is_some() {
                 // One file holds both: the one not given is kept from what it says now.
-                let now = std::fs::read_to_string(dir.join("cpu.max")).unwrap_or_default();
+                let now = sys.read_file(&dir.join("cpu.max")).unwrap_or_default();
                 let mut old = now.split_whitespace();
                 let old_quota = old.next().unwrap_or("max").to_string();
                 let old_period = old.next().unwrap_or("100000").to_string();
@@ -428,7 +453,7 @@ impl Cgroup {
         }
         if let Some(w) = r.blkio_weight {
             let bfq = dir.join("io.bfq.weight");
-            if !sys.is_dry_run() && bfq.exists() {
+            if !sys.is_dry_run() && sys.exists(&bfq) {
                 write_knob(sys, &bfq, &w.to_string())?;
             } else {
                 self.enable_v2(sys, "io", &dir.join("io.weight"))?;
@@ -442,7 +467,7 @@ impl Cgroup {
         for (size, limit) in &r.hugepage_limits {
             let knob = dir.join(format!("hugetlb.{size}.max"));
             self.enable_v2(sys, "hugetlb", &knob)?;
-            if !sys.is_dry_run() && !knob.exists() {
+            if !sys.is_dry_run() && !sys.exists(&knob) {
                 return Err(unknown_page_size(size));
             }
             write_knob(sys, &knob, &limit.to_string())?;
@@ -454,12 +479,13 @@ impl Cgroup {
     /// into `cgroup.subtree_control` of the root and of every group down to the container's
     /// parent (a controller reaches a group only through every ancestor).
     fn enable_v2(&self, sys: &Sys, controller: &str, knob: &Path) -> Result<()> {
-        if sys.is_dry_run() || knob.exists() {
+        if sys.is_dry_run() || sys.exists(knob) {
             return Ok(());
         }
         let root = &self.hierarchies[0].mount_point;
-        let available =
-            std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+        let available = sys
+            .read_file(&root.join("cgroup.controllers"))
+            .unwrap_or_default();
         if !available.split_whitespace().any(|c| c == controller) {
             return Err(Error::Usage(format!(
                 "the {controller} cgroup controller is not available on this host's cgroup v2: \
@@ -534,8 +560,9 @@ fn write_knob(sys: &Sys, knob: &Path, value: &str) -> Result<()> {
     })
 }
 
-fn read_i64(path: &Path) -> Option<i64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+/// A knob's number, read through the seam; `None` when it is missing or says `max`.
+fn read_i64(sys: &Sys, path: &Path) -> Option<i64> {
+    sys.read_file(path).ok()?.trim().parse().ok()
 }
 
 /// True for a value that says nothing: `null`, `[]`, `{}`.
@@ -548,9 +575,10 @@ fn empty(v: &Value) -> bool {
     }
 }
 
-/// The runtime spec's `LinuxResources` as what `update` changes. Every field the spec has
-/// and dockling does not change is refused by its path (`memory.swappiness`); unknown ones too.
-pub fn from_json(doc: &Value) -> Result<Resources> {
+/// The runtime spec's `LinuxResources` as what `create` and `update` write, as given. Every
+/// field the spec has and dockling does not change is refused by its path; unknown ones too.
+/// [`Resources::from_oci`] is the reading the commands use.
+fn from_json(doc: &Value) -> Result<Resources> {
     let obj = doc.as_object().ok_or_else(|| {
         Error::Usage(
             "the resources must be a JSON object (the runtime spec's linux.resources)".into(),
@@ -656,6 +684,10 @@ pub fn from_json(doc: &Value) -> Result<Resources> {
                         _ => return Err(refuse(&path)),
                     }
                 }
+            }
+            "devices" => {
+                r.devices = serde_json::from_value(value.clone())
+                    .map_err(|e| Error::Usage(format!("resources: devices: {e}")))?;
             }
             "hugepageLimits" => {
                 let list = value.as_array().ok_or_else(|| {
