@@ -80,15 +80,11 @@ pub fn create(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Cre
     ));
     // 0622 exactly, whatever the caller's umask: the container's process opens it for writing
     // after it became the container's user, maybe without any capability (runc does the same).
-    let old_mask = match sys.perform(Call::Umask { mask: 0 })? {
-        Ret::Umask(m) => m,
-        _ => 0o022,
-    };
-    let made = sys.run(Call::Mkfifo {
-        path: opts.fifo.to_path_buf(),
-    });
-    sys.run(Call::Umask { mask: old_mask })?;
-    made?;
+    sys.with_umask(0, || {
+        sys.run(Call::Mkfifo {
+            path: opts.fifo.to_path_buf(),
+        })
+    })?;
     if let (Some(cg), Some(limits)) = (opts.cgroup, spec.cgroup.as_ref()) {
         sys.step(StepId::CgroupsCreate)?;
         // The config's rules, runc's allowed devices and the config's own nodes.

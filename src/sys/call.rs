@@ -130,11 +130,10 @@ pub enum Call {
     /// `dup2(2)`: `what` says what `old` is (the explanation depends on it).
     Dup2 { old: i32, new: i32, what: Stdio },
     /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC`: mark every descriptor from `first` up
-    /// close-on-exec so nothing of the engine leaks into the container.
-    CloseRange { first: u32 },
-    /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC` from `first` = 3 + N: the same, leaving
-    /// the N descriptors after stderr open for the program (`runtime exec --preserve-fds N`).
-    CloseRangePreserving { first: u32 },
+    /// close-on-exec so nothing of the engine leaks into the container. `preserving`: `first`
+    /// is 3 + N, the N descriptors after stderr left open for the program (`runtime create`
+    /// and `exec --preserve-fds N`); explained apart.
+    CloseRange { first: u32, preserving: bool },
     /// `close_range(2)` without flags: close every descriptor from `first` to `last` now
     /// (`--init`'s process 1, which never execs, so close-on-exec would never close them).
     CloseRangeNow { first: u32, last: u32 },
@@ -653,9 +652,7 @@ impl Call {
             Call::Setsid => "setsid",
             Call::IoctlSetCtty { .. } => "ioctl",
             Call::Dup2 { .. } => "dup2",
-            Call::CloseRange { .. }
-            | Call::CloseRangePreserving { .. }
-            | Call::CloseRangeNow { .. } => "close_range",
+            Call::CloseRange { .. } | Call::CloseRangeNow { .. } => "close_range",
             Call::Seccomp { .. } => "seccomp",
             Call::Execve { .. } | Call::RunHost { .. } => "execve",
             Call::Openat2 { .. } => "openat2",
@@ -732,7 +729,9 @@ impl Call {
             }
             Call::Clone { flags } if flags.is_empty() => "clone.fork",
             Call::CloseRangeNow { .. } => "close_range.now",
-            Call::CloseRangePreserving { .. } => "close_range.preserve_fds",
+            Call::CloseRange {
+                preserving: true, ..
+            } => "close_range.preserve_fds",
             Call::Clone { flags } if flags.contains(CloneFlags::CLONE_PARENT) => "clone.parent",
             Call::Mount { fstype, flags, .. } => {
                 if flags.contains(MsFlags::MS_REMOUNT) {
@@ -880,7 +879,7 @@ impl Call {
             Call::ProxyPipe => "pipe2.proxy",
             Call::KillProxy { .. } => "kill.proxy",
             Call::WaitProxy { .. } => "wait4.proxy",
-            Call::CloseRange { first } if *first > 3 => "close_range.proxy",
+            Call::CloseRange { first, .. } if *first > 3 => "close_range.proxy",
             Call::Execve { path, argv, .. }
                 if path == std::path::Path::new("/proc/self/exe")
                     && argv.get(1).map(String::as_str) == Some("proxy") =>
@@ -1205,7 +1204,7 @@ impl Call {
             Call::Dup2 { old, new, .. } => {
                 let _ = write!(s, "{old}, {new}");
             }
-            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
+            Call::CloseRange { first, .. } => {
                 let _ = write!(s, "{first}, 4294967295, CLOSE_RANGE_CLOEXEC");
             }
             Call::CloseRangeNow { first, last } => {
@@ -1693,7 +1692,7 @@ impl Call {
             Call::Setgroups { gids } => format!("{gids:?}"),
             Call::Dup2 { old, new, .. } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
-            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
+            Call::CloseRange { first, .. } => {
                 format!("fds from {first}")
             }
             Call::NetlinkSend { req, .. } => super::netlink::one_line(&req.command).into_owned(),
@@ -1780,7 +1779,6 @@ impl Call {
                 | Call::IoctlSetCtty { .. }
                 | Call::Dup2 { .. }
                 | Call::CloseRange { .. }
-                | Call::CloseRangePreserving { .. }
                 | Call::CloseRangeNow { .. }
                 | Call::Seccomp { .. }
                 | Call::Openat2 { .. }
@@ -1956,8 +1954,14 @@ impl Call {
                 new: 0,
                 what: Stdio::Null,
             },
-            Call::CloseRange { first: 3 },
-            Call::CloseRangePreserving { first: 5 },
+            Call::CloseRange {
+                first: 3,
+                preserving: false,
+            },
+            Call::CloseRange {
+                first: 5,
+                preserving: true,
+            },
             Call::CloseRangeNow {
                 first: 3,
                 last: u32::MAX,
@@ -2141,7 +2145,10 @@ impl Call {
                 uid: 0,
                 gid: 0,
             },
-            Call::CloseRange { first: 5 },
+            Call::CloseRange {
+                first: 5,
+                preserving: false,
+            },
             Call::Execve {
                 path: p("/proc/self/exe"),
                 argv: vec!["dockling".into(), "proxy".into()],

@@ -305,7 +305,7 @@ impl Backend for Linux {
                 unsafe { ioctl::tiocsctty(*fd, 0) }.map(|_| Ret::Zero)
             }
             Call::Dup2 { old, new, .. } => nix::unistd::dup2(*old, *new).map(Ret::Fd),
-            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
+            Call::CloseRange { first, .. } => {
                 // SAFETY: integer arguments only; CLOSE_RANGE_CLOEXEC (4) marks, not closes,
                 // so descriptors still in use until execve (the sync pipe) keep working.
                 // Not nix: 0.29 has no close_range.

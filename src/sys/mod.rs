@@ -307,6 +307,22 @@ impl Sys {
         Ok(self.owned(ret))
     }
 
+    /// Run `f` with the umask at `mask` (`umask(2)`), the old one given back after it
+    /// whatever `f` returned: files made in it get exactly the modes asked for.
+    pub fn with_umask<T, E: From<SysError>>(
+        &self,
+        mask: u32,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let old = match self.perform(Call::Umask { mask })? {
+            Ret::Umask(m) => m,
+            _ => 0o022,
+        };
+        let done = f();
+        self.run(Call::Umask { mask: old })?;
+        done
+    }
+
     /// `unlinkat(AT_FDCWD, path, 0)`.
     pub fn unlink(&self, path: &Path) -> Result<(), SysError> {
         self.run(Call::Unlink {
