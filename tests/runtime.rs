@@ -270,10 +270,6 @@ fn a_foreground_run_forwards_signals_to_the_container() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let _clean = Deleting {
-        b: &b,
-        ids: vec!["s1"],
-    };
     wait_until("the container's shell ready", || {
         std::fs::read_to_string(&out)
             .ok()
@@ -1263,19 +1259,6 @@ fn exec_gets_the_containers_seccomp_filter() {
 
 /// Containers deleted (`delete --force`) when the test ends, passed or failed: none is left
 /// running, or frozen, behind a failed assertion.
-struct Deleting<'a> {
-    b: &'a Bundle,
-    ids: Vec<&'static str>,
-}
-
-impl Drop for Deleting<'_> {
-    fn drop(&mut self) {
-        for id in &self.ids {
-            let _ = self.b.out(&["delete", "--force", id]);
-        }
-    }
-}
-
 impl Bundle {
     /// The container's group directory that holds `file` (v1: the hierarchy carrying it).
     fn knob(&self, file: &str) -> PathBuf {
@@ -1326,10 +1309,6 @@ fn proc_state(pid: i32) -> String {
 #[test]
 fn pause_freezes_every_process_and_resume_thaws_them() {
     let b = Bundle::new(&["sh", "-c", "sleep 1000 & exec sleep 1001"]);
-    let _clean = Deleting {
-        b: &b,
-        ids: vec!["p1", "p2", "p3"],
-    };
     let mut t = String::new();
     let shown = |t: &mut String, args: &[&str]| {
         let (code, out, err) = b.out(args);
@@ -1367,13 +1346,46 @@ fn pause_freezes_every_process_and_resume_thaws_them() {
         assert_eq!(proc_state(*p), "S", "pid {p} does not sleep as before");
     }
     assert_eq!(b.status("p1"), "running");
-    // A paused container ends with SIGKILL (thawed after the signal), and a signal it cannot
-    // act on while frozen waits.
+    // A signal a frozen process cannot act on waits, pending, until it is thawed (the
+    // background sleep: the container's process 1 ignores a TERM it has no handler for).
+    let init = init_pid(&b, "p1");
+    let other = *pids
+        .iter()
+        .find(|p| **p != init)
+        .expect("the background sleep");
     let (code, _, err) = b.out(&["pause", "p1"]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = b.out(&["kill", "p1", "TERM"]);
+    let (code, _, err) = b.out(&["kill", "--all", "p1", "TERM"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(b.status("p1"), "paused");
+    let pending = |pid: i32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        ["SigPnd:", "ShdPnd:"]
+            .iter()
+            .map(|k| {
+                let line = status.lines().find(|l| l.starts_with(k)).unwrap();
+                u64::from_str_radix(line[k.len()..].trim(), 16).unwrap()
+            })
+            .fold(0, |a, b| a | b)
+    };
+    let term = 1u64 << (libc::SIGTERM - 1);
+    assert_eq!(
+        pending(other) & term,
+        term,
+        "no TERM pending in pid {other}"
+    );
+    assert_eq!(proc_state(other), "D", "pid {other} is not frozen");
+    let (code, _, err) = b.out(&["resume", "p1"]);
+    assert_eq!(code, 0, "{err}");
+    // Thawed, it acts on it: it ends (a zombie of the sleep that never reaps it, or gone).
+    wait_until("the background sleep ends on its TERM", || {
+        std::fs::read_to_string(format!("/proc/{other}/stat"))
+            .map_or(true, |_| proc_state(other) == "Z")
+            .then_some(())
+    });
+    // A paused container ends with SIGKILL (thawed after the signal).
+    let (code, _, err) = b.out(&["pause", "p1"]);
+    assert_eq!(code, 0, "{err}");
     let (code, _, err) = b.out(&["kill", "p1", "KILL"]);
     assert_eq!(code, 0, "{err}");
     wait_until("stopped", || (b.status("p1") == "stopped").then_some(()));
@@ -1411,10 +1423,6 @@ fn pause_freezes_every_process_and_resume_thaws_them() {
 #[test]
 fn ps_lists_the_processes_of_the_containers_cgroup() {
     let b = Bundle::new(&["sh", "-c", "sleep 1000 & exec sleep 1001"]);
-    let _clean = Deleting {
-        b: &b,
-        ids: vec!["s1"],
-    };
     let (code, _, err) = b.out(&["run", "--detach", "s1"]);
     assert_eq!(code, 0, "{err}");
     let pids = wait_until("both processes", || {
@@ -1459,10 +1467,6 @@ fn update_writes_the_new_limits_into_the_cgroup() {
     b.edit(|c| {
         c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 200 << 20});
     });
-    let _clean = Deleting {
-        b: &b,
-        ids: vec!["u1"],
-    };
     let (code, _, err) = b.out(&["run", "--detach", "u1"]);
     assert_eq!(code, 0, "{err}");
     let read = |file: &str| {
@@ -1731,10 +1735,6 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
             "shares": 512, "mems": "0", "quota": 50000, "period": 500000
         });
     });
-    let _clean = Deleting {
-        b: &b,
-        ids: vec!["r1", "r3", "r4"],
-    };
     let (code, _, err) = b.out(&["create", "r1"]);
     assert_eq!(code, 0, "{err}");
     let read = |file: &str| {
@@ -1843,8 +1843,15 @@ fn a_seccomp_filter_that_refuses_close_range_still_runs_and_execs_without_leaks(
             "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]
         })
     });
-    let (code, _, err) = b.out(&["run", "-d", "f1"]);
+    let (code, _, err) = b.out(&["run", "-d", "--pid-file", "pid", "f1"]);
     assert_eq!(code, 0, "{err}");
+    // The filter is in: the first process and an exec'd one run under a seccomp filter
+    // (mode 2), so close_range was refused them and the marks came before.
+    let init = pid_in(&b.bundle().join("pid"));
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert!(status.lines().any(|l| l == "Seccomp:\t2"), "{status}");
+    let (code, out, err) = b.out(&["exec", "f1", "grep", "Seccomp:", "/proc/self/status"]);
+    assert_eq!((code, out.as_str()), (0, "Seccomp:\t2\n"), "{err}");
     // stdin, stdout, stderr, and the directory ls reads: nothing of the engine's, in the
     // container's first process and in an exec'd one.
     let first = wait_until("the first process's list", || {
