@@ -1602,8 +1602,26 @@ fn features_lists_what_create_accepts() {
     let (code, _, err) = b.out(&["run", "f2"]);
     assert_eq!(code, 1);
     assert!(err.contains("user namespaces are not supported"), "{err}");
-    // What the spec template writes is within the list.
-    assert!(listed(&doc["mountOptions"]).contains(&"nosuid".to_string()));
+    // Every mount option the spec template writes is within the list, but the file systems'
+    // own data (`mode=755`, devpts' `newinstance`), which the kernel reads, not the runtime.
+    let options = listed(&doc["mountOptions"]);
+    std::fs::create_dir(b.dir.path().join("template")).unwrap();
+    let template = common::runtime_spec(&b.dir.path().join("template"));
+    let mut checked = 0;
+    for m in template["mounts"].as_array().unwrap() {
+        for o in m["options"].as_array().into_iter().flatten() {
+            let o = o.as_str().unwrap();
+            if o.contains('=') || o == "newinstance" {
+                continue;
+            }
+            assert!(
+                options.contains(&o.to_string()),
+                "{o} ({m}) is not in {options:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 5, "only {checked} options in the template");
     assert_eq!(doc["linux"]["apparmor"]["enabled"], false);
     assert_eq!(doc["linux"]["selinux"]["enabled"], false);
     assert_eq!(
@@ -1631,7 +1649,7 @@ fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() 
         "sh",
         "-c",
         "stat -c '%n %a %u:%g %t:%T %F' /dev/foo /sub/dir/node /dev/fifo /mnt; \
-         mknod /tmp/fuse c 10 229; mknod /tmp/loop-control c 10 237; \
+         mknod /tmp/fuse c 10 229 && mknod /tmp/loop-control c 10 237 || echo mknod: failed; \
          (exec 3</tmp/fuse) && echo fuse read: allowed; \
          (exec 4>/tmp/fuse) 2>/dev/null || echo fuse write: denied; \
          (exec 5</tmp/loop-control) 2>/dev/null || echo loop-control read: denied; \
@@ -1679,13 +1697,18 @@ fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() 
         inside.display()
     );
     // The host's /dev bound in: no node is made in it (it is the host's), and the config's
-    // rules still hold for the host's nodes seen there.
+    // rules still hold for the host's nodes seen there (its /dev/fuse, there first: a
+    // missing one would read as denied too).
+    assert!(
+        std::fs::metadata("/dev/fuse").is_ok_and(|m| m.file_type().is_char_device()),
+        "this test needs the host's /dev/fuse (modprobe fuse)"
+    );
     let node = format!("dockling-test-{}", std::process::id());
     b.edit(|c| {
         c["process"]["args"] = serde_json::json!([
             "sh",
             "-c",
-            "(exec 3</dev/fuse) 2>/dev/null || echo host fuse read: denied; echo x > /dev/null && echo null: allowed"
+            "[ -c /dev/fuse ] && echo host fuse: there; (exec 3</dev/fuse) 2>/dev/null || echo host fuse read: denied; echo x > /dev/null && echo null: allowed"
         ]);
         c["mounts"]
             .as_array_mut()
@@ -1697,7 +1720,10 @@ fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() 
     });
     let (code, out, err) = b.out(&["run", "dv3"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "host fuse read: denied\nnull: allowed\n");
+    assert_eq!(
+        out,
+        "host fuse: there\nhost fuse read: denied\nnull: allowed\n"
+    );
     assert!(
         !std::path::Path::new("/dev").join(&node).exists(),
         "a node was made in the host's /dev"
