@@ -344,17 +344,11 @@ impl Cgroup {
         Ok(())
     }
 
-    /// True while the group is frozen (or freezing).
+    /// True while the group is frozen (or freezing): [`Cgroup::freezer_state`], read through
+    /// an untraced seam (its callers ask on every status).
     pub fn is_frozen(&self) -> bool {
-        match self.version {
-            Version::V1 => self.freezer(&Sys::quiet()).is_some_and(|(knob, ..)| {
-                std::fs::read_to_string(knob).is_ok_and(|s| s.trim() != "THAWED")
-            }),
-            Version::V2 => self.paths().into_iter().next().is_some_and(|d| {
-                std::fs::read_to_string(d.join("cgroup.events"))
-                    .is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
-            }),
-        }
+        self.freezer_state(&Sys::quiet())
+            .is_some_and(|s| s != "thawed")
     }
 
     /// Kill every process of the group, the container's own and whatever it started: with
