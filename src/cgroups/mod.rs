@@ -272,8 +272,8 @@ impl Cgroup {
 
     /// The processes of the group and of every group below it (a container with a cgroup
     /// namespace of its own may make some and move into them), each once, in the order the
-    /// kernel lists them, parents first. Each `cgroup.procs` read through the seam; the
-    /// directories listed by `getdents64`, which the seam has no call for.
+    /// kernel lists them, parents first. Each `cgroup.procs` read and each directory listed
+    /// through the seam.
     pub fn all_procs(&self, sys: &Sys) -> Vec<i32> {
         let Some(top) = self.paths().into_iter().find(|d| d.is_dir()) else {
             return vec![];
@@ -287,13 +287,13 @@ impl Cgroup {
                     pids.push(pid);
                 }
             }
-            let Ok(entries) = std::fs::read_dir(&dir) else {
+            let Ok(entries) = sys.list_dir(&dir) else {
                 continue;
             };
             let mut subs: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
+                .into_iter()
+                .filter(|(_, is_dir)| *is_dir)
+                .map(|(name, _)| dir.join(name))
                 .collect();
             subs.sort();
             // Popped in name order.

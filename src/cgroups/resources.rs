@@ -272,7 +272,7 @@ impl Cgroup {
             let v2_name = format!("hugetlb.{size}.max");
             let knob = self.knob(sys, "hugetlb", &v1, &v2_name, "a huge page limit")?;
             if !sys.is_dry_run() && !sys.exists(&knob) {
-                return Err(unknown_page_size(size));
+                return Err(unknown_page_size(sys, size));
             }
             write_knob(sys, &knob, &bytes.to_string())?;
         }
@@ -411,12 +411,13 @@ impl Cgroup {
         let mut child = dir.to_path_buf();
         let mut needs = Vec::new();
         for p in &ancestors {
-            let others: f64 = std::fs::read_dir(p)
+            let others: f64 = sys
+                .list_dir(p)
+                .unwrap_or_default()
                 .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|c| c.is_dir() && *c != child)
+                .filter(|(_, is_dir)| *is_dir)
+                .map(|(name, _)| p.join(name))
+                .filter(|c| *c != child)
                 .map(|c| {
                     share_of(
                         read_i64(sys, &c.join("cpu.rt_runtime_us")).unwrap_or(0),
@@ -522,15 +523,13 @@ fn v2_swap(swap: i64, memory: Option<i64>) -> Result<String> {
 }
 
 /// A huge page size the kernel has no limit for.
-fn unknown_page_size(size: &str) -> Error {
-    let sizes: Vec<String> = std::fs::read_dir("/sys/kernel/mm/hugepages")
+fn unknown_page_size(sys: &Sys, size: &str) -> Error {
+    let sizes: Vec<String> = sys
+        .list_dir(Path::new("/sys/kernel/mm/hugepages"))
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let kb: u64 = e
-                .file_name()
-                .to_str()?
+        .filter_map(|(name, _)| {
+            let kb: u64 = name
                 .strip_prefix("hugepages-")?
                 .strip_suffix("kB")?
                 .parse()

@@ -271,6 +271,10 @@ pub enum Call {
         timeout: i32,
         what: String,
     },
+    /// `getdents64(fd, buf, cap)`: the next entries of the directory open on `fd` (`path`
+    /// names it, for the explanation and error messages), in [`Ret::Dirents`]; none at its
+    /// end. A cgroup's children, the kernel's huge page sizes.
+    Getdents { fd: i32, path: PathBuf, cap: usize },
     /// `sendfile(out_fd, in_fd, NULL, count)`: up to `count` bytes from `in_fd`'s offset to
     /// `out_fd`, without passing through user space; 0 at the end of `in_fd`.
     Sendfile {
@@ -558,6 +562,13 @@ pub enum Ret {
     /// `poll`: the descriptors that are ready with their `revents` (their number is what it
     /// returns).
     Polled(Vec<(i32, i16)>),
+    /// `getdents64`: the bytes filled in (what it returns) and each entry's name and whether
+    /// it is a directory (`d_type` `DT_DIR`).
+    #[allow(missing_docs)]
+    Dirents {
+        bytes: usize,
+        entries: Vec<(String, bool)>,
+    },
     /// `getsockname`: returns 0, and the socket's address through its argument.
     SockName(std::net::SocketAddrV4),
     /// A host program run to its end ([`Call::RunHost`]): its pid, raw wait status and output.
@@ -608,6 +619,7 @@ impl Ret {
             Ret::Fd(fd) => fd as i64,
             Ret::Received(ref b) => b.len() as i64,
             Ret::Polled(ref r) => r.len() as i64,
+            Ret::Dirents { bytes, .. } => bytes as i64,
             Ret::PtyNumber(_)
             | Ret::FdPair(..)
             | Ret::IfFlags(_)
@@ -685,6 +697,7 @@ impl Call {
             Call::Read { .. } => "read",
             Call::Unlink { .. } => "unlinkat",
             Call::Poll { .. } => "poll",
+            Call::Getdents { .. } => "getdents64",
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
             Call::NetlinkSocket { .. } => "socket",
@@ -844,6 +857,9 @@ impl Call {
             Call::Write { .. } => "write.file",
             Call::Read { path, .. } if path.starts_with("/sys/fs/cgroup") => "read.cgroup",
             Call::Read { path, .. } if path.ends_with("exec.fifo") => "read.fifo",
+            Call::Getdents { path, .. } if path.starts_with("/sys/fs/cgroup") => {
+                "getdents64.cgroup"
+            }
             Call::IoctlIfFlags { set: None, .. } => "ioctl.siocgifflags",
             Call::IoctlIfFlags { .. } => "ioctl.siocsifflags",
             Call::Dup2 {
@@ -1432,6 +1448,16 @@ impl Call {
             Call::Unlink { path } => {
                 let _ = write!(s, "AT_FDCWD, {}, 0", path_arg(path));
             }
+            // strace shows the buffer's address and the entries' number as a comment.
+            Call::Getdents { fd, cap, .. } => {
+                let count = match ret {
+                    Some(Ret::Dirents { entries, .. }) => {
+                        format!(" /* {} entries */", entries.len())
+                    }
+                    _ => String::new(),
+                };
+                let _ = write!(s, "{fd}, 0x…{count}, {cap}");
+            }
             Call::Poll { fds, timeout, .. } => {
                 let asked: Vec<String> = fds
                     .iter()
@@ -1645,6 +1671,7 @@ impl Call {
             | Call::Access { path, .. }
             | Call::Stat { path }
             | Call::Read { path, .. }
+            | Call::Getdents { path, .. }
             | Call::Unlink { path }
             | Call::Execve { path, .. } => path.display().to_string(),
             Call::Poll { what, .. } => what.clone(),
@@ -1818,6 +1845,7 @@ impl Call {
                 | Call::Access { .. }
                 | Call::Stat { .. }
                 | Call::Read { .. }
+                | Call::Getdents { .. }
                 | Call::Unlink { .. }
                 | Call::Poll { .. }
                 | Call::Execveat { .. }
@@ -2270,6 +2298,16 @@ impl Call {
             },
             Call::Unlink {
                 path: p("/run/dockling-runc/x/exec.fifo"),
+            },
+            Call::Getdents {
+                fd: 3,
+                path: p("/sys/kernel/mm/hugepages"),
+                cap: 32768,
+            },
+            Call::Getdents {
+                fd: 3,
+                path: p("/sys/fs/cgroup/cpu/x"),
+                cap: 32768,
             },
             Call::Poll {
                 fds: vec![3, 4],

@@ -845,6 +845,33 @@ impl Backend for Linux {
                     Ret::Received(buf)
                 })
             }
+            Call::Getdents { fd, cap, .. } => {
+                let mut buf = vec![0u8; *cap];
+                // SAFETY: getdents64(2) into a buffer of `cap` bytes we own; fd is the caller's
+                // open directory. Not nix: its Dir iterates without the seam seeing the calls.
+                let n = unsafe {
+                    libc::syscall(libc::SYS_getdents64, *fd, buf.as_mut_ptr(), buf.len())
+                };
+                let n = Errno::result(n)? as usize;
+                // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), then
+                // the name, NUL-terminated, the record padded to d_reclen.
+                let mut entries = Vec::new();
+                let mut at = 0;
+                while at + 19 <= n {
+                    let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+                    if reclen < 19 || at + reclen > n {
+                        break;
+                    }
+                    let name = &buf[at + 19..at + reclen];
+                    let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+                    entries.push((
+                        String::from_utf8_lossy(name).into_owned(),
+                        buf[at + 18] == libc::DT_DIR,
+                    ));
+                    at += reclen;
+                }
+                Ok(Ret::Dirents { bytes: n, entries })
+            }
             Call::Unlink { path } => nix::unistd::unlinkat(
                 None,
                 path.as_path(),

@@ -323,6 +323,41 @@ impl Sys {
         done
     }
 
+    /// The entries of the directory `path` (not `.` and `..`), each with whether it is a
+    /// directory: `openat(O_DIRECTORY)`, `getdents64` to its end, `close`, each traced.
+    pub fn list_dir(&self, path: &Path) -> Result<Vec<(String, bool)>, SysError> {
+        let fd = match self.perform(Call::Open {
+            path: path.to_path_buf(),
+            flags: libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            mode: 0,
+        })? {
+            Ret::Fd(fd) => fd,
+            other => other.value() as i32,
+        };
+        let mut all = Vec::new();
+        let listed = loop {
+            match self.perform(Call::Getdents {
+                fd,
+                path: path.to_path_buf(),
+                cap: 32768,
+            }) {
+                Ok(Ret::Dirents { entries, .. }) if !entries.is_empty() => {
+                    all.extend(entries.into_iter().filter(|(n, _)| n != "." && n != ".."));
+                }
+                Ok(_) => break Ok(all),
+                Err(e) => break Err(e),
+            }
+        };
+        // Closed whatever the listing gave: the descriptor is ours alone.
+        let closed = self.run(Call::Close {
+            fd,
+            object: path.display().to_string(),
+        });
+        let listed = listed?;
+        closed?;
+        Ok(listed)
+    }
+
     /// `unlinkat(AT_FDCWD, path, 0)`.
     pub fn unlink(&self, path: &Path) -> Result<(), SysError> {
         self.run(Call::Unlink {
