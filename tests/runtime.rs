@@ -270,10 +270,6 @@ fn a_foreground_run_forwards_signals_to_the_container() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let _clean = Deleting {
-        b: &b,
-        ids: vec!["s1"],
-    };
     wait_until("the container's shell ready", || {
         std::fs::read_to_string(&out)
             .ok()
@@ -837,7 +833,14 @@ fn hooks_run_in_the_lifecycles_order_with_the_state_on_stdin() {
 #[test]
 fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
     let b = Bundle::new(&["echo", "ran"]);
-    b.edit(|c| c["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false"}]}));
+    // The poststop hooks still run: the spec goes on to delete after a failed hook.
+    let poststop = b.dir.path().join("poststop.json");
+    b.edit(|c| {
+        c["hooks"] = serde_json::json!({
+            "createRuntime": [{"path": "/bin/false"}],
+            "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", poststop.display())]}],
+        })
+    });
     let (code, _, err) = b.out(&["create", "f1"]);
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -848,6 +851,12 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
     );
     assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
     assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&poststop).expect("the poststop hook ran")).unwrap();
+    assert_eq!(
+        (s["id"].as_str(), s["status"].as_str()),
+        (Some("f1"), Some("stopped"))
+    );
 
     // A hook past its timeout is killed, and fails the create the same way: even one that
     // never reads a state bigger than a pipe holds.
@@ -1250,19 +1259,6 @@ fn exec_gets_the_containers_seccomp_filter() {
 
 /// Containers deleted (`delete --force`) when the test ends, passed or failed: none is left
 /// running, or frozen, behind a failed assertion.
-struct Deleting<'a> {
-    b: &'a Bundle,
-    ids: Vec<&'static str>,
-}
-
-impl Drop for Deleting<'_> {
-    fn drop(&mut self) {
-        for id in &self.ids {
-            let _ = self.b.out(&["delete", "--force", id]);
-        }
-    }
-}
-
 impl Bundle {
     /// The container's group directory that holds `file` (v1: the hierarchy carrying it).
     fn knob(&self, file: &str) -> PathBuf {
@@ -1313,10 +1309,6 @@ fn proc_state(pid: i32) -> String {
 #[test]
 fn pause_freezes_every_process_and_resume_thaws_them() {
     let b = Bundle::new(&["sh", "-c", "sleep 1000 & exec sleep 1001"]);
-    let _clean = Deleting {
-        b: &b,
-        ids: vec!["p1", "p2", "p3"],
-    };
     let mut t = String::new();
     let shown = |t: &mut String, args: &[&str]| {
         let (code, out, err) = b.out(args);
@@ -1354,13 +1346,46 @@ fn pause_freezes_every_process_and_resume_thaws_them() {
         assert_eq!(proc_state(*p), "S", "pid {p} does not sleep as before");
     }
     assert_eq!(b.status("p1"), "running");
-    // A paused container ends with SIGKILL (thawed after the signal), and a signal it cannot
-    // act on while frozen waits.
+    // A signal a frozen process cannot act on waits, pending, until it is thawed (the
+    // background sleep: the container's process 1 ignores a TERM it has no handler for).
+    let init = init_pid(&b, "p1");
+    let other = *pids
+        .iter()
+        .find(|p| **p != init)
+        .expect("the background sleep");
     let (code, _, err) = b.out(&["pause", "p1"]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = b.out(&["kill", "p1", "TERM"]);
+    let (code, _, err) = b.out(&["kill", "--all", "p1", "TERM"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(b.status("p1"), "paused");
+    let pending = |pid: i32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        ["SigPnd:", "ShdPnd:"]
+            .iter()
+            .map(|k| {
+                let line = status.lines().find(|l| l.starts_with(k)).unwrap();
+                u64::from_str_radix(line[k.len()..].trim(), 16).unwrap()
+            })
+            .fold(0, |a, b| a | b)
+    };
+    let term = 1u64 << (libc::SIGTERM - 1);
+    assert_eq!(
+        pending(other) & term,
+        term,
+        "no TERM pending in pid {other}"
+    );
+    assert_eq!(proc_state(other), "D", "pid {other} is not frozen");
+    let (code, _, err) = b.out(&["resume", "p1"]);
+    assert_eq!(code, 0, "{err}");
+    // Thawed, it acts on it: it ends (a zombie of the sleep that never reaps it, or gone).
+    wait_until("the background sleep ends on its TERM", || {
+        std::fs::read_to_string(format!("/proc/{other}/stat"))
+            .map_or(true, |_| proc_state(other) == "Z")
+            .then_some(())
+    });
+    // A paused container ends with SIGKILL (thawed after the signal).
+    let (code, _, err) = b.out(&["pause", "p1"]);
+    assert_eq!(code, 0, "{err}");
     let (code, _, err) = b.out(&["kill", "p1", "KILL"]);
     assert_eq!(code, 0, "{err}");
     wait_until("stopped", || (b.status("p1") == "stopped").then_some(()));
@@ -1398,10 +1423,6 @@ fn pause_freezes_every_process_and_resume_thaws_them() {
 #[test]
 fn ps_lists_the_processes_of_the_containers_cgroup() {
     let b = Bundle::new(&["sh", "-c", "sleep 1000 & exec sleep 1001"]);
-    let _clean = Deleting {
-        b: &b,
-        ids: vec!["s1"],
-    };
     let (code, _, err) = b.out(&["run", "--detach", "s1"]);
     assert_eq!(code, 0, "{err}");
     let pids = wait_until("both processes", || {
@@ -1446,10 +1467,6 @@ fn update_writes_the_new_limits_into_the_cgroup() {
     b.edit(|c| {
         c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 200 << 20});
     });
-    let _clean = Deleting {
-        b: &b,
-        ids: vec!["u1"],
-    };
     let (code, _, err) = b.out(&["run", "--detach", "u1"]);
     assert_eq!(code, 0, "{err}");
     let read = |file: &str| {
@@ -1585,8 +1602,26 @@ fn features_lists_what_create_accepts() {
     let (code, _, err) = b.out(&["run", "f2"]);
     assert_eq!(code, 1);
     assert!(err.contains("user namespaces are not supported"), "{err}");
-    // What the spec template writes is within the list.
-    assert!(listed(&doc["mountOptions"]).contains(&"nosuid".to_string()));
+    // Every mount option the spec template writes is within the list, but the file systems'
+    // own data (`mode=755`, devpts' `newinstance`), which the kernel reads, not the runtime.
+    let options = listed(&doc["mountOptions"]);
+    std::fs::create_dir(b.dir.path().join("template")).unwrap();
+    let template = common::runtime_spec(&b.dir.path().join("template"));
+    let mut checked = 0;
+    for m in template["mounts"].as_array().unwrap() {
+        for o in m["options"].as_array().into_iter().flatten() {
+            let o = o.as_str().unwrap();
+            if o.contains('=') || o == "newinstance" {
+                continue;
+            }
+            assert!(
+                options.contains(&o.to_string()),
+                "{o} ({m}) is not in {options:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 5, "only {checked} options in the template");
     assert_eq!(doc["linux"]["apparmor"]["enabled"], false);
     assert_eq!(doc["linux"]["selinux"]["enabled"], false);
     assert_eq!(
@@ -1614,7 +1649,7 @@ fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() 
         "sh",
         "-c",
         "stat -c '%n %a %u:%g %t:%T %F' /dev/foo /sub/dir/node /dev/fifo /mnt; \
-         mknod /tmp/fuse c 10 229; mknod /tmp/loop-control c 10 237; \
+         mknod /tmp/fuse c 10 229 && mknod /tmp/loop-control c 10 237 || echo mknod: failed; \
          (exec 3</tmp/fuse) && echo fuse read: allowed; \
          (exec 4>/tmp/fuse) 2>/dev/null || echo fuse write: denied; \
          (exec 5</tmp/loop-control) 2>/dev/null || echo loop-control read: denied; \
@@ -1662,13 +1697,18 @@ fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() 
         inside.display()
     );
     // The host's /dev bound in: no node is made in it (it is the host's), and the config's
-    // rules still hold for the host's nodes seen there.
+    // rules still hold for the host's nodes seen there (its /dev/fuse, there first: a
+    // missing one would read as denied too).
+    assert!(
+        std::fs::metadata("/dev/fuse").is_ok_and(|m| m.file_type().is_char_device()),
+        "this test needs the host's /dev/fuse (modprobe fuse)"
+    );
     let node = format!("dockling-test-{}", std::process::id());
     b.edit(|c| {
         c["process"]["args"] = serde_json::json!([
             "sh",
             "-c",
-            "(exec 3</dev/fuse) 2>/dev/null || echo host fuse read: denied; echo x > /dev/null && echo null: allowed"
+            "[ -c /dev/fuse ] && echo host fuse: there; (exec 3</dev/fuse) 2>/dev/null || echo host fuse read: denied; echo x > /dev/null && echo null: allowed"
         ]);
         c["mounts"]
             .as_array_mut()
@@ -1680,7 +1720,10 @@ fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() 
     });
     let (code, out, err) = b.out(&["run", "dv3"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "host fuse read: denied\nnull: allowed\n");
+    assert_eq!(
+        out,
+        "host fuse: there\nhost fuse read: denied\nnull: allowed\n"
+    );
     assert!(
         !std::path::Path::new("/dev").join(&node).exists(),
         "a node was made in the host's /dev"
@@ -1775,10 +1818,6 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
             "shares": 512, "mems": "0", "quota": 50000, "period": 500000
         });
     });
-    let _clean = Deleting {
-        b: &b,
-        ids: vec!["r1", "r3", "r4"],
-    };
     let (code, _, err) = b.out(&["create", "r1"]);
     assert_eq!(code, 0, "{err}");
     let read = |file: &str| {
@@ -1887,8 +1926,15 @@ fn a_seccomp_filter_that_refuses_close_range_still_runs_and_execs_without_leaks(
             "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]
         })
     });
-    let (code, _, err) = b.out(&["run", "-d", "f1"]);
+    let (code, _, err) = b.out(&["run", "-d", "--pid-file", "pid", "f1"]);
     assert_eq!(code, 0, "{err}");
+    // The filter is in: the first process and an exec'd one run under a seccomp filter
+    // (mode 2), so close_range was refused them and the marks came before.
+    let init = pid_in(&b.bundle().join("pid"));
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert!(status.lines().any(|l| l == "Seccomp:\t2"), "{status}");
+    let (code, out, err) = b.out(&["exec", "f1", "grep", "Seccomp:", "/proc/self/status"]);
+    assert_eq!((code, out.as_str()), (0, "Seccomp:\t2\n"), "{err}");
     // stdin, stdout, stderr, and the directory ls reads: nothing of the engine's, in the
     // container's first process and in an exec'd one.
     let first = wait_until("the first process's list", || {
@@ -1918,12 +1964,21 @@ fn a_pid_namespace_given_by_path_is_the_containers() {
         std::fs::read_link(&target).ok().filter(|l| *l != ours)
     });
     let b = Bundle::new(&["sleep", "1000"]);
+    // The runtime's hooks run in the runtime's pid namespace, not the one it joins for the
+    // container (the spec: "in the runtime namespace").
+    let hook = |name: &str| {
+        serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!(
+            "readlink /proc/self/ns/pid > {}/{name}.ns", b.dir.path().display()
+        )]})
+    };
+    let (prestart, create_runtime) = (hook("prestart"), hook("createRuntime"));
     b.edit(|c| {
         for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
             if n["type"] == "pid" {
                 n["path"] = target.clone().into();
             }
         }
+        c["hooks"] = serde_json::json!({"prestart": [prestart], "createRuntime": [create_runtime]});
     });
     let (code, _, err) = b.out(&["run", "-d", "--pid-file", "pid", "n1"]);
     let seen = (code == 0).then(|| {
@@ -1935,6 +1990,52 @@ fn a_pid_namespace_given_by_path_is_the_containers() {
     let _ = holder.wait();
     assert_eq!(code, 0, "{err}");
     assert_eq!(seen, Some(ns));
+    for name in ["prestart", "createRuntime"] {
+        let hooks_ns = std::fs::read_to_string(b.dir.path().join(format!("{name}.ns")))
+            .unwrap_or_else(|e| panic!("{name} hook ran: {e}"));
+        assert_eq!(hooks_ns.trim(), ours.to_str().unwrap(), "{name}");
+    }
+}
+
+/// An OCI config's memory limit alone sets no memory + swap limit, as runc's: it went
+/// through `dockling run`'s limits, which add Docker's default (memory + swap at twice the
+/// memory). With `swap` given, that is what the group gets.
+#[test]
+fn a_memory_limit_alone_sets_no_swap_limit() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20}));
+    let (code, _, err) = b.out(&["create", "m1"]);
+    assert_eq!(code, 0, "{err}");
+    let read = |file: &str| {
+        std::fs::read_to_string(b.knob(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let v2 = !b.cgroups().iter().any(|d| d.join("freezer.state").exists());
+    let (limit, swap) = if v2 {
+        ("memory.max", "memory.swap.max")
+    } else {
+        ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+    };
+    assert_eq!(read(limit), (64u64 << 20).to_string());
+    if !b.cgroups().iter().any(|d| d.join(swap).exists()) {
+        eprintln!("skipped: this kernel accounts no swap (no {swap}; boot with swapaccount=1)");
+        return;
+    }
+    // The kernel's own "no limit": v2 `max`, v1 the page counter's largest (2^63 - 4096).
+    let unlimited = |v: &str| v == "max" || v.parse::<u64>().is_ok_and(|n| n >= 1 << 62);
+    assert!(unlimited(&read(swap)), "{swap}: {}", read(swap));
+    let (code, _, err) = b.out(&["delete", "--force", "m1"]);
+    assert_eq!(code, 0, "{err}");
+    b.edit(|c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20, "swap": 96 << 20})
+    });
+    let (code, _, err) = b.out(&["create", "m2"]);
+    assert_eq!(code, 0, "{err}");
+    // v2's knob is the swap alone: the spec's memory + swap less the memory.
+    let want: u64 = if v2 { 32 << 20 } else { 96 << 20 };
+    assert_eq!(read(swap), want.to_string());
 }
 
 /// A nested cgroupsPath: every group on the way is made (runtime-tools' relative cgroup

@@ -2048,6 +2048,17 @@ fn the_trace_of_an_oci_exec_is_what_strace_sees() {
             .stdout(std::process::Stdio::null());
         c
     };
+    // Whatever fails from here, the container and its cgroup parent go.
+    struct Deleted<F: Fn()>(F);
+    impl<F: Fn()> Drop for Deleted<F> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    let _deleted = Deleted(|| {
+        let _ = rt(&["delete", "-f", "x1"]).status();
+        common::remove_cgroup_parent(&parent);
+    });
     let status = rt(&["run", "-d", "x1"])
         .env("DOCKLING_TRACE", &trace)
         .status()
@@ -2069,7 +2080,6 @@ fn the_trace_of_an_oci_exec_is_what_strace_sees() {
     // Read before delete appends its own calls.
     let traced = trace_syscalls(&trace, before);
     let deleted = rt(&["delete", "-f", "x1"]).status().unwrap();
-    common::remove_cgroup_parent(&parent);
     assert!(status.success());
     assert!(deleted.success());
     let seen = parse_strace(&std::fs::read_to_string(&strace_out).unwrap());

@@ -34,7 +34,7 @@ impl Cgroup {
         let start = Instant::now();
         let mut asked = start;
         loop {
-            let now = self.freezer_state();
+            let now = self.freezer_state(sys);
             if now.as_deref() == Some(if frozen { "frozen" } else { "thawed" }) {
                 return Ok(());
             }
@@ -67,17 +67,17 @@ impl Cgroup {
     }
 
     /// What the kernel says the group is: `frozen`, `freezing` (v1 only: asked, not all
-    /// caught) or `thawed`; `None` when there is no freezer to read.
-    pub fn freezer_state(&self) -> Option<String> {
+    /// caught) or `thawed`; `None` when there is no freezer to read. Read through the seam.
+    pub fn freezer_state(&self, sys: &Sys) -> Option<String> {
         match self.version {
             Version::V1 => {
-                let (knob, ..) = self.freezer(&Sys::quiet())?;
-                let text = std::fs::read_to_string(knob).ok()?;
+                let (knob, ..) = self.freezer(sys)?;
+                let text = sys.read_file(&knob).ok()?;
                 Some(text.trim().to_ascii_lowercase())
             }
             Version::V2 => {
                 let dir = self.paths().into_iter().next()?;
-                let text = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
+                let text = sys.read_file(&dir.join("cgroup.events")).ok()?;
                 let frozen = text.lines().find_map(|l| l.strip_prefix("frozen "))?;
                 Some(
                     if frozen.trim() == "1" {

@@ -272,27 +272,28 @@ impl Cgroup {
 
     /// The processes of the group and of every group below it (a container with a cgroup
     /// namespace of its own may make some and move into them), each once, in the order the
-    /// kernel lists them, parents first. A plain read, like [`Cgroup::procs`].
-    pub fn all_procs(&self) -> Vec<i32> {
+    /// kernel lists them, parents first. Each `cgroup.procs` read and each directory listed
+    /// through the seam.
+    pub fn all_procs(&self, sys: &Sys) -> Vec<i32> {
         let Some(top) = self.paths().into_iter().find(|d| d.is_dir()) else {
             return vec![];
         };
         let mut pids = Vec::new();
         let mut dirs = vec![top];
         while let Some(dir) = dirs.pop() {
-            let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            let text = sys.read_file(&dir.join("cgroup.procs")).unwrap_or_default();
             for pid in text.split_whitespace().filter_map(|p| p.parse().ok()) {
                 if !pids.contains(&pid) {
                     pids.push(pid);
                 }
             }
-            let Ok(entries) = std::fs::read_dir(&dir) else {
+            let Ok(entries) = sys.list_dir(&dir) else {
                 continue;
             };
             let mut subs: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
+                .into_iter()
+                .filter(|(_, is_dir)| *is_dir)
+                .map(|(name, _)| dir.join(name))
                 .collect();
             subs.sort();
             // Popped in name order.
@@ -343,17 +344,11 @@ impl Cgroup {
         Ok(())
     }
 
-    /// True while the group is frozen (or freezing).
+    /// True while the group is frozen (or freezing): [`Cgroup::freezer_state`], read through
+    /// an untraced seam (its callers ask on every status).
     pub fn is_frozen(&self) -> bool {
-        match self.version {
-            Version::V1 => self.freezer(&Sys::quiet()).is_some_and(|(knob, ..)| {
-                std::fs::read_to_string(knob).is_ok_and(|s| s.trim() != "THAWED")
-            }),
-            Version::V2 => self.paths().into_iter().next().is_some_and(|d| {
-                std::fs::read_to_string(d.join("cgroup.events"))
-                    .is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
-            }),
-        }
+        self.freezer_state(&Sys::quiet())
+            .is_some_and(|s| s != "thawed")
     }
 
     /// Kill every process of the group, the container's own and whatever it started: with

@@ -70,12 +70,39 @@ pub struct Resources {
     pub memory_kernel_tcp: Option<i64>,
     /// How readily the group's memory is swapped, 0 to 100 (v1 only).
     pub memory_swappiness: Option<u64>,
+    /// The device rules (`devices`), as given: `create` makes the group's rules of them
+    /// ([`super::devices::from_oci`]); `update` refuses them.
+    pub devices: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
 }
 
 impl Resources {
     /// True when nothing is asked for.
     pub fn is_empty(&self) -> bool {
         *self == Resources::default()
+    }
+
+    /// The runtime spec's `linux.resources` (`create`'s, from the config) or `LinuxResources`
+    /// (`update --resources`): read once, by [`from_json`], each field the spec has and
+    /// dockling cannot set refused by its path. A 0 says "not set" where runc reads it so
+    /// (a written 0 is EINVAL, or a change no one asked for). Only what is given is written:
+    /// a memory limit alone sets no memory + swap limit (runc's way; `dockling run -m` adds
+    /// Docker's twice-the-memory default, the OCI config does not).
+    pub fn from_oci(doc: &Value) -> Result<Resources> {
+        let mut r = from_json(doc)?;
+        r.memory = r.memory.filter(|v| *v != 0);
+        r.memory_reservation = r.memory_reservation.filter(|v| *v != 0);
+        r.memory_swap = r.memory_swap.filter(|v| *v != 0);
+        r.cpu_shares = r.cpu_shares.filter(|v| *v != 0);
+        r.cpu_quota = r.cpu_quota.filter(|v| *v != 0);
+        r.cpu_period = r.cpu_period.filter(|v| *v != 0);
+        r.cpu_rt_runtime = r.cpu_rt_runtime.filter(|v| *v != 0);
+        r.cpu_rt_period = r.cpu_rt_period.filter(|v| *v != 0);
+        r.pids = r.pids.filter(|v| *v != 0);
+        r.blkio_weight = r.blkio_weight.filter(|v| *v != 0);
+        r.disable_oom_killer = r.disable_oom_killer.filter(|off| *off);
+        r.cpuset_cpus = r.cpuset_cpus.filter(|v| !v.is_empty());
+        r.cpuset_mems = r.cpuset_mems.filter(|v| !v.is_empty());
+        Ok(r)
     }
 }
 
@@ -101,7 +128,8 @@ pub fn blkio_to_io_weight(weight: u16) -> u64 {
 }
 
 impl Cgroup {
-    /// Write every value of `r` into the group's knobs (see the module's table).
+    /// Write every value of `r` into the group's knobs (see the module's table): one walk
+    /// for both versions, each value's knob named for v1 and v2 ([`Cgroup::knob`]).
     pub fn update(&self, sys: &Sys, r: &Resources) -> Result<()> {
         if let Some(w) = r.blkio_weight {
             if !(10..=1000).contains(&w) {
@@ -110,166 +138,252 @@ impl Cgroup {
                 )));
             }
         }
-        match self.version {
-            Version::V1 => self.update_v1(sys, r),
-            Version::V2 => self.update_v2(sys, r),
+        let v2 = self.version == Version::V2;
+        if v2 {
+            refuse_on_v2(r)?;
         }
-    }
-
-    /// The group's directory in `controller`'s v1 hierarchy, or an error naming what needs it.
-    fn knob_dir(&self, controller: &str, what: &str) -> Result<PathBuf> {
-        self.dir_for(controller).ok_or_else(|| {
-            Error::Usage(format!(
-                "{what} needs the {controller} cgroup controller, which this host has not \
-                 mounted: leave {what} out"
-            ))
-        })
-    }
-
-    fn update_v1(&self, sys: &Sys, r: &Resources) -> Result<()> {
+        // A limit's value: -1 (any negative) is "no limit", v2's `max`.
+        let limit = |v: i64| if v2 { or_max(v) } else { v.max(-1).to_string() };
         if r.memory.is_some() || r.memory_reservation.is_some() || r.memory_swap.is_some() {
-            let dir = self.knob_dir("memory", "a memory limit")?;
-            let limit = dir.join("memory.limit_in_bytes");
-            let memsw = dir.join("memory.memsw.limit_in_bytes");
-            if r.memory_swap.is_some() && !sys.is_dry_run() && !memsw.exists() {
-                return Err(Error::Usage(
-                    "memory-swap: this kernel does not account swap (no \
-                     memory.memsw.limit_in_bytes; boot with swapaccount=1): leave it out"
-                        .into(),
-                ));
-            }
-            // The kernel keeps memory ≤ memory + swap at every moment: when the new
-            // memory + swap grows past the old one, it goes first; otherwise the memory does.
-            let swap_first = match r.memory_swap {
-                Some(-1) => true,
-                Some(s) if s < 0 => true,
-                Some(s) => read_i64(&memsw).is_some_and(|old| s > old),
-                None => false,
+            let what = "a memory limit";
+            let max = self.knob(sys, "memory", "memory.limit_in_bytes", "memory.max", what)?;
+            let swap = || {
+                self.knob(
+                    sys,
+                    "memory",
+                    "memory.memsw.limit_in_bytes",
+                    "memory.swap.max",
+                    what,
+                )
             };
-            let write_swap = |s: i64| write_knob(sys, &memsw, &s.max(-1).to_string());
-            if swap_first {
-                if let Some(s) = r.memory_swap {
-                    write_swap(s)?;
+            if v2 {
+                if let Some(m) = r.memory {
+                    write_knob(sys, &max, &limit(m))?;
                 }
-            }
-            if let Some(m) = r.memory {
-                write_knob(sys, &limit, &m.max(-1).to_string()).map_err(|e| {
-                    if r.memory_swap.is_none() {
-                        Error::Usage(format!(
-                            "{e}: a memory limit above the memory + swap limit ({}) is \
-                             refused; give --memory-swap too",
-                            read_i64(&memsw).map_or("unknown".into(), |v| v.to_string())
-                        ))
-                    } else {
-                        e
-                    }
-                })?;
-            }
-            if !swap_first {
                 if let Some(s) = r.memory_swap {
-                    write_swap(s)?;
+                    let value = v2_swap(s, r.memory.or_else(|| read_i64(sys, &max)))?;
+                    write_knob(sys, &swap()?, &value)?;
                 }
+            } else {
+                self.memory_v1(sys, r, &max, &swap()?)?;
             }
             if let Some(v) = r.memory_reservation {
+                let low = "memory.soft_limit_in_bytes";
                 write_knob(
                     sys,
-                    &dir.join("memory.soft_limit_in_bytes"),
-                    &v.max(-1).to_string(),
+                    &self.knob(sys, "memory", low, "memory.low", what)?,
+                    &limit(v),
                 )?;
             }
         }
-        for (value, knob) in [
-            (r.memory_kernel, "memory.kmem.limit_in_bytes"),
-            (r.memory_kernel_tcp, "memory.kmem.tcp.limit_in_bytes"),
+        for (value, knob, what) in [
+            (
+                r.memory_kernel,
+                "memory.kmem.limit_in_bytes",
+                "a kernel memory limit",
+            ),
+            (
+                r.memory_kernel_tcp,
+                "memory.kmem.tcp.limit_in_bytes",
+                "a kernel memory limit",
+            ),
+            (
+                r.memory_swappiness.map(|v| v as i64),
+                "memory.swappiness",
+                "a swappiness",
+            ),
+            (
+                r.disable_oom_killer.map(i64::from),
+                "memory.oom_control",
+                "disabling the OOM killer",
+            ),
         ] {
             if let Some(v) = value {
-                let dir = self.knob_dir("memory", "a kernel memory limit")?;
-                write_knob(sys, &dir.join(knob), &v.max(-1).to_string())?;
+                // v1 only: refused on v2 above.
+                write_knob(sys, &self.knob(sys, "memory", knob, knob, what)?, &limit(v))?;
             }
         }
-        if let Some(v) = r.memory_swappiness {
-            let dir = self.knob_dir("memory", "a swappiness")?;
-            write_knob(sys, &dir.join("memory.swappiness"), &v.to_string())?;
-        }
-        if let Some(off) = r.disable_oom_killer {
-            let dir = self.knob_dir("memory", "disabling the OOM killer")?;
+        let what = "a CPU limit";
+        if let Some(s) = r.cpu_shares {
+            let (knob, value) = if v2 {
+                ("cpu.weight", shares_to_weight(s))
+            } else {
+                ("cpu.shares", s)
+            };
             write_knob(
                 sys,
-                &dir.join("memory.oom_control"),
-                if off { "1" } else { "0" },
+                &self.knob(sys, "cpu", knob, knob, what)?,
+                &value.to_string(),
             )?;
         }
-        let cpu = r.cpu_shares.is_some()
-            || r.cpu_period.is_some()
-            || r.cpu_quota.is_some()
-            || r.cpu_rt_period.is_some()
-            || r.cpu_rt_runtime.is_some();
-        if cpu {
-            let dir = self.knob_dir("cpu", "a CPU limit")?;
-            if let Some(v) = r.cpu_shares {
-                write_knob(sys, &dir.join("cpu.shares"), &v.to_string())?;
-            }
+        if v2 && (r.cpu_quota.is_some() || r.cpu_period.is_some()) {
+            // One file holds both: the one not given is kept from what it says now.
+            let knob = self.knob(sys, "cpu", "", "cpu.max", what)?;
+            let now = sys.read_file(&knob).unwrap_or_default();
+            let mut old = now.split_whitespace();
+            let old_quota = old.next().unwrap_or("max").to_string();
+            let old_period = old.next().unwrap_or("100000").to_string();
+            let quota = r.cpu_quota.map_or(old_quota, or_max);
+            let period = r.cpu_period.map_or(old_period, |p| p.to_string());
+            write_knob(sys, &knob, &format!("{quota} {period}"))?;
+        } else if !v2 {
             if let Some(v) = r.cpu_period {
-                write_knob(sys, &dir.join("cpu.cfs_period_us"), &v.to_string())?;
+                let knob = self.knob(sys, "cpu", "cpu.cfs_period_us", "", what)?;
+                write_knob(sys, &knob, &v.to_string())?;
             }
             if let Some(v) = r.cpu_quota {
-                write_knob(sys, &dir.join("cpu.cfs_quota_us"), &v.max(-1).to_string())?;
+                let knob = self.knob(sys, "cpu", "cpu.cfs_quota_us", "", what)?;
+                write_knob(sys, &knob, &limit(v))?;
             }
             if let Some(v) = r.cpu_rt_period {
-                write_knob(sys, &dir.join("cpu.rt_period_us"), &v.to_string())?;
+                let knob = self.knob(sys, "cpu", "cpu.rt_period_us", "", what)?;
+                write_knob(sys, &knob, &v.to_string())?;
             }
             if let Some(v) = r.cpu_rt_runtime {
+                let knob = self.knob(sys, "cpu", "cpu.rt_runtime_us", "", what)?;
+                let dir = knob.parent().unwrap_or(&knob).to_path_buf();
                 if v > 0 {
                     let period = r
                         .cpu_rt_period
-                        .or_else(|| read_i64(&dir.join("cpu.rt_period_us")).map(|p| p as u64))
+                        .or_else(|| read_i64(sys, &dir.join("cpu.rt_period_us")).map(|p| p as u64))
                         .unwrap_or(1_000_000);
                     self.raise_rt_ancestors(sys, &dir, v, period)?;
                 }
-                write_knob(sys, &dir.join("cpu.rt_runtime_us"), &v.max(-1).to_string())?;
+                write_knob(sys, &knob, &limit(v))?;
             }
         }
-        if r.cpuset_cpus.is_some() || r.cpuset_mems.is_some() {
-            let dir = self.knob_dir("cpuset", "a cpuset")?;
-            if let Some(v) = &r.cpuset_cpus {
-                write_knob(sys, &dir.join("cpuset.cpus"), v)?;
-            }
-            if let Some(v) = &r.cpuset_mems {
-                write_knob(sys, &dir.join("cpuset.mems"), v)?;
+        for (value, knob) in [
+            (&r.cpuset_cpus, "cpuset.cpus"),
+            (&r.cpuset_mems, "cpuset.mems"),
+        ] {
+            if let Some(v) = value {
+                write_knob(sys, &self.knob(sys, "cpuset", knob, knob, "a cpuset")?, v)?;
             }
         }
         if let Some(p) = r.pids {
-            let dir = self.knob_dir("pids", "a pids limit")?;
-            write_knob(sys, &dir.join("pids.max"), &super::pids_max(p))?;
+            let knob = self.knob(sys, "pids", "pids.max", "pids.max", "a pids limit")?;
+            write_knob(sys, &knob, &super::pids_max(p))?;
         }
         if let Some(w) = r.blkio_weight {
-            let dir = self.knob_dir("blkio", "a blkio weight")?;
-            // CFQ's knob; with BFQ (the one proportional scheduler of current kernels) its own.
-            let knob = ["blkio.weight", "blkio.bfq.weight"]
-                .into_iter()
-                .map(|k| dir.join(k))
-                .find(|k| sys.is_dry_run() || k.exists())
-                .ok_or_else(|| {
-                    Error::Usage(
-                        "a blkio weight needs a proportional I/O scheduler (no blkio.weight or \
-                         blkio.bfq.weight here: choose bfq for the disk in \
-                         /sys/block/<disk>/queue/scheduler), or leave it out"
-                            .into(),
-                    )
-                })?;
-            write_knob(sys, &knob, &w.to_string())?;
+            self.blkio_weight(sys, w)?;
         }
-        if !r.hugepage_limits.is_empty() {
-            let dir = self.knob_dir("hugetlb", "a huge page limit")?;
-            for (size, limit) in &r.hugepage_limits {
-                let knob = dir.join(format!("hugetlb.{size}.limit_in_bytes"));
-                if !sys.is_dry_run() && !knob.exists() {
-                    return Err(unknown_page_size(size));
+        for (size, bytes) in &r.hugepage_limits {
+            let v1 = format!("hugetlb.{size}.limit_in_bytes");
+            let v2_name = format!("hugetlb.{size}.max");
+            let knob = self.knob(sys, "hugetlb", &v1, &v2_name, "a huge page limit")?;
+            if !sys.is_dry_run() && !sys.exists(&knob) {
+                return Err(unknown_page_size(sys, size));
+            }
+            write_knob(sys, &knob, &bytes.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The group's knob named `v1` or `v2` (by the group's version) of `controller`, which
+    /// `what` needs: v1, in that controller's hierarchy (an error naming `what` when it is
+    /// not mounted); v2, in the one tree, the controller enabled on the way down first when
+    /// the knob is missing ([`Cgroup::enable_v2`]).
+    fn knob(&self, sys: &Sys, controller: &str, v1: &str, v2: &str, what: &str) -> Result<PathBuf> {
+        match self.version {
+            Version::V1 => {
+                let dir = self.dir_for(controller).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{what} needs the {controller} cgroup controller, which this host has \
+                         not mounted: leave {what} out"
+                    ))
+                })?;
+                Ok(dir.join(v1))
+            }
+            Version::V2 => {
+                let Some(dir) = self.paths().into_iter().next() else {
+                    return Err(super::CgroupError::NotMounted.into());
+                };
+                let knob = dir.join(v2);
+                self.enable_v2(sys, controller, &knob)?;
+                Ok(knob)
+            }
+        }
+    }
+
+    /// v1's memory and memory + swap limits, in the order the kernel takes them: it keeps
+    /// memory ≤ memory + swap at every moment, so when the new memory + swap grows past the
+    /// old one it goes first, otherwise the memory does.
+    fn memory_v1(&self, sys: &Sys, r: &Resources, limit: &Path, memsw: &Path) -> Result<()> {
+        if r.memory_swap.is_some() && !sys.is_dry_run() && !sys.exists(memsw) {
+            return Err(Error::Usage(
+                "memory-swap: this kernel does not account swap (no \
+                 memory.memsw.limit_in_bytes; boot with swapaccount=1): leave it out"
+                    .into(),
+            ));
+        }
+        let swap_first = match r.memory_swap {
+            Some(s) if s < 0 => true,
+            Some(s) => read_i64(sys, memsw).is_some_and(|old| s > old),
+            None => false,
+        };
+        let write_swap = |s: i64| write_knob(sys, memsw, &s.max(-1).to_string());
+        if swap_first {
+            if let Some(s) = r.memory_swap {
+                write_swap(s)?;
+            }
+        }
+        if let Some(m) = r.memory {
+            write_knob(sys, limit, &m.max(-1).to_string()).map_err(|e| {
+                if r.memory_swap.is_none() {
+                    Error::Usage(format!(
+                        "{e}: a memory limit above the memory + swap limit ({}) is \
+                         refused; give --memory-swap too",
+                        read_i64(sys, memsw).map_or("unknown".into(), |v| v.to_string())
+                    ))
+                } else {
+                    e
                 }
-                write_knob(sys, &knob, &limit.to_string())?;
+            })?;
+        }
+        if !swap_first {
+            if let Some(s) = r.memory_swap {
+                write_swap(s)?;
             }
         }
         Ok(())
+    }
+
+    /// The block I/O weight: v1's CFQ knob or BFQ's own; v2's BFQ knob, else `io.weight`
+    /// (mapped onto its range).
+    fn blkio_weight(&self, sys: &Sys, w: u16) -> Result<()> {
+        let what = "a blkio weight";
+        match self.version {
+            Version::V1 => {
+                let dir = self.knob(sys, "blkio", "", "", what)?;
+                // CFQ's knob; with BFQ (the one proportional scheduler of current kernels)
+                // its own.
+                let knob = ["blkio.weight", "blkio.bfq.weight"]
+                    .into_iter()
+                    .map(|k| dir.join(k))
+                    .find(|k| sys.is_dry_run() || sys.exists(k))
+                    .ok_or_else(|| {
+                        Error::Usage(
+                            "a blkio weight needs a proportional I/O scheduler (no \
+                             blkio.weight or blkio.bfq.weight here: choose bfq for the disk in \
+                             /sys/block/<disk>/queue/scheduler), or leave it out"
+                                .into(),
+                        )
+                    })?;
+                write_knob(sys, &knob, &w.to_string())
+            }
+            Version::V2 => {
+                let Some(dir) = self.paths().into_iter().next() else {
+                    return Err(super::CgroupError::NotMounted.into());
+                };
+                let bfq = dir.join("io.bfq.weight");
+                if !sys.is_dry_run() && sys.exists(&bfq) {
+                    write_knob(sys, &bfq, &w.to_string())
+                } else {
+                    let knob = self.knob(sys, "io", "", "io.weight", what)?;
+                    write_knob(sys, &knob, &blkio_to_io_weight(w).to_string())
+                }
+            }
+        }
     }
 
     /// Give each ancestor of `dir` below the v1 hierarchy's root at least the share of real-time
@@ -283,7 +397,7 @@ impl Cgroup {
         let mut at = dir.parent();
         while let Some(p) = at {
             // The hierarchy's root (its release_agent is there only) is the kernel's to set.
-            if !p.join("cpu.rt_runtime_us").exists() || p.join("release_agent").exists() {
+            if !sys.exists(&p.join("cpu.rt_runtime_us")) || sys.exists(&p.join("release_agent")) {
                 break;
             }
             ancestors.push(p.to_path_buf());
@@ -297,20 +411,21 @@ impl Cgroup {
         let mut child = dir.to_path_buf();
         let mut needs = Vec::new();
         for p in &ancestors {
-            let others: f64 = std::fs::read_dir(p)
+            let others: f64 = sys
+                .list_dir(p)
+                .unwrap_or_default()
                 .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|c| c.is_dir() && *c != child)
+                .filter(|(_, is_dir)| *is_dir)
+                .map(|(name, _)| p.join(name))
+                .filter(|c| *c != child)
                 .map(|c| {
                     share_of(
-                        read_i64(&c.join("cpu.rt_runtime_us")).unwrap_or(0),
-                        read_i64(&c.join("cpu.rt_period_us")).unwrap_or(1_000_000),
+                        read_i64(sys, &c.join("cpu.rt_runtime_us")).unwrap_or(0),
+                        read_i64(sys, &c.join("cpu.rt_period_us")).unwrap_or(1_000_000),
                     )
                 })
                 .sum();
-            let own_period = read_i64(&p.join("cpu.rt_period_us")).unwrap_or(1_000_000);
+            let own_period = read_i64(sys, &p.join("cpu.rt_period_us")).unwrap_or(1_000_000);
             let total = child_share + others;
             let need = (total * own_period as f64).ceil() as i64;
             needs.push((p.join("cpu.rt_runtime_us"), need));
@@ -318,134 +433,9 @@ impl Cgroup {
             child = p.clone();
         }
         for (knob, need) in needs.iter().rev() {
-            if read_i64(knob).is_some_and(|now| now >= 0 && now < *need) {
+            if read_i64(sys, knob).is_some_and(|now| now >= 0 && now < *need) {
                 write_knob(sys, knob, &need.to_string())?;
             }
-        }
-        Ok(())
-    }
-
-    fn update_v2(&self, sys: &Sys, r: &Resources) -> Result<()> {
-        let Some(dir) = self.paths().into_iter().next() else {
-            return Err(super::CgroupError::NotMounted.into());
-        };
-        if r.memory_kernel.is_some() || r.memory_kernel_tcp.is_some() {
-            return Err(Error::Usage(
-                "memory.kernel, memory.kernelTCP: cgroup v2 has no kernel memory limits (its \
-                 memory limit counts kernel memory too): leave them out"
-                    .into(),
-            ));
-        }
-        if r.memory_swappiness.is_some() {
-            return Err(Error::Usage(
-                "memory.swappiness: cgroup v2 has no swappiness per group: leave it out".into(),
-            ));
-        }
-        if r.disable_oom_killer == Some(true) {
-            return Err(Error::Usage(
-                "memory.disableOOMKiller: cgroup v2 cannot switch the OOM killer off for a \
-                 group: leave it out"
-                    .into(),
-            ));
-        }
-        if r.cpu_rt_period.is_some() || r.cpu_rt_runtime.is_some() {
-            return Err(Error::Usage(
-                "cgroup v2 has no real-time CPU limits (cpu-rt-period, cpu-rt-runtime): leave \
-                 them out"
-                    .into(),
-            ));
-        }
-        if r.memory.is_some() || r.memory_reservation.is_some() || r.memory_swap.is_some() {
-            self.enable_v2(sys, "memory", &dir.join("memory.max"))?;
-            if let Some(m) = r.memory {
-                write_knob(sys, &dir.join("memory.max"), &or_max(m))?;
-            }
-            if let Some(s) = r.memory_swap {
-                // The spec's swap is memory + swap; v2's knob is the swap alone.
-                let value =
-                    if s < 0 {
-                        "max".to_string()
-                    } else {
-                        let memory = match r.memory {
-                            Some(m) => Some(m),
-                            None => std::fs::read_to_string(dir.join("memory.max"))
-                                .ok()
-                                .and_then(|t| t.trim().parse().ok()),
-                        };
-                        match memory {
-                            Some(m) if m >= 0 && s >= m => (s - m).to_string(),
-                            Some(m) if m >= 0 => {
-                                return Err(Error::Usage(format!(
-                                    "memory-swap {s} is below the memory limit {m}: it counts \
-                                 memory and swap together, so give at least the memory limit"
-                                )))
-                            }
-                            _ => return Err(Error::Usage(
-                                "memory-swap needs a memory limit to count from: give --memory \
-                                 too"
-                                .into(),
-                            )),
-                        }
-                    };
-                write_knob(sys, &dir.join("memory.swap.max"), &value)?;
-            }
-            if let Some(v) = r.memory_reservation {
-                write_knob(sys, &dir.join("memory.low"), &or_max(v))?;
-            }
-        }
-        if r.cpu_shares.is_some() || r.cpu_quota.is_some() || r.cpu_period.is_some() {
-            self.enable_v2(sys, "cpu", &dir.join("cpu.max"))?;
-            if let Some(s) = r.cpu_shares {
-                write_knob(
-                    sys,
-                    &dir.join("cpu.weight"),
-                    &shares_to_weight(s).to_string(),
-                )?;
-            }
-            if r.cpu_quota.is_some() || r.cpu_period.is_some() {
-                // One file holds both: the one not given is kept from what it says now.
-                let now = std::fs::read_to_string(dir.join("cpu.max")).unwrap_or_default();
-                let mut old = now.split_whitespace();
-                let old_quota = old.next().unwrap_or("max").to_string();
-                let old_period = old.next().unwrap_or("100000").to_string();
-                let quota = r.cpu_quota.map_or(old_quota, or_max);
-                let period = r.cpu_period.map_or(old_period, |p| p.to_string());
-                write_knob(sys, &dir.join("cpu.max"), &format!("{quota} {period}"))?;
-            }
-        }
-        if r.cpuset_cpus.is_some() || r.cpuset_mems.is_some() {
-            self.enable_v2(sys, "cpuset", &dir.join("cpuset.cpus"))?;
-            if let Some(v) = &r.cpuset_cpus {
-                write_knob(sys, &dir.join("cpuset.cpus"), v)?;
-            }
-            if let Some(v) = &r.cpuset_mems {
-                write_knob(sys, &dir.join("cpuset.mems"), v)?;
-            }
-        }
-        if let Some(p) = r.pids {
-            self.enable_v2(sys, "pids", &dir.join("pids.max"))?;
-            write_knob(sys, &dir.join("pids.max"), &super::pids_max(p))?;
-        }
-        if let Some(w) = r.blkio_weight {
-            let bfq = dir.join("io.bfq.weight");
-            if !sys.is_dry_run() && bfq.exists() {
-                write_knob(sys, &bfq, &w.to_string())?;
-            } else {
-                self.enable_v2(sys, "io", &dir.join("io.weight"))?;
-                write_knob(
-                    sys,
-                    &dir.join("io.weight"),
-                    &blkio_to_io_weight(w).to_string(),
-                )?;
-            }
-        }
-        for (size, limit) in &r.hugepage_limits {
-            let knob = dir.join(format!("hugetlb.{size}.max"));
-            self.enable_v2(sys, "hugetlb", &knob)?;
-            if !sys.is_dry_run() && !knob.exists() {
-                return Err(unknown_page_size(size));
-            }
-            write_knob(sys, &knob, &limit.to_string())?;
         }
         Ok(())
     }
@@ -454,12 +444,13 @@ impl Cgroup {
     /// into `cgroup.subtree_control` of the root and of every group down to the container's
     /// parent (a controller reaches a group only through every ancestor).
     fn enable_v2(&self, sys: &Sys, controller: &str, knob: &Path) -> Result<()> {
-        if sys.is_dry_run() || knob.exists() {
+        if sys.is_dry_run() || sys.exists(knob) {
             return Ok(());
         }
         let root = &self.hierarchies[0].mount_point;
-        let available =
-            std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+        let available = sys
+            .read_file(&root.join("cgroup.controllers"))
+            .unwrap_or_default();
         if !available.split_whitespace().any(|c| c == controller) {
             return Err(Error::Usage(format!(
                 "the {controller} cgroup controller is not available on this host's cgroup v2: \
@@ -482,16 +473,63 @@ impl Cgroup {
     }
 }
 
+/// What cgroup v2 has no knob for, refused by name.
+fn refuse_on_v2(r: &Resources) -> Result<()> {
+    if r.memory_kernel.is_some() || r.memory_kernel_tcp.is_some() {
+        return Err(Error::Usage(
+            "memory.kernel, memory.kernelTCP: cgroup v2 has no kernel memory limits (its \
+             memory limit counts kernel memory too): leave them out"
+                .into(),
+        ));
+    }
+    if r.memory_swappiness.is_some() {
+        return Err(Error::Usage(
+            "memory.swappiness: cgroup v2 has no swappiness per group: leave it out".into(),
+        ));
+    }
+    if r.disable_oom_killer == Some(true) {
+        return Err(Error::Usage(
+            "memory.disableOOMKiller: cgroup v2 cannot switch the OOM killer off for a \
+             group: leave it out"
+                .into(),
+        ));
+    }
+    if r.cpu_rt_period.is_some() || r.cpu_rt_runtime.is_some() {
+        return Err(Error::Usage(
+            "cgroup v2 has no real-time CPU limits (cpu-rt-period, cpu-rt-runtime): leave \
+             them out"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// v2's `memory.swap.max` for the spec's memory + swap `swap`: the swap alone, counted from
+/// the memory limit (`memory`: the new one, else the one in force).
+fn v2_swap(swap: i64, memory: Option<i64>) -> Result<String> {
+    if swap < 0 {
+        return Ok("max".into());
+    }
+    match memory {
+        Some(m) if m >= 0 && swap >= m => Ok((swap - m).to_string()),
+        Some(m) if m >= 0 => Err(Error::Usage(format!(
+            "memory-swap {swap} is below the memory limit {m}: it counts memory and swap \
+             together, so give at least the memory limit"
+        ))),
+        _ => Err(Error::Usage(
+            "memory-swap needs a memory limit to count from: give --memory too".into(),
+        )),
+    }
+}
+
 /// A huge page size the kernel has no limit for.
-fn unknown_page_size(size: &str) -> Error {
-    let sizes: Vec<String> = std::fs::read_dir("/sys/kernel/mm/hugepages")
+fn unknown_page_size(sys: &Sys, size: &str) -> Error {
+    let sizes: Vec<String> = sys
+        .list_dir(Path::new("/sys/kernel/mm/hugepages"))
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let kb: u64 = e
-                .file_name()
-                .to_str()?
+        .filter_map(|(name, _)| {
+            let kb: u64 = name
                 .strip_prefix("hugepages-")?
                 .strip_suffix("kB")?
                 .parse()
@@ -534,8 +572,9 @@ fn write_knob(sys: &Sys, knob: &Path, value: &str) -> Result<()> {
     })
 }
 
-fn read_i64(path: &Path) -> Option<i64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+/// A knob's number, read through the seam; `None` when it is missing or says `max`.
+fn read_i64(sys: &Sys, path: &Path) -> Option<i64> {
+    sys.read_file(path).ok()?.trim().parse().ok()
 }
 
 /// True for a value that says nothing: `null`, `[]`, `{}`.
@@ -548,9 +587,10 @@ fn empty(v: &Value) -> bool {
     }
 }
 
-/// The runtime spec's `LinuxResources` as what `update` changes. Every field the spec has
-/// and dockling does not change is refused by its path (`memory.swappiness`); unknown ones too.
-pub fn from_json(doc: &Value) -> Result<Resources> {
+/// The runtime spec's `LinuxResources` as what `create` and `update` write, as given. Every
+/// field the spec has and dockling does not change is refused by its path; unknown ones too.
+/// [`Resources::from_oci`] is the reading the commands use.
+fn from_json(doc: &Value) -> Result<Resources> {
     let obj = doc.as_object().ok_or_else(|| {
         Error::Usage(
             "the resources must be a JSON object (the runtime spec's linux.resources)".into(),
@@ -656,6 +696,10 @@ pub fn from_json(doc: &Value) -> Result<Resources> {
                         _ => return Err(refuse(&path)),
                     }
                 }
+            }
+            "devices" => {
+                r.devices = serde_json::from_value(value.clone())
+                    .map_err(|e| Error::Usage(format!("resources: devices: {e}")))?;
             }
             "hugepageLimits" => {
                 let list = value.as_array().ok_or_else(|| {

@@ -342,6 +342,7 @@ fn become_proxy(
     }
     sys.run(Call::CloseRange {
         first: 4 + plan.sources.len() as u32,
+        preserving: false,
     })?;
     // The engine blocked the signals it forwards before it cloned the container; the mask
     // would outlive the execve.

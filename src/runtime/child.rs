@@ -318,13 +318,10 @@ pub(super) fn secure_and_find(
     // allow-list older than Linux 5.9 that answers every call it does not name with an errno,
     // as runtime-tools' default one does), and the mark only acts at execve anyway. Nothing
     // opened from here to execve lacks O_CLOEXEC.
-    if preserve_fds == 0 {
-        sys.run(Call::CloseRange { first: 3 })?;
-    } else {
-        sys.run(Call::CloseRangePreserving {
-            first: 3u32.saturating_add(preserve_fds),
-        })?;
-    }
+    sys.run(Call::CloseRange {
+        first: 3u32.saturating_add(preserve_fds),
+        preserving: preserve_fds > 0,
+    })?;
     if filtered {
         if spec.no_new_privileges {
             sys.run(Call::Prctl {

@@ -80,15 +80,11 @@ pub fn create(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Cre
     ));
     // 0622 exactly, whatever the caller's umask: the container's process opens it for writing
     // after it became the container's user, maybe without any capability (runc does the same).
-    let old_mask = match sys.perform(Call::Umask { mask: 0 })? {
-        Ret::Umask(m) => m,
-        _ => 0o022,
-    };
-    let made = sys.run(Call::Mkfifo {
-        path: opts.fifo.to_path_buf(),
-    });
-    sys.run(Call::Umask { mask: old_mask })?;
-    made?;
+    sys.with_umask(0, || {
+        sys.run(Call::Mkfifo {
+            path: opts.fifo.to_path_buf(),
+        })
+    })?;
     if let (Some(cg), Some(limits)) = (opts.cgroup, spec.cgroup.as_ref()) {
         sys.step(StepId::CgroupsCreate)?;
         // The config's rules, runc's allowed devices and the config's own nodes.
@@ -97,13 +93,11 @@ pub fn create(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Cre
             .device_rules()
             .map_err(|e| Error::Usage(e.to_string()))?;
         cg.create(sys, limits, &rules)?;
-        if let Some(rest) = &opts.parts.cgroup_rest {
-            // The config's other limits (shares, cpuset, reservation, swap, block I/O weight,
-            // real-time time), written as `update` writes them.
-            if let Err(e) = cg.update(sys, rest) {
-                let _ = cg.destroy(sys);
-                return Err(e);
-            }
+        // The config's limits, as given (`Resources::from_oci`), written as `update` writes
+        // them: no Docker defaults (`dockling run -m`'s memory + swap at twice the memory).
+        if let Err(e) = cg.update(sys, &opts.parts.resources) {
+            let _ = cg.destroy(sys);
+            return Err(e);
         }
     }
     let made = launch(sys, spec, opts);
@@ -120,6 +114,22 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
     // process before clone: it applies to the children it makes).
     let mut joins: Vec<(RawFd, CloneFlags)> = Vec::new();
     let mut owned: Vec<OwnedFd> = Vec::new();
+    // This process's own pid namespace, to come back to right after the clone: the hooks it
+    // runs (prestart, createRuntime) are the runtime's, in the runtime's namespaces (the
+    // spec's words), and a fork after a pid namespace join would be born in the container's.
+    let own_pid = if opts
+        .parts
+        .joins
+        .iter()
+        .any(|(k, _)| *k == CloneFlags::CLONE_NEWPID)
+    {
+        Some(sys.open(
+            Path::new("/proc/self/ns/pid"),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )?)
+    } else {
+        None
+    };
     for (kind, path) in &opts.parts.joins {
         let fd = match sys.perform(Call::Open {
             path: path.clone(),
@@ -160,6 +170,23 @@ fn launch(sys: &Sys, spec: &RunSpec, opts: &CreateOptions<'_>) -> Result<Created
     drop(owned);
     if !sys.is_dry_run() {
         (opts.on_clone)(pid);
+    }
+    if let Some(own) = own_pid {
+        let back = sys.run(Call::Setns {
+            fd: own.as_raw_fd(),
+            kind: CloneFlags::CLONE_NEWPID,
+            pid: 0,
+        });
+        if let Err(e) = back {
+            if !sys.is_dry_run() {
+                let _ = sys.run(Call::Kill {
+                    pid,
+                    signal: libc::SIGKILL,
+                });
+                let _ = sys.wait4(pid);
+            }
+            return Err(e.into());
+        }
     }
     sys.tracer.set_var("pid", pid.to_string());
     let mut master = None;

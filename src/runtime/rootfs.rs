@@ -864,13 +864,8 @@ impl<'a> Rootfs<'a> {
         if devices.is_empty() {
             return Ok(());
         }
-        let old = match self.sys.perform(Call::Umask { mask: 0 })? {
-            crate::sys::Ret::Umask(m) => m,
-            _ => 0o022,
-        };
-        let made = devices.iter().try_for_each(|d| self.config_device(d, own));
-        self.sys.run(Call::Umask { mask: old })?;
-        made
+        self.sys
+            .with_umask(0, || devices.iter().try_for_each(|d| self.config_device(d, own)))
     }
 
     fn config_device(&self, d: &crate::specconv::oci::Device, own: &OwnMounts) -> Result<()> {

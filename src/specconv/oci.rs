@@ -240,11 +240,11 @@ pub struct OciParts {
     pub hooks: Hooks,
     /// `annotations`.
     pub annotations: BTreeMap<String, String>,
-    /// `linux.resources`, whole (the `RunSpec`'s limits are the part `dockling run` knows).
-    pub resources: Option<oci_spec::runtime::LinuxResources>,
-    /// The rest of `linux.resources` (not its devices, not what the `RunSpec`'s limits set):
-    /// written to the new group as `update` writes (`Cgroup::update`).
-    pub cgroup_rest: Option<crate::cgroups::resources::Resources>,
+    /// `linux.resources`, read once ([`crate::cgroups::resources::Resources::from_oci`], as
+    /// `update` reads its document): its device rules, and the limits written to the new
+    /// group as `update` writes them (`Cgroup::update`). The `RunSpec`'s limits stay empty:
+    /// they are `dockling run`'s, with Docker's defaults.
+    pub resources: crate::cgroups::resources::Resources,
     /// `linux.cgroupsPath` as given (empty: the runtime chooses).
     pub cgroups_path: String,
 }
@@ -254,12 +254,7 @@ impl OciParts {
     /// config's `linux.resources.devices`, runc's allowed devices, and each `linux.devices`
     /// node. `from_config` asks once, so a bad rule is refused before anything exists.
     pub fn device_rules(&self) -> Result<Vec<crate::cgroups::devices::Rule>, SpecError> {
-        let config = self
-            .resources
-            .as_ref()
-            .and_then(|r| r.devices().clone())
-            .unwrap_or_default();
-        let config = crate::cgroups::devices::from_oci(&config)
+        let config = crate::cgroups::devices::from_oci(&self.resources.devices)
             .map_err(|e| bad("linux.resources.devices", e))?;
         let nodes: Vec<(char, u64, u64)> = self
             .devices
@@ -292,8 +287,7 @@ impl Default for OciParts {
             domainname: None,
             hooks: Hooks::default(),
             annotations: BTreeMap::new(),
-            resources: None,
-            cgroup_rest: None,
+            resources: Default::default(),
             cgroups_path: String::new(),
         }
     }
@@ -611,7 +605,7 @@ pub fn from_config(
             }
         }
     }
-    let limits = read_cgroups(&linux, &mut parts)?;
+    read_cgroups(&linux, &mut parts)?;
     parts.device_rules()?;
     let seccomp = match linux.seccomp.clone() {
         None => None,
@@ -664,7 +658,9 @@ pub fn from_config(
         } else {
             RootfsMode::PivotRoot
         },
-        cgroup: Some(limits.unwrap_or_default()),
+        // A group, with nothing of `dockling run`'s limits: `parts.resources` holds the
+        // config's.
+        cgroup: Some(Limits::default()),
         privileged: false,
         capabilities: parts.caps.bounding.clone(),
         seccomp,
@@ -1444,8 +1440,8 @@ fn check_hooks(hooks: &Hooks) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// `linux.cgroupsPath` and `linux.resources` (into `parts`), and the limits `run` knows.
-fn read_cgroups(linux: &Linux, parts: &mut OciParts) -> Result<Option<Limits>, SpecError> {
+/// `linux.cgroupsPath` and `linux.resources`, into `parts`.
+fn read_cgroups(linux: &Linux, parts: &mut OciParts) -> Result<(), SpecError> {
     let cgroups_path = linux.cgroups_path.clone().unwrap_or_default();
     if cgroups_path.contains(':') {
         return Err(bad(
@@ -1460,59 +1456,12 @@ fn read_cgroups(linux: &Linux, parts: &mut OciParts) -> Result<Option<Limits>, S
         ));
     }
     parts.cgroups_path = cgroups_path;
-    let resources: Option<oci_spec::runtime::LinuxResources> = match linux.resources.clone() {
-        None => None,
-        Some(v) => {
-            Some(serde_json::from_value(v).map_err(|e| bad("linux.resources", e.to_string()))?)
-        }
-    };
-    let limits = resources.as_ref().map(|r| Limits {
-        memory: r
-            .memory()
-            .as_ref()
-            .and_then(|m| m.limit())
-            .filter(|l| *l > 0)
-            .map(|l| l as u64),
-        // The quota and period go as given (`cgroup_rest`, below), not as a ratio over
-        // `dockling run`'s 100 ms period: a small share would round under the kernel's 1 ms
-        // minimum quota there.
-        cpus: None,
-        pids: r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0),
-    });
-    // Everything else the config asks of the group, as `update` reads it: refused by name
-    // when dockling cannot set it, never dropped.
     if let Some(v) = &linux.resources {
-        let mut rest_doc = v.clone();
-        if let Some(o) = rest_doc.as_object_mut() {
-            o.remove("devices");
-        }
-        let mut rest = crate::cgroups::resources::from_json(&rest_doc)
+        // Refused by name when dockling cannot set it, never dropped.
+        parts.resources = crate::cgroups::resources::Resources::from_oci(v)
             .map_err(|e| bad("linux.resources", e.to_string()))?;
-        // 0 says "not set" for these, as runc reads them (a written 0 is EINVAL or a
-        // change no one asked for).
-        rest.memory_reservation = rest.memory_reservation.filter(|v| *v != 0);
-        rest.memory_swap = rest.memory_swap.filter(|v| *v != 0);
-        rest.cpu_shares = rest.cpu_shares.filter(|v| *v != 0);
-        rest.cpu_quota = rest.cpu_quota.filter(|v| *v != 0);
-        rest.cpu_period = rest.cpu_period.filter(|v| *v != 0);
-        rest.cpu_rt_runtime = rest.cpu_rt_runtime.filter(|v| *v != 0);
-        rest.cpu_rt_period = rest.cpu_rt_period.filter(|v| *v != 0);
-        rest.blkio_weight = rest.blkio_weight.filter(|v| *v != 0);
-        rest.disable_oom_killer = rest.disable_oom_killer.filter(|off| *off);
-        rest.cpuset_cpus = rest.cpuset_cpus.filter(|v| !v.is_empty());
-        rest.cpuset_mems = rest.cpuset_mems.filter(|v| !v.is_empty());
-        if let Some(l) = &limits {
-            if l.memory.is_some() {
-                rest.memory = None;
-            }
-            if l.pids.is_some() {
-                rest.pids = None;
-            }
-        }
-        parts.cgroup_rest = (!rest.is_empty()).then_some(rest);
     }
-    parts.resources = resources;
-    Ok(limits)
+    Ok(())
 }
 
 /// The IPC sysctls (runc's list): settable only in an IPC namespace of the container's own.
@@ -1838,14 +1787,17 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(back.read_only, spec.read_only);
         assert_eq!(back.no_new_privileges, spec.no_new_privileges);
-        // The CPU share comes back as the quota and period the config holds, written as given
-        // (`cgroup_rest`), not as a ratio.
-        let mut want_limits = spec.cgroup;
-        let cpus = want_limits.as_mut().and_then(|l| l.cpus.take());
-        assert_eq!(back.cgroup, want_limits);
-        let rest = parts.cgroup_rest.clone().unwrap_or_default();
-        let (quota, period) = (rest.cpu_quota.unwrap(), rest.cpu_period.unwrap());
-        assert_eq!(Some(quota as f64 / period as f64), cpus);
+        // The limits come back as the config holds them, written as given (`resources`):
+        // the CPU share as a quota and period, not as a ratio; the memory with the swap
+        // `dockling run` asks for (Docker's twice the memory), said in the config.
+        assert_eq!(back.cgroup, Some(Limits::default()));
+        let want = spec.cgroup.unwrap();
+        let r = &parts.resources;
+        let (quota, period) = (r.cpu_quota.unwrap(), r.cpu_period.unwrap());
+        assert_eq!(Some(quota as f64 / period as f64), want.cpus);
+        assert_eq!(r.memory, want.memory.map(|m| m as i64));
+        assert_eq!(r.memory_swap, want.memory.map(|m| 2 * m as i64));
+        assert_eq!(r.pids, want.pids);
         assert_eq!(back.seccomp, spec.seccomp);
         assert_eq!(parts.root, spec.bundle.join("rootfs"));
         assert_eq!(parts.cgroups_path, "/dockling/x");

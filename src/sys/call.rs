@@ -130,11 +130,10 @@ pub enum Call {
     /// `dup2(2)`: `what` says what `old` is (the explanation depends on it).
     Dup2 { old: i32, new: i32, what: Stdio },
     /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC`: mark every descriptor from `first` up
-    /// close-on-exec so nothing of the engine leaks into the container.
-    CloseRange { first: u32 },
-    /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC` from `first` = 3 + N: the same, leaving
-    /// the N descriptors after stderr open for the program (`runtime exec --preserve-fds N`).
-    CloseRangePreserving { first: u32 },
+    /// close-on-exec so nothing of the engine leaks into the container. `preserving`: `first`
+    /// is 3 + N, the N descriptors after stderr left open for the program (`runtime create`
+    /// and `exec --preserve-fds N`); explained apart.
+    CloseRange { first: u32, preserving: bool },
     /// `close_range(2)` without flags: close every descriptor from `first` to `last` now
     /// (`--init`'s process 1, which never execs, so close-on-exec would never close them).
     CloseRangeNow { first: u32, last: u32 },
@@ -213,8 +212,9 @@ pub enum Call {
     /// `pidfd_open(pid, 0)`: a descriptor that names this very process, whatever later
     /// reuses its number.
     PidfdOpen { pid: i32 },
-    /// `pidfd_open(pid, 0)` of a container's engine (its monitor), to wait for it to exit:
-    /// the same call, explained as the wait it is for (`stop`).
+    /// `pidfd_open(pid, 0)` of a process to wait for: a container's engine (its monitor,
+    /// `stop`) or an OCI container's first process (`start`); the same call, explained as
+    /// the wait it is for.
     PidfdOpenEngine { pid: i32 },
     /// `pidfd_send_signal(fd, signal, NULL, 0)`: a signal to the process `fd` names (`pid` is
     /// its number, for the explanation and error messages; it is not an argument).
@@ -258,6 +258,26 @@ pub enum Call {
     /// `stat(path)` (following symlinks): what kind of file `path` is. glibc makes it
     /// `newfstatat(AT_FDCWD, path, buf, 0)` (`fstatat64` on 32-bit machines).
     Stat { path: PathBuf },
+    /// `read(fd, buf, cap)`: up to `cap` bytes from `fd` (`path` is what `fd` is, for the
+    /// explanation and error messages; it is not an argument): a cgroup knob, the
+    /// `exec.fifo` of an OCI container, a file of the container's. The bytes come back in
+    /// [`Ret::Received`]; none at the end of the file.
+    Read { fd: i32, path: PathBuf, cap: usize },
+    /// `unlinkat(AT_FDCWD, path, 0)`: remove the name `path` (the `exec.fifo` of an OCI
+    /// container once `start` let it go).
+    Unlink { path: PathBuf },
+    /// `poll(fds, n, timeout)`, each descriptor asked for `POLLIN`, `timeout` in milliseconds
+    /// (-1: unbounded); `what` says what the descriptors are. The ready ones come back in
+    /// [`Ret::Polled`].
+    Poll {
+        fds: Vec<i32>,
+        timeout: i32,
+        what: String,
+    },
+    /// `getdents64(fd, buf, cap)`: the next entries of the directory open on `fd` (`path`
+    /// names it, for the explanation and error messages), in [`Ret::Dirents`]; none at its
+    /// end. A cgroup's children, the kernel's huge page sizes.
+    Getdents { fd: i32, path: PathBuf, cap: usize },
     /// `sendfile(out_fd, in_fd, NULL, count)`: up to `count` bytes from `in_fd`'s offset to
     /// `out_fd`, without passing through user space; 0 at the end of `in_fd`.
     Sendfile {
@@ -550,8 +570,18 @@ pub enum Ret {
     /// `stat`: returns 0, and (the fields strace shows of) the file's `struct stat`.
     #[allow(missing_docs)]
     Stat { mode: u32, size: i64, rdev: u64 },
-    /// `recvfrom`: the bytes received (their number is what it returns).
+    /// `recvfrom`, `read`: the bytes received (their number is what it returns).
     Received(Vec<u8>),
+    /// `poll`: the descriptors that are ready with their `revents` (their number is what it
+    /// returns).
+    Polled(Vec<(i32, i16)>),
+    /// `getdents64`: the bytes filled in (what it returns) and each entry's name and whether
+    /// it is a directory (`d_type` `DT_DIR`).
+    #[allow(missing_docs)]
+    Dirents {
+        bytes: usize,
+        entries: Vec<(String, bool)>,
+    },
     /// `getsockname`: returns 0, and the socket's address through its argument.
     SockName(std::net::SocketAddrV4),
     /// A host program run to its end ([`Call::RunHost`]): its pid, raw wait status and output.
@@ -601,6 +631,8 @@ impl Ret {
             Ret::Bytes(n) => n as i64,
             Ret::Fd(fd) => fd as i64,
             Ret::Received(ref b) => b.len() as i64,
+            Ret::Polled(ref r) => r.len() as i64,
+            Ret::Dirents { bytes, .. } => bytes as i64,
             Ret::PtyNumber(_)
             | Ret::FdPair(..)
             | Ret::IfFlags(_)
@@ -646,9 +678,7 @@ impl Call {
             Call::Setsid => "setsid",
             Call::IoctlSetCtty { .. } => "ioctl",
             Call::Dup2 { .. } => "dup2",
-            Call::CloseRange { .. }
-            | Call::CloseRangePreserving { .. }
-            | Call::CloseRangeNow { .. } => "close_range",
+            Call::CloseRange { .. } | Call::CloseRangeNow { .. } => "close_range",
             Call::Seccomp { .. } => "seccomp",
             Call::Execve { .. } | Call::RunHost { .. } => "execve",
             Call::Openat2 { .. } => "openat2",
@@ -679,6 +709,10 @@ impl Call {
             Call::StatxMntId { .. } => "statx",
             Call::Access { .. } => ACCESS,
             Call::Stat { .. } => STAT,
+            Call::Read { .. } => "read",
+            Call::Unlink { .. } => "unlinkat",
+            Call::Poll { .. } => "poll",
+            Call::Getdents { .. } => "getdents64",
             Call::Execveat { .. } => "execveat",
             Call::BpfProgLoad { .. } | Call::BpfProgAttach { .. } => "bpf",
             Call::NetlinkSocket { .. } => "socket",
@@ -704,6 +738,9 @@ impl Call {
     pub fn explain_key(&self) -> &'static str {
         match self {
             Call::Openat2 { path, .. } if path == std::path::Path::new("hosts") => "openat2.hosts",
+            Call::Openat2 { path, .. } if path == std::path::Path::new("etc/passwd") => {
+                "openat2.passwd"
+            }
             Call::Open { path, flags, .. }
                 if flags & libc::O_PATH != 0
                     && path.parent().and_then(|p| p.file_name()) == Some("containers".as_ref()) =>
@@ -720,7 +757,9 @@ impl Call {
             }
             Call::Clone { flags } if flags.is_empty() => "clone.fork",
             Call::CloseRangeNow { .. } => "close_range.now",
-            Call::CloseRangePreserving { .. } => "close_range.preserve_fds",
+            Call::CloseRange {
+                preserving: true, ..
+            } => "close_range.preserve_fds",
             Call::Clone { flags } if flags.contains(CloneFlags::CLONE_PARENT) => "clone.parent",
             Call::Mount { fstype, flags, .. } => {
                 if flags.contains(MsFlags::MS_REMOUNT) {
@@ -773,6 +812,11 @@ impl Call {
                 ..
             } => "ioctl.tiocswinsz",
             Call::PidfdOpenEngine { .. } => "pidfd_open.engine",
+            Call::Setns {
+                pid: 0,
+                kind: CloneFlags::CLONE_NEWPID,
+                ..
+            } => "setns.own_pid",
             Call::Setns { pid: 0, .. } => "setns.own",
             Call::Openat2 { flags, .. } if flags & libc::O_CREAT != 0 => "openat2.create",
             Call::Open { path, .. } if path.starts_with("/dev/pts") => "openat.pts",
@@ -805,6 +849,13 @@ impl Call {
             {
                 "openat.cgroup_knob"
             }
+            Call::Open { path, flags, .. }
+                if path.starts_with("/sys/fs/cgroup")
+                    && flags & libc::O_ACCMODE == libc::O_RDONLY
+                    && flags & libc::O_DIRECTORY == 0 =>
+            {
+                "openat.cgroup_read"
+            }
             Call::Open { flags, .. } if flags & libc::O_ACCMODE == libc::O_WRONLY => {
                 "openat.control"
             }
@@ -819,6 +870,11 @@ impl Call {
             Call::Write { path, .. } if path.starts_with("/proc/sys") => "write.sysctl",
             Call::Write { path, .. } if path.starts_with("/proc") => "write",
             Call::Write { .. } => "write.file",
+            Call::Read { path, .. } if path.starts_with("/sys/fs/cgroup") => "read.cgroup",
+            Call::Read { path, .. } if path.ends_with("exec.fifo") => "read.fifo",
+            Call::Getdents { path, .. } if path.starts_with("/sys/fs/cgroup") => {
+                "getdents64.cgroup"
+            }
             Call::IoctlIfFlags { set: None, .. } => "ioctl.siocgifflags",
             Call::IoctlIfFlags { .. } => "ioctl.siocsifflags",
             Call::Dup2 {
@@ -854,7 +910,7 @@ impl Call {
             Call::ProxyPipe => "pipe2.proxy",
             Call::KillProxy { .. } => "kill.proxy",
             Call::WaitProxy { .. } => "wait4.proxy",
-            Call::CloseRange { first } if *first > 3 => "close_range.proxy",
+            Call::CloseRange { first, .. } if *first > 3 => "close_range.proxy",
             Call::Execve { path, argv, .. }
                 if path == std::path::Path::new("/proc/self/exe")
                     && argv.get(1).map(String::as_str) == Some("proxy") =>
@@ -1179,7 +1235,7 @@ impl Call {
             Call::Dup2 { old, new, .. } => {
                 let _ = write!(s, "{old}, {new}");
             }
-            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
+            Call::CloseRange { first, .. } => {
                 let _ = write!(s, "{first}, 4294967295, CLOSE_RANGE_CLOEXEC");
             }
             Call::CloseRangeNow { first, last } => {
@@ -1395,6 +1451,34 @@ impl Call {
                     other => format!("{other:#o}"),
                 };
                 let _ = write!(s, "{}, {mode}", path_arg(path));
+            }
+            Call::Read { fd, cap, .. } => {
+                // strace shows the bytes read, or the buffer's address when there were none.
+                let buf = match ret {
+                    Some(Ret::Received(b)) => quote(&String::from_utf8_lossy(b)),
+                    _ => "0x…".into(),
+                };
+                let _ = write!(s, "{fd}, {buf}, {cap}");
+            }
+            Call::Unlink { path } => {
+                let _ = write!(s, "AT_FDCWD, {}, 0", path_arg(path));
+            }
+            // strace shows the buffer's address and the entries' number as a comment.
+            Call::Getdents { fd, cap, .. } => {
+                let count = match ret {
+                    Some(Ret::Dirents { entries, .. }) => {
+                        format!(" /* {} entries */", entries.len())
+                    }
+                    _ => String::new(),
+                };
+                let _ = write!(s, "{fd}, 0x…{count}, {cap}");
+            }
+            Call::Poll { fds, timeout, .. } => {
+                let asked: Vec<String> = fds
+                    .iter()
+                    .map(|fd| format!("{{fd={fd}, events=POLLIN}}"))
+                    .collect();
+                let _ = write!(s, "[{}], {}, {timeout}", asked.join(", "), fds.len());
             }
             Call::Stat { path } => {
                 let buf = match ret {
@@ -1617,7 +1701,11 @@ impl Call {
             | Call::Open { path, .. }
             | Call::Access { path, .. }
             | Call::Stat { path }
+            | Call::Read { path, .. }
+            | Call::Getdents { path, .. }
+            | Call::Unlink { path }
             | Call::Execve { path, .. } => path.display().to_string(),
+            Call::Poll { what, .. } => what.clone(),
             Call::RunHost { argv } => argv.join(" "),
             Call::MknodatConfig { inside, .. } | Call::Fchownat { inside, .. } => {
                 inside.display().to_string()
@@ -1664,7 +1752,7 @@ impl Call {
             Call::Setgroups { gids } => format!("{gids:?}"),
             Call::Dup2 { old, new, .. } => format!("{old} -> {new}"),
             Call::IoctlSetCtty { fd } => format!("fd {fd}"),
-            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
+            Call::CloseRange { first, .. } => {
                 format!("fds from {first}")
             }
             Call::NetlinkSend { req, .. } => super::netlink::one_line(&req.command).into_owned(),
@@ -1751,7 +1839,6 @@ impl Call {
                 | Call::IoctlSetCtty { .. }
                 | Call::Dup2 { .. }
                 | Call::CloseRange { .. }
-                | Call::CloseRangePreserving { .. }
                 | Call::CloseRangeNow { .. }
                 | Call::Seccomp { .. }
                 | Call::Openat2 { .. }
@@ -1791,6 +1878,10 @@ impl Call {
                 | Call::StatxMntId { .. }
                 | Call::Access { .. }
                 | Call::Stat { .. }
+                | Call::Read { .. }
+                | Call::Getdents { .. }
+                | Call::Unlink { .. }
+                | Call::Poll { .. }
                 | Call::Execveat { .. }
                 | Call::BpfProgLoad { .. }
                 | Call::BpfProgAttach { .. }
@@ -1864,6 +1955,11 @@ impl Call {
                 kind: CloneFlags::CLONE_NEWNET,
                 pid: 0,
             },
+            Call::Setns {
+                fd: 3,
+                kind: CloneFlags::CLONE_NEWPID,
+                pid: 0,
+            },
             Call::Mkdir {
                 path: p("/x"),
                 mode: 0o755,
@@ -1920,8 +2016,14 @@ impl Call {
                 new: 0,
                 what: Stdio::Null,
             },
-            Call::CloseRange { first: 3 },
-            Call::CloseRangePreserving { first: 5 },
+            Call::CloseRange {
+                first: 3,
+                preserving: false,
+            },
+            Call::CloseRange {
+                first: 5,
+                preserving: true,
+            },
             Call::CloseRangeNow {
                 first: 3,
                 last: u32::MAX,
@@ -2105,7 +2207,10 @@ impl Call {
                 uid: 0,
                 gid: 0,
             },
-            Call::CloseRange { first: 5 },
+            Call::CloseRange {
+                first: 5,
+                preserving: false,
+            },
             Call::Execve {
                 path: p("/proc/self/exe"),
                 argv: vec!["dockling".into(), "proxy".into()],
@@ -2202,6 +2307,51 @@ impl Call {
                 mode: libc::X_OK,
             },
             Call::Stat { path: p("/bin/sh") },
+            Call::Open {
+                path: p("/sys/fs/cgroup/freezer/x/freezer.state"),
+                flags: libc::O_RDONLY | libc::O_CLOEXEC,
+                mode: 0,
+            },
+            Call::Openat2 {
+                dirfd: 3,
+                path: p("etc/passwd"),
+                flags: libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+                mode: 0,
+                resolve: super::fs::IN_ROOT,
+            },
+            Call::Read {
+                fd: 3,
+                path: p("/proc/1/root/etc/passwd"),
+                cap: 4096,
+            },
+            Call::Read {
+                fd: 3,
+                path: p("/sys/fs/cgroup/freezer/x/freezer.state"),
+                cap: 4096,
+            },
+            Call::Read {
+                fd: 3,
+                path: p("/run/dockling-runc/x/exec.fifo"),
+                cap: 512,
+            },
+            Call::Unlink {
+                path: p("/run/dockling-runc/x/exec.fifo"),
+            },
+            Call::Getdents {
+                fd: 3,
+                path: p("/sys/kernel/mm/hugepages"),
+                cap: 32768,
+            },
+            Call::Getdents {
+                fd: 3,
+                path: p("/sys/fs/cgroup/cpu/x"),
+                cap: 32768,
+            },
+            Call::Poll {
+                fds: vec![3, 4],
+                timeout: -1,
+                what: "exec.fifo and pidfd".into(),
+            },
             Call::Execveat {
                 fd: 3,
                 argv: vec![],

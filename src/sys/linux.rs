@@ -305,7 +305,7 @@ impl Backend for Linux {
                 unsafe { ioctl::tiocsctty(*fd, 0) }.map(|_| Ret::Zero)
             }
             Call::Dup2 { old, new, .. } => nix::unistd::dup2(*old, *new).map(Ret::Fd),
-            Call::CloseRange { first } | Call::CloseRangePreserving { first } => {
+            Call::CloseRange { first, .. } => {
                 // SAFETY: integer arguments only; CLOSE_RANGE_CLOEXEC (4) marks, not closes,
                 // so descriptors still in use until execve (the sync pipe) keep working.
                 // Not nix: 0.29 has no close_range.
@@ -341,27 +341,20 @@ impl Backend for Linux {
                 })
             }
             Call::RunHost { argv } => {
-                // The standard library's spawn (clone, execvp in the child, wait4 by
-                // `output`): the program is the host's and runs as dockling's child with
-                // dockling's environment, its output read through pipes.
+                // The program is the host's (execvp: looked up in PATH) and runs as
+                // dockling's child with dockling's environment, its output read through pipes.
                 let (program, args) = argv.split_first().ok_or(Errno::EINVAL)?;
-                let errno =
-                    |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-                let child = std::process::Command::new(program)
-                    .args(args)
+                let mut cmd = std::process::Command::new(program);
+                cmd.args(args)
                     .stdin(std::process::Stdio::null())
                     .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .map_err(errno)?;
-                let pid = child.id() as i32;
-                let out = child.wait_with_output().map_err(errno)?;
-                use std::os::unix::process::ExitStatusExt;
+                    .stderr(std::process::Stdio::piped());
+                let (pid, status, stdout, stderr) = run_program(cmd, None, None)?;
                 Ok(Ret::Ran {
                     pid,
-                    status: out.status.into_raw(),
-                    stdout: out.stdout,
-                    stderr: out.stderr,
+                    status,
+                    stdout,
+                    stderr,
                 })
             }
             Call::Execve { path, argv, envp } => {
@@ -841,6 +834,74 @@ impl Backend for Linux {
                 nix::unistd::AccessFlags::from_bits_retain(*mode),
             )
             .map(|()| Ret::Zero),
+            Call::Read { fd, cap, .. } => {
+                let mut buf = vec![0u8; *cap];
+                // SAFETY: read(2) into a buffer of `cap` bytes we own; fd is the caller's open
+                // descriptor. Not nix: its read takes an AsFd, and borrowing this raw
+                // descriptor as one would be just as unsafe.
+                let n = unsafe { libc::read(*fd, buf.as_mut_ptr().cast(), buf.len()) };
+                Errno::result(n).map(|n| {
+                    buf.truncate(n as usize);
+                    Ret::Received(buf)
+                })
+            }
+            Call::Getdents { fd, cap, .. } => {
+                let mut buf = vec![0u8; *cap];
+                // SAFETY: getdents64(2) into a buffer of `cap` bytes we own; fd is the caller's
+                // open directory. Not nix: its Dir iterates without the seam seeing the calls.
+                let n = unsafe {
+                    libc::syscall(libc::SYS_getdents64, *fd, buf.as_mut_ptr(), buf.len())
+                };
+                let n = Errno::result(n)? as usize;
+                // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), then
+                // the name, NUL-terminated, the record padded to d_reclen.
+                let mut entries = Vec::new();
+                let mut at = 0;
+                while at + 19 <= n {
+                    let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+                    if reclen < 19 || at + reclen > n {
+                        break;
+                    }
+                    let name = &buf[at + 19..at + reclen];
+                    let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+                    entries.push((
+                        String::from_utf8_lossy(name).into_owned(),
+                        buf[at + 18] == libc::DT_DIR,
+                    ));
+                    at += reclen;
+                }
+                Ok(Ret::Dirents { bytes: n, entries })
+            }
+            Call::Unlink { path } => nix::unistd::unlinkat(
+                None,
+                path.as_path(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            )
+            .map(|()| Ret::Zero),
+            Call::Poll { fds, timeout, .. } => {
+                let mut polled: Vec<libc::pollfd> = fds
+                    .iter()
+                    .map(|&fd| libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    })
+                    .collect();
+                // SAFETY: poll(2) on an array of pollfd we own, its length given; the
+                // descriptors are the caller's (a closed one is only POLLNVAL).
+                let n = unsafe {
+                    libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, *timeout)
+                };
+                Errno::result(n).map(|_| {
+                    Ret::Polled(
+                        polled
+                            .iter()
+                            .filter(|p| p.revents != 0)
+                            .map(|p| (p.fd, p.revents))
+                            .collect(),
+                    )
+                })
+            }
             // glibc's stat: newfstatat(AT_FDCWD, path, buf, 0).
             Call::Stat { path } => nix::sys::stat::stat(path.as_path()).map(|st| Ret::Stat {
                 mode: st.st_mode,
@@ -1215,10 +1276,8 @@ struct SchedAttrRaw {
     sched_period: u64,
 }
 
-/// An OCI hook: forked and executed by the standard library's process spawning (a fork or
-/// vfork-like clone, then execve; it reports a failed execve's errno), its stdin a pipe the
-/// state is written to and closed, its stdout and stderr this process's or the files given. Waited for with
-/// WNOHANG every few milliseconds until its timeout, then killed and reaped: `ETIMEDOUT`.
+/// An OCI hook: its stdin a pipe the state is written to and closed, its stdout and stderr
+/// this process's or the files given, killed past its timeout ([`run_program`]).
 fn run_hook(
     path: &Path,
     argv: &[String],
@@ -1228,9 +1287,7 @@ fn run_hook(
     timeout: Option<u64>,
     [stdout, stderr]: [Option<&Path>; 2],
 ) -> Result<Ret, Errno> {
-    use std::io::Write;
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
-    let errno = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(path);
     if let Some((first, rest)) = argv.split_first() {
         cmd.arg0(first).args(rest);
@@ -1256,7 +1313,7 @@ fn run_hook(
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC)
             .open(p)
-            .map_err(errno)
+            .map_err(io_errno)
     };
     if let Some(p) = stdout {
         cmd.stdout(append(p)?);
@@ -1264,16 +1321,63 @@ fn run_hook(
     if let Some(p) = stderr {
         cmd.stderr(append(p)?);
     }
-    let mut child = cmd.spawn().map_err(errno)?;
-    // The state is written as the pipe takes it, between waits: a hook that never reads a
-    // state bigger than the pipe still meets its timeout. One that does not read at all is no
-    // failure (EPIPE: SIGPIPE is ignored), and its stdin closes once all is written.
-    let mut stdin = child.stdin.take();
-    if let Some(s) = &stdin {
+    let (pid, status, ..) = run_program(cmd, Some(state.as_bytes()), timeout)?;
+    Ok(Ret::Waited { pid, status })
+}
+
+/// The errno of an I/O error (EIO when it has none).
+fn io_errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// A host program (a runtime `ps`'s `ps`, an OCI hook) run to its end by the standard
+/// library's spawning (a fork or vfork-like clone, then execve; it reports a failed execve's
+/// errno): `input` written to its stdin pipe as the pipe takes it, its stdout and stderr read
+/// from their pipes when they are pipes, all non-blocking between waits (WNOHANG every few
+/// milliseconds), so neither a program that never reads its input nor one that writes more
+/// than a pipe holds stalls it; past `timeout` seconds killed and reaped: `ETIMEDOUT`. Its
+/// pid, raw wait status and output.
+fn run_program(
+    mut cmd: std::process::Command,
+    input: Option<&[u8]>,
+    timeout: Option<u64>,
+) -> Result<(i32, i32, Vec<u8>, Vec<u8>), Errno> {
+    use std::io::{Read, Write};
+    use std::os::unix::process::ExitStatusExt;
+    let nonblocking = |fd: i32| {
         use nix::fcntl::{fcntl, FcntlArg, OFlag};
-        let _ = fcntl(s.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    };
+    let mut child = cmd.spawn().map_err(io_errno)?;
+    // One that does not read at all is no failure (EPIPE: SIGPIPE is ignored), and its stdin
+    // closes once all is written.
+    let mut stdin = child.stdin.take();
+    let mut unwritten = input.unwrap_or_default();
+    let (mut out_pipe, mut err_pipe) = (child.stdout.take(), child.stderr.take());
+    for fd in [
+        stdin.as_ref().map(|s| s.as_raw_fd()),
+        out_pipe.as_ref().map(|s| s.as_raw_fd()),
+        err_pipe.as_ref().map(|s| s.as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        nonblocking(fd);
     }
-    let mut unwritten = state.as_bytes();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    // Read what a pipe holds now; false once it is at its end (or broken).
+    fn drain(pipe: &mut impl Read, into: &mut Vec<u8>) -> bool {
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => into.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
     let deadline = timeout.map(|t| std::time::Instant::now() + std::time::Duration::from_secs(t));
     loop {
         if let Some(s) = &mut stdin {
@@ -1287,11 +1391,22 @@ fn run_hook(
                 stdin = None;
             }
         }
-        if let Some(status) = child.try_wait().map_err(errno)? {
-            return Ok(Ret::Waited {
-                pid: child.id() as i32,
-                status: status.into_raw(),
-            });
+        if out_pipe.as_mut().is_some_and(|p| !drain(p, &mut stdout)) {
+            out_pipe = None;
+        }
+        if err_pipe.as_mut().is_some_and(|p| !drain(p, &mut stderr)) {
+            err_pipe = None;
+        }
+        if let Some(status) = child.try_wait().map_err(io_errno)? {
+            // What it wrote before it ended, read; a child of its own that holds the pipes
+            // open is not waited for.
+            if let Some(p) = &mut out_pipe {
+                drain(p, &mut stdout);
+            }
+            if let Some(p) = &mut err_pipe {
+                drain(p, &mut stderr);
+            }
+            return Ok((child.id() as i32, status.into_raw(), stdout, stderr));
         }
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             let _ = child.kill();

@@ -233,6 +233,156 @@ impl Sys {
         written.and(closed)
     }
 
+    /// `read(2)` of up to `cap` bytes from `fd` (`what` names it): the bytes, none at its end.
+    pub fn read(&self, fd: BorrowedFd<'_>, what: &Path, cap: usize) -> Result<Vec<u8>, SysError> {
+        self.read_raw(fd.as_raw_fd(), what, cap)
+    }
+
+    fn read_raw(&self, fd: i32, what: &Path, cap: usize) -> Result<Vec<u8>, SysError> {
+        match self.perform(Call::Read {
+            fd,
+            path: what.to_path_buf(),
+            cap,
+        })? {
+            Ret::Received(b) => Ok(b),
+            _ => Ok(vec![]),
+        }
+    }
+
+    /// Everything `fd` (`what`) holds from its offset on, read to its end: at most `limit`
+    /// bytes, more is `EFBIG` (a file of a container's can be anything).
+    pub fn read_to_end(
+        &self,
+        fd: BorrowedFd<'_>,
+        what: &Path,
+        limit: usize,
+    ) -> Result<Vec<u8>, SysError> {
+        self.read_raw_to_end(fd.as_raw_fd(), what, limit)
+    }
+
+    fn read_raw_to_end(&self, fd: i32, what: &Path, limit: usize) -> Result<Vec<u8>, SysError> {
+        let mut all = Vec::new();
+        loop {
+            let got = self.read_raw(fd, what, 4096)?;
+            if got.is_empty() {
+                return Ok(all);
+            }
+            all.extend_from_slice(&got);
+            if all.len() > limit {
+                return Err(SysError {
+                    name: "read",
+                    object: format!("{}: more than {limit} bytes", what.display()),
+                    errno: Errno::EFBIG,
+                });
+            }
+        }
+    }
+
+    /// Read a small kernel file whole (a cgroup knob, `cgroup.procs`): `openat(O_RDONLY)`,
+    /// `read` to its end, `close`, each traced.
+    pub fn read_file(&self, path: &Path) -> Result<String, SysError> {
+        let fd = match self.perform(Call::Open {
+            path: path.to_path_buf(),
+            flags: libc::O_RDONLY | libc::O_CLOEXEC,
+            mode: 0,
+        })? {
+            Ret::Fd(fd) => fd,
+            other => other.value() as i32,
+        };
+        let read = self.read_raw_to_end(fd, path, 16 << 20);
+        // Closed whatever the reads gave: the descriptor is ours alone.
+        let closed = self.run(Call::Close {
+            fd,
+            object: path.display().to_string(),
+        });
+        let text = read?;
+        closed?;
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+
+    /// `pidfd_open(pid, 0)` of a process to wait on (readable once it exits): the caller
+    /// checks its start time after this, so a reused pid is never waited on.
+    pub fn pidfd_to_wait(&self, pid: i32) -> Result<OwnedFd, SysError> {
+        let ret = self.perform(Call::PidfdOpenEngine { pid })?;
+        Ok(self.owned(ret))
+    }
+
+    /// Run `f` with the umask at `mask` (`umask(2)`), the old one given back after it
+    /// whatever `f` returned: files made in it get exactly the modes asked for.
+    pub fn with_umask<T, E: From<SysError>>(
+        &self,
+        mask: u32,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let old = match self.perform(Call::Umask { mask })? {
+            Ret::Umask(m) => m,
+            _ => 0o022,
+        };
+        let done = f();
+        self.run(Call::Umask { mask: old })?;
+        done
+    }
+
+    /// The entries of the directory `path` (not `.` and `..`), each with whether it is a
+    /// directory: `openat(O_DIRECTORY)`, `getdents64` to its end, `close`, each traced.
+    pub fn list_dir(&self, path: &Path) -> Result<Vec<(String, bool)>, SysError> {
+        let fd = match self.perform(Call::Open {
+            path: path.to_path_buf(),
+            flags: libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            mode: 0,
+        })? {
+            Ret::Fd(fd) => fd,
+            other => other.value() as i32,
+        };
+        let mut all = Vec::new();
+        let listed = loop {
+            match self.perform(Call::Getdents {
+                fd,
+                path: path.to_path_buf(),
+                cap: 32768,
+            }) {
+                Ok(Ret::Dirents { entries, .. }) if !entries.is_empty() => {
+                    all.extend(entries.into_iter().filter(|(n, _)| n != "." && n != ".."));
+                }
+                Ok(_) => break Ok(all),
+                Err(e) => break Err(e),
+            }
+        };
+        // Closed whatever the listing gave: the descriptor is ours alone.
+        let closed = self.run(Call::Close {
+            fd,
+            object: path.display().to_string(),
+        });
+        let listed = listed?;
+        closed?;
+        Ok(listed)
+    }
+
+    /// `unlinkat(AT_FDCWD, path, 0)`.
+    pub fn unlink(&self, path: &Path) -> Result<(), SysError> {
+        self.run(Call::Unlink {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// `poll(2)` for `POLLIN` on `fds` (`what` names them), `timeout` ms (-1: unbounded): the
+    /// ready descriptors with their `revents`, none when the time ran out.
+    pub fn poll(
+        &self,
+        fds: &[BorrowedFd<'_>],
+        timeout: i32,
+        what: &str,
+    ) -> Result<Vec<(i32, i16)>, SysError> {
+        match self.perform(Call::Poll {
+            fds: fds.iter().map(|f| f.as_raw_fd()).collect(),
+            timeout,
+            what: what.to_string(),
+        })? {
+            Ret::Polled(r) => Ok(r),
+            _ => Ok(vec![]),
+        }
+    }
+
     /// Bring a network interface up, as `ip link set <name> up` does: a socket to ask
     /// through, read the interface's flags, write them back with `IFF_UP`, close the socket.
     pub fn if_up(&self, name: &str) -> Result<(), SysError> {

@@ -7,6 +7,7 @@
 //! AppArmor and SELinux refused by name) and the process gets the container's seccomp policy
 //! and namespaces. The start itself is `runtime::oci::exec`.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use serde_json::Value;
@@ -59,8 +60,6 @@ pub(super) fn exec(cli: &RuntimeCli, args: &ExecArgs) -> Result<Option<i32>> {
     for w in warnings {
         super::warn(cli, &w);
     }
-    let root = std::path::PathBuf::from(format!("/proc/{}/root", init.pid));
-    set_home(&mut spec, &root);
     match (spec.tty, &args.console_socket) {
         (true, None) if args.detach => {
             return Err(Error::Usage(
@@ -83,6 +82,22 @@ pub(super) fn exec(cli: &RuntimeCli, args: &ExecArgs) -> Result<Option<i32>> {
     // The new process is dockling until its execve: from the sealed copy of the binary, as
     // create's (CVE-2019-5736).
     crate::runtime::exe::enter_sealed(&sys, crate::runtime::exe::Unsealed::Warn)?;
+    // HOME from the container's /etc/passwd: through a descriptor of its root opened first,
+    // then the process's start time checked, so a pid reused since is never read from (the
+    // descriptor holds the root it named when opened).
+    let proc_root = std::path::PathBuf::from(format!("/proc/{}/root", init.pid));
+    let root_fd = sys
+        .open(
+            &proc_root,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+        .ok()
+        .filter(|_| crate::container::process_start_time(init.pid) == Some(init.start));
+    let Some(root_fd) = root_fd else {
+        return Err(Error::Usage("cannot exec in a stopped container".into()));
+    };
+    set_home(&sys, &mut spec, root_fd.as_fd(), &proc_root);
+    drop(root_fd);
     let cgroup = record.cgroup();
     let mut namespaces = spec.namespaces;
     // The cgroup namespace exists only when the container got a cgroup (see `oci::create`).
@@ -114,20 +129,43 @@ pub(super) fn exec(cli: &RuntimeCli, args: &ExecArgs) -> Result<Option<i32>> {
 }
 
 /// `HOME` for a process whose environment has none: its user's home in the container's
-/// `/etc/passwd`, `/` without one (runc and crun do so). Read as `dockling exec -u` reads an
-/// image's: from a descriptor of `root` (`/proc/<pid>/root` of a running container, its
-/// mounts included; the bundle's root at `create`), every component and symlink resolved
-/// inside it.
-pub(super) fn set_home(spec: &mut crate::spec::RunSpec, root: &std::path::Path) {
+/// `/etc/passwd`, `/` without one (runc and crun do so). Read through the seam from `root`,
+/// a descriptor of the container's root (`/proc/<pid>/root` of a running container, its
+/// mounts included; the bundle's root at `create`; `shown` names it): `openat2` with
+/// `RESOLVE_IN_ROOT`, so every component and symlink stays inside, `O_NONBLOCK` (a FIFO there
+/// makes no wait), at most 4 MiB read.
+pub(super) fn set_home(
+    sys: &crate::sys::Sys,
+    spec: &mut crate::spec::RunSpec,
+    root: std::os::fd::BorrowedFd<'_>,
+    shown: &Path,
+) {
     if spec.env.iter().any(|e| e.starts_with("HOME=")) {
         return;
     }
-    let home = crate::specconv::resolve_user(&spec.user.uid.to_string(), &[root.to_path_buf()])
-        .ok()
-        .and_then(|(_, home)| home)
+    let passwd = Path::new("etc/passwd");
+    let text = sys
+        .openat2(
+            root,
+            passwd,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            0,
+            crate::sys::fs::IN_ROOT,
+        )
+        .and_then(|fd| sys.read_to_end(fd.as_fd(), &shown.join(passwd), 4 << 20))
+        .unwrap_or_default();
+    let home = home_of(&String::from_utf8_lossy(&text), spec.user.uid)
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "/".into());
     spec.env.push(format!("HOME={home}"));
+}
+
+/// The home directory of user `uid` in the text of a `passwd` file (its sixth field).
+fn home_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 7 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+    })
 }
 
 /// What runc has and dockling refuses by name.
@@ -360,6 +398,15 @@ mod tests {
             .to_string()
             .contains("--apparmor"));
         assert!(refuse_unsupported(&args(&["--process-label", "", "c1", "id"])).is_ok());
+    }
+
+    #[test]
+    fn home_is_the_users_sixth_passwd_field_by_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\n1000:x:7:7::/named:/bin/sh\nbad line\nu:x:1000:1000::/home/u:/bin/sh\n";
+        assert_eq!(home_of(passwd, 0).as_deref(), Some("/root"));
+        // By its uid, not a user whose name is that number.
+        assert_eq!(home_of(passwd, 1000).as_deref(), Some("/home/u"));
+        assert_eq!(home_of(passwd, 5), None);
     }
 
     #[test]

@@ -6,7 +6,10 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
+
+use nix::errno::Errno;
 
 use clap::Parser;
 
@@ -235,7 +238,15 @@ fn create(cli: &RuntimeCli, args: &CreateArgs, relay: bool) -> Result<Made> {
         warn(cli, &w);
     }
     // Read from the bundle's root before any mount: a bind over /etc/passwd is not seen.
-    exec::set_home(&mut spec, &parts.root);
+    if !spec.env.iter().any(|e| e.starts_with("HOME=")) {
+        // A root that cannot be opened is refused further on, by name.
+        if let Ok(root) = sys.open(
+            &parts.root,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        ) {
+            exec::set_home(&sys, &mut spec, root.as_fd(), &parts.root);
+        }
+    }
     match (spec.tty, &args.console_socket) {
         // A foreground `run` relays the terminal itself, as runc's does.
         (true, None) if !relay => {
@@ -386,6 +397,10 @@ fn create(cli: &RuntimeCli, args: &CreateArgs, relay: bool) -> Result<Made> {
                     let _ = cg.destroy(&sys);
                 }
             }
+            // Its process existed, so the lifecycle began (and its hooks may have run).
+            if record.init.is_some() {
+                poststop(&sys, &record, &parts.hooks);
+            }
             let _ = root.remove(&args.id);
             Err(e)
         }
@@ -442,52 +457,47 @@ fn start(root_dir: &Path, id: &str) -> Result<()> {
     let sys = runtime_sys(record.trace.as_deref(), &record.id)?;
     sys.tracer.set_process("engine");
     let fifo = dir.join("exec.fifo");
-    let fd = sys.open(&fifo, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC)?;
     let init = record.init.expect("created means a process");
+    // The process itself, waited on beside the FIFO (a process that ends before it opens
+    // its end of the FIFO would leave the FIFO silent): checked after the pidfd's open, so a
+    // reused pid is never waited on, and before the FIFO's, which lets it go on (a quick
+    // program may have ended by the time of a check after).
+    let pidfd = sys.pidfd_to_wait(init.pid).ok().filter(|_| init.alive());
+    let Some(pidfd) = pidfd else {
+        return Err(Error::Usage(format!(
+            "container {id:?}'s process ended before it started"
+        )));
+    };
+    // Non-blocking: the open does not wait for a writer, nor a read for data.
+    let fd = sys.open(&fifo, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC)?;
     let hooks = record_hooks(&record);
     let bound = || std::time::Instant::now() + std::time::Duration::from_secs(10);
     // The startContainer hooks run between the go-ahead and the byte: as long as they take.
     let mut deadline = hooks.start_container.is_empty().then(bound);
     // `0` from the process: it goes on to its program (`go`: when). `E` and a message: a
     // startContainer hook failed, and the process ends. After `0`, the end of the FIFO is
-    // its `execve` done; a `1` before it, its `execve` failed. (Before the process opens its
-    // end, a read finds no writer and returns 0 too: `go` tells the two apart.)
+    // its `execve` done; a `1` before it, its `execve` failed. A FIFO opened for reading
+    // reports no hang-up before a writer came (fifo(7), pipe_poll's `w_counter`), so the
+    // poll wakes for its bytes, its writer's close, or the process's end.
     let mut go = None;
     let mut got: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 512];
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
     let execed = loop {
-        match nix::unistd::read(raw, &mut buf) {
-            Ok(n) if n > 0 && go.is_none() && buf[0] == b'0' && got.is_empty() => {
-                go = Some(std::time::Instant::now());
-                deadline = Some(bound());
-                std::fs::remove_file(&fifo).map_err(Error::io("remove", &fifo))?;
-                if n > 1 {
-                    break false;
-                }
-                continue;
-            }
-            // Its execve failed (the process says so on its standard error and exits).
-            Ok(n) if n > 0 && go.is_some() => break false,
-            Ok(n) if n > 0 => {
-                got.extend_from_slice(&buf[..n]);
-                continue;
-            }
-            Ok(0) if go.is_some() => break true,
-            Ok(_) | Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(Error::io("read", &fifo)(e.into())),
-        }
-        if go.is_none() && !init.alive() {
-            // What it wrote before it ended stays readable.
-            while let Ok(n @ 1..) = nix::unistd::read(raw, &mut buf) {
-                got.extend_from_slice(&buf[..n]);
-            }
-            return Err(Error::Usage(match got.split_first() {
-                Some((b'E', text)) => String::from_utf8_lossy(text).into_owned(),
-                _ => format!("container {id:?}'s process ended before it started"),
-            }));
-        }
-        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+        let timeout = deadline.map_or(-1, |d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            i32::try_from(left.as_millis()).unwrap_or(i32::MAX)
+        });
+        // After the go-ahead the process's end no longer counts: the FIFO's end says it all.
+        let waited: Vec<BorrowedFd<'_>> = if go.is_none() {
+            vec![fd.as_fd(), pidfd.as_fd()]
+        } else {
+            vec![fd.as_fd()]
+        };
+        let ready = match sys.poll(&waited, timeout, "exec.fifo and the process's pidfd") {
+            Ok(r) => r,
+            Err(e) if e.errno == Errno::EINTR => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if ready.is_empty() {
             if go.is_some() {
                 // Let go: it runs (or will); only its execve is not written down.
                 break false;
@@ -496,7 +506,39 @@ fn start(root_dir: &Path, id: &str) -> Result<()> {
                 "container {id:?}'s process did not answer within 10 s"
             )));
         }
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        let fifo_ready = ready.iter().any(|&(r, _)| r == fd.as_raw_fd());
+        if !fifo_ready {
+            // The process ended (before the go-ahead); what it wrote stays readable.
+            while let Ok(more) = sys.read(fd.as_fd(), &fifo, 512) {
+                if more.is_empty() {
+                    break;
+                }
+                got.extend_from_slice(&more);
+            }
+            return Err(ended(id, &got));
+        }
+        let buf = match sys.read(fd.as_fd(), &fifo, 512) {
+            Ok(b) => b,
+            Err(e) if matches!(e.errno, Errno::EAGAIN | Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match (buf.first(), go) {
+            (Some(b'0'), None) if got.is_empty() => {
+                go = Some(std::time::Instant::now());
+                deadline = Some(bound());
+                sys.unlink(&fifo)?;
+                if buf.len() > 1 {
+                    break false;
+                }
+            }
+            // Its execve failed (the process says so on its standard error and exits).
+            (Some(_), Some(_)) => break false,
+            (Some(_), None) => got.extend_from_slice(&buf),
+            // The end of the FIFO: its execve done.
+            (None, Some(_)) => break true,
+            // Its writer closed without the go-ahead: the process is ending.
+            (None, None) => return Err(ended(id, &got)),
+        }
     };
     if execed {
         record_exec(&sys, &record, go.unwrap_or_else(std::time::Instant::now));
@@ -529,6 +571,15 @@ fn start(root_dir: &Path, id: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The error of a `start` whose process ended before the go-ahead: a startContainer hook's
+/// failure (`E` and its message on the FIFO), or the end alone.
+fn ended(id: &str, got: &[u8]) -> Error {
+    Error::Usage(match got.split_first() {
+        Some((b'E', text)) => String::from_utf8_lossy(text).into_owned(),
+        _ => format!("container {id:?}'s process ended before it started"),
+    })
 }
 
 /// The hooks of the config `create` kept in the record (none when it has none).
@@ -760,22 +811,32 @@ fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     if let Some(cg) = record.cgroup() {
         cg.destroy(&sys)?;
     }
-    let hooks = record_hooks(&record);
-    if !hooks.poststop.is_empty() {
-        // The container is gone; its hooks clean up after it. A failure is a warning, and
-        // the next hook still runs (the spec's rule, runc's and crun's).
-        let state =
-            crate::runtime::hooks::state(id, "stopped", None, &record.bundle, &record.annotations);
-        crate::runtime::hooks::run_all(
-            &sys,
-            "poststop",
-            &hooks.poststop,
-            &state,
-            Some(&record.bundle),
-            &mut |w| eprintln!("dockling-runc: warning: {w}"),
-        );
-    }
+    poststop(&sys, &record, &record_hooks(&record));
     root.remove(id)
+}
+
+/// The poststop hooks of a container that is gone (`delete`, or a `create` that failed once
+/// its process existed: the spec goes on to delete then, and runc's and crun's failed creates
+/// run them too). A failure is a warning, and the next hook still runs.
+fn poststop(sys: &crate::sys::Sys, record: &state::Record, hooks: &crate::specconv::oci::Hooks) {
+    if hooks.poststop.is_empty() {
+        return;
+    }
+    let state = crate::runtime::hooks::state(
+        &record.id,
+        "stopped",
+        None,
+        &record.bundle,
+        &record.annotations,
+    );
+    crate::runtime::hooks::run_all(
+        sys,
+        "poststop",
+        &hooks.poststop,
+        &state,
+        Some(&record.bundle),
+        &mut |w| eprintln!("dockling-runc: warning: {w}"),
+    );
 }
 
 /// A warning on stderr and, with `--log`, in the log.

@@ -23,7 +23,8 @@ pub fn ps(root: &Path, id: &str, format: ListFormat, ps_args: &[String]) -> Resu
              so its processes cannot be told from the host's"
         ))
     })?;
-    let pids = cg.all_procs();
+    let sys = super::runtime_sys(record.trace.as_deref(), &record.id)?;
+    let pids = cg.all_procs(&sys);
     let out = match format {
         ListFormat::Json => {
             if !ps_args.is_empty() {
@@ -45,7 +46,6 @@ pub fn ps(root: &Path, id: &str, format: ListFormat, ps_args: &[String]) -> Resu
             } else {
                 argv.extend(ps_args.iter().cloned());
             }
-            let sys = super::runtime_sys(record.trace.as_deref(), &record.id)?;
             let shown = argv.join(" ");
             let ran = sys.perform(Call::RunHost { argv }).map_err(|e| {
                 Error::Usage(format!(

@@ -11,9 +11,23 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::state::{StateRoot, Status};
-use crate::cgroups::resources::{from_json, Resources};
+use crate::cgroups::resources::Resources;
 use crate::cli::runtime::UpdateArgs;
 use crate::error::{Error, Result};
+
+/// A `LinuxResources` document as `update` takes it: create's reading
+/// ([`Resources::from_oci`]), device rules refused (the group's rules are create's).
+fn from_json(doc: &Value) -> Result<Resources> {
+    let r = Resources::from_oci(doc)?;
+    if !r.devices.is_empty() {
+        return Err(Error::Usage(
+            "resources: devices is not something dockling-runc can set on a running \
+             container; remove it"
+                .into(),
+        ));
+    }
+    Ok(r)
+}
 
 /// Apply `args` to container `id`.
 pub fn update(root: &Path, args: &UpdateArgs) -> Result<()> {
@@ -144,6 +158,7 @@ fn from_flags(a: &UpdateArgs) -> Result<Resources> {
         memory_kernel: None,
         memory_kernel_tcp: None,
         memory_swappiness: None,
+        devices: Vec::new(),
     })
 }
 
