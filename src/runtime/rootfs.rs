@@ -232,22 +232,33 @@ fn resolve_target(
     // what is missing is created one mkdirat at a time. Only a symlink that dangles (`/data ->
     // /srv/data`, `/srv` absent) needs its target worked out first, so that it is created
     // inside the rootfs, as Docker does: that lookup, too, goes through descriptors only.
-    let check = bind.then_some(inside);
-    let fd = match ensure_target(sys, root, &safefs::relative(inside), file, check) {
+    let fd = ensure_resolved(sys, root, inside, file, bind.then_some(inside))?;
+    if bind {
+        refuse_kernel_fs(sys, &fd, inside)?;
+    }
+    fd_target(fd)
+}
+
+/// [`ensure_target`] of `inside`, whose missing parts are made where the image's symlinks
+/// lead: a dangling one on the way has its target worked out inside the root first.
+fn ensure_resolved(
+    sys: &Sys,
+    root: &OwnedFd,
+    inside: &Path,
+    file: bool,
+    check: Option<&Path>,
+) -> Result<OwnedFd> {
+    match ensure_target(sys, root, &safefs::relative(inside), file, check) {
         Err(Error::Sys(e)) if e.errno == nix::errno::Errno::ENOENT => {
             let resolved = safefs::resolve_in_root_with(root.as_fd(), inside, |dir, p, f, r| {
                 sys.openat2(dir, p, f, 0, r)
                     .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
             })
             .map_err(Error::io("resolve in the container", inside))?;
-            ensure_target(sys, root, &resolved, file, check)?
+            ensure_target(sys, root, &resolved, file, check)
         }
-        other => other?,
-    };
-    if bind {
-        refuse_kernel_fs(sys, &fd, inside)?;
+        other => other,
     }
-    fd_target(fd)
 }
 
 /// A bind that lands inside /proc or /sys (an image's `etc/hosts -> /proc/sys/...`) would put
@@ -831,7 +842,9 @@ impl<'a> Rootfs<'a> {
         for (name, major, minor) in DEVICES {
             self.sys.run(Call::Mknodat {
                 dirfd,
-                path: name.into(),
+                name: name.into(),
+                inside: None,
+                kind: 'c',
                 mode: 0o666,
                 major: *major,
                 minor: *minor,
@@ -864,8 +877,9 @@ impl<'a> Rootfs<'a> {
         if devices.is_empty() {
             return Ok(());
         }
-        self.sys
-            .with_umask(0, || devices.iter().try_for_each(|d| self.config_device(d, own)))
+        self.sys.with_umask(0, || {
+            devices.iter().try_for_each(|d| self.config_device(d, own))
+        })
     }
 
     fn config_device(&self, d: &crate::specconv::oci::Device, own: &OwnMounts) -> Result<()> {
@@ -876,23 +890,16 @@ impl<'a> Rootfs<'a> {
                 d.path.display()
             )));
         };
+        // As for a mount target: a dangling symlink of the image on the way has its target
+        // worked out inside the root first, then made there.
         let dir = match &self.root {
-            // As for a mount target: a dangling symlink of the image on the way has its
-            // target worked out inside the root first, then made there.
-            Some(root) => Some(match ensure_target(self.sys, root, parent, false, None) {
-                Err(Error::Sys(e)) if e.errno == nix::errno::Errno::ENOENT => {
-                    let inside = Path::new("/").join(parent);
-                    let resolved =
-                        safefs::resolve_in_root_with(root.as_fd(), &inside, |dir, p, f, r| {
-                            self.sys
-                                .openat2(dir, p, f, 0, r)
-                                .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
-                        })
-                        .map_err(Error::io("resolve in the container", &inside))?;
-                    ensure_target(self.sys, root, &resolved, false, None)?
-                }
-                other => other?,
-            }),
+            Some(root) => Some(ensure_resolved(
+                self.sys,
+                root,
+                &Path::new("/").join(parent),
+                false,
+                None,
+            )?),
             None => None,
         };
         if let Some(fd) = &dir {
@@ -908,10 +915,10 @@ impl<'a> Rootfs<'a> {
             }
         }
         let dirfd = dir.as_ref().map_or(DRY_RUN_FD, |fd| fd.as_raw_fd());
-        match self.sys.run(Call::MknodatConfig {
+        match self.sys.run(Call::Mknodat {
             dirfd,
             name: name.into(),
-            inside: d.path.clone(),
+            inside: Some(d.path.clone()),
             kind: d.kind,
             mode: d.mode,
             major: d.major,

@@ -52,21 +52,15 @@ pub enum Call {
     },
     /// `mkdir(2)`; an existing directory is not an error for the engine's callers.
     Mkdir { path: PathBuf, mode: u32 },
-    /// `mknodat(2)` of a character device named `path` in the directory `dirfd`.
+    /// `mknodat(2)` of a node named `name` in the directory `dirfd`: `kind` `c` (or `u`), `b`
+    /// or `p` (a FIFO). `inside` is set for a node an OCI config's `linux.devices` asks for
+    /// (`dirfd` its parent, found inside the container's root; `inside` its path in the
+    /// container, for the trace); unset for Docker's standard devices in the container's own
+    /// /dev tmpfs.
     Mknodat {
         dirfd: i32,
-        path: PathBuf,
-        mode: u32,
-        major: u64,
-        minor: u64,
-    },
-    /// `mknodat(2)` of a node an OCI config's `linux.devices` asks for: `kind` `c` (or `u`),
-    /// `b` or `p` (a FIFO), named `name` in the directory `dirfd` (its parent, found inside
-    /// the container's root); `inside` is its path in the container, for the trace.
-    MknodatConfig {
-        dirfd: i32,
         name: PathBuf,
-        inside: PathBuf,
+        inside: Option<PathBuf>,
         kind: char,
         mode: u32,
         major: u64,
@@ -661,7 +655,7 @@ impl Call {
             Call::Setdomainname { .. } => "setdomainname",
             Call::Setns { .. } => "setns",
             Call::Mkdir { .. } => "mkdir",
-            Call::Mknodat { .. } | Call::MknodatConfig { .. } => "mknodat",
+            Call::Mknodat { .. } => "mknodat",
             Call::Fchownat { .. } => "fchownat",
             Call::Symlinkat { .. } => "symlinkat",
             Call::Umask { .. } => "umask",
@@ -797,7 +791,9 @@ impl Call {
             Call::IoctlSetCtty { .. } => "ioctl.tiocsctty",
             Call::Mkfifo { .. } => "mknodat.fifo",
             Call::RunHost { .. } => "execve.host_program",
-            Call::MknodatConfig { .. } => "mknodat.config",
+            Call::Mknodat {
+                inside: Some(_), ..
+            } => "mknodat.config",
             Call::Fchownat { .. } => "fchownat.device",
             Call::ConnectUnix { .. } => "connect.console",
             Call::SendFd { .. } => "sendmsg.console",
@@ -1033,7 +1029,7 @@ impl Call {
                     mode_octal(*mode)
                 );
             }
-            Call::MknodatConfig {
+            Call::Mknodat {
                 dirfd,
                 name,
                 kind,
@@ -1076,22 +1072,6 @@ impl Call {
                     s,
                     "{dirfd}, {}, {uid}, {gid}, AT_SYMLINK_NOFOLLOW",
                     quote(&name.to_string_lossy())
-                );
-            }
-            Call::Mknodat {
-                dirfd,
-                path,
-                mode,
-                major,
-                minor,
-            } => {
-                let _ = write!(
-                    s,
-                    "{dirfd}, {}, S_IFCHR|{}, makedev({}, {})",
-                    quote(&path.to_string_lossy()),
-                    mode_octal(*mode),
-                    hex(*major),
-                    hex(*minor),
                 );
             }
             Call::Symlinkat {
@@ -1692,7 +1672,6 @@ impl Call {
             Call::Chroot { path }
             | Call::Chdir { path }
             | Call::Mkdir { path, .. }
-            | Call::Mknodat { path, .. }
             | Call::Rmdir { path }
             | Call::Write { path, .. }
             | Call::OpenTree { path }
@@ -1707,9 +1686,12 @@ impl Call {
             | Call::Execve { path, .. } => path.display().to_string(),
             Call::Poll { what, .. } => what.clone(),
             Call::RunHost { argv } => argv.join(" "),
-            Call::MknodatConfig { inside, .. } | Call::Fchownat { inside, .. } => {
-                inside.display().to_string()
+            Call::Mknodat {
+                inside: Some(inside),
+                ..
             }
+            | Call::Fchownat { inside, .. } => inside.display().to_string(),
+            Call::Mknodat { name, .. } => name.display().to_string(),
             Call::BpfProgLoad { .. } => "cgroup device program".into(),
             Call::BpfProgAttach { cgroup, .. } => cgroup.display().to_string(),
             Call::IoctlPty { fd, .. } => format!("fd {fd}"),
@@ -1848,7 +1830,6 @@ impl Call {
                 | Call::UnblockSignals
                 | Call::Execve { .. }
                 | Call::RunHost { .. }
-                | Call::MknodatConfig { .. }
                 | Call::Fchownat { .. }
                 | Call::Kill { .. }
                 | Call::SigactionDefault { .. }
@@ -1966,7 +1947,9 @@ impl Call {
             },
             Call::Mknodat {
                 dirfd: 5,
-                path: p("null"),
+                name: p("null"),
+                inside: None,
+                kind: 'c',
                 mode: 0o666,
                 major: 1,
                 minor: 3,
@@ -2191,10 +2174,10 @@ impl Call {
             Call::RunHost {
                 argv: vec!["ps".into(), "-ef".into()],
             },
-            Call::MknodatConfig {
+            Call::Mknodat {
                 dirfd: 5,
                 name: p("fuse"),
-                inside: p("/dev/fuse"),
+                inside: Some(p("/dev/fuse")),
                 kind: 'c',
                 mode: 0o666,
                 major: 10,

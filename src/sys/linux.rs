@@ -128,25 +128,6 @@ impl Backend for Linux {
             }
             Call::Mknodat {
                 dirfd,
-                path,
-                mode,
-                major,
-                minor,
-            } => {
-                // The caller passes the descriptor of a directory it resolved and checked
-                // (the container's own /dev tmpfs), so the name cannot lead anywhere else.
-                let dev = libc::makedev(*major as u32, *minor as u32);
-                nix::sys::stat::mknodat(
-                    Some(*dirfd),
-                    path.as_path(),
-                    nix::sys::stat::SFlag::S_IFCHR,
-                    mode_bits(*mode),
-                    dev,
-                )
-                .map(|()| Ret::Zero)
-            }
-            Call::MknodatConfig {
-                dirfd,
                 name,
                 kind,
                 mode,
@@ -154,8 +135,10 @@ impl Backend for Linux {
                 minor,
                 ..
             } => {
-                // The caller passes the descriptor of the node's parent, found inside the
-                // container's root; mknodat never follows a final symlink (EEXIST instead).
+                // The caller passes the descriptor of a directory it resolved and checked (the
+                // container's own /dev tmpfs, or the node's parent found inside the root, on
+                // one of the container's own mounts); mknodat never follows a final symlink
+                // (EEXIST instead).
                 let ty = match kind {
                     'b' => nix::sys::stat::SFlag::S_IFBLK,
                     'p' => nix::sys::stat::SFlag::S_IFIFO,
