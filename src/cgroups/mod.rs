@@ -245,12 +245,12 @@ impl Cgroup {
     }
 
     /// True when the kernel's OOM killer killed a process of this group.
-    pub fn oom_killed(&self) -> bool {
+    pub fn oom_killed(&self, sys: &Sys) -> bool {
         let (dir, file) = match self.version {
             Version::V1 => (self.dir_for("memory"), "memory.oom_control"),
             Version::V2 => (self.dir_for("memory"), "memory.events"),
         };
-        let Some(text) = dir.and_then(|d| std::fs::read_to_string(d.join(file)).ok()) else {
+        let Some(text) = dir.and_then(|d| sys.read_file(&d.join(file)).ok()) else {
             return false;
         };
         oom_kills(&text) > 0
@@ -258,12 +258,13 @@ impl Cgroup {
 
     /// The pids in the group (`cgroup.procs` of its first hierarchy: on v1 it joined all).
     /// The processes in the group (host pids).
-    pub fn procs(&self) -> Vec<i32> {
+    /// Read through `sys` (callers that poll pass an untraced one, `Sys::quiet`).
+    pub fn procs(&self, sys: &Sys) -> Vec<i32> {
         // The first hierarchy that holds the group (not one mounted after it was made).
-        let Some(dir) = self.paths().into_iter().find(|d| d.is_dir()) else {
+        let Some(dir) = self.paths().into_iter().find(|d| sys.exists(d)) else {
             return vec![];
         };
-        std::fs::read_to_string(dir.join("cgroup.procs"))
+        sys.read_file(&dir.join("cgroup.procs"))
             .unwrap_or_default()
             .split_whitespace()
             .filter_map(|p| p.parse().ok())
@@ -309,7 +310,7 @@ impl Cgroup {
         // checked again soon at first, then every 2 ms (no event says a v1 group emptied).
         let mut pause = std::time::Duration::from_micros(100);
         loop {
-            if self.procs().is_empty() {
+            if self.procs(&Sys::quiet()).is_empty() {
                 return true;
             }
             if std::time::Instant::now() >= deadline {
@@ -359,7 +360,7 @@ impl Cgroup {
     /// the group is thawed (the signals are delivered then), and that is repeated until the
     /// group is empty: bounded, 50 rounds.
     pub fn kill_all(&self, sys: &Sys) -> Result<()> {
-        if self.procs().is_empty() {
+        if self.procs(sys).is_empty() {
             return Ok(());
         }
         let first = self.paths().into_iter().next();
@@ -374,7 +375,7 @@ impl Cgroup {
         }
         let freeze = self.freezer(sys);
         for _ in 0..50 {
-            let pids = self.procs();
+            let pids = self.procs(sys);
             if pids.is_empty() {
                 return Ok(());
             }

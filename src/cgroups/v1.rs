@@ -73,7 +73,7 @@ pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits, devices: &[Rule]) 
 /// group keeps what the administrator set).
 fn copy_cpuset(sys: &Sys, mount: &Path, dir: &Path) -> Result<()> {
     let read = |p: &Path| {
-        std::fs::read_to_string(p)
+        sys.read_file(p)
             .map(|s| s.trim().to_string())
             .unwrap_or_default()
     };

@@ -31,7 +31,9 @@ pub(super) fn attach_device_program(sys: &Sys, dir: &Path, devices: &[Rule]) -> 
 
 pub(super) fn create(cg: &Cgroup, sys: &Sys, limits: &Limits, devices: &[Rule]) -> Result<()> {
     let root = &cg.hierarchies[0].mount_point;
-    let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+    let available = sys
+        .read_file(&root.join("cgroup.controllers"))
+        .unwrap_or_default();
     let wanted: Vec<&str> = ["memory", "cpu", "pids"]
         .into_iter()
         .filter(|c| sys.is_dry_run() || available.split_whitespace().any(|a| a == *c))

@@ -414,7 +414,9 @@ pub fn top(ctx: &Context, args: &TopArgs) -> Result<i32> {
         }
         .into());
     };
-    let mut pids: Vec<i32> = cgroup(ctx, &c).map(|cg| cg.procs()).unwrap_or_default();
+    let mut pids: Vec<i32> = cgroup(ctx, &c)
+        .map(|cg| cg.procs(&Sys::quiet()))
+        .unwrap_or_default();
     if pids.is_empty() {
         pids.push(first);
     }

@@ -234,7 +234,7 @@ impl StepGroup {
     /// Remove the group if nothing is left in it; otherwise hand it back, to be removed
     /// (its processes killed) later.
     fn release(self) -> Option<Cgroup> {
-        if self.group.procs().is_empty() && self.group.destroy(&Sys::quiet()).is_ok() {
+        if self.group.procs(&Sys::quiet()).is_empty() && self.group.destroy(&Sys::quiet()).is_ok() {
             None
         } else {
             Some(self.group)
@@ -1024,7 +1024,7 @@ mod tests {
             .parse()
             .unwrap();
         // The group is empty now: the grandchild was killed with it.
-        let left = group.group.procs();
+        let left = group.group.procs(&Sys::quiet());
         let released = group.release();
         let gone_within = {
             let deadline = Instant::now() + Duration::from_secs(10);

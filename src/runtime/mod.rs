@@ -933,7 +933,8 @@ fn supervise(
     };
     let relayed = io::relay(sys, pid, master, spec.interactive, proxy, sources, sink)?;
     let exit_code = io::exit_code(relayed.status);
-    let oom_killed = exit_code == 128 + libc::SIGKILL && cgroup.is_some_and(|cg| cg.oom_killed());
+    let oom_killed =
+        exit_code == 128 + libc::SIGKILL && cgroup.is_some_and(|cg| cg.oom_killed(sys));
     Ok(Outcome {
         exit_code,
         oom_killed,

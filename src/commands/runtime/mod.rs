@@ -324,7 +324,7 @@ fn create(cli: &RuntimeCli, args: &CreateArgs, relay: bool) -> Result<Made> {
         // A group with processes in it is someone else's: adopting it would give them this
         // container's limits, and deleting this container would kill them (runc refuses too).
         if let Some(cg) = &cgroup {
-            if !cg.procs().is_empty() {
+            if !cg.procs(&sys).is_empty() {
                 let at = cgroup_at
                     .as_ref()
                     .map(|a| format!("{}/{}", a.parent, a.name));
@@ -740,7 +740,7 @@ fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
             if sig == libc::SIGKILL {
                 return cg.kill_all(&sys);
             }
-            for pid in cg.procs() {
+            for pid in cg.procs(&sys) {
                 // One that ended meanwhile is not an error.
                 let _ = sys.run(crate::sys::Call::Kill { pid, signal: sig });
             }
