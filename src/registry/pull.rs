@@ -17,7 +17,7 @@ use super::{
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::image::reference::{Reference, DEFAULT_REGISTRY};
-use crate::image::store::{go_arch, BlobSink, Image, Ingest, StagedBlob, StagedLayer, Store};
+use crate::image::store::{go_arch, BlobSink, Image, Ingest, Made, StagedBlob, StagedLayer, Store};
 
 const INDEX_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
@@ -481,14 +481,21 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-/// The trace's one line for a layer's unpacking (untraced plumbing: thousands of `*at` calls
-/// summed up), `how` it was read.
-fn unpacked_note(layer: &str, how: &str, staged: &StagedLayer) {
-    let s = staged.stats();
-    super::trace::note(&format!(
-        "layer {layer} unpacked {how}: {} files, {} directories, {} whiteouts, {} bytes (untraced: openat2, mkdirat, openat, write, fchown, fchmod, utimensat; a layer once the pull commits)",
-        s.files, s.dirs, s.whiteouts, s.bytes
-    ));
+/// The trace's one line for what a layer's staging made (untraced plumbing: thousands of
+/// `*at` calls, or the writes of an EROFS image, summed up), `how` it was read.
+fn made_note(layer: &str, how: &str, staged: &StagedLayer) -> String {
+    match staged.made() {
+        Made::Unpacked(s) => format!(
+            "layer {layer} unpacked {how}: {} files, {} directories, {} whiteouts, {} bytes (untraced: openat2, mkdirat, openat, write, fchown, fchmod, utimensat; a layer once the pull commits)",
+            s.files, s.dirs, s.whiteouts, s.bytes
+        ),
+        Made::Erofs(s) => format!(
+            "layer {layer} kept as an EROFS image {how}: its {}-byte tar written whole and indexed as it passed, {} inodes in {} bytes of index, no file of the layer created (untraced: write, pwrite; mounted when a container starts)",
+            staged.tar_size(),
+            s.inodes,
+            s.index_bytes
+        ),
+    }
 }
 
 /// What one layer's job leaves for the end of the pull: its blob and its unpacked directory,
@@ -515,6 +522,7 @@ impl Puller<'_> {
         diff_id: &str,
         unpack: bool,
         bar: Option<&ProgressBar>,
+        notes: &mut Vec<String>,
     ) -> Result<LayerJob> {
         let digest = checked(desc)?;
         let size = desc.size();
@@ -536,7 +544,7 @@ impl Puller<'_> {
                 job.was_here =
                     unpack || store.layer_complete(diff_id) || store.erofs_ready(diff_id);
             } else {
-                job.blob = Some(self.download(store, desc, bar, None)?.0);
+                job.blob = Some(self.download(store, desc, bar, None, notes)?.0);
             }
             return Ok(job);
         }
@@ -546,12 +554,12 @@ impl Puller<'_> {
             let mut f = std::fs::File::open(&dest).map_err(Error::io("open", &dest))?;
             match store.stage_layer(&mut f, digest, diff_id) {
                 Ok(l) => {
-                    unpacked_note(digest, "from the blob already in the store", &l);
+                    notes.push(made_note(digest, "from the blob already in the store", &l));
                     job.layer = Some(l);
                     return Ok(job);
                 }
                 Err(e) if !intact(true) => {
-                    super::trace::note(&format!(
+                    notes.push(format!(
                         "layer {digest} in the store is damaged ({e}): fetching it again"
                     ));
                     let _ = std::fs::remove_file(&dest);
@@ -561,7 +569,7 @@ impl Puller<'_> {
             }
         }
         debug_assert!(!blob_here);
-        let (blob, layer) = self.download(store, desc, bar, Some(diff_id))?;
+        let (blob, layer) = self.download(store, desc, bar, Some(diff_id), notes)?;
         job.blob = Some(blob);
         job.layer = layer;
         Ok(job)
@@ -607,6 +615,7 @@ impl Puller<'_> {
         desc: &Descriptor,
         bar: Option<&ProgressBar>,
         unpack_as: Option<&str>,
+        notes: &mut Vec<String>,
     ) -> Result<(StagedBlob, Option<StagedLayer>)> {
         let digest = checked(desc)?;
         let size = desc.size();
@@ -666,7 +675,7 @@ impl Puller<'_> {
             return match layer {
                 Some(Err(e)) => Err(e),
                 Some(Ok(l)) => {
-                    unpacked_note(digest, "while it downloaded", &l);
+                    notes.push(made_note(digest, "while it downloaded", &l));
                     Ok((blob, Some(l)))
                 }
                 None => Ok((blob, None)),
@@ -957,9 +966,8 @@ fn pull_from(
                 )))
             }
             Some(_) => continue,
-            // `--layers erofs`: the blobs are fetched and become EROFS images once the pull
-            // commits; nothing is unpacked.
-            None if store.erofs_mode() => jobs.push((i, false)),
+            // With `--layers erofs`, "unpacked" is written as an EROFS image, from the same
+            // stream.
             None => jobs.push((i, unpacking.insert(d.as_str()))),
         }
     }
@@ -969,10 +977,12 @@ fn pull_from(
     // wait and then find it in place. All are taken at once and in one order (by name), so
     // two pulls sharing layers never each hold what the other waits for.
     let mut wanted: Vec<(&str, &str)> = Vec::new();
+    // An EROFS image is written under the lock its mounting and removal take.
+    let layer_lock = if store.erofs_mode() { "erofs" } else { "layer" };
     for (i, unpack) in &jobs {
         wanted.push(("blob", layers[*i].as_str()));
         if *unpack {
-            wanted.push(("layer", diff_ids[*i].as_str()));
+            wanted.push((layer_lock, diff_ids[*i].as_str()));
         }
     }
     wanted.sort_unstable();
@@ -1008,8 +1018,9 @@ fn pull_from(
     let done = in_pool(jobs.len(), 4, |k| {
         let (i, unpack) = jobs[k];
         let (d, diff_id, bar) = (&descriptors[i], &diff_ids[i], layer_bars[i].as_ref());
+        let mut notes = Vec::new();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            p.layer(store, d, diff_id, unpack, bar)
+            p.layer(store, d, diff_id, unpack, bar, &mut notes)
                 .map_err(|e| foreign_hint(d, e))
         }))
         .unwrap_or_else(|_| Err(RegistryError::Panicked("a layer download").into()));
@@ -1020,20 +1031,31 @@ fn pull_from(
                 Err(_) => b.abandon_with_message("Failed"),
             }
         }
-        r
+        match r {
+            Ok(j) => Ok((j, notes)),
+            Err(e) => Err((e, notes)),
+        }
     });
-    // The first failure in layer order is the one said; every staged blob and layer of the
-    // others is dropped (removed) with `done`.
+    // The layers' trace notes in layer order, whichever worker finished first (the trace of
+    // one pull reads the same every time); the first failure in layer order is the one said,
+    // and every staged blob and layer of the others is dropped (removed) with `done`.
     let mut finished = Vec::with_capacity(jobs.len());
     let mut first_err = None;
     for slot in done {
-        match slot {
-            Some(Ok(j)) => finished.push(j),
-            Some(Err(e)) => {
+        let notes = match slot {
+            Some(Ok((j, notes))) => {
+                finished.push(j);
+                notes
+            }
+            Some(Err((e, notes))) => {
                 first_err.get_or_insert(e);
+                notes
             }
             // Not started: another layer failed first.
-            None => {}
+            None => Vec::new(),
+        };
+        for n in notes {
+            super::trace::note(&n);
         }
     }
     if let Some(e) = first_err {
@@ -1067,19 +1089,6 @@ fn pull_from(
     }
     store.commit(staged_blobs, staged_layers)?;
     drop(locks);
-    if store.erofs_mode() {
-        // Each layer's tar, checked against its diff_id, with the index to mount it by: one
-        // thread per layer (gunzip and hashing are CPU work, and layers are independent);
-        // the first failure stops the others taking more, and the first in layer order is
-        // the one said.
-        let results = in_pool(layers.len(), 4, |k| {
-            store.ensure_erofs(&layers[k], &diff_ids[k])
-        });
-        // A layer not built because another failed first has no result.
-        for r in results.into_iter().flatten() {
-            r?;
-        }
-    }
     // Docker's lines, in layer order: "Already exists" for a layer the store held, else
     // "Download complete" then "Pull complete".
     for (l, was_here) in layers.iter().zip(&present) {

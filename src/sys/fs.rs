@@ -159,6 +159,19 @@ fn cvt(rc: libc::c_int) -> io::Result<()> {
 
 /// `unlinkat(dir, name)`, removing a directory tree if that is what is there; a missing name is fine.
 pub fn remove_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    remove_walk(dir, name, 0)
+}
+
+/// [`remove_at`] that never enters another mount: each directory is opened with
+/// `RESOLVE_NO_XDEV` as well, so a file system mounted anywhere in the tree stops the removal
+/// with `EXDEV` before anything of it is touched (what is above it may be gone by then). For
+/// a layer directory a mount may be left on: the walk goes by descriptors, so neither a path
+/// check done before nor a mount made meanwhile can send it into the mounted files.
+pub fn remove_at_in_mount(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    remove_walk(dir, name, libc::RESOLVE_NO_XDEV)
+}
+
+fn remove_walk(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, resolve: u64) -> io::Result<()> {
     use nix::unistd::{unlinkat, UnlinkatFlags};
     match unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
@@ -169,13 +182,13 @@ pub fn remove_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> 
                 Path::new(name),
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
                 0,
-                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | resolve,
             )?;
             let entries: Vec<std::ffi::OsString> = std::fs::read_dir(fd_path(&sub))?
                 .map(|e| e.map(|e| e.file_name()))
                 .collect::<io::Result<_>>()?;
             for e in entries {
-                remove_at(sub.as_fd(), &e)?;
+                remove_walk(sub.as_fd(), &e, resolve)?;
             }
             drop(sub);
             Ok(unlinkat(
