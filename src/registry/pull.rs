@@ -1033,7 +1033,7 @@ fn pull_from(
         }
         match r {
             Ok(j) => Ok((j, notes)),
-            Err(e) => Err((e, notes)),
+            Err(e) => Err(Box::new((e, notes))),
         }
     });
     // The layers' trace notes in layer order, whichever worker finished first (the trace of
@@ -1047,7 +1047,8 @@ fn pull_from(
                 finished.push(j);
                 notes
             }
-            Some(Err((e, notes))) => {
+            Some(Err(failed)) => {
+                let (e, notes) = *failed;
                 first_err.get_or_insert(e);
                 notes
             }

@@ -201,6 +201,49 @@ fn remove_walk(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, resolve: u64) -> io:
     }
 }
 
+/// Ask the kernel to start writing `f`'s bytes `from..to` to disk and return at once
+/// (sync_file_range(2) with `SYNC_FILE_RANGE_WRITE` only: no wait, no metadata, no durability
+/// promise). A pull writes hundreds of megabytes of blobs and EROFS images and then flushes
+/// them with one `syncfs`; started while the download goes on, the writeback overlaps it and
+/// the `syncfs` finds little left. Advice only: an error is ignored (the `syncfs` still
+/// flushes everything, and reports a failed write).
+pub fn start_writeback(f: &std::fs::File, from: u64, to: u64) {
+    if to <= from {
+        return;
+    }
+    // SAFETY: sync_file_range reads only its integer arguments; `f` is an open descriptor
+    // for the duration of the call.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            from as libc::off64_t,
+            (to - from) as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+/// Starts the writeback of a file being written sequentially every [`Writeback::EVERY`]
+/// bytes ([`start_writeback`]).
+#[derive(Debug, Default)]
+pub struct Writeback {
+    from: u64,
+}
+
+impl Writeback {
+    /// How much is written between two starts: large enough that the calls cost nothing,
+    /// small enough that the disk works all along.
+    pub const EVERY: u64 = 8 << 20;
+
+    /// `f` now holds bytes up to `to` (from where the writes began).
+    pub fn wrote(&mut self, f: &std::fs::File, to: u64) {
+        if to >= self.from + Self::EVERY {
+            start_writeback(f, self.from, to);
+            self.from = to;
+        }
+    }
+}
+
 /// `mkdirat(2)`.
 pub fn mkdir_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, mode: u32) -> io::Result<()> {
     Ok(nix::sys::stat::mkdirat(

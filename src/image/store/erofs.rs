@@ -122,6 +122,7 @@ impl Store {
             out: BufWriter::with_capacity(1 << 20, &out),
             n: 0,
             write_err: None,
+            writeback: Default::default(),
         };
         let index = crate::layers::erofs::Index::read(&mut tee, blob, self.limits.max_entries);
         // What the tar reader left unread (end-of-archive padding, whatever a registry's
@@ -345,6 +346,9 @@ struct TarTee<'a, R> {
     out: BufWriter<&'a File>,
     n: u64,
     write_err: Option<std::io::Error>,
+    /// The disk writes the tar while it still arrives (the commit's `syncfs` then has little
+    /// left to wait for).
+    writeback: crate::sys::fs::Writeback,
 }
 
 impl<R: Read> Read for TarTee<'_, R> {
@@ -362,6 +366,10 @@ impl<R: Read> Read for TarTee<'_, R> {
             return Err(said);
         }
         self.n += n as u64;
+        // What the buffer has handed to the kernel so far: the tar's bytes written, less
+        // what is still buffered.
+        let written = TAR_OFFSET + self.n - self.out.buffer().len() as u64;
+        self.writeback.wrote(self.out.get_ref(), written);
         Ok(n)
     }
 }
