@@ -1,7 +1,8 @@
-//! Reading a gzip layer: zlib-rs's inflate (zlib's algorithm and checks in Rust, about twice
-//! miniz_oxide's speed on a distro layer: see ARCHITECTURE.md, Storage) with zlib's own
-//! gzip handling (`windowBits` 16 + 15): the header is parsed and the trailer's CRC-32 and
-//! length are checked, so a damaged stream is an error, never short data. Compression stays
+//! Reading a gzip layer: zlib-rs's inflate (zlib's algorithm and checks in Rust: 0.27 s of
+//! CPU for the 49 MB gzip layer of the lab's debian:apache2, 121 MB of tar, against 0.34 s
+//! with flate2's miniz_oxide, medians of five) with zlib's own gzip handling (`windowBits`
+//! 16 + 15): the header is parsed and the trailer's CRC-32 and length are checked, so a
+//! damaged stream is an error, never short data. Compression stays
 //! with flate2 (miniz_oxide): the gzip blobs dockling writes, and so their digests, are as
 //! before.
 //!

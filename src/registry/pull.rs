@@ -490,7 +490,7 @@ fn made_note(layer: &str, how: &str, staged: &StagedLayer) -> String {
             s.files, s.dirs, s.whiteouts, s.bytes
         ),
         Made::Erofs(s) => format!(
-            "layer {layer} kept as an EROFS image {how}: its {}-byte tar written whole and indexed as it passed, {} inodes in {} bytes of index, no file of the layer created (untraced: write, pwrite; mounted when a container starts)",
+            "layer {layer} kept as an EROFS image {how}: its {}-byte tar written whole and indexed as it passed, {} inodes in {} bytes of index, no file of the layer created (untraced: write, sync_file_range, pwrite; mounted when a container starts)",
             staged.tar_size(),
             s.inodes,
             s.index_bytes
