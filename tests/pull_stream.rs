@@ -412,3 +412,87 @@ fn a_pull_killed_mid_stream_leaves_only_staging_and_the_next_pull_completes() {
     assert!(!half.exists());
     lab.cmd(&["system", "fsck"]).expect_code(0);
 }
+
+/// Regression (issue 14): with `--layers erofs` the pull downloaded every blob, committed
+/// them, and only then read each blob back to write its EROFS image: nothing of a layer was
+/// made while another still downloaded. Now each layer's image is written from its own
+/// download's stream: the fast layer's `layer.erofs` is staged, tar and index, while the slow
+/// one's registry still holds back half its body.
+#[test]
+fn with_layers_erofs_the_fast_layer_is_written_while_the_slow_one_still_downloads() {
+    let (slow_tar, fast_tar) = two_layers();
+    let (manifest, config, blobs) = image_of(&[slow_tar.clone(), fast_tar.clone()]);
+    let slow = digest(&blobs[0]);
+    let reg = Slow::start(
+        "t/erofs",
+        manifest,
+        named(&[&config, &blobs[0], &blobs[1]]),
+        Some(slow.clone()),
+    );
+    let lab = Lab::new();
+    std::fs::write(
+        lab.dir.path().join("config.yaml"),
+        format!("{}layers: erofs\n", lab.base_config()),
+    )
+    .unwrap();
+    let (mut child, rx) = spawn_pull(&lab, &reg.name("t/erofs"));
+    // A staging directory of layers/erofs whose image holds the fast layer's tar (its file's
+    // content is in it) and, once written, the index: an image of more than the tar.
+    let fast_len = fast_tar.len() as u64;
+    let staged = wait_until_else(
+        Duration::from_secs(60),
+        "the fast layer's EROFS image in a staging directory",
+        || {
+            names(&lab.root().join("layers/erofs"))
+                .into_iter()
+                .filter(|n| n.starts_with(".tmp-"))
+                .map(|n| lab.root().join("layers/erofs").join(n).join("layer.erofs"))
+                .find(|f| {
+                    std::fs::read(f).is_ok_and(|b| {
+                        b.len() as u64 > 4096 + fast_len
+                            && b.windows(15).any(|w| w == b"the fast layer\n")
+                    })
+                })
+        },
+        || {
+            let _ = child.kill();
+        },
+    );
+    reg.release.store(true, Ordering::SeqCst);
+    let status = child.wait().unwrap();
+    let mut seen = Vec::new();
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(5)) {
+        seen.push(l);
+    }
+    assert!(
+        status.success(),
+        "pull failed: {status:?}\n{}",
+        seen.join("\n")
+    );
+    // Staged, then committed: renamed away to the layer's name.
+    assert!(!staged.exists());
+    assert!(
+        seen.iter().any(|l| l.contains(&format!(
+            "layer {slow} kept as an EROFS image while it downloaded"
+        ))),
+        "{}",
+        seen.join("\n")
+    );
+    for tar in [&slow_tar, &fast_tar] {
+        let image = lab
+            .root()
+            .join("layers/erofs")
+            .join(&digest(tar)[7..])
+            .join("layer.erofs");
+        assert!(image.is_file(), "{} is not there", image.display());
+    }
+    assert_eq!(
+        names(&lab.root().join("layers/sha256"))
+            .into_iter()
+            .filter(|n| !n.starts_with('.'))
+            .count(),
+        0,
+        "nothing unpacked"
+    );
+    lab.cmd(&["system", "fsck"]).expect_code(0);
+}

@@ -481,6 +481,75 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
+/// Chunks of a layer's body between the thread that downloads it and the one that makes the
+/// layer: at most this many in flight (each up to [`CHUNK`] bytes), so a slow consumer holds
+/// the download back instead of buffering the blob in memory.
+const CHUNKS_IN_FLIGHT: usize = 8;
+const CHUNK: usize = 128 << 10;
+
+/// The body thread of a layer's download: everything `tee` gives (written to the blob and
+/// hashed there) goes on to the layer's maker through `tx`, a failure of the download as an
+/// `Err`. Once the maker stops taking chunks (done with the tar, or refused it), the rest is
+/// still read into the blob: its digest says whether the layer or the transfer was bad.
+fn feed<R: Read>(
+    tee: &mut Tee<'_, R>,
+    tx: std::sync::mpsc::SyncSender<std::result::Result<Vec<u8>, ()>>,
+) {
+    let mut taking = true;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        match tee.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if taking {
+                    buf.truncate(n);
+                    taking = tx.send(Ok(buf)).is_ok();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                let _ = tx.send(Err(()));
+                return;
+            }
+        }
+    }
+}
+
+/// The layer's maker's side of [`feed`]: the body as a reader; its end when the body thread
+/// is done, an error when the download failed.
+struct Chunks {
+    rx: std::sync::mpsc::Receiver<std::result::Result<Vec<u8>, ()>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Chunks {
+    fn new(rx: std::sync::mpsc::Receiver<std::result::Result<Vec<u8>, ()>>) -> Chunks {
+        Chunks {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => (self.cur, self.pos) = (chunk, 0),
+                Ok(Err(())) => return Err(std::io::Error::other("the download failed")),
+                // The body thread is done: the body ended.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// The trace's one line for what a layer's staging made (untraced plumbing: thousands of
 /// `*at` calls, or the writes of an EROFS image, summed up), `how` it was read.
 fn made_note(layer: &str, how: &str, staged: &StagedLayer) -> String {
@@ -632,9 +701,20 @@ impl Puller<'_> {
                 read_err: None,
                 write_err: None,
             };
-            let layer = unpack_as.map(|d| store.stage_layer(&mut tee, digest, d));
-            // The rest of the body (what the decompressor left after the tar's end, or all of
-            // it when not unpacking, or after a bad entry: the digest says whose fault it was).
+            // The body is read, written to the blob's file and hashed on a thread of its own,
+            // the layer decompressed, hashed and made on this one: the two halves of a
+            // layer's work overlap, and a layer bigger than the others is not all on one core.
+            let layer = std::thread::scope(|s| {
+                let diff_id = unpack_as?;
+                let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+                let body = s.spawn(|| feed(&mut tee, tx));
+                let layer = store.stage_layer(&mut Chunks::new(rx), digest, diff_id);
+                // The receiver is gone: the body thread drains the rest into the blob alone.
+                let _ = body.join();
+                Some(layer)
+            });
+            // The rest of the body (all of it when not unpacking; what the body thread left
+            // after a failure of its own is not read: that download is tried again or fails).
             if tee.read_err.is_none() && tee.write_err.is_none() {
                 let _ = std::io::copy(&mut tee, &mut std::io::sink());
             }

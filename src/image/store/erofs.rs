@@ -126,10 +126,21 @@ impl Store {
         };
         let index = crate::layers::erofs::Index::read(&mut tee, blob, self.limits.max_entries);
         // What the tar reader left unread (end-of-archive padding, whatever a registry's
-        // compressor put after it) is part of the tar the diff_id names.
-        let rest = std::io::copy(&mut tee, &mut std::io::sink());
+        // compressor put after it) is part of the tar the diff_id names. (Not read after a
+        // refused tar: nothing of it will be kept.)
+        let rest = match &index {
+            Ok(_) => std::io::copy(&mut tee, &mut std::io::sink()),
+            Err(_) => Ok(0),
+        };
+        // A full disk is said as such; any other failed write names the image.
+        let write_failed = |e: std::io::Error| match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+                self.write_error(&parent, "writing an EROFS layer", e)
+            }
+            _ => Error::io("write", &image)(e),
+        };
         if let Some(e) = tee.write_err.take() {
-            return Err(self.write_error(&parent, "writing an EROFS layer", e));
+            return Err(write_failed(e));
         }
         if tee.inner.over {
             return Err(self.limits.too_big(blob));
@@ -138,9 +149,7 @@ impl Store {
         rest.map_err(Error::io("read", &source))?;
         let tar_len = tee.n;
         let hash = format!("{:x}", tee.hash.finalize_reset());
-        tee.out
-            .flush()
-            .map_err(|e| self.write_error(&parent, "writing an EROFS layer", e))?;
+        tee.out.flush().map_err(write_failed)?;
         drop(tee);
         super::unpack::check_diff_id(blob, diff_id, hash)?;
         // Debug builds' fault point: the tar is in, the index not yet.
