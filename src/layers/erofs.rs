@@ -71,7 +71,7 @@ fn check_name(name: &[u8]) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// What [`build`] made.
+/// What [`build`] (or [`Index::write`]) made.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BuildStats {
     /// Inodes in the image (files, directories, links, devices, whiteouts).
