@@ -400,6 +400,42 @@ fn removing_an_erofs_layer_never_walks_into_a_mount_left_on_it() {
     leaves_no_erofs_layer(&lab, &["image", "prune", "-a", "-f"]);
 }
 
+/// Regression (review of issue 14): a layer's directory was removed by its path
+/// (`remove_dir_all`) after a look at the mount table, so a mount made between the look and
+/// the walk, or one the look missed, was walked into and emptied. The removal now goes by
+/// descriptors and enters no other mount (`RESOLVE_NO_XDEV`): the mounted files stay,
+/// whatever the mount table said before.
+#[test]
+fn the_layer_removal_walks_by_descriptors_and_never_into_a_mount() {
+    use std::os::fd::AsFd;
+    let dir = tempfile::tempdir().unwrap();
+    let layer = dir.path().join("layer");
+    std::fs::create_dir_all(layer.join("root/deep")).unwrap();
+    std::fs::write(layer.join("size"), "content-size 1\n").unwrap();
+    std::fs::write(layer.join("root/deep/mine"), "the layer's").unwrap();
+    // A file system mounted below the layer's root, holding what is not the layer's.
+    let mnt = layer.join("root/deep");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &mnt,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    std::fs::write(mnt.join("keep"), "kept").unwrap();
+    let parent = std::fs::File::open(dir.path()).unwrap();
+    let r = dockling::sys::fs::remove_at_in_mount(parent.as_fd(), "layer".as_ref());
+    let kept = std::fs::read_to_string(mnt.join("keep"));
+    nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    let e = r.expect_err("the removal stops at the mount");
+    assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{e}");
+    assert_eq!(kept.unwrap(), "kept", "the mounted files were not touched");
+    // Without a mount the same call removes the whole tree.
+    dockling::sys::fs::remove_at_in_mount(parent.as_fd(), "layer".as_ref()).unwrap();
+    assert!(!layer.exists());
+}
+
 /// Regression (review of issue 14): `system df` counted blobs and unpacked layers only, so a
 /// store of EROFS layers looked as small as its compressed blobs. The Images row now has
 /// each `layer.erofs` (the kept tar and its index) too, and counts it as in use while a

@@ -155,7 +155,7 @@ impl Store {
             head.starts_with(&[0x1f, 0x8b])
         };
         let mut reader: Box<dyn Read> = if gz {
-            Box::new(flate2::read::GzDecoder::new(input))
+            Box::new(crate::image::gunzip::GzipReader::new(input))
         } else {
             Box::new(input)
         };

@@ -1018,7 +1018,7 @@ fn archive_stream(f: &mut File) -> std::io::Result<Box<dyn Read + '_>> {
     f.seek(SeekFrom::Start(0))?;
     let r = std::io::BufReader::with_capacity(1 << 16, f);
     Ok(if magic == [0x1f, 0x8b] {
-        Box::new(flate2::read::GzDecoder::new(r))
+        Box::new(crate::image::gunzip::GzipReader::new(r))
     } else {
         Box::new(r)
     })

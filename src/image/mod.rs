@@ -22,6 +22,7 @@ pub mod dockerfile;
 mod error;
 pub mod format;
 pub mod fsck;
+pub(crate) mod gunzip;
 pub(crate) mod hashing;
 pub mod load;
 mod oci;

@@ -15,7 +15,7 @@
 //! 0      1024   1152       4096                      4096+tar           end
 //! | pad  | super |  pad     | the layer's tar, as is | inodes | dirs, symlinks |
 //! ```
-//! The tar is never parsed into the host file system: [`build`] reads its headers into a tree
+//! The tar is never parsed into the host file system: [`Index::read`] reads its headers into a tree
 //! in memory, applying the same rules as [`super::unpack`] (names made relative, `..` never
 //! above the root, the layer's own symlinks followed inside it for parents, hard links only to
 //! entries of the layer, only `security.*`/`user.*` xattrs), and turns whiteouts into
@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
@@ -71,7 +71,7 @@ fn check_name(name: &[u8]) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// What [`build`] made.
+/// What [`build`] (or [`Index::write`]) made.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BuildStats {
     /// Inodes in the image (files, directories, links, devices, whiteouts).
@@ -226,27 +226,21 @@ impl Tree {
 
 /// Read the tar at `TAR_OFFSET..TAR_OFFSET+tar_len` of `image` and append the EROFS index
 /// after it, then the superblock: `image` becomes a mountable EROFS. `layer` names it in
-/// errors; `max_entries` is `max-layer-entries`.
+/// errors; `max_entries` is `max-layer-entries`. (A pull does not read the tar back: it reads
+/// the headers as the tar streams in, [`Index::read`], and calls [`Index::write`].)
 pub fn build(image: &File, tar_len: u64, layer: &str, max_entries: u64) -> Result<BuildStats> {
-    let tree = read_tar(image, tar_len, layer, max_entries)?;
-    let meta_start = (TAR_OFFSET + tar_len).div_ceil(BLOCK) * BLOCK;
-    let (bytes, root_nid, content_size) = layout(&tree, meta_start);
-    image
-        .write_all_at(&bytes, meta_start)
-        .map_err(Error::io("write", Path::new(layer)))?;
-    let end = meta_start + bytes.len() as u64;
-    let sb = superblock(root_nid, tree.nodes.len() as u64, meta_start, end);
-    image
-        .write_all_at(&sb, SUPER_OFFSET)
-        .map_err(Error::io("write", Path::new(layer)))?;
-    Ok(BuildStats {
-        inodes: tree.nodes.len() as u64,
-        index_bytes: bytes.len() as u64,
-        content_size,
-    })
+    let region = BufReader::with_capacity(
+        1 << 16,
+        Region {
+            f: image,
+            pos: 0,
+            len: tar_len,
+        },
+    );
+    Index::read(region, layer, max_entries)?.write(image, tar_len, layer)
 }
 
-/// The tar region of `image`, as a reader that seeks.
+/// The tar region of `image`, as a reader.
 struct Region<'a> {
     f: &'a File,
     pos: u64,
@@ -266,69 +260,88 @@ impl Read for Region<'_> {
     }
 }
 
-impl Seek for Region<'_> {
-    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let new = match to {
-            SeekFrom::Start(n) => n as i128,
-            SeekFrom::Current(d) => self.pos as i128 + d as i128,
-            SeekFrom::End(d) => self.len as i128 + d as i128,
-        };
-        if new < 0 {
-            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        self.pos = new as u64;
-        Ok(self.pos)
-    }
+/// A layer's tree as its tar's headers describe it, not yet written: read from the tar as it
+/// streams past (every byte of it read once, in order: a pull writes the same bytes into
+/// `layer.erofs` on the way, so nothing is read back), then written after the tar.
+pub struct Index {
+    tree: Tree,
+    /// Where the last regular file's data ends in the tar: the tar must reach it.
+    data_end: u64,
 }
 
-fn read_tar(image: &File, tar_len: u64, layer: &str, max_entries: u64) -> Result<Tree> {
-    let mut tree = Tree {
-        nodes: vec![Node {
-            nlink: 2,
-            ..Node::dir(0o755)
-        }],
-    };
-    let region = BufReader::with_capacity(
-        1 << 16,
-        Region {
-            f: image,
-            pos: 0,
-            len: tar_len,
-        },
-    );
-    let mut archive = tar::Archive::new(region);
-    let broken = |e: std::io::Error| {
-        Error::Corrupt(format!(
-            "layer {layer}: not a valid tar stream ({e}): the layer is corrupt"
-        ))
-    };
-    let mut seen = 0u64;
-    for entry in archive.entries_with_seek().map_err(broken)? {
-        let mut entry = entry.map_err(broken)?;
-        seen += 1;
-        if seen > max_entries {
+impl Index {
+    /// Read the tar entries of `tar` (the uncompressed layer, from its first byte) into an
+    /// index, by the unpack's rules; stops at the tar's end-of-archive blocks, so what follows
+    /// them is the caller's to read (and hash).
+    pub fn read<R: Read>(tar: R, layer: &str, max_entries: u64) -> Result<Index> {
+        let mut tree = Tree {
+            nodes: vec![Node {
+                nlink: 2,
+                ..Node::dir(0o755)
+            }],
+        };
+        let mut archive = tar::Archive::new(tar);
+        let broken = |e: std::io::Error| {
+            Error::Corrupt(format!(
+                "layer {layer}: not a valid tar stream ({e}): the layer is corrupt"
+            ))
+        };
+        let mut seen = 0u64;
+        let mut data_end = 0u64;
+        for entry in archive.entries().map_err(broken)? {
+            let mut entry = entry.map_err(broken)?;
+            seen += 1;
+            if seen > max_entries {
+                return Err(Error::Corrupt(format!(
+                    "layer {layer}: refused: it has more than max-layer-entries ({max_entries}) entries, which looks like a decompression bomb: raise max-layer-entries in the config file if you trust this image"
+                )));
+            }
+            let raw = entry.path().map_err(broken)?.into_owned();
+            if let Some(end) = add_entry(&mut tree, &mut entry, &raw, layer)? {
+                data_end = data_end.max(end);
+            }
+        }
+        Ok(Index { tree, data_end })
+    }
+
+    /// Write the index after the tar (`tar_len` bytes at [`TAR_OFFSET`] of `image`), then the
+    /// superblock. Refused if a file's data would lie past the tar's end.
+    pub fn write(self, image: &File, tar_len: u64, layer: &str) -> Result<BuildStats> {
+        if self.data_end > tar_len {
             return Err(Error::Corrupt(format!(
-                "layer {layer}: refused: it has more than max-layer-entries ({max_entries}) entries, which looks like a decompression bomb: raise max-layer-entries in the config file if you trust this image"
+                "layer {layer}: the layer ends inside an entry's data (truncated download or corrupt layer)"
             )));
         }
-        let raw = entry.path().map_err(broken)?.into_owned();
-        add_entry(&mut tree, &mut entry, &raw, tar_len, layer)?;
+        let tree = self.tree;
+        let meta_start = (TAR_OFFSET + tar_len).div_ceil(BLOCK) * BLOCK;
+        let (bytes, root_nid, content_size) = layout(&tree, meta_start);
+        image
+            .write_all_at(&bytes, meta_start)
+            .map_err(Error::io("write", Path::new(layer)))?;
+        let end = meta_start + bytes.len() as u64;
+        let sb = superblock(root_nid, tree.nodes.len() as u64, meta_start, end);
+        image
+            .write_all_at(&sb, SUPER_OFFSET)
+            .map_err(Error::io("write", Path::new(layer)))?;
+        Ok(BuildStats {
+            inodes: tree.nodes.len() as u64,
+            index_bytes: bytes.len() as u64,
+            content_size,
+        })
     }
-    Ok(tree)
 }
 
 fn add_entry<R: Read>(
     tree: &mut Tree,
     entry: &mut tar::Entry<'_, R>,
     raw: &Path,
-    tar_len: u64,
     layer: &str,
-) -> Result<()> {
+) -> Result<Option<u64>> {
     let bad = |what: &dyn std::fmt::Display| bad(layer, raw, what);
     let path = crate::sys::fs::relative(raw);
     let kind = entry.header().entry_type();
     if kind == EntryType::XGlobalHeader {
-        return Ok(());
+        return Ok(None);
     }
     let header = entry.header().clone();
     // The unpack's reading of the fields, so both backends accept and refuse the same tars.
@@ -353,7 +366,7 @@ fn add_entry<R: Read>(
             let r = &mut tree.nodes[0];
             (r.mode, r.uid, r.gid, r.mtime) = (mode, uid, gid, mtime);
         }
-        return Ok(());
+        return Ok(None);
     };
     if raw.as_os_str().len() > PATH_MAX {
         return Err(bad(&format!("a path longer than {PATH_MAX} bytes")));
@@ -368,10 +381,10 @@ fn add_entry<R: Read>(
             tree.nodes[parent]
                 .xattrs
                 .push((4, b"overlay.opaque".to_vec(), b"y".to_vec()));
-            return Ok(());
+            return Ok(None);
         }
         if hidden.starts_with(b".wh.") {
-            return Ok(());
+            return Ok(None);
         }
         if hidden.is_empty() || hidden == b"." || hidden == b".." {
             return Err(bad(&format!(
@@ -391,7 +404,7 @@ fn add_entry<R: Read>(
             });
             tree.link(parent, hidden, w);
         }
-        return Ok(());
+        return Ok(None);
     }
     let mut xattrs = Vec::new();
     if let Ok(Some(exts)) = entry.pax_extensions() {
@@ -437,9 +450,9 @@ fn add_entry<R: Read>(
         EntryType::Regular | EntryType::Continuous => {
             let offset = entry.raw_file_position();
             let size = entry.size();
-            if offset.checked_add(size).is_none_or(|end| end > tar_len) {
+            let Some(end) = offset.checked_add(size) else {
                 return Err(bad(&"the layer ends inside this entry's data (truncated download or corrupt layer)"));
-            }
+            };
             let f = tree.add(Node {
                 kind: Kind::File {
                     offset: TAR_OFFSET + offset,
@@ -449,6 +462,7 @@ fn add_entry<R: Read>(
                 ..meta
             });
             tree.link(parent, &name, f);
+            return Ok(Some(end));
         }
         EntryType::GNUSparse => {
             return Err(bad(&"sparse files cannot be mounted from the tar (their data is not one run): use --layers overlay for this image"));
@@ -511,7 +525,7 @@ fn add_entry<R: Read>(
         }
         other => return Err(bad(&super::unpack::unsupported(other))),
     }
-    Ok(())
+    Ok(None)
 }
 
 /// EROFS file types in directory entries.

@@ -17,7 +17,7 @@ use super::{
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::image::reference::{Reference, DEFAULT_REGISTRY};
-use crate::image::store::{go_arch, BlobSink, Image, Ingest, StagedBlob, StagedLayer, Store};
+use crate::image::store::{go_arch, BlobSink, Image, Ingest, Made, StagedBlob, StagedLayer, Store};
 
 const INDEX_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
@@ -481,14 +481,90 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-/// The trace's one line for a layer's unpacking (untraced plumbing: thousands of `*at` calls
-/// summed up), `how` it was read.
-fn unpacked_note(layer: &str, how: &str, staged: &StagedLayer) {
-    let s = staged.stats();
-    super::trace::note(&format!(
-        "layer {layer} unpacked {how}: {} files, {} directories, {} whiteouts, {} bytes (untraced: openat2, mkdirat, openat, write, fchown, fchmod, utimensat; a layer once the pull commits)",
-        s.files, s.dirs, s.whiteouts, s.bytes
-    ));
+/// Chunks of a layer's body between the thread that downloads it and the one that makes the
+/// layer: at most this many in flight (each up to [`CHUNK`] bytes), so a slow consumer holds
+/// the download back instead of buffering the blob in memory.
+const CHUNKS_IN_FLIGHT: usize = 8;
+const CHUNK: usize = 128 << 10;
+
+/// The body thread of a layer's download: everything `tee` gives (written to the blob and
+/// hashed there) goes on to the layer's maker through `tx`, a failure of the download as an
+/// `Err`. Once the maker stops taking chunks (done with the tar, or refused it), the rest is
+/// still read into the blob: its digest says whether the layer or the transfer was bad.
+fn feed<R: Read>(
+    tee: &mut Tee<'_, R>,
+    tx: std::sync::mpsc::SyncSender<std::result::Result<Vec<u8>, ()>>,
+) {
+    let mut taking = true;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        match tee.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if taking {
+                    buf.truncate(n);
+                    taking = tx.send(Ok(buf)).is_ok();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                let _ = tx.send(Err(()));
+                return;
+            }
+        }
+    }
+}
+
+/// The layer's maker's side of [`feed`]: the body as a reader; its end when the body thread
+/// is done, an error when the download failed.
+struct Chunks {
+    rx: std::sync::mpsc::Receiver<std::result::Result<Vec<u8>, ()>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Chunks {
+    fn new(rx: std::sync::mpsc::Receiver<std::result::Result<Vec<u8>, ()>>) -> Chunks {
+        Chunks {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => (self.cur, self.pos) = (chunk, 0),
+                Ok(Err(())) => return Err(std::io::Error::other("the download failed")),
+                // The body thread is done: the body ended.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The trace's one line for what a layer's staging made (untraced plumbing: thousands of
+/// `*at` calls, or the writes of an EROFS image, summed up), `how` it was read.
+fn made_note(layer: &str, how: &str, staged: &StagedLayer) -> String {
+    match staged.made() {
+        Made::Unpacked(s) => format!(
+            "layer {layer} unpacked {how}: {} files, {} directories, {} whiteouts, {} bytes (untraced: openat2, mkdirat, openat, write, fchown, fchmod, utimensat; a layer once the pull commits)",
+            s.files, s.dirs, s.whiteouts, s.bytes
+        ),
+        Made::Erofs(s) => format!(
+            "layer {layer} kept as an EROFS image {how}: its {}-byte tar written whole and indexed as it passed, {} inodes in {} bytes of index, no file of the layer created (untraced: write, sync_file_range, pwrite; mounted when a container starts)",
+            staged.tar_size(),
+            s.inodes,
+            s.index_bytes
+        ),
+    }
 }
 
 /// What one layer's job leaves for the end of the pull: its blob and its unpacked directory,
@@ -515,6 +591,7 @@ impl Puller<'_> {
         diff_id: &str,
         unpack: bool,
         bar: Option<&ProgressBar>,
+        notes: &mut Vec<String>,
     ) -> Result<LayerJob> {
         let digest = checked(desc)?;
         let size = desc.size();
@@ -536,7 +613,7 @@ impl Puller<'_> {
                 job.was_here =
                     unpack || store.layer_complete(diff_id) || store.erofs_ready(diff_id);
             } else {
-                job.blob = Some(self.download(store, desc, bar, None)?.0);
+                job.blob = Some(self.download(store, desc, bar, None, notes)?.0);
             }
             return Ok(job);
         }
@@ -546,12 +623,12 @@ impl Puller<'_> {
             let mut f = std::fs::File::open(&dest).map_err(Error::io("open", &dest))?;
             match store.stage_layer(&mut f, digest, diff_id) {
                 Ok(l) => {
-                    unpacked_note(digest, "from the blob already in the store", &l);
+                    notes.push(made_note(digest, "from the blob already in the store", &l));
                     job.layer = Some(l);
                     return Ok(job);
                 }
                 Err(e) if !intact(true) => {
-                    super::trace::note(&format!(
+                    notes.push(format!(
                         "layer {digest} in the store is damaged ({e}): fetching it again"
                     ));
                     let _ = std::fs::remove_file(&dest);
@@ -561,7 +638,7 @@ impl Puller<'_> {
             }
         }
         debug_assert!(!blob_here);
-        let (blob, layer) = self.download(store, desc, bar, Some(diff_id))?;
+        let (blob, layer) = self.download(store, desc, bar, Some(diff_id), notes)?;
         job.blob = Some(blob);
         job.layer = layer;
         Ok(job)
@@ -607,6 +684,7 @@ impl Puller<'_> {
         desc: &Descriptor,
         bar: Option<&ProgressBar>,
         unpack_as: Option<&str>,
+        notes: &mut Vec<String>,
     ) -> Result<(StagedBlob, Option<StagedLayer>)> {
         let digest = checked(desc)?;
         let size = desc.size();
@@ -623,9 +701,20 @@ impl Puller<'_> {
                 read_err: None,
                 write_err: None,
             };
-            let layer = unpack_as.map(|d| store.stage_layer(&mut tee, digest, d));
-            // The rest of the body (what the decompressor left after the tar's end, or all of
-            // it when not unpacking, or after a bad entry: the digest says whose fault it was).
+            // The body is read, written to the blob's file and hashed on a thread of its own,
+            // the layer decompressed, hashed and made on this one: the two halves of a
+            // layer's work overlap, and a layer bigger than the others is not all on one core.
+            let layer = std::thread::scope(|s| {
+                let diff_id = unpack_as?;
+                let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+                let body = s.spawn(|| feed(&mut tee, tx));
+                let layer = store.stage_layer(&mut Chunks::new(rx), digest, diff_id);
+                // The receiver is gone: the body thread drains the rest into the blob alone.
+                let _ = body.join();
+                Some(layer)
+            });
+            // The rest of the body (all of it when not unpacking; what the body thread left
+            // after a failure of its own is not read: that download is tried again or fails).
             if tee.read_err.is_none() && tee.write_err.is_none() {
                 let _ = std::io::copy(&mut tee, &mut std::io::sink());
             }
@@ -666,7 +755,7 @@ impl Puller<'_> {
             return match layer {
                 Some(Err(e)) => Err(e),
                 Some(Ok(l)) => {
-                    unpacked_note(digest, "while it downloaded", &l);
+                    notes.push(made_note(digest, "while it downloaded", &l));
                     Ok((blob, Some(l)))
                 }
                 None => Ok((blob, None)),
@@ -957,9 +1046,8 @@ fn pull_from(
                 )))
             }
             Some(_) => continue,
-            // `--layers erofs`: the blobs are fetched and become EROFS images once the pull
-            // commits; nothing is unpacked.
-            None if store.erofs_mode() => jobs.push((i, false)),
+            // With `--layers erofs`, "unpacked" is written as an EROFS image, from the same
+            // stream.
             None => jobs.push((i, unpacking.insert(d.as_str()))),
         }
     }
@@ -969,10 +1057,12 @@ fn pull_from(
     // wait and then find it in place. All are taken at once and in one order (by name), so
     // two pulls sharing layers never each hold what the other waits for.
     let mut wanted: Vec<(&str, &str)> = Vec::new();
+    // An EROFS image is written under the lock its mounting and removal take.
+    let layer_lock = if store.erofs_mode() { "erofs" } else { "layer" };
     for (i, unpack) in &jobs {
         wanted.push(("blob", layers[*i].as_str()));
         if *unpack {
-            wanted.push(("layer", diff_ids[*i].as_str()));
+            wanted.push((layer_lock, diff_ids[*i].as_str()));
         }
     }
     wanted.sort_unstable();
@@ -1008,8 +1098,9 @@ fn pull_from(
     let done = in_pool(jobs.len(), 4, |k| {
         let (i, unpack) = jobs[k];
         let (d, diff_id, bar) = (&descriptors[i], &diff_ids[i], layer_bars[i].as_ref());
+        let mut notes = Vec::new();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            p.layer(store, d, diff_id, unpack, bar)
+            p.layer(store, d, diff_id, unpack, bar, &mut notes)
                 .map_err(|e| foreign_hint(d, e))
         }))
         .unwrap_or_else(|_| Err(RegistryError::Panicked("a layer download").into()));
@@ -1020,20 +1111,32 @@ fn pull_from(
                 Err(_) => b.abandon_with_message("Failed"),
             }
         }
-        r
+        match r {
+            Ok(j) => Ok((j, notes)),
+            Err(e) => Err(Box::new((e, notes))),
+        }
     });
-    // The first failure in layer order is the one said; every staged blob and layer of the
-    // others is dropped (removed) with `done`.
+    // The layers' trace notes in layer order, whichever worker finished first (the trace of
+    // one pull reads the same every time); the first failure in layer order is the one said,
+    // and every staged blob and layer of the others is dropped (removed) with `done`.
     let mut finished = Vec::with_capacity(jobs.len());
     let mut first_err = None;
     for slot in done {
-        match slot {
-            Some(Ok(j)) => finished.push(j),
-            Some(Err(e)) => {
+        let notes = match slot {
+            Some(Ok((j, notes))) => {
+                finished.push(j);
+                notes
+            }
+            Some(Err(failed)) => {
+                let (e, notes) = *failed;
                 first_err.get_or_insert(e);
+                notes
             }
             // Not started: another layer failed first.
-            None => {}
+            None => Vec::new(),
+        };
+        for n in notes {
+            super::trace::note(&n);
         }
     }
     if let Some(e) = first_err {
@@ -1067,19 +1170,6 @@ fn pull_from(
     }
     store.commit(staged_blobs, staged_layers)?;
     drop(locks);
-    if store.erofs_mode() {
-        // Each layer's tar, checked against its diff_id, with the index to mount it by: one
-        // thread per layer (gunzip and hashing are CPU work, and layers are independent);
-        // the first failure stops the others taking more, and the first in layer order is
-        // the one said.
-        let results = in_pool(layers.len(), 4, |k| {
-            store.ensure_erofs(&layers[k], &diff_ids[k])
-        });
-        // A layer not built because another failed first has no result.
-        for r in results.into_iter().flatten() {
-            r?;
-        }
-    }
     // Docker's lines, in layer order: "Already exists" for a layer the store held, else
     // "Download complete" then "Pull complete".
     for (l, was_here) in layers.iter().zip(&present) {

@@ -159,6 +159,19 @@ fn cvt(rc: libc::c_int) -> io::Result<()> {
 
 /// `unlinkat(dir, name)`, removing a directory tree if that is what is there; a missing name is fine.
 pub fn remove_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    remove_walk(dir, name, 0)
+}
+
+/// [`remove_at`] that never enters another mount: each directory is opened with
+/// `RESOLVE_NO_XDEV` as well, so a file system mounted anywhere in the tree stops the removal
+/// with `EXDEV` before anything of it is touched (what is above it may be gone by then). For
+/// a layer directory a mount may be left on: the walk goes by descriptors, so neither a path
+/// check done before nor a mount made meanwhile can send it into the mounted files.
+pub fn remove_at_in_mount(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    remove_walk(dir, name, libc::RESOLVE_NO_XDEV)
+}
+
+fn remove_walk(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, resolve: u64) -> io::Result<()> {
     use nix::unistd::{unlinkat, UnlinkatFlags};
     match unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
@@ -169,13 +182,13 @@ pub fn remove_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> 
                 Path::new(name),
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
                 0,
-                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | resolve,
             )?;
             let entries: Vec<std::ffi::OsString> = std::fs::read_dir(fd_path(&sub))?
                 .map(|e| e.map(|e| e.file_name()))
                 .collect::<io::Result<_>>()?;
             for e in entries {
-                remove_at(sub.as_fd(), &e)?;
+                remove_walk(sub.as_fd(), &e, resolve)?;
             }
             drop(sub);
             Ok(unlinkat(
@@ -185,6 +198,49 @@ pub fn remove_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> 
             )?)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Ask the kernel to start writing `f`'s bytes `from..to` to disk and return at once
+/// (sync_file_range(2) with `SYNC_FILE_RANGE_WRITE` only: no wait, no metadata, no durability
+/// promise). A pull writes hundreds of megabytes of blobs and EROFS images and then flushes
+/// them with one `syncfs`; started while the download goes on, the writeback overlaps it and
+/// the `syncfs` finds little left. Advice only: an error is ignored (the `syncfs` still
+/// flushes everything, and reports a failed write).
+pub fn start_writeback(f: &std::fs::File, from: u64, to: u64) {
+    if to <= from {
+        return;
+    }
+    // SAFETY: sync_file_range reads only its integer arguments; `f` is an open descriptor
+    // for the duration of the call.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            from as libc::off64_t,
+            (to - from) as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+/// Starts the writeback of a file being written sequentially every [`Writeback::EVERY`]
+/// bytes ([`start_writeback`]).
+#[derive(Debug, Default)]
+pub struct Writeback {
+    from: u64,
+}
+
+impl Writeback {
+    /// How much is written between two starts: large enough that the calls cost nothing,
+    /// small enough that the disk works all along.
+    pub const EVERY: u64 = 8 << 20;
+
+    /// `f` now holds bytes up to `to` (from where the writes began).
+    pub fn wrote(&mut self, f: &std::fs::File, to: u64) {
+        if to >= self.from + Self::EVERY {
+            start_writeback(f, self.from, to);
+            self.from = to;
+        }
     }
 }
 

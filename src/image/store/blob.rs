@@ -94,6 +94,7 @@ pub struct BlobSink {
     file: Option<File>,
     hash: Sha256,
     n: u64,
+    writeback: crate::sys::fs::Writeback,
 }
 
 impl BlobSink {
@@ -104,6 +105,9 @@ impl BlobSink {
             .map_err(Error::write("writing a blob", &self.tmp))?;
         self.hash.update(data);
         self.n += data.len() as u64;
+        // The disk writes the blob while it still downloads (the commit's one `syncfs` then
+        // has little left to wait for).
+        self.writeback.wrote(f, self.n);
         crate::fault::point("store.blob.mid_write");
         Ok(())
     }
@@ -189,6 +193,7 @@ impl Store {
             file: Some(file),
             hash: Sha256::new(),
             n: 0,
+            writeback: Default::default(),
         })
     }
 

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest as _, Sha256};
 
-use super::{hex_of, Capped, Store};
+use super::unpack::Made;
+use super::{hex_of, Capped, StagedLayer, Store};
 use crate::error::{Error, Result};
 use crate::files::{sync_dir, temp_name};
 use crate::layers::erofs::TAR_OFFSET;
@@ -60,25 +61,129 @@ impl Store {
         if dir.join("layer.erofs").is_file() {
             return Ok(root);
         }
+        let path = self.blob_path(blob)?;
+        let mut f = File::open(&path).map_err(Error::io("open", &path))?;
+        let staged = self.stage_erofs(&mut f, blob, diff_id)?;
+        self.commit(Vec::new(), vec![staged])?;
+        Ok(root)
+    }
+
+    /// Write the layer blob streaming from `compressed` as an EROFS image into a staging
+    /// directory (`layers/erofs/.tmp-…`: `layer.erofs`, `size`, an empty `root/`), in one
+    /// pass: decompressed, the tar hashed (the diff_id check) and written at byte 4096 as it
+    /// comes, its headers read into the index on the way ([`crate::layers::erofs::Index`]),
+    /// then the index and superblock written after it. Nothing is read back and nothing is
+    /// synced here: [`Store::commit`]'s one `syncfs` flushes it before it is renamed into
+    /// place. A pull calls this on the download's stream, so the image is ready when the
+    /// download ends.
+    pub(super) fn stage_erofs(
+        &self,
+        compressed: &mut dyn Read,
+        blob: &str,
+        diff_id: &str,
+    ) -> Result<StagedLayer> {
+        hex_of(diff_id)?;
         let parent = self.erofs_dir();
         fs::create_dir_all(&parent).map_err(Error::io("create", &parent))?;
         // Only root looks in: the layers' files are the image's, setuid ones included.
         fs::set_permissions(&parent, fs::Permissions::from_mode(0o700))
             .map_err(Error::io("chmod", &parent))?;
         let tmp = parent.join(temp_name());
-        let result = self.write_erofs(blob, diff_id, &tmp).and_then(|()| {
+        fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
+        let mut staged = StagedLayer {
+            tmp: tmp.clone(),
+            diff_id: diff_id.to_string(),
+            tar_size: 0,
+            made: Made::Erofs(Default::default()),
+            done: false,
+        };
+        fs::create_dir(tmp.join("root")).map_err(Error::io("create", &tmp))?;
+        let image = tmp.join("layer.erofs");
+        let out = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&image)
+            .map_err(Error::io("create", &image))?;
+        let source = self.blob_path(blob)?;
+        let decoded = super::unpack::decoder(compressed, blob, &source)?;
+        (&out)
+            .seek(SeekFrom::Start(TAR_OFFSET))
+            .map_err(Error::io("seek", &image))?;
+        // The tar goes in as it comes, hashed on the way (the diff_id check), and read by the
+        // index as it passes.
+        let mut tee = TarTee {
+            inner: Capped {
+                inner: decoded,
+                left: self.limits.max_size,
+                over: false,
+            },
+            hash: Sha256::new(),
+            out: BufWriter::with_capacity(1 << 20, &out),
+            n: 0,
+            write_err: None,
+            writeback: Default::default(),
+        };
+        let index = crate::layers::erofs::Index::read(&mut tee, blob, self.limits.max_entries);
+        // What the tar reader left unread (end-of-archive padding, whatever a registry's
+        // compressor put after it) is part of the tar the diff_id names. (Not read after a
+        // refused tar: nothing of it will be kept.)
+        let rest = match &index {
+            Ok(_) => std::io::copy(&mut tee, &mut std::io::sink()),
+            Err(_) => Ok(0),
+        };
+        // A full disk is said as such; any other failed write names the image.
+        let write_failed = |e: std::io::Error| match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+                self.write_error(&parent, "writing an EROFS layer", e)
+            }
+            _ => Error::io("write", &image)(e),
+        };
+        if let Some(e) = tee.write_err.take() {
+            return Err(write_failed(e));
+        }
+        if tee.inner.over {
+            return Err(self.limits.too_big(blob));
+        }
+        let index = index?;
+        rest.map_err(Error::io("read", &source))?;
+        let tar_len = tee.n;
+        let hash = format!("{:x}", tee.hash.finalize_reset());
+        tee.out.flush().map_err(write_failed)?;
+        drop(tee);
+        super::unpack::check_diff_id(blob, diff_id, hash)?;
+        // Debug builds' fault point: the tar is in, the index not yet.
+        crate::fault::check("store.erofs.before_index")?;
+        let stats = index.write(&out, tar_len, blob)?;
+        fs::write(
+            tmp.join("size"),
+            format!("content-size {}\ntar-size {tar_len}\n", stats.content_size),
+        )
+        .map_err(Error::io("write", &tmp))?;
+        staged.tar_size = tar_len;
+        staged.made = Made::Erofs(stats);
+        Ok(staged)
+    }
+
+    /// [`Store::commit`]'s part for EROFS layers, after its `syncfs`: each staging directory
+    /// renamed to `layers/erofs/<diff_id hex>` (a directory there without its image, what a
+    /// killed removal left, removed first), then the directory synced.
+    pub(super) fn place_erofs(&self, staged: Vec<StagedLayer>) -> Result<()> {
+        let parent = self.erofs_dir();
+        for mut l in staged {
+            let dir = parent.join(hex_of(&l.diff_id)?);
             if fs::symlink_metadata(&dir).is_ok() {
-                // A directory without its image: what a killed removal left.
+                if dir.join("layer.erofs").is_file() {
+                    // Made meanwhile by a command that did not wait for this one's lock
+                    // (there is none: each takes it): keep the first, drop this one.
+                    continue;
+                }
                 remove_layer_dir(&dir)?;
             }
-            fs::rename(&tmp, &dir).map_err(Error::io("rename", &dir))?;
-            sync_dir(&parent)
-        });
-        if let Err(e) = result {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
+            fs::rename(&l.tmp, &dir).map_err(Error::io("rename", &dir))?;
+            l.done = true;
         }
-        Ok(root)
+        sync_dir(&parent)
     }
 
     /// Docker's size of layer `diff_id` kept as an EROFS image (`layers/erofs/<hex>/size`,
@@ -168,57 +273,6 @@ impl Store {
             .map_or(0, |m| m.len());
         unpacked + erofs
     }
-
-    fn write_erofs(&self, blob: &str, diff_id: &str, tmp: &std::path::Path) -> Result<()> {
-        hex_of(diff_id)?;
-        fs::create_dir_all(tmp.join("root")).map_err(Error::io("create", tmp))?;
-        let image = tmp.join("layer.erofs");
-        let mut out = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&image)
-            .map_err(Error::io("create", &image))?;
-        let path = self.blob_path(blob)?;
-        let reader = self.layer_stream(blob)?;
-        let mut capped = Capped {
-            inner: reader,
-            left: self.limits.max_size,
-            over: false,
-        };
-        // The tar goes in as it comes, hashed on the way: the diff_id check.
-        out.seek(SeekFrom::Start(TAR_OFFSET))
-            .map_err(Error::io("seek", &image))?;
-        let mut hash = Sha256::new();
-        let mut w = BufWriter::with_capacity(1 << 20, &mut out);
-        let mut buf = vec![0u8; 1 << 17];
-        let mut tar_len = 0u64;
-        loop {
-            let got = match capped.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) if capped.over => return Err(self.limits.too_big(blob)),
-                Err(e) => return Err(Error::io("read", &path)(e)),
-            };
-            hash.update(&buf[..got]);
-            w.write_all(&buf[..got])
-                .map_err(Error::io("write", &image))?;
-            tar_len += got as u64;
-        }
-        w.flush().map_err(Error::io("write", &image))?;
-        drop(w);
-        super::unpack::check_diff_id(blob, diff_id, format!("{:x}", hash.finalize()))?;
-        // Debug builds' fault point: the tar is in, the index not yet.
-        crate::fault::check("store.erofs.before_index")?;
-        let stats = crate::layers::erofs::build(&out, tar_len, blob, self.limits.max_entries)?;
-        out.sync_all().map_err(Error::io("sync", &image))?;
-        crate::files::write_atomic(
-            &tmp.join("size"),
-            format!("content-size {}\ntar-size {tar_len}\n", stats.content_size).as_bytes(),
-        )?;
-        Ok(())
-    }
 }
 
 impl Store {
@@ -292,6 +346,43 @@ fn unmount_layer(root: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// The layer's tar on its way into `layer.erofs`: every byte read through it is hashed and
+/// written to `out` (sequentially, from [`TAR_OFFSET`]). A failed write is kept apart, so that
+/// a full disk is not taken for a bad tar.
+struct TarTee<'a, R> {
+    inner: Capped<R>,
+    hash: Sha256,
+    out: BufWriter<&'a File>,
+    n: u64,
+    write_err: Option<std::io::Error>,
+    /// The disk writes the tar while it still arrives (the commit's `syncfs` then has little
+    /// left to wait for).
+    writeback: crate::sys::fs::Writeback,
+}
+
+impl<R: Read> Read for TarTee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.write_err.is_some() {
+            return Err(std::io::Error::other(
+                "the layer's image could not be written",
+            ));
+        }
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        if let Err(e) = self.out.write_all(&buf[..n]) {
+            let said = std::io::Error::new(e.kind(), e.to_string());
+            self.write_err = Some(e);
+            return Err(said);
+        }
+        self.n += n as u64;
+        // What the buffer has handed to the kernel so far: the tar's bytes written, less
+        // what is still buffered.
+        let written = TAR_OFFSET + self.n - self.out.buffer().len() as u64;
+        self.writeback.wrote(self.out.get_ref(), written);
+        Ok(n)
+    }
+}
+
 /// Feeds what is written to it to a hash.
 struct HashWriter<'a>(&'a mut Sha256);
 
@@ -306,19 +397,38 @@ impl Write for HashWriter<'_> {
 }
 
 /// Remove a layer's directory unless a file system is still mounted at or under it (its
-/// `root/`, in this mount namespace): `remove_dir_all` would walk into the mounted layer by
-/// path.
+/// `root/`, in this mount namespace): said by the mount table first, and held by the removal
+/// itself, which goes by descriptors and enters no other mount
+/// ([`crate::sys::fs::remove_at_in_mount`]), never by the layer's path.
 fn remove_layer_dir(dir: &std::path::Path) -> Result<()> {
-    let mounted = crate::files::mounts_under(dir);
-    if let Some(m) = mounted.first() {
-        return Err(Error::Corrupt(format!(
+    let still_mounted = |m: &std::path::Path| {
+        Error::Corrupt(format!(
             "{} is still mounted, so its layer directory is left as it is: unmount it (umount {}) and run `dockling image prune` again",
             m.display(),
             m.display()
-        )));
+        ))
+    };
+    let mounted = crate::files::mounts_under(dir);
+    if let Some(m) = mounted.first() {
+        return Err(still_mounted(m));
     }
-    match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir)(e)),
-        _ => Ok(()),
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(Error::Corrupt(format!(
+            "{}: not a layer directory",
+            dir.display()
+        )));
+    };
+    let parent_fd = match File::open(parent) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("open", parent)(e)),
+    };
+    match crate::sys::fs::remove_at_in_mount(std::os::fd::AsFd::as_fd(&parent_fd), name) {
+        Ok(()) => Ok(()),
+        // A mount the table did not show yet (made since): left whole, with what it holds.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV) | Some(libc::EBUSY)) => {
+            Err(still_mounted(&dir.join("root")))
+        }
+        Err(e) => Err(Error::io("remove", dir)(e)),
     }
 }

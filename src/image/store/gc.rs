@@ -400,7 +400,13 @@ impl Store {
             let _ = fs::remove_file(self.blob_path(b)?);
         }
         for d in diff_ids.iter().filter(|d| !keep(d)) {
-            self.remove_layer(hex_of(d)?)?;
+            let hex = hex_of(d)?;
+            if self.erofs {
+                // Written as an EROFS image by this pull (`--layers erofs`).
+                self.collect_erofs_layer(hex, &mut 0);
+            } else {
+                self.remove_layer(hex)?;
+            }
         }
         Ok(())
     }

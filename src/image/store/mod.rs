@@ -55,7 +55,7 @@ pub(crate) use index::tag_of;
 use index::REPO_DIGEST;
 pub use layout::{hex_of, secure_root, PRIVATE_DIRS};
 pub use summary::{Listed, Summary};
-pub use unpack::StagedLayer;
+pub use unpack::{Made, StagedLayer};
 
 /// One image (for one of its references, if any).
 #[derive(Debug, Clone)]

@@ -24,7 +24,9 @@ impl Store {
         let n = f.read(&mut head).map_err(Error::io("read", &path))?;
         let f = File::open(&path).map_err(Error::io("open", &path))?;
         Ok(if n >= 2 && head[..2] == [0x1f, 0x8b] {
-            Box::new(flate2::read::GzDecoder::new(BufReader::new(f)))
+            Box::new(crate::image::gunzip::GzipReader::new(
+                BufReader::with_capacity(1 << 16, f),
+            ))
         } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
             let d = ruzstd::decoding::StreamingDecoder::new(BufReader::new(f)).map_err(|e| {
                 ImageError::BadZstd {

@@ -39,28 +39,44 @@ fn disk_full(path: &Path) -> bool {
     })
 }
 
-/// A layer unpacked into a staging directory (`layers/sha256/.tmp-<pid>-<start>-<random>`)
-/// and checked against its diff_id, not yet a layer: [`Store::commit`] makes it one (after the
-/// one `syncfs`), and dropped without that, the staging directory is removed. A killed process
-/// leaves only the staging directory, which a temporary name of a dead owner is: the next
-/// command's sweep or `system fsck --repair` removes it.
+/// A layer unpacked into a staging directory (`layers/sha256/.tmp-<pid>-<start>-<random>`),
+/// or with `--layers erofs` written as an EROFS image into one (`layers/erofs/.tmp-…`,
+/// [`Store::stage_layer`]), and checked against its diff_id, not yet a layer:
+/// [`Store::commit`] makes it one (after the one `syncfs`), and dropped without that, the
+/// staging directory is removed. A killed process leaves only the staging directory, which a
+/// temporary name of a dead owner is: the next command's sweep or `system fsck --repair`
+/// removes it.
 pub struct StagedLayer {
-    tmp: PathBuf,
-    diff_id: String,
-    tar_size: u64,
-    stats: crate::layers::unpack::UnpackStats,
-    done: bool,
+    pub(super) tmp: PathBuf,
+    pub(super) diff_id: String,
+    pub(super) tar_size: u64,
+    pub(super) made: Made,
+    pub(super) done: bool,
+}
+
+/// What staging a layer made.
+#[derive(Debug, Clone, Copy)]
+pub enum Made {
+    /// A directory tree, unpacked.
+    Unpacked(crate::layers::unpack::UnpackStats),
+    /// An EROFS image of the tar (`--layers erofs`): no file of the layer created.
+    Erofs(crate::layers::erofs::BuildStats),
 }
 
 impl StagedLayer {
-    /// What the unpack created.
-    pub fn stats(&self) -> crate::layers::unpack::UnpackStats {
-        self.stats
+    /// What the unpack (or the EROFS writer) made.
+    pub fn made(&self) -> Made {
+        self.made
     }
 
     /// The diff_id this layer was checked against.
     pub fn diff_id(&self) -> &str {
         &self.diff_id
+    }
+
+    /// The uncompressed tar's length.
+    pub fn tar_size(&self) -> u64 {
+        self.tar_size
     }
 }
 
@@ -70,6 +86,37 @@ impl Drop for StagedLayer {
             let _ = fs::remove_dir_all(&self.tmp);
         }
     }
+}
+
+/// The uncompressed tar of a layer blob streaming from `compressed` (gzip, zstd or plain
+/// tar: told from its first bytes, never from its media type). `source` names the blob in
+/// errors.
+pub(super) fn decoder<'a>(
+    compressed: &'a mut dyn Read,
+    blob: &str,
+    source: &Path,
+) -> Result<Box<dyn Read + 'a>> {
+    let mut head = [0u8; 4];
+    let n = read_head(compressed, &mut head).map_err(Error::io("read", source))?;
+    let whole = std::io::Cursor::new(head).take(n as u64).chain(compressed);
+    Ok(if n >= 2 && head[..2] == [0x1f, 0x8b] {
+        Box::new(crate::image::gunzip::GzipReader::new(
+            BufReader::with_capacity(1 << 16, whole),
+        ))
+    } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
+        match ruzstd::decoding::StreamingDecoder::new(BufReader::new(whole)) {
+            Ok(d) => Box::new(d),
+            Err(e) => {
+                return Err(ImageError::BadZstd {
+                    blob: blob.to_string(),
+                    why: e.to_string(),
+                }
+                .into())
+            }
+        }
+    } else {
+        Box::new(whole)
+    })
 }
 
 /// Read up to `head.len()` bytes (fewer only at the end of the stream): a network body may
@@ -124,6 +171,11 @@ impl Store {
     /// A directory without its marker is what a killed unpack or delete left: never trusted,
     /// moved to the trash.
     pub fn layer_missing(&self, diff_id: &str) -> Result<bool> {
+        // `--layers erofs`: its image, which is complete once under its name (a directory
+        // without `layer.erofs` is replaced when the new one is committed).
+        if self.erofs {
+            return Ok(!self.erofs_ready(diff_id));
+        }
         if self.layer_complete(diff_id) {
             return Ok(false);
         }
@@ -145,6 +197,10 @@ impl Store {
         blob: &str,
         diff_id: &str,
     ) -> Result<StagedLayer> {
+        // `--layers erofs`: the tar kept and indexed as it streams in, nothing unpacked.
+        if self.erofs {
+            return self.stage_erofs(compressed, blob, diff_id);
+        }
         hex_of(diff_id)?;
         let tmp = self.layers.join(temp_name());
         fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
@@ -152,33 +208,12 @@ impl Store {
             tmp,
             diff_id: diff_id.to_string(),
             tar_size: 0,
-            stats: Default::default(),
+            made: Made::Unpacked(Default::default()),
             done: false,
         };
         let tmp = staged.tmp.clone();
         let source = self.blob_path(blob)?;
-        let mut head = [0u8; 4];
-        let n = read_head(compressed, &mut head).map_err(Error::io("read", &source))?;
-        let whole = (&head[..n]).chain(compressed);
-        let decoded: Box<dyn Read + '_> = if n >= 2 && head[..2] == [0x1f, 0x8b] {
-            Box::new(flate2::read::GzDecoder::new(BufReader::with_capacity(
-                1 << 16,
-                whole,
-            )))
-        } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
-            match ruzstd::decoding::StreamingDecoder::new(BufReader::new(whole)) {
-                Ok(d) => Box::new(d),
-                Err(e) => {
-                    return Err(ImageError::BadZstd {
-                        blob: blob.to_string(),
-                        why: e.to_string(),
-                    }
-                    .into())
-                }
-            }
-        } else {
-            Box::new(whole)
-        };
+        let decoded = decoder(compressed, blob, &source)?;
         let mut reader = HashingReader {
             inner: decoded,
             hash: Sha256::new(),
@@ -208,7 +243,7 @@ impl Store {
         match result {
             Ok(stats) => {
                 staged.tar_size = reader.n;
-                staged.stats = stats;
+                staged.made = Made::Unpacked(stats);
                 Ok(staged)
             }
             Err(e) => {
@@ -239,8 +274,16 @@ impl Store {
             return Ok(());
         }
         let blob_dir = self.oci.join("blobs/sha256");
+        let erofs_dir = self.erofs_dir();
+        let (erofs, layers): (Vec<_>, Vec<_>) = layers
+            .into_iter()
+            .partition(|l| matches!(l.made, Made::Erofs(_)));
         let mut synced = Vec::new();
-        for dir in [&self.layers, &blob_dir] {
+        let mut dirs = vec![&self.layers, &blob_dir];
+        if !erofs.is_empty() {
+            dirs.push(&erofs_dir);
+        }
+        for dir in dirs {
             let d = File::open(dir).map_err(Error::io("open", dir))?;
             let dev = d.metadata().map_err(Error::io("stat", dir))?;
             let dev = std::os::unix::fs::MetadataExt::dev(&dev);
@@ -261,6 +304,9 @@ impl Store {
             }
             sync_dir(&blob_dir)?;
         }
+        if !erofs.is_empty() {
+            self.place_erofs(erofs)?;
+        }
         if layers.is_empty() {
             return Ok(());
         }
@@ -278,12 +324,13 @@ impl Store {
             // headers: `images` and `history` show it) and the uncompressed tar's length.
             // Counted while unpacking; measured again (a walk of the tree) only when an entry
             // replaced another, which the count cannot follow.
-            let content = if l.stats.replaced {
-                crate::sys::fs::open_root(&dir)
+            let content = match l.made {
+                Made::Unpacked(stats) if stats.replaced => crate::sys::fs::open_root(&dir)
                     .and_then(|fd| crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(&fd)))
-                    .map_err(Error::io("measure", &dir))?
-            } else {
-                l.stats.content
+                    .map_err(Error::io("measure", &dir))?,
+                Made::Unpacked(stats) => stats.content,
+                // Placed above, never here.
+                Made::Erofs(stats) => stats.content_size,
             };
             write_atomic(
                 &self.layer_marker(&l.diff_id)?,
@@ -294,7 +341,7 @@ impl Store {
     }
 
     /// A failed write of the store: a full disk is said as such.
-    fn write_error(&self, dir: &Path, doing: &str, e: std::io::Error) -> Error {
+    pub(super) fn write_error(&self, dir: &Path, doing: &str, e: std::io::Error) -> Error {
         match e.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => Error::NoSpace {
                 dir: dir.to_path_buf(),
@@ -405,12 +452,15 @@ mod tests {
         let diff_id = digest_of(&tar);
         let (blob, _) = store.write_blob(&tar).unwrap();
         let l = store.stage_layer(&mut &tar[..], &blob, &diff_id).unwrap();
-        assert!(!l.stats().replaced);
+        let Made::Unpacked(stats) = l.made() else {
+            panic!("unpacked, not an EROFS image")
+        };
+        assert!(!stats.replaced);
         let walked = crate::sys::fs::docker_tree_size(std::os::fd::AsFd::as_fd(
             &crate::sys::fs::open_root(&l.tmp).unwrap(),
         ))
         .unwrap();
-        assert_eq!(l.stats().content, walked);
+        assert_eq!(stats.content, walked);
         assert_eq!(walked, 12 + 6 + 3000);
     }
 

@@ -3,7 +3,7 @@
 //! whiteouts are overlayfs's, file data points into the tar.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 
 use super::*;
 use crate::testutil::{tar_of, E};
