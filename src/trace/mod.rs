@@ -310,21 +310,40 @@ impl Tracer {
         }
     }
 
+    /// [`Self::emit`] of what `write` appends, written straight into the buffer (no line of
+    /// its own to allocate, copy and free for each of a run's ~450 events).
+    fn emit_with(&self, write: impl FnOnce(&mut String)) {
+        let mut guard = self.state.borrow_mut();
+        let st = &mut *guard;
+        if let Some(buf) = st.capture.as_mut() {
+            write(buf);
+            return;
+        }
+        write(&mut st.pending);
+        let big = st.pending.len() > 1 << 16;
+        drop(guard);
+        if big {
+            self.flush();
+        }
+    }
+
     /// Write out buffered events (one write, so the engine's and the child's never mix).
+    /// The buffer keeps its memory for the next events (a run flushes it ~10 times).
     pub fn flush(&self) {
-        let mut st = self.state.borrow_mut();
-        let text = std::mem::take(&mut st.pending);
-        if text.is_empty() {
+        let mut guard = self.state.borrow_mut();
+        let st = &mut *guard;
+        if st.pending.is_empty() {
             return;
         }
         match st.out.as_mut() {
             Some(out) => {
-                let _ = out.write_all(text.as_bytes());
+                let _ = out.write_all(st.pending.as_bytes());
             }
             None => {
-                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+                let _ = std::io::stderr().lock().write_all(st.pending.as_bytes());
             }
         }
+        st.pending.clear();
     }
 
     /// Enter a step: print its header, and with `--step` wait for Enter (or `q`).
@@ -511,7 +530,7 @@ impl Tracer {
                     data: call.data(res.as_ref().ok()).map(crate::sys::netlink::hex),
                     command: call.command(),
                 };
-                self.emit(&event.to_json_line());
+                self.emit_with(|out| event.write_json_line(out));
             }
             Format::Pretty => {
                 let outcome = match (errno, res) {
@@ -594,9 +613,17 @@ struct SyscallEvent<'a> {
 
 impl SyscallEvent<'_> {
     /// The event as serde_json would write it, and a newline.
+    #[cfg(test)]
     fn to_json_line(&self) -> String {
+        let mut out = String::new();
+        self.write_json_line(&mut out);
+        out
+    }
+
+    /// [`Self::to_json_line`] appended to `out`.
+    fn write_json_line(&self, out: &mut String) {
         use std::fmt::Write;
-        let mut out = String::with_capacity(
+        out.reserve(
             256 + self.args.len() + self.explain.map_or(0, str::len) + self.man.map_or(0, str::len),
         );
         let opt = |out: &mut String, v: Option<&str>| match v {
@@ -604,37 +631,36 @@ impl SyscallEvent<'_> {
             None => out.push_str("null"),
         };
         let _ = write!(out, "{{\"v\":{},\"type\":", self.v);
-        json_str(&mut out, self.kind);
+        json_str(out, self.kind);
         out.push_str(",\"process\":");
-        json_str(&mut out, self.process);
+        json_str(out, self.process);
         out.push_str(",\"subsystem\":");
-        opt(&mut out, self.subsystem);
+        opt(out, self.subsystem);
         out.push_str(",\"step\":");
-        opt(&mut out, self.step);
+        opt(out, self.step);
         out.push_str(",\"syscall\":");
-        json_str(&mut out, self.syscall);
+        json_str(out, self.syscall);
         out.push_str(",\"args\":");
-        json_str(&mut out, &self.args);
+        json_str(out, &self.args);
         let _ = write!(out, ",\"result\":{},\"errno\":", self.result);
-        opt(&mut out, self.errno.as_deref());
+        opt(out, self.errno.as_deref());
         let _ = write!(
             out,
             ",\"duration_us\":{},\"at_us\":{},\"explain\":",
             self.duration_us, self.at_us
         );
-        opt(&mut out, self.explain);
+        opt(out, self.explain);
         out.push_str(",\"man\":");
-        opt(&mut out, self.man);
+        opt(out, self.man);
         if let Some(data) = &self.data {
             out.push_str(",\"data\":");
-            json_str(&mut out, data);
+            json_str(out, data);
         }
         if let Some(command) = self.command {
             out.push_str(",\"command\":");
-            json_str(&mut out, command);
+            json_str(out, command);
         }
         out.push_str("}\n");
-        out
     }
 }
 
