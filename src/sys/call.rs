@@ -2831,6 +2831,14 @@ pub fn statfs_struct(st: &Statfs) -> String {
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
+    // Most arguments (paths, names) need no escape and are short: copied whole. A string of
+    // at most 200 bytes has at most 200 characters, so it is not cut either. (Char by char,
+    // this was a visible share of what --trace=json costs a run.)
+    if s.len() <= 200 && !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return out;
+    }
     for (i, c) in s.chars().enumerate() {
         if i >= 200 {
             out.push_str("\"...");
@@ -2945,4 +2953,51 @@ pub fn ms_flags(flags: MsFlags) -> String {
         .map(|(_, n)| *n)
         .collect();
     or_zero(&parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    /// The char-by-char quoting that [`quote`]'s whole-string copy stands in for.
+    fn quote_slow(s: &str) -> String {
+        use std::fmt::Write;
+        let mut out = String::from("\"");
+        for (i, c) in s.chars().enumerate() {
+            if i >= 200 {
+                out.push_str("\"...");
+                return out;
+            }
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => {
+                    let _ = write!(out, "\\{:o}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn quote_copies_plain_strings_as_strace_would_print_them() {
+        let long = "a".repeat(300);
+        let wide = "한".repeat(150);
+        for s in [
+            "",
+            "/proc/self/fd/6",
+            "q\"b\\s \t\n\u{1}\u{1f}\u{7f} é",
+            &long,
+            &long[..200],
+            &long[..201],
+            &wide,
+            &wide[..300],
+        ] {
+            assert_eq!(quote(s), quote_slow(s), "{s:?}");
+        }
+    }
 }
