@@ -1772,6 +1772,8 @@ fn no_device_node_lands_in_a_bind_the_images_symlink_leads_onto_dev() {
         .unwrap();
     assert!(status.success(), "mknod null");
     std::os::unix::fs::symlink("/dev", b.bundle().join("rootfs/hostdev")).unwrap();
+    // And a dangling one into it: not even the missing directory is made there.
+    std::os::unix::fs::symlink("/dev/new", b.bundle().join("rootfs/x")).unwrap();
     let node = format!("dockling-test-{}", std::process::id());
     b.edit(|c| {
         c["mounts"].as_array_mut().unwrap().push(serde_json::json!(
@@ -1779,7 +1781,8 @@ fn no_device_node_lands_in_a_bind_the_images_symlink_leads_onto_dev() {
         ));
         c["linux"]["devices"] = serde_json::json!([
             {"path": format!("/dev/{node}"), "type": "c", "major": 1, "minor": 3},
-            {"path": format!("/hostdev/{node}-2"), "type": "c", "major": 1, "minor": 3}
+            {"path": format!("/hostdev/{node}-2"), "type": "c", "major": 1, "minor": 3},
+            {"path": "/x/sub/node", "type": "c", "major": 1, "minor": 3}
         ]);
     });
     let (code, out, err) = b.out(&["run", "dvl"]);

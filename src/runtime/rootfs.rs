@@ -143,16 +143,21 @@ struct Target {
 #[derive(Debug, Default)]
 pub struct OwnMounts(Vec<u64>);
 
+/// What [`ensure_target`] asks of each directory before it makes something in it.
+type Guard<'a> = Option<&'a dyn Fn(&OwnedFd) -> Result<()>>;
+
 /// Open (creating if needed) a mount target inside the rootfs: a directory, or an empty file
 /// when `file`. Every lookup is an `openat2(RESOLVE_IN_ROOT)` from the rootfs, so nothing the
 /// image contains can lead it outside; missing directories are made one `mkdirat` at a time
-/// on the descriptor of their parent. Returns an `O_PATH` descriptor of the target.
+/// on the descriptor of their parent, each after `guard` accepted that parent (a bind's: not
+/// in /proc or /sys; a device node's: on one of the container's own mounts). Returns an
+/// `O_PATH` descriptor of the target.
 fn ensure_target(
     sys: &Sys,
     root: &OwnedFd,
     rel: &Path,
     file: bool,
-    bind: Option<&Path>,
+    guard: Guard<'_>,
 ) -> Result<OwnedFd> {
     let dir_flags = libc::O_PATH | libc::O_DIRECTORY;
     let want = if file { libc::O_PATH } else { dir_flags };
@@ -172,9 +177,8 @@ fn ensure_target(
             continue;
         };
         walked.push(name);
-        // Nothing of ours is created inside /proc or /sys for a bind.
-        if let Some(inside) = bind {
-            refuse_kernel_fs(sys, &dir, inside)?;
+        if let Some(guard) = guard {
+            guard(&dir)?;
         }
         sys.mkdirat(dir.as_fd(), Path::new(name), 0o755)?;
         // From the root again, so a component that is a symlink stays inside it.
@@ -183,8 +187,8 @@ fn ensure_target(
     if !file {
         return Ok(dir);
     }
-    if let Some(inside) = bind {
-        refuse_kernel_fs(sys, &dir, inside)?;
+    if let Some(guard) = guard {
+        guard(&dir)?;
     }
     drop(sys.openat2(
         root.as_fd(),
@@ -232,7 +236,15 @@ fn resolve_target(
     // what is missing is created one mkdirat at a time. Only a symlink that dangles (`/data ->
     // /srv/data`, `/srv` absent) needs its target worked out first, so that it is created
     // inside the rootfs, as Docker does: that lookup, too, goes through descriptors only.
-    let fd = ensure_resolved(sys, root, inside, file, bind.then_some(inside))?;
+    // Nothing of ours is created inside /proc or /sys for a bind.
+    let kernel_fs = |dir: &OwnedFd| refuse_kernel_fs(sys, dir, inside);
+    let fd = ensure_resolved(
+        sys,
+        root,
+        inside,
+        file,
+        bind.then_some(&kernel_fs as &dyn Fn(&OwnedFd) -> Result<()>),
+    )?;
     if bind {
         refuse_kernel_fs(sys, &fd, inside)?;
     }
@@ -246,16 +258,16 @@ fn ensure_resolved(
     root: &OwnedFd,
     inside: &Path,
     file: bool,
-    check: Option<&Path>,
+    guard: Guard<'_>,
 ) -> Result<OwnedFd> {
-    match ensure_target(sys, root, &safefs::relative(inside), file, check) {
+    match ensure_target(sys, root, &safefs::relative(inside), file, guard) {
         Err(Error::Sys(e)) if e.errno == nix::errno::Errno::ENOENT => {
             let resolved = safefs::resolve_in_root_with(root.as_fd(), inside, |dir, p, f, r| {
                 sys.openat2(dir, p, f, 0, r)
                     .map_err(|e| std::io::Error::from_raw_os_error(e.errno as i32))
             })
             .map_err(Error::io("resolve in the container", inside))?;
-            ensure_target(sys, root, &resolved, file, check)
+            ensure_target(sys, root, &resolved, file, guard)
         }
         other => other,
     }
@@ -891,29 +903,41 @@ impl<'a> Rootfs<'a> {
             )));
         };
         // As for a mount target: a dangling symlink of the image on the way has its target
-        // worked out inside the root first, then made there.
-        let dir = match &self.root {
-            Some(root) => Some(ensure_resolved(
-                self.sys,
-                root,
-                &Path::new("/").join(parent),
-                false,
-                None,
-            )?),
-            None => None,
-        };
-        if let Some(fd) = &dir {
-            let inside = Path::new("/").join(parent);
-            if !own.0.contains(&self.sys.mount_id(fd.as_fd(), &inside)?) {
-                self.sys.tracer.note(&format!(
-                    "linux.devices {}: not made: {} is on a bind mount of another tree, whose \
-                     nodes are its own",
-                    d.path.display(),
-                    inside.display()
-                ));
+        // worked out inside the root first, then made there. Each directory a node or a
+        // missing parent is made in must be on one of the container's own mounts: not even an
+        // empty directory goes into a bind of another tree.
+        let inside = Path::new("/").join(parent);
+        let foreign = std::cell::Cell::new(false);
+        let own_mount = |dir: &OwnedFd| -> Result<()> {
+            if own.0.contains(&self.sys.mount_id(dir.as_fd(), &inside)?) {
                 return Ok(());
             }
-        }
+            foreign.set(true);
+            Err(Error::Usage(format!(
+                "{} is on a bind mount of another tree",
+                inside.display()
+            )))
+        };
+        let dir = match &self.root {
+            Some(root) => {
+                let found = ensure_resolved(self.sys, root, &inside, false, Some(&own_mount))
+                    .and_then(|fd| own_mount(&fd).map(|()| fd));
+                match found {
+                    Ok(fd) => Some(fd),
+                    Err(_) if foreign.get() => {
+                        self.sys.tracer.note(&format!(
+                            "linux.devices {}: not made: {} is on a bind mount of another \
+                             tree, whose nodes are its own",
+                            d.path.display(),
+                            inside.display()
+                        ));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => None,
+        };
         let dirfd = dir.as_ref().map_or(DRY_RUN_FD, |fd| fd.as_raw_fd());
         match self.sys.run(Call::Mknodat {
             dirfd,

@@ -462,7 +462,13 @@ fn start(root_dir: &Path, id: &str) -> Result<()> {
     // its end of the FIFO would leave the FIFO silent): checked after the pidfd's open, so a
     // reused pid is never waited on, and before the FIFO's, which lets it go on (a quick
     // program may have ended by the time of a check after).
-    let pidfd = sys.pidfd_to_wait(init.pid).ok().filter(|_| init.alive());
+    let pidfd = match sys.pidfd_to_wait(init.pid) {
+        Ok(fd) => Some(fd).filter(|_| init.alive()),
+        Err(e) if e.errno == Errno::ESRCH => None,
+        // No pidfd (a kernel before 5.3, a seccomp filter, no descriptor left): said as is,
+        // not as a process that ended.
+        Err(e) => return Err(e.into()),
+    };
     let Some(pidfd) = pidfd else {
         return Err(Error::Usage(format!(
             "container {id:?}'s process ended before it started"
