@@ -1705,11 +1705,29 @@ fn parse_strace_netlink(text: &str) -> Vec<SeenNl> {
     // Dump lines belong to the netlink call just above them, not to another call's (the
     // helper writes its trace file afterwards, and `write=all` dumps that too).
     let mut dumping = false;
+    // A call another thread's line cut in two (`<unfinished ...>`, then `<... name resumed>`),
+    // joined as `parse_strace` joins them.
+    let mut pending: std::collections::HashMap<String, String> = Default::default();
     for line in text.lines() {
         // With -f each line starts with the pid; a dump line may too.
-        let rest = line
-            .trim_start_matches(|c: char| c.is_ascii_digit())
-            .trim_start();
+        let pid: String = line.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let rest = line[pid.len()..].trim_start();
+        let joined;
+        let rest = if let Some(r) = rest.strip_prefix("<... ") {
+            match (r.split_once(" resumed>"), pending.remove(&pid)) {
+                (Some((_, tail)), Some(head)) => {
+                    joined = format!("{head}{tail}");
+                    joined.as_str()
+                }
+                _ => rest,
+            }
+        } else if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
+            pending.insert(pid, head.to_string());
+            dumping = false;
+            continue;
+        } else {
+            rest
+        };
         if let Some(c) = dump_line.captures(rest) {
             if let Some(last) = out.last_mut().filter(|_| dumping) {
                 last.data.extend(c[1].split_whitespace().map(String::from));
