@@ -231,6 +231,21 @@ fn spawn_pull(lab: &Lab, image: &str) -> (std::process::Child, mpsc::Receiver<St
     (child, rx)
 }
 
+/// Wait for the pull `spawn_pull` started, which must succeed; its stderr's lines.
+fn pulled(child: &mut std::process::Child, rx: &mpsc::Receiver<String>) -> Vec<String> {
+    let status = child.wait().unwrap();
+    let mut seen = Vec::new();
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(5)) {
+        seen.push(l);
+    }
+    assert!(
+        status.success(),
+        "pull failed: {status:?}\n{}",
+        seen.join("\n")
+    );
+    seen
+}
+
 #[test]
 fn the_fast_layer_is_unpacked_while_the_slow_one_still_downloads() {
     let (slow_tar, fast_tar) = two_layers();
@@ -256,16 +271,7 @@ fn the_fast_layer_is_unpacked_while_the_slow_one_still_downloads() {
     );
     // (The slow blob's server holds back its second half until this release.)
     reg.release.store(true, Ordering::SeqCst);
-    let status = child.wait().unwrap();
-    let mut seen = Vec::new();
-    while let Ok(l) = rx.recv_timeout(Duration::from_secs(5)) {
-        seen.push(l);
-    }
-    assert!(
-        status.success(),
-        "pull failed: {status:?}\n{}",
-        seen.join("\n")
-    );
+    let seen = pulled(&mut child, &rx);
     // Staged, not yet a layer: since committed and renamed away.
     assert!(!staged.exists());
     // Both layers were unpacked as they arrived, and their notes come in layer order (the
@@ -459,16 +465,7 @@ fn with_layers_erofs_the_fast_layer_is_written_while_the_slow_one_still_download
         },
     );
     reg.release.store(true, Ordering::SeqCst);
-    let status = child.wait().unwrap();
-    let mut seen = Vec::new();
-    while let Ok(l) = rx.recv_timeout(Duration::from_secs(5)) {
-        seen.push(l);
-    }
-    assert!(
-        status.success(),
-        "pull failed: {status:?}\n{}",
-        seen.join("\n")
-    );
+    let seen = pulled(&mut child, &rx);
     // Staged, then committed: renamed away to the layer's name.
     assert!(!staged.exists());
     assert!(

@@ -1257,9 +1257,23 @@ fn exec_gets_the_containers_seccomp_filter() {
     assert_eq!(code, 0, "{err}");
 }
 
-/// Containers deleted (`delete --force`) when the test ends, passed or failed: none is left
-/// running, or frozen, behind a failed assertion.
 impl Bundle {
+    /// The value of the container's cgroup knob `file`, trimmed.
+    fn read_knob(&self, file: &str) -> String {
+        std::fs::read_to_string(self.knob(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// True when the container's groups are cgroup v2's (no v1 freezer among them).
+    fn on_v2(&self) -> bool {
+        !self
+            .cgroups()
+            .iter()
+            .any(|d| d.join("freezer.state").exists())
+    }
+
     /// The container's group directory that holds `file` (v1: the hierarchy carrying it).
     fn knob(&self, file: &str) -> PathBuf {
         self.cgroups()
@@ -1469,12 +1483,7 @@ fn update_writes_the_new_limits_into_the_cgroup() {
     });
     let (code, _, err) = b.out(&["run", "--detach", "u1"]);
     assert_eq!(code, 0, "{err}");
-    let read = |file: &str| {
-        std::fs::read_to_string(b.knob(file))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
+    let read = |file: &str| b.read_knob(file);
     let v2 = b.cgroups().iter().any(|d| d.join("cgroup.events").exists())
         && !b.cgroups().iter().any(|d| d.join("freezer.state").exists());
     let (code, _, err) = b.out(&[
@@ -1823,13 +1832,8 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
     });
     let (code, _, err) = b.out(&["create", "r1"]);
     assert_eq!(code, 0, "{err}");
-    let read = |file: &str| {
-        std::fs::read_to_string(b.knob(file))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    let v2 = !b.cgroups().iter().any(|d| d.join("freezer.state").exists());
+    let read = |file: &str| b.read_knob(file);
+    let v2 = b.on_v2();
     if v2 {
         assert_eq!(read("memory.max"), "209715200");
         assert_eq!(read("memory.low"), "52428800");
@@ -2009,13 +2013,8 @@ fn a_memory_limit_alone_sets_no_swap_limit() {
     b.edit(|c| c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20}));
     let (code, _, err) = b.out(&["create", "m1"]);
     assert_eq!(code, 0, "{err}");
-    let read = |file: &str| {
-        std::fs::read_to_string(b.knob(file))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    let v2 = !b.cgroups().iter().any(|d| d.join("freezer.state").exists());
+    let read = |file: &str| b.read_knob(file);
+    let v2 = b.on_v2();
     let (limit, swap) = if v2 {
         ("memory.max", "memory.swap.max")
     } else {

@@ -2839,6 +2839,12 @@ pub fn quote(s: &str) -> String {
         out.push('"');
         return out;
     }
+    quote_chars(out, s)
+}
+
+/// [`quote`] char by char, after the opening quote in `out`: what its whole-string copy
+/// stands in for when nothing needs an escape.
+fn quote_chars(mut out: String, s: &str) -> String {
     for (i, c) in s.chars().enumerate() {
         if i >= 200 {
             out.push_str("\"...");
@@ -2961,26 +2967,7 @@ mod tests {
 
     /// The char-by-char quoting that [`quote`]'s whole-string copy stands in for.
     fn quote_slow(s: &str) -> String {
-        use std::fmt::Write;
-        let mut out = String::from("\"");
-        for (i, c) in s.chars().enumerate() {
-            if i >= 200 {
-                out.push_str("\"...");
-                return out;
-            }
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(out, "\\{:o}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
+        super::quote_chars(String::from("\""), s)
     }
 
     #[test]
