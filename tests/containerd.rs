@@ -174,16 +174,11 @@ fn ctr_runs_execs_kills_and_deletes_containers_through_dockling_runc() {
         b"sleep\x00100\x00"
     );
     // The record the shim's runtime keeps is dockling-runc's, and says the same.
-    let state = Command::new(&c.runtime)
-        .arg("--root")
-        .arg(c.runc_root())
-        .args(["state", "sleeper"])
-        .output()
-        .unwrap();
-    assert!(
-        state.status.success(),
-        "{}",
-        String::from_utf8_lossy(&state.stderr)
+    let state = common::succeeded(
+        Command::new(&c.runtime)
+            .arg("--root")
+            .arg(c.runc_root())
+            .args(["state", "sleeper"]),
     );
     let v: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
     assert_eq!(v["status"], "running");

@@ -248,8 +248,7 @@ fn run_waits_gives_the_exit_code_and_leaves_nothing() {
     let b = Bundle::new(&["sh", "-c", "echo out; exit 7"]);
     let (code, out, err) = b.out(&["run", "r1"]);
     assert_eq!((code, out.as_str()), (7, "out\n"), "{err}");
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
 }
 
 /// A foreground `run` passes the signals it gets on to the container (a TERM from whoever
@@ -285,8 +284,7 @@ fn a_foreground_run_forwards_signals_to_the_container() {
         std::fs::read_to_string(&out).unwrap()
     );
     assert!(std::fs::read_to_string(&out).unwrap().contains("got TERM"));
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
 }
 
 /// `runc spec` then `runc run ID` from a shell: the template asks for a terminal and no one
@@ -328,8 +326,7 @@ fn a_running_container_is_killed_and_deleted_only_when_told() {
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = b.out(&["delete", "--force", "d2"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
 }
 
 #[test]
@@ -338,8 +335,7 @@ fn a_create_that_fails_leaves_nothing_and_says_why() {
     let (code, _, err) = b.out(&["create", "f1"]);
     assert_eq!(code, 1);
     assert!(err.contains("nosuchprogram"), "{err}");
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
     // Something dockling-runc does not do yet: refused by name, before anything exists.
     let path = b.bundle().join("config.json");
     let mut cfg: serde_json::Value =
@@ -663,8 +659,7 @@ fn config_binds_follow_the_images_symlinks_inside_the_root_and_never_into_proc()
         std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
         before
     );
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
 }
 
 #[test]
@@ -849,8 +844,7 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
         ),
         "{err}"
     );
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
     let s: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&poststop).expect("the poststop hook ran")).unwrap();
     assert_eq!(
@@ -876,8 +870,7 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
         "{err}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
 
     b.edit(|c| {
         c.as_object_mut().unwrap().remove("annotations");
@@ -892,8 +885,7 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
         ),
         "{err}"
     );
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
 
     // After start: a failing startContainer hook (inside the container, before the program)
     // fails start and the container stops; a failing poststart hook fails start and the
@@ -919,8 +911,7 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
         err.contains("poststart hook failed with exit code 1"),
         "{err}"
     );
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
 
     // A failing poststop hook is a warning: delete still removes the container and the next
     // hook runs. Their output goes to the files crun's annotations name.
@@ -945,8 +936,7 @@ fn a_failing_or_slow_hook_fails_create_and_leaves_nothing() {
     );
     assert_eq!(std::fs::read_to_string(&hook_out).unwrap(), "to-out\n");
     assert_eq!(std::fs::read_to_string(&hook_err).unwrap(), "to-err\n");
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
 }
 
 #[test]
@@ -1258,6 +1248,12 @@ fn exec_gets_the_containers_seccomp_filter() {
 }
 
 impl Bundle {
+    /// No container record and no cgroup left of this bundle's containers.
+    fn assert_nothing_left(&self) {
+        assert_eq!(std::fs::read_dir(self.state_root()).unwrap().count(), 0);
+        assert_eq!(self.cgroups(), Vec::<PathBuf>::new());
+    }
+
     /// The value of the container's cgroup knob `file`, trimmed.
     fn read_knob(&self, file: &str) -> String {
         std::fs::read_to_string(self.knob(file))
@@ -1746,8 +1742,7 @@ fn config_devices_are_made_inside_the_root_and_the_configs_device_rules_apply() 
     assert_eq!(code, 1);
     assert!(err.contains("linux.resources.devices"), "{err}");
     assert!(err.contains("access 'x'"), "{err}");
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
 }
 
 /// A bind of another tree that the image's symlink leads onto /dev (config: a tmpfs at
@@ -1917,8 +1912,7 @@ fn create_applies_the_configs_other_resources_and_refuses_what_it_cannot_set() {
     let (code, _, err) = b.out(&["create", "r2"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("memory.checkBeforeUpdate"), "{err}");
-    assert_eq!(std::fs::read_dir(b.state_root()).unwrap().count(), 0);
-    assert_eq!(b.cgroups(), Vec::<PathBuf>::new());
+    b.assert_nothing_left();
 }
 
 /// runtime-tools' default config carries a seccomp allow-list older than close_range (Linux

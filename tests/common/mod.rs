@@ -831,31 +831,32 @@ pub fn trace_events(file: &Path) -> Vec<serde_json::Value> {
 
 /// `dockling trace render FILE` succeeds; its SVG.
 pub fn render_trace(file: &Path) -> String {
-    let render = Command::new(env!("CARGO_BIN_EXE_dockling"))
-        .args(["trace", "render"])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        render.status.success(),
-        "{}",
-        String::from_utf8_lossy(&render.stderr)
+    let render = succeeded(
+        Command::new(env!("CARGO_BIN_EXE_dockling"))
+            .args(["trace", "render"])
+            .arg(file),
     );
     String::from_utf8_lossy(&render.stdout).into_owned()
+}
+
+/// Run `command` to its end; it must succeed (its stderr is the message if not).
+pub fn succeeded(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// `dockling runtime spec --bundle BUNDLE`: the runtime's template `config.json` written into
 /// the bundle, and read back for a test to change (then [`write_config`]).
 pub fn runtime_spec(bundle: &Path) -> serde_json::Value {
-    let spec = Command::new(env!("CARGO_BIN_EXE_dockling"))
-        .args(["runtime", "spec", "--bundle"])
-        .arg(bundle)
-        .output()
-        .unwrap();
-    assert!(
-        spec.status.success(),
-        "{}",
-        String::from_utf8_lossy(&spec.stderr)
+    succeeded(
+        Command::new(env!("CARGO_BIN_EXE_dockling"))
+            .args(["runtime", "spec", "--bundle"])
+            .arg(bundle),
     );
     serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap()
 }

@@ -168,56 +168,36 @@ fn remember(config: &mut Value, r: &Resources) {
         return;
     }
     let res = &mut config["linux"]["resources"];
-    let mut set = |section: &str, key: &str, v: Value| {
-        res[section][key] = v;
-    };
-    if let Some(v) = r.memory {
-        set("memory", "limit", v.into());
-    }
-    if let Some(v) = r.memory_reservation {
-        set("memory", "reservation", v.into());
-    }
-    if let Some(v) = r.memory_swap {
-        set("memory", "swap", v.into());
-    }
-    if let Some(v) = r.cpu_shares {
-        set("cpu", "shares", v.into());
-    }
-    if let Some(v) = r.cpu_quota {
-        set("cpu", "quota", v.into());
-    }
-    if let Some(v) = r.cpu_period {
-        set("cpu", "period", v.into());
-    }
-    if let Some(v) = r.cpu_rt_runtime {
-        set("cpu", "realtimeRuntime", v.into());
-    }
-    if let Some(v) = r.cpu_rt_period {
-        set("cpu", "realtimePeriod", v.into());
-    }
-    if let Some(v) = &r.cpuset_cpus {
-        set("cpu", "cpus", v.clone().into());
-    }
-    if let Some(v) = &r.cpuset_mems {
-        set("cpu", "mems", v.clone().into());
-    }
-    if let Some(v) = r.pids {
-        set("pids", "limit", v.into());
-    }
-    if let Some(v) = r.blkio_weight {
-        set("blockIO", "weight", v.into());
-    }
-    if let Some(v) = r.memory_swappiness {
-        set("memory", "swappiness", v.into());
-    }
-    if let Some(v) = r.memory_kernel {
-        set("memory", "kernel", v.into());
-    }
-    if let Some(v) = r.memory_kernel_tcp {
-        set("memory", "kernelTCP", v.into());
-    }
-    if let Some(v) = r.disable_oom_killer {
-        set("memory", "disableOOMKiller", v.into());
+    let given = [
+        ("memory", "limit", r.memory.map(Value::from)),
+        (
+            "memory",
+            "reservation",
+            r.memory_reservation.map(Value::from),
+        ),
+        ("memory", "swap", r.memory_swap.map(Value::from)),
+        ("cpu", "shares", r.cpu_shares.map(Value::from)),
+        ("cpu", "quota", r.cpu_quota.map(Value::from)),
+        ("cpu", "period", r.cpu_period.map(Value::from)),
+        ("cpu", "realtimeRuntime", r.cpu_rt_runtime.map(Value::from)),
+        ("cpu", "realtimePeriod", r.cpu_rt_period.map(Value::from)),
+        ("cpu", "cpus", r.cpuset_cpus.clone().map(Value::from)),
+        ("cpu", "mems", r.cpuset_mems.clone().map(Value::from)),
+        ("pids", "limit", r.pids.map(Value::from)),
+        ("blockIO", "weight", r.blkio_weight.map(Value::from)),
+        ("memory", "swappiness", r.memory_swappiness.map(Value::from)),
+        ("memory", "kernel", r.memory_kernel.map(Value::from)),
+        ("memory", "kernelTCP", r.memory_kernel_tcp.map(Value::from)),
+        (
+            "memory",
+            "disableOOMKiller",
+            r.disable_oom_killer.map(Value::from),
+        ),
+    ];
+    for (section, key, v) in given {
+        if let Some(v) = v {
+            res[section][key] = v;
+        }
     }
     if !r.hugepage_limits.is_empty() {
         res["hugepageLimits"] = r
