@@ -153,20 +153,9 @@ fn create_makes_a_waiting_container_start_lets_it_run_delete_removes_it() {
     let pid_file = b.dir.path().join("pid");
     // The container's stdio are create's: its output goes where create's stdout went.
     let err_file = b.dir.path().join("create.err");
-    let create = b
-        .rt(&["create", "--pid-file"])
-        .arg(&pid_file)
-        .arg("c1")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_file).unwrap())
-        .stderr(std::fs::File::create(&err_file).unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        create.success(),
-        "{}",
-        std::fs::read_to_string(&err_file).unwrap()
-    );
+    let mut create = b.rt(&["create", "--pid-file"]);
+    create.arg(&pid_file).arg("c1");
+    succeeds_into_files(create, &out_file, &err_file);
     // What the book shows: each command, its output and exit code.
     let mut t = String::from("$ dockling-runc create --pid-file pid c1\n[exit 0]\n");
     let shown = |t: &mut String, args: &[&str], (code, out, err): &(i32, String, String)| {
@@ -1247,6 +1236,22 @@ fn exec_gets_the_containers_seccomp_filter() {
     assert_eq!(code, 0, "{err}");
 }
 
+/// Run the runtime's `command` with its stdout and stderr in files (which the container's
+/// stdio become, and a detached one may hold open); it must succeed.
+fn succeeds_into_files(mut command: Command, out: &std::path::Path, err: &std::path::Path) {
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(std::fs::File::create(err).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(err).unwrap()
+    );
+}
+
 impl Bundle {
     /// No container record and no cgroup left of this bundle's containers.
     fn assert_nothing_left(&self) {
@@ -2094,18 +2099,7 @@ fn the_configs_five_capability_sets_reach_the_program_and_its_execs() {
     // The container's stdio are run's: files, which a detached container may hold open.
     let out_file = b.dir.path().join("container.out");
     let err_file = b.dir.path().join("run.err");
-    let run = b
-        .rt(&["run", "--detach", "k1"])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_file).unwrap())
-        .stderr(std::fs::File::create(&err_file).unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        run.success(),
-        "{}",
-        std::fs::read_to_string(&err_file).unwrap()
-    );
+    succeeds_into_files(b.rt(&["run", "--detach", "k1"]), &out_file, &err_file);
     let want = "CapInh:\t0000000000000021\nCapPrm:\t0000000000000020\n\
                 CapEff:\t0000000000000020\nCapBnd:\t0000000000002021\n\
                 CapAmb:\t0000000000000020\n";
