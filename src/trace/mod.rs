@@ -297,17 +297,7 @@ impl Tracer {
     }
 
     fn emit(&self, text: &str) {
-        let mut st = self.state.borrow_mut();
-        if let Some(buf) = st.capture.as_mut() {
-            buf.push_str(text);
-            return;
-        }
-        st.pending.push_str(text);
-        let big = st.pending.len() > 1 << 16;
-        drop(st);
-        if big {
-            self.flush();
-        }
+        self.emit_with(|buf| buf.push_str(text));
     }
 
     /// [`Self::emit`] of what `write` appends, written straight into the buffer (no line of
